@@ -1,0 +1,3 @@
+module github.com/portcullis-ai/portcullis
+
+go 1.26

@@ -1,0 +1,68 @@
+// Package inspect is the runtime inspection engine: it walks a tool call's parameters (request
+// direction) or a tool's result (response direction), normalises every string once, runs the
+// detectors over it and derives the call's threat level from their findings.
+//
+// It owns Finding, Value, Detector and Engine. It must not import the policy engine, the ledger,
+// transports or stores; the policy engine reads its output only through threat.Level and finding kinds.
+package inspect
+
+import "github.com/portcullis-ai/portcullis/internal/threat"
+
+// Direction says which way the inspected data travels.
+type Direction uint8
+
+const (
+	// Request is a tool call's arguments on their way to the tool.
+	Request Direction = iota
+	// Response is a tool's result on its way back to the agent (indirect prompt injection lives here).
+	Response
+)
+
+func (d Direction) String() string {
+	if d == Response {
+		return "response"
+	}
+	return "request"
+}
+
+// Finding is one thing a detector saw. Kind is stable: policies name it in `findings:` conditions
+// (e.g. "sql_injection", "pii.credit_card"), so a kind is never renamed once shipped.
+type Finding struct {
+	Kind     string       `json:"kind"`
+	Severity threat.Level `json:"severity"`
+	// Path is the JSON path of the value, e.g. "$.filter.region" or "$.items[2]".
+	Path string `json:"path"`
+	// Evidence is a short, redacted excerpt: enough for a human to see why, never the secret itself.
+	Evidence string `json:"evidence"`
+	// Score is the detector's confidence in [0, 1].
+	Score float64 `json:"score"`
+}
+
+// Value is one string of the inspected JSON (a leaf, or an object key), normalised once and shared
+// by every detector so that no detector decodes or folds on its own.
+type Value struct {
+	Path string // JSON path of the value
+	Key  string // the name of the object member holding it ("" for array elements and the root)
+	Raw  string // the string exactly as received
+	// Norm is Raw with hidden characters removed, Unicode compatibility-folded, confusables mapped to
+	// ASCII and lower-cased: what the text "says" to a reader.
+	Norm string
+	// Decoded holds further readings of Raw — URL-, HTML-, base64- or hex-decoded layers — each
+	// normalised like Norm. Detectors that look for encoded attacks scan these too.
+	Decoded []string
+}
+
+// Call is the context a detector sees besides the value: the tool, the direction and the call's size.
+type Call struct {
+	Tool      string
+	Direction Direction
+	Size      int // bytes of the inspected JSON
+}
+
+// Detector inspects one value and reports what it finds. Detectors must be safe for concurrent use,
+// bounded in time by the size of the value, and must not retain v after returning.
+type Detector interface {
+	// Name is the detector's family name ("sql", "path", "pii", ...), used in evaluation reports.
+	Name() string
+	Inspect(c *Call, v *Value, report func(Finding))
+}
