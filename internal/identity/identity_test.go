@@ -441,7 +441,9 @@ func TestSignedRequests(t *testing.T) {
 		creds func(r *http.Request, body string) Credentials
 		code  string
 	}{
-		{"tampered body", func() (*http.Request, string) { return e.signedRequest(t, "a-key", e.sigA, body), `{"tool":"delete_file"}` }, nil, "credential_invalid"},
+		{"tampered body", func() (*http.Request, string) {
+			return e.signedRequest(t, "a-key", e.sigA, body), `{"tool":"delete_file"}`
+		}, nil, "credential_invalid"},
 		{"tampered method", func() (*http.Request, string) {
 			r := e.signedRequest(t, "a-key", e.sigA, body)
 			r.Method = "PUT"
