@@ -32,6 +32,7 @@ type command struct {
 var commands = map[string]command{
 	"version": {"print the version", runVersion},
 	"policy":  {"check, evaluate and test policies", runPolicy},
+	"keys":    {"create, list and revoke agent API keys", runKeys},
 }
 
 // Exit codes shared by all commands.
