@@ -194,7 +194,7 @@ func (e *Engine) vote(ctx context.Context, id string, a Approver, approve bool, 
 			return err
 		}
 		for _, v := range r.Votes {
-			if v.Approver == a.ID && (approve || !v.Approve) {
+			if strings.EqualFold(v.Approver, a.ID) && (approve || !v.Approve) {
 				return fmt.Errorf("approver %q: %w", a.ID, ErrDuplicateVote)
 			}
 		}
