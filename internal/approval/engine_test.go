@@ -547,7 +547,10 @@ func TestOneDenyVetoes(t *testing.T) {
 		}},
 		{"approver changes their mind", []func(*Engine, string) error{
 			func(e *Engine, id string) error { _, err := e.Approve(context.Background(), id, alice, ""); return err },
-			func(e *Engine, id string) error { _, err := e.Deny(context.Background(), id, alice, "wait, no"); return err },
+			func(e *Engine, id string) error {
+				_, err := e.Deny(context.Background(), id, alice, "wait, no")
+				return err
+			},
 		}},
 		{"deny first", []func(*Engine, string) error{
 			func(e *Engine, id string) error { _, err := e.Deny(context.Background(), id, carol, "no"); return err },
