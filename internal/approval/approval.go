@@ -195,8 +195,8 @@ func (r Request) Clone() Request {
 	return c
 }
 
-// validate checks a request before it is stored.
-func (r *Request) validate() error {
+// Validate checks the invariants every stored request satisfies; stores call it before writing.
+func (r *Request) Validate() error {
 	switch {
 	case r.ID == "":
 		return fmt.Errorf("%w: empty id", ErrInvalid)
@@ -214,6 +214,10 @@ func (r *Request) validate() error {
 		return fmt.Errorf("%w: expiry %v not after creation %v", ErrInvalid, r.ExpiresAt, r.CreatedAt)
 	case r.GrantTTL <= 0:
 		return fmt.Errorf("%w: grant ttl %v", ErrInvalid, r.GrantTTL)
+	case r.State == Approved && r.GrantExpiresAt.IsZero():
+		return fmt.Errorf("%w: approved without a grant expiry", ErrInvalid)
+	case r.State == Consumed && r.ConsumedAt.IsZero():
+		return fmt.Errorf("%w: consumed without a time", ErrInvalid)
 	}
 	return nil
 }

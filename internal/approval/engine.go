@@ -135,7 +135,7 @@ func (e *Engine) Request(ctx context.Context, in Input) (Request, error) {
 		Required: required, GrantTTL: grantTTL, Labels: in.Labels,
 		CreatedAt: now, ExpiresAt: now.Add(expiry), State: Pending,
 	}
-	if err := r.validate(); err != nil {
+	if err := r.Validate(); err != nil {
 		return Request{}, fmt.Errorf("request approval: %w", err)
 	}
 	err = e.store.Create(ctx, r, func(stored Request) error {

@@ -95,7 +95,7 @@ func NewMemory() *Memory { return &Memory{reqs: make(map[string]Request)} }
 
 // Create implements Store.
 func (m *Memory) Create(ctx context.Context, r Request, before func(Request) error) error {
-	if err := r.validate(); err != nil {
+	if err := r.Validate(); err != nil {
 		return fmt.Errorf("create approval %s: %w", r.ID, err)
 	}
 	m.mu.Lock()
@@ -118,6 +118,9 @@ func (m *Memory) Create(ctx context.Context, r Request, before func(Request) err
 
 // Get implements Store.
 func (m *Memory) Get(ctx context.Context, id string) (Request, error) {
+	if err := ctx.Err(); err != nil {
+		return Request{}, fmt.Errorf("get approval %s: %w", id, err)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r, ok := m.reqs[id]
@@ -129,6 +132,9 @@ func (m *Memory) Get(ctx context.Context, id string) (Request, error) {
 
 // List implements Store.
 func (m *Memory) List(ctx context.Context, f Filter) ([]Request, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("list approvals: %w", err)
+	}
 	m.mu.Lock()
 	out := make([]Request, 0)
 	for _, r := range m.reqs {
@@ -166,7 +172,7 @@ func (m *Memory) Update(ctx context.Context, id string, fn func(*Request) error)
 	}
 	next.ID = cur.ID
 	next.Revision = cur.Revision + 1
-	if err := next.validate(); err != nil {
+	if err := next.Validate(); err != nil {
 		return Request{}, fmt.Errorf("update approval %s: %w", id, err)
 	}
 	m.reqs[id] = next
