@@ -120,7 +120,7 @@ func main() {
 				}
 				if fired {
 					c.fp++
-					alarms = append(alarms, tc.note+"  <= "+describe(res.Findings))
+					alarms = append(alarms, describe(res.Findings)+"  <= "+tc.note)
 				} else {
 					c.tn++
 				}
