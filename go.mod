@@ -1,3 +1,8 @@
 module github.com/portcullis-ai/portcullis
 
 go 1.26
+
+require (
+	github.com/corazawaf/libinjection-go v0.3.5
+	github.com/google/go-cmp v0.7.0
+)
