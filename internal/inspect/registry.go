@@ -71,6 +71,7 @@ var DefaultShellTools = []string{
 func builtinDetectors(cfg DetectorConfig) []Detector {
 	return []Detector{
 		sqlDetector{},
+		newPathDetector(cfg.PathRoots),
 		// DETECTORS-BELOW
 	}
 }
