@@ -72,6 +72,7 @@ func builtinDetectors(cfg DetectorConfig) []Detector {
 	return []Detector{
 		sqlDetector{},
 		newPathDetector(cfg.PathRoots),
+		nosqlDetector{},
 		// DETECTORS-BELOW
 	}
 }
