@@ -54,7 +54,7 @@ func (nosqlDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	}
 	var best Finding
 	readings(v, func(r string) bool {
-		if !strings.ContainsAny(r, "$'\"|") {
+		if !strings.ContainsAny(r, "$'\"|;") && !strings.Contains(r, "db.") {
 			return true
 		}
 		r = strings.ToLower(r)

@@ -63,16 +63,21 @@ type Resolver interface {
 // DefaultShellTools are the tool-name patterns treated as shell-like when DetectorConfig.ShellTools
 // is nil.
 var DefaultShellTools = []string{
-	"*shell*", "*bash*", "*exec*", "*command*", "*terminal*", "*cmd*", "*run_*", "run", "*powershell*",
-	"*subprocess*", "*system*", "sh", "*.sh", "*ssh*", "*script*",
+	"*shell*", "*bash*", "exec", "*_exec", "exec_*", "*execute_command*", "*command*", "*terminal*", "*cmd*",
+	"run", "run_*", "*powershell*", "*subprocess*", "sh", "*.sh", "*ssh*", "*console*",
 }
 
 // builtinDetectors returns every detector of this package configured by cfg, in a fixed order.
 func builtinDetectors(cfg DetectorConfig) []Detector {
+	shell := cfg.ShellTools
+	if shell == nil {
+		shell = DefaultShellTools
+	}
 	return []Detector{
 		sqlDetector{},
 		newPathDetector(cfg.PathRoots),
 		nosqlDetector{},
+		commandDetector{shellTools: shell},
 		// DETECTORS-BELOW
 	}
 }
