@@ -67,7 +67,7 @@ func (d *injectionDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	}
 	d.hidden(c, v, len(hits) > 0, report)
 	if v.Homoglyphs >= 3 && len(hits) == 0 {
-		report(Finding{Kind: KindHomoglyph, Severity: threat.Low, Path: v.Path, Evidence: redact(v.Norm, 80), Score: 0.3})
+		report(Finding{Kind: KindHomoglyph, Severity: threat.Low, Path: v.Path, Evidence: clipText(v.Norm, 80), Score: 0.3})
 	}
 	for i, layer := range v.Decoded {
 		from := v.DecodedFrom[i]
@@ -106,13 +106,13 @@ func (d *injectionDetector) hidden(c *Call, v *Value, hadHit bool, report func(F
 		}
 		// Subdivision flags (England, Scotland, Wales) use a few tag characters legitimately.
 		if len(tags) > 6 || strings.ContainsRune(tags, ' ') {
-			report(Finding{Kind: KindHiddenText, Severity: threat.High, Path: v.Path, Evidence: "tag characters spell: " + redact(tags, 80), Score: 0.95})
+			report(Finding{Kind: KindHiddenText, Severity: threat.High, Path: v.Path, Evidence: "tag characters spell: " + clipText(tags, 80), Score: 0.95})
 		}
 	}
 	if v.Hidden&HiddenVariation != 0 {
 		for i, l := range v.DecodedFrom {
 			if l == LayerVariation {
-				report(Finding{Kind: KindHiddenText, Severity: threat.High, Path: v.Path, Evidence: "variation selectors spell: " + redact(v.Decoded[i], 80), Score: 0.9})
+				report(Finding{Kind: KindHiddenText, Severity: threat.High, Path: v.Path, Evidence: "variation selectors spell: " + clipText(v.Decoded[i], 80), Score: 0.9})
 			}
 		}
 	}
@@ -145,10 +145,10 @@ func (d *injectionDetector) hidden(c *Call, v *Value, hadHit bool, report func(F
 		sev = threat.High
 	}
 	if inWord > 0 {
-		report(Finding{Kind: KindHiddenText, Severity: sev, Path: v.Path, Evidence: "zero-width characters inside words: " + redact(v.Norm, 60), Score: 0.7})
+		report(Finding{Kind: KindHiddenText, Severity: sev, Path: v.Path, Evidence: "zero-width characters inside words: " + clipText(v.Norm, 60), Score: 0.7})
 	}
 	if overrides > 0 {
-		report(Finding{Kind: KindHiddenText, Severity: sev, Path: v.Path, Evidence: "bidirectional override/isolate controls: " + redact(v.Norm, 60), Score: 0.7})
+		report(Finding{Kind: KindHiddenText, Severity: sev, Path: v.Path, Evidence: "bidirectional override/isolate controls: " + clipText(v.Norm, 60), Score: 0.7})
 	}
 }
 
@@ -601,7 +601,7 @@ func codeLike(s string) bool {
 		case '(', '=', '_', '{', '[', '`', '<', '>':
 			return true
 		case '.':
-			if i+1 < len(s) && isWordByte(s[i+1]) && i > 0 && isWordByte(s[i-1]) {
+			if i+1 < len(s) && isWordChar(s[i+1]) && i > 0 && isWordChar(s[i-1]) {
 				return true // a.method, module.name
 			}
 		}

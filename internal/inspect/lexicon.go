@@ -166,15 +166,15 @@ func tokenize(text string, toks []token) []token {
 	for i := 0; i < len(text); {
 		c := text[i]
 		if c < utf8.RuneSelf {
-			if isWordByte(c) {
+			if isWordChar(c) {
 				j := i + 1
 				for j < len(text) {
 					d := text[j]
-					if isWordByte(d) || d == '-' && j+1 < len(text) && isWordByte(text[j+1]) {
+					if isWordChar(d) || d == '-' && j+1 < len(text) && isWordChar(text[j+1]) {
 						j++
 						continue
 					}
-					if d == '\'' && j+1 < len(text) && isWordByte(text[j+1]) {
+					if d == '\'' && j+1 < len(text) && isWordChar(text[j+1]) {
 						j++
 						continue
 					}
@@ -221,7 +221,7 @@ func tokenize(text string, toks []token) []token {
 			for j < len(text) {
 				d := text[j]
 				if d < utf8.RuneSelf {
-					if isWordByte(d) {
+					if isWordChar(d) {
 						j++
 						continue
 					}
@@ -243,7 +243,7 @@ func tokenize(text string, toks []token) []token {
 	return toks
 }
 
-func isWordByte(c byte) bool {
+func isWordChar(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c == '_'
 }
 
