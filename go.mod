@@ -3,6 +3,7 @@ module github.com/portcullis-ai/portcullis
 go 1.26.0
 
 require (
+	github.com/corazawaf/libinjection-go v0.3.5
 	github.com/fsnotify/fsnotify v1.10.1
 	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/google/cel-go v0.31.0

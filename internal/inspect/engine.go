@@ -48,12 +48,9 @@ type Config struct {
 	// final inspection_capped finding.
 	MaxFindings int
 
-	// Roots are the directories a path argument may name; an absolute path outside them is a
-	// finding (path detector). Empty means no absolute path is expected.
-	Roots []string
-	// ShellTools are tool names (path.Match patterns, e.g. "shell", "*exec*") whose arguments are
-	// run by a shell; the command-injection detector is stricter for them.
-	ShellTools []string
+	// DetectorConfig configures the data-attack detectors (path roots, shell-like tools, resolver).
+	DetectorConfig
+
 	// LargePayload is the size in bytes above which a request's arguments count as an unusually
 	// large payload for the exfiltration detector (default 256 KiB; a negative value disables it).
 	LargePayload int
@@ -125,7 +122,7 @@ func New(cfg Config) *Engine {
 	cfg.withDefaults()
 	dets := cfg.Detectors
 	if dets == nil {
-		dets = allDetectors()
+		dets = allDetectors(&cfg)
 	}
 	e := &Engine{cfg: cfg}
 	for _, d := range dets {
@@ -175,7 +172,7 @@ func (e *Engine) Inspect(ctx context.Context, tool string, dir Direction, raw js
 		sc.val = Value{Decoded: sc.val.Decoded[:0], DecodedFrom: sc.val.DecodedFrom[:0]}
 		e.pool.Put(sc)
 	}()
-	call := &Call{Tool: tool, Direction: dir, Size: len(raw), Config: &e.cfg}
+	call := &Call{Tool: tool, Direction: dir, Size: len(raw), Config: &e.cfg, Context: ctx}
 	st := state{e: e, sc: sc, call: call}
 	res, err := st.run(ctx, raw)
 	return res, err
@@ -254,7 +251,7 @@ func (st *state) run(ctx context.Context, raw json.RawMessage) (Result, error) {
 		}
 	case errors.Is(err, ErrMalformed):
 		st.det = "engine"
-		st.report(Finding{Kind: KindMalformed, Severity: threat.High, Path: "$", Evidence: redact(err.Error(), 120), Score: 1})
+		st.report(Finding{Kind: KindMalformed, Severity: threat.High, Path: "$", Evidence: clipText(err.Error(), 120), Score: 1})
 		return st.result(), fmt.Errorf("inspect %s: %w", st.call.Tool, err)
 	default:
 		return st.result(), fmt.Errorf("inspect %s: %w", st.call.Tool, err)
@@ -318,8 +315,8 @@ func (st *state) result() Result {
 
 // allDetectors is the built-in detector list: the text-attack detectors of this file set and,
 // once present, the data-attack detectors.
-func allDetectors() []Detector {
-	return textDetectors()
+func allDetectors(cfg *Config) []Detector {
+	return append(builtinDetectors(cfg.DetectorConfig), textDetectors()...)
 }
 
 // presenceFamilies are detector families whose findings classify data (PII present) rather than
@@ -354,7 +351,7 @@ func LevelOf(fs []Finding) threat.Level {
 }
 
 // redact shortens s to at most n bytes on a rune boundary, marking the cut.
-func redact(s string, n int) string {
+func clipText(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}

@@ -6,7 +6,11 @@
 // transports or stores; the policy engine reads its output only through threat.Level and finding kinds.
 package inspect
 
-import "github.com/portcullis-ai/portcullis/internal/threat"
+import (
+	"context"
+
+	"github.com/portcullis-ai/portcullis/internal/threat"
+)
 
 // Direction says which way the inspected data travels.
 type Direction uint8
@@ -71,6 +75,8 @@ type Call struct {
 	// Config is the engine's configuration (roots for the path detector, shell-like tools, ...).
 	// Never nil when the engine calls a detector.
 	Config *Config
+	// Context is the caller's context: detectors that wait (DNS resolution) honour its deadline.
+	Context context.Context
 }
 
 // Detector inspects one value and reports what it finds. Detectors must be safe for concurrent use,

@@ -426,13 +426,13 @@ func (d *decoder) blobs(s string, depth int) {
 }
 
 func decodeBlob(run, pad string) (string, Layer, bool) {
-	if isHex(run) && len(run)%2 == 0 {
+	if isHexString(run) && len(run)%2 == 0 {
 		if b, err := hex.DecodeString(run); err == nil && len(b) >= 6 && mostlyPrintable(b) {
 			return string(b), LayerHex, true
 		}
 		// A hex run is also valid base64; try that too (rarely meaningful).
 	}
-	if len(run) > 2 && (run[0] == '0' && (run[1] == 'x' || run[1] == 'X')) && isHex(run[2:]) && len(run)%2 == 0 {
+	if len(run) > 2 && (run[0] == '0' && (run[1] == 'x' || run[1] == 'X')) && isHexString(run[2:]) && len(run)%2 == 0 {
 		if b, err := hex.DecodeString(run[2:]); err == nil && len(b) >= 6 && mostlyPrintable(b) {
 			return string(b), LayerHex, true
 		}
@@ -459,7 +459,7 @@ func decodeBlob(run, pad string) (string, Layer, bool) {
 	return string(b), LayerBase64, true
 }
 
-func isHex(s string) bool {
+func isHexString(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
@@ -469,7 +469,7 @@ func isHex(s string) bool {
 	return len(s) > 0
 }
 
-func unhex(c byte) (byte, bool) {
+func hexDigit(c byte) (byte, bool) {
 	switch {
 	case c >= '0' && c <= '9':
 		return c - '0', true
@@ -498,8 +498,8 @@ func percentDecode(s string) (string, bool) {
 				}
 			}
 			if i+3 <= len(s) {
-				h, ok1 := unhex(s[i+1])
-				l, ok2 := unhex(s[i+2])
+				h, ok1 := hexDigit(s[i+1])
+				l, ok2 := hexDigit(s[i+2])
 				if ok1 && ok2 {
 					b = append(b, h<<4|l)
 					i += 2
@@ -519,7 +519,7 @@ func percentDecode(s string) (string, bool) {
 func hex4(s string) (rune, bool) {
 	var r rune
 	for i := 0; i < 4; i++ {
-		h, ok := unhex(s[i])
+		h, ok := hexDigit(s[i])
 		if !ok {
 			return 0, false
 		}
@@ -573,8 +573,8 @@ func unescapeBackslash(s string) (string, bool) {
 			}
 		case 'x', 'X':
 			if i+3 < len(s) {
-				h, ok1 := unhex(s[i+2])
-				l, ok2 := unhex(s[i+3])
+				h, ok1 := hexDigit(s[i+2])
+				l, ok2 := hexDigit(s[i+3])
 				if ok1 && ok2 {
 					b.WriteByte(h<<4 | l)
 					i += 3

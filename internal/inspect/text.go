@@ -2,5 +2,5 @@ package inspect
 
 // textDetectors lists the text-attack detectors: prompt injection and exfiltration.
 func textDetectors() []Detector {
-	return []Detector{}
+	return []Detector{newInjectionDetector()}
 }

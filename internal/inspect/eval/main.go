@@ -68,7 +68,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "eval: %v\n  hint: pass -data DIR or set PORTCULLIS_DATASETS\n", err)
 		os.Exit(2)
 	}
-	eng := inspect.New(inspect.Config{Roots: []string{"/srv/app", "/tmp/work"}, ShellTools: []string{"run_shell", "exec_command"}})
+	eng := inspect.New(inspect.Config{DetectorConfig: inspect.DetectorConfig{PathRoots: []string{"/srv/app", "/tmp/work"}}})
 	fmt.Printf("Detectors: %s. A detector fires when it reports a finding of severity ≥ %s; \"level ≥ high\" is the call's level.\n\n", strings.Join(eng.Detectors(), ", "), min)
 	fmt.Println("| dataset | suite | detector | cases | TP | FP | TN | FN | precision | recall | FPR | level ≥ high (pos / neg) |")
 	fmt.Println("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -120,7 +120,7 @@ func main() {
 				}
 				if fired {
 					c.fp++
-					alarms = append(alarms, tc.note+"  <= "+describe(res.Findings))
+					alarms = append(alarms, describe(res.Findings)+"  <= "+tc.note)
 				} else {
 					c.tn++
 				}
