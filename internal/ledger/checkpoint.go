@@ -92,6 +92,9 @@ func SignCheckpoint(c Checkpoint, signers ...note.Signer) ([]byte, error) {
 // fails if no known key signed it, if a known key's signature is bad, or if the origin is not
 // the name of a key that signed it. The returned note lists the verified signatures.
 func OpenCheckpoint(msg []byte, known note.Verifiers) (Checkpoint, *note.Note, error) {
+	if err := canonicalSignatures(msg); err != nil {
+		return Checkpoint{}, nil, err
+	}
 	n, err := note.Open(msg, known)
 	if err != nil {
 		var une *note.UnverifiedNoteError
@@ -120,4 +123,26 @@ func parseUnverified(msg []byte) (Checkpoint, error) {
 		return Checkpoint{}, fmt.Errorf("%w: no signature block", ErrMalformedCheckpoint)
 	}
 	return ParseCheckpoint(string(msg[:i+1]))
+}
+
+// canonicalSignatures rejects signature lines whose base64 is not in canonical form: base64
+// decoding ignores the padding bits of the last character, so without this check a changed
+// byte could leave a signature that still verifies.
+func canonicalSignatures(msg []byte) error {
+	i := bytes.LastIndex(msg, []byte("\n\n"))
+	if i < 0 {
+		return fmt.Errorf("%w: no signature block", ErrMalformedCheckpoint)
+	}
+	for _, line := range strings.Split(strings.TrimSuffix(string(msg[i+2:]), "\n"), "\n") {
+		j := strings.LastIndexByte(line, ' ')
+		if j < 0 {
+			return fmt.Errorf("%w: signature line without a signature", ErrMalformedCheckpoint)
+		}
+		b64 := line[j+1:]
+		raw, err := base64.StdEncoding.Strict().DecodeString(b64)
+		if err != nil || base64.StdEncoding.EncodeToString(raw) != b64 {
+			return fmt.Errorf("%w: signature is not canonical base64", ErrMalformedCheckpoint)
+		}
+	}
+	return nil
 }

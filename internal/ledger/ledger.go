@@ -414,7 +414,8 @@ func (l *Ledger) commit(bodies [][]byte, forceCheckpoint bool) (uint64, error) {
 		}
 		entries[i] = Entry{Seq: seq, Data: buf[start:len(buf):len(buf)]}
 		prev = LeafHash(entries[i].Data)
-		if err := tree.Append(prev[:], nil); err != nil {
+		leaf := prev // the range keeps the slice it is given: hand it its own copy
+		if err := tree.Append(leaf[:], nil); err != nil {
 			return 0, fmt.Errorf("%w: %v", ErrNotDurable, err)
 		}
 	}

@@ -251,6 +251,7 @@ func Verify(ctx context.Context, st Store, opts VerifyOptions) (Report, error) {
 	rotation := []byte(`"kind":"key_rotation"`)
 	errStopped := errors.New("stopped")
 	i := uint64(0)
+	broken := int64(-1) // a record whose prev link failed, awaiting the next record
 	err = st.Scan(ctx, 0, func(e Entry) error {
 		if i >= first.seq {
 			return errStopped
@@ -268,9 +269,24 @@ func Verify(ctx context.Context, st Store, opts VerifyOptions) (Report, error) {
 			note1(i, ProblemSeqMismatch, fmt.Sprintf("record stored at %d says seq %d: records were inserted, duplicated or reordered", i, h.Seq))
 			return errStopped
 		}
-		if i == 0 && h.HasPrev || i > 0 && (!h.HasPrev || h.Prev != lastLeaf) {
-			note1(i, ProblemPrevMismatch, fmt.Sprintf("record %d: prev does not match the hash of record %d", i, i-1))
+		if broken >= 0 {
+			// Record i-1's link was broken. If record i still links to i-1, the bytes of i-1
+			// are authentic and its own prev was changed; else the record before it was.
+			b := uint64(broken)
+			if !h.HasPrev || h.Prev != lastLeaf {
+				note1(b, ProblemPrevMismatch, fmt.Sprintf("record %d: its prev was changed (it no longer matches the hash of record %d, while record %d still links to it)", b, b-1, b+1))
+			} else {
+				note1(b-1, ProblemPrevMismatch, fmt.Sprintf("record %d was changed: its hash no longer matches the prev of record %d", b-1, b))
+			}
 			return errStopped
+		}
+		if i == 0 && h.HasPrev {
+			note1(0, ProblemPrevMismatch, "record 0 has a prev")
+			return errStopped
+		}
+		if i > 0 && (!h.HasPrev || h.Prev != lastLeaf) {
+			// Read one more record to tell which of the two was changed.
+			broken = int64(i)
 		}
 		if bytes.Contains(e.Data, rotation) {
 			r, err := ParseRecord(e.Data)
@@ -286,12 +302,15 @@ func Verify(ctx context.Context, st Store, opts VerifyOptions) (Report, error) {
 				}
 			}
 		}
-		lastLeaf = LeafHash(e.Data)
-		if err := tree.Append(lastLeaf[:], coll.visit); err != nil {
+		leaf := LeafHash(e.Data) // a fresh array: the range keeps the slice it is given
+		lastLeaf = leaf
+		if err := tree.Append(leaf[:], coll.visit); err != nil {
 			return err
 		}
 		i++
-		checkAt(i)
+		if broken < 0 {
+			checkAt(i)
+		}
 		if opts.Progress != nil && i%65536 == 0 {
 			opts.Progress(i, total)
 		}
@@ -299,6 +318,10 @@ func Verify(ctx context.Context, st Store, opts VerifyOptions) (Report, error) {
 	})
 	if err != nil && !errors.Is(err, errStopped) {
 		return rep, fmt.Errorf("verify: read records: %w", err)
+	}
+	if broken >= 0 && first.seq == math.MaxUint64 {
+		b := uint64(broken)
+		note1(b-1, ProblemPrevMismatch, fmt.Sprintf("record %d or the prev of record %d (the last) was changed: they no longer link", b-1, b))
 	}
 	rep.RecordsChecked = i
 	if i < total && i < first.seq {
