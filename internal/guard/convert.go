@@ -148,59 +148,14 @@ func isFinal(err error) bool {
 func isMismatch(err error) bool { return errors.Is(err, approval.ErrMismatch) }
 
 // redactedForApprovers replaces flagged secret/PII values before the approval store keeps a copy.
-// Approvers need to see what the call does, not the credential it carries.
+// Approvers need to see what the call does, not the credential it carries. Parameters that cannot
+// be redacted safely are shown to nobody.
 func redactedForApprovers(raw json.RawMessage, paths []string) json.RawMessage {
-	if len(paths) == 0 {
-		return raw
-	}
-	var v any
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return json.RawMessage(`{}`)
-	}
-	for _, p := range paths {
-		v = redactPath(v, p)
-	}
-	out, err := json.Marshal(v)
+	out, err := ledger.RedactPaths(raw, paths)
 	if err != nil {
-		return json.RawMessage(`{}`)
+		return json.RawMessage(`{"_withheld":"parameters could not be redacted"}`)
 	}
 	return out
-}
-
-// redactPath replaces the value at a "$.a.b[2]" path with ledger.Redacted; unknown paths are ignored.
-func redactPath(v any, path string) any {
-	path = strings.TrimPrefix(path, "$")
-	if path == "" {
-		return ledger.Redacted
-	}
-	switch t := v.(type) {
-	case map[string]any:
-		if !strings.HasPrefix(path, ".") {
-			return v
-		}
-		rest := path[1:]
-		end := strings.IndexAny(rest, ".[")
-		key, tail := rest, ""
-		if end >= 0 {
-			key, tail = rest[:end], rest[end:]
-		}
-		if child, ok := t[key]; ok {
-			t[key] = redactPath(child, "$"+tail)
-		}
-	case []any:
-		if !strings.HasPrefix(path, "[") {
-			return v
-		}
-		end := strings.IndexByte(path, ']')
-		if end < 0 {
-			return v
-		}
-		var i int
-		if _, err := fmt.Sscanf(path[1:end], "%d", &i); err == nil && i >= 0 && i < len(t) {
-			t[i] = redactPath(t[i], "$"+path[end+1:])
-		}
-	}
-	return v
 }
 
 // lastVersion caches the version of the most recent set: sets are immutable and replaced whole on

@@ -53,6 +53,9 @@ type Behavior interface {
 type Signals struct {
 	History   policy.History
 	Anomalies []inspect.Finding
+	// Err, when set, reports a failure the History met while the policy read it: the decision
+	// made on such a history is void.
+	Err func() error
 }
 
 // Policies serves the policy set current at this moment (policy.Watcher).
@@ -84,6 +87,8 @@ type Guard struct {
 	now       func() time.Time
 	// toolClass declares data classifications per tool (data_classification: tool).
 	toolClass map[string]string
+	// recent binds outcomes to the allowed decisions they report on.
+	recent *recentDecisions
 }
 
 // Options assemble a Guard. Auth, Inspector, Policies and Ledger are required.
@@ -115,7 +120,8 @@ func New(o Options) (*Guard, error) {
 		now = time.Now
 	}
 	return &Guard{auth: o.Auth, inspector: o.Inspector, behavior: o.Behavior, policies: o.Policies,
-		approvals: o.Approvals, ledger: o.Ledger, now: now, toolClass: o.ToolClassifications}, nil
+		approvals: o.Approvals, ledger: o.Ledger, now: now, toolClass: o.ToolClassifications,
+		recent: newRecentDecisions(100_000, time.Hour)}, nil
 }
 
 // Request is one tool call as a transport received it.
@@ -274,6 +280,11 @@ func (g *Guard) Check(ctx context.Context, req Request) (d *Decision) {
 	}
 	pd := set.Evaluate(preq)
 	ex := set.Explain(preq)
+	if sig.Err != nil {
+		if err := sig.Err(); err != nil {
+			return g.deny(ctx, d, rec, secretPaths, CodeBehavior, fmt.Errorf("behaviour history: %w", err), "")
+		}
+	}
 	d.Action, d.Rule, d.Enforcement = pd.Action, pd.Rule, pd.Enforcement
 	rec.Policy = ledgerPolicy(version, ex)
 	rec.Enforcement = pd.Enforcement
@@ -305,6 +316,9 @@ func (g *Guard) Check(ctx context.Context, req Request) (d *Decision) {
 		return d
 	}
 	d.Seq = seq
+	if d.Allowed() {
+		g.recent.add(d.ID, agent.ID, req.Tool, start)
+	}
 	return d
 }
 
