@@ -76,4 +76,3 @@ func newLogger(std Stdio, c config.LogConfig) *slog.Logger {
 	}
 	return slog.New(slog.NewJSONHandler(std.Err, opts))
 }
-

@@ -78,7 +78,9 @@ func New(o Options) *Server {
 	s := &Server{o: o, log: log, metrics: m, slots: newAgentSlots(o.Limits.MaxConcurrencyPerAgent), mux: http.NewServeMux()}
 	s.mux.HandleFunc("POST /v1/decide", s.handleDecide)
 	s.mux.HandleFunc("POST /v1/outcome", s.handleOutcome)
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, map[string]string{"status": "ok"}) })
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
 	s.mux.HandleFunc("GET /readyz", s.handleReady)
 	s.mux.Handle("GET /metrics", m.Handler())
 	if o.Extra != nil {
