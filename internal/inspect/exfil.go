@@ -104,6 +104,8 @@ func (d exfilDetector) urls(c *Call, v *Value, report func(Finding)) {
 			report(Finding{Kind: KindExfilLink, Severity: threat.Medium, Path: v.Path, Evidence: clipText(u.Host+u.Path, 60) + " " + why, Score: 0.6})
 		case data:
 			report(Finding{Kind: KindExfilURL, Severity: threat.Medium, Path: v.Path, Evidence: clipText(u.Host+u.Path, 60) + " " + why, Score: 0.5})
+		case encodedPath(u):
+			report(Finding{Kind: KindExfilURL, Severity: threat.Low, Path: v.Path, Evidence: clipText(u.Host+u.Path, 60) + " (long encoded path segment)", Score: 0.3})
 		}
 	}
 }
@@ -208,12 +210,18 @@ func dataInURL(u *url.URL) (bool, string) {
 	if placeholder.MatchString(u.Path) {
 		return true, "(path has a placeholder for data)"
 	}
+	return false, ""
+}
+
+// encodedPath reports a long encoded path segment: weak evidence, since CDNs and object stores
+// put long identifiers in paths.
+func encodedPath(u *url.URL) bool {
 	for _, seg := range strings.Split(u.Path, "/") {
 		if len(seg) >= 64 && looksEncoded(seg) {
-			return true, fmt.Sprintf("(path segment of %d encoded characters)", len(seg))
+			return true
 		}
 	}
-	return false, ""
+	return false
 }
 
 // looksEncoded reports whether s reads like base64, hex or another machine encoding rather than
