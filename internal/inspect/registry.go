@@ -2,6 +2,7 @@ package inspect
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"path"
 	"strings"
@@ -60,6 +61,9 @@ type Resolver interface {
 	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
 }
 
+// ErrNoSuchHost is returned by StaticResolver for names it does not know.
+var ErrNoSuchHost = errors.New("inspect: no such host")
+
 // DefaultShellTools are the tool-name patterns treated as shell-like when DetectorConfig.ShellTools
 // is nil.
 var DefaultShellTools = []string{
@@ -78,6 +82,8 @@ func builtinDetectors(cfg DetectorConfig) []Detector {
 		newPathDetector(cfg.PathRoots),
 		nosqlDetector{},
 		commandDetector{shellTools: shell},
+		ssrfDetector{resolver: cfg.Resolver},
+		piiDetector{},
 		// DETECTORS-BELOW
 	}
 }
