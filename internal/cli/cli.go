@@ -34,6 +34,7 @@ var commands = map[string]command{
 	"serve":   {"run the gateway (embedded default: SQLite, example policy, demo agent)", runServe},
 	"policy":  {"check, evaluate and test policies", runPolicy},
 	"keys":    {"create, list and revoke agent API keys", runKeys},
+	"inspect": {"inspect tool-call arguments or results (JSONL) for attacks", runInspect},
 }
 
 // Exit codes shared by all commands.
