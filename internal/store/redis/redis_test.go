@@ -14,7 +14,7 @@ import (
 	"github.com/portcullis-ai/portcullis/internal/behavior/behaviortest"
 )
 
-func client(t *testing.T) *goredis.Client {
+func client(t testing.TB) *goredis.Client {
 	addr := os.Getenv("PORTCULLIS_TEST_REDIS")
 	if addr == "" {
 		t.Skip("PORTCULLIS_TEST_REDIS is not set")
