@@ -225,7 +225,7 @@ func (m *MemoryStore) recordLocked(a *agentState, c Call, q Query) (Snapshot, er
 		a.tools[c.Tool] = t
 	}
 	snap := Snapshot{
-		AgentCalls: a.calls, AgentActiveMinutes: a.activeMinutes, AgentFirstSeen: a.firstSeen, Hours: a.hours,
+		AgentCalls: a.calls, AgentActiveMinutes: a.activeMinutes, AgentFirstSeen: a.firstSeen, HourCalls: a.hours[HourOfWeek(c.At)],
 		ToolCalls: t.calls, ParamN: t.paramN, ParamSum: t.sum, ParamSumSq: t.sumSq,
 	}
 	now := c.At.Unix()

@@ -3,8 +3,8 @@
 -- ARGV: 1 second, 2 millisecond, 3 max window (s), 4 burst window (s), 5 param size,
 --       6 param size squared, 7 hour-of-week bucket, 8 idle ttl (s), 9.. count windows (s).
 local sec = tonumber(ARGV[1])
-local stats = redis.call('HGETALL', KEYS[1])
-local tool = redis.call('HGETALL', KEYS[3])
+local stats = redis.call('HMGET', KEYS[1], 'calls', 'active', 'first', 'h' .. ARGV[7])
+local tool = redis.call('HMGET', KEYS[3], 'calls', 'pn', 'psum', 'psumsq')
 
 local cutoff = sec - tonumber(ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', cutoff)

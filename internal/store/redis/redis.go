@@ -142,49 +142,45 @@ func parseRecord(res []any, windows int) (behavior.Snapshot, error) {
 	if len(res) != 4 {
 		return snap, fmt.Errorf("script returned %d values, want 4", len(res))
 	}
-	stats, err := flatHash(res[0])
-	if err != nil {
-		return snap, err
+	stats, ok1 := res[0].([]any)
+	tool, ok2 := res[1].([]any)
+	if !ok1 || !ok2 || len(stats) != 4 || len(tool) != 4 {
+		return snap, fmt.Errorf("script returned malformed history")
 	}
-	tool, err := flatHash(res[1])
-	if err != nil {
-		return snap, err
-	}
+	// HMGET gives nil for a field never written (a new agent or tool): zero.
 	var perr error
-	num := func(h map[string]string, k string) int64 {
-		v, ok := h[k]
-		if !ok {
+	num := func(v any) int64 {
+		s, ok := v.(string)
+		if v == nil || (!ok && perr != nil) {
 			return 0
 		}
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil && perr == nil {
-			perr = fmt.Errorf("field %s = %q: %w", k, v, err)
+		n, err := strconv.ParseInt(s, 10, 64)
+		if (err != nil || !ok) && perr == nil {
+			perr = fmt.Errorf("history field %v is not an integer", v)
 		}
 		return n
 	}
-	flt := func(h map[string]string, k string) float64 {
-		v, ok := h[k]
-		if !ok {
+	flt := func(v any) float64 {
+		s, ok := v.(string)
+		if v == nil {
 			return 0
 		}
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil && perr == nil {
-			perr = fmt.Errorf("field %s = %q: %w", k, v, err)
+		f, err := strconv.ParseFloat(s, 64)
+		if (err != nil || !ok) && perr == nil {
+			perr = fmt.Errorf("history field %v is not a number", v)
 		}
 		return f
 	}
-	snap.AgentCalls = num(stats, "calls")
-	snap.AgentActiveMinutes = num(stats, "active")
-	if ms := num(stats, "first"); ms != 0 {
+	snap.AgentCalls = num(stats[0])
+	snap.AgentActiveMinutes = num(stats[1])
+	if ms := num(stats[2]); ms != 0 {
 		snap.AgentFirstSeen = time.UnixMilli(ms).UTC()
 	}
-	for i := range behavior.HoursPerWeek {
-		snap.Hours[i] = num(stats, "h"+strconv.Itoa(i))
-	}
-	snap.ToolCalls = num(tool, "calls")
-	snap.ParamN = num(tool, "pn")
-	snap.ParamSum = flt(tool, "psum")
-	snap.ParamSumSq = flt(tool, "psumsq")
+	snap.HourCalls = num(stats[3])
+	snap.ToolCalls = num(tool[0])
+	snap.ParamN = num(tool[1])
+	snap.ParamSum = flt(tool[2])
+	snap.ParamSumSq = flt(tool[3])
 	if perr != nil {
 		return snap, perr
 	}
@@ -206,23 +202,6 @@ func parseRecord(res []any, windows int) (behavior.Snapshot, error) {
 		snap.WindowCounts[i] = int(n)
 	}
 	return snap, nil
-}
-
-func flatHash(v any) (map[string]string, error) {
-	flat, ok := v.([]any)
-	if !ok || len(flat)%2 != 0 {
-		return nil, fmt.Errorf("hash reply is %T", v)
-	}
-	h := make(map[string]string, len(flat)/2)
-	for i := 0; i < len(flat); i += 2 {
-		k, ok1 := flat[i].(string)
-		val, ok2 := flat[i+1].(string)
-		if !ok1 || !ok2 {
-			return nil, fmt.Errorf("hash reply has non-string members")
-		}
-		h[k] = val
-	}
-	return h, nil
 }
 
 func (s *BehaviorStore) Count(ctx context.Context, agent, tool string, window time.Duration, now time.Time) (int, error) {
