@@ -150,10 +150,10 @@ func parseRecord(res []any, windows int) (behavior.Snapshot, error) {
 	// HMGET gives nil for a field never written (a new agent or tool): zero.
 	var perr error
 	num := func(v any) int64 {
-		s, ok := v.(string)
-		if v == nil || (!ok && perr != nil) {
+		if v == nil {
 			return 0
 		}
+		s, ok := v.(string)
 		n, err := strconv.ParseInt(s, 10, 64)
 		if (err != nil || !ok) && perr == nil {
 			perr = fmt.Errorf("history field %v is not an integer", v)
@@ -161,10 +161,10 @@ func parseRecord(res []any, windows int) (behavior.Snapshot, error) {
 		return n
 	}
 	flt := func(v any) float64 {
-		s, ok := v.(string)
 		if v == nil {
 			return 0
 		}
+		s, ok := v.(string)
 		f, err := strconv.ParseFloat(s, 64)
 		if (err != nil || !ok) && perr == nil {
 			perr = fmt.Errorf("history field %v is not a number", v)
