@@ -179,16 +179,12 @@ func (t *Tracker) Observe(ctx context.Context, c Call, windows []time.Duration) 
 	}
 
 	if o.Learned {
-		var total int64
-		for _, n := range snap.Hours {
-			total += n
-		}
-		bucket := HourOfWeek(c.At)
+		total := snap.AgentCalls
 		threshold := t.cfg.RareFraction * float64(total) / HoursPerWeek
-		if n := float64(snap.Hours[bucket]); n < threshold {
+		if n := float64(snap.HourCalls); n < threshold {
 			o.UnusualHour = true
 			add(KindUnusualHour, t.cfg.SeverityUnusualHour, 1-n/threshold,
-				fmt.Sprintf("%d of %d calls in this hour of the week (%s %02d:00 UTC); rare below %.1f", snap.Hours[bucket], total, c.At.UTC().Weekday(), c.At.UTC().Hour(), threshold))
+				fmt.Sprintf("%d of %d calls in this hour of the week (%s %02d:00 UTC); rare below %.1f", snap.HourCalls, total, c.At.UTC().Weekday(), c.At.UTC().Hour(), threshold))
 		}
 		if snap.AgentActiveMinutes > 0 {
 			perMinute := float64(snap.AgentCalls) / float64(snap.AgentActiveMinutes)

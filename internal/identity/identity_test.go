@@ -81,10 +81,17 @@ func newEnv(t *testing.T, mutate func(*Config)) *env {
 	return e
 }
 
+type ed25519PublicKey = ed25519.PublicKey
+
 func (e *env) signedRequest(t *testing.T, keyID string, key ed25519.PrivateKey, body string) *http.Request {
 	t.Helper()
+	return e.signedRequestAt(t, keyID, key, body, e.clk.Now())
+}
+
+func (e *env) signedRequestAt(t *testing.T, keyID string, key ed25519.PrivateKey, body string, at time.Time) *http.Request {
+	t.Helper()
 	r, _ := http.NewRequest("POST", "https://gate.example/v1/decide", strings.NewReader(body))
-	s := &httpsig.Signer{KeyID: keyID, Key: key, Now: e.clk.Now}
+	s := &httpsig.Signer{KeyID: keyID, Key: key, Now: func() time.Time { return at }}
 	if err := s.Sign(r, []byte(body)); err != nil {
 		t.Fatal(err)
 	}

@@ -326,3 +326,27 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+func TestKeys(t *testing.T) {
+	priv, text, pub, err := GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := ParsePrivateKey(text)
+	if err != nil || !back.Equal(priv) {
+		t.Fatalf("round trip: %v", err)
+	}
+	if base64.StdEncoding.EncodeToString(back.Public().(ed25519.PublicKey)) != pub {
+		t.Error("public key does not match")
+	}
+	rfc, _ := rfcKeys(t)
+	fromPEM, err := ParsePrivateKey(rfcEd25519Private)
+	if err != nil || !fromPEM.Equal(rfc) {
+		t.Errorf("PEM: %v", err)
+	}
+	for _, bad := range []string{"", "AAAA", "!!", rfcEd25519Public} {
+		if _, err := ParsePrivateKey(bad); err == nil {
+			t.Errorf("ParsePrivateKey(%q) succeeded", bad)
+		}
+	}
+}
