@@ -682,6 +682,11 @@ var templateTokens = []string{
 	"<|tool_call|>", "<function=", "[system]", "[/system]", "<|im_sep|>", "<|eom_id|>", "</s><s>",
 }
 
+var (
+	roleLits = []string{"system", "assistant", "user", "human", "ai", "###"}
+	callLits = []string{`"arguments"`, `"parameters"`, `"args"`, `"input"`, `"tool_calls"`, `"function_call"`, `"tool_use"`}
+)
+
 var roleLabel = regexp.MustCompile(`(?m)^[ \t]*(?:(system|assistant|user|human|ai)|#{2,}\s*(system|assistant|user|human|instruction|instructions|response))\s*:`)
 
 var fakeCall = regexp.MustCompile(`"(?:name|function|tool|tool_name)"\s*:\s*"[^"]{1,64}"\s*,\s*"(?:arguments|parameters|args|input)"\s*:|"(?:tool_calls|function_call|tool_use)"\s*:`)
@@ -702,7 +707,7 @@ func markup(c *Call, text string, hits []hit) []hit {
 			}
 		}
 	}
-	if strings.IndexByte(text, ':') >= 0 {
+	if strings.IndexByte(text, ':') >= 0 && containsAny(text, roleLits) {
 		if m := roleLabel.FindAllStringSubmatchIndex(text, 4); len(m) > 0 {
 			roles := map[string]bool{}
 			for _, x := range m {
@@ -722,7 +727,7 @@ func markup(c *Call, text string, hits []hit) []hit {
 			hits = append(hits, hit{kind: KindTemplate, sev: sev, score: 0.5, start: m[0][0], end: m[0][1]})
 		}
 	}
-	if strings.Contains(text, `":`) {
+	if strings.Contains(text, `":`) && containsAny(text, callLits) {
 		if loc := fakeCall.FindStringIndex(text); loc != nil {
 			sev := threat.Medium
 			if c.Direction == Response {
