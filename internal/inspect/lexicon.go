@@ -117,7 +117,7 @@ func initLexicon() {
 		blend inject fuse weave meld infuse interweave introduce mention put place attach enlist deploy adopt
 		utilize utilise use employ leverage engage absorb feature render supplement enhance augment modify change
 		replace convert substitute rewrite end start begin conclude format translate suggest recommend remind
-		tell inform ask encourage urge invite promote direct redirect send forward respond write provide remove
+		tell inform ask encourage urge invite promote direct redirect send forward write provide remove
 		group combine scramble rearrange misspell jumble anagram reverse encode hint tease offer express
 		emphasize emphasise highlight stress mix harmonize upgrade elevate ensure
 		validate enrich streamline hone refine fortify complement optimize optimise
