@@ -3,6 +3,7 @@ package inspect
 import (
 	"path"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/portcullis-ai/portcullis/internal/threat"
 )
@@ -397,14 +398,11 @@ func overlong(s string) (n int, ascii byte, ok bool) {
 
 // decodeRuneLoose decodes one rune, treating a broken sequence as one byte.
 func decodeRuneLoose(s string) (rune, int) {
-	for _, r := range s {
-		if r == '\uFFFD' && !strings.HasPrefix(s, "\uFFFD") {
-			return r, 1
-		}
-		n := len(string(r))
-		return r, n
+	r, n := utf8.DecodeRuneInString(s)
+	if n == 0 {
+		return 0, 1
 	}
-	return 0, 1
+	return r, n
 }
 
 // lfiScheme returns the URL scheme or PHP stream wrapper that turns a parameter into a local file

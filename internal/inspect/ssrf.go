@@ -155,10 +155,7 @@ func extractURLs(s string, hostKey bool) []ssrfURL {
 		i = j + 3 // URLs nest: https://redirector/?to=http://127.0.0.1/
 	}
 	if len(out) == 0 && hostKey {
-		t := strings.TrimSpace(low)
-		if strings.HasPrefix(t, "//") {
-			t = t[2:]
-		}
+		t := strings.TrimPrefix(strings.TrimSpace(low), "//")
 		if t != "" && !strings.ContainsAny(t, " \t\n") {
 			out = append(out, ssrfURL{host: authorityHost(t), text: s})
 		}
