@@ -41,6 +41,9 @@ func (nosqlDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 		return
 	}
 	dbTool := isDatabaseTool(c.Tool)
+	// Operator text inside a string is legitimate only where a database tool takes its filter as
+	// JSON text; in a user name or a search term it is an injection on any tool.
+	textFilter := dbTool && isFilterKey(v.Key)
 	found := func(sev threat.Level, score float64, why, at string) {
 		report(Finding{Kind: KindNoSQLInjection, Severity: sev, Path: v.Path, Evidence: why + ": " + excerpt(at, 0), Score: score})
 	}
@@ -72,7 +75,7 @@ func (nosqlDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 			}
 		}
 		for _, m := range nosqlJSONOp.FindAllStringSubmatch(r, 4) {
-			if code, ok := nosqlOperators["$"+m[1]]; ok && (code || !dbTool) {
+			if code, ok := nosqlOperators["$"+m[1]]; ok && (code || !textFilter) {
 				best = Finding{Severity: threat.High, Score: 0.85, Evidence: "operator $" + m[1] + " in text: " + excerpt(r, 0)}
 				return false
 			}
@@ -87,6 +90,17 @@ func (nosqlDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 		best.Kind, best.Path = KindNoSQLInjection, v.Path
 		report(best)
 	}
+}
+
+// isFilterKey reports whether a parameter name says it holds a database filter or pipeline.
+func isFilterKey(key string) bool {
+	k := strings.ToLower(key)
+	for _, w := range [...]string{"filter", "query", "where", "selector", "match", "criteria", "condition", "pipeline", "find", "update", "sort", "projection"} {
+		if strings.Contains(k, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // isDatabaseTool reports whether a tool name says it talks to a database.

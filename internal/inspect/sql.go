@@ -77,8 +77,16 @@ func sqlContext(tool, key string) bool {
 
 var sqlTokPool = sync.Pool{New: func() any { b := make([]sqlTok, 0, 64); return &b }}
 
+// sqlTypography maps the typographic quotes and dashes word processors substitute (and payload
+// lists copy) back to the ASCII SQL reads: ’ ‘ ′ → ', “ ” ″ → ", – — → --.
+var sqlTypography = strings.NewReplacer("\u2019", "'", "\u2018", "'", "\u2032", "'", "\u02bc", "'",
+	"\u201c", `"`, "\u201d", `"`, "\u2033", `"`, "\u2013", "--", "\u2014", "--")
+
 func sqlReading(r string, dbContext bool) (Finding, bool) {
 	lower := strings.ToLower(r)
+	if hasNonASCII(lower) {
+		lower = sqlTypography.Replace(lower)
+	}
 	buf := sqlTokPool.Get().(*[]sqlTok)
 	defer func() {
 		clear(*buf)
@@ -206,6 +214,7 @@ func sqlLexInto(toks []sqlTok, s string) []sqlTok {
 		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' || c == '+' && i > 0 && s[i-1] != ' ' && isWordByte(s[i-1]) && i+1 < len(s) && isWordByte(s[i+1]):
 			i++
 		case c == '/' && strings.HasPrefix(s[i:], "/*!"):
+			toks = append(toks, sqlTok{kind: tOp, text: "/*!", at: i})
 			i += 3
 			for i < len(s) && s[i] >= '0' && s[i] <= '9' {
 				i++
@@ -307,7 +316,9 @@ func sqlIsStatement(t []sqlTok) bool {
 			return true
 		}
 	}
-	return false
+	// "select current_user;" — a short statement closed by a semicolon.
+	last := t[len(t)-1]
+	return last.kind == tOp && last.text == ";" && len(t) <= 8
 }
 
 type sqlFound struct {
@@ -361,6 +372,9 @@ var sqlInteresting = func() map[string]bool {
 	return m
 }()
 
+// sqlInfix are the keyword operators that can sit between two string literals.
+var sqlInfix = map[string]bool{"like": true, "or": true, "and": true, "xor": true, "div": true, "regexp": true, "rlike": true}
+
 var sqlObject = map[string]bool{
 	"table": true, "user": true, "database": true, "into": true, "from": true, "login": true,
 	"procedure": true, "function": true, "trigger": true, "view": true, "schema": true, "role": true,
@@ -399,11 +413,20 @@ func sqlSignals(t []sqlTok, quoted bool) sqlFound {
 		switch n := t[1]; {
 		case n.kind == tWord && sqlStacked[n.text] && t[2].kind == tWord && sqlObject[t[2].text]:
 			attack("statement after quote", n.at)
-		case n.kind == tOp && len(t) == 3 && t[2].kind == tStr && t[2].open && n.text != ",":
-			attack("operator between literals", n.at) // `'&'`, `'='`, `'^'`
+		case (n.kind == tOp && n.text != "," || n.kind == tWord && sqlInfix[n.text]) && len(t) == 3 && t[2].kind == tStr && t[2].open:
+			attack("operator between literals", n.at) // `'&'`, `'='`, `'^'`, `'like'`
 		case n.kind == tOp && (n.text == "||" || n.text == "+") && t[2].kind == tWord && len(t) > 3 && t[3].kind == tOp && t[3].text == "(":
 			attack("function concatenated into literal", n.at)
 		}
+	}
+	if len(t) >= 2 && t[0].kind == tWord && (t[0].text == "or" || t[0].text == "and") {
+		// A value that starts with a boolean operator is a condition appended to someone's query.
+		if len(t) == 2 && t[1].kind == tNum || len(t) >= 4 && t[2].kind == tOp && strings.Contains("=<>!", t[2].text[:1]) {
+			attack("appended condition", t[0].at)
+		}
+	}
+	if len(t) >= 4 && t[0].kind == tWord && t[0].text == "copy" && (word(2) == "from" || word(2) == "to") && (t[3].kind == tStr || word(3) == "program") {
+		attack("server file access", t[0].at)
 	}
 	for i, k := range t {
 		switch k.kind {
@@ -427,6 +450,8 @@ func sqlSignals(t []sqlTok, quoted bool) sqlFound {
 			}
 		case tOp:
 			switch k.text {
+			case "/*!":
+				attack("MySQL executable comment", k.at) // no prose contains /*!
 			case ";":
 				if w := word(i + 1); sqlStacked[w] && (i > 0 || len(t) > 2) {
 					structure("stacked statement", k.at)
