@@ -168,7 +168,7 @@ func (secretDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	// the parameter's purpose — a login tool takes a password — so it is recorded (policies can
 	// restrict which tools receive credentials) but not alarming on its own.
 	if secretKeyName(v.Key) && !v.IsKey && len(v.Raw) >= 8 && len(v.Raw) <= 512 && !strings.ContainsAny(v.Raw, " \n") &&
-		looksRandom(v.Raw, 2.5) && !placeholder(v.Raw) {
+		looksRandom(v.Raw, 2.5) && !secretPlaceholder(v.Raw) {
 		emit(KindSecretGeneric, threat.Low, 0.5, "credential in parameter "+v.Key, v.Raw)
 	}
 }
@@ -230,22 +230,22 @@ func validJWT(tok string) bool {
 
 // authHeaderReal accepts an Authorization credential that looks generated.
 func authHeaderReal(tok string) bool {
-	return !placeholder(tok) && (looksRandom(tok, 3.0) || len(tok) >= 24)
+	return !secretPlaceholder(tok) && (looksRandom(tok, 3.0) || len(tok) >= 24)
 }
 
 // cliPasswordReal accepts a -p/-password argument that is a literal, not a variable.
 func cliPasswordReal(pw string) bool {
-	return !placeholder(pw) && !strings.ContainsAny(pw[:1], "$%{<") && len(pw) >= 4
+	return !secretPlaceholder(pw) && !strings.ContainsAny(pw[:1], "$%{<") && len(pw) >= 4
 }
 
 // connPasswordReal accepts a connection-string password that is a literal.
 func connPasswordReal(pw string) bool {
-	return !placeholder(pw) && !strings.ContainsAny(pw[:1], "$%{<#")
+	return !secretPlaceholder(pw) && !strings.ContainsAny(pw[:1], "$%{<#")
 }
 
 // urlPasswordReal rejects template and placeholder passwords in URLs (user:${PASS}@, user:****@).
 func urlPasswordReal(pw string) bool {
-	return !placeholder(pw) && !strings.HasPrefix(pw, "$") && !strings.HasPrefix(pw, "%") && !strings.HasPrefix(pw, "{")
+	return !secretPlaceholder(pw) && !strings.HasPrefix(pw, "$") && !strings.HasPrefix(pw, "%") && !strings.HasPrefix(pw, "{")
 }
 
 func scanGenericSecrets(s, key string, emit func(string, threat.Level, float64, string, string)) {
@@ -260,7 +260,7 @@ func scanGenericSecrets(s, key string, emit func(string, threat.Level, float64, 
 			val = val[1 : len(val)-1]
 		}
 		lname := strings.ToLower(name)
-		if val == "" || placeholder(val) || strings.ContainsAny(val[:1], "$%{<[(#/@") || strings.HasSuffix(lname, "_id") || strings.HasSuffix(lname, "id") ||
+		if val == "" || secretPlaceholder(val) || strings.ContainsAny(val[:1], "$%{<[(#/@") || strings.HasSuffix(lname, "_id") || strings.HasSuffix(lname, "id") ||
 			strings.Contains(lname, "token_type") || strings.HasSuffix(lname, "label") || codeExpression(val) {
 			continue
 		}
@@ -364,8 +364,8 @@ func shannon(s string) float64 {
 	return h
 }
 
-// placeholder reports values that stand for a secret rather than being one.
-func placeholder(s string) bool {
+// secretPlaceholder reports values that stand for a secret rather than being one.
+func secretPlaceholder(s string) bool {
 	l := strings.ToLower(s)
 	for _, w := range [...]string{"xxxx", "****", "....", "<", "your", "example", "changeme", "placeholder", "redacted", "dummy", "env.", "process.env", "getenv", "os.environ", "secret_here", "password_here", "${", "{{", "…", "null", "undefined", "none"} {
 		if strings.Contains(l, w) {
