@@ -299,26 +299,67 @@ var sqlStatementStart = map[string]bool{
 	"begin": true, "upsert": true, "values": true,
 }
 
-// sqlIsStatement reports whether the tokens form a whole statement: a statement keyword first,
-// followed by something that makes it SQL rather than an English sentence starting with "Select".
+// sqlIsStatement reports whether the tokens form a whole statement: a statement keyword first, in
+// the grammatical shape SQL requires ("UPDATE t SET", "DELETE FROM t", "SELECT a, b FROM t",
+// "CREATE TABLE"), so that English sentences starting with "Update", "Create", "With" or "Show" are
+// not mistaken for SQL.
 func sqlIsStatement(t []sqlTok) bool {
-	if len(t) < 2 || t[0].kind != tWord || !sqlStatementStart[t[0].text] {
+	if len(t) < 2 || t[0].kind != tWord {
 		return false
 	}
-	for _, k := range t[1:] {
-		if k.kind == tWord {
-			switch k.text {
-			case "from", "into", "set", "table", "where", "values", "database", "index", "view", "as", "join", "limit", "on", "schema":
-				return true
+	w := func(i int) string {
+		if i < len(t) && t[i].kind == tWord {
+			return t[i].text
+		}
+		return ""
+	}
+	isOp := func(i int, s string) bool { return i < len(t) && t[i].kind == tOp && t[i].text == s }
+	ident := func(i int) bool { return i < len(t) && (t[i].kind == tWord || t[i].kind == tStr && !t[i].open) }
+	switch t[0].text {
+	case "select":
+		// SELECT <column list> FROM, or SELECT <expr>; / SELECT <expr> at the end.
+		for i := 1; i < len(t) && i < 24; i++ {
+			k := t[i]
+			switch {
+			case k.kind == tWord && k.text == "from":
+				return i > 1 && !sqlEnglish[w(i+1)]
+			case k.kind == tWord && k.text != "a" && sqlEnglish[k.text], k.kind == tWord && k.text == "me":
+				return false // English
+			case k.kind == tOp && !(k.text == "," || k.text == "*" || k.text == "." || k.text == "(" || k.text == ")"):
+				return k.text == ";" && i > 1
 			}
 		}
-		if k.kind == tOp && (k.text == "*" || k.text == "(") {
+		return false
+	case "insert", "replace":
+		return w(1) == "into" && ident(2)
+	case "update":
+		return ident(1) && (w(2) == "set" || isOp(2, ".") && w(4) == "set")
+	case "delete":
+		return w(1) == "from" && ident(2)
+	case "create", "drop", "alter", "truncate":
+		n := 1
+		for w(n) == "or" || w(n) == "replace" || w(n) == "temporary" || w(n) == "temp" || w(n) == "unique" || w(n) == "if" || w(n) == "not" || w(n) == "exists" {
+			n++
+		}
+		switch w(n) {
+		case "table", "index", "view", "database", "schema", "user", "function", "procedure", "trigger", "role", "sequence":
 			return true
 		}
+		return false
+	case "with":
+		return ident(1) && w(2) == "as" && isOp(3, "(") && w(4) == "select"
+	case "show":
+		switch w(1) {
+		case "tables", "databases", "columns", "grants", "variables", "processlist", "schemas", "create":
+			return true
+		}
+		return false
+	case "pragma":
+		return ident(1)
+	case "grant", "revoke":
+		return sqlHasWordAfter(t, 1, "on") && (sqlHasWordAfter(t, 1, "to") || sqlHasWordAfter(t, 1, "from"))
 	}
-	// "select current_user;" — a short statement closed by a semicolon.
-	last := t[len(t)-1]
-	return last.kind == tOp && last.text == ";" && len(t) <= 8
+	return false
 }
 
 type sqlFound struct {
@@ -371,6 +412,9 @@ var sqlInteresting = func() map[string]bool {
 	}
 	return m
 }()
+
+// sqlEnglish are determiners that follow "select"/"from" in English but not in SQL.
+var sqlEnglish = map[string]bool{"the": true, "a": true, "an": true, "my": true, "your": true, "our": true, "this": true, "that": true, "these": true, "those": true, "their": true}
 
 // sqlInfix are the keyword operators that can sit between two string literals.
 var sqlInfix = map[string]bool{"like": true, "or": true, "and": true, "xor": true, "div": true, "regexp": true, "rlike": true}
