@@ -31,6 +31,7 @@ type command struct {
 // commands is the table of top-level subcommands. Each entry's implementation lives in its own file.
 var commands = map[string]command{
 	"version": {"print the version", runVersion},
+	"audit":   {"verify, export, prove and search the audit ledger", runAudit},
 }
 
 // Exit codes shared by all commands.
