@@ -3,9 +3,11 @@ package ledger_test
 import (
 	"context"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -98,8 +100,9 @@ func benchLog(b *testing.B, st ledger.Store, n int) *env {
 func benchVerify(b *testing.B, st ledger.Store) {
 	const n = 100_000
 	e := benchLog(b, st, n)
+	runtime.GC()
 	b.ResetTimer()
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	for range b.N {
 		rep, err := ledger.Verify(context.Background(), e.st, ledger.VerifyOptions{Keys: e.keys.Public})
 		if err != nil || !rep.Intact {
@@ -107,6 +110,18 @@ func benchVerify(b *testing.B, st ledger.Store) {
 		}
 	}
 	b.ReportMetric(float64(b.N)*n/time.Since(start).Seconds(), "records/s")
+	// On a shared machine the wall clock measures the neighbours too; records per CPU-second
+	// is what verification itself costs.
+	b.ReportMetric(float64(b.N)*n/(cpuTime()-cpu0).Seconds(), "records/cpu-s")
+}
+
+// cpuTime is the process's user+system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkVerifySQLite verifies a 100,000-record log read from SQLite.
