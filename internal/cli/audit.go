@@ -99,10 +99,7 @@ func openStore(std Stdio, dir string) (*sqlite.Store, bool) {
 	return st, true
 }
 
-type multiFlag []string
-
-func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
-func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+// multiFlag (a repeatable string flag) is declared in policy.go.
 
 func writeJSON(w io.Writer, v any) {
 	b, _ := json.MarshalIndent(v, "", "  ")
