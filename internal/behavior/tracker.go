@@ -191,7 +191,7 @@ func (t *Tracker) Observe(ctx context.Context, c Call, windows []time.Duration) 
 			expected := perMinute * t.cfg.BurstWindow.Minutes()
 			limit := math.Max(float64(t.cfg.BurstMinCalls), t.cfg.BurstFactor*expected)
 			if float64(snap.AgentBurst) >= limit {
-				add(KindBurst, t.cfg.SeverityBurst, float64(snap.AgentBurst)/(2*limit)+0.5,
+				add(KindBurst, t.cfg.SeverityBurst, 0.5+0.5*(1-limit/float64(snap.AgentBurst)),
 					fmt.Sprintf("%d calls in %s; normal %.1f", snap.AgentBurst, t.cfg.BurstWindow, expected))
 			}
 		}

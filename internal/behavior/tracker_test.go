@@ -161,7 +161,7 @@ func TestBurst(t *testing.T) {
 		if diff := cmp.Diff([]string{behavior.KindBurst}, kinds(o)); diff != "" {
 			t.Fatalf("30th call: %s", diff)
 		}
-		if o.Level != threat.High || o.Findings[0].Score < 0.5 {
+		if o.Level != threat.High || o.Findings[0].Score != 0.5 { // exactly at the threshold
 			t.Errorf("burst finding %+v level %v", o.Findings[0], o.Level)
 		}
 		// A minute of quiet later, the burst is over.
