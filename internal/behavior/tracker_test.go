@@ -157,6 +157,9 @@ func TestBurst(t *testing.T) {
 		if len(o.Findings) != 0 {
 			t.Fatalf("29 calls flagged: %+v", o.Findings)
 		}
+		if o.AgentRecent != 29 {
+			t.Errorf("AgentRecent = %d, want 29", o.AgentRecent)
+		}
 		o = observe(t, tr, "reporter", "fetch", 400)
 		if diff := cmp.Diff([]string{behavior.KindBurst}, kinds(o)); diff != "" {
 			t.Fatalf("30th call: %s", diff)

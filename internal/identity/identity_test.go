@@ -616,3 +616,35 @@ func newEnvF(t *testing.T) *Verifier {
 	}
 	return fuzzVerifier
 }
+
+func TestConcurrentReplay(t *testing.T) {
+	e := newEnv(t, nil)
+	body := `{"tool":"fetch_sales_data"}`
+	r := e.signedRequest(t, "a-key", e.sigA, body)
+	const n = 16
+	results := make(chan error, n)
+	for range n {
+		go func() {
+			// Each goroutine sees its own copy of the request, as separate connections would.
+			c := r.Clone(bg)
+			_, err := e.v.Verify(bg, CredentialsFromRequest(c, []byte(body)))
+			results <- err
+		}()
+	}
+	ok, replays := 0, 0
+	for range n {
+		switch err := <-results; Code(err) {
+		case "identity_error":
+			if err == nil {
+				ok++
+			}
+		case "signature_replayed":
+			replays++
+		default:
+			t.Errorf("unexpected: %v", err)
+		}
+	}
+	if ok != 1 || replays != n-1 {
+		t.Errorf("%d accepted and %d replays of one signed request, want 1 and %d", ok, replays, n-1)
+	}
+}
