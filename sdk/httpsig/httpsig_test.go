@@ -350,3 +350,28 @@ func TestKeys(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkSign(b *testing.B) {
+	f := newFixture(b)
+	body := bytes.Repeat([]byte("x"), 1024)
+	s := &Signer{KeyID: "k1", Key: f.priv}
+	r, _ := http.NewRequest("POST", "https://gate.example/v1/decide", nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := s.Sign(r, body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkVerify(b *testing.B) {
+	f := newFixture(b)
+	body := bytes.Repeat([]byte("x"), 1024)
+	r := f.signed(b, "POST", "https://gate.example/v1/decide", body)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := f.verify(r, body, f.now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
