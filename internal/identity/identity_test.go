@@ -523,6 +523,10 @@ func TestUsers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Keys from a PEM file have no kid: a token naming one still verifies against them.
+	if u2, err := e.v.User(bg, &agentA, sign(jwt.SigningMethodRS256, rsaKey2, "idp-2026", uc), nil); err != nil || u2.ID != "alice" {
+		t.Errorf("token with a kid against kid-less PEM keys: %v", err)
+	}
 	want := &User{ID: "alice", Permissions: []string{"data_export", "sales_read"}, Verified: true, Issuer: userIss,
 		Attributes: map[string][]string{"region": {"eu", "us"}, "clearance": {"confidential"}}}
 	if diff := cmp.Diff(want, u); diff != "" {
