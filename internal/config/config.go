@@ -54,6 +54,9 @@ type InspectionConfig struct {
 	ShellTools []string `yaml:"shell_tools"`
 	// AllowedHosts may appear in links and images without counting as exfiltration.
 	AllowedHosts []string `yaml:"allowed_hosts"`
+	// ResolveHosts lets the SSRF detector resolve host names (DNS) to catch names that point at
+	// internal addresses. Off by default: it puts a DNS lookup on the decision path.
+	ResolveHosts bool `yaml:"resolve_hosts"`
 	// ResultBlockLevel: a tool result at or above this level is blocked (response direction).
 	ResultBlockLevel string `yaml:"result_block_level"`
 	// RedactResults: secrets and PII found in results are replaced before the agent sees them.

@@ -9,19 +9,19 @@ import (
 // of prose and a longer free-text field — what an agent sends to an ordinary tool.
 func benchArgs() []Value {
 	vals := []Value{
-		NewTestValue("$.customer_id", "customer_id", "cus_8842"),
-		NewTestValue("$.region", "region", "eu-west-1"),
-		NewTestValue("$.url", "url", "https://api.example.com/v2/orders?status=open&limit=50"),
-		NewTestValue("$.path", "path", "reports/2026/q3/summary.csv"),
-		NewTestValue("$.subject", "subject", "Re: Quarterly numbers for the board meeting"),
-		NewTestValue("$.contact", "contact", "Reach me at +1 415 555 0100 or jo@example.org"),
+		testValue("$.customer_id", "customer_id", "cus_8842"),
+		testValue("$.region", "region", "eu-west-1"),
+		testValue("$.url", "url", "https://api.example.com/v2/orders?status=open&limit=50"),
+		testValue("$.path", "path", "reports/2026/q3/summary.csv"),
+		testValue("$.subject", "subject", "Re: Quarterly numbers for the board meeting"),
+		testValue("$.contact", "contact", "Reach me at +1 415 555 0100 or jo@example.org"),
 	}
 	n := 0
 	for _, v := range vals {
 		n += len(v.Raw)
 	}
 	body := strings.Repeat("The team's review found that shipping times improved, and we'd like to share the figures (see the attached sheet). ", 10)
-	return append(vals, NewTestValue("$.body", "body", body[:1024-n]))
+	return append(vals, testValue("$.body", "body", body[:1024-n]))
 }
 
 func benchDetector(b *testing.B, d Detector) {

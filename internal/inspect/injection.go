@@ -217,7 +217,7 @@ func (a *analysis) phrases() {
 	toks := a.toks
 	for i := 0; i < len(toks); i++ {
 		c := toks[i].cls
-		if c&(wOverride|wReveal|wRole|wYou|wUnbound|wNeg|wNew|wWh) == 0 && a.word(i) != "follow" && a.word(i) != "obey" && a.word(i) != "mode" && a.word(i) != "anything" {
+		if c&(wOverride|wReveal|wRole|wYou|wUnbound|wNeg|wNew|wWh|wNow) == 0 && a.word(i) != "follow" && a.word(i) != "following" && a.word(i) != "obey" && a.word(i) != "mode" && a.word(i) != "anything" {
 			continue
 		}
 		end := min(a.sentenceEnd(i), i+8)
@@ -288,8 +288,10 @@ func (a *analysis) phrases() {
 		}
 		// "what is your system prompt", "what are your instructions"
 		if c&wWh != 0 && a.cls(i+1)&wBe != 0 {
+			your := false
 			for j := i + 2; j <= min(end, i+5); j++ {
-				if toks[j].cls&wPromptNoun != 0 && (a.cls(j-1)&(wSecretish|wYour) != 0) {
+				your = your || toks[j].cls&wYour != 0
+				if toks[j].cls&wPromptNoun != 0 && your {
 					a.add(KindExtraction, threat.High, 0.8, i, j)
 					break
 				}
@@ -304,7 +306,7 @@ func (a *analysis) phrases() {
 			case "god", "dan", "jailbreak", "jailbroken", "unrestricted", "evil", "unfiltered", "uncensored":
 				a.add(KindRoleHijack, threat.High, 0.85, i-1, i)
 			case "developer":
-				a.add(KindRoleHijack, threat.Medium, 0.5, i-1, i)
+				a.add(KindRoleHijack, threat.Low, 0.3, i-1, i) // also a phone setting
 			}
 		}
 		if w == "anything" && a.word(i-1) == "do" && a.word(i+1) == "now" {
@@ -370,15 +372,17 @@ func (a *analysis) roleHijack(i, end int) {
 		}
 	case c&wNow != 0:
 		// "from now on you ...", "ahora eres", "теперь ты"
-		if a.word(i-1) == "on" && a.word(i-2) == "from" || i > 0 && a.word(i-1) == "from" {
-			if a.cls(i+1)&wYou != 0 || a.cls(i+2)&wYou != 0 {
+		if a.word(i-1) == "from" {
+			if a.cls(i+1)&wYou != 0 || a.word(i+1) == "on" && a.cls(i+2)&wYou != 0 {
 				sev := threat.Medium
 				if unbound || negLimits {
 					sev = threat.High
 				}
 				a.add(KindRoleHijack, sev, 0.6, i, min(sEnd, i+5))
 			}
-		} else if a.cls(i+1)&(wBe|wYou) != 0 && a.cls(i+1)&wYou|a.cls(i+2)&wYou != 0 || a.cls(i+1)&wBe != 0 && toks[i].sentStart {
+		} else if a.cls(i+1)&wBe != 0 && (a.cls(i+2)&wYou != 0 || toks[i].sentStart) ||
+			a.cls(i+1)&wYou != 0 && (a.cls(i+2)&wBe != 0 || a.word(i + 1)[0] >= utf8.RuneSelf) {
+			// "now you are", "ahora eres", "теперь ты"
 			if unbound || negLimits {
 				a.add(KindRoleHijack, threat.High, 0.85, i, sEnd)
 			} else if a.word(i+1) != "is" && a.word(i+1) != "are" {
@@ -411,6 +415,7 @@ func (a *analysis) scoreSentence(s, e int) {
 	}
 	// Skip softeners: "please", "also", "don't forget to", "make sure to", "be sure that".
 	f := s
+	directive := false // "make sure", "ensure", "be sure": what follows is an order
 	for f <= e {
 		w := a.word(f)
 		switch {
@@ -430,6 +435,7 @@ func (a *analysis) scoreSentence(s, e int) {
 			}
 			continue
 		case (w == "make" || w == "be") && a.word(f+1) == "sure":
+			directive = true
 			f += 2
 			if nw := a.word(f); nw == "to" || nw == "that" {
 				f++
@@ -464,7 +470,7 @@ func (a *analysis) scoreSentence(s, e int) {
 			}
 		}
 		// "the code you develop", "the answer you give"
-		if c&wOutput != 0 && a.cls(j+1)&wYou != 0 && a.cls(j+2)&(wRespond|wInsert|wTask) != 0 {
+		if c&wOutput != 0 && a.cls(j+1)&wYou != 0 && (a.cls(j+2)&(wRespond|wInsert|wTask) != 0 || c&wStrongOutput != 0 && plausibleVerb(a.word(j+2))) {
 			yourOut = true
 		}
 		if c&wFollowing != 0 {
@@ -477,13 +483,28 @@ func (a *analysis) scoreSentence(s, e int) {
 		if c&wInsert != 0 && j != f {
 			insAny = true
 		}
-		if c&wWhen != 0 && a.cls(j+1)&wYou != 0 && a.cls(j+2)&(wRespond|wInsert|wTask) != 0 {
+		// "When you answer, ...", "..., before you reply": a condition on the reader's own act.
+		if c&wWhen != 0 && a.cls(j+1)&wYou != 0 && a.cls(j+2)&wRespond != 0 && toks[j+2].cls&wInsert == 0 &&
+			(j == f || a.text[toks[j].start-min(toks[j].start, 2):toks[j].start] == ", ") {
 			whenYou = true
 		}
 		if c&wAI != 0 {
-			p := a.word(j - 1)
-			if p == "dear" || p == "hey" || p == "hi" || p == "attention" || p == "an" && (a.word(j-2) == "as" || a.word(j-2) == "are") || p == "the" && a.word(j-2) == "to" ||
-				j == s && toks[j].end < int32(len(a.text)) && a.text[toks[j].end] == ',' {
+			// Addressed to the AI: "dear assistant", "note to the AI", "for any language model",
+			// "AI, do ...", "the model reading this".
+			p, p2 := a.word(j-1), a.word(j-2)
+			if p == "language" || p == "ai" {
+				p, p2 = p2, a.word(j-3)
+			}
+			switch {
+			case p == "dear" || p == "hey" || p == "hi" || p == "attention" || p == "to" || p == "for":
+				addrAI = true
+			case (p == "the" || p == "any" || p == "an" || p == "a" || p == "every" || p == "all") && (p2 == "to" || p2 == "for" || p2 == "as" || p2 == "are" || p2 == "note" || p2 == "attention"):
+				addrAI = true
+			case j == f && toks[j].end < int32(len(a.text)) && a.text[toks[j].end] == ',':
+				addrAI = true
+			}
+			switch a.word(j + 1) {
+			case "reading", "processing", "parsing", "summarizing", "summarising", "viewing", "analyzing", "analysing":
 				addrAI = true
 			}
 		}
@@ -511,6 +532,9 @@ func (a *analysis) scoreSentence(s, e int) {
 	if first&wAux != 0 && a.cls(f+1)&wYou != 0 && yourOut {
 		imperative = true // "can you invert the letters in your message?"
 	}
+	if directive && yourOut {
+		imperative = true // "make sure your reply ends with ..."
+	}
 	score := 0
 	if yourOut {
 		score += 2
@@ -529,6 +553,9 @@ func (a *analysis) scoreSentence(s, e int) {
 	}
 	if whenYou {
 		score += 2
+		if insAny {
+			score += 2 // "when you answer, also mention ...": a condition on the reader's act plus an order
+		}
 	}
 	if addrAI {
 		score += 3
@@ -655,7 +682,7 @@ var templateTokens = []string{
 	"<|tool_call|>", "<function=", "[system]", "[/system]", "<|im_sep|>", "<|eom_id|>", "</s><s>",
 }
 
-var roleLabel = regexp.MustCompile(`(?m)^[ \t]*(?:#{2,}\s*)?(system|assistant|user|human|ai|instruction|instructions)\s*:`)
+var roleLabel = regexp.MustCompile(`(?m)^[ \t]*(?:(system|assistant|user|human|ai)|#{2,}\s*(system|assistant|user|human|instruction|instructions|response))\s*:`)
 
 var fakeCall = regexp.MustCompile(`"(?:name|function|tool|tool_name)"\s*:\s*"[^"]{1,64}"\s*,\s*"(?:arguments|parameters|args|input)"\s*:|"(?:tool_calls|function_call|tool_use)"\s*:`)
 
@@ -679,7 +706,11 @@ func markup(c *Call, text string, hits []hit) []hit {
 		if m := roleLabel.FindAllStringSubmatchIndex(text, 4); len(m) > 0 {
 			roles := map[string]bool{}
 			for _, x := range m {
-				roles[text[x[2]:x[3]]] = true
+				if x[2] >= 0 {
+					roles[text[x[2]:x[3]]] = true
+				} else {
+					roles[text[x[4]:x[5]]] = true
+				}
 			}
 			sev := threat.Low
 			if len(roles) >= 2 || roles["system"] || roles["instruction"] || roles["instructions"] {

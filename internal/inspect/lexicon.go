@@ -138,7 +138,7 @@ func initLexicon() {
 		generating complete completing output outputting draft drafting explain explaining translate process`)
 	addWords(wFirstPerson, `i we my our us me i'm we're i've we've ours mine`)
 	addWords(wNew, `new updated real actual revised different true modified latest nuevas nouvelles neue novas nuove новые`)
-	addWords(wBe, `are is be am 're eres es sind bist es êtes sei é sono`)
+	addWords(wBe, `are is be am were was 're eres es sind bist es êtes sei é sono`)
 	addWords(wWh, `what who how why where which whom whose`)
 	addWords(wAux, `can could would will`)
 	addWords(wMe, `me`)

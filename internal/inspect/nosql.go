@@ -45,7 +45,11 @@ func (nosqlDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 		report(Finding{Kind: KindNoSQLInjection, Severity: sev, Path: v.Path, Evidence: why + ": " + excerpt(at, 0), Score: score})
 	}
 	// The value sits under an operator key, or is an operator key itself.
-	for _, k := range [...]string{v.Key, v.Raw} {
+	keys := [...]string{v.Key, ""}
+	if v.IsKey {
+		keys[1] = v.Raw
+	}
+	for _, k := range keys {
 		lk := strings.ToLower(k)
 		if code, ok := nosqlOperators[lk]; ok && (code || !dbTool) {
 			found(threat.High, 0.85, "query operator "+lk+" as key", k)

@@ -15,7 +15,7 @@ func TestNoSQLDetector(t *testing.T) {
 		want                 []kindLevel
 	}{
 		{"operator key on login", "login", "$ne", "", high},
-		{"operator as key value", "login", "", "$gt", high},
+		{"operator as key value", "login", "", "$gt", nil}, // a leaf, not a key
 		{"bracket form", "http_get", "query", "user=ann&pin[$ne]=0000", high},
 		{"json in string", "login", "password", `{"$gt": ""}`, high},
 		{"bare json op", "search", "q", "{ $regex: '.*' }", high},

@@ -83,6 +83,7 @@ func builtinDetectors(cfg DetectorConfig) []Detector {
 		nosqlDetector{},
 		commandDetector{shellTools: shell},
 		ssrfDetector{resolver: cfg.Resolver},
+		piiDetector{},
 		// DETECTORS-BELOW
 	}
 }

@@ -38,6 +38,10 @@ func (d ssrfDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 		return
 	}
 	hostKey := isHostKey(v.Key)
+	ctx := c.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
 	var best Finding
 	readings(v, func(r string) bool {
 		if r != v.Raw && strings.EqualFold(r, v.Raw) {
@@ -50,7 +54,7 @@ func (d ssrfDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 			if i == maxSSRFHosts {
 				break
 			}
-			if f, ok := d.judge(u); ok && (f.Severity > best.Severity || f.Severity == best.Severity && f.Score > best.Score) {
+			if f, ok := d.judge(ctx, u); ok && (f.Severity > best.Severity || f.Severity == best.Severity && f.Score > best.Score) {
 				best = f
 			}
 		}
@@ -75,13 +79,13 @@ var dangerousSchemes = map[string]bool{
 	"netdoc": true, "sftp": true, "expect": true, "php": true, "phar": true,
 }
 
-func (d ssrfDetector) judge(u ssrfURL) (Finding, bool) {
+func (d ssrfDetector) judge(ctx context.Context, u ssrfURL) (Finding, bool) {
 	find := func(sev threat.Level, score float64, why string) (Finding, bool) {
 		return Finding{Severity: sev, Score: score, Evidence: why + ": " + excerpt(u.text, 0)}, true
 	}
 	class := classifyHost(u.host)
 	if class == "" && d.resolver != nil && u.host != "" && !isIPLiteral(u.host) {
-		class = d.resolveClass(u.host)
+		class = d.resolveClass(ctx, u.host)
 	}
 	switch {
 	case class == "cloud metadata":
@@ -100,8 +104,8 @@ func (d ssrfDetector) judge(u ssrfURL) (Finding, bool) {
 	return Finding{}, false
 }
 
-func (d ssrfDetector) resolveClass(host string) string {
-	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
+func (d ssrfDetector) resolveClass(parent context.Context, host string) string {
+	ctx, cancel := context.WithTimeout(parent, resolveTimeout)
 	defer cancel()
 	addrs, err := d.resolver.LookupNetIP(ctx, "ip", host)
 	if err != nil {

@@ -177,7 +177,11 @@ func loadBIPIA(dir string) ([]suite, error) {
 	for i := range out {
 		out[i].cases = append(out[i].cases, clean.cases...)
 	}
-	return out, nil
+	// The code attacks plant exfiltration and malware: score the exfil detector on them too.
+	code := out[1]
+	code.name = "code attacks in contexts (response)"
+	code.detector = "exfil"
+	return append(out, code), nil
 }
 
 // payloadTools places each payload family in the argument of a plausible tool.

@@ -1,0 +1,141 @@
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/portcullis-ai/portcullis/internal/approval"
+	"github.com/portcullis-ai/portcullis/internal/store/storetest"
+)
+
+// testPool connects to PORTCULLIS_TEST_POSTGRES with a fresh schema as search_path, dropped
+// at cleanup, so tests are isolated from each other and from other packages' tables.
+func testPool(t *testing.T) *pgxpool.Pool {
+	t.Helper()
+	url := os.Getenv("PORTCULLIS_TEST_POSTGRES")
+	if url == "" {
+		t.Skip("PORTCULLIS_TEST_POSTGRES not set")
+	}
+	ctx := context.Background()
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	schema := "portcullis_test_" + hex.EncodeToString(b[:])
+	admin, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize()); err != nil {
+		t.Fatalf("create schema: %v", err)
+	}
+	t.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), url)
+		if err != nil {
+			t.Errorf("cleanup connect: %v", err)
+			return
+		}
+		defer c.Close(context.Background())
+		if _, err := c.Exec(context.Background(), "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
+			t.Errorf("drop schema: %v", err)
+		}
+	})
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	cfg.MaxConns = 8
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+func TestApprovalStoreContract(t *testing.T) {
+	storetest.RunApprovalStore(t, func(t *testing.T) approval.Store {
+		s, err := NewApprovals(context.Background(), testPool(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+type nopRecorder struct{}
+
+func (nopRecorder) RecordApproval(context.Context, approval.Event) error { return nil }
+
+// TestWaitAcrossReplicas: an agent long-polls on one replica while a human approves on
+// another; the LISTEN/NOTIFY notifier wakes the waiter.
+func TestWaitAcrossReplicas(t *testing.T) {
+	pool := testPool(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	replica := func() (*approval.Engine, *ApprovalNotifier) {
+		s, err := NewApprovals(ctx, pool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := NewApprovalNotifier(pool, func(err error) { t.Logf("notifier: %v", err) })
+		e, err := approval.New(s, nopRecorder{}, approval.WithNotifier(n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e, n
+	}
+	a, na := replica()
+	b, nb := replica()
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	for _, n := range []*ApprovalNotifier{na, nb} {
+		go n.Run(runCtx)
+		select {
+		case <-n.Ready():
+		case <-ctx.Done():
+			t.Fatal("notifier never listened")
+		}
+	}
+
+	params := json.RawMessage(`{"q":"select 1"}`)
+	r, err := a.Request(ctx, approval.Input{
+		Agent: "reporting-agent", User: "dave", Tool: "run_query", Params: params,
+		RedactedParams: params, Rule: "queries_need_approval", PolicyVersion: "v1", Expiry: time.Hour,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan approval.Request, 1)
+	go func() {
+		w, err := a.Wait(ctx, r.ID)
+		if err != nil {
+			t.Errorf("Wait: %v", err)
+		}
+		got <- w
+	}()
+	// Give the waiter a moment to subscribe; correctness does not depend on it (Wait re-reads
+	// the store after subscribing), only the path exercised does.
+	time.Sleep(100 * time.Millisecond)
+	approver := approval.Approver{ID: "alice", Kind: approval.Human, Scopes: []approval.Scope{{Agents: []string{".*"}, Tools: []string{".*"}}}}
+	if _, err := b.Approve(ctx, r.ID, approver, "fine"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case w := <-got:
+		if w.State != approval.Approved {
+			t.Fatalf("waiter saw %s", w.State)
+		}
+	case <-ctx.Done():
+		t.Fatal("waiter on replica A never woke after approval on replica B")
+	}
+}
