@@ -375,3 +375,19 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	}
 }
+
+func TestAuthorityNormalised(t *testing.T) {
+	for _, tc := range []struct{ host, want string }{
+		{"Example.COM", "example.com"},
+		{"example.com:443", "example.com"},
+		{"example.com:80", "example.com"},
+		{"example.com:8443", "example.com:8443"},
+		{"[2001:db8::80]", "[2001:db8::80]"},
+		{"[2001:db8::1]:443", "[2001:db8::1]"},
+	} {
+		r := &http.Request{Host: tc.host}
+		if got := authority(r); got != tc.want {
+			t.Errorf("authority(%q) = %q, want %q", tc.host, got, tc.want)
+		}
+	}
+}
