@@ -55,6 +55,7 @@ const (
 	DefaultExpiry   = 15 * time.Minute // how long a request may stay pending
 	DefaultGrantTTL = 15 * time.Minute // how long an approved grant may wait to be redeemed
 	MaxRequired     = 10               // upper bound on N in N-of-M
+	MaxComment      = 4096             // bytes of an approver's comment
 )
 
 // Sentinel errors callers branch on. The HTTP layer maps them to status codes and stable codes

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/portcullis-ai/portcullis/internal/inspect"
 	"github.com/portcullis-ai/portcullis/internal/threat"
@@ -170,6 +171,9 @@ func (e *Engine) vote(ctx context.Context, id string, a Approver, approve bool, 
 	op := "deny"
 	if approve {
 		op = "approve"
+	}
+	if len(comment) > MaxComment || !utf8.ValidString(comment) {
+		return Request{}, fmt.Errorf("%s %s: %w: comment must be valid UTF-8 of at most %d bytes", op, id, ErrInvalid, MaxComment)
 	}
 	if a.Kind == Human && e.isAgent != nil {
 		agent, err := e.isAgent(ctx, a.ID)

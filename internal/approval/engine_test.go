@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -974,5 +975,21 @@ func TestNewID(t *testing.T) {
 			t.Fatalf("bad or repeated id %q", id)
 		}
 		seen[id] = true
+	}
+}
+
+func TestCommentBounds(t *testing.T) {
+	e, _, _ := newTestEngine(t)
+	r := mustRequest(t, e, transferInput())
+	for name, c := range map[string]string{
+		"too long":     strings.Repeat("x", MaxComment+1),
+		"invalid utf8": "ok\xff",
+	} {
+		if _, err := e.Approve(context.Background(), r.ID, alice, c); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s comment: err = %v, want ErrInvalid", name, err)
+		}
+	}
+	if _, err := e.Approve(context.Background(), r.ID, alice, strings.Repeat("x", MaxComment)); err != nil {
+		t.Errorf("comment at the limit: %v", err)
 	}
 }
