@@ -182,3 +182,38 @@ func TestCorruptBodyIsAnError(t *testing.T) {
 		t.Error("corrupt body listed")
 	}
 }
+
+// BenchmarkLifecycle is one whole approval on SQLite (three fsync'd transactions): request,
+// approve, redeem.
+func BenchmarkLifecycle(b *testing.B) {
+	ctx := context.Background()
+	s, err := OpenApprovals(ctx, filepath.Join(b.TempDir(), "bench.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	e, err := approval.New(s, approval.RecorderFunc(func(context.Context, approval.Event) error { return nil }))
+	if err != nil {
+		b.Fatal(err)
+	}
+	params := json.RawMessage(`{"table":"customers","limit":10000,"columns":["id","email","region"]}`)
+	digest, _ := approval.Digest(params)
+	in := approval.Input{Agent: "reporting-agent", User: "dave", UserVerified: true, Tool: "export_customer_data",
+		Params: params, RedactedParams: params, Rule: "bulk_export", PolicyVersion: "v1"}
+	key := approval.Key{Agent: in.Agent, User: in.User, UserVerified: true, Tool: in.Tool, ParamsDigest: digest,
+		PolicyVersion: "v1", Rule: in.Rule, Required: 1}
+	approver := approval.Approver{ID: "alice", Kind: approval.Human, Scopes: []approval.Scope{{Agents: []string{".*"}, Tools: []string{".*"}}}}
+	b.ReportAllocs()
+	for b.Loop() {
+		r, err := e.Request(ctx, in)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := e.Approve(ctx, r.ID, approver, "ok"); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := e.Redeem(ctx, r.ID, key); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
