@@ -2,10 +2,10 @@ package approval
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"cmp"
 	"fmt"
 	"slices"
 	"unicode/utf16"
