@@ -84,7 +84,7 @@ func Code(err error) string {
 		err  error
 		code string
 	}{
-		{ErrNotFound, "not_found"}, {ErrExists, "exists"}, {ErrInvalid, "invalid"},
+		{ErrNotFound, "not_found"}, {ErrExists, "exists"}, {ErrInvalid, "invalid"}, {ErrCanonical, "invalid"},
 		{ErrConflict, "conflict"}, {ErrFinal, "already_resolved"}, {ErrPending, "pending"},
 		{ErrDenied, "denied"}, {ErrExpired, "expired"}, {ErrConsumed, "consumed"},
 		{ErrMismatch, "mismatch"}, {ErrSelfApproval, "self_approval"},

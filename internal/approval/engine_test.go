@@ -955,6 +955,7 @@ func TestCode(t *testing.T) {
 		{&MismatchError{Field: "tool"}, "mismatch"},
 		{finalError(Denied), "already_resolved"},
 		{fmt.Errorf("redeem: %w", ErrConsumed), "consumed"},
+		{fmt.Errorf("request: %w", ErrCanonical), "invalid"},
 		{errors.New("boom"), "internal"},
 	}
 	for _, tt := range tests {

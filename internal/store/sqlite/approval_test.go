@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -134,6 +135,57 @@ func TestApprovalsSurviveRestart(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, rec.kinds); diff != "" {
 		t.Errorf("events (-want +got):\n%s", diff)
+	}
+}
+
+// TestConcurrentApproveAndDeny: on SQLite too, exactly one of many concurrent approvers and
+// deniers wins, and only the winner is recorded.
+func TestConcurrentApproveAndDeny(t *testing.T) {
+	ctx := context.Background()
+	s := openTestApprovals(t, filepath.Join(t.TempDir(), "p.db"))
+	defer s.Close()
+	rec := &ledgerEvents{}
+	e, err := approval.New(s, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	params := json.RawMessage(`{"id":42}`)
+	for round := range 5 {
+		rec.kinds = nil
+		r, err := e.Request(ctx, approval.Input{Agent: "a", User: "u", Tool: "delete_record",
+			Params: params, RedactedParams: params, Rule: "deletes", PolicyVersion: "v1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		wins, losses := 0, 0
+		for i := range 40 {
+			wg.Go(func() {
+				ap := approval.Approver{ID: fmt.Sprintf("human-%d", i), Kind: approval.Human,
+					Scopes: []approval.Scope{{Agents: []string{".*"}, Tools: []string{".*"}}}}
+				var err error
+				if i%2 == 0 {
+					_, err = e.Approve(ctx, r.ID, ap, "")
+				} else {
+					_, err = e.Deny(ctx, r.ID, ap, "")
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					wins++
+				case errors.Is(err, approval.ErrFinal):
+					losses++
+				default:
+					t.Errorf("round %d: %v", round, err)
+				}
+			})
+		}
+		wg.Wait()
+		if wins != 1 || losses != 39 || len(rec.kinds) != 2 {
+			t.Fatalf("round %d: %d wins, %d losses, events %v", round, wins, losses, rec.kinds)
+		}
 	}
 }
 
