@@ -76,6 +76,7 @@ var (
 	ErrOutOfScope    = errors.New("approval: approver not scoped for this agent or tool")
 	ErrDuplicateVote = errors.New("approval: approver already voted")
 	ErrRecord        = errors.New("approval: recording the event failed")
+	ErrPolicyDenied  = errors.New("approval: the current policy denies the call")
 )
 
 // Code returns a stable string code for err, for API responses and ledger records.
@@ -90,6 +91,7 @@ func Code(err error) string {
 		{ErrMismatch, "mismatch"}, {ErrSelfApproval, "self_approval"},
 		{ErrAgentApprover, "agent_approver"}, {ErrOutOfScope, "out_of_scope"},
 		{ErrDuplicateVote, "duplicate_vote"}, {ErrRecord, "record_failed"},
+		{ErrPolicyDenied, "policy_denied"},
 	} {
 		if errors.Is(err, c.err) {
 			return c.code
@@ -205,6 +207,8 @@ func (r *Request) Validate() error {
 		return fmt.Errorf("%w: empty agent", ErrInvalid)
 	case r.Tool == "":
 		return fmt.Errorf("%w: empty tool", ErrInvalid)
+	case len(r.Params) == 0:
+		return fmt.Errorf("%w: no parameters to show approvers", ErrInvalid)
 	case len(r.ParamsDigest) != len(DigestPrefix)+64 || r.ParamsDigest[:len(DigestPrefix)] != DigestPrefix:
 		return fmt.Errorf("%w: malformed params digest %q", ErrInvalid, r.ParamsDigest)
 	case r.Required < 1 || r.Required > MaxRequired:

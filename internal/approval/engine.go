@@ -299,6 +299,29 @@ func (e *Engine) Redeem(ctx context.Context, id string, k Key) (Request, error) 
 	return r, nil
 }
 
+// Resume is the pipeline's resume path for a call that carries approval id, given how the
+// policy current now decides the call (the re-evaluation always happens first):
+//
+//   - DENY: not run (ErrPolicyDenied); the grant is untouched and expires unused, recorded.
+//   - ALLOW or LOG: run; the policy no longer needs approval, so the grant is untouched.
+//   - CONSTRAIN: run only if Redeem consumes the grant for exactly this call.
+//
+// run is true only when the call may proceed; any error means it may not.
+func (e *Engine) Resume(ctx context.Context, id string, current Verdict, k Key) (run bool, err error) {
+	switch current {
+	case Deny:
+		return false, fmt.Errorf("resume %s: %w", id, ErrPolicyDenied)
+	case Allow, Log:
+		return true, nil
+	case Constrain:
+		if _, err := e.Redeem(ctx, id, k); err != nil {
+			return false, fmt.Errorf("resume: %w", err)
+		}
+		return true, nil
+	}
+	return false, fmt.Errorf("resume %s: %w: decision %q", id, ErrInvalid, current)
+}
+
 func (e *Engine) match(r *Request, k Key) error {
 	required := k.Required
 	if required == 0 {
