@@ -6,11 +6,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/goleak"
 
 	"github.com/portcullis-ai/portcullis/internal/approval"
 	"github.com/portcullis-ai/portcullis/internal/store/storetest"
@@ -96,10 +98,16 @@ func TestWaitAcrossReplicas(t *testing.T) {
 	}
 	a, na := replica()
 	b, nb := replica()
+	baseline := goleak.IgnoreCurrent() // the pool's own goroutines, closed at cleanup
 	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
+	var running sync.WaitGroup
+	defer func() {
+		stop()
+		running.Wait() // the listeners end with their context
+		goleak.VerifyNone(t, baseline)
+	}()
 	for _, n := range []*ApprovalNotifier{na, nb} {
-		go n.Run(runCtx)
+		running.Go(func() { n.Run(runCtx) })
 		select {
 		case <-n.Ready():
 		case <-ctx.Done():
