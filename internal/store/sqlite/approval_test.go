@@ -32,13 +32,13 @@ func TestApprovalStoreContract(t *testing.T) {
 	})
 }
 
-// ledgerEvents is a Recorder standing in for the ledger.
-type ledgerEvents struct {
+// approvalEvents is a Recorder standing in for the ledger.
+type approvalEvents struct {
 	mu    sync.Mutex
 	kinds []string
 }
 
-func (l *ledgerEvents) RecordApproval(_ context.Context, e approval.Event) error {
+func (l *approvalEvents) RecordApproval(_ context.Context, e approval.Event) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.kinds = append(l.kinds, e.Kind+":"+string(e.To))
@@ -56,7 +56,7 @@ func TestApprovalsSurviveRestart(t *testing.T) {
 		Tool: "export_customer_data", Params: params, RedactedParams: params,
 		Rule: "bulk_export_requires_approval", PolicyVersion: "v1",
 	}
-	rec := &ledgerEvents{}
+	rec := &approvalEvents{}
 
 	s1 := openTestApprovals(t, path)
 	e1, err := approval.New(s1, rec)
@@ -138,13 +138,13 @@ func TestApprovalsSurviveRestart(t *testing.T) {
 	}
 }
 
-// TestConcurrentApproveAndDeny: on SQLite too, exactly one of many concurrent approvers and
+// TestApprovalsConcurrentApproveAndDeny: on SQLite too, exactly one of many concurrent approvers and
 // deniers wins, and only the winner is recorded.
-func TestConcurrentApproveAndDeny(t *testing.T) {
+func TestApprovalsConcurrentApproveAndDeny(t *testing.T) {
 	ctx := context.Background()
 	s := openTestApprovals(t, filepath.Join(t.TempDir(), "p.db"))
 	defer s.Close()
-	rec := &ledgerEvents{}
+	rec := &approvalEvents{}
 	e, err := approval.New(s, rec)
 	if err != nil {
 		t.Fatal(err)
@@ -189,7 +189,7 @@ func TestConcurrentApproveAndDeny(t *testing.T) {
 	}
 }
 
-func TestSharedHandle(t *testing.T) {
+func TestApprovalsSharedHandle(t *testing.T) {
 	ctx := context.Background()
 	owner := openTestApprovals(t, filepath.Join(t.TempDir(), "p.db"))
 	defer owner.Close()
@@ -215,7 +215,7 @@ func TestOpenApprovalsErrors(t *testing.T) {
 	}
 }
 
-func TestCorruptBodyIsAnError(t *testing.T) {
+func TestApprovalsCorruptBody(t *testing.T) {
 	ctx := context.Background()
 	s := openTestApprovals(t, filepath.Join(t.TempDir(), "p.db"))
 	defer s.Close()
@@ -235,9 +235,9 @@ func TestCorruptBodyIsAnError(t *testing.T) {
 	}
 }
 
-// BenchmarkLifecycle is one whole approval on SQLite (three fsync'd transactions): request,
+// BenchmarkApprovalLifecycle is one whole approval on SQLite (three fsync'd transactions): request,
 // approve, redeem.
-func BenchmarkLifecycle(b *testing.B) {
+func BenchmarkApprovalLifecycle(b *testing.B) {
 	ctx := context.Background()
 	s, err := OpenApprovals(ctx, filepath.Join(b.TempDir(), "bench.db"))
 	if err != nil {
