@@ -31,6 +31,10 @@ type command struct {
 // commands is the table of top-level subcommands. Each entry's implementation lives in its own file.
 var commands = map[string]command{
 	"version": {"print the version", runVersion},
+	"serve":   {"run the gateway (embedded default: SQLite, example policy, demo agent)", runServe},
+	"policy":  {"check, evaluate and test policies", runPolicy},
+	"keys":    {"create, list and revoke agent API keys", runKeys},
+	"inspect": {"inspect tool-call arguments or results (JSONL) for attacks", runInspect},
 }
 
 // Exit codes shared by all commands.

@@ -1,0 +1,227 @@
+package inspect
+
+import (
+	"regexp"
+	"strings"
+
+	"github.com/portcullis-ai/portcullis/internal/threat"
+)
+
+// commandDetector finds OS command injection. What counts depends on where the value goes:
+//
+//   - In an ordinary argument (a host name, a file name, a search term) shell syntax has no
+//     business at all: a separator (; | || & && newline) or a substitution (`...`, $(...)) followed
+//     by a command is high severity.
+//   - In the command of a shell-like tool (DetectorConfig.ShellTools, or a parameter named command,
+//     cmd, script, ...) chaining is how people use a shell, so plain chains are low; what is high
+//     there is what no task needs: reverse shells (/dev/tcp, nc -e, mkfifo), download-and-execute
+//     (curl ... | sh), ${IFS} and other filter-evasion spellings, Shellshock.
+//
+// Backticks in code snippets (JavaScript template literals, Markdown) are not substitutions unless
+// a command sits inside them.
+type commandDetector struct {
+	shellTools []string
+}
+
+var _ Detector = commandDetector{}
+
+func (commandDetector) Name() string { return "command" }
+
+var (
+	// Payloads that are dangerous in any parameter, shell tool or not.
+	cmdAlwaysBad = regexp.MustCompile(`/dev/(?:tcp|udp)/|\$\{ifs\}|\$ifs\b|\(\)\s*\{\s*:?\s*;\s*\}\s*;|\bn(?:et)?cat\b[^\n|;&]*\s-[a-z]*[ec]\s|\bnc(?:\.exe)?\s[^\n|;&]*\s-[a-z]*[ec]\s|\bmkfifo\b.*\b(?:nc|sh)\b|\b(?:curl|wget)\b[^|;&\n]*\|\s*(?:ba|z)?sh\b|\bbase64\s+(?:-d|--decode)\b[^|;&\n]*\|\s*(?:ba|z)?sh\b|\bbash\s+-i\b|<!--\s*#\s*exec\b|\bpowershell(?:\.exe)?\s+[^\n]*-(?:enc|encodedcommand|e)\s|\brm\s+-[a-z]*r[a-z]*f?\s+/(?:\s|$|\*)|\bsocat\b[^\n]*exec:`)
+	// A command after a shell separator or inside a substitution. The command is captured.
+	cmdChain = regexp.MustCompile("(^|[;&|\\n\\r`]|\\$\\(|\\|\\||&&|\\\\n|\\{\\$\\{?)\\s*(?:/?usr/s?bin/|/bin/|/sbin/)?([a-z][a-z0-9_.-]*)")
+	// Code-execution sinks in interpreted languages.
+	cmdCodeSink = regexp.MustCompile(`\b(?:system|exec|shell_exec|passthru|popen|proc_open|eval|assert|os\.system|subprocess\.\w+|runtime\.getruntime\(\)\.exec)\s*\(\s*['"]`)
+)
+
+// cmdStrong are commands whose name is not an English word: seeing one after a separator is proof.
+var cmdStrong = map[string]bool{
+	"whoami": true, "uname": true, "ifconfig": true, "ipconfig": true, "netstat": true, "systeminfo": true,
+	"nslookup": true, "curl": true, "wget": true, "nc": true, "ncat": true, "netcat": true, "bash": true,
+	"sh": true, "zsh": true, "ksh": true, "powershell": true, "pwsh": true, "cmd": true, "cmd.exe": true,
+	"certutil": true, "bitsadmin": true, "mkfifo": true, "telnet": true, "tftp": true, "chmod": true,
+	"chown": true, "rm": true, "phpinfo": true, "id": true, "pwd": true, "ls": true, "ps": true,
+	"printenv": true, "hostname": true, "base64": true, "python": true, "python3": true, "perl": true,
+	"ruby": true, "php": true, "sudo": true, "crontab": true, "killall": true, "reboot": true,
+	"socat": true, "xterm": true, "wmic": true, "net.exe": true, "reg": true, "taskkill": true, "tasklist": true,
+	"useradd": true, "usermod": true, "traceroute": true, "tracert": true, "nmap": true, "dig": true,
+	"scp": true, "ssh": true, "env": true, "uname -a": true, "getent": true, "lsb_release": true, "ver": true,
+	"netsh": true, "sysinfo": true, "awk": true, "sed": true, "xargs": true, "chattr": true, "dd": true, "gcc": true,
+}
+
+// cmdRecon are commands that, chained onto a shell tool's command, look like an intruder rather
+// than a task.
+var cmdRecon = map[string]bool{
+	"whoami": true, "id": true, "uname": true, "ifconfig": true, "ipconfig": true, "netstat": true,
+	"systeminfo": true, "curl": true, "wget": true, "nc": true, "ncat": true, "netcat": true, "nslookup": true,
+	"certutil": true, "bitsadmin": true, "telnet": true, "tftp": true, "net": true, "netsh": true, "reg": true,
+	"wmic": true, "useradd": true, "usermod": true, "crontab": true, "chmod": true, "printenv": true, "env": true,
+	"nmap": true, "socat": true, "sudo": true, "base64": true,
+}
+
+// cmdWeak are commands that are also English words: they count only with an argument that looks
+// like one (a flag, a path, a number).
+var cmdWeak = map[string]bool{
+	"cat": true, "type": true, "dir": true, "echo": true, "sleep": true, "ping": true, "find": true,
+	"head": true, "tail": true, "more": true, "less": true, "kill": true, "net": true, "host": true,
+	"touch": true, "whoami": true, "grep": true, "which": true, "set": true, "export": true, "shutdown": true,
+	"mail": true, "nohup": true, "timeout": true, "sort": true, "cut": true, "exit": true,
+}
+
+func (d commandDetector) Inspect(c *Call, v *Value, report func(Finding)) {
+	if c.Direction == Response {
+		return
+	}
+	shellCtx := matchTool(d.shellTools, c.Tool) || isCommandKey(v.Key)
+	codeCtx := isCodeKey(v.Key)
+	var best Finding
+	consider := func(f Finding) {
+		if f.Severity > best.Severity || f.Severity == best.Severity && f.Score > best.Score {
+			best = f
+		}
+	}
+	readings(v, func(r string) bool {
+		if r != v.Raw && strings.EqualFold(r, v.Raw) {
+			return true
+		}
+		if !strings.ContainsAny(r, ";|&`$\n\r<() ") {
+			return true
+		}
+		low := strings.ToLower(r)
+		if len(low) > 8192 {
+			low = low[:8192]
+		}
+		if loc := cmdAlwaysBad.FindStringIndex(low); loc != nil {
+			consider(Finding{Severity: threat.High, Score: 0.95, Evidence: "dangerous shell payload: " + excerpt(low, loc[0])})
+			return false
+		}
+		if !shellCtx && !codeCtx {
+			if loc := cmdCodeSink.FindStringIndex(low); loc != nil {
+				consider(Finding{Severity: threat.High, Score: 0.8, Evidence: "code execution call: " + excerpt(low, loc[0])})
+				return false
+			}
+		}
+		if at, cmd, ok := cmdChained(low, codeCtx); ok {
+			if shellCtx {
+				sev := threat.Low
+				if cmdRecon[cmd] {
+					sev = threat.Medium // chaining reconnaissance or network tools onto a command
+				}
+				consider(Finding{Severity: sev, Score: 0.4, Evidence: "chained command " + cmd + ": " + excerpt(low, at)})
+			} else {
+				consider(Finding{Severity: threat.High, Score: 0.85, Evidence: "shell command " + cmd + " in argument: " + excerpt(low, at)})
+				return false
+			}
+		}
+		if !shellCtx && !codeCtx {
+			if cmd, ok := cmdBare(low); ok {
+				consider(Finding{Severity: threat.Medium, Score: 0.5, Evidence: "command line " + cmd + " in argument: " + excerpt(low, 0)})
+			}
+		}
+		return true
+	})
+	if best.Score > 0 {
+		best.Kind, best.Path = KindCommandInjection, v.Path
+		report(best)
+	}
+}
+
+// cmdChained finds a command introduced by a shell separator or substitution. At the start of the
+// value a command is only counted when a separator or substitution follows it too, so that a value
+// which merely is a word ("id", "ls") is not an injection.
+func cmdChained(s string, codeCtx bool) (int, string, bool) {
+	for _, m := range cmdChain.FindAllStringSubmatchIndex(s, 16) {
+		start, sep, name := m[0], s[m[2]:m[3]], s[m[4]:m[5]]
+		if sep == "" {
+			continue // no separator: the value starts with a word (see cmdBare)
+		}
+		if (sep == "`" || sep == "$(") && codeCtx {
+			continue // template literals and $(...) in code are code
+		}
+		rest := s[m[5]:]
+		if sep == "`" && !strings.Contains(rest, "`") {
+			continue // a lone backtick is punctuation
+		}
+		arg := strings.TrimLeft(rest, " \t")
+		argLike := rest == "" || arg == "" || strings.ContainsAny(arg[:1], "-/\\\"'0123456789;|&`$%~.()") || strings.HasPrefix(arg, "c:")
+		if cmdStrong[name] && (argLike || strings.HasPrefix(rest, " ") || strings.HasPrefix(rest, "\t")) {
+			if name == "id" || name == "ls" || name == "ps" || name == "sh" || name == "nc" || name == "rm" || name == "env" || name == "dd" || name == "reg" || name == "ver" || name == "pwd" {
+				// Two-letter names are common abbreviations; require a shell-shaped argument.
+				if !argLike {
+					continue
+				}
+			}
+			return start, name, true
+		}
+		if cmdWeak[name] && argLike && rest != "" && arg != "" {
+			return start, name, true
+		}
+		if cmdWeak[name] && (rest == "" || arg == "" || arg[0] == '|' || arg[0] == ';' || arg[0] == '`') {
+			return start, name, true
+		}
+		if sub, ok := cmdSubcommands[name]; ok && sub[firstWord(arg)] {
+			return start, name, true
+		}
+	}
+	return 0, "", false
+}
+
+// cmdSubcommands are English-word commands that are proof with these sub-commands.
+var cmdSubcommands = map[string]map[string]bool{
+	"net":   {"user": true, "localgroup": true, "view": true, "share": true, "use": true, "start": true, "stop": true, "accounts": true, "group": true},
+	"netsh": {"firewall": true, "advfirewall": true, "interface": true, "wlan": true},
+	"which": {"nc": true, "curl": true, "wget": true, "gcc": true, "python": true, "perl": true, "bash": true},
+}
+
+func firstWord(s string) string {
+	if i := strings.IndexAny(s, " \t\n;|&"); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// cmdBare reports a value that is itself a command line: a known command followed by a
+// shell-shaped argument ("ls -la /etc", "sleep 10", "curl http://...").
+func cmdBare(s string) (string, bool) {
+	s = strings.TrimLeft(s, " \t'\"")
+	s = strings.TrimPrefix(strings.TrimPrefix(strings.TrimPrefix(s, "/usr/bin/"), "/bin/"), "/sbin/")
+	name := firstWord(s)
+	if name == "" || len(name) == len(s) {
+		return "", false
+	}
+	arg := strings.TrimLeft(s[len(name):], " \t")
+	if arg == "" || s[len(name)] != ' ' && s[len(name)] != '\t' {
+		return "", false
+	}
+	argLike := strings.ContainsAny(arg[:1], "-/\\\"'0123456789$%~") || strings.HasPrefix(arg, "http") || strings.HasPrefix(arg, "c:")
+	if (cmdStrong[name] || cmdWeak[name]) && argLike {
+		return name, true
+	}
+	if sub, ok := cmdSubcommands[name]; ok && sub[firstWord(arg)] {
+		return name, true
+	}
+	return "", false
+}
+
+// isCommandKey reports whether a parameter name says it holds a shell command line.
+func isCommandKey(key string) bool {
+	switch strings.ToLower(key) {
+	case "command", "cmd", "commands", "script", "shell", "command_line", "commandline", "cmdline", "bash", "exec", "run":
+		return true
+	}
+	return false
+}
+
+// isCodeKey reports whether a parameter name says it holds source code, where backticks and $( are
+// language syntax.
+func isCodeKey(key string) bool {
+	k := strings.ToLower(key)
+	for _, w := range [...]string{"code", "snippet", "source", "template", "body", "content", "markdown", "text", "query", "expression", "regex", "pattern"} {
+		if strings.Contains(k, w) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,534 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"regexp/syntax"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/portcullis-ai/portcullis/internal/threat"
+)
+
+// Set is a compiled, immutable policy set: one policy per agent, indexed for evaluation.
+// It is safe for concurrent use; a reload builds a new Set and swaps it atomically.
+type Set struct {
+	files  []*File
+	agents map[string]*cpolicy
+	rules  int
+}
+
+// Load parses and compiles the policy files and directories named.
+func Load(paths ...string) (*Set, error) {
+	files, err := ParseFiles(paths...)
+	if err != nil {
+		return nil, err
+	}
+	return Compile(files...)
+}
+
+// Files returns the parsed files the set was compiled from (for lint and tooling). Do not modify.
+func (s *Set) Files() []*File { return s.files }
+
+// Agents returns the agent IDs the set governs.
+func (s *Set) Agents() []string {
+	out := make([]string, 0, len(s.agents))
+	for id := range s.agents {
+		out = append(out, id)
+	}
+	return out
+}
+
+// RuleCount is the number of rules in the set.
+func (s *Set) RuleCount() int { return s.rules }
+
+// maxCachedTools bounds the per-policy memo of "tool name → candidate rules" for names that are
+// not written literally in any rule, so random tool names cannot grow memory without bound.
+const maxCachedTools = 4096
+
+// maxPrematch bounds compile-time matching of pattern rules against literal tool names.
+const maxPrematch = 4_000_000
+
+type cpolicy struct {
+	src     *Policy
+	def     Action
+	enforce [4]string
+	rules   []crule
+	// exact maps every tool name written literally in some rule to the rules covering it, in file order.
+	exact map[string]*cands
+	// dynamic lists the rules whose tool patterns are not all literal names, in file order.
+	dynamic []int32
+	cacheMu sync.Mutex
+	cache   atomic.Pointer[map[string]*cands]
+
+	bhStart, bhEnd Clock
+	bhDays         uint8
+	bhLoc          *time.Location
+	levels         map[string]int
+	toolClass      map[string]int
+}
+
+// cands is the candidate rules for one tool name. verified means every listed rule's tool
+// patterns are known to match the name; otherwise each is checked at evaluation.
+type cands struct {
+	idx      []int32
+	verified bool
+}
+
+type matchKind uint8
+
+const (
+	matchExact  matchKind = iota
+	matchPrefix           // literal prefix then anything without a newline
+	matchAll              // any name without a newline
+	matchAllNL            // any name at all
+	matchRegex
+)
+
+type matcher struct {
+	kind   matchKind
+	lit    string
+	re     *regexp.Regexp
+	prefix string // literal prefix of re, a cheap pre-filter
+}
+
+func (m *matcher) match(s string) bool {
+	switch m.kind {
+	case matchExact:
+		return s == m.lit
+	case matchPrefix:
+		return len(s) >= len(m.lit) && s[:len(m.lit)] == m.lit && strings.IndexByte(s[len(m.lit):], '\n') < 0
+	case matchAll:
+		return strings.IndexByte(s, '\n') < 0
+	case matchAllNL:
+		return true
+	}
+	if len(s) < len(m.prefix) || s[:len(m.prefix)] != m.prefix {
+		return false
+	}
+	return m.re.MatchString(s)
+}
+
+// compileToolPattern turns a whole-name RE2 pattern into matchers; simple shapes (a literal, an
+// alternation of literals, literal+".*", ".*") avoid the regexp engine entirely.
+func compileToolPattern(src string) ([]matcher, error) {
+	re, err := syntax.Parse(src, syntax.Perl)
+	if err != nil {
+		return nil, err
+	}
+	re = re.Simplify()
+	lit := func(r *syntax.Regexp) (string, bool) {
+		if r.Op == syntax.OpLiteral && r.Flags&syntax.FoldCase == 0 {
+			return string(r.Rune), true
+		}
+		if r.Op == syntax.OpEmptyMatch {
+			return "", true
+		}
+		return "", false
+	}
+	if s, ok := lit(re); ok {
+		return []matcher{{kind: matchExact, lit: s}}, nil
+	}
+	if re.Op == syntax.OpAlternate {
+		var out []matcher
+		for _, sub := range re.Sub {
+			s, ok := lit(sub)
+			if !ok {
+				out = nil
+				break
+			}
+			out = append(out, matcher{kind: matchExact, lit: s})
+		}
+		if out != nil {
+			return out, nil
+		}
+	}
+	isAny := func(r *syntax.Regexp) (matchKind, bool) {
+		if r.Op == syntax.OpStar && len(r.Sub) == 1 {
+			switch r.Sub[0].Op {
+			case syntax.OpAnyCharNotNL:
+				return matchAll, true
+			case syntax.OpAnyChar:
+				return matchAllNL, true
+			}
+		}
+		return 0, false
+	}
+	if k, ok := isAny(re); ok {
+		return []matcher{{kind: k}}, nil
+	}
+	if re.Op == syntax.OpConcat && len(re.Sub) == 2 {
+		if s, ok := lit(re.Sub[0]); ok {
+			if k, ok := isAny(re.Sub[1]); ok && k == matchAll {
+				return []matcher{{kind: matchPrefix, lit: s}}, nil
+			}
+		}
+	}
+	cre, err := regexp.Compile("^(?:" + src + ")$")
+	if err != nil {
+		return nil, err
+	}
+	prefix, _ := cre.LiteralPrefix()
+	return []matcher{{kind: matchRegex, re: cre, prefix: prefix}}, nil
+}
+
+type crule struct {
+	name        string
+	action      Action
+	threat      bool
+	enforcement string
+	pos         Pos
+	tools       []matcher
+	not         []matcher
+	exactOnly   bool
+	conds       []ccond
+}
+
+func (r *crule) matchesTool(tool string) bool {
+	hit := false
+	for i := range r.tools {
+		if r.tools[i].match(tool) {
+			hit = true
+			break
+		}
+	}
+	if !hit {
+		return false
+	}
+	for i := range r.not {
+		if r.not[i].match(tool) {
+			return false
+		}
+	}
+	return true
+}
+
+type ccond struct {
+	kind ConditionKind
+	pos  Pos
+	src  *Condition
+
+	// parameter and user attribute
+	path     []string
+	match    *strMatcher
+	notMatch *strMatcher
+	maxV     float64
+	minV     float64
+	hasMax   bool
+	hasMin   bool
+	maxLen   int
+	hasLen   bool
+	oneOf    []any
+	equals   any
+	hasEq    bool
+
+	// time of day
+	start, end Clock
+	days       uint8 // bit per weekday; 0 = every day
+	loc        *time.Location
+
+	level threat.Level
+
+	perm     string
+	mustHave bool
+
+	hasUnusual  bool
+	wantUnusual bool
+	orCC, andCC *CallCount
+
+	role string
+	attr string
+
+	class int // index on the scale; -1 = the tool's declared level
+
+	expr     *compiledExpr
+	findings []string
+}
+
+// Compile builds an immutable Set from parsed files. It checks what spans files (one policy
+// per agent, the rule limit) and never returns a partial set.
+func Compile(files ...*File) (*Set, error) {
+	if errs := checkSet(files); len(errs) > 0 {
+		return nil, errs
+	}
+	s := &Set{files: files, agents: map[string]*cpolicy{}}
+	var errs ErrorList
+	for _, f := range files {
+		for _, p := range f.Policies {
+			cp, err := compilePolicy(p)
+			if err != nil {
+				var l ErrorList
+				if errors.As(err, &l) {
+					errs = append(errs, l...)
+					continue
+				}
+				return nil, err
+			}
+			s.agents[p.AgentID] = cp
+			s.rules += len(p.Rules)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return s, nil
+}
+
+func loadLoc(name, fallback string) (*time.Location, error) {
+	if name == "" {
+		name = fallback
+	}
+	if name == "" {
+		return time.UTC, nil
+	}
+	return time.LoadLocation(name)
+}
+
+func dayMask(days []time.Weekday) uint8 {
+	var m uint8
+	for _, d := range days {
+		m |= 1 << uint(d)
+	}
+	return m
+}
+
+func compilePolicy(p *Policy) (*cpolicy, error) {
+	var errs ErrorList
+	bad := func(pos Pos, key, format string, args ...any) {
+		errs = append(errs, &Error{Pos: pos, Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+	cp := &cpolicy{src: p, def: Deny, enforce: DefaultEnforcement}
+	if p.HasDefault {
+		cp.def = p.DefaultAction
+	}
+	for _, e := range p.Enforcement {
+		cp.enforce[e.Decision] = e.Action
+	}
+	loc, err := loadLoc(p.Timezone, "")
+	if err != nil {
+		bad(p.Pos, "timezone", "unknown time zone %q", p.Timezone)
+	}
+	cp.bhStart, cp.bhEnd, cp.bhDays, cp.bhLoc = 8*60, 18*60, dayMask([]time.Weekday{1, 2, 3, 4, 5}), loc
+	if bh := p.BusinessHours; bh != nil {
+		cp.bhStart, cp.bhEnd, cp.bhDays = bh.Start, bh.End, dayMask(bh.Days)
+		if cp.bhLoc, err = loadLoc(bh.Timezone, p.Timezone); err != nil {
+			bad(bh.Pos, "business_hours.timezone", "unknown time zone %q", bh.Timezone)
+		}
+	}
+	levels := p.ClassificationLevels
+	if levels == nil {
+		levels = DefaultClassificationLevels
+	}
+	cp.levels = make(map[string]int, len(levels))
+	for i, l := range levels {
+		cp.levels[l] = i
+	}
+	cp.toolClass = map[string]int{}
+	for t, l := range p.ToolClassifications {
+		i, ok := cp.levels[l]
+		if !ok {
+			bad(p.Pos, "tool_classifications."+t, "unknown classification level %q", l)
+		}
+		cp.toolClass[t] = i
+	}
+
+	cp.rules = make([]crule, len(p.Rules))
+	for i, r := range p.Rules {
+		cr := &cp.rules[i]
+		cr.name, cr.action, cr.threat, cr.enforcement, cr.pos = r.Name, r.Action, r.Threat, r.Enforcement, r.Pos
+		cr.exactOnly = len(r.NotTools) == 0
+		for _, pt := range r.Tools {
+			ms, err := compileToolPattern(pt.Source)
+			if err != nil {
+				bad(pt.Pos, "tool", "invalid regular expression %q: %v", pt.Source, err)
+				continue
+			}
+			for _, m := range ms {
+				if m.kind != matchExact {
+					cr.exactOnly = false
+				}
+			}
+			cr.tools = append(cr.tools, ms...)
+		}
+		for _, pt := range r.NotTools {
+			ms, err := compileToolPattern(pt.Source)
+			if err != nil {
+				bad(pt.Pos, "not_tool", "invalid regular expression %q: %v", pt.Source, err)
+				continue
+			}
+			cr.not = append(cr.not, ms...)
+		}
+		cr.conds = make([]ccond, len(r.Conditions))
+		for j, c := range r.Conditions {
+			if err := compileCond(&cr.conds[j], c, p, cp); err != nil {
+				bad(c.Pos, fmt.Sprintf("rules[%d].conditions[%d]", i, j), "%v", err)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	cp.buildIndex()
+	empty := map[string]*cands{}
+	cp.cache.Store(&empty)
+	return cp, nil
+}
+
+func (cp *cpolicy) buildIndex() {
+	cp.exact = map[string]*cands{}
+	for i := range cp.rules {
+		r := &cp.rules[i]
+		if !r.exactOnly {
+			cp.dynamic = append(cp.dynamic, int32(i))
+		}
+		for _, m := range r.tools {
+			if m.kind == matchExact {
+				if _, ok := cp.exact[m.lit]; !ok {
+					cp.exact[m.lit] = &cands{verified: true}
+				}
+			}
+		}
+	}
+	prematch := len(cp.exact)*len(cp.dynamic) <= maxPrematch
+	for name, c := range cp.exact {
+		if !prematch {
+			c.verified = false
+		}
+		for i := range cp.rules {
+			r := &cp.rules[i]
+			if r.exactOnly {
+				if r.matchesTool(name) {
+					c.idx = append(c.idx, int32(i))
+				}
+				continue
+			}
+			if !prematch || r.matchesTool(name) {
+				c.idx = append(c.idx, int32(i))
+			}
+		}
+		if !prematch {
+			// Literal rules for this name are certain; checking them again is cheap and keeps one code path.
+			c.verified = false
+		}
+	}
+}
+
+// candidates returns the rules whose tool patterns may cover tool, in file order.
+func (cp *cpolicy) candidates(tool string) *cands {
+	if c, ok := cp.exact[tool]; ok {
+		return c
+	}
+	m := *cp.cache.Load()
+	if c, ok := m[tool]; ok {
+		return c
+	}
+	c := &cands{verified: true}
+	for _, i := range cp.dynamic {
+		if cp.rules[i].matchesTool(tool) {
+			c.idx = append(c.idx, i)
+		}
+	}
+	cp.remember(tool, c)
+	return c
+}
+
+// remember adds a computed candidate list to the copy-on-write memo, up to maxCachedTools names.
+func (cp *cpolicy) remember(tool string, c *cands) {
+	if len(tool) > 256 {
+		return
+	}
+	cp.cacheMu.Lock()
+	defer cp.cacheMu.Unlock()
+	old := *cp.cache.Load()
+	if len(old) >= maxCachedTools {
+		return
+	}
+	if _, ok := old[tool]; ok {
+		return
+	}
+	next := make(map[string]*cands, len(old)+1)
+	for k, v := range old {
+		next[k] = v
+	}
+	next[tool] = c
+	cp.cache.Store(&next)
+}
+
+func compileCond(cc *ccond, c *Condition, p *Policy, cp *cpolicy) error {
+	cc.kind, cc.pos, cc.src = c.Kind, c.Pos, c
+	switch c.Kind {
+	case KindParameter:
+		pc := c.Parameter
+		cc.path = strings.Split(pc.Path, ".")
+		if pc.Match != nil {
+			re, err := newStrMatcher(pc.Match.Source)
+			if err != nil {
+				return fmt.Errorf("match: %w", err)
+			}
+			cc.match = re
+		}
+		if pc.NotMatch != nil {
+			re, err := newStrMatcher(pc.NotMatch.Source)
+			if err != nil {
+				return fmt.Errorf("not_match: %w", err)
+			}
+			cc.notMatch = re
+		}
+		if pc.MaxValue != nil {
+			cc.maxV, cc.hasMax = *pc.MaxValue, true
+		}
+		if pc.MinValue != nil {
+			cc.minV, cc.hasMin = *pc.MinValue, true
+		}
+		if pc.MaxLength != nil {
+			cc.maxLen, cc.hasLen = *pc.MaxLength, true
+		}
+		cc.oneOf = pc.OneOf
+		cc.equals, cc.hasEq = pc.Equals, pc.HasEquals
+	case KindTimeOfDay:
+		t := c.TimeOfDay
+		loc, err := loadLoc(t.Timezone, p.Timezone)
+		if err != nil {
+			return fmt.Errorf("time_of_day.timezone: %w", err)
+		}
+		cc.start, cc.end, cc.days, cc.loc = t.Start, t.End, dayMask(t.Days), loc
+	case KindThreatScore:
+		cc.level = *c.ThreatScore
+	case KindUserPermission:
+		cc.perm, cc.mustHave = c.UserPermission.Permission, c.UserPermission.MustHave
+	case KindTimeContext:
+		tc := c.TimeContext
+		if tc.UnusualHour != nil {
+			cc.hasUnusual, cc.wantUnusual = true, *tc.UnusualHour
+		}
+		cc.orCC, cc.andCC = tc.OrCallCountExceeds, tc.CallCountExceeds
+	case KindAgentRole:
+		cc.role, cc.perm = c.AgentRole.Role, c.AgentRole.Permission
+	case KindUserAttribute:
+		cc.attr = c.UserAttribute.Attribute
+		cc.path = strings.Split(c.UserAttribute.Parameter, ".")
+	case KindDataClassification:
+		if c.DataClassification.Level == "tool" {
+			cc.class = -1
+		} else {
+			i, ok := cp.levels[c.DataClassification.Level]
+			if !ok {
+				return fmt.Errorf("unknown classification level %q", c.DataClassification.Level)
+			}
+			cc.class = i
+		}
+	case KindExpr:
+		if c.Expr == nil || c.Expr.compiled == nil {
+			return fmt.Errorf("expr was not type-checked")
+		}
+		cc.expr = c.Expr.compiled
+	case KindFindings:
+		cc.findings = c.Findings
+	default:
+		return fmt.Errorf("unknown condition kind %d", c.Kind)
+	}
+	return nil
+}

@@ -1,0 +1,167 @@
+package policy
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Explain decides req like Evaluate and also reports every rule considered (those whose tool
+// patterns cover the tool) with each condition's result. It allocates; call it for the audit
+// record or a human, not on the agent's path. Its Decision always equals Evaluate's.
+func (s *Set) Explain(req *Request) (ex Explanation) {
+	defer func() {
+		if r := recover(); r != nil {
+			ex = Explanation{Decision: unknownAgent, Reason: fmt.Sprintf("internal_error: %v", r), Rules: []RuleTrace{}}
+		}
+	}()
+	if s == nil || req == nil {
+		return Explanation{Decision: unknownAgent, Reason: "unknown_agent", Rules: []RuleTrace{}}
+	}
+	p := s.agents[req.Agent.ID]
+	if p == nil {
+		return Explanation{Decision: unknownAgent, Reason: "unknown_agent", Rules: []RuleTrace{}}
+	}
+	now := req.Time
+	if now.IsZero() {
+		now = time.Now()
+	}
+	c := p.candidates(req.Tool)
+	ex.Rules = []RuleTrace{}
+	base, baseIdx := p.def, int32(-1)
+	type hit struct {
+		idx    int32
+		action Action
+	}
+	var threatHits []hit
+	for _, i := range c.idx {
+		r := &p.rules[i]
+		if !c.verified && !r.matchesTool(req.Tool) {
+			continue
+		}
+		tr := RuleTrace{Rule: r.name, Pos: r.pos.String(), Action: r.action, Threat: r.threat, Conditions: []ConditionTrace{}}
+		tr.Applies = p.applies(r, req, now, &tr)
+		ex.Rules = append(ex.Rules, tr)
+		if !tr.Applies {
+			continue
+		}
+		if r.threat {
+			threatHits = append(threatHits, hit{i, r.action})
+			continue
+		}
+		if baseIdx < 0 || r.action.StricterThan(base) {
+			base, baseIdx = r.action, i
+		}
+	}
+	cur, curIdx := base, baseIdx
+	if cur != Deny {
+		for _, h := range threatHits {
+			if h.action.StricterThan(cur) || (h.action == cur && curIdx >= 0 && h.idx < curIdx) {
+				cur, curIdx = h.action, h.idx
+			}
+		}
+	}
+	ex.Decision = p.decision(cur, curIdx)
+	switch {
+	case curIdx >= 0:
+		ex.Reason = "rule"
+	default:
+		ex.Reason = "default_action"
+	}
+	return ex
+}
+
+func (p *cpolicy) traceCond(cc *ccond, req *Request, now time.Time, ok, errored bool) ConditionTrace {
+	t := ConditionTrace{Kind: cc.kind.String(), Pos: cc.pos.String(), Result: ok}
+	if errored {
+		t.Error = "could not be evaluated; counted as holding for a restricting rule, not holding for an ALLOW rule"
+		if cc.kind == KindExpr {
+			act := &celActivation{req: req, now: now, rank: int(req.Threat), findings: req.Findings}
+			if _, err := evalExpr(cc.expr, act); err != nil {
+				t.Error = err.Error() + " (" + t.Error + ")"
+			}
+		}
+	}
+	t.Detail = p.detail(cc, req, now)
+	return t
+}
+
+func (p *cpolicy) detail(cc *ccond, req *Request, now time.Time) string {
+	switch cc.kind {
+	case KindParameter:
+		v, found := lookup(req.Params, cc.path)
+		if !found {
+			return fmt.Sprintf("parameter %s is missing", strings.Join(cc.path, "."))
+		}
+		return fmt.Sprintf("parameter %s = %s", strings.Join(cc.path, "."), short(v))
+	case KindTimeOfDay:
+		l := now.In(cc.loc)
+		return fmt.Sprintf("local time %s %s in %s; window [%s, %s)", l.Weekday().String()[:3], l.Format("15:04"), cc.loc, cc.start, cc.end)
+	case KindThreatScore:
+		return fmt.Sprintf("threat level %s, needs at least %s", req.Threat, cc.level)
+	case KindUserPermission:
+		return fmt.Sprintf("user has %s: %v, must_have: %v", cc.perm, req.User != nil && hasString(req.User.Permissions, cc.perm), cc.mustHave)
+	case KindTimeContext:
+		var parts []string
+		if cc.hasUnusual {
+			parts = append(parts, fmt.Sprintf("unusual hour: %v", p.unusualHour(req, now)))
+		}
+		if cc.orCC != nil {
+			parts = append(parts, fmt.Sprintf("or calls in %dm: %d (exceeds when > %d)", cc.orCC.WindowMinutes, callCount(req, cc.orCC, now), cc.orCC.Threshold))
+		}
+		if cc.andCC != nil {
+			parts = append(parts, fmt.Sprintf("and calls in %dm: %d (exceeds when > %d)", cc.andCC.WindowMinutes, callCount(req, cc.andCC, now), cc.andCC.Threshold))
+		}
+		return strings.Join(parts, "; ")
+	case KindAgentRole:
+		return fmt.Sprintf("agent roles %v, needs %s%s", req.Agent.Roles, cc.role, ifStr(cc.perm != "", " with permission "+cc.perm))
+	case KindUserAttribute:
+		var attr []string
+		if req.User != nil {
+			attr = req.User.Attributes[cc.attr]
+		}
+		v, _ := lookup(req.Params, cc.path)
+		return fmt.Sprintf("user %s %v, parameter %s = %s", cc.attr, attr, strings.Join(cc.path, "."), short(v))
+	case KindDataClassification:
+		lvl := cc.src.DataClassification.Level
+		if cc.class < 0 {
+			lvl = "tool's level"
+			if i := p.toolLevel(req); i >= 0 && i < len(p.levelNames()) {
+				lvl = p.levelNames()[i]
+			}
+		}
+		var cl []string
+		if req.User != nil {
+			cl = req.User.Attributes["clearance"]
+		}
+		return fmt.Sprintf("classification %s, user clearance %v", lvl, cl)
+	case KindExpr:
+		return "expr: " + cc.src.Expr.Source
+	case KindFindings:
+		return fmt.Sprintf("findings %v, any of %v", req.Findings, cc.findings)
+	}
+	return ""
+}
+
+func (p *cpolicy) levelNames() []string {
+	out := make([]string, len(p.levels))
+	for n, i := range p.levels {
+		out[i] = n
+	}
+	return out
+}
+
+func ifStr(c bool, s string) string {
+	if c {
+		return s
+	}
+	return ""
+}
+
+func short(v any) string {
+	s := fmt.Sprintf("%#v", v)
+	if r := []rune(s); len(r) > 80 {
+		return string(r[:80]) + "…"
+	}
+	return s
+}

@@ -1,0 +1,425 @@
+// Package policy owns the Portcullis policy language: strict YAML parsing with file:line:col
+// positions (parse.go), compilation into an immutable, indexed *Set (compile.go), the
+// allocation-free decision path (eval.go), on-demand explanations (explain.go), CEL `expr`
+// conditions (cel.go) and hot reload of a policy set from disk (reload.go).
+//
+// The contract is docs/policy-language.md. In short: a request from an agent is checked against
+// that agent's policy; the most restrictive applicable rule wins (DENY > CONSTRAIN > LOG > ALLOW);
+// rules that read runtime threat signals can only tighten a decision, never loosen it; an agent
+// without a policy is denied.
+//
+// policy is an engine: it must not import transports (HTTP, MCP), stores, the ledger, the guard
+// or the inspection engine. It reads inspection output only as threat.Level and finding kinds, and
+// behaviour signals only through the History interface it declares.
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/portcullis-ai/portcullis/internal/threat"
+)
+
+// Action is a decision (or a rule's action). Values are ordered from the most to the least
+// restrictive so that the zero value is DENY: a Decision nobody filled in denies.
+type Action uint8
+
+const (
+	Deny      Action = iota // the tool does not run; the agent learns only that it is unavailable
+	Constrain               // the call is held for a human's approval
+	Log                     // the tool runs and the record is flagged
+	Allow                   // the tool runs
+)
+
+var actionNames = [...]string{"DENY", "CONSTRAIN", "LOG", "ALLOW"}
+
+// String returns the upper-case wire name.
+func (a Action) String() string {
+	if int(a) < len(actionNames) {
+		return actionNames[a]
+	}
+	return fmt.Sprintf("Action(%d)", uint8(a))
+}
+
+// StricterThan reports whether a is more restrictive than b.
+func (a Action) StricterThan(b Action) bool { return a < b }
+
+// ParseAction reads a decision name, case-insensitively.
+func ParseAction(s string) (Action, error) {
+	for i, n := range actionNames {
+		if strings.EqualFold(s, n) {
+			return Action(i), nil
+		}
+	}
+	return Deny, fmt.Errorf("unknown decision %q (want one of ALLOW, DENY, CONSTRAIN, LOG)", s)
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (a Action) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (a *Action) UnmarshalText(b []byte) error {
+	v, err := ParseAction(string(b))
+	if err != nil {
+		return err
+	}
+	*a = v
+	return nil
+}
+
+// Enforcement actions a policy's `enforcement:` mapping may name, and rule-level refinements.
+const (
+	EnforceExecute       = "execute_tool"
+	EnforceQueueApproval = "log_and_queue_for_approval"
+	EnforceReturnError   = "log_and_return_error"
+	EnforceRecordAllow   = "record_but_allow"
+
+	RuleRequireApproval       = "require_human_approval"
+	RuleRequireApprovalAndLog = "require_human_approval_and_log"
+)
+
+// Pos is a position in a policy file. Line and Col are 1-based; zero means unknown.
+type Pos struct {
+	File string
+	Line int
+	Col  int
+}
+
+// String formats the position as file:line:col.
+func (p Pos) String() string {
+	f := p.File
+	if f == "" {
+		f = "<input>"
+	}
+	return fmt.Sprintf("%s:%d:%d", f, p.Line, p.Col)
+}
+
+// ErrInvalid is what every load error matches with errors.Is: the policy (set) was rejected whole.
+var ErrInvalid = errors.New("invalid policy")
+
+// Error is one problem in a policy file.
+type Error struct {
+	Pos  Pos
+	Key  string // the offending key or dotted key path, e.g. "rules[2].conditions[0].match"
+	Msg  string
+	Hint string
+}
+
+func (e *Error) Error() string {
+	if e.Key != "" {
+		return fmt.Sprintf("%s: %s: %s", e.Pos, e.Key, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", e.Pos, e.Msg)
+}
+
+// Is makes every *Error match ErrInvalid.
+func (e *Error) Is(target error) bool { return target == ErrInvalid }
+
+// ErrorList is every problem found while loading; a set with any error is never loaded.
+type ErrorList []*Error
+
+func (l ErrorList) Error() string {
+	var b strings.Builder
+	for i, e := range l {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(e.Error())
+	}
+	return b.String()
+}
+
+// Is makes an ErrorList match ErrInvalid.
+func (l ErrorList) Is(target error) bool { return target == ErrInvalid }
+
+// Unwrap returns the individual errors.
+func (l ErrorList) Unwrap() []error {
+	out := make([]error, len(l))
+	for i, e := range l {
+		out[i] = e
+	}
+	return out
+}
+
+// ---------------------------------------------------------------------------------------------
+// The parsed form (AST). Every node carries the position of its first token so that tools such
+// as `portcullis policy lint` can report file:line:col. The AST is plain data; Compile turns it
+// into the immutable evaluation form.
+
+// File is one parsed policy file; it may hold several policies (YAML documents).
+type File struct {
+	Name     string
+	Policies []*Policy
+}
+
+// Policy governs one agent.
+type Policy struct {
+	Pos           Pos
+	AgentID       string
+	DefaultAction Action // Deny when absent
+	HasDefault    bool   // default_action was written
+	Description   string
+	Version       string
+	Timezone      string // IANA name; "" means UTC
+	// BusinessHours defines the "usual" hours for time_context.unusual_hour; nil means the default
+	// Mon–Fri 08:00–18:00 in the policy's time zone.
+	BusinessHours *BusinessHours
+	// ClassificationLevels is the ordered scale (lowest first); nil means
+	// public < internal < confidential < restricted.
+	ClassificationLevels []string
+	// ToolClassifications declares a classification per tool name, read by
+	// `data_classification: tool` (extension; a Request may override it).
+	ToolClassifications map[string]string
+	Rules               []*Rule
+	Enforcement         []*EnforcementEntry
+}
+
+// BusinessHours is the policy's working week.
+type BusinessHours struct {
+	Pos      Pos
+	Start    Clock
+	End      Clock
+	Days     []time.Weekday
+	Timezone string // "" means the policy's time zone
+}
+
+// EnforcementEntry maps a decision to what the gateway does with it.
+type EnforcementEntry struct {
+	Pos      Pos
+	Decision Action
+	Action   string
+}
+
+// Rule is one rule of a policy.
+type Rule struct {
+	Pos         Pos
+	Name        string
+	Tools       []Pattern // whole-name RE2 patterns; a tool matches when any matches
+	NotTools    []Pattern // extension: tools the rule does not cover
+	Action      Action
+	Conditions  []*Condition
+	Enforcement string // rule-level refinement of CONSTRAIN, e.g. require_human_approval
+	// Threat is true when a condition reads runtime threat signals (threat_score, findings, or an
+	// expr that reads `threat`); such a rule can only tighten a decision. Set by Parse.
+	Threat bool
+}
+
+// Pattern is a regular expression as written, with its position.
+type Pattern struct {
+	Pos    Pos
+	Source string
+}
+
+// ConditionKind names the nine condition kinds.
+type ConditionKind uint8
+
+const (
+	KindParameter ConditionKind = iota + 1
+	KindTimeOfDay
+	KindThreatScore
+	KindUserPermission
+	KindTimeContext
+	KindAgentRole
+	KindUserAttribute
+	KindDataClassification
+	KindExpr
+	KindFindings
+)
+
+var kindNames = [...]string{"", "parameter", "time_of_day", "threat_score", "user_permission",
+	"time_context", "agent_role", "invoking_user_attribute", "data_classification", "expr", "findings"}
+
+// String returns the key that introduces the kind.
+func (k ConditionKind) String() string {
+	if int(k) < len(kindNames) && k != 0 {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("ConditionKind(%d)", uint8(k))
+}
+
+// Condition is one item of a rule's conditions list. Exactly one of the kind fields is set,
+// the one Kind names.
+type Condition struct {
+	Pos  Pos
+	Kind ConditionKind
+
+	Parameter          *ParameterCond
+	TimeOfDay          *TimeOfDayCond
+	ThreatScore        *threat.Level
+	UserPermission     *UserPermissionCond
+	TimeContext        *TimeContextCond
+	AgentRole          *AgentRoleCond
+	UserAttribute      *UserAttributeCond
+	DataClassification *DataClassificationCond
+	Expr               *ExprCond
+	Findings           []string
+}
+
+// ParameterCond tests one parameter. All operators given must hold.
+type ParameterCond struct {
+	Path      string   // as written, e.g. "filter.region"
+	Match     *Pattern // RE2, unanchored as written
+	NotMatch  *Pattern
+	MaxValue  *float64 // inclusive
+	MinValue  *float64 // inclusive
+	OneOf     []any    // scalars: string, float64, bool
+	MaxLength *int     // in characters (Unicode code points)
+	Equals    any      // scalar; nil when absent
+	HasEquals bool
+}
+
+// Clock is a time of day in minutes since midnight (0..1440; 1440 is "24:00", an end only).
+type Clock int
+
+// String formats the clock as HH:MM.
+func (c Clock) String() string { return fmt.Sprintf("%02d:%02d", int(c)/60, int(c)%60) }
+
+// TimeOfDayCond holds when the request time, in Timezone, is in [Start, End) on one of Days.
+type TimeOfDayCond struct {
+	Start, End Clock
+	Timezone   string         // "" means the policy's time zone
+	Days       []time.Weekday // nil means every day
+}
+
+// UserPermissionCond holds when "the invoking user has Permission" equals MustHave.
+type UserPermissionCond struct {
+	Permission string
+	MustHave   bool
+}
+
+// CallCount is a sliding-window call counter threshold: holds when count > Threshold.
+type CallCount struct {
+	WindowMinutes int
+	Threshold     int
+}
+
+// TimeContextCond is (UnusualHour OR OrCallCountExceeds) AND CallCountExceeds, absent parts omitted.
+type TimeContextCond struct {
+	UnusualHour        *bool
+	OrCallCountExceeds *CallCount
+	CallCountExceeds   *CallCount
+}
+
+// AgentRoleCond holds when the agent has Role and, if Permission is set, that permission
+// through the role or directly.
+type AgentRoleCond struct {
+	Role       string
+	Permission string
+}
+
+// UserAttributeCond holds when the user's Attribute contains the value of parameter Parameter.
+type UserAttributeCond struct {
+	Attribute string
+	Parameter string
+}
+
+// DataClassificationCond holds when Level (or the tool's declared level when Level is "tool") is
+// at or below the invoking user's clearance.
+type DataClassificationCond struct {
+	Level   string
+	Against string // always "user_clearance"
+}
+
+// ExprCond is a CEL expression; ReadsThreat is set when it reads the `threat` variable.
+type ExprCond struct {
+	Source      string
+	ReadsThreat bool
+	compiled    *compiledExpr
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests and decisions.
+
+// Request is one tool call in its Go form. The evaluator only reads it.
+type Request struct {
+	Agent Agent
+	User  *User // nil: no invoking user (has no permissions, attributes or clearance)
+	Tool  string
+	// Params are the call's arguments as decoded from JSON: map[string]any, []any, string,
+	// float64, bool, nil (int, int64 and []string are accepted too).
+	Params map[string]any
+	Time   time.Time // zero means now
+	// Threat is the inspection engine's level for this call; Findings the finding kinds it reported.
+	Threat   threat.Level
+	Findings []string
+	// ToolClassification overrides the policy's declared classification of the tool ("" = none).
+	ToolClassification string
+	// History supplies call counts and the hour baseline; nil means no earlier calls, no baseline.
+	History History
+}
+
+// Agent is the authenticated agent.
+type Agent struct {
+	ID          string
+	Roles       []string
+	Permissions []string
+	// RolePermissions lists what each role grants (filled by the identity layer); agent_role's
+	// has_permission holds through it or through Permissions.
+	RolePermissions map[string][]string
+}
+
+// User is the invoking user.
+type User struct {
+	ID          string
+	Permissions []string
+	// Attributes are strings or lists of strings; "clearance" is read by data_classification.
+	Attributes map[string][]string
+}
+
+// History is what the policy engine needs from behaviour tracking. The behaviour package
+// implements it; the CLI implements it over a request's `calls` list.
+type History interface {
+	// CallCount returns how many EARLIER calls this agent made to tool in the window
+	// (now-window, now]; the engine adds one for the call being decided.
+	CallCount(tool string, window time.Duration, now time.Time) int
+	// HourActivity returns how many of the agent's past calls fell in the same UTC hour of day as
+	// t, and how many calls the baseline holds in total. See BaselineMinCalls and RareHourShare.
+	HourActivity(t time.Time) (inHour, total int)
+}
+
+// The learned-baseline rule for "unusual hour": once History holds at least BaselineMinCalls calls
+// the baseline is learned, and an hour of day holding less than RareHourShare of them is rare.
+const (
+	BaselineMinCalls = 200
+	RareHourShare    = 0.01
+)
+
+// Decision is the result of the hot path: the decision, the deciding rule and what to do.
+type Decision struct {
+	Action Action
+	// Rule is the deciding rule's name; "" when the default action or the unknown-agent rule decided.
+	Rule string
+	// Enforcement is the policy's enforcement action for Action (e.g. log_and_queue_for_approval).
+	Enforcement string
+	// RuleEnforcement is the deciding rule's refinement (e.g. require_human_approval), if any.
+	RuleEnforcement string
+}
+
+// Explanation is a decision with every rule considered (its tool matched) and each condition's
+// result. It is for the audit record and for people, never for the agent.
+type Explanation struct {
+	Decision
+	Reason string      // "rule", "default_action", "unknown_agent"
+	Rules  []RuleTrace `json:"rules"`
+}
+
+// RuleTrace is one considered rule.
+type RuleTrace struct {
+	Rule       string           `json:"rule"`
+	Pos        string           `json:"pos"`
+	Action     Action           `json:"action"`
+	Threat     bool             `json:"threat,omitempty"`
+	Applies    bool             `json:"applies"`
+	Conditions []ConditionTrace `json:"conditions"`
+}
+
+// ConditionTrace is one condition's result.
+type ConditionTrace struct {
+	Kind   string `json:"kind"`
+	Pos    string `json:"pos"`
+	Result bool   `json:"result"`
+	Detail string `json:"detail,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
