@@ -31,6 +31,7 @@ type command struct {
 // commands is the table of top-level subcommands. Each entry's implementation lives in its own file.
 var commands = map[string]command{
 	"version": {"print the version", runVersion},
+	"policy":  {"check, evaluate and test policies", runPolicy},
 }
 
 // Exit codes shared by all commands.

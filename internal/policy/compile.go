@@ -213,8 +213,8 @@ type ccond struct {
 
 	// parameter and user attribute
 	path     []string
-	match    *regexp.Regexp
-	notMatch *regexp.Regexp
+	match    *strMatcher
+	notMatch *strMatcher
 	maxV     float64
 	minV     float64
 	hasMax   bool
@@ -464,14 +464,14 @@ func compileCond(cc *ccond, c *Condition, p *Policy, cp *cpolicy) error {
 		pc := c.Parameter
 		cc.path = strings.Split(pc.Path, ".")
 		if pc.Match != nil {
-			re, err := regexp.Compile(pc.Match.Source)
+			re, err := newStrMatcher(pc.Match.Source)
 			if err != nil {
 				return fmt.Errorf("match: %w", err)
 			}
 			cc.match = re
 		}
 		if pc.NotMatch != nil {
-			re, err := regexp.Compile(pc.NotMatch.Source)
+			re, err := newStrMatcher(pc.NotMatch.Source)
 			if err != nil {
 				return fmt.Errorf("not_match: %w", err)
 			}

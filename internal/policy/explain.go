@@ -12,15 +12,15 @@ import (
 func (s *Set) Explain(req *Request) (ex Explanation) {
 	defer func() {
 		if r := recover(); r != nil {
-			ex = Explanation{Decision: unknownAgent, Reason: fmt.Sprintf("internal_error: %v", r)}
+			ex = Explanation{Decision: unknownAgent, Reason: fmt.Sprintf("internal_error: %v", r), Rules: []RuleTrace{}}
 		}
 	}()
 	if s == nil || req == nil {
-		return Explanation{Decision: unknownAgent, Reason: "unknown_agent"}
+		return Explanation{Decision: unknownAgent, Reason: "unknown_agent", Rules: []RuleTrace{}}
 	}
 	p := s.agents[req.Agent.ID]
 	if p == nil {
-		return Explanation{Decision: unknownAgent, Reason: "unknown_agent"}
+		return Explanation{Decision: unknownAgent, Reason: "unknown_agent", Rules: []RuleTrace{}}
 	}
 	now := req.Time
 	if now.IsZero() {
