@@ -20,7 +20,7 @@ func BenchmarkDecide(b *testing.B) {
 		b.Run("policy="+s.Name, func(b *testing.B) {
 			reqs := s.Requests(benchRequests, 42)
 			for _, e := range engines(b, s) {
-				inputs := prepareAll(b, e, reqs)
+				inputs := prepareAll(b, s, e, reqs)
 				b.Run("engine="+e.Name(), func(b *testing.B) {
 					b.ReportAllocs()
 					i := 0
@@ -45,7 +45,7 @@ func BenchmarkDecideParallel(b *testing.B) {
 		b.Run("policy="+s.Name, func(b *testing.B) {
 			reqs := s.Requests(benchRequests, 43)
 			for _, e := range engines(b, s) {
-				inputs := prepareAll(b, e, reqs)
+				inputs := prepareAll(b, s, e, reqs)
 				b.Run("engine="+e.Name(), func(b *testing.B) {
 					b.ReportAllocs()
 					var mu sync.Mutex
@@ -74,7 +74,11 @@ func BenchmarkDecideParallel(b *testing.B) {
 	}
 }
 
-func prepareAll(b *testing.B, e Engine, reqs []Request) []any {
+// benchVerify is how many of the benchmark's own requests each engine must decide as the oracle
+// does before it is timed (TestEquivalence checks thousands; this guards the timed inputs).
+const benchVerify = 128
+
+func prepareAll(b *testing.B, s *Scenario, e Engine, reqs []Request) []any {
 	b.Helper()
 	out := make([]any, len(reqs))
 	for i, r := range reqs {
@@ -83,6 +87,15 @@ func prepareAll(b *testing.B, e Engine, reqs []Request) []any {
 			b.Fatal(err)
 		}
 		out[i] = in
+	}
+	for i, r := range reqs[:benchVerify] {
+		got, err := e.Decide(context.Background(), out[i])
+		if err != nil {
+			b.Fatalf("%s on %s: %v", e.Name(), s.Name, err)
+		}
+		if want := s.Decide(r); got != want {
+			b.Fatalf("%s on %s: request %+v: got %s, oracle says %s", e.Name(), s.Name, r, got, want)
+		}
 	}
 	return out
 }
