@@ -72,8 +72,8 @@ type cpolicy struct {
 	byPrefix   map[string][]int32
 	prefixLens []int
 	noPrefix   []int32
-	cacheMu sync.Mutex
-	cache   atomic.Pointer[map[string]*cands]
+	cacheMu    sync.Mutex
+	cache      atomic.Pointer[map[string]*cands]
 
 	bhStart, bhEnd Clock
 	bhDays         uint8
