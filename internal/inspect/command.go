@@ -20,10 +20,16 @@ import (
 // Backticks in code snippets (JavaScript template literals, Markdown) are not substitutions unless
 // a command sits inside them.
 type commandDetector struct {
-	shellTools []string
+	shell toolMatcher
 }
 
 var _ Detector = commandDetector{}
+
+// newCommandDetector returns a command detector that treats tools matching the path.Match
+// patterns shellTools as shell-like.
+func newCommandDetector(shellTools []string) commandDetector {
+	return commandDetector{shell: newToolMatcher(shellTools)}
+}
 
 func (commandDetector) Name() string { return "command" }
 
@@ -124,7 +130,7 @@ func (d commandDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	if c.Direction == Response {
 		return
 	}
-	shellCtx := matchTool(d.shellTools, c.Tool) || isCommandKey(v.Key)
+	shellCtx := d.shell.match(c.Tool) || isCommandKey(v.Key)
 	codeCtx := isCodeKey(v.Key)
 	var best Finding
 	consider := func(f Finding) {

@@ -36,7 +36,7 @@ func TestCommandDetector(t *testing.T) {
 		{"money", "send", "note", "costs $(5) or so", nil},
 		{"plain word", "lookup", "domain", "id", nil},
 	}
-	d := commandDetector{shellTools: DefaultShellTools}
+	d := newCommandDetector(DefaultShellTools)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := inspectOne(d, tt.tool, tt.key, tt.raw)
@@ -51,7 +51,7 @@ func FuzzCommandDetector(f *testing.F) {
 	for _, s := range []string{";id", "`ls`", "$(x)", "a|b", "\n", "${IFS}", "() { :;};"} {
 		f.Add("tool", "arg", s)
 	}
-	d := commandDetector{shellTools: DefaultShellTools}
+	d := newCommandDetector(DefaultShellTools)
 	f.Fuzz(func(t *testing.T, tool, key, raw string) {
 		v := testValue("$.k", key, raw)
 		d.Inspect(&Call{Tool: tool}, &v, func(fd Finding) {
@@ -62,4 +62,16 @@ func FuzzCommandDetector(f *testing.F) {
 	})
 }
 
-func BenchmarkCommand(b *testing.B) { benchDetector(b, commandDetector{shellTools: DefaultShellTools}) }
+func BenchmarkCommand(b *testing.B) { benchDetector(b, newCommandDetector(DefaultShellTools)) }
+
+func TestToolMatcher(t *testing.T) {
+	m := newToolMatcher([]string{"*shell*", "exec_*", "*_cmd", "run", "t?rm"})
+	for tool, want := range map[string]bool{
+		"Run_Shell": true, "exec_python": true, "win_cmd": true, "run": true, "term": true,
+		"runner": false, "execute": false, "cmdline": false, "send_mail": false,
+	} {
+		if got := m.match(tool); got != want {
+			t.Errorf("match(%q) = %v, want %v", tool, got, want)
+		}
+	}
+}
