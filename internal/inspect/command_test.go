@@ -35,6 +35,14 @@ func TestCommandDetector(t *testing.T) {
 		{"prose semicolon with cat", "send", "note", "Feed the dog; cat food is in the cupboard", nil},
 		{"money", "send", "note", "costs $(5) or so", nil},
 		{"plain word", "lookup", "domain", "id", nil},
+		{"recon command as value", "lookup", "domain", "whoami", lvl(threat.Medium)},
+		{"escaped newline", "lookup", "domain", `x\nuname -a`, lvl(threat.High)},
+		{"encoded newline", "lookup", "domain", "x%0Auname%20-a", lvl(threat.High)},
+		{"php complex syntax", "render", "name", "${@system(chr(105))}", lvl(threat.High)},
+		{"python internals", "render", "name", "{{ ''.__class__.__mro__ }}", lvl(threat.High)},
+		{"template probe", "render", "name", "{{ 12*12 }}", lvl(threat.Medium)},
+		{"template in template key", "render", "template", "Total: {{ 2*3 }}", nil},
+		{"registry edit", "lookup", "domain", "x & reg add HKLM\\Software\\X /f", lvl(threat.High)},
 	}
 	d := newCommandDetector(DefaultShellTools)
 	for _, tt := range tests {
