@@ -16,9 +16,9 @@ import (
 	"github.com/portcullis-ai/portcullis/internal/store/sqlite"
 )
 
-func openSQLite(b *testing.B) *sqlite.Store {
+func openSQLite(b *testing.B) *sqlite.Ledger {
 	b.Helper()
-	st, err := sqlite.Open(filepath.Join(b.TempDir(), "ledger.db"))
+	st, err := sqlite.OpenLedger(filepath.Join(b.TempDir(), "ledger.db"))
 	if err != nil {
 		b.Fatal(err)
 	}
