@@ -2,7 +2,6 @@ package compare
 
 import (
 	"context"
-	"fmt"
 	"math/bits"
 	"sync"
 	"testing"
@@ -18,20 +17,22 @@ const benchRequests = 1024
 func BenchmarkDecide(b *testing.B) {
 	ctx := context.Background()
 	for _, s := range Scenarios() {
-		reqs := s.Requests(benchRequests, 42)
-		for _, e := range engines(b, s) {
-			inputs := prepareAll(b, e, reqs)
-			b.Run(fmt.Sprintf("policy=%s/engine=%s", s.Name, e.Name()), func(b *testing.B) {
-				b.ReportAllocs()
-				i := 0
-				for b.Loop() {
-					if _, err := e.Decide(ctx, inputs[i&(benchRequests-1)]); err != nil {
-						b.Fatal(err)
+		b.Run("policy="+s.Name, func(b *testing.B) {
+			reqs := s.Requests(benchRequests, 42)
+			for _, e := range engines(b, s) {
+				inputs := prepareAll(b, s, e, reqs)
+				b.Run("engine="+e.Name(), func(b *testing.B) {
+					b.ReportAllocs()
+					i := 0
+					for b.Loop() {
+						if _, err := e.Decide(ctx, inputs[i&(benchRequests-1)]); err != nil {
+							b.Fatal(err)
+						}
+						i++
 					}
-					i++
-				}
-			})
-		}
+				})
+			}
+		})
 	}
 }
 
@@ -41,37 +42,43 @@ func BenchmarkDecide(b *testing.B) {
 func BenchmarkDecideParallel(b *testing.B) {
 	ctx := context.Background()
 	for _, s := range Scenarios() {
-		reqs := s.Requests(benchRequests, 43)
-		for _, e := range engines(b, s) {
-			inputs := prepareAll(b, e, reqs)
-			b.Run(fmt.Sprintf("policy=%s/engine=%s", s.Name, e.Name()), func(b *testing.B) {
-				b.ReportAllocs()
-				var mu sync.Mutex
-				var total histogram
-				b.RunParallel(func(pb *testing.PB) {
-					var h histogram
-					i := 0
-					for pb.Next() {
-						t0 := time.Now()
-						if _, err := e.Decide(ctx, inputs[i&(benchRequests-1)]); err != nil {
-							b.Error(err)
-							return
+		b.Run("policy="+s.Name, func(b *testing.B) {
+			reqs := s.Requests(benchRequests, 43)
+			for _, e := range engines(b, s) {
+				inputs := prepareAll(b, s, e, reqs)
+				b.Run("engine="+e.Name(), func(b *testing.B) {
+					b.ReportAllocs()
+					var mu sync.Mutex
+					var total histogram
+					b.RunParallel(func(pb *testing.PB) {
+						var h histogram
+						i := 0
+						for pb.Next() {
+							t0 := time.Now()
+							if _, err := e.Decide(ctx, inputs[i&(benchRequests-1)]); err != nil {
+								b.Error(err)
+								return
+							}
+							h.record(time.Since(t0))
+							i++
 						}
-						h.record(time.Since(t0))
-						i++
-					}
-					mu.Lock()
-					total.merge(&h)
-					mu.Unlock()
+						mu.Lock()
+						total.merge(&h)
+						mu.Unlock()
+					})
+					b.ReportMetric(float64(total.quantile(0.50)), "p50-ns")
+					b.ReportMetric(float64(total.quantile(0.99)), "p99-ns")
 				})
-				b.ReportMetric(float64(total.quantile(0.50)), "p50-ns")
-				b.ReportMetric(float64(total.quantile(0.99)), "p99-ns")
-			})
-		}
+			}
+		})
 	}
 }
 
-func prepareAll(b *testing.B, e Engine, reqs []Request) []any {
+// benchVerify is how many of the benchmark's own requests each engine must decide as the oracle
+// does before it is timed (TestEquivalence checks thousands; this guards the timed inputs).
+const benchVerify = 128
+
+func prepareAll(b *testing.B, s *Scenario, e Engine, reqs []Request) []any {
 	b.Helper()
 	out := make([]any, len(reqs))
 	for i, r := range reqs {
@@ -80,6 +87,15 @@ func prepareAll(b *testing.B, e Engine, reqs []Request) []any {
 			b.Fatal(err)
 		}
 		out[i] = in
+	}
+	for i, r := range reqs[:benchVerify] {
+		got, err := e.Decide(context.Background(), out[i])
+		if err != nil {
+			b.Fatalf("%s on %s: %v", e.Name(), s.Name, err)
+		}
+		if want := s.Decide(r); got != want {
+			b.Fatalf("%s on %s: request %+v: got %s, oracle says %s", e.Name(), s.Name, r, got, want)
+		}
 	}
 	return out
 }

@@ -19,7 +19,7 @@ func engines(t testing.TB, s *Scenario) []Engine {
 	}
 	p, err := NewPortcullis(s)
 	if err != nil {
-		return []Engine{o, c} // TODO
+		t.Fatal(err)
 	}
 	return []Engine{p, o, c}
 }
@@ -31,10 +31,8 @@ func TestEquivalence(t *testing.T) {
 	for _, s := range Scenarios() {
 		t.Run(s.Name, func(t *testing.T) {
 			n := 3000
-			if testing.Short() || len(s.Rules) >= 10000 || s.Name == "regex-1000" {
-				// cedar-go scans every policy (10k rules: ~15 ms a decision) and OPA evaluates
-				// every regex rule (~15 ms): keep these inside CI's one-minute budget.
-				n = 1000
+			if testing.Short() {
+				n = 500
 			}
 			reqs := s.Requests(n, 1)
 			count := map[Action]int{}
@@ -46,8 +44,13 @@ func TestEquivalence(t *testing.T) {
 				t.Fatalf("generator is lopsided for %s: %v", s.Name, count)
 			}
 			for _, e := range engines(t, s) {
-				bad := 0
-				for i, req := range reqs {
+				bad, m := 0, n
+				if e.Name() != "portcullis" && (len(s.Rules) >= 10000 || s.Name == "regex-1000") {
+					// cedar-go scans every policy (10k rules: ~15 ms a decision) and OPA evaluates
+					// every regex rule (~15 ms): a subset keeps CI's run under a minute.
+					m = min(n, 500)
+				}
+				for i, req := range reqs[:m] {
 					in, err := e.Prepare(req)
 					if err != nil {
 						t.Fatalf("%s prepare request %d: %v", e.Name(), i, err)
@@ -64,7 +67,7 @@ func TestEquivalence(t *testing.T) {
 					}
 				}
 				if bad > 0 {
-					t.Errorf("%s disagrees with the oracle on %d of %d requests", e.Name(), bad, n)
+					t.Errorf("%s disagrees with the oracle on %d of %d requests", e.Name(), bad, m)
 				}
 			}
 			t.Logf("%s: %d requests, %v", s.Name, n, count)

@@ -46,6 +46,8 @@ type App struct {
 	ledger      *ledger.Ledger
 	apprStore   *sqlite.Approvals
 	approvals   *approval.Engine
+	approvers   *approvers
+	webhook     *approval.Webhook
 	policies    *policy.Watcher
 	auth        *swappableAuth
 	keys        *identity.FileKeyStore
@@ -122,9 +124,26 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 	if a.apprStore, err = sqlite.OpenApprovals(ctx, filepath.Join(cfg.DataDir, ApprovalsFile)); err != nil {
 		return nil, fmt.Errorf("open approvals: %w", err)
 	}
-	if a.approvals, err = approval.New(a.apprStore, guard.ApprovalRecorder(a.ledger)); err != nil {
+	var apprOpts []approval.Option
+	if w := cfg.Approvals.Webhook; w.URL != "" {
+		a.webhook, err = approval.NewWebhook(approval.WebhookConfig{URL: w.URL, Secret: []byte(os.Getenv(w.SecretEnv)), ConsoleURL: w.ConsoleURL,
+			OnError: func(id string, err error) {
+				log.Warn("approval notification failed; the request stays pending", slog.String("approval_id", id), slog.Any("error", err))
+			}})
+		if err != nil {
+			return nil, fmt.Errorf("approvals.webhook: %w", err)
+		}
+		apprOpts = append(apprOpts, approval.WithAnnouncer(a.webhook))
+	}
+	if a.approvals, err = approval.New(a.apprStore, guard.ApprovalRecorder(a.ledger), apprOpts...); err != nil {
 		return nil, fmt.Errorf("approvals: %w", err)
 	}
+	approverKeys, err := identity.OpenFileKeyStore(filepath.Join(cfg.DataDir, ApproverKeysFile))
+	if err != nil {
+		return nil, fmt.Errorf("open approver keys: %w", err)
+	}
+	a.approvers = &approvers{keys: approverKeys, auth: a.auth}
+	a.approvers.set(cfg.Approvals.Approvers)
 
 	detectors := inspect.DetectorConfig{PathRoots: cfg.Inspection.Roots, ShellTools: cfg.Inspection.ShellTools}
 	if cfg.Inspection.ResolveHosts {
@@ -147,14 +166,16 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 		return nil, err
 	}
 	a.server = server.New(server.Options{
-		Decider: a.guard,
-		Limits: server.Limits{MaxBodyBytes: cfg.Limits.MaxBodyBytes, MaxDepth: cfg.Limits.MaxDepth, MaxParams: cfg.Limits.MaxParams,
+		Decider:   a.guard,
+		Approvals: a.approvals,
+		Limits: server.Limits{MaxApprovalWait: cfg.Approvals.MaxWait, MaxBodyBytes: cfg.Limits.MaxBodyBytes, MaxDepth: cfg.Limits.MaxDepth, MaxParams: cfg.Limits.MaxParams,
 			MaxConcurrencyPerAgent: cfg.Limits.MaxConcurrencyPerAgent, DecisionTimeout: time.Duration(cfg.Limits.DecisionTimeoutMillis) * time.Millisecond},
 		ResultPolicy: guard.ResultPolicy{BlockLevel: cfg.ResultBlock(), Redact: cfg.Inspection.RedactResults == nil || *cfg.Inspection.RedactResults},
 		Ready:        a.ready,
 		Metrics:      a.metrics,
 		Logger:       log,
 	})
+	a.server.RegisterApprovals(a.approvals, a.approvers, cfg.Approvals.MaxWait)
 	return a, nil
 }
 
@@ -182,6 +203,13 @@ func (a *App) ready() error {
 // the ledger writes its last checkpoint.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	ctx, a.cancel = context.WithCancel(ctx)
+	if a.webhook != nil {
+		a.bg.Add(1)
+		go func() {
+			defer a.bg.Done()
+			_ = a.webhook.Run(ctx)
+		}()
+	}
 	a.bg.Add(2)
 	go func() {
 		defer a.bg.Done()

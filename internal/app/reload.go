@@ -102,11 +102,12 @@ func (a *App) reloadConfig(ctx context.Context) {
 		classes[name] = t.Classification
 	}
 	a.guard.SetToolClassifications(classes)
+	a.approvers.set(next.Approvals.Approvers)
 	cur := *a.cfg
-	cur.Identity, cur.Tools = next.Identity, next.Tools
+	cur.Identity, cur.Tools, cur.Approvals.Approvers = next.Identity, next.Tools, next.Approvals.Approvers
 	if !reflect.DeepEqual(&cur, next) {
 		a.log.Warn("configuration changed beyond identity and tools; restart to apply the rest")
 	}
-	a.cfg.Identity, a.cfg.Tools = next.Identity, next.Tools
+	a.cfg.Identity, a.cfg.Tools, a.cfg.Approvals.Approvers = next.Identity, next.Tools, next.Approvals.Approvers
 	a.log.Info("configuration reloaded")
 }

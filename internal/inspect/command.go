@@ -27,14 +27,64 @@ var _ Detector = commandDetector{}
 
 func (commandDetector) Name() string { return "command" }
 
+// cmdBadRule is a payload that is dangerous in any parameter, shell tool or not. The regexp runs
+// only when one of the hints (plain substrings) occurs, which keeps ordinary text cheap.
+type cmdBadRule struct {
+	hints []string
+	re    *regexp.Regexp // nil: a hint alone is proof
+	what  string
+}
+
+var cmdBadRules = []cmdBadRule{
+	{[]string{"/dev/tcp/", "/dev/udp/"}, nil, "reverse shell via /dev/tcp"},
+	{[]string{"${ifs}", "$ifs"}, regexp.MustCompile(`\$\{ifs\}|\$ifs\b`), "IFS filter evasion"},
+	{[]string{"() {", "(){"}, regexp.MustCompile(`\(\)\s*\{\s*:?\s*;\s*\}\s*;`), "Shellshock function definition"},
+	{[]string{"nc ", "ncat", "netcat", "nc.exe"}, regexp.MustCompile(`\bn(?:et)?cat\b[^\n|;&]*\s-[a-z]*[ec]\s|\bnc(?:\.exe)?\s[^\n|;&]*\s-[a-z]*[ec]\s`), "netcat with -e"},
+	{[]string{"mkfifo"}, regexp.MustCompile(`\bmkfifo\b.*\b(?:nc|sh)\b`), "named-pipe reverse shell"},
+	{[]string{"curl", "wget"}, regexp.MustCompile(`\b(?:curl|wget)\b[^|;&\n]*\|\s*(?:ba|z)?sh\b`), "download piped to a shell"},
+	{[]string{"base64"}, regexp.MustCompile(`\bbase64\s+(?:-d|--decode)\b[^|;&\n]*\|\s*(?:ba|z)?sh\b`), "decoded payload piped to a shell"},
+	{[]string{"bash -i", "sh -i"}, regexp.MustCompile(`\b(?:ba)?sh\s+-i\b`), "interactive shell"},
+	{[]string{"<!--"}, regexp.MustCompile(`<!--\s*#\s*exec\b`), "server-side include exec"},
+	{[]string{"powershell"}, regexp.MustCompile(`\bpowershell(?:\.exe)?\s+[^\n]*-(?:enc|encodedcommand|e)\s`), "encoded PowerShell"},
+	{[]string{"rm -"}, regexp.MustCompile(`\brm\s+-[a-z]*r[a-z]*f?\s+/(?:\s|$|\*)`), "recursive delete of /"},
+	{[]string{"socat"}, regexp.MustCompile(`\bsocat\b[^\n]*exec:`), "socat exec"},
+}
+
+// cmdCodeSink matches code-execution calls in interpreted languages; cmdSinkHints guard it.
 var (
-	// Payloads that are dangerous in any parameter, shell tool or not.
-	cmdAlwaysBad = regexp.MustCompile(`/dev/(?:tcp|udp)/|\$\{ifs\}|\$ifs\b|\(\)\s*\{\s*:?\s*;\s*\}\s*;|\bn(?:et)?cat\b[^\n|;&]*\s-[a-z]*[ec]\s|\bnc(?:\.exe)?\s[^\n|;&]*\s-[a-z]*[ec]\s|\bmkfifo\b.*\b(?:nc|sh)\b|\b(?:curl|wget)\b[^|;&\n]*\|\s*(?:ba|z)?sh\b|\bbase64\s+(?:-d|--decode)\b[^|;&\n]*\|\s*(?:ba|z)?sh\b|\bbash\s+-i\b|<!--\s*#\s*exec\b|\bpowershell(?:\.exe)?\s+[^\n]*-(?:enc|encodedcommand|e)\s|\brm\s+-[a-z]*r[a-z]*f?\s+/(?:\s|$|\*)|\bsocat\b[^\n]*exec:`)
-	// A command after a shell separator or inside a substitution. The command is captured.
-	cmdChain = regexp.MustCompile("(^|[;&|\\n\\r`]|\\$\\(|\\|\\||&&|\\\\n|\\{\\$\\{?)\\s*(?:/?usr/s?bin/|/bin/|/sbin/)?([a-z][a-z0-9_.-]*)")
-	// Code-execution sinks in interpreted languages.
-	cmdCodeSink = regexp.MustCompile(`\b(?:system|exec|shell_exec|passthru|popen|proc_open|eval|assert|os\.system|subprocess\.\w+|runtime\.getruntime\(\)\.exec)\s*\(\s*['"]`)
+	cmdCodeSink  = regexp.MustCompile(`\b(?:system|exec|shell_exec|passthru|popen|proc_open|eval|assert|os\.system|subprocess\.\w+|runtime\.getruntime\(\)\.exec)\s*\(\s*['"]`)
+	cmdSinkHints = []string{"system", "exec", "passthru", "popen", "proc_open", "eval", "assert", "subprocess"}
 )
+
+// cmdBad reports the first always-dangerous payload in low.
+func cmdBad(low string) (int, string, bool) {
+	for i := range cmdBadRules {
+		r := &cmdBadRules[i]
+		for _, h := range r.hints {
+			at := strings.Index(low, h)
+			if at < 0 {
+				continue
+			}
+			if r.re == nil {
+				return at, r.what, true
+			}
+			if loc := r.re.FindStringIndex(low); loc != nil {
+				return loc[0], r.what, true
+			}
+			break
+		}
+	}
+	return 0, "", false
+}
+
+func containsAny(s string, subs []string) bool {
+	for _, x := range subs {
+		if strings.Contains(s, x) {
+			return true
+		}
+	}
+	return false
+}
 
 // cmdStrong are commands whose name is not an English word: seeing one after a separator is proof.
 var cmdStrong = map[string]bool{
@@ -93,11 +143,11 @@ func (d commandDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 		if len(low) > 8192 {
 			low = low[:8192]
 		}
-		if loc := cmdAlwaysBad.FindStringIndex(low); loc != nil {
-			consider(Finding{Severity: threat.High, Score: 0.95, Evidence: "dangerous shell payload: " + excerpt(low, loc[0])})
+		if at, what, ok := cmdBad(low); ok {
+			consider(Finding{Severity: threat.High, Score: 0.95, Evidence: what + ": " + excerpt(low, at)})
 			return false
 		}
-		if !shellCtx && !codeCtx {
+		if !shellCtx && !codeCtx && strings.IndexByte(low, '(') >= 0 && containsAny(low, cmdSinkHints) {
 			if loc := cmdCodeSink.FindStringIndex(low); loc != nil {
 				consider(Finding{Severity: threat.High, Score: 0.8, Evidence: "code execution call: " + excerpt(low, loc[0])})
 				return false
@@ -132,26 +182,62 @@ func (d commandDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 // value a command is only counted when a separator or substitution follows it too, so that a value
 // which merely is a word ("id", "ls") is not an injection.
 func cmdChained(s string, codeCtx bool) (int, string, bool) {
-	for _, m := range cmdChain.FindAllStringSubmatchIndex(s, 16) {
-		start, sep, name := m[0], s[m[2]:m[3]], s[m[4]:m[5]]
-		if sep == "" {
-			continue // no separator: the value starts with a word (see cmdBare)
+	n := 0
+	for i := 0; i < len(s) && n < 32; i++ {
+		var sep string
+		switch c := s[i]; {
+		case c == ';' || c == '\n' || c == '\r' || c == '`':
+			sep = s[i : i+1]
+		case c == '&' || c == '|':
+			sep = s[i : i+1]
+			if i+1 < len(s) && s[i+1] == c {
+				sep = s[i : i+2]
+			}
+		case c == '$' && i+1 < len(s) && s[i+1] == '(':
+			sep = "$("
+		case c == '\\' && i+1 < len(s) && s[i+1] == 'n':
+			sep = `\n` // a newline escape left in the text
+		case c == '{' && i+1 < len(s) && s[i+1] == '$':
+			sep = "{$"
+			if i+2 < len(s) && s[i+2] == '{' {
+				sep = "{${"
+			}
+		default:
+			continue
 		}
+		n++
+		start := i
+		j := i + len(sep)
+		for j < len(s) && (s[j] == ' ' || s[j] == '\t') {
+			j++
+		}
+		for _, p := range [...]string{"/usr/bin/", "/usr/sbin/", "usr/bin/", "/bin/", "/sbin/"} {
+			if strings.HasPrefix(s[j:], p) {
+				j += len(p)
+				break
+			}
+		}
+		k := j
+		if k >= len(s) || s[k] < 'a' || s[k] > 'z' {
+			i += len(sep) - 1
+			continue
+		}
+		for k < len(s) && (s[k] >= 'a' && s[k] <= 'z' || s[k] >= '0' && s[k] <= '9' || s[k] == '_' || s[k] == '.' || s[k] == '-') {
+			k++
+		}
+		name, rest := s[j:k], s[k:]
+		i += len(sep) - 1
 		if (sep == "`" || sep == "$(") && codeCtx {
 			continue // template literals and $(...) in code are code
 		}
-		rest := s[m[5]:]
 		if sep == "`" && !strings.Contains(rest, "`") {
 			continue // a lone backtick is punctuation
 		}
 		arg := strings.TrimLeft(rest, " \t")
 		argLike := rest == "" || arg == "" || strings.ContainsAny(arg[:1], "-/\\\"'0123456789;|&`$%~.()") || strings.HasPrefix(arg, "c:")
 		if cmdStrong[name] && (argLike || strings.HasPrefix(rest, " ") || strings.HasPrefix(rest, "\t")) {
-			if name == "id" || name == "ls" || name == "ps" || name == "sh" || name == "nc" || name == "rm" || name == "env" || name == "dd" || name == "reg" || name == "ver" || name == "pwd" {
-				// Two-letter names are common abbreviations; require a shell-shaped argument.
-				if !argLike {
-					continue
-				}
+			if len(name) <= 3 && !argLike {
+				continue // short names are common abbreviations; require a shell-shaped argument
 			}
 			return start, name, true
 		}

@@ -48,8 +48,10 @@ type Finding struct {
 // by every detector so that no detector decodes or folds on its own.
 type Value struct {
 	Path string // JSON path of the value
-	Key  string // the name of the object member holding it ("" for array elements and the root)
-	Raw  string // the string exactly as received
+	// Key is the name of the object member holding the value — for array elements, the member
+	// holding the array ("" at the root). Detectors use it as context: a "path", a "url", a "command".
+	Key string
+	Raw string // the string exactly as received
 	// Norm is Raw with hidden characters removed, Unicode compatibility-folded, confusables mapped to
 	// ASCII and lower-cased: what the text "says" to a reader.
 	Norm string

@@ -41,6 +41,9 @@ func (nosqlDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 		return
 	}
 	dbTool := isDatabaseTool(c.Tool)
+	// Operator text inside a string is legitimate only where a database tool takes its filter as
+	// JSON text; in a user name or a search term it is an injection on any tool.
+	textFilter := dbTool && isFilterKey(v.Key)
 	found := func(sev threat.Level, score float64, why, at string) {
 		report(Finding{Kind: KindNoSQLInjection, Severity: sev, Path: v.Path, Evidence: why + ": " + excerpt(at, 0), Score: score})
 	}
@@ -65,17 +68,23 @@ func (nosqlDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 		if len(r) > 4096 {
 			r = r[:4096]
 		}
-		for _, m := range nosqlBracket.FindAllStringSubmatch(r, 4) {
+		hasOp := nosqlHasOperator(r)
+		for _, m := range nosqlBracketMatches(r, hasOp) {
 			if _, ok := nosqlOperators["$"+m[1]]; ok {
 				best = Finding{Severity: threat.High, Score: 0.9, Evidence: "bracket operator $" + m[1] + ": " + excerpt(r, 0)}
 				return false
 			}
 		}
-		for _, m := range nosqlJSONOp.FindAllStringSubmatch(r, 4) {
-			if code, ok := nosqlOperators["$"+m[1]]; ok && (code || !dbTool) {
-				best = Finding{Severity: threat.High, Score: 0.85, Evidence: "operator $" + m[1] + " in text: " + excerpt(r, 0)}
-				return false
+		if hasOp {
+			for _, m := range nosqlJSONOp.FindAllStringSubmatch(r, 4) {
+				if code, ok := nosqlOperators["$"+m[1]]; ok && (code || !textFilter) {
+					best = Finding{Severity: threat.High, Score: 0.85, Evidence: "operator $" + m[1] + " in text: " + excerpt(r, 0)}
+					return false
+				}
 			}
+		}
+		if !nosqlJSHint(r) {
+			return true
 		}
 		if loc := nosqlJS.FindStringIndex(r); loc != nil {
 			best = Finding{Severity: threat.High, Score: 0.75, Evidence: "server-side JavaScript: " + excerpt(r, loc[0])}
@@ -87,6 +96,63 @@ func (nosqlDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 		best.Kind, best.Path = KindNoSQLInjection, v.Path
 		report(best)
 	}
+}
+
+// nosqlHasOperator reports a '$' followed by the name of a query operator: the regexps that look
+// for operators run only then.
+func nosqlHasOperator(s string) bool {
+	for i := 0; i+2 < len(s); i++ {
+		if s[i] != '$' {
+			continue
+		}
+		j := i + 1
+		for j < len(s) && s[j] >= 'a' && s[j] <= 'z' {
+			j++
+		}
+		if _, ok := nosqlOperators[s[i:j]]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+func nosqlBracketMatches(s string, hasOp bool) [][]string {
+	if !hasOp || strings.IndexByte(s, '[') < 0 {
+		return nil
+	}
+	return nosqlBracket.FindAllStringSubmatch(s, 4)
+}
+
+// nosqlJSHint is the cheap precondition of nosqlJS: a quote followed by a statement separator or
+// a boolean operator, or one of the JavaScript idioms it looks for.
+func nosqlJSHint(s string) bool {
+	if strings.Contains(s, "this.") || strings.Contains(s, "db.") || strings.Contains(s, "return") || strings.Contains(s, "||") {
+		return true
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\'' && s[i] != '"' {
+			continue
+		}
+		j := i + 1
+		for j < len(s) && s[j] == ' ' {
+			j++
+		}
+		if j < len(s) && (s[j] == ';' || s[j] == '&' || s[j] == '|') {
+			return true
+		}
+	}
+	return false
+}
+
+// isFilterKey reports whether a parameter name says it holds a database filter or pipeline.
+func isFilterKey(key string) bool {
+	k := strings.ToLower(key)
+	for _, w := range [...]string{"filter", "query", "where", "selector", "match", "criteria", "condition", "pipeline", "find", "update", "sort", "projection"} {
+		if strings.Contains(k, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // isDatabaseTool reports whether a tool name says it talks to a database.

@@ -53,3 +53,13 @@ func FuzzNoSQLDetector(f *testing.F) {
 }
 
 func BenchmarkNoSQL(b *testing.B) { benchDetector(b, nosqlDetector{}) }
+
+func TestNoSQLDatabaseFilterText(t *testing.T) {
+	high := []kindLevel{{KindNoSQLInjection, threat.High}}
+	if diff := cmp.Diff([]kindLevel(nil), inspectOne(nosqlDetector{}, "mongo_find", "filter", `{"age": {"$gt": 30}}`)); diff != "" {
+		t.Errorf("JSON filter for a database tool (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(high, inspectOne(nosqlDetector{}, "find_users", "username", `{"$ne": ""}`)); diff != "" {
+		t.Errorf("operator in a user name (-want +got):\n%s", diff)
+	}
+}

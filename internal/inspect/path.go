@@ -3,6 +3,7 @@ package inspect
 import (
 	"path"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/portcullis-ai/portcullis/internal/threat"
 )
@@ -112,6 +113,13 @@ func (d *pathDetector) inspectReading(r string, pathKey bool) (Finding, bool) {
 	}
 	if pathKey && len(d.roots) > 0 && isAbsPath(low) && !d.inRoots(low) {
 		return find(threat.Medium, 0.6, "absolute path outside allowed roots")
+	}
+	if pathKey && len(d.roots) == 0 {
+		if dir := systemLocation(path.Clean(low)); dir != "" {
+			// No roots configured: an agent's file tool still has no business in the OS's own
+			// configuration, logs and process tables.
+			return find(threat.Medium, 0.5, "system location "+dir)
+		}
 	}
 	return Finding{}, false
 }
@@ -397,14 +405,11 @@ func overlong(s string) (n int, ascii byte, ok bool) {
 
 // decodeRuneLoose decodes one rune, treating a broken sequence as one byte.
 func decodeRuneLoose(s string) (rune, int) {
-	for _, r := range s {
-		if r == '\uFFFD' && !strings.HasPrefix(s, "\uFFFD") {
-			return r, 1
-		}
-		n := len(string(r))
-		return r, n
+	r, n := utf8.DecodeRuneInString(s)
+	if n == 0 {
+		return 0, 1
 	}
-	return 0, 1
+	return r, n
 }
 
 // lfiScheme returns the URL scheme or PHP stream wrapper that turns a parameter into a local file
@@ -414,6 +419,33 @@ func lfiScheme(s string) string {
 	for _, p := range [...]string{"file:", "php://", "phar://", "zip://", "expect://", "data://", "glob://", "compress.zlib://", "compress.bzip2://", "jar:", "netdoc:"} {
 		if strings.HasPrefix(s, p) {
 			return strings.TrimRight(p, ":/")
+		}
+	}
+	return ""
+}
+
+// systemDirs are operating-system locations (configuration, logs, process and device tables,
+// the administrator's home) that an agent's file access should not reach without explicit roots.
+var systemDirs = []string{
+	"/etc/", "/proc/", "/sys/", "/root/", "/boot/", "/var/log/", "/var/adm/", "/var/lib/", "/var/spool/",
+	"/var/run/", "/var/mail/", "/usr/local/etc/", "/private/etc/", "/private/var/", "/library/keychains/",
+	"c:/windows/", "c:/winnt/", "c:/boot.ini", "c:/inetpub/", "c:/programdata/", "c:/system32/",
+	"c:/documents and settings/", "c:/users/default/", "/dev/",
+}
+
+// systemLocation returns the system directory p lies in, if any.
+func systemLocation(p string) string {
+	if len(p) > 2 && p[1] == ':' && p[0] >= 'a' && p[0] <= 'z' {
+		p = "c" + p[1:] // every drive letter reads like C:
+	}
+	for _, d := range systemDirs {
+		if strings.HasPrefix(p, d) || strings.TrimSuffix(d, "/") == p {
+			return strings.TrimSuffix(d, "/")
+		}
+	}
+	for _, d := range [...]string{"/apache", "/logs/", "/opt/lampp/logs", "/opt/xampp/logs", "/usr/local/apache"} {
+		if strings.HasPrefix(p, d) && (strings.Contains(p, "log") || strings.Contains(p, "conf")) {
+			return "server logs and configuration"
 		}
 	}
 	return ""

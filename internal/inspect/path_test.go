@@ -40,6 +40,10 @@ func TestPathDetector(t *testing.T) {
 		{"inside roots", "read_file", "path", "/srv/agent/work/data.csv", []string{"/srv/agent"}, nil},
 		{"root prefix is not containment", "read_file", "path", "/srv/agent2/x", []string{"/srv/agent"}, lvl(threat.Medium)},
 		{"abs path without roots", "read_file", "path", "/opt/other/data.csv", nil, nil},
+		{"system dir without roots", "read_file", "path", "/var/log/nginx/access.log", nil, lvl(threat.Medium)},
+		{"windows system dir", "read_file", "file", `D:\Windows\System32\drivers\etc
+etworks`, nil, lvl(threat.Medium)},
+		{"system dir in prose", "send", "text", "/var/log/syslog", nil, nil},
 		{"abs path in prose key", "send", "text", "/opt/other/data.csv", []string{"/srv"}, nil},
 		{"relative file", "read_file", "path", "reports/2026/q3.csv", nil, nil},
 		{"ellipsis prose", "send", "text", "Wait... what? Really...", nil, nil},

@@ -84,7 +84,7 @@ func builtinDetectors(cfg DetectorConfig) []Detector {
 		commandDetector{shellTools: shell},
 		ssrfDetector{resolver: cfg.Resolver},
 		piiDetector{},
-		// DETECTORS-BELOW
+		secretDetector{},
 	}
 }
 

@@ -77,8 +77,16 @@ func sqlContext(tool, key string) bool {
 
 var sqlTokPool = sync.Pool{New: func() any { b := make([]sqlTok, 0, 64); return &b }}
 
+// sqlTypography maps the typographic quotes and dashes word processors substitute (and payload
+// lists copy) back to the ASCII SQL reads: ’ ‘ ′ → ', “ ” ″ → ", – — → --.
+var sqlTypography = strings.NewReplacer("\u2019", "'", "\u2018", "'", "\u2032", "'", "\u02bc", "'",
+	"\u201c", `"`, "\u201d", `"`, "\u2033", `"`, "\u2013", "--", "\u2014", "--")
+
 func sqlReading(r string, dbContext bool) (Finding, bool) {
 	lower := strings.ToLower(r)
+	if hasNonASCII(lower) {
+		lower = sqlTypography.Replace(lower)
+	}
 	buf := sqlTokPool.Get().(*[]sqlTok)
 	defer func() {
 		clear(*buf)
@@ -206,6 +214,7 @@ func sqlLexInto(toks []sqlTok, s string) []sqlTok {
 		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' || c == '+' && i > 0 && s[i-1] != ' ' && isWordByte(s[i-1]) && i+1 < len(s) && isWordByte(s[i+1]):
 			i++
 		case c == '/' && strings.HasPrefix(s[i:], "/*!"):
+			toks = append(toks, sqlTok{kind: tOp, text: "/*!", at: i})
 			i += 3
 			for i < len(s) && s[i] >= '0' && s[i] <= '9' {
 				i++
@@ -290,22 +299,65 @@ var sqlStatementStart = map[string]bool{
 	"begin": true, "upsert": true, "values": true,
 }
 
-// sqlIsStatement reports whether the tokens form a whole statement: a statement keyword first,
-// followed by something that makes it SQL rather than an English sentence starting with "Select".
+// sqlIsStatement reports whether the tokens form a whole statement: a statement keyword first, in
+// the grammatical shape SQL requires ("UPDATE t SET", "DELETE FROM t", "SELECT a, b FROM t",
+// "CREATE TABLE"), so that English sentences starting with "Update", "Create", "With" or "Show" are
+// not mistaken for SQL.
 func sqlIsStatement(t []sqlTok) bool {
-	if len(t) < 2 || t[0].kind != tWord || !sqlStatementStart[t[0].text] {
+	if len(t) < 2 || t[0].kind != tWord {
 		return false
 	}
-	for _, k := range t[1:] {
-		if k.kind == tWord {
-			switch k.text {
-			case "from", "into", "set", "table", "where", "values", "database", "index", "view", "as", "join", "limit", "on", "schema":
-				return true
+	w := func(i int) string {
+		if i < len(t) && t[i].kind == tWord {
+			return t[i].text
+		}
+		return ""
+	}
+	isOp := func(i int, s string) bool { return i < len(t) && t[i].kind == tOp && t[i].text == s }
+	ident := func(i int) bool { return i < len(t) && (t[i].kind == tWord || t[i].kind == tStr && !t[i].open) }
+	switch t[0].text {
+	case "select":
+		// SELECT <column list> FROM, or SELECT <expr>; / SELECT <expr> at the end.
+		for i := 1; i < len(t) && i < 24; i++ {
+			k := t[i]
+			switch {
+			case k.kind == tWord && k.text == "from":
+				return i > 1 && !sqlEnglish[w(i+1)]
+			case k.kind == tWord && k.text != "a" && sqlEnglish[k.text], k.kind == tWord && k.text == "me":
+				return false // English
+			case k.kind == tOp && !(k.text == "," || k.text == "*" || k.text == "." || k.text == "(" || k.text == ")"):
+				return k.text == ";" && i > 1
 			}
 		}
-		if k.kind == tOp && (k.text == "*" || k.text == "(") {
+		return false
+	case "insert", "replace":
+		return w(1) == "into" && ident(2)
+	case "update":
+		return ident(1) && (w(2) == "set" || isOp(2, ".") && w(4) == "set")
+	case "delete":
+		return w(1) == "from" && ident(2)
+	case "create", "drop", "alter", "truncate":
+		n := 1
+		for w(n) == "or" || w(n) == "replace" || w(n) == "temporary" || w(n) == "temp" || w(n) == "unique" || w(n) == "if" || w(n) == "not" || w(n) == "exists" {
+			n++
+		}
+		switch w(n) {
+		case "table", "index", "view", "database", "schema", "user", "function", "procedure", "trigger", "role", "sequence":
 			return true
 		}
+		return false
+	case "with":
+		return ident(1) && w(2) == "as" && isOp(3, "(") && w(4) == "select"
+	case "show":
+		switch w(1) {
+		case "tables", "databases", "columns", "grants", "variables", "processlist", "schemas", "create":
+			return true
+		}
+		return false
+	case "pragma":
+		return ident(1)
+	case "grant", "revoke":
+		return sqlHasWordAfter(t, 1, "on") && (sqlHasWordAfter(t, 1, "to") || sqlHasWordAfter(t, 1, "from"))
 	}
 	return false
 }
@@ -361,6 +413,12 @@ var sqlInteresting = func() map[string]bool {
 	return m
 }()
 
+// sqlEnglish are determiners that follow "select"/"from" in English but not in SQL.
+var sqlEnglish = map[string]bool{"the": true, "a": true, "an": true, "my": true, "your": true, "our": true, "this": true, "that": true, "these": true, "those": true, "their": true}
+
+// sqlInfix are the keyword operators that can sit between two string literals.
+var sqlInfix = map[string]bool{"like": true, "or": true, "and": true, "xor": true, "div": true, "regexp": true, "rlike": true}
+
 var sqlObject = map[string]bool{
 	"table": true, "user": true, "database": true, "into": true, "from": true, "login": true,
 	"procedure": true, "function": true, "trigger": true, "view": true, "schema": true, "role": true,
@@ -399,11 +457,20 @@ func sqlSignals(t []sqlTok, quoted bool) sqlFound {
 		switch n := t[1]; {
 		case n.kind == tWord && sqlStacked[n.text] && t[2].kind == tWord && sqlObject[t[2].text]:
 			attack("statement after quote", n.at)
-		case n.kind == tOp && len(t) == 3 && t[2].kind == tStr && t[2].open && n.text != ",":
-			attack("operator between literals", n.at) // `'&'`, `'='`, `'^'`
+		case (n.kind == tOp && n.text != "," || n.kind == tWord && sqlInfix[n.text]) && len(t) == 3 && t[2].kind == tStr && t[2].open:
+			attack("operator between literals", n.at) // `'&'`, `'='`, `'^'`, `'like'`
 		case n.kind == tOp && (n.text == "||" || n.text == "+") && t[2].kind == tWord && len(t) > 3 && t[3].kind == tOp && t[3].text == "(":
 			attack("function concatenated into literal", n.at)
 		}
+	}
+	if len(t) >= 2 && t[0].kind == tWord && (t[0].text == "or" || t[0].text == "and") {
+		// A value that starts with a boolean operator is a condition appended to someone's query.
+		if len(t) == 2 && t[1].kind == tNum || len(t) >= 4 && t[2].kind == tOp && strings.Contains("=<>!", t[2].text[:1]) {
+			attack("appended condition", t[0].at)
+		}
+	}
+	if len(t) >= 4 && t[0].kind == tWord && t[0].text == "copy" && (word(2) == "from" || word(2) == "to") && (t[3].kind == tStr || word(3) == "program") {
+		attack("server file access", t[0].at)
 	}
 	for i, k := range t {
 		switch k.kind {
@@ -427,6 +494,8 @@ func sqlSignals(t []sqlTok, quoted bool) sqlFound {
 			}
 		case tOp:
 			switch k.text {
+			case "/*!":
+				attack("MySQL executable comment", k.at) // no prose contains /*!
 			case ";":
 				if w := word(i + 1); sqlStacked[w] && (i > 0 || len(t) > 2) {
 					structure("stacked statement", k.at)

@@ -99,3 +99,30 @@ func FuzzSQLDetector(f *testing.F) {
 		})
 	})
 }
+
+func TestSQLIsStatement(t *testing.T) {
+	tests := []struct {
+		in   string
+		want bool
+	}{
+		{"select a, b from t where x = 1", true},
+		{"select * from t", true},
+		{"select version();", true},
+		{"insert into t (a) values (1)", true},
+		{"update accounts set balance = 0", true},
+		{"delete from sessions", true},
+		{"create table t (a int)", true},
+		{"with x as (select 1) select * from x", true},
+		{"select the best option from the list", false},
+		{"update on the flight issue", false},
+		{"create a file named report.pdf", false},
+		{"with the car ready, drive from home", false},
+		{"show me all restaurants", false},
+		{"delete the old photos", false},
+	}
+	for _, tt := range tests {
+		if got := sqlIsStatement(sqlLexInto(nil, tt.in)); got != tt.want {
+			t.Errorf("sqlIsStatement(%q) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}

@@ -38,6 +38,8 @@ func (d ssrfDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 		return
 	}
 	hostKey := isHostKey(v.Key)
+	lk := strings.ToLower(v.Key)
+	lookupKey := lk == "ip" || strings.HasPrefix(lk, "ip_") || strings.HasSuffix(lk, "_ip") || strings.Contains(lk, "ip_address")
 	ctx := c.Context
 	if ctx == nil {
 		ctx = context.Background()
@@ -54,7 +56,7 @@ func (d ssrfDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 			if i == maxSSRFHosts {
 				break
 			}
-			if f, ok := d.judge(ctx, u); ok && (f.Severity > best.Severity || f.Severity == best.Severity && f.Score > best.Score) {
+			if f, ok := d.judge(ctx, u, lookupKey); ok && (f.Severity > best.Severity || f.Severity == best.Severity && f.Score > best.Score) {
 				best = f
 			}
 		}
@@ -79,7 +81,7 @@ var dangerousSchemes = map[string]bool{
 	"netdoc": true, "sftp": true, "expect": true, "php": true, "phar": true,
 }
 
-func (d ssrfDetector) judge(ctx context.Context, u ssrfURL) (Finding, bool) {
+func (d ssrfDetector) judge(ctx context.Context, u ssrfURL, lookupKey bool) (Finding, bool) {
 	find := func(sev threat.Level, score float64, why string) (Finding, bool) {
 		return Finding{Severity: sev, Score: score, Evidence: why + ": " + excerpt(u.text, 0)}, true
 	}
@@ -92,9 +94,12 @@ func (d ssrfDetector) judge(ctx context.Context, u ssrfURL) (Finding, bool) {
 		return find(threat.Critical, 0.95, "cloud metadata endpoint")
 	case class != "" && dangerousSchemes[u.scheme]:
 		return find(threat.Critical, 0.9, u.scheme+":// to "+class+" address")
+	case class != "" && u.scheme == "" && lookupKey:
+		// A bare address in an "ip" parameter is usually looked up (geolocation, whois), not
+		// connected to.
+		return find(threat.Low, 0.4, class+" address")
 	case class != "" && u.scheme == "":
-		// A bare address in an address parameter: the tool may connect to it, or only look it up
-		// (geolocation, whois). Suspicious, not proof.
+		// A bare address in a host parameter: the tool may connect to it. Suspicious, not proof.
 		return find(threat.Medium, 0.6, class+" address")
 	case class != "":
 		return find(threat.High, 0.85, class+" address")
@@ -155,10 +160,7 @@ func extractURLs(s string, hostKey bool) []ssrfURL {
 		i = j + 3 // URLs nest: https://redirector/?to=http://127.0.0.1/
 	}
 	if len(out) == 0 && hostKey {
-		t := strings.TrimSpace(low)
-		if strings.HasPrefix(t, "//") {
-			t = t[2:]
-		}
+		t := strings.TrimPrefix(strings.TrimSpace(low), "//")
 		if t != "" && !strings.ContainsAny(t, " \t\n") {
 			out = append(out, ssrfURL{host: authorityHost(t), text: s})
 		}

@@ -33,6 +33,7 @@ type walker struct {
 	depth    int
 	maxDepth int
 	path     []byte
+	key      string // the member name the next value belongs to (arrays pass their own on)
 	visit    visitFunc
 	sb       strings.Builder
 }
@@ -82,7 +83,7 @@ func (w *walker) value() error {
 		if err != nil {
 			return err
 		}
-		return w.visit(w.path, "", s, false)
+		return w.visit(w.path, w.key, s, false)
 	case c == 't':
 		return w.literal("true")
 	case c == 'f':
@@ -190,6 +191,7 @@ func (w *walker) object() error {
 		}
 		w.pos++
 		w.skipWS()
+		w.key = key
 		if err := w.value(); err != nil {
 			return err
 		}
@@ -223,9 +225,11 @@ func (w *walker) array() error {
 		return nil
 	}
 	base := len(w.path)
+	key := w.key
 	for i := 0; ; i++ {
 		w.path = append(strconv.AppendInt(append(w.path[:base], '['), int64(i), 10), ']')
 		w.skipWS()
+		w.key = key // elements of {"paths": [...]} are paths too
 		if err := w.value(); err != nil {
 			return err
 		}
@@ -274,8 +278,17 @@ func (w *walker) str() (string, error) {
 		w.pos = i
 		return "", w.errorf("unterminated string")
 	}
-	// Slow path: escapes.
+	// Slow path: escapes. Size the buffer once (the decoded string is never longer than the
+	// encoded one) and copy the runs between escapes whole.
+	end := i
+	for end < len(s) && s[end] != '"' {
+		if s[end] == '\\' {
+			end++
+		}
+		end++
+	}
 	w.sb.Reset()
+	w.sb.Grow(min(end, len(s)) - start)
 	w.sb.WriteString(s[start:i])
 	for i < len(s) {
 		c := s[i]
@@ -289,8 +302,12 @@ func (w *walker) str() (string, error) {
 			w.pos = i
 			return "", w.errorf("control character in string")
 		case c != '\\':
-			w.sb.WriteByte(c)
-			i++
+			j := i + 1
+			for j < len(s) && s[j] != '"' && s[j] != '\\' && s[j] >= 0x20 {
+				j++
+			}
+			w.sb.WriteString(s[i:j])
+			i = j
 			continue
 		}
 		if i+1 >= len(s) {

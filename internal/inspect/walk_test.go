@@ -32,14 +32,14 @@ func TestWalkJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []visited{
-		{"$.filter.region", "", "eu", false},
-		{"$.items[0]", "", "a", false},
+		{"$.filter.region", "region", "eu", false},
+		{"$.items[0]", "items", "a", false}, // array elements carry the array's member name
 		{`$.items[1]["x y"]`, "x y", "x y", true},
-		{`$.items[1]["x y"]`, "", "b", false},
+		{`$.items[1]["x y"]`, "x y", "b", false},
 		{`$["$where"]`, "$where", "$where", true},
-		{`$["$where"]`, "", "1", false},
+		{`$["$where"]`, "$where", "1", false},
 		{"$.k2", "k2", "k2", true},
-		{"$.k2", "", "é😀\"q", false},
+		{"$.k2", "k2", "é😀\"q", false},
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("walk (-want +got):\n%s", d)

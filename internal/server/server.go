@@ -20,6 +20,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/portcullis-ai/portcullis/internal/approval"
 	"github.com/portcullis-ai/portcullis/internal/guard"
 	"github.com/portcullis-ai/portcullis/internal/identity"
 	"github.com/portcullis-ai/portcullis/internal/policy"
@@ -31,6 +32,11 @@ type Decider interface {
 	CheckResult(ctx context.Context, o guard.Outcome, rp guard.ResultPolicy) *guard.ResultDecision
 }
 
+// ApprovalWaiter long-polls an approval request until it resolves (approval.Engine).
+type ApprovalWaiter interface {
+	Wait(ctx context.Context, id string) (approval.Request, error)
+}
+
 // Limits bound what one request may carry. Each is answered with a clear 4xx.
 type Limits struct {
 	MaxBodyBytes           int64
@@ -38,11 +44,14 @@ type Limits struct {
 	MaxParams              int
 	MaxConcurrencyPerAgent int
 	DecisionTimeout        time.Duration
+	// MaxApprovalWait bounds how long a decide request with wait_seconds may wait for an approval.
+	MaxApprovalWait time.Duration
 }
 
 // Options assemble a Server.
 type Options struct {
 	Decider      Decider
+	Approvals    ApprovalWaiter // may be nil: wait_seconds is then ignored
 	Limits       Limits
 	ResultPolicy guard.ResultPolicy
 	// Ready reports whether the gateway can decide: a policy is loaded and the ledger is writable.
@@ -103,7 +112,10 @@ type decideRequest struct {
 	// User is an asserted invoking user: believed only from agents trusted to assert users.
 	User       *identity.AssertedUser `json:"user,omitempty"`
 	ApprovalID string                 `json:"approval_id,omitempty"`
-	RequestID  string                 `json:"request_id,omitempty"`
+	// WaitSeconds, with ApprovalID, first waits (up to the gateway's limit) for the approval to be
+	// resolved, then decides: the agent's long-poll.
+	WaitSeconds int    `json:"wait_seconds,omitempty"`
+	RequestID   string `json:"request_id,omitempty"`
 	// Context is free-form orchestrator context (session, trace); recorded nowhere else but logs.
 	Context map[string]string `json:"context,omitempty"`
 }
@@ -151,6 +163,9 @@ func (s *Server) handleDecide(w http.ResponseWriter, r *http.Request) {
 	defer release()
 
 	ctx := r.Context()
+	if req.ApprovalID != "" && req.WaitSeconds > 0 && s.o.Approvals != nil {
+		s.waitForApproval(ctx, req.ApprovalID, time.Duration(req.WaitSeconds)*time.Second)
+	}
 	if s.o.Limits.DecisionTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.o.Limits.DecisionTimeout)
@@ -174,6 +189,18 @@ func (s *Server) handleDecide(w http.ResponseWriter, r *http.Request) {
 		slog.String("tool", req.Tool), slog.String("decision", resp.Decision), slog.String("code", d.Code),
 		slog.Any("cause", d.Err), slog.Duration("elapsed", time.Since(start)))
 	writeJSON(w, status, resp)
+}
+
+// waitForApproval blocks until the approval resolves, the wait ends or the client goes away. It
+// decides nothing: the decision that follows re-evaluates the call and redeems the grant, so a
+// wait on someone else's approval ID learns nothing but timing.
+func (s *Server) waitForApproval(ctx context.Context, id string, wait time.Duration) {
+	if wait > s.o.Limits.MaxApprovalWait {
+		wait = s.o.Limits.MaxApprovalWait
+	}
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	_, _ = s.o.Approvals.Wait(wctx, id) // any outcome (resolved, timeout, unknown id) leads to the decision
 }
 
 // outcomeRequest is the body of POST /v1/outcome.

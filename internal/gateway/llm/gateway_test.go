@@ -74,7 +74,7 @@ func chatParams() openai.ChatCompletionNewParams {
 
 func anthropicParams() anthropic.MessageNewParams {
 	return anthropic.MessageNewParams{
-		Model: anthropic.ModelClaudeSonnet4_5, MaxTokens: 1024,
+		Model: "claude-sonnet-4-5", MaxTokens: 1024,
 		Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("What is the weather in Paris? Then email Bob."))},
 		Tools:    anthropicTools("get_weather", "send_email"),
 	}
@@ -240,8 +240,10 @@ func TestToolCallDecisions(t *testing.T) {
 		wantStop:  true,
 		avoidText: []string{"[portcullis]"},
 	}, {
-		name:      "denied call is removed",
-		setup:     func(c *fakeChecker) { c.set("send_email", Verdict{Action: Deny, DecisionID: "dec-77", Message: "email is off limits"}) },
+		name: "denied call is removed",
+		setup: func(c *fakeChecker) {
+			c.set("send_email", Verdict{Action: Deny, DecisionID: "dec-77", Message: "email is off limits"})
+		},
 		wantCalls: []string{weatherCall},
 		wantStop:  true,
 		wantText:  []string{`The tool "send_email" is unavailable`, "decision dec-77", "email is off limits"},
@@ -255,8 +257,10 @@ func TestToolCallDecisions(t *testing.T) {
 		wantStop:  false,
 		wantText:  []string{`The tool "send_email" is unavailable`, `The tool "get_weather" is unavailable`},
 	}, {
-		name:      "constrained call becomes a pending-approval notice",
-		setup:     func(c *fakeChecker) { c.set("send_email", Verdict{Action: Constrain, DecisionID: "dec-9", ApprovalID: "apr-42"}) },
+		name: "constrained call becomes a pending-approval notice",
+		setup: func(c *fakeChecker) {
+			c.set("send_email", Verdict{Action: Constrain, DecisionID: "dec-9", ApprovalID: "apr-42"})
+		},
 		wantCalls: []string{weatherCall},
 		wantStop:  true,
 		wantText:  []string{`The call to tool "send_email" requires approval`, "Approval ID: apr-42"},
@@ -508,19 +512,34 @@ func TestProviderErrorsRelayed(t *testing.T) {
 		wantBody   string
 	}{
 		{"chat rate limit", "", 429, `{"error":{"message":"Rate limit reached for gpt-4.1","type":"requests","param":null,"code":"rate_limit_exceeded"}}`,
-			func(r *rig) error { _, err := r.openaiClient().Chat.Completions.New(context.Background(), chatParams()); return err },
+			func(r *rig) error {
+				_, err := r.openaiClient().Chat.Completions.New(context.Background(), chatParams())
+				return err
+			},
 			429, "Rate limit reached"},
 		{"messages overloaded", "", 529, `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`,
-			func(r *rig) error { _, err := r.anthropicClient().Messages.New(context.Background(), anthropicParams()); return err },
+			func(r *rig) error {
+				_, err := r.anthropicClient().Messages.New(context.Background(), anthropicParams())
+				return err
+			},
 			529, "overloaded_error"},
 		{"responses bad request", "", 400, `{"error":{"message":"Invalid model","type":"invalid_request_error","param":"model","code":null}}`,
-			func(r *rig) error { _, err := r.openaiClient().Responses.New(context.Background(), responsesParams()); return err },
+			func(r *rig) error {
+				_, err := r.openaiClient().Responses.New(context.Background(), responsesParams())
+				return err
+			},
 			400, "Invalid model"},
 		{"provider key rejected", "", 401, `{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key"}}`,
-			func(r *rig) error { _, err := r.openaiClient().Chat.Completions.New(context.Background(), chatParams()); return err },
+			func(r *rig) error {
+				_, err := r.openaiClient().Chat.Completions.New(context.Background(), chatParams())
+				return err
+			},
 			502, codeUpstreamAuth},
 		{"error that is not JSON", "", 503, `<html>upstream connect error</html>`,
-			func(r *rig) error { _, err := r.anthropicClient().Messages.New(context.Background(), anthropicParams()); return err },
+			func(r *rig) error {
+				_, err := r.anthropicClient().Messages.New(context.Background(), anthropicParams())
+				return err
+			},
 			502, codeUpstreamMalform},
 	}
 	for _, tc := range cases {

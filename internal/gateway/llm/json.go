@@ -103,15 +103,6 @@ func (o object) set(key string, v any) {
 
 func (o object) bytes() []byte { return mustMarshal(map[string]json.RawMessage(o)) }
 
-// clone copies the member map (members are shared; they are replaced, never mutated).
-func (o object) clone() object {
-	c := make(object, len(o))
-	for k, v := range o {
-		c[k] = v
-	}
-	return c
-}
-
 // arguments validates tool-call arguments from the model: a JSON object, returned compacted.
 // Empty text means "no arguments" ({}), which OpenAI-compatible servers send for tools
 // without parameters. Anything else that is not an object is refused.

@@ -189,6 +189,13 @@ func (s *messagesStream) event(ev sseEvent, out *sseWriter) (bool, error) {
 	case "error":
 		out.write(ev) // relayed; held blocks are dropped
 		return true, nil
+	case "message_start":
+		// Content arrives in blocks; a message that starts with content would bypass them.
+		if m, err := data.obj("message"); err != nil || m == nil {
+			return false, malformed("message_start without a message")
+		} else if blocks, err := m.objs("content"); err != nil || len(blocks) > 0 {
+			return false, malformed("message_start with content already in it")
+		}
 	case "content_block_start":
 		if !hasIndex {
 			return false, malformed("content_block_start without an index")

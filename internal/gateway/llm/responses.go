@@ -225,6 +225,19 @@ func (s *responsesStream) event(ev sseEvent, out *sseWriter) (bool, error) {
 	case typ == "error":
 		s.emit(out, typ, data, ev.data)
 		return true, nil
+	case typ == "response.created" || typ == "response.in_progress" || typ == "response.queued":
+		// Items arrive as output_item events; a call already in the response would bypass them.
+		if resp, err := data.obj("response"); err == nil && resp != nil {
+			items, err := resp.objs("output")
+			if err != nil {
+				return false, malformed("%s whose output is not an array of items", typ)
+			}
+			for _, it := range items {
+				if ok, _, _, _ := checkedItem(it); ok {
+					return false, malformed("%s with a tool call already in its output", typ)
+				}
+			}
+		}
 	case typ == "response.output_item.added":
 		item, err := data.obj("item")
 		if err != nil || item == nil || !hasIdx {

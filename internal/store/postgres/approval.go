@@ -74,7 +74,7 @@ func (a *Approvals) Create(ctx context.Context, r approval.Request, before func(
 		tag, err := tx.Exec(ctx,
 			`INSERT INTO approval_requests (id, state, agent, tool, created_at, deadline, revision, body)
 			 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING`,
-			r.ID, string(r.State), r.Agent, r.Tool, r.CreatedAt.UnixNano(), deadline(&r), r.Revision, body)
+			r.ID, string(r.State), r.Agent, r.Tool, r.CreatedAt.UnixNano(), approvalDeadline(&r), r.Revision, body)
 		if err != nil {
 			return fmt.Errorf("create approval %s: %w", r.ID, err)
 		}
@@ -191,7 +191,7 @@ func (a *Approvals) Update(ctx context.Context, id string, fn func(*approval.Req
 		tag, err := tx.Exec(ctx,
 			`UPDATE approval_requests SET state = $1, agent = $2, tool = $3, deadline = $4, revision = $5, body = $6
 			 WHERE id = $7 AND revision = $8`,
-			string(next.State), next.Agent, next.Tool, deadline(&next), next.Revision, nb, id, cur.Revision)
+			string(next.State), next.Agent, next.Tool, approvalDeadline(&next), next.Revision, nb, id, cur.Revision)
 		if err != nil {
 			return fmt.Errorf("update approval %s: %w", id, err)
 		}
@@ -206,7 +206,7 @@ func (a *Approvals) Update(ctx context.Context, id string, fn func(*approval.Req
 	return next, nil
 }
 
-func deadline(r *approval.Request) any {
+func approvalDeadline(r *approval.Request) any {
 	if d, ok := r.Deadline(); ok {
 		return d.UnixNano()
 	}

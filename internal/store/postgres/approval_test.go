@@ -6,19 +6,21 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/goleak"
 
 	"github.com/portcullis-ai/portcullis/internal/approval"
 	"github.com/portcullis-ai/portcullis/internal/store/storetest"
 )
 
-// testPool connects to PORTCULLIS_TEST_POSTGRES with a fresh schema as search_path, dropped
+// approvalTestPool connects to PORTCULLIS_TEST_POSTGRES with a fresh schema as search_path, dropped
 // at cleanup, so tests are isolated from each other and from other packages' tables.
-func testPool(t *testing.T) *pgxpool.Pool {
+func approvalTestPool(t *testing.T) *pgxpool.Pool {
 	t.Helper()
 	url := os.Getenv("PORTCULLIS_TEST_POSTGRES")
 	if url == "" {
@@ -63,7 +65,7 @@ func testPool(t *testing.T) *pgxpool.Pool {
 
 func TestApprovalStoreContract(t *testing.T) {
 	storetest.RunApprovalStore(t, func(t *testing.T) approval.Store {
-		s, err := NewApprovals(context.Background(), testPool(t))
+		s, err := NewApprovals(context.Background(), approvalTestPool(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -71,14 +73,14 @@ func TestApprovalStoreContract(t *testing.T) {
 	})
 }
 
-type nopRecorder struct{}
+type approvalNopRecorder struct{}
 
-func (nopRecorder) RecordApproval(context.Context, approval.Event) error { return nil }
+func (approvalNopRecorder) RecordApproval(context.Context, approval.Event) error { return nil }
 
-// TestWaitAcrossReplicas: an agent long-polls on one replica while a human approves on
+// TestApprovalWaitAcrossReplicas: an agent long-polls on one replica while a human approves on
 // another; the LISTEN/NOTIFY notifier wakes the waiter.
-func TestWaitAcrossReplicas(t *testing.T) {
-	pool := testPool(t)
+func TestApprovalWaitAcrossReplicas(t *testing.T) {
+	pool := approvalTestPool(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
@@ -88,7 +90,7 @@ func TestWaitAcrossReplicas(t *testing.T) {
 			t.Fatal(err)
 		}
 		n := NewApprovalNotifier(pool, func(err error) { t.Logf("notifier: %v", err) })
-		e, err := approval.New(s, nopRecorder{}, approval.WithNotifier(n))
+		e, err := approval.New(s, approvalNopRecorder{}, approval.WithNotifier(n))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -96,10 +98,16 @@ func TestWaitAcrossReplicas(t *testing.T) {
 	}
 	a, na := replica()
 	b, nb := replica()
+	baseline := goleak.IgnoreCurrent() // the pool's own goroutines, closed at cleanup
 	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
+	var running sync.WaitGroup
+	defer func() {
+		stop()
+		running.Wait() // the listeners end with their context
+		goleak.VerifyNone(t, baseline)
+	}()
 	for _, n := range []*ApprovalNotifier{na, nb} {
-		go n.Run(runCtx)
+		running.Go(func() { n.Run(runCtx) })
 		select {
 		case <-n.Ready():
 		case <-ctx.Done():

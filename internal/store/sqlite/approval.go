@@ -72,8 +72,12 @@ func OpenApprovals(ctx context.Context, path string) (*Approvals, error) {
 	return a, nil
 }
 
-// NewApprovals prepares the approval tables in an already open database (e.g. the handle the
-// ledger store shares) and returns a store on it. Close does not close a shared handle.
+// NewApprovals prepares the approval tables in an already open database and returns a store on
+// it. Close does not close a shared handle.
+//
+// Create and Update hold SQLite's write lock while the engine records the event, so the
+// Recorder must not write to this same database file from another connection (it would wait
+// for the lock until busy_timeout and fail, closed). Keep the ledger in its own file.
 func NewApprovals(ctx context.Context, db *sql.DB) (*Approvals, error) {
 	if _, err := db.ExecContext(ctx, approvalSchema); err != nil {
 		return nil, fmt.Errorf("create approval tables: %w", err)
