@@ -42,7 +42,7 @@ type App struct {
 	cfgPath string
 	log     *slog.Logger
 
-	ledgerStore *sqlite.Store
+	ledgerStore *sqlite.Ledger
 	ledger      *ledger.Ledger
 	apprStore   *sqlite.Approvals
 	approvals   *approval.Engine
@@ -86,7 +86,7 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 	if err != nil {
 		return nil, fmt.Errorf("ledger keys: %w", err)
 	}
-	if a.ledgerStore, err = sqlite.Open(filepath.Join(cfg.DataDir, LedgerFile)); err != nil {
+	if a.ledgerStore, err = sqlite.OpenLedger(filepath.Join(cfg.DataDir, LedgerFile)); err != nil {
 		return nil, fmt.Errorf("open ledger store: %w", err)
 	}
 	a.ledger, err = ledger.Open(ctx, ledger.Options{Store: a.ledgerStore, Signer: keys.Signer, Verifiers: verifiers,

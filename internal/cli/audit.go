@@ -85,13 +85,13 @@ func parseFlags(std Stdio, fs *flag.FlagSet, args []string) bool {
 }
 
 // openStore opens an existing ledger database; it never creates one.
-func openStore(std Stdio, dir string) (*sqlite.Store, bool) {
+func openStore(std Stdio, dir string) (*sqlite.Ledger, bool) {
 	path := filepath.Join(dir, LedgerDBFile)
 	if _, err := os.Stat(path); err != nil {
 		problem(std.Err, fmt.Sprintf("%s: cannot read the ledger: %v", path, err), "point --data (or PORTCULLIS_DATA) at the gateway's data directory")
 		return nil, false
 	}
-	st, err := sqlite.Open(path)
+	st, err := sqlite.OpenLedger(path)
 	if err != nil {
 		problem(std.Err, fmt.Sprintf("%s: %v", path, err), "")
 		return nil, false

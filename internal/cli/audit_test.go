@@ -33,7 +33,7 @@ func appendDecisions(t *testing.T, dir string, n, offset int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := sqlite.Open(filepath.Join(dir, LedgerDBFile))
+	st, err := sqlite.OpenLedger(filepath.Join(dir, LedgerDBFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestAuditVerifyExitCodes(t *testing.T) {
 	if code, _, errs := run(t, "", "audit", "verify", "--data", dir, "--trusted-checkpoint", cpFile); code != exitOK {
 		t.Fatalf("verify with its own checkpoint: %d %s", code, errs)
 	}
-	st, err := sqlite.Open(filepath.Join(dir, LedgerDBFile))
+	st, err := sqlite.OpenLedger(filepath.Join(dir, LedgerDBFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestAuditRollbackNeedsTrustedCheckpoint(t *testing.T) {
 	_, cp, _ := run(t, "", "audit", "checkpoint", "--data", dir)
 	cpFile := filepath.Join(t.TempDir(), "trusted.checkpoint")
 	os.WriteFile(cpFile, []byte(cp), 0o644)
-	st, _ := sqlite.Open(filepath.Join(dir, LedgerDBFile))
+	st, _ := sqlite.OpenLedger(filepath.Join(dir, LedgerDBFile))
 	st.DB().Exec(`DELETE FROM ledger_records WHERE seq >= 20`)
 	st.DB().Exec(`DELETE FROM ledger_checkpoints WHERE size > 20`)
 	st.Close()
@@ -134,7 +134,7 @@ func TestAuditExportResumes(t *testing.T) {
 	if len(lines) != 14 {
 		t.Fatalf("%d lines, want 14", len(lines))
 	}
-	st, _ := sqlite.Open(filepath.Join(dir, LedgerDBFile))
+	st, _ := sqlite.OpenLedger(filepath.Join(dir, LedgerDBFile))
 	defer st.Close()
 	var stored []string
 	st.Scan(context.Background(), 0, func(e ledger.Entry) error { stored = append(stored, string(e.Data)); return nil })

@@ -44,7 +44,7 @@ func crashChild(dir string) {
 	if err != nil {
 		fail(err)
 	}
-	st, err := sqlite.Open(filepath.Join(dir, "ledger.db"))
+	st, err := sqlite.OpenLedger(filepath.Join(dir, "ledger.db"))
 	if err != nil {
 		fail(err)
 	}
@@ -153,7 +153,7 @@ func TestCrashLoop(t *testing.T) {
 		}
 	}
 	// Recover once more, close cleanly, and check.
-	st, err := sqlite.Open(filepath.Join(dir, "ledger.db"))
+	st, err := sqlite.OpenLedger(filepath.Join(dir, "ledger.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
