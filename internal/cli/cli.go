@@ -36,12 +36,7 @@ var commands = map[string]command{
 	"policy":    {"check, evaluate and test policies", runPolicy},
 	"keys":      {"create, list and revoke agent API keys", runKeys},
 	"inspect":   {"inspect tool-call arguments or results (JSONL) for attacks", runInspect},
-	"version":   {"print the version", runVersion},
 	"audit":     {"verify, export, prove and search the audit ledger", runAudit},
-	"serve":     {"run the gateway (embedded default: SQLite, example policy, demo agent)", runServe},
-	"policy":    {"check, evaluate and test policies", runPolicy},
-	"keys":      {"create, list and revoke agent API keys", runKeys},
-	"inspect":   {"inspect tool-call arguments or results (JSONL) for attacks", runInspect},
 }
 
 // Exit codes shared by all commands.
