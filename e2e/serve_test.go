@@ -197,6 +197,19 @@ func TestServeDecideApproveExecuteOnce(t *testing.T) {
 	if err != nil || again.Allowed() {
 		t.Fatalf("second use of the grant: %+v, %v", again, err)
 	}
+
+	// Every step is in the ledger, and the ledger verifies after a clean shutdown.
+	d.stop(t)
+	code, out, stderr := cli(t, nil, "audit", "verify", "--data", dir)
+	if code != 0 || !strings.Contains(out, `"intact": true`) {
+		t.Fatalf("audit verify: %d %s %s", code, out, stderr)
+	}
+	code, out, _ = cli(t, nil, "audit", "search", "--data", dir, "--tool", "fetch_customer_names")
+	for _, id := range []string{dec.DecisionID, held.DecisionID, run.DecisionID, again.DecisionID} {
+		if code != 0 || !strings.Contains(out, id) {
+			t.Errorf("audit search lacks decision %s (exit %d)", id, code)
+		}
+	}
 }
 
 func TestPendingApprovalSurvivesRestart(t *testing.T) {
