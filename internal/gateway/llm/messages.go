@@ -103,10 +103,10 @@ func (messagesCodec) request(mc *modelCall, req object) (bool, error) {
 	return changed, nil
 }
 
-func (messagesCodec) response(mc *modelCall, resp object) error {
+func (messagesCodec) response(mc *modelCall, resp object) (bool, error) {
 	blocks, err := resp.objs("content")
 	if err != nil {
-		return fmt.Errorf("content: %w", err)
+		return false, fmt.Errorf("content: %w", err)
 	}
 	removed, kept := 0, 0
 	for i, b := range blocks {
@@ -124,13 +124,13 @@ func (messagesCodec) response(mc *modelCall, resp object) error {
 		blocks[i] = object{"type": mustMarshal("text"), "text": mustMarshal(d.notice)}
 	}
 	if removed == 0 {
-		return nil
+		return false, nil
 	}
 	resp.set("content", blocks)
 	if sr, _ := resp.str("stop_reason"); sr == "tool_use" && kept == 0 {
 		resp.set("stop_reason", "end_turn")
 	}
-	return nil
+	return true, nil
 }
 
 // messagesStream holds each tool_use content block from content_block_start to

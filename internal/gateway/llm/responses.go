@@ -146,10 +146,10 @@ func (responsesCodec) request(mc *modelCall, req object) (bool, error) {
 	return changed, nil
 }
 
-func (responsesCodec) response(mc *modelCall, resp object) error {
+func (responsesCodec) response(mc *modelCall, resp object) (bool, error) {
 	items, err := resp.objs("output")
 	if err != nil {
-		return fmt.Errorf("output: %w", err)
+		return false, fmt.Errorf("output: %w", err)
 	}
 	removed := false
 	for i, it := range items {
@@ -168,7 +168,7 @@ func (responsesCodec) response(mc *modelCall, resp object) error {
 	if removed {
 		resp.set("output", items)
 	}
-	return nil
+	return removed, nil
 }
 
 // responsesStream holds every event of a checked output item, from response.output_item.added
