@@ -165,18 +165,28 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 	if err != nil {
 		return nil, err
 	}
+	llmRoutes, err := a.llmRoutes(cfg.LLM)
+	if err != nil {
+		return nil, err
+	}
 	a.server = server.New(server.Options{
+		Extra:     llmRoutes,
 		Decider:   a.guard,
 		Approvals: a.approvals,
 		Limits: server.Limits{MaxApprovalWait: cfg.Approvals.MaxWait, MaxBodyBytes: cfg.Limits.MaxBodyBytes, MaxDepth: cfg.Limits.MaxDepth, MaxParams: cfg.Limits.MaxParams,
 			MaxConcurrencyPerAgent: cfg.Limits.MaxConcurrencyPerAgent, DecisionTimeout: time.Duration(cfg.Limits.DecisionTimeoutMillis) * time.Millisecond},
-		ResultPolicy: guard.ResultPolicy{BlockLevel: cfg.ResultBlock(), Redact: cfg.Inspection.RedactResults == nil || *cfg.Inspection.RedactResults},
+		ResultPolicy: a.resultPolicy(),
 		Ready:        a.ready,
 		Metrics:      a.metrics,
 		Logger:       log,
 	})
 	a.server.RegisterApprovals(a.approvals, a.approvers, cfg.Approvals.MaxWait)
 	return a, nil
+}
+
+// resultPolicy says how tool results and conversation content are treated.
+func (a *App) resultPolicy() guard.ResultPolicy {
+	return guard.ResultPolicy{BlockLevel: a.cfg.ResultBlock(), Redact: a.cfg.Inspection.RedactResults == nil || *a.cfg.Inspection.RedactResults}
 }
 
 // Handler is the HTTP API.

@@ -40,6 +40,29 @@ type Config struct {
 	Ledger     LedgerConfig     `yaml:"ledger"`
 	Limits     LimitsConfig     `yaml:"limits"`
 	Log        LogConfig        `yaml:"log"`
+	// LLM configures the LLM gateway (OpenAI- and Anthropic-compatible endpoints on the same
+	// listener); absent upstreams leave those endpoints unmounted.
+	LLM LLMConfig `yaml:"llm"`
+}
+
+// LLMConfig configures the LLM gateway.
+type LLMConfig struct {
+	// Upstreams by wire format: chat_completions, responses, messages.
+	Upstreams map[string]LLMUpstream `yaml:"upstreams"`
+	// Timeout of a whole non-streamed call, and of a stream until its headers; default 10m.
+	Timeout time.Duration `yaml:"timeout"`
+	// StreamIdleTimeout is the longest silence inside a stream; default 5m.
+	StreamIdleTimeout time.Duration `yaml:"stream_idle_timeout"`
+	// MaxRequestBytes bounds a model request; default 8 MiB.
+	MaxRequestBytes int64 `yaml:"max_request_bytes"`
+}
+
+// LLMUpstream is one provider endpoint. The provider key comes from the environment and never
+// reaches an agent.
+type LLMUpstream struct {
+	BaseURL   string            `yaml:"base_url"`
+	APIKeyEnv string            `yaml:"api_key_env"`
+	Headers   map[string]string `yaml:"headers"`
 }
 
 // ToolConfig is what configuration says about one tool.
@@ -262,6 +285,20 @@ func (c *Config) Validate() error {
 		if w.SecretEnv == "" {
 			add("approvals.webhook.secret_env", "required with a webhook url: receivers must be able to verify notifications")
 		}
+	}
+	for name, u := range c.LLM.Upstreams {
+		path := "llm.upstreams." + name
+		switch name {
+		case "chat_completions", "responses", "messages":
+		default:
+			add(path, "unknown format (want chat_completions, responses or messages)")
+		}
+		if !strings.HasPrefix(u.BaseURL, "https://") && !strings.HasPrefix(u.BaseURL, "http://") {
+			add(path+".base_url", "want an http(s) URL ending in /v1, got %q", u.BaseURL)
+		}
+	}
+	if c.LLM.Timeout < 0 || c.LLM.StreamIdleTimeout < 0 || c.LLM.MaxRequestBytes < 0 {
+		add("llm", "timeouts and sizes must not be negative")
 	}
 	if c.Ledger.CheckpointInterval <= 0 || c.Ledger.CheckpointInterval > time.Second {
 		add("ledger.checkpoint_interval", "want a duration in (0, 1s] (the ledger contract checkpoints at least every second), got %v", c.Ledger.CheckpointInterval)
