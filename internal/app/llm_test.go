@@ -94,7 +94,7 @@ func TestLLMGatewayWiredToThePipeline(t *testing.T) {
 		Choices []struct {
 			Message struct {
 				ToolCalls []struct {
-					ID       string `json:"id"`
+					ID       string                `json:"id"`
 					Function struct{ Name string } `json:"function"`
 				} `json:"tool_calls"`
 			} `json:"message"`
