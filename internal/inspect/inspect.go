@@ -6,7 +6,11 @@
 // transports or stores; the policy engine reads its output only through threat.Level and finding kinds.
 package inspect
 
-import "github.com/portcullis-ai/portcullis/internal/threat"
+import (
+	"context"
+
+	"github.com/portcullis-ai/portcullis/internal/threat"
+)
 
 // Direction says which way the inspected data travels.
 type Direction uint8
@@ -36,20 +40,33 @@ type Finding struct {
 	Evidence string `json:"evidence"`
 	// Score is the detector's confidence in [0, 1].
 	Score float64 `json:"score"`
+	// Detector is the Name of the detector that reported the finding; the engine fills it in.
+	Detector string `json:"detector,omitempty"`
 }
 
 // Value is one string of the inspected JSON (a leaf, or an object key), normalised once and shared
 // by every detector so that no detector decodes or folds on its own.
 type Value struct {
 	Path string // JSON path of the value
-	Key  string // the name of the object member holding it ("" for array elements and the root)
-	Raw  string // the string exactly as received
+	// Key is the name of the object member holding the value — for array elements, the member
+	// holding the array ("" at the root). Detectors use it as context: a "path", a "url", a "command".
+	Key string
+	Raw string // the string exactly as received
 	// Norm is Raw with hidden characters removed, Unicode compatibility-folded, confusables mapped to
 	// ASCII and lower-cased: what the text "says" to a reader.
 	Norm string
 	// Decoded holds further readings of Raw — URL-, HTML-, base64- or hex-decoded layers — each
 	// normalised like Norm. Detectors that look for encoded attacks scan these too.
 	Decoded []string
+	// DecodedFrom says, for each entry of Decoded, which decoding produced it.
+	DecodedFrom []Layer
+	// Hidden records the classes of invisible characters stripped from Raw, HiddenCount how many.
+	Hidden      Hidden
+	HiddenCount int
+	// IsKey is true when the value is an object member's name rather than a string leaf.
+	IsKey bool
+	// Homoglyphs counts letters of other scripts folded to their Latin lookalikes inside Latin text.
+	Homoglyphs int
 }
 
 // Call is the context a detector sees besides the value: the tool, the direction and the call's size.
@@ -57,6 +74,11 @@ type Call struct {
 	Tool      string
 	Direction Direction
 	Size      int // bytes of the inspected JSON
+	// Config is the engine's configuration (roots for the path detector, shell-like tools, ...).
+	// Never nil when the engine calls a detector.
+	Config *Config
+	// Context is the caller's context: detectors that wait (DNS resolution) honour its deadline.
+	Context context.Context
 }
 
 // Detector inspects one value and reports what it finds. Detectors must be safe for concurrent use,

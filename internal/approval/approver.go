@@ -1,0 +1,107 @@
+package approval
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// PrincipalKind says what kind of identity an approver authenticated as.
+type PrincipalKind uint8
+
+const (
+	// Human is a person who authenticated with their own credential (OIDC, API key issued to a
+	// person). The only kind that may approve.
+	Human PrincipalKind = iota + 1
+	// Agent is an agent's identity. Agents never approve anything, their own requests or others'.
+	Agent
+)
+
+func (k PrincipalKind) String() string {
+	switch k {
+	case Human:
+		return "human"
+	case Agent:
+		return "agent"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// Scope names what an approver may approve: requests whose agent matches one of Agents and
+// whose tool matches one of Tools. Patterns are RE2 regular expressions that must match the
+// whole name, as tool patterns in the policy language do (".*" matches everything). An empty
+// list matches nothing: scopes are granted, never implied.
+type Scope struct {
+	Agents []string `json:"agents" yaml:"agents"`
+	Tools  []string `json:"tools" yaml:"tools"`
+}
+
+// Approver is an authenticated principal acting on approval requests. The caller (the HTTP API)
+// builds it from the verified credential; the engine never trusts an approver ID from a body.
+type Approver struct {
+	ID     string
+	Kind   PrincipalKind
+	Scopes []Scope
+}
+
+// mayApprove checks the approver's kind and scope for r and refuses self-approval.
+// The order of checks is the order of the typed errors' importance: an agent is refused as an
+// agent even if it is also out of scope.
+func (a Approver) mayApprove(r *Request) error {
+	if a.Kind != Human {
+		return fmt.Errorf("approver %q (%v): %w", a.ID, a.Kind, ErrAgentApprover)
+	}
+	if a.ID == "" {
+		return fmt.Errorf("%w: approver without an identity", ErrInvalid)
+	}
+	// Defence in depth: an approver whose ID names the requesting agent is that agent.
+	if strings.EqualFold(a.ID, r.Agent) {
+		return fmt.Errorf("approver %q is the requesting agent: %w", a.ID, ErrAgentApprover)
+	}
+	// Case-insensitive: "Alice@x" and "alice@x" are one person to every identity provider we
+	// know of, and refusing a legitimate approver costs less than admitting the invoker.
+	if r.User != "" && strings.EqualFold(a.ID, r.User) {
+		return fmt.Errorf("approver %q invoked request %s: %w", a.ID, r.ID, ErrSelfApproval)
+	}
+	for _, s := range a.Scopes {
+		agentOK, err := matchAny(s.Agents, r.Agent)
+		if err != nil {
+			return err
+		}
+		toolOK, err := matchAny(s.Tools, r.Tool)
+		if err != nil {
+			return err
+		}
+		if agentOK && toolOK {
+			return nil
+		}
+	}
+	return fmt.Errorf("approver %q for agent %q tool %q: %w", a.ID, r.Agent, r.Tool, ErrOutOfScope)
+}
+
+// matchAny reports whether name fully matches one of patterns. An invalid pattern is an error
+// (and so a refusal), never a silent non-match that could hide a misconfiguration.
+func matchAny(patterns []string, name string) (bool, error) {
+	for _, p := range patterns {
+		re, err := regexp.Compile(`^(?:` + p + `)$`)
+		if err != nil {
+			return false, fmt.Errorf("%w: approver scope pattern %q: %v", ErrInvalid, p, err)
+		}
+		if re.MatchString(name) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// ValidateScopes compiles every pattern in scopes, so configuration can be checked at load.
+func ValidateScopes(scopes []Scope) error {
+	for i, s := range scopes {
+		for _, p := range append(append([]string(nil), s.Agents...), s.Tools...) {
+			if _, err := regexp.Compile(`^(?:` + p + `)$`); err != nil {
+				return fmt.Errorf("scopes[%d]: pattern %q: %w", i, p, err)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,524 @@
+package approval
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base32"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/portcullis-ai/portcullis/internal/inspect"
+	"github.com/portcullis-ai/portcullis/internal/threat"
+)
+
+// Engine runs the approval lifecycle over a Store. It is safe for concurrent use; all
+// serialisation happens in the store's compare-and-set Update.
+type Engine struct {
+	store         Store
+	rec           Recorder
+	notify        Notifier
+	announce      Announcer
+	now           func() time.Time
+	isAgent       func(ctx context.Context, id string) (bool, error)
+	strictVersion bool
+}
+
+// Option configures an Engine.
+type Option func(*Engine)
+
+// WithNotifier sets the long-poll notifier (default: a new in-process Hub).
+func WithNotifier(n Notifier) Option { return func(e *Engine) { e.notify = n } }
+
+// WithAnnouncer sets who hears of new pending requests (e.g. a *Webhook).
+func WithAnnouncer(a Announcer) Option { return func(e *Engine) { e.announce = a } }
+
+// WithClock replaces time.Now (tests use testing/synctest instead where they can).
+func WithClock(now func() time.Time) Option { return func(e *Engine) { e.now = now } }
+
+// WithAgentLookup lets the engine ask the identity registry whether an approver ID belongs to an
+// agent, in addition to the approver's Kind. An error from it refuses the approval.
+func WithAgentLookup(f func(ctx context.Context, id string) (bool, error)) Option {
+	return func(e *Engine) { e.isAgent = f }
+}
+
+// WithStrictPolicyVersion makes a grant redeemable only under the exact policy version it was
+// requested under. Default off: see Key and docs/approvals.md for why.
+func WithStrictPolicyVersion(strict bool) Option { return func(e *Engine) { e.strictVersion = strict } }
+
+// New returns an engine over store that records every state change with rec.
+func New(store Store, rec Recorder, opts ...Option) (*Engine, error) {
+	if store == nil || rec == nil {
+		return nil, fmt.Errorf("new approval engine: %w: store and recorder are required", ErrInvalid)
+	}
+	e := &Engine{store: store, rec: rec, notify: NewHub(), now: time.Now}
+	for _, o := range opts {
+		o(e)
+	}
+	return e, nil
+}
+
+// Input is what the pipeline knows when a decision is CONSTRAIN.
+type Input struct {
+	DecisionID   string
+	Agent        string
+	User         string
+	UserVerified bool
+	Tool         string
+	// Params is the call's real parameters (JSON). Only their digest is kept. Alternatively pass
+	// ParamsDigest as computed by Digest; when both are given they must agree.
+	Params       json.RawMessage
+	ParamsDigest string
+	// RedactedParams is the redacted copy approvers see and the store keeps (required: the
+	// engine never stores unredacted parameters).
+	RedactedParams json.RawMessage
+	Rule           string
+	Conditions     []Condition
+	ThreatLevel    threat.Level
+	Findings       []inspect.Finding
+	Signals        []Signal
+	PolicyVersion  string
+	Required       int           // N of N-of-M; 0 means 1
+	Expiry         time.Duration // pending lifetime; 0 means DefaultExpiry
+	GrantTTL       time.Duration // approved-grant lifetime; 0 means DefaultGrantTTL
+	Labels         map[string]string
+}
+
+// Request creates a durable pending approval request for a CONSTRAIN decision and returns it.
+// The approval_requested event is recorded before the request commits.
+func (e *Engine) Request(ctx context.Context, in Input) (Request, error) {
+	digest := in.ParamsDigest
+	if in.Params != nil {
+		d, err := Digest(in.Params)
+		if err != nil {
+			return Request{}, fmt.Errorf("request approval: params: %w", err)
+		}
+		if digest != "" && digest != d {
+			return Request{}, fmt.Errorf("request approval: %w: params digest does not match params", ErrInvalid)
+		}
+		digest = d
+	}
+	if in.RedactedParams == nil {
+		return Request{}, fmt.Errorf("request approval: %w: redacted params are required", ErrInvalid)
+	}
+	shown, err := Canonicalize(in.RedactedParams)
+	if err != nil {
+		return Request{}, fmt.Errorf("request approval: redacted params: %w", err)
+	}
+	expiry, grantTTL, required := in.Expiry, in.GrantTTL, in.Required
+	if expiry == 0 {
+		expiry = DefaultExpiry
+	}
+	if grantTTL == 0 {
+		grantTTL = DefaultGrantTTL
+	}
+	if required == 0 {
+		required = 1
+	}
+	if expiry < 0 {
+		return Request{}, fmt.Errorf("request approval: %w: negative expiry %v", ErrInvalid, expiry)
+	}
+	id, err := NewID()
+	if err != nil {
+		return Request{}, fmt.Errorf("request approval: %w", err)
+	}
+	now := e.now()
+	r := Request{
+		ID: id, DecisionID: in.DecisionID,
+		Agent: in.Agent, User: in.User, UserVerified: in.UserVerified, Tool: in.Tool,
+		Params: shown, ParamsDigest: digest,
+		Rule: in.Rule, Conditions: in.Conditions, ThreatLevel: in.ThreatLevel,
+		Findings: in.Findings, Signals: in.Signals, PolicyVersion: in.PolicyVersion,
+		Required: required, GrantTTL: grantTTL, Labels: in.Labels,
+		CreatedAt: now, ExpiresAt: now.Add(expiry), State: Pending,
+	}
+	if err := r.Validate(); err != nil {
+		return Request{}, fmt.Errorf("request approval: %w", err)
+	}
+	err = e.store.Create(ctx, r, func(stored Request) error {
+		return e.record(ctx, Event{
+			Kind: KindRequested, ApprovalID: r.ID, DecisionID: r.DecisionID, To: Pending,
+			Actor: r.Agent, At: now, PolicyVersion: r.PolicyVersion, Request: stored,
+		})
+	})
+	if err != nil {
+		return Request{}, fmt.Errorf("request approval: %w", err)
+	}
+	if e.announce != nil {
+		e.announce.Announce(r.Clone())
+	}
+	return r, nil
+}
+
+// Approve records a's approval of request id. With N-of-M the request is approved once N
+// distinct approvers have approved; until then it stays pending. The returned request is the
+// state after the vote.
+func (e *Engine) Approve(ctx context.Context, id string, a Approver, comment string) (Request, error) {
+	return e.vote(ctx, id, a, true, comment)
+}
+
+// Deny records a's denial of request id. One denial is final: with N-of-M, any approver in
+// scope can veto, even after others approved (but before the request was approved).
+func (e *Engine) Deny(ctx context.Context, id string, a Approver, comment string) (Request, error) {
+	return e.vote(ctx, id, a, false, comment)
+}
+
+func (e *Engine) vote(ctx context.Context, id string, a Approver, approve bool, comment string) (Request, error) {
+	op := "deny"
+	if approve {
+		op = "approve"
+	}
+	if len(comment) > MaxComment || !utf8.ValidString(comment) {
+		return Request{}, fmt.Errorf("%s %s: %w: comment must be valid UTF-8 of at most %d bytes", op, id, ErrInvalid, MaxComment)
+	}
+	if a.Kind == Human && e.isAgent != nil {
+		agent, err := e.isAgent(ctx, a.ID)
+		if err != nil {
+			return Request{}, fmt.Errorf("%s %s: agent lookup: %w", op, id, err)
+		}
+		if agent {
+			return Request{}, fmt.Errorf("%s %s: approver %q is registered as an agent: %w", op, id, a.ID, ErrAgentApprover)
+		}
+	}
+	expired := false
+	r, err := e.store.Update(ctx, id, func(r *Request) error {
+		now := e.now()
+		if ok, err := e.expireIfDue(ctx, r, now); err != nil || ok {
+			expired = ok
+			return err
+		}
+		if r.State != Pending {
+			return finalError(r.State)
+		}
+		if err := a.mayApprove(r); err != nil {
+			return err
+		}
+		for _, v := range r.Votes {
+			if strings.EqualFold(v.Approver, a.ID) && (approve || !v.Approve) {
+				return fmt.Errorf("approver %q: %w", a.ID, ErrDuplicateVote)
+			}
+		}
+		r.Votes = append(r.Votes, Vote{Approver: a.ID, Approve: approve, Comment: comment, At: now})
+		ev := Event{
+			Kind: KindVote, ApprovalID: r.ID, DecisionID: r.DecisionID, From: Pending, To: Pending,
+			Actor: a.ID, Comment: comment, At: now, TimeToResolution: now.Sub(r.CreatedAt),
+			PolicyVersion: r.PolicyVersion,
+		}
+		switch {
+		case !approve:
+			r.State, r.ResolvedAt, r.ResolvedBy, r.Comment = Denied, now, a.ID, comment
+			ev.Kind, ev.To = KindResolved, Denied
+		case r.Approvals() >= r.Required:
+			r.State, r.ResolvedAt, r.ResolvedBy, r.Comment = Approved, now, a.ID, comment
+			r.GrantExpiresAt = now.Add(r.GrantTTL)
+			ev.Kind, ev.To = KindResolved, Approved
+		}
+		ev.Request = r.Clone()
+		ev.Request.Revision++
+		return e.record(ctx, ev)
+	})
+	if err != nil {
+		return Request{}, fmt.Errorf("%s %s: %w", op, id, err)
+	}
+	e.notify.Notify(id)
+	if expired {
+		return r, fmt.Errorf("%s %s: %w", op, id, ErrExpired)
+	}
+	return r, nil
+}
+
+// Key is what the pipeline knows about the call it is re-evaluating when it redeems a grant:
+// the call's identities and parameters digest, and how the current policy decided it.
+//
+// Binding: Agent, User, Tool and ParamsDigest must equal the request's; a grant for a verified
+// user is not redeemable by a call whose user is only asserted; Rule must be the rule that
+// constrained the original request and Required (the current rule's N) must not exceed the
+// approvals the grant holds. PolicyVersion is recorded with the redemption; it must equal the
+// request's only under WithStrictPolicyVersion. The pipeline calls Redeem only when the
+// current policy still says CONSTRAIN: a DENY under the current policy never reaches here.
+type Key struct {
+	Agent         string
+	User          string
+	UserVerified  bool
+	Tool          string
+	ParamsDigest  string
+	PolicyVersion string
+	Rule          string
+	Required      int
+}
+
+// MismatchError says which binding of a grant a call failed. It wraps ErrMismatch.
+type MismatchError struct {
+	Field string
+}
+
+func (m *MismatchError) Error() string { return "approval: call does not match the grant: " + m.Field }
+
+// Unwrap returns ErrMismatch.
+func (m *MismatchError) Unwrap() error { return ErrMismatch }
+
+// Redeem consumes the grant of request id for the call described by k, atomically and at most
+// once. It returns nil only if the request is approved, its grant unexpired, unused, and k
+// matches it; the request is then consumed. Otherwise it returns ErrPending, ErrDenied,
+// ErrExpired, ErrConsumed or a *MismatchError, and the grant is unchanged (except that an
+// overdue one is recorded as expired). A mismatch never burns the grant: the original call may
+// still be made.
+func (e *Engine) Redeem(ctx context.Context, id string, k Key) (Request, error) {
+	expired := false
+	r, err := e.store.Update(ctx, id, func(r *Request) error {
+		now := e.now()
+		if ok, err := e.expireIfDue(ctx, r, now); err != nil || ok {
+			expired = ok
+			return err
+		}
+		if r.State != Approved {
+			return stateError(r.State)
+		}
+		if err := e.match(r, k); err != nil {
+			return err
+		}
+		r.State, r.ConsumedAt, r.ConsumedPolicyVersion = Consumed, now, k.PolicyVersion
+		ev := Event{
+			Kind: KindConsumed, ApprovalID: r.ID, DecisionID: r.DecisionID, From: Approved, To: Consumed,
+			Actor: k.Agent, At: now, PolicyVersion: k.PolicyVersion, Request: r.Clone(),
+		}
+		ev.Request.Revision++
+		return e.record(ctx, ev)
+	})
+	if err != nil {
+		return Request{}, fmt.Errorf("redeem %s: %w", id, err)
+	}
+	e.notify.Notify(id)
+	if expired {
+		return r, fmt.Errorf("redeem %s: %w", id, ErrExpired)
+	}
+	return r, nil
+}
+
+// Resume is the pipeline's resume path for a call that carries approval id, given how the
+// policy current now decides the call (the re-evaluation always happens first):
+//
+//   - DENY: not run (ErrPolicyDenied); the grant is untouched and expires unused, recorded.
+//   - ALLOW or LOG: run; the policy no longer needs approval, so the grant is untouched.
+//   - CONSTRAIN: run only if Redeem consumes the grant for exactly this call.
+//
+// run is true only when the call may proceed; any error means it may not.
+func (e *Engine) Resume(ctx context.Context, id string, current Verdict, k Key) (run bool, err error) {
+	switch current {
+	case Deny:
+		return false, fmt.Errorf("resume %s: %w", id, ErrPolicyDenied)
+	case Allow, Log:
+		return true, nil
+	case Constrain:
+		if _, err := e.Redeem(ctx, id, k); err != nil {
+			return false, fmt.Errorf("resume: %w", err)
+		}
+		return true, nil
+	}
+	return false, fmt.Errorf("resume %s: %w: decision %q", id, ErrInvalid, current)
+}
+
+func (e *Engine) match(r *Request, k Key) error {
+	required := k.Required
+	if required == 0 {
+		required = 1
+	}
+	switch {
+	case k.Agent != r.Agent:
+		return &MismatchError{Field: "agent"}
+	case k.User != r.User:
+		return &MismatchError{Field: "user"}
+	case r.UserVerified && !k.UserVerified:
+		return &MismatchError{Field: "user_verified"}
+	case k.Tool != r.Tool:
+		return &MismatchError{Field: "tool"}
+	case subtle.ConstantTimeCompare([]byte(k.ParamsDigest), []byte(r.ParamsDigest)) != 1:
+		return &MismatchError{Field: "params_digest"}
+	case k.Rule != r.Rule:
+		return &MismatchError{Field: "rule"}
+	case required > r.Approvals():
+		return &MismatchError{Field: "required_approvals"}
+	case e.strictVersion && k.PolicyVersion != r.PolicyVersion:
+		return &MismatchError{Field: "policy_version"}
+	}
+	return nil
+}
+
+// expireIfDue moves r to Expired and records it when its deadline has passed. It reports
+// whether it did.
+func (e *Engine) expireIfDue(ctx context.Context, r *Request, now time.Time) (bool, error) {
+	deadline, ok := r.Deadline()
+	if !ok || now.Before(deadline) {
+		return false, nil
+	}
+	from := r.State
+	ev := Event{
+		ApprovalID: r.ID, DecisionID: r.DecisionID, From: from, To: Expired,
+		At: now, PolicyVersion: r.PolicyVersion,
+	}
+	r.State = Expired
+	if from == Pending {
+		r.ResolvedAt, r.ResolvedBy, r.Comment = now, "", "expired unresolved"
+		ev.Kind, ev.Comment, ev.TimeToResolution = KindResolved, r.Comment, now.Sub(r.CreatedAt)
+	} else {
+		ev.Kind, ev.Comment = KindConsumed, "grant expired unused"
+	}
+	ev.Request = r.Clone()
+	ev.Request.Revision++
+	return true, e.record(ctx, ev)
+}
+
+func (e *Engine) record(ctx context.Context, ev Event) error {
+	if err := e.rec.RecordApproval(ctx, ev); err != nil {
+		return fmt.Errorf("%w: %s for %s: %w", ErrRecord, ev.Kind, ev.ApprovalID, err)
+	}
+	return nil
+}
+
+// Get returns request id, first recording its expiry if its deadline has passed.
+func (e *Engine) Get(ctx context.Context, id string) (Request, error) {
+	r, err := e.store.Get(ctx, id)
+	if err != nil {
+		return Request{}, err
+	}
+	if d, ok := r.Deadline(); ok && !e.now().Before(d) {
+		return e.expire(ctx, id)
+	}
+	return r, nil
+}
+
+// List returns the requests matching f, oldest first. Overdue requests are listed in the state
+// the store holds until the sweeper (ExpireDue) or a Get records their expiry.
+func (e *Engine) List(ctx context.Context, f Filter) ([]Request, error) {
+	rs, err := e.store.List(ctx, f)
+	if err != nil {
+		return nil, fmt.Errorf("list approvals: %w", err)
+	}
+	return rs, nil
+}
+
+func (e *Engine) expire(ctx context.Context, id string) (Request, error) {
+	r, err := e.store.Update(ctx, id, func(r *Request) error {
+		ok, err := e.expireIfDue(ctx, r, e.now())
+		if err == nil && !ok {
+			return errNoChange
+		}
+		return err
+	})
+	if errors.Is(err, errNoChange) {
+		return e.store.Get(ctx, id)
+	}
+	if err != nil {
+		return Request{}, fmt.Errorf("expire %s: %w", id, err)
+	}
+	e.notify.Notify(id)
+	return r, nil
+}
+
+// stateError is the sentinel for a request found in state s where an approved one was needed.
+func stateError(s State) error {
+	switch s {
+	case Pending:
+		return ErrPending
+	case Denied:
+		return ErrDenied
+	case Expired:
+		return ErrExpired
+	case Consumed:
+		return ErrConsumed
+	}
+	return fmt.Errorf("%w: state %q", ErrInvalid, s)
+}
+
+// finalError is the error for a vote on a request that is no longer pending: it wraps ErrFinal
+// and the state's own sentinel, so a caller can branch on either.
+func finalError(s State) error {
+	if s == Approved {
+		return fmt.Errorf("request is approved: %w", ErrFinal)
+	}
+	return fmt.Errorf("request is %s: %w: %w", s, ErrFinal, stateError(s))
+}
+
+// errNoChange aborts an Update that found nothing to do.
+var errNoChange = errors.New("approval: no change")
+
+// ExpireDue records the expiry of every pending request and unused grant whose deadline has
+// passed, and returns how many it expired. The daemon runs it periodically (see Run); Get,
+// Wait, Approve, Deny and Redeem also expire lazily, so correctness never depends on the sweep.
+func (e *Engine) ExpireDue(ctx context.Context) (int, error) {
+	due, err := e.store.List(ctx, Filter{States: []State{Pending, Approved}, DueBy: e.now()})
+	if err != nil {
+		return 0, fmt.Errorf("expire due approvals: %w", err)
+	}
+	n := 0
+	var errs []error
+	for _, r := range due {
+		got, err := e.expire(ctx, r.ID)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if got.State == Expired {
+			n++
+		}
+	}
+	return n, errors.Join(errs...)
+}
+
+// Run sweeps expired requests every interval until ctx ends; it returns ctx's error. Errors of
+// one sweep are reported to onErr (may be nil) and the next sweep tries again.
+func (e *Engine) Run(ctx context.Context, interval time.Duration, onErr func(error)) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			if _, err := e.ExpireDue(ctx); err != nil && onErr != nil {
+				onErr(err)
+			}
+		}
+	}
+}
+
+// Wait blocks until request id leaves pending (approved, denied or expired) or ctx ends, and
+// returns the request. Callers bound it with a context deadline (the API's long-poll timeout);
+// when ctx ends first Wait returns the still-pending request and ctx's error. A pending request
+// whose expiry passes while waiting is expired by Wait itself, so it never waits past expiry.
+func (e *Engine) Wait(ctx context.Context, id string) (Request, error) {
+	ch, cancel := e.notify.Subscribe(id)
+	defer cancel()
+	for {
+		r, err := e.Get(ctx, id)
+		if err != nil {
+			return Request{}, fmt.Errorf("wait %s: %w", id, err)
+		}
+		if r.State != Pending {
+			return r, nil
+		}
+		timer := time.NewTimer(r.ExpiresAt.Sub(e.now()))
+		select {
+		case <-ch:
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return r, fmt.Errorf("wait %s: %w", id, ctx.Err())
+		}
+		timer.Stop()
+	}
+}
+
+// NewID returns a fresh approval ID: "apr_" and 26 base32 characters of 128 random bits.
+// IDs are unguessable because the agent holds its own and must not find others'.
+func NewID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("new approval id: %w", err)
+	}
+	return "apr_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])), nil
+}

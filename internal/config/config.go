@@ -1,0 +1,329 @@
+// Package config is the gateway's configuration: defaults, then a strict decode (unknown keys are
+// errors), then validation whose messages name the field path. It holds plain data; app turns it
+// into running parts. It must not import transports, stores or the guard.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/portcullis-ai/portcullis/internal/approval"
+	"github.com/portcullis-ai/portcullis/internal/identity"
+	"github.com/portcullis-ai/portcullis/internal/threat"
+)
+
+// Config is the whole gateway configuration (portcullis.yaml).
+type Config struct {
+	// Listen is the HTTP API's address.
+	Listen string `yaml:"listen"`
+	// DataDir holds the SQLite database, the ledger keys and the API key file. Relative paths in
+	// this file are resolved against the file's own directory.
+	DataDir string `yaml:"data_dir"`
+	// Policies are policy files or directories (every *.yaml / *.yml in them); hot-reloaded.
+	Policies []string `yaml:"policies"`
+	// Identity declares roles, agents, JWT issuers, signed-request bounds and user tokens.
+	Identity identity.Config `yaml:"identity"`
+	// Tools declares per-tool facts the policy reads: the classification of the data a tool touches.
+	Tools map[string]ToolConfig `yaml:"tools"`
+
+	Inspection InspectionConfig `yaml:"inspection"`
+	Approvals  ApprovalsConfig  `yaml:"approvals"`
+	Ledger     LedgerConfig     `yaml:"ledger"`
+	Limits     LimitsConfig     `yaml:"limits"`
+	Log        LogConfig        `yaml:"log"`
+}
+
+// ToolConfig is what configuration says about one tool.
+type ToolConfig struct {
+	Classification string `yaml:"classification"`
+}
+
+// InspectionConfig tunes the inspection engine.
+type InspectionConfig struct {
+	// Roots are the directories path arguments may name.
+	Roots []string `yaml:"roots"`
+	// ShellTools are tool name patterns whose arguments a shell runs.
+	ShellTools []string `yaml:"shell_tools"`
+	// AllowedHosts may appear in links and images without counting as exfiltration.
+	AllowedHosts []string `yaml:"allowed_hosts"`
+	// ResolveHosts lets the SSRF detector resolve host names (DNS) to catch names that point at
+	// internal addresses. Off by default: it puts a DNS lookup on the decision path.
+	ResolveHosts bool `yaml:"resolve_hosts"`
+	// ResultBlockLevel: a tool result at or above this level is blocked (response direction).
+	ResultBlockLevel string `yaml:"result_block_level"`
+	// RedactResults: secrets and PII found in results are replaced before the agent sees them.
+	RedactResults *bool `yaml:"redact_results"`
+}
+
+// ApprovalsConfig configures the CONSTRAIN queue.
+type ApprovalsConfig struct {
+	// Expiry is how long a request stays pending; default 15m.
+	Expiry time.Duration `yaml:"expiry"`
+	// MaxWait bounds how long an API caller may long-poll a pending request; default 60s.
+	MaxWait time.Duration `yaml:"max_wait"`
+	// Approvers are the people who may approve, each scoped to agents and tools. They
+	// authenticate with an approver API key (`portcullis approvals keys create`) or a token
+	// from a configured user issuer whose subject is their ID.
+	Approvers []ApproverConfig `yaml:"approvers"`
+	// Webhook, when URL is set, is told of every new pending request.
+	Webhook WebhookConfig `yaml:"webhook"`
+}
+
+// ApproverConfig declares one approver.
+type ApproverConfig struct {
+	ID     string           `yaml:"id"`
+	Scopes []approval.Scope `yaml:"scopes"`
+}
+
+// WebhookConfig configures approval notifications (Slack-compatible JSON, HMAC-signed).
+type WebhookConfig struct {
+	URL string `yaml:"url"`
+	// SecretEnv names the environment variable holding the HMAC secret (kept out of the file).
+	SecretEnv string `yaml:"secret_env"`
+	// ConsoleURL, when set, links each notification to the request.
+	ConsoleURL string `yaml:"console_url"`
+}
+
+// LedgerConfig configures the audit ledger.
+type LedgerConfig struct {
+	// SensitiveParams are parameter names always redacted (in addition to detected secrets).
+	SensitiveParams []string `yaml:"sensitive_params"`
+	// CheckpointInterval and CheckpointRecords: a signed checkpoint at least this often.
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+	CheckpointRecords  int           `yaml:"checkpoint_records"`
+}
+
+// LimitsConfig bounds requests; each limit answers with a clear 4xx.
+type LimitsConfig struct {
+	MaxBodyBytes           int64 `yaml:"max_body_bytes"`
+	MaxDepth               int   `yaml:"max_depth"`
+	MaxParams              int   `yaml:"max_params"`
+	MaxConcurrencyPerAgent int   `yaml:"max_concurrency_per_agent"`
+	ReadTimeoutSeconds     int   `yaml:"read_timeout_seconds"`
+	ShutdownTimeoutSeconds int   `yaml:"shutdown_timeout_seconds"`
+	MaxHeaderBytes         int   `yaml:"max_header_bytes"`
+	MaxOutcomeResultBytes  int64 `yaml:"max_outcome_result_bytes"`
+	DecisionTimeoutMillis  int   `yaml:"decision_timeout_ms"`
+}
+
+// LogConfig configures structured logs.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // json or text
+}
+
+// Default returns the configuration every field falls back to.
+func Default() Config {
+	redact := true
+	return Config{
+		Listen:   "127.0.0.1:8080",
+		DataDir:  "portcullis-data",
+		Policies: []string{"policies"},
+		Inspection: InspectionConfig{
+			ResultBlockLevel: "high",
+			RedactResults:    &redact,
+		},
+		Approvals: ApprovalsConfig{Expiry: 15 * time.Minute, MaxWait: 60 * time.Second},
+		Ledger:    LedgerConfig{CheckpointInterval: time.Second, CheckpointRecords: 1000},
+		Limits: LimitsConfig{
+			MaxBodyBytes:           1 << 20,
+			MaxDepth:               64,
+			MaxParams:              1000,
+			MaxConcurrencyPerAgent: 64,
+			ReadTimeoutSeconds:     30,
+			ShutdownTimeoutSeconds: 10,
+			MaxHeaderBytes:         64 << 10,
+			MaxOutcomeResultBytes:  4 << 20,
+			DecisionTimeoutMillis:  5000,
+		},
+		Log: LogConfig{Level: "info", Format: "json"},
+	}
+}
+
+// ErrInvalid is wrapped by every error Load and Parse return for a bad file.
+var ErrInvalid = errors.New("invalid configuration")
+
+// Load reads and validates a configuration file. Relative paths in it are made absolute against
+// the file's directory, so the gateway behaves the same whatever its working directory.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	c, err := Parse(path, data)
+	if err != nil {
+		return nil, err
+	}
+	c.resolve(filepath.Dir(path))
+	return c, nil
+}
+
+// Parse decodes data over the defaults, strictly, and validates the result. name is used in messages.
+func Parse(name string, data []byte) (*Config, error) {
+	c := Default()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%s: %w: %s", name, ErrInvalid, yamlMessage(err))
+	}
+	var extra any
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%s: %w: only one YAML document is allowed", name, ErrInvalid)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w: %v", name, ErrInvalid, err)
+	}
+	return &c, nil
+}
+
+// yamlMessage turns yaml.v3's "yaml: unmarshal errors:\n  line 3: field x not found in type
+// config.Config" into one line per problem, keeping the line numbers.
+func yamlMessage(err error) string {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	msg = strings.TrimPrefix(msg, "unmarshal errors:\n")
+	lines := strings.Split(msg, "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimSpace(l)
+	}
+	return strings.Join(lines, "; ")
+}
+
+// Validate checks every field, naming the field path in each message; all problems are reported.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(path, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		add("listen", "want host:port, got %q", c.Listen)
+	}
+	if c.DataDir == "" {
+		add("data_dir", "required")
+	}
+	if len(c.Policies) == 0 {
+		add("policies", "at least one policy file or directory is required (deny-by-default needs a policy to allow anything)")
+	}
+	for i, p := range c.Policies {
+		if p == "" {
+			add(fmt.Sprintf("policies[%d]", i), "empty path")
+		}
+	}
+	if err := c.Identity.Validate(); err != nil {
+		add("identity", "%v", err)
+	}
+	for name, t := range c.Tools {
+		if t.Classification == "" {
+			add("tools."+name+".classification", "required")
+		}
+	}
+	if _, err := threat.ParseLevel(c.Inspection.ResultBlockLevel); err != nil {
+		add("inspection.result_block_level", "%v", err)
+	}
+	if c.Approvals.Expiry <= 0 || c.Approvals.Expiry > 30*24*time.Hour {
+		add("approvals.expiry", "want a duration in (0, 720h], got %v", c.Approvals.Expiry)
+	}
+	if c.Approvals.MaxWait < 0 || c.Approvals.MaxWait > 10*time.Minute {
+		add("approvals.max_wait", "want a duration in [0, 10m], got %v", c.Approvals.MaxWait)
+	}
+	seen := map[string]bool{}
+	for i, ap := range c.Approvals.Approvers {
+		path := fmt.Sprintf("approvals.approvers[%d]", i)
+		if ap.ID == "" {
+			add(path+".id", "required")
+		} else if seen[strings.ToLower(ap.ID)] {
+			add(path+".id", "duplicate approver %q", ap.ID)
+		}
+		seen[strings.ToLower(ap.ID)] = true
+		if len(ap.Scopes) == 0 {
+			add(path+".scopes", "required: scopes are granted, never implied")
+		}
+		if err := approval.ValidateScopes(ap.Scopes); err != nil {
+			add(path, "%v", err)
+		}
+		for _, a := range c.Identity.Agents {
+			if strings.EqualFold(a.ID, ap.ID) {
+				add(path+".id", "%q is an agent; agents never approve", ap.ID)
+			}
+		}
+	}
+	if w := c.Approvals.Webhook; w.URL != "" {
+		if !strings.HasPrefix(w.URL, "https://") && !strings.HasPrefix(w.URL, "http://") {
+			add("approvals.webhook.url", "want an http(s) URL, got %q", w.URL)
+		}
+		if w.SecretEnv == "" {
+			add("approvals.webhook.secret_env", "required with a webhook url: receivers must be able to verify notifications")
+		}
+	}
+	if c.Ledger.CheckpointInterval <= 0 || c.Ledger.CheckpointInterval > time.Second {
+		add("ledger.checkpoint_interval", "want a duration in (0, 1s] (the ledger contract checkpoints at least every second), got %v", c.Ledger.CheckpointInterval)
+	}
+	if c.Ledger.CheckpointRecords <= 0 || c.Ledger.CheckpointRecords > 1000 {
+		add("ledger.checkpoint_records", "want 1..1000, got %d", c.Ledger.CheckpointRecords)
+	}
+	l := c.Limits
+	positive := []struct {
+		path string
+		v    int64
+	}{
+		{"limits.max_body_bytes", l.MaxBodyBytes}, {"limits.max_depth", int64(l.MaxDepth)},
+		{"limits.max_params", int64(l.MaxParams)}, {"limits.max_concurrency_per_agent", int64(l.MaxConcurrencyPerAgent)},
+		{"limits.read_timeout_seconds", int64(l.ReadTimeoutSeconds)}, {"limits.shutdown_timeout_seconds", int64(l.ShutdownTimeoutSeconds)},
+		{"limits.max_header_bytes", int64(l.MaxHeaderBytes)}, {"limits.max_outcome_result_bytes", l.MaxOutcomeResultBytes},
+		{"limits.decision_timeout_ms", int64(l.DecisionTimeoutMillis)},
+	}
+	for _, p := range positive {
+		if p.v <= 0 {
+			add(p.path, "must be positive, got %d", p.v)
+		}
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		add("log.level", "want debug, info, warn or error, got %q", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "json", "text":
+	default:
+		add("log.format", "want json or text, got %q", c.Log.Format)
+	}
+	return errors.Join(errs...)
+}
+
+// resolve makes relative paths absolute against dir (the configuration file's directory).
+func (c *Config) resolve(dir string) {
+	abs := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(dir, p)
+	}
+	c.DataDir = abs(c.DataDir)
+	for i := range c.Policies {
+		c.Policies[i] = abs(c.Policies[i])
+	}
+	for i := range c.Identity.JWTIssuers {
+		for j := range c.Identity.JWTIssuers[i].KeyFiles {
+			c.Identity.JWTIssuers[i].KeyFiles[j] = abs(c.Identity.JWTIssuers[i].KeyFiles[j])
+		}
+	}
+	for i := range c.Identity.Users.Issuers {
+		for j := range c.Identity.Users.Issuers[i].KeyFiles {
+			c.Identity.Users.Issuers[i].KeyFiles[j] = abs(c.Identity.Users.Issuers[i].KeyFiles[j])
+		}
+	}
+}
+
+// ResultBlock returns the parsed result block level (validated by Validate).
+func (c *Config) ResultBlock() threat.Level {
+	l, _ := threat.ParseLevel(c.Inspection.ResultBlockLevel)
+	return l
+}

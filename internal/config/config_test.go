@@ -1,0 +1,72 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseDefaults(t *testing.T) {
+	c, err := Parse("empty.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:8080" || c.Approvals.Expiry != 15*time.Minute || c.Limits.MaxBodyBytes != 1<<20 {
+		t.Errorf("defaults not applied: %+v", c)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		want       []string // substrings the error must contain
+	}{
+		{"unknown key", "listen: 127.0.0.1:1\nlisten_addr: x\n", []string{"line 2", "listen_addr"}},
+		{"unknown nested key", "limits:\n  max_body: 10\n", []string{"line 2", "max_body"}},
+		{"wrong type", "limits:\n  max_depth: deep\n", []string{"line 2"}},
+		{"bad listen", "listen: nowhere\n", []string{"listen:"}},
+		{"field paths", "limits:\n  max_depth: 0\n  max_params: -1\n", []string{"limits.max_depth", "limits.max_params"}},
+		{"bad level", "inspection:\n  result_block_level: severe\n", []string{"inspection.result_block_level"}},
+		{"checkpoint contract", "ledger:\n  checkpoint_interval: 5s\n", []string{"ledger.checkpoint_interval"}},
+		{"identity validated", "identity:\n  agents:\n    - roles: [x]\n", []string{"identity"}},
+		{"two documents", "listen: 127.0.0.1:1\n---\nlisten: 127.0.0.1:2\n", []string{"one YAML document"}},
+		{"tool classification", "tools:\n  fetch: {}\n", []string{"tools.fetch.classification"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("gw.yaml", []byte(tc.yaml))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("error %v does not wrap ErrInvalid", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+			if !strings.HasPrefix(err.Error(), "gw.yaml: ") {
+				t.Errorf("error %q does not name the file", err)
+			}
+		})
+	}
+}
+
+func TestLoadResolvesPathsAgainstTheFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "portcullis.yaml")
+	if err := os.WriteFile(p, []byte("data_dir: data\npolicies: [pol, /abs/pol]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DataDir != filepath.Join(dir, "data") || c.Policies[0] != filepath.Join(dir, "pol") || c.Policies[1] != "/abs/pol" {
+		t.Errorf("paths not resolved: %q %q", c.DataDir, c.Policies)
+	}
+}

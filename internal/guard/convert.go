@@ -1,0 +1,185 @@
+package guard
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/portcullis-ai/portcullis/internal/approval"
+	"github.com/portcullis-ai/portcullis/internal/identity"
+	"github.com/portcullis-ai/portcullis/internal/inspect"
+	"github.com/portcullis-ai/portcullis/internal/ledger"
+	"github.com/portcullis-ai/portcullis/internal/policy"
+)
+
+// decodeParams reads the call's parameters into the policy engine's Go form. Absent parameters
+// are an empty object; anything but an object is malformed (tool arguments are named).
+func decodeParams(raw json.RawMessage) (map[string]any, error) {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return map[string]any{}, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("decode params: %w", err)
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("decode params: want a JSON object, got %T", v)
+	}
+	return m, nil
+}
+
+func userPrincipal(u *identity.User) *ledger.Principal {
+	if u == nil {
+		return nil
+	}
+	p := &ledger.Principal{ID: u.ID, Verified: u.Verified, Method: "token"}
+	if u.Asserted {
+		p.Method = "asserted"
+	}
+	return p
+}
+
+func policyUser(u *identity.User) *policy.User {
+	if u == nil {
+		return nil
+	}
+	return &policy.User{ID: u.ID, Permissions: u.Permissions, Attributes: u.Attributes}
+}
+
+func findingKinds(fs []inspect.Finding) []string {
+	if len(fs) == 0 {
+		return nil
+	}
+	kinds := make([]string, 0, len(fs))
+	for _, f := range fs {
+		kinds = append(kinds, f.Kind)
+	}
+	return kinds
+}
+
+// secretFindingPaths are the JSON paths the ledger must redact before hashing: every value a
+// secret or PII detector flagged.
+func secretFindingPaths(fs []inspect.Finding) []string {
+	var paths []string
+	for _, f := range fs {
+		if strings.HasPrefix(f.Kind, "secret.") || strings.HasPrefix(f.Kind, "pii.") {
+			paths = append(paths, f.Path)
+		}
+	}
+	return paths
+}
+
+func isAnomaly(kind string) bool { return strings.HasPrefix(kind, "anomaly.") }
+
+func ledgerFindings(fs []inspect.Finding) []ledger.Finding {
+	if len(fs) == 0 {
+		return nil
+	}
+	out := make([]ledger.Finding, len(fs))
+	for i, f := range fs {
+		out[i] = ledger.Finding{Kind: f.Kind, Severity: f.Severity, Path: f.Path, Evidence: f.Evidence, Score: f.Score}
+	}
+	return out
+}
+
+// ledgerPolicy turns the explanation into the record's policy section: the deciding rule, or why
+// no rule decided, and every condition evaluated with its result.
+func ledgerPolicy(version string, ex policy.Explanation) *ledger.Policy {
+	p := &ledger.Policy{Version: version, Rule: ex.Rule}
+	if ex.Rule == "" {
+		p.NoMatch = ex.Reason
+	}
+	for _, r := range ex.Rules {
+		for _, c := range r.Conditions {
+			detail := c.Detail
+			if c.Error != "" {
+				detail = strings.TrimSpace(detail + " error: " + c.Error)
+			}
+			p.Conditions = append(p.Conditions, ledger.Condition{Expr: r.Rule + "/" + c.Kind + "@" + c.Pos, Result: c.Result, Detail: detail})
+		}
+	}
+	return p
+}
+
+// approvalConditions are the constraining rule's conditions, for the approver's screen.
+func approvalConditions(ex policy.Explanation) []approval.Condition {
+	var out []approval.Condition
+	for _, r := range ex.Rules {
+		if r.Rule != ex.Rule {
+			continue
+		}
+		for _, c := range r.Conditions {
+			text := c.Kind
+			if c.Detail != "" {
+				text += ": " + c.Detail
+			}
+			out = append(out, approval.Condition{Text: text, Result: c.Result})
+		}
+	}
+	return out
+}
+
+func approvalDetails(r approval.Request) *ledger.Approval {
+	a := &ledger.Approval{ID: r.ID, Result: string(r.State), Approver: r.ResolvedBy, Comment: r.Comment}
+	if !r.CreatedAt.IsZero() {
+		t := r.CreatedAt
+		a.RequestedAt = &t
+	}
+	if !r.ResolvedAt.IsZero() {
+		t := r.ResolvedAt
+		a.ResolvedAt = &t
+		a.WaitMS = r.ResolvedAt.Sub(r.CreatedAt).Milliseconds()
+	}
+	return a
+}
+
+// isFinal reports a grant that can never run: denied, expired or already used.
+func isFinal(err error) bool {
+	return errors.Is(err, approval.ErrDenied) || errors.Is(err, approval.ErrExpired) || errors.Is(err, approval.ErrConsumed)
+}
+
+func isMismatch(err error) bool { return errors.Is(err, approval.ErrMismatch) }
+
+// redactedForApprovers replaces flagged secret/PII values before the approval store keeps a copy.
+// Approvers need to see what the call does, not the credential it carries. Parameters that cannot
+// be redacted safely are shown to nobody.
+func redactedForApprovers(raw json.RawMessage, paths []string) json.RawMessage {
+	out, err := ledger.RedactPaths(raw, paths)
+	if err != nil {
+		return json.RawMessage(`{"_withheld":"parameters could not be redacted"}`)
+	}
+	return out
+}
+
+// lastVersion caches the version of the most recent set: sets are immutable and replaced whole on
+// reload, so one entry suffices and nothing pins old sets.
+var lastVersion struct {
+	sync.Mutex
+	set *policy.Set
+	v   string
+}
+
+// Version identifies a compiled policy set: a digest of its parsed policies. It is recorded with
+// every decision and approval, so an auditor can tell which policy decided.
+func Version(s *policy.Set) string {
+	lastVersion.Lock()
+	defer lastVersion.Unlock()
+	if lastVersion.set == s {
+		return lastVersion.v
+	}
+	h := sha256.New()
+	enc := json.NewEncoder(h)
+	for _, f := range s.Files() {
+		_ = enc.Encode(f.Policies) // encoding parsed structs cannot fail; a failure would only weaken the digest
+	}
+	v := "sha256:" + hex.EncodeToString(h.Sum(nil))[:16]
+	lastVersion.set, lastVersion.v = s, v
+	return v
+}

@@ -1,0 +1,473 @@
+// Package guard is the one door to a decision. Every transport — the HTTP decision API, the MCP
+// proxy, the LLM gateway, the Go SDK — turns what it receives into a Request and calls Check,
+// which runs the steps of docs/ARCHITECTURE.md top to bottom:
+//
+//  1. a decision ID;
+//  2. authenticate the agent and the invoking user;
+//  3. inspect the parameters;
+//  4. behaviour signals (rates, hours, anomalies);
+//  5. evaluate the current policy;
+//  6. CONSTRAIN: hold for approval (or redeem an approved grant);
+//  7. append the decision to the ledger, durably;
+//  8. return the decision — the tool may run only after step 7.
+//
+// Any error or panic on the way denies, and is recorded where a record can be written.
+// guard imports the engines; nothing imports guard but transports, the server and app.
+package guard
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/portcullis-ai/portcullis/internal/approval"
+	"github.com/portcullis-ai/portcullis/internal/identity"
+	"github.com/portcullis-ai/portcullis/internal/inspect"
+	"github.com/portcullis-ai/portcullis/internal/ledger"
+	"github.com/portcullis-ai/portcullis/internal/policy"
+	"github.com/portcullis-ai/portcullis/internal/threat"
+)
+
+// Authenticator proves who the agent and the invoking user are (identity.Verifier).
+type Authenticator interface {
+	Verify(ctx context.Context, creds identity.Credentials) (*identity.Agent, error)
+	User(ctx context.Context, agent *identity.Agent, token string, asserted *identity.AssertedUser) (*identity.User, error)
+}
+
+// Inspector finds threats in parameters and results (inspect.Engine).
+type Inspector interface {
+	Inspect(ctx context.Context, tool string, dir inspect.Direction, raw json.RawMessage) (inspect.Result, error)
+}
+
+// Behavior records the call and returns what continuous verification knows about it.
+type Behavior interface {
+	Observe(ctx context.Context, agent, tool string, paramsSize int, at time.Time) (Signals, error)
+}
+
+// Signals is the behaviour step's output: the history the policy's time_context conditions read
+// and anomalies, as findings that raise the threat level.
+type Signals struct {
+	History   policy.History
+	Anomalies []inspect.Finding
+	// Err, when set, reports a failure the History met while the policy read it: the decision
+	// made on such a history is void.
+	Err func() error
+}
+
+// Policies serves the policy set current at this moment (policy.Watcher).
+type Policies interface {
+	Current() *policy.Set
+}
+
+// Approvals holds CONSTRAIN decisions for a human and redeems approved grants (approval.Engine).
+type Approvals interface {
+	Request(ctx context.Context, in approval.Input) (approval.Request, error)
+	Redeem(ctx context.Context, id string, k approval.Key) (approval.Request, error)
+	Get(ctx context.Context, id string) (approval.Request, error)
+}
+
+// Ledger appends records durably (ledger.Ledger).
+type Ledger interface {
+	Append(ctx context.Context, r *ledger.Record, secretPaths ...string) (uint64, error)
+}
+
+// Guard runs the decision pipeline. Its parts are fixed at construction; the policy set and the
+// identity configuration they serve may change underneath (hot reload).
+type Guard struct {
+	auth      Authenticator
+	inspector Inspector
+	behavior  Behavior // may be nil: no behaviour tracking
+	policies  Policies
+	approvals Approvals // may be nil: CONSTRAIN then stays pending-less and denies
+	ledger    Ledger
+	now       func() time.Time
+	// toolClass declares data classifications per tool (data_classification: tool); swapped
+	// whole on configuration reload.
+	toolClass atomic.Pointer[map[string]string]
+	// recent binds outcomes to the allowed decisions they report on.
+	recent *recentDecisions
+}
+
+// Options assemble a Guard. Auth, Inspector, Policies and Ledger are required.
+type Options struct {
+	Auth                Authenticator
+	Inspector           Inspector
+	Behavior            Behavior
+	Policies            Policies
+	Approvals           Approvals
+	Ledger              Ledger
+	Now                 func() time.Time
+	ToolClassifications map[string]string
+}
+
+// New checks that every required part is present.
+func New(o Options) (*Guard, error) {
+	switch {
+	case o.Auth == nil:
+		return nil, errors.New("guard: no authenticator")
+	case o.Inspector == nil:
+		return nil, errors.New("guard: no inspector")
+	case o.Policies == nil:
+		return nil, errors.New("guard: no policies")
+	case o.Ledger == nil:
+		return nil, errors.New("guard: no ledger")
+	}
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
+	g := &Guard{auth: o.Auth, inspector: o.Inspector, behavior: o.Behavior, policies: o.Policies,
+		approvals: o.Approvals, ledger: o.Ledger, now: now, recent: newRecentDecisions(100_000, time.Hour)}
+	g.SetToolClassifications(o.ToolClassifications)
+	return g, nil
+}
+
+// Authenticate verifies an agent's credentials for a transport that will ask several questions in
+// one exchange (filter the tools it offers, then decide each proposed call). A failure is recorded
+// as a denial — an attempt with a bad credential is evidence — and the transport refuses the
+// exchange.
+func (g *Guard) Authenticate(ctx context.Context, source string, creds identity.Credentials) (*identity.Agent, error) {
+	agent, err := g.auth.Verify(ctx, creds)
+	if err == nil {
+		return agent, nil
+	}
+	d := &Decision{ID: NewDecisionID()}
+	rec := &ledger.Record{Kind: ledger.KindDecision, Time: g.now(), DecisionID: d.ID, Source: source,
+		Agent: &ledger.Principal{ID: creds.ClaimedAgent, Verified: false}}
+	g.deny(ctx, d, rec, nil, CodeUnauthenticated, fmt.Errorf("authenticate agent: %w", err), identity.Code(err))
+	return nil, err
+}
+
+// SetToolClassifications replaces the per-tool data classifications (configuration reload).
+func (g *Guard) SetToolClassifications(m map[string]string) {
+	if m == nil {
+		m = map[string]string{}
+	}
+	g.toolClass.Store(&m)
+}
+
+// Request is one tool call as a transport received it.
+type Request struct {
+	// RequestID is the transport's own identifier (a JSON-RPC id, an HTTP request id), for correlation.
+	RequestID string
+	// Source names the transport: "http", "mcp", "llm", "sdk".
+	Source      string
+	Credentials identity.Credentials
+	// Agent, when set, is the agent this transport already authenticated for the same exchange
+	// with Authenticate (an LLM response proposing several tool calls is one signed request:
+	// verifying its signature again would be a replay). Credentials are then not verified again.
+	Agent        *identity.Agent
+	UserToken    string
+	AssertedUser *identity.AssertedUser
+	Tool         string
+	// Params are the call's arguments exactly as received (a JSON object).
+	Params json.RawMessage
+	// ApprovalID resumes a call that an earlier CONSTRAIN held: if the grant is approved and still
+	// binds this exact call, it runs once.
+	ApprovalID string
+}
+
+// Decision is what Check returns. Message is the only text meant for the agent: it never names
+// rules or conditions ("from the agent's perspective, the policy is invisible").
+type Decision struct {
+	ID     string
+	Tool   string
+	Action policy.Action
+	// Code is a stable machine-readable reason for a denial the transport reports (e.g.
+	// "credential_expired", "ledger_unavailable"); "" for policy decisions.
+	Code       string
+	Message    string
+	ApprovalID string
+	Agent      *identity.Agent
+	User       *identity.User
+	// Rule and Enforcement are for operators and the ledger, never for the agent.
+	Rule        string
+	Enforcement string
+	Level       threat.Level
+	Findings    []inspect.Finding
+	// Seq is the ledger sequence number of the decision record.
+	Seq uint64
+	// Err is the internal cause of a denial that was not the policy's; never shown to the agent.
+	Err error
+	// Steps times each step of the pipeline, for metrics.
+	Steps Steps
+}
+
+// Steps are the durations of the pipeline's steps for one decision (zero for steps not reached).
+type Steps struct {
+	Auth, Inspect, Behavior, Policy, Approval, Ledger time.Duration
+}
+
+// Allowed reports whether the tool may run: ALLOW and LOG.
+func (d *Decision) Allowed() bool { return d.Action == policy.Allow || d.Action == policy.Log }
+
+// Stable codes for denials that are not the policy's own.
+const (
+	CodeUnauthenticated = "unauthenticated"
+	CodeUserInvalid     = "user_invalid"
+	CodeMalformed       = "malformed_params"
+	CodeInspection      = "inspection_failed"
+	CodeBehavior        = "behavior_unavailable"
+	CodeNoPolicy        = "policy_unavailable"
+	CodeApproval        = "approval_unavailable"
+	CodeLedger          = "ledger_unavailable"
+	CodeInternal        = "internal_error"
+)
+
+// Messages shown to agents. They reveal nothing of the policy.
+const (
+	msgUnavailable = "the tool is unavailable"
+	msgPending     = "the call is waiting for human approval"
+)
+
+// Check decides one tool call. It never returns a nil Decision; on any failure the decision is
+// DENY with Code and Err set. The caller may run the tool only when d.Allowed().
+func (g *Guard) Check(ctx context.Context, req Request) (d *Decision) {
+	start := g.now()
+	d = &Decision{ID: NewDecisionID(), Tool: req.Tool, Action: policy.Deny, Message: msgUnavailable}
+	rec := &ledger.Record{Kind: ledger.KindDecision, Time: start, DecisionID: d.ID, RequestID: req.RequestID,
+		Source: req.Source, Tool: req.Tool, Params: req.Params, ParamsSize: len(req.Params)}
+	var secretPaths []string
+
+	defer func() {
+		if p := recover(); p != nil {
+			d.Action, d.Code, d.Message = policy.Deny, CodeInternal, msgUnavailable
+			d.Err = fmt.Errorf("guard: panic: %v", p)
+			rec.Decision, rec.Reason = "deny", d.Err.Error()
+			// The record may not be writable (the panic may have come from the ledger); the
+			// decision is a denial either way.
+			if seq, err := g.ledger.Append(context.WithoutCancel(ctx), rec, secretPaths...); err == nil {
+				d.Seq = seq
+			}
+		}
+	}()
+
+	// 2. Authenticate the agent, then the invoking user.
+	mark := start
+	step := func(dst *time.Duration) {
+		t := g.now()
+		*dst, mark = t.Sub(mark), t
+	}
+	agent, err := req.Agent, error(nil)
+	if agent == nil {
+		agent, err = g.auth.Verify(ctx, req.Credentials)
+	}
+	if err != nil {
+		rec.Agent = &ledger.Principal{ID: req.Credentials.ClaimedAgent, Verified: false}
+		return g.deny(ctx, d, rec, secretPaths, CodeUnauthenticated, fmt.Errorf("authenticate agent: %w", err), identity.Code(err))
+	}
+	d.Agent = agent
+	rec.Agent = &ledger.Principal{ID: agent.ID, Verified: true, Method: string(agent.Method)}
+	user, err := g.auth.User(ctx, agent, req.UserToken, req.AssertedUser)
+	if err != nil {
+		return g.deny(ctx, d, rec, secretPaths, CodeUserInvalid, fmt.Errorf("authenticate user: %w", err), identity.Code(err))
+	}
+	d.User = user
+	rec.User = userPrincipal(user)
+	step(&d.Steps.Auth)
+
+	// 3. Inspect the parameters.
+	res, err := g.inspector.Inspect(ctx, req.Tool, inspect.Request, req.Params)
+	d.Level, d.Findings = res.Level, res.Findings
+	secretPaths = secretFindingPaths(res.Findings)
+	rec.ThreatLevel, rec.Findings = res.Level, ledgerFindings(res.Findings)
+	if err != nil {
+		code := CodeInspection
+		if errors.Is(err, inspect.ErrMalformed) {
+			code = CodeMalformed
+			// Malformed parameters are stored as a digest only: they may not even be JSON.
+			rec.Params, rec.ParamsDropped = nil, "malformed"
+		}
+		return g.deny(ctx, d, rec, secretPaths, code, fmt.Errorf("inspect params: %w", err), "")
+	}
+	params, err := decodeParams(req.Params)
+	if err != nil {
+		rec.Params, rec.ParamsDropped = nil, "malformed"
+		return g.deny(ctx, d, rec, secretPaths, CodeMalformed, err, "")
+	}
+	step(&d.Steps.Inspect)
+
+	// 4. Behaviour: count the call, read the baseline, raise anomalies.
+	var sig Signals
+	if g.behavior != nil {
+		sig, err = g.behavior.Observe(ctx, agent.ID, req.Tool, len(req.Params), start)
+		if err != nil {
+			return g.deny(ctx, d, rec, secretPaths, CodeBehavior, fmt.Errorf("behaviour: %w", err), "")
+		}
+		if len(sig.Anomalies) > 0 {
+			d.Findings = append(d.Findings, sig.Anomalies...)
+			d.Level = inspect.LevelOf(d.Findings)
+			rec.ThreatLevel = d.Level
+			for _, a := range sig.Anomalies {
+				rec.Anomalies = append(rec.Anomalies, ledger.Anomaly{Signal: a.Kind, Score: a.Score})
+			}
+		}
+	}
+
+	step(&d.Steps.Behavior)
+
+	// 5. Evaluate the policy current at this moment.
+	set := g.policies.Current()
+	if set == nil {
+		return g.deny(ctx, d, rec, secretPaths, CodeNoPolicy, policy.ErrNoSet, "")
+	}
+	version := Version(set)
+	rec.PolicyVersion = version
+	preq := &policy.Request{
+		Agent:              policy.Agent{ID: agent.ID, Roles: agent.Roles, Permissions: agent.Permissions, RolePermissions: agent.RolePermissions},
+		User:               policyUser(user),
+		Tool:               req.Tool,
+		Params:             params,
+		Time:               start,
+		Threat:             d.Level,
+		Findings:           findingKinds(d.Findings),
+		ToolClassification: (*g.toolClass.Load())[req.Tool],
+		History:            sig.History,
+	}
+	pd := set.Evaluate(preq)
+	ex := set.Explain(preq)
+	if sig.Err != nil {
+		if err := sig.Err(); err != nil {
+			return g.deny(ctx, d, rec, secretPaths, CodeBehavior, fmt.Errorf("behaviour history: %w", err), "")
+		}
+	}
+	d.Action, d.Rule, d.Enforcement = pd.Action, pd.Rule, pd.Enforcement
+	rec.Policy = ledgerPolicy(version, ex)
+	rec.Enforcement = pd.Enforcement
+	step(&d.Steps.Policy)
+
+	// 6. CONSTRAIN: redeem an approved grant for this exact call, or open an approval request.
+	if pd.Action == policy.Constrain {
+		if g.approvals == nil {
+			return g.deny(ctx, d, rec, secretPaths, CodeApproval, errors.New("no approval queue configured"), "")
+		}
+		if err := g.constrain(ctx, d, rec, req, agent, user, pd, ex, version); err != nil {
+			return g.deny(ctx, d, rec, secretPaths, CodeApproval, err, "")
+		}
+	}
+
+	step(&d.Steps.Approval)
+
+	switch d.Action {
+	case policy.Allow, policy.Log:
+		d.Message = ""
+	case policy.Constrain:
+		d.Message = msgPending
+	default:
+		d.Message = msgUnavailable
+	}
+
+	// 7. Record durably; only then may the tool run.
+	rec.Decision = actionName(d.Action)
+	seq, err := g.ledger.Append(ctx, rec, secretPaths...)
+	step(&d.Steps.Ledger)
+	if err != nil {
+		d.Action, d.Code, d.Message, d.Err = policy.Deny, CodeLedger, msgUnavailable, fmt.Errorf("ledger append: %w", err)
+		return d
+	}
+	d.Seq = seq
+	if d.Allowed() {
+		g.recent.add(d.ID, agent.ID, req.Tool, start)
+	}
+	return d
+}
+
+// constrain handles a CONSTRAIN decision: with an approval ID it tries to redeem the grant; a call
+// that the grant does not bind, or no approval ID at all, opens a new approval request.
+func (g *Guard) constrain(ctx context.Context, d *Decision, rec *ledger.Record, req Request,
+	agent *identity.Agent, user *identity.User, pd policy.Decision, ex policy.Explanation, version string) error {
+	digest, err := approval.Digest(req.Params)
+	if err != nil {
+		return fmt.Errorf("digest params: %w", err)
+	}
+	userID, verified := "", false
+	if user != nil {
+		userID, verified = user.ID, user.Verified
+	}
+	if req.ApprovalID != "" {
+		granted, err := g.approvals.Redeem(ctx, req.ApprovalID, approval.Key{Agent: agent.ID, User: userID, UserVerified: verified,
+			Tool: req.Tool, ParamsDigest: digest, PolicyVersion: version, Rule: pd.Rule})
+		switch {
+		case err == nil:
+			// Approved for this exact call: it runs once. The record says why.
+			d.Action, d.ApprovalID = policy.Allow, granted.ID
+			rec.Approval = approvalDetails(granted)
+			rec.Reason = "approved grant redeemed"
+			return nil
+		case errors.Is(err, approval.ErrPending):
+			d.ApprovalID = req.ApprovalID
+			rec.Approval = &ledger.Approval{ID: req.ApprovalID, Result: "pending"}
+			return nil
+		case isFinal(err):
+			// Denied, expired or already used: final. The call is denied, not re-queued, so an
+			// agent cannot wear down approvers by retrying a refused call.
+			d.Action, d.ApprovalID = policy.Deny, req.ApprovalID
+			rec.Approval = &ledger.Approval{ID: req.ApprovalID, Result: approval.Code(err)}
+			rec.Reason = "approval " + approval.Code(err)
+			return nil
+		case isMismatch(err):
+			// The grant binds another call (parameters changed by even one byte): a new approval.
+		default:
+			return fmt.Errorf("redeem approval %s: %w", req.ApprovalID, err)
+		}
+	}
+	in := approval.Input{DecisionID: d.ID, Agent: agent.ID, User: userID, UserVerified: verified, Tool: req.Tool,
+		Params: req.Params, ParamsDigest: digest, RedactedParams: redactedForApprovers(req.Params, secretFindingPaths(d.Findings)),
+		Rule: pd.Rule, Conditions: approvalConditions(ex), ThreatLevel: d.Level, Findings: d.Findings,
+		PolicyVersion: version, Labels: map[string]string{"source": req.Source}}
+	for _, a := range d.Findings {
+		if isAnomaly(a.Kind) {
+			in.Signals = append(in.Signals, approval.Signal{Name: a.Kind, Score: a.Score, Detail: a.Evidence})
+		}
+	}
+	ar, err := g.approvals.Request(ctx, in)
+	if err != nil {
+		return fmt.Errorf("open approval request: %w", err)
+	}
+	d.ApprovalID = ar.ID
+	rec.Approval = &ledger.Approval{ID: ar.ID, Result: "pending", RequestedAt: &ar.CreatedAt}
+	return nil
+}
+
+// deny finishes a decision that failed before the policy could decide, or that the policy could
+// not be trusted to decide. The record is written if the ledger allows; the answer is DENY either way.
+func (g *Guard) deny(ctx context.Context, d *Decision, rec *ledger.Record, secretPaths []string, code string, cause error, detail string) *Decision {
+	d.Action, d.Code, d.Message, d.Err = policy.Deny, code, msgUnavailable, cause
+	if detail != "" && detail != code {
+		d.Code = detail
+	}
+	rec.Decision = "deny"
+	rec.Reason = d.Code + ": " + cause.Error()
+	seq, err := g.ledger.Append(context.WithoutCancel(ctx), rec, secretPaths...)
+	if err == nil {
+		d.Seq = seq
+	} else {
+		d.Err = errors.Join(cause, fmt.Errorf("ledger append: %w", err))
+	}
+	return d
+}
+
+// NewDecisionID returns a fresh decision identifier: "dec_" and 128 random bits in hex.
+func NewDecisionID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms (Go 1.24+)
+	return "dec_" + hex.EncodeToString(b[:])
+}
+
+func actionName(a policy.Action) string {
+	switch a {
+	case policy.Allow:
+		return "allow"
+	case policy.Log:
+		return "log"
+	case policy.Constrain:
+		return "constrain"
+	default:
+		return "deny"
+	}
+}

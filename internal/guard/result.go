@@ -1,0 +1,148 @@
+package guard
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/portcullis-ai/portcullis/internal/identity"
+	"github.com/portcullis-ai/portcullis/internal/inspect"
+	"github.com/portcullis-ai/portcullis/internal/ledger"
+	"github.com/portcullis-ai/portcullis/internal/threat"
+)
+
+// ResultAction is what happens to a tool's result on its way back to the agent.
+type ResultAction string
+
+const (
+	ResultPass   ResultAction = "pass"   // forwarded unchanged
+	ResultRedact ResultAction = "redact" // forwarded with flagged values replaced
+	ResultBlock  ResultAction = "block"  // withheld: the agent gets an error instead
+)
+
+// ResultPolicy says how results are treated: block at or above BlockLevel, else redact secrets
+// and PII when Redact is set.
+type ResultPolicy struct {
+	BlockLevel threat.Level
+	Redact     bool
+}
+
+// Outcome is a transport's report of what happened after an allowed decision: whether the tool
+// ran, how it went and (optionally) what it returned.
+type Outcome struct {
+	DecisionID  string
+	Source      string
+	Credentials identity.Credentials
+	// Agent, when set, is the agent already authenticated for this decision by the transport in
+	// the same exchange (the MCP and LLM gateways); Credentials are then not verified again.
+	Agent      *identity.Agent
+	Tool       string
+	Ran        bool
+	Success    bool
+	Error      string
+	DurationMS int64
+	// Result is the tool's result as JSON (an object, array or string); nil when not reported.
+	Result json.RawMessage
+}
+
+// ResultDecision is the answer to an Outcome.
+type ResultDecision struct {
+	Action   ResultAction
+	Result   json.RawMessage // the result to forward (redacted when Action is ResultRedact)
+	Level    threat.Level
+	Findings []inspect.Finding
+	Code     string
+	Err      error
+	Seq      uint64
+}
+
+// ErrUnknownDecision is returned when an outcome names a decision this agent did not get.
+var ErrUnknownDecision = errors.New("unknown decision")
+
+// CheckResult inspects a tool's result in the response direction (indirect prompt injection
+// arrives here), decides pass, redact or block, and records a tool_result record under the
+// decision's ID. Any failure blocks: a result that cannot be inspected or recorded never reaches
+// the agent.
+func (g *Guard) CheckResult(ctx context.Context, o Outcome, rp ResultPolicy) (rd *ResultDecision) {
+	rd = &ResultDecision{Action: ResultBlock}
+	rec := &ledger.Record{Kind: ledger.KindToolResult, Time: g.now(), DecisionID: o.DecisionID, Source: o.Source, Tool: o.Tool,
+		Outcome: &ledger.Outcome{Ran: o.Ran, Success: o.Success, Error: o.Error, DurationMS: o.DurationMS}}
+	var secretPaths []string
+	fail := func(code string, err error) *ResultDecision {
+		rd.Action, rd.Code, rd.Err, rd.Result = ResultBlock, code, err, nil
+		rec.Decision, rec.Reason = string(ResultBlock), code+": "+err.Error()
+		if seq, lerr := g.ledger.Append(context.WithoutCancel(ctx), rec, secretPaths...); lerr == nil {
+			rd.Seq = seq
+		} else {
+			rd.Err = errors.Join(err, fmt.Errorf("ledger append: %w", lerr))
+		}
+		return rd
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			fail(CodeInternal, fmt.Errorf("guard: panic: %v", p))
+		}
+	}()
+
+	agent := o.Agent
+	if agent == nil {
+		a, err := g.auth.Verify(ctx, o.Credentials)
+		if err != nil {
+			return fail(identity.Code(err), fmt.Errorf("authenticate agent: %w", err))
+		}
+		agent = a
+	}
+	rec.Agent = &ledger.Principal{ID: agent.ID, Verified: true, Method: string(agent.Method)}
+	tool, ok := g.recent.lookup(o.DecisionID, agent.ID, rec.Time)
+	if !ok || (o.Tool != "" && o.Tool != tool) {
+		// Scoped identities: an agent reports only on its own, recent, allowed calls.
+		return fail("unknown_decision", fmt.Errorf("%w %q for agent %s", ErrUnknownDecision, o.DecisionID, agent.ID))
+	}
+	o.Tool, rec.Tool = tool, tool
+
+	if len(o.Result) == 0 {
+		rd.Action = ResultPass
+		rec.Decision = string(ResultPass)
+		return g.recordResult(ctx, rd, rec, nil)
+	}
+	res, err := g.inspector.Inspect(ctx, o.Tool, inspect.Response, o.Result)
+	rd.Level, rd.Findings = res.Level, res.Findings
+	rec.ThreatLevel, rec.Findings = res.Level, ledgerFindings(res.Findings)
+	secretPaths = secretFindingPaths(res.Findings)
+	if err != nil {
+		return fail(CodeInspection, fmt.Errorf("inspect result: %w", err))
+	}
+	// The result itself goes into the record like parameters do: redacted before hashing.
+	rec.Params, rec.ParamsSize = o.Result, len(o.Result)
+
+	switch {
+	case res.Level >= rp.BlockLevel && rp.BlockLevel > threat.None:
+		rd.Action = ResultBlock
+		rd.Code = "result_blocked"
+	case rp.Redact && len(secretPaths) > 0:
+		out, err := ledger.RedactPaths(o.Result, secretPaths)
+		if err != nil {
+			return fail(CodeInspection, fmt.Errorf("redact result: %w", err))
+		}
+		rd.Action, rd.Result = ResultRedact, out
+	default:
+		rd.Action, rd.Result = ResultPass, o.Result
+	}
+	rec.Decision = string(rd.Action)
+	if len(rd.Findings) > 0 {
+		rec.Reason = "result findings: " + strings.Join(findingKinds(rd.Findings), ",")
+	}
+	return g.recordResult(ctx, rd, rec, secretPaths)
+}
+
+func (g *Guard) recordResult(ctx context.Context, rd *ResultDecision, rec *ledger.Record, secretPaths []string) *ResultDecision {
+	seq, err := g.ledger.Append(ctx, rec, secretPaths...)
+	if err != nil {
+		rd.Action, rd.Code, rd.Result, rd.Err = ResultBlock, CodeLedger, nil, fmt.Errorf("ledger append: %w", err)
+		return rd
+	}
+	rd.Seq = seq
+	return rd
+}

@@ -1,0 +1,272 @@
+package identity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+const (
+	maxTokenLen   = 16 << 10
+	fetchTimeout  = 10 * time.Second
+	jwksUserAgent = "portcullis-jwks"
+)
+
+// issuer verifies tokens of one configured issuer.
+type issuer struct {
+	cfg    IssuerConfig
+	parser *jwt.Parser
+	static []verificationKey
+	remote *jwks // nil without jwks_url
+}
+
+func newIssuer(cfg IssuerConfig, client *http.Client, now func() time.Time, log *slog.Logger) (*issuer, error) {
+	is := &issuer{cfg: cfg}
+	is.parser = jwt.NewParser(
+		jwt.WithValidMethods(cfg.Algorithms),
+		jwt.WithIssuer(cfg.Issuer),
+		jwt.WithAudience(cfg.Audiences...),
+		jwt.WithLeeway(cfg.Leeway),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithTimeFunc(now),
+	)
+	hmac := strings.HasPrefix(cfg.Algorithms[0], "HS")
+	for _, f := range cfg.KeyFiles {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("issuer %s: key file: %w", cfg.Issuer, err)
+		}
+		keys, err := parseKeyDocument(b, hmac)
+		if err != nil {
+			return nil, fmt.Errorf("issuer %s: key file %s: %w", cfg.Issuer, f, err)
+		}
+		is.static = append(is.static, keys...)
+	}
+	if cfg.JWKSURL != "" {
+		is.remote = &jwks{url: cfg.JWKSURL, client: client, every: cfg.RefreshInterval,
+			minGap: cfg.MinRefreshInterval, now: now, log: log.With("issuer", cfg.Issuer)}
+	}
+	return is, nil
+}
+
+// keyfunc selects the verification keys for tok: only keys whose family fits the token's alg
+// (and whose own alg, if the JWK names one, is that alg), by kid when the token names one.
+func (is *issuer) keyfunc(ctx context.Context) jwt.Keyfunc {
+	return func(tok *jwt.Token) (any, error) {
+		alg := tok.Method.Alg()
+		kid, _ := tok.Header["kid"].(string)
+		find := func() []jwt.VerificationKey {
+			var out []jwt.VerificationKey
+			pick := func(keys []verificationKey) {
+				for _, k := range keys {
+					// A key without a kid (a PEM file, a kid-less JWK) is a candidate for any kid.
+					if kid != "" && k.kid != "" && k.kid != kid {
+						continue
+					}
+					if k.family() != algFamily(alg) || (k.alg != "" && k.alg != alg) {
+						continue
+					}
+					out = append(out, k.key)
+				}
+			}
+			pick(is.static)
+			if is.remote != nil {
+				pick(is.remote.keys())
+			}
+			return out
+		}
+		keys := find()
+		if len(keys) == 0 && is.remote != nil {
+			// Unknown kid (or no keys yet): the issuer may have rotated. Refresh, rate-limited.
+			if err := is.remote.refresh(ctx, true); err != nil && len(is.remote.keys()) == 0 {
+				return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+			}
+			keys = find()
+		}
+		if len(keys) == 0 {
+			return nil, fmt.Errorf("no key for kid %q and alg %s", kid, alg)
+		}
+		return jwt.VerificationKeySet{Keys: keys}, nil
+	}
+}
+
+// verify checks token and returns its claims.
+func (is *issuer) verify(ctx context.Context, token string) (jwt.MapClaims, error) {
+	claims := jwt.MapClaims{}
+	_, err := is.parser.ParseWithClaims(token, claims, is.keyfunc(ctx))
+	if err != nil {
+		return nil, mapJWTError(err)
+	}
+	return claims, nil
+}
+
+func mapJWTError(err error) error {
+	switch {
+	case errors.Is(err, ErrUnavailable):
+		return err
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return fmt.Errorf("jwt: %w: %v", ErrMalformed, err)
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
+		return fmt.Errorf("jwt: %w: %v", ErrInvalid, err)
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return fmt.Errorf("jwt: %w", ErrExpired)
+	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return fmt.Errorf("jwt: %w", ErrNotYetValid)
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return fmt.Errorf("jwt: %w", ErrWrongAudience)
+	}
+	return fmt.Errorf("jwt: %w: %v", ErrInvalid, err)
+}
+
+// unverifiedIssuer reads iss from a token without checking anything, to choose the issuer whose
+// keys and rules will then check everything. Nothing else is read before verification.
+func unverifiedIssuer(token string) (string, error) {
+	if len(token) > maxTokenLen {
+		return "", fmt.Errorf("jwt: %w: longer than %d bytes", ErrMalformed, maxTokenLen)
+	}
+	claims := jwt.MapClaims{}
+	if _, _, err := jwt.NewParser().ParseUnverified(token, claims); err != nil {
+		return "", fmt.Errorf("jwt: %w: %v", ErrMalformed, err)
+	}
+	iss, err := claims.GetIssuer()
+	if err != nil || iss == "" {
+		return "", fmt.Errorf("jwt: %w: no issuer", ErrInvalid)
+	}
+	return iss, nil
+}
+
+// jwks is a remotely published key set, refreshed in the background and on unknown kids.
+// A failed refresh never discards the last good set.
+type jwks struct {
+	url    string
+	client *http.Client
+	every  time.Duration
+	minGap time.Duration
+	now    func() time.Time
+	log    *slog.Logger
+
+	set atomic.Pointer[[]verificationKey]
+
+	mu          sync.Mutex // serialises fetches
+	lastAttempt time.Time
+	lastErr     error
+}
+
+func (j *jwks) keys() []verificationKey {
+	if p := j.set.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// refresh fetches the set. When limited, it does nothing if the last attempt was less than
+// minGap ago (so a flood of tokens with made-up kids cannot make us hammer the issuer).
+func (j *jwks) refresh(ctx context.Context, limited bool) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	now := j.now()
+	if limited && !j.lastAttempt.IsZero() && now.Sub(j.lastAttempt) < j.minGap {
+		return j.lastErr
+	}
+	j.lastAttempt = now
+	keys, err := j.fetch(ctx)
+	j.lastErr = err
+	if err != nil {
+		j.log.Warn("jwks refresh failed; keeping the last good key set", "url", j.url, "error", err.Error(), "keys", len(j.keys()))
+		return err
+	}
+	j.set.Store(&keys)
+	return nil
+}
+
+func (j *jwks) fetch(ctx context.Context) ([]verificationKey, error) {
+	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, j.url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("jwks %s: %w", j.url, err)
+	}
+	req.Header.Set("Accept", "application/jwk-set+json, application/json")
+	req.Header.Set("User-Agent", jwksUserAgent)
+	resp, err := j.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("jwks %s: %w", j.url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("jwks %s: status %s", j.url, resp.Status)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxKeyDocSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("jwks %s: read: %w", j.url, err)
+	}
+	keys, err := parseKeyDocument(b, false)
+	if err != nil {
+		return nil, fmt.Errorf("jwks %s: %w", j.url, err)
+	}
+	return keys, nil
+}
+
+// run refreshes every j.every until ctx ends.
+func (j *jwks) run(ctx context.Context) {
+	_ = j.refresh(ctx, false)
+	t := time.NewTicker(j.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_ = j.refresh(ctx, false)
+		}
+	}
+}
+
+// claimStrings reads a claim that may be a string or a list of strings. A space-separated
+// string is split when split is set (OAuth "scope" style).
+func claimStrings(claims jwt.MapClaims, name string, split bool) ([]string, bool) {
+	switch v := claims[name].(type) {
+	case string:
+		if split {
+			return strings.Fields(v), true
+		}
+		return []string{v}, true
+	case []any:
+		out := make([]string, 0, len(v))
+		for _, e := range v {
+			s, ok := e.(string)
+			if !ok {
+				return nil, false
+			}
+			out = append(out, s)
+		}
+		return out, true
+	case nil:
+		return nil, true
+	}
+	return nil, false
+}
+
+// agentFromClaims maps verified claims to an agent id.
+func (is *issuer) agentID(claims jwt.MapClaims) (string, error) {
+	id, ok := claims[is.cfg.AgentClaim].(string)
+	if !ok || id == "" {
+		return "", fmt.Errorf("jwt: %w: claim %q is missing or not a string", ErrInvalid, is.cfg.AgentClaim)
+	}
+	if len(is.cfg.Agents) > 0 && !slices.Contains(is.cfg.Agents, id) {
+		return "", fmt.Errorf("jwt: issuer %s may not speak for agent %q: %w", is.cfg.Issuer, id, ErrAgentMismatch)
+	}
+	return id, nil
+}

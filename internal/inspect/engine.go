@@ -1,0 +1,362 @@
+package inspect
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/portcullis-ai/portcullis/internal/threat"
+)
+
+// Finding kinds reported by the engine itself (detectors define their own).
+const (
+	// KindCapped: a cap (size, depth, values, decoded bytes, time) stopped or shortened the scan.
+	KindCapped = "inspection_capped"
+	// KindMalformed: the data was not valid JSON or not valid UTF-8.
+	KindMalformed = "malformed_input"
+)
+
+// ErrCanceled is returned (wrapped with the context's error) when the caller's context ends
+// before inspection finishes. The partial result carries an inspection_capped finding.
+var ErrCanceled = errors.New("inspection canceled")
+
+// Config configures an Engine. The zero value of every field means "use the default".
+// It is shared by the engine and every detector (through Call.Config), so detector settings live
+// here too. Detectors must treat it as read-only.
+type Config struct {
+	// MaxBytes caps the size of the inspected JSON (default 4 MiB). Larger input is not parsed.
+	MaxBytes int
+	// MaxDepth caps JSON nesting (default 64).
+	MaxDepth int
+	// MaxValues caps the strings (leaves and keys) inspected per call (default 20,000).
+	MaxValues int
+	// MaxDecodedBytes caps the decoded readings kept per call, summed over values (default 1 MiB);
+	// Limits caps them per value.
+	MaxDecodedBytes int
+	// Limits bounds decoding per value (default DefaultLimits).
+	Limits Limits
+	// TimeBudget caps the wall time of one Inspect call (default 50 ms).
+	TimeBudget time.Duration
+	// CapSeverity is the severity of an inspection_capped finding (default high): a capped scan is
+	// never a silent pass.
+	CapSeverity threat.Level
+	// MaxFindings caps the findings kept per call (default 256); later ones are counted in a
+	// final inspection_capped finding.
+	MaxFindings int
+
+	// DetectorConfig configures the data-attack detectors (path roots, shell-like tools, resolver).
+	DetectorConfig
+
+	// LargePayload is the size in bytes above which a request's arguments count as an unusually
+	// large payload for the exfiltration detector (default 256 KiB; a negative value disables it).
+	LargePayload int
+	// AllowedHosts are hosts (exact, or ".example.com" for a domain and its subdomains) that
+	// links and images may point to without being treated as outside URLs by the exfiltration
+	// detector.
+	AllowedHosts []string
+
+	// Detectors replaces the built-in detector list when not nil.
+	Detectors []Detector
+	// Disabled names detector families (Detector.Name) to skip.
+	Disabled []string
+}
+
+func (c *Config) withDefaults() {
+	def := func(p *int, v int) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	def(&c.MaxBytes, 4<<20)
+	def(&c.MaxDepth, 64)
+	def(&c.MaxValues, 20000)
+	def(&c.MaxDecodedBytes, 1<<20)
+	def(&c.MaxFindings, 256)
+	def(&c.LargePayload, 256<<10)
+	def(&c.Limits.MaxLayers, DefaultLimits.MaxLayers)
+	def(&c.Limits.MaxDecodedBytes, DefaultLimits.MaxDecodedBytes)
+	def(&c.Limits.MaxDecodeDepth, DefaultLimits.MaxDecodeDepth)
+	def(&c.Limits.MinBlob, DefaultLimits.MinBlob)
+	if c.TimeBudget == 0 {
+		c.TimeBudget = 50 * time.Millisecond
+	}
+	if c.CapSeverity == threat.None {
+		c.CapSeverity = threat.High
+	}
+}
+
+// CallDetector is implemented by detectors that also judge the call as a whole (its size, say)
+// once per call, besides each value.
+type CallDetector interface {
+	InspectCall(c *Call, report func(Finding))
+}
+
+// Result is the outcome of inspecting one call.
+type Result struct {
+	Level    threat.Level `json:"level"`
+	Findings []Finding    `json:"findings"`
+	// Capped is true when any cap shortened the scan (an inspection_capped finding is present).
+	Capped bool `json:"capped,omitempty"`
+}
+
+// Engine runs the detectors over tool calls. It is safe for concurrent use.
+type Engine struct {
+	cfg       Config
+	detectors []Detector
+	callDets  []CallDetector
+	pool      sync.Pool // *scratch
+}
+
+type scratch struct {
+	val      Value
+	path     []byte
+	findings []Finding
+}
+
+// New builds an engine from cfg (defaults filled in).
+func New(cfg Config) *Engine {
+	cfg.withDefaults()
+	dets := cfg.Detectors
+	if dets == nil {
+		dets = allDetectors(&cfg)
+	}
+	e := &Engine{cfg: cfg}
+	for _, d := range dets {
+		if disabled(cfg.Disabled, d.Name()) {
+			continue
+		}
+		e.detectors = append(e.detectors, d)
+		if cd, ok := d.(CallDetector); ok {
+			e.callDets = append(e.callDets, cd)
+		}
+	}
+	e.pool.New = func() any { return &scratch{path: make([]byte, 0, 64)} }
+	return e
+}
+
+func disabled(list []string, name string) bool {
+	for _, n := range list {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+// Config returns the engine's configuration with defaults filled in.
+func (e *Engine) Config() Config { return e.cfg }
+
+// Detectors returns the names of the active detectors, in the order they run.
+func (e *Engine) Detectors() []string {
+	out := make([]string, len(e.detectors))
+	for i, d := range e.detectors {
+		out[i] = d.Name()
+	}
+	return out
+}
+
+// Inspect walks raw (a tool call's params in the Request direction, a tool's result in the
+// Response direction), runs every detector over every string, and derives the level.
+//
+// It returns an error wrapping ErrMalformed for invalid JSON or UTF-8, and one wrapping
+// ErrCanceled when ctx ends; in both cases the Result still carries a finding explaining why,
+// and callers must deny. Caps are not errors: they yield an inspection_capped finding.
+func (e *Engine) Inspect(ctx context.Context, tool string, dir Direction, raw json.RawMessage) (Result, error) {
+	sc := e.pool.Get().(*scratch)
+	defer func() {
+		sc.findings = sc.findings[:0]
+		sc.val = Value{Decoded: sc.val.Decoded[:0], DecodedFrom: sc.val.DecodedFrom[:0]}
+		e.pool.Put(sc)
+	}()
+	call := &Call{Tool: tool, Direction: dir, Size: len(raw), Config: &e.cfg, Context: ctx}
+	st := state{e: e, sc: sc, call: call}
+	res, err := st.run(ctx, raw)
+	return res, err
+}
+
+// state is one Inspect call in progress.
+type state struct {
+	e        *Engine
+	sc       *scratch
+	call     *Call
+	det      string // name of the detector running now, stamped on its findings
+	dropped  int    // findings beyond MaxFindings
+	capped   bool
+	values   int
+	decoded  int
+	deadline time.Time
+	ctx      context.Context
+	ctxErr   error
+}
+
+func (st *state) report(f Finding) {
+	if f.Detector == "" {
+		f.Detector = st.det
+	}
+	fs := st.sc.findings
+	// De-duplicate: one finding per kind and path, keeping the most severe.
+	for i := range fs {
+		if fs[i].Kind == f.Kind && fs[i].Path == f.Path {
+			if f.Severity > fs[i].Severity || f.Severity == fs[i].Severity && f.Score > fs[i].Score {
+				fs[i] = f
+			}
+			return
+		}
+	}
+	if len(fs) >= st.e.cfg.MaxFindings {
+		st.dropped++
+		return
+	}
+	st.sc.findings = append(fs, f)
+}
+
+func (st *state) capFinding(path, why string) {
+	st.capped = true
+	st.det = "engine"
+	st.report(Finding{Kind: KindCapped, Severity: st.e.cfg.CapSeverity, Path: path, Evidence: why, Score: 1})
+}
+
+func (st *state) run(ctx context.Context, raw json.RawMessage) (Result, error) {
+	cfg := &st.e.cfg
+	if len(raw) > cfg.MaxBytes {
+		st.capFinding("$", fmt.Sprintf("input of %d bytes exceeds the %d-byte cap; not inspected", len(raw), cfg.MaxBytes))
+		return st.result(), nil
+	}
+	if !utf8.Valid(raw) {
+		st.det = "engine"
+		st.report(Finding{Kind: KindMalformed, Severity: threat.High, Path: "$", Evidence: "invalid UTF-8", Score: 1})
+		return st.result(), fmt.Errorf("inspect %s: %w: invalid UTF-8", st.call.Tool, ErrMalformed)
+	}
+	st.ctx = ctx
+	st.deadline = time.Now().Add(cfg.TimeBudget)
+	if d, ok := ctx.Deadline(); ok && d.Before(st.deadline) {
+		st.deadline = d
+	}
+	for _, cd := range st.e.callDets {
+		st.det = cd.(Detector).Name()
+		cd.InspectCall(st.call, st.report)
+	}
+	err := walkJSON(string(raw), cfg.MaxDepth, st.sc.path, st.visit)
+	switch {
+	case err == nil:
+	case errors.Is(err, errTooDeep):
+		st.capFinding("$", fmt.Sprintf("nesting deeper than %d levels; rest not inspected", cfg.MaxDepth))
+	case errors.Is(err, errStop):
+		if st.ctxErr != nil {
+			return st.result(), fmt.Errorf("inspect %s: %w: %w", st.call.Tool, ErrCanceled, st.ctxErr)
+		}
+	case errors.Is(err, ErrMalformed):
+		st.det = "engine"
+		st.report(Finding{Kind: KindMalformed, Severity: threat.High, Path: "$", Evidence: clipText(err.Error(), 120), Score: 1})
+		return st.result(), fmt.Errorf("inspect %s: %w", st.call.Tool, err)
+	default:
+		return st.result(), fmt.Errorf("inspect %s: %w", st.call.Tool, err)
+	}
+	return st.result(), nil
+}
+
+func (st *state) visit(path []byte, key, s string, isKey bool) error {
+	cfg := &st.e.cfg
+	st.values++
+	if st.values > cfg.MaxValues {
+		st.capFinding(string(path), fmt.Sprintf("more than %d strings; rest not inspected", cfg.MaxValues))
+		return errStop
+	}
+	if st.values&15 == 0 {
+		if err := st.ctx.Err(); err != nil {
+			st.ctxErr = err
+			st.capFinding(string(path), "inspection canceled: "+err.Error())
+			return errStop
+		}
+		if time.Now().After(st.deadline) {
+			st.capFinding(string(path), fmt.Sprintf("time budget %v exceeded after %d strings; rest not inspected", cfg.TimeBudget, st.values))
+			return errStop
+		}
+	}
+	v := &st.sc.val
+	lim := cfg.Limits
+	if rest := cfg.MaxDecodedBytes - st.decoded; rest < lim.MaxDecodedBytes {
+		lim.MaxDecodedBytes = max(rest, 0)
+	}
+	k := key
+	if isKey {
+		k = ""
+	}
+	if normalizeValue(v, string(path), k, s, &lim) {
+		st.capFinding(v.Path, "decoded readings of this value exceed the decoding cap")
+	}
+	v.IsKey = isKey
+	for _, d := range v.Decoded {
+		st.decoded += len(d)
+	}
+	for _, d := range st.e.detectors {
+		st.det = d.Name()
+		d.Inspect(st.call, v, st.report)
+	}
+	return nil
+}
+
+func (st *state) result() Result {
+	if st.dropped > 0 {
+		// The last slot becomes a summary, so the cap is visible and the kept findings stay bounded.
+		st.capped = true
+		fs := st.sc.findings
+		fs[len(fs)-1] = Finding{Kind: KindCapped, Severity: st.e.cfg.CapSeverity, Path: "$", Detector: "engine",
+			Evidence: fmt.Sprintf("%d more findings not listed", st.dropped+1), Score: 1}
+	}
+	out := make([]Finding, len(st.sc.findings))
+	copy(out, st.sc.findings)
+	return Result{Level: LevelOf(out), Findings: out, Capped: st.capped}
+}
+
+// allDetectors is the built-in detector list: the text-attack detectors of this file set and,
+// once present, the data-attack detectors.
+func allDetectors(cfg *Config) []Detector {
+	return append(builtinDetectors(cfg.DetectorConfig), textDetectors()...)
+}
+
+// presenceFamilies are detector families whose findings classify data (PII present) rather than
+// evidence an attack; they never take part in the medium→high escalation.
+var presenceFamilies = map[string]bool{"pii": true}
+
+// LevelOf derives a call's level from its findings:
+//
+//  1. the level is the highest severity among the findings (none without findings);
+//  2. if at least two different detector families, other than pii, each report a medium finding
+//     and nothing is above medium, the level is raised to high: independent weak signals agreeing
+//     on one call are a strong one.
+func LevelOf(fs []Finding) threat.Level {
+	lvl := threat.None
+	var first string
+	independent := false
+	for _, f := range fs {
+		lvl = max(lvl, f.Severity)
+		if f.Severity == threat.Medium && !presenceFamilies[f.Detector] {
+			switch {
+			case first == "":
+				first = f.Detector
+			case f.Detector != first:
+				independent = true
+			}
+		}
+	}
+	if lvl == threat.Medium && independent {
+		lvl = threat.High
+	}
+	return lvl
+}
+
+// redact shortens s to at most n bytes on a rune boundary, marking the cut.
+func clipText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}

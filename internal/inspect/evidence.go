@@ -1,0 +1,107 @@
+package inspect
+
+import (
+	"net/url"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// maxEvidence bounds an attack excerpt. Attack text is not confidential, but a finding is logged and
+// signed into the ledger, so it stays short.
+const maxEvidence = 64
+
+// excerpt returns at most maxEvidence runes of s around byte offset at, with control characters
+// escaped, so an operator sees what matched. It is used for attack payloads, never for secrets or PII.
+func excerpt(s string, at int) string {
+	if at < 0 || at > len(s) {
+		at = 0
+	}
+	start := at - maxEvidence/4
+	if start < 0 {
+		start = 0
+	}
+	for start > 0 && !utf8.RuneStart(s[start]) {
+		start--
+	}
+	end := start + maxEvidence
+	if end > len(s) {
+		end = len(s)
+	}
+	for end < len(s) && !utf8.RuneStart(s[end]) {
+		end--
+	}
+	q := strconv.QuoteToASCII(s[start:end])
+	q = q[1 : len(q)-1]
+	if start > 0 {
+		q = "…" + q
+	}
+	if end < len(s) {
+		q += "…"
+	}
+	return q
+}
+
+// redact describes a secret or a personal datum without revealing it: its first and last two
+// characters and its length ("AK…LE (20 chars)"). Values shorter than 8 characters show only the
+// length, because two plus two characters of a short value reveal too much of it.
+func redact(s string) string {
+	n := utf8.RuneCountInString(s)
+	if n < 8 {
+		return "(" + strconv.Itoa(n) + " chars)"
+	}
+	r := []rune(s)
+	return printable(r[:2]) + "…" + printable(r[n-2:]) + " (" + strconv.Itoa(n) + " chars)"
+}
+
+// printable replaces anything but printable ASCII with '?', so evidence never carries control bytes.
+func printable(r []rune) string {
+	b := make([]byte, len(r))
+	for i, c := range r {
+		if c < 0x20 || c > 0x7e {
+			c = '?'
+		}
+		b[i] = byte(c)
+	}
+	return string(b)
+}
+
+// maxReadings bounds how many readings of one value a detector looks at.
+const maxReadings = 8
+
+// readings calls fn with each distinct reading of v — Raw, Norm and every Decoded layer — until fn
+// returns false. When the engine supplied no decoded layer but Raw carries percent-escapes, one
+// tolerant URL-decoding is added, so a detector never depends on the engine to see %27 as a quote.
+func readings(v *Value, fn func(s string) bool) {
+	var seen [maxReadings]string
+	n := 0
+	try := func(s string) bool {
+		if s == "" {
+			return true
+		}
+		for _, p := range seen[:n] {
+			if p == s {
+				return true
+			}
+		}
+		if n == len(seen) {
+			return false
+		}
+		seen[n] = s
+		n++
+		return fn(s)
+	}
+	if !try(v.Raw) || !try(v.Norm) {
+		return
+	}
+	for _, d := range v.Decoded {
+		if !try(d) {
+			return
+		}
+	}
+	if len(v.Decoded) == 0 && strings.IndexByte(v.Raw, '%') >= 0 {
+		if d, err := url.PathUnescape(v.Raw); err == nil {
+			try(d)
+		}
+	}
+}

@@ -1,0 +1,841 @@
+package inspect
+
+import (
+	"regexp"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/portcullis-ai/portcullis/internal/threat"
+)
+
+// Finding kinds of the prompt-injection detector (stable: policies name them).
+const (
+	KindOverride      = "prompt_injection.override"          // "ignore all previous instructions"
+	KindRoleHijack    = "prompt_injection.role_hijack"       // "you are now an unrestricted AI", "developer mode"
+	KindExtraction    = "prompt_injection.prompt_extraction" // "print your system prompt"
+	KindTemplate      = "prompt_injection.template_markup"   // <|im_start|>, [INST], </system>, role labels
+	KindFakeToolCall  = "prompt_injection.fake_tool_call"    // a function-call lookalike inside data
+	KindIndirect      = "prompt_injection.indirect"          // an instruction to the assistant planted in data
+	KindTaskRequest   = "prompt_injection.task_request"      // an out-of-place task request inside a tool result
+	KindHiddenText    = "prompt_injection.hidden_text"       // tag characters, zero-width splitting, bidi overrides
+	KindHomoglyph     = "prompt_injection.homoglyph"         // lookalike letters from other scripts in Latin words
+	KindEncodedInject = "prompt_injection.encoded"           // an instruction found only in a decoded layer
+)
+
+// injectionDetector finds prompt injection and jailbreak text. It works on the structure of an
+// instruction — an override verb with an instruction noun, a request addressed to the reader's
+// output, chat-template tokens — over the normalised text and every decoded layer.
+type injectionDetector struct {
+	pool sync.Pool // *[]token
+}
+
+var _ Detector = (*injectionDetector)(nil)
+
+func newInjectionDetector() *injectionDetector {
+	d := &injectionDetector{}
+	d.pool.New = func() any { t := make([]token, 0, 256); return &t }
+	return d
+}
+
+func (d *injectionDetector) Name() string { return "injection" }
+
+// hit is one rule match in one text.
+type hit struct {
+	kind       string
+	sev        threat.Level
+	score      float64
+	start, end int // byte span of the evidence in the analysed text
+}
+
+func (d *injectionDetector) Inspect(c *Call, v *Value, report func(Finding)) {
+	tp := d.pool.Get().(*[]token)
+	defer d.pool.Put(tp)
+	var hits []hit
+	hits = d.analyze(c, v.Norm, tp, hits)
+	// Hidden characters or homoglyphs that dressed up an instruction make it deliberate.
+	disguised := v.Homoglyphs > 0 || v.Hidden&(HiddenZeroWidth|HiddenBidi) != 0
+	for _, h := range hits {
+		sev, kind := h.sev, h.kind
+		if disguised && sev >= threat.Medium {
+			sev = bump(sev)
+		}
+		report(Finding{Kind: kind, Severity: sev, Path: v.Path, Evidence: evidence(v.Norm, h.start, h.end), Score: h.score})
+		if v.Homoglyphs > 0 {
+			report(Finding{Kind: KindHomoglyph, Severity: sev, Path: v.Path, Evidence: evidence(v.Norm, h.start, h.end), Score: h.score})
+		}
+	}
+	d.hidden(c, v, len(hits) > 0, report)
+	if v.Homoglyphs >= 3 && len(hits) == 0 {
+		report(Finding{Kind: KindHomoglyph, Severity: threat.Low, Path: v.Path, Evidence: clipText(v.Norm, 80), Score: 0.3})
+	}
+	for i, layer := range v.Decoded {
+		from := v.DecodedFrom[i]
+		lh := d.analyze(c, layer, tp, nil)
+		for _, h := range lh {
+			kind, sev := KindEncodedInject, max(bump(h.sev), threat.High)
+			if from == LayerTags || from == LayerVariation {
+				kind, sev = KindHiddenText, threat.Critical
+			}
+			if h.kind == KindTaskRequest && from != LayerTags && from != LayerVariation {
+				sev = h.sev // a decoded question is still only a weak signal
+			}
+			report(Finding{Kind: kind, Severity: sev, Path: v.Path, Evidence: from.String() + ": " + evidence(layer, h.start, h.end), Score: max(h.score, 0.8)})
+		}
+	}
+}
+
+func bump(l threat.Level) threat.Level {
+	if l < threat.Critical {
+		return l + 1
+	}
+	return l
+}
+
+// hidden reports invisible characters used to smuggle or disguise text.
+func (d *injectionDetector) hidden(c *Call, v *Value, hadHit bool, report func(Finding)) {
+	if v.Hidden == 0 {
+		return
+	}
+	if v.Hidden&HiddenTag != 0 {
+		tags := ""
+		for i, l := range v.DecodedFrom {
+			if l == LayerTags {
+				tags = v.Decoded[i]
+			}
+		}
+		// Subdivision flags (England, Scotland, Wales) use a few tag characters legitimately.
+		if len(tags) > 6 || strings.ContainsRune(tags, ' ') {
+			report(Finding{Kind: KindHiddenText, Severity: threat.High, Path: v.Path, Evidence: "tag characters spell: " + clipText(tags, 80), Score: 0.95})
+		}
+	}
+	if v.Hidden&HiddenVariation != 0 {
+		for i, l := range v.DecodedFrom {
+			if l == LayerVariation {
+				report(Finding{Kind: KindHiddenText, Severity: threat.High, Path: v.Path, Evidence: "variation selectors spell: " + clipText(v.Decoded[i], 80), Score: 0.9})
+			}
+		}
+	}
+	if v.Hidden&(HiddenZeroWidth|HiddenBidi) == 0 {
+		return
+	}
+	// Zero-width characters inside Latin words split them so that filters miss them; bidi
+	// overrides and isolates reorder what a reviewer sees. Marks alone (LRM/RLM) are ordinary in
+	// right-to-left text, and ZWJ/ZWNJ between non-Latin letters or emoji are ordinary too.
+	inWord, overrides := 0, 0
+	s := v.Raw
+	var prev rune
+	for i := 0; i < len(s); {
+		r, sz := utf8.DecodeRuneInString(s[i:])
+		i += sz
+		switch {
+		case r >= 0x202A && r <= 0x202E || r >= 0x2066 && r <= 0x2069:
+			overrides++
+		case hiddenClass(r) == HiddenZeroWidth && r != 0xAD:
+			next, _ := utf8.DecodeRuneInString(s[i:])
+			if isASCIILetter(prev) && isASCIILetter(next) {
+				inWord++
+			}
+			continue // prev stays the letter before the run
+		}
+		prev = r
+	}
+	sev := threat.Medium
+	if hadHit {
+		sev = threat.High
+	}
+	if inWord > 0 {
+		report(Finding{Kind: KindHiddenText, Severity: sev, Path: v.Path, Evidence: "zero-width characters inside words: " + clipText(v.Norm, 60), Score: 0.7})
+	}
+	if overrides > 0 {
+		report(Finding{Kind: KindHiddenText, Severity: sev, Path: v.Path, Evidence: "bidirectional override/isolate controls: " + clipText(v.Norm, 60), Score: 0.7})
+	}
+}
+
+func isASCIILetter(r rune) bool { return r < utf8.RuneSelf && (r|0x20) >= 'a' && (r|0x20) <= 'z' }
+
+// analyze runs every rule over one normalised text and appends the hits.
+func (d *injectionDetector) analyze(c *Call, text string, tp *[]token, hits []hit) []hit {
+	if len(text) < 8 {
+		return hits
+	}
+	toks := tokenize(text, (*tp)[:0])
+	*tp = toks
+	hits = markup(c, text, hits)
+	hits = cjk(text, hits)
+	if len(toks) < 2 {
+		return hits
+	}
+	a := analysis{c: c, text: text, toks: toks}
+	a.hits = hits
+	a.phrases()
+	a.sentences()
+	return a.hits
+}
+
+type analysis struct {
+	c    *Call
+	text string
+	toks []token
+	hits []hit
+}
+
+func (a *analysis) word(i int) string {
+	if i < 0 || i >= len(a.toks) {
+		return ""
+	}
+	return a.text[a.toks[i].start:a.toks[i].end]
+}
+
+func (a *analysis) cls(i int) uint32 {
+	if i < 0 || i >= len(a.toks) {
+		return 0
+	}
+	return a.toks[i].cls
+}
+
+func (a *analysis) add(kind string, sev threat.Level, score float64, from, to int) {
+	if to >= len(a.toks) {
+		to = len(a.toks) - 1
+	}
+	a.hits = append(a.hits, hit{kind: kind, sev: sev, score: score, start: int(a.toks[from].start), end: int(a.toks[to].end)})
+}
+
+// sentenceEnd returns the index of the last token of the sentence containing token i.
+func (a *analysis) sentenceEnd(i int) int {
+	for j := i; j < len(a.toks); j++ {
+		if a.toks[j].sentEnd != 0 || j+1 < len(a.toks) && a.toks[j+1].sentStart {
+			return j
+		}
+	}
+	return len(a.toks) - 1
+}
+
+// phrases finds overrides, prompt extraction and role hijacks: patterns that are attacks wherever
+// they occur, in either direction.
+func (a *analysis) phrases() {
+	toks := a.toks
+	for i := 0; i < len(toks); i++ {
+		c := toks[i].cls
+		if c&(wOverride|wReveal|wRole|wYou|wUnbound|wNeg|wNew|wWh|wNow) == 0 && a.word(i) != "follow" && a.word(i) != "following" && a.word(i) != "obey" && a.word(i) != "mode" && a.word(i) != "anything" {
+			continue
+		}
+		end := min(a.sentenceEnd(i), i+8)
+		w := a.word(i)
+		// Override: an override verb governing an instruction noun, ideally qualified as earlier ones.
+		if c&wOverride != 0 {
+			qual, found := false, -1
+			for j := i + 1; j <= end; j++ {
+				cj := toks[j].cls
+				if cj&(wPrior|wAll|wYour|wSecretish) != 0 {
+					qual = true
+				}
+				if cj&wInstr != 0 {
+					found = j
+					break
+				}
+				if qual && (a.word(j) == "said" || a.word(j) == "told" || a.word(j) == "before") {
+					found = j
+					break
+				}
+			}
+			if found > 0 {
+				if qual {
+					a.add(KindOverride, threat.High, 0.9, i, found)
+				} else {
+					a.add(KindOverride, threat.Medium, 0.6, i, found)
+				}
+				continue
+			}
+		}
+		// "do not follow / stop following / no longer obey ... instructions"
+		if (w == "follow" || w == "obey" || w == "following") && i > 0 {
+			p := a.word(i - 1)
+			if p == "not" || p == "don't" || p == "dont" || p == "stop" || p == "longer" || p == "never" {
+				for j := i + 1; j <= end; j++ {
+					if toks[j].cls&wInstr != 0 {
+						a.add(KindOverride, threat.High, 0.85, i-1, j)
+						break
+					}
+				}
+			}
+		}
+		// "new instructions:", "your new task is", "updated rules are"
+		if c&wNew != 0 && i+1 < len(toks) && toks[i+1].cls&(wInstr) != 0 {
+			nx := a.word(i + 2)
+			if toks[i+1].sentEnd == ':' || nx == "are" || nx == "is" || nx == "follow" || a.cls(i-1)&(wYour|wFollowing) != 0 || a.word(i-1) == "here" {
+				a.add(KindOverride, threat.Medium, 0.6, i, i+1)
+			}
+		}
+		// Extraction: a reveal verb whose object is the system prompt or the hidden instructions.
+		if c&wReveal != 0 {
+			qual := false
+			for j := i + 1; j <= end; j++ {
+				cj := toks[j].cls
+				if cj&(wSecretish|wYour|wPrior) != 0 {
+					qual = true
+				}
+				if qual && cj&wPromptNoun != 0 {
+					a.add(KindExtraction, threat.High, 0.85, i, j)
+					break
+				}
+				wj := a.word(j)
+				if (wj == "everything" || wj == "text" || wj == "words") && a.cls(j+1)&wPrior != 0 {
+					a.add(KindExtraction, threat.High, 0.8, i, j+1)
+					break
+				}
+			}
+		}
+		// "what is your system prompt", "what are your instructions"
+		if c&wWh != 0 && a.cls(i+1)&wBe != 0 {
+			your := false
+			for j := i + 2; j <= min(end, i+5); j++ {
+				your = your || toks[j].cls&wYour != 0
+				if toks[j].cls&wPromptNoun != 0 && your {
+					a.add(KindExtraction, threat.High, 0.8, i, j)
+					break
+				}
+			}
+		}
+		// Role hijack.
+		if c&wRole != 0 || c&wYou != 0 || c&wNow != 0 {
+			a.roleHijack(i, end)
+		}
+		if w == "mode" && i > 0 {
+			switch a.word(i - 1) {
+			case "god", "dan", "jailbreak", "jailbroken", "unrestricted", "evil", "unfiltered", "uncensored":
+				a.add(KindRoleHijack, threat.High, 0.85, i-1, i)
+			case "developer":
+				a.add(KindRoleHijack, threat.Low, 0.3, i-1, i) // also a phone setting
+			}
+		}
+		if w == "anything" && a.word(i-1) == "do" && a.word(i+1) == "now" {
+			a.add(KindRoleHijack, threat.High, 0.85, i-1, i+1)
+		}
+	}
+}
+
+// roleHijack looks for "you are now ...", "from now on you ...", "act as an unrestricted ...",
+// "you have no restrictions".
+func (a *analysis) roleHijack(i, end int) {
+	toks := a.toks
+	sEnd := a.sentenceEnd(i)
+	unbound := false
+	negLimits := false
+	for j := i; j <= sEnd; j++ {
+		if toks[j].cls&wUnbound != 0 {
+			unbound = true
+		}
+		if toks[j].cls&wNeg != 0 {
+			for k := j + 1; k <= min(sEnd, j+4); k++ {
+				switch a.word(k) {
+				case "restrictions", "limitations", "limits", "filters", "rules", "guidelines", "censorship", "ethics",
+					"morals", "boundaries", "constraints", "guardrails", "restraints", "policies":
+					negLimits = true
+				}
+			}
+		}
+	}
+	c := toks[i].cls
+	switch {
+	case c&wRole != 0:
+		// "act as", "pretend to be", "roleplay as": only an attack when the role sheds the rules.
+		if unbound || negLimits {
+			a.add(KindRoleHijack, threat.High, 0.85, i, sEnd)
+		}
+	case c&wYou != 0:
+		// "you are now", "you're now", "you will now be", "you are no longer", "du bist jetzt"
+		j := i + 1
+		w := a.word(i)
+		if w == "you're" || w == "youre" {
+			j = i
+		} else if a.cls(j)&(wBe|wModal) == 0 {
+			if negLimits && a.word(j) == "have" {
+				a.add(KindRoleHijack, threat.High, 0.85, i, sEnd)
+			}
+			return
+		}
+		k := j + 1
+		if a.word(k) == "be" {
+			k++
+		}
+		switch {
+		case a.cls(k)&wNow != 0:
+			next := a.word(k + 1)
+			if unbound || negLimits {
+				a.add(KindRoleHijack, threat.High, 0.9, i, sEnd)
+			} else if next == "a" || next == "an" || next == "the" || next == "my" || next == "in" || next == "acting" || next == "going" || next == "free" || next == "un" || next == "una" || next == "ein" || next == "eine" || next == "um" || next == "uma" {
+				a.add(KindRoleHijack, threat.Medium, 0.6, i, min(sEnd, k+3))
+			}
+		case a.word(k) == "no" && a.word(k+1) == "longer":
+			a.add(KindRoleHijack, threat.Medium, 0.6, i, min(sEnd, k+3))
+		}
+	case c&wNow != 0:
+		// "from now on you ...", "ahora eres", "теперь ты"
+		if a.word(i-1) == "from" {
+			if a.cls(i+1)&wYou != 0 || a.word(i+1) == "on" && a.cls(i+2)&wYou != 0 {
+				sev := threat.Medium
+				if unbound || negLimits {
+					sev = threat.High
+				}
+				a.add(KindRoleHijack, sev, 0.6, i, min(sEnd, i+5))
+			}
+		} else if a.cls(i+1)&wBe != 0 && (a.cls(i+2)&wYou != 0 || toks[i].sentStart) ||
+			a.cls(i+1)&wYou != 0 && (a.cls(i+2)&wBe != 0 || a.word(i + 1)[0] >= utf8.RuneSelf) {
+			// "now you are", "ahora eres", "теперь ты"
+			if unbound || negLimits {
+				a.add(KindRoleHijack, threat.High, 0.85, i, sEnd)
+			} else if a.word(i+1) != "is" && a.word(i+1) != "are" {
+				a.add(KindRoleHijack, threat.Medium, 0.5, i, min(sEnd, i+4))
+			}
+		}
+	}
+	_ = end
+}
+
+// sentences scores each sentence for an instruction addressed to the reader of a tool result:
+// an imperative, a reference to the reader's own output ("your answer", "your code"), an
+// insertion of given material ("the following code"), a condition on the reader's act ("when you
+// answer"), or a vocative to the AI. In requests the same text is weaker evidence (a user may
+// legitimately write it), so it is capped at medium there.
+func (a *analysis) sentences() {
+	toks := a.toks
+	for s := 0; s < len(toks); {
+		e := a.sentenceEnd(s)
+		a.scoreSentence(s, e)
+		s = e + 1
+	}
+	_ = toks
+}
+
+func (a *analysis) scoreSentence(s, e int) {
+	toks := a.toks
+	if e-s > 80 {
+		e = s + 80 // a run-on "sentence" (a table, a log): only its start can be an instruction
+	}
+	// Skip softeners: "please", "also", "don't forget to", "make sure to", "be sure that".
+	f := s
+	directive := false // "make sure", "ensure", "be sure": what follows is an order
+	for f <= e {
+		w := a.word(f)
+		switch {
+		case toks[f].cls&wSoft != 0 || isAdverb(w) && toks[f].cls == 0:
+			f++ // softeners and adverbs ("optimally integrate")
+			continue
+		case w == "don't" || w == "dont" || w == "do" && a.word(f+1) == "not":
+			if w == "do" {
+				f++
+			}
+			f++
+			if nw := a.word(f); nw == "forget" || nw == "hesitate" {
+				f++
+				if a.word(f) == "to" {
+					f++
+				}
+			}
+			continue
+		case (w == "make" || w == "be") && a.word(f+1) == "sure":
+			directive = true
+			f += 2
+			if nw := a.word(f); nw == "to" || nw == "that" {
+				f++
+			}
+			continue
+		case w == "feel" && a.word(f+1) == "free" && a.word(f+2) == "to":
+			f += 3
+			continue
+		}
+		break
+	}
+	if f > e {
+		return
+	}
+	first := toks[f].cls
+	// An imperative opens with a base-form verb; a gerund only after "consider"/"try".
+	imperative := first&(wInsert|wTask|wOverride|wReveal) != 0 && first&(wYou|wYour|wFirstPerson|wWh) == 0 &&
+		(!toks[f].gerund || f > s && (a.word(f-1) == "consider" || a.word(f-1) == "try"))
+	var yourOut, follow, insAny, whenYou, addrAI, firstPerson, modalAfterOut, meObj bool
+	for j := s; j <= e; j++ {
+		c := toks[j].cls
+		if c&wYour != 0 {
+			// "your answer", "your final response", "your code" (weak nouns only when adjacent).
+			for k := j + 1; k <= min(e, j+3); k++ {
+				if toks[k].cls&wStrongOutput != 0 || k == j+1 && toks[k].cls&wOutput != 0 {
+					yourOut = true
+					if j == f && toks[k].cls&wModal == 0 && a.cls(k+1)&wModal != 0 {
+						modalAfterOut = true
+					}
+					break
+				}
+			}
+		}
+		// "the code you develop", "the answer you give"
+		if c&wOutput != 0 && a.cls(j+1)&wYou != 0 && (a.cls(j+2)&(wRespond|wInsert|wTask) != 0 || c&wStrongOutput != 0 && plausibleVerb(a.word(j+2))) {
+			yourOut = true
+		}
+		if c&wFollowing != 0 {
+			for k := j + 1; k <= min(e, j+2); k++ {
+				if toks[k].cls&wSnippet != 0 {
+					follow = true
+				}
+			}
+		}
+		if c&wInsert != 0 && j != f {
+			insAny = true
+		}
+		// "When you answer, ...", "..., before you reply": a condition on the reader's own act.
+		if c&wWhen != 0 && a.cls(j+1)&wYou != 0 && a.cls(j+2)&wRespond != 0 && toks[j+2].cls&wInsert == 0 &&
+			(j == f || a.text[toks[j].start-min(toks[j].start, 2):toks[j].start] == ", ") {
+			whenYou = true
+		}
+		if c&wAI != 0 {
+			// Addressed to the AI: "dear assistant", "note to the AI", "for any language model",
+			// "AI, do ...", "the model reading this".
+			p, p2 := a.word(j-1), a.word(j-2)
+			if p == "language" || p == "ai" {
+				p, p2 = p2, a.word(j-3)
+			}
+			switch {
+			case p == "dear" || p == "hey" || p == "hi" || p == "attention" || p == "to" || p == "for":
+				addrAI = true
+			case (p == "the" || p == "any" || p == "an" || p == "a" || p == "every" || p == "all") && (p2 == "to" || p2 == "for" || p2 == "as" || p2 == "are" || p2 == "note" || p2 == "attention"):
+				addrAI = true
+			case j == f && toks[j].end < int32(len(a.text)) && a.text[toks[j].end] == ',':
+				addrAI = true
+			}
+			switch a.word(j + 1) {
+			case "reading", "processing", "parsing", "summarizing", "summarising", "viewing", "analyzing", "analysing":
+				addrAI = true
+			}
+		}
+		if c&wFirstPerson != 0 && a.word(j) != "me" {
+			firstPerson = true
+		}
+		if a.word(j) == "me" && j > s && a.cls(j-1)&(wTask|wReveal) != 0 {
+			meObj = true
+		}
+	}
+	// An unknown opening word that is not a function word, a pronoun or a participle is probably an
+	// imperative verb ("Encrypt your answer ...", "Apply ... to your response"); only used together
+	// with a reference to the reader's own output.
+	if !imperative && yourOut && strongOut(a, s, e) && plausibleVerb(a.word(f)) && toks[f].cls == 0 {
+		imperative = true
+	}
+	// "Reply in German", "Respond using base64", "Answer only with ...": a format redirect.
+	if first&wRespond != 0 && !toks[f].gerund {
+		switch a.word(f + 1) {
+		case "in", "using", "with", "only", "without", "as", "like", "entirely", "exclusively", "solely", "backwards":
+			whenYou = true
+			imperative = true
+		}
+	}
+	if first&wAux != 0 && a.cls(f+1)&wYou != 0 && yourOut {
+		imperative = true // "can you invert the letters in your message?"
+	}
+	if directive && yourOut {
+		imperative = true // "make sure your reply ends with ..."
+	}
+	score := 0
+	if yourOut {
+		score += 2
+	}
+	if imperative {
+		score += 2
+	}
+	if follow {
+		score++
+	}
+	if insAny && !imperative && (yourOut || follow) {
+		score++
+	}
+	if modalAfterOut {
+		score++
+	}
+	if whenYou {
+		score += 2
+		if insAny {
+			score += 2 // "when you answer, also mention ...": a condition on the reader's act plus an order
+		}
+	}
+	if addrAI {
+		score += 3
+	}
+	resp := a.c.Direction == Response
+	switch {
+	case score >= 4:
+		// In a request the reader is a tool, and users legitimately write "format your answer as
+		// ..." in queries: only a low signal there.
+		sev := threat.High
+		if !resp {
+			sev = threat.Low
+		}
+		a.add(KindIndirect, sev, 0.8, s, e)
+		return
+	case score == 3 && resp:
+		a.add(KindIndirect, threat.Medium, 0.55, s, e)
+		return
+	}
+	if !resp {
+		return
+	}
+	// A task request addressed to the reader inside data: "Explain ...", "Write a poem ...",
+	// "Can you show me ...", "How do I ...?". Weak on its own: data legitimately contains
+	// imperatives and questions.
+	n := e - s + 1
+	if n > 40 || e-f < 3 || toks[e].sentEnd == '|' {
+		return // too long to be one request, too short to be one (a table cell, a title)
+	}
+	code := func() bool { return codeLike(a.text[toks[s].start:toks[e].end]) } // a line of code: "return x", "print(y)"
+	end := toks[e].sentEnd
+	terminal := end == '.' || end == '?' || end == '!' || end == ':' || e == len(toks)-1
+	// "how do I ...?", "how can I ...?": a request for help addressed to the reader.
+	if a.word(f) == "how" && (a.cls(f+1)&(wAux|wModal) != 0 || a.word(f+1) == "do") && a.word(f+2) == "i" && end == '?' && !code() {
+		a.add(KindTaskRequest, threat.Medium, 0.5, s, e)
+		return
+	}
+	if firstPerson && !meObj {
+		return // "I will send the invoice.": the writer speaking, not a request to the reader
+	}
+	if imperative && terminal && (first&wTask != 0 || first&(wInsert|wReveal) != 0 && end != ':') && !code() {
+		a.add(KindTaskRequest, threat.Medium, 0.5, s, e)
+		return
+	}
+	if first&wAux != 0 && a.cls(f+1)&wYou != 0 && (a.cls(f+2)&(wTask|wReveal|wInsert|wRespond) != 0 || meObj || plausibleVerb(a.word(f+2))) && !code() {
+		a.add(KindTaskRequest, threat.Medium, 0.5, s, e)
+		return
+	}
+	if first&wWh != 0 && toks[e].sentEnd == '?' && n <= 20 && !code() {
+		a.add(KindTaskRequest, threat.Low, 0.3, s, e)
+	}
+}
+
+// strongOut reports whether the sentence s..e names the reader's own answer with a strong noun.
+func strongOut(a *analysis, s, e int) bool {
+	for j := s; j < e; j++ {
+		if a.toks[j].cls&wYour != 0 && a.cls(j+1)&wStrongOutput != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// codeLike reports whether a span reads as source code rather than prose.
+func codeLike(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '(', '=', '_', '{', '[', '`', '<', '>':
+			return true
+		case '.':
+			if i+1 < len(s) && isWordChar(s[i+1]) && i > 0 && isWordChar(s[i-1]) {
+				return true // a.method, module.name
+			}
+		}
+	}
+	return false
+}
+
+// notVerbs are opening words that are not imperative verbs.
+var notVerbs = map[string]bool{}
+
+func init() {
+	for _, w := range strings.Fields(`the a an this that these those it its i we you he she they my our his her their
+		there here in on at for with by from to of as if when thank thanks dear hi hello regards best sincerely
+		looking awaiting hope note re fw fwd subject sent yes no not all some any each every one two after before
+		while since because although though but and or so your yours what who how why where which is are was were
+		be been has have had do does did will would can could should may might must shall about per via dear`) {
+		notVerbs[w] = true
+	}
+}
+
+// isAdverb is a crude -ly test that spares the verbs ending in -ly.
+func isAdverb(w string) bool {
+	switch w {
+	case "apply", "reply", "supply", "multiply", "rely", "comply", "imply", "ally":
+		return false
+	}
+	return len(w) > 4 && strings.HasSuffix(w, "ly")
+}
+
+func plausibleVerb(w string) bool {
+	if len(w) < 3 || notVerbs[w] {
+		return false
+	}
+	if strings.HasSuffix(w, "ing") || strings.HasSuffix(w, "ed") || isAdverb(w) || strings.HasSuffix(w, "'s") {
+		return false
+	}
+	for i := 0; i < len(w); i++ {
+		if w[i] < 'a' || w[i] > 'z' {
+			return false
+		}
+	}
+	return true
+}
+
+// templateTokens are chat-template and tool-call markup that has no business inside data.
+var templateTokens = []string{
+	"<|im_start|>", "<|im_end|>", "<|system|>", "<|user|>", "<|assistant|>", "<|endoftext|>", "<|eot_id|>",
+	"<|start_header_id|>", "<|end_header_id|>", "<|begin_of_text|>", "<|python_tag|>", "<|channel|>", "<|message|>",
+	"[inst]", "[/inst]", "<<sys>>", "<</sys>>", "<start_of_turn>", "<end_of_turn>", "</system>", "<system>",
+	"<tool_call>", "</tool_call>", "<function_call>", "</function_call>", "<tool_use>", "<tool_response>",
+	"<|tool_call|>", "<function=", "[system]", "[/system]", "<|im_sep|>", "<|eom_id|>", "</s><s>",
+}
+
+var (
+	templateSet = newLitSet(templateTokens...)
+	callSet     = newLitSet(`"arguments"`, `"parameters"`, `"args"`, `"input"`, `"tool_calls"`, `"function_call"`, `"tool_use"`)
+)
+
+// roleLabels finds chat-transcript role labels at the start of a line ("System:", "Assistant:",
+// "### Instruction:") and returns the set of roles and the span of the first label. It scans line
+// starts by hand: a (?m)^ regexp over a large tool result costs milliseconds in Go.
+func roleLabels(text string) (roles map[string]bool, first, last int) {
+	for i := 0; i < len(text); {
+		j := i
+		for j < len(text) && (text[j] == ' ' || text[j] == '\t') {
+			j++
+		}
+		hashes := 0
+		for j < len(text) && text[j] == '#' {
+			j++
+			hashes++
+		}
+		for j < len(text) && text[j] == ' ' {
+			j++
+		}
+		for _, r := range roleWords {
+			if !strings.HasPrefix(text[j:], r.word) || r.needHashes && hashes < 2 {
+				continue
+			}
+			k := j + len(r.word)
+			for k < len(text) && text[k] == ' ' {
+				k++
+			}
+			if k < len(text) && text[k] == ':' {
+				if roles == nil {
+					roles, first, last = map[string]bool{}, i, k+1
+				}
+				roles[r.word] = true
+			}
+			break
+		}
+		nl := strings.IndexByte(text[i:], '\n')
+		if nl < 0 {
+			break
+		}
+		i += nl + 1
+	}
+	return roles, first, last
+}
+
+var roleWords = []struct {
+	word       string
+	needHashes bool // only a role label after "##" (Alpaca-style headers): "Instruction:" alone is prose
+}{
+	{"system", false}, {"assistant", false}, {"user", false}, {"human", false}, {"ai", false},
+	{"instructions", true}, {"instruction", true}, {"response", true},
+}
+
+var fakeCall = regexp.MustCompile(`"(?:name|function|tool|tool_name)"\s*:\s*"[^"]{1,64}"\s*,\s*"(?:arguments|parameters|args|input)"\s*:|"(?:tool_calls|function_call|tool_use)"\s*:`)
+
+// markup finds chat-template tokens, role labels and fake tool calls.
+func markup(c *Call, text string, hits []hit) []hit {
+	if strings.IndexByte(text, '<') >= 0 || strings.IndexByte(text, '[') >= 0 {
+		if end, t, ok := templateSet.find(text); ok {
+			hits = append(hits, hit{kind: KindTemplate, sev: threat.High, score: 0.9, start: end - len(t), end: end})
+		}
+		// Any other special token of the form <|name|>.
+		if i := strings.Index(text, "<|"); i >= 0 {
+			if j := strings.Index(text[i+2:min(len(text), i+40)], "|>"); j > 0 && isSpecialTokenName(text[i+2:i+2+j]) {
+				hits = append(hits, hit{kind: KindTemplate, sev: threat.High, score: 0.85, start: i, end: i + j + 4})
+			}
+		}
+	}
+	if strings.IndexByte(text, ':') >= 0 {
+		if roles, first, last := roleLabels(text); len(roles) > 0 {
+			sev := threat.Low
+			if len(roles) >= 2 || roles["system"] || roles["instruction"] || roles["instructions"] {
+				sev = threat.Medium
+				if c.Direction == Response && (roles["system"] || roles["assistant"]) && len(roles) >= 2 {
+					sev = threat.High
+				}
+			}
+			hits = append(hits, hit{kind: KindTemplate, sev: sev, score: 0.5, start: first, end: last})
+		}
+	}
+	if strings.Contains(text, `":`) && callSet.contains(text) {
+		if loc := fakeCall.FindStringIndex(text); loc != nil {
+			sev := threat.Medium
+			if c.Direction == Response {
+				sev = threat.High
+			}
+			hits = append(hits, hit{kind: KindFakeToolCall, sev: sev, score: 0.75, start: loc[0], end: loc[1]})
+		}
+	}
+	return hits
+}
+
+func isSpecialTokenName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// cjkRules cover Chinese, Japanese and Korean, which have no spaces to tokenise on.
+var cjkRules = []struct {
+	kind string
+	sev  threat.Level
+	re   *regexp.Regexp
+}{
+	{KindOverride, threat.High, regexp.MustCompile(`(?:忽略|无视|忽视|不要理会|不要遵守|忘记|忘掉|無視|忽略掉)[^。！？\n]{0,12}(?:指令|指示|说明|規則|规则|提示|命令|要求|設定|设定)`)},
+	{KindOverride, threat.High, regexp.MustCompile(`(?:以前|前|上記|上述|これまで)の[^。！？\n]{0,8}(?:指示|命令|指令|ルール)を[^。！？\n]{0,6}(?:無視|忘れ)`)},
+	{KindOverride, threat.High, regexp.MustCompile(`(?:이전|위의|모든)[^.!?\n]{0,8}(?:지시|명령|지침|규칙)[^.!?\n]{0,6}(?:무시|잊어)`)},
+	{KindExtraction, threat.High, regexp.MustCompile(`(?:系统提示|系統提示|システムプロンプト|시스템 프롬프트|初始指令|隐藏指令)`)},
+	{KindRoleHijack, threat.Medium, regexp.MustCompile(`(?:你现在是|你現在是|从现在开始你|從現在開始你|あなたは今から|今からあなたは|너는 이제|당신은 이제)`)},
+	{KindIndirect, threat.High, regexp.MustCompile(`(?:在你的|在您的)(?:回答|回复|答复|输出)中|(?:あなたの)?(?:回答|返答|応答)に[^。！？\n]{0,20}(?:含め|追加|加え)`)},
+}
+
+func cjk(text string, hits []hit) []hit {
+	has := false
+	for i := 0; i < len(text); i++ {
+		if text[i] >= 0xE3 && text[i] <= 0xED {
+			has = true
+			break
+		}
+	}
+	if !has {
+		return hits
+	}
+	for _, r := range cjkRules {
+		if loc := r.re.FindStringIndex(text); loc != nil {
+			hits = append(hits, hit{kind: r.kind, sev: r.sev, score: 0.8, start: loc[0], end: loc[1]})
+		}
+	}
+	return hits
+}
+
+// evidence returns the matched span of text, with a little context, at most ~100 bytes.
+func evidence(text string, start, end int) string {
+	start = max(0, min(start, len(text)))
+	end = max(start, min(end, len(text)))
+	if end-start > 100 {
+		end = start + 100
+	}
+	for end < len(text) && !utf8.RuneStart(text[end]) {
+		end++
+	}
+	for start > 0 && !utf8.RuneStart(text[start]) {
+		start--
+	}
+	out := strings.Join(strings.Fields(text[start:end]), " ")
+	if end < len(text) {
+		out += "…"
+	}
+	return out
+}

@@ -1,0 +1,281 @@
+package inspect
+
+import (
+	"strings"
+	"sync"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Word classes of the prompt-injection lexicon. A word may belong to several classes. The lexicon
+// is deliberately about the *structure* of an injected instruction — who is addressed, what verb,
+// what object — in several languages, not a list of known attack strings.
+const (
+	wOverride     uint32 = 1 << iota // ignore, disregard, forget, override, bypass ...
+	wPrior                           // previous, prior, above, earlier, original ...
+	wAll                             // all, any, every, everything ...
+	wInstr                           // instructions, rules, prompt, guidelines, directives ...
+	wReveal                          // reveal, print, repeat, show, output, leak ...
+	wSecretish                       // system, hidden, initial, secret, internal, developer ...
+	wYou                             // you, thou — the reader addressed in the second person
+	wYour                            // your, yours — a possessive addressed to the reader
+	wOutput                          // answer, response, reply, output, code, implementation ...
+	wInsert                          // add, include, insert, append, integrate, embed, modify ...
+	wTask                            // explain, describe, draft, write, compose, translate ...
+	wSoft                            // please, kindly, also, now, just, remember ... (skipped at sentence start)
+	wAI                              // ai, assistant, chatbot, model, llm, gpt ...
+	wFollowing                       // following, subsequent, below, attached ...
+	wSnippet                         // code, snippet, block, excerpt, section, line, sentence, link ...
+	wRole                            // act, pretend, roleplay, impersonate, simulate, behave ...
+	wNow                             // now, henceforth, onwards
+	wUnbound                         // unrestricted, unfiltered, uncensored, jailbroken, jailbreak ...
+	wNeg                             // no, without, not, never, free
+	wModal                           // should, could, must, will, can, may, might, shall
+	wWhen                            // when, whenever, before, after, while, once
+	wRespond                         // answer, respond, reply, summarize, write, generate, complete ...
+	wFirstPerson                     // i, we, my, our, us, me
+	wNew                             // new, updated, real, actual, revised, different, true
+	wBe                              // are, is, be, am, 're
+	wWh                              // what, who, how, why, where, which, when (question openers)
+	wAux                             // can, could, would, will (openers of a request: "can you ...")
+	wMe                              // me (object of a request: "tell me", "show me")
+	wPrep                            // in, to, into, within, at, inside, throughout
+	wPromptNoun                      // prompt, instructions, guidelines, directives: what a system prompt is called
+	wStrongOutput                    // output nouns that name the assistant's own answer (not "code", "message")
+)
+
+var lexicon map[string]uint32
+
+var lexiconOnce sync.Once
+
+// lexFilter is a bitmap over (length, first byte, last byte) of the lexicon's words: most words
+// of ordinary text fail it, which saves the map lookup.
+var lexFilter [1 << 16]bool
+
+func lexKey(w string) int {
+	return min(len(w), 15)<<12 | int(w[0]&63)<<6 | int(w[len(w)-1]&63)
+}
+
+func addWords(class uint32, words string) {
+	for _, w := range strings.Fields(words) {
+		lexicon[w] |= class
+		lexFilter[lexKey(w)] = true
+	}
+}
+
+func initLexicon() {
+	lexicon = make(map[string]uint32, 2048)
+	// Override verbs (en, es, fr, de, pt, it, ru, nl).
+	addWords(wOverride, `ignore ignores ignored ignoring disregard disregards disregarded disregarding forget forgets
+		forgetting override overrides overriding overwrite bypass bypassing overlook neglect discard dismiss abandon
+		drop scrap supersede supersedes nullify void cancel circumvent
+		ignora ignoren ignorar ignore ignora olvida olviden olvidar olvide descarta descartar omite omitir
+		ignorez ignorer oublie oubliez oublier
+		ignoriere ignorieren ignorier vergiss vergesst vergessen missachte missachten übergehe
+		ignore ignorem esqueça esqueca esquece esqueçam desconsidere desconsiderar
+		ignorate dimentica dimenticate dimenticare trascura
+		игнорируй игнорируйте игнорировать проигнорируй забудь забудьте отбрось
+		negeer vergeet`)
+	addWords(wPrior, `previous prior above earlier preceding former foregoing original initial old existing
+		aforementioned preexisting pre-existing
+		anterior anteriores previa previas previo previos precedentes antiguas
+		précédentes précédents précédente précédent antérieures antérieurs dessus
+		vorherigen vorherige vorigen bisherigen obigen früheren vorangegangenen alten
+		prévias previas anteriores acima
+		precedenti precedente sopra
+		предыдущие предыдущих прежние вышеуказанные вышеприведенные старые
+		vorige eerdere`)
+	addWords(wAll, `all any every everything each entire whole
+		todas todos toda todo toutes tous tout alle allen alles tutte tutti tutto все всё всех alle`)
+	addWords(wInstr, `instruction instructions prompt prompts rule rules direction directions directive directives
+		guideline guidelines command commands constraint constraints context programming guardrail guardrails
+		restriction restrictions policy policies guidance orders training filters safeguards limitations
+		prompting system-prompt systemprompt
+		instrucción instruccion instrucciones reglas indicaciones órdenes ordenes directrices
+		consigne consignes règles regles directives
+		anweisung anweisungen instruktionen regeln befehle vorgaben richtlinien
+		instrução instrucao instruções instrucoes regras orientações orientacoes
+		istruzione istruzioni regole indicazioni direttive
+		инструкции инструкций инструкциям указания указаний правила команды промпт
+		instructies regels`)
+	addWords(wReveal, `reveal reveals show print output repeat display tell leak dump disclose share spell recite
+		expose echo return write give list paste type translate summarize summarise state provide
+		revela muestra imprime repite dime révèle revele affiche montre répète repete dis
+		zeige zeig verrate gib wiederhole nenne mostre revele repita mostra rivela ripeti
+		покажи раскрой выведи повтори напиши скажи`)
+	addWords(wSecretish, `system hidden initial secret internal developer original confidential private
+		preprompt pre-prompt meta underlying sistema système systeme system- sistema системный системные скрытые`)
+	addWords(wYou, `you thou ye yourself tu tú usted ustedes vous du ihr sie você voce vocês ты вы`)
+	addWords(wYour, `your yours thy tu tus su sus ta ton tes votre vos dein deine deiner deinen deinem ihre ihrer
+		seu sua seus suas tuo tua tuoi tue твой твоем твоём твоей свой своем своём своей ваш вашем вашей`)
+	addWords(wOutput|wStrongOutput, `answer answers response responses reply replies output outputs elucidation
+		implementation implementations codebase solution solutions algorithm algorithms completion explanation
+		summary translation respuesta respuestas réponse reponse réponses antwort antworten resposta respostas risposta risposte
+		ответ ответе ответа ответы antwoord`)
+	addWords(wOutput, `program code message messages essay text result reasoning analysis`)
+	addWords(wInsert, `add adds include includes insert inserts append appends prepend integrate incorporate embed merge
+		blend inject fuse weave meld infuse interweave introduce mention put place attach enlist deploy adopt
+		utilize utilise use employ leverage engage absorb feature render supplement enhance augment modify change
+		replace convert substitute rewrite end start begin conclude format translate suggest recommend remind
+		tell inform ask encourage urge invite promote direct redirect send forward write provide remove
+		group combine scramble rearrange misspell jumble anagram reverse encode hint tease offer express
+		emphasize emphasise highlight stress mix harmonize upgrade elevate ensure
+		validate enrich streamline hone refine fortify complement optimize optimise
+		añade agrega incluye inserta ajoute ajoutez inclus incluez insère füge füge hinzu ergänze
+		adicione inclua insira aggiungi includi inserisci добавь включи вставь`)
+	addWords(wTask, `explain describe draft write compose translate summarize summarise provide develop outline
+		define compare tell recommend suggest analyze analyse discuss elaborate brainstorm craft teach illustrate
+		determine classify identify evaluate assess estimate predict rate solve calculate compute help
+		explica describe escribe traduce explique décris ecris écris traduis erkläre beschreibe schreibe übersetze
+		explique descreva escreva traduza spiega descrivi scrivi traduci объясни опиши напиши переведи`)
+	addWords(wSoft, `please kindly also now then and just first finally additionally moreover furthermore ok okay
+		hey so remember consider try lastly next instead simply quickly
+		por favor bitte auch per favore пожалуйста`)
+	addWords(wAI, `ai assistant chatbot bot model llm gpt chatgpt claude gemini copilot agent a.i`)
+	addWords(wFollowing, `following subsequent below attached this these next enclosed given
+		siguiente suivant suivante folgende folgenden seguinte seguente следующий следующую`)
+	addWords(wSnippet, `code snippet block excerpt section script command link url text sentence line lines message note
+		paragraph statement headline phrase tip reminder statement word words signature disclaimer`)
+	addWords(wRole, `act pretend roleplay role-play impersonate simulate behave become emulate`)
+	addWords(wNow, `now henceforth onwards onward forth ahora maintenant jetzt nun agora ora adesso теперь`)
+	addWords(wUnbound, `unrestricted unfiltered uncensored jailbroken jailbreak jailbreaking unlimited unbound evil rogue
+		amoral unethical limitless unchained unshackled unmoderated lawless`)
+	addWords(wNeg, `no without not never free sin sans ohne sem senza без`)
+	addWords(wModal, `should could must will can may might shall would need needs`)
+	addWords(wWhen, `when whenever before after while once cuando quand wenn quando когда`)
+	addWords(wRespond, `answer answering respond responding reply replying summarize summarizing write writing generate
+		generating complete completing output outputting draft drafting explain explaining translate process`)
+	addWords(wFirstPerson, `i we my our us me i'm we're i've we've ours mine`)
+	addWords(wNew, `new updated real actual revised different true modified latest nuevas nouvelles neue novas nuove новые`)
+	addWords(wBe, `are is be am were was 're eres es sind bist es êtes sei é sono`)
+	addWords(wWh, `what who how why where which whom whose`)
+	addWords(wAux, `can could would will`)
+	addWords(wMe, `me`)
+	addWords(wPromptNoun, `prompt prompts instructions instruction guidelines directives system-prompt systemprompt
+		preprompt pre-prompt rules instrucciones consignes anweisungen instruktionen instruções instrucoes
+		istruzioni инструкции промпт`)
+	addWords(wPrep, `in to into within at inside throughout en dans in na nella в`)
+}
+
+// token is one word of a text, with its lexicon classes.
+type token struct {
+	start, end int32
+	cls        uint32
+	sentStart  bool // first word of a sentence
+	sentEnd    byte // the punctuation that ends the sentence after this word ('.', '?', ...), or 0
+	gerund     bool // classes come from the verb stem of an -ing form
+}
+
+// tokenize splits text into words, marks sentence starts and looks each word up. It appends to
+// toks and returns it. Apostrophes inside words are kept ("don't"); everything that is neither a
+// letter, a digit nor such an apostrophe separates words.
+func tokenize(text string, toks []token) []token {
+	lexiconOnce.Do(initLexicon)
+	newSentence := true
+	for i := 0; i < len(text); {
+		c := text[i]
+		if c < utf8.RuneSelf {
+			if isWordChar(c) {
+				j := i + 1
+				for j < len(text) {
+					d := text[j]
+					if isWordChar(d) || d == '-' && j+1 < len(text) && isWordChar(text[j+1]) {
+						j++
+						continue
+					}
+					if d == '\'' && j+1 < len(text) && isWordChar(text[j+1]) {
+						j++
+						continue
+					}
+					if d >= utf8.RuneSelf {
+						r, _ := utf8.DecodeRuneInString(text[j:])
+						if unicode.IsLetter(r) {
+							_, sz := utf8.DecodeRuneInString(text[j:])
+							j += sz
+							continue
+						}
+					}
+					break
+				}
+				toks = appendTok(toks, text, i, j, newSentence)
+				newSentence = false
+				i = j
+				continue
+			}
+			switch c {
+			case '.', '!', '?', ';', ':', '\n', '|', '`':
+				// A sentence ends at terminal punctuation followed by space or the end (so "example.com"
+				// and "3.14" do not split, nor a quotation ending in "!"), and always at a newline or a
+				// table cell border.
+				if c == '\n' || c == '|' || c == '`' || i+1 == len(text) || text[i+1] == ' ' || text[i+1] == '\n' || text[i+1] == '\t' || text[i+1] == ')' {
+					if len(toks) > 0 && !newSentence {
+						toks[len(toks)-1].sentEnd = c
+					}
+					newSentence = true
+				}
+			}
+			i++
+			continue
+		}
+		r, sz := utf8.DecodeRuneInString(text[i:])
+		switch {
+		case r == '。' || r == '！' || r == '？' || r == '：':
+			if len(toks) > 0 && !newSentence {
+				toks[len(toks)-1].sentEnd = '.'
+			}
+			newSentence = true
+			i += sz
+		case unicode.IsLetter(r) || unicode.IsDigit(r):
+			j := i + sz
+			for j < len(text) {
+				d := text[j]
+				if d < utf8.RuneSelf {
+					if isWordChar(d) {
+						j++
+						continue
+					}
+					break
+				}
+				r2, sz2 := utf8.DecodeRuneInString(text[j:])
+				if !unicode.IsLetter(r2) && !unicode.IsDigit(r2) && !unicode.Is(unicode.Mn, r2) {
+					break
+				}
+				j += sz2
+			}
+			toks = appendTok(toks, text, i, j, newSentence)
+			newSentence = false
+			i = j
+		default:
+			i += sz
+		}
+	}
+	return toks
+}
+
+func isWordChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c == '_'
+}
+
+func appendTok(toks []token, text string, i, j int, start bool) []token {
+	w := text[i:j]
+	var cls uint32
+	if lexFilter[lexKey(w)] {
+		cls = lexicon[w]
+	}
+	if cls == 0 && len(w) > 2 && w[len(w)-2] == '\'' {
+		cls = lexicon[w[:len(w)-2]] // your's, response's
+	}
+	if cls == 0 && len(w) > 5 && strings.HasSuffix(w, "ing") {
+		// Gerunds of the verb classes: "embedding", "featuring", "ignoring".
+		const verbs = wOverride | wInsert | wTask | wReveal | wRespond
+		stem := w[:len(w)-3]
+		c := lexicon[stem] | lexicon[stem+"e"]
+		if len(stem) > 3 && stem[len(stem)-1] == stem[len(stem)-2] {
+			c |= lexicon[stem[:len(stem)-1]]
+		}
+		if c&verbs != 0 {
+			return append(toks, token{start: int32(i), end: int32(j), cls: c & verbs, sentStart: start, gerund: true})
+		}
+	}
+	return append(toks, token{start: int32(i), end: int32(j), cls: cls, sentStart: start})
+}

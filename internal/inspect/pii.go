@@ -1,0 +1,426 @@
+package inspect
+
+import (
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/portcullis-ai/portcullis/internal/threat"
+)
+
+// PII finding kinds. Each is its own kind so that a policy can allow card numbers to a payments
+// tool and deny them everywhere else.
+const (
+	KindPIIEmail      = "pii.email"
+	KindPIIPhone      = "pii.phone"
+	KindPIICreditCard = "pii.credit_card"
+	KindPIIUSSSN      = "pii.us_ssn"
+	KindPIIIBAN       = "pii.iban"
+	KindPIIIPAddress  = "pii.ip_address"
+)
+
+// piiDetector finds personal data. PII is data, not an attack: its findings are low (contact
+// details, addresses) or medium (payment cards, SSNs, IBANs) and never reach high on their own —
+// whether it may flow to a tool is the policy's decision, by kind.
+//
+// Numbers are validated, not just matched: cards by Luhn and issuer prefix, SSNs by the SSA's
+// never-issued ranges, IBANs by country length and ISO 7064 mod-97. Phone numbers without a '+',
+// parentheses or North-American shape count only in a phone-like parameter or after a word such as
+// "phone" or "call".
+type piiDetector struct{}
+
+var _ Detector = piiDetector{}
+
+func (piiDetector) Name() string { return "pii" }
+
+// maxPIIScan bounds the bytes scanned per value.
+const maxPIIScan = 256 << 10
+
+type piiHit struct {
+	n     int
+	first string
+}
+
+func (piiDetector) Inspect(c *Call, v *Value, report func(Finding)) {
+	s := v.Raw
+	if len(s) > maxPIIScan {
+		s = s[:maxPIIScan]
+	}
+	var hits [6]piiHit // indexed like piiKinds
+	add := func(k int, match string) {
+		if hits[k].n == 0 {
+			hits[k].first = match
+		}
+		hits[k].n++
+	}
+	if strings.IndexByte(s, '@') >= 0 {
+		scanEmails(s, func(m string) { add(0, m) })
+	}
+	phoneKey := isPhoneKey(v.Key)
+	scanNumbers(s, phoneKey, add)
+	scanIBANs(s, func(m string) { add(4, m) })
+	scanIPv6(s, func(m string) { add(5, m) })
+	for k, h := range hits {
+		if h.n == 0 {
+			continue
+		}
+		ev := redact(h.first)
+		if h.n > 1 {
+			ev += " and " + strconv.Itoa(h.n-1) + " more"
+		}
+		report(Finding{Kind: piiKinds[k].kind, Severity: piiKinds[k].sev, Path: v.Path, Evidence: ev, Score: piiKinds[k].score})
+	}
+}
+
+var piiKinds = [6]struct {
+	kind  string
+	sev   threat.Level
+	score float64
+}{
+	{KindPIIEmail, threat.Low, 0.9},
+	{KindPIIPhone, threat.Low, 0.6},
+	{KindPIICreditCard, threat.Medium, 0.9},
+	{KindPIIUSSSN, threat.Medium, 0.8},
+	{KindPIIIBAN, threat.Medium, 0.95},
+	{KindPIIIPAddress, threat.Low, 0.9},
+}
+
+func isPhoneKey(key string) bool {
+	k := strings.ToLower(key)
+	for _, w := range [...]string{"phone", "tel", "mobile", "fax", "cell", "msisdn", "contact", "number"} {
+		if strings.Contains(k, w) {
+			return true
+		}
+	}
+	return false
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+func isEmailLocal(c byte) bool {
+	return isAlnum(c) || strings.IndexByte("._%+-'", c) >= 0
+}
+
+// scanEmails reports every local@domain.tld in s.
+func scanEmails(s string, found func(string)) {
+	for i := 0; i < len(s); i++ {
+		if s[i] != '@' {
+			continue
+		}
+		a := i
+		for a > 0 && isEmailLocal(s[a-1]) {
+			a--
+		}
+		b := i + 1
+		for b < len(s) && (isAlnum(s[b]) || s[b] == '.' || s[b] == '-') {
+			b++
+		}
+		dom := strings.TrimRight(s[i+1:b], ".-")
+		local := strings.TrimLeft(s[a:i], ".")
+		dot := strings.LastIndexByte(dom, '.')
+		if local == "" || dot <= 0 || len(dom)-dot-1 < 2 {
+			continue
+		}
+		tld := dom[dot+1:]
+		letters := true
+		for j := 0; j < len(tld); j++ {
+			if !(tld[j] >= 'a' && tld[j] <= 'z' || tld[j] >= 'A' && tld[j] <= 'Z') {
+				letters = false
+			}
+		}
+		if letters {
+			found(local + "@" + dom)
+		}
+		i = b - 1
+	}
+}
+
+// scanNumbers walks the runs of digits and separators in s and classifies each as an IPv4 address,
+// SSN, payment card or phone number.
+func scanNumbers(s string, phoneKey bool, add func(int, string)) {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(isDigit(c) || (c == '+' || c == '(') && i+1 < len(s) && isDigit(s[i+1])) {
+			continue
+		}
+		if i > 0 && (isAlnum(s[i-1]) || s[i-1] == '_' || s[i-1] == '$' || s[i-1] == '#' || s[i-1] == '/') {
+			for i < len(s) && (isAlnum(s[i]) || s[i] == '.') {
+				i++ // inside a word, an identifier or a path
+			}
+			continue
+		}
+		j := i + 1
+		for j < len(s) {
+			d := s[j]
+			if isDigit(d) || d == '(' || d == ')' {
+				j++
+				continue
+			}
+			if (d == ' ' || d == '-' || d == '.' || d == '/') && j+1 < len(s) && (isDigit(s[j+1]) || s[j+1] == '(') {
+				j++
+				continue
+			}
+			if d == ')' || d == ' ' && j+1 < len(s) && s[j-1] == ')' {
+				j++
+				continue
+			}
+			break
+		}
+		run := strings.TrimRight(s[i:j], " -./(")
+		if j < len(s) && (isAlnum(s[j]) || s[j] == '_') {
+			i = j
+			continue // digits glued to letters: an identifier, not a number
+		}
+		classifyNumber(run, s[:i], phoneKey, add)
+		i = j - 1
+	}
+}
+
+func classifyNumber(run, before string, phoneKey bool, add func(int, string)) {
+	digits := make([]byte, 0, len(run))
+	seps := 0
+	for k := 0; k < len(run); k++ {
+		if isDigit(run[k]) {
+			digits = append(digits, run[k])
+		} else {
+			seps++
+		}
+	}
+	nd := len(digits)
+	// IPv4 dotted quad.
+	if strings.Count(run, ".") == 3 && !strings.ContainsAny(run, " -/()+") {
+		if a, err := netip.ParseAddr(run); err == nil && a.Is4() {
+			add(5, run)
+		}
+		return
+	}
+	// SSN: exactly ddd-dd-dddd (or with spaces).
+	if len(run) == 11 && nd == 9 && (run[3] == '-' && run[6] == '-' || run[3] == ' ' && run[6] == ' ') {
+		if validSSN(string(digits)) {
+			add(3, run)
+		}
+		return // SSN-shaped but never issued: a reference number, not a phone
+	}
+	if looksLikeDate(run) || strings.Count(run, ".") == 1 && seps == 1 {
+		return
+	}
+	// Payment card: 12-19 digits, Luhn-valid, plausible issuer, grouped plainly if at all.
+	if nd >= 12 && nd <= 19 && !strings.ContainsAny(run, "()+./") && (digits[0] >= '2' && digits[0] <= '6' || strings.HasPrefix(string(digits), "1800")) && luhn(digits) {
+		add(2, run)
+		return
+	}
+	if nd < 7 || nd > 15 {
+		return
+	}
+	strong := run[0] == '+' || strings.HasPrefix(run, "(") && seps >= 2 || nanp(run) || phoneGroups(run, digits)
+	if strong || seps >= 1 && (phoneKey || phoneContext(before)) {
+		add(1, run)
+	}
+}
+
+// phoneGroups matches the grouped national shapes: a trunk-prefix 0 with 9-12 digits in two or
+// more groups (079 2718 1155, 0680 298 70 63), or three or more groups of 2-4 digits that are not
+// a thousands-separated amount (71-33-52-22, 78 651 450 but not 12 345 678).
+func phoneGroups(run string, digits []byte) bool {
+	groups := strings.FieldsFunc(run, func(c rune) bool { return c == ' ' || c == '-' || c == '.' })
+	if len(groups) < 2 || strings.ContainsAny(run, "()+/") {
+		return false
+	}
+	if len(groups[0]) == 4 && len(run) > 7 && (run[4] == '-' || run[4] == '/' || run[4] == '.') && run[7] == run[4] {
+		return false // yyyy-mm-dd, perhaps with a time after it
+	}
+	if digits[0] == '0' && len(digits) >= 9 && len(digits) <= 12 && len(groups[0]) >= 3 && len(groups[0]) <= 4 {
+		return true
+	}
+	if len(groups) < 3 || len(digits) < 8 || len(digits) > 12 {
+		return false
+	}
+	thousands := len(groups[0]) <= 3
+	for _, g := range groups {
+		if len(g) < 2 || len(g) > 4 {
+			return false
+		}
+	}
+	for _, g := range groups[1:] {
+		if len(g) != 3 {
+			thousands = false
+		}
+	}
+	return !thousands
+}
+
+// nanp matches the North American shapes 555-123-4567, 555.123.4567, 555 123 4567.
+func nanp(r string) bool {
+	if len(r) != 12 {
+		return false
+	}
+	for k := 0; k < 12; k++ {
+		if k == 3 || k == 7 {
+			if r[k] != '-' && r[k] != '.' && r[k] != ' ' || r[k] != r[3] {
+				return false
+			}
+		} else if !isDigit(r[k]) {
+			return false
+		}
+	}
+	return true
+}
+
+// phoneContext reports a phone word shortly before a number.
+func phoneContext(before string) bool {
+	if len(before) > 40 {
+		before = before[len(before)-40:]
+	}
+	b := strings.ToLower(before)
+	for _, w := range [...]string{"phone", "tel", "call", "mobile", "cell", "fax", "contact", "number", "whatsapp", "sms", "text me", "reach me", "dial"} {
+		if strings.Contains(b, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// looksLikeDate matches yyyy-mm-dd, dd/mm/yyyy, dd.mm.yyyy and similar.
+func looksLikeDate(r string) bool {
+	parts := strings.FieldsFunc(r, func(c rune) bool { return c == '-' || c == '/' || c == '.' })
+	if len(parts) != 3 || strings.ContainsAny(r, " ()+") {
+		return false
+	}
+	for _, p := range parts {
+		if len(p) != 2 && len(p) != 4 && len(p) != 1 {
+			return false
+		}
+	}
+	return len(parts[0]) == 4 || len(parts[2]) == 4
+}
+
+// luhn validates the check digit of a card number.
+func luhn(d []byte) bool {
+	sum := 0
+	double := false
+	for k := len(d) - 1; k >= 0; k-- {
+		n := int(d[k] - '0')
+		if double {
+			n *= 2
+			if n > 9 {
+				n -= 9
+			}
+		}
+		sum += n
+		double = !double
+	}
+	return sum%10 == 0
+}
+
+// validSSN applies the SSA's rules: area 000, 666 and 900-999, group 00 and serial 0000 were never
+// issued.
+func validSSN(d string) bool {
+	area, group, serial := d[:3], d[3:5], d[5:]
+	if area == "000" || area == "666" || area[0] == '9' || group == "00" || serial == "0000" {
+		return false
+	}
+	return true
+}
+
+// ibanLengths is the IBAN length per country (ISO 13616 registry).
+var ibanLengths = map[string]int{
+	"AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29,
+	"BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28, "EE": 20, "EG": 29,
+	"ES": 24, "FI": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28,
+	"HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20,
+	"LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "LY": 25, "MC": 27, "MD": 24, "ME": 22,
+	"MK": 19, "MR": 27, "MT": 31, "MU": 30, "NL": 18, "NO": 15, "PK": 24, "PL": 28, "PS": 29, "PT": 25,
+	"QA": 29, "RO": 24, "RS": 22, "SA": 24, "SC": 31, "SD": 18, "SE": 24, "SI": 19, "SK": 24, "SM": 27,
+	"ST": 25, "SV": 28, "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
+}
+
+// scanIBANs reports every IBAN in s: two letters, two check digits and the country's number of
+// alphanumerics, optionally in groups of four separated by single spaces, passing mod-97.
+func scanIBANs(s string, found func(string)) {
+	for i := 0; i+15 <= len(s); i++ {
+		if !isLetter(s[i]) || !isLetter(s[i+1]) || !isDigit(s[i+2]) || !isDigit(s[i+3]) || i > 0 && isAlnum(s[i-1]) {
+			continue
+		}
+		cc := strings.ToUpper(s[i : i+2])
+		want, ok := ibanLengths[cc]
+		if !ok {
+			continue
+		}
+		buf := make([]byte, 0, 34)
+		j := i
+		for j < len(s) && len(buf) < want {
+			if isAlnum(s[j]) {
+				buf = append(buf, upper(s[j]))
+				j++
+			} else if s[j] == ' ' && j+1 < len(s) && isAlnum(s[j+1]) && len(buf)%4 == 0 {
+				j++
+			} else {
+				break
+			}
+		}
+		if len(buf) == want && (j == len(s) || !isAlnum(s[j])) && ibanMod97(buf) {
+			found(s[i:j])
+			i = j - 1
+		}
+	}
+}
+
+func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+
+func upper(c byte) byte {
+	if c >= 'a' && c <= 'z' {
+		return c - 32
+	}
+	return c
+}
+
+// ibanMod97 moves the first four characters to the end, maps letters to 10..35 and checks that the
+// number is 1 modulo 97 (ISO 7064 MOD 97-10).
+func ibanMod97(b []byte) bool {
+	r := 0
+	step := func(c byte) bool {
+		switch {
+		case isDigit(c):
+			r = (r*10 + int(c-'0')) % 97
+		case c >= 'A' && c <= 'Z':
+			r = (r*100 + int(c-'A') + 10) % 97
+		default:
+			return false
+		}
+		return true
+	}
+	for _, c := range b[4:] {
+		if !step(c) {
+			return false
+		}
+	}
+	for _, c := range b[:4] {
+		if !step(c) {
+			return false
+		}
+	}
+	return r == 1
+}
+
+// scanIPv6 reports IPv6 addresses: tokens of hex digits and at least two colons that parse.
+func scanIPv6(s string, found func(string)) {
+	if strings.Count(s, ":") < 2 {
+		return
+	}
+	for i := 0; i < len(s); i++ {
+		if !(isHex(s[i]) || s[i] == ':') || i > 0 && (isAlnum(s[i-1]) || s[i-1] == ':') {
+			continue
+		}
+		j := i
+		for j < len(s) && (isHex(s[j]) || s[j] == ':' || s[j] == '.') {
+			j++
+		}
+		tok := strings.TrimRight(s[i:j], ".")
+		if strings.Count(tok, ":") >= 2 && len(tok) >= 3 && (j == len(s) || !isAlnum(s[j])) {
+			if a, err := netip.ParseAddr(tok); err == nil && a.Is6() && !a.IsUnspecified() {
+				found(tok)
+			}
+		}
+		i = j
+	}
+}

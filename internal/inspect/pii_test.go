@@ -1,0 +1,82 @@
+package inspect
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/portcullis-ai/portcullis/internal/threat"
+)
+
+func TestPIIDetector(t *testing.T) {
+	tests := []struct {
+		name, key, raw string
+		want           []kindLevel
+	}{
+		{"email", "body", "write to dana.k+news@mail.example.co.uk today", []kindLevel{{KindPIIEmail, threat.Low}}},
+		{"visa grouped", "note", "card 4111 1111 1111 1111 exp 09/29", []kindLevel{{KindPIICreditCard, threat.Medium}}},
+		{"amex plain", "note", "378282246310005", []kindLevel{{KindPIICreditCard, threat.Medium}}},
+		{"luhn failure", "note", "order 4111111111111112 shipped", nil},
+		{"ssn", "form", "SSN 123-45-6789 on file", []kindLevel{{KindPIIUSSSN, threat.Medium}}},
+		{"ssn area 666 invalid", "form", "ref 666-12-3456", nil},
+		{"ssn area 9xx invalid", "form", "ref 912-12-3456", nil},
+		{"ssn group 00 invalid", "form", "ref 123-00-4567", nil},
+		{"iban de", "memo", "pay to DE89 3704 0044 0532 0130 00 please", []kindLevel{{KindPIIIBAN, threat.Medium}}},
+		{"iban gb compact", "memo", "GB82WEST12345698765432", []kindLevel{{KindPIIIBAN, threat.Medium}}},
+		{"iban bad checksum", "memo", "GB82WEST12345698765431", nil},
+		{"ipv4", "log", "login from 203.0.113.77 failed", []kindLevel{{KindPIIIPAddress, threat.Low}}},
+		{"ipv6", "log", "peer 2001:db8::8a2e:370:7334 closed", []kindLevel{{KindPIIIPAddress, threat.Low}}},
+		{"intl phone", "msg", "call +44 20 7946 0958 after 5", []kindLevel{{KindPIIPhone, threat.Low}}},
+		{"nanp phone", "msg", "my number is 415-555-0132", []kindLevel{{KindPIIPhone, threat.Low}}},
+		{"phone key", "phone", "7946 0958", []kindLevel{{KindPIIPhone, threat.Low}}},
+		{"date is not a phone", "msg", "meet on 2026-03-14 10:30", nil},
+		{"amount is not a phone", "msg", "revenue was 12 345 678 euros", nil},
+		{"version is not an ip", "msg", "upgrade to v1.2.3.4", nil},
+		{"identifier digits", "id", "order_4111111111111111", nil},
+		{"several kinds", "msg", "mail a@b.io or call +1 (415) 555-0132", []kindLevel{{KindPIIEmail, threat.Low}, {KindPIIPhone, threat.Low}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := inspectOne(piiDetector{}, "send", tt.key, tt.raw)
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("Inspect(%q) mismatch (-want +got):\n%s", tt.raw, diff)
+			}
+		})
+	}
+}
+
+func TestPIIEvidenceRedacted(t *testing.T) {
+	const card = "5555555555554444"
+	v := testValue("$.n", "n", "pay with "+card)
+	var got []Finding
+	piiDetector{}.Inspect(&Call{}, &v, func(f Finding) { got = append(got, f) })
+	if len(got) != 1 || strings.Contains(got[0].Evidence, card[2:14]) || got[0].Evidence != "55…44 (16 chars)" {
+		t.Errorf("evidence not redacted: %+v", got)
+	}
+}
+
+func TestPIINeverHigh(t *testing.T) {
+	v := testValue("$.x", "phone", "4111111111111111 123-45-6789 GB82WEST12345698765432 a@b.io +1 415 555 0100 10.0.0.1")
+	piiDetector{}.Inspect(&Call{}, &v, func(f Finding) {
+		if f.Severity >= threat.High {
+			t.Errorf("PII finding at %v: %+v", f.Severity, f)
+		}
+	})
+}
+
+func FuzzPIIDetector(f *testing.F) {
+	for _, s := range []string{"a@b.co", "4111 1111 1111 1111", "123-45-6789", "DE89370400440532013000", "::1", "+1 (2", "@@@."} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		v := testValue("$.x", "x", raw)
+		piiDetector{}.Inspect(&Call{}, &v, func(fd Finding) {
+			if !strings.HasPrefix(fd.Kind, "pii.") || fd.Severity >= threat.High || fd.Score <= 0 || fd.Score > 1 {
+				t.Fatalf("bad finding %+v", fd)
+			}
+		})
+	})
+}
+
+func BenchmarkPII(b *testing.B) { benchDetector(b, piiDetector{}) }

@@ -1,0 +1,411 @@
+package inspect
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// ErrMalformed is returned (wrapped) when the inspected data is not valid JSON or not valid UTF-8.
+// Callers deny on it: what cannot be parsed cannot be inspected.
+var ErrMalformed = errors.New("malformed input")
+
+// errStop is returned by a visit function to end the walk early (a cap was reached).
+var errStop = errors.New("walk stopped")
+
+// errTooDeep ends the walk when nesting exceeds the depth cap.
+var errTooDeep = errors.New("nesting too deep")
+
+// visitFunc receives each string leaf and each notable object key. path is only valid during the
+// call (the walker reuses its buffer).
+type visitFunc func(path []byte, key, s string, isKey bool) error
+
+// walker is a strict, allocation-light JSON parser (RFC 8259) that yields strings with their
+// JSON paths. It is hand-written rather than encoding/json because inspection must see every
+// string exactly once, with its path, at tens of megabytes per second, and must stop at a depth cap
+// instead of recursing without bound.
+type walker struct {
+	src      string
+	pos      int
+	depth    int
+	maxDepth int
+	path     []byte
+	key      string // the member name the next value belongs to (arrays pass their own on)
+	visit    visitFunc
+	sb       strings.Builder
+}
+
+// walkJSON parses src and calls visit for every string value and object key. It returns an error
+// wrapping ErrMalformed for invalid input, errTooDeep when maxDepth is exceeded, or the visit
+// function's error.
+func walkJSON(src string, maxDepth int, path []byte, visit visitFunc) error {
+	w := walker{src: src, maxDepth: maxDepth, path: append(path[:0], '$'), visit: visit}
+	w.skipWS()
+	if err := w.value(); err != nil {
+		return err
+	}
+	w.skipWS()
+	if w.pos != len(w.src) {
+		return w.errorf("unexpected data after the top-level value")
+	}
+	return nil
+}
+
+func (w *walker) errorf(format string, args ...any) error {
+	return fmt.Errorf("%w: JSON offset %d: %s", ErrMalformed, w.pos, fmt.Sprintf(format, args...))
+}
+
+func (w *walker) skipWS() {
+	for w.pos < len(w.src) {
+		switch w.src[w.pos] {
+		case ' ', '\t', '\n', '\r':
+			w.pos++
+		default:
+			return
+		}
+	}
+}
+
+func (w *walker) value() error {
+	if w.pos >= len(w.src) {
+		return w.errorf("unexpected end of input")
+	}
+	switch c := w.src[w.pos]; {
+	case c == '{':
+		return w.object()
+	case c == '[':
+		return w.array()
+	case c == '"':
+		s, err := w.str()
+		if err != nil {
+			return err
+		}
+		return w.visit(w.path, w.key, s, false)
+	case c == 't':
+		return w.literal("true")
+	case c == 'f':
+		return w.literal("false")
+	case c == 'n':
+		return w.literal("null")
+	case c == '-' || c >= '0' && c <= '9':
+		return w.number()
+	default:
+		return w.errorf("unexpected character %q", c)
+	}
+}
+
+func (w *walker) literal(lit string) error {
+	if !strings.HasPrefix(w.src[w.pos:], lit) {
+		return w.errorf("invalid literal")
+	}
+	w.pos += len(lit)
+	return nil
+}
+
+func (w *walker) number() error {
+	s, i := w.src, w.pos
+	if i < len(s) && s[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(s) && s[i] == '0':
+		i++
+	case i < len(s) && s[i] >= '1' && s[i] <= '9':
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+	default:
+		w.pos = i
+		return w.errorf("invalid number")
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		start := i
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+		if i == start {
+			w.pos = i
+			return w.errorf("invalid number: no digits after '.'")
+		}
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		start := i
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+		if i == start {
+			w.pos = i
+			return w.errorf("invalid number: no digits in exponent")
+		}
+	}
+	w.pos = i
+	return nil
+}
+
+func (w *walker) enter() error {
+	w.depth++
+	if w.depth > w.maxDepth {
+		return errTooDeep
+	}
+	return nil
+}
+
+func (w *walker) object() error {
+	if err := w.enter(); err != nil {
+		return err
+	}
+	w.pos++ // '{'
+	w.skipWS()
+	if w.pos < len(w.src) && w.src[w.pos] == '}' {
+		w.pos++
+		w.depth--
+		return nil
+	}
+	base := len(w.path)
+	for {
+		w.skipWS()
+		if w.pos >= len(w.src) || w.src[w.pos] != '"' {
+			return w.errorf("expected a string object key")
+		}
+		key, err := w.str()
+		if err != nil {
+			return err
+		}
+		w.path = appendKey(w.path[:base], key)
+		if !plainKey(key) {
+			if err := w.visit(w.path, key, key, true); err != nil {
+				return err
+			}
+		}
+		w.skipWS()
+		if w.pos >= len(w.src) || w.src[w.pos] != ':' {
+			return w.errorf("expected ':' after object key")
+		}
+		w.pos++
+		w.skipWS()
+		w.key = key
+		if err := w.value(); err != nil {
+			return err
+		}
+		w.skipWS()
+		if w.pos >= len(w.src) {
+			return w.errorf("unexpected end of input in object")
+		}
+		switch w.src[w.pos] {
+		case ',':
+			w.pos++
+		case '}':
+			w.pos++
+			w.path = w.path[:base]
+			w.depth--
+			return nil
+		default:
+			return w.errorf("expected ',' or '}' in object")
+		}
+	}
+}
+
+func (w *walker) array() error {
+	if err := w.enter(); err != nil {
+		return err
+	}
+	w.pos++ // '['
+	w.skipWS()
+	if w.pos < len(w.src) && w.src[w.pos] == ']' {
+		w.pos++
+		w.depth--
+		return nil
+	}
+	base := len(w.path)
+	key := w.key
+	for i := 0; ; i++ {
+		w.path = append(strconv.AppendInt(append(w.path[:base], '['), int64(i), 10), ']')
+		w.skipWS()
+		w.key = key // elements of {"paths": [...]} are paths too
+		if err := w.value(); err != nil {
+			return err
+		}
+		w.skipWS()
+		if w.pos >= len(w.src) {
+			return w.errorf("unexpected end of input in array")
+		}
+		switch w.src[w.pos] {
+		case ',':
+			w.pos++
+		case ']':
+			w.pos++
+			w.path = w.path[:base]
+			w.depth--
+			return nil
+		default:
+			return w.errorf("expected ',' or ']' in array")
+		}
+	}
+}
+
+// str parses a JSON string at w.pos. Without escapes it returns a substring of the source (no
+// allocation); otherwise it decodes into a new string. Lone surrogates become U+FFFD, as in
+// encoding/json.
+func (w *walker) str() (string, error) {
+	w.pos++ // opening quote
+	start := w.pos
+	s := w.src
+	i := start
+	for i < len(s) {
+		c := s[i]
+		if c == '"' {
+			w.pos = i + 1
+			return s[start:i], w.checkUTF8(s[start:i])
+		}
+		if c == '\\' {
+			break
+		}
+		if c < 0x20 {
+			w.pos = i
+			return "", w.errorf("control character in string")
+		}
+		i++
+	}
+	if i >= len(s) {
+		w.pos = i
+		return "", w.errorf("unterminated string")
+	}
+	// Slow path: escapes. Size the buffer once (the decoded string is never longer than the
+	// encoded one) and copy the runs between escapes whole.
+	end := i
+	for end < len(s) && s[end] != '"' {
+		if s[end] == '\\' {
+			end++
+		}
+		end++
+	}
+	w.sb.Reset()
+	w.sb.Grow(min(end, len(s)) - start)
+	w.sb.WriteString(s[start:i])
+	for i < len(s) {
+		c := s[i]
+		switch {
+		case c == '"':
+			w.pos = i + 1
+			out := w.sb.String()
+			w.sb = strings.Builder{}
+			return out, w.checkUTF8(out)
+		case c < 0x20:
+			w.pos = i
+			return "", w.errorf("control character in string")
+		case c != '\\':
+			j := i + 1
+			for j < len(s) && s[j] != '"' && s[j] != '\\' && s[j] >= 0x20 {
+				j++
+			}
+			w.sb.WriteString(s[i:j])
+			i = j
+			continue
+		}
+		if i+1 >= len(s) {
+			break
+		}
+		switch e := s[i+1]; e {
+		case '"', '\\', '/':
+			w.sb.WriteByte(e)
+		case 'b':
+			w.sb.WriteByte('\b')
+		case 'f':
+			w.sb.WriteByte('\f')
+		case 'n':
+			w.sb.WriteByte('\n')
+		case 'r':
+			w.sb.WriteByte('\r')
+		case 't':
+			w.sb.WriteByte('\t')
+		case 'u':
+			if i+6 > len(s) {
+				w.pos = i
+				return "", w.errorf("short \\u escape")
+			}
+			r, ok := hex4(s[i+2 : i+6])
+			if !ok {
+				w.pos = i
+				return "", w.errorf("invalid \\u escape")
+			}
+			i += 6
+			if utf16.IsSurrogate(r) {
+				r2 := rune(-1)
+				if i+6 <= len(s) && s[i] == '\\' && s[i+1] == 'u' {
+					if x, ok := hex4(s[i+2 : i+6]); ok {
+						r2 = x
+					}
+				}
+				if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
+					i += 6
+					r = d
+				} else {
+					r = utf8.RuneError
+				}
+			}
+			w.sb.WriteRune(r)
+			continue
+		default:
+			w.pos = i
+			return "", w.errorf("invalid escape \\%c", e)
+		}
+		i += 2
+	}
+	w.pos = i
+	return "", w.errorf("unterminated string")
+}
+
+func (w *walker) checkUTF8(s string) error {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			if !utf8.ValidString(s[i:]) {
+				return w.errorf("invalid UTF-8 in string")
+			}
+			return nil
+		}
+	}
+	return nil
+}
+
+// plainKey reports whether an object key is an ordinary short identifier made of letters and
+// underscores only. Such keys cannot carry any attack a detector looks for, so they are not
+// inspected as values; every other key ("$where", "../x", a URL, anything with digits) is.
+func plainKey(k string) bool {
+	if len(k) == 0 || len(k) > 32 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// appendKey appends the path segment for an object member: ".name" for identifiers,
+// `["any key"]` otherwise.
+func appendKey(p []byte, key string) []byte {
+	ident := len(key) > 0
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || (i > 0 && c >= '0' && c <= '9')) {
+			ident = false
+			break
+		}
+	}
+	if ident {
+		return append(append(p, '.'), key...)
+	}
+	p = append(p, '[')
+	p = strconv.AppendQuote(p, key)
+	return append(p, ']')
+}

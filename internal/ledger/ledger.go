@@ -1,0 +1,704 @@
+package ledger
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/transparency-dev/merkle/compact"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// Defaults of Options.
+const (
+	DefaultQueueSize          = 8192
+	DefaultMaxBatch           = 1000
+	DefaultCheckpointInterval = time.Second
+	DefaultCheckpointRecords  = 1000
+	DefaultLinger             = 2 * time.Millisecond
+)
+
+// Errors callers branch on.
+var (
+	// ErrClosed: the ledger is closed (or closing) and takes no more records.
+	ErrClosed = errors.New("ledger closed")
+	// ErrNotDurable: the record's batch could not be made durable. The decision must be denied.
+	ErrNotDurable = errors.New("ledger record not durable")
+	// ErrInconsistent: start-up found the stored log inconsistent; the ledger refuses to start.
+	ErrInconsistent = errors.New("ledger inconsistent")
+)
+
+// Options configure a Ledger.
+type Options struct {
+	Store Store
+	// Signer signs checkpoints; its name is the log's origin.
+	Signer note.Signer
+	// Verifiers are the ledger's own public keys (to check its latest checkpoint at start-up).
+	Verifiers note.Verifiers
+	// KeyDir, when set, is where RotateKey keeps keys (see keys.go).
+	KeyDir string
+
+	// SensitiveParams are parameter names always redacted (nil: DefaultSensitiveParams).
+	SensitiveParams []string
+	// Redactor reports detected secrets' paths; may be nil.
+	Redactor Redactor
+	// HashKey, when set, replaces sensitive values by their HMAC-SHA256 instead of a placeholder.
+	HashKey []byte
+	// MaxParamsBytes bounds stored parameters (0: DefaultMaxParamsBytes).
+	MaxParamsBytes int
+
+	QueueSize          int           // bounded queue of records waiting for the writer
+	MaxBatch           int           // most records in one commit
+	CheckpointInterval time.Duration // a checkpoint at least this often while records arrive
+	CheckpointRecords  int           // and at least every this many records
+	// Linger is the most the writer waits for more records when the last commit was slow and
+	// carried more records than are queued (0: DefaultLinger; negative: never).
+	Linger time.Duration
+
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+	// Message is written in the startup record (e.g. the binary's version).
+	Message string
+}
+
+type result struct {
+	seq uint64
+	err error
+}
+
+type pending struct {
+	body []byte
+	done chan result
+}
+
+// Ledger appends records durably with group commit. It is safe for concurrent use.
+type Ledger struct {
+	opts   Options
+	st     Store
+	redact *redaction
+	now    func() time.Time
+
+	q    chan *pending
+	ctl  chan func()
+	stop chan struct{}
+	done chan struct{}
+
+	mu     sync.RWMutex // held for reading while enqueueing; for writing to close
+	closed bool
+
+	// writer state: touched only by the writer goroutine (and Open before it starts).
+	signers    []note.Signer
+	origin     string
+	size       uint64
+	lastLeaf   [sha256.Size]byte
+	tree       *compact.Range
+	cpSize     uint64
+	cpTime     time.Time
+	needResync bool
+	buf        []byte
+	lastCommit time.Duration // how long the last commit took
+	lastBatch  int           // and how many records it carried
+	prevBatch  int           // and the one before
+
+	// metrics
+	sizeA    atomic.Uint64
+	cpSizeA  atomic.Uint64
+	batches  atomic.Uint64
+	failures atomic.Uint64
+	lastErr  atomic.Pointer[error]
+}
+
+// Open opens the ledger on its store: it checks the latest checkpoint, recovers a torn tail,
+// records the recovery of an unclean stop, writes a startup record and starts the writer.
+// Any inconsistency other than a torn last record fails with ErrInconsistent.
+func Open(ctx context.Context, opts Options) (*Ledger, error) {
+	if opts.Store == nil || opts.Signer == nil || opts.Verifiers == nil {
+		return nil, errors.New("open ledger: Store, Signer and Verifiers are required")
+	}
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = DefaultQueueSize
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = DefaultMaxBatch
+	}
+	if opts.CheckpointInterval <= 0 {
+		opts.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if opts.CheckpointRecords <= 0 {
+		opts.CheckpointRecords = DefaultCheckpointRecords
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Linger == 0 {
+		opts.Linger = DefaultLinger
+	}
+	names := opts.SensitiveParams
+	if names == nil {
+		names = DefaultSensitiveParams
+	}
+	l := &Ledger{
+		opts:    opts,
+		st:      opts.Store,
+		redact:  newRedaction(names, opts.Redactor, opts.HashKey, opts.MaxParamsBytes),
+		now:     opts.Now,
+		q:       make(chan *pending, opts.QueueSize),
+		ctl:     make(chan func()),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+		signers: []note.Signer{opts.Signer},
+		origin:  opts.Signer.Name(),
+	}
+	rec, err := l.recover(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if rec != nil {
+		if err := l.writeSystem(&Record{Kind: KindRecovery, Recovery: rec, Message: rec.Reason}, true); err != nil {
+			return nil, fmt.Errorf("open ledger: write recovery record: %w", err)
+		}
+	}
+	if err := l.writeSystem(&Record{Kind: KindStartup, Message: opts.Message}, false); err != nil {
+		return nil, fmt.Errorf("open ledger: write startup record: %w", err)
+	}
+	go l.run()
+	return l, nil
+}
+
+// recover loads the tree state and checks the tail after the latest checkpoint. It returns the
+// recovery details when the last stop was not clean.
+func (l *Ledger) recover(ctx context.Context) (*Recovery, error) {
+	size, err := l.st.Size(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("open ledger: %w", err)
+	}
+	l.tree = factory.NewEmptyRange(0)
+	cp, ok, err := l.st.LatestCheckpoint(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("open ledger: %w", err)
+	}
+	if ok {
+		c, _, err := OpenCheckpoint(cp.Note, l.opts.Verifiers)
+		if err != nil {
+			return nil, fmt.Errorf("%w: latest checkpoint: %v", ErrInconsistent, err)
+		}
+		if c.Size != cp.Size {
+			return nil, fmt.Errorf("%w: latest checkpoint is stored as size %d but signs size %d", ErrInconsistent, cp.Size, c.Size)
+		}
+		if c.Size > size {
+			return nil, fmt.Errorf("%w: %d records stored but the latest signed checkpoint covers %d (records were removed)", ErrInconsistent, size, c.Size)
+		}
+		tr, err := rangeFromFrontier(c.Size, cp.Frontier)
+		if err != nil {
+			return nil, fmt.Errorf("%w: latest checkpoint's tree state: %v", ErrInconsistent, err)
+		}
+		if rootOf(tr) != c.Hash {
+			return nil, fmt.Errorf("%w: latest checkpoint's tree state does not match its signed root", ErrInconsistent)
+		}
+		l.tree, l.cpSize = tr, c.Size
+	}
+	// The link into the tail: the leaf hash of the last checkpointed record.
+	from := l.cpSize
+	if from > 0 {
+		if err := l.st.Scan(ctx, from-1, func(e Entry) error {
+			if e.Seq != from-1 {
+				return fmt.Errorf("%w: record %d missing", ErrInconsistent, from-1)
+			}
+			l.lastLeaf = LeafHash(e.Data)
+			return errStop
+		}); err != nil && !errors.Is(err, errStop) {
+			return nil, fmt.Errorf("open ledger: %w", err)
+		}
+	}
+	l.size = from
+	var last *Record
+	var torn error
+	tornAt := uint64(0)
+	err = l.st.Scan(ctx, from, func(e Entry) error {
+		if torn != nil {
+			return fmt.Errorf("%w: record %d is damaged (%v) and is not the last", ErrInconsistent, tornAt, torn)
+		}
+		if e.Seq != l.size {
+			return fmt.Errorf("%w: record %d is missing (the store has %d next)", ErrInconsistent, l.size, e.Seq)
+		}
+		bad := l.checkTail(e)
+		if bad != nil {
+			torn, tornAt = bad, e.Seq
+			return nil
+		}
+		r, _ := ParseRecord(e.Data)
+		last = r
+		leaf := LeafHash(e.Data)
+		if err := l.tree.Append(leaf[:], nil); err != nil {
+			return err
+		}
+		l.lastLeaf = leaf
+		l.size++
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, ErrInconsistent) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("open ledger: %w", err)
+	}
+	if torn != nil && tornAt != size-1 {
+		return nil, fmt.Errorf("%w: record %d is damaged (%v) and is not the last", ErrInconsistent, tornAt, torn)
+	}
+	l.sizeA.Store(l.size)
+	l.cpSizeA.Store(l.cpSize)
+	l.cpTime = l.now()
+	if torn != nil {
+		// A torn last record was never acknowledged: its batch's commit did not complete.
+		if err := l.st.Trim(ctx, tornAt); err != nil {
+			return nil, fmt.Errorf("%w: trim torn record %d: %v", ErrInconsistent, tornAt, err)
+		}
+		return &Recovery{Reason: fmt.Sprintf("torn last record trimmed: %v", torn), FoundSize: size,
+			Checkpoint: l.cpSize, TrimmedFrom: tornAt, Trimmed: 1}, nil
+	}
+	if size == 0 {
+		return nil, nil
+	}
+	if last == nil || last.Kind != KindShutdown || l.cpSize != size {
+		return &Recovery{Reason: "the previous run did not shut down cleanly", FoundSize: size, Checkpoint: l.cpSize}, nil
+	}
+	return nil, nil
+}
+
+var errStop = errors.New("stop")
+
+// checkTail checks one record after the latest checkpoint: canonical, linked, in sequence.
+func (l *Ledger) checkTail(e Entry) error {
+	if e.Seq != l.size {
+		return fmt.Errorf("stored at seq %d, want %d", e.Seq, l.size)
+	}
+	r, err := ParseRecord(e.Data)
+	if err != nil {
+		return err
+	}
+	if r.Seq != l.size {
+		return fmt.Errorf("says seq %d", r.Seq)
+	}
+	h, _ := ParseHeader(e.Data)
+	if l.size == 0 {
+		if h.HasPrev {
+			return errors.New("record 0 has a prev")
+		}
+	} else if !h.HasPrev || h.Prev != l.lastLeaf {
+		return errors.New("prev does not match the previous record's hash")
+	}
+	return nil
+}
+
+// Append records r durably and returns its seq. It returns only when the record's batch is
+// committed (nil error) or failed (ErrNotDurable: deny the call). r's Seq and Prev are set by
+// the ledger; its Params are redacted (sensitive names, the Redactor's paths and secretPaths)
+// before anything is encoded. When the queue is full Append waits, up to ctx.
+func (l *Ledger) Append(ctx context.Context, r *Record, secretPaths ...string) (uint64, error) {
+	if r.Time.IsZero() {
+		r.Time = l.now()
+	}
+	if !r.Kind.Valid() {
+		return 0, fmt.Errorf("append: %w: unknown kind %q", ErrMalformedRecord, r.Kind)
+	}
+	l.redact.apply(r, secretPaths)
+	body, err := encodeBody(r)
+	if err != nil {
+		return 0, fmt.Errorf("append: %w", err)
+	}
+	p := &pending{body: body, done: make(chan result, 1)}
+	l.mu.RLock()
+	if l.closed {
+		l.mu.RUnlock()
+		return 0, fmt.Errorf("append: %w", ErrClosed)
+	}
+	select {
+	case l.q <- p:
+	case <-ctx.Done():
+		l.mu.RUnlock()
+		return 0, fmt.Errorf("append: queue full: %w", ctx.Err())
+	}
+	l.mu.RUnlock()
+	select {
+	case res := <-p.done:
+		return res.seq, res.err
+	case <-ctx.Done():
+		// The record may still be committed; the caller was not told so and must deny.
+		return 0, fmt.Errorf("append: waiting for durability: %w", ctx.Err())
+	}
+}
+
+// run is the single writer: it takes a batch from the queue, commits it once and answers
+// every caller in it.
+func (l *Ledger) run() {
+	defer close(l.done)
+	tick := time.NewTicker(l.opts.CheckpointInterval / 4)
+	defer tick.Stop()
+	batch := make([]*pending, 0, l.opts.MaxBatch)
+	for {
+		select {
+		case p := <-l.q:
+			batch = l.fill(append(batch[:0], p))
+			l.commitBatch(batch)
+		case f := <-l.ctl:
+			f()
+		case <-tick.C:
+			if l.size > l.cpSize && l.now().Sub(l.cpTime) >= l.opts.CheckpointInterval {
+				l.commitBatch(nil)
+			}
+		case <-l.stop:
+			for {
+				select {
+				case p := <-l.q:
+					batch = l.fill(append(batch[:0], p))
+					l.commitBatch(batch)
+					continue
+				default:
+				}
+				break
+			}
+			return
+		}
+	}
+}
+
+// fill adds queued records to batch without waiting, up to the batch limit and never past the
+// next record-count checkpoint, so a checkpoint lands exactly every CheckpointRecords.
+func (l *Ledger) fill(batch []*pending) []*pending {
+	limit := l.opts.MaxBatch
+	if room := int(l.cpSize + uint64(l.opts.CheckpointRecords) - l.size); room > 0 && room < limit {
+		limit = room
+	}
+	for len(batch) < limit {
+		select {
+		case p := <-l.q:
+			batch = append(batch, p)
+			continue
+		default:
+		}
+		break
+	}
+	// Linger: when commits are slow (the fsync dominates), callers answered by the previous
+	// commit are about to append again; waiting a fraction of a commit for them doubles the
+	// batch instead of alternating two half-size cohorts. Bounded by Linger and by an eighth
+	// of the last commit, so a fast disk or an idle ledger barely waits.
+	// The target is the last two batches together: with a fixed set of callers split into two
+	// alternating cohorts, that is all of them.
+	wait := min(l.opts.Linger, l.lastCommit/8)
+	target := min(limit, l.lastBatch+l.prevBatch)
+	if wait <= 0 || len(batch) >= target {
+		return batch
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for len(batch) < target {
+		select {
+		case p := <-l.q:
+			batch = append(batch, p)
+		case <-timer.C:
+			return batch
+		}
+	}
+	return batch
+}
+
+// commitBatch commits batch (possibly empty: a checkpoint alone) and answers its callers.
+func (l *Ledger) commitBatch(batch []*pending) {
+	bodies := make([][]byte, len(batch))
+	for i, p := range batch {
+		bodies[i] = p.body
+	}
+	first, err := l.commit(bodies, false)
+	for i, p := range batch {
+		if err != nil {
+			p.done <- result{err: err}
+		} else {
+			p.done <- result{seq: first + uint64(i)}
+		}
+	}
+}
+
+// commit encodes the bodies as the next records, adds a checkpoint when one is due (or
+// forced), commits once and advances the writer state only on success.
+func (l *Ledger) commit(bodies [][]byte, forceCheckpoint bool) (uint64, error) {
+	if l.needResync {
+		if err := l.resync(); err != nil {
+			l.fail(err)
+			return 0, fmt.Errorf("%w: %v", ErrNotDurable, err)
+		}
+	}
+	first := l.size
+	tree := cloneRange(l.tree)
+	prev := l.lastLeaf
+	entries := make([]Entry, len(bodies))
+	buf := l.buf[:0]
+	for i, b := range bodies {
+		seq := first + uint64(i)
+		start := len(buf)
+		if seq == 0 {
+			buf = appendHeader(buf, seq, nil, b)
+		} else {
+			buf = appendHeader(buf, seq, prev[:], b)
+		}
+		entries[i] = Entry{Seq: seq, Data: buf[start:len(buf):len(buf)]}
+		prev = LeafHash(entries[i].Data)
+		leaf := prev // the range keeps the slice it is given: hand it its own copy
+		if err := tree.Append(leaf[:], nil); err != nil {
+			return 0, fmt.Errorf("%w: %v", ErrNotDurable, err)
+		}
+	}
+	newSize := first + uint64(len(bodies))
+	now := l.now()
+	var cp *StoredCheckpoint
+	if newSize > l.cpSize && (forceCheckpoint || newSize-l.cpSize >= uint64(l.opts.CheckpointRecords) ||
+		now.Sub(l.cpTime) >= l.opts.CheckpointInterval) {
+		c := Checkpoint{Origin: l.origin, Size: newSize, Hash: rootOf(tree)}
+		n, err := SignCheckpoint(c, l.signers...)
+		if err != nil {
+			return 0, fmt.Errorf("%w: %v", ErrNotDurable, err)
+		}
+		cp = &StoredCheckpoint{Size: newSize, Note: n, Frontier: frontierBytes(tree)}
+	}
+	if len(entries) == 0 && cp == nil {
+		return first, nil
+	}
+	// One caller's cancellation must not abort everyone's batch: the commit has its own context.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t0 := time.Now()
+	err := l.st.Commit(ctx, entries, cp)
+	cancel()
+	l.lastCommit, l.lastBatch, l.prevBatch = time.Since(t0), len(entries), l.lastBatch
+	if cap(buf) <= 1<<22 {
+		l.buf = buf[:0] // reuse the encoding buffer (stores copy what they keep)
+	}
+	if err != nil {
+		l.needResync = true
+		l.fail(err)
+		return 0, fmt.Errorf("%w: %v", ErrNotDurable, err)
+	}
+	l.batches.Add(1)
+	l.size, l.tree, l.lastLeaf = newSize, tree, prev
+	l.sizeA.Store(newSize)
+	if cp != nil {
+		l.cpSize, l.cpTime = newSize, now
+		l.cpSizeA.Store(newSize)
+	}
+	l.lastErr.Store(nil)
+	return first, nil
+}
+
+func (l *Ledger) fail(err error) {
+	l.failures.Add(1)
+	l.lastErr.Store(&err)
+}
+
+// resync re-reads the store after a failed commit, whose effect is unknown (a failed sync may
+// or may not have persisted). The writer continues only from a state it can prove.
+func (l *Ledger) resync() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	size, err := l.st.Size(ctx)
+	if err != nil {
+		return fmt.Errorf("resync after a failed commit: %w", err)
+	}
+	cp, ok, err := l.st.LatestCheckpoint(ctx)
+	if err != nil {
+		return fmt.Errorf("resync after a failed commit: %w", err)
+	}
+	if ok && cp.Size > l.cpSize {
+		// The failed commit did persist its checkpoint (and so its records).
+		tr, err := rangeFromFrontier(cp.Size, cp.Frontier)
+		if err != nil {
+			return fmt.Errorf("resync after a failed commit: %w", err)
+		}
+		l.tree, l.cpSize = tr, cp.Size
+		l.cpSizeA.Store(cp.Size)
+	}
+	if size == l.size && l.tree.End() == size {
+		l.needResync = false
+		return nil
+	}
+	// Records of the failed commit persisted after all: extend the tree over them.
+	if size < l.size || size < l.tree.End() {
+		return fmt.Errorf("%w: the store shrank from %d to %d records", ErrInconsistent, l.size, size)
+	}
+	from := l.tree.End()
+	if from > 0 {
+		if err := l.st.Scan(ctx, from-1, func(e Entry) error {
+			l.lastLeaf = LeafHash(e.Data)
+			return errStop
+		}); err != nil && !errors.Is(err, errStop) {
+			return fmt.Errorf("resync after a failed commit: %w", err)
+		}
+	}
+	l.size = from
+	err = l.st.Scan(ctx, from, func(e Entry) error {
+		if err := l.checkTail(e); err != nil {
+			return fmt.Errorf("%w: record %d: %v", ErrInconsistent, e.Seq, err)
+		}
+		leaf := LeafHash(e.Data)
+		l.lastLeaf = leaf
+		l.size++
+		return l.tree.Append(leaf[:], nil)
+	})
+	if err != nil {
+		return fmt.Errorf("resync after a failed commit: %w", err)
+	}
+	l.sizeA.Store(l.size)
+	l.needResync = false
+	return nil
+}
+
+// writeSystem encodes and commits one record the ledger writes itself, from the writer's
+// goroutine (or from Open before the writer starts).
+func (l *Ledger) writeSystem(r *Record, forceCheckpoint bool) error {
+	r.Time = l.now()
+	body, err := encodeBody(r)
+	if err != nil {
+		return err
+	}
+	_, err = l.commit([][]byte{body}, forceCheckpoint)
+	return err
+}
+
+// do runs f on the writer goroutine, between batches.
+func (l *Ledger) do(ctx context.Context, f func() error) error {
+	errc := make(chan error, 1)
+	select {
+	case l.ctl <- func() { errc <- f() }:
+	case <-l.done:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return <-errc
+}
+
+// Checkpoint commits a checkpoint now if records were appended since the last one.
+func (l *Ledger) Checkpoint(ctx context.Context) error {
+	return l.do(ctx, func() error {
+		if l.size == l.cpSize {
+			return nil
+		}
+		_, err := l.commit(nil, true)
+		return err
+	})
+}
+
+// RotateKey switches checkpoint signing to a new key kept in Options.KeyDir: it appends a
+// key_rotation record naming both public keys and a checkpoint signed by both (the old key
+// vouching for the new), then signs with the new key alone.
+func (l *Ledger) RotateKey(ctx context.Context) (newVerifierKey string, err error) {
+	if l.opts.KeyDir == "" {
+		return "", errors.New("rotate ledger key: no key directory configured")
+	}
+	err = l.do(ctx, func() error {
+		skey, vkey, err := prepareRotation(l.opts.KeyDir, l.origin)
+		if err != nil {
+			return err
+		}
+		ns, err := note.NewSigner(skey)
+		if err != nil {
+			return fmt.Errorf("rotate ledger key: %w", err)
+		}
+		oldV, err := verifierKeyOf(l.opts.KeyDir, l.signers[0])
+		if err != nil {
+			return err
+		}
+		l.signers = []note.Signer{l.signers[0], ns}
+		err = l.writeSystem(&Record{Kind: KindKeyRotation, KeyRotation: &KeyRotation{OldKey: oldV, NewKey: vkey}}, true)
+		if err != nil {
+			l.signers = l.signers[:1]
+			return fmt.Errorf("rotate ledger key: %w", err)
+		}
+		l.signers = []note.Signer{ns}
+		newVerifierKey = vkey
+		return finishRotation(l.opts.KeyDir)
+	})
+	return newVerifierKey, err
+}
+
+// verifierKeyOf finds the public key of s among the keys listed in dir.
+func verifierKeyOf(dir string, s note.Signer) (string, error) {
+	keys, err := ReadPublicKeys(dir + "/" + PublicKeysFile)
+	if err != nil {
+		return "", err
+	}
+	for _, k := range keys {
+		v, err := note.NewVerifier(k)
+		if err == nil && v.Name() == s.Name() && v.KeyHash() == s.KeyHash() {
+			return k, nil
+		}
+	}
+	return "", fmt.Errorf("rotate ledger key: public key of the current signer not found in %s", PublicKeysFile)
+}
+
+// Close stops taking records, commits what is queued, writes a shutdown record and a final
+// checkpoint, and stops the writer. It does not close the store.
+func (l *Ledger) Close(ctx context.Context) error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	l.mu.Unlock()
+	var serr error
+	err := l.do(ctx, func() error {
+		// Drain: every record accepted before Close is answered.
+		for {
+			select {
+			case p := <-l.q:
+				l.commitBatch(l.fill([]*pending{p}))
+				continue
+			default:
+			}
+			break
+		}
+		serr = l.writeSystem(&Record{Kind: KindShutdown}, true)
+		return nil
+	})
+	close(l.stop)
+	<-l.done
+	if err != nil {
+		return fmt.Errorf("close ledger: %w", err)
+	}
+	if serr != nil {
+		return fmt.Errorf("close ledger: shutdown record: %w", serr)
+	}
+	return nil
+}
+
+// Stats are the ledger's metrics, read without locks.
+type Stats struct {
+	Size           uint64 `json:"size"`
+	CheckpointSize uint64 `json:"checkpoint_size"`
+	QueueDepth     int    `json:"queue_depth"`
+	QueueCapacity  int    `json:"queue_capacity"`
+	Batches        uint64 `json:"batches"`
+	Failures       uint64 `json:"failures"`
+}
+
+// Stats returns the current metrics.
+func (l *Ledger) Stats() Stats {
+	return Stats{Size: l.sizeA.Load(), CheckpointSize: l.cpSizeA.Load(), QueueDepth: len(l.q),
+		QueueCapacity: cap(l.q), Batches: l.batches.Load(), Failures: l.failures.Load()}
+}
+
+// QueueDepth is the number of records waiting for the writer.
+func (l *Ledger) QueueDepth() int { return len(l.q) }
+
+// Err returns the last write failure, or nil once a commit has succeeded since (for health).
+func (l *Ledger) Err() error {
+	if p := l.lastErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Origin is the log's origin line (its signing key's name).
+func (l *Ledger) Origin() string { return l.origin }

@@ -1,0 +1,202 @@
+package ledger_test
+
+import (
+	"context"
+	"encoding/json"
+	"sort"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/portcullis-ai/portcullis/internal/ledger"
+)
+
+func TestEncodeIsCanonicalMarshal(t *testing.T) {
+	r := decision(7)
+	r.V, r.Seq, r.Prev = 1, 7, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	got, err := ledger.Encode(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("Encode differs from json.Marshal (-want +got):\n%s", diff)
+	}
+	back, err := ledger.ParseRecord(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(r, back); diff != "" {
+		t.Errorf("round trip (-want +got):\n%s", diff)
+	}
+}
+
+func TestParseRecordRejects(t *testing.T) {
+	good, err := ledger.Encode(&ledger.Record{Seq: 0, Kind: ledger.KindStartup, Time: time.Unix(0, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := map[string]string{
+		"spaces":        `{"v":1, "seq":0,"prev":"","time":"1970-01-01T00:00:00Z","kind":"startup"}`,
+		"leading zero":  `{"v":1,"seq":01,"prev":"","time":"1970-01-01T00:00:00Z","kind":"startup"}`,
+		"unknown field": `{"v":1,"seq":0,"prev":"","time":"1970-01-01T00:00:00Z","kind":"startup","evil":1}`,
+		"unknown kind":  `{"v":1,"seq":0,"prev":"","time":"1970-01-01T00:00:00Z","kind":"party"}`,
+		"trailing":      string(good) + `{}`,
+		"dup seq":       `{"v":1,"seq":0,"prev":"","time":"1970-01-01T00:00:00Z","kind":"startup","seq":5}`,
+		"upper hex":     `{"v":1,"seq":1,"prev":"0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef","time":"1970-01-01T00:00:00Z","kind":"startup"}`,
+		"version 2":     `{"v":2,"seq":0,"prev":"","time":"1970-01-01T00:00:00Z","kind":"startup"}`,
+		"truncated":     string(good[:len(good)-3]),
+	}
+	if _, err := ledger.ParseRecord(good); err != nil {
+		t.Fatalf("good record rejected: %v", err)
+	}
+	for name, in := range tests {
+		if _, err := ledger.ParseRecord([]byte(in)); err == nil {
+			t.Errorf("%s: accepted %s", name, in)
+		}
+	}
+}
+
+func TestAppendConcurrentAndVerify(t *testing.T) {
+	e := newEnv(t, nil)
+	l := e.open(t, func(o *ledger.Options) { o.CheckpointRecords = 50 })
+	const callers, each = 64, 20
+	var mu sync.Mutex
+	var seqs []uint64
+	var wg sync.WaitGroup
+	for c := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				seq, err := l.Append(context.Background(), decision(c*each+i))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				seqs = append(seqs, seq)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	mustClose(t, l)
+	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
+	for i, s := range seqs {
+		if s != uint64(i+1) { // seq 0 is the startup record
+			t.Fatalf("acknowledged seqs are not contiguous from 1: position %d has %d", i, s)
+		}
+	}
+	rs := records(t, e.st)
+	if got, want := len(rs), callers*each+2; got != want {
+		t.Fatalf("%d records, want %d (startup + appends + shutdown)", got, want)
+	}
+	if rs[0].Kind != ledger.KindStartup || rs[len(rs)-1].Kind != ledger.KindShutdown {
+		t.Errorf("first/last kinds = %s/%s, want startup/shutdown", rs[0].Kind, rs[len(rs)-1].Kind)
+	}
+	rep := e.verify(t)
+	if !rep.Intact || rep.RecordsChecked != uint64(len(rs)) || rep.UnsignedRecords != 0 {
+		t.Errorf("verify = %+v, want intact, all %d checked, none unsigned", rep, len(rs))
+	}
+	if rep.CheckpointsChecked < (callers*each)/50 {
+		t.Errorf("%d checkpoints, want at least one per 50 records", rep.CheckpointsChecked)
+	}
+}
+
+func TestCheckpointEveryRecordsCount(t *testing.T) {
+	e := newEnv(t, nil)
+	l := e.open(t, func(o *ledger.Options) { o.CheckpointRecords = 10; o.CheckpointInterval = time.Hour })
+	for i := range 35 {
+		mustAppend(t, l, decision(i))
+	}
+	var sizes []uint64
+	e.st.Checkpoints(context.Background(), func(c ledger.StoredCheckpoint) error {
+		sizes = append(sizes, c.Size)
+		return nil
+	})
+	if diff := cmp.Diff([]uint64{10, 20, 30}, sizes); diff != "" {
+		t.Errorf("checkpoint sizes (-want +got):\n%s", diff)
+	}
+	mustClose(t, l)
+}
+
+func TestCheckpointEverySecond(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, nil)
+		l := e.open(t, nil)
+		mustAppend(t, l, decision(1))
+		latest := func() uint64 {
+			c, ok, _ := e.st.LatestCheckpoint(context.Background())
+			if !ok {
+				return 0
+			}
+			return c.Size
+		}
+		if got := latest(); got != 0 {
+			t.Errorf("checkpoint at %d right after the first appends, want none yet", got)
+		}
+		time.Sleep(1100 * time.Millisecond)
+		synctest.Wait()
+		if got := latest(); got != 2 {
+			t.Errorf("after a second the latest checkpoint covers %d records, want 2", got)
+		}
+		mustClose(t, l)
+		if got := latest(); got != 3 {
+			t.Errorf("after close the latest checkpoint covers %d records, want 3 (with shutdown)", got)
+		}
+	})
+}
+
+func TestAppendAfterCloseFails(t *testing.T) {
+	e := newEnv(t, nil)
+	l := e.open(t, nil)
+	mustClose(t, l)
+	if _, err := l.Append(context.Background(), decision(1)); err == nil {
+		t.Error("append after close succeeded")
+	}
+}
+
+func TestQueueFullPushesBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, nil)
+		gate := &gateStore{Store: e.st, release: make(chan struct{})}
+		e.st = gate
+		l := e.open(t, func(o *ledger.Options) { o.QueueSize = 2; o.MaxBatch = 1 })
+		gate.block.Store(true)
+		// One record is held by the writer in a blocked commit and two fill the queue; the next
+		// caller must wait (not be dropped) and give up only at its deadline.
+		var wg sync.WaitGroup
+		for i := range 3 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := l.Append(context.Background(), decision(i)); err != nil {
+					t.Errorf("append %d: %v", i, err)
+				}
+			}()
+		}
+		synctest.Wait()
+		if d := l.QueueDepth(); d != 2 {
+			t.Errorf("queue depth = %d, want 2", d)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if _, err := l.Append(ctx, decision(9)); err == nil {
+			t.Error("append into a full queue returned without waiting for room")
+		}
+		gate.block.Store(false)
+		close(gate.release)
+		wg.Wait()
+		mustClose(t, l)
+		if got := len(records(t, e.st)); got != 5 {
+			t.Errorf("%d records, want 5 (startup, 3, shutdown)", got)
+		}
+	})
+}

@@ -1,0 +1,319 @@
+package ledger
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/portcullis-ai/portcullis/internal/threat"
+)
+
+// FormatVersion is the record format version written in every record's "v" field.
+const FormatVersion = 1
+
+// Kind says what a record records.
+type Kind string
+
+// The record kinds. A kind is never renamed once shipped: auditors search by it.
+const (
+	KindDecision          Kind = "decision"
+	KindApprovalRequested Kind = "approval_requested"
+	KindApprovalResolved  Kind = "approval_resolved"
+	KindToolResult        Kind = "tool_result"
+	KindStartup           Kind = "startup"
+	KindShutdown          Kind = "shutdown"
+	KindRecovery          Kind = "recovery"
+	KindKeyRotation       Kind = "key_rotation"
+)
+
+// Valid reports whether k is one of the known kinds.
+func (k Kind) Valid() bool {
+	switch k {
+	case KindDecision, KindApprovalRequested, KindApprovalResolved, KindToolResult,
+		KindStartup, KindShutdown, KindRecovery, KindKeyRotation:
+		return true
+	}
+	return false
+}
+
+// Principal is an agent or a user as the gateway knew it when it decided.
+type Principal struct {
+	ID string `json:"id"`
+	// Verified is true when a credential proved the identity; false when the caller merely
+	// asserted it (e.g. an X-On-Behalf-Of header the agent set).
+	Verified bool `json:"verified"`
+	// Method names how it was established: "api_key", "jwt", "mtls", "asserted", ...
+	Method string `json:"method,omitempty"`
+}
+
+// Condition is one policy condition evaluated for the decision and its result.
+type Condition struct {
+	Expr   string `json:"expr"`
+	Result bool   `json:"result"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// Policy is what the policy engine did: which rule matched (or why none did) and every
+// condition it evaluated on the way.
+type Policy struct {
+	Version    string      `json:"version,omitempty"`
+	Rule       string      `json:"rule,omitempty"`
+	NoMatch    string      `json:"no_match,omitempty"`
+	Conditions []Condition `json:"conditions,omitempty"`
+}
+
+// Finding is a threat finding from parameter inspection. Evidence must already be redacted by
+// the detector (inspect.Finding's contract); the ledger stores it as given.
+type Finding struct {
+	Kind     string       `json:"kind"`
+	Severity threat.Level `json:"severity"`
+	Path     string       `json:"path,omitempty"`
+	Evidence string       `json:"evidence,omitempty"`
+	Score    float64      `json:"score,omitempty"`
+}
+
+// Anomaly is one behavioural signal and its score.
+type Anomaly struct {
+	Signal string  `json:"signal"`
+	Score  float64 `json:"score"`
+}
+
+// Outcome is what happened when (if) the tool ran.
+type Outcome struct {
+	Ran        bool   `json:"ran"`
+	Success    bool   `json:"success"`
+	Error      string `json:"error,omitempty"`
+	DurationMS int64  `json:"duration_ms,omitempty"`
+}
+
+// Approval carries the human-in-the-loop details of a CONSTRAIN decision.
+type Approval struct {
+	ID          string     `json:"id,omitempty"`
+	Approvers   []string   `json:"approvers,omitempty"` // who may approve (requested)
+	Approver    string     `json:"approver,omitempty"`  // who resolved it
+	Result      string     `json:"result,omitempty"`    // approved, denied, expired
+	Comment     string     `json:"comment,omitempty"`
+	RequestedAt *time.Time `json:"requested_at,omitempty"`
+	ResolvedAt  *time.Time `json:"resolved_at,omitempty"`
+	WaitMS      int64      `json:"wait_ms,omitempty"` // time to approval
+}
+
+// KeyRotation records a change of the checkpoint signing key. Both are note verifier keys.
+type KeyRotation struct {
+	OldKey string `json:"old_key"`
+	NewKey string `json:"new_key"`
+}
+
+// Recovery records what start-up found after an unclean stop.
+type Recovery struct {
+	Reason      string `json:"reason"`
+	FoundSize   uint64 `json:"found_size"`             // records found at start
+	Checkpoint  uint64 `json:"checkpoint"`             // size of the latest checkpoint found
+	TrimmedFrom uint64 `json:"trimmed_from,omitempty"` // first seq trimmed (with Trimmed > 0)
+	Trimmed     int    `json:"trimmed,omitempty"`      // torn records removed
+}
+
+// Record is one ledger entry. Field order is the encoding order; "v", "seq" and "prev" come
+// first so that verification can read them without decoding the rest.
+type Record struct {
+	V    int    `json:"v"`
+	Seq  uint64 `json:"seq"`
+	Prev string `json:"prev"` // hex RFC 6962 leaf hash of record seq-1; "" for seq 0
+
+	Time       time.Time  `json:"time"`
+	Kind       Kind       `json:"kind"`
+	DecisionID string     `json:"decision_id,omitempty"` // links every record of one tool call
+	RequestID  string     `json:"request_id,omitempty"`
+	Source     string     `json:"source,omitempty"` // originating system: "mcp", "llm", "http", "sdk", ...
+	Agent      *Principal `json:"agent,omitempty"`
+	User       *Principal `json:"user,omitempty"`
+
+	Tool string `json:"tool,omitempty"`
+	// Params are the call's parameters after redaction. ParamsSize is the size in bytes of the
+	// parameters as received; ParamsHash identifies them (see Redaction in docs/ledger.md).
+	Params        json.RawMessage `json:"params,omitempty"`
+	ParamsSize    int             `json:"params_size,omitempty"`
+	ParamsHash    string          `json:"params_hash,omitempty"`
+	Redacted      []string        `json:"redacted,omitempty"`       // JSON paths whose values were replaced
+	ParamsDropped string          `json:"params_dropped,omitempty"` // why params were not stored at all
+
+	PolicyVersion string       `json:"policy_version,omitempty"`
+	Policy        *Policy      `json:"policy,omitempty"`
+	Decision      string       `json:"decision,omitempty"`    // allow, deny, constrain, log
+	Enforcement   string       `json:"enforcement,omitempty"` // enforced, monitor (dry run), ...
+	Reason        string       `json:"reason,omitempty"`
+	ThreatLevel   threat.Level `json:"threat_level,omitempty"`
+	Findings      []Finding    `json:"findings,omitempty"`
+	Anomalies     []Anomaly    `json:"anomalies,omitempty"`
+
+	Outcome     *Outcome     `json:"outcome,omitempty"`
+	Approval    *Approval    `json:"approval,omitempty"`
+	KeyRotation *KeyRotation `json:"key_rotation,omitempty"`
+	Recovery    *Recovery    `json:"recovery,omitempty"`
+	Message     string       `json:"message,omitempty"`
+}
+
+// Errors callers branch on.
+var (
+	// ErrMalformedRecord: stored bytes are not a record in the canonical encoding.
+	ErrMalformedRecord = errors.New("malformed record")
+)
+
+// emptyHeader is what json.Marshal writes for the header of a record with Seq 0 and Prev "".
+var emptyHeader = []byte(`{"v":1,"seq":0,"prev":"",`)
+
+// encodeBody encodes everything of r after the header, starting with the first field after
+// "prev" and ending with the closing brace. It is the expensive part of encoding and runs in
+// the caller's goroutine; the single writer only prepends the header.
+func encodeBody(r *Record) ([]byte, error) {
+	c := *r
+	c.V, c.Seq, c.Prev = FormatVersion, 0, ""
+	c.Time = c.Time.UTC()
+	b, err := json.Marshal(&c)
+	if err != nil {
+		return nil, fmt.Errorf("encode record: %w", err)
+	}
+	if !bytes.HasPrefix(b, emptyHeader) {
+		return nil, fmt.Errorf("encode record: unexpected header %.40q", b)
+	}
+	return b[len(emptyHeader):], nil
+}
+
+// appendHeader writes the canonical header for seq and prev (nil for seq 0) followed by body.
+func appendHeader(dst []byte, seq uint64, prev []byte, body []byte) []byte {
+	dst = append(dst, `{"v":1,"seq":`...)
+	dst = strconv.AppendUint(dst, seq, 10)
+	dst = append(dst, `,"prev":"`...)
+	dst = hex.AppendEncode(dst, prev)
+	dst = append(dst, `",`...)
+	return append(dst, body...)
+}
+
+// Encode returns the canonical bytes of r (its Seq and Prev as set). The writer produces the
+// same bytes by prepending the header to encodeBody's output; a test keeps the two equal.
+func Encode(r *Record) ([]byte, error) {
+	body, err := encodeBody(r)
+	if err != nil {
+		return nil, err
+	}
+	prev, err := decodePrev(r.Prev)
+	if err != nil {
+		return nil, err
+	}
+	return appendHeader(nil, r.Seq, prev, body), nil
+}
+
+func decodePrev(s string) ([]byte, error) {
+	if s == "" {
+		return nil, nil
+	}
+	if len(s) != 2*sha256.Size {
+		return nil, fmt.Errorf("%w: prev is %d characters, want %d", ErrMalformedRecord, len(s), 2*sha256.Size)
+	}
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("%w: prev: %v", ErrMalformedRecord, err)
+	}
+	return b, nil
+}
+
+// Header is the part of a record verification needs: its seq and the hash it links to.
+type Header struct {
+	Seq  uint64
+	Prev [sha256.Size]byte
+	// HasPrev is false for the "" prev of record 0.
+	HasPrev bool
+}
+
+// ParseHeader reads seq and prev from the start of a record's canonical bytes without decoding
+// the rest. It rejects anything but the canonical header (no spaces, no leading zeros,
+// lower-case hex) so that one record has exactly one spelling.
+func ParseHeader(data []byte) (Header, error) {
+	var h Header
+	const p1, p2 = `{"v":1,"seq":`, `,"prev":"`
+	if !bytes.HasPrefix(data, []byte(p1)) {
+		return h, fmt.Errorf("%w: does not start with %s", ErrMalformedRecord, p1)
+	}
+	i := len(p1)
+	j := i
+	for j < len(data) && data[j] >= '0' && data[j] <= '9' {
+		j++
+	}
+	if j == i || j-i > 20 || (data[i] == '0' && j-i > 1) {
+		return h, fmt.Errorf("%w: seq is not a canonical number", ErrMalformedRecord)
+	}
+	seq, err := strconv.ParseUint(string(data[i:j]), 10, 64)
+	if err != nil {
+		return h, fmt.Errorf("%w: seq: %v", ErrMalformedRecord, err)
+	}
+	h.Seq = seq
+	if !bytes.HasPrefix(data[j:], []byte(p2)) {
+		return h, fmt.Errorf("%w: prev does not follow seq", ErrMalformedRecord)
+	}
+	k := j + len(p2)
+	switch {
+	case len(data) >= k+2 && data[k] == '"' && data[k+1] == ',':
+		// empty prev
+	case len(data) >= k+2*sha256.Size+2 && data[k+2*sha256.Size] == '"' && data[k+2*sha256.Size+1] == ',':
+		for _, c := range data[k : k+2*sha256.Size] {
+			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+				return h, fmt.Errorf("%w: prev is not lower-case hex", ErrMalformedRecord)
+			}
+		}
+		if _, err := hex.Decode(h.Prev[:], data[k:k+2*sha256.Size]); err != nil {
+			return h, fmt.Errorf("%w: prev: %v", ErrMalformedRecord, err)
+		}
+		h.HasPrev = true
+	default:
+		return h, fmt.Errorf("%w: prev is not 64 hex digits or empty", ErrMalformedRecord)
+	}
+	if data[len(data)-1] != '}' {
+		return h, fmt.Errorf("%w: does not end with }", ErrMalformedRecord)
+	}
+	return h, nil
+}
+
+// ParseRecord decodes a record's stored bytes strictly: canonical header, valid JSON, no
+// unknown fields, no trailing data, a known kind. It never re-encodes to check anything.
+func ParseRecord(data []byte) (*Record, error) {
+	h, err := ParseHeader(data)
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var r Record
+	if err := dec.Decode(&r); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformedRecord, err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%w: trailing data after the record", ErrMalformedRecord)
+	}
+	if r.V != FormatVersion {
+		return nil, fmt.Errorf("%w: format version %d, want %d", ErrMalformedRecord, r.V, FormatVersion)
+	}
+	if r.Seq != h.Seq || (r.Prev != "") != h.HasPrev {
+		return nil, fmt.Errorf("%w: header fields repeated with other values", ErrMalformedRecord)
+	}
+	if !r.Kind.Valid() {
+		return nil, fmt.Errorf("%w: unknown kind %q", ErrMalformedRecord, r.Kind)
+	}
+	return &r, nil
+}
+
+// LeafHash is the RFC 6962 leaf hash of a record's stored bytes: SHA-256(0x00 || data).
+// It is also what the next record's prev holds and what tlog.RecordHash computes.
+func LeafHash(data []byte) [sha256.Size]byte {
+	h := sha256.New()
+	h.Write([]byte{0})
+	h.Write(data)
+	var out [sha256.Size]byte
+	h.Sum(out[:0])
+	return out
+}

@@ -1,0 +1,220 @@
+package ledger
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Redactor reports the JSON paths ("$.a.b", "$.items[2]", `$["odd key"]`) of parameter values
+// that must not reach disk. The inspection engine provides one from the secrets it detected;
+// the ledger calls it in the appending goroutine, before anything is encoded or hashed.
+type Redactor interface {
+	SecretPaths(tool string, params json.RawMessage) []string
+}
+
+// RedactorFunc adapts a function to a Redactor.
+type RedactorFunc func(tool string, params json.RawMessage) []string
+
+// SecretPaths implements Redactor.
+func (f RedactorFunc) SecretPaths(tool string, params json.RawMessage) []string {
+	return f(tool, params)
+}
+
+// DefaultSensitiveParams are parameter names whose values are always redacted, matched
+// case-insensitively against object member names at any depth.
+var DefaultSensitiveParams = []string{
+	"password", "passwd", "secret", "token", "api_key", "apikey", "access_token", "refresh_token",
+	"authorization", "private_key", "client_secret", "cookie", "session", "credentials",
+}
+
+// Redacted is the placeholder for a removed value when no hash key is configured.
+const Redacted = "[REDACTED]"
+
+// HashPrefix starts every HMAC written in place of a sensitive value.
+const HashPrefix = "hmac-sha256:"
+
+// DefaultMaxParamsBytes bounds the parameters stored in one record; larger parameters are
+// recorded by size and hash only.
+const DefaultMaxParamsBytes = 1 << 20
+
+// redaction is the configured redaction: sensitive names, the redactor hook and the hash key.
+type redaction struct {
+	names    map[string]bool
+	redactor Redactor
+	hashKey  []byte
+	maxBytes int
+}
+
+func newRedaction(names []string, r Redactor, hashKey []byte, maxBytes int) *redaction {
+	m := make(map[string]bool, len(names))
+	for _, n := range names {
+		m[strings.ToLower(n)] = true
+	}
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxParamsBytes
+	}
+	return &redaction{names: m, redactor: r, hashKey: hashKey, maxBytes: maxBytes}
+}
+
+// HashValue is the keyed hash written in place of a sensitive value: HMAC-SHA256 over the
+// value's text (a string's characters; any other JSON value's compact encoding), hex, prefixed.
+// `portcullis audit hash VALUE` computes the same so an operator can search without the value.
+func HashValue(key []byte, text string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(text))
+	return HashPrefix + hex.EncodeToString(m.Sum(nil))
+}
+
+// apply redacts r.Params in place and fills ParamsSize, ParamsHash and Redacted. Parameters
+// that are not valid JSON or are too large are dropped (with the reason), never stored raw:
+// a record must still be written for a call whose parameters cannot be redacted.
+func (rd *redaction) apply(r *Record, extraPaths []string) {
+	raw := r.Params
+	r.Params = nil
+	r.Redacted = nil
+	if len(raw) == 0 {
+		return
+	}
+	r.ParamsSize = len(raw)
+	if len(raw) > rd.maxBytes {
+		r.ParamsDropped = fmt.Sprintf("parameters of %d bytes exceed the %d byte limit", len(raw), rd.maxBytes)
+		r.ParamsHash = rd.rawHash(raw)
+		return
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		r.ParamsDropped = "parameters are not valid JSON"
+		r.ParamsHash = rd.rawHash(raw)
+		return
+	}
+	if _, err := dec.Token(); err == nil {
+		r.ParamsDropped = "parameters are not valid JSON (trailing data)"
+		r.ParamsHash = rd.rawHash(raw)
+		return
+	}
+	paths := map[string]bool{}
+	for _, p := range extraPaths {
+		paths[p] = true
+	}
+	if rd.redactor != nil {
+		for _, p := range rd.redactor.SecretPaths(r.Tool, raw) {
+			paths[p] = true
+		}
+	}
+	var hit []string
+	v = rd.walk(v, "$", false, paths, &hit)
+	out, err := json.Marshal(v)
+	if err != nil { // cannot happen for values decoded from JSON; fail safe anyway
+		r.ParamsDropped = "parameters could not be re-encoded after redaction"
+		r.ParamsHash = rd.rawHash(raw)
+		return
+	}
+	if missing := unmatched(paths, hit); missing != "" {
+		// A secret was detected at a path this walk did not find (a different spelling of the
+		// path, say). The secret may still be in the parameters: withhold them all.
+		r.ParamsDropped = fmt.Sprintf("detected secret at %s not located; parameters withheld", missing)
+		r.ParamsHash = rd.rawHash(raw)
+		return
+	}
+	r.Params = out
+	sort.Strings(hit)
+	r.Redacted = hit
+	if rd.hashKey != nil {
+		r.ParamsHash = rd.rawHash(raw)
+	} else {
+		sum := sha256.Sum256(out)
+		r.ParamsHash = "sha256:" + hex.EncodeToString(sum[:])
+	}
+}
+
+// rawHash identifies unredacted bytes without revealing them: with a hash key, an HMAC (so
+// that a guessable secret cannot be confirmed by hashing guesses); without, nothing is said.
+func (rd *redaction) rawHash(raw []byte) string {
+	if rd.hashKey == nil {
+		return ""
+	}
+	return HashValue(rd.hashKey, string(raw))
+}
+
+func (rd *redaction) replacement(v any) any {
+	if rd.hashKey == nil {
+		return Redacted
+	}
+	var text string
+	switch x := v.(type) {
+	case string:
+		text = x
+	default:
+		b, _ := json.Marshal(x)
+		text = string(b)
+	}
+	return HashValue(rd.hashKey, text)
+}
+
+// walk returns v with every value at a secret path or under a sensitive name replaced.
+func (rd *redaction) walk(v any, path string, sensitive bool, paths map[string]bool, hit *[]string) any {
+	if sensitive || paths[path] {
+		*hit = append(*hit, path)
+		return rd.replacement(v)
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			p := path + "." + k
+			if !paths[p] && !isIdent(k) {
+				p = path + "[" + strconv.Quote(k) + "]"
+			}
+			x[k] = rd.walk(e, p, rd.names[strings.ToLower(k)], paths, hit)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = rd.walk(e, path+"["+strconv.Itoa(i)+"]", false, paths, hit)
+		}
+	}
+	return v
+}
+
+func isIdent(k string) bool {
+	if k == "" {
+		return false
+	}
+	for _, c := range k {
+		if !(c == '_' || c == '-' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// unmatched returns a secret path that was neither redacted nor inside a redacted value.
+func unmatched(paths map[string]bool, hit []string) string {
+	done := make(map[string]bool, len(hit))
+	for _, h := range hit {
+		done[h] = true
+	}
+	for p := range paths {
+		if done[p] {
+			continue
+		}
+		covered := false
+		for _, h := range hit {
+			if strings.HasPrefix(p, h) && len(p) > len(h) && (p[len(h)] == '.' || p[len(h)] == '[') {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			return p
+		}
+	}
+	return ""
+}

@@ -1,0 +1,58 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+)
+
+// Entry is one stored record: its seq and the exact bytes that were hashed.
+type Entry struct {
+	Seq  uint64
+	Data []byte
+}
+
+// StoredCheckpoint is one signed checkpoint as kept by a store.
+type StoredCheckpoint struct {
+	Size uint64
+	// Note is the signed note exactly as signed (C2SP tlog-checkpoint text plus signature lines).
+	Note []byte
+	// Frontier is the compact range of the tree at Size (the roots of its perfect subtrees,
+	// left to right, 32 bytes each, concatenated). It lets a restart continue the tree without
+	// rereading every record; it is checked against the signed root before use and is never
+	// trusted by verification.
+	Frontier []byte
+}
+
+// Store keeps records and checkpoints durably. Implementations live in internal/store/...
+// and must pass internal/store/storetest unchanged.
+type Store interface {
+	// Commit appends records (contiguous, the first with Seq equal to the current size) and,
+	// when cp is not nil, a checkpoint, in ONE atomic commit that is durable when Commit returns
+	// nil. On error nothing of the call may be visible afterwards — or, if the store cannot
+	// know (a failed sync), the caller re-reads Size to find out. A first Seq other than the
+	// current size fails with ErrConflict and changes nothing.
+	Commit(ctx context.Context, recs []Entry, cp *StoredCheckpoint) error
+	// Size returns the number of records (the next seq).
+	Size(ctx context.Context) (uint64, error)
+	// Scan calls fn for each record with seq >= from in ascending seq order, until the end or
+	// until fn returns an error, which Scan returns unchanged. e.Data is valid only during fn.
+	Scan(ctx context.Context, from uint64, fn func(e Entry) error) error
+	// Checkpoints calls fn for each checkpoint in the order they were committed.
+	Checkpoints(ctx context.Context, fn func(cp StoredCheckpoint) error) error
+	// LatestCheckpoint returns the last committed checkpoint; ok is false when there is none.
+	LatestCheckpoint(ctx context.Context) (cp StoredCheckpoint, ok bool, err error)
+	// Trim removes the records with seq >= from. It exists only for start-up recovery of a torn
+	// tail and fails with ErrTrimCheckpointed (changing nothing) when a checkpoint covers them.
+	Trim(ctx context.Context, from uint64) error
+	// Close releases the store.
+	Close() error
+}
+
+// Store errors callers branch on.
+var (
+	// ErrConflict: a commit did not start at the store's current size (another writer, or a
+	// writer whose view is stale).
+	ErrConflict = errors.New("ledger store: commit does not start at the current size")
+	// ErrTrimCheckpointed: a trim would remove records a checkpoint covers.
+	ErrTrimCheckpointed = errors.New("ledger store: trim would remove checkpointed records")
+)

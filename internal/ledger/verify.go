@@ -1,0 +1,430 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/transparency-dev/merkle/proof"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// Problem codes in a verification report. They are stable: scripts branch on them.
+const (
+	ProblemMalformedRecord     = "malformed_record"
+	ProblemMissingRecord       = "missing_record"
+	ProblemSeqMismatch         = "seq_mismatch" // inserted, duplicated or reordered records
+	ProblemPrevMismatch        = "prev_mismatch"
+	ProblemRootMismatch        = "root_mismatch"
+	ProblemBadSignature        = "bad_signature"
+	ProblemForeignSignature    = "foreign_signature"
+	ProblemMalformedCheckpoint = "malformed_checkpoint"
+	ProblemCheckpointsDecrease = "checkpoints_decrease"
+	ProblemTruncated           = "truncated"
+	ProblemRollback            = "rollback"
+	ProblemFork                = "fork"
+)
+
+// VerifyOptions say what verification trusts.
+type VerifyOptions struct {
+	// Keys are the trusted verifier keys (the auditor's own copy; every key the log has used,
+	// or the first key: a key_rotation record co-signed by a trusted key extends the trust).
+	Keys []string
+	// Trusted are signed checkpoints kept outside the log (an earlier `audit checkpoint`).
+	Trusted [][]byte
+	// Progress, if set, is called now and then with the records checked and the total.
+	Progress func(done, total uint64)
+}
+
+// CheckpointInfo describes a checkpoint in a report.
+type CheckpointInfo struct {
+	Origin string `json:"origin"`
+	Size   uint64 `json:"size"`
+	Root   string `json:"root"` // base64, as in the checkpoint text
+}
+
+// Report is the outcome of Verify. Intact is false exactly when FirstBadSeq is set.
+type Report struct {
+	Intact             bool             `json:"intact"`
+	Records            uint64           `json:"records"`
+	RecordsChecked     uint64           `json:"records_checked"`
+	CheckpointsChecked int              `json:"checkpoints_checked"`
+	LatestCheckpoint   *CheckpointInfo  `json:"latest_checkpoint,omitempty"`
+	UnsignedRecords    uint64           `json:"unsigned_records"` // after the latest checkpoint
+	Trusted            []CheckpointInfo `json:"trusted_checkpoints,omitempty"`
+	FirstBadSeq        *uint64          `json:"first_bad_seq,omitempty"`
+	Problem            string           `json:"problem,omitempty"`
+	Reason             string           `json:"reason,omitempty"`
+}
+
+func info(c Checkpoint) CheckpointInfo {
+	return CheckpointInfo{Origin: c.Origin, Size: c.Size, Root: base64.StdEncoding.EncodeToString(c.Hash[:])}
+}
+
+type finding struct {
+	seq    uint64
+	code   string
+	reason string
+}
+
+// keyring is the set of trusted verifiers, growing when a trusted key co-signs with a new one.
+type keyring struct {
+	trusted    map[[2]any]note.Verifier
+	candidates map[[2]any]note.Verifier
+}
+
+func keyID(v note.Verifier) [2]any { return [2]any{v.Name(), v.KeyHash()} }
+
+func (k *keyring) all() note.Verifiers {
+	var list []note.Verifier
+	for _, v := range k.trusted {
+		list = append(list, v)
+	}
+	for id, v := range k.candidates {
+		if _, ok := k.trusted[id]; !ok {
+			list = append(list, v)
+		}
+	}
+	return note.VerifierList(list...)
+}
+
+// open checks a stored checkpoint: at least one trusted signature; keys it co-signs with
+// (announced by key_rotation records already seen) become trusted.
+func (k *keyring) open(msg []byte) (Checkpoint, string, error) {
+	c, n, err := OpenCheckpoint(msg, k.all())
+	if err != nil {
+		var ise *note.InvalidSignatureError
+		if errors.As(err, &ise) {
+			return c, ProblemBadSignature, err
+		}
+		if errors.Is(err, ErrMalformedCheckpoint) {
+			return c, ProblemMalformedCheckpoint, err
+		}
+		return c, ProblemForeignSignature, err
+	}
+	byTrusted := false
+	for _, s := range n.Sigs {
+		if _, ok := k.trusted[[2]any{s.Name, s.Hash}]; ok {
+			byTrusted = true
+		}
+	}
+	if !byTrusted {
+		return c, ProblemForeignSignature, errors.New("checkpoint is signed only by keys no trusted key vouched for")
+	}
+	for _, s := range n.Sigs {
+		id := [2]any{s.Name, s.Hash}
+		if v, ok := k.candidates[id]; ok {
+			k.trusted[id] = v
+		}
+	}
+	return c, "", nil
+}
+
+// Verify checks the whole log in st against the trusted keys and checkpoints: every record's
+// bytes, seq and prev link, every stored checkpoint's signature and root, their order, and —
+// for each trusted checkpoint — that the log still contains it (no rollback, no fork), by a
+// consistency proof from it to the log's current tree. It stops at the first problem.
+// A returned error means the log could not be read; a tampered log is a Report with
+// Intact false.
+func Verify(ctx context.Context, st Store, opts VerifyOptions) (Report, error) {
+	var rep Report
+	_, list, err := ParseVerifiers(opts.Keys)
+	if err != nil {
+		return rep, fmt.Errorf("verify: %w", err)
+	}
+	ring := &keyring{trusted: map[[2]any]note.Verifier{}, candidates: map[[2]any]note.Verifier{}}
+	for _, v := range list {
+		ring.trusted[keyID(v)] = v
+	}
+	trustedOnly := note.VerifierList(list...)
+
+	total, err := st.Size(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("verify: %w", err)
+	}
+	rep.Records = total
+	first := finding{seq: math.MaxUint64}
+	note1 := func(seq uint64, code, reason string) {
+		if seq < first.seq {
+			first = finding{seq, code, reason}
+		}
+	}
+
+	// Stored checkpoints, in commit order: bodies first (signatures are checked in the pass,
+	// once any key_rotation records they cover have been read).
+	type storedCP struct {
+		i   int
+		msg []byte
+		c   Checkpoint
+	}
+	at := map[uint64][]storedCP{}
+	var prevSize uint64
+	n := 0
+	err = st.Checkpoints(ctx, func(cp StoredCheckpoint) error {
+		n++
+		msg := append([]byte(nil), cp.Note...)
+		c, err := parseUnverified(msg)
+		if err != nil {
+			note1(prevSize, ProblemMalformedCheckpoint, fmt.Sprintf("checkpoint #%d: %v", n, err))
+			return nil
+		}
+		if c.Size < prevSize {
+			note1(c.Size, ProblemCheckpointsDecrease, fmt.Sprintf("checkpoint #%d has size %d, below the previous checkpoint's %d", n, c.Size, prevSize))
+		}
+		if c.Size > total {
+			note1(total, ProblemTruncated, fmt.Sprintf("checkpoint #%d signs %d records but the log has %d: records were removed", n, c.Size, total))
+		}
+		prevSize = max(prevSize, c.Size)
+		at[c.Size] = append(at[c.Size], storedCP{n, msg, c})
+		return nil
+	})
+	if err != nil {
+		return rep, fmt.Errorf("verify: %w", err)
+	}
+
+	// Externally kept checkpoints: the auditor's; they must verify with the given keys alone.
+	trustedAt := map[uint64][]Checkpoint{}
+	coll := newNodeCollector()
+	type consist struct {
+		c     Checkpoint
+		nodes proof.Nodes
+	}
+	var consists []consist
+	for i, msg := range opts.Trusted {
+		c, _, err := OpenCheckpoint(msg, trustedOnly)
+		if err != nil {
+			return rep, fmt.Errorf("verify: trusted checkpoint %d: %w", i+1, err)
+		}
+		rep.Trusted = append(rep.Trusted, info(c))
+		if c.Size > total {
+			note1(total, ProblemRollback, fmt.Sprintf("a trusted checkpoint signs %d records but the log has %d: the log was rolled back", c.Size, total))
+			continue
+		}
+		trustedAt[c.Size] = append(trustedAt[c.Size], c)
+		nodes, err := proof.Consistency(c.Size, total)
+		if err != nil {
+			return rep, fmt.Errorf("verify: %w", err)
+		}
+		coll.add(nodes.IDs)
+		consists = append(consists, consist{c, nodes})
+	}
+
+	tree := factory.NewEmptyRange(0)
+	var lastLeaf [32]byte
+	var latest *Checkpoint
+	// checkAt checks every checkpoint of the current tree size.
+	checkAt := func(size uint64) {
+		if len(at[size]) == 0 && len(trustedAt[size]) == 0 {
+			return
+		}
+		root := rootOf(tree)
+		bad := uint64(0)
+		if size > 0 {
+			bad = size - 1
+		}
+		for _, s := range at[size] {
+			c, code, err := ring.open(s.msg)
+			if err != nil {
+				note1(bad, code, fmt.Sprintf("checkpoint #%d (size %d): %v", s.i, size, err))
+				continue
+			}
+			rep.CheckpointsChecked++
+			if c.Hash != root {
+				note1(bad, ProblemRootMismatch, fmt.Sprintf("checkpoint #%d: the root of the first %d records does not match the signed root (records before %d were changed)", s.i, size, size))
+				continue
+			}
+			if latest == nil || c.Size >= latest.Size {
+				cc := c
+				latest = &cc
+			}
+		}
+		for _, c := range trustedAt[size] {
+			if c.Hash != root {
+				note1(bad, ProblemFork, fmt.Sprintf("the log's root at size %d differs from a trusted checkpoint's: the log forked or was rewritten", size))
+			}
+		}
+	}
+	checkAt(0)
+	rotation := []byte(`"kind":"key_rotation"`)
+	errStopped := errors.New("stopped")
+	i := uint64(0)
+	broken := int64(-1) // a record whose prev link failed, awaiting the next record
+	err = scanPipelined(ctx, st, func(e Entry) error {
+		if i >= first.seq {
+			return errStopped
+		}
+		if e.Seq != i {
+			note1(i, ProblemMissingRecord, fmt.Sprintf("record %d is missing (the next stored is %d)", i, e.Seq))
+			return errStopped
+		}
+		h, err := ParseHeader(e.Data)
+		if err != nil {
+			note1(i, ProblemMalformedRecord, fmt.Sprintf("record %d: %v", i, err))
+			return errStopped
+		}
+		if h.Seq != i {
+			note1(i, ProblemSeqMismatch, fmt.Sprintf("record stored at %d says seq %d: records were inserted, duplicated or reordered", i, h.Seq))
+			return errStopped
+		}
+		if broken >= 0 {
+			// Record i-1's link was broken. If record i still links to i-1, the bytes of i-1
+			// are authentic and its own prev was changed; else the record before it was.
+			b := uint64(broken)
+			if !h.HasPrev || h.Prev != lastLeaf {
+				note1(b, ProblemPrevMismatch, fmt.Sprintf("record %d: its prev was changed (it no longer matches the hash of record %d, while record %d still links to it)", b, b-1, b+1))
+			} else {
+				note1(b-1, ProblemPrevMismatch, fmt.Sprintf("record %d was changed: its hash no longer matches the prev of record %d", b-1, b))
+			}
+			return errStopped
+		}
+		if i == 0 && h.HasPrev {
+			note1(0, ProblemPrevMismatch, "record 0 has a prev")
+			return errStopped
+		}
+		if i > 0 && (!h.HasPrev || h.Prev != lastLeaf) {
+			// Read one more record to tell which of the two was changed.
+			broken = int64(i)
+		}
+		// The kind is the fifth field of the canonical encoding, well inside the first 256
+		// bytes; an authentic record cannot hide it further in (any change breaks the hashes).
+		if bytes.Contains(e.Data[:min(len(e.Data), 256)], rotation) {
+			r, err := ParseRecord(e.Data)
+			if err != nil {
+				note1(i, ProblemMalformedRecord, fmt.Sprintf("record %d: %v", i, err))
+				return errStopped
+			}
+			if r.KeyRotation != nil {
+				for _, k := range []string{r.KeyRotation.OldKey, r.KeyRotation.NewKey} {
+					if v, err := note.NewVerifier(k); err == nil {
+						ring.candidates[keyID(v)] = v
+					}
+				}
+			}
+		}
+		leaf := LeafHash(e.Data) // a fresh array: the range keeps the slice it is given
+		lastLeaf = leaf
+		if err := tree.Append(leaf[:], coll.visit); err != nil {
+			return err
+		}
+		i++
+		if broken < 0 {
+			checkAt(i)
+		}
+		if opts.Progress != nil && i%65536 == 0 {
+			opts.Progress(i, total)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStopped) {
+		return rep, fmt.Errorf("verify: read records: %w", err)
+	}
+	if broken >= 0 && first.seq == math.MaxUint64 {
+		b := uint64(broken)
+		note1(b-1, ProblemPrevMismatch, fmt.Sprintf("record %d or the prev of record %d (the last) was changed: they no longer link", b-1, b))
+	}
+	rep.RecordsChecked = i
+	if i < total && i < first.seq {
+		note1(i, ProblemMissingRecord, fmt.Sprintf("record %d is missing (the log claims %d records)", i, total))
+	}
+	if first.seq == math.MaxUint64 {
+		// The whole log was read: each trusted checkpoint must be consistent with it.
+		root := rootOf(tree)
+		for _, c := range consists {
+			hs, err := coll.proof(c.nodes)
+			if err == nil {
+				err = proof.VerifyConsistency(hasher, c.c.Size, total, hs, c.c.Hash[:], root[:])
+			}
+			if err != nil {
+				bad := uint64(0)
+				if c.c.Size > 0 {
+					bad = c.c.Size - 1
+				}
+				note1(bad, ProblemFork, fmt.Sprintf("no consistency from the trusted checkpoint of size %d to the log: %v", c.c.Size, err))
+			}
+		}
+	}
+	if opts.Progress != nil {
+		opts.Progress(i, total)
+	}
+	if latest != nil {
+		li := info(*latest)
+		rep.LatestCheckpoint = &li
+		rep.UnsignedRecords = i - latest.Size
+	} else {
+		rep.UnsignedRecords = i
+	}
+	if first.seq != math.MaxUint64 {
+		s := first.seq
+		rep.FirstBadSeq, rep.Problem, rep.Reason = &s, first.code, first.reason
+		return rep, nil
+	}
+	rep.Intact = true
+	return rep, nil
+}
+
+// scanPipelined is st.Scan with the store's reading on one goroutine and fn on the caller's,
+// so reading (SQL decoding) and checking (hashing) use two cores. Records are copied into
+// per-batch buffers; fn's error stops the reader and is returned unchanged.
+func scanPipelined(ctx context.Context, st Store, fn func(Entry) error) error {
+	const batchLen = 1024
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type batch struct {
+		entries []Entry
+	}
+	ch := make(chan batch, 4)
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(ch)
+		var cur batch
+		var buf []byte
+		flush := func() error {
+			select {
+			case ch <- cur:
+				cur, buf = batch{}, nil
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		err := st.Scan(ctx, 0, func(e Entry) error {
+			if buf == nil {
+				buf = make([]byte, 0, 1<<20)
+			}
+			if len(buf)+len(e.Data) > cap(buf) {
+				buf = make([]byte, 0, max(1<<20, len(e.Data)))
+			}
+			start := len(buf)
+			buf = append(buf, e.Data...)
+			cur.entries = append(cur.entries, Entry{Seq: e.Seq, Data: buf[start:len(buf):len(buf)]})
+			if len(cur.entries) == batchLen {
+				return flush()
+			}
+			return nil
+		})
+		if err == nil && len(cur.entries) > 0 {
+			err = flush()
+		}
+		readErr <- err
+	}()
+	var fnErr error
+	for b := range ch {
+		if fnErr != nil {
+			continue // drain so the reader can finish
+		}
+		for _, e := range b.entries {
+			if fnErr = fn(e); fnErr != nil {
+				cancel()
+				break
+			}
+		}
+	}
+	err := <-readErr
+	if fnErr != nil {
+		return fnErr
+	}
+	return err
+}

@@ -1,0 +1,13 @@
+package memory_test
+
+import (
+	"testing"
+
+	"github.com/portcullis-ai/portcullis/internal/ledger"
+	"github.com/portcullis-ai/portcullis/internal/store/memory"
+	"github.com/portcullis-ai/portcullis/internal/store/storetest"
+)
+
+func TestLedgerStoreContract(t *testing.T) {
+	storetest.RunLedgerStore(t, func(*testing.T) ledger.Store { return memory.New() })
+}

@@ -1,0 +1,21 @@
+package sqlite_test
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/portcullis-ai/portcullis/internal/ledger"
+	"github.com/portcullis-ai/portcullis/internal/store/sqlite"
+	"github.com/portcullis-ai/portcullis/internal/store/storetest"
+)
+
+func TestLedgerStoreContract(t *testing.T) {
+	storetest.RunLedgerStore(t, func(t *testing.T) ledger.Store {
+		s, err := sqlite.OpenLedger(filepath.Join(t.TempDir(), "ledger.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
