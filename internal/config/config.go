@@ -16,6 +16,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/portcullis-ai/portcullis/internal/approval"
 	"github.com/portcullis-ai/portcullis/internal/identity"
 	"github.com/portcullis-ai/portcullis/internal/threat"
 )
@@ -54,6 +55,9 @@ type InspectionConfig struct {
 	ShellTools []string `yaml:"shell_tools"`
 	// AllowedHosts may appear in links and images without counting as exfiltration.
 	AllowedHosts []string `yaml:"allowed_hosts"`
+	// ResolveHosts lets the SSRF detector resolve host names (DNS) to catch names that point at
+	// internal addresses. Off by default: it puts a DNS lookup on the decision path.
+	ResolveHosts bool `yaml:"resolve_hosts"`
 	// ResultBlockLevel: a tool result at or above this level is blocked (response direction).
 	ResultBlockLevel string `yaml:"result_block_level"`
 	// RedactResults: secrets and PII found in results are replaced before the agent sees them.
@@ -66,6 +70,27 @@ type ApprovalsConfig struct {
 	Expiry time.Duration `yaml:"expiry"`
 	// MaxWait bounds how long an API caller may long-poll a pending request; default 60s.
 	MaxWait time.Duration `yaml:"max_wait"`
+	// Approvers are the people who may approve, each scoped to agents and tools. They
+	// authenticate with an approver API key (`portcullis approvals keys create`) or a token
+	// from a configured user issuer whose subject is their ID.
+	Approvers []ApproverConfig `yaml:"approvers"`
+	// Webhook, when URL is set, is told of every new pending request.
+	Webhook WebhookConfig `yaml:"webhook"`
+}
+
+// ApproverConfig declares one approver.
+type ApproverConfig struct {
+	ID     string           `yaml:"id"`
+	Scopes []approval.Scope `yaml:"scopes"`
+}
+
+// WebhookConfig configures approval notifications (Slack-compatible JSON, HMAC-signed).
+type WebhookConfig struct {
+	URL string `yaml:"url"`
+	// SecretEnv names the environment variable holding the HMAC secret (kept out of the file).
+	SecretEnv string `yaml:"secret_env"`
+	// ConsoleURL, when set, links each notification to the request.
+	ConsoleURL string `yaml:"console_url"`
 }
 
 // LedgerConfig configures the audit ledger.
@@ -208,6 +233,35 @@ func (c *Config) Validate() error {
 	}
 	if c.Approvals.MaxWait < 0 || c.Approvals.MaxWait > 10*time.Minute {
 		add("approvals.max_wait", "want a duration in [0, 10m], got %v", c.Approvals.MaxWait)
+	}
+	seen := map[string]bool{}
+	for i, ap := range c.Approvals.Approvers {
+		path := fmt.Sprintf("approvals.approvers[%d]", i)
+		if ap.ID == "" {
+			add(path+".id", "required")
+		} else if seen[strings.ToLower(ap.ID)] {
+			add(path+".id", "duplicate approver %q", ap.ID)
+		}
+		seen[strings.ToLower(ap.ID)] = true
+		if len(ap.Scopes) == 0 {
+			add(path+".scopes", "required: scopes are granted, never implied")
+		}
+		if err := approval.ValidateScopes(ap.Scopes); err != nil {
+			add(path, "%v", err)
+		}
+		for _, a := range c.Identity.Agents {
+			if strings.EqualFold(a.ID, ap.ID) {
+				add(path+".id", "%q is an agent; agents never approve", ap.ID)
+			}
+		}
+	}
+	if w := c.Approvals.Webhook; w.URL != "" {
+		if !strings.HasPrefix(w.URL, "https://") && !strings.HasPrefix(w.URL, "http://") {
+			add("approvals.webhook.url", "want an http(s) URL, got %q", w.URL)
+		}
+		if w.SecretEnv == "" {
+			add("approvals.webhook.secret_env", "required with a webhook url: receivers must be able to verify notifications")
+		}
 	}
 	if c.Ledger.CheckpointInterval <= 0 || c.Ledger.CheckpointInterval > time.Second {
 		add("ledger.checkpoint_interval", "want a duration in (0, 1s] (the ledger contract checkpoints at least every second), got %v", c.Ledger.CheckpointInterval)

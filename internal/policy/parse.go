@@ -513,6 +513,9 @@ func (p *parser) pattern(n *yaml.Node, path string, whole bool) (Pattern, bool) 
 	if !ok {
 		return Pattern{}, false
 	}
+	if plainName(s) {
+		return Pattern{Pos: p.pos(n), Source: s}, true
+	}
 	src := s
 	if whole {
 		src = "^(?:" + s + ")$"
@@ -523,6 +526,21 @@ func (p *parser) pattern(n *yaml.Node, path string, whole bool) (Pattern, bool) 
 		return Pattern{}, false
 	}
 	return Pattern{Pos: p.pos(n), Source: s}, true
+}
+
+// plainName reports whether s is a non-empty run of letters, digits, '_' and '-': a pattern
+// that matches only itself, so the regexp machinery can be skipped.
+func plainName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 func (p *parser) patterns(n *yaml.Node, path string) ([]Pattern, bool) {
@@ -592,7 +610,11 @@ func (p *parser) days(n *yaml.Node, path string) ([]time.Weekday, bool) {
 	for i, s := range names {
 		d, found := dayNames[strings.ToLower(s)]
 		if !found {
-			p.errorf(n.Content[min(i, len(n.Content)-1)], fmt.Sprintf("%s[%d]", path, i), "use mon, tue, wed, thu, fri, sat, sun", "unknown day %q", clip(s))
+			elem := n
+			if n.Kind == yaml.SequenceNode && i < len(n.Content) {
+				elem = n.Content[i]
+			}
+			p.errorf(elem, fmt.Sprintf("%s[%d]", path, i), "use mon, tue, wed, thu, fri, sat, sun", "unknown day %q", clip(s))
 			return nil, false
 		}
 		for _, x := range out {

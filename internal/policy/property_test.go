@@ -14,7 +14,7 @@ import (
 
 var (
 	propTools    = []string{"a", "b", "c", "fetch_x", "fetch_y", "zzz"}
-	propPatterns = []string{"a", "b", "c", "fetch_x", ".*", "fetch_.*", "(a|b)", "[bc]", "[a-z]+_y"}
+	propPatterns = []string{"a", "b", "c", "fetch_x", ".*", "fetch_.*", "(a|b)", "[bc]", "[a-z]+_y", "fetch_[xy]", "b.*", "fe(tch_x|ed)"}
 	propFindings = []string{"f1", "f2", "f3"}
 	propActions  = []string{"ALLOW", "DENY", "CONSTRAIN", "LOG"}
 	propLevels   = []string{"none", "low", "medium", "high", "critical"}
