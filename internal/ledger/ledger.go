@@ -314,7 +314,15 @@ func (l *Ledger) Append(ctx context.Context, r *Record, secretPaths ...string) (
 	l.redact.apply(r, secretPaths)
 	body, err := encodeBody(r)
 	if err != nil {
-		return 0, fmt.Errorf("append: %w", err)
+		// A field JSON cannot carry (a NaN score, say) must not leave the call unrecorded:
+		// record who, what and the decision, and why the rest is missing.
+		fb := &Record{Time: r.Time, Kind: r.Kind, DecisionID: r.DecisionID, RequestID: r.RequestID,
+			Source: r.Source, Agent: r.Agent, User: r.User, Tool: r.Tool, ParamsSize: r.ParamsSize,
+			ParamsHash: r.ParamsHash, PolicyVersion: r.PolicyVersion, Decision: r.Decision,
+			Enforcement: r.Enforcement, Message: "record could not be encoded in full: " + err.Error()}
+		if body, err = encodeBody(fb); err != nil {
+			return 0, fmt.Errorf("append: %w", err)
+		}
 	}
 	p := &pending{body: body, done: make(chan result, 1)}
 	l.mu.RLock()
