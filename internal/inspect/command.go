@@ -20,10 +20,16 @@ import (
 // Backticks in code snippets (JavaScript template literals, Markdown) are not substitutions unless
 // a command sits inside them.
 type commandDetector struct {
-	shellTools []string
+	shell toolMatcher
 }
 
 var _ Detector = commandDetector{}
+
+// newCommandDetector returns a command detector that treats tools matching the path.Match
+// patterns shellTools as shell-like.
+func newCommandDetector(shellTools []string) commandDetector {
+	return commandDetector{shell: newToolMatcher(shellTools)}
+}
 
 func (commandDetector) Name() string { return "command" }
 
@@ -48,7 +54,14 @@ var cmdBadRules = []cmdBadRule{
 	{[]string{"powershell"}, regexp.MustCompile(`\bpowershell(?:\.exe)?\s+[^\n]*-(?:enc|encodedcommand|e)\s`), "encoded PowerShell"},
 	{[]string{"rm -"}, regexp.MustCompile(`\brm\s+-[a-z]*r[a-z]*f?\s+/(?:\s|$|\*)`), "recursive delete of /"},
 	{[]string{"socat"}, regexp.MustCompile(`\bsocat\b[^\n]*exec:`), "socat exec"},
+	{[]string{"${@", "{$_get", "{$_post", "{$_request", "{$_server", "{$_cookie"}, nil, "PHP code injection"},
+	{[]string{"phpinfo(", "phpversion("}, nil, "PHP code injection"},
+	{[]string{"__class__", "__subclasses__", "__globals__", "__builtins__", "__import__", "__mro__"}, nil, "template/code injection via Python internals"},
 }
+
+// cmdTemplateProbe matches the arithmetic probes of server-side template injection: {{7*7}},
+// ${7*7}, <%= 7*7 %>, #{7*7}.
+var cmdTemplateProbe = regexp.MustCompile(`(?:\{\{|\$\{|<%=|#\{)\s*\d+\s*[*+]\s*\d+\s*(?:\}\}|\}|%>)`)
 
 // cmdCodeSink matches code-execution calls in interpreted languages; cmdSinkHints guard it.
 var (
@@ -101,6 +114,13 @@ var cmdStrong = map[string]bool{
 	"netsh": true, "sysinfo": true, "awk": true, "sed": true, "xargs": true, "chattr": true, "dd": true, "gcc": true,
 }
 
+// cmdAlone are reconnaissance commands that are never a legitimate value of an ordinary argument
+// on their own.
+var cmdAlone = map[string]bool{
+	"whoami": true, "ifconfig": true, "ipconfig": true, "netstat": true, "systeminfo": true, "sysinfo": true,
+	"uname": true, "uname -a": true, "phpinfo()": true, "phpinfo();": true, "id;": true, "whoami;": true,
+}
+
 // cmdRecon are commands that, chained onto a shell tool's command, look like an intruder rather
 // than a task.
 var cmdRecon = map[string]bool{
@@ -124,7 +144,7 @@ func (d commandDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	if c.Direction == Response {
 		return
 	}
-	shellCtx := matchTool(d.shellTools, c.Tool) || isCommandKey(v.Key)
+	shellCtx := d.shell.match(c.Tool) || isCommandKey(v.Key)
 	codeCtx := isCodeKey(v.Key)
 	var best Finding
 	consider := func(f Finding) {
@@ -136,10 +156,15 @@ func (d commandDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 		if r != v.Raw && strings.EqualFold(r, v.Raw) {
 			return true
 		}
-		if !strings.ContainsAny(r, ";|&`$\n\r<() ") {
+		if !shellCtx && !codeCtx && len(r) < 24 {
+			if t := strings.Trim(strings.TrimSpace(strings.ToLower(r)), `'" `); cmdAlone[t] {
+				consider(Finding{Severity: threat.Medium, Score: 0.5, Evidence: "command name as argument: " + excerpt(r, 0)})
+			}
+		}
+		if !strings.ContainsAny(r, ";|&`$\n\r<() \\{") {
 			return true
 		}
-		low := strings.ToLower(r)
+		low := lowerASCII(r)
 		if len(low) > 8192 {
 			low = low[:8192]
 		}
@@ -163,6 +188,11 @@ func (d commandDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 			} else {
 				consider(Finding{Severity: threat.High, Score: 0.85, Evidence: "shell command " + cmd + " in argument: " + excerpt(low, at)})
 				return false
+			}
+		}
+		if !shellCtx && !codeCtx && strings.ContainsAny(low, "{%") {
+			if loc := cmdTemplateProbe.FindStringIndex(low); loc != nil {
+				consider(Finding{Severity: threat.Medium, Score: 0.5, Evidence: "template injection probe: " + excerpt(low, loc[0])})
 			}
 		}
 		if !shellCtx && !codeCtx {
@@ -234,7 +264,10 @@ func cmdChained(s string, codeCtx bool) (int, string, bool) {
 			continue // a lone backtick is punctuation
 		}
 		arg := strings.TrimLeft(rest, " \t")
-		argLike := rest == "" || arg == "" || strings.ContainsAny(arg[:1], "-/\\\"'0123456789;|&`$%~.()") || strings.HasPrefix(arg, "c:")
+		argLike := rest == "" || arg == "" || strings.ContainsAny(arg[:1], "-/\\\"'0123456789;|&`$%~.()\n\r") || strings.HasPrefix(arg, "c:")
+		if sub, ok := cmdSubcommands[name]; ok && sub[firstWord(arg)] {
+			return start, name, true
+		}
 		if cmdStrong[name] && (argLike || strings.HasPrefix(rest, " ") || strings.HasPrefix(rest, "\t")) {
 			if len(name) <= 3 && !argLike {
 				continue // short names are common abbreviations; require a shell-shaped argument
@@ -258,7 +291,8 @@ func cmdChained(s string, codeCtx bool) (int, string, bool) {
 var cmdSubcommands = map[string]map[string]bool{
 	"net":   {"user": true, "localgroup": true, "view": true, "share": true, "use": true, "start": true, "stop": true, "accounts": true, "group": true},
 	"netsh": {"firewall": true, "advfirewall": true, "interface": true, "wlan": true},
-	"which": {"nc": true, "curl": true, "wget": true, "gcc": true, "python": true, "perl": true, "bash": true},
+	"which": {"nc": true, "curl": true, "wget": true, "gcc": true, "python": true, "perl": true, "bash": true, "netcat": true, "ncat": true, "socat": true, "python3": true, "php": true},
+	"reg":   {"add": true, "delete": true, "query": true, "save": true, "export": true},
 }
 
 func firstWord(s string) string {

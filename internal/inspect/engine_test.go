@@ -289,3 +289,36 @@ func BenchmarkDetectors(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkEngineOwn measures the engine's own work (walk, normalisation, caps, level) with no
+// detector, and with only the text-attack detectors, to separate it from the detectors' cost.
+func BenchmarkEngineOwn(b *testing.B) {
+	for _, eng := range []struct {
+		name string
+		e    *Engine
+	}{{"no_detectors", New(Config{Detectors: []Detector{}})}, {"text_detectors", New(Config{Detectors: textDetectors()})}} {
+		for _, bc := range []struct {
+			name string
+			raw  json.RawMessage
+			dir  Direction
+		}{
+			{"args_1KiB", sampleArgs(1024), Request},
+			{"result_64KiB_values", sampleArgs(64 << 10), Response},
+			{"result_64KiB_text", sampleText(64 << 10), Response},
+		} {
+			b.Run(eng.name+"/"+bc.name, func(b *testing.B) {
+				b.SetBytes(int64(len(bc.raw)))
+				b.ReportAllocs()
+				cpu := processCPU()
+				for b.Loop() {
+					if _, err := eng.e.Inspect(context.Background(), "search", bc.dir, bc.raw); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if c := processCPU() - cpu; c > 0 {
+					b.ReportMetric(float64(c)/float64(b.N)/1000, "cpu-µs/op")
+				}
+			})
+		}
+	}
+}

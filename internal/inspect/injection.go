@@ -217,7 +217,7 @@ func (a *analysis) phrases() {
 	toks := a.toks
 	for i := 0; i < len(toks); i++ {
 		c := toks[i].cls
-		if c&(wOverride|wReveal|wRole|wYou|wUnbound|wNeg|wNew|wWh|wNow) == 0 && a.word(i) != "follow" && a.word(i) != "following" && a.word(i) != "obey" && a.word(i) != "mode" && a.word(i) != "anything" {
+		if c&(wOverride|wReveal|wRole|wYou|wUnbound|wNeg|wNew|wWh|wNow|wSpecial) == 0 {
 			continue
 		}
 		end := min(a.sentenceEnd(i), i+8)
@@ -399,13 +399,21 @@ func (a *analysis) roleHijack(i, end int) {
 // answer"), or a vocative to the AI. In requests the same text is weaker evidence (a user may
 // legitimately write it), so it is capped at medium there.
 func (a *analysis) sentences() {
+	const opener = wInsert | wTask | wOverride | wReveal | wYour | wWhen | wAI | wFollowing | wAux | wWh | wRespond | wSoft
 	toks := a.toks
 	for s := 0; s < len(toks); {
-		e := a.sentenceEnd(s)
-		a.scoreSentence(s, e)
+		e := s
+		union := toks[s].cls
+		for e+1 < len(toks) && toks[e].sentEnd == 0 && !toks[e+1].sentStart {
+			e++
+			union |= toks[e].cls
+		}
+		// A sentence with none of the words the sentence rules need cannot score: skip it.
+		if union&opener != 0 {
+			a.scoreSentence(s, e)
+		}
 		s = e + 1
 	}
-	_ = toks
 }
 
 func (a *analysis) scoreSentence(s, e int) {

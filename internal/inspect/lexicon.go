@@ -42,6 +42,7 @@ const (
 	wPrep                            // in, to, into, within, at, inside, throughout
 	wPromptNoun                      // prompt, instructions, guidelines, directives: what a system prompt is called
 	wStrongOutput                    // output nouns that name the assistant's own answer (not "code", "message")
+	wSpecial                         // follow, following, obey, mode, anything: words some rules key on
 )
 
 var lexicon map[string]uint32
@@ -154,6 +155,7 @@ func initLexicon() {
 	addWords(wPromptNoun, `prompt prompts instructions instruction guidelines directives system-prompt systemprompt
 		preprompt pre-prompt rules instrucciones consignes anweisungen instruktionen instruções instrucoes
 		istruzioni инструкции промпт`)
+	addWords(wSpecial, `follow following obey mode anything`)
 	addWords(wPrep, `in to into within at inside throughout en dans in na nella в`)
 }
 

@@ -83,7 +83,7 @@ var sqlTypography = strings.NewReplacer("\u2019", "'", "\u2018", "'", "\u2032", 
 	"\u201c", `"`, "\u201d", `"`, "\u2033", `"`, "\u2013", "--", "\u2014", "--")
 
 func sqlReading(r string, dbContext bool) (Finding, bool) {
-	lower := strings.ToLower(r)
+	lower := lowerASCII(r)
 	if hasNonASCII(lower) {
 		lower = sqlTypography.Replace(lower)
 	}
