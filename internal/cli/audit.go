@@ -117,6 +117,9 @@ func auditVerify(ctx context.Context, std Stdio, args []string) int {
 	keyFile := *pubkey
 	if keyFile == "" {
 		keyFile = filepath.Join(*data, ledger.PublicKeysFile)
+		// Keys read from beside the log prove only that the log matches them: whoever can
+		// rewrite the log can rewrite that file too.
+		fmt.Fprintf(std.Err, "note: trusting the public keys in %s; an auditor passes --pubkey with their own copy\n", keyFile)
 	}
 	keys, err := ledger.ReadPublicKeys(keyFile)
 	if err != nil || len(keys) == 0 {
