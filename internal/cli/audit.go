@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/portcullis-ai/portcullis/internal/app"
 	"github.com/portcullis-ai/portcullis/internal/ledger"
 	"github.com/portcullis-ai/portcullis/internal/store/sqlite"
 )
@@ -23,8 +24,8 @@ import (
 // otherwise.
 const DefaultDataDir = "./portcullis-data"
 
-// LedgerDBFile is the SQLite ledger's file name inside the data directory.
-const LedgerDBFile = "ledger.db"
+// LedgerDBFile is the SQLite ledger's file name inside the data directory: the one the gateway writes.
+const LedgerDBFile = app.LedgerFile
 
 type auditCmd struct {
 	summary string
