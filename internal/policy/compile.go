@@ -312,7 +312,7 @@ func dayMask(days []time.Weekday) uint8 {
 func compilePolicy(p *Policy) (*cpolicy, error) {
 	var errs ErrorList
 	bad := func(pos Pos, key, format string, args ...any) {
-		errs = append(errs, &Error{Pos: pos, Key: key, Msg: fmt.Sprintf(format, args...)})
+		errs = append(errs, &Error{Pos: pos, Key: key, Msg: fmt.Sprintf(format, args...), Hint: "build policies with Parse, which validates every value"})
 	}
 	cp := &cpolicy{src: p, def: Deny, enforce: DefaultEnforcement}
 	if p.HasDefault {

@@ -251,6 +251,9 @@ type parser struct {
 func (p *parser) pos(n *yaml.Node) Pos { return Pos{File: p.file, Line: n.Line, Col: n.Column} }
 
 func (p *parser) errorf(n *yaml.Node, key, hint, format string, args ...any) {
+	if hint == "" {
+		hint = "see docs/policy-language.md (or docs/policy.schema.json) for the keys and types allowed here"
+	}
 	p.errs = append(p.errs, &Error{Pos: p.pos(n), Key: key, Msg: fmt.Sprintf(format, args...), Hint: hint})
 }
 

@@ -207,3 +207,22 @@ func TestDuplicateAgentAcrossFiles(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// TestEveryErrorHasAHint: each problem the loader reports comes with a hint line.
+func TestEveryErrorHasAHint(t *testing.T) {
+	for _, src := range []string{
+		"agent_id: a\nrules: {}\n", "agent_id: \"\"\n", "agent_id: a\nrules:\n  - name: r\n    tool: t\n    action: ALLOW\n    conditions:\n      - time_context: {call_count_exceeds: {window_minutes: 5}}\n",
+		"agent_id: a\nenforcement: [{decision: ALLOW}]\n", "agent_id: a\nbusiness_hours: []\n",
+	} {
+		_, err := Parse("p.yaml", []byte(src))
+		var list ErrorList
+		if !errors.As(err, &list) {
+			t.Fatalf("%q: %v", src, err)
+		}
+		for _, e := range list {
+			if e.Hint == "" {
+				t.Errorf("%q: error without hint: %v", src, e)
+			}
+		}
+	}
+}
