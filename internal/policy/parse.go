@@ -535,11 +535,13 @@ func (p *parser) pattern(n *yaml.Node, path string, whole bool) (Pattern, bool) 
 	if plainName(s) {
 		return Pattern{Pos: p.pos(n), Source: s}, true
 	}
-	src := s
-	if whole {
-		src = "^(?:" + s + ")$"
+	// Validate the pattern on its own (wrapped as text, a fragment such as "a)|(.*" would compile
+	// and escape the whole-name anchoring), then in its anchored form.
+	_, err := regexp.Compile(s)
+	if err == nil && whole {
+		_, err = anchored(s)
 	}
-	if _, err := regexp.Compile(src); err != nil {
+	if err != nil {
 		msg := strings.TrimPrefix(err.Error(), "error parsing regexp: ")
 		p.errorf(n, path, "patterns are RE2 (no look-around or back-references); escape literal dots as \\\\. inside double quotes", "invalid regular expression %q: %s", clip(s), msg)
 		return Pattern{}, false

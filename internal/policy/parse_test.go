@@ -226,3 +226,23 @@ func TestEveryErrorHasAHint(t *testing.T) {
 		}
 	}
 }
+
+// TestToolPatternCannotEscapeAnchoring: a fragment that is only valid once wrapped in ^(?:…)$
+// is rejected, so `tool: "x)|(.*"` cannot turn into "anything".
+func TestToolPatternCannotEscapeAnchoring(t *testing.T) {
+	for _, pat := range []string{"x)|(.*", ")(", "a)(b"} {
+		_, err := Parse("p.yaml", []byte(fmt.Sprintf("agent_id: a\nrules:\n  - {name: r, tool: %q, action: ALLOW}\n", pat)))
+		if err == nil || !strings.Contains(err.Error(), "invalid regular expression") {
+			t.Errorf("tool %q: err = %v", pat, err)
+		}
+	}
+}
+
+func TestToolPatternQuoted(t *testing.T) {
+	set := mustSet(t, "agent_id: a\nrules:\n  - {name: r, tool: '\\Qab)|.*', action: ALLOW}\n")
+	for tool, want := range map[string]Action{"ab)|.*": Allow, "ab)|.*x": Deny, "anything": Deny} {
+		if d := set.Evaluate(&Request{Agent: Agent{ID: "a"}, Tool: tool, Time: tue10}); d.Action != want {
+			t.Errorf("tool %q: %v, want %v", tool, d.Action, want)
+		}
+	}
+}
