@@ -60,7 +60,7 @@ func (nosqlDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 		}
 	}
 	var best Finding
-	readings(v, func(r string) bool {
+	foldedReadings(v, func(r string) bool {
 		if !strings.ContainsAny(r, "$'\"|;") && !strings.Contains(r, "db.") {
 			return true
 		}
