@@ -66,8 +66,9 @@ type Config struct {
 }
 
 func (c *Config) withDefaults() {
+	// Zero or negative caps mean the default: a cap can be raised, never switched off.
 	def := func(p *int, v int) {
-		if *p == 0 {
+		if *p <= 0 {
 			*p = v
 		}
 	}
@@ -76,12 +77,14 @@ func (c *Config) withDefaults() {
 	def(&c.MaxValues, 20000)
 	def(&c.MaxDecodedBytes, 1<<20)
 	def(&c.MaxFindings, 256)
-	def(&c.LargePayload, 256<<10)
+	if c.LargePayload == 0 {
+		c.LargePayload = 256 << 10 // negative disables the large-payload check
+	}
 	def(&c.Limits.MaxLayers, DefaultLimits.MaxLayers)
 	def(&c.Limits.MaxDecodedBytes, DefaultLimits.MaxDecodedBytes)
 	def(&c.Limits.MaxDecodeDepth, DefaultLimits.MaxDecodeDepth)
 	def(&c.Limits.MinBlob, DefaultLimits.MinBlob)
-	if c.TimeBudget == 0 {
+	if c.TimeBudget <= 0 {
 		c.TimeBudget = 50 * time.Millisecond
 	}
 	if c.CapSeverity == threat.None {
