@@ -191,6 +191,7 @@ type state struct {
 	capped   bool
 	values   int
 	decoded  int
+	lim      Limits
 	deadline time.Time
 	ctx      context.Context
 	ctxErr   error
@@ -281,7 +282,8 @@ func (st *state) visit(path []byte, key, s string, isKey bool) error {
 		}
 	}
 	v := &st.sc.val
-	lim := cfg.Limits
+	lim := &st.lim // in the (already heap-allocated) state: no allocation per value
+	*lim = cfg.Limits
 	if rest := cfg.MaxDecodedBytes - st.decoded; rest < lim.MaxDecodedBytes {
 		lim.MaxDecodedBytes = max(rest, 0)
 	}
@@ -289,7 +291,7 @@ func (st *state) visit(path []byte, key, s string, isKey bool) error {
 	if isKey {
 		k = ""
 	}
-	if normalizeValue(v, string(path), k, s, &lim) {
+	if normalizeValue(v, string(path), k, s, lim) {
 		st.capFinding(v.Path, "decoded readings of this value exceed the decoding cap")
 	}
 	v.IsKey = isKey
