@@ -164,7 +164,7 @@ func (d commandDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 		if !strings.ContainsAny(r, ";|&`$\n\r<() \\{") {
 			return true
 		}
-		low := strings.ToLower(r)
+		low := lowerASCII(r)
 		if len(low) > 8192 {
 			low = low[:8192]
 		}

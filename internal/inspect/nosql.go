@@ -64,7 +64,7 @@ func (nosqlDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 		if !strings.ContainsAny(r, "$'\"|;") && !strings.Contains(r, "db.") {
 			return true
 		}
-		r = strings.ToLower(r)
+		r = lowerASCII(r)
 		if len(r) > 4096 {
 			r = r[:4096]
 		}

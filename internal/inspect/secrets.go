@@ -279,7 +279,7 @@ func scanGenericSecrets(s, key string, emit func(string, threat.Level, float64, 
 	if !strings.ContainsAny(s, "=:") {
 		return
 	}
-	lower := strings.ToLower(s)
+	lower := lowerASCII(s)
 	windows := 0
 	covered := -1
 	for _, kw := range secretKeywords {
