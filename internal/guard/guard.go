@@ -127,6 +127,22 @@ func New(o Options) (*Guard, error) {
 	return g, nil
 }
 
+// Authenticate verifies an agent's credentials for a transport that will ask several questions in
+// one exchange (filter the tools it offers, then decide each proposed call). A failure is recorded
+// as a denial — an attempt with a bad credential is evidence — and the transport refuses the
+// exchange.
+func (g *Guard) Authenticate(ctx context.Context, source string, creds identity.Credentials) (*identity.Agent, error) {
+	agent, err := g.auth.Verify(ctx, creds)
+	if err == nil {
+		return agent, nil
+	}
+	d := &Decision{ID: NewDecisionID()}
+	rec := &ledger.Record{Kind: ledger.KindDecision, Time: g.now(), DecisionID: d.ID, Source: source,
+		Agent: &ledger.Principal{ID: creds.ClaimedAgent, Verified: false}}
+	g.deny(ctx, d, rec, nil, CodeUnauthenticated, fmt.Errorf("authenticate agent: %w", err), identity.Code(err))
+	return nil, err
+}
+
 // SetToolClassifications replaces the per-tool data classifications (configuration reload).
 func (g *Guard) SetToolClassifications(m map[string]string) {
 	if m == nil {
@@ -140,8 +156,12 @@ type Request struct {
 	// RequestID is the transport's own identifier (a JSON-RPC id, an HTTP request id), for correlation.
 	RequestID string
 	// Source names the transport: "http", "mcp", "llm", "sdk".
-	Source       string
-	Credentials  identity.Credentials
+	Source      string
+	Credentials identity.Credentials
+	// Agent, when set, is the agent this transport already authenticated for the same exchange
+	// with Authenticate (an LLM response proposing several tool calls is one signed request:
+	// verifying its signature again would be a replay). Credentials are then not verified again.
+	Agent        *identity.Agent
 	UserToken    string
 	AssertedUser *identity.AssertedUser
 	Tool         string
@@ -233,7 +253,10 @@ func (g *Guard) Check(ctx context.Context, req Request) (d *Decision) {
 		t := g.now()
 		*dst, mark = t.Sub(mark), t
 	}
-	agent, err := g.auth.Verify(ctx, req.Credentials)
+	agent, err := req.Agent, error(nil)
+	if agent == nil {
+		agent, err = g.auth.Verify(ctx, req.Credentials)
+	}
 	if err != nil {
 		rec.Agent = &ledger.Principal{ID: req.Credentials.ClaimedAgent, Verified: false}
 		return g.deny(ctx, d, rec, secretPaths, CodeUnauthenticated, fmt.Errorf("authenticate agent: %w", err), identity.Code(err))

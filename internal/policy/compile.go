@@ -49,7 +49,7 @@ func (s *Set) RuleCount() int { return s.rules }
 
 // maxCachedTools bounds the per-policy memo of "tool name → candidate rules" for names that are
 // not written literally in any rule, so random tool names cannot grow memory without bound.
-const maxCachedTools = 4096
+const maxCachedTools = 1024
 
 // maxPrematch bounds compile-time matching of pattern rules against literal tool names.
 const maxPrematch = 4_000_000
@@ -83,12 +83,9 @@ type cpolicy struct {
 	toolClass      map[string]int
 }
 
-// cands is the candidate rules for one tool name. verified means every listed rule's tool
-// patterns are known to match the name; otherwise each is checked at evaluation (kept for
-// index shapes that list rules before matching them).
+// cands is the rules whose tool patterns (and not_tool patterns) cover one tool name, in file order.
 type cands struct {
-	idx      []int32
-	verified bool
+	idx []int32
 }
 
 type matchKind uint8
@@ -461,7 +458,7 @@ func (cp *cpolicy) buildIndex() {
 // compute merges, in file order, the exact-only rules listing tool with the pattern rules matching it.
 func (cp *cpolicy) compute(tool string) *cands {
 	ex := cp.exactRules[tool]
-	c := &cands{verified: true, idx: make([]int32, 0, len(ex))}
+	c := &cands{idx: make([]int32, 0, len(ex))}
 	dyn := cp.noPrefix
 	if len(cp.byPrefix) > 0 {
 		dyn = append([]int32(nil), cp.noPrefix...)

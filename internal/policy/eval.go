@@ -42,9 +42,6 @@ func (s *Set) Evaluate(req *Request) (d Decision) {
 		if baseIdx >= 0 && !r.action.StricterThan(base) {
 			continue // cannot change the decision; ties go to the earlier rule
 		}
-		if !c.verified && !r.matchesTool(req.Tool) {
-			continue
-		}
 		if p.applies(r, req, now, nil) {
 			base, baseIdx = r.action, i
 			if base == Deny {
@@ -63,9 +60,6 @@ func (s *Set) Evaluate(req *Request) (d Decision) {
 			stricter := r.action.StricterThan(cur)
 			earlierTie := r.action == cur && curIdx >= 0 && i < curIdx
 			if !stricter && !earlierTie {
-				continue
-			}
-			if !c.verified && !r.matchesTool(req.Tool) {
 				continue
 			}
 			if p.applies(r, req, now, nil) {

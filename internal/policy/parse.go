@@ -289,7 +289,21 @@ func (p *parser) fields(n *yaml.Node, path string, allowed []string) ([]kv, bool
 		return nil, false
 	}
 	out := make([]kv, 0, len(n.Content)/2)
-	seen := map[string]bool{}
+	var seen map[string]bool // only for large mappings; small ones are checked by a scan of out
+	if len(n.Content) > 32 {
+		seen = map[string]bool{}
+	}
+	isDup := func(key string) bool {
+		if seen != nil {
+			return seen[key]
+		}
+		for _, e := range out {
+			if e.key == key {
+				return true
+			}
+		}
+		return false
+	}
 	ok := true
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
@@ -299,12 +313,14 @@ func (p *parser) fields(n *yaml.Node, path string, allowed []string) ([]kv, bool
 			continue
 		}
 		key := k.Value
-		if seen[key] {
+		if isDup(key) {
 			p.errorf(k, join(path, key), "remove one of the two; YAML keeps only one and the policy would be ambiguous", "duplicate key %q", key)
 			ok = false
 			continue
 		}
-		seen[key] = true
+		if seen != nil {
+			seen[key] = true
+		}
 		if allowed != nil && !contains(allowed, key) {
 			p.errorf(k, join(path, key), unknownHint(key, allowed), "unknown key %q", key)
 			ok = false
@@ -810,7 +826,7 @@ func (p *parser) rules(n *yaml.Node, levels []string) []*Rule {
 	out := make([]*Rule, 0, len(n.Content))
 	names := map[string]Pos{}
 	for i, item := range n.Content {
-		r := p.rule(item, fmt.Sprintf("rules[%d]", i), levels)
+		r := p.rule(item, "rules["+strconv.Itoa(i)+"]", levels)
 		if r == nil {
 			continue
 		}

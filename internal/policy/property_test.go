@@ -132,7 +132,7 @@ func withThreat(req *Request, lvl int, mask int) *Request {
 func TestPropertyThreatOnlyTightens(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	policies, checks := 0, 0
-	for policies < 120 {
+	for policies < 100 {
 		src := randomPolicy(r)
 		f, err := Parse("rand.yaml", []byte(src))
 		if err != nil {
@@ -143,7 +143,7 @@ func TestPropertyThreatOnlyTightens(t *testing.T) {
 			t.Fatal(err)
 		}
 		policies++
-		for range 20 {
+		for range 15 {
 			req := randomRequest(r)
 			var dec [5][8]Decision
 			for lvl := range 5 {

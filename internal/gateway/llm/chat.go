@@ -252,6 +252,9 @@ func (s *chatStream) event(ev sseEvent, out *sseWriter) (bool, error) {
 			return false, malformed("a chunk choice without an index")
 		}
 		c := s.choice(idx)
+		if _, ok := ch["message"]; ok {
+			return false, malformed("a stream chunk carrying a whole message")
+		}
 		delta, err := ch.obj("delta")
 		if err != nil {
 			return false, malformed("a chunk choice whose delta is not an object")

@@ -225,19 +225,6 @@ func (s *responsesStream) event(ev sseEvent, out *sseWriter) (bool, error) {
 	case typ == "error":
 		s.emit(out, typ, data, ev.data)
 		return true, nil
-	case typ == "response.created" || typ == "response.in_progress" || typ == "response.queued":
-		// Items arrive as output_item events; a call already in the response would bypass them.
-		if resp, err := data.obj("response"); err == nil && resp != nil {
-			items, err := resp.objs("output")
-			if err != nil {
-				return false, malformed("%s whose output is not an array of items", typ)
-			}
-			for _, it := range items {
-				if ok, _, _, _ := checkedItem(it); ok {
-					return false, malformed("%s with a tool call already in its output", typ)
-				}
-			}
-		}
 	case typ == "response.output_item.added":
 		item, err := data.obj("item")
 		if err != nil || item == nil || !hasIdx {
@@ -315,12 +302,40 @@ func (s *responsesStream) event(ev sseEvent, out *sseWriter) (bool, error) {
 		s.terminal = true
 		return true, nil
 	}
+	// Any other event must not carry a call past the checks above (fail closed on event
+	// types this gateway does not know).
+	if it, err := data.obj("item"); err != nil || (it != nil && isChecked(it)) {
+		return false, malformed("a %s event carrying a tool call outside output_item events", typ)
+	}
+	if resp, err := data.obj("response"); err != nil || (resp != nil && hasCheckedOutput(resp)) {
+		return false, malformed("a %s event whose response carries a tool call", typ)
+	}
 	if s.open > 0 {
 		s.queue = append(s.queue, rqueued{data: data, raw: ev.data, name: typ, item: -1})
 		return false, nil
 	}
 	s.emit(out, typ, data, ev.data)
 	return false, nil
+}
+
+func isChecked(item object) bool {
+	ok, _, _, _ := checkedItem(item)
+	return ok
+}
+
+// hasCheckedOutput reports whether a response object's output holds a call (or is not an
+// array of items, which cannot be checked).
+func hasCheckedOutput(resp object) bool {
+	items, err := resp.objs("output")
+	if err != nil {
+		return true
+	}
+	for _, it := range items {
+		if isChecked(it) {
+			return true
+		}
+	}
+	return false
 }
 
 func mustUnquote(v json.RawMessage) string {
