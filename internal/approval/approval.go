@@ -55,6 +55,7 @@ const (
 	DefaultExpiry   = 15 * time.Minute // how long a request may stay pending
 	DefaultGrantTTL = 15 * time.Minute // how long an approved grant may wait to be redeemed
 	MaxRequired     = 10               // upper bound on N in N-of-M
+	MaxComment      = 4096             // bytes of an approver's comment
 )
 
 // Sentinel errors callers branch on. The HTTP layer maps them to status codes and stable codes
@@ -75,6 +76,7 @@ var (
 	ErrOutOfScope    = errors.New("approval: approver not scoped for this agent or tool")
 	ErrDuplicateVote = errors.New("approval: approver already voted")
 	ErrRecord        = errors.New("approval: recording the event failed")
+	ErrPolicyDenied  = errors.New("approval: the current policy denies the call")
 )
 
 // Code returns a stable string code for err, for API responses and ledger records.
@@ -83,12 +85,13 @@ func Code(err error) string {
 		err  error
 		code string
 	}{
-		{ErrNotFound, "not_found"}, {ErrExists, "exists"}, {ErrInvalid, "invalid"},
+		{ErrNotFound, "not_found"}, {ErrExists, "exists"}, {ErrInvalid, "invalid"}, {ErrCanonical, "invalid"},
 		{ErrConflict, "conflict"}, {ErrFinal, "already_resolved"}, {ErrPending, "pending"},
 		{ErrDenied, "denied"}, {ErrExpired, "expired"}, {ErrConsumed, "consumed"},
 		{ErrMismatch, "mismatch"}, {ErrSelfApproval, "self_approval"},
 		{ErrAgentApprover, "agent_approver"}, {ErrOutOfScope, "out_of_scope"},
 		{ErrDuplicateVote, "duplicate_vote"}, {ErrRecord, "record_failed"},
+		{ErrPolicyDenied, "policy_denied"},
 	} {
 		if errors.Is(err, c.err) {
 			return c.code
@@ -204,6 +207,8 @@ func (r *Request) Validate() error {
 		return fmt.Errorf("%w: empty agent", ErrInvalid)
 	case r.Tool == "":
 		return fmt.Errorf("%w: empty tool", ErrInvalid)
+	case len(r.Params) == 0:
+		return fmt.Errorf("%w: no parameters to show approvers", ErrInvalid)
 	case len(r.ParamsDigest) != len(DigestPrefix)+64 || r.ParamsDigest[:len(DigestPrefix)] != DigestPrefix:
 		return fmt.Errorf("%w: malformed params digest %q", ErrInvalid, r.ParamsDigest)
 	case r.Required < 1 || r.Required > MaxRequired:

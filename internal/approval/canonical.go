@@ -2,11 +2,12 @@ package approval
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -103,6 +104,12 @@ func (p *canonParser) value(depth int) error {
 	case c == '[':
 		return p.array(depth + 1)
 	case c == '"':
+		// Fast path: a string without escapes is already canonical as written (its bytes were
+		// validated by rawStr), so it is copied through without decoding.
+		if raw, ok, err := p.rawStr(); err != nil || ok {
+			p.out = append(p.out, raw...)
+			return err
+		}
 		s, err := p.str()
 		if err != nil {
 			return err
@@ -170,6 +177,33 @@ func (p *canonParser) digits() int {
 		n++
 	}
 	return n
+}
+
+// rawStr reads the JSON string at p.pos if it holds no escapes and no characters that need
+// one, returning its quoted bytes; ok is false (and p.pos unchanged) when it needs decoding.
+// DEL and U+2028/2029 need no escape in RFC 8785, so a plain string is already canonical.
+func (p *canonParser) rawStr() (raw []byte, ok bool, err error) {
+	i := p.pos + 1
+	for i < len(p.in) {
+		c := p.in[i]
+		switch {
+		case c == '"':
+			raw = p.in[p.pos : i+1]
+			p.pos = i + 1
+			return raw, true, nil
+		case c == '\\' || c < 0x20:
+			return nil, false, nil
+		case c < utf8.RuneSelf:
+			i++
+		default:
+			r, size := utf8.DecodeRune(p.in[i:])
+			if r == utf8.RuneError && size <= 1 {
+				return nil, false, nil // str reports it with its offset
+			}
+			i += size
+		}
+	}
+	return nil, false, nil
 }
 
 // str reads a JSON string at p.pos and returns its decoded value.
@@ -312,9 +346,8 @@ func (p *canonParser) array(depth int) error {
 }
 
 type canonMember struct {
-	key   string
-	key16 []uint16
-	value []byte
+	key        string
+	start, end int // the member's rendered value in the object's output region
 }
 
 func (p *canonParser) object(depth int) error {
@@ -328,34 +361,56 @@ func (p *canonParser) object(depth int) error {
 		p.out = append(p.out, '{', '}')
 		return nil
 	}
-	// Members are rendered into their own buffers, then sorted and concatenated.
-	outer := p.out
+	// Values are rendered one after another at the end of p.out, then the region is
+	// rearranged in key order.
+	base := len(p.out)
 	var members []canonMember
-	seen := make(map[string]struct{})
+	var seen map[string]struct{}
 	for {
 		p.skipSpace()
 		if p.pos >= len(p.in) || p.in[p.pos] != '"' {
 			return p.errorf("expected a string key in object")
 		}
-		key, err := p.str()
-		if err != nil {
+		var key string
+		if raw, ok, err := p.rawStr(); err != nil {
+			return err
+		} else if ok {
+			key = string(raw[1 : len(raw)-1])
+		} else if key, err = p.str(); err != nil {
 			return err
 		}
-		if _, dup := seen[key]; dup {
-			return p.errorf("duplicate key %q", key)
+		// Small objects (the common case) are checked by scanning; large ones by a map, so a
+		// hostile object with many keys stays linear.
+		if seen != nil {
+			if _, dup := seen[key]; dup {
+				return p.errorf("duplicate key %q", key)
+			}
+			seen[key] = struct{}{}
+		} else {
+			for _, m := range members {
+				if m.key == key {
+					return p.errorf("duplicate key %q", key)
+				}
+			}
+			if len(members) == 16 {
+				seen = make(map[string]struct{}, 64)
+				for _, m := range members {
+					seen[m.key] = struct{}{}
+				}
+				seen[key] = struct{}{}
+			}
 		}
-		seen[key] = struct{}{}
 		p.skipSpace()
 		if p.pos >= len(p.in) || p.in[p.pos] != ':' {
 			return p.errorf("expected ':' after object key")
 		}
 		p.pos++
 		p.skipSpace()
-		p.out = nil
+		start := len(p.out)
 		if err := p.value(depth); err != nil {
 			return err
 		}
-		members = append(members, canonMember{key: key, key16: utf16.Encode([]rune(key)), value: p.out})
+		members = append(members, canonMember{key: key, start: start - base, end: len(p.out) - base})
 		p.skipSpace()
 		if p.pos >= len(p.in) {
 			return p.errorf("unterminated object")
@@ -369,27 +424,43 @@ func (p *canonParser) object(depth int) error {
 		}
 		p.pos++
 	}
-	sort.Slice(members, func(i, j int) bool { return lessUTF16(members[i].key16, members[j].key16) })
-	out := append(outer, '{')
+	slices.SortFunc(members, func(a, b canonMember) int { return compareUTF16(a.key, b.key) })
+	values := append([]byte(nil), p.out[base:]...)
+	out := append(p.out[:base], '{')
 	for i, m := range members {
 		if i > 0 {
 			out = append(out, ',')
 		}
 		out = appendCanonString(out, m.key)
 		out = append(out, ':')
-		out = append(out, m.value...)
+		out = append(out, values[m.start:m.end]...)
 	}
 	p.out = append(out, '}')
 	return nil
 }
 
-func lessUTF16(a, b []uint16) bool {
-	for i := 0; i < len(a) && i < len(b); i++ {
-		if a[i] != b[i] {
-			return a[i] < b[i]
+// compareUTF16 orders two strings by their UTF-16 code units (RFC 8785 §3.2.3) without
+// converting them: code-point order differs from UTF-16 order only when a character at or
+// above U+10000 (a surrogate pair, 0xD800–0xDBFF first) meets one in U+E000–U+FFFF.
+func compareUTF16(a, b string) int {
+	for a != "" && b != "" {
+		ra, na := utf8.DecodeRuneInString(a)
+		rb, nb := utf8.DecodeRuneInString(b)
+		if ra != rb {
+			return cmp.Compare(utf16First(ra), utf16First(rb))*2 + cmp.Compare(ra, rb)
 		}
+		a, b = a[na:], b[nb:]
 	}
-	return len(a) < len(b)
+	return cmp.Compare(len(a), len(b))
+}
+
+// utf16First is the first UTF-16 code unit of r.
+func utf16First(r rune) rune {
+	if r >= 0x10000 {
+		hi, _ := utf16.EncodeRune(r)
+		return hi
+	}
+	return r
 }
 
 // appendCanonString appends s (valid UTF-8) as an RFC 8785 string literal.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -95,6 +96,48 @@ func TestCanonicalizeDepthLimitInclusive(t *testing.T) {
 	in := strings.Repeat(`{"a":`, MaxCanonicalDepth) + "1" + strings.Repeat("}", MaxCanonicalDepth)
 	if _, err := Canonicalize([]byte(in)); err != nil {
 		t.Fatalf("depth %d refused: %v", MaxCanonicalDepth, err)
+	}
+}
+
+// TestCanonicalizeLargeObject: many keys, sorted, duplicates found past the small-object scan.
+func TestCanonicalizeLargeObject(t *testing.T) {
+	const n = 50_000
+	var b strings.Builder
+	b.WriteString("{")
+	for i := n - 1; i >= 0; i-- {
+		if i != n-1 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `"k%07d":%d`, i, i)
+	}
+	b.WriteString("}")
+	out, err := Canonicalize([]byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(out, []byte(`{"k0000000":0,"k0000001":1,`)) || !bytes.HasSuffix(out, []byte(`"k0049999":49999}`)) {
+		t.Errorf("large object not sorted: %.60s … %.60s", out, out[len(out)-60:])
+	}
+	dup := `{"a0":0,"a1":1,"a2":2,"a3":3,"a4":4,"a5":5,"a6":6,"a7":7,"a8":8,"a9":9,"b0":0,"b1":1,"b2":2,"b3":3,"b4":4,"b5":5,"b6":6,"b7":7,"a3":3}`
+	if _, err := Canonicalize([]byte(dup)); !errors.Is(err, ErrCanonical) {
+		t.Errorf("duplicate after 18 keys: err = %v", err)
+	}
+}
+
+func TestCompareUTF16(t *testing.T) {
+	tests := []struct {
+		a, b string
+		want int
+	}{
+		{"a", "b", -1}, {"b", "a", 1}, {"a", "a", 0}, {"a", "ab", -1},
+		{"\ufb33", "\U0001F600", 1}, // code-point order would say -1
+		{"\U0001F600", "\U0001F601", -1},
+		{"\u00e9", "\u20ac", -1},
+	}
+	for _, tt := range tests {
+		if got := compareUTF16(tt.a, tt.b); (got > 0) != (tt.want > 0) || (got < 0) != (tt.want < 0) {
+			t.Errorf("compareUTF16(%q, %q) = %d, want sign of %d", tt.a, tt.b, got, tt.want)
+		}
 	}
 }
 

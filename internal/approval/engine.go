@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/portcullis-ai/portcullis/internal/inspect"
 	"github.com/portcullis-ai/portcullis/internal/threat"
@@ -171,6 +172,9 @@ func (e *Engine) vote(ctx context.Context, id string, a Approver, approve bool, 
 	if approve {
 		op = "approve"
 	}
+	if len(comment) > MaxComment || !utf8.ValidString(comment) {
+		return Request{}, fmt.Errorf("%s %s: %w: comment must be valid UTF-8 of at most %d bytes", op, id, ErrInvalid, MaxComment)
+	}
 	if a.Kind == Human && e.isAgent != nil {
 		agent, err := e.isAgent(ctx, a.ID)
 		if err != nil {
@@ -293,6 +297,29 @@ func (e *Engine) Redeem(ctx context.Context, id string, k Key) (Request, error) 
 		return r, fmt.Errorf("redeem %s: %w", id, ErrExpired)
 	}
 	return r, nil
+}
+
+// Resume is the pipeline's resume path for a call that carries approval id, given how the
+// policy current now decides the call (the re-evaluation always happens first):
+//
+//   - DENY: not run (ErrPolicyDenied); the grant is untouched and expires unused, recorded.
+//   - ALLOW or LOG: run; the policy no longer needs approval, so the grant is untouched.
+//   - CONSTRAIN: run only if Redeem consumes the grant for exactly this call.
+//
+// run is true only when the call may proceed; any error means it may not.
+func (e *Engine) Resume(ctx context.Context, id string, current Verdict, k Key) (run bool, err error) {
+	switch current {
+	case Deny:
+		return false, fmt.Errorf("resume %s: %w", id, ErrPolicyDenied)
+	case Allow, Log:
+		return true, nil
+	case Constrain:
+		if _, err := e.Redeem(ctx, id, k); err != nil {
+			return false, fmt.Errorf("resume: %w", err)
+		}
+		return true, nil
+	}
+	return false, fmt.Errorf("resume %s: %w: decision %q", id, ErrInvalid, current)
 }
 
 func (e *Engine) match(r *Request, k Key) error {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -352,45 +353,31 @@ func TestStrictPolicyVersion(t *testing.T) {
 	}
 }
 
-// TestPolicyChangedToDeny follows the pipeline's resume path: the call is re-evaluated under
-// the policy current at resume time, and only a CONSTRAIN re-evaluation may redeem the grant.
-// After the policy changes to DENY the approved grant is never redeemed, so it expires unused
-// and the ledger says so; changing the policy back later does not resurrect it.
+// TestPolicyChangedToDeny: the policy changes to DENY between request and approval. On resume
+// the call is re-evaluated under the current policy and denied although approved; the grant is
+// never redeemed, expires unused and the ledger says so; changing the policy back afterwards
+// does not resurrect it.
 func TestPolicyChangedToDeny(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
 		e, rec, _ := newTestEngine(t)
-		policy := map[string]string{"v7": "CONSTRAIN", "v8": "DENY"}
-		current := "v7"
-		ran := 0
-		resume := func(id string, k Key) error {
-			k.PolicyVersion = current
-			switch policy[current] {
-			case "DENY":
-				return errors.New("denied by current policy")
-			case "CONSTRAIN":
-				if _, err := e.Redeem(ctx, id, k); err != nil {
-					return err
-				}
-			}
-			ran++
-			return nil
-		}
-		r := mustRequest(t, e, transferInput())
-		current = "v8" // the policy changes while the request waits
+		r := mustRequest(t, e, transferInput()) // decided CONSTRAIN under v7
 		if _, err := e.Approve(ctx, r.ID, alice, "ok"); err != nil {
 			t.Fatal(err)
 		}
-		if err := resume(r.ID, keyFor(t, r)); err == nil {
-			t.Fatal("resume under a DENY policy ran the tool")
+		k := keyFor(t, r)
+		k.PolicyVersion = "v8" // v8 denies the call
+		run, err := e.Resume(ctx, r.ID, Deny, k)
+		if run || !errors.Is(err, ErrPolicyDenied) {
+			t.Fatalf("Resume under DENY: run %v err %v", run, err)
+		}
+		if got, _ := e.Get(ctx, r.ID); got.State != Approved {
+			t.Fatalf("denied resume touched the grant: %s", got.State)
 		}
 		time.Sleep(DefaultGrantTTL)
-		current = "v7"
-		if err := resume(r.ID, keyFor(t, r)); !errors.Is(err, ErrExpired) {
-			t.Fatalf("resume after grant expiry: err = %v, want ErrExpired", err)
-		}
-		if ran != 0 {
-			t.Errorf("tool ran %d times", ran)
+		k.PolicyVersion = "v9" // back to CONSTRAIN, too late
+		if run, err := e.Resume(ctx, r.ID, Constrain, k); run || !errors.Is(err, ErrExpired) {
+			t.Fatalf("Resume after grant expiry: run %v err %v", run, err)
 		}
 		if diff := cmp.Diff([]string{
 			"approval_requested:>pending:payments-agent",
@@ -400,6 +387,48 @@ func TestPolicyChangedToDeny(t *testing.T) {
 			t.Errorf("events (-want +got):\n%s", diff)
 		}
 	})
+}
+
+func TestResume(t *testing.T) {
+	tests := []struct {
+		name    string
+		current Verdict
+		approve bool
+		wantRun bool
+		wantErr error
+		state   State // afterwards
+	}{
+		{"constrain with grant runs once", Constrain, true, true, nil, Consumed},
+		{"constrain without approval", Constrain, false, false, ErrPending, Pending},
+		{"deny", Deny, true, false, ErrPolicyDenied, Approved},
+		{"now allowed", Allow, true, true, nil, Approved},
+		{"now logged", Log, false, true, nil, Pending},
+		{"unknown decision", "MAYBE", true, false, ErrInvalid, Approved},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			e, _, _ := newTestEngine(t)
+			r := mustRequest(t, e, transferInput())
+			if tt.approve {
+				if _, err := e.Approve(ctx, r.ID, alice, ""); err != nil {
+					t.Fatal(err)
+				}
+			}
+			run, err := e.Resume(ctx, r.ID, tt.current, keyFor(t, r))
+			if run != tt.wantRun || (tt.wantErr == nil) != (err == nil) || (tt.wantErr != nil && !errors.Is(err, tt.wantErr)) {
+				t.Fatalf("Resume = %v, %v; want %v, %v", run, err, tt.wantRun, tt.wantErr)
+			}
+			if got, _ := e.Get(ctx, r.ID); got.State != tt.state {
+				t.Errorf("state afterwards %s, want %s", got.State, tt.state)
+			}
+			if tt.state == Consumed {
+				if run, err := e.Resume(ctx, r.ID, tt.current, keyFor(t, r)); run || !errors.Is(err, ErrConsumed) {
+					t.Errorf("second Resume = %v, %v; want refused with ErrConsumed", run, err)
+				}
+			}
+		})
+	}
 }
 
 var errRegistry = errors.New("registry unavailable")
@@ -954,6 +983,7 @@ func TestCode(t *testing.T) {
 		{&MismatchError{Field: "tool"}, "mismatch"},
 		{finalError(Denied), "already_resolved"},
 		{fmt.Errorf("redeem: %w", ErrConsumed), "consumed"},
+		{fmt.Errorf("request: %w", ErrCanonical), "invalid"},
 		{errors.New("boom"), "internal"},
 	}
 	for _, tt := range tests {
@@ -974,5 +1004,21 @@ func TestNewID(t *testing.T) {
 			t.Fatalf("bad or repeated id %q", id)
 		}
 		seen[id] = true
+	}
+}
+
+func TestCommentBounds(t *testing.T) {
+	e, _, _ := newTestEngine(t)
+	r := mustRequest(t, e, transferInput())
+	for name, c := range map[string]string{
+		"too long":     strings.Repeat("x", MaxComment+1),
+		"invalid utf8": "ok\xff",
+	} {
+		if _, err := e.Approve(context.Background(), r.ID, alice, c); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s comment: err = %v, want ErrInvalid", name, err)
+		}
+	}
+	if _, err := e.Approve(context.Background(), r.ID, alice, strings.Repeat("x", MaxComment)); err != nil {
+		t.Errorf("comment at the limit: %v", err)
 	}
 }

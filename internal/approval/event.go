@@ -115,6 +115,21 @@ func (h *Hub) Notify(id string) {
 	}
 }
 
+// NotifyAll wakes every subscriber of every request. A cross-process notifier calls it after
+// it may have missed notifications (a dropped LISTEN connection): waiters re-read the store.
+func (h *Hub) NotifyAll() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, set := range h.subs {
+		for ch := range set {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
 // subscribers reports how many subscriptions id has (for tests of leak-freedom).
 func (h *Hub) subscribers(id string) int {
 	h.mu.Lock()

@@ -1,7 +1,9 @@
 package approval
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"sync"
@@ -177,4 +179,38 @@ func (m *Memory) Update(ctx context.Context, id string, fn func(*Request) error)
 	}
 	m.reqs[id] = next
 	return next.Clone(), nil
+}
+
+// EncodeRequest is the stored form of a request for stores that keep it as a document: JSON
+// without HTML escaping, so the redacted parameters come back byte for byte (json.Marshal would
+// rewrite '<' inside them as \u003c).
+func EncodeRequest(r *Request) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(r); err != nil {
+		return nil, fmt.Errorf("encode approval %s: %w", r.ID, err)
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// DecodeRequest reads what EncodeRequest wrote and checks it is a valid request, so a corrupt
+// row is an error rather than a request in an impossible state.
+func DecodeRequest(body []byte) (Request, error) {
+	var r Request
+	if err := json.Unmarshal(body, &r); err != nil {
+		return Request{}, fmt.Errorf("decode approval: %w", err)
+	}
+	if err := r.Validate(); err != nil {
+		return Request{}, fmt.Errorf("decode approval %s: %w", r.ID, err)
+	}
+	if r.Params != nil {
+		r.Params = append(json.RawMessage(nil), r.Params...)
+	}
+	for _, t := range []*time.Time{&r.CreatedAt, &r.ExpiresAt, &r.ResolvedAt, &r.GrantExpiresAt, &r.ConsumedAt} {
+		if !t.IsZero() {
+			*t = t.UTC()
+		}
+	}
+	return r, nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -44,9 +45,9 @@ func (o MemoryOptions) withDefaults() MemoryOptions {
 type MemoryStore struct {
 	opt MemoryOptions
 
-	mu        sync.Mutex
+	mu        sync.RWMutex
 	agents    map[string]*agentState
-	lastSweep time.Time
+	lastSweep atomic.Int64 // unix seconds of the last idle sweep
 }
 
 var _ Store = (*MemoryStore)(nil)
@@ -136,28 +137,39 @@ func (m *MemoryStore) checkWindow(w time.Duration) error {
 	return nil
 }
 
-// agent returns the state of id, creating it when create is set.
+// agent returns the state of id, creating it when create is set. The common case — a known
+// agent — takes only the read lock, so agents on different cores do not serialise here.
 func (m *MemoryStore) agent(id string, now time.Time, create bool) (*agentState, error) {
+	if sec := now.Unix(); sec-m.lastSweep.Load() >= 60 {
+		m.mu.Lock()
+		if sec-m.lastSweep.Load() >= 60 {
+			m.lastSweep.Store(sec)
+			m.sweepLocked(now)
+		}
+		m.mu.Unlock()
+	}
+	m.mu.RLock()
+	a := m.agents[id]
+	m.mu.RUnlock()
+	if a != nil || !create {
+		return a, nil
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if now.Sub(m.lastSweep) >= time.Minute {
-		m.sweepLocked(now)
+	if a = m.agents[id]; a != nil {
+		return a, nil
 	}
-	a := m.agents[id]
-	if a == nil && create {
-		if len(m.agents) >= m.opt.MaxAgents {
-			return nil, fmt.Errorf("%w: %d agents", ErrCapacity, len(m.agents))
-		}
-		a = &agentState{tools: map[string]*toolState{}, lastMinute: -1}
-		m.agents[id] = a
+	if len(m.agents) >= m.opt.MaxAgents {
+		return nil, fmt.Errorf("%w: %d agents", ErrCapacity, len(m.agents))
 	}
+	a = &agentState{tools: map[string]*toolState{}, lastMinute: -1}
+	m.agents[id] = a
 	return a, nil
 }
 
 // sweepLocked forgets agents idle for longer than IdleTTL. It runs at most once a minute, so its
 // O(agents) cost is spread over every call of that minute.
 func (m *MemoryStore) sweepLocked(now time.Time) {
-	m.lastSweep = now
 	for id, a := range m.agents {
 		a.mu.Lock()
 		if now.Sub(a.lastSeen) > m.opt.IdleTTL {
@@ -170,8 +182,8 @@ func (m *MemoryStore) sweepLocked(now time.Time) {
 
 // Agents is the number of agents held (for metrics and tests).
 func (m *MemoryStore) Agents() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
 	return len(m.agents)
 }
 
@@ -213,7 +225,7 @@ func (m *MemoryStore) recordLocked(a *agentState, c Call, q Query) (Snapshot, er
 		a.tools[c.Tool] = t
 	}
 	snap := Snapshot{
-		AgentCalls: a.calls, AgentActiveMinutes: a.activeMinutes, AgentFirstSeen: a.firstSeen, Hours: a.hours,
+		AgentCalls: a.calls, AgentActiveMinutes: a.activeMinutes, AgentFirstSeen: a.firstSeen, HourCalls: a.hours[HourOfWeek(c.At)],
 		ToolCalls: t.calls, ParamN: t.paramN, ParamSum: t.sum, ParamSumSq: t.sumSq,
 	}
 	now := c.At.Unix()

@@ -44,7 +44,9 @@ type Snapshot struct {
 	AgentCalls         int64     // calls by the agent, all tools
 	AgentActiveMinutes int64     // distinct UTC minutes in which the agent made a call
 	AgentFirstSeen     time.Time // zero for a new agent
-	Hours              [HoursPerWeek]int64
+	// HourCalls is the agent's earlier calls in this call's hour-of-week bucket. (The total
+	// over all 168 buckets is AgentCalls: every call lands in exactly one.)
+	HourCalls int64
 	// History of (agent, tool) before this call.
 	ToolCalls  int64
 	ParamN     int64

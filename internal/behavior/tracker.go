@@ -136,6 +136,8 @@ type Observation struct {
 	// Counts maps each requested window to the calls this agent made to this tool within it,
 	// this call included.
 	Counts map[time.Duration]int
+	// AgentRecent is the calls this agent made to any tool within Config.BurstWindow, this one included.
+	AgentRecent int
 	// Learned reports whether the agent has a learned hour-of-week baseline.
 	Learned bool
 	// UnusualHour: the baseline is learned and this call's hour-of-week is rare for the agent.
@@ -168,7 +170,7 @@ func (t *Tracker) Observe(ctx context.Context, c Call, windows []time.Duration) 
 	if len(snap.WindowCounts) != len(windows) {
 		return nil, fmt.Errorf("behavior: observe %s/%s: store returned %d counts for %d windows", c.Agent, c.Tool, len(snap.WindowCounts), len(windows))
 	}
-	o := &Observation{Counts: make(map[time.Duration]int, len(windows))}
+	o := &Observation{Counts: make(map[time.Duration]int, len(windows)), AgentRecent: snap.AgentBurst}
 	for i, w := range windows {
 		o.Counts[w] = snap.WindowCounts[i]
 	}
@@ -179,23 +181,19 @@ func (t *Tracker) Observe(ctx context.Context, c Call, windows []time.Duration) 
 	}
 
 	if o.Learned {
-		var total int64
-		for _, n := range snap.Hours {
-			total += n
-		}
-		bucket := HourOfWeek(c.At)
+		total := snap.AgentCalls
 		threshold := t.cfg.RareFraction * float64(total) / HoursPerWeek
-		if n := float64(snap.Hours[bucket]); n < threshold {
+		if n := float64(snap.HourCalls); n < threshold {
 			o.UnusualHour = true
 			add(KindUnusualHour, t.cfg.SeverityUnusualHour, 1-n/threshold,
-				fmt.Sprintf("%d of %d calls in this hour of the week (%s %02d:00 UTC); rare below %.1f", snap.Hours[bucket], total, c.At.UTC().Weekday(), c.At.UTC().Hour(), threshold))
+				fmt.Sprintf("%d of %d calls in this hour of the week (%s %02d:00 UTC); rare below %.1f", snap.HourCalls, total, c.At.UTC().Weekday(), c.At.UTC().Hour(), threshold))
 		}
 		if snap.AgentActiveMinutes > 0 {
 			perMinute := float64(snap.AgentCalls) / float64(snap.AgentActiveMinutes)
 			expected := perMinute * t.cfg.BurstWindow.Minutes()
 			limit := math.Max(float64(t.cfg.BurstMinCalls), t.cfg.BurstFactor*expected)
 			if float64(snap.AgentBurst) >= limit {
-				add(KindBurst, t.cfg.SeverityBurst, float64(snap.AgentBurst)/(2*limit)+0.5,
+				add(KindBurst, t.cfg.SeverityBurst, 0.5+0.5*(1-limit/float64(snap.AgentBurst)),
 					fmt.Sprintf("%d calls in %s; normal %.1f", snap.AgentBurst, t.cfg.BurstWindow, expected))
 			}
 		}

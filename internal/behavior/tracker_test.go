@@ -157,11 +157,14 @@ func TestBurst(t *testing.T) {
 		if len(o.Findings) != 0 {
 			t.Fatalf("29 calls flagged: %+v", o.Findings)
 		}
+		if o.AgentRecent != 29 {
+			t.Errorf("AgentRecent = %d, want 29", o.AgentRecent)
+		}
 		o = observe(t, tr, "reporter", "fetch", 400)
 		if diff := cmp.Diff([]string{behavior.KindBurst}, kinds(o)); diff != "" {
 			t.Fatalf("30th call: %s", diff)
 		}
-		if o.Level != threat.High || o.Findings[0].Score < 0.5 {
+		if o.Level != threat.High || o.Findings[0].Score != 0.5 { // exactly at the threshold
 			t.Errorf("burst finding %+v level %v", o.Findings[0], o.Level)
 		}
 		// A minute of quiet later, the burst is over.

@@ -30,10 +30,14 @@ type command struct {
 
 // commands is the table of top-level subcommands. Each entry's implementation lives in its own file.
 var commands = map[string]command{
-	"version": {"print the version", runVersion},
-	"policy":  {"check, evaluate and test policies", runPolicy},
-	"keys":    {"create, list and revoke agent API keys", runKeys},
-	"inspect": {"inspect tool-call arguments or results (JSONL) for attacks", runInspect},
+	"version":   {"print the version", runVersion},
+	"approvals": {"list, show, approve, deny and watch calls held for human approval", runApprovals},
+	"serve":     {"run the gateway (embedded default: SQLite, example policy, demo agent)", runServe},
+	"mcp":       {"put an MCP server behind the gateway (stdio wrapper); manage tool pins", runMCP},
+	"policy":    {"check, evaluate and test policies", runPolicy},
+	"keys":      {"create, list and revoke agent API keys", runKeys},
+	"inspect":   {"inspect tool-call arguments or results (JSONL) for attacks", runInspect},
+	"audit":     {"verify, export, prove and search the audit ledger", runAudit},
 }
 
 // Exit codes shared by all commands.

@@ -11,11 +11,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/portcullis-ai/portcullis/internal/approval"
 	"github.com/portcullis-ai/portcullis/internal/identity"
 	"github.com/portcullis-ai/portcullis/internal/threat"
 )
@@ -39,6 +41,53 @@ type Config struct {
 	Ledger     LedgerConfig     `yaml:"ledger"`
 	Limits     LimitsConfig     `yaml:"limits"`
 	Log        LogConfig        `yaml:"log"`
+	// LLM configures the LLM gateway (OpenAI- and Anthropic-compatible endpoints on the same
+	// listener); absent upstreams leave those endpoints unmounted.
+	LLM LLMConfig `yaml:"llm"`
+	// MCP puts upstream MCP servers behind the gateway at /mcp (see docs/mcp.md).
+	MCP MCPConfig `yaml:"mcp"`
+}
+
+// LLMConfig configures the LLM gateway.
+type LLMConfig struct {
+	// Upstreams by wire format: chat_completions, responses, messages.
+	Upstreams map[string]LLMUpstream `yaml:"upstreams"`
+	// Timeout of a whole non-streamed call, and of a stream until its headers; default 10m.
+	Timeout time.Duration `yaml:"timeout"`
+	// StreamIdleTimeout is the longest silence inside a stream; default 5m.
+	StreamIdleTimeout time.Duration `yaml:"stream_idle_timeout"`
+	// MaxRequestBytes bounds a model request; default 8 MiB.
+	MaxRequestBytes int64 `yaml:"max_request_bytes"`
+}
+
+// LLMUpstream is one provider endpoint. The provider key comes from the environment and never
+// reaches an agent.
+type LLMUpstream struct {
+	BaseURL   string            `yaml:"base_url"`
+	APIKeyEnv string            `yaml:"api_key_env"`
+	Headers   map[string]string `yaml:"headers"`
+}
+
+// MCPConfig configures the MCP gateway.
+type MCPConfig struct {
+	// Upstreams are the MCP servers behind /mcp; their tools are named "<name>__<tool>".
+	Upstreams []MCPUpstream `yaml:"upstreams"`
+	// ApprovalWait is how long a CONSTRAIN tools/call is held for a human before the agent is
+	// told it is pending (default 10s; at most approvals.max_wait).
+	ApprovalWait time.Duration `yaml:"approval_wait"`
+	// CallTimeout bounds one forwarded call (default 60s).
+	CallTimeout time.Duration `yaml:"call_timeout"`
+	// ResourceURL is this gateway's public /mcp URL, announced in the protected-resource metadata.
+	ResourceURL string `yaml:"resource_url"`
+}
+
+// MCPUpstream is one MCP server: a command run as a stdio child, or a Streamable HTTP URL.
+type MCPUpstream struct {
+	Name    string            `yaml:"name"`
+	Command string            `yaml:"command"`
+	Args    []string          `yaml:"args"`
+	Env     map[string]string `yaml:"env"`
+	URL     string            `yaml:"url"`
 }
 
 // ToolConfig is what configuration says about one tool.
@@ -54,6 +103,9 @@ type InspectionConfig struct {
 	ShellTools []string `yaml:"shell_tools"`
 	// AllowedHosts may appear in links and images without counting as exfiltration.
 	AllowedHosts []string `yaml:"allowed_hosts"`
+	// ResolveHosts lets the SSRF detector resolve host names (DNS) to catch names that point at
+	// internal addresses. Off by default: it puts a DNS lookup on the decision path.
+	ResolveHosts bool `yaml:"resolve_hosts"`
 	// ResultBlockLevel: a tool result at or above this level is blocked (response direction).
 	ResultBlockLevel string `yaml:"result_block_level"`
 	// RedactResults: secrets and PII found in results are replaced before the agent sees them.
@@ -66,6 +118,27 @@ type ApprovalsConfig struct {
 	Expiry time.Duration `yaml:"expiry"`
 	// MaxWait bounds how long an API caller may long-poll a pending request; default 60s.
 	MaxWait time.Duration `yaml:"max_wait"`
+	// Approvers are the people who may approve, each scoped to agents and tools. They
+	// authenticate with an approver API key (`portcullis approvals keys create`) or a token
+	// from a configured user issuer whose subject is their ID.
+	Approvers []ApproverConfig `yaml:"approvers"`
+	// Webhook, when URL is set, is told of every new pending request.
+	Webhook WebhookConfig `yaml:"webhook"`
+}
+
+// ApproverConfig declares one approver.
+type ApproverConfig struct {
+	ID     string           `yaml:"id"`
+	Scopes []approval.Scope `yaml:"scopes"`
+}
+
+// WebhookConfig configures approval notifications (Slack-compatible JSON, HMAC-signed).
+type WebhookConfig struct {
+	URL string `yaml:"url"`
+	// SecretEnv names the environment variable holding the HMAC secret (kept out of the file).
+	SecretEnv string `yaml:"secret_env"`
+	// ConsoleURL, when set, links each notification to the request.
+	ConsoleURL string `yaml:"console_url"`
 }
 
 // LedgerConfig configures the audit ledger.
@@ -108,6 +181,7 @@ func Default() Config {
 			RedactResults:    &redact,
 		},
 		Approvals: ApprovalsConfig{Expiry: 15 * time.Minute, MaxWait: 60 * time.Second},
+		MCP:       MCPConfig{ApprovalWait: 10 * time.Second, CallTimeout: 60 * time.Second},
 		Ledger:    LedgerConfig{CheckpointInterval: time.Second, CheckpointRecords: 1000},
 		Limits: LimitsConfig{
 			MaxBodyBytes:           1 << 20,
@@ -172,6 +246,9 @@ func yamlMessage(err error) string {
 	return strings.Join(lines, "; ")
 }
 
+// mcpName: upstream names prefix tool names ("<name>__<tool>"), so they hold no underscore.
+var mcpName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$`)
+
 // Validate checks every field, naming the field path in each message; all problems are reported.
 func (c *Config) Validate() error {
 	var errs []error
@@ -209,6 +286,49 @@ func (c *Config) Validate() error {
 	if c.Approvals.MaxWait < 0 || c.Approvals.MaxWait > 10*time.Minute {
 		add("approvals.max_wait", "want a duration in [0, 10m], got %v", c.Approvals.MaxWait)
 	}
+	seen := map[string]bool{}
+	for i, ap := range c.Approvals.Approvers {
+		path := fmt.Sprintf("approvals.approvers[%d]", i)
+		if ap.ID == "" {
+			add(path+".id", "required")
+		} else if seen[strings.ToLower(ap.ID)] {
+			add(path+".id", "duplicate approver %q", ap.ID)
+		}
+		seen[strings.ToLower(ap.ID)] = true
+		if len(ap.Scopes) == 0 {
+			add(path+".scopes", "required: scopes are granted, never implied")
+		}
+		if err := approval.ValidateScopes(ap.Scopes); err != nil {
+			add(path, "%v", err)
+		}
+		for _, a := range c.Identity.Agents {
+			if strings.EqualFold(a.ID, ap.ID) {
+				add(path+".id", "%q is an agent; agents never approve", ap.ID)
+			}
+		}
+	}
+	if w := c.Approvals.Webhook; w.URL != "" {
+		if !strings.HasPrefix(w.URL, "https://") && !strings.HasPrefix(w.URL, "http://") {
+			add("approvals.webhook.url", "want an http(s) URL, got %q", w.URL)
+		}
+		if w.SecretEnv == "" {
+			add("approvals.webhook.secret_env", "required with a webhook url: receivers must be able to verify notifications")
+		}
+	}
+	for name, u := range c.LLM.Upstreams {
+		path := "llm.upstreams." + name
+		switch name {
+		case "chat_completions", "responses", "messages":
+		default:
+			add(path, "unknown format (want chat_completions, responses or messages)")
+		}
+		if !strings.HasPrefix(u.BaseURL, "https://") && !strings.HasPrefix(u.BaseURL, "http://") {
+			add(path+".base_url", "want an http(s) URL ending in /v1, got %q", u.BaseURL)
+		}
+	}
+	if c.LLM.Timeout < 0 || c.LLM.StreamIdleTimeout < 0 || c.LLM.MaxRequestBytes < 0 {
+		add("llm", "timeouts and sizes must not be negative")
+	}
 	if c.Ledger.CheckpointInterval <= 0 || c.Ledger.CheckpointInterval > time.Second {
 		add("ledger.checkpoint_interval", "want a duration in (0, 1s] (the ledger contract checkpoints at least every second), got %v", c.Ledger.CheckpointInterval)
 	}
@@ -230,6 +350,29 @@ func (c *Config) Validate() error {
 		if p.v <= 0 {
 			add(p.path, "must be positive, got %d", p.v)
 		}
+	}
+	names := map[string]bool{}
+	for i, u := range c.MCP.Upstreams {
+		path := fmt.Sprintf("mcp.upstreams[%d]", i)
+		switch {
+		case !mcpName.MatchString(u.Name):
+			add(path+".name", "want letters, digits, '-' or '.', got %q", u.Name)
+		case names[u.Name]:
+			add(path+".name", "duplicate upstream %q", u.Name)
+		}
+		names[u.Name] = true
+		if (u.Command == "") == (u.URL == "") {
+			add(path, "want exactly one of command or url")
+		}
+		if u.URL != "" && !strings.HasPrefix(u.URL, "https://") && !strings.HasPrefix(u.URL, "http://") {
+			add(path+".url", "want an http(s) URL, got %q", u.URL)
+		}
+	}
+	if c.MCP.ApprovalWait < 0 || c.MCP.ApprovalWait > c.Approvals.MaxWait {
+		add("mcp.approval_wait", "want a duration in [0, approvals.max_wait], got %v", c.MCP.ApprovalWait)
+	}
+	if c.MCP.CallTimeout < 0 || c.MCP.CallTimeout > time.Hour {
+		add("mcp.call_timeout", "want a duration in [0, 1h], got %v", c.MCP.CallTimeout)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

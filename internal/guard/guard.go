@@ -22,6 +22,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/portcullis-ai/portcullis/internal/approval"
@@ -85,8 +86,9 @@ type Guard struct {
 	approvals Approvals // may be nil: CONSTRAIN then stays pending-less and denies
 	ledger    Ledger
 	now       func() time.Time
-	// toolClass declares data classifications per tool (data_classification: tool).
-	toolClass map[string]string
+	// toolClass declares data classifications per tool (data_classification: tool); swapped
+	// whole on configuration reload.
+	toolClass atomic.Pointer[map[string]string]
 	// recent binds outcomes to the allowed decisions they report on.
 	recent *recentDecisions
 }
@@ -119,9 +121,34 @@ func New(o Options) (*Guard, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Guard{auth: o.Auth, inspector: o.Inspector, behavior: o.Behavior, policies: o.Policies,
-		approvals: o.Approvals, ledger: o.Ledger, now: now, toolClass: o.ToolClassifications,
-		recent: newRecentDecisions(100_000, time.Hour)}, nil
+	g := &Guard{auth: o.Auth, inspector: o.Inspector, behavior: o.Behavior, policies: o.Policies,
+		approvals: o.Approvals, ledger: o.Ledger, now: now, recent: newRecentDecisions(100_000, time.Hour)}
+	g.SetToolClassifications(o.ToolClassifications)
+	return g, nil
+}
+
+// Authenticate verifies an agent's credentials for a transport that will ask several questions in
+// one exchange (filter the tools it offers, then decide each proposed call). A failure is recorded
+// as a denial — an attempt with a bad credential is evidence — and the transport refuses the
+// exchange.
+func (g *Guard) Authenticate(ctx context.Context, source string, creds identity.Credentials) (*identity.Agent, error) {
+	agent, err := g.auth.Verify(ctx, creds)
+	if err == nil {
+		return agent, nil
+	}
+	d := &Decision{ID: NewDecisionID()}
+	rec := &ledger.Record{Kind: ledger.KindDecision, Time: g.now(), DecisionID: d.ID, Source: source,
+		Agent: &ledger.Principal{ID: creds.ClaimedAgent, Verified: false}}
+	g.deny(ctx, d, rec, nil, CodeUnauthenticated, fmt.Errorf("authenticate agent: %w", err), identity.Code(err))
+	return nil, err
+}
+
+// SetToolClassifications replaces the per-tool data classifications (configuration reload).
+func (g *Guard) SetToolClassifications(m map[string]string) {
+	if m == nil {
+		m = map[string]string{}
+	}
+	g.toolClass.Store(&m)
 }
 
 // Request is one tool call as a transport received it.
@@ -129,8 +156,12 @@ type Request struct {
 	// RequestID is the transport's own identifier (a JSON-RPC id, an HTTP request id), for correlation.
 	RequestID string
 	// Source names the transport: "http", "mcp", "llm", "sdk".
-	Source       string
-	Credentials  identity.Credentials
+	Source      string
+	Credentials identity.Credentials
+	// Agent, when set, is the agent this transport already authenticated for the same exchange
+	// with Authenticate (an LLM response proposing several tool calls is one signed request:
+	// verifying its signature again would be a replay). Credentials are then not verified again.
+	Agent        *identity.Agent
 	UserToken    string
 	AssertedUser *identity.AssertedUser
 	Tool         string
@@ -145,6 +176,7 @@ type Request struct {
 // rules or conditions ("from the agent's perspective, the policy is invisible").
 type Decision struct {
 	ID     string
+	Tool   string
 	Action policy.Action
 	// Code is a stable machine-readable reason for a denial the transport reports (e.g.
 	// "credential_expired", "ledger_unavailable"); "" for policy decisions.
@@ -162,6 +194,13 @@ type Decision struct {
 	Seq uint64
 	// Err is the internal cause of a denial that was not the policy's; never shown to the agent.
 	Err error
+	// Steps times each step of the pipeline, for metrics.
+	Steps Steps
+}
+
+// Steps are the durations of the pipeline's steps for one decision (zero for steps not reached).
+type Steps struct {
+	Auth, Inspect, Behavior, Policy, Approval, Ledger time.Duration
 }
 
 // Allowed reports whether the tool may run: ALLOW and LOG.
@@ -190,7 +229,7 @@ const (
 // DENY with Code and Err set. The caller may run the tool only when d.Allowed().
 func (g *Guard) Check(ctx context.Context, req Request) (d *Decision) {
 	start := g.now()
-	d = &Decision{ID: NewDecisionID(), Action: policy.Deny, Message: msgUnavailable}
+	d = &Decision{ID: NewDecisionID(), Tool: req.Tool, Action: policy.Deny, Message: msgUnavailable}
 	rec := &ledger.Record{Kind: ledger.KindDecision, Time: start, DecisionID: d.ID, RequestID: req.RequestID,
 		Source: req.Source, Tool: req.Tool, Params: req.Params, ParamsSize: len(req.Params)}
 	var secretPaths []string
@@ -209,7 +248,15 @@ func (g *Guard) Check(ctx context.Context, req Request) (d *Decision) {
 	}()
 
 	// 2. Authenticate the agent, then the invoking user.
-	agent, err := g.auth.Verify(ctx, req.Credentials)
+	mark := start
+	step := func(dst *time.Duration) {
+		t := g.now()
+		*dst, mark = t.Sub(mark), t
+	}
+	agent, err := req.Agent, error(nil)
+	if agent == nil {
+		agent, err = g.auth.Verify(ctx, req.Credentials)
+	}
 	if err != nil {
 		rec.Agent = &ledger.Principal{ID: req.Credentials.ClaimedAgent, Verified: false}
 		return g.deny(ctx, d, rec, secretPaths, CodeUnauthenticated, fmt.Errorf("authenticate agent: %w", err), identity.Code(err))
@@ -222,6 +269,7 @@ func (g *Guard) Check(ctx context.Context, req Request) (d *Decision) {
 	}
 	d.User = user
 	rec.User = userPrincipal(user)
+	step(&d.Steps.Auth)
 
 	// 3. Inspect the parameters.
 	res, err := g.inspector.Inspect(ctx, req.Tool, inspect.Request, req.Params)
@@ -242,6 +290,7 @@ func (g *Guard) Check(ctx context.Context, req Request) (d *Decision) {
 		rec.Params, rec.ParamsDropped = nil, "malformed"
 		return g.deny(ctx, d, rec, secretPaths, CodeMalformed, err, "")
 	}
+	step(&d.Steps.Inspect)
 
 	// 4. Behaviour: count the call, read the baseline, raise anomalies.
 	var sig Signals
@@ -260,6 +309,8 @@ func (g *Guard) Check(ctx context.Context, req Request) (d *Decision) {
 		}
 	}
 
+	step(&d.Steps.Behavior)
+
 	// 5. Evaluate the policy current at this moment.
 	set := g.policies.Current()
 	if set == nil {
@@ -275,7 +326,7 @@ func (g *Guard) Check(ctx context.Context, req Request) (d *Decision) {
 		Time:               start,
 		Threat:             d.Level,
 		Findings:           findingKinds(d.Findings),
-		ToolClassification: g.toolClass[req.Tool],
+		ToolClassification: (*g.toolClass.Load())[req.Tool],
 		History:            sig.History,
 	}
 	pd := set.Evaluate(preq)
@@ -288,6 +339,7 @@ func (g *Guard) Check(ctx context.Context, req Request) (d *Decision) {
 	d.Action, d.Rule, d.Enforcement = pd.Action, pd.Rule, pd.Enforcement
 	rec.Policy = ledgerPolicy(version, ex)
 	rec.Enforcement = pd.Enforcement
+	step(&d.Steps.Policy)
 
 	// 6. CONSTRAIN: redeem an approved grant for this exact call, or open an approval request.
 	if pd.Action == policy.Constrain {
@@ -298,6 +350,8 @@ func (g *Guard) Check(ctx context.Context, req Request) (d *Decision) {
 			return g.deny(ctx, d, rec, secretPaths, CodeApproval, err, "")
 		}
 	}
+
+	step(&d.Steps.Approval)
 
 	switch d.Action {
 	case policy.Allow, policy.Log:
@@ -311,6 +365,7 @@ func (g *Guard) Check(ctx context.Context, req Request) (d *Decision) {
 	// 7. Record durably; only then may the tool run.
 	rec.Decision = actionName(d.Action)
 	seq, err := g.ledger.Append(ctx, rec, secretPaths...)
+	step(&d.Steps.Ledger)
 	if err != nil {
 		d.Action, d.Code, d.Message, d.Err = policy.Deny, CodeLedger, msgUnavailable, fmt.Errorf("ledger append: %w", err)
 		return d

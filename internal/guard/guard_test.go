@@ -307,3 +307,60 @@ func TestCheckResult(t *testing.T) {
 		t.Errorf("outcome for another tool: %v %q", wrongTool.Action, wrongTool.Code)
 	}
 }
+
+func TestAuthenticateOnceDecideMany(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	agent, err := h.g.Authenticate(ctx, "llm", identity.Credentials{APIKey: h.key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tool := range []string{"fetch_sales_data", "save_note"} {
+		d := h.g.Check(ctx, Request{Source: "llm", Agent: agent, Tool: tool, Params: json.RawMessage(`{"query_type":"monthly","text":"hi"}`)})
+		if d.Action != policy.Allow {
+			t.Errorf("%s: %v (%v)", tool, d.Action, d.Err)
+		}
+	}
+	if _, err := h.g.Authenticate(ctx, "llm", identity.Credentials{APIKey: "pcl_0000000000000000_bad"}); err == nil {
+		t.Fatal("a bad key authenticated")
+	}
+	// The failed attempt is on the record.
+	found := false
+	for _, data := range h.records(t) {
+		r, _ := ledger.ParseRecord([]byte(data))
+		if r.Source == "llm" && r.Decision == "deny" && strings.HasPrefix(r.Reason, "credential") {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("a failed authentication left no record")
+	}
+}
+
+func TestPolicyTurnedDenyBeforeApproval(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	req := h.call("wire_money", `{"amount":10}`)
+	d := h.g.Check(ctx, req)
+	if d.Action != policy.Constrain {
+		t.Fatalf("setup: %v", d.Action)
+	}
+	boss := approval.Approver{ID: "alice", Kind: approval.Human, Scopes: []approval.Scope{{Agents: []string{".*"}, Tools: []string{".*"}}}}
+	if _, err := h.appr.Approve(ctx, d.ApprovalID, boss, "ok"); err != nil {
+		t.Fatal(err)
+	}
+	// The administrator now denies wire_money outright: the approval cannot open that door.
+	f, err := policy.Parse("new.yaml", []byte(strings.Replace(testPolicy, "action: CONSTRAIN\n    enforcement: \"require_human_approval\"\n  - name: \"delete_operations\"", "action: DENY\n  - name: \"delete_operations\"", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := policy.Compile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.g.policies = staticPolicies{set}
+	req.ApprovalID = d.ApprovalID
+	if run := h.g.Check(ctx, req); run.Action != policy.Deny {
+		t.Fatalf("approved call under a policy that now denies it: %v", run.Action)
+	}
+}

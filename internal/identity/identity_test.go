@@ -81,10 +81,17 @@ func newEnv(t *testing.T, mutate func(*Config)) *env {
 	return e
 }
 
+type ed25519PublicKey = ed25519.PublicKey
+
 func (e *env) signedRequest(t *testing.T, keyID string, key ed25519.PrivateKey, body string) *http.Request {
 	t.Helper()
+	return e.signedRequestAt(t, keyID, key, body, e.clk.Now())
+}
+
+func (e *env) signedRequestAt(t *testing.T, keyID string, key ed25519.PrivateKey, body string, at time.Time) *http.Request {
+	t.Helper()
 	r, _ := http.NewRequest("POST", "https://gate.example/v1/decide", strings.NewReader(body))
-	s := &httpsig.Signer{KeyID: keyID, Key: key, Now: e.clk.Now}
+	s := &httpsig.Signer{KeyID: keyID, Key: key, Now: func() time.Time { return at }}
 	if err := s.Sign(r, []byte(body)); err != nil {
 		t.Fatal(err)
 	}
@@ -516,6 +523,10 @@ func TestUsers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Keys from a PEM file have no kid: a token naming one still verifies against them.
+	if u2, err := e.v.User(bg, &agentA, sign(jwt.SigningMethodRS256, rsaKey2, "idp-2026", uc), nil); err != nil || u2.ID != "alice" {
+		t.Errorf("token with a kid against kid-less PEM keys: %v", err)
+	}
 	want := &User{ID: "alice", Permissions: []string{"data_export", "sales_read"}, Verified: true, Issuer: userIss,
 		Attributes: map[string][]string{"region": {"eu", "us"}, "clearance": {"confidential"}}}
 	if diff := cmp.Diff(want, u); diff != "" {
@@ -608,4 +619,36 @@ func newEnvF(t *testing.T) *Verifier {
 		fuzzVerifier = newEnv(t, nil).v
 	}
 	return fuzzVerifier
+}
+
+func TestConcurrentReplay(t *testing.T) {
+	e := newEnv(t, nil)
+	body := `{"tool":"fetch_sales_data"}`
+	r := e.signedRequest(t, "a-key", e.sigA, body)
+	const n = 16
+	results := make(chan error, n)
+	for range n {
+		go func() {
+			// Each goroutine sees its own copy of the request, as separate connections would.
+			c := r.Clone(bg)
+			_, err := e.v.Verify(bg, CredentialsFromRequest(c, []byte(body)))
+			results <- err
+		}()
+	}
+	ok, replays := 0, 0
+	for range n {
+		switch err := <-results; Code(err) {
+		case "identity_error":
+			if err == nil {
+				ok++
+			}
+		case "signature_replayed":
+			replays++
+		default:
+			t.Errorf("unexpected: %v", err)
+		}
+	}
+	if ok != 1 || replays != n-1 {
+		t.Errorf("%d accepted and %d replays of one signed request, want 1 and %d", ok, replays, n-1)
+	}
 }

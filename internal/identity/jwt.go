@@ -71,7 +71,8 @@ func (is *issuer) keyfunc(ctx context.Context) jwt.Keyfunc {
 			var out []jwt.VerificationKey
 			pick := func(keys []verificationKey) {
 				for _, k := range keys {
-					if kid != "" && k.kid != kid {
+					// A key without a kid (a PEM file, a kid-less JWK) is a candidate for any kid.
+					if kid != "" && k.kid != "" && k.kid != kid {
 						continue
 					}
 					if k.family() != algFamily(alg) || (k.alg != "" && k.alg != alg) {

@@ -92,7 +92,7 @@ func New(cfg Config, opt Options) (*Verifier, error) {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opt.HTTPClient == nil {
-		opt.HTTPClient = &http.Client{Timeout: fetchTimeout}
+		opt.HTTPClient = &http.Client{Timeout: fetchTimeout, CheckRedirect: noDowngrade}
 	}
 	if len(c.sigKeys) > 0 && opt.Nonces == nil {
 		return nil, fmt.Errorf("identity: agents have signing keys but no nonce store is configured")
@@ -116,9 +116,9 @@ func New(cfg Config, opt Options) (*Verifier, error) {
 	return v, nil
 }
 
-// Start refreshes every JWKS in the background until ctx is cancelled. It fetches each set once
-// before returning the first time around is not awaited: a token that arrives before the first
-// fetch triggers a (rate-limited) fetch itself.
+// Start refreshes every JWKS in the background until ctx is cancelled: once at once, then every
+// refresh_interval. It does not wait for the first fetch; a token that arrives before it triggers
+// a (rate-limited) fetch of its own.
 func (v *Verifier) Start(ctx context.Context) {
 	for _, m := range []map[string]*issuer{v.issuers, v.userIssuers} {
 		for _, is := range m {
@@ -271,4 +271,16 @@ func mapSigError(err error) error {
 		return fmt.Errorf("signature: %w: %w", ErrExpired, err)
 	}
 	return fmt.Errorf("signature: %w: %w", ErrInvalid, err)
+}
+
+// noDowngrade follows at most three redirects and never from https to http: a key set fetched
+// over plain http could be anyone's.
+func noDowngrade(req *http.Request, via []*http.Request) error {
+	if len(via) >= 3 {
+		return fmt.Errorf("jwks: too many redirects")
+	}
+	if via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
+		return fmt.Errorf("jwks: refusing redirect from https to %s", req.URL.Scheme)
+	}
+	return nil
 }

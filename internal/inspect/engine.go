@@ -66,8 +66,9 @@ type Config struct {
 }
 
 func (c *Config) withDefaults() {
+	// Zero or negative caps mean the default: a cap can be raised, never switched off.
 	def := func(p *int, v int) {
-		if *p == 0 {
+		if *p <= 0 {
 			*p = v
 		}
 	}
@@ -76,12 +77,14 @@ func (c *Config) withDefaults() {
 	def(&c.MaxValues, 20000)
 	def(&c.MaxDecodedBytes, 1<<20)
 	def(&c.MaxFindings, 256)
-	def(&c.LargePayload, 256<<10)
+	if c.LargePayload == 0 {
+		c.LargePayload = 256 << 10 // negative disables the large-payload check
+	}
 	def(&c.Limits.MaxLayers, DefaultLimits.MaxLayers)
 	def(&c.Limits.MaxDecodedBytes, DefaultLimits.MaxDecodedBytes)
 	def(&c.Limits.MaxDecodeDepth, DefaultLimits.MaxDecodeDepth)
 	def(&c.Limits.MinBlob, DefaultLimits.MinBlob)
-	if c.TimeBudget == 0 {
+	if c.TimeBudget <= 0 {
 		c.TimeBudget = 50 * time.Millisecond
 	}
 	if c.CapSeverity == threat.None {
@@ -188,6 +191,7 @@ type state struct {
 	capped   bool
 	values   int
 	decoded  int
+	lim      Limits
 	deadline time.Time
 	ctx      context.Context
 	ctxErr   error
@@ -278,7 +282,8 @@ func (st *state) visit(path []byte, key, s string, isKey bool) error {
 		}
 	}
 	v := &st.sc.val
-	lim := cfg.Limits
+	lim := &st.lim // in the (already heap-allocated) state: no allocation per value
+	*lim = cfg.Limits
 	if rest := cfg.MaxDecodedBytes - st.decoded; rest < lim.MaxDecodedBytes {
 		lim.MaxDecodedBytes = max(rest, 0)
 	}
@@ -286,7 +291,7 @@ func (st *state) visit(path []byte, key, s string, isKey bool) error {
 	if isKey {
 		k = ""
 	}
-	if normalizeValue(v, string(path), k, s, &lim) {
+	if normalizeValue(v, string(path), k, s, lim) {
 		st.capFinding(v.Path, "decoded readings of this value exceed the decoding cap")
 	}
 	v.IsKey = isKey

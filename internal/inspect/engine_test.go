@@ -208,6 +208,28 @@ func FuzzInspect(f *testing.F) {
 	})
 }
 
+// sampleText builds a tool result of about n bytes of prose, the shape of a fetched web page or
+// e-mail, wrapped the way an MCP tool result carries it.
+func sampleText(n int) json.RawMessage {
+	var b strings.Builder
+	sentences := []string{
+		"The city council approved the new transit budget on Tuesday after a long debate.",
+		"Ridership on the northern line grew by twelve percent compared with last year.",
+		"Officials said construction of two new stations would begin in the spring.",
+		"Residents can read the full report on the council website or at the library.",
+		"For questions, contact the transit office during business hours.",
+	}
+	for i := 0; b.Len() < n-100; i++ {
+		b.WriteString(sentences[i%len(sentences)])
+		if i%5 == 4 {
+			b.WriteString(`\n\n`)
+		} else {
+			b.WriteString(" ")
+		}
+	}
+	return json.RawMessage(`{"content":[{"type":"text","text":"` + b.String() + `"}]}`)
+}
+
 func BenchmarkEngine(b *testing.B) {
 	e := New(Config{})
 	for _, bc := range []struct {
@@ -216,16 +238,87 @@ func BenchmarkEngine(b *testing.B) {
 		dir  Direction
 	}{
 		{"args_1KiB", sampleArgs(1024), Request},
-		{"result_64KiB", sampleArgs(64 << 10), Response},
+		{"result_64KiB_values", sampleArgs(64 << 10), Response},
+		{"result_64KiB_text", sampleText(64 << 10), Response},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.SetBytes(int64(len(bc.raw)))
 			b.ReportAllocs()
+			cpu := processCPU()
 			for b.Loop() {
 				if _, err := e.Inspect(context.Background(), "search", bc.dir, bc.raw); err != nil {
 					b.Fatal(err)
 				}
 			}
+			if c := processCPU() - cpu; c > 0 {
+				b.ReportMetric(float64(c)/float64(b.N)/1000, "cpu-µs/op")
+			}
 		})
+	}
+}
+
+// BenchmarkDetectors runs every built-in detector over the typical 1 KiB argument set and over a
+// 64 KiB text result, reporting CPU time per operation besides wall time.
+func BenchmarkDetectors(b *testing.B) {
+	args := benchArgs()
+	text := NewValue("$.content[0].text", "text", string(sampleText(64<<10)))
+	for _, d := range allDetectors(&Config{}) {
+		for _, bc := range []struct {
+			name string
+			vals []Value
+			dir  Direction
+		}{{"args_1KiB", args, Request}, {"text_64KiB", []Value{text}, Response}} {
+			b.Run(d.Name()+"/"+bc.name, func(b *testing.B) {
+				n := 0
+				for _, v := range bc.vals {
+					n += len(v.Raw)
+				}
+				c := &Call{Tool: "send_report", Direction: bc.dir, Size: n, Config: &Config{}, Context: context.Background()}
+				b.SetBytes(int64(n))
+				b.ReportAllocs()
+				cpu := processCPU()
+				for b.Loop() {
+					for i := range bc.vals {
+						d.Inspect(c, &bc.vals[i], func(Finding) {})
+					}
+				}
+				if c := processCPU() - cpu; c > 0 {
+					b.ReportMetric(float64(c)/float64(b.N)/1000, "cpu-µs/op")
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkEngineOwn measures the engine's own work (walk, normalisation, caps, level) with no
+// detector, and with only the text-attack detectors, to separate it from the detectors' cost.
+func BenchmarkEngineOwn(b *testing.B) {
+	for _, eng := range []struct {
+		name string
+		e    *Engine
+	}{{"no_detectors", New(Config{Detectors: []Detector{}})}, {"text_detectors", New(Config{Detectors: textDetectors()})}} {
+		for _, bc := range []struct {
+			name string
+			raw  json.RawMessage
+			dir  Direction
+		}{
+			{"args_1KiB", sampleArgs(1024), Request},
+			{"result_64KiB_values", sampleArgs(64 << 10), Response},
+			{"result_64KiB_text", sampleText(64 << 10), Response},
+		} {
+			b.Run(eng.name+"/"+bc.name, func(b *testing.B) {
+				b.SetBytes(int64(len(bc.raw)))
+				b.ReportAllocs()
+				cpu := processCPU()
+				for b.Loop() {
+					if _, err := eng.e.Inspect(context.Background(), "search", bc.dir, bc.raw); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if c := processCPU() - cpu; c > 0 {
+					b.ReportMetric(float64(c)/float64(b.N)/1000, "cpu-µs/op")
+				}
+			})
+		}
 	}
 }

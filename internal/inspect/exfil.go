@@ -290,13 +290,45 @@ var (
 	codeCollect = regexp.MustCompile(`psutil\.|platform\.uname|usb\.core|socket\.gethostname|getpass\.getuser|os\.listdir|glob\.glob|subprocess\.check_output|os\.popen|scapy|sniff\(|wifi|bluetooth`)
 )
 
+// hasFlag reports a command-line flag: " -x" or " --x".
+func hasFlag(s string) bool {
+	for i := 0; i+2 < len(s); i++ {
+		j := strings.Index(s[i:], " -")
+		if j < 0 {
+			return false
+		}
+		i += j
+		if i+2 < len(s) && (s[i+2] >= 'a' && s[i+2] <= 'z' || s[i+2] == '-') {
+			return true
+		}
+	}
+	return false
+}
+
+// Literals one of which every match of the corresponding regexp contains. Go's regexp engine has
+// no DFA, so the regexps run only on text that passes these cheap substring tests.
+var (
+	harmLits = newLitSet("pynput", "on_press", "getasynckeystate", "setwindowshookex", "keylog", "imagegrab", "dd if",
+		"rm -", "mkfs.", ":()", "xmrig", "minerd", "stratum+tcp", "cryptonight", "cryptomine", "os.fork", "rmtree",
+		"format c:", "vssadmin", ".encrypt(", "os.remove", "systemctl", "/etc/init.d/", "rc.local", "crontab", ".bashrc",
+		"iptables", "kill -9", "chmod")
+	sinkLits = newLitSet("requests.", "urllib", "urlopen", "http.client", "httpx.", "socket.", "curl", "wget", "fetch",
+		"xmlhttprequest", "sendbeacon", "smtplib", "ftplib", "paramiko", "scp ", "nc -", "invoke-webrequest", "webclient")
+)
+
 func (exfilDetector) code(c *Call, v *Value, report func(Finding)) {
 	s := v.Norm
-	if len(s) < 20 || !strings.ContainsAny(s, "(.-/:") {
+	// Code and shell commands carry calls, pipes, assignments or flags; prose rarely does.
+	if len(s) < 20 || !strings.ContainsAny(s, "(|`$=;>") && !hasFlag(s) {
 		return
 	}
-	if loc := codeHarm.FindStringIndex(s); loc != nil {
-		report(Finding{Kind: KindMaliciousCode, Severity: threat.Medium, Path: v.Path, Evidence: evidence(s, loc[0], loc[1]), Score: 0.6})
+	if harmLits.contains(s) {
+		if loc := codeHarm.FindStringIndex(s); loc != nil {
+			report(Finding{Kind: KindMaliciousCode, Severity: threat.Medium, Path: v.Path, Evidence: evidence(s, loc[0], loc[1]), Score: 0.6})
+		}
+	}
+	if !sinkLits.contains(s) {
+		return
 	}
 	if f := codeFetch.FindStringIndex(s); f != nil {
 		if x := codeExec.FindStringIndex(s); x != nil {

@@ -217,7 +217,7 @@ func (a *analysis) phrases() {
 	toks := a.toks
 	for i := 0; i < len(toks); i++ {
 		c := toks[i].cls
-		if c&(wOverride|wReveal|wRole|wYou|wUnbound|wNeg|wNew|wWh|wNow) == 0 && a.word(i) != "follow" && a.word(i) != "following" && a.word(i) != "obey" && a.word(i) != "mode" && a.word(i) != "anything" {
+		if c&(wOverride|wReveal|wRole|wYou|wUnbound|wNeg|wNew|wWh|wNow|wSpecial) == 0 {
 			continue
 		}
 		end := min(a.sentenceEnd(i), i+8)
@@ -399,13 +399,21 @@ func (a *analysis) roleHijack(i, end int) {
 // answer"), or a vocative to the AI. In requests the same text is weaker evidence (a user may
 // legitimately write it), so it is capped at medium there.
 func (a *analysis) sentences() {
+	const opener = wInsert | wTask | wOverride | wReveal | wYour | wWhen | wAI | wFollowing | wAux | wWh | wRespond | wSoft
 	toks := a.toks
 	for s := 0; s < len(toks); {
-		e := a.sentenceEnd(s)
-		a.scoreSentence(s, e)
+		e := s
+		union := toks[s].cls
+		for e+1 < len(toks) && toks[e].sentEnd == 0 && !toks[e+1].sentStart {
+			e++
+			union |= toks[e].cls
+		}
+		// A sentence with none of the words the sentence rules need cannot score: skip it.
+		if union&opener != 0 {
+			a.scoreSentence(s, e)
+		}
 		s = e + 1
 	}
-	_ = toks
 }
 
 func (a *analysis) scoreSentence(s, e int) {
@@ -585,28 +593,26 @@ func (a *analysis) scoreSentence(s, e int) {
 	if n > 40 || e-f < 3 || toks[e].sentEnd == '|' {
 		return // too long to be one request, too short to be one (a table cell, a title)
 	}
-	if codeLike(a.text[toks[s].start:toks[e].end]) {
-		return // a line of code, not a sentence: "return x", "print(y)"
-	}
+	code := func() bool { return codeLike(a.text[toks[s].start:toks[e].end]) } // a line of code: "return x", "print(y)"
 	end := toks[e].sentEnd
 	terminal := end == '.' || end == '?' || end == '!' || end == ':' || e == len(toks)-1
 	// "how do I ...?", "how can I ...?": a request for help addressed to the reader.
-	if a.word(f) == "how" && (a.cls(f+1)&(wAux|wModal) != 0 || a.word(f+1) == "do") && a.word(f+2) == "i" && end == '?' {
+	if a.word(f) == "how" && (a.cls(f+1)&(wAux|wModal) != 0 || a.word(f+1) == "do") && a.word(f+2) == "i" && end == '?' && !code() {
 		a.add(KindTaskRequest, threat.Medium, 0.5, s, e)
 		return
 	}
 	if firstPerson && !meObj {
 		return // "I will send the invoice.": the writer speaking, not a request to the reader
 	}
-	if imperative && terminal && (first&wTask != 0 || first&(wInsert|wReveal) != 0 && end != ':') {
+	if imperative && terminal && (first&wTask != 0 || first&(wInsert|wReveal) != 0 && end != ':') && !code() {
 		a.add(KindTaskRequest, threat.Medium, 0.5, s, e)
 		return
 	}
-	if first&wAux != 0 && a.cls(f+1)&wYou != 0 && (a.cls(f+2)&(wTask|wReveal|wInsert|wRespond) != 0 || meObj || plausibleVerb(a.word(f+2))) {
+	if first&wAux != 0 && a.cls(f+1)&wYou != 0 && (a.cls(f+2)&(wTask|wReveal|wInsert|wRespond) != 0 || meObj || plausibleVerb(a.word(f+2))) && !code() {
 		a.add(KindTaskRequest, threat.Medium, 0.5, s, e)
 		return
 	}
-	if first&wWh != 0 && toks[e].sentEnd == '?' && n <= 20 {
+	if first&wWh != 0 && toks[e].sentEnd == '?' && n <= 20 && !code() {
 		a.add(KindTaskRequest, threat.Low, 0.3, s, e)
 	}
 }
@@ -682,18 +688,68 @@ var templateTokens = []string{
 	"<|tool_call|>", "<function=", "[system]", "[/system]", "<|im_sep|>", "<|eom_id|>", "</s><s>",
 }
 
-var roleLabel = regexp.MustCompile(`(?m)^[ \t]*(?:(system|assistant|user|human|ai)|#{2,}\s*(system|assistant|user|human|instruction|instructions|response))\s*:`)
+var (
+	templateSet = newLitSet(templateTokens...)
+	callSet     = newLitSet(`"arguments"`, `"parameters"`, `"args"`, `"input"`, `"tool_calls"`, `"function_call"`, `"tool_use"`)
+)
+
+// roleLabels finds chat-transcript role labels at the start of a line ("System:", "Assistant:",
+// "### Instruction:") and returns the set of roles and the span of the first label. It scans line
+// starts by hand: a (?m)^ regexp over a large tool result costs milliseconds in Go.
+func roleLabels(text string) (roles map[string]bool, first, last int) {
+	for i := 0; i < len(text); {
+		j := i
+		for j < len(text) && (text[j] == ' ' || text[j] == '\t') {
+			j++
+		}
+		hashes := 0
+		for j < len(text) && text[j] == '#' {
+			j++
+			hashes++
+		}
+		for j < len(text) && text[j] == ' ' {
+			j++
+		}
+		for _, r := range roleWords {
+			if !strings.HasPrefix(text[j:], r.word) || r.needHashes && hashes < 2 {
+				continue
+			}
+			k := j + len(r.word)
+			for k < len(text) && text[k] == ' ' {
+				k++
+			}
+			if k < len(text) && text[k] == ':' {
+				if roles == nil {
+					roles, first, last = map[string]bool{}, i, k+1
+				}
+				roles[r.word] = true
+			}
+			break
+		}
+		nl := strings.IndexByte(text[i:], '\n')
+		if nl < 0 {
+			break
+		}
+		i += nl + 1
+	}
+	return roles, first, last
+}
+
+var roleWords = []struct {
+	word       string
+	needHashes bool // only a role label after "##" (Alpaca-style headers): "Instruction:" alone is prose
+}{
+	{"system", false}, {"assistant", false}, {"user", false}, {"human", false}, {"ai", false},
+	{"instructions", true}, {"instruction", true}, {"response", true},
+}
 
 var fakeCall = regexp.MustCompile(`"(?:name|function|tool|tool_name)"\s*:\s*"[^"]{1,64}"\s*,\s*"(?:arguments|parameters|args|input)"\s*:|"(?:tool_calls|function_call|tool_use)"\s*:`)
 
 // markup finds chat-template tokens, role labels and fake tool calls.
 func markup(c *Call, text string, hits []hit) []hit {
 	if strings.IndexByte(text, '<') >= 0 || strings.IndexByte(text, '[') >= 0 {
-		for _, t := range templateTokens {
-			if i := strings.Index(text, t); i >= 0 {
-				hits = append(hits, hit{kind: KindTemplate, sev: threat.High, score: 0.9, start: i, end: i + len(t)})
-				break
-			}
+		if end, t, ok := templateSet.find(text); ok {
+			hits = append(hits, hit{kind: KindTemplate, sev: threat.High, score: 0.9, start: end - len(t), end: end})
 		}
 		// Any other special token of the form <|name|>.
 		if i := strings.Index(text, "<|"); i >= 0 {
@@ -703,15 +759,7 @@ func markup(c *Call, text string, hits []hit) []hit {
 		}
 	}
 	if strings.IndexByte(text, ':') >= 0 {
-		if m := roleLabel.FindAllStringSubmatchIndex(text, 4); len(m) > 0 {
-			roles := map[string]bool{}
-			for _, x := range m {
-				if x[2] >= 0 {
-					roles[text[x[2]:x[3]]] = true
-				} else {
-					roles[text[x[4]:x[5]]] = true
-				}
-			}
+		if roles, first, last := roleLabels(text); len(roles) > 0 {
 			sev := threat.Low
 			if len(roles) >= 2 || roles["system"] || roles["instruction"] || roles["instructions"] {
 				sev = threat.Medium
@@ -719,10 +767,10 @@ func markup(c *Call, text string, hits []hit) []hit {
 					sev = threat.High
 				}
 			}
-			hits = append(hits, hit{kind: KindTemplate, sev: sev, score: 0.5, start: m[0][0], end: m[0][1]})
+			hits = append(hits, hit{kind: KindTemplate, sev: sev, score: 0.5, start: first, end: last})
 		}
 	}
-	if strings.Contains(text, `":`) {
+	if strings.Contains(text, `":`) && callSet.contains(text) {
 		if loc := fakeCall.FindStringIndex(text); loc != nil {
 			sev := threat.Medium
 			if c.Direction == Response {

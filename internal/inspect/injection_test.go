@@ -108,7 +108,22 @@ func TestInjectionKinds(t *testing.T) {
 // TestInjectionHeldOut measures the detector on testdata/injection_heldout.jsonl, a hand-written
 // set in phrasing of our own (not from any tuning set), to check that the rules generalise.
 func TestInjectionHeldOut(t *testing.T) {
-	f, err := os.Open("testdata/injection_heldout.jsonl")
+	for _, tc := range []struct {
+		file              string
+		minRecall, maxFPR float64
+	}{
+		// Set 1 was written before tuning, then used to fix structural gaps (so it is optimistic).
+		{"testdata/injection_heldout.jsonl", 0.85, 0.10},
+		// Set 2 was written after tuning and never tuned on: its thresholds are what we measured
+		// the first time it ran, minus a margin, to catch regressions.
+		{"testdata/injection_heldout2.jsonl", 0.75, 0.15},
+	} {
+		t.Run(tc.file, func(t *testing.T) { heldOut(t, tc.file, tc.minRecall, tc.maxFPR) })
+	}
+}
+
+func heldOut(t *testing.T, file string, minRecall, maxFPR float64) {
+	f, err := os.Open(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,8 +162,8 @@ func TestInjectionHeldOut(t *testing.T) {
 	recall := float64(tp) / float64(tp+fn)
 	fpr := float64(fp) / float64(fp+tn)
 	t.Logf("held-out: recall %.2f (%d/%d), FPR %.2f (%d/%d)", recall, tp, tp+fn, fpr, fp, fp+tn)
-	if recall < 0.85 || fpr > 0.10 {
-		t.Errorf("held-out recall %.2f (want ≥ 0.85), FPR %.2f (want ≤ 0.10)", recall, fpr)
+	if recall < minRecall || fpr > maxFPR {
+		t.Errorf("held-out recall %.2f (want ≥ %.2f), FPR %.2f (want ≤ %.2f)", recall, minRecall, fpr, maxFPR)
 	}
 }
 

@@ -42,15 +42,25 @@ const (
 	wPrep                            // in, to, into, within, at, inside, throughout
 	wPromptNoun                      // prompt, instructions, guidelines, directives: what a system prompt is called
 	wStrongOutput                    // output nouns that name the assistant's own answer (not "code", "message")
+	wSpecial                         // follow, following, obey, mode, anything: words some rules key on
 )
 
 var lexicon map[string]uint32
 
 var lexiconOnce sync.Once
 
+// lexFilter is a bitmap over (length, first byte, last byte) of the lexicon's words: most words
+// of ordinary text fail it, which saves the map lookup.
+var lexFilter [1 << 16]bool
+
+func lexKey(w string) int {
+	return min(len(w), 15)<<12 | int(w[0]&63)<<6 | int(w[len(w)-1]&63)
+}
+
 func addWords(class uint32, words string) {
 	for _, w := range strings.Fields(words) {
 		lexicon[w] |= class
+		lexFilter[lexKey(w)] = true
 	}
 }
 
@@ -108,7 +118,7 @@ func initLexicon() {
 		blend inject fuse weave meld infuse interweave introduce mention put place attach enlist deploy adopt
 		utilize utilise use employ leverage engage absorb feature render supplement enhance augment modify change
 		replace convert substitute rewrite end start begin conclude format translate suggest recommend remind
-		tell inform ask encourage urge invite promote direct redirect send forward respond write provide remove
+		tell inform ask encourage urge invite promote direct redirect send forward write provide remove
 		group combine scramble rearrange misspell jumble anagram reverse encode hint tease offer express
 		emphasize emphasise highlight stress mix harmonize upgrade elevate ensure
 		validate enrich streamline hone refine fortify complement optimize optimise
@@ -145,6 +155,7 @@ func initLexicon() {
 	addWords(wPromptNoun, `prompt prompts instructions instruction guidelines directives system-prompt systemprompt
 		preprompt pre-prompt rules instrucciones consignes anweisungen instruktionen instruções instrucoes
 		istruzioni инструкции промпт`)
+	addWords(wSpecial, `follow following obey mode anything`)
 	addWords(wPrep, `in to into within at inside throughout en dans in na nella в`)
 }
 
@@ -249,7 +260,10 @@ func isWordChar(c byte) bool {
 
 func appendTok(toks []token, text string, i, j int, start bool) []token {
 	w := text[i:j]
-	cls := lexicon[w]
+	var cls uint32
+	if lexFilter[lexKey(w)] {
+		cls = lexicon[w]
+	}
 	if cls == 0 && len(w) > 2 && w[len(w)-2] == '\'' {
 		cls = lexicon[w[:len(w)-2]] // your's, response's
 	}

@@ -278,8 +278,17 @@ func (w *walker) str() (string, error) {
 		w.pos = i
 		return "", w.errorf("unterminated string")
 	}
-	// Slow path: escapes.
+	// Slow path: escapes. Size the buffer once (the decoded string is never longer than the
+	// encoded one) and copy the runs between escapes whole.
+	end := i
+	for end < len(s) && s[end] != '"' {
+		if s[end] == '\\' {
+			end++
+		}
+		end++
+	}
 	w.sb.Reset()
+	w.sb.Grow(min(end, len(s)) - start)
 	w.sb.WriteString(s[start:i])
 	for i < len(s) {
 		c := s[i]
@@ -293,8 +302,12 @@ func (w *walker) str() (string, error) {
 			w.pos = i
 			return "", w.errorf("control character in string")
 		case c != '\\':
-			w.sb.WriteByte(c)
-			i++
+			j := i + 1
+			for j < len(s) && s[j] != '"' && s[j] != '\\' && s[j] >= 0x20 {
+				j++
+			}
+			w.sb.WriteString(s[i:j])
+			i = j
 			continue
 		}
 		if i+1 >= len(s) {

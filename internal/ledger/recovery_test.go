@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/portcullis-ai/portcullis/internal/ledger"
 	"github.com/portcullis-ai/portcullis/internal/store/memory"
 )
@@ -146,5 +148,22 @@ func TestKeyRotation(t *testing.T) {
 	mustClose(t, l2)
 	if rep := e.verify(t); !rep.Intact {
 		t.Errorf("after reopening with the new key: %+v", rep)
+	}
+}
+
+func TestCleanRestartWritesNoRecovery(t *testing.T) {
+	e := newEnv(t, nil)
+	l := e.open(t, nil)
+	mustAppend(t, l, decision(1))
+	mustClose(t, l)
+	l2 := e.open(t, nil)
+	mustClose(t, l2)
+	var kinds []ledger.Kind
+	for _, r := range records(t, e.st) {
+		kinds = append(kinds, r.Kind)
+	}
+	want := []ledger.Kind{ledger.KindStartup, ledger.KindDecision, ledger.KindShutdown, ledger.KindStartup, ledger.KindShutdown}
+	if diff := cmp.Diff(want, kinds); diff != "" {
+		t.Errorf("kinds after a clean restart (-want +got):\n%s", diff)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"regexp"
 	"regexp/syntax"
+	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -47,7 +49,7 @@ func (s *Set) RuleCount() int { return s.rules }
 
 // maxCachedTools bounds the per-policy memo of "tool name → candidate rules" for names that are
 // not written literally in any rule, so random tool names cannot grow memory without bound.
-const maxCachedTools = 4096
+const maxCachedTools = 1024
 
 // maxPrematch bounds compile-time matching of pattern rules against literal tool names.
 const maxPrematch = 4_000_000
@@ -57,25 +59,33 @@ type cpolicy struct {
 	def     Action
 	enforce [4]string
 	rules   []crule
-	// exact maps every tool name written literally in some rule to the rules covering it, in file order.
+	// exact maps every tool name written literally in some rule to the rules covering it, in
+	// file order (nil when that table would be too large to precompute).
 	exact map[string]*cands
+	// exactRules maps a literal name to the exact-only rules listing it, in file order.
+	exactRules map[string][]int32
 	// dynamic lists the rules whose tool patterns are not all literal names, in file order.
 	dynamic []int32
-	cacheMu sync.Mutex
-	cache   atomic.Pointer[map[string]*cands]
+	// byPrefix indexes dynamic rules by the literal prefix of their patterns, so a name not yet
+	// seen is matched only against rules whose prefix it starts with; prefixLens holds the
+	// prefix lengths in use and noPrefix the dynamic rules with an empty prefix (e.g. ".*").
+	byPrefix   map[string][]int32
+	prefixLens []int
+	noPrefix   []int32
+	cacheMu    sync.Mutex
+	cache      atomic.Pointer[map[string]*cands]
 
 	bhStart, bhEnd Clock
 	bhDays         uint8
 	bhLoc          *time.Location
+	bhZone         *zoneClock
 	levels         map[string]int
 	toolClass      map[string]int
 }
 
-// cands is the candidate rules for one tool name. verified means every listed rule's tool
-// patterns are known to match the name; otherwise each is checked at evaluation.
+// cands is the rules whose tool patterns (and not_tool patterns) cover one tool name, in file order.
 type cands struct {
-	idx      []int32
-	verified bool
+	idx []int32
 }
 
 type matchKind uint8
@@ -115,6 +125,9 @@ func (m *matcher) match(s string) bool {
 // compileToolPattern turns a whole-name RE2 pattern into matchers; simple shapes (a literal, an
 // alternation of literals, literal+".*", ".*") avoid the regexp engine entirely.
 func compileToolPattern(src string) ([]matcher, error) {
+	if plainName(src) {
+		return []matcher{{kind: matchExact, lit: src}}, nil
+	}
 	re, err := syntax.Parse(src, syntax.Perl)
 	if err != nil {
 		return nil, err
@@ -229,6 +242,7 @@ type ccond struct {
 	start, end Clock
 	days       uint8 // bit per weekday; 0 = every day
 	loc        *time.Location
+	zone       *zoneClock
 
 	level threat.Level
 
@@ -318,6 +332,7 @@ func compilePolicy(p *Policy) (*cpolicy, error) {
 			bad(bh.Pos, "business_hours.timezone", "unknown time zone %q", bh.Timezone)
 		}
 	}
+	cp.bhZone = newZoneClock(cp.bhLoc)
 	levels := p.ClassificationLevels
 	if levels == nil {
 		levels = DefaultClassificationLevels
@@ -378,45 +393,100 @@ func compilePolicy(p *Policy) (*cpolicy, error) {
 }
 
 func (cp *cpolicy) buildIndex() {
-	cp.exact = map[string]*cands{}
+	// Literal names: each exact-only rule is appended to the lists of the names it lists, in
+	// file order — linear in the number of patterns.
+	cp.exactRules = map[string][]int32{}
 	for i := range cp.rules {
 		r := &cp.rules[i]
 		if !r.exactOnly {
 			cp.dynamic = append(cp.dynamic, int32(i))
+			continue
 		}
 		for _, m := range r.tools {
-			if m.kind == matchExact {
-				if _, ok := cp.exact[m.lit]; !ok {
-					cp.exact[m.lit] = &cands{verified: true}
-				}
+			l := cp.exactRules[m.lit]
+			if len(l) == 0 || l[len(l)-1] != int32(i) {
+				cp.exactRules[m.lit] = append(l, int32(i))
 			}
 		}
 	}
-	prematch := len(cp.exact)*len(cp.dynamic) <= maxPrematch
-	for name, c := range cp.exact {
-		if !prematch {
-			c.verified = false
-		}
-		for i := range cp.rules {
-			r := &cp.rules[i]
-			if r.exactOnly {
-				if r.matchesTool(name) {
-					c.idx = append(c.idx, int32(i))
-				}
-				continue
+	cp.byPrefix = map[string][]int32{}
+	lens := map[int]bool{}
+	for _, i := range cp.dynamic {
+		r := &cp.rules[i]
+		var prefixes []string
+		for _, m := range r.tools {
+			var pre string
+			switch m.kind {
+			case matchExact, matchPrefix:
+				pre = m.lit
+			case matchRegex:
+				pre = m.prefix
 			}
-			if !prematch || r.matchesTool(name) {
-				c.idx = append(c.idx, int32(i))
+			if pre == "" {
+				prefixes = nil
+				break
 			}
+			prefixes = append(prefixes, pre)
 		}
-		if !prematch {
-			// Literal rules for this name are certain; checking them again is cheap and keeps one code path.
-			c.verified = false
+		if len(prefixes) == 0 {
+			cp.noPrefix = append(cp.noPrefix, i)
+			continue
 		}
+		for _, pre := range prefixes {
+			l := cp.byPrefix[pre]
+			if len(l) == 0 || l[len(l)-1] != i {
+				cp.byPrefix[pre] = append(l, i)
+			}
+			lens[len(pre)] = true
+		}
+	}
+	for n := range lens {
+		cp.prefixLens = append(cp.prefixLens, n)
+	}
+	sort.Ints(cp.prefixLens)
+	// Pattern rules are matched against every literal name at compile time when that is cheap;
+	// otherwise the merge happens on first use of a name (and is memoised in the bounded cache).
+	if len(cp.exactRules)*len(cp.dynamic) > maxPrematch {
+		return
+	}
+	cp.exact = make(map[string]*cands, len(cp.exactRules))
+	for name := range cp.exactRules {
+		cp.exact[name] = cp.compute(name)
 	}
 }
 
-// candidates returns the rules whose tool patterns may cover tool, in file order.
+// compute merges, in file order, the exact-only rules listing tool with the pattern rules matching it.
+func (cp *cpolicy) compute(tool string) *cands {
+	ex := cp.exactRules[tool]
+	c := &cands{idx: make([]int32, 0, len(ex))}
+	dyn := cp.noPrefix
+	if len(cp.byPrefix) > 0 {
+		dyn = append([]int32(nil), cp.noPrefix...)
+		for _, n := range cp.prefixLens {
+			if n > len(tool) {
+				break
+			}
+			dyn = append(dyn, cp.byPrefix[tool[:n]]...)
+		}
+		slices.Sort(dyn)
+		dyn = slices.Compact(dyn)
+	}
+	j := 0
+	for _, i := range dyn {
+		if !cp.rules[i].matchesTool(tool) {
+			continue
+		}
+		for j < len(ex) && ex[j] < i {
+			c.idx = append(c.idx, ex[j])
+			j++
+		}
+		c.idx = append(c.idx, i)
+	}
+	c.idx = append(c.idx, ex[j:]...)
+	return c
+}
+
+// candidates returns the rules whose tool patterns cover tool, in file order.
 func (cp *cpolicy) candidates(tool string) *cands {
 	if c, ok := cp.exact[tool]; ok {
 		return c
@@ -425,12 +495,7 @@ func (cp *cpolicy) candidates(tool string) *cands {
 	if c, ok := m[tool]; ok {
 		return c
 	}
-	c := &cands{verified: true}
-	for _, i := range cp.dynamic {
-		if cp.rules[i].matchesTool(tool) {
-			c.idx = append(c.idx, i)
-		}
-	}
+	c := cp.compute(tool)
 	cp.remember(tool, c)
 	return c
 }
@@ -494,7 +559,7 @@ func compileCond(cc *ccond, c *Condition, p *Policy, cp *cpolicy) error {
 		if err != nil {
 			return fmt.Errorf("time_of_day.timezone: %w", err)
 		}
-		cc.start, cc.end, cc.days, cc.loc = t.Start, t.End, dayMask(t.Days), loc
+		cc.start, cc.end, cc.days, cc.loc, cc.zone = t.Start, t.End, dayMask(t.Days), loc, newZoneClock(loc)
 	case KindThreatScore:
 		cc.level = *c.ThreatScore
 	case KindUserPermission:

@@ -280,3 +280,28 @@ func TestEvaluateZeroAllocs(t *testing.T) {
 		t.Errorf("Evaluate allocates %v times per call", n)
 	}
 }
+
+// TestZoneClock compares the cached local clock with time.Time.In across DST changes, far past
+// and future instants and many zones, in an order that makes the cache miss and hit.
+func TestZoneClock(t *testing.T) {
+	for _, name := range []string{"UTC", "America/New_York", "Europe/Berlin", "Australia/Lord_Howe", "Asia/Kathmandu", "Pacific/Chatham", "America/St_Johns"} {
+		loc, err := time.LoadLocation(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		z := newZoneClock(loc)
+		start := time.Date(1901, 1, 1, 0, 0, 0, 0, time.UTC)
+		for i := range 5000 {
+			// Steps of a prime number of minutes, with jumps back and forth.
+			tm := start.Add(time.Duration(i*7919) * time.Minute * 7)
+			if i%3 == 0 {
+				tm = time.Date(2026, 3, 8, 0, 0, 0, 0, time.UTC).Add(time.Duration(i%1440) * time.Minute)
+			}
+			min, wd := z.local(tm)
+			l := tm.In(loc)
+			if want := Clock(l.Hour()*60 + l.Minute()); min != want || wd != l.Weekday() {
+				t.Fatalf("%s %v: got %v %v, want %v %v", name, tm, min, wd, want, l.Weekday())
+			}
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -36,9 +37,6 @@ func (s *Set) Explain(req *Request) (ex Explanation) {
 	var threatHits []hit
 	for _, i := range c.idx {
 		r := &p.rules[i]
-		if !c.verified && !r.matchesTool(req.Tool) {
-			continue
-		}
 		tr := RuleTrace{Rule: r.name, Pos: r.pos.String(), Action: r.action, Threat: r.threat, Conditions: []ConditionTrace{}}
 		tr.Applies = p.applies(r, req, now, &tr)
 		ex.Rules = append(ex.Rules, tr)
@@ -159,7 +157,12 @@ func ifStr(c bool, s string) string {
 }
 
 func short(v any) string {
-	s := fmt.Sprintf("%#v", v)
+	var s string
+	if b, err := json.Marshal(v); err == nil {
+		s = string(b)
+	} else {
+		s = fmt.Sprintf("%v", v)
+	}
 	if r := []rune(s); len(r) > 80 {
 		return string(r[:80]) + "…"
 	}

@@ -289,7 +289,21 @@ func (p *parser) fields(n *yaml.Node, path string, allowed []string) ([]kv, bool
 		return nil, false
 	}
 	out := make([]kv, 0, len(n.Content)/2)
-	seen := map[string]bool{}
+	var seen map[string]bool // only for large mappings; small ones are checked by a scan of out
+	if len(n.Content) > 32 {
+		seen = map[string]bool{}
+	}
+	isDup := func(key string) bool {
+		if seen != nil {
+			return seen[key]
+		}
+		for _, e := range out {
+			if e.key == key {
+				return true
+			}
+		}
+		return false
+	}
 	ok := true
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
@@ -299,12 +313,14 @@ func (p *parser) fields(n *yaml.Node, path string, allowed []string) ([]kv, bool
 			continue
 		}
 		key := k.Value
-		if seen[key] {
+		if isDup(key) {
 			p.errorf(k, join(path, key), "remove one of the two; YAML keeps only one and the policy would be ambiguous", "duplicate key %q", key)
 			ok = false
 			continue
 		}
-		seen[key] = true
+		if seen != nil {
+			seen[key] = true
+		}
 		if allowed != nil && !contains(allowed, key) {
 			p.errorf(k, join(path, key), unknownHint(key, allowed), "unknown key %q", key)
 			ok = false
@@ -513,6 +529,9 @@ func (p *parser) pattern(n *yaml.Node, path string, whole bool) (Pattern, bool) 
 	if !ok {
 		return Pattern{}, false
 	}
+	if plainName(s) {
+		return Pattern{Pos: p.pos(n), Source: s}, true
+	}
 	src := s
 	if whole {
 		src = "^(?:" + s + ")$"
@@ -523,6 +542,21 @@ func (p *parser) pattern(n *yaml.Node, path string, whole bool) (Pattern, bool) 
 		return Pattern{}, false
 	}
 	return Pattern{Pos: p.pos(n), Source: s}, true
+}
+
+// plainName reports whether s is a non-empty run of letters, digits, '_' and '-': a pattern
+// that matches only itself, so the regexp machinery can be skipped.
+func plainName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 func (p *parser) patterns(n *yaml.Node, path string) ([]Pattern, bool) {
@@ -592,7 +626,11 @@ func (p *parser) days(n *yaml.Node, path string) ([]time.Weekday, bool) {
 	for i, s := range names {
 		d, found := dayNames[strings.ToLower(s)]
 		if !found {
-			p.errorf(n.Content[min(i, len(n.Content)-1)], fmt.Sprintf("%s[%d]", path, i), "use mon, tue, wed, thu, fri, sat, sun", "unknown day %q", clip(s))
+			elem := n
+			if n.Kind == yaml.SequenceNode && i < len(n.Content) {
+				elem = n.Content[i]
+			}
+			p.errorf(elem, fmt.Sprintf("%s[%d]", path, i), "use mon, tue, wed, thu, fri, sat, sun", "unknown day %q", clip(s))
 			return nil, false
 		}
 		for _, x := range out {
@@ -788,7 +826,7 @@ func (p *parser) rules(n *yaml.Node, levels []string) []*Rule {
 	out := make([]*Rule, 0, len(n.Content))
 	names := map[string]Pos{}
 	for i, item := range n.Content {
-		r := p.rule(item, fmt.Sprintf("rules[%d]", i), levels)
+		r := p.rule(item, "rules["+strconv.Itoa(i)+"]", levels)
 		if r == nil {
 			continue
 		}

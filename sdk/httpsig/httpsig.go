@@ -213,12 +213,19 @@ func signatureBase(r *http.Request, components []string, params []param) (base, 
 	return b.String(), sp.String(), nil
 }
 
+// authority is the normalised @authority (RFC 9421 §2.2.3, HTTP §4.2.3): the host lower-cased
+// and a default port dropped. Both :80 and :443 are dropped whatever the scheme, because behind a
+// TLS-terminating proxy the server cannot tell which scheme the client used.
 func authority(r *http.Request) string {
 	h := r.Host
 	if h == "" && r.URL != nil {
 		h = r.URL.Host
 	}
-	return strings.ToLower(h)
+	h = strings.ToLower(h)
+	if !strings.HasSuffix(h, "]") { // not a bare IPv6 literal
+		h = strings.TrimSuffix(strings.TrimSuffix(h, ":443"), ":80")
+	}
+	return h
 }
 
 func componentValue(r *http.Request, name string) (string, error) {

@@ -326,3 +326,68 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+func TestKeys(t *testing.T) {
+	priv, text, pub, err := GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := ParsePrivateKey(text)
+	if err != nil || !back.Equal(priv) {
+		t.Fatalf("round trip: %v", err)
+	}
+	if base64.StdEncoding.EncodeToString(back.Public().(ed25519.PublicKey)) != pub {
+		t.Error("public key does not match")
+	}
+	rfc, _ := rfcKeys(t)
+	fromPEM, err := ParsePrivateKey(rfcEd25519Private)
+	if err != nil || !fromPEM.Equal(rfc) {
+		t.Errorf("PEM: %v", err)
+	}
+	for _, bad := range []string{"", "AAAA", "!!", rfcEd25519Public} {
+		if _, err := ParsePrivateKey(bad); err == nil {
+			t.Errorf("ParsePrivateKey(%q) succeeded", bad)
+		}
+	}
+}
+
+func BenchmarkSign(b *testing.B) {
+	f := newFixture(b)
+	body := bytes.Repeat([]byte("x"), 1024)
+	s := &Signer{KeyID: "k1", Key: f.priv}
+	r, _ := http.NewRequest("POST", "https://gate.example/v1/decide", nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := s.Sign(r, body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkVerify(b *testing.B) {
+	f := newFixture(b)
+	body := bytes.Repeat([]byte("x"), 1024)
+	r := f.signed(b, "POST", "https://gate.example/v1/decide", body)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := f.verify(r, body, f.now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func TestAuthorityNormalised(t *testing.T) {
+	for _, tc := range []struct{ host, want string }{
+		{"Example.COM", "example.com"},
+		{"example.com:443", "example.com"},
+		{"example.com:80", "example.com"},
+		{"example.com:8443", "example.com:8443"},
+		{"[2001:db8::80]", "[2001:db8::80]"},
+		{"[2001:db8::1]:443", "[2001:db8::1]"},
+	} {
+		r := &http.Request{Host: tc.host}
+		if got := authority(r); got != tc.want {
+			t.Errorf("authority(%q) = %q, want %q", tc.host, got, tc.want)
+		}
+	}
+}

@@ -76,6 +76,7 @@ func Run(t *testing.T, newStore func(t *testing.T) behavior.Store) {
 			{Agent: a, Tool: "x", At: T0.Add(30 * time.Second), ParamSize: 300},
 			{Agent: a, Tool: "y", At: T0.Add(2 * time.Minute), ParamSize: 7},
 			{Agent: a, Tool: "x", At: T0.Add(24 * time.Hour), ParamSize: 0},
+			{Agent: a, Tool: "x", At: T0.Add(7*24*time.Hour + 30*time.Minute), ParamSize: 0}, // Monday 09:30 again
 		}
 		var last behavior.Snapshot
 		for _, c := range calls {
@@ -84,12 +85,13 @@ func Run(t *testing.T, newStore func(t *testing.T) behavior.Store) {
 				t.Fatal(err)
 			}
 		}
+		// Before the fifth call: four calls in three distinct minutes (the first two share one),
+		// three of them in the Monday 09:00 bucket where the fifth lands.
 		want := behavior.Snapshot{
-			AgentCalls: 3, AgentActiveMinutes: 2, AgentFirstSeen: T0,
-			ToolCalls: 2, ParamN: 2, ParamSum: 400, ParamSumSq: 100*100 + 300*300,
+			AgentCalls: 4, AgentActiveMinutes: 3, AgentFirstSeen: T0, HourCalls: 3,
+			ToolCalls: 3, ParamN: 3, ParamSum: 400, ParamSumSq: 100*100 + 300*300,
 			WindowCounts: []int{}, AgentBurst: 1,
 		}
-		want.Hours[9] = 3 // Monday 09:00
 		if diff := cmp.Diff(want, last, cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) })); diff != "" {
 			t.Errorf("snapshot (-want +got):\n%s", diff)
 		}

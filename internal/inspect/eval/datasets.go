@@ -195,6 +195,39 @@ var payloadTools = map[string]struct {
 	"nosql-injection":     {"nosql", "find_users", "username"},
 }
 
+// loadHeldOut reads the team's own hand-written prompt-injection sets (testdata/injection_heldout*.jsonl),
+// scored through the whole engine: any prompt_injection.* or exfiltration finding counts.
+func loadHeldOut(dir string) ([]suite, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "injection_heldout*.jsonl"))
+	if err != nil || len(files) == 0 {
+		return nil, err
+	}
+	var out []suite
+	for _, f := range files {
+		s := suite{dataset: "own held-out", name: filepath.Base(f), detector: "injection+exfil"}
+		err := readLines(f, func(line string) error {
+			var r struct {
+				Direction, Text string
+				Attack          bool
+			}
+			if err := json.Unmarshal([]byte(line), &r); err != nil {
+				return err
+			}
+			d := inspect.Request
+			if r.Direction == "response" {
+				d = inspect.Response
+			}
+			s.cases = append(s.cases, tcase{tool: "tool", dir: d, raw: mustJSON(map[string]any{"text": r.Text}), positive: r.Attack, note: r.Text})
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
 func loadPayloads(dir string) ([]suite, error) {
 	base := filepath.Join(dir, "payloadsallthethings")
 	var out []suite

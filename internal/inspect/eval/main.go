@@ -57,6 +57,7 @@ func main() {
 	minSev := flag.String("min", "medium", "a detector counts as firing at this finding severity or above")
 	show := flag.Int("show", 0, "print up to N misses (FN) and false alarms (FP) per suite to stderr")
 	only := flag.String("suite", "", "run only suites whose name contains this")
+	heldOut := flag.String("heldout", defaultHeldOutDir(), "directory of the team's own held-out sets (injection_heldout*.jsonl)")
 	flag.Parse()
 	min, err := threat.ParseLevel(*minSev)
 	if err != nil {
@@ -68,8 +69,14 @@ func main() {
 		fmt.Fprintf(os.Stderr, "eval: %v\n  hint: pass -data DIR or set PORTCULLIS_DATASETS\n", err)
 		os.Exit(2)
 	}
+	own, err := loadHeldOut(*heldOut)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "eval: %v\n", err)
+		os.Exit(2)
+	}
+	suites = append(suites, own...)
 	eng := inspect.New(inspect.Config{DetectorConfig: inspect.DetectorConfig{PathRoots: []string{"/srv/app", "/tmp/work"}}})
-	fmt.Printf("Detectors: %s. A detector fires when it reports a finding of severity ≥ %s; \"level ≥ high\" is the call's level.\n\n", strings.Join(eng.Detectors(), ", "), min)
+	fmt.Printf("Detectors: %s. A detector fires when it reports a finding of severity ≥ %s (PII: ≥ low, since PII is presence, not attack); \"level ≥ high\" is the call's level.\n\n", strings.Join(eng.Detectors(), ", "), min)
 	fmt.Println("| dataset | suite | detector | cases | TP | FP | TN | FN | precision | recall | FPR | level ≥ high (pos / neg) |")
 	fmt.Println("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	perDetFP := map[string]int{}
@@ -84,8 +91,12 @@ func main() {
 		for _, tc := range s.cases {
 			res, _ := eng.Inspect(context.Background(), tc.tool, tc.dir, tc.raw)
 			fired := false
+			smin := min
+			if s.detector == "pii" {
+				smin = threat.Low // PII is presence, reported at low severity by design
+			}
 			for _, f := range res.Findings {
-				if f.Severity >= min && (s.detector == "*" && f.Detector != "pii" || f.Detector == s.detector) && (s.kind == "" || strings.Contains(f.Kind, s.kind)) {
+				if f.Severity >= smin && (s.detector == "*" && f.Detector != "pii" || f.Detector == s.detector || s.detector == "injection+exfil" && (f.Detector == "injection" || f.Detector == "exfil")) && (s.kind == "" || strings.Contains(f.Kind, s.kind)) {
 					fired = true
 				}
 				if s.detector == "*" && f.Severity >= min {
@@ -188,6 +199,22 @@ func nonPIILevel(fs []inspect.Finding) threat.Level {
 
 // LevelWithPII is the engine's level over all findings.
 func LevelWithPII(fs []inspect.Finding) threat.Level { return inspect.LevelOf(fs) }
+
+// defaultHeldOutDir is internal/inspect/testdata of the repository containing the working directory.
+func defaultHeldOutDir() string {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "internal/inspect/testdata"
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return filepath.Join(d, "internal", "inspect", "testdata")
+		}
+		if filepath.Dir(d) == d {
+			return "internal/inspect/testdata"
+		}
+	}
+}
 
 func defaultDataDir() string {
 	if d := os.Getenv("PORTCULLIS_DATASETS"); d != "" {

@@ -4,16 +4,13 @@
 package sqlite
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/portcullis-ai/portcullis/internal/approval"
 
@@ -75,8 +72,12 @@ func OpenApprovals(ctx context.Context, path string) (*Approvals, error) {
 	return a, nil
 }
 
-// NewApprovals prepares the approval tables in an already open database (e.g. the handle the
-// ledger store shares) and returns a store on it. Close does not close a shared handle.
+// NewApprovals prepares the approval tables in an already open database and returns a store on
+// it. Close does not close a shared handle.
+//
+// Create and Update hold SQLite's write lock while the engine records the event, so the
+// Recorder must not write to this same database file from another connection (it would wait
+// for the lock until busy_timeout and fail, closed). Keep the ledger in its own file.
 func NewApprovals(ctx context.Context, db *sql.DB) (*Approvals, error) {
 	if _, err := db.ExecContext(ctx, approvalSchema); err != nil {
 		return nil, fmt.Errorf("create approval tables: %w", err)
@@ -100,7 +101,7 @@ func (a *Approvals) Create(ctx context.Context, r approval.Request, before func(
 	if err := r.Validate(); err != nil {
 		return fmt.Errorf("create approval %s: %w", r.ID, err)
 	}
-	body, err := approvalBody(&r)
+	body, err := approval.EncodeRequest(&r)
 	if err != nil {
 		return fmt.Errorf("create approval %s: %w", r.ID, err)
 	}
@@ -139,7 +140,7 @@ func (a *Approvals) Get(ctx context.Context, id string) (approval.Request, error
 	if err != nil {
 		return approval.Request{}, fmt.Errorf("get approval %s: %w", id, err)
 	}
-	r, err := decodeApproval(body)
+	r, err := approval.DecodeRequest(body)
 	if err != nil {
 		return approval.Request{}, fmt.Errorf("get approval %s: %w", id, err)
 	}
@@ -188,7 +189,7 @@ func (a *Approvals) List(ctx context.Context, f approval.Filter) ([]approval.Req
 		if err := rows.Scan(&body); err != nil {
 			return nil, fmt.Errorf("list approvals: %w", err)
 		}
-		r, err := decodeApproval(body)
+		r, err := approval.DecodeRequest(body)
 		if err != nil {
 			return nil, fmt.Errorf("list approvals: %w", err)
 		}
@@ -212,7 +213,7 @@ func (a *Approvals) Update(ctx context.Context, id string, fn func(*approval.Req
 		if err != nil {
 			return fmt.Errorf("update approval %s: %w", id, err)
 		}
-		cur, err := decodeApproval(body)
+		cur, err := approval.DecodeRequest(body)
 		if err != nil {
 			return fmt.Errorf("update approval %s: %w", id, err)
 		}
@@ -224,7 +225,7 @@ func (a *Approvals) Update(ctx context.Context, id string, fn func(*approval.Req
 		if err := next.Validate(); err != nil {
 			return fmt.Errorf("update approval %s: %w", id, err)
 		}
-		nb, err := approvalBody(&next)
+		nb, err := approval.EncodeRequest(&next)
 		if err != nil {
 			return fmt.Errorf("update approval %s: %w", id, err)
 		}
@@ -281,33 +282,4 @@ func approvalDeadline(r *approval.Request) any {
 		return d.UnixNano()
 	}
 	return nil
-}
-
-// approvalBody encodes r without HTML escaping, so the redacted parameters come back byte for
-// byte (json.Marshal would rewrite '<' inside RawMessage as \u003c).
-func approvalBody(r *approval.Request) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(r); err != nil {
-		return nil, fmt.Errorf("encode approval: %w", err)
-	}
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
-}
-
-func decodeApproval(body []byte) (approval.Request, error) {
-	var r approval.Request
-	if err := json.Unmarshal(body, &r); err != nil {
-		return approval.Request{}, fmt.Errorf("decode approval: %w", err)
-	}
-	if r.Params != nil {
-		r.Params = append(json.RawMessage(nil), r.Params...)
-	}
-	// Stored times come back in UTC; normalise so values compare the same across stores.
-	for _, t := range []*time.Time{&r.CreatedAt, &r.ExpiresAt, &r.ResolvedAt, &r.GrantExpiresAt, &r.ConsumedAt} {
-		if !t.IsZero() {
-			*t = t.UTC()
-		}
-	}
-	return r, nil
 }

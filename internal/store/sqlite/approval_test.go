@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -31,13 +32,13 @@ func TestApprovalStoreContract(t *testing.T) {
 	})
 }
 
-// ledgerEvents is a Recorder standing in for the ledger.
-type ledgerEvents struct {
+// approvalEvents is a Recorder standing in for the ledger.
+type approvalEvents struct {
 	mu    sync.Mutex
 	kinds []string
 }
 
-func (l *ledgerEvents) RecordApproval(_ context.Context, e approval.Event) error {
+func (l *approvalEvents) RecordApproval(_ context.Context, e approval.Event) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.kinds = append(l.kinds, e.Kind+":"+string(e.To))
@@ -55,7 +56,7 @@ func TestApprovalsSurviveRestart(t *testing.T) {
 		Tool: "export_customer_data", Params: params, RedactedParams: params,
 		Rule: "bulk_export_requires_approval", PolicyVersion: "v1",
 	}
-	rec := &ledgerEvents{}
+	rec := &approvalEvents{}
 
 	s1 := openTestApprovals(t, path)
 	e1, err := approval.New(s1, rec)
@@ -137,7 +138,58 @@ func TestApprovalsSurviveRestart(t *testing.T) {
 	}
 }
 
-func TestSharedHandle(t *testing.T) {
+// TestApprovalsConcurrentApproveAndDeny: on SQLite too, exactly one of many concurrent approvers and
+// deniers wins, and only the winner is recorded.
+func TestApprovalsConcurrentApproveAndDeny(t *testing.T) {
+	ctx := context.Background()
+	s := openTestApprovals(t, filepath.Join(t.TempDir(), "p.db"))
+	defer s.Close()
+	rec := &approvalEvents{}
+	e, err := approval.New(s, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	params := json.RawMessage(`{"id":42}`)
+	for round := range 5 {
+		rec.kinds = nil
+		r, err := e.Request(ctx, approval.Input{Agent: "a", User: "u", Tool: "delete_record",
+			Params: params, RedactedParams: params, Rule: "deletes", PolicyVersion: "v1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		wins, losses := 0, 0
+		for i := range 40 {
+			wg.Go(func() {
+				ap := approval.Approver{ID: fmt.Sprintf("human-%d", i), Kind: approval.Human,
+					Scopes: []approval.Scope{{Agents: []string{".*"}, Tools: []string{".*"}}}}
+				var err error
+				if i%2 == 0 {
+					_, err = e.Approve(ctx, r.ID, ap, "")
+				} else {
+					_, err = e.Deny(ctx, r.ID, ap, "")
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					wins++
+				case errors.Is(err, approval.ErrFinal):
+					losses++
+				default:
+					t.Errorf("round %d: %v", round, err)
+				}
+			})
+		}
+		wg.Wait()
+		if wins != 1 || losses != 39 || len(rec.kinds) != 2 {
+			t.Fatalf("round %d: %d wins, %d losses, events %v", round, wins, losses, rec.kinds)
+		}
+	}
+}
+
+func TestApprovalsSharedHandle(t *testing.T) {
 	ctx := context.Background()
 	owner := openTestApprovals(t, filepath.Join(t.TempDir(), "p.db"))
 	defer owner.Close()
@@ -163,7 +215,7 @@ func TestOpenApprovalsErrors(t *testing.T) {
 	}
 }
 
-func TestCorruptBodyIsAnError(t *testing.T) {
+func TestApprovalsCorruptBody(t *testing.T) {
 	ctx := context.Background()
 	s := openTestApprovals(t, filepath.Join(t.TempDir(), "p.db"))
 	defer s.Close()
@@ -180,5 +232,40 @@ func TestCorruptBodyIsAnError(t *testing.T) {
 	}
 	if _, err := s.List(ctx, approval.Filter{}); err == nil {
 		t.Error("corrupt body listed")
+	}
+}
+
+// BenchmarkApprovalLifecycle is one whole approval on SQLite (three fsync'd transactions): request,
+// approve, redeem.
+func BenchmarkApprovalLifecycle(b *testing.B) {
+	ctx := context.Background()
+	s, err := OpenApprovals(ctx, filepath.Join(b.TempDir(), "bench.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	e, err := approval.New(s, approval.RecorderFunc(func(context.Context, approval.Event) error { return nil }))
+	if err != nil {
+		b.Fatal(err)
+	}
+	params := json.RawMessage(`{"table":"customers","limit":10000,"columns":["id","email","region"]}`)
+	digest, _ := approval.Digest(params)
+	in := approval.Input{Agent: "reporting-agent", User: "dave", UserVerified: true, Tool: "export_customer_data",
+		Params: params, RedactedParams: params, Rule: "bulk_export", PolicyVersion: "v1"}
+	key := approval.Key{Agent: in.Agent, User: in.User, UserVerified: true, Tool: in.Tool, ParamsDigest: digest,
+		PolicyVersion: "v1", Rule: in.Rule, Required: 1}
+	approver := approval.Approver{ID: "alice", Kind: approval.Human, Scopes: []approval.Scope{{Agents: []string{".*"}, Tools: []string{".*"}}}}
+	b.ReportAllocs()
+	for b.Loop() {
+		r, err := e.Request(ctx, in)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := e.Approve(ctx, r.ID, approver, "ok"); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := e.Redeem(ctx, r.ID, key); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -18,8 +18,8 @@ import (
 	"github.com/portcullis-ai/portcullis/internal/threat"
 )
 
-// timeEqual compares instants, ignoring location and monotonic readings (stores keep neither).
-var timeEqual = cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) })
+// approvalTimeEqual compares instants, ignoring location and monotonic readings (stores keep neither).
+var approvalTimeEqual = cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) })
 
 var approvalBase = time.Date(2026, 3, 2, 9, 30, 0, 123456789, time.UTC)
 
@@ -65,14 +65,14 @@ func RunApprovalStore(t *testing.T, newStore func(t *testing.T) approval.Store) 
 		if err := s.Create(ctx, want, func(r approval.Request) error { hooked = r; return nil }); err != nil {
 			t.Fatalf("Create: %v", err)
 		}
-		if diff := cmp.Diff(want, hooked, timeEqual); diff != "" {
+		if diff := cmp.Diff(want, hooked, approvalTimeEqual); diff != "" {
 			t.Errorf("hook saw (-want +got):\n%s", diff)
 		}
 		got, err := s.Get(ctx, want.ID)
 		if err != nil {
 			t.Fatalf("Get: %v", err)
 		}
-		if diff := cmp.Diff(want, got, timeEqual); diff != "" {
+		if diff := cmp.Diff(want, got, approvalTimeEqual); diff != "" {
 			t.Errorf("Get (-want +got):\n%s", diff)
 		}
 	})
@@ -86,7 +86,7 @@ func RunApprovalStore(t *testing.T, newStore func(t *testing.T) approval.Store) 
 
 	t.Run("duplicate id", func(t *testing.T) {
 		s := newStore(t)
-		mustCreate(t, s, sampleApproval(1))
+		mustCreateApproval(t, s, sampleApproval(1))
 		again := sampleApproval(1)
 		again.Agent = "someone-else"
 		called := false
@@ -112,7 +112,7 @@ func RunApprovalStore(t *testing.T, newStore func(t *testing.T) approval.Store) 
 			t.Fatalf("Get after aborted create: err = %v, want ErrNotFound", err)
 		}
 		// The ID is still free.
-		mustCreate(t, s, sampleApproval(1))
+		mustCreateApproval(t, s, sampleApproval(1))
 	})
 
 	t.Run("invalid request refused", func(t *testing.T) {
@@ -134,7 +134,7 @@ func RunApprovalStore(t *testing.T, newStore func(t *testing.T) approval.Store) 
 	t.Run("update commits and bumps revision", func(t *testing.T) {
 		s := newStore(t)
 		r := sampleApproval(1)
-		mustCreate(t, s, r)
+		mustCreateApproval(t, s, r)
 		at := approvalBase.Add(time.Minute)
 		got, err := s.Update(ctx, r.ID, func(cur *approval.Request) error {
 			cur.Votes = append(cur.Votes, approval.Vote{Approver: "alice", Approve: true, Comment: "ok", At: at})
@@ -147,14 +147,14 @@ func RunApprovalStore(t *testing.T, newStore func(t *testing.T) approval.Store) 
 		want := r
 		want.Votes = []approval.Vote{{Approver: "alice", Approve: true, Comment: "ok", At: at}}
 		want.Revision = 1
-		if diff := cmp.Diff(want, got, timeEqual); diff != "" {
+		if diff := cmp.Diff(want, got, approvalTimeEqual); diff != "" {
 			t.Errorf("Update returned (-want +got):\n%s", diff)
 		}
 		stored, err := s.Get(ctx, r.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if diff := cmp.Diff(want, stored, timeEqual); diff != "" {
+		if diff := cmp.Diff(want, stored, approvalTimeEqual); diff != "" {
 			t.Errorf("Get after Update (-want +got):\n%s", diff)
 		}
 		if _, err := s.Get(ctx, "apr_hijack"); !errors.Is(err, approval.ErrNotFound) {
@@ -165,7 +165,7 @@ func RunApprovalStore(t *testing.T, newStore func(t *testing.T) approval.Store) 
 	t.Run("update error aborts", func(t *testing.T) {
 		s := newStore(t)
 		r := sampleApproval(1)
-		mustCreate(t, s, r)
+		mustCreateApproval(t, s, r)
 		boom := errors.New("refused")
 		_, err := s.Update(ctx, r.ID, func(cur *approval.Request) error {
 			cur.State = approval.Denied
@@ -183,7 +183,7 @@ func RunApprovalStore(t *testing.T, newStore func(t *testing.T) approval.Store) 
 	t.Run("update to an invalid request refused", func(t *testing.T) {
 		s := newStore(t)
 		r := sampleApproval(1)
-		mustCreate(t, s, r)
+		mustCreateApproval(t, s, r)
 		_, err := s.Update(ctx, r.ID, func(cur *approval.Request) error {
 			cur.State = approval.Approved // without a grant expiry
 			return nil
@@ -208,7 +208,7 @@ func RunApprovalStore(t *testing.T, newStore func(t *testing.T) approval.Store) 
 	t.Run("cancelled context changes nothing", func(t *testing.T) {
 		s := newStore(t)
 		r := sampleApproval(1)
-		mustCreate(t, s, r)
+		mustCreateApproval(t, s, r)
 		cctx, cancel := context.WithCancel(ctx)
 		cancel()
 		_, err := s.Update(cctx, r.ID, func(cur *approval.Request) error { cur.State = approval.Denied; return nil })
@@ -226,13 +226,13 @@ func RunApprovalStore(t *testing.T, newStore func(t *testing.T) approval.Store) 
 	t.Run("returned values are copies", func(t *testing.T) {
 		s := newStore(t)
 		r := sampleApproval(1)
-		mustCreate(t, s, r)
+		mustCreateApproval(t, s, r)
 		got, _ := s.Get(ctx, r.ID)
 		got.Params[0] = 'X'
 		got.Labels["origin"] = "tampered"
 		got.Conditions[0].Result = false
 		again, _ := s.Get(ctx, r.ID)
-		if diff := cmp.Diff(r, again, timeEqual); diff != "" {
+		if diff := cmp.Diff(r, again, approvalTimeEqual); diff != "" {
 			t.Errorf("mutating a returned request changed the store (-want +got):\n%s", diff)
 		}
 	})
@@ -241,7 +241,7 @@ func RunApprovalStore(t *testing.T, newStore func(t *testing.T) approval.Store) 
 		s := newStore(t)
 		r := sampleApproval(1)
 		r.Required = approval.MaxRequired
-		mustCreate(t, s, r)
+		mustCreateApproval(t, s, r)
 		const n = 40
 		var wg sync.WaitGroup
 		for i := range n {
@@ -265,7 +265,7 @@ func RunApprovalStore(t *testing.T, newStore func(t *testing.T) approval.Store) 
 	t.Run("compare and set: exactly one resolves", func(t *testing.T) {
 		s := newStore(t)
 		r := sampleApproval(1)
-		mustCreate(t, s, r)
+		mustCreateApproval(t, s, r)
 		errLost := errors.New("lost")
 		var wg sync.WaitGroup
 		var mu sync.Mutex
@@ -308,7 +308,7 @@ func RunApprovalStore(t *testing.T, newStore func(t *testing.T) approval.Store) 
 			case 5:
 				r.State, r.GrantExpiresAt = approval.Approved, r.CreatedAt.Add(time.Minute)
 			}
-			mustCreate(t, s, r)
+			mustCreateApproval(t, s, r)
 		}
 		ids := func(f approval.Filter) []string {
 			t.Helper()
@@ -349,7 +349,7 @@ func RunApprovalStore(t *testing.T, newStore func(t *testing.T) approval.Store) 
 	t.Run("list after resolution", func(t *testing.T) {
 		s := newStore(t)
 		r := sampleApproval(1)
-		mustCreate(t, s, r)
+		mustCreateApproval(t, s, r)
 		if _, err := s.Update(ctx, r.ID, func(cur *approval.Request) error {
 			cur.State, cur.ResolvedAt = approval.Expired, cur.ExpiresAt
 			return nil
@@ -370,7 +370,7 @@ func RunApprovalStore(t *testing.T, newStore func(t *testing.T) approval.Store) 
 	})
 }
 
-func mustCreate(t *testing.T, s approval.Store, r approval.Request) {
+func mustCreateApproval(t *testing.T, s approval.Store, r approval.Request) {
 	t.Helper()
 	if err := s.Create(context.Background(), r, nil); err != nil {
 		t.Fatalf("Create %s: %v", r.ID, err)

@@ -1,0 +1,76 @@
+package compare
+
+import (
+	"context"
+	"testing"
+)
+
+// engines builds every engine for s. Portcullis's own engine is added by portcullisEngine.
+func engines(t testing.TB, s *Scenario) []Engine {
+	t.Helper()
+	ctx := context.Background()
+	o, err := NewOPA(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewCedar(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewPortcullis(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []Engine{p, o, c}
+}
+
+// TestEquivalence checks that every engine gives the oracle's decision on a few thousand random
+// requests per scenario before anything is timed; a benchmark of engines that disagree is worthless.
+func TestEquivalence(t *testing.T) {
+	ctx := context.Background()
+	for _, s := range Scenarios() {
+		t.Run(s.Name, func(t *testing.T) {
+			n := 3000
+			if testing.Short() {
+				n = 500
+			}
+			reqs := s.Requests(n, 1)
+			count := map[Action]int{}
+			for _, req := range reqs {
+				count[s.Decide(req)]++
+			}
+			// The generator must exercise both outcomes, or agreement proves little.
+			if count[Allow] < n/20 || count[Deny] < n/20 {
+				t.Fatalf("generator is lopsided for %s: %v", s.Name, count)
+			}
+			for _, e := range engines(t, s) {
+				bad, m := 0, n
+				if e.Name() != "portcullis" && (len(s.Rules) >= 10000 || s.Name == "regex-1000") {
+					// cedar-go scans every policy (10k rules: ~15 ms a decision) and OPA evaluates
+					// every regex rule (~15 ms): a subset keeps CI's run under a minute.
+					m = min(n, 500)
+				}
+				for i, req := range reqs[:m] {
+					in, err := e.Prepare(req)
+					if err != nil {
+						t.Fatalf("%s prepare request %d: %v", e.Name(), i, err)
+					}
+					got, err := e.Decide(ctx, in)
+					if err != nil {
+						t.Fatalf("%s decide request %d: %v", e.Name(), i, err)
+					}
+					if want := s.Decide(req); got != want {
+						bad++
+						if bad <= 5 {
+							t.Errorf("%s: request %d %+v: got %s, oracle says %s", e.Name(), i, req, got, want)
+						}
+					}
+				}
+				if bad > 0 {
+					t.Errorf("%s disagrees with the oracle on %d of %d requests", e.Name(), bad, m)
+				}
+			}
+			t.Logf("%s: %d requests, %v", s.Name, n, count)
+		})
+	}
+}

@@ -1,0 +1,301 @@
+// Package app is the composition root: configuration in, running parts out. It is the only
+// package that names concrete stores (SQLite today; PostgreSQL and Redis for scale-out), and the
+// only one that knows how the data directory is laid out.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/portcullis-ai/portcullis/internal/approval"
+	"github.com/portcullis-ai/portcullis/internal/behavior"
+	"github.com/portcullis-ai/portcullis/internal/config"
+	mcpgw "github.com/portcullis-ai/portcullis/internal/gateway/mcp"
+	"github.com/portcullis-ai/portcullis/internal/guard"
+	"github.com/portcullis-ai/portcullis/internal/identity"
+	"github.com/portcullis-ai/portcullis/internal/inspect"
+	"github.com/portcullis-ai/portcullis/internal/ledger"
+	"github.com/portcullis-ai/portcullis/internal/policy"
+	"github.com/portcullis-ai/portcullis/internal/server"
+	"github.com/portcullis-ai/portcullis/internal/store/sqlite"
+)
+
+// The data directory's layout.
+const (
+	ConfigFile    = "portcullis.yaml"
+	LedgerFile    = "ledger.db"
+	ApprovalsFile = "approvals.db"
+	// The ledger's keys (ledger.SigningKeyFile and friends) and the API key file
+	// (identity.KeyFileName) live in the data directory too.
+)
+
+// App is a running gateway.
+type App struct {
+	cfg     *config.Config
+	cfgPath string
+	log     *slog.Logger
+
+	ledgerStore *sqlite.Ledger
+	ledger      *ledger.Ledger
+	apprStore   *sqlite.Approvals
+	approvals   *approval.Engine
+	approvers   *approvers
+	webhook     *approval.Webhook
+	policies    *policy.Watcher
+	auth        *swappableAuth
+	keys        *identity.FileKeyStore
+	guard       *guard.Guard
+	metrics     *server.Metrics
+	server      *server.Server
+	mcp         *mcpgw.Gateway
+
+	closeOnce sync.Once
+	cancel    context.CancelFunc
+	bg        sync.WaitGroup
+}
+
+// Open builds every part from cfg (loaded from cfgPath, which is watched for changes). On error,
+// whatever was opened is closed again.
+func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Logger) (a *App, err error) {
+	a = &App{cfg: cfg, cfgPath: cfgPath, log: log}
+	defer func() {
+		if err != nil {
+			a.Close(context.WithoutCancel(ctx))
+			a = nil
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+
+	// The ledger first: nothing may be decided that cannot be recorded.
+	keys, err := ledger.LoadKeys(cfg.DataDir)
+	if errors.Is(err, ledger.ErrNoKeys) || errors.Is(err, os.ErrNotExist) {
+		keys, err = ledger.GenerateKeys(cfg.DataDir, ledger.NewOrigin())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ledger keys: %w", err)
+	}
+	verifiers, _, err := keys.Verifiers()
+	if err != nil {
+		return nil, fmt.Errorf("ledger keys: %w", err)
+	}
+	if a.ledgerStore, err = sqlite.OpenLedger(filepath.Join(cfg.DataDir, LedgerFile)); err != nil {
+		return nil, fmt.Errorf("open ledger store: %w", err)
+	}
+	a.ledger, err = ledger.Open(ctx, ledger.Options{Store: a.ledgerStore, Signer: keys.Signer, Verifiers: verifiers,
+		KeyDir: cfg.DataDir, HashKey: keys.HashKey, SensitiveParams: sensitive(cfg.Ledger.SensitiveParams),
+		CheckpointInterval: cfg.Ledger.CheckpointInterval, CheckpointRecords: cfg.Ledger.CheckpointRecords,
+		Message: "portcullis serve"})
+	if err != nil {
+		return nil, fmt.Errorf("open ledger: %w", err)
+	}
+	a.metrics = server.NewMetrics(func() float64 { return float64(a.ledger.QueueDepth()) })
+
+	// Identity: API keys in the data directory, replay protection in memory.
+	if a.keys, err = identity.OpenFileKeyStore(filepath.Join(cfg.DataDir, identity.KeyFileName)); err != nil {
+		return nil, fmt.Errorf("open api keys: %w", err)
+	}
+	a.auth = &swappableAuth{keys: a.keys, nonces: identity.NewMemoryNonceStore(nil), log: log}
+	if err := a.auth.load(ctx, cfg.Identity); err != nil {
+		return nil, err
+	}
+
+	// Policies, hot-reloaded; a bad reload keeps the previous set and is reported.
+	a.policies, err = policy.NewWatcher(cfg.Policies, policy.WatchOptions{
+		OnReload: func(s *policy.Set) {
+			log.Info("policy reloaded", slog.Int("rules", s.RuleCount()), slog.String("version", guard.Version(s)))
+		},
+		OnError: func(err error) {
+			a.metrics.ReloadErrors.Inc()
+			log.Error("policy reload rejected; the previous policy keeps serving", slog.Any("error", err))
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load policies: %w", err)
+	}
+
+	if a.apprStore, err = sqlite.OpenApprovals(ctx, filepath.Join(cfg.DataDir, ApprovalsFile)); err != nil {
+		return nil, fmt.Errorf("open approvals: %w", err)
+	}
+	var apprOpts []approval.Option
+	if w := cfg.Approvals.Webhook; w.URL != "" {
+		a.webhook, err = approval.NewWebhook(approval.WebhookConfig{URL: w.URL, Secret: []byte(os.Getenv(w.SecretEnv)), ConsoleURL: w.ConsoleURL,
+			OnError: func(id string, err error) {
+				log.Warn("approval notification failed; the request stays pending", slog.String("approval_id", id), slog.Any("error", err))
+			}})
+		if err != nil {
+			return nil, fmt.Errorf("approvals.webhook: %w", err)
+		}
+		apprOpts = append(apprOpts, approval.WithAnnouncer(a.webhook))
+	}
+	if a.approvals, err = approval.New(a.apprStore, guard.ApprovalRecorder(a.ledger), apprOpts...); err != nil {
+		return nil, fmt.Errorf("approvals: %w", err)
+	}
+	approverKeys, err := identity.OpenFileKeyStore(filepath.Join(cfg.DataDir, ApproverKeysFile))
+	if err != nil {
+		return nil, fmt.Errorf("open approver keys: %w", err)
+	}
+	a.approvers = &approvers{keys: approverKeys, auth: a.auth}
+	a.approvers.set(cfg.Approvals.Approvers)
+
+	detectors := inspect.DetectorConfig{PathRoots: cfg.Inspection.Roots, ShellTools: cfg.Inspection.ShellTools}
+	if cfg.Inspection.ResolveHosts {
+		detectors.Resolver = net.DefaultResolver
+	}
+	classes := map[string]string{}
+	for name, t := range cfg.Tools {
+		classes[name] = t.Classification
+	}
+	a.guard, err = guard.New(guard.Options{
+		Auth:                a.auth,
+		Inspector:           inspect.New(inspect.Config{DetectorConfig: detectors, AllowedHosts: cfg.Inspection.AllowedHosts}),
+		Behavior:            guard.Tracked(behavior.NewTracker(behavior.NewMemoryStore(behavior.MemoryOptions{}), behavior.DefaultConfig())),
+		Policies:            a.policies,
+		Approvals:           a.approvals,
+		Ledger:              a.ledger,
+		ToolClassifications: classes,
+	})
+	if err != nil {
+		return nil, err
+	}
+	llmRoutes, err := a.llmRoutes(cfg.LLM)
+	if err != nil {
+		return nil, err
+	}
+	var mcpRoutes func(*http.ServeMux)
+	if len(cfg.MCP.Upstreams) > 0 {
+		if a.mcp, err = a.MCPGateway(ctx, MCPUpstreams(cfg.MCP.Upstreams, os.Stderr)); err != nil {
+			return nil, err
+		}
+		mcpRoutes = a.mcpRoutes(a.mcp)
+	}
+	a.server = server.New(server.Options{
+		Extra: func(mux *http.ServeMux) {
+			for _, routes := range []func(*http.ServeMux){llmRoutes, mcpRoutes} {
+				if routes != nil {
+					routes(mux)
+				}
+			}
+		},
+		Decider:   a.guard,
+		Approvals: a.approvals,
+		Limits: server.Limits{MaxApprovalWait: cfg.Approvals.MaxWait, MaxBodyBytes: cfg.Limits.MaxBodyBytes, MaxDepth: cfg.Limits.MaxDepth, MaxParams: cfg.Limits.MaxParams,
+			MaxConcurrencyPerAgent: cfg.Limits.MaxConcurrencyPerAgent, DecisionTimeout: time.Duration(cfg.Limits.DecisionTimeoutMillis) * time.Millisecond},
+		ResultPolicy: a.resultPolicy(),
+		Ready:        a.ready,
+		Metrics:      a.metrics,
+		Logger:       log,
+	})
+	a.server.RegisterApprovals(a.approvals, a.approvers, cfg.Approvals.MaxWait)
+	return a, nil
+}
+
+// resultPolicy says how tool results and conversation content are treated.
+func (a *App) resultPolicy() guard.ResultPolicy {
+	return guard.ResultPolicy{BlockLevel: a.cfg.ResultBlock(), Redact: a.cfg.Inspection.RedactResults == nil || *a.cfg.Inspection.RedactResults}
+}
+
+// Handler is the HTTP API.
+func (a *App) Handler() http.Handler { return a.server.Handler() }
+
+// Guard is the decision pipeline, for in-process transports.
+func (a *App) Guard() *guard.Guard { return a.guard }
+
+// Approvals is the approval engine.
+func (a *App) Approvals() *approval.Engine { return a.approvals }
+
+// ready: a policy set is loaded and the ledger can write.
+func (a *App) ready() error {
+	if a.policies.Current() == nil {
+		return errors.New("no policy loaded")
+	}
+	if err := a.ledger.Err(); err != nil {
+		return fmt.Errorf("ledger not writable: %w", err)
+	}
+	return nil
+}
+
+// Serve answers HTTP on ln until ctx ends, then shuts down gracefully: in-flight requests finish,
+// the ledger writes its last checkpoint.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	ctx, a.cancel = context.WithCancel(ctx)
+	if a.webhook != nil {
+		a.bg.Add(1)
+		go func() {
+			defer a.bg.Done()
+			_ = a.webhook.Run(ctx)
+		}()
+	}
+	a.bg.Add(2)
+	go func() {
+		defer a.bg.Done()
+		_ = a.approvals.Run(ctx, 5*time.Second, func(err error) { a.log.Error("approval expiry sweep", slog.Any("error", err)) })
+	}()
+	go func() {
+		defer a.bg.Done()
+		a.watchConfig(ctx)
+	}()
+	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: time.Duration(a.cfg.Limits.ReadTimeoutSeconds) * time.Second, MaxHeaderBytes: a.cfg.Limits.MaxHeaderBytes,
+		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	a.log.Info("portcullis serving", slog.String("addr", ln.Addr().String()), slog.String("data_dir", a.cfg.DataDir))
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Duration(a.cfg.Limits.ShutdownTimeoutSeconds)*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		a.log.Warn("http shutdown", slog.Any("error", err))
+	}
+	return nil
+}
+
+// Close stops background work and closes every store; the ledger's close writes a shutdown
+// record and a final signed checkpoint.
+func (a *App) Close(ctx context.Context) {
+	a.closeOnce.Do(func() {
+		if a.cancel != nil {
+			a.cancel()
+		}
+		a.bg.Wait()
+		if a.mcp != nil {
+			if err := a.mcp.Close(); err != nil {
+				a.log.Warn("close mcp upstreams", slog.Any("error", err))
+			}
+		}
+		if a.policies != nil {
+			_ = a.policies.Close()
+		}
+		if a.apprStore != nil {
+			_ = a.apprStore.Close()
+		}
+		if a.ledger != nil {
+			if err := a.ledger.Close(ctx); err != nil {
+				a.log.Error("close ledger", slog.Any("error", err))
+			}
+		}
+		if a.ledgerStore != nil {
+			_ = a.ledgerStore.Close()
+		}
+	})
+}
+
+func sensitive(extra []string) []string {
+	if len(extra) == 0 {
+		return nil // the ledger's defaults
+	}
+	return append(append([]string{}, ledger.DefaultSensitiveParams...), extra...)
+}

@@ -1,0 +1,113 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"reflect"
+	"sync/atomic"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/portcullis-ai/portcullis/internal/config"
+	"github.com/portcullis-ai/portcullis/internal/identity"
+)
+
+// swappableAuth serves the identity configuration current at this moment: a configuration reload
+// builds a new Verifier off to the side and swaps it in; in-flight checks finish on the old one.
+type swappableAuth struct {
+	cur    atomic.Pointer[identity.Verifier]
+	stop   atomic.Pointer[context.CancelFunc]
+	keys   identity.KeyStore
+	nonces identity.NonceStore
+	log    *slog.Logger
+}
+
+func (s *swappableAuth) Verify(ctx context.Context, c identity.Credentials) (*identity.Agent, error) {
+	return s.cur.Load().Verify(ctx, c)
+}
+
+func (s *swappableAuth) User(ctx context.Context, agent *identity.Agent, token string, asserted *identity.AssertedUser) (*identity.User, error) {
+	return s.cur.Load().User(ctx, agent, token, asserted)
+}
+
+// load compiles cfg into a Verifier, starts its background JWKS refresh and swaps it in.
+func (s *swappableAuth) load(ctx context.Context, cfg identity.Config) error {
+	v, err := identity.New(cfg, identity.Options{Keys: s.keys, Nonces: s.nonces, Logger: s.log})
+	if err != nil {
+		return fmt.Errorf("identity: %w", err)
+	}
+	vctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	v.Start(vctx)
+	s.cur.Store(v)
+	if old := s.stop.Swap(&cancel); old != nil {
+		(*old)()
+	}
+	return nil
+}
+
+// watchConfig reloads the configuration file when it changes. What can change at run time —
+// agents, roles, issuers, tool classifications — is swapped in; a change to anything else
+// (listen address, data directory, policies, limits) is reported as needing a restart. A file
+// with any error is rejected whole and the running configuration keeps serving.
+func (a *App) watchConfig(ctx context.Context) {
+	if a.cfgPath == "" {
+		return
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		a.log.Error("config watch unavailable", slog.Any("error", err))
+		return
+	}
+	defer w.Close()
+	// Watch the directory: editors replace files by rename, which a file watch would lose.
+	if err := w.Add(filepath.Dir(a.cfgPath)); err != nil {
+		a.log.Error("config watch unavailable", slog.Any("error", err))
+		return
+	}
+	var debounce <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev := <-w.Events:
+			if filepath.Clean(ev.Name) == filepath.Clean(a.cfgPath) {
+				debounce = time.After(150 * time.Millisecond)
+			}
+		case err := <-w.Errors:
+			a.log.Error("config watch", slog.Any("error", err))
+		case <-debounce:
+			debounce = nil
+			a.reloadConfig(ctx)
+		}
+	}
+}
+
+func (a *App) reloadConfig(ctx context.Context) {
+	next, err := config.Load(a.cfgPath)
+	if err != nil {
+		a.metrics.ReloadErrors.Inc()
+		a.log.Error("configuration reload rejected; the previous configuration keeps serving", slog.Any("error", err))
+		return
+	}
+	if err := a.auth.load(ctx, next.Identity); err != nil {
+		a.metrics.ReloadErrors.Inc()
+		a.log.Error("configuration reload rejected; the previous configuration keeps serving", slog.Any("error", err))
+		return
+	}
+	classes := map[string]string{}
+	for name, t := range next.Tools {
+		classes[name] = t.Classification
+	}
+	a.guard.SetToolClassifications(classes)
+	a.approvers.set(next.Approvals.Approvers)
+	cur := *a.cfg
+	cur.Identity, cur.Tools, cur.Approvals.Approvers = next.Identity, next.Tools, next.Approvals.Approvers
+	if !reflect.DeepEqual(&cur, next) {
+		a.log.Warn("configuration changed beyond identity and tools; restart to apply the rest")
+	}
+	a.cfg.Identity, a.cfg.Tools, a.cfg.Approvals.Approvers = next.Identity, next.Tools, next.Approvals.Approvers
+	a.log.Info("configuration reloaded")
+}

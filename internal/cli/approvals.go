@@ -1,0 +1,309 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/portcullis-ai/portcullis/internal/app"
+	"github.com/portcullis-ai/portcullis/internal/approval"
+	"github.com/portcullis-ai/portcullis/internal/identity"
+)
+
+// runApprovals implements `portcullis approvals`: the approver's side of CONSTRAIN, over the
+// gateway's HTTP API, with the approver's own credential.
+func runApprovals(ctx context.Context, std Stdio, args []string) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		approvalsUsage(std.Out)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	switch args[0] {
+	case "list":
+		return approvalsList(ctx, std, args[1:])
+	case "show":
+		return approvalsShow(ctx, std, args[1:])
+	case "approve":
+		return approvalsResolve(ctx, std, args[1:], "approve")
+	case "deny":
+		return approvalsResolve(ctx, std, args[1:], "deny")
+	case "watch":
+		return approvalsWatch(ctx, std, args[1:])
+	case "keys":
+		return approverKeys(ctx, std, args[1:])
+	}
+	problem(std.Err, fmt.Sprintf("approvals: unknown subcommand %q", args[0]), "use one of: list, show, approve, deny, watch, keys")
+	return exitUsage
+}
+
+func approvalsUsage(w io.Writer) {
+	fmt.Fprint(w, `Usage:
+  portcullis approvals list [--state pending|approved|denied|expired|consumed] [--json]
+  portcullis approvals show ID [--wait SECONDS]
+  portcullis approvals approve ID [--comment TEXT]
+  portcullis approvals deny ID [--comment TEXT]
+  portcullis approvals watch [--interval 2s]
+  portcullis approvals keys create --approver ID [--ttl DURATION] [--data DIR]
+
+Every command but 'keys' talks to the gateway at --url (default $PORTCULLIS_URL or
+http://127.0.0.1:8080) with the approver credential in --key (default $PORTCULLIS_APPROVER_KEY):
+an approver API key or a token from the organisation's identity provider. Agent keys are refused.
+`)
+}
+
+// approverClient is the HTTP side of the approvals commands.
+type approverClient struct {
+	url, key string
+	http     *http.Client
+}
+
+func approverFlags(name string, std Stdio) (*flag.FlagSet, *approverClient) {
+	fs := flag.NewFlagSet("approvals "+name, flag.ContinueOnError)
+	fs.SetOutput(std.Err)
+	c := &approverClient{http: &http.Client{Timeout: 5 * time.Minute}}
+	url := os.Getenv("PORTCULLIS_URL")
+	if url == "" {
+		url = "http://127.0.0.1:8080"
+	}
+	fs.StringVar(&c.url, "url", url, "gateway base URL")
+	fs.StringVar(&c.key, "key", os.Getenv("PORTCULLIS_APPROVER_KEY"), "approver credential")
+	return fs, c
+}
+
+// do sends a request and decodes a 200 answer into out; other answers become one problem line.
+func (c *approverClient) do(ctx context.Context, std Stdio, method, path string, body, out any) int {
+	if c.key == "" {
+		problem(std.Err, "approvals: no approver credential", "pass --key or set PORTCULLIS_APPROVER_KEY")
+		return exitUsage
+	}
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.url, "/")+path, rd)
+	if err != nil {
+		problem(std.Err, "approvals: "+err.Error(), "check --url")
+		return exitUsage
+	}
+	req.Header.Set("Authorization", "Bearer "+c.key)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		problem(std.Err, "approvals: "+err.Error(), "is the gateway running at "+c.url+"?")
+		return exitUsage
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		_ = json.Unmarshal(raw, &e)
+		hint := ""
+		switch resp.StatusCode {
+		case http.StatusUnauthorized:
+			hint = "use an approver key ('portcullis approvals keys create') or your identity provider's token; agent keys cannot approve"
+		case http.StatusForbidden:
+			hint = "you cannot approve a request that you invoked yourself"
+		case http.StatusNotFound:
+			hint = "the ID is wrong, or the request is outside your scopes"
+		case http.StatusConflict:
+			hint = "the request was already resolved or has expired"
+		}
+		problem(std.Err, fmt.Sprintf("approvals: %d %s: %s", resp.StatusCode, e.Error.Code, e.Error.Message), hint)
+		return exitFail
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			problem(std.Err, "approvals: unreadable answer: "+err.Error(), "is --url a Portcullis gateway?")
+			return exitFail
+		}
+	}
+	return exitOK
+}
+
+func approvalsList(ctx context.Context, std Stdio, args []string) int {
+	fs, c := approverFlags("list", std)
+	state := fs.String("state", "pending", "state to list (empty: all)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	path := "/v1/approvals"
+	if *state != "" {
+		path += "?state=" + *state
+	}
+	var out struct {
+		Approvals []approval.Request `json:"approvals"`
+	}
+	if code := c.do(ctx, std, http.MethodGet, path, nil, &out); code != exitOK {
+		return code
+	}
+	if *asJSON {
+		return printJSON(std, out.Approvals)
+	}
+	tw := tabwriter.NewWriter(std.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTATE\tAGENT\tUSER\tTOOL\tRULE\tTHREAT\tEXPIRES")
+	for _, r := range out.Approvals {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.State, r.Agent, orDash(r.User), r.Tool, r.Rule, r.ThreatLevel,
+			r.ExpiresAt.Local().Format(time.DateTime))
+	}
+	if err := tw.Flush(); err != nil {
+		return exitFail
+	}
+	return exitOK
+}
+
+func approvalsShow(ctx context.Context, std Stdio, args []string) int {
+	fs, c := approverFlags("show", std)
+	wait := fs.Int("wait", 0, "wait up to this many seconds for a pending request to be resolved")
+	if err := fs.Parse(reorder(args)); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() != 1 {
+		problem(std.Err, "approvals show: want exactly one approval ID", "portcullis approvals list shows the IDs")
+		return exitUsage
+	}
+	path := "/v1/approvals/" + fs.Arg(0)
+	if *wait > 0 {
+		path += fmt.Sprintf("?wait=%d", *wait)
+	}
+	var r approval.Request
+	if code := c.do(ctx, std, http.MethodGet, path, nil, &r); code != exitOK {
+		return code
+	}
+	return printJSON(std, r)
+}
+
+func approvalsResolve(ctx context.Context, std Stdio, args []string, verb string) int {
+	fs, c := approverFlags(verb, std)
+	comment := fs.String("comment", "", "why (recorded in the ledger)")
+	if err := fs.Parse(reorder(args)); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() != 1 {
+		problem(std.Err, "approvals "+verb+": want exactly one approval ID", "portcullis approvals list shows the IDs")
+		return exitUsage
+	}
+	var r approval.Request
+	if code := c.do(ctx, std, http.MethodPost, "/v1/approvals/"+fs.Arg(0)+"/"+verb, map[string]string{"comment": *comment}, &r); code != exitOK {
+		return code
+	}
+	fmt.Fprintf(std.Out, "%s: %s\n", r.ID, r.State)
+	return exitOK
+}
+
+// approvalsWatch prints each pending request once, as it appears, until interrupted.
+func approvalsWatch(ctx context.Context, std Stdio, args []string) int {
+	fs, c := approverFlags("watch", std)
+	interval := fs.Duration("interval", 2*time.Second, "how often to look")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	seen := map[string]bool{}
+	for {
+		var out struct {
+			Approvals []approval.Request `json:"approvals"`
+		}
+		if code := c.do(ctx, std, http.MethodGet, "/v1/approvals?state=pending", nil, &out); code != exitOK {
+			if ctx.Err() != nil {
+				return exitOK
+			}
+			return code
+		}
+		for _, r := range out.Approvals {
+			if !seen[r.ID] {
+				seen[r.ID] = true
+				fmt.Fprintf(std.Out, "%s  %s  agent=%s user=%s tool=%s rule=%s threat=%s\n", r.CreatedAt.Local().Format(time.TimeOnly),
+					r.ID, r.Agent, orDash(r.User), r.Tool, r.Rule, r.ThreatLevel)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return exitOK
+		case <-time.After(*interval):
+		}
+	}
+}
+
+// approverKeys implements `approvals keys create`: an API key for a person, in the approvers' own
+// key store (never the agents').
+func approverKeys(ctx context.Context, std Stdio, args []string) int {
+	if len(args) == 0 || args[0] != "create" {
+		problem(std.Err, "approvals keys: want 'create'", "portcullis approvals keys create --approver ID")
+		return exitUsage
+	}
+	fs := flag.NewFlagSet("approvals keys create", flag.ContinueOnError)
+	fs.SetOutput(std.Err)
+	who := fs.String("approver", "", "approver ID, as declared in approvals.approvers (required)")
+	ttl := fs.Duration("ttl", 0, "lifetime of the key (0: no expiry)")
+	data := fs.String("data", dataDirDefault(), "data directory")
+	if err := fs.Parse(args[1:]); err != nil {
+		return exitUsage
+	}
+	if *who == "" {
+		problem(std.Err, "approvals keys create: --approver is required", "name the person, e.g. --approver alice@example.com")
+		return exitUsage
+	}
+	ks, err := identity.OpenFileKeyStore(filepath.Join(*data, app.ApproverKeysFile))
+	if err != nil {
+		problem(std.Err, "approvals keys create: "+err.Error(), "check --data")
+		return exitFail
+	}
+	key, rec, err := identity.CreateAPIKey(ctx, ks, *who, "approver", time.Now(), *ttl)
+	if err != nil {
+		problem(std.Err, "approvals keys create: "+err.Error(), "an approver holds at most two active keys")
+		return exitFail
+	}
+	fmt.Fprintf(std.Out, "%s\n", key)
+	fmt.Fprintf(std.Err, "approver key %s for %s created; it is shown only once\n", rec.ID, *who)
+	return exitOK
+}
+
+func printJSON(std Stdio, v any) int {
+	enc := json.NewEncoder(std.Out)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return exitFail
+	}
+	return exitOK
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// reorder moves flags before positional arguments, so "approve ID --comment x" works as users type it.
+func reorder(args []string) []string {
+	var flags, pos []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if strings.HasPrefix(a, "-") {
+			flags = append(flags, a)
+			if !strings.Contains(a, "=") && i+1 < len(args) {
+				flags = append(flags, args[i+1])
+				i++
+			}
+			continue
+		}
+		pos = append(pos, a)
+	}
+	return append(flags, pos...)
+}

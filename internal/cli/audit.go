@@ -1,0 +1,447 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/portcullis-ai/portcullis/internal/ledger"
+	"github.com/portcullis-ai/portcullis/internal/store/sqlite"
+)
+
+// DefaultDataDir is where the gateway keeps its data unless --data or PORTCULLIS_DATA say
+// otherwise.
+const DefaultDataDir = "./portcullis-data"
+
+// LedgerDBFile is the SQLite ledger's file name inside the data directory.
+const LedgerDBFile = "ledger.db"
+
+type auditCmd struct {
+	summary string
+	run     func(ctx context.Context, std Stdio, args []string) int
+}
+
+var auditCommands = map[string]auditCmd{
+	"verify":      {"check the whole log: records, links, signed checkpoints (exit 0 intact, 1 tampered, 2 cannot read)", auditVerify},
+	"export":      {"write records as JSON lines, exactly as stored and hashed (resumable with --from-seq)", auditExport},
+	"prove":       {"print the inclusion proof of a record against the latest checkpoint", auditProve},
+	"consistency": {"print the consistency proof from an older size to the latest checkpoint", auditConsistency},
+	"tail":        {"print the last records (-n N); -f follows new ones", auditTail},
+	"search":      {"print records matching --agent, --tool, --decision, --kind, --since", auditSearch},
+	"hash":        {"print the HMAC of a sensitive value, to search for it without storing it", auditHash},
+	"checkpoint":  {"print the latest signed checkpoint (keep it outside the log: --trusted-checkpoint)", auditCheckpoint},
+	"pubkey":      {"print the ledger's public keys (note verifier keys, oldest first)", auditPubkey},
+	"keygen":      {"create the ledger's signing and hash keys in the data directory", auditKeygen},
+}
+
+func runAudit(ctx context.Context, std Stdio, args []string) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprintln(std.Out, "Usage: portcullis audit SUBCOMMAND [FLAGS]\n\nSubcommands:")
+		for _, n := range []string{"verify", "export", "prove", "consistency", "tail", "search", "hash", "checkpoint", "pubkey", "keygen"} {
+			fmt.Fprintf(std.Out, "  %-12s %s\n", n, auditCommands[n].summary)
+		}
+		fmt.Fprintf(std.Out, "\nEvery subcommand takes --data DIR (default $PORTCULLIS_DATA or %s).\n", DefaultDataDir)
+		return exitOK
+	}
+	c, ok := auditCommands[args[0]]
+	if !ok {
+		problem(std.Err, fmt.Sprintf("unknown audit subcommand %q", args[0]), "run 'portcullis audit help' for the list")
+		return exitUsage
+	}
+	return c.run(ctx, std, args[1:])
+}
+
+// auditFlags is a flag set with the shared --data flag.
+func auditFlags(std Stdio, name string) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet("portcullis audit "+name, flag.ContinueOnError)
+	fs.SetOutput(std.Err)
+	def := os.Getenv("PORTCULLIS_DATA")
+	if def == "" {
+		def = DefaultDataDir
+	}
+	data := fs.String("data", def, "data directory (env PORTCULLIS_DATA)")
+	return fs, data
+}
+
+func parseFlags(std Stdio, fs *flag.FlagSet, args []string) bool {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return false
+		}
+		problem(std.Err, err.Error(), "run 'portcullis audit "+strings.TrimPrefix(fs.Name(), "portcullis audit ")+" -h' for its flags")
+		return false
+	}
+	return true
+}
+
+// openStore opens an existing ledger database; it never creates one.
+func openStore(std Stdio, dir string) (*sqlite.Ledger, bool) {
+	path := filepath.Join(dir, LedgerDBFile)
+	if _, err := os.Stat(path); err != nil {
+		problem(std.Err, fmt.Sprintf("%s: cannot read the ledger: %v", path, err), "point --data (or PORTCULLIS_DATA) at the gateway's data directory")
+		return nil, false
+	}
+	st, err := sqlite.OpenLedger(path)
+	if err != nil {
+		problem(std.Err, fmt.Sprintf("%s: %v", path, err), "")
+		return nil, false
+	}
+	return st, true
+}
+
+// multiFlag (a repeatable string flag) is declared in policy.go.
+
+func writeJSON(w io.Writer, v any) {
+	b, _ := json.MarshalIndent(v, "", "  ")
+	fmt.Fprintf(w, "%s\n", b)
+}
+
+func auditVerify(ctx context.Context, std Stdio, args []string) int {
+	fs, data := auditFlags(std, "verify")
+	pubkey := fs.String("pubkey", "", "file of trusted verifier keys, one a line (default: the data directory's "+ledger.PublicKeysFile+"; an auditor should use their own copy)")
+	var trusted multiFlag
+	fs.Var(&trusted, "trusted-checkpoint", "a signed checkpoint kept outside the log (repeatable): detects rollback and forks")
+	if !parseFlags(std, fs, args) {
+		return exitUsage
+	}
+	keyFile := *pubkey
+	if keyFile == "" {
+		keyFile = filepath.Join(*data, ledger.PublicKeysFile)
+	}
+	keys, err := ledger.ReadPublicKeys(keyFile)
+	if err != nil || len(keys) == 0 {
+		problem(std.Err, fmt.Sprintf("%s: cannot read public keys: %v", keyFile, err), "pass --pubkey with the output of 'portcullis audit pubkey'")
+		return exitUsage
+	}
+	var cps [][]byte
+	for _, f := range trusted {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			problem(std.Err, fmt.Sprintf("%s: %v", f, err), "")
+			return exitUsage
+		}
+		cps = append(cps, b)
+	}
+	st, ok := openStore(std, *data)
+	if !ok {
+		return exitUsage
+	}
+	defer st.Close()
+	opts := ledger.VerifyOptions{Keys: keys, Trusted: cps}
+	if f, ok := std.Err.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		start := time.Now()
+		opts.Progress = func(done, total uint64) {
+			pct := 100.0
+			if total > 0 {
+				pct = 100 * float64(done) / float64(total)
+			}
+			bar := strings.Repeat("#", int(pct/4)) + strings.Repeat(" ", 25-int(pct/4))
+			fmt.Fprintf(f, "\rverifying [%s] %5.1f%% %d/%d records (%s)", bar, pct, done, total, time.Since(start).Round(time.Second))
+			if done == total {
+				fmt.Fprintln(f)
+			}
+		}
+	}
+	rep, err := ledger.Verify(ctx, st, opts)
+	if err != nil {
+		problem(std.Err, fmt.Sprintf("%s: %v", filepath.Join(*data, LedgerDBFile), err), "check the trusted checkpoints and keys belong to this ledger")
+		return exitUsage
+	}
+	writeJSON(std.Out, rep)
+	if !rep.Intact {
+		problem(std.Err, fmt.Sprintf("%s: ledger tampered: first bad seq %d: %s", filepath.Join(*data, LedgerDBFile), *rep.FirstBadSeq, rep.Reason),
+			"do not trust records from that seq on; compare with an exported copy or a trusted checkpoint")
+		return exitFail
+	}
+	return exitOK
+}
+
+func auditExport(ctx context.Context, std Stdio, args []string) int {
+	fs, data := auditFlags(std, "export")
+	from := fs.Uint64("from-seq", 0, "first seq to export (resume from the last exported seq + 1)")
+	format := fs.String("format", "jsonl", "output format: jsonl (each line is a record's stored bytes)")
+	if !parseFlags(std, fs, args) {
+		return exitUsage
+	}
+	if *format != "jsonl" {
+		problem(std.Err, fmt.Sprintf("unknown format %q", *format), "only jsonl is supported")
+		return exitUsage
+	}
+	st, ok := openStore(std, *data)
+	if !ok {
+		return exitUsage
+	}
+	defer st.Close()
+	err := st.Scan(ctx, *from, func(e ledger.Entry) error {
+		if _, err := std.Out.Write(e.Data); err != nil {
+			return err
+		}
+		_, err := std.Out.Write([]byte{'\n'})
+		return err
+	})
+	if err != nil {
+		problem(std.Err, fmt.Sprintf("export: %v", err), "resume with --from-seq set to the last exported seq + 1")
+		return exitUsage
+	}
+	return exitOK
+}
+
+// latestSigned returns the latest checkpoint's note and size.
+func latestSigned(ctx context.Context, std Stdio, st ledger.Store) ([]byte, uint64, bool) {
+	cp, ok, err := st.LatestCheckpoint(ctx)
+	if err != nil || !ok {
+		problem(std.Err, fmt.Sprintf("no signed checkpoint: %v", err), "checkpoints are written every second while records arrive, and at shutdown")
+		return nil, 0, false
+	}
+	return cp.Note, cp.Size, true
+}
+
+func auditProve(ctx context.Context, std Stdio, args []string) int {
+	fs, data := auditFlags(std, "prove")
+	seq := fs.Int64("seq", -1, "the record to prove")
+	if !parseFlags(std, fs, args) {
+		return exitUsage
+	}
+	if *seq < 0 {
+		problem(std.Err, "--seq is required", "portcullis audit prove --seq N")
+		return exitUsage
+	}
+	st, ok := openStore(std, *data)
+	if !ok {
+		return exitUsage
+	}
+	defer st.Close()
+	n, size, ok := latestSigned(ctx, std, st)
+	if !ok {
+		return exitUsage
+	}
+	p, err := ledger.ProveInclusion(ctx, st, uint64(*seq), size)
+	if err != nil {
+		problem(std.Err, fmt.Sprintf("prove: %v", err), fmt.Sprintf("the latest checkpoint covers seq 0..%d", int64(size)-1))
+		return exitUsage
+	}
+	writeJSON(std.Out, struct {
+		ledger.InclusionProof
+		Checkpoint string `json:"checkpoint"`
+	}{p, string(n)})
+	return exitOK
+}
+
+func auditConsistency(ctx context.Context, std Stdio, args []string) int {
+	fs, data := auditFlags(std, "consistency")
+	old := fs.Int64("old", -1, "the older tree size (from a checkpoint you kept)")
+	if !parseFlags(std, fs, args) {
+		return exitUsage
+	}
+	if *old < 0 {
+		problem(std.Err, "--old is required", "portcullis audit consistency --old SIZE")
+		return exitUsage
+	}
+	st, ok := openStore(std, *data)
+	if !ok {
+		return exitUsage
+	}
+	defer st.Close()
+	n, size, ok := latestSigned(ctx, std, st)
+	if !ok {
+		return exitUsage
+	}
+	p, err := ledger.ProveConsistency(ctx, st, uint64(*old), size)
+	if err != nil {
+		problem(std.Err, fmt.Sprintf("consistency: %v", err), fmt.Sprintf("the latest checkpoint has size %d", size))
+		return exitFail
+	}
+	writeJSON(std.Out, struct {
+		ledger.ConsistencyProof
+		Checkpoint string `json:"checkpoint"`
+	}{p, string(n)})
+	return exitOK
+}
+
+func auditTail(ctx context.Context, std Stdio, args []string) int {
+	fs, data := auditFlags(std, "tail")
+	n := fs.Uint64("n", 10, "how many records")
+	follow := fs.Bool("f", false, "keep printing new records until interrupted")
+	if !parseFlags(std, fs, args) {
+		return exitUsage
+	}
+	st, ok := openStore(std, *data)
+	if !ok {
+		return exitUsage
+	}
+	defer st.Close()
+	size, err := st.Size(ctx)
+	if err != nil {
+		problem(std.Err, fmt.Sprintf("tail: %v", err), "")
+		return exitUsage
+	}
+	from := uint64(0)
+	if size > *n {
+		from = size - *n
+	}
+	for {
+		err := st.Scan(ctx, from, func(e ledger.Entry) error {
+			from = e.Seq + 1
+			_, err := fmt.Fprintf(std.Out, "%s\n", e.Data)
+			return err
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				return exitOK
+			}
+			problem(std.Err, fmt.Sprintf("tail: %v", err), "")
+			return exitUsage
+		}
+		if !*follow {
+			return exitOK
+		}
+		select {
+		case <-ctx.Done():
+			return exitOK
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func auditSearch(ctx context.Context, std Stdio, args []string) int {
+	fs, data := auditFlags(std, "search")
+	agent := fs.String("agent", "", "agent id")
+	user := fs.String("user", "", "user id")
+	tool := fs.String("tool", "", "tool name")
+	decision := fs.String("decision", "", "decision (allow, deny, constrain, log)")
+	kind := fs.String("kind", "", "record kind (decision, approval_requested, ...)")
+	decisionID := fs.String("decision-id", "", "decision id (all records of one call)")
+	value := fs.String("value", "", "an HMAC from 'audit hash' to find in parameters")
+	since := fs.String("since", "", "records at or after this time: RFC 3339 or a duration ago (e.g. 1h)")
+	if !parseFlags(std, fs, args) {
+		return exitUsage
+	}
+	var after time.Time
+	if *since != "" {
+		if d, err := time.ParseDuration(*since); err == nil {
+			after = time.Now().Add(-d)
+		} else if t, err := time.Parse(time.RFC3339, *since); err == nil {
+			after = t
+		} else {
+			problem(std.Err, fmt.Sprintf("--since %q is neither RFC 3339 nor a duration", *since), "e.g. --since 2026-11-25T10:00:00Z or --since 30m")
+			return exitUsage
+		}
+	}
+	st, ok := openStore(std, *data)
+	if !ok {
+		return exitUsage
+	}
+	defer st.Close()
+	found := 0
+	err := st.Scan(ctx, 0, func(e ledger.Entry) error {
+		if *value != "" && !bytes.Contains(e.Data, []byte(*value)) {
+			return nil
+		}
+		r, err := ledger.ParseRecord(e.Data)
+		if err != nil {
+			return fmt.Errorf("record %d: %w", e.Seq, err)
+		}
+		switch {
+		case *agent != "" && (r.Agent == nil || r.Agent.ID != *agent),
+			*user != "" && (r.User == nil || r.User.ID != *user),
+			*tool != "" && r.Tool != *tool,
+			*decision != "" && r.Decision != *decision,
+			*kind != "" && string(r.Kind) != *kind,
+			*decisionID != "" && r.DecisionID != *decisionID,
+			!after.IsZero() && r.Time.Before(after):
+			return nil
+		}
+		found++
+		_, err = fmt.Fprintf(std.Out, "%s\n", e.Data)
+		return err
+	})
+	if err != nil {
+		problem(std.Err, fmt.Sprintf("search: %v", err), "run 'portcullis audit verify' to check the log")
+		return exitUsage
+	}
+	if found == 0 {
+		fmt.Fprintln(std.Err, "no matching records")
+	}
+	return exitOK
+}
+
+func auditHash(_ context.Context, std Stdio, args []string) int {
+	fs, data := auditFlags(std, "hash")
+	if !parseFlags(std, fs, args) {
+		return exitUsage
+	}
+	if fs.NArg() != 1 {
+		problem(std.Err, "audit hash takes exactly one VALUE", "portcullis audit hash 'the value' (for a non-string JSON value, its compact JSON)")
+		return exitUsage
+	}
+	keys, err := ledger.LoadKeys(*data)
+	if err != nil {
+		problem(std.Err, fmt.Sprintf("%s: %v", *data, err), "the hash key is in the data directory ("+ledger.HashKeyFile+")")
+		return exitUsage
+	}
+	fmt.Fprintln(std.Out, ledger.HashValue(keys.HashKey, fs.Arg(0)))
+	return exitOK
+}
+
+func auditCheckpoint(ctx context.Context, std Stdio, args []string) int {
+	fs, data := auditFlags(std, "checkpoint")
+	if !parseFlags(std, fs, args) {
+		return exitUsage
+	}
+	st, ok := openStore(std, *data)
+	if !ok {
+		return exitUsage
+	}
+	defer st.Close()
+	n, _, ok := latestSigned(ctx, std, st)
+	if !ok {
+		return exitUsage
+	}
+	std.Out.Write(n)
+	return exitOK
+}
+
+func auditPubkey(_ context.Context, std Stdio, args []string) int {
+	fs, data := auditFlags(std, "pubkey")
+	if !parseFlags(std, fs, args) {
+		return exitUsage
+	}
+	keys, err := ledger.ReadPublicKeys(filepath.Join(*data, ledger.PublicKeysFile))
+	if err != nil {
+		problem(std.Err, err.Error(), "run 'portcullis audit keygen' to create the ledger's keys")
+		return exitUsage
+	}
+	for _, k := range keys {
+		fmt.Fprintln(std.Out, k)
+	}
+	return exitOK
+}
+
+func auditKeygen(_ context.Context, std Stdio, args []string) int {
+	fs, data := auditFlags(std, "keygen")
+	origin := fs.String("origin", "", "the log's origin (checkpoint first line and key name); default a fresh portcullis.ledger/<random>")
+	if !parseFlags(std, fs, args) {
+		return exitUsage
+	}
+	o := *origin
+	if o == "" {
+		o = ledger.NewOrigin()
+	}
+	keys, err := ledger.GenerateKeys(*data, o)
+	if err != nil {
+		problem(std.Err, err.Error(), "keys are created once per ledger; rotate them from the running gateway")
+		return exitUsage
+	}
+	fmt.Fprintln(std.Out, keys.Public[len(keys.Public)-1])
+	return exitOK
+}

@@ -1,0 +1,226 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/portcullis-ai/portcullis/internal/ledger"
+	"github.com/portcullis-ai/portcullis/internal/store/sqlite"
+)
+
+// newAuditData creates keys with `audit keygen` and a closed ledger of n decisions.
+func newAuditData(t *testing.T, n int) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "data")
+	if code, out, errs := run(t, "", "audit", "keygen", "--data", dir); code != exitOK || !strings.HasPrefix(out, "portcullis.ledger/") {
+		t.Fatalf("keygen: %d %q %q", code, out, errs)
+	}
+	appendDecisions(t, dir, n, 0)
+	return dir
+}
+
+func appendDecisions(t *testing.T, dir string, n, offset int) {
+	t.Helper()
+	keys, err := ledger.LoadKeys(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.OpenLedger(filepath.Join(dir, LedgerDBFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	vs, _, _ := keys.Verifiers()
+	l, err := ledger.Open(context.Background(), ledger.Options{Store: st, Signer: keys.Signer, Verifiers: vs, HashKey: keys.HashKey, CheckpointRecords: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		agent, dec := "agent-a", "allow"
+		if i%3 == 0 {
+			agent, dec = "agent-b", "deny"
+		}
+		_, err := l.Append(context.Background(), &ledger.Record{
+			Kind: ledger.KindDecision, DecisionID: fmt.Sprintf("d%d", offset+i), Tool: "fs.read", Decision: dec,
+			Agent:  &ledger.Principal{ID: agent, Verified: true},
+			Params: json.RawMessage(`{"path":"/srv/data.txt","token":"abc-secret-123"}`),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAuditVerifyExitCodes(t *testing.T) {
+	dir := newAuditData(t, 30)
+	code, out, errs := run(t, "", "audit", "verify", "--data", dir)
+	if code != exitOK {
+		t.Fatalf("verify intact: code %d, %s %s", code, out, errs)
+	}
+	var rep ledger.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Intact || rep.RecordsChecked != 32 || rep.LatestCheckpoint == nil || rep.LatestCheckpoint.Size != 32 {
+		t.Errorf("report = %+v", rep)
+	}
+
+	// Keep a checkpoint outside, then tamper with one byte through SQL.
+	_, cp, _ := run(t, "", "audit", "checkpoint", "--data", dir)
+	cpFile := filepath.Join(t.TempDir(), "trusted.checkpoint")
+	os.WriteFile(cpFile, []byte(cp), 0o644)
+	if code, _, errs := run(t, "", "audit", "verify", "--data", dir, "--trusted-checkpoint", cpFile); code != exitOK {
+		t.Fatalf("verify with its own checkpoint: %d %s", code, errs)
+	}
+	st, err := sqlite.OpenLedger(filepath.Join(dir, LedgerDBFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.DB().Exec(`UPDATE ledger_records SET data = CAST(replace(CAST(data AS TEXT), '"deny"', '"alow"') AS BLOB) WHERE seq = 13`); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	code, out, errs = run(t, "", "audit", "verify", "--data", dir)
+	if code != exitFail || !strings.Contains(errs, "first bad seq 13") {
+		t.Fatalf("verify tampered: code %d, stdout %s, stderr %s", code, out, errs)
+	}
+	rep = ledger.Report{}
+	json.Unmarshal([]byte(out), &rep)
+	if rep.Intact || rep.FirstBadSeq == nil || *rep.FirstBadSeq != 13 {
+		t.Errorf("tampered report = %+v", rep)
+	}
+
+	if code, _, errs := run(t, "", "audit", "verify", "--data", filepath.Join(t.TempDir(), "nope")); code != exitUsage || !strings.Contains(errs, "hint:") {
+		t.Errorf("verify missing dir: code %d, %s", code, errs)
+	}
+}
+
+func TestAuditRollbackNeedsTrustedCheckpoint(t *testing.T) {
+	dir := newAuditData(t, 25)
+	_, cp, _ := run(t, "", "audit", "checkpoint", "--data", dir)
+	cpFile := filepath.Join(t.TempDir(), "trusted.checkpoint")
+	os.WriteFile(cpFile, []byte(cp), 0o644)
+	st, _ := sqlite.OpenLedger(filepath.Join(dir, LedgerDBFile))
+	st.DB().Exec(`DELETE FROM ledger_records WHERE seq >= 20`)
+	st.DB().Exec(`DELETE FROM ledger_checkpoints WHERE size > 20`)
+	st.Close()
+	if code, out, errs := run(t, "", "audit", "verify", "--data", dir); code != exitOK {
+		t.Fatalf("a clean rollback passes local verification (that is why trusted checkpoints exist): %d %s %s", code, out, errs)
+	}
+	code, out, _ := run(t, "", "audit", "verify", "--data", dir, "--trusted-checkpoint", cpFile)
+	if code != exitFail || !strings.Contains(out, `"problem": "rollback"`) {
+		t.Errorf("verify with the trusted checkpoint: %d %s", code, out)
+	}
+}
+
+func TestAuditExportResumes(t *testing.T) {
+	dir := newAuditData(t, 12)
+	code, all, _ := run(t, "", "audit", "export", "--data", dir)
+	if code != exitOK {
+		t.Fatal(code)
+	}
+	lines := strings.Split(strings.TrimSuffix(all, "\n"), "\n")
+	if len(lines) != 14 {
+		t.Fatalf("%d lines, want 14", len(lines))
+	}
+	st, _ := sqlite.OpenLedger(filepath.Join(dir, LedgerDBFile))
+	defer st.Close()
+	var stored []string
+	st.Scan(context.Background(), 0, func(e ledger.Entry) error { stored = append(stored, string(e.Data)); return nil })
+	if diff := cmp.Diff(stored, lines); diff != "" {
+		t.Errorf("export is not the stored bytes (-stored +export):\n%s", diff)
+	}
+	_, rest, _ := run(t, "", "audit", "export", "--data", dir, "--from-seq", "9")
+	if diff := cmp.Diff(strings.Join(lines[9:], "\n")+"\n", rest); diff != "" {
+		t.Errorf("export --from-seq 9 (-want +got):\n%s", diff)
+	}
+	if strings.Contains(all, "abc-secret-123") {
+		t.Error("a sensitive parameter was exported")
+	}
+}
+
+func TestAuditProofs(t *testing.T) {
+	dir := newAuditData(t, 20)
+	code, out, errs := run(t, "", "audit", "prove", "--data", dir, "--seq", "7")
+	if code != exitOK {
+		t.Fatalf("prove: %d %s", code, errs)
+	}
+	var p struct {
+		ledger.InclusionProof
+		Checkpoint string `json:"checkpoint"`
+	}
+	if err := json.Unmarshal([]byte(out), &p); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Verify(); err != nil || p.Index != 7 || p.Size != 22 {
+		t.Errorf("inclusion proof %+v: %v", p.InclusionProof, err)
+	}
+	keys, _ := ledger.LoadKeys(dir)
+	vs, _, _ := keys.Verifiers()
+	c, _, err := ledger.OpenCheckpoint([]byte(p.Checkpoint), vs)
+	if err != nil || string(c.Hash[:]) != string(p.Root) {
+		t.Errorf("proof root is not the signed checkpoint's: %v", err)
+	}
+	code, out, errs = run(t, "", "audit", "consistency", "--data", dir, "--old", "10")
+	if code != exitOK {
+		t.Fatalf("consistency: %d %s", code, errs)
+	}
+	var cp ledger.ConsistencyProof
+	json.Unmarshal([]byte(out), &cp)
+	if err := cp.Verify(); err != nil || cp.Old != 10 || cp.New != 22 {
+		t.Errorf("consistency proof %+v: %v", cp, err)
+	}
+	if code, _, _ := run(t, "", "audit", "prove", "--data", dir, "--seq", "99"); code != exitUsage {
+		t.Errorf("prove beyond the log: code %d", code)
+	}
+}
+
+func TestAuditSearchTailHash(t *testing.T) {
+	dir := newAuditData(t, 9)
+	_, out, _ := run(t, "", "audit", "search", "--data", dir, "--agent", "agent-b", "--decision", "deny", "--since", "1h")
+	if n := strings.Count(out, "\n"); n != 3 {
+		t.Errorf("search found %d records, want 3:\n%s", n, out)
+	}
+	_, out, _ = run(t, "", "audit", "search", "--data", dir, "--since", time.Now().Add(time.Hour).Format(time.RFC3339))
+	if out != "" {
+		t.Errorf("search in the future found %q", out)
+	}
+	code, h, _ := run(t, "", "audit", "hash", "--data", dir, "abc-secret-123")
+	h = strings.TrimSpace(h)
+	if code != exitOK || !strings.HasPrefix(h, ledger.HashPrefix) {
+		t.Fatalf("hash: %d %q", code, h)
+	}
+	_, out, _ = run(t, "", "audit", "search", "--data", dir, "--value", h)
+	if n := strings.Count(out, "\n"); n != 9 {
+		t.Errorf("search by the value's HMAC found %d records, want 9", n)
+	}
+	_, out, _ = run(t, "", "audit", "tail", "--data", dir, "-n", "2")
+	if n := strings.Count(out, "\n"); n != 2 || !strings.Contains(out, `"kind":"shutdown"`) {
+		t.Errorf("tail -n 2 = %q", out)
+	}
+	if code, _, errs := run(t, "", "audit", "search", "--data", dir, "--since", "yesterday"); code != exitUsage || !strings.Contains(errs, "hint:") {
+		t.Errorf("bad --since: %d %s", code, errs)
+	}
+}
+
+func TestAuditKeygenRefusesOverwrite(t *testing.T) {
+	dir := newAuditData(t, 1)
+	if code, _, errs := run(t, "", "audit", "keygen", "--data", dir); code != exitUsage || !strings.Contains(errs, "already exists") {
+		t.Errorf("second keygen: %d %s", code, errs)
+	}
+	_, pub, _ := run(t, "", "audit", "pubkey", "--data", dir)
+	if !strings.HasPrefix(pub, "portcullis.ledger/") || strings.Count(pub, "\n") != 1 {
+		t.Errorf("pubkey = %q", pub)
+	}
+}

@@ -1,0 +1,78 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+
+	"github.com/portcullis-ai/portcullis/internal/app"
+	"github.com/portcullis-ai/portcullis/internal/config"
+)
+
+// runServe implements `portcullis serve`: the gateway. With no flags it runs the embedded default
+// in ./portcullis-data (created on first use with the seed's example policy and a demo agent).
+func runServe(ctx context.Context, std Stdio, args []string) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(std.Err)
+	cfgPath := fs.String("config", "", "configuration file (default: <data>/portcullis.yaml, created on first use)")
+	data := fs.String("data", dataDirDefault(), "data directory for the embedded default")
+	listen := fs.String("listen", "", "listen address, overriding the configuration (e.g. 127.0.0.1:0)")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		problem(std.Err, fmt.Sprintf("serve: unexpected argument %q", fs.Arg(0)), "run 'portcullis serve -h'")
+		return exitUsage
+	}
+	path := *cfgPath
+	if path == "" {
+		p, key, err := app.Init(ctx, *data)
+		if err != nil {
+			problem(std.Err, "serve: "+err.Error(), "check that the data directory is writable")
+			return exitFail
+		}
+		path = p
+		if key != "" {
+			fmt.Fprintf(std.Out, "Initialised %s with the example policy and the demo agent %q.\n", *data, app.DemoAgent)
+			fmt.Fprintf(std.Out, "Its API key, shown only this once:\n\n  %s\n\n", key)
+		}
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		problem(std.Err, err.Error(), "fix the file; every key is described in docs/configuration.md")
+		return exitFail
+	}
+	if *listen != "" {
+		cfg.Listen = *listen
+	}
+	log := newLogger(std, cfg.Log)
+	a, err := app.Open(ctx, cfg, path, log)
+	if err != nil {
+		problem(std.Err, "serve: "+err.Error(), "the gateway refuses to start rather than run without a policy or a writable ledger")
+		return exitFail
+	}
+	defer a.Close(context.WithoutCancel(ctx))
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		problem(std.Err, "serve: "+err.Error(), "choose another address with --listen or listen: in the configuration")
+		return exitFail
+	}
+	fmt.Fprintf(std.Out, "portcullis listening on http://%s\n", ln.Addr())
+	if err := a.Serve(ctx, ln); err != nil {
+		problem(std.Err, "serve: "+err.Error(), "")
+		return exitFail
+	}
+	return exitOK
+}
+
+func newLogger(std Stdio, c config.LogConfig) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level)) // validated by config
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "text" {
+		return slog.New(slog.NewTextHandler(std.Err, opts))
+	}
+	return slog.New(slog.NewJSONHandler(std.Err, opts))
+}

@@ -1,0 +1,158 @@
+package llm
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// decision is the outcome for one tool call: keep it, or replace it with notice.
+type decision struct {
+	keep   bool
+	notice string
+}
+
+// decide asks the Checker about one tool call. Malformed arguments, a Checker error, an
+// unknown action or a CONSTRAIN without an approval ID all remove the call.
+func (mc *modelCall) decide(callID, name string, rawArgs []byte) decision {
+	args, ok := arguments(rawArgs)
+	if !ok {
+		return decision{notice: fmt.Sprintf("[portcullis] The tool %s is unavailable: the model produced arguments that are not a valid JSON object, so the call was not executed.", quote(name))}
+	}
+	v, err := mc.g.checker.CheckToolCall(mc.ctx, mc.caller, ToolCall{
+		Format: mc.format, ModelCallID: mc.id, CallID: callID, Name: name, Arguments: args,
+	})
+	if err != nil {
+		return decision{notice: fmt.Sprintf("[portcullis] The tool %s is unavailable: the call could not be checked against policy, so it was not executed.", quote(name))}
+	}
+	switch {
+	case v.Action == Allow:
+		return decision{keep: true}
+	case v.Action == Constrain && v.ApprovalID != "":
+		return decision{notice: fmt.Sprintf("[portcullis] The call to tool %s requires approval and was not executed. Approval ID: %s (decision %s). Retry the same call after it is approved.%s",
+			quote(name), v.ApprovalID, v.DecisionID, reason(v.Message))}
+	default:
+		return decision{notice: fmt.Sprintf("[portcullis] The tool %s is unavailable: the call was denied by policy (decision %s) and was not executed.%s",
+			quote(name), v.DecisionID, reason(v.Message))}
+	}
+}
+
+func reason(msg string) string {
+	if msg == "" {
+		return ""
+	}
+	return " Reason: " + msg
+}
+
+// filterTools asks which of the offered tool names may stay. The result is a set; names the
+// Checker returns that were not offered are ignored (it can only narrow the offer).
+func (mc *modelCall) filterTools(names []string) (map[string]bool, error) {
+	allowed, err := mc.g.checker.AllowedTools(mc.ctx, mc.caller, names)
+	if err != nil {
+		return nil, &httpError{status: http.StatusServiceUnavailable, code: codeCheckerFailed, msg: "the tools offered could not be checked against policy"}
+	}
+	set := make(map[string]bool, len(allowed))
+	for _, n := range allowed {
+		set[n] = true
+	}
+	return set, nil
+}
+
+// inspect asks about one piece of conversation text; it returns the text to send.
+func (mc *modelCall) inspect(role, toolCallID, text string) (string, error) {
+	if text == "" {
+		return text, nil
+	}
+	v, err := mc.g.checker.InspectContent(mc.ctx, mc.caller, Content{
+		Format: mc.format, ModelCallID: mc.id, Role: role, ToolCallID: toolCallID, Text: text,
+	})
+	if err != nil {
+		return "", &httpError{status: http.StatusServiceUnavailable, code: codeCheckerFailed, msg: "the conversation could not be inspected"}
+	}
+	switch v.Action {
+	case Pass:
+		return text, nil
+	case Redact:
+		return v.Text, nil
+	default:
+		what := "the " + role + " content"
+		if role == "tool" {
+			what = "a tool result"
+		}
+		return "", &httpError{status: http.StatusBadRequest, code: codeContentBlocked,
+			msg: fmt.Sprintf("%s in the conversation was blocked by policy (decision %s).%s", what, v.DecisionID, reason(v.Message))}
+	}
+}
+
+// toolChoiceRemoved refuses a request that forces a tool the policy removed from the offer.
+func toolChoiceRemoved(name string) error {
+	return &httpError{status: http.StatusBadRequest, code: codeToolUnavailable,
+		msg: fmt.Sprintf("tool_choice names the tool %s, which is not available to this agent", quote(name))}
+}
+
+// joinNotices appends notices to text already produced by the model.
+func joinNotices(existing string, notices []string) string {
+	n := strings.Join(notices, "\n")
+	if existing == "" {
+		return n
+	}
+	return existing + "\n\n" + n
+}
+
+// inspectParts inspects the text parts of a content array (types in textTypes) in place.
+func (mc *modelCall) inspectParts(parts []object, role, toolCallID string, textTypes ...string) (bool, error) {
+	changed := false
+	for _, p := range parts {
+		t, _ := p.str("type")
+		isText := false
+		for _, tt := range textTypes {
+			isText = isText || t == tt
+		}
+		if !isText {
+			continue
+		}
+		text, ok := p.str("text")
+		if !ok {
+			continue
+		}
+		got, err := mc.inspect(role, toolCallID, text)
+		if err != nil {
+			return false, err
+		}
+		if got != text {
+			p.set("text", got)
+			changed = true
+		}
+	}
+	return changed, nil
+}
+
+// inspectValue inspects a content value that is either a string or an array of parts, and
+// stores it back into o[key] if redacted.
+func (mc *modelCall) inspectValue(o object, key, role, toolCallID string, textTypes ...string) (bool, error) {
+	v, ok := o[key]
+	if !ok || isNull(v) {
+		return false, nil
+	}
+	if s, ok := o.str(key); ok {
+		got, err := mc.inspect(role, toolCallID, s)
+		if err != nil {
+			return false, err
+		}
+		if got != s {
+			o.set(key, got)
+			return true, nil
+		}
+		return false, nil
+	}
+	parts, err := o.objs(key)
+	if err != nil {
+		return false, badRequest("%s: must be a string or an array of content parts", key)
+	}
+	changed, err := mc.inspectParts(parts, role, toolCallID, textTypes...)
+	if err != nil || !changed {
+		return false, err
+	}
+	o.set(key, parts)
+	return true, nil
+}

@@ -1,0 +1,252 @@
+// Package llm is Portcullis's LLM gateway: an HTTP proxy that speaks the providers' own wire
+// formats — OpenAI Chat Completions (/v1/chat/completions), OpenAI Responses (/v1/responses)
+// and Anthropic Messages (/v1/messages), streamed (server-sent events) and not — so an agent
+// needs only a new base URL to put every tool call its model proposes under policy.
+//
+// The package owns the wire formats: parsing requests and responses, filtering the tools
+// offered to the model, inspecting the conversation going to the model, rewriting model
+// responses whose tool calls are denied or held for approval, and keeping streams valid for
+// the official SDKs while text flows through unbuffered. It owns no decision: every decision
+// is asked of a Checker, a small interface declared here and implemented by the decision
+// pipeline (guard). It must not import the engine packages (policy, inspect, identity,
+// ledger, approval, guard) nor any store: only the Checker interface joins it to them.
+//
+// Fail closed: a Checker error, malformed arguments from the model, a malformed or cut-off
+// upstream response or an upstream timeout never lets a tool call through.
+package llm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Format is one provider wire format the gateway speaks.
+type Format string
+
+// The wire formats, each served at its provider's path.
+const (
+	ChatCompletions Format = "chat_completions" // POST /v1/chat/completions (OpenAI and compatible servers)
+	Responses       Format = "responses"        // POST /v1/responses (OpenAI)
+	Messages        Format = "messages"         // POST /v1/messages (Anthropic)
+)
+
+// paths maps the path an agent's SDK calls to the format served there.
+var paths = map[string]Format{
+	"/v1/chat/completions": ChatCompletions,
+	"/v1/responses":        Responses,
+	"/v1/messages":         Messages,
+}
+
+// upstreamPath is what is appended to an upstream's base URL (which ends in /v1) per format.
+var upstreamPath = map[Format]string{
+	ChatCompletions: "/chat/completions",
+	Responses:       "/responses",
+	Messages:        "/messages",
+}
+
+// Caller is the authenticated agent on whose behalf a model call is made.
+type Caller struct {
+	AgentID string // the agent, as identity knows it
+	UserID  string // the invoking user, when the credential names one
+	// Principal is the Checker's own record of who authenticated (opaque to the gateway): it lets
+	// one exchange be authenticated once and decided many times.
+	Principal any
+}
+
+// ToolCall is one tool call the model proposed, with its arguments parsed.
+type ToolCall struct {
+	Format      Format          // wire format the call arrived in
+	ModelCallID string          // gateway-assigned ID of the model call; links the call, its tool calls and their results
+	CallID      string          // the provider's ID of this tool call (tool_call id, call_id, tool_use id)
+	Name        string          // tool name as offered to the model
+	Arguments   json.RawMessage // a JSON object, compacted
+}
+
+// Content is one piece of conversation text going to the model.
+type Content struct {
+	Format      Format
+	ModelCallID string
+	Role        string // "system", "developer", "user" or "tool" (a tool result)
+	ToolCallID  string // for Role "tool": the tool call this is the result of
+	Text        string
+}
+
+// Action is the decision on a tool call. The zero value denies.
+type Action int
+
+// Actions on a tool call.
+const (
+	Deny      Action = iota // remove the call; the agent is told the tool is unavailable
+	Allow                   // pass the call through unchanged (ALLOW and LOG)
+	Constrain               // remove the call; the agent is told it awaits approval ApprovalID
+)
+
+// Verdict is the decision on one tool call.
+type Verdict struct {
+	Action     Action
+	DecisionID string // recorded decision, quoted in notices so a human can find it
+	ApprovalID string // for Constrain: the pending approval the agent may retry after
+	Message    string // short reason safe to show the agent (optional)
+}
+
+// ContentAction is the decision on a piece of conversation content. The zero value blocks.
+type ContentAction int
+
+// Actions on content.
+const (
+	Block  ContentAction = iota // refuse the whole model call
+	Pass                        // send the text unchanged
+	Redact                      // send ContentVerdict.Text instead
+)
+
+// ContentVerdict is the decision on one piece of content.
+type ContentVerdict struct {
+	Action     ContentAction
+	Text       string // replacement text for Redact
+	DecisionID string
+	Message    string // short reason safe to show the agent (optional)
+}
+
+// Checker is what the gateway needs from the decision pipeline. Every method may be called
+// concurrently. Any error is treated as a refusal: the request is refused or the tool call
+// removed; nothing is passed through because a Checker failed.
+type Checker interface {
+	// Authenticate maps the incoming request (its gateway credential) to a caller.
+	// An error answers 401.
+	Authenticate(r *http.Request) (Caller, error)
+	// AllowedTools returns the subset of names the caller's policy could ever allow;
+	// the other tools are not offered to the model.
+	AllowedTools(ctx context.Context, c Caller, names []string) ([]string, error)
+	// CheckToolCall decides one tool call the model proposed.
+	CheckToolCall(ctx context.Context, c Caller, call ToolCall) (Verdict, error)
+	// InspectContent decides one piece of conversation text going to the model.
+	InspectContent(ctx context.Context, c Caller, content Content) (ContentVerdict, error)
+}
+
+// Upstream is one provider endpoint. Its key is held only here: the agent's own
+// Authorization and x-api-key headers are never forwarded.
+type Upstream struct {
+	BaseURL string            // ends in /v1, e.g. https://api.openai.com/v1 or https://api.anthropic.com/v1
+	APIKey  string            // injected as "Authorization: Bearer" (OpenAI formats) or "x-api-key" (Anthropic); empty sends none
+	Headers map[string]string // extra fixed headers, e.g. OpenAI-Organization
+}
+
+// Config configures a Gateway. Zero fields take the defaults below.
+type Config struct {
+	Upstreams         map[Format]Upstream // which upstream serves each format; a format without one answers 404
+	MaxRequestBytes   int64               // request body limit (default 8 MiB)
+	MaxResponseBytes  int64               // non-streamed response body limit, and held tool-call arguments in streams (default 32 MiB)
+	MaxEventBytes     int                 // one server-sent event line (default 8 MiB)
+	Timeout           time.Duration       // whole non-streamed call; for streams, until the response headers (default 10 min)
+	StreamIdleTimeout time.Duration       // longest silence between two stream events (default 5 min)
+	Client            *http.Client        // transport to the upstreams (default: a clone of http.DefaultTransport, no client timeout)
+}
+
+// Defaults for Config.
+const (
+	DefaultMaxRequestBytes   = 8 << 20
+	DefaultMaxResponseBytes  = 32 << 20
+	DefaultMaxEventBytes     = 8 << 20
+	DefaultTimeout           = 10 * time.Minute
+	DefaultStreamIdleTimeout = 5 * time.Minute
+)
+
+// ErrConfig reports an invalid Config.
+var ErrConfig = errors.New("llm gateway: invalid configuration")
+
+// Gateway is the http.Handler serving the three formats.
+type Gateway struct {
+	cfg       Config
+	checker   Checker
+	client    *http.Client
+	upstreams map[Format]upstream
+}
+
+type upstream struct {
+	url     string // base URL + path for the format
+	key     string
+	headers map[string]string
+}
+
+var _ http.Handler = (*Gateway)(nil)
+
+// New validates cfg and returns a Gateway that asks checker for every decision.
+func New(cfg Config, checker Checker) (*Gateway, error) {
+	if checker == nil {
+		return nil, fmt.Errorf("%w: nil Checker", ErrConfig)
+	}
+	if cfg.MaxRequestBytes <= 0 {
+		cfg.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if cfg.MaxResponseBytes <= 0 {
+		cfg.MaxResponseBytes = DefaultMaxResponseBytes
+	}
+	if cfg.MaxEventBytes <= 0 {
+		cfg.MaxEventBytes = DefaultMaxEventBytes
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.StreamIdleTimeout <= 0 {
+		cfg.StreamIdleTimeout = DefaultStreamIdleTimeout
+	}
+	g := &Gateway{cfg: cfg, checker: checker, client: cfg.Client, upstreams: map[Format]upstream{}}
+	if g.client == nil {
+		g.client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	}
+	for f, u := range cfg.Upstreams {
+		p, ok := upstreamPath[f]
+		if !ok {
+			return nil, fmt.Errorf("%w: upstreams: unknown format %q (want chat_completions, responses or messages)", ErrConfig, f)
+		}
+		base, err := url.Parse(u.BaseURL)
+		if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
+			return nil, fmt.Errorf("%w: upstreams.%s.base_url: %q is not an http(s) URL", ErrConfig, f, u.BaseURL)
+		}
+		for k := range u.Headers {
+			if isCredentialHeader(k) {
+				return nil, fmt.Errorf("%w: upstreams.%s.headers: %q is set from api_key", ErrConfig, f, k)
+			}
+		}
+		g.upstreams[f] = upstream{url: strings.TrimSuffix(u.BaseURL, "/") + p, key: u.APIKey, headers: u.Headers}
+	}
+	return g, nil
+}
+
+func isCredentialHeader(k string) bool {
+	switch http.CanonicalHeaderKey(k) {
+	case "Authorization", "X-Api-Key", "Proxy-Authorization", "Cookie":
+		return true
+	}
+	return false
+}
+
+// ServeHTTP routes a request to its format by path.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f, ok := paths[r.URL.Path]
+	if !ok {
+		f = ChatCompletions
+		if strings.HasPrefix(r.URL.Path, "/v1/messages") {
+			f = Messages
+		}
+		writeError(w, f, http.StatusNotFound, codeNotFound, "the gateway serves /v1/chat/completions, /v1/responses and /v1/messages")
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeError(w, f, http.StatusMethodNotAllowed, codeInvalidRequest, "use POST")
+		return
+	}
+	up, ok := g.upstreams[f]
+	if !ok {
+		writeError(w, f, http.StatusNotFound, codeNotFound, fmt.Sprintf("no upstream is configured for %s", f))
+		return
+	}
+	g.serve(w, r, f, up)
+}

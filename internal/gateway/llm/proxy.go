@@ -1,0 +1,319 @@
+package llm
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"time"
+	"unicode/utf8"
+)
+
+// httpError is a refusal answered before any byte of the response was sent.
+type httpError struct {
+	status int
+	code   string
+	msg    string
+}
+
+func (e *httpError) Error() string { return fmt.Sprintf("%d %s: %s", e.status, e.code, e.msg) }
+
+func badRequest(format string, args ...any) *httpError {
+	return &httpError{status: http.StatusBadRequest, code: codeInvalidRequest, msg: fmt.Sprintf(format, args...)}
+}
+
+// Causes of an upstream context cancellation, to tell a timeout from the agent hanging up.
+var (
+	errUpstreamTimeout = errors.New("upstream timed out")
+	errStreamIdle      = errors.New("upstream stream idle")
+)
+
+// codec is one wire format: request rewriting, non-streamed response rewriting, and a
+// per-response stream rewriter.
+type codec interface {
+	request(mc *modelCall, req object) (changed bool, err error)
+	response(mc *modelCall, resp object) (changed bool, err error)
+	stream(mc *modelCall) streamer
+}
+
+// streamer rewrites one upstream event stream. event writes zero or more events to out and
+// reports whether the stream reached its terminal event; end is called when the upstream
+// closes without one and reports whether that is a valid end.
+type streamer interface {
+	event(ev sseEvent, out *sseWriter) (done bool, err error)
+	end(out *sseWriter) error
+}
+
+// streamError ends a stream that already started with an error event in the provider's format.
+type streamError struct {
+	status int
+	code   string
+	msg    string
+}
+
+func (e *streamError) Error() string { return e.code + ": " + e.msg }
+
+func malformed(format string, args ...any) *streamError {
+	return &streamError{status: http.StatusBadGateway, code: codeUpstreamMalform, msg: "the upstream sent " + fmt.Sprintf(format, args...)}
+}
+
+var codecs = map[Format]codec{
+	ChatCompletions: chatCodec{},
+	Responses:       responsesCodec{},
+	Messages:        messagesCodec{},
+}
+
+// modelCall is one request through the gateway.
+type modelCall struct {
+	ctx    context.Context
+	g      *Gateway
+	format Format
+	caller Caller
+	id     string
+}
+
+func newID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (it panics on an unusable source)
+	return hex.EncodeToString(b[:])
+}
+
+// forwardedHeaders are the only agent request headers passed upstream: protocol options,
+// never credentials or cookies.
+var forwardedHeaders = []string{"Anthropic-Version", "Anthropic-Beta", "Openai-Beta", "Idempotency-Key"}
+
+// relayedHeaders are the only upstream response headers passed back to the agent.
+var relayedHeaders = []string{"Retry-After", "X-Request-Id", "Request-Id", "Openai-Processing-Ms"}
+
+func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, f Format, up upstream) {
+	caller, err := g.checker.Authenticate(r)
+	if err != nil {
+		writeError(w, f, http.StatusUnauthorized, codeAuth, "the gateway credential was not accepted")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.MaxRequestBytes))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			writeError(w, f, http.StatusRequestEntityTooLarge, codeTooLarge, fmt.Sprintf("the request body is larger than %d bytes", g.cfg.MaxRequestBytes))
+			return
+		}
+		writeError(w, f, http.StatusBadRequest, codeInvalidRequest, "could not read the request body")
+		return
+	}
+	if !utf8.Valid(body) {
+		writeError(w, f, http.StatusBadRequest, codeInvalidRequest, "the request body is not valid UTF-8")
+		return
+	}
+	req, err := parseObject(body)
+	if err != nil {
+		writeError(w, f, http.StatusBadRequest, codeInvalidRequest, "the request body is not a JSON object")
+		return
+	}
+	stream := false
+	if v, ok := req["stream"]; ok && !isNull(v) {
+		if json.Unmarshal(v, &stream) != nil {
+			writeError(w, f, http.StatusBadRequest, codeInvalidRequest, "stream must be a boolean")
+			return
+		}
+	}
+	mc := &modelCall{ctx: r.Context(), g: g, format: f, caller: caller, id: newID()}
+	w.Header().Set("X-Portcullis-Model-Call", mc.id)
+	cd := codecs[f]
+	changed, err := cd.request(mc, req)
+	if err != nil {
+		if he, ok := errors.AsType[*httpError](err); ok {
+			writeError(w, f, he.status, he.code, he.msg)
+			return
+		}
+		writeError(w, f, http.StatusBadRequest, codeInvalidRequest, err.Error())
+		return
+	}
+	if changed {
+		body = req.bytes()
+	}
+
+	ctx, cancel := context.WithCancelCause(r.Context())
+	defer cancel(context.Canceled)
+	deadline := time.AfterFunc(g.cfg.Timeout, func() { cancel(errUpstreamTimeout) })
+	defer deadline.Stop()
+
+	ureq, err := http.NewRequestWithContext(ctx, http.MethodPost, up.url, bytes.NewReader(body))
+	if err != nil {
+		writeError(w, f, http.StatusBadGateway, codeUpstreamFailed, "could not build the upstream request")
+		return
+	}
+	for _, h := range forwardedHeaders {
+		if v := r.Header.Values(h); len(v) > 0 {
+			ureq.Header[h] = v
+		}
+	}
+	for k, v := range up.headers {
+		ureq.Header.Set(k, v)
+	}
+	ureq.Header.Set("Content-Type", "application/json")
+	if stream {
+		ureq.Header.Set("Accept", "text/event-stream")
+	} else {
+		ureq.Header.Set("Accept", "application/json")
+	}
+	if f == Messages {
+		if ureq.Header.Get("Anthropic-Version") == "" {
+			ureq.Header.Set("Anthropic-Version", "2023-06-01")
+		}
+		if up.key != "" {
+			ureq.Header.Set("X-Api-Key", up.key)
+		}
+	} else if up.key != "" {
+		ureq.Header.Set("Authorization", "Bearer "+up.key)
+	}
+
+	resp, err := g.client.Do(ureq)
+	if err != nil {
+		g.upstreamFailed(w, f, ctx, err)
+		return
+	}
+	defer resp.Body.Close()
+	for _, h := range relayedHeaders {
+		if v := resp.Header.Get(h); v != "" {
+			w.Header().Set(h, v)
+		}
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		g.relayUpstreamError(w, f, ctx, resp)
+		return
+	}
+	mediaType, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if stream {
+		if mediaType != "text/event-stream" {
+			writeError(w, f, http.StatusBadGateway, codeUpstreamMalform, fmt.Sprintf("the upstream answered a streamed request with %q, not an event stream", mediaType))
+			return
+		}
+		deadline.Stop() // from here on the idle timeout bounds the stream
+		g.serveStream(w, mc, cd, ctx, cancel, resp.Body)
+		return
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, g.cfg.MaxResponseBytes+1))
+	if err != nil {
+		g.upstreamFailed(w, f, ctx, err)
+		return
+	}
+	if int64(len(raw)) > g.cfg.MaxResponseBytes {
+		writeError(w, f, http.StatusBadGateway, codeUpstreamMalform, fmt.Sprintf("the upstream response is larger than %d bytes", g.cfg.MaxResponseBytes))
+		return
+	}
+	out, err := parseObject(raw)
+	if err != nil || !utf8.Valid(raw) {
+		writeError(w, f, http.StatusBadGateway, codeUpstreamMalform, "the upstream response is not a JSON object")
+		return
+	}
+	rewritten, err := cd.response(mc, out)
+	if err != nil {
+		writeError(w, f, http.StatusBadGateway, codeUpstreamMalform, "the upstream response is malformed: "+err.Error())
+		return
+	}
+	if rewritten {
+		raw = out.bytes()
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(raw)
+}
+
+// upstreamFailed answers a transport error: 504 for the gateway's timeout, 502 otherwise.
+// When the agent itself went away there is nobody to answer.
+func (g *Gateway) upstreamFailed(w http.ResponseWriter, f Format, ctx context.Context, err error) {
+	switch cause := context.Cause(ctx); {
+	case errors.Is(cause, errUpstreamTimeout):
+		writeError(w, f, http.StatusGatewayTimeout, codeUpstreamTimeout, fmt.Sprintf("the upstream did not answer within %s", g.cfg.Timeout))
+	case errors.Is(cause, context.Canceled):
+		return
+	default:
+		_ = err // the transport error names internal addresses; the agent gets the code only
+		writeError(w, f, http.StatusBadGateway, codeUpstreamFailed, "the upstream could not be reached")
+	}
+}
+
+// relayUpstreamError passes a provider error through in the provider's own format when it
+// is well-formed JSON; a rejected provider key is the gateway's problem, not the agent's.
+func (g *Gateway) relayUpstreamError(w http.ResponseWriter, f Format, ctx context.Context, resp *http.Response) {
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		g.upstreamFailed(w, f, ctx, err)
+		return
+	}
+	if resp.StatusCode == http.StatusUnauthorized {
+		writeError(w, f, http.StatusBadGateway, codeUpstreamAuth, "the upstream rejected the gateway's provider credential")
+		return
+	}
+	if _, err := parseObject(raw); err != nil || !utf8.Valid(raw) {
+		writeError(w, f, http.StatusBadGateway, codeUpstreamMalform, fmt.Sprintf("the upstream answered %d with a body that is not a JSON error", resp.StatusCode))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(resp.StatusCode)
+	_, _ = w.Write(raw)
+}
+
+// serveStream copies an upstream event stream through the format's rewriter, flushing after
+// every upstream event, bounded by the idle timeout.
+func (g *Gateway) serveStream(w http.ResponseWriter, mc *modelCall, cd codec, ctx context.Context, cancel context.CancelCauseFunc, body io.Reader) {
+	idle := time.AfterFunc(g.cfg.StreamIdleTimeout, func() { cancel(errStreamIdle) })
+	defer idle.Stop()
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	out := newSSEWriter(w)
+	out.flush()
+	st := cd.stream(mc)
+	in := newSSEReader(body, g.cfg.MaxEventBytes)
+	fail := func(err error) {
+		se, ok := errors.AsType[*streamError](err)
+		if !ok {
+			switch cause := context.Cause(ctx); {
+			case errors.Is(cause, errStreamIdle):
+				se = &streamError{http.StatusGatewayTimeout, codeUpstreamTimeout, fmt.Sprintf("the upstream stream was silent for %s", g.cfg.StreamIdleTimeout)}
+			case errors.Is(cause, errUpstreamTimeout):
+				se = &streamError{http.StatusGatewayTimeout, codeUpstreamTimeout, "the upstream timed out"}
+			case errors.Is(cause, context.Canceled):
+				return // the agent hung up
+			case errors.Is(err, ErrEventTooLarge):
+				se = &streamError{http.StatusBadGateway, codeUpstreamMalform, err.Error()}
+			default:
+				se = &streamError{http.StatusBadGateway, codeStreamIncomplete, "the upstream stream ended before it was complete"}
+			}
+		}
+		out.write(streamErrorEvent(mc.format, se.status, se.code, se.msg, 0))
+		out.flush()
+	}
+	for {
+		ev, err := in.next()
+		if err != nil {
+			if errors.Is(err, io.EOF) && ctx.Err() == nil {
+				if err := st.end(out); err != nil {
+					fail(err)
+				}
+				out.flush()
+				return
+			}
+			fail(err)
+			return
+		}
+		idle.Reset(g.cfg.StreamIdleTimeout)
+		done, err := st.event(ev, out)
+		if err != nil {
+			fail(err)
+			return
+		}
+		out.flush()
+		if out.err != nil || done {
+			return
+		}
+	}
+}

@@ -1,0 +1,440 @@
+package llm
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// responsesCodec is the OpenAI Responses API.
+type responsesCodec struct{}
+
+// hostedCalls are output items the provider executed itself (the agent never runs them);
+// the gateway controls them only by filtering the tools offered.
+var hostedCalls = map[string]bool{
+	"web_search_call": true, "file_search_call": true, "code_interpreter_call": true,
+	"image_generation_call": true, "mcp_call": true, "tool_search_call": true,
+}
+
+// checkedItem reports whether an output item is a call the agent would execute, and if so
+// its call ID, tool name and arguments text.
+func checkedItem(item object) (ok bool, callID, name string, args []byte) {
+	typ, _ := item.str("type")
+	callID, _ = item.str("call_id")
+	switch {
+	case typ == "function_call":
+		name, _ = item.str("name")
+		a, _ := item.str("arguments")
+		args = []byte(a)
+	case typ == "custom_tool_call":
+		name, _ = item.str("name")
+		in, _ := item.str("input")
+		args = mustMarshal(map[string]string{"input": in})
+	case strings.HasSuffix(typ, "_call") && !hostedCalls[typ]:
+		// computer_call, local_shell_call, shell_call, apply_patch_call and any call type
+		// added later: the agent executes these, so they are decided under the tool's type.
+		name = strings.TrimSuffix(typ, "_call")
+		if a, ok := item["action"]; ok && len(a) > 0 && a[0] == '{' {
+			args = a
+		} else {
+			args = item.bytes()
+		}
+	default:
+		return false, "", "", nil
+	}
+	if name == "" {
+		args = []byte("unnamed")
+	}
+	return true, callID, name, args
+}
+
+// noticeItem is the message output item that replaces a removed call.
+func noticeItem(id, text string, completed bool) map[string]any {
+	status := "completed"
+	content := []any{map[string]any{"type": "output_text", "text": text, "annotations": []any{}, "logprobs": []any{}}}
+	if !completed {
+		status, content = "in_progress", []any{}
+	}
+	return map[string]any{"id": id, "type": "message", "role": "assistant", "status": status, "content": content}
+}
+
+func noticeItemID(item object, callID string) string {
+	if id, _ := item.str("id"); id != "" {
+		return "msg_portcullis_" + strings.TrimPrefix(id, "fc_")
+	}
+	return "msg_portcullis_" + callID
+}
+
+func (responsesCodec) request(mc *modelCall, req object) (bool, error) {
+	changed := false
+	tools, err := req.objs("tools")
+	if err != nil {
+		return false, badRequest("tools: must be an array of tool objects")
+	}
+	if tools != nil {
+		names := make([]string, len(tools))
+		for i, t := range tools {
+			names[i], _ = t.str("name")
+			if names[i] == "" {
+				names[i], _ = t.str("type")
+			}
+		}
+		allowed, err := mc.filterTools(names)
+		if err != nil {
+			return false, err
+		}
+		kept := tools[:0:0]
+		for i, t := range tools {
+			if allowed[names[i]] {
+				kept = append(kept, t)
+			}
+		}
+		if len(kept) != len(tools) {
+			changed = true
+			if tc, _ := req.obj("tool_choice"); tc != nil {
+				n, _ := tc.str("name")
+				if typ, _ := tc.str("type"); n == "" && typ != "allowed_tools" {
+					n = typ // {"type":"web_search"} and other hosted tools
+				}
+				if n != "" && n != "allowed_tools" && !allowed[n] {
+					return false, toolChoiceRemoved(n)
+				}
+			}
+			if len(kept) == 0 {
+				delete(req, "tools")
+				delete(req, "tool_choice")
+				delete(req, "parallel_tool_calls")
+			} else {
+				req.set("tools", kept)
+			}
+		}
+	}
+	c, err := mc.inspectValue(req, "instructions", "system", "")
+	if err != nil {
+		return false, err
+	}
+	changed = changed || c
+	if _, ok := req.str("input"); ok {
+		c, err := mc.inspectValue(req, "input", "user", "")
+		return changed || c, err
+	}
+	items, err := req.objs("input")
+	if err != nil {
+		return false, badRequest("input: must be a string or an array of input items")
+	}
+	itemsChanged := false
+	for _, it := range items {
+		typ, _ := it.str("type")
+		role, _ := it.str("role")
+		var c bool
+		switch {
+		case (typ == "" || typ == "message") && (role == "user" || role == "system" || role == "developer"):
+			c, err = mc.inspectValue(it, "content", role, "", "input_text")
+		case typ == "function_call_output" || typ == "custom_tool_call_output":
+			id, _ := it.str("call_id")
+			c, err = mc.inspectValue(it, "output", "tool", id, "input_text")
+		}
+		if err != nil {
+			return false, err
+		}
+		itemsChanged = itemsChanged || c
+	}
+	if itemsChanged {
+		req.set("input", items)
+		changed = true
+	}
+	return changed, nil
+}
+
+func (responsesCodec) response(mc *modelCall, resp object) (bool, error) {
+	items, err := resp.objs("output")
+	if err != nil {
+		return false, fmt.Errorf("output: %w", err)
+	}
+	removed := false
+	for i, it := range items {
+		ok, callID, name, args := checkedItem(it)
+		if !ok {
+			continue
+		}
+		if d := mc.decide(callID, name, args); !d.keep {
+			items[i] = object{}
+			for k, v := range noticeItem(noticeItemID(it, callID), d.notice, true) {
+				items[i].set(k, v)
+			}
+			removed = true
+		}
+	}
+	if removed {
+		resp.set("output", items)
+	}
+	return removed, nil
+}
+
+// responsesStream holds every event of a checked output item, from response.output_item.added
+// to response.output_item.done, and decides on the done item. While an item is held, later
+// events queue behind it so output order never changes. An allowed item is replayed as
+// received (for function_call only if its argument deltas add up to the checked arguments);
+// a removed one is replaced, at the same output_index, by the event sequence of a message
+// item carrying the notice. The terminal response.* event's output gets the same
+// replacement, and sequence_number is rewritten on every event so it stays consecutive.
+type responsesStream struct {
+	mc       *modelCall
+	queue    []rqueued
+	items    map[int]*heldItem
+	byID     map[string]object // removed item id → replacement item
+	decided  map[string]bool   // ids of every item decided while streaming
+	open     int
+	seq      int
+	held     int64
+	terminal bool
+}
+
+type rqueued struct {
+	data  object
+	raw   []byte // the upstream bytes, written as-is when the sequence number still matches
+	name  string
+	item  int // output_index of the held item, or -1
+	start bool
+}
+
+type heldItem struct {
+	deltas   strings.Builder
+	decision decision
+	done     bool
+	replace  object
+}
+
+func (responsesCodec) stream(mc *modelCall) streamer {
+	return &responsesStream{mc: mc, items: map[int]*heldItem{}, byID: map[string]object{}, decided: map[string]bool{}}
+}
+
+var responseTerminal = map[string]bool{"response.completed": true, "response.incomplete": true, "response.failed": true}
+
+func (s *responsesStream) event(ev sseEvent, out *sseWriter) (bool, error) {
+	data, err := parseObject(ev.data)
+	if err != nil {
+		return false, malformed("an event that is not a JSON object")
+	}
+	typ, _ := data.str("type")
+	if typ == "" {
+		return false, malformed("an event without a type")
+	}
+	idx, hasIdx := data.int("output_index")
+	switch {
+	case typ == "error":
+		s.emit(out, typ, data, ev.data)
+		return true, nil
+	case typ == "response.output_item.added":
+		item, err := data.obj("item")
+		if err != nil || item == nil || !hasIdx {
+			return false, malformed("output_item.added without an item or output_index")
+		}
+		if ok, _, _, _ := checkedItem(item); ok {
+			if s.items[idx] != nil {
+				return false, malformed("a second output item at output_index %d", idx)
+			}
+			s.items[idx] = &heldItem{}
+			s.open++
+			s.queue = append(s.queue, rqueued{data: data, raw: ev.data, name: typ, item: idx, start: true})
+			return false, nil
+		}
+	case hasIdx && s.items[idx] != nil && !s.items[idx].done:
+		h := s.items[idx]
+		if typ == "response.function_call_arguments.delta" || typ == "response.custom_tool_call_input.delta" {
+			d, _ := data.str("delta")
+			h.deltas.WriteString(d)
+			s.held += int64(len(d))
+			if s.held > s.mc.g.cfg.MaxResponseBytes {
+				return false, malformed("tool arguments larger than %d bytes", s.mc.g.cfg.MaxResponseBytes)
+			}
+		}
+		s.queue = append(s.queue, rqueued{data: data, raw: ev.data, name: typ, item: idx})
+		if typ != "response.output_item.done" {
+			return false, nil
+		}
+		item, err := data.obj("item")
+		if err != nil || item == nil {
+			return false, malformed("output_item.done without an item")
+		}
+		h.done = true
+		s.open--
+		ok, callID, name, args := checkedItem(item)
+		if !ok {
+			args = []byte("item type changed")
+		}
+		itype, _ := item.str("type")
+		if itype == "function_call" && h.deltas.Len() > 0 && h.deltas.String() != string(mustUnquote(item["arguments"])) {
+			args = []byte("argument deltas disagree with the final arguments")
+		}
+		h.decision = s.mc.decide(callID, name, args)
+		if iid, _ := item.str("id"); iid != "" {
+			s.decided[iid] = true
+		}
+		if !h.decision.keep {
+			id := noticeItemID(item, callID)
+			h.replace = object{}
+			for k, v := range noticeItem(id, h.decision.notice, true) {
+				h.replace.set(k, v)
+			}
+			if iid, _ := item.str("id"); iid != "" {
+				s.byID[iid] = h.replace
+			}
+		}
+		if s.open == 0 {
+			s.flush(out)
+		}
+		return false, nil
+	case responseTerminal[typ]:
+		if s.open > 0 {
+			return false, malformed("%s while a tool call was still open", typ)
+		}
+		s.flush(out)
+		changed, err := s.rewriteResponse(data)
+		if err != nil {
+			return false, err
+		}
+		raw := ev.data
+		if changed {
+			raw = nil
+		}
+		s.emit(out, typ, data, raw)
+		s.terminal = true
+		return true, nil
+	}
+	// Any other event must not carry a call past the checks above (fail closed on event
+	// types this gateway does not know).
+	if it, err := data.obj("item"); err != nil || (it != nil && isChecked(it)) {
+		return false, malformed("a %s event carrying a tool call outside output_item events", typ)
+	}
+	if resp, err := data.obj("response"); err != nil || (resp != nil && hasCheckedOutput(resp)) {
+		return false, malformed("a %s event whose response carries a tool call", typ)
+	}
+	if s.open > 0 {
+		s.queue = append(s.queue, rqueued{data: data, raw: ev.data, name: typ, item: -1})
+		return false, nil
+	}
+	s.emit(out, typ, data, ev.data)
+	return false, nil
+}
+
+func isChecked(item object) bool {
+	ok, _, _, _ := checkedItem(item)
+	return ok
+}
+
+// hasCheckedOutput reports whether a response object's output holds a call (or is not an
+// array of items, which cannot be checked).
+func hasCheckedOutput(resp object) bool {
+	items, err := resp.objs("output")
+	if err != nil {
+		return true
+	}
+	for _, it := range items {
+		if isChecked(it) {
+			return true
+		}
+	}
+	return false
+}
+
+func mustUnquote(v json.RawMessage) string {
+	var s string
+	_ = json.Unmarshal(v, &s)
+	return s
+}
+
+// rewriteResponse replaces removed items in a terminal event's response.output, and decides
+// any call there that never streamed as an item of its own.
+func (s *responsesStream) rewriteResponse(data object) (bool, error) {
+	resp, err := data.obj("response")
+	if err != nil || resp == nil {
+		return false, malformed("a terminal event without a response")
+	}
+	items, err := resp.objs("output")
+	if err != nil {
+		return false, malformed("a terminal response whose output is not an array of items")
+	}
+	changed := false
+	for i, it := range items {
+		id, _ := it.str("id")
+		if s.byID[id] != nil {
+			items[i] = s.byID[id]
+			changed = true
+		} else if s.decided[id] {
+			continue
+		} else if ok, callID, name, args := checkedItem(it); ok {
+			// A call in the final output that never streamed as an item: decide it now.
+			if d := s.mc.decide(callID, name, args); !d.keep {
+				items[i] = object{}
+				for k, v := range noticeItem(noticeItemID(it, callID), d.notice, true) {
+					items[i].set(k, v)
+				}
+				changed = true
+			}
+		}
+	}
+	if changed {
+		resp.set("output", items)
+		data.set("response", resp)
+	}
+	return changed, nil
+}
+
+// emit writes one event with the next sequence number; an upstream event whose number is
+// already right is written byte for byte.
+func (s *responsesStream) emit(out *sseWriter, name string, data object, raw []byte) {
+	if n, ok := data.int("sequence_number"); !ok || n != s.seq {
+		data.set("sequence_number", s.seq)
+		raw = nil
+	}
+	s.seq++
+	if raw == nil {
+		raw = data.bytes()
+	}
+	out.write(sseEvent{name: name, data: raw})
+}
+
+func (s *responsesStream) flush(out *sseWriter) {
+	for _, q := range s.queue {
+		if q.item < 0 {
+			s.emit(out, q.name, q.data, q.raw)
+			continue
+		}
+		h := s.items[q.item]
+		if h.decision.keep {
+			s.emit(out, q.name, q.data, q.raw)
+			continue
+		}
+		if !q.start {
+			continue
+		}
+		id, _ := h.replace.str("id")
+		text := h.decision.notice
+		part := map[string]any{"type": "output_text", "text": "", "annotations": []any{}, "logprobs": []any{}}
+		done := map[string]any{"type": "output_text", "text": text, "annotations": []any{}, "logprobs": []any{}}
+		ev := func(typ string, fields map[string]any) {
+			o := object{}
+			o.set("type", typ)
+			o.set("output_index", q.item)
+			for k, v := range fields {
+				o.set(k, v)
+			}
+			s.emit(out, typ, o, nil)
+		}
+		ev("response.output_item.added", map[string]any{"item": noticeItem(id, text, false)})
+		ev("response.content_part.added", map[string]any{"item_id": id, "content_index": 0, "part": part})
+		ev("response.output_text.delta", map[string]any{"item_id": id, "content_index": 0, "delta": text, "logprobs": []any{}})
+		ev("response.output_text.done", map[string]any{"item_id": id, "content_index": 0, "text": text, "logprobs": []any{}})
+		ev("response.content_part.done", map[string]any{"item_id": id, "content_index": 0, "part": done})
+		ev("response.output_item.done", map[string]any{"item": h.replace})
+	}
+	s.queue = s.queue[:0]
+}
+
+func (s *responsesStream) end(out *sseWriter) error {
+	if !s.terminal {
+		return &streamError{status: 502, code: codeStreamIncomplete, msg: "the upstream stream ended before response.completed"}
+	}
+	return nil
+}

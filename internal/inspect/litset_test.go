@@ -1,0 +1,54 @@
+package inspect
+
+import (
+	"strings"
+	"testing"
+)
+
+// naiveFind is the reference: the earliest end offset of any literal.
+func naiveFind(s string, lits []string) (int, bool) {
+	best := -1
+	for _, l := range lits {
+		if i := strings.Index(s, l); i >= 0 && (best < 0 || i+len(l) < best) {
+			best = i + len(l)
+		}
+	}
+	return best, best >= 0
+}
+
+func TestLitSet(t *testing.T) {
+	lits := []string{"he", "she", "his", "hers", "rm -", "<|im_start|>", "a"}
+	ls := newLitSet(lits...)
+	for _, s := range []string{"", "ushers", "xyz", "this is", "run rm -rf", "<|im_start|>", "b", "shhe", "hi"} {
+		wantEnd, wantOK := naiveFind(s, lits)
+		end, lit, ok := ls.find(s)
+		if ok != wantOK || ok && end != wantEnd {
+			t.Errorf("find(%q) = %d %q %v, want %d %v", s, end, lit, ok, wantEnd, wantOK)
+		}
+		if ok && !strings.HasSuffix(s[:end], lit) {
+			t.Errorf("find(%q): literal %q does not end at %d", s, lit, end)
+		}
+	}
+}
+
+func FuzzLitSet(f *testing.F) {
+	f.Add("ushers", "he,she,hers")
+	f.Add("aaab", "aab,b")
+	f.Fuzz(func(t *testing.T, s, list string) {
+		var lits []string
+		for _, l := range strings.Split(list, ",") {
+			if l != "" {
+				lits = append(lits, l)
+			}
+		}
+		if len(lits) == 0 || len(lits) > 20 {
+			return
+		}
+		ls := newLitSet(lits...)
+		wantEnd, wantOK := naiveFind(s, lits)
+		end, _, ok := ls.find(s)
+		if ok != wantOK || ok && end != wantEnd {
+			t.Fatalf("find(%q) in %q = %d %v, want %d %v", s, lits, end, ok, wantEnd, wantOK)
+		}
+	})
+}

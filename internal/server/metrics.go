@@ -1,0 +1,105 @@
+package server
+
+import (
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/portcullis-ai/portcullis/internal/guard"
+)
+
+// Metrics are the gateway's Prometheus metrics. Label values that callers choose (agent, tool)
+// are bounded: past maxLabelValues distinct values, new ones are counted as "other", so that
+// nobody can exhaust the metrics store by inventing tool names.
+type Metrics struct {
+	reg       *prometheus.Registry
+	decisions *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+	steps     *prometheus.HistogramVec
+	rejected  *prometheus.CounterVec
+	results   *prometheus.CounterVec
+	// ReloadErrors counts rejected policy or configuration reloads.
+	ReloadErrors prometheus.Counter
+
+	labels *boundedLabels
+}
+
+const maxLabelValues = 1000
+
+// NewMetrics registers the metrics; ledgerDepth, when not nil, is exported as the ledger queue depth.
+func NewMetrics(ledgerDepth func() float64) *Metrics {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	buckets := []float64{1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, .01, .025, .05, .1, .25, 1}
+	m := &Metrics{
+		reg: reg,
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portcullis_decisions_total",
+			Help: "Decisions by agent, tool and decision."}, []string{"agent", "tool", "decision"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "portcullis_decision_duration_seconds",
+			Help: "Time to answer a decision request, by decision.", Buckets: buckets}, []string{"decision"}),
+		steps: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "portcullis_pipeline_step_duration_seconds",
+			Help: "Time spent in each step of the decision pipeline.", Buckets: buckets}, []string{"step"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portcullis_requests_rejected_total",
+			Help: "Requests refused before a decision, by reason."}, []string{"code"}),
+		results: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portcullis_tool_results_total",
+			Help: "Tool results by action (pass, redact, block)."}, []string{"action"}),
+		ReloadErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "portcullis_reload_errors_total",
+			Help: "Policy and configuration reloads rejected (the previous version kept serving)."}),
+		labels: &boundedLabels{seen: map[string]bool{}},
+	}
+	reg.MustRegister(m.decisions, m.latency, m.steps, m.rejected, m.results, m.ReloadErrors)
+	if ledgerDepth != nil {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "portcullis_ledger_queue_depth",
+			Help: "Records waiting for the ledger's writer."}, ledgerDepth))
+	}
+	return m
+}
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler { return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}) }
+
+func (m *Metrics) observeDecision(d *guard.Decision, elapsed time.Duration) {
+	agent := "unauthenticated"
+	if d.Agent != nil {
+		agent = m.labels.get("agent:"+d.Agent.ID, d.Agent.ID)
+	}
+	tool := "other"
+	if d.Agent != nil { // tools named by unauthenticated callers are not label values
+		tool = m.labels.get("tool:"+d.Tool, d.Tool)
+	}
+	dec := d.Action.String()
+	m.decisions.WithLabelValues(agent, tool, dec).Inc()
+	m.latency.WithLabelValues(dec).Observe(elapsed.Seconds())
+	for _, s := range []struct {
+		name string
+		d    time.Duration
+	}{{"auth", d.Steps.Auth}, {"inspect", d.Steps.Inspect}, {"behavior", d.Steps.Behavior}, {"policy", d.Steps.Policy},
+		{"approval", d.Steps.Approval}, {"ledger", d.Steps.Ledger}} {
+		if s.d > 0 {
+			m.steps.WithLabelValues(s.name).Observe(s.d.Seconds())
+		}
+	}
+}
+
+// boundedLabels admits at most maxLabelValues distinct label values.
+type boundedLabels struct {
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+func (b *boundedLabels) get(key, value string) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.seen[key] {
+		return value
+	}
+	if len(b.seen) >= maxLabelValues {
+		return "other"
+	}
+	b.seen[key] = true
+	return value
+}

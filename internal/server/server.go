@@ -1,0 +1,467 @@
+// Package server is the HTTP API: the decision API for orchestrators that run tools themselves
+// (POST /v1/decide, POST /v1/outcome), health, readiness and Prometheus metrics. Every decision
+// goes through guard; the server only turns HTTP into guard requests and guard answers into HTTP,
+// enforcing request limits on the way. It must not name concrete stores (that is app's job).
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/portcullis-ai/portcullis/internal/approval"
+	"github.com/portcullis-ai/portcullis/internal/guard"
+	"github.com/portcullis-ai/portcullis/internal/identity"
+	"github.com/portcullis-ai/portcullis/internal/policy"
+)
+
+// Decider is the pipeline the server calls (guard.Guard).
+type Decider interface {
+	Check(ctx context.Context, req guard.Request) *guard.Decision
+	CheckResult(ctx context.Context, o guard.Outcome, rp guard.ResultPolicy) *guard.ResultDecision
+}
+
+// ApprovalWaiter long-polls an approval request until it resolves (approval.Engine).
+type ApprovalWaiter interface {
+	Wait(ctx context.Context, id string) (approval.Request, error)
+}
+
+// Limits bound what one request may carry. Each is answered with a clear 4xx.
+type Limits struct {
+	MaxBodyBytes           int64
+	MaxDepth               int
+	MaxParams              int
+	MaxConcurrencyPerAgent int
+	DecisionTimeout        time.Duration
+	// MaxApprovalWait bounds how long a decide request with wait_seconds may wait for an approval.
+	MaxApprovalWait time.Duration
+}
+
+// Options assemble a Server.
+type Options struct {
+	Decider      Decider
+	Approvals    ApprovalWaiter // may be nil: wait_seconds is then ignored
+	Limits       Limits
+	ResultPolicy guard.ResultPolicy
+	// Ready reports whether the gateway can decide: a policy is loaded and the ledger is writable.
+	Ready   func() error
+	Metrics *Metrics
+	Logger  *slog.Logger
+	// Extra registers further routes (approvals, MCP, LLM) on the same mux.
+	Extra func(mux *http.ServeMux)
+}
+
+// Server serves the HTTP API.
+type Server struct {
+	o       Options
+	log     *slog.Logger
+	metrics *Metrics
+	slots   *agentSlots
+	mux     *http.ServeMux
+}
+
+// New returns a Server; o.Decider is required.
+func New(o Options) *Server {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m := o.Metrics
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	if o.Ready == nil {
+		o.Ready = func() error { return nil }
+	}
+	s := &Server{o: o, log: log, metrics: m, slots: newAgentSlots(o.Limits.MaxConcurrencyPerAgent), mux: http.NewServeMux()}
+	s.mux.HandleFunc("POST /v1/decide", s.handleDecide)
+	s.mux.HandleFunc("POST /v1/outcome", s.handleOutcome)
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	s.mux.HandleFunc("GET /readyz", s.handleReady)
+	s.mux.Handle("GET /metrics", m.Handler())
+	if o.Extra != nil {
+		o.Extra(s.mux)
+	}
+	return s
+}
+
+// Handler returns the API's root handler.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// decideRequest is the body of POST /v1/decide.
+type decideRequest struct {
+	// AgentID, when given, must be the authenticated agent (a cross-check, never a credential).
+	AgentID string          `json:"agent_id,omitempty"`
+	Tool    string          `json:"tool"`
+	Params  json.RawMessage `json:"params"`
+	// UserToken is the invoking user's token from the organisation's identity provider.
+	UserToken string `json:"user_token,omitempty"`
+	// User is an asserted invoking user: believed only from agents trusted to assert users.
+	User       *identity.AssertedUser `json:"user,omitempty"`
+	ApprovalID string                 `json:"approval_id,omitempty"`
+	// WaitSeconds, with ApprovalID, first waits (up to the gateway's limit) for the approval to be
+	// resolved, then decides: the agent's long-poll.
+	WaitSeconds int    `json:"wait_seconds,omitempty"`
+	RequestID   string `json:"request_id,omitempty"`
+	// Context is free-form orchestrator context (session, trace); recorded nowhere else but logs.
+	Context map[string]string `json:"context,omitempty"`
+}
+
+// decideResponse is the answer. For DENY, Message says only that the tool is unavailable.
+type decideResponse struct {
+	Decision   string     `json:"decision"`
+	DecisionID string     `json:"decision_id,omitempty"`
+	Message    string     `json:"message,omitempty"`
+	ApprovalID string     `json:"approval_id,omitempty"`
+	Error      *errorBody `json:"error,omitempty"`
+}
+
+type errorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (s *Server) handleDecide(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	body, ok := s.readBody(w, r)
+	if !ok {
+		return
+	}
+	var req decideRequest
+	if err := strictDecode(body, &req); err != nil {
+		s.reject(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	if req.Tool == "" {
+		s.reject(w, http.StatusBadRequest, "bad_request", `"tool" is required`)
+		return
+	}
+	if n := countValues(req.Params); n > s.o.Limits.MaxParams {
+		s.reject(w, http.StatusRequestEntityTooLarge, "too_many_params", fmt.Sprintf("params hold %d values; the limit is %d", n, s.o.Limits.MaxParams))
+		return
+	}
+	creds := identity.CredentialsFromRequest(r, body)
+	creds.ClaimedAgent = req.AgentID
+	release, ok := s.slots.acquire(slotKey(r, creds))
+	if !ok {
+		s.reject(w, http.StatusTooManyRequests, "too_many_concurrent", "too many concurrent requests for this agent")
+		return
+	}
+	defer release()
+
+	ctx := r.Context()
+	if req.ApprovalID != "" && req.WaitSeconds > 0 && s.o.Approvals != nil {
+		s.waitForApproval(ctx, req.ApprovalID, time.Duration(req.WaitSeconds)*time.Second)
+	}
+	if s.o.Limits.DecisionTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.o.Limits.DecisionTimeout)
+		defer cancel()
+	}
+	d := s.o.Decider.Check(ctx, guard.Request{RequestID: req.RequestID, Source: "http", Credentials: creds,
+		UserToken: req.UserToken, AssertedUser: req.User, Tool: req.Tool, Params: req.Params, ApprovalID: req.ApprovalID})
+	s.metrics.observeDecision(d, time.Since(start))
+
+	resp := decideResponse{Decision: d.Action.String(), DecisionID: d.ID, Message: d.Message, ApprovalID: d.ApprovalID}
+	status := http.StatusOK
+	if d.Code != "" {
+		status = statusFor(d.Code)
+		resp.Error = &errorBody{Code: d.Code, Message: publicMessage(status)}
+	}
+	agentID := ""
+	if d.Agent != nil {
+		agentID = d.Agent.ID
+	}
+	s.log.LogAttrs(ctx, levelFor(status), "decision", slog.String("decision_id", d.ID), slog.String("agent", agentID),
+		slog.String("tool", req.Tool), slog.String("decision", resp.Decision), slog.String("code", d.Code),
+		slog.Any("cause", d.Err), slog.Duration("elapsed", time.Since(start)))
+	writeJSON(w, status, resp)
+}
+
+// waitForApproval blocks until the approval resolves, the wait ends or the client goes away. It
+// decides nothing: the decision that follows re-evaluates the call and redeems the grant, so a
+// wait on someone else's approval ID learns nothing but timing.
+func (s *Server) waitForApproval(ctx context.Context, id string, wait time.Duration) {
+	if wait > s.o.Limits.MaxApprovalWait {
+		wait = s.o.Limits.MaxApprovalWait
+	}
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	_, _ = s.o.Approvals.Wait(wctx, id) // any outcome (resolved, timeout, unknown id) leads to the decision
+}
+
+// outcomeRequest is the body of POST /v1/outcome.
+type outcomeRequest struct {
+	DecisionID string          `json:"decision_id"`
+	Tool       string          `json:"tool,omitempty"`
+	Ran        bool            `json:"ran"`
+	Success    bool            `json:"success"`
+	Error      string          `json:"error,omitempty"`
+	DurationMS int64           `json:"duration_ms,omitempty"`
+	Result     json.RawMessage `json:"result,omitempty"`
+}
+
+type outcomeResponse struct {
+	DecisionID string          `json:"decision_id"`
+	Action     string          `json:"action"`
+	Result     json.RawMessage `json:"result,omitempty"`
+	Error      *errorBody      `json:"error,omitempty"`
+}
+
+func (s *Server) handleOutcome(w http.ResponseWriter, r *http.Request) {
+	body, ok := s.readBody(w, r)
+	if !ok {
+		return
+	}
+	var req outcomeRequest
+	if err := strictDecode(body, &req); err != nil {
+		s.reject(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	if req.DecisionID == "" {
+		s.reject(w, http.StatusBadRequest, "bad_request", `"decision_id" is required`)
+		return
+	}
+	creds := identity.CredentialsFromRequest(r, body)
+	rd := s.o.Decider.CheckResult(r.Context(), guard.Outcome{DecisionID: req.DecisionID, Source: "http", Credentials: creds,
+		Tool: req.Tool, Ran: req.Ran, Success: req.Success, Error: req.Error, DurationMS: req.DurationMS, Result: req.Result},
+		s.o.ResultPolicy)
+	s.metrics.results.WithLabelValues(string(rd.Action)).Inc()
+	resp := outcomeResponse{DecisionID: req.DecisionID, Action: string(rd.Action), Result: rd.Result}
+	status := http.StatusOK
+	if rd.Code != "" && rd.Code != "result_blocked" {
+		status = statusFor(rd.Code)
+		resp.Error = &errorBody{Code: rd.Code, Message: publicMessage(status)}
+	}
+	if rd.Err != nil {
+		s.log.LogAttrs(r.Context(), levelFor(status), "outcome", slog.String("decision_id", req.DecisionID),
+			slog.String("action", string(rd.Action)), slog.String("code", rd.Code), slog.Any("cause", rd.Err))
+	}
+	writeJSON(w, status, resp)
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
+	if err := s.o.Ready(); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// readBody reads a bounded body and checks it is valid UTF-8 and not nested deeper than allowed.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		s.reject(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "send application/json")
+		return nil, false
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.o.Limits.MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			s.reject(w, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("the body exceeds %d bytes", s.o.Limits.MaxBodyBytes))
+		} else {
+			s.reject(w, http.StatusBadRequest, "bad_request", "could not read the body")
+		}
+		return nil, false
+	}
+	if !utf8.Valid(body) {
+		s.reject(w, http.StatusBadRequest, "invalid_utf8", "the body is not valid UTF-8")
+		return nil, false
+	}
+	if d := maxDepth(body); d > s.o.Limits.MaxDepth {
+		s.reject(w, http.StatusBadRequest, "too_deep", fmt.Sprintf("JSON nested %d deep; the limit is %d", d, s.o.Limits.MaxDepth))
+		return nil, false
+	}
+	return body, true
+}
+
+func (s *Server) reject(w http.ResponseWriter, status int, code, msg string) {
+	s.metrics.rejected.WithLabelValues(code).Inc()
+	writeJSON(w, status, decideResponse{Decision: policy.Deny.String(), Error: &errorBody{Code: code, Message: msg}})
+}
+
+// strictDecode decodes exactly one JSON value into v, refusing unknown fields and trailing data.
+func strictDecode(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("invalid JSON body: %w", err)
+	}
+	if dec.More() {
+		return errors.New("invalid JSON body: trailing data after the object")
+	}
+	return nil
+}
+
+// maxDepth returns the deepest nesting of objects and arrays in a JSON text, without decoding it,
+// so that a 10,000-deep document is refused before any recursive decoder sees it.
+func maxDepth(b []byte) int {
+	depth, deepest, inString, escaped := 0, 0, false, false
+	for _, c := range b {
+		switch {
+		case inString:
+			if escaped {
+				escaped = false
+			} else if c == '\\' {
+				escaped = true
+			} else if c == '"' {
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			depth++
+			if depth > deepest {
+				deepest = depth
+			}
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return deepest
+}
+
+// countValues counts the scalar values and containers in a JSON text (approximately: one per
+// comma-separated element and one per container), the measure of limits.max_params.
+func countValues(b []byte) int {
+	if len(bytes.TrimSpace(b)) == 0 {
+		return 0
+	}
+	n, inString, escaped := 1, false, false
+	for _, c := range b {
+		switch {
+		case inString:
+			if escaped {
+				escaped = false
+			} else if c == '\\' {
+				escaped = true
+			} else if c == '"' {
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == ',' || c == '{' || c == '[':
+			n++
+		}
+	}
+	return n
+}
+
+// statusFor maps a guard denial code to an HTTP status.
+func statusFor(code string) int {
+	switch {
+	case code == guard.CodeMalformed:
+		return http.StatusBadRequest
+	case code == guard.CodeUserInvalid || strings.HasPrefix(code, "user_"):
+		return http.StatusForbidden
+	case code == "unknown_decision":
+		return http.StatusNotFound
+	case code == guard.CodeLedger || code == guard.CodeNoPolicy || code == guard.CodeBehavior ||
+		code == guard.CodeApproval || code == guard.CodeInspection:
+		return http.StatusServiceUnavailable
+	case code == guard.CodeInternal:
+		return http.StatusInternalServerError
+	default:
+		// Everything else comes from identity: missing, expired, revoked, forged, replayed credentials.
+		return http.StatusUnauthorized
+	}
+}
+
+// publicMessage is the text an error answer carries: the status only, never the internal cause.
+func publicMessage(status int) string {
+	switch status {
+	case http.StatusUnauthorized:
+		return "authentication failed"
+	case http.StatusForbidden:
+		return "the invoking user could not be verified"
+	case http.StatusServiceUnavailable:
+		return "the gateway cannot decide right now; the call is denied"
+	default:
+		return strings.ToLower(http.StatusText(status))
+	}
+}
+
+func levelFor(status int) slog.Level {
+	switch {
+	case status >= 500:
+		return slog.LevelError
+	case status >= 400:
+		return slog.LevelWarn
+	default:
+		return slog.LevelInfo
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v) // the client went away; nothing to do
+}
+
+// agentSlots bounds concurrent requests per agent so one agent cannot take the gateway's capacity.
+type agentSlots struct {
+	max int
+	mu  sync.Mutex
+	n   map[string]int
+}
+
+func newAgentSlots(max int) *agentSlots { return &agentSlots{max: max, n: map[string]int{}} }
+
+func (a *agentSlots) acquire(key string) (release func(), ok bool) {
+	if a.max <= 0 {
+		return func() {}, true
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.n[key] >= a.max {
+		return nil, false
+	}
+	a.n[key]++
+	return func() {
+		a.mu.Lock()
+		if a.n[key]--; a.n[key] <= 0 {
+			delete(a.n, key)
+		}
+		a.mu.Unlock()
+	}, true
+}
+
+// slotKey names the agent a request claims to be, before authentication: the API key's id, the
+// signing key id, or the claimed agent. A forged claim only spends the forger's own attempts,
+// which authentication refuses quickly.
+func slotKey(r *http.Request, c identity.Credentials) string {
+	if c.APIKey != "" {
+		if id, err := identity.APIKeyID(c.APIKey); err == nil {
+			return "key:" + id
+		}
+	}
+	if in := r.Header.Get("Signature-Input"); in != "" {
+		if _, after, ok := strings.Cut(in, `keyid="`); ok {
+			if id, _, ok := strings.Cut(after, `"`); ok {
+				return "sig:" + id
+			}
+		}
+	}
+	if c.BearerToken != "" {
+		sum := sha256.Sum256([]byte(c.BearerToken))
+		return "jwt:" + hex.EncodeToString(sum[:8])
+	}
+	if c.ClaimedAgent != "" {
+		return "agent:" + c.ClaimedAgent
+	}
+	return "anonymous"
+}
