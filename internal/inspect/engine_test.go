@@ -172,6 +172,31 @@ func TestInspectCanceled(t *testing.T) {
 	}
 }
 
+// panicDetector panics on a value containing "boom".
+type panicDetector struct{}
+
+func (panicDetector) Name() string { return "panicky" }
+func (panicDetector) Inspect(_ *Call, v *Value, _ func(Finding)) {
+	if strings.Contains(v.Norm, "boom") {
+		panic("detector bug")
+	}
+}
+
+func TestInspectDetectorPanic(t *testing.T) {
+	e := New(Config{Detectors: []Detector{panicDetector{}}})
+	res, err := e.Inspect(context.Background(), "t", Request, json.RawMessage(`{"a":"fine","b":"BOOM"}`))
+	if !errors.Is(err, ErrInternal) {
+		t.Fatalf("err = %v, want ErrInternal", err)
+	}
+	if res.Level != threat.High || !hasKind(res.Findings, KindInternalError) {
+		t.Errorf("result = %+v, want an inspection_error finding at high", res)
+	}
+	// The engine keeps working afterwards.
+	if res, err := e.Inspect(context.Background(), "t", Request, json.RawMessage(`{"a":"fine"}`)); err != nil || res.Level != threat.None {
+		t.Errorf("after a panic: %+v, %v", res, err)
+	}
+}
+
 func TestInspectConcurrent(t *testing.T) {
 	e := New(Config{Detectors: []Detector{keywordDetector{"a", "alpha"}}})
 	var wg sync.WaitGroup
