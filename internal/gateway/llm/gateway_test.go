@@ -611,6 +611,17 @@ func TestMalformedUpstream(t *testing.T) {
 				o := anthropicOutcome(t, msg)
 				return o, s.Err()
 			}},
+		{"responses stream cut mid call", strings.Join(strings.SplitAfter(string(fixture(t, "responses_stream_two_tools.sse")), "\n\n")[:17], ""), "text/event-stream",
+			func(r *rig) (outcome, error) {
+				s := r.openaiClient().Responses.NewStreaming(context.Background(), responsesParams())
+				var o outcome
+				for s.Next() {
+					if ev := s.Current(); ev.Type == "response.output_item.done" && ev.Item.Type == "function_call" {
+						o.Calls = append(o.Calls, ev.Item.Name)
+					}
+				}
+				return o, s.Err()
+			}},
 		{"chat stream answered with JSON", string(fixture(t, "chat_two_tools.json")), "application/json",
 			func(r *rig) (outcome, error) {
 				s := r.openaiClient().Chat.Completions.NewStreaming(context.Background(), chatParams())
