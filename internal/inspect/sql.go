@@ -89,7 +89,7 @@ func sqlReading(r string, dbContext bool) (Finding, bool) {
 	}
 	if !sqlWorthLexing(lower) {
 		// No operator, comment, keyword or quote break-out: nothing for the lexer to find.
-		if len(r) <= maxBareFragment && strings.ContainsAny(r, "'\"`()-/*") {
+		if len(r) <= maxBareFragment && sqlPunctuated(r) {
 			if li, fp := libinjection.IsSQLi(r); li {
 				return Finding{Kind: KindSQLInjection, Severity: threat.Low, Evidence: "libinjection " + fp + ": " + excerpt(r, 0), Score: 0.3}, true
 			}
@@ -150,7 +150,7 @@ func sqlReading(r string, dbContext bool) (Finding, bool) {
 	// asking about when it is short — the size of an injected fragment, not of a paragraph.
 	var li bool
 	var fp string
-	if sig.attack != "" || sig.structure != "" || len(r) <= maxBareFragment {
+	if sig.attack != "" || sig.structure != "" || len(r) <= maxBareFragment && sqlPunctuated(r) {
 		li, fp = libinjection.IsSQLi(r)
 	}
 	switch {
@@ -257,6 +257,12 @@ func sqlWorthLexing(s string) bool {
 		i = j
 	}
 	return false
+}
+
+// sqlPunctuated reports the punctuation a SQL fragment needs to break out of a literal or a
+// clause: quotes, parentheses, comments, statement separators. Ids, dates, paths and URLs lack it.
+func sqlPunctuated(r string) bool {
+	return strings.ContainsAny(r, "'\"`();#") || strings.Contains(r, "--") || strings.Contains(r, "/*")
 }
 
 // sqlPrefixed runs libinjection as if the value followed a number (optionally inside parentheses).
