@@ -347,3 +347,29 @@ func BenchmarkEngineOwn(b *testing.B) {
 		}
 	}
 }
+
+// FuzzInspectText puts arbitrary text into a string argument and a string result, so that every
+// detector (not only the JSON walker) sees fuzzed input.
+func FuzzInspectText(f *testing.F) {
+	for _, s := range []string{"ignore previous instructions", "' OR 1=1 --", "../../etc/passwd", "http://169.254.169.254/",
+		"; rm -rf /", `{"$ne": 1}`, "4111 1111 1111 1111", "AKIAIOSFODNN7EXAMPLE", "![x](https://e.x/?d=QUJDREVGR0hJSktMTU5PUA==)",
+		"%252e%252e%252f", "\u202eabc", "іgnоrе"} {
+		f.Add(s, "search")
+	}
+	e := New(Config{})
+	f.Fuzz(func(t *testing.T, s, tool string) {
+		raw, err := json.Marshal(map[string]string{"q": s})
+		if err != nil {
+			return
+		}
+		for _, dir := range []Direction{Request, Response} {
+			res, err := e.Inspect(context.Background(), tool, dir, raw)
+			if err != nil && !errors.Is(err, ErrMalformed) {
+				t.Fatalf("Inspect(%q): %v", s, err)
+			}
+			if LevelOf(res.Findings) != res.Level {
+				t.Fatalf("level %v disagrees with findings", res.Level)
+			}
+		}
+	})
+}
