@@ -383,7 +383,7 @@ func TestDecisionSpans(t *testing.T) {
 	}
 	attrs := map[string]string{}
 	for _, a := range spans[0].Attributes {
-		attrs[string(a.Key)] = a.Value.Emit()
+		attrs[string(a.Key)] = a.Value.String()
 	}
 	if attrs["portcullis.decision_id"] != d.ID || attrs["portcullis.decision"] != "ALLOW" || attrs["portcullis.agent"] != "report-generator-v1" {
 		t.Errorf("span attributes = %v", attrs)
