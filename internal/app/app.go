@@ -168,6 +168,7 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 		Approvals:           a.approvals,
 		Ledger:              a.ledger,
 		ToolClassifications: classes,
+		ApprovalExpiry:      cfg.Approvals.Expiry,
 	})
 	if err != nil {
 		return nil, err

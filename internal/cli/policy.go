@@ -143,6 +143,13 @@ type evalOutput struct {
 	RuleEnforcement string             `json:"rule_enforcement,omitempty"`
 	Reason          string             `json:"reason"`
 	Explain         []policy.RuleTrace `json:"explain"`
+	// WouldHave is the decision dry-run rules would have made, when it differs.
+	WouldHave *wouldHave `json:"would_have,omitempty"`
+}
+
+type wouldHave struct {
+	Decision string `json:"decision"`
+	Rule     string `json:"rule"`
 }
 
 func runPolicyEval(_ context.Context, std Stdio, args []string) int {
@@ -253,10 +260,14 @@ func evalLine(set *policy.Set, line []byte) (*evalOutput, error) {
 		return nil, err
 	}
 	ex := set.Explain(req)
-	return &evalOutput{
+	out := &evalOutput{
 		Decision: ex.Action.String(), Rule: ex.Rule, Enforcement: ex.Enforcement,
 		RuleEnforcement: ex.RuleEnforcement, Reason: ex.Reason, Explain: ex.Rules,
-	}, nil
+	}
+	if w := ex.WouldHave; w != nil {
+		out.WouldHave = &wouldHave{Decision: w.Action.String(), Rule: w.Rule}
+	}
+	return out, nil
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -96,6 +96,8 @@ type Guard struct {
 	toolClass atomic.Pointer[map[string]string]
 	// recent binds outcomes to the allowed decisions they report on.
 	recent *recentDecisions
+	// approvalExpiry is the default pending lifetime of approval requests.
+	approvalExpiry time.Duration
 }
 
 // Options assemble a Guard. Auth, Inspector, Policies and Ledger are required.
@@ -108,6 +110,9 @@ type Options struct {
 	Ledger              Ledger
 	Now                 func() time.Time
 	ToolClassifications map[string]string
+	// ApprovalExpiry is how long a CONSTRAIN request stays pending when its rule does not say
+	// (approvals.expiry); zero: the approval engine's default.
+	ApprovalExpiry time.Duration
 }
 
 // New checks that every required part is present.
@@ -127,7 +132,8 @@ func New(o Options) (*Guard, error) {
 		now = time.Now
 	}
 	g := &Guard{auth: o.Auth, inspector: o.Inspector, behavior: o.Behavior, policies: o.Policies,
-		approvals: o.Approvals, ledger: o.Ledger, now: now, recent: newRecentDecisions(100_000, time.Hour)}
+		approvals: o.Approvals, ledger: o.Ledger, now: now, recent: newRecentDecisions(100_000, time.Hour),
+		approvalExpiry: o.ApprovalExpiry}
 	g.SetToolClassifications(o.ToolClassifications)
 	return g, nil
 }
@@ -347,6 +353,16 @@ func (g *Guard) Check(ctx context.Context, req Request) (d *Decision) {
 	d.Action, d.Rule, d.Enforcement = pd.Action, pd.Rule, pd.Enforcement
 	rec.Policy = ledgerPolicy(version, ex)
 	rec.Enforcement = pd.Enforcement
+	if w := ex.WouldHave; w != nil && w.Action.StricterThan(pd.Action) {
+		// Shadow mode: a dry-run rule would have tightened this call. It is not enforced, but it
+		// is on the record, and an ALLOW it would have stopped is flagged as LOG.
+		rec.Reason = fmt.Sprintf("dry run: rule %q would have decided %s", w.Rule, w.Action)
+		if pd.Action == policy.Allow {
+			pd.Action, pd.Enforcement = policy.Log, set.Enforcement(agent.ID, policy.Log)
+			d.Action, d.Enforcement = pd.Action, pd.Enforcement
+			rec.Enforcement = pd.Enforcement
+		}
+	}
 	step(&d.Steps.Policy)
 
 	// 6. CONSTRAIN: redeem an approved grant for this exact call, or open an approval request.
@@ -399,7 +415,7 @@ func (g *Guard) constrain(ctx context.Context, d *Decision, rec *ledger.Record, 
 	}
 	if req.ApprovalID != "" {
 		granted, err := g.approvals.Redeem(ctx, req.ApprovalID, approval.Key{Agent: agent.ID, User: userID, UserVerified: verified,
-			Tool: req.Tool, ParamsDigest: digest, PolicyVersion: version, Rule: pd.Rule})
+			Tool: req.Tool, ParamsDigest: digest, PolicyVersion: version, Rule: pd.Rule, Required: pd.Approval.Required})
 		switch {
 		case err == nil:
 			// Approved for this exact call: it runs once. The record says why.
@@ -427,7 +443,11 @@ func (g *Guard) constrain(ctx context.Context, d *Decision, rec *ledger.Record, 
 	in := approval.Input{DecisionID: d.ID, Agent: agent.ID, User: userID, UserVerified: verified, Tool: req.Tool,
 		Params: req.Params, ParamsDigest: digest, RedactedParams: redactedForApprovers(req.Params, secretFindingPaths(d.Findings)),
 		Rule: pd.Rule, Conditions: approvalConditions(ex), ThreatLevel: d.Level, Findings: d.Findings,
-		PolicyVersion: version, Labels: map[string]string{"source": req.Source}}
+		PolicyVersion: version, Labels: map[string]string{"source": req.Source},
+		Required: pd.Approval.Required, Expiry: pd.Approval.Expiry, GrantTTL: pd.Approval.GrantTTL}
+	if in.Expiry == 0 {
+		in.Expiry = g.approvalExpiry
+	}
 	for _, a := range d.Findings {
 		if isAnomaly(a.Kind) {
 			in.Signals = append(in.Signals, approval.Signal{Name: a.Kind, Score: a.Score, Detail: a.Evidence})

@@ -389,3 +389,63 @@ func TestDecisionSpans(t *testing.T) {
 		t.Errorf("span attributes = %v", attrs)
 	}
 }
+
+func TestShadowRuleAndTwoPersonApproval(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	f, err := policy.Parse("shadow.yaml", []byte(testPolicy+`
+  - name: "watch big queries"
+    tool: fetch_sales_data
+    action: CONSTRAIN
+    dry_run: true
+    conditions:
+      - parameter: limit
+        min_value: 1000
+  - name: "payroll"
+    tool: run_payroll
+    action: CONSTRAIN
+    approval:
+      required: 2
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := policy.Compile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.g.policies = staticPolicies{set}
+
+	// The dry-run rule would have held this call: it runs, flagged as LOG, with the shadow on record.
+	d := h.g.Check(ctx, h.call("fetch_sales_data", `{"query_type":"monthly","limit":5000}`))
+	if d.Action != policy.Log {
+		t.Fatalf("shadowed call: %v, want LOG", d.Action)
+	}
+	if r := h.recordOf(t, d.ID, string(ledger.KindDecision)); !strings.Contains(r.Reason, `"watch big queries" would have decided CONSTRAIN`) {
+		t.Errorf("record reason = %q", r.Reason)
+	}
+	if d := h.g.Check(ctx, h.call("fetch_sales_data", `{"query_type":"monthly","limit":10}`)); d.Action != policy.Allow {
+		t.Errorf("a call the shadow rule would not hold: %v", d.Action)
+	}
+
+	// Two distinct approvers are needed before the payroll call runs.
+	req := h.call("run_payroll", `{"month":"2026-11"}`)
+	held := h.g.Check(ctx, req)
+	if held.Action != policy.Constrain {
+		t.Fatalf("payroll: %v", held.Action)
+	}
+	scope := []approval.Scope{{Agents: []string{".*"}, Tools: []string{".*"}}}
+	if _, err := h.appr.Approve(ctx, held.ApprovalID, approval.Approver{ID: "alice", Kind: approval.Human, Scopes: scope}, "ok"); err != nil {
+		t.Fatal(err)
+	}
+	req.ApprovalID = held.ApprovalID
+	if d := h.g.Check(ctx, req); d.Action == policy.Allow {
+		t.Fatal("ran after one of two approvals")
+	}
+	if _, err := h.appr.Approve(ctx, held.ApprovalID, approval.Approver{ID: "bob", Kind: approval.Human, Scopes: scope}, "ok"); err != nil {
+		t.Fatal(err)
+	}
+	if d := h.g.Check(ctx, req); d.Action != policy.Allow {
+		t.Fatalf("after two approvals: %v (%v)", d.Action, d.Err)
+	}
+}

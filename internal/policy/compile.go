@@ -203,6 +203,8 @@ type crule struct {
 	name        string
 	action      Action
 	threat      bool
+	dryRun      bool
+	approval    ApprovalSettings
 	enforcement string
 	pos         Pos
 	tools       []matcher
@@ -365,6 +367,10 @@ func compilePolicy(p *Policy) (*cpolicy, error) {
 	for i, r := range p.Rules {
 		cr := &cp.rules[i]
 		cr.name, cr.action, cr.threat, cr.enforcement, cr.pos = r.Name, r.Action, r.Threat, r.Enforcement, r.Pos
+		cr.dryRun = r.DryRun
+		if r.Approval != nil {
+			cr.approval = *r.Approval
+		}
 		cr.exactOnly = len(r.NotTools) == 0
 		for _, pt := range r.Tools {
 			ms, err := compileToolPattern(pt.Source)

@@ -36,7 +36,7 @@ func (s *Set) Evaluate(req *Request) (d Decision) {
 	base, baseIdx := p.def, int32(-1)
 	for _, i := range c.idx {
 		r := &p.rules[i]
-		if r.threat {
+		if r.threat || r.dryRun {
 			continue
 		}
 		if baseIdx >= 0 && !r.action.StricterThan(base) {
@@ -54,7 +54,7 @@ func (s *Set) Evaluate(req *Request) (d Decision) {
 	if cur != Deny {
 		for _, i := range c.idx {
 			r := &p.rules[i]
-			if !r.threat {
+			if !r.threat || r.dryRun {
 				continue
 			}
 			stricter := r.action.StricterThan(cur)
@@ -78,6 +78,9 @@ func (p *cpolicy) decision(a Action, idx int32) Decision {
 	if idx >= 0 {
 		r := &p.rules[idx]
 		d.Rule, d.RuleEnforcement = r.name, r.enforcement
+		if a == Constrain {
+			d.Approval = r.approval
+		}
 	}
 	return d
 }

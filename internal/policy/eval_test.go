@@ -215,20 +215,20 @@ rules:
 		r    *Request
 		want Decision
 	}{
-		{"ALLOW and LOG → LOG, first in file order", &Request{Agent: Agent{ID: "a"}, Tool: "fetch_x"}, Decision{Log, "log_fetch_x", EnforceRecordAllow, ""}},
-		{"pattern ALLOW", &Request{Agent: Agent{ID: "a"}, Tool: "fetch_y"}, Decision{Allow, "allow_all_fetch", EnforceExecute, ""}},
-		{"CONSTRAIN beats ALLOW", &Request{Agent: Agent{ID: "a"}, Tool: "fetch_secret"}, Decision{Constrain, "constrain_secret", EnforceQueueApproval, ""}},
-		{"tool list regex", &Request{Agent: Agent{ID: "a"}, Tool: "vault_read"}, Decision{Constrain, "constrain_secret", EnforceQueueApproval, ""}},
-		{"not_tool excludes", &Request{Agent: Agent{ID: "a"}, Tool: "pay"}, Decision{Deny, "", EnforceReturnError, ""}},
-		{"DENY for everything else", &Request{Agent: Agent{ID: "a"}, Tool: "other"}, Decision{Deny, "deny_all_but_pay", EnforceReturnError, ""}},
-		{"threat ALLOW cannot loosen", &Request{Agent: Agent{ID: "a"}, Tool: "fetch_y", Threat: threat.High}, Decision{Allow, "allow_all_fetch", EnforceExecute, ""}},
-		{"threat LOG escalates ALLOW", &Request{Agent: Agent{ID: "a"}, Tool: "fetch_y", Findings: []string{"pii.email"}}, Decision{Log, "threat_log", EnforceRecordAllow, ""}},
-		{"threat LOG ties with earlier base LOG", &Request{Agent: Agent{ID: "a"}, Tool: "fetch_x", Findings: []string{"pii.email"}}, Decision{Log, "log_fetch_x", EnforceRecordAllow, ""}},
-		{"CEL error in a DENY rule denies", &Request{Agent: Agent{ID: "a"}, Tool: "b"}, Decision{Deny, "cel_error_deny", EnforceReturnError, ""}},
-		{"default ALLOW", &Request{Agent: Agent{ID: "open"}, Tool: "x"}, Decision{Allow, "", EnforceExecute, ""}},
-		{"threat rule escalates default ALLOW", &Request{Agent: Agent{ID: "open"}, Tool: "t", Threat: threat.Medium}, Decision{Log, "watch", EnforceRecordAllow, ""}},
-		{"unknown agent", &Request{Agent: Agent{ID: "ghost"}, Tool: "x"}, Decision{Deny, "", EnforceReturnError, ""}},
-		{"tool name with newline does not match .*", &Request{Agent: Agent{ID: "a"}, Tool: "fetch_\nx"}, Decision{Deny, "", EnforceReturnError, ""}},
+		{"ALLOW and LOG → LOG, first in file order", &Request{Agent: Agent{ID: "a"}, Tool: "fetch_x"}, Decision{Action: Log, Rule: "log_fetch_x", Enforcement: EnforceRecordAllow, RuleEnforcement: ""}},
+		{"pattern ALLOW", &Request{Agent: Agent{ID: "a"}, Tool: "fetch_y"}, Decision{Action: Allow, Rule: "allow_all_fetch", Enforcement: EnforceExecute, RuleEnforcement: ""}},
+		{"CONSTRAIN beats ALLOW", &Request{Agent: Agent{ID: "a"}, Tool: "fetch_secret"}, Decision{Action: Constrain, Rule: "constrain_secret", Enforcement: EnforceQueueApproval, RuleEnforcement: ""}},
+		{"tool list regex", &Request{Agent: Agent{ID: "a"}, Tool: "vault_read"}, Decision{Action: Constrain, Rule: "constrain_secret", Enforcement: EnforceQueueApproval, RuleEnforcement: ""}},
+		{"not_tool excludes", &Request{Agent: Agent{ID: "a"}, Tool: "pay"}, Decision{Action: Deny, Rule: "", Enforcement: EnforceReturnError, RuleEnforcement: ""}},
+		{"DENY for everything else", &Request{Agent: Agent{ID: "a"}, Tool: "other"}, Decision{Action: Deny, Rule: "deny_all_but_pay", Enforcement: EnforceReturnError, RuleEnforcement: ""}},
+		{"threat ALLOW cannot loosen", &Request{Agent: Agent{ID: "a"}, Tool: "fetch_y", Threat: threat.High}, Decision{Action: Allow, Rule: "allow_all_fetch", Enforcement: EnforceExecute, RuleEnforcement: ""}},
+		{"threat LOG escalates ALLOW", &Request{Agent: Agent{ID: "a"}, Tool: "fetch_y", Findings: []string{"pii.email"}}, Decision{Action: Log, Rule: "threat_log", Enforcement: EnforceRecordAllow, RuleEnforcement: ""}},
+		{"threat LOG ties with earlier base LOG", &Request{Agent: Agent{ID: "a"}, Tool: "fetch_x", Findings: []string{"pii.email"}}, Decision{Action: Log, Rule: "log_fetch_x", Enforcement: EnforceRecordAllow, RuleEnforcement: ""}},
+		{"CEL error in a DENY rule denies", &Request{Agent: Agent{ID: "a"}, Tool: "b"}, Decision{Action: Deny, Rule: "cel_error_deny", Enforcement: EnforceReturnError, RuleEnforcement: ""}},
+		{"default ALLOW", &Request{Agent: Agent{ID: "open"}, Tool: "x"}, Decision{Action: Allow, Rule: "", Enforcement: EnforceExecute, RuleEnforcement: ""}},
+		{"threat rule escalates default ALLOW", &Request{Agent: Agent{ID: "open"}, Tool: "t", Threat: threat.Medium}, Decision{Action: Log, Rule: "watch", Enforcement: EnforceRecordAllow, RuleEnforcement: ""}},
+		{"unknown agent", &Request{Agent: Agent{ID: "ghost"}, Tool: "x"}, Decision{Action: Deny, Rule: "", Enforcement: EnforceReturnError, RuleEnforcement: ""}},
+		{"tool name with newline does not match .*", &Request{Agent: Agent{ID: "a"}, Tool: "fetch_\nx"}, Decision{Action: Deny, Rule: "", Enforcement: EnforceReturnError, RuleEnforcement: ""}},
 	}
 	for _, tc := range tests {
 		tc.r.Time = tue10

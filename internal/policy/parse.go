@@ -814,7 +814,10 @@ func (p *parser) enforcement(n *yaml.Node, path string) []*EnforcementEntry {
 	return out
 }
 
-var ruleKeys = []string{"name", "tool", "not_tool", "action", "conditions", "enforcement"}
+var ruleKeys = []string{"name", "tool", "not_tool", "action", "conditions", "enforcement", "approval", "dry_run"}
+
+// approvalKeys are the keys of a rule's approval terms.
+var approvalKeys = []string{"required", "expiry", "grant_ttl"}
 
 func (p *parser) rules(n *yaml.Node, levels []string) []*Rule {
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
@@ -851,10 +854,14 @@ func (p *parser) rule(n *yaml.Node, path string, levels []string) *Rule {
 	fs, _ := p.fields(n, path, ruleKeys)
 	r := &Rule{Pos: p.pos(n)}
 	var hasName, hasTool, hasAction bool
-	var enfNode *yaml.Node
+	var enfNode, apprNode *yaml.Node
 	for _, f := range fs {
 		kp := join(path, f.key)
 		switch f.key {
+		case "approval":
+			r.Approval, apprNode = p.approvalSettings(f.v, kp), f.v
+		case "dry_run":
+			r.DryRun, _ = p.boolean(f.v, kp)
 		case "name":
 			r.Name, hasName = p.nonEmpty(f.v, kp)
 		case "tool":
@@ -887,6 +894,10 @@ func (p *parser) rule(n *yaml.Node, path string, levels []string) *Rule {
 		p.errorf(enfNode, join(path, "enforcement"), "rule-level enforcement refines CONSTRAIN; remove it or make the action CONSTRAIN",
 			"rule enforcement %q on a %s rule has no effect", r.Enforcement, r.Action)
 	}
+	if apprNode != nil && hasAction && r.Action != Constrain && len(p.errs) == before {
+		p.errorf(apprNode, join(path, "approval"), "approval terms apply to CONSTRAIN rules; remove them or make the action CONSTRAIN",
+			"approval terms on a %s rule have no effect", r.Action)
+	}
 	for _, c := range r.Conditions {
 		switch {
 		case c.Kind == KindThreatScore, c.Kind == KindFindings:
@@ -899,6 +910,38 @@ func (p *parser) rule(n *yaml.Node, path string, levels []string) *Rule {
 		return nil
 	}
 	return r
+}
+
+// approvalSettings reads `approval: {required: N, expiry: 30m, grant_ttl: 10m}`.
+func (p *parser) approvalSettings(n *yaml.Node, path string) *ApprovalSettings {
+	fs, _ := p.fields(n, path, approvalKeys)
+	a := &ApprovalSettings{}
+	for _, f := range fs {
+		kp := join(path, f.key)
+		switch f.key {
+		case "required":
+			a.Required, _ = p.integer(f.v, kp, 1, 10)
+		case "expiry":
+			a.Expiry = p.duration(f.v, kp, time.Minute, 30*24*time.Hour)
+		case "grant_ttl":
+			a.GrantTTL = p.duration(f.v, kp, time.Minute, 24*time.Hour)
+		}
+	}
+	return a
+}
+
+// duration reads a Go duration ("15m", "2h") within [lo, hi].
+func (p *parser) duration(n *yaml.Node, path string, lo, hi time.Duration) time.Duration {
+	s, ok := p.str(n, path)
+	if !ok {
+		return 0
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < lo || d > hi {
+		p.errorf(n, path, fmt.Sprintf("write a duration from %v to %v, e.g. \"30m\"", lo, hi), "invalid duration %q", clip(s))
+		return 0
+	}
+	return d
 }
 
 var condKinds = map[string]ConditionKind{
