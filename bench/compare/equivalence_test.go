@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/portcullis-ai/portcullis/internal/policy"
 )
 
 // engines builds every engine for s. Portcullis's own engine is added by portcullisEngine.
@@ -77,5 +79,30 @@ func TestEquivalence(t *testing.T) {
 			}
 			t.Logf("%s: %d requests, %v", s.Name, n, count)
 		})
+	}
+}
+
+// TestSeedScenarioIsTheSeed checks that the generated seed scenario decides as the seed's own first
+// policy (the verbatim file the policy package's golden tests load) on the random requests: the
+// only difference is the seed's threat rule, which never applies at threat level none.
+func TestSeedScenarioIsTheSeed(t *testing.T) {
+	set, err := policy.Load("../../internal/policy/testdata/seed/01_deny_by_default.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := Seed()
+	p, err := NewPortcullis(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, req := range s.Requests(3000, 7) {
+		in, err := p.Prepare(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pr := in.(*policy.Request)
+		if got, want := set.Evaluate(pr).Action, p.set.Evaluate(pr).Action; got != want {
+			t.Fatalf("request %d %+v: seed file says %s, generated policy says %s", i, req, got, want)
+		}
 	}
 }
