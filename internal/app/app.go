@@ -18,6 +18,7 @@ import (
 	"github.com/portcullis-ai/portcullis/internal/approval"
 	"github.com/portcullis-ai/portcullis/internal/behavior"
 	"github.com/portcullis-ai/portcullis/internal/config"
+	mcpgw "github.com/portcullis-ai/portcullis/internal/gateway/mcp"
 	"github.com/portcullis-ai/portcullis/internal/guard"
 	"github.com/portcullis-ai/portcullis/internal/identity"
 	"github.com/portcullis-ai/portcullis/internal/inspect"
@@ -54,6 +55,7 @@ type App struct {
 	guard       *guard.Guard
 	metrics     *server.Metrics
 	server      *server.Server
+	mcp         *mcpgw.Gateway
 
 	closeOnce sync.Once
 	cancel    context.CancelFunc
@@ -169,8 +171,21 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 	if err != nil {
 		return nil, err
 	}
+	var mcpRoutes func(*http.ServeMux)
+	if len(cfg.MCP.Upstreams) > 0 {
+		if a.mcp, err = a.MCPGateway(ctx, MCPUpstreams(cfg.MCP.Upstreams, os.Stderr)); err != nil {
+			return nil, err
+		}
+		mcpRoutes = a.mcpRoutes(a.mcp)
+	}
 	a.server = server.New(server.Options{
-		Extra:     llmRoutes,
+		Extra: func(mux *http.ServeMux) {
+			for _, routes := range []func(*http.ServeMux){llmRoutes, mcpRoutes} {
+				if routes != nil {
+					routes(mux)
+				}
+			}
+		},
 		Decider:   a.guard,
 		Approvals: a.approvals,
 		Limits: server.Limits{MaxApprovalWait: cfg.Approvals.MaxWait, MaxBodyBytes: cfg.Limits.MaxBodyBytes, MaxDepth: cfg.Limits.MaxDepth, MaxParams: cfg.Limits.MaxParams,
@@ -256,6 +271,11 @@ func (a *App) Close(ctx context.Context) {
 			a.cancel()
 		}
 		a.bg.Wait()
+		if a.mcp != nil {
+			if err := a.mcp.Close(); err != nil {
+				a.log.Warn("close mcp upstreams", slog.Any("error", err))
+			}
+		}
 		if a.policies != nil {
 			_ = a.policies.Close()
 		}

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -43,6 +44,8 @@ type Config struct {
 	// LLM configures the LLM gateway (OpenAI- and Anthropic-compatible endpoints on the same
 	// listener); absent upstreams leave those endpoints unmounted.
 	LLM LLMConfig `yaml:"llm"`
+	// MCP puts upstream MCP servers behind the gateway at /mcp (see docs/mcp.md).
+	MCP MCPConfig `yaml:"mcp"`
 }
 
 // LLMConfig configures the LLM gateway.
@@ -63,6 +66,28 @@ type LLMUpstream struct {
 	BaseURL   string            `yaml:"base_url"`
 	APIKeyEnv string            `yaml:"api_key_env"`
 	Headers   map[string]string `yaml:"headers"`
+}
+
+// MCPConfig configures the MCP gateway.
+type MCPConfig struct {
+	// Upstreams are the MCP servers behind /mcp; their tools are named "<name>__<tool>".
+	Upstreams []MCPUpstream `yaml:"upstreams"`
+	// ApprovalWait is how long a CONSTRAIN tools/call is held for a human before the agent is
+	// told it is pending (default 10s; at most approvals.max_wait).
+	ApprovalWait time.Duration `yaml:"approval_wait"`
+	// CallTimeout bounds one forwarded call (default 60s).
+	CallTimeout time.Duration `yaml:"call_timeout"`
+	// ResourceURL is this gateway's public /mcp URL, announced in the protected-resource metadata.
+	ResourceURL string `yaml:"resource_url"`
+}
+
+// MCPUpstream is one MCP server: a command run as a stdio child, or a Streamable HTTP URL.
+type MCPUpstream struct {
+	Name    string            `yaml:"name"`
+	Command string            `yaml:"command"`
+	Args    []string          `yaml:"args"`
+	Env     map[string]string `yaml:"env"`
+	URL     string            `yaml:"url"`
 }
 
 // ToolConfig is what configuration says about one tool.
@@ -156,6 +181,7 @@ func Default() Config {
 			RedactResults:    &redact,
 		},
 		Approvals: ApprovalsConfig{Expiry: 15 * time.Minute, MaxWait: 60 * time.Second},
+		MCP:       MCPConfig{ApprovalWait: 10 * time.Second, CallTimeout: 60 * time.Second},
 		Ledger:    LedgerConfig{CheckpointInterval: time.Second, CheckpointRecords: 1000},
 		Limits: LimitsConfig{
 			MaxBodyBytes:           1 << 20,
@@ -219,6 +245,9 @@ func yamlMessage(err error) string {
 	}
 	return strings.Join(lines, "; ")
 }
+
+// mcpName: upstream names prefix tool names ("<name>__<tool>"), so they hold no underscore.
+var mcpName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$`)
 
 // Validate checks every field, naming the field path in each message; all problems are reported.
 func (c *Config) Validate() error {
@@ -321,6 +350,29 @@ func (c *Config) Validate() error {
 		if p.v <= 0 {
 			add(p.path, "must be positive, got %d", p.v)
 		}
+	}
+	names := map[string]bool{}
+	for i, u := range c.MCP.Upstreams {
+		path := fmt.Sprintf("mcp.upstreams[%d]", i)
+		switch {
+		case !mcpName.MatchString(u.Name):
+			add(path+".name", "want letters, digits, '-' or '.', got %q", u.Name)
+		case names[u.Name]:
+			add(path+".name", "duplicate upstream %q", u.Name)
+		}
+		names[u.Name] = true
+		if (u.Command == "") == (u.URL == "") {
+			add(path, "want exactly one of command or url")
+		}
+		if u.URL != "" && !strings.HasPrefix(u.URL, "https://") && !strings.HasPrefix(u.URL, "http://") {
+			add(path+".url", "want an http(s) URL, got %q", u.URL)
+		}
+	}
+	if c.MCP.ApprovalWait < 0 || c.MCP.ApprovalWait > c.Approvals.MaxWait {
+		add("mcp.approval_wait", "want a duration in [0, approvals.max_wait], got %v", c.MCP.ApprovalWait)
+	}
+	if c.MCP.CallTimeout < 0 || c.MCP.CallTimeout > time.Hour {
+		add("mcp.call_timeout", "want a duration in [0, 1h], got %v", c.MCP.CallTimeout)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

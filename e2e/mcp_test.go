@@ -1,0 +1,402 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// filesystemServer is the entry point of @modelcontextprotocol/server-filesystem, installed by
+// `npm ci --prefix e2e`. Tests that need it skip, saying so, when it is absent.
+func filesystemServer(t *testing.T) string {
+	t.Helper()
+	p, err := filepath.Abs("node_modules/@modelcontextprotocol/server-filesystem/dist/index.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Skip("e2e/node_modules is absent: run `npm ci --prefix e2e` to install the MCP servers these tests drive")
+	}
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("node is not installed")
+	}
+	return p
+}
+
+var (
+	echoOnce sync.Once
+	echoPath string
+	echoErr  error
+)
+
+// echoServer builds the tiny Go MCP server in testdata/mcpecho.
+func echoServer(t *testing.T) string {
+	t.Helper()
+	echoOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "portcullis-mcpecho-")
+		if err != nil {
+			echoErr = err
+			return
+		}
+		echoPath = filepath.Join(dir, "mcpecho")
+		if out, err := exec.Command("go", "build", "-o", echoPath, "./testdata/mcpecho").CombinedOutput(); err != nil {
+			echoErr = err
+			echoPath = string(out)
+		}
+	})
+	if echoErr != nil {
+		t.Fatalf("build mcpecho: %v\n%s", echoErr, echoPath)
+	}
+	return echoPath
+}
+
+// writePolicy replaces the demo agent's policy.
+func writePolicy(t *testing.T, dir, policy string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, "policies", "report-generator-v1.yaml"), []byte(policy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// appendConfig adds YAML to the data directory's configuration.
+func appendConfig(t *testing.T, dir, yaml string) {
+	t.Helper()
+	p := filepath.Join(dir, "portcullis.yaml")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, append(b, []byte("\n"+yaml)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func fsPolicy(root, prefix string) string {
+	q := regexp.QuoteMeta(root)
+	return `agent_id: report-generator-v1
+default_action: DENY
+rules:
+  - name: read_inside_root
+    tool: "` + prefix + `(read_text_file|list_directory|get_file_info)"
+    action: ALLOW
+    conditions:
+      - parameter: path
+        match: "^` + q + `(/.*)?$"
+        not_match: "\\.\\."
+  - name: where
+    tool: "` + prefix + `list_allowed_directories"
+    action: ALLOW
+  - name: write_reports_with_approval
+    tool: "` + prefix + `write_file"
+    action: CONSTRAIN
+    conditions:
+      - parameter: path
+        match: "^` + q + `/reports/[a-z0-9_-]+\\.txt$"
+    enforcement: require_human_approval
+`
+}
+
+func toolNames(t *testing.T, ctx context.Context, cs *mcp.ClientSession) []string {
+	t.Helper()
+	res, err := cs.ListTools(ctx, nil)
+	if err != nil {
+		t.Fatalf("tools/list: %v", err)
+	}
+	var names []string
+	for _, tl := range res.Tools {
+		names = append(names, tl.Name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+func text(r *mcp.CallToolResult) string {
+	var b strings.Builder
+	for _, c := range r.Content {
+		if tc, ok := c.(*mcp.TextContent); ok {
+			b.WriteString(tc.Text)
+		}
+	}
+	return b.String()
+}
+
+func call(t *testing.T, ctx context.Context, cs *mcp.ClientSession, name string, args map[string]any) *mcp.CallToolResult {
+	t.Helper()
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: name, Arguments: args})
+	if err != nil {
+		t.Fatalf("tools/call %s: %v", name, err)
+	}
+	return res
+}
+
+func auditVerify(t *testing.T, dir string) {
+	t.Helper()
+	code, out, stderr := cli(t, nil, "audit", "verify", "--data", dir)
+	if code != 0 || !strings.Contains(out, `"intact": true`) {
+		t.Fatalf("audit verify: %d %s %s", code, out, stderr)
+	}
+}
+
+// TestMCPStdioWrapperFilesystem: the real server-filesystem behind `portcullis mcp -- node ...`,
+// driven by the go-sdk client as Claude Desktop would launch it.
+func TestMCPStdioWrapperFilesystem(t *testing.T) {
+	fsServer := filesystemServer(t)
+	dir, agentKey, _ := initData(t)
+	root := t.TempDir()
+	root, _ = filepath.EvalSymlinks(root)
+	if err := os.WriteFile(filepath.Join(root, "hello.txt"), []byte("hello from the root"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	secretDir := filepath.Dir(root)
+	secret := filepath.Join(secretDir, "outside-"+filepath.Base(root)+".txt")
+	if err := os.WriteFile(secret, []byte("outside secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(secret) })
+	writePolicy(t, dir, fsPolicy(root, ""))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.Command(binary(t), "mcp", "--data", dir, "--", "node", fsServer, root)
+	cmd.Env = append(os.Environ(), "PORTCULLIS_API_KEY="+agentKey)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	client := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil)
+	cs, err := client.Connect(ctx, &mcp.CommandTransport{Command: cmd}, nil)
+	if err != nil {
+		t.Fatalf("connect: %v\n%s", err, stderr.String())
+	}
+
+	// Only the tools the policy could ever allow are listed.
+	want := []string{"get_file_info", "list_allowed_directories", "list_directory", "read_text_file", "write_file"}
+	if diff := cmpDiff(want, toolNames(t, ctx, cs)); diff != "" {
+		t.Errorf("tools/list (-want +got):\n%s", diff)
+	}
+
+	// An allowed read works.
+	res := call(t, ctx, cs, "read_text_file", map[string]any{"path": filepath.Join(root, "hello.txt")})
+	if res.IsError || !strings.Contains(text(res), "hello from the root") {
+		t.Errorf("allowed read: %+v %q", res.IsError, text(res))
+	}
+	// A traversal attempt is denied and reveals nothing.
+	res = call(t, ctx, cs, "read_text_file", map[string]any{"path": root + "/../" + filepath.Base(secret)})
+	if !res.IsError || strings.Contains(text(res), "outside secret") || strings.Contains(text(res), "rule") {
+		t.Errorf("traversal: %+v %q", res.IsError, text(res))
+	}
+	// A write outside the allowed path is denied — although the server itself would allow it —
+	// and the file is untouched.
+	target := filepath.Join(root, "hello.txt")
+	res = call(t, ctx, cs, "write_file", map[string]any{"path": target, "content": "overwritten"})
+	if !res.IsError {
+		t.Errorf("write outside the allowed path ran: %q", text(res))
+	}
+	if b, _ := os.ReadFile(target); string(b) != "hello from the root" {
+		t.Errorf("the file changed: %q", b)
+	}
+	// A tool the policy never allows is refused even when called by name.
+	res = call(t, ctx, cs, "move_file", map[string]any{"source": target, "destination": filepath.Join(root, "moved.txt")})
+	if !res.IsError {
+		t.Errorf("move_file ran: %q", text(res))
+	}
+	if _, err := os.Stat(target); err != nil {
+		t.Errorf("the file moved: %v", err)
+	}
+	// Malformed arguments are an error, not a crash, and nothing is forwarded.
+	res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "read_text_file", Arguments: []int{1, 2}})
+	if err == nil && !res.IsError {
+		t.Errorf("array arguments ran: %q", text(res))
+	}
+	// The session still works after all that.
+	if res := call(t, ctx, cs, "list_allowed_directories", nil); res.IsError {
+		t.Errorf("list_allowed_directories: %q", text(res))
+	}
+	if err := cs.Close(); err != nil {
+		t.Logf("close: %v", err)
+	}
+	auditVerify(t, dir)
+	code, out, _ := cli(t, nil, "audit", "search", "--data", dir, "--tool", "write_file")
+	if code != 0 || !strings.Contains(out, `"deny"`) {
+		t.Errorf("audit search lacks the denied write (exit %d): %s", code, out)
+	}
+}
+
+type keyTransport struct{ key string }
+
+func (k keyTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+k.key)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func httpClient(t *testing.T, ctx context.Context, url, key string) *mcp.ClientSession {
+	t.Helper()
+	client := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil)
+	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: url + "/mcp", HTTPClient: &http.Client{Transport: keyTransport{key}}, MaxRetries: -1}, nil)
+	if err != nil {
+		t.Fatalf("connect %s/mcp: %v", url, err)
+	}
+	t.Cleanup(func() { cs.Close() })
+	return cs
+}
+
+var approvalRe = regexp.MustCompile(`apr_[A-Za-z0-9]+`)
+
+// TestMCPHTTPGatewayApproveOnce: `portcullis serve` with server-filesystem as an upstream at
+// /mcp; a CONSTRAIN write is held, approved with the CLI and runs exactly once.
+func TestMCPHTTPGatewayApproveOnce(t *testing.T) {
+	fsServer := filesystemServer(t)
+	dir, agentKey, approverKey := initData(t)
+	root := t.TempDir()
+	root, _ = filepath.EvalSymlinks(root)
+	if err := os.MkdirAll(filepath.Join(root, "reports"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writePolicy(t, dir, fsPolicy(root, "fs__"))
+	appendConfig(t, dir, "mcp:\n  approval_wait: 1s\n  upstreams:\n    - name: fs\n      command: node\n      args: [\""+fsServer+"\", \""+root+"\"]\n")
+	d := startServe(t, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	// No credential: no session at all.
+	resp, err := http.Post(d.url+"/mcp", "application/json", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.Header.Get("WWW-Authenticate"), "resource_metadata") {
+		t.Errorf("unauthenticated initialize: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+	if resp, err := http.Get(d.url + "/.well-known/oauth-protected-resource/mcp"); err != nil || resp.StatusCode != 200 {
+		t.Errorf("protected resource metadata: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+
+	cs := httpClient(t, ctx, d.url, agentKey)
+	names := toolNames(t, ctx, cs)
+	if !slices.Contains(names, "fs__write_file") || slices.Contains(names, "fs__move_file") || slices.Contains(names, "write_file") {
+		t.Errorf("tools/list: %v", names)
+	}
+	report := filepath.Join(root, "reports", "q1.txt")
+	args := map[string]any{"path": report, "content": "quarterly numbers"}
+	held := call(t, ctx, cs, "fs__write_file", args)
+	id := approvalRe.FindString(text(held))
+	if !held.IsError || id == "" {
+		t.Fatalf("the write was not held for approval: %q", text(held))
+	}
+	if _, err := os.Stat(report); err == nil {
+		t.Fatal("the held write ran before approval")
+	}
+	approverEnv := []string{"PORTCULLIS_URL=" + d.url, "PORTCULLIS_APPROVER_KEY=" + approverKey}
+	if code, out, stderr := cli(t, approverEnv, "approvals", "approve", id, "--comment", "ok"); code != 0 {
+		t.Fatalf("approvals approve: %d %s %s", code, out, stderr)
+	}
+	args["_portcullis_approval_id"] = id
+	run := call(t, ctx, cs, "fs__write_file", args)
+	if run.IsError {
+		t.Fatalf("approved write: %q", text(run))
+	}
+	if b, err := os.ReadFile(report); err != nil || string(b) != "quarterly numbers" {
+		t.Fatalf("approved write did not write: %q %v", b, err)
+	}
+	if err := os.Remove(report); err != nil {
+		t.Fatal(err)
+	}
+	again := call(t, ctx, cs, "fs__write_file", args)
+	if !again.IsError {
+		t.Fatalf("the grant was used twice: %q", text(again))
+	}
+	if _, err := os.Stat(report); err == nil {
+		t.Fatal("the second use of the grant wrote the file")
+	}
+	cs.Close()
+	d.stop(t)
+	auditVerify(t, dir)
+	code, out, _ := cli(t, nil, "audit", "search", "--data", dir, "--tool", "fs__write_file")
+	if code != 0 || !strings.Contains(out, "approved grant redeemed") {
+		t.Errorf("audit search lacks the redeemed grant (exit %d): %s", code, out)
+	}
+}
+
+// TestMCPToolDefinitionChangeBlocked: a rug pull — the server changes a tool's description
+// between runs — blocks the tool until `portcullis mcp pins approve`.
+func TestMCPToolDefinitionChangeBlocked(t *testing.T) {
+	echo := echoServer(t)
+	dir, agentKey, _ := initData(t)
+	writePolicy(t, dir, `agent_id: report-generator-v1
+default_action: DENY
+rules:
+  - name: echo
+    tool: "pin__echo"
+    action: ALLOW
+`)
+	cfgPath := filepath.Join(dir, "portcullis.yaml")
+	base, _ := os.ReadFile(cfgPath)
+	withDesc := func(desc string) {
+		cfg := string(base) + "\nmcp:\n  upstreams:\n    - name: pin\n      command: \"" + echo + "\"\n      env:\n        ECHO_DESCRIPTION: \"" + desc + "\"\n"
+		if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	session := func(desc string) (*daemon, *mcp.ClientSession) {
+		withDesc(desc)
+		d := startServe(t, dir)
+		return d, httpClient(t, ctx, d.url, agentKey)
+	}
+
+	d, cs := session("Echoes the text back.")
+	if names := toolNames(t, ctx, cs); !slices.Equal(names, []string{"pin__echo"}) {
+		t.Fatalf("first run tools/list: %v", names)
+	}
+	if r := call(t, ctx, cs, "pin__echo", map[string]any{"text": "hi"}); r.IsError {
+		t.Fatalf("first run echo: %q", text(r))
+	}
+	cs.Close()
+	d.stop(t)
+
+	d, cs = session("Echoes the text back, now in version 2.")
+	if names := toolNames(t, ctx, cs); len(names) != 0 {
+		t.Errorf("changed definition still listed: %v", names)
+	}
+	if r := call(t, ctx, cs, "pin__echo", map[string]any{"text": "hi"}); !r.IsError {
+		t.Errorf("changed definition still callable: %q", text(r))
+	}
+	cs.Close()
+	d.stop(t)
+	code, out, _ := cli(t, nil, "mcp", "pins", "list", "--data", dir)
+	if code != 0 || !strings.Contains(out, "CHANGED") {
+		t.Fatalf("mcp pins list: %d %s", code, out)
+	}
+	if code, out, stderr := cli(t, nil, "mcp", "pins", "approve", "pin__echo", "--data", dir, "--by", "alice"); code != 0 {
+		t.Fatalf("mcp pins approve: %d %s %s", code, out, stderr)
+	}
+
+	d, cs = session("Echoes the text back, now in version 2.")
+	names := toolNames(t, ctx, cs)
+	r := call(t, ctx, cs, "pin__echo", map[string]any{"text": "hi"})
+	cs.Close()
+	d.stop(t)
+	if !slices.Equal(names, []string{"pin__echo"}) || r.IsError {
+		t.Errorf("after approval: tools %v, call error %v %q", names, r.IsError, text(r))
+	}
+	auditVerify(t, dir)
+	code, out, _ = cli(t, nil, "audit", "search", "--data", dir, "--tool", "pin__echo")
+	for _, reason := range []string{"tool_pinned", "tool_definition_changed", "tool_pin_approved"} {
+		if code != 0 || !strings.Contains(out, reason) {
+			t.Errorf("audit search lacks %s (exit %d)", reason, code)
+		}
+	}
+}

@@ -1,0 +1,120 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/portcullis-ai/portcullis/internal/config"
+	mcpgw "github.com/portcullis-ai/portcullis/internal/gateway/mcp"
+	"github.com/portcullis-ai/portcullis/internal/guard"
+	"github.com/portcullis-ai/portcullis/internal/identity"
+	"github.com/portcullis-ai/portcullis/internal/inspect"
+)
+
+// PinsFile holds the MCP tool definition pins in the data directory.
+const PinsFile = "mcp-pins.json"
+
+// MCPUpstreams turns configured upstreams into transports. Stdio children inherit nothing of the
+// environment but PATH and HOME plus what the configuration names, and write their logs to stderr.
+func MCPUpstreams(ups []config.MCPUpstream, stderr *os.File) []mcpgw.Upstream {
+	out := make([]mcpgw.Upstream, 0, len(ups))
+	for _, u := range ups {
+		if u.URL != "" {
+			out = append(out, mcpgw.Upstream{Name: u.Name, Transport: &sdk.StreamableClientTransport{Endpoint: u.URL, MaxRetries: -1}})
+			continue
+		}
+		cmd := exec.Command(u.Command, u.Args...)
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+		for k, v := range u.Env {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		cmd.Stderr = stderr
+		out = append(out, mcpgw.Upstream{Name: u.Name, Transport: &sdk.CommandTransport{Command: cmd}})
+	}
+	return out
+}
+
+// MCPGateway connects to upstreams and governs them with this app's guard, approvals, policies
+// and ledger. The caller closes it.
+func (a *App) MCPGateway(ctx context.Context, ups []mcpgw.Upstream) (*mcpgw.Gateway, error) {
+	cfg := a.cfg
+	detectors := inspect.DetectorConfig{PathRoots: cfg.Inspection.Roots, ShellTools: cfg.Inspection.ShellTools}
+	gw, err := mcpgw.New(ctx, mcpgw.Options{
+		Guard:        a.guard,
+		Approvals:    a.approvals,
+		Policies:     a.policies,
+		Auth:         a.auth,
+		Inspector:    inspect.New(inspect.Config{DetectorConfig: detectors, AllowedHosts: cfg.Inspection.AllowedHosts}),
+		Ledger:       a.ledger,
+		Pins:         mcpgw.OpenPins(filepath.Join(cfg.DataDir, PinsFile)),
+		ResultPolicy: guard.ResultPolicy{BlockLevel: cfg.ResultBlock(), Redact: cfg.Inspection.RedactResults == nil || *cfg.Inspection.RedactResults},
+		ApprovalWait: cfg.MCP.ApprovalWait,
+		CallTimeout:  cfg.MCP.CallTimeout,
+		Logger:       a.log.With(slog.String("component", "mcp")),
+	}, ups)
+	if err != nil {
+		return nil, fmt.Errorf("mcp gateway: %w", err)
+	}
+	return gw, nil
+}
+
+// mcpRoutes mounts the Streamable HTTP gateway at /mcp. Every HTTP request is authenticated
+// before the SDK sees it (an unauthenticated client cannot even open a session), and again by
+// the guard for every decision it leads to.
+func (a *App) mcpRoutes(gw *mcpgw.Gateway) func(mux *http.ServeMux) {
+	srv := gw.Server(mcpgw.HeaderCredentials)
+	h := sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return srv },
+		&sdk.StreamableHTTPOptions{Logger: a.log.With(slog.String("component", "mcp")), MaxRequestBodyBytes: a.cfg.Limits.MaxBodyBytes})
+	return func(mux *http.ServeMux) {
+		mux.HandleFunc("GET /.well-known/oauth-protected-resource", a.protectedResource)
+		mux.HandleFunc("GET /.well-known/oauth-protected-resource/mcp", a.protectedResource)
+		mux.Handle("/mcp", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			c := identity.CredentialsFromRequest(r, nil)
+			// Signed requests would be verified twice (HTTP and decision) and their nonce would
+			// replay; over MCP agents use API keys or bearer tokens.
+			c.Request, c.Body = nil, nil
+			if _, err := a.auth.Verify(r.Context(), c); err != nil {
+				w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer resource_metadata=%q`, a.resourceBase(r)+"/.well-known/oauth-protected-resource/mcp"))
+				http.Error(w, "unauthenticated: "+identity.Code(err), http.StatusUnauthorized)
+				return
+			}
+			h.ServeHTTP(w, r)
+		}))
+	}
+}
+
+func (a *App) resourceBase(r *http.Request) string {
+	if u := a.cfg.MCP.ResourceURL; u != "" {
+		return strings.TrimSuffix(strings.TrimSuffix(u, "/"), "/mcp")
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+// protectedResource is the OAuth 2.0 Protected Resource Metadata (RFC 9728) the MCP
+// authorization spec points clients to: which issuers' tokens /mcp accepts.
+func (a *App) protectedResource(w http.ResponseWriter, r *http.Request) {
+	issuers := []string{}
+	for _, is := range a.cfg.Identity.JWTIssuers {
+		issuers = append(issuers, is.Issuer)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"resource":                 a.resourceBase(r) + "/mcp",
+		"authorization_servers":    issuers,
+		"bearer_methods_supported": []string{"header"},
+		"resource_name":            "Portcullis MCP gateway",
+	})
+}

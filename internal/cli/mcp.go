@@ -1,0 +1,158 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/portcullis-ai/portcullis/internal/app"
+	"github.com/portcullis-ai/portcullis/internal/config"
+	mcpgw "github.com/portcullis-ai/portcullis/internal/gateway/mcp"
+)
+
+const mcpUsage = `usage:
+  portcullis mcp [--config FILE] [--data DIR] [--name NAME] -- COMMAND ARGS...
+  portcullis mcp pins list [--data DIR]
+  portcullis mcp pins approve TOOL [--data DIR] [--by NAME]
+
+The first form is the stdio wrapper: an MCP client launches it in place of the server COMMAND.
+stdin/stdout carry MCP; logs go to stderr. The agent's API key is read from $PORTCULLIS_API_KEY.
+With --name, tools are named NAME__TOOL; without, they keep their own names.
+`
+
+// runMCP implements `portcullis mcp`.
+func runMCP(ctx context.Context, std Stdio, args []string) int {
+	if len(args) > 0 && args[0] == "pins" {
+		return runMCPPins(std, args[1:])
+	}
+	fs := flag.NewFlagSet("mcp", flag.ContinueOnError)
+	fs.SetOutput(std.Err)
+	fs.Usage = func() { fmt.Fprint(std.Err, mcpUsage) }
+	cfgPath := fs.String("config", "", "configuration file (default: <data>/portcullis.yaml)")
+	data := fs.String("data", dataDirDefault(), "data directory")
+	name := fs.String("name", "", "namespace the server's tools as NAME__TOOL")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() == 0 {
+		problem(std.Err, "mcp: no server command", "portcullis mcp -- npx -y @modelcontextprotocol/server-filesystem /some/dir")
+		return exitUsage
+	}
+	key := os.Getenv("PORTCULLIS_API_KEY")
+	if key == "" {
+		problem(std.Err, "mcp: PORTCULLIS_API_KEY is not set", "set it in the MCP client's env for this server (portcullis keys create --agent ID)")
+		return exitUsage
+	}
+	path := *cfgPath
+	if path == "" {
+		path = filepath.Join(*data, app.ConfigFile)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		problem(std.Err, err.Error(), "run 'portcullis serve' once to create a data directory, or pass --config")
+		return exitFail
+	}
+	// The HTTP gateway's upstreams are not started by the stdio wrapper: it wraps one command.
+	cfg.MCP.Upstreams = nil
+	stderr, _ := std.Err.(*os.File)
+	if stderr == nil {
+		stderr = os.Stderr
+	}
+	log := newLogger(Stdio{Err: stderr}, cfg.Log)
+	a, err := app.Open(ctx, cfg, path, log)
+	if err != nil {
+		problem(stderr, "mcp: "+err.Error(), "the wrapper refuses to start rather than run without a policy or a writable ledger")
+		return exitFail
+	}
+	defer a.Close(context.WithoutCancel(ctx))
+
+	cmd := exec.Command(fs.Arg(0), fs.Args()[1:]...)
+	cmd.Stderr = stderr
+	gw, err := a.MCPGateway(ctx, []mcpgw.Upstream{{Name: *name, Transport: &sdk.CommandTransport{Command: cmd}}})
+	if err != nil {
+		problem(stderr, "mcp: "+err.Error(), "check that the server command runs on its own")
+		return exitFail
+	}
+	defer gw.Close()
+	srv := gw.Server(mcpgw.EnvCredentials(key))
+	in, _ := stdinFile(std)
+	if err := srv.Run(ctx, &sdk.IOTransport{Reader: in, Writer: nopWriteCloser{std.Out}}); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, io.EOF) {
+		problem(stderr, "mcp: "+err.Error(), "")
+		return exitFail
+	}
+	return exitOK
+}
+
+func stdinFile(std Stdio) (io.ReadCloser, bool) {
+	if f, ok := std.In.(*os.File); ok {
+		return f, true
+	}
+	return io.NopCloser(std.In), false
+}
+
+type nopWriteCloser struct{ io.Writer }
+
+func (nopWriteCloser) Close() error { return nil }
+
+func runMCPPins(std Stdio, args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(std.Err, mcpUsage)
+		return exitUsage
+	}
+	sub, args := args[0], args[1:]
+	fs := flag.NewFlagSet("mcp pins "+sub, flag.ContinueOnError)
+	fs.SetOutput(std.Err)
+	data := fs.String("data", dataDirDefault(), "data directory")
+	by := fs.String("by", os.Getenv("USER"), "who approves (recorded)")
+	// Flags may follow the tool name.
+	var pos []string
+	for len(args) > 0 {
+		if err := fs.Parse(args); err != nil {
+			return exitUsage
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	pins := mcpgw.OpenPins(filepath.Join(*data, app.PinsFile))
+	switch sub {
+	case "list":
+		list, err := pins.List()
+		if err != nil {
+			problem(std.Err, "mcp pins list: "+err.Error(), "check --data")
+			return exitFail
+		}
+		fmt.Fprintf(std.Out, "%-40s %-10s %s\n", "TOOL", "STATE", "SHA-256")
+		for _, p := range list {
+			state, hash := "pinned", p.Hash
+			if p.Pending != "" {
+				state, hash = "CHANGED", p.Pending
+			}
+			fmt.Fprintf(std.Out, "%-40s %-10s %s\n", p.Tool, state, hash)
+		}
+		return exitOK
+	case "approve":
+		if len(pos) != 1 {
+			problem(std.Err, "mcp pins approve: want one tool name", "see 'portcullis mcp pins list'")
+			return exitUsage
+		}
+		p, err := pins.Approve(pos[0], *by)
+		if err != nil {
+			problem(std.Err, "mcp pins approve: "+err.Error(), "see 'portcullis mcp pins list' for tools whose definition changed")
+			return exitFail
+		}
+		fmt.Fprintf(std.Out, "approved the new definition of %s (sha256 %s); the gateway records it in the ledger when it next sees the tool\n", pos[0], p.Hash)
+		return exitOK
+	}
+	problem(std.Err, fmt.Sprintf("mcp pins: unknown subcommand %q", sub), "want list or approve")
+	return exitUsage
+}

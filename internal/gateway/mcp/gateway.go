@@ -1,0 +1,782 @@
+// Package mcp is the MCP gateway: an MCP server to the agent and an MCP client to each upstream
+// server (a stdio child or a remote Streamable HTTP server). Every tools/call, resources/read and
+// prompts/get becomes a guard.Request and runs only when guard.Check allows it; results come back
+// through guard.CheckResult; tools/list shows an agent only the tools its policy could ever let it
+// call; tool definitions are scanned for poisoning and pinned so a changed definition is blocked
+// until re-approved.
+//
+// It owns the MCP wiring only. It must not import stores, app, cli or the HTTP server: the
+// composition root hands it the guard, the approvals engine, the policies and the ledger through
+// the small interfaces declared here.
+package mcp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/portcullis-ai/portcullis/internal/approval"
+	"github.com/portcullis-ai/portcullis/internal/guard"
+	"github.com/portcullis-ai/portcullis/internal/identity"
+	"github.com/portcullis-ai/portcullis/internal/inspect"
+	"github.com/portcullis-ai/portcullis/internal/ledger"
+	"github.com/portcullis-ai/portcullis/internal/policy"
+	"github.com/portcullis-ai/portcullis/internal/threat"
+)
+
+// Guard decides calls and results (guard.Guard).
+type Guard interface {
+	Check(ctx context.Context, req guard.Request) *guard.Decision
+	CheckResult(ctx context.Context, o guard.Outcome, rp guard.ResultPolicy) *guard.ResultDecision
+}
+
+// Approvals waits for a held call's approval (approval.Engine).
+type Approvals interface {
+	Wait(ctx context.Context, id string) (approval.Request, error)
+}
+
+// Policies serves the current policy set (policy.Watcher).
+type Policies interface {
+	Current() *policy.Set
+}
+
+// Authenticator proves who the agent is, for list requests that reach no decision (identity.Verifier).
+type Authenticator interface {
+	Verify(ctx context.Context, creds identity.Credentials) (*identity.Agent, error)
+}
+
+// Inspector scans tool definitions in the response direction (inspect.Engine).
+type Inspector interface {
+	Inspect(ctx context.Context, tool string, dir inspect.Direction, raw json.RawMessage) (inspect.Result, error)
+}
+
+// Ledger records pinning events (ledger.Ledger).
+type Ledger interface {
+	Append(ctx context.Context, r *ledger.Record, secretPaths ...string) (uint64, error)
+}
+
+// Reserved tool names: resources and prompts are governed by the same policy under these names.
+const (
+	// ToolResourcesRead is decided with params {"server": NAME, "uri": URI}.
+	ToolResourcesRead = "mcp.resources.read"
+	// ToolPromptsGet is decided with params {"server": NAME, "name": PROMPT, "arguments": {...}}.
+	ToolPromptsGet = "mcp.prompts.get"
+	// ApprovalArg is the argument (or _meta key) carrying an approval ID on a retry. It is stripped
+	// before the parameters are decided, digested or forwarded.
+	ApprovalArg = "_portcullis_approval_id"
+	// Separator joins an upstream's name and its tool's name: "<server>__<tool>".
+	Separator = "__"
+)
+
+// Errors callers branch on.
+var (
+	ErrUnauthenticated = errors.New("mcp: unauthenticated")
+	ErrNoUpstream      = errors.New("mcp: no such upstream")
+)
+
+// Messages shown to agents. They reveal nothing of the policy.
+const (
+	msgUnavailable = "the tool is unavailable"
+	msgFailed      = "the tool failed"
+	msgWithheld    = "the tool's result was withheld"
+)
+
+// Upstream is one MCP server behind the gateway.
+type Upstream struct {
+	// Name namespaces the upstream's tools and prompts ("<name>__<tool>"). It may be empty only
+	// when it is the only upstream: tools then keep their own names (the stdio wrapper's default).
+	Name string
+	// Transport connects to it: &sdk.CommandTransport{...} or &sdk.StreamableClientTransport{...}.
+	Transport sdk.Transport
+}
+
+// Options configure a Gateway. Guard, Policies, Auth and Ledger are required.
+type Options struct {
+	Guard     Guard
+	Approvals Approvals // nil: CONSTRAIN answers pending at once
+	Policies  Policies
+	Auth      Authenticator
+	Inspector Inspector // nil: definitions are not scanned
+	Ledger    Ledger
+	Pins      *PinStore // nil: definitions are not pinned
+	// ResultPolicy decides results and scanned definitions (block level, redaction).
+	ResultPolicy guard.ResultPolicy
+	// ApprovalWait is how long a CONSTRAIN call is held waiting for approval before the agent is
+	// told it is pending.
+	ApprovalWait time.Duration
+	// CallTimeout bounds one forwarded call (default 60s): a hung upstream yields an error.
+	CallTimeout time.Duration
+	Logger      *slog.Logger
+}
+
+// Gateway connects to the upstreams once and serves any number of agent sessions.
+type Gateway struct {
+	o     Options
+	ups   []*upstream
+	byKey map[string]*upstream
+	log   *slog.Logger
+
+	mu        sync.Mutex
+	resources map[string]*upstream // uri → upstream that listed it
+	scanned   map[string]bool      // definition hashes already scanned and recorded as suspicious
+	defOK     map[string]bool      // tool → its last seen definition passed scanning and pinning
+	scannedUp map[*upstream]bool   // upstreams whose tools were scanned in this process
+}
+
+type upstream struct {
+	name string
+	cs   *sdk.ClientSession
+}
+
+// New connects to every upstream. On error, whatever connected is closed.
+func New(ctx context.Context, o Options, ups []Upstream) (g *Gateway, err error) {
+	switch {
+	case o.Guard == nil, o.Policies == nil, o.Auth == nil, o.Ledger == nil:
+		return nil, errors.New("mcp: gateway needs a guard, policies, an authenticator and a ledger")
+	case len(ups) == 0:
+		return nil, errors.New("mcp: no upstream servers")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.CallTimeout <= 0 {
+		o.CallTimeout = 60 * time.Second
+	}
+	g = &Gateway{o: o, byKey: map[string]*upstream{}, log: o.Logger, resources: map[string]*upstream{}, scanned: map[string]bool{},
+		defOK: map[string]bool{}, scannedUp: map[*upstream]bool{}}
+	defer func() {
+		if err != nil {
+			_ = g.Close()
+			g = nil
+		}
+	}()
+	for _, u := range ups {
+		if u.Name == "" && len(ups) > 1 {
+			return nil, errors.New("mcp: every upstream needs a name when there are several")
+		}
+		if strings.Contains(u.Name, Separator) {
+			return nil, fmt.Errorf("mcp: upstream name %q must not contain %q", u.Name, Separator)
+		}
+		if _, dup := g.byKey[u.Name]; dup {
+			return nil, fmt.Errorf("mcp: duplicate upstream %q", u.Name)
+		}
+		// No sampling, elicitation or roots handlers: the client advertises none of those
+		// capabilities, so an upstream cannot make server-initiated requests through us.
+		client := sdk.NewClient(&sdk.Implementation{Name: "portcullis", Version: "1"}, &sdk.ClientOptions{
+			ToolListChangedHandler: func(ctx context.Context, _ *sdk.ToolListChangedRequest) { g.toolsChanged(ctx) },
+		})
+		cs, err := client.Connect(ctx, u.Transport, nil)
+		if err != nil {
+			return nil, fmt.Errorf("mcp: connect upstream %q: %w", u.Name, err)
+		}
+		up := &upstream{name: u.Name, cs: cs}
+		g.ups = append(g.ups, up)
+		g.byKey[u.Name] = up
+	}
+	return g, nil
+}
+
+// Close disconnects every upstream (a stdio child is terminated).
+func (g *Gateway) Close() error {
+	var errs []error
+	for _, u := range g.ups {
+		if err := u.cs.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close upstream %q: %w", u.name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// CredentialsFunc returns the agent's credentials for one request: from the environment in the
+// stdio wrapper, from the HTTP headers (req.GetExtra().Header) behind Streamable HTTP.
+type CredentialsFunc func(req sdk.Request) identity.Credentials
+
+// EnvCredentials always returns the same API key (stdio wrapper: PORTCULLIS_API_KEY).
+func EnvCredentials(apiKey string) CredentialsFunc {
+	return func(sdk.Request) identity.Credentials { return identity.Credentials{APIKey: apiKey} }
+}
+
+// HeaderCredentials reads the API key or bearer token of the HTTP request that carried the message.
+func HeaderCredentials(req sdk.Request) identity.Credentials {
+	var c identity.Credentials
+	ex := req.GetExtra()
+	if ex == nil || ex.Header == nil {
+		return c
+	}
+	h := ex.Header
+	if auth := h.Get("Authorization"); auth != "" {
+		scheme, val, _ := strings.Cut(auth, " ")
+		val = strings.TrimSpace(val)
+		switch {
+		case strings.EqualFold(scheme, "Bearer") && strings.HasPrefix(val, identity.APIKeyPrefix):
+			c.APIKey = val
+		default:
+			c.BearerToken = val
+		}
+	}
+	if k := h.Get("X-API-Key"); k != "" {
+		if c.APIKey != "" && c.APIKey != k {
+			c.APIKey = "\x00ambiguous"
+		} else {
+			c.APIKey = k
+		}
+	}
+	return c
+}
+
+// Server returns an agent-facing MCP server whose every request is governed by the gateway.
+func (g *Gateway) Server(creds CredentialsFunc) *sdk.Server {
+	caps := &sdk.ServerCapabilities{Tools: &sdk.ToolCapabilities{ListChanged: true}}
+	for _, u := range g.ups {
+		if ir := u.cs.InitializeResult(); ir != nil && ir.Capabilities != nil {
+			if ir.Capabilities.Resources != nil {
+				caps.Resources = &sdk.ResourceCapabilities{}
+			}
+			if ir.Capabilities.Prompts != nil {
+				caps.Prompts = &sdk.PromptCapabilities{}
+			}
+		}
+	}
+	s := sdk.NewServer(&sdk.Implementation{Name: "portcullis-mcp-gateway", Version: "1"}, &sdk.ServerOptions{Capabilities: caps})
+	s.AddReceivingMiddleware(func(next sdk.MethodHandler) sdk.MethodHandler {
+		return func(ctx context.Context, method string, req sdk.Request) (sdk.Result, error) {
+			switch r := req.(type) {
+			case *sdk.ListToolsRequest:
+				return g.listTools(ctx, creds(req))
+			case *sdk.CallToolRequest:
+				return g.callTool(ctx, creds(req), r)
+			case *sdk.ListResourcesRequest:
+				return g.listResources(ctx, creds(req))
+			case *sdk.ListResourceTemplatesRequest:
+				return g.listResourceTemplates(ctx, creds(req))
+			case *sdk.ReadResourceRequest:
+				return g.readResource(ctx, creds(req), r)
+			case *sdk.ListPromptsRequest:
+				return g.listPrompts(ctx, creds(req))
+			case *sdk.GetPromptRequest:
+				return g.getPrompt(ctx, creds(req), r)
+			case *sdk.SubscribeRequest, *sdk.UnsubscribeRequest, *sdk.CompleteRequest:
+				// Not proxied: they would reach the upstream without a decision.
+				return nil, fmt.Errorf("mcp: %s is not supported by the gateway", method)
+			}
+			return next(ctx, method, req)
+		}
+	})
+	return s
+}
+
+// toolsChanged re-reads every upstream's tools when one says its list changed, so a changed
+// definition is caught (and blocked) at once rather than at the agent's next list.
+func (g *Gateway) toolsChanged(ctx context.Context) {
+	for _, u := range g.ups {
+		g.scan(context.WithoutCancel(ctx), u)
+	}
+}
+
+// scan lists u's tools and runs each definition through scanning and pinning.
+func (g *Gateway) scan(ctx context.Context, u *upstream) {
+	tools, err := g.upstreamTools(ctx, u)
+	if err != nil {
+		g.log.Warn("upstream tools unavailable", slog.String("upstream", u.name), slog.Any("error", err))
+		return
+	}
+	for _, t := range tools {
+		g.definitionOK(ctx, g.qualify(u, t.Name), t)
+	}
+	g.mu.Lock()
+	g.scannedUp[u] = true
+	g.mu.Unlock()
+}
+
+// usable reports whether a tool's last seen definition passed scanning and pinning; an upstream
+// not yet scanned in this process is scanned first.
+func (g *Gateway) usable(ctx context.Context, u *upstream, name string) bool {
+	g.mu.Lock()
+	done := g.scannedUp[u]
+	g.mu.Unlock()
+	if !done {
+		g.scan(ctx, u)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	ok, seen := g.defOK[name]
+	return seen && ok
+}
+
+func (g *Gateway) agent(ctx context.Context, c identity.Credentials) (*identity.Agent, error) {
+	a, err := g.o.Auth.Verify(ctx, c)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s", ErrUnauthenticated, identity.Code(err))
+	}
+	return a, nil
+}
+
+// qualify and split map upstream names to agent-facing names.
+func (g *Gateway) qualify(u *upstream, name string) string {
+	if u.name == "" {
+		return name
+	}
+	return u.name + Separator + name
+}
+
+func (g *Gateway) split(name string) (*upstream, string, bool) {
+	if u, ok := g.byKey[""]; ok {
+		return u, name, true
+	}
+	srv, tool, ok := strings.Cut(name, Separator)
+	if !ok {
+		return nil, "", false
+	}
+	u, ok := g.byKey[srv]
+	return u, tool, ok
+}
+
+// upstreamTools lists every tool of u (all pages).
+func (g *Gateway) upstreamTools(ctx context.Context, u *upstream) ([]*sdk.Tool, error) {
+	var out []*sdk.Tool
+	for t, err := range u.cs.Tools(ctx, nil) {
+		if err != nil {
+			return nil, fmt.Errorf("list tools of %q: %w", u.name, err)
+		}
+		out = append(out, t)
+		if len(out) > 10_000 {
+			return nil, fmt.Errorf("list tools of %q: more than 10000 tools", u.name)
+		}
+	}
+	return out, nil
+}
+
+func (g *Gateway) listTools(ctx context.Context, creds identity.Credentials) (*sdk.ListToolsResult, error) {
+	a, err := g.agent(ctx, creds)
+	if err != nil {
+		return nil, err
+	}
+	set := g.o.Policies.Current()
+	res := &sdk.ListToolsResult{Tools: []*sdk.Tool{}}
+	for _, u := range g.ups {
+		tools, err := g.upstreamTools(ctx, u)
+		if err != nil {
+			g.log.Warn("upstream tools unavailable", slog.String("upstream", u.name), slog.Any("error", err))
+			continue
+		}
+		for _, t := range tools {
+			name := g.qualify(u, t.Name)
+			if !set.MayAllow(a.ID, name) {
+				continue
+			}
+			if !g.definitionOK(ctx, name, t) {
+				continue
+			}
+			c := *t
+			c.Name = name
+			res.Tools = append(res.Tools, &c)
+		}
+	}
+	return res, nil
+}
+
+// definitionOK scans and pins one tool definition; false hides and blocks the tool.
+func (g *Gateway) definitionOK(ctx context.Context, name string, t *sdk.Tool) bool {
+	ok := g.checkDefinition(ctx, name, t)
+	g.mu.Lock()
+	g.defOK[name] = ok
+	g.mu.Unlock()
+	return ok
+}
+
+func (g *Gateway) checkDefinition(ctx context.Context, name string, t *sdk.Tool) bool {
+	def, hash, err := Definition(t)
+	if err != nil {
+		g.log.Warn("tool definition unreadable", slog.String("tool", name), slog.Any("error", err))
+		return false
+	}
+	if g.o.Inspector != nil && g.o.ResultPolicy.BlockLevel > threat.None {
+		res, err := g.o.Inspector.Inspect(ctx, name, inspect.Response, def)
+		if err != nil || res.Level >= g.o.ResultPolicy.BlockLevel {
+			g.mu.Lock()
+			seen := g.scanned[hash]
+			g.scanned[hash] = true
+			g.mu.Unlock()
+			if !seen {
+				reason := "tool_definition_suspicious"
+				if err != nil {
+					reason += ": " + err.Error()
+				}
+				g.record(ctx, name, "deny", reason, hash, res)
+			}
+			return false
+		}
+	}
+	if g.o.Pins == nil {
+		return true
+	}
+	st, err := g.o.Pins.Check(name, hash)
+	if err != nil {
+		g.log.Error("tool pin store", slog.String("tool", name), slog.Any("error", err))
+		return false
+	}
+	switch st {
+	case PinNew:
+		g.record(ctx, name, "log", "tool_pinned", hash, inspect.Result{})
+	case PinChanged:
+		g.record(ctx, name, "deny", "tool_definition_changed", hash, inspect.Result{})
+	case PinApproved:
+		g.record(ctx, name, "log", "tool_pin_approved", hash, inspect.Result{})
+	}
+	return st == PinNew || st == PinSame || st == PinApproved
+}
+
+func (g *Gateway) record(ctx context.Context, tool, decision, reason, hash string, res inspect.Result) {
+	rec := &ledger.Record{Kind: ledger.KindDecision, Time: time.Now(), DecisionID: guard.NewDecisionID(), Source: "mcp",
+		Tool: tool, Decision: decision, Reason: reason, Message: "definition sha256:" + hash, ThreatLevel: res.Level}
+	for _, f := range res.Findings {
+		rec.Findings = append(rec.Findings, ledger.Finding{Kind: f.Kind, Severity: f.Severity, Path: f.Path, Score: f.Score})
+	}
+	if _, err := g.o.Ledger.Append(context.WithoutCancel(ctx), rec); err != nil {
+		g.log.Error("record tool definition event", slog.String("tool", tool), slog.String("reason", reason), slog.Any("error", err))
+	}
+}
+
+// errorResult is a tool result the agent reads as a failure.
+func errorResult(msg string) *sdk.CallToolResult {
+	return &sdk.CallToolResult{IsError: true, Content: []sdk.Content{&sdk.TextContent{Text: msg}}}
+}
+
+// splitApproval removes the approval argument from the call's arguments and returns the
+// canonical arguments (a JSON object) and the approval ID, from the arguments or from _meta.
+func splitApproval(args json.RawMessage, meta sdk.Meta) (json.RawMessage, string, error) {
+	id := ""
+	if v, ok := meta[ApprovalArg].(string); ok {
+		id = v
+	}
+	if len(args) == 0 || string(args) == "null" {
+		return json.RawMessage("{}"), id, nil
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(args, &m); err != nil {
+		return nil, "", fmt.Errorf("arguments must be a JSON object: %w", err)
+	}
+	if raw, ok := m[ApprovalArg]; ok {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, "", fmt.Errorf("%s must be a string", ApprovalArg)
+		}
+		id = s
+		delete(m, ApprovalArg)
+		out, err := json.Marshal(m)
+		if err != nil {
+			return nil, "", fmt.Errorf("re-encode arguments: %w", err)
+		}
+		return out, id, nil
+	}
+	return args, id, nil
+}
+
+// decide runs guard.Check and, for CONSTRAIN, holds the call up to ApprovalWait for a human.
+// It returns the decision under which the call may run, or the result to answer with.
+func (g *Gateway) decide(ctx context.Context, req guard.Request) (*guard.Decision, *sdk.CallToolResult) {
+	d := g.o.Guard.Check(ctx, req)
+	if d.Action == policy.Constrain && d.ApprovalID != "" && g.o.Approvals != nil && g.o.ApprovalWait > 0 {
+		wctx, cancel := context.WithTimeout(ctx, g.o.ApprovalWait)
+		r, err := g.o.Approvals.Wait(wctx, d.ApprovalID)
+		cancel()
+		if ctx.Err() != nil {
+			// The agent went away while waiting: nothing runs; the request stays pending.
+			return nil, errorResult(pendingMessage(d.ApprovalID))
+		}
+		if err == nil && r.State == approval.Approved {
+			req.ApprovalID = d.ApprovalID
+			d = g.o.Guard.Check(ctx, req)
+		} else if err == nil {
+			d = g.o.Guard.Check(ctx, guard.Request{RequestID: req.RequestID, Source: req.Source, Credentials: req.Credentials,
+				Tool: req.Tool, Params: req.Params, ApprovalID: d.ApprovalID})
+		}
+	}
+	switch {
+	case d.Allowed():
+		return d, nil
+	case d.Action == policy.Constrain && d.ApprovalID != "":
+		return nil, errorResult(pendingMessage(d.ApprovalID))
+	default:
+		return nil, errorResult(msgUnavailable)
+	}
+}
+
+func pendingMessage(id string) string {
+	return fmt.Sprintf("the call is waiting for human approval (approval ID %s). Once it is approved, call the tool again with the same arguments plus %q: %q.", id, ApprovalArg, id)
+}
+
+func requestID(req sdk.Request) string {
+	if s := req.GetSession(); s != nil {
+		return s.ID()
+	}
+	return ""
+}
+
+func (g *Gateway) callTool(ctx context.Context, creds identity.Credentials, r *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
+	if r.Params == nil {
+		return nil, errors.New("mcp: tools/call without params")
+	}
+	args, approvalID, err := splitApproval(r.Params.Arguments, r.Params.Meta)
+	if err != nil {
+		return errorResult("invalid arguments: " + err.Error()), nil
+	}
+	name := r.Params.Name
+	u, tool, known := g.split(name)
+
+	// Definitions first: a tool whose definition changed or looks poisoned is blocked whatever
+	// the policy says, and the call is not even decided.
+	if known && !g.usable(ctx, u, name) {
+		g.record(ctx, name, "deny", "tool_blocked: definition changed or suspicious; call refused until re-approved", "", inspect.Result{})
+		return errorResult(msgUnavailable), nil
+	}
+	d, answer := g.decide(ctx, guard.Request{RequestID: requestID(r), Source: "mcp", Credentials: creds, Tool: name, Params: args, ApprovalID: approvalID})
+	if answer != nil {
+		return answer, nil
+	}
+	if !known {
+		g.outcome(ctx, d, name, false, "unknown tool", nil)
+		return errorResult(msgUnavailable), nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, g.o.CallTimeout)
+	defer cancel()
+	start := time.Now()
+	res, err := u.cs.CallTool(cctx, &sdk.CallToolParams{Name: tool, Arguments: args})
+	dur := time.Since(start)
+	if err != nil {
+		g.log.Warn("upstream call failed", slog.String("tool", name), slog.Any("error", err))
+		g.outcomeDur(ctx, d, name, true, false, err.Error(), nil, dur)
+		return errorResult(msgFailed), nil
+	}
+	raw, err := json.Marshal(res)
+	if err != nil {
+		g.outcomeDur(ctx, d, name, true, false, "unencodable result", nil, dur)
+		return errorResult(msgWithheld), nil
+	}
+	rd := g.outcomeDur(ctx, d, name, true, !res.IsError, "", raw, dur)
+	switch rd.Action {
+	case guard.ResultPass:
+		return res, nil
+	case guard.ResultRedact:
+		var out sdk.CallToolResult
+		if err := json.Unmarshal(rd.Result, &out); err != nil {
+			return errorResult(msgWithheld), nil
+		}
+		return &out, nil
+	default:
+		return errorResult(msgWithheld), nil
+	}
+}
+
+func (g *Gateway) outcome(ctx context.Context, d *guard.Decision, tool string, ran bool, errMsg string, result json.RawMessage) *guard.ResultDecision {
+	return g.outcomeDur(ctx, d, tool, ran, false, errMsg, result, 0)
+}
+
+func (g *Gateway) outcomeDur(ctx context.Context, d *guard.Decision, tool string, ran, ok bool, errMsg string, result json.RawMessage, dur time.Duration) *guard.ResultDecision {
+	return g.o.Guard.CheckResult(context.WithoutCancel(ctx), guard.Outcome{DecisionID: d.ID, Source: "mcp", Agent: d.Agent, Tool: tool,
+		Ran: ran, Success: ok, Error: errMsg, DurationMS: dur.Milliseconds(), Result: result}, g.o.ResultPolicy)
+}
+
+var _ Guard = (*guard.Guard)(nil)
+
+// listResources merges the upstreams' resources; reading one is decided per call.
+func (g *Gateway) listResources(ctx context.Context, creds identity.Credentials) (*sdk.ListResourcesResult, error) {
+	a, err := g.agent(ctx, creds)
+	if err != nil {
+		return nil, err
+	}
+	res := &sdk.ListResourcesResult{Resources: []*sdk.Resource{}}
+	if !g.o.Policies.Current().MayAllow(a.ID, ToolResourcesRead) {
+		return res, nil
+	}
+	for _, u := range g.ups {
+		if !hasResources(u) {
+			continue
+		}
+		n := 0
+		for r, err := range u.cs.Resources(ctx, nil) {
+			if err != nil {
+				g.log.Warn("upstream resources unavailable", slog.String("upstream", u.name), slog.Any("error", err))
+				break
+			}
+			if n++; n > 10_000 {
+				break
+			}
+			g.mu.Lock()
+			g.resources[r.URI] = u
+			g.mu.Unlock()
+			res.Resources = append(res.Resources, r)
+		}
+	}
+	return res, nil
+}
+
+func (g *Gateway) listResourceTemplates(ctx context.Context, creds identity.Credentials) (*sdk.ListResourceTemplatesResult, error) {
+	a, err := g.agent(ctx, creds)
+	if err != nil {
+		return nil, err
+	}
+	res := &sdk.ListResourceTemplatesResult{ResourceTemplates: []*sdk.ResourceTemplate{}}
+	if !g.o.Policies.Current().MayAllow(a.ID, ToolResourcesRead) {
+		return res, nil
+	}
+	for _, u := range g.ups {
+		if !hasResources(u) {
+			continue
+		}
+		n := 0
+		for r, err := range u.cs.ResourceTemplates(ctx, nil) {
+			if err != nil || n > 10_000 {
+				break
+			}
+			n++
+			res.ResourceTemplates = append(res.ResourceTemplates, r)
+		}
+	}
+	return res, nil
+}
+
+func hasResources(u *upstream) bool {
+	ir := u.cs.InitializeResult()
+	return ir != nil && ir.Capabilities != nil && ir.Capabilities.Resources != nil
+}
+
+func hasPrompts(u *upstream) bool {
+	ir := u.cs.InitializeResult()
+	return ir != nil && ir.Capabilities != nil && ir.Capabilities.Prompts != nil
+}
+
+// readResource is decided as the reserved tool mcp.resources.read with params {server, uri}.
+func (g *Gateway) readResource(ctx context.Context, creds identity.Credentials, r *sdk.ReadResourceRequest) (*sdk.ReadResourceResult, error) {
+	if r.Params == nil || r.Params.URI == "" {
+		return nil, errors.New("mcp: resources/read without a uri")
+	}
+	g.mu.Lock()
+	u := g.resources[r.Params.URI]
+	g.mu.Unlock()
+	if u == nil && len(g.ups) == 1 {
+		u = g.ups[0]
+	}
+	server := ""
+	if u != nil {
+		server = u.name
+	}
+	params, err := json.Marshal(map[string]string{"server": server, "uri": r.Params.URI})
+	if err != nil {
+		return nil, fmt.Errorf("mcp: encode params: %w", err)
+	}
+	d, answer := g.decide(ctx, guard.Request{RequestID: requestID(r), Source: "mcp", Credentials: creds, Tool: ToolResourcesRead, Params: params})
+	if answer != nil {
+		return nil, errors.New("mcp: " + answer.Content[0].(*sdk.TextContent).Text)
+	}
+	if u == nil {
+		g.outcome(ctx, d, ToolResourcesRead, false, "unknown resource", nil)
+		return nil, fmt.Errorf("%w for resource %q", ErrNoUpstream, r.Params.URI)
+	}
+	cctx, cancel := context.WithTimeout(ctx, g.o.CallTimeout)
+	defer cancel()
+	res, err := u.cs.ReadResource(cctx, &sdk.ReadResourceParams{URI: r.Params.URI})
+	if err != nil {
+		g.outcome(ctx, d, ToolResourcesRead, true, err.Error(), nil)
+		return nil, errors.New("mcp: " + msgFailed)
+	}
+	raw, err := json.Marshal(res)
+	if err != nil {
+		return nil, errors.New("mcp: " + msgWithheld)
+	}
+	rd := g.outcomeDur(ctx, d, ToolResourcesRead, true, true, "", raw, 0)
+	switch rd.Action {
+	case guard.ResultPass:
+		return res, nil
+	case guard.ResultRedact:
+		var out sdk.ReadResourceResult
+		if err := json.Unmarshal(rd.Result, &out); err == nil {
+			return &out, nil
+		}
+	}
+	return nil, errors.New("mcp: " + msgWithheld)
+}
+
+func (g *Gateway) listPrompts(ctx context.Context, creds identity.Credentials) (*sdk.ListPromptsResult, error) {
+	a, err := g.agent(ctx, creds)
+	if err != nil {
+		return nil, err
+	}
+	res := &sdk.ListPromptsResult{Prompts: []*sdk.Prompt{}}
+	if !g.o.Policies.Current().MayAllow(a.ID, ToolPromptsGet) {
+		return res, nil
+	}
+	for _, u := range g.ups {
+		if !hasPrompts(u) {
+			continue
+		}
+		n := 0
+		for p, err := range u.cs.Prompts(ctx, nil) {
+			if err != nil || n > 10_000 {
+				break
+			}
+			n++
+			c := *p
+			c.Name = g.qualify(u, p.Name)
+			res.Prompts = append(res.Prompts, &c)
+		}
+	}
+	return res, nil
+}
+
+// getPrompt is decided as the reserved tool mcp.prompts.get with params {server, name, arguments}.
+func (g *Gateway) getPrompt(ctx context.Context, creds identity.Credentials, r *sdk.GetPromptRequest) (*sdk.GetPromptResult, error) {
+	if r.Params == nil || r.Params.Name == "" {
+		return nil, errors.New("mcp: prompts/get without a name")
+	}
+	u, name, known := g.split(r.Params.Name)
+	server := ""
+	if known {
+		server = u.name
+	}
+	args := r.Params.Arguments
+	if args == nil {
+		args = map[string]string{}
+	}
+	params, err := json.Marshal(map[string]any{"server": server, "name": name, "arguments": args})
+	if err != nil {
+		return nil, fmt.Errorf("mcp: encode params: %w", err)
+	}
+	d, answer := g.decide(ctx, guard.Request{RequestID: requestID(r), Source: "mcp", Credentials: creds, Tool: ToolPromptsGet, Params: params})
+	if answer != nil {
+		return nil, errors.New("mcp: " + answer.Content[0].(*sdk.TextContent).Text)
+	}
+	if !known {
+		g.outcome(ctx, d, ToolPromptsGet, false, "unknown prompt", nil)
+		return nil, fmt.Errorf("%w for prompt %q", ErrNoUpstream, r.Params.Name)
+	}
+	cctx, cancel := context.WithTimeout(ctx, g.o.CallTimeout)
+	defer cancel()
+	res, err := u.cs.GetPrompt(cctx, &sdk.GetPromptParams{Name: name, Arguments: r.Params.Arguments})
+	if err != nil {
+		g.outcome(ctx, d, ToolPromptsGet, true, err.Error(), nil)
+		return nil, errors.New("mcp: " + msgFailed)
+	}
+	raw, err := json.Marshal(res)
+	if err != nil {
+		return nil, errors.New("mcp: " + msgWithheld)
+	}
+	rd := g.outcomeDur(ctx, d, ToolPromptsGet, true, true, "", raw, 0)
+	switch rd.Action {
+	case guard.ResultPass:
+		return res, nil
+	case guard.ResultRedact:
+		var out sdk.GetPromptResult
+		if err := json.Unmarshal(rd.Result, &out); err == nil {
+			return &out, nil
+		}
+	}
+	return nil, errors.New("mcp: " + msgWithheld)
+}
