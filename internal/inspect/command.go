@@ -69,8 +69,44 @@ var (
 	cmdSinkHints = []string{"system", "exec", "passthru", "popen", "proc_open", "eval", "assert", "subprocess"}
 )
 
+// cmdBadWord reports the command words some cmdBadRules hint at.
+func cmdBadWord(w string) bool {
+	switch w {
+	case "curl", "wget", "base64", "bash", "sh", "nc", "ncat", "netcat", "mkfifo", "powershell", "socat", "rm", "phpinfo", "phpversion":
+		return true
+	}
+	return false
+}
+
+// cmdBadPossible is the cheap precondition of cmdBad: one of the marker substrings, or a command
+// word some rule hints at.
+func cmdBadPossible(low string) bool {
+	if strings.Contains(low, "/dev/") || strings.Contains(low, "${") || strings.Contains(low, "$ifs") || strings.Contains(low, "{$") ||
+		strings.Contains(low, "()") || strings.Contains(low, "<!--") || strings.Contains(low, "__") {
+		return true
+	}
+	for i := 0; i < len(low); {
+		if low[i] < 'a' || low[i] > 'z' {
+			i++
+			continue
+		}
+		j := i
+		for j < len(low) && (low[j] >= 'a' && low[j] <= 'z' || low[j] >= '0' && low[j] <= '9') {
+			j++
+		}
+		if j-i <= 10 && cmdBadWord(low[i:j]) {
+			return true
+		}
+		i = j
+	}
+	return false
+}
+
 // cmdBad reports the first always-dangerous payload in low.
 func cmdBad(low string) (int, string, bool) {
+	if !cmdBadPossible(low) {
+		return 0, "", false
+	}
 	for i := range cmdBadRules {
 		r := &cmdBadRules[i]
 		for _, h := range r.hints {
@@ -152,10 +188,7 @@ func (d commandDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 			best = f
 		}
 	}
-	readings(v, func(r string) bool {
-		if r != v.Raw && strings.EqualFold(r, v.Raw) {
-			return true
-		}
+	foldedReadings(v, func(r string) bool {
 		if !shellCtx && !codeCtx && len(r) < 24 {
 			if t := strings.Trim(strings.TrimSpace(strings.ToLower(r)), `'" `); cmdAlone[t] {
 				consider(Finding{Severity: threat.Medium, Score: 0.5, Evidence: "command name as argument: " + excerpt(r, 0)})

@@ -65,6 +65,22 @@ func printable(r []rune) string {
 	return string(b)
 }
 
+// foldedReadings is readings for detectors that ignore case: when Norm is just Raw lower-cased,
+// Raw is skipped (Norm says the same and needs no further lower-casing).
+func foldedReadings(v *Value, fn func(s string) bool) {
+	if v.Norm == "" || v.Norm == v.Raw || len(v.Norm) != len(v.Raw) || !strings.EqualFold(v.Norm, v.Raw) {
+		readings(v, fn)
+		return
+	}
+	raw := v.Raw
+	readings(v, func(s string) bool {
+		if len(s) == len(raw) && s == raw {
+			return true
+		}
+		return fn(s)
+	})
+}
+
 // maxReadings bounds how many readings of one value a detector looks at.
 const maxReadings = 8
 

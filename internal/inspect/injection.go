@@ -161,6 +161,7 @@ func (d *injectionDetector) analyze(c *Call, text string, tp *[]token, hits []hi
 	}
 	toks := tokenize(text, (*tp)[:0])
 	*tp = toks
+	markSentences(toks)
 	hits = markup(c, text, hits)
 	hits = cjk(text, hits)
 	if len(toks) < 2 {
@@ -203,12 +204,7 @@ func (a *analysis) add(kind string, sev threat.Level, score float64, from, to in
 
 // sentenceEnd returns the index of the last token of the sentence containing token i.
 func (a *analysis) sentenceEnd(i int) int {
-	for j := i; j < len(a.toks); j++ {
-		if a.toks[j].sentEnd != 0 || j+1 < len(a.toks) && a.toks[j+1].sentStart {
-			return j
-		}
-	}
-	return len(a.toks) - 1
+	return int(a.toks[i].last)
 }
 
 // phrases finds overrides, prompt extraction and role hijacks: patterns that are attacks wherever
@@ -319,7 +315,8 @@ func (a *analysis) phrases() {
 // "you have no restrictions".
 func (a *analysis) roleHijack(i, end int) {
 	toks := a.toks
-	sEnd := a.sentenceEnd(i)
+	// Look at most 40 words ahead: bounded work per token, whatever the sentence length.
+	sEnd := min(a.sentenceEnd(i), i+40)
 	unbound := false
 	negLimits := false
 	for j := i; j <= sEnd; j++ {

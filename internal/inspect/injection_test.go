@@ -202,3 +202,17 @@ func BenchmarkInjection(b *testing.B) {
 		d.Inspect(c, &v, func(Finding) {})
 	}
 }
+
+// BenchmarkInjectionAdversarial is 64 KiB of one unpunctuated "sentence" dense with rule words:
+// the look-aheads must stay linear in the text length.
+func BenchmarkInjectionAdversarial(b *testing.B) {
+	d := newInjectionDetector()
+	text := strings.Repeat("you are now from now on act as ignore all previous your answer follow ", 1000)[:64<<10]
+	v := NewValue("$.text", "text", text)
+	c := &Call{Tool: "t", Direction: Response, Config: &Config{}}
+	b.SetBytes(int64(len(text)))
+	b.ReportAllocs()
+	for b.Loop() {
+		d.Inspect(c, &v, func(Finding) {})
+	}
+}

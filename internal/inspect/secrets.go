@@ -217,7 +217,7 @@ func secretAt(s string, i int, p string, r *secretRule, emit func(string, threat
 	} else if p != "://" && p != "hooks.slack.com/" && p != "service_account" && p[0] != '-' && p[0] != ' ' && i > 0 && isAlnum(s[i-1]) {
 		return false // tokens start at a word boundary
 	}
-	end := min(i+4096, len(s))
+	end := min(i+1200, len(s)) // the longest pattern (a service-account key) fits; bounds regexp work
 	m := r.re.FindStringSubmatch(s[i:end])
 	if m == nil {
 		return false
