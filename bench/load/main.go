@@ -126,7 +126,8 @@ func run(duration, warmup time.Duration, concurrency int, keyAuth bool) error {
 	if err != nil {
 		return err
 	}
-	lat, errs, firstErr, elapsed := blast(send, concurrency, duration)
+	res := blast(send, concurrency, duration)
+	lat, errs, firstErr, elapsed := res.latencies, res.errors, res.firstErr, res.elapsed
 	after, err := scrape(base)
 	if err != nil {
 		return err
@@ -171,8 +172,16 @@ func requestBody() []byte {
 	return b
 }
 
-// blast runs send from n goroutines for d and returns the successful latencies.
-func blast(send func() (time.Duration, error), n int, d time.Duration) ([]time.Duration, int64, error, time.Duration) {
+// blastResult is what one run of load measured.
+type blastResult struct {
+	latencies []time.Duration // of the successful requests
+	errors    int64
+	firstErr  error
+	elapsed   time.Duration
+}
+
+// blast runs send from n goroutines for d.
+func blast(send func() (time.Duration, error), n int, d time.Duration) blastResult {
 	var (
 		mu       sync.Mutex
 		all      []time.Duration
@@ -203,7 +212,7 @@ func blast(send func() (time.Duration, error), n int, d time.Duration) ([]time.D
 	}
 	wg.Wait()
 	fe, _ := firstErr.Load().(error)
-	return all, errs.Load(), fe, time.Since(start)
+	return blastResult{latencies: all, errors: errs.Load(), firstErr: fe, elapsed: time.Since(start)}
 }
 
 func pct(sorted []time.Duration, q float64) string {

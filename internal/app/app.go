@@ -57,6 +57,8 @@ type App struct {
 	server      *server.Server
 	mcp         *mcpgw.Gateway
 
+	stopTracing func(context.Context) error
+
 	closeOnce sync.Once
 	cancel    context.CancelFunc
 	bg        sync.WaitGroup
@@ -74,6 +76,9 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 	}()
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	if a.stopTracing, err = startTracing(ctx, cfg.Tracing); err != nil {
+		return nil, err
 	}
 
 	// The ledger first: nothing may be decided that cannot be recorded.
@@ -289,6 +294,11 @@ func (a *App) Close(ctx context.Context) {
 		}
 		if a.ledgerStore != nil {
 			_ = a.ledgerStore.Close()
+		}
+		if a.stopTracing != nil {
+			if err := a.stopTracing(ctx); err != nil {
+				a.log.Warn("flush traces", slog.Any("error", err))
+			}
 		}
 	})
 }

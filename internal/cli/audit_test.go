@@ -224,3 +224,20 @@ func TestAuditKeygenRefusesOverwrite(t *testing.T) {
 		t.Errorf("pubkey = %q", pub)
 	}
 }
+
+func TestAuditVerifyWithTheAuditorsKey(t *testing.T) {
+	dir := newAuditData(t, 5)
+	_, pub, _ := run(t, "", "audit", "pubkey", "--data", dir)
+	own := filepath.Join(t.TempDir(), "ledger.pub")
+	os.WriteFile(own, []byte(pub), 0o644)
+	code, _, errs := run(t, "", "audit", "verify", "--data", dir, "--pubkey", own)
+	if code != exitOK || errs != "" {
+		t.Errorf("verify with the auditor's copy of the key: %d, stderr %q (no progress bar off a terminal)", code, errs)
+	}
+	other := filepath.Join(t.TempDir(), "other")
+	run(t, "", "audit", "keygen", "--data", other)
+	code, out, _ := run(t, "", "audit", "verify", "--data", dir, "--pubkey", filepath.Join(other, ledger.PublicKeysFile))
+	if code != exitFail || !strings.Contains(out, `"problem": "foreign_signature"`) {
+		t.Errorf("verify with another ledger's key: %d %s", code, out)
+	}
+}

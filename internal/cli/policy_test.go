@@ -186,3 +186,10 @@ func TestPolicyTest(t *testing.T) {
 		t.Errorf("malformed test file: code %d %q", code, errOut)
 	}
 }
+
+func TestPolicyTestSeed(t *testing.T) {
+	code, out, errOut := run(t, "", "policy", "test", seedDir)
+	if code != exitOK || out != "7 passed, 0 failed\n" {
+		t.Errorf("code %d out %q err %q", code, out, errOut)
+	}
+}

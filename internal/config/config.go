@@ -41,11 +41,24 @@ type Config struct {
 	Ledger     LedgerConfig     `yaml:"ledger"`
 	Limits     LimitsConfig     `yaml:"limits"`
 	Log        LogConfig        `yaml:"log"`
+	// Tracing exports OpenTelemetry traces (one span per decision) when an endpoint is set.
+	Tracing TracingConfig `yaml:"tracing"`
 	// LLM configures the LLM gateway (OpenAI- and Anthropic-compatible endpoints on the same
 	// listener); absent upstreams leave those endpoints unmounted.
 	LLM LLMConfig `yaml:"llm"`
 	// MCP puts upstream MCP servers behind the gateway at /mcp (see docs/mcp.md).
 	MCP MCPConfig `yaml:"mcp"`
+}
+
+// TracingConfig configures OpenTelemetry tracing over OTLP/HTTP.
+type TracingConfig struct {
+	// Endpoint is the collector's OTLP/HTTP traces URL, e.g. http://127.0.0.1:4318/v1/traces.
+	// Empty: no tracing.
+	Endpoint string `yaml:"endpoint"`
+	// ServiceName names this gateway in traces; default "portcullis".
+	ServiceName string `yaml:"service_name"`
+	// SampleRatio of decisions traced, in [0, 1]; default 1.
+	SampleRatio *float64 `yaml:"sample_ratio"`
 }
 
 // LLMConfig configures the LLM gateway.
@@ -328,6 +341,12 @@ func (c *Config) Validate() error {
 	}
 	if c.LLM.Timeout < 0 || c.LLM.StreamIdleTimeout < 0 || c.LLM.MaxRequestBytes < 0 {
 		add("llm", "timeouts and sizes must not be negative")
+	}
+	if e := c.Tracing.Endpoint; e != "" && !strings.HasPrefix(e, "http://") && !strings.HasPrefix(e, "https://") {
+		add("tracing.endpoint", "want an http(s) OTLP traces URL, got %q", e)
+	}
+	if r := c.Tracing.SampleRatio; r != nil && (*r < 0 || *r > 1) {
+		add("tracing.sample_ratio", "want a ratio in [0, 1], got %v", *r)
 	}
 	if c.Ledger.CheckpointInterval <= 0 || c.Ledger.CheckpointInterval > time.Second {
 		add("ledger.checkpoint_interval", "want a duration in (0, 1s] (the ledger contract checkpoints at least every second), got %v", c.Ledger.CheckpointInterval)

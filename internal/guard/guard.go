@@ -25,6 +25,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/portcullis-ai/portcullis/internal/approval"
 	"github.com/portcullis-ai/portcullis/internal/identity"
 	"github.com/portcullis-ai/portcullis/internal/inspect"
@@ -230,6 +235,9 @@ const (
 func (g *Guard) Check(ctx context.Context, req Request) (d *Decision) {
 	start := g.now()
 	d = &Decision{ID: NewDecisionID(), Tool: req.Tool, Action: policy.Deny, Message: msgUnavailable}
+	ctx, span := tracer.Start(ctx, "guard.Check", trace.WithAttributes(attribute.String("portcullis.decision_id", d.ID),
+		attribute.String("portcullis.tool", req.Tool), attribute.String("portcullis.source", req.Source)))
+	defer func() { endSpan(span, d) }()
 	rec := &ledger.Record{Kind: ledger.KindDecision, Time: start, DecisionID: d.ID, RequestID: req.RequestID,
 		Source: req.Source, Tool: req.Tool, Params: req.Params, ParamsSize: len(req.Params)}
 	var secretPaths []string
@@ -450,6 +458,34 @@ func (g *Guard) deny(ctx context.Context, d *Decision, rec *ledger.Record, secre
 		d.Err = errors.Join(cause, fmt.Errorf("ledger append: %w", err))
 	}
 	return d
+}
+
+// tracer reports each decision as an OpenTelemetry span when a tracer provider is configured
+// (app installs one from configuration); otherwise it is the no-op provider, at no cost.
+var tracer = otel.Tracer("github.com/portcullis-ai/portcullis/internal/guard")
+
+// endSpan records the decision on the span: the step timings as attributes, denials with a code
+// as errors.
+func endSpan(span trace.Span, d *Decision) {
+	if !span.IsRecording() {
+		span.End()
+		return
+	}
+	span.SetAttributes(attribute.String("portcullis.decision", d.Action.String()), attribute.String("portcullis.rule", d.Rule),
+		attribute.String("portcullis.threat_level", d.Level.String()), attribute.Int64("portcullis.ledger_seq", int64(d.Seq)),
+		attribute.Int64("portcullis.step.auth_us", d.Steps.Auth.Microseconds()),
+		attribute.Int64("portcullis.step.inspect_us", d.Steps.Inspect.Microseconds()),
+		attribute.Int64("portcullis.step.behavior_us", d.Steps.Behavior.Microseconds()),
+		attribute.Int64("portcullis.step.policy_us", d.Steps.Policy.Microseconds()),
+		attribute.Int64("portcullis.step.approval_us", d.Steps.Approval.Microseconds()),
+		attribute.Int64("portcullis.step.ledger_us", d.Steps.Ledger.Microseconds()))
+	if d.Agent != nil {
+		span.SetAttributes(attribute.String("portcullis.agent", d.Agent.ID))
+	}
+	if d.Code != "" {
+		span.SetStatus(codes.Error, d.Code)
+	}
+	span.End()
 }
 
 // NewDecisionID returns a fresh decision identifier: "dec_" and 128 random bits in hex.

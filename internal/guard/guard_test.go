@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
 	"github.com/portcullis-ai/portcullis/internal/approval"
 	"github.com/portcullis-ai/portcullis/internal/identity"
 	"github.com/portcullis-ai/portcullis/internal/inspect"
@@ -362,5 +365,27 @@ func TestPolicyTurnedDenyBeforeApproval(t *testing.T) {
 	req.ApprovalID = d.ApprovalID
 	if run := h.g.Check(ctx, req); run.Action != policy.Deny {
 		t.Fatalf("approved call under a policy that now denies it: %v", run.Action)
+	}
+}
+
+func TestDecisionSpans(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	saved := tracer
+	tracer = tp.Tracer("test")
+	t.Cleanup(func() { tracer = saved })
+
+	h := newHarness(t, nil)
+	d := h.g.Check(context.Background(), h.call("fetch_sales_data", `{"query_type":"monthly"}`))
+	spans := exp.GetSpans()
+	if len(spans) != 1 || spans[0].Name != "guard.Check" {
+		t.Fatalf("spans = %+v", spans)
+	}
+	attrs := map[string]string{}
+	for _, a := range spans[0].Attributes {
+		attrs[string(a.Key)] = a.Value.String()
+	}
+	if attrs["portcullis.decision_id"] != d.ID || attrs["portcullis.decision"] != "ALLOW" || attrs["portcullis.agent"] != "report-generator-v1" {
+		t.Errorf("span attributes = %v", attrs)
 	}
 }

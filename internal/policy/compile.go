@@ -122,6 +122,17 @@ func (m *matcher) match(s string) bool {
 	return m.re.MatchString(s)
 }
 
+// anchored compiles src so that it must match a whole name. It wraps the canonical form of the
+// parsed pattern, not the text: wrapping the text would let "\\Q" (quote to the end) or "a)|(b"
+// swallow or escape the anchors.
+func anchored(src string) (*regexp.Regexp, error) {
+	tree, err := syntax.Parse(src, syntax.Perl)
+	if err != nil {
+		return nil, err
+	}
+	return regexp.Compile(`^(?:` + tree.String() + `)$`)
+}
+
 // compileToolPattern turns a whole-name RE2 pattern into matchers; simple shapes (a literal, an
 // alternation of literals, literal+".*", ".*") avoid the regexp engine entirely.
 func compileToolPattern(src string) ([]matcher, error) {
@@ -180,7 +191,7 @@ func compileToolPattern(src string) ([]matcher, error) {
 			}
 		}
 	}
-	cre, err := regexp.Compile("^(?:" + src + ")$")
+	cre, err := anchored(src)
 	if err != nil {
 		return nil, err
 	}
@@ -312,7 +323,7 @@ func dayMask(days []time.Weekday) uint8 {
 func compilePolicy(p *Policy) (*cpolicy, error) {
 	var errs ErrorList
 	bad := func(pos Pos, key, format string, args ...any) {
-		errs = append(errs, &Error{Pos: pos, Key: key, Msg: fmt.Sprintf(format, args...)})
+		errs = append(errs, &Error{Pos: pos, Key: key, Msg: fmt.Sprintf(format, args...), Hint: "build policies with Parse, which validates every value"})
 	}
 	cp := &cpolicy{src: p, def: Deny, enforce: DefaultEnforcement}
 	if p.HasDefault {

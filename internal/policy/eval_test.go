@@ -305,3 +305,30 @@ func TestZoneClock(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentEvaluate runs evaluations (with memo insertions and zone-period changes) from
+// many goroutines; with -race it checks the set is safe for concurrent use.
+func TestConcurrentEvaluate(t *testing.T) {
+	set, err := Load("testdata/seed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := seedCases()
+	done := make(chan struct{})
+	for g := range 8 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range 300 {
+				c := cases[(g*31+i)%len(cases)]
+				if d := set.Evaluate(c.req); d.Action != c.want {
+					t.Errorf("%s: %s, want %s", c.name, d.Action, c.want)
+					return
+				}
+				set.Evaluate(&Request{Agent: Agent{ID: "report-generator-v1"}, Tool: fmt.Sprintf("tool_%d_%d", g, i), Time: c.req.Time})
+			}
+		}()
+	}
+	for range 8 {
+		<-done
+	}
+}

@@ -251,6 +251,9 @@ type parser struct {
 func (p *parser) pos(n *yaml.Node) Pos { return Pos{File: p.file, Line: n.Line, Col: n.Column} }
 
 func (p *parser) errorf(n *yaml.Node, key, hint, format string, args ...any) {
+	if hint == "" {
+		hint = "see docs/policy-language.md (or docs/policy.schema.json) for the keys and types allowed here"
+	}
 	p.errs = append(p.errs, &Error{Pos: p.pos(n), Key: key, Msg: fmt.Sprintf(format, args...), Hint: hint})
 }
 
@@ -532,11 +535,13 @@ func (p *parser) pattern(n *yaml.Node, path string, whole bool) (Pattern, bool) 
 	if plainName(s) {
 		return Pattern{Pos: p.pos(n), Source: s}, true
 	}
-	src := s
-	if whole {
-		src = "^(?:" + s + ")$"
+	// Validate the pattern on its own (wrapped as text, a fragment such as "a)|(.*" would compile
+	// and escape the whole-name anchoring), then in its anchored form.
+	_, err := regexp.Compile(s)
+	if err == nil && whole {
+		_, err = anchored(s)
 	}
-	if _, err := regexp.Compile(src); err != nil {
+	if err != nil {
 		msg := strings.TrimPrefix(err.Error(), "error parsing regexp: ")
 		p.errorf(n, path, "patterns are RE2 (no look-around or back-references); escape literal dots as \\\\. inside double quotes", "invalid regular expression %q: %s", clip(s), msg)
 		return Pattern{}, false

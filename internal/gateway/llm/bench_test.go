@@ -27,6 +27,7 @@ func benchPost(b *testing.B, client *http.Client, url string, f Format, body str
 	}
 	if f == Messages {
 		req.Header.Set("X-Api-Key", key)
+		req.Header.Set("Anthropic-Version", "2023-06-01")
 	} else {
 		req.Header.Set("Authorization", "Bearer "+key)
 	}
@@ -144,5 +145,44 @@ func BenchmarkRewriteChatToolCall(b *testing.B) {
 			b.Fatal(err)
 		}
 		_ = o.bytes()
+	}
+}
+
+// discardWriter is a ResponseWriter that throws the body away (and flushes nothing).
+type discardWriter struct{ h http.Header }
+
+func (d *discardWriter) Header() http.Header         { return d.h }
+func (d *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (d *discardWriter) WriteHeader(int)             {}
+func (d *discardWriter) Flush()                      {}
+
+// BenchmarkStreamTextChunk is the gateway's own work per streamed text delta: parse the
+// upstream event, decide it carries no tool call, write and flush it.
+func BenchmarkStreamTextChunk(b *testing.B) {
+	for _, tc := range []struct {
+		name   string
+		format Format
+		ev     sseEvent
+	}{
+		{"chat", ChatCompletions, sseEvent{data: []byte(`{"id":"chatcmpl-S1","object":"chat.completion.chunk","created":1741570283,"model":"gpt-4.1-2025-04-14","service_tier":"default","system_fingerprint":"fp_b3f1157249","choices":[{"index":0,"delta":{"content":" weather"},"logprobs":null,"finish_reason":null}]}`)}},
+		{"messages", Messages, sseEvent{name: "content_block_delta", data: []byte(`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" weather"}}`)}},
+		{"responses", Responses, sseEvent{name: "response.output_text.delta", data: []byte(`{"type":"response.output_text.delta","sequence_number":0,"item_id":"msg_r1","output_index":0,"content_index":0,"delta":" weather","logprobs":[]}`)}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			g, _ := New(Config{}, newChecker())
+			mc := &modelCall{ctx: b.Context(), g: g, format: tc.format, caller: Caller{AgentID: "agent-1"}, id: "mc"}
+			st := codecs[tc.format].stream(mc)
+			out := newSSEWriter(&discardWriter{h: http.Header{}})
+			b.ReportAllocs()
+			for b.Loop() {
+				if rs, ok := st.(*responsesStream); ok {
+					rs.seq = 0 // replay the same event: keep its sequence number current
+				}
+				if _, err := st.event(tc.ev, out); err != nil {
+					b.Fatal(err)
+				}
+				out.flush()
+			}
+		})
 	}
 }

@@ -78,3 +78,31 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		t.Error("New accepted a nil Checker")
 	}
 }
+
+func TestToolNames(t *testing.T) {
+	cases := []struct {
+		format Format
+		tool   string
+		want   string
+	}{
+		{ChatCompletions, `{"type":"function","function":{"name":"get_weather"}}`, "get_weather"},
+		{ChatCompletions, `{"type":"custom","custom":{"name":"apply_patch"}}`, "apply_patch"},
+		{ChatCompletions, `{"type":"web_search_preview"}`, "web_search_preview"},
+		{Responses, `{"type":"function","name":"get_weather"}`, "get_weather"},
+		{Responses, `{"type":"mcp","server_label":"github","server_url":"https://mcp.example/"}`, "mcp:github"},
+		{Responses, `{"type":"web_search"}`, "web_search"},
+	}
+	for _, tc := range cases {
+		o, err := parseObject([]byte(tc.tool))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := chatToolName(o)
+		if tc.format == Responses {
+			got = responsesToolName(o)
+		}
+		if got != tc.want {
+			t.Errorf("%s %s: name %q, want %q", tc.format, tc.tool, got, tc.want)
+		}
+	}
+}

@@ -65,6 +65,20 @@ func noticeItemID(item object, callID string) string {
 	return "msg_portcullis_" + callID
 }
 
+// responsesToolName names a tool definition for AllowedTools: its name; "mcp:<server_label>"
+// for a remote MCP server; otherwise its type (web_search, file_search, …).
+func responsesToolName(t object) string {
+	if n, _ := t.str("name"); n != "" {
+		return n
+	}
+	typ, _ := t.str("type")
+	if typ == "mcp" {
+		label, _ := t.str("server_label")
+		return "mcp:" + label
+	}
+	return typ
+}
+
 func (responsesCodec) request(mc *modelCall, req object) (bool, error) {
 	changed := false
 	tools, err := req.objs("tools")
@@ -74,10 +88,7 @@ func (responsesCodec) request(mc *modelCall, req object) (bool, error) {
 	if tools != nil {
 		names := make([]string, len(tools))
 		for i, t := range tools {
-			names[i], _ = t.str("name")
-			if names[i] == "" {
-				names[i], _ = t.str("type")
-			}
+			names[i] = responsesToolName(t)
 		}
 		allowed, err := mc.filterTools(names)
 		if err != nil {
