@@ -170,7 +170,11 @@ func (d *injectionDetector) analyze(c *Call, text string, tp *[]token, hits []hi
 	a := analysis{c: c, text: text, toks: toks}
 	a.hits = hits
 	a.phrases()
-	a.sentences()
+	if c.Direction == Response {
+		// The sentence rules find instructions addressed to the assistant inside data; in
+		// arguments such text is the user's own request and could only ever score low.
+		a.sentences()
+	}
 	return a.hits
 }
 
@@ -568,12 +572,7 @@ func (a *analysis) scoreSentence(s, e int) {
 	resp := a.c.Direction == Response
 	switch {
 	case score >= 4:
-		// In a request the reader is a tool, and users legitimately write "format your answer as
-		// ..." in queries: only a low signal there.
 		sev := threat.High
-		if !resp {
-			sev = threat.Low
-		}
 		a.add(KindIndirect, sev, 0.8, s, e)
 		return
 	case score == 3 && resp:
