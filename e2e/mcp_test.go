@@ -400,3 +400,30 @@ rules:
 		}
 	}
 }
+
+// TestMCPInventoryStarterPolicy: `portcullis inventory` against the real server-filesystem ranks
+// its tools and writes a starter policy that `portcullis policy check` accepts.
+func TestMCPInventoryStarterPolicy(t *testing.T) {
+	fsServer := filesystemServer(t)
+	out := filepath.Join(t.TempDir(), "starter.yaml")
+	code, stdout, stderr := cli(t, nil, "inventory", "--agent", "report-generator-v1", "--prefix", "fs__", "--out", out, "--", "node", fsServer, t.TempDir())
+	if code != 0 {
+		t.Fatalf("inventory: %d %s %s", code, stdout, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	if len(lines) < 15 || !strings.HasPrefix(lines[0], "RISK") || !strings.HasPrefix(lines[1], "high") {
+		t.Fatalf("inventory table, riskiest first:\n%s", stdout)
+	}
+	for _, want := range []string{"low       fs__read_text_file", "high      fs__write_file", "high      fs__move_file"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("inventory lacks %q:\n%s", want, stdout)
+		}
+	}
+	if code, out, stderr := cli(t, nil, "policy", "check", out); code != 0 {
+		t.Fatalf("policy check rejects the starter policy: %d %s %s", code, out, stderr)
+	}
+	b, _ := os.ReadFile(out)
+	if !strings.Contains(string(b), "default_action: DENY") || !strings.Contains(string(b), "action: CONSTRAIN") {
+		t.Errorf("starter policy:\n%s", b)
+	}
+}
