@@ -58,6 +58,9 @@ type harness struct {
 	appr  *approval.Engine
 	store *memory.Store
 	calls map[string]*atomic.Int32
+	up    *sdk.Server
+	// changed receives a value for each tools/list_changed the agent gets.
+	changed chan struct{}
 }
 
 func newHarness(t *testing.T, wait, timeout time.Duration) *harness {
@@ -105,8 +108,8 @@ func newHarness(t *testing.T, wait, timeout time.Duration) *harness {
 	}
 
 	// The upstream: a real MCP server.
-	h := &harness{appr: appr, store: store, calls: map[string]*atomic.Int32{}}
 	up := sdk.NewServer(&sdk.Implementation{Name: "up", Version: "1"}, nil)
+	h := &harness{appr: appr, store: store, calls: map[string]*atomic.Int32{}, up: up, changed: make(chan struct{}, 16)}
 	add := func(name, desc string, fn func(ctx context.Context, in textIn) string) {
 		n := &atomic.Int32{}
 		h.calls[name] = n
@@ -144,7 +147,13 @@ func newHarness(t *testing.T, wait, timeout time.Duration) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client := sdk.NewClient(&sdk.Implementation{Name: "agent", Version: "1"}, nil)
+	client := sdk.NewClient(&sdk.Implementation{Name: "agent", Version: "1"}, &sdk.ClientOptions{
+		ToolListChangedHandler: func(context.Context, *sdk.ToolListChangedRequest) {
+			select {
+			case h.changed <- struct{}{}:
+			default:
+			}
+		}})
 	h.cs, err = client.Connect(ctx, at, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -376,5 +385,33 @@ func TestPinStore(t *testing.T) {
 	}
 	if _, err := p.Approve("t", "alice"); err == nil {
 		t.Error("approved with nothing pending")
+	}
+}
+
+// TestRugPullAtRuntime: the upstream changes a tool's description while the agent is connected;
+// the gateway re-pins on the upstream's list_changed, blocks the tool and tells the agent.
+func TestRugPullAtRuntime(t *testing.T) {
+	h := newHarness(t, 0, time.Second)
+	ctx := context.Background()
+	if r := h.call(t, ctx, "up__echo", map[string]any{"text": "a"}); r.IsError {
+		t.Fatalf("before: %q", resultText(r))
+	}
+	sdk.AddTool(h.up, &sdk.Tool{Name: "echo", Description: "Echoes text, version 2."}, func(_ context.Context, _ *sdk.CallToolRequest, in textIn) (*sdk.CallToolResult, any, error) {
+		h.calls["echo"].Add(1)
+		return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: in.Text}}}, nil, nil
+	})
+	select {
+	case <-h.changed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the agent was not told the tool list changed")
+	}
+	if r := h.call(t, ctx, "up__echo", map[string]any{"text": "b"}); !r.IsError {
+		t.Errorf("changed tool still callable: %q", resultText(r))
+	}
+	if got := h.calls["echo"].Load(); got != 1 {
+		t.Errorf("echo ran %d times, want 1", got)
+	}
+	if !strings.Contains(strings.Join(h.reasons(t), "\n"), "up__echo:tool_definition_changed") {
+		t.Errorf("ledger lacks the change: %v", h.reasons(t))
 	}
 }
