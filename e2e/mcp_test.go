@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -399,4 +401,135 @@ rules:
 			t.Errorf("audit search lacks %s (exit %d)", reason, code)
 		}
 	}
+}
+
+// TestMCPInventoryStarterPolicy: `portcullis inventory` against the real server-filesystem ranks
+// its tools and writes a starter policy that `portcullis policy check` accepts.
+func TestMCPInventoryStarterPolicy(t *testing.T) {
+	fsServer := filesystemServer(t)
+	out := filepath.Join(t.TempDir(), "starter.yaml")
+	code, stdout, stderr := cli(t, nil, "inventory", "--agent", "report-generator-v1", "--prefix", "fs__", "--out", out, "--", "node", fsServer, t.TempDir())
+	if code != 0 {
+		t.Fatalf("inventory: %d %s %s", code, stdout, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	if len(lines) < 15 || !strings.HasPrefix(lines[0], "RISK") || !strings.HasPrefix(lines[1], "high") {
+		t.Fatalf("inventory table, riskiest first:\n%s", stdout)
+	}
+	for _, want := range []string{"low       fs__read_text_file", "high      fs__write_file", "high      fs__move_file"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("inventory lacks %q:\n%s", want, stdout)
+		}
+	}
+	if code, out, stderr := cli(t, nil, "policy", "check", out); code != 0 {
+		t.Fatalf("policy check rejects the starter policy: %d %s %s", code, out, stderr)
+	}
+	b, _ := os.ReadFile(out)
+	if !strings.Contains(string(b), "default_action: DENY") || !strings.Contains(string(b), "action: CONSTRAIN") {
+		t.Errorf("starter policy:\n%s", b)
+	}
+}
+
+// TestMCPStdioRobustness speaks raw JSON-RPC to the stdio wrapper in front of the tiny Go server:
+// malformed JSON, an unknown method and an oversized message get clear JSON-RPC errors and the
+// session goes on; an upstream that dies mid-call yields an error result, not a hang.
+func TestMCPStdioRobustness(t *testing.T) {
+	echo := echoServer(t)
+	dir, agentKey, _ := initData(t)
+	writePolicy(t, dir, `agent_id: report-generator-v1
+default_action: DENY
+rules:
+  - name: e
+    tool: "e__(echo|die)"
+    action: ALLOW
+`)
+	cmd := exec.Command(binary(t), "mcp", "--data", dir, "--name", "e", "--", echo)
+	cmd.Env = append(os.Environ(), "PORTCULLIS_API_KEY="+agentKey)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 64)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 1<<20), 1<<22)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	send := func(s string) {
+		t.Helper()
+		if _, err := io.WriteString(stdin, s+"\n"); err != nil {
+			t.Fatalf("write: %v\n%s", err, stderr.String())
+		}
+	}
+	// next returns the next line containing want.
+	next := func(want string) string {
+		t.Helper()
+		timeout := time.After(30 * time.Second)
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("wrapper exited waiting for %q\n%s", want, stderr.String())
+				}
+				if strings.Contains(l, want) {
+					return l
+				}
+			case <-timeout:
+				t.Fatalf("no answer containing %q\n%s", want, stderr.String())
+			}
+		}
+	}
+	send(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`)
+	next(`"id":1`)
+	send(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+
+	send(`{not json`)
+	if l := next(`-32700`); !strings.Contains(l, "parse error") {
+		t.Errorf("malformed JSON: %s", l)
+	}
+	send(`{"jsonrpc":"2.0","id":2,"method":"frobnicate","params":{}}`)
+	if l := next(`"id":2`); !strings.Contains(l, "-32601") {
+		t.Errorf("unknown method: %s", l)
+	}
+	send(`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"e__echo","arguments":{"text":"` + strings.Repeat("x", 2<<20) + `"}}}`)
+	if l := next(`-32600`); !strings.Contains(l, "exceeds") {
+		t.Errorf("oversized message: %s", l)
+	}
+	send(`{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"e__echo","arguments":{"text":"still here"}}}`)
+	if l := next(`"id":4`); !strings.Contains(l, "still here") || strings.Contains(l, `"isError":true`) {
+		t.Errorf("call after bad input: %s", l)
+	}
+	send(`{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"e__die","arguments":{"text":"x"}}}`)
+	if l := next(`"id":5`); !strings.Contains(l, `"isError":true`) || !strings.Contains(l, "the tool failed") {
+		t.Errorf("upstream died mid-call: %s", l)
+	}
+	send(`{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"e__echo","arguments":{"text":"x"}}}`)
+	if l := next(`"id":6`); !strings.Contains(l, `"isError":true`) {
+		t.Errorf("call to a dead upstream: %s", l)
+	}
+	stdin.Close()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("wrapper exit: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("wrapper did not exit when stdin closed\n%s", stderr.String())
+	}
+	auditVerify(t, dir)
 }

@@ -34,6 +34,7 @@ var commands = map[string]command{
 	"approvals": {"list, show, approve, deny and watch calls held for human approval", runApprovals},
 	"serve":     {"run the gateway (embedded default: SQLite, example policy, demo agent)", runServe},
 	"mcp":       {"put an MCP server behind the gateway (stdio wrapper); manage tool pins", runMCP},
+	"inventory": {"list an MCP server's tools ranked by risk and write a starter policy", runInventory},
 	"policy":    {"check, evaluate and test policies", runPolicy},
 	"keys":      {"create, list and revoke agent API keys", runKeys},
 	"inspect":   {"inspect tool-call arguments or results (JSONL) for attacks", runInspect},

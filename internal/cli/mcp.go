@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,7 +19,7 @@ import (
 )
 
 const mcpUsage = `usage:
-  portcullis mcp [--config FILE] [--data DIR] [--name NAME] -- COMMAND ARGS...
+  portcullis mcp [--config FILE] [--data DIR] [--name NAME] [--listen ADDR] -- COMMAND ARGS...
   portcullis mcp pins list [--data DIR]
   portcullis mcp pins approve TOOL [--data DIR] [--by NAME]
 
@@ -38,6 +39,7 @@ func runMCP(ctx context.Context, std Stdio, args []string) int {
 	cfgPath := fs.String("config", "", "configuration file (default: <data>/portcullis.yaml)")
 	data := fs.String("data", dataDirDefault(), "data directory")
 	name := fs.String("name", "", "namespace the server's tools as NAME__TOOL")
+	listen := fs.String("listen", "", "also serve the HTTP API (approvals, decide) on this address, e.g. 127.0.0.1:8080")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -81,10 +83,33 @@ func runMCP(ctx context.Context, std Stdio, args []string) int {
 		return exitFail
 	}
 	defer gw.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if *listen != "" {
+		// The HTTP API in the same process, so approvers can decide what this wrapper holds
+		// (`portcullis approvals approve` with PORTCULLIS_URL pointing here).
+		ln, err := net.Listen("tcp", *listen)
+		if err != nil {
+			problem(stderr, "mcp: "+err.Error(), "choose another --listen address")
+			return exitFail
+		}
+		fmt.Fprintf(stderr, "portcullis listening on http://%s\n", ln.Addr())
+		served := make(chan struct{})
+		go func() {
+			defer close(served)
+			if err := a.Serve(ctx, ln); err != nil {
+				log.Error("http api", "error", err)
+			}
+		}()
+		defer func() { cancel(); <-served }()
+	}
 	srv := gw.Server(mcpgw.EnvCredentials(key))
 	in, _ := stdinFile(std)
-	if err := srv.Run(ctx, &sdk.IOTransport{Reader: in, Writer: nopWriteCloser{std.Out}}); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, io.EOF) {
-		problem(stderr, "mcp: "+err.Error(), "")
+	// One JSON-RPC message per line, bounded like an HTTP body: a longer or malformed line is
+	// answered with a JSON-RPC error and the session goes on.
+	t := mcpgw.NewStdioTransport(in, std.Out, int(cfg.Limits.MaxBodyBytes))
+	if err := srv.Run(ctx, t); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, io.EOF) {
+		problem(stderr, "mcp: "+err.Error(), "the MCP client sent something the gateway could not read; see docs/mcp.md")
 		return exitFail
 	}
 	return exitOK
@@ -96,10 +121,6 @@ func stdinFile(std Stdio) (io.ReadCloser, bool) {
 	}
 	return io.NopCloser(std.In), false
 }
-
-type nopWriteCloser struct{ io.Writer }
-
-func (nopWriteCloser) Close() error { return nil }
 
 func runMCPPins(std Stdio, args []string) int {
 	if len(args) == 0 {

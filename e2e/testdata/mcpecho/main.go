@@ -1,6 +1,6 @@
 // Command mcpecho is a tiny MCP server over stdio for the end-to-end tests: one tool, "echo",
 // whose description comes from $ECHO_DESCRIPTION so a test can change it between runs (a rug
-// pull), and a "hang" tool that never answers.
+// pull), a "hang" tool that never answers and a "die" tool that exits mid-call.
 package main
 
 import (
@@ -31,6 +31,10 @@ func main() {
 	mcp.AddTool(s, &mcp.Tool{Name: "hang", Description: "Never returns."}, func(ctx context.Context, _ *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, echoOut, error) {
 		<-ctx.Done()
 		return nil, echoOut{}, ctx.Err()
+	})
+	mcp.AddTool(s, &mcp.Tool{Name: "die", Description: "Exits mid-call."}, func(context.Context, *mcp.CallToolRequest, echoIn) (*mcp.CallToolResult, echoOut, error) {
+		os.Exit(3)
+		return nil, echoOut{}, nil
 	})
 	if err := s.Run(context.Background(), &mcp.StdioTransport{}); err != nil {
 		log.Fatal(err)

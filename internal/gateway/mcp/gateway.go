@@ -128,6 +128,9 @@ type Gateway struct {
 	scanned   map[string]bool      // definition hashes already scanned and recorded as suspicious
 	defOK     map[string]bool      // tool → its last seen definition passed scanning and pinning
 	scannedUp map[*upstream]bool   // upstreams whose tools were scanned in this process
+	servers   []*sdk.Server        // agent-facing servers, told when upstream tools change
+	closed    bool
+	wg        sync.WaitGroup // rescans in flight
 }
 
 type upstream struct {
@@ -185,12 +188,16 @@ func New(ctx context.Context, o Options, ups []Upstream) (g *Gateway, err error)
 
 // Close disconnects every upstream (a stdio child is terminated).
 func (g *Gateway) Close() error {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
 	var errs []error
 	for _, u := range g.ups {
 		if err := u.cs.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close upstream %q: %w", u.name, err))
 		}
 	}
+	g.wg.Wait()
 	return errors.Join(errs...)
 }
 
@@ -269,14 +276,56 @@ func (g *Gateway) Server(creds CredentialsFunc) *sdk.Server {
 			return next(ctx, method, req)
 		}
 	})
+	addSentinel(s)
+	g.mu.Lock()
+	g.servers = append(g.servers, s)
+	g.mu.Unlock()
 	return s
 }
 
 // toolsChanged re-reads every upstream's tools when one says its list changed, so a changed
 // definition is caught (and blocked) at once rather than at the agent's next list.
 func (g *Gateway) toolsChanged(ctx context.Context) {
-	for _, u := range g.ups {
-		g.scan(context.WithoutCancel(ctx), u)
+	// Not inline: the notification handler must return before the client can send requests.
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return
+	}
+	g.wg.Add(1)
+	g.mu.Unlock()
+	go func() {
+		defer g.wg.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.o.CallTimeout)
+		defer cancel()
+		for _, u := range g.ups {
+			g.scan(sctx, u)
+		}
+		g.relayListChanged()
+	}()
+}
+
+// relaySentinel is a tool registered on every agent-facing server only so that removing and
+// re-adding it makes the SDK send notifications/tools/list_changed to the agents (debounced,
+// and to new-protocol subscribers too). The agent never sees it: tools/list and tools/call are
+// answered by the gateway.
+const relaySentinel = "portcullis.internal.list_changed"
+
+func addSentinel(s *sdk.Server) {
+	s.AddTool(&sdk.Tool{Name: relaySentinel, InputSchema: map[string]any{"type": "object"}},
+		func(context.Context, *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
+			return nil, errors.New("mcp: not a tool")
+		})
+}
+
+// relayListChanged tells every connected agent that the tool list changed.
+func (g *Gateway) relayListChanged() {
+	g.mu.Lock()
+	servers := append([]*sdk.Server(nil), g.servers...)
+	g.mu.Unlock()
+	for _, s := range servers {
+		s.RemoveTools(relaySentinel)
+		addSentinel(s)
 	}
 }
 
