@@ -58,18 +58,10 @@ func (h *trackedHistory) CallCount(tool string, window time.Duration, _ time.Tim
 	return n
 }
 
-// HourActivity reports the behaviour baseline's verdict in the policy engine's terms: not learned
-// (no baseline), or learned with this hour rare or usual. The thresholds that define "learned"
-// and "rare" live in one place, behavior.Config (docs/behavior.md).
-func (h *trackedHistory) HourActivity(time.Time) (inHour, total int) {
-	switch {
-	case !h.obs.Learned:
-		return 0, 0
-	case h.obs.UnusualHour:
-		return 0, policy.BaselineMinCalls
-	default:
-		return policy.BaselineMinCalls, policy.BaselineMinCalls
-	}
+// UnusualHour is the behaviour baseline's verdict: learned and rare by the thresholds of
+// behavior.Config (docs/behavior.md), the one place they are set.
+func (h *trackedHistory) UnusualHour(time.Time) (unusual, learned bool) {
+	return h.obs.UnusualHour, h.obs.Learned
 }
 
 func (h *trackedHistory) error() error {

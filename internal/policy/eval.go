@@ -322,14 +322,13 @@ func inWindow(z *zoneClock, t time.Time, start, end Clock, days uint8) bool {
 }
 
 // unusualHour: outside the policy's business hours, or — once History has a learned baseline —
-// an hour of day holding less than RareHourShare of the agent's calls.
+// an hour the agent rarely acts in, as History judges it.
 func (p *cpolicy) unusualHour(req *Request, now time.Time) bool {
 	if !inWindow(p.bhZone, now, p.bhStart, p.bhEnd, p.bhDays) {
 		return true
 	}
 	if req.History != nil {
-		inHour, total := req.History.HourActivity(now)
-		if total >= BaselineMinCalls && float64(inHour) < RareHourShare*float64(total) {
+		if unusual, learned := req.History.UnusualHour(now); learned && unusual {
 			return true
 		}
 	}

@@ -388,13 +388,16 @@ type History interface {
 	// CallCount returns how many EARLIER calls this agent made to tool in the window
 	// (now-window, now]; the engine adds one for the call being decided.
 	CallCount(tool string, window time.Duration, now time.Time) int
-	// HourActivity returns how many of the agent's past calls fell in the same UTC hour of day as
-	// t, and how many calls the baseline holds in total. See BaselineMinCalls and RareHourShare.
-	HourActivity(t time.Time) (inHour, total int)
+	// UnusualHour reports whether the agent has a learned baseline of the hours it acts in and,
+	// if so, whether t is an hour it rarely acts in. What "learned" and "rarely" mean belongs to
+	// the implementation: the gateway's behaviour tracker (docs/behavior.md) or, for policy eval,
+	// CallList (BaselineMinCalls and RareHourShare).
+	UnusualHour(t time.Time) (unusual, learned bool)
 }
 
-// The learned-baseline rule for "unusual hour": once History holds at least BaselineMinCalls calls
-// the baseline is learned, and an hour of day holding less than RareHourShare of them is rare.
+// CallList's learned-baseline rule for "unusual hour": once the list holds at least
+// BaselineMinCalls calls the baseline is learned, and an hour of day (UTC) holding less than
+// RareHourShare of them is rare.
 const (
 	BaselineMinCalls = 200
 	RareHourShare    = 0.01

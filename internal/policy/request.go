@@ -153,13 +153,18 @@ func (l *CallList) CallCount(tool string, window time.Duration, now time.Time) i
 	return n
 }
 
-// HourActivity counts earlier calls in t's UTC hour of day, and all earlier calls.
-func (l *CallList) HourActivity(t time.Time) (inHour, total int) {
-	h := t.UTC().Hour()
+// UnusualHour judges t against the earlier calls: learned at BaselineMinCalls calls, rare when
+// t's UTC hour of day holds less than RareHourShare of them.
+func (l *CallList) UnusualHour(t time.Time) (unusual, learned bool) {
+	total := len(l.Calls)
+	if total < BaselineMinCalls {
+		return false, false
+	}
+	h, inHour := t.UTC().Hour(), 0
 	for _, c := range l.Calls {
 		if c.Time.UTC().Hour() == h {
 			inHour++
 		}
 	}
-	return inHour, len(l.Calls)
+	return float64(inHour) < RareHourShare*float64(total), true
 }
