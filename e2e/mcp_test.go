@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -440,7 +441,7 @@ func TestMCPStdioRobustness(t *testing.T) {
 default_action: DENY
 rules:
   - name: e
-    tool: "e__(echo|die)"
+    tool: "e__(echo|die|env)"
     action: ALLOW
 `)
 	cmd := exec.Command(binary(t), "mcp", "--data", dir, "--name", "e", "--", echo)
@@ -511,6 +512,11 @@ rules:
 	if l := next(`"id":4`); !strings.Contains(l, "still here") || strings.Contains(l, `"isError":true`) {
 		t.Errorf("call after bad input: %s", l)
 	}
+	// The server never sees the agent's Portcullis credential.
+	send(`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"e__env","arguments":{"text":"PORTCULLIS_API_KEY"}}}`)
+	if l := next(`"id":7`); !strings.Contains(l, `value=\"`) && !strings.Contains(l, `"value="`) || strings.Contains(l, "pcl_") {
+		t.Errorf("upstream environment: %s", l)
+	}
 	send(`{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"e__die","arguments":{"text":"x"}}}`)
 	if l := next(`"id":5`); !strings.Contains(l, `"isError":true`) || !strings.Contains(l, "the tool failed") {
 		t.Errorf("upstream died mid-call: %s", l)
@@ -530,6 +536,73 @@ rules:
 	case <-time.After(20 * time.Second):
 		_ = cmd.Process.Kill()
 		t.Fatalf("wrapper did not exit when stdin closed\n%s", stderr.String())
+	}
+	auditVerify(t, dir)
+}
+
+// TestMCPTypeScriptClientEverything: the official TypeScript SDK client (e2e/ts-client.mjs)
+// launches the stdio wrapper in front of @modelcontextprotocol/server-everything.
+func TestMCPTypeScriptClientEverything(t *testing.T) {
+	filesystemServer(t) // skips when node_modules is absent
+	everything, err := filepath.Abs("node_modules/@modelcontextprotocol/server-everything/dist/index.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, agentKey, _ := initData(t)
+	writePolicy(t, dir, `agent_id: report-generator-v1
+default_action: DENY
+rules:
+  - name: harmless
+    tool: "echo|get-sum|trigger-sampling-request"
+    action: ALLOW
+  - name: static_resources
+    tool: mcp.resources.read
+    action: ALLOW
+    conditions:
+      - parameter: uri
+        match: "^demo://resource/static/"
+`)
+	cmd := exec.Command("node", "ts-client.mjs", binary(t), "mcp", "--data", dir, "--", "node", everything, "stdio")
+	cmd.Env = append(os.Environ(), "PORTCULLIS_API_KEY="+agentKey)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("ts client: %v\n%s\n%s", err, stdout.String(), stderr.String())
+	}
+	var got struct {
+		SamplingRequests int
+		Tools            []string
+		Echo, GetEnv     struct {
+			IsError bool
+			Text    string
+		}
+		Sampling     struct{ IsError bool }
+		Resources    int
+		ResourceRead int
+		Prompts      []string
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+		t.Fatalf("ts client output: %v\n%s", err, stdout.String())
+	}
+	// trigger-sampling-request is allowed by policy, but the gateway offers the upstream no
+	// sampling capability, so the server does not even register it and nothing reaches the client.
+	if diff := cmpDiff([]string{"echo", "get-sum"}, got.Tools); diff != "" {
+		t.Errorf("tools/list (-want +got):\n%s", diff)
+	}
+	if got.Echo.IsError || !strings.Contains(got.Echo.Text, "hello through the gate") {
+		t.Errorf("echo: %+v", got.Echo)
+	}
+	if !got.GetEnv.IsError || strings.Contains(got.GetEnv.Text, "PATH") {
+		t.Errorf("get-env was forwarded: %+v", got.GetEnv)
+	}
+	if !got.Sampling.IsError || got.SamplingRequests != 0 {
+		t.Errorf("sampling reached the client: %+v, %d requests", got.Sampling, got.SamplingRequests)
+	}
+	if got.Resources == 0 || got.ResourceRead != 1 {
+		t.Errorf("resources: listed %d, read %d contents", got.Resources, got.ResourceRead)
+	}
+	if len(got.Prompts) != 0 {
+		t.Errorf("prompts listed though mcp.prompts.get is never allowed: %v", got.Prompts)
 	}
 	auditVerify(t, dir)
 }

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -32,15 +33,33 @@ func MCPUpstreams(ups []config.MCPUpstream, stderr *os.File) []mcpgw.Upstream {
 			out = append(out, mcpgw.Upstream{Name: u.Name, Transport: &sdk.StreamableClientTransport{Endpoint: u.URL, MaxRetries: -1}})
 			continue
 		}
-		cmd := exec.Command(u.Command, u.Args...)
-		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+		env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 		for k, v := range u.Env {
-			cmd.Env = append(cmd.Env, k+"="+v)
+			env = append(env, k+"="+v)
 		}
-		cmd.Stderr = stderr
-		out = append(out, mcpgw.Upstream{Name: u.Name, Transport: &sdk.CommandTransport{Command: cmd}})
+		out = append(out, mcpgw.Upstream{Name: u.Name, Transport: UpstreamCommand(u.Command, u.Args, env, stderr)})
 	}
 	return out
+}
+
+// UpstreamCommand is the transport to an upstream server run as a child: its stdin/stdout carry
+// MCP, its stderr goes to stderr, it dies with the gateway, and on Close it gets one second to
+// exit after its stdin closes before it is terminated (MCP clients such as the TypeScript SDK
+// kill a wrapper that takes longer). PORTCULLIS_* variables are never passed on: the server
+// must not see the agent's credential.
+func UpstreamCommand(name string, args, env []string, stderr *os.File) sdk.Transport {
+	cmd := exec.Command(name, args...)
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "PORTCULLIS_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	if cmd.Env == nil {
+		cmd.Env = []string{}
+	}
+	cmd.Stderr = stderr
+	dieWithParent(cmd)
+	return &sdk.CommandTransport{Command: cmd, TerminateDuration: time.Second}
 }
 
 // MCPGateway connects to upstreams and governs them with this app's guard, approvals, policies

@@ -8,10 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-
-	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/portcullis-ai/portcullis/internal/app"
 	"github.com/portcullis-ai/portcullis/internal/config"
@@ -75,9 +72,9 @@ func runMCP(ctx context.Context, std Stdio, args []string) int {
 	}
 	defer a.Close(context.WithoutCancel(ctx))
 
-	cmd := exec.Command(fs.Arg(0), fs.Args()[1:]...)
-	cmd.Stderr = stderr
-	gw, err := a.MCPGateway(ctx, []mcpgw.Upstream{{Name: *name, Transport: &sdk.CommandTransport{Command: cmd}}})
+	// The server gets the environment the MCP client set for it, minus Portcullis' own variables.
+	up := app.UpstreamCommand(fs.Arg(0), fs.Args()[1:], os.Environ(), stderr)
+	gw, err := a.MCPGateway(ctx, []mcpgw.Upstream{{Name: *name, Transport: up}})
 	if err != nil {
 		problem(stderr, "mcp: "+err.Error(), "check that the server command runs on its own")
 		return exitFail
