@@ -267,6 +267,18 @@ func TestMCPHTTPGatewayApproveOnce(t *testing.T) {
 	}
 	writePolicy(t, dir, fsPolicy(root, "fs__"))
 	appendConfig(t, dir, "mcp:\n  approval_wait: 1s\n  upstreams:\n    - name: fs\n      command: node\n      args: [\""+fsServer+"\", \""+root+"\"]\n")
+	// A second agent, to show sessions are bound to the agent that opened them.
+	cfgPath := filepath.Join(dir, "portcullis.yaml")
+	cfg, _ := os.ReadFile(cfgPath)
+	cfg = bytes.Replace(cfg, []byte("  agents:\n"), []byte("  agents:\n    - id: other-agent\n      roles: [reporting]\n"), 1)
+	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, otherKey, stderr := cli(t, nil, "keys", "create", "--agent", "other-agent", "--data", dir)
+	otherKey = strings.TrimSpace(otherKey)
+	if code != 0 || !strings.HasPrefix(otherKey, "pcl_") {
+		t.Fatalf("keys create: %d %q %s", code, otherKey, stderr)
+	}
 	d := startServe(t, dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -288,6 +300,18 @@ func TestMCPHTTPGatewayApproveOnce(t *testing.T) {
 
 	cs := httpClient(t, ctx, d.url, agentKey)
 	names := toolNames(t, ctx, cs)
+
+	// Another agent's credential on this agent's session is refused.
+	hijack, _ := http.NewRequest(http.MethodPost, d.url+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":9,"method":"tools/list"}`))
+	hijack.Header.Set("Authorization", "Bearer "+otherKey)
+	hijack.Header.Set("Mcp-Session-Id", cs.ID())
+	hijack.Header.Set("Content-Type", "application/json")
+	hijack.Header.Set("Accept", "application/json, text/event-stream")
+	if resp, err := http.DefaultClient.Do(hijack); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Errorf("session hijack: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	if !slices.Contains(names, "fs__write_file") || slices.Contains(names, "fs__move_file") || slices.Contains(names, "write_file") {
 		t.Errorf("tools/list: %v", names)
 	}

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
@@ -93,6 +94,7 @@ func (a *App) mcpRoutes(gw *mcpgw.Gateway) func(mux *http.ServeMux) {
 	srv := gw.Server(mcpgw.HeaderCredentials)
 	h := sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return srv },
 		&sdk.StreamableHTTPOptions{Logger: a.log.With(slog.String("component", "mcp")), MaxRequestBodyBytes: a.cfg.Limits.MaxBodyBytes})
+	sessions := &sync.Map{} // Mcp-Session-Id → agent ID
 	return func(mux *http.ServeMux) {
 		mux.HandleFunc("GET /.well-known/oauth-protected-resource", a.protectedResource)
 		mux.HandleFunc("GET /.well-known/oauth-protected-resource/mcp", a.protectedResource)
@@ -101,13 +103,63 @@ func (a *App) mcpRoutes(gw *mcpgw.Gateway) func(mux *http.ServeMux) {
 			// Signed requests would be verified twice (HTTP and decision) and their nonce would
 			// replay; over MCP agents use API keys or bearer tokens.
 			c.Request, c.Body = nil, nil
-			if _, err := a.auth.Verify(r.Context(), c); err != nil {
+			agent, err := a.auth.Verify(r.Context(), c)
+			if err != nil {
 				w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer resource_metadata=%q`, a.resourceBase(r)+"/.well-known/oauth-protected-resource/mcp"))
 				http.Error(w, "unauthenticated: "+identity.Code(err), http.StatusUnauthorized)
 				return
 			}
-			h.ServeHTTP(w, r)
+			// Sessions are bound to the agent that opened them: another agent's credential
+			// cannot ride on a session ID it saw or guessed.
+			if sid := r.Header.Get("Mcp-Session-Id"); sid != "" {
+				if owner, ok := sessions.Load(sid); ok && owner.(string) != agent.ID {
+					http.Error(w, "session not found", http.StatusNotFound)
+					return
+				}
+			}
+			h.ServeHTTP(&sessionRecorder{ResponseWriter: w, agent: agent.ID, sessions: sessions, req: r}, r)
 		}))
+	}
+}
+
+// sessionRecorder notes which agent a new session (the Mcp-Session-Id the SDK assigns in its
+// answer to initialize) belongs to; a DELETE forgets it.
+type sessionRecorder struct {
+	http.ResponseWriter
+	agent    string
+	sessions *sync.Map
+	req      *http.Request
+	done     bool
+}
+
+func (s *sessionRecorder) WriteHeader(code int) {
+	if !s.done {
+		s.done = true
+		switch {
+		case code >= 300:
+		case s.req.Method == http.MethodDelete:
+			s.sessions.Delete(s.req.Header.Get("Mcp-Session-Id"))
+		case s.Header().Get("Mcp-Session-Id") != "":
+			s.sessions.LoadOrStore(s.Header().Get("Mcp-Session-Id"), s.agent)
+		}
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *sessionRecorder) Write(b []byte) (int, error) {
+	if !s.done {
+		s.WriteHeader(http.StatusOK)
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (s *sessionRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// Flush keeps server-sent event streams streaming through the wrapper.
+func (s *sessionRecorder) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
 	}
 }
 

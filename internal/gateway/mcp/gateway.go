@@ -558,6 +558,13 @@ func (g *Gateway) decide(ctx context.Context, req guard.Request) (*guard.Decisio
 	}
 }
 
+// metaApproval reads a retry's approval ID from _meta (resources/read and prompts/get have no
+// arguments object to carry it).
+func metaApproval(m sdk.Meta) string {
+	id, _ := m[ApprovalArg].(string)
+	return id
+}
+
 func pendingMessage(id string) string {
 	return fmt.Sprintf("the call is waiting for human approval (approval ID %s). Once it is approved, call the tool again with the same arguments plus %q: %q.", id, ApprovalArg, id)
 }
@@ -721,7 +728,8 @@ func (g *Gateway) readResource(ctx context.Context, creds identity.Credentials, 
 	if err != nil {
 		return nil, fmt.Errorf("mcp: encode params: %w", err)
 	}
-	d, answer := g.decide(ctx, guard.Request{RequestID: requestID(r), Source: "mcp", Credentials: creds, Tool: ToolResourcesRead, Params: params})
+	d, answer := g.decide(ctx, guard.Request{RequestID: requestID(r), Source: "mcp", Credentials: creds, Tool: ToolResourcesRead, Params: params,
+		ApprovalID: metaApproval(r.Params.Meta)})
 	if answer != nil {
 		return nil, errors.New("mcp: " + answer.Content[0].(*sdk.TextContent).Text)
 	}
@@ -798,7 +806,8 @@ func (g *Gateway) getPrompt(ctx context.Context, creds identity.Credentials, r *
 	if err != nil {
 		return nil, fmt.Errorf("mcp: encode params: %w", err)
 	}
-	d, answer := g.decide(ctx, guard.Request{RequestID: requestID(r), Source: "mcp", Credentials: creds, Tool: ToolPromptsGet, Params: params})
+	d, answer := g.decide(ctx, guard.Request{RequestID: requestID(r), Source: "mcp", Credentials: creds, Tool: ToolPromptsGet, Params: params,
+		ApprovalID: metaApproval(r.Params.Meta)})
 	if answer != nil {
 		return nil, errors.New("mcp: " + answer.Content[0].(*sdk.TextContent).Text)
 	}
