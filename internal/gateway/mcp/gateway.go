@@ -376,6 +376,10 @@ func (g *Gateway) qualify(u *upstream, name string) string {
 }
 
 func (g *Gateway) split(name string) (*upstream, string, bool) {
+	if reserved(name) {
+		// An upstream tool named like a reserved name would ride on rules written for it.
+		return nil, "", false
+	}
 	if u, ok := g.byKey[""]; ok {
 		return u, name, true
 	}
@@ -384,10 +388,15 @@ func (g *Gateway) split(name string) (*upstream, string, bool) {
 		return nil, "", false
 	}
 	u, ok := g.byKey[srv]
-	return u, tool, ok
+	if !ok {
+		return nil, "", false
+	}
+	return u, tool, true
 }
 
 // upstreamTools lists every tool of u (all pages).
+func reserved(name string) bool { return name == ToolResourcesRead || name == ToolPromptsGet }
+
 func (g *Gateway) upstreamTools(ctx context.Context, u *upstream) ([]*sdk.Tool, error) {
 	var out []*sdk.Tool
 	for t, err := range u.cs.Tools(ctx, nil) {
@@ -417,7 +426,7 @@ func (g *Gateway) listTools(ctx context.Context, creds identity.Credentials) (*s
 		}
 		for _, t := range tools {
 			name := g.qualify(u, t.Name)
-			if !set.MayAllow(a.ID, name) {
+			if reserved(name) || !set.MayAllow(a.ID, name) {
 				continue
 			}
 			if !g.definitionOK(ctx, name, t) {

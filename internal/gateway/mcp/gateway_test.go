@@ -6,6 +6,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -437,4 +438,30 @@ func osPipeTransports(t testing.TB) (server, client sdk.Transport) {
 	}
 	t.Cleanup(func() { r1.Close(); w1.Close(); r2.Close(); w2.Close() })
 	return &sdk.IOTransport{Reader: r1, Writer: w2}, &sdk.IOTransport{Reader: r2, Writer: w1}
+}
+
+func TestSplitNames(t *testing.T) {
+	single := &Gateway{byKey: map[string]*upstream{"": {name: ""}}}
+	multi := &Gateway{byKey: map[string]*upstream{"fs": {name: "fs"}, "gh": {name: "gh"}}}
+	tests := []struct {
+		g          *Gateway
+		name, want string
+		ok         bool
+	}{
+		{single, "read_file", "read_file", true},
+		{single, "a__b", "a__b", true},
+		{single, ToolResourcesRead, "", false}, // reserved names never reach an upstream
+		{single, ToolPromptsGet, "", false},
+		{multi, "fs__read_file", "read_file", true},
+		{multi, "gh__x__y", "x__y", true},
+		{multi, "read_file", "", false},
+		{multi, "other__read_file", "", false},
+		{multi, ToolResourcesRead, "", false},
+	}
+	for _, tt := range tests {
+		_, got, ok := tt.g.split(tt.name)
+		if diff := cmp.Diff(tt.want+"|"+strconv.FormatBool(tt.ok), got+"|"+strconv.FormatBool(ok)); diff != "" {
+			t.Errorf("split(%q) (-want +got):\n%s", tt.name, diff)
+		}
+	}
 }
