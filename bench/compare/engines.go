@@ -24,7 +24,10 @@ type Engine interface {
 var ErrBadInput = errors.New("compare: input was not prepared by this engine")
 
 // OPA evaluates the scenario's Rego with a prepared query (compiled once) and a pre-parsed input.
-type OPA struct{ pq rego.PreparedEvalQuery }
+type OPA struct {
+	pq    rego.PreparedEvalQuery
+	cache cache.InterQueryValueCache
+}
 
 var _ Engine = (*OPA)(nil)
 
@@ -40,12 +43,12 @@ func NewOPA(ctx context.Context, s *Scenario) (*OPA, error) {
 	pq, err := rego.New(
 		rego.Query("data.portcullis.decision"),
 		rego.Module(s.Name+".rego", s.Rego()),
-		rego.InterQueryBuiltinValueCache(cache.NewInterQueryValueCache(ctx, cfg)),
 	).PrepareForEval(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("prepare rego for %s: %w", s.Name, err)
 	}
-	return &OPA{pq: pq}, nil
+	// A prepared query does not keep the cache given to rego.New: it must be passed to each Eval.
+	return &OPA{pq: pq, cache: cache.NewInterQueryValueCache(ctx, cfg)}, nil
 }
 
 // Name implements Engine.
@@ -70,7 +73,7 @@ func (o *OPA) Decide(ctx context.Context, input any) (Action, error) {
 	if !ok {
 		return Deny, ErrBadInput
 	}
-	rs, err := o.pq.Eval(ctx, rego.EvalParsedInput(v))
+	rs, err := o.pq.Eval(ctx, rego.EvalParsedInput(v), rego.EvalInterQueryBuiltinValueCache(o.cache))
 	if err != nil {
 		return Deny, fmt.Errorf("opa eval: %w", err)
 	}

@@ -3,6 +3,9 @@ package compare
 import (
 	"context"
 	"testing"
+	"time"
+
+	"github.com/portcullis-ai/portcullis/internal/policy"
 )
 
 // engines builds every engine for s. Portcullis's own engine is added by portcullisEngine.
@@ -36,14 +39,17 @@ func TestEquivalence(t *testing.T) {
 			}
 			reqs := s.Requests(n, 1)
 			count := map[Action]int{}
-			for _, req := range reqs {
-				count[s.Decide(req)]++
+			want := make([]Action, len(reqs))
+			for i, req := range reqs {
+				want[i] = s.Decide(req)
+				count[want[i]]++
 			}
 			// The generator must exercise both outcomes, or agreement proves little.
 			if count[Allow] < n/20 || count[Deny] < n/20 {
 				t.Fatalf("generator is lopsided for %s: %v", s.Name, count)
 			}
 			for _, e := range engines(t, s) {
+				start := time.Now()
 				bad, m := 0, n
 				if e.Name() != "portcullis" && (len(s.Rules) >= 10000 || s.Name == "regex-1000") {
 					// cedar-go scans every policy (10k rules: ~15 ms a decision) and OPA evaluates
@@ -59,18 +65,44 @@ func TestEquivalence(t *testing.T) {
 					if err != nil {
 						t.Fatalf("%s decide request %d: %v", e.Name(), i, err)
 					}
-					if want := s.Decide(req); got != want {
+					if got != want[i] {
 						bad++
 						if bad <= 5 {
-							t.Errorf("%s: request %d %+v: got %s, oracle says %s", e.Name(), i, req, got, want)
+							t.Errorf("%s: request %d %+v: got %s, oracle says %s", e.Name(), i, req, got, want[i])
 						}
 					}
 				}
 				if bad > 0 {
 					t.Errorf("%s disagrees with the oracle on %d of %d requests", e.Name(), bad, m)
 				}
+				t.Logf("%s: %d requests agree (%v)", e.Name(), m-bad, time.Since(start).Round(time.Millisecond))
 			}
 			t.Logf("%s: %d requests, %v", s.Name, n, count)
 		})
+	}
+}
+
+// TestSeedScenarioIsTheSeed checks that the generated seed scenario decides as the seed's own first
+// policy (the verbatim file the policy package's golden tests load) on the random requests: the
+// only difference is the seed's threat rule, which never applies at threat level none.
+func TestSeedScenarioIsTheSeed(t *testing.T) {
+	set, err := policy.Load("../../internal/policy/testdata/seed/01_deny_by_default.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := Seed()
+	p, err := NewPortcullis(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, req := range s.Requests(3000, 7) {
+		in, err := p.Prepare(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pr := in.(*policy.Request)
+		if got, want := set.Evaluate(pr).Action, p.set.Evaluate(pr).Action; got != want {
+			t.Fatalf("request %d %+v: seed file says %s, generated policy says %s", i, req, got, want)
+		}
 	}
 }

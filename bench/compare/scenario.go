@@ -72,13 +72,22 @@ type Scenario struct {
 	Rules []Rule
 	// Gen makes the i-th random request (deterministic in its *rand.Rand).
 	gen func(r *randSource) Request
+	// The oracle's index: rules by exact tool name, and the indices of pattern rules.
+	byTool   map[string][]int
+	patterns []int
 }
 
 // compile prepares the oracle's regular expressions.
 func (s *Scenario) compile() {
+	s.byTool = map[string][]int{}
 	for i := range s.Rules {
 		r := &s.Rules[i]
 		r.toolRE = regexp.MustCompile(`^(?:` + r.Tool + `)$`)
+		if r.Exact {
+			s.byTool[r.Tool] = append(s.byTool[r.Tool], i)
+		} else {
+			s.patterns = append(s.patterns, i)
+		}
 		for j := range r.Conds {
 			c := &r.Conds[j]
 			switch c.Kind {

@@ -43,7 +43,7 @@ type App struct {
 	cfgPath string
 	log     *slog.Logger
 
-	ledgerStore *sqlite.Store
+	ledgerStore *sqlite.Ledger
 	ledger      *ledger.Ledger
 	apprStore   *sqlite.Approvals
 	approvals   *approval.Engine
@@ -56,6 +56,8 @@ type App struct {
 	metrics     *server.Metrics
 	server      *server.Server
 	mcp         *mcpgw.Gateway
+
+	stopTracing func(context.Context) error
 
 	closeOnce sync.Once
 	cancel    context.CancelFunc
@@ -75,6 +77,9 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
+	if a.stopTracing, err = startTracing(ctx, cfg.Tracing); err != nil {
+		return nil, err
+	}
 
 	// The ledger first: nothing may be decided that cannot be recorded.
 	keys, err := ledger.LoadKeys(cfg.DataDir)
@@ -88,7 +93,7 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 	if err != nil {
 		return nil, fmt.Errorf("ledger keys: %w", err)
 	}
-	if a.ledgerStore, err = sqlite.Open(filepath.Join(cfg.DataDir, LedgerFile)); err != nil {
+	if a.ledgerStore, err = sqlite.OpenLedger(filepath.Join(cfg.DataDir, LedgerFile)); err != nil {
 		return nil, fmt.Errorf("open ledger store: %w", err)
 	}
 	a.ledger, err = ledger.Open(ctx, ledger.Options{Store: a.ledgerStore, Signer: keys.Signer, Verifiers: verifiers,
@@ -163,30 +168,46 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 		Approvals:           a.approvals,
 		Ledger:              a.ledger,
 		ToolClassifications: classes,
+		ApprovalExpiry:      cfg.Approvals.Expiry,
 	})
 	if err != nil {
 		return nil, err
 	}
-	var extra func(*http.ServeMux)
+	llmRoutes, err := a.llmRoutes(cfg.LLM)
+	if err != nil {
+		return nil, err
+	}
+	var mcpRoutes func(*http.ServeMux)
 	if len(cfg.MCP.Upstreams) > 0 {
 		if a.mcp, err = a.MCPGateway(ctx, MCPUpstreams(cfg.MCP.Upstreams, os.Stderr)); err != nil {
 			return nil, err
 		}
-		extra = a.mcpRoutes(a.mcp)
+		mcpRoutes = a.mcpRoutes(a.mcp)
 	}
 	a.server = server.New(server.Options{
-		Extra:     extra,
+		Extra: func(mux *http.ServeMux) {
+			for _, routes := range []func(*http.ServeMux){llmRoutes, mcpRoutes} {
+				if routes != nil {
+					routes(mux)
+				}
+			}
+		},
 		Decider:   a.guard,
 		Approvals: a.approvals,
 		Limits: server.Limits{MaxApprovalWait: cfg.Approvals.MaxWait, MaxBodyBytes: cfg.Limits.MaxBodyBytes, MaxDepth: cfg.Limits.MaxDepth, MaxParams: cfg.Limits.MaxParams,
 			MaxConcurrencyPerAgent: cfg.Limits.MaxConcurrencyPerAgent, DecisionTimeout: time.Duration(cfg.Limits.DecisionTimeoutMillis) * time.Millisecond},
-		ResultPolicy: guard.ResultPolicy{BlockLevel: cfg.ResultBlock(), Redact: cfg.Inspection.RedactResults == nil || *cfg.Inspection.RedactResults},
+		ResultPolicy: a.resultPolicy(),
 		Ready:        a.ready,
 		Metrics:      a.metrics,
 		Logger:       log,
 	})
 	a.server.RegisterApprovals(a.approvals, a.approvers, cfg.Approvals.MaxWait)
 	return a, nil
+}
+
+// resultPolicy says how tool results and conversation content are treated.
+func (a *App) resultPolicy() guard.ResultPolicy {
+	return guard.ResultPolicy{BlockLevel: a.cfg.ResultBlock(), Redact: a.cfg.Inspection.RedactResults == nil || *a.cfg.Inspection.RedactResults}
 }
 
 // Handler is the HTTP API.
@@ -274,6 +295,11 @@ func (a *App) Close(ctx context.Context) {
 		}
 		if a.ledgerStore != nil {
 			_ = a.ledgerStore.Close()
+		}
+		if a.stopTracing != nil {
+			if err := a.stopTracing(ctx); err != nil {
+				a.log.Warn("flush traces", slog.Any("error", err))
+			}
 		}
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 
 // gateway is the embedded default, opened in a temporary data directory, behind httptest.
 type gateway struct {
+	mu   sync.Mutex
 	t    *testing.T
 	dir  string
 	key  string
@@ -50,7 +52,8 @@ func newGateway(t *testing.T) *gateway {
 		t.Fatal(err)
 	}
 	cfg.Limits.MaxBodyBytes = 64 << 10
-	logs := &bytes.Buffer{}
+	g := &gateway{t: t, dir: dir, key: key}
+	logs := &lockedWriter{mu: &g.mu, buf: &bytes.Buffer{}}
 	a, err := Open(ctx, cfg, cfgPath, slog.New(slog.NewJSONHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +63,26 @@ func newGateway(t *testing.T) *gateway {
 		srv.Close()
 		a.Close(context.Background())
 	})
-	return &gateway{t: t, dir: dir, key: key, app: a, srv: srv, logs: logs}
+	g.app, g.srv, g.logs = a, srv, logs.buf
+	return g
+}
+
+// lockedWriter lets the test read logs that the gateway's goroutines write.
+type lockedWriter struct {
+	mu  *sync.Mutex
+	buf *bytes.Buffer
+}
+
+func (w *lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.Write(p)
+}
+
+func (g *gateway) logBuf() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.logs.String()
 }
 
 type answer struct {
@@ -224,4 +246,55 @@ func TestMetricsExposed(t *testing.T) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
+}
+
+// The configuration file is watched: a new agent is accepted without a restart, and a broken file
+// is rejected whole while the running configuration keeps serving.
+func TestConfigHotReload(t *testing.T) {
+	g := newGateway(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go g.app.watchConfig(ctx)
+
+	ks, err := identity.OpenFileKeyStore(filepath.Join(g.dir, identity.KeyFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lateKey, _, err := identity.CreateAPIKey(ctx, ks, "late-agent", "test", time.Now(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`{"tool":"fetch_customer_names","params":{"limit":5}}`)
+	if status, _ := g.post("/v1/decide", lateKey, body); status != 401 {
+		t.Fatalf("an undeclared agent got %d", status)
+	}
+	cfgPath := filepath.Join(g.dir, ConfigFile)
+	orig, _ := os.ReadFile(cfgPath)
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	// A broken file first: rejected, the demo agent keeps working.
+	if err := os.WriteFile(cfgPath, append(append([]byte{}, orig...), []byte("\nunknown_key: 1\n")...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the rejection to be logged", func() bool { return strings.Contains(g.logBuf(), "configuration reload rejected") })
+	if _, a := g.post("/v1/decide", g.key, body); a.Decision != "ALLOW" {
+		t.Fatalf("after a rejected reload the demo agent got %+v", a)
+	}
+	// Then a good one declaring the new agent.
+	good := bytes.Replace(orig, []byte("    - id: other-agent\n"), []byte("    - id: other-agent\n    - id: late-agent\n"), 1)
+	if err := os.WriteFile(cfgPath, good, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the new agent to be accepted", func() bool {
+		status, _ := g.post("/v1/decide", lateKey, body)
+		return status == 200
+	})
 }

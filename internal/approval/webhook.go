@@ -124,11 +124,22 @@ func (w *Webhook) Announce(r Request) {
 }
 
 // Run delivers queued notifications until ctx ends, then waits for deliveries in flight (which
-// stop retrying when ctx ends) and returns ctx's error.
+// stop retrying when ctx ends), reports the notifications still queued to OnError as not
+// delivered, and returns ctx's error.
 func (w *Webhook) Run(ctx context.Context) error {
 	sem := make(chan struct{}, w.cfg.Concurrency)
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	defer func() {
+		wg.Wait()
+		for {
+			select {
+			case r := <-w.queue:
+				w.fail(r.ID, fmt.Errorf("deliver approval webhook %s: %w", r.ID, ctx.Err()))
+			default:
+				return
+			}
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
@@ -137,6 +148,7 @@ func (w *Webhook) Run(ctx context.Context) error {
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
+				w.fail(r.ID, fmt.Errorf("deliver approval webhook %s: %w", r.ID, ctx.Err()))
 				return ctx.Err()
 			}
 			wg.Go(func() {

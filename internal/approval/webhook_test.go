@@ -368,6 +368,46 @@ func TestWebhookQueueFullDrops(t *testing.T) {
 	}
 }
 
+func TestWebhookShutdownReportsUndelivered(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rt := &roundTrips{statuses: []int{503}}
+		var mu sync.Mutex
+		failed := map[string]error{}
+		wh, err := NewWebhook(WebhookConfig{
+			URL: "https://hooks.example/x", Secret: testSecret, Client: &http.Client{Transport: rt},
+			Concurrency: 1, OnError: func(id string, err error) {
+				mu.Lock()
+				failed[id] = err
+				mu.Unlock()
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []string{"apr_a", "apr_b", "apr_c"} {
+			r := webhookRequest()
+			r.ID = id
+			wh.Announce(r)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- wh.Run(ctx) }()
+		synctest.Wait() // apr_a is backing off; the others wait for the one delivery slot
+		cancel()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		if len(failed) != 3 {
+			t.Fatalf("reported %d undelivered notifications, want 3: %v", len(failed), failed)
+		}
+		for id, err := range failed {
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("%s: %v, want context.Canceled", id, err)
+			}
+		}
+	})
+}
+
 func TestNewWebhookValidation(t *testing.T) {
 	tests := []struct {
 		name string

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/portcullis-ai/portcullis/internal/app"
 	"github.com/portcullis-ai/portcullis/internal/ledger"
 	"github.com/portcullis-ai/portcullis/internal/store/sqlite"
 )
@@ -23,8 +24,8 @@ import (
 // otherwise.
 const DefaultDataDir = "./portcullis-data"
 
-// LedgerDBFile is the SQLite ledger's file name inside the data directory.
-const LedgerDBFile = "ledger.db"
+// LedgerDBFile is the SQLite ledger's file name inside the data directory: the one the gateway writes.
+const LedgerDBFile = app.LedgerFile
 
 type auditCmd struct {
 	summary string
@@ -85,13 +86,13 @@ func parseFlags(std Stdio, fs *flag.FlagSet, args []string) bool {
 }
 
 // openStore opens an existing ledger database; it never creates one.
-func openStore(std Stdio, dir string) (*sqlite.Store, bool) {
+func openStore(std Stdio, dir string) (*sqlite.Ledger, bool) {
 	path := filepath.Join(dir, LedgerDBFile)
 	if _, err := os.Stat(path); err != nil {
 		problem(std.Err, fmt.Sprintf("%s: cannot read the ledger: %v", path, err), "point --data (or PORTCULLIS_DATA) at the gateway's data directory")
 		return nil, false
 	}
-	st, err := sqlite.Open(path)
+	st, err := sqlite.OpenLedger(path)
 	if err != nil {
 		problem(std.Err, fmt.Sprintf("%s: %v", path, err), "")
 		return nil, false
@@ -117,6 +118,9 @@ func auditVerify(ctx context.Context, std Stdio, args []string) int {
 	keyFile := *pubkey
 	if keyFile == "" {
 		keyFile = filepath.Join(*data, ledger.PublicKeysFile)
+		// Keys read from beside the log prove only that the log matches them: whoever can
+		// rewrite the log can rewrite that file too.
+		fmt.Fprintf(std.Err, "note: trusting the public keys in %s; an auditor passes --pubkey with their own copy\n", keyFile)
 	}
 	keys, err := ledger.ReadPublicKeys(keyFile)
 	if err != nil || len(keys) == 0 {

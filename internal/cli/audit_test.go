@@ -33,7 +33,7 @@ func appendDecisions(t *testing.T, dir string, n, offset int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := sqlite.Open(filepath.Join(dir, LedgerDBFile))
+	st, err := sqlite.OpenLedger(filepath.Join(dir, LedgerDBFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestAuditVerifyExitCodes(t *testing.T) {
 	if code, _, errs := run(t, "", "audit", "verify", "--data", dir, "--trusted-checkpoint", cpFile); code != exitOK {
 		t.Fatalf("verify with its own checkpoint: %d %s", code, errs)
 	}
-	st, err := sqlite.Open(filepath.Join(dir, LedgerDBFile))
+	st, err := sqlite.OpenLedger(filepath.Join(dir, LedgerDBFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestAuditRollbackNeedsTrustedCheckpoint(t *testing.T) {
 	_, cp, _ := run(t, "", "audit", "checkpoint", "--data", dir)
 	cpFile := filepath.Join(t.TempDir(), "trusted.checkpoint")
 	os.WriteFile(cpFile, []byte(cp), 0o644)
-	st, _ := sqlite.Open(filepath.Join(dir, LedgerDBFile))
+	st, _ := sqlite.OpenLedger(filepath.Join(dir, LedgerDBFile))
 	st.DB().Exec(`DELETE FROM ledger_records WHERE seq >= 20`)
 	st.DB().Exec(`DELETE FROM ledger_checkpoints WHERE size > 20`)
 	st.Close()
@@ -134,7 +134,7 @@ func TestAuditExportResumes(t *testing.T) {
 	if len(lines) != 14 {
 		t.Fatalf("%d lines, want 14", len(lines))
 	}
-	st, _ := sqlite.Open(filepath.Join(dir, LedgerDBFile))
+	st, _ := sqlite.OpenLedger(filepath.Join(dir, LedgerDBFile))
 	defer st.Close()
 	var stored []string
 	st.Scan(context.Background(), 0, func(e ledger.Entry) error { stored = append(stored, string(e.Data)); return nil })
@@ -222,5 +222,22 @@ func TestAuditKeygenRefusesOverwrite(t *testing.T) {
 	_, pub, _ := run(t, "", "audit", "pubkey", "--data", dir)
 	if !strings.HasPrefix(pub, "portcullis.ledger/") || strings.Count(pub, "\n") != 1 {
 		t.Errorf("pubkey = %q", pub)
+	}
+}
+
+func TestAuditVerifyWithTheAuditorsKey(t *testing.T) {
+	dir := newAuditData(t, 5)
+	_, pub, _ := run(t, "", "audit", "pubkey", "--data", dir)
+	own := filepath.Join(t.TempDir(), "ledger.pub")
+	os.WriteFile(own, []byte(pub), 0o644)
+	code, _, errs := run(t, "", "audit", "verify", "--data", dir, "--pubkey", own)
+	if code != exitOK || errs != "" {
+		t.Errorf("verify with the auditor's copy of the key: %d, stderr %q (no progress bar off a terminal)", code, errs)
+	}
+	other := filepath.Join(t.TempDir(), "other")
+	run(t, "", "audit", "keygen", "--data", other)
+	code, out, _ := run(t, "", "audit", "verify", "--data", dir, "--pubkey", filepath.Join(other, ledger.PublicKeysFile))
+	if code != exitFail || !strings.Contains(out, `"problem": "foreign_signature"`) {
+		t.Errorf("verify with another ledger's key: %d %s", code, out)
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/portcullis-ai/portcullis/internal/inspect"
 	"github.com/portcullis-ai/portcullis/internal/policy"
 	"github.com/portcullis-ai/portcullis/internal/threat"
 )
@@ -111,12 +112,25 @@ func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
 // threatForRequest decides the threat level and findings of a request that did not state its
-// threat_level. This is the hook the inspection engine fills: it should inspect req.Params and
-// return the derived level and finding kinds. Until it is wired, it reports none: an absent
-// threat_level means "no threat signal".
+// threat_level: the inspection engine runs over its params, as the gateway would.
 var threatForRequest = func(req *policy.Request) (threat.Level, []string, error) {
-	return threat.None, nil, nil
+	raw, err := json.Marshal(req.Params)
+	if err != nil {
+		return threat.None, nil, err
+	}
+	res, err := evalInspector.Inspect(context.Background(), req.Tool, inspect.Request, raw)
+	if err != nil {
+		return threat.None, nil, err
+	}
+	kinds := make([]string, 0, len(res.Findings))
+	for _, f := range res.Findings {
+		kinds = append(kinds, f.Kind)
+	}
+	return res.Level, kinds, nil
 }
+
+// evalInspector is the inspection engine with its defaults, shared by every eval line.
+var evalInspector = inspect.New(inspect.Config{})
 
 // maxEvalLine bounds one JSONL input line.
 const maxEvalLine = 1 << 20
@@ -129,6 +143,13 @@ type evalOutput struct {
 	RuleEnforcement string             `json:"rule_enforcement,omitempty"`
 	Reason          string             `json:"reason"`
 	Explain         []policy.RuleTrace `json:"explain"`
+	// WouldHave is the decision dry-run rules would have made, when it differs.
+	WouldHave *wouldHave `json:"would_have,omitempty"`
+}
+
+type wouldHave struct {
+	Decision string `json:"decision"`
+	Rule     string `json:"rule"`
 }
 
 func runPolicyEval(_ context.Context, std Stdio, args []string) int {
@@ -239,10 +260,14 @@ func evalLine(set *policy.Set, line []byte) (*evalOutput, error) {
 		return nil, err
 	}
 	ex := set.Explain(req)
-	return &evalOutput{
+	out := &evalOutput{
 		Decision: ex.Action.String(), Rule: ex.Rule, Enforcement: ex.Enforcement,
 		RuleEnforcement: ex.RuleEnforcement, Reason: ex.Reason, Explain: ex.Rules,
-	}, nil
+	}
+	if w := ex.WouldHave; w != nil {
+		out.WouldHave = &wouldHave{Decision: w.Action.String(), Rule: w.Rule}
+	}
+	return out, nil
 }
 
 // ---------------------------------------------------------------------------------------------

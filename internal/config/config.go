@@ -41,8 +41,44 @@ type Config struct {
 	Ledger     LedgerConfig     `yaml:"ledger"`
 	Limits     LimitsConfig     `yaml:"limits"`
 	Log        LogConfig        `yaml:"log"`
+	// Tracing exports OpenTelemetry traces (one span per decision) when an endpoint is set.
+	Tracing TracingConfig `yaml:"tracing"`
+	// LLM configures the LLM gateway (OpenAI- and Anthropic-compatible endpoints on the same
+	// listener); absent upstreams leave those endpoints unmounted.
+	LLM LLMConfig `yaml:"llm"`
 	// MCP puts upstream MCP servers behind the gateway at /mcp (see docs/mcp.md).
 	MCP MCPConfig `yaml:"mcp"`
+}
+
+// TracingConfig configures OpenTelemetry tracing over OTLP/HTTP.
+type TracingConfig struct {
+	// Endpoint is the collector's OTLP/HTTP traces URL, e.g. http://127.0.0.1:4318/v1/traces.
+	// Empty: no tracing.
+	Endpoint string `yaml:"endpoint"`
+	// ServiceName names this gateway in traces; default "portcullis".
+	ServiceName string `yaml:"service_name"`
+	// SampleRatio of decisions traced, in [0, 1]; default 1.
+	SampleRatio *float64 `yaml:"sample_ratio"`
+}
+
+// LLMConfig configures the LLM gateway.
+type LLMConfig struct {
+	// Upstreams by wire format: chat_completions, responses, messages.
+	Upstreams map[string]LLMUpstream `yaml:"upstreams"`
+	// Timeout of a whole non-streamed call, and of a stream until its headers; default 10m.
+	Timeout time.Duration `yaml:"timeout"`
+	// StreamIdleTimeout is the longest silence inside a stream; default 5m.
+	StreamIdleTimeout time.Duration `yaml:"stream_idle_timeout"`
+	// MaxRequestBytes bounds a model request; default 8 MiB.
+	MaxRequestBytes int64 `yaml:"max_request_bytes"`
+}
+
+// LLMUpstream is one provider endpoint. The provider key comes from the environment and never
+// reaches an agent.
+type LLMUpstream struct {
+	BaseURL   string            `yaml:"base_url"`
+	APIKeyEnv string            `yaml:"api_key_env"`
+	Headers   map[string]string `yaml:"headers"`
 }
 
 // MCPConfig configures the MCP gateway.
@@ -291,6 +327,26 @@ func (c *Config) Validate() error {
 		if w.SecretEnv == "" {
 			add("approvals.webhook.secret_env", "required with a webhook url: receivers must be able to verify notifications")
 		}
+	}
+	for name, u := range c.LLM.Upstreams {
+		path := "llm.upstreams." + name
+		switch name {
+		case "chat_completions", "responses", "messages":
+		default:
+			add(path, "unknown format (want chat_completions, responses or messages)")
+		}
+		if !strings.HasPrefix(u.BaseURL, "https://") && !strings.HasPrefix(u.BaseURL, "http://") {
+			add(path+".base_url", "want an http(s) URL ending in /v1, got %q", u.BaseURL)
+		}
+	}
+	if c.LLM.Timeout < 0 || c.LLM.StreamIdleTimeout < 0 || c.LLM.MaxRequestBytes < 0 {
+		add("llm", "timeouts and sizes must not be negative")
+	}
+	if e := c.Tracing.Endpoint; e != "" && !strings.HasPrefix(e, "http://") && !strings.HasPrefix(e, "https://") {
+		add("tracing.endpoint", "want an http(s) OTLP traces URL, got %q", e)
+	}
+	if r := c.Tracing.SampleRatio; r != nil && (*r < 0 || *r > 1) {
+		add("tracing.sample_ratio", "want a ratio in [0, 1], got %v", *r)
 	}
 	if c.Ledger.CheckpointInterval <= 0 || c.Ledger.CheckpointInterval > time.Second {
 		add("ledger.checkpoint_interval", "want a duration in (0, 1s] (the ledger contract checkpoints at least every second), got %v", c.Ledger.CheckpointInterval)

@@ -25,6 +25,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/portcullis-ai/portcullis/internal/approval"
 	"github.com/portcullis-ai/portcullis/internal/identity"
 	"github.com/portcullis-ai/portcullis/internal/inspect"
@@ -91,6 +96,8 @@ type Guard struct {
 	toolClass atomic.Pointer[map[string]string]
 	// recent binds outcomes to the allowed decisions they report on.
 	recent *recentDecisions
+	// approvalExpiry is the default pending lifetime of approval requests.
+	approvalExpiry time.Duration
 }
 
 // Options assemble a Guard. Auth, Inspector, Policies and Ledger are required.
@@ -103,6 +110,9 @@ type Options struct {
 	Ledger              Ledger
 	Now                 func() time.Time
 	ToolClassifications map[string]string
+	// ApprovalExpiry is how long a CONSTRAIN request stays pending when its rule does not say
+	// (approvals.expiry); zero: the approval engine's default.
+	ApprovalExpiry time.Duration
 }
 
 // New checks that every required part is present.
@@ -122,9 +132,26 @@ func New(o Options) (*Guard, error) {
 		now = time.Now
 	}
 	g := &Guard{auth: o.Auth, inspector: o.Inspector, behavior: o.Behavior, policies: o.Policies,
-		approvals: o.Approvals, ledger: o.Ledger, now: now, recent: newRecentDecisions(100_000, time.Hour)}
+		approvals: o.Approvals, ledger: o.Ledger, now: now, recent: newRecentDecisions(100_000, time.Hour),
+		approvalExpiry: o.ApprovalExpiry}
 	g.SetToolClassifications(o.ToolClassifications)
 	return g, nil
+}
+
+// Authenticate verifies an agent's credentials for a transport that will ask several questions in
+// one exchange (filter the tools it offers, then decide each proposed call). A failure is recorded
+// as a denial — an attempt with a bad credential is evidence — and the transport refuses the
+// exchange.
+func (g *Guard) Authenticate(ctx context.Context, source string, creds identity.Credentials) (*identity.Agent, error) {
+	agent, err := g.auth.Verify(ctx, creds)
+	if err == nil {
+		return agent, nil
+	}
+	d := &Decision{ID: NewDecisionID()}
+	rec := &ledger.Record{Kind: ledger.KindDecision, Time: g.now(), DecisionID: d.ID, Source: source,
+		Agent: &ledger.Principal{ID: creds.ClaimedAgent, Verified: false}}
+	g.deny(ctx, d, rec, nil, CodeUnauthenticated, fmt.Errorf("authenticate agent: %w", err), identity.Code(err))
+	return nil, err
 }
 
 // SetToolClassifications replaces the per-tool data classifications (configuration reload).
@@ -140,8 +167,12 @@ type Request struct {
 	// RequestID is the transport's own identifier (a JSON-RPC id, an HTTP request id), for correlation.
 	RequestID string
 	// Source names the transport: "http", "mcp", "llm", "sdk".
-	Source       string
-	Credentials  identity.Credentials
+	Source      string
+	Credentials identity.Credentials
+	// Agent, when set, is the agent this transport already authenticated for the same exchange
+	// with Authenticate (an LLM response proposing several tool calls is one signed request:
+	// verifying its signature again would be a replay). Credentials are then not verified again.
+	Agent        *identity.Agent
 	UserToken    string
 	AssertedUser *identity.AssertedUser
 	Tool         string
@@ -210,6 +241,9 @@ const (
 func (g *Guard) Check(ctx context.Context, req Request) (d *Decision) {
 	start := g.now()
 	d = &Decision{ID: NewDecisionID(), Tool: req.Tool, Action: policy.Deny, Message: msgUnavailable}
+	ctx, span := tracer.Start(ctx, "guard.Check", trace.WithAttributes(attribute.String("portcullis.decision_id", d.ID),
+		attribute.String("portcullis.tool", req.Tool), attribute.String("portcullis.source", req.Source)))
+	defer func() { endSpan(span, d) }()
 	rec := &ledger.Record{Kind: ledger.KindDecision, Time: start, DecisionID: d.ID, RequestID: req.RequestID,
 		Source: req.Source, Tool: req.Tool, Params: req.Params, ParamsSize: len(req.Params)}
 	var secretPaths []string
@@ -233,7 +267,10 @@ func (g *Guard) Check(ctx context.Context, req Request) (d *Decision) {
 		t := g.now()
 		*dst, mark = t.Sub(mark), t
 	}
-	agent, err := g.auth.Verify(ctx, req.Credentials)
+	agent, err := req.Agent, error(nil)
+	if agent == nil {
+		agent, err = g.auth.Verify(ctx, req.Credentials)
+	}
 	if err != nil {
 		rec.Agent = &ledger.Principal{ID: req.Credentials.ClaimedAgent, Verified: false}
 		return g.deny(ctx, d, rec, secretPaths, CodeUnauthenticated, fmt.Errorf("authenticate agent: %w", err), identity.Code(err))
@@ -316,6 +353,16 @@ func (g *Guard) Check(ctx context.Context, req Request) (d *Decision) {
 	d.Action, d.Rule, d.Enforcement = pd.Action, pd.Rule, pd.Enforcement
 	rec.Policy = ledgerPolicy(version, ex)
 	rec.Enforcement = pd.Enforcement
+	if w := ex.WouldHave; w != nil && w.Action.StricterThan(pd.Action) {
+		// Shadow mode: a dry-run rule would have tightened this call. It is not enforced, but it
+		// is on the record, and an ALLOW it would have stopped is flagged as LOG.
+		rec.Reason = fmt.Sprintf("dry run: rule %q would have decided %s", w.Rule, w.Action)
+		if pd.Action == policy.Allow {
+			pd.Action, pd.Enforcement = policy.Log, set.Enforcement(agent.ID, policy.Log)
+			d.Action, d.Enforcement = pd.Action, pd.Enforcement
+			rec.Enforcement = pd.Enforcement
+		}
+	}
 	step(&d.Steps.Policy)
 
 	// 6. CONSTRAIN: redeem an approved grant for this exact call, or open an approval request.
@@ -368,7 +415,7 @@ func (g *Guard) constrain(ctx context.Context, d *Decision, rec *ledger.Record, 
 	}
 	if req.ApprovalID != "" {
 		granted, err := g.approvals.Redeem(ctx, req.ApprovalID, approval.Key{Agent: agent.ID, User: userID, UserVerified: verified,
-			Tool: req.Tool, ParamsDigest: digest, PolicyVersion: version, Rule: pd.Rule})
+			Tool: req.Tool, ParamsDigest: digest, PolicyVersion: version, Rule: pd.Rule, Required: pd.Approval.Required})
 		switch {
 		case err == nil:
 			// Approved for this exact call: it runs once. The record says why.
@@ -396,7 +443,11 @@ func (g *Guard) constrain(ctx context.Context, d *Decision, rec *ledger.Record, 
 	in := approval.Input{DecisionID: d.ID, Agent: agent.ID, User: userID, UserVerified: verified, Tool: req.Tool,
 		Params: req.Params, ParamsDigest: digest, RedactedParams: redactedForApprovers(req.Params, secretFindingPaths(d.Findings)),
 		Rule: pd.Rule, Conditions: approvalConditions(ex), ThreatLevel: d.Level, Findings: d.Findings,
-		PolicyVersion: version, Labels: map[string]string{"source": req.Source}}
+		PolicyVersion: version, Labels: map[string]string{"source": req.Source},
+		Required: pd.Approval.Required, Expiry: pd.Approval.Expiry, GrantTTL: pd.Approval.GrantTTL}
+	if in.Expiry == 0 {
+		in.Expiry = g.approvalExpiry
+	}
 	for _, a := range d.Findings {
 		if isAnomaly(a.Kind) {
 			in.Signals = append(in.Signals, approval.Signal{Name: a.Kind, Score: a.Score, Detail: a.Evidence})
@@ -427,6 +478,34 @@ func (g *Guard) deny(ctx context.Context, d *Decision, rec *ledger.Record, secre
 		d.Err = errors.Join(cause, fmt.Errorf("ledger append: %w", err))
 	}
 	return d
+}
+
+// tracer reports each decision as an OpenTelemetry span when a tracer provider is configured
+// (app installs one from configuration); otherwise it is the no-op provider, at no cost.
+var tracer = otel.Tracer("github.com/portcullis-ai/portcullis/internal/guard")
+
+// endSpan records the decision on the span: the step timings as attributes, denials with a code
+// as errors.
+func endSpan(span trace.Span, d *Decision) {
+	if !span.IsRecording() {
+		span.End()
+		return
+	}
+	span.SetAttributes(attribute.String("portcullis.decision", d.Action.String()), attribute.String("portcullis.rule", d.Rule),
+		attribute.String("portcullis.threat_level", d.Level.String()), attribute.Int64("portcullis.ledger_seq", int64(d.Seq)),
+		attribute.Int64("portcullis.step.auth_us", d.Steps.Auth.Microseconds()),
+		attribute.Int64("portcullis.step.inspect_us", d.Steps.Inspect.Microseconds()),
+		attribute.Int64("portcullis.step.behavior_us", d.Steps.Behavior.Microseconds()),
+		attribute.Int64("portcullis.step.policy_us", d.Steps.Policy.Microseconds()),
+		attribute.Int64("portcullis.step.approval_us", d.Steps.Approval.Microseconds()),
+		attribute.Int64("portcullis.step.ledger_us", d.Steps.Ledger.Microseconds()))
+	if d.Agent != nil {
+		span.SetAttributes(attribute.String("portcullis.agent", d.Agent.ID))
+	}
+	if d.Code != "" {
+		span.SetStatus(codes.Error, d.Code)
+	}
+	span.End()
 }
 
 // NewDecisionID returns a fresh decision identifier: "dec_" and 128 random bits in hex.

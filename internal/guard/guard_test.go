@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
 	"github.com/portcullis-ai/portcullis/internal/approval"
 	"github.com/portcullis-ai/portcullis/internal/identity"
 	"github.com/portcullis-ai/portcullis/internal/inspect"
@@ -305,5 +308,144 @@ func TestCheckResult(t *testing.T) {
 	wrongTool := h.g.CheckResult(ctx, Outcome{DecisionID: d.ID, Credentials: creds, Tool: "delete_file", Ran: true}, rp)
 	if wrongTool.Code != "unknown_decision" {
 		t.Errorf("outcome for another tool: %v %q", wrongTool.Action, wrongTool.Code)
+	}
+}
+
+func TestAuthenticateOnceDecideMany(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	agent, err := h.g.Authenticate(ctx, "llm", identity.Credentials{APIKey: h.key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tool := range []string{"fetch_sales_data", "save_note"} {
+		d := h.g.Check(ctx, Request{Source: "llm", Agent: agent, Tool: tool, Params: json.RawMessage(`{"query_type":"monthly","text":"hi"}`)})
+		if d.Action != policy.Allow {
+			t.Errorf("%s: %v (%v)", tool, d.Action, d.Err)
+		}
+	}
+	if _, err := h.g.Authenticate(ctx, "llm", identity.Credentials{APIKey: "pcl_0000000000000000_bad"}); err == nil {
+		t.Fatal("a bad key authenticated")
+	}
+	// The failed attempt is on the record.
+	found := false
+	for _, data := range h.records(t) {
+		r, _ := ledger.ParseRecord([]byte(data))
+		if r.Source == "llm" && r.Decision == "deny" && strings.HasPrefix(r.Reason, "credential") {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("a failed authentication left no record")
+	}
+}
+
+func TestPolicyTurnedDenyBeforeApproval(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	req := h.call("wire_money", `{"amount":10}`)
+	d := h.g.Check(ctx, req)
+	if d.Action != policy.Constrain {
+		t.Fatalf("setup: %v", d.Action)
+	}
+	boss := approval.Approver{ID: "alice", Kind: approval.Human, Scopes: []approval.Scope{{Agents: []string{".*"}, Tools: []string{".*"}}}}
+	if _, err := h.appr.Approve(ctx, d.ApprovalID, boss, "ok"); err != nil {
+		t.Fatal(err)
+	}
+	// The administrator now denies wire_money outright: the approval cannot open that door.
+	f, err := policy.Parse("new.yaml", []byte(strings.Replace(testPolicy, "action: CONSTRAIN\n    enforcement: \"require_human_approval\"\n  - name: \"delete_operations\"", "action: DENY\n  - name: \"delete_operations\"", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := policy.Compile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.g.policies = staticPolicies{set}
+	req.ApprovalID = d.ApprovalID
+	if run := h.g.Check(ctx, req); run.Action != policy.Deny {
+		t.Fatalf("approved call under a policy that now denies it: %v", run.Action)
+	}
+}
+
+func TestDecisionSpans(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	saved := tracer
+	tracer = tp.Tracer("test")
+	t.Cleanup(func() { tracer = saved })
+
+	h := newHarness(t, nil)
+	d := h.g.Check(context.Background(), h.call("fetch_sales_data", `{"query_type":"monthly"}`))
+	spans := exp.GetSpans()
+	if len(spans) != 1 || spans[0].Name != "guard.Check" {
+		t.Fatalf("spans = %+v", spans)
+	}
+	attrs := map[string]string{}
+	for _, a := range spans[0].Attributes {
+		attrs[string(a.Key)] = a.Value.String()
+	}
+	if attrs["portcullis.decision_id"] != d.ID || attrs["portcullis.decision"] != "ALLOW" || attrs["portcullis.agent"] != "report-generator-v1" {
+		t.Errorf("span attributes = %v", attrs)
+	}
+}
+
+func TestShadowRuleAndTwoPersonApproval(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	f, err := policy.Parse("shadow.yaml", []byte(testPolicy+`
+  - name: "watch big queries"
+    tool: fetch_sales_data
+    action: CONSTRAIN
+    dry_run: true
+    conditions:
+      - parameter: limit
+        min_value: 1000
+  - name: "payroll"
+    tool: run_payroll
+    action: CONSTRAIN
+    approval:
+      required: 2
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := policy.Compile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.g.policies = staticPolicies{set}
+
+	// The dry-run rule would have held this call: it runs, flagged as LOG, with the shadow on record.
+	d := h.g.Check(ctx, h.call("fetch_sales_data", `{"query_type":"monthly","limit":5000}`))
+	if d.Action != policy.Log {
+		t.Fatalf("shadowed call: %v, want LOG", d.Action)
+	}
+	if r := h.recordOf(t, d.ID, string(ledger.KindDecision)); !strings.Contains(r.Reason, `"watch big queries" would have decided CONSTRAIN`) {
+		t.Errorf("record reason = %q", r.Reason)
+	}
+	if d := h.g.Check(ctx, h.call("fetch_sales_data", `{"query_type":"monthly","limit":10}`)); d.Action != policy.Allow {
+		t.Errorf("a call the shadow rule would not hold: %v", d.Action)
+	}
+
+	// Two distinct approvers are needed before the payroll call runs.
+	req := h.call("run_payroll", `{"month":"2026-11"}`)
+	held := h.g.Check(ctx, req)
+	if held.Action != policy.Constrain {
+		t.Fatalf("payroll: %v", held.Action)
+	}
+	scope := []approval.Scope{{Agents: []string{".*"}, Tools: []string{".*"}}}
+	if _, err := h.appr.Approve(ctx, held.ApprovalID, approval.Approver{ID: "alice", Kind: approval.Human, Scopes: scope}, "ok"); err != nil {
+		t.Fatal(err)
+	}
+	req.ApprovalID = held.ApprovalID
+	if d := h.g.Check(ctx, req); d.Action == policy.Allow {
+		t.Fatal("ran after one of two approvals")
+	}
+	if _, err := h.appr.Approve(ctx, held.ApprovalID, approval.Approver{ID: "bob", Kind: approval.Human, Scopes: scope}, "ok"); err != nil {
+		t.Fatal(err)
+	}
+	if d := h.g.Check(ctx, req); d.Action != policy.Allow {
+		t.Fatalf("after two approvals: %v (%v)", d.Action, d.Err)
 	}
 }

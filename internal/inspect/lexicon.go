@@ -42,6 +42,7 @@ const (
 	wPrep                            // in, to, into, within, at, inside, throughout
 	wPromptNoun                      // prompt, instructions, guidelines, directives: what a system prompt is called
 	wStrongOutput                    // output nouns that name the assistant's own answer (not "code", "message")
+	wSpecial                         // follow, following, obey, mode, anything: words some rules key on
 )
 
 var lexicon map[string]uint32
@@ -154,6 +155,7 @@ func initLexicon() {
 	addWords(wPromptNoun, `prompt prompts instructions instruction guidelines directives system-prompt systemprompt
 		preprompt pre-prompt rules instrucciones consignes anweisungen instruktionen instruções instrucoes
 		istruzioni инструкции промпт`)
+	addWords(wSpecial, `follow following obey mode anything`)
 	addWords(wPrep, `in to into within at inside throughout en dans in na nella в`)
 }
 
@@ -161,9 +163,23 @@ func initLexicon() {
 type token struct {
 	start, end int32
 	cls        uint32
-	sentStart  bool // first word of a sentence
-	sentEnd    byte // the punctuation that ends the sentence after this word ('.', '?', ...), or 0
-	gerund     bool // classes come from the verb stem of an -ing form
+	sentStart  bool  // first word of a sentence
+	sentEnd    byte  // the punctuation that ends the sentence after this word ('.', '?', ...), or 0
+	gerund     bool  // classes come from the verb stem of an -ing form
+	last       int32 // index of the last token of this token's sentence (set by markSentences)
+}
+
+// markSentences sets every token's last field in one backward pass, so that finding the end of
+// a sentence is O(1): rules that look ahead "to the end of the sentence" from many tokens of one
+// long, unpunctuated text would otherwise cost quadratic time.
+func markSentences(toks []token) {
+	last := int32(len(toks) - 1)
+	for i := len(toks) - 1; i >= 0; i-- {
+		if toks[i].sentEnd != 0 || i+1 < len(toks) && toks[i+1].sentStart {
+			last = int32(i)
+		}
+		toks[i].last = last
+	}
 }
 
 // tokenize splits text into words, marks sentence starts and looks each word up. It appends to

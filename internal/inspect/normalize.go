@@ -116,42 +116,77 @@ type scanFlags struct {
 	nonASCII, upper, percent, amp, backslash, blob bool
 }
 
+const (
+	fNonASCII uint8 = 1 << iota
+	fUpper
+	fPercent
+	fAmp
+	fBackslash
+)
+
+// byteFlags classifies each byte for scan: one table load and an OR per byte.
+var byteFlags = func() (t [256]uint8) {
+	for c := 0x80; c < 0x100; c++ {
+		t[c] = fNonASCII
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = fUpper
+	}
+	t['%'], t['&'], t['\\'] = fPercent, fAmp, fBackslash
+	return t
+}()
+
+// scan computes the flags of s; blob detection (a run of minBlob or more base64 characters that
+// mixes character classes) looks at about len(s)/minBlob bytes of prose.
 func scan(s string, minBlob int) scanFlags {
-	var f scanFlags
-	run, classes := 0, 0
+	var acc uint8
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= utf8.RuneSelf:
-			f.nonASCII = true
-		case c >= 'A' && c <= 'Z':
-			f.upper = true
-		case c == '%':
-			f.percent = true
-		case c == '&':
-			f.amp = true
-		case c == '\\':
-			f.backslash = true
-		}
-		if isB64Char(c) {
-			run++
-			switch {
-			case c >= 'A' && c <= 'Z':
-				classes |= 1
-			case c >= 'a' && c <= 'z':
-				classes |= 2
-			case c >= '0' && c <= '9':
-				classes |= 4
-			}
-			// A blob worth decoding mixes character classes: plain words and snake_case names don't.
-			if run >= minBlob && (classes == 7 || classes == 3 || classes == 5 || classes == 6) {
-				f.blob = true
-			}
-		} else {
-			run, classes = 0, 0
-		}
+		acc |= byteFlags[s[i]]
+	}
+	f := scanFlags{nonASCII: acc&fNonASCII != 0, upper: acc&fUpper != 0, percent: acc&fPercent != 0,
+		amp: acc&fAmp != 0, backslash: acc&fBackslash != 0}
+	if minBlob < len(s) {
+		f.blob = hasBlob(s, minBlob)
 	}
 	return f
+}
+
+// hasBlob reports a run of at least l base64 characters mixing two or more of upper case, lower
+// case and digits. It probes every l-th byte: a run of length l must cover one of them.
+func hasBlob(s string, l int) bool {
+	for j := l - 1; j < len(s); {
+		if !isB64Char(s[j]) {
+			j += l
+			continue
+		}
+		start, end := j, j+1
+		for start > 0 && isB64Char(s[start-1]) {
+			start--
+		}
+		for end < len(s) && isB64Char(s[end]) {
+			end++
+		}
+		if end-start >= l && mixedClasses(s[start:end]) {
+			return true
+		}
+		j = end + l
+	}
+	return false
+}
+
+func mixedClasses(run string) bool {
+	classes := 0
+	for i := 0; i < len(run); i++ {
+		switch c := run[i]; {
+		case c >= 'A' && c <= 'Z':
+			classes |= 1
+		case c >= 'a' && c <= 'z':
+			classes |= 2
+		case c >= '0' && c <= '9':
+			classes |= 4
+		}
+	}
+	return classes == 7 || classes == 3 || classes == 5 || classes == 6
 }
 
 func isB64Char(c byte) bool {

@@ -52,19 +52,23 @@ func (nosqlDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	if v.IsKey {
 		keys[1] = v.Raw
 	}
+	// On a database tool an operator key is legitimate inside a filter ({"filter": {"age": {"$gt":
+	// 3}}}), not under a scalar field like a user name ({"username": {"$ne": ""}}): the JSON path
+	// says which.
+	inFilter := dbTool && isFilterKey(v.Path)
 	for _, k := range keys {
 		lk := strings.ToLower(k)
-		if code, ok := nosqlOperators[lk]; ok && (code || !dbTool) {
+		if code, ok := nosqlOperators[lk]; ok && (code || !inFilter) {
 			found(threat.High, 0.85, "query operator "+lk+" as key", k)
 			return
 		}
 	}
 	var best Finding
-	readings(v, func(r string) bool {
+	foldedReadings(v, func(r string) bool {
 		if !strings.ContainsAny(r, "$'\"|;") && !strings.Contains(r, "db.") {
 			return true
 		}
-		r = strings.ToLower(r)
+		r = lowerASCII(r)
 		if len(r) > 4096 {
 			r = r[:4096]
 		}

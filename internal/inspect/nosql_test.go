@@ -22,7 +22,7 @@ func TestNoSQLDetector(t *testing.T) {
 		{"where clause", "search", "q", "x', $where: 'sleep(100)'", high},
 		{"js breakout", "search", "name", "z'; return true; var q='", high},
 		{"this.match", "search", "name", "a' && this.secret.match(/.*/)//", high},
-		{"db tool filter ok", "mongo_find", "$gt", "", nil},
+		{"db tool, operator outside a filter", "mongo_find", "$gt", "", high}, // path $.$gt: no filter above it
 		{"db tool where still bad", "mongo_find", "$where", "", high},
 		{"price text", "send", "text", "It costs $5, or $ne... no", nil},
 		{"shell var", "send", "text", "echo $HOME", nil},
@@ -53,6 +53,23 @@ func FuzzNoSQLDetector(f *testing.F) {
 }
 
 func BenchmarkNoSQL(b *testing.B) { benchDetector(b, nosqlDetector{}) }
+
+func TestNoSQLOperatorKeyPath(t *testing.T) {
+	eng := New(Config{Detectors: []Detector{nosqlDetector{}}})
+	for _, tt := range []struct {
+		raw  string
+		want threat.Level
+	}{
+		{`{"filter": {"age": {"$gt": 30}}}`, threat.None},
+		{`{"username": {"$ne": ""}, "password": {"$ne": ""}}`, threat.High},
+		{`{"query": {"$where": "sleep(100)"}}`, threat.High},
+	} {
+		res, err := eng.Inspect(t.Context(), "mongo_find", Request, []byte(tt.raw))
+		if err != nil || res.Level != tt.want {
+			t.Errorf("%s: level %v, err %v; want %v", tt.raw, res.Level, err, tt.want)
+		}
+	}
+}
 
 func TestNoSQLDatabaseFilterText(t *testing.T) {
 	high := []kindLevel{{KindNoSQLInjection, threat.High}}

@@ -91,7 +91,17 @@ func (d *pathDetector) inspectReading(r string, pathKey bool) (Finding, bool) {
 	if i := strings.IndexByte(dec, 0); i >= 0 && (strings.ContainsAny(dec, "/\\") || strings.Contains(dec[:i], ".")) {
 		return find(threat.High, 0.85, "NUL byte in path")
 	}
-	low := strings.ToLower(skel)
+	if !pathKey && strings.ContainsAny(dec, " \t\r\n") {
+		// Prose, not a path: file names mentioned in a sentence are not file access.
+		switch {
+		case ups == 1 && strings.Trim(skel, "./") == "":
+			return find(threat.Low, 0.3, "parent directory")
+		case ups == 1:
+			return find(threat.Medium, 0.5, "parent directory")
+		}
+		return Finding{}, false
+	}
+	low := lowerASCII(skel)
 	if strings.HasPrefix(dec, `\\`) && len(dec) > 2 && dec[2] != '\\' && strings.IndexByte(dec[2:], '\\') > 0 {
 		return find(threat.High, 0.8, "UNC path")
 	}

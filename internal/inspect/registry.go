@@ -81,18 +81,72 @@ func builtinDetectors(cfg DetectorConfig) []Detector {
 		sqlDetector{},
 		newPathDetector(cfg.PathRoots),
 		nosqlDetector{},
-		commandDetector{shellTools: shell},
+		newCommandDetector(shell),
 		ssrfDetector{resolver: cfg.Resolver},
 		piiDetector{},
 		secretDetector{},
 	}
 }
 
-// matchTool reports whether tool matches one of the path.Match patterns (case-insensitively).
-func matchTool(patterns []string, tool string) bool {
-	t := strings.ToLower(tool)
+// toolMatcher matches lower-cased tool names against path.Match patterns. Patterns of the common
+// shapes ("x", "x*", "*x", "*x*") are compiled to plain string tests, since it runs for every value.
+type toolMatcher struct {
+	exact, prefix, suffix, contains []string
+	glob                            []string
+}
+
+func newToolMatcher(patterns []string) toolMatcher {
+	var m toolMatcher
 	for _, p := range patterns {
-		if ok, _ := path.Match(p, t); ok {
+		p = strings.ToLower(p)
+		core := strings.Trim(p, "*")
+		switch {
+		case strings.ContainsAny(core, "*?[\\"):
+			m.glob = append(m.glob, p)
+		case strings.HasPrefix(p, "*") && strings.HasSuffix(p, "*") && len(p) > 1:
+			m.contains = append(m.contains, core)
+		case strings.HasPrefix(p, "*"):
+			m.suffix = append(m.suffix, core)
+		case strings.HasSuffix(p, "*"):
+			m.prefix = append(m.prefix, core)
+		default:
+			m.exact = append(m.exact, p)
+		}
+	}
+	return m
+}
+
+// match reports whether tool matches (case-insensitively).
+func (m *toolMatcher) match(tool string) bool {
+	t := tool
+	for i := 0; i < len(t); i++ {
+		if c := t[i]; c >= 'A' && c <= 'Z' {
+			t = strings.ToLower(tool)
+			break
+		}
+	}
+	for _, x := range m.exact {
+		if t == x {
+			return true
+		}
+	}
+	for _, x := range m.prefix {
+		if strings.HasPrefix(t, x) {
+			return true
+		}
+	}
+	for _, x := range m.suffix {
+		if strings.HasSuffix(t, x) {
+			return true
+		}
+	}
+	for _, x := range m.contains {
+		if strings.Contains(t, x) {
+			return true
+		}
+	}
+	for _, g := range m.glob {
+		if ok, _ := path.Match(g, t); ok {
 			return true
 		}
 	}

@@ -138,15 +138,22 @@ func (secretDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 		if len(s) > maxSecretScan {
 			s = s[:maxSecretScan]
 		}
-		for i := range secretRules {
-			r := &secretRules[i]
-			if seen[r.kind] {
+		// One pass over the text; at each byte only the prefixes starting with it (and its
+		// successor) are tried.
+		tries := 0
+		for i := 0; i+1 < len(s); i++ {
+			if secretPairs[int(s[i])<<8|int(s[i+1])] == 0 {
 				continue
 			}
-			for _, p := range r.prefixes {
-				if secretFind(s, p, r, emit) {
-					break
+			for _, sp := range secretIndex[s[i]] {
+				r := &secretRules[sp.rule]
+				if seen[r.kind] || !strings.HasPrefix(s[i:], sp.prefix) {
+					continue
 				}
+				if tries++; tries > 256 {
+					break // bounded work per value
+				}
+				secretAt(s, i, sp.prefix, r, emit)
 			}
 		}
 		if len(seen) == 0 {
@@ -173,44 +180,57 @@ func (secretDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	}
 }
 
-// secretFind looks for every occurrence of prefix p in s and reports the first one rule r accepts.
-func secretFind(s, p string, r *secretRule, emit func(string, threat.Level, float64, string, string)) bool {
-	off := 0
-	for n := 0; n < 64; n++ {
-		i := strings.Index(s[off:], p)
-		if i < 0 {
+// secretPrefix is one literal prefix of a rule, indexed by its first byte.
+type secretPrefix struct {
+	prefix string
+	rule   int
+}
+
+var secretIndex = func() (idx [256][]secretPrefix) {
+	for i, r := range secretRules {
+		for _, p := range r.prefixes {
+			idx[p[0]] = append(idx[p[0]], secretPrefix{p, i})
+		}
+	}
+	return idx
+}()
+
+// secretPairs marks the first two bytes of every prefix, so that most positions of a text are
+// rejected with one table load.
+var secretPairs = func() (t [65536]uint8) {
+	for _, r := range secretRules {
+		for _, p := range r.prefixes {
+			t[int(p[0])<<8|int(p[1])] = 1
+		}
+	}
+	return t
+}()
+
+// secretAt checks rule r at offset i of s, where prefix p occurs, and reports a match.
+func secretAt(s string, i int, p string, r *secretRule, emit func(string, threat.Level, float64, string, string)) bool {
+	var before string
+	if r.back != nil {
+		lo := max(0, i-64)
+		if before = r.back.FindString(s[lo:i]); before == "" {
 			return false
 		}
-		i += off
-		off = i + len(p)
-		var before string
-		if r.back != nil {
-			lo := max(0, i-64)
-			if before = r.back.FindString(s[lo:i]); before == "" {
-				continue
-			}
-		} else if p != "://" && p != "hooks.slack.com/" && p != "service_account" && p[0] != '-' && p[0] != ' ' && i > 0 && isAlnum(s[i-1]) {
-			continue // tokens start at a word boundary
-		}
-		end := i + 4096
-		if end > len(s) {
-			end = len(s)
-		}
-		m := r.re.FindStringSubmatch(s[i:end])
-		if m == nil {
-			continue
-		}
-		secret := before + m[0]
-		if len(m) > 1 && m[1] != "" {
-			secret = m[1]
-		}
-		if r.check != nil && !r.check(m[len(m)-1]) {
-			continue
-		}
-		emit(r.kind, r.sev, 0.9, r.what, secret)
-		return true
+	} else if p != "://" && p != "hooks.slack.com/" && p != "service_account" && p[0] != '-' && p[0] != ' ' && i > 0 && isAlnum(s[i-1]) {
+		return false // tokens start at a word boundary
 	}
-	return false
+	end := min(i+1200, len(s)) // the longest pattern (a service-account key) fits; bounds regexp work
+	m := r.re.FindStringSubmatch(s[i:end])
+	if m == nil {
+		return false
+	}
+	secret := before + m[0]
+	if len(m) > 1 && m[1] != "" {
+		secret = m[1]
+	}
+	if r.check != nil && !r.check(m[len(m)-1]) {
+		return false
+	}
+	emit(r.kind, r.sev, 0.9, r.what, secret)
+	return true
 }
 
 // validJWT checks that the first part of a JWT-shaped string is a JSON header with "alg".
@@ -230,6 +250,9 @@ func validJWT(tok string) bool {
 
 // authHeaderReal accepts an Authorization credential that looks generated.
 func authHeaderReal(tok string) bool {
+	if strings.HasPrefix(tok, "eyJ") && validJWT(tok) {
+		return false // reported as secret.jwt
+	}
 	return !secretPlaceholder(tok) && (looksRandom(tok, 3.0) || len(tok) >= 24)
 }
 
@@ -248,10 +271,55 @@ func urlPasswordReal(pw string) bool {
 	return !secretPlaceholder(pw) && !strings.HasPrefix(pw, "$") && !strings.HasPrefix(pw, "%") && !strings.HasPrefix(pw, "{")
 }
 
+// secretKeywords are the name fragments secretGeneric needs; the regexp runs only in windows
+// around them, so ordinary text costs a few substring searches.
+var secretKeywords = []string{"pass", "pwd", "secret", "token", "api", "key", "auth", "credential", "login"}
+
 func scanGenericSecrets(s, key string, emit func(string, threat.Level, float64, string, string)) {
 	if !strings.ContainsAny(s, "=:") {
 		return
 	}
+	lower := lowerASCII(s)
+	windows := 0
+	covered := -1
+	for _, kw := range secretKeywords {
+		for off := 0; off < len(lower) && windows < 8; {
+			i := strings.Index(lower[off:], kw)
+			if i < 0 {
+				break
+			}
+			i += off
+			off = i + len(kw)
+			if i < covered {
+				continue
+			}
+			// The keyword must end an identifier that is being assigned to.
+			j := i + len(kw)
+			for j < len(lower) && (isAlnum(lower[j]) || lower[j] == '_' || lower[j] == '-' || lower[j] == '.') {
+				j++
+			}
+			q := j
+			for q < len(lower) && q < j+4 && (lower[q] == ' ' || lower[q] == '\t' || lower[q] == '"' || lower[q] == '\'') {
+				q++
+			}
+			if q >= len(lower) || !(lower[q] == '=' || lower[q] == ':' || lower[q] == '!' || q > j && (lower[q-1] == '\'' || lower[q-1] == '"') && (kw == "pass" || kw == "pwd")) {
+				continue
+			}
+			lo := i
+			for lo > 0 && i-lo < 64 && (isAlnum(s[lo-1]) || s[lo-1] == '_' || s[lo-1] == '-' || s[lo-1] == '.') {
+				lo--
+			}
+			hi := min(len(s), q+260)
+			windows++
+			covered = hi
+			if scanGenericWindow(s[lo:hi], emit) {
+				return
+			}
+		}
+	}
+}
+
+func scanGenericWindow(s string, emit func(string, threat.Level, float64, string, string)) bool {
 	for _, ix := range secretGeneric.FindAllStringSubmatchIndex(s, 8) {
 		name, val := s[ix[2]:ix[3]], s[ix[4]:ix[5]]
 		op := s[ix[3]:ix[4]]
@@ -271,13 +339,14 @@ func scanGenericSecrets(s, key string, emit func(string, threat.Level, float64, 
 		switch {
 		case looksRandom(val, 3.5) && len(val) >= 16 && !strings.Contains(val, " "):
 			emit(KindSecretGeneric, threat.High, 0.8, "high-entropy "+name, val)
-			return
+			return true
 		case isPassword && len(val) >= 6 && !strings.ContainsAny(val, " :") && !strings.Contains(strings.ToLower(val), "pass") && shannon(val) >= 2.5:
 			// A password literal: weak passwords are still passwords.
 			emit(KindSecretGeneric, threat.High, 0.6, "password literal in "+name, val)
-			return
+			return true
 		}
 	}
+	return false
 }
 
 // codeExpression reports values that are code rather than literals: calls, member access,

@@ -83,9 +83,18 @@ var sqlTypography = strings.NewReplacer("\u2019", "'", "\u2018", "'", "\u2032", 
 	"\u201c", `"`, "\u201d", `"`, "\u2033", `"`, "\u2013", "--", "\u2014", "--")
 
 func sqlReading(r string, dbContext bool) (Finding, bool) {
-	lower := strings.ToLower(r)
+	lower := lowerASCII(r)
 	if hasNonASCII(lower) {
 		lower = sqlTypography.Replace(lower)
+	}
+	if !sqlWorthLexing(lower) {
+		// No operator, comment, keyword or quote break-out: nothing for the lexer to find.
+		if len(r) <= maxBareFragment && sqlPunctuated(r) {
+			if li, fp := libinjection.IsSQLi(r); li {
+				return Finding{Kind: KindSQLInjection, Severity: threat.Low, Evidence: "libinjection " + fp + ": " + excerpt(r, 0), Score: 0.3}, true
+			}
+		}
+		return Finding{}, false
 	}
 	buf := sqlTokPool.Get().(*[]sqlTok)
 	defer func() {
@@ -141,7 +150,7 @@ func sqlReading(r string, dbContext bool) (Finding, bool) {
 	// asking about when it is short — the size of an injected fragment, not of a paragraph.
 	var li bool
 	var fp string
-	if sig.attack != "" || sig.structure != "" || len(r) <= maxBareFragment {
+	if sig.attack != "" || sig.structure != "" || len(r) <= maxBareFragment && sqlPunctuated(r) {
 		li, fp = libinjection.IsSQLi(r)
 	}
 	switch {
@@ -163,6 +172,97 @@ func sqlReading(r string, dbContext bool) (Finding, bool) {
 		return Finding{Kind: KindSQLInjection, Severity: threat.Low, Evidence: "libinjection " + fp + ": " + excerpt(r, 0), Score: 0.3}, true
 	}
 	return Finding{}, false
+}
+
+// sqlGateSingle reports words that alone make a value worth lexing. A switch, not a map: it runs
+// for every word of every value.
+func sqlGateSingle(w string) bool {
+	if len(w) < 4 {
+		return false
+	}
+	switch w {
+	case "union", "select", "sleep", "benchmark", "waitfor", "exec", "execute", "truncate", "having", "rlike",
+		"regexp", "shutdown", "declare", "pragma", "outfile", "dumpfile", "information_schema", "load_file",
+		"session_user", "system_user", "extractvalue", "updatexml", "sysobjects", "sysusers", "syscolumns",
+		"sysdatabases", "randomblob":
+		return true
+	}
+	return false
+}
+
+// sqlWorthLexing is the cheap pre-check of sqlReading: one pass over the words of s looking for
+// anything a lexer rule needs — an operator or comment, a SQL keyword, a keyword pair ("order by",
+// "drop table", "or true"), a dangerous function call, a quote followed by a boolean operator, or a
+// value that starts with a boolean operator. Prose fails it and is not lexed.
+func sqlWorthLexing(s string) bool {
+	if strings.ContainsAny(s, "=<>;#@|&") || strings.Contains(s, "--") || strings.Contains(s, "/*") {
+		return true
+	}
+	var prev, prev2 string
+	first := true
+	nextByte := func(j int) byte {
+		for j < len(s) && (s[j] == ' ' || s[j] == '\t') {
+			j++
+		}
+		if j < len(s) {
+			return s[j]
+		}
+		return 0
+	}
+	for i := 0; i < len(s); {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			if c == '\'' || c == '"' || c == '`' {
+				// A quote followed by a boolean operator: `' or '1`, `") and (`.
+				j := i + 1
+				for j < len(s) && (s[j] == ' ' || s[j] == ')' || s[j] == '\t') {
+					j++
+				}
+				if r := s[j:]; strings.HasPrefix(r, "or") || strings.HasPrefix(r, "and") || strings.HasPrefix(r, "xor") || strings.HasPrefix(r, "div") {
+					return true
+				}
+			}
+			i++
+			continue
+		}
+		j := i
+		for j < len(s) && (s[j] >= 'a' && s[j] <= 'z' || s[j] >= '0' && s[j] <= '9' || s[j] == '_' || s[j] == '$') {
+			j++
+		}
+		w := s[i:j]
+		switch {
+		case sqlGateSingle(w):
+			return true
+		case strings.HasPrefix(w, "xp_") || strings.HasPrefix(w, "pg_") || strings.HasPrefix(w, "dbms_") || strings.HasPrefix(w, "utl_") || strings.HasPrefix(w, "current_") || strings.HasPrefix(w, "sp_"):
+			return true
+		case first && (w == "or" || w == "and"):
+			return true // an appended condition
+		case (w == "true" || w == "false" || w == "null" || w == "not") && (prev == "or" || prev == "and"):
+			return true
+		case w == "by" && (prev == "order" || prev == "group"):
+			return true
+		case (w == "table" || w == "database" || w == "user" || w == "index" || w == "view" || w == "schema" || w == "login") && (prev == "create" || prev == "drop" || prev == "alter"):
+			return true
+		case w == "into" && prev == "insert", w == "from" && prev == "delete", w == "insert" && prev == "bulk", w == "set" && prev2 == "update",
+			(w == "from" || w == "to") && prev2 == "copy", w == "tables" && prev == "show", w == "database" && prev == "backup":
+			return true
+		case w == "like" && (nextByte(j) == '\'' || nextByte(j) == '"'):
+			return true
+		case nextByte(j) == '(' && (sqlDangerFuncs[w] != "" || w == "version" || w == "database" || w == "user"):
+			return true
+		case w == "sys" && j < len(s) && s[j] == '.':
+			return true
+		}
+		prev2, prev, first = prev, w, false
+		i = j
+	}
+	return false
+}
+
+// sqlPunctuated reports the punctuation a SQL fragment needs to break out of a literal or a
+// clause: quotes, parentheses, comments, statement separators. Ids, dates, paths and URLs lack it.
+func sqlPunctuated(r string) bool {
+	return strings.ContainsAny(r, "'\"`();#") || strings.Contains(r, "--") || strings.Contains(r, "/*")
 }
 
 // sqlPrefixed runs libinjection as if the value followed a number (optionally inside parentheses).

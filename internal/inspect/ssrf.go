@@ -139,7 +139,7 @@ func isHostKey(key string) bool {
 // treats the whole value as a host[:port].
 func extractURLs(s string, hostKey bool) []ssrfURL {
 	var out []ssrfURL
-	low := strings.ToLower(s)
+	low := lowerASCII(s)
 	for i := 0; i < len(low) && len(out) <= maxSSRFHosts; {
 		j := strings.Index(low[i:], "://")
 		if j < 0 {

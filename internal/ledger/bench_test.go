@@ -16,9 +16,9 @@ import (
 	"github.com/portcullis-ai/portcullis/internal/store/sqlite"
 )
 
-func openSQLite(b *testing.B) *sqlite.Store {
+func openSQLite(b *testing.B) *sqlite.Ledger {
 	b.Helper()
-	st, err := sqlite.Open(filepath.Join(b.TempDir(), "ledger.db"))
+	st, err := sqlite.OpenLedger(filepath.Join(b.TempDir(), "ledger.db"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func BenchmarkAppendDurable64(b *testing.B) {
 	var next atomic.Int64
 	b.ReportAllocs()
 	b.ResetTimer()
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	var wg sync.WaitGroup
 	for c := range callers {
 		wg.Add(1)
@@ -60,8 +60,9 @@ func BenchmarkAppendDurable64(b *testing.B) {
 		}()
 	}
 	wg.Wait()
-	el := time.Since(start)
+	el, cpu := time.Since(start), cpuTime()-cpu0
 	b.StopTimer()
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu_us/record")
 	all := slices.Concat(lat...)
 	slices.Sort(all)
 	if len(all) > 0 {

@@ -5,11 +5,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,7 +44,7 @@ func crashChild(dir string) {
 	if err != nil {
 		fail(err)
 	}
-	st, err := sqlite.Open(filepath.Join(dir, "ledger.db"))
+	st, err := sqlite.OpenLedger(filepath.Join(dir, "ledger.db"))
 	if err != nil {
 		fail(err)
 	}
@@ -95,6 +95,7 @@ func TestCrashLoop(t *testing.T) {
 	acks := map[uint64]string{}
 	start := time.Now()
 	killedBeforeReady := 0
+	var readyWait []time.Duration
 	for run := range runs {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), crashChildEnv+"="+dir, crashChildEnv+"_RUN="+strconv.Itoa(run))
@@ -104,24 +105,44 @@ func TestCrashLoop(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		started := time.Now()
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		// Read the child's output as it comes; "ready" tells when it is appending.
+		ready := make(chan struct{})
 		readDone := make(chan []byte)
 		go func() {
-			// Collect everything; only newline-terminated lines count (the last may be torn).
-			all, _ := io.ReadAll(stdout)
-			readDone <- all
+			var all []byte
+			buf := make([]byte, 64<<10)
+			signalled := false
+			for {
+				n, err := stdout.Read(buf)
+				all = append(all, buf[:n]...)
+				if !signalled && bytes.HasPrefix(all, []byte("ready\n")) {
+					close(ready)
+					signalled = true
+				}
+				if err != nil {
+					readDone <- all
+					return
+				}
+			}
 		}()
-		early := rng.IntN(10) == 0
-		if early {
+		if rng.IntN(10) == 0 {
 			// Kill during start-up (recovery, startup record) now and then.
 			killedBeforeReady++
-			time.Sleep(time.Duration(rng.IntN(40)) * time.Millisecond)
+			time.Sleep(time.Duration(rng.IntN(30)) * time.Millisecond)
 		} else {
-			time.Sleep(time.Duration(20+rng.IntN(30)) * time.Millisecond)
-			// Let it run a little after it is appending.
-			time.Sleep(time.Duration(1+rng.IntN(40)) * time.Millisecond)
+			select {
+			case <-ready:
+				readyWait = append(readyWait, time.Since(started))
+			case <-time.After(30 * time.Second):
+				cmd.Process.Kill()
+				t.Fatalf("run %d: the child did not become ready: %s", run, stderr.String())
+			}
+			// Then a random moment while 64 callers append.
+			time.Sleep(time.Duration(1+rng.IntN(30)) * time.Millisecond)
 		}
 		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatalf("run %d: kill: %v", run, err)
@@ -153,7 +174,7 @@ func TestCrashLoop(t *testing.T) {
 		}
 	}
 	// Recover once more, close cleanly, and check.
-	st, err := sqlite.Open(filepath.Join(dir, "ledger.db"))
+	st, err := sqlite.OpenLedger(filepath.Join(dir, "ledger.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,6 +204,7 @@ func TestCrashLoop(t *testing.T) {
 	if len(acks) == 0 {
 		t.Fatal("no record was ever acknowledged")
 	}
-	t.Logf("%d runs (%d killed during start-up) in %v: %d acknowledged records, %d records, %d recovery records",
-		runs, killedBeforeReady, time.Since(start).Round(time.Millisecond), len(acks), len(rs), recoveries)
+	slices.Sort(readyWait)
+	t.Logf("%d runs (%d killed during start-up) in %v (median start-up %v): %d acknowledged records, %d records, %d recovery records",
+		runs, killedBeforeReady, time.Since(start).Round(time.Millisecond), readyWait[len(readyWait)/2].Round(time.Millisecond), len(acks), len(rs), recoveries)
 }

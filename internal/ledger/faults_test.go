@@ -138,7 +138,7 @@ func TestFaultyStoreNeverAcknowledges(t *testing.T) {
 		{"device gone (reads fail too)", faultWriteAndAll, syscall.EIO},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			sq, err := sqlite.Open(filepath.Join(t.TempDir(), "ledger.db"))
+			sq, err := sqlite.OpenLedger(filepath.Join(t.TempDir(), "ledger.db"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -196,7 +196,7 @@ func TestDiskFull(t *testing.T) {
 		t.Skipf("cannot mount a tmpfs (%v: %s); TestFaultyStoreNeverAcknowledges covers ENOSPC through the fault store", err, out)
 	}
 	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
-	sq, err := sqlite.Open(filepath.Join(mnt, "ledger.db"))
+	sq, err := sqlite.OpenLedger(filepath.Join(mnt, "ledger.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

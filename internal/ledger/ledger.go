@@ -203,12 +203,14 @@ func (l *Ledger) recover(ctx context.Context) (*Recovery, error) {
 	}
 	// The link into the tail: the leaf hash of the last checkpointed record.
 	from := l.cpSize
+	var lastCovered []byte
 	if from > 0 {
 		if err := l.st.Scan(ctx, from-1, func(e Entry) error {
 			if e.Seq != from-1 {
 				return fmt.Errorf("%w: record %d missing", ErrInconsistent, from-1)
 			}
 			l.lastLeaf = LeafHash(e.Data)
+			lastCovered = append([]byte(nil), e.Data...)
 			return errStop
 		}); err != nil && !errors.Is(err, errStop) {
 			return nil, fmt.Errorf("open ledger: %w", err)
@@ -216,6 +218,10 @@ func (l *Ledger) recover(ctx context.Context) (*Recovery, error) {
 	}
 	l.size = from
 	var last *Record
+	if lastCovered != nil {
+		// A clean stop ends with a checkpointed shutdown record and no tail.
+		last, _ = ParseRecord(lastCovered)
+	}
 	var torn error
 	tornAt := uint64(0)
 	err = l.st.Scan(ctx, from, func(e Entry) error {
@@ -308,7 +314,15 @@ func (l *Ledger) Append(ctx context.Context, r *Record, secretPaths ...string) (
 	l.redact.apply(r, secretPaths)
 	body, err := encodeBody(r)
 	if err != nil {
-		return 0, fmt.Errorf("append: %w", err)
+		// A field JSON cannot carry (a NaN score, say) must not leave the call unrecorded:
+		// record who, what and the decision, and why the rest is missing.
+		fb := &Record{Time: r.Time, Kind: r.Kind, DecisionID: r.DecisionID, RequestID: r.RequestID,
+			Source: r.Source, Agent: r.Agent, User: r.User, Tool: r.Tool, ParamsSize: r.ParamsSize,
+			ParamsHash: r.ParamsHash, PolicyVersion: r.PolicyVersion, Decision: r.Decision,
+			Enforcement: r.Enforcement, Message: "record could not be encoded in full: " + err.Error()}
+		if body, err = encodeBody(fb); err != nil {
+			return 0, fmt.Errorf("append: %w", err)
+		}
 	}
 	p := &pending{body: body, done: make(chan result, 1)}
 	l.mu.RLock()

@@ -3,7 +3,9 @@ package ledger_test
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -199,4 +201,17 @@ func TestQueueFullPushesBack(t *testing.T) {
 			t.Errorf("%d records, want 5 (startup, 3, shutdown)", got)
 		}
 	})
+}
+
+func TestUnencodableFieldsStillRecordTheDecision(t *testing.T) {
+	e := newEnv(t, nil)
+	l := e.open(t, nil)
+	r := decision(5)
+	r.Anomalies = []ledger.Anomaly{{Signal: "rate", Score: math.NaN()}}
+	seq := mustAppend(t, l, r)
+	mustClose(t, l)
+	got := records(t, e.st)[seq]
+	if got.DecisionID != "dec-000005" || got.Decision != "allow" || !strings.Contains(got.Message, "could not be encoded") {
+		t.Errorf("record = %+v, want the decision with a note", got)
+	}
 }

@@ -3,10 +3,17 @@ package ledger_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/portcullis-ai/portcullis/internal/ledger"
 	"github.com/portcullis-ai/portcullis/internal/store/memory"
+	"github.com/portcullis-ai/portcullis/internal/store/sqlite"
 )
 
 func TestRecoveryAfterUncleanStop(t *testing.T) {
@@ -146,5 +153,64 @@ func TestKeyRotation(t *testing.T) {
 	mustClose(t, l2)
 	if rep := e.verify(t); !rep.Intact {
 		t.Errorf("after reopening with the new key: %+v", rep)
+	}
+}
+
+func TestCleanRestartWritesNoRecovery(t *testing.T) {
+	e := newEnv(t, nil)
+	l := e.open(t, nil)
+	mustAppend(t, l, decision(1))
+	mustClose(t, l)
+	l2 := e.open(t, nil)
+	mustClose(t, l2)
+	var kinds []ledger.Kind
+	for _, r := range records(t, e.st) {
+		kinds = append(kinds, r.Kind)
+	}
+	want := []ledger.Kind{ledger.KindStartup, ledger.KindDecision, ledger.KindShutdown, ledger.KindStartup, ledger.KindShutdown}
+	if diff := cmp.Diff(want, kinds); diff != "" {
+		t.Errorf("kinds after a clean restart (-want +got):\n%s", diff)
+	}
+}
+
+// The same on the real store: a torn last row in SQLite is trimmed with a recovery record; a
+// damaged row before it refuses the start.
+func TestRecoveryOnSQLite(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		fromEnd int // which row from the end to cut
+		refuse  bool
+	}{{"torn last row", 1, false}, {"damaged earlier row", 3, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, err := sqlite.OpenLedger(filepath.Join(t.TempDir(), "ledger.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			e := newEnv(t, st)
+			l := e.open(t, func(o *ledger.Options) { o.CheckpointRecords = 10; o.CheckpointInterval = time.Hour })
+			for i := range 15 {
+				mustAppend(t, l, decision(i))
+			}
+			size, _ := st.Size(context.Background())
+			seq := int64(size) - int64(tc.fromEnd)
+			if _, err := st.DB().Exec("UPDATE ledger_records SET data = substr(data, 1, length(data) / 2) WHERE seq = ?", seq); err != nil {
+				t.Fatal(err)
+			}
+			_, err = ledger.Open(context.Background(), e.options(t))
+			if tc.refuse {
+				if !errors.Is(err, ledger.ErrInconsistent) || !strings.Contains(err.Error(), fmt.Sprintf("record %d", seq)) {
+					t.Fatalf("open = %v, want ErrInconsistent naming record %d", err, seq)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("open: %v", err)
+			}
+			rs := records(t, st)
+			if r := rs[seq]; r.Kind != ledger.KindRecovery || r.Recovery.TrimmedFrom != uint64(seq) {
+				t.Errorf("record %d = %+v, want the recovery record", seq, r)
+			}
+		})
 	}
 }

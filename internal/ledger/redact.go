@@ -14,7 +14,8 @@ import (
 
 // Redactor reports the JSON paths ("$.a.b", "$.items[2]", `$["odd key"]`) of parameter values
 // that must not reach disk. The inspection engine provides one from the secrets it detected;
-// the ledger calls it in the appending goroutine, before anything is encoded or hashed.
+// the ledger calls it in the appending goroutine, before anything is encoded or hashed, so it
+// must be safe for concurrent use.
 type Redactor interface {
 	SecretPaths(tool string, params json.RawMessage) []string
 }

@@ -252,7 +252,7 @@ func Verify(ctx context.Context, st Store, opts VerifyOptions) (Report, error) {
 	errStopped := errors.New("stopped")
 	i := uint64(0)
 	broken := int64(-1) // a record whose prev link failed, awaiting the next record
-	err = st.Scan(ctx, 0, func(e Entry) error {
+	err = scanPipelined(ctx, st, func(e Entry) error {
 		if i >= first.seq {
 			return errStopped
 		}
@@ -363,4 +363,68 @@ func Verify(ctx context.Context, st Store, opts VerifyOptions) (Report, error) {
 	}
 	rep.Intact = true
 	return rep, nil
+}
+
+// scanPipelined is st.Scan with the store's reading on one goroutine and fn on the caller's,
+// so reading (SQL decoding) and checking (hashing) use two cores. Records are copied into
+// per-batch buffers; fn's error stops the reader and is returned unchanged.
+func scanPipelined(ctx context.Context, st Store, fn func(Entry) error) error {
+	const batchLen = 1024
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type batch struct {
+		entries []Entry
+	}
+	ch := make(chan batch, 4)
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(ch)
+		var cur batch
+		var buf []byte
+		flush := func() error {
+			select {
+			case ch <- cur:
+				cur, buf = batch{}, nil
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		err := st.Scan(ctx, 0, func(e Entry) error {
+			if buf == nil {
+				buf = make([]byte, 0, 1<<20)
+			}
+			if len(buf)+len(e.Data) > cap(buf) {
+				buf = make([]byte, 0, max(1<<20, len(e.Data)))
+			}
+			start := len(buf)
+			buf = append(buf, e.Data...)
+			cur.entries = append(cur.entries, Entry{Seq: e.Seq, Data: buf[start:len(buf):len(buf)]})
+			if len(cur.entries) == batchLen {
+				return flush()
+			}
+			return nil
+		})
+		if err == nil && len(cur.entries) > 0 {
+			err = flush()
+		}
+		readErr <- err
+	}()
+	var fnErr error
+	for b := range ch {
+		if fnErr != nil {
+			continue // drain so the reader can finish
+		}
+		for _, e := range b.entries {
+			if fnErr = fn(e); fnErr != nil {
+				cancel()
+				break
+			}
+		}
+	}
+	err := <-readErr
+	if fnErr != nil {
+		return fnErr
+	}
+	return err
 }

@@ -9,6 +9,8 @@ import (
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/common/types"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/portcullis-ai/portcullis/internal/threat"
 )
 
 // CEL `expr` conditions see these variables:
@@ -177,7 +179,8 @@ const maxClosureFindings = 4
 // maxClosureFindings distinct findings the closure is not computed and the condition counts as
 // failed to evaluate (errored), which tightens.
 func evalCond(cc *ccond, req *Request, now time.Time) (ok, errored bool) {
-	act := &celActivation{req: req, now: now, rank: int(req.Threat), findings: req.Findings}
+	top := min(int(req.Threat), int(threat.Critical)) // a level beyond the scale reads as critical
+	act := &celActivation{req: req, now: now, rank: top, findings: req.Findings}
 	res, err := evalExpr(cc.expr, act)
 	if err != nil {
 		return false, true
@@ -189,9 +192,9 @@ func evalCond(cc *ccond, req *Request, now time.Time) (ok, errored bool) {
 	if len(kinds) > maxClosureFindings {
 		return false, true
 	}
-	for rank := int(req.Threat); rank >= 0; rank-- {
+	for rank := top; rank >= 0; rank-- {
 		for mask := 0; mask < 1<<len(kinds); mask++ {
-			if rank == int(req.Threat) && mask == 1<<len(kinds)-1 {
+			if rank == top && mask == 1<<len(kinds)-1 {
 				continue // the point already evaluated
 			}
 			sub := make([]string, 0, len(kinds))

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"regexp"
 	"regexp/syntax"
+	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -47,7 +49,7 @@ func (s *Set) RuleCount() int { return s.rules }
 
 // maxCachedTools bounds the per-policy memo of "tool name → candidate rules" for names that are
 // not written literally in any rule, so random tool names cannot grow memory without bound.
-const maxCachedTools = 4096
+const maxCachedTools = 1024
 
 // maxPrematch bounds compile-time matching of pattern rules against literal tool names.
 const maxPrematch = 4_000_000
@@ -64,22 +66,26 @@ type cpolicy struct {
 	exactRules map[string][]int32
 	// dynamic lists the rules whose tool patterns are not all literal names, in file order.
 	dynamic []int32
-	cacheMu sync.Mutex
-	cache   atomic.Pointer[map[string]*cands]
+	// byPrefix indexes dynamic rules by the literal prefix of their patterns, so a name not yet
+	// seen is matched only against rules whose prefix it starts with; prefixLens holds the
+	// prefix lengths in use and noPrefix the dynamic rules with an empty prefix (e.g. ".*").
+	byPrefix   map[string][]int32
+	prefixLens []int
+	noPrefix   []int32
+	cacheMu    sync.Mutex
+	cache      atomic.Pointer[map[string]*cands]
 
 	bhStart, bhEnd Clock
 	bhDays         uint8
 	bhLoc          *time.Location
+	bhZone         *zoneClock
 	levels         map[string]int
 	toolClass      map[string]int
 }
 
-// cands is the candidate rules for one tool name. verified means every listed rule's tool
-// patterns are known to match the name; otherwise each is checked at evaluation (kept for
-// index shapes that list rules before matching them).
+// cands is the rules whose tool patterns (and not_tool patterns) cover one tool name, in file order.
 type cands struct {
-	idx      []int32
-	verified bool
+	idx []int32
 }
 
 type matchKind uint8
@@ -114,6 +120,17 @@ func (m *matcher) match(s string) bool {
 		return false
 	}
 	return m.re.MatchString(s)
+}
+
+// anchored compiles src so that it must match a whole name. It wraps the canonical form of the
+// parsed pattern, not the text: wrapping the text would let "\\Q" (quote to the end) or "a)|(b"
+// swallow or escape the anchors.
+func anchored(src string) (*regexp.Regexp, error) {
+	tree, err := syntax.Parse(src, syntax.Perl)
+	if err != nil {
+		return nil, err
+	}
+	return regexp.Compile(`^(?:` + tree.String() + `)$`)
 }
 
 // compileToolPattern turns a whole-name RE2 pattern into matchers; simple shapes (a literal, an
@@ -174,7 +191,7 @@ func compileToolPattern(src string) ([]matcher, error) {
 			}
 		}
 	}
-	cre, err := regexp.Compile("^(?:" + src + ")$")
+	cre, err := anchored(src)
 	if err != nil {
 		return nil, err
 	}
@@ -186,6 +203,8 @@ type crule struct {
 	name        string
 	action      Action
 	threat      bool
+	dryRun      bool
+	approval    ApprovalSettings
 	enforcement string
 	pos         Pos
 	tools       []matcher
@@ -236,6 +255,7 @@ type ccond struct {
 	start, end Clock
 	days       uint8 // bit per weekday; 0 = every day
 	loc        *time.Location
+	zone       *zoneClock
 
 	level threat.Level
 
@@ -305,7 +325,7 @@ func dayMask(days []time.Weekday) uint8 {
 func compilePolicy(p *Policy) (*cpolicy, error) {
 	var errs ErrorList
 	bad := func(pos Pos, key, format string, args ...any) {
-		errs = append(errs, &Error{Pos: pos, Key: key, Msg: fmt.Sprintf(format, args...)})
+		errs = append(errs, &Error{Pos: pos, Key: key, Msg: fmt.Sprintf(format, args...), Hint: "build policies with Parse, which validates every value"})
 	}
 	cp := &cpolicy{src: p, def: Deny, enforce: DefaultEnforcement}
 	if p.HasDefault {
@@ -325,6 +345,7 @@ func compilePolicy(p *Policy) (*cpolicy, error) {
 			bad(bh.Pos, "business_hours.timezone", "unknown time zone %q", bh.Timezone)
 		}
 	}
+	cp.bhZone = newZoneClock(cp.bhLoc)
 	levels := p.ClassificationLevels
 	if levels == nil {
 		levels = DefaultClassificationLevels
@@ -346,6 +367,10 @@ func compilePolicy(p *Policy) (*cpolicy, error) {
 	for i, r := range p.Rules {
 		cr := &cp.rules[i]
 		cr.name, cr.action, cr.threat, cr.enforcement, cr.pos = r.Name, r.Action, r.Threat, r.Enforcement, r.Pos
+		cr.dryRun = r.DryRun
+		if r.Approval != nil {
+			cr.approval = *r.Approval
+		}
 		cr.exactOnly = len(r.NotTools) == 0
 		for _, pt := range r.Tools {
 			ms, err := compileToolPattern(pt.Source)
@@ -401,6 +426,41 @@ func (cp *cpolicy) buildIndex() {
 			}
 		}
 	}
+	cp.byPrefix = map[string][]int32{}
+	lens := map[int]bool{}
+	for _, i := range cp.dynamic {
+		r := &cp.rules[i]
+		var prefixes []string
+		for _, m := range r.tools {
+			var pre string
+			switch m.kind {
+			case matchExact, matchPrefix:
+				pre = m.lit
+			case matchRegex:
+				pre = m.prefix
+			}
+			if pre == "" {
+				prefixes = nil
+				break
+			}
+			prefixes = append(prefixes, pre)
+		}
+		if len(prefixes) == 0 {
+			cp.noPrefix = append(cp.noPrefix, i)
+			continue
+		}
+		for _, pre := range prefixes {
+			l := cp.byPrefix[pre]
+			if len(l) == 0 || l[len(l)-1] != i {
+				cp.byPrefix[pre] = append(l, i)
+			}
+			lens[len(pre)] = true
+		}
+	}
+	for n := range lens {
+		cp.prefixLens = append(cp.prefixLens, n)
+	}
+	sort.Ints(cp.prefixLens)
 	// Pattern rules are matched against every literal name at compile time when that is cheap;
 	// otherwise the merge happens on first use of a name (and is memoised in the bounded cache).
 	if len(cp.exactRules)*len(cp.dynamic) > maxPrematch {
@@ -415,9 +475,21 @@ func (cp *cpolicy) buildIndex() {
 // compute merges, in file order, the exact-only rules listing tool with the pattern rules matching it.
 func (cp *cpolicy) compute(tool string) *cands {
 	ex := cp.exactRules[tool]
-	c := &cands{verified: true, idx: make([]int32, 0, len(ex))}
+	c := &cands{idx: make([]int32, 0, len(ex))}
+	dyn := cp.noPrefix
+	if len(cp.byPrefix) > 0 {
+		dyn = append([]int32(nil), cp.noPrefix...)
+		for _, n := range cp.prefixLens {
+			if n > len(tool) {
+				break
+			}
+			dyn = append(dyn, cp.byPrefix[tool[:n]]...)
+		}
+		slices.Sort(dyn)
+		dyn = slices.Compact(dyn)
+	}
 	j := 0
-	for _, i := range cp.dynamic {
+	for _, i := range dyn {
 		if !cp.rules[i].matchesTool(tool) {
 			continue
 		}
@@ -504,7 +576,7 @@ func compileCond(cc *ccond, c *Condition, p *Policy, cp *cpolicy) error {
 		if err != nil {
 			return fmt.Errorf("time_of_day.timezone: %w", err)
 		}
-		cc.start, cc.end, cc.days, cc.loc = t.Start, t.End, dayMask(t.Days), loc
+		cc.start, cc.end, cc.days, cc.loc, cc.zone = t.Start, t.End, dayMask(t.Days), loc, newZoneClock(loc)
 	case KindThreatScore:
 		cc.level = *c.ThreatScore
 	case KindUserPermission:

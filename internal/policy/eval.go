@@ -36,14 +36,11 @@ func (s *Set) Evaluate(req *Request) (d Decision) {
 	base, baseIdx := p.def, int32(-1)
 	for _, i := range c.idx {
 		r := &p.rules[i]
-		if r.threat {
+		if r.threat || r.dryRun {
 			continue
 		}
 		if baseIdx >= 0 && !r.action.StricterThan(base) {
 			continue // cannot change the decision; ties go to the earlier rule
-		}
-		if !c.verified && !r.matchesTool(req.Tool) {
-			continue
 		}
 		if p.applies(r, req, now, nil) {
 			base, baseIdx = r.action, i
@@ -57,15 +54,12 @@ func (s *Set) Evaluate(req *Request) (d Decision) {
 	if cur != Deny {
 		for _, i := range c.idx {
 			r := &p.rules[i]
-			if !r.threat {
+			if !r.threat || r.dryRun {
 				continue
 			}
 			stricter := r.action.StricterThan(cur)
 			earlierTie := r.action == cur && curIdx >= 0 && i < curIdx
 			if !stricter && !earlierTie {
-				continue
-			}
-			if !c.verified && !r.matchesTool(req.Tool) {
 				continue
 			}
 			if p.applies(r, req, now, nil) {
@@ -84,6 +78,9 @@ func (p *cpolicy) decision(a Action, idx int32) Decision {
 	if idx >= 0 {
 		r := &p.rules[idx]
 		d.Rule, d.RuleEnforcement = r.name, r.enforcement
+		if a == Constrain {
+			d.Approval = r.approval
+		}
 	}
 	return d
 }
@@ -123,7 +120,7 @@ func (p *cpolicy) cond(cc *ccond, req *Request, now time.Time) (ok, errored bool
 		}
 		return everyElem(v, cc.scalarOK), false
 	case KindTimeOfDay:
-		return inWindow(now.In(cc.loc), cc.start, cc.end, cc.days), false
+		return inWindow(cc.zone, now, cc.start, cc.end, cc.days), false
 	case KindThreatScore:
 		return req.Threat >= cc.level, false
 	case KindUserPermission:
@@ -304,10 +301,8 @@ func (cc *ccond) scalarOK(v any) bool {
 
 // inWindow reports whether local time t is in [start, end) on an allowed day. A window with
 // start > end wraps past midnight; its after-midnight part belongs to the day it started on.
-func inWindow(t time.Time, start, end Clock, days uint8) bool {
-	h, m, _ := t.Clock()
-	min := Clock(h*60 + m)
-	day := t.Weekday()
+func inWindow(z *zoneClock, t time.Time, start, end Clock, days uint8) bool {
+	min, day := z.local(t)
 	switch {
 	case start < end:
 		if min < start || min >= end {
@@ -329,7 +324,7 @@ func inWindow(t time.Time, start, end Clock, days uint8) bool {
 // unusualHour: outside the policy's business hours, or — once History has a learned baseline —
 // an hour of day holding less than RareHourShare of the agent's calls.
 func (p *cpolicy) unusualHour(req *Request, now time.Time) bool {
-	if !inWindow(now.In(p.bhLoc), p.bhStart, p.bhEnd, p.bhDays) {
+	if !inWindow(p.bhZone, now, p.bhStart, p.bhEnd, p.bhDays) {
 		return true
 	}
 	if req.History != nil {

@@ -215,20 +215,20 @@ rules:
 		r    *Request
 		want Decision
 	}{
-		{"ALLOW and LOG → LOG, first in file order", &Request{Agent: Agent{ID: "a"}, Tool: "fetch_x"}, Decision{Log, "log_fetch_x", EnforceRecordAllow, ""}},
-		{"pattern ALLOW", &Request{Agent: Agent{ID: "a"}, Tool: "fetch_y"}, Decision{Allow, "allow_all_fetch", EnforceExecute, ""}},
-		{"CONSTRAIN beats ALLOW", &Request{Agent: Agent{ID: "a"}, Tool: "fetch_secret"}, Decision{Constrain, "constrain_secret", EnforceQueueApproval, ""}},
-		{"tool list regex", &Request{Agent: Agent{ID: "a"}, Tool: "vault_read"}, Decision{Constrain, "constrain_secret", EnforceQueueApproval, ""}},
-		{"not_tool excludes", &Request{Agent: Agent{ID: "a"}, Tool: "pay"}, Decision{Deny, "", EnforceReturnError, ""}},
-		{"DENY for everything else", &Request{Agent: Agent{ID: "a"}, Tool: "other"}, Decision{Deny, "deny_all_but_pay", EnforceReturnError, ""}},
-		{"threat ALLOW cannot loosen", &Request{Agent: Agent{ID: "a"}, Tool: "fetch_y", Threat: threat.High}, Decision{Allow, "allow_all_fetch", EnforceExecute, ""}},
-		{"threat LOG escalates ALLOW", &Request{Agent: Agent{ID: "a"}, Tool: "fetch_y", Findings: []string{"pii.email"}}, Decision{Log, "threat_log", EnforceRecordAllow, ""}},
-		{"threat LOG ties with earlier base LOG", &Request{Agent: Agent{ID: "a"}, Tool: "fetch_x", Findings: []string{"pii.email"}}, Decision{Log, "log_fetch_x", EnforceRecordAllow, ""}},
-		{"CEL error in a DENY rule denies", &Request{Agent: Agent{ID: "a"}, Tool: "b"}, Decision{Deny, "cel_error_deny", EnforceReturnError, ""}},
-		{"default ALLOW", &Request{Agent: Agent{ID: "open"}, Tool: "x"}, Decision{Allow, "", EnforceExecute, ""}},
-		{"threat rule escalates default ALLOW", &Request{Agent: Agent{ID: "open"}, Tool: "t", Threat: threat.Medium}, Decision{Log, "watch", EnforceRecordAllow, ""}},
-		{"unknown agent", &Request{Agent: Agent{ID: "ghost"}, Tool: "x"}, Decision{Deny, "", EnforceReturnError, ""}},
-		{"tool name with newline does not match .*", &Request{Agent: Agent{ID: "a"}, Tool: "fetch_\nx"}, Decision{Deny, "", EnforceReturnError, ""}},
+		{"ALLOW and LOG → LOG, first in file order", &Request{Agent: Agent{ID: "a"}, Tool: "fetch_x"}, Decision{Action: Log, Rule: "log_fetch_x", Enforcement: EnforceRecordAllow, RuleEnforcement: ""}},
+		{"pattern ALLOW", &Request{Agent: Agent{ID: "a"}, Tool: "fetch_y"}, Decision{Action: Allow, Rule: "allow_all_fetch", Enforcement: EnforceExecute, RuleEnforcement: ""}},
+		{"CONSTRAIN beats ALLOW", &Request{Agent: Agent{ID: "a"}, Tool: "fetch_secret"}, Decision{Action: Constrain, Rule: "constrain_secret", Enforcement: EnforceQueueApproval, RuleEnforcement: ""}},
+		{"tool list regex", &Request{Agent: Agent{ID: "a"}, Tool: "vault_read"}, Decision{Action: Constrain, Rule: "constrain_secret", Enforcement: EnforceQueueApproval, RuleEnforcement: ""}},
+		{"not_tool excludes", &Request{Agent: Agent{ID: "a"}, Tool: "pay"}, Decision{Action: Deny, Rule: "", Enforcement: EnforceReturnError, RuleEnforcement: ""}},
+		{"DENY for everything else", &Request{Agent: Agent{ID: "a"}, Tool: "other"}, Decision{Action: Deny, Rule: "deny_all_but_pay", Enforcement: EnforceReturnError, RuleEnforcement: ""}},
+		{"threat ALLOW cannot loosen", &Request{Agent: Agent{ID: "a"}, Tool: "fetch_y", Threat: threat.High}, Decision{Action: Allow, Rule: "allow_all_fetch", Enforcement: EnforceExecute, RuleEnforcement: ""}},
+		{"threat LOG escalates ALLOW", &Request{Agent: Agent{ID: "a"}, Tool: "fetch_y", Findings: []string{"pii.email"}}, Decision{Action: Log, Rule: "threat_log", Enforcement: EnforceRecordAllow, RuleEnforcement: ""}},
+		{"threat LOG ties with earlier base LOG", &Request{Agent: Agent{ID: "a"}, Tool: "fetch_x", Findings: []string{"pii.email"}}, Decision{Action: Log, Rule: "log_fetch_x", Enforcement: EnforceRecordAllow, RuleEnforcement: ""}},
+		{"CEL error in a DENY rule denies", &Request{Agent: Agent{ID: "a"}, Tool: "b"}, Decision{Action: Deny, Rule: "cel_error_deny", Enforcement: EnforceReturnError, RuleEnforcement: ""}},
+		{"default ALLOW", &Request{Agent: Agent{ID: "open"}, Tool: "x"}, Decision{Action: Allow, Rule: "", Enforcement: EnforceExecute, RuleEnforcement: ""}},
+		{"threat rule escalates default ALLOW", &Request{Agent: Agent{ID: "open"}, Tool: "t", Threat: threat.Medium}, Decision{Action: Log, Rule: "watch", Enforcement: EnforceRecordAllow, RuleEnforcement: ""}},
+		{"unknown agent", &Request{Agent: Agent{ID: "ghost"}, Tool: "x"}, Decision{Action: Deny, Rule: "", Enforcement: EnforceReturnError, RuleEnforcement: ""}},
+		{"tool name with newline does not match .*", &Request{Agent: Agent{ID: "a"}, Tool: "fetch_\nx"}, Decision{Action: Deny, Rule: "", Enforcement: EnforceReturnError, RuleEnforcement: ""}},
 	}
 	for _, tc := range tests {
 		tc.r.Time = tue10
@@ -278,5 +278,57 @@ func TestEvaluateZeroAllocs(t *testing.T) {
 	r := sales("2026-03-10T10:00:00-04:00", "monthly", 30.0, threat.None)
 	if n := testing.AllocsPerRun(100, func() { set.Evaluate(r) }); n != 0 {
 		t.Errorf("Evaluate allocates %v times per call", n)
+	}
+}
+
+// TestZoneClock compares the cached local clock with time.Time.In across DST changes, far past
+// and future instants and many zones, in an order that makes the cache miss and hit.
+func TestZoneClock(t *testing.T) {
+	for _, name := range []string{"UTC", "America/New_York", "Europe/Berlin", "Australia/Lord_Howe", "Asia/Kathmandu", "Pacific/Chatham", "America/St_Johns"} {
+		loc, err := time.LoadLocation(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		z := newZoneClock(loc)
+		start := time.Date(1901, 1, 1, 0, 0, 0, 0, time.UTC)
+		for i := range 5000 {
+			// Steps of a prime number of minutes, with jumps back and forth.
+			tm := start.Add(time.Duration(i*7919) * time.Minute * 7)
+			if i%3 == 0 {
+				tm = time.Date(2026, 3, 8, 0, 0, 0, 0, time.UTC).Add(time.Duration(i%1440) * time.Minute)
+			}
+			min, wd := z.local(tm)
+			l := tm.In(loc)
+			if want := Clock(l.Hour()*60 + l.Minute()); min != want || wd != l.Weekday() {
+				t.Fatalf("%s %v: got %v %v, want %v %v", name, tm, min, wd, want, l.Weekday())
+			}
+		}
+	}
+}
+
+// TestConcurrentEvaluate runs evaluations (with memo insertions and zone-period changes) from
+// many goroutines; with -race it checks the set is safe for concurrent use.
+func TestConcurrentEvaluate(t *testing.T) {
+	set, err := Load("testdata/seed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := seedCases()
+	done := make(chan struct{})
+	for g := range 8 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range 300 {
+				c := cases[(g*31+i)%len(cases)]
+				if d := set.Evaluate(c.req); d.Action != c.want {
+					t.Errorf("%s: %s, want %s", c.name, d.Action, c.want)
+					return
+				}
+				set.Evaluate(&Request{Agent: Agent{ID: "report-generator-v1"}, Tool: fmt.Sprintf("tool_%d_%d", g, i), Time: c.req.Time})
+			}
+		}()
+	}
+	for range 8 {
+		<-done
 	}
 }

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -28,38 +29,50 @@ func (s *Set) Explain(req *Request) (ex Explanation) {
 	}
 	c := p.candidates(req.Tool)
 	ex.Rules = []RuleTrace{}
-	base, baseIdx := p.def, int32(-1)
 	type hit struct {
 		idx    int32
 		action Action
+		threat bool
+		dryRun bool
 	}
-	var threatHits []hit
+	var hits []hit
 	for _, i := range c.idx {
 		r := &p.rules[i]
-		if !c.verified && !r.matchesTool(req.Tool) {
-			continue
-		}
-		tr := RuleTrace{Rule: r.name, Pos: r.pos.String(), Action: r.action, Threat: r.threat, Conditions: []ConditionTrace{}}
+		tr := RuleTrace{Rule: r.name, Pos: r.pos.String(), Action: r.action, Threat: r.threat, DryRun: r.dryRun, Conditions: []ConditionTrace{}}
 		tr.Applies = p.applies(r, req, now, &tr)
 		ex.Rules = append(ex.Rules, tr)
-		if !tr.Applies {
-			continue
-		}
-		if r.threat {
-			threatHits = append(threatHits, hit{i, r.action})
-			continue
-		}
-		if baseIdx < 0 || r.action.StricterThan(base) {
-			base, baseIdx = r.action, i
+		if tr.Applies {
+			hits = append(hits, hit{i, r.action, r.threat, r.dryRun})
 		}
 	}
-	cur, curIdx := base, baseIdx
-	if cur != Deny {
-		for _, h := range threatHits {
-			if h.action.StricterThan(cur) || (h.action == cur && curIdx >= 0 && h.idx < curIdx) {
-				cur, curIdx = h.action, h.idx
+	// combine applies the combining rule to the applicable rules, with or without the dry-run ones.
+	combine := func(withDryRun bool) (Action, int32) {
+		base, baseIdx := p.def, int32(-1)
+		for _, h := range hits {
+			if h.threat || (h.dryRun && !withDryRun) {
+				continue
+			}
+			if baseIdx < 0 || h.action.StricterThan(base) {
+				base, baseIdx = h.action, h.idx
 			}
 		}
+		cur, curIdx := base, baseIdx
+		if cur != Deny {
+			for _, h := range hits {
+				if !h.threat || (h.dryRun && !withDryRun) {
+					continue
+				}
+				if h.action.StricterThan(cur) || (h.action == cur && curIdx >= 0 && h.idx < curIdx) {
+					cur, curIdx = h.action, h.idx
+				}
+			}
+		}
+		return cur, curIdx
+	}
+	cur, curIdx := combine(false)
+	if wa, wi := combine(true); wa != cur || wi != curIdx {
+		w := p.decision(wa, wi)
+		ex.WouldHave = &w
 	}
 	ex.Decision = p.decision(cur, curIdx)
 	switch {
@@ -159,7 +172,12 @@ func ifStr(c bool, s string) string {
 }
 
 func short(v any) string {
-	s := fmt.Sprintf("%#v", v)
+	var s string
+	if b, err := json.Marshal(v); err == nil {
+		s = string(b)
+	} else {
+		s = fmt.Sprintf("%v", v)
+	}
 	if r := []rune(s); len(r) > 80 {
 		return string(r[:80]) + "…"
 	}

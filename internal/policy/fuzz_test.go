@@ -111,3 +111,38 @@ func FuzzFastMatch(f *testing.F) {
 		}
 	})
 }
+
+// FuzzToolPattern: the shapes the tool-pattern compiler recognises (literal, literal
+// alternation, prefix, match-all) match exactly the names the whole-name regexp matches.
+func FuzzToolPattern(f *testing.F) {
+	for _, s := range [][2]string{
+		{"fetch_sales_data", "fetch_sales_data"}, {"fetch_.*", "fetch_x"}, {"fetch_.*", "fetch_\nx"},
+		{".*", ""}, {"(?s).*", "a\nb"}, {"(a|b)", "b"}, {"a|ab", "ab"}, {"tool_[0-9]+", "tool_12"},
+		{"(?i)fetch", "FETCH"}, {"", ""}, {"x*", ""}, {"fetch_(?s:.*)", "fetch_\n"}, {"a.*b", "ab"},
+	} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, pattern, name string) {
+		re, err := regexp.Compile(pattern)
+		if err != nil {
+			return // the loader rejects it (see TestToolPatternCannotEscapeAnchoring)
+		}
+		// Oracle independent of the wrapping: leftmost-longest finds a match starting at 0 if one
+		// exists, and the longest one, which spans the whole name if any does.
+		re.Longest()
+		ms, err := compileToolPattern(pattern)
+		if err != nil {
+			t.Fatalf("regexp compiles %q but the tool compiler does not: %v", pattern, err)
+		}
+		got := false
+		for i := range ms {
+			if ms[i].match(name) {
+				got = true
+			}
+		}
+		loc := re.FindStringIndex(name)
+		if want := loc != nil && loc[0] == 0 && loc[1] == len(name); got != want {
+			t.Fatalf("pattern %q name %q: compiled %v, regexp %v (kinds %+v)", pattern, name, got, want, ms)
+		}
+	})
+}

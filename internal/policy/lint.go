@@ -171,7 +171,42 @@ func (l *linter) neverApplies(r *Rule) bool {
 			dead = true
 		}
 	}
+	if !dead && l.windowsDisjoint(r) {
+		dead = true
+	}
 	return dead
+}
+
+// windowsDisjoint finds two time_of_day conditions of one rule, in the same zone and neither
+// wrapping past midnight, that no instant satisfies together: their [start, end) ranges do not
+// meet, or both list days and share none.
+func (l *linter) windowsDisjoint(r *Rule) bool {
+	var seen []*Condition
+	for _, c := range r.Conditions {
+		t := c.TimeOfDay
+		if c.Kind != KindTimeOfDay || t == nil || t.Start >= t.End {
+			continue
+		}
+		for _, o := range seen {
+			u := o.TimeOfDay
+			if u.Timezone != t.Timezone {
+				continue
+			}
+			hoursMiss := max(t.Start, u.Start) >= min(t.End, u.End)
+			daysMiss := t.Days != nil && u.Days != nil && !slices.ContainsFunc(t.Days, func(d time.Weekday) bool { return slices.Contains(u.Days, d) })
+			if hoursMiss || daysMiss {
+				what := fmt.Sprintf("%s–%s and %s–%s do not overlap", u.Start, u.End, t.Start, t.End)
+				if !hoursMiss {
+					what = "their days do not overlap"
+				}
+				l.add(c.Pos, LintEmptyWindow, LintWarning, r, "all conditions must hold at once: merge the windows into one, or split the rule in two",
+					"rule %q never applies: two time_of_day windows (lines %d and %d): %s", r.Name, o.Pos.Line, c.Pos.Line, what)
+				return true
+			}
+		}
+		seen = append(seen, c)
+	}
+	return false
 }
 
 // paramNeverHolds checks the conditions of one rule that test one parameter path. A value (or,

@@ -34,7 +34,7 @@ func TestLintFixtures(t *testing.T) {
 	}{
 		{"pl001_bad.yaml", []lintGot{{"PL001", W, "contradictory"}, {"PL001", W, "across_conditions"}, {"PL001", W, "one_of_outside_bounds"}}},
 		{"pl001_ok.yaml", nil},
-		{"pl002_bad.yaml", []lintGot{{"PL002", W, "empty_window"}}},
+		{"pl002_bad.yaml", []lintGot{{"PL002", W, "empty_window"}, {"PL002", W, "morning_and_evening"}, {"PL002", W, "weekdays_and_weekend"}}},
 		{"pl002_ok.yaml", nil},
 		{"pl003_bad.yaml", []lintGot{{"PL003", W, "too_short"}}},
 		{"pl003_ok.yaml", nil},

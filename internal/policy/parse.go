@@ -251,6 +251,9 @@ type parser struct {
 func (p *parser) pos(n *yaml.Node) Pos { return Pos{File: p.file, Line: n.Line, Col: n.Column} }
 
 func (p *parser) errorf(n *yaml.Node, key, hint, format string, args ...any) {
+	if hint == "" {
+		hint = "see docs/policy-language.md (or docs/policy.schema.json) for the keys and types allowed here"
+	}
 	p.errs = append(p.errs, &Error{Pos: p.pos(n), Key: key, Msg: fmt.Sprintf(format, args...), Hint: hint})
 }
 
@@ -289,7 +292,21 @@ func (p *parser) fields(n *yaml.Node, path string, allowed []string) ([]kv, bool
 		return nil, false
 	}
 	out := make([]kv, 0, len(n.Content)/2)
-	seen := map[string]bool{}
+	var seen map[string]bool // only for large mappings; small ones are checked by a scan of out
+	if len(n.Content) > 32 {
+		seen = map[string]bool{}
+	}
+	isDup := func(key string) bool {
+		if seen != nil {
+			return seen[key]
+		}
+		for _, e := range out {
+			if e.key == key {
+				return true
+			}
+		}
+		return false
+	}
 	ok := true
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
@@ -299,12 +316,14 @@ func (p *parser) fields(n *yaml.Node, path string, allowed []string) ([]kv, bool
 			continue
 		}
 		key := k.Value
-		if seen[key] {
+		if isDup(key) {
 			p.errorf(k, join(path, key), "remove one of the two; YAML keeps only one and the policy would be ambiguous", "duplicate key %q", key)
 			ok = false
 			continue
 		}
-		seen[key] = true
+		if seen != nil {
+			seen[key] = true
+		}
 		if allowed != nil && !contains(allowed, key) {
 			p.errorf(k, join(path, key), unknownHint(key, allowed), "unknown key %q", key)
 			ok = false
@@ -516,11 +535,13 @@ func (p *parser) pattern(n *yaml.Node, path string, whole bool) (Pattern, bool) 
 	if plainName(s) {
 		return Pattern{Pos: p.pos(n), Source: s}, true
 	}
-	src := s
-	if whole {
-		src = "^(?:" + s + ")$"
+	// Validate the pattern on its own (wrapped as text, a fragment such as "a)|(.*" would compile
+	// and escape the whole-name anchoring), then in its anchored form.
+	_, err := regexp.Compile(s)
+	if err == nil && whole {
+		_, err = anchored(s)
 	}
-	if _, err := regexp.Compile(src); err != nil {
+	if err != nil {
 		msg := strings.TrimPrefix(err.Error(), "error parsing regexp: ")
 		p.errorf(n, path, "patterns are RE2 (no look-around or back-references); escape literal dots as \\\\. inside double quotes", "invalid regular expression %q: %s", clip(s), msg)
 		return Pattern{}, false
@@ -793,7 +814,10 @@ func (p *parser) enforcement(n *yaml.Node, path string) []*EnforcementEntry {
 	return out
 }
 
-var ruleKeys = []string{"name", "tool", "not_tool", "action", "conditions", "enforcement"}
+var ruleKeys = []string{"name", "tool", "not_tool", "action", "conditions", "enforcement", "approval", "dry_run"}
+
+// approvalKeys are the keys of a rule's approval terms.
+var approvalKeys = []string{"required", "expiry", "grant_ttl"}
 
 func (p *parser) rules(n *yaml.Node, levels []string) []*Rule {
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
@@ -810,7 +834,7 @@ func (p *parser) rules(n *yaml.Node, levels []string) []*Rule {
 	out := make([]*Rule, 0, len(n.Content))
 	names := map[string]Pos{}
 	for i, item := range n.Content {
-		r := p.rule(item, fmt.Sprintf("rules[%d]", i), levels)
+		r := p.rule(item, "rules["+strconv.Itoa(i)+"]", levels)
 		if r == nil {
 			continue
 		}
@@ -830,10 +854,14 @@ func (p *parser) rule(n *yaml.Node, path string, levels []string) *Rule {
 	fs, _ := p.fields(n, path, ruleKeys)
 	r := &Rule{Pos: p.pos(n)}
 	var hasName, hasTool, hasAction bool
-	var enfNode *yaml.Node
+	var enfNode, apprNode *yaml.Node
 	for _, f := range fs {
 		kp := join(path, f.key)
 		switch f.key {
+		case "approval":
+			r.Approval, apprNode = p.approvalSettings(f.v, kp), f.v
+		case "dry_run":
+			r.DryRun, _ = p.boolean(f.v, kp)
 		case "name":
 			r.Name, hasName = p.nonEmpty(f.v, kp)
 		case "tool":
@@ -866,6 +894,10 @@ func (p *parser) rule(n *yaml.Node, path string, levels []string) *Rule {
 		p.errorf(enfNode, join(path, "enforcement"), "rule-level enforcement refines CONSTRAIN; remove it or make the action CONSTRAIN",
 			"rule enforcement %q on a %s rule has no effect", r.Enforcement, r.Action)
 	}
+	if apprNode != nil && hasAction && r.Action != Constrain && len(p.errs) == before {
+		p.errorf(apprNode, join(path, "approval"), "approval terms apply to CONSTRAIN rules; remove them or make the action CONSTRAIN",
+			"approval terms on a %s rule have no effect", r.Action)
+	}
 	for _, c := range r.Conditions {
 		switch {
 		case c.Kind == KindThreatScore, c.Kind == KindFindings:
@@ -878,6 +910,38 @@ func (p *parser) rule(n *yaml.Node, path string, levels []string) *Rule {
 		return nil
 	}
 	return r
+}
+
+// approvalSettings reads `approval: {required: N, expiry: 30m, grant_ttl: 10m}`.
+func (p *parser) approvalSettings(n *yaml.Node, path string) *ApprovalSettings {
+	fs, _ := p.fields(n, path, approvalKeys)
+	a := &ApprovalSettings{}
+	for _, f := range fs {
+		kp := join(path, f.key)
+		switch f.key {
+		case "required":
+			a.Required, _ = p.integer(f.v, kp, 1, 10)
+		case "expiry":
+			a.Expiry = p.duration(f.v, kp, time.Minute, 30*24*time.Hour)
+		case "grant_ttl":
+			a.GrantTTL = p.duration(f.v, kp, time.Minute, 24*time.Hour)
+		}
+	}
+	return a
+}
+
+// duration reads a Go duration ("15m", "2h") within [lo, hi].
+func (p *parser) duration(n *yaml.Node, path string, lo, hi time.Duration) time.Duration {
+	s, ok := p.str(n, path)
+	if !ok {
+		return 0
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < lo || d > hi {
+		p.errorf(n, path, fmt.Sprintf("write a duration from %v to %v, e.g. \"30m\"", lo, hi), "invalid duration %q", clip(s))
+		return 0
+	}
+	return d
 }
 
 var condKinds = map[string]ConditionKind{

@@ -207,3 +207,42 @@ func TestDuplicateAgentAcrossFiles(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// TestEveryErrorHasAHint: each problem the loader reports comes with a hint line.
+func TestEveryErrorHasAHint(t *testing.T) {
+	for _, src := range []string{
+		"agent_id: a\nrules: {}\n", "agent_id: \"\"\n", "agent_id: a\nrules:\n  - name: r\n    tool: t\n    action: ALLOW\n    conditions:\n      - time_context: {call_count_exceeds: {window_minutes: 5}}\n",
+		"agent_id: a\nenforcement: [{decision: ALLOW}]\n", "agent_id: a\nbusiness_hours: []\n",
+	} {
+		_, err := Parse("p.yaml", []byte(src))
+		var list ErrorList
+		if !errors.As(err, &list) {
+			t.Fatalf("%q: %v", src, err)
+		}
+		for _, e := range list {
+			if e.Hint == "" {
+				t.Errorf("%q: error without hint: %v", src, e)
+			}
+		}
+	}
+}
+
+// TestToolPatternCannotEscapeAnchoring: a fragment that is only valid once wrapped in ^(?:…)$
+// is rejected, so `tool: "x)|(.*"` cannot turn into "anything".
+func TestToolPatternCannotEscapeAnchoring(t *testing.T) {
+	for _, pat := range []string{"x)|(.*", ")(", "a)(b"} {
+		_, err := Parse("p.yaml", []byte(fmt.Sprintf("agent_id: a\nrules:\n  - {name: r, tool: %q, action: ALLOW}\n", pat)))
+		if err == nil || !strings.Contains(err.Error(), "invalid regular expression") {
+			t.Errorf("tool %q: err = %v", pat, err)
+		}
+	}
+}
+
+func TestToolPatternQuoted(t *testing.T) {
+	set := mustSet(t, "agent_id: a\nrules:\n  - {name: r, tool: '\\Qab)|.*', action: ALLOW}\n")
+	for tool, want := range map[string]Action{"ab)|.*": Allow, "ab)|.*x": Deny, "anything": Deny} {
+		if d := set.Evaluate(&Request{Agent: Agent{ID: "a"}, Tool: tool, Time: tue10}); d.Action != want {
+			t.Errorf("tool %q: %v, want %v", tool, d.Action, want)
+		}
+	}
+}

@@ -201,9 +201,23 @@ type Rule struct {
 	Action      Action
 	Conditions  []*Condition
 	Enforcement string // rule-level refinement of CONSTRAIN, e.g. require_human_approval
+	// Approval tunes the human approval a CONSTRAIN rule asks for (extension); nil: the defaults.
+	Approval *ApprovalSettings
+	// DryRun (extension) makes the rule a shadow: it is evaluated and reported — the decision it
+	// would have made is recorded — but it never changes what is enforced.
+	DryRun bool
 	// Threat is true when a condition reads runtime threat signals (threat_score, findings, or an
 	// expr that reads `threat`); such a rule can only tighten a decision. Set by Parse.
 	Threat bool
+}
+
+// ApprovalSettings are a CONSTRAIN rule's approval terms: how many distinct approvers (N of
+// N-of-M), how long the request stays pending and how long an approved grant stays redeemable.
+// Zero values take the gateway's defaults.
+type ApprovalSettings struct {
+	Required int
+	Expiry   time.Duration
+	GrantTTL time.Duration
 }
 
 // Pattern is a regular expression as written, with its position.
@@ -395,6 +409,8 @@ type Decision struct {
 	Enforcement string
 	// RuleEnforcement is the deciding rule's refinement (e.g. require_human_approval), if any.
 	RuleEnforcement string
+	// Approval is the deciding CONSTRAIN rule's approval terms (zero: defaults).
+	Approval ApprovalSettings
 }
 
 // Explanation is a decision with every rule considered (its tool matched) and each condition's
@@ -403,6 +419,8 @@ type Explanation struct {
 	Decision
 	Reason string      // "rule", "default_action", "unknown_agent"
 	Rules  []RuleTrace `json:"rules"`
+	// WouldHave is the decision had the dry-run rules been enforced, when it differs from Decision.
+	WouldHave *Decision `json:"would_have,omitempty"`
 }
 
 // RuleTrace is one considered rule.
@@ -411,6 +429,7 @@ type RuleTrace struct {
 	Pos        string           `json:"pos"`
 	Action     Action           `json:"action"`
 	Threat     bool             `json:"threat,omitempty"`
+	DryRun     bool             `json:"dry_run,omitempty"`
 	Applies    bool             `json:"applies"`
 	Conditions []ConditionTrace `json:"conditions"`
 }

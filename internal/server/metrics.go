@@ -34,7 +34,7 @@ const maxLabelValues = 1000
 func NewMetrics(ledgerDepth func() float64) *Metrics {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	buckets := []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1}
+	buckets := []float64{1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, .01, .025, .05, .1, .25, 1}
 	m := &Metrics{
 		reg: reg,
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portcullis_decisions_total",

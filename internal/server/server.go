@@ -20,6 +20,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+
 	"github.com/portcullis-ai/portcullis/internal/approval"
 	"github.com/portcullis-ai/portcullis/internal/guard"
 	"github.com/portcullis-ai/portcullis/internal/identity"
@@ -162,7 +165,8 @@ func (s *Server) handleDecide(w http.ResponseWriter, r *http.Request) {
 	}
 	defer release()
 
-	ctx := r.Context()
+	// A caller's trace context (traceparent) makes the decision a span of its trace.
+	ctx := otel.GetTextMapPropagator().Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 	if req.ApprovalID != "" && req.WaitSeconds > 0 && s.o.Approvals != nil {
 		s.waitForApproval(ctx, req.ApprovalID, time.Duration(req.WaitSeconds)*time.Second)
 	}

@@ -127,15 +127,16 @@ func chatToolCall(tc object) (id, name string, args []byte) {
 	return id, name, args
 }
 
-func (chatCodec) response(mc *modelCall, resp object) error {
+func (chatCodec) response(mc *modelCall, resp object) (bool, error) {
 	choices, err := resp.objs("choices")
 	if err != nil {
-		return fmt.Errorf("choices: %w", err)
+		return false, fmt.Errorf("choices: %w", err)
 	}
+	changed := false
 	for i, ch := range choices {
 		msg, err := ch.obj("message")
 		if err != nil {
-			return fmt.Errorf("choices[%d]: %w", i, err)
+			return false, fmt.Errorf("choices[%d]: %w", i, err)
 		}
 		if msg == nil {
 			continue
@@ -147,7 +148,7 @@ func (chatCodec) response(mc *modelCall, resp object) error {
 		}
 		calls, err := msg.objs("tool_calls")
 		if err != nil {
-			return fmt.Errorf("choices[%d].message.tool_calls: %w", i, err)
+			return false, fmt.Errorf("choices[%d].message.tool_calls: %w", i, err)
 		}
 		var kept []object
 		for _, tc := range calls {
@@ -173,11 +174,12 @@ func (chatCodec) response(mc *modelCall, resp object) error {
 			}
 		}
 		ch.set("message", msg)
+		changed = true
 	}
-	if choices != nil {
+	if changed {
 		resp.set("choices", choices)
 	}
-	return nil
+	return changed, nil
 }
 
 // chatStream holds tool-call deltas per choice until each call's arguments are complete
@@ -250,6 +252,9 @@ func (s *chatStream) event(ev sseEvent, out *sseWriter) (bool, error) {
 			return false, malformed("a chunk choice without an index")
 		}
 		c := s.choice(idx)
+		if _, ok := ch["message"]; ok {
+			return false, malformed("a stream chunk carrying a whole message")
+		}
 		delta, err := ch.obj("delta")
 		if err != nil {
 			return false, malformed("a chunk choice whose delta is not an object")

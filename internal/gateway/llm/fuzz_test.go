@@ -142,7 +142,7 @@ func FuzzResponse(f *testing.F) {
 			if err != nil {
 				continue
 			}
-			if err := codecs[format].response(mc, o); err != nil {
+			if _, err := codecs[format].response(mc, o); err != nil {
 				continue
 			}
 			if out := o.bytes(); leaksToolCall(format, out) {

@@ -535,6 +535,14 @@ func TestProviderErrorsRelayed(t *testing.T) {
 				return err
 			},
 			502, codeUpstreamAuth},
+		{"chat stream rate limit", "", 429, `{"error":{"message":"Rate limit reached","type":"requests","param":null,"code":"rate_limit_exceeded"}}`,
+			func(r *rig) error {
+				s := r.openaiClient().Chat.Completions.NewStreaming(context.Background(), chatParams())
+				for s.Next() {
+				}
+				return s.Err()
+			},
+			429, "rate_limit_exceeded"},
 		{"error that is not JSON", "", 503, `<html>upstream connect error</html>`,
 			func(r *rig) error {
 				_, err := r.anthropicClient().Messages.New(context.Background(), anthropicParams())
@@ -601,6 +609,17 @@ func TestMalformedUpstream(t *testing.T) {
 					_ = msg.Accumulate(s.Current())
 				}
 				o := anthropicOutcome(t, msg)
+				return o, s.Err()
+			}},
+		{"responses stream cut mid call", strings.Join(strings.SplitAfter(string(fixture(t, "responses_stream_two_tools.sse")), "\n\n")[:17], ""), "text/event-stream",
+			func(r *rig) (outcome, error) {
+				s := r.openaiClient().Responses.NewStreaming(context.Background(), responsesParams())
+				var o outcome
+				for s.Next() {
+					if ev := s.Current(); ev.Type == "response.output_item.done" && ev.Item.Type == "function_call" {
+						o.Calls = append(o.Calls, ev.Item.Name)
+					}
+				}
 				return o, s.Err()
 			}},
 		{"chat stream answered with JSON", string(fixture(t, "chat_two_tools.json")), "application/json",
@@ -683,5 +702,31 @@ func TestRequestRefusals(t *testing.T) {
 				t.Errorf("upstream called %d times for a refused request", n)
 			}
 		})
+	}
+}
+
+// A provider error event in the middle of a stream is relayed and ends the stream; a tool
+// call held at that moment is dropped, never released.
+func TestMidStreamProviderError(t *testing.T) {
+	full := string(fixture(t, "messages_stream_two_tools.sse"))
+	cut := strings.Index(full, "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":1}")
+	body := full[:cut] + "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n"
+	r := newRig(t, []byte(body), http.StatusOK, "text/event-stream")
+	s := r.anthropicClient().Messages.NewStreaming(context.Background(), anthropicParams())
+	msg := anthropic.Message{}
+	for s.Next() {
+		if err := msg.Accumulate(s.Current()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := s.Err()
+	if err == nil || !strings.Contains(err.Error(), "overloaded_error") {
+		t.Fatalf("stream error = %v, want the provider's overloaded_error", err)
+	}
+	if got := anthropicOutcome(t, msg); len(got.Calls) != 0 || !strings.Contains(got.text, "I'll check the weather") {
+		t.Errorf("got %+v: want the text before the error and no tool call", got)
+	}
+	if len(r.checker.calls) != 0 {
+		t.Errorf("an incomplete tool call was checked: %+v", r.checker.calls)
 	}
 }

@@ -54,6 +54,9 @@ var upstreamPath = map[Format]string{
 type Caller struct {
 	AgentID string // the agent, as identity knows it
 	UserID  string // the invoking user, when the credential names one
+	// Principal is the Checker's own record of who authenticated (opaque to the gateway): it lets
+	// one exchange be authenticated once and decided many times.
+	Principal any
 }
 
 // ToolCall is one tool call the model proposed, with its arguments parsed.

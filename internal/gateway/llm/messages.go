@@ -103,10 +103,10 @@ func (messagesCodec) request(mc *modelCall, req object) (bool, error) {
 	return changed, nil
 }
 
-func (messagesCodec) response(mc *modelCall, resp object) error {
+func (messagesCodec) response(mc *modelCall, resp object) (bool, error) {
 	blocks, err := resp.objs("content")
 	if err != nil {
-		return fmt.Errorf("content: %w", err)
+		return false, fmt.Errorf("content: %w", err)
 	}
 	removed, kept := 0, 0
 	for i, b := range blocks {
@@ -124,13 +124,13 @@ func (messagesCodec) response(mc *modelCall, resp object) error {
 		blocks[i] = object{"type": mustMarshal("text"), "text": mustMarshal(d.notice)}
 	}
 	if removed == 0 {
-		return nil
+		return false, nil
 	}
 	resp.set("content", blocks)
 	if sr, _ := resp.str("stop_reason"); sr == "tool_use" && kept == 0 {
 		resp.set("stop_reason", "end_turn")
 	}
-	return nil
+	return true, nil
 }
 
 // messagesStream holds each tool_use content block from content_block_start to
@@ -272,6 +272,14 @@ func (s *messagesStream) event(ev sseEvent, out *sseWriter) (bool, error) {
 		s.stopped = true
 		return true, nil
 	}
+	// Any other event must not carry a tool_use past the checks above (fail closed on event
+	// types this gateway does not know).
+	if cb, err := data.obj("content_block"); err != nil || (cb != nil && typ != "content_block_start") {
+		return false, malformed("a %s event carrying a content block", typ)
+	}
+	if m, err := data.obj("message"); err != nil || (m != nil && hasToolUse(m)) || hasToolUse(data) {
+		return false, malformed("a %s event carrying tool_use content", typ)
+	}
 	if s.open > 0 {
 		s.queue = append(s.queue, queued{ev: ev, block: -1})
 		return false, nil
@@ -329,4 +337,22 @@ func (s *messagesStream) end(out *sseWriter) error {
 		return &streamError{status: 502, code: codeStreamIncomplete, msg: "the upstream stream ended before message_stop"}
 	}
 	return nil
+}
+
+// hasToolUse reports whether an object's content holds a tool_use block (or is neither absent,
+// a string, nor an array of blocks, which cannot be checked).
+func hasToolUse(o object) bool {
+	if _, ok := o.str("content"); ok {
+		return false
+	}
+	blocks, err := o.objs("content")
+	if err != nil {
+		return true
+	}
+	for _, b := range blocks {
+		if t, _ := b.str("type"); t == "tool_use" {
+			return true
+		}
+	}
+	return false
 }

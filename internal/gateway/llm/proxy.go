@@ -38,7 +38,7 @@ var (
 // per-response stream rewriter.
 type codec interface {
 	request(mc *modelCall, req object) (changed bool, err error)
-	response(mc *modelCall, resp object) error
+	response(mc *modelCall, resp object) (changed bool, err error)
 	stream(mc *modelCall) streamer
 }
 
@@ -212,13 +212,17 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, f Format, up ups
 		writeError(w, f, http.StatusBadGateway, codeUpstreamMalform, "the upstream response is not a JSON object")
 		return
 	}
-	if err := cd.response(mc, out); err != nil {
+	rewritten, err := cd.response(mc, out)
+	if err != nil {
 		writeError(w, f, http.StatusBadGateway, codeUpstreamMalform, "the upstream response is malformed: "+err.Error())
 		return
 	}
+	if rewritten {
+		raw = out.bytes()
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(out.bytes())
+	_, _ = w.Write(raw)
 }
 
 // upstreamFailed answers a transport error: 504 for the gateway's timeout, 502 otherwise.

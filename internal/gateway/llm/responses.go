@@ -65,6 +65,20 @@ func noticeItemID(item object, callID string) string {
 	return "msg_portcullis_" + callID
 }
 
+// responsesToolName names a tool definition for AllowedTools: its name; "mcp:<server_label>"
+// for a remote MCP server; otherwise its type (web_search, file_search, …).
+func responsesToolName(t object) string {
+	if n, _ := t.str("name"); n != "" {
+		return n
+	}
+	typ, _ := t.str("type")
+	if typ == "mcp" {
+		label, _ := t.str("server_label")
+		return "mcp:" + label
+	}
+	return typ
+}
+
 func (responsesCodec) request(mc *modelCall, req object) (bool, error) {
 	changed := false
 	tools, err := req.objs("tools")
@@ -74,10 +88,7 @@ func (responsesCodec) request(mc *modelCall, req object) (bool, error) {
 	if tools != nil {
 		names := make([]string, len(tools))
 		for i, t := range tools {
-			names[i], _ = t.str("name")
-			if names[i] == "" {
-				names[i], _ = t.str("type")
-			}
+			names[i] = responsesToolName(t)
 		}
 		allowed, err := mc.filterTools(names)
 		if err != nil {
@@ -146,10 +157,10 @@ func (responsesCodec) request(mc *modelCall, req object) (bool, error) {
 	return changed, nil
 }
 
-func (responsesCodec) response(mc *modelCall, resp object) error {
+func (responsesCodec) response(mc *modelCall, resp object) (bool, error) {
 	items, err := resp.objs("output")
 	if err != nil {
-		return fmt.Errorf("output: %w", err)
+		return false, fmt.Errorf("output: %w", err)
 	}
 	removed := false
 	for i, it := range items {
@@ -168,7 +179,7 @@ func (responsesCodec) response(mc *modelCall, resp object) error {
 	if removed {
 		resp.set("output", items)
 	}
-	return nil
+	return removed, nil
 }
 
 // responsesStream holds every event of a checked output item, from response.output_item.added
@@ -225,19 +236,6 @@ func (s *responsesStream) event(ev sseEvent, out *sseWriter) (bool, error) {
 	case typ == "error":
 		s.emit(out, typ, data, ev.data)
 		return true, nil
-	case typ == "response.created" || typ == "response.in_progress" || typ == "response.queued":
-		// Items arrive as output_item events; a call already in the response would bypass them.
-		if resp, err := data.obj("response"); err == nil && resp != nil {
-			items, err := resp.objs("output")
-			if err != nil {
-				return false, malformed("%s whose output is not an array of items", typ)
-			}
-			for _, it := range items {
-				if ok, _, _, _ := checkedItem(it); ok {
-					return false, malformed("%s with a tool call already in its output", typ)
-				}
-			}
-		}
 	case typ == "response.output_item.added":
 		item, err := data.obj("item")
 		if err != nil || item == nil || !hasIdx {
@@ -315,12 +313,40 @@ func (s *responsesStream) event(ev sseEvent, out *sseWriter) (bool, error) {
 		s.terminal = true
 		return true, nil
 	}
+	// Any other event must not carry a call past the checks above (fail closed on event
+	// types this gateway does not know).
+	if it, err := data.obj("item"); err != nil || (it != nil && isChecked(it)) {
+		return false, malformed("a %s event carrying a tool call outside output_item events", typ)
+	}
+	if resp, err := data.obj("response"); err != nil || (resp != nil && hasCheckedOutput(resp)) {
+		return false, malformed("a %s event whose response carries a tool call", typ)
+	}
 	if s.open > 0 {
 		s.queue = append(s.queue, rqueued{data: data, raw: ev.data, name: typ, item: -1})
 		return false, nil
 	}
 	s.emit(out, typ, data, ev.data)
 	return false, nil
+}
+
+func isChecked(item object) bool {
+	ok, _, _, _ := checkedItem(item)
+	return ok
+}
+
+// hasCheckedOutput reports whether a response object's output holds a call (or is not an
+// array of items, which cannot be checked).
+func hasCheckedOutput(resp object) bool {
+	items, err := resp.objs("output")
+	if err != nil {
+		return true
+	}
+	for _, it := range items {
+		if isChecked(it) {
+			return true
+		}
+	}
+	return false
 }
 
 func mustUnquote(v json.RawMessage) string {

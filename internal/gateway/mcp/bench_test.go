@@ -77,7 +77,7 @@ func benchGateway(b *testing.B, clients int, durable bool) {
 }
 
 func newBenchHarness(b *testing.B) *harness {
-	store, err := sqlite.Open(filepath.Join(b.TempDir(), "ledger.db"))
+	store, err := sqlite.OpenLedger(filepath.Join(b.TempDir(), "ledger.db"))
 	if err != nil {
 		b.Fatal(err)
 	}

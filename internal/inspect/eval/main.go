@@ -76,7 +76,7 @@ func main() {
 	}
 	suites = append(suites, own...)
 	eng := inspect.New(inspect.Config{DetectorConfig: inspect.DetectorConfig{PathRoots: []string{"/srv/app", "/tmp/work"}}})
-	fmt.Printf("Detectors: %s. A detector fires when it reports a finding of severity ≥ %s; \"level ≥ high\" is the call's level.\n\n", strings.Join(eng.Detectors(), ", "), min)
+	fmt.Printf("Detectors: %s. A detector fires when it reports a finding of severity ≥ %s (PII: ≥ low, since PII is presence, not attack); \"level ≥ high\" is the call's level.\n\n", strings.Join(eng.Detectors(), ", "), min)
 	fmt.Println("| dataset | suite | detector | cases | TP | FP | TN | FN | precision | recall | FPR | level ≥ high (pos / neg) |")
 	fmt.Println("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	perDetFP := map[string]int{}
@@ -91,8 +91,12 @@ func main() {
 		for _, tc := range s.cases {
 			res, _ := eng.Inspect(context.Background(), tc.tool, tc.dir, tc.raw)
 			fired := false
+			smin := min
+			if s.detector == "pii" {
+				smin = threat.Low // PII is presence, reported at low severity by design
+			}
 			for _, f := range res.Findings {
-				if f.Severity >= min && (s.detector == "*" && f.Detector != "pii" || f.Detector == s.detector || s.detector == "injection+exfil" && (f.Detector == "injection" || f.Detector == "exfil")) && (s.kind == "" || strings.Contains(f.Kind, s.kind)) {
+				if f.Severity >= smin && (s.detector == "*" && f.Detector != "pii" || f.Detector == s.detector || s.detector == "injection+exfil" && (f.Detector == "injection" || f.Detector == "exfil")) && (s.kind == "" || strings.Contains(f.Kind, s.kind)) {
 					fired = true
 				}
 				if s.detector == "*" && f.Severity >= min {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"os"
 	"sync"
 	"testing"
@@ -18,9 +19,15 @@ import (
 	"github.com/portcullis-ai/portcullis/internal/store/storetest"
 )
 
-// approvalTestPool connects to PORTCULLIS_TEST_POSTGRES with a fresh schema as search_path, dropped
-// at cleanup, so tests are isolated from each other and from other packages' tables.
+// approvalTestPool connects to PORTCULLIS_TEST_POSTGRES with a fresh schema as search_path,
+// dropped at cleanup, so tests are isolated from each other and from other packages' tables.
 func approvalTestPool(t *testing.T) *pgxpool.Pool {
+	t.Helper()
+	return approvalPoolOn(t, approvalTestSchema(t))
+}
+
+// approvalTestSchema creates a schema for one test, dropped at cleanup, and returns its name.
+func approvalTestSchema(t *testing.T) string {
 	t.Helper()
 	url := os.Getenv("PORTCULLIS_TEST_POSTGRES")
 	if url == "" {
@@ -49,18 +56,64 @@ func approvalTestPool(t *testing.T) *pgxpool.Pool {
 			t.Errorf("drop schema: %v", err)
 		}
 	})
-	cfg, err := pgxpool.ParseConfig(url)
+	return schema
+}
+
+// approvalPoolOn opens a pool whose connections use schema; it is closed at cleanup.
+func approvalPoolOn(t *testing.T, schema string) *pgxpool.Pool {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(os.Getenv("PORTCULLIS_TEST_POSTGRES"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.ConnConfig.RuntimeParams["search_path"] = schema
 	cfg.MaxConns = 8
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
 	return pool
+}
+
+// TestApprovalsSurviveRestart: pending requests outlive the process that created them.
+func TestApprovalsSurviveRestart(t *testing.T) {
+	ctx := context.Background()
+	schema := approvalTestSchema(t)
+	params := json.RawMessage(`{"rows":20000}`)
+	in := approval.Input{Agent: "reporting-agent", User: "dave", Tool: "export_customer_data",
+		Params: params, RedactedParams: params, Rule: "bulk_export", PolicyVersion: "v1"}
+
+	first := approvalPoolOn(t, schema)
+	s1, err := NewApprovals(ctx, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e1, _ := approval.New(s1, approvalNopRecorder{})
+	r, err := e1.Request(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+
+	second := approvalPoolOn(t, schema)
+	s2, err := NewApprovals(ctx, second) // creating the schema again is a no-op
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2, _ := approval.New(s2, approvalNopRecorder{})
+	approver := approval.Approver{ID: "alice", Kind: approval.Human, Scopes: []approval.Scope{{Agents: []string{".*"}, Tools: []string{".*"}}}}
+	if _, err := e2.Approve(ctx, r.ID, approver, ""); err != nil {
+		t.Fatalf("Approve after restart: %v", err)
+	}
+	digest, _ := approval.Digest(params)
+	key := approval.Key{Agent: in.Agent, User: in.User, Tool: in.Tool, ParamsDigest: digest, PolicyVersion: "v2", Rule: in.Rule}
+	if _, err := e2.Redeem(ctx, r.ID, key); err != nil {
+		t.Fatalf("Redeem after restart: %v", err)
+	}
+	if _, err := e2.Redeem(ctx, r.ID, key); !errors.Is(err, approval.ErrConsumed) {
+		t.Fatalf("second Redeem: %v", err)
+	}
 }
 
 func TestApprovalStoreContract(t *testing.T) {

@@ -11,7 +11,7 @@ import (
 
 func TestLedgerStoreContract(t *testing.T) {
 	storetest.RunLedgerStore(t, func(t *testing.T) ledger.Store {
-		s, err := sqlite.Open(filepath.Join(t.TempDir(), "ledger.db"))
+		s, err := sqlite.OpenLedger(filepath.Join(t.TempDir(), "ledger.db"))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,10 +1,8 @@
-// Package sqlite is the embedded default store: one SQLite file (modernc.org/sqlite, no cgo)
-// in WAL mode with synchronous=FULL, so a commit is on disk when it returns. It implements
-// ledger.Store and keeps each record's bytes exactly as they were hashed, as a BLOB.
-//
-// It points inward at the interfaces it implements and must not import transports, the guard
-// or the cli.
 package sqlite
+
+// This file is the audit ledger's store: one SQLite file (modernc.org/sqlite, no cgo) in WAL
+// mode with synchronous=FULL, so a commit is on disk when it returns. It implements
+// ledger.Store and keeps each record's bytes exactly as they were hashed, as a BLOB.
 
 import (
 	"context"
@@ -21,13 +19,17 @@ import (
 	"github.com/portcullis-ai/portcullis/internal/ledger"
 )
 
-// schemaVersion is kept in PRAGMA user_version.
+// schemaVersion is kept in ledger_meta.
 const schemaVersion = 1
 
-const schema = `
+const ledgerSchema = `
 CREATE TABLE IF NOT EXISTS ledger_records (
 	seq  INTEGER PRIMARY KEY,
 	data BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ledger_meta (
+	key   TEXT PRIMARY KEY,
+	value TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS ledger_checkpoints (
 	id       INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -37,8 +39,8 @@ CREATE TABLE IF NOT EXISTS ledger_checkpoints (
 );
 `
 
-// Store is a ledger.Store in one SQLite database file.
-type Store struct {
+// Ledger is a ledger.Store in one SQLite database file.
+type Ledger struct {
 	db   *sql.DB
 	path string
 
@@ -47,15 +49,15 @@ type Store struct {
 	wg           sync.WaitGroup
 }
 
-var _ ledger.Store = (*Store)(nil)
+var _ ledger.Store = (*Ledger)(nil)
 
-// Open opens (creating if needed) the database at path.
+// OpenLedger opens (creating if needed) the database at path.
 //
 // Durability: WAL with synchronous=FULL fsyncs the WAL at every commit, so a committed batch
 // survives power loss, not just a process crash; synchronous=NORMAL would not (it defers the
 // sync to WAL checkpoints), and the ledger acknowledges a record only as durable.
 // The group commit amortises that one fsync over a whole batch.
-func Open(path string) (*Store, error) {
+func OpenLedger(path string) (*Ledger, error) {
 	q := url.Values{}
 	// wal_autocheckpoint(0): the committing connection does not checkpoint inline (that would
 	// add a second fsync to some batches); a background checkpointer does (see Commit).
@@ -70,7 +72,7 @@ func Open(path string) (*Store, error) {
 	}
 	db.SetMaxOpenConns(4)
 	db.SetMaxIdleConns(4)
-	s := &Store{db: db, path: path}
+	s := &Ledger{db: db, path: path}
 	if err := s.migrate(); err != nil {
 		db.Close()
 		return nil, err
@@ -78,20 +80,22 @@ func Open(path string) (*Store, error) {
 	return s, nil
 }
 
-func (s *Store) migrate() error {
+func (s *Ledger) migrate() error {
 	ctx := context.Background()
-	var v int
-	if err := s.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
-		return fmt.Errorf("open sqlite ledger store %s: %w", s.path, err)
-	}
-	if v > schemaVersion {
-		return fmt.Errorf("open sqlite ledger store %s: schema version %d is newer than this binary's %d", s.path, v, schemaVersion)
-	}
-	if _, err := s.db.ExecContext(ctx, schema); err != nil {
+	if _, err := s.db.ExecContext(ctx, ledgerSchema); err != nil {
 		return fmt.Errorf("open sqlite ledger store %s: create schema: %w", s.path, err)
 	}
-	if _, err := s.db.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
+	// The version lives in the ledger's own table (not PRAGMA user_version), so other stores
+	// can share the database file.
+	if _, err := s.db.ExecContext(ctx, "INSERT OR IGNORE INTO ledger_meta(key, value) VALUES ('schema_version', ?)", schemaVersion); err != nil {
 		return fmt.Errorf("open sqlite ledger store %s: %w", s.path, err)
+	}
+	var v int
+	if err := s.db.QueryRowContext(ctx, "SELECT CAST(value AS INTEGER) FROM ledger_meta WHERE key = 'schema_version'").Scan(&v); err != nil {
+		return fmt.Errorf("open sqlite ledger store %s: %w", s.path, err)
+	}
+	if v != schemaVersion {
+		return fmt.Errorf("open sqlite ledger store %s: schema version %d, this binary knows %d", s.path, v, schemaVersion)
 	}
 	return nil
 }
@@ -100,7 +104,7 @@ func (s *Store) migrate() error {
 const insertChunk = 200
 
 // Commit implements ledger.Store: one IMMEDIATE transaction, one fsync.
-func (s *Store) Commit(ctx context.Context, recs []ledger.Entry, cp *ledger.StoredCheckpoint) (err error) {
+func (s *Ledger) Commit(ctx context.Context, recs []ledger.Entry, cp *ledger.StoredCheckpoint) (err error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlite ledger commit: begin: %w", err)
@@ -162,7 +166,7 @@ const checkpointEvery = 128
 
 // checkpointWAL copies the WAL into the database file in the background (PASSIVE: it never
 // blocks the writer), so the WAL stays small without the committing path paying for it.
-func (s *Store) checkpointWAL() {
+func (s *Ledger) checkpointWAL() {
 	if !s.checkpointMu.TryLock() {
 		return // one is running
 	}
@@ -176,7 +180,7 @@ func (s *Store) checkpointWAL() {
 }
 
 // Size implements ledger.Store: one past the highest seq.
-func (s *Store) Size(ctx context.Context) (uint64, error) {
+func (s *Ledger) Size(ctx context.Context) (uint64, error) {
 	var n int64
 	if err := s.db.QueryRowContext(ctx, "SELECT COALESCE(MAX(seq)+1, 0) FROM ledger_records").Scan(&n); err != nil {
 		return 0, fmt.Errorf("sqlite ledger size: %w", err)
@@ -188,7 +192,7 @@ func (s *Store) Size(ctx context.Context) (uint64, error) {
 const scanPage = 8192
 
 // Scan implements ledger.Store.
-func (s *Store) Scan(ctx context.Context, from uint64, fn func(ledger.Entry) error) error {
+func (s *Ledger) Scan(ctx context.Context, from uint64, fn func(ledger.Entry) error) error {
 	for {
 		n := 0
 		rows, err := s.db.QueryContext(ctx, "SELECT seq, data FROM ledger_records WHERE seq >= ? ORDER BY seq LIMIT ?", int64(from), scanPage)
@@ -221,7 +225,7 @@ func (s *Store) Scan(ctx context.Context, from uint64, fn func(ledger.Entry) err
 }
 
 // Checkpoints implements ledger.Store.
-func (s *Store) Checkpoints(ctx context.Context, fn func(ledger.StoredCheckpoint) error) error {
+func (s *Ledger) Checkpoints(ctx context.Context, fn func(ledger.StoredCheckpoint) error) error {
 	rows, err := s.db.QueryContext(ctx, "SELECT size, note, frontier FROM ledger_checkpoints ORDER BY id")
 	if err != nil {
 		return fmt.Errorf("sqlite ledger checkpoints: %w", err)
@@ -245,7 +249,7 @@ func (s *Store) Checkpoints(ctx context.Context, fn func(ledger.StoredCheckpoint
 }
 
 // LatestCheckpoint implements ledger.Store.
-func (s *Store) LatestCheckpoint(ctx context.Context) (ledger.StoredCheckpoint, bool, error) {
+func (s *Ledger) LatestCheckpoint(ctx context.Context) (ledger.StoredCheckpoint, bool, error) {
 	var c ledger.StoredCheckpoint
 	var size int64
 	err := s.db.QueryRowContext(ctx, "SELECT size, note, frontier FROM ledger_checkpoints ORDER BY id DESC LIMIT 1").Scan(&size, &c.Note, &c.Frontier)
@@ -260,7 +264,7 @@ func (s *Store) LatestCheckpoint(ctx context.Context) (ledger.StoredCheckpoint, 
 }
 
 // Trim implements ledger.Store.
-func (s *Store) Trim(ctx context.Context, from uint64) (err error) {
+func (s *Ledger) Trim(ctx context.Context, from uint64) (err error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlite ledger trim: %w", err)
@@ -287,10 +291,10 @@ func (s *Store) Trim(ctx context.Context, from uint64) (err error) {
 }
 
 // DB exposes the database for tests that tamper with it and for read-only tooling.
-func (s *Store) DB() *sql.DB { return s.db }
+func (s *Ledger) DB() *sql.DB { return s.db }
 
 // Close implements ledger.Store.
-func (s *Store) Close() error {
+func (s *Ledger) Close() error {
 	s.wg.Wait()
 	_, _ = s.db.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
 	if err := s.db.Close(); err != nil {

@@ -1,0 +1,374 @@
+// Command load measures the whole decision pipeline of a real `portcullis serve` over HTTP: every
+// request is signed (RFC 9421, Ed25519, Content-Digest), carries a 1 KiB argument set that is
+// inspected, is evaluated against the seed's policy and is recorded durably in the ledger before
+// the answer. It prints throughput, client-side latency percentiles and the server's own per-step
+// latencies read from /metrics.
+//
+//	go run ./bench/load -duration 20s -concurrency 64
+//
+// It starts the gateway itself (built from this checkout) in a temporary data directory and
+// sends traffic only to 127.0.0.1.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/portcullis-ai/portcullis/internal/app"
+	"github.com/portcullis-ai/portcullis/sdk/httpsig"
+)
+
+func main() {
+	duration := flag.Duration("duration", 20*time.Second, "how long to send load")
+	warmup := flag.Duration("warmup", 3*time.Second, "load sent before measuring")
+	concurrency := flag.Int("concurrency", 64, "concurrent clients")
+	keyAuth := flag.Bool("api-key", false, "authenticate with an API key instead of signed requests")
+	flag.Parse()
+	if err := run(*duration, *warmup, *concurrency, *keyAuth); err != nil {
+		fmt.Fprintln(os.Stderr, "load:", err)
+		os.Exit(1)
+	}
+}
+
+func run(duration, warmup time.Duration, concurrency int, keyAuth bool) error {
+	tmp, err := os.MkdirTemp("", "portcullis-load-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	bin := filepath.Join(tmp, "portcullis")
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/portcullis").CombinedOutput(); err != nil {
+		return fmt.Errorf("build: %v\n%s", err, out)
+	}
+	dataDir := filepath.Join(tmp, "data")
+	cfgPath, apiKey, err := app.Init(context.Background(), dataDir)
+	if err != nil {
+		return err
+	}
+	priv, _, pub, err := httpsig.GenerateKey()
+	if err != nil {
+		return err
+	}
+	cfg, _ := os.ReadFile(cfgPath)
+	cfg = bytes.Replace(cfg, []byte("      roles: [reporting]\n"),
+		[]byte("      roles: [reporting]\n      signing_keys:\n        - id: load-key\n          public_key: "+pub+"\n"), 1)
+	cfg = bytes.Replace(cfg, []byte("level: info"), []byte("level: warn"), 1)
+	cfg = bytes.Replace(cfg, []byte("max_wait: 60s\n"), []byte("max_wait: 60s\nlimits:\n  max_concurrency_per_agent: 4096\n"), 1)
+	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
+		return err
+	}
+
+	srv := exec.Command(bin, "serve", "--data", dataDir, "--listen", "127.0.0.1:0")
+	stdout, _ := srv.StdoutPipe()
+	srv.Stderr = io.Discard
+	if err := srv.Start(); err != nil {
+		return err
+	}
+	defer func() {
+		_ = srv.Process.Signal(syscall.SIGTERM)
+		_ = srv.Wait()
+	}()
+	base, err := waitListening(stdout)
+	if err != nil {
+		return err
+	}
+
+	body := requestBody()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: concurrency, MaxConnsPerHost: concurrency}, Timeout: 10 * time.Second}
+	signer := &httpsig.Signer{KeyID: "load-key", Key: priv}
+	send := func() (time.Duration, error) {
+		req, _ := http.NewRequest(http.MethodPost, base+"/v1/decide", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if keyAuth {
+			req.Header.Set("Authorization", "Bearer "+apiKey)
+		} else if err := signer.Sign(req, body); err != nil {
+			return 0, err
+		}
+		start := time.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		elapsed := time.Since(start)
+		if resp.StatusCode != 200 || !bytes.Contains(raw, []byte(`"decision":"ALLOW"`)) {
+			return elapsed, fmt.Errorf("status %d: %s", resp.StatusCode, raw)
+		}
+		return elapsed, nil
+	}
+	if _, err := send(); err != nil {
+		return fmt.Errorf("first request: %w", err)
+	}
+
+	// Warm up, then measure.
+	blast(send, concurrency, warmup)
+	before, err := scrape(base)
+	if err != nil {
+		return err
+	}
+	res := blast(send, concurrency, duration)
+	lat, errs, firstErr, elapsed := res.latencies, res.errors, res.firstErr, res.elapsed
+	after, err := scrape(base)
+	if err != nil {
+		return err
+	}
+
+	slices.Sort(lat)
+	n := len(lat)
+	fmt.Printf("# Portcullis pipeline load test\n\n")
+	fmt.Printf("date: %s  machine: %d cores (%s)  go: %s\n", time.Now().UTC().Format(time.RFC3339), runtime.NumCPU(), cpuModel(), runtime.Version())
+	auth := "RFC 9421 signed requests (Ed25519, Content-Digest)"
+	if keyAuth {
+		auth = "API key"
+	}
+	fmt.Printf("auth: %s; params: %d bytes; concurrency: %d; measured: %s after %s warm-up\n\n", auth, len(body), concurrency, duration, warmup)
+	fmt.Printf("| decisions | errors | throughput (decisions/s) | p50 | p90 | p99 | max |\n|---|---|---|---|---|---|---|\n")
+	fmt.Printf("| %d | %d | %.0f | %s | %s | %s | %s |\n\n", n, errs, float64(n)/elapsed.Seconds(),
+		pct(lat, 0.50), pct(lat, 0.90), pct(lat, 0.99), lat[n-1].Round(time.Microsecond))
+	if firstErr != nil {
+		fmt.Printf("first error: %v\n\n", firstErr)
+	}
+	fmt.Printf("Server-side time per step (from portcullis_pipeline_step_duration_seconds, p50/p99 interpolated in histogram buckets):\n\n")
+	fmt.Printf("| step | mean | p50 | p99 |\n|---|---|---|---|\n")
+	for _, step := range []string{"auth", "inspect", "behavior", "policy", "approval", "ledger"} {
+		h := after.hist("portcullis_pipeline_step_duration_seconds", `step="`+step+`"`).minus(before.hist("portcullis_pipeline_step_duration_seconds", `step="`+step+`"`))
+		fmt.Printf("| %s | %s | %s | %s |\n", step, secs(h.mean()), secs(h.quantile(0.5)), secs(h.quantile(0.99)))
+	}
+	total := after.hist("portcullis_decision_duration_seconds", `decision="ALLOW"`).minus(before.hist("portcullis_decision_duration_seconds", `decision="ALLOW"`))
+	fmt.Printf("| whole request (server) | %s | %s | %s |\n", secs(total.mean()), secs(total.quantile(0.5)), secs(total.quantile(0.99)))
+	return nil
+}
+
+// requestBody is a benign call of the seed policy's fetch_customer_names with a 1 KiB argument set.
+func requestBody() []byte {
+	params := map[string]any{
+		"limit":   250,
+		"segment": "enterprise accounts renewed in the last quarter",
+		"fields":  []string{"name", "country", "renewal_date", "account_manager", "plan", "seats"},
+		"sort":    map[string]any{"by": "renewal_date", "order": "desc"},
+		"notes":   strings.Repeat("Quarterly review list for the customer success team. ", 15),
+	}
+	b, _ := json.Marshal(map[string]any{"tool": "fetch_customer_names", "params": params})
+	return b
+}
+
+// blastResult is what one run of load measured.
+type blastResult struct {
+	latencies []time.Duration // of the successful requests
+	errors    int64
+	firstErr  error
+	elapsed   time.Duration
+}
+
+// blast runs send from n goroutines for d.
+func blast(send func() (time.Duration, error), n int, d time.Duration) blastResult {
+	var (
+		mu       sync.Mutex
+		all      []time.Duration
+		errs     atomic.Int64
+		firstErr atomic.Value
+		wg       sync.WaitGroup
+	)
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			local := make([]time.Duration, 0, 4096)
+			for time.Now().Before(deadline) {
+				l, err := send()
+				if err != nil {
+					errs.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+					continue
+				}
+				local = append(local, l)
+			}
+			mu.Lock()
+			all = append(all, local...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	fe, _ := firstErr.Load().(error)
+	return blastResult{latencies: all, errors: errs.Load(), firstErr: fe, elapsed: time.Since(start)}
+}
+
+func pct(sorted []time.Duration, q float64) string {
+	if len(sorted) == 0 {
+		return "-"
+	}
+	return sorted[int(math.Min(float64(len(sorted)-1), q*float64(len(sorted))))].Round(time.Microsecond).String()
+}
+
+func waitListening(r io.Reader) (string, error) {
+	re := regexp.MustCompile(`listening on (http://\S+)`)
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				found <- m[1]
+			}
+		}
+	}()
+	select {
+	case u := <-found:
+		return u, nil
+	case <-time.After(30 * time.Second):
+		return "", fmt.Errorf("gateway did not start")
+	}
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "model name") {
+			if _, v, ok := strings.Cut(l, ":"); ok {
+				return strings.TrimSpace(v)
+			}
+		}
+	}
+	return "unknown CPU"
+}
+
+func secs(s float64) string {
+	if math.IsNaN(s) {
+		return "-"
+	}
+	return time.Duration(s * float64(time.Second)).Round(time.Microsecond / 10).String()
+}
+
+// metrics is a scrape of the Prometheus text format: sample name+labels → value.
+type metrics map[string]float64
+
+func scrape(base string) (metrics, error) {
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	m := metrics{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		l := sc.Text()
+		if strings.HasPrefix(l, "#") || l == "" {
+			continue
+		}
+		i := strings.LastIndexByte(l, ' ')
+		v, err := strconv.ParseFloat(l[i+1:], 64)
+		if err == nil {
+			m[l[:i]] = v
+		}
+	}
+	return m, sc.Err()
+}
+
+// histogram is one Prometheus histogram series: cumulative bucket counts by upper bound.
+type histogram struct {
+	bounds []float64
+	counts []float64
+	sum    float64
+	count  float64
+}
+
+func (m metrics) hist(name, label string) histogram {
+	var h histogram
+	type b struct{ le, c float64 }
+	var bs []b
+	for k, v := range m {
+		if !strings.Contains(k, label) {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(k, name+"_bucket{"):
+			i := strings.Index(k, `le="`)
+			le := k[i+4 : strings.Index(k[i+4:], `"`)+i+4]
+			f, _ := strconv.ParseFloat(le, 64) // "+Inf" parses as +Inf
+			bs = append(bs, b{f, v})
+		case strings.HasPrefix(k, name+"_sum{"):
+			h.sum = v
+		case strings.HasPrefix(k, name+"_count{"):
+			h.count = v
+		}
+	}
+	slices.SortFunc(bs, func(x, y b) int {
+		switch {
+		case x.le < y.le:
+			return -1
+		case x.le > y.le:
+			return 1
+		}
+		return 0
+	})
+	for _, x := range bs {
+		h.bounds = append(h.bounds, x.le)
+		h.counts = append(h.counts, x.c)
+	}
+	return h
+}
+
+func (h histogram) minus(o histogram) histogram {
+	out := histogram{bounds: h.bounds, counts: make([]float64, len(h.counts)), sum: h.sum - o.sum, count: h.count - o.count}
+	for i := range h.counts {
+		out.counts[i] = h.counts[i]
+		if i < len(o.counts) {
+			out.counts[i] -= o.counts[i]
+		}
+	}
+	return out
+}
+
+func (h histogram) mean() float64 {
+	if h.count == 0 {
+		return math.NaN()
+	}
+	return h.sum / h.count
+}
+
+// quantile interpolates linearly inside the bucket that holds the q-th observation.
+func (h histogram) quantile(q float64) float64 {
+	if h.count == 0 {
+		return math.NaN()
+	}
+	rank := q * h.count
+	prevBound, prevCount := 0.0, 0.0
+	for i, c := range h.counts {
+		if c >= rank {
+			if math.IsInf(h.bounds[i], 1) {
+				return prevBound
+			}
+			if c == prevCount {
+				return h.bounds[i]
+			}
+			return prevBound + (h.bounds[i]-prevBound)*(rank-prevCount)/(c-prevCount)
+		}
+		prevBound, prevCount = h.bounds[i], c
+	}
+	return prevBound
+}
