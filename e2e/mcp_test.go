@@ -6,12 +6,14 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -628,5 +630,78 @@ rules:
 	if len(got.Prompts) != 0 {
 		t.Errorf("prompts listed though mcp.prompts.get is never allowed: %v", got.Prompts)
 	}
+	auditVerify(t, dir)
+}
+
+// TestMCPRemoteUpstream: server-everything as a remote Streamable HTTP server behind `serve`'s
+// /mcp, and `portcullis inventory --url` against it.
+func TestMCPRemoteUpstream(t *testing.T) {
+	filesystemServer(t) // skips when node_modules is absent
+	everything, err := filepath.Abs("node_modules/@modelcontextprotocol/server-everything/dist/index.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	ln.Close()
+	up := exec.Command("node", everything, "streamableHttp")
+	up.Env = append(os.Environ(), "PORT="+port)
+	upErr, err := up.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := up.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = up.Process.Kill(); _ = up.Wait() })
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(upErr)
+		once := sync.Once{}
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "listening on port") {
+				once.Do(func() { close(ready) })
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(30 * time.Second):
+		t.Fatal("server-everything did not start")
+	}
+	url := "http://127.0.0.1:" + port + "/mcp"
+
+	code, out, stderr := cli(t, nil, "inventory", "--url", url, "--prefix", "ev__")
+	if code != 0 || !strings.Contains(out, "ev__echo") || !strings.Contains(out, "default_action: DENY") {
+		t.Fatalf("inventory --url: %d %s %s", code, out, stderr)
+	}
+
+	dir, agentKey, _ := initData(t)
+	writePolicy(t, dir, `agent_id: report-generator-v1
+default_action: DENY
+rules:
+  - name: echo
+    tool: ev__echo
+    action: ALLOW
+`)
+	appendConfig(t, dir, "mcp:\n  upstreams:\n    - name: ev\n      url: "+url+"\n")
+	d := startServe(t, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cs := httpClient(t, ctx, d.url, agentKey)
+	if diff := cmpDiff([]string{"ev__echo"}, toolNames(t, ctx, cs)); diff != "" {
+		t.Errorf("tools/list (-want +got):\n%s", diff)
+	}
+	if r := call(t, ctx, cs, "ev__echo", map[string]any{"message": "over http"}); r.IsError || !strings.Contains(text(r), "over http") {
+		t.Errorf("echo: %q", text(r))
+	}
+	if r := call(t, ctx, cs, "ev__get-env", map[string]any{}); !r.IsError || strings.Contains(text(r), "PATH") {
+		t.Errorf("get-env: %q", text(r))
+	}
+	cs.Close()
+	d.stop(t)
 	auditVerify(t, dir)
 }
