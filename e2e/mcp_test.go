@@ -688,6 +688,10 @@ rules:
     action: ALLOW
 `)
 	appendConfig(t, dir, "mcp:\n  upstreams:\n    - name: ev\n      url: "+url+"\n")
+	code, out, stderr = cli(t, nil, "inventory", "--upstream", "ev", "--data", dir)
+	if code != 0 || !strings.Contains(out, "ev__echo") {
+		t.Fatalf("inventory --upstream: %d %s %s", code, out, stderr)
+	}
 	d := startServe(t, dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
