@@ -11,6 +11,7 @@
 package mcp
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -516,6 +517,12 @@ func splitApproval(args json.RawMessage, meta sdk.Meta) (json.RawMessage, string
 	}
 	if len(args) == 0 || string(args) == "null" {
 		return json.RawMessage("{}"), id, nil
+	}
+	if t := bytes.TrimSpace(args); len(t) > 0 && t[0] == '{' && json.Valid(t) &&
+		!bytes.Contains(t, []byte(ApprovalArg)) && !bytes.Contains(t, []byte(`\u`)) {
+		// The common case: an object without the approval argument (not even escaped): a
+		// validity scan instead of a decode and a re-encode.
+		return args, id, nil
 	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(args, &m); err != nil {
