@@ -709,3 +709,72 @@ rules:
 	d.stop(t)
 	auditVerify(t, dir)
 }
+
+// lockedBuffer is a bytes.Buffer safe for a child's stderr and a test reading it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestMCPStdioWrapperApproval: the stdio wrapper with --listen holds a CONSTRAIN call; an
+// approver approves it with the CLI against the wrapper's own HTTP API; the retry runs once.
+func TestMCPStdioWrapperApproval(t *testing.T) {
+	echo := echoServer(t)
+	dir, agentKey, approverKey := initData(t)
+	writePolicy(t, dir, `agent_id: report-generator-v1
+default_action: DENY
+rules:
+  - name: echo_with_approval
+    tool: e__echo
+    action: CONSTRAIN
+    enforcement: require_human_approval
+`)
+	appendConfig(t, dir, "mcp:\n  approval_wait: 500ms\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.Command(binary(t), "mcp", "--data", dir, "--name", "e", "--listen", "127.0.0.1:0", "--", echo)
+	cmd.Env = append(os.Environ(), "PORTCULLIS_API_KEY="+agentKey)
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil).Connect(ctx, &mcp.CommandTransport{Command: cmd}, nil)
+	if err != nil {
+		t.Fatalf("connect: %v\n%s", err, stderr.String())
+	}
+	m := listenRe.FindStringSubmatch(stderr.String())
+	if m == nil {
+		t.Fatalf("no listen address on stderr:\n%s", stderr.String())
+	}
+	args := map[string]any{"text": "needs a human"}
+	held := call(t, ctx, cs, "e__echo", args)
+	id := approvalRe.FindString(text(held))
+	if !held.IsError || id == "" {
+		t.Fatalf("not held: %q", text(held))
+	}
+	env := []string{"PORTCULLIS_URL=" + m[1], "PORTCULLIS_APPROVER_KEY=" + approverKey}
+	if code, out, errOut := cli(t, env, "approvals", "approve", id); code != 0 {
+		t.Fatalf("approvals approve: %d %s %s", code, out, errOut)
+	}
+	args[`_portcullis_approval_id`] = id
+	if r := call(t, ctx, cs, "e__echo", args); r.IsError || !strings.Contains(text(r), "needs a human") {
+		t.Fatalf("approved call: %q", text(r))
+	}
+	if r := call(t, ctx, cs, "e__echo", args); !r.IsError {
+		t.Fatalf("grant used twice: %q", text(r))
+	}
+	if err := cs.Close(); err != nil {
+		t.Logf("close: %v", err)
+	}
+	auditVerify(t, dir)
+}
