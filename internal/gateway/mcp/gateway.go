@@ -550,18 +550,17 @@ func (g *Gateway) decide(ctx context.Context, req guard.Request) (*guard.Decisio
 	d := g.o.Guard.Check(ctx, req)
 	if d.Action == policy.Constrain && d.ApprovalID != "" && g.o.Approvals != nil && g.o.ApprovalWait > 0 {
 		wctx, cancel := context.WithTimeout(ctx, g.o.ApprovalWait)
-		r, err := g.o.Approvals.Wait(wctx, d.ApprovalID)
+		_, err := g.o.Approvals.Wait(wctx, d.ApprovalID)
 		cancel()
 		if ctx.Err() != nil {
 			// The agent went away while waiting: nothing runs; the request stays pending.
 			return nil, errorResult(pendingMessage(d.ApprovalID))
 		}
-		if err == nil && r.State == approval.Approved {
+		if err == nil {
+			// Resolved in time. Deciding again with the approval ID redeems an approved grant
+			// (the call runs once) or records the refusal of a denied or expired one.
 			req.ApprovalID = d.ApprovalID
 			d = g.o.Guard.Check(ctx, req)
-		} else if err == nil {
-			d = g.o.Guard.Check(ctx, guard.Request{RequestID: req.RequestID, Source: req.Source, Credentials: req.Credentials,
-				Tool: req.Tool, Params: req.Params, ApprovalID: d.ApprovalID})
 		}
 	}
 	switch {

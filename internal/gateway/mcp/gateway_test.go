@@ -471,3 +471,45 @@ func TestSplitNames(t *testing.T) {
 		}
 	}
 }
+
+// TestApprovedWhileHeld: approval arrives during the configured wait; the same call runs, once.
+func TestApprovedWhileHeld(t *testing.T) {
+	h := newHarness(t, 20*time.Second, time.Second)
+	ctx := context.Background()
+	done := make(chan *sdk.CallToolResult, 1)
+	go func() {
+		r, err := h.cs.CallTool(ctx, &sdk.CallToolParams{Name: "up__wire", Arguments: map[string]any{"text": "5 EUR"}})
+		if err != nil {
+			r = errorResult(err.Error())
+		}
+		done <- r
+	}()
+	var id string
+	for deadline := time.Now().Add(10 * time.Second); id == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		reqs, err := h.appr.List(ctx, approval.Filter{States: []approval.State{approval.Pending}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(reqs) == 1 {
+			id = reqs[0].ID
+		}
+	}
+	if id == "" {
+		t.Fatal("no pending approval appeared")
+	}
+	if _, err := h.appr.Approve(ctx, id, approval.Approver{ID: "alice", Kind: approval.Human,
+		Scopes: []approval.Scope{{Agents: []string{".*"}, Tools: []string{".*"}}}}, "ok"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-done:
+		if r.IsError || resultText(r) != "wired 5 EUR" {
+			t.Fatalf("held call after approval: %q", resultText(r))
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the held call did not resume on approval")
+	}
+	if got := h.calls["wire"].Load(); got != 1 {
+		t.Errorf("wire ran %d times, want 1", got)
+	}
+}
