@@ -459,7 +459,8 @@ func TestMCPInventoryStarterPolicy(t *testing.T) {
 
 // TestMCPStdioRobustness speaks raw JSON-RPC to the stdio wrapper in front of the tiny Go server:
 // malformed JSON, an unknown method and an oversized message get clear JSON-RPC errors and the
-// session goes on; an upstream that dies mid-call yields an error result, not a hang.
+// session goes on; an upstream that dies mid-call yields an error result, not a hang, and is
+// restarted for the next call.
 func TestMCPStdioRobustness(t *testing.T) {
 	echo := echoServer(t)
 	dir, agentKey, _ := initData(t)
@@ -547,9 +548,19 @@ rules:
 	if l := next(`"id":5`); !strings.Contains(l, `"isError":true`) || !strings.Contains(l, "the tool failed") {
 		t.Errorf("upstream died mid-call: %s", l)
 	}
-	send(`{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"e__echo","arguments":{"text":"x"}}}`)
-	if l := next(`"id":6`); !strings.Contains(l, `"isError":true`) {
-		t.Errorf("call to a dead upstream: %s", l)
+	// The wrapper restarts the server (and re-pins its tools): a later call works again.
+	restarted := false
+	for i := 0; i < 5 && !restarted; i++ {
+		id := strconv.Itoa(100 + i)
+		send(`{"jsonrpc":"2.0","id":` + id + `,"method":"tools/call","params":{"name":"e__echo","arguments":{"text":"back"}}}`)
+		l := next(`"id":` + id)
+		restarted = strings.Contains(l, "back") && !strings.Contains(l, `"isError":true`)
+		if !restarted {
+			time.Sleep(1100 * time.Millisecond)
+		}
+	}
+	if !restarted {
+		t.Errorf("the upstream was not restarted after it died\n%s", stderr.String())
 	}
 	stdin.Close()
 	done := make(chan error, 1)

@@ -25,20 +25,26 @@ import (
 // PinsFile holds the MCP tool definition pins in the data directory.
 const PinsFile = "mcp-pins.json"
 
-// MCPUpstreams turns configured upstreams into transports. Stdio children inherit nothing of the
+// MCPUpstreams turns configured upstreams into restartable transports. Stdio children inherit nothing of the
 // environment but PATH and HOME plus what the configuration names, and write their logs to stderr.
 func MCPUpstreams(ups []config.MCPUpstream, stderr *os.File) []mcpgw.Upstream {
 	out := make([]mcpgw.Upstream, 0, len(ups))
 	for _, u := range ups {
 		if u.URL != "" {
-			out = append(out, mcpgw.Upstream{Name: u.Name, Transport: &sdk.StreamableClientTransport{Endpoint: u.URL, MaxRetries: -1}})
+			url := u.URL
+			out = append(out, mcpgw.Upstream{Name: u.Name, NewTransport: func() sdk.Transport {
+				return &sdk.StreamableClientTransport{Endpoint: url, MaxRetries: -1}
+			}})
 			continue
 		}
 		env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 		for k, v := range u.Env {
 			env = append(env, k+"="+v)
 		}
-		out = append(out, mcpgw.Upstream{Name: u.Name, Transport: UpstreamCommand(u.Command, u.Args, env, stderr)})
+		command, args := u.Command, u.Args
+		out = append(out, mcpgw.Upstream{Name: u.Name, NewTransport: func() sdk.Transport {
+			return UpstreamCommand(command, args, env, stderr)
+		}})
 	}
 	return out
 }

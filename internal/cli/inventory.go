@@ -73,7 +73,7 @@ func runInventory(ctx context.Context, std Stdio, args []string) int {
 		if stderr == nil {
 			stderr = os.Stderr
 		}
-		t = app.MCPUpstreams([]config.MCPUpstream{*found}, stderr)[0].Transport
+		t = app.MCPUpstreams([]config.MCPUpstream{*found}, stderr)[0].NewTransport()
 		source = "upstream " + found.Name + " of " + path
 		if *prefix == "" {
 			*prefix = found.Name + mcpgw.Separator

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
 	"github.com/portcullis-ai/portcullis/internal/app"
 	"github.com/portcullis-ai/portcullis/internal/config"
 	mcpgw "github.com/portcullis-ai/portcullis/internal/gateway/mcp"
@@ -73,8 +75,10 @@ func runMCP(ctx context.Context, std Stdio, args []string) int {
 	defer a.Close(context.WithoutCancel(ctx))
 
 	// The server gets the environment the MCP client set for it, minus Portcullis' own variables.
-	up := app.UpstreamCommand(fs.Arg(0), fs.Args()[1:], os.Environ(), stderr)
-	gw, err := a.MCPGateway(ctx, []mcpgw.Upstream{{Name: *name, Transport: up}})
+	// It is restarted (and its tools re-pinned) if it exits.
+	env := os.Environ()
+	up := func() sdk.Transport { return app.UpstreamCommand(fs.Arg(0), fs.Args()[1:], env, stderr) }
+	gw, err := a.MCPGateway(ctx, []mcpgw.Upstream{{Name: *name, NewTransport: up}})
 	if err != nil {
 		problem(stderr, "mcp: "+err.Error(), "check that the server command runs on its own")
 		return exitFail

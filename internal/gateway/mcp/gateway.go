@@ -96,6 +96,11 @@ type Upstream struct {
 	Name string
 	// Transport connects to it: &sdk.CommandTransport{...} or &sdk.StreamableClientTransport{...}.
 	Transport sdk.Transport
+	// NewTransport, when set, replaces Transport and makes the upstream restartable: when its
+	// session ends (a stdio child exited, a remote server dropped the session), the next request
+	// connects again with a fresh transport — at most once a second — and its tool definitions
+	// are scanned and pinned again before any call reaches it.
+	NewTransport func() sdk.Transport
 }
 
 // Options configure a Gateway. Guard, Policies, Auth and Ledger are required.
@@ -135,8 +140,65 @@ type Gateway struct {
 }
 
 type upstream struct {
-	name string
-	cs   *sdk.ClientSession
+	name   string
+	client *sdk.Client
+	mk     func() sdk.Transport // nil: not restartable
+	init   *sdk.InitializeResult
+
+	mu      sync.Mutex
+	cs      *sdk.ClientSession
+	down    bool // cs has ended
+	closed  bool
+	lastTry time.Time
+}
+
+// ErrUpstreamDown: the upstream's session ended and it cannot be (or was just) reconnected.
+var ErrUpstreamDown = errors.New("mcp: upstream unavailable")
+
+// restartBackoff bounds reconnection attempts to a failing upstream.
+const restartBackoff = time.Second
+
+// session returns the upstream's live session, reconnecting a restartable one that ended.
+func (g *Gateway) session(ctx context.Context, u *upstream) (*sdk.ClientSession, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	switch {
+	case u.closed:
+		return nil, fmt.Errorf("%w: %q is closed", ErrUpstreamDown, u.name)
+	case !u.down:
+		return u.cs, nil
+	case u.mk == nil || time.Since(u.lastTry) < restartBackoff:
+		return nil, fmt.Errorf("%w: %q", ErrUpstreamDown, u.name)
+	}
+	u.lastTry = time.Now()
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.o.CallTimeout)
+	defer cancel()
+	cs, err := u.client.Connect(cctx, u.mk(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: reconnect %q: %v", ErrUpstreamDown, u.name, err)
+	}
+	g.log.Warn("upstream reconnected", slog.String("upstream", u.name))
+	u.cs, u.down = cs, false
+	g.watch(u, cs)
+	return cs, nil
+}
+
+// watch marks u down when cs ends, so the next request reconnects and re-pins. Called with
+// u.mu held and u not closed, so no watcher starts after Close.
+func (g *Gateway) watch(u *upstream, cs *sdk.ClientSession) {
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		_ = cs.Wait()
+		u.mu.Lock()
+		if u.cs == cs {
+			u.down = true
+		}
+		u.mu.Unlock()
+		g.mu.Lock()
+		delete(g.scannedUp, u)
+		g.mu.Unlock()
+	}()
 }
 
 // New connects to every upstream. On error, whatever connected is closed.
@@ -176,11 +238,21 @@ func New(ctx context.Context, o Options, ups []Upstream) (g *Gateway, err error)
 		client := sdk.NewClient(&sdk.Implementation{Name: "portcullis", Version: "1"}, &sdk.ClientOptions{
 			ToolListChangedHandler: func(ctx context.Context, _ *sdk.ToolListChangedRequest) { g.toolsChanged(ctx) },
 		})
-		cs, err := client.Connect(ctx, u.Transport, nil)
+		t := u.Transport
+		if u.NewTransport != nil {
+			t = u.NewTransport()
+		}
+		if t == nil {
+			return nil, fmt.Errorf("mcp: upstream %q has no transport", u.Name)
+		}
+		cs, err := client.Connect(ctx, t, nil)
 		if err != nil {
 			return nil, fmt.Errorf("mcp: connect upstream %q: %w", u.Name, err)
 		}
-		up := &upstream{name: u.Name, cs: cs}
+		up := &upstream{name: u.Name, client: client, mk: u.NewTransport, cs: cs, init: cs.InitializeResult()}
+		up.mu.Lock()
+		g.watch(up, cs)
+		up.mu.Unlock()
 		g.ups = append(g.ups, up)
 		g.byKey[u.Name] = up
 	}
@@ -194,7 +266,11 @@ func (g *Gateway) Close() error {
 	g.mu.Unlock()
 	var errs []error
 	for _, u := range g.ups {
-		if err := u.cs.Close(); err != nil {
+		u.mu.Lock()
+		u.closed = true
+		cs, down := u.cs, u.down
+		u.mu.Unlock()
+		if err := cs.Close(); err != nil && !down {
 			errs = append(errs, fmt.Errorf("close upstream %q: %w", u.name, err))
 		}
 	}
@@ -243,7 +319,7 @@ func HeaderCredentials(req sdk.Request) identity.Credentials {
 func (g *Gateway) Server(creds CredentialsFunc) *sdk.Server {
 	caps := &sdk.ServerCapabilities{Tools: &sdk.ToolCapabilities{ListChanged: true}}
 	for _, u := range g.ups {
-		if ir := u.cs.InitializeResult(); ir != nil && ir.Capabilities != nil {
+		if ir := u.init; ir != nil && ir.Capabilities != nil {
 			if ir.Capabilities.Resources != nil {
 				caps.Resources = &sdk.ResourceCapabilities{}
 			}
@@ -399,8 +475,12 @@ func (g *Gateway) split(name string) (*upstream, string, bool) {
 func reserved(name string) bool { return name == ToolResourcesRead || name == ToolPromptsGet }
 
 func (g *Gateway) upstreamTools(ctx context.Context, u *upstream) ([]*sdk.Tool, error) {
+	cs, err := g.session(ctx, u)
+	if err != nil {
+		return nil, err
+	}
 	var out []*sdk.Tool
-	for t, err := range u.cs.Tools(ctx, nil) {
+	for t, err := range cs.Tools(ctx, nil) {
 		if err != nil {
 			return nil, fmt.Errorf("list tools of %q: %w", u.name, err)
 		}
@@ -619,7 +699,11 @@ func (g *Gateway) callTool(ctx context.Context, creds identity.Credentials, r *s
 	cctx, cancel := context.WithTimeout(ctx, g.o.CallTimeout)
 	defer cancel()
 	start := time.Now()
-	res, err := u.cs.CallTool(cctx, &sdk.CallToolParams{Name: tool, Arguments: args})
+	var res *sdk.CallToolResult
+	cs, err := g.session(ctx, u)
+	if err == nil {
+		res, err = cs.CallTool(cctx, &sdk.CallToolParams{Name: tool, Arguments: args})
+	}
 	dur := time.Since(start)
 	if err != nil {
 		g.log.Warn("upstream call failed", slog.String("tool", name), slog.Any("error", err))
@@ -671,8 +755,12 @@ func (g *Gateway) listResources(ctx context.Context, creds identity.Credentials)
 		if !hasResources(u) {
 			continue
 		}
+		cs, err := g.session(ctx, u)
+		if err != nil {
+			continue
+		}
 		n := 0
-		for r, err := range u.cs.Resources(ctx, nil) {
+		for r, err := range cs.Resources(ctx, nil) {
 			if err != nil {
 				g.log.Warn("upstream resources unavailable", slog.String("upstream", u.name), slog.Any("error", err))
 				break
@@ -702,8 +790,12 @@ func (g *Gateway) listResourceTemplates(ctx context.Context, creds identity.Cred
 		if !hasResources(u) {
 			continue
 		}
+		cs, err := g.session(ctx, u)
+		if err != nil {
+			continue
+		}
 		n := 0
-		for r, err := range u.cs.ResourceTemplates(ctx, nil) {
+		for r, err := range cs.ResourceTemplates(ctx, nil) {
 			if err != nil || n > 10_000 {
 				break
 			}
@@ -715,12 +807,12 @@ func (g *Gateway) listResourceTemplates(ctx context.Context, creds identity.Cred
 }
 
 func hasResources(u *upstream) bool {
-	ir := u.cs.InitializeResult()
+	ir := u.init
 	return ir != nil && ir.Capabilities != nil && ir.Capabilities.Resources != nil
 }
 
 func hasPrompts(u *upstream) bool {
-	ir := u.cs.InitializeResult()
+	ir := u.init
 	return ir != nil && ir.Capabilities != nil && ir.Capabilities.Prompts != nil
 }
 
@@ -754,7 +846,11 @@ func (g *Gateway) readResource(ctx context.Context, creds identity.Credentials, 
 	}
 	cctx, cancel := context.WithTimeout(ctx, g.o.CallTimeout)
 	defer cancel()
-	res, err := u.cs.ReadResource(cctx, &sdk.ReadResourceParams{URI: r.Params.URI})
+	var res *sdk.ReadResourceResult
+	cs, err := g.session(ctx, u)
+	if err == nil {
+		res, err = cs.ReadResource(cctx, &sdk.ReadResourceParams{URI: r.Params.URI})
+	}
 	if err != nil {
 		g.outcome(ctx, d, ToolResourcesRead, true, err.Error(), nil)
 		return nil, errors.New("mcp: " + msgFailed)
@@ -789,8 +885,12 @@ func (g *Gateway) listPrompts(ctx context.Context, creds identity.Credentials) (
 		if !hasPrompts(u) {
 			continue
 		}
+		cs, err := g.session(ctx, u)
+		if err != nil {
+			continue
+		}
 		n := 0
-		for p, err := range u.cs.Prompts(ctx, nil) {
+		for p, err := range cs.Prompts(ctx, nil) {
 			if err != nil || n > 10_000 {
 				break
 			}
@@ -832,7 +932,11 @@ func (g *Gateway) getPrompt(ctx context.Context, creds identity.Credentials, r *
 	}
 	cctx, cancel := context.WithTimeout(ctx, g.o.CallTimeout)
 	defer cancel()
-	res, err := u.cs.GetPrompt(cctx, &sdk.GetPromptParams{Name: name, Arguments: r.Params.Arguments})
+	var res *sdk.GetPromptResult
+	cs, err := g.session(ctx, u)
+	if err == nil {
+		res, err = cs.GetPrompt(cctx, &sdk.GetPromptParams{Name: name, Arguments: r.Params.Arguments})
+	}
 	if err != nil {
 		g.outcome(ctx, d, ToolPromptsGet, true, err.Error(), nil)
 		return nil, errors.New("mcp: " + msgFailed)
