@@ -190,6 +190,8 @@ func (g *Gateway) watch(u *upstream, cs *sdk.ClientSession) {
 	go func() {
 		defer g.wg.Done()
 		_ = cs.Wait()
+		// Close too: a session the peer ended still holds a listener goroutine until closed.
+		_ = cs.Close()
 		u.mu.Lock()
 		if u.cs == cs {
 			u.down = true

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -64,6 +65,9 @@ type harness struct {
 	srv   *sdk.Server // the gateway's agent-facing server
 	// changed receives a value for each tools/list_changed the agent gets.
 	changed chan struct{}
+	// killUpstream ends the upstream's current session; upConnects counts connections.
+	killUpstream func()
+	upConnects   func() int
 }
 
 func newHarness(t testing.TB, wait, timeout time.Duration) *harness {
@@ -134,16 +138,37 @@ func newHarnessStore(t testing.TB, wait, timeout time.Duration, store ledger.Sto
 		func(context.Context, textIn) string { return "ran" })
 	// The gateway↔upstream link is a pair of OS pipes, as with a stdio child (kernel-buffered,
 	// unlike net.Pipe).
-	st, ct := osPipeTransports(t)
 	upCtx, upCancel := context.WithCancel(ctx)
-	ss, err := up.Connect(upCtx, st, nil)
-	if err != nil {
-		t.Fatal(err)
+	// Every (re)connection is a fresh server session over fresh pipes; the test can end the
+	// latest one to play an upstream that died.
+	var upMu sync.Mutex
+	var upSessions []*sdk.ServerSession
+	connectUp := func() sdk.Transport {
+		st, ct := osPipeTransports(t)
+		ss, err := up.Connect(upCtx, st, nil)
+		if err != nil {
+			t.Error(err)
+			return nil
+		}
+		upMu.Lock()
+		upSessions = append(upSessions, ss)
+		upMu.Unlock()
+		return ct
+	}
+	h.killUpstream = func() {
+		upMu.Lock()
+		defer upMu.Unlock()
+		_ = upSessions[len(upSessions)-1].Close()
+	}
+	h.upConnects = func() int {
+		upMu.Lock()
+		defer upMu.Unlock()
+		return len(upSessions)
 	}
 
 	gw, err := New(ctx, Options{Guard: g, Approvals: appr, Policies: pols, Auth: ver, Inspector: ins, Ledger: led,
 		Pins: OpenPins(t.TempDir() + "/pins.json"), ResultPolicy: guard.ResultPolicy{BlockLevel: threat.High, Redact: true},
-		ApprovalWait: wait, CallTimeout: timeout}, []Upstream{{Name: "up", Transport: ct}})
+		ApprovalWait: wait, CallTimeout: timeout}, []Upstream{{Name: "up", NewTransport: connectUp}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +197,11 @@ func newHarnessStore(t testing.TB, wait, timeout time.Duration, store ledger.Sto
 		_ = h.cs.Close()
 		_ = gss.Wait()
 		_ = gw.Close()
-		_ = ss.Wait()
+		upMu.Lock()
+		for _, ss := range upSessions {
+			_ = ss.Wait()
+		}
+		upMu.Unlock()
 		upCancel()
 		_ = led.Close(context.Background())
 	})
@@ -511,5 +540,28 @@ func TestApprovedWhileHeld(t *testing.T) {
 	}
 	if got := h.calls["wire"].Load(); got != 1 {
 		t.Errorf("wire ran %d times, want 1", got)
+	}
+}
+
+// TestUpstreamRestart: the upstream's session ends; the next call reconnects (once), re-pins and
+// runs; the watcher goroutines of both sessions end with the gateway (goleak checks).
+func TestUpstreamRestart(t *testing.T) {
+	h := newHarness(t, 0, 2*time.Second)
+	ctx := context.Background()
+	if r := h.call(t, ctx, "up__echo", map[string]any{"text": "one"}); r.IsError {
+		t.Fatalf("before: %q", resultText(r))
+	}
+	h.killUpstream()
+	var r *sdk.CallToolResult
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if r = h.call(t, ctx, "up__echo", map[string]any{"text": "two"}); !r.IsError {
+			break
+		}
+	}
+	if r.IsError || resultText(r) != "two" {
+		t.Fatalf("after the upstream died: %q", resultText(r))
+	}
+	if got := h.upConnects(); got != 2 {
+		t.Errorf("%d upstream connections, want 2", got)
 	}
 }
