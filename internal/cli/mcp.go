@@ -23,7 +23,8 @@ const mcpUsage = `usage:
   portcullis mcp pins approve TOOL [--data DIR] [--by NAME]
 
 The first form is the stdio wrapper: an MCP client launches it in place of the server COMMAND.
-stdin/stdout carry MCP; logs go to stderr. The agent's API key is read from $PORTCULLIS_API_KEY.
+stdin/stdout carry MCP; logs go to stderr. The agent's API key is read from $PORTCULLIS_API_KEY,
+the invoking user's token (optional) from $PORTCULLIS_USER_TOKEN.
 With --name, tools are named NAME__TOOL; without, they keep their own names.
 `
 
@@ -104,7 +105,7 @@ func runMCP(ctx context.Context, std Stdio, args []string) int {
 		}()
 		defer func() { cancel(); <-served }()
 	}
-	srv := gw.Server(mcpgw.EnvCredentials(key))
+	srv := gw.Server(mcpgw.EnvCredentials(key, os.Getenv("PORTCULLIS_USER_TOKEN")))
 	in, _ := stdinFile(std)
 	// One JSON-RPC message per line, bounded like an HTTP body: a longer or malformed line is
 	// answered with a JSON-RPC error and the session goes on.

@@ -280,21 +280,35 @@ func (g *Gateway) Close() error {
 	return errors.Join(errs...)
 }
 
-// CredentialsFunc returns the agent's credentials for one request: from the environment in the
-// stdio wrapper, from the HTTP headers (req.GetExtra().Header) behind Streamable HTTP.
-type CredentialsFunc func(req sdk.Request) identity.Credentials
-
-// EnvCredentials always returns the same API key (stdio wrapper: PORTCULLIS_API_KEY).
-func EnvCredentials(apiKey string) CredentialsFunc {
-	return func(sdk.Request) identity.Credentials { return identity.Credentials{APIKey: apiKey} }
+// Caller is who sends one request: the agent's credentials and, optionally, the invoking user's
+// token (verified by the guard like on the decision API).
+type Caller struct {
+	Credentials identity.Credentials
+	UserToken   string
 }
 
-// HeaderCredentials reads the API key or bearer token of the HTTP request that carried the message.
-func HeaderCredentials(req sdk.Request) identity.Credentials {
+// UserTokenHeader carries the invoking user's token over Streamable HTTP (as on the LLM gateway).
+const UserTokenHeader = "X-Portcullis-User-Token"
+
+// CredentialsFunc returns the caller of one request: from the environment in the stdio wrapper,
+// from the HTTP headers (req.GetExtra().Header) behind Streamable HTTP.
+type CredentialsFunc func(req sdk.Request) Caller
+
+// EnvCredentials always returns the same API key and user token (stdio wrapper:
+// PORTCULLIS_API_KEY, PORTCULLIS_USER_TOKEN).
+func EnvCredentials(apiKey, userToken string) CredentialsFunc {
+	return func(sdk.Request) Caller {
+		return Caller{Credentials: identity.Credentials{APIKey: apiKey}, UserToken: userToken}
+	}
+}
+
+// HeaderCredentials reads the API key or bearer token, and the user token, of the HTTP request
+// that carried the message.
+func HeaderCredentials(req sdk.Request) Caller {
 	var c identity.Credentials
 	ex := req.GetExtra()
 	if ex == nil || ex.Header == nil {
-		return c
+		return Caller{}
 	}
 	h := ex.Header
 	if auth := h.Get("Authorization"); auth != "" {
@@ -314,7 +328,7 @@ func HeaderCredentials(req sdk.Request) identity.Credentials {
 			c.APIKey = k
 		}
 	}
-	return c
+	return Caller{Credentials: c, UserToken: h.Get(UserTokenHeader)}
 }
 
 // Server returns an agent-facing MCP server whose every request is governed by the gateway.
@@ -494,8 +508,8 @@ func (g *Gateway) upstreamTools(ctx context.Context, u *upstream) ([]*sdk.Tool, 
 	return out, nil
 }
 
-func (g *Gateway) listTools(ctx context.Context, creds identity.Credentials) (*sdk.ListToolsResult, error) {
-	a, err := g.agent(ctx, creds)
+func (g *Gateway) listTools(ctx context.Context, c Caller) (*sdk.ListToolsResult, error) {
+	a, err := g.agent(ctx, c.Credentials)
 	if err != nil {
 		return nil, err
 	}
@@ -673,7 +687,7 @@ func requestID(req sdk.Request) string {
 	return ""
 }
 
-func (g *Gateway) callTool(ctx context.Context, creds identity.Credentials, r *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
+func (g *Gateway) callTool(ctx context.Context, c Caller, r *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
 	if r.Params == nil {
 		return nil, errors.New("mcp: tools/call without params")
 	}
@@ -690,7 +704,7 @@ func (g *Gateway) callTool(ctx context.Context, creds identity.Credentials, r *s
 		g.record(ctx, name, "deny", "tool_blocked: definition changed or suspicious; call refused until re-approved", "", inspect.Result{})
 		return errorResult(msgUnavailable), nil
 	}
-	d, answer := g.decide(ctx, guard.Request{RequestID: requestID(r), Source: "mcp", Credentials: creds, Tool: name, Params: args, ApprovalID: approvalID})
+	d, answer := g.decide(ctx, guard.Request{RequestID: requestID(r), Source: "mcp", Credentials: c.Credentials, UserToken: c.UserToken, Tool: name, Params: args, ApprovalID: approvalID})
 	if answer != nil {
 		return answer, nil
 	}
@@ -744,8 +758,8 @@ func (g *Gateway) outcomeDur(ctx context.Context, d *guard.Decision, tool string
 var _ Guard = (*guard.Guard)(nil)
 
 // listResources merges the upstreams' resources; reading one is decided per call.
-func (g *Gateway) listResources(ctx context.Context, creds identity.Credentials) (*sdk.ListResourcesResult, error) {
-	a, err := g.agent(ctx, creds)
+func (g *Gateway) listResources(ctx context.Context, c Caller) (*sdk.ListResourcesResult, error) {
+	a, err := g.agent(ctx, c.Credentials)
 	if err != nil {
 		return nil, err
 	}
@@ -779,8 +793,8 @@ func (g *Gateway) listResources(ctx context.Context, creds identity.Credentials)
 	return res, nil
 }
 
-func (g *Gateway) listResourceTemplates(ctx context.Context, creds identity.Credentials) (*sdk.ListResourceTemplatesResult, error) {
-	a, err := g.agent(ctx, creds)
+func (g *Gateway) listResourceTemplates(ctx context.Context, c Caller) (*sdk.ListResourceTemplatesResult, error) {
+	a, err := g.agent(ctx, c.Credentials)
 	if err != nil {
 		return nil, err
 	}
@@ -819,7 +833,7 @@ func hasPrompts(u *upstream) bool {
 }
 
 // readResource is decided as the reserved tool mcp.resources.read with params {server, uri}.
-func (g *Gateway) readResource(ctx context.Context, creds identity.Credentials, r *sdk.ReadResourceRequest) (*sdk.ReadResourceResult, error) {
+func (g *Gateway) readResource(ctx context.Context, c Caller, r *sdk.ReadResourceRequest) (*sdk.ReadResourceResult, error) {
 	if r.Params == nil || r.Params.URI == "" {
 		return nil, errors.New("mcp: resources/read without a uri")
 	}
@@ -837,7 +851,7 @@ func (g *Gateway) readResource(ctx context.Context, creds identity.Credentials, 
 	if err != nil {
 		return nil, fmt.Errorf("mcp: encode params: %w", err)
 	}
-	d, answer := g.decide(ctx, guard.Request{RequestID: requestID(r), Source: "mcp", Credentials: creds, Tool: ToolResourcesRead, Params: params,
+	d, answer := g.decide(ctx, guard.Request{RequestID: requestID(r), Source: "mcp", Credentials: c.Credentials, UserToken: c.UserToken, Tool: ToolResourcesRead, Params: params,
 		ApprovalID: metaApproval(r.Params.Meta)})
 	if answer != nil {
 		return nil, errors.New("mcp: " + answer.Content[0].(*sdk.TextContent).Text)
@@ -874,8 +888,8 @@ func (g *Gateway) readResource(ctx context.Context, creds identity.Credentials, 
 	return nil, errors.New("mcp: " + msgWithheld)
 }
 
-func (g *Gateway) listPrompts(ctx context.Context, creds identity.Credentials) (*sdk.ListPromptsResult, error) {
-	a, err := g.agent(ctx, creds)
+func (g *Gateway) listPrompts(ctx context.Context, c Caller) (*sdk.ListPromptsResult, error) {
+	a, err := g.agent(ctx, c.Credentials)
 	if err != nil {
 		return nil, err
 	}
@@ -906,7 +920,7 @@ func (g *Gateway) listPrompts(ctx context.Context, creds identity.Credentials) (
 }
 
 // getPrompt is decided as the reserved tool mcp.prompts.get with params {server, name, arguments}.
-func (g *Gateway) getPrompt(ctx context.Context, creds identity.Credentials, r *sdk.GetPromptRequest) (*sdk.GetPromptResult, error) {
+func (g *Gateway) getPrompt(ctx context.Context, c Caller, r *sdk.GetPromptRequest) (*sdk.GetPromptResult, error) {
 	if r.Params == nil || r.Params.Name == "" {
 		return nil, errors.New("mcp: prompts/get without a name")
 	}
@@ -923,7 +937,7 @@ func (g *Gateway) getPrompt(ctx context.Context, creds identity.Credentials, r *
 	if err != nil {
 		return nil, fmt.Errorf("mcp: encode params: %w", err)
 	}
-	d, answer := g.decide(ctx, guard.Request{RequestID: requestID(r), Source: "mcp", Credentials: creds, Tool: ToolPromptsGet, Params: params,
+	d, answer := g.decide(ctx, guard.Request{RequestID: requestID(r), Source: "mcp", Credentials: c.Credentials, UserToken: c.UserToken, Tool: ToolPromptsGet, Params: params,
 		ApprovalID: metaApproval(r.Params.Meta)})
 	if answer != nil {
 		return nil, errors.New("mcp: " + answer.Content[0].(*sdk.TextContent).Text)

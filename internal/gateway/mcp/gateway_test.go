@@ -3,6 +3,7 @@ package mcp
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"os"
 	"regexp"
 	"slices"
@@ -176,7 +177,7 @@ func newHarnessStore(t testing.TB, wait, timeout time.Duration, store ledger.Sto
 
 	// The agent side.
 	at, gt := sdk.NewInMemoryTransports()
-	srv := gw.Server(EnvCredentials(key))
+	srv := gw.Server(EnvCredentials(key, ""))
 	h.srv = srv
 	gss, err := srv.Connect(ctx, gt, nil)
 	if err != nil {
@@ -563,5 +564,33 @@ func TestUpstreamRestart(t *testing.T) {
 	}
 	if got := h.upConnects(); got != 2 {
 		t.Errorf("%d upstream connections, want 2", got)
+	}
+}
+
+func TestHeaderCredentials(t *testing.T) {
+	tests := []struct {
+		name   string
+		header map[string]string
+		want   Caller
+	}{
+		{"none", nil, Caller{}},
+		{"api key bearer", map[string]string{"Authorization": "Bearer pcl_abc"}, Caller{Credentials: identity.Credentials{APIKey: "pcl_abc"}}},
+		{"jwt bearer", map[string]string{"Authorization": "Bearer eyJx"}, Caller{Credentials: identity.Credentials{BearerToken: "eyJx"}}},
+		{"x-api-key", map[string]string{"X-API-Key": "pcl_k"}, Caller{Credentials: identity.Credentials{APIKey: "pcl_k"}}},
+		{"two different keys", map[string]string{"Authorization": "Bearer pcl_a", "X-API-Key": "pcl_b"}, Caller{Credentials: identity.Credentials{APIKey: "\x00ambiguous"}}},
+		{"user token", map[string]string{"X-API-Key": "pcl_k", UserTokenHeader: "u.t.k"}, Caller{Credentials: identity.Credentials{APIKey: "pcl_k"}, UserToken: "u.t.k"}},
+	}
+	for _, tt := range tests {
+		h := http.Header{}
+		for k, v := range tt.header {
+			h.Set(k, v)
+		}
+		req := &sdk.CallToolRequest{Extra: &sdk.RequestExtra{Header: h}}
+		if tt.header == nil {
+			req.Extra = nil
+		}
+		if diff := cmp.Diff(tt.want, HeaderCredentials(req)); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", tt.name, diff)
+		}
 	}
 }
