@@ -4,13 +4,16 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -266,6 +269,18 @@ func TestMCPHTTPGatewayApproveOnce(t *testing.T) {
 	}
 	writePolicy(t, dir, fsPolicy(root, "fs__"))
 	appendConfig(t, dir, "mcp:\n  approval_wait: 1s\n  upstreams:\n    - name: fs\n      command: node\n      args: [\""+fsServer+"\", \""+root+"\"]\n")
+	// A second agent, to show sessions are bound to the agent that opened them.
+	cfgPath := filepath.Join(dir, "portcullis.yaml")
+	cfg, _ := os.ReadFile(cfgPath)
+	cfg = bytes.Replace(cfg, []byte("  agents:\n"), []byte("  agents:\n    - id: other-agent\n      roles: [reporting]\n"), 1)
+	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, otherKey, stderr := cli(t, nil, "keys", "create", "--agent", "other-agent", "--data", dir)
+	otherKey = strings.TrimSpace(otherKey)
+	if code != 0 || !strings.HasPrefix(otherKey, "pcl_") {
+		t.Fatalf("keys create: %d %q %s", code, otherKey, stderr)
+	}
 	d := startServe(t, dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -287,6 +302,18 @@ func TestMCPHTTPGatewayApproveOnce(t *testing.T) {
 
 	cs := httpClient(t, ctx, d.url, agentKey)
 	names := toolNames(t, ctx, cs)
+
+	// Another agent's credential on this agent's session is refused.
+	hijack, _ := http.NewRequest(http.MethodPost, d.url+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":9,"method":"tools/list"}`))
+	hijack.Header.Set("Authorization", "Bearer "+otherKey)
+	hijack.Header.Set("Mcp-Session-Id", cs.ID())
+	hijack.Header.Set("Content-Type", "application/json")
+	hijack.Header.Set("Accept", "application/json, text/event-stream")
+	if resp, err := http.DefaultClient.Do(hijack); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Errorf("session hijack: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	if !slices.Contains(names, "fs__write_file") || slices.Contains(names, "fs__move_file") || slices.Contains(names, "write_file") {
 		t.Errorf("tools/list: %v", names)
 	}
@@ -432,7 +459,8 @@ func TestMCPInventoryStarterPolicy(t *testing.T) {
 
 // TestMCPStdioRobustness speaks raw JSON-RPC to the stdio wrapper in front of the tiny Go server:
 // malformed JSON, an unknown method and an oversized message get clear JSON-RPC errors and the
-// session goes on; an upstream that dies mid-call yields an error result, not a hang.
+// session goes on; an upstream that dies mid-call yields an error result, not a hang, and is
+// restarted for the next call.
 func TestMCPStdioRobustness(t *testing.T) {
 	echo := echoServer(t)
 	dir, agentKey, _ := initData(t)
@@ -440,7 +468,7 @@ func TestMCPStdioRobustness(t *testing.T) {
 default_action: DENY
 rules:
   - name: e
-    tool: "e__(echo|die)"
+    tool: "e__(echo|die|env)"
     action: ALLOW
 `)
 	cmd := exec.Command(binary(t), "mcp", "--data", dir, "--name", "e", "--", echo)
@@ -511,13 +539,28 @@ rules:
 	if l := next(`"id":4`); !strings.Contains(l, "still here") || strings.Contains(l, `"isError":true`) {
 		t.Errorf("call after bad input: %s", l)
 	}
+	// The server never sees the agent's Portcullis credential.
+	send(`{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"e__env","arguments":{"text":"PORTCULLIS_API_KEY"}}}`)
+	if l := next(`"id":7`); !strings.Contains(l, `value=\"`) && !strings.Contains(l, `"value="`) || strings.Contains(l, "pcl_") {
+		t.Errorf("upstream environment: %s", l)
+	}
 	send(`{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"e__die","arguments":{"text":"x"}}}`)
 	if l := next(`"id":5`); !strings.Contains(l, `"isError":true`) || !strings.Contains(l, "the tool failed") {
 		t.Errorf("upstream died mid-call: %s", l)
 	}
-	send(`{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"e__echo","arguments":{"text":"x"}}}`)
-	if l := next(`"id":6`); !strings.Contains(l, `"isError":true`) {
-		t.Errorf("call to a dead upstream: %s", l)
+	// The wrapper restarts the server (and re-pins its tools): a later call works again.
+	restarted := false
+	for i := 0; i < 5 && !restarted; i++ {
+		id := strconv.Itoa(100 + i)
+		send(`{"jsonrpc":"2.0","id":` + id + `,"method":"tools/call","params":{"name":"e__echo","arguments":{"text":"back"}}}`)
+		l := next(`"id":` + id)
+		restarted = strings.Contains(l, "back") && !strings.Contains(l, `"isError":true`)
+		if !restarted {
+			time.Sleep(1100 * time.Millisecond)
+		}
+	}
+	if !restarted {
+		t.Errorf("the upstream was not restarted after it died\n%s", stderr.String())
 	}
 	stdin.Close()
 	done := make(chan error, 1)
@@ -530,6 +573,219 @@ rules:
 	case <-time.After(20 * time.Second):
 		_ = cmd.Process.Kill()
 		t.Fatalf("wrapper did not exit when stdin closed\n%s", stderr.String())
+	}
+	auditVerify(t, dir)
+}
+
+// TestMCPTypeScriptClientEverything: the official TypeScript SDK client (e2e/ts-client.mjs)
+// launches the stdio wrapper in front of @modelcontextprotocol/server-everything.
+func TestMCPTypeScriptClientEverything(t *testing.T) {
+	filesystemServer(t) // skips when node_modules is absent
+	everything, err := filepath.Abs("node_modules/@modelcontextprotocol/server-everything/dist/index.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, agentKey, _ := initData(t)
+	writePolicy(t, dir, `agent_id: report-generator-v1
+default_action: DENY
+rules:
+  - name: harmless
+    tool: "echo|get-sum|trigger-sampling-request"
+    action: ALLOW
+  - name: static_resources
+    tool: mcp.resources.read
+    action: ALLOW
+    conditions:
+      - parameter: uri
+        match: "^demo://resource/static/"
+`)
+	cmd := exec.Command("node", "ts-client.mjs", binary(t), "mcp", "--data", dir, "--", "node", everything, "stdio")
+	cmd.Env = append(os.Environ(), "PORTCULLIS_API_KEY="+agentKey)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("ts client: %v\n%s\n%s", err, stdout.String(), stderr.String())
+	}
+	var got struct {
+		SamplingRequests int
+		Tools            []string
+		Echo, GetEnv     struct {
+			IsError bool
+			Text    string
+		}
+		Sampling     struct{ IsError bool }
+		Resources    int
+		ResourceRead int
+		Prompts      []string
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+		t.Fatalf("ts client output: %v\n%s", err, stdout.String())
+	}
+	// trigger-sampling-request is allowed by policy, but the gateway offers the upstream no
+	// sampling capability, so the server does not even register it and nothing reaches the client.
+	if diff := cmpDiff([]string{"echo", "get-sum"}, got.Tools); diff != "" {
+		t.Errorf("tools/list (-want +got):\n%s", diff)
+	}
+	if got.Echo.IsError || !strings.Contains(got.Echo.Text, "hello through the gate") {
+		t.Errorf("echo: %+v", got.Echo)
+	}
+	if !got.GetEnv.IsError || strings.Contains(got.GetEnv.Text, "PATH") {
+		t.Errorf("get-env was forwarded: %+v", got.GetEnv)
+	}
+	if !got.Sampling.IsError || got.SamplingRequests != 0 {
+		t.Errorf("sampling reached the client: %+v, %d requests", got.Sampling, got.SamplingRequests)
+	}
+	if got.Resources == 0 || got.ResourceRead != 1 {
+		t.Errorf("resources: listed %d, read %d contents", got.Resources, got.ResourceRead)
+	}
+	if len(got.Prompts) != 0 {
+		t.Errorf("prompts listed though mcp.prompts.get is never allowed: %v", got.Prompts)
+	}
+	auditVerify(t, dir)
+}
+
+// TestMCPRemoteUpstream: server-everything as a remote Streamable HTTP server behind `serve`'s
+// /mcp, and `portcullis inventory --url` against it.
+func TestMCPRemoteUpstream(t *testing.T) {
+	filesystemServer(t) // skips when node_modules is absent
+	everything, err := filepath.Abs("node_modules/@modelcontextprotocol/server-everything/dist/index.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	ln.Close()
+	up := exec.Command("node", everything, "streamableHttp")
+	up.Env = append(os.Environ(), "PORT="+port)
+	upErr, err := up.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := up.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = up.Process.Kill(); _ = up.Wait() })
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(upErr)
+		once := sync.Once{}
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "listening on port") {
+				once.Do(func() { close(ready) })
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(30 * time.Second):
+		t.Fatal("server-everything did not start")
+	}
+	url := "http://127.0.0.1:" + port + "/mcp"
+
+	code, out, stderr := cli(t, nil, "inventory", "--url", url, "--prefix", "ev__")
+	if code != 0 || !strings.Contains(out, "ev__echo") || !strings.Contains(out, "default_action: DENY") {
+		t.Fatalf("inventory --url: %d %s %s", code, out, stderr)
+	}
+
+	dir, agentKey, _ := initData(t)
+	writePolicy(t, dir, `agent_id: report-generator-v1
+default_action: DENY
+rules:
+  - name: echo
+    tool: ev__echo
+    action: ALLOW
+`)
+	appendConfig(t, dir, "mcp:\n  upstreams:\n    - name: ev\n      url: "+url+"\n")
+	code, out, stderr = cli(t, nil, "inventory", "--upstream", "ev", "--data", dir)
+	if code != 0 || !strings.Contains(out, "ev__echo") {
+		t.Fatalf("inventory --upstream: %d %s %s", code, out, stderr)
+	}
+	d := startServe(t, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cs := httpClient(t, ctx, d.url, agentKey)
+	if diff := cmpDiff([]string{"ev__echo"}, toolNames(t, ctx, cs)); diff != "" {
+		t.Errorf("tools/list (-want +got):\n%s", diff)
+	}
+	if r := call(t, ctx, cs, "ev__echo", map[string]any{"message": "over http"}); r.IsError || !strings.Contains(text(r), "over http") {
+		t.Errorf("echo: %q", text(r))
+	}
+	if r := call(t, ctx, cs, "ev__get-env", map[string]any{}); !r.IsError || strings.Contains(text(r), "PATH") {
+		t.Errorf("get-env: %q", text(r))
+	}
+	cs.Close()
+	d.stop(t)
+	auditVerify(t, dir)
+}
+
+// lockedBuffer is a bytes.Buffer safe for a child's stderr and a test reading it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestMCPStdioWrapperApproval: the stdio wrapper with --listen holds a CONSTRAIN call; an
+// approver approves it with the CLI against the wrapper's own HTTP API; the retry runs once.
+func TestMCPStdioWrapperApproval(t *testing.T) {
+	echo := echoServer(t)
+	dir, agentKey, approverKey := initData(t)
+	writePolicy(t, dir, `agent_id: report-generator-v1
+default_action: DENY
+rules:
+  - name: echo_with_approval
+    tool: e__echo
+    action: CONSTRAIN
+    enforcement: require_human_approval
+`)
+	appendConfig(t, dir, "mcp:\n  approval_wait: 500ms\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.Command(binary(t), "mcp", "--data", dir, "--name", "e", "--listen", "127.0.0.1:0", "--", echo)
+	cmd.Env = append(os.Environ(), "PORTCULLIS_API_KEY="+agentKey)
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil).Connect(ctx, &mcp.CommandTransport{Command: cmd}, nil)
+	if err != nil {
+		t.Fatalf("connect: %v\n%s", err, stderr.String())
+	}
+	m := listenRe.FindStringSubmatch(stderr.String())
+	if m == nil {
+		t.Fatalf("no listen address on stderr:\n%s", stderr.String())
+	}
+	args := map[string]any{"text": "needs a human"}
+	held := call(t, ctx, cs, "e__echo", args)
+	id := approvalRe.FindString(text(held))
+	if !held.IsError || id == "" {
+		t.Fatalf("not held: %q", text(held))
+	}
+	env := []string{"PORTCULLIS_URL=" + m[1], "PORTCULLIS_APPROVER_KEY=" + approverKey}
+	if code, out, errOut := cli(t, env, "approvals", "approve", id); code != 0 {
+		t.Fatalf("approvals approve: %d %s %s", code, out, errOut)
+	}
+	args[`_portcullis_approval_id`] = id
+	if r := call(t, ctx, cs, "e__echo", args); r.IsError || !strings.Contains(text(r), "needs a human") {
+		t.Fatalf("approved call: %q", text(r))
+	}
+	if r := call(t, ctx, cs, "e__echo", args); !r.IsError {
+		t.Fatalf("grant used twice: %q", text(r))
+	}
+	if err := cs.Close(); err != nil {
+		t.Logf("close: %v", err)
 	}
 	auditVerify(t, dir)
 }

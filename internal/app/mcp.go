@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -23,24 +25,48 @@ import (
 // PinsFile holds the MCP tool definition pins in the data directory.
 const PinsFile = "mcp-pins.json"
 
-// MCPUpstreams turns configured upstreams into transports. Stdio children inherit nothing of the
+// MCPUpstreams turns configured upstreams into restartable transports. Stdio children inherit nothing of the
 // environment but PATH and HOME plus what the configuration names, and write their logs to stderr.
 func MCPUpstreams(ups []config.MCPUpstream, stderr *os.File) []mcpgw.Upstream {
 	out := make([]mcpgw.Upstream, 0, len(ups))
 	for _, u := range ups {
 		if u.URL != "" {
-			out = append(out, mcpgw.Upstream{Name: u.Name, Transport: &sdk.StreamableClientTransport{Endpoint: u.URL, MaxRetries: -1}})
+			url := u.URL
+			out = append(out, mcpgw.Upstream{Name: u.Name, NewTransport: func() sdk.Transport {
+				return &sdk.StreamableClientTransport{Endpoint: url, MaxRetries: -1}
+			}})
 			continue
 		}
-		cmd := exec.Command(u.Command, u.Args...)
-		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+		env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 		for k, v := range u.Env {
-			cmd.Env = append(cmd.Env, k+"="+v)
+			env = append(env, k+"="+v)
 		}
-		cmd.Stderr = stderr
-		out = append(out, mcpgw.Upstream{Name: u.Name, Transport: &sdk.CommandTransport{Command: cmd}})
+		command, args := u.Command, u.Args
+		out = append(out, mcpgw.Upstream{Name: u.Name, NewTransport: func() sdk.Transport {
+			return UpstreamCommand(command, args, env, stderr)
+		}})
 	}
 	return out
+}
+
+// UpstreamCommand is the transport to an upstream server run as a child: its stdin/stdout carry
+// MCP, its stderr goes to stderr, it dies with the gateway, and on Close it gets one second to
+// exit after its stdin closes before it is terminated (MCP clients such as the TypeScript SDK
+// kill a wrapper that takes longer). PORTCULLIS_* variables are never passed on: the server
+// must not see the agent's credential.
+func UpstreamCommand(name string, args, env []string, stderr *os.File) sdk.Transport {
+	cmd := exec.Command(name, args...)
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "PORTCULLIS_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	if cmd.Env == nil {
+		cmd.Env = []string{}
+	}
+	cmd.Stderr = stderr
+	dieWithParent(cmd)
+	return &sdk.CommandTransport{Command: cmd, TerminateDuration: time.Second}
 }
 
 // MCPGateway connects to upstreams and governs them with this app's guard, approvals, policies
@@ -74,6 +100,7 @@ func (a *App) mcpRoutes(gw *mcpgw.Gateway) func(mux *http.ServeMux) {
 	srv := gw.Server(mcpgw.HeaderCredentials)
 	h := sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return srv },
 		&sdk.StreamableHTTPOptions{Logger: a.log.With(slog.String("component", "mcp")), MaxRequestBodyBytes: a.cfg.Limits.MaxBodyBytes})
+	sessions := &sync.Map{} // Mcp-Session-Id → agent ID
 	return func(mux *http.ServeMux) {
 		mux.HandleFunc("GET /.well-known/oauth-protected-resource", a.protectedResource)
 		mux.HandleFunc("GET /.well-known/oauth-protected-resource/mcp", a.protectedResource)
@@ -82,13 +109,63 @@ func (a *App) mcpRoutes(gw *mcpgw.Gateway) func(mux *http.ServeMux) {
 			// Signed requests would be verified twice (HTTP and decision) and their nonce would
 			// replay; over MCP agents use API keys or bearer tokens.
 			c.Request, c.Body = nil, nil
-			if _, err := a.auth.Verify(r.Context(), c); err != nil {
+			agent, err := a.auth.Verify(r.Context(), c)
+			if err != nil {
 				w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer resource_metadata=%q`, a.resourceBase(r)+"/.well-known/oauth-protected-resource/mcp"))
 				http.Error(w, "unauthenticated: "+identity.Code(err), http.StatusUnauthorized)
 				return
 			}
-			h.ServeHTTP(w, r)
+			// Sessions are bound to the agent that opened them: another agent's credential
+			// cannot ride on a session ID it saw or guessed.
+			if sid := r.Header.Get("Mcp-Session-Id"); sid != "" {
+				if owner, ok := sessions.Load(sid); ok && owner.(string) != agent.ID {
+					http.Error(w, "session not found", http.StatusNotFound)
+					return
+				}
+			}
+			h.ServeHTTP(&sessionRecorder{ResponseWriter: w, agent: agent.ID, sessions: sessions, req: r}, r)
 		}))
+	}
+}
+
+// sessionRecorder notes which agent a new session (the Mcp-Session-Id the SDK assigns in its
+// answer to initialize) belongs to; a DELETE forgets it.
+type sessionRecorder struct {
+	http.ResponseWriter
+	agent    string
+	sessions *sync.Map
+	req      *http.Request
+	done     bool
+}
+
+func (s *sessionRecorder) WriteHeader(code int) {
+	if !s.done {
+		s.done = true
+		switch {
+		case code >= 300:
+		case s.req.Method == http.MethodDelete:
+			s.sessions.Delete(s.req.Header.Get("Mcp-Session-Id"))
+		case s.Header().Get("Mcp-Session-Id") != "":
+			s.sessions.LoadOrStore(s.Header().Get("Mcp-Session-Id"), s.agent)
+		}
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *sessionRecorder) Write(b []byte) (int, error) {
+	if !s.done {
+		s.WriteHeader(http.StatusOK)
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (s *sessionRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// Flush keeps server-sent event streams streaming through the wrapper.
+func (s *sessionRecorder) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
 	}
 }
 

@@ -7,17 +7,21 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/portcullis-ai/portcullis/internal/app"
+	"github.com/portcullis-ai/portcullis/internal/config"
 	mcpgw "github.com/portcullis-ai/portcullis/internal/gateway/mcp"
 )
 
 const inventoryUsage = `usage:
   portcullis inventory [--agent ID] [--prefix NAME__] [--out FILE] -- COMMAND ARGS...
   portcullis inventory [--agent ID] [--prefix NAME__] [--out FILE] --url URL
+  portcullis inventory [--agent ID] [--out FILE] --upstream NAME [--config FILE | --data DIR]
 
 Connects to an MCP server, lists its tools with their annotations, ranks them by risk and writes
 a starter deny-by-default policy (to --out, default stdout after the table).
@@ -33,12 +37,50 @@ func runInventory(ctx context.Context, std Stdio, args []string) int {
 	out := fs.String("out", "", "write the starter policy to this file")
 	url := fs.String("url", "", "a Streamable HTTP MCP server instead of a command")
 	timeout := fs.Duration("timeout", 60*time.Second, "give up connecting and listing after this")
+	upstream := fs.String("upstream", "", "an upstream named in the configuration's mcp: section")
+	cfgPath := fs.String("config", "", "configuration file for --upstream (default: <data>/portcullis.yaml)")
+	data := fs.String("data", dataDirDefault(), "data directory for --upstream")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
 	var t sdk.Transport
 	var source string
+	if *upstream != "" {
+		if *url != "" || fs.NArg() > 0 {
+			problem(std.Err, "inventory: --upstream takes no --url or command", "")
+			return exitUsage
+		}
+		path := *cfgPath
+		if path == "" {
+			path = filepath.Join(*data, app.ConfigFile)
+		}
+		cfg, err := config.Load(path)
+		if err != nil {
+			problem(std.Err, err.Error(), "pass --config or --data")
+			return exitFail
+		}
+		var found *config.MCPUpstream
+		for i := range cfg.MCP.Upstreams {
+			if cfg.MCP.Upstreams[i].Name == *upstream {
+				found = &cfg.MCP.Upstreams[i]
+			}
+		}
+		if found == nil {
+			problem(std.Err, fmt.Sprintf("inventory: no upstream %q in %s", *upstream, path), "see the mcp.upstreams section")
+			return exitFail
+		}
+		stderr, _ := std.Err.(*os.File)
+		if stderr == nil {
+			stderr = os.Stderr
+		}
+		t = app.MCPUpstreams([]config.MCPUpstream{*found}, stderr)[0].NewTransport()
+		source = "upstream " + found.Name + " of " + path
+		if *prefix == "" {
+			*prefix = found.Name + mcpgw.Separator
+		}
+	}
 	switch {
+	case t != nil:
 	case *url != "" && fs.NArg() == 0:
 		t, source = &sdk.StreamableClientTransport{Endpoint: *url, MaxRetries: -1}, *url
 	case *url == "" && fs.NArg() > 0:

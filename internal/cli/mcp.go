@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
@@ -24,7 +23,8 @@ const mcpUsage = `usage:
   portcullis mcp pins approve TOOL [--data DIR] [--by NAME]
 
 The first form is the stdio wrapper: an MCP client launches it in place of the server COMMAND.
-stdin/stdout carry MCP; logs go to stderr. The agent's API key is read from $PORTCULLIS_API_KEY.
+stdin/stdout carry MCP; logs go to stderr. The agent's API key is read from $PORTCULLIS_API_KEY,
+the invoking user's token (optional) from $PORTCULLIS_USER_TOKEN.
 With --name, tools are named NAME__TOOL; without, they keep their own names.
 `
 
@@ -75,9 +75,11 @@ func runMCP(ctx context.Context, std Stdio, args []string) int {
 	}
 	defer a.Close(context.WithoutCancel(ctx))
 
-	cmd := exec.Command(fs.Arg(0), fs.Args()[1:]...)
-	cmd.Stderr = stderr
-	gw, err := a.MCPGateway(ctx, []mcpgw.Upstream{{Name: *name, Transport: &sdk.CommandTransport{Command: cmd}}})
+	// The server gets the environment the MCP client set for it, minus Portcullis' own variables.
+	// It is restarted (and its tools re-pinned) if it exits.
+	env := os.Environ()
+	up := func() sdk.Transport { return app.UpstreamCommand(fs.Arg(0), fs.Args()[1:], env, stderr) }
+	gw, err := a.MCPGateway(ctx, []mcpgw.Upstream{{Name: *name, NewTransport: up}})
 	if err != nil {
 		problem(stderr, "mcp: "+err.Error(), "check that the server command runs on its own")
 		return exitFail
@@ -103,7 +105,7 @@ func runMCP(ctx context.Context, std Stdio, args []string) int {
 		}()
 		defer func() { cancel(); <-served }()
 	}
-	srv := gw.Server(mcpgw.EnvCredentials(key))
+	srv := gw.Server(mcpgw.EnvCredentials(key, os.Getenv("PORTCULLIS_USER_TOKEN")))
 	in, _ := stdinFile(std)
 	// One JSON-RPC message per line, bounded like an HTTP body: a longer or malformed line is
 	// answered with a JSON-RPC error and the session goes on.

@@ -32,6 +32,9 @@ func main() {
 		<-ctx.Done()
 		return nil, echoOut{}, ctx.Err()
 	})
+	mcp.AddTool(s, &mcp.Tool{Name: "env", Description: "Returns the variable named by text."}, func(_ context.Context, _ *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, echoOut, error) {
+		return nil, echoOut{Text: "value=" + os.Getenv(in.Text)}, nil
+	})
 	mcp.AddTool(s, &mcp.Tool{Name: "die", Description: "Exits mid-call."}, func(context.Context, *mcp.CallToolRequest, echoIn) (*mcp.CallToolResult, echoOut, error) {
 		os.Exit(3)
 		return nil, echoOut{}, nil

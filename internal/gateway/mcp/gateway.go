@@ -11,6 +11,7 @@
 package mcp
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -95,6 +96,11 @@ type Upstream struct {
 	Name string
 	// Transport connects to it: &sdk.CommandTransport{...} or &sdk.StreamableClientTransport{...}.
 	Transport sdk.Transport
+	// NewTransport, when set, replaces Transport and makes the upstream restartable: when its
+	// session ends (a stdio child exited, a remote server dropped the session), the next request
+	// connects again with a fresh transport — at most once a second — and its tool definitions
+	// are scanned and pinned again before any call reaches it.
+	NewTransport func() sdk.Transport
 }
 
 // Options configure a Gateway. Guard, Policies, Auth and Ledger are required.
@@ -134,8 +140,67 @@ type Gateway struct {
 }
 
 type upstream struct {
-	name string
-	cs   *sdk.ClientSession
+	name   string
+	client *sdk.Client
+	mk     func() sdk.Transport // nil: not restartable
+	init   *sdk.InitializeResult
+
+	mu      sync.Mutex
+	cs      *sdk.ClientSession
+	down    bool // cs has ended
+	closed  bool
+	lastTry time.Time
+}
+
+// ErrUpstreamDown: the upstream's session ended and it cannot be (or was just) reconnected.
+var ErrUpstreamDown = errors.New("mcp: upstream unavailable")
+
+// restartBackoff bounds reconnection attempts to a failing upstream.
+const restartBackoff = time.Second
+
+// session returns the upstream's live session, reconnecting a restartable one that ended.
+func (g *Gateway) session(ctx context.Context, u *upstream) (*sdk.ClientSession, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	switch {
+	case u.closed:
+		return nil, fmt.Errorf("%w: %q is closed", ErrUpstreamDown, u.name)
+	case !u.down:
+		return u.cs, nil
+	case u.mk == nil || time.Since(u.lastTry) < restartBackoff:
+		return nil, fmt.Errorf("%w: %q", ErrUpstreamDown, u.name)
+	}
+	u.lastTry = time.Now()
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.o.CallTimeout)
+	defer cancel()
+	cs, err := u.client.Connect(cctx, u.mk(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: reconnect %q: %v", ErrUpstreamDown, u.name, err)
+	}
+	g.log.Warn("upstream reconnected", slog.String("upstream", u.name))
+	u.cs, u.down = cs, false
+	g.watch(u, cs)
+	return cs, nil
+}
+
+// watch marks u down when cs ends, so the next request reconnects and re-pins. Called with
+// u.mu held and u not closed, so no watcher starts after Close.
+func (g *Gateway) watch(u *upstream, cs *sdk.ClientSession) {
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		_ = cs.Wait()
+		// Close too: a session the peer ended still holds a listener goroutine until closed.
+		_ = cs.Close()
+		u.mu.Lock()
+		if u.cs == cs {
+			u.down = true
+		}
+		u.mu.Unlock()
+		g.mu.Lock()
+		delete(g.scannedUp, u)
+		g.mu.Unlock()
+	}()
 }
 
 // New connects to every upstream. On error, whatever connected is closed.
@@ -175,11 +240,21 @@ func New(ctx context.Context, o Options, ups []Upstream) (g *Gateway, err error)
 		client := sdk.NewClient(&sdk.Implementation{Name: "portcullis", Version: "1"}, &sdk.ClientOptions{
 			ToolListChangedHandler: func(ctx context.Context, _ *sdk.ToolListChangedRequest) { g.toolsChanged(ctx) },
 		})
-		cs, err := client.Connect(ctx, u.Transport, nil)
+		t := u.Transport
+		if u.NewTransport != nil {
+			t = u.NewTransport()
+		}
+		if t == nil {
+			return nil, fmt.Errorf("mcp: upstream %q has no transport", u.Name)
+		}
+		cs, err := client.Connect(ctx, t, nil)
 		if err != nil {
 			return nil, fmt.Errorf("mcp: connect upstream %q: %w", u.Name, err)
 		}
-		up := &upstream{name: u.Name, cs: cs}
+		up := &upstream{name: u.Name, client: client, mk: u.NewTransport, cs: cs, init: cs.InitializeResult()}
+		up.mu.Lock()
+		g.watch(up, cs)
+		up.mu.Unlock()
 		g.ups = append(g.ups, up)
 		g.byKey[u.Name] = up
 	}
@@ -193,7 +268,11 @@ func (g *Gateway) Close() error {
 	g.mu.Unlock()
 	var errs []error
 	for _, u := range g.ups {
-		if err := u.cs.Close(); err != nil {
+		u.mu.Lock()
+		u.closed = true
+		cs, down := u.cs, u.down
+		u.mu.Unlock()
+		if err := cs.Close(); err != nil && !down {
 			errs = append(errs, fmt.Errorf("close upstream %q: %w", u.name, err))
 		}
 	}
@@ -201,21 +280,35 @@ func (g *Gateway) Close() error {
 	return errors.Join(errs...)
 }
 
-// CredentialsFunc returns the agent's credentials for one request: from the environment in the
-// stdio wrapper, from the HTTP headers (req.GetExtra().Header) behind Streamable HTTP.
-type CredentialsFunc func(req sdk.Request) identity.Credentials
-
-// EnvCredentials always returns the same API key (stdio wrapper: PORTCULLIS_API_KEY).
-func EnvCredentials(apiKey string) CredentialsFunc {
-	return func(sdk.Request) identity.Credentials { return identity.Credentials{APIKey: apiKey} }
+// Caller is who sends one request: the agent's credentials and, optionally, the invoking user's
+// token (verified by the guard like on the decision API).
+type Caller struct {
+	Credentials identity.Credentials
+	UserToken   string
 }
 
-// HeaderCredentials reads the API key or bearer token of the HTTP request that carried the message.
-func HeaderCredentials(req sdk.Request) identity.Credentials {
+// UserTokenHeader carries the invoking user's token over Streamable HTTP (as on the LLM gateway).
+const UserTokenHeader = "X-Portcullis-User-Token"
+
+// CredentialsFunc returns the caller of one request: from the environment in the stdio wrapper,
+// from the HTTP headers (req.GetExtra().Header) behind Streamable HTTP.
+type CredentialsFunc func(req sdk.Request) Caller
+
+// EnvCredentials always returns the same API key and user token (stdio wrapper:
+// PORTCULLIS_API_KEY, PORTCULLIS_USER_TOKEN).
+func EnvCredentials(apiKey, userToken string) CredentialsFunc {
+	return func(sdk.Request) Caller {
+		return Caller{Credentials: identity.Credentials{APIKey: apiKey}, UserToken: userToken}
+	}
+}
+
+// HeaderCredentials reads the API key or bearer token, and the user token, of the HTTP request
+// that carried the message.
+func HeaderCredentials(req sdk.Request) Caller {
 	var c identity.Credentials
 	ex := req.GetExtra()
 	if ex == nil || ex.Header == nil {
-		return c
+		return Caller{}
 	}
 	h := ex.Header
 	if auth := h.Get("Authorization"); auth != "" {
@@ -235,14 +328,14 @@ func HeaderCredentials(req sdk.Request) identity.Credentials {
 			c.APIKey = k
 		}
 	}
-	return c
+	return Caller{Credentials: c, UserToken: h.Get(UserTokenHeader)}
 }
 
 // Server returns an agent-facing MCP server whose every request is governed by the gateway.
 func (g *Gateway) Server(creds CredentialsFunc) *sdk.Server {
 	caps := &sdk.ServerCapabilities{Tools: &sdk.ToolCapabilities{ListChanged: true}}
 	for _, u := range g.ups {
-		if ir := u.cs.InitializeResult(); ir != nil && ir.Capabilities != nil {
+		if ir := u.init; ir != nil && ir.Capabilities != nil {
 			if ir.Capabilities.Resources != nil {
 				caps.Resources = &sdk.ResourceCapabilities{}
 			}
@@ -376,6 +469,10 @@ func (g *Gateway) qualify(u *upstream, name string) string {
 }
 
 func (g *Gateway) split(name string) (*upstream, string, bool) {
+	if reserved(name) {
+		// An upstream tool named like a reserved name would ride on rules written for it.
+		return nil, "", false
+	}
 	if u, ok := g.byKey[""]; ok {
 		return u, name, true
 	}
@@ -384,13 +481,22 @@ func (g *Gateway) split(name string) (*upstream, string, bool) {
 		return nil, "", false
 	}
 	u, ok := g.byKey[srv]
-	return u, tool, ok
+	if !ok {
+		return nil, "", false
+	}
+	return u, tool, true
 }
 
 // upstreamTools lists every tool of u (all pages).
+func reserved(name string) bool { return name == ToolResourcesRead || name == ToolPromptsGet }
+
 func (g *Gateway) upstreamTools(ctx context.Context, u *upstream) ([]*sdk.Tool, error) {
+	cs, err := g.session(ctx, u)
+	if err != nil {
+		return nil, err
+	}
 	var out []*sdk.Tool
-	for t, err := range u.cs.Tools(ctx, nil) {
+	for t, err := range cs.Tools(ctx, nil) {
 		if err != nil {
 			return nil, fmt.Errorf("list tools of %q: %w", u.name, err)
 		}
@@ -402,8 +508,8 @@ func (g *Gateway) upstreamTools(ctx context.Context, u *upstream) ([]*sdk.Tool, 
 	return out, nil
 }
 
-func (g *Gateway) listTools(ctx context.Context, creds identity.Credentials) (*sdk.ListToolsResult, error) {
-	a, err := g.agent(ctx, creds)
+func (g *Gateway) listTools(ctx context.Context, c Caller) (*sdk.ListToolsResult, error) {
+	a, err := g.agent(ctx, c.Credentials)
 	if err != nil {
 		return nil, err
 	}
@@ -417,7 +523,7 @@ func (g *Gateway) listTools(ctx context.Context, creds identity.Credentials) (*s
 		}
 		for _, t := range tools {
 			name := g.qualify(u, t.Name)
-			if !set.MayAllow(a.ID, name) {
+			if reserved(name) || !set.MayAllow(a.ID, name) {
 				continue
 			}
 			if !g.definitionOK(ctx, name, t) {
@@ -508,6 +614,12 @@ func splitApproval(args json.RawMessage, meta sdk.Meta) (json.RawMessage, string
 	if len(args) == 0 || string(args) == "null" {
 		return json.RawMessage("{}"), id, nil
 	}
+	if t := bytes.TrimSpace(args); len(t) > 0 && t[0] == '{' && json.Valid(t) &&
+		!bytes.Contains(t, []byte(ApprovalArg)) && !bytes.Contains(t, []byte(`\u`)) {
+		// The common case: an object without the approval argument (not even escaped): a
+		// validity scan instead of a decode and a re-encode.
+		return args, id, nil
+	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(args, &m); err != nil {
 		return nil, "", fmt.Errorf("arguments must be a JSON object: %w", err)
@@ -534,18 +646,17 @@ func (g *Gateway) decide(ctx context.Context, req guard.Request) (*guard.Decisio
 	d := g.o.Guard.Check(ctx, req)
 	if d.Action == policy.Constrain && d.ApprovalID != "" && g.o.Approvals != nil && g.o.ApprovalWait > 0 {
 		wctx, cancel := context.WithTimeout(ctx, g.o.ApprovalWait)
-		r, err := g.o.Approvals.Wait(wctx, d.ApprovalID)
+		_, err := g.o.Approvals.Wait(wctx, d.ApprovalID)
 		cancel()
 		if ctx.Err() != nil {
 			// The agent went away while waiting: nothing runs; the request stays pending.
 			return nil, errorResult(pendingMessage(d.ApprovalID))
 		}
-		if err == nil && r.State == approval.Approved {
+		if err == nil {
+			// Resolved in time. Deciding again with the approval ID redeems an approved grant
+			// (the call runs once) or records the refusal of a denied or expired one.
 			req.ApprovalID = d.ApprovalID
 			d = g.o.Guard.Check(ctx, req)
-		} else if err == nil {
-			d = g.o.Guard.Check(ctx, guard.Request{RequestID: req.RequestID, Source: req.Source, Credentials: req.Credentials,
-				Tool: req.Tool, Params: req.Params, ApprovalID: d.ApprovalID})
 		}
 	}
 	switch {
@@ -556,6 +667,13 @@ func (g *Gateway) decide(ctx context.Context, req guard.Request) (*guard.Decisio
 	default:
 		return nil, errorResult(msgUnavailable)
 	}
+}
+
+// metaApproval reads a retry's approval ID from _meta (resources/read and prompts/get have no
+// arguments object to carry it).
+func metaApproval(m sdk.Meta) string {
+	id, _ := m[ApprovalArg].(string)
+	return id
 }
 
 func pendingMessage(id string) string {
@@ -569,7 +687,7 @@ func requestID(req sdk.Request) string {
 	return ""
 }
 
-func (g *Gateway) callTool(ctx context.Context, creds identity.Credentials, r *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
+func (g *Gateway) callTool(ctx context.Context, c Caller, r *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
 	if r.Params == nil {
 		return nil, errors.New("mcp: tools/call without params")
 	}
@@ -586,7 +704,7 @@ func (g *Gateway) callTool(ctx context.Context, creds identity.Credentials, r *s
 		g.record(ctx, name, "deny", "tool_blocked: definition changed or suspicious; call refused until re-approved", "", inspect.Result{})
 		return errorResult(msgUnavailable), nil
 	}
-	d, answer := g.decide(ctx, guard.Request{RequestID: requestID(r), Source: "mcp", Credentials: creds, Tool: name, Params: args, ApprovalID: approvalID})
+	d, answer := g.decide(ctx, guard.Request{RequestID: requestID(r), Source: "mcp", Credentials: c.Credentials, UserToken: c.UserToken, Tool: name, Params: args, ApprovalID: approvalID})
 	if answer != nil {
 		return answer, nil
 	}
@@ -597,7 +715,11 @@ func (g *Gateway) callTool(ctx context.Context, creds identity.Credentials, r *s
 	cctx, cancel := context.WithTimeout(ctx, g.o.CallTimeout)
 	defer cancel()
 	start := time.Now()
-	res, err := u.cs.CallTool(cctx, &sdk.CallToolParams{Name: tool, Arguments: args})
+	var res *sdk.CallToolResult
+	cs, err := g.session(ctx, u)
+	if err == nil {
+		res, err = cs.CallTool(cctx, &sdk.CallToolParams{Name: tool, Arguments: args})
+	}
 	dur := time.Since(start)
 	if err != nil {
 		g.log.Warn("upstream call failed", slog.String("tool", name), slog.Any("error", err))
@@ -636,8 +758,8 @@ func (g *Gateway) outcomeDur(ctx context.Context, d *guard.Decision, tool string
 var _ Guard = (*guard.Guard)(nil)
 
 // listResources merges the upstreams' resources; reading one is decided per call.
-func (g *Gateway) listResources(ctx context.Context, creds identity.Credentials) (*sdk.ListResourcesResult, error) {
-	a, err := g.agent(ctx, creds)
+func (g *Gateway) listResources(ctx context.Context, c Caller) (*sdk.ListResourcesResult, error) {
+	a, err := g.agent(ctx, c.Credentials)
 	if err != nil {
 		return nil, err
 	}
@@ -649,8 +771,12 @@ func (g *Gateway) listResources(ctx context.Context, creds identity.Credentials)
 		if !hasResources(u) {
 			continue
 		}
+		cs, err := g.session(ctx, u)
+		if err != nil {
+			continue
+		}
 		n := 0
-		for r, err := range u.cs.Resources(ctx, nil) {
+		for r, err := range cs.Resources(ctx, nil) {
 			if err != nil {
 				g.log.Warn("upstream resources unavailable", slog.String("upstream", u.name), slog.Any("error", err))
 				break
@@ -667,8 +793,8 @@ func (g *Gateway) listResources(ctx context.Context, creds identity.Credentials)
 	return res, nil
 }
 
-func (g *Gateway) listResourceTemplates(ctx context.Context, creds identity.Credentials) (*sdk.ListResourceTemplatesResult, error) {
-	a, err := g.agent(ctx, creds)
+func (g *Gateway) listResourceTemplates(ctx context.Context, c Caller) (*sdk.ListResourceTemplatesResult, error) {
+	a, err := g.agent(ctx, c.Credentials)
 	if err != nil {
 		return nil, err
 	}
@@ -680,8 +806,12 @@ func (g *Gateway) listResourceTemplates(ctx context.Context, creds identity.Cred
 		if !hasResources(u) {
 			continue
 		}
+		cs, err := g.session(ctx, u)
+		if err != nil {
+			continue
+		}
 		n := 0
-		for r, err := range u.cs.ResourceTemplates(ctx, nil) {
+		for r, err := range cs.ResourceTemplates(ctx, nil) {
 			if err != nil || n > 10_000 {
 				break
 			}
@@ -693,17 +823,17 @@ func (g *Gateway) listResourceTemplates(ctx context.Context, creds identity.Cred
 }
 
 func hasResources(u *upstream) bool {
-	ir := u.cs.InitializeResult()
+	ir := u.init
 	return ir != nil && ir.Capabilities != nil && ir.Capabilities.Resources != nil
 }
 
 func hasPrompts(u *upstream) bool {
-	ir := u.cs.InitializeResult()
+	ir := u.init
 	return ir != nil && ir.Capabilities != nil && ir.Capabilities.Prompts != nil
 }
 
 // readResource is decided as the reserved tool mcp.resources.read with params {server, uri}.
-func (g *Gateway) readResource(ctx context.Context, creds identity.Credentials, r *sdk.ReadResourceRequest) (*sdk.ReadResourceResult, error) {
+func (g *Gateway) readResource(ctx context.Context, c Caller, r *sdk.ReadResourceRequest) (*sdk.ReadResourceResult, error) {
 	if r.Params == nil || r.Params.URI == "" {
 		return nil, errors.New("mcp: resources/read without a uri")
 	}
@@ -721,7 +851,8 @@ func (g *Gateway) readResource(ctx context.Context, creds identity.Credentials, 
 	if err != nil {
 		return nil, fmt.Errorf("mcp: encode params: %w", err)
 	}
-	d, answer := g.decide(ctx, guard.Request{RequestID: requestID(r), Source: "mcp", Credentials: creds, Tool: ToolResourcesRead, Params: params})
+	d, answer := g.decide(ctx, guard.Request{RequestID: requestID(r), Source: "mcp", Credentials: c.Credentials, UserToken: c.UserToken, Tool: ToolResourcesRead, Params: params,
+		ApprovalID: metaApproval(r.Params.Meta)})
 	if answer != nil {
 		return nil, errors.New("mcp: " + answer.Content[0].(*sdk.TextContent).Text)
 	}
@@ -731,7 +862,11 @@ func (g *Gateway) readResource(ctx context.Context, creds identity.Credentials, 
 	}
 	cctx, cancel := context.WithTimeout(ctx, g.o.CallTimeout)
 	defer cancel()
-	res, err := u.cs.ReadResource(cctx, &sdk.ReadResourceParams{URI: r.Params.URI})
+	var res *sdk.ReadResourceResult
+	cs, err := g.session(ctx, u)
+	if err == nil {
+		res, err = cs.ReadResource(cctx, &sdk.ReadResourceParams{URI: r.Params.URI})
+	}
 	if err != nil {
 		g.outcome(ctx, d, ToolResourcesRead, true, err.Error(), nil)
 		return nil, errors.New("mcp: " + msgFailed)
@@ -753,8 +888,8 @@ func (g *Gateway) readResource(ctx context.Context, creds identity.Credentials, 
 	return nil, errors.New("mcp: " + msgWithheld)
 }
 
-func (g *Gateway) listPrompts(ctx context.Context, creds identity.Credentials) (*sdk.ListPromptsResult, error) {
-	a, err := g.agent(ctx, creds)
+func (g *Gateway) listPrompts(ctx context.Context, c Caller) (*sdk.ListPromptsResult, error) {
+	a, err := g.agent(ctx, c.Credentials)
 	if err != nil {
 		return nil, err
 	}
@@ -766,8 +901,12 @@ func (g *Gateway) listPrompts(ctx context.Context, creds identity.Credentials) (
 		if !hasPrompts(u) {
 			continue
 		}
+		cs, err := g.session(ctx, u)
+		if err != nil {
+			continue
+		}
 		n := 0
-		for p, err := range u.cs.Prompts(ctx, nil) {
+		for p, err := range cs.Prompts(ctx, nil) {
 			if err != nil || n > 10_000 {
 				break
 			}
@@ -781,7 +920,7 @@ func (g *Gateway) listPrompts(ctx context.Context, creds identity.Credentials) (
 }
 
 // getPrompt is decided as the reserved tool mcp.prompts.get with params {server, name, arguments}.
-func (g *Gateway) getPrompt(ctx context.Context, creds identity.Credentials, r *sdk.GetPromptRequest) (*sdk.GetPromptResult, error) {
+func (g *Gateway) getPrompt(ctx context.Context, c Caller, r *sdk.GetPromptRequest) (*sdk.GetPromptResult, error) {
 	if r.Params == nil || r.Params.Name == "" {
 		return nil, errors.New("mcp: prompts/get without a name")
 	}
@@ -798,7 +937,8 @@ func (g *Gateway) getPrompt(ctx context.Context, creds identity.Credentials, r *
 	if err != nil {
 		return nil, fmt.Errorf("mcp: encode params: %w", err)
 	}
-	d, answer := g.decide(ctx, guard.Request{RequestID: requestID(r), Source: "mcp", Credentials: creds, Tool: ToolPromptsGet, Params: params})
+	d, answer := g.decide(ctx, guard.Request{RequestID: requestID(r), Source: "mcp", Credentials: c.Credentials, UserToken: c.UserToken, Tool: ToolPromptsGet, Params: params,
+		ApprovalID: metaApproval(r.Params.Meta)})
 	if answer != nil {
 		return nil, errors.New("mcp: " + answer.Content[0].(*sdk.TextContent).Text)
 	}
@@ -808,7 +948,11 @@ func (g *Gateway) getPrompt(ctx context.Context, creds identity.Credentials, r *
 	}
 	cctx, cancel := context.WithTimeout(ctx, g.o.CallTimeout)
 	defer cancel()
-	res, err := u.cs.GetPrompt(cctx, &sdk.GetPromptParams{Name: name, Arguments: r.Params.Arguments})
+	var res *sdk.GetPromptResult
+	cs, err := g.session(ctx, u)
+	if err == nil {
+		res, err = cs.GetPrompt(cctx, &sdk.GetPromptParams{Name: name, Arguments: r.Params.Arguments})
+	}
 	if err != nil {
 		g.outcome(ctx, d, ToolPromptsGet, true, err.Error(), nil)
 		return nil, errors.New("mcp: " + msgFailed)

@@ -105,3 +105,28 @@ func FuzzWritePolicy(f *testing.F) {
 		}
 	})
 }
+
+// TestPinStoreSharedFile: the gateway and `portcullis mcp pins approve` are two processes on one
+// file; each sees the other's writes despite the gateway's read cache.
+func TestPinStoreSharedFile(t *testing.T) {
+	path := t.TempDir() + "/pins.json"
+	gw, cli := OpenPins(path), OpenPins(path)
+	for _, step := range []struct {
+		hash string
+		want PinState
+	}{{"a", PinNew}, {"b", PinChanged}} {
+		if got, err := gw.Check("t", step.hash); err != nil || got != step.want {
+			t.Fatalf("Check(%s) = %v, %v", step.hash, got, err)
+		}
+	}
+	if _, err := cli.Approve("t", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := gw.Check("t", "b"); err != nil || got != PinApproved {
+		t.Fatalf("after approval by another store: %v, %v", got, err)
+	}
+	list, err := cli.List()
+	if err != nil || len(list) != 1 || list[0].Hash != "b" || list[0].Approved {
+		t.Fatalf("list seen by the other store: %+v, %v", list, err)
+	}
+}

@@ -68,16 +68,30 @@ type Pin struct {
 type PinStore struct {
 	path string
 	mu   sync.Mutex
+	// cache is the file's content as last read or written, valid while the file's size and
+	// modification time are unchanged (another process — `portcullis mcp pins approve` —
+	// rewrites it by rename, which changes both or at least the time).
+	cache   map[string]*Pin
+	cacheAt time.Time
+	cacheSz int64
 }
 
 // OpenPins uses the pin file at path (created on first write).
 func OpenPins(path string) *PinStore { return &PinStore{path: path} }
 
 func (p *PinStore) load() (map[string]*Pin, error) {
-	b, err := os.ReadFile(p.path)
+	st, err := os.Stat(p.path)
 	if errors.Is(err, os.ErrNotExist) {
+		p.cache = nil
 		return map[string]*Pin{}, nil
 	}
+	if err != nil {
+		return nil, fmt.Errorf("read pins: %w", err)
+	}
+	if p.cache != nil && st.ModTime().Equal(p.cacheAt) && st.Size() == p.cacheSz {
+		return p.cache, nil
+	}
+	b, err := os.ReadFile(p.path)
 	if err != nil {
 		return nil, fmt.Errorf("read pins: %w", err)
 	}
@@ -85,10 +99,12 @@ func (p *PinStore) load() (map[string]*Pin, error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("read pins %s: %w", p.path, err)
 	}
+	p.cache, p.cacheAt, p.cacheSz = m, st.ModTime(), st.Size()
 	return m, nil
 }
 
 func (p *PinStore) save(m map[string]*Pin) error {
+	p.cache = nil // m may hold unsaved changes until the rename succeeds
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode pins: %w", err)
@@ -110,7 +126,13 @@ func (p *PinStore) save(m map[string]*Pin) error {
 		return fmt.Errorf("write pins: %w", err)
 	}
 	if err := os.Rename(tmp.Name(), p.path); err != nil {
+		p.cache = nil
 		return fmt.Errorf("write pins: %w", err)
+	}
+	if st, err := os.Stat(p.path); err == nil {
+		p.cache, p.cacheAt, p.cacheSz = m, st.ModTime(), st.Size()
+	} else {
+		p.cache = nil
 	}
 	return nil
 }
