@@ -139,13 +139,9 @@ type errorBody struct {
 
 func (s *Server) handleDecide(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	body, ok := s.readBody(w, r)
-	if !ok {
-		return
-	}
 	var req decideRequest
-	if err := strictDecode(body, &req); err != nil {
-		s.reject(w, http.StatusBadRequest, "bad_request", err.Error())
+	body, ok := s.decodeBody(w, r, &req)
+	if !ok {
 		return
 	}
 	if req.Tool == "" {
@@ -226,13 +222,9 @@ type outcomeResponse struct {
 }
 
 func (s *Server) handleOutcome(w http.ResponseWriter, r *http.Request) {
-	body, ok := s.readBody(w, r)
-	if !ok {
-		return
-	}
 	var req outcomeRequest
-	if err := strictDecode(body, &req); err != nil {
-		s.reject(w, http.StatusBadRequest, "bad_request", err.Error())
+	body, ok := s.decodeBody(w, r, &req)
+	if !ok {
 		return
 	}
 	if req.DecisionID == "" {
@@ -287,6 +279,20 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool)
 	}
 	if d := maxDepth(body); d > s.o.Limits.MaxDepth {
 		s.reject(w, http.StatusBadRequest, "too_deep", fmt.Sprintf("JSON nested %d deep; the limit is %d", d, s.o.Limits.MaxDepth))
+		return nil, false
+	}
+	return body, true
+}
+
+// decodeBody reads a bounded body and strictly decodes it into v, answering 4xx itself when it
+// cannot; it returns the raw bytes (signed requests are verified over them).
+func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) ([]byte, bool) {
+	body, ok := s.readBody(w, r)
+	if !ok {
+		return nil, false
+	}
+	if err := strictDecode(body, v); err != nil {
+		s.reject(w, http.StatusBadRequest, "bad_request", err.Error())
 		return nil, false
 	}
 	return body, true
