@@ -35,7 +35,7 @@ var commands = map[string]command{
 	"serve":     {"run the gateway (embedded default: SQLite, example policy, demo agent)", runServe},
 	"mcp":       {"put an MCP server behind the gateway (stdio wrapper); manage tool pins", runMCP},
 	"inventory": {"list an MCP server's tools ranked by risk and write a starter policy", runInventory},
-	"policy":    {"check, evaluate and test policies", runPolicy},
+	"policy":    {"check, evaluate, test and lint policies", runPolicy},
 	"keys":      {"create, list and revoke agent API keys", runKeys},
 	"inspect":   {"inspect tool-call arguments or results (JSONL) for attacks", runInspect},
 	"audit":     {"verify, export, prove and search the audit ledger", runAudit},
