@@ -208,6 +208,9 @@ type state struct {
 	deadline time.Time
 	ctx      context.Context
 	ctxErr   error
+	// reportFn is st.report bound once per call: a method value passed through the Detector
+	// interface escapes, so binding it per value and detector would allocate each time.
+	reportFn func(Finding)
 }
 
 func (st *state) report(f Finding) {
@@ -253,9 +256,10 @@ func (st *state) run(ctx context.Context, raw json.RawMessage) (Result, error) {
 	if d, ok := ctx.Deadline(); ok && d.Before(st.deadline) {
 		st.deadline = d
 	}
+	st.reportFn = st.report
 	for _, cd := range st.e.callDets {
 		st.det = cd.(Detector).Name()
-		cd.InspectCall(st.call, st.report)
+		cd.InspectCall(st.call, st.reportFn)
 	}
 	err := walkJSON(string(raw), cfg.MaxDepth, st.sc.path, st.visit)
 	switch {
@@ -313,7 +317,7 @@ func (st *state) visit(path []byte, key, s string, isKey bool) error {
 	}
 	for _, d := range st.e.detectors {
 		st.det = d.Name()
-		d.Inspect(st.call, v, st.report)
+		d.Inspect(st.call, v, st.reportFn)
 	}
 	return nil
 }
