@@ -334,7 +334,7 @@ var (
 func (exfilDetector) code(c *Call, v *Value, report func(Finding)) {
 	s := v.Norm
 	// Code and shell commands carry calls, pipes, assignments or flags; prose rarely does.
-	if len(s) < 20 || !strings.ContainsAny(s, "|`$=;>") && !hasCall(s) && !hasFlag(s) {
+	if len(s) < 20 || !cs24.in(s) && !hasCall(s) && !hasFlag(s) {
 		return
 	}
 	if harmLits.contains(s) {

@@ -473,8 +473,8 @@ func decodeBlob(run, pad string) (string, Layer, bool) {
 		}
 	}
 	enc := base64.StdEncoding
-	if strings.ContainsAny(run, "-_") {
-		if strings.ContainsAny(run, "+/") {
+	if cs12.in(run) {
+		if cs13.in(run) {
 			return "", 0, false
 		}
 		enc = base64.URLEncoding

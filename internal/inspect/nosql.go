@@ -65,7 +65,7 @@ func (nosqlDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	}
 	var best Finding
 	foldedReadings(v, func(r string) bool {
-		if !strings.ContainsAny(r, "$'\"|;") && !strings.Contains(r, "db.") {
+		if !cs7.in(r) && !strings.Contains(r, "db.") {
 			return true
 		}
 		r = lowerASCII(r)

@@ -68,7 +68,7 @@ func (d *pathDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 }
 
 func (d *pathDetector) inspectReading(r string, pathKey bool) (Finding, bool) {
-	if !strings.ContainsAny(r, "./\\%:\x00") && !hasNonASCII(r) && !strings.Contains(r, "0x") {
+	if !cs25.in(r) && !hasNonASCII(r) && !strings.Contains(r, "0x") {
 		return Finding{}, false
 	}
 	dec, layers := pathDecode(r)
@@ -80,7 +80,7 @@ func (d *pathDetector) inspectReading(r string, pathKey bool) (Finding, bool) {
 	}
 	skel := pathSkeleton(dec)
 	ups := countUps(skel)
-	obfuscated := layers > 0 || strings.Contains(skel, "?.") || strings.Contains(skel, ".?") || strings.Contains(skel, "??/") || hasNonASCII(r) || strings.ContainsAny(r, "%\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09") ||
+	obfuscated := layers > 0 || strings.Contains(skel, "?.") || strings.Contains(skel, ".?") || strings.Contains(skel, "??/") || hasNonASCII(r) || cs26.in(r) ||
 		strings.Count(skel, "./") >= 2 || strings.Contains(r, "\\") && strings.Contains(r, "/")
 	switch {
 	case ups >= 2:
@@ -88,10 +88,10 @@ func (d *pathDetector) inspectReading(r string, pathKey bool) (Finding, bool) {
 	case ups == 1 && obfuscated:
 		return find(threat.High, 0.9, "obfuscated directory traversal")
 	}
-	if i := strings.IndexByte(dec, 0); i >= 0 && (strings.ContainsAny(dec, "/\\") || strings.Contains(dec[:i], ".")) {
+	if i := strings.IndexByte(dec, 0); i >= 0 && (cs27.in(dec) || strings.Contains(dec[:i], ".")) {
 		return find(threat.High, 0.85, "NUL byte in path")
 	}
-	if !pathKey && strings.ContainsAny(dec, " \t\r\n") {
+	if !pathKey && cs28.in(dec) {
 		// Prose, not a path: file names mentioned in a sentence are not file access.
 		switch {
 		case ups == 1 && strings.Trim(skel, "./") == "":
@@ -488,7 +488,7 @@ var sensitiveFiles = []sensitiveFile{
 // alone or "my_etc/passwd" do not match "etc/passwd". /proc/<pid>/ and /proc/self/fd/ forms are
 // matched too.
 func sensitiveTarget(s string) (string, bool) {
-	if i := strings.IndexAny(s, "\x00#"); i >= 0 {
+	if i := cs29.index(s); i >= 0 {
 		s = s[:i]
 	}
 	if i := strings.LastIndexByte(s, '?'); i > strings.LastIndexByte(s, '/') {

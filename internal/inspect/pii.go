@@ -188,7 +188,7 @@ func classifyNumber(run, before string, phoneKey bool, add func(int, string)) {
 	}
 	nd := len(digits)
 	// IPv4 dotted quad.
-	if strings.Count(run, ".") == 3 && !strings.ContainsAny(run, " -/()+") {
+	if strings.Count(run, ".") == 3 && !cs8.in(run) {
 		if a, err := netip.ParseAddr(run); err == nil && a.Is4() {
 			add(5, run)
 		}
@@ -205,7 +205,7 @@ func classifyNumber(run, before string, phoneKey bool, add func(int, string)) {
 		return
 	}
 	// Payment card: 12-19 digits, Luhn-valid, plausible issuer, grouped plainly if at all.
-	if nd >= 12 && nd <= 19 && !strings.ContainsAny(run, "()+./") && (digits[0] >= '2' && digits[0] <= '6' || strings.HasPrefix(string(digits), "1800")) && luhn(digits) {
+	if nd >= 12 && nd <= 19 && !cs9.in(run) && (digits[0] >= '2' && digits[0] <= '6' || strings.HasPrefix(string(digits), "1800")) && luhn(digits) {
 		add(2, run)
 		return
 	}
@@ -223,7 +223,7 @@ func classifyNumber(run, before string, phoneKey bool, add func(int, string)) {
 // a thousands-separated amount (71-33-52-22, 78 651 450 but not 12 345 678).
 func phoneGroups(run string, digits []byte) bool {
 	groups := strings.FieldsFunc(run, func(c rune) bool { return c == ' ' || c == '-' || c == '.' })
-	if len(groups) < 2 || strings.ContainsAny(run, "()+/") {
+	if len(groups) < 2 || cs10.in(run) {
 		return false
 	}
 	if len(groups[0]) == 4 && len(run) > 7 && (run[4] == '-' || run[4] == '/' || run[4] == '.') && run[7] == run[4] {
@@ -283,7 +283,7 @@ func phoneContext(before string) bool {
 // looksLikeDate matches yyyy-mm-dd, dd/mm/yyyy, dd.mm.yyyy and similar.
 func looksLikeDate(r string) bool {
 	parts := strings.FieldsFunc(r, func(c rune) bool { return c == '-' || c == '/' || c == '.' })
-	if len(parts) != 3 || strings.ContainsAny(r, " ()+") {
+	if len(parts) != 3 || cs11.in(r) {
 		return false
 	}
 	for _, p := range parts {

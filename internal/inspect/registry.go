@@ -101,7 +101,7 @@ func newToolMatcher(patterns []string) toolMatcher {
 		p = strings.ToLower(p)
 		core := strings.Trim(p, "*")
 		switch {
-		case strings.ContainsAny(core, "*?[\\"):
+		case cs21.in(core):
 			m.glob = append(m.glob, p)
 		case strings.HasPrefix(p, "*") && strings.HasSuffix(p, "*") && len(p) > 1:
 			m.contains = append(m.contains, core)

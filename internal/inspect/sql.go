@@ -195,7 +195,7 @@ func sqlGateSingle(w string) bool {
 // "drop table", "or true"), a dangerous function call, a quote followed by a boolean operator, or a
 // value that starts with a boolean operator. Prose fails it and is not lexed.
 func sqlWorthLexing(s string) bool {
-	if strings.ContainsAny(s, "=<>;#@|&") || strings.Contains(s, "--") || strings.Contains(s, "/*") {
+	if cs14.in(s) || strings.Contains(s, "--") || strings.Contains(s, "/*") {
 		return true
 	}
 	var prev, prev2 string
@@ -262,7 +262,7 @@ func sqlWorthLexing(s string) bool {
 // sqlPunctuated reports the punctuation a SQL fragment needs to break out of a literal or a
 // clause: quotes, parentheses, comments, statement separators. Ids, dates, paths and URLs lack it.
 func sqlPunctuated(r string) bool {
-	return strings.ContainsAny(r, "'\"`();#") || strings.Contains(r, "--") || strings.Contains(r, "/*")
+	return cs15.in(r) || strings.Contains(r, "--") || strings.Contains(r, "/*")
 }
 
 // sqlPrefixed runs libinjection as if the value followed a number (optionally inside parentheses).

@@ -52,6 +52,9 @@ func (d ssrfDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 		if len(r) > 16384 {
 			r = r[:16384]
 		}
+		if !hostKey && !strings.Contains(r, "://") {
+			return true // extractURLs finds nothing without a scheme separator outside a host parameter
+		}
 		for i, u := range extractURLs(r, hostKey) {
 			if i == maxSSRFHosts {
 				break
@@ -161,7 +164,7 @@ func extractURLs(s string, hostKey bool) []ssrfURL {
 	}
 	if len(out) == 0 && hostKey {
 		t := strings.TrimPrefix(strings.TrimSpace(low), "//")
-		if t != "" && !strings.ContainsAny(t, " \t\n") {
+		if t != "" && !cs22.in(t) {
 			out = append(out, ssrfURL{host: authorityHost(t), text: s})
 		}
 	}
@@ -175,7 +178,7 @@ func isSchemeByte(c byte) bool {
 // authorityHost extracts the host from "userinfo@host:port/path?query". Like URL parsers, the
 // last '@' before the path ends the userinfo — the classic http://trusted@evil/ confusion.
 func authorityHost(a string) string {
-	if i := strings.IndexAny(a, "/?#"); i >= 0 {
+	if i := cs23.index(a); i >= 0 {
 		a = a[:i]
 	}
 	if i := strings.LastIndexByte(a, '@'); i >= 0 {
