@@ -56,9 +56,12 @@ func (piiDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	if strings.IndexByte(s, '@') >= 0 {
 		scanEmails(s, func(m string) { add(0, m) })
 	}
-	phoneKey := isPhoneKey(v.Key)
-	scanNumbers(s, phoneKey, add)
-	scanIBANs(s, func(m string) { add(4, m) })
+	// Phone, card, SSN, IPv4 and IBAN numbers all contain a digit: without one, skip their scans.
+	if cs30.in(s) {
+		phoneKey := isPhoneKey(v.Key)
+		scanNumbers(s, phoneKey, add)
+		scanIBANs(s, func(m string) { add(4, m) })
+	}
 	scanIPv6(s, func(m string) { add(5, m) })
 	for k, h := range hits {
 		if h.n == 0 {
@@ -282,16 +285,35 @@ func phoneContext(before string) bool {
 
 // looksLikeDate matches yyyy-mm-dd, dd/mm/yyyy, dd.mm.yyyy and similar.
 func looksLikeDate(r string) bool {
-	parts := strings.FieldsFunc(r, func(c rune) bool { return c == '-' || c == '/' || c == '.' })
-	if len(parts) != 3 || cs11.in(r) {
+	// The non-empty fields between '-', '/' and '.' separators, counted without building a slice
+	// (this runs for every number in every value).
+	var lens [3]int
+	n := 0
+	for i := 0; i < len(r); {
+		if c := r[i]; c == '-' || c == '/' || c == '.' {
+			i++
+			continue
+		}
+		j := i
+		for j < len(r) && r[j] != '-' && r[j] != '/' && r[j] != '.' {
+			j++
+		}
+		if n == len(lens) {
+			return false // more than three fields
+		}
+		lens[n] = j - i
+		n++
+		i = j
+	}
+	if n != 3 || cs11.in(r) {
 		return false
 	}
-	for _, p := range parts {
-		if len(p) != 2 && len(p) != 4 && len(p) != 1 {
+	for _, l := range lens {
+		if l != 2 && l != 4 && l != 1 {
 			return false
 		}
 	}
-	return len(parts[0]) == 4 || len(parts[2]) == 4
+	return lens[0] == 4 || lens[2] == 4
 }
 
 // luhn validates the check digit of a card number.
