@@ -260,16 +260,10 @@ func normalizeText(s string, out *normResult) {
 	out.text, out.homoglyphs = foldText(t)
 }
 
+// asciiLower lower-cases an ASCII string. strings.ToLower's ASCII path does exactly that with a
+// single allocation (building into a byte slice and converting costs two).
 func asciiLower(s string) string {
-	b := make([]byte, len(s))
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 'A' && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		b[i] = c
-	}
-	return string(b)
+	return strings.ToLower(s)
 }
 
 // confusables maps lower-case letters of other scripts that render like a Latin letter to that
