@@ -367,14 +367,12 @@ func isCommandKey(key string) bool {
 	return false
 }
 
+// codeKeyWords are the words isCodeKey looks for, matched in one pass.
+var codeKeyWords = newLitSet("code", "snippet", "source", "template", "body", "content", "markdown", "text", "query", "expression", "regex", "pattern")
+
 // isCodeKey reports whether a parameter name says it holds source code, where backticks and $( are
 // language syntax.
 func isCodeKey(key string) bool {
 	k := strings.ToLower(key)
-	for _, w := range [...]string{"code", "snippet", "source", "template", "body", "content", "markdown", "text", "query", "expression", "regex", "pattern"} {
-		if strings.Contains(k, w) {
-			return true
-		}
-	}
-	return false
+	return codeKeyWords.contains(k)
 }

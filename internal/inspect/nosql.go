@@ -159,13 +159,11 @@ func isFilterKey(key string) bool {
 	return false
 }
 
+// dbToolWords are the words isDatabaseTool looks for, matched in one pass.
+var dbToolWords = newLitSet("mongo", "db", "database", "sql", "query", "collection", "find", "aggregate", "elastic", "couch", "dynamo", "firestore", "redis")
+
 // isDatabaseTool reports whether a tool name says it talks to a database.
 func isDatabaseTool(tool string) bool {
 	t := strings.ToLower(tool)
-	for _, w := range [...]string{"mongo", "db", "database", "sql", "query", "collection", "find", "aggregate", "elastic", "couch", "dynamo", "firestore", "redis"} {
-		if strings.Contains(t, w) {
-			return true
-		}
-	}
-	return false
+	return dbToolWords.contains(t)
 }

@@ -154,13 +154,14 @@ func isAbsPath(p string) bool {
 		len(p) >= 3 && p[1] == ':' && p[2] == '/' && (p[0] >= 'a' && p[0] <= 'z')
 }
 
+// pathKeyWords are the words isPathKey looks for, matched in one pass.
+var pathKeyWords = newLitSet("path", "file", "dir", "folder", "filename")
+
 // isPathKey reports whether a parameter name says it holds a file-system path.
 func isPathKey(key string) bool {
 	k := strings.ToLower(key)
-	for _, w := range [...]string{"path", "file", "dir", "folder", "filename"} {
-		if strings.Contains(k, w) {
-			return true
-		}
+	if pathKeyWords.contains(k) {
+		return true
 	}
 	switch k {
 	case "src", "dst", "source", "destination", "target", "dest", "location", "cwd":

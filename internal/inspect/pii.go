@@ -88,14 +88,12 @@ var piiKinds = [6]struct {
 	{KindPIIIPAddress, threat.Low, 0.9},
 }
 
+// phoneKeyWords are the words isPhoneKey looks for, matched in one pass.
+var phoneKeyWords = newLitSet("phone", "tel", "mobile", "fax", "cell", "msisdn", "contact", "number")
+
 func isPhoneKey(key string) bool {
 	k := strings.ToLower(key)
-	for _, w := range [...]string{"phone", "tel", "mobile", "fax", "cell", "msisdn", "contact", "number"} {
-		if strings.Contains(k, w) {
-			return true
-		}
-	}
-	return false
+	return phoneKeyWords.contains(k)
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }

@@ -373,13 +373,14 @@ func codeExpression(v string) bool {
 	return true
 }
 
+// secretKeyWords are the words secretKeyName looks for, matched in one pass.
+var secretKeyWords = newLitSet("password", "passwd", "secret", "api_key", "apikey", "api-key", "access_key", "private_key", "auth_token", "access_token", "refresh_token", "bearer", "credential", "client_secret")
+
 // secretKeyName reports whether a parameter name says it holds a credential.
 func secretKeyName(k string) bool {
 	k = strings.ToLower(k)
-	for _, w := range [...]string{"password", "passwd", "secret", "api_key", "apikey", "api-key", "access_key", "private_key", "auth_token", "access_token", "refresh_token", "bearer", "credential", "client_secret"} {
-		if strings.Contains(k, w) {
-			return true
-		}
+	if secretKeyWords.contains(k) {
+		return true
 	}
 	return k == "token" || k == "key" || k == "pwd"
 }

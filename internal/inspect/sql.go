@@ -58,6 +58,9 @@ func (sqlDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	}
 }
 
+// sqlToolWords are the words sqlContext looks for, matched in one pass.
+var sqlToolWords = newLitSet("sql", "database", "db", "postgres", "mysql", "sqlite", "oracle", "mssql", "snowflake", "bigquery", "redshift", "clickhouse", "warehouse", "duckdb")
+
 // sqlContext reports whether the tool or the parameter is meant to carry SQL: then a whole
 // statement is expected, and only attack structures inside it are findings.
 func sqlContext(tool, key string) bool {
@@ -67,10 +70,8 @@ func sqlContext(tool, key string) bool {
 		return true
 	}
 	t := strings.ToLower(tool)
-	for _, w := range [...]string{"sql", "database", "db", "postgres", "mysql", "sqlite", "oracle", "mssql", "snowflake", "bigquery", "redshift", "clickhouse", "warehouse", "duckdb"} {
-		if strings.Contains(t, w) {
-			return k == "" || strings.Contains(k, "query") || strings.Contains(k, "sql") || k == "q" || k == "command"
-		}
+	if sqlToolWords.contains(t) {
+		return k == "" || strings.Contains(k, "query") || strings.Contains(k, "sql") || k == "q" || k == "command"
 	}
 	return false
 }

@@ -127,15 +127,13 @@ func (d ssrfDetector) resolveClass(parent context.Context, host string) string {
 	return ""
 }
 
+// hostKeyWords are the words isHostKey looks for, matched in one pass.
+var hostKeyWords = newLitSet("url", "uri", "host", "endpoint", "webhook", "callback", "domain", "address", "server", "link", "href", "redirect", "target", "proxy", "origin")
+
 // isHostKey reports whether a parameter name says it holds a URL or a host.
 func isHostKey(key string) bool {
 	k := strings.ToLower(key)
-	for _, w := range [...]string{"url", "uri", "host", "endpoint", "webhook", "callback", "domain", "address", "server", "link", "href", "redirect", "target", "proxy", "origin"} {
-		if strings.Contains(k, w) {
-			return true
-		}
-	}
-	return false
+	return hostKeyWords.contains(k)
 }
 
 // extractURLs finds every scheme://authority in s and, when hostKey is set and s holds no URL,
