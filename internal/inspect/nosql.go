@@ -148,15 +148,13 @@ func nosqlJSHint(s string) bool {
 	return false
 }
 
+// filterKeyWords are the words isFilterKey looks for, matched in one pass.
+var filterKeyWords = newLitSet("filter", "query", "where", "selector", "match", "criteria", "condition", "pipeline", "find", "update", "sort", "projection")
+
 // isFilterKey reports whether a parameter name says it holds a database filter or pipeline.
 func isFilterKey(key string) bool {
 	k := strings.ToLower(key)
-	for _, w := range [...]string{"filter", "query", "where", "selector", "match", "criteria", "condition", "pipeline", "find", "update", "sort", "projection"} {
-		if strings.Contains(k, w) {
-			return true
-		}
-	}
-	return false
+	return filterKeyWords.contains(k)
 }
 
 // dbToolWords are the words isDatabaseTool looks for, matched in one pass.

@@ -267,18 +267,16 @@ func nanp(r string) bool {
 	return true
 }
 
+// phoneContextWords are the words phoneContext looks for, matched in one pass.
+var phoneContextWords = newLitSet("phone", "tel", "call", "mobile", "cell", "fax", "contact", "number", "whatsapp", "sms", "text me", "reach me", "dial")
+
 // phoneContext reports a phone word shortly before a number.
 func phoneContext(before string) bool {
 	if len(before) > 40 {
 		before = before[len(before)-40:]
 	}
 	b := strings.ToLower(before)
-	for _, w := range [...]string{"phone", "tel", "call", "mobile", "cell", "fax", "contact", "number", "whatsapp", "sms", "text me", "reach me", "dial"} {
-		if strings.Contains(b, w) {
-			return true
-		}
-	}
-	return false
+	return phoneContextWords.contains(b)
 }
 
 // looksLikeDate matches yyyy-mm-dd, dd/mm/yyyy, dd.mm.yyyy and similar.
