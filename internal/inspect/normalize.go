@@ -7,6 +7,7 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+	"unsafe"
 
 	"golang.org/x/text/unicode/norm"
 )
@@ -260,10 +261,19 @@ func normalizeText(s string, out *normResult) {
 	out.text, out.homoglyphs = foldText(t)
 }
 
-// asciiLower lower-cases an ASCII string. strings.ToLower's ASCII path does exactly that with a
-// single allocation (building into a byte slice and converting costs two).
+// asciiLower lower-cases an ASCII string with one allocation and one pass (strings.ToLower
+// would scan s again to learn what normalizeText's scan already knows). The buffer is never
+// written after the conversion, which is what makes unsafe.String sound here.
 func asciiLower(s string) string {
-	return strings.ToLower(s)
+	b := make([]byte, len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b[i] = c
+	}
+	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
 // confusables maps lower-case letters of other scripts that render like a Latin letter to that
