@@ -71,6 +71,14 @@ func (d *pathDetector) inspectReading(r string, pathKey bool) (Finding, bool) {
 	if !cs25.in(r) && !hasNonASCII(r) && !strings.Contains(r, "0x") {
 		return Finding{}, false
 	}
+	if !pathKey && plainProse(r) {
+		return Finding{}, false
+	}
+	return d.inspectDecoded(r, pathKey)
+}
+
+// inspectDecoded is inspectReading past its cheap gates.
+func (d *pathDetector) inspectDecoded(r string, pathKey bool) (Finding, bool) {
 	dec, layers := pathDecode(r)
 	find := func(sev threat.Level, score float64, why string) (Finding, bool) {
 		return Finding{Kind: KindPathTraversal, Severity: sev, Evidence: why + ": " + excerpt(r, 0), Score: score}, true
@@ -132,6 +140,35 @@ func (d *pathDetector) inspectReading(r string, pathKey bool) (Finding, bool) {
 		}
 	}
 	return Finding{}, false
+}
+
+// plainProse reports, in one pass, that r is text the rest of inspectReading cannot flag outside a
+// path parameter: it contains whitespace (so only a parent-directory reference could be reported)
+// and none of what could make one — no escape to decode ('%', "0x"), no non-ASCII to fold, no NUL,
+// and no two adjacent '.' or '?' (countUps needs such a run, and the skeleton never creates dots).
+func plainProse(r string) bool {
+	space := false
+	for i := 0; i < len(r); i++ {
+		switch c := r[i]; c {
+		case ' ', '\t', '\r', '\n':
+			space = true
+		case '%', 0:
+			return false
+		case '.', '?':
+			if i+1 < len(r) && (r[i+1] == '.' || r[i+1] == '?') {
+				return false
+			}
+		case '0':
+			if i+1 < len(r) && (r[i+1] == 'x' || r[i+1] == 'X') {
+				return false
+			}
+		default:
+			if c >= 0x80 {
+				return false
+			}
+		}
+	}
+	return space
 }
 
 func (d *pathDetector) inRoots(p string) bool {
