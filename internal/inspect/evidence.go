@@ -69,7 +69,7 @@ func printable(r []rune) string {
 // foldedReadings is readings for detectors that ignore case: when Norm is just Raw lower-cased,
 // Raw is skipped (Norm says the same and needs no further lower-casing).
 func foldedReadings(v *Value, fn func(s string) bool) {
-	if v.Norm == "" || v.Norm == v.Raw || len(v.Norm) != len(v.Raw) || !strings.EqualFold(v.Norm, v.Raw) {
+	if v.Norm == "" || len(v.Norm) != len(v.Raw) || !v.normFoldsRaw() {
 		readings(v, fn)
 		return
 	}

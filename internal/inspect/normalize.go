@@ -91,6 +91,10 @@ func normalizeValue(v *Value, path, key, raw string, lim *Limits) (capped bool) 
 	var n normResult
 	normalizeText(raw, &n)
 	v.Norm, v.Hidden, v.HiddenCount, v.Homoglyphs = n.text, n.hidden, n.hiddenCount, n.homoglyphs
+	v.foldEq = foldDiffer
+	if v.Norm != v.Raw && strings.EqualFold(v.Norm, v.Raw) {
+		v.foldEq = foldSame
+	}
 	d := decoder{lim: lim, out: decoded, from: from, seen: v.Norm}
 	if n.tags != "" {
 		d.add(n.tags, LayerTags, 0)

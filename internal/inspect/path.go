@@ -50,7 +50,7 @@ func (d *pathDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	pathKey := isPathKey(v.Key)
 	var best Finding
 	readings(v, func(r string) bool {
-		if r != v.Raw && strings.EqualFold(r, v.Raw) {
+		if v.foldsRaw(r) {
 			return true
 		}
 		if len(r) > maxPathScan {

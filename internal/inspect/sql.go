@@ -40,7 +40,7 @@ func (sqlDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	var best Finding
 	dbContext := sqlContext(c.Tool, v.Key)
 	readings(v, func(r string) bool {
-		if len(r) < 3 || r == v.Raw && v.Norm != r && len(v.Norm) == len(r) && strings.EqualFold(r, v.Norm) {
+		if len(r) < 3 || r == v.Raw && len(v.Norm) == len(r) && v.normFoldsRaw() {
 			return true // Norm is this reading lower-cased, and case means nothing to SQL
 		}
 		if len(r) > maxSQLScan {

@@ -46,7 +46,7 @@ func (d ssrfDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	}
 	var best Finding
 	readings(v, func(r string) bool {
-		if r != v.Raw && strings.EqualFold(r, v.Raw) {
+		if v.foldsRaw(r) {
 			return true
 		}
 		if len(r) > 16384 {
