@@ -92,7 +92,8 @@ func normalizeValue(v *Value, path, key, raw string, lim *Limits) (capped bool) 
 	normalizeText(raw, &n)
 	v.Norm, v.Hidden, v.HiddenCount, v.Homoglyphs = n.text, n.hidden, n.hiddenCount, n.homoglyphs
 	v.foldEq = foldDiffer
-	if v.Norm != v.Raw && strings.EqualFold(v.Norm, v.Raw) {
+	// For ASCII, Norm is Raw lower-cased: it folds to Raw whenever it is not Raw itself.
+	if v.Norm != v.Raw && (n.ascii || strings.EqualFold(v.Norm, v.Raw)) {
 		v.foldEq = foldSame
 	}
 	d := decoder{lim: lim, out: decoded, from: from, seen: v.Norm}
@@ -109,6 +110,7 @@ func normalizeValue(v *Value, path, key, raw string, lim *Limits) (capped bool) 
 
 type normResult struct {
 	text        string
+	ascii       bool   // s was ASCII: text is s lower-cased, so it folds to s exactly when it differs
 	tags        string // ASCII spelled with tag characters
 	varsel      string // bytes spelled with variation selectors, when printable
 	hidden      Hidden
@@ -221,6 +223,7 @@ func hiddenClass(r rune) Hidden {
 func normalizeText(s string, out *normResult) {
 	f := scan(s, 1<<30)
 	if !f.nonASCII {
+		out.ascii = true
 		if f.upper {
 			out.text = asciiLower(s)
 		} else {
