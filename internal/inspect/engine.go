@@ -116,6 +116,7 @@ type Result struct {
 type Engine struct {
 	cfg       Config
 	detectors []Detector
+	names     []string // detectors[i].Name(), asked once rather than per value
 	callDets  []CallDetector
 	pool      sync.Pool // *scratch
 }
@@ -139,6 +140,7 @@ func New(cfg Config) *Engine {
 			continue
 		}
 		e.detectors = append(e.detectors, d)
+		e.names = append(e.names, d.Name())
 		if cd, ok := d.(CallDetector); ok {
 			e.callDets = append(e.callDets, cd)
 		}
@@ -315,8 +317,8 @@ func (st *state) visit(path []byte, key, s string, isKey bool) error {
 	for _, d := range v.Decoded {
 		st.decoded += len(d)
 	}
-	for _, d := range st.e.detectors {
-		st.det = d.Name()
+	for i, d := range st.e.detectors {
+		st.det = st.e.names[i]
 		d.Inspect(st.call, v, st.reportFn)
 	}
 	return nil
