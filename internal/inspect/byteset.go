@@ -36,6 +36,26 @@ var (
 	cs30 = newByteSet("0123456789")
 )
 
+// firstNonASCII returns the index of the first byte of s at or above 0x80, or -1. It tests eight
+// bytes at a time: most inspected text is ASCII and is scanned for this several times.
+func firstNonASCII(s string) int {
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		w := s[i : i+8]
+		// The compiler merges these loads into one 64-bit load.
+		if (uint64(w[0])|uint64(w[1])<<8|uint64(w[2])<<16|uint64(w[3])<<24|
+			uint64(w[4])<<32|uint64(w[5])<<40|uint64(w[6])<<48|uint64(w[7])<<56)&0x8080808080808080 != 0 {
+			break
+		}
+	}
+	for ; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return i
+		}
+	}
+	return -1
+}
+
 // byteSet is a set of ASCII bytes. For an ASCII set, testing bytes is the same as testing runes:
 // in UTF-8 an ASCII byte never occurs inside a multi-byte sequence.
 // A table rather than a bitmap: one load per byte, no shifts, on the hottest loops of the detectors.

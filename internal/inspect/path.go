@@ -288,14 +288,7 @@ func upBoundary(c byte, before bool) bool {
 	return c >= 0x80
 }
 
-func hasNonASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return true
-		}
-	}
-	return false
-}
+func hasNonASCII(s string) bool { return firstNonASCII(s) >= 0 }
 
 // hasOverlongEscape reports a percent-escaped lead byte that can only start an overlong (never
 // valid) UTF-8 sequence: %c0, %c1, %e0%80, %f0%80, %f8, %fc. They exist only to slip a '.' or a
