@@ -17,7 +17,6 @@ var (
 	cs11 = newByteSet(" ()+")
 	cs12 = newByteSet("-_")
 	cs13 = newByteSet("+/")
-	cs14 = newByteSet("=<>;#@|&")
 	cs15 = newByteSet("'\"`();#")
 	cs16 = newByteSet(";|&`$\n\r<() \\{")
 	cs17 = newByteSet("{%")

@@ -196,7 +196,7 @@ func sqlGateSingle(w string) bool {
 // "drop table", "or true"), a dangerous function call, a quote followed by a boolean operator, or a
 // value that starts with a boolean operator. Prose fails it and is not lexed.
 func sqlWorthLexing(s string) bool {
-	if cs14.in(s) || strings.Contains(s, "--") || strings.Contains(s, "/*") {
+	if sqlOperatorOrComment(s) {
 		return true
 	}
 	var prev, prev2 string
@@ -260,6 +260,31 @@ func sqlWorthLexing(s string) bool {
 	}
 	return false
 }
+
+// sqlOperatorOrComment reports, in one pass, any of =<>;#@|& or a "--" or "/*" comment opener.
+func sqlOperatorOrComment(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !sqlOpStart.has(c) {
+			continue
+		}
+		switch c {
+		case '-':
+			if i+1 < len(s) && s[i+1] == '-' {
+				return true
+			}
+		case '/':
+			if i+1 < len(s) && s[i+1] == '*' {
+				return true
+			}
+		default:
+			return true
+		}
+	}
+	return false
+}
+
+var sqlOpStart = newByteSet("=<>;#@|&-/")
 
 // sqlPunctuated reports the punctuation a SQL fragment needs to break out of a literal or a
 // clause: quotes, parentheses, comments, statement separators. Ids, dates, paths and URLs lack it.
