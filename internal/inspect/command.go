@@ -78,11 +78,13 @@ func cmdBadWord(w string) bool {
 	return false
 }
 
+// cmdBadMarkers are the marker substrings of cmdBadPossible, found in one pass.
+var cmdBadMarkers = newLitSet("/dev/", "${", "$ifs", "{$", "()", "<!--", "__")
+
 // cmdBadPossible is the cheap precondition of cmdBad: one of the marker substrings, or a command
 // word some rule hints at.
 func cmdBadPossible(low string) bool {
-	if strings.Contains(low, "/dev/") || strings.Contains(low, "${") || strings.Contains(low, "$ifs") || strings.Contains(low, "{$") ||
-		strings.Contains(low, "()") || strings.Contains(low, "<!--") || strings.Contains(low, "__") {
+	if cmdBadMarkers.contains(low) {
 		return true
 	}
 	for i := 0; i < len(low); {
