@@ -146,10 +146,19 @@ var byteFlags = func() (t [256]uint8) {
 // scan computes the flags of s; blob detection (a run of minBlob or more base64 characters that
 // mixes character classes) looks at about len(s)/minBlob bytes of prose.
 func scan(s string, minBlob int) scanFlags {
-	var acc uint8
-	for i := 0; i < len(s); i++ {
-		acc |= byteFlags[s[i]]
+	// Four independent accumulators: one OR chain would make every byte wait for the previous.
+	var a0, a1, a2, a3 uint8
+	i := 0
+	for ; i+4 <= len(s); i += 4 {
+		a0 |= byteFlags[s[i]]
+		a1 |= byteFlags[s[i+1]]
+		a2 |= byteFlags[s[i+2]]
+		a3 |= byteFlags[s[i+3]]
 	}
+	for ; i < len(s); i++ {
+		a0 |= byteFlags[s[i]]
+	}
+	acc := a0 | a1 | a2 | a3
 	f := scanFlags{nonASCII: acc&fNonASCII != 0, upper: acc&fUpper != 0, percent: acc&fPercent != 0,
 		amp: acc&fAmp != 0, backslash: acc&fBackslash != 0}
 	if minBlob < len(s) {
