@@ -194,7 +194,7 @@ func (d commandDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 				consider(Finding{Severity: threat.Medium, Score: 0.5, Evidence: "command name as argument: " + excerpt(r, 0)})
 			}
 		}
-		if !strings.ContainsAny(r, ";|&`$\n\r<() \\{") {
+		if !cs16.in(r) {
 			return true
 		}
 		low := lowerASCII(r)
@@ -223,7 +223,7 @@ func (d commandDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 				return false
 			}
 		}
-		if !shellCtx && !codeCtx && strings.ContainsAny(low, "{%") {
+		if !shellCtx && !codeCtx && cs17.in(low) {
 			if loc := cmdTemplateProbe.FindStringIndex(low); loc != nil {
 				consider(Finding{Severity: threat.Medium, Score: 0.5, Evidence: "template injection probe: " + excerpt(low, loc[0])})
 			}
@@ -297,7 +297,7 @@ func cmdChained(s string, codeCtx bool) (int, string, bool) {
 			continue // a lone backtick is punctuation
 		}
 		arg := strings.TrimLeft(rest, " \t")
-		argLike := rest == "" || arg == "" || strings.ContainsAny(arg[:1], "-/\\\"'0123456789;|&`$%~.()\n\r") || strings.HasPrefix(arg, "c:")
+		argLike := rest == "" || arg == "" || cs18.in(arg[:1]) || strings.HasPrefix(arg, "c:")
 		if sub, ok := cmdSubcommands[name]; ok && sub[firstWord(arg)] {
 			return start, name, true
 		}
@@ -329,7 +329,7 @@ var cmdSubcommands = map[string]map[string]bool{
 }
 
 func firstWord(s string) string {
-	if i := strings.IndexAny(s, " \t\n;|&"); i >= 0 {
+	if i := cs19.index(s); i >= 0 {
 		return s[:i]
 	}
 	return s
@@ -348,7 +348,7 @@ func cmdBare(s string) (string, bool) {
 	if arg == "" || s[len(name)] != ' ' && s[len(name)] != '\t' {
 		return "", false
 	}
-	argLike := strings.ContainsAny(arg[:1], "-/\\\"'0123456789$%~") || strings.HasPrefix(arg, "http") || strings.HasPrefix(arg, "c:")
+	argLike := cs20.in(arg[:1]) || strings.HasPrefix(arg, "http") || strings.HasPrefix(arg, "c:")
 	if (cmdStrong[name] || cmdWeak[name]) && argLike {
 		return name, true
 	}
@@ -367,14 +367,12 @@ func isCommandKey(key string) bool {
 	return false
 }
 
+// codeKeyWords are the words isCodeKey looks for, matched in one pass.
+var codeKeyWords = newLitSet("code", "snippet", "source", "template", "body", "content", "markdown", "text", "query", "expression", "regex", "pattern")
+
 // isCodeKey reports whether a parameter name says it holds source code, where backticks and $( are
 // language syntax.
 func isCodeKey(key string) bool {
 	k := strings.ToLower(key)
-	for _, w := range [...]string{"code", "snippet", "source", "template", "body", "content", "markdown", "text", "query", "expression", "regex", "pattern"} {
-		if strings.Contains(k, w) {
-			return true
-		}
-	}
-	return false
+	return codeKeyWords.contains(k)
 }

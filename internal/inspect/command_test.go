@@ -1,6 +1,7 @@
 package inspect
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -82,4 +83,24 @@ func TestToolMatcher(t *testing.T) {
 			t.Errorf("match(%q) = %v, want %v", tool, got, want)
 		}
 	}
+}
+
+// FuzzToolMatcherContains checks the automaton for "*x*" patterns against strings.Contains.
+func FuzzToolMatcherContains(f *testing.F) {
+	for _, s := range []string{"run_shell", "SSH_exec", "", "cmd", "my-terminal-app", "x"} {
+		f.Add(s)
+	}
+	matchers := []toolMatcher{newToolMatcher(DefaultShellTools), newToolMatcher([]string{"**", "exec"})}
+	f.Fuzz(func(t *testing.T, tool string) {
+		for _, m := range matchers {
+			want := false
+			for _, x := range m.contains {
+				want = want || strings.Contains(tool, x)
+			}
+			got := m.containsAll || m.containsSet != nil && m.containsSet.contains(tool)
+			if got != want {
+				t.Fatalf("%q: contains patterns %q: got %v, want %v", tool, m.contains, got, want)
+			}
+		}
+	})
 }

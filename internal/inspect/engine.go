@@ -116,6 +116,7 @@ type Result struct {
 type Engine struct {
 	cfg       Config
 	detectors []Detector
+	names     []string // detectors[i].Name(), asked once rather than per value
 	callDets  []CallDetector
 	pool      sync.Pool // *scratch
 }
@@ -139,6 +140,7 @@ func New(cfg Config) *Engine {
 			continue
 		}
 		e.detectors = append(e.detectors, d)
+		e.names = append(e.names, d.Name())
 		if cd, ok := d.(CallDetector); ok {
 			e.callDets = append(e.callDets, cd)
 		}
@@ -208,6 +210,9 @@ type state struct {
 	deadline time.Time
 	ctx      context.Context
 	ctxErr   error
+	// reportFn is st.report bound once per call: a method value passed through the Detector
+	// interface escapes, so binding it per value and detector would allocate each time.
+	reportFn func(Finding)
 }
 
 func (st *state) report(f Finding) {
@@ -253,9 +258,10 @@ func (st *state) run(ctx context.Context, raw json.RawMessage) (Result, error) {
 	if d, ok := ctx.Deadline(); ok && d.Before(st.deadline) {
 		st.deadline = d
 	}
+	st.reportFn = st.report
 	for _, cd := range st.e.callDets {
 		st.det = cd.(Detector).Name()
-		cd.InspectCall(st.call, st.report)
+		cd.InspectCall(st.call, st.reportFn)
 	}
 	err := walkJSON(string(raw), cfg.MaxDepth, st.sc.path, st.visit)
 	switch {
@@ -311,9 +317,9 @@ func (st *state) visit(path []byte, key, s string, isKey bool) error {
 	for _, d := range v.Decoded {
 		st.decoded += len(d)
 	}
-	for _, d := range st.e.detectors {
-		st.det = d.Name()
-		d.Inspect(st.call, v, st.report)
+	for i, d := range st.e.detectors {
+		st.det = st.e.names[i]
+		d.Inspect(st.call, v, st.reportFn)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // maxEvidence bounds an attack excerpt. Attack text is not confidential, but a finding is logged and
@@ -68,7 +69,7 @@ func printable(r []rune) string {
 // foldedReadings is readings for detectors that ignore case: when Norm is just Raw lower-cased,
 // Raw is skipped (Norm says the same and needs no further lower-casing).
 func foldedReadings(v *Value, fn func(s string) bool) {
-	if v.Norm == "" || v.Norm == v.Raw || len(v.Norm) != len(v.Raw) || !strings.EqualFold(v.Norm, v.Raw) {
+	if v.Norm == "" || len(v.Norm) != len(v.Raw) || !v.normFoldsRaw() {
 		readings(v, fn)
 		return
 	}
@@ -132,7 +133,8 @@ func lowerASCII(s string) string {
 					b[j] += 'a' - 'A'
 				}
 			}
-			return string(b)
+			// b is not written after this: sharing it saves the second copy string(b) would make.
+			return unsafe.String(unsafe.SliceData(b), len(b))
 		}
 	}
 	return s

@@ -307,13 +307,15 @@ func hasCall(s string) bool {
 
 // hasFlag reports a command-line flag: " -x" or " --x".
 func hasFlag(s string) bool {
-	for i := 0; i+2 < len(s); i++ {
-		j := strings.Index(s[i:], " -")
+	// Search for the '-' (rare in prose) rather than " -": spaces are everywhere, and each one
+	// would be a false start of the two-byte search.
+	for i := 1; i+1 < len(s); i++ {
+		j := strings.IndexByte(s[i:len(s)-1], '-')
 		if j < 0 {
 			return false
 		}
 		i += j
-		if i+2 < len(s) && (s[i+2] >= 'a' && s[i+2] <= 'z' || s[i+2] == '-') {
+		if s[i-1] == ' ' && (s[i+1] >= 'a' && s[i+1] <= 'z' || s[i+1] == '-') {
 			return true
 		}
 	}
@@ -334,7 +336,7 @@ var (
 func (exfilDetector) code(c *Call, v *Value, report func(Finding)) {
 	s := v.Norm
 	// Code and shell commands carry calls, pipes, assignments or flags; prose rarely does.
-	if len(s) < 20 || !strings.ContainsAny(s, "|`$=;>") && !hasCall(s) && !hasFlag(s) {
+	if len(s) < 20 || !cs24.in(s) && !hasCall(s) && !hasFlag(s) {
 		return
 	}
 	if harmLits.contains(s) {

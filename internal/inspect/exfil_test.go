@@ -92,3 +92,21 @@ func BenchmarkExfil(b *testing.B) {
 		d.Inspect(c, &v, func(Finding) {})
 	}
 }
+
+// FuzzHasFlag checks hasFlag against its definition: " -x" or " --" somewhere in s.
+func FuzzHasFlag(f *testing.F) {
+	for _, s := range []string{"curl -s x", "a - b", " -", "x --", "run  -a", "-a", "a -Z"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want := false
+		for p := 0; p+2 < len(s); p++ {
+			if s[p] == ' ' && s[p+1] == '-' && (s[p+2] >= 'a' && s[p+2] <= 'z' || s[p+2] == '-') {
+				want = true
+			}
+		}
+		if got := hasFlag(s); got != want {
+			t.Fatalf("hasFlag(%q) = %v, want %v", s, got, want)
+		}
+	})
+}

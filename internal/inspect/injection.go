@@ -807,7 +807,8 @@ var cjkRules = []struct {
 
 func cjk(text string, hits []hit) []hit {
 	has := false
-	for i := 0; i < len(text); i++ {
+	start := firstNonASCII(text) // CJK is never ASCII: skip the ASCII prefix eight bytes at a time
+	for i := start; start >= 0 && i < len(text); i++ {
 		if text[i] >= 0xE3 && text[i] <= 0xED {
 			has = true
 			break

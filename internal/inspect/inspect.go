@@ -8,6 +8,7 @@ package inspect
 
 import (
 	"context"
+	"strings"
 
 	"github.com/portcullis-ai/portcullis/internal/threat"
 )
@@ -67,6 +68,37 @@ type Value struct {
 	IsKey bool
 	// Homoglyphs counts letters of other scripts folded to their Latin lookalikes inside Latin text.
 	Homoglyphs int
+
+	// foldEq caches Norm != Raw && strings.EqualFold(Norm, Raw), which several detectors ask to
+	// skip a reading that differs from another only in case: foldSame or foldDiffer when
+	// normalizeValue filled it in, 0 for a Value built by hand (then it is computed on demand).
+	foldEq uint8
+}
+
+const (
+	foldSame   uint8 = 1
+	foldDiffer uint8 = 2
+)
+
+// normFoldsRaw reports Norm != Raw && strings.EqualFold(Norm, Raw): Norm is Raw with only the
+// case changed.
+func (v *Value) normFoldsRaw() bool {
+	switch v.foldEq {
+	case foldSame:
+		return true
+	case foldDiffer:
+		return false
+	}
+	return v.Norm != v.Raw && strings.EqualFold(v.Norm, v.Raw)
+}
+
+// foldsRaw reports r != v.Raw && strings.EqualFold(r, v.Raw) for a reading r of v, using the
+// cached answer when r is Norm.
+func (v *Value) foldsRaw(r string) bool {
+	if r == v.Norm {
+		return v.normFoldsRaw()
+	}
+	return r != v.Raw && strings.EqualFold(r, v.Raw)
 }
 
 // Call is the context a detector sees besides the value: the tool, the direction and the call's size.

@@ -272,6 +272,14 @@ func isWordChar(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c == '_'
 }
 
+// lexLookup is lexicon[w] behind lexFilter, which every lexicon word passes (addWords sets both).
+func lexLookup(w string) uint32 {
+	if w == "" || !lexFilter[lexKey(w)] {
+		return 0
+	}
+	return lexicon[w]
+}
+
 func appendTok(toks []token, text string, i, j int, start bool) []token {
 	w := text[i:j]
 	var cls uint32
@@ -279,15 +287,20 @@ func appendTok(toks []token, text string, i, j int, start bool) []token {
 		cls = lexicon[w]
 	}
 	if cls == 0 && len(w) > 2 && w[len(w)-2] == '\'' {
-		cls = lexicon[w[:len(w)-2]] // your's, response's
+		cls = lexLookup(w[:len(w)-2]) // your's, response's
 	}
 	if cls == 0 && len(w) > 5 && strings.HasSuffix(w, "ing") {
 		// Gerunds of the verb classes: "embedding", "featuring", "ignoring".
 		const verbs = wOverride | wInsert | wTask | wReveal | wRespond
 		stem := w[:len(w)-3]
-		c := lexicon[stem] | lexicon[stem+"e"]
+		c := lexLookup(stem)
+		// stem+"e" is looked up only when the filter admits a word of its length, first and last
+		// byte: the concatenation costs more than the lookup.
+		if lexFilter[min(len(stem)+1, 15)<<12|int(stem[0]&63)<<6|int('e'&63)] {
+			c |= lexicon[stem+"e"]
+		}
 		if len(stem) > 3 && stem[len(stem)-1] == stem[len(stem)-2] {
-			c |= lexicon[stem[:len(stem)-1]]
+			c |= lexLookup(stem[:len(stem)-1])
 		}
 		if c&verbs != 0 {
 			return append(toks, token{start: int32(i), end: int32(j), cls: c & verbs, sentStart: start, gerund: true})

@@ -52,3 +52,21 @@ func FuzzLitSet(f *testing.F) {
 		}
 	})
 }
+
+func FuzzFirstNonASCII(f *testing.F) {
+	for _, s := range []string{"", "abc", "abcdefgh\x80", "0123456789abcdef", "é", "abcdefghijklmnoé"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want := -1
+		for i := 0; i < len(s); i++ {
+			if s[i] >= 0x80 {
+				want = i
+				break
+			}
+		}
+		if got := firstNonASCII(s); got != want {
+			t.Fatalf("firstNonASCII(%q) = %d, want %d", s, got, want)
+		}
+	})
+}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+	"unsafe"
 
 	"golang.org/x/text/unicode/norm"
 )
@@ -90,6 +91,11 @@ func normalizeValue(v *Value, path, key, raw string, lim *Limits) (capped bool) 
 	var n normResult
 	normalizeText(raw, &n)
 	v.Norm, v.Hidden, v.HiddenCount, v.Homoglyphs = n.text, n.hidden, n.hiddenCount, n.homoglyphs
+	v.foldEq = foldDiffer
+	// For ASCII, Norm is Raw lower-cased: it folds to Raw whenever it is not Raw itself.
+	if v.Norm != v.Raw && (n.ascii || strings.EqualFold(v.Norm, v.Raw)) {
+		v.foldEq = foldSame
+	}
 	d := decoder{lim: lim, out: decoded, from: from, seen: v.Norm}
 	if n.tags != "" {
 		d.add(n.tags, LayerTags, 0)
@@ -104,6 +110,7 @@ func normalizeValue(v *Value, path, key, raw string, lim *Limits) (capped bool) 
 
 type normResult struct {
 	text        string
+	ascii       bool   // s was ASCII: text is s lower-cased, so it folds to s exactly when it differs
 	tags        string // ASCII spelled with tag characters
 	varsel      string // bytes spelled with variation selectors, when printable
 	hidden      Hidden
@@ -139,10 +146,19 @@ var byteFlags = func() (t [256]uint8) {
 // scan computes the flags of s; blob detection (a run of minBlob or more base64 characters that
 // mixes character classes) looks at about len(s)/minBlob bytes of prose.
 func scan(s string, minBlob int) scanFlags {
-	var acc uint8
-	for i := 0; i < len(s); i++ {
-		acc |= byteFlags[s[i]]
+	// Four independent accumulators: one OR chain would make every byte wait for the previous.
+	var a0, a1, a2, a3 uint8
+	i := 0
+	for ; i+4 <= len(s); i += 4 {
+		a0 |= byteFlags[s[i]]
+		a1 |= byteFlags[s[i+1]]
+		a2 |= byteFlags[s[i+2]]
+		a3 |= byteFlags[s[i+3]]
 	}
+	for ; i < len(s); i++ {
+		a0 |= byteFlags[s[i]]
+	}
+	acc := a0 | a1 | a2 | a3
 	f := scanFlags{nonASCII: acc&fNonASCII != 0, upper: acc&fUpper != 0, percent: acc&fPercent != 0,
 		amp: acc&fAmp != 0, backslash: acc&fBackslash != 0}
 	if minBlob < len(s) {
@@ -216,6 +232,7 @@ func hiddenClass(r rune) Hidden {
 func normalizeText(s string, out *normResult) {
 	f := scan(s, 1<<30)
 	if !f.nonASCII {
+		out.ascii = true
 		if f.upper {
 			out.text = asciiLower(s)
 		} else {
@@ -260,6 +277,9 @@ func normalizeText(s string, out *normResult) {
 	out.text, out.homoglyphs = foldText(t)
 }
 
+// asciiLower lower-cases an ASCII string with one allocation and one pass (strings.ToLower
+// would scan s again to learn what normalizeText's scan already knows). The buffer is never
+// written after the conversion, which is what makes unsafe.String sound here.
 func asciiLower(s string) string {
 	b := make([]byte, len(s))
 	for i := 0; i < len(s); i++ {
@@ -269,7 +289,7 @@ func asciiLower(s string) string {
 		}
 		b[i] = c
 	}
-	return string(b)
+	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
 // confusables maps lower-case letters of other scripts that render like a Latin letter to that
@@ -473,8 +493,8 @@ func decodeBlob(run, pad string) (string, Layer, bool) {
 		}
 	}
 	enc := base64.StdEncoding
-	if strings.ContainsAny(run, "-_") {
-		if strings.ContainsAny(run, "+/") {
+	if cs12.in(run) {
+		if cs13.in(run) {
 			return "", 0, false
 		}
 		enc = base64.URLEncoding

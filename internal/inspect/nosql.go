@@ -65,7 +65,7 @@ func (nosqlDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	}
 	var best Finding
 	foldedReadings(v, func(r string) bool {
-		if !strings.ContainsAny(r, "$'\"|;") && !strings.Contains(r, "db.") {
+		if !cs7.in(r) && !strings.Contains(r, "db.") {
 			return true
 		}
 		r = lowerASCII(r)
@@ -148,24 +148,20 @@ func nosqlJSHint(s string) bool {
 	return false
 }
 
+// filterKeyWords are the words isFilterKey looks for, matched in one pass.
+var filterKeyWords = newLitSet("filter", "query", "where", "selector", "match", "criteria", "condition", "pipeline", "find", "update", "sort", "projection")
+
 // isFilterKey reports whether a parameter name says it holds a database filter or pipeline.
 func isFilterKey(key string) bool {
 	k := strings.ToLower(key)
-	for _, w := range [...]string{"filter", "query", "where", "selector", "match", "criteria", "condition", "pipeline", "find", "update", "sort", "projection"} {
-		if strings.Contains(k, w) {
-			return true
-		}
-	}
-	return false
+	return filterKeyWords.contains(k)
 }
+
+// dbToolWords are the words isDatabaseTool looks for, matched in one pass.
+var dbToolWords = newLitSet("mongo", "db", "database", "sql", "query", "collection", "find", "aggregate", "elastic", "couch", "dynamo", "firestore", "redis")
 
 // isDatabaseTool reports whether a tool name says it talks to a database.
 func isDatabaseTool(tool string) bool {
 	t := strings.ToLower(tool)
-	for _, w := range [...]string{"mongo", "db", "database", "sql", "query", "collection", "find", "aggregate", "elastic", "couch", "dynamo", "firestore", "redis"} {
-		if strings.Contains(t, w) {
-			return true
-		}
-	}
-	return false
+	return dbToolWords.contains(t)
 }

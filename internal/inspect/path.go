@@ -50,7 +50,7 @@ func (d *pathDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	pathKey := isPathKey(v.Key)
 	var best Finding
 	readings(v, func(r string) bool {
-		if r != v.Raw && strings.EqualFold(r, v.Raw) {
+		if v.foldsRaw(r) {
 			return true
 		}
 		if len(r) > maxPathScan {
@@ -68,9 +68,17 @@ func (d *pathDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 }
 
 func (d *pathDetector) inspectReading(r string, pathKey bool) (Finding, bool) {
-	if !strings.ContainsAny(r, "./\\%:\x00") && !hasNonASCII(r) && !strings.Contains(r, "0x") {
+	if !cs25.in(r) && !hasNonASCII(r) && !strings.Contains(r, "0x") {
 		return Finding{}, false
 	}
+	if !pathKey && plainProse(r) {
+		return Finding{}, false
+	}
+	return d.inspectDecoded(r, pathKey)
+}
+
+// inspectDecoded is inspectReading past its cheap gates.
+func (d *pathDetector) inspectDecoded(r string, pathKey bool) (Finding, bool) {
 	dec, layers := pathDecode(r)
 	find := func(sev threat.Level, score float64, why string) (Finding, bool) {
 		return Finding{Kind: KindPathTraversal, Severity: sev, Evidence: why + ": " + excerpt(r, 0), Score: score}, true
@@ -80,7 +88,7 @@ func (d *pathDetector) inspectReading(r string, pathKey bool) (Finding, bool) {
 	}
 	skel := pathSkeleton(dec)
 	ups := countUps(skel)
-	obfuscated := layers > 0 || strings.Contains(skel, "?.") || strings.Contains(skel, ".?") || strings.Contains(skel, "??/") || hasNonASCII(r) || strings.ContainsAny(r, "%\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09") ||
+	obfuscated := layers > 0 || strings.Contains(skel, "?.") || strings.Contains(skel, ".?") || strings.Contains(skel, "??/") || hasNonASCII(r) || cs26.in(r) ||
 		strings.Count(skel, "./") >= 2 || strings.Contains(r, "\\") && strings.Contains(r, "/")
 	switch {
 	case ups >= 2:
@@ -88,10 +96,10 @@ func (d *pathDetector) inspectReading(r string, pathKey bool) (Finding, bool) {
 	case ups == 1 && obfuscated:
 		return find(threat.High, 0.9, "obfuscated directory traversal")
 	}
-	if i := strings.IndexByte(dec, 0); i >= 0 && (strings.ContainsAny(dec, "/\\") || strings.Contains(dec[:i], ".")) {
+	if i := strings.IndexByte(dec, 0); i >= 0 && (cs27.in(dec) || strings.Contains(dec[:i], ".")) {
 		return find(threat.High, 0.85, "NUL byte in path")
 	}
-	if !pathKey && strings.ContainsAny(dec, " \t\r\n") {
+	if !pathKey && cs28.in(dec) {
 		// Prose, not a path: file names mentioned in a sentence are not file access.
 		switch {
 		case ups == 1 && strings.Trim(skel, "./") == "":
@@ -134,6 +142,35 @@ func (d *pathDetector) inspectReading(r string, pathKey bool) (Finding, bool) {
 	return Finding{}, false
 }
 
+// plainProse reports, in one pass, that r is text the rest of inspectReading cannot flag outside a
+// path parameter: it contains whitespace (so only a parent-directory reference could be reported)
+// and none of what could make one — no escape to decode ('%', "0x"), no non-ASCII to fold, no NUL,
+// and no two adjacent '.' or '?' (countUps needs such a run, and the skeleton never creates dots).
+func plainProse(r string) bool {
+	space := false
+	for i := 0; i < len(r); i++ {
+		switch c := r[i]; c {
+		case ' ', '\t', '\r', '\n':
+			space = true
+		case '%', 0:
+			return false
+		case '.', '?':
+			if i+1 < len(r) && (r[i+1] == '.' || r[i+1] == '?') {
+				return false
+			}
+		case '0':
+			if i+1 < len(r) && (r[i+1] == 'x' || r[i+1] == 'X') {
+				return false
+			}
+		default:
+			if c >= 0x80 {
+				return false
+			}
+		}
+	}
+	return space
+}
+
 func (d *pathDetector) inRoots(p string) bool {
 	if len(p) >= 2 && p[1] == ':' {
 		p = p[:2] + path.Clean("/"+p[2:])
@@ -154,13 +191,14 @@ func isAbsPath(p string) bool {
 		len(p) >= 3 && p[1] == ':' && p[2] == '/' && (p[0] >= 'a' && p[0] <= 'z')
 }
 
+// pathKeyWords are the words isPathKey looks for, matched in one pass.
+var pathKeyWords = newLitSet("path", "file", "dir", "folder", "filename")
+
 // isPathKey reports whether a parameter name says it holds a file-system path.
 func isPathKey(key string) bool {
 	k := strings.ToLower(key)
-	for _, w := range [...]string{"path", "file", "dir", "folder", "filename"} {
-		if strings.Contains(k, w) {
-			return true
-		}
+	if pathKeyWords.contains(k) {
+		return true
 	}
 	switch k {
 	case "src", "dst", "source", "destination", "target", "dest", "location", "cwd":
@@ -250,14 +288,7 @@ func upBoundary(c byte, before bool) bool {
 	return c >= 0x80
 }
 
-func hasNonASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return true
-		}
-	}
-	return false
-}
+func hasNonASCII(s string) bool { return firstNonASCII(s) >= 0 }
 
 // hasOverlongEscape reports a percent-escaped lead byte that can only start an overlong (never
 // valid) UTF-8 sequence: %c0, %c1, %e0%80, %f0%80, %f8, %fc. They exist only to slip a '.' or a
@@ -488,7 +519,7 @@ var sensitiveFiles = []sensitiveFile{
 // alone or "my_etc/passwd" do not match "etc/passwd". /proc/<pid>/ and /proc/self/fd/ forms are
 // matched too.
 func sensitiveTarget(s string) (string, bool) {
-	if i := strings.IndexAny(s, "\x00#"); i >= 0 {
+	if i := cs29.index(s); i >= 0 {
 		s = s[:i]
 	}
 	if i := strings.LastIndexByte(s, '?'); i > strings.LastIndexByte(s, '/') {

@@ -95,3 +95,20 @@ func FuzzPathDetector(f *testing.F) {
 }
 
 func BenchmarkPath(b *testing.B) { benchDetector(b, newPathDetector([]string{"/srv/agent"})) }
+
+// FuzzPathPlainProse checks the shortcut of inspectReading: text plainProse accepts is never
+// flagged by the full analysis outside a path parameter.
+func FuzzPathPlainProse(f *testing.F) {
+	for _, s := range []string{"see the report. then go", "a . b ? c", "up one level: cd ..", "x ?? y", "0x2e0x2e/ a", "file%2e%2e b", "café . x"} {
+		f.Add(s)
+	}
+	d := newPathDetector(nil)
+	f.Fuzz(func(t *testing.T, s string) {
+		if !plainProse(s) {
+			return
+		}
+		if got, ok := d.inspectDecoded(s, false); ok {
+			t.Fatalf("plainProse(%q) but the full analysis reports %+v", s, got)
+		}
+	})
+}

@@ -56,9 +56,12 @@ func (piiDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	if strings.IndexByte(s, '@') >= 0 {
 		scanEmails(s, func(m string) { add(0, m) })
 	}
-	phoneKey := isPhoneKey(v.Key)
-	scanNumbers(s, phoneKey, add)
-	scanIBANs(s, func(m string) { add(4, m) })
+	// Phone, card, SSN, IPv4 and IBAN numbers all contain a digit: without one, skip their scans.
+	if cs30.in(s) {
+		phoneKey := isPhoneKey(v.Key)
+		scanNumbers(s, phoneKey, add)
+		scanIBANs(s, func(m string) { add(4, m) })
+	}
 	scanIPv6(s, func(m string) { add(5, m) })
 	for k, h := range hits {
 		if h.n == 0 {
@@ -85,14 +88,12 @@ var piiKinds = [6]struct {
 	{KindPIIIPAddress, threat.Low, 0.9},
 }
 
+// phoneKeyWords are the words isPhoneKey looks for, matched in one pass.
+var phoneKeyWords = newLitSet("phone", "tel", "mobile", "fax", "cell", "msisdn", "contact", "number")
+
 func isPhoneKey(key string) bool {
 	k := strings.ToLower(key)
-	for _, w := range [...]string{"phone", "tel", "mobile", "fax", "cell", "msisdn", "contact", "number"} {
-		if strings.Contains(k, w) {
-			return true
-		}
-	}
-	return false
+	return phoneKeyWords.contains(k)
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
@@ -188,7 +189,7 @@ func classifyNumber(run, before string, phoneKey bool, add func(int, string)) {
 	}
 	nd := len(digits)
 	// IPv4 dotted quad.
-	if strings.Count(run, ".") == 3 && !strings.ContainsAny(run, " -/()+") {
+	if strings.Count(run, ".") == 3 && !cs8.in(run) {
 		if a, err := netip.ParseAddr(run); err == nil && a.Is4() {
 			add(5, run)
 		}
@@ -205,7 +206,7 @@ func classifyNumber(run, before string, phoneKey bool, add func(int, string)) {
 		return
 	}
 	// Payment card: 12-19 digits, Luhn-valid, plausible issuer, grouped plainly if at all.
-	if nd >= 12 && nd <= 19 && !strings.ContainsAny(run, "()+./") && (digits[0] >= '2' && digits[0] <= '6' || strings.HasPrefix(string(digits), "1800")) && luhn(digits) {
+	if nd >= 12 && nd <= 19 && !cs9.in(run) && (digits[0] >= '2' && digits[0] <= '6' || strings.HasPrefix(string(digits), "1800")) && luhn(digits) {
 		add(2, run)
 		return
 	}
@@ -223,7 +224,7 @@ func classifyNumber(run, before string, phoneKey bool, add func(int, string)) {
 // a thousands-separated amount (71-33-52-22, 78 651 450 but not 12 345 678).
 func phoneGroups(run string, digits []byte) bool {
 	groups := strings.FieldsFunc(run, func(c rune) bool { return c == ' ' || c == '-' || c == '.' })
-	if len(groups) < 2 || strings.ContainsAny(run, "()+/") {
+	if len(groups) < 2 || cs10.in(run) {
 		return false
 	}
 	if len(groups[0]) == 4 && len(run) > 7 && (run[4] == '-' || run[4] == '/' || run[4] == '.') && run[7] == run[4] {
@@ -266,32 +267,49 @@ func nanp(r string) bool {
 	return true
 }
 
+// phoneContextWords are the words phoneContext looks for, matched in one pass.
+var phoneContextWords = newLitSet("phone", "tel", "call", "mobile", "cell", "fax", "contact", "number", "whatsapp", "sms", "text me", "reach me", "dial")
+
 // phoneContext reports a phone word shortly before a number.
 func phoneContext(before string) bool {
 	if len(before) > 40 {
 		before = before[len(before)-40:]
 	}
 	b := strings.ToLower(before)
-	for _, w := range [...]string{"phone", "tel", "call", "mobile", "cell", "fax", "contact", "number", "whatsapp", "sms", "text me", "reach me", "dial"} {
-		if strings.Contains(b, w) {
-			return true
-		}
-	}
-	return false
+	return phoneContextWords.contains(b)
 }
 
 // looksLikeDate matches yyyy-mm-dd, dd/mm/yyyy, dd.mm.yyyy and similar.
 func looksLikeDate(r string) bool {
-	parts := strings.FieldsFunc(r, func(c rune) bool { return c == '-' || c == '/' || c == '.' })
-	if len(parts) != 3 || strings.ContainsAny(r, " ()+") {
+	// The non-empty fields between '-', '/' and '.' separators, counted without building a slice
+	// (this runs for every number in every value).
+	var lens [3]int
+	n := 0
+	for i := 0; i < len(r); {
+		if c := r[i]; c == '-' || c == '/' || c == '.' {
+			i++
+			continue
+		}
+		j := i
+		for j < len(r) && r[j] != '-' && r[j] != '/' && r[j] != '.' {
+			j++
+		}
+		if n == len(lens) {
+			return false // more than three fields
+		}
+		lens[n] = j - i
+		n++
+		i = j
+	}
+	if n != 3 || cs11.in(r) {
 		return false
 	}
-	for _, p := range parts {
-		if len(p) != 2 && len(p) != 4 && len(p) != 1 {
+	for _, l := range lens {
+		if l != 2 && l != 4 && l != 1 {
 			return false
 		}
 	}
-	return len(parts[0]) == 4 || len(parts[2]) == 4
+	return lens[0] == 4 || lens[2] == 4
 }
 
 // luhn validates the check digit of a card number.

@@ -93,6 +93,8 @@ func builtinDetectors(cfg DetectorConfig) []Detector {
 type toolMatcher struct {
 	exact, prefix, suffix, contains []string
 	glob                            []string
+	containsSet                     *litSet // contains as one automaton: asked for every value
+	containsAll                     bool
 }
 
 func newToolMatcher(patterns []string) toolMatcher {
@@ -101,7 +103,7 @@ func newToolMatcher(patterns []string) toolMatcher {
 		p = strings.ToLower(p)
 		core := strings.Trim(p, "*")
 		switch {
-		case strings.ContainsAny(core, "*?[\\"):
+		case cs21.in(core):
 			m.glob = append(m.glob, p)
 		case strings.HasPrefix(p, "*") && strings.HasSuffix(p, "*") && len(p) > 1:
 			m.contains = append(m.contains, core)
@@ -112,6 +114,17 @@ func newToolMatcher(patterns []string) toolMatcher {
 		default:
 			m.exact = append(m.exact, p)
 		}
+	}
+	var lits []string
+	for _, x := range m.contains {
+		if x == "" {
+			m.containsAll = true // "**" matches every name
+		} else {
+			lits = append(lits, x)
+		}
+	}
+	if len(lits) > 0 {
+		m.containsSet = newLitSet(lits...)
 	}
 	return m
 }
@@ -140,10 +153,8 @@ func (m *toolMatcher) match(tool string) bool {
 			return true
 		}
 	}
-	for _, x := range m.contains {
-		if strings.Contains(t, x) {
-			return true
-		}
+	if m.containsAll || m.containsSet != nil && m.containsSet.contains(t) {
+		return true
 	}
 	for _, g := range m.glob {
 		if ok, _ := path.Match(g, t); ok {

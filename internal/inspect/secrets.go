@@ -174,7 +174,7 @@ func (secretDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	// A credential-named parameter holding a credential-looking value: {"password": "..."}. That is
 	// the parameter's purpose — a login tool takes a password — so it is recorded (policies can
 	// restrict which tools receive credentials) but not alarming on its own.
-	if secretKeyName(v.Key) && !v.IsKey && len(v.Raw) >= 8 && len(v.Raw) <= 512 && !strings.ContainsAny(v.Raw, " \n") &&
+	if secretKeyName(v.Key) && !v.IsKey && len(v.Raw) >= 8 && len(v.Raw) <= 512 && !cs0.in(v.Raw) &&
 		looksRandom(v.Raw, 2.5) && !secretPlaceholder(v.Raw) {
 		emit(KindSecretGeneric, threat.Low, 0.5, "credential in parameter "+v.Key, v.Raw)
 	}
@@ -258,12 +258,12 @@ func authHeaderReal(tok string) bool {
 
 // cliPasswordReal accepts a -p/-password argument that is a literal, not a variable.
 func cliPasswordReal(pw string) bool {
-	return !secretPlaceholder(pw) && !strings.ContainsAny(pw[:1], "$%{<") && len(pw) >= 4
+	return !secretPlaceholder(pw) && !cs1.in(pw[:1]) && len(pw) >= 4
 }
 
 // connPasswordReal accepts a connection-string password that is a literal.
 func connPasswordReal(pw string) bool {
-	return !secretPlaceholder(pw) && !strings.ContainsAny(pw[:1], "$%{<#")
+	return !secretPlaceholder(pw) && !cs2.in(pw[:1])
 }
 
 // urlPasswordReal rejects template and placeholder passwords in URLs (user:${PASS}@, user:****@).
@@ -276,7 +276,7 @@ func urlPasswordReal(pw string) bool {
 var secretKeywords = []string{"pass", "pwd", "secret", "token", "api", "key", "auth", "credential", "login"}
 
 func scanGenericSecrets(s, key string, emit func(string, threat.Level, float64, string, string)) {
-	if !strings.ContainsAny(s, "=:") {
+	if !cs3.in(s) {
 		return
 	}
 	lower := lowerASCII(s)
@@ -328,19 +328,19 @@ func scanGenericWindow(s string, emit func(string, threat.Level, float64, string
 			val = val[1 : len(val)-1]
 		}
 		lname := strings.ToLower(name)
-		if val == "" || secretPlaceholder(val) || strings.ContainsAny(val[:1], "$%{<[(#/@") || strings.HasSuffix(lname, "_id") || strings.HasSuffix(lname, "id") ||
+		if val == "" || secretPlaceholder(val) || cs4.in(val[:1]) || strings.HasSuffix(lname, "_id") || strings.HasSuffix(lname, "id") ||
 			strings.Contains(lname, "token_type") || strings.HasSuffix(lname, "label") || codeExpression(val) {
 			continue
 		}
 		isPassword := strings.Contains(lname, "pass") || strings.Contains(lname, "pwd")
-		if !strings.ContainsAny(op, "=:") && !isPassword {
+		if !cs3.in(op) && !isPassword {
 			continue // `password 'x'` (Gradle style) is an assignment; `keys 'x'` is prose
 		}
 		switch {
 		case looksRandom(val, 3.5) && len(val) >= 16 && !strings.Contains(val, " "):
 			emit(KindSecretGeneric, threat.High, 0.8, "high-entropy "+name, val)
 			return true
-		case isPassword && len(val) >= 6 && !strings.ContainsAny(val, " :") && !strings.Contains(strings.ToLower(val), "pass") && shannon(val) >= 2.5:
+		case isPassword && len(val) >= 6 && !cs5.in(val) && !strings.Contains(strings.ToLower(val), "pass") && shannon(val) >= 2.5:
 			// A password literal: weak passwords are still passwords.
 			emit(KindSecretGeneric, threat.High, 0.6, "password literal in "+name, val)
 			return true
@@ -352,7 +352,7 @@ func scanGenericWindow(s string, emit func(string, threat.Level, float64, string
 // codeExpression reports values that are code rather than literals: calls, member access,
 // concatenation, URLs and resource names.
 func codeExpression(v string) bool {
-	if strings.ContainsAny(v, "()") || strings.Contains(v, " + ") || strings.Contains(v, "://") || strings.HasPrefix(v, "arn:") {
+	if cs6.in(v) || strings.Contains(v, " + ") || strings.Contains(v, "://") || strings.HasPrefix(v, "arn:") {
 		return true
 	}
 	// a.b.c identifiers: request.form, env.DB_PASSWORD
@@ -373,13 +373,14 @@ func codeExpression(v string) bool {
 	return true
 }
 
+// secretKeyWords are the words secretKeyName looks for, matched in one pass.
+var secretKeyWords = newLitSet("password", "passwd", "secret", "api_key", "apikey", "api-key", "access_key", "private_key", "auth_token", "access_token", "refresh_token", "bearer", "credential", "client_secret")
+
 // secretKeyName reports whether a parameter name says it holds a credential.
 func secretKeyName(k string) bool {
 	k = strings.ToLower(k)
-	for _, w := range [...]string{"password", "passwd", "secret", "api_key", "apikey", "api-key", "access_key", "private_key", "auth_token", "access_token", "refresh_token", "bearer", "credential", "client_secret"} {
-		if strings.Contains(k, w) {
-			return true
-		}
+	if secretKeyWords.contains(k) {
+		return true
 	}
 	return k == "token" || k == "key" || k == "pwd"
 }

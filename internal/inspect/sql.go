@@ -40,7 +40,7 @@ func (sqlDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	var best Finding
 	dbContext := sqlContext(c.Tool, v.Key)
 	readings(v, func(r string) bool {
-		if len(r) < 3 || r == v.Raw && v.Norm != r && len(v.Norm) == len(r) && strings.EqualFold(r, v.Norm) {
+		if len(r) < 3 || r == v.Raw && len(v.Norm) == len(r) && v.normFoldsRaw() {
 			return true // Norm is this reading lower-cased, and case means nothing to SQL
 		}
 		if len(r) > maxSQLScan {
@@ -58,6 +58,9 @@ func (sqlDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	}
 }
 
+// sqlToolWords are the words sqlContext looks for, matched in one pass.
+var sqlToolWords = newLitSet("sql", "database", "db", "postgres", "mysql", "sqlite", "oracle", "mssql", "snowflake", "bigquery", "redshift", "clickhouse", "warehouse", "duckdb")
+
 // sqlContext reports whether the tool or the parameter is meant to carry SQL: then a whole
 // statement is expected, and only attack structures inside it are findings.
 func sqlContext(tool, key string) bool {
@@ -67,10 +70,8 @@ func sqlContext(tool, key string) bool {
 		return true
 	}
 	t := strings.ToLower(tool)
-	for _, w := range [...]string{"sql", "database", "db", "postgres", "mysql", "sqlite", "oracle", "mssql", "snowflake", "bigquery", "redshift", "clickhouse", "warehouse", "duckdb"} {
-		if strings.Contains(t, w) {
-			return k == "" || strings.Contains(k, "query") || strings.Contains(k, "sql") || k == "q" || k == "command"
-		}
+	if sqlToolWords.contains(t) {
+		return k == "" || strings.Contains(k, "query") || strings.Contains(k, "sql") || k == "q" || k == "command"
 	}
 	return false
 }
@@ -195,7 +196,7 @@ func sqlGateSingle(w string) bool {
 // "drop table", "or true"), a dangerous function call, a quote followed by a boolean operator, or a
 // value that starts with a boolean operator. Prose fails it and is not lexed.
 func sqlWorthLexing(s string) bool {
-	if strings.ContainsAny(s, "=<>;#@|&") || strings.Contains(s, "--") || strings.Contains(s, "/*") {
+	if sqlOperatorOrComment(s) {
 		return true
 	}
 	var prev, prev2 string
@@ -233,7 +234,8 @@ func sqlWorthLexing(s string) bool {
 		switch {
 		case sqlGateSingle(w):
 			return true
-		case strings.HasPrefix(w, "xp_") || strings.HasPrefix(w, "pg_") || strings.HasPrefix(w, "dbms_") || strings.HasPrefix(w, "utl_") || strings.HasPrefix(w, "current_") || strings.HasPrefix(w, "sp_"):
+		case strings.IndexByte(w, '_') > 0 && (strings.HasPrefix(w, "xp_") || strings.HasPrefix(w, "pg_") || strings.HasPrefix(w, "dbms_") || strings.HasPrefix(w, "utl_") || strings.HasPrefix(w, "current_") || strings.HasPrefix(w, "sp_")):
+			// (every prefix holds a '_': most words are rejected by one byte search)
 			return true
 		case first && (w == "or" || w == "and"):
 			return true // an appended condition
@@ -259,10 +261,35 @@ func sqlWorthLexing(s string) bool {
 	return false
 }
 
+// sqlOperatorOrComment reports, in one pass, any of =<>;#@|& or a "--" or "/*" comment opener.
+func sqlOperatorOrComment(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !sqlOpStart.has(c) {
+			continue
+		}
+		switch c {
+		case '-':
+			if i+1 < len(s) && s[i+1] == '-' {
+				return true
+			}
+		case '/':
+			if i+1 < len(s) && s[i+1] == '*' {
+				return true
+			}
+		default:
+			return true
+		}
+	}
+	return false
+}
+
+var sqlOpStart = newByteSet("=<>;#@|&-/")
+
 // sqlPunctuated reports the punctuation a SQL fragment needs to break out of a literal or a
 // clause: quotes, parentheses, comments, statement separators. Ids, dates, paths and URLs lack it.
 func sqlPunctuated(r string) bool {
-	return strings.ContainsAny(r, "'\"`();#") || strings.Contains(r, "--") || strings.Contains(r, "/*")
+	return cs15.in(r) || strings.Contains(r, "--") || strings.Contains(r, "/*")
 }
 
 // sqlPrefixed runs libinjection as if the value followed a number (optionally inside parentheses).

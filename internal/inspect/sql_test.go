@@ -126,3 +126,15 @@ func TestSQLIsStatement(t *testing.T) {
 		}
 	}
 }
+
+func FuzzSQLOperatorOrComment(f *testing.F) {
+	for _, s := range []string{"a=b", "x -- y", "a-b", "/*", "a/b", "--", "-", "/", "plain text"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want := strings.ContainsAny(s, "=<>;#@|&") || strings.Contains(s, "--") || strings.Contains(s, "/*")
+		if got := sqlOperatorOrComment(s); got != want {
+			t.Fatalf("sqlOperatorOrComment(%q) = %v, want %v", s, got, want)
+		}
+	})
+}

@@ -46,11 +46,14 @@ func (d ssrfDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	}
 	var best Finding
 	readings(v, func(r string) bool {
-		if r != v.Raw && strings.EqualFold(r, v.Raw) {
+		if v.foldsRaw(r) {
 			return true
 		}
 		if len(r) > 16384 {
 			r = r[:16384]
+		}
+		if !hostKey && !strings.Contains(r, "://") {
+			return true // extractURLs finds nothing without a scheme separator outside a host parameter
 		}
 		for i, u := range extractURLs(r, hostKey) {
 			if i == maxSSRFHosts {
@@ -124,15 +127,13 @@ func (d ssrfDetector) resolveClass(parent context.Context, host string) string {
 	return ""
 }
 
+// hostKeyWords are the words isHostKey looks for, matched in one pass.
+var hostKeyWords = newLitSet("url", "uri", "host", "endpoint", "webhook", "callback", "domain", "address", "server", "link", "href", "redirect", "target", "proxy", "origin")
+
 // isHostKey reports whether a parameter name says it holds a URL or a host.
 func isHostKey(key string) bool {
 	k := strings.ToLower(key)
-	for _, w := range [...]string{"url", "uri", "host", "endpoint", "webhook", "callback", "domain", "address", "server", "link", "href", "redirect", "target", "proxy", "origin"} {
-		if strings.Contains(k, w) {
-			return true
-		}
-	}
-	return false
+	return hostKeyWords.contains(k)
 }
 
 // extractURLs finds every scheme://authority in s and, when hostKey is set and s holds no URL,
@@ -161,7 +162,7 @@ func extractURLs(s string, hostKey bool) []ssrfURL {
 	}
 	if len(out) == 0 && hostKey {
 		t := strings.TrimPrefix(strings.TrimSpace(low), "//")
-		if t != "" && !strings.ContainsAny(t, " \t\n") {
+		if t != "" && !cs22.in(t) {
 			out = append(out, ssrfURL{host: authorityHost(t), text: s})
 		}
 	}
@@ -175,7 +176,7 @@ func isSchemeByte(c byte) bool {
 // authorityHost extracts the host from "userinfo@host:port/path?query". Like URL parsers, the
 // last '@' before the path ends the userinfo — the classic http://trusted@evil/ confusion.
 func authorityHost(a string) string {
-	if i := strings.IndexAny(a, "/?#"); i >= 0 {
+	if i := cs23.index(a); i >= 0 {
 		a = a[:i]
 	}
 	if i := strings.LastIndexByte(a, '@'); i >= 0 {

@@ -259,12 +259,17 @@ func (w *walker) str() (string, error) {
 	start := w.pos
 	s := w.src
 	i := start
+	var hi byte // OR of the bytes seen: UTF-8 needs checking only when one is non-ASCII
 	for i < len(s) {
 		c := s[i]
 		if c == '"' {
 			w.pos = i + 1
+			if hi < utf8.RuneSelf {
+				return s[start:i], nil
+			}
 			return s[start:i], w.checkUTF8(s[start:i])
 		}
+		hi |= c
 		if c == '\\' {
 			break
 		}
