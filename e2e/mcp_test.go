@@ -763,9 +763,12 @@ rules:
 	if err != nil {
 		t.Fatalf("connect: %v\n%s", err, stderr.String())
 	}
-	m := listenRe.FindStringSubmatch(stderr.String())
-	if m == nil {
-		t.Fatalf("no listen address on stderr:\n%s", stderr.String())
+	// The wrapper prints its listen address on stderr; the MCP handshake can finish first.
+	var m []string
+	for deadline := time.Now().Add(10 * time.Second); m == nil; time.Sleep(20 * time.Millisecond) {
+		if m = listenRe.FindStringSubmatch(stderr.String()); m == nil && time.Now().After(deadline) {
+			t.Fatalf("no listen address on stderr:\n%s", stderr.String())
+		}
 	}
 	args := map[string]any{"text": "needs a human"}
 	held := call(t, ctx, cs, "e__echo", args)
