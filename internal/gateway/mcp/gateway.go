@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"strings"
 	"sync"
@@ -501,8 +502,8 @@ func (g *Gateway) upstreamTools(ctx context.Context, u *upstream) ([]*sdk.Tool, 
 			return nil, fmt.Errorf("list tools of %q: %w", u.name, err)
 		}
 		out = append(out, t)
-		if len(out) > 10_000 {
-			return nil, fmt.Errorf("list tools of %q: more than 10000 tools", u.name)
+		if len(out) > maxListed {
+			return nil, fmt.Errorf("list tools of %q: more than %d tools", u.name, maxListed)
 		}
 	}
 	return out, nil
@@ -757,18 +758,23 @@ func (g *Gateway) outcomeDur(ctx context.Context, d *guard.Decision, tool string
 
 var _ Guard = (*guard.Guard)(nil)
 
-// listResources merges the upstreams' resources; reading one is decided per call.
-func (g *Gateway) listResources(ctx context.Context, c Caller) (*sdk.ListResourcesResult, error) {
+// maxListed bounds what one upstream may contribute to one listing.
+const maxListed = 10_000
+
+// collect runs one listing over every upstream that has the capability, for an agent the policy
+// lets use it at all (reserved names the governing tool): each upstream's items, at most
+// maxListed, go to add. An upstream that fails is logged and skipped; the listing goes on.
+func collect[T any](ctx context.Context, g *Gateway, c Caller, reserved string, has func(*upstream) bool,
+	list func(*sdk.ClientSession) iter.Seq2[T, error], add func(*upstream, T)) error {
 	a, err := g.agent(ctx, c.Credentials)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	res := &sdk.ListResourcesResult{Resources: []*sdk.Resource{}}
-	if !g.o.Policies.Current().MayAllow(a.ID, ToolResourcesRead) {
-		return res, nil
+	if !g.o.Policies.Current().MayAllow(a.ID, reserved) {
+		return nil
 	}
 	for _, u := range g.ups {
-		if !hasResources(u) {
+		if !has(u) {
 			continue
 		}
 		cs, err := g.session(ctx, u)
@@ -776,48 +782,46 @@ func (g *Gateway) listResources(ctx context.Context, c Caller) (*sdk.ListResourc
 			continue
 		}
 		n := 0
-		for r, err := range cs.Resources(ctx, nil) {
+		for item, err := range list(cs) {
 			if err != nil {
-				g.log.Warn("upstream resources unavailable", slog.String("upstream", u.name), slog.Any("error", err))
+				g.log.Warn("upstream listing unavailable", slog.String("upstream", u.name), slog.Any("error", err))
 				break
 			}
-			if n++; n > 10_000 {
+			if n++; n > maxListed {
 				break
 			}
+			add(u, item)
+		}
+	}
+	return nil
+}
+
+// listResources merges the upstreams' resources; reading one is decided per call.
+func (g *Gateway) listResources(ctx context.Context, c Caller) (*sdk.ListResourcesResult, error) {
+	res := &sdk.ListResourcesResult{Resources: []*sdk.Resource{}}
+	err := collect(ctx, g, c, ToolResourcesRead, hasResources,
+		func(cs *sdk.ClientSession) iter.Seq2[*sdk.Resource, error] { return cs.Resources(ctx, nil) },
+		func(u *upstream, r *sdk.Resource) {
 			g.mu.Lock()
 			g.resources[r.URI] = u
 			g.mu.Unlock()
 			res.Resources = append(res.Resources, r)
-		}
+		})
+	if err != nil {
+		return nil, err
 	}
 	return res, nil
 }
 
 func (g *Gateway) listResourceTemplates(ctx context.Context, c Caller) (*sdk.ListResourceTemplatesResult, error) {
-	a, err := g.agent(ctx, c.Credentials)
+	res := &sdk.ListResourceTemplatesResult{ResourceTemplates: []*sdk.ResourceTemplate{}}
+	err := collect(ctx, g, c, ToolResourcesRead, hasResources,
+		func(cs *sdk.ClientSession) iter.Seq2[*sdk.ResourceTemplate, error] {
+			return cs.ResourceTemplates(ctx, nil)
+		},
+		func(_ *upstream, r *sdk.ResourceTemplate) { res.ResourceTemplates = append(res.ResourceTemplates, r) })
 	if err != nil {
 		return nil, err
-	}
-	res := &sdk.ListResourceTemplatesResult{ResourceTemplates: []*sdk.ResourceTemplate{}}
-	if !g.o.Policies.Current().MayAllow(a.ID, ToolResourcesRead) {
-		return res, nil
-	}
-	for _, u := range g.ups {
-		if !hasResources(u) {
-			continue
-		}
-		cs, err := g.session(ctx, u)
-		if err != nil {
-			continue
-		}
-		n := 0
-		for r, err := range cs.ResourceTemplates(ctx, nil) {
-			if err != nil || n > 10_000 {
-				break
-			}
-			n++
-			res.ResourceTemplates = append(res.ResourceTemplates, r)
-		}
 	}
 	return res, nil
 }
@@ -889,32 +893,16 @@ func (g *Gateway) readResource(ctx context.Context, c Caller, r *sdk.ReadResourc
 }
 
 func (g *Gateway) listPrompts(ctx context.Context, c Caller) (*sdk.ListPromptsResult, error) {
-	a, err := g.agent(ctx, c.Credentials)
+	res := &sdk.ListPromptsResult{Prompts: []*sdk.Prompt{}}
+	err := collect(ctx, g, c, ToolPromptsGet, hasPrompts,
+		func(cs *sdk.ClientSession) iter.Seq2[*sdk.Prompt, error] { return cs.Prompts(ctx, nil) },
+		func(u *upstream, p *sdk.Prompt) {
+			q := *p
+			q.Name = g.qualify(u, p.Name)
+			res.Prompts = append(res.Prompts, &q)
+		})
 	if err != nil {
 		return nil, err
-	}
-	res := &sdk.ListPromptsResult{Prompts: []*sdk.Prompt{}}
-	if !g.o.Policies.Current().MayAllow(a.ID, ToolPromptsGet) {
-		return res, nil
-	}
-	for _, u := range g.ups {
-		if !hasPrompts(u) {
-			continue
-		}
-		cs, err := g.session(ctx, u)
-		if err != nil {
-			continue
-		}
-		n := 0
-		for p, err := range cs.Prompts(ctx, nil) {
-			if err != nil || n > 10_000 {
-				break
-			}
-			n++
-			c := *p
-			c.Name = g.qualify(u, p.Name)
-			res.Prompts = append(res.Prompts, &c)
-		}
 	}
 	return res, nil
 }
