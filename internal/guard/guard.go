@@ -343,8 +343,11 @@ func (g *Guard) Check(ctx context.Context, req Request) (d *Decision) {
 		ToolClassification: (*g.toolClass.Load())[req.Tool],
 		History:            sig.History,
 	}
-	pd := set.Evaluate(preq)
+	// The record needs every condition's result, so the explanation is computed anyway; its
+	// decision is the engine's (a property test keeps Explain and Evaluate in agreement), and
+	// evaluating twice would only double the policy step.
 	ex := set.Explain(preq)
+	pd := ex.Decision
 	if sig.Err != nil {
 		if err := sig.Err(); err != nil {
 			return g.deny(ctx, d, rec, secretPaths, CodeBehavior, fmt.Errorf("behaviour history: %w", err), "")
