@@ -1,6 +1,7 @@
 package behavior
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -68,52 +69,30 @@ func DefaultConfig() Config {
 
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
-	if c.LearnMinCalls <= 0 {
-		c.LearnMinCalls = d.LearnMinCalls
-	}
-	if c.LearnMinSpan <= 0 {
-		c.LearnMinSpan = d.LearnMinSpan
-	}
-	if c.RareFraction <= 0 {
-		c.RareFraction = d.RareFraction
-	}
-	if c.BurstWindow <= 0 {
-		c.BurstWindow = d.BurstWindow
-	}
-	if c.BurstMinCalls <= 0 {
-		c.BurstMinCalls = d.BurstMinCalls
-	}
-	if c.BurstFactor <= 0 {
-		c.BurstFactor = d.BurstFactor
-	}
-	if c.FirstUseMinHistory <= 0 {
-		c.FirstUseMinHistory = d.FirstUseMinHistory
-	}
-	if c.LargeMinSamples <= 0 {
-		c.LargeMinSamples = d.LargeMinSamples
-	}
-	if c.LargeMinBytes <= 0 {
-		c.LargeMinBytes = d.LargeMinBytes
-	}
-	if c.LargeMinRatio <= 0 {
-		c.LargeMinRatio = d.LargeMinRatio
-	}
-	if c.LargeZ <= 0 {
-		c.LargeZ = d.LargeZ
-	}
-	if c.SeverityBurst == threat.None {
-		c.SeverityBurst = d.SeverityBurst
-	}
-	if c.SeverityLargeParams == threat.None {
-		c.SeverityLargeParams = d.SeverityLargeParams
-	}
-	if c.SeverityUnusualHour == threat.None {
-		c.SeverityUnusualHour = d.SeverityUnusualHour
-	}
-	if c.SeverityFirstUse == threat.None {
-		c.SeverityFirstUse = d.SeverityFirstUse
-	}
+	orDefault(&c.LearnMinCalls, d.LearnMinCalls)
+	orDefault(&c.LearnMinSpan, d.LearnMinSpan)
+	orDefault(&c.RareFraction, d.RareFraction)
+	orDefault(&c.BurstWindow, d.BurstWindow)
+	orDefault(&c.BurstMinCalls, d.BurstMinCalls)
+	orDefault(&c.BurstFactor, d.BurstFactor)
+	orDefault(&c.FirstUseMinHistory, d.FirstUseMinHistory)
+	orDefault(&c.LargeMinSamples, d.LargeMinSamples)
+	orDefault(&c.LargeMinBytes, d.LargeMinBytes)
+	orDefault(&c.LargeMinRatio, d.LargeMinRatio)
+	orDefault(&c.LargeZ, d.LargeZ)
+	orDefault(&c.SeverityBurst, d.SeverityBurst)
+	orDefault(&c.SeverityLargeParams, d.SeverityLargeParams)
+	orDefault(&c.SeverityUnusualHour, d.SeverityUnusualHour)
+	orDefault(&c.SeverityFirstUse, d.SeverityFirstUse)
 	return c
+}
+
+// orDefault replaces a zero (or, for numbers, negative) setting with its default.
+func orDefault[T cmp.Ordered](v *T, d T) {
+	var zero T
+	if *v <= zero {
+		*v = d
+	}
 }
 
 // minDeviation (bytes) floors the standard deviation of parameter sizes, so that a tool whose
