@@ -200,6 +200,21 @@ func auditExport(ctx context.Context, std Stdio, args []string) int {
 	return exitOK
 }
 
+// withSigned opens the ledger in dir and runs fn with its latest signed checkpoint (note and size):
+// what the proof commands answer against.
+func withSigned(ctx context.Context, std Stdio, dir string, fn func(st ledger.Store, note []byte, size uint64) int) int {
+	st, ok := openStore(std, dir)
+	if !ok {
+		return exitUsage
+	}
+	defer st.Close()
+	n, size, ok := latestSigned(ctx, std, st)
+	if !ok {
+		return exitUsage
+	}
+	return fn(st, n, size)
+}
+
 // latestSigned returns the latest checkpoint's note and size.
 func latestSigned(ctx context.Context, std Stdio, st ledger.Store) ([]byte, uint64, bool) {
 	cp, ok, err := st.LatestCheckpoint(ctx)
@@ -220,25 +235,18 @@ func auditProve(ctx context.Context, std Stdio, args []string) int {
 		problem(std.Err, "--seq is required", "portcullis audit prove --seq N")
 		return exitUsage
 	}
-	st, ok := openStore(std, *data)
-	if !ok {
-		return exitUsage
-	}
-	defer st.Close()
-	n, size, ok := latestSigned(ctx, std, st)
-	if !ok {
-		return exitUsage
-	}
-	p, err := ledger.ProveInclusion(ctx, st, uint64(*seq), size)
-	if err != nil {
-		problem(std.Err, fmt.Sprintf("prove: %v", err), fmt.Sprintf("the latest checkpoint covers seq 0..%d", int64(size)-1))
-		return exitUsage
-	}
-	writeJSON(std.Out, struct {
-		ledger.InclusionProof
-		Checkpoint string `json:"checkpoint"`
-	}{p, string(n)})
-	return exitOK
+	return withSigned(ctx, std, *data, func(st ledger.Store, n []byte, size uint64) int {
+		p, err := ledger.ProveInclusion(ctx, st, uint64(*seq), size)
+		if err != nil {
+			problem(std.Err, fmt.Sprintf("prove: %v", err), fmt.Sprintf("the latest checkpoint covers seq 0..%d", int64(size)-1))
+			return exitUsage
+		}
+		writeJSON(std.Out, struct {
+			ledger.InclusionProof
+			Checkpoint string `json:"checkpoint"`
+		}{p, string(n)})
+		return exitOK
+	})
 }
 
 func auditConsistency(ctx context.Context, std Stdio, args []string) int {
@@ -251,25 +259,18 @@ func auditConsistency(ctx context.Context, std Stdio, args []string) int {
 		problem(std.Err, "--old is required", "portcullis audit consistency --old SIZE")
 		return exitUsage
 	}
-	st, ok := openStore(std, *data)
-	if !ok {
-		return exitUsage
-	}
-	defer st.Close()
-	n, size, ok := latestSigned(ctx, std, st)
-	if !ok {
-		return exitUsage
-	}
-	p, err := ledger.ProveConsistency(ctx, st, uint64(*old), size)
-	if err != nil {
-		problem(std.Err, fmt.Sprintf("consistency: %v", err), fmt.Sprintf("the latest checkpoint has size %d", size))
-		return exitFail
-	}
-	writeJSON(std.Out, struct {
-		ledger.ConsistencyProof
-		Checkpoint string `json:"checkpoint"`
-	}{p, string(n)})
-	return exitOK
+	return withSigned(ctx, std, *data, func(st ledger.Store, n []byte, size uint64) int {
+		p, err := ledger.ProveConsistency(ctx, st, uint64(*old), size)
+		if err != nil {
+			problem(std.Err, fmt.Sprintf("consistency: %v", err), fmt.Sprintf("the latest checkpoint has size %d", size))
+			return exitFail
+		}
+		writeJSON(std.Out, struct {
+			ledger.ConsistencyProof
+			Checkpoint string `json:"checkpoint"`
+		}{p, string(n)})
+		return exitOK
+	})
 }
 
 func auditTail(ctx context.Context, std Stdio, args []string) int {
@@ -402,17 +403,10 @@ func auditCheckpoint(ctx context.Context, std Stdio, args []string) int {
 	if !parseFlags(std, fs, args) {
 		return exitUsage
 	}
-	st, ok := openStore(std, *data)
-	if !ok {
-		return exitUsage
-	}
-	defer st.Close()
-	n, _, ok := latestSigned(ctx, std, st)
-	if !ok {
-		return exitUsage
-	}
-	std.Out.Write(n)
-	return exitOK
+	return withSigned(ctx, std, *data, func(_ ledger.Store, n []byte, _ uint64) int {
+		std.Out.Write(n)
+		return exitOK
+	})
 }
 
 func auditPubkey(_ context.Context, std Stdio, args []string) int {
