@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"runtime/pprof"
 
 	"github.com/portcullis-ai/portcullis/internal/app"
 	"github.com/portcullis-ai/portcullis/internal/config"
@@ -19,12 +21,21 @@ func runServe(ctx context.Context, std Stdio, args []string) int {
 	cfgPath := fs.String("config", "", "configuration file (default: <data>/portcullis.yaml, created on first use)")
 	data := fs.String("data", dataDirDefault(), "data directory for the embedded default")
 	listen := fs.String("listen", "", "listen address, overriding the configuration (e.g. 127.0.0.1:0)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (for load tests)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
 	if fs.NArg() > 0 {
 		problem(std.Err, fmt.Sprintf("serve: unexpected argument %q", fs.Arg(0)), "run 'portcullis serve -h'")
 		return exitUsage
+	}
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			problem(std.Err, "serve: "+err.Error(), "")
+			return exitFail
+		}
+		defer stop()
 	}
 	path := *cfgPath
 	if path == "" {
@@ -65,6 +76,23 @@ func runServe(ctx context.Context, std Stdio, args []string) int {
 		return exitFail
 	}
 	return exitOK
+}
+
+// startCPUProfile profiles the process until the returned function runs (at shutdown), so a load
+// test can see where a decision's CPU goes without exposing a pprof endpoint on the listener.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 func newLogger(std Stdio, c config.LogConfig) *slog.Logger {
