@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Redactor reports the JSON paths ("$.a.b", "$.items[2]", `$["odd key"]`) of parameter values
@@ -89,6 +90,19 @@ func (rd *redaction) apply(r *Record, extraPaths []string) {
 		r.ParamsHash = rd.rawHash(raw)
 		return
 	}
+	if len(extraPaths) == 0 && rd.redactor == nil && rd.nothingToRedact(raw) {
+		// The common case: no detector flagged a value and no sensitive name can occur, so the
+		// parameters are stored as they came, compacted (which also validates them), without the
+		// decode, walk and re-encode that redaction needs.
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, raw); err != nil {
+			r.ParamsDropped = "parameters are not valid JSON"
+			r.ParamsHash = rd.rawHash(raw)
+			return
+		}
+		rd.store(r, raw, buf.Bytes(), nil)
+		return
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	var v any
@@ -126,8 +140,13 @@ func (rd *redaction) apply(r *Record, extraPaths []string) {
 		r.ParamsHash = rd.rawHash(raw)
 		return
 	}
-	r.Params = out
 	sort.Strings(hit)
+	rd.store(r, raw, out, hit)
+}
+
+// store sets the record's parameters to out (raw after redaction) and their hash.
+func (rd *redaction) store(r *Record, raw, out []byte, hit []string) {
+	r.Params = out
 	r.Redacted = hit
 	if rd.hashKey != nil {
 		r.ParamsHash = rd.rawHash(raw)
@@ -135,6 +154,22 @@ func (rd *redaction) apply(r *Record, extraPaths []string) {
 		sum := sha256.Sum256(out)
 		r.ParamsHash = "sha256:" + hex.EncodeToString(sum[:])
 	}
+}
+
+// nothingToRedact reports that no member name in raw can be a sensitive name: none of the names
+// occurs anywhere in the text, case-folded. Text with a backslash (a name could be spelled with
+// escapes) or invalid UTF-8 (the decoder would rewrite it) is left to the full walk.
+func (rd *redaction) nothingToRedact(raw []byte) bool {
+	if bytes.IndexByte(raw, '\\') >= 0 || !utf8.Valid(raw) {
+		return false
+	}
+	lower := bytes.ToLower(raw)
+	for n := range rd.names {
+		if bytes.Contains(lower, []byte(n)) {
+			return false
+		}
+	}
+	return true
 }
 
 // rawHash identifies unredacted bytes without revealing them: with a hash key, an HMAC (so

@@ -101,6 +101,9 @@ func TestParamsThatCannotBeRedactedAreWithheld(t *testing.T) {
 	}{
 		{"invalid JSON", `{"password":"p4ss`, nil, 0},
 		{"trailing data", `{"a":1} {"password":"x"}`, nil, 0},
+		// The same without a sensitive name: the path that skips the redaction walk.
+		{"invalid JSON, nothing sensitive", `{"a":"b`, nil, 0},
+		{"trailing data, nothing sensitive", `{"a":1} {"b":2}`, nil, 0},
 		{"too large", `{"a":"` + strings.Repeat("x", 100) + `"}`, nil, 50},
 		{"detected path not found", `{"a":{"b.c":"s3cr3t-value"}}`, []string{"$.a[\"b\"].c"}, 0},
 	}
@@ -118,6 +121,49 @@ func TestParamsThatCannotBeRedactedAreWithheld(t *testing.T) {
 			got := records(t, e.st)[seq]
 			if got.Params != nil || got.ParamsDropped == "" || got.ParamsSize != len(tc.params) {
 				t.Errorf("params %s, dropped %q, size %d: want withheld with a reason and the size", got.Params, got.ParamsDropped, got.ParamsSize)
+			}
+		})
+	}
+}
+
+// Sensitive names are found however they are spelled — escaped, upper case, nested in arrays —
+// and parameters with nothing to redact are stored whole (compacted, same value).
+func TestSensitiveNameSpellings(t *testing.T) {
+	tests := []struct {
+		name, params string
+		redacted     []string
+	}{
+		{"escaped name", `{"q":"x","pass\u0077ord":"hunter2"}`, []string{"$.password"}},
+		{"upper case", `{"API_KEY":"hunter2","q":"x"}`, []string{"$.API_KEY"}},
+		{"in an array", `{"items":[{"token":"hunter2"}]}`, []string{"$.items[0].token"}},
+		{"nothing sensitive", "{ \"q\" : \"quarterly report\",\n \"n\": 1.50, \"tags\": [\"a\", \"<b>\"] }", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			l := e.open(t, func(o *ledger.Options) { o.HashKey = nil })
+			r := decision(1)
+			r.Params = json.RawMessage(tc.params)
+			seq := mustAppend(t, l, r)
+			mustClose(t, l)
+			got := records(t, e.st)[seq]
+			if diff := cmp.Diff(tc.redacted, got.Redacted); diff != "" {
+				t.Errorf("redacted paths (-want +got):\n%s", diff)
+			}
+			if bytes.Contains(got.Params, []byte("hunter2")) {
+				t.Errorf("secret stored: %s", got.Params)
+			}
+			if tc.redacted == nil {
+				var want, have any
+				if err := json.Unmarshal([]byte(tc.params), &want); err != nil {
+					t.Fatal(err)
+				}
+				if err := json.Unmarshal(got.Params, &have); err != nil {
+					t.Fatal(err)
+				}
+				if diff := cmp.Diff(want, have); diff != "" || got.ParamsDropped != "" {
+					t.Errorf("stored params changed (dropped %q):\n%s", got.ParamsDropped, diff)
+				}
 			}
 		})
 	}
