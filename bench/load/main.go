@@ -163,7 +163,9 @@ func run(duration, warmup time.Duration, concurrency int, keyAuth bool, cpuProfi
 	if err != nil {
 		return err
 	}
+	srvCPU0, genCPU0 := processCPU(srv.Process.Pid), selfCPU()
 	res := blast(send, concurrency, duration)
+	srvCPU, genCPU := processCPU(srv.Process.Pid)-srvCPU0, selfCPU()-genCPU0
 	if res.exhausted {
 		return fmt.Errorf("the %d pre-signed requests ran out before the run ended: raise -requests", len(wire))
 	}
@@ -187,6 +189,13 @@ func run(duration, warmup time.Duration, concurrency int, keyAuth bool, cpuProfi
 		pct(lat, 0.50), pct(lat, 0.90), pct(lat, 0.99), lat[n-1].Round(time.Microsecond))
 	if firstErr != nil {
 		fmt.Printf("first error: %v\n\n", firstErr)
+	}
+	if n > 0 && srvCPU > 0 {
+		// CPU time per decision is steadier than wall-clock figures on a shared machine: with
+		// 2 cores, 2 s of CPU per second is the ceiling for gateway and generator together.
+		fmt.Printf("CPU per decision: gateway %s, load generator %s (ceiling on %d cores: %.0f decisions/s)\n\n",
+			(srvCPU / time.Duration(n)).Round(time.Microsecond), (genCPU / time.Duration(n)).Round(time.Microsecond),
+			runtime.NumCPU(), float64(runtime.NumCPU())*float64(n)/(srvCPU+genCPU).Seconds())
 	}
 	fmt.Printf("Server-side time per step (from portcullis_pipeline_step_duration_seconds, p50/p99 interpolated in histogram buckets):\n\n")
 	fmt.Printf("| step | mean | p50 | p99 |\n|---|---|---|---|\n")
@@ -325,6 +334,33 @@ func (c *conn) roundTrip(msg []byte) (int, []byte, error) {
 	raw, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode, raw, err
+}
+
+// processCPU is the user+system CPU time a process has used so far (Linux /proc; 0 elsewhere).
+func processCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may hold spaces) start after the last ')'.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / clockTicks
+}
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat times: 100 on every Linux platform Go supports.
+const clockTicks = 100
+
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func pct(sorted []time.Duration, q float64) string {
