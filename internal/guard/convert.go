@@ -1,7 +1,6 @@
 package guard
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -13,6 +12,7 @@ import (
 	"github.com/portcullis-ai/portcullis/internal/approval"
 	"github.com/portcullis-ai/portcullis/internal/identity"
 	"github.com/portcullis-ai/portcullis/internal/inspect"
+	"github.com/portcullis-ai/portcullis/internal/jsonx"
 	"github.com/portcullis-ai/portcullis/internal/ledger"
 	"github.com/portcullis-ai/portcullis/internal/policy"
 )
@@ -20,17 +20,9 @@ import (
 // decodeParams reads the call's parameters into the policy engine's Go form. Absent parameters
 // are an empty object; anything but an object is malformed (tool arguments are named).
 func decodeParams(raw json.RawMessage) (map[string]any, error) {
-	if len(bytes.TrimSpace(raw)) == 0 {
-		return map[string]any{}, nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	var v any
-	if err := dec.Decode(&v); err != nil {
+	m, err := jsonx.DecodeObject(raw)
+	if err != nil {
 		return nil, fmt.Errorf("decode params: %w", err)
-	}
-	m, ok := v.(map[string]any)
-	if !ok {
-		return nil, fmt.Errorf("decode params: want a JSON object, got %T", v)
 	}
 	return m, nil
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/portcullis-ai/portcullis/internal/approval"
 	"github.com/portcullis-ai/portcullis/internal/guard"
 	"github.com/portcullis-ai/portcullis/internal/identity"
+	"github.com/portcullis-ai/portcullis/internal/jsonx"
 	"github.com/portcullis-ai/portcullis/internal/policy"
 )
 
@@ -277,7 +278,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool)
 		s.reject(w, http.StatusBadRequest, "invalid_utf8", "the body is not valid UTF-8")
 		return nil, false
 	}
-	if d := maxDepth(body); d > s.o.Limits.MaxDepth {
+	if d := jsonx.Depth(body); d > s.o.Limits.MaxDepth {
 		s.reject(w, http.StatusBadRequest, "too_deep", fmt.Sprintf("JSON nested %d deep; the limit is %d", d, s.o.Limits.MaxDepth))
 		return nil, false
 	}
@@ -305,43 +306,10 @@ func (s *Server) reject(w http.ResponseWriter, status int, code, msg string) {
 
 // strictDecode decodes exactly one JSON value into v, refusing unknown fields and trailing data.
 func strictDecode(body []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := jsonx.DecodeStrict(body, v); err != nil {
 		return fmt.Errorf("invalid JSON body: %w", err)
 	}
-	if dec.More() {
-		return errors.New("invalid JSON body: trailing data after the object")
-	}
 	return nil
-}
-
-// maxDepth returns the deepest nesting of objects and arrays in a JSON text, without decoding it,
-// so that a 10,000-deep document is refused before any recursive decoder sees it.
-func maxDepth(b []byte) int {
-	depth, deepest, inString, escaped := 0, 0, false, false
-	for _, c := range b {
-		switch {
-		case inString:
-			if escaped {
-				escaped = false
-			} else if c == '\\' {
-				escaped = true
-			} else if c == '"' {
-				inString = false
-			}
-		case c == '"':
-			inString = true
-		case c == '{' || c == '[':
-			depth++
-			if depth > deepest {
-				deepest = depth
-			}
-		case c == '}' || c == ']':
-			depth--
-		}
-	}
-	return deepest
 }
 
 // countValues counts the scalar values and containers in a JSON text (approximately: one per

@@ -10,6 +10,7 @@ import (
 
 	"github.com/portcullis-ai/portcullis/internal/guard"
 	"github.com/portcullis-ai/portcullis/internal/identity"
+	"github.com/portcullis-ai/portcullis/internal/jsonx"
 	"github.com/portcullis-ai/portcullis/internal/policy"
 )
 
@@ -88,8 +89,8 @@ func TestMaxDepthAndCount(t *testing.T) {
 		{`{"a":"\"{"}`, 1, 2},
 	}
 	for _, tc := range tests {
-		if d := maxDepth([]byte(tc.in)); d != tc.depth {
-			t.Errorf("maxDepth(%s) = %d, want %d", tc.in, d, tc.depth)
+		if d := jsonx.Depth([]byte(tc.in)); d != tc.depth {
+			t.Errorf("Depth(%s) = %d, want %d", tc.in, d, tc.depth)
 		}
 		if c := countValues([]byte(tc.in)); c != tc.count {
 			t.Errorf("countValues(%s) = %d, want %d", tc.in, c, tc.count)

@@ -1,0 +1,86 @@
+package jsonx
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+var seeds = []string{
+	`{}`, ` {"a":1} `, `{"a":[1,2,{"b":null}],"c":"d\u00e9\n","e":true,"f":-1.5e3}`,
+	`{"a":"x","a":"y"}`, `{"big":123456789012345678901234567890}`, `{"s":"\ud83d\ude00 \u2028"}`,
+	`[]`, `"x"`, `1`, `null`, `{"a":1} {"b":2}`, `{"a":1}x`, `{"a":}`, `{"a":1,}`, `{'a':1}`,
+	`{"a":"\x"}`, `{"a":01}`, `{"a":NaN}`, "{\"a\":\"\xff\"}", `{"a":"unterminated`,
+}
+
+// DecodeObject accepts exactly what encoding/json accepts as one object, and decodes it to the
+// same value: the decision path must not read parameters differently from everything else.
+func FuzzDecodeObjectMatchesStdlib(f *testing.F) {
+	for _, s := range seeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		if len(trimSpace(raw)) == 0 {
+			return // an absent body is an empty object here, an error there
+		}
+		got, err := DecodeObject(raw)
+		var want any
+		stdErr := json.Unmarshal(raw, &want)
+		if _, isObj := want.(map[string]any); stdErr == nil && !isObj {
+			stdErr = errors.New("not an object")
+		}
+		if (err == nil) != (stdErr == nil) {
+			t.Fatalf("%q: jsonx error %v, encoding/json error %v", raw, err, stdErr)
+		}
+		if err == nil {
+			if diff := cmp.Diff(want, any(got)); diff != "" {
+				t.Fatalf("%q decoded differently (-std +jsonx):\n%s", raw, diff)
+			}
+		}
+	})
+}
+
+func TestDecodeObject(t *testing.T) {
+	if m, err := DecodeObject(nil); err != nil || len(m) != 0 {
+		t.Errorf("empty params = %v, %v; want an empty object", m, err)
+	}
+	deep := strings.Repeat("[", MaxNesting+1) + strings.Repeat("]", MaxNesting+1)
+	if _, err := DecodeObject([]byte(`{"a":` + deep + `}`)); !errors.Is(err, ErrTooDeep) {
+		t.Errorf("deep document: err = %v, want ErrTooDeep", err)
+	}
+	if _, err := DecodeObject([]byte(`["a"]`)); err == nil || !strings.Contains(err.Error(), "an array") {
+		t.Errorf("array: err = %v, want a clear error", err)
+	}
+}
+
+func TestDecodeStrict(t *testing.T) {
+	type body struct {
+		Tool   string          `json:"tool"`
+		Params json.RawMessage `json:"params"`
+	}
+	var b body
+	if err := DecodeStrict([]byte(` {"tool":"t","params":{"x":[1,2]}} `), &b); err != nil || b.Tool != "t" || string(b.Params) != `{"x":[1,2]}` {
+		t.Fatalf("valid body: %+v, %v", b, err)
+	}
+	for _, bad := range []string{`{"tool":"t","extra":1}`, `{"tool":"t"} {}`, `{"tool":`, `{"tool":1}`} {
+		var b body
+		if err := DecodeStrict([]byte(bad), &b); err == nil {
+			t.Errorf("%s: accepted", bad)
+		}
+	}
+	deep := strings.Repeat("[", MaxNesting+1) + strings.Repeat("]", MaxNesting+1)
+	if err := DecodeStrict([]byte(`{"tool":"t","params":`+deep+`}`), &b); !errors.Is(err, ErrTooDeep) {
+		t.Errorf("deep body: err = %v, want ErrTooDeep", err)
+	}
+}
+
+func TestDepth(t *testing.T) {
+	for s, want := range map[string]int{`1`: 0, `{}`: 1, `{"a":[{}]}`: 3, `{"a":"[[[["}`: 1, `["\"]"]`: 1} {
+		if got := Depth([]byte(s)); got != want {
+			t.Errorf("Depth(%s) = %d, want %d", s, got, want)
+		}
+	}
+}
