@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/portcullis-ai/portcullis/internal/ledger"
+	"github.com/portcullis-ai/portcullis/internal/threat"
 )
 
 func FuzzParseRecord(f *testing.F) {
@@ -122,3 +125,33 @@ func FuzzRedaction(f *testing.F) {
 }
 
 var errStop = context.Canceled
+
+// The record encoder must write exactly what encoding/json.Marshal writes — the record format is
+// defined as that — whatever the strings (HTML characters, U+2028, invalid UTF-8), numbers, times
+// and parameters hold.
+func FuzzEncodeMatchesStdlib(f *testing.F) {
+	f.Add("read_file", "<b>&</b> \u2028 ok", 0.75, []byte(`{"path":"/tmp/x","n":[1,2.5e10,-0]}`), int64(1700000000123456789), 3)
+	f.Add("t\xff", "\x00\x1f\"\\", 1e21, []byte(` { "a" : "\u00e9" } `), int64(-1), 0)
+	f.Add("", "", 5e-324, []byte(`null`), int64(0), 9)
+	f.Fuzz(func(t *testing.T, tool, text string, score float64, params []byte, nanos int64, level int) {
+		at := time.Unix(0, nanos).UTC()
+		r := &ledger.Record{V: ledger.FormatVersion, Seq: 3, Prev: strings.Repeat("ab", 32), Time: at, Kind: ledger.KindDecision,
+			DecisionID: text, Tool: tool, Agent: &ledger.Principal{ID: text, Verified: true, Method: tool},
+			ParamsSize: len(params), Redacted: []string{text}, Decision: "allow", Reason: text, Message: text,
+			ThreatLevel: threat.Level(level % 6), Policy: &ledger.Policy{Rule: tool, Conditions: []ledger.Condition{{Expr: text, Result: true, Detail: tool}}},
+			Findings:  []ledger.Finding{{Kind: tool, Severity: threat.Level(level % 5), Path: text, Evidence: text, Score: score}},
+			Anomalies: []ledger.Anomaly{{Signal: text, Score: score}},
+			Approval:  &ledger.Approval{ID: tool, Comment: text, RequestedAt: &at, WaitMS: nanos}}
+		if json.Valid(params) {
+			r.Params = params
+		}
+		got, err := ledger.Encode(r)
+		want, stdErr := json.Marshal(r)
+		if (err == nil) != (stdErr == nil) {
+			t.Fatalf("Encode error %v, json.Marshal error %v", err, stdErr)
+		}
+		if err == nil && !bytes.Equal(got, want) {
+			t.Fatalf("Encode differs from json.Marshal:\n got %s\nwant %s", got, want)
+		}
+	})
+}

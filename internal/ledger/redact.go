@@ -156,16 +156,52 @@ func (rd *redaction) store(r *Record, raw, out []byte, hit []string) {
 	}
 }
 
-// nothingToRedact reports that no member name in raw can be a sensitive name: none of the names
-// occurs anywhere in the text, case-folded. Text with a backslash (a name could be spelled with
-// escapes) or invalid UTF-8 (the decoder would rewrite it) is left to the full walk.
+// nothingToRedact reports that no object member name in raw is a sensitive name — the walk's
+// own test, applied to the text: a string followed by ':' is a member name. Text with a
+// backslash (a name could be spelled with escapes) or invalid UTF-8 (the decoder would rewrite
+// it) is left to the full walk.
 func (rd *redaction) nothingToRedact(raw []byte) bool {
 	if bytes.IndexByte(raw, '\\') >= 0 || !utf8.Valid(raw) {
 		return false
 	}
-	lower := bytes.ToLower(raw)
-	for n := range rd.names {
-		if bytes.Contains(lower, []byte(n)) {
+	var lower [32]byte
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '"' {
+			continue
+		}
+		end := bytes.IndexByte(raw[i+1:], '"')
+		if end < 0 {
+			return true // unterminated: not JSON, which Compact reports
+		}
+		name := raw[i+1 : i+1+end]
+		i += end + 1
+		j := i + 1
+		for j < len(raw) && (raw[j] == ' ' || raw[j] == '\t' || raw[j] == '\n' || raw[j] == '\r') {
+			j++
+		}
+		if j == len(raw) || raw[j] != ':' {
+			continue // a value, not a member name
+		}
+		if len(name) <= len(lower) && isASCII(name) {
+			for k, c := range name {
+				if 'A' <= c && c <= 'Z' {
+					c += 'a' - 'A'
+				}
+				lower[k] = c
+			}
+			if rd.names[string(lower[:len(name)])] {
+				return false
+			}
+		} else if rd.names[strings.ToLower(string(name))] {
+			return false
+		}
+	}
+	return true
+}
+
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
 			return false
 		}
 	}

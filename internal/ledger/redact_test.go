@@ -136,6 +136,8 @@ func TestSensitiveNameSpellings(t *testing.T) {
 		{"escaped name", `{"q":"x","pass\u0077ord":"hunter2"}`, []string{"$.password"}},
 		{"upper case", `{"API_KEY":"hunter2","q":"x"}`, []string{"$.API_KEY"}},
 		{"in an array", `{"items":[{"token":"hunter2"}]}`, []string{"$.items[0].token"}},
+		{"Kelvin sign", "{\"to\u212aen\" :\"hunter2\"}", []string{"$[\"to\u212aen\"]"}},
+		{"a sensitive word as a value", `{"q":"password","r":["token"]}`, nil},
 		{"nothing sensitive", "{ \"q\" : \"quarterly report\",\n \"n\": 1.50, \"tags\": [\"a\", \"<b>\"] }", nil},
 	}
 	for _, tc := range tests {
