@@ -84,3 +84,45 @@ func TestDepth(t *testing.T) {
 		}
 	}
 }
+
+// Depth and CountValues skip strings by jumping between quotes; they must agree with a plain
+// byte-by-byte scan on any input, escapes included.
+func FuzzScansMatchBytewise(f *testing.F) {
+	for _, s := range append(seeds, `{"a\\":"[","b":"\\\"{"}`, `["\\\\"]`, `"\\`, `{"a":"x\\\\\\"]"}`) {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		depth, deepest, count, inString, escaped := 0, 0, 1, false, false
+		for _, c := range b {
+			switch {
+			case inString:
+				if escaped {
+					escaped = false
+				} else if c == '\\' {
+					escaped = true
+				} else if c == '"' {
+					inString = false
+				}
+			case c == '"':
+				inString = true
+			case c == '{' || c == '[':
+				depth++
+				deepest = max(deepest, depth)
+				count++
+			case c == '}' || c == ']':
+				depth--
+			case c == ',':
+				count++
+			}
+		}
+		if len(trimSpace(b)) == 0 {
+			count = 0
+		}
+		if got := Depth(b); got != deepest {
+			t.Errorf("Depth(%q) = %d, bytewise %d", b, got, deepest)
+		}
+		if got := CountValues(b); got != count {
+			t.Errorf("CountValues(%q) = %d, bytewise %d", b, got, count)
+		}
+	})
+}

@@ -5,7 +5,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -149,7 +148,7 @@ func (s *Server) handleDecide(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, http.StatusBadRequest, "bad_request", `"tool" is required`)
 		return
 	}
-	if n := countValues(req.Params); n > s.o.Limits.MaxParams {
+	if n := jsonx.CountValues(req.Params); n > s.o.Limits.MaxParams {
 		s.reject(w, http.StatusRequestEntityTooLarge, "too_many_params", fmt.Sprintf("params hold %d values; the limit is %d", n, s.o.Limits.MaxParams))
 		return
 	}
@@ -310,32 +309,6 @@ func strictDecode(body []byte, v any) error {
 		return fmt.Errorf("invalid JSON body: %w", err)
 	}
 	return nil
-}
-
-// countValues counts the scalar values and containers in a JSON text (approximately: one per
-// comma-separated element and one per container), the measure of limits.max_params.
-func countValues(b []byte) int {
-	if len(bytes.TrimSpace(b)) == 0 {
-		return 0
-	}
-	n, inString, escaped := 1, false, false
-	for _, c := range b {
-		switch {
-		case inString:
-			if escaped {
-				escaped = false
-			} else if c == '\\' {
-				escaped = true
-			} else if c == '"' {
-				inString = false
-			}
-		case c == '"':
-			inString = true
-		case c == ',' || c == '{' || c == '[':
-			n++
-		}
-	}
-	return n
 }
 
 // statusFor maps a guard denial code to an HTTP status.

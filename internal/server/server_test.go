@@ -92,8 +92,8 @@ func TestMaxDepthAndCount(t *testing.T) {
 		if d := jsonx.Depth([]byte(tc.in)); d != tc.depth {
 			t.Errorf("Depth(%s) = %d, want %d", tc.in, d, tc.depth)
 		}
-		if c := countValues([]byte(tc.in)); c != tc.count {
-			t.Errorf("countValues(%s) = %d, want %d", tc.in, c, tc.count)
+		if c := jsonx.CountValues([]byte(tc.in)); c != tc.count {
+			t.Errorf("CountValues(%s) = %d, want %d", tc.in, c, tc.count)
 		}
 	}
 }
