@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -40,31 +39,32 @@ func filesystemServer(t *testing.T) string {
 }
 
 var (
-	echoOnce sync.Once
-	echoPath string
-	echoErr  error
+	builtMu sync.Mutex
+	built   = map[string]string{} // package → binary
 )
 
-// echoServer builds the tiny Go MCP server in testdata/mcpecho.
-func echoServer(t *testing.T) string {
+// goBuild builds a Go command package (a path under e2e or an import path) once per test run.
+func goBuild(t *testing.T, pkg string) string {
 	t.Helper()
-	echoOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "portcullis-mcpecho-")
-		if err != nil {
-			echoErr = err
-			return
-		}
-		echoPath = filepath.Join(dir, "mcpecho")
-		if out, err := exec.Command("go", "build", "-o", echoPath, "./testdata/mcpecho").CombinedOutput(); err != nil {
-			echoErr = err
-			echoPath = string(out)
-		}
-	})
-	if echoErr != nil {
-		t.Fatalf("build mcpecho: %v\n%s", echoErr, echoPath)
+	builtMu.Lock()
+	defer builtMu.Unlock()
+	if p, ok := built[pkg]; ok {
+		return p
 	}
-	return echoPath
+	dir, err := os.MkdirTemp("", "portcullis-e2e-bin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, filepath.Base(pkg))
+	if out, err := exec.Command("go", "build", "-o", p, pkg).CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", pkg, err, out)
+	}
+	built[pkg] = p
+	return p
 }
+
+// echoServer builds the tiny Go MCP server in testdata/mcpecho.
+func echoServer(t *testing.T) string { return goBuild(t, "./testdata/mcpecho") }
 
 // writePolicy replaces the demo agent's policy.
 func writePolicy(t *testing.T, dir, policy string) {
@@ -647,43 +647,7 @@ rules:
 // TestMCPRemoteUpstream: server-everything as a remote Streamable HTTP server behind `serve`'s
 // /mcp, and `portcullis inventory --url` against it.
 func TestMCPRemoteUpstream(t *testing.T) {
-	filesystemServer(t) // skips when node_modules is absent
-	everything, err := filepath.Abs("node_modules/@modelcontextprotocol/server-everything/dist/index.js")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-	ln.Close()
-	up := exec.Command("node", everything, "streamableHttp")
-	up.Env = append(os.Environ(), "PORT="+port)
-	upErr, err := up.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := up.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = up.Process.Kill(); _ = up.Wait() })
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(upErr)
-		once := sync.Once{}
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), "listening on port") {
-				once.Do(func() { close(ready) })
-			}
-		}
-	}()
-	select {
-	case <-ready:
-	case <-time.After(30 * time.Second):
-		t.Fatal("server-everything did not start")
-	}
-	url := "http://127.0.0.1:" + port + "/mcp"
+	url := startEverythingHTTP(t)
 
 	code, out, stderr := cli(t, nil, "inventory", "--url", url, "--prefix", "ev__")
 	if code != 0 || !strings.Contains(out, "ev__echo") || !strings.Contains(out, "default_action: DENY") {
