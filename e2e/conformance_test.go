@@ -3,6 +3,8 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"io"
+	"log"
 	"maps"
 	"net"
 	"net/http/httptest"
@@ -136,6 +138,8 @@ func keyProxy(t *testing.T, target, key string) string {
 			pr.Out.Header.Set("Authorization", "Bearer "+key)
 		},
 		FlushInterval: -1,
+		// The suite cancels streams it is done with; the proxy would log each one.
+		ErrorLog: log.New(io.Discard, "", 0),
 	}
 	srv := httptest.NewServer(p)
 	t.Cleanup(srv.Close)
@@ -177,8 +181,9 @@ type column struct {
 }
 
 // compareConformance fails for every scenario the server alone passes that fails through the
-// gateway (unless byDesign says why it must), and for every byDesign entry that passes after all
-// (so the list stays true). It logs the table docs/mcp.md reports.
+// gateway (unless byDesign, keyed "scenario" or "scenario (column)", says why it must), and for
+// every byDesign entry that passes after all (so the list stays true). It logs the table
+// docs/mcp.md reports.
 func compareConformance(t *testing.T, alone map[string]bool, cols []column, byDesign map[string]string) {
 	t.Helper()
 	names := slices.Sorted(maps.Keys(alone))
@@ -206,6 +211,9 @@ func compareConformance(t *testing.T, alone map[string]bool, cols []column, byDe
 				continue
 			}
 			reason, expected := byDesign[s]
+			if r, ok := byDesign[s+" ("+c.name+")"]; ok {
+				reason, expected = r, true
+			}
 			switch {
 			case !ok && !expected:
 				t.Errorf("%s: passes against the server alone, fails through the gateway (%s)", s, c.name)
@@ -241,12 +249,21 @@ func TestMCPConformanceFixture(t *testing.T) {
 	}, fixtureByDesign)
 }
 
-// fixtureByDesign: scenarios the server alone passes that the gateway refuses on purpose, and why.
+// fixtureByDesign: scenarios the server alone passes that fail through the gateway, and why
+// (docs/mcp.md, Conformance, says the same).
 var fixtureByDesign = map[string]string{
-	"tools-call-sampling":          "server-initiated requests: the gateway offers upstreams no sampling capability",
-	"tools-call-elicitation":       "server-initiated requests: the gateway offers upstreams no elicitation capability",
-	"elicitation-sep1034-defaults": "server-initiated requests: the gateway offers upstreams no elicitation capability",
-	"elicitation-sep1330-enums":    "server-initiated requests: the gateway offers upstreams no elicitation capability",
+	"tools-call-with-logging": "upstream log messages are not relayed: an upstream session is shared by every agent, so a log line " +
+		"cannot be attributed to the call that caused it, and it is text no inspection has seen",
+	// The fixture closes the call's event stream before answering and, without an event store,
+	// can never deliver the answer: the suite counts the closed stream as no failure when it
+	// sees it itself, but the gateway (a client that never gets the result) answers "the tool
+	// failed", which the suite counts as a failure. A resumable upstream is resumed
+	// (internal/app TestHTTPUpstreamResumesClosedStream).
+	"server-sse-polling (gateway, HTTP upstream)": "the upstream drops the call's answer; the gateway reports the failed call",
+	"tools-call-sampling":                         "server-initiated requests: the gateway offers upstreams no sampling capability",
+	"tools-call-elicitation":                      "server-initiated requests: the gateway offers upstreams no elicitation capability",
+	"elicitation-sep1034-defaults":                "server-initiated requests: the gateway offers upstreams no elicitation capability",
+	"elicitation-sep1330-enums":                   "server-initiated requests: the gateway offers upstreams no elicitation capability",
 }
 
 // TestMCPConformanceEverything: the same suite against @modelcontextprotocol/server-everything,
