@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -40,31 +39,32 @@ func filesystemServer(t *testing.T) string {
 }
 
 var (
-	echoOnce sync.Once
-	echoPath string
-	echoErr  error
+	builtMu sync.Mutex
+	built   = map[string]string{} // package → binary
 )
 
-// echoServer builds the tiny Go MCP server in testdata/mcpecho.
-func echoServer(t *testing.T) string {
+// goBuild builds a Go command package (a path under e2e or an import path) once per test run.
+func goBuild(t *testing.T, pkg string) string {
 	t.Helper()
-	echoOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "portcullis-mcpecho-")
-		if err != nil {
-			echoErr = err
-			return
-		}
-		echoPath = filepath.Join(dir, "mcpecho")
-		if out, err := exec.Command("go", "build", "-o", echoPath, "./testdata/mcpecho").CombinedOutput(); err != nil {
-			echoErr = err
-			echoPath = string(out)
-		}
-	})
-	if echoErr != nil {
-		t.Fatalf("build mcpecho: %v\n%s", echoErr, echoPath)
+	builtMu.Lock()
+	defer builtMu.Unlock()
+	if p, ok := built[pkg]; ok {
+		return p
 	}
-	return echoPath
+	dir, err := os.MkdirTemp("", "portcullis-e2e-bin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, filepath.Base(pkg))
+	if out, err := exec.Command("go", "build", "-o", p, pkg).CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", pkg, err, out)
+	}
+	built[pkg] = p
+	return p
 }
+
+// echoServer builds the tiny Go MCP server in testdata/mcpecho.
+func echoServer(t *testing.T) string { return goBuild(t, "./testdata/mcpecho") }
 
 // writePolicy replaces the demo agent's policy.
 func writePolicy(t *testing.T, dir, policy string) {
@@ -647,43 +647,7 @@ rules:
 // TestMCPRemoteUpstream: server-everything as a remote Streamable HTTP server behind `serve`'s
 // /mcp, and `portcullis inventory --url` against it.
 func TestMCPRemoteUpstream(t *testing.T) {
-	filesystemServer(t) // skips when node_modules is absent
-	everything, err := filepath.Abs("node_modules/@modelcontextprotocol/server-everything/dist/index.js")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-	ln.Close()
-	up := exec.Command("node", everything, "streamableHttp")
-	up.Env = append(os.Environ(), "PORT="+port)
-	upErr, err := up.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := up.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = up.Process.Kill(); _ = up.Wait() })
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(upErr)
-		once := sync.Once{}
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), "listening on port") {
-				once.Do(func() { close(ready) })
-			}
-		}
-	}()
-	select {
-	case <-ready:
-	case <-time.After(30 * time.Second):
-		t.Fatal("server-everything did not start")
-	}
-	url := "http://127.0.0.1:" + port + "/mcp"
+	url := startEverythingHTTP(t)
 
 	code, out, stderr := cli(t, nil, "inventory", "--url", url, "--prefix", "ev__")
 	if code != 0 || !strings.Contains(out, "ev__echo") || !strings.Contains(out, "default_action: DENY") {
@@ -791,4 +755,79 @@ rules:
 		t.Logf("close: %v", err)
 	}
 	auditVerify(t, dir)
+}
+
+// TestMCPHTTPRobustness: /mcp in `serve` faced with malformed JSON-RPC, an unknown method, an
+// oversized message, an upstream that hangs and one that dies mid-call — each answered with a
+// clear error, nothing forwarded that was not allowed, and the session goes on.
+func TestMCPHTTPRobustness(t *testing.T) {
+	echo := echoServer(t)
+	dir, agentKey, _ := initData(t)
+	writePolicy(t, dir, `agent_id: report-generator-v1
+default_action: DENY
+rules:
+  - name: echo
+    tool: "pin__(echo|hang|die)"
+    action: ALLOW
+`)
+	appendConfig(t, dir, "mcp:\n  call_timeout: 1s\n  upstreams:\n    - name: pin\n      command: \""+echo+"\"\n")
+	d := startServe(t, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cs := httpClient(t, ctx, d.url, agentKey)
+
+	// Raw messages on the client's session.
+	post := func(body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, d.url+"/mcp", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+agentKey)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("Mcp-Session-Id", cs.ID())
+		req.Header.Set("Mcp-Protocol-Version", "2025-11-25")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := post(`{"jsonrpc":"2.0","id":2,"method":`); code != http.StatusBadRequest {
+		t.Errorf("malformed JSON: %d %s", code, body)
+	}
+	// The SDK's Streamable HTTP handler refuses a method it does not know before any session
+	// code runs: 400 naming the method (the stdio wrapper answers -32601).
+	if code, body := post(`{"jsonrpc":"2.0","id":3,"method":"no/such/method"}`); code != http.StatusBadRequest || !strings.Contains(body, "no/such/method") {
+		t.Errorf("unknown method: %d %s", code, body)
+	}
+	huge := `{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"pin__echo","arguments":{"text":"` + strings.Repeat("A", 2<<20) + `"}}}`
+	if code, body := post(huge); code != http.StatusRequestEntityTooLarge {
+		t.Errorf("2 MB message (limits.max_body_bytes is 1 MiB): %d %.200s", code, body)
+	}
+	// A hung upstream call ends with an error after call_timeout; one that kills the upstream
+	// ends with an error too, and the next call restarts it.
+	if r := call(t, ctx, cs, "pin__hang", map[string]any{"text": ""}); !r.IsError || !strings.Contains(text(r), "failed") {
+		t.Errorf("hung upstream: %+v %q", r.IsError, text(r))
+	}
+	if r := call(t, ctx, cs, "pin__die", map[string]any{"text": ""}); !r.IsError {
+		t.Errorf("upstream died mid-call: %q", text(r))
+	}
+	var r *mcp.CallToolResult
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		// The restart is rate-limited (once a second): retry until it is back.
+		if r = call(t, ctx, cs, "pin__echo", map[string]any{"text": "still here"}); !r.IsError {
+			break
+		}
+	}
+	if r.IsError || !strings.Contains(text(r), "still here") {
+		t.Errorf("the session did not go on: %q", text(r))
+	}
+	cs.Close()
+	d.stop(t)
+	auditVerify(t, dir)
+	// The oversized message never reached a decision, let alone the upstream.
+	if code, out, _ := cli(t, nil, "audit", "search", "--data", dir, "--tool", "pin__echo"); code != 0 || strings.Contains(out, "AAAA") {
+		t.Errorf("audit search (exit %d) shows the oversized message: %.300s", code, out)
+	}
 }

@@ -25,6 +25,9 @@ import (
 // PinsFile holds the MCP tool definition pins in the data directory.
 const PinsFile = "mcp-pins.json"
 
+// upstreamRetries bounds reconnections of a remote upstream's event streams.
+const upstreamRetries = 2
+
 // MCPUpstreams turns configured upstreams into restartable transports. Stdio children inherit nothing of the
 // environment but PATH and HOME plus what the configuration names, and write their logs to stderr.
 func MCPUpstreams(ups []config.MCPUpstream, stderr *os.File) []mcpgw.Upstream {
@@ -33,7 +36,10 @@ func MCPUpstreams(ups []config.MCPUpstream, stderr *os.File) []mcpgw.Upstream {
 		if u.URL != "" {
 			url := u.URL
 			out = append(out, mcpgw.Upstream{Name: u.Name, NewTransport: func() sdk.Transport {
-				return &sdk.StreamableClientTransport{Endpoint: url, MaxRetries: -1}
+				// A few retries, not none: a server may close a call's event stream and finish
+				// the call on a resumed one (SEP-1699); without a retry that drops the whole
+				// upstream session. A server that is gone still fails within seconds.
+				return &sdk.StreamableClientTransport{Endpoint: url, MaxRetries: upstreamRetries}
 			}})
 			continue
 		}

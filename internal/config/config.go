@@ -83,7 +83,9 @@ type LLMUpstream struct {
 
 // MCPConfig configures the MCP gateway.
 type MCPConfig struct {
-	// Upstreams are the MCP servers behind /mcp; their tools are named "<name>__<tool>".
+	// Upstreams are the MCP servers behind /mcp; their tools are named "<name>__<tool>". A sole
+	// upstream may leave its name empty: its tools and prompts then keep their own names, as
+	// behind the stdio wrapper.
 	Upstreams []MCPUpstream `yaml:"upstreams"`
 	// ApprovalWait is how long a CONSTRAIN tools/call is held for a human before the agent is
 	// told it is pending (default 10s; at most approvals.max_wait).
@@ -374,8 +376,10 @@ func (c *Config) Validate() error {
 	for i, u := range c.MCP.Upstreams {
 		path := fmt.Sprintf("mcp.upstreams[%d]", i)
 		switch {
+		case u.Name == "" && len(c.MCP.Upstreams) == 1:
+			// A sole upstream without a name: nothing to tell apart, names stay unprefixed.
 		case !mcpName.MatchString(u.Name):
-			add(path+".name", "want letters, digits, '-' or '.', got %q", u.Name)
+			add(path+".name", "want letters, digits, '-' or '.' (empty only for a sole upstream), got %q", u.Name)
 		case names[u.Name]:
 			add(path+".name", "duplicate upstream %q", u.Name)
 		}

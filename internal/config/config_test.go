@@ -34,6 +34,7 @@ func TestParseErrors(t *testing.T) {
 		{"identity validated", "identity:\n  agents:\n    - roles: [x]\n", []string{"identity"}},
 		{"two documents", "listen: 127.0.0.1:1\n---\nlisten: 127.0.0.1:2\n", []string{"one YAML document"}},
 		{"tool classification", "tools:\n  fetch: {}\n", []string{"tools.fetch.classification"}},
+		{"unnamed upstream among several", "mcp:\n  upstreams:\n    - url: http://a/mcp\n    - name: b\n      url: http://b/mcp\n", []string{"mcp.upstreams[0].name"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -53,6 +54,17 @@ func TestParseErrors(t *testing.T) {
 				t.Errorf("error %q does not name the file", err)
 			}
 		})
+	}
+}
+
+// TestSoleUpstreamMayBeUnnamed: one upstream needs no name (its tools keep theirs).
+func TestSoleUpstreamMayBeUnnamed(t *testing.T) {
+	c, err := Parse("gw.yaml", []byte("mcp:\n  upstreams:\n    - url: http://a/mcp\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.MCP.Upstreams) != 1 || c.MCP.Upstreams[0].Name != "" {
+		t.Errorf("upstreams: %+v", c.MCP.Upstreams)
 	}
 }
 

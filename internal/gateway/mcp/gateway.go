@@ -18,8 +18,10 @@ import (
 	"fmt"
 	"iter"
 	"log/slog"
+	"maps"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
@@ -138,6 +140,19 @@ type Gateway struct {
 	servers   []*sdk.Server        // agent-facing servers, told when upstream tools change
 	closed    bool
 	wg        sync.WaitGroup // rescans in flight
+
+	// progress maps the token the gateway puts on a forwarded call to the agent's request, so
+	// the upstream's progress notifications reach the agent that asked for them and no other.
+	progress    sync.Map // string → progressSink
+	progressSeq atomic.Uint64
+}
+
+// progressSink is where one forwarded call's progress goes: the agent's session, its own token
+// and the context of its request (which keeps the notifications on that request's stream).
+type progressSink struct {
+	ctx     context.Context
+	session *sdk.ServerSession
+	token   any
 }
 
 type upstream struct {
@@ -152,6 +167,12 @@ type upstream struct {
 	closed  bool
 	lastTry time.Time
 }
+
+// upstreamSession pins the revision the gateway speaks to upstreams: 2025-11-25, the latest
+// session-based one (what agents and servers speak today). Under 2026-07-28 a resource
+// subscription becomes a subscriptions/listen stream that lives as long as the subscription,
+// which the gateway does not proxy yet.
+var upstreamSession = &sdk.ClientSessionOptions{ProtocolVersion: "2025-11-25"}
 
 // ErrUpstreamDown: the upstream's session ended and it cannot be (or was just) reconnected.
 var ErrUpstreamDown = errors.New("mcp: upstream unavailable")
@@ -174,7 +195,7 @@ func (g *Gateway) session(ctx context.Context, u *upstream) (*sdk.ClientSession,
 	u.lastTry = time.Now()
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.o.CallTimeout)
 	defer cancel()
-	cs, err := u.client.Connect(cctx, u.mk(), nil)
+	cs, err := u.client.Connect(cctx, u.mk(), upstreamSession)
 	if err != nil {
 		return nil, fmt.Errorf("%w: reconnect %q: %v", ErrUpstreamDown, u.name, err)
 	}
@@ -239,7 +260,9 @@ func New(ctx context.Context, o Options, ups []Upstream) (g *Gateway, err error)
 		// No sampling, elicitation or roots handlers: the client advertises none of those
 		// capabilities, so an upstream cannot make server-initiated requests through us.
 		client := sdk.NewClient(&sdk.Implementation{Name: "portcullis", Version: "1"}, &sdk.ClientOptions{
-			ToolListChangedHandler: func(ctx context.Context, _ *sdk.ToolListChangedRequest) { g.toolsChanged(ctx) },
+			ToolListChangedHandler:      func(ctx context.Context, _ *sdk.ToolListChangedRequest) { g.toolsChanged(ctx) },
+			ProgressNotificationHandler: g.relayProgress,
+			ResourceUpdatedHandler:      g.relayResourceUpdated,
 		})
 		t := u.Transport
 		if u.NewTransport != nil {
@@ -248,7 +271,7 @@ func New(ctx context.Context, o Options, ups []Upstream) (g *Gateway, err error)
 		if t == nil {
 			return nil, fmt.Errorf("mcp: upstream %q has no transport", u.Name)
 		}
-		cs, err := client.Connect(ctx, t, nil)
+		cs, err := client.Connect(ctx, t, upstreamSession)
 		if err != nil {
 			return nil, fmt.Errorf("mcp: connect upstream %q: %w", u.Name, err)
 		}
@@ -338,14 +361,27 @@ func (g *Gateway) Server(creds CredentialsFunc) *sdk.Server {
 	for _, u := range g.ups {
 		if ir := u.init; ir != nil && ir.Capabilities != nil {
 			if ir.Capabilities.Resources != nil {
-				caps.Resources = &sdk.ResourceCapabilities{}
+				if caps.Resources == nil {
+					caps.Resources = &sdk.ResourceCapabilities{}
+				}
+				caps.Resources.Subscribe = caps.Resources.Subscribe || ir.Capabilities.Resources.Subscribe
 			}
 			if ir.Capabilities.Prompts != nil {
 				caps.Prompts = &sdk.PromptCapabilities{}
 			}
+			if ir.Capabilities.Completions != nil {
+				caps.Completions = &sdk.CompletionCapabilities{}
+			}
 		}
 	}
-	s := sdk.NewServer(&sdk.Implementation{Name: "portcullis-mcp-gateway", Version: "1"}, &sdk.ServerOptions{Capabilities: caps})
+	s := sdk.NewServer(&sdk.Implementation{Name: "portcullis-mcp-gateway", Version: "1"}, &sdk.ServerOptions{Capabilities: caps,
+		// The SDK keeps each agent session's subscriptions (so an update reaches only the
+		// sessions that subscribed); the gateway decides and forwards the subscription first.
+		SubscribeHandler: func(ctx context.Context, r *sdk.SubscribeRequest) error { return g.subscribe(ctx, creds(r), r) },
+		// Unsubscribing drops the agent session's subscription only: the upstream session is
+		// shared by every agent, another may still be subscribed.
+		UnsubscribeHandler: func(context.Context, *sdk.UnsubscribeRequest) error { return nil },
+	})
 	s.AddReceivingMiddleware(func(next sdk.MethodHandler) sdk.MethodHandler {
 		return func(ctx context.Context, method string, req sdk.Request) (sdk.Result, error) {
 			switch r := req.(type) {
@@ -363,9 +399,8 @@ func (g *Gateway) Server(creds CredentialsFunc) *sdk.Server {
 				return g.listPrompts(ctx, creds(req))
 			case *sdk.GetPromptRequest:
 				return g.getPrompt(ctx, creds(req), r)
-			case *sdk.SubscribeRequest, *sdk.UnsubscribeRequest, *sdk.CompleteRequest:
-				// Not proxied: they would reach the upstream without a decision.
-				return nil, fmt.Errorf("mcp: %s is not supported by the gateway", method)
+			case *sdk.CompleteRequest:
+				return g.complete(ctx, creds(req), r)
 			}
 			return next(ctx, method, req)
 		}
@@ -414,13 +449,44 @@ func addSentinel(s *sdk.Server) {
 
 // relayListChanged tells every connected agent that the tool list changed.
 func (g *Gateway) relayListChanged() {
-	g.mu.Lock()
-	servers := append([]*sdk.Server(nil), g.servers...)
-	g.mu.Unlock()
-	for _, s := range servers {
+	for _, s := range g.agentServers() {
 		s.RemoveTools(relaySentinel)
 		addSentinel(s)
 	}
+}
+
+func (g *Gateway) agentServers() []*sdk.Server {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]*sdk.Server(nil), g.servers...)
+}
+
+// relayResourceUpdated passes an upstream's notifications/resources/updated (its URI only) to
+// the agent sessions subscribed to that URI: the SDK keeps who subscribed, and a subscription
+// was decided like a read.
+func (g *Gateway) relayResourceUpdated(ctx context.Context, req *sdk.ResourceUpdatedNotificationRequest) {
+	if req.Params == nil || req.Params.URI == "" {
+		return
+	}
+	for _, s := range g.agentServers() {
+		_ = s.ResourceUpdated(ctx, &sdk.ResourceUpdatedNotificationParams{URI: req.Params.URI})
+	}
+}
+
+// relayProgress passes an upstream's progress on a forwarded call to the agent that made the
+// call, under the agent's own token. The message is dropped: it is upstream text that the
+// result inspection never sees.
+func (g *Gateway) relayProgress(_ context.Context, req *sdk.ProgressNotificationClientRequest) {
+	if req.Params == nil {
+		return
+	}
+	id, _ := req.Params.ProgressToken.(string)
+	v, ok := g.progress.Load(id)
+	if !ok {
+		return
+	}
+	sink := v.(progressSink)
+	_ = sink.session.NotifyProgress(sink.ctx, &sdk.ProgressNotificationParams{ProgressToken: sink.token, Progress: req.Params.Progress, Total: req.Params.Total})
 }
 
 // scan lists u's tools and runs each definition through scanning and pinning.
@@ -719,7 +785,15 @@ func (g *Gateway) callTool(ctx context.Context, c Caller, r *sdk.CallToolRequest
 	var res *sdk.CallToolResult
 	cs, err := g.session(ctx, u)
 	if err == nil {
-		res, err = cs.CallTool(cctx, &sdk.CallToolParams{Name: tool, Arguments: args})
+		p := &sdk.CallToolParams{Name: tool, Arguments: args}
+		if tok := r.Params.GetProgressToken(); tok != nil && r.Session != nil {
+			// A token of the gateway's own: agents' tokens may collide on the shared upstream.
+			id := fmt.Sprintf("portcullis-%d", g.progressSeq.Add(1))
+			g.progress.Store(id, progressSink{ctx: ctx, session: r.Session, token: tok})
+			defer g.progress.Delete(id)
+			p.SetProgressToken(id)
+		}
+		res, err = cs.CallTool(cctx, p)
 	}
 	dur := time.Since(start)
 	if err != nil {
@@ -819,7 +893,13 @@ func (g *Gateway) listResourceTemplates(ctx context.Context, c Caller) (*sdk.Lis
 		func(cs *sdk.ClientSession) iter.Seq2[*sdk.ResourceTemplate, error] {
 			return cs.ResourceTemplates(ctx, nil)
 		},
-		func(_ *upstream, r *sdk.ResourceTemplate) { res.ResourceTemplates = append(res.ResourceTemplates, r) })
+		func(u *upstream, r *sdk.ResourceTemplate) {
+			// Completions name the template: remember whose it is, as for resources.
+			g.mu.Lock()
+			g.resources[r.URITemplate] = u
+			g.mu.Unlock()
+			res.ResourceTemplates = append(res.ResourceTemplates, r)
+		})
 	if err != nil {
 		return nil, err
 	}
@@ -836,60 +916,136 @@ func hasPrompts(u *upstream) bool {
 	return ir != nil && ir.Capabilities != nil && ir.Capabilities.Prompts != nil
 }
 
+// resourceUpstream is the upstream that listed uri (a resource or a resource template), or the
+// only upstream; nil when none is known.
+func (g *Gateway) resourceUpstream(uri string) (*upstream, string) {
+	g.mu.Lock()
+	u := g.resources[uri]
+	g.mu.Unlock()
+	if u == nil && len(g.ups) == 1 {
+		u = g.ups[0]
+	}
+	if u == nil {
+		return nil, ""
+	}
+	return u, u.name
+}
+
+// governed decides one request that is not a tools/call under a reserved tool name and params,
+// and runs call on u (nil: unknown — decided, recorded, never forwarded) only when the decision
+// allows it. The result goes through guard.CheckResult like a tool's result.
+func governed[T any](ctx context.Context, g *Gateway, c Caller, r sdk.Request, tool string, params any, approvalID string,
+	u *upstream, kind, id string, call func(context.Context, *sdk.ClientSession) (T, error)) (T, error) {
+	var zero T
+	raw, err := json.Marshal(params)
+	if err != nil {
+		return zero, fmt.Errorf("mcp: encode params: %w", err)
+	}
+	d, answer := g.decide(ctx, guard.Request{RequestID: requestID(r), Source: "mcp", Credentials: c.Credentials, UserToken: c.UserToken, Tool: tool, Params: raw,
+		ApprovalID: approvalID})
+	if answer != nil {
+		return zero, errors.New("mcp: " + answer.Content[0].(*sdk.TextContent).Text)
+	}
+	if u == nil {
+		g.outcome(ctx, d, tool, false, "unknown "+kind, nil)
+		return zero, fmt.Errorf("%w for %s %q", ErrNoUpstream, kind, id)
+	}
+	cctx, cancel := context.WithTimeout(ctx, g.o.CallTimeout)
+	defer cancel()
+	start := time.Now()
+	var res T
+	cs, err := g.session(ctx, u)
+	if err == nil {
+		res, err = call(cctx, cs)
+	}
+	dur := time.Since(start)
+	if err != nil {
+		g.outcomeDur(ctx, d, tool, true, false, err.Error(), nil, dur)
+		return zero, errors.New("mcp: " + msgFailed)
+	}
+	raw, err = json.Marshal(res)
+	if err != nil {
+		g.outcomeDur(ctx, d, tool, true, false, "unencodable result", nil, dur)
+		return zero, errors.New("mcp: " + msgWithheld)
+	}
+	rd := g.outcomeDur(ctx, d, tool, true, true, "", raw, dur)
+	switch rd.Action {
+	case guard.ResultPass:
+		return res, nil
+	case guard.ResultRedact:
+		var out T
+		if err := json.Unmarshal(rd.Result, &out); err == nil {
+			return out, nil
+		}
+	}
+	return zero, errors.New("mcp: " + msgWithheld)
+}
+
 // readResource is decided as the reserved tool mcp.resources.read with params {server, uri}.
 func (g *Gateway) readResource(ctx context.Context, c Caller, r *sdk.ReadResourceRequest) (*sdk.ReadResourceResult, error) {
 	if r.Params == nil || r.Params.URI == "" {
 		return nil, errors.New("mcp: resources/read without a uri")
 	}
-	g.mu.Lock()
-	u := g.resources[r.Params.URI]
-	g.mu.Unlock()
-	if u == nil && len(g.ups) == 1 {
-		u = g.ups[0]
+	uri := r.Params.URI
+	u, server := g.resourceUpstream(uri)
+	return governed(ctx, g, c, r, ToolResourcesRead, map[string]string{"server": server, "uri": uri}, metaApproval(r.Params.Meta), u, "resource", uri,
+		func(ctx context.Context, cs *sdk.ClientSession) (*sdk.ReadResourceResult, error) {
+			return cs.ReadResource(ctx, &sdk.ReadResourceParams{URI: uri})
+		})
+}
+
+// subscribe is decided as reading the resource, with params {server, uri, subscribe: true}: an
+// agent that may read a resource may learn that it changed (the update carries only its URI).
+func (g *Gateway) subscribe(ctx context.Context, c Caller, r *sdk.SubscribeRequest) error {
+	if r.Params == nil || r.Params.URI == "" {
+		return errors.New("mcp: resources/subscribe without a uri")
 	}
-	server := ""
-	if u != nil {
-		server = u.name
+	uri := r.Params.URI
+	u, server := g.resourceUpstream(uri)
+	_, err := governed(ctx, g, c, r, ToolResourcesRead, map[string]any{"server": server, "uri": uri, "subscribe": true}, metaApproval(r.Params.Meta), u, "resource", uri,
+		func(ctx context.Context, cs *sdk.ClientSession) (struct{}, error) {
+			return struct{}{}, cs.Subscribe(ctx, &sdk.SubscribeParams{URI: uri})
+		})
+	return err
+}
+
+// complete is decided as what it completes: a prompt's argument as mcp.prompts.get with params
+// {server, name, arguments, complete: ARG}, a resource template's as mcp.resources.read with
+// {server, uri: TEMPLATE, arguments, complete: ARG}; arguments hold the context's resolved
+// arguments and the partial value. The suggestions come back through the result inspection.
+func (g *Gateway) complete(ctx context.Context, c Caller, r *sdk.CompleteRequest) (*sdk.CompleteResult, error) {
+	if r.Params == nil || r.Params.Ref == nil {
+		return nil, errors.New("mcp: completion/complete without a ref")
 	}
-	params, err := json.Marshal(map[string]string{"server": server, "uri": r.Params.URI})
-	if err != nil {
-		return nil, fmt.Errorf("mcp: encode params: %w", err)
+	fwd := &sdk.CompleteParams{Argument: r.Params.Argument, Context: r.Params.Context, Ref: &sdk.CompleteReference{Type: r.Params.Ref.Type}}
+	args := map[string]string{}
+	if r.Params.Context != nil {
+		maps.Copy(args, r.Params.Context.Arguments)
 	}
-	d, answer := g.decide(ctx, guard.Request{RequestID: requestID(r), Source: "mcp", Credentials: c.Credentials, UserToken: c.UserToken, Tool: ToolResourcesRead, Params: params,
-		ApprovalID: metaApproval(r.Params.Meta)})
-	if answer != nil {
-		return nil, errors.New("mcp: " + answer.Content[0].(*sdk.TextContent).Text)
-	}
-	if u == nil {
-		g.outcome(ctx, d, ToolResourcesRead, false, "unknown resource", nil)
-		return nil, fmt.Errorf("%w for resource %q", ErrNoUpstream, r.Params.URI)
-	}
-	cctx, cancel := context.WithTimeout(ctx, g.o.CallTimeout)
-	defer cancel()
-	var res *sdk.ReadResourceResult
-	cs, err := g.session(ctx, u)
-	if err == nil {
-		res, err = cs.ReadResource(cctx, &sdk.ReadResourceParams{URI: r.Params.URI})
-	}
-	if err != nil {
-		g.outcome(ctx, d, ToolResourcesRead, true, err.Error(), nil)
-		return nil, errors.New("mcp: " + msgFailed)
-	}
-	raw, err := json.Marshal(res)
-	if err != nil {
-		return nil, errors.New("mcp: " + msgWithheld)
-	}
-	rd := g.outcomeDur(ctx, d, ToolResourcesRead, true, true, "", raw, 0)
-	switch rd.Action {
-	case guard.ResultPass:
-		return res, nil
-	case guard.ResultRedact:
-		var out sdk.ReadResourceResult
-		if err := json.Unmarshal(rd.Result, &out); err == nil {
-			return &out, nil
+	args[r.Params.Argument.Name] = r.Params.Argument.Value
+	var (
+		u            *upstream
+		tool, server string
+		params       = map[string]any{"arguments": args, "complete": r.Params.Argument.Name}
+	)
+	switch r.Params.Ref.Type {
+	case "ref/prompt":
+		up, name, known := g.split(r.Params.Ref.Name)
+		if known {
+			u, server = up, up.name
 		}
+		tool, fwd.Ref.Name, params["name"] = ToolPromptsGet, name, name
+	case "ref/resource":
+		u, server = g.resourceUpstream(r.Params.Ref.URI)
+		tool, fwd.Ref.URI, params["uri"] = ToolResourcesRead, r.Params.Ref.URI, r.Params.Ref.URI
+	default:
+		return nil, fmt.Errorf("mcp: completion/complete: unknown ref type %q", r.Params.Ref.Type)
 	}
-	return nil, errors.New("mcp: " + msgWithheld)
+	params["server"] = server
+	return governed(ctx, g, c, r, tool, params, metaApproval(r.Params.Meta), u, "completion reference", r.Params.Ref.Name+r.Params.Ref.URI,
+		func(ctx context.Context, cs *sdk.ClientSession) (*sdk.CompleteResult, error) {
+			return cs.Complete(ctx, fwd)
+		})
 }
 
 func (g *Gateway) listPrompts(ctx context.Context, c Caller) (*sdk.ListPromptsResult, error) {
@@ -921,43 +1077,8 @@ func (g *Gateway) getPrompt(ctx context.Context, c Caller, r *sdk.GetPromptReque
 	if args == nil {
 		args = map[string]string{}
 	}
-	params, err := json.Marshal(map[string]any{"server": server, "name": name, "arguments": args})
-	if err != nil {
-		return nil, fmt.Errorf("mcp: encode params: %w", err)
-	}
-	d, answer := g.decide(ctx, guard.Request{RequestID: requestID(r), Source: "mcp", Credentials: c.Credentials, UserToken: c.UserToken, Tool: ToolPromptsGet, Params: params,
-		ApprovalID: metaApproval(r.Params.Meta)})
-	if answer != nil {
-		return nil, errors.New("mcp: " + answer.Content[0].(*sdk.TextContent).Text)
-	}
-	if !known {
-		g.outcome(ctx, d, ToolPromptsGet, false, "unknown prompt", nil)
-		return nil, fmt.Errorf("%w for prompt %q", ErrNoUpstream, r.Params.Name)
-	}
-	cctx, cancel := context.WithTimeout(ctx, g.o.CallTimeout)
-	defer cancel()
-	var res *sdk.GetPromptResult
-	cs, err := g.session(ctx, u)
-	if err == nil {
-		res, err = cs.GetPrompt(cctx, &sdk.GetPromptParams{Name: name, Arguments: r.Params.Arguments})
-	}
-	if err != nil {
-		g.outcome(ctx, d, ToolPromptsGet, true, err.Error(), nil)
-		return nil, errors.New("mcp: " + msgFailed)
-	}
-	raw, err := json.Marshal(res)
-	if err != nil {
-		return nil, errors.New("mcp: " + msgWithheld)
-	}
-	rd := g.outcomeDur(ctx, d, ToolPromptsGet, true, true, "", raw, 0)
-	switch rd.Action {
-	case guard.ResultPass:
-		return res, nil
-	case guard.ResultRedact:
-		var out sdk.GetPromptResult
-		if err := json.Unmarshal(rd.Result, &out); err == nil {
-			return &out, nil
-		}
-	}
-	return nil, errors.New("mcp: " + msgWithheld)
+	return governed(ctx, g, c, r, ToolPromptsGet, map[string]any{"server": server, "name": name, "arguments": args}, metaApproval(r.Params.Meta), u, "prompt", r.Params.Name,
+		func(ctx context.Context, cs *sdk.ClientSession) (*sdk.GetPromptResult, error) {
+			return cs.GetPrompt(ctx, &sdk.GetPromptParams{Name: name, Arguments: r.Params.Arguments})
+		})
 }
