@@ -285,7 +285,10 @@ func (g *Gateway) Close() error {
 // token (verified by the guard like on the decision API).
 type Caller struct {
 	Credentials identity.Credentials
-	UserToken   string
+	// Agent, when set, is the agent the transport already authenticated for the request that
+	// carried the message (HTTPAgents); Credentials are then not verified again.
+	Agent     *identity.Agent
+	UserToken string
 }
 
 // UserTokenHeader carries the invoking user's token over Streamable HTTP (as on the LLM gateway).
@@ -453,8 +456,11 @@ func (g *Gateway) usable(ctx context.Context, u *upstream, name string) bool {
 	return seen && ok
 }
 
-func (g *Gateway) agent(ctx context.Context, c identity.Credentials) (*identity.Agent, error) {
-	a, err := g.o.Auth.Verify(ctx, c)
+func (g *Gateway) agent(ctx context.Context, c Caller) (*identity.Agent, error) {
+	if c.Agent != nil {
+		return c.Agent, nil
+	}
+	a, err := g.o.Auth.Verify(ctx, c.Credentials)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrUnauthenticated, identity.Code(err))
 	}
@@ -510,7 +516,7 @@ func (g *Gateway) upstreamTools(ctx context.Context, u *upstream) ([]*sdk.Tool, 
 }
 
 func (g *Gateway) listTools(ctx context.Context, c Caller) (*sdk.ListToolsResult, error) {
-	a, err := g.agent(ctx, c.Credentials)
+	a, err := g.agent(ctx, c)
 	if err != nil {
 		return nil, err
 	}
@@ -705,7 +711,7 @@ func (g *Gateway) callTool(ctx context.Context, c Caller, r *sdk.CallToolRequest
 		g.record(ctx, name, "deny", "tool_blocked: definition changed or suspicious; call refused until re-approved", "", inspect.Result{})
 		return errorResult(msgUnavailable), nil
 	}
-	d, answer := g.decide(ctx, guard.Request{RequestID: requestID(r), Source: "mcp", Credentials: c.Credentials, UserToken: c.UserToken, Tool: name, Params: args, ApprovalID: approvalID})
+	d, answer := g.decide(ctx, guard.Request{RequestID: requestID(r), Source: "mcp", Credentials: c.Credentials, Agent: c.Agent, UserToken: c.UserToken, Tool: name, Params: args, ApprovalID: approvalID})
 	if answer != nil {
 		return answer, nil
 	}
@@ -766,7 +772,7 @@ const maxListed = 10_000
 // maxListed, go to add. An upstream that fails is logged and skipped; the listing goes on.
 func collect[T any](ctx context.Context, g *Gateway, c Caller, reserved string, has func(*upstream) bool,
 	list func(*sdk.ClientSession) iter.Seq2[T, error], add func(*upstream, T)) error {
-	a, err := g.agent(ctx, c.Credentials)
+	a, err := g.agent(ctx, c)
 	if err != nil {
 		return err
 	}
@@ -855,7 +861,7 @@ func (g *Gateway) readResource(ctx context.Context, c Caller, r *sdk.ReadResourc
 	if err != nil {
 		return nil, fmt.Errorf("mcp: encode params: %w", err)
 	}
-	d, answer := g.decide(ctx, guard.Request{RequestID: requestID(r), Source: "mcp", Credentials: c.Credentials, UserToken: c.UserToken, Tool: ToolResourcesRead, Params: params,
+	d, answer := g.decide(ctx, guard.Request{RequestID: requestID(r), Source: "mcp", Credentials: c.Credentials, Agent: c.Agent, UserToken: c.UserToken, Tool: ToolResourcesRead, Params: params,
 		ApprovalID: metaApproval(r.Params.Meta)})
 	if answer != nil {
 		return nil, errors.New("mcp: " + answer.Content[0].(*sdk.TextContent).Text)
@@ -925,7 +931,7 @@ func (g *Gateway) getPrompt(ctx context.Context, c Caller, r *sdk.GetPromptReque
 	if err != nil {
 		return nil, fmt.Errorf("mcp: encode params: %w", err)
 	}
-	d, answer := g.decide(ctx, guard.Request{RequestID: requestID(r), Source: "mcp", Credentials: c.Credentials, UserToken: c.UserToken, Tool: ToolPromptsGet, Params: params,
+	d, answer := g.decide(ctx, guard.Request{RequestID: requestID(r), Source: "mcp", Credentials: c.Credentials, Agent: c.Agent, UserToken: c.UserToken, Tool: ToolPromptsGet, Params: params,
 		ApprovalID: metaApproval(r.Params.Meta)})
 	if answer != nil {
 		return nil, errors.New("mcp: " + answer.Content[0].(*sdk.TextContent).Text)
