@@ -167,8 +167,11 @@ func (s *Ledger) Commit(ctx context.Context, recs []ledger.Entry, cp *ledger.Sto
 	return nil
 }
 
-// checkpointEvery is how many commits pass between background WAL checkpoints.
-const checkpointEvery = 128
+// checkpointEvery is how many commits pass between WAL checkpoints. A commit that arrives while
+// one runs waits for it (≈ 1 ms per 128 commits' worth of pages on the development disk), and
+// the database file's fsync slows the WAL fsyncs right after it; at 1,024 that touches about
+// one commit in a thousand, below any p99, for a WAL of at most ≈ 6 MB.
+const checkpointEvery = 1024
 
 // checkpointWAL copies the WAL into the database file in the background, after the commit that
 // called it has returned (its callers are answered without waiting for it).
