@@ -159,7 +159,7 @@ func TestMCPSignedRequests(t *testing.T) {
 
 	for _, tc := range []struct {
 		name, body, code string
-		req             *http.Request
+		req              *http.Request
 	}{
 		{"replayed nonce", body, identity.Code(identity.ErrReplay), ok},
 		{"tampered body", tampered, identity.Code(identity.ErrInvalid), m.signedCall(t, cs, m.signer, body, tampered)},
