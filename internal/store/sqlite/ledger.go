@@ -44,7 +44,8 @@ type Ledger struct {
 	db   *sql.DB
 	path string
 
-	commits atomic.Int64
+	commits         atomic.Int64
+	checkpointEvery int64 // commits between WAL checkpoints (checkpointEvery; tests lower it)
 	// walMu is held by each commit and by the WAL checkpoint, so the two never overlap: a
 	// checkpoint that finishes between two commits has copied every frame, and the next commit
 	// then rewrites the WAL from its start (see checkpointWAL).
@@ -76,7 +77,7 @@ func OpenLedger(path string) (*Ledger, error) {
 	}
 	db.SetMaxOpenConns(4)
 	db.SetMaxIdleConns(4)
-	s := &Ledger{db: db, path: path}
+	s := &Ledger{db: db, path: path, checkpointEvery: checkpointEvery}
 	if err := s.migrate(); err != nil {
 		db.Close()
 		return nil, err
@@ -161,7 +162,7 @@ func (s *Ledger) Commit(ctx context.Context, recs []ledger.Entry, cp *ledger.Sto
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite ledger commit: %w", err)
 	}
-	if s.commits.Add(1)%checkpointEvery == 0 {
+	if s.commits.Add(1)%s.checkpointEvery == 0 {
 		s.checkpointWAL()
 	}
 	return nil
