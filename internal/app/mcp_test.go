@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -186,9 +185,15 @@ func TestMCPSignedRequests(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	for _, code := range []string{identity.Code(identity.ErrReplay), identity.Code(identity.ErrInvalid), identity.Code(identity.ErrStale)} {
-		if !bytes.Contains([]byte(strings.Join(denied, "\n")), []byte(code)) {
-			t.Errorf("no recorded mcp denial mentions %s; denials: %q", code, denied)
+	// Exactly these three: the signed session's own requests (initialize, notifications,
+	// tools/call) were never refused.
+	want := []string{identity.Code(identity.ErrReplay), identity.Code(identity.ErrInvalid), identity.Code(identity.ErrStale)}
+	if len(denied) != len(want) {
+		t.Fatalf("recorded mcp denials %q, want one each for %q", denied, want)
+	}
+	for i, code := range want {
+		if !strings.HasPrefix(denied[i], code+":") {
+			t.Errorf("denial %d is %q, want it to start with %s", i, denied[i], code)
 		}
 	}
 }
