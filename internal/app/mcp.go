@@ -1,9 +1,12 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -100,10 +103,13 @@ func (a *App) MCPGateway(ctx context.Context, ups []mcpgw.Upstream) (*mcpgw.Gate
 }
 
 // mcpRoutes mounts the Streamable HTTP gateway at /mcp. Every HTTP request is authenticated
-// before the SDK sees it (an unauthenticated client cannot even open a session), and again by
-// the guard for every decision it leads to.
+// once, before the SDK sees it (an unauthenticated client cannot even open a session), with an
+// API key, a JWT or an RFC 9421 signature; the agent found is handed to every decision the
+// request's messages lead to (mcpgw.HTTPAgents), so a signature's single-use nonce is spent
+// exactly once.
 func (a *App) mcpRoutes(gw *mcpgw.Gateway) func(mux *http.ServeMux) {
-	srv := gw.Server(mcpgw.HeaderCredentials)
+	agents := &mcpgw.HTTPAgents{}
+	srv := gw.Server(agents.Credentials)
 	h := sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return srv },
 		&sdk.StreamableHTTPOptions{Logger: a.log.With(slog.String("component", "mcp")), MaxRequestBodyBytes: a.cfg.Limits.MaxBodyBytes})
 	sessions := &sync.Map{} // Mcp-Session-Id → agent ID
@@ -111,14 +117,12 @@ func (a *App) mcpRoutes(gw *mcpgw.Gateway) func(mux *http.ServeMux) {
 		mux.HandleFunc("GET /.well-known/oauth-protected-resource", a.protectedResource)
 		mux.HandleFunc("GET /.well-known/oauth-protected-resource/mcp", a.protectedResource)
 		mux.Handle("/mcp", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			c := identity.CredentialsFromRequest(r, nil)
-			// Signed requests would be verified twice (HTTP and decision) and their nonce would
-			// replay; over MCP agents use API keys or bearer tokens.
-			c.Request, c.Body = nil, nil
-			agent, err := a.auth.Verify(r.Context(), c)
-			if err != nil {
-				w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer resource_metadata=%q`, a.resourceBase(r)+"/.well-known/oauth-protected-resource/mcp"))
-				http.Error(w, "unauthenticated: "+identity.Code(err), http.StatusUnauthorized)
+			agent, status, msg := a.mcpAuthenticate(w, r)
+			if agent == nil {
+				if status == http.StatusUnauthorized {
+					w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer resource_metadata=%q`, a.resourceBase(r)+"/.well-known/oauth-protected-resource/mcp"))
+				}
+				http.Error(w, msg, status)
 				return
 			}
 			// Sessions are bound to the agent that opened them: another agent's credential
@@ -129,9 +133,39 @@ func (a *App) mcpRoutes(gw *mcpgw.Gateway) func(mux *http.ServeMux) {
 					return
 				}
 			}
+			r, unbind := agents.Bind(r, agent)
+			defer unbind()
 			h.ServeHTTP(&sessionRecorder{ResponseWriter: w, agent: agent.ID, sessions: sessions, req: r}, r)
 		}))
 	}
+}
+
+// mcpAuthenticate authenticates one /mcp HTTP request. A signed request's body is read here
+// (bounded), checked against its Content-Digest with the signature, and put back for the SDK.
+// A credential that fails is recorded as a denial by the guard (a tampered, replayed or stale
+// signature is evidence); a request with no credential at all is only answered 401, as MCP
+// clients probe that way to discover the authorization server.
+func (a *App) mcpAuthenticate(w http.ResponseWriter, r *http.Request) (agent *identity.Agent, status int, msg string) {
+	c := identity.CredentialsFromRequest(r, nil)
+	if c.APIKey == "" && c.BearerToken == "" && c.Request == nil {
+		return nil, http.StatusUnauthorized, "unauthenticated: " + identity.Code(identity.ErrMissing)
+	}
+	if c.Request != nil {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.cfg.Limits.MaxBodyBytes))
+		if err != nil {
+			if errors.As(err, new(*http.MaxBytesError)) {
+				return nil, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body exceeds %d bytes", a.cfg.Limits.MaxBodyBytes)
+			}
+			return nil, http.StatusBadRequest, "unreadable body"
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		c.Body = body
+	}
+	agent, err := a.guard.Authenticate(r.Context(), "mcp", c)
+	if err != nil {
+		return nil, http.StatusUnauthorized, "unauthenticated: " + identity.Code(err)
+	}
+	return agent, 0, ""
 }
 
 // sessionRecorder notes which agent a new session (the Mcp-Session-Id the SDK assigns in its

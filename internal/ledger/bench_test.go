@@ -29,11 +29,16 @@ func openSQLite(b *testing.B) *sqlite.Ledger {
 // BenchmarkAppendDurable64: 64 concurrent callers append decision records to the SQLite store
 // (WAL, synchronous=FULL); each Append returns only after its batch's fsync. Reports
 // durable records/s and the p50/p99 latency Append adds to a decision.
-func BenchmarkAppendDurable64(b *testing.B) {
+func BenchmarkAppendDurable64(b *testing.B) { benchAppendDurable(b, 64) }
+
+// BenchmarkAppendDurable1: one caller, one record per commit — the latency a single agent's
+// decision pays for durability (no batch to amortise the fsync over).
+func BenchmarkAppendDurable1(b *testing.B) { benchAppendDurable(b, 1) }
+
+func benchAppendDurable(b *testing.B, callers int) {
 	e := newEnv(b, openSQLite(b))
 	l := e.open(b, nil)
 	defer l.Close(context.Background())
-	const callers = 64
 	lat := make([][]time.Duration, callers)
 	var next atomic.Int64
 	b.ReportAllocs()

@@ -102,7 +102,7 @@ type Ledger struct {
 	buf        []byte
 	lastCommit time.Duration // how long the last commit took
 	lastBatch  int           // and how many records it carried
-	prevBatch  int           // and the one before
+	queuedEnd  int           // records waiting in the queue when it ended
 
 	// metrics
 	sizeA    atomic.Uint64
@@ -400,10 +400,18 @@ func (l *Ledger) fill(batch []*pending) []*pending {
 	// commit are about to append again; waiting a fraction of a commit for them doubles the
 	// batch instead of alternating two half-size cohorts. Bounded by Linger and by an eighth
 	// of the last commit, so a fast disk or an idle ledger barely waits.
-	// The target is the last two batches together: with a fixed set of callers split into two
-	// alternating cohorts, that is all of them.
+	// The target is the callers answered by the last commit plus those that were already
+	// queued when it ended: with a fixed set of callers split into two alternating cohorts,
+	// that is all of them. When nothing was queued, every record in this batch arrived after
+	// the last commit, so it comes from the answered callers themselves: a lone caller
+	// appending record after record is not kept waiting for a second caller that does not
+	// exist (and a short timer costs the runtime's timer granularity, about 1 ms, not the
+	// eighth of a commit asked for).
 	wait := min(l.opts.Linger, l.lastCommit/8)
-	target := min(limit, l.lastBatch+l.prevBatch)
+	target := min(limit, max(l.lastBatch, 1)+l.queuedEnd)
+	if l.queuedEnd == 0 {
+		target = min(limit, l.lastBatch)
+	}
 	if wait <= 0 || len(batch) >= target {
 		return batch
 	}
@@ -485,7 +493,7 @@ func (l *Ledger) commit(bodies [][]byte, forceCheckpoint bool) (uint64, error) {
 	t0 := time.Now()
 	err := l.st.Commit(ctx, entries, cp)
 	cancel()
-	l.lastCommit, l.lastBatch, l.prevBatch = time.Since(t0), len(entries), l.lastBatch
+	l.lastCommit, l.lastBatch, l.queuedEnd = time.Since(t0), len(entries), len(l.q)
 	if cap(buf) <= 1<<22 {
 		l.buf = buf[:0] // reuse the encoding buffer (stores copy what they keep)
 	}

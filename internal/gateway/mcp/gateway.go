@@ -308,7 +308,10 @@ func (g *Gateway) Close() error {
 // token (verified by the guard like on the decision API).
 type Caller struct {
 	Credentials identity.Credentials
-	UserToken   string
+	// Agent, when set, is the agent the transport already authenticated for the request that
+	// carried the message (HTTPAgents); Credentials are then not verified again.
+	Agent     *identity.Agent
+	UserToken string
 }
 
 // UserTokenHeader carries the invoking user's token over Streamable HTTP (as on the LLM gateway).
@@ -519,8 +522,11 @@ func (g *Gateway) usable(ctx context.Context, u *upstream, name string) bool {
 	return seen && ok
 }
 
-func (g *Gateway) agent(ctx context.Context, c identity.Credentials) (*identity.Agent, error) {
-	a, err := g.o.Auth.Verify(ctx, c)
+func (g *Gateway) agent(ctx context.Context, c Caller) (*identity.Agent, error) {
+	if c.Agent != nil {
+		return c.Agent, nil
+	}
+	a, err := g.o.Auth.Verify(ctx, c.Credentials)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrUnauthenticated, identity.Code(err))
 	}
@@ -576,7 +582,7 @@ func (g *Gateway) upstreamTools(ctx context.Context, u *upstream) ([]*sdk.Tool, 
 }
 
 func (g *Gateway) listTools(ctx context.Context, c Caller) (*sdk.ListToolsResult, error) {
-	a, err := g.agent(ctx, c.Credentials)
+	a, err := g.agent(ctx, c)
 	if err != nil {
 		return nil, err
 	}
@@ -771,7 +777,7 @@ func (g *Gateway) callTool(ctx context.Context, c Caller, r *sdk.CallToolRequest
 		g.record(ctx, name, "deny", "tool_blocked: definition changed or suspicious; call refused until re-approved", "", inspect.Result{})
 		return errorResult(msgUnavailable), nil
 	}
-	d, answer := g.decide(ctx, guard.Request{RequestID: requestID(r), Source: "mcp", Credentials: c.Credentials, UserToken: c.UserToken, Tool: name, Params: args, ApprovalID: approvalID})
+	d, answer := g.decide(ctx, guard.Request{RequestID: requestID(r), Source: "mcp", Credentials: c.Credentials, Agent: c.Agent, UserToken: c.UserToken, Tool: name, Params: args, ApprovalID: approvalID})
 	if answer != nil {
 		return answer, nil
 	}
@@ -840,7 +846,7 @@ const maxListed = 10_000
 // maxListed, go to add. An upstream that fails is logged and skipped; the listing goes on.
 func collect[T any](ctx context.Context, g *Gateway, c Caller, reserved string, has func(*upstream) bool,
 	list func(*sdk.ClientSession) iter.Seq2[T, error], add func(*upstream, T)) error {
-	a, err := g.agent(ctx, c.Credentials)
+	a, err := g.agent(ctx, c)
 	if err != nil {
 		return err
 	}
@@ -941,7 +947,7 @@ func governed[T any](ctx context.Context, g *Gateway, c Caller, r sdk.Request, t
 	if err != nil {
 		return zero, fmt.Errorf("mcp: encode params: %w", err)
 	}
-	d, answer := g.decide(ctx, guard.Request{RequestID: requestID(r), Source: "mcp", Credentials: c.Credentials, UserToken: c.UserToken, Tool: tool, Params: raw,
+	d, answer := g.decide(ctx, guard.Request{RequestID: requestID(r), Source: "mcp", Credentials: c.Credentials, Agent: c.Agent, UserToken: c.UserToken, Tool: tool, Params: raw,
 		ApprovalID: approvalID})
 	if answer != nil {
 		return zero, errors.New("mcp: " + answer.Content[0].(*sdk.TextContent).Text)
