@@ -47,6 +47,7 @@ func runMCP(ctx context.Context, std Stdio, args []string) int {
 		problem(std.Err, "mcp: no server command", "portcullis mcp -- npx -y @modelcontextprotocol/server-filesystem /some/dir")
 		return exitUsage
 	}
+	tuneGC()
 	key := os.Getenv("PORTCULLIS_API_KEY")
 	if key == "" {
 		problem(std.Err, "mcp: PORTCULLIS_API_KEY is not set", "set it in the MCP client's env for this server (portcullis keys create --agent ID)")
