@@ -20,7 +20,7 @@ import (
 // Backticks in code snippets (JavaScript template literals, Markdown) are not substitutions unless
 // a command sits inside them.
 type commandDetector struct {
-	shell toolMatcher
+	shell *toolMatcher
 }
 
 var _ Detector = commandDetector{}
@@ -28,7 +28,8 @@ var _ Detector = commandDetector{}
 // newCommandDetector returns a command detector that treats tools matching the path.Match
 // patterns shellTools as shell-like.
 func newCommandDetector(shellTools []string) commandDetector {
-	return commandDetector{shell: newToolMatcher(shellTools)}
+	m := newToolMatcher(shellTools)
+	return commandDetector{shell: &m}
 }
 
 func (commandDetector) Name() string { return "command" }
@@ -180,8 +181,11 @@ func (d commandDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	if c.Direction == Response {
 		return
 	}
-	shellCtx := d.shell.match(c.Tool) || isCommandKey(v.Key)
-	codeCtx := isCodeKey(v.Key)
+	if c.shellBy != d.shell {
+		c.shellBy, c.shellTool = d.shell, d.shell.match(c.Tool)
+	}
+	shellCtx := c.shellTool || v.keyIs(factCommandKey, isCommandKey)
+	codeCtx := v.keyIs(factCodeKey, isCodeKey)
 	var best Finding
 	consider := func(f Finding) {
 		if f.Severity > best.Severity || f.Severity == best.Severity && f.Score > best.Score {

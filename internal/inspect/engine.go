@@ -213,6 +213,10 @@ type state struct {
 	// reportFn is st.report bound once per call: a method value passed through the Detector
 	// interface escapes, so binding it per value and detector would allocate each time.
 	reportFn func(Finding)
+	// key and keyFacts are the previous value's key and what detectors learnt about it (nothing,
+	// before the first value).
+	key      string
+	keyFacts factMemo
 }
 
 func (st *state) report(f Finding) {
@@ -314,6 +318,9 @@ func (st *state) visit(path []byte, key, s string, isKey bool) error {
 		st.capFinding(v.Path, "decoded readings of this value exceed the decoding cap")
 	}
 	v.IsKey = isKey
+	if k == st.key {
+		v.keyFacts = st.keyFacts // the elements of an array share their key: ask about it once
+	}
 	for _, d := range v.Decoded {
 		st.decoded += len(d)
 	}
@@ -321,6 +328,7 @@ func (st *state) visit(path []byte, key, s string, isKey bool) error {
 		st.det = st.e.names[i]
 		d.Inspect(st.call, v, st.reportFn)
 	}
+	st.key, st.keyFacts = k, v.keyFacts
 	return nil
 }
 

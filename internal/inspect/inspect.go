@@ -73,6 +73,9 @@ type Value struct {
 	// skip a reading that differs from another only in case: foldSame or foldDiffer when
 	// normalizeValue filled it in, 0 for a Value built by hand (then it is computed on demand).
 	foldEq uint8
+	// keyFacts remembers what detectors learnt about Key (see nameFact); the engine carries it
+	// from one value to the next while the key stays the same.
+	keyFacts factMemo
 }
 
 const (
@@ -111,6 +114,12 @@ type Call struct {
 	Config *Config
 	// Context is the caller's context: detectors that wait (DNS resolution) honour its deadline.
 	Context context.Context
+
+	// toolFacts remembers what detectors learnt about Tool (see nameFact).
+	toolFacts factMemo
+	// shellBy and shellTool remember the answer of the shell-tool matcher shellBy for Tool.
+	shellBy   *toolMatcher
+	shellTool bool
 }
 
 // Detector inspects one value and reports what it finds. Detectors must be safe for concurrent use,

@@ -40,10 +40,10 @@ func (nosqlDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	if c.Direction == Response {
 		return
 	}
-	dbTool := isDatabaseTool(c.Tool)
+	dbTool := c.toolIs(factDatabaseTool, isDatabaseTool)
 	// Operator text inside a string is legitimate only where a database tool takes its filter as
 	// JSON text; in a user name or a search term it is an injection on any tool.
-	textFilter := dbTool && isFilterKey(v.Key)
+	textFilter := dbTool && v.keyIs(factFilterKey, isFilterKey)
 	found := func(sev threat.Level, score float64, why, at string) {
 		report(Finding{Kind: KindNoSQLInjection, Severity: sev, Path: v.Path, Evidence: why + ": " + excerpt(at, 0), Score: score})
 	}

@@ -47,7 +47,7 @@ func (d *pathDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	if c.Direction == Response {
 		return
 	}
-	pathKey := isPathKey(v.Key)
+	pathKey := v.keyIs(factPathKey, isPathKey)
 	var best Finding
 	readings(v, func(r string) bool {
 		if v.foldsRaw(r) {

@@ -58,7 +58,7 @@ func (piiDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	}
 	// Phone, card, SSN, IPv4 and IBAN numbers all contain a digit: without one, skip their scans.
 	if cs30.in(s) {
-		phoneKey := isPhoneKey(v.Key)
+		phoneKey := v.keyIs(factPhoneKey, isPhoneKey)
 		scanNumbers(s, phoneKey, add)
 		scanIBANs(s, func(m string) { add(4, m) })
 	}

@@ -174,7 +174,7 @@ func (secretDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	// A credential-named parameter holding a credential-looking value: {"password": "..."}. That is
 	// the parameter's purpose — a login tool takes a password — so it is recorded (policies can
 	// restrict which tools receive credentials) but not alarming on its own.
-	if secretKeyName(v.Key) && !v.IsKey && len(v.Raw) >= 8 && len(v.Raw) <= 512 && !cs0.in(v.Raw) &&
+	if v.keyIs(factSecretKey, secretKeyName) && !v.IsKey && len(v.Raw) >= 8 && len(v.Raw) <= 512 && !cs0.in(v.Raw) &&
 		looksRandom(v.Raw, 2.5) && !secretPlaceholder(v.Raw) {
 		emit(KindSecretGeneric, threat.Low, 0.5, "credential in parameter "+v.Key, v.Raw)
 	}
