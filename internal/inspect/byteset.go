@@ -86,3 +86,83 @@ func (b *byteSet) index(s string) int {
 	}
 	return -1
 }
+
+// charSet is the set of byte classes occurring in a string: one bit for each ASCII punctuation
+// byte, and one each for space, tab, newline, carriage return, other control bytes, digits, lower-
+// and upper-case letters and non-ASCII bytes. The engine computes it once per value, in the pass
+// normalisation makes anyway (Value.chars), so that a detector can rule a value out — "no
+// separator, no quote, no parenthesis: nothing to find" — without scanning it again.
+type charSet uint64
+
+const (
+	charSpace charSet = 1 << (32 + iota)
+	charTab
+	charNewline
+	charReturn
+	charControl
+	charDigit
+	charLower
+	charUpper
+	charNonASCII
+	// charKnown is set in every computed charSet, so that the zero value means "not computed".
+	charKnown
+)
+
+// charPunct lists the ASCII punctuation bytes; the i-th has bit i.
+const charPunct = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
+
+var charBits = func() (t [256]charSet) {
+	for c := 0; c < 0x20; c++ {
+		t[c] = charControl
+	}
+	t[0x7f] = charControl
+	t[' '], t['\t'], t['\n'], t['\r'] = charSpace, charTab, charNewline, charReturn
+	for i := 0; i < len(charPunct); i++ {
+		t[charPunct[i]] = 1 << i
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = charDigit
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = charLower
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = charUpper
+	}
+	for c := 0x80; c < 0x100; c++ {
+		t[c] = charNonASCII
+	}
+	return t
+}()
+
+// charsOf computes the charSet of s.
+func charsOf(s string) charSet {
+	// Four independent accumulators: one OR chain would make every byte wait for the previous.
+	var a0, a1, a2, a3 charSet
+	i := 0
+	for ; i+4 <= len(s); i += 4 {
+		a0 |= charBits[s[i]]
+		a1 |= charBits[s[i+1]]
+		a2 |= charBits[s[i+2]]
+		a3 |= charBits[s[i+3]]
+	}
+	for ; i < len(s); i++ {
+		a0 |= charBits[s[i]]
+	}
+	return a0 | a1 | a2 | a3 | charKnown
+}
+
+// charsIn returns the charSet holding the classes of the bytes of chars.
+func charsIn(chars string) charSet {
+	var m charSet
+	for i := 0; i < len(chars); i++ {
+		m |= charBits[chars[i]]
+	}
+	return m
+}
+
+// has reports whether byte c's class is in the set.
+func (m charSet) has(c byte) bool { return m&charBits[c] != 0 }
+
+// any reports whether any class of o is in the set.
+func (m charSet) any(o charSet) bool { return m&o != 0 }

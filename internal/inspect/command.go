@@ -79,11 +79,21 @@ func cmdBadWord(w string) bool {
 	return false
 }
 
+// Byte classes the command detector's steps need: cmdChars (cs16) for any of them,
+// cmdSeparators for cmdChained, cmdTemplateChars (cs17) for the template probe, cmdMarkChars for
+// the marker substrings of cmdBadPossible.
+var (
+	cmdChars         = charsIn(";|&`$\n\r<() \\{")
+	cmdSeparators    = charsIn(";\n\r`&|$\\{")
+	cmdTemplateChars = charsIn("{%")
+	cmdMarkChars     = charsIn("/${(<_")
+)
+
 // cmdBadPossible is the cheap precondition of cmdBad: one of the marker substrings, or a command
 // word some rule hints at.
-func cmdBadPossible(low string) bool {
-	if strings.Contains(low, "/dev/") || strings.Contains(low, "${") || strings.Contains(low, "$ifs") || strings.Contains(low, "{$") ||
-		strings.Contains(low, "()") || strings.Contains(low, "<!--") || strings.Contains(low, "__") {
+func cmdBadPossible(low string, m charSet) bool {
+	if m.any(cmdMarkChars) && (strings.Contains(low, "/dev/") || strings.Contains(low, "${") || strings.Contains(low, "$ifs") || strings.Contains(low, "{$") ||
+		strings.Contains(low, "()") || strings.Contains(low, "<!--") || strings.Contains(low, "__")) {
 		return true
 	}
 	for i := 0; i < len(low); {
@@ -95,7 +105,7 @@ func cmdBadPossible(low string) bool {
 		for j < len(low) && (low[j] >= 'a' && low[j] <= 'z' || low[j] >= '0' && low[j] <= '9') {
 			j++
 		}
-		if j-i <= 10 && cmdBadWord(low[i:j]) {
+		if j-i <= 10 && cmdBadFilter[lexKey(low[i:j])] && cmdBadWord(low[i:j]) {
 			return true
 		}
 		i = j
@@ -103,9 +113,21 @@ func cmdBadPossible(low string) bool {
 	return false
 }
 
+// cmdBadWords are the words of cmdBadWord; cmdBadFilter, a bitmap over their lexKey, rules most
+// other words out with one probe.
+const cmdBadWords = "curl wget base64 bash sh nc ncat netcat mkfifo powershell socat rm phpinfo phpversion"
+
+var cmdBadFilter = func() *[1 << 16]bool {
+	var f [1 << 16]bool
+	for _, w := range strings.Fields(cmdBadWords) {
+		f[lexKey(w)] = true
+	}
+	return &f
+}()
+
 // cmdBad reports the first always-dangerous payload in low.
-func cmdBad(low string) (int, string, bool) {
-	if !cmdBadPossible(low) {
+func cmdBad(low string, m charSet) (int, string, bool) {
+	if !cmdBadPossible(low, m) {
 		return 0, "", false
 	}
 	for i := range cmdBadRules {
@@ -198,24 +220,28 @@ func (d commandDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 				consider(Finding{Severity: threat.Medium, Score: 0.5, Evidence: "command name as argument: " + excerpt(r, 0)})
 			}
 		}
-		if !cs16.in(r) {
+		m := v.readingChars(r)
+		if !m.any(cmdChars) {
 			return true
 		}
-		low := lowerASCII(r)
-		if len(low) > 8192 {
-			low = low[:8192]
+		if len(r) > 8192 {
+			// lowerASCII keeps lengths, so cutting r first is cutting low; m must then describe
+			// what is left.
+			r = r[:8192]
+			m = charsOf(r)
 		}
-		if at, what, ok := cmdBad(low); ok {
+		low := lowerASCII(r)
+		if at, what, ok := cmdBad(low, m); ok {
 			consider(Finding{Severity: threat.High, Score: 0.95, Evidence: what + ": " + excerpt(low, at)})
 			return false
 		}
-		if !shellCtx && !codeCtx && strings.IndexByte(low, '(') >= 0 && containsAny(low, cmdSinkHints) {
+		if !shellCtx && !codeCtx && m.has('(') && containsAny(low, cmdSinkHints) {
 			if loc := cmdCodeSink.FindStringIndex(low); loc != nil {
 				consider(Finding{Severity: threat.High, Score: 0.8, Evidence: "code execution call: " + excerpt(low, loc[0])})
 				return false
 			}
 		}
-		if at, cmd, ok := cmdChained(low, codeCtx); ok {
+		if at, cmd, ok := cmdChained(low, m, codeCtx); ok {
 			if shellCtx {
 				sev := threat.Low
 				if cmdRecon[cmd] {
@@ -227,7 +253,7 @@ func (d commandDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 				return false
 			}
 		}
-		if !shellCtx && !codeCtx && cs17.in(low) {
+		if !shellCtx && !codeCtx && m.any(cmdTemplateChars) {
 			if loc := cmdTemplateProbe.FindStringIndex(low); loc != nil {
 				consider(Finding{Severity: threat.Medium, Score: 0.5, Evidence: "template injection probe: " + excerpt(low, loc[0])})
 			}
@@ -248,7 +274,10 @@ func (d commandDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 // cmdChained finds a command introduced by a shell separator or substitution. At the start of the
 // value a command is only counted when a separator or substitution follows it too, so that a value
 // which merely is a word ("id", "ls") is not an injection.
-func cmdChained(s string, codeCtx bool) (int, string, bool) {
+func cmdChained(s string, m charSet, codeCtx bool) (int, string, bool) {
+	if !m.any(cmdSeparators) {
+		return 0, "", false
+	}
 	n := 0
 	for i := 0; i < len(s) && n < 32; i++ {
 		var sep string

@@ -76,6 +76,25 @@ type Value struct {
 	// keyFacts remembers what detectors learnt about Key (see nameFact); the engine carries it
 	// from one value to the next while the key stays the same.
 	keyFacts factMemo
+	// chars is the charSet of Raw (0 when not computed: a Value built by hand).
+	chars charSet
+}
+
+// readingChars returns the charSet of r, a reading of v: the one normalisation computed when r
+// is Raw, or Norm of an ASCII Raw (the same bytes but for case); otherwise it scans r.
+func (v *Value) readingChars(r string) charSet {
+	if v.chars != 0 && v.chars&charNonASCII == 0 {
+		if len(r) == len(v.Raw) && r == v.Raw {
+			return v.chars
+		}
+		if len(r) == len(v.Norm) && r == v.Norm && (r == v.Raw || v.normFoldsRaw()) {
+			if v.chars&charUpper != 0 {
+				return v.chars&^charUpper | charLower
+			}
+			return v.chars
+		}
+	}
+	return charsOf(r)
 }
 
 const (

@@ -70,3 +70,36 @@ func FuzzFirstNonASCII(f *testing.F) {
 		}
 	})
 }
+
+// FuzzReadingChars checks that the charSet a detector gets for a reading of a value is the set of
+// byte classes of that reading, whichever reading it is.
+func FuzzReadingChars(f *testing.F) {
+	for _, s := range []string{"", "Meeting 3 with the team.", "a;b|c", "ÀB\x00c", "%41%42", "UPPER lower 09"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		v := NewValue("$.x", "x", s)
+		readings(&v, func(r string) bool {
+			want := charKnown
+			for i := 0; i < len(r); i++ {
+				want |= charBits[r[i]]
+			}
+			if got := v.readingChars(r); got != want {
+				t.Fatalf("readingChars(%q) of %q = %x, want %x", r, s, got, want)
+			}
+			return true
+		})
+	})
+}
+
+// FuzzPlainProseChars checks the charSet shortcut of plainProse against plainProse itself.
+func FuzzPlainProseChars(f *testing.F) {
+	for _, s := range []string{"see the report. then go", "a . b ? c", "up one level: cd ..", "x ?? y", "0x2e0x2e/ a", "0X1 b", "café . x", "a\x00 b", "a\x01 b", "nospace"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := plainProseChars(s, charsOf(s)), plainProse(s); got != want {
+			t.Fatalf("plainProseChars(%q) = %v, plainProse says %v", s, got, want)
+		}
+	})
+}

@@ -89,7 +89,11 @@ func normalizeValue(v *Value, path, key, raw string, lim *Limits) (capped bool) 
 	from := v.DecodedFrom[:0]
 	*v = Value{Path: path, Key: key, Raw: raw}
 	var n normResult
-	normalizeText(raw, &n)
+	// One scan of raw serves normalisation, the decoder (which layers to try) and the detectors
+	// (Value.chars: which bytes occur at all).
+	f := scan(raw, lim.MinBlob)
+	normalizeScanned(raw, f, &n)
+	v.chars = f.chars
 	v.Norm, v.Hidden, v.HiddenCount, v.Homoglyphs = n.text, n.hidden, n.hiddenCount, n.homoglyphs
 	v.foldEq = foldDiffer
 	// For ASCII, Norm is Raw lower-cased: it folds to Raw whenever it is not Raw itself.
@@ -103,7 +107,7 @@ func normalizeValue(v *Value, path, key, raw string, lim *Limits) (capped bool) 
 	if n.varsel != "" {
 		d.add(n.varsel, LayerVariation, 0)
 	}
-	d.expand(raw, 0)
+	d.expandScanned(raw, f, 0)
 	v.Decoded, v.DecodedFrom = d.out, d.from
 	return d.capped
 }
@@ -121,46 +125,15 @@ type normResult struct {
 // scanFlags is what one pass over a string learns about which slower steps it needs.
 type scanFlags struct {
 	nonASCII, upper, percent, amp, backslash, blob bool
+	chars                                          charSet // every class of byte in the string
 }
-
-const (
-	fNonASCII uint8 = 1 << iota
-	fUpper
-	fPercent
-	fAmp
-	fBackslash
-)
-
-// byteFlags classifies each byte for scan: one table load and an OR per byte.
-var byteFlags = func() (t [256]uint8) {
-	for c := 0x80; c < 0x100; c++ {
-		t[c] = fNonASCII
-	}
-	for c := 'A'; c <= 'Z'; c++ {
-		t[c] = fUpper
-	}
-	t['%'], t['&'], t['\\'] = fPercent, fAmp, fBackslash
-	return t
-}()
 
 // scan computes the flags of s; blob detection (a run of minBlob or more base64 characters that
 // mixes character classes) looks at about len(s)/minBlob bytes of prose.
 func scan(s string, minBlob int) scanFlags {
-	// Four independent accumulators: one OR chain would make every byte wait for the previous.
-	var a0, a1, a2, a3 uint8
-	i := 0
-	for ; i+4 <= len(s); i += 4 {
-		a0 |= byteFlags[s[i]]
-		a1 |= byteFlags[s[i+1]]
-		a2 |= byteFlags[s[i+2]]
-		a3 |= byteFlags[s[i+3]]
-	}
-	for ; i < len(s); i++ {
-		a0 |= byteFlags[s[i]]
-	}
-	acc := a0 | a1 | a2 | a3
-	f := scanFlags{nonASCII: acc&fNonASCII != 0, upper: acc&fUpper != 0, percent: acc&fPercent != 0,
-		amp: acc&fAmp != 0, backslash: acc&fBackslash != 0}
+	acc := charsOf(s)
+	f := scanFlags{nonASCII: acc&charNonASCII != 0, upper: acc&charUpper != 0, percent: acc.has('%'),
+		amp: acc.has('&'), backslash: acc.has('\\'), chars: acc}
 	if minBlob < len(s) {
 		f.blob = hasBlob(s, minBlob)
 	}
@@ -230,7 +203,11 @@ func hiddenClass(r rune) Hidden {
 // normalizeText computes Norm: hidden characters stripped (and recorded), NFKC, lower case,
 // confusables folded to ASCII inside Latin text.
 func normalizeText(s string, out *normResult) {
-	f := scan(s, 1<<30)
+	normalizeScanned(s, scan(s, 1<<30), out)
+}
+
+// normalizeScanned is normalizeText given scan's flags of s.
+func normalizeScanned(s string, f scanFlags, out *normResult) {
 	if !f.nonASCII {
 		out.ascii = true
 		if f.upper {
@@ -429,7 +406,14 @@ func (d *decoder) expand(s string, depth int) {
 	if depth >= d.lim.MaxDecodeDepth {
 		return
 	}
-	f := scan(s, d.lim.MinBlob)
+	d.expandScanned(s, scan(s, d.lim.MinBlob), depth)
+}
+
+// expandScanned is expand given scan's flags of s (computed with d.lim.MinBlob).
+func (d *decoder) expandScanned(s string, f scanFlags, depth int) {
+	if depth >= d.lim.MaxDecodeDepth {
+		return
+	}
 	if f.percent {
 		if u, ok := percentDecode(s); ok {
 			d.add(u, LayerURL, depth)

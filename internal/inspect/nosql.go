@@ -27,6 +27,9 @@ var nosqlOperators = map[string]bool{
 	"$where": true, "$function": true, "$accumulator": true, "$eval": true,
 }
 
+// nosqlChars is cs7 as a charSet: a reading holding none of these bytes (nor "db.") is skipped.
+var nosqlChars = charsIn("$'\"|;")
+
 var (
 	// password[$ne]=1, user[$regex]=.*
 	nosqlBracket = regexp.MustCompile(`\[\s*\$([a-z]+)\s*\]\s*=`)
@@ -57,6 +60,9 @@ func (nosqlDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	// says which.
 	inFilter := dbTool && isFilterKey(v.Path)
 	for _, k := range keys {
+		if len(k) < 3 || k[0] != '$' {
+			continue // every operator starts with '$' (and lower-casing makes no '$')
+		}
 		lk := strings.ToLower(k)
 		if code, ok := nosqlOperators[lk]; ok && (code || !inFilter) {
 			found(threat.High, 0.85, "query operator "+lk+" as key", k)
@@ -65,7 +71,7 @@ func (nosqlDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	}
 	var best Finding
 	foldedReadings(v, func(r string) bool {
-		if !cs7.in(r) && !strings.Contains(r, "db.") {
+		if m := v.readingChars(r); !m.any(nosqlChars) && !(m.has('.') && strings.Contains(r, "db.")) {
 			return true
 		}
 		r = lowerASCII(r)

@@ -56,7 +56,7 @@ func (d *pathDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 		if len(r) > maxPathScan {
 			r = r[:maxPathScan]
 		}
-		if f, ok := d.inspectReading(r, pathKey); ok && (best.Kind == "" || f.Severity > best.Severity || f.Severity == best.Severity && f.Score > best.Score) {
+		if f, ok := d.inspectReading(r, v.readingChars(r), pathKey); ok && (best.Kind == "" || f.Severity > best.Severity || f.Severity == best.Severity && f.Score > best.Score) {
 			best = f
 		}
 		return best.Severity < threat.High
@@ -67,14 +67,34 @@ func (d *pathDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	}
 }
 
-func (d *pathDetector) inspectReading(r string, pathKey bool) (Finding, bool) {
-	if !cs25.in(r) && !hasNonASCII(r) && !strings.Contains(r, "0x") {
+// pathChars are the bytes of cs25 but NUL, which shares charControl with other control bytes.
+var pathChars = charsIn("./\\%:")
+
+// inspectReading judges one reading r, whose charSet is m.
+func (d *pathDetector) inspectReading(r string, m charSet, pathKey bool) (Finding, bool) {
+	if !m.any(pathChars|charNonASCII) && !(m.any(charControl) && strings.IndexByte(r, 0) >= 0) &&
+		!(m.any(charDigit) && strings.Contains(r, "0x")) {
 		return Finding{}, false
 	}
-	if !pathKey && plainProse(r) {
+	if !pathKey && plainProseChars(r, m) {
 		return Finding{}, false
 	}
 	return d.inspectDecoded(r, pathKey)
+}
+
+// plainProseChars is plainProse given the charSet of r: the classes rule out most of its cases,
+// leaving a few substring searches instead of a byte-by-byte pass.
+func plainProseChars(r string, m charSet) bool {
+	if m.any(charNonASCII|charControl) || m.has('%') {
+		return plainProse(r)
+	}
+	if !m.any(charSpace | charTab | charReturn | charNewline) {
+		return false
+	}
+	if (m.has('.') || m.has('?')) && (strings.Contains(r, "..") || strings.Contains(r, "??") || strings.Contains(r, ".?") || strings.Contains(r, "?.")) {
+		return false
+	}
+	return !m.any(charDigit) || !strings.Contains(r, "0x") && !strings.Contains(r, "0X")
 }
 
 // inspectDecoded is inspectReading past its cheap gates.

@@ -48,7 +48,7 @@ func (sqlDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 		if len(r) > maxSQLScan {
 			r = r[:maxSQLScan]
 		}
-		f, ok := sqlReading(r, dbContext)
+		f, ok := sqlReading(r, v.readingChars(r), dbContext)
 		if ok && f.Score > best.Score {
 			best = f
 		}
@@ -88,14 +88,16 @@ var sqlTokPool = sync.Pool{New: func() any { b := make([]sqlTok, 0, 64); return 
 var sqlTypography = strings.NewReplacer("\u2019", "'", "\u2018", "'", "\u2032", "'", "\u02bc", "'",
 	"\u201c", `"`, "\u201d", `"`, "\u2033", `"`, "\u2013", "--", "\u2014", "--")
 
-func sqlReading(r string, dbContext bool) (Finding, bool) {
+func sqlReading(r string, rc charSet, dbContext bool) (Finding, bool) {
 	lower := lowerASCII(r)
-	if hasNonASCII(lower) {
+	lc := rc
+	if rc&charNonASCII != 0 {
 		lower = sqlTypography.Replace(lower)
+		lc = charsOf(lower)
 	}
-	if !sqlWorthLexing(lower) {
+	if !sqlWorthLexingChars(lower, lc) {
 		// No operator, comment, keyword or quote break-out: nothing for the lexer to find.
-		if len(r) <= maxBareFragment && sqlPunctuated(r) {
+		if len(r) <= maxBareFragment && rc.any(sqlPunctChars) && sqlPunctuated(r) {
 			if li, fp := libinjection.IsSQLi(r); li {
 				return Finding{Kind: KindSQLInjection, Severity: threat.Low, Evidence: "libinjection " + fp + ": " + excerpt(r, 0), Score: 0.3}, true
 			}
@@ -200,8 +202,11 @@ func sqlGateSingle(w string) bool {
 // anything a lexer rule needs — an operator or comment, a SQL keyword, a keyword pair ("order by",
 // "drop table", "or true"), a dangerous function call, a quote followed by a boolean operator, or a
 // value that starts with a boolean operator. Prose fails it and is not lexed.
-func sqlWorthLexing(s string) bool {
-	if sqlOperatorOrComment(s) {
+func sqlWorthLexing(s string) bool { return sqlWorthLexingChars(s, charsOf(s)) }
+
+// sqlWorthLexingChars is sqlWorthLexing given the charSet of s.
+func sqlWorthLexingChars(s string, sc charSet) bool {
+	if sc.any(sqlOpChars) && sqlOperatorOrComment(s) {
 		return true
 	}
 	var prev, prev2 string
@@ -344,6 +349,13 @@ func sqlOperatorOrComment(s string) bool {
 }
 
 var sqlOpStart = newByteSet("=<>;#@|&-/")
+
+// sqlOpChars and sqlPunctChars are the bytes without which sqlOperatorOrComment and
+// sqlPunctuated are false.
+var (
+	sqlOpChars    = charsIn("=<>;#@|&-/")
+	sqlPunctChars = charsIn("'\"`();#-/")
+)
 
 // sqlPunctuated reports the punctuation a SQL fragment needs to break out of a literal or a
 // clause: quotes, parentheses, comments, statement separators. Ids, dates, paths and URLs lack it.
