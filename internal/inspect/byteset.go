@@ -166,3 +166,43 @@ func (m charSet) has(c byte) bool { return m&charBits[c] != 0 }
 
 // any reports whether any class of o is in the set.
 func (m charSet) any(o charSet) bool { return m&o != 0 }
+
+// Eight bytes at a time ("SWAR"): the loops below test a 64-bit word for a kind of byte with a
+// few arithmetic operations instead of eight comparisons. hasLess is exact for the "any byte"
+// question: a borrow can only start at a byte below n, which is then reported itself.
+const (
+	swarOnes = 0x0101010101010101
+	swarHigh = 0x8080808080808080
+)
+
+// load8 reads s[i:i+8] as a little-endian word; the compiler merges the loads into one.
+func load8(s string, i int) uint64 {
+	w := s[i : i+8]
+	return uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+		uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
+}
+
+// hasLess reports whether any byte of x is below n (n ≤ 128).
+func hasLess(x uint64, n byte) bool { return (x-swarOnes*uint64(n))&^x&swarHigh != 0 }
+
+// hasByte reports whether any byte of x equals c.
+func hasByte(x uint64, c byte) bool { return hasLess(x^(swarOnes*uint64(c)), 1) }
+
+// hasDigit reports whether any byte of x is an ASCII digit: XOR with '0' maps exactly the digits
+// onto 0–9.
+func hasDigit(x uint64) bool { return hasLess(x^(swarOnes*'0'), 10) }
+
+// nextDigit returns the index of the first ASCII digit of s at or after i, or len(s).
+func nextDigit(s string, i int) int {
+	for ; i+8 <= len(s); i += 8 {
+		if hasDigit(load8(s, i)) {
+			break
+		}
+	}
+	for ; i < len(s); i++ {
+		if s[i] >= '0' && s[i] <= '9' {
+			return i
+		}
+	}
+	return len(s)
+}

@@ -105,7 +105,7 @@ func cmdBadPossible(low string, m charSet) bool {
 		for j < len(low) && (low[j] >= 'a' && low[j] <= 'z' || low[j] >= '0' && low[j] <= '9') {
 			j++
 		}
-		if j-i <= 10 && cmdBadFilter[lexKey(low[i:j])] && cmdBadWord(low[i:j]) {
+		if j-i <= 10 && cmdBadFilter.has(low[i:j]) && cmdBadWord(low[i:j]) {
 			return true
 		}
 		i = j
@@ -117,10 +117,10 @@ func cmdBadPossible(low string, m charSet) bool {
 // other words out with one probe.
 const cmdBadWords = "curl wget base64 bash sh nc ncat netcat mkfifo powershell socat rm phpinfo phpversion"
 
-var cmdBadFilter = func() *[1 << 16]bool {
-	var f [1 << 16]bool
+var cmdBadFilter = func() *wordFilter {
+	var f wordFilter
 	for _, w := range strings.Fields(cmdBadWords) {
-		f[lexKey(w)] = true
+		f.add(w)
 	}
 	return &f
 }()

@@ -51,16 +51,29 @@ var lexiconOnce sync.Once
 
 // lexFilter is a bitmap over (length, first byte, last byte) of the lexicon's words: most words
 // of ordinary text fail it, which saves the map lookup.
-var lexFilter [1 << 16]bool
+var lexFilter wordFilter
 
 func lexKey(w string) int {
 	return min(len(w), 15)<<12 | int(w[0]&63)<<6 | int(w[len(w)-1]&63)
 }
 
+// wordFilter is a set of words with false positives: a bitmap over their lexKey (8 KiB, so that it
+// stays in the L1 cache while a detector probes it for every word of a text).
+type wordFilter [1 << 10]uint64
+
+func (f *wordFilter) add(w string) { f.addKey(lexKey(w)) }
+
+func (f *wordFilter) addKey(k int) { f[k>>6] |= 1 << (k & 63) }
+
+// has reports whether w may be in the set (false: it certainly is not); w is not empty.
+func (f *wordFilter) has(w string) bool { return f.hasKey(lexKey(w)) }
+
+func (f *wordFilter) hasKey(k int) bool { return f[k>>6]&(1<<(k&63)) != 0 }
+
 func addWords(class uint32, words string) {
 	for _, w := range strings.Fields(words) {
 		lexicon[w] |= class
-		lexFilter[lexKey(w)] = true
+		lexFilter.add(w)
 	}
 }
 
@@ -274,7 +287,7 @@ func isWordChar(c byte) bool {
 
 // lexLookup is lexicon[w] behind lexFilter, which every lexicon word passes (addWords sets both).
 func lexLookup(w string) uint32 {
-	if w == "" || !lexFilter[lexKey(w)] {
+	if w == "" || !lexFilter.has(w) {
 		return 0
 	}
 	return lexicon[w]
@@ -283,7 +296,7 @@ func lexLookup(w string) uint32 {
 func appendTok(toks []token, text string, i, j int, start bool) []token {
 	w := text[i:j]
 	var cls uint32
-	if lexFilter[lexKey(w)] {
+	if lexFilter.has(w) {
 		cls = lexicon[w]
 	}
 	if cls == 0 && len(w) > 2 && w[len(w)-2] == '\'' {
@@ -296,7 +309,7 @@ func appendTok(toks []token, text string, i, j int, start bool) []token {
 		c := lexLookup(stem)
 		// stem+"e" is looked up only when the filter admits a word of its length, first and last
 		// byte: the concatenation costs more than the lookup.
-		if lexFilter[min(len(stem)+1, 15)<<12|int(stem[0]&63)<<6|int('e'&63)] {
+		if lexFilter.hasKey(min(len(stem)+1, 15)<<12 | int(stem[0]&63)<<6 | int('e'&63)) {
 			c |= lexicon[stem+"e"]
 		}
 		if len(stem) > 3 && stem[len(stem)-1] == stem[len(stem)-2] {

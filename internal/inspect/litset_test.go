@@ -103,3 +103,36 @@ func FuzzPlainProseChars(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSWAR checks the eight-bytes-at-a-time tests against byte-by-byte ones.
+func FuzzSWAR(f *testing.F) {
+	f.Add("abcdefgh", byte('"'), 0)
+	f.Add("\x00\x7f\x80\xff 09:/", byte(0), 3)
+	f.Fuzz(func(t *testing.T, s string, c byte, from int) {
+		if len(s) >= 8 {
+			x := load8(s, 0)
+			var less, eq, digit bool
+			for i := 0; i < 8; i++ {
+				less = less || s[i] < 0x20
+				eq = eq || s[i] == c
+				digit = digit || s[i] >= '0' && s[i] <= '9'
+			}
+			if hasLess(x, 0x20) != less || hasByte(x, c) != eq || hasDigit(x) != digit {
+				t.Fatalf("%q: hasLess %v/%v hasByte(%q) %v/%v hasDigit %v/%v", s[:8], hasLess(x, 0x20), less, c, hasByte(x, c), eq, hasDigit(x), digit)
+			}
+		}
+		if from < 0 || from > len(s) {
+			return
+		}
+		want := len(s)
+		for i := from; i < len(s); i++ {
+			if s[i] >= '0' && s[i] <= '9' {
+				want = i
+				break
+			}
+		}
+		if got := nextDigit(s, from); got != want {
+			t.Fatalf("nextDigit(%q, %d) = %d, want %d", s, from, got, want)
+		}
+	})
+}

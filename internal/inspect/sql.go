@@ -236,7 +236,7 @@ func sqlWorthLexingChars(s string, sc charSet) bool {
 		w := s[i:j]
 		// Most words of prose are none of the words sqlWordGate compares with (nor hold the '_' of
 		// its function prefixes): one table probe rules them out.
-		if (sqlGateFilter[lexKey(w)] || seen&sqlWordUnderscore != 0) && sqlWordGate(s, j, w, prev, prev2, first) {
+		if (sqlGateFilter.has(w) || seen&sqlWordUnderscore != 0) && sqlWordGate(s, j, w, prev, prev2, first) {
 			return true
 		}
 		prev2, prev, first = prev, w, false
@@ -314,13 +314,13 @@ var sqlWordClass = func() (t [256]uint8) {
 
 // sqlGateFilter is a bitmap over (length, first byte, last byte) — lexKey — of the words
 // sqlWordGate can accept: a word that misses it is not looked at further.
-var sqlGateFilter = func() *[1 << 16]bool {
-	var f [1 << 16]bool
+var sqlGateFilter = func() *wordFilter {
+	var f wordFilter
 	for _, w := range strings.Fields(sqlGateWords) {
-		f[lexKey(w)] = true
+		f.add(w)
 	}
 	for w := range sqlDangerFuncs {
-		f[lexKey(w)] = true
+		f.add(w)
 	}
 	return &f
 }()
