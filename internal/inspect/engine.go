@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/portcullis-ai/portcullis/internal/threat"
 )
@@ -217,6 +219,9 @@ type state struct {
 	// before the first value).
 	key      string
 	keyFacts factMemo
+	// arena holds the lower-cased Norm strings of this call's values (never reused: findings may
+	// keep pieces of it).
+	arena byteArena
 }
 
 func (st *state) report(f Finding) {
@@ -228,6 +233,7 @@ func (st *state) report(f Finding) {
 	for i := range fs {
 		if fs[i].Kind == f.Kind && fs[i].Path == f.Path {
 			if f.Severity > fs[i].Severity || f.Severity == fs[i].Severity && f.Score > fs[i].Score {
+				f.Path = fs[i].Path // (already a copy)
 				fs[i] = f
 			}
 			return
@@ -237,6 +243,7 @@ func (st *state) report(f Finding) {
 		st.dropped++
 		return
 	}
+	f.Path = strings.Clone(f.Path) // Value.Path aliases the walker's path buffer
 	st.sc.findings = append(fs, f)
 }
 
@@ -263,6 +270,7 @@ func (st *state) run(ctx context.Context, raw json.RawMessage) (Result, error) {
 		st.deadline = d
 	}
 	st.reportFn = st.report
+	st.arena.chunk = min(max(len(raw), 1<<10), 16<<10)
 	for _, cd := range st.e.callDets {
 		st.det = cd.(Detector).Name()
 		cd.InspectCall(st.call, st.reportFn)
@@ -314,7 +322,9 @@ func (st *state) visit(path []byte, key, s string, isKey bool) error {
 	if isKey {
 		k = ""
 	}
-	if normalizeValue(v, string(path), k, s, lim) {
+	// The path aliases the walker's buffer, which changes after this value: it is valid while the
+	// detectors look at v (which they must not retain), and report copies it into findings.
+	if normalizeValueIn(v, unsafe.String(unsafe.SliceData(path), len(path)), k, s, lim, &st.arena) {
 		st.capFinding(v.Path, "decoded readings of this value exceed the decoding cap")
 	}
 	v.IsKey = isKey

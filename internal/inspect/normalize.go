@@ -85,6 +85,12 @@ func NewValue(path, key, raw string) Value {
 // normalizeValue fills v in place (so the engine can reuse Value slots) and reports whether a
 // decoding limit was reached.
 func normalizeValue(v *Value, path, key, raw string, lim *Limits) (capped bool) {
+	return normalizeValueIn(v, path, key, raw, lim, nil)
+}
+
+// normalizeValueIn is normalizeValue taking the lower-cased Norm of an ASCII value from arena
+// (nil: its own allocation).
+func normalizeValueIn(v *Value, path, key, raw string, lim *Limits, arena *byteArena) (capped bool) {
 	decoded := v.Decoded[:0]
 	from := v.DecodedFrom[:0]
 	*v = Value{Path: path, Key: key, Raw: raw}
@@ -92,7 +98,11 @@ func normalizeValue(v *Value, path, key, raw string, lim *Limits) (capped bool) 
 	// One scan of raw serves normalisation, the decoder (which layers to try) and the detectors
 	// (Value.chars: which bytes occur at all).
 	f := scan(raw, lim.MinBlob)
-	normalizeScanned(raw, f, &n)
+	if !f.nonASCII && f.upper {
+		n.ascii, n.text = true, asciiLowerIn(raw, arena)
+	} else {
+		normalizeScanned(raw, f, &n)
+	}
 	v.chars = f.chars
 	v.Norm, v.Hidden, v.HiddenCount, v.Homoglyphs = n.text, n.hidden, n.hiddenCount, n.homoglyphs
 	v.foldEq = foldDiffer
@@ -257,8 +267,11 @@ func normalizeScanned(s string, f scanFlags, out *normResult) {
 // asciiLower lower-cases an ASCII string with one allocation and one pass (strings.ToLower
 // would scan s again to learn what normalizeText's scan already knows). The buffer is never
 // written after the conversion, which is what makes unsafe.String sound here.
-func asciiLower(s string) string {
-	b := make([]byte, len(s))
+func asciiLower(s string) string { return asciiLowerIn(s, nil) }
+
+// asciiLowerIn is asciiLower writing into memory from arena (nil: its own allocation).
+func asciiLowerIn(s string, arena *byteArena) string {
+	b := arena.alloc(len(s))
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c >= 'A' && c <= 'Z' {
@@ -267,6 +280,28 @@ func asciiLower(s string) string {
 		b[i] = c
 	}
 	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+// byteArena hands out pieces of larger allocations, so that the many short strings of one
+// inspection (the lower-cased Norm of each value) cost a few allocations instead of one each. A
+// piece is handed out once and never written again by the arena; an arena is never reused for
+// another inspection, so strings cut from it (which findings may keep) stay valid.
+type byteArena struct {
+	buf   []byte
+	chunk int // size of the next allocation
+}
+
+// alloc returns n bytes; a nil arena allocates them on their own.
+func (a *byteArena) alloc(n int) []byte {
+	if a == nil || n > a.chunk/4 {
+		return make([]byte, n)
+	}
+	if cap(a.buf)-len(a.buf) < n {
+		a.buf = make([]byte, 0, a.chunk)
+	}
+	l := len(a.buf)
+	a.buf = a.buf[:l+n]
+	return a.buf[l : l+n : l+n]
 }
 
 // confusables maps lower-case letters of other scripts that render like a Latin letter to that
