@@ -2,6 +2,7 @@ package inspect
 
 import (
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"html"
 	"strings"
@@ -269,10 +270,19 @@ func normalizeScanned(s string, f scanFlags, out *normResult) {
 // written after the conversion, which is what makes unsafe.String sound here.
 func asciiLower(s string) string { return asciiLowerIn(s, nil) }
 
-// asciiLowerIn is asciiLower writing into memory from arena (nil: its own allocation).
+// asciiLowerIn is asciiLower writing into memory from arena (nil: its own allocation). s must be
+// ASCII.
 func asciiLowerIn(s string, arena *byteArena) string {
 	b := arena.alloc(len(s))
-	for i := 0; i < len(s); i++ {
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		// Eight bytes at a time: for ASCII bytes, c+0x3f has its high bit set when c >= 'A' and
+		// c+0x25 when c > 'Z'; no sum carries into the next byte.
+		x := load8(s, i)
+		upper := (x + 0x3f*swarOnes) &^ (x + 0x25*swarOnes) & swarHigh
+		binary.LittleEndian.PutUint64(b[i:], x|upper>>2)
+	}
+	for ; i < len(s); i++ {
 		c := s[i]
 		if c >= 'A' && c <= 'Z' {
 			c += 'a' - 'A'

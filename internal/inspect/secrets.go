@@ -154,9 +154,14 @@ func (secretDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 			}
 		}
 		f := secretTriples
+		var p uint32
+		if len(s) > 0 {
+			p = uint32(s[0])
+		}
 		for i := 0; i+2 < len(s); i++ {
-			// tripleFilter.has, spelt out: this loop runs for every byte of every value.
-			p := uint32(s[i])<<8 | uint32(s[i+1])
+			// tripleFilter.has, spelt out: this loop runs for every byte of every value. p holds
+			// the pair at i, rolled forward one byte per step.
+			p = p<<8&0xff00 | uint32(s[i+1])
 			if f.pairs[p>>6]&(1<<(p&63)) == 0 {
 				continue
 			}
@@ -169,7 +174,10 @@ func (secretDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 			try(i)
 		}
 		if len(seen) == 0 {
-			scanGenericSecrets(s, v.Key, emit) // a recognised format already explains the assignment
+			// (a recognised format already explains the assignment; without ':' or '=' there is none)
+			if v.readingChars(s).any(secretAssignChars) {
+				scanGenericSecrets(s, v.Key, emit)
+			}
 		}
 	}
 	scan(v.Raw)
@@ -324,6 +332,9 @@ func urlPasswordReal(pw string) bool {
 // secretKeywords are the name fragments secretGeneric needs; the regexp runs only in windows
 // around them, so ordinary text costs a few substring searches.
 var secretKeywords = []string{"pass", "pwd", "secret", "token", "api", "key", "auth", "credential", "login"}
+
+// secretAssignChars is cs3, the bytes scanGenericSecrets needs, as a charSet.
+var secretAssignChars = charsIn("=:")
 
 func scanGenericSecrets(s, key string, emit func(string, threat.Level, float64, string, string)) {
 	if !cs3.in(s) {
