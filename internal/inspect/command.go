@@ -89,6 +89,22 @@ var (
 	cmdMarkChars     = charsIn("/${(<_")
 )
 
+// Byte classes of cmdBadPossible's word scan: a word starts at a-z and continues over a-z, 0-9.
+const (
+	cmdWordLetter uint8 = 1 + iota
+	cmdWordDigit
+)
+
+var cmdWordClass = func() (t [256]uint8) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = cmdWordLetter
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = cmdWordDigit
+	}
+	return t
+}()
+
 // cmdBadPossible is the cheap precondition of cmdBad: one of the marker substrings, or a command
 // word some rule hints at.
 func cmdBadPossible(low string, m charSet) bool {
@@ -97,12 +113,12 @@ func cmdBadPossible(low string, m charSet) bool {
 		return true
 	}
 	for i := 0; i < len(low); {
-		if low[i] < 'a' || low[i] > 'z' {
+		if cmdWordClass[low[i]] != cmdWordLetter {
 			i++
 			continue
 		}
 		j := i
-		for j < len(low) && (low[j] >= 'a' && low[j] <= 'z' || low[j] >= '0' && low[j] <= '9') {
+		for j < len(low) && cmdWordClass[low[j]] != 0 {
 			j++
 		}
 		if j-i <= 10 && cmdBadFilter.has(low[i:j]) && cmdBadWord(low[i:j]) {

@@ -82,6 +82,20 @@ func (d *pathDetector) inspectReading(r string, m charSet, pathKey bool) (Findin
 	return d.inspectDecoded(r, pathKey)
 }
 
+// dotRun reports an occurrence of c ('.' or '?') followed by '.' or '?'.
+func dotRun(r string, c byte) bool {
+	for i := 0; ; {
+		j := strings.IndexByte(r[i:], c)
+		if j < 0 {
+			return false
+		}
+		i += j + 1
+		if i < len(r) && (r[i] == '.' || r[i] == '?') {
+			return true
+		}
+	}
+}
+
 // plainProseChars is plainProse given the charSet of r: the classes rule out most of its cases,
 // leaving a few substring searches instead of a byte-by-byte pass.
 func plainProseChars(r string, m charSet) bool {
@@ -91,7 +105,7 @@ func plainProseChars(r string, m charSet) bool {
 	if !m.any(charSpace | charTab | charReturn | charNewline) {
 		return false
 	}
-	if (m.has('.') || m.has('?')) && (strings.Contains(r, "..") || strings.Contains(r, "??") || strings.Contains(r, ".?") || strings.Contains(r, "?.")) {
+	if m.has('.') && dotRun(r, '.') || m.has('?') && dotRun(r, '?') {
 		return false
 	}
 	return !m.any(charDigit) || !strings.Contains(r, "0x") && !strings.Contains(r, "0X")
