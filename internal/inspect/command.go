@@ -397,6 +397,9 @@ func cmdBare(s string) (string, bool) {
 	if arg == "" || s[len(name)] != ' ' && s[len(name)] != '\t' {
 		return "", false
 	}
+	if !cmdNames.has(name) {
+		return "", false // none of the maps below has it
+	}
 	argLike := cs20.in(arg[:1]) || strings.HasPrefix(arg, "http") || strings.HasPrefix(arg, "c:")
 	if (cmdStrong[name] || cmdWeak[name]) && argLike {
 		return name, true
@@ -406,6 +409,21 @@ func cmdBare(s string) (string, bool) {
 	}
 	return "", false
 }
+
+// cmdNames is a wordFilter of the keys of cmdStrong, cmdWeak and cmdSubcommands: most words are
+// none of them, and a probe costs less than three map lookups.
+var cmdNames = func() *wordFilter {
+	var f wordFilter
+	for _, m := range []map[string]bool{cmdStrong, cmdWeak} {
+		for w := range m {
+			f.add(w)
+		}
+	}
+	for w := range cmdSubcommands {
+		f.add(w)
+	}
+	return &f
+}()
 
 // isCommandKey reports whether a parameter name says it holds a shell command line.
 func isCommandKey(key string) bool {
