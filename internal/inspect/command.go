@@ -79,9 +79,9 @@ func cmdBadWord(w string) bool {
 	return false
 }
 
-// Byte classes the command detector's steps need: cmdChars (cs16) for any of them,
-// cmdSeparators for cmdChained, cmdTemplateChars (cs17) for the template probe, cmdMarkChars for
-// the marker substrings of cmdBadPossible.
+// Byte classes the command detector's steps need: cmdChars for any of them, cmdSeparators for
+// cmdChained, cmdTemplateChars for the template probe, cmdMarkChars for the marker substrings of
+// cmdBadPossible.
 var (
 	cmdChars         = charsIn(";|&`$\n\r<() \\{")
 	cmdSeparators    = charsIn(";\n\r`&|$\\{")

@@ -27,7 +27,8 @@ var nosqlOperators = map[string]bool{
 	"$where": true, "$function": true, "$accumulator": true, "$eval": true,
 }
 
-// nosqlChars is cs7 as a charSet: a reading holding none of these bytes (nor "db.") is skipped.
+// nosqlChars are the bytes of an operator or a quote break-out: a reading holding none of them
+// (nor "db.") is skipped.
 var nosqlChars = charsIn("$'\"|;")
 
 var (

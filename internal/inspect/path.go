@@ -67,7 +67,8 @@ func (d *pathDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	}
 }
 
-// pathChars are the bytes of cs25 but NUL, which shares charControl with other control bytes.
+// pathChars are the bytes a path needs (with NUL, which shares charControl with other control
+// bytes and is tested on its own).
 var pathChars = charsIn("./\\%:")
 
 // inspectReading judges one reading r, whose charSet is m.
