@@ -28,7 +28,6 @@ var (
 	cs27 = newByteSet("/\\")
 	cs28 = newByteSet(" \t\r\n")
 	cs29 = newByteSet("\x00#")
-	cs30 = newByteSet("0123456789")
 )
 
 // firstNonASCII returns the index of the first byte of s at or above 0x80, or -1. It tests eight

@@ -297,7 +297,17 @@ func tokenize(text string, toks []token) []token {
 					}
 					break
 				}
-				toks = appendTok(toks, text, i, j, newSentence)
+				// The common case of appendTok inline: a word of the lexicon or none, without the
+				// "'s" or "-ing" forms appendTok also tries.
+				if w := text[i:j]; len(w) < 3 || w[len(w)-2] != '\'' && (len(w) < 6 || w[len(w)-1] != 'g') {
+					var cls uint32
+					if lexFilter.has(w) {
+						cls = lexTab.get(w)
+					}
+					toks = append(toks, token{start: int32(i), end: int32(j), cls: cls, sentStart: newSentence})
+				} else {
+					toks = appendTok(toks, text, i, j, newSentence)
+				}
 				newSentence = false
 				i = j
 				continue

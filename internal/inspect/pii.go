@@ -53,16 +53,19 @@ func (piiDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 		}
 		hits[k].n++
 	}
-	if strings.IndexByte(s, '@') >= 0 {
+	m := v.readingChars(s)
+	if m.has('@') {
 		scanEmails(s, func(m string) { add(0, m) })
 	}
 	// Phone, card, SSN, IPv4 and IBAN numbers all contain a digit: without one, skip their scans.
-	if cs30.in(s) {
+	if m.any(charDigit) {
 		phoneKey := v.keyIs(factPhoneKey, isPhoneKey)
 		scanNumbers(s, phoneKey, add)
 		scanIBANs(s, func(m string) { add(4, m) })
 	}
-	scanIPv6(s, func(m string) { add(5, m) })
+	if m.has(':') {
+		scanIPv6(s, func(m string) { add(5, m) }) // (an IPv6 address has at least two colons)
+	}
 	for k, h := range hits {
 		if h.n == 0 {
 			continue

@@ -51,7 +51,7 @@ func (d ssrfDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 		if len(r) > 16384 {
 			r = r[:16384]
 		}
-		if !hostKey && !strings.Contains(r, "://") {
+		if !hostKey && !(v.readingChars(r).has(':') && strings.Contains(r, "://")) {
 			return true // extractURLs finds nothing without a scheme separator outside a host parameter
 		}
 		for i, u := range extractURLs(r, hostKey) {
