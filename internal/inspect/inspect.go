@@ -48,7 +48,10 @@ type Finding struct {
 // Value is one string of the inspected JSON (a leaf, or an object key), normalised once and shared
 // by every detector so that no detector decodes or folds on its own.
 type Value struct {
-	Path string // JSON path of the value
+	// Path is the JSON path of the value. In the engine it aliases the walker's path buffer: it is
+	// valid while a detector looks at the value (which it must not retain), and the engine copies it
+	// into the findings it keeps.
+	Path string
 	// Key is the name of the object member holding the value — for array elements, the member
 	// holding the array ("" at the root). Detectors use it as context: a "path", a "url", a "command".
 	Key string
