@@ -20,7 +20,7 @@ import (
 // Backticks in code snippets (JavaScript template literals, Markdown) are not substitutions unless
 // a command sits inside them.
 type commandDetector struct {
-	shell toolMatcher
+	shell *toolMatcher
 }
 
 var _ Detector = commandDetector{}
@@ -28,7 +28,8 @@ var _ Detector = commandDetector{}
 // newCommandDetector returns a command detector that treats tools matching the path.Match
 // patterns shellTools as shell-like.
 func newCommandDetector(shellTools []string) commandDetector {
-	return commandDetector{shell: newToolMatcher(shellTools)}
+	m := newToolMatcher(shellTools)
+	return commandDetector{shell: &m}
 }
 
 func (commandDetector) Name() string { return "command" }
@@ -78,23 +79,49 @@ func cmdBadWord(w string) bool {
 	return false
 }
 
+// Byte classes the command detector's steps need: cmdChars for any of them, cmdSeparators for
+// cmdChained, cmdTemplateChars for the template probe, cmdMarkChars for the marker substrings of
+// cmdBadPossible.
+var (
+	cmdChars         = charsIn(";|&`$\n\r<() \\{")
+	cmdSeparators    = charsIn(";\n\r`&|$\\{")
+	cmdTemplateChars = charsIn("{%")
+	cmdMarkChars     = charsIn("/${(<_")
+)
+
+// Byte classes of cmdBadPossible's word scan: a word starts at a-z and continues over a-z, 0-9.
+const (
+	cmdWordLetter uint8 = 1 + iota
+	cmdWordDigit
+)
+
+var cmdWordClass = func() (t [256]uint8) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = cmdWordLetter
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = cmdWordDigit
+	}
+	return t
+}()
+
 // cmdBadPossible is the cheap precondition of cmdBad: one of the marker substrings, or a command
 // word some rule hints at.
-func cmdBadPossible(low string) bool {
-	if strings.Contains(low, "/dev/") || strings.Contains(low, "${") || strings.Contains(low, "$ifs") || strings.Contains(low, "{$") ||
-		strings.Contains(low, "()") || strings.Contains(low, "<!--") || strings.Contains(low, "__") {
+func cmdBadPossible(low string, m charSet) bool {
+	if m.any(cmdMarkChars) && (strings.Contains(low, "/dev/") || strings.Contains(low, "${") || strings.Contains(low, "$ifs") || strings.Contains(low, "{$") ||
+		strings.Contains(low, "()") || strings.Contains(low, "<!--") || strings.Contains(low, "__")) {
 		return true
 	}
 	for i := 0; i < len(low); {
-		if low[i] < 'a' || low[i] > 'z' {
+		if cmdWordClass[low[i]] != cmdWordLetter {
 			i++
 			continue
 		}
 		j := i
-		for j < len(low) && (low[j] >= 'a' && low[j] <= 'z' || low[j] >= '0' && low[j] <= '9') {
+		for j < len(low) && cmdWordClass[low[j]] != 0 {
 			j++
 		}
-		if j-i <= 10 && cmdBadWord(low[i:j]) {
+		if j-i <= 10 && cmdBadFilter.has(low[i:j]) && cmdBadWord(low[i:j]) {
 			return true
 		}
 		i = j
@@ -102,9 +129,21 @@ func cmdBadPossible(low string) bool {
 	return false
 }
 
+// cmdBadWords are the words of cmdBadWord; cmdBadFilter, a bitmap over their lexKey, rules most
+// other words out with one probe.
+const cmdBadWords = "curl wget base64 bash sh nc ncat netcat mkfifo powershell socat rm phpinfo phpversion"
+
+var cmdBadFilter = func() *wordFilter {
+	var f wordFilter
+	for _, w := range strings.Fields(cmdBadWords) {
+		f.add(w)
+	}
+	return &f
+}()
+
 // cmdBad reports the first always-dangerous payload in low.
-func cmdBad(low string) (int, string, bool) {
-	if !cmdBadPossible(low) {
+func cmdBad(low string, m charSet) (int, string, bool) {
+	if !cmdBadPossible(low, m) {
 		return 0, "", false
 	}
 	for i := range cmdBadRules {
@@ -180,8 +219,11 @@ func (d commandDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	if c.Direction == Response {
 		return
 	}
-	shellCtx := d.shell.match(c.Tool) || isCommandKey(v.Key)
-	codeCtx := isCodeKey(v.Key)
+	if c.shellBy != d.shell {
+		c.shellBy, c.shellTool = d.shell, d.shell.match(c.Tool)
+	}
+	shellCtx := c.shellTool || v.keyIs(factCommandKey, isCommandKey)
+	codeCtx := v.keyIs(factCodeKey, isCodeKey)
 	var best Finding
 	consider := func(f Finding) {
 		if f.Severity > best.Severity || f.Severity == best.Severity && f.Score > best.Score {
@@ -194,24 +236,28 @@ func (d commandDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 				consider(Finding{Severity: threat.Medium, Score: 0.5, Evidence: "command name as argument: " + excerpt(r, 0)})
 			}
 		}
-		if !cs16.in(r) {
+		m := v.readingChars(r)
+		if !m.any(cmdChars) {
 			return true
 		}
-		low := lowerASCII(r)
-		if len(low) > 8192 {
-			low = low[:8192]
+		if len(r) > 8192 {
+			// lowerASCII keeps lengths, so cutting r first is cutting low; m must then describe
+			// what is left.
+			r = r[:8192]
+			m = charsOf(r)
 		}
-		if at, what, ok := cmdBad(low); ok {
+		low := lowerASCII(r)
+		if at, what, ok := cmdBad(low, m); ok {
 			consider(Finding{Severity: threat.High, Score: 0.95, Evidence: what + ": " + excerpt(low, at)})
 			return false
 		}
-		if !shellCtx && !codeCtx && strings.IndexByte(low, '(') >= 0 && containsAny(low, cmdSinkHints) {
+		if !shellCtx && !codeCtx && m.has('(') && containsAny(low, cmdSinkHints) {
 			if loc := cmdCodeSink.FindStringIndex(low); loc != nil {
 				consider(Finding{Severity: threat.High, Score: 0.8, Evidence: "code execution call: " + excerpt(low, loc[0])})
 				return false
 			}
 		}
-		if at, cmd, ok := cmdChained(low, codeCtx); ok {
+		if at, cmd, ok := cmdChained(low, m, codeCtx); ok {
 			if shellCtx {
 				sev := threat.Low
 				if cmdRecon[cmd] {
@@ -223,7 +269,7 @@ func (d commandDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 				return false
 			}
 		}
-		if !shellCtx && !codeCtx && cs17.in(low) {
+		if !shellCtx && !codeCtx && m.any(cmdTemplateChars) {
 			if loc := cmdTemplateProbe.FindStringIndex(low); loc != nil {
 				consider(Finding{Severity: threat.Medium, Score: 0.5, Evidence: "template injection probe: " + excerpt(low, loc[0])})
 			}
@@ -244,7 +290,10 @@ func (d commandDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 // cmdChained finds a command introduced by a shell separator or substitution. At the start of the
 // value a command is only counted when a separator or substitution follows it too, so that a value
 // which merely is a word ("id", "ls") is not an injection.
-func cmdChained(s string, codeCtx bool) (int, string, bool) {
+func cmdChained(s string, m charSet, codeCtx bool) (int, string, bool) {
+	if !m.any(cmdSeparators) {
+		return 0, "", false
+	}
 	n := 0
 	for i := 0; i < len(s) && n < 32; i++ {
 		var sep string
@@ -348,6 +397,9 @@ func cmdBare(s string) (string, bool) {
 	if arg == "" || s[len(name)] != ' ' && s[len(name)] != '\t' {
 		return "", false
 	}
+	if !cmdNames.has(name) {
+		return "", false // none of the maps below has it
+	}
 	argLike := cs20.in(arg[:1]) || strings.HasPrefix(arg, "http") || strings.HasPrefix(arg, "c:")
 	if (cmdStrong[name] || cmdWeak[name]) && argLike {
 		return name, true
@@ -357,6 +409,21 @@ func cmdBare(s string) (string, bool) {
 	}
 	return "", false
 }
+
+// cmdNames is a wordFilter of the keys of cmdStrong, cmdWeak and cmdSubcommands: most words are
+// none of them, and a probe costs less than three map lookups.
+var cmdNames = func() *wordFilter {
+	var f wordFilter
+	for _, m := range []map[string]bool{cmdStrong, cmdWeak} {
+		for w := range m {
+			f.add(w)
+		}
+	}
+	for w := range cmdSubcommands {
+		f.add(w)
+	}
+	return &f
+}()
 
 // isCommandKey reports whether a parameter name says it holds a shell command line.
 func isCommandKey(key string) bool {

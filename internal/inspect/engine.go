@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/portcullis-ai/portcullis/internal/threat"
 )
@@ -213,6 +215,13 @@ type state struct {
 	// reportFn is st.report bound once per call: a method value passed through the Detector
 	// interface escapes, so binding it per value and detector would allocate each time.
 	reportFn func(Finding)
+	// key and keyFacts are the previous value's key and what detectors learnt about it (nothing,
+	// before the first value).
+	key      string
+	keyFacts factMemo
+	// arena holds the lower-cased Norm strings of this call's values (never reused: findings may
+	// keep pieces of it).
+	arena byteArena
 }
 
 func (st *state) report(f Finding) {
@@ -224,6 +233,7 @@ func (st *state) report(f Finding) {
 	for i := range fs {
 		if fs[i].Kind == f.Kind && fs[i].Path == f.Path {
 			if f.Severity > fs[i].Severity || f.Severity == fs[i].Severity && f.Score > fs[i].Score {
+				f.Path = fs[i].Path // (already a copy)
 				fs[i] = f
 			}
 			return
@@ -233,6 +243,7 @@ func (st *state) report(f Finding) {
 		st.dropped++
 		return
 	}
+	f.Path = strings.Clone(f.Path) // Value.Path aliases the walker's path buffer
 	st.sc.findings = append(fs, f)
 }
 
@@ -259,6 +270,7 @@ func (st *state) run(ctx context.Context, raw json.RawMessage) (Result, error) {
 		st.deadline = d
 	}
 	st.reportFn = st.report
+	st.arena.chunk = min(max(len(raw), 1<<10), 16<<10)
 	for _, cd := range st.e.callDets {
 		st.det = cd.(Detector).Name()
 		cd.InspectCall(st.call, st.reportFn)
@@ -310,10 +322,15 @@ func (st *state) visit(path []byte, key, s string, isKey bool) error {
 	if isKey {
 		k = ""
 	}
-	if normalizeValue(v, string(path), k, s, lim) {
+	// The path aliases the walker's buffer, which changes after this value: it is valid while the
+	// detectors look at v (which they must not retain), and report copies it into findings.
+	if normalizeValueIn(v, unsafe.String(unsafe.SliceData(path), len(path)), k, s, lim, &st.arena) {
 		st.capFinding(v.Path, "decoded readings of this value exceed the decoding cap")
 	}
 	v.IsKey = isKey
+	if k == st.key {
+		v.keyFacts = st.keyFacts // the elements of an array share their key: ask about it once
+	}
 	for _, d := range v.Decoded {
 		st.decoded += len(d)
 	}
@@ -321,6 +338,7 @@ func (st *state) visit(path []byte, key, s string, isKey bool) error {
 		st.det = st.e.names[i]
 		d.Inspect(st.call, v, st.reportFn)
 	}
+	st.key, st.keyFacts = k, v.keyFacts
 	return nil
 }
 

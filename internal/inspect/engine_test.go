@@ -373,3 +373,22 @@ func FuzzInspectText(f *testing.F) {
 		}
 	})
 }
+
+// TestFindingPathsOutliveTheWalk checks that findings keep their own paths: Value.Path aliases the
+// walker's path buffer, which later keys and indexes overwrite.
+func TestFindingPathsOutliveTheWalk(t *testing.T) {
+	e := New(Config{Detectors: []Detector{keywordDetector{"a", "alpha"}}})
+	raw := `{"first":{"inner_long_key":"alpha","x":"alpha"},"s":["alpha","b","alpha"],"zz":{"y":{"w":"alpha"}}}`
+	res, err := e.Inspect(context.Background(), "t", Request, json.RawMessage(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range res.Findings {
+		got = append(got, f.Path)
+	}
+	want := []string{"$.first.inner_long_key", "$.first.x", "$.s[0]", "$.s[2]", "$.zz.y.w"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("finding paths (-want +got):\n%s", diff)
+	}
+}

@@ -115,7 +115,7 @@ func readings(v *Value, fn func(s string) bool) {
 			return
 		}
 	}
-	if len(v.Decoded) == 0 && strings.IndexByte(v.Raw, '%') >= 0 {
+	if len(v.Decoded) == 0 && (v.chars == 0 || v.chars.has('%')) && strings.IndexByte(v.Raw, '%') >= 0 {
 		if d, err := url.PathUnescape(v.Raw); err == nil {
 			try(d)
 		}

@@ -305,6 +305,9 @@ func hasCall(s string) bool {
 	return false
 }
 
+// exfilCodeChars are cs24 and the '(' of hasCall and '-' of hasFlag.
+var exfilCodeChars = charsIn("|`$=;>(-")
+
 // hasFlag reports a command-line flag: " -x" or " --x".
 func hasFlag(s string) bool {
 	// Search for the '-' (rare in prose) rather than " -": spaces are everywhere, and each one
@@ -336,7 +339,8 @@ var (
 func (exfilDetector) code(c *Call, v *Value, report func(Finding)) {
 	s := v.Norm
 	// Code and shell commands carry calls, pipes, assignments or flags; prose rarely does.
-	if len(s) < 20 || !cs24.in(s) && !hasCall(s) && !hasFlag(s) {
+	// Each of the three needs a byte of exfilCodeChars: most prose is ruled out without a scan.
+	if len(s) < 20 || !v.readingChars(s).any(exfilCodeChars) || !cs24.in(s) && !hasCall(s) && !hasFlag(s) {
 		return
 	}
 	if harmLits.contains(s) {

@@ -52,7 +52,7 @@ func (d *injectionDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	tp := d.pool.Get().(*[]token)
 	defer d.pool.Put(tp)
 	var hits []hit
-	hits = d.analyze(c, v.Norm, tp, hits)
+	hits = d.analyze(c, v.Norm, v.readingChars(v.Norm), tp, hits)
 	// Hidden characters or homoglyphs that dressed up an instruction make it deliberate.
 	disguised := v.Homoglyphs > 0 || v.Hidden&(HiddenZeroWidth|HiddenBidi) != 0
 	for _, h := range hits {
@@ -71,7 +71,7 @@ func (d *injectionDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	}
 	for i, layer := range v.Decoded {
 		from := v.DecodedFrom[i]
-		lh := d.analyze(c, layer, tp, nil)
+		lh := d.analyze(c, layer, charsOf(layer), tp, nil)
 		for _, h := range lh {
 			kind, sev := KindEncodedInject, max(bump(h.sev), threat.High)
 			if from == LayerTags || from == LayerVariation {
@@ -154,16 +154,18 @@ func (d *injectionDetector) hidden(c *Call, v *Value, hadHit bool, report func(F
 
 func isASCIILetter(r rune) bool { return r < utf8.RuneSelf && (r|0x20) >= 'a' && (r|0x20) <= 'z' }
 
-// analyze runs every rule over one normalised text and appends the hits.
-func (d *injectionDetector) analyze(c *Call, text string, tp *[]token, hits []hit) []hit {
+// analyze runs every rule over one normalised text, whose charSet is chars, and appends the hits.
+func (d *injectionDetector) analyze(c *Call, text string, chars charSet, tp *[]token, hits []hit) []hit {
 	if len(text) < 8 {
 		return hits
 	}
 	toks := tokenize(text, (*tp)[:0])
 	*tp = toks
 	markSentences(toks)
-	hits = markup(c, text, hits)
-	hits = cjk(text, hits)
+	hits = markup(c, text, chars, hits)
+	if chars&charNonASCII != 0 {
+		hits = cjk(text, hits) // CJK is never ASCII
+	}
 	if len(toks) < 2 {
 		return hits
 	}
@@ -742,8 +744,8 @@ var roleWords = []struct {
 var fakeCall = regexp.MustCompile(`"(?:name|function|tool|tool_name)"\s*:\s*"[^"]{1,64}"\s*,\s*"(?:arguments|parameters|args|input)"\s*:|"(?:tool_calls|function_call|tool_use)"\s*:`)
 
 // markup finds chat-template tokens, role labels and fake tool calls.
-func markup(c *Call, text string, hits []hit) []hit {
-	if strings.IndexByte(text, '<') >= 0 || strings.IndexByte(text, '[') >= 0 {
+func markup(c *Call, text string, chars charSet, hits []hit) []hit {
+	if chars.has('<') || chars.has('[') {
 		if end, t, ok := templateSet.find(text); ok {
 			hits = append(hits, hit{kind: KindTemplate, sev: threat.High, score: 0.9, start: end - len(t), end: end})
 		}
@@ -754,7 +756,7 @@ func markup(c *Call, text string, hits []hit) []hit {
 			}
 		}
 	}
-	if strings.IndexByte(text, ':') >= 0 {
+	if chars.has(':') {
 		if roles, first, last := roleLabels(text); len(roles) > 0 {
 			sev := threat.Low
 			if len(roles) >= 2 || roles["system"] || roles["instruction"] || roles["instructions"] {
@@ -766,7 +768,7 @@ func markup(c *Call, text string, hits []hit) []hit {
 			hits = append(hits, hit{kind: KindTemplate, sev: sev, score: 0.5, start: first, end: last})
 		}
 	}
-	if strings.Contains(text, `":`) && callSet.contains(text) {
+	if chars.has('"') && strings.Contains(text, `":`) && callSet.contains(text) {
 		if loc := fakeCall.FindStringIndex(text); loc != nil {
 			sev := threat.Medium
 			if c.Direction == Response {

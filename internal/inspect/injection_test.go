@@ -225,3 +225,27 @@ func BenchmarkInjectionAdversarial(b *testing.B) {
 		d.Inspect(c, &v, func(Finding) {})
 	}
 }
+
+// TestLexTable checks the lexicon's hash table against the lexicon map, for every word, for
+// stem+"e" lookups, and for words that are not in it.
+func TestLexTable(t *testing.T) {
+	lexiconOnce.Do(initLexicon)
+	for w, c := range lexicon {
+		if got := lexTab.get(w); got != c {
+			t.Errorf("lexTab.get(%q) = %x, want %x", w, got, c)
+		}
+		if strings.HasSuffix(w, "e") {
+			if got := lexTab.getE(w[:len(w)-1]); got != c {
+				t.Errorf("lexTab.getE(%q) = %x, want %x", w[:len(w)-1], got, c)
+			}
+		}
+	}
+	for _, w := range []string{"", "meeting", "quarterly", "ignor", "ignoree", "e", "xyz"} {
+		if got, want := lexTab.get(w), lexicon[w]; got != want {
+			t.Errorf("lexTab.get(%q) = %x, want %x", w, got, want)
+		}
+		if got, want := lexTab.getE(w), lexicon[w+"e"]; got != want {
+			t.Errorf("lexTab.getE(%q) = %x, want %x", w, got, want)
+		}
+	}
+}

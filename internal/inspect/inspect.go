@@ -48,7 +48,10 @@ type Finding struct {
 // Value is one string of the inspected JSON (a leaf, or an object key), normalised once and shared
 // by every detector so that no detector decodes or folds on its own.
 type Value struct {
-	Path string // JSON path of the value
+	// Path is the JSON path of the value. In the engine it aliases the walker's path buffer: it is
+	// valid while a detector looks at the value (which it must not retain), and the engine copies it
+	// into the findings it keeps.
+	Path string
 	// Key is the name of the object member holding the value — for array elements, the member
 	// holding the array ("" at the root). Detectors use it as context: a "path", a "url", a "command".
 	Key string
@@ -73,6 +76,28 @@ type Value struct {
 	// skip a reading that differs from another only in case: foldSame or foldDiffer when
 	// normalizeValue filled it in, 0 for a Value built by hand (then it is computed on demand).
 	foldEq uint8
+	// keyFacts remembers what detectors learnt about Key (see nameFact); the engine carries it
+	// from one value to the next while the key stays the same.
+	keyFacts factMemo
+	// chars is the charSet of Raw (0 when not computed: a Value built by hand).
+	chars charSet
+}
+
+// readingChars returns the charSet of r, a reading of v: the one normalisation computed when r
+// is Raw, or Norm of an ASCII Raw (the same bytes but for case); otherwise it scans r.
+func (v *Value) readingChars(r string) charSet {
+	if v.chars != 0 && v.chars&charNonASCII == 0 {
+		if len(r) == len(v.Raw) && r == v.Raw {
+			return v.chars
+		}
+		if len(r) == len(v.Norm) && r == v.Norm && (r == v.Raw || v.normFoldsRaw()) {
+			if v.chars&charUpper != 0 {
+				return v.chars&^charUpper | charLower
+			}
+			return v.chars
+		}
+	}
+	return charsOf(r)
 }
 
 const (
@@ -111,6 +136,12 @@ type Call struct {
 	Config *Config
 	// Context is the caller's context: detectors that wait (DNS resolution) honour its deadline.
 	Context context.Context
+
+	// toolFacts remembers what detectors learnt about Tool (see nameFact).
+	toolFacts factMemo
+	// shellBy and shellTool remember the answer of the shell-tool matcher shellBy for Tool.
+	shellBy   *toolMatcher
+	shellTool bool
 }
 
 // Detector inspects one value and reports what it finds. Detectors must be safe for concurrent use,

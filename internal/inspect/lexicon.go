@@ -49,18 +49,34 @@ var lexicon map[string]uint32
 
 var lexiconOnce sync.Once
 
+// lexTab holds lexicon for lookups (built by initLexicon).
+var lexTab lexTable
+
 // lexFilter is a bitmap over (length, first byte, last byte) of the lexicon's words: most words
 // of ordinary text fail it, which saves the map lookup.
-var lexFilter [1 << 16]bool
+var lexFilter wordFilter
 
 func lexKey(w string) int {
 	return min(len(w), 15)<<12 | int(w[0]&63)<<6 | int(w[len(w)-1]&63)
 }
 
+// wordFilter is a set of words with false positives: a bitmap over their lexKey (8 KiB, so that it
+// stays in the L1 cache while a detector probes it for every word of a text).
+type wordFilter [1 << 10]uint64
+
+func (f *wordFilter) add(w string) { f.addKey(lexKey(w)) }
+
+func (f *wordFilter) addKey(k int) { f[k>>6] |= 1 << (k & 63) }
+
+// has reports whether w may be in the set (false: it certainly is not); w is not empty.
+func (f *wordFilter) has(w string) bool { return f.hasKey(lexKey(w)) }
+
+func (f *wordFilter) hasKey(k int) bool { return f[k>>6]&(1<<(k&63)) != 0 }
+
 func addWords(class uint32, words string) {
 	for _, w := range strings.Fields(words) {
 		lexicon[w] |= class
-		lexFilter[lexKey(w)] = true
+		lexFilter.add(w)
 	}
 }
 
@@ -157,6 +173,74 @@ func initLexicon() {
 		istruzioni инструкции промпт`)
 	addWords(wSpecial, `follow following obey mode anything`)
 	addWords(wPrep, `in to into within at inside throughout en dans in na nella в`)
+	lexTab.build(lexicon)
+}
+
+// lexTable is the lexicon as an open-addressing hash table: a small index of slots (which stays
+// in the cache) pointing into the entries. The tokenizer looks up most words of every text, and a
+// Go map lookup costs several times more (and lookups of stem+"e" would have to build the string).
+type lexTable struct {
+	slots   []uint16 // entry index + 1; 0 is an empty slot
+	entries []lexEntry
+	mask    uint32
+}
+
+type lexEntry struct {
+	word string
+	cls  uint32
+}
+
+// FNV-1a, 32 bits.
+const (
+	fnvOffset uint32 = 2166136261
+	fnvPrime  uint32 = 16777619
+)
+
+func fnvAdd(h uint32, s string) uint32 {
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint32(s[i])) * fnvPrime
+	}
+	return h
+}
+
+func (t *lexTable) build(words map[string]uint32) {
+	n := 1
+	for n < 2*len(words) {
+		n <<= 1
+	}
+	if len(words) >= 1<<16-1 {
+		panic("inspect: lexicon too large for lexTable")
+	}
+	t.slots, t.mask, t.entries = make([]uint16, n), uint32(n-1), make([]lexEntry, 0, len(words))
+	for w, c := range words {
+		t.entries = append(t.entries, lexEntry{w, c})
+		i := fnvAdd(fnvOffset, w) & t.mask
+		for t.slots[i] != 0 {
+			i = (i + 1) & t.mask
+		}
+		t.slots[i] = uint16(len(t.entries))
+	}
+}
+
+// get returns the classes of w (0 when it is not in the lexicon).
+func (t *lexTable) get(w string) uint32 {
+	for i := fnvAdd(fnvOffset, w) & t.mask; t.slots[i] != 0; i = (i + 1) & t.mask {
+		if e := &t.entries[t.slots[i]-1]; e.word == w {
+			return e.cls
+		}
+	}
+	return 0
+}
+
+// getE returns the classes of stem+"e" without building that string.
+func (t *lexTable) getE(stem string) uint32 {
+	h := (fnvAdd(fnvOffset, stem) ^ 'e') * fnvPrime
+	for i := h & t.mask; t.slots[i] != 0; i = (i + 1) & t.mask {
+		if e := &t.entries[t.slots[i]-1]; len(e.word) == len(stem)+1 && e.word[len(stem)] == 'e' && e.word[:len(stem)] == stem {
+			return e.cls
+		}
+	}
+	return 0
 }
 
 // token is one word of a text, with its lexicon classes.
@@ -213,7 +297,17 @@ func tokenize(text string, toks []token) []token {
 					}
 					break
 				}
-				toks = appendTok(toks, text, i, j, newSentence)
+				// The common case of appendTok inline: a word of the lexicon or none, without the
+				// "'s" or "-ing" forms appendTok also tries.
+				if w := text[i:j]; len(w) < 3 || w[len(w)-2] != '\'' && (len(w) < 6 || w[len(w)-1] != 'g') {
+					var cls uint32
+					if lexFilter.has(w) {
+						cls = lexTab.get(w)
+					}
+					toks = append(toks, token{start: int32(i), end: int32(j), cls: cls, sentStart: newSentence})
+				} else {
+					toks = appendTok(toks, text, i, j, newSentence)
+				}
 				newSentence = false
 				i = j
 				continue
@@ -268,23 +362,30 @@ func tokenize(text string, toks []token) []token {
 	return toks
 }
 
-func isWordChar(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c == '_'
-}
+func isWordChar(c byte) bool { return wordChars[c] }
+
+// wordChars is the set isWordChar tests, as a table: one load instead of four range tests, for
+// every byte the tokenizer reads.
+var wordChars = func() (t [256]bool) {
+	for c := 0; c < 256; c++ {
+		t[c] = c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c == '_'
+	}
+	return t
+}()
 
 // lexLookup is lexicon[w] behind lexFilter, which every lexicon word passes (addWords sets both).
 func lexLookup(w string) uint32 {
-	if w == "" || !lexFilter[lexKey(w)] {
+	if w == "" || !lexFilter.has(w) {
 		return 0
 	}
-	return lexicon[w]
+	return lexTab.get(w)
 }
 
 func appendTok(toks []token, text string, i, j int, start bool) []token {
 	w := text[i:j]
 	var cls uint32
-	if lexFilter[lexKey(w)] {
-		cls = lexicon[w]
+	if lexFilter.has(w) {
+		cls = lexTab.get(w)
 	}
 	if cls == 0 && len(w) > 2 && w[len(w)-2] == '\'' {
 		cls = lexLookup(w[:len(w)-2]) // your's, response's
@@ -296,8 +397,8 @@ func appendTok(toks []token, text string, i, j int, start bool) []token {
 		c := lexLookup(stem)
 		// stem+"e" is looked up only when the filter admits a word of its length, first and last
 		// byte: the concatenation costs more than the lookup.
-		if lexFilter[min(len(stem)+1, 15)<<12|int(stem[0]&63)<<6|int('e'&63)] {
-			c |= lexicon[stem+"e"]
+		if lexFilter.hasKey(min(len(stem)+1, 15)<<12 | int(stem[0]&63)<<6 | int('e'&63)) {
+			c |= lexTab.getE(stem)
 		}
 		if len(stem) > 3 && stem[len(stem)-1] == stem[len(stem)-2] {
 			c |= lexLookup(stem[:len(stem)-1])

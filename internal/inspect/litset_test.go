@@ -70,3 +70,69 @@ func FuzzFirstNonASCII(f *testing.F) {
 		}
 	})
 }
+
+// FuzzReadingChars checks that the charSet a detector gets for a reading of a value is the set of
+// byte classes of that reading, whichever reading it is.
+func FuzzReadingChars(f *testing.F) {
+	for _, s := range []string{"", "Meeting 3 with the team.", "a;b|c", "ÀB\x00c", "%41%42", "UPPER lower 09"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		v := NewValue("$.x", "x", s)
+		readings(&v, func(r string) bool {
+			want := charKnown
+			for i := 0; i < len(r); i++ {
+				want |= charBits[r[i]]
+			}
+			if got := v.readingChars(r); got != want {
+				t.Fatalf("readingChars(%q) of %q = %x, want %x", r, s, got, want)
+			}
+			return true
+		})
+	})
+}
+
+// FuzzPlainProseChars checks the charSet shortcut of plainProse against plainProse itself.
+func FuzzPlainProseChars(f *testing.F) {
+	for _, s := range []string{"see the report. then go", "a . b ? c", "up one level: cd ..", "x ?? y", "0x2e0x2e/ a", "0X1 b", "café . x", "a\x00 b", "a\x01 b", "nospace"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := plainProseChars(s, charsOf(s)), plainProse(s); got != want {
+			t.Fatalf("plainProseChars(%q) = %v, plainProse says %v", s, got, want)
+		}
+	})
+}
+
+// FuzzSWAR checks the eight-bytes-at-a-time tests against byte-by-byte ones.
+func FuzzSWAR(f *testing.F) {
+	f.Add("abcdefgh", byte('"'), 0)
+	f.Add("\x00\x7f\x80\xff 09:/", byte(0), 3)
+	f.Fuzz(func(t *testing.T, s string, c byte, from int) {
+		if len(s) >= 8 {
+			x := load8(s, 0)
+			var less, eq, digit bool
+			for i := 0; i < 8; i++ {
+				less = less || s[i] < 0x20
+				eq = eq || s[i] == c
+				digit = digit || s[i] >= '0' && s[i] <= '9'
+			}
+			if hasLess(x, 0x20) != less || hasByte(x, c) != eq || hasDigit(x) != digit {
+				t.Fatalf("%q: hasLess %v/%v hasByte(%q) %v/%v hasDigit %v/%v", s[:8], hasLess(x, 0x20), less, c, hasByte(x, c), eq, hasDigit(x), digit)
+			}
+		}
+		if from < 0 || from > len(s) {
+			return
+		}
+		want := len(s)
+		for i := from; i < len(s); i++ {
+			if s[i] >= '0' && s[i] <= '9' {
+				want = i
+				break
+			}
+		}
+		if got := nextDigit(s, from); got != want {
+			t.Fatalf("nextDigit(%q, %d) = %d, want %d", s, from, got, want)
+		}
+	})
+}

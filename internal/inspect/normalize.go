@@ -2,6 +2,7 @@ package inspect
 
 import (
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"html"
 	"strings"
@@ -85,11 +86,25 @@ func NewValue(path, key, raw string) Value {
 // normalizeValue fills v in place (so the engine can reuse Value slots) and reports whether a
 // decoding limit was reached.
 func normalizeValue(v *Value, path, key, raw string, lim *Limits) (capped bool) {
+	return normalizeValueIn(v, path, key, raw, lim, nil)
+}
+
+// normalizeValueIn is normalizeValue taking the lower-cased Norm of an ASCII value from arena
+// (nil: its own allocation).
+func normalizeValueIn(v *Value, path, key, raw string, lim *Limits, arena *byteArena) (capped bool) {
 	decoded := v.Decoded[:0]
 	from := v.DecodedFrom[:0]
 	*v = Value{Path: path, Key: key, Raw: raw}
 	var n normResult
-	normalizeText(raw, &n)
+	// One scan of raw serves normalisation, the decoder (which layers to try) and the detectors
+	// (Value.chars: which bytes occur at all).
+	f := scan(raw, lim.MinBlob)
+	if !f.nonASCII && f.upper {
+		n.ascii, n.text = true, asciiLowerIn(raw, arena)
+	} else {
+		normalizeScanned(raw, f, &n)
+	}
+	v.chars = f.chars
 	v.Norm, v.Hidden, v.HiddenCount, v.Homoglyphs = n.text, n.hidden, n.hiddenCount, n.homoglyphs
 	v.foldEq = foldDiffer
 	// For ASCII, Norm is Raw lower-cased: it folds to Raw whenever it is not Raw itself.
@@ -103,7 +118,7 @@ func normalizeValue(v *Value, path, key, raw string, lim *Limits) (capped bool) 
 	if n.varsel != "" {
 		d.add(n.varsel, LayerVariation, 0)
 	}
-	d.expand(raw, 0)
+	d.expandScanned(raw, f, 0)
 	v.Decoded, v.DecodedFrom = d.out, d.from
 	return d.capped
 }
@@ -121,46 +136,15 @@ type normResult struct {
 // scanFlags is what one pass over a string learns about which slower steps it needs.
 type scanFlags struct {
 	nonASCII, upper, percent, amp, backslash, blob bool
+	chars                                          charSet // every class of byte in the string
 }
-
-const (
-	fNonASCII uint8 = 1 << iota
-	fUpper
-	fPercent
-	fAmp
-	fBackslash
-)
-
-// byteFlags classifies each byte for scan: one table load and an OR per byte.
-var byteFlags = func() (t [256]uint8) {
-	for c := 0x80; c < 0x100; c++ {
-		t[c] = fNonASCII
-	}
-	for c := 'A'; c <= 'Z'; c++ {
-		t[c] = fUpper
-	}
-	t['%'], t['&'], t['\\'] = fPercent, fAmp, fBackslash
-	return t
-}()
 
 // scan computes the flags of s; blob detection (a run of minBlob or more base64 characters that
 // mixes character classes) looks at about len(s)/minBlob bytes of prose.
 func scan(s string, minBlob int) scanFlags {
-	// Four independent accumulators: one OR chain would make every byte wait for the previous.
-	var a0, a1, a2, a3 uint8
-	i := 0
-	for ; i+4 <= len(s); i += 4 {
-		a0 |= byteFlags[s[i]]
-		a1 |= byteFlags[s[i+1]]
-		a2 |= byteFlags[s[i+2]]
-		a3 |= byteFlags[s[i+3]]
-	}
-	for ; i < len(s); i++ {
-		a0 |= byteFlags[s[i]]
-	}
-	acc := a0 | a1 | a2 | a3
-	f := scanFlags{nonASCII: acc&fNonASCII != 0, upper: acc&fUpper != 0, percent: acc&fPercent != 0,
-		amp: acc&fAmp != 0, backslash: acc&fBackslash != 0}
+	acc := charsOf(s)
+	f := scanFlags{nonASCII: acc&charNonASCII != 0, upper: acc&charUpper != 0, percent: acc.has('%'),
+		amp: acc.has('&'), backslash: acc.has('\\'), chars: acc}
 	if minBlob < len(s) {
 		f.blob = hasBlob(s, minBlob)
 	}
@@ -230,7 +214,11 @@ func hiddenClass(r rune) Hidden {
 // normalizeText computes Norm: hidden characters stripped (and recorded), NFKC, lower case,
 // confusables folded to ASCII inside Latin text.
 func normalizeText(s string, out *normResult) {
-	f := scan(s, 1<<30)
+	normalizeScanned(s, scan(s, 1<<30), out)
+}
+
+// normalizeScanned is normalizeText given scan's flags of s.
+func normalizeScanned(s string, f scanFlags, out *normResult) {
 	if !f.nonASCII {
 		out.ascii = true
 		if f.upper {
@@ -280,9 +268,21 @@ func normalizeText(s string, out *normResult) {
 // asciiLower lower-cases an ASCII string with one allocation and one pass (strings.ToLower
 // would scan s again to learn what normalizeText's scan already knows). The buffer is never
 // written after the conversion, which is what makes unsafe.String sound here.
-func asciiLower(s string) string {
-	b := make([]byte, len(s))
-	for i := 0; i < len(s); i++ {
+func asciiLower(s string) string { return asciiLowerIn(s, nil) }
+
+// asciiLowerIn is asciiLower writing into memory from arena (nil: its own allocation). s must be
+// ASCII.
+func asciiLowerIn(s string, arena *byteArena) string {
+	b := arena.alloc(len(s))
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		// Eight bytes at a time: for ASCII bytes, c+0x3f has its high bit set when c >= 'A' and
+		// c+0x25 when c > 'Z'; no sum carries into the next byte.
+		x := load8(s, i)
+		upper := (x + 0x3f*swarOnes) &^ (x + 0x25*swarOnes) & swarHigh
+		binary.LittleEndian.PutUint64(b[i:], x|upper>>2)
+	}
+	for ; i < len(s); i++ {
 		c := s[i]
 		if c >= 'A' && c <= 'Z' {
 			c += 'a' - 'A'
@@ -290,6 +290,28 @@ func asciiLower(s string) string {
 		b[i] = c
 	}
 	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+// byteArena hands out pieces of larger allocations, so that the many short strings of one
+// inspection (the lower-cased Norm of each value) cost a few allocations instead of one each. A
+// piece is handed out once and never written again by the arena; an arena is never reused for
+// another inspection, so strings cut from it (which findings may keep) stay valid.
+type byteArena struct {
+	buf   []byte
+	chunk int // size of the next allocation
+}
+
+// alloc returns n bytes; a nil arena allocates them on their own.
+func (a *byteArena) alloc(n int) []byte {
+	if a == nil || n > a.chunk/4 {
+		return make([]byte, n)
+	}
+	if cap(a.buf)-len(a.buf) < n {
+		a.buf = make([]byte, 0, a.chunk)
+	}
+	l := len(a.buf)
+	a.buf = a.buf[:l+n]
+	return a.buf[l : l+n : l+n]
 }
 
 // confusables maps lower-case letters of other scripts that render like a Latin letter to that
@@ -429,7 +451,14 @@ func (d *decoder) expand(s string, depth int) {
 	if depth >= d.lim.MaxDecodeDepth {
 		return
 	}
-	f := scan(s, d.lim.MinBlob)
+	d.expandScanned(s, scan(s, d.lim.MinBlob), depth)
+}
+
+// expandScanned is expand given scan's flags of s (computed with d.lim.MinBlob).
+func (d *decoder) expandScanned(s string, f scanFlags, depth int) {
+	if depth >= d.lim.MaxDecodeDepth {
+		return
+	}
 	if f.percent {
 		if u, ok := percentDecode(s); ok {
 			d.add(u, LayerURL, depth)

@@ -161,3 +161,23 @@ func BenchmarkNewValue(b *testing.B) {
 		})
 	}
 }
+
+// FuzzASCIILower checks the eight-bytes-at-a-time lower-casing against strings.ToLower.
+func FuzzASCIILower(f *testing.F) {
+	f.Add("Meeting 3 WITH the Team @[`{ AZaz")
+	f.Fuzz(func(t *testing.T, s string) {
+		b := []byte(s)
+		for i := range b {
+			b[i] &= 0x7f // ASCII only, as normalisation guarantees
+		}
+		s = string(b)
+		var a byteArena
+		a.chunk = 64
+		if got, want := asciiLowerIn(s, &a), strings.ToLower(s); got != want {
+			t.Fatalf("asciiLowerIn(%q) = %q, want %q", s, got, want)
+		}
+		if got, want := asciiLower(s), strings.ToLower(s); got != want {
+			t.Fatalf("asciiLower(%q) = %q, want %q", s, got, want)
+		}
+	})
+}

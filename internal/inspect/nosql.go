@@ -27,6 +27,10 @@ var nosqlOperators = map[string]bool{
 	"$where": true, "$function": true, "$accumulator": true, "$eval": true,
 }
 
+// nosqlChars are the bytes of an operator or a quote break-out: a reading holding none of them
+// (nor "db.") is skipped.
+var nosqlChars = charsIn("$'\"|;")
+
 var (
 	// password[$ne]=1, user[$regex]=.*
 	nosqlBracket = regexp.MustCompile(`\[\s*\$([a-z]+)\s*\]\s*=`)
@@ -40,10 +44,10 @@ func (nosqlDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	if c.Direction == Response {
 		return
 	}
-	dbTool := isDatabaseTool(c.Tool)
+	dbTool := c.toolIs(factDatabaseTool, isDatabaseTool)
 	// Operator text inside a string is legitimate only where a database tool takes its filter as
 	// JSON text; in a user name or a search term it is an injection on any tool.
-	textFilter := dbTool && isFilterKey(v.Key)
+	textFilter := dbTool && v.keyIs(factFilterKey, isFilterKey)
 	found := func(sev threat.Level, score float64, why, at string) {
 		report(Finding{Kind: KindNoSQLInjection, Severity: sev, Path: v.Path, Evidence: why + ": " + excerpt(at, 0), Score: score})
 	}
@@ -57,6 +61,9 @@ func (nosqlDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	// says which.
 	inFilter := dbTool && isFilterKey(v.Path)
 	for _, k := range keys {
+		if len(k) < 3 || k[0] != '$' {
+			continue // every operator starts with '$' (and lower-casing makes no '$')
+		}
 		lk := strings.ToLower(k)
 		if code, ok := nosqlOperators[lk]; ok && (code || !inFilter) {
 			found(threat.High, 0.85, "query operator "+lk+" as key", k)
@@ -65,7 +72,7 @@ func (nosqlDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	}
 	var best Finding
 	foldedReadings(v, func(r string) bool {
-		if !cs7.in(r) && !strings.Contains(r, "db.") {
+		if m := v.readingChars(r); !m.any(nosqlChars) && !(m.has('.') && strings.Contains(r, "db.")) {
 			return true
 		}
 		r = lowerASCII(r)

@@ -47,7 +47,7 @@ func (d *pathDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	if c.Direction == Response {
 		return
 	}
-	pathKey := isPathKey(v.Key)
+	pathKey := v.keyIs(factPathKey, isPathKey)
 	var best Finding
 	readings(v, func(r string) bool {
 		if v.foldsRaw(r) {
@@ -56,7 +56,7 @@ func (d *pathDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 		if len(r) > maxPathScan {
 			r = r[:maxPathScan]
 		}
-		if f, ok := d.inspectReading(r, pathKey); ok && (best.Kind == "" || f.Severity > best.Severity || f.Severity == best.Severity && f.Score > best.Score) {
+		if f, ok := d.inspectReading(r, v.readingChars(r), pathKey); ok && (best.Kind == "" || f.Severity > best.Severity || f.Severity == best.Severity && f.Score > best.Score) {
 			best = f
 		}
 		return best.Severity < threat.High
@@ -67,14 +67,49 @@ func (d *pathDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	}
 }
 
-func (d *pathDetector) inspectReading(r string, pathKey bool) (Finding, bool) {
-	if !cs25.in(r) && !hasNonASCII(r) && !strings.Contains(r, "0x") {
+// pathChars are the bytes a path needs (with NUL, which shares charControl with other control
+// bytes and is tested on its own).
+var pathChars = charsIn("./\\%:")
+
+// inspectReading judges one reading r, whose charSet is m.
+func (d *pathDetector) inspectReading(r string, m charSet, pathKey bool) (Finding, bool) {
+	if !m.any(pathChars|charNonASCII) && !(m.any(charControl) && strings.IndexByte(r, 0) >= 0) &&
+		!(m.any(charDigit) && strings.Contains(r, "0x")) {
 		return Finding{}, false
 	}
-	if !pathKey && plainProse(r) {
+	if !pathKey && plainProseChars(r, m) {
 		return Finding{}, false
 	}
 	return d.inspectDecoded(r, pathKey)
+}
+
+// dotRun reports an occurrence of c ('.' or '?') followed by '.' or '?'.
+func dotRun(r string, c byte) bool {
+	for i := 0; ; {
+		j := strings.IndexByte(r[i:], c)
+		if j < 0 {
+			return false
+		}
+		i += j + 1
+		if i < len(r) && (r[i] == '.' || r[i] == '?') {
+			return true
+		}
+	}
+}
+
+// plainProseChars is plainProse given the charSet of r: the classes rule out most of its cases,
+// leaving a few substring searches instead of a byte-by-byte pass.
+func plainProseChars(r string, m charSet) bool {
+	if m.any(charNonASCII|charControl) || m.has('%') {
+		return plainProse(r)
+	}
+	if !m.any(charSpace | charTab | charReturn | charNewline) {
+		return false
+	}
+	if m.has('.') && dotRun(r, '.') || m.has('?') && dotRun(r, '?') {
+		return false
+	}
+	return !m.any(charDigit) || !strings.Contains(r, "0x") && !strings.Contains(r, "0X")
 }
 
 // inspectDecoded is inspectReading past its cheap gates.

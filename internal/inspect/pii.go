@@ -53,16 +53,19 @@ func (piiDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 		}
 		hits[k].n++
 	}
-	if strings.IndexByte(s, '@') >= 0 {
+	m := v.readingChars(s)
+	if m.has('@') {
 		scanEmails(s, func(m string) { add(0, m) })
 	}
 	// Phone, card, SSN, IPv4 and IBAN numbers all contain a digit: without one, skip their scans.
-	if cs30.in(s) {
-		phoneKey := isPhoneKey(v.Key)
+	if m.any(charDigit) {
+		phoneKey := v.keyIs(factPhoneKey, isPhoneKey)
 		scanNumbers(s, phoneKey, add)
 		scanIBANs(s, func(m string) { add(4, m) })
 	}
-	scanIPv6(s, func(m string) { add(5, m) })
+	if m.has(':') {
+		scanIPv6(s, func(m string) { add(5, m) }) // (an IPv6 address has at least two colons)
+	}
 	for k, h := range hits {
 		if h.n == 0 {
 			continue
@@ -140,6 +143,11 @@ func scanEmails(s string, found func(string)) {
 // SSN, payment card or phone number.
 func scanNumbers(s string, phoneKey bool, add func(int, string)) {
 	for i := 0; i < len(s); i++ {
+		// Every number starts at a digit or at the '+' or '(' right before one: jump there.
+		if d := nextDigit(s, i); d > i+1 {
+			i = d - 2 // (the loop adds one)
+			continue
+		}
 		c := s[i]
 		if !(isDigit(c) || (c == '+' || c == '(') && i+1 < len(s) && isDigit(s[i+1])) {
 			continue
@@ -356,7 +364,12 @@ var ibanLengths = map[string]int{
 // alphanumerics, optionally in groups of four separated by single spaces, passing mod-97.
 func scanIBANs(s string, found func(string)) {
 	for i := 0; i+15 <= len(s); i++ {
-		if !isLetter(s[i]) || !isLetter(s[i+1]) || !isDigit(s[i+2]) || !isDigit(s[i+3]) || i > 0 && isAlnum(s[i-1]) {
+		// An IBAN's third byte is a digit: jump to the next position where that holds.
+		if d := nextDigit(s, i+2); d > i+2 {
+			i = d - 3 // (the loop adds one)
+			continue
+		}
+		if !isDigit(s[i+2]) || !isDigit(s[i+3]) || !isLetter(s[i]) || !isLetter(s[i+1]) || i > 0 && isAlnum(s[i-1]) {
 			continue
 		}
 		cc := strings.ToUpper(s[i : i+2])

@@ -138,13 +138,10 @@ func (secretDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 		if len(s) > maxSecretScan {
 			s = s[:maxSecretScan]
 		}
-		// One pass over the text; at each byte only the prefixes starting with it (and its
-		// successor) are tried.
+		// One pass over the text; at each byte only the prefixes starting with it (and the next
+		// two) are tried.
 		tries := 0
-		for i := 0; i+1 < len(s); i++ {
-			if secretPairs[int(s[i])<<8|int(s[i+1])] == 0 {
-				continue
-			}
+		try := func(i int) {
 			for _, sp := range secretIndex[s[i]] {
 				r := &secretRules[sp.rule]
 				if seen[r.kind] || !strings.HasPrefix(s[i:], sp.prefix) {
@@ -156,8 +153,31 @@ func (secretDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 				secretAt(s, i, sp.prefix, r, emit)
 			}
 		}
+		f := secretTriples
+		var p uint32
+		if len(s) > 0 {
+			p = uint32(s[0])
+		}
+		for i := 0; i+2 < len(s); i++ {
+			// tripleFilter.has, spelt out: this loop runs for every byte of every value. p holds
+			// the pair at i, rolled forward one byte per step.
+			p = p<<8&0xff00 | uint32(s[i+1])
+			if f.pairs[p>>6]&(1<<(p&63)) == 0 {
+				continue
+			}
+			if h := tripleHash(s[i], s[i+1], s[i+2]); f.short[p>>6]&(1<<(p&63)) != 0 || f.triples[h>>6]&(1<<(h&63)) != 0 {
+				try(i)
+			}
+		}
+		// The last pair: only a two-byte prefix fits there.
+		if i := len(s) - 2; i >= 0 && f.has(s[i], s[i+1], 0) {
+			try(i)
+		}
 		if len(seen) == 0 {
-			scanGenericSecrets(s, v.Key, emit) // a recognised format already explains the assignment
+			// (a recognised format already explains the assignment; without ':' or '=' there is none)
+			if v.readingChars(s).any(secretAssignChars) {
+				scanGenericSecrets(s, v.Key, emit)
+			}
 		}
 	}
 	scan(v.Raw)
@@ -174,7 +194,7 @@ func (secretDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	// A credential-named parameter holding a credential-looking value: {"password": "..."}. That is
 	// the parameter's purpose — a login tool takes a password — so it is recorded (policies can
 	// restrict which tools receive credentials) but not alarming on its own.
-	if secretKeyName(v.Key) && !v.IsKey && len(v.Raw) >= 8 && len(v.Raw) <= 512 && !cs0.in(v.Raw) &&
+	if v.keyIs(factSecretKey, secretKeyName) && !v.IsKey && len(v.Raw) >= 8 && len(v.Raw) <= 512 && !cs0.in(v.Raw) &&
 		looksRandom(v.Raw, 2.5) && !secretPlaceholder(v.Raw) {
 		emit(KindSecretGeneric, threat.Low, 0.5, "credential in parameter "+v.Key, v.Raw)
 	}
@@ -195,16 +215,54 @@ var secretIndex = func() (idx [256][]secretPrefix) {
 	return idx
 }()
 
-// secretPairs marks the first two bytes of every prefix, so that most positions of a text are
-// rejected with one table load.
-var secretPairs = func() (t [65536]uint8) {
+// secretTriples marks the first three bytes of every prefix, so that most positions of a text
+// are rejected with two bit tests. Prose is full of the first two bytes of some prefix ("sk" in
+// "task", "se" in "service", "fi" in "file"); far fewer positions also match the third.
+var secretTriples = func() *tripleFilter {
+	var f tripleFilter
 	for _, r := range secretRules {
 		for _, p := range r.prefixes {
-			t[int(p[0])<<8|int(p[1])] = 1
+			f.add(p)
 		}
 	}
-	return t
+	return &f
 }()
+
+// tripleFilter is a set of strings' first three bytes, with false positives: a bitmap of their
+// first two bytes, then a bitmap of a hash of all three (8 KiB each, small enough to stay in the L1
+// cache). A two-byte string passes with any third byte.
+type tripleFilter struct {
+	pairs, short, triples [1024]uint64
+}
+
+func tripleHash(a, b, c byte) uint32 {
+	return (uint32(a)<<16 | uint32(b)<<8 | uint32(c)) * 2654435761 >> 16
+}
+
+// add adds s, which has at least two bytes.
+func (f *tripleFilter) add(s string) {
+	p := uint32(s[0])<<8 | uint32(s[1])
+	f.pairs[p>>6] |= 1 << (p & 63)
+	if len(s) == 2 {
+		f.short[p>>6] |= 1 << (p & 63)
+		return
+	}
+	h := tripleHash(s[0], s[1], s[2])
+	f.triples[h>>6] |= 1 << (h & 63)
+}
+
+// has reports whether abc may be in the set (false: it certainly is not).
+func (f *tripleFilter) has(a, b, c byte) bool {
+	p := uint32(a)<<8 | uint32(b)
+	if f.pairs[p>>6]&(1<<(p&63)) == 0 {
+		return false
+	}
+	if f.short[p>>6]&(1<<(p&63)) != 0 {
+		return true
+	}
+	h := tripleHash(a, b, c)
+	return f.triples[h>>6]&(1<<(h&63)) != 0
+}
 
 // secretAt checks rule r at offset i of s, where prefix p occurs, and reports a match.
 func secretAt(s string, i int, p string, r *secretRule, emit func(string, threat.Level, float64, string, string)) bool {
@@ -274,6 +332,9 @@ func urlPasswordReal(pw string) bool {
 // secretKeywords are the name fragments secretGeneric needs; the regexp runs only in windows
 // around them, so ordinary text costs a few substring searches.
 var secretKeywords = []string{"pass", "pwd", "secret", "token", "api", "key", "auth", "credential", "login"}
+
+// secretAssignChars is cs3, the bytes scanGenericSecrets needs, as a charSet.
+var secretAssignChars = charsIn("=:")
 
 func scanGenericSecrets(s, key string, emit func(string, threat.Level, float64, string, string)) {
 	if !cs3.in(s) {

@@ -103,3 +103,34 @@ func FuzzSecretDetector(f *testing.F) {
 }
 
 func BenchmarkSecrets(b *testing.B) { benchDetector(b, secretDetector{}) }
+
+// FuzzTripleFilter checks that tripleFilter never rejects the start of a string added to it, nor
+// secretTriples a secret prefix, whatever follows it.
+func FuzzTripleFilter(f *testing.F) {
+	f.Add("ghp_x", byte('a'))
+	f.Add("SK", byte(0))
+	f.Fuzz(func(t *testing.T, s string, c byte) {
+		for _, r := range secretRules {
+			for _, p := range r.prefixes {
+				third := c
+				if len(p) > 2 {
+					third = p[2]
+				}
+				if !secretTriples.has(p[0], p[1], third) {
+					t.Fatalf("secretTriples rejects the prefix %q", p)
+				}
+			}
+		}
+		if len(s) >= 2 {
+			var g tripleFilter
+			g.add(s)
+			third := c
+			if len(s) > 2 {
+				third = s[2]
+			}
+			if !g.has(s[0], s[1], third) {
+				t.Fatalf("tripleFilter rejects %q just added", s)
+			}
+		}
+	})
+}

@@ -38,7 +38,9 @@ func (sqlDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 		return // a tool result is data for the agent, not input to a query
 	}
 	var best Finding
-	dbContext := sqlContext(c.Tool, v.Key)
+	// The tool or the parameter is meant to carry SQL: then a whole statement is expected, and
+	// only attack structures inside it are findings.
+	dbContext := v.keyIs(factSQLKey, sqlKey) || c.toolIs(factSQLTool, isSQLTool) && v.keyIs(factSQLToolKey, sqlToolKey)
 	readings(v, func(r string) bool {
 		if len(r) < 3 || r == v.Raw && len(v.Norm) == len(r) && v.normFoldsRaw() {
 			return true // Norm is this reading lower-cased, and case means nothing to SQL
@@ -46,7 +48,7 @@ func (sqlDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 		if len(r) > maxSQLScan {
 			r = r[:maxSQLScan]
 		}
-		f, ok := sqlReading(r, dbContext)
+		f, ok := sqlReading(r, v.readingChars(r), dbContext)
 		if ok && f.Score > best.Score {
 			best = f
 		}
@@ -58,22 +60,25 @@ func (sqlDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	}
 }
 
-// sqlToolWords are the words sqlContext looks for, matched in one pass.
+// sqlToolWords are the words isSQLTool looks for, matched in one pass.
 var sqlToolWords = newLitSet("sql", "database", "db", "postgres", "mysql", "sqlite", "oracle", "mssql", "snowflake", "bigquery", "redshift", "clickhouse", "warehouse", "duckdb")
 
-// sqlContext reports whether the tool or the parameter is meant to carry SQL: then a whole
-// statement is expected, and only attack structures inside it are findings.
-func sqlContext(tool, key string) bool {
-	k := strings.ToLower(key)
-	switch k {
+// sqlKey reports a parameter name that always carries SQL.
+func sqlKey(key string) bool {
+	switch strings.ToLower(key) {
 	case "sql", "statement", "stmt", "sql_query", "sqlquery", "sql_statement", "raw_sql":
 		return true
 	}
-	t := strings.ToLower(tool)
-	if sqlToolWords.contains(t) {
-		return k == "" || strings.Contains(k, "query") || strings.Contains(k, "sql") || k == "q" || k == "command"
-	}
 	return false
+}
+
+// isSQLTool reports a tool name that says it talks to a SQL database.
+func isSQLTool(tool string) bool { return sqlToolWords.contains(strings.ToLower(tool)) }
+
+// sqlToolKey reports a parameter name that, on a SQL tool, carries the statement.
+func sqlToolKey(key string) bool {
+	k := strings.ToLower(key)
+	return k == "" || strings.Contains(k, "query") || strings.Contains(k, "sql") || k == "q" || k == "command"
 }
 
 var sqlTokPool = sync.Pool{New: func() any { b := make([]sqlTok, 0, 64); return &b }}
@@ -83,14 +88,16 @@ var sqlTokPool = sync.Pool{New: func() any { b := make([]sqlTok, 0, 64); return 
 var sqlTypography = strings.NewReplacer("\u2019", "'", "\u2018", "'", "\u2032", "'", "\u02bc", "'",
 	"\u201c", `"`, "\u201d", `"`, "\u2033", `"`, "\u2013", "--", "\u2014", "--")
 
-func sqlReading(r string, dbContext bool) (Finding, bool) {
+func sqlReading(r string, rc charSet, dbContext bool) (Finding, bool) {
 	lower := lowerASCII(r)
-	if hasNonASCII(lower) {
+	lc := rc
+	if rc&charNonASCII != 0 {
 		lower = sqlTypography.Replace(lower)
+		lc = charsOf(lower)
 	}
-	if !sqlWorthLexing(lower) {
+	if !sqlWorthLexingChars(lower, lc) {
 		// No operator, comment, keyword or quote break-out: nothing for the lexer to find.
-		if len(r) <= maxBareFragment && sqlPunctuated(r) {
+		if len(r) <= maxBareFragment && rc.any(sqlPunctChars) && sqlPunctuated(r) {
 			if li, fp := libinjection.IsSQLi(r); li {
 				return Finding{Kind: KindSQLInjection, Severity: threat.Low, Evidence: "libinjection " + fp + ": " + excerpt(r, 0), Score: 0.3}, true
 			}
@@ -195,24 +202,18 @@ func sqlGateSingle(w string) bool {
 // anything a lexer rule needs — an operator or comment, a SQL keyword, a keyword pair ("order by",
 // "drop table", "or true"), a dangerous function call, a quote followed by a boolean operator, or a
 // value that starts with a boolean operator. Prose fails it and is not lexed.
-func sqlWorthLexing(s string) bool {
-	if sqlOperatorOrComment(s) {
+func sqlWorthLexing(s string) bool { return sqlWorthLexingChars(s, charsOf(s)) }
+
+// sqlWorthLexingChars is sqlWorthLexing given the charSet of s.
+func sqlWorthLexingChars(s string, sc charSet) bool {
+	if sc.any(sqlOpChars) && sqlOperatorOrComment(s) {
 		return true
 	}
 	var prev, prev2 string
 	first := true
-	nextByte := func(j int) byte {
-		for j < len(s) && (s[j] == ' ' || s[j] == '\t') {
-			j++
-		}
-		if j < len(s) {
-			return s[j]
-		}
-		return 0
-	}
 	for i := 0; i < len(s); {
 		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+		if sqlWordClass[c]&sqlWordStart == 0 {
 			if c == '\'' || c == '"' || c == '`' {
 				// A quote followed by a boolean operator: `' or '1`, `") and (`.
 				j := i + 1
@@ -227,32 +228,15 @@ func sqlWorthLexing(s string) bool {
 			continue
 		}
 		j := i
-		for j < len(s) && (s[j] >= 'a' && s[j] <= 'z' || s[j] >= '0' && s[j] <= '9' || s[j] == '_' || s[j] == '$') {
+		var seen uint8
+		for j < len(s) && sqlWordClass[s[j]]&sqlWordRest != 0 {
+			seen |= sqlWordClass[s[j]]
 			j++
 		}
 		w := s[i:j]
-		switch {
-		case sqlGateSingle(w):
-			return true
-		case strings.IndexByte(w, '_') > 0 && (strings.HasPrefix(w, "xp_") || strings.HasPrefix(w, "pg_") || strings.HasPrefix(w, "dbms_") || strings.HasPrefix(w, "utl_") || strings.HasPrefix(w, "current_") || strings.HasPrefix(w, "sp_")):
-			// (every prefix holds a '_': most words are rejected by one byte search)
-			return true
-		case first && (w == "or" || w == "and"):
-			return true // an appended condition
-		case (w == "true" || w == "false" || w == "null" || w == "not") && (prev == "or" || prev == "and"):
-			return true
-		case w == "by" && (prev == "order" || prev == "group"):
-			return true
-		case (w == "table" || w == "database" || w == "user" || w == "index" || w == "view" || w == "schema" || w == "login") && (prev == "create" || prev == "drop" || prev == "alter"):
-			return true
-		case w == "into" && prev == "insert", w == "from" && prev == "delete", w == "insert" && prev == "bulk", w == "set" && prev2 == "update",
-			(w == "from" || w == "to") && prev2 == "copy", w == "tables" && prev == "show", w == "database" && prev == "backup":
-			return true
-		case w == "like" && (nextByte(j) == '\'' || nextByte(j) == '"'):
-			return true
-		case nextByte(j) == '(' && (sqlDangerFuncs[w] != "" || w == "version" || w == "database" || w == "user"):
-			return true
-		case w == "sys" && j < len(s) && s[j] == '.':
+		// Most words of prose are none of the words sqlWordGate compares with (nor hold the '_' of
+		// its function prefixes): one table probe rules them out.
+		if (sqlGateFilter.has(w) || seen&sqlWordUnderscore != 0) && sqlWordGate(s, j, w, prev, prev2, first) {
 			return true
 		}
 		prev2, prev, first = prev, w, false
@@ -260,6 +244,86 @@ func sqlWorthLexing(s string) bool {
 	}
 	return false
 }
+
+// sqlWordGate reports whether the word w = s[:j]'s last word, after prev2 and prev, makes s worth
+// lexing. Every word it can accept is one of its string literals, a key of sqlDangerFuncs or a
+// word holding '_' — what sqlGateFilter is built from (TestSQLGateFilter checks that).
+func sqlWordGate(s string, j int, w, prev, prev2 string, first bool) bool {
+	nextByte := func(j int) byte {
+		for j < len(s) && (s[j] == ' ' || s[j] == '\t') {
+			j++
+		}
+		if j < len(s) {
+			return s[j]
+		}
+		return 0
+	}
+	switch {
+	case sqlGateSingle(w):
+		return true
+	case strings.IndexByte(w, '_') > 0 && (strings.HasPrefix(w, "xp_") || strings.HasPrefix(w, "pg_") || strings.HasPrefix(w, "dbms_") || strings.HasPrefix(w, "utl_") || strings.HasPrefix(w, "current_") || strings.HasPrefix(w, "sp_")):
+		// (every prefix holds a '_': most words are rejected by one byte search)
+		return true
+	case first && (w == "or" || w == "and"):
+		return true // an appended condition
+	case (w == "true" || w == "false" || w == "null" || w == "not") && (prev == "or" || prev == "and"):
+		return true
+	case w == "by" && (prev == "order" || prev == "group"):
+		return true
+	case (w == "table" || w == "database" || w == "user" || w == "index" || w == "view" || w == "schema" || w == "login") && (prev == "create" || prev == "drop" || prev == "alter"):
+		return true
+	case w == "into" && prev == "insert", w == "from" && prev == "delete", w == "insert" && prev == "bulk", w == "set" && prev2 == "update",
+		(w == "from" || w == "to") && prev2 == "copy", w == "tables" && prev == "show", w == "database" && prev == "backup":
+		return true
+	case w == "like" && (nextByte(j) == '\'' || nextByte(j) == '"'):
+		return true
+	case nextByte(j) == '(' && (sqlDangerFuncs[w] != "" || w == "version" || w == "database" || w == "user"):
+		return true
+	case w == "sys" && j < len(s) && s[j] == '.':
+		return true
+	}
+	return false
+}
+
+// sqlGateWords are the words sqlWordGate compares a word or its predecessors with (besides
+// sqlDangerFuncs and words with '_'); sqlGateFilter is built from them.
+const sqlGateWords = `union select sleep benchmark waitfor exec execute truncate having rlike regexp shutdown declare
+	pragma outfile dumpfile information_schema load_file session_user system_user extractvalue updatexml sysobjects
+	sysusers syscolumns sysdatabases randomblob or and true false null not by table database user index view schema
+	login into from insert set to tables like version sys
+	order group create drop alter delete bulk update copy show backup` // (the last line only precedes the others)
+
+// Byte classes of sqlWorthLexing's word scan.
+const (
+	sqlWordStart      uint8 = 1 << iota // a-z 0-9 _ : starts a word
+	sqlWordRest                         // a-z 0-9 _ $ : continues one
+	sqlWordUnderscore                   // _
+)
+
+var sqlWordClass = func() (t [256]uint8) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = sqlWordStart | sqlWordRest
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = sqlWordStart | sqlWordRest
+	}
+	t['_'] = sqlWordStart | sqlWordRest | sqlWordUnderscore
+	t['$'] = sqlWordRest
+	return t
+}()
+
+// sqlGateFilter is a bitmap over (length, first byte, last byte) — lexKey — of the words
+// sqlWordGate can accept: a word that misses it is not looked at further.
+var sqlGateFilter = func() *wordFilter {
+	var f wordFilter
+	for _, w := range strings.Fields(sqlGateWords) {
+		f.add(w)
+	}
+	for w := range sqlDangerFuncs {
+		f.add(w)
+	}
+	return &f
+}()
 
 // sqlOperatorOrComment reports, in one pass, any of =<>;#@|& or a "--" or "/*" comment opener.
 func sqlOperatorOrComment(s string) bool {
@@ -285,6 +349,13 @@ func sqlOperatorOrComment(s string) bool {
 }
 
 var sqlOpStart = newByteSet("=<>;#@|&-/")
+
+// sqlOpChars and sqlPunctChars are the bytes without which sqlOperatorOrComment and
+// sqlPunctuated are false.
+var (
+	sqlOpChars    = charsIn("=<>;#@|&-/")
+	sqlPunctChars = charsIn("'\"`();#-/")
+)
 
 // sqlPunctuated reports the punctuation a SQL fragment needs to break out of a literal or a
 // clause: quotes, parentheses, comments, statement separators. Ids, dates, paths and URLs lack it.

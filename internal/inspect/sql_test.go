@@ -1,6 +1,10 @@
 package inspect
 
 import (
+	"go/ast"
+	"go/parser"
+	gotoken "go/token"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -135,6 +139,75 @@ func FuzzSQLOperatorOrComment(f *testing.F) {
 		want := strings.ContainsAny(s, "=<>;#@|&") || strings.Contains(s, "--") || strings.Contains(s, "/*")
 		if got := sqlOperatorOrComment(s); got != want {
 			t.Fatalf("sqlOperatorOrComment(%q) = %v, want %v", s, got, want)
+		}
+	})
+}
+
+// TestSQLGateFilter checks that sqlGateFilter lets through every word sqlWordGate can accept: each
+// word-shaped string literal of sqlWordGate and sqlGateSingle (read from the source, so a word added
+// there and forgotten in sqlGateWords fails here) and each key of sqlDangerFuncs.
+func TestSQLGateFilter(t *testing.T) {
+	file, err := parser.ParseFile(gotoken.NewFileSet(), "sql.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var words []string
+	for _, decl := range file.Decls {
+		fn, ok := decl.(*ast.FuncDecl)
+		if !ok || fn.Name.Name != "sqlWordGate" && fn.Name.Name != "sqlGateSingle" {
+			continue
+		}
+		ast.Inspect(fn, func(n ast.Node) bool {
+			if lit, ok := n.(*ast.BasicLit); ok && lit.Kind == gotoken.STRING {
+				if w, err := strconv.Unquote(lit.Value); err == nil && w != "" && strings.Trim(w, "abcdefghijklmnopqrstuvwxyz0123456789_$") == "" {
+					words = append(words, w)
+				}
+			}
+			return true
+		})
+	}
+	if len(words) < 40 {
+		t.Fatalf("found only %d words in sqlWordGate and sqlGateSingle", len(words))
+	}
+	for w := range sqlDangerFuncs {
+		words = append(words, w)
+	}
+	for _, w := range words {
+		if !sqlGateFilter.has(w) && !strings.Contains(w, "_") {
+			t.Errorf("sqlGateFilter rejects %q, which sqlWordGate accepts", w)
+		}
+	}
+}
+
+// FuzzSQLWorthLexing checks sqlWorthLexing's word filter against asking sqlWordGate about every word.
+func FuzzSQLWorthLexing(f *testing.F) {
+	for _, s := range []string{"meeting with the team", "x or true", "order by 1", "drop table t", "sleep(1)", "a like 'b'",
+		"xp_cmdshell", "update t set a", "copy t from", "sys.tables", "' or '1", "select", "backup database", "user()"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		s = lowerASCII(s)
+		want := sqlOperatorOrComment(s)
+		var prev, prev2 string
+		for i, first := 0, true; i < len(s) && !want; {
+			if !(s[i] >= 'a' && s[i] <= 'z' || s[i] >= '0' && s[i] <= '9' || s[i] == '_') {
+				if q := s[i]; q == '\'' || q == '"' || q == '`' {
+					r := strings.TrimLeft(s[i+1:], " )\t")
+					want = strings.HasPrefix(r, "or") || strings.HasPrefix(r, "and") || strings.HasPrefix(r, "xor") || strings.HasPrefix(r, "div")
+				}
+				i++
+				continue
+			}
+			j := i
+			for j < len(s) && (s[j] >= 'a' && s[j] <= 'z' || s[j] >= '0' && s[j] <= '9' || s[j] == '_' || s[j] == '$') {
+				j++
+			}
+			want = sqlWordGate(s, j, s[i:j], prev, prev2, first)
+			prev2, prev, first = prev, s[i:j], false
+			i = j
+		}
+		if got := sqlWorthLexing(s); got != want {
+			t.Fatalf("sqlWorthLexing(%q) = %v, asking sqlWordGate about every word says %v", s, got, want)
 		}
 	})
 }

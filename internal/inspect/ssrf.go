@@ -37,9 +37,8 @@ func (d ssrfDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	if c.Direction == Response {
 		return
 	}
-	hostKey := isHostKey(v.Key)
-	lk := strings.ToLower(v.Key)
-	lookupKey := lk == "ip" || strings.HasPrefix(lk, "ip_") || strings.HasSuffix(lk, "_ip") || strings.Contains(lk, "ip_address")
+	hostKey := v.keyIs(factHostKey, isHostKey)
+	lookupKey := v.keyIs(factIPLookupKey, ssrfLookupKey)
 	ctx := c.Context
 	if ctx == nil {
 		ctx = context.Background()
@@ -52,7 +51,7 @@ func (d ssrfDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 		if len(r) > 16384 {
 			r = r[:16384]
 		}
-		if !hostKey && !strings.Contains(r, "://") {
+		if !hostKey && !(v.readingChars(r).has(':') && strings.Contains(r, "://")) {
 			return true // extractURLs finds nothing without a scheme separator outside a host parameter
 		}
 		for i, u := range extractURLs(r, hostKey) {
@@ -125,6 +124,12 @@ func (d ssrfDetector) resolveClass(parent context.Context, host string) string {
 		}
 	}
 	return ""
+}
+
+// ssrfLookupKey reports whether a parameter name says it holds an IP address to look up.
+func ssrfLookupKey(key string) bool {
+	lk := strings.ToLower(key)
+	return lk == "ip" || strings.HasPrefix(lk, "ip_") || strings.HasSuffix(lk, "_ip") || strings.Contains(lk, "ip_address")
 }
 
 // hostKeyWords are the words isHostKey looks for, matched in one pass.

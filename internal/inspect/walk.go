@@ -261,6 +261,20 @@ func (w *walker) str() (string, error) {
 	i := start
 	var hi byte // OR of the bytes seen: UTF-8 needs checking only when one is non-ASCII
 	for i < len(s) {
+		// Skip eight bytes at a time while none is a quote, a backslash or a control byte.
+		for i+8 <= len(s) {
+			x := load8(s, i)
+			if hasByte(x, '"') || hasByte(x, '\\') || hasLess(x, 0x20) {
+				break
+			}
+			if x&swarHigh != 0 {
+				hi = utf8.RuneSelf
+			}
+			i += 8
+		}
+		if i >= len(s) {
+			break
+		}
 		c := s[i]
 		if c == '"' {
 			w.pos = i + 1
