@@ -667,6 +667,13 @@ rules:
 	if code != 0 || !strings.Contains(out, "ev__echo") {
 		t.Fatalf("inventory --upstream: %d %s %s", code, out, stderr)
 	}
+	// A sole unnamed upstream is chosen with --upstream "", and its tools keep their names.
+	unnamed, _, _ := initData(t)
+	appendConfig(t, unnamed, "mcp:\n  upstreams:\n    - url: "+url+"\n")
+	code, out, stderr = cli(t, nil, "inventory", "--upstream", "", "--data", unnamed)
+	if code != 0 || !strings.Contains(out, "echo") || strings.Contains(out, "__echo") {
+		t.Fatalf("inventory --upstream \"\": %d %s %s", code, out, stderr)
+	}
 	d := startServe(t, dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -22,6 +22,7 @@ const inventoryUsage = `usage:
   portcullis inventory [--agent ID] [--prefix NAME__] [--out FILE] -- COMMAND ARGS...
   portcullis inventory [--agent ID] [--prefix NAME__] [--out FILE] --url URL
   portcullis inventory [--agent ID] [--out FILE] --upstream NAME [--config FILE | --data DIR]
+      (--upstream "" names a sole unnamed upstream)
 
 Connects to an MCP server, lists its tools with their annotations, ranks them by risk and writes
 a starter deny-by-default policy (to --out, default stdout after the table).
@@ -43,9 +44,12 @@ func runInventory(ctx context.Context, std Stdio, args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
+	// --upstream "" is a choice too: the sole upstream left unnamed in the configuration.
+	upstreamSet := false
+	fs.Visit(func(f *flag.Flag) { upstreamSet = upstreamSet || f.Name == "upstream" })
 	var t sdk.Transport
 	var source string
-	if *upstream != "" {
+	if upstreamSet {
 		if *url != "" || fs.NArg() > 0 {
 			problem(std.Err, "inventory: --upstream takes no --url or command", "")
 			return exitUsage
@@ -74,8 +78,8 @@ func runInventory(ctx context.Context, std Stdio, args []string) int {
 			stderr = os.Stderr
 		}
 		t = app.MCPUpstreams([]config.MCPUpstream{*found}, stderr)[0].NewTransport()
-		source = "upstream " + found.Name + " of " + path
-		if *prefix == "" {
+		source = fmt.Sprintf("upstream %q of %s", found.Name, path)
+		if *prefix == "" && found.Name != "" { // an unnamed upstream's tools keep their names
 			*prefix = found.Name + mcpgw.Separator
 		}
 	}
