@@ -139,7 +139,7 @@ type Options struct {
 	// then decided by guard.Check under ToolSamplingCreateMessage / ToolElicitationCreate, and
 	// the agent's answer goes back through guard.CheckResult like a tool's result.
 	Sampling, Elicitation bool
-	Logger      *slog.Logger
+	Logger                *slog.Logger
 }
 
 // Gateway connects to the upstreams once and serves any number of agent sessions.
@@ -158,8 +158,8 @@ type Gateway struct {
 	// callers holds, when server requests are enabled, who each agent session is (its latest
 	// request's caller): a server-initiated request is decided as that agent.
 	callers map[*sdk.ServerSession]Caller
-	closed    bool
-	wg        sync.WaitGroup // rescans in flight
+	closed  bool
+	wg      sync.WaitGroup // rescans in flight
 
 	// progress maps the token the gateway puts on a forwarded call to the agent's request, so
 	// the upstream's progress notifications reach the agent that asked for them and no other.
