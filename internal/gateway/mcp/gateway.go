@@ -131,6 +131,8 @@ type Options struct {
 	ApprovalWait time.Duration
 	// CallTimeout bounds one forwarded call (default 60s): a hung upstream yields an error.
 	CallTimeout time.Duration
+	Logger      *slog.Logger
+
 	// Sampling and Elicitation let upstreams send sampling/createMessage and elicitation/create
 	// (form mode) to the agent. Off (the default), the gateway's client does not even offer the
 	// capability. On, a request is forwarded only when exactly one agent session is attached
@@ -139,7 +141,6 @@ type Options struct {
 	// then decided by guard.Check under ToolSamplingCreateMessage / ToolElicitationCreate, and
 	// the agent's answer goes back through guard.CheckResult like a tool's result.
 	Sampling, Elicitation bool
-	Logger                *slog.Logger
 }
 
 // Gateway connects to the upstreams once and serves any number of agent sessions.
@@ -155,11 +156,12 @@ type Gateway struct {
 	defOK     map[string]bool      // tool → its last seen definition passed scanning and pinning
 	scannedUp map[*upstream]bool   // upstreams whose tools were scanned in this process
 	servers   []*sdk.Server        // agent-facing servers, told when upstream tools change
+	closed    bool
+	wg        sync.WaitGroup // rescans in flight
+
 	// callers holds, when server requests are enabled, who each agent session is (its latest
 	// request's caller): a server-initiated request is decided as that agent.
 	callers map[*sdk.ServerSession]Caller
-	closed  bool
-	wg      sync.WaitGroup // rescans in flight
 
 	// progress maps the token the gateway puts on a forwarded call to the agent's request, so
 	// the upstream's progress notifications reach the agent that asked for them and no other.
