@@ -3,7 +3,8 @@
 // prompts/get becomes a guard.Request and runs only when guard.Check allows it; results come back
 // through guard.CheckResult; tools/list shows an agent only the tools its policy could ever let it
 // call; tool definitions are scanned for poisoning and pinned so a changed definition is blocked
-// until re-approved.
+// until re-approved. An upstream's sampling and elicitation requests reach the agent only as
+// configured, and then each is decided like a call (serverreq.go).
 //
 // It owns the MCP wiring only. It must not import stores, app, cli or the HTTP server: the
 // composition root hands it the guard, the approvals engine, the policies and the ledger through
@@ -585,6 +586,7 @@ func (g *Gateway) split(name string) (*upstream, string, bool) {
 	return u, tool, true
 }
 
+// reserved reports whether name is one of the reserved tool names.
 func reserved(name string) bool {
 	switch name {
 	case ToolResourcesRead, ToolPromptsGet, ToolSamplingCreateMessage, ToolElicitationCreate:
@@ -594,7 +596,6 @@ func reserved(name string) bool {
 }
 
 // upstreamTools lists every tool of u (all pages).
-
 func (g *Gateway) upstreamTools(ctx context.Context, u *upstream) ([]*sdk.Tool, error) {
 	cs, err := g.session(ctx, u)
 	if err != nil {
