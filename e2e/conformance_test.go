@@ -260,10 +260,10 @@ var fixtureByDesign = map[string]string{
 	// failed", which the suite counts as a failure. A resumable upstream is resumed
 	// (internal/app TestHTTPUpstreamResumesClosedStream).
 	"server-sse-polling (gateway, HTTP upstream)": "the upstream drops the call's answer; the gateway reports the failed call",
-	"tools-call-sampling":                         "server-initiated requests: the gateway offers upstreams no sampling capability",
-	"tools-call-elicitation":                      "server-initiated requests: the gateway offers upstreams no elicitation capability",
-	"elicitation-sep1034-defaults":                "server-initiated requests: the gateway offers upstreams no elicitation capability",
-	"elicitation-sep1330-enums":                   "server-initiated requests: the gateway offers upstreams no elicitation capability",
+	"tools-call-sampling":                         "server-initiated requests: by default the gateway offers upstreams no sampling capability",
+	"tools-call-elicitation":                      "server-initiated requests: by default the gateway offers upstreams no elicitation capability",
+	"elicitation-sep1034-defaults":                "server-initiated requests: by default the gateway offers upstreams no elicitation capability",
+	"elicitation-sep1330-enums":                   "server-initiated requests: by default the gateway offers upstreams no elicitation capability",
 }
 
 // TestMCPConformanceEverything: the same suite against @modelcontextprotocol/server-everything,

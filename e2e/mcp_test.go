@@ -577,16 +577,52 @@ rules:
 	auditVerify(t, dir)
 }
 
-// TestMCPTypeScriptClientEverything: the official TypeScript SDK client (e2e/ts-client.mjs)
-// launches the stdio wrapper in front of @modelcontextprotocol/server-everything.
-func TestMCPTypeScriptClientEverything(t *testing.T) {
+// tsEverything is what e2e/ts-client.mjs saw.
+type tsEverything struct {
+	SamplingRequests int
+	Tools            []string
+	Echo, GetEnv     struct {
+		IsError bool
+		Text    string
+	}
+	Sampling struct {
+		IsError bool
+		Text    string
+	}
+	Resources    int
+	ResourceRead int
+	Prompts      []string
+}
+
+// runTSClientEverything runs the official TypeScript SDK client (e2e/ts-client.mjs), which
+// launches the stdio wrapper in front of @modelcontextprotocol/server-everything, with policy.
+func runTSClientEverything(t *testing.T, policy, config string) (tsEverything, string) {
+	t.Helper()
 	filesystemServer(t) // skips when node_modules is absent
 	everything, err := filepath.Abs("node_modules/@modelcontextprotocol/server-everything/dist/index.js")
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir, agentKey, _ := initData(t)
-	writePolicy(t, dir, `agent_id: report-generator-v1
+	writePolicy(t, dir, policy)
+	if config != "" {
+		appendConfig(t, dir, config)
+	}
+	cmd := exec.Command("node", "ts-client.mjs", binary(t), "mcp", "--data", dir, "--", "node", everything, "stdio")
+	cmd.Env = append(os.Environ(), "PORTCULLIS_API_KEY="+agentKey)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("ts client: %v\n%s\n%s", err, stdout.String(), stderr.String())
+	}
+	var got tsEverything
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+		t.Fatalf("ts client output: %v\n%s", err, stdout.String())
+	}
+	return got, dir
+}
+
+const everythingPolicy = `agent_id: report-generator-v1
 default_action: DENY
 rules:
   - name: harmless
@@ -598,29 +634,12 @@ rules:
     conditions:
       - parameter: uri
         match: "^demo://resource/static/"
-`)
-	cmd := exec.Command("node", "ts-client.mjs", binary(t), "mcp", "--data", dir, "--", "node", everything, "stdio")
-	cmd.Env = append(os.Environ(), "PORTCULLIS_API_KEY="+agentKey)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("ts client: %v\n%s\n%s", err, stdout.String(), stderr.String())
-	}
-	var got struct {
-		SamplingRequests int
-		Tools            []string
-		Echo, GetEnv     struct {
-			IsError bool
-			Text    string
-		}
-		Sampling     struct{ IsError bool }
-		Resources    int
-		ResourceRead int
-		Prompts      []string
-	}
-	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
-		t.Fatalf("ts client output: %v\n%s", err, stdout.String())
-	}
+`
+
+// TestMCPTypeScriptClientEverything: the official TypeScript SDK client (e2e/ts-client.mjs)
+// launches the stdio wrapper in front of @modelcontextprotocol/server-everything.
+func TestMCPTypeScriptClientEverything(t *testing.T) {
+	got, dir := runTSClientEverything(t, everythingPolicy, "")
 	// trigger-sampling-request is allowed by policy, but the gateway offers the upstream no
 	// sampling capability, so the server does not even register it and nothing reaches the client.
 	if diff := cmpDiff([]string{"echo", "get-sum"}, got.Tools); diff != "" {
@@ -642,6 +661,38 @@ rules:
 		t.Errorf("prompts listed though mcp.prompts.get is never allowed: %v", got.Prompts)
 	}
 	auditVerify(t, dir)
+}
+
+// TestMCPTypeScriptClientSampling: with mcp.server_requests.sampling: allow, the wrapper offers
+// server-everything sampling; its trigger-sampling-request reaches the TypeScript client's model
+// only when the policy allows mcp.sampling.createMessage, and both the request and the answer are
+// in the ledger.
+func TestMCPTypeScriptClientSampling(t *testing.T) {
+	for _, tc := range []struct {
+		name, rule string
+		want       int // sampling requests the client gets
+	}{
+		{"allowed", "  - name: sampling\n    tool: mcp.sampling.createMessage\n    action: ALLOW\n", 1},
+		{"denied by the policy", "", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, dir := runTSClientEverything(t, everythingPolicy+tc.rule, "mcp:\n  server_requests:\n    sampling: allow\n")
+			if !slices.Contains(got.Tools, "trigger-sampling-request") {
+				t.Fatalf("the server did not see the sampling capability: tools %v", got.Tools)
+			}
+			if got.SamplingRequests != tc.want || got.Sampling.IsError != (tc.want == 0) {
+				t.Errorf("sampling: %+v, %d requests reached the client, want %d", got.Sampling, got.SamplingRequests, tc.want)
+			}
+			if tc.want == 1 && !strings.Contains(got.Sampling.Text, "sampled") {
+				t.Errorf("the server did not get the client's answer: %q", got.Sampling.Text)
+			}
+			code, out, _ := cli(t, nil, "audit", "search", "--data", dir, "--tool", "mcp.sampling.createMessage")
+			if code != 0 || !strings.Contains(out, "mcp.sampling.createMessage") {
+				t.Errorf("audit search lacks the sampling decision (exit %d): %.500s", code, out)
+			}
+			auditVerify(t, dir)
+		})
+	}
 }
 
 // TestMCPRemoteUpstream: server-everything as a remote Streamable HTTP server behind `serve`'s

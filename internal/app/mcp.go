@@ -94,6 +94,8 @@ func (a *App) MCPGateway(ctx context.Context, ups []mcpgw.Upstream) (*mcpgw.Gate
 		ResultPolicy: guard.ResultPolicy{BlockLevel: cfg.ResultBlock(), Redact: cfg.Inspection.RedactResults == nil || *cfg.Inspection.RedactResults},
 		ApprovalWait: cfg.MCP.ApprovalWait,
 		CallTimeout:  cfg.MCP.CallTimeout,
+		Sampling:     cfg.MCP.ServerRequests.SamplingAllowed(),
+		Elicitation:  cfg.MCP.ServerRequests.ElicitationAllowed(),
 		Logger:       a.log.With(slog.String("component", "mcp")),
 	}, ups)
 	if err != nil {

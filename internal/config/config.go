@@ -94,7 +94,23 @@ type MCPConfig struct {
 	CallTimeout time.Duration `yaml:"call_timeout"`
 	// ResourceURL is this gateway's public /mcp URL, announced in the protected-resource metadata.
 	ResourceURL string `yaml:"resource_url"`
+	// ServerRequests says which requests an upstream may send to the agent (default: none).
+	ServerRequests MCPServerRequests `yaml:"server_requests"`
 }
+
+// MCPServerRequests configures server-initiated requests, each "deny" (the default: the gateway
+// does not even offer the capability upstream) or "allow" (forwarded to the agent when exactly one
+// agent session is attached, each one decided by the policy; see docs/mcp.md).
+type MCPServerRequests struct {
+	// Sampling: sampling/createMessage, an upstream asking the agent's model for a completion.
+	Sampling string `yaml:"sampling"`
+	// Elicitation: elicitation/create (form mode), an upstream asking the agent's user for input.
+	Elicitation string `yaml:"elicitation"`
+}
+
+// SamplingAllowed and ElicitationAllowed report whether the kind was set to "allow" (validated).
+func (s MCPServerRequests) SamplingAllowed() bool    { return s.Sampling == "allow" }
+func (s MCPServerRequests) ElicitationAllowed() bool { return s.Elicitation == "allow" }
 
 // MCPUpstream is one MCP server: a command run as a stdio child, or a Streamable HTTP URL.
 type MCPUpstream struct {
@@ -196,8 +212,9 @@ func Default() Config {
 			RedactResults:    &redact,
 		},
 		Approvals: ApprovalsConfig{Expiry: 15 * time.Minute, MaxWait: 60 * time.Second},
-		MCP:       MCPConfig{ApprovalWait: 10 * time.Second, CallTimeout: 60 * time.Second},
-		Ledger:    LedgerConfig{CheckpointInterval: time.Second, CheckpointRecords: 1000},
+		MCP: MCPConfig{ApprovalWait: 10 * time.Second, CallTimeout: 60 * time.Second,
+			ServerRequests: MCPServerRequests{Sampling: "deny", Elicitation: "deny"}},
+		Ledger: LedgerConfig{CheckpointInterval: time.Second, CheckpointRecords: 1000},
 		Limits: LimitsConfig{
 			MaxBodyBytes:           1 << 20,
 			MaxDepth:               64,
@@ -396,6 +413,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MCP.CallTimeout < 0 || c.MCP.CallTimeout > time.Hour {
 		add("mcp.call_timeout", "want a duration in [0, 1h], got %v", c.MCP.CallTimeout)
+	}
+	for _, k := range []struct{ path, v string }{{"mcp.server_requests.sampling", c.MCP.ServerRequests.Sampling},
+		{"mcp.server_requests.elicitation", c.MCP.ServerRequests.Elicitation}} {
+		if k.v != "deny" && k.v != "allow" {
+			add(k.path, "want deny or allow, got %q", k.v)
+		}
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

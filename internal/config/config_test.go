@@ -17,6 +17,17 @@ func TestParseDefaults(t *testing.T) {
 	if c.Listen != "127.0.0.1:8080" || c.Approvals.Expiry != 15*time.Minute || c.Limits.MaxBodyBytes != 1<<20 {
 		t.Errorf("defaults not applied: %+v", c)
 	}
+	// Server-initiated requests are refused unless configured.
+	if c.MCP.ServerRequests.SamplingAllowed() || c.MCP.ServerRequests.ElicitationAllowed() {
+		t.Errorf("server requests allowed by default: %+v", c.MCP.ServerRequests)
+	}
+	c, err = Parse("gw.yaml", []byte("mcp:\n  server_requests:\n    sampling: allow\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.MCP.ServerRequests.SamplingAllowed() || c.MCP.ServerRequests.ElicitationAllowed() {
+		t.Errorf("server_requests: %+v", c.MCP.ServerRequests)
+	}
 }
 
 func TestParseErrors(t *testing.T) {
@@ -34,6 +45,8 @@ func TestParseErrors(t *testing.T) {
 		{"identity validated", "identity:\n  agents:\n    - roles: [x]\n", []string{"identity"}},
 		{"two documents", "listen: 127.0.0.1:1\n---\nlisten: 127.0.0.1:2\n", []string{"one YAML document"}},
 		{"tool classification", "tools:\n  fetch: {}\n", []string{"tools.fetch.classification"}},
+		{"server request value", "mcp:\n  server_requests:\n    sampling: yes\n    elicitation: Allow\n", []string{"mcp.server_requests.sampling", "mcp.server_requests.elicitation"}},
+		{"server request kind", "mcp:\n  server_requests:\n    roots: allow\n", []string{"line 3", "roots"}},
 		{"unnamed upstream among several", "mcp:\n  upstreams:\n    - url: http://a/mcp\n    - name: b\n      url: http://b/mcp\n", []string{"mcp.upstreams[0].name"}},
 	}
 	for _, tc := range tests {

@@ -3,7 +3,8 @@
 // prompts/get becomes a guard.Request and runs only when guard.Check allows it; results come back
 // through guard.CheckResult; tools/list shows an agent only the tools its policy could ever let it
 // call; tool definitions are scanned for poisoning and pinned so a changed definition is blocked
-// until re-approved.
+// until re-approved. An upstream's sampling and elicitation requests reach the agent only as
+// configured, and then each is decided like a call (serverreq.go).
 //
 // It owns the MCP wiring only. It must not import stores, app, cli or the HTTP server: the
 // composition root hands it the guard, the approvals engine, the policies and the ledger through
@@ -72,6 +73,13 @@ const (
 	ToolResourcesRead = "mcp.resources.read"
 	// ToolPromptsGet is decided with params {"server": NAME, "name": PROMPT, "arguments": {...}}.
 	ToolPromptsGet = "mcp.prompts.get"
+	// ToolSamplingCreateMessage decides an upstream's sampling/createMessage (Options.Sampling),
+	// with the request's params plus the upstream's name: {"server": NAME, "messages": [...],
+	// "systemPrompt": TEXT, "maxTokens": N, ...}.
+	ToolSamplingCreateMessage = "mcp.sampling.createMessage"
+	// ToolElicitationCreate decides an upstream's elicitation/create (Options.Elicitation), with
+	// {"server": NAME, "mode": "form", "message": TEXT, "requestedSchema": {...}}.
+	ToolElicitationCreate = "mcp.elicitation.create"
 	// ApprovalArg is the argument (or _meta key) carrying an approval ID on a retry. It is stripped
 	// before the parameters are decided, digested or forwarded.
 	ApprovalArg = "_portcullis_approval_id"
@@ -90,6 +98,8 @@ const (
 	msgUnavailable = "the tool is unavailable"
 	msgFailed      = "the tool failed"
 	msgWithheld    = "the tool's result was withheld"
+	// msgRefused answers an upstream's server-initiated request that was not allowed.
+	msgRefused = "the request was refused"
 )
 
 // Upstream is one MCP server behind the gateway.
@@ -123,6 +133,15 @@ type Options struct {
 	// CallTimeout bounds one forwarded call (default 60s): a hung upstream yields an error.
 	CallTimeout time.Duration
 	Logger      *slog.Logger
+
+	// Sampling and Elicitation let upstreams send sampling/createMessage and elicitation/create
+	// (form mode) to the agent. Off (the default), the gateway's client does not even offer the
+	// capability. On, a request is forwarded only when exactly one agent session is attached
+	// (the stdio wrapper): an upstream session is shared by every agent and the request names no
+	// call, so with several sessions there is no telling whose it is, and it is refused. It is
+	// then decided by guard.Check under ToolSamplingCreateMessage / ToolElicitationCreate, and
+	// the agent's answer goes back through guard.CheckResult like a tool's result.
+	Sampling, Elicitation bool
 }
 
 // Gateway connects to the upstreams once and serves any number of agent sessions.
@@ -140,6 +159,10 @@ type Gateway struct {
 	servers   []*sdk.Server        // agent-facing servers, told when upstream tools change
 	closed    bool
 	wg        sync.WaitGroup // rescans in flight
+
+	// callers holds, when server requests are enabled, who each agent session is (its latest
+	// request's caller): a server-initiated request is decided as that agent.
+	callers map[*sdk.ServerSession]Caller
 
 	// progress maps the token the gateway puts on a forwarded call to the agent's request, so
 	// the upstream's progress notifications reach the agent that asked for them and no other.
@@ -240,7 +263,7 @@ func New(ctx context.Context, o Options, ups []Upstream) (g *Gateway, err error)
 		o.CallTimeout = 60 * time.Second
 	}
 	g = &Gateway{o: o, byKey: map[string]*upstream{}, log: o.Logger, resources: map[string]*upstream{}, scanned: map[string]bool{},
-		defOK: map[string]bool{}, scannedUp: map[*upstream]bool{}}
+		defOK: map[string]bool{}, scannedUp: map[*upstream]bool{}, callers: map[*sdk.ServerSession]Caller{}}
 	defer func() {
 		if err != nil {
 			_ = g.Close()
@@ -257,13 +280,13 @@ func New(ctx context.Context, o Options, ups []Upstream) (g *Gateway, err error)
 		if _, dup := g.byKey[u.Name]; dup {
 			return nil, fmt.Errorf("mcp: duplicate upstream %q", u.Name)
 		}
-		// No sampling, elicitation or roots handlers: the client advertises none of those
-		// capabilities, so an upstream cannot make server-initiated requests through us.
-		client := sdk.NewClient(&sdk.Implementation{Name: "portcullis", Version: "1"}, &sdk.ClientOptions{
+		copts := &sdk.ClientOptions{
 			ToolListChangedHandler:      func(ctx context.Context, _ *sdk.ToolListChangedRequest) { g.toolsChanged(ctx) },
 			ProgressNotificationHandler: g.relayProgress,
 			ResourceUpdatedHandler:      g.relayResourceUpdated,
-		})
+		}
+		g.serverRequestHandlers(copts, u.Name)
+		client := sdk.NewClient(&sdk.Implementation{Name: "portcullis", Version: "1"}, copts)
 		t := u.Transport
 		if u.NewTransport != nil {
 			t = u.NewTransport()
@@ -387,6 +410,9 @@ func (g *Gateway) Server(creds CredentialsFunc) *sdk.Server {
 	})
 	s.AddReceivingMiddleware(func(next sdk.MethodHandler) sdk.MethodHandler {
 		return func(ctx context.Context, method string, req sdk.Request) (sdk.Result, error) {
+			if g.o.Sampling || g.o.Elicitation {
+				g.noteCaller(req, creds)
+			}
 			switch r := req.(type) {
 			case *sdk.ListToolsRequest:
 				return g.listTools(ctx, creds(req))
@@ -560,9 +586,16 @@ func (g *Gateway) split(name string) (*upstream, string, bool) {
 	return u, tool, true
 }
 
-// upstreamTools lists every tool of u (all pages).
-func reserved(name string) bool { return name == ToolResourcesRead || name == ToolPromptsGet }
+// reserved reports whether name is one of the reserved tool names.
+func reserved(name string) bool {
+	switch name {
+	case ToolResourcesRead, ToolPromptsGet, ToolSamplingCreateMessage, ToolElicitationCreate:
+		return true
+	}
+	return false
+}
 
+// upstreamTools lists every tool of u (all pages).
 func (g *Gateway) upstreamTools(ctx context.Context, u *upstream) ([]*sdk.Tool, error) {
 	cs, err := g.session(ctx, u)
 	if err != nil {
@@ -637,7 +670,7 @@ func (g *Gateway) checkDefinition(ctx context.Context, name string, t *sdk.Tool)
 				if err != nil {
 					reason += ": " + err.Error()
 				}
-				g.record(ctx, name, "deny", reason, hash, res)
+				g.record(ctx, name, "deny", reason, "definition sha256:"+hash, res)
 			}
 			return false
 		}
@@ -652,18 +685,20 @@ func (g *Gateway) checkDefinition(ctx context.Context, name string, t *sdk.Tool)
 	}
 	switch st {
 	case PinNew:
-		g.record(ctx, name, "log", "tool_pinned", hash, inspect.Result{})
+		g.record(ctx, name, "log", "tool_pinned", "definition sha256:"+hash, inspect.Result{})
 	case PinChanged:
-		g.record(ctx, name, "deny", "tool_definition_changed", hash, inspect.Result{})
+		g.record(ctx, name, "deny", "tool_definition_changed", "definition sha256:"+hash, inspect.Result{})
 	case PinApproved:
-		g.record(ctx, name, "log", "tool_pin_approved", hash, inspect.Result{})
+		g.record(ctx, name, "log", "tool_pin_approved", "definition sha256:"+hash, inspect.Result{})
 	}
 	return st == PinNew || st == PinSame || st == PinApproved
 }
 
-func (g *Gateway) record(ctx context.Context, tool, decision, reason, hash string, res inspect.Result) {
+// record writes a decision the gateway made without the guard (a blocked definition, an
+// unroutable server request).
+func (g *Gateway) record(ctx context.Context, tool, decision, reason, msg string, res inspect.Result) {
 	rec := &ledger.Record{Kind: ledger.KindDecision, Time: time.Now(), DecisionID: guard.NewDecisionID(), Source: "mcp",
-		Tool: tool, Decision: decision, Reason: reason, Message: "definition sha256:" + hash, ThreatLevel: res.Level}
+		Tool: tool, Decision: decision, Reason: reason, Message: msg, ThreatLevel: res.Level}
 	for _, f := range res.Findings {
 		rec.Findings = append(rec.Findings, ledger.Finding{Kind: f.Kind, Severity: f.Severity, Path: f.Path, Score: f.Score})
 	}
@@ -774,7 +809,7 @@ func (g *Gateway) callTool(ctx context.Context, c Caller, r *sdk.CallToolRequest
 	// Definitions first: a tool whose definition changed or looks poisoned is blocked whatever
 	// the policy says, and the call is not even decided.
 	if known && !g.usable(ctx, u, name) {
-		g.record(ctx, name, "deny", "tool_blocked: definition changed or suspicious; call refused until re-approved", "", inspect.Result{})
+		g.record(ctx, name, "deny", "tool_blocked: definition changed or suspicious; call refused until re-approved", "definition sha256:", inspect.Result{})
 		return errorResult(msgUnavailable), nil
 	}
 	d, answer := g.decide(ctx, guard.Request{RequestID: requestID(r), Source: "mcp", Credentials: c.Credentials, Agent: c.Agent, UserToken: c.UserToken, Tool: name, Params: args, ApprovalID: approvalID})
@@ -956,20 +991,29 @@ func governed[T any](ctx context.Context, g *Gateway, c Caller, r sdk.Request, t
 		g.outcome(ctx, d, tool, false, "unknown "+kind, nil)
 		return zero, fmt.Errorf("%w for %s %q", ErrNoUpstream, kind, id)
 	}
+	return forward(ctx, g, d, tool, func(ctx context.Context) (T, error) {
+		cs, err := g.session(ctx, u)
+		if err != nil {
+			return zero, err
+		}
+		return call(ctx, cs)
+	})
+}
+
+// forward runs an allowed request (bounded by CallTimeout) and passes its result through
+// guard.CheckResult under the decision's ID: withheld or redacted like a tool's result.
+func forward[T any](ctx context.Context, g *Gateway, d *guard.Decision, tool string, call func(context.Context) (T, error)) (T, error) {
+	var zero T
 	cctx, cancel := context.WithTimeout(ctx, g.o.CallTimeout)
 	defer cancel()
 	start := time.Now()
-	var res T
-	cs, err := g.session(ctx, u)
-	if err == nil {
-		res, err = call(cctx, cs)
-	}
+	res, err := call(cctx)
 	dur := time.Since(start)
 	if err != nil {
 		g.outcomeDur(ctx, d, tool, true, false, err.Error(), nil, dur)
 		return zero, errors.New("mcp: " + msgFailed)
 	}
-	raw, err = json.Marshal(res)
+	raw, err := json.Marshal(res)
 	if err != nil {
 		g.outcomeDur(ctx, d, tool, true, false, "unencodable result", nil, dur)
 		return zero, errors.New("mcp: " + msgWithheld)
