@@ -579,13 +579,14 @@ rules:
 
 // tsEverything is what e2e/ts-client.mjs saw.
 type tsEverything struct {
-	SamplingRequests int
-	Tools            []string
-	Echo, GetEnv     struct {
+	SamplingRequests    int
+	ElicitationRequests int
+	Tools               []string
+	Echo, GetEnv        struct {
 		IsError bool
 		Text    string
 	}
-	Sampling struct {
+	Sampling, Elicitation struct {
 		IsError bool
 		Text    string
 	}
@@ -654,6 +655,9 @@ func TestMCPTypeScriptClientEverything(t *testing.T) {
 	if !got.Sampling.IsError || got.SamplingRequests != 0 {
 		t.Errorf("sampling reached the client: %+v, %d requests", got.Sampling, got.SamplingRequests)
 	}
+	if !got.Elicitation.IsError || got.ElicitationRequests != 0 {
+		t.Errorf("elicitation reached the client: %+v, %d requests", got.Elicitation, got.ElicitationRequests)
+	}
 	if got.Resources == 0 || got.ResourceRead != 1 {
 		t.Errorf("resources: listed %d, read %d contents", got.Resources, got.ResourceRead)
 	}
@@ -689,6 +693,40 @@ func TestMCPTypeScriptClientSampling(t *testing.T) {
 			code, out, _ := cli(t, nil, "audit", "search", "--data", dir, "--tool", "mcp.sampling.createMessage")
 			if code != 0 || !strings.Contains(out, "mcp.sampling.createMessage") {
 				t.Errorf("audit search lacks the sampling decision (exit %d): %.500s", code, out)
+			}
+			auditVerify(t, dir)
+		})
+	}
+}
+
+// TestMCPTypeScriptClientElicitation: with mcp.server_requests.elicitation: allow, the wrapper
+// offers server-everything elicitation; its trigger-elicitation-request reaches the TypeScript
+// client's user only when the policy allows mcp.elicitation.create, and the decision is recorded.
+func TestMCPTypeScriptClientElicitation(t *testing.T) {
+	for _, tc := range []struct {
+		name, rule string
+		want       int // elicitation requests the client gets
+	}{
+		{"allowed", "  - name: elicitation\n    tool: \"mcp.elicitation.create|trigger-elicitation-request\"\n    action: ALLOW\n", 1},
+		{"denied by the policy", "  - name: trigger\n    tool: trigger-elicitation-request\n    action: ALLOW\n", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, dir := runTSClientEverything(t, everythingPolicy+tc.rule, "mcp:\n  server_requests:\n    elicitation: allow\n")
+			if !slices.Contains(got.Tools, "trigger-elicitation-request") {
+				t.Fatalf("the server did not see the elicitation capability: tools %v", got.Tools)
+			}
+			if got.ElicitationRequests != tc.want {
+				t.Errorf("elicitation: %+v, %d requests reached the client, want %d", got.Elicitation, got.ElicitationRequests, tc.want)
+			}
+			if tc.want == 1 && (got.Elicitation.IsError || !strings.Contains(got.Elicitation.Text, "provided the requested information")) {
+				t.Errorf("the server did not get the user's answer: %+v", got.Elicitation)
+			}
+			if tc.want == 0 && strings.Contains(got.Elicitation.Text, "provided the requested information") {
+				t.Errorf("the server got an answer the policy refused: %+v", got.Elicitation)
+			}
+			code, out, _ := cli(t, nil, "audit", "search", "--data", dir, "--tool", "mcp.elicitation.create")
+			if code != 0 || !strings.Contains(out, "mcp.elicitation.create") {
+				t.Errorf("audit search lacks the elicitation decision (exit %d): %.500s", code, out)
 			}
 			auditVerify(t, dir)
 		})

@@ -3,14 +3,18 @@
 // prints one JSON object with what it saw. Usage: node ts-client.mjs COMMAND ARGS...
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
-import { CreateMessageRequestSchema } from "@modelcontextprotocol/sdk/types.js";
+import { CreateMessageRequestSchema, ElicitRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 
 const [command, ...args] = process.argv.slice(2);
-const out = { samplingRequests: 0 };
-const client = new Client({ name: "e2e-ts", version: "1" }, { capabilities: { sampling: {} } });
+const out = { samplingRequests: 0, elicitationRequests: 0 };
+const client = new Client({ name: "e2e-ts", version: "1" }, { capabilities: { sampling: {}, elicitation: {} } });
 client.setRequestHandler(CreateMessageRequestSchema, async () => {
   out.samplingRequests++;
   return { role: "assistant", content: { type: "text", text: "sampled" }, model: "none" };
+});
+client.setRequestHandler(ElicitRequestSchema, async () => {
+  out.elicitationRequests++;
+  return { action: "accept", content: { name: "Ada Lovelace" } };
 });
 const transport = new StdioClientTransport({ command, args, env: { ...process.env }, stderr: "inherit" });
 await client.connect(transport);
@@ -29,6 +33,7 @@ out.tools = (await client.listTools()).tools.map((t) => t.name).sort();
 out.echo = await tryCall("echo", { message: "hello through the gate" });
 out.getEnv = await tryCall("get-env", {});
 out.sampling = await tryCall("trigger-sampling-request", { prompt: "hi", maxTokens: 5 });
+out.elicitation = await tryCall("trigger-elicitation-request", {});
 try {
   const res = await client.listResources();
   out.resources = res.resources.length;
