@@ -577,6 +577,12 @@ rules:
 	auditVerify(t, dir)
 }
 
+// tsResult is one tool call's answer as e2e/ts-client.mjs saw it.
+type tsResult struct {
+	IsError bool
+	Text    string
+}
+
 // tsEverything is what e2e/ts-client.mjs saw.
 type tsEverything struct {
 	SamplingRequests    int
@@ -586,13 +592,10 @@ type tsEverything struct {
 		IsError bool
 		Text    string
 	}
-	Sampling, Elicitation struct {
-		IsError bool
-		Text    string
-	}
-	Resources    int
-	ResourceRead int
-	Prompts      []string
+	Sampling, Elicitation tsResult
+	Resources             int
+	ResourceRead          int
+	Prompts               []string
 }
 
 // runTSClientEverything runs the official TypeScript SDK client (e2e/ts-client.mjs), which
@@ -667,66 +670,44 @@ func TestMCPTypeScriptClientEverything(t *testing.T) {
 	auditVerify(t, dir)
 }
 
-// TestMCPTypeScriptClientSampling: with mcp.server_requests.sampling: allow, the wrapper offers
-// server-everything sampling; its trigger-sampling-request reaches the TypeScript client's model
-// only when the policy allows mcp.sampling.createMessage, and both the request and the answer are
-// in the ledger.
-func TestMCPTypeScriptClientSampling(t *testing.T) {
+// TestMCPTypeScriptClientServerRequests: with mcp.server_requests.sampling (or .elicitation):
+// allow, the wrapper offers server-everything that capability; its trigger tool's request reaches
+// the TypeScript client's model (or user) only when the policy allows the reserved tool, the
+// server gets the answer, and the decision is in the ledger.
+func TestMCPTypeScriptClientServerRequests(t *testing.T) {
+	sampling := func(g tsEverything) (int, tsResult) { return g.SamplingRequests, g.Sampling }
+	elicitation := func(g tsEverything) (int, tsResult) { return g.ElicitationRequests, g.Elicitation }
 	for _, tc := range []struct {
-		name, rule string
-		want       int // sampling requests the client gets
+		name, config, trigger, reserved, rule, answer string
+		want                                          int // requests the client gets
+		seen                                          func(tsEverything) (int, tsResult)
 	}{
-		{"allowed", "  - name: sampling\n    tool: mcp.sampling.createMessage\n    action: ALLOW\n", 1},
-		{"denied by the policy", "", 0},
+		{"sampling allowed", "sampling", "trigger-sampling-request", "mcp.sampling.createMessage",
+			"  - name: sampling\n    tool: mcp.sampling.createMessage\n    action: ALLOW\n", "sampled", 1, sampling},
+		{"sampling denied by the policy", "sampling", "trigger-sampling-request", "mcp.sampling.createMessage",
+			"", "sampled", 0, sampling},
+		{"elicitation allowed", "elicitation", "trigger-elicitation-request", "mcp.elicitation.create",
+			"  - name: elicitation\n    tool: \"mcp.elicitation.create|trigger-elicitation-request\"\n    action: ALLOW\n",
+			"provided the requested information", 1, elicitation},
+		{"elicitation denied by the policy", "elicitation", "trigger-elicitation-request", "mcp.elicitation.create",
+			"  - name: trigger\n    tool: trigger-elicitation-request\n    action: ALLOW\n",
+			"provided the requested information", 0, elicitation},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, dir := runTSClientEverything(t, everythingPolicy+tc.rule, "mcp:\n  server_requests:\n    sampling: allow\n")
-			if !slices.Contains(got.Tools, "trigger-sampling-request") {
-				t.Fatalf("the server did not see the sampling capability: tools %v", got.Tools)
+			got, dir := runTSClientEverything(t, everythingPolicy+tc.rule, "mcp:\n  server_requests:\n    "+tc.config+": allow\n")
+			if !slices.Contains(got.Tools, tc.trigger) {
+				t.Fatalf("the server did not see the %s capability: tools %v", tc.config, got.Tools)
 			}
-			if got.SamplingRequests != tc.want || got.Sampling.IsError != (tc.want == 0) {
-				t.Errorf("sampling: %+v, %d requests reached the client, want %d", got.Sampling, got.SamplingRequests, tc.want)
+			n, res := tc.seen(got)
+			if n != tc.want || res.IsError != (tc.want == 0) {
+				t.Errorf("%s: %+v, %d requests reached the client, want %d", tc.config, res, n, tc.want)
 			}
-			if tc.want == 1 && !strings.Contains(got.Sampling.Text, "sampled") {
-				t.Errorf("the server did not get the client's answer: %q", got.Sampling.Text)
+			if answered := strings.Contains(res.Text, tc.answer); answered != (tc.want == 1) {
+				t.Errorf("%s: the server's view of the client's answer: %q (want answered: %v)", tc.config, res.Text, tc.want == 1)
 			}
-			code, out, _ := cli(t, nil, "audit", "search", "--data", dir, "--tool", "mcp.sampling.createMessage")
-			if code != 0 || !strings.Contains(out, "mcp.sampling.createMessage") {
-				t.Errorf("audit search lacks the sampling decision (exit %d): %.500s", code, out)
-			}
-			auditVerify(t, dir)
-		})
-	}
-}
-
-// TestMCPTypeScriptClientElicitation: with mcp.server_requests.elicitation: allow, the wrapper
-// offers server-everything elicitation; its trigger-elicitation-request reaches the TypeScript
-// client's user only when the policy allows mcp.elicitation.create, and the decision is recorded.
-func TestMCPTypeScriptClientElicitation(t *testing.T) {
-	for _, tc := range []struct {
-		name, rule string
-		want       int // elicitation requests the client gets
-	}{
-		{"allowed", "  - name: elicitation\n    tool: \"mcp.elicitation.create|trigger-elicitation-request\"\n    action: ALLOW\n", 1},
-		{"denied by the policy", "  - name: trigger\n    tool: trigger-elicitation-request\n    action: ALLOW\n", 0},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got, dir := runTSClientEverything(t, everythingPolicy+tc.rule, "mcp:\n  server_requests:\n    elicitation: allow\n")
-			if !slices.Contains(got.Tools, "trigger-elicitation-request") {
-				t.Fatalf("the server did not see the elicitation capability: tools %v", got.Tools)
-			}
-			if got.ElicitationRequests != tc.want {
-				t.Errorf("elicitation: %+v, %d requests reached the client, want %d", got.Elicitation, got.ElicitationRequests, tc.want)
-			}
-			if tc.want == 1 && (got.Elicitation.IsError || !strings.Contains(got.Elicitation.Text, "provided the requested information")) {
-				t.Errorf("the server did not get the user's answer: %+v", got.Elicitation)
-			}
-			if tc.want == 0 && strings.Contains(got.Elicitation.Text, "provided the requested information") {
-				t.Errorf("the server got an answer the policy refused: %+v", got.Elicitation)
-			}
-			code, out, _ := cli(t, nil, "audit", "search", "--data", dir, "--tool", "mcp.elicitation.create")
-			if code != 0 || !strings.Contains(out, "mcp.elicitation.create") {
-				t.Errorf("audit search lacks the elicitation decision (exit %d): %.500s", code, out)
+			code, out, _ := cli(t, nil, "audit", "search", "--data", dir, "--tool", tc.reserved)
+			if code != 0 || !strings.Contains(out, tc.reserved) {
+				t.Errorf("audit search lacks the %s decision (exit %d): %.500s", tc.reserved, code, out)
 			}
 			auditVerify(t, dir)
 		})
