@@ -27,38 +27,21 @@ func (chatCodec) request(mc *modelCall, req object) (bool, error) {
 	if req.has("functions") || req.has("function_call") {
 		return false, badRequest("the deprecated functions/function_call fields are not supported by the gateway; use tools")
 	}
-	changed := false
-	tools, err := req.objs("tools")
+	kept, allowed, removed, err := mc.offeredTools(req, chatToolName)
 	if err != nil {
-		return false, badRequest("tools: must be an array of tool objects")
+		return false, err
 	}
-	if tools != nil {
-		names := make([]string, len(tools))
-		for i, t := range tools {
-			names[i] = chatToolName(t)
-		}
-		allowed, err := mc.filterTools(names)
-		if err != nil {
+	changed := removed
+	if removed {
+		if err := checkToolChoice(req, allowed); err != nil {
 			return false, err
 		}
-		kept := tools[:0:0]
-		for i, t := range tools {
-			if allowed[names[i]] {
-				kept = append(kept, t)
-			}
-		}
-		if len(kept) != len(tools) {
-			changed = true
-			if err := checkToolChoice(req, allowed); err != nil {
-				return false, err
-			}
-			if len(kept) == 0 {
-				delete(req, "tools")
-				delete(req, "tool_choice")
-				delete(req, "parallel_tool_calls")
-			} else {
-				req.set("tools", kept)
-			}
+		if len(kept) == 0 {
+			delete(req, "tools")
+			delete(req, "tool_choice")
+			delete(req, "parallel_tool_calls")
+		} else {
+			req.set("tools", kept)
 		}
 	}
 	msgs, err := req.objs("messages")

@@ -58,6 +58,34 @@ func (mc *modelCall) filterTools(names []string) (map[string]bool, error) {
 	return set, nil
 }
 
+// offeredTools reads the request's "tools" (each named by name) and keeps those the policy could
+// ever let the agent call. removed reports whether any was dropped; a request without tools
+// returns nothing removed. The codecs then fix up tool_choice and the fields that go with tools,
+// which differ per wire format.
+func (mc *modelCall) offeredTools(req object, name func(object) string) (kept []object, allowed map[string]bool, removed bool, err error) {
+	tools, err := req.objs("tools")
+	if err != nil {
+		return nil, nil, false, badRequest("tools: must be an array of tool objects")
+	}
+	if tools == nil {
+		return nil, nil, false, nil
+	}
+	names := make([]string, len(tools))
+	for i, t := range tools {
+		names[i] = name(t)
+	}
+	if allowed, err = mc.filterTools(names); err != nil {
+		return nil, nil, false, err
+	}
+	kept = tools[:0:0]
+	for i, t := range tools {
+		if allowed[names[i]] {
+			kept = append(kept, t)
+		}
+	}
+	return kept, allowed, len(kept) != len(tools), nil
+}
+
 // inspect asks about one piece of conversation text; it returns the text to send.
 func (mc *modelCall) inspect(role, toolCallID, text string) (string, error) {
 	if text == "" {

@@ -8,45 +8,34 @@ import (
 // messagesCodec is Anthropic Messages.
 type messagesCodec struct{}
 
-func (messagesCodec) request(mc *modelCall, req object) (bool, error) {
-	changed := false
-	tools, err := req.objs("tools")
-	if err != nil {
-		return false, badRequest("tools: must be an array of tool objects")
+// messagesToolName is a tool's name, or for Anthropic's server tools without one, its type.
+func messagesToolName(t object) string {
+	if n, _ := t.str("name"); n != "" {
+		return n
 	}
-	if tools != nil {
-		names := make([]string, len(tools))
-		for i, t := range tools {
-			names[i], _ = t.str("name")
-			if names[i] == "" {
-				names[i], _ = t.str("type")
-			}
-		}
-		allowed, err := mc.filterTools(names)
-		if err != nil {
-			return false, err
-		}
-		kept := tools[:0:0]
-		for i, t := range tools {
-			if allowed[names[i]] {
-				kept = append(kept, t)
-			}
-		}
-		if len(kept) != len(tools) {
-			changed = true
-			if tc, _ := req.obj("tool_choice"); tc != nil {
-				if typ, _ := tc.str("type"); typ == "tool" {
-					if n, _ := tc.str("name"); !allowed[n] {
-						return false, toolChoiceRemoved(n)
-					}
+	typ, _ := t.str("type")
+	return typ
+}
+
+func (messagesCodec) request(mc *modelCall, req object) (bool, error) {
+	kept, allowed, removed, err := mc.offeredTools(req, messagesToolName)
+	if err != nil {
+		return false, err
+	}
+	changed := removed
+	if removed {
+		if tc, _ := req.obj("tool_choice"); tc != nil {
+			if typ, _ := tc.str("type"); typ == "tool" {
+				if n, _ := tc.str("name"); !allowed[n] {
+					return false, toolChoiceRemoved(n)
 				}
 			}
-			if len(kept) == 0 {
-				delete(req, "tools")
-				delete(req, "tool_choice")
-			} else {
-				req.set("tools", kept)
-			}
+		}
+		if len(kept) == 0 {
+			delete(req, "tools")
+			delete(req, "tool_choice")
+		} else {
+			req.set("tools", kept)
 		}
 	}
 	c, err := mc.inspectValue(req, "system", "system", "", "text")

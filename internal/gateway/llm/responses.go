@@ -80,44 +80,27 @@ func responsesToolName(t object) string {
 }
 
 func (responsesCodec) request(mc *modelCall, req object) (bool, error) {
-	changed := false
-	tools, err := req.objs("tools")
+	kept, allowed, removed, err := mc.offeredTools(req, responsesToolName)
 	if err != nil {
-		return false, badRequest("tools: must be an array of tool objects")
+		return false, err
 	}
-	if tools != nil {
-		names := make([]string, len(tools))
-		for i, t := range tools {
-			names[i] = responsesToolName(t)
-		}
-		allowed, err := mc.filterTools(names)
-		if err != nil {
-			return false, err
-		}
-		kept := tools[:0:0]
-		for i, t := range tools {
-			if allowed[names[i]] {
-				kept = append(kept, t)
+	changed := removed
+	if removed {
+		if tc, _ := req.obj("tool_choice"); tc != nil {
+			n, _ := tc.str("name")
+			if typ, _ := tc.str("type"); n == "" && typ != "allowed_tools" {
+				n = typ // {"type":"web_search"} and other hosted tools
+			}
+			if n != "" && n != "allowed_tools" && !allowed[n] {
+				return false, toolChoiceRemoved(n)
 			}
 		}
-		if len(kept) != len(tools) {
-			changed = true
-			if tc, _ := req.obj("tool_choice"); tc != nil {
-				n, _ := tc.str("name")
-				if typ, _ := tc.str("type"); n == "" && typ != "allowed_tools" {
-					n = typ // {"type":"web_search"} and other hosted tools
-				}
-				if n != "" && n != "allowed_tools" && !allowed[n] {
-					return false, toolChoiceRemoved(n)
-				}
-			}
-			if len(kept) == 0 {
-				delete(req, "tools")
-				delete(req, "tool_choice")
-				delete(req, "parallel_tool_calls")
-			} else {
-				req.set("tools", kept)
-			}
+		if len(kept) == 0 {
+			delete(req, "tools")
+			delete(req, "tool_choice")
+			delete(req, "parallel_tool_calls")
+		} else {
+			req.set("tools", kept)
 		}
 	}
 	c, err := mc.inspectValue(req, "instructions", "system", "")
