@@ -158,7 +158,8 @@ type Gateway struct {
 	scannedUp map[*upstream]bool   // upstreams whose tools were scanned in this process
 	servers   []*sdk.Server        // agent-facing servers, told when upstream tools change
 	closed    bool
-	wg        sync.WaitGroup // rescans in flight
+	wg        sync.WaitGroup // rescans, session watchers and reconnections in flight
+	done      chan struct{}  // closed by Close: stops reconnection attempts
 
 	// callers holds, when server requests are enabled, who each agent session is (its latest
 	// request's caller): a server-initiated request is decided as that agent.
@@ -189,6 +190,9 @@ type upstream struct {
 	down    bool // cs has ended
 	closed  bool
 	lastTry time.Time
+	// subs: the resource URIs the gateway subscribed to on this upstream for its agents. A new
+	// session starts with none, so they are renewed on every reconnection.
+	subs map[string]bool
 }
 
 // upstreamSession pins the revision the gateway speaks to upstreams: 2025-11-25, the latest
@@ -225,7 +229,40 @@ func (g *Gateway) session(ctx context.Context, u *upstream) (*sdk.ClientSession,
 	g.log.Warn("upstream reconnected", slog.String("upstream", u.name))
 	u.cs, u.down = cs, false
 	g.watch(u, cs)
+	// Renew the agents' subscriptions before anyone uses the new session. Each was decided
+	// when the agent subscribed; this only restores the gateway's own upstream state.
+	for uri := range u.subs {
+		if err := cs.Subscribe(cctx, &sdk.SubscribeParams{URI: uri}); err != nil {
+			g.log.Warn("resource subscription not renewed", slog.String("upstream", u.name), slog.String("uri", uri), slog.Any("error", err))
+		}
+	}
 	return cs, nil
+}
+
+// reconnect brings back, without waiting for the next request, an upstream that agents hold
+// subscriptions on: until it is back no update can reach them. It retries every
+// restartBackoff until the session is back, the upstream has no subscriptions or the gateway
+// closes.
+func (g *Gateway) reconnect(u *upstream) {
+	t := time.NewTimer(restartBackoff)
+	defer t.Stop()
+	for {
+		u.mu.Lock()
+		want := u.mk != nil && !u.closed && u.down && len(u.subs) > 0
+		u.mu.Unlock()
+		if !want {
+			return
+		}
+		if _, err := g.session(context.Background(), u); err == nil {
+			return
+		}
+		t.Reset(restartBackoff)
+		select {
+		case <-g.done:
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // watch marks u down when cs ends, so the next request reconnects and re-pins. Called with
@@ -245,6 +282,7 @@ func (g *Gateway) watch(u *upstream, cs *sdk.ClientSession) {
 		g.mu.Lock()
 		delete(g.scannedUp, u)
 		g.mu.Unlock()
+		g.reconnect(u)
 	}()
 }
 
@@ -263,7 +301,8 @@ func New(ctx context.Context, o Options, ups []Upstream) (g *Gateway, err error)
 		o.CallTimeout = 60 * time.Second
 	}
 	g = &Gateway{o: o, byKey: map[string]*upstream{}, log: o.Logger, resources: map[string]*upstream{}, scanned: map[string]bool{},
-		defOK: map[string]bool{}, scannedUp: map[*upstream]bool{}, callers: map[*sdk.ServerSession]Caller{}}
+		defOK: map[string]bool{}, scannedUp: map[*upstream]bool{}, callers: map[*sdk.ServerSession]Caller{},
+		done: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			_ = g.Close()
@@ -311,6 +350,9 @@ func New(ctx context.Context, o Options, ups []Upstream) (g *Gateway, err error)
 // Close disconnects every upstream (a stdio child is terminated).
 func (g *Gateway) Close() error {
 	g.mu.Lock()
+	if !g.closed {
+		close(g.done)
+	}
 	g.closed = true
 	g.mu.Unlock()
 	var errs []error
@@ -1054,7 +1096,16 @@ func (g *Gateway) subscribe(ctx context.Context, c Caller, r *sdk.SubscribeReque
 	u, server := g.resourceUpstream(uri)
 	_, err := governed(ctx, g, c, r, ToolResourcesRead, map[string]any{"server": server, "uri": uri, "subscribe": true}, metaApproval(r.Params.Meta), u, "resource", uri,
 		func(ctx context.Context, cs *sdk.ClientSession) (struct{}, error) {
-			return struct{}{}, cs.Subscribe(ctx, &sdk.SubscribeParams{URI: uri})
+			if err := cs.Subscribe(ctx, &sdk.SubscribeParams{URI: uri}); err != nil {
+				return struct{}{}, err
+			}
+			u.mu.Lock()
+			if u.subs == nil {
+				u.subs = map[string]bool{}
+			}
+			u.subs[uri] = true
+			u.mu.Unlock()
+			return struct{}{}, nil
 		})
 	return err
 }

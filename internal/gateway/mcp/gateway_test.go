@@ -790,6 +790,50 @@ func TestSubscribeGoverned(t *testing.T) {
 	}
 }
 
+// TestSubscriptionRenewedAfterRestart: when an upstream that agents hold subscriptions on ends
+// its session, the gateway reconnects without waiting for a request and subscribes again, so
+// updates from the new session still reach the subscribed agent.
+func TestSubscriptionRenewedAfterRestart(t *testing.T) {
+	h := newHarness(t, 0, 10*time.Second)
+	ctx := context.Background()
+	if err := h.cs.Subscribe(ctx, &sdk.SubscribeParams{URI: "test://doc/a"}); err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	h.killUpstream()
+	for deadline := time.Now().Add(10 * time.Second); h.upConnects() < 2; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the gateway did not reconnect to an upstream it holds a subscription on")
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		h.upMu.Lock()
+		n := len(h.subscribed)
+		h.upMu.Unlock()
+		if n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d subscriptions reached the upstream, want the first and its renewal", n)
+		}
+	}
+	h.upMu.Lock()
+	if diff := cmp.Diff([]string{"test://doc/a", "test://doc/a"}, h.subscribed); diff != "" {
+		t.Errorf("subscriptions that reached the upstream (-want +got):\n%s", diff)
+	}
+	h.upMu.Unlock()
+	if err := h.up.ResourceUpdated(ctx, &sdk.ResourceUpdatedNotificationParams{URI: "test://doc/a"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case uri := <-h.updated:
+		if uri != "test://doc/a" {
+			t.Errorf("update for %q", uri)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no update reached the agent after the upstream restarted")
+	}
+}
+
 // TestCompletionGoverned: completion/complete is decided under the reserved name of what it
 // completes, and forwarded with the upstream's own prompt name only when allowed.
 func TestCompletionGoverned(t *testing.T) {
