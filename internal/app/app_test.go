@@ -32,6 +32,12 @@ type gateway struct {
 
 func newGateway(t *testing.T) *gateway {
 	t.Helper()
+	return newGatewayWith(t, nil)
+}
+
+// newGatewayWith is newGateway with the loaded configuration changed by edit (when not nil).
+func newGatewayWith(t *testing.T, edit func(*config.Config)) *gateway {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	cfgPath, key, err := Init(ctx, dir)
@@ -52,6 +58,9 @@ func newGateway(t *testing.T) *gateway {
 		t.Fatal(err)
 	}
 	cfg.Limits.MaxBodyBytes = 64 << 10
+	if edit != nil {
+		edit(cfg)
+	}
 	g := &gateway{t: t, dir: dir, key: key}
 	logs := &lockedWriter{mu: &g.mu, buf: &bytes.Buffer{}}
 	a, err := Open(ctx, cfg, cfgPath, slog.New(slog.NewJSONHandler(logs, nil)))

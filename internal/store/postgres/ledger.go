@@ -38,8 +38,24 @@ var _ ledger.Store = (*Ledger)(nil)
 
 // NewLedger creates the ledger tables if needed and returns the store.
 func NewLedger(ctx context.Context, pool *pgxpool.Pool) (*Ledger, error) {
-	if _, err := pool.Exec(ctx, ledgerSchema); err != nil {
+	if err := migrate(ctx, pool, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, ledgerSchema)
+		return err
+	}); err != nil {
 		return nil, fmt.Errorf("postgres ledger store: create schema: %w", err)
+	}
+	return &Ledger{pool: pool}, nil
+}
+
+// OpenLedger returns the store on tables that already exist (for readers such as
+// `portcullis audit`, which must not create an empty ledger where they expected one).
+func OpenLedger(ctx context.Context, pool *pgxpool.Pool) (*Ledger, error) {
+	var exists bool
+	if err := pool.QueryRow(ctx, "SELECT to_regclass('ledger_records') IS NOT NULL AND to_regclass('ledger_checkpoints') IS NOT NULL").Scan(&exists); err != nil {
+		return nil, fmt.Errorf("postgres ledger store: %w", err)
+	}
+	if !exists {
+		return nil, errors.New("postgres ledger store: no ledger tables in the schema searched (check the connection string and store.postgres.schema)")
 	}
 	return &Ledger{pool: pool}, nil
 }
