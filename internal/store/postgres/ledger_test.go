@@ -21,6 +21,29 @@ func TestLedgerStoreContract(t *testing.T) {
 	})
 }
 
+// Two handles on one schema, each with its own pool: two replicas.
+func TestSharedStoreContract(t *testing.T) {
+	storetest.RunSharedStore(t, replicaPair)
+}
+
+// Two ledgers appending at once to one PostgreSQL ledger, each through its own pool.
+func TestReplicas(t *testing.T) {
+	storetest.RunReplicas(t, replicaPair)
+}
+
+func replicaPair(t *testing.T) (ledger.SharedStore, ledger.SharedStore) {
+	dsn, schema := pgtest.Schema(t)
+	a, err := NewLedger(context.Background(), pgtest.Pool(t, dsn, schema))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewLedger(context.Background(), pgtest.Pool(t, dsn, schema))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, b
+}
+
 // The ledger itself on PostgreSQL: concurrent appends, a clean close, an intact verification.
 func TestLedgerOnPostgres(t *testing.T) {
 	st, err := NewLedger(context.Background(), pgtest.NewPool(t))
