@@ -89,7 +89,7 @@ func TestReplicaRefusesABrokenChain(t *testing.T) {
 	recs, _ := ms.Raw()
 	last := (*recs)[len(*recs)-1]
 	(*recs)[len(*recs)-1] = []byte(strings.Replace(string(last), "invoices", "invoiceZ", 1)) // the next record's prev no longer matches
-	mustAppend(t, a, decision(3))                                                               // a chains onto its own view, not rereading
+	mustAppend(t, a, decision(3))                                                            // a chains onto its own view, not rereading
 	_, err := b.Append(context.Background(), decision(4))
 	if !errors.Is(err, ledger.ErrNotDurable) || !errors.Is(err, ledger.ErrInconsistent) {
 		t.Fatalf("append after a broken link = %v, want ErrNotDurable and ErrInconsistent", err)
