@@ -32,13 +32,21 @@ func DSN(t testing.TB) string {
 // returns the connection string and the schema's name.
 func Schema(t testing.TB) (dsn, schema string) {
 	t.Helper()
+	dsn, schema = Name(t)
+	exec(t, dsn, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize())
+	return dsn, schema
+}
+
+// Name returns the connection string and a fresh schema name that nothing has created yet
+// (for code that creates it), dropped with everything in it when the test ends.
+func Name(t testing.TB) (dsn, schema string) {
+	t.Helper()
 	dsn = DSN(t)
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	schema = "portcullis_test_" + hex.EncodeToString(b[:])
-	exec(t, dsn, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize())
 	t.Cleanup(func() {
-		exec(t, dsn, "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
+		exec(t, dsn, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
 	})
 	return dsn, schema
 }
