@@ -321,14 +321,27 @@ func (h *head) checkTail(e Entry) error {
 	if e.Seq != h.size {
 		return fmt.Errorf("stored at seq %d, want %d", e.Seq, h.size)
 	}
-	r, err := ParseRecord(e.Data)
+	if _, err := ParseRecord(e.Data); err != nil {
+		return err
+	}
+	return h.checkLink(e)
+}
+
+// checkLink checks that e is the record after the head — stored at and saying seq h.size, its
+// prev the leaf hash of the record before — reading only its header. A shared writer checks
+// every record the others appended this way before chaining onto them; decoding each whole
+// would cost more than the writer's own batch. Verification reads every record in full.
+func (h *head) checkLink(e Entry) error {
+	if e.Seq != h.size {
+		return fmt.Errorf("stored at seq %d, want %d", e.Seq, h.size)
+	}
+	hd, err := ParseHeader(e.Data)
 	if err != nil {
 		return err
 	}
-	if r.Seq != h.size {
-		return fmt.Errorf("says seq %d", r.Seq)
+	if hd.Seq != h.size {
+		return fmt.Errorf("says seq %d", hd.Seq)
 	}
-	hd, _ := ParseHeader(e.Data)
 	if h.size == 0 {
 		if hd.HasPrev {
 			return errors.New("record 0 has a prev")

@@ -75,7 +75,7 @@ func (l *Ledger) commitShared(bodies [][]byte, forceCheckpoint bool) (uint64, er
 }
 
 // catchUp extends h over the records other writers appended to v since h.size, checking that
-// each is in sequence and chained to the one before. With load (the first commit), or when
+// each is in sequence and chained to the one before (its header: see checkLink). With load (the first commit), or when
 // far behind, h first restarts from the latest signed checkpoint. A checkpoint newer than h's
 // becomes h's: the cadence of checkpoints counts from the latest, whoever signed it.
 func (l *Ledger) catchUp(ctx context.Context, v View, h *head, load bool) error {
@@ -101,11 +101,15 @@ func (l *Ledger) catchUp(ctx context.Context, v View, h *head, load bool) error 
 	if ok && cp.Size > h.cpSize {
 		h.cpSize, h.cpTime = cp.Size, l.now()
 	}
+	check := h.checkLink
+	if load {
+		check = h.checkTail // at start, each record of the tail in full, as recovery does
+	}
 	err = v.Scan(ctx, h.size, func(e Entry) error {
 		if e.Seq >= size {
 			return errStop // not under this lock: cannot happen; the size read is the end
 		}
-		if err := h.checkTail(e); err != nil {
+		if err := check(e); err != nil {
 			return fmt.Errorf("%w: record %d, appended by another writer: %v", ErrInconsistent, e.Seq, err)
 		}
 		return h.advance(e.Data)

@@ -122,3 +122,23 @@ func TestSharedLogRestartsClean(t *testing.T) {
 		t.Errorf("verify: %+v", rep)
 	}
 }
+
+// A replica starting on a shared log reads the tail after the latest checkpoint in full, as
+// recovery does: a damaged record refuses the start (and is not trimmed: it may be another's).
+func TestReplicaStartRefusesADamagedTail(t *testing.T) {
+	ms := memory.NewShared()
+	e := newEnv(t, ms)
+	a := e.open(t, nil)
+	defer mustClose(t, a)
+	mustAppend(t, a, decision(1))
+	recs, _ := ms.Raw()
+	n := len(*recs)
+	(*recs)[n-1] = []byte(strings.Replace(string((*recs)[n-1]), `"tool":"db.query"`, `"tool":"db.query`, 1)) // header and link intact, body not JSON
+	_, err := ledger.Open(context.Background(), e.options(t))
+	if !errors.Is(err, ledger.ErrInconsistent) {
+		t.Fatalf("open on a damaged tail = %v, want ErrInconsistent", err)
+	}
+	if recs, _ := ms.Raw(); len(*recs) != n {
+		t.Errorf("the refused start changed the log: %d records, want %d", len(*recs), n)
+	}
+}
