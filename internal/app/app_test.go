@@ -30,6 +30,20 @@ type gateway struct {
 	logs *bytes.Buffer
 }
 
+// initDefault makes a fresh embedded-default data directory and loads its configuration.
+func initDefault(t testing.TB) (dir, cfgPath, key string, cfg *config.Config) {
+	t.Helper()
+	dir = t.TempDir()
+	cfgPath, key, err := Init(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err = config.Load(cfgPath); err != nil {
+		t.Fatal(err)
+	}
+	return dir, cfgPath, key, cfg
+}
+
 func newGateway(t *testing.T) *gateway {
 	t.Helper()
 	return newGatewayWith(t, nil)

@@ -45,17 +45,9 @@ func newMCPSigned(t *testing.T) *mcpSigned {
 	upSrv := httptest.NewServer(sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return up }, nil))
 	t.Cleanup(upSrv.Close)
 
-	dir := t.TempDir()
-	cfgPath, _, err := Init(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, cfgPath, _, cfg := initDefault(t)
 	pol := "agent_id: report-generator-v1\ndefault_action: DENY\nrules:\n  - name: echo\n    tool: up__echo\n    action: ALLOW\n"
 	if err := os.WriteFile(filepath.Join(dir, "policies", "report-generator-v1.yaml"), []byte(pol), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
 		t.Fatal(err)
 	}
 	priv, _, pub, err := httpsig.GenerateKey()

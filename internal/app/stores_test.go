@@ -45,15 +45,7 @@ func TestOpenRefusesUnreachableStores(t *testing.T) {
 				t.Setenv(k, v)
 			}
 			ctx := context.Background()
-			dir := t.TempDir()
-			cfgPath, _, err := Init(ctx, dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cfg, err := config.Load(cfgPath)
-			if err != nil {
-				t.Fatal(err)
-			}
+			_, cfgPath, _, cfg := initDefault(t)
 			cfg.Store = tc.store
 			a, err := Open(ctx, cfg, cfgPath, slog.New(slog.NewTextHandler(io.Discard, nil)))
 			if err == nil {
