@@ -47,6 +47,12 @@ type LogStats struct {
 	Undelivered  uint64 // the agent session could not be sent them
 }
 
+// ByOutcome is the counts by outcome name, as metrics label them.
+func (s LogStats) ByOutcome() map[string]uint64 {
+	return map[string]uint64{"relayed": s.Relayed, "redacted": s.Redacted, "withheld": s.Withheld,
+		"unattributed": s.Unattributed, "filtered": s.Filtered, "undelivered": s.Undelivered}
+}
+
 // logRelay is the gateway's state for log relaying.
 type logRelay struct {
 	on bool
