@@ -2,14 +2,12 @@ package app
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -45,14 +43,7 @@ func newMCPSigned(t *testing.T) *mcpSigned {
 		return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: a.Text}}}, nil, nil
 	})
 	// log logs its text at info, and a secret at warning, while it runs.
-	sdk.AddTool(up, &sdk.Tool{Name: "log", Description: "Logs text."}, func(ctx context.Context, r *sdk.CallToolRequest, a in) (*sdk.CallToolResult, any, error) {
-		for _, p := range []*sdk.LoggingMessageParams{{Level: "info", Data: a.Text}, {Level: "warning", Data: "key sk_test_Zq8vR2mN4pL6tY1xW3cB5dFh"}} {
-			if err := r.Session.Log(ctx, p); err != nil { //lint:ignore SA1019 upstreams on 2025-11-25 still log
-				return nil, nil, err
-			}
-		}
-		return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: "logged"}}}, nil, nil
-	})
+	sdk.AddTool(up, &sdk.Tool{Name: "log", Description: "Logs text."}, logTool)
 	upSrv := httptest.NewServer(sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return up }, nil))
 	t.Cleanup(upSrv.Close)
 
@@ -255,48 +246,5 @@ func TestHTTPUpstreamResumesClosedStream(t *testing.T) {
 	}
 	if res.IsError || len(res.Content) != 1 || res.Content[0].(*sdk.TextContent).Text != "after the reconnection" {
 		t.Errorf("result: %+v", res)
-	}
-}
-
-// TestMCPLogsRelayedOverHTTP: behind serve, an agent on Streamable HTTP that set a level gets a
-// remote upstream's log lines during its call, the secret in one of them redacted, and
-// /metrics counts them.
-func TestMCPLogsRelayedOverHTTP(t *testing.T) {
-	m := newMCPSigned(t)
-	got := make(chan *sdk.LoggingMessageParams, 8)
-	cs := m.connectWith(t, m.signer, &sdk.ClientOptions{LoggingMessageHandler: func(_ context.Context, r *sdk.LoggingMessageRequest) { got <- r.Params }})
-	ctx := context.Background()
-	if err := cs.SetLoggingLevel(ctx, &sdk.SetLoggingLevelParams{Level: "info"}); err != nil { //lint:ignore SA1019 agents on 2025-11-25 still set levels
-		t.Fatal(err)
-	}
-	res, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: "up__log", Arguments: map[string]any{"text": "working"}})
-	if err != nil || res.IsError {
-		t.Fatalf("up__log: %v %+v", err, res)
-	}
-	var lines []string
-	for len(lines) < 2 {
-		select {
-		case p := <-got:
-			lines = append(lines, fmt.Sprintf("%s %s %v", p.Level, p.Logger, p.Data))
-		case <-time.After(5 * time.Second):
-			t.Fatalf("got %q, want 2 lines", lines)
-		}
-	}
-	// The two may come on different streams (the call's, the session's): in either order.
-	slices.Sort(lines)
-	if lines[0] != "info up working" || !strings.HasPrefix(lines[1], "warning up [REDACTED") {
-		t.Errorf("agent got %q", lines)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		body := m.get(t, "/metrics")
-		if strings.Contains(body, `portcullis_mcp_log_messages_total{outcome="relayed"} 2`) &&
-			strings.Contains(body, `portcullis_mcp_log_messages_total{outcome="redacted"} 1`) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("metrics lack the relayed lines:\n%s", body)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

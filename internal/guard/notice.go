@@ -36,9 +36,14 @@ type Notice struct {
 // secrets and PII when redaction is on. Only a redacted or blocked notice is recorded (a decision
 // record: allow or deny, the reason saying which); recording every passing line would fill the
 // ledger with a chatty server's debug output. Any failure — inspecting, redacting, recording a
-// redaction — blocks.
+// redaction, a panic — blocks.
 func (g *Guard) CheckNotice(ctx context.Context, n Notice, rp ResultPolicy) (rd *ResultDecision) {
 	rd = &ResultDecision{Action: ResultBlock}
+	defer func() {
+		if p := recover(); p != nil {
+			rd = &ResultDecision{Action: ResultBlock, Code: CodeInternal, Err: fmt.Errorf("guard: panic: %v", p)}
+		}
+	}()
 	res, err := g.inspector.Inspect(ctx, n.Tool, inspect.Response, n.Data)
 	rd.Level, rd.Findings = res.Level, res.Findings
 	secretPaths := secretFindingPaths(res.Findings)

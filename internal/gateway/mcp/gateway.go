@@ -233,12 +233,7 @@ func (g *Gateway) session(ctx context.Context, u *upstream) (*sdk.ClientSession,
 		return nil, fmt.Errorf("%w: reconnect %q: %v", ErrUpstreamDown, u.name, err)
 	}
 	g.log.Warn("upstream reconnected", slog.String("upstream", u.name))
-	if lvl := g.upstreamLevel(); lvl != "" && hasLogging(u) {
-		// A new session starts with no level: ask again for what the agents want.
-		if err := cs.SetLoggingLevel(cctx, &sdk.SetLoggingLevelParams{Level: lvl}); err != nil {
-			g.log.Warn("upstream log level not set", slog.String("upstream", u.name), slog.Any("error", err))
-		}
-	}
+	g.askLevelAgain(cctx, u, cs)
 	u.cs, u.down = cs, false
 	g.watch(u, cs)
 	return cs, nil
@@ -280,8 +275,7 @@ func New(ctx context.Context, o Options, ups []Upstream) (g *Gateway, err error)
 	}
 	g = &Gateway{o: o, byKey: map[string]*upstream{}, log: o.Logger, resources: map[string]*upstream{}, scanned: map[string]bool{},
 		defOK: map[string]bool{}, scannedUp: map[*upstream]bool{}, callers: map[*sdk.ServerSession]Caller{},
-		logs: logRelay{on: o.RelayLogs && o.Inspector != nil, levels: map[*sdk.ServerSession]sdk.LoggingLevel{}, calls: map[*pendingCall]struct{}{},
-			last: map[string]*sdk.ServerSession{}}}
+		logs: newLogRelay(o.RelayLogs && o.Inspector != nil)}
 	defer func() {
 		if err != nil {
 			_ = g.Close()
@@ -417,9 +411,7 @@ func (g *Gateway) Server(creds CredentialsFunc) *sdk.Server {
 			if ir.Capabilities.Completions != nil {
 				caps.Completions = &sdk.CompletionCapabilities{}
 			}
-			if ir.Capabilities.Logging != nil && g.logs.on {
-				caps.Logging = &sdk.LoggingCapabilities{}
-			}
+			g.offerLogging(caps, ir.Capabilities)
 		}
 	}
 	s := sdk.NewServer(&sdk.Implementation{Name: "portcullis-mcp-gateway", Version: "1"}, &sdk.ServerOptions{Capabilities: caps,
@@ -430,14 +422,14 @@ func (g *Gateway) Server(creds CredentialsFunc) *sdk.Server {
 		// shared by every agent, another may still be subscribed.
 		UnsubscribeHandler: func(context.Context, *sdk.UnsubscribeRequest) error { return nil },
 	})
+	// logging/setLevel, below the middleware that notes who the session is.
+	s.AddReceivingMiddleware(g.setLevelMiddleware)
 	s.AddReceivingMiddleware(func(next sdk.MethodHandler) sdk.MethodHandler {
 		return func(ctx context.Context, method string, req sdk.Request) (sdk.Result, error) {
 			if g.o.Sampling || g.o.Elicitation || g.logs.on {
 				g.noteCaller(req, creds)
 			}
 			switch r := req.(type) {
-			case *sdk.ServerRequest[*sdk.SetLoggingLevelParams]:
-				return g.setLevel(ctx, method, r, next)
 			case *sdk.ListToolsRequest:
 				return g.listTools(ctx, creds(req))
 			case *sdk.CallToolRequest:

@@ -72,6 +72,11 @@ type logRelay struct {
 	relayed, redacted, withheld, unattributed, filtered, undelivered atomic.Uint64
 }
 
+func newLogRelay(on bool) logRelay {
+	return logRelay{on: on, levels: map[*sdk.ServerSession]sdk.LoggingLevel{}, calls: map[*pendingCall]struct{}{},
+		last: map[string]*sdk.ServerSession{}}
+}
+
 // pendingCall is a request forwarded to upstream server for agent session ss; ctx is the
 // agent's request's context, which keeps a notification sent in it on that request's stream.
 type pendingCall struct {
@@ -97,6 +102,34 @@ func (g *Gateway) logHandler(o *sdk.ClientOptions, server string) {
 func hasLogging(u *upstream) bool {
 	ir := u.init
 	return ir != nil && ir.Capabilities != nil && ir.Capabilities.Logging != nil
+}
+
+// offerLogging offers agents the logging capability when relaying is on and an upstream (whose
+// capabilities are up) logs.
+func (g *Gateway) offerLogging(caps *sdk.ServerCapabilities, up *sdk.ServerCapabilities) {
+	if g.logs.on && up.Logging != nil {
+		caps.Logging = &sdk.LoggingCapabilities{}
+	}
+}
+
+// askLevelAgain asks a reconnected upstream's session (which starts with no level) for the level
+// the agents want, if any asked.
+func (g *Gateway) askLevelAgain(ctx context.Context, u *upstream, cs *sdk.ClientSession) {
+	if lvl := g.upstreamLevel(); lvl != "" && hasLogging(u) {
+		if err := cs.SetLoggingLevel(ctx, &sdk.SetLoggingLevelParams{Level: lvl}); err != nil {
+			g.log.Warn("upstream log level not set", slog.String("upstream", u.name), slog.Any("error", err))
+		}
+	}
+}
+
+// setLevelMiddleware answers logging/setLevel (setLevel) and passes every other request on.
+func (g *Gateway) setLevelMiddleware(next sdk.MethodHandler) sdk.MethodHandler {
+	return func(ctx context.Context, method string, req sdk.Request) (sdk.Result, error) {
+		if r, ok := req.(*sdk.ServerRequest[*sdk.SetLoggingLevelParams]); ok {
+			return g.setLevel(ctx, method, r, next)
+		}
+		return next(ctx, method, req)
+	}
 }
 
 // track notes a request forwarded to upstream server for agent session ss, so a line the
