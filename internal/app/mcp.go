@@ -96,6 +96,7 @@ func (a *App) MCPGateway(ctx context.Context, ups []mcpgw.Upstream) (*mcpgw.Gate
 		CallTimeout:  cfg.MCP.CallTimeout,
 		Sampling:     cfg.MCP.ServerRequests.SamplingAllowed(),
 		Elicitation:  cfg.MCP.ServerRequests.ElicitationAllowed(),
+		RelayLogs:    cfg.MCP.LogsRelayed(),
 		Logger:       a.log.With(slog.String("component", "mcp")),
 	}, ups)
 	if err != nil {

@@ -42,6 +42,8 @@ func newMCPSigned(t *testing.T) *mcpSigned {
 		calls.Add(1)
 		return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: a.Text}}}, nil, nil
 	})
+	// log logs its text at info, and a secret at warning, while it runs.
+	sdk.AddTool(up, &sdk.Tool{Name: "log", Description: "Logs text."}, logTool)
 	upSrv := httptest.NewServer(sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return up }, nil))
 	t.Cleanup(upSrv.Close)
 
@@ -50,7 +52,7 @@ func newMCPSigned(t *testing.T) *mcpSigned {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pol := "agent_id: report-generator-v1\ndefault_action: DENY\nrules:\n  - name: echo\n    tool: up__echo\n    action: ALLOW\n"
+	pol := "agent_id: report-generator-v1\ndefault_action: DENY\nrules:\n  - name: echo\n    tool: up__(echo|log)\n    action: ALLOW\n"
 	if err := os.WriteFile(filepath.Join(dir, "policies", "report-generator-v1.yaml"), []byte(pol), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -78,8 +80,12 @@ func newMCPSigned(t *testing.T) *mcpSigned {
 
 // connect opens an MCP session whose every HTTP request the signer signs with a fresh nonce.
 func (m *mcpSigned) connect(t *testing.T, s *httpsig.Signer) *sdk.ClientSession {
+	return m.connectWith(t, s, nil)
+}
+
+func (m *mcpSigned) connectWith(t *testing.T, s *httpsig.Signer, o *sdk.ClientOptions) *sdk.ClientSession {
 	t.Helper()
-	client := sdk.NewClient(&sdk.Implementation{Name: "signed-agent", Version: "1"}, nil)
+	client := sdk.NewClient(&sdk.Implementation{Name: "signed-agent", Version: "1"}, o)
 	cs, err := client.Connect(context.Background(), &sdk.StreamableClientTransport{Endpoint: m.url,
 		HTTPClient: &http.Client{Transport: &httpsig.Transport{Signer: s}}, MaxRetries: -1}, nil)
 	if err != nil {
@@ -109,6 +115,18 @@ func (m *mcpSigned) signedCall(t *testing.T, cs *sdk.ClientSession, s *httpsig.S
 		req.ContentLength = int64(len(sendBody))
 	}
 	return req
+}
+
+// get is the body of an unauthenticated GET of path on the gateway.
+func (m *mcpSigned) get(t *testing.T, path string) string {
+	t.Helper()
+	resp, err := http.Get(strings.TrimSuffix(m.url, "/mcp") + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
 
 func send(t *testing.T, req *http.Request, body string) (int, string) {

@@ -96,7 +96,14 @@ type MCPConfig struct {
 	ResourceURL string `yaml:"resource_url"`
 	// ServerRequests says which requests an upstream may send to the agent (default: none).
 	ServerRequests MCPServerRequests `yaml:"server_requests"`
+	// RelayLogs passes upstreams' log messages to the agent that asked for them with
+	// logging/setLevel, when a line can be attributed to one agent and user, each line inspected
+	// like a tool's result (default true; see docs/mcp.md).
+	RelayLogs *bool `yaml:"relay_logs"`
 }
+
+// LogsRelayed reports whether upstream log messages are relayed (mcp.relay_logs, default true).
+func (m MCPConfig) LogsRelayed() bool { return m.RelayLogs == nil || *m.RelayLogs }
 
 // MCPServerRequests configures server-initiated requests, each "deny" (the default: the gateway
 // does not even offer the capability upstream) or "allow" (forwarded to the agent when exactly one
