@@ -193,6 +193,8 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 			return nil, err
 		}
 		mcpRoutes = a.mcpRoutes(a.mcp)
+		gw := a.mcp
+		a.metrics.MCPLogs(func() map[string]uint64 { return gw.LogStats().ByOutcome() })
 	}
 	a.server = server.New(server.Options{
 		Extra: func(mux *http.ServeMux) {

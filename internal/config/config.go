@@ -147,11 +147,22 @@ type MCPConfig struct {
 	ApprovalWait time.Duration `yaml:"approval_wait"`
 	// CallTimeout bounds one forwarded call (default 60s).
 	CallTimeout time.Duration `yaml:"call_timeout"`
+	// SessionIdleTimeout closes a Streamable HTTP session that sent no request for this long
+	// (default 30m): clients that never end their sessions would otherwise hold them, and the
+	// memory they use, for as long as the gateway runs.
+	SessionIdleTimeout time.Duration `yaml:"session_idle_timeout"`
 	// ResourceURL is this gateway's public /mcp URL, announced in the protected-resource metadata.
 	ResourceURL string `yaml:"resource_url"`
 	// ServerRequests says which requests an upstream may send to the agent (default: none).
 	ServerRequests MCPServerRequests `yaml:"server_requests"`
+	// RelayLogs passes upstreams' log messages to the agent that asked for them with
+	// logging/setLevel, when a line can be attributed to one agent and user, each line inspected
+	// like a tool's result (default true; see docs/mcp.md).
+	RelayLogs *bool `yaml:"relay_logs"`
 }
+
+// LogsRelayed reports whether upstream log messages are relayed (mcp.relay_logs, default true).
+func (m MCPConfig) LogsRelayed() bool { return m.RelayLogs == nil || *m.RelayLogs }
 
 // MCPServerRequests configures server-initiated requests, each "deny" (the default: the gateway
 // does not even offer the capability upstream) or "allow" (forwarded to the agent when exactly one
@@ -267,7 +278,7 @@ func Default() Config {
 			RedactResults:    &redact,
 		},
 		Approvals: ApprovalsConfig{Expiry: 15 * time.Minute, MaxWait: 60 * time.Second},
-		MCP: MCPConfig{ApprovalWait: 10 * time.Second, CallTimeout: 60 * time.Second,
+		MCP: MCPConfig{ApprovalWait: 10 * time.Second, CallTimeout: 60 * time.Second, SessionIdleTimeout: 30 * time.Minute,
 			ServerRequests: MCPServerRequests{Sampling: "deny", Elicitation: "deny"}},
 		Ledger: LedgerConfig{CheckpointInterval: time.Second, CheckpointRecords: 1000},
 		Limits: LimitsConfig{
@@ -470,6 +481,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MCP.CallTimeout < 0 || c.MCP.CallTimeout > time.Hour {
 		add("mcp.call_timeout", "want a duration in [0, 1h], got %v", c.MCP.CallTimeout)
+	}
+	if c.MCP.SessionIdleTimeout < time.Second || c.MCP.SessionIdleTimeout > 7*24*time.Hour {
+		add("mcp.session_idle_timeout", "want a duration in [1s, 168h], got %v", c.MCP.SessionIdleTimeout)
 	}
 	for _, k := range []struct{ path, v string }{{"mcp.server_requests.sampling", c.MCP.ServerRequests.Sampling},
 		{"mcp.server_requests.elicitation", c.MCP.ServerRequests.Elicitation}} {

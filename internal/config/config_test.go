@@ -32,6 +32,13 @@ func TestParseDefaults(t *testing.T) {
 	if !c.MCP.ServerRequests.SamplingAllowed() || c.MCP.ServerRequests.ElicitationAllowed() {
 		t.Errorf("server_requests: %+v", c.MCP.ServerRequests)
 	}
+	// Log messages are relayed unless turned off.
+	if c, err := Parse("empty.yaml", nil); err != nil || !c.MCP.LogsRelayed() {
+		t.Errorf("relay_logs default: %v %v", c.MCP.RelayLogs, err)
+	}
+	if c, err := Parse("gw.yaml", []byte("mcp:\n  relay_logs: false\n")); err != nil || c.MCP.LogsRelayed() {
+		t.Errorf("relay_logs: false: %v %v", c.MCP.RelayLogs, err)
+	}
 }
 
 func TestParseErrors(t *testing.T) {

@@ -4,7 +4,8 @@
 // through guard.CheckResult; tools/list shows an agent only the tools its policy could ever let it
 // call; tool definitions are scanned for poisoning and pinned so a changed definition is blocked
 // until re-approved. An upstream's sampling and elicitation requests reach the agent only as
-// configured, and then each is decided like a call (serverreq.go).
+// configured, and then each is decided like a call (serverreq.go); their log messages reach the
+// agent a line can be attributed to, inspected like results (logs.go).
 //
 // It owns the MCP wiring only. It must not import stores, app, cli or the HTTP server: the
 // composition root hands it the guard, the approvals engine, the policies and the ledger through
@@ -40,6 +41,7 @@ import (
 type Guard interface {
 	Check(ctx context.Context, req guard.Request) *guard.Decision
 	CheckResult(ctx context.Context, o guard.Outcome, rp guard.ResultPolicy) *guard.ResultDecision
+	CheckNotice(ctx context.Context, n guard.Notice, rp guard.ResultPolicy) *guard.ResultDecision
 }
 
 // Approvals waits for a held call's approval (approval.Engine).
@@ -142,6 +144,12 @@ type Options struct {
 	// then decided by guard.Check under ToolSamplingCreateMessage / ToolElicitationCreate, and
 	// the agent's answer goes back through guard.CheckResult like a tool's result.
 	Sampling, Elicitation bool
+
+	// RelayLogs passes upstreams' log messages (notifications/message) to the agent session a
+	// line can be attributed to (logs.go), at the level that session set with logging/setLevel,
+	// each line through guard.CheckNotice. Off, or without an Inspector, upstreams are never
+	// asked for logs and none is relayed; logging/setLevel is answered either way.
+	RelayLogs bool
 }
 
 // Gateway connects to the upstreams once and serves any number of agent sessions.
@@ -169,6 +177,8 @@ type Gateway struct {
 	// the upstream's progress notifications reach the agent that asked for them and no other.
 	progress    sync.Map // string → progressSink
 	progressSeq atomic.Uint64
+
+	logs logRelay
 }
 
 // progressSink is where one forwarded call's progress goes: the agent's session, its own token
@@ -227,6 +237,7 @@ func (g *Gateway) session(ctx context.Context, u *upstream) (*sdk.ClientSession,
 		return nil, fmt.Errorf("%w: reconnect %q: %v", ErrUpstreamDown, u.name, err)
 	}
 	g.log.Warn("upstream reconnected", slog.String("upstream", u.name))
+	g.askLevelAgain(cctx, u, cs)
 	u.cs, u.down = cs, false
 	g.watch(u, cs)
 	// Renew the agents' subscriptions before anyone uses the new session. Each was decided
@@ -302,7 +313,7 @@ func New(ctx context.Context, o Options, ups []Upstream) (g *Gateway, err error)
 	}
 	g = &Gateway{o: o, byKey: map[string]*upstream{}, log: o.Logger, resources: map[string]*upstream{}, scanned: map[string]bool{},
 		defOK: map[string]bool{}, scannedUp: map[*upstream]bool{}, callers: map[*sdk.ServerSession]Caller{},
-		done: make(chan struct{})}
+		done: make(chan struct{}), logs: newLogRelay(o.RelayLogs && o.Inspector != nil)}
 	defer func() {
 		if err != nil {
 			_ = g.Close()
@@ -325,6 +336,7 @@ func New(ctx context.Context, o Options, ups []Upstream) (g *Gateway, err error)
 			ResourceUpdatedHandler:      g.relayResourceUpdated,
 		}
 		g.serverRequestHandlers(copts, u.Name)
+		g.logHandler(copts, u.Name)
 		client := sdk.NewClient(&sdk.Implementation{Name: "portcullis", Version: "1"}, copts)
 		t := u.Transport
 		if u.NewTransport != nil {
@@ -440,6 +452,7 @@ func (g *Gateway) Server(creds CredentialsFunc) *sdk.Server {
 			if ir.Capabilities.Completions != nil {
 				caps.Completions = &sdk.CompletionCapabilities{}
 			}
+			g.offerLogging(caps, ir.Capabilities)
 		}
 	}
 	s := sdk.NewServer(&sdk.Implementation{Name: "portcullis-mcp-gateway", Version: "1"}, &sdk.ServerOptions{Capabilities: caps,
@@ -450,9 +463,11 @@ func (g *Gateway) Server(creds CredentialsFunc) *sdk.Server {
 		// shared by every agent, another may still be subscribed.
 		UnsubscribeHandler: func(context.Context, *sdk.UnsubscribeRequest) error { return nil },
 	})
+	// logging/setLevel, below the middleware that notes who the session is.
+	s.AddReceivingMiddleware(g.setLevelMiddleware)
 	s.AddReceivingMiddleware(func(next sdk.MethodHandler) sdk.MethodHandler {
 		return func(ctx context.Context, method string, req sdk.Request) (sdk.Result, error) {
-			if g.o.Sampling || g.o.Elicitation {
+			if g.o.Sampling || g.o.Elicitation || g.logs.on {
 				g.noteCaller(req, creds)
 			}
 			switch r := req.(type) {
@@ -631,7 +646,7 @@ func (g *Gateway) split(name string) (*upstream, string, bool) {
 // reserved reports whether name is one of the reserved tool names.
 func reserved(name string) bool {
 	switch name {
-	case ToolResourcesRead, ToolPromptsGet, ToolSamplingCreateMessage, ToolElicitationCreate:
+	case ToolResourcesRead, ToolPromptsGet, ToolSamplingCreateMessage, ToolElicitationCreate, ToolLoggingMessage:
 		return true
 	}
 	return false
@@ -876,6 +891,7 @@ func (g *Gateway) callTool(ctx context.Context, c Caller, r *sdk.CallToolRequest
 			defer g.progress.Delete(id)
 			p.SetProgressToken(id)
 		}
+		defer g.track(ctx, r.Session, u.name)()
 		res, err = cs.CallTool(cctx, p)
 	}
 	dur := time.Since(start)
@@ -1033,6 +1049,8 @@ func governed[T any](ctx context.Context, g *Gateway, c Caller, r sdk.Request, t
 		g.outcome(ctx, d, tool, false, "unknown "+kind, nil)
 		return zero, fmt.Errorf("%w for %s %q", ErrNoUpstream, kind, id)
 	}
+	ss, _ := r.GetSession().(*sdk.ServerSession)
+	defer g.track(ctx, ss, u.name)()
 	return forward(ctx, g, d, tool, func(ctx context.Context) (T, error) {
 		cs, err := g.session(ctx, u)
 		if err != nil {

@@ -35,7 +35,7 @@ agent_id: agent-1
 default_action: DENY
 rules:
   - name: echo
-    tool: "up__(echo|hang|leak|pii)"
+    tool: "up__(echo|hang|leak|pii|log)"
     action: ALLOW
   - name: poison
     tool: up__poisoned
@@ -132,6 +132,8 @@ type harnessConfig struct {
 	gateway  func(*Options)           // the gateway's options
 	upstream func(*harness)           // adds to the upstream server (h.up)
 	agent    func(*sdk.ClientOptions) // the agent client's options
+	// creds, when set, says who the agent sessions are (default: EnvCredentials with the key).
+	creds func(key string) CredentialsFunc
 }
 
 func newHarnessWith(t testing.TB, wait, timeout time.Duration, store ledger.Store, hc harnessConfig) *harness {
@@ -288,7 +290,11 @@ func newHarnessWith(t testing.TB, wait, timeout time.Duration, store ledger.Stor
 
 	// The agent side.
 	at, gt := sdk.NewInMemoryTransports()
-	srv := gw.Server(EnvCredentials(key, ""))
+	creds := EnvCredentials(key, "")
+	if hc.creds != nil {
+		creds = hc.creds(key)
+	}
+	srv := gw.Server(creds)
 	h.srv = srv
 	gss, err := srv.Connect(ctx, gt, nil)
 	if err != nil {
