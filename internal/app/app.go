@@ -239,7 +239,7 @@ func (a *App) ready() error {
 	if err := a.ledger.Err(); err != nil {
 		return fmt.Errorf("ledger not writable: %w", err)
 	}
-	return nil
+	return a.stores.ping()
 }
 
 // Serve answers HTTP on ln until ctx ends, then shuts down gracefully: in-flight requests finish,

@@ -36,6 +36,33 @@ type stores struct {
 	nonces   identity.NonceStore
 
 	closers []func() error // in the order opened; closed in reverse
+	// pings reach the services the stores live on, for /readyz: a replica that lost its
+	// database or Redis denies every call, and a load balancer should stop sending it any.
+	pings []servicePing
+}
+
+// servicePing checks that one service answers.
+type servicePing struct {
+	name string
+	ping func(context.Context) error
+}
+
+// readyTimeout bounds one readiness probe's pings.
+const readyTimeout = 2 * time.Second
+
+// ping checks every service the stores use; nil with the embedded default.
+func (s *stores) ping() error {
+	if len(s.pings) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+	defer cancel()
+	for _, p := range s.pings {
+		if err := p.ping(ctx); err != nil {
+			return fmt.Errorf("%s unreachable: %w", p.name, err)
+		}
+	}
+	return nil
 }
 
 // openStores opens the configured stores. On error, whatever was opened is closed again.
@@ -53,6 +80,7 @@ func openStores(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *s
 			return nil, err
 		}
 		s.closers = append(s.closers, func() error { pool.Close(); return nil })
+		s.pings = append(s.pings, servicePing{"store.postgres", pool.Ping})
 	}
 	var rc *goredis.Client
 	if sc.Uses(config.StoreRedis) {
@@ -68,6 +96,7 @@ func openStores(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *s
 			return nil, fmt.Errorf("store.redis: cannot use the server named by $%s: %w", sc.Redis.URLEnv, err)
 		}
 		s.closers = append(s.closers, rc.Close)
+		s.pings = append(s.pings, servicePing{"store.redis", func(ctx context.Context) error { return rc.Ping(ctx).Err() }})
 	}
 
 	switch sc.Ledger {

@@ -4,9 +4,12 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -149,4 +152,86 @@ func TestSharedStores(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// /readyz reaches the services the stores live on: a replica whose Redis went away answers 503
+// naming it, so a load balancer stops sending it calls it would deny.
+func TestReadyChecksStoreServices(t *testing.T) {
+	raddr := os.Getenv("PORTCULLIS_TEST_REDIS")
+	if raddr == "" {
+		t.Skip("PORTCULLIS_TEST_REDIS is not set: no Redis to test against (e.g. PORTCULLIS_TEST_REDIS=127.0.0.1:6379)")
+	}
+	proxy := newTCPProxy(t, raddr) // Redis as this gateway sees it, until the proxy stops
+	t.Setenv("PCL_TEST_REDIS_URL", "redis://"+proxy.addr()+"/0")
+	g := newGatewayWith(t, func(c *config.Config) {
+		c.Store.Nonces, c.Store.Behavior = config.StoreRedis, config.StoreRedis
+		c.Store.Redis = config.RedisConfig{URLEnv: "PCL_TEST_REDIS_URL", Prefix: "pcl:test:ready:"}
+	})
+	ready := func() (int, string) {
+		resp, err := http.Get(g.srv.URL + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := ready(); code != http.StatusOK {
+		t.Fatalf("readyz with Redis up = %d %s", code, body)
+	}
+	proxy.stop()
+	if code, body := ready(); code != http.StatusServiceUnavailable || !strings.Contains(body, "store.redis unreachable") {
+		t.Errorf("readyz with Redis gone = %d %s; want 503 naming store.redis", code, body)
+	}
+}
+
+// tcpProxy forwards connections to a target until stopped; stop also cuts the open ones.
+type tcpProxy struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+	wg    sync.WaitGroup
+}
+
+func newTCPProxy(t *testing.T, target string) *tcpProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &tcpProxy{ln: ln}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, up)
+			p.mu.Unlock()
+			p.wg.Add(2)
+			go func() { defer p.wg.Done(); _, _ = io.Copy(up, c); up.Close() }()
+			go func() { defer p.wg.Done(); _, _ = io.Copy(c, up); c.Close() }()
+		}
+	}()
+	t.Cleanup(p.stop)
+	return p
+}
+
+func (p *tcpProxy) addr() string { return p.ln.Addr().String() }
+
+func (p *tcpProxy) stop() {
+	p.ln.Close()
+	p.mu.Lock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
 }
