@@ -32,18 +32,33 @@ const PinsFile = "mcp-pins.json"
 // upstreamRetries bounds reconnections of a remote upstream's event streams.
 const upstreamRetries = 2
 
+// upstreamIdleConns is how many idle connections the gateway keeps to one remote upstream. Every
+// call from every agent goes over the one upstream session, each as its own POST: with
+// net/http's default of two idle connections per host, concurrent calls opened and closed a TCP
+// connection each (thousands in TIME_WAIT, ~20% of the gateway's CPU per call at 64 clients;
+// docs/benchmarks.md).
+const upstreamIdleConns = 256
+
+// upstreamHTTPClient is the client of one remote upstream, kept across its reconnections.
+func upstreamHTTPClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = upstreamIdleConns
+	t.MaxIdleConnsPerHost = upstreamIdleConns
+	return &http.Client{Transport: t}
+}
+
 // MCPUpstreams turns configured upstreams into restartable transports. Stdio children inherit nothing of the
 // environment but PATH and HOME plus what the configuration names, and write their logs to stderr.
 func MCPUpstreams(ups []config.MCPUpstream, stderr *os.File) []mcpgw.Upstream {
 	out := make([]mcpgw.Upstream, 0, len(ups))
 	for _, u := range ups {
 		if u.URL != "" {
-			url := u.URL
+			url, hc := u.URL, upstreamHTTPClient()
 			out = append(out, mcpgw.Upstream{Name: u.Name, NewTransport: func() sdk.Transport {
 				// A few retries, not none: a server may close a call's event stream and finish
 				// the call on a resumed one (SEP-1699); without a retry that drops the whole
 				// upstream session. A server that is gone still fails within seconds.
-				return &sdk.StreamableClientTransport{Endpoint: url, MaxRetries: upstreamRetries}
+				return &sdk.StreamableClientTransport{Endpoint: url, HTTPClient: hc, MaxRetries: upstreamRetries}
 			}})
 			continue
 		}

@@ -4,11 +4,13 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -295,5 +297,51 @@ func TestSessionOwnersForgetEndedSessions(t *testing.T) {
 		if got, ok := o.owner(id); !ok || got != want {
 			t.Errorf("owner of %s = %q, %v; want %q", id, got, ok, want)
 		}
+	}
+}
+
+// TestHTTPUpstreamReusesConnections: concurrent calls to a remote upstream reuse the gateway's
+// connections to it instead of opening (and dropping) one per call beyond two, net/http's
+// default of idle connections per host.
+func TestHTTPUpstreamReusesConnections(t *testing.T) {
+	srv := sdk.NewServer(&sdk.Implementation{Name: "remote", Version: "1"}, nil)
+	sdk.AddTool(srv, &sdk.Tool{Name: "echo"}, func(_ context.Context, _ *sdk.CallToolRequest, _ struct{}) (*sdk.CallToolResult, any, error) {
+		time.Sleep(2 * time.Millisecond) // keep the calls of a round in flight together
+		return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: "ok"}}}, nil, nil
+	})
+	var opened atomic.Int32
+	hs := httptest.NewUnstartedServer(sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return srv }, nil))
+	hs.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			opened.Add(1)
+		}
+	}
+	hs.Start()
+	defer hs.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tr := MCPUpstreams([]config.MCPUpstream{{Name: "r", URL: hs.URL}}, os.Stderr)[0].NewTransport()
+	cs, err := sdk.NewClient(&sdk.Implementation{Name: "gw", Version: "1"}, nil).Connect(ctx, tr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	const concurrent, rounds = 16, 10
+	for range rounds {
+		var wg sync.WaitGroup
+		for range concurrent {
+			wg.Go(func() {
+				if r, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: "echo", Arguments: map[string]any{}}); err != nil || r.IsError {
+					t.Errorf("call: %v %+v", err, r)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	// At most one connection per call in flight (plus the session's own streams), however
+	// many rounds: the default transport opened ≈ (concurrent-2) per round.
+	if n := opened.Load(); n > concurrent+4 {
+		t.Errorf("%d connections opened for %d rounds of %d concurrent calls; want them reused", n, rounds, concurrent)
 	}
 }
