@@ -15,7 +15,7 @@ import (
 // result is one measured run of one workload on one path.
 type result struct {
 	calls, errors int
-	p50, p99      time.Duration
+	p50, p99, max time.Duration
 	elapsed       time.Duration
 	// CPU time used during the run by the gateway (none on the direct path: pid 0 has no /proc
 	// entry), the echo server, and
@@ -121,10 +121,10 @@ func measure(ctx context.Context, t *target, w *workload, d time.Duration) (resu
 	r.clientCPU = proc.SelfCPU() - self0
 	slices.Sort(all)
 	if n := len(all); n > 0 {
-		r.p50, r.p99 = all[n/2], all[min(n-1, n*99/100)]
+		r.p50, r.p99, r.max = all[n/2], all[min(n-1, n*99/100)], all[n-1]
 	}
 	if firstErr != nil {
-		return r, fmt.Errorf("%d of %d calls failed; first: %w", errs, errs+len(all), firstErr)
+		return r, fmt.Errorf("%d of %d calls failed (the slowest success took %v); first: %w", errs, errs+len(all), r.max, firstErr)
 	}
 	return r, nil
 }

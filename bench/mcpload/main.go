@@ -166,7 +166,10 @@ func run(ctx context.Context, c config) ([]row, error) {
 				}
 				m, err := measure(ctx, t, w, c.duration)
 				if err != nil {
-					fmt.Fprintf(os.Stderr, "mcpload: %s, %s: %v\n", w.label(), t.name, err)
+					fmt.Fprintf(os.Stderr, "mcpload: round %d, %s, %s: %v\n", r, w.label(), t.name, err)
+					if t.log != "" {
+						fmt.Fprintf(os.Stderr, "mcpload: the end of %s:\n%s\n", t.log, tail(t.log))
+					}
 				}
 				res[t] = m
 			}

@@ -26,6 +26,7 @@ type target struct {
 	sessions []*mcp.ClientSession
 	gateway  int        // the gateway's pid; 0 on the direct path
 	upstream func() int // the pid of the echo server on this path (a gateway's child may be restarted)
+	log      string     // where the gateway's (or the stdio server's) stderr goes
 }
 
 // lab holds everything a run started, so that it can all be stopped.
@@ -93,10 +94,14 @@ rules:
 	// one agent: the per-agent concurrency limit (default 64) is not what is measured.
 	cfg = bytes.Replace(cfg, []byte("level: info"), []byte("level: warn"), 1)
 	cfg = append(cfg, "\nlimits:\n  max_concurrency_per_agent: 4096\n"...)
+	// call_timeout below the clients' own 30 s: a call the upstream never answers then comes back
+	// as the gateway's error result, with its log line, telling it apart from a stall in the
+	// gateway itself.
+	cfg = append(cfg, "mcp:\n  call_timeout: 20s\n"...)
 	if upstream != "" {
 		// A sole upstream without a name: its tools keep their names, so the client calls
 		// "echo" on every path.
-		cfg = append(cfg, "mcp:\n  upstreams:\n    - "+upstream+"\n"...)
+		cfg = append(cfg, "  upstreams:\n    - "+upstream+"\n"...)
 	}
 	return cfgPath, apiKey, os.WriteFile(cfgPath, cfg, 0o600)
 }
@@ -126,7 +131,7 @@ func (l *lab) stdioTarget(ctx context.Context, name, variant string, env []strin
 		return nil, fmt.Errorf("%s: %v\n%s", name, err, tail(logf.Name()))
 	}
 	l.stop = append(l.stop, func() { _ = cs.Close(); logf.Close() })
-	t := &target{name: name, env: variant, sessions: []*mcp.ClientSession{cs}}
+	t := &target{name: name, env: variant, sessions: []*mcp.ClientSession{cs}, log: logf.Name()}
 	pid := cmd.Process.Pid
 	if argv[0] == l.echo {
 		t.upstream = func() int { return pid }
@@ -151,7 +156,7 @@ func (l *lab) startEchoHTTP() (string, error) {
 	if l.echoHTTP != "" {
 		return l.echoHTTP, nil
 	}
-	url, pid, err := l.startServer("echo-http", exec.Command(l.echo, "-http", "127.0.0.1:0"))
+	url, pid, _, err := l.startServer("echo-http", exec.Command(l.echo, "-http", "127.0.0.1:0"))
 	if err != nil {
 		return "", err
 	}
@@ -160,19 +165,19 @@ func (l *lab) startEchoHTTP() (string, error) {
 }
 
 // startServer starts a process that prints "listening on http://ADDR" and stops it with SIGTERM at
-// the end of the run.
-func (l *lab) startServer(name string, cmd *exec.Cmd) (string, int, error) {
+// the end of the run. It returns the URL, the pid and the file that holds the process's stderr.
+func (l *lab) startServer(name string, cmd *exec.Cmd) (string, int, string, error) {
 	logf, err := l.logFile(name)
 	if err != nil {
-		return "", 0, err
+		return "", 0, "", err
 	}
 	cmd.Stderr = logf
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return "", 0, err
+		return "", 0, "", err
 	}
 	if err := cmd.Start(); err != nil {
-		return "", 0, err
+		return "", 0, "", err
 	}
 	l.stop = append(l.stop, func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
@@ -188,9 +193,9 @@ func (l *lab) startServer(name string, cmd *exec.Cmd) (string, int, error) {
 	})
 	url, err := proc.WaitListening(stdout, 30*time.Second)
 	if err != nil {
-		return "", 0, fmt.Errorf("%s: %v\n%s", name, err, tail(logf.Name()))
+		return "", 0, "", fmt.Errorf("%s: %v\n%s", name, err, tail(logf.Name()))
 	}
-	return url, cmd.Process.Pid, nil
+	return url, cmd.Process.Pid, logf.Name(), nil
 }
 
 // httpTarget opens clients sessions to a Streamable HTTP endpoint. Each session is one agent's
@@ -249,7 +254,7 @@ func (l *lab) serveTarget(ctx context.Context, name, variant, upstream string, c
 	}
 	cmd := exec.Command(l.bin, args...)
 	cmd.Env = gatewayEnv(variant)
-	url, pid, err := l.startServer(name, cmd)
+	url, pid, logPath, err := l.startServer(name, cmd)
 	if err != nil {
 		return nil, err
 	}
@@ -257,7 +262,7 @@ func (l *lab) serveTarget(ctx context.Context, name, variant, upstream string, c
 	if err != nil {
 		return nil, err
 	}
-	t.gateway = pid
+	t.gateway, t.log = pid, logPath
 	if strings.HasPrefix(upstream, "url:") {
 		t.upstream = func() int { return l.echoPID }
 	} else {
