@@ -252,8 +252,6 @@ func TestMCPConformanceFixture(t *testing.T) {
 // fixtureByDesign: scenarios the server alone passes that fail through the gateway, and why
 // (docs/mcp.md, Conformance, says the same).
 var fixtureByDesign = map[string]string{
-	"tools-call-with-logging": "upstream log messages are not relayed: an upstream session is shared by every agent, so a log line " +
-		"cannot be attributed to the call that caused it, and it is text no inspection has seen",
 	// The fixture closes the call's event stream before answering and, without an event store,
 	// can never deliver the answer: the suite counts the closed stream as no failure when it
 	// sees it itself, but the gateway (a client that never gets the result) answers "the tool

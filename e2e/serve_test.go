@@ -60,7 +60,14 @@ var listenRe = regexp.MustCompile(`listening on (http://\S+)`)
 
 func startServe(t *testing.T, dataDir string) *daemon {
 	t.Helper()
+	return startServeEnv(t, dataDir, nil)
+}
+
+// startServeEnv is startServe with env added to the gateway's environment.
+func startServeEnv(t *testing.T, dataDir string, env []string) *daemon {
+	t.Helper()
 	cmd := exec.Command(binary(t), "serve", "--data", dataDir, "--listen", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

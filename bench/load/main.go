@@ -5,9 +5,14 @@
 // latencies read from /metrics.
 //
 //	go run ./bench/load -duration 20s -concurrency 64
+//	go run ./bench/load -store shared -replicas 2    # replicas on PostgreSQL and Redis
 //
 // It starts the gateway itself (built from this checkout) in a temporary data directory and
-// sends traffic only to 127.0.0.1.
+// sends traffic only to 127.0.0.1. With -store shared, the ledger and approvals live in a fresh
+// schema of the PostgreSQL at $PORTCULLIS_TEST_POSTGRES and behaviour and nonces under a fresh
+// key prefix of the Redis at $PORTCULLIS_TEST_REDIS, both removed afterwards; -replicas starts
+// that many gateways on them, provisioned with one set of ledger keys, and spreads the client
+// connections over them.
 package main
 
 import (
@@ -46,14 +51,20 @@ func main() {
 	keyAuth := flag.Bool("api-key", false, "authenticate with an API key instead of signed requests")
 	cpuProfile := flag.String("cpuprofile", "", "write the server's CPU profile (whole run) to this file")
 	presign := flag.Int("requests", 0, "requests signed before the run (default: 9,000 per second of warm-up and run)")
+	store := flag.String("store", "embedded", "embedded (SQLite, memory) or shared (PostgreSQL from $PORTCULLIS_TEST_POSTGRES, Redis from $PORTCULLIS_TEST_REDIS)")
+	replicas := flag.Int("replicas", 1, "gateways to run, the clients spread over them (more than one needs -store shared)")
 	flag.Parse()
-	if err := run(*duration, *warmup, *concurrency, *keyAuth, *cpuProfile, *presign); err != nil {
+	if *store != "embedded" && *store != "shared" || *replicas < 1 || *replicas > 1 && *store != "shared" {
+		fmt.Fprintln(os.Stderr, "load: -store is embedded or shared; -replicas above 1 needs -store shared")
+		os.Exit(2)
+	}
+	if err := run(*duration, *warmup, *concurrency, *keyAuth, *cpuProfile, *presign, *store, *replicas); err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
 		os.Exit(1)
 	}
 }
 
-func run(duration, warmup time.Duration, concurrency int, keyAuth bool, cpuProfile string, presign int) error {
+func run(duration, warmup time.Duration, concurrency int, keyAuth bool, cpuProfile string, presign int, store string, replicas int) error {
 	tmp, err := os.MkdirTemp("", "portcullis-load-")
 	if err != nil {
 		return err
@@ -81,31 +92,63 @@ func run(duration, warmup time.Duration, concurrency int, keyAuth bool, cpuProfi
 		return err
 	}
 
-	args := []string{"serve", "--data", dataDir, "--listen", "127.0.0.1:0"}
-	if cpuProfile != "" {
-		abs, err := filepath.Abs(cpuProfile)
+	dataDirs := []string{dataDir}
+	var env []string
+	if store == "shared" {
+		sh, err := newShared(cfgPath, bin, dataDir)
 		if err != nil {
 			return err
 		}
-		args = append(args, "--cpuprofile", abs)
+		defer sh.remove()
+		env = sh.env
+		for i := 1; i < replicas; i++ {
+			d := filepath.Join(tmp, fmt.Sprintf("data%d", i))
+			if err := os.CopyFS(d, os.DirFS(dataDir)); err != nil {
+				return err
+			}
+			dataDirs = append(dataDirs, d)
+		}
 	}
-	srv := exec.Command(bin, args...)
-	stdout, _ := srv.StdoutPipe()
-	srv.Stderr = io.Discard
-	if err := srv.Start(); err != nil {
-		return err
-	}
+	var (
+		srvs  []*exec.Cmd
+		bases []string
+	)
 	defer func() {
-		_ = srv.Process.Signal(syscall.SIGTERM)
-		_ = srv.Wait()
+		for _, srv := range srvs {
+			_ = srv.Process.Signal(syscall.SIGTERM)
+		}
+		for _, srv := range srvs {
+			_ = srv.Wait()
+		}
 	}()
-	base, err := proc.WaitListening(stdout, 30*time.Second)
-	if err != nil {
-		return err
+	for i, dir := range dataDirs {
+		args := []string{"serve", "--data", dir, "--listen", "127.0.0.1:0"}
+		if cpuProfile != "" && i == 0 {
+			abs, err := filepath.Abs(cpuProfile)
+			if err != nil {
+				return err
+			}
+			args = append(args, "--cpuprofile", abs)
+		}
+		srv := exec.Command(bin, args...)
+		srv.Env = append(os.Environ(), env...)
+		stdout, _ := srv.StdoutPipe()
+		srv.Stderr = io.Discard
+		if err := srv.Start(); err != nil {
+			return err
+		}
+		srvs = append(srvs, srv)
+		base, err := proc.WaitListening(stdout, 30*time.Second)
+		if err != nil {
+			return err
+		}
+		bases = append(bases, base)
 	}
 
 	body := requestBody()
-	host := strings.TrimPrefix(base, "http://")
+	// Every request names the first gateway's authority: replicas answer for one, as behind a
+	// load balancer, so a signed request is good at any of them — once.
+	host := strings.TrimPrefix(bases[0], "http://")
 	// The generator's own cost is not the gateway's: requests are signed and serialised before
 	// the clock starts (created times stay well inside the gateway's 5-minute signature window),
 	// and sent as raw HTTP/1.1 over keep-alive connections, so the two shared cores go to the
@@ -127,8 +170,8 @@ func run(duration, warmup time.Duration, concurrency int, keyAuth bool, cpuProfi
 		return wire[i], true
 	}
 	conns := make(chan *conn, concurrency)
-	for range concurrency {
-		c, err := dial(host)
+	for i := range concurrency {
+		c, err := dial(strings.TrimPrefix(bases[i%len(bases)], "http://"))
 		if err != nil {
 			return err
 		}
@@ -159,18 +202,18 @@ func run(duration, warmup time.Duration, concurrency int, keyAuth bool, cpuProfi
 
 	// Warm up, then measure.
 	blast(send, concurrency, warmup)
-	before, err := scrape(base)
+	before, err := scrapeAll(bases)
 	if err != nil {
 		return err
 	}
-	srvCPU0, genCPU0 := proc.CPU(srv.Process.Pid), proc.SelfCPU()
+	srvCPU0, genCPU0 := serversCPU(srvs), proc.SelfCPU()
 	res := blast(send, concurrency, duration)
-	srvCPU, genCPU := proc.CPU(srv.Process.Pid)-srvCPU0, proc.SelfCPU()-genCPU0
+	srvCPU, genCPU := serversCPU(srvs)-srvCPU0, proc.SelfCPU()-genCPU0
 	if res.exhausted {
 		return fmt.Errorf("the %d pre-signed requests ran out before the run ended: raise -requests", len(wire))
 	}
 	lat, errs, firstErr, elapsed := res.latencies, res.errors, res.firstErr, res.elapsed
-	after, err := scrape(base)
+	after, err := scrapeAll(bases)
 	if err != nil {
 		return err
 	}
@@ -183,7 +226,12 @@ func run(duration, warmup time.Duration, concurrency int, keyAuth bool, cpuProfi
 	if keyAuth {
 		auth = "API key"
 	}
-	fmt.Printf("auth: %s; params: %d bytes; concurrency: %d; measured: %s after %s warm-up\n\n", auth, len(body), concurrency, duration, warmup)
+	fmt.Printf("auth: %s; params: %d bytes; concurrency: %d; measured: %s after %s warm-up\n", auth, len(body), concurrency, duration, warmup)
+	stores := "embedded (SQLite ledger and approvals, memory behaviour and nonces)"
+	if store == "shared" {
+		stores = "shared (PostgreSQL ledger and approvals, Redis behaviour and nonces, on this machine)"
+	}
+	fmt.Printf("gateways: %d; stores: %s\n\n", replicas, stores)
 	fmt.Printf("| decisions | errors | throughput (decisions/s) | p50 | p90 | p99 | max |\n|---|---|---|---|---|---|---|\n")
 	fmt.Printf("| %d | %d | %.0f | %s | %s | %s | %s |\n\n", n, errs, float64(n)/elapsed.Seconds(),
 		pct(lat, 0.50), pct(lat, 0.90), pct(lat, 0.99), lat[n-1].Round(time.Microsecond))
@@ -193,9 +241,13 @@ func run(duration, warmup time.Duration, concurrency int, keyAuth bool, cpuProfi
 	if n > 0 && srvCPU > 0 {
 		// CPU time per decision is steadier than wall-clock figures on a shared machine: with
 		// 2 cores, 2 s of CPU per second is the ceiling for gateway and generator together.
-		fmt.Printf("CPU per decision: gateway %s, load generator %s (ceiling on %d cores: %.0f decisions/s)\n\n",
+		uncounted := ""
+		if store == "shared" {
+			uncounted = "; PostgreSQL's and Redis's CPU not counted"
+		}
+		fmt.Printf("CPU per decision: gateway %s, load generator %s (ceiling on %d cores: %.0f decisions/s%s)\n\n",
 			(srvCPU / time.Duration(n)).Round(time.Microsecond), (genCPU / time.Duration(n)).Round(time.Microsecond),
-			runtime.NumCPU(), float64(runtime.NumCPU())*float64(n)/(srvCPU+genCPU).Seconds())
+			runtime.NumCPU(), float64(runtime.NumCPU())*float64(n)/(srvCPU+genCPU).Seconds(), uncounted)
 	}
 	fmt.Printf("Server-side time per step (from portcullis_pipeline_step_duration_seconds, p50/p99 interpolated in histogram buckets):\n\n")
 	fmt.Printf("| step | mean | p50 | p99 |\n|---|---|---|---|\n")
@@ -352,6 +404,29 @@ func secs(s float64) string {
 
 // metrics is a scrape of the Prometheus text format: sample name+labels → value.
 type metrics map[string]float64
+
+// scrapeAll adds up the gateways' metrics (counters and histogram buckets add).
+func scrapeAll(bases []string) (metrics, error) {
+	sum := metrics{}
+	for _, b := range bases {
+		m, err := scrape(b)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range m {
+			sum[k] += v
+		}
+	}
+	return sum, nil
+}
+
+func serversCPU(srvs []*exec.Cmd) time.Duration {
+	var d time.Duration
+	for _, s := range srvs {
+		d += proc.CPU(s.Process.Pid)
+	}
+	return d
+}
 
 func scrape(base string) (metrics, error) {
 	resp, err := http.Get(base + "/metrics")

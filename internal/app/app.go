@@ -1,6 +1,6 @@
 // Package app is the composition root: configuration in, running parts out. It is the only
-// package that names concrete stores (SQLite today; PostgreSQL and Redis for scale-out), and the
-// only one that knows how the data directory is laid out.
+// package that names concrete stores (SQLite and memory by default; PostgreSQL and Redis for
+// replicas, see stores.go), and the only one that knows how the data directory is laid out.
 package app
 
 import (
@@ -25,7 +25,6 @@ import (
 	"github.com/portcullis-ai/portcullis/internal/ledger"
 	"github.com/portcullis-ai/portcullis/internal/policy"
 	"github.com/portcullis-ai/portcullis/internal/server"
-	"github.com/portcullis-ai/portcullis/internal/store/sqlite"
 )
 
 // The data directory's layout.
@@ -43,9 +42,9 @@ type App struct {
 	cfgPath string
 	log     *slog.Logger
 
-	ledgerStore *sqlite.Ledger
+	stores      *stores
+	ledgerStore ledger.Store
 	ledger      *ledger.Ledger
-	apprStore   *sqlite.Approvals
 	approvals   *approval.Engine
 	approvers   *approvers
 	webhook     *approval.Webhook
@@ -60,18 +59,19 @@ type App struct {
 	stopTracing func(context.Context) error
 
 	closeOnce sync.Once
-	cancel    context.CancelFunc
+	cancel    context.CancelFunc // ends Serve's background work
+	stopBg    context.CancelFunc // ends the background work Open starts
 	bg        sync.WaitGroup
 }
 
 // Open builds every part from cfg (loaded from cfgPath, which is watched for changes). On error,
 // whatever was opened is closed again.
-func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Logger) (a *App, err error) {
-	a = &App{cfg: cfg, cfgPath: cfgPath, log: log}
+func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Logger) (_ *App, err error) {
+	// Not the named result: every error return sets that to nil before the deferred Close runs.
+	a := &App{cfg: cfg, cfgPath: cfgPath, log: log}
 	defer func() {
 		if err != nil {
 			a.Close(context.WithoutCancel(ctx))
-			a = nil
 		}
 	}()
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -93,9 +93,10 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 	if err != nil {
 		return nil, fmt.Errorf("ledger keys: %w", err)
 	}
-	if a.ledgerStore, err = sqlite.OpenLedger(filepath.Join(cfg.DataDir, LedgerFile)); err != nil {
-		return nil, fmt.Errorf("open ledger store: %w", err)
+	if a.stores, err = openStores(ctx, cfg, log); err != nil {
+		return nil, err
 	}
+	a.ledgerStore = a.stores.ledger
 	a.ledger, err = ledger.Open(ctx, ledger.Options{Store: a.ledgerStore, Signer: keys.Signer, Verifiers: verifiers,
 		KeyDir: cfg.DataDir, HashKey: keys.HashKey, SensitiveParams: sensitive(cfg.Ledger.SensitiveParams),
 		CheckpointInterval: cfg.Ledger.CheckpointInterval, CheckpointRecords: cfg.Ledger.CheckpointRecords,
@@ -105,11 +106,11 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 	}
 	a.metrics = server.NewMetrics(func() float64 { return float64(a.ledger.QueueDepth()) })
 
-	// Identity: API keys in the data directory, replay protection in memory.
+	// Identity: API keys in the data directory, replay protection in the configured store.
 	if a.keys, err = identity.OpenFileKeyStore(filepath.Join(cfg.DataDir, identity.KeyFileName)); err != nil {
 		return nil, fmt.Errorf("open api keys: %w", err)
 	}
-	a.auth = &swappableAuth{keys: a.keys, nonces: identity.NewMemoryNonceStore(nil), log: log}
+	a.auth = &swappableAuth{keys: a.keys, nonces: a.stores.nonces, log: log}
 	if err := a.auth.load(ctx, cfg.Identity); err != nil {
 		return nil, err
 	}
@@ -128,10 +129,19 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 		return nil, fmt.Errorf("load policies: %w", err)
 	}
 
-	if a.apprStore, err = sqlite.OpenApprovals(ctx, filepath.Join(cfg.DataDir, ApprovalsFile)); err != nil {
-		return nil, fmt.Errorf("open approvals: %w", err)
-	}
 	var apprOpts []approval.Option
+	if n := a.stores.notifier; n != nil {
+		// Approvals shared by replicas: a decision at one wakes the long-polls at all of them,
+		// whether or not this process serves HTTP (the stdio wrapper does not).
+		bgCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		a.stopBg = stop
+		a.bg.Add(1)
+		go func() {
+			defer a.bg.Done()
+			_ = n.Run(bgCtx)
+		}()
+		apprOpts = append(apprOpts, approval.WithNotifier(n))
+	}
 	if w := cfg.Approvals.Webhook; w.URL != "" {
 		a.webhook, err = approval.NewWebhook(approval.WebhookConfig{URL: w.URL, Secret: []byte(os.Getenv(w.SecretEnv)), ConsoleURL: w.ConsoleURL,
 			OnError: func(id string, err error) {
@@ -142,7 +152,7 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 		}
 		apprOpts = append(apprOpts, approval.WithAnnouncer(a.webhook))
 	}
-	if a.approvals, err = approval.New(a.apprStore, guard.ApprovalRecorder(a.ledger), apprOpts...); err != nil {
+	if a.approvals, err = approval.New(a.stores.approvals, guard.ApprovalRecorder(a.ledger), apprOpts...); err != nil {
 		return nil, fmt.Errorf("approvals: %w", err)
 	}
 	approverKeys, err := identity.OpenFileKeyStore(filepath.Join(cfg.DataDir, ApproverKeysFile))
@@ -163,7 +173,7 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 	a.guard, err = guard.New(guard.Options{
 		Auth:                a.auth,
 		Inspector:           inspect.New(inspect.Config{DetectorConfig: detectors, AllowedHosts: cfg.Inspection.AllowedHosts}),
-		Behavior:            guard.Tracked(behavior.NewTracker(behavior.NewMemoryStore(behavior.MemoryOptions{}), behavior.DefaultConfig())),
+		Behavior:            guard.Tracked(behavior.NewTracker(a.stores.behavior, behavior.DefaultConfig())),
 		Policies:            a.policies,
 		Approvals:           a.approvals,
 		Ledger:              a.ledger,
@@ -183,6 +193,8 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 			return nil, err
 		}
 		mcpRoutes = a.mcpRoutes(a.mcp)
+		gw := a.mcp
+		a.metrics.MCPLogs(func() map[string]uint64 { return gw.LogStats().ByOutcome() })
 	}
 	a.server = server.New(server.Options{
 		Extra: func(mux *http.ServeMux) {
@@ -227,7 +239,7 @@ func (a *App) ready() error {
 	if err := a.ledger.Err(); err != nil {
 		return fmt.Errorf("ledger not writable: %w", err)
 	}
-	return nil
+	return a.stores.ping()
 }
 
 // Serve answers HTTP on ln until ctx ends, then shuts down gracefully: in-flight requests finish,
@@ -276,6 +288,9 @@ func (a *App) Close(ctx context.Context) {
 		if a.cancel != nil {
 			a.cancel()
 		}
+		if a.stopBg != nil {
+			a.stopBg()
+		}
 		a.bg.Wait()
 		if a.mcp != nil {
 			if err := a.mcp.Close(); err != nil {
@@ -285,16 +300,13 @@ func (a *App) Close(ctx context.Context) {
 		if a.policies != nil {
 			_ = a.policies.Close()
 		}
-		if a.apprStore != nil {
-			_ = a.apprStore.Close()
-		}
 		if a.ledger != nil {
 			if err := a.ledger.Close(ctx); err != nil {
 				a.log.Error("close ledger", slog.Any("error", err))
 			}
 		}
-		if a.ledgerStore != nil {
-			_ = a.ledgerStore.Close()
+		if a.stores != nil {
+			a.stores.close(a.log) // after the ledger's last records; pools last
 		}
 		if a.stopTracing != nil {
 			if err := a.stopTracing(ctx); err != nil {

@@ -30,7 +30,27 @@ type gateway struct {
 	logs *bytes.Buffer
 }
 
+// initDefault makes a fresh embedded-default data directory and loads its configuration.
+func initDefault(t testing.TB) (dir, cfgPath, key string, cfg *config.Config) {
+	t.Helper()
+	dir = t.TempDir()
+	cfgPath, key, err := Init(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err = config.Load(cfgPath); err != nil {
+		t.Fatal(err)
+	}
+	return dir, cfgPath, key, cfg
+}
+
 func newGateway(t *testing.T) *gateway {
+	t.Helper()
+	return newGatewayWith(t, nil)
+}
+
+// newGatewayWith is newGateway with the loaded configuration changed by edit (when not nil).
+func newGatewayWith(t *testing.T, edit func(*config.Config)) *gateway {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -52,6 +72,9 @@ func newGateway(t *testing.T) *gateway {
 		t.Fatal(err)
 	}
 	cfg.Limits.MaxBodyBytes = 64 << 10
+	if edit != nil {
+		edit(cfg)
+	}
 	g := &gateway{t: t, dir: dir, key: key}
 	logs := &lockedWriter{mu: &g.mu, buf: &bytes.Buffer{}}
 	a, err := Open(ctx, cfg, cfgPath, slog.New(slog.NewJSONHandler(logs, nil)))

@@ -47,15 +47,7 @@ func TestLLMGatewayWiredToThePipeline(t *testing.T) {
 	t.Setenv("TEST_PROVIDER_KEY", "sk-provider-secret")
 
 	ctx := context.Background()
-	dir := t.TempDir()
-	cfgPath, key, err := Init(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, cfgPath, key, cfg := initDefault(t)
 	cfg.LLM.Upstreams = map[string]config.LLMUpstream{"chat_completions": {BaseURL: upstream.URL + "/v1", APIKeyEnv: "TEST_PROVIDER_KEY"}}
 	a, err := Open(ctx, cfg, cfgPath, slog.New(slog.DiscardHandler))
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"log/slog"
 	"net/http"
 	"os"
@@ -96,6 +97,7 @@ func (a *App) MCPGateway(ctx context.Context, ups []mcpgw.Upstream) (*mcpgw.Gate
 		CallTimeout:  cfg.MCP.CallTimeout,
 		Sampling:     cfg.MCP.ServerRequests.SamplingAllowed(),
 		Elicitation:  cfg.MCP.ServerRequests.ElicitationAllowed(),
+		RelayLogs:    cfg.MCP.LogsRelayed(),
 		Logger:       a.log.With(slog.String("component", "mcp")),
 	}, ups)
 	if err != nil {
@@ -113,8 +115,15 @@ func (a *App) mcpRoutes(gw *mcpgw.Gateway) func(mux *http.ServeMux) {
 	agents := &mcpgw.HTTPAgents{}
 	srv := gw.Server(agents.Credentials)
 	h := sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return srv },
-		&sdk.StreamableHTTPOptions{Logger: a.log.With(slog.String("component", "mcp")), MaxRequestBodyBytes: a.cfg.Limits.MaxBodyBytes})
-	sessions := &sync.Map{} // Mcp-Session-Id → agent ID
+		&sdk.StreamableHTTPOptions{Logger: a.log.With(slog.String("component", "mcp")), MaxRequestBodyBytes: a.cfg.Limits.MaxBodyBytes,
+			SessionTimeout: a.cfg.MCP.SessionIdleTimeout})
+	sessions := &sessionOwners{owners: map[string]string{}, live: func(yield func(string) bool) {
+		for ss := range srv.Sessions() {
+			if !yield(ss.ID()) {
+				return
+			}
+		}
+	}}
 	return func(mux *http.ServeMux) {
 		mux.HandleFunc("GET /.well-known/oauth-protected-resource", a.protectedResource)
 		mux.HandleFunc("GET /.well-known/oauth-protected-resource/mcp", a.protectedResource)
@@ -130,7 +139,7 @@ func (a *App) mcpRoutes(gw *mcpgw.Gateway) func(mux *http.ServeMux) {
 			// Sessions are bound to the agent that opened them: another agent's credential
 			// cannot ride on a session ID it saw or guessed.
 			if sid := r.Header.Get("Mcp-Session-Id"); sid != "" {
-				if owner, ok := sessions.Load(sid); ok && owner.(string) != agent.ID {
+				if owner, ok := sessions.owner(sid); ok && owner != agent.ID {
 					http.Error(w, "session not found", http.StatusNotFound)
 					return
 				}
@@ -170,12 +179,59 @@ func (a *App) mcpAuthenticate(w http.ResponseWriter, r *http.Request) (agent *id
 	return agent, 0, ""
 }
 
+// sessionOwners maps each Mcp-Session-Id to the agent that opened it.
+type sessionOwners struct {
+	mu     sync.Mutex
+	owners map[string]string
+	// live lists the IDs of the sessions the SDK still holds: a session closed for idleness
+	// (or by its client without a DELETE) leaves no trace otherwise.
+	live iter.Seq[string]
+}
+
+func (o *sessionOwners) owner(id string) (string, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	a, ok := o.owners[id]
+	return a, ok
+}
+
+// add records a new session's owner and forgets the sessions that ended, so the map holds
+// only live sessions. New sessions are rare next to requests; the sweep is O(live sessions).
+func (o *sessionOwners) add(id, agent string) {
+	o.mu.Lock()
+	_, known := o.owners[id]
+	o.mu.Unlock()
+	if known { // the SDK names the session on every answer, not only the first
+		return
+	}
+	alive := map[string]bool{id: true}
+	for sid := range o.live {
+		alive[sid] = true
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for sid := range o.owners {
+		if !alive[sid] {
+			delete(o.owners, sid)
+		}
+	}
+	if _, ok := o.owners[id]; !ok {
+		o.owners[id] = agent
+	}
+}
+
+func (o *sessionOwners) remove(id string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	delete(o.owners, id)
+}
+
 // sessionRecorder notes which agent a new session (the Mcp-Session-Id the SDK assigns in its
 // answer to initialize) belongs to; a DELETE forgets it.
 type sessionRecorder struct {
 	http.ResponseWriter
 	agent    string
-	sessions *sync.Map
+	sessions *sessionOwners
 	req      *http.Request
 	done     bool
 }
@@ -186,9 +242,9 @@ func (s *sessionRecorder) WriteHeader(code int) {
 		switch {
 		case code >= 300:
 		case s.req.Method == http.MethodDelete:
-			s.sessions.Delete(s.req.Header.Get("Mcp-Session-Id"))
+			s.sessions.remove(s.req.Header.Get("Mcp-Session-Id"))
 		case s.Header().Get("Mcp-Session-Id") != "":
-			s.sessions.LoadOrStore(s.Header().Get("Mcp-Session-Id"), s.agent)
+			s.sessions.add(s.Header().Get("Mcp-Session-Id"), s.agent)
 		}
 	}
 	s.ResponseWriter.WriteHeader(code)

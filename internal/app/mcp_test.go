@@ -30,7 +30,10 @@ type mcpSigned struct {
 	signer *httpsig.Signer
 }
 
-func newMCPSigned(t *testing.T) *mcpSigned {
+func newMCPSigned(t *testing.T) *mcpSigned { return newMCPSignedWith(t, nil) }
+
+// newMCPSignedWith is newMCPSigned with change applied to the configuration before serve opens.
+func newMCPSignedWith(t *testing.T, change func(*config.Config)) *mcpSigned {
 	t.Helper()
 	ctx := context.Background()
 	calls := &atomic.Int32{}
@@ -42,20 +45,14 @@ func newMCPSigned(t *testing.T) *mcpSigned {
 		calls.Add(1)
 		return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: a.Text}}}, nil, nil
 	})
+	// log logs its text at info, and a secret at warning, while it runs.
+	sdk.AddTool(up, &sdk.Tool{Name: "log", Description: "Logs text."}, logTool)
 	upSrv := httptest.NewServer(sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return up }, nil))
 	t.Cleanup(upSrv.Close)
 
-	dir := t.TempDir()
-	cfgPath, _, err := Init(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pol := "agent_id: report-generator-v1\ndefault_action: DENY\nrules:\n  - name: echo\n    tool: up__echo\n    action: ALLOW\n"
+	dir, cfgPath, _, cfg := initDefault(t)
+	pol := "agent_id: report-generator-v1\ndefault_action: DENY\nrules:\n  - name: echo\n    tool: up__(echo|log)\n    action: ALLOW\n"
 	if err := os.WriteFile(filepath.Join(dir, "policies", "report-generator-v1.yaml"), []byte(pol), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
 		t.Fatal(err)
 	}
 	priv, _, pub, err := httpsig.GenerateKey()
@@ -64,6 +61,9 @@ func newMCPSigned(t *testing.T) *mcpSigned {
 	}
 	cfg.Identity.Agents[0].SigningKeys = []identity.SigningKeyConfig{{ID: "agent-key-1", PublicKey: pub}}
 	cfg.MCP.Upstreams = []config.MCPUpstream{{Name: "up", URL: upSrv.URL}}
+	if change != nil {
+		change(cfg)
+	}
 	a, err := Open(ctx, cfg, cfgPath, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -78,8 +78,12 @@ func newMCPSigned(t *testing.T) *mcpSigned {
 
 // connect opens an MCP session whose every HTTP request the signer signs with a fresh nonce.
 func (m *mcpSigned) connect(t *testing.T, s *httpsig.Signer) *sdk.ClientSession {
+	return m.connectWith(t, s, nil)
+}
+
+func (m *mcpSigned) connectWith(t *testing.T, s *httpsig.Signer, o *sdk.ClientOptions) *sdk.ClientSession {
 	t.Helper()
-	client := sdk.NewClient(&sdk.Implementation{Name: "signed-agent", Version: "1"}, nil)
+	client := sdk.NewClient(&sdk.Implementation{Name: "signed-agent", Version: "1"}, o)
 	cs, err := client.Connect(context.Background(), &sdk.StreamableClientTransport{Endpoint: m.url,
 		HTTPClient: &http.Client{Transport: &httpsig.Transport{Signer: s}}, MaxRetries: -1}, nil)
 	if err != nil {
@@ -109,6 +113,18 @@ func (m *mcpSigned) signedCall(t *testing.T, cs *sdk.ClientSession, s *httpsig.S
 		req.ContentLength = int64(len(sendBody))
 	}
 	return req
+}
+
+// get is the body of an unauthenticated GET of path on the gateway.
+func (m *mcpSigned) get(t *testing.T, path string) string {
+	t.Helper()
+	resp, err := http.Get(strings.TrimSuffix(m.url, "/mcp") + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
 
 func send(t *testing.T, req *http.Request, body string) (int, string) {
@@ -228,5 +244,56 @@ func TestHTTPUpstreamResumesClosedStream(t *testing.T) {
 	}
 	if res.IsError || len(res.Content) != 1 || res.Content[0].(*sdk.TextContent).Text != "after the reconnection" {
 		t.Errorf("result: %+v", res)
+	}
+}
+
+// TestMCPIdleSessionClosed: an HTTP session that sends nothing for mcp.session_idle_timeout is
+// closed (a client that never ends its sessions cannot pile them up); its ID is then unknown,
+// and a new session works.
+func TestMCPIdleSessionClosed(t *testing.T) {
+	m := newMCPSignedWith(t, func(c *config.Config) { c.MCP.SessionIdleTimeout = time.Second })
+	signer := m.signer
+	cs := m.connect(t, signer)
+	ctx := context.Background()
+	args := map[string]any{"text": "hi"}
+	if r, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: "up__echo", Arguments: args}); err != nil || r.IsError {
+		t.Fatalf("call on a fresh session: %v %+v", err, r)
+	}
+	time.Sleep(2500 * time.Millisecond)
+	if _, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: "up__echo", Arguments: args}); err == nil {
+		t.Error("a session idle for longer than the timeout still answered")
+	}
+	cs2 := m.connect(t, signer)
+	if r, err := cs2.CallTool(ctx, &sdk.CallToolParams{Name: "up__echo", Arguments: args}); err != nil || r.IsError {
+		t.Fatalf("call on a new session: %v %+v", err, r)
+	}
+	if got := m.calls.Load(); got != 2 {
+		t.Errorf("the upstream ran %d calls, want 2", got)
+	}
+}
+
+// TestSessionOwnersForgetEndedSessions: opening a session forgets the owners of the sessions the
+// SDK no longer holds, and keeps the live ones'.
+func TestSessionOwnersForgetEndedSessions(t *testing.T) {
+	live := []string{"a"}
+	o := &sessionOwners{owners: map[string]string{}, live: func(yield func(string) bool) {
+		for _, id := range live {
+			if !yield(id) {
+				return
+			}
+		}
+	}}
+	o.add("a", "agent-1")
+	o.add("b", "agent-2")
+	live = []string{"b", "c"} // a ended without a DELETE; c is opening
+	o.add("c", "agent-1")
+	o.add("c", "agent-2") // the SDK names c again on its next answer: the owner stays
+	if _, ok := o.owner("a"); ok {
+		t.Error("the owner of an ended session is still held")
+	}
+	for id, want := range map[string]string{"b": "agent-2", "c": "agent-1"} {
+		if got, ok := o.owner(id); !ok || got != want {
+			t.Errorf("owner of %s = %q, %v; want %q", id, got, ok, want)
+		}
 	}
 }

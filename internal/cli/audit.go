@@ -16,8 +16,8 @@ import (
 	"golang.org/x/term"
 
 	"github.com/portcullis-ai/portcullis/internal/app"
+	"github.com/portcullis-ai/portcullis/internal/config"
 	"github.com/portcullis-ai/portcullis/internal/ledger"
-	"github.com/portcullis-ai/portcullis/internal/store/sqlite"
 )
 
 // DefaultDataDir is where the gateway keeps its data unless --data or PORTCULLIS_DATA say
@@ -51,7 +51,7 @@ func runAudit(ctx context.Context, std Stdio, args []string) int {
 		for _, n := range []string{"verify", "export", "prove", "consistency", "tail", "search", "hash", "checkpoint", "pubkey", "keygen"} {
 			fmt.Fprintf(std.Out, "  %-12s %s\n", n, auditCommands[n].summary)
 		}
-		fmt.Fprintf(std.Out, "\nEvery subcommand takes --data DIR (default $PORTCULLIS_DATA or %s).\n", DefaultDataDir)
+		fmt.Fprintf(std.Out, "\nEvery subcommand takes --data DIR (default $PORTCULLIS_DATA or %s) and --config FILE\n(default DIR/%s): a ledger on PostgreSQL is found through the configuration's store section.\n", DefaultDataDir, app.ConfigFile)
 		return exitOK
 	}
 	c, ok := auditCommands[args[0]]
@@ -62,16 +62,24 @@ func runAudit(ctx context.Context, std Stdio, args []string) int {
 	return c.run(ctx, std, args[1:])
 }
 
-// auditFlags is a flag set with the shared --data flag.
-func auditFlags(std Stdio, name string) (*flag.FlagSet, *string) {
+// auditLoc is where the ledger is: the gateway's data directory and its configuration.
+type auditLoc struct {
+	data   string
+	config string
+}
+
+// auditFlags is a flag set with the shared --data and --config flags.
+func auditFlags(std Stdio, name string) (*flag.FlagSet, *auditLoc) {
 	fs := flag.NewFlagSet("portcullis audit "+name, flag.ContinueOnError)
 	fs.SetOutput(std.Err)
 	def := os.Getenv("PORTCULLIS_DATA")
 	if def == "" {
 		def = DefaultDataDir
 	}
-	data := fs.String("data", def, "data directory (env PORTCULLIS_DATA)")
-	return fs, data
+	loc := &auditLoc{}
+	fs.StringVar(&loc.data, "data", def, "data directory (env PORTCULLIS_DATA)")
+	fs.StringVar(&loc.config, "config", "", "the gateway's configuration, whose store section says where the ledger is (default: <data>/"+app.ConfigFile+" if it exists)")
+	return fs, loc
 }
 
 func parseFlags(std Stdio, fs *flag.FlagSet, args []string) bool {
@@ -85,19 +93,40 @@ func parseFlags(std Stdio, fs *flag.FlagSet, args []string) bool {
 	return true
 }
 
-// openStore opens an existing ledger database; it never creates one.
-func openStore(std Stdio, dir string) (*sqlite.Ledger, bool) {
-	path := filepath.Join(dir, LedgerDBFile)
-	if _, err := os.Stat(path); err != nil {
-		problem(std.Err, fmt.Sprintf("%s: cannot read the ledger: %v", path, err), "point --data (or PORTCULLIS_DATA) at the gateway's data directory")
-		return nil, false
+// openStore opens the existing ledger the gateway writes — SQLite in the data directory, or
+// PostgreSQL when its configuration's store.ledger says so — and names it for messages. It
+// never creates one.
+func openStore(ctx context.Context, std Stdio, loc *auditLoc) (ledger.Store, string, bool) {
+	cfg := config.Default()
+	path := loc.config
+	if path == "" {
+		if p := filepath.Join(loc.data, app.ConfigFile); fileExists(p) {
+			path = p
+		}
 	}
-	st, err := sqlite.OpenLedger(path)
+	if path != "" {
+		c, err := config.Load(path)
+		if err != nil {
+			problem(std.Err, err.Error(), "the audit commands read the gateway's configuration to find its ledger")
+			return nil, "", false
+		}
+		cfg = *c
+	}
+	name := filepath.Join(loc.data, LedgerDBFile)
+	if cfg.Store.Ledger == config.StorePostgres {
+		name = "the PostgreSQL ledger ($" + cfg.Store.Postgres.DSNEnv + ")"
+	}
+	st, err := app.OpenLedgerStore(ctx, &cfg, loc.data)
 	if err != nil {
-		problem(std.Err, fmt.Sprintf("%s: %v", path, err), "")
-		return nil, false
+		problem(std.Err, err.Error(), "point --data (or PORTCULLIS_DATA) at the gateway's data directory, or --config at its configuration")
+		return nil, "", false
 	}
-	return st, true
+	return st, name, true
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // multiFlag (a repeatable string flag) is declared in policy.go.
@@ -108,7 +137,7 @@ func writeJSON(w io.Writer, v any) {
 }
 
 func auditVerify(ctx context.Context, std Stdio, args []string) int {
-	fs, data := auditFlags(std, "verify")
+	fs, loc := auditFlags(std, "verify")
 	pubkey := fs.String("pubkey", "", "file of trusted verifier keys, one a line (default: the data directory's "+ledger.PublicKeysFile+"; an auditor should use their own copy)")
 	var trusted multiFlag
 	fs.Var(&trusted, "trusted-checkpoint", "a signed checkpoint kept outside the log (repeatable): detects rollback and forks")
@@ -117,7 +146,7 @@ func auditVerify(ctx context.Context, std Stdio, args []string) int {
 	}
 	keyFile := *pubkey
 	if keyFile == "" {
-		keyFile = filepath.Join(*data, ledger.PublicKeysFile)
+		keyFile = filepath.Join(loc.data, ledger.PublicKeysFile)
 		// Keys read from beside the log prove only that the log matches them: whoever can
 		// rewrite the log can rewrite that file too.
 		fmt.Fprintf(std.Err, "note: trusting the public keys in %s; an auditor passes --pubkey with their own copy\n", keyFile)
@@ -136,7 +165,7 @@ func auditVerify(ctx context.Context, std Stdio, args []string) int {
 		}
 		cps = append(cps, b)
 	}
-	st, ok := openStore(std, *data)
+	st, name, ok := openStore(ctx, std, loc)
 	if !ok {
 		return exitUsage
 	}
@@ -158,12 +187,12 @@ func auditVerify(ctx context.Context, std Stdio, args []string) int {
 	}
 	rep, err := ledger.Verify(ctx, st, opts)
 	if err != nil {
-		problem(std.Err, fmt.Sprintf("%s: %v", filepath.Join(*data, LedgerDBFile), err), "check the trusted checkpoints and keys belong to this ledger")
+		problem(std.Err, fmt.Sprintf("%s: %v", name, err), "check the trusted checkpoints and keys belong to this ledger")
 		return exitUsage
 	}
 	writeJSON(std.Out, rep)
 	if !rep.Intact {
-		problem(std.Err, fmt.Sprintf("%s: ledger tampered: first bad seq %d: %s", filepath.Join(*data, LedgerDBFile), *rep.FirstBadSeq, rep.Reason),
+		problem(std.Err, fmt.Sprintf("%s: ledger tampered: first bad seq %d: %s", name, *rep.FirstBadSeq, rep.Reason),
 			"do not trust records from that seq on; compare with an exported copy or a trusted checkpoint")
 		return exitFail
 	}
@@ -171,7 +200,7 @@ func auditVerify(ctx context.Context, std Stdio, args []string) int {
 }
 
 func auditExport(ctx context.Context, std Stdio, args []string) int {
-	fs, data := auditFlags(std, "export")
+	fs, loc := auditFlags(std, "export")
 	from := fs.Uint64("from-seq", 0, "first seq to export (resume from the last exported seq + 1)")
 	format := fs.String("format", "jsonl", "output format: jsonl (each line is a record's stored bytes)")
 	if !parseFlags(std, fs, args) {
@@ -181,7 +210,7 @@ func auditExport(ctx context.Context, std Stdio, args []string) int {
 		problem(std.Err, fmt.Sprintf("unknown format %q", *format), "only jsonl is supported")
 		return exitUsage
 	}
-	st, ok := openStore(std, *data)
+	st, _, ok := openStore(ctx, std, loc)
 	if !ok {
 		return exitUsage
 	}
@@ -200,10 +229,10 @@ func auditExport(ctx context.Context, std Stdio, args []string) int {
 	return exitOK
 }
 
-// withSigned opens the ledger in dir and runs fn with its latest signed checkpoint (note and size):
+// withSigned opens the ledger at loc and runs fn with its latest signed checkpoint (note and size):
 // what the proof commands answer against.
-func withSigned(ctx context.Context, std Stdio, dir string, fn func(st ledger.Store, note []byte, size uint64) int) int {
-	st, ok := openStore(std, dir)
+func withSigned(ctx context.Context, std Stdio, loc *auditLoc, fn func(st ledger.Store, note []byte, size uint64) int) int {
+	st, _, ok := openStore(ctx, std, loc)
 	if !ok {
 		return exitUsage
 	}
@@ -226,7 +255,7 @@ func latestSigned(ctx context.Context, std Stdio, st ledger.Store) ([]byte, uint
 }
 
 func auditProve(ctx context.Context, std Stdio, args []string) int {
-	fs, data := auditFlags(std, "prove")
+	fs, loc := auditFlags(std, "prove")
 	seq := fs.Int64("seq", -1, "the record to prove")
 	if !parseFlags(std, fs, args) {
 		return exitUsage
@@ -235,7 +264,7 @@ func auditProve(ctx context.Context, std Stdio, args []string) int {
 		problem(std.Err, "--seq is required", "portcullis audit prove --seq N")
 		return exitUsage
 	}
-	return withSigned(ctx, std, *data, func(st ledger.Store, n []byte, size uint64) int {
+	return withSigned(ctx, std, loc, func(st ledger.Store, n []byte, size uint64) int {
 		p, err := ledger.ProveInclusion(ctx, st, uint64(*seq), size)
 		if err != nil {
 			problem(std.Err, fmt.Sprintf("prove: %v", err), fmt.Sprintf("the latest checkpoint covers seq 0..%d", int64(size)-1))
@@ -250,7 +279,7 @@ func auditProve(ctx context.Context, std Stdio, args []string) int {
 }
 
 func auditConsistency(ctx context.Context, std Stdio, args []string) int {
-	fs, data := auditFlags(std, "consistency")
+	fs, loc := auditFlags(std, "consistency")
 	old := fs.Int64("old", -1, "the older tree size (from a checkpoint you kept)")
 	if !parseFlags(std, fs, args) {
 		return exitUsage
@@ -259,7 +288,7 @@ func auditConsistency(ctx context.Context, std Stdio, args []string) int {
 		problem(std.Err, "--old is required", "portcullis audit consistency --old SIZE")
 		return exitUsage
 	}
-	return withSigned(ctx, std, *data, func(st ledger.Store, n []byte, size uint64) int {
+	return withSigned(ctx, std, loc, func(st ledger.Store, n []byte, size uint64) int {
 		p, err := ledger.ProveConsistency(ctx, st, uint64(*old), size)
 		if err != nil {
 			problem(std.Err, fmt.Sprintf("consistency: %v", err), fmt.Sprintf("the latest checkpoint has size %d", size))
@@ -274,13 +303,13 @@ func auditConsistency(ctx context.Context, std Stdio, args []string) int {
 }
 
 func auditTail(ctx context.Context, std Stdio, args []string) int {
-	fs, data := auditFlags(std, "tail")
+	fs, loc := auditFlags(std, "tail")
 	n := fs.Uint64("n", 10, "how many records")
 	follow := fs.Bool("f", false, "keep printing new records until interrupted")
 	if !parseFlags(std, fs, args) {
 		return exitUsage
 	}
-	st, ok := openStore(std, *data)
+	st, _, ok := openStore(ctx, std, loc)
 	if !ok {
 		return exitUsage
 	}
@@ -319,7 +348,7 @@ func auditTail(ctx context.Context, std Stdio, args []string) int {
 }
 
 func auditSearch(ctx context.Context, std Stdio, args []string) int {
-	fs, data := auditFlags(std, "search")
+	fs, loc := auditFlags(std, "search")
 	agent := fs.String("agent", "", "agent id")
 	user := fs.String("user", "", "user id")
 	tool := fs.String("tool", "", "tool name")
@@ -342,7 +371,7 @@ func auditSearch(ctx context.Context, std Stdio, args []string) int {
 			return exitUsage
 		}
 	}
-	st, ok := openStore(std, *data)
+	st, _, ok := openStore(ctx, std, loc)
 	if !ok {
 		return exitUsage
 	}
@@ -381,7 +410,7 @@ func auditSearch(ctx context.Context, std Stdio, args []string) int {
 }
 
 func auditHash(_ context.Context, std Stdio, args []string) int {
-	fs, data := auditFlags(std, "hash")
+	fs, loc := auditFlags(std, "hash")
 	if !parseFlags(std, fs, args) {
 		return exitUsage
 	}
@@ -389,9 +418,9 @@ func auditHash(_ context.Context, std Stdio, args []string) int {
 		problem(std.Err, "audit hash takes exactly one VALUE", "portcullis audit hash 'the value' (for a non-string JSON value, its compact JSON)")
 		return exitUsage
 	}
-	keys, err := ledger.LoadKeys(*data)
+	keys, err := ledger.LoadKeys(loc.data)
 	if err != nil {
-		problem(std.Err, fmt.Sprintf("%s: %v", *data, err), "the hash key is in the data directory ("+ledger.HashKeyFile+")")
+		problem(std.Err, fmt.Sprintf("%s: %v", loc.data, err), "the hash key is in the data directory ("+ledger.HashKeyFile+")")
 		return exitUsage
 	}
 	fmt.Fprintln(std.Out, ledger.HashValue(keys.HashKey, fs.Arg(0)))
@@ -399,22 +428,22 @@ func auditHash(_ context.Context, std Stdio, args []string) int {
 }
 
 func auditCheckpoint(ctx context.Context, std Stdio, args []string) int {
-	fs, data := auditFlags(std, "checkpoint")
+	fs, loc := auditFlags(std, "checkpoint")
 	if !parseFlags(std, fs, args) {
 		return exitUsage
 	}
-	return withSigned(ctx, std, *data, func(_ ledger.Store, n []byte, _ uint64) int {
+	return withSigned(ctx, std, loc, func(_ ledger.Store, n []byte, _ uint64) int {
 		std.Out.Write(n)
 		return exitOK
 	})
 }
 
 func auditPubkey(_ context.Context, std Stdio, args []string) int {
-	fs, data := auditFlags(std, "pubkey")
+	fs, loc := auditFlags(std, "pubkey")
 	if !parseFlags(std, fs, args) {
 		return exitUsage
 	}
-	keys, err := ledger.ReadPublicKeys(filepath.Join(*data, ledger.PublicKeysFile))
+	keys, err := ledger.ReadPublicKeys(filepath.Join(loc.data, ledger.PublicKeysFile))
 	if err != nil {
 		problem(std.Err, err.Error(), "run 'portcullis audit keygen' to create the ledger's keys")
 		return exitUsage
@@ -426,7 +455,7 @@ func auditPubkey(_ context.Context, std Stdio, args []string) int {
 }
 
 func auditKeygen(_ context.Context, std Stdio, args []string) int {
-	fs, data := auditFlags(std, "keygen")
+	fs, loc := auditFlags(std, "keygen")
 	origin := fs.String("origin", "", "the log's origin (checkpoint first line and key name); default a fresh portcullis.ledger/<random>")
 	if !parseFlags(std, fs, args) {
 		return exitUsage
@@ -435,7 +464,7 @@ func auditKeygen(_ context.Context, std Stdio, args []string) int {
 	if o == "" {
 		o = ledger.NewOrigin()
 	}
-	keys, err := ledger.GenerateKeys(*data, o)
+	keys, err := ledger.GenerateKeys(loc.data, o)
 	if err != nil {
 		problem(std.Err, err.Error(), "keys are created once per ledger; rotate them from the running gateway")
 		return exitUsage

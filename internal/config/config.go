@@ -48,6 +48,61 @@ type Config struct {
 	LLM LLMConfig `yaml:"llm"`
 	// MCP puts upstream MCP servers behind the gateway at /mcp (see docs/mcp.md).
 	MCP MCPConfig `yaml:"mcp"`
+	// Store says where state lives: the embedded stores by default, PostgreSQL and Redis when
+	// several replicas act as one gateway.
+	Store StoreConfig `yaml:"store"`
+}
+
+// Store kinds.
+const (
+	StoreSQLite   = "sqlite"
+	StorePostgres = "postgres"
+	StoreMemory   = "memory"
+	StoreRedis    = "redis"
+)
+
+// StoreConfig selects the store of each kind of state. Replicas that act as one gateway share
+// all four: the ledger and approvals on PostgreSQL, behaviour and nonces on Redis.
+type StoreConfig struct {
+	// Ledger: sqlite (data_dir/ledger.db, the default) or postgres.
+	Ledger string `yaml:"ledger"`
+	// Approvals: sqlite (data_dir/approvals.db, the default) or postgres.
+	Approvals string `yaml:"approvals"`
+	// Behavior (call windows and baselines): memory (the default) or redis.
+	Behavior string `yaml:"behavior"`
+	// Nonces of signed requests (replay protection): memory (the default) or redis.
+	Nonces string `yaml:"nonces"`
+
+	Postgres PostgresConfig `yaml:"postgres"`
+	Redis    RedisConfig    `yaml:"redis"`
+}
+
+// Uses reports whether any kind of state is kept in the named store.
+func (s StoreConfig) Uses(kind string) bool {
+	return s.Ledger == kind || s.Approvals == kind || s.Behavior == kind || s.Nonces == kind
+}
+
+// PostgresConfig is the connection to PostgreSQL. The connection string, which may hold a
+// password, comes from the environment.
+type PostgresConfig struct {
+	// DSNEnv names the environment variable holding the connection string
+	// (postgres://user:password@host:5432/db?sslmode=verify-full, or key=value form).
+	DSNEnv string `yaml:"dsn_env"`
+	// Schema holds the tables, created if missing; empty: the connection's search_path.
+	Schema string `yaml:"schema"`
+	// MaxConns bounds the connection pool (default 8; the approvals' LISTEN connection is
+	// taken out of the pool and not counted).
+	MaxConns int `yaml:"max_conns"`
+}
+
+// RedisConfig is the connection to Redis. The URL, which may hold a password, comes from the
+// environment.
+type RedisConfig struct {
+	// URLEnv names the environment variable holding the URL (redis://[user:password@]host:6379/db,
+	// rediss:// for TLS).
+	URLEnv string `yaml:"url_env"`
+	// Prefix starts every key (default "portcullis:"); replicas of one gateway share it.
+	Prefix string `yaml:"prefix"`
 }
 
 // TracingConfig configures OpenTelemetry tracing over OTLP/HTTP.
@@ -92,11 +147,22 @@ type MCPConfig struct {
 	ApprovalWait time.Duration `yaml:"approval_wait"`
 	// CallTimeout bounds one forwarded call (default 60s).
 	CallTimeout time.Duration `yaml:"call_timeout"`
+	// SessionIdleTimeout closes a Streamable HTTP session that sent no request for this long
+	// (default 30m): clients that never end their sessions would otherwise hold them, and the
+	// memory they use, for as long as the gateway runs.
+	SessionIdleTimeout time.Duration `yaml:"session_idle_timeout"`
 	// ResourceURL is this gateway's public /mcp URL, announced in the protected-resource metadata.
 	ResourceURL string `yaml:"resource_url"`
 	// ServerRequests says which requests an upstream may send to the agent (default: none).
 	ServerRequests MCPServerRequests `yaml:"server_requests"`
+	// RelayLogs passes upstreams' log messages to the agent that asked for them with
+	// logging/setLevel, when a line can be attributed to one agent and user, each line inspected
+	// like a tool's result (default true; see docs/mcp.md).
+	RelayLogs *bool `yaml:"relay_logs"`
 }
+
+// LogsRelayed reports whether upstream log messages are relayed (mcp.relay_logs, default true).
+func (m MCPConfig) LogsRelayed() bool { return m.RelayLogs == nil || *m.RelayLogs }
 
 // MCPServerRequests configures server-initiated requests, each "deny" (the default: the gateway
 // does not even offer the capability upstream) or "allow" (forwarded to the agent when exactly one
@@ -212,7 +278,7 @@ func Default() Config {
 			RedactResults:    &redact,
 		},
 		Approvals: ApprovalsConfig{Expiry: 15 * time.Minute, MaxWait: 60 * time.Second},
-		MCP: MCPConfig{ApprovalWait: 10 * time.Second, CallTimeout: 60 * time.Second,
+		MCP: MCPConfig{ApprovalWait: 10 * time.Second, CallTimeout: 60 * time.Second, SessionIdleTimeout: 30 * time.Minute,
 			ServerRequests: MCPServerRequests{Sampling: "deny", Elicitation: "deny"}},
 		Ledger: LedgerConfig{CheckpointInterval: time.Second, CheckpointRecords: 1000},
 		Limits: LimitsConfig{
@@ -227,6 +293,8 @@ func Default() Config {
 			DecisionTimeoutMillis:  5000,
 		},
 		Log: LogConfig{Level: "info", Format: "json"},
+		Store: StoreConfig{Ledger: StoreSQLite, Approvals: StoreSQLite, Behavior: StoreMemory, Nonces: StoreMemory,
+			Postgres: PostgresConfig{MaxConns: 8}, Redis: RedisConfig{Prefix: "portcullis:"}},
 	}
 }
 
@@ -414,12 +482,16 @@ func (c *Config) Validate() error {
 	if c.MCP.CallTimeout < 0 || c.MCP.CallTimeout > time.Hour {
 		add("mcp.call_timeout", "want a duration in [0, 1h], got %v", c.MCP.CallTimeout)
 	}
+	if c.MCP.SessionIdleTimeout < time.Second || c.MCP.SessionIdleTimeout > 7*24*time.Hour {
+		add("mcp.session_idle_timeout", "want a duration in [1s, 168h], got %v", c.MCP.SessionIdleTimeout)
+	}
 	for _, k := range []struct{ path, v string }{{"mcp.server_requests.sampling", c.MCP.ServerRequests.Sampling},
 		{"mcp.server_requests.elicitation", c.MCP.ServerRequests.Elicitation}} {
 		if k.v != "deny" && k.v != "allow" {
 			add(k.path, "want deny or allow, got %q", k.v)
 		}
 	}
+	c.Store.validate(add)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -431,6 +503,40 @@ func (c *Config) Validate() error {
 		add("log.format", "want json or text, got %q", c.Log.Format)
 	}
 	return errors.Join(errs...)
+}
+
+// pgSchema: a plain PostgreSQL identifier (it is quoted anyway), so the name is what psql shows.
+var pgSchema = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+// envName: a portable environment variable name.
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+func (s StoreConfig) validate(add func(path, format string, args ...any)) {
+	for _, k := range []struct{ path, v, a, b string }{
+		{"store.ledger", s.Ledger, StoreSQLite, StorePostgres},
+		{"store.approvals", s.Approvals, StoreSQLite, StorePostgres},
+		{"store.behavior", s.Behavior, StoreMemory, StoreRedis},
+		{"store.nonces", s.Nonces, StoreMemory, StoreRedis},
+	} {
+		if k.v != k.a && k.v != k.b {
+			add(k.path, "want %s or %s, got %q", k.a, k.b, k.v)
+		}
+	}
+	if s.Uses(StorePostgres) && !envName.MatchString(s.Postgres.DSNEnv) {
+		add("store.postgres.dsn_env", "want the name of the environment variable holding the connection string, got %q", s.Postgres.DSNEnv)
+	}
+	if s.Postgres.Schema != "" && !pgSchema.MatchString(s.Postgres.Schema) {
+		add("store.postgres.schema", "want a lower-case identifier (a-z, 0-9, _), got %q", s.Postgres.Schema)
+	}
+	if s.Postgres.MaxConns < 1 || s.Postgres.MaxConns > 1000 {
+		add("store.postgres.max_conns", "want 1..1000, got %d", s.Postgres.MaxConns)
+	}
+	if s.Uses(StoreRedis) && !envName.MatchString(s.Redis.URLEnv) {
+		add("store.redis.url_env", "want the name of the environment variable holding the redis:// URL, got %q", s.Redis.URLEnv)
+	}
+	if s.Redis.Prefix == "" {
+		add("store.redis.prefix", "required: keys of different gateways must not collide")
+	}
 }
 
 // resolve makes relative paths absolute against dir (the configuration file's directory).

@@ -17,6 +17,10 @@ func TestParseDefaults(t *testing.T) {
 	if c.Listen != "127.0.0.1:8080" || c.Approvals.Expiry != 15*time.Minute || c.Limits.MaxBodyBytes != 1<<20 {
 		t.Errorf("defaults not applied: %+v", c)
 	}
+	// The embedded stores unless configured: nothing else needs to run.
+	if s := c.Store; s.Ledger != StoreSQLite || s.Approvals != StoreSQLite || s.Behavior != StoreMemory || s.Nonces != StoreMemory || s.Uses(StorePostgres) || s.Uses(StoreRedis) {
+		t.Errorf("store defaults: %+v", s)
+	}
 	// Server-initiated requests are refused unless configured.
 	if c.MCP.ServerRequests.SamplingAllowed() || c.MCP.ServerRequests.ElicitationAllowed() {
 		t.Errorf("server requests allowed by default: %+v", c.MCP.ServerRequests)
@@ -27,6 +31,13 @@ func TestParseDefaults(t *testing.T) {
 	}
 	if !c.MCP.ServerRequests.SamplingAllowed() || c.MCP.ServerRequests.ElicitationAllowed() {
 		t.Errorf("server_requests: %+v", c.MCP.ServerRequests)
+	}
+	// Log messages are relayed unless turned off.
+	if c, err := Parse("empty.yaml", nil); err != nil || !c.MCP.LogsRelayed() {
+		t.Errorf("relay_logs default: %v %v", c.MCP.RelayLogs, err)
+	}
+	if c, err := Parse("gw.yaml", []byte("mcp:\n  relay_logs: false\n")); err != nil || c.MCP.LogsRelayed() {
+		t.Errorf("relay_logs: false: %v %v", c.MCP.RelayLogs, err)
 	}
 }
 
@@ -47,6 +58,10 @@ func TestParseErrors(t *testing.T) {
 		{"tool classification", "tools:\n  fetch: {}\n", []string{"tools.fetch.classification"}},
 		{"server request value", "mcp:\n  server_requests:\n    sampling: yes\n    elicitation: Allow\n", []string{"mcp.server_requests.sampling", "mcp.server_requests.elicitation"}},
 		{"server request kind", "mcp:\n  server_requests:\n    roots: allow\n", []string{"line 3", "roots"}},
+		{"store kinds", "store:\n  ledger: mysql\n  nonces: postgres\n", []string{"store.ledger", "store.nonces"}},
+		{"store secrets come from the environment", "store:\n  ledger: postgres\n  behavior: redis\n", []string{"store.postgres.dsn_env", "store.redis.url_env"}},
+		{"store dsn in the file", "store:\n  postgres:\n    dsn: postgres://u:secret@db/x\n", []string{"line 3", "dsn"}},
+		{"store schema", "store:\n  postgres:\n    schema: Portcullis-Prod\n", []string{"store.postgres.schema"}},
 		{"unnamed upstream among several", "mcp:\n  upstreams:\n    - url: http://a/mcp\n    - name: b\n      url: http://b/mcp\n", []string{"mcp.upstreams[0].name"}},
 	}
 	for _, tc := range tests {

@@ -91,13 +91,13 @@ type Ledger struct {
 	closed bool
 
 	// writer state: touched only by the writer goroutine (and Open before it starts).
-	signers    []note.Signer
-	origin     string
-	size       uint64
-	lastLeaf   [sha256.Size]byte
-	tree       *compact.Range
-	cpSize     uint64
-	cpTime     time.Time
+	signers []note.Signer
+	origin  string
+	head    // the end of the log as this writer knows it
+	// shared is the store when other writers (replicas) append to it too: every commit then
+	// catches up under the store's writer lock (shared.go). Nil for a single-writer store.
+	shared     SharedStore
+	headLoaded bool // shared: a commit has loaded the head from the store
 	needResync bool
 	buf        []byte
 	lastCommit time.Duration // how long the last commit took
@@ -153,6 +153,14 @@ func Open(ctx context.Context, opts Options) (*Ledger, error) {
 		signers: []note.Signer{opts.Signer},
 		origin:  opts.Signer.Name(),
 	}
+	if sh, ok := opts.Store.(SharedStore); ok {
+		l.shared = sh
+		if err := l.openShared(); err != nil {
+			return nil, err
+		}
+		go l.run()
+		return l, nil
+	}
 	rec, err := l.recover(ctx)
 	if err != nil {
 		return nil, err
@@ -169,6 +177,72 @@ func Open(ctx context.Context, opts Options) (*Ledger, error) {
 	return l, nil
 }
 
+// head is the end of the log as the writer knows it: what its next batch chains onto.
+type head struct {
+	size     uint64
+	lastLeaf [sha256.Size]byte // leaf hash of record size-1: the next record's prev
+	tree     *compact.Range    // the Merkle tree of the first size records
+	cpSize   uint64            // the latest checkpoint's size,
+	cpTime   time.Time         // and when this writer committed (or learnt of) it
+}
+
+// advance appends a record, already checked, to the head.
+func (h *head) advance(data []byte) error {
+	leaf := LeafHash(data) // the range keeps the slice it is given: each leaf its own array
+	if err := h.tree.Append(leaf[:], nil); err != nil {
+		return err
+	}
+	h.lastLeaf = leaf
+	h.size++
+	return nil
+}
+
+// loadCheckpoint sets h to the log at its latest signed checkpoint cp, which must verify with
+// this ledger's keys and whose stored tree state must match its signed root; size is the
+// log's size. It returns the last record the checkpoint covers (nil for an empty one).
+func (l *Ledger) loadCheckpoint(ctx context.Context, v View, cp StoredCheckpoint, size uint64, h *head) ([]byte, error) {
+	c, _, err := OpenCheckpoint(cp.Note, l.opts.Verifiers)
+	if err != nil {
+		if l.shared != nil {
+			return nil, fmt.Errorf("%w: latest checkpoint: %v (replicas sharing a ledger must share its keys: %s, %s and %s)",
+				ErrInconsistent, err, SigningKeyFile, PublicKeysFile, HashKeyFile)
+		}
+		return nil, fmt.Errorf("%w: latest checkpoint: %v", ErrInconsistent, err)
+	}
+	if c.Size != cp.Size {
+		return nil, fmt.Errorf("%w: latest checkpoint is stored as size %d but signs size %d", ErrInconsistent, cp.Size, c.Size)
+	}
+	if c.Size > size {
+		return nil, fmt.Errorf("%w: %d records stored but the latest signed checkpoint covers %d (records were removed)", ErrInconsistent, size, c.Size)
+	}
+	tr, err := rangeFromFrontier(c.Size, cp.Frontier)
+	if err != nil {
+		return nil, fmt.Errorf("%w: latest checkpoint's tree state: %v", ErrInconsistent, err)
+	}
+	if rootOf(tr) != c.Hash {
+		return nil, fmt.Errorf("%w: latest checkpoint's tree state does not match its signed root", ErrInconsistent)
+	}
+	h.tree, h.size, h.cpSize = tr, c.Size, c.Size
+	// The link into the tail: the leaf hash of the last checkpointed record.
+	var last []byte
+	if c.Size > 0 {
+		if err := v.Scan(ctx, c.Size-1, func(e Entry) error {
+			if e.Seq != c.Size-1 {
+				return fmt.Errorf("%w: record %d missing", ErrInconsistent, c.Size-1)
+			}
+			h.lastLeaf = LeafHash(e.Data)
+			last = append([]byte(nil), e.Data...)
+			return errStop
+		}); err != nil && !errors.Is(err, errStop) {
+			if errors.Is(err, ErrInconsistent) {
+				return nil, err
+			}
+			return nil, fmt.Errorf("read the last checkpointed record: %w", err)
+		}
+	}
+	return last, nil
+}
+
 // recover loads the tree state and checks the tail after the latest checkpoint. It returns the
 // recovery details when the last stop was not clean.
 func (l *Ledger) recover(ctx context.Context) (*Recovery, error) {
@@ -181,42 +255,12 @@ func (l *Ledger) recover(ctx context.Context) (*Recovery, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
-	if ok {
-		c, _, err := OpenCheckpoint(cp.Note, l.opts.Verifiers)
-		if err != nil {
-			return nil, fmt.Errorf("%w: latest checkpoint: %v", ErrInconsistent, err)
-		}
-		if c.Size != cp.Size {
-			return nil, fmt.Errorf("%w: latest checkpoint is stored as size %d but signs size %d", ErrInconsistent, cp.Size, c.Size)
-		}
-		if c.Size > size {
-			return nil, fmt.Errorf("%w: %d records stored but the latest signed checkpoint covers %d (records were removed)", ErrInconsistent, size, c.Size)
-		}
-		tr, err := rangeFromFrontier(c.Size, cp.Frontier)
-		if err != nil {
-			return nil, fmt.Errorf("%w: latest checkpoint's tree state: %v", ErrInconsistent, err)
-		}
-		if rootOf(tr) != c.Hash {
-			return nil, fmt.Errorf("%w: latest checkpoint's tree state does not match its signed root", ErrInconsistent)
-		}
-		l.tree, l.cpSize = tr, c.Size
-	}
-	// The link into the tail: the leaf hash of the last checkpointed record.
-	from := l.cpSize
 	var lastCovered []byte
-	if from > 0 {
-		if err := l.st.Scan(ctx, from-1, func(e Entry) error {
-			if e.Seq != from-1 {
-				return fmt.Errorf("%w: record %d missing", ErrInconsistent, from-1)
-			}
-			l.lastLeaf = LeafHash(e.Data)
-			lastCovered = append([]byte(nil), e.Data...)
-			return errStop
-		}); err != nil && !errors.Is(err, errStop) {
-			return nil, fmt.Errorf("open ledger: %w", err)
+	if ok {
+		if lastCovered, err = l.loadCheckpoint(ctx, l.st, cp, size, &l.head); err != nil {
+			return nil, err
 		}
 	}
-	l.size = from
 	var last *Record
 	if lastCovered != nil {
 		// A clean stop ends with a checkpointed shutdown record and no tail.
@@ -224,7 +268,7 @@ func (l *Ledger) recover(ctx context.Context) (*Recovery, error) {
 	}
 	var torn error
 	tornAt := uint64(0)
-	err = l.st.Scan(ctx, from, func(e Entry) error {
+	err = l.st.Scan(ctx, l.size, func(e Entry) error {
 		if torn != nil {
 			return fmt.Errorf("%w: record %d is damaged (%v) and is not the last", ErrInconsistent, tornAt, torn)
 		}
@@ -238,13 +282,7 @@ func (l *Ledger) recover(ctx context.Context) (*Recovery, error) {
 		}
 		r, _ := ParseRecord(e.Data)
 		last = r
-		leaf := LeafHash(e.Data)
-		if err := l.tree.Append(leaf[:], nil); err != nil {
-			return err
-		}
-		l.lastLeaf = leaf
-		l.size++
-		return nil
+		return l.advance(e.Data)
 	})
 	if err != nil {
 		if errors.Is(err, ErrInconsistent) {
@@ -277,24 +315,38 @@ func (l *Ledger) recover(ctx context.Context) (*Recovery, error) {
 
 var errStop = errors.New("stop")
 
-// checkTail checks one record after the latest checkpoint: canonical, linked, in sequence.
-func (l *Ledger) checkTail(e Entry) error {
-	if e.Seq != l.size {
-		return fmt.Errorf("stored at seq %d, want %d", e.Seq, l.size)
+// checkTail checks the record after the head (one not covered by a checkpoint it has
+// verified): canonical, linked, in sequence.
+func (h *head) checkTail(e Entry) error {
+	if e.Seq != h.size {
+		return fmt.Errorf("stored at seq %d, want %d", e.Seq, h.size)
 	}
-	r, err := ParseRecord(e.Data)
+	if _, err := ParseRecord(e.Data); err != nil {
+		return err
+	}
+	return h.checkLink(e)
+}
+
+// checkLink checks that e is the record after the head — stored at and saying seq h.size, its
+// prev the leaf hash of the record before — reading only its header. A shared writer checks
+// every record the others appended this way before chaining onto them; decoding each whole
+// would cost more than the writer's own batch. Verification reads every record in full.
+func (h *head) checkLink(e Entry) error {
+	if e.Seq != h.size {
+		return fmt.Errorf("stored at seq %d, want %d", e.Seq, h.size)
+	}
+	hd, err := ParseHeader(e.Data)
 	if err != nil {
 		return err
 	}
-	if r.Seq != l.size {
-		return fmt.Errorf("says seq %d", r.Seq)
+	if hd.Seq != h.size {
+		return fmt.Errorf("says seq %d", hd.Seq)
 	}
-	h, _ := ParseHeader(e.Data)
-	if l.size == 0 {
-		if h.HasPrev {
+	if h.size == 0 {
+		if hd.HasPrev {
 			return errors.New("record 0 has a prev")
 		}
-	} else if !h.HasPrev || h.Prev != l.lastLeaf {
+	} else if !hd.HasPrev || hd.Prev != h.lastLeaf {
 		return errors.New("prev does not match the previous record's hash")
 	}
 	return nil
@@ -444,73 +496,94 @@ func (l *Ledger) commitBatch(batch []*pending) {
 	}
 }
 
+// commitTimeout bounds one commit. One caller's cancellation must not abort everyone's batch:
+// the commit has its own context.
+const commitTimeout = 30 * time.Second
+
 // commit encodes the bodies as the next records, adds a checkpoint when one is due (or
 // forced), commits once and advances the writer state only on success.
 func (l *Ledger) commit(bodies [][]byte, forceCheckpoint bool) (uint64, error) {
+	if l.shared != nil {
+		return l.commitShared(bodies, forceCheckpoint)
+	}
 	if l.needResync {
 		if err := l.resync(); err != nil {
 			l.fail(err)
 			return 0, fmt.Errorf("%w: %v", ErrNotDurable, err)
 		}
 	}
-	first := l.size
-	tree := cloneRange(l.tree)
-	prev := l.lastLeaf
-	entries := make([]Entry, len(bodies))
-	buf := l.buf[:0]
-	for i, b := range bodies {
-		seq := first + uint64(i)
-		start := len(buf)
-		if seq == 0 {
-			buf = appendHeader(buf, seq, nil, b)
-		} else {
-			buf = appendHeader(buf, seq, prev[:], b)
-		}
-		entries[i] = Entry{Seq: seq, Data: buf[start:len(buf):len(buf)]}
-		prev = LeafHash(entries[i].Data)
-		leaf := prev // the range keeps the slice it is given: hand it its own copy
-		if err := tree.Append(leaf[:], nil); err != nil {
-			return 0, fmt.Errorf("%w: %v", ErrNotDurable, err)
-		}
-	}
-	newSize := first + uint64(len(bodies))
-	now := l.now()
-	var cp *StoredCheckpoint
-	if newSize > l.cpSize && (forceCheckpoint || newSize-l.cpSize >= uint64(l.opts.CheckpointRecords) ||
-		now.Sub(l.cpTime) >= l.opts.CheckpointInterval) {
-		c := Checkpoint{Origin: l.origin, Size: newSize, Hash: rootOf(tree)}
-		n, err := SignCheckpoint(c, l.signers...)
-		if err != nil {
-			return 0, fmt.Errorf("%w: %v", ErrNotDurable, err)
-		}
-		cp = &StoredCheckpoint{Size: newSize, Note: n, Frontier: frontierBytes(tree)}
+	next := l.head
+	next.tree = cloneRange(next.tree)
+	first := next.size
+	entries, cp, buf, err := l.encode(&next, bodies, forceCheckpoint)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrNotDurable, err)
 	}
 	if len(entries) == 0 && cp == nil {
 		return first, nil
 	}
-	// One caller's cancellation must not abort everyone's batch: the commit has its own context.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	t0 := time.Now()
-	err := l.st.Commit(ctx, entries, cp)
+	err = l.st.Commit(ctx, entries, cp)
 	cancel()
-	l.lastCommit, l.lastBatch, l.queuedEnd = time.Since(t0), len(entries), len(l.q)
-	if cap(buf) <= 1<<22 {
-		l.buf = buf[:0] // reuse the encoding buffer (stores copy what they keep)
-	}
+	l.committed(time.Since(t0), len(entries), buf)
 	if err != nil {
 		l.needResync = true
 		l.fail(err)
 		return 0, fmt.Errorf("%w: %v", ErrNotDurable, err)
 	}
 	l.batches.Add(1)
-	l.size, l.tree, l.lastLeaf = newSize, tree, prev
-	l.sizeA.Store(newSize)
-	if cp != nil {
-		l.cpSize, l.cpTime = newSize, now
-		l.cpSizeA.Store(newSize)
-	}
-	l.lastErr.Store(nil)
+	l.adopt(next)
 	return first, nil
+}
+
+// encode makes bodies the records after h, advancing h over them, and signs a checkpoint of
+// the new size when one is due (or forced), which advances h's checkpoint too. The records are
+// encoded into the writer's buffer, returned to hand to committed.
+func (l *Ledger) encode(h *head, bodies [][]byte, forceCheckpoint bool) ([]Entry, *StoredCheckpoint, []byte, error) {
+	entries := make([]Entry, len(bodies))
+	buf := l.buf[:0]
+	for i, b := range bodies {
+		seq := h.size
+		start := len(buf)
+		if seq == 0 {
+			buf = appendHeader(buf, seq, nil, b)
+		} else {
+			buf = appendHeader(buf, seq, h.lastLeaf[:], b)
+		}
+		entries[i] = Entry{Seq: seq, Data: buf[start:len(buf):len(buf)]}
+		if err := h.advance(entries[i].Data); err != nil {
+			return nil, nil, buf, err
+		}
+	}
+	now := l.now()
+	if h.size <= h.cpSize || !(forceCheckpoint || h.size-h.cpSize >= uint64(l.opts.CheckpointRecords) ||
+		now.Sub(h.cpTime) >= l.opts.CheckpointInterval) {
+		return entries, nil, buf, nil
+	}
+	n, err := SignCheckpoint(Checkpoint{Origin: l.origin, Size: h.size, Hash: rootOf(h.tree)}, l.signers...)
+	if err != nil {
+		return nil, nil, buf, err
+	}
+	h.cpSize, h.cpTime = h.size, now
+	return entries, &StoredCheckpoint{Size: h.size, Note: n, Frontier: frontierBytes(h.tree)}, buf, nil
+}
+
+// committed notes how long a commit took and how many records it carried (for the linger),
+// and keeps the encoding buffer for the next batch (stores copy what they keep).
+func (l *Ledger) committed(took time.Duration, records int, buf []byte) {
+	l.lastCommit, l.lastBatch, l.queuedEnd = took, records, len(l.q)
+	if buf != nil && cap(buf) <= 1<<22 {
+		l.buf = buf[:0]
+	}
+}
+
+// adopt makes h the writer's head once its commit succeeded.
+func (l *Ledger) adopt(h head) {
+	l.head = h
+	l.sizeA.Store(h.size)
+	l.cpSizeA.Store(h.cpSize)
+	l.lastErr.Store(nil)
 }
 
 func (l *Ledger) fail(err error) {
@@ -562,10 +635,7 @@ func (l *Ledger) resync() error {
 		if err := l.checkTail(e); err != nil {
 			return fmt.Errorf("%w: record %d: %v", ErrInconsistent, e.Seq, err)
 		}
-		leaf := LeafHash(e.Data)
-		l.lastLeaf = leaf
-		l.size++
-		return l.tree.Append(leaf[:], nil)
+		return l.advance(e.Data)
 	})
 	if err != nil {
 		return fmt.Errorf("resync after a failed commit: %w", err)

@@ -56,3 +56,27 @@ var (
 	// ErrTrimCheckpointed: a trim would remove records a checkpoint covers.
 	ErrTrimCheckpointed = errors.New("ledger store: trim would remove checkpointed records")
 )
+
+// View reads a log: a Store, or — inside SharedStore.CommitExclusive — the log as the writer
+// holding the lock sees it.
+type View interface {
+	Size(ctx context.Context) (uint64, error)
+	Scan(ctx context.Context, from uint64, fn func(e Entry) error) error
+	LatestCheckpoint(ctx context.Context) (cp StoredCheckpoint, ok bool, err error)
+}
+
+// SharedStore is a Store that several ledgers — gateway replicas — append to at once. A ledger
+// whose store has it commits only through CommitExclusive: under the lock it reads what other
+// writers appended since its own last commit, checks their chain, and chains its batch onto
+// the true end of the log. Stores with a single writer (SQLite) do not implement it and keep
+// the plain Commit path.
+type SharedStore interface {
+	Store
+	// CommitExclusive holds the store's writer lock — one holder at a time, across every
+	// process — for one commit: fn reads the log through v, sees every commit made before the
+	// lock was taken, and returns the records (contiguous from v's size) and the checkpoint
+	// (or nil) to commit on top of it, atomically, before the lock is released. Empty records
+	// and a nil checkpoint commit nothing. An error from fn aborts the commit and is returned
+	// (wrapped); otherwise errors are those of Commit, ErrConflict included.
+	CommitExclusive(ctx context.Context, fn func(v View) ([]Entry, *StoredCheckpoint, error)) error
+}

@@ -59,6 +59,28 @@ func NewMetrics(ledgerDepth func() float64) *Metrics {
 	return m
 }
 
+// MCPLogs exports the MCP gateway's upstream log messages by outcome,
+// portcullis_mcp_log_messages_total{outcome}; counts returns the running totals.
+func (m *Metrics) MCPLogs(counts func() map[string]uint64) {
+	m.reg.MustRegister(&countsCollector{desc: prometheus.NewDesc("portcullis_mcp_log_messages_total",
+		"Upstream MCP log messages by outcome (relayed, redacted, withheld, unattributed, filtered, undelivered).",
+		[]string{"outcome"}, nil), counts: counts})
+}
+
+// countsCollector exports running totals kept elsewhere as one counter per label value.
+type countsCollector struct {
+	desc   *prometheus.Desc
+	counts func() map[string]uint64
+}
+
+func (c *countsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *countsCollector) Collect(ch chan<- prometheus.Metric) {
+	for label, n := range c.counts() {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(n), label)
+	}
+}
+
 // Handler serves the metrics in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler { return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}) }
 

@@ -13,12 +13,14 @@ import (
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/portcullis-ai/portcullis/internal/store/memory"
 	"github.com/portcullis-ai/portcullis/internal/store/sqlite"
 )
 
 // BenchmarkToolsCall measures one tools/call end to end — agent client → (gateway →) upstream
 // server — over in-memory pipes, with every gateway feature on: API-key authentication,
-// inspection of parameters and result, policy, definition pin check, and the ledger on SQLite
+// inspection of parameters and result, policy, definition pin check, log relaying (the calls
+// are tracked for attribution; the agent sets no level), and the ledger on SQLite
 // (durable: each decision and each result record is committed before the call proceeds).
 // "direct" is the same client calling the same upstream server without the gateway.
 // It reports p50 and p99 latency per call, throughput and the CPU time per call.
@@ -73,9 +75,11 @@ const pacedRate = 1000
 func benchGateway(b *testing.B, clients int, durable bool, rate float64) {
 	{
 		{
-			h := newHarness(b, 0, 10*time.Second)
+			var h *harness
 			if durable {
 				h = newBenchHarness(b)
+			} else {
+				h = newHarnessWith(b, 0, 10*time.Second, memory.New(), benchConfig)
 			}
 			sessions := make([]*sdk.ClientSession, clients)
 			for i := range sessions {
@@ -102,8 +106,11 @@ func newBenchHarness(b *testing.B) *harness {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = store.Close() })
-	return newHarnessStore(b, 0, 10*time.Second, store)
+	return newHarnessWith(b, 0, 10*time.Second, store, benchConfig)
 }
+
+// benchConfig is the configuration's default: log relaying on (each call is tracked for it).
+var benchConfig = harnessConfig{gateway: func(o *Options) { o.RelayLogs = true }}
 
 func runCalls(b *testing.B, sessions []*sdk.ClientSession, tool string, rate float64) {
 	ctx := context.Background()

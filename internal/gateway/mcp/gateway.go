@@ -4,7 +4,8 @@
 // through guard.CheckResult; tools/list shows an agent only the tools its policy could ever let it
 // call; tool definitions are scanned for poisoning and pinned so a changed definition is blocked
 // until re-approved. An upstream's sampling and elicitation requests reach the agent only as
-// configured, and then each is decided like a call (serverreq.go).
+// configured, and then each is decided like a call (serverreq.go); their log messages reach the
+// agent a line can be attributed to, inspected like results (logs.go).
 //
 // It owns the MCP wiring only. It must not import stores, app, cli or the HTTP server: the
 // composition root hands it the guard, the approvals engine, the policies and the ledger through
@@ -40,6 +41,7 @@ import (
 type Guard interface {
 	Check(ctx context.Context, req guard.Request) *guard.Decision
 	CheckResult(ctx context.Context, o guard.Outcome, rp guard.ResultPolicy) *guard.ResultDecision
+	CheckNotice(ctx context.Context, n guard.Notice, rp guard.ResultPolicy) *guard.ResultDecision
 }
 
 // Approvals waits for a held call's approval (approval.Engine).
@@ -142,6 +144,12 @@ type Options struct {
 	// then decided by guard.Check under ToolSamplingCreateMessage / ToolElicitationCreate, and
 	// the agent's answer goes back through guard.CheckResult like a tool's result.
 	Sampling, Elicitation bool
+
+	// RelayLogs passes upstreams' log messages (notifications/message) to the agent session a
+	// line can be attributed to (logs.go), at the level that session set with logging/setLevel,
+	// each line through guard.CheckNotice. Off, or without an Inspector, upstreams are never
+	// asked for logs and none is relayed; logging/setLevel is answered either way.
+	RelayLogs bool
 }
 
 // Gateway connects to the upstreams once and serves any number of agent sessions.
@@ -158,7 +166,8 @@ type Gateway struct {
 	scannedUp map[*upstream]bool   // upstreams whose tools were scanned in this process
 	servers   []*sdk.Server        // agent-facing servers, told when upstream tools change
 	closed    bool
-	wg        sync.WaitGroup // rescans in flight
+	wg        sync.WaitGroup // rescans, session watchers and reconnections in flight
+	done      chan struct{}  // closed by Close: stops reconnection attempts
 
 	// callers holds, when server requests are enabled, who each agent session is (its latest
 	// request's caller): a server-initiated request is decided as that agent.
@@ -168,6 +177,8 @@ type Gateway struct {
 	// the upstream's progress notifications reach the agent that asked for them and no other.
 	progress    sync.Map // string → progressSink
 	progressSeq atomic.Uint64
+
+	logs logRelay
 }
 
 // progressSink is where one forwarded call's progress goes: the agent's session, its own token
@@ -189,6 +200,9 @@ type upstream struct {
 	down    bool // cs has ended
 	closed  bool
 	lastTry time.Time
+	// subs: the resource URIs the gateway subscribed to on this upstream for its agents. A new
+	// session starts with none, so they are renewed on every reconnection.
+	subs map[string]bool
 }
 
 // upstreamSession pins the revision the gateway speaks to upstreams: 2025-11-25, the latest
@@ -223,9 +237,43 @@ func (g *Gateway) session(ctx context.Context, u *upstream) (*sdk.ClientSession,
 		return nil, fmt.Errorf("%w: reconnect %q: %v", ErrUpstreamDown, u.name, err)
 	}
 	g.log.Warn("upstream reconnected", slog.String("upstream", u.name))
+	g.askLevelAgain(cctx, u, cs)
 	u.cs, u.down = cs, false
 	g.watch(u, cs)
+	// Renew the agents' subscriptions before anyone uses the new session. Each was decided
+	// when the agent subscribed; this only restores the gateway's own upstream state.
+	for uri := range u.subs {
+		if err := cs.Subscribe(cctx, &sdk.SubscribeParams{URI: uri}); err != nil {
+			g.log.Warn("resource subscription not renewed", slog.String("upstream", u.name), slog.String("uri", uri), slog.Any("error", err))
+		}
+	}
 	return cs, nil
+}
+
+// reconnect brings back, without waiting for the next request, an upstream that agents hold
+// subscriptions on: until it is back no update can reach them. It retries every
+// restartBackoff until the session is back, the upstream has no subscriptions or the gateway
+// closes.
+func (g *Gateway) reconnect(u *upstream) {
+	t := time.NewTimer(restartBackoff)
+	defer t.Stop()
+	for {
+		u.mu.Lock()
+		want := u.mk != nil && !u.closed && u.down && len(u.subs) > 0
+		u.mu.Unlock()
+		if !want {
+			return
+		}
+		if _, err := g.session(context.Background(), u); err == nil {
+			return
+		}
+		t.Reset(restartBackoff)
+		select {
+		case <-g.done:
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // watch marks u down when cs ends, so the next request reconnects and re-pins. Called with
@@ -245,6 +293,7 @@ func (g *Gateway) watch(u *upstream, cs *sdk.ClientSession) {
 		g.mu.Lock()
 		delete(g.scannedUp, u)
 		g.mu.Unlock()
+		g.reconnect(u)
 	}()
 }
 
@@ -263,7 +312,8 @@ func New(ctx context.Context, o Options, ups []Upstream) (g *Gateway, err error)
 		o.CallTimeout = 60 * time.Second
 	}
 	g = &Gateway{o: o, byKey: map[string]*upstream{}, log: o.Logger, resources: map[string]*upstream{}, scanned: map[string]bool{},
-		defOK: map[string]bool{}, scannedUp: map[*upstream]bool{}, callers: map[*sdk.ServerSession]Caller{}}
+		defOK: map[string]bool{}, scannedUp: map[*upstream]bool{}, callers: map[*sdk.ServerSession]Caller{},
+		done: make(chan struct{}), logs: newLogRelay(o.RelayLogs && o.Inspector != nil)}
 	defer func() {
 		if err != nil {
 			_ = g.Close()
@@ -286,6 +336,7 @@ func New(ctx context.Context, o Options, ups []Upstream) (g *Gateway, err error)
 			ResourceUpdatedHandler:      g.relayResourceUpdated,
 		}
 		g.serverRequestHandlers(copts, u.Name)
+		g.logHandler(copts, u.Name)
 		client := sdk.NewClient(&sdk.Implementation{Name: "portcullis", Version: "1"}, copts)
 		t := u.Transport
 		if u.NewTransport != nil {
@@ -311,6 +362,9 @@ func New(ctx context.Context, o Options, ups []Upstream) (g *Gateway, err error)
 // Close disconnects every upstream (a stdio child is terminated).
 func (g *Gateway) Close() error {
 	g.mu.Lock()
+	if !g.closed {
+		close(g.done)
+	}
 	g.closed = true
 	g.mu.Unlock()
 	var errs []error
@@ -398,6 +452,7 @@ func (g *Gateway) Server(creds CredentialsFunc) *sdk.Server {
 			if ir.Capabilities.Completions != nil {
 				caps.Completions = &sdk.CompletionCapabilities{}
 			}
+			g.offerLogging(caps, ir.Capabilities)
 		}
 	}
 	s := sdk.NewServer(&sdk.Implementation{Name: "portcullis-mcp-gateway", Version: "1"}, &sdk.ServerOptions{Capabilities: caps,
@@ -408,9 +463,11 @@ func (g *Gateway) Server(creds CredentialsFunc) *sdk.Server {
 		// shared by every agent, another may still be subscribed.
 		UnsubscribeHandler: func(context.Context, *sdk.UnsubscribeRequest) error { return nil },
 	})
+	// logging/setLevel, below the middleware that notes who the session is.
+	s.AddReceivingMiddleware(g.setLevelMiddleware)
 	s.AddReceivingMiddleware(func(next sdk.MethodHandler) sdk.MethodHandler {
 		return func(ctx context.Context, method string, req sdk.Request) (sdk.Result, error) {
-			if g.o.Sampling || g.o.Elicitation {
+			if g.o.Sampling || g.o.Elicitation || g.logs.on {
 				g.noteCaller(req, creds)
 			}
 			switch r := req.(type) {
@@ -589,7 +646,7 @@ func (g *Gateway) split(name string) (*upstream, string, bool) {
 // reserved reports whether name is one of the reserved tool names.
 func reserved(name string) bool {
 	switch name {
-	case ToolResourcesRead, ToolPromptsGet, ToolSamplingCreateMessage, ToolElicitationCreate:
+	case ToolResourcesRead, ToolPromptsGet, ToolSamplingCreateMessage, ToolElicitationCreate, ToolLoggingMessage:
 		return true
 	}
 	return false
@@ -834,6 +891,7 @@ func (g *Gateway) callTool(ctx context.Context, c Caller, r *sdk.CallToolRequest
 			defer g.progress.Delete(id)
 			p.SetProgressToken(id)
 		}
+		defer g.track(ctx, r.Session, u.name)()
 		res, err = cs.CallTool(cctx, p)
 	}
 	dur := time.Since(start)
@@ -991,6 +1049,8 @@ func governed[T any](ctx context.Context, g *Gateway, c Caller, r sdk.Request, t
 		g.outcome(ctx, d, tool, false, "unknown "+kind, nil)
 		return zero, fmt.Errorf("%w for %s %q", ErrNoUpstream, kind, id)
 	}
+	ss, _ := r.GetSession().(*sdk.ServerSession)
+	defer g.track(ctx, ss, u.name)()
 	return forward(ctx, g, d, tool, func(ctx context.Context) (T, error) {
 		cs, err := g.session(ctx, u)
 		if err != nil {
@@ -1054,7 +1114,16 @@ func (g *Gateway) subscribe(ctx context.Context, c Caller, r *sdk.SubscribeReque
 	u, server := g.resourceUpstream(uri)
 	_, err := governed(ctx, g, c, r, ToolResourcesRead, map[string]any{"server": server, "uri": uri, "subscribe": true}, metaApproval(r.Params.Meta), u, "resource", uri,
 		func(ctx context.Context, cs *sdk.ClientSession) (struct{}, error) {
-			return struct{}{}, cs.Subscribe(ctx, &sdk.SubscribeParams{URI: uri})
+			if err := cs.Subscribe(ctx, &sdk.SubscribeParams{URI: uri}); err != nil {
+				return struct{}{}, err
+			}
+			u.mu.Lock()
+			if u.subs == nil {
+				u.subs = map[string]bool{}
+			}
+			u.subs[uri] = true
+			u.mu.Unlock()
+			return struct{}{}, nil
 		})
 	return err
 }

@@ -35,7 +35,7 @@ agent_id: agent-1
 default_action: DENY
 rules:
   - name: echo
-    tool: "up__(echo|hang|leak|pii)"
+    tool: "up__(echo|hang|leak|pii|log)"
     action: ALLOW
   - name: poison
     tool: up__poisoned
@@ -132,6 +132,8 @@ type harnessConfig struct {
 	gateway  func(*Options)           // the gateway's options
 	upstream func(*harness)           // adds to the upstream server (h.up)
 	agent    func(*sdk.ClientOptions) // the agent client's options
+	// creds, when set, says who the agent sessions are (default: EnvCredentials with the key).
+	creds func(key string) CredentialsFunc
 }
 
 func newHarnessWith(t testing.TB, wait, timeout time.Duration, store ledger.Store, hc harnessConfig) *harness {
@@ -288,7 +290,11 @@ func newHarnessWith(t testing.TB, wait, timeout time.Duration, store ledger.Stor
 
 	// The agent side.
 	at, gt := sdk.NewInMemoryTransports()
-	srv := gw.Server(EnvCredentials(key, ""))
+	creds := EnvCredentials(key, "")
+	if hc.creds != nil {
+		creds = hc.creds(key)
+	}
+	srv := gw.Server(creds)
 	h.srv = srv
 	gss, err := srv.Connect(ctx, gt, nil)
 	if err != nil {
@@ -787,6 +793,50 @@ func TestSubscribeGoverned(t *testing.T) {
 	}
 	if uri := <-h.updated; uri != "test://doc/b" {
 		t.Errorf("after unsubscribing from a, got an update for %q", uri)
+	}
+}
+
+// TestSubscriptionRenewedAfterRestart: when an upstream that agents hold subscriptions on ends
+// its session, the gateway reconnects without waiting for a request and subscribes again, so
+// updates from the new session still reach the subscribed agent.
+func TestSubscriptionRenewedAfterRestart(t *testing.T) {
+	h := newHarness(t, 0, 10*time.Second)
+	ctx := context.Background()
+	if err := h.cs.Subscribe(ctx, &sdk.SubscribeParams{URI: "test://doc/a"}); err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	h.killUpstream()
+	for deadline := time.Now().Add(10 * time.Second); h.upConnects() < 2; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the gateway did not reconnect to an upstream it holds a subscription on")
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		h.upMu.Lock()
+		n := len(h.subscribed)
+		h.upMu.Unlock()
+		if n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d subscriptions reached the upstream, want the first and its renewal", n)
+		}
+	}
+	h.upMu.Lock()
+	if diff := cmp.Diff([]string{"test://doc/a", "test://doc/a"}, h.subscribed); diff != "" {
+		t.Errorf("subscriptions that reached the upstream (-want +got):\n%s", diff)
+	}
+	h.upMu.Unlock()
+	if err := h.up.ResourceUpdated(ctx, &sdk.ResourceUpdatedNotificationParams{URI: "test://doc/a"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case uri := <-h.updated:
+		if uri != "test://doc/a" {
+			t.Errorf("update for %q", uri)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no update reached the agent after the upstream restarted")
 	}
 }
 

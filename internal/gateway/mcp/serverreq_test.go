@@ -89,10 +89,11 @@ func (a *askAgent) ask(t *testing.T, tool, system, text string) string {
 	return resultText(r)
 }
 
-func (a *askAgent) records(t *testing.T) []*ledger.Record {
+// records are every record in the harness's ledger.
+func (h *harness) records(t *testing.T) []*ledger.Record {
 	t.Helper()
 	var out []*ledger.Record
-	if err := a.store.Scan(context.Background(), 0, func(e ledger.Entry) error {
+	if err := h.store.Scan(context.Background(), 0, func(e ledger.Entry) error {
 		if r, err := ledger.ParseRecord(e.Data); err == nil {
 			out = append(out, r)
 		}

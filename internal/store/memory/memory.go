@@ -126,3 +126,30 @@ func (s *Store) Close() error {
 func (s *Store) Raw() (recs *[][]byte, cps *[]ledger.StoredCheckpoint) {
 	return &s.recs, &s.cps
 }
+
+// Shared is a Store that several ledgers in one process append to at once, the way gateway
+// replicas share a PostgreSQL ledger: CommitExclusive holds a writer lock across the reads and
+// the commit. For tests of the shared-writer path without a database.
+type Shared struct {
+	*Store
+	writer sync.Mutex
+}
+
+var _ ledger.SharedStore = (*Shared)(nil)
+
+// NewShared returns an empty shared store.
+func NewShared() *Shared { return &Shared{Store: New()} }
+
+// CommitExclusive implements ledger.SharedStore.
+func (s *Shared) CommitExclusive(ctx context.Context, fn func(ledger.View) ([]ledger.Entry, *ledger.StoredCheckpoint, error)) error {
+	s.writer.Lock()
+	defer s.writer.Unlock()
+	recs, cp, err := fn(s.Store)
+	if err != nil {
+		return fmt.Errorf("memory store commit: %w", err)
+	}
+	if len(recs) == 0 && cp == nil {
+		return nil
+	}
+	return s.Store.Commit(ctx, recs, cp)
+}

@@ -11,3 +11,18 @@ import (
 func TestLedgerStoreContract(t *testing.T) {
 	storetest.RunLedgerStore(t, func(*testing.T) ledger.Store { return memory.New() })
 }
+
+func TestSharedStoreContract(t *testing.T) {
+	storetest.RunLedgerStore(t, func(*testing.T) ledger.Store { return memory.NewShared() })
+	storetest.RunSharedStore(t, func(*testing.T) (ledger.SharedStore, ledger.SharedStore) {
+		s := memory.NewShared()
+		return s, s
+	})
+}
+
+func TestReplicas(t *testing.T) {
+	storetest.RunReplicas(t, func(*testing.T) (ledger.SharedStore, ledger.SharedStore) {
+		s := memory.NewShared()
+		return s, s
+	})
+}

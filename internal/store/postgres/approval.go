@@ -33,10 +33,6 @@ CREATE INDEX IF NOT EXISTS approval_requests_state_deadline ON approval_requests
 CREATE INDEX IF NOT EXISTS approval_requests_created ON approval_requests (created_at, id);
 `
 
-// approvalMigrationLock serialises schema creation across replicas starting together
-// (concurrent CREATE TABLE IF NOT EXISTS can fail on the catalog's unique indexes).
-const approvalMigrationLock = 0x706f7274_61707072 // "portappr"
-
 // Approvals is an approval.Store on PostgreSQL. Update locks the row (SELECT … FOR UPDATE)
 // for the length of its transaction, so concurrent replicas serialise on a request, and the
 // UPDATE re-checks the revision it read.
@@ -48,10 +44,7 @@ var _ approval.Store = (*Approvals)(nil)
 
 // NewApprovals prepares the approval tables on pool and returns a store on it.
 func NewApprovals(ctx context.Context, pool *pgxpool.Pool) (*Approvals, error) {
-	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(approvalMigrationLock)); err != nil {
-			return err
-		}
+	err := migrate(ctx, pool, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, approvalSchema)
 		return err
 	})

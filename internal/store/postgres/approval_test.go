@@ -2,89 +2,28 @@ package postgres
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/goleak"
 
 	"github.com/portcullis-ai/portcullis/internal/approval"
+	"github.com/portcullis-ai/portcullis/internal/store/postgres/pgtest"
 	"github.com/portcullis-ai/portcullis/internal/store/storetest"
 )
-
-// approvalTestPool connects to PORTCULLIS_TEST_POSTGRES with a fresh schema as search_path,
-// dropped at cleanup, so tests are isolated from each other and from other packages' tables.
-func approvalTestPool(t *testing.T) *pgxpool.Pool {
-	t.Helper()
-	return approvalPoolOn(t, approvalTestSchema(t))
-}
-
-// approvalTestSchema creates a schema for one test, dropped at cleanup, and returns its name.
-func approvalTestSchema(t *testing.T) string {
-	t.Helper()
-	url := os.Getenv("PORTCULLIS_TEST_POSTGRES")
-	if url == "" {
-		t.Skip("PORTCULLIS_TEST_POSTGRES not set")
-	}
-	ctx := context.Background()
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "portcullis_test_" + hex.EncodeToString(b[:])
-	admin, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	defer admin.Close(ctx)
-	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize()); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), url)
-		if err != nil {
-			t.Errorf("cleanup connect: %v", err)
-			return
-		}
-		defer c.Close(context.Background())
-		if _, err := c.Exec(context.Background(), "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
-			t.Errorf("drop schema: %v", err)
-		}
-	})
-	return schema
-}
-
-// approvalPoolOn opens a pool whose connections use schema; it is closed at cleanup.
-func approvalPoolOn(t *testing.T, schema string) *pgxpool.Pool {
-	t.Helper()
-	cfg, err := pgxpool.ParseConfig(os.Getenv("PORTCULLIS_TEST_POSTGRES"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.ConnConfig.RuntimeParams["search_path"] = schema
-	cfg.MaxConns = 8
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	return pool
-}
 
 // TestApprovalsSurviveRestart: pending requests outlive the process that created them.
 func TestApprovalsSurviveRestart(t *testing.T) {
 	ctx := context.Background()
-	schema := approvalTestSchema(t)
+	dsn, schema := pgtest.Schema(t)
 	params := json.RawMessage(`{"rows":20000}`)
 	in := approval.Input{Agent: "reporting-agent", User: "dave", Tool: "export_customer_data",
 		Params: params, RedactedParams: params, Rule: "bulk_export", PolicyVersion: "v1"}
 
-	first := approvalPoolOn(t, schema)
+	first := pgtest.Pool(t, dsn, schema)
 	s1, err := NewApprovals(ctx, first)
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +35,7 @@ func TestApprovalsSurviveRestart(t *testing.T) {
 	}
 	first.Close()
 
-	second := approvalPoolOn(t, schema)
+	second := pgtest.Pool(t, dsn, schema)
 	s2, err := NewApprovals(ctx, second) // creating the schema again is a no-op
 	if err != nil {
 		t.Fatal(err)
@@ -118,7 +57,7 @@ func TestApprovalsSurviveRestart(t *testing.T) {
 
 func TestApprovalStoreContract(t *testing.T) {
 	storetest.RunApprovalStore(t, func(t *testing.T) approval.Store {
-		s, err := NewApprovals(context.Background(), approvalTestPool(t))
+		s, err := NewApprovals(context.Background(), pgtest.NewPool(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -133,7 +72,7 @@ func (approvalNopRecorder) RecordApproval(context.Context, approval.Event) error
 // TestApprovalWaitAcrossReplicas: an agent long-polls on one replica while a human approves on
 // another; the LISTEN/NOTIFY notifier wakes the waiter.
 func TestApprovalWaitAcrossReplicas(t *testing.T) {
-	pool := approvalTestPool(t)
+	pool := pgtest.NewPool(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 

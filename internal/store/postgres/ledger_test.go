@@ -2,68 +2,18 @@ package postgres
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"os"
 	"sync"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"testing"
 
 	"github.com/portcullis-ai/portcullis/internal/ledger"
+	"github.com/portcullis-ai/portcullis/internal/store/postgres/pgtest"
 	"github.com/portcullis-ai/portcullis/internal/store/storetest"
 )
 
-// ledgerTestPool connects to PORTCULLIS_TEST_POSTGRES with a fresh schema as search_path,
-// dropped at cleanup, so every test has its own ledger tables.
-func ledgerTestPool(t *testing.T) *pgxpool.Pool {
-	t.Helper()
-	url := os.Getenv("PORTCULLIS_TEST_POSTGRES")
-	if url == "" {
-		t.Skip("PORTCULLIS_TEST_POSTGRES not set")
-	}
-	ctx := context.Background()
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := pgx.Identifier{"portcullis_ledger_test_" + hex.EncodeToString(b[:])}.Sanitize()
-	admin, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	defer admin.Close(ctx)
-	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), url)
-		if err != nil {
-			t.Errorf("cleanup connect: %v", err)
-			return
-		}
-		defer c.Close(context.Background())
-		if _, err := c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema: %v", err)
-		}
-	})
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.ConnConfig.RuntimeParams["search_path"] = "portcullis_ledger_test_" + hex.EncodeToString(b[:])
-	cfg.MaxConns = 8
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	return pool
-}
-
 func TestLedgerStoreContract(t *testing.T) {
 	storetest.RunLedgerStore(t, func(t *testing.T) ledger.Store {
-		s, err := NewLedger(context.Background(), ledgerTestPool(t))
+		s, err := NewLedger(context.Background(), pgtest.NewPool(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -71,9 +21,32 @@ func TestLedgerStoreContract(t *testing.T) {
 	})
 }
 
+// Two handles on one schema, each with its own pool: two replicas.
+func TestSharedStoreContract(t *testing.T) {
+	storetest.RunSharedStore(t, replicaPair)
+}
+
+// Two ledgers appending at once to one PostgreSQL ledger, each through its own pool.
+func TestReplicas(t *testing.T) {
+	storetest.RunReplicas(t, replicaPair)
+}
+
+func replicaPair(t *testing.T) (ledger.SharedStore, ledger.SharedStore) {
+	dsn, schema := pgtest.Schema(t)
+	a, err := NewLedger(context.Background(), pgtest.Pool(t, dsn, schema))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewLedger(context.Background(), pgtest.Pool(t, dsn, schema))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, b
+}
+
 // The ledger itself on PostgreSQL: concurrent appends, a clean close, an intact verification.
 func TestLedgerOnPostgres(t *testing.T) {
-	st, err := NewLedger(context.Background(), ledgerTestPool(t))
+	st, err := NewLedger(context.Background(), pgtest.NewPool(t))
 	if err != nil {
 		t.Fatal(err)
 	}

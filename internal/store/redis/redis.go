@@ -13,6 +13,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -21,6 +23,39 @@ import (
 	"github.com/portcullis-ai/portcullis/internal/behavior"
 	"github.com/portcullis-ai/portcullis/internal/identity"
 )
+
+// Dial connects to the Redis at rawURL (redis://[user:password@]host:port/db, rediss:// for
+// TLS) and proves it answers, so a gateway that cannot reach it refuses to start. Errors never
+// repeat the URL, which may hold a password.
+func Dial(ctx context.Context, rawURL string) (*goredis.Client, error) {
+	opt, err := goredis.ParseURL(rawURL)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // url.Error quotes the whole URL
+		}
+		return nil, fmt.Errorf("redis: %w", err)
+	}
+	c := goredis.NewClient(opt)
+	if err := c.Ping(ctx).Err(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("redis at %s: %w", opt.Addr, err)
+	}
+	return c, nil
+}
+
+// SetLogger sends the Redis client's own messages (dial failures, pool trouble), which it
+// otherwise prints to stderr, to log as warnings. The client library has one logger per
+// process.
+func SetLogger(log *slog.Logger) {
+	goredis.SetLogger(clientLog{log.With(slog.String("component", "redis"))})
+}
+
+type clientLog struct{ log *slog.Logger }
+
+func (l clientLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, fmt.Sprintf(format, v...))
+}
 
 // NonceStore is identity.NonceStore on Redis: SET NX with a millisecond expiry.
 type NonceStore struct {

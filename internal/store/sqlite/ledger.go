@@ -7,10 +7,10 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -50,7 +50,8 @@ type Ledger struct {
 	// checkpoint that finishes between two commits has copied every frame, and the next commit
 	// then rewrites the WAL from its start (see checkpointWAL).
 	walMu         sync.Mutex
-	checkpointing atomic.Bool // one WAL checkpoint at a time
+	checkpointing atomic.Bool   // one WAL checkpoint at a time
+	w             *ledgerWriter // Commit's connection, opened on first use (walMu)
 	wg            sync.WaitGroup
 }
 
@@ -75,8 +76,9 @@ func OpenLedger(path string) (*Ledger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite ledger store %s: %w", path, err)
 	}
-	db.SetMaxOpenConns(4)
-	db.SetMaxIdleConns(4)
+	// One connection is Commit's for the store's life (ledger_writer.go); four for readers.
+	db.SetMaxOpenConns(5)
+	db.SetMaxIdleConns(5)
 	s := &Ledger{db: db, path: path, checkpointEvery: checkpointEvery}
 	if err := s.migrate(); err != nil {
 		db.Close()
@@ -105,61 +107,30 @@ func (s *Ledger) migrate() error {
 	return nil
 }
 
-// insertChunk is how many records one INSERT statement carries.
-const insertChunk = 200
-
-// Commit implements ledger.Store: one IMMEDIATE transaction, one fsync.
-func (s *Ledger) Commit(ctx context.Context, recs []ledger.Entry, cp *ledger.StoredCheckpoint) (err error) {
+// Commit implements ledger.Store: one IMMEDIATE transaction, one fsync, on the writer
+// connection with its prepared statements (ledger_writer.go). A failed commit is rolled back
+// before Commit returns, so nothing of it is visible; if even the rollback fails, the
+// connection is discarded (closing it rolls back) and the next commit opens another.
+func (s *Ledger) Commit(ctx context.Context, recs []ledger.Entry, cp *ledger.StoredCheckpoint) error {
 	s.walMu.Lock()
 	defer s.walMu.Unlock()
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("sqlite ledger commit: begin: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback()
-		}
-	}()
-	var next int64
-	if err := tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(seq)+1, 0) FROM ledger_records").Scan(&next); err != nil {
+	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("sqlite ledger commit: %w", err)
 	}
-	for i, r := range recs {
-		if r.Seq != uint64(next)+uint64(i) {
-			return fmt.Errorf("sqlite ledger commit: record %d at size %d: %w", r.Seq, next+int64(i), ledger.ErrConflict)
+	if s.w == nil {
+		w, err := openLedgerWriter(ctx, s.db)
+		if err != nil {
+			return fmt.Errorf("sqlite ledger commit: %w", err)
 		}
+		s.w = w
 	}
-	for start := 0; start < len(recs); start += insertChunk {
-		chunk := recs[start:min(start+insertChunk, len(recs))]
-		var b strings.Builder
-		b.WriteString("INSERT INTO ledger_records(seq, data) VALUES ")
-		args := make([]any, 0, 2*len(chunk))
-		for i, r := range chunk {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteString("(?,?)")
-			args = append(args, int64(r.Seq), r.Data)
+	w := s.w
+	err := w.conn.Raw(func(dc any) error { return w.commitBatch(ctx, dc, recs, cp) })
+	if err != nil {
+		if w.broken || errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) {
+			w.close()
+			s.w = nil
 		}
-		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
-			return fmt.Errorf("sqlite ledger commit: insert records: %w", err)
-		}
-	}
-	if cp != nil {
-		if cp.Size > uint64(next)+uint64(len(recs)) {
-			return fmt.Errorf("sqlite ledger commit: checkpoint of size %d beyond %d records", cp.Size, uint64(next)+uint64(len(recs)))
-		}
-		frontier := cp.Frontier
-		if frontier == nil {
-			frontier = []byte{}
-		}
-		if _, err := tx.ExecContext(ctx, "INSERT INTO ledger_checkpoints(size, note, frontier) VALUES (?,?,?)",
-			int64(cp.Size), cp.Note, frontier); err != nil {
-			return fmt.Errorf("sqlite ledger commit: insert checkpoint: %w", err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite ledger commit: %w", err)
 	}
 	if s.commits.Add(1)%s.checkpointEvery == 0 {
@@ -316,6 +287,12 @@ func (s *Ledger) DB() *sql.DB { return s.db }
 // Close implements ledger.Store.
 func (s *Ledger) Close() error {
 	s.wg.Wait()
+	s.walMu.Lock()
+	if s.w != nil {
+		s.w.close()
+		s.w = nil
+	}
+	s.walMu.Unlock()
 	_, _ = s.db.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close sqlite ledger store: %w", err)

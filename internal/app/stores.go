@@ -1,0 +1,226 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/portcullis-ai/portcullis/internal/approval"
+	"github.com/portcullis-ai/portcullis/internal/behavior"
+	"github.com/portcullis-ai/portcullis/internal/config"
+	"github.com/portcullis-ai/portcullis/internal/identity"
+	"github.com/portcullis-ai/portcullis/internal/ledger"
+	"github.com/portcullis-ai/portcullis/internal/store/postgres"
+	"github.com/portcullis-ai/portcullis/internal/store/redis"
+	"github.com/portcullis-ai/portcullis/internal/store/sqlite"
+)
+
+// connectTimeout bounds reaching PostgreSQL or Redis at start: a gateway that cannot reach its
+// stores refuses to start rather than deny every call.
+const connectTimeout = 10 * time.Second
+
+// stores are the state cfg.Store selects: the embedded default (SQLite files in the data
+// directory; behaviour and nonces in memory) or PostgreSQL and Redis, shared by replicas.
+type stores struct {
+	ledger    ledger.Store
+	approvals approval.Store
+	// notifier wakes approval long-polls on every replica (approvals on PostgreSQL); nil otherwise.
+	notifier *postgres.ApprovalNotifier
+	behavior behavior.Store
+	nonces   identity.NonceStore
+
+	closers []func() error // in the order opened; closed in reverse
+	// pings reach the services the stores live on, for /readyz: a replica that lost its
+	// database or Redis denies every call, and a load balancer should stop sending it any.
+	pings []servicePing
+}
+
+// servicePing checks that one service answers.
+type servicePing struct {
+	name string
+	ping func(context.Context) error
+}
+
+// readyTimeout bounds one readiness probe's pings.
+const readyTimeout = 2 * time.Second
+
+// ping checks every service the stores use; nil with the embedded default.
+func (s *stores) ping() error {
+	if len(s.pings) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+	defer cancel()
+	for _, p := range s.pings {
+		if err := p.ping(ctx); err != nil {
+			return fmt.Errorf("%s unreachable: %w", p.name, err)
+		}
+	}
+	return nil
+}
+
+// openStores opens the configured stores. On error, whatever was opened is closed again.
+func openStores(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *stores, err error) {
+	s := &stores{}
+	defer func() {
+		if err != nil {
+			s.close(log)
+		}
+	}()
+	sc := cfg.Store
+	var pool *pgxpool.Pool
+	if sc.Uses(config.StorePostgres) {
+		if pool, err = connectPostgres(ctx, sc.Postgres, true); err != nil {
+			return nil, err
+		}
+		s.closers = append(s.closers, func() error { pool.Close(); return nil })
+		s.pings = append(s.pings, servicePing{"store.postgres", pool.Ping})
+	}
+	var rc *goredis.Client
+	if sc.Uses(config.StoreRedis) {
+		u, err := fromEnv("store.redis.url_env", sc.Redis.URLEnv)
+		if err != nil {
+			return nil, err
+		}
+		redis.SetLogger(log)
+		cctx, cancel := context.WithTimeout(ctx, connectTimeout)
+		rc, err = redis.Dial(cctx, u)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("store.redis: cannot use the server named by $%s: %w", sc.Redis.URLEnv, err)
+		}
+		s.closers = append(s.closers, rc.Close)
+		s.pings = append(s.pings, servicePing{"store.redis", func(ctx context.Context) error { return rc.Ping(ctx).Err() }})
+	}
+
+	switch sc.Ledger {
+	case config.StorePostgres:
+		st, err := postgres.NewLedger(ctx, pool)
+		if err != nil {
+			return nil, fmt.Errorf("store.ledger: %w", err)
+		}
+		s.ledger = st
+	default:
+		st, err := sqlite.OpenLedger(filepath.Join(cfg.DataDir, LedgerFile))
+		if err != nil {
+			return nil, fmt.Errorf("open ledger store: %w", err)
+		}
+		s.ledger = st
+	}
+	s.closers = append(s.closers, s.ledger.Close)
+
+	switch sc.Approvals {
+	case config.StorePostgres:
+		st, err := postgres.NewApprovals(ctx, pool)
+		if err != nil {
+			return nil, fmt.Errorf("store.approvals: %w", err)
+		}
+		s.approvals = st
+		s.notifier = postgres.NewApprovalNotifier(pool, func(err error) {
+			log.Warn("approval notifications between replicas", slog.Any("error", err))
+		})
+	default:
+		st, err := sqlite.OpenApprovals(ctx, filepath.Join(cfg.DataDir, ApprovalsFile))
+		if err != nil {
+			return nil, fmt.Errorf("open approvals: %w", err)
+		}
+		s.approvals = st
+		s.closers = append(s.closers, st.Close)
+	}
+
+	if sc.Behavior == config.StoreRedis {
+		s.behavior = redis.NewBehaviorStore(rc, redis.BehaviorOptions{Prefix: sc.Redis.Prefix + "bh:"})
+	} else {
+		s.behavior = behavior.NewMemoryStore(behavior.MemoryOptions{})
+	}
+	if sc.Nonces == config.StoreRedis {
+		s.nonces = redis.NewNonceStore(rc, sc.Redis.Prefix+"nonce:")
+	} else {
+		s.nonces = identity.NewMemoryNonceStore(nil)
+	}
+
+	// A shared ledger means replicas; state kept in memory is then per replica.
+	if sc.Ledger == config.StorePostgres {
+		if sc.Nonces == config.StoreMemory {
+			log.Warn("store.nonces is memory but the ledger is shared: with several replicas a signed request can be replayed once at each; set store.nonces: redis")
+		}
+		if sc.Behavior == config.StoreMemory {
+			log.Warn("store.behavior is memory but the ledger is shared: with several replicas each counts only its own calls; set store.behavior: redis")
+		}
+	}
+	return s, nil
+}
+
+// connectPostgres opens the configured pool (creating the schema when create is set).
+func connectPostgres(ctx context.Context, pc config.PostgresConfig, create bool) (*pgxpool.Pool, error) {
+	dsn, err := fromEnv("store.postgres.dsn_env", pc.DSNEnv)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	pool, err := postgres.Connect(ctx, dsn, postgres.PoolOptions{Schema: pc.Schema, CreateSchema: create, MaxConns: int32(pc.MaxConns)})
+	if err != nil {
+		return nil, fmt.Errorf("store.postgres: cannot use the database named by $%s: %w", pc.DSNEnv, err)
+	}
+	return pool, nil
+}
+
+// OpenLedgerStore opens the existing ledger cfg's gateway writes, for reading (`portcullis
+// audit`): the SQLite file in dataDir, or PostgreSQL with store.ledger: postgres. It never
+// creates a ledger. Closing the store closes its connections.
+func OpenLedgerStore(ctx context.Context, cfg *config.Config, dataDir string) (ledger.Store, error) {
+	if cfg.Store.Ledger != config.StorePostgres {
+		path := filepath.Join(dataDir, LedgerFile)
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("%s: cannot read the ledger: %w", path, err)
+		}
+		return sqlite.OpenLedger(path)
+	}
+	pool, err := connectPostgres(ctx, cfg.Store.Postgres, false)
+	if err != nil {
+		return nil, err
+	}
+	st, err := postgres.OpenLedger(ctx, pool)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return poolStore{st, pool}, nil
+}
+
+// poolStore is a ledger store that owns its pool.
+type poolStore struct {
+	*postgres.Ledger
+	pool *pgxpool.Pool
+}
+
+func (s poolStore) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// fromEnv reads the secret an *_env field names.
+func fromEnv(path, name string) (string, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return "", fmt.Errorf("%s: the environment variable %s is not set (it holds the connection string, kept out of the file)", path, name)
+	}
+	return v, nil
+}
+
+// close closes every store, the most recently opened first (stores before their pools).
+func (s *stores) close(log *slog.Logger) {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		if err := s.closers[i](); err != nil {
+			log.Warn("close store", slog.Any("error", err))
+		}
+	}
+	s.closers = nil
+}

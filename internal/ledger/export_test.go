@@ -1,0 +1,9 @@
+package ledger
+
+// SetCatchUpScanMax sets how far behind a shared writer may be before it restarts its head from
+// the latest checkpoint, for the length of a test; it returns the function that restores it.
+func SetCatchUpScanMax(n uint64) (restore func()) {
+	old := catchUpScanMax
+	catchUpScanMax = n
+	return func() { catchUpScanMax = old }
+}

@@ -1,0 +1,124 @@
+package ledger
+
+// This file is the writer's side of a log shared by several ledgers (gateway replicas on one
+// PostgreSQL ledger). Each replica keeps its own head — size, prev hash, Merkle frontier — but
+// commits only under the store's writer lock, first extending its head over whatever the
+// others appended since its own last commit. So every batch chains onto the true end of the
+// log, checkpoints are signed over the whole log in commit order (their sizes never go down),
+// and the result verifies like a log one writer wrote. Every replica signs with the same key.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// catchUpScanMax: a writer further behind than this many records restarts its head from the
+// latest signed checkpoint instead of reading them all while it holds the writer lock (a
+// replica idle while others write a lot; checkpoints come at least every second).
+var catchUpScanMax uint64 = 10_000
+
+// openShared starts a writer on a log other writers may be appending to. Its first commit —
+// the startup record — loads the head under the writer lock: from the latest signed
+// checkpoint, which must verify with this ledger's keys, then every record after it, checked.
+// It commits a checkpoint too, so that the next replica to start checks its keys against this
+// one's even before any other checkpoint is due.
+// Nothing is trimmed (a commit there is atomic, so a damaged record is not a torn write, and
+// the tail may be another writer's): a damaged record refuses the start. And since a shared
+// log cannot tell a crashed replica from a running one, no recovery record is written.
+func (l *Ledger) openShared() error {
+	l.tree = factory.NewEmptyRange(0)
+	l.cpTime = l.now()
+	if err := l.writeSystem(&Record{Kind: KindStartup, Message: l.opts.Message}, true); err != nil {
+		return fmt.Errorf("open ledger: write startup record: %w", err)
+	}
+	return nil
+}
+
+// commitShared is commit on a shared store: catch up, encode, commit — all under the lock.
+func (l *Ledger) commitShared(bodies [][]byte, forceCheckpoint bool) (uint64, error) {
+	var (
+		next    head
+		first   uint64
+		records int
+		wrote   bool
+		buf     []byte
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	t0 := time.Now()
+	err := l.shared.CommitExclusive(ctx, func(v View) ([]Entry, *StoredCheckpoint, error) {
+		next = l.head
+		next.tree = cloneRange(next.tree)
+		if err := l.catchUp(ctx, v, &next, !l.headLoaded); err != nil {
+			return nil, nil, err
+		}
+		first = next.size
+		entries, cp, b, err := l.encode(&next, bodies, forceCheckpoint)
+		records, wrote, buf = len(entries), len(entries) > 0 || cp != nil, b
+		return entries, cp, err
+	})
+	cancel()
+	l.committed(time.Since(t0), records, buf)
+	if err != nil {
+		// Nothing to resync: the next commit catches up from this head again, over whatever
+		// the store holds — this commit's records too, should they have persisted after all.
+		l.fail(err)
+		return 0, fmt.Errorf("%w: %w", ErrNotDurable, err)
+	}
+	if wrote {
+		l.batches.Add(1)
+	}
+	l.adopt(next)
+	l.headLoaded = true
+	return first, nil
+}
+
+// catchUp extends h over the records other writers appended to v since h.size, checking that
+// each is in sequence and chained to the one before (its header: see checkLink). With load (the first commit), or when
+// far behind, h first restarts from the latest signed checkpoint. A checkpoint newer than h's
+// becomes h's: the cadence of checkpoints counts from the latest, whoever signed it.
+func (l *Ledger) catchUp(ctx context.Context, v View, h *head, load bool) error {
+	size, err := v.Size(ctx)
+	if err != nil {
+		return err
+	}
+	if size < h.size {
+		return fmt.Errorf("%w: the log has %d records, fewer than the %d this writer has seen (records were removed)", ErrInconsistent, size, h.size)
+	}
+	if size == h.size && !load {
+		return nil
+	}
+	cp, ok, err := v.LatestCheckpoint(ctx)
+	if err != nil {
+		return err
+	}
+	if ok && (load || (cp.Size > h.size && size-h.size > catchUpScanMax)) {
+		if _, err := l.loadCheckpoint(ctx, v, cp, size, h); err != nil {
+			return err
+		}
+	}
+	if ok && cp.Size > h.cpSize {
+		h.cpSize, h.cpTime = cp.Size, l.now()
+	}
+	check := h.checkLink
+	if load {
+		check = h.checkTail // at start, each record of the tail in full, as recovery does
+	}
+	err = v.Scan(ctx, h.size, func(e Entry) error {
+		if e.Seq >= size {
+			return errStop // not under this lock: cannot happen; the size read is the end
+		}
+		if err := check(e); err != nil {
+			return fmt.Errorf("%w: record %d, appended by another writer: %v", ErrInconsistent, e.Seq, err)
+		}
+		return h.advance(e.Data)
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return err
+	}
+	if h.size != size {
+		return fmt.Errorf("%w: record %d is missing (the log has %d)", ErrInconsistent, h.size, size)
+	}
+	return nil
+}
