@@ -30,7 +30,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -40,6 +39,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/portcullis-ai/portcullis/bench/internal/proc"
 	"github.com/portcullis-ai/portcullis/internal/app"
 	"github.com/portcullis-ai/portcullis/sdk/httpsig"
 )
@@ -138,7 +138,7 @@ func run(duration, warmup time.Duration, concurrency int, keyAuth bool, cpuProfi
 			return err
 		}
 		srvs = append(srvs, srv)
-		base, err := waitListening(stdout)
+		base, err := proc.WaitListening(stdout, 30*time.Second)
 		if err != nil {
 			return err
 		}
@@ -206,9 +206,9 @@ func run(duration, warmup time.Duration, concurrency int, keyAuth bool, cpuProfi
 	if err != nil {
 		return err
 	}
-	srvCPU0, genCPU0 := serversCPU(srvs), selfCPU()
+	srvCPU0, genCPU0 := serversCPU(srvs), proc.SelfCPU()
 	res := blast(send, concurrency, duration)
-	srvCPU, genCPU := serversCPU(srvs)-srvCPU0, selfCPU()-genCPU0
+	srvCPU, genCPU := serversCPU(srvs)-srvCPU0, proc.SelfCPU()-genCPU0
 	if res.exhausted {
 		return fmt.Errorf("the %d pre-signed requests ran out before the run ended: raise -requests", len(wire))
 	}
@@ -221,7 +221,7 @@ func run(duration, warmup time.Duration, concurrency int, keyAuth bool, cpuProfi
 	slices.Sort(lat)
 	n := len(lat)
 	fmt.Printf("# Portcullis pipeline load test\n\n")
-	fmt.Printf("date: %s  machine: %d cores (%s)  go: %s\n", time.Now().UTC().Format(time.RFC3339), runtime.NumCPU(), cpuModel(), runtime.Version())
+	fmt.Printf("date: %s  machine: %d cores (%s)  go: %s\n", time.Now().UTC().Format(time.RFC3339), runtime.NumCPU(), proc.CPUModel(), runtime.Version())
 	auth := "RFC 9421 signed requests (Ed25519, Content-Digest)"
 	if keyAuth {
 		auth = "API key"
@@ -388,72 +388,11 @@ func (c *conn) roundTrip(msg []byte) (int, []byte, error) {
 	return resp.StatusCode, raw, err
 }
 
-// processCPU is the user+system CPU time a process has used so far (Linux /proc; 0 elsewhere).
-func processCPU(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the command name (which may hold spaces) start after the last ')'.
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * time.Second / clockTicks
-}
-
-// clockTicks is USER_HZ, the unit of /proc/PID/stat times: 100 on every Linux platform Go supports.
-const clockTicks = 100
-
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 func pct(sorted []time.Duration, q float64) string {
 	if len(sorted) == 0 {
 		return "-"
 	}
 	return sorted[int(math.Min(float64(len(sorted)-1), q*float64(len(sorted))))].Round(time.Microsecond).String()
-}
-
-func waitListening(r io.Reader) (string, error) {
-	re := regexp.MustCompile(`listening on (http://\S+)`)
-	found := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(r)
-		for sc.Scan() {
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				found <- m[1]
-			}
-		}
-	}()
-	select {
-	case u := <-found:
-		return u, nil
-	case <-time.After(30 * time.Second):
-		return "", fmt.Errorf("gateway did not start")
-	}
-}
-
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "unknown CPU"
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "model name") {
-			if _, v, ok := strings.Cut(l, ":"); ok {
-				return strings.TrimSpace(v)
-			}
-		}
-	}
-	return "unknown CPU"
 }
 
 func secs(s float64) string {
@@ -484,7 +423,7 @@ func scrapeAll(bases []string) (metrics, error) {
 func serversCPU(srvs []*exec.Cmd) time.Duration {
 	var d time.Duration
 	for _, s := range srvs {
-		d += processCPU(s.Process.Pid)
+		d += proc.CPU(s.Process.Pid)
 	}
 	return d
 }
