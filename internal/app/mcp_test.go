@@ -230,16 +230,9 @@ func TestHTTPUpstreamResumesClosedStream(t *testing.T) {
 	h := sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return srv },
 		&sdk.StreamableHTTPOptions{EventStore: sdk.NewMemoryEventStore(nil)})
 	hs := httptest.NewServer(h)
-	defer hs.Close()
+	t.Cleanup(hs.Close) // after the session's close (cleanups run last first)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	tr := MCPUpstreams([]config.MCPUpstream{{Name: "r", URL: hs.URL}}, os.Stderr)[0].NewTransport()
-	cs, err := sdk.NewClient(&sdk.Implementation{Name: "gw", Version: "1"}, nil).Connect(ctx, tr, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cs.Close()
+	ctx, cs := connectRemoteUpstream(t, hs.URL)
 	res, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: "reconnect", Arguments: map[string]any{}})
 	if err != nil {
 		t.Fatalf("call over a closed and resumed stream: %v", err)
@@ -317,16 +310,9 @@ func TestHTTPUpstreamReusesConnections(t *testing.T) {
 		}
 	}
 	hs.Start()
-	defer hs.Close()
+	t.Cleanup(hs.Close)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	tr := MCPUpstreams([]config.MCPUpstream{{Name: "r", URL: hs.URL}}, os.Stderr)[0].NewTransport()
-	cs, err := sdk.NewClient(&sdk.Implementation{Name: "gw", Version: "1"}, nil).Connect(ctx, tr, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cs.Close()
+	ctx, cs := connectRemoteUpstream(t, hs.URL)
 	const concurrent, rounds = 16, 10
 	for range rounds {
 		var wg sync.WaitGroup
@@ -344,4 +330,19 @@ func TestHTTPUpstreamReusesConnections(t *testing.T) {
 	if n := opened.Load(); n > concurrent+4 {
 		t.Errorf("%d connections opened for %d rounds of %d concurrent calls; want them reused", n, rounds, concurrent)
 	}
+}
+
+// connectRemoteUpstream connects to url the way serve connects to a remote upstream (the
+// transport MCPUpstreams makes), for 30 s at most.
+func connectRemoteUpstream(t *testing.T, url string) (context.Context, *sdk.ClientSession) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	tr := MCPUpstreams([]config.MCPUpstream{{Name: "r", URL: url}}, os.Stderr)[0].NewTransport()
+	cs, err := sdk.NewClient(&sdk.Implementation{Name: "gw", Version: "1"}, nil).Connect(ctx, tr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cs.Close() })
+	return ctx, cs
 }
