@@ -29,13 +29,19 @@ func openSQLite(b *testing.B) *sqlite.Ledger {
 // BenchmarkAppendDurable64: 64 concurrent callers append decision records to the SQLite store
 // (WAL, synchronous=FULL); each Append returns only after its batch's fsync. Reports
 // durable records/s and the p50/p99 latency Append adds to a decision.
-func BenchmarkAppendDurable64(b *testing.B) { benchAppendDurable(b, 64) }
+func BenchmarkAppendDurable64(b *testing.B) { benchAppendDurable(b, 64, 0) }
 
 // BenchmarkAppendDurable1: one caller, one record per commit — the latency a single agent's
 // decision pays for durability (no batch to amortise the fsync over).
-func BenchmarkAppendDurable1(b *testing.B) { benchAppendDurable(b, 1) }
+func BenchmarkAppendDurable1(b *testing.B) { benchAppendDurable(b, 1, 0) }
 
-func benchAppendDurable(b *testing.B, callers int) {
+// BenchmarkAppendDurablePaced: 64 callers spread evenly over 2,000 records/s — what the MCP
+// gateway appends at 1,000 calls/s (a decision and a tool_result each). Neither idle nor
+// saturated: commits often find a record or two queued behind them. Latency counts from when
+// a record was due, so a stalled writer shows in every record due meanwhile.
+func BenchmarkAppendDurablePaced(b *testing.B) { benchAppendDurable(b, 64, 2000) }
+
+func benchAppendDurable(b *testing.B, callers int, rate float64) {
 	e := newEnv(b, openSQLite(b))
 	l := e.open(b, nil)
 	defer l.Close(context.Background())
@@ -49,6 +55,11 @@ func benchAppendDurable(b *testing.B, callers int) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			interval := time.Duration(0)
+			if rate > 0 {
+				interval = time.Duration(float64(callers) / rate * float64(time.Second))
+			}
+			due := start.Add(interval * time.Duration(c) / time.Duration(callers))
 			for {
 				i := next.Add(1)
 				if i > int64(b.N) {
@@ -56,6 +67,10 @@ func benchAppendDurable(b *testing.B, callers int) {
 				}
 				r := decision(int(i))
 				t0 := time.Now()
+				if interval > 0 {
+					time.Sleep(time.Until(due))
+					t0, due = due, due.Add(interval)
+				}
 				if _, err := l.Append(context.Background(), r); err != nil {
 					b.Error(err)
 					return

@@ -405,6 +405,12 @@ func (l *Ledger) Append(ctx context.Context, r *Record, secretPaths ...string) (
 		l.drain(func() bool { return len(p.done) > 0 })
 		l.release()
 	default:
+		// A commit is in progress. If the writer goroutine holds the seat it is waiting for
+		// records; if a caller does, the writer takes what it leaves queued.
+		select {
+		case l.kick <- struct{}{}:
+		default:
+		}
 	}
 	select {
 	case res := <-p.done:
@@ -415,30 +421,51 @@ func (l *Ledger) Append(ctx context.Context, r *Record, secretPaths ...string) (
 	}
 }
 
-// run is the writer goroutine: it commits what callers left queued while another held the
-// seat, signs checkpoints when records stop coming, and runs ctl functions between batches.
+// holdSeat is how long the writer goroutine keeps the seat after its last batch. Records that
+// arrive meanwhile are committed by it, as by a dedicated writer: under load the next commit
+// starts as soon as the last one ends, instead of waiting until the caller who led it is
+// rescheduled. Once records stop coming it gives the seat back to the callers.
+const holdSeat = time.Millisecond
+
+// run is the writer goroutine: it commits what callers queue while a commit is in progress
+// (and keeps doing so while they keep coming), signs checkpoints when records stop coming, and
+// runs ctl functions between batches.
 func (l *Ledger) run() {
 	defer close(l.done)
 	tick := time.NewTicker(l.opts.CheckpointInterval / 4)
 	defer tick.Stop()
+	idle := time.NewTimer(holdSeat)
+	defer idle.Stop()
+	held := false
+	take := func() {
+		if !held {
+			l.token <- struct{}{}
+			held = true
+		}
+	}
 	for {
 		select {
 		case <-l.kick:
-			l.token <- struct{}{}
+			take()
 			l.drain(nil)
-			l.release()
+			idle.Reset(holdSeat)
 		case f := <-l.ctl:
-			l.token <- struct{}{}
+			take()
 			f()
-			l.release()
+			idle.Reset(holdSeat)
 		case <-tick.C:
-			l.token <- struct{}{}
+			take()
 			if l.size > l.cpSize && l.now().Sub(l.cpTime) >= l.opts.CheckpointInterval {
 				l.commitBatch(nil)
 			}
-			l.release()
+			idle.Reset(holdSeat)
+		case <-idle.C:
+			if held {
+				held = false
+				l.release()
+			}
 		case <-l.stop:
-			l.token <- struct{}{}
+			take()
 			l.drain(nil)
 			return // keeping the seat: nothing may commit after the last drain
 		}
@@ -461,19 +488,9 @@ func (l *Ledger) drain(done func() bool) {
 	}
 }
 
-// release gives up the seat. A record queued by a caller that found the seat taken is
-// committed by whoever takes it next; if nobody is about to, the writer goroutine is told.
-// (A caller enqueues and then tries the seat; so either its try comes after this release and
-// succeeds, or its record is already queued when the queue is looked at here.)
-func (l *Ledger) release() {
-	<-l.token
-	if len(l.q) > 0 {
-		select {
-		case l.kick <- struct{}{}:
-		default:
-		}
-	}
-}
+// release gives up the seat. Records queued meanwhile are not stranded: the callers who queued
+// them found the seat taken and kicked the writer goroutine, which takes the seat next.
+func (l *Ledger) release() { <-l.token }
 
 // fill adds queued records to batch without waiting, up to the batch limit and never past the
 // next record-count checkpoint, so a checkpoint lands exactly every CheckpointRecords.

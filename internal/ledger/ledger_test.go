@@ -112,6 +112,65 @@ func TestAppendConcurrentAndVerify(t *testing.T) {
 	}
 }
 
+// TestAppendSeatChangesHands mixes lone callers (who commit their own record), bursts (which
+// the writer goroutine takes over and keeps while they last) and forced checkpoints from
+// another goroutine, so the seat passes between callers and the writer many times; every
+// record must still be acknowledged once, in one contiguous, verifiable log.
+func TestAppendSeatChangesHands(t *testing.T) {
+	e := newEnv(t, nil)
+	l := e.open(t, func(o *ledger.Options) { o.CheckpointRecords = 64 })
+	const callers, each = 16, 40
+	var mu sync.Mutex
+	seen := map[uint64]bool{}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(3 * time.Millisecond):
+				if err := l.Checkpoint(context.Background()); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+	}()
+	for c := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if (c+i)%5 == 0 { // idle now and then, longer than the writer keeps the seat
+					time.Sleep(time.Duration(1+(c*7+i)%3) * time.Millisecond)
+				}
+				seq, err := l.Append(context.Background(), decision(c*each+i))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				if seen[seq] {
+					t.Errorf("seq %d acknowledged twice", seq)
+				}
+				seen[seq] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	mustClose(t, l)
+	for s := uint64(1); s <= callers*each; s++ {
+		if !seen[s] {
+			t.Fatalf("seq %d never acknowledged (%d acknowledged)", s, len(seen))
+		}
+	}
+	if rep := e.verify(t); !rep.Intact || rep.RecordsChecked != callers*each+2 {
+		t.Errorf("verify = %+v, want intact with %d records", rep, callers*each+2)
+	}
+}
+
 func TestCheckpointEveryRecordsCount(t *testing.T) {
 	e := newEnv(t, nil)
 	l := e.open(t, func(o *ledger.Options) { o.CheckpointRecords = 10; o.CheckpointInterval = time.Hour })
