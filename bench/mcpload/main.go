@@ -18,7 +18,7 @@
 //   - http-http: the same with echo as a remote Streamable HTTP upstream of the gateway.
 //
 // The http modes run 1 client, -clients clients paced to -rate calls/s in total (each call timed
-// from when it was due, so a stall is not hidden) and -clients clients in a closed loop (the
+// from when it was due, so a stall is not hidden; -loads paced=N,paced=M sweeps several rates) and -clients clients in a closed loop (the
 // saturation throughput). The gateway's CPU time per call is read from /proc. With -gateway-env,
 // given several times, several gateway processes run side by side with different environments
 // (e.g. GOGC=800); "" is portcullis's default (GOGC and GOMEMLIMIT are removed from the
@@ -35,6 +35,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -52,7 +53,7 @@ func main() {
 	flag.IntVar(&c.clients, "clients", 64, "clients of the concurrent workloads")
 	flag.Float64Var(&c.rate, "rate", 1000, "total calls/s of the paced workload")
 	modes := flag.String("modes", "stdio,http", "comma-separated: stdio (the wrapper), http (serve, stdio upstream), http-http (serve, HTTP upstream)")
-	loads := flag.String("loads", "1,paced,closed", "comma-separated workloads of the http modes: 1 (one client), paced, closed")
+	loads := flag.String("loads", "1,paced,closed", "comma-separated workloads of the http modes: 1 (one client), paced (at -rate), paced=N (at N calls/s), closed")
 	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write each serve gateway's CPU profile (whole run) to PREFIX-N.pprof")
 	flag.Var(&c.envs, "gateway-env", `extra environment of a gateway, e.g. "GOGC=800" or "GOGC=off GOMEMLIMIT=512MiB"; repeat for several gateways side by side ("" is the default)`)
 	flag.Parse()
@@ -116,7 +117,7 @@ func run(ctx context.Context, c config) ([]row, error) {
 		}
 	}
 	for _, l := range c.loads {
-		if l != "1" && l != "paced" && l != "closed" {
+		if _, ok := pacedRate(l, c.rate); !ok && l != "1" && l != "closed" {
 			return nil, fmt.Errorf("unknown load %q", l)
 		}
 	}
@@ -228,11 +229,10 @@ func setUp(ctx context.Context, l *lab, c config) ([]*workload, error) {
 		}
 		for _, load := range c.loads {
 			w := &workload{mode: label, clients: c.clients, direct: direct, gateway: gws}
-			switch load {
-			case "1":
+			if load == "1" {
 				w.clients = 1
-			case "paced":
-				w.rate = c.rate
+			} else if r, ok := pacedRate(load, c.rate); ok {
+				w.rate = r
 			}
 			works = append(works, w)
 		}
@@ -330,3 +330,16 @@ func us(d time.Duration) string { return fmt.Sprintf("%.0f", float64(d)/float64(
 
 // errCall is a call that came back without the echoed text.
 var errCall = errors.New("echo call failed")
+
+// pacedRate reads a paced workload: "paced" runs at def calls/s, "paced=N" at N.
+func pacedRate(load string, def float64) (float64, bool) {
+	if load == "paced" {
+		return def, true
+	}
+	v, ok := strings.CutPrefix(load, "paced=")
+	if !ok {
+		return 0, false
+	}
+	r, err := strconv.ParseFloat(v, 64)
+	return r, err == nil && r > 0
+}

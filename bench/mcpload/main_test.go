@@ -70,3 +70,15 @@ func TestMCPLoadRuns(t *testing.T) {
 		}
 	}
 }
+
+func TestPacedRate(t *testing.T) {
+	for _, c := range []struct {
+		load string
+		want float64
+		ok   bool
+	}{{"paced", 1000, true}, {"paced=250", 250, true}, {"paced=0", 0, false}, {"paced=x", 0, false}, {"closed", 0, false}, {"pacedx", 0, false}} {
+		if got, ok := pacedRate(c.load, 1000); got != c.want || ok != c.ok {
+			t.Errorf("pacedRate(%q) = %v, %v; want %v, %v", c.load, got, ok, c.want, c.ok)
+		}
+	}
+}
