@@ -206,7 +206,8 @@ func readLine(br *bufio.Reader, max int) ([]byte, error) {
 		switch {
 		case err == bufio.ErrBufferFull:
 			continue
-		case tooLong && (err == nil || err == io.EOF):
+		case tooLong && (err == nil || err == io.EOF), err == io.EOF && len(buf) > max:
+			// The second case: a last line without a newline has no newline to allow for.
 			return nil, errLineTooLong
 		case err != nil:
 			return buf, err

@@ -2,6 +2,7 @@ package stdioconn
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -412,4 +413,57 @@ func TestCommandStartFails(t *testing.T) {
 	if _, err := (&Command{Cmd: exec.Command("/nonexistent/server")}).Connect(context.Background()); err == nil {
 		t.Error("Connect succeeded")
 	}
+}
+
+// FuzzConn feeds arbitrary input to an agent-facing connection: it must read to the end without
+// failing, deliver only messages whose line fits the limit, and answer everything else with
+// JSON-RPC errors, one per line.
+func FuzzConn(f *testing.F) {
+	for _, s := range []string{
+		"{\"jsonrpc\":\"2.0\",\"method\":\"a\"}\n{x\n",
+		"\n\n  \r\n",
+		strings.Repeat("a", 100),
+		"[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"a\"}]\r\n{\"a\":\"\\u0000\"}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"a\",\"Method\":\"b\"}",
+	} {
+		f.Add(s)
+	}
+	const max = 64
+	f.Fuzz(func(t *testing.T, s string) {
+		var out strings.Builder
+		c := New(strings.NewReader(s), &out, nil, Options{MaxLine: max, AnswerBadLines: true})
+		defer c.Close()
+		for {
+			m, err := c.Read(context.Background())
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("Read: %v", err)
+			}
+			if enc := encode(t, []jsonrpc.Message{m}); len(enc[0]) == 0 {
+				t.Fatal("empty message")
+			}
+		}
+		for l := range strings.SplitSeq(strings.TrimSuffix(out.String(), "\n"), "\n") {
+			if l == "" && out.Len() == 0 {
+				continue
+			}
+			var resp struct {
+				ID    json.RawMessage `json:"id"`
+				Error *jsonrpc.Error  `json:"error"`
+			}
+			if err := json.Unmarshal([]byte(l), &resp); err != nil || resp.Error == nil || string(resp.ID) != "null" {
+				t.Fatalf("answer %q is not a JSON-RPC error", l)
+			}
+		}
+		// Every delivered message came from a line of at most max bytes.
+		for l := range strings.SplitSeq(s, "\n") {
+			if len(bytes.TrimSpace([]byte(l))) > 0 && len(l) > max {
+				if _, _, err := decodeLine([]byte(l)); err == nil && !strings.Contains(out.String(), "exceeds") {
+					t.Fatalf("oversized line %q not answered", l)
+				}
+			}
+		}
+	})
 }
