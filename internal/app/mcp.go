@@ -21,6 +21,7 @@ import (
 
 	"github.com/portcullis-ai/portcullis/internal/config"
 	mcpgw "github.com/portcullis-ai/portcullis/internal/gateway/mcp"
+	"github.com/portcullis-ai/portcullis/internal/gateway/mcp/stdioconn"
 	"github.com/portcullis-ai/portcullis/internal/guard"
 	"github.com/portcullis-ai/portcullis/internal/identity"
 	"github.com/portcullis-ai/portcullis/internal/inspect"
@@ -91,7 +92,7 @@ func UpstreamCommand(name string, args, env []string, stderr *os.File) sdk.Trans
 	}
 	cmd.Stderr = stderr
 	dieWithParent(cmd)
-	return &sdk.CommandTransport{Command: cmd, TerminateDuration: time.Second}
+	return &stdioconn.Command{Cmd: cmd, TerminateDuration: time.Second}
 }
 
 // MCPGateway connects to upstreams and governs them with this app's guard, approvals, policies

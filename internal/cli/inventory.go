@@ -16,6 +16,7 @@ import (
 	"github.com/portcullis-ai/portcullis/internal/app"
 	"github.com/portcullis-ai/portcullis/internal/config"
 	mcpgw "github.com/portcullis-ai/portcullis/internal/gateway/mcp"
+	"github.com/portcullis-ai/portcullis/internal/gateway/mcp/stdioconn"
 )
 
 const inventoryUsage = `usage:
@@ -90,7 +91,7 @@ func runInventory(ctx context.Context, std Stdio, args []string) int {
 	case *url == "" && fs.NArg() > 0:
 		cmd := exec.Command(fs.Arg(0), fs.Args()[1:]...)
 		cmd.Stderr = std.Err
-		t, source = &sdk.CommandTransport{Command: cmd}, strings.Join(fs.Args(), " ")
+		t, source = &stdioconn.Command{Cmd: cmd}, strings.Join(fs.Args(), " ")
 	default:
 		problem(std.Err, "inventory: want a server command after -- or --url", "portcullis inventory -- npx -y @modelcontextprotocol/server-filesystem /tmp")
 		return exitUsage

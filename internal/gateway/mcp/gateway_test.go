@@ -3,6 +3,8 @@ package mcp
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
 	"os"
 	"regexp"
@@ -19,6 +21,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/portcullis-ai/portcullis/internal/approval"
+	"github.com/portcullis-ai/portcullis/internal/gateway/mcp/stdioconn"
 	"github.com/portcullis-ai/portcullis/internal/guard"
 	"github.com/portcullis-ai/portcullis/internal/identity"
 	"github.com/portcullis-ai/portcullis/internal/inspect"
@@ -603,7 +606,20 @@ func osPipeTransports(t testing.TB) (server, client sdk.Transport) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r1.Close(); w1.Close(); r2.Close(); w2.Close() })
-	return &sdk.IOTransport{Reader: r1, Writer: w2}, &sdk.IOTransport{Reader: r2, Writer: w1}
+	// The upstream server speaks through the SDK's transport, the gateway through its own, as
+	// with a real child process (app.UpstreamCommand).
+	return &sdk.IOTransport{Reader: r1, Writer: w2}, &stdioconn.Transport{Reader: r2, Writer: w1, Closer: closers{r2, w1}}
+}
+
+// closers closes its members: the gateway's end of the pipes to an upstream.
+type closers []io.Closer
+
+func (cs closers) Close() error {
+	var errs []error
+	for _, c := range cs {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
 }
 
 func TestSplitNames(t *testing.T) {
