@@ -127,7 +127,31 @@ const (
 	hasError
 )
 
-var messageKeys = []string{"jsonrpc", "id", "method", "params", "result", "error"}
+var (
+	messageKeys = []string{"jsonrpc", "id", "method", "params", "result", "error"}
+	errorKeys   = []string{"code", "message", "data"}
+)
+
+// otherValue passes over the value of a key that is none of known, refusing a key that differs
+// from one of them only by case: a laxer reader would take it for that one.
+func (p *parser) otherValue(key string, known []string) error {
+	for _, k := range known {
+		if foldEqual(key, k) {
+			return p.invalid("key %q differs from %q only by case", key, k)
+		}
+	}
+	return p.value()
+}
+
+// once notes that the key with this bit was read, refusing it the second time (bit 0: a key
+// that may repeat, being ignored).
+func (p *parser) once(seen *int, bit int, key string) error {
+	if *seen&bit != 0 {
+		return p.invalid("duplicate key %q", key)
+	}
+	*seen |= bit
+	return nil
+}
 
 // message decodes one JSON-RPC object the way the SDK's jsonrpc.DecodeMessage does (a "method"
 // makes it a request; otherwise it is a response and needs an id), with the refusals described
@@ -188,20 +212,14 @@ func (p *parser) message() (jsonrpc.Message, error) {
 				bit = hasError
 				wireErr, err = p.errorObject()
 			default:
-				for _, k := range messageKeys {
-					if foldEqual(key, k) {
-						return nil, p.invalid("key %q differs from %q only by case", key, k)
-					}
-				}
-				err = p.value()
+				err = p.otherValue(key, messageKeys)
+			}
+			if err == nil {
+				err = p.once(&seen, bit, key)
 			}
 			if err != nil {
 				return nil, err
 			}
-			if seen&bit != 0 {
-				return nil, p.invalid("duplicate key %q", key)
-			}
-			seen |= bit
 			p.ws()
 			c := p.next()
 			if c == '}' {
@@ -449,20 +467,14 @@ func (p *parser) errorObject() (*jsonrpc.Error, error) {
 			bit = 4
 			e.Data, err = p.raw()
 		default:
-			for _, k := range []string{"code", "message", "data"} {
-				if foldEqual(key, k) {
-					return nil, p.invalid("error key %q differs from %q only by case", key, k)
-				}
-			}
-			err = p.value()
+			err = p.otherValue(key, errorKeys)
+		}
+		if err == nil {
+			err = p.once(&seen, bit, key)
 		}
 		if err != nil {
 			return nil, err
 		}
-		if seen&bit != 0 {
-			return nil, p.invalid("duplicate error key %q", key)
-		}
-		seen |= bit
 		p.ws()
 		c := p.next()
 		if c == '}' {
