@@ -246,3 +246,43 @@ func TestDiskFull(t *testing.T) {
 	}
 	checkAcked(t, sq, &a)
 }
+
+// panicStore panics in Commit while armed.
+type panicStore struct {
+	ledger.Store
+	armed atomic.Bool
+}
+
+func (p *panicStore) Commit(ctx context.Context, recs []ledger.Entry, cp *ledger.StoredCheckpoint) error {
+	if p.armed.Load() {
+		panic("store bug")
+	}
+	return p.Store.Commit(ctx, recs, cp)
+}
+
+// A store that panics fails the batch instead of taking the process down or — since a caller
+// may be the one committing — leaving the writer's seat taken: the record is refused, later
+// appends succeed and the log verifies.
+func TestStorePanicFailsTheBatch(t *testing.T) {
+	e := newEnv(t, nil)
+	ps := &panicStore{Store: e.st}
+	e.st = ps
+	l := e.open(t, nil)
+	ps.armed.Store(true)
+	if _, err := l.Append(context.Background(), decision(1)); !errors.Is(err, ledger.ErrNotDurable) {
+		t.Fatalf("append through a panicking store: %v, want ErrNotDurable", err)
+	}
+	if l.Err() == nil {
+		t.Error("the failure is not visible in Err()")
+	}
+	ps.armed.Store(false)
+	for i := range 20 {
+		if _, err := l.Append(context.Background(), decision(2+i)); err != nil {
+			t.Fatalf("append after the panic: %v", err)
+		}
+	}
+	mustClose(t, l)
+	if rep := e.verify(t); !rep.Intact || rep.RecordsChecked != 22 {
+		t.Errorf("verify = %+v, want intact with 22 records (startup, 20, shutdown)", rep)
+	}
+}

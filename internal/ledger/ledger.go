@@ -584,7 +584,7 @@ func (l *Ledger) commit(bodies [][]byte, forceCheckpoint bool) (uint64, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	t0 := time.Now()
-	err = l.st.Commit(ctx, entries, cp)
+	err = guarded(func() error { return l.st.Commit(ctx, entries, cp) })
 	cancel()
 	l.committed(time.Since(t0), len(entries), buf)
 	if err != nil {
@@ -595,6 +595,18 @@ func (l *Ledger) commit(bodies [][]byte, forceCheckpoint bool) (uint64, error) {
 	l.batches.Add(1)
 	l.adopt(next)
 	return first, nil
+}
+
+// guarded runs a store's commit, turning a panic into an error: the commit may run on a
+// caller's goroutine, whose recovery would otherwise leave the seat taken for good. The batch
+// fails (its callers deny) and the next commit resyncs, as after any failed commit.
+func guarded(commit func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("store panicked: %v", r)
+		}
+	}()
+	return commit()
 }
 
 // encode makes bodies the records after h, advancing h over them, and signs a checkpoint of

@@ -47,16 +47,18 @@ func (l *Ledger) commitShared(bodies [][]byte, forceCheckpoint bool) (uint64, er
 	)
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	t0 := time.Now()
-	err := l.shared.CommitExclusive(ctx, func(v View) ([]Entry, *StoredCheckpoint, error) {
-		next = l.head
-		next.tree = cloneRange(next.tree)
-		if err := l.catchUp(ctx, v, &next, !l.headLoaded); err != nil {
-			return nil, nil, err
-		}
-		first = next.size
-		entries, cp, b, err := l.encode(&next, bodies, forceCheckpoint)
-		records, wrote, buf = len(entries), len(entries) > 0 || cp != nil, b
-		return entries, cp, err
+	err := guarded(func() error {
+		return l.shared.CommitExclusive(ctx, func(v View) ([]Entry, *StoredCheckpoint, error) {
+			next = l.head
+			next.tree = cloneRange(next.tree)
+			if err := l.catchUp(ctx, v, &next, !l.headLoaded); err != nil {
+				return nil, nil, err
+			}
+			first = next.size
+			entries, cp, b, err := l.encode(&next, bodies, forceCheckpoint)
+			records, wrote, buf = len(entries), len(entries) > 0 || cp != nil, b
+			return entries, cp, err
+		})
 	})
 	cancel()
 	l.committed(time.Since(t0), records, buf)
