@@ -1,6 +1,7 @@
 package stdioconn
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,29 +36,17 @@ func decodeLine(line []byte) (msgs []jsonrpc.Message, batch bool, err error) {
 	p.ws()
 	if p.peek() == '[' {
 		batch = true
-		p.i++
-		p.depth++
-		p.ws()
-		if p.peek() == ']' {
+		err := p.container('[', ']', func() error {
+			msg, err := p.message()
+			msgs = append(msgs, msg)
+			return err
+		})
+		if err != nil {
+			return nil, true, err
+		}
+		if len(msgs) == 0 {
 			return nil, true, p.invalid("empty batch")
 		}
-		for {
-			p.ws()
-			msg, err := p.message()
-			if err != nil {
-				return nil, true, err
-			}
-			msgs = append(msgs, msg)
-			p.ws()
-			c := p.next()
-			if c == ']' {
-				break
-			}
-			if c != ',' {
-				return nil, true, p.syntax()
-			}
-		}
-		p.depth--
 	} else {
 		msg, err := p.message()
 		if err != nil {
@@ -158,15 +147,11 @@ func (p *parser) once(seen *int, bit int, key string) error {
 // at decodeLine and a few stricter value checks: the method must be a string, an id a string,
 // null or an integer that a float64 holds exactly, an error code an integer.
 func (p *parser) message() (jsonrpc.Message, error) {
-	if p.next() != '{' {
-		p.i--
+	if p.peek() != '{' {
 		if err := p.value(); err != nil {
 			return nil, err
 		}
 		return nil, p.invalid("a message must be an object")
-	}
-	if p.depth++; p.depth > maxDepth {
-		return nil, p.invalid("nested too deeply")
 	}
 	var (
 		seen            int
@@ -176,61 +161,47 @@ func (p *parser) message() (jsonrpc.Message, error) {
 		wireErr         *jsonrpc.Error
 		versionOK       bool
 	)
-	p.ws()
-	if p.peek() == '}' {
-		p.i++
-	} else {
-		for {
-			p.ws()
-			key, err := p.key()
-			if err != nil {
-				return nil, err
-			}
-			bit := 0
-			switch key {
-			case "jsonrpc":
-				bit = hasVersion
-				var ok bool
-				version, ok, err = p.stringValue()
-				versionOK = ok
-			case "id":
-				bit = hasID
-				id, err = p.id()
-			case "method":
-				bit = hasMethod
-				var ok bool
-				if method, ok, err = p.stringValue(); err == nil && !ok {
-					err = p.invalid("method is not a string")
-				}
-			case "params":
-				bit = hasParams
-				params, err = p.raw()
-			case "result":
-				bit = hasResult
-				result, err = p.raw()
-			case "error":
-				bit = hasError
-				wireErr, err = p.errorObject()
-			default:
-				err = p.otherValue(key, messageKeys)
-			}
-			if err == nil {
-				err = p.once(&seen, bit, key)
-			}
-			if err != nil {
-				return nil, err
-			}
-			p.ws()
-			c := p.next()
-			if c == '}' {
-				break
-			}
-			if c != ',' {
-				return nil, p.syntax()
-			}
+	err := p.container('{', '}', func() error {
+		key, err := p.key()
+		if err != nil {
+			return err
 		}
+		bit := 0
+		switch key {
+		case "jsonrpc":
+			bit = hasVersion
+			var ok bool
+			version, ok, err = p.stringValue()
+			versionOK = ok
+		case "id":
+			bit = hasID
+			id, err = p.id()
+		case "method":
+			bit = hasMethod
+			var ok bool
+			if method, ok, err = p.stringValue(); err == nil && !ok {
+				err = p.invalid("method is not a string")
+			}
+		case "params":
+			bit = hasParams
+			params, err = p.raw()
+		case "result":
+			bit = hasResult
+			result, err = p.raw()
+		case "error":
+			bit = hasError
+			wireErr, err = p.errorObject()
+		default:
+			err = p.otherValue(key, messageKeys)
+		}
+		if err == nil {
+			err = p.once(&seen, bit, key)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
-	p.depth--
 	if !versionOK || version != "2.0" {
 		return nil, p.invalid("jsonrpc must be \"2.0\"")
 	}
@@ -277,54 +248,21 @@ func (p *parser) stringValue() (s string, ok bool, err error) {
 // replaced, so no two distinct byte strings decode to the same name.
 func (p *parser) str() (string, error) {
 	start := p.i
-	p.i++ // opening quote
-	escaped := false
-	for {
-		if p.i >= len(p.b) {
-			return "", p.syntax()
-		}
-		c := p.b[p.i]
-		switch {
-		case c == '"':
-			p.i++
-			tok := p.b[start:p.i]
-			if !escaped {
-				if !utf8.Valid(tok) {
-					return "", p.invalid("string is not UTF-8")
-				}
-				return string(tok[1 : len(tok)-1]), nil
-			}
-			if !utf8.Valid(tok) {
-				return "", p.invalid("string is not UTF-8")
-			}
-			var s string
-			if err := json.Unmarshal(tok, &s); err != nil {
-				return "", p.syntax()
-			}
-			return s, nil
-		case c < 0x20:
-			return "", p.syntax()
-		case c == '\\':
-			escaped = true
-			p.i++
-			switch p.peek() {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				p.i++
-			case 'u':
-				p.i++
-				for range 4 {
-					if !isHex(p.peek()) {
-						return "", p.syntax()
-					}
-					p.i++
-				}
-			default:
-				return "", p.syntax()
-			}
-		default:
-			p.i++
-		}
+	if err := p.skipString(); err != nil {
+		return "", err
 	}
+	tok := p.b[start:p.i]
+	if !utf8.Valid(tok) {
+		return "", p.invalid("string is not UTF-8")
+	}
+	if bytes.IndexByte(tok, '\\') < 0 {
+		return string(tok[1 : len(tok)-1]), nil
+	}
+	var s string
+	if err := json.Unmarshal(tok, &s); err != nil {
+		return "", p.syntax()
+	}
+	return s, nil
 }
 
 // skipString passes over a string token without decoding it.
@@ -422,23 +360,12 @@ func (p *parser) errorObject() (*jsonrpc.Error, error) {
 		}
 		return nil, p.invalid("error must be an object")
 	}
-	p.i++
-	if p.depth++; p.depth > maxDepth {
-		return nil, p.invalid("nested too deeply")
-	}
 	e := &jsonrpc.Error{}
 	seen := 0
-	p.ws()
-	if p.peek() == '}' {
-		p.i++
-		p.depth--
-		return e, nil
-	}
-	for {
-		p.ws()
+	err := p.container('{', '}', func() error {
 		key, err := p.key()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		bit := 0
 		switch key {
@@ -447,15 +374,15 @@ func (p *parser) errorObject() (*jsonrpc.Error, error) {
 			start := p.i
 			if c := p.peek(); c != '-' && (c < '0' || c > '9') {
 				if err := p.value(); err != nil {
-					return nil, err
+					return err
 				}
-				return nil, p.invalid("error code must be an integer")
+				return p.invalid("error code must be an integer")
 			}
 			if err := p.number(); err != nil {
-				return nil, err
+				return err
 			}
 			if e.Code, err = strconv.ParseInt(string(p.b[start:p.i]), 10, 64); err != nil {
-				return nil, p.invalid("error code %s is not an integer", p.b[start:p.i])
+				return p.invalid("error code %s is not an integer", p.b[start:p.i])
 			}
 		case "message":
 			bit = 2
@@ -472,87 +399,21 @@ func (p *parser) errorObject() (*jsonrpc.Error, error) {
 		if err == nil {
 			err = p.once(&seen, bit, key)
 		}
-		if err != nil {
-			return nil, err
-		}
-		p.ws()
-		c := p.next()
-		if c == '}' {
-			p.depth--
-			return e, nil
-		}
-		if c != ',' {
-			return nil, p.syntax()
-		}
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
+	return e, nil
 }
 
 // value passes over any JSON value, validating it.
 func (p *parser) value() error {
 	switch c := p.peek(); {
 	case c == '{':
-		p.i++
-		if p.depth++; p.depth > maxDepth {
-			return p.invalid("nested too deeply")
-		}
-		p.ws()
-		if p.peek() == '}' {
-			p.i++
-			p.depth--
-			return nil
-		}
-		for {
-			p.ws()
-			if p.peek() != '"' {
-				return p.syntax()
-			}
-			if err := p.skipString(); err != nil {
-				return err
-			}
-			p.ws()
-			if p.next() != ':' {
-				return p.syntax()
-			}
-			p.ws()
-			if err := p.value(); err != nil {
-				return err
-			}
-			p.ws()
-			switch p.next() {
-			case ',':
-			case '}':
-				p.depth--
-				return nil
-			default:
-				return p.syntax()
-			}
-		}
+		return p.container('{', '}', p.member)
 	case c == '[':
-		p.i++
-		if p.depth++; p.depth > maxDepth {
-			return p.invalid("nested too deeply")
-		}
-		p.ws()
-		if p.peek() == ']' {
-			p.i++
-			p.depth--
-			return nil
-		}
-		for {
-			p.ws()
-			if err := p.value(); err != nil {
-				return err
-			}
-			p.ws()
-			switch p.next() {
-			case ',':
-			case ']':
-				p.depth--
-				return nil
-			default:
-				return p.syntax()
-			}
-		}
+		return p.container('[', ']', p.value)
 	case c == '"':
 		return p.skipString()
 	case c == '-' || '0' <= c && c <= '9':
@@ -565,6 +426,55 @@ func (p *parser) value() error {
 		return p.literal("null")
 	default:
 		return p.syntax()
+	}
+}
+
+// member passes over an object member: a key, its colon and its value.
+func (p *parser) member() error {
+	if p.peek() != '"' {
+		return p.syntax()
+	}
+	if err := p.skipString(); err != nil {
+		return err
+	}
+	p.ws()
+	if p.next() != ':' {
+		return p.syntax()
+	}
+	p.ws()
+	return p.value()
+}
+
+// container passes over the array or object at p (open is '[' or '{'): it calls elem at each
+// element (at each member's key, for an object) and checks the commas, the close and the
+// nesting depth. elem starts after any whitespace.
+func (p *parser) container(open, close byte, elem func() error) error {
+	if p.next() != open {
+		return p.syntax()
+	}
+	if p.depth++; p.depth > maxDepth {
+		return p.invalid("nested too deeply")
+	}
+	p.ws()
+	if p.peek() == close {
+		p.i++
+		p.depth--
+		return nil
+	}
+	for {
+		p.ws()
+		if err := elem(); err != nil {
+			return err
+		}
+		p.ws()
+		switch p.next() {
+		case ',':
+		case close:
+			p.depth--
+			return nil
+		default:
+			return p.syntax()
+		}
 	}
 }
 
