@@ -89,8 +89,8 @@ type Ledger struct {
 	// token is the writer's seat: whoever holds it (sent into it) may touch the writer state
 	// and commit. An Append that finds it free commits its own record at once, so a lone
 	// caller pays no hand-off to the writer goroutine and back — two thread wake-ups per
-	// record, a large part of a commit's latency on an idle machine. kick tells the writer
-	// goroutine that records were left queued when the seat was given up.
+	// record, a large part of a commit's latency on an idle machine. An Append that finds it
+	// taken queues its record and sends on kick, so the writer goroutine commits it.
 	token chan struct{}
 	kick  chan struct{}
 
@@ -365,7 +365,9 @@ func (h *head) checkLink(e Entry) error {
 // Append records r durably and returns its seq. It returns only when the record's batch is
 // committed (nil error) or failed (ErrNotDurable: deny the call). r's Seq and Prev are set by
 // the ledger; its Params are redacted (sensitive names, the Redactor's paths and secretPaths)
-// before anything is encoded. When the queue is full Append waits, up to ctx.
+// before anything is encoded. When the queue is full Append waits, up to ctx. When no commit is
+// in progress the caller commits the batch itself, and ctx cannot cut that commit short (it has
+// its own timeout, and other callers' records may be in it).
 func (l *Ledger) Append(ctx context.Context, r *Record, secretPaths ...string) (uint64, error) {
 	if r.Time.IsZero() {
 		r.Time = l.now()
