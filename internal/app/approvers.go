@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -19,14 +20,56 @@ import (
 const ApproverKeysFile = "approver-keys.json"
 
 // approvers authenticates the people who approve. An approver proves who they are with an
-// approver API key or with a token from a configured user issuer; either way their ID must be
-// declared in approvals.approvers, which also gives their scopes. Agent credentials are refused:
-// agents' keys are not in the approvers' key store, and an agent's ID cannot be declared an
-// approver (config validation).
+// approver API key or with a token from an approvals issuer (approvals.issuers); either way their
+// ID must be declared in approvals.approvers, which also gives their scopes. Agent credentials
+// are refused: agents' keys are not in the approvers' key store, and an agent's ID cannot be
+// declared an approver (config validation). Users' tokens are refused too: they are verified only
+// against the users' issuers, which the approvals API never consults, and an approvals issuer
+// may not accept an audience the decision path accepts (config validation, and again at login).
 type approvers struct {
-	keys identity.KeyStore
-	auth *swappableAuth
-	list atomic.Pointer[map[string]config.ApproverConfig] // lower-cased ID → approver
+	keys   identity.KeyStore
+	log    *slog.Logger
+	logins atomic.Pointer[identity.ApproverLogins]
+	stop   atomic.Pointer[context.CancelFunc]
+	list   atomic.Pointer[map[string]config.ApproverConfig] // lower-cased ID → approver
+}
+
+// load compiles the approver logins of cfg, starts their JWKS refresh and swaps them and the
+// approver list in. On error nothing changes.
+func (a *approvers) load(ctx context.Context, cfg *config.Config) error {
+	l, err := a.build(cfg)
+	if err != nil {
+		return err
+	}
+	a.swap(ctx, l, cfg.Approvals.Approvers)
+	return nil
+}
+
+// build compiles the approver logins of cfg without serving them.
+func (a *approvers) build(cfg *config.Config) (*identity.ApproverLogins, error) {
+	l, err := identity.NewApproverLogins(cfg.Approvals.Logins, cfg.Identity, identity.Options{Logger: a.log})
+	if err != nil {
+		return nil, fmt.Errorf("approvals: %w", err)
+	}
+	return l, nil
+}
+
+// swap starts l's JWKS refresh and serves l and list from now on.
+func (a *approvers) swap(ctx context.Context, l *identity.ApproverLogins, list []config.ApproverConfig) {
+	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	l.Start(lctx)
+	a.logins.Store(l)
+	if old := a.stop.Swap(&cancel); old != nil {
+		(*old)()
+	}
+	a.set(list)
+}
+
+// close stops the JWKS refresh of the current logins.
+func (a *approvers) close() {
+	if stop := a.stop.Swap(nil); stop != nil {
+		(*stop)()
+	}
 }
 
 func (a *approvers) set(list []config.ApproverConfig) {
@@ -53,14 +96,15 @@ func (a *approvers) Approver(ctx context.Context, r *http.Request) (approval.App
 		}
 		id = rec.AgentID // the key store's owner field holds the approver's ID here
 	} else {
-		u, err := a.auth.cur.Load().UserFromToken(ctx, cred)
+		l := a.logins.Load()
+		if l == nil {
+			return approval.Approver{}, errors.Join(server.ErrNotApprover, errors.New("no approver logins are configured"))
+		}
+		login, err := l.Login(ctx, cred)
 		if err != nil {
-			return approval.Approver{}, fmt.Errorf("%w: %v", server.ErrNotApprover, err)
+			return approval.Approver{}, fmt.Errorf("%w: %w", server.ErrNotApprover, err)
 		}
-		if u == nil || !u.Verified {
-			return approval.Approver{}, errors.Join(server.ErrNotApprover, errors.New("token names no verified user"))
-		}
-		id = u.ID
+		id = login.Subject
 	}
 	ap, ok := (*a.list.Load())[strings.ToLower(id)]
 	if !ok {

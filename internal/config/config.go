@@ -215,9 +215,12 @@ type ApprovalsConfig struct {
 	Expiry time.Duration `yaml:"expiry"`
 	// MaxWait bounds how long an API caller may long-poll a pending request; default 60s.
 	MaxWait time.Duration `yaml:"max_wait"`
+	// Logins are the identity providers whose tokens log approvers in (approvals.issuers,
+	// approvals.id_claim): never the users' issuers, whose tokens agents carry.
+	Logins identity.ApproverLoginConfig `yaml:",inline"`
 	// Approvers are the people who may approve, each scoped to agents and tools. They
 	// authenticate with an approver API key (`portcullis approvals keys create`) or a token
-	// from a configured user issuer whose subject is their ID.
+	// from an approvals issuer whose id claim is their ID.
 	Approvers []ApproverConfig `yaml:"approvers"`
 	// Webhook, when URL is set, is told of every new pending request.
 	Webhook WebhookConfig `yaml:"webhook"`
@@ -385,6 +388,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Approvals.MaxWait < 0 || c.Approvals.MaxWait > 10*time.Minute {
 		add("approvals.max_wait", "want a duration in [0, 10m], got %v", c.Approvals.MaxWait)
+	}
+	if err := identity.ValidateApproverLogins("approvals", c.Approvals.Logins, c.Identity); err != nil {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			errs = append(errs, errors.New(line))
+		}
 	}
 	seen := map[string]bool{}
 	for i, ap := range c.Approvals.Approvers {
@@ -556,9 +564,11 @@ func (c *Config) resolve(dir string) {
 			c.Identity.JWTIssuers[i].KeyFiles[j] = abs(c.Identity.JWTIssuers[i].KeyFiles[j])
 		}
 	}
-	for i := range c.Identity.Users.Issuers {
-		for j := range c.Identity.Users.Issuers[i].KeyFiles {
-			c.Identity.Users.Issuers[i].KeyFiles[j] = abs(c.Identity.Users.Issuers[i].KeyFiles[j])
+	for _, is := range [][]identity.IssuerConfig{c.Identity.Users.Issuers, c.Approvals.Logins.Issuers} {
+		for i := range is {
+			for j := range is[i].KeyFiles {
+				is[i].KeyFiles[j] = abs(is[i].KeyFiles[j])
+			}
 		}
 	}
 }

@@ -1,0 +1,152 @@
+package app
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/portcullis-ai/portcullis/internal/approval"
+	"github.com/portcullis-ai/portcullis/internal/config"
+	"github.com/portcullis-ai/portcullis/internal/identity"
+)
+
+// testIdP is an identity provider with its own Ed25519 key, published as a PEM key file.
+type testIdP struct {
+	iss     string
+	priv    ed25519.PrivateKey
+	keyFile string
+}
+
+func newTestIdP(t *testing.T, iss string) *testIdP {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(t.TempDir(), "idp.pem")
+	if err := os.WriteFile(f, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &testIdP{iss: iss, priv: priv, keyFile: f}
+}
+
+// issuer is this IdP as a configuration entry with the given audience.
+func (p *testIdP) issuer(aud string) identity.IssuerConfig {
+	return identity.IssuerConfig{Issuer: p.iss, Audiences: []string{aud}, Algorithms: []string{"EdDSA"}, KeyFiles: []string{p.keyFile}}
+}
+
+// token signs a token for sub with the given audience(s).
+func (p *testIdP) token(t *testing.T, sub string, aud ...string) string {
+	t.Helper()
+	now := time.Now()
+	var a any = aud
+	if len(aud) == 1 {
+		a = aud[0]
+	}
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{"iss": p.iss, "sub": sub, "aud": a,
+		"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(10 * time.Minute).Unix()}).SignedString(p.priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// held makes the demo agent open a CONSTRAIN request (an injection on an allowed tool), with the
+// extra JSON fields in body (e.g. a user token), and returns its approval ID.
+func (g *gateway) held(t *testing.T, extra string) string {
+	t.Helper()
+	body := `{"tool":"fetch_customer_names","params":{"limit":5,"filter":"' OR 1=1 UNION SELECT password FROM users --"}` + extra + `}`
+	status, a := g.post("/v1/decide", g.key, []byte(body))
+	if status != http.StatusOK || a.Decision != "CONSTRAIN" || a.ApprovalID == "" {
+		t.Fatalf("decide: %d %+v, want a CONSTRAIN with an approval ID", status, a)
+	}
+	return a.ApprovalID
+}
+
+// approve calls the approvals API with cred and returns the status, the error code and the request.
+func (g *gateway) approve(t *testing.T, id, cred string) (int, string, approval.Request) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, g.srv.URL+"/v1/approvals/"+id+"/approve", nil)
+	req.Header.Set("Authorization", "Bearer "+cred)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out struct {
+		approval.Request
+		Error *struct {
+			Code string `json:"code"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatalf("approve answered %d with %q", resp.StatusCode, raw)
+	}
+	code := ""
+	if out.Error != nil {
+		code = out.Error.Code
+	}
+	return resp.StatusCode, code, out.Request
+}
+
+var allScopes = []approval.Scope{{Agents: []string{".*"}, Tools: []string{".*"}}}
+
+// An orchestrator forwards the invoking user's token as user_token. The agent behind it must not
+// be able to use that token to approve its own held call: a token that authenticates a user on
+// the decision path is refused by the approvals API, whatever it says.
+func TestForwardedUserTokenCannotApprove(t *testing.T) {
+	idp := newTestIdP(t, "https://login.example.com/")
+	g := newGatewayWith(t, func(c *config.Config) {
+		c.Identity.Users.Issuers = []identity.IssuerConfig{idp.issuer("portcullis-users")}
+		// The same IdP logs approvers in, with tokens for the approvals audience (the default).
+		c.Approvals.Logins.Issuers = []identity.IssuerConfig{{Issuer: idp.iss, Algorithms: []string{"EdDSA"}, KeyFiles: []string{idp.keyFile}}}
+		c.Approvals.Approvers = []config.ApproverConfig{{ID: "alice@example.com", Scopes: allScopes}}
+	})
+	userToken := idp.token(t, "alice@example.com", "portcullis-users")
+	// Alice's token is a good user token: the orchestrator forwards it on her behalf.
+	g.held(t, `,"user_token":`+jsonString(userToken))
+
+	// The agent opens a request naming no user and tries to approve it with tokens it could hold.
+	id := g.held(t, "")
+	for name, tok := range map[string]string{
+		"the forwarded user token": userToken,
+		// A token for both audiences would be a user's token and an approver's at once.
+		"a token for both audiences": idp.token(t, "alice@example.com", "portcullis-users", identity.DefaultApproverAudience),
+	} {
+		status, code, req := g.approve(t, id, tok)
+		if status != http.StatusUnauthorized || code != "not_an_approver" {
+			t.Fatalf("%s approved: %d %q %+v", name, status, code, req)
+		}
+	}
+	// A token the decision path cannot use as a user token is refused there...
+	approverToken := idp.token(t, "alice@example.com", identity.DefaultApproverAudience)
+	body := `{"tool":"fetch_customer_names","params":{"limit":5},"user_token":` + jsonString(approverToken) + `}`
+	if status, a := g.post("/v1/decide", g.key, []byte(body)); status == http.StatusOK && a.Decision != "DENY" {
+		t.Fatalf("an approver login worked as a user token: %d %+v", status, a)
+	}
+	// ...and is what logs Alice in to approve.
+	status, code, req := g.approve(t, id, approverToken)
+	if status != http.StatusOK || req.State != approval.Approved {
+		t.Fatalf("alice's approver login: %d %q %+v", status, code, req)
+	}
+}
+
+func jsonString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
