@@ -115,7 +115,7 @@ func TestForwardedUserTokenCannotApprove(t *testing.T) {
 		c.Identity.Users.Issuers = []identity.IssuerConfig{idp.issuer("portcullis-users")}
 		// The same IdP logs approvers in, with tokens for the approvals audience (the default).
 		c.Approvals.Logins.Issuers = []identity.IssuerConfig{{Issuer: idp.iss, Algorithms: []string{"EdDSA"}, KeyFiles: []string{idp.keyFile}}}
-		c.Approvals.Approvers = []config.ApproverConfig{{ID: "alice@example.com", Scopes: allScopes}}
+		c.Approvals.Approvers = []config.ApproverConfig{{ID: "alice@example.com", Issuer: idp.iss, Scopes: allScopes}}
 	})
 	userToken := idp.token(t, "alice@example.com", "portcullis-users")
 	// Alice's token is a good user token: the orchestrator forwards it on her behalf.
@@ -149,4 +149,59 @@ func TestForwardedUserTokenCannotApprove(t *testing.T) {
 func jsonString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
+}
+
+// With two approvals issuers (the staff IdP and a partner's), a partner token whose subject is
+// Alice's ID in other letters must not approve as Alice: approvers are bound to their issuer and
+// their ID is compared exactly.
+func TestApproverBoundToIssuer(t *testing.T) {
+	staff := newTestIdP(t, "https://login.example.com/")
+	partner := newTestIdP(t, "https://partner.example.net/")
+	g := newGatewayWith(t, func(c *config.Config) {
+		c.Approvals.Logins.Issuers = []identity.IssuerConfig{staff.issuer(identity.DefaultApproverAudience), partner.issuer(identity.DefaultApproverAudience)}
+		c.Approvals.Approvers = []config.ApproverConfig{{ID: "alice@example.com", Issuer: staff.iss, Scopes: allScopes}}
+	})
+	id := g.held(t, "")
+	for name, tok := range map[string]string{
+		"partner, upper case": partner.token(t, "ALICE@EXAMPLE.COM", identity.DefaultApproverAudience),
+		"partner, same ID":    partner.token(t, "alice@example.com", identity.DefaultApproverAudience),
+		"staff, upper case":   staff.token(t, "ALICE@EXAMPLE.COM", identity.DefaultApproverAudience),
+		"staff, fullwidth":    staff.token(t, "\uff41\uff4c\uff49\uff43\uff45@example.com", identity.DefaultApproverAudience),
+		"staff, trailing dot": staff.token(t, "alice@example.com.", identity.DefaultApproverAudience),
+	} {
+		status, code, req := g.approve(t, id, tok)
+		if status != http.StatusUnauthorized || code != "not_an_approver" {
+			t.Fatalf("%s approved as alice: %d %q %+v", name, status, code, req)
+		}
+	}
+	// Alice's own login approves, and she is recorded qualified by her issuer.
+	status, code, req := g.approve(t, id, staff.token(t, "alice@example.com", identity.DefaultApproverAudience))
+	want := "https://login.example.com/#alice@example.com"
+	if status != http.StatusOK || req.State != approval.Approved || req.ResolvedBy != want || len(req.Votes) != 1 || req.Votes[0].Approver != want {
+		t.Fatalf("alice's login: %d %q %+v", status, code, req)
+	}
+}
+
+// The invoking user is compared with the approver as a person would: an asserted user ID with a
+// trailing space, or in fullwidth letters, is still Alice, who may not approve her own call.
+func TestSelfApprovalFoldsLookalikes(t *testing.T) {
+	g := newGatewayWith(t, func(c *config.Config) {
+		c.Identity.Agents[0].TrustAssertedUser = true
+		c.Approvals.Approvers = []config.ApproverConfig{{ID: "alice@example.com", Scopes: allScopes}}
+	})
+	ks, err := identity.OpenFileKeyStore(filepath.Join(g.dir, ApproverKeysFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	aliceKey, _, err := identity.CreateAPIKey(t.Context(), ks, "alice@example.com", "test", time.Now(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, user := range []string{"alice@example.com", "alice@example.com ", "Alice@Example.com", "\uff41\uff4c\uff49\uff43\uff45@example.com", "\u00a0alice@example.com"} {
+		id := g.held(t, `,"user":{"id":`+jsonString(user)+`}`)
+		status, code, req := g.approve(t, id, aliceKey)
+		if status != http.StatusForbidden || code != "self_approval" {
+			t.Errorf("alice approved a call invoked by %q: %d %q %+v", user, status, code, req)
+		}
+	}
 }

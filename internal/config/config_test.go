@@ -71,6 +71,16 @@ func TestParseErrors(t *testing.T) {
 			[]string{"approvals.issuers[0].audiences[0]", "identity.users.issuers[0]"}},
 		{"approvals issuer checked like any issuer", "approvals:\n  issuers:\n    - issuer: https://login.example.com/#x\n      algorithms: [none]\n",
 			[]string{"approvals.issuers[0].issuer", "approvals.issuers[0].algorithms[0]", "approvals.issuers[0]: one of jwks_url or key_files"}},
+		{"approver bound to an unknown issuer", "approvals:\n  approvers:\n    - id: alice@example.com\n      issuer: https://partner.example.net/\n      scopes: [{agents: [.*], tools: [.*]}]\n",
+			[]string{"approvals.approvers[0].issuer", "not one of approvals.issuers"}},
+		{"approver IDs compared exactly hide nothing", "approvals:\n  approvers:\n    - id: \"alice@example.com \"\n      scopes: [{agents: [.*], tools: [.*]}]\n    - id: \"bob\\u200b\"\n      scopes: [{agents: [.*], tools: [.*]}]\n",
+			[]string{"approvals.approvers[0].id", "approvals.approvers[1].id"}},
+		{"approvers differing in look only", "approvals:\n  approvers:\n    - id: alice@example.com\n      scopes: [{agents: [.*], tools: [.*]}]\n    - id: \"\\uff41lice@example.com\"\n      scopes: [{agents: [.*], tools: [.*]}]\n",
+			[]string{"approvals.approvers[1].id", "duplicate approver"}},
+		{"unqualified approver with '#'", "approvals:\n  approvers:\n    - id: \"https://login.example.com/#alice\"\n      scopes: [{agents: [.*], tools: [.*]}]\n",
+			[]string{"approvals.approvers[0].id", "'#'"}},
+		{"agent as approver in other letters", "identity:\n  agents:\n    - id: ops-bot\napprovals:\n  approvers:\n    - id: OPS-BOT\n      scopes: [{agents: [.*], tools: [.*]}]\n",
+			[]string{"approvals.approvers[0].id", "agents never approve"}},
 		{"unnamed upstream among several", "mcp:\n  upstreams:\n    - url: http://a/mcp\n    - name: b\n      url: http://b/mcp\n", []string{"mcp.upstreams[0].name"}},
 	}
 	for _, tc := range tests {
