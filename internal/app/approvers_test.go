@@ -1,6 +1,8 @@
 package app
 
 import (
+	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
@@ -203,5 +205,37 @@ func TestSelfApprovalFoldsLookalikes(t *testing.T) {
 		if status != http.StatusForbidden || code != "self_approval" {
 			t.Errorf("alice approved a call invoked by %q: %d %q %+v", user, status, code, req)
 		}
+	}
+}
+
+// A configuration reload swaps the approver logins with the identity they were checked against.
+func TestApproverLoginsReload(t *testing.T) {
+	idp := newTestIdP(t, "https://login.example.com/")
+	g := newGateway(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go g.app.watchConfig(ctx)
+	id := g.held(t, "")
+	login := idp.token(t, "alice@example.com", identity.DefaultApproverAudience)
+	if status, code, _ := g.approve(t, id, login); status != http.StatusUnauthorized || code != "not_an_approver" {
+		t.Fatalf("before the reload: %d %q", status, code)
+	}
+	cfgPath := filepath.Join(g.dir, ConfigFile)
+	orig, _ := os.ReadFile(cfgPath)
+	approvals := "approvals:\n  issuers:\n    - issuer: " + idp.iss + "\n      algorithms: [EdDSA]\n      key_files: [" + idp.keyFile + "]\n" +
+		"  approvers:\n    - id: alice@example.com\n      issuer: " + idp.iss + "\n      scopes: [{agents: [\".*\"], tools: [\".*\"]}]\n"
+	if err := os.WriteFile(cfgPath, bytes.Replace(orig, []byte("approvals:\n"), []byte(approvals), 1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		status, _, req := g.approve(t, id, login)
+		if status == http.StatusOK && req.ResolvedBy == idp.iss+"#alice@example.com" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("alice's login after the reload: %d %+v", status, req)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -63,9 +63,10 @@ func (s *swappableAuth) swap(ctx context.Context, v *identity.Verifier) {
 }
 
 // watchConfig reloads the configuration file when it changes. What can change at run time —
-// agents, roles, issuers, approvers and their logins, tool classifications — is swapped in; a change to anything else
-// (listen address, data directory, policies, limits) is reported as needing a restart. A file
-// with any error is rejected whole and the running configuration keeps serving.
+// agents, roles, issuers, approvers and their logins, tool classifications — is swapped in; a
+// change to anything else (listen address, data directory, policies, limits) is reported as
+// needing a restart. A file with any error is rejected whole and the running configuration keeps
+// serving.
 func (a *App) watchConfig(ctx context.Context) {
 	if a.cfgPath == "" {
 		return
