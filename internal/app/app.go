@@ -159,8 +159,10 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 	if err != nil {
 		return nil, fmt.Errorf("open approver keys: %w", err)
 	}
-	a.approvers = &approvers{keys: approverKeys, auth: a.auth}
-	a.approvers.set(cfg.Approvals.Approvers)
+	a.approvers = &approvers{keys: approverKeys, log: log}
+	if err := a.approvers.load(ctx, cfg); err != nil {
+		return nil, err
+	}
 
 	detectors := inspect.DetectorConfig{PathRoots: cfg.Inspection.Roots, ShellTools: cfg.Inspection.ShellTools}
 	if cfg.Inspection.ResolveHosts {
@@ -290,6 +292,9 @@ func (a *App) Close(ctx context.Context) {
 		}
 		if a.stopBg != nil {
 			a.stopBg()
+		}
+		if a.approvers != nil {
+			a.approvers.close()
 		}
 		a.bg.Wait()
 		if a.mcp != nil {

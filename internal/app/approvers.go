@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -19,52 +20,103 @@ import (
 const ApproverKeysFile = "approver-keys.json"
 
 // approvers authenticates the people who approve. An approver proves who they are with an
-// approver API key or with a token from a configured user issuer; either way their ID must be
-// declared in approvals.approvers, which also gives their scopes. Agent credentials are refused:
-// agents' keys are not in the approvers' key store, and an agent's ID cannot be declared an
-// approver (config validation).
+// approver API key or with a token from an approvals issuer (approvals.issuers); either way their
+// ID must be declared in approvals.approvers, which also gives their scopes. Agent credentials
+// are refused: agents' keys are not in the approvers' key store, and an agent's ID cannot be
+// declared an approver (config validation). Users' tokens are refused too: they are verified only
+// against the users' issuers, which the approvals API never consults, and an approvals issuer
+// may not accept an audience the decision path accepts (config validation, and again at login).
 type approvers struct {
 	keys identity.KeyStore
-	auth *swappableAuth
-	list atomic.Pointer[map[string]config.ApproverConfig] // lower-cased ID → approver
+	log  *slog.Logger
+	cur  atomic.Pointer[approverSet]
+	stop atomic.Pointer[context.CancelFunc]
 }
 
-func (a *approvers) set(list []config.ApproverConfig) {
-	m := make(map[string]config.ApproverConfig, len(list))
-	for _, ap := range list {
-		m[strings.ToLower(ap.ID)] = ap
+// approverSet is the logins and the approver list of one configuration, swapped as one.
+type approverSet struct {
+	logins *identity.ApproverLogins
+	byID   map[string]config.ApproverConfig // exact ID → approver
+}
+
+// load compiles the approver logins of cfg, starts their JWKS refresh and swaps them and the
+// approver list in. On error nothing changes.
+func (a *approvers) load(ctx context.Context, cfg *config.Config) error {
+	l, err := a.build(cfg)
+	if err != nil {
+		return err
 	}
-	a.list.Store(&m)
+	a.swap(ctx, l, cfg.Approvals.Approvers)
+	return nil
+}
+
+// build compiles the approver logins of cfg without serving them.
+func (a *approvers) build(cfg *config.Config) (*identity.ApproverLogins, error) {
+	l, err := identity.NewApproverLogins(cfg.Approvals.Logins, cfg.Identity, identity.Options{Logger: a.log})
+	if err != nil {
+		return nil, fmt.Errorf("approvals: %w", err)
+	}
+	return l, nil
+}
+
+// swap starts l's JWKS refresh and serves l and list from now on.
+func (a *approvers) swap(ctx context.Context, l *identity.ApproverLogins, list []config.ApproverConfig) {
+	set := &approverSet{logins: l, byID: make(map[string]config.ApproverConfig, len(list))}
+	for _, ap := range list {
+		set.byID[ap.ID] = ap
+	}
+	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	l.Start(lctx)
+	a.cur.Store(set)
+	if old := a.stop.Swap(&cancel); old != nil {
+		(*old)()
+	}
+}
+
+// close stops the JWKS refresh of the current logins.
+func (a *approvers) close() {
+	if stop := a.stop.Swap(nil); stop != nil {
+		(*stop)()
+	}
 }
 
 var _ server.ApproverAuth = (*approvers)(nil)
 
+// Approver authenticates the approver behind r. IDs are compared exactly — the declared ID with
+// the approver key's owner, or with the login token's id claim — and a token logs in only the
+// approver bound to its issuer: a partner IdP's token naming a staff approver's ID, in whatever
+// letters, is nobody.
 func (a *approvers) Approver(ctx context.Context, r *http.Request) (approval.Approver, error) {
 	scheme, cred, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	cred = strings.TrimSpace(cred)
 	if !strings.EqualFold(scheme, "Bearer") || cred == "" {
 		return approval.Approver{}, server.ErrNotApprover
 	}
-	var id string
+	set := a.cur.Load()
+	if set == nil {
+		return approval.Approver{}, errors.Join(server.ErrNotApprover, errors.New("approvers are not loaded"))
+	}
+	var ap config.ApproverConfig
 	if strings.HasPrefix(cred, identity.APIKeyPrefix) {
 		rec, err := identity.CheckAPIKey(ctx, a.keys, cred, time.Now())
 		if err != nil {
 			return approval.Approver{}, fmt.Errorf("%w: %v", server.ErrNotApprover, err)
 		}
-		id = rec.AgentID // the key store's owner field holds the approver's ID here
+		// The key store's owner field holds the approver's ID here.
+		var ok bool
+		if ap, ok = set.byID[rec.AgentID]; !ok {
+			return approval.Approver{}, fmt.Errorf("%w: key owner %q is not a declared approver", server.ErrNotApprover, rec.AgentID)
+		}
 	} else {
-		u, err := a.auth.cur.Load().UserFromToken(ctx, cred)
+		login, err := set.logins.Login(ctx, cred)
 		if err != nil {
-			return approval.Approver{}, fmt.Errorf("%w: %v", server.ErrNotApprover, err)
+			return approval.Approver{}, fmt.Errorf("%w: %w", server.ErrNotApprover, err)
 		}
-		if u == nil || !u.Verified {
-			return approval.Approver{}, errors.Join(server.ErrNotApprover, errors.New("token names no verified user"))
+		var ok bool
+		ap, ok = set.byID[login.Subject]
+		if !ok || ap.Issuer != login.Issuer {
+			return approval.Approver{}, fmt.Errorf("%w: %q is not a declared approver", server.ErrNotApprover, approval.QualifiedID(login.Issuer, login.Subject))
 		}
-		id = u.ID
 	}
-	ap, ok := (*a.list.Load())[strings.ToLower(id)]
-	if !ok {
-		return approval.Approver{}, fmt.Errorf("%w: %q is not a declared approver", server.ErrNotApprover, id)
-	}
-	return approval.Approver{ID: ap.ID, Kind: approval.Human, Scopes: ap.Scopes}, nil
+	return approval.Approver{ID: approval.QualifiedID(ap.Issuer, ap.ID), Name: ap.ID, Kind: approval.Human, Scopes: ap.Scopes}, nil
 }

@@ -35,23 +35,38 @@ func (s *swappableAuth) User(ctx context.Context, agent *identity.Agent, token s
 
 // load compiles cfg into a Verifier, starts its background JWKS refresh and swaps it in.
 func (s *swappableAuth) load(ctx context.Context, cfg identity.Config) error {
+	v, err := s.build(cfg)
+	if err != nil {
+		return err
+	}
+	s.swap(ctx, v)
+	return nil
+}
+
+// build compiles cfg into a Verifier without serving it.
+func (s *swappableAuth) build(cfg identity.Config) (*identity.Verifier, error) {
 	v, err := identity.New(cfg, identity.Options{Keys: s.keys, Nonces: s.nonces, Logger: s.log})
 	if err != nil {
-		return fmt.Errorf("identity: %w", err)
+		return nil, fmt.Errorf("identity: %w", err)
 	}
+	return v, nil
+}
+
+// swap starts v's background JWKS refresh and serves it from now on.
+func (s *swappableAuth) swap(ctx context.Context, v *identity.Verifier) {
 	vctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	v.Start(vctx)
 	s.cur.Store(v)
 	if old := s.stop.Swap(&cancel); old != nil {
 		(*old)()
 	}
-	return nil
 }
 
 // watchConfig reloads the configuration file when it changes. What can change at run time —
-// agents, roles, issuers, tool classifications — is swapped in; a change to anything else
-// (listen address, data directory, policies, limits) is reported as needing a restart. A file
-// with any error is rejected whole and the running configuration keeps serving.
+// agents, roles, issuers, approvers and their logins, tool classifications — is swapped in; a
+// change to anything else (listen address, data directory, policies, limits) is reported as
+// needing a restart. A file with any error is rejected whole and the running configuration keeps
+// serving.
 func (a *App) watchConfig(ctx context.Context) {
 	if a.cfgPath == "" {
 		return
@@ -92,7 +107,18 @@ func (a *App) reloadConfig(ctx context.Context) {
 		a.log.Error("configuration reload rejected; the previous configuration keeps serving", slog.Any("error", err))
 		return
 	}
-	if err := a.auth.load(ctx, next.Identity); err != nil {
+	// The decision path's identity and the approvers' logins are built before either is served:
+	// the logins refuse the audiences of the identity they were built with, so the two are
+	// swapped together or not at all.
+	v, err := a.auth.build(next.Identity)
+	if err == nil {
+		var l *identity.ApproverLogins
+		if l, err = a.approvers.build(next); err == nil {
+			a.auth.swap(ctx, v)
+			a.approvers.swap(ctx, l, next.Approvals.Approvers)
+		}
+	}
+	if err != nil {
 		a.metrics.ReloadErrors.Inc()
 		a.log.Error("configuration reload rejected; the previous configuration keeps serving", slog.Any("error", err))
 		return
@@ -102,12 +128,11 @@ func (a *App) reloadConfig(ctx context.Context) {
 		classes[name] = t.Classification
 	}
 	a.guard.SetToolClassifications(classes)
-	a.approvers.set(next.Approvals.Approvers)
 	cur := *a.cfg
-	cur.Identity, cur.Tools, cur.Approvals.Approvers = next.Identity, next.Tools, next.Approvals.Approvers
+	cur.Identity, cur.Tools, cur.Approvals.Approvers, cur.Approvals.Logins = next.Identity, next.Tools, next.Approvals.Approvers, next.Approvals.Logins
 	if !reflect.DeepEqual(&cur, next) {
 		a.log.Warn("configuration changed beyond identity and tools; restart to apply the rest")
 	}
-	a.cfg.Identity, a.cfg.Tools, a.cfg.Approvals.Approvers = next.Identity, next.Tools, next.Approvals.Approvers
+	a.cfg.Identity, a.cfg.Tools, a.cfg.Approvals.Approvers, a.cfg.Approvals.Logins = next.Identity, next.Tools, next.Approvals.Approvers, next.Approvals.Logins
 	a.log.Info("configuration reloaded")
 }

@@ -3,7 +3,6 @@ package approval
 import (
 	"fmt"
 	"regexp"
-	"strings"
 )
 
 // PrincipalKind says what kind of identity an approver authenticated as.
@@ -39,9 +38,31 @@ type Scope struct {
 // Approver is an authenticated principal acting on approval requests. The caller (the HTTP API)
 // builds it from the verified credential; the engine never trusts an approver ID from a body.
 type Approver struct {
-	ID     string
+	// ID is the principal recorded in votes, resolved_by and the ledger: for an approver bound
+	// to an identity provider, qualified by it (see QualifiedID).
+	ID string
+	// Name is the person's ID without its issuer — what the checks against the requesting agent
+	// and the invoking user compare (folded, see FoldID). Empty: ID.
+	Name   string
 	Kind   PrincipalKind
 	Scopes []Scope
+}
+
+// QualifiedID is the principal of the approver named id by issuer: "issuer#id", or id alone for
+// an approver known only to the gateway (approver keys). Issuer identifiers hold no '#'
+// (configuration refuses one), so the principal is unambiguous.
+func QualifiedID(issuer, id string) string {
+	if issuer == "" {
+		return id
+	}
+	return issuer + "#" + id
+}
+
+func (a Approver) name() string {
+	if a.Name != "" {
+		return a.Name
+	}
+	return a.ID
 }
 
 // mayApprove checks the approver's kind and scope for r and refuses self-approval.
@@ -55,12 +76,13 @@ func (a Approver) mayApprove(r *Request) error {
 		return fmt.Errorf("%w: approver without an identity", ErrInvalid)
 	}
 	// Defence in depth: an approver whose ID names the requesting agent is that agent.
-	if strings.EqualFold(a.ID, r.Agent) {
+	if SamePerson(a.name(), r.Agent) || SamePerson(a.ID, r.Agent) {
 		return fmt.Errorf("approver %q is the requesting agent: %w", a.ID, ErrAgentApprover)
 	}
-	// Case-insensitive: "Alice@x" and "alice@x" are one person to every identity provider we
-	// know of, and refusing a legitimate approver costs less than admitting the invoker.
-	if r.User != "" && strings.EqualFold(a.ID, r.User) {
+	// Folded (trim, NFKC, case fold): an asserted "alice@x " or "ａｌｉｃｅ@x" is alice to any
+	// reader, and refusing a legitimate approver costs less than admitting the invoker. The
+	// invoking user's ID carries no issuer, so the approver's bare name is what is compared.
+	if r.User != "" && (SamePerson(a.name(), r.User) || SamePerson(a.ID, r.User)) {
 		return fmt.Errorf("approver %q invoked request %s: %w", a.ID, r.ID, ErrSelfApproval)
 	}
 	for _, s := range a.Scopes {

@@ -176,7 +176,7 @@ func (e *Engine) vote(ctx context.Context, id string, a Approver, approve bool, 
 		return Request{}, fmt.Errorf("%s %s: %w: comment must be valid UTF-8 of at most %d bytes", op, id, ErrInvalid, MaxComment)
 	}
 	if a.Kind == Human && e.isAgent != nil {
-		agent, err := e.isAgent(ctx, a.ID)
+		agent, err := e.isAgent(ctx, a.name())
 		if err != nil {
 			return Request{}, fmt.Errorf("%s %s: agent lookup: %w", op, id, err)
 		}
@@ -198,7 +198,7 @@ func (e *Engine) vote(ctx context.Context, id string, a Approver, approve bool, 
 			return err
 		}
 		for _, v := range r.Votes {
-			if strings.EqualFold(v.Approver, a.ID) && (approve || !v.Approve) {
+			if SamePerson(v.Approver, a.ID) && (approve || !v.Approve) {
 				return fmt.Errorf("approver %q: %w", a.ID, ErrDuplicateVote)
 			}
 		}

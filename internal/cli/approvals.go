@@ -58,7 +58,7 @@ func approvalsUsage(w io.Writer) {
 
 Every command but 'keys' talks to the gateway at --url (default $PORTCULLIS_URL or
 http://127.0.0.1:8080) with the approver credential in --key (default $PORTCULLIS_APPROVER_KEY):
-an approver API key or a token from the organisation's identity provider. Agent keys are refused.
+an approver API key or an approver login token (approvals.issuers). Agent keys and users' tokens are refused.
 `)
 }
 
@@ -116,7 +116,7 @@ func (c *approverClient) do(ctx context.Context, std Stdio, method, path string,
 		hint := ""
 		switch resp.StatusCode {
 		case http.StatusUnauthorized:
-			hint = "use an approver key ('portcullis approvals keys create') or your identity provider's token; agent keys cannot approve"
+			hint = "use an approver key ('portcullis approvals keys create') or an approver login token (approvals.issuers); agent keys and users' tokens cannot approve"
 		case http.StatusForbidden:
 			hint = "you cannot approve a request that you invoked yourself"
 		case http.StatusNotFound:

@@ -14,6 +14,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 
@@ -215,9 +217,12 @@ type ApprovalsConfig struct {
 	Expiry time.Duration `yaml:"expiry"`
 	// MaxWait bounds how long an API caller may long-poll a pending request; default 60s.
 	MaxWait time.Duration `yaml:"max_wait"`
+	// Logins are the identity providers whose tokens log approvers in (approvals.issuers,
+	// approvals.id_claim): never the users' issuers, whose tokens agents carry.
+	Logins identity.ApproverLoginConfig `yaml:",inline"`
 	// Approvers are the people who may approve, each scoped to agents and tools. They
 	// authenticate with an approver API key (`portcullis approvals keys create`) or a token
-	// from a configured user issuer whose subject is their ID.
+	// from an approvals issuer whose id claim is their ID.
 	Approvers []ApproverConfig `yaml:"approvers"`
 	// Webhook, when URL is set, is told of every new pending request.
 	Webhook WebhookConfig `yaml:"webhook"`
@@ -225,7 +230,13 @@ type ApprovalsConfig struct {
 
 // ApproverConfig declares one approver.
 type ApproverConfig struct {
-	ID     string           `yaml:"id"`
+	// ID is the person's ID, compared exactly: the owner of their approver keys, and with Issuer
+	// the value of the id claim in their login tokens.
+	ID string `yaml:"id"`
+	// Issuer, when set, is the approvals issuer (approvals.issuers[].issuer) whose tokens log
+	// this approver in; a token from any other issuer naming the same ID does not. Empty: approver
+	// keys only. The approver is recorded as "issuer#id" (approval.QualifiedID).
+	Issuer string           `yaml:"issuer"`
 	Scopes []approval.Scope `yaml:"scopes"`
 }
 
@@ -386,15 +397,34 @@ func (c *Config) Validate() error {
 	if c.Approvals.MaxWait < 0 || c.Approvals.MaxWait > 10*time.Minute {
 		add("approvals.max_wait", "want a duration in [0, 10m], got %v", c.Approvals.MaxWait)
 	}
+	if err := identity.ValidateApproverLogins("approvals", c.Approvals.Logins, c.Identity); err != nil {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			errs = append(errs, errors.New(line))
+		}
+	}
+	issuers := map[string]bool{}
+	for _, is := range c.Approvals.Logins.Issuers {
+		issuers[is.Issuer] = true
+	}
 	seen := map[string]bool{}
 	for i, ap := range c.Approvals.Approvers {
 		path := fmt.Sprintf("approvals.approvers[%d]", i)
-		if ap.ID == "" {
+		switch {
+		case ap.ID == "":
 			add(path+".id", "required")
-		} else if seen[strings.ToLower(ap.ID)] {
+		case !validApproverID(ap.ID):
+			add(path+".id", "%q: want valid UTF-8 of at most 256 bytes, without control characters or surrounding spaces (IDs are compared exactly)", ap.ID)
+		case ap.Issuer == "" && strings.Contains(ap.ID, "#"):
+			add(path+".id", "%q: an approver without an issuer has no '#' in their ID ('#' qualifies IDs by issuer)", ap.ID)
+		case seen[approval.FoldID(ap.ID)]:
+			// One entry per person: approver keys name the ID alone, and IDs that differ only in
+			// case or look-alike letters would be one person to whoever reads the ledger.
 			add(path+".id", "duplicate approver %q", ap.ID)
 		}
-		seen[strings.ToLower(ap.ID)] = true
+		seen[approval.FoldID(ap.ID)] = true
+		if ap.Issuer != "" && !issuers[ap.Issuer] {
+			add(path+".issuer", "%q is not one of approvals.issuers", ap.Issuer)
+		}
 		if len(ap.Scopes) == 0 {
 			add(path+".scopes", "required: scopes are granted, never implied")
 		}
@@ -402,7 +432,7 @@ func (c *Config) Validate() error {
 			add(path, "%v", err)
 		}
 		for _, a := range c.Identity.Agents {
-			if strings.EqualFold(a.ID, ap.ID) {
+			if approval.SamePerson(a.ID, ap.ID) {
 				add(path+".id", "%q is an agent; agents never approve", ap.ID)
 			}
 		}
@@ -505,6 +535,19 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// validApproverID: IDs are compared exactly, so none may hide a difference a reader cannot see.
+func validApproverID(id string) bool {
+	if len(id) > 256 || !utf8.ValidString(id) || strings.TrimSpace(id) != id {
+		return false
+	}
+	for _, r := range id {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+			return false
+		}
+	}
+	return true
+}
+
 // pgSchema: a plain PostgreSQL identifier (it is quoted anyway), so the name is what psql shows.
 var pgSchema = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
@@ -556,9 +599,11 @@ func (c *Config) resolve(dir string) {
 			c.Identity.JWTIssuers[i].KeyFiles[j] = abs(c.Identity.JWTIssuers[i].KeyFiles[j])
 		}
 	}
-	for i := range c.Identity.Users.Issuers {
-		for j := range c.Identity.Users.Issuers[i].KeyFiles {
-			c.Identity.Users.Issuers[i].KeyFiles[j] = abs(c.Identity.Users.Issuers[i].KeyFiles[j])
+	for _, is := range [][]identity.IssuerConfig{c.Identity.Users.Issuers, c.Approvals.Logins.Issuers} {
+		for i := range is {
+			for j := range is[i].KeyFiles {
+				is[i].KeyFiles[j] = abs(is[i].KeyFiles[j])
+			}
 		}
 	}
 }

@@ -62,6 +62,25 @@ func TestParseErrors(t *testing.T) {
 		{"store secrets come from the environment", "store:\n  ledger: postgres\n  behavior: redis\n", []string{"store.postgres.dsn_env", "store.redis.url_env"}},
 		{"store dsn in the file", "store:\n  postgres:\n    dsn: postgres://u:secret@db/x\n", []string{"line 3", "dsn"}},
 		{"store schema", "store:\n  postgres:\n    schema: Portcullis-Prod\n", []string{"store.postgres.schema"}},
+		// A users issuer's audience would let a token agents carry log an approver in.
+		{"approvals issuer shares a users audience", approvalsIdP("portcullis-users", "audiences: [portcullis-users]"),
+			[]string{"approvals.issuers[0].audiences[0]", "identity.users.issuers[0]"}},
+		{"approvals issuer shares an agents audience", approvalsIdP("portcullis-users", "audiences: [portcullis]"),
+			[]string{"approvals.issuers[0].audiences[0]", "identity.jwt_issuers[0]"}},
+		{"approvals issuer shares the default audience", approvalsIdP("portcullis-approvals", ""),
+			[]string{"approvals.issuers[0].audiences[0]", "identity.users.issuers[0]"}},
+		{"approvals issuer checked like any issuer", "approvals:\n  issuers:\n    - issuer: https://login.example.com/#x\n      algorithms: [none]\n",
+			[]string{"approvals.issuers[0].issuer", "approvals.issuers[0].algorithms[0]", "approvals.issuers[0]: one of jwks_url or key_files"}},
+		{"approver bound to an unknown issuer", "approvals:\n  approvers:\n    - id: alice@example.com\n      issuer: https://partner.example.net/\n      scopes: [{agents: [.*], tools: [.*]}]\n",
+			[]string{"approvals.approvers[0].issuer", "not one of approvals.issuers"}},
+		{"approver IDs compared exactly hide nothing", "approvals:\n  approvers:\n    - id: \"alice@example.com \"\n      scopes: [{agents: [.*], tools: [.*]}]\n    - id: \"bob\\u200b\"\n      scopes: [{agents: [.*], tools: [.*]}]\n",
+			[]string{"approvals.approvers[0].id", "approvals.approvers[1].id"}},
+		{"approvers differing in look only", "approvals:\n  approvers:\n    - id: alice@example.com\n      scopes: [{agents: [.*], tools: [.*]}]\n    - id: \"\\uff41lice@example.com\"\n      scopes: [{agents: [.*], tools: [.*]}]\n",
+			[]string{"approvals.approvers[1].id", "duplicate approver"}},
+		{"unqualified approver with '#'", "approvals:\n  approvers:\n    - id: \"https://login.example.com/#alice\"\n      scopes: [{agents: [.*], tools: [.*]}]\n",
+			[]string{"approvals.approvers[0].id", "'#'"}},
+		{"agent as approver in other letters", "identity:\n  agents:\n    - id: ops-bot\napprovals:\n  approvers:\n    - id: OPS-BOT\n      scopes: [{agents: [.*], tools: [.*]}]\n",
+			[]string{"approvals.approvers[0].id", "agents never approve"}},
 		{"unnamed upstream among several", "mcp:\n  upstreams:\n    - url: http://a/mcp\n    - name: b\n      url: http://b/mcp\n", []string{"mcp.upstreams[0].name"}},
 	}
 	for _, tc := range tests {
@@ -85,6 +104,30 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
+// approvalsIdP is a configuration where one IdP mints agents' tokens (audience portcullis), users'
+// tokens (usersAud) and approvers' logins (approvalsAud, a YAML line, or "" for the default).
+func approvalsIdP(usersAud, approvalsAud string) string {
+	idp := "issuer: https://login.example.com/\n      algorithms: [RS256]\n      jwks_url: https://login.example.com/jwks\n"
+	s := "identity:\n  jwt_issuers:\n    - " + idp + "      audiences: [portcullis]\n" +
+		"  users:\n    issuers:\n      - issuer: https://login.example.com/\n        algorithms: [RS256]\n        jwks_url: https://login.example.com/jwks\n        audiences: [" + usersAud + "]\n" +
+		"approvals:\n  issuers:\n    - " + idp
+	if approvalsAud != "" {
+		s += "      " + approvalsAud + "\n"
+	}
+	return s
+}
+
+// Approver logins from the users' own IdP are fine with an audience of their own.
+func TestApprovalsIssuerDefaultAudience(t *testing.T) {
+	c, err := Parse("gw.yaml", []byte(approvalsIdP("portcullis-users", "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if is := c.Approvals.Logins.Issuers; len(is) != 1 || is[0].Issuer != "https://login.example.com/" {
+		t.Errorf("approvals.issuers: %+v", is)
+	}
+}
+
 // TestSoleUpstreamMayBeUnnamed: one upstream needs no name (its tools keep theirs).
 func TestSoleUpstreamMayBeUnnamed(t *testing.T) {
 	c, err := Parse("gw.yaml", []byte("mcp:\n  upstreams:\n    - url: http://a/mcp\n"))
@@ -99,7 +142,8 @@ func TestSoleUpstreamMayBeUnnamed(t *testing.T) {
 func TestLoadResolvesPathsAgainstTheFile(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "portcullis.yaml")
-	if err := os.WriteFile(p, []byte("data_dir: data\npolicies: [pol, /abs/pol]\n"), 0o600); err != nil {
+	approvals := "approvals:\n  issuers:\n    - issuer: https://login.example.com/\n      algorithms: [EdDSA]\n      key_files: [keys/idp.pem]\n"
+	if err := os.WriteFile(p, []byte("data_dir: data\npolicies: [pol, /abs/pol]\n"+approvals), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	c, err := Load(p)
@@ -108,5 +152,8 @@ func TestLoadResolvesPathsAgainstTheFile(t *testing.T) {
 	}
 	if c.DataDir != filepath.Join(dir, "data") || c.Policies[0] != filepath.Join(dir, "pol") || c.Policies[1] != "/abs/pol" {
 		t.Errorf("paths not resolved: %q %q", c.DataDir, c.Policies)
+	}
+	if k := c.Approvals.Logins.Issuers[0].KeyFiles[0]; k != filepath.Join(dir, "keys", "idp.pem") {
+		t.Errorf("approvals issuer key file not resolved: %q", k)
 	}
 }
