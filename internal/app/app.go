@@ -32,7 +32,8 @@ const (
 	ConfigFile    = "portcullis.yaml"
 	LedgerFile    = "ledger.db"
 	ApprovalsFile = "approvals.db"
-	// The ledger's keys (ledger.SigningKeyFile and friends) and the API key file
+	// The ledger's keys (ledger.SigningKeyFile and friends), its witness (ledger.WitnessFile:
+	// the latest checkpoint it signed, kept outside the store) and the API key file
 	// (identity.KeyFileName) live in the data directory too.
 )
 
@@ -98,7 +99,8 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 	}
 	a.ledgerStore = a.stores.ledger
 	a.ledger, err = ledger.Open(ctx, ledger.Options{Store: a.ledgerStore, Signer: keys.Signer, Verifiers: verifiers,
-		KeyDir: cfg.DataDir, HashKey: keys.HashKey, SensitiveParams: sensitive(cfg.Ledger.SensitiveParams),
+		KeyDir: cfg.DataDir, WitnessFile: filepath.Join(cfg.DataDir, ledger.WitnessFile),
+		HashKey: keys.HashKey, SensitiveParams: sensitive(cfg.Ledger.SensitiveParams),
 		CheckpointInterval: cfg.Ledger.CheckpointInterval, CheckpointRecords: cfg.Ledger.CheckpointRecords,
 		Message: "portcullis serve"})
 	if err != nil {

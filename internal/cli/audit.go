@@ -66,6 +66,8 @@ func runAudit(ctx context.Context, std Stdio, args []string) int {
 type auditLoc struct {
 	data   string
 	config string
+	// cfg is the configuration openStore read (the defaults when there is none).
+	cfg config.Config
 }
 
 // auditFlags is a flag set with the shared --data and --config flags.
@@ -112,6 +114,7 @@ func openStore(ctx context.Context, std Stdio, loc *auditLoc) (ledger.Store, str
 		}
 		cfg = *c
 	}
+	loc.cfg = cfg
 	name := filepath.Join(loc.data, LedgerDBFile)
 	if cfg.Store.Ledger == config.StorePostgres {
 		name = "the PostgreSQL ledger ($" + cfg.Store.Postgres.DSNEnv + ")"
@@ -170,7 +173,10 @@ func auditVerify(ctx context.Context, std Stdio, args []string) int {
 		return exitUsage
 	}
 	defer st.Close()
-	opts := ledger.VerifyOptions{Keys: keys, Trusted: cps}
+	// The cadence the gateway signs at bounds the records verify accepts after the newest
+	// checkpoint.
+	opts := ledger.VerifyOptions{Keys: keys, Trusted: cps,
+		CheckpointInterval: loc.cfg.Ledger.CheckpointInterval, CheckpointRecords: loc.cfg.Ledger.CheckpointRecords}
 	if f, ok := std.Err.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		start := time.Now()
 		opts.Progress = func(done, total uint64) {

@@ -241,3 +241,75 @@ func TestAuditVerifyWithTheAuditorsKey(t *testing.T) {
 		t.Errorf("verify with another ledger's key: %d %s", code, out)
 	}
 }
+
+// Someone who can write ledger.db but does not hold the key deletes checkpoints through SQL —
+// all of them, or the last one with the tail it covered rewritten on a consistent prev chain:
+// verify fails with a stable reason.
+func TestAuditVerifyRemovedCheckpoints(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		tamper  func(t *testing.T, st *sqlite.Ledger)
+		problem string
+	}{
+		{"all checkpoints deleted", func(t *testing.T, st *sqlite.Ledger) {
+			if _, err := st.DB().Exec(`DELETE FROM ledger_checkpoints`); err != nil {
+				t.Fatal(err)
+			}
+		}, ledger.ProblemNoCheckpoint},
+		{"last checkpoint deleted, tail rewritten", func(t *testing.T, st *sqlite.Ledger) {
+			if _, err := st.DB().Exec(`DELETE FROM ledger_checkpoints WHERE id = (SELECT max(id) FROM ledger_checkpoints)`); err != nil {
+				t.Fatal(err)
+			}
+			cp, _, err := st.LatestCheckpoint(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			rewriteTailSQL(t, st, cp.Size)
+		}, ledger.ProblemUnsignedTail},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := newAuditData(t, 30)
+			st, err := sqlite.OpenLedger(filepath.Join(dir, LedgerDBFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.tamper(t, st)
+			st.Close()
+			code, out, errs := run(t, "", "audit", "verify", "--data", dir)
+			if code != exitFail || !strings.Contains(out, `"problem": "`+tc.problem+`"`) || !strings.Contains(errs, "ledger tampered") {
+				t.Fatalf("verify: code %d, stdout %s, stderr %s; want exit %d with %s", code, out, errs, exitFail, tc.problem)
+			}
+		})
+	}
+}
+
+// rewriteTailSQL rewrites the records from seq from on through SQL: decisions become allows,
+// and seq/prev are recomputed so that the chain stays consistent.
+func rewriteTailSQL(t *testing.T, st *sqlite.Ledger, from uint64) {
+	t.Helper()
+	var recs [][]byte
+	if from > 0 {
+		from-- // the record the tail links to
+	}
+	st.Scan(context.Background(), from, func(e ledger.Entry) error {
+		recs = append(recs, append([]byte(nil), e.Data...))
+		return nil
+	})
+	for i := 1; i < len(recs); i++ {
+		r, err := ledger.ParseRecord(recs[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Kind == ledger.KindDecision {
+			r.Decision = "allow"
+		}
+		h := ledger.LeafHash(recs[i-1])
+		r.Prev = fmt.Sprintf("%x", h[:])
+		if recs[i], err = ledger.Encode(r); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.DB().Exec(`UPDATE ledger_records SET data = ? WHERE seq = ?`, recs[i], r.Seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

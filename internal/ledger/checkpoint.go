@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 )
@@ -18,8 +19,40 @@ type Checkpoint struct {
 	Origin string
 	Size   uint64
 	Hash   [sha256.Size]byte
-	// Extra holds any extension lines after the root hash (signed, but unused by this ledger).
+	// Extra holds any extension lines after the root hash. This ledger writes one, "time
+	// <RFC 3339>", when it signs (SignedAt); others are kept, signed, and unused.
 	Extra []string
+}
+
+// timeExtension starts the extension line that says when the ledger signed a checkpoint.
+// Verification bounds the records after the newest checkpoint by it: that time is signed,
+// while a record's own time is whatever whoever wrote the record put there.
+const timeExtension = "time "
+
+// withTime returns c with its signing time as an extension line (UTC, nanoseconds).
+func withTime(c Checkpoint, t time.Time) Checkpoint {
+	c.Extra = append(c.Extra[:len(c.Extra):len(c.Extra)], timeExtension+t.UTC().Format(time.RFC3339Nano))
+	return c
+}
+
+// SignedAt returns when the ledger signed c, from its "time" extension line; ok is false when
+// it has none (checkpoints signed before the ledger wrote one). A second time line, or one
+// that is not canonical RFC 3339 in UTC, is ErrMalformedCheckpoint.
+func (c Checkpoint) SignedAt() (t time.Time, ok bool, err error) {
+	for _, e := range c.Extra {
+		v, found := strings.CutPrefix(e, timeExtension)
+		if !found {
+			continue
+		}
+		if ok {
+			return time.Time{}, false, fmt.Errorf("%w: more than one time line", ErrMalformedCheckpoint)
+		}
+		if t, err = time.Parse(time.RFC3339Nano, v); err != nil || t.UTC().Format(time.RFC3339Nano) != v {
+			return time.Time{}, false, fmt.Errorf("%w: time line %q is not RFC 3339 in UTC", ErrMalformedCheckpoint, v)
+		}
+		ok = true
+	}
+	return t, ok, nil
 }
 
 // ErrMalformedCheckpoint: a checkpoint's text is not in the tlog-checkpoint format.

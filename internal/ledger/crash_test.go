@@ -52,7 +52,10 @@ func crashChild(dir string) {
 	if err != nil {
 		fail(err)
 	}
-	l, err := ledger.Open(context.Background(), ledger.Options{Store: st, Signer: keys.Signer, Verifiers: vs, CheckpointRecords: 100})
+	// With the gateway's witness: a kill between a commit and the witness's write leaves the
+	// witness behind the store, which the next start must accept.
+	l, err := ledger.Open(context.Background(), ledger.Options{Store: st, Signer: keys.Signer, Verifiers: vs, CheckpointRecords: 100,
+		WitnessFile: filepath.Join(dir, ledger.WitnessFile)})
 	if err != nil {
 		fail(err)
 	}
@@ -180,7 +183,8 @@ func TestCrashLoop(t *testing.T) {
 	}
 	defer st.Close()
 	vs, _, _ := keys.Verifiers()
-	l, err := ledger.Open(context.Background(), ledger.Options{Store: st, Signer: keys.Signer, Verifiers: vs})
+	l, err := ledger.Open(context.Background(), ledger.Options{Store: st, Signer: keys.Signer, Verifiers: vs,
+		WitnessFile: filepath.Join(dir, ledger.WitnessFile)})
 	if err != nil {
 		t.Fatalf("open after %d crashes: %v", runs, err)
 	}

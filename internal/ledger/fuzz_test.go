@@ -155,3 +155,35 @@ func FuzzEncodeMatchesStdlib(f *testing.F) {
 		}
 	})
 }
+
+// The signing time a checkpoint carries is read from an extension line: one accepted is the
+// canonical UTC form of the time returned, and there is exactly one.
+func FuzzCheckpointSignedAt(f *testing.F) {
+	f.Add("o\n1\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\ntime 2026-12-07T01:02:03.123456789Z\n")
+	f.Add("o\n1\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\ntime 2026-12-07T01:02:03Z\nother\n")
+	f.Add("o\n1\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\ntime 2026-12-07T02:02:03+01:00\n")
+	f.Add("o\n1\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\ntime 2026-12-07T01:02:03.10Z\n")
+	f.Add("o\n1\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\ntime 1\ntime 2\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		c, err := ledger.ParseCheckpoint(text)
+		if err != nil {
+			return
+		}
+		ts, ok, err := c.SignedAt()
+		if err != nil || !ok {
+			return
+		}
+		n := 0
+		for _, e := range c.Extra {
+			if strings.HasPrefix(e, "time ") {
+				n++
+				if want := "time " + ts.UTC().Format(time.RFC3339Nano); e != want {
+					t.Fatalf("accepted %q, canonical form %q", e, want)
+				}
+			}
+		}
+		if n != 1 {
+			t.Fatalf("accepted %d time lines", n)
+		}
+	})
+}

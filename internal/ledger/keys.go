@@ -19,6 +19,8 @@ const (
 	PublicKeysFile  = "ledger.pub"      // every verifier key the ledger has used, oldest first
 	HashKeyFile     = "ledger.hashkey"  // hex HMAC-SHA256 key for sensitive values, mode 0600
 	nextSigningFile = "ledger.key.next" // a rotation in progress
+	// WitnessFile is the latest checkpoint the gateway signed, kept outside the store.
+	WitnessFile = "ledger.witness"
 )
 
 // ErrNoKeys: the data directory has no ledger keys.

@@ -41,6 +41,10 @@ type Options struct {
 	Verifiers note.Verifiers
 	// KeyDir, when set, is where RotateKey keeps keys (see keys.go).
 	KeyDir string
+	// WitnessFile, when set, is where the ledger keeps the latest checkpoint it signed, outside
+	// the store (beside the key: WitnessFile in the data directory). Open refuses a store that
+	// is behind it or disagrees with it.
+	WitnessFile string
 
 	// SensitiveParams are parameter names always redacted (nil: DefaultSensitiveParams).
 	SensitiveParams []string
@@ -96,6 +100,9 @@ type Ledger struct {
 
 	mu     sync.RWMutex // held for reading while enqueueing; for writing to close
 	closed bool
+
+	// wit keeps the latest checkpoint this ledger signed outside the store (nil: no witness).
+	wit *witness
 
 	// writer state: touched only by the holder of token (and Open before the writer starts).
 	signers []note.Signer
@@ -163,12 +170,15 @@ func Open(ctx context.Context, opts Options) (*Ledger, error) {
 		signers: []note.Signer{opts.Signer},
 		origin:  opts.Signer.Name(),
 	}
+	if opts.WitnessFile != "" {
+		l.wit = newWitness(opts.WitnessFile)
+	}
 	if sh, ok := opts.Store.(SharedStore); ok {
 		l.shared = sh
-		if err := l.openShared(); err != nil {
+		if err := l.openShared(ctx); err != nil {
 			return nil, err
 		}
-		go l.run()
+		l.start()
 		return l, nil
 	}
 	rec, err := l.recover(ctx)
@@ -180,11 +190,21 @@ func Open(ctx context.Context, opts Options) (*Ledger, error) {
 			return nil, fmt.Errorf("open ledger: write recovery record: %w", err)
 		}
 	}
-	if err := l.writeSystem(&Record{Kind: KindStartup, Message: opts.Message}, false); err != nil {
+	// Signed at once, with the record: a log never has records and no checkpoint, and what the
+	// last run left unsigned is covered before anything new is decided.
+	if err := l.writeSystem(&Record{Kind: KindStartup, Message: opts.Message}, true); err != nil {
 		return nil, fmt.Errorf("open ledger: write startup record: %w", err)
 	}
-	go l.run()
+	l.start()
 	return l, nil
+}
+
+// start starts the writer goroutine and the witness's, once Open can no longer fail.
+func (l *Ledger) start() {
+	if l.wit != nil {
+		go l.wit.run()
+	}
+	go l.run()
 }
 
 // head is the end of the log as the writer knows it: what its next batch chains onto.
@@ -193,7 +213,7 @@ type head struct {
 	lastLeaf [sha256.Size]byte // leaf hash of record size-1: the next record's prev
 	tree     *compact.Range    // the Merkle tree of the first size records
 	cpSize   uint64            // the latest checkpoint's size,
-	cpTime   time.Time         // and when this writer committed (or learnt of) it
+	cpTime   time.Time         // and when it was signed (by another writer: the time it carries)
 }
 
 // advance appends a record, already checked, to the head.
@@ -209,28 +229,21 @@ func (h *head) advance(data []byte) error {
 
 // loadCheckpoint sets h to the log at its latest signed checkpoint cp, which must verify with
 // this ledger's keys and whose stored tree state must match its signed root; size is the
-// log's size. It returns the last record the checkpoint covers (nil for an empty one).
-func (l *Ledger) loadCheckpoint(ctx context.Context, v View, cp StoredCheckpoint, size uint64, h *head) ([]byte, error) {
-	c, _, err := OpenCheckpoint(cp.Note, l.opts.Verifiers)
+// log's size. It returns the checkpoint and the last record it covers (nil for an empty one).
+func (l *Ledger) loadCheckpoint(ctx context.Context, v View, cp StoredCheckpoint, size uint64, h *head) (Checkpoint, []byte, error) {
+	c, err := l.openLatest(cp)
 	if err != nil {
-		if l.shared != nil {
-			return nil, fmt.Errorf("%w: latest checkpoint: %v (replicas sharing a ledger must share its keys: %s, %s and %s)",
-				ErrInconsistent, err, SigningKeyFile, PublicKeysFile, HashKeyFile)
-		}
-		return nil, fmt.Errorf("%w: latest checkpoint: %v", ErrInconsistent, err)
-	}
-	if c.Size != cp.Size {
-		return nil, fmt.Errorf("%w: latest checkpoint is stored as size %d but signs size %d", ErrInconsistent, cp.Size, c.Size)
+		return c, nil, err
 	}
 	if c.Size > size {
-		return nil, fmt.Errorf("%w: %d records stored but the latest signed checkpoint covers %d (records were removed)", ErrInconsistent, size, c.Size)
+		return c, nil, fmt.Errorf("%w: %d records stored but the latest signed checkpoint covers %d (records were removed)", ErrInconsistent, size, c.Size)
 	}
 	tr, err := rangeFromFrontier(c.Size, cp.Frontier)
 	if err != nil {
-		return nil, fmt.Errorf("%w: latest checkpoint's tree state: %v", ErrInconsistent, err)
+		return c, nil, fmt.Errorf("%w: latest checkpoint's tree state: %v", ErrInconsistent, err)
 	}
 	if rootOf(tr) != c.Hash {
-		return nil, fmt.Errorf("%w: latest checkpoint's tree state does not match its signed root", ErrInconsistent)
+		return c, nil, fmt.Errorf("%w: latest checkpoint's tree state does not match its signed root", ErrInconsistent)
 	}
 	h.tree, h.size, h.cpSize = tr, c.Size, c.Size
 	// The link into the tail: the leaf hash of the last checkpointed record.
@@ -245,12 +258,31 @@ func (l *Ledger) loadCheckpoint(ctx context.Context, v View, cp StoredCheckpoint
 			return errStop
 		}); err != nil && !errors.Is(err, errStop) {
 			if errors.Is(err, ErrInconsistent) {
-				return nil, err
+				return c, nil, err
 			}
-			return nil, fmt.Errorf("read the last checkpointed record: %w", err)
+			return c, nil, fmt.Errorf("read the last checkpointed record: %w", err)
 		}
 	}
-	return last, nil
+	return c, last, nil
+}
+
+// openLatest checks the latest stored checkpoint's signature with this ledger's keys.
+func (l *Ledger) openLatest(cp StoredCheckpoint) (Checkpoint, error) {
+	c, _, err := OpenCheckpoint(cp.Note, l.opts.Verifiers)
+	if err != nil {
+		if l.shared != nil {
+			return c, fmt.Errorf("%w: latest checkpoint: %v (replicas sharing a ledger must share its keys: %s, %s and %s)",
+				ErrInconsistent, err, SigningKeyFile, PublicKeysFile, HashKeyFile)
+		}
+		return c, fmt.Errorf("%w: latest checkpoint: %v", ErrInconsistent, err)
+	}
+	if c.Size != cp.Size {
+		return c, fmt.Errorf("%w: latest checkpoint is stored as size %d but signs size %d", ErrInconsistent, cp.Size, c.Size)
+	}
+	if _, _, err := c.SignedAt(); err != nil {
+		return c, fmt.Errorf("%w: latest checkpoint: %v", ErrInconsistent, err)
+	}
+	return c, nil
 }
 
 // recover loads the tree state and checks the tail after the latest checkpoint. It returns the
@@ -266,12 +298,19 @@ func (l *Ledger) recover(ctx context.Context) (*Recovery, error) {
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
 	var lastCovered []byte
+	var latest *Checkpoint
 	if ok {
-		if lastCovered, err = l.loadCheckpoint(ctx, l.st, cp, size, &l.head); err != nil {
+		c, lc, err := l.loadCheckpoint(ctx, l.st, cp, size, &l.head)
+		if err != nil {
 			return nil, err
 		}
+		latest, lastCovered = &c, lc
+	}
+	if err := l.checkWitness(ctx, l.st, latest); err != nil {
+		return nil, err
 	}
 	var last *Record
+	var newest time.Time // the latest time among the unsigned records
 	if lastCovered != nil {
 		// A clean stop ends with a checkpointed shutdown record and no tail.
 		last, _ = ParseRecord(lastCovered)
@@ -292,6 +331,9 @@ func (l *Ledger) recover(ctx context.Context) (*Recovery, error) {
 		}
 		r, _ := ParseRecord(e.Data)
 		last = r
+		if r.Time.After(newest) {
+			newest = r.Time
+		}
 		return l.advance(e.Data)
 	})
 	if err != nil {
@@ -302,6 +344,9 @@ func (l *Ledger) recover(ctx context.Context) (*Recovery, error) {
 	}
 	if torn != nil && tornAt != size-1 {
 		return nil, fmt.Errorf("%w: record %d is damaged (%v) and is not the last", ErrInconsistent, tornAt, torn)
+	}
+	if err := l.checkUnsigned(latest, l.size-l.cpSize, newest); err != nil {
+		return nil, err
 	}
 	l.sizeA.Store(l.size)
 	l.cpSizeA.Store(l.cpSize)
@@ -596,6 +641,9 @@ func (l *Ledger) commit(bodies [][]byte, forceCheckpoint bool) (uint64, error) {
 	}
 	l.batches.Add(1)
 	l.adopt(next)
+	if cp != nil && l.wit != nil {
+		l.wit.offer(cp.Note)
+	}
 	return first, nil
 }
 
@@ -635,7 +683,7 @@ func (l *Ledger) encode(h *head, bodies [][]byte, forceCheckpoint bool) ([]Entry
 		now.Sub(h.cpTime) >= l.opts.CheckpointInterval) {
 		return entries, nil, buf, nil
 	}
-	n, err := SignCheckpoint(Checkpoint{Origin: l.origin, Size: h.size, Hash: rootOf(h.tree)}, l.signers...)
+	n, err := SignCheckpoint(withTime(Checkpoint{Origin: l.origin, Size: h.size, Hash: rootOf(h.tree)}, now), l.signers...)
 	if err != nil {
 		return nil, nil, buf, err
 	}
@@ -821,11 +869,18 @@ func (l *Ledger) Close(ctx context.Context) error {
 	})
 	close(l.stop)
 	<-l.done
+	var werr error
+	if l.wit != nil {
+		werr = l.wit.close() // the final checkpoint reaches the witness before Close returns
+	}
 	if err != nil {
 		return fmt.Errorf("close ledger: %w", err)
 	}
 	if serr != nil {
 		return fmt.Errorf("close ledger: shutdown record: %w", serr)
+	}
+	if werr != nil {
+		return fmt.Errorf("close ledger: %w", werr)
 	}
 	return nil
 }
@@ -849,10 +904,14 @@ func (l *Ledger) Stats() Stats {
 // QueueDepth is the number of records waiting for the writer.
 func (l *Ledger) QueueDepth() int { return len(l.q) }
 
-// Err returns the last write failure, or nil once a commit has succeeded since (for health).
+// Err returns the last write failure, or nil once a commit has succeeded since (for health);
+// else the witness's last write failure, until a witness write succeeds.
 func (l *Ledger) Err() error {
 	if p := l.lastErr.Load(); p != nil {
 		return *p
+	}
+	if l.wit != nil {
+		return l.wit.Err()
 	}
 	return nil
 }

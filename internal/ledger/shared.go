@@ -25,11 +25,29 @@ var catchUpScanMax uint64 = 10_000
 // It commits a checkpoint too, so that the next replica to start checks its keys against this
 // one's even before any other checkpoint is due.
 // Nothing is trimmed (a commit there is atomic, so a damaged record is not a torn write, and
-// the tail may be another writer's): a damaged record refuses the start. And since a shared
-// log cannot tell a crashed replica from a running one, no recovery record is written.
-func (l *Ledger) openShared() error {
+// the tail may be another writer's): a damaged record refuses the start. Records after the
+// latest checkpoint are explained by a recovery record (a shared log cannot tell a crashed
+// replica's tail from a running one's, so it says so) and signed with the startup record —
+// within the cadence's bounds only (checkUnsigned), and only on a store consistent with this
+// replica's witness, checked first.
+func (l *Ledger) openShared(ctx context.Context) error {
 	l.tree = factory.NewEmptyRange(0)
 	l.cpTime = l.now()
+	cp, ok, err := l.st.LatestCheckpoint(ctx)
+	if err != nil {
+		return fmt.Errorf("open ledger: %w", err)
+	}
+	var latest *Checkpoint
+	if ok {
+		c, err := l.openLatest(cp)
+		if err != nil {
+			return err
+		}
+		latest = &c
+	}
+	if err := l.checkWitness(ctx, l.st, latest); err != nil {
+		return err
+	}
 	if err := l.writeSystem(&Record{Kind: KindStartup, Message: l.opts.Message}, true); err != nil {
 		return fmt.Errorf("open ledger: write startup record: %w", err)
 	}
@@ -43,6 +61,7 @@ func (l *Ledger) commitShared(bodies [][]byte, forceCheckpoint bool) (uint64, er
 		first   uint64
 		records int
 		wrote   bool
+		signed  *StoredCheckpoint
 		buf     []byte
 	)
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
@@ -54,9 +73,19 @@ func (l *Ledger) commitShared(bodies [][]byte, forceCheckpoint bool) (uint64, er
 			if err := l.catchUp(ctx, v, &next, !l.headLoaded); err != nil {
 				return nil, nil, err
 			}
-			first = next.size
-			entries, cp, b, err := l.encode(&next, bodies, forceCheckpoint)
-			records, wrote, buf = len(entries), len(entries) > 0 || cp != nil, b
+			bs := bodies
+			if !l.headLoaded && next.size > next.cpSize {
+				// The first commit (the startup record) finds records no checkpoint covers.
+				rb, err := encodeBody(&Record{Kind: KindRecovery, Time: l.now(), Message: sharedRecoveryReason,
+					Recovery: &Recovery{Reason: sharedRecoveryReason, FoundSize: next.size, Checkpoint: next.cpSize}})
+				if err != nil {
+					return nil, nil, err
+				}
+				bs = append([][]byte{rb}, bodies...)
+			}
+			first = next.size + uint64(len(bs)-len(bodies))
+			entries, cp, b, err := l.encode(&next, bs, forceCheckpoint)
+			records, wrote, signed, buf = len(entries), len(entries) > 0 || cp != nil, cp, b
 			return entries, cp, err
 		})
 	})
@@ -73,8 +102,16 @@ func (l *Ledger) commitShared(bodies [][]byte, forceCheckpoint bool) (uint64, er
 	}
 	l.adopt(next)
 	l.headLoaded = true
+	if signed != nil && l.wit != nil {
+		l.wit.offer(signed.Note)
+	}
 	return first, nil
 }
+
+// sharedRecoveryReason explains, in the recovery record, the records a replica found after the
+// latest checkpoint when it started.
+const sharedRecoveryReason = "records after the latest checkpoint at start (a replica stopped without a shutdown, " +
+	"or another replica's records not yet signed): checked and signed"
 
 // catchUp extends h over the records other writers appended to v since h.size, checking that
 // each is in sequence and chained to the one before (its header: see checkLink). With load (the first commit), or when
@@ -95,24 +132,41 @@ func (l *Ledger) catchUp(ctx context.Context, v View, h *head, load bool) error 
 	if err != nil {
 		return err
 	}
+	var latest *Checkpoint
 	if ok && (load || (cp.Size > h.size && size-h.size > catchUpScanMax)) {
-		if _, err := l.loadCheckpoint(ctx, v, cp, size, h); err != nil {
+		c, _, err := l.loadCheckpoint(ctx, v, cp, size, h)
+		if err != nil {
 			return err
 		}
+		latest = &c
 	}
 	if ok && cp.Size > h.cpSize {
+		// The cadence counts from when the newest checkpoint was signed, not from when this
+		// writer learnt of it: a replica idle for a while would otherwise leave its next records
+		// unsigned for up to an interval past what verification allows.
 		h.cpSize, h.cpTime = cp.Size, l.now()
+		if c, err := parseUnverified(cp.Note); err == nil {
+			if t, ok, err := c.SignedAt(); err == nil && ok && t.Before(h.cpTime) {
+				h.cpTime = t
+			}
+		}
 	}
 	check := h.checkLink
 	if load {
 		check = h.checkTail // at start, each record of the tail in full, as recovery does
 	}
+	var newest time.Time // at start: the latest time among the unsigned records
 	err = v.Scan(ctx, h.size, func(e Entry) error {
 		if e.Seq >= size {
 			return errStop // not under this lock: cannot happen; the size read is the end
 		}
 		if err := check(e); err != nil {
 			return fmt.Errorf("%w: record %d, appended by another writer: %v", ErrInconsistent, e.Seq, err)
+		}
+		if load {
+			if r, err := ParseRecord(e.Data); err == nil && r.Time.After(newest) {
+				newest = r.Time
+			}
 		}
 		return h.advance(e.Data)
 	})
@@ -121,6 +175,11 @@ func (l *Ledger) catchUp(ctx context.Context, v View, h *head, load bool) error 
 	}
 	if h.size != size {
 		return fmt.Errorf("%w: record %d is missing (the log has %d)", ErrInconsistent, h.size, size)
+	}
+	if load {
+		// What the other writers left unsigned must be within the cadence before this one
+		// signs over it.
+		return l.checkUnsigned(latest, h.size-h.cpSize, newest)
 	}
 	return nil
 }

@@ -55,7 +55,7 @@ func checkpointOf(t testing.TB, msg []byte) ledger.Checkpoint {
 }
 
 func TestVerifyDetectsTampering(t *testing.T) {
-	const n = 40 // records 0..41: startup, 40 decisions, shutdown; checkpoints at 10, 20, 30, 40, 42
+	const n = 40 // records 0..41: startup, 40 decisions, shutdown; checkpoints at 1, 11, 21, 31, 41, 42
 	tests := []struct {
 		name    string
 		tamper  func(t *testing.T, e *env, recs *[][]byte, cps *[]ledger.StoredCheckpoint)
@@ -100,18 +100,18 @@ func TestVerifyDetectsTampering(t *testing.T) {
 				r.Prev = hexLeaf((*recs)[i-1])
 				(*recs)[i], _ = ledger.Encode(r)
 			}
-		}, 29, []string{ledger.ProblemRootMismatch}},
+		}, 30, []string{ledger.ProblemRootMismatch}},
 		{"forged checkpoint (signed by another key)", func(t *testing.T, e *env, _ *[][]byte, cps *[]ledger.StoredCheckpoint) {
 			skey, _, _ := note.GenerateKey(rand.Reader, "attacker")
 			c := checkpointOf(t, (*cps)[1].Note)
 			c.Origin = "attacker"
 			(*cps)[1].Note = signWith(t, c, skey)
-		}, 19, []string{ledger.ProblemForeignSignature}},
+		}, 10, []string{ledger.ProblemForeignSignature}},
 		{"foreign key with the log's own name", func(t *testing.T, e *env, _ *[][]byte, cps *[]ledger.StoredCheckpoint) {
 			c := checkpointOf(t, (*cps)[2].Note)
 			skey, _, _ := note.GenerateKey(rand.Reader, c.Origin)
 			(*cps)[2].Note = signWith(t, c, skey)
-		}, 29, []string{ledger.ProblemForeignSignature}},
+		}, 20, []string{ledger.ProblemForeignSignature}},
 		{"bad signature bytes", func(t *testing.T, e *env, _ *[][]byte, cps *[]ledger.StoredCheckpoint) {
 			m := (*cps)[0].Note
 			i := bytes.LastIndexByte(m[:len(m)-1], ' ') + 10
@@ -119,7 +119,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 			if m[i] == m[i]^'A'^'B' {
 				t.Fatal("no change")
 			}
-		}, 9, []string{ledger.ProblemBadSignature, ledger.ProblemMalformedCheckpoint, ledger.ProblemForeignSignature}},
+		}, 0, []string{ledger.ProblemBadSignature, ledger.ProblemMalformedCheckpoint, ledger.ProblemForeignSignature}},
 		{"changed root in a checkpoint text", func(t *testing.T, e *env, _ *[][]byte, cps *[]ledger.StoredCheckpoint) {
 			m := (*cps)[3].Note
 			i := bytes.IndexByte(m, '\n')
@@ -129,15 +129,15 @@ func TestVerifyDetectsTampering(t *testing.T) {
 			} else {
 				m[i] = 'A'
 			}
-		}, 39, []string{ledger.ProblemBadSignature, ledger.ProblemMalformedCheckpoint}},
+		}, 30, []string{ledger.ProblemBadSignature, ledger.ProblemMalformedCheckpoint}},
 		{"checkpoint sizes go down", func(t *testing.T, e *env, _ *[][]byte, cps *[]ledger.StoredCheckpoint) {
 			*cps = append(*cps, (*cps)[1])
-		}, 20, []string{ledger.ProblemCheckpointsDecrease}},
+		}, 11, []string{ledger.ProblemCheckpointsDecrease}},
 		{"inconsistent checkpoints (validly signed, another root)", func(t *testing.T, e *env, _ *[][]byte, cps *[]ledger.StoredCheckpoint) {
 			c := checkpointOf(t, (*cps)[2].Note)
 			c.Hash[0] ^= 0xff
 			(*cps)[2].Note = signWith(t, c, e.keys.SignerKey)
-		}, 29, []string{ledger.ProblemRootMismatch}},
+		}, 20, []string{ledger.ProblemRootMismatch}},
 		{"truncated below the latest checkpoint", func(t *testing.T, e *env, recs *[][]byte, _ *[]ledger.StoredCheckpoint) {
 			*recs = (*recs)[:35]
 		}, 35, []string{ledger.ProblemTruncated}},

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/transparency-dev/merkle/proof"
 	"golang.org/x/mod/sumdb/note"
@@ -26,6 +27,12 @@ const (
 	ProblemTruncated           = "truncated"
 	ProblemRollback            = "rollback"
 	ProblemFork                = "fork"
+	// ProblemNoCheckpoint: the log has records but no signed checkpoint at all.
+	ProblemNoCheckpoint = "no_checkpoint"
+	// ProblemUnsignedTail: records after the newest checkpoint that the checkpoint cadence
+	// would have covered (see VerifyOptions): checkpoints were removed, or the gateway stopped
+	// without a shutdown and has not been restarted since.
+	ProblemUnsignedTail = "unsigned_tail"
 )
 
 // VerifyOptions say what verification trusts.
@@ -37,6 +44,14 @@ type VerifyOptions struct {
 	Trusted [][]byte
 	// Progress, if set, is called now and then with the records checked and the total.
 	Progress func(done, total uint64)
+
+	// CheckpointInterval and CheckpointRecords are the cadence the gateway writing the log
+	// signs checkpoints at (0: DefaultCheckpointInterval, DefaultCheckpointRecords): they bound
+	// how many records may follow the newest checkpoint, and for how long.
+	CheckpointInterval time.Duration
+	CheckpointRecords  int
+	// Now is the clock the age of the unsigned tail is measured with (time.Now when nil).
+	Now func() time.Time
 }
 
 // CheckpointInfo describes a checkpoint in a report.
@@ -141,6 +156,13 @@ func Verify(ctx context.Context, st Store, opts VerifyOptions) (Report, error) {
 	}
 	trustedOnly := note.VerifierList(list...)
 
+	// The log is verified as it was when its size was read: a live gateway keeps appending,
+	// and records and checkpoints committed since are not part of this verification.
+	snapshot := time.Now()
+	if opts.Now != nil {
+		snapshot = opts.Now()
+	}
+	opts.Now = func() time.Time { return snapshot }
 	total, err := st.Size(ctx)
 	if err != nil {
 		return rep, fmt.Errorf("verify: %w", err)
@@ -162,6 +184,7 @@ func Verify(ctx context.Context, st Store, opts VerifyOptions) (Report, error) {
 	}
 	at := map[uint64][]storedCP{}
 	var prevSize uint64
+	var beyond []storedCP // checkpoints past the size read: newer than the snapshot, or truncation
 	n := 0
 	err = st.Checkpoints(ctx, func(cp StoredCheckpoint) error {
 		n++
@@ -175,7 +198,7 @@ func Verify(ctx context.Context, st Store, opts VerifyOptions) (Report, error) {
 			note1(c.Size, ProblemCheckpointsDecrease, fmt.Sprintf("checkpoint #%d has size %d, below the previous checkpoint's %d", n, c.Size, prevSize))
 		}
 		if c.Size > total {
-			note1(total, ProblemTruncated, fmt.Sprintf("checkpoint #%d signs %d records but the log has %d: records were removed", n, c.Size, total))
+			beyond = append(beyond, storedCP{n, msg, c})
 		}
 		prevSize = max(prevSize, c.Size)
 		at[c.Size] = append(at[c.Size], storedCP{n, msg, c})
@@ -183,6 +206,19 @@ func Verify(ctx context.Context, st Store, opts VerifyOptions) (Report, error) {
 	})
 	if err != nil {
 		return rep, fmt.Errorf("verify: %w", err)
+	}
+	if len(beyond) > 0 {
+		// A checkpoint commits with its records: one beyond the log's size now means records
+		// were removed; one beyond only the size read first was committed since (a live log).
+		now, err := st.Size(ctx)
+		if err != nil {
+			return rep, fmt.Errorf("verify: %w", err)
+		}
+		for _, b := range beyond {
+			if b.c.Size > now {
+				note1(total, ProblemTruncated, fmt.Sprintf("checkpoint #%d signs %d records but the log has %d: records were removed", b.i, b.c.Size, now))
+			}
+		}
 	}
 
 	// Externally kept checkpoints: the auditor's; they must verify with the given keys alone.
@@ -232,6 +268,10 @@ func Verify(ctx context.Context, st Store, opts VerifyOptions) (Report, error) {
 				continue
 			}
 			rep.CheckpointsChecked++
+			if _, _, err := c.SignedAt(); err != nil {
+				note1(bad, ProblemMalformedCheckpoint, fmt.Sprintf("checkpoint #%d (size %d): %v", s.i, size, err))
+				continue
+			}
 			if c.Hash != root {
 				note1(bad, ProblemRootMismatch, fmt.Sprintf("checkpoint #%d: the root of the first %d records does not match the signed root (records before %d were changed)", s.i, size, size))
 				continue
@@ -253,7 +293,7 @@ func Verify(ctx context.Context, st Store, opts VerifyOptions) (Report, error) {
 	i := uint64(0)
 	broken := int64(-1) // a record whose prev link failed, awaiting the next record
 	err = scanPipelined(ctx, st, func(e Entry) error {
-		if i >= first.seq {
+		if i >= first.seq || e.Seq >= total {
 			return errStopped
 		}
 		if e.Seq != i {
@@ -346,6 +386,15 @@ func Verify(ctx context.Context, st Store, opts VerifyOptions) (Report, error) {
 			}
 		}
 	}
+	if first.seq == math.MaxUint64 && i > 0 {
+		// Everything read is authentic as far as the checkpoints go; what they do not cover
+		// must be what the cadence leaves unsigned, no more.
+		if f, err := checkUnsignedTail(ctx, st, latest, i, opts); err != nil {
+			return rep, fmt.Errorf("verify: %w", err)
+		} else if f != nil {
+			note1(f.seq, f.code, f.reason)
+		}
+	}
 	if opts.Progress != nil {
 		opts.Progress(i, total)
 	}
@@ -427,4 +476,70 @@ func scanPipelined(ctx context.Context, st Store, fn func(Entry) error) error {
 		return fnErr
 	}
 	return err
+}
+
+// checkUnsignedTail checks the records after the newest verified checkpoint (latest, nil when
+// none) of a log of size records against the cadence the writer signs at. The writer commits
+// a checkpoint with its first record, with every startup, recovery, key rotation and shutdown
+// record, whenever CheckpointRecords records are unsigned and, while records arrive or after
+// they stop, once CheckpointInterval has passed since the last one. So a tail is suspect when
+// there is no checkpoint at all; when it holds more than CheckpointRecords records or a record
+// the writer only ever commits with a checkpoint; when a record in it is dated more than
+// CheckpointInterval + UnsignedGrace after the newest checkpoint's signed time; or when that
+// much time has passed since then by the verifier's clock — a gateway still running would have
+// signed the tail by now, one that stopped without a shutdown signs it when it restarts. Record
+// times are written by whoever wrote the record; the checkpoint's time is signed.
+func checkUnsignedTail(ctx context.Context, st Store, latest *Checkpoint, size uint64, opts VerifyOptions) (*finding, error) {
+	interval, maxRecords := opts.CheckpointInterval, opts.CheckpointRecords
+	if interval <= 0 {
+		interval = DefaultCheckpointInterval
+	}
+	if maxRecords <= 0 {
+		maxRecords = DefaultCheckpointRecords
+	}
+	maxAge := interval + UnsignedGrace
+	now := time.Now
+	if opts.Now != nil {
+		now = opts.Now
+	}
+	const after = "covered by no signed checkpoint"
+	if latest == nil {
+		return &finding{0, ProblemNoCheckpoint, fmt.Sprintf("%d records and no signed checkpoint: the checkpoints were removed (the ledger signs one with its first record)", size)}, nil
+	}
+	from := latest.Size
+	unsigned := size - from
+	if unsigned == 0 {
+		return nil, nil
+	}
+	if unsigned > uint64(maxRecords) {
+		return &finding{from, ProblemUnsignedTail, fmt.Sprintf("%d records after the newest checkpoint (of %d records) are %s, more than the %d the ledger leaves unsigned: checkpoints were removed", unsigned, from, after, maxRecords)}, nil
+	}
+	signed, hasTime, _ := latest.SignedAt() // a malformed time line was reported by checkAt
+	var f *finding
+	err := st.Scan(ctx, from, func(e Entry) error {
+		if e.Seq >= size {
+			return errStop
+		}
+		r, err := ParseRecord(e.Data)
+		switch {
+		case err != nil:
+			f = &finding{e.Seq, ProblemMalformedRecord, fmt.Sprintf("record %d: %v", e.Seq, err)}
+		case r.Kind == KindStartup || r.Kind == KindShutdown || r.Kind == KindRecovery || r.Kind == KindKeyRotation:
+			f = &finding{from, ProblemUnsignedTail, fmt.Sprintf("record %d (%s) is %s, but the ledger commits every %s record with a checkpoint: checkpoints were removed", e.Seq, r.Kind, after, r.Kind)}
+		case hasTime && r.Time.Sub(signed) > maxAge:
+			f = &finding{from, ProblemUnsignedTail, fmt.Sprintf("record %d, dated %s, is %s, while the newest checkpoint (of %d records) was signed %s: the ledger signs within %v; checkpoints were removed",
+				e.Seq, r.Time.Format(time.RFC3339Nano), after, from, signed.Format(time.RFC3339Nano), maxAge)}
+		default:
+			return nil
+		}
+		return errStop
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return nil, fmt.Errorf("read the unsigned records: %w", err)
+	}
+	if f == nil && hasTime && now().Sub(signed) > maxAge {
+		f = &finding{from, ProblemUnsignedTail, fmt.Sprintf("%d records after the newest checkpoint (of %d records, signed %s) are still %s after %v: checkpoints were removed, or the gateway stopped without a shutdown and has not been restarted since (a restart checks and signs them)",
+			unsigned, from, signed.Format(time.RFC3339), after, now().Sub(signed).Round(time.Second))}
+	}
+	return f, nil
 }

@@ -26,3 +26,11 @@ func TestReplicas(t *testing.T) {
 		return s, s
 	})
 }
+
+func TestLedgerRecovery(t *testing.T) {
+	storetest.RunLedgerRecovery(t, func(*testing.T) ledger.Store { return memory.New() })
+}
+
+func TestSharedLedgerRecovery(t *testing.T) {
+	storetest.RunLedgerRecovery(t, func(*testing.T) ledger.Store { return memory.NewShared() })
+}

@@ -2,7 +2,10 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -13,6 +16,16 @@ import (
 
 func TestLedgerStoreContract(t *testing.T) {
 	storetest.RunLedgerStore(t, func(t *testing.T) ledger.Store {
+		s, err := NewLedger(context.Background(), pgtest.NewPool(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+func TestLedgerRecovery(t *testing.T) {
+	storetest.RunLedgerRecovery(t, func(t *testing.T) ledger.Store {
 		s, err := NewLedger(context.Background(), pgtest.NewPool(t))
 		if err != nil {
 			t.Fatal(err)
@@ -79,5 +92,58 @@ func TestLedgerOnPostgres(t *testing.T) {
 	rep, err := ledger.Verify(context.Background(), st, ledger.VerifyOptions{Keys: keys.Public})
 	if err != nil || !rep.Intact || rep.RecordsChecked != 322 {
 		t.Errorf("verify = %+v, %v; want intact with 322 records", rep, err)
+	}
+}
+
+// An attacker with write access to the database but not the key deletes checkpoints through
+// SQL (and rewrites the tail they covered): verify reports it and the gateway, whose witness
+// holds the latest checkpoint it signed, refuses to start on that store.
+func TestTamperedLedgerOnPostgres(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		sql     string
+		problem string
+	}{
+		{"all checkpoints deleted", `DELETE FROM ledger_checkpoints`, ledger.ProblemNoCheckpoint},
+		{"last checkpoint deleted", `DELETE FROM ledger_checkpoints WHERE id = (SELECT max(id) FROM ledger_checkpoints)`, ledger.ProblemUnsignedTail},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			pool := pgtest.NewPool(t)
+			st, err := NewLedger(ctx, pool)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			keys, err := ledger.GenerateKeys(dir, ledger.NewOrigin())
+			if err != nil {
+				t.Fatal(err)
+			}
+			vs, _, _ := keys.Verifiers()
+			opts := ledger.Options{Store: st, Signer: keys.Signer, Verifiers: vs, CheckpointRecords: 10,
+				WitnessFile: filepath.Join(dir, ledger.WitnessFile)}
+			l, err := ledger.Open(ctx, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 25 {
+				if _, err := l.Append(ctx, &ledger.Record{Kind: ledger.KindDecision, Decision: "allow", DecisionID: fmt.Sprint(i)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := l.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := pool.Exec(ctx, tc.sql); err != nil {
+				t.Fatal(err)
+			}
+			rep, err := ledger.Verify(ctx, st, ledger.VerifyOptions{Keys: keys.Public, CheckpointRecords: 10})
+			if err != nil || rep.Intact || rep.Problem != tc.problem {
+				t.Errorf("verify = %+v, %v; want %s", rep, err, tc.problem)
+			}
+			if _, err := ledger.Open(ctx, opts); !errors.Is(err, ledger.ErrInconsistent) || !strings.Contains(err.Error(), ledger.WitnessFile) {
+				t.Errorf("open on the tampered store = %v, want ErrInconsistent naming the witness", err)
+			}
+		})
 	}
 }

@@ -19,3 +19,14 @@ func TestLedgerStoreContract(t *testing.T) {
 		return s
 	})
 }
+
+func TestLedgerRecovery(t *testing.T) {
+	storetest.RunLedgerRecovery(t, func(t *testing.T) ledger.Store {
+		s, err := sqlite.OpenLedger(filepath.Join(t.TempDir(), "ledger.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
