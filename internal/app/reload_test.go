@@ -2,6 +2,7 @@ package app
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/portcullis-ai/portcullis/internal/config"
+	"github.com/portcullis-ai/portcullis/internal/identity"
 	"github.com/portcullis-ai/portcullis/internal/policy"
 )
 
@@ -168,4 +170,57 @@ func TestConfigReloadRace(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
+}
+
+// The same attack on portcullis.yaml: a half file that is valid on its own (here it already
+// declares a new agent, and lacks every section after it) must never be in force.
+func TestReloadIgnoresHalfWrittenConfig(t *testing.T) {
+	g := newGateway(t)
+	ks, err := identity.OpenFileKeyStore(filepath.Join(g.dir, identity.KeyFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lateKey, _, err := identity.CreateAPIKey(context.Background(), ks, "late-agent", "test", time.Now(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`{"tool":"fetch_customer_names","params":{"limit":5}}`)
+	cfgPath := filepath.Join(g.dir, ConfigFile)
+	orig, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const cut = "    - id: other-agent\n"
+	i := bytes.Index(orig, []byte(cut))
+	if i < 0 {
+		t.Fatal("the test configuration changed; update the cut")
+	}
+	half := string(orig[:i+len(cut)]) + "    - id: late-agent\n"
+	rest := string(orig[i+len(cut):])
+	if _, err := config.Parse("half.yaml", []byte(half)); err != nil {
+		t.Fatalf("the half file does not parse, the test proves nothing: %v", err)
+	}
+	f, err := os.OpenFile(cfgPath, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(half); err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if status, _ := g.post("/v1/decide", lateKey, body); status != 401 {
+			t.Fatalf("during the pause the new agent got %d: the half-written configuration is in force", status)
+		}
+	}
+	if _, err := f.WriteString(rest); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the finished configuration", func() bool {
+		status, _ := g.post("/v1/decide", lateKey, body)
+		return status == 200
+	})
 }
