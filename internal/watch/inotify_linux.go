@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -23,6 +24,8 @@ type inotify struct {
 	errs chan error
 	once sync.Once
 	done chan struct{}
+	// held counts events read from the kernel and not yet handed to the loop.
+	held atomic.Int64
 }
 
 func newSource(dirs []string) (source, error) {
@@ -48,6 +51,24 @@ func newSource(dirs []string) (source, error) {
 func (s *inotify) events() <-chan event { return s.evs }
 func (s *inotify) errors() <-chan error { return s.errs }
 
+func (s *inotify) pending() bool {
+	if s.held.Load() > 0 || len(s.evs) > 0 {
+		return true
+	}
+	// Bytes the kernel has queued and the reader has not read yet (FIONREAD, spelled TIOCINQ
+	// in x/sys). Not through Fd(): that would make the descriptor blocking, and Close would no
+	// longer wake the reader.
+	rc, err := s.f.SyscallConn()
+	if err != nil {
+		return true
+	}
+	n, ierr := 0, error(nil)
+	if err := rc.Control(func(fd uintptr) { n, ierr = unix.IoctlGetInt(int(fd), unix.TIOCINQ) }); err != nil {
+		return true
+	}
+	return ierr != nil || n > 0
+}
+
 func (s *inotify) close() error {
 	var err error
 	s.once.Do(func() {
@@ -69,17 +90,21 @@ func (s *inotify) run() {
 			return
 		}
 		raw, err := parseInotify(buf[:n])
-		for _, r := range raw {
+		s.held.Add(int64(len(raw)))
+		for i, r := range raw {
 			ev, rerr := s.translate(r)
 			if rerr != nil {
 				s.report(rerr)
 			}
 			if ev.path == "" && ev.op != opOverflow {
+				s.held.Add(-1)
 				continue
 			}
 			select {
 			case s.evs <- ev:
+				s.held.Add(-1)
 			case <-s.done:
+				s.held.Add(-int64(len(raw) - i))
 				return
 			}
 		}

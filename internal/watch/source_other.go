@@ -37,6 +37,8 @@ func newSource(dirs []string) (source, error) {
 func (p *portable) events() <-chan event { return p.evs }
 func (p *portable) errors() <-chan error { return p.errs }
 
+func (p *portable) pending() bool { return len(p.evs) > 0 || len(p.w.Events) > 0 }
+
 func (p *portable) close() error {
 	close(p.done)
 	return p.w.Close()

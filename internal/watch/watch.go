@@ -111,6 +111,10 @@ const (
 type source interface {
 	events() <-chan event
 	errors() <-chan error
+	// pending reports events the loop has not received yet: queued in the kernel, decoded but
+	// not yet sent. A snapshot is not applied while any are pending: an event the scheduler
+	// delayed (a truncation, say) must still be able to void the reads around it.
+	pending() bool
 	close() error
 }
 
@@ -299,6 +303,10 @@ func (w *Watcher) loop() {
 			if candidate == nil || *candidate != sum {
 				candidate = &sum
 				arm()
+				continue
+			}
+			if w.src.pending() {
+				arm() // let the loop see them first; they reset the candidate if relevant
 				continue
 			}
 			candidate = nil

@@ -16,6 +16,7 @@ import (
 type fakeSource struct {
 	evs  chan event
 	errs chan error
+	held atomic.Bool // pretend events are still queued in the kernel
 }
 
 func newFake() *fakeSource {
@@ -24,6 +25,7 @@ func newFake() *fakeSource {
 func (f *fakeSource) events() <-chan event { return f.evs }
 func (f *fakeSource) errors() <-chan error { return f.errs }
 func (f *fakeSource) close() error         { return nil }
+func (f *fakeSource) pending() bool        { return f.held.Load() }
 
 // content is a file the test rewrites, read by the watcher's Read.
 type content struct {
@@ -168,6 +170,37 @@ func TestStableSnapshotOnly(t *testing.T) {
 			})
 		})
 	}
+}
+
+// Events the loop has not received yet (a reader the scheduler delayed) hold the snapshot back:
+// one of them may be the truncation that voids both reads.
+func TestPendingEventsHoldBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := newFake()
+		c := &content{data: "v1"}
+		a := &applied{}
+		w, err := newWatcher(Options{Read: c.read, Apply: a.apply, Settle: 10 * time.Millisecond, Poll: -1}, src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close()
+		src.held.Store(true)
+		c.set("")
+		src.evs <- event{path: "/d/p.yaml", op: opChange}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if got := a.list(); len(got) != 1 {
+			t.Fatalf("applied with events pending: %q", got)
+		}
+		c.set("v2")
+		src.held.Store(false)
+		src.evs <- event{path: "/d/p.yaml", op: opClose}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if got := a.list(); len(got) != 2 || got[1] != "v2" {
+			t.Fatalf("applied %q, want v1 then v2", got)
+		}
+	})
 }
 
 // Close waits for a reload in flight: nothing calls back once it has returned.
