@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/portcullis-ai/portcullis/internal/approval"
@@ -23,8 +24,8 @@ import (
 	"github.com/portcullis-ai/portcullis/internal/identity"
 	"github.com/portcullis-ai/portcullis/internal/inspect"
 	"github.com/portcullis-ai/portcullis/internal/ledger"
-	"github.com/portcullis-ai/portcullis/internal/policy"
 	"github.com/portcullis-ai/portcullis/internal/server"
+	"github.com/portcullis-ai/portcullis/internal/watch"
 )
 
 // The data directory's layout.
@@ -49,8 +50,10 @@ type App struct {
 	approvals   *approval.Engine
 	approvers   *approvers
 	webhook     *approval.Webhook
-	policies    *policy.Watcher
-	auth        *swappableAuth
+	rt          atomic.Pointer[runtimeState] // configuration and policy in force, swapped whole
+	reloader    *watch.Watcher
+	policies    currentPolicies
+	auth        swappableAuth
 	keys        *identity.FileKeyStore
 	guard       *guard.Guard
 	metrics     *server.Metrics
@@ -112,23 +115,11 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 	if a.keys, err = identity.OpenFileKeyStore(filepath.Join(cfg.DataDir, identity.KeyFileName)); err != nil {
 		return nil, fmt.Errorf("open api keys: %w", err)
 	}
-	a.auth = &swappableAuth{keys: a.keys, nonces: a.stores.nonces, log: log}
-	if err := a.auth.load(ctx, cfg.Identity); err != nil {
+	// Identity, approver logins, run-time configuration and policies: one state, hot-reloaded as
+	// one; a bad reload keeps the previous state and is reported.
+	a.auth, a.policies = swappableAuth{rt: &a.rt}, currentPolicies{rt: &a.rt}
+	if err := a.startReloader(ctx, cfg); err != nil {
 		return nil, err
-	}
-
-	// Policies, hot-reloaded; a bad reload keeps the previous set and is reported.
-	a.policies, err = policy.NewWatcher(cfg.Policies, policy.WatchOptions{
-		OnReload: func(s *policy.Set) {
-			log.Info("policy reloaded", slog.Int("rules", s.RuleCount()), slog.String("version", guard.Version(s)))
-		},
-		OnError: func(err error) {
-			a.metrics.ReloadErrors.Inc()
-			log.Error("policy reload rejected; the previous policy keeps serving", slog.Any("error", err))
-		},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("load policies: %w", err)
 	}
 
 	var apprOpts []approval.Option
@@ -161,28 +152,21 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 	if err != nil {
 		return nil, fmt.Errorf("open approver keys: %w", err)
 	}
-	a.approvers = &approvers{keys: approverKeys, log: log}
-	if err := a.approvers.load(ctx, cfg); err != nil {
-		return nil, err
-	}
+	a.approvers = &approvers{keys: approverKeys, rt: &a.rt}
 
 	detectors := inspect.DetectorConfig{PathRoots: cfg.Inspection.Roots, ShellTools: cfg.Inspection.ShellTools}
 	if cfg.Inspection.ResolveHosts {
 		detectors.Resolver = net.DefaultResolver
 	}
-	classes := map[string]string{}
-	for name, t := range cfg.Tools {
-		classes[name] = t.Classification
-	}
 	a.guard, err = guard.New(guard.Options{
-		Auth:                a.auth,
-		Inspector:           inspect.New(inspect.Config{DetectorConfig: detectors, AllowedHosts: cfg.Inspection.AllowedHosts}),
-		Behavior:            guard.Tracked(behavior.NewTracker(a.stores.behavior, behavior.DefaultConfig())),
-		Policies:            a.policies,
-		Approvals:           a.approvals,
-		Ledger:              a.ledger,
-		ToolClassifications: classes,
-		ApprovalExpiry:      cfg.Approvals.Expiry,
+		Auth:                    a.auth,
+		Inspector:               inspect.New(inspect.Config{DetectorConfig: detectors, AllowedHosts: cfg.Inspection.AllowedHosts}),
+		Behavior:                guard.Tracked(behavior.NewTracker(a.stores.behavior, behavior.DefaultConfig())),
+		Policies:                a.policies,
+		Approvals:               a.approvals,
+		Ledger:                  a.ledger,
+		ToolClassificationsFrom: func() map[string]string { return a.rt.Load().classes },
+		ApprovalExpiry:          cfg.Approvals.Expiry,
 	})
 	if err != nil {
 		return nil, err
@@ -237,7 +221,7 @@ func (a *App) Approvals() *approval.Engine { return a.approvals }
 
 // ready: a policy set is loaded and the ledger can write.
 func (a *App) ready() error {
-	if a.policies.Current() == nil {
+	if st := a.rt.Load(); st == nil || st.policies == nil {
 		return errors.New("no policy loaded")
 	}
 	if err := a.ledger.Err(); err != nil {
@@ -257,14 +241,10 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 			_ = a.webhook.Run(ctx)
 		}()
 	}
-	a.bg.Add(2)
+	a.bg.Add(1)
 	go func() {
 		defer a.bg.Done()
 		_ = a.approvals.Run(ctx, 5*time.Second, func(err error) { a.log.Error("approval expiry sweep", slog.Any("error", err)) })
-	}()
-	go func() {
-		defer a.bg.Done()
-		a.watchConfig(ctx)
 	}()
 	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: time.Duration(a.cfg.Limits.ReadTimeoutSeconds) * time.Second, MaxHeaderBytes: a.cfg.Limits.MaxHeaderBytes,
@@ -295,17 +275,17 @@ func (a *App) Close(ctx context.Context) {
 		if a.stopBg != nil {
 			a.stopBg()
 		}
-		if a.approvers != nil {
-			a.approvers.close()
-		}
 		a.bg.Wait()
 		if a.mcp != nil {
 			if err := a.mcp.Close(); err != nil {
 				a.log.Warn("close mcp upstreams", slog.Any("error", err))
 			}
 		}
-		if a.policies != nil {
-			_ = a.policies.Close()
+		if a.reloader != nil {
+			_ = a.reloader.Close() // waits for a reload in flight
+		}
+		if st := a.rt.Load(); st != nil {
+			st.stop() // the last verifier's and approver logins' JWKS refresh
 		}
 		if a.ledger != nil {
 			if err := a.ledger.Close(ctx); err != nil {

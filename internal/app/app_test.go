@@ -232,7 +232,7 @@ func TestPolicyReloadFailureKeepsServing(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("agent_id: x\nrules:\n  - name: r\n    tol: y\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := g.app.policies.Reload(); err == nil {
+	if err := g.app.reload(); err == nil {
 		t.Fatal("a broken policy set was accepted")
 	}
 	if g.app.policies.Current() != before {
@@ -275,9 +275,7 @@ func TestMetricsExposed(t *testing.T) {
 // is rejected whole while the running configuration keeps serving.
 func TestConfigHotReload(t *testing.T) {
 	g := newGateway(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go g.app.watchConfig(ctx)
+	ctx := context.Background()
 
 	ks, err := identity.OpenFileKeyStore(filepath.Join(g.dir, identity.KeyFileName))
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -28,56 +27,7 @@ const ApproverKeysFile = "approver-keys.json"
 // may not accept an audience the decision path accepts (config validation, and again at login).
 type approvers struct {
 	keys identity.KeyStore
-	log  *slog.Logger
-	cur  atomic.Pointer[approverSet]
-	stop atomic.Pointer[context.CancelFunc]
-}
-
-// approverSet is the logins and the approver list of one configuration, swapped as one.
-type approverSet struct {
-	logins *identity.ApproverLogins
-	byID   map[string]config.ApproverConfig // exact ID → approver
-}
-
-// load compiles the approver logins of cfg, starts their JWKS refresh and swaps them and the
-// approver list in. On error nothing changes.
-func (a *approvers) load(ctx context.Context, cfg *config.Config) error {
-	l, err := a.build(cfg)
-	if err != nil {
-		return err
-	}
-	a.swap(ctx, l, cfg.Approvals.Approvers)
-	return nil
-}
-
-// build compiles the approver logins of cfg without serving them.
-func (a *approvers) build(cfg *config.Config) (*identity.ApproverLogins, error) {
-	l, err := identity.NewApproverLogins(cfg.Approvals.Logins, cfg.Identity, identity.Options{Logger: a.log})
-	if err != nil {
-		return nil, fmt.Errorf("approvals: %w", err)
-	}
-	return l, nil
-}
-
-// swap starts l's JWKS refresh and serves l and list from now on.
-func (a *approvers) swap(ctx context.Context, l *identity.ApproverLogins, list []config.ApproverConfig) {
-	set := &approverSet{logins: l, byID: make(map[string]config.ApproverConfig, len(list))}
-	for _, ap := range list {
-		set.byID[ap.ID] = ap
-	}
-	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	l.Start(lctx)
-	a.cur.Store(set)
-	if old := a.stop.Swap(&cancel); old != nil {
-		(*old)()
-	}
-}
-
-// close stops the JWKS refresh of the current logins.
-func (a *approvers) close() {
-	if stop := a.stop.Swap(nil); stop != nil {
-		(*stop)()
-	}
+	rt   *atomic.Pointer[runtimeState] // the logins and the declared approvers in force
 }
 
 var _ server.ApproverAuth = (*approvers)(nil)
@@ -92,7 +42,7 @@ func (a *approvers) Approver(ctx context.Context, r *http.Request) (approval.App
 	if !strings.EqualFold(scheme, "Bearer") || cred == "" {
 		return approval.Approver{}, server.ErrNotApprover
 	}
-	set := a.cur.Load()
+	set := a.rt.Load()
 	if set == nil {
 		return approval.Approver{}, errors.Join(server.ErrNotApprover, errors.New("approvers are not loaded"))
 	}
@@ -104,7 +54,7 @@ func (a *approvers) Approver(ctx context.Context, r *http.Request) (approval.App
 		}
 		// The key store's owner field holds the approver's ID here.
 		var ok bool
-		if ap, ok = set.byID[rec.AgentID]; !ok {
+		if ap, ok = set.approvers[rec.AgentID]; !ok {
 			return approval.Approver{}, fmt.Errorf("%w: key owner %q is not a declared approver", server.ErrNotApprover, rec.AgentID)
 		}
 	} else {
@@ -113,7 +63,7 @@ func (a *approvers) Approver(ctx context.Context, r *http.Request) (approval.App
 			return approval.Approver{}, fmt.Errorf("%w: %w", server.ErrNotApprover, err)
 		}
 		var ok bool
-		ap, ok = set.byID[login.Subject]
+		ap, ok = set.approvers[login.Subject]
 		if !ok || ap.Issuer != login.Issuer {
 			return approval.Approver{}, fmt.Errorf("%w: %q is not a declared approver", server.ErrNotApprover, approval.QualifiedID(login.Issuer, login.Subject))
 		}

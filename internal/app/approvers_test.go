@@ -2,7 +2,6 @@ package app
 
 import (
 	"bytes"
-	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
@@ -212,9 +211,6 @@ func TestSelfApprovalFoldsLookalikes(t *testing.T) {
 func TestApproverLoginsReload(t *testing.T) {
 	idp := newTestIdP(t, "https://login.example.com/")
 	g := newGateway(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go g.app.watchConfig(ctx)
 	id := g.held(t, "")
 	login := idp.token(t, "alice@example.com", identity.DefaultApproverAudience)
 	if status, code, _ := g.approve(t, id, login); status != http.StatusUnauthorized || code != "not_an_approver" {

@@ -298,7 +298,7 @@ func (a *App) resourceBase(r *http.Request) string {
 // authorization spec points clients to: which issuers' tokens /mcp accepts.
 func (a *App) protectedResource(w http.ResponseWriter, r *http.Request) {
 	issuers := []string{}
-	for _, is := range a.cfg.Identity.JWTIssuers {
+	for _, is := range a.rt.Load().cfg.Identity.JWTIssuers {
 		issuers = append(issuers, is.Issuer)
 	}
 	w.Header().Set("Content-Type", "application/json")

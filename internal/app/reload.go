@@ -2,137 +2,207 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"reflect"
 	"sync/atomic"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
-
 	"github.com/portcullis-ai/portcullis/internal/config"
+	"github.com/portcullis-ai/portcullis/internal/guard"
 	"github.com/portcullis-ai/portcullis/internal/identity"
+	"github.com/portcullis-ai/portcullis/internal/policy"
+	"github.com/portcullis-ai/portcullis/internal/watch"
 )
 
-// swappableAuth serves the identity configuration current at this moment: a configuration reload
-// builds a new Verifier off to the side and swaps it in; in-flight checks finish on the old one.
-type swappableAuth struct {
-	cur    atomic.Pointer[identity.Verifier]
-	stop   atomic.Pointer[context.CancelFunc]
-	keys   identity.KeyStore
-	nonces identity.NonceStore
-	log    *slog.Logger
+// runtimeState is everything a reload replaces, built off to the side and swapped in as one
+// pointer: a request sees either the old configuration and policy or the new, never a mix, and
+// nothing a request reads is ever written in place. Never modified after the swap.
+type runtimeState struct {
+	// cfg is the configuration in force: the startup values of what needs a restart, the
+	// reloaded identity, tools and approvers.
+	cfg      *config.Config
+	verifier *identity.Verifier
+	// logins verify approvers' tokens; built with the identity above, whose audiences they
+	// refuse, so the two are only ever served together.
+	logins    *identity.ApproverLogins
+	stop      context.CancelFunc // ends the JWKS refresh of verifier and logins
+	policies  *policy.Set
+	classes   map[string]string
+	approvers map[string]config.ApproverConfig // exact ID → approver
 }
 
-func (s *swappableAuth) Verify(ctx context.Context, c identity.Credentials) (*identity.Agent, error) {
-	return s.cur.Load().Verify(ctx, c)
+// The reloader's timing: a set is read after settle quiet, then again settle later, and loaded
+// only when both reads agree; the periodic check catches what no event announces. Variables so
+// tests can shorten them.
+var (
+	reloadSettle = 250 * time.Millisecond
+	reloadPoll   = 5 * time.Second
+)
+
+// Errors the reloader reports, told apart for the log and the metric.
+var (
+	errConfigRejected = errors.New("configuration reload rejected; the previous configuration and policy keep serving")
+	errPolicyRejected = errors.New("policy reload rejected; the previous policy keeps serving")
+)
+
+// swappableAuth serves the identity configuration of the runtime state in force: in-flight
+// checks finish on the verifier they started with.
+type swappableAuth struct{ rt *atomic.Pointer[runtimeState] }
+
+func (s swappableAuth) current() *identity.Verifier { return s.rt.Load().verifier }
+
+func (s swappableAuth) Verify(ctx context.Context, c identity.Credentials) (*identity.Agent, error) {
+	return s.current().Verify(ctx, c)
 }
 
-func (s *swappableAuth) User(ctx context.Context, agent *identity.Agent, token string, asserted *identity.AssertedUser) (*identity.User, error) {
-	return s.cur.Load().User(ctx, agent, token, asserted)
+func (s swappableAuth) User(ctx context.Context, agent *identity.Agent, token string, asserted *identity.AssertedUser) (*identity.User, error) {
+	return s.current().User(ctx, agent, token, asserted)
 }
 
-// load compiles cfg into a Verifier, starts its background JWKS refresh and swaps it in.
-func (s *swappableAuth) load(ctx context.Context, cfg identity.Config) error {
-	v, err := s.build(cfg)
+// currentPolicies serves the policy set of the runtime state in force (guard.Policies).
+type currentPolicies struct{ rt *atomic.Pointer[runtimeState] }
+
+func (p currentPolicies) Current() *policy.Set { return p.rt.Load().policies }
+
+// startReloader loads the policy set and builds the first runtime state from cfg, then watches the
+// configuration file and the policy paths with one reloader (package watch): a change is loaded
+// only when every file is closed by its writer and reads the same twice across the settle
+// interval, and configuration and policy are swapped together. What can change at run time —
+// agents, roles, issuers, tool classifications, approvers and their logins, policies — is swapped in; a change to
+// anything else (listen address, data directory, the policy paths, limits) is reported as needing
+// a restart. A set with any error is rejected whole and the running one keeps serving.
+func (a *App) startReloader(ctx context.Context, cfg *config.Config) error {
+	bg := context.WithoutCancel(ctx)
+	dirs, err := policy.WatchDirs(cfg.Policies)
+	if err != nil {
+		return fmt.Errorf("load policies: %w", err)
+	}
+	cfgPath := ""
+	if a.cfgPath != "" {
+		cfgPath = filepath.Clean(a.cfgPath)
+		dirs = append(dirs, filepath.Dir(cfgPath))
+	}
+	initial := true
+	a.reloader, err = watch.New(watch.Options{
+		Dirs: dirs,
+		Relevant: func(name string) bool {
+			return (cfgPath != "" && filepath.Clean(name) == cfgPath) || policy.Relevant(cfg.Policies, name)
+		},
+		Read: func() (watch.Snapshot, error) {
+			snap, err := policy.ReadSnapshot(cfg.Policies)
+			if err != nil || cfgPath == "" {
+				return snap, err
+			}
+			data, err := os.ReadFile(cfgPath)
+			if err != nil {
+				return nil, err
+			}
+			// The configuration file goes first, so apply can tell it from the policies.
+			return append(watch.Snapshot{{Name: cfgPath, Data: data}}, snap...), nil
+		},
+		Apply: func(snap watch.Snapshot) error {
+			if initial {
+				return a.applyInitial(bg, cfg, snap, cfgPath != "")
+			}
+			return a.apply(bg, snap, cfgPath != "")
+		},
+		OnError: a.reloadError,
+		Settle:  reloadSettle,
+		Poll:    reloadPoll,
+	})
+	initial = false
+	return err
+}
+
+// applyInitial builds the first state from the configuration the caller loaded (and possibly
+// adjusted) and the policy files as read.
+func (a *App) applyInitial(ctx context.Context, cfg *config.Config, snap watch.Snapshot, hasCfg bool) error {
+	if hasCfg {
+		snap = snap[1:]
+	}
+	set, err := policy.LoadSources(policy.Sources(snap))
+	if err != nil {
+		return fmt.Errorf("load policies: %w: %w", policy.ErrNoSet, err)
+	}
+	st, err := a.newState(ctx, cfg, set)
 	if err != nil {
 		return err
 	}
-	s.swap(ctx, v)
+	a.rt.Store(st)
 	return nil
 }
 
-// build compiles cfg into a Verifier without serving it.
-func (s *swappableAuth) build(cfg identity.Config) (*identity.Verifier, error) {
-	v, err := identity.New(cfg, identity.Options{Keys: s.keys, Nonces: s.nonces, Logger: s.log})
+// apply builds the next state from a stable snapshot and swaps it in whole, or rejects it whole.
+func (a *App) apply(ctx context.Context, snap watch.Snapshot, hasCfg bool) error {
+	cur := a.rt.Load()
+	next := *cur.cfg
+	if hasCfg {
+		loaded, err := config.LoadData(snap[0].Name, snap[0].Data)
+		if err != nil {
+			return fmt.Errorf("%w: %w", errConfigRejected, err)
+		}
+		next.Identity, next.Tools, next.Approvals.Approvers, next.Approvals.Logins = loaded.Identity, loaded.Tools, loaded.Approvals.Approvers, loaded.Approvals.Logins
+		if !reflect.DeepEqual(&next, loaded) {
+			a.log.Warn("configuration changed beyond identity, tools and approvers; restart to apply the rest")
+		}
+		snap = snap[1:]
+	}
+	set, err := policy.LoadSources(policy.Sources(snap))
+	if err != nil {
+		return fmt.Errorf("%w: %w", errPolicyRejected, err)
+	}
+	st, err := a.newState(ctx, &next, set)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errConfigRejected, err)
+	}
+	a.rt.Store(st)
+	cur.stop() // in-flight checks hold the old verifier and logins; only their background refresh ends
+	a.log.Info("configuration and policy reloaded", slog.Int("rules", set.RuleCount()), slog.String("version", guard.Version(set)))
+	return nil
+}
+
+// newState compiles cfg's run-time parts; the verifier's JWKS refresh starts here.
+func (a *App) newState(ctx context.Context, cfg *config.Config, set *policy.Set) (*runtimeState, error) {
+	v, err := identity.New(cfg.Identity, identity.Options{Keys: a.keys, Nonces: a.stores.nonces, Logger: a.log})
 	if err != nil {
 		return nil, fmt.Errorf("identity: %w", err)
 	}
-	return v, nil
-}
-
-// swap starts v's background JWKS refresh and serves it from now on.
-func (s *swappableAuth) swap(ctx context.Context, v *identity.Verifier) {
-	vctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	v.Start(vctx)
-	s.cur.Store(v)
-	if old := s.stop.Swap(&cancel); old != nil {
-		(*old)()
-	}
-}
-
-// watchConfig reloads the configuration file when it changes. What can change at run time —
-// agents, roles, issuers, approvers and their logins, tool classifications — is swapped in; a
-// change to anything else (listen address, data directory, policies, limits) is reported as
-// needing a restart. A file with any error is rejected whole and the running configuration keeps
-// serving.
-func (a *App) watchConfig(ctx context.Context) {
-	if a.cfgPath == "" {
-		return
-	}
-	w, err := fsnotify.NewWatcher()
+	l, err := identity.NewApproverLogins(cfg.Approvals.Logins, cfg.Identity, identity.Options{Logger: a.log})
 	if err != nil {
-		a.log.Error("config watch unavailable", slog.Any("error", err))
-		return
+		return nil, fmt.Errorf("approvals: %w", err)
 	}
-	defer w.Close()
-	// Watch the directory: editors replace files by rename, which a file watch would lose.
-	if err := w.Add(filepath.Dir(a.cfgPath)); err != nil {
-		a.log.Error("config watch unavailable", slog.Any("error", err))
-		return
-	}
-	var debounce <-chan time.Time
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case ev := <-w.Events:
-			if filepath.Clean(ev.Name) == filepath.Clean(a.cfgPath) {
-				debounce = time.After(150 * time.Millisecond)
-			}
-		case err := <-w.Errors:
-			a.log.Error("config watch", slog.Any("error", err))
-		case <-debounce:
-			debounce = nil
-			a.reloadConfig(ctx)
-		}
-	}
-}
-
-func (a *App) reloadConfig(ctx context.Context) {
-	next, err := config.Load(a.cfgPath)
-	if err != nil {
-		a.metrics.ReloadErrors.Inc()
-		a.log.Error("configuration reload rejected; the previous configuration keeps serving", slog.Any("error", err))
-		return
-	}
-	// The decision path's identity and the approvers' logins are built before either is served:
-	// the logins refuse the audiences of the identity they were built with, so the two are
-	// swapped together or not at all.
-	v, err := a.auth.build(next.Identity)
-	if err == nil {
-		var l *identity.ApproverLogins
-		if l, err = a.approvers.build(next); err == nil {
-			a.auth.swap(ctx, v)
-			a.approvers.swap(ctx, l, next.Approvals.Approvers)
-		}
-	}
-	if err != nil {
-		a.metrics.ReloadErrors.Inc()
-		a.log.Error("configuration reload rejected; the previous configuration keeps serving", slog.Any("error", err))
-		return
-	}
-	classes := map[string]string{}
-	for name, t := range next.Tools {
+	bg, cancel := context.WithCancel(ctx)
+	v.Start(bg)
+	l.Start(bg)
+	classes := make(map[string]string, len(cfg.Tools))
+	for name, t := range cfg.Tools {
 		classes[name] = t.Classification
 	}
-	a.guard.SetToolClassifications(classes)
-	cur := *a.cfg
-	cur.Identity, cur.Tools, cur.Approvals.Approvers, cur.Approvals.Logins = next.Identity, next.Tools, next.Approvals.Approvers, next.Approvals.Logins
-	if !reflect.DeepEqual(&cur, next) {
-		a.log.Warn("configuration changed beyond identity and tools; restart to apply the rest")
+	appr := make(map[string]config.ApproverConfig, len(cfg.Approvals.Approvers))
+	for _, ap := range cfg.Approvals.Approvers {
+		appr[ap.ID] = ap
 	}
-	a.cfg.Identity, a.cfg.Tools, a.cfg.Approvals.Approvers, a.cfg.Approvals.Logins = next.Identity, next.Tools, next.Approvals.Approvers, next.Approvals.Logins
-	a.log.Info("configuration reloaded")
+	return &runtimeState{cfg: cfg, verifier: v, logins: l, stop: cancel, policies: set, classes: classes, approvers: appr}, nil
+}
+
+// reload reads and applies the configuration and policies now, stable or not: an operator asked.
+func (a *App) reload() error { return a.reloader.Reload() }
+
+func (a *App) reloadError(err error) {
+	switch {
+	case errors.Is(err, watch.ErrWriterOpen):
+		a.log.Warn("reload waiting", slog.Any("error", err))
+		return
+	case errors.Is(err, errConfigRejected):
+		a.log.Error(errConfigRejected.Error(), slog.Any("error", err))
+	case errors.Is(err, errPolicyRejected):
+		a.log.Error(errPolicyRejected.Error(), slog.Any("error", err))
+	default:
+		a.log.Error("configuration and policy watch", slog.Any("error", err))
+	}
+	a.metrics.ReloadErrors.Inc()
 }

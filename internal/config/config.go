@@ -319,6 +319,12 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
+	return LoadData(path, data)
+}
+
+// LoadData is Load for the bytes of path already read: a hot reload parses exactly the bytes it
+// checked for stability, never a second read of the file.
+func LoadData(path string, data []byte) (*Config, error) {
 	c, err := Parse(path, data)
 	if err != nil {
 		return nil, err

@@ -94,6 +94,8 @@ type Guard struct {
 	// toolClass declares data classifications per tool (data_classification: tool); swapped
 	// whole on configuration reload.
 	toolClass atomic.Pointer[map[string]string]
+	// toolClassFrom, when set, replaces toolClass (Options.ToolClassificationsFrom).
+	toolClassFrom func() map[string]string
 	// recent binds outcomes to the allowed decisions they report on.
 	recent *recentDecisions
 	// approvalExpiry is the default pending lifetime of approval requests.
@@ -110,6 +112,10 @@ type Options struct {
 	Ledger              Ledger
 	Now                 func() time.Time
 	ToolClassifications map[string]string
+	// ToolClassificationsFrom, when set, is asked on every decision instead of
+	// ToolClassifications: a caller that swaps its whole run-time configuration as one snapshot
+	// serves the classifications from that same snapshot, so they never lag its other parts.
+	ToolClassificationsFrom func() map[string]string
 	// ApprovalExpiry is how long a CONSTRAIN request stays pending when its rule does not say
 	// (approvals.expiry); zero: the approval engine's default.
 	ApprovalExpiry time.Duration
@@ -133,7 +139,7 @@ func New(o Options) (*Guard, error) {
 	}
 	g := &Guard{auth: o.Auth, inspector: o.Inspector, behavior: o.Behavior, policies: o.Policies,
 		approvals: o.Approvals, ledger: o.Ledger, now: now, recent: newRecentDecisions(100_000, time.Hour),
-		approvalExpiry: o.ApprovalExpiry}
+		approvalExpiry: o.ApprovalExpiry, toolClassFrom: o.ToolClassificationsFrom}
 	g.SetToolClassifications(o.ToolClassifications)
 	return g, nil
 }
@@ -160,6 +166,13 @@ func (g *Guard) SetToolClassifications(m map[string]string) {
 		m = map[string]string{}
 	}
 	g.toolClass.Store(&m)
+}
+
+func (g *Guard) toolClassifications() map[string]string {
+	if g.toolClassFrom != nil {
+		return g.toolClassFrom()
+	}
+	return *g.toolClass.Load()
 }
 
 // Request is one tool call as a transport received it.
@@ -340,7 +353,7 @@ func (g *Guard) Check(ctx context.Context, req Request) (d *Decision) {
 		Time:               start,
 		Threat:             d.Level,
 		Findings:           findingKinds(d.Findings),
-		ToolClassification: (*g.toolClass.Load())[req.Tool],
+		ToolClassification: g.toolClassifications()[req.Tool],
 		History:            sig.History,
 	}
 	// The record needs every condition's result, so the explanation is computed anyway; its

@@ -32,6 +32,15 @@ func Load(paths ...string) (*Set, error) {
 	return Compile(files...)
 }
 
+// LoadSources parses and compiles files already read (see ReadSources) into one immutable Set.
+func LoadSources(srcs []Source) (*Set, error) {
+	files, err := ParseSources(srcs)
+	if err != nil {
+		return nil, err
+	}
+	return Compile(files...)
+}
+
 // Files returns the parsed files the set was compiled from (for lint and tooling). Do not modify.
 func (s *Set) Files() []*File { return s.files }
 

@@ -59,6 +59,23 @@ func IsTestFile(name string) bool {
 // *.yaml and *.yml files (not recursively, test files skipped) in name order. All errors of all
 // files are returned together as an ErrorList.
 func ParseFiles(paths ...string) ([]*File, error) {
+	srcs, err := ReadSources(paths...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSources(srcs)
+}
+
+// Source is one policy file as read: its name and its exact bytes. A hot reload parses the bytes
+// it has checked for stability, never a second read of the file.
+type Source struct {
+	Name string
+	Data []byte
+}
+
+// ReadSources reads the policy files paths name (see ExpandPaths), each within the size limit.
+// Unreadable or oversized files are reported together as an ErrorList.
+func ReadSources(paths ...string) ([]Source, error) {
 	names, err := ExpandPaths(paths...)
 	if err != nil {
 		return nil, err
@@ -66,7 +83,7 @@ func ParseFiles(paths ...string) ([]*File, error) {
 	if len(names) > DefaultLimits.MaxFiles {
 		return nil, ErrorList{{Pos: Pos{File: paths[0]}, Msg: fmt.Sprintf("%d policy files, more than the limit of %d", len(names), DefaultLimits.MaxFiles)}}
 	}
-	var files []*File
+	srcs := make([]Source, 0, len(names))
 	var errs ErrorList
 	for _, name := range names {
 		data, err := readLimited(name, DefaultLimits.MaxFileBytes)
@@ -74,7 +91,28 @@ func ParseFiles(paths ...string) ([]*File, error) {
 			errs = append(errs, &Error{Pos: Pos{File: name, Line: 1, Col: 1}, Msg: err.Error(), Hint: "policy files must be readable and at most " + humanBytes(DefaultLimits.MaxFileBytes)})
 			continue
 		}
-		f, err := Parse(name, data)
+		srcs = append(srcs, Source{Name: name, Data: data})
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return srcs, nil
+}
+
+// ParseSources parses files already read, as one set: all errors of all files come back together.
+func ParseSources(srcs []Source) ([]*File, error) {
+	if len(srcs) > DefaultLimits.MaxFiles {
+		return nil, ErrorList{{Pos: Pos{File: srcs[0].Name}, Msg: fmt.Sprintf("%d policy files, more than the limit of %d", len(srcs), DefaultLimits.MaxFiles)}}
+	}
+	var files []*File
+	var errs ErrorList
+	for _, src := range srcs {
+		if int64(len(src.Data)) > DefaultLimits.MaxFileBytes {
+			errs = append(errs, &Error{Pos: Pos{File: src.Name, Line: 1, Col: 1}, Msg: "file is larger than the " + humanBytes(DefaultLimits.MaxFileBytes) + " limit",
+				Hint: "policy files must be readable and at most " + humanBytes(DefaultLimits.MaxFileBytes)})
+			continue
+		}
+		f, err := Parse(src.Name, src.Data)
 		if err != nil {
 			var l ErrorList
 			if errors.As(err, &l) {

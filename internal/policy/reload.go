@@ -3,42 +3,42 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
+	"github.com/portcullis-ai/portcullis/internal/watch"
 )
 
 // WatchOptions configure a Watcher.
 type WatchOptions struct {
-	// Debounce is how long the files must be quiet before a reload: editors write a file in
-	// bursts (truncate, write, rename, chmod). Zero means 100ms.
+	// Debounce is the settle interval: how long the files must be quiet before they are read,
+	// and the gap between the two reads that must agree byte for byte before a set is loaded.
+	// Zero means 250ms.
 	Debounce time.Duration
+	// Poll is the interval of the periodic content check that catches changes no event
+	// announced (a ConfigMap volume, a network file system). Zero means 5s; negative disables it.
+	Poll time.Duration
 	// OnReload is called with the new set after each successful swap.
 	OnReload func(*Set)
-	// OnError is called when a reload is rejected (the previous set keeps serving) or the
-	// file watcher fails.
+	// OnError is called when a reload is rejected (the previous set keeps serving), a writer
+	// keeps a file open, or the file watcher fails.
 	OnError func(error)
 }
 
 // Watcher serves the current compiled set of a policy directory or files and reloads it when
-// they change: the new set is compiled off to the side and swapped in atomically; a set with
-// any error is rejected whole and the previous one keeps serving. In-flight evaluations finish
-// on the set they loaded.
+// they change and are stable (see package watch: a file still open for writing, or whose bytes
+// differ between two reads a settle interval apart, is never loaded). The new set is compiled off
+// to the side from the exact bytes checked and swapped in atomically; a set with any error is
+// rejected whole and the previous one keeps serving. In-flight evaluations finish on the set they
+// loaded.
 type Watcher struct {
 	paths []string
 	opts  WatchOptions
 	cur   atomic.Pointer[Set]
-	fsw   *fsnotify.Watcher
-	deb   *debouncer
-	mu    sync.Mutex // serialises reloads so an older load never overwrites a newer one
-
-	closeOnce sync.Once
-	done      chan struct{}
-	wg        sync.WaitGroup
+	w     *watch.Watcher
 }
 
 // ErrNoSet is returned by NewWatcher when the initial load fails.
@@ -46,44 +46,47 @@ var ErrNoSet = errors.New("no valid policy set")
 
 // NewWatcher loads paths (the initial load must succeed) and starts watching them.
 func NewWatcher(paths []string, opts WatchOptions) (*Watcher, error) {
-	if opts.Debounce <= 0 {
-		opts.Debounce = 100 * time.Millisecond
-	}
-	set, err := Load(paths...)
-	if err != nil {
-		return nil, fmt.Errorf("watch policy: %w: %w", ErrNoSet, err)
-	}
-	fsw, err := fsnotify.NewWatcher()
+	pw := &Watcher{paths: paths, opts: opts}
+	initial := true
+	dirs, err := WatchDirs(paths)
 	if err != nil {
 		return nil, fmt.Errorf("watch policy: %w", err)
 	}
-	w := &Watcher{paths: paths, opts: opts, fsw: fsw, done: make(chan struct{})}
-	w.cur.Store(set)
-	// Watch directories, not files: editors replace a file by renaming a new one over it, which
-	// would silently end a watch on the old inode.
-	dirs := map[string]bool{}
-	for _, p := range paths {
-		names, err := ExpandPaths(p)
-		if err != nil {
-			fsw.Close()
-			return nil, fmt.Errorf("watch policy: %w", err)
+	w, err := watch.New(watch.Options{
+		Dirs:     dirs,
+		Relevant: func(name string) bool { return Relevant(paths, name) },
+		Read:     func() (watch.Snapshot, error) { return ReadSnapshot(paths) },
+		Apply: func(snap watch.Snapshot) error {
+			set, err := LoadSources(Sources(snap))
+			if err != nil {
+				if initial {
+					return fmt.Errorf("watch policy: %w: %w", ErrNoSet, err)
+				}
+				return fmt.Errorf("reload policy (previous set keeps serving): %w", err)
+			}
+			pw.cur.Store(set)
+			if !initial && pw.opts.OnReload != nil {
+				pw.opts.OnReload(set)
+			}
+			return nil
+		},
+		OnError: func(err error) {
+			if pw.opts.OnError != nil {
+				pw.opts.OnError(err)
+			}
+		},
+		Settle: opts.Debounce,
+		Poll:   opts.Poll,
+	})
+	if err != nil {
+		if !errors.Is(err, ErrNoSet) {
+			err = fmt.Errorf("watch policy: %w: %w", ErrNoSet, err)
 		}
-		if len(names) == 1 && names[0] == p {
-			dirs[filepath.Dir(p)] = true
-		} else {
-			dirs[p] = true
-		}
+		return nil, err
 	}
-	for d := range dirs {
-		if err := fsw.Add(d); err != nil {
-			fsw.Close()
-			return nil, fmt.Errorf("watch policy %s: %w", d, err)
-		}
-	}
-	w.deb = newDebouncer(opts.Debounce, w.reload)
-	w.wg.Add(1)
-	go w.loop()
-	return w, nil
+	initial = false
+	pw.w = w
+	return pw, nil
 }
 
 // Current returns the set in force now. It never returns nil.
@@ -94,102 +97,77 @@ func (w *Watcher) Evaluate(req *Request) Decision { return w.cur.Load().Evaluate
 
 // Reload loads and swaps the set now. On error the previous set stays and the error is
 // returned (and reported to OnError).
-func (w *Watcher) Reload() error { return w.reload() }
+func (w *Watcher) Reload() error { return w.w.Reload() }
 
-func (w *Watcher) reload() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	set, err := Load(w.paths...)
-	if err != nil {
-		err = fmt.Errorf("reload policy (previous set keeps serving): %w", err)
-		if w.opts.OnError != nil {
-			w.opts.OnError(err)
+// Close stops watching and waits for a reload in flight: OnReload and OnError are not called
+// after it returns. The last set stays readable through Current.
+func (w *Watcher) Close() error { return w.w.Close() }
+
+// WatchDirs are the directories to watch for paths: a directory itself, a file's parent (editors
+// and deploy tools replace a file by renaming a new one over it, which would end a watch on the
+// old inode).
+func WatchDirs(paths []string) ([]string, error) {
+	seen := map[string]bool{}
+	var dirs []string
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, err
 		}
-		return err
+		d := filepath.Clean(p)
+		if !st.IsDir() {
+			d = filepath.Dir(d)
+		}
+		if !seen[d] {
+			seen[d] = true
+			dirs = append(dirs, d)
+		}
 	}
-	w.cur.Store(set)
-	if w.opts.OnReload != nil {
-		w.opts.OnReload(set)
-	}
-	return nil
+	return dirs, nil
 }
 
-// Close stops watching. The last set stays readable through Current.
-func (w *Watcher) Close() error {
-	var err error
-	w.closeOnce.Do(func() {
-		close(w.done)
-		err = w.fsw.Close()
-		w.wg.Wait()
-		w.deb.stop()
-	})
-	return err
-}
-
-func (w *Watcher) relevant(name string) bool {
+// Relevant says whether an event on name concerns the policy files paths name: a named file, or
+// a *.yaml/*.yml file (not a test file, not hidden) in a named directory.
+func Relevant(paths []string, name string) bool {
+	name = filepath.Clean(name)
 	base := filepath.Base(name)
+	for _, p := range paths {
+		if filepath.Clean(p) == name {
+			return true
+		}
+	}
 	if strings.HasPrefix(base, ".") || IsTestFile(base) {
 		return false
 	}
 	if !strings.HasSuffix(base, ".yaml") && !strings.HasSuffix(base, ".yml") {
 		return false
 	}
-	for _, p := range w.paths {
-		if filepath.Clean(p) == filepath.Clean(name) || filepath.Clean(p) == filepath.Dir(name) {
+	for _, p := range paths {
+		if filepath.Clean(p) == filepath.Dir(name) {
 			return true
 		}
 	}
 	return false
 }
 
-func (w *Watcher) loop() {
-	defer w.wg.Done()
-	for {
-		select {
-		case <-w.done:
-			return
-		case ev, ok := <-w.fsw.Events:
-			if !ok {
-				return
-			}
-			if w.relevant(ev.Name) {
-				w.deb.trigger()
-			}
-		case err, ok := <-w.fsw.Errors:
-			if !ok {
-				return
-			}
-			if w.opts.OnError != nil {
-				w.opts.OnError(fmt.Errorf("watch policy: %w", err))
-			}
-		}
+// ReadSnapshot reads the policy files paths name, for a watch.Watcher.
+func ReadSnapshot(paths []string) (watch.Snapshot, error) {
+	srcs, err := ReadSources(paths...)
+	if err != nil {
+		return nil, err
 	}
+	snap := make(watch.Snapshot, len(srcs))
+	for i, s := range srcs {
+		snap[i] = watch.File{Name: s.Name, Data: s.Data}
+	}
+	return snap, nil
 }
 
-// debouncer calls fn once after a burst of triggers has been quiet for d.
-type debouncer struct {
-	d  time.Duration
-	fn func() error
-	mu sync.Mutex
-	t  *time.Timer
-}
-
-func newDebouncer(d time.Duration, fn func() error) *debouncer { return &debouncer{d: d, fn: fn} }
-
-func (b *debouncer) trigger() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.t == nil {
-		b.t = time.AfterFunc(b.d, func() { _ = b.fn() })
-		return
+// Sources turns a snapshot back into policy sources.
+func Sources(snap watch.Snapshot) []Source {
+	srcs := make([]Source, len(snap))
+	for i, f := range snap {
+		srcs[i] = Source{Name: f.Name, Data: f.Data}
 	}
-	b.t.Reset(b.d)
-}
-
-func (b *debouncer) stop() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.t != nil {
-		b.t.Stop()
-	}
+	return srcs
 }

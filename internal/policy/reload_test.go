@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"testing/synctest"
 	"time"
 )
 
@@ -170,29 +169,45 @@ func TestWatcherSingleFile(t *testing.T) {
 	}
 }
 
-func TestDebouncer(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		var calls atomic.Int32
-		d := newDebouncer(100*time.Millisecond, func() error { calls.Add(1); return nil })
-		for range 5 {
-			d.trigger()
-			time.Sleep(30 * time.Millisecond)
-		}
-		synctest.Wait()
-		if n := calls.Load(); n != 0 {
-			t.Fatalf("fired %d times during the burst", n)
-		}
-		time.Sleep(100 * time.Millisecond)
-		synctest.Wait()
-		if n := calls.Load(); n != 1 {
-			t.Fatalf("fired %d times after the burst, want 1", n)
-		}
-		d.trigger()
-		time.Sleep(150 * time.Millisecond)
-		synctest.Wait()
-		if n := calls.Load(); n != 2 {
-			t.Fatalf("fired %d times after a second burst, want 2", n)
-		}
-		d.stop()
-	})
+// Close waits for a reload in flight: once it has returned, no callback runs.
+func TestWatcherCloseWaitsForReload(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a.yaml")
+	writeFile(t, path, policyAllowing("one"))
+	entered := make(chan struct{}, 1)
+	release := make(chan struct{})
+	var closed, lateCallback atomic.Bool
+	w, err := NewWatcher([]string{dir}, WatchOptions{Debounce: 10 * time.Millisecond,
+		OnReload: func(*Set) {
+			entered <- struct{}{}
+			<-release
+			if closed.Load() {
+				lateCallback.Store(true)
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, path, policyAllowing("two"))
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no reload within 10s")
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = w.Close()
+		closed.Store(true)
+		close(done)
+	}()
+	select {
+	case <-done:
+		t.Error("Close returned while a reload was still calling back")
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(release)
+	<-done
+	if lateCallback.Load() {
+		t.Error("a reload called back after Close returned")
+	}
 }
