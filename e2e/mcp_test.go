@@ -908,3 +908,112 @@ rules:
 		t.Errorf("audit search (exit %d) shows the oversized message: %.300s", code, out)
 	}
 }
+
+// TestMCPStdioWrapperRefusesRepeatedKeys: tool arguments that name a key twice are refused with
+// JSON-RPC invalid params by `portcullis mcp -- CMD`, and never reach the server. Otherwise the
+// policy decides on one reading (Go keeps the last of two keys) and a server that keeps the
+// first — like the "first" tool here — runs on the other.
+func TestMCPStdioWrapperRefusesRepeatedKeys(t *testing.T) {
+	echo := echoServer(t)
+	dir, agentKey, _ := initData(t)
+	writePolicy(t, dir, `agent_id: report-generator-v1
+default_action: DENY
+rules:
+  - name: only_safe_text
+    tool: "e__first"
+    action: ALLOW
+    conditions:
+      - parameter: text
+        match: "^safe$"
+`)
+	cmd := exec.Command(binary(t), "mcp", "--data", dir, "--name", "e", "--", echo)
+	cmd.Env = append(os.Environ(), "PORTCULLIS_API_KEY="+agentKey)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+		}
+	})
+	lines := make(chan string, 64)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	send := func(s string) {
+		t.Helper()
+		if _, err := io.WriteString(stdin, s+"\n"); err != nil {
+			t.Fatalf("write: %v\n%s", err, stderr.String())
+		}
+	}
+	next := func(want string) string {
+		t.Helper()
+		timeout := time.After(30 * time.Second)
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("wrapper exited waiting for %q\n%s", want, stderr.String())
+				}
+				if strings.Contains(l, want) {
+					return l
+				}
+			case <-timeout:
+				t.Fatalf("no answer containing %q\n%s", want, stderr.String())
+			}
+		}
+	}
+	send(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`)
+	next(`"id":1`)
+	send(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+
+	send(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"e__first","arguments":{"text":"safe"}}}`)
+	if l := next(`"id":2`); !strings.Contains(l, `"text":"safe"`) || strings.Contains(l, `"isError":true`) {
+		t.Fatalf("a plain allowed call: %s", l)
+	}
+	for i, args := range []string{
+		`{"text":"evil","text":"safe"}`,
+		`{"text":"evil","TEXT":"safe"}`,
+		`{"TEXT":"evil","text":"safe"}`,
+		`{"text":"safe","nested":{"a":[{"k":1,"k":2}]}}`,
+	} {
+		id := strconv.Itoa(10 + i)
+		send(`{"jsonrpc":"2.0","id":` + id + `,"method":"tools/call","params":{"name":"e__first","arguments":` + args + `}}`)
+		l := next(`"id":` + id)
+		if strings.Contains(l, "evil") && !strings.Contains(l, `"error"`) {
+			t.Errorf("%s: the server ran on the other reading: %s", args, l)
+		}
+		if !strings.Contains(l, `"code":-32602`) || !strings.Contains(l, "duplicate key") {
+			t.Errorf("%s: %s; want a JSON-RPC invalid params error naming the duplicate key", args, l)
+		}
+	}
+	// The wrapper still serves afterwards.
+	send(`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"e__first","arguments":{"text":"safe"}}}`)
+	if l := next(`"id":3`); !strings.Contains(l, `"text":"safe"`) {
+		t.Errorf("call after refused ones: %s", l)
+	}
+	stdin.Close()
+	for range lines {
+	}
+	_ = cmd.Wait()
+	auditVerify(t, dir)
+}

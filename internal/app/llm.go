@@ -102,7 +102,10 @@ func (c *llmChecker) CheckToolCall(ctx context.Context, caller llm.Caller, call 
 	}
 	d := c.a.guard.Check(ctx, guard.Request{RequestID: call.ModelCallID + "/" + call.CallID, Source: "llm", Agent: p.agent,
 		UserToken: p.userToken, Tool: call.Name, Params: call.Arguments})
-	v := llm.Verdict{DecisionID: d.ID, ApprovalID: d.ApprovalID, Message: d.Message}
+	// Arguments the guard refused as unreadable (a repeated key: the model's JSON could be read
+	// two ways) are denied, and the agent is told the arguments were malformed.
+	v := llm.Verdict{DecisionID: d.ID, ApprovalID: d.ApprovalID, Message: d.Message,
+		Malformed: d.Code == guard.CodeDuplicateKey || d.Code == guard.CodeMalformed}
 	switch d.Action {
 	case policy.Allow, policy.Log:
 		v.Action = llm.Allow

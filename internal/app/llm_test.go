@@ -129,3 +129,94 @@ func TestLLMGatewayWiredToThePipeline(t *testing.T) {
 		}
 	}
 }
+
+// A tool call the model proposes with a repeated key in its arguments is denied as malformed —
+// removed from the answer, with a notice — rather than allowed on the last value (limit 50)
+// and handed to an application that may read the first (limit 5000). The app gets its answer,
+// not an HTTP error; the ledger has the denial. Chat Completions (arguments as a JSON string)
+// and Messages (input as a JSON object) both.
+func TestLLMGatewayDeniesRepeatedKeysInToolCalls(t *testing.T) {
+	const chat = `{"id":"chatcmpl-2","object":"chat.completion","created":1741570283,"model":"gpt-4.1",
+"choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[
+{"id":"call_1","type":"function","function":{"name":"fetch_customer_names","arguments":"{\"limit\":5000,\"limit\":50}"}},
+{"id":"call_2","type":"function","function":{"name":"fetch_customer_names","arguments":"{\"limit\":10,\"LIMIT\":5000}"}},
+{"id":"call_3","type":"function","function":{"name":"fetch_customer_names","arguments":"{\"limit\":10}"}}]},
+"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":10,"completion_tokens":10,"total_tokens":20}}`
+	const messages = `{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[
+{"type":"tool_use","id":"toolu_1","name":"fetch_customer_names","input":{"limit":5000,"limit":50}},
+{"type":"tool_use","id":"toolu_2","name":"fetch_customer_names","input":{"limit":10}}],
+"stop_reason":"tool_use","usage":{"input_tokens":10,"output_tokens":10}}`
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if strings.HasSuffix(r.URL.Path, "/messages") {
+			io.WriteString(w, messages)
+			return
+		}
+		io.WriteString(w, chat)
+	}))
+	defer upstream.Close()
+	t.Setenv("TEST_PROVIDER_KEY", "sk-provider-secret")
+
+	ctx := context.Background()
+	_, cfgPath, key, cfg := initDefault(t)
+	cfg.LLM.Upstreams = map[string]config.LLMUpstream{
+		"chat_completions": {BaseURL: upstream.URL + "/v1", APIKeyEnv: "TEST_PROVIDER_KEY"},
+		"messages":         {BaseURL: upstream.URL + "/v1", APIKeyEnv: "TEST_PROVIDER_KEY"},
+	}
+	a, err := Open(ctx, cfg, cfgPath, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(ctx)
+	gw := httptest.NewServer(a.Handler())
+	defer gw.Close()
+	post := func(path, body string) (int, string) {
+		req, _ := http.NewRequest(http.MethodPost, gw.URL+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+
+	status, body := post("/v1/chat/completions", `{"model":"gpt-4.1","messages":[{"role":"user","content":"list customers"}]}`)
+	if status != http.StatusOK {
+		t.Fatalf("chat: status %d: %s", status, body)
+	}
+	if strings.Contains(body, "5000") || strings.Contains(body, "call_1") || strings.Contains(body, "call_2") || !strings.Contains(body, "call_3") {
+		t.Errorf("chat: a call with a repeated key reached the app, or the valid one did not: %s", body)
+	}
+	if !strings.Contains(body, "not a valid JSON object") {
+		t.Errorf("chat: no notice that the arguments were malformed: %s", body)
+	}
+
+	status, body = post("/v1/messages", `{"model":"claude-sonnet-4-5","max_tokens":100,"messages":[{"role":"user","content":"list customers"}]}`)
+	if status != http.StatusOK {
+		t.Fatalf("messages: status %d: %s", status, body)
+	}
+	if strings.Contains(body, "5000") || strings.Contains(body, "toolu_1") || !strings.Contains(body, "toolu_2") {
+		t.Errorf("messages: a call with a repeated key reached the app, or the valid one did not: %s", body)
+	}
+
+	var got []string
+	if err := a.ledgerStore.Scan(ctx, 0, func(e ledger.Entry) error {
+		r, err := ledger.ParseRecord(e.Data)
+		if err != nil {
+			return err
+		}
+		if r.Kind == ledger.KindDecision && r.Source == "llm" && r.Tool == "fetch_customer_names" {
+			code, _, _ := strings.Cut(r.Reason, ":")
+			got = append(got, r.Decision+"/"+code)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want := "deny/duplicate_key deny/duplicate_key allow/ deny/duplicate_key allow/"; strings.Join(got, " ") != want {
+		t.Errorf("ledger decisions %q, want %q", strings.Join(got, " "), want)
+	}
+}

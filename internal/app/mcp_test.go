@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -345,4 +346,39 @@ func connectRemoteUpstream(t *testing.T, url string) (context.Context, *sdk.Clie
 	}
 	t.Cleanup(func() { _ = cs.Close() })
 	return ctx, cs
+}
+
+// TestMCPHTTPRefusesRepeatedKeys: over Streamable HTTP, tools/call arguments that repeat a key
+// (exactly or up to case) are answered with JSON-RPC invalid params naming the key, never
+// forwarded, and the attempt is a recorded denial with the code duplicate_key.
+func TestMCPHTTPRefusesRepeatedKeys(t *testing.T) {
+	m := newMCPSigned(t)
+	cs := m.connect(t, m.signer)
+	for i, args := range []string{`{"text":"evil","text":"safe"}`, `{"text":"evil","Text":"safe"}`, `{"text":"x","o":{"a":1,"a":2}}`} {
+		body := `{"jsonrpc":"2.0","id":` + strconv.Itoa(200+i) + `,"method":"tools/call","params":{"name":"up__echo","arguments":` + args + `}}`
+		status, out := send(t, m.signedCall(t, cs, m.signer, body, ""), body)
+		if status != http.StatusOK || !strings.Contains(out, `"code":-32602`) || !strings.Contains(out, "duplicate key") {
+			t.Errorf("%s: %d %s; want a JSON-RPC invalid params error naming the duplicate key", args, status, out)
+		}
+	}
+	if n := m.calls.Load(); n != 0 {
+		t.Errorf("upstream ran %d times; want 0: nothing may be forwarded", n)
+	}
+	var codes []string
+	if err := m.app.ledgerStore.Scan(context.Background(), 0, func(e ledger.Entry) error {
+		if r, err := ledger.ParseRecord(e.Data); err == nil && r.Kind == ledger.KindDecision && r.Source == "mcp" && r.Decision == "deny" {
+			codes = append(codes, r.Reason)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(codes) != 3 {
+		t.Fatalf("recorded denials %q, want 3", codes)
+	}
+	for _, c := range codes {
+		if !strings.HasPrefix(c, "duplicate_key:") {
+			t.Errorf("denial %q, want duplicate_key", c)
+		}
+	}
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/portcullis-ai/portcullis/internal/approval"
 	"github.com/portcullis-ai/portcullis/internal/identity"
 	"github.com/portcullis-ai/portcullis/internal/inspect"
+	"github.com/portcullis-ai/portcullis/internal/jsonx"
 	"github.com/portcullis-ai/portcullis/internal/ledger"
 	"github.com/portcullis-ai/portcullis/internal/policy"
 	"github.com/portcullis-ai/portcullis/internal/threat"
@@ -160,6 +161,33 @@ func (g *Guard) Authenticate(ctx context.Context, source string, creds identity.
 	return nil, err
 }
 
+// Admit authenticates the agent of req before a transport spends anything on it — a
+// concurrency slot, a long-poll — and returns the agent for req.Agent, so that the Check that
+// follows uses it instead of verifying the credential again (a signed request's nonce is
+// single-use: a second verification would be a replay). A failure is the denial Check would
+// have returned for the same request, recorded the same way; the caller answers with it.
+func (g *Guard) Admit(ctx context.Context, req Request) (*identity.Agent, *Decision) {
+	agent, err := g.auth.Verify(ctx, req.Credentials)
+	if err == nil {
+		return agent, nil
+	}
+	d := &Decision{ID: NewDecisionID(), Tool: req.Tool, Action: policy.Deny, Message: msgUnavailable}
+	return nil, g.denyUnauthenticated(ctx, d, g.requestRecord(d, req, g.now()), req, err)
+}
+
+// requestRecord starts the decision record of req.
+func (g *Guard) requestRecord(d *Decision, req Request, at time.Time) *ledger.Record {
+	return &ledger.Record{Kind: ledger.KindDecision, Time: at, DecisionID: d.ID, RequestID: req.RequestID,
+		Source: req.Source, Tool: req.Tool, Params: req.Params, ParamsSize: len(req.Params)}
+}
+
+// denyUnauthenticated denies a request whose agent could not be authenticated. The record names
+// the agent the request claimed to be, unverified.
+func (g *Guard) denyUnauthenticated(ctx context.Context, d *Decision, rec *ledger.Record, req Request, err error) *Decision {
+	rec.Agent = &ledger.Principal{ID: req.Credentials.ClaimedAgent, Verified: false}
+	return g.deny(ctx, d, rec, nil, CodeUnauthenticated, fmt.Errorf("authenticate agent: %w", err), identity.Code(err))
+}
+
 // SetToolClassifications replaces the per-tool data classifications (configuration reload).
 func (g *Guard) SetToolClassifications(m map[string]string) {
 	if m == nil {
@@ -235,12 +263,14 @@ const (
 	CodeUnauthenticated = "unauthenticated"
 	CodeUserInvalid     = "user_invalid"
 	CodeMalformed       = "malformed_params"
-	CodeInspection      = "inspection_failed"
-	CodeBehavior        = "behavior_unavailable"
-	CodeNoPolicy        = "policy_unavailable"
-	CodeApproval        = "approval_unavailable"
-	CodeLedger          = "ledger_unavailable"
-	CodeInternal        = "internal_error"
+	// CodeDuplicateKey: the parameters name an object member twice (exactly or up to case).
+	CodeDuplicateKey = "duplicate_key"
+	CodeInspection   = "inspection_failed"
+	CodeBehavior     = "behavior_unavailable"
+	CodeNoPolicy     = "policy_unavailable"
+	CodeApproval     = "approval_unavailable"
+	CodeLedger       = "ledger_unavailable"
+	CodeInternal     = "internal_error"
 )
 
 // Messages shown to agents. They reveal nothing of the policy.
@@ -257,8 +287,7 @@ func (g *Guard) Check(ctx context.Context, req Request) (d *Decision) {
 	ctx, span := tracer.Start(ctx, "guard.Check", trace.WithAttributes(attribute.String("portcullis.decision_id", d.ID),
 		attribute.String("portcullis.tool", req.Tool), attribute.String("portcullis.source", req.Source)))
 	defer func() { endSpan(span, d) }()
-	rec := &ledger.Record{Kind: ledger.KindDecision, Time: start, DecisionID: d.ID, RequestID: req.RequestID,
-		Source: req.Source, Tool: req.Tool, Params: req.Params, ParamsSize: len(req.Params)}
+	rec := g.requestRecord(d, req, start)
 	var secretPaths []string
 
 	defer func() {
@@ -285,8 +314,7 @@ func (g *Guard) Check(ctx context.Context, req Request) (d *Decision) {
 		agent, err = g.auth.Verify(ctx, req.Credentials)
 	}
 	if err != nil {
-		rec.Agent = &ledger.Principal{ID: req.Credentials.ClaimedAgent, Verified: false}
-		return g.deny(ctx, d, rec, secretPaths, CodeUnauthenticated, fmt.Errorf("authenticate agent: %w", err), identity.Code(err))
+		return g.denyUnauthenticated(ctx, d, rec, req, err)
 	}
 	d.Agent = agent
 	rec.Agent = &ledger.Principal{ID: agent.ID, Verified: true, Method: string(agent.Method)}
@@ -298,7 +326,18 @@ func (g *Guard) Check(ctx context.Context, req Request) (d *Decision) {
 	rec.User = userPrincipal(user)
 	step(&d.Steps.Auth)
 
-	// 3. Inspect the parameters.
+	// 3. Read, then inspect the parameters. Parameters that readers could read two ways — a
+	// repeated key, exactly or up to case; invalid UTF-8 — are refused before anything reads
+	// them: the policy would decide on one reading and the tool might run on the other.
+	params, err := decodeParams(req.Params)
+	if err != nil {
+		rec.Params, rec.ParamsDropped = nil, "malformed"
+		code := CodeMalformed
+		if errors.Is(err, jsonx.ErrDuplicateKey) {
+			code = CodeDuplicateKey
+		}
+		return g.deny(ctx, d, rec, secretPaths, code, err, "")
+	}
 	res, err := g.inspector.Inspect(ctx, req.Tool, inspect.Request, req.Params)
 	d.Level, d.Findings = res.Level, res.Findings
 	secretPaths = secretFindingPaths(res.Findings)
@@ -311,11 +350,6 @@ func (g *Guard) Check(ctx context.Context, req Request) (d *Decision) {
 			rec.Params, rec.ParamsDropped = nil, "malformed"
 		}
 		return g.deny(ctx, d, rec, secretPaths, code, fmt.Errorf("inspect params: %w", err), "")
-	}
-	params, err := decodeParams(req.Params)
-	if err != nil {
-		rec.Params, rec.ParamsDropped = nil, "malformed"
-		return g.deny(ctx, d, rec, secretPaths, CodeMalformed, err, "")
 	}
 	step(&d.Steps.Inspect)
 

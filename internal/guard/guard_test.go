@@ -487,3 +487,51 @@ rules:
 		}
 	}
 }
+
+// Parameters that two readers could read two ways are refused on every transport before
+// anything reads them, and recorded without their content; a CONSTRAIN call is no exception.
+func TestCheckRefusesRepeatedParamKeys(t *testing.T) {
+	h := newHarness(t, nil)
+	for _, tc := range []struct{ tool, params string }{
+		{"save_note", `{"text":"evil","text":"safe"}`},
+		{"save_note", `{"text":"safe","TEXT":"evil"}`},
+		{"save_note", `{"a":{"b":[{"text":"x","text":"y"}]}}`},
+		{"wire_money", `{"amount":1,"amount":100000}`},
+	} {
+		d := h.g.Check(context.Background(), h.call(tc.tool, tc.params))
+		if d.Action != policy.Deny || d.Code != CodeDuplicateKey {
+			t.Errorf("%s %s: %v %q (%v); want DENY %s", tc.tool, tc.params, d.Action, d.Code, d.Err, CodeDuplicateKey)
+			continue
+		}
+		rec := h.recordOf(t, d.ID, "decision")
+		if rec.Params != nil || rec.ParamsDropped != "malformed" {
+			t.Errorf("%s: the record keeps the ambiguous parameters: %s", tc.params, rec.Params)
+		}
+	}
+}
+
+// Admit refuses a bad credential with the denial Check would give, recorded; a good one gives
+// the agent that Check then decides for and records.
+func TestAdmit(t *testing.T) {
+	h := newHarness(t, nil)
+	bad := h.call("save_note", `{}`)
+	bad.Credentials.APIKey = h.key[:len(h.key)-4] + "AAAA"
+	if a, d := h.g.Admit(context.Background(), bad); a != nil || d == nil || d.Code != "credential_invalid" {
+		t.Fatalf("bad key admitted: %v, %+v", a, d)
+	} else if rec := h.recordOf(t, d.ID, "decision"); rec.Decision != "deny" || rec.Agent.Verified {
+		t.Errorf("refusal recorded as %+v", rec)
+	}
+	req := h.call("save_note", `{}`)
+	agent, d := h.g.Admit(context.Background(), req)
+	if d != nil || agent == nil || agent.ID != "report-generator-v1" {
+		t.Fatalf("good key: %v, %+v", agent, d)
+	}
+	req.Agent, req.Credentials = agent, identity.Credentials{}
+	dec := h.g.Check(context.Background(), req)
+	if !dec.Allowed() || dec.Agent != agent {
+		t.Fatalf("Check after Admit: %v %q (%v)", dec.Action, dec.Code, dec.Err)
+	}
+	if rec := h.recordOf(t, dec.ID, "decision"); rec.Agent == nil || rec.Agent.ID != agent.ID || !rec.Agent.Verified {
+		t.Errorf("recorded agent %+v", rec.Agent)
+	}
+}

@@ -2,8 +2,9 @@
 // decoded on every decision, and the standard library's reflection decoder was a tenth of a
 // decision's CPU. It uses github.com/segmentio/encoding/json (already in the binary through the
 // MCP SDK), which decodes the same JSON into the same Go values several times faster, and adds
-// the one guard that decoder lacks: a nesting limit, so a deeply nested document is refused
-// before a recursive decoder sees it.
+// what that decoder lacks: Validate, which refuses before any decoder sees it a document nested
+// too deep, holding invalid UTF-8, or naming an object member twice (exactly or up to case) —
+// input that two readers could read two ways.
 package jsonx
 
 import (
@@ -85,8 +86,10 @@ func DecodeObject(raw []byte) (map[string]any, error) {
 	if len(trimSpace(raw)) == 0 {
 		return map[string]any{}, nil
 	}
-	if Depth(raw) > MaxNesting {
-		return nil, ErrTooDeep
+	// Validate first: the decoder below takes the last of two duplicate keys, and would hand
+	// the policy one reading of arguments that a first-wins tool reads otherwise.
+	if err := ValidateObject(raw, Limits{}); err != nil {
+		return nil, err
 	}
 	var v any
 	rest, err := segjson.Parse(raw, &v, 0)
@@ -103,13 +106,15 @@ func DecodeObject(raw []byte) (map[string]any, error) {
 	return m, nil
 }
 
-// DecodeStrict decodes exactly one JSON value into v, refusing unknown object fields and
-// trailing data.
+// DecodeStrict decodes exactly one JSON value into v, refusing what Validate refuses, unknown
+// object fields and trailing data. Fields match their names exactly: "TOOL" is not "tool" (the
+// decoder would match it case-insensitively otherwise, and a body naming both would be read
+// one way here and another way by any reader that matches exactly).
 func DecodeStrict(body []byte, v any) error {
-	if Depth(body) > MaxNesting {
-		return ErrTooDeep
+	if err := Validate(body, Limits{}); err != nil {
+		return err
 	}
-	rest, err := segjson.Parse(body, v, segjson.DisallowUnknownFields)
+	rest, err := segjson.Parse(body, v, segjson.DisallowUnknownFields|segjson.DontMatchCaseInsensitiveStructFields)
 	if err != nil {
 		return err
 	}

@@ -143,7 +143,7 @@ func (a *approvalsAPI) resolve(w http.ResponseWriter, r *http.Request, approve b
 	}
 	if len(body) > 0 {
 		if err := strictDecode(body, &in); err != nil {
-			a.s.reject(w, http.StatusBadRequest, "bad_request", err.Error())
+			a.s.rejectBody(w, err)
 			return
 		}
 	}

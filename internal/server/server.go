@@ -6,8 +6,6 @@ package server
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,14 +27,17 @@ import (
 	"github.com/portcullis-ai/portcullis/internal/policy"
 )
 
-// Decider is the pipeline the server calls (guard.Guard).
+// Decider is the pipeline the server calls (guard.Guard). Admit authenticates a request's
+// agent before the server spends anything on it; Check then decides with that agent.
 type Decider interface {
+	Admit(ctx context.Context, req guard.Request) (*identity.Agent, *guard.Decision)
 	Check(ctx context.Context, req guard.Request) *guard.Decision
 	CheckResult(ctx context.Context, o guard.Outcome, rp guard.ResultPolicy) *guard.ResultDecision
 }
 
 // ApprovalWaiter long-polls an approval request until it resolves (approval.Engine).
 type ApprovalWaiter interface {
+	Get(ctx context.Context, id string) (approval.Request, error)
 	Wait(ctx context.Context, id string) (approval.Request, error)
 }
 
@@ -154,53 +155,90 @@ func (s *Server) handleDecide(w http.ResponseWriter, r *http.Request) {
 	}
 	creds := identity.CredentialsFromRequest(r, body)
 	creds.ClaimedAgent = req.AgentID
-	release, ok := s.slots.acquire(slotKey(r, creds))
+	greq := guard.Request{RequestID: req.RequestID, Source: "http", Credentials: creds,
+		UserToken: req.UserToken, AssertedUser: req.User, Tool: req.Tool, Params: req.Params, ApprovalID: req.ApprovalID}
+
+	// A caller's trace context (traceparent) makes the decision a span of its trace.
+	ctx := otel.GetTextMapPropagator().Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+
+	// Authenticate before anything is spent on the caller. Key ids and approval ids are not
+	// secret (the ledger, `keys list` and approval notices show them): a slot keyed by what a
+	// request claims, or a wait on an approval it names, would let a caller who holds no
+	// credential occupy an agent's slots. The agent authenticated here is the one Check decides
+	// for and records: its credential is not verified twice (a signed request's nonce is single-use).
+	agent, denial := s.admit(ctx, greq)
+	if denial != nil {
+		s.answer(ctx, w, start, req.Tool, denial)
+		return
+	}
+	greq.Agent = agent
+	release, ok := s.slots.acquire(agent.ID)
 	if !ok {
 		s.reject(w, http.StatusTooManyRequests, "too_many_concurrent", "too many concurrent requests for this agent")
 		return
 	}
 	defer release()
 
-	// A caller's trace context (traceparent) makes the decision a span of its trace.
-	ctx := otel.GetTextMapPropagator().Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 	if req.ApprovalID != "" && req.WaitSeconds > 0 && s.o.Approvals != nil {
-		s.waitForApproval(ctx, req.ApprovalID, time.Duration(req.WaitSeconds)*time.Second)
+		s.waitForApproval(ctx, agent.ID, req.ApprovalID, time.Duration(req.WaitSeconds)*time.Second)
 	}
 	if s.o.Limits.DecisionTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.o.Limits.DecisionTimeout)
 		defer cancel()
 	}
-	d := s.o.Decider.Check(ctx, guard.Request{RequestID: req.RequestID, Source: "http", Credentials: creds,
-		UserToken: req.UserToken, AssertedUser: req.User, Tool: req.Tool, Params: req.Params, ApprovalID: req.ApprovalID})
-	s.metrics.observeDecision(d, time.Since(start))
+	s.answer(ctx, w, start, req.Tool, s.o.Decider.Check(ctx, greq))
+}
 
+// admit authenticates the request's agent within the decision timeout.
+func (s *Server) admit(ctx context.Context, req guard.Request) (*identity.Agent, *guard.Decision) {
+	if s.o.Limits.DecisionTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.o.Limits.DecisionTimeout)
+		defer cancel()
+	}
+	return s.o.Decider.Admit(ctx, req)
+}
+
+// answer writes a decision (or a denial from Admit) as the decide response.
+func (s *Server) answer(ctx context.Context, w http.ResponseWriter, start time.Time, tool string, d *guard.Decision) {
+	s.metrics.observeDecision(d, time.Since(start))
 	resp := decideResponse{Decision: d.Action.String(), DecisionID: d.ID, Message: d.Message, ApprovalID: d.ApprovalID}
 	status := http.StatusOK
 	if d.Code != "" {
 		status = statusFor(d.Code)
-		resp.Error = &errorBody{Code: d.Code, Message: publicMessage(status)}
+		msg := publicMessage(status)
+		if d.Code == guard.CodeDuplicateKey && d.Err != nil {
+			// The caller's own parameters: naming the repeated key reveals nothing of the policy.
+			msg = d.Err.Error()
+		}
+		resp.Error = &errorBody{Code: d.Code, Message: msg}
 	}
 	agentID := ""
 	if d.Agent != nil {
 		agentID = d.Agent.ID
 	}
 	s.log.LogAttrs(ctx, levelFor(status), "decision", slog.String("decision_id", d.ID), slog.String("agent", agentID),
-		slog.String("tool", req.Tool), slog.String("decision", resp.Decision), slog.String("code", d.Code),
+		slog.String("tool", tool), slog.String("decision", resp.Decision), slog.String("code", d.Code),
 		slog.Any("cause", d.Err), slog.Duration("elapsed", time.Since(start)))
 	writeJSON(w, status, resp)
 }
 
 // waitForApproval blocks until the approval resolves, the wait ends or the client goes away. It
-// decides nothing: the decision that follows re-evaluates the call and redeems the grant, so a
-// wait on someone else's approval ID learns nothing but timing.
-func (s *Server) waitForApproval(ctx context.Context, id string, wait time.Duration) {
+// waits only on a pending request of the authenticated agent's own; any other ID (unknown,
+// resolved, another agent's) is not waited on. It decides nothing: the decision that follows
+// re-evaluates the call and redeems the grant.
+func (s *Server) waitForApproval(ctx context.Context, agentID, id string, wait time.Duration) {
 	if wait > s.o.Limits.MaxApprovalWait {
 		wait = s.o.Limits.MaxApprovalWait
 	}
 	wctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	_, _ = s.o.Approvals.Wait(wctx, id) // any outcome (resolved, timeout, unknown id) leads to the decision
+	ar, err := s.o.Approvals.Get(wctx, id)
+	if err != nil || ar.Agent != agentID || ar.State != approval.Pending {
+		return
+	}
+	_, _ = s.o.Approvals.Wait(wctx, id) // any outcome (resolved, timeout) leads to the decision
 }
 
 // outcomeRequest is the body of POST /v1/outcome.
@@ -292,10 +330,25 @@ func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) ([]by
 		return nil, false
 	}
 	if err := strictDecode(body, v); err != nil {
-		s.reject(w, http.StatusBadRequest, "bad_request", err.Error())
+		s.rejectBody(w, err)
 		return nil, false
 	}
 	return body, true
+}
+
+// rejectBody answers a body strictDecode refused, with the code of what was wrong.
+func (s *Server) rejectBody(w http.ResponseWriter, err error) {
+	code := "bad_request"
+	switch {
+	case errors.Is(err, jsonx.ErrDuplicateKey):
+		// The message names the JSON path of the repeated key.
+		code = "duplicate_key"
+	case errors.Is(err, jsonx.ErrInvalidUTF8):
+		code = "invalid_utf8"
+	case errors.Is(err, jsonx.ErrTooDeep):
+		code = "too_deep"
+	}
+	s.reject(w, http.StatusBadRequest, code, err.Error())
 }
 
 func (s *Server) reject(w http.ResponseWriter, status int, code, msg string) {
@@ -303,7 +356,9 @@ func (s *Server) reject(w http.ResponseWriter, status int, code, msg string) {
 	writeJSON(w, status, decideResponse{Decision: policy.Deny.String(), Error: &errorBody{Code: code, Message: msg}})
 }
 
-// strictDecode decodes exactly one JSON value into v, refusing unknown fields and trailing data.
+// strictDecode decodes exactly one JSON value into v, refusing unknown fields, fields whose name
+// differs only by case, repeated keys at any depth (params included), invalid UTF-8 and
+// trailing data: the body is read one way only.
 func strictDecode(body []byte, v any) error {
 	if err := jsonx.DecodeStrict(body, v); err != nil {
 		return fmt.Errorf("invalid JSON body: %w", err)
@@ -314,7 +369,7 @@ func strictDecode(body []byte, v any) error {
 // statusFor maps a guard denial code to an HTTP status.
 func statusFor(code string) int {
 	switch {
-	case code == guard.CodeMalformed:
+	case code == guard.CodeMalformed || code == guard.CodeDuplicateKey:
 		return http.StatusBadRequest
 	case code == guard.CodeUserInvalid || strings.HasPrefix(code, "user_"):
 		return http.StatusForbidden
@@ -363,7 +418,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v) // the client went away; nothing to do
 }
 
-// agentSlots bounds concurrent requests per agent so one agent cannot take the gateway's capacity.
+// agentSlots bounds concurrent requests per authenticated agent so one agent cannot take the
+// gateway's capacity. Slots are keyed by agent id, and taken only after authentication.
 type agentSlots struct {
 	max int
 	mu  sync.Mutex
@@ -389,30 +445,4 @@ func (a *agentSlots) acquire(key string) (release func(), ok bool) {
 		}
 		a.mu.Unlock()
 	}, true
-}
-
-// slotKey names the agent a request claims to be, before authentication: the API key's id, the
-// signing key id, or the claimed agent. A forged claim only spends the forger's own attempts,
-// which authentication refuses quickly.
-func slotKey(r *http.Request, c identity.Credentials) string {
-	if c.APIKey != "" {
-		if id, err := identity.APIKeyID(c.APIKey); err == nil {
-			return "key:" + id
-		}
-	}
-	if in := r.Header.Get("Signature-Input"); in != "" {
-		if _, after, ok := strings.Cut(in, `keyid="`); ok {
-			if id, _, ok := strings.Cut(after, `"`); ok {
-				return "sig:" + id
-			}
-		}
-	}
-	if c.BearerToken != "" {
-		sum := sha256.Sum256([]byte(c.BearerToken))
-		return "jwt:" + hex.EncodeToString(sum[:8])
-	}
-	if c.ClaimedAgent != "" {
-		return "agent:" + c.ClaimedAgent
-	}
-	return "anonymous"
 }

@@ -20,6 +20,14 @@ type blockingDecider struct {
 	release chan struct{}
 }
 
+func (b *blockingDecider) Admit(_ context.Context, req guard.Request) (*identity.Agent, *guard.Decision) {
+	id, err := identity.APIKeyID(req.Credentials.APIKey)
+	if err != nil {
+		return nil, &guard.Decision{ID: "dec_test", Action: policy.Deny, Code: guard.CodeUnauthenticated}
+	}
+	return &identity.Agent{ID: id}, nil
+}
+
 func (b *blockingDecider) Check(ctx context.Context, req guard.Request) *guard.Decision {
 	b.entered <- struct{}{}
 	<-b.release

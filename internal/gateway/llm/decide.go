@@ -17,7 +17,7 @@ type decision struct {
 func (mc *modelCall) decide(callID, name string, rawArgs []byte) decision {
 	args, ok := arguments(rawArgs)
 	if !ok {
-		return decision{notice: fmt.Sprintf("[portcullis] The tool %s is unavailable: the model produced arguments that are not a valid JSON object, so the call was not executed.", quote(name))}
+		return malformedArguments(name)
 	}
 	v, err := mc.g.checker.CheckToolCall(mc.ctx, mc.caller, ToolCall{
 		Format: mc.format, ModelCallID: mc.id, CallID: callID, Name: name, Arguments: args,
@@ -26,6 +26,8 @@ func (mc *modelCall) decide(callID, name string, rawArgs []byte) decision {
 		return decision{notice: fmt.Sprintf("[portcullis] The tool %s is unavailable: the call could not be checked against policy, so it was not executed.", quote(name))}
 	}
 	switch {
+	case v.Malformed:
+		return malformedArguments(name)
 	case v.Action == Allow:
 		return decision{keep: true}
 	case v.Action == Constrain && v.ApprovalID != "":
@@ -35,6 +37,11 @@ func (mc *modelCall) decide(callID, name string, rawArgs []byte) decision {
 		return decision{notice: fmt.Sprintf("[portcullis] The tool %s is unavailable: the call was denied by policy (decision %s) and was not executed.%s",
 			quote(name), v.DecisionID, reason(v.Message))}
 	}
+}
+
+// malformedArguments removes a call whose arguments are not one valid JSON object.
+func malformedArguments(name string) decision {
+	return decision{notice: fmt.Sprintf("[portcullis] The tool %s is unavailable: the model produced arguments that are not a valid JSON object, so the call was not executed.", quote(name))}
 }
 
 func reason(msg string) string {

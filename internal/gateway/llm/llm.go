@@ -93,6 +93,9 @@ type Verdict struct {
 	DecisionID string // recorded decision, quoted in notices so a human can find it
 	ApprovalID string // for Constrain: the pending approval the agent may retry after
 	Message    string // short reason safe to show the agent (optional)
+	// Malformed: the call was denied because its arguments cannot be read one way only (a
+	// repeated key, exactly or up to case; invalid UTF-8). The notice says so.
+	Malformed bool
 }
 
 // ContentAction is the decision on a piece of conversation content. The zero value blocks.

@@ -26,12 +26,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/portcullis-ai/portcullis/internal/approval"
 	"github.com/portcullis-ai/portcullis/internal/guard"
 	"github.com/portcullis-ai/portcullis/internal/identity"
 	"github.com/portcullis-ai/portcullis/internal/inspect"
+	"github.com/portcullis-ai/portcullis/internal/jsonx"
 	"github.com/portcullis-ai/portcullis/internal/ledger"
 	"github.com/portcullis-ai/portcullis/internal/policy"
 	"github.com/portcullis-ai/portcullis/internal/threat"
@@ -769,6 +771,15 @@ func errorResult(msg string) *sdk.CallToolResult {
 	return &sdk.CallToolResult{IsError: true, Content: []sdk.Content{&sdk.TextContent{Text: msg}}}
 }
 
+// validArguments checks a tools/call's arguments with the one definition of valid tool
+// arguments the guard also applies (jsonx.ValidateObject). Absent and null arguments are {}.
+func validArguments(args json.RawMessage) error {
+	if t := bytes.TrimSpace(args); len(t) == 0 || string(t) == "null" {
+		return nil
+	}
+	return jsonx.ValidateObject(args, jsonx.Limits{})
+}
+
 // splitApproval removes the approval argument from the call's arguments and returns the
 // canonical arguments (a JSON object) and the approval ID, from the arguments or from _meta.
 func splitApproval(args json.RawMessage, meta sdk.Meta) (json.RawMessage, string, error) {
@@ -855,6 +866,15 @@ func requestID(req sdk.Request) string {
 func (g *Gateway) callTool(ctx context.Context, c Caller, r *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
 	if r.Params == nil {
 		return nil, errors.New("mcp: tools/call without params")
+	}
+	if err := validArguments(r.Params.Arguments); err != nil {
+		// Arguments that two readers could read two ways (a repeated key, exactly or up to
+		// case; invalid UTF-8) are forwarded byte for byte, so no decision can be made on them:
+		// the policy would read one value and the server might run on the other. The guard
+		// refuses them the same way and records the attempt; the agent gets invalid params.
+		g.o.Guard.Check(ctx, guard.Request{RequestID: requestID(r), Source: "mcp", Credentials: c.Credentials, Agent: c.Agent,
+			UserToken: c.UserToken, Tool: r.Params.Name, Params: r.Params.Arguments})
+		return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "invalid arguments: " + err.Error()}
 	}
 	args, approvalID, err := splitApproval(r.Params.Arguments, r.Params.Meta)
 	if err != nil {
