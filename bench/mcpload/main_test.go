@@ -45,7 +45,10 @@ func TestMCPLoadRuns(t *testing.T) {
 	for _, r := range rows {
 		name := r.work.label() + ", " + envLabel(r.env)
 		for path, res := range map[string]result{"direct": r.direct, "gateway": r.gateway} {
-			if res.calls < 10 || res.errors != 0 {
+			// This checks the harness, not the speed: one closed-loop client on a busy two-core
+			// machine may finish only a few calls in 0.25 s, so any count that yields a p50 and
+			// a p99 will do.
+			if res.calls < 2 || res.errors != 0 {
 				t.Errorf("%s, %s: %d calls, %d errors", name, path, res.calls, res.errors)
 			}
 			if res.p50 <= 0 || res.p99 < res.p50 {
