@@ -239,6 +239,7 @@ const (
 	CodeBehavior        = "behavior_unavailable"
 	CodeNoPolicy        = "policy_unavailable"
 	CodeApproval        = "approval_unavailable"
+	CodeTooManyPending  = "too_many_pending_approvals"
 	CodeLedger          = "ledger_unavailable"
 	CodeInternal        = "internal_error"
 )
@@ -387,7 +388,12 @@ func (g *Guard) Check(ctx context.Context, req Request) (d *Decision) {
 			return g.deny(ctx, d, rec, secretPaths, CodeApproval, errors.New("no approval queue configured"), "")
 		}
 		if err := g.constrain(ctx, d, rec, req, agent, user, pd, ex, version); err != nil {
-			return g.deny(ctx, d, rec, secretPaths, CodeApproval, err, "")
+			code := CodeApproval
+			if errors.Is(err, approval.ErrTooManyPending) {
+				// Not an outage: this agent has as many calls waiting as it may have.
+				code = CodeTooManyPending
+			}
+			return g.deny(ctx, d, rec, secretPaths, code, err, "")
 		}
 	}
 
