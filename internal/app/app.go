@@ -145,6 +145,7 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 		}
 		apprOpts = append(apprOpts, approval.WithAnnouncer(a.webhook))
 	}
+	apprOpts = append(apprOpts, approval.WithMaxPendingPerAgent(cfg.Approvals.MaxPendingPerAgent))
 	if a.approvals, err = approval.New(a.stores.approvals, guard.ApprovalRecorder(a.ledger), apprOpts...); err != nil {
 		return nil, fmt.Errorf("approvals: %w", err)
 	}

@@ -77,6 +77,9 @@ var (
 	ErrDuplicateVote = errors.New("approval: approver already voted")
 	ErrRecord        = errors.New("approval: recording the event failed")
 	ErrPolicyDenied  = errors.New("approval: the current policy denies the call")
+	// ErrTooManyPending refuses a new request from an agent that already has the most pending
+	// requests it may have (WithMaxPendingPerAgent).
+	ErrTooManyPending = errors.New("approval: too many pending requests for this agent")
 )
 
 // Code returns a stable string code for err, for API responses and ledger records.
@@ -91,7 +94,7 @@ func Code(err error) string {
 		{ErrMismatch, "mismatch"}, {ErrSelfApproval, "self_approval"},
 		{ErrAgentApprover, "agent_approver"}, {ErrOutOfScope, "out_of_scope"},
 		{ErrDuplicateVote, "duplicate_vote"}, {ErrRecord, "record_failed"},
-		{ErrPolicyDenied, "policy_denied"},
+		{ErrPolicyDenied, "policy_denied"}, {ErrTooManyPending, "too_many_pending_approvals"},
 	} {
 		if errors.Is(err, c.err) {
 			return c.code

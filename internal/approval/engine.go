@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -26,6 +27,10 @@ type Engine struct {
 	now           func() time.Time
 	isAgent       func(ctx context.Context, id string) (bool, error)
 	strictVersion bool
+	// maxPending caps each agent's pending requests (0: no cap); pendingMu serialises the count
+	// and the create that follows it, per agent, in this process.
+	maxPending int
+	pendingMu  keyedMutex
 }
 
 // Option configures an Engine.
@@ -49,6 +54,14 @@ func WithAgentLookup(f func(ctx context.Context, id string) (bool, error)) Optio
 // WithStrictPolicyVersion makes a grant redeemable only under the exact policy version it was
 // requested under. Default off: see Key and docs/approvals.md for why.
 func WithStrictPolicyVersion(strict bool) Option { return func(e *Engine) { e.strictVersion = strict } }
+
+// WithMaxPendingPerAgent caps the requests one agent may have pending at once: Request refuses
+// the next with ErrTooManyPending. A flood of requests buries the one an approver should see and
+// wears approvers down; a cap bounds both. n <= 0: no cap.
+//
+// The count and the create are serialised per agent within one engine; replicas sharing a store
+// each check before creating, so together they may overshoot by at most one request per replica.
+func WithMaxPendingPerAgent(n int) Option { return func(e *Engine) { e.maxPending = n } }
 
 // New returns an engine over store that records every state change with rec.
 func New(store Store, rec Recorder, opts ...Option) (*Engine, error) {
@@ -138,6 +151,13 @@ func (e *Engine) Request(ctx context.Context, in Input) (Request, error) {
 	}
 	if err := r.Validate(); err != nil {
 		return Request{}, fmt.Errorf("request approval: %w", err)
+	}
+	if e.maxPending > 0 {
+		unlock := e.pendingMu.lock(r.Agent)
+		defer unlock()
+		if err := e.checkPending(ctx, r.Agent, now); err != nil {
+			return Request{}, fmt.Errorf("request approval: %w", err)
+		}
 	}
 	err = e.store.Create(ctx, r, func(stored Request) error {
 		return e.record(ctx, Event{
@@ -521,4 +541,61 @@ func NewID() (string, error) {
 		return "", fmt.Errorf("new approval id: %w", err)
 	}
 	return "apr_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])), nil
+}
+
+// checkPending refuses a new request when agent already has maxPending requests pending. Requests
+// past their deadline that the sweeper has not yet expired are not counted: they can no longer be
+// approved, and counting them would let a stalled sweeper lock an agent out.
+func (e *Engine) checkPending(ctx context.Context, agent string, now time.Time) error {
+	// Overdue requests sort among the rest (oldest first), so read enough to see past them: at
+	// most maxPending live ones are needed, and the overdue are skipped.
+	rs, err := e.store.List(ctx, Filter{States: []State{Pending}, Agent: agent})
+	if err != nil {
+		return fmt.Errorf("count pending requests of %s: %w", agent, err)
+	}
+	live := 0
+	for i := range rs {
+		if rs[i].ExpiresAt.After(now) {
+			live++
+		}
+	}
+	if live >= e.maxPending {
+		return fmt.Errorf("agent %s has %d pending requests (at most %d): %w", agent, live, e.maxPending, ErrTooManyPending)
+	}
+	return nil
+}
+
+// keyedMutex is a mutex per key, held only while in use.
+type keyedMutex struct {
+	mu    sync.Mutex
+	locks map[string]*keyedLock
+}
+
+type keyedLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+// lock locks key and returns its unlock.
+func (k *keyedMutex) lock(key string) func() {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = map[string]*keyedLock{}
+	}
+	l := k.locks[key]
+	if l == nil {
+		l = &keyedLock{}
+		k.locks[key] = l
+	}
+	l.refs++
+	k.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		k.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(k.locks, key)
+		}
+		k.mu.Unlock()
+	}
 }

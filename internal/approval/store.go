@@ -39,7 +39,12 @@ type Filter struct {
 	// DueBy, when set, selects requests whose current deadline is at or before it: ExpiresAt
 	// for pending requests, GrantExpiresAt for approved ones (the expiry sweeper uses it).
 	DueBy time.Time
-	Limit int
+	// Visible, when set, selects only requests it accepts (an approver's scope: Approver.Covers).
+	// Stores apply it before Limit, so that requests an approver may not see cannot crowd the
+	// ones they may out of a page. It is Go code (scopes are RE2 patterns, which no SQL dialect
+	// matches the same way), so stores stream rows in order and stop after Limit visible ones.
+	Visible func(agent, tool string) bool
+	Limit   int
 }
 
 // Match reports whether r passes f (ignoring Limit). Stores may use it after a coarse query.
@@ -67,6 +72,9 @@ func (f Filter) Match(r *Request) bool {
 		if !ok || d.After(f.DueBy) {
 			return false
 		}
+	}
+	if f.Visible != nil && !f.Visible(r.Agent, r.Tool) {
+		return false
 	}
 	return true
 }

@@ -226,6 +226,10 @@ type ApprovalsConfig struct {
 	Approvers []ApproverConfig `yaml:"approvers"`
 	// Webhook, when URL is set, is told of every new pending request.
 	Webhook WebhookConfig `yaml:"webhook"`
+	// MaxPendingPerAgent caps the requests one agent may have pending at once (default 100): a
+	// call over the cap is denied (too_many_pending_approvals) instead of queued, so that an agent
+	// cannot bury approvers under requests.
+	MaxPendingPerAgent int `yaml:"max_pending_per_agent"`
 }
 
 // ApproverConfig declares one approver.
@@ -277,6 +281,10 @@ type LogConfig struct {
 	Format string `yaml:"format"` // json or text
 }
 
+// DefaultMaxPendingPerAgent is approvals.max_pending_per_agent when not set: far more than a
+// person can review, far fewer than a flood.
+const DefaultMaxPendingPerAgent = 100
+
 // Default returns the configuration every field falls back to.
 func Default() Config {
 	redact := true
@@ -288,7 +296,7 @@ func Default() Config {
 			ResultBlockLevel: "high",
 			RedactResults:    &redact,
 		},
-		Approvals: ApprovalsConfig{Expiry: 15 * time.Minute, MaxWait: 60 * time.Second},
+		Approvals: ApprovalsConfig{Expiry: 15 * time.Minute, MaxWait: 60 * time.Second, MaxPendingPerAgent: DefaultMaxPendingPerAgent},
 		MCP: MCPConfig{ApprovalWait: 10 * time.Second, CallTimeout: 60 * time.Second, SessionIdleTimeout: 30 * time.Minute,
 			ServerRequests: MCPServerRequests{Sampling: "deny", Elicitation: "deny"}},
 		Ledger: LedgerConfig{CheckpointInterval: time.Second, CheckpointRecords: 1000},
@@ -402,6 +410,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Approvals.MaxWait < 0 || c.Approvals.MaxWait > 10*time.Minute {
 		add("approvals.max_wait", "want a duration in [0, 10m], got %v", c.Approvals.MaxWait)
+	}
+	if c.Approvals.MaxPendingPerAgent < 1 || c.Approvals.MaxPendingPerAgent > 100_000 {
+		add("approvals.max_pending_per_agent", "want a number in [1, 100000], got %d", c.Approvals.MaxPendingPerAgent)
 	}
 	if err := identity.ValidateApproverLogins("approvals", c.Approvals.Logins, c.Identity); err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {

@@ -66,13 +66,19 @@ func (g *Guard) CheckContent(ctx context.Context, c Content, rp ResultPolicy) (c
 		return cd
 	}
 	cd.ID = NewDecisionID()
+	// Recorded with the secret cut out, the rest of the text readable — or, when inspection
+	// failed, with every flagged value whole.
+	secrets := whole(secretsOf(res.Findings))
+	if err == nil {
+		secrets = g.shieldFor(ctx, "llm."+c.Role, dir, raw, res.Findings).secrets
+	}
 	rec := &ledger.Record{Kind: ledger.KindDecision, Time: g.now(), DecisionID: cd.ID, RequestID: c.RequestID, Source: c.Source,
 		Tool: "llm.content." + c.Role, Params: raw, ParamsSize: len(raw), Decision: "deny", ThreatLevel: res.Level,
-		Findings: ledgerFindings(res.Findings), Reason: "content blocked: " + reason}
+		Findings: ledgerFindings(res.Findings), Reason: "content blocked: " + reason, Secrets: secrets}
 	if c.Agent != nil {
 		rec.Agent = &ledger.Principal{ID: c.Agent.ID, Verified: true, Method: string(c.Agent.Method)}
 	}
-	if _, lerr := g.ledger.Append(context.WithoutCancel(ctx), rec, secretFindingPaths(res.Findings)...); lerr != nil {
+	if _, lerr := g.ledger.Append(context.WithoutCancel(ctx), rec); lerr != nil {
 		cd.Err = fmt.Errorf("ledger append: %w", lerr)
 	}
 	return cd

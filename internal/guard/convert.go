@@ -56,18 +56,6 @@ func findingKinds(fs []inspect.Finding) []string {
 	return kinds
 }
 
-// secretFindingPaths are the JSON paths the ledger must redact before hashing: every value a
-// secret or PII detector flagged.
-func secretFindingPaths(fs []inspect.Finding) []string {
-	var paths []string
-	for _, f := range fs {
-		if strings.HasPrefix(f.Kind, "secret.") || strings.HasPrefix(f.Kind, "pii.") {
-			paths = append(paths, f.Path)
-		}
-	}
-	return paths
-}
-
 func isAnomaly(kind string) bool { return strings.HasPrefix(kind, "anomaly.") }
 
 func ledgerFindings(fs []inspect.Finding) []ledger.Finding {
@@ -82,8 +70,9 @@ func ledgerFindings(fs []inspect.Finding) []ledger.Finding {
 }
 
 // ledgerPolicy turns the explanation into the record's policy section: the deciding rule, or why
-// no rule decided, and every condition evaluated with its result.
-func ledgerPolicy(version string, ex policy.Explanation) *ledger.Policy {
+// no rule decided, and every condition evaluated with its result. Details quote parameters only
+// as sh shows them, and errors are scrubbed of what sh removed.
+func ledgerPolicy(version string, ex policy.Explanation, sh *shield) *ledger.Policy {
 	p := &ledger.Policy{Version: version, Rule: ex.Rule}
 	if ex.Rule == "" {
 		p.NoMatch = ex.Reason
@@ -94,14 +83,16 @@ func ledgerPolicy(version string, ex policy.Explanation) *ledger.Policy {
 			if c.Error != "" {
 				detail = strings.TrimSpace(detail + " error: " + c.Error)
 			}
+			detail = sh.scrub(detail)
 			p.Conditions = append(p.Conditions, ledger.Condition{Expr: r.Rule + "/" + c.Kind + "@" + c.Pos, Result: c.Result, Detail: detail})
 		}
 	}
 	return p
 }
 
-// approvalConditions are the constraining rule's conditions, for the approver's screen.
-func approvalConditions(ex policy.Explanation) []approval.Condition {
+// approvalConditions are the constraining rule's conditions, for the approver's screen, redacted
+// like the record's.
+func approvalConditions(ex policy.Explanation, sh *shield) []approval.Condition {
 	var out []approval.Condition
 	for _, r := range ex.Rules {
 		if r.Rule != ex.Rule {
@@ -112,7 +103,7 @@ func approvalConditions(ex policy.Explanation) []approval.Condition {
 			if c.Detail != "" {
 				text += ": " + c.Detail
 			}
-			out = append(out, approval.Condition{Text: text, Result: c.Result})
+			out = append(out, approval.Condition{Text: sh.scrub(text), Result: c.Result})
 		}
 	}
 	return out
@@ -138,17 +129,6 @@ func isFinal(err error) bool {
 }
 
 func isMismatch(err error) bool { return errors.Is(err, approval.ErrMismatch) }
-
-// redactedForApprovers replaces flagged secret/PII values before the approval store keeps a copy.
-// Approvers need to see what the call does, not the credential it carries. Parameters that cannot
-// be redacted safely are shown to nobody.
-func redactedForApprovers(raw json.RawMessage, paths []string) json.RawMessage {
-	out, err := ledger.RedactPaths(raw, paths)
-	if err != nil {
-		return json.RawMessage(`{"_withheld":"parameters could not be redacted"}`)
-	}
-	return out
-}
 
 // lastVersion caches the version of the most recent set: sets are immutable and replaced whole on
 // reload, so one entry suffices and nothing pins old sets.

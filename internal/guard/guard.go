@@ -264,13 +264,14 @@ const (
 	CodeUserInvalid     = "user_invalid"
 	CodeMalformed       = "malformed_params"
 	// CodeDuplicateKey: the parameters name an object member twice (exactly or up to case).
-	CodeDuplicateKey = "duplicate_key"
-	CodeInspection   = "inspection_failed"
-	CodeBehavior     = "behavior_unavailable"
-	CodeNoPolicy     = "policy_unavailable"
-	CodeApproval     = "approval_unavailable"
-	CodeLedger       = "ledger_unavailable"
-	CodeInternal     = "internal_error"
+	CodeDuplicateKey   = "duplicate_key"
+	CodeInspection     = "inspection_failed"
+	CodeBehavior       = "behavior_unavailable"
+	CodeNoPolicy       = "policy_unavailable"
+	CodeApproval       = "approval_unavailable"
+	CodeTooManyPending = "too_many_pending_approvals"
+	CodeLedger         = "ledger_unavailable"
+	CodeInternal       = "internal_error"
 )
 
 // Messages shown to agents. They reveal nothing of the policy.
@@ -288,16 +289,19 @@ func (g *Guard) Check(ctx context.Context, req Request) (d *Decision) {
 		attribute.String("portcullis.tool", req.Tool), attribute.String("portcullis.source", req.Source)))
 	defer func() { endSpan(span, d) }()
 	rec := g.requestRecord(d, req, start)
-	var secretPaths []string
+	// sh says what of the parameters may be shown, once inspection has found their secrets; until
+	// then (and when inspection fails) flagged values are redacted whole.
+	var sh *shield
 
 	defer func() {
 		if p := recover(); p != nil {
 			d.Action, d.Code, d.Message = policy.Deny, CodeInternal, msgUnavailable
 			d.Err = fmt.Errorf("guard: panic: %v", p)
+			d.Err = sh.scrubErr(d.Err)
 			rec.Decision, rec.Reason = "deny", d.Err.Error()
 			// The record may not be writable (the panic may have come from the ledger); the
 			// decision is a denial either way.
-			if seq, err := g.ledger.Append(context.WithoutCancel(ctx), rec, secretPaths...); err == nil {
+			if seq, err := g.ledger.Append(context.WithoutCancel(ctx), rec); err == nil {
 				d.Seq = seq
 			}
 		}
@@ -320,7 +324,7 @@ func (g *Guard) Check(ctx context.Context, req Request) (d *Decision) {
 	rec.Agent = &ledger.Principal{ID: agent.ID, Verified: true, Method: string(agent.Method)}
 	user, err := g.auth.User(ctx, agent, req.UserToken, req.AssertedUser)
 	if err != nil {
-		return g.deny(ctx, d, rec, secretPaths, CodeUserInvalid, fmt.Errorf("authenticate user: %w", err), identity.Code(err))
+		return g.deny(ctx, d, rec, sh, CodeUserInvalid, fmt.Errorf("authenticate user: %w", err), identity.Code(err))
 	}
 	d.User = user
 	rec.User = userPrincipal(user)
@@ -336,11 +340,11 @@ func (g *Guard) Check(ctx context.Context, req Request) (d *Decision) {
 		if errors.Is(err, jsonx.ErrDuplicateKey) {
 			code = CodeDuplicateKey
 		}
-		return g.deny(ctx, d, rec, secretPaths, code, err, "")
+		return g.deny(ctx, d, rec, sh, code, err, "")
 	}
 	res, err := g.inspector.Inspect(ctx, req.Tool, inspect.Request, req.Params)
 	d.Level, d.Findings = res.Level, res.Findings
-	secretPaths = secretFindingPaths(res.Findings)
+	rec.Secrets = whole(secretsOf(res.Findings))
 	rec.ThreatLevel, rec.Findings = res.Level, ledgerFindings(res.Findings)
 	if err != nil {
 		code := CodeInspection
@@ -349,8 +353,10 @@ func (g *Guard) Check(ctx context.Context, req Request) (d *Decision) {
 			// Malformed parameters are stored as a digest only: they may not even be JSON.
 			rec.Params, rec.ParamsDropped = nil, "malformed"
 		}
-		return g.deny(ctx, d, rec, secretPaths, code, fmt.Errorf("inspect params: %w", err), "")
+		return g.deny(ctx, d, rec, sh, code, fmt.Errorf("inspect params: %w", err), "")
 	}
+	sh = g.shieldFor(ctx, req.Tool, inspect.Request, req.Params, res.Findings)
+	rec.Secrets = sh.secrets
 	step(&d.Steps.Inspect)
 
 	// 4. Behaviour: count the call, read the baseline, raise anomalies.
@@ -358,7 +364,7 @@ func (g *Guard) Check(ctx context.Context, req Request) (d *Decision) {
 	if g.behavior != nil {
 		sig, err = g.behavior.Observe(ctx, agent.ID, req.Tool, len(req.Params), start)
 		if err != nil {
-			return g.deny(ctx, d, rec, secretPaths, CodeBehavior, fmt.Errorf("behaviour: %w", err), "")
+			return g.deny(ctx, d, rec, sh, CodeBehavior, fmt.Errorf("behaviour: %w", err), "")
 		}
 		if len(sig.Anomalies) > 0 {
 			d.Findings = append(d.Findings, sig.Anomalies...)
@@ -375,7 +381,7 @@ func (g *Guard) Check(ctx context.Context, req Request) (d *Decision) {
 	// 5. Evaluate the policy current at this moment.
 	set := g.policies.Current()
 	if set == nil {
-		return g.deny(ctx, d, rec, secretPaths, CodeNoPolicy, policy.ErrNoSet, "")
+		return g.deny(ctx, d, rec, sh, CodeNoPolicy, policy.ErrNoSet, "")
 	}
 	version := Version(set)
 	rec.PolicyVersion = version
@@ -389,6 +395,7 @@ func (g *Guard) Check(ctx context.Context, req Request) (d *Decision) {
 		Findings:           findingKinds(d.Findings),
 		ToolClassification: g.toolClassifications()[req.Tool],
 		History:            sig.History,
+		Display:            sh.display(),
 	}
 	// The record needs every condition's result, so the explanation is computed anyway; its
 	// decision is the engine's (a property test keeps Explain and Evaluate in agreement), and
@@ -397,11 +404,11 @@ func (g *Guard) Check(ctx context.Context, req Request) (d *Decision) {
 	pd := ex.Decision
 	if sig.Err != nil {
 		if err := sig.Err(); err != nil {
-			return g.deny(ctx, d, rec, secretPaths, CodeBehavior, fmt.Errorf("behaviour history: %w", err), "")
+			return g.deny(ctx, d, rec, sh, CodeBehavior, fmt.Errorf("behaviour history: %w", err), "")
 		}
 	}
 	d.Action, d.Rule, d.Enforcement = pd.Action, pd.Rule, pd.Enforcement
-	rec.Policy = ledgerPolicy(version, ex)
+	rec.Policy = ledgerPolicy(version, ex, sh)
 	rec.Enforcement = pd.Enforcement
 	if w := ex.WouldHave; w != nil && w.Action.StricterThan(pd.Action) {
 		// Shadow mode: a dry-run rule would have tightened this call. It is not enforced, but it
@@ -418,10 +425,15 @@ func (g *Guard) Check(ctx context.Context, req Request) (d *Decision) {
 	// 6. CONSTRAIN: redeem an approved grant for this exact call, or open an approval request.
 	if pd.Action == policy.Constrain {
 		if g.approvals == nil {
-			return g.deny(ctx, d, rec, secretPaths, CodeApproval, errors.New("no approval queue configured"), "")
+			return g.deny(ctx, d, rec, sh, CodeApproval, errors.New("no approval queue configured"), "")
 		}
-		if err := g.constrain(ctx, d, rec, req, agent, user, pd, ex, version); err != nil {
-			return g.deny(ctx, d, rec, secretPaths, CodeApproval, err, "")
+		if err := g.constrain(ctx, d, rec, req, agent, user, pd, ex, version, sh); err != nil {
+			code := CodeApproval
+			if errors.Is(err, approval.ErrTooManyPending) {
+				// Not an outage: this agent has as many calls waiting as it may have.
+				code = CodeTooManyPending
+			}
+			return g.deny(ctx, d, rec, sh, code, err, "")
 		}
 	}
 
@@ -438,7 +450,7 @@ func (g *Guard) Check(ctx context.Context, req Request) (d *Decision) {
 
 	// 7. Record durably; only then may the tool run.
 	rec.Decision = actionName(d.Action)
-	seq, err := g.ledger.Append(ctx, rec, secretPaths...)
+	seq, err := g.ledger.Append(ctx, rec)
 	step(&d.Steps.Ledger)
 	if err != nil {
 		d.Action, d.Code, d.Message, d.Err = policy.Deny, CodeLedger, msgUnavailable, fmt.Errorf("ledger append: %w", err)
@@ -454,7 +466,7 @@ func (g *Guard) Check(ctx context.Context, req Request) (d *Decision) {
 // constrain handles a CONSTRAIN decision: with an approval ID it tries to redeem the grant; a call
 // that the grant does not bind, or no approval ID at all, opens a new approval request.
 func (g *Guard) constrain(ctx context.Context, d *Decision, rec *ledger.Record, req Request,
-	agent *identity.Agent, user *identity.User, pd policy.Decision, ex policy.Explanation, version string) error {
+	agent *identity.Agent, user *identity.User, pd policy.Decision, ex policy.Explanation, version string, sh *shield) error {
 	digest, err := approval.Digest(req.Params)
 	if err != nil {
 		return fmt.Errorf("digest params: %w", err)
@@ -491,8 +503,8 @@ func (g *Guard) constrain(ctx context.Context, d *Decision, rec *ledger.Record, 
 		}
 	}
 	in := approval.Input{DecisionID: d.ID, Agent: agent.ID, User: userID, UserVerified: verified, Tool: req.Tool,
-		Params: req.Params, ParamsDigest: digest, RedactedParams: redactedForApprovers(req.Params, secretFindingPaths(d.Findings)),
-		Rule: pd.Rule, Conditions: approvalConditions(ex), ThreatLevel: d.Level, Findings: d.Findings,
+		Params: req.Params, ParamsDigest: digest, RedactedParams: sh.paramsForApprovers(),
+		Rule: pd.Rule, Conditions: approvalConditions(ex, sh), ThreatLevel: d.Level, Findings: d.Findings,
 		PolicyVersion: version, Labels: map[string]string{"source": req.Source},
 		Required: pd.Approval.Required, Expiry: pd.Approval.Expiry, GrantTTL: pd.Approval.GrantTTL}
 	if in.Expiry == 0 {
@@ -514,14 +526,18 @@ func (g *Guard) constrain(ctx context.Context, d *Decision, rec *ledger.Record, 
 
 // deny finishes a decision that failed before the policy could decide, or that the policy could
 // not be trusted to decide. The record is written if the ledger allows; the answer is DENY either way.
-func (g *Guard) deny(ctx context.Context, d *Decision, rec *ledger.Record, secretPaths []string, code string, cause error, detail string) *Decision {
+//
+// The cause is scrubbed of the parameters' secrets (an error may quote a value) before it is
+// recorded or handed back for the transport's log.
+func (g *Guard) deny(ctx context.Context, d *Decision, rec *ledger.Record, sh *shield, code string, cause error, detail string) *Decision {
+	cause = sh.scrubErr(cause)
 	d.Action, d.Code, d.Message, d.Err = policy.Deny, code, msgUnavailable, cause
 	if detail != "" && detail != code {
 		d.Code = detail
 	}
 	rec.Decision = "deny"
 	rec.Reason = d.Code + ": " + cause.Error()
-	seq, err := g.ledger.Append(context.WithoutCancel(ctx), rec, secretPaths...)
+	seq, err := g.ledger.Append(context.WithoutCancel(ctx), rec)
 	if err == nil {
 		d.Seq = seq
 	} else {

@@ -46,7 +46,7 @@ func (g *Guard) CheckNotice(ctx context.Context, n Notice, rp ResultPolicy) (rd 
 	}()
 	res, err := g.inspector.Inspect(ctx, n.Tool, inspect.Response, n.Data)
 	rd.Level, rd.Findings = res.Level, res.Findings
-	secretPaths := secretFindingPaths(res.Findings)
+	secrets := whole(secretsOf(res.Findings))
 	decision, reason := "deny", ""
 	switch {
 	case err != nil:
@@ -55,14 +55,15 @@ func (g *Guard) CheckNotice(ctx context.Context, n Notice, rp ResultPolicy) (rd 
 	case res.Level >= rp.BlockLevel && rp.BlockLevel > threat.None:
 		rd.Code = "result_blocked"
 		reason = "notice withheld: threat level " + res.Level.String()
-	case rp.Redact && len(secretPaths) > 0:
-		out, err := ledger.RedactPaths(n.Data, secretPaths)
-		if err != nil {
-			rd.Code, rd.Err = CodeInspection, fmt.Errorf("redact notice: %w", err)
-			reason = "notice withheld: unredactable: " + err.Error()
+	case rp.Redact && len(secrets) > 0:
+		sh := g.shieldFor(ctx, n.Tool, inspect.Response, n.Data, res.Findings)
+		secrets = sh.secrets
+		if sh.shown == nil {
+			rd.Code, rd.Err = CodeInspection, fmt.Errorf("redact notice: %w", ledger.ErrNotRedactable)
+			reason = "notice withheld: unredactable"
 			break
 		}
-		rd.Action, rd.Result = ResultRedact, out
+		rd.Action, rd.Result = ResultRedact, sh.shown
 		decision, reason = "allow", "notice redacted: "+strings.Join(findingKinds(res.Findings), ",")
 	default:
 		rd.Action, rd.Result = ResultPass, n.Data
@@ -70,7 +71,7 @@ func (g *Guard) CheckNotice(ctx context.Context, n Notice, rp ResultPolicy) (rd 
 	}
 	rec := &ledger.Record{Kind: ledger.KindDecision, Time: g.now(), DecisionID: NewDecisionID(), RequestID: n.RequestID, Source: n.Source,
 		Tool: n.Tool, Params: n.Data, ParamsSize: len(n.Data), Decision: decision, Reason: reason, ThreatLevel: res.Level,
-		Findings: ledgerFindings(res.Findings), Message: n.Message}
+		Findings: ledgerFindings(res.Findings), Message: n.Message, Secrets: secrets}
 	agent := n.Agent
 	if agent == nil {
 		// Who it was for is worth recording, not worth refusing over: the notice is withheld or
@@ -80,7 +81,7 @@ func (g *Guard) CheckNotice(ctx context.Context, n Notice, rp ResultPolicy) (rd 
 	if agent != nil {
 		rec.Agent = &ledger.Principal{ID: agent.ID, Verified: true, Method: string(agent.Method)}
 	}
-	seq, lerr := g.ledger.Append(context.WithoutCancel(ctx), rec, secretPaths...)
+	seq, lerr := g.ledger.Append(context.WithoutCancel(ctx), rec)
 	if lerr != nil {
 		rd.Action, rd.Result = ResultBlock, nil
 		if rd.Code == "" {

@@ -69,11 +69,12 @@ func (g *Guard) CheckResult(ctx context.Context, o Outcome, rp ResultPolicy) (rd
 	rd = &ResultDecision{Action: ResultBlock}
 	rec := &ledger.Record{Kind: ledger.KindToolResult, Time: g.now(), DecisionID: o.DecisionID, Source: o.Source, Tool: o.Tool,
 		Outcome: &ledger.Outcome{Ran: o.Ran, Success: o.Success, Error: o.Error, DurationMS: o.DurationMS}}
-	var secretPaths []string
+	var sh *shield // what of the result may be shown, once inspected
 	fail := func(code string, err error) *ResultDecision {
+		err = sh.scrubErr(err)
 		rd.Action, rd.Code, rd.Err, rd.Result = ResultBlock, code, err, nil
 		rec.Decision, rec.Reason = string(ResultBlock), code+": "+err.Error()
-		if seq, lerr := g.ledger.Append(context.WithoutCancel(ctx), rec, secretPaths...); lerr == nil {
+		if seq, lerr := g.ledger.Append(context.WithoutCancel(ctx), rec); lerr == nil {
 			rd.Seq = seq
 		} else {
 			rd.Err = errors.Join(err, fmt.Errorf("ledger append: %w", lerr))
@@ -105,28 +106,29 @@ func (g *Guard) CheckResult(ctx context.Context, o Outcome, rp ResultPolicy) (rd
 	if len(o.Result) == 0 {
 		rd.Action = ResultPass
 		rec.Decision = string(ResultPass)
-		return g.recordResult(ctx, rd, rec, nil)
+		return g.recordResult(ctx, rd, rec)
 	}
 	res, err := g.inspector.Inspect(ctx, o.Tool, inspect.Response, o.Result)
 	rd.Level, rd.Findings = res.Level, res.Findings
 	rec.ThreatLevel, rec.Findings = res.Level, ledgerFindings(res.Findings)
-	secretPaths = secretFindingPaths(res.Findings)
+	rec.Secrets = whole(secretsOf(res.Findings))
 	if err != nil {
 		return fail(CodeInspection, fmt.Errorf("inspect result: %w", err))
 	}
 	// The result itself goes into the record like parameters do: redacted before hashing.
 	rec.Params, rec.ParamsSize = o.Result, len(o.Result)
+	sh = g.shieldFor(ctx, o.Tool, inspect.Response, o.Result, res.Findings)
+	rec.Secrets = sh.secrets
 
 	switch {
 	case res.Level >= rp.BlockLevel && rp.BlockLevel > threat.None:
 		rd.Action = ResultBlock
 		rd.Code = "result_blocked"
-	case rp.Redact && len(secretPaths) > 0:
-		out, err := ledger.RedactPaths(o.Result, secretPaths)
-		if err != nil {
-			return fail(CodeInspection, fmt.Errorf("redact result: %w", err))
+	case rp.Redact && len(sh.secrets) > 0:
+		if sh.shown == nil {
+			return fail(CodeInspection, fmt.Errorf("redact result: %w", ledger.ErrNotRedactable))
 		}
-		rd.Action, rd.Result = ResultRedact, out
+		rd.Action, rd.Result = ResultRedact, sh.shown
 	default:
 		rd.Action, rd.Result = ResultPass, o.Result
 	}
@@ -134,11 +136,11 @@ func (g *Guard) CheckResult(ctx context.Context, o Outcome, rp ResultPolicy) (rd
 	if len(rd.Findings) > 0 {
 		rec.Reason = "result findings: " + strings.Join(findingKinds(rd.Findings), ",")
 	}
-	return g.recordResult(ctx, rd, rec, secretPaths)
+	return g.recordResult(ctx, rd, rec)
 }
 
-func (g *Guard) recordResult(ctx context.Context, rd *ResultDecision, rec *ledger.Record, secretPaths []string) *ResultDecision {
-	seq, err := g.ledger.Append(ctx, rec, secretPaths...)
+func (g *Guard) recordResult(ctx context.Context, rd *ResultDecision, rec *ledger.Record) *ResultDecision {
+	seq, err := g.ledger.Append(ctx, rec)
 	if err != nil {
 		rd.Action, rd.Code, rd.Result, rd.Err = ResultBlock, CodeLedger, nil, fmt.Errorf("ledger append: %w", err)
 		return rd

@@ -232,10 +232,14 @@ func (st *state) report(f Finding) {
 	// De-duplicate: one finding per kind and path, keeping the most severe.
 	for i := range fs {
 		if fs[i].Kind == f.Kind && fs[i].Path == f.Path {
+			// Whichever is kept, redaction must cover what both located (an object key and its
+			// value share a path, and a key's match is not in the value's text).
+			spans, n := mergeSpans(fs[i], f)
 			if f.Severity > fs[i].Severity || f.Severity == fs[i].Severity && f.Score > fs[i].Score {
 				f.Path = fs[i].Path // (already a copy)
 				fs[i] = f
 			}
+			fs[i].Spans, fs[i].TextLen = spans, n
 			return
 		}
 	}

@@ -43,6 +43,29 @@ type Finding struct {
 	Score float64 `json:"score"`
 	// Detector is the Name of the detector that reported the finding; the engine fills it in.
 	Detector string `json:"detector,omitempty"`
+	// Spans locate what the detector matched in the value's text (Value.Raw of a string leaf),
+	// as byte offsets, so that redaction can replace those bytes and leave the rest of the value
+	// readable. Nil means the match could not be located in the text as received (it was in a
+	// decoded layer, in an object key, or the rule is about the whole value): the whole value is
+	// then redacted. TextLen is the byte length of the text the spans index. Neither is
+	// serialised: they are for redaction in this process, and say nothing to a reader.
+	Spans   []Span `json:"-"`
+	TextLen int    `json:"-"`
+}
+
+// Span is a byte range [Start, End) of a value's text.
+type Span struct {
+	Start, End int
+}
+
+// mergeSpans combines the spans of two findings of one kind at one path: the union when both
+// were located in the same text, otherwise nil (the whole value).
+func mergeSpans(a, b Finding) ([]Span, int) {
+	if a.Spans == nil || b.Spans == nil || a.TextLen != b.TextLen {
+		return nil, 0
+	}
+	out := make([]Span, 0, len(a.Spans)+len(b.Spans))
+	return append(append(out, a.Spans...), b.Spans...), a.TextLen
 }
 
 // Value is one string of the inspected JSON (a leaf, or an object key), normalised once and shared

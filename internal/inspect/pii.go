@@ -39,6 +39,9 @@ const maxPIIScan = 256 << 10
 type piiHit struct {
 	n     int
 	first string
+	spans []Span
+	next  int  // where to look for the next match of this kind
+	whole bool // a match could not be located
 }
 
 func (piiDetector) Inspect(c *Call, v *Value, report func(Finding)) {
@@ -48,10 +51,28 @@ func (piiDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	}
 	var hits [6]piiHit // indexed like piiKinds
 	add := func(k int, match string) {
-		if hits[k].n == 0 {
-			hits[k].first = match
+		h := &hits[k]
+		if h.n == 0 {
+			h.first = match
 		}
-		hits[k].n++
+		h.n++
+		// Every match is a substring of s, and the scans report each kind left to right: look for
+		// it from the end of the last one (then anywhere). One that cannot be found is redacted
+		// with its whole value.
+		at := -1
+		if match != "" {
+			if j := strings.Index(s[h.next:], match); j >= 0 {
+				at = h.next + j
+			} else {
+				at = strings.Index(s, match)
+			}
+		}
+		if at < 0 {
+			h.whole = true
+			return
+		}
+		h.spans = append(h.spans, Span{at, at + len(match)})
+		h.next = at + len(match)
 	}
 	m := v.readingChars(s)
 	if m.has('@') {
@@ -74,7 +95,12 @@ func (piiDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 		if h.n > 1 {
 			ev += " and " + strconv.Itoa(h.n-1) + " more"
 		}
-		report(Finding{Kind: piiKinds[k].kind, Severity: piiKinds[k].sev, Path: v.Path, Evidence: ev, Score: piiKinds[k].score})
+		f := Finding{Kind: piiKinds[k].kind, Severity: piiKinds[k].sev, Path: v.Path, Evidence: ev, Score: piiKinds[k].score}
+		// A key's text is not its value's, and a value scanned only in part may hold more.
+		if !h.whole && !v.IsKey && len(v.Raw) <= maxPIIScan {
+			f.Spans, f.TextLen = h.spans, len(v.Raw)
+		}
+		report(f)
 	}
 }
 

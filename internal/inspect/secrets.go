@@ -125,32 +125,70 @@ var secretGeneric = regexp.MustCompile(`(?i)([a-z0-9_.-]*(?:passw(?:or)?d|passwd
 // maxSecretScan bounds the bytes scanned per value.
 const maxSecretScan = 256 << 10
 
+// secretEmit reports a match: its kind, severity, score, what it is, the secret text (for the
+// redacted evidence) and where the secret lies in the scanned text (start < 0: not located).
+type secretEmit func(kind string, sev threat.Level, score float64, what, secret string, start, end int)
+
+// secretHit gathers the matches of one kind in one value: one finding, every located span.
+type secretHit struct {
+	f     Finding
+	whole bool // some match was not located in the value's text
+}
+
 func (secretDetector) Inspect(c *Call, v *Value, report func(Finding)) {
-	seen := map[string]bool{}
-	emit := func(kind string, sev threat.Level, score float64, what, secret string) {
-		if seen[kind] {
+	var hits []secretHit // one per kind, in the order first seen
+	seen := func(kind string) *secretHit {
+		for i := range hits {
+			if hits[i].f.Kind == kind {
+				return &hits[i]
+			}
+		}
+		return nil
+	}
+	// Spans are kept only for matches in the text as received; a secret found in a decoded layer,
+	// in an object key or past the scanned prefix cannot be cut out of the value, so the whole
+	// value is redacted.
+	locatable := !v.IsKey && len(v.Raw) <= maxSecretScan
+	emit := func(kind string, sev threat.Level, score float64, what, secret string, start, end int) {
+		h := seen(kind)
+		if h == nil {
+			hits = append(hits, secretHit{f: Finding{Kind: kind, Severity: sev, Path: v.Path, Evidence: what + " " + redact(secret), Score: score}})
+			h = &hits[len(hits)-1]
+		}
+		if start < 0 || !locatable {
+			h.whole = true
 			return
 		}
-		seen[kind] = true
-		report(Finding{Kind: kind, Severity: sev, Path: v.Path, Evidence: what + " " + redact(secret), Score: score})
+		h.f.Spans = append(h.f.Spans, Span{start, end})
 	}
-	scan := func(s string) {
+	scan := func(s string, located bool) {
 		if len(s) > maxSecretScan {
 			s = s[:maxSecretScan]
 		}
+		emitHere := emit
+		if !located {
+			emitHere = func(kind string, sev threat.Level, score float64, what, secret string, _, _ int) {
+				emit(kind, sev, score, what, secret, -1, -1)
+			}
+		}
 		// One pass over the text; at each byte only the prefixes starting with it (and the next
-		// two) are tried.
+		// two) are tried. Kinds already found are tried again, so that every occurrence in the
+		// text as received is located, and one in a decoded layer makes the value whole.
 		tries := 0
 		try := func(i int) {
 			for _, sp := range secretIndex[s[i]] {
 				r := &secretRules[sp.rule]
-				if seen[r.kind] || !strings.HasPrefix(s[i:], sp.prefix) {
+				if !strings.HasPrefix(s[i:], sp.prefix) {
 					continue
 				}
 				if tries++; tries > 256 {
-					break // bounded work per value
+					// Bounded work per value: what was found may not be all there is.
+					for j := range hits {
+						hits[j].whole = true
+					}
+					break
 				}
-				secretAt(s, i, sp.prefix, r, emit)
+				secretAt(s, i, sp.prefix, r, emitHere)
 			}
 		}
 		f := secretTriples
@@ -173,30 +211,39 @@ func (secretDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 		if i := len(s) - 2; i >= 0 && f.has(s[i], s[i+1], 0) {
 			try(i)
 		}
-		if len(seen) == 0 {
+		if len(hits) == 0 {
 			// (a recognised format already explains the assignment; without ':' or '=' there is none)
 			if v.readingChars(s).any(secretAssignChars) {
-				scanGenericSecrets(s, v.Key, emit)
+				scanGenericSecrets(s, v.Key, emitHere)
 			}
 		}
 	}
-	scan(v.Raw)
+	scan(v.Raw, true)
 	// Base64 layers the engine decoded (a PEM key wrapped in base64, a token in a data: URL). Norm
 	// is lower-cased and useless for case-sensitive formats, so only decoded layers are scanned.
 	for i, d := range v.Decoded {
 		if i < len(v.DecodedFrom) && v.DecodedFrom[i] == LayerBase64 || strings.Contains(d, "private key") {
-			scan(d)
+			scan(d, false)
 			if strings.Contains(d, "-----begin ") && strings.Contains(d, "private key-----") {
-				emit(KindSecretPrivateKey, threat.High, 0.9, "encoded PEM private key", d[strings.Index(d, "-----begin "):])
+				emit(KindSecretPrivateKey, threat.High, 0.9, "encoded PEM private key", d[strings.Index(d, "-----begin "):], -1, -1)
 			}
 		}
 	}
 	// A credential-named parameter holding a credential-looking value: {"password": "..."}. That is
 	// the parameter's purpose — a login tool takes a password — so it is recorded (policies can
-	// restrict which tools receive credentials) but not alarming on its own.
+	// restrict which tools receive credentials) but not alarming on its own. The whole value is
+	// the credential.
 	if v.keyIs(factSecretKey, secretKeyName) && !v.IsKey && len(v.Raw) >= 8 && len(v.Raw) <= 512 && !cs0.in(v.Raw) &&
 		looksRandom(v.Raw, 2.5) && !secretPlaceholder(v.Raw) {
-		emit(KindSecretGeneric, threat.Low, 0.5, "credential in parameter "+v.Key, v.Raw)
+		emit(KindSecretGeneric, threat.Low, 0.5, "credential in parameter "+v.Key, v.Raw, -1, -1)
+	}
+	for _, h := range hits {
+		if h.whole {
+			h.f.Spans = nil
+		} else {
+			h.f.TextLen = len(v.Raw)
+		}
+		report(h.f)
 	}
 }
 
@@ -265,7 +312,7 @@ func (f *tripleFilter) has(a, b, c byte) bool {
 }
 
 // secretAt checks rule r at offset i of s, where prefix p occurs, and reports a match.
-func secretAt(s string, i int, p string, r *secretRule, emit func(string, threat.Level, float64, string, string)) bool {
+func secretAt(s string, i int, p string, r *secretRule, emit secretEmit) bool {
 	var before string
 	if r.back != nil {
 		lo := max(0, i-64)
@@ -276,18 +323,26 @@ func secretAt(s string, i int, p string, r *secretRule, emit func(string, threat
 		return false // tokens start at a word boundary
 	}
 	end := min(i+1200, len(s)) // the longest pattern (a service-account key) fits; bounds regexp work
-	m := r.re.FindStringSubmatch(s[i:end])
+	m := r.re.FindStringSubmatchIndex(s[i:end])
 	if m == nil {
 		return false
 	}
-	secret := before + m[0]
-	if len(m) > 1 && m[1] != "" {
-		secret = m[1]
+	// The secret is the match with the text the look-behind required, or the first group when
+	// the rule captures one (the password of a connection string, not its key name).
+	start, stop := i+m[0]-len(before), i+m[1]
+	if len(m) > 2 && m[2] >= 0 && m[3] > m[2] {
+		start, stop = i+m[2], i+m[3]
 	}
-	if r.check != nil && !r.check(m[len(m)-1]) {
-		return false
+	if r.check != nil {
+		last := ""
+		if g := len(m) - 2; m[g] >= 0 {
+			last = s[i+m[g] : i+m[g+1]]
+		}
+		if !r.check(last) {
+			return false
+		}
 	}
-	emit(r.kind, r.sev, 0.9, r.what, secret)
+	emit(r.kind, r.sev, 0.9, r.what, s[start:stop], start, stop)
 	return true
 }
 
@@ -336,7 +391,7 @@ var secretKeywords = []string{"pass", "pwd", "secret", "token", "api", "key", "a
 // secretAssignChars is cs3, the bytes scanGenericSecrets needs, as a charSet.
 var secretAssignChars = charsIn("=:")
 
-func scanGenericSecrets(s, key string, emit func(string, threat.Level, float64, string, string)) {
+func scanGenericSecrets(s, key string, emit secretEmit) {
 	if !cs3.in(s) {
 		return
 	}
@@ -373,20 +428,23 @@ func scanGenericSecrets(s, key string, emit func(string, threat.Level, float64, 
 			hi := min(len(s), q+260)
 			windows++
 			covered = hi
-			if scanGenericWindow(s[lo:hi], emit) {
+			if scanGenericWindow(s[lo:hi], lo, emit) {
 				return
 			}
 		}
 	}
 }
 
-func scanGenericWindow(s string, emit func(string, threat.Level, float64, string, string)) bool {
+// scanGenericWindow scans s, which starts at offset base of the value's text.
+func scanGenericWindow(s string, base int, emit secretEmit) bool {
 	for _, ix := range secretGeneric.FindAllStringSubmatchIndex(s, 8) {
 		name, val := s[ix[2]:ix[3]], s[ix[4]:ix[5]]
 		op := s[ix[3]:ix[4]]
+		vs, ve := base+ix[4], base+ix[5]
 		quoted := val[0] == '"' || val[0] == '\''
 		if quoted {
 			val = val[1 : len(val)-1]
+			vs, ve = vs+1, ve-1
 		}
 		lname := strings.ToLower(name)
 		if val == "" || secretPlaceholder(val) || cs4.in(val[:1]) || strings.HasSuffix(lname, "_id") || strings.HasSuffix(lname, "id") ||
@@ -399,11 +457,11 @@ func scanGenericWindow(s string, emit func(string, threat.Level, float64, string
 		}
 		switch {
 		case looksRandom(val, 3.5) && len(val) >= 16 && !strings.Contains(val, " "):
-			emit(KindSecretGeneric, threat.High, 0.8, "high-entropy "+name, val)
+			emit(KindSecretGeneric, threat.High, 0.8, "high-entropy "+name, val, vs, ve)
 			return true
 		case isPassword && len(val) >= 6 && !cs5.in(val) && !strings.Contains(strings.ToLower(val), "pass") && shannon(val) >= 2.5:
 			// A password literal: weak passwords are still passwords.
-			emit(KindSecretGeneric, threat.High, 0.6, "password literal in "+name, val)
+			emit(KindSecretGeneric, threat.High, 0.6, "password literal in "+name, val, vs, ve)
 			return true
 		}
 	}

@@ -159,6 +159,10 @@ type Record struct {
 	KeyRotation *KeyRotation `json:"key_rotation,omitempty"`
 	Recovery    *Recovery    `json:"recovery,omitempty"`
 	Message     string       `json:"message,omitempty"`
+
+	// Secrets are redaction directives for Append, applied to Params with the secret paths
+	// before anything is encoded; never encoded themselves.
+	Secrets []Secret `json:"-"`
 }
 
 // Errors callers branch on.

@@ -39,6 +39,25 @@ var DefaultSensitiveParams = []string{
 // Redacted is the placeholder for a removed value when no hash key is configured.
 const Redacted = "[REDACTED]"
 
+// Secret directs redaction to one flagged value: its JSON path, a label for what was found there
+// (e.g. "aws_access_key", "email") and, when the detector located it, the byte spans of the
+// value's text to replace. Only the spans are replaced — "https://evil.example/?x=[REDACTED:
+// aws_access_key]" — so that a reader still sees what the value does; without spans, or when the
+// spans do not fit the value found at Path (not a string, another length, a span off a character
+// boundary), the whole value is replaced, as for a secret path.
+type Secret struct {
+	Path  string
+	Label string
+	Spans []Span
+	// TextLen is the byte length of the text the spans were found in.
+	TextLen int
+}
+
+// Span is a byte range [Start, End) of a string value.
+type Span struct {
+	Start, End int
+}
+
 // HashPrefix starts every HMAC written in place of a sensitive value.
 const HashPrefix = "hmac-sha256:"
 
@@ -52,6 +71,9 @@ type redaction struct {
 	redactor Redactor
 	hashKey  []byte
 	maxBytes int
+	// collect, when set, receives every text removed (RedactSecrets: one redaction per call,
+	// never the ledger's shared one).
+	collect *[]string
 }
 
 func newRedaction(names []string, r Redactor, hashKey []byte, maxBytes int) *redaction {
@@ -90,7 +112,7 @@ func (rd *redaction) apply(r *Record, extraPaths []string) {
 		r.ParamsHash = rd.rawHash(raw)
 		return
 	}
-	if len(extraPaths) == 0 && rd.redactor == nil && rd.nothingToRedact(raw) {
+	if len(extraPaths) == 0 && len(r.Secrets) == 0 && rd.redactor == nil && rd.nothingToRedact(raw) {
 		// The common case: no detector flagged a value and no sensitive name can occur, so the
 		// parameters are stored as they came, compacted (which also validates them), without the
 		// decode, walk and re-encode that redaction needs.
@@ -116,24 +138,24 @@ func (rd *redaction) apply(r *Record, extraPaths []string) {
 		r.ParamsHash = rd.rawHash(raw)
 		return
 	}
-	paths := map[string]bool{}
+	d := newDirectives(r.Secrets)
 	for _, p := range extraPaths {
-		paths[p] = true
+		d.whole[p] = true
 	}
 	if rd.redactor != nil {
 		for _, p := range rd.redactor.SecretPaths(r.Tool, raw) {
-			paths[p] = true
+			d.whole[p] = true
 		}
 	}
 	var hit []string
-	v = rd.walk(v, "$", false, paths, &hit)
+	v = rd.walk(v, "$", false, d, &hit)
 	out, err := json.Marshal(v)
 	if err != nil { // cannot happen for values decoded from JSON; fail safe anyway
 		r.ParamsDropped = "parameters could not be re-encoded after redaction"
 		r.ParamsHash = rd.rawHash(raw)
 		return
 	}
-	if missing := unmatched(paths, hit); missing != "" {
+	if missing := unmatched(d.paths(), hit); missing != "" {
 		// A secret was detected at a path this walk did not find (a different spelling of the
 		// path, say). The secret may still be in the parameters: withhold them all.
 		r.ParamsDropped = fmt.Sprintf("detected secret at %s not located; parameters withheld", missing)
@@ -218,7 +240,7 @@ func (rd *redaction) rawHash(raw []byte) string {
 }
 
 func (rd *redaction) replacement(v any) any {
-	if rd.hashKey == nil {
+	if rd.hashKey == nil && rd.collect == nil {
 		return Redacted
 	}
 	var text string
@@ -229,30 +251,165 @@ func (rd *redaction) replacement(v any) any {
 		b, _ := json.Marshal(x)
 		text = string(b)
 	}
+	if rd.collect != nil {
+		*rd.collect = append(*rd.collect, text)
+	}
+	if rd.hashKey == nil {
+		return Redacted
+	}
 	return HashValue(rd.hashKey, text)
 }
 
-// walk returns v with every value at a secret path or under a sensitive name replaced.
-func (rd *redaction) walk(v any, path string, sensitive bool, paths map[string]bool, hit *[]string) any {
-	if sensitive || paths[path] {
+// directives are the redactions asked for one value: paths replaced whole, and paths whose
+// string has spans cut out.
+type directives struct {
+	whole map[string]bool
+	spans map[string]*pathSpans
+}
+
+type pathSpans struct {
+	textLen int
+	spans   []labelled
+}
+
+type labelled struct {
+	Span
+	label string
+}
+
+func newDirectives(secrets []Secret) *directives {
+	d := &directives{whole: map[string]bool{}, spans: map[string]*pathSpans{}}
+	for _, sc := range secrets {
+		if len(sc.Spans) == 0 {
+			d.whole[sc.Path] = true
+			continue
+		}
+		ps := d.spans[sc.Path]
+		if ps == nil {
+			ps = &pathSpans{textLen: sc.TextLen}
+			d.spans[sc.Path] = ps
+		} else if ps.textLen != sc.TextLen {
+			d.whole[sc.Path] = true // two readings of one value disagree: trust neither
+		}
+		for _, sp := range sc.Spans {
+			ps.spans = append(ps.spans, labelled{sp, sc.Label})
+		}
+	}
+	return d
+}
+
+// has reports a directive for path.
+func (d *directives) has(path string) bool {
+	return d.whole[path] || d.spans[path] != nil
+}
+
+// paths are every path a directive names.
+func (d *directives) paths() map[string]bool {
+	m := make(map[string]bool, len(d.whole)+len(d.spans))
+	for p := range d.whole {
+		m[p] = true
+	}
+	for p := range d.spans {
+		m[p] = true
+	}
+	return m
+}
+
+// walk returns v with every value at a secret path or under a sensitive name replaced, and the
+// located spans of flagged strings cut out.
+func (rd *redaction) walk(v any, path string, sensitive bool, d *directives, hit *[]string) any {
+	if sensitive || d.whole[path] {
 		*hit = append(*hit, path)
+		return rd.replacement(v)
+	}
+	if ps := d.spans[path]; ps != nil {
+		*hit = append(*hit, path)
+		if s, ok := v.(string); ok {
+			if out, ok := rd.cut(s, ps); ok {
+				return out
+			}
+		}
 		return rd.replacement(v)
 	}
 	switch x := v.(type) {
 	case map[string]any:
 		for k, e := range x {
 			p := path + "." + k
-			if !paths[p] && !isIdent(k) {
+			if !d.has(p) && !isIdent(k) {
 				p = path + "[" + strconv.Quote(k) + "]"
 			}
-			x[k] = rd.walk(e, p, rd.names[strings.ToLower(k)], paths, hit)
+			x[k] = rd.walk(e, p, rd.names[strings.ToLower(k)], d, hit)
 		}
 	case []any:
 		for i, e := range x {
-			x[i] = rd.walk(e, path+"["+strconv.Itoa(i)+"]", false, paths, hit)
+			x[i] = rd.walk(e, path+"["+strconv.Itoa(i)+"]", false, d, hit)
 		}
 	}
 	return v
+}
+
+// cut replaces the spans of s with markers naming what was there. It refuses (and the caller
+// replaces the whole value) when s is not the text the spans were found in — another length —
+// or a span is empty, out of range or splits a character.
+func (rd *redaction) cut(s string, ps *pathSpans) (string, bool) {
+	if len(s) != ps.textLen {
+		return "", false
+	}
+	spans := append([]labelled(nil), ps.spans...)
+	for _, sp := range spans {
+		if sp.Start < 0 || sp.End > len(s) || sp.Start >= sp.End ||
+			!utf8.RuneStart(s[sp.Start]) || sp.End < len(s) && !utf8.RuneStart(s[sp.End]) {
+			return "", false
+		}
+	}
+	sort.Slice(spans, func(i, j int) bool { return spans[i].Start < spans[j].Start })
+	// Overlapping or touching spans become one, named by every label in it.
+	merged := []labelled{spans[0]}
+	for _, sp := range spans[1:] {
+		last := &merged[len(merged)-1]
+		if sp.Start <= last.End {
+			last.End = max(last.End, sp.End)
+			if !strings.Contains(","+last.label+",", ","+sp.label+",") {
+				last.label += "," + sp.label
+			}
+			continue
+		}
+		merged = append(merged, sp)
+	}
+	var b strings.Builder
+	at := 0
+	for _, sp := range merged {
+		b.WriteString(s[at:sp.Start])
+		b.WriteString("[REDACTED:")
+		b.WriteString(cleanLabel(sp.label))
+		if rd.collect != nil {
+			*rd.collect = append(*rd.collect, s[sp.Start:sp.End])
+		}
+		if rd.hashKey != nil {
+			// Searchable like a whole value: `audit hash` of the removed text finds it.
+			b.WriteByte(' ')
+			b.WriteString(HashValue(rd.hashKey, s[sp.Start:sp.End]))
+		}
+		b.WriteByte(']')
+		at = sp.End
+	}
+	b.WriteString(s[at:])
+	return b.String(), true
+}
+
+// cleanLabel keeps a marker's label to [a-z0-9_.,-], so that it cannot close the marker early or
+// imitate other text.
+func cleanLabel(l string) string {
+	if l == "" {
+		return "secret"
+	}
+	b := []byte(l)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == ',' || c == '-') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
 }
 
 func isIdent(k string) bool {

@@ -106,7 +106,7 @@ func (p *cpolicy) detail(cc *ccond, req *Request, now time.Time) string {
 		if !found {
 			return fmt.Sprintf("parameter %s is missing", strings.Join(cc.path, "."))
 		}
-		return fmt.Sprintf("parameter %s = %s", strings.Join(cc.path, "."), short(v))
+		return fmt.Sprintf("parameter %s = %s", strings.Join(cc.path, "."), short(shown(req, cc.path, v)))
 	case KindTimeOfDay:
 		l := now.In(cc.loc)
 		return fmt.Sprintf("local time %s %s in %s; window [%s, %s)", l.Weekday().String()[:3], l.Format("15:04"), cc.loc, cc.start, cc.end)
@@ -134,7 +134,7 @@ func (p *cpolicy) detail(cc *ccond, req *Request, now time.Time) string {
 			attr = req.User.Attributes[cc.attr]
 		}
 		v, _ := lookup(req.Params, cc.path)
-		return fmt.Sprintf("user %s %v, parameter %s = %s", cc.attr, attr, strings.Join(cc.path, "."), short(v))
+		return fmt.Sprintf("user %s %v, parameter %s = %s", cc.attr, attr, strings.Join(cc.path, "."), short(shown(req, cc.path, v)))
 	case KindDataClassification:
 		lvl := cc.src.DataClassification.Level
 		if cc.class < 0 {
@@ -154,6 +154,16 @@ func (p *cpolicy) detail(cc *ccond, req *Request, now time.Time) string {
 		return fmt.Sprintf("findings %v, any of %v", req.Findings, cc.findings)
 	}
 	return ""
+}
+
+// shown is what an explanation may quote of the parameter at path whose value is v: the
+// request's Display of it when set (a secret in a parameter must not reach the record through
+// the explanation), else v.
+func shown(req *Request, path []string, v any) any {
+	if req.Display == nil {
+		return v
+	}
+	return req.Display(path)
 }
 
 func (p *cpolicy) levelNames() []string {

@@ -362,6 +362,10 @@ type Request struct {
 	ToolClassification string
 	// History supplies call counts and the hour baseline; nil means no earlier calls, no baseline.
 	History History
+	// Display, when set, gives the value Explain quotes for the parameter at path instead of the
+	// one in Params: the parameters as records and approvers may see them, with secrets and
+	// personal data replaced. Conditions always test Params; only the explanation's text changes.
+	Display func(path []string) any
 }
 
 // Agent is the authenticated agent.

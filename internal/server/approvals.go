@@ -70,7 +70,9 @@ func (a *approvalsAPI) list(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	f := approval.Filter{Agent: r.URL.Query().Get("agent"), Tool: r.URL.Query().Get("tool"), Limit: 100}
+	// The scope filter is part of the query, applied before the limit: requests the approver may
+	// not see must not crowd out, from a page, the ones they may.
+	f := approval.Filter{Agent: r.URL.Query().Get("agent"), Tool: r.URL.Query().Get("tool"), Limit: 100, Visible: ap.Covers}
 	for _, st := range r.URL.Query()["state"] {
 		f.States = append(f.States, approval.State(st))
 	}
@@ -89,7 +91,7 @@ func (a *approvalsAPI) list(w http.ResponseWriter, r *http.Request) {
 	}
 	visible := make([]approval.Request, 0, len(reqs))
 	for _, q := range reqs {
-		if ap.Covers(q.Agent, q.Tool) {
+		if ap.Covers(q.Agent, q.Tool) { // defence in depth: a store that ignored Visible
 			visible = append(visible, q)
 		}
 	}

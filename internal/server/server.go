@@ -375,6 +375,8 @@ func statusFor(code string) int {
 		return http.StatusForbidden
 	case code == "unknown_decision":
 		return http.StatusNotFound
+	case code == guard.CodeTooManyPending:
+		return http.StatusTooManyRequests
 	case code == guard.CodeLedger || code == guard.CodeNoPolicy || code == guard.CodeBehavior ||
 		code == guard.CodeApproval || code == guard.CodeInspection:
 		return http.StatusServiceUnavailable

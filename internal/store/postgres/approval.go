@@ -122,12 +122,14 @@ func (a *Approvals) List(ctx context.Context, f approval.Filter) ([]approval.Req
 	if !f.DueBy.IsZero() {
 		where = append(where, "deadline IS NOT NULL AND deadline <= "+arg(f.DueBy.UnixNano()))
 	}
-	q := `SELECT body FROM approval_requests`
+	q := `SELECT agent, tool, body FROM approval_requests`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
 	q += " ORDER BY created_at, id"
-	if f.Limit > 0 {
+	// With a visibility filter the limit counts visible requests only: the rows are read in
+	// order and reading stops after Limit of them (the filter cannot be said in SQL).
+	if f.Limit > 0 && f.Visible == nil {
 		q += " LIMIT " + arg(f.Limit)
 	}
 	rows, err := a.pool.Query(ctx, q, args...)
@@ -137,15 +139,27 @@ func (a *Approvals) List(ctx context.Context, f approval.Filter) ([]approval.Req
 	defer rows.Close()
 	out := []approval.Request{}
 	for rows.Next() {
+		var agent, tool string
 		var body []byte
-		if err := rows.Scan(&body); err != nil {
+		if err := rows.Scan(&agent, &tool, &body); err != nil {
 			return nil, fmt.Errorf("list approvals: %w", err)
+		}
+		if f.Visible != nil && !f.Visible(agent, tool) {
+			continue
 		}
 		r, err := approval.DecodeRequest(body)
 		if err != nil {
 			return nil, fmt.Errorf("list approvals: %w", err)
 		}
+		if r.Agent != agent || r.Tool != tool {
+			// The columns the filter read disagree with the body returned: refuse rather than
+			// show a request outside the approver's scope.
+			return nil, fmt.Errorf("list approvals: request %s: columns disagree with its body", r.ID)
+		}
 		out = append(out, r)
+		if f.Limit > 0 && len(out) >= f.Limit {
+			break
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list approvals: %w", err)

@@ -334,6 +334,12 @@ func RunApprovalStore(t *testing.T, newStore func(t *testing.T) approval.Store) 
 			{"tool", approval.Filter{Tool: "delete_file"}, []string{"apr_0004"}},
 			{"limit", approval.Filter{Limit: 2}, []string{"apr_0001", "apr_0002"}},
 			{"no match", approval.Filter{Agent: "nobody"}, []string{}},
+			// The visibility filter (an approver's scope) applies before the limit: requests it
+			// hides never take a place in the page.
+			{"visible before limit", approval.Filter{Limit: 1, Visible: onlyAgent("reporting-agent")}, []string{"apr_0002"}},
+			{"visible with states and limit", approval.Filter{States: []approval.State{approval.Pending}, Limit: 2,
+				Visible: func(_, tool string) bool { return tool != "delete_file" }}, []string{"apr_0001", "apr_0002"}},
+			{"visible, none", approval.Filter{Limit: 3, Visible: onlyAgent("nobody")}, []string{}},
 			// Pending requests are due at ExpiresAt (created + 15m), approved ones at their
 			// grant expiry (created + 1m).
 			{"due: only the grant", approval.Filter{DueBy: approvalBase.Add(10 * time.Minute)}, []string{"apr_0005"}},
@@ -375,4 +381,9 @@ func mustCreateApproval(t *testing.T, s approval.Store, r approval.Request) {
 	if err := s.Create(context.Background(), r, nil); err != nil {
 		t.Fatalf("Create %s: %v", r.ID, err)
 	}
+}
+
+// onlyAgent is a visibility filter for one agent's requests.
+func onlyAgent(agent string) func(string, string) bool {
+	return func(a, _ string) bool { return a == agent }
 }
