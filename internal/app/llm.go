@@ -74,6 +74,9 @@ func (c *llmChecker) Authenticate(r *http.Request) (llm.Caller, error) {
 		r.Body = io.NopCloser(bytes.NewReader(b))
 	}
 	agent, err := c.a.guard.Authenticate(r.Context(), "llm", identity.CredentialsFromRequest(r, body))
+	if errors.Is(err, identity.ErrAmbiguous) {
+		return llm.Caller{}, fmt.Errorf("%w: %w", llm.ErrAmbiguousCredentials, err)
+	}
 	if err != nil {
 		return llm.Caller{}, err
 	}

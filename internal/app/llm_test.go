@@ -8,7 +8,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/portcullis-ai/portcullis/internal/config"
 	"github.com/portcullis-ai/portcullis/internal/ledger"
@@ -218,5 +221,64 @@ func TestLLMGatewayDeniesRepeatedKeysInToolCalls(t *testing.T) {
 	}
 	if want := "deny/duplicate_key deny/duplicate_key allow/ deny/duplicate_key allow/"; strings.Join(got, " ") != want {
 		t.Errorf("ledger decisions %q, want %q", strings.Join(got, " "), want)
+	}
+}
+
+// A credential header sent twice is ambiguous on every HTTP transport that reads it: the LLM
+// gateway and the MCP Streamable HTTP endpoint answer 400 credential_ambiguous and forward
+// nothing, even when both headers carry the same valid key.
+func TestDuplicateAuthorizationRefused(t *testing.T) {
+	var upstreamCalls atomic.Int32
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		upstreamCalls.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, chatWithTwoToolCalls)
+	}))
+	defer upstream.Close()
+	up := sdk.NewServer(&sdk.Implementation{Name: "up", Version: "1"}, nil)
+	upSrv := httptest.NewServer(sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return up }, nil))
+	defer upSrv.Close()
+	t.Setenv("TEST_PROVIDER_KEY", "sk-provider-secret")
+
+	ctx := context.Background()
+	_, cfgPath, key, cfg := initDefault(t)
+	cfg.LLM.Upstreams = map[string]config.LLMUpstream{"chat_completions": {BaseURL: upstream.URL + "/v1", APIKeyEnv: "TEST_PROVIDER_KEY"}}
+	cfg.MCP.Upstreams = []config.MCPUpstream{{Name: "up", URL: upSrv.URL}}
+	a, err := Open(ctx, cfg, cfgPath, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(ctx)
+	gw := httptest.NewServer(a.Handler())
+	defer gw.Close()
+
+	for _, tc := range []struct{ path, body, want string }{
+		{"/v1/chat/completions", `{"model":"gpt-4.1","messages":[{"role":"user","content":"hi"}]}`, "credential_ambiguous"},
+		{"/mcp", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"c","version":"1"}}}`, "credential_ambiguous"},
+	} {
+		for _, h := range []http.Header{
+			{"Authorization": {"Bearer " + key, "Bearer " + key}},
+			{"Authorization": {"Bearer " + key, "Bearer other"}},
+			{"X-Api-Key": {key, key}},
+		} {
+			req, _ := http.NewRequest(http.MethodPost, gw.URL+tc.path, strings.NewReader(tc.body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Accept", "application/json, text/event-stream")
+			for k, v := range h {
+				req.Header[k] = v
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), tc.want) {
+				t.Errorf("%s with %v: %d %s, want 400 %s", tc.path, h, resp.StatusCode, b, tc.want)
+			}
+		}
+	}
+	if n := upstreamCalls.Load(); n != 0 {
+		t.Errorf("the provider was called %d times", n)
 	}
 }

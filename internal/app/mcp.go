@@ -189,6 +189,9 @@ func (a *App) mcpAuthenticate(w http.ResponseWriter, r *http.Request) (agent *id
 		c.Body = body
 	}
 	agent, err := a.guard.Authenticate(r.Context(), "mcp", c)
+	if errors.Is(err, identity.ErrAmbiguous) {
+		return nil, http.StatusBadRequest, "ambiguous credentials: " + identity.Code(err)
+	}
 	if err != nil {
 		return nil, http.StatusUnauthorized, "unauthenticated: " + identity.Code(err)
 	}

@@ -50,16 +50,35 @@ type servicePing struct {
 // readyTimeout bounds one readiness probe's pings.
 const readyTimeout = 2 * time.Second
 
-// ping checks every service the stores use; nil with the embedded default.
+// ping checks every service the stores use; nil with the embedded default. The probes run at
+// once and the answer comes within readyTimeout whatever the drivers do: a client may not honour
+// the context's deadline (go-redis waits for its own read timeout, and retries, unless told
+// otherwise), and a readiness probe that hangs longer than documented is read as a dead process.
+// A probe still running when the answer is given ends on its driver's own timeout.
 func (s *stores) ping() error {
 	if len(s.pings) == 0 {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
 	defer cancel()
+	errc := make(chan error, len(s.pings)) // buffered: a late probe never blocks
 	for _, p := range s.pings {
-		if err := p.ping(ctx); err != nil {
-			return fmt.Errorf("%s unreachable: %w", p.name, err)
+		go func() {
+			if err := p.ping(ctx); err != nil {
+				errc <- fmt.Errorf("%s unreachable: %w", p.name, err)
+				return
+			}
+			errc <- nil
+		}()
+	}
+	for range s.pings {
+		select {
+		case err := <-errc:
+			if err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("stores did not answer within %v: %w", readyTimeout, ctx.Err())
 		}
 	}
 	return nil

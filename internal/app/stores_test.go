@@ -235,3 +235,112 @@ func (p *tcpProxy) stop() {
 	p.mu.Unlock()
 	p.wg.Wait()
 }
+
+// silentProxy forwards loopback TCP to target until kill: from then on it accepts and never
+// answers, and what it was forwarding goes silent — a server behind a black-holed network.
+type silentProxy struct {
+	ln   net.Listener
+	dead chan struct{}
+	mu   sync.Mutex
+	cs   []net.Conn
+}
+
+func newSilentProxy(t *testing.T, target string) *silentProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &silentProxy{ln: ln, dead: make(chan struct{})}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.keep(c)
+			select {
+			case <-p.dead:
+				continue // accepted, never answered
+			default:
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.keep(up)
+			go func() { _, _ = io.Copy(up, c) }()
+			go func() {
+				buf := make([]byte, 32<<10)
+				for {
+					n, err := up.Read(buf)
+					select {
+					case <-p.dead:
+						return // silent from now on
+					default:
+					}
+					if n > 0 {
+						_, _ = c.Write(buf[:n])
+					}
+					if err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, c := range p.cs {
+			c.Close()
+		}
+	})
+	return p
+}
+
+func (p *silentProxy) keep(c net.Conn) {
+	p.mu.Lock()
+	p.cs = append(p.cs, c)
+	p.mu.Unlock()
+}
+
+func (p *silentProxy) kill() { close(p.dead) }
+
+// With Redis black-holed, /readyz answers 503 within its documented 2 s (go-redis would wait
+// for its own read timeout and retry, about 5 s), naming why.
+func TestReadyzBoundedWhenRedisBlackholed(t *testing.T) {
+	raddr := os.Getenv("PORTCULLIS_TEST_REDIS")
+	if raddr == "" {
+		t.Skip("PORTCULLIS_TEST_REDIS is not set: no Redis to test against (e.g. PORTCULLIS_TEST_REDIS=127.0.0.1:6379)")
+	}
+	proxy := newSilentProxy(t, raddr)
+	t.Setenv("PCL_TEST_REDIS_URL", "redis://"+proxy.ln.Addr().String()+"/0")
+	g := newGatewayWith(t, func(c *config.Config) {
+		c.Store = config.StoreConfig{Ledger: config.StoreSQLite, Approvals: config.StoreSQLite, Behavior: config.StoreMemory, Nonces: config.StoreRedis,
+			Redis: config.RedisConfig{URLEnv: "PCL_TEST_REDIS_URL", Prefix: "pcl:test:readyz:"}}
+	})
+	get := func() (int, string, time.Duration) {
+		start := time.Now()
+		resp, err := http.Get(g.srv.URL + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), time.Since(start)
+	}
+	if status, body, _ := get(); status != http.StatusOK {
+		t.Fatalf("ready before the black hole: %d %s", status, body)
+	}
+	proxy.kill()
+	status, body, took := get()
+	if status != http.StatusServiceUnavailable {
+		t.Errorf("readyz with Redis black-holed: %d %s, want 503", status, body)
+	}
+	if took > readyTimeout+500*time.Millisecond {
+		t.Errorf("readyz took %v; documented %v", took, readyTimeout)
+	}
+}

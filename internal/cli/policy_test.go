@@ -193,3 +193,26 @@ func TestPolicyTestSeed(t *testing.T) {
 		t.Errorf("code %d out %q err %q", code, out, errOut)
 	}
 }
+
+// TestPolicyEvalExactNumbers: policy eval reads numbers as written, so its answer is the
+// gateway's: 2^53+1 is above a max_value of 2^53 (read as float64 both were 2^53).
+func TestPolicyEvalExactNumbers(t *testing.T) {
+	dir := t.TempDir()
+	pol := filepath.Join(dir, "p.yaml")
+	src := "agent_id: a\ndefault_action: DENY\nrules:\n  - name: small\n    tool: pay\n    action: ALLOW\n    conditions:\n      - parameter: amount\n        max_value: 9007199254740992\n"
+	if err := os.WriteFile(pol, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ amount, want string }{
+		{"9007199254740992", `"decision":"ALLOW"`},
+		{"9007199254740993", `"decision":"DENY"`},
+		{"9007199254740992.9", `"decision":"DENY"`},
+		{"1e400", `"decision":"DENY"`},
+	} {
+		in := `{"agent":{"id":"a"},"tool":"pay","time":"2026-03-10T10:00:00Z","threat_level":"none","params":{"amount":` + tc.amount + `}}` + "\n"
+		_, out, errOut := run(t, in, "policy", "eval", "--policy", pol, "--input", "-")
+		if !strings.Contains(out, tc.want) {
+			t.Errorf("amount %s: %q %q, want %s", tc.amount, out, errOut, tc.want)
+		}
+	}
+}

@@ -20,6 +20,7 @@ type recentDecisions struct {
 type recentDecision struct {
 	agent, tool string
 	at          time.Time
+	reported    bool // an outcome was accepted: the next one is refused
 }
 
 func newRecentDecisions(max int, ttl time.Duration) *recentDecisions {
@@ -37,13 +38,24 @@ func (r *recentDecisions) add(id, agent, tool string, at time.Time) {
 	r.byID[id] = recentDecision{agent: agent, tool: tool, at: at}
 }
 
-// lookup returns the tool of id's allowed decision if it was made for agent within the last ttl.
-func (r *recentDecisions) lookup(id, agent string, now time.Time) (tool string, ok bool) {
+// claim returns the tool of id's allowed decision if it was made for agent within the last ttl
+// (and, when tool is not empty, for that tool), and marks its outcome reported: one outcome per
+// decision. A report naming another tool is unknown and does not spend the claim. A second report of the same decision
+// finds it reported (already = true) — otherwise every report would be inspected and recorded
+// again, a free oracle for the result detectors and a way to bury the real outcome in the ledger.
+// The decision lives only in the process that made it, so on any other replica an outcome is
+// unknown_decision, and the claim holds across replicas too.
+func (r *recentDecisions) claim(id, agent, tool string, now time.Time) (decided string, ok, already bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	d, found := r.byID[id]
-	if !found || d.agent != agent || now.Sub(d.at) > r.ttl {
-		return "", false
+	if !found || d.agent != agent || now.Sub(d.at) > r.ttl || (tool != "" && tool != d.tool) {
+		return "", false, false
 	}
-	return d.tool, true
+	if d.reported {
+		return d.tool, false, true
+	}
+	d.reported = true
+	r.byID[id] = d
+	return d.tool, true, false
 }

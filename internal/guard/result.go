@@ -61,6 +61,12 @@ type ResultDecision struct {
 // ErrUnknownDecision is returned when an outcome names a decision this agent did not get.
 var ErrUnknownDecision = errors.New("unknown decision")
 
+// ErrOutcomeReported is returned for a second outcome of one decision (CodeOutcomeReported).
+var ErrOutcomeReported = errors.New("outcome already reported")
+
+// CodeOutcomeReported is the stable code of a second outcome for one decision.
+const CodeOutcomeReported = "outcome_already_reported"
+
 // CheckResult inspects a tool's result in the response direction (indirect prompt injection
 // arrives here), decides pass, redact or block, and records a tool_result record under the
 // decision's ID. Any failure blocks: a result that cannot be inspected or recorded never reaches
@@ -96,9 +102,12 @@ func (g *Guard) CheckResult(ctx context.Context, o Outcome, rp ResultPolicy) (rd
 		agent = a
 	}
 	rec.Agent = &ledger.Principal{ID: agent.ID, Verified: true, Method: string(agent.Method)}
-	tool, ok := g.recent.lookup(o.DecisionID, agent.ID, rec.Time)
-	if !ok || (o.Tool != "" && o.Tool != tool) {
-		// Scoped identities: an agent reports only on its own, recent, allowed calls.
+	// Scoped identities: an agent reports only on its own, recent, allowed calls, once each.
+	tool, ok, already := g.recent.claim(o.DecisionID, agent.ID, o.Tool, rec.Time)
+	switch {
+	case already:
+		return fail(CodeOutcomeReported, fmt.Errorf("%w: %q", ErrOutcomeReported, o.DecisionID))
+	case !ok:
 		return fail("unknown_decision", fmt.Errorf("%w %q for agent %s", ErrUnknownDecision, o.DecisionID, agent.ID))
 	}
 	o.Tool, rec.Tool = tool, tool

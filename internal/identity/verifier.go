@@ -25,11 +25,16 @@ type Credentials struct {
 	// ClaimedAgent, when set, is the agent the request says it is acting as (for example an
 	// agent_id in the body). It must equal the authenticated agent.
 	ClaimedAgent string
+	// Ambiguous is set when the request carried a credential header more than once (two
+	// Authorization or two X-API-Key headers): Verify refuses it (ErrAmbiguous) instead of
+	// choosing one, since a proxy in front may have checked the other.
+	Ambiguous bool
 }
 
 // CredentialsFromRequest extracts credentials from an HTTP request and its (already read) body.
 func CredentialsFromRequest(r *http.Request, body []byte) Credentials {
 	var c Credentials
+	c.Ambiguous = len(r.Header.Values("Authorization")) > 1 || len(r.Header.Values("X-API-Key")) > 1
 	if auth := r.Header.Get("Authorization"); auth != "" {
 		scheme, val, _ := strings.Cut(auth, " ")
 		if strings.EqualFold(scheme, "Bearer") {
@@ -145,6 +150,9 @@ func (v *Verifier) Verify(ctx context.Context, creds Credentials) (*Agent, error
 		if present {
 			n++
 		}
+	}
+	if creds.Ambiguous {
+		return nil, ErrAmbiguous
 	}
 	switch n {
 	case 0:

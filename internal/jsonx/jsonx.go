@@ -39,22 +39,34 @@ func Depth(b []byte) int {
 	return deepest
 }
 
-// CountValues counts the scalar values and containers in a JSON text (approximately: one per
-// comma-separated element and one per container), without decoding it.
+// CountValues counts the values in a JSON text — every string, number, true, false, null, object
+// and array, the outermost included; object keys are not values — without decoding it. It is
+// exact for valid JSON: {} is 1, {"a":[]} is 2, {"a":[1,2]} is 4. (It used to count one value
+// per container and comma, so an empty container counted twice.)
 func CountValues(b []byte) int {
-	if len(trimSpace(b)) == 0 {
-		return 0
-	}
-	n := 1
+	n := 0
 	for i := 0; i < len(b); i++ {
-		switch b[i] {
-		case '"':
+		switch c := b[i]; {
+		case c == '"':
 			i = stringEnd(b, i)
-		case ',', '{', '[':
+			n++
+		case c == '{' || c == '[':
+			n++
+		case c == ':':
+			n-- // the string before it was a key
+		case c == '-' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z'):
+			for i+1 < len(b) && isScalarByte(b[i+1]) {
+				i++
+			}
 			n++
 		}
 	}
-	return n
+	return max(n, 0)
+}
+
+// isScalarByte is a byte that continues a number or a literal (true, false, null).
+func isScalarByte(c byte) bool {
+	return c == '-' || c == '+' || c == '.' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
 }
 
 // stringEnd returns the index of the quote that closes the string opened at b[open] (len(b)-1
@@ -80,8 +92,10 @@ func stringEnd(b []byte, open int) int {
 	}
 }
 
-// DecodeObject decodes a JSON object into its Go form (numbers as float64). Empty input is an
-// empty object; anything but one object is an error.
+// DecodeObject decodes a JSON object into its Go form, numbers as json.Number: the exact text,
+// because a float64 rounds integers beyond 2^53 (9007199254740993 would read as
+// 9007199254740992) while the tool that runs reads them exactly. Empty input is an empty object;
+// anything but one object is an error.
 func DecodeObject(raw []byte) (map[string]any, error) {
 	if len(trimSpace(raw)) == 0 {
 		return map[string]any{}, nil
@@ -92,7 +106,7 @@ func DecodeObject(raw []byte) (map[string]any, error) {
 		return nil, err
 	}
 	var v any
-	rest, err := segjson.Parse(raw, &v, 0)
+	rest, err := segjson.Parse(raw, &v, segjson.UseNumber)
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +150,7 @@ func kind(v any) string {
 		return "an array"
 	case string:
 		return "a string"
-	case float64:
+	case float64, segjson.Number:
 		return "a number"
 	case bool:
 		return "a boolean"

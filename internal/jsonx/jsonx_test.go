@@ -1,6 +1,7 @@
 package jsonx
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -17,9 +18,10 @@ var seeds = []string{
 }
 
 // DecodeObject accepts what encoding/json accepts as one object, and decodes it to the same
-// value: the decision path must not read parameters differently from everything else. The
-// exceptions are what Validate refuses on purpose because readers disagree on it: a repeated
-// key, invalid UTF-8 and surrogate escapes (encoding/json reads them its own way).
+// value (with UseNumber: numbers as json.Number): the decision path must not read parameters
+// differently from everything else. The exceptions are what Validate refuses on purpose because
+// readers disagree on it: a repeated key, invalid UTF-8 and surrogate escapes (encoding/json
+// reads them its own way).
 func FuzzDecodeObjectMatchesStdlib(f *testing.F) {
 	for _, s := range seeds {
 		f.Add([]byte(s))
@@ -30,7 +32,12 @@ func FuzzDecodeObjectMatchesStdlib(f *testing.F) {
 		}
 		got, err := DecodeObject(raw)
 		var want any
-		stdErr := json.Unmarshal(raw, &want)
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber() // numbers as their exact text, as DecodeObject reads them
+		stdErr := dec.Decode(&want)
+		if stdErr == nil && dec.InputOffset() < int64(len(raw)) && len(trimSpace(raw[dec.InputOffset():])) != 0 {
+			stdErr = errors.New("trailing data")
+		}
 		if _, isObj := want.(map[string]any); stdErr == nil && !isObj {
 			stdErr = errors.New("not an object")
 		}
@@ -97,7 +104,7 @@ func FuzzScansMatchBytewise(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		depth, deepest, count, inString, escaped := 0, 0, 1, false, false
+		depth, deepest, inString, escaped := 0, 0, false, false
 		for _, c := range b {
 			switch {
 			case inString:
@@ -113,21 +120,72 @@ func FuzzScansMatchBytewise(f *testing.F) {
 			case c == '{' || c == '[':
 				depth++
 				deepest = max(deepest, depth)
-				count++
 			case c == '}' || c == ']':
 				depth--
-			case c == ',':
-				count++
 			}
-		}
-		if len(trimSpace(b)) == 0 {
-			count = 0
 		}
 		if got := Depth(b); got != deepest {
 			t.Errorf("Depth(%q) = %d, bytewise %d", b, got, deepest)
 		}
-		if got := CountValues(b); got != count {
-			t.Errorf("CountValues(%q) = %d, bytewise %d", b, got, count)
+		// On valid JSON, CountValues is exactly the number of values the decoder builds.
+		var v any
+		if deepest < 1000 && json.Unmarshal(b, &v) == nil {
+			if got, want := CountValues(b), countTokens(b); got != want {
+				t.Errorf("CountValues(%q) = %d, decoded %d", b, got, want)
+			}
 		}
 	})
+}
+
+// countTokens counts the values of valid JSON from the standard decoder's tokens (duplicate keys
+// included, which a decoded map would merge).
+func countTokens(b []byte) int {
+	type frame struct{ obj, wantKey bool }
+	dec := json.NewDecoder(bytes.NewReader(b))
+	n := 0
+	var stack []frame
+	valueDone := func() {
+		if len(stack) > 0 && stack[len(stack)-1].obj {
+			stack[len(stack)-1].wantKey = true
+		}
+	}
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return n
+		}
+		d, isDelim := tok.(json.Delim)
+		switch {
+		case isDelim && (d == '}' || d == ']'):
+			stack = stack[:len(stack)-1]
+			valueDone()
+		case len(stack) > 0 && stack[len(stack)-1].wantKey:
+			stack[len(stack)-1].wantKey = false // a key
+		case isDelim:
+			n++
+			stack = append(stack, frame{obj: d == '{', wantKey: d == '{'})
+		default:
+			n++
+			valueDone()
+		}
+	}
+}
+
+func TestCountValues(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int
+	}{
+		{``, 0},
+		{`{}`, 1},
+		{`{"a":[]}`, 2},
+		{`{"a":[1,2]}`, 4},
+		{`{"a": -1.5e+3, "b": true, "c": null, "d": "x:y"}`, 5},
+		{`{"a\"b": {"c": [false, {}]}}`, 5},
+	}
+	for _, tc := range tests {
+		if got := CountValues([]byte(tc.in)); got != tc.want {
+			t.Errorf("CountValues(%s) = %d, want %d", tc.in, got, tc.want)
+		}
+	}
 }

@@ -118,6 +118,9 @@ type Ledger struct {
 	lastCommit time.Duration // how long the last commit took
 	lastBatch  int           // and how many records it carried
 	queuedEnd  int           // records waiting in the queue when it ended
+	// seatDeadline is the deadline of the caller committing on its own goroutine (zero: none,
+	// or the writer goroutine commits); commitContext bounds the commit by it.
+	seatDeadline time.Time
 
 	// metrics
 	sizeA    atomic.Uint64
@@ -449,7 +452,13 @@ func (l *Ledger) Append(ctx context.Context, r *Record, secretPaths ...string) (
 	select {
 	case l.token <- struct{}{}:
 		// The writer is idle: commit here, batch after batch, until this record is in one.
+		// The commits are bounded by this caller's deadline (its decision timeout), not only
+		// by commitTimeout: the caller cannot return before its commit does, and a store that
+		// does not answer (a black-holed database) must not hold a decision past its timeout.
+		// A cancellation without a deadline still does not cut the commit short.
+		l.seatDeadline, _ = ctx.Deadline()
 		l.drain(func() bool { return len(p.done) > 0 })
+		l.seatDeadline = time.Time{}
 		l.release()
 	default:
 		// A commit is in progress. If the writer goroutine holds the seat it is waiting for
@@ -607,6 +616,18 @@ func (l *Ledger) commitBatch(batch []*pending) {
 // the commit has its own context.
 const commitTimeout = 30 * time.Second
 
+// commitContext is a commit's context: commitTimeout, or sooner the deadline of the caller
+// committing on its own goroutine (seatDeadline). The other records in that caller's batch then
+// fail with it — they deny, which is what their callers would do at their own, similar,
+// deadlines anyway.
+func (l *Ledger) commitContext() (context.Context, context.CancelFunc) {
+	deadline := time.Now().Add(commitTimeout)
+	if !l.seatDeadline.IsZero() && l.seatDeadline.Before(deadline) {
+		deadline = l.seatDeadline
+	}
+	return context.WithDeadline(context.Background(), deadline)
+}
+
 // commit encodes the bodies as the next records, adds a checkpoint when one is due (or
 // forced), commits once and advances the writer state only on success.
 func (l *Ledger) commit(bodies [][]byte, forceCheckpoint bool) (uint64, error) {
@@ -629,7 +650,7 @@ func (l *Ledger) commit(bodies [][]byte, forceCheckpoint bool) (uint64, error) {
 	if len(entries) == 0 && cp == nil {
 		return first, nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	ctx, cancel := l.commitContext()
 	t0 := time.Now()
 	err = guarded(func() error { return l.st.Commit(ctx, entries, cp) })
 	cancel()

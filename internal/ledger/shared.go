@@ -64,7 +64,7 @@ func (l *Ledger) commitShared(bodies [][]byte, forceCheckpoint bool) (uint64, er
 		signed  *StoredCheckpoint
 		buf     []byte
 	)
-	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	ctx, cancel := l.commitContext()
 	t0 := time.Now()
 	err := guarded(func() error {
 		return l.shared.CommitExclusive(ctx, func(v View) ([]Entry, *StoredCheckpoint, error) {

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"syscall"
@@ -47,6 +48,19 @@ func BenchmarkEvaluate(b *testing.B) {
 	tm, _ := time.Parse(time.RFC3339, "2026-03-10T10:00:00-04:00")
 	req := &Request{Agent: Agent{ID: "report-generator-v1"}, Tool: "fetch_sales_data",
 		Params: map[string]any{"query_type": "monthly", "date_range_days": 30.0}, Time: tm}
+	if d := set.Evaluate(req); d.Action != Allow {
+		b.Fatalf("decision %v", d)
+	}
+	loop(b, func() { set.Evaluate(req) })
+}
+
+// BenchmarkEvaluateJSONNumber is BenchmarkEvaluate with the number as the gateway decodes it
+// (json.Number, compared exactly as decimal text).
+func BenchmarkEvaluateJSONNumber(b *testing.B) {
+	set := seedSet(b)
+	tm, _ := time.Parse(time.RFC3339, "2026-03-10T10:00:00-04:00")
+	req := &Request{Agent: Agent{ID: "report-generator-v1"}, Tool: "fetch_sales_data",
+		Params: map[string]any{"query_type": "monthly", "date_range_days": json.Number("30")}, Time: tm}
 	if d := set.Evaluate(req); d.Action != Allow {
 		b.Fatalf("decision %v", d)
 	}

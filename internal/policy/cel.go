@@ -1,7 +1,12 @@
 package policy
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -139,7 +144,8 @@ func (a *celActivation) resolve(i int) any {
 		if r.Params == nil {
 			return map[string]any{}
 		}
-		return r.Params
+		p, _ := celParams(r.Params)
+		return p
 	case 4:
 		lvl := ""
 		if a.rank >= 0 && a.rank < len(levelNames) {
@@ -222,6 +228,55 @@ func dedupe(in []string) []string {
 		if !hasString(out, s) {
 			out = append(out, s)
 		}
+	}
+	return out
+}
+
+// celParams is the params as CEL reads them: a json.Number becomes a CEL double, as numbers
+// decoded to float64 always were. Maps and lists are copied only when they hold a json.Number, so
+// a request without numbers costs nothing. (CEL compares doubles; the exact operators are
+// max_value, min_value, equals and one_of.)
+func celParams(v any) (any, bool) {
+	switch x := v.(type) {
+	case json.Number:
+		f, err := strconv.ParseFloat(string(x), 64)
+		if err != nil && !errors.Is(err, strconv.ErrRange) {
+			return string(x), true // not a number: CEL sees the text, and a numeric test errors
+		}
+		return f, true
+	case map[string]any:
+		var out map[string]any
+		for k, e := range x {
+			c, changed := celParams(e)
+			if !changed {
+				continue
+			}
+			if out == nil {
+				out = maps.Clone(x)
+			}
+			out[k] = c
+		}
+		return orig(out, x), out != nil
+	case []any:
+		var out []any
+		for i, e := range x {
+			c, changed := celParams(e)
+			if !changed {
+				continue
+			}
+			if out == nil {
+				out = slices.Clone(x)
+			}
+			out[i] = c
+		}
+		return orig(out, x), out != nil
+	}
+	return v, false
+}
+
+func orig[T map[string]any | []any](out, in T) any {
+	if out == nil {
+		return in
 	}
 	return out
 }

@@ -250,8 +250,8 @@ type ccond struct {
 	path     []string
 	match    *strMatcher
 	notMatch *strMatcher
-	maxV     float64
-	minV     float64
+	maxV     Number
+	minV     Number
 	hasMax   bool
 	hasMin   bool
 	maxLen   int

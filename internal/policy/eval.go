@@ -1,8 +1,6 @@
 package policy
 
 import (
-	"encoding/json"
-	"strconv"
 	"time"
 	"unicode/utf8"
 )
@@ -216,28 +214,8 @@ func everyElem(v any, f func(any) bool) bool {
 	return f(v)
 }
 
-// number reads a JSON-ish numeric value.
-func number(v any) (float64, bool) {
-	switch n := v.(type) {
-	case float64:
-		return n, true
-	case int:
-		return float64(n), true
-	case int64:
-		return float64(n), true
-	case int32:
-		return float64(n), true
-	case float32:
-		return float64(n), true
-	case uint64:
-		return float64(n), true
-	case json.Number:
-		f, err := strconv.ParseFloat(string(n), 64)
-		return f, err == nil
-	}
-	return 0, false
-}
-
+// scalarEqual compares a parameter value with a literal of equals or one_of: strings and
+// booleans by value, numbers exactly (see Number). Either side may be the literal.
 func scalarEqual(a, b any) bool {
 	if as, ok := a.(string); ok {
 		bs, ok := b.(string)
@@ -247,9 +225,15 @@ func scalarEqual(a, b any) bool {
 		bb, ok := b.(bool)
 		return ok && ab == bb
 	}
-	af, ok1 := number(a)
-	bf, ok2 := number(b)
-	return ok1 && ok2 && af == bf
+	if bn, ok := b.(Number); ok {
+		c, ok := cmpNumber(a, &bn)
+		return ok && c == 0
+	}
+	if an, ok := a.(Number); ok {
+		c, ok := cmpNumber(b, &an)
+		return ok && c == 0
+	}
+	return false
 }
 
 // scalarOK tests one scalar value against every operator of a parameter condition.
@@ -270,15 +254,15 @@ func (cc *ccond) scalarOK(v any) bool {
 		}
 	}
 	if cc.hasMax || cc.hasMin {
-		f, ok := number(v)
-		if !ok {
-			return false
+		if cc.hasMax {
+			if c, ok := cmpNumber(v, &cc.maxV); !ok || c > 0 {
+				return false
+			}
 		}
-		if cc.hasMax && f > cc.maxV {
-			return false
-		}
-		if cc.hasMin && f < cc.minV {
-			return false
+		if cc.hasMin {
+			if c, ok := cmpNumber(v, &cc.minV); !ok || c < 0 {
+				return false
+			}
 		}
 	}
 	if cc.hasEq && !scalarEqual(v, cc.equals) {

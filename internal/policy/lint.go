@@ -7,7 +7,6 @@ package policy
 
 import (
 	"fmt"
-	"math"
 	"regexp"
 	"regexp/syntax"
 	"slices"
@@ -214,7 +213,7 @@ func (l *linter) windowsDisjoint(r *Rule) bool {
 // constraints combine.
 func (l *linter) paramNeverHolds(r *Rule, path string, conds []*Condition) bool {
 	var (
-		lo, hi         = math.Inf(-1), math.Inf(1)
+		lo, hi         *Number // nil: unbounded
 		loPos, hiPos   Pos
 		strTest        *Condition
 		numTest        *Condition
@@ -238,11 +237,11 @@ func (l *linter) paramNeverHolds(r *Rule, path string, conds []*Condition) bool 
 	}
 	for _, c := range conds {
 		pc := c.Parameter
-		if pc.MinValue != nil && *pc.MinValue > lo {
-			lo, loPos = *pc.MinValue, c.Pos
+		if pc.MinValue != nil && (lo == nil || pc.MinValue.Cmp(*lo) > 0) {
+			lo, loPos = pc.MinValue, c.Pos
 		}
-		if pc.MaxValue != nil && *pc.MaxValue < hi {
-			hi, hiPos = *pc.MaxValue, c.Pos
+		if pc.MaxValue != nil && (hi == nil || pc.MaxValue.Cmp(*hi) < 0) {
+			hi, hiPos = pc.MaxValue, c.Pos
 		}
 		if pc.MinValue != nil || pc.MaxValue != nil {
 			numTest = c
@@ -274,13 +273,13 @@ func (l *linter) paramNeverHolds(r *Rule, path string, conds []*Condition) bool 
 		}
 	}
 	switch {
-	case lo > hi:
+	case lo != nil && hi != nil && lo.Cmp(*hi) > 0:
 		pos := loPos
 		if hiPos.Line > pos.Line || (hiPos.Line == pos.Line && hiPos.Col > pos.Col) {
 			pos = hiPos
 		}
 		l.add(pos, LintMinAboveMax, LintWarning, r, "bounds are inclusive: make min_value ≤ max_value",
-			"rule %q never applies: parameter %s needs min_value %s > max_value %s", r.Name, path, fmtNum(lo), fmtNum(hi))
+			"rule %q never applies: parameter %s needs min_value %s > max_value %s", r.Name, path, lo, hi)
 		return true
 	case negativeLength != nil:
 		l.add(negativeLength.Pos, LintMaxLength, LintWarning, r, "max_length counts characters and must be ≥ 0",
@@ -349,9 +348,15 @@ func (l *linter) allHold(conds []*Condition, v any, withLen, withNum bool) bool 
 			}
 		}
 		if withNum && (pc.MaxValue != nil || pc.MinValue != nil) {
-			f, ok := number(v)
-			if !ok || (pc.MaxValue != nil && f > *pc.MaxValue) || (pc.MinValue != nil && f < *pc.MinValue) {
-				return false
+			if pc.MaxValue != nil {
+				if c, ok := cmpNumber(v, pc.MaxValue); !ok || c > 0 {
+					return false
+				}
+			}
+			if pc.MinValue != nil {
+				if c, ok := cmpNumber(v, pc.MinValue); !ok || c < 0 {
+					return false
+				}
 			}
 		}
 		if pc.HasEquals && !scalarEqual(v, pc.Equals) {
@@ -363,8 +368,6 @@ func (l *linter) allHold(conds []*Condition, v any, withLen, withNum bool) bool 
 	}
 	return true
 }
-
-func fmtNum(f float64) string { return fmt.Sprintf("%g", f) }
 
 // maxLanguage bounds the strings finiteLanguage enumerates.
 const maxLanguage = 256
@@ -622,10 +625,10 @@ func paramImplies(a, b *ParameterCond) bool {
 	if !samePattern(a.Match, b.Match) || !samePattern(a.NotMatch, b.NotMatch) {
 		return false
 	}
-	if b.MaxValue != nil && (a.MaxValue == nil || *a.MaxValue > *b.MaxValue) {
+	if b.MaxValue != nil && (a.MaxValue == nil || a.MaxValue.Cmp(*b.MaxValue) > 0) {
 		return false
 	}
-	if b.MinValue != nil && (a.MinValue == nil || *a.MinValue < *b.MinValue) {
+	if b.MinValue != nil && (a.MinValue == nil || a.MinValue.Cmp(*b.MinValue) < 0) {
 		return false
 	}
 	if b.MaxLength != nil && (a.MaxLength == nil || *a.MaxLength > *b.MaxLength) {

@@ -486,17 +486,48 @@ func (p *parser) boolean(n *yaml.Node, path string) (bool, bool) {
 	return b, true
 }
 
-func (p *parser) number(n *yaml.Node, path string) (float64, bool) {
+// number reads a number literal exactly (Number): a limit like 9007199254740993 must not round
+// to a neighbouring float64. Decimal text of any size is kept as written; YAML's other integer
+// forms (0x1F, 0o17, 1_000) are read by the YAML decoder, which holds them exactly in 64 bits. A
+// plain (unquoted) scalar YAML leaves as a string because no float64 holds it, e.g. 1e400, is
+// still a decimal number, and is compared exactly too.
+func (p *parser) number(n *yaml.Node, path string) (Number, bool) {
+	bad := func() (Number, bool) {
+		p.errorf(n, path, "write a finite decimal number, e.g. 90", "invalid number %q", clip(n.Value))
+		return Number{}, false
+	}
+	plainStr := n.Kind == yaml.ScalarNode && n.Tag == "!!str" && n.Style == 0
+	if plainStr {
+		if x, err := ParseNumber(n.Value); err == nil {
+			return x, true
+		}
+	}
 	if n.Kind != yaml.ScalarNode || (n.Tag != "!!int" && n.Tag != "!!float") {
 		p.errorf(n, path, "write a number without quotes, e.g. 90", "want a number, got %s", describe(n))
-		return 0, false
+		return Number{}, false
 	}
-	var f float64
-	if err := n.Decode(&f); err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-		p.errorf(n, path, "write a finite number, e.g. 90", "invalid number %q", clip(n.Value))
-		return 0, false
+	text := strings.ReplaceAll(n.Value, "_", "")
+	if d := strings.TrimLeft(text, "+-"); len(d) > 1 && d[0] == '0' && d[1] >= '0' && d[1] <= '9' {
+		// YAML 1.1 reads 017 as octal 15, YAML 1.2 as 17: refuse to guess.
+		p.errorf(n, path, "write 17 for seventeen, or 0o17 for octal", "ambiguous number %q (leading zero)", clip(n.Value))
+		return Number{}, false
 	}
-	return f, true
+	if x, err := ParseNumber(text); err == nil {
+		return x, true
+	}
+	if n.Tag == "!!int" {
+		var i int64
+		if err := n.Decode(&i); err == nil {
+			x, err := ParseNumber(strconv.FormatInt(i, 10))
+			return x, err == nil
+		}
+		var u uint64
+		if err := n.Decode(&u); err == nil {
+			x, err := ParseNumber(strconv.FormatUint(u, 10))
+			return x, err == nil
+		}
+	}
+	return bad() // .inf, .nan, or a form only an explicit tag makes a number
 }
 
 func (p *parser) integer(n *yaml.Node, path string, lo, hi int) (int, bool) {

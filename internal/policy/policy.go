@@ -276,11 +276,11 @@ type ParameterCond struct {
 	Path      string   // as written, e.g. "filter.region"
 	Match     *Pattern // RE2, unanchored as written
 	NotMatch  *Pattern
-	MaxValue  *float64 // inclusive
-	MinValue  *float64 // inclusive
-	OneOf     []any    // scalars: string, float64, bool
-	MaxLength *int     // in characters (Unicode code points)
-	Equals    any      // scalar; nil when absent
+	MaxValue  *Number // inclusive, compared exactly
+	MinValue  *Number // inclusive, compared exactly
+	OneOf     []any   // scalars: string, Number, bool
+	MaxLength *int    // in characters (Unicode code points)
+	Equals    any     // scalar; nil when absent
 	HasEquals bool
 }
 
@@ -352,7 +352,8 @@ type Request struct {
 	User  *User // nil: no invoking user (has no permissions, attributes or clearance)
 	Tool  string
 	// Params are the call's arguments as decoded from JSON: map[string]any, []any, string,
-	// float64, bool, nil (int, int64 and []string are accepted too).
+	// json.Number (decode with UseNumber: a float64 has already rounded a large integer),
+	// float64, bool, nil (int, int64, uint64 and []string are accepted too).
 	Params map[string]any
 	Time   time.Time // zero means now
 	// Threat is the inspection engine's level for this call; Findings the finding kinds it reported.

@@ -57,6 +57,7 @@ func DecodeRequest(data []byte) (req *Request, hasThreat bool, err error) {
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
+	dec.UseNumber() // numbers exactly as written: a float64 rounds integers beyond 2^53
 	var w WireRequest
 	if err := dec.Decode(&w); err != nil {
 		return nil, false, fmt.Errorf("decode request: %w", err)

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"strings"
 	"sync"
@@ -149,7 +150,11 @@ func (s *Server) handleDecide(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, http.StatusBadRequest, "bad_request", `"tool" is required`)
 		return
 	}
-	if n := jsonx.CountValues(req.Params); n > s.o.Limits.MaxParams {
+	if len(req.Params) == 0 {
+		req.Params = json.RawMessage("{}") // documented: params defaults to {}
+	}
+	// max_params counts the values inside params (keys and params itself are not values).
+	if n := jsonx.CountValues(req.Params) - 1; n > s.o.Limits.MaxParams {
 		s.reject(w, http.StatusRequestEntityTooLarge, "too_many_params", fmt.Sprintf("params hold %d values; the limit is %d", n, s.o.Limits.MaxParams))
 		return
 	}
@@ -297,7 +302,7 @@ func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 
 // readBody reads a bounded body and checks it is valid UTF-8 and not nested deeper than allowed.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+	if !jsonMediaType(r.Header.Values("Content-Type")) {
 		s.reject(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "send application/json")
 		return nil, false
 	}
@@ -320,6 +325,31 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool)
 		return nil, false
 	}
 	return body, true
+}
+
+// jsonMediaType accepts a request without Content-Type, or with exactly one that is
+// application/json or a structured +json type (RFC 6839, e.g. application/merge-patch+json), with
+// no parameter but charset=utf-8. A prefix test would take application/jsonfoo or
+// application/json-seq; a second header, or a charset that is not UTF-8, would have the body read
+// differently by a proxy or tool in front of the gateway than by the gateway itself.
+func jsonMediaType(values []string) bool {
+	switch len(values) {
+	case 0:
+		return true
+	case 1:
+	default:
+		return false
+	}
+	mt, params, err := mime.ParseMediaType(values[0])
+	if err != nil {
+		return false
+	}
+	for k, v := range params {
+		if k != "charset" || !strings.EqualFold(v, "utf-8") {
+			return false
+		}
+	}
+	return mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json") && len(mt) > len("application/+json"))
 }
 
 // decodeBody reads a bounded body and strictly decodes it into v, answering 4xx itself when it
@@ -369,7 +399,9 @@ func strictDecode(body []byte, v any) error {
 // statusFor maps a guard denial code to an HTTP status.
 func statusFor(code string) int {
 	switch {
-	case code == guard.CodeMalformed || code == guard.CodeDuplicateKey:
+	case code == guard.CodeMalformed || code == guard.CodeDuplicateKey || code == identity.Code(identity.ErrAmbiguous):
+		// An ambiguous request (two credentials, two Authorization headers) is malformed, not
+		// a failed login: it is refused whatever the credentials are worth.
 		return http.StatusBadRequest
 	case code == guard.CodeUserInvalid || strings.HasPrefix(code, "user_"):
 		return http.StatusForbidden
@@ -377,6 +409,8 @@ func statusFor(code string) int {
 		return http.StatusNotFound
 	case code == guard.CodeTooManyPending:
 		return http.StatusTooManyRequests
+	case code == guard.CodeOutcomeReported:
+		return http.StatusConflict
 	case code == guard.CodeLedger || code == guard.CodeNoPolicy || code == guard.CodeBehavior ||
 		code == guard.CodeApproval || code == guard.CodeInspection:
 		return http.StatusServiceUnavailable

@@ -91,7 +91,7 @@ func TestMaxDepthAndCount(t *testing.T) {
 		in           string
 		depth, count int
 	}{
-		{`{}`, 1, 2},
+		{`{}`, 1, 1},
 		{`{"a":[1,2,{"b":"[{]}"}]}`, 3, 6},
 		{`"just a string with { and ["`, 0, 1},
 		{`{"a":"\"{"}`, 1, 2},

@@ -11,6 +11,7 @@ import (
 // formats; prefixed to the message for Anthropic, whose errors carry no code).
 const (
 	codeAuth             = "gateway_unauthenticated"
+	codeAmbiguous        = "credential_ambiguous"
 	codeInvalidRequest   = "invalid_request"
 	codeNotFound         = "not_found"
 	codeTooLarge         = "request_too_large"

@@ -163,6 +163,11 @@ const (
 // ErrConfig reports an invalid Config.
 var ErrConfig = errors.New("llm gateway: invalid configuration")
 
+// ErrAmbiguousCredentials is what a Checker's Authenticate wraps when the request carried more
+// than one credential (two Authorization headers, say): the gateway answers 400, not 401, since
+// no credential was judged — the request was refused for being ambiguous.
+var ErrAmbiguousCredentials = errors.New("llm gateway: ambiguous credentials")
+
 // Gateway is the http.Handler serving the three formats.
 type Gateway struct {
 	cfg       Config

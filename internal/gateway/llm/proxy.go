@@ -93,6 +93,10 @@ var relayedHeaders = []string{"Retry-After", "X-Request-Id", "Request-Id", "Open
 
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, f Format, up upstream) {
 	caller, err := g.checker.Authenticate(r)
+	if errors.Is(err, ErrAmbiguousCredentials) {
+		writeError(w, f, http.StatusBadRequest, codeAmbiguous, "send one gateway credential, in one header")
+		return
+	}
 	if err != nil {
 		writeError(w, f, http.StatusUnauthorized, codeAuth, "the gateway credential was not accepted")
 		return

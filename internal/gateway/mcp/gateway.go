@@ -417,6 +417,7 @@ func HeaderCredentials(req sdk.Request) Caller {
 		return Caller{}
 	}
 	h := ex.Header
+	c.Ambiguous = len(h.Values("Authorization")) > 1 || len(h.Values("X-API-Key")) > 1
 	if auth := h.Get("Authorization"); auth != "" {
 		scheme, val, _ := strings.Cut(auth, " ")
 		val = strings.TrimSpace(val)
