@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -9,9 +10,13 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,6 +24,7 @@ import (
 
 	"github.com/portcullis-ai/portcullis/internal/config"
 	"github.com/portcullis-ai/portcullis/internal/identity"
+	"github.com/portcullis-ai/portcullis/internal/ledger"
 )
 
 func writePEM(t *testing.T, dir, name string, pub any) string {
@@ -100,5 +106,153 @@ func TestDecideRefusesCritAndLongLivedJWT(t *testing.T) {
 				t.Errorf("decision %s, error %s; want DENY with %s", a.Decision, fmtErr(a), tc.code)
 			}
 		})
+	}
+}
+
+func metricsText(t *testing.T, g *gateway) string {
+	t.Helper()
+	resp, err := http.Get(g.srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// The attack: 500 KB tool names went into metric labels (/metrics grew to megabytes). Through the
+// real decision API, a long name and a name with a newline are refused with invalid_tool_name,
+// recorded as DENY with the name cut, and never become a label.
+func TestDecideRefusesInvalidToolNames(t *testing.T) {
+	g := newGatewayWith(t, func(c *config.Config) { c.Limits.MaxBodyBytes = 2 << 20 })
+	long := "fetch_" + strings.Repeat("A", 500<<10)
+	for _, tool := range []string{long, "fetch_sales_data\nx", "fetch_sales_data\u202e"} {
+		body, _ := json.Marshal(map[string]any{"tool": tool, "params": map[string]any{"quarter": "Q3"}})
+		for range 3 {
+			status, a := g.post("/v1/decide", g.key, body)
+			if status != http.StatusBadRequest || a.Decision != "DENY" || a.Error == nil || a.Error.Code != "invalid_tool_name" {
+				t.Fatalf("tool of %d bytes: status %d, decision %s, error %s", len(tool), status, a.Decision, fmtErr(a))
+			}
+		}
+	}
+	m := metricsText(t, g)
+	if strings.Contains(m, "AAAAAAAAAAAAAAAA") || strings.Contains(m, "fetch_sales_data\\n") || strings.Contains(m, "\u202e") {
+		t.Error("/metrics holds an invalid tool name")
+	}
+	if len(m) > 256<<10 {
+		t.Errorf("/metrics is %d bytes", len(m))
+	}
+	if !strings.Contains(m, `portcullis_decisions_total{agent="report-generator-v1",decision="DENY",tool="invalid"} 9`) {
+		t.Errorf("invalid names not counted under tool=\"invalid\":\n%s", grepLines(m, "portcullis_decisions_total"))
+	}
+	if strings.Contains(g.logBuf(), strings.Repeat("A", 257)) {
+		t.Error("the log holds the long name")
+	}
+	// The ledger holds the refusals, with the name cut and escaped.
+	st, err := OpenLedgerStore(context.Background(), g.app.cfg, g.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	denials := 0
+	if err := st.Scan(context.Background(), 0, func(e ledger.Entry) error {
+		r, err := ledger.ParseRecord(e.Data)
+		if err != nil {
+			return err
+		}
+		if strings.HasPrefix(r.Reason, "invalid_tool_name") {
+			denials++
+			if len(r.Tool) > 256 || r.Decision != "deny" {
+				t.Errorf("recorded tool of %d bytes, decision %s", len(r.Tool), r.Decision)
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if denials != 9 {
+		t.Errorf("%d invalid_tool_name denials recorded, want 9", denials)
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// The LLM gateway: tool calls the model proposes with an invalid name (huge, or with a newline)
+// are removed, decided as invalid_tool_name DENYs in the ledger, and not echoed back whole.
+func TestLLMProposedInvalidToolNames(t *testing.T) {
+	long := "fetch_customer_names" + strings.Repeat("B", 100<<10)
+	calls, _ := json.Marshal([]map[string]any{
+		{"id": "call_1", "type": "function", "function": map[string]any{"name": long, "arguments": `{"limit":10}`}},
+		{"id": "call_2", "type": "function", "function": map[string]any{"name": "fetch_customer_names\n", "arguments": `{"limit":10}`}},
+	})
+	upstreamBody := `{"id":"chatcmpl-1","object":"chat.completion","created":1741570283,"model":"gpt-4.1",
+"choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":` + string(calls) + `},
+"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":10,"completion_tokens":10,"total_tokens":20}}`
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, upstreamBody)
+	}))
+	defer upstream.Close()
+	t.Setenv("TEST_PROVIDER_KEY", "sk-provider-secret")
+	ctx := context.Background()
+	_, cfgPath, key, cfg := initDefault(t)
+	cfg.LLM.Upstreams = map[string]config.LLMUpstream{"chat_completions": {BaseURL: upstream.URL + "/v1", APIKeyEnv: "TEST_PROVIDER_KEY"}}
+	a, err := Open(ctx, cfg, cfgPath, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(ctx)
+	gw := httptest.NewServer(a.Handler())
+	defer gw.Close()
+	req, _ := http.NewRequest(http.MethodPost, gw.URL+"/v1/chat/completions",
+		strings.NewReader(`{"model":"gpt-4.1","messages":[{"role":"user","content":"list customers"}]}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d: %.300s", resp.StatusCode, body)
+	}
+	if strings.Contains(string(body), `"tool_calls"`) {
+		t.Errorf("a call with an invalid name reached the agent: %.300s", body)
+	}
+	if len(body) > 8<<10 {
+		t.Errorf("the answer is %d bytes: the name was echoed back", len(body))
+	}
+	var refused []string
+	if err := a.ledgerStore.Scan(ctx, 0, func(e ledger.Entry) error {
+		r, err := ledger.ParseRecord(e.Data)
+		if err != nil {
+			return err
+		}
+		if r.Kind == ledger.KindDecision && r.Source == "llm" {
+			if len(r.Tool) > 256 {
+				t.Errorf("recorded a tool name of %d bytes", len(r.Tool))
+			}
+			if r.Decision == "deny" && strings.HasPrefix(r.Reason, "invalid_tool_name") {
+				refused = append(refused, r.Tool)
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(refused) != 2 {
+		t.Errorf("invalid_tool_name denials recorded: %q, want 2", refused)
 	}
 }

@@ -100,11 +100,11 @@ type cands struct {
 type matchKind uint8
 
 const (
-	matchExact  matchKind = iota
-	matchPrefix           // literal prefix then anything without a newline ((?-s) patterns)
-	matchPrefixNL         // literal prefix then anything
-	matchAll              // any name without a newline ((?-s) patterns)
-	matchAllNL            // any name at all
+	matchExact    matchKind = iota
+	matchPrefix             // literal prefix then anything without a newline ((?-s) patterns)
+	matchPrefixNL           // literal prefix then anything
+	matchAll                // any name without a newline ((?-s) patterns)
+	matchAllNL              // any name at all
 	matchRegex
 )
 
