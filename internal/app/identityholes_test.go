@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/portcullis-ai/portcullis/internal/config"
 	"github.com/portcullis-ai/portcullis/internal/identity"
@@ -254,5 +255,41 @@ func TestLLMProposedInvalidToolNames(t *testing.T) {
 	}
 	if len(refused) != 2 {
 		t.Errorf("invalid_tool_name denials recorded: %q, want 2", refused)
+	}
+}
+
+// MCP over Streamable HTTP through the real app: tools/call with invalid names is refused, nothing
+// reaches the upstream, and the ledger holds invalid_tool_name DENYs with the names cut.
+func TestMCPHTTPRefusesInvalidToolNames(t *testing.T) {
+	m := newMCPSigned(t)
+	cs := m.connect(t, m.signer)
+	ctx := context.Background()
+	for _, name := range []string{"up__echo" + strings.Repeat("z", 200<<10), "up__echo\n", "up__echo\u200b"} {
+		r, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: name, Arguments: map[string]any{"text": "hi"}})
+		if err == nil && !r.IsError {
+			t.Errorf("name of %d bytes: the call ran", len(name))
+		}
+	}
+	if n := m.calls.Load(); n != 0 {
+		t.Errorf("upstream echo ran %d times", n)
+	}
+	refused := 0
+	if err := m.app.ledgerStore.Scan(ctx, 0, func(e ledger.Entry) error {
+		r, err := ledger.ParseRecord(e.Data)
+		if err != nil {
+			return err
+		}
+		if len(r.Tool) > 256 {
+			t.Errorf("a %s record holds a tool name of %d bytes", r.Kind, len(r.Tool))
+		}
+		if r.Kind == ledger.KindDecision && r.Source == "mcp" && r.Decision == "deny" && strings.HasPrefix(r.Reason, "invalid_tool_name") {
+			refused++
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if refused != 3 {
+		t.Errorf("%d invalid_tool_name denials recorded, want 3", refused)
 	}
 }
