@@ -56,7 +56,11 @@ func newIssuer(cfg IssuerConfig, client *http.Client, now func() time.Time, log 
 		is.static = append(is.static, keys...)
 	}
 	if cfg.JWKSURL != "" {
-		is.remote = &jwks{url: cfg.JWKSURL, client: client, every: cfg.RefreshInterval,
+		// The redirect rule is the issuer's, not the caller's: a client supplied without one
+		// would follow a key server's redirect to plain http.
+		hc := *client
+		hc.CheckRedirect = noDowngrade
+		is.remote = &jwks{url: cfg.JWKSURL, client: &hc, every: cfg.RefreshInterval,
 			minGap: cfg.MinRefreshInterval, now: now, log: log.With("issuer", cfg.Issuer)}
 	}
 	return is, nil

@@ -94,11 +94,6 @@ func New(cfg Config, opt Options) (*Verifier, error) {
 	if opt.HTTPClient == nil {
 		opt.HTTPClient = &http.Client{Timeout: fetchTimeout}
 	}
-	// The redirect rule is the verifier's, not the caller's: a client supplied without one would
-	// follow a key server's redirect to plain http.
-	hc := *opt.HTTPClient
-	hc.CheckRedirect = noDowngrade
-	opt.HTTPClient = &hc
 	if len(c.sigKeys) > 0 && opt.Nonces == nil {
 		return nil, fmt.Errorf("identity: agents have signing keys but no nonce store is configured")
 	}
