@@ -91,7 +91,8 @@ func (c *llmChecker) AllowedTools(_ context.Context, caller llm.Caller, names []
 	}
 	out := names[:0:0]
 	for _, n := range names {
-		if set.MayAllow(caller.AgentID, n) {
+		// A name guard.Check would refuse is not offered: the model could never call it.
+		if guard.ValidToolName(n) == nil && set.MayAllow(caller.AgentID, n) {
 			out = append(out, n)
 		}
 	}

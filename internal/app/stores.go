@@ -26,7 +26,8 @@ import (
 const connectTimeout = 10 * time.Second
 
 // stores are the state cfg.Store selects: the embedded default (SQLite files in the data
-// directory; behaviour and nonces in memory) or PostgreSQL and Redis, shared by replicas.
+// directory — ledger, approvals and signature nonces; behaviour in memory) or PostgreSQL and
+// Redis, shared by replicas.
 type stores struct {
 	ledger    ledger.Store
 	approvals approval.Store
@@ -158,16 +159,25 @@ func openStores(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *s
 	} else {
 		s.behavior = behavior.NewMemoryStore(behavior.MemoryOptions{})
 	}
-	if sc.Nonces == config.StoreRedis {
+	switch sc.Nonces {
+	case config.StoreRedis:
 		s.nonces = redis.NewNonceStore(rc, sc.Redis.Prefix+"nonce:")
-	} else {
+	case config.StoreMemory:
 		s.nonces = identity.NewMemoryNonceStore(nil)
+	default:
+		// Durable: a request signed before a restart is still a replay after it.
+		st, err := sqlite.OpenNonces(ctx, filepath.Join(cfg.DataDir, NoncesFile), nil)
+		if err != nil {
+			return nil, fmt.Errorf("open nonces: %w", err)
+		}
+		s.nonces = st
+		s.closers = append(s.closers, st.Close)
 	}
 
 	// A shared ledger means replicas; state kept in memory is then per replica.
 	if sc.Ledger == config.StorePostgres {
-		if sc.Nonces == config.StoreMemory {
-			log.Warn("store.nonces is memory but the ledger is shared: with several replicas a signed request can be replayed once at each; set store.nonces: redis")
+		if sc.Nonces != config.StoreRedis {
+			log.Warn("store.nonces is " + sc.Nonces + " but the ledger is shared: with several replicas a signed request can be replayed once at each; set store.nonces: redis")
 		}
 		if sc.Behavior == config.StoreMemory {
 			log.Warn("store.behavior is memory but the ledger is shared: with several replicas each counts only its own calls; set store.behavior: redis")

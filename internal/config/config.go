@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -72,7 +73,9 @@ type StoreConfig struct {
 	Approvals string `yaml:"approvals"`
 	// Behavior (call windows and baselines): memory (the default) or redis.
 	Behavior string `yaml:"behavior"`
-	// Nonces of signed requests (replay protection): memory (the default) or redis.
+	// Nonces of signed requests (replay protection): sqlite (data_dir/nonces.db, the default:
+	// they survive a restart), memory (forgotten on restart: a request signed before it can be
+	// replayed once after it, within its signature window) or redis.
 	Nonces string `yaml:"nonces"`
 
 	Postgres PostgresConfig `yaml:"postgres"`
@@ -312,7 +315,7 @@ func Default() Config {
 			DecisionTimeoutMillis:  5000,
 		},
 		Log: LogConfig{Level: "info", Format: "json"},
-		Store: StoreConfig{Ledger: StoreSQLite, Approvals: StoreSQLite, Behavior: StoreMemory, Nonces: StoreMemory,
+		Store: StoreConfig{Ledger: StoreSQLite, Approvals: StoreSQLite, Behavior: StoreMemory, Nonces: StoreSQLite,
 			Postgres: PostgresConfig{MaxConns: 8}, Redis: RedisConfig{Prefix: "portcullis:"}},
 	}
 }
@@ -572,14 +575,17 @@ var pgSchema = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 func (s StoreConfig) validate(add func(path, format string, args ...any)) {
-	for _, k := range []struct{ path, v, a, b string }{
-		{"store.ledger", s.Ledger, StoreSQLite, StorePostgres},
-		{"store.approvals", s.Approvals, StoreSQLite, StorePostgres},
-		{"store.behavior", s.Behavior, StoreMemory, StoreRedis},
-		{"store.nonces", s.Nonces, StoreMemory, StoreRedis},
+	for _, k := range []struct {
+		path, v string
+		want    []string
+	}{
+		{"store.ledger", s.Ledger, []string{StoreSQLite, StorePostgres}},
+		{"store.approvals", s.Approvals, []string{StoreSQLite, StorePostgres}},
+		{"store.behavior", s.Behavior, []string{StoreMemory, StoreRedis}},
+		{"store.nonces", s.Nonces, []string{StoreSQLite, StoreMemory, StoreRedis}},
 	} {
-		if k.v != k.a && k.v != k.b {
-			add(k.path, "want %s or %s, got %q", k.a, k.b, k.v)
+		if !slices.Contains(k.want, k.v) {
+			add(k.path, "want %s, got %q", strings.Join(k.want, " or "), k.v)
 		}
 	}
 	if s.Uses(StorePostgres) && !envName.MatchString(s.Postgres.DSNEnv) {

@@ -171,14 +171,15 @@ func (g *Guard) Admit(ctx context.Context, req Request) (*identity.Agent, *Decis
 	if err == nil {
 		return agent, nil
 	}
-	d := &Decision{ID: NewDecisionID(), Tool: req.Tool, Action: policy.Deny, Message: msgUnavailable}
+	d := &Decision{ID: NewDecisionID(), Tool: RecordedToolName(req.Tool), Action: policy.Deny, Message: msgUnavailable}
 	return nil, g.denyUnauthenticated(ctx, d, g.requestRecord(d, req, g.now()), req, err)
 }
 
-// requestRecord starts the decision record of req.
+// requestRecord starts the decision record of req. The tool is d.Tool: the name as it may be
+// recorded (RecordedToolName), never an invalid name whole.
 func (g *Guard) requestRecord(d *Decision, req Request, at time.Time) *ledger.Record {
 	return &ledger.Record{Kind: ledger.KindDecision, Time: at, DecisionID: d.ID, RequestID: req.RequestID,
-		Source: req.Source, Tool: req.Tool, Params: req.Params, ParamsSize: len(req.Params)}
+		Source: req.Source, Tool: d.Tool, Params: req.Params, ParamsSize: len(req.Params)}
 }
 
 // denyUnauthenticated denies a request whose agent could not be authenticated. The record names
@@ -272,6 +273,9 @@ const (
 	CodeTooManyPending = "too_many_pending_approvals"
 	CodeLedger         = "ledger_unavailable"
 	CodeInternal       = "internal_error"
+	// CodeInvalidToolName: the tool name is empty, longer than MaxToolNameLen, not UTF-8, or holds
+	// a character that is not printable (see ValidToolName).
+	CodeInvalidToolName = "invalid_tool_name"
 )
 
 // Messages shown to agents. They reveal nothing of the policy.
@@ -284,9 +288,16 @@ const (
 // DENY with Code and Err set. The caller may run the tool only when d.Allowed().
 func (g *Guard) Check(ctx context.Context, req Request) (d *Decision) {
 	start := g.now()
-	d = &Decision{ID: NewDecisionID(), Tool: req.Tool, Action: policy.Deny, Message: msgUnavailable}
+	// The name is checked before anything uses it: a name that is not a tool name never reaches
+	// a span, a record, a log line or a metric label whole, whoever sent it.
+	nameErr := ValidToolName(req.Tool)
+	tool := req.Tool
+	if nameErr != nil {
+		tool = RecordedToolName(req.Tool)
+	}
+	d = &Decision{ID: NewDecisionID(), Tool: tool, Action: policy.Deny, Message: msgUnavailable}
 	ctx, span := tracer.Start(ctx, "guard.Check", trace.WithAttributes(attribute.String("portcullis.decision_id", d.ID),
-		attribute.String("portcullis.tool", req.Tool), attribute.String("portcullis.source", req.Source)))
+		attribute.String("portcullis.tool", tool), attribute.String("portcullis.source", req.Source)))
 	defer func() { endSpan(span, d) }()
 	rec := g.requestRecord(d, req, start)
 	// sh says what of the parameters may be shown, once inspection has found their secrets; until
@@ -322,6 +333,10 @@ func (g *Guard) Check(ctx context.Context, req Request) (d *Decision) {
 	}
 	d.Agent = agent
 	rec.Agent = &ledger.Principal{ID: agent.ID, Verified: true, Method: string(agent.Method)}
+	// Refused after the agent is known, so the record says who sent it.
+	if nameErr != nil {
+		return g.deny(ctx, d, rec, sh, CodeInvalidToolName, nameErr, "")
+	}
 	user, err := g.auth.User(ctx, agent, req.UserToken, req.AssertedUser)
 	if err != nil {
 		return g.deny(ctx, d, rec, sh, CodeUserInvalid, fmt.Errorf("authenticate user: %w", err), identity.Code(err))

@@ -73,7 +73,15 @@ const CodeOutcomeReported = "outcome_already_reported"
 // the agent.
 func (g *Guard) CheckResult(ctx context.Context, o Outcome, rp ResultPolicy) (rd *ResultDecision) {
 	rd = &ResultDecision{Action: ResultBlock}
-	rec := &ledger.Record{Kind: ledger.KindToolResult, Time: g.now(), DecisionID: o.DecisionID, Source: o.Source, Tool: o.Tool,
+	// A reported tool name is checked like a called one, and never recorded whole when invalid.
+	nameErr := error(nil)
+	tool := o.Tool
+	if o.Tool != "" {
+		if nameErr = ValidToolName(o.Tool); nameErr != nil {
+			tool = RecordedToolName(o.Tool)
+		}
+	}
+	rec := &ledger.Record{Kind: ledger.KindToolResult, Time: g.now(), DecisionID: o.DecisionID, Source: o.Source, Tool: tool,
 		Outcome: &ledger.Outcome{Ran: o.Ran, Success: o.Success, Error: o.Error, DurationMS: o.DurationMS}}
 	var sh *shield // what of the result may be shown, once inspected
 	fail := func(code string, err error) *ResultDecision {
@@ -102,6 +110,9 @@ func (g *Guard) CheckResult(ctx context.Context, o Outcome, rp ResultPolicy) (rd
 		agent = a
 	}
 	rec.Agent = &ledger.Principal{ID: agent.ID, Verified: true, Method: string(agent.Method)}
+	if nameErr != nil {
+		return fail(CodeInvalidToolName, nameErr)
+	}
 	// Scoped identities: an agent reports only on its own, recent, allowed calls, once each.
 	tool, ok, already := g.recent.claim(o.DecisionID, agent.ID, o.Tool, rec.Time)
 	switch {

@@ -7,6 +7,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -89,6 +91,9 @@ type IssuerConfig struct {
 	AgentClaim string `yaml:"agent_claim" json:"agent_claim"`
 	// Agents, when not empty, are the only agents this issuer may speak for.
 	Agents []string `yaml:"agents" json:"agents"`
+	// MaxLifetime bounds how long a token may be valid: exp - iat, or exp - now when the token has
+	// no iat; default 24h, within [1m, 8760h]. A leaked token minted to live for years is refused.
+	MaxLifetime time.Duration `yaml:"max_lifetime" json:"max_lifetime"`
 }
 
 // UserConfig maps user tokens to users.
@@ -111,7 +116,10 @@ const (
 	DefaultRefreshInterval    = 10 * time.Minute
 	DefaultMinRefreshInterval = 30 * time.Second
 	DefaultLeeway             = 30 * time.Second
+	DefaultMaxLifetime        = 24 * time.Hour
 	maxLeeway                 = 5 * time.Minute
+	minMaxLifetime            = time.Minute
+	maxMaxLifetime            = 365 * 24 * time.Hour
 )
 
 var (
@@ -158,6 +166,9 @@ func (c Config) withDefaults() Config {
 			}
 			if out[i].AgentClaim == "" {
 				out[i].AgentClaim = "sub"
+			}
+			if out[i].MaxLifetime == 0 {
+				out[i].MaxLifetime = DefaultMaxLifetime
 			}
 		}
 		return out
@@ -298,8 +309,10 @@ func validateIssuers(fe *fieldErrors, path string, is []IssuerConfig, agents map
 		if c.JWKSURL == "" && len(c.KeyFiles) == 0 {
 			fe.add(p, "one of jwks_url or key_files is required")
 		}
-		if c.JWKSURL != "" && !strings.HasPrefix(c.JWKSURL, "https://") && !strings.HasPrefix(c.JWKSURL, "http://127.0.0.1") && !strings.HasPrefix(c.JWKSURL, "http://localhost") {
-			fe.add(p+".jwks_url", "must be https (plain http only for localhost)")
+		if c.JWKSURL != "" {
+			if err := checkJWKSURL(c.JWKSURL); err != nil {
+				fe.add(p+".jwks_url", "%v", err)
+			}
 		}
 		if c.RefreshInterval < time.Minute || c.RefreshInterval > 24*time.Hour {
 			fe.add(p+".refresh_interval", "must be within [1m, 24h], got %s", c.RefreshInterval)
@@ -309,6 +322,9 @@ func validateIssuers(fe *fieldErrors, path string, is []IssuerConfig, agents map
 		}
 		if c.Leeway < 0 || c.Leeway > maxLeeway {
 			fe.add(p+".leeway", "must be within [0, %s], got %s", maxLeeway, c.Leeway)
+		}
+		if c.MaxLifetime < minMaxLifetime || c.MaxLifetime > maxMaxLifetime {
+			fe.add(p+".max_lifetime", "must be within [%s, %s], got %s", minMaxLifetime, maxMaxLifetime, c.MaxLifetime)
 		}
 		if agents != nil {
 			for j, a := range c.Agents {
@@ -348,4 +364,40 @@ func ParseEd25519PublicKey(s string) (ed25519.PublicKey, error) {
 		}
 	}
 	return nil, fmt.Errorf("public key is neither base64 nor PEM")
+}
+
+// checkJWKSURL accepts an absolute https URL, or plain http only to a loopback host (127.0.0.0/8,
+// ::1 or the name "localhost" itself), and never a URL with userinfo. The URL is parsed, not
+// prefix-matched: "http://127.0.0.1@evil.example/" and "http://localhost.evil.example/" start
+// like loopback URLs and name a remote host.
+func checkJWKSURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("not a URL: %w", err)
+	}
+	if u.Opaque != "" || u.Host == "" {
+		return fmt.Errorf("%q is not an absolute URL with a host", s)
+	}
+	if u.User != nil {
+		return fmt.Errorf("must not carry userinfo (user@host)")
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		if !loopbackHost(u.Hostname()) {
+			return fmt.Errorf("must be https (plain http only to a loopback host: 127.0.0.0/8, [::1] or localhost), got host %q", u.Hostname())
+		}
+		return nil
+	}
+	return fmt.Errorf("must be https (plain http only to a loopback host), got scheme %q", u.Scheme)
+}
+
+// loopbackHost reports whether host (without port) is a loopback address or exactly "localhost".
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -118,6 +118,7 @@ var (
 	ErrNotYetValid         = newErr("credential_not_yet_valid", "credential is not valid yet")
 	ErrRevoked             = newErr("credential_revoked", "credential has been revoked")
 	ErrWrongAudience       = newErr("credential_wrong_audience", "credential is for another audience")
+	ErrLifetime            = newErr("credential_lifetime_exceeded", "credential is valid for longer than its issuer allows")
 	ErrReplay              = newErr("signature_replayed", "signed request was already seen")
 	ErrStale               = newErr("signature_stale", "signature created outside the accepted window")
 	ErrUnknownAgent        = newErr("agent_unknown", "agent is not declared in configuration")

@@ -26,13 +26,14 @@ const (
 // issuer verifies tokens of one configured issuer.
 type issuer struct {
 	cfg    IssuerConfig
+	now    func() time.Time
 	parser *jwt.Parser
 	static []verificationKey
 	remote *jwks // nil without jwks_url
 }
 
 func newIssuer(cfg IssuerConfig, client *http.Client, now func() time.Time, log *slog.Logger) (*issuer, error) {
-	is := &issuer{cfg: cfg}
+	is := &issuer{cfg: cfg, now: now}
 	is.parser = jwt.NewParser(
 		jwt.WithValidMethods(cfg.Algorithms),
 		jwt.WithIssuer(cfg.Issuer),
@@ -55,7 +56,11 @@ func newIssuer(cfg IssuerConfig, client *http.Client, now func() time.Time, log 
 		is.static = append(is.static, keys...)
 	}
 	if cfg.JWKSURL != "" {
-		is.remote = &jwks{url: cfg.JWKSURL, client: client, every: cfg.RefreshInterval,
+		// The redirect rule is the issuer's, not the caller's: a client supplied without one
+		// would follow a key server's redirect to plain http.
+		hc := *client
+		hc.CheckRedirect = noDowngrade
+		is.remote = &jwks{url: cfg.JWKSURL, client: &hc, every: cfg.RefreshInterval,
 			minGap: cfg.MinRefreshInterval, now: now, log: log.With("issuer", cfg.Issuer)}
 	}
 	return is, nil
@@ -65,6 +70,11 @@ func newIssuer(cfg IssuerConfig, client *http.Client, now func() time.Time, log 
 // (and whose own alg, if the JWK names one, is that alg), by kid when the token names one.
 func (is *issuer) keyfunc(ctx context.Context) jwt.Keyfunc {
 	return func(tok *jwt.Token) (any, error) {
+		// Before any key is looked for (or a JWKS refresh triggered): a token that demands an
+		// extension we do not implement is refused.
+		if err := checkCrit(tok.Header); err != nil {
+			return nil, err
+		}
 		alg := tok.Method.Alg()
 		kid, _ := tok.Header["kid"].(string)
 		find := func() []jwt.VerificationKey {
@@ -109,12 +119,64 @@ func (is *issuer) verify(ctx context.Context, token string) (jwt.MapClaims, erro
 	if err != nil {
 		return nil, mapJWTError(err)
 	}
+	if err := is.checkLifetime(claims); err != nil {
+		return nil, err
+	}
 	return claims, nil
 }
 
+// checkCrit applies RFC 7515 §4.1.11: "crit" lists header extensions the verifier must understand
+// or refuse the token. Portcullis implements no extension, so any crit is refused; one that is not
+// a non-empty list of strings is malformed.
+func checkCrit(h map[string]any) error {
+	v, ok := h["crit"]
+	if !ok {
+		return nil
+	}
+	list, isList := v.([]any)
+	if !isList || len(list) == 0 {
+		return fmt.Errorf("jwt: %w: crit header must be a non-empty list of names", ErrMalformed)
+	}
+	names := make([]string, 0, len(list))
+	for _, e := range list {
+		s, isStr := e.(string)
+		if !isStr || s == "" {
+			return fmt.Errorf("jwt: %w: crit header must be a non-empty list of names", ErrMalformed)
+		}
+		names = append(names, s)
+	}
+	return fmt.Errorf("jwt: %w: crit header names extensions this verifier does not understand: %q", ErrInvalid, names)
+}
+
+// checkLifetime refuses a token valid for longer than the issuer's max_lifetime: exp - iat, and
+// exp - now (which is what bounds a token without iat). The signature, exp, nbf and iat were
+// checked already, so exp is present and iat, if any, is a number.
+func (is *issuer) checkLifetime(claims jwt.MapClaims) error {
+	exp, err := claims.GetExpirationTime()
+	if err != nil || exp == nil {
+		return fmt.Errorf("jwt: %w: exp unreadable", ErrInvalid)
+	}
+	iat, err := claims.GetIssuedAt()
+	if err != nil {
+		return fmt.Errorf("jwt: %w: iat unreadable", ErrInvalid)
+	}
+	limit := is.cfg.MaxLifetime
+	if iat != nil && exp.Sub(iat.Time) > limit {
+		return fmt.Errorf("jwt: %w: exp - iat is %s, the maximum is %s", ErrLifetime, exp.Sub(iat.Time), limit)
+	}
+	if left := exp.Sub(is.now()); left > limit+is.cfg.Leeway {
+		return fmt.Errorf("jwt: %w: expires in %s, the maximum lifetime is %s", ErrLifetime, left.Round(time.Second), limit)
+	}
+	return nil
+}
+
 func mapJWTError(err error) error {
+	var e *Error
 	switch {
 	case errors.Is(err, ErrUnavailable):
+		return err
+	case asIdentity(err, &e):
+		// Our own checks inside the keyfunc (crit) carry their code already.
 		return err
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return fmt.Errorf("jwt: %w: %v", ErrMalformed, err)

@@ -97,7 +97,7 @@ func New(cfg Config, opt Options) (*Verifier, error) {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opt.HTTPClient == nil {
-		opt.HTTPClient = &http.Client{Timeout: fetchTimeout, CheckRedirect: noDowngrade}
+		opt.HTTPClient = &http.Client{Timeout: fetchTimeout}
 	}
 	if len(c.sigKeys) > 0 && opt.Nonces == nil {
 		return nil, fmt.Errorf("identity: agents have signing keys but no nonce store is configured")
@@ -281,14 +281,18 @@ func mapSigError(err error) error {
 	return fmt.Errorf("signature: %w: %w", ErrInvalid, err)
 }
 
-// noDowngrade follows at most three redirects and never from https to http: a key set fetched
-// over plain http could be anyone's.
+// noDowngrade follows at most three redirects, each only to an https URL without userinfo: a key
+// set fetched over plain http could be anyone's. This holds also when the configured URL is a
+// plain-http loopback one — a local key server must not send us to a remote plain-http host.
 func noDowngrade(req *http.Request, via []*http.Request) error {
 	if len(via) >= 3 {
 		return fmt.Errorf("jwks: too many redirects")
 	}
-	if via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
-		return fmt.Errorf("jwks: refusing redirect from https to %s", req.URL.Scheme)
+	if req.URL.Scheme != "https" {
+		return fmt.Errorf("jwks: refusing redirect from %s to %s (key sets are only followed to https)", via[0].URL.Scheme, req.URL.Scheme)
+	}
+	if req.URL.User != nil {
+		return fmt.Errorf("jwks: refusing redirect to a URL with userinfo")
 	}
 	return nil
 }

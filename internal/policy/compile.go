@@ -100,10 +100,11 @@ type cands struct {
 type matchKind uint8
 
 const (
-	matchExact  matchKind = iota
-	matchPrefix           // literal prefix then anything without a newline
-	matchAll              // any name without a newline
-	matchAllNL            // any name at all
+	matchExact    matchKind = iota
+	matchPrefix             // literal prefix then anything without a newline ((?-s) patterns)
+	matchPrefixNL           // literal prefix then anything
+	matchAll                // any name without a newline ((?-s) patterns)
+	matchAllNL              // any name at all
 	matchRegex
 )
 
@@ -120,6 +121,8 @@ func (m *matcher) match(s string) bool {
 		return s == m.lit
 	case matchPrefix:
 		return len(s) >= len(m.lit) && s[:len(m.lit)] == m.lit && strings.IndexByte(s[len(m.lit):], '\n') < 0
+	case matchPrefixNL:
+		return strings.HasPrefix(s, m.lit)
 	case matchAll:
 		return strings.IndexByte(s, '\n') < 0
 	case matchAllNL:
@@ -131,11 +134,16 @@ func (m *matcher) match(s string) bool {
 	return m.re.MatchString(s)
 }
 
+// toolFlags parse tool patterns: RE2's Perl syntax with the s flag, so that `.` matches every
+// character. The contract says `.*` matches every tool; without s a name with a newline would slip
+// past every `.*` rule, threat rules included. A pattern may still opt out with (?-s).
+const toolFlags = syntax.Perl | syntax.DotNL
+
 // anchored compiles src so that it must match a whole name. It wraps the canonical form of the
 // parsed pattern, not the text: wrapping the text would let "\\Q" (quote to the end) or "a)|(b"
-// swallow or escape the anchors.
+// swallow or escape the anchors. The canonical form spells the s flag out where it matters.
 func anchored(src string) (*regexp.Regexp, error) {
-	tree, err := syntax.Parse(src, syntax.Perl)
+	tree, err := syntax.Parse(src, toolFlags)
 	if err != nil {
 		return nil, err
 	}
@@ -143,12 +151,13 @@ func anchored(src string) (*regexp.Regexp, error) {
 }
 
 // compileToolPattern turns a whole-name RE2 pattern into matchers; simple shapes (a literal, an
-// alternation of literals, literal+".*", ".*") avoid the regexp engine entirely.
+// alternation of literals, literal+".*", ".*") avoid the regexp engine entirely. Every shape
+// means what the anchored regexp means (FuzzToolPattern).
 func compileToolPattern(src string) ([]matcher, error) {
 	if plainName(src) {
 		return []matcher{{kind: matchExact, lit: src}}, nil
 	}
-	re, err := syntax.Parse(src, syntax.Perl)
+	re, err := syntax.Parse(src, toolFlags)
 	if err != nil {
 		return nil, err
 	}
@@ -195,8 +204,12 @@ func compileToolPattern(src string) ([]matcher, error) {
 	}
 	if re.Op == syntax.OpConcat && len(re.Sub) == 2 {
 		if s, ok := lit(re.Sub[0]); ok {
-			if k, ok := isAny(re.Sub[1]); ok && k == matchAll {
-				return []matcher{{kind: matchPrefix, lit: s}}, nil
+			if k, ok := isAny(re.Sub[1]); ok {
+				kind := matchPrefixNL
+				if k == matchAll {
+					kind = matchPrefix
+				}
+				return []matcher{{kind: kind, lit: s}}, nil
 			}
 		}
 	}

@@ -228,7 +228,10 @@ rules:
 		{"default ALLOW", &Request{Agent: Agent{ID: "open"}, Tool: "x"}, Decision{Action: Allow, Rule: "", Enforcement: EnforceExecute, RuleEnforcement: ""}},
 		{"threat rule escalates default ALLOW", &Request{Agent: Agent{ID: "open"}, Tool: "t", Threat: threat.Medium}, Decision{Action: Log, Rule: "watch", Enforcement: EnforceRecordAllow, RuleEnforcement: ""}},
 		{"unknown agent", &Request{Agent: Agent{ID: "ghost"}, Tool: "x"}, Decision{Action: Deny, Rule: "", Enforcement: EnforceReturnError, RuleEnforcement: ""}},
-		{"tool name with newline does not match .*", &Request{Agent: Agent{ID: "a"}, Tool: "fetch_\nx"}, Decision{Action: Deny, Rule: "", Enforcement: EnforceReturnError, RuleEnforcement: ""}},
+		// Tool patterns have the s flag: `.` matches a newline, so `.*` covers every name (the guard
+		// refuses such names before the policy, but the engine keeps the contract on its own).
+		{"tool name with newline matches .* DENY", &Request{Agent: Agent{ID: "a"}, Tool: "other\nx"}, Decision{Action: Deny, Rule: "deny_all_but_pay", Enforcement: EnforceReturnError, RuleEnforcement: ""}},
+		{"tool name with newline matches fetch_.* and its not_tool", &Request{Agent: Agent{ID: "a"}, Tool: "fetch_\nx"}, Decision{Action: Allow, Rule: "allow_all_fetch", Enforcement: EnforceExecute, RuleEnforcement: ""}},
 	}
 	for _, tc := range tests {
 		tc.r.Time = tue10

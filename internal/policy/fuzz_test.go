@@ -119,14 +119,17 @@ func FuzzToolPattern(f *testing.F) {
 		{"fetch_sales_data", "fetch_sales_data"}, {"fetch_.*", "fetch_x"}, {"fetch_.*", "fetch_\nx"},
 		{".*", ""}, {"(?s).*", "a\nb"}, {"(a|b)", "b"}, {"a|ab", "ab"}, {"tool_[0-9]+", "tool_12"},
 		{"(?i)fetch", "FETCH"}, {"", ""}, {"x*", ""}, {"fetch_(?s:.*)", "fetch_\n"}, {"a.*b", "ab"},
+		{".*", "a\nb"}, {"(?-s:.*)", "\n"}, {"(?-s)fetch_.*", "fetch_\n"}, {"x.+y", "x\ny"},
 	} {
 		f.Add(s[0], s[1])
 	}
 	f.Fuzz(func(t *testing.T, pattern, name string) {
-		re, err := regexp.Compile(pattern)
-		if err != nil {
+		if _, err := regexp.Compile(pattern); err != nil {
 			return // the loader rejects it (see TestToolPatternCannotEscapeAnchoring)
 		}
+		// Tool patterns are compiled with the s flag (`.` matches a newline too: `.*` matches every
+		// tool); a leading (?s) gives the pattern that meaning, and its own (?-s) still wins.
+		re := regexp.MustCompile("(?s)" + pattern)
 		// Oracle independent of the wrapping: leftmost-longest finds a match starting at 0 if one
 		// exists, and the longest one, which spans the whole name if any does.
 		re.Longest()

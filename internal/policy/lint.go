@@ -767,7 +767,8 @@ func (l *linter) wholeRE(src string) *regexp.Regexp {
 	if re, ok := l.whole[src]; ok {
 		return re
 	}
-	re, err := regexp.Compile("^(?:" + src + ")$")
+	// The engine's own anchoring and flags, so the linter reasons about the tools the engine matches.
+	re, err := anchored(src)
 	if err != nil {
 		re = regexp.MustCompile(`[^\x00-\x{10FFFF}]`) // never matches; the parser rejects such patterns anyway
 	}

@@ -13,8 +13,10 @@ import (
 )
 
 // Metrics are the gateway's Prometheus metrics. Label values that callers choose (agent, tool)
-// are bounded: past maxLabelValues distinct values, new ones are counted as "other", so that
-// nobody can exhaust the metrics store by inventing tool names.
+// are bounded in number and in length: past maxLabelValues distinct values, new ones are counted
+// as "other"; a name that is not a valid tool name (guard.ValidToolName: at most 256 printable
+// bytes) is counted as "invalid" and never becomes a label — so that nobody can exhaust the
+// metrics store, or swell every scrape, by inventing tool names.
 type Metrics struct {
 	reg       *prometheus.Registry
 	decisions *prometheus.CounterVec
@@ -28,7 +30,10 @@ type Metrics struct {
 	labels *boundedLabels
 }
 
-const maxLabelValues = 1000
+const (
+	maxLabelValues = 1000
+	maxLabelLen    = guard.MaxToolNameLen
+)
 
 // NewMetrics registers the metrics; ledgerDepth, when not nil, is exported as the ledger queue depth.
 func NewMetrics(ledgerDepth func() float64) *Metrics {
@@ -90,7 +95,11 @@ func (m *Metrics) observeDecision(d *guard.Decision, elapsed time.Duration) {
 		agent = m.labels.get("agent:"+d.Agent.ID, d.Agent.ID)
 	}
 	tool := "other"
-	if d.Agent != nil { // tools named by unauthenticated callers are not label values
+	switch {
+	case d.Agent == nil: // tools named by unauthenticated callers are not label values
+	case d.Code == guard.CodeInvalidToolName || guard.ValidToolName(d.Tool) != nil:
+		tool = "invalid"
+	default:
 		tool = m.labels.get("tool:"+d.Tool, d.Tool)
 	}
 	dec := d.Action.String()
@@ -114,6 +123,9 @@ type boundedLabels struct {
 }
 
 func (b *boundedLabels) get(key, value string) string {
+	if len(value) > maxLabelLen {
+		return "other" // defence in depth: callers pass checked names, but a label is never long
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.seen[key] {

@@ -173,7 +173,7 @@ func (s *Server) handleDecide(w http.ResponseWriter, r *http.Request) {
 	// for and records: its credential is not verified twice (a signed request's nonce is single-use).
 	agent, denial := s.admit(ctx, greq)
 	if denial != nil {
-		s.answer(ctx, w, start, req.Tool, denial)
+		s.answer(ctx, w, start, denial)
 		return
 	}
 	greq.Agent = agent
@@ -192,7 +192,7 @@ func (s *Server) handleDecide(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel = context.WithTimeout(ctx, s.o.Limits.DecisionTimeout)
 		defer cancel()
 	}
-	s.answer(ctx, w, start, req.Tool, s.o.Decider.Check(ctx, greq))
+	s.answer(ctx, w, start, s.o.Decider.Check(ctx, greq))
 }
 
 // admit authenticates the request's agent within the decision timeout.
@@ -206,7 +206,7 @@ func (s *Server) admit(ctx context.Context, req guard.Request) (*identity.Agent,
 }
 
 // answer writes a decision (or a denial from Admit) as the decide response.
-func (s *Server) answer(ctx context.Context, w http.ResponseWriter, start time.Time, tool string, d *guard.Decision) {
+func (s *Server) answer(ctx context.Context, w http.ResponseWriter, start time.Time, d *guard.Decision) {
 	s.metrics.observeDecision(d, time.Since(start))
 	resp := decideResponse{Decision: d.Action.String(), DecisionID: d.ID, Message: d.Message, ApprovalID: d.ApprovalID}
 	status := http.StatusOK
@@ -224,7 +224,7 @@ func (s *Server) answer(ctx context.Context, w http.ResponseWriter, start time.T
 		agentID = d.Agent.ID
 	}
 	s.log.LogAttrs(ctx, levelFor(status), "decision", slog.String("decision_id", d.ID), slog.String("agent", agentID),
-		slog.String("tool", tool), slog.String("decision", resp.Decision), slog.String("code", d.Code),
+		slog.String("tool", d.Tool), slog.String("decision", resp.Decision), slog.String("code", d.Code),
 		slog.Any("cause", d.Err), slog.Duration("elapsed", time.Since(start)))
 	writeJSON(w, status, resp)
 }
@@ -399,7 +399,8 @@ func strictDecode(body []byte, v any) error {
 // statusFor maps a guard denial code to an HTTP status.
 func statusFor(code string) int {
 	switch {
-	case code == guard.CodeMalformed || code == guard.CodeDuplicateKey || code == identity.Code(identity.ErrAmbiguous):
+	case code == guard.CodeMalformed || code == guard.CodeDuplicateKey || code == guard.CodeInvalidToolName ||
+		code == identity.Code(identity.ErrAmbiguous):
 		// An ambiguous request (two credentials, two Authorization headers) is malformed, not
 		// a failed login: it is refused whatever the credentials are worth.
 		return http.StatusBadRequest

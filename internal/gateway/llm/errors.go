@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 )
 
 // Stable error codes the gateway puts in the provider's error body ("code" for OpenAI
@@ -119,4 +120,13 @@ func marshal(v any) ([]byte, error) {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
-func quote(s string) string { return strconv.Quote(s) }
+// quote shows a name the model chose in a notice: escaped, and cut at maxQuoted bytes, so a model
+// (or whoever steers it) cannot make the gateway echo a huge name back.
+func quote(s string) string {
+	if len(s) > maxQuoted {
+		return strconv.Quote(strings.ToValidUTF8(s[:maxQuoted], "")) + "…"
+	}
+	return strconv.Quote(s)
+}
+
+const maxQuoted = 256

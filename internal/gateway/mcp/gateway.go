@@ -689,7 +689,8 @@ func (g *Gateway) listTools(ctx context.Context, c Caller) (*sdk.ListToolsResult
 		}
 		for _, t := range tools {
 			name := g.qualify(u, t.Name)
-			if reserved(name) || !set.MayAllow(a.ID, name) {
+			// A name guard.Check would refuse is not offered: the agent could never call it.
+			if reserved(name) || guard.ValidToolName(name) != nil || !set.MayAllow(a.ID, name) {
 				continue
 			}
 			if !g.definitionOK(ctx, name, t) {
@@ -757,6 +758,7 @@ func (g *Gateway) checkDefinition(ctx context.Context, name string, t *sdk.Tool)
 // record writes a decision the gateway made without the guard (a blocked definition, an
 // unroutable server request).
 func (g *Gateway) record(ctx context.Context, tool, decision, reason, msg string, res inspect.Result) {
+	tool = guard.RecordedToolName(tool) // an upstream's names are bounded in the record like an agent's
 	rec := &ledger.Record{Kind: ledger.KindDecision, Time: time.Now(), DecisionID: guard.NewDecisionID(), Source: "mcp",
 		Tool: tool, Decision: decision, Reason: reason, Message: msg, ThreatLevel: res.Level}
 	for _, f := range res.Findings {
@@ -885,8 +887,9 @@ func (g *Gateway) callTool(ctx context.Context, c Caller, r *sdk.CallToolRequest
 	u, tool, known := g.split(name)
 
 	// Definitions first: a tool whose definition changed or looks poisoned is blocked whatever
-	// the policy says, and the call is not even decided.
-	if known && !g.usable(ctx, u, name) {
+	// the policy says, and the call is not even decided. A name that is not a valid tool name
+	// goes straight to guard.Check, which refuses it and records it cut — never whole.
+	if known && guard.ValidToolName(name) == nil && !g.usable(ctx, u, name) {
 		g.record(ctx, name, "deny", "tool_blocked: definition changed or suspicious; call refused until re-approved", "definition sha256:", inspect.Result{})
 		return errorResult(msgUnavailable), nil
 	}
