@@ -35,8 +35,13 @@ const (
 //
 // Use is one INSERT … ON CONFLICT DO UPDATE … WHERE expired statement: SQLite runs it under its
 // write lock, so check and record are one atomic step, between goroutines and between processes
-// on the same file. Commits are synchronous=FULL: a nonce is on disk before the request it
-// protects is decided, so not even a power loss reopens the window.
+// on the same file. Commits are synchronous=NORMAL: in WAL mode a committed nonce is in the
+// log file before the request it protects is decided, so it survives the process being killed
+// or restarted; only a power loss or kernel crash in the moments after the commit can lose it.
+// FULL would add an fsync to every signed request, serialised under SQLite's write lock, which
+// caps signed decisions at the disk's sync rate (a few thousand a second at best); the window
+// it would close needs an attacker who captured a signed request and a host power loss within
+// the signature's max_age.
 type Nonces struct {
 	db    *sql.DB
 	owned bool
@@ -48,8 +53,8 @@ type Nonces struct {
 
 var _ identity.NonceStore = (*Nonces)(nil)
 
-// OpenNonces opens (creating if needed) the SQLite database at path with WAL and full fsync on
-// commit, and prepares the nonce table. now is the clock for expiry (time.Now if nil).
+// OpenNonces opens (creating if needed) the SQLite database at path with WAL (synchronous=NORMAL,
+// see Nonces), and prepares the nonce table. now is the clock for expiry (time.Now if nil).
 func OpenNonces(ctx context.Context, path string, now func() time.Time) (*Nonces, error) {
 	if path == "" {
 		return nil, fmt.Errorf("open nonces: empty database path")
@@ -57,7 +62,7 @@ func OpenNonces(ctx context.Context, path string, now func() time.Time) (*Nonces
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "synchronous(NORMAL)")
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("open nonces %s: %w", path, err)
