@@ -36,6 +36,8 @@ const (
 	// NoncesFile keeps signed requests' nonces (store.nonces: sqlite), in its own file so that
 	// a signed request never waits on the approvals database's write lock.
 	NoncesFile = "nonces.db"
+	// NoncesDir holds the journal of signed requests' nonces (store.nonces: file, the default).
+	NoncesDir = "nonces"
 	// The ledger's keys (ledger.SigningKeyFile and friends), its witness (ledger.WitnessFile:
 	// the latest checkpoint it signed, kept outside the store) and the API key file
 	// (identity.KeyFileName) live in the data directory too.

@@ -164,9 +164,17 @@ func openStores(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *s
 		s.nonces = redis.NewNonceStore(rc, sc.Redis.Prefix+"nonce:")
 	case config.StoreMemory:
 		s.nonces = identity.NewMemoryNonceStore(nil)
+	case config.StoreSQLite:
+		// Durable and shared by the processes on one data directory.
+		st, err := sqlite.OpenNonces(ctx, filepath.Join(cfg.DataDir, NoncesFile), nil)
+		if err != nil {
+			return nil, fmt.Errorf("open nonces: %w", err)
+		}
+		s.nonces = st
+		s.closers = append(s.closers, st.Close)
 	default:
 		// Durable: a request signed before a restart is still a replay after it.
-		st, err := sqlite.OpenNonces(ctx, filepath.Join(cfg.DataDir, NoncesFile), nil)
+		st, err := identity.OpenFileNonceStore(filepath.Join(cfg.DataDir, NoncesDir), nil)
 		if err != nil {
 			return nil, fmt.Errorf("open nonces: %w", err)
 		}

@@ -18,7 +18,7 @@ func TestParseDefaults(t *testing.T) {
 		t.Errorf("defaults not applied: %+v", c)
 	}
 	// The embedded stores unless configured: nothing else needs to run.
-	if s := c.Store; s.Ledger != StoreSQLite || s.Approvals != StoreSQLite || s.Behavior != StoreMemory || s.Nonces != StoreSQLite || s.Uses(StorePostgres) || s.Uses(StoreRedis) {
+	if s := c.Store; s.Ledger != StoreSQLite || s.Approvals != StoreSQLite || s.Behavior != StoreMemory || s.Nonces != StoreFile || s.Uses(StorePostgres) || s.Uses(StoreRedis) {
 		t.Errorf("store defaults: %+v", s)
 	}
 	// Server-initiated requests are refused unless configured.

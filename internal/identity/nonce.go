@@ -67,6 +67,17 @@ func (m *MemoryNonceStore) Use(_ context.Context, key string, ttl time.Duration)
 	return true, nil
 }
 
+// restore remembers key until exp, as loaded from a journal at start.
+func (m *MemoryNonceStore) restore(key string, exp time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if old, ok := m.seen[key]; ok && !exp.After(old) {
+		return
+	}
+	m.seen[key] = exp
+	m.queue = append(m.queue, nonceEntry{key, exp})
+}
+
 // sweep drops up to n expired entries from the head of the queue. TTLs are equal for one
 // verifier, so the queue is in expiry order and the sweep stops at the first live entry.
 func (m *MemoryNonceStore) sweep(now time.Time, n int) {

@@ -1,0 +1,176 @@
+package identity
+
+import (
+	"context"
+	"encoding/base64"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// A nonce used before the store is closed is still used after it is opened again on the same
+// directory; an expired one is fresh again, and the files of expired buckets are removed.
+func TestFileNonceStoreSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	var clock atomic.Int64
+	clock.Store(time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC).UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()) }
+	ctx := context.Background()
+	const ttl = 5 * time.Minute
+
+	s, err := OpenFileNonceStore(dir, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Keys are compared byte for byte: NUL, newline and non-UTF-8 bytes included.
+	keys := []string{"k1\x00n1", "k1\x00n2", "k2\x00line\nbreak", "k3\x00\xff\xfe"}
+	for _, k := range keys {
+		if fresh, err := s.Use(ctx, k, ttl); err != nil || !fresh {
+			t.Fatalf("first use of %q: fresh=%v err=%v", k, fresh, err)
+		}
+		if fresh, err := s.Use(ctx, k, ttl); err != nil || fresh {
+			t.Fatalf("second use of %q in one process: fresh=%v err=%v", k, fresh, err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Use(ctx, "k9\x00n", ttl); err == nil {
+		t.Fatal("Use after Close succeeded")
+	}
+
+	clock.Add(int64(time.Minute))
+	s, err = OpenFileNonceStore(dir, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if fresh, err := s.Use(ctx, k, ttl); err != nil || fresh {
+			t.Fatalf("use of %q after a restart: fresh=%v err=%v (a replay)", k, fresh, err)
+		}
+	}
+	if fresh, _ := s.Use(ctx, "k1\x00n3", ttl); !fresh {
+		t.Fatal("a new nonce is not fresh after a restart")
+	}
+	s.Close()
+
+	// Past every expiry: the nonces are fresh again and the old files are gone.
+	clock.Add(int64(3 * ttl))
+	s, err = OpenFileNonceStore(dir, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if n := s.Len(); n != 0 {
+		t.Fatalf("%d nonces loaded after all expired", n)
+	}
+	if fresh, _ := s.Use(ctx, keys[0], ttl); !fresh {
+		t.Fatal("an expired nonce is not fresh")
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, nonceFilePrefix+"*"))
+	if len(files) != 1 {
+		t.Fatalf("journal files after expiry: %v, want only the current bucket's", files)
+	}
+}
+
+// A torn last line — the process killed in the middle of a write — and lines that are not the
+// journal's are ignored; the complete lines before it still count.
+func TestFileNonceStoreTornLine(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	exp := now.Add(time.Minute).UnixNano()
+	b := exp / int64(5*time.Minute)
+	content := strconv.FormatInt(exp, 10) + " azE\n" + // "k1"
+		"garbage\n" + "12 !!!\n" +
+		strconv.FormatInt(exp, 10) + " azI" // "k2", torn: no newline
+	if err := os.WriteFile(filepath.Join(dir, nonceFilePrefix+strconv.FormatInt(b, 10)+nonceFileSuffix), []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenFileNonceStore(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	if fresh, _ := s.Use(ctx, "k1", 5*time.Minute); fresh {
+		t.Error("a journalled nonce is fresh")
+	}
+	if fresh, _ := s.Use(ctx, "k2", 5*time.Minute); !fresh {
+		t.Error("the nonce of a torn line counts as used")
+	}
+}
+
+// Of many concurrent uses of one nonce exactly one is fresh, and the journal holds it once.
+func TestFileNonceStoreConcurrent(t *testing.T) {
+	dir := t.TempDir()
+	s, err := OpenFileNonceStore(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fresh atomic.Int32
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Go(func() {
+			if ok, err := s.Use(context.Background(), "kid\x00same", time.Minute); err == nil && ok {
+				fresh.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	s.Close()
+	if fresh.Load() != 1 {
+		t.Fatalf("%d fresh uses of one nonce, want 1", fresh.Load())
+	}
+	s2, err := OpenFileNonceStore(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if s2.Len() != 1 {
+		t.Fatalf("%d nonces loaded, want 1", s2.Len())
+	}
+}
+
+// A journal that cannot be written denies: the error is ErrUnavailable, never a fresh answer.
+func TestFileNonceStoreWriteFailureDenies(t *testing.T) {
+	dir := t.TempDir()
+	s, err := OpenFileNonceStore(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir, nil, 0o600); err != nil { // a file where the directory was
+		t.Fatal(err)
+	}
+	fresh, err := s.Use(context.Background(), "k\x00n", time.Minute)
+	if fresh || err == nil {
+		t.Fatalf("Use with an unwritable journal: fresh=%v err=%v, want a denial", fresh, err)
+	}
+}
+
+func FuzzParseNonceLine(f *testing.F) {
+	for _, s := range []string{"1 azE", "0 ", " azE", "-5 AAAA", "99999999999999999999 azE", "1 a\x00"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		exp, key, ok := parseNonceLine(line)
+		if !ok {
+			return
+		}
+		if key == "" {
+			t.Fatalf("%q: accepted an empty key", line)
+		}
+		// What parses is what Use writes for that key and expiry.
+		got := strconv.FormatInt(exp.UnixNano(), 10)
+		if _, k2, ok2 := parseNonceLine([]byte(got + " " + base64.RawURLEncoding.EncodeToString([]byte(key)))); !ok2 || k2 != key {
+			t.Fatalf("%q: key %q does not round-trip", line, key)
+		}
+	})
+}
