@@ -10,10 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis-ai/portcullis/internal/approval"
-	"github.com/portcullis-ai/portcullis/internal/guard"
 	"github.com/portcullis-ai/portcullis/internal/identity"
-	"github.com/portcullis-ai/portcullis/internal/inspect"
 	"github.com/portcullis-ai/portcullis/internal/ledger"
 	"github.com/portcullis-ai/portcullis/internal/policy"
 	"github.com/portcullis-ai/portcullis/internal/store/memory"
@@ -69,29 +66,7 @@ func newRealAPI(t *testing.T, limits Limits) *realAPI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := ledger.GenerateKeys(t.TempDir(), "portcullis.test/ledger")
-	if err != nil {
-		t.Fatal(err)
-	}
-	vs, _, err := keys.Verifiers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	store := memory.New()
-	led, err := ledger.Open(ctx, ledger.Options{Store: store, Signer: keys.Signer, Verifiers: vs, HashKey: keys.HashKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = led.Close(context.Background()) })
-	appr, err := approval.New(approval.NewMemory(), guard.ApprovalRecorder(led))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := guard.New(guard.Options{Auth: ver, Inspector: inspect.New(inspect.Config{}), Policies: staticPolicies{set},
-		Approvals: appr, Ledger: led})
-	if err != nil {
-		t.Fatal(err)
-	}
+	g, _, store := realPipeline(t, ver, set)
 	if limits == (Limits{}) {
 		limits = Limits{MaxBodyBytes: 1 << 20, MaxDepth: 64, MaxParams: 100, DecisionTimeout: 5 * time.Second}
 	}

@@ -91,29 +91,7 @@ func newRig(t *testing.T, limits Limits) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := ledger.GenerateKeys(t.TempDir(), "portcullis.test/ledger")
-	if err != nil {
-		t.Fatal(err)
-	}
-	vs, _, err := keys.Verifiers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	store := memory.New()
-	led, err := ledger.Open(ctx, ledger.Options{Store: store, Signer: keys.Signer, Verifiers: vs, HashKey: keys.HashKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = led.Close(context.Background()) })
-	appr, err := approval.New(approval.NewMemory(), guard.ApprovalRecorder(led))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := guard.New(guard.Options{Auth: ver, Inspector: inspect.New(inspect.Config{}), Policies: staticPolicies{set},
-		Approvals: appr, Ledger: led})
-	if err != nil {
-		t.Fatal(err)
-	}
+	g, appr, store := realPipeline(t, ver, set)
 	if limits.MaxBodyBytes == 0 {
 		limits.MaxBodyBytes = 1 << 20
 	}
@@ -127,6 +105,36 @@ func newRig(t *testing.T, limits Limits) *rig {
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
 	return &rig{srv: srv, server: s, victimKey: victimKey, otherKey: otherKey, victimKeyID: victimRec.ID, signKey: priv, store: store, appr: appr}
+}
+
+// realPipeline is the real guard over ver and set, with the inspection engine, an in-memory
+// approval queue and a signed ledger on the in-memory store — what serve wires, minus SQLite.
+func realPipeline(t *testing.T, ver *identity.Verifier, set *policy.Set) (*guard.Guard, *approval.Engine, *memory.Store) {
+	t.Helper()
+	keys, err := ledger.GenerateKeys(t.TempDir(), "portcullis.test/ledger")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs, _, err := keys.Verifiers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := memory.New()
+	led, err := ledger.Open(context.Background(), ledger.Options{Store: store, Signer: keys.Signer, Verifiers: vs, HashKey: keys.HashKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = led.Close(context.Background()) })
+	appr, err := approval.New(approval.NewMemory(), guard.ApprovalRecorder(led))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := guard.New(guard.Options{Auth: ver, Inspector: inspect.New(inspect.Config{}), Policies: staticPolicies{set},
+		Approvals: appr, Ledger: led})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g, appr, store
 }
 
 type staticPolicies struct{ set *policy.Set }
