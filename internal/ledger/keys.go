@@ -196,10 +196,19 @@ func finishRotation(dir string) error {
 	return syncDir(dir)
 }
 
+// writeFileSync replaces path with data durably: a temporary file, fsync, rename, fsync of the
+// directory — a crash leaves the old file or the new one, never a torn one.
 func writeFileSync(path string, data []byte, perm os.FileMode) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, perm)
+	// A temporary file of its own in the same directory, so that two writers never share one
+	// and the rename never crosses a file system.
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // after a successful rename there is nothing left to remove
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if _, err := f.Write(data); err != nil {
