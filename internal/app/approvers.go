@@ -37,6 +37,10 @@ var _ server.ApproverAuth = (*approvers)(nil)
 // approver bound to its issuer: a partner IdP's token naming a staff approver's ID, in whatever
 // letters, is nobody.
 func (a *approvers) Approver(ctx context.Context, r *http.Request) (approval.Approver, error) {
+	if len(r.Header.Values("Authorization")) > 1 {
+		// Ambiguous: a proxy in front may have checked the other one. Refused, never chosen.
+		return approval.Approver{}, fmt.Errorf("%w: %w: two Authorization headers", server.ErrNotApprover, identity.ErrAmbiguous)
+	}
 	scheme, cred, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	cred = strings.TrimSpace(cred)
 	if !strings.EqualFold(scheme, "Bearer") || cred == "" {

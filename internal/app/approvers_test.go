@@ -235,3 +235,40 @@ func TestApproverLoginsReload(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// Two Authorization headers on the approvals API are ambiguous — a proxy in front may have checked
+// the other one — and are refused whatever each is worth, here two valid approver keys.
+func TestApproverTwoAuthorizationHeadersRefused(t *testing.T) {
+	g := newGatewayWith(t, func(c *config.Config) {
+		c.Approvals.Approvers = []config.ApproverConfig{{ID: "alice", Scopes: allScopes}, {ID: "bob", Scopes: allScopes}}
+	})
+	ks, err := identity.OpenFileKeyStore(filepath.Join(g.dir, ApproverKeysFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, who := range []string{"alice", "bob"} {
+		k, _, err := identity.CreateAPIKey(t.Context(), ks, who, "test", time.Now(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, k)
+	}
+	id := g.held(t, "")
+	req, _ := http.NewRequest(http.MethodPost, g.srv.URL+"/v1/approvals/"+id+"/approve", nil)
+	req.Header.Add("Authorization", "Bearer "+keys[0])
+	req.Header.Add("Authorization", "Bearer "+keys[1])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("approve with two Authorization headers: %d %s, want 401", resp.StatusCode, raw)
+	}
+	// Either key alone still works: the refusal was of the ambiguity, not of the keys.
+	if status, code, r := g.approve(t, id, keys[1]); status != http.StatusOK {
+		t.Fatalf("approve with bob's key alone: %d %q %+v", status, code, r)
+	}
+}
