@@ -227,7 +227,7 @@ func run(duration, warmup time.Duration, concurrency int, keyAuth bool, cpuProfi
 		auth = "API key"
 	}
 	fmt.Printf("auth: %s; params: %d bytes; concurrency: %d; measured: %s after %s warm-up\n", auth, len(body), concurrency, duration, warmup)
-	stores := "embedded (SQLite ledger and approvals, memory behaviour and nonces)"
+	stores := "embedded (SQLite ledger and approvals, memory behaviour, a nonce journal)"
 	if store == "shared" {
 		stores = "shared (PostgreSQL ledger and approvals, Redis behaviour and nonces, on this machine)"
 	}
