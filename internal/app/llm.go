@@ -105,7 +105,10 @@ func (c *llmChecker) CheckToolCall(ctx context.Context, caller llm.Caller, call 
 		return llm.Verdict{}, err
 	}
 	d := c.a.guard.Check(ctx, guard.Request{RequestID: call.ModelCallID + "/" + call.CallID, Source: "llm", Agent: p.agent,
-		UserToken: p.userToken, Tool: call.Name, Params: call.Arguments})
+		UserToken: p.userToken, Tool: call.Name, Params: call.Arguments,
+		// The model cannot carry an approval ID: its identical re-proposal is matched to the
+		// approval by the call itself (joins the pending request; redeems the grant once).
+		MatchApproval: true})
 	// Arguments the guard refused as unreadable (a repeated key: the model's JSON could be read
 	// two ways) are denied, and the agent is told the arguments were malformed.
 	v := llm.Verdict{DecisionID: d.ID, ApprovalID: d.ApprovalID, Message: d.Message,

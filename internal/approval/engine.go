@@ -31,6 +31,8 @@ type Engine struct {
 	// and the create that follows it, per agent, in this process.
 	maxPending int
 	pendingMu  keyedMutex
+	// matchMu serialises RequestMatching per call (agent, tool, digest), in this process.
+	matchMu keyedMutex
 }
 
 // Option configures an Engine.
@@ -598,4 +600,76 @@ func (k *keyedMutex) lock(key string) func() {
 		}
 		k.mu.Unlock()
 	}
+}
+
+// MatchResult says what RequestMatching did with a call.
+type MatchResult int
+
+const (
+	// Opened: no request matched; a new pending request was opened.
+	Opened MatchResult = iota
+	// Joined: the call joined a pending request for the same call; nothing new was opened.
+	Joined
+	// Redeemed: an approved grant for this exact call was consumed; the call may run once.
+	Redeemed
+)
+
+// RequestMatching is Request for a caller that cannot carry an approval ID back — a model
+// re-proposing a tool call through the LLM gateway only repeats the call. The call is matched
+// by what the grant binds (k: agent, user, tool, canonical parameters digest, rule):
+//
+//   - the newest approved, unexpired grant k satisfies is redeemed (once, as Redeem);
+//   - else the newest live pending request of the same agent, user, tool and digest is joined,
+//     so re-proposals while an approver decides do not pile up;
+//   - else a new request is opened from in.
+//
+// Denied, expired and consumed requests are never matched: a re-proposal after a denial opens
+// a new request, which an approver sees and may deny again. A grant lost to a concurrent
+// redemption (another replica) falls through to joining or opening. Within one engine the
+// lookup and the create are serialised per call, so concurrent identical proposals open one
+// request.
+func (e *Engine) RequestMatching(ctx context.Context, in Input, k Key) (Request, MatchResult, error) {
+	if k.ParamsDigest == "" || k.Agent != in.Agent || k.Tool != in.Tool {
+		return Request{}, Opened, fmt.Errorf("request matching approval: %w: key does not describe the call", ErrInvalid)
+	}
+	unlock := e.matchMu.lock(k.Agent + "\x00" + k.Tool + "\x00" + k.ParamsDigest)
+	defer unlock()
+	rs, err := e.store.List(ctx, Filter{States: []State{Approved, Pending}, Agent: k.Agent, Tool: k.Tool})
+	if err != nil {
+		return Request{}, Opened, fmt.Errorf("request matching approval: %w", err)
+	}
+	now := e.now()
+	var pending *Request
+	// Newest first: an approved grant wins over any pending request; among pending, the newest.
+	for i := len(rs) - 1; i >= 0; i-- {
+		r := &rs[i]
+		if d, ok := r.Deadline(); !ok || !now.Before(d) || r.User != k.User ||
+			subtle.ConstantTimeCompare([]byte(r.ParamsDigest), []byte(k.ParamsDigest)) != 1 {
+			continue
+		}
+		if r.State == Pending {
+			if pending == nil {
+				pending = r
+			}
+			continue
+		}
+		if e.match(r, k) != nil {
+			continue // bound to another rule or fewer approvals than the rule now needs
+		}
+		granted, err := e.Redeem(ctx, r.ID, k)
+		switch {
+		case err == nil:
+			return granted, Redeemed, nil
+		case errors.Is(err, ErrConsumed) || errors.Is(err, ErrExpired) || errors.Is(err, ErrMismatch):
+			// Lost a race, or expired just now: look for another, or open a new request.
+			continue
+		default:
+			return Request{}, Opened, fmt.Errorf("request matching approval: %w", err)
+		}
+	}
+	if pending != nil {
+		return *pending, Joined, nil
+	}
+	r, err := e.Request(ctx, in)
+	return r, Opened, err
 }

@@ -74,6 +74,9 @@ type Policies interface {
 type Approvals interface {
 	Request(ctx context.Context, in approval.Input) (approval.Request, error)
 	Redeem(ctx context.Context, id string, k approval.Key) (approval.Request, error)
+	// RequestMatching redeems the grant of, joins, or opens the request for an identical call
+	// (approval.Engine.RequestMatching), for transports that cannot carry an approval ID.
+	RequestMatching(ctx context.Context, in approval.Input, k approval.Key) (approval.Request, approval.MatchResult, error)
 	Get(ctx context.Context, id string) (approval.Request, error)
 }
 
@@ -223,6 +226,12 @@ type Request struct {
 	// ApprovalID resumes a call that an earlier CONSTRAIN held: if the grant is approved and still
 	// binds this exact call, it runs once.
 	ApprovalID string
+	// MatchApproval, for a transport whose caller cannot carry an approval ID (the LLM gateway:
+	// the model only re-proposes the call), finds the approval by the call itself: a CONSTRAIN
+	// without ApprovalID redeems an approved grant for the identical call (same agent, user, tool
+	// and canonical parameters digest), or joins its pending request, before opening a new one.
+	// Transports that can carry the ID (HTTP, MCP, SDK) leave it false and pass ApprovalID.
+	MatchApproval bool
 }
 
 // Decision is what Check returns. Message is the only text meant for the agent: it never names
@@ -490,9 +499,10 @@ func (g *Guard) constrain(ctx context.Context, d *Decision, rec *ledger.Record, 
 	if user != nil {
 		userID, verified = user.ID, user.Verified
 	}
+	key := approval.Key{Agent: agent.ID, User: userID, UserVerified: verified,
+		Tool: req.Tool, ParamsDigest: digest, PolicyVersion: version, Rule: pd.Rule, Required: pd.Approval.Required}
 	if req.ApprovalID != "" {
-		granted, err := g.approvals.Redeem(ctx, req.ApprovalID, approval.Key{Agent: agent.ID, User: userID, UserVerified: verified,
-			Tool: req.Tool, ParamsDigest: digest, PolicyVersion: version, Rule: pd.Rule, Required: pd.Approval.Required})
+		granted, err := g.approvals.Redeem(ctx, req.ApprovalID, key)
 		switch {
 		case err == nil:
 			// Approved for this exact call: it runs once. The record says why.
@@ -529,6 +539,26 @@ func (g *Guard) constrain(ctx context.Context, d *Decision, rec *ledger.Record, 
 		if isAnomaly(a.Kind) {
 			in.Signals = append(in.Signals, approval.Signal{Name: a.Kind, Score: a.Score, Detail: a.Evidence})
 		}
+	}
+	if req.ApprovalID == "" && req.MatchApproval {
+		ar, how, err := g.approvals.RequestMatching(ctx, in, key)
+		if err != nil {
+			return fmt.Errorf("match or open approval request: %w", err)
+		}
+		d.ApprovalID = ar.ID
+		switch how {
+		case approval.Redeemed:
+			d.Action = policy.Allow
+			rec.Approval = approvalDetails(ar)
+			rec.Reason = "approved grant redeemed (matched by call)"
+		case approval.Joined:
+			// The same call is already waiting: answer with that request, open nothing.
+			rec.Approval = &ledger.Approval{ID: ar.ID, Result: "pending", RequestedAt: &ar.CreatedAt}
+			rec.Reason = "joined pending approval (matched by call)"
+		default:
+			rec.Approval = &ledger.Approval{ID: ar.ID, Result: "pending", RequestedAt: &ar.CreatedAt}
+		}
+		return nil
 	}
 	ar, err := g.approvals.Request(ctx, in)
 	if err != nil {

@@ -23,6 +23,7 @@ const (
 	codeUpstreamFailed   = "upstream_unavailable"
 	codeUpstreamMalform  = "upstream_malformed"
 	codeUpstreamAuth     = "upstream_credential_rejected"
+	codeUpstreamRedirect = "upstream_redirect"
 	codeStreamIncomplete = "upstream_stream_incomplete"
 )
 

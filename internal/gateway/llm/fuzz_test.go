@@ -91,6 +91,10 @@ func streamSeeds(f *testing.F) {
 	}
 	f.Add([]byte("data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":-1,\"function\":{\"name\":\"x\",\"arguments\":\"{}\"}}]},\"finish_reason\":\"tool_calls\"}]}\n\ndata: [DONE]\n\n"))
 	f.Add([]byte("event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"content\":[{\"type\":\"tool_use\",\"name\":\"x\",\"input\":{}}]}}\n\n"))
+	// A terminal response that swaps the streamed call, and an arguments.done that disagrees.
+	f.Add(responsesTerminalStream("", `{"id":"fc_1","type":"function_call","call_id":"call_1","name":"send_email","arguments":"{}"}`))
+	f.Add(responsesTerminalStream(`"{\"city\":\"Rome\"}"`, `{"id":"fc_1","type":"function_call","call_id":"call_1","name":"get_weather","arguments":"{\"city\":\"Paris\"}"}`))
+	f.Add([]byte("event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\",\"content\":[{\"type\":\"tool_use\",\"name\":\"x\",\"input\":{}}]}}\n\n"))
 }
 
 func FuzzStream(f *testing.F) {

@@ -148,7 +148,7 @@ type Config struct {
 	MaxEventBytes     int                 // one server-sent event line (default 8 MiB)
 	Timeout           time.Duration       // whole non-streamed call; for streams, until the response headers (default 10 min)
 	StreamIdleTimeout time.Duration       // longest silence between two stream events (default 5 min)
-	Client            *http.Client        // transport to the upstreams (default: a clone of http.DefaultTransport, no client timeout)
+	Client            *http.Client        // transport to the upstreams (default: a clone of http.DefaultTransport, no client timeout); its redirect policy is replaced: redirects are never followed
 }
 
 // Defaults for Config.
@@ -204,10 +204,18 @@ func New(cfg Config, checker Checker) (*Gateway, error) {
 	if cfg.StreamIdleTimeout <= 0 {
 		cfg.StreamIdleTimeout = DefaultStreamIdleTimeout
 	}
-	g := &Gateway{cfg: cfg, checker: checker, client: cfg.Client, upstreams: map[Format]upstream{}}
-	if g.client == nil {
+	g := &Gateway{cfg: cfg, checker: checker, upstreams: map[Format]upstream{}}
+	if cfg.Client != nil {
+		c := *cfg.Client // a copy: the caller's client keeps its own redirect policy
+		g.client = &c
+	} else {
 		g.client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	}
+	// A redirect is never followed: Go's client would resend the body — the whole conversation —
+	// to wherever the Location points, and for a custom header such as Anthropic's X-Api-Key
+	// even to another host, so a compromised or misconfigured upstream could collect the
+	// provider key. The 3xx comes back as the response and is answered upstream_redirect.
+	g.client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	for f, u := range cfg.Upstreams {
 		p, ok := upstreamPath[f]
 		if !ok {

@@ -269,6 +269,11 @@ func (s *messagesStream) event(ev sseEvent, out *sseWriter) (bool, error) {
 	if m, err := data.obj("message"); err != nil || (m != nil && hasToolUse(m)) || hasToolUse(data) {
 		return false, malformed("a %s event carrying tool_use content", typ)
 	}
+	// message_delta (and any delta) repeats nothing the SDKs read today, but a client that
+	// merged a delta's content would run a tool_use nobody checked: refuse one that carries any.
+	if d, err := data.obj("delta"); err == nil && d != nil && hasToolUse(d) {
+		return false, malformed("a %s event whose delta carries tool_use content", typ)
+	}
 	if s.open > 0 {
 		s.queue = append(s.queue, queued{ev: ev, block: -1})
 		return false, nil

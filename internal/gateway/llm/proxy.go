@@ -188,6 +188,12 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, f Format, up ups
 			w.Header().Set(h, v)
 		}
 	}
+	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+		// Redirects are not followed (see New); neither is the 3xx relayed, which would hand the
+		// agent a Location its SDK might follow with the agent's own credential.
+		writeError(w, f, http.StatusBadGateway, codeUpstreamRedirect, fmt.Sprintf("the upstream answered %d, a redirect; the gateway does not follow redirects", resp.StatusCode))
+		return
+	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		g.relayUpstreamError(w, f, ctx, resp)
 		return

@@ -1,8 +1,10 @@
 package llm
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -177,7 +179,7 @@ type responsesStream struct {
 	queue    []rqueued
 	items    map[int]*heldItem
 	byID     map[string]object // removed item id → replacement item
-	decided  map[string]bool   // ids of every item decided while streaming
+	decided  map[string]string // id of every item decided while streaming → what was decided (callSignature)
 	open     int
 	seq      int
 	held     int64
@@ -193,14 +195,18 @@ type rqueued struct {
 }
 
 type heldItem struct {
-	deltas   strings.Builder
-	decision decision
-	done     bool
-	replace  object
+	deltas strings.Builder
+	// argsDone is the arguments (or input) of the item's *_arguments.done / *_input.done event,
+	// when one came: an SDK may read the call from it, so it must agree with the checked item.
+	argsDone    string
+	hasArgsDone bool
+	decision    decision
+	done        bool
+	replace     object
 }
 
 func (responsesCodec) stream(mc *modelCall) streamer {
-	return &responsesStream{mc: mc, items: map[int]*heldItem{}, byID: map[string]object{}, decided: map[string]bool{}}
+	return &responsesStream{mc: mc, items: map[int]*heldItem{}, byID: map[string]object{}, decided: map[string]string{}}
 }
 
 var responseTerminal = map[string]bool{"response.completed": true, "response.incomplete": true, "response.failed": true}
@@ -243,6 +249,14 @@ func (s *responsesStream) event(ev sseEvent, out *sseWriter) (bool, error) {
 				return false, malformed("tool arguments larger than %d bytes", s.mc.g.cfg.MaxResponseBytes)
 			}
 		}
+		if typ == "response.function_call_arguments.done" || typ == "response.custom_tool_call_input.done" {
+			field := "arguments"
+			if typ == "response.custom_tool_call_input.done" {
+				field = "input"
+			}
+			h.argsDone, _ = data.str(field)
+			h.hasArgsDone = true
+		}
 		s.queue = append(s.queue, rqueued{data: data, raw: ev.data, name: typ, item: idx})
 		if typ != "response.output_item.done" {
 			return false, nil
@@ -261,9 +275,12 @@ func (s *responsesStream) event(ev sseEvent, out *sseWriter) (bool, error) {
 		if itype == "function_call" && h.deltas.Len() > 0 && h.deltas.String() != string(mustUnquote(item["arguments"])) {
 			args = []byte("argument deltas disagree with the final arguments")
 		}
+		if h.hasArgsDone && !argsDoneAgrees(item, h.argsDone) {
+			args = []byte("the arguments' done event disagrees with the final arguments")
+		}
 		h.decision = s.mc.decide(callID, name, args)
 		if iid, _ := item.str("id"); iid != "" {
-			s.decided[iid] = true
+			s.decided[iid] = callSignature(callID, name, args)
 		}
 		if !h.decision.keep {
 			id := noticeItemID(item, callID)
@@ -338,8 +355,34 @@ func mustUnquote(v json.RawMessage) string {
 	return s
 }
 
+// argsDoneAgrees reports whether the text of an item's arguments (or input) done event equals
+// the item's own final arguments.
+func argsDoneAgrees(item object, done string) bool {
+	if typ, _ := item.str("type"); typ == "custom_tool_call" {
+		in, _ := item.str("input")
+		return in == done
+	}
+	a, _ := item.str("arguments")
+	return a == done
+}
+
+// callSignature is what was decided about one call: its call ID, name and arguments, the
+// arguments compacted (whitespace outside strings is not a different call; anything else is).
+func callSignature(callID, name string, args []byte) string {
+	var b bytes.Buffer
+	if err := json.Compact(&b, args); err != nil {
+		b.Reset()
+		b.Write(args)
+	}
+	return strconv.Quote(callID) + " " + strconv.Quote(name) + " " + b.String()
+}
+
 // rewriteResponse replaces removed items in a terminal event's response.output, and decides
-// any call there that never streamed as an item of its own.
+// any call there that never streamed as an item of its own. An item under the ID of one that
+// was allowed while streaming must be the very call that was decided: an SDK hands the agent
+// the terminal response (finalResponse, the completed snapshot), so a terminal object that
+// swaps the name or the arguments would run a call nobody checked. Such a stream, or one that
+// repeats a decided item, ends upstream_malformed.
 func (s *responsesStream) rewriteResponse(data object) (bool, error) {
 	resp, err := data.obj("response")
 	if err != nil || resp == nil {
@@ -350,13 +393,24 @@ func (s *responsesStream) rewriteResponse(data object) (bool, error) {
 		return false, malformed("a terminal response whose output is not an array of items")
 	}
 	changed := false
+	seen := map[string]bool{}
 	for i, it := range items {
 		id, _ := it.str("id")
+		sig, decided := s.decided[id]
+		if decided || s.byID[id] != nil {
+			if seen[id] {
+				return false, malformed("a terminal response that repeats output item %s", quote(id))
+			}
+			seen[id] = true
+		}
 		if s.byID[id] != nil {
 			items[i] = s.byID[id]
 			changed = true
-		} else if s.decided[id] {
-			continue
+		} else if decided {
+			ok, callID, name, args := checkedItem(it)
+			if !ok || callSignature(callID, name, args) != sig {
+				return false, malformed("a terminal response whose item %s is not the call that was checked", quote(id))
+			}
 		} else if ok, callID, name, args := checkedItem(it); ok {
 			// A call in the final output that never streamed as an item: decide it now.
 			if d := s.mc.decide(callID, name, args); !d.keep {
