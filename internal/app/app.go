@@ -151,6 +151,10 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 		apprOpts = append(apprOpts, approval.WithAnnouncer(a.webhook))
 	}
 	apprOpts = append(apprOpts, approval.WithMaxPendingPerAgent(cfg.Approvals.MaxPendingPerAgent))
+	// A state change and its ledger event are bounded like a decision's record: by the decision
+	// timeout, on the engine's own context rather than the approver's request.
+	recordTimeout := time.Duration(cfg.Limits.DecisionTimeoutMillis) * time.Millisecond
+	apprOpts = append(apprOpts, approval.WithRecordTimeout(recordTimeout))
 	if a.approvals, err = approval.New(a.stores.approvals, guard.ApprovalRecorder(a.ledger), apprOpts...); err != nil {
 		return nil, fmt.Errorf("approvals: %w", err)
 	}
@@ -173,6 +177,7 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 		Ledger:                  a.ledger,
 		ToolClassificationsFrom: func() map[string]string { return a.rt.Load().classes },
 		ApprovalExpiry:          cfg.Approvals.Expiry,
+		RecordTimeout:           recordTimeout,
 	})
 	if err != nil {
 		return nil, err

@@ -33,7 +33,19 @@ type Engine struct {
 	pendingMu  keyedMutex
 	// matchMu serialises RequestMatching per call (agent, tool, digest), in this process.
 	matchMu keyedMutex
+
+	// recordTimeout bounds a state change — the store transaction and its ledger event — on
+	// the engine's own context, not the caller's (an approver's HTTP request).
+	recordTimeout time.Duration
 }
+
+// DefaultRecordTimeout bounds a state change when WithRecordTimeout does not say.
+const DefaultRecordTimeout = 5 * time.Second
+
+// WithRecordTimeout bounds each state change (its store transaction and its ledger event) on the
+// engine's own context: a caller that hangs up mid-COMMIT does not abort a change whose event is
+// already on the record. d <= 0: DefaultRecordTimeout.
+func WithRecordTimeout(d time.Duration) Option { return func(e *Engine) { e.recordTimeout = d } }
 
 // Option configures an Engine.
 type Option func(*Engine)
@@ -73,6 +85,9 @@ func New(store Store, rec Recorder, opts ...Option) (*Engine, error) {
 	e := &Engine{store: store, rec: rec, notify: NewHub(), now: time.Now}
 	for _, o := range opts {
 		o(e)
+	}
+	if e.recordTimeout <= 0 {
+		e.recordTimeout = DefaultRecordTimeout
 	}
 	return e, nil
 }
@@ -161,12 +176,14 @@ func (e *Engine) Request(ctx context.Context, in Input) (Request, error) {
 			return Request{}, fmt.Errorf("request approval: %w", err)
 		}
 	}
-	err = e.store.Create(ctx, r, func(stored Request) error {
-		return e.record(ctx, Event{
+	c, cancel := e.begin(ctx)
+	defer cancel()
+	err = c.end(e.store.Create(c.ctx, r, func(stored Request) error {
+		return c.record(Event{
 			Kind: KindRequested, ApprovalID: r.ID, DecisionID: r.DecisionID, To: Pending,
 			Actor: r.Agent, At: now, PolicyVersion: r.PolicyVersion, Request: stored,
 		})
-	})
+	}))
 	if err != nil {
 		return Request{}, fmt.Errorf("request approval: %w", err)
 	}
@@ -207,9 +224,11 @@ func (e *Engine) vote(ctx context.Context, id string, a Approver, approve bool, 
 		}
 	}
 	expired := false
-	r, err := e.store.Update(ctx, id, func(r *Request) error {
+	c, cancel := e.begin(ctx)
+	defer cancel()
+	r, err := e.store.Update(c.ctx, id, func(r *Request) error {
 		now := e.now()
-		if ok, err := e.expireIfDue(ctx, r, now); err != nil || ok {
+		if ok, err := e.expireIfDue(c, r, now); err != nil || ok {
 			expired = ok
 			return err
 		}
@@ -241,9 +260,9 @@ func (e *Engine) vote(ctx context.Context, id string, a Approver, approve bool, 
 		}
 		ev.Request = r.Clone()
 		ev.Request.Revision++
-		return e.record(ctx, ev)
+		return c.record(ev)
 	})
-	if err != nil {
+	if err = c.end(err); err != nil {
 		return Request{}, fmt.Errorf("%s %s: %w", op, id, err)
 	}
 	e.notify.Notify(id)
@@ -290,10 +309,21 @@ func (m *MismatchError) Unwrap() error { return ErrMismatch }
 // overdue one is recorded as expired). A mismatch never burns the grant: the original call may
 // still be made.
 func (e *Engine) Redeem(ctx context.Context, id string, k Key) (Request, error) {
+	return e.RedeemWith(ctx, id, k, nil)
+}
+
+// RedeemWith is Redeem with then, which runs inside the store's transaction after the
+// approval_consumed event is recorded and before the consumption commits; an error from it
+// aborts the redemption and the grant stays usable. The guard writes the decision record of the
+// redeeming call there: the grant is consumed in the same step as the record that says the call
+// may run, so a record that cannot be written never costs the grant.
+func (e *Engine) RedeemWith(ctx context.Context, id string, k Key, then func(granted Request) error) (Request, error) {
 	expired := false
-	r, err := e.store.Update(ctx, id, func(r *Request) error {
+	c, cancel := e.begin(ctx)
+	defer cancel()
+	r, err := e.store.Update(c.ctx, id, func(r *Request) error {
 		now := e.now()
-		if ok, err := e.expireIfDue(ctx, r, now); err != nil || ok {
+		if ok, err := e.expireIfDue(c, r, now); err != nil || ok {
 			expired = ok
 			return err
 		}
@@ -309,9 +339,15 @@ func (e *Engine) Redeem(ctx context.Context, id string, k Key) (Request, error) 
 			Actor: k.Agent, At: now, PolicyVersion: k.PolicyVersion, Request: r.Clone(),
 		}
 		ev.Request.Revision++
-		return e.record(ctx, ev)
+		if err := c.record(ev); err != nil {
+			return err
+		}
+		if then != nil {
+			return then(ev.Request)
+		}
+		return nil
 	})
-	if err != nil {
+	if err = c.end(err); err != nil {
 		return Request{}, fmt.Errorf("redeem %s: %w", id, err)
 	}
 	e.notify.Notify(id)
@@ -372,7 +408,7 @@ func (e *Engine) match(r *Request, k Key) error {
 
 // expireIfDue moves r to Expired and records it when its deadline has passed. It reports
 // whether it did.
-func (e *Engine) expireIfDue(ctx context.Context, r *Request, now time.Time) (bool, error) {
+func (e *Engine) expireIfDue(c *change, r *Request, now time.Time) (bool, error) {
 	deadline, ok := r.Deadline()
 	if !ok || now.Before(deadline) {
 		return false, nil
@@ -391,7 +427,7 @@ func (e *Engine) expireIfDue(ctx context.Context, r *Request, now time.Time) (bo
 	}
 	ev.Request = r.Clone()
 	ev.Request.Revision++
-	return true, e.record(ctx, ev)
+	return true, c.record(ev)
 }
 
 func (e *Engine) record(ctx context.Context, ev Event) error {
@@ -424,13 +460,16 @@ func (e *Engine) List(ctx context.Context, f Filter) ([]Request, error) {
 }
 
 func (e *Engine) expire(ctx context.Context, id string) (Request, error) {
-	r, err := e.store.Update(ctx, id, func(r *Request) error {
-		ok, err := e.expireIfDue(ctx, r, e.now())
+	c, cancel := e.begin(ctx)
+	defer cancel()
+	r, err := e.store.Update(c.ctx, id, func(r *Request) error {
+		ok, err := e.expireIfDue(c, r, e.now())
 		if err == nil && !ok {
 			return errNoChange
 		}
 		return err
 	})
+	err = c.end(err)
 	if errors.Is(err, errNoChange) {
 		return e.store.Get(ctx, id)
 	}
@@ -618,7 +657,8 @@ const (
 // re-proposing a tool call through the LLM gateway only repeats the call. The call is matched
 // by what the grant binds (k: agent, user, tool, canonical parameters digest, rule):
 //
-//   - the newest approved, unexpired grant k satisfies is redeemed (once, as Redeem);
+//   - the newest approved, unexpired grant k satisfies is redeemed (once, as RedeemWith, with
+//     then run inside the redemption);
 //   - else the newest live pending request of the same agent, user, tool and digest is joined,
 //     so re-proposals while an approver decides do not pile up;
 //   - else a new request is opened from in.
@@ -628,7 +668,7 @@ const (
 // redemption (another replica) falls through to joining or opening. Within one engine the
 // lookup and the create are serialised per call, so concurrent identical proposals open one
 // request.
-func (e *Engine) RequestMatching(ctx context.Context, in Input, k Key) (Request, MatchResult, error) {
+func (e *Engine) RequestMatching(ctx context.Context, in Input, k Key, then func(granted Request) error) (Request, MatchResult, error) {
 	if k.ParamsDigest == "" || k.Agent != in.Agent || k.Tool != in.Tool {
 		return Request{}, Opened, fmt.Errorf("request matching approval: %w: key does not describe the call", ErrInvalid)
 	}
@@ -656,7 +696,7 @@ func (e *Engine) RequestMatching(ctx context.Context, in Input, k Key) (Request,
 		if e.match(r, k) != nil {
 			continue // bound to another rule or fewer approvals than the rule now needs
 		}
-		granted, err := e.Redeem(ctx, r.ID, k)
+		granted, err := e.RedeemWith(ctx, r.ID, k, then)
 		switch {
 		case err == nil:
 			return granted, Redeemed, nil
@@ -672,4 +712,73 @@ func (e *Engine) RequestMatching(ctx context.Context, in Input, k Key) (Request,
 	}
 	r, err := e.Request(ctx, in)
 	return r, Opened, err
+}
+
+// change is one state change: a store transaction whose hook records its event in the ledger
+// before the transaction commits, so a change that was not recorded is never committed.
+//
+// The converse — an event on the record for a change that did not commit (a failed COMMIT, a
+// hook that failed after the event was written, a store that retried the transaction) — is
+// closed by a compensating approval_aborted event, written after the store answered, naming the
+// change that did not take effect. We chose this over recording after the commit: an event
+// written first can be compensated, whereas a change committed first and then not recordable
+// would be acted on (a grant redeemed, a request approved) with nothing on the record.
+//
+// The transaction and both events run on the engine's own bounded context (recordTimeout), not
+// the caller's: a caller that hangs up mid-COMMIT does not abort a change already recorded.
+type change struct {
+	e   *Engine
+	ctx context.Context
+	// done are the events recorded by the transaction's latest attempt; stale those of earlier
+	// attempts (each attempt records one event), which never commit.
+	done, stale []Event
+}
+
+// begin starts a change on the engine's bounded context.
+func (e *Engine) begin(ctx context.Context) (*change, context.CancelFunc) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.recordTimeout)
+	return &change{e: e, ctx: cctx}, cancel
+}
+
+// record writes ev to the ledger; an error aborts the transaction.
+func (c *change) record(ev Event) error {
+	c.stale, c.done = append(c.stale, c.done...), c.done[:0]
+	if err := c.e.record(c.ctx, ev); err != nil {
+		return err
+	}
+	c.done = append(c.done, ev)
+	return nil
+}
+
+// end compensates every recorded event whose change did not commit, given the store's answer
+// err, and returns err (joined with any compensation that could not be written: the ledger then
+// holds an uncompensated event, which the caller must know).
+func (c *change) end(err error) error {
+	aborted := c.stale
+	if err != nil {
+		aborted = append(aborted, c.done...)
+	}
+	if len(aborted) == 0 {
+		return err
+	}
+	// A fresh bound: the transaction may have used up the first one.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), c.e.recordTimeout)
+	defer cancel()
+	why := "the change did not commit"
+	if err != nil {
+		why = "not committed: " + err.Error()
+	}
+	for _, ev := range aborted {
+		back := ev.From
+		if back == "" {
+			back = "aborted" // a request that was never created has no state to return to
+		}
+		comp := Event{Kind: KindAborted, ApprovalID: ev.ApprovalID, DecisionID: ev.DecisionID, From: ev.To, To: back,
+			Actor: ev.Actor, Comment: ev.Kind + " " + why, At: c.e.now(), PolicyVersion: ev.PolicyVersion, Request: ev.Request}
+		comp.Request.State = back
+		if cerr := c.e.record(ctx, comp); cerr != nil && err != nil {
+			err = errors.Join(err, cerr)
+		}
+	}
+	return err
 }

@@ -16,6 +16,10 @@ const (
 	KindResolved = "approval_resolved"
 	// KindConsumed: the grant was redeemed by the one call it allows (or expired unused).
 	KindConsumed = "approval_consumed"
+	// KindAborted: an event recorded before its change committed, whose change did not commit
+	// (a failed COMMIT, an aborted transaction). It names the event in its comment; To is the
+	// state that stands.
+	KindAborted = "approval_aborted"
 )
 
 // Event is one state change of a request, handed to the Recorder before the change commits.

@@ -21,7 +21,7 @@ func TestRequestMatching(t *testing.T) {
 		ParamsDigest: mustDigest(t, transferParams), PolicyVersion: in.PolicyVersion, Rule: in.Rule, Required: 1}
 	call := func(in Input, k Key) (Request, MatchResult) {
 		t.Helper()
-		r, how, err := e.RequestMatching(ctx, in, k)
+		r, how, err := e.RequestMatching(ctx, in, k, nil)
 		if err != nil {
 			t.Fatalf("RequestMatching: %v", err)
 		}
@@ -121,7 +121,7 @@ func TestRequestMatchingConcurrent(t *testing.T) {
 		got := map[MatchResult]int{}
 		for range 32 {
 			wg.Go(func() {
-				_, how, err := e.RequestMatching(ctx, in, k)
+				_, how, err := e.RequestMatching(ctx, in, k, nil)
 				if err != nil {
 					t.Errorf("RequestMatching: %v", err)
 				}

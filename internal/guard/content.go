@@ -78,7 +78,7 @@ func (g *Guard) CheckContent(ctx context.Context, c Content, rp ResultPolicy) (c
 	if c.Agent != nil {
 		rec.Agent = &ledger.Principal{ID: c.Agent.ID, Verified: true, Method: string(c.Agent.Method)}
 	}
-	if _, lerr := g.ledger.Append(context.WithoutCancel(ctx), rec); lerr != nil {
+	if _, lerr := g.appendRecord(ctx, rec); lerr != nil {
 		cd.Err = fmt.Errorf("ledger append: %w", lerr)
 	}
 	return cd

@@ -75,8 +75,12 @@ type Approvals interface {
 	Request(ctx context.Context, in approval.Input) (approval.Request, error)
 	Redeem(ctx context.Context, id string, k approval.Key) (approval.Request, error)
 	// RequestMatching redeems the grant of, joins, or opens the request for an identical call
-	// (approval.Engine.RequestMatching), for transports that cannot carry an approval ID.
-	RequestMatching(ctx context.Context, in approval.Input, k approval.Key) (approval.Request, approval.MatchResult, error)
+	// (approval.Engine.RequestMatching), for transports that cannot carry an approval ID; a
+	// redemption runs then as RedeemWith does.
+	RequestMatching(ctx context.Context, in approval.Input, k approval.Key, then func(approval.Request) error) (approval.Request, approval.MatchResult, error)
+	// RedeemWith redeems and runs then inside the redemption, before it commits; an error from
+	// then aborts it and the grant stays usable.
+	RedeemWith(ctx context.Context, id string, k approval.Key, then func(approval.Request) error) (approval.Request, error)
 	Get(ctx context.Context, id string) (approval.Request, error)
 }
 
@@ -104,7 +108,12 @@ type Guard struct {
 	recent *recentDecisions
 	// approvalExpiry is the default pending lifetime of approval requests.
 	approvalExpiry time.Duration
+	// recordTimeout bounds every record the guard writes (recordContext).
+	recordTimeout time.Duration
 }
+
+// DefaultRecordTimeout is RecordTimeout when Options do not set it: the default decision timeout.
+const DefaultRecordTimeout = 5 * time.Second
 
 // Options assemble a Guard. Auth, Inspector, Policies and Ledger are required.
 type Options struct {
@@ -123,6 +132,9 @@ type Options struct {
 	// ApprovalExpiry is how long a CONSTRAIN request stays pending when its rule does not say
 	// (approvals.expiry); zero: the approval engine's default.
 	ApprovalExpiry time.Duration
+	// RecordTimeout bounds writing a record, on the guard's own context rather than the
+	// caller's (0: DefaultRecordTimeout). The application sets it to the decision timeout.
+	RecordTimeout time.Duration
 }
 
 // New checks that every required part is present.
@@ -143,9 +155,29 @@ func New(o Options) (*Guard, error) {
 	}
 	g := &Guard{auth: o.Auth, inspector: o.Inspector, behavior: o.Behavior, policies: o.Policies,
 		approvals: o.Approvals, ledger: o.Ledger, now: now, recent: newRecentDecisions(100_000, time.Hour),
-		approvalExpiry: o.ApprovalExpiry, toolClassFrom: o.ToolClassificationsFrom}
+		approvalExpiry: o.ApprovalExpiry, toolClassFrom: o.ToolClassificationsFrom, recordTimeout: o.RecordTimeout}
+	if g.recordTimeout <= 0 {
+		g.recordTimeout = DefaultRecordTimeout
+	}
 	g.SetToolClassifications(o.ToolClassifications)
 	return g, nil
+}
+
+// recordContext is the context a record is written on: the guard's own, not the caller's. The
+// record is the guard's obligation — once the decision is made it is written whether or not the
+// caller is still there, and the answer follows the record, never the caller's clock — but it is
+// bounded (RecordTimeout, the decision timeout) so that a store that does not answer denies in
+// bounded time instead of holding a goroutine for good. Its values (the trace span) are the
+// caller's.
+func (g *Guard) recordContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), g.recordTimeout)
+}
+
+// appendRecord appends rec on the guard's bounded context (recordContext).
+func (g *Guard) appendRecord(ctx context.Context, rec *ledger.Record) (uint64, error) {
+	rctx, cancel := g.recordContext(ctx)
+	defer cancel()
+	return g.ledger.Append(rctx, rec)
 }
 
 // Authenticate verifies an agent's credentials for a transport that will ask several questions in
@@ -321,7 +353,7 @@ func (g *Guard) Check(ctx context.Context, req Request) (d *Decision) {
 			rec.Decision, rec.Reason = "deny", d.Err.Error()
 			// The record may not be writable (the panic may have come from the ledger); the
 			// decision is a denial either way.
-			if seq, err := g.ledger.Append(context.WithoutCancel(ctx), rec); err == nil {
+			if seq, err := g.appendRecord(ctx, rec); err == nil {
 				d.Seq = seq
 			}
 		}
@@ -451,18 +483,55 @@ func (g *Guard) Check(ctx context.Context, req Request) (d *Decision) {
 		if g.approvals == nil {
 			return g.deny(ctx, d, rec, sh, CodeApproval, errors.New("no approval queue configured"), "")
 		}
-		if err := g.constrain(ctx, d, rec, req, agent, user, pd, ex, version, sh); err != nil {
+		redeemed, err := g.constrain(ctx, d, rec, req, agent, user, pd, ex, version, sh)
+		switch {
+		case errors.Is(err, errRecordAfterRedeem):
+			// The decision record (allow) was written, then the grant's consumption did not
+			// commit: the approval engine compensated on the record. The call must not run —
+			// the grant is still usable and would run it twice — and no second decision record
+			// may contradict the first.
+			d.Action, d.Code, d.Message, d.Err = policy.Deny, CodeApproval, msgUnavailable, sh.scrubErr(err)
+			return d
+		case errors.Is(err, errRedeemRecord):
+			// The decision record could not be written, so the redemption was aborted and the
+			// grant stays usable: a retry may redeem it.
+			return g.deny(ctx, d, rec, sh, CodeLedger, err, "")
+		case err != nil:
 			code := CodeApproval
 			if errors.Is(err, approval.ErrTooManyPending) {
 				// Not an outage: this agent has as many calls waiting as it may have.
 				code = CodeTooManyPending
 			}
 			return g.deny(ctx, d, rec, sh, code, err, "")
+		case redeemed:
+			// Recorded with the redemption, in the same step.
+			step(&d.Steps.Approval)
+			g.recent.add(d.ID, agent.ID, req.Tool, start)
+			return d
 		}
 	}
 
 	step(&d.Steps.Approval)
 
+	// 7. Record durably; only then may the tool run.
+	if err := g.record(ctx, d, rec); err != nil {
+		step(&d.Steps.Ledger)
+		return d
+	}
+	step(&d.Steps.Ledger)
+	if d.Allowed() {
+		g.recent.add(d.ID, agent.ID, req.Tool, start)
+	}
+	return d
+}
+
+// record writes the decision record of d on the guard's own bounded context and sets the
+// answer from it: the answer is what the ledger holds. When the caller's context ended meanwhile
+// the record stands and the answer is still the decision; the transport, which sees its own
+// context end, reports it as not delivered. A record that could not be written is not in the
+// log (Ledger.Append answers for the record, not for the caller's patience), and the answer is
+// DENY ledger_unavailable.
+func (g *Guard) record(ctx context.Context, d *Decision, rec *ledger.Record) error {
 	switch d.Action {
 	case policy.Allow, policy.Log:
 		d.Message = ""
@@ -471,29 +540,35 @@ func (g *Guard) Check(ctx context.Context, req Request) (d *Decision) {
 	default:
 		d.Message = msgUnavailable
 	}
-
-	// 7. Record durably; only then may the tool run.
 	rec.Decision = actionName(d.Action)
-	seq, err := g.ledger.Append(ctx, rec)
-	step(&d.Steps.Ledger)
+	seq, err := g.appendRecord(ctx, rec)
 	if err != nil {
 		d.Action, d.Code, d.Message, d.Err = policy.Deny, CodeLedger, msgUnavailable, fmt.Errorf("ledger append: %w", err)
-		return d
+		return err
 	}
 	d.Seq = seq
-	if d.Allowed() {
-		g.recent.add(d.ID, agent.ID, req.Tool, start)
-	}
-	return d
+	return nil
 }
+
+// Errors of a redemption whose decision record is written inside it (constrain).
+var (
+	// errRedeemRecord: the decision record could not be written; the redemption was aborted.
+	errRedeemRecord = errors.New("record of the redeeming call not written")
+	// errRecordAfterRedeem: the decision record was written but the redemption did not commit.
+	errRecordAfterRedeem = errors.New("redemption not committed after its record was written")
+)
 
 // constrain handles a CONSTRAIN decision: with an approval ID it tries to redeem the grant; a call
 // that the grant does not bind, or no approval ID at all, opens a new approval request.
+//
+// A grant is redeemed in the same step as the decision record: the record is written inside the
+// redemption, before it commits (redeemed is then true and the decision is recorded). A record
+// that cannot be written aborts the redemption, so the grant stays usable for a retry.
 func (g *Guard) constrain(ctx context.Context, d *Decision, rec *ledger.Record, req Request,
-	agent *identity.Agent, user *identity.User, pd policy.Decision, ex policy.Explanation, version string, sh *shield) error {
+	agent *identity.Agent, user *identity.User, pd policy.Decision, ex policy.Explanation, version string, sh *shield) (redeemed bool, _ error) {
 	digest, err := approval.Digest(req.Params)
 	if err != nil {
-		return fmt.Errorf("digest params: %w", err)
+		return false, fmt.Errorf("digest params: %w", err)
 	}
 	userID, verified := "", false
 	if user != nil {
@@ -502,29 +577,47 @@ func (g *Guard) constrain(ctx context.Context, d *Decision, rec *ledger.Record, 
 	key := approval.Key{Agent: agent.ID, User: userID, UserVerified: verified,
 		Tool: req.Tool, ParamsDigest: digest, PolicyVersion: version, Rule: pd.Rule, Required: pd.Approval.Required}
 	if req.ApprovalID != "" {
-		granted, err := g.approvals.Redeem(ctx, req.ApprovalID, key)
+		var recErr error
+		written := false
+		_, err := g.approvals.RedeemWith(ctx, req.ApprovalID, approval.Key{Agent: agent.ID, User: userID, UserVerified: verified,
+			Tool: req.Tool, ParamsDigest: digest, PolicyVersion: version, Rule: pd.Rule, Required: pd.Approval.Required},
+			func(granted approval.Request) error {
+				// Approved for this exact call: it runs once. The record says why, and is
+				// written before the grant's consumption commits.
+				d.Action, d.ApprovalID = policy.Allow, granted.ID
+				rec.Approval = approvalDetails(granted)
+				rec.Reason = "approved grant redeemed"
+				if recErr = g.record(ctx, d, rec); recErr != nil {
+					return recErr
+				}
+				written = true
+				return nil
+			})
 		switch {
 		case err == nil:
-			// Approved for this exact call: it runs once. The record says why.
-			d.Action, d.ApprovalID = policy.Allow, granted.ID
-			rec.Approval = approvalDetails(granted)
-			rec.Reason = "approved grant redeemed"
-			return nil
+			return true, nil
+		case written:
+			return false, fmt.Errorf("redeem approval %s: %w: %w", req.ApprovalID, errRecordAfterRedeem, err)
+		case recErr != nil:
+			// g.record set the answer to DENY ledger_unavailable; deny records that, if it can.
+			d.ApprovalID = req.ApprovalID
+			rec.Approval = &ledger.Approval{ID: req.ApprovalID, Result: "not_redeemed"}
+			return false, fmt.Errorf("redeem approval %s: %w: %w", req.ApprovalID, errRedeemRecord, recErr)
 		case errors.Is(err, approval.ErrPending):
 			d.ApprovalID = req.ApprovalID
 			rec.Approval = &ledger.Approval{ID: req.ApprovalID, Result: "pending"}
-			return nil
+			return false, nil
 		case isFinal(err):
 			// Denied, expired or already used: final. The call is denied, not re-queued, so an
 			// agent cannot wear down approvers by retrying a refused call.
 			d.Action, d.ApprovalID = policy.Deny, req.ApprovalID
 			rec.Approval = &ledger.Approval{ID: req.ApprovalID, Result: approval.Code(err)}
 			rec.Reason = "approval " + approval.Code(err)
-			return nil
+			return false, nil
 		case isMismatch(err):
 			// The grant binds another call (parameters changed by even one byte): a new approval.
 		default:
-			return fmt.Errorf("redeem approval %s: %w", req.ApprovalID, err)
+			return false, fmt.Errorf("redeem approval %s: %w", req.ApprovalID, err)
 		}
 	}
 	in := approval.Input{DecisionID: d.ID, Agent: agent.ID, User: userID, UserVerified: verified, Tool: req.Tool,
@@ -541,16 +634,34 @@ func (g *Guard) constrain(ctx context.Context, d *Decision, rec *ledger.Record, 
 		}
 	}
 	if req.ApprovalID == "" && req.MatchApproval {
-		ar, how, err := g.approvals.RequestMatching(ctx, in, key)
-		if err != nil {
-			return fmt.Errorf("match or open approval request: %w", err)
+		var recErr error
+		written := false
+		ar, how, err := g.approvals.RequestMatching(ctx, in, key, func(granted approval.Request) error {
+			// As with an approval ID: the record is written before the grant's consumption
+			// commits, so a record that cannot be written never costs the grant.
+			d.Action, d.ApprovalID = policy.Allow, granted.ID
+			rec.Approval = approvalDetails(granted)
+			rec.Reason = "approved grant redeemed (matched by call)"
+			if recErr = g.record(ctx, d, rec); recErr != nil {
+				return recErr
+			}
+			written = true
+			return nil
+		})
+		switch {
+		case err == nil:
+		case written:
+			return false, fmt.Errorf("redeem matched approval: %w: %w", errRecordAfterRedeem, err)
+		case recErr != nil:
+			rec.Approval = &ledger.Approval{ID: d.ApprovalID, Result: "not_redeemed"}
+			return false, fmt.Errorf("redeem matched approval: %w: %w", errRedeemRecord, recErr)
+		default:
+			return false, fmt.Errorf("match or open approval request: %w", err)
 		}
 		d.ApprovalID = ar.ID
 		switch how {
 		case approval.Redeemed:
-			d.Action = policy.Allow
-			rec.Approval = approvalDetails(ar)
-			rec.Reason = "approved grant redeemed (matched by call)"
+			return true, nil
 		case approval.Joined:
 			// The same call is already waiting: answer with that request, open nothing.
 			rec.Approval = &ledger.Approval{ID: ar.ID, Result: "pending", RequestedAt: &ar.CreatedAt}
@@ -558,15 +669,15 @@ func (g *Guard) constrain(ctx context.Context, d *Decision, rec *ledger.Record, 
 		default:
 			rec.Approval = &ledger.Approval{ID: ar.ID, Result: "pending", RequestedAt: &ar.CreatedAt}
 		}
-		return nil
+		return false, nil
 	}
 	ar, err := g.approvals.Request(ctx, in)
 	if err != nil {
-		return fmt.Errorf("open approval request: %w", err)
+		return false, fmt.Errorf("open approval request: %w", err)
 	}
 	d.ApprovalID = ar.ID
 	rec.Approval = &ledger.Approval{ID: ar.ID, Result: "pending", RequestedAt: &ar.CreatedAt}
-	return nil
+	return false, nil
 }
 
 // deny finishes a decision that failed before the policy could decide, or that the policy could
@@ -582,7 +693,7 @@ func (g *Guard) deny(ctx context.Context, d *Decision, rec *ledger.Record, sh *s
 	}
 	rec.Decision = "deny"
 	rec.Reason = d.Code + ": " + cause.Error()
-	seq, err := g.ledger.Append(context.WithoutCancel(ctx), rec)
+	seq, err := g.appendRecord(ctx, rec)
 	if err == nil {
 		d.Seq = seq
 	} else {

@@ -66,6 +66,21 @@ type harness struct {
 
 func newHarness(t *testing.T, wrap func(Ledger) Ledger) *harness {
 	t.Helper()
+	return newHarnessWith(t, harnessOptions{wrap: wrap})
+}
+
+// harnessOptions change a harness's parts: wrap the ledger the guard sees, the ledger's store,
+// the approval store, or the guard's options.
+type harnessOptions struct {
+	wrap       func(Ledger) Ledger
+	wrapStore  func(ledger.Store) ledger.Store
+	wrapApprov func(approval.Store) approval.Store
+	guard      func(*Options)
+}
+
+func newHarnessWith(t *testing.T, ho harnessOptions) *harness {
+	t.Helper()
+	wrap := ho.wrap
 	ctx := context.Background()
 	f, err := policy.Parse("test.yaml", []byte(testPolicy))
 	if err != nil {
@@ -94,7 +109,11 @@ func newHarness(t *testing.T, wrap func(Ledger) Ledger) *harness {
 		t.Fatal(err)
 	}
 	store := memory.New()
-	led, err := ledger.Open(ctx, ledger.Options{Store: store, Signer: keys.Signer, Verifiers: vs, HashKey: keys.HashKey})
+	var lst ledger.Store = store
+	if ho.wrapStore != nil {
+		lst = ho.wrapStore(store)
+	}
+	led, err := ledger.Open(ctx, ledger.Options{Store: lst, Signer: keys.Signer, Verifiers: vs, HashKey: keys.HashKey})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,12 +122,20 @@ func newHarness(t *testing.T, wrap func(Ledger) Ledger) *harness {
 	if wrap != nil {
 		l = wrap(led)
 	}
-	appr, err := approval.New(approval.NewMemory(), ApprovalRecorder(l))
+	var ast approval.Store = approval.NewMemory()
+	if ho.wrapApprov != nil {
+		ast = ho.wrapApprov(ast)
+	}
+	appr, err := approval.New(ast, ApprovalRecorder(l))
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := New(Options{Auth: ver, Inspector: inspect.New(inspect.Config{}), Policies: staticPolicies{set},
-		Approvals: appr, Ledger: l})
+	gopts := Options{Auth: ver, Inspector: inspect.New(inspect.Config{}), Policies: staticPolicies{set},
+		Approvals: appr, Ledger: l}
+	if ho.guard != nil {
+		ho.guard(&gopts)
+	}
+	g, err := New(gopts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -81,7 +81,7 @@ func (g *Guard) CheckNotice(ctx context.Context, n Notice, rp ResultPolicy) (rd 
 	if agent != nil {
 		rec.Agent = &ledger.Principal{ID: agent.ID, Verified: true, Method: string(agent.Method)}
 	}
-	seq, lerr := g.ledger.Append(context.WithoutCancel(ctx), rec)
+	seq, lerr := g.appendRecord(ctx, rec)
 	if lerr != nil {
 		rd.Action, rd.Result = ResultBlock, nil
 		if rd.Code == "" {

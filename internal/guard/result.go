@@ -88,7 +88,7 @@ func (g *Guard) CheckResult(ctx context.Context, o Outcome, rp ResultPolicy) (rd
 		err = sh.scrubErr(err)
 		rd.Action, rd.Code, rd.Err, rd.Result = ResultBlock, code, err, nil
 		rec.Decision, rec.Reason = string(ResultBlock), code+": "+err.Error()
-		if seq, lerr := g.ledger.Append(context.WithoutCancel(ctx), rec); lerr == nil {
+		if seq, lerr := g.appendRecord(ctx, rec); lerr == nil {
 			rd.Seq = seq
 		} else {
 			rd.Err = errors.Join(err, fmt.Errorf("ledger append: %w", lerr))
@@ -160,7 +160,7 @@ func (g *Guard) CheckResult(ctx context.Context, o Outcome, rp ResultPolicy) (rd
 }
 
 func (g *Guard) recordResult(ctx context.Context, rd *ResultDecision, rec *ledger.Record) *ResultDecision {
-	seq, err := g.ledger.Append(ctx, rec)
+	seq, err := g.appendRecord(ctx, rec)
 	if err != nil {
 		rd.Action, rd.Code, rd.Result, rd.Err = ResultBlock, CodeLedger, nil, fmt.Errorf("ledger append: %w", err)
 		return rd

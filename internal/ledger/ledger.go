@@ -77,6 +77,35 @@ type result struct {
 type pending struct {
 	body []byte
 	done chan result
+	// deadline is the appending caller's deadline (zero: none). A batch's commit is bounded by
+	// the earliest deadline among its records, so a caller whose record was taken into a batch
+	// can wait for that batch's answer — the truth about its record — and still return near
+	// its deadline.
+	deadline time.Time
+	// state is queued, then taken (a batch carries it: its answer is the record's fate) or
+	// withdrawn (its caller gave up first: no batch will ever carry it). One compare-and-swap
+	// decides which, so "not durable" is never said of a record that is committed.
+	state atomic.Int32
+}
+
+// States of a pending record.
+const (
+	pendQueued int32 = iota
+	pendTaken
+	pendWithdrawn
+)
+
+// take claims p for a batch. It reports false for a record its caller withdrew, and answers
+// (and reports false for) one whose deadline passed while it waited: its commit could only fail.
+func (p *pending) take(now time.Time) bool {
+	if !p.state.CompareAndSwap(pendQueued, pendTaken) {
+		return false
+	}
+	if !p.deadline.IsZero() && !now.Before(p.deadline) {
+		p.done <- result{err: fmt.Errorf("%w: the caller's deadline passed before its record was committed", ErrNotDurable)}
+		return false
+	}
+	return true
 }
 
 // Ledger appends records durably with group commit. It is safe for concurrent use.
@@ -121,6 +150,9 @@ type Ledger struct {
 	// seatDeadline is the deadline of the caller committing on its own goroutine (zero: none,
 	// or the writer goroutine commits); commitContext bounds the commit by it.
 	seatDeadline time.Time
+	// batchDeadline is the earliest deadline of the records in the batch being committed (zero:
+	// none); commitContext bounds the commit by it too.
+	batchDeadline time.Time
 
 	// metrics
 	sizeA    atomic.Uint64
@@ -437,6 +469,7 @@ func (l *Ledger) Append(ctx context.Context, r *Record, secretPaths ...string) (
 		}
 	}
 	p := &pending{body: body, done: make(chan result, 1)}
+	p.deadline, _ = ctx.Deadline()
 	l.mu.RLock()
 	if l.closed {
 		l.mu.RUnlock()
@@ -456,10 +489,7 @@ func (l *Ledger) Append(ctx context.Context, r *Record, secretPaths ...string) (
 		// by commitTimeout: the caller cannot return before its commit does, and a store that
 		// does not answer (a black-holed database) must not hold a decision past its timeout.
 		// A cancellation without a deadline still does not cut the commit short.
-		l.seatDeadline, _ = ctx.Deadline()
-		l.drain(func() bool { return len(p.done) > 0 })
-		l.seatDeadline = time.Time{}
-		l.release()
+		l.commitOwn(ctx, p)
 	default:
 		// A commit is in progress. If the writer goroutine holds the seat it is waiting for
 		// records; if a caller does, the writer takes what it leaves queued.
@@ -468,13 +498,41 @@ func (l *Ledger) Append(ctx context.Context, r *Record, secretPaths ...string) (
 		default:
 		}
 	}
+	// Durability is checked before the caller's context: when the answer and the context's end
+	// are both ready, the answer wins (a select would pick either at random).
+	select {
+	case res := <-p.done:
+		return res.seq, res.err
+	default:
+	}
 	select {
 	case res := <-p.done:
 		return res.seq, res.err
 	case <-ctx.Done():
-		// The record may still be committed; the caller was not told so and must deny.
-		return 0, fmt.Errorf("append: waiting for durability: %w", ctx.Err())
+		if p.state.CompareAndSwap(pendQueued, pendWithdrawn) {
+			// No batch took the record, and now none will: it is definitely not in the log.
+			return 0, fmt.Errorf("append: %w: waiting for a commit: %w", ErrNotDurable, ctx.Err())
+		}
+		// A batch carries the record: its answer is the record's fate, and the caller must be
+		// told that, not "gave up" about a record that may be committed. The batch's commit is
+		// bounded by this record's deadline (commitContext), so the wait is short; a context
+		// cancelled without a deadline waits for the commit (at most commitTimeout).
+		res := <-p.done
+		return res.seq, res.err
 	}
+}
+
+// commitOwn commits, on the caller's goroutine, batch after batch until p is in one. The
+// commits are bounded by this caller's deadline (its decision timeout), not only by
+// commitTimeout: the caller cannot return before its commit does, and a store that does not
+// answer (a black-holed database) must not hold a decision past its timeout. A cancellation
+// without a deadline still does not cut the commit short. The seat is given back however this
+// ends: a seat kept by a panic would wedge the ledger for good.
+func (l *Ledger) commitOwn(ctx context.Context, p *pending) {
+	defer l.release()
+	l.seatDeadline, _ = ctx.Deadline()
+	defer func() { l.seatDeadline = time.Time{} }()
+	l.drain(func() bool { return len(p.done) > 0 })
 }
 
 // holdSeat is how long the writer goroutine keeps the seat after its last batch. Records that
@@ -538,10 +596,35 @@ func (l *Ledger) drain(done func() bool) {
 		default:
 			return
 		}
-		l.batch = l.fill(append(l.batch[:0], p))
-		l.commitBatch(l.batch)
-		clear(l.batch) // answered: keep no caller's record alive
+		if p.take(time.Now()) {
+			l.runBatch(p)
+		}
 	}
+}
+
+// runBatch fills a batch that starts with p, commits it and answers its callers. Everything a
+// batch runs on the seat holder's goroutine — fill, encode, the checkpoint signer (a KMS or HSM
+// client may panic), the store's commit — is under one recover: a panic fails this batch (its
+// callers are told ErrNotDurable and deny) and the next commit resyncs with the store, as after
+// any failed commit.
+func (l *Ledger) runBatch(p *pending) {
+	l.batch = append(l.batch[:0], p)
+	defer func() {
+		if r := recover(); r != nil {
+			err := fmt.Errorf("%w: batch panicked: %v", ErrNotDurable, r)
+			l.needResync = true
+			l.fail(err)
+			for _, q := range l.batch {
+				if len(q.done) == 0 {
+					q.done <- result{err: err}
+				}
+			}
+		}
+		clear(l.batch) // answered: keep no caller's record alive
+		l.batchDeadline = time.Time{}
+	}()
+	l.batch = l.fill(l.batch)
+	l.commitBatch(l.batch)
 }
 
 // release gives up the seat. Records queued meanwhile are not stranded: the callers who queued
@@ -555,10 +638,13 @@ func (l *Ledger) fill(batch []*pending) []*pending {
 	if room := int(l.cpSize + uint64(l.opts.CheckpointRecords) - l.size); room > 0 && room < limit {
 		limit = room
 	}
+	now := time.Now() // deadlines are the callers' contexts', on the wall clock
 	for len(batch) < limit {
 		select {
 		case p := <-l.q:
-			batch = append(batch, p)
+			if p.take(now) {
+				batch = append(batch, p)
+			}
 			continue
 		default:
 		}
@@ -588,7 +674,9 @@ func (l *Ledger) fill(batch []*pending) []*pending {
 	for len(batch) < target {
 		select {
 		case p := <-l.q:
-			batch = append(batch, p)
+			if p.take(now) {
+				batch = append(batch, p)
+			}
 		case <-timer.C:
 			return batch
 		}
@@ -601,8 +689,12 @@ func (l *Ledger) commitBatch(batch []*pending) {
 	bodies := make([][]byte, len(batch))
 	for i, p := range batch {
 		bodies[i] = p.body
+		if !p.deadline.IsZero() && (l.batchDeadline.IsZero() || p.deadline.Before(l.batchDeadline)) {
+			l.batchDeadline = p.deadline
+		}
 	}
 	first, err := l.commit(bodies, false)
+	l.batchDeadline = time.Time{}
 	for i, p := range batch {
 		if err != nil {
 			p.done <- result{err: err}
@@ -617,20 +709,37 @@ func (l *Ledger) commitBatch(batch []*pending) {
 const commitTimeout = 30 * time.Second
 
 // commitContext is a commit's context: commitTimeout, or sooner the deadline of the caller
-// committing on its own goroutine (seatDeadline). The other records in that caller's batch then
-// fail with it — they deny, which is what their callers would do at their own, similar,
-// deadlines anyway.
+// committing on its own goroutine (seatDeadline) or the earliest deadline of the batch's records
+// (batchDeadline: a caller whose record a batch carries waits for that batch's answer). The
+// other records in the batch then fail with it — they deny, which is what their callers would
+// do at their own, similar, deadlines anyway (the guard gives every record the same bound).
 func (l *Ledger) commitContext() (context.Context, context.CancelFunc) {
 	deadline := time.Now().Add(commitTimeout)
 	if !l.seatDeadline.IsZero() && l.seatDeadline.Before(deadline) {
 		deadline = l.seatDeadline
 	}
+	if !l.batchDeadline.IsZero() && l.batchDeadline.Before(deadline) {
+		deadline = l.batchDeadline
+	}
 	return context.WithDeadline(context.Background(), deadline)
 }
 
 // commit encodes the bodies as the next records, adds a checkpoint when one is due (or
-// forced), commits once and advances the writer state only on success.
-func (l *Ledger) commit(bodies [][]byte, forceCheckpoint bool) (uint64, error) {
+// forced), commits once and advances the writer state only on success. A panic on the way (in
+// encode, the signer or the store) fails the commit like any error: the head is not advanced
+// and the next commit resyncs.
+func (l *Ledger) commit(bodies [][]byte, forceCheckpoint bool) (first uint64, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			l.needResync = true
+			err = fmt.Errorf("%w: commit panicked: %v", ErrNotDurable, r)
+			l.fail(err)
+		}
+	}()
+	return l.commitOnce(bodies, forceCheckpoint)
+}
+
+func (l *Ledger) commitOnce(bodies [][]byte, forceCheckpoint bool) (uint64, error) {
 	if l.shared != nil {
 		return l.commitShared(bodies, forceCheckpoint)
 	}

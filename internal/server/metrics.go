@@ -24,6 +24,8 @@ type Metrics struct {
 	steps     *prometheus.HistogramVec
 	rejected  *prometheus.CounterVec
 	results   *prometheus.CounterVec
+	// undelivered counts decisions recorded after their caller had gone (deadline or hang-up).
+	undelivered *prometheus.CounterVec
 	// ReloadErrors counts rejected policy or configuration reloads.
 	ReloadErrors prometheus.Counter
 
@@ -52,11 +54,14 @@ func NewMetrics(ledgerDepth func() float64) *Metrics {
 			Help: "Requests refused before a decision, by reason."}, []string{"code"}),
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portcullis_tool_results_total",
 			Help: "Tool results by action (pass, redact, block)."}, []string{"action"}),
+		undelivered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portcullis_decisions_undelivered_total",
+			Help: "Decisions recorded in the ledger after the caller had gone (its deadline passed or it hung up), by decision."},
+			[]string{"decision"}),
 		ReloadErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "portcullis_reload_errors_total",
 			Help: "Policy and configuration reloads rejected (the previous version kept serving)."}),
 		labels: &boundedLabels{seen: map[string]bool{}},
 	}
-	reg.MustRegister(m.decisions, m.latency, m.steps, m.rejected, m.results, m.ReloadErrors)
+	reg.MustRegister(m.decisions, m.latency, m.steps, m.rejected, m.results, m.undelivered, m.ReloadErrors)
 	if ledgerDepth != nil {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "portcullis_ledger_queue_depth",
 			Help: "Records waiting for the ledger's writer."}, ledgerDepth))

@@ -58,6 +58,12 @@ type rig struct {
 
 func newRig(t *testing.T, limits Limits) *rig {
 	t.Helper()
+	return newRigWith(t, limits, nil)
+}
+
+// newRigWith is newRig with the ledger's store wrapped (a slow disk, say).
+func newRigWith(t *testing.T, limits Limits, wrapStore func(ledger.Store) ledger.Store) *rig {
+	t.Helper()
 	ctx := context.Background()
 	var files []*policy.File
 	for _, agent := range []string{"victim", "other"} {
@@ -91,7 +97,7 @@ func newRig(t *testing.T, limits Limits) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, appr, store := realPipeline(t, ver, set)
+	g, appr, store := realPipelineWith(t, ver, set, wrapStore)
 	if limits.MaxBodyBytes == 0 {
 		limits.MaxBodyBytes = 1 << 20
 	}
@@ -111,6 +117,13 @@ func newRig(t *testing.T, limits Limits) *rig {
 // approval queue and a signed ledger on the in-memory store — what serve wires, minus SQLite.
 func realPipeline(t *testing.T, ver *identity.Verifier, set *policy.Set) (*guard.Guard, *approval.Engine, *memory.Store) {
 	t.Helper()
+	return realPipelineWith(t, ver, set, nil)
+}
+
+// realPipelineWith is realPipeline with the ledger's store wrapped (nil: not wrapped); the
+// returned store is the in-memory one underneath.
+func realPipelineWith(t *testing.T, ver *identity.Verifier, set *policy.Set, wrapStore func(ledger.Store) ledger.Store) (*guard.Guard, *approval.Engine, *memory.Store) {
+	t.Helper()
 	keys, err := ledger.GenerateKeys(t.TempDir(), "portcullis.test/ledger")
 	if err != nil {
 		t.Fatal(err)
@@ -120,7 +133,11 @@ func realPipeline(t *testing.T, ver *identity.Verifier, set *policy.Set) (*guard
 		t.Fatal(err)
 	}
 	store := memory.New()
-	led, err := ledger.Open(context.Background(), ledger.Options{Store: store, Signer: keys.Signer, Verifiers: vs, HashKey: keys.HashKey})
+	var lst ledger.Store = store
+	if wrapStore != nil {
+		lst = wrapStore(store)
+	}
+	led, err := ledger.Open(context.Background(), ledger.Options{Store: lst, Signer: keys.Signer, Verifiers: vs, HashKey: keys.HashKey})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -226,6 +226,14 @@ func (s *Server) answer(ctx context.Context, w http.ResponseWriter, start time.T
 	s.log.LogAttrs(ctx, levelFor(status), "decision", slog.String("decision_id", d.ID), slog.String("agent", agentID),
 		slog.String("tool", d.Tool), slog.String("decision", resp.Decision), slog.String("code", d.Code),
 		slog.Any("cause", d.Err), slog.Duration("elapsed", time.Since(start)))
+	if err := ctx.Err(); err != nil {
+		// The decision is on the record (the guard writes it on its own context, whatever the
+		// caller's deadline); the caller is gone or out of time, so the answer — which, if it
+		// can still be written, is that record's decision — may never arrive.
+		s.metrics.undelivered.WithLabelValues(resp.Decision).Inc()
+		s.log.LogAttrs(context.WithoutCancel(ctx), slog.LevelWarn, "decision not delivered: the caller left before the answer",
+			slog.String("decision_id", d.ID), slog.String("decision", resp.Decision), slog.Any("cause", err))
+	}
 	writeJSON(w, status, resp)
 }
 

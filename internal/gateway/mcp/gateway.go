@@ -764,7 +764,11 @@ func (g *Gateway) record(ctx context.Context, tool, decision, reason, msg string
 	for _, f := range res.Findings {
 		rec.Findings = append(rec.Findings, ledger.Finding{Kind: f.Kind, Severity: f.Severity, Path: f.Path, Score: f.Score})
 	}
-	if _, err := g.o.Ledger.Append(context.WithoutCancel(ctx), rec); err != nil {
+	// Bounded on its own context: the record outlives the caller, but a ledger that does not
+	// answer must not hold this goroutine for good.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), guard.DefaultRecordTimeout)
+	defer cancel()
+	if _, err := g.o.Ledger.Append(rctx, rec); err != nil {
 		g.log.Error("record tool definition event", slog.String("tool", tool), slog.String("reason", reason), slog.Any("error", err))
 	}
 }
