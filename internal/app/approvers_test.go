@@ -218,9 +218,14 @@ func TestApproverLoginsReload(t *testing.T) {
 	}
 	cfgPath := filepath.Join(g.dir, ConfigFile)
 	orig, _ := os.ReadFile(cfgPath)
-	approvals := "approvals:\n  issuers:\n    - issuer: " + idp.iss + "\n      algorithms: [EdDSA]\n      key_files: [" + idp.keyFile + "]\n" +
+	// The issuer, and alice beside the default's demo approver.
+	approvals := "  issuers:\n    - issuer: " + idp.iss + "\n      algorithms: [EdDSA]\n      key_files: [" + idp.keyFile + "]\n" +
 		"  approvers:\n    - id: alice@example.com\n      issuer: " + idp.iss + "\n      scopes: [{agents: [\".*\"], tools: [\".*\"]}]\n"
-	if err := os.WriteFile(cfgPath, bytes.Replace(orig, []byte("approvals:\n"), []byte(approvals), 1), 0o600); err != nil {
+	edited := bytes.Replace(orig, []byte("  approvers:\n"), []byte(approvals), 1)
+	if bytes.Equal(edited, orig) {
+		t.Fatal("the default configuration has no approvals.approvers list")
+	}
+	if err := os.WriteFile(cfgPath, edited, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
