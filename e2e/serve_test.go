@@ -54,6 +54,16 @@ type daemon struct {
 	url    string
 	stderr *bytes.Buffer
 	done   chan error
+
+	mu     sync.Mutex
+	stdout []string // the lines serve printed to stdout
+}
+
+// printed is what serve wrote to stdout before it listened, e.g. the demo agent's key.
+func (d *daemon) printed() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return strings.Join(d.stdout, "\n")
 }
 
 var listenRe = regexp.MustCompile(`listening on (http://\S+)`)
@@ -81,6 +91,9 @@ func startServeEnv(t *testing.T, dataDir string, env []string) *daemon {
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
+			d.mu.Lock()
+			d.stdout = append(d.stdout, sc.Text())
+			d.mu.Unlock()
 			if m := listenRe.FindStringSubmatch(sc.Text()); m != nil {
 				urlc <- m[1]
 			}
@@ -143,7 +156,12 @@ func initData(t *testing.T) (dir, agentKey, approverKey string) {
 		t.Fatal(err)
 	}
 	cfg, _ := os.ReadFile(cfgPath)
-	cfg = bytes.Replace(cfg, []byte("approvals:\n"), []byte("approvals:\n  approvers:\n    - id: alice\n      scopes:\n        - agents: [\".*\"]\n          tools: [\".*\"]\n"), 1)
+	// alice joins the default's demo approver.
+	edited := bytes.Replace(cfg, []byte("  approvers:\n"), []byte("  approvers:\n    - id: alice\n      scopes:\n        - agents: [\".*\"]\n          tools: [\".*\"]\n"), 1)
+	if bytes.Equal(edited, cfg) {
+		t.Fatal("the default configuration has no approvals.approvers list to add alice to")
+	}
+	cfg = edited
 	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
 		t.Fatal(err)
 	}

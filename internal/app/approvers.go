@@ -59,7 +59,7 @@ func (a *approvers) Approver(ctx context.Context, r *http.Request) (approval.App
 		// The key store's owner field holds the approver's ID here.
 		var ok bool
 		if ap, ok = set.approvers[rec.AgentID]; !ok {
-			return approval.Approver{}, fmt.Errorf("%w: key owner %q is not a declared approver", server.ErrNotApprover, rec.AgentID)
+			return approval.Approver{}, fmt.Errorf("%w: %w: key owner %q", server.ErrNotApprover, server.ErrUndeclaredApprover, rec.AgentID)
 		}
 	} else {
 		login, err := set.logins.Login(ctx, cred)
@@ -69,7 +69,7 @@ func (a *approvers) Approver(ctx context.Context, r *http.Request) (approval.App
 		var ok bool
 		ap, ok = set.approvers[login.Subject]
 		if !ok || ap.Issuer != login.Issuer {
-			return approval.Approver{}, fmt.Errorf("%w: %q is not a declared approver", server.ErrNotApprover, approval.QualifiedID(login.Issuer, login.Subject))
+			return approval.Approver{}, fmt.Errorf("%w: %w: %q", server.ErrNotApprover, server.ErrUndeclaredApprover, approval.QualifiedID(login.Issuer, login.Subject))
 		}
 	}
 	return approval.Approver{ID: approval.QualifiedID(ap.Issuer, ap.ID), Name: ap.ID, Kind: approval.Human, Scopes: ap.Scopes}, nil

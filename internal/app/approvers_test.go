@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -218,9 +219,14 @@ func TestApproverLoginsReload(t *testing.T) {
 	}
 	cfgPath := filepath.Join(g.dir, ConfigFile)
 	orig, _ := os.ReadFile(cfgPath)
-	approvals := "approvals:\n  issuers:\n    - issuer: " + idp.iss + "\n      algorithms: [EdDSA]\n      key_files: [" + idp.keyFile + "]\n" +
+	// The issuer, and alice beside the default's demo approver.
+	approvals := "  issuers:\n    - issuer: " + idp.iss + "\n      algorithms: [EdDSA]\n      key_files: [" + idp.keyFile + "]\n" +
 		"  approvers:\n    - id: alice@example.com\n      issuer: " + idp.iss + "\n      scopes: [{agents: [\".*\"], tools: [\".*\"]}]\n"
-	if err := os.WriteFile(cfgPath, bytes.Replace(orig, []byte("approvals:\n"), []byte(approvals), 1), 0o600); err != nil {
+	edited := bytes.Replace(orig, []byte("  approvers:\n"), []byte(approvals), 1)
+	if bytes.Equal(edited, orig) {
+		t.Fatal("the default configuration has no approvals.approvers list")
+	}
+	if err := os.WriteFile(cfgPath, edited, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
@@ -270,5 +276,68 @@ func TestApproverTwoAuthorizationHeadersRefused(t *testing.T) {
 	// Either key alone still works: the refusal was of the ambiguity, not of the keys.
 	if status, code, r := g.approve(t, id, keys[1]); status != http.StatusOK {
 		t.Fatalf("approve with bob's key alone: %d %q %+v", status, code, r)
+	}
+}
+
+// The approvals API's 401 says what to fix only to a caller whose credential verified: a live
+// approver key, or a valid approver login, whose owner is not declared under approvals.approvers.
+// Anything else — an unknown, forged, revoked or agent key — gets the generic message, so it
+// learns nothing about which IDs exist. The code is not_an_approver either way.
+func TestNotDeclaredApproverMessage(t *testing.T) {
+	idp := newTestIdP(t, "https://login.example.com/")
+	g := newGatewayWith(t, func(c *config.Config) {
+		c.Approvals.Logins.Issuers = []identity.IssuerConfig{{Issuer: idp.iss, Algorithms: []string{"EdDSA"}, KeyFiles: []string{idp.keyFile}}}
+		c.Approvals.Approvers = []config.ApproverConfig{{ID: "alice", Scopes: allScopes}}
+	})
+	ks, err := identity.OpenFileKeyStore(filepath.Join(g.dir, ApproverKeysFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := func(who string) string {
+		k, _, err := identity.CreateAPIKey(t.Context(), ks, who, "test", time.Now(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	revoked := key("alice")
+	revokedID, _ := identity.APIKeyID(revoked)
+	if err := ks.Revoke(t.Context(), revokedID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	alice := key("alice")
+	forged := alice[:len(alice)-4] + "AAAA"
+	const undeclared = "the credential is valid but its owner is not a declared approver (add it under approvals.approvers)"
+	const generic = "an approver credential is required"
+	id := g.held(t, "")
+	for _, tc := range []struct {
+		name, cred, want string
+	}{
+		{"a live key of an undeclared approver", key("bob"), undeclared},
+		{"a valid login of an undeclared approver", idp.token(t, "carol@example.com", identity.DefaultApproverAudience), undeclared},
+		{"an unknown key", "pcl_0123456789abcdef_" + strings.Repeat("A", 43), generic},
+		{"a declared approver's key with a wrong secret", forged, generic},
+		{"a declared approver's revoked key", revoked, generic},
+		{"the agent's key", g.key, generic},
+		{"a malformed credential", "nonsense", generic},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, g.srv.URL+"/v1/approvals/"+id+"/approve", nil)
+		req.Header.Set("Authorization", "Bearer "+tc.cred)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized || out.Error.Code != "not_an_approver" || out.Error.Message != tc.want {
+			t.Errorf("%s: %d %q %q, want 401 not_an_approver %q", tc.name, resp.StatusCode, out.Error.Code, out.Error.Message, tc.want)
+		}
+	}
+	// alice's live key still approves: the refusals above were about the credentials.
+	if status, _, req := g.approve(t, id, alice); status != http.StatusOK || req.State != approval.Approved {
+		t.Errorf("alice: %d %+v", status, req)
 	}
 }

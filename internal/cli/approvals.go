@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -54,11 +54,16 @@ func approvalsUsage(w io.Writer) {
   portcullis approvals approve ID [--comment TEXT]
   portcullis approvals deny ID [--comment TEXT]
   portcullis approvals watch [--interval 2s]
-  portcullis approvals keys create --approver ID [--ttl DURATION] [--data DIR]
+  portcullis approvals keys create --approver ID [--ttl DURATION] [--data DIR] [--config FILE]
+  portcullis approvals keys list [--approver ID] [--json] [--data DIR]
+  portcullis approvals keys revoke [--data DIR] KEY_ID
 
 Every command but 'keys' talks to the gateway at --url (default $PORTCULLIS_URL or
 http://127.0.0.1:8080) with the approver credential in --key (default $PORTCULLIS_APPROVER_KEY):
 an approver API key or an approver login token (approvals.issuers). Agent keys and users' tokens are refused.
+'keys' manages approver API keys in the data directory, apart from agents' keys: an approver
+holds at most two active keys; a revoked key is refused by a running gateway at its next use.
+'keys create' warns when the configuration does not declare the approver.
 `)
 }
 
@@ -117,6 +122,11 @@ func (c *approverClient) do(ctx context.Context, std Stdio, method, path string,
 		switch resp.StatusCode {
 		case http.StatusUnauthorized:
 			hint = "use an approver key ('portcullis approvals keys create') or an approver login token (approvals.issuers); agent keys and users' tokens cannot approve"
+			if strings.Contains(e.Error.Message, "approvals.approvers") {
+				// The credential verified: the advice above was followed, the configuration is
+				// what is missing.
+				hint = "declare the approver with scopes under approvals.approvers in the gateway's configuration; serve reloads it without a restart"
+			}
 		case http.StatusForbidden:
 			hint = "you cannot approve a request that you invoked yourself"
 		case http.StatusNotFound:
@@ -240,37 +250,64 @@ func approvalsWatch(ctx context.Context, std Stdio, args []string) int {
 	}
 }
 
-// approverKeys implements `approvals keys create`: an API key for a person, in the approvers' own
-// key store (never the agents').
+// approverKeys implements `approvals keys create|list|revoke`: API keys for people, in the
+// approvers' own key store (never the agents'), managed like agents' keys. An approver holds at
+// most two active keys, so a leaked one is revoked here, and a running serve refuses it at its
+// next use (the key file is re-read when it changes).
 func approverKeys(ctx context.Context, std Stdio, args []string) int {
-	if len(args) == 0 || args[0] != "create" {
-		problem(std.Err, "approvals keys: want 'create'", "portcullis approvals keys create --approver ID")
-		return exitUsage
+	sub := ""
+	if len(args) > 0 {
+		sub = args[0]
 	}
+	switch sub {
+	case "create":
+		return approverKeysCreate(ctx, std, args[1:])
+	case "list":
+		return listKeys(ctx, std, args[1:], approverKeyKind)
+	case "revoke":
+		return revokeKeys(ctx, std, args[1:], approverKeyKind)
+	}
+	problem(std.Err, fmt.Sprintf("approvals keys: unknown subcommand %q", sub), "use one of: create, list, revoke (see 'portcullis approvals help')")
+	return exitUsage
+}
+
+var approverKeyKind = keyKind{cmd: "approvals keys", file: app.ApproverKeysFile, owner: "approver"}
+
+func approverKeysCreate(ctx context.Context, std Stdio, args []string) int {
 	fs := flag.NewFlagSet("approvals keys create", flag.ContinueOnError)
 	fs.SetOutput(std.Err)
 	who := fs.String("approver", "", "approver ID, as declared in approvals.approvers (required)")
 	ttl := fs.Duration("ttl", 0, "lifetime of the key (0: no expiry)")
 	data := fs.String("data", dataDirDefault(), "data directory")
-	if err := fs.Parse(args[1:]); err != nil {
+	cfgFlag := fs.String("config", "", "configuration to check the approver against (default: <data>/portcullis.yaml)")
+	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
-	if *who == "" {
-		problem(std.Err, "approvals keys create: --approver is required", "name the person, e.g. --approver alice@example.com")
+	if *who == "" || fs.NArg() > 0 {
+		problem(std.Err, "approvals keys create: --approver is required and no positional arguments are taken", "name the person, e.g. --approver alice@example.com")
 		return exitUsage
 	}
-	ks, err := identity.OpenFileKeyStore(filepath.Join(*data, app.ApproverKeysFile))
-	if err != nil {
-		problem(std.Err, "approvals keys create: "+err.Error(), "check --data")
-		return exitFail
+	if *ttl < 0 {
+		problem(std.Err, "approvals keys create: --ttl must not be negative", "use 0 for a key without expiry")
+		return exitUsage
+	}
+	ks, ok := approverKeyKind.open(std, *data)
+	if !ok {
+		return exitUsage
 	}
 	key, rec, err := identity.CreateAPIKey(ctx, ks, *who, "approver", time.Now(), *ttl)
+	if errors.Is(err, identity.ErrKeyLimit) {
+		problem(std.Err, fmt.Sprintf("approvals keys create: approver %s already has %d active keys", *who, identity.MaxActiveKeys),
+			"revoke the old key with 'portcullis approvals keys revoke KEY_ID' (see 'portcullis approvals keys list --approver "+*who+"')")
+		return exitFail
+	}
 	if err != nil {
-		problem(std.Err, "approvals keys create: "+err.Error(), "an approver holds at most two active keys")
+		problem(std.Err, "approvals keys create: "+err.Error(), "check the --approver ID and that the data directory is writable")
 		return exitFail
 	}
 	fmt.Fprintf(std.Out, "%s\n", key)
 	fmt.Fprintf(std.Err, "approver key %s for %s created; it is shown only once\n", rec.ID, *who)
+	warnUndeclared(std, *cfgFlag, *data, "approver", *who)
 	return exitOK
 }
 

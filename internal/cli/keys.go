@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -50,13 +51,14 @@ func runKeys(ctx context.Context, std Stdio, args []string) int {
 
 func keysUsage(w io.Writer) {
 	fmt.Fprint(w, `Usage:
-  portcullis keys create --agent ID [--ttl DURATION] [--label TEXT] [--data DIR]
+  portcullis keys create --agent ID [--ttl DURATION] [--label TEXT] [--data DIR] [--config FILE]
   portcullis keys list [--agent ID] [--json] [--data DIR]
   portcullis keys revoke [--data DIR] KEY_ID
 
 An agent may hold two active keys at once, so a key can be rotated without downtime:
 create the new key, deploy it, then revoke the old one.
-The data directory defaults to $PORTCULLIS_DATA or ./portcullis-data.
+The data directory defaults to $PORTCULLIS_DATA or ./portcullis-data. create warns when the
+configuration (--config, default <data>/portcullis.yaml) does not declare the agent.
 `)
 }
 
@@ -67,20 +69,12 @@ func keysFlags(name string, std Stdio) (*flag.FlagSet, *string) {
 	return fs, data
 }
 
-func openKeyStore(std Stdio, dir string) (*identity.FileKeyStore, bool) {
-	ks, err := identity.OpenFileKeyStore(filepath.Join(dir, identity.KeyFileName))
-	if err != nil {
-		problem(std.Err, fmt.Sprintf("%s: %v", filepath.Join(dir, identity.KeyFileName), err), "fix or move the key file; it is JSON written by 'portcullis keys'")
-		return nil, false
-	}
-	return ks, true
-}
-
 func keysCreate(ctx context.Context, std Stdio, args []string) int {
 	fs, data := keysFlags("create", std)
 	agent := fs.String("agent", "", "agent id the key authenticates (required)")
 	ttl := fs.Duration("ttl", 0, "lifetime of the key, e.g. 720h (0: no expiry)")
 	label := fs.String("label", "", "a note to recognise the key by in 'keys list'")
+	cfgFlag := fs.String("config", "", "configuration to check the agent against (default: <data>/portcullis.yaml)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -92,7 +86,7 @@ func keysCreate(ctx context.Context, std Stdio, args []string) int {
 		problem(std.Err, "keys create: --ttl must not be negative", "use 0 for a key without expiry")
 		return exitUsage
 	}
-	ks, ok := openKeyStore(std, *data)
+	ks, ok := agentKeys.open(std, *data)
 	if !ok {
 		return exitUsage
 	}
@@ -108,23 +102,59 @@ func keysCreate(ctx context.Context, std Stdio, args []string) int {
 	}
 	fmt.Fprintf(std.Err, "created key %s for agent %s; it is shown once, store it now:\n", rec.ID, rec.AgentID)
 	fmt.Fprintln(std.Out, key)
+	warnUndeclared(std, *cfgFlag, *data, "agent", *agent)
 	return exitOK
 }
 
 func keysList(ctx context.Context, std Stdio, args []string) int {
-	fs, data := keysFlags("list", std)
-	agent := fs.String("agent", "", "only this agent's keys")
+	return listKeys(ctx, std, args, agentKeys)
+}
+
+func keysRevoke(ctx context.Context, std Stdio, args []string) int {
+	return revokeKeys(ctx, std, args, agentKeys)
+}
+
+// keyKind is one of the two key stores the CLI manages: agents' keys and approvers' keys. They
+// are separate files so that no agent key can ever authenticate on the approvals API; the
+// commands over them are the same.
+type keyKind struct {
+	cmd   string // the command, in messages: "keys" or "approvals keys"
+	file  string // the file name under the data directory
+	owner string // the flag and column naming the key's owner: "agent" or "approver"
+}
+
+var agentKeys = keyKind{cmd: "keys", file: identity.KeyFileName, owner: "agent"}
+
+func (k keyKind) open(std Stdio, dir string) (*identity.FileKeyStore, bool) {
+	path := filepath.Join(dir, k.file)
+	ks, err := identity.OpenFileKeyStore(path)
+	if err != nil {
+		problem(std.Err, fmt.Sprintf("%s: %v", path, err), "fix or move the key file; it is JSON written by 'portcullis "+k.cmd+"'")
+		return nil, false
+	}
+	return ks, true
+}
+
+func listKeys(ctx context.Context, std Stdio, args []string, k keyKind) int {
+	fs := flag.NewFlagSet(k.cmd+" list", flag.ContinueOnError)
+	fs.SetOutput(std.Err)
+	data := fs.String("data", dataDirDefault(), "data directory")
+	owner := fs.String(k.owner, "", "only this "+k.owner+"'s keys")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
-	ks, ok := openKeyStore(std, *data)
+	if fs.NArg() > 0 {
+		problem(std.Err, k.cmd+" list: no positional arguments are taken", "filter with --"+k.owner+" ID")
+		return exitUsage
+	}
+	ks, ok := k.open(std, *data)
 	if !ok {
 		return exitUsage
 	}
-	recs, err := ks.List(ctx, *agent)
+	recs, err := ks.List(ctx, *owner)
 	if err != nil {
-		problem(std.Err, fmt.Sprintf("keys list: %v", err), "")
+		problem(std.Err, fmt.Sprintf("%s list: %v", k.cmd, err), "")
 		return exitUsage
 	}
 	now := time.Now()
@@ -146,7 +176,7 @@ func keysList(ctx context.Context, std Stdio, args []string) int {
 		return exitOK
 	}
 	tw := tabwriter.NewWriter(std.Out, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tAGENT\tSTATUS\tCREATED\tEXPIRES\tLABEL")
+	fmt.Fprintf(tw, "ID\t%s\tSTATUS\tCREATED\tEXPIRES\tLABEL\n", strings.ToUpper(k.owner))
 	for _, r := range recs {
 		exp := "never"
 		if !r.ExpiresAt.IsZero() {
@@ -158,30 +188,32 @@ func keysList(ctx context.Context, std Stdio, args []string) int {
 	return exitOK
 }
 
-func keysRevoke(ctx context.Context, std Stdio, args []string) int {
-	fs, data := keysFlags("revoke", std)
-	if err := fs.Parse(args); err != nil {
+func revokeKeys(ctx context.Context, std Stdio, args []string, k keyKind) int {
+	fs := flag.NewFlagSet(k.cmd+" revoke", flag.ContinueOnError)
+	fs.SetOutput(std.Err)
+	data := fs.String("data", dataDirDefault(), "data directory")
+	if err := fs.Parse(reorder(args)); err != nil {
 		return exitUsage
 	}
 	if fs.NArg() != 1 {
-		problem(std.Err, "keys revoke: exactly one KEY_ID is required", "the id is the second part of pcl_<id>_...; see 'portcullis keys list'")
+		problem(std.Err, k.cmd+" revoke: exactly one KEY_ID is required", "the id is the second part of pcl_<id>_...; see 'portcullis "+k.cmd+" list'")
 		return exitUsage
 	}
 	id := fs.Arg(0)
 	if full, err := identity.APIKeyID(id); err == nil {
 		id = full // a whole key was pasted: revoke it by its id
 	}
-	ks, ok := openKeyStore(std, *data)
+	ks, ok := k.open(std, *data)
 	if !ok {
 		return exitUsage
 	}
 	err := ks.Revoke(ctx, id, time.Now())
 	if errors.Is(err, identity.ErrKeyNotFound) {
-		problem(std.Err, fmt.Sprintf("keys revoke: no key with id %q", id), "see 'portcullis keys list'")
+		problem(std.Err, fmt.Sprintf("%s revoke: no key with id %q", k.cmd, id), "see 'portcullis "+k.cmd+" list'")
 		return exitFail
 	}
 	if err != nil {
-		problem(std.Err, fmt.Sprintf("keys revoke: %v", err), "check that the data directory is writable")
+		problem(std.Err, fmt.Sprintf("%s revoke: %v", k.cmd, err), "check that the data directory is writable")
 		return exitUsage
 	}
 	fmt.Fprintf(std.Out, "revoked %s\n", id)

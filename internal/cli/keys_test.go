@@ -104,3 +104,63 @@ func TestKeysProblems(t *testing.T) {
 		t.Errorf("records: %+v", recs)
 	}
 }
+
+// Approver keys are managed like agents' keys, in their own store: two active at most, listed,
+// revoked by ID or by the whole key, and never found among agents' keys.
+func TestApproverKeysLifecycle(t *testing.T) {
+	dir := t.TempDir()
+	var keys []string
+	for range 2 {
+		code, out, errOut := run(t, "", "approvals", "keys", "create", "--data", dir, "--approver", "alice@example.com")
+		if code != exitOK {
+			t.Fatalf("create: %d %s", code, errOut)
+		}
+		keys = append(keys, strings.TrimSpace(out))
+	}
+	code, _, errOut := run(t, "", "approvals", "keys", "create", "--data", dir, "--approver", "alice@example.com")
+	if code != exitFail || !strings.Contains(errOut, "already has 2 active keys") || !strings.Contains(errOut, "portcullis approvals keys revoke KEY_ID") {
+		t.Errorf("third key: %d %q", code, errOut)
+	}
+	id0, _ := identity.APIKeyID(keys[0])
+	id1, _ := identity.APIKeyID(keys[1])
+
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		code     int
+		stdout   string // a substring of stdout
+		stderr   string // a substring of stderr
+		notInOut string
+	}{
+		{"unknown subcommand", []string{"approvals", "keys", "rotate"}, exitUsage, "", `unknown subcommand "rotate"`, ""},
+		{"no subcommand", []string{"approvals", "keys"}, exitUsage, "", "create, list, revoke", ""},
+		{"list", []string{"approvals", "keys", "list", "--data", dir}, exitOK, id0, "", ""},
+		{"list one approver", []string{"approvals", "keys", "list", "--data", dir, "--approver", "bob"}, exitOK, "APPROVER", "", id0},
+		{"agents' store does not hold it", []string{"keys", "revoke", "--data", dir, id0}, exitFail, "", "no key with id", ""},
+		{"revoke by id", []string{"approvals", "keys", "revoke", "--data", dir, id0}, exitOK, "revoked " + id0, "", ""},
+		{"revoke by the whole key, flags after", []string{"approvals", "keys", "revoke", keys[1], "--data", dir}, exitOK, "revoked " + id1, "", ""},
+		{"revoke unknown", []string{"approvals", "keys", "revoke", "--data", dir, "0123456789abcdef"}, exitFail, "", "see 'portcullis approvals keys list'", ""},
+		{"revoke without id", []string{"approvals", "keys", "revoke", "--data", dir}, exitUsage, "", "exactly one KEY_ID", ""},
+	} {
+		code, out, errOut := run(t, "", tc.args...)
+		if code != tc.code || !strings.Contains(out, tc.stdout) || !strings.Contains(errOut, tc.stderr) || (tc.notInOut != "" && strings.Contains(out, tc.notInOut)) {
+			t.Errorf("%s: %d\nstdout: %s\nstderr: %s", tc.name, code, out, errOut)
+		}
+	}
+
+	code, out, _ := run(t, "", "approvals", "keys", "list", "--data", dir, "--json")
+	var rows []struct {
+		ID, Status string
+		Owner      string `json:"agent_id"` // the key file's field, whoever owns the key
+	}
+	if err := json.Unmarshal([]byte(out), &rows); err != nil || code != exitOK {
+		t.Fatalf("list json %q: %v", out, err)
+	}
+	if len(rows) != 2 || rows[0].Status != "revoked" || rows[1].Status != "revoked" || rows[0].Owner != "alice@example.com" {
+		t.Errorf("rows = %+v", rows)
+	}
+	// Both revoked: a new key may be created.
+	if code, _, errOut := run(t, "", "approvals", "keys", "create", "--data", dir, "--approver", "alice@example.com"); code != exitOK {
+		t.Errorf("create after revoking: %d %s", code, errOut)
+	}
+}

@@ -30,6 +30,13 @@ type ApproverAuth interface {
 // ErrNotApprover is what an ApproverAuth returns for a missing or unknown credential.
 var ErrNotApprover = errors.New("not an approver")
 
+// ErrUndeclaredApprover is what an ApproverAuth wraps, with ErrNotApprover, when the credential
+// verified — a live approver key, a valid login token — but its owner is not declared under
+// approvals.approvers. Only then does the 401 say so: the caller proved they hold the credential,
+// so naming the missing declaration tells them nothing they could not know, while an unknown or
+// forged credential still learns nothing about which IDs exist.
+var ErrUndeclaredApprover = errors.New("not a declared approver")
+
 const maxCommentBytes = 4096
 
 // RegisterApprovals adds the approvals API:
@@ -59,7 +66,11 @@ func (a *approvalsAPI) approver(w http.ResponseWriter, r *http.Request) (approva
 	ap, err := a.auth.Approver(r.Context(), r)
 	if err != nil {
 		a.s.log.LogAttrs(r.Context(), slog.LevelWarn, "approver authentication failed", slog.Any("error", err))
-		a.s.reject(w, http.StatusUnauthorized, "not_an_approver", "an approver credential is required")
+		msg := "an approver credential is required"
+		if errors.Is(err, ErrUndeclaredApprover) {
+			msg = "the credential is valid but its owner is not a declared approver (add it under approvals.approvers)"
+		}
+		a.s.reject(w, http.StatusUnauthorized, "not_an_approver", msg)
 		return approval.Approver{}, false
 	}
 	return ap, true
