@@ -170,7 +170,7 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 	}
 	a.guard, err = guard.New(guard.Options{
 		Auth:                    a.auth,
-		Inspector:               inspect.New(inspect.Config{DetectorConfig: detectors, AllowedHosts: cfg.Inspection.AllowedHosts}),
+		Inspector:               inspect.New(inspect.Config{MaxBytes: inspectMaxBytes(cfg), DetectorConfig: detectors, AllowedHosts: cfg.Inspection.AllowedHosts}),
 		Behavior:                guard.Tracked(behavior.NewTracker(a.stores.behavior, behavior.DefaultConfig())),
 		Policies:                a.policies,
 		Approvals:               a.approvals,
@@ -218,7 +218,15 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 
 // resultPolicy says how tool results and conversation content are treated.
 func (a *App) resultPolicy() guard.ResultPolicy {
-	return guard.ResultPolicy{BlockLevel: a.cfg.ResultBlock(), Redact: a.cfg.Inspection.RedactResults == nil || *a.cfg.Inspection.RedactResults}
+	return guard.ResultPolicy{BlockLevel: a.cfg.ResultBlock(), Redact: a.cfg.Inspection.RedactResults == nil || *a.cfg.Inspection.RedactResults,
+		MaxBytes: int(a.cfg.Limits.MaxOutcomeResultBytes)}
+}
+
+// inspectMaxBytes is the inspection engine's input cap: at least its default, and at least
+// limits.max_outcome_result_bytes, so that a result under the configured cap is inspected rather
+// than capped (requests are bounded by limits.max_body_bytes before they reach inspection).
+func inspectMaxBytes(cfg *config.Config) int {
+	return int(max(cfg.Limits.MaxOutcomeResultBytes, guard.DefaultMaxResultBytes))
 }
 
 // Handler is the HTTP API.

@@ -22,7 +22,6 @@ import (
 	"github.com/portcullis-ai/portcullis/internal/config"
 	mcpgw "github.com/portcullis-ai/portcullis/internal/gateway/mcp"
 	"github.com/portcullis-ai/portcullis/internal/gateway/mcp/stdioconn"
-	"github.com/portcullis-ai/portcullis/internal/guard"
 	"github.com/portcullis-ai/portcullis/internal/identity"
 	"github.com/portcullis-ai/portcullis/internal/inspect"
 )
@@ -105,10 +104,10 @@ func (a *App) MCPGateway(ctx context.Context, ups []mcpgw.Upstream) (*mcpgw.Gate
 		Approvals:    a.approvals,
 		Policies:     a.policies,
 		Auth:         a.auth,
-		Inspector:    inspect.New(inspect.Config{DetectorConfig: detectors, AllowedHosts: cfg.Inspection.AllowedHosts}),
+		Inspector:    inspect.New(inspect.Config{MaxBytes: inspectMaxBytes(cfg), DetectorConfig: detectors, AllowedHosts: cfg.Inspection.AllowedHosts}),
 		Ledger:       a.ledger,
 		Pins:         mcpgw.OpenPins(filepath.Join(cfg.DataDir, PinsFile)),
-		ResultPolicy: guard.ResultPolicy{BlockLevel: cfg.ResultBlock(), Redact: cfg.Inspection.RedactResults == nil || *cfg.Inspection.RedactResults},
+		ResultPolicy: a.resultPolicy(),
 		ApprovalWait: cfg.MCP.ApprovalWait,
 		CallTimeout:  cfg.MCP.CallTimeout,
 		Sampling:     cfg.MCP.ServerRequests.SamplingAllowed(),

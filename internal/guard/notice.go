@@ -53,7 +53,7 @@ func (g *Guard) CheckNotice(ctx context.Context, n Notice, rp ResultPolicy) (rd 
 		rd.Code, rd.Err = CodeInspection, fmt.Errorf("inspect notice: %w", err)
 		reason = "notice withheld: inspection failed: " + err.Error()
 	case res.Level >= rp.BlockLevel && rp.BlockLevel > threat.None:
-		rd.Code = "result_blocked"
+		rd.Code = CodeResultBlocked
 		reason = "notice withheld: threat level " + res.Level.String()
 	case rp.Redact && len(secrets) > 0:
 		sh := g.shieldFor(ctx, n.Tool, inspect.Response, n.Data, res.Findings)

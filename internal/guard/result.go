@@ -23,11 +23,25 @@ const (
 )
 
 // ResultPolicy says how results are treated: block at or above BlockLevel, else redact secrets
-// and PII when Redact is set.
+// and PII when Redact is set; a result larger than MaxBytes is blocked uninspected.
 type ResultPolicy struct {
 	BlockLevel threat.Level
 	Redact     bool
+	// MaxBytes caps the JSON of a result that is inspected (limits.max_outcome_result_bytes); a
+	// larger one is withheld with CodeResultTooLarge. Zero means DefaultMaxResultBytes.
+	MaxBytes int
 }
+
+// DefaultMaxResultBytes is the result cap when ResultPolicy.MaxBytes is zero.
+const DefaultMaxResultBytes = 4 << 20
+
+// CodeResultTooLarge is the stable code of a result withheld for its size: it was not inspected,
+// so nothing is known of it — distinct from result_blocked, a result whose inspection found a
+// threat.
+const CodeResultTooLarge = "result_too_large"
+
+// CodeResultBlocked is the stable code of a result withheld for what its inspection found.
+const CodeResultBlocked = "result_blocked"
 
 // Outcome is a transport's report of what happened after an allowed decision: whether the tool
 // ran, how it went and (optionally) what it returned.
@@ -56,6 +70,9 @@ type ResultDecision struct {
 	Code     string
 	Err      error
 	Seq      uint64
+	// Redacted counts the values or spans replaced in Result when Action is ResultRedact, so that
+	// a transport can tell the agent something was taken out.
+	Redacted int
 }
 
 // ErrUnknownDecision is returned when an outcome names a decision this agent did not get.
@@ -128,6 +145,16 @@ func (g *Guard) CheckResult(ctx context.Context, o Outcome, rp ResultPolicy) (rd
 		rec.Decision = string(ResultPass)
 		return g.recordResult(ctx, rd, rec)
 	}
+	// Too large to inspect is not "inspected and found harmful": withheld with its own code and
+	// the sizes, so an operator knows which setting to raise.
+	maxBytes := rp.MaxBytes
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxResultBytes
+	}
+	if len(o.Result) > maxBytes {
+		rec.ParamsSize = len(o.Result)
+		return fail(CodeResultTooLarge, fmt.Errorf("result too large to inspect: %d bytes > %d", len(o.Result), maxBytes))
+	}
 	res, err := g.inspector.Inspect(ctx, o.Tool, inspect.Response, o.Result)
 	rd.Level, rd.Findings = res.Level, res.Findings
 	rec.ThreatLevel, rec.Findings = res.Level, ledgerFindings(res.Findings)
@@ -143,12 +170,15 @@ func (g *Guard) CheckResult(ctx context.Context, o Outcome, rp ResultPolicy) (rd
 	switch {
 	case res.Level >= rp.BlockLevel && rp.BlockLevel > threat.None:
 		rd.Action = ResultBlock
-		rd.Code = "result_blocked"
+		rd.Code = CodeResultBlocked
 	case rp.Redact && len(sh.secrets) > 0:
 		if sh.shown == nil {
 			return fail(CodeInspection, fmt.Errorf("redact result: %w", ledger.ErrNotRedactable))
 		}
 		rd.Action, rd.Result = ResultRedact, sh.shown
+		for _, sec := range sh.secrets {
+			rd.Redacted += max(len(sec.Spans), 1)
+		}
 	default:
 		rd.Action, rd.Result = ResultPass, o.Result
 	}

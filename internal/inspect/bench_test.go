@@ -1,8 +1,13 @@
 package inspect
 
 import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 )
 
 // benchArgs is a typical 1 KiB argument set: a few short identifiers, a URL, a path, a sentence
@@ -50,3 +55,66 @@ func benchDetector(b *testing.B, d Detector) {
 }
 
 func BenchmarkSQL(b *testing.B) { benchDetector(b, sqlDetector{}) }
+
+// benchResult1MiB wraps a 1 MiB string as an MCP text result, inspected in the response
+// direction (where tool results are).
+func benchResult1MiB(b *testing.B, text string) {
+	raw, err := json.Marshal(map[string]any{"content": []any{map[string]any{"type": "text", "text": text}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := New(Config{MaxBytes: 8 << 20, TimeBudget: time.Minute})
+	ctx := context.Background()
+	b.SetBytes(int64(len(raw)))
+	b.ReportAllocs()
+	start := processCPU()
+	iters := 0
+	for b.Loop() {
+		if _, err := e.Inspect(ctx, "read_file", Response, raw); err != nil {
+			b.Fatal(err)
+		}
+		iters++
+	}
+	if iters > 0 {
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(iters)/float64(len(raw)), "ns/byte")
+		if used := processCPU() - start; used > 0 {
+			b.ReportMetric(float64(used)/float64(iters), "cpu-ns/op")
+		}
+	}
+}
+
+// BenchmarkInspectText1MiB: prose, the ordinary large result (a file read).
+func BenchmarkInspectText1MiB(b *testing.B) {
+	para := "The team's review found that shipping times improved, and we'd like to share the figures (see the attached sheet).\n"
+	benchResult1MiB(b, strings.Repeat(para, 1<<20/len(para)+1)[:1<<20])
+}
+
+// BenchmarkInspectBase641MiB: base64 of random bytes as text (an encoded file a server returns
+// as text rather than as a declared blob) — the shape whose chance matches once made the
+// exfiltration patterns superlinear.
+func BenchmarkInspectBase641MiB(b *testing.B) {
+	buf := make([]byte, 3<<18)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range buf {
+		buf[i] = byte(r.Uint32())
+	}
+	benchResult1MiB(b, base64.StdEncoding.EncodeToString(buf)[:1<<20])
+}
+
+// BenchmarkInspectRandom1MiB: random printable ASCII with spaces and newlines (noise: logs,
+// minified data).
+func BenchmarkInspectRandom1MiB(b *testing.B) {
+	r := rand.New(rand.NewPCG(3, 4))
+	buf := make([]byte, 1<<20)
+	for i := range buf {
+		switch n := r.IntN(100); {
+		case n < 12:
+			buf[i] = ' '
+		case n < 14:
+			buf[i] = '\n'
+		default:
+			buf[i] = byte(33 + r.IntN(94))
+		}
+	}
+	benchResult1MiB(b, string(buf))
+}

@@ -336,6 +336,59 @@ var (
 		"xmlhttprequest", "sendbeacon", "smtplib", "ftplib", "paramiko", "scp ", "nc -", "invoke-webrequest", "webclient")
 )
 
+// The code patterns are alternations of dozens of branches, some with ".*": Go's regexp runs
+// them in linear time, but at microseconds per byte, and on a long string of noise (random text,
+// base64) their literal pre-filters match by chance, so a megabyte took seconds. On a string
+// longer than codeLong each pattern is therefore matched only within codeReach bytes of one of
+// its literals (windows merged, so each byte is scanned at most once per pattern): the work
+// follows the literals present, not the string's length. A match wider than the window (a ".*"
+// spanning more than codeReach bytes of one line) is missed in such strings; shorter strings are
+// matched whole, as before.
+const (
+	codeLong  = 64 << 10
+	codeReach = 2 << 10
+)
+
+var (
+	fetchLits   = newLitSet("curl", "wget", "requests.get", "urlopen", "urlretrieve", "invoke-webrequest", "downloadstring", "downloadfile")
+	execLits    = newLitSet("chmod", "sh", "subprocess.", "os.system", "exec", "eval", "os.popen", "iex", "invoke-expression", "start-process")
+	sourceLits  = newLitSet("os.environ", "getenv", "process.env", "document.cookie", "cookiejar", "cookies", "/etc/passwd", "/etc/shadow", ".ssh/", "id_rsa", ".aws/credentials", ".bash_history", "keychain", "login data", "browser_history", "clipboard", "pyperclip", "imagegrab", "screenshot", "getasynckeystate", "pynput", "keyboard.on_press", "keylog")
+	collectLits = newLitSet("psutil.", "platform.uname", "usb.core", "socket.gethostname", "getpass.getuser", "os.listdir", "glob.glob", "subprocess.check_output", "os.popen", "scapy", "sniff(", "wifi", "bluetooth")
+)
+
+// findNear is re.FindStringIndex(s), bounded on long strings to windows around lits (every
+// match of re contains one of lits).
+func findNear(re *regexp.Regexp, lits *litSet, s string) []int {
+	if len(s) <= codeLong {
+		return re.FindStringIndex(s)
+	}
+	for pos := 0; pos < len(s); {
+		end, lit, ok := lits.find(s[pos:])
+		if !ok {
+			return nil
+		}
+		hit := pos + end - len(lit)
+		lo, hi := max(pos, hit-codeReach), min(len(s), pos+end+codeReach)
+		// Merge the literals that follow within reach into one window.
+		for hi < len(s) {
+			e, l, ok := lits.find(s[hi-codeReach : min(len(s), hi+codeReach)])
+			if !ok {
+				break
+			}
+			next := hi - codeReach + e - len(l)
+			if next < hi-codeReach {
+				break
+			}
+			hi = min(len(s), hi-codeReach+e+codeReach)
+		}
+		if loc := re.FindStringIndex(s[lo:hi]); loc != nil {
+			return []int{lo + loc[0], lo + loc[1]}
+		}
+		pos = hi
+	}
+	return nil
+}
+
 func (exfilDetector) code(c *Call, v *Value, report func(Finding)) {
 	s := v.Norm
 	// Code and shell commands carry calls, pipes, assignments or flags; prose rarely does.
@@ -344,23 +397,23 @@ func (exfilDetector) code(c *Call, v *Value, report func(Finding)) {
 		return
 	}
 	if harmLits.contains(s) {
-		if loc := codeHarm.FindStringIndex(s); loc != nil {
+		if loc := findNear(codeHarm, harmLits, s); loc != nil {
 			report(Finding{Kind: KindMaliciousCode, Severity: threat.Medium, Path: v.Path, Evidence: evidence(s, loc[0], loc[1]), Score: 0.6})
 		}
 	}
 	if !sinkLits.contains(s) {
 		return
 	}
-	if f := codeFetch.FindStringIndex(s); f != nil {
-		if x := codeExec.FindStringIndex(s); x != nil {
+	if f := findNear(codeFetch, fetchLits, s); f != nil {
+		if x := findNear(codeExec, execLits, s); x != nil {
 			report(Finding{Kind: KindMaliciousCode, Severity: threat.Medium, Path: v.Path,
 				Evidence: "download and execute: " + evidence(s, f[0], f[1]) + " … " + evidence(s, x[0], x[1]), Score: 0.6})
 		}
 	}
-	if sink := codeSink.FindStringIndex(s); sink != nil {
-		src := codeSource.FindStringIndex(s)
+	if sink := findNear(codeSink, sinkLits, s); sink != nil {
+		src := findNear(codeSource, sourceLits, s)
 		if src == nil {
-			src = codeCollect.FindStringIndex(s)
+			src = findNear(codeCollect, collectLits, s)
 		}
 		if src != nil {
 			report(Finding{Kind: KindExfilCode, Severity: threat.Medium, Path: v.Path,

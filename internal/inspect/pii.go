@@ -206,6 +206,13 @@ func scanNumbers(s string, phoneKey bool, add func(int, string)) {
 			i = j
 			continue // digits glued to letters: an identifier, not a number
 		}
+		if run[0] != '+' && (j+1 < len(s) && s[j] == ':' && isDigit(s[j+1]) || afterMonth(s[:i])) {
+			// "06 2026 23:14:27", "2026-12-06 23:14", "Dec 06 2026": a run that ends with a
+			// clock's hour or starts with a day after a month's name is a date and time, as
+			// programs print them (JavaScript's Date.toString, ctime), not a phone number.
+			i = j - 1
+			continue
+		}
 		classifyNumber(run, s[:i], phoneKey, add)
 		i = j - 1
 	}
@@ -251,6 +258,62 @@ func classifyNumber(run, before string, phoneKey bool, add func(int, string)) {
 	if strong || seps >= 1 && (phoneKey || phoneContext(before)) {
 		add(1, run)
 	}
+}
+
+// months are the English month abbreviations dates are printed with.
+var months = [...]string{"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"}
+
+// afterMonth reports whether before ends with a month's name (abbreviated or whole, any case)
+// and one or two spaces or a comma: the number after it is a day of the month.
+func afterMonth(before string) bool {
+	b := strings.TrimRight(before, " ,")
+	if len(before)-len(b) == 0 || len(before)-len(b) > 2 {
+		return false
+	}
+	// The word before the spaces: letters only, at most "september".
+	k := len(b)
+	for k > 0 && len(b)-k < 10 && (b[k-1]|0x20) >= 'a' && (b[k-1]|0x20) <= 'z' {
+		k--
+	}
+	w := b[k:]
+	if len(w) < 3 || k > 0 && isAlnum(b[k-1]) {
+		return false
+	}
+	for _, m := range months {
+		if strings.EqualFold(w[:3], m) && (len(w) == 3 || len(w) > 3 && strings.EqualFold(w, monthName(m))) {
+			return true
+		}
+	}
+	return false
+}
+
+// monthName is the full name of the month abbreviated m.
+func monthName(m string) string {
+	switch m {
+	case "jan":
+		return "january"
+	case "feb":
+		return "february"
+	case "mar":
+		return "march"
+	case "apr":
+		return "april"
+	case "jun":
+		return "june"
+	case "jul":
+		return "july"
+	case "aug":
+		return "august"
+	case "sep":
+		return "september"
+	case "oct":
+		return "october"
+	case "nov":
+		return "november"
+	case "dec":
+		return "december"
+	}
+	return m // may
 }
 
 // phoneGroups matches the grouped national shapes: a trunk-prefix 0 with 9-12 digits in two or

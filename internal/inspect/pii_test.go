@@ -32,6 +32,17 @@ func TestPIIDetector(t *testing.T) {
 		{"phone key", "phone", "7946 0958", []kindLevel{{KindPIIPhone, threat.Low}}},
 		{"date is not a phone", "msg", "meet on 2026-03-14 10:30", nil},
 		{"amount is not a phone", "msg", "revenue was 12 345 678 euros", nil},
+		// Dates and times as programs print them (server-filesystem's get_file_info prints
+		// JavaScript's Date.toString) are not phone numbers.
+		{"js date is not a phone", "text", "modified: Sun Dec 06 2026 23:14:27 GMT+0000 (Coordinated Universal Time)", nil},
+		{"js date in phone context", "contact", "Sun Dec 06 2026 23:14:27 GMT+0000", nil},
+		{"day month year time", "msg", "updated 06 12 2026 23:14", nil},
+		{"long month date time", "msg", "on December 06 2026 09:30 we met", nil},
+		{"iso date time with space", "phone", "2026-12-06 23:14:27", nil},
+		{"dotted date time", "msg", "call on 06.12.2026 23:14", nil},
+		{"ctime", "msg", "Sun Dec  6 23:14:27 2026", nil},
+		{"rfc 1123", "msg", "Date: Sun, 06 Dec 2026 23:14:27 GMT", nil},
+		{"time then phone", "msg", "at 23:14 call +44 20 7946 0958", []kindLevel{{KindPIIPhone, threat.Low}}},
 		{"version is not an ip", "msg", "upgrade to v1.2.3.4", nil},
 		{"identifier digits", "id", "order_4111111111111111", nil},
 		{"several kinds", "msg", "mail a@b.io or call +1 (415) 555-0132", []kindLevel{{KindPIIEmail, threat.Low}, {KindPIIPhone, threat.Low}}},

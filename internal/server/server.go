@@ -289,7 +289,12 @@ func (s *Server) handleOutcome(w http.ResponseWriter, r *http.Request) {
 	s.metrics.results.WithLabelValues(string(rd.Action)).Inc()
 	resp := outcomeResponse{DecisionID: req.DecisionID, Action: string(rd.Action), Result: rd.Result}
 	status := http.StatusOK
-	if rd.Code != "" && rd.Code != "result_blocked" {
+	switch rd.Code {
+	case "", guard.CodeResultBlocked:
+	case guard.CodeResultTooLarge:
+		// Withheld, not failed: the agent learns why (sizes only), as with a blocked result.
+		resp.Error = &errorBody{Code: rd.Code, Message: rd.Err.Error()}
+	default:
 		status = statusFor(rd.Code)
 		resp.Error = &errorBody{Code: rd.Code, Message: publicMessage(status)}
 	}

@@ -928,7 +928,8 @@ func (g *Gateway) callTool(ctx context.Context, c Caller, r *sdk.CallToolRequest
 		g.outcomeDur(ctx, d, name, true, false, err.Error(), nil, dur)
 		return errorResult(msgFailed), nil
 	}
-	raw, err := json.Marshal(res)
+	inspected, blobs := stripBlobs(res)
+	raw, err := json.Marshal(inspected)
 	if err != nil {
 		g.outcomeDur(ctx, d, name, true, false, "unencodable result", nil, dur)
 		return errorResult(msgWithheld), nil
@@ -939,13 +940,32 @@ func (g *Gateway) callTool(ctx context.Context, c Caller, r *sdk.CallToolRequest
 		return res, nil
 	case guard.ResultRedact:
 		var out sdk.CallToolResult
-		if err := json.Unmarshal(rd.Result, &out); err != nil {
+		if err := json.Unmarshal(rd.Result, &out); err != nil || !restoreBlobs(&out, blobs) {
 			return errorResult(msgWithheld), nil
 		}
+		// The [REDACTED:kind] markers show where; the count tells a client that reads _meta
+		// without scanning the text that the result is not what the server sent.
+		if out.Meta == nil {
+			out.Meta = sdk.Meta{}
+		}
+		out.Meta[metaRedacted] = rd.Redacted
 		return &out, nil
 	default:
-		return errorResult(msgWithheld), nil
+		return errorResult(withheldMessage(rd)), nil
 	}
+}
+
+// metaRedacted is the _meta key of a redacted result: how many values or spans were replaced.
+const metaRedacted = "portcullis/redacted"
+
+// withheldMessage is what the agent is told of a withheld result: only that it was withheld —
+// nothing of what inspection found — unless it was withheld for its size, which says nothing of
+// its content and tells the operator which setting to raise.
+func withheldMessage(rd *guard.ResultDecision) string {
+	if rd.Code == guard.CodeResultTooLarge && rd.Err != nil {
+		return msgWithheld + ": " + rd.Err.Error() + " (limits.max_outcome_result_bytes)"
+	}
+	return msgWithheld
 }
 
 func (g *Gateway) outcome(ctx context.Context, d *guard.Decision, tool string, ran bool, errMsg string, result json.RawMessage) *guard.ResultDecision {
@@ -953,8 +973,12 @@ func (g *Gateway) outcome(ctx context.Context, d *guard.Decision, tool string, r
 }
 
 func (g *Gateway) outcomeDur(ctx context.Context, d *guard.Decision, tool string, ran, ok bool, errMsg string, result json.RawMessage, dur time.Duration) *guard.ResultDecision {
+	return g.outcomeWith(ctx, d, tool, ran, ok, errMsg, result, dur, g.o.ResultPolicy)
+}
+
+func (g *Gateway) outcomeWith(ctx context.Context, d *guard.Decision, tool string, ran, ok bool, errMsg string, result json.RawMessage, dur time.Duration, rp guard.ResultPolicy) *guard.ResultDecision {
 	return g.o.Guard.CheckResult(context.WithoutCancel(ctx), guard.Outcome{DecisionID: d.ID, Source: "mcp", Agent: d.Agent, Tool: tool,
-		Ran: ran, Success: ok, Error: errMsg, DurationMS: dur.Milliseconds(), Result: result}, g.o.ResultPolicy)
+		Ran: ran, Success: ok, Error: errMsg, DurationMS: dur.Milliseconds(), Result: result}, rp)
 }
 
 var _ Guard = (*guard.Guard)(nil)
@@ -1089,8 +1113,14 @@ func governed[T any](ctx context.Context, g *Gateway, c Caller, r sdk.Request, t
 }
 
 // forward runs an allowed request (bounded by CallTimeout) and passes its result through
-// guard.CheckResult under the decision's ID: withheld or redacted like a tool's result.
+// guard.CheckResult under the decision's ID and the gateway's result policy: withheld or
+// redacted like a tool's result.
 func forward[T any](ctx context.Context, g *Gateway, d *guard.Decision, tool string, call func(context.Context) (T, error)) (T, error) {
+	return forwardWith(ctx, g, d, tool, g.o.ResultPolicy, call)
+}
+
+// forwardWith is forward under result policy rp.
+func forwardWith[T any](ctx context.Context, g *Gateway, d *guard.Decision, tool string, rp guard.ResultPolicy, call func(context.Context) (T, error)) (T, error) {
 	var zero T
 	cctx, cancel := context.WithTimeout(ctx, g.o.CallTimeout)
 	defer cancel()
@@ -1098,25 +1128,37 @@ func forward[T any](ctx context.Context, g *Gateway, d *guard.Decision, tool str
 	res, err := call(cctx)
 	dur := time.Since(start)
 	if err != nil {
-		g.outcomeDur(ctx, d, tool, true, false, err.Error(), nil, dur)
+		g.outcomeWith(ctx, d, tool, true, false, err.Error(), nil, dur, rp)
 		return zero, errors.New("mcp: " + msgFailed)
 	}
-	raw, err := json.Marshal(res)
+	inspected, blobs := stripBlobs(res)
+	raw, err := json.Marshal(inspected)
 	if err != nil {
-		g.outcomeDur(ctx, d, tool, true, false, "unencodable result", nil, dur)
+		g.outcomeWith(ctx, d, tool, true, false, "unencodable result", nil, dur, rp)
 		return zero, errors.New("mcp: " + msgWithheld)
 	}
-	rd := g.outcomeDur(ctx, d, tool, true, true, "", raw, dur)
+	rd := g.outcomeWith(ctx, d, tool, true, true, "", raw, dur, rp)
 	switch rd.Action {
 	case guard.ResultPass:
 		return res, nil
 	case guard.ResultRedact:
 		var out T
-		if err := json.Unmarshal(rd.Result, &out); err == nil {
+		if err := json.Unmarshal(rd.Result, &out); err == nil && restoreBlobs(any(out), blobs) {
+			if m, ok := any(out).(interface {
+				GetMeta() map[string]any
+				SetMeta(map[string]any)
+			}); ok {
+				meta := m.GetMeta()
+				if meta == nil {
+					meta = map[string]any{}
+				}
+				meta[metaRedacted] = rd.Redacted
+				m.SetMeta(meta)
+			}
 			return out, nil
 		}
 	}
-	return zero, errors.New("mcp: " + msgWithheld)
+	return zero, errors.New("mcp: " + withheldMessage(rd))
 }
 
 // readResource is decided as the reserved tool mcp.resources.read with params {server, uri}.

@@ -128,7 +128,14 @@ func relayed[T any](ctx context.Context, g *Gateway, server, tool string, params
 		// ID, and learns nothing of why.
 		return zero, errors.New("mcp: " + msgRefused)
 	}
-	return forward(ctx, g, d, tool, func(ctx context.Context) (T, error) { return call(ctx, ss) })
+	rp := g.o.ResultPolicy
+	if tool == ToolElicitationCreate {
+		// The answer is what the user typed into the upstream's own form, for that upstream: an
+		// address the form asked for must reach it as typed. It is still inspected (an answer at
+		// the block level is withheld) and redacted in the ledger like any result.
+		rp.Redact = false
+	}
+	return forwardWith(ctx, g, d, tool, rp, func(ctx context.Context) (T, error) { return call(ctx, ss) })
 }
 
 // withServer encodes params (a JSON object) with "server" set to the upstream's name.

@@ -29,11 +29,13 @@ type askAgent struct {
 	*harness
 	sampled, elicited *atomic.Int32
 	prompts           chan string // the user message of each sampling request the agent got
+	answer            string      // the name the agent's user types into an elicitation form
+	received          chan string // the name each elicitation answer carried to the upstream
 }
 
 func newAskHarness(t *testing.T, allow bool) *askAgent {
 	t.Helper()
-	a := &askAgent{sampled: &atomic.Int32{}, elicited: &atomic.Int32{}, prompts: make(chan string, 8)}
+	a := &askAgent{sampled: &atomic.Int32{}, elicited: &atomic.Int32{}, prompts: make(chan string, 8), answer: "Ada", received: make(chan string, 8)}
 	a.harness = newHarnessWith(t, 0, 10*time.Second, memory.New(), harnessConfig{
 		gateway: func(o *Options) { o.Sampling, o.Elicitation = allow, allow },
 		upstream: func(h *harness) {
@@ -51,7 +53,12 @@ func newAskHarness(t *testing.T, allow bool) *askAgent {
 				if err != nil {
 					return textResult("refused: " + err.Error()), nil, nil
 				}
-				return textResult("user said: " + res.Action + " " + res.Content["name"].(string)), nil, nil
+				name, _ := res.Content["name"].(string)
+				select {
+				case a.received <- name:
+				default:
+				}
+				return textResult("user said: " + res.Action + " " + name), nil, nil
 			})
 		},
 		agent: func(o *sdk.ClientOptions) { a.handlers(o) },
@@ -71,7 +78,7 @@ func (a *askAgent) handlers(o *sdk.ClientOptions) {
 	}
 	o.ElicitationHandler = func(context.Context, *sdk.ElicitRequest) (*sdk.ElicitResult, error) {
 		a.elicited.Add(1)
-		return &sdk.ElicitResult{Action: "accept", Content: map[string]any{"name": "Ada"}}, nil
+		return &sdk.ElicitResult{Action: "accept", Content: map[string]any{"name": a.answer}}, nil
 	}
 }
 
@@ -190,6 +197,25 @@ func TestServerRequestsDecided(t *testing.T) {
 	d, _ := a.decided(t, ToolSamplingCreateMessage)
 	if len(d) != 3 || d[1].Decision != "deny" || d[2].Decision != "deny" || d[2].ThreatLevel < threat.High {
 		t.Errorf("sampling decisions: %+v", d)
+	}
+}
+
+// TestElicitationAnswerNotRedacted: what the user typed into a form the upstream asked for is
+// the upstream's to receive — an email in it reaches the server as typed (and is redacted in
+// the ledger, and on its way back to the agent inside the tool's result, like any result).
+func TestElicitationAnswerNotRedacted(t *testing.T) {
+	a := newAskHarness(t, true)
+	a.answer = "ada@example.com"
+	got := a.ask(t, "elicit", "allowed: your email?", "")
+	if name := <-a.received; name != "ada@example.com" {
+		t.Errorf("the upstream received %q, want the address the user typed", name)
+	}
+	if strings.Contains(got, "ada@example.com") || !strings.Contains(got, "[REDACTED:email]") {
+		t.Errorf("the tool's result to the agent: %q, want the address redacted", got)
+	}
+	_, res := a.decided(t, ToolElicitationCreate)
+	if len(res) != 1 || strings.Contains(string(res[0].Params), "ada@example.com") {
+		t.Errorf("the answer's record: %+v, want one, the address redacted", res)
 	}
 }
 
