@@ -354,15 +354,22 @@ func (s *chatStream) toolDeltas(chunk object, idx int, c *chatChoice, delta obje
 			p.typ = t
 		}
 		if fn, _ := tc.obj("function"); fn != nil {
-			n, _ := fn.str("name")
-			p.name += n
+			// A non-empty name replaces the one held, as the openai-node SDK's stream accumulator
+			// does: some OpenAI-compatible servers repeat the whole name in every delta, which
+			// appending would turn into "get_weatherget_weather". Whatever the name ends up as is
+			// what is decided and what the agent receives (the call is re-synthesised), so the
+			// SDKs that append instead never see a fragment.
+			if n, _ := fn.str("name"); n != "" {
+				p.name = n
+			}
 			a, _ := fn.str("arguments")
 			p.args.WriteString(a)
 			s.held += int64(len(a))
 		}
 		if cu, _ := tc.obj("custom"); cu != nil {
-			n, _ := cu.str("name")
-			p.name += n
+			if n, _ := cu.str("name"); n != "" {
+				p.name = n
+			}
 			in, _ := cu.str("input")
 			p.args.WriteString(in)
 			s.held += int64(len(in))
