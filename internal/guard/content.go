@@ -17,8 +17,9 @@ import (
 type Content struct {
 	Source string
 	Agent  *identity.Agent
-	// Role is "tool" for a tool result (inspected as a result: indirect prompt injection lives
-	// there), otherwise the message's role.
+	// Role is "tool" for a tool result and "document" for a document or search result the
+	// conversation attaches (both inspected as results: indirect prompt injection lives there),
+	// otherwise the message's role.
 	Role string
 	Text string
 	// RequestID correlates the content with its model call.
@@ -43,8 +44,8 @@ type ContentDecision struct {
 func (g *Guard) CheckContent(ctx context.Context, c Content, rp ResultPolicy) (cd *ContentDecision) {
 	cd = &ContentDecision{Action: ResultBlock}
 	dir := inspect.Request
-	if c.Role == "tool" {
-		dir = inspect.Response
+	if c.Role == "tool" || c.Role == "document" {
+		dir = inspect.Response // third-party text: where indirect prompt injection lives
 	}
 	raw, err := json.Marshal(c.Text)
 	if err != nil {

@@ -51,13 +51,21 @@ func (chatCodec) request(mc *modelCall, req object) (bool, error) {
 	msgsChanged := false
 	for _, m := range msgs {
 		role, _ := m.str("role")
-		switch role {
-		case "system", "developer", "user", "tool":
-		default:
-			continue
-		}
 		id, _ := m.str("tool_call_id")
-		c, err := mc.inspectValue(m, "content", role, id, "text")
+		var c bool
+		switch role {
+		case "assistant":
+			continue // the model's own output, checked when it was produced
+		case "user":
+			c, err = mc.inspectValue(m, "content", role, "", chatUserParts)
+		case "system", "developer", "tool":
+			c, err = mc.inspectValue(m, "content", role, id, chatTextParts)
+		case "function":
+			// The deprecated function-call result: a tool result all the same.
+			c, err = mc.inspectValue(m, "content", "tool", "", chatTextParts)
+		default:
+			return false, unsupported("a message of role %q", role)
+		}
 		if err != nil {
 			return false, err
 		}
