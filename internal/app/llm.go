@@ -130,12 +130,16 @@ func (c *llmChecker) InspectContent(ctx context.Context, caller llm.Caller, cont
 		return llm.ContentVerdict{}, err
 	}
 	cd := c.a.guard.CheckContent(ctx, guard.Content{Source: "llm", Agent: p.agent, Role: content.Role, Text: content.Text,
-		RequestID: content.ModelCallID}, c.a.resultPolicy())
+		Trusted: c.a.cfg.LLMTrusted(content.Role), RequestID: content.ModelCallID}, c.a.resultPolicy())
 	if cd.Err != nil {
 		return llm.ContentVerdict{}, cd.Err
 	}
-	if cd.Action == guard.ResultPass {
+	switch cd.Action {
+	case guard.ResultPass:
 		return llm.ContentVerdict{Action: llm.Pass}, nil
+	case guard.ResultRedact:
+		return llm.ContentVerdict{Action: llm.Redact, Text: cd.Text, DecisionID: cd.ID}, nil
+	default:
+		return llm.ContentVerdict{Action: llm.Block, DecisionID: cd.ID, Message: "the conversation carries content the gateway does not forward"}, nil
 	}
-	return llm.ContentVerdict{Action: llm.Block, DecisionID: cd.ID, Message: "the conversation carries content the gateway does not forward"}, nil
 }

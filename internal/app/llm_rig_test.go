@@ -13,6 +13,12 @@ import (
 // three formats pointed at upstream and the approver scoped to every agent.
 func llmGateway(t *testing.T, upstream string) (g *gateway, otherKey, approverKey string) {
 	t.Helper()
+	return llmGateway2(t, upstream, nil)
+}
+
+// llmGateway2 is llmGateway with edit applied to the configuration last.
+func llmGateway2(t *testing.T, upstream string, edit func(*config.Config)) (g *gateway, otherKey, approverKey string) {
+	t.Helper()
 	t.Setenv("TEST_PROVIDER_KEY", "sk-provider-secret")
 	return floodGateway(t, func(cfg *config.Config) {
 		cfg.LLM.Upstreams = map[string]config.LLMUpstream{
@@ -21,6 +27,9 @@ func llmGateway(t *testing.T, upstream string) (g *gateway, otherKey, approverKe
 			"messages":         {BaseURL: upstream + "/v1", APIKeyEnv: "TEST_PROVIDER_KEY"},
 		}
 		cfg.Approvals.Approvers[0].Scopes = allScopes
+		if edit != nil {
+			edit(cfg)
+		}
 	})
 }
 

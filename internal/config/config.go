@@ -135,6 +135,12 @@ type LLMConfig struct {
 	StreamIdleTimeout time.Duration `yaml:"stream_idle_timeout"`
 	// MaxRequestBytes bounds a model request; default 8 MiB.
 	MaxRequestBytes int64 `yaml:"max_request_bytes"`
+	// TrustedRoles are the conversation roles whose text the operator writes (the application's
+	// system prompt, developer messages, Responses instructions): they are not an injection channel,
+	// so prompt-injection and other attack findings there do not block the call; secrets are
+	// still redacted or refused. Default [system, developer]; [] trusts none. Tool results and
+	// attached documents can never be trusted.
+	TrustedRoles *[]string `yaml:"trusted_roles"`
 }
 
 // LLMUpstream is one provider endpoint. The provider key comes from the environment and never
@@ -480,6 +486,17 @@ func (c *Config) Validate() error {
 			add(path+".base_url", "want an http(s) URL ending in /v1, got %q", u.BaseURL)
 		}
 	}
+	if c.LLM.TrustedRoles != nil {
+		for i, r := range *c.LLM.TrustedRoles {
+			switch r {
+			case "system", "developer", "user":
+			case "tool", "document":
+				add(fmt.Sprintf("llm.trusted_roles[%d]", i), "%q is third-party text, where prompt injection arrives: it cannot be trusted", r)
+			default:
+				add(fmt.Sprintf("llm.trusted_roles[%d]", i), "unknown role %q (want system, developer or user)", r)
+			}
+		}
+	}
 	if c.LLM.Timeout < 0 || c.LLM.StreamIdleTimeout < 0 || c.LLM.MaxRequestBytes < 0 {
 		add("llm", "timeouts and sizes must not be negative")
 	}
@@ -633,6 +650,15 @@ func (c *Config) resolve(dir string) {
 			}
 		}
 	}
+}
+
+// LLMTrusted reports whether conversation text of role is operator-authored (llm.trusted_roles;
+// by default system and developer).
+func (c *Config) LLMTrusted(role string) bool {
+	if c.LLM.TrustedRoles == nil {
+		return role == "system" || role == "developer"
+	}
+	return slices.Contains(*c.LLM.TrustedRoles, role)
 }
 
 // ResultBlock returns the parsed result block level (validated by Validate).

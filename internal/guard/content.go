@@ -17,17 +17,23 @@ import (
 type Content struct {
 	Source string
 	Agent  *identity.Agent
-	// Role is "tool" for a tool result (inspected as a result: indirect prompt injection lives
-	// there), otherwise the message's role.
+	// Role is "tool" for a tool result and "document" for a document or search result the
+	// conversation attaches (both inspected as results: indirect prompt injection lives there),
+	// otherwise the message's role.
 	Role string
-	Text string
+	// Trusted: the operator wrote this text (a system prompt, developer message, instructions).
+	// It is not an injection channel, so attack findings do not block it; secrets are still
+	// redacted or refused, since the provider receives them all the same.
+	Trusted bool
+	Text    string
 	// RequestID correlates the content with its model call.
 	RequestID string
 }
 
 // ContentDecision says whether the text may go to the model.
 type ContentDecision struct {
-	Action   ResultAction // pass or block (text is not redacted piecemeal: see CheckContent)
+	Action   ResultAction // pass, redact (Text holds what to send) or block
+	Text     string       // for redact: the text with its secrets replaced
 	ID       string       // the decision ID of the record, when one was written
 	Level    threat.Level
 	Findings []inspect.Finding
@@ -35,16 +41,19 @@ type ContentDecision struct {
 }
 
 // CheckContent inspects conversation text going to a model. Text at or above the block level is
-// blocked; so is text carrying a secret — a credential in a prompt has left the building once the
-// provider has it, and replacing it inside prose cannot be done reliably. PII is recorded and
-// passed, unless it reaches the block level. Only blocked content is recorded (every model call
-// repeats the conversation so far; recording each pass would record the same text again and
-// again); a failure to record blocks as well.
+// blocked, unless it is trusted (operator-authored: attack findings there are the operator quoting
+// an attack, not one). Text carrying a secret is redacted — the matched spans replaced, as in a
+// tool result — when rp.Redact is set, and blocked otherwise: a credential in a prompt has left
+// the building once the provider has it. PII is recorded and passed, unless it reaches the block
+// level. Only redacted and blocked content is recorded (every model call repeats the conversation
+// so far; recording each pass would record the same text again and again); a failure to record
+// blocks.
 func (g *Guard) CheckContent(ctx context.Context, c Content, rp ResultPolicy) (cd *ContentDecision) {
 	cd = &ContentDecision{Action: ResultBlock}
 	dir := inspect.Request
-	if c.Role == "tool" {
-		dir = inspect.Response
+	if c.Role == "tool" || c.Role == "document" {
+		dir = inspect.Response // third-party text: where indirect prompt injection lives
+		c.Trusted = false      // never the operator's, whatever the caller says
 	}
 	raw, err := json.Marshal(c.Text)
 	if err != nil {
@@ -53,14 +62,29 @@ func (g *Guard) CheckContent(ctx context.Context, c Content, rp ResultPolicy) (c
 	}
 	res, err := g.inspector.Inspect(ctx, "llm."+c.Role, dir, raw)
 	cd.Findings, cd.Level = res.Findings, res.Level
-	reason := ""
+	reason, decision, verb := "", "deny", "blocked"
+	// The level that blocks: with redaction on, secrets and PII are replaced rather than weighed
+	// (a credential alone is high, and would otherwise block what redaction is there to pass).
+	level := res.Level
+	if rp.Redact {
+		level = inspect.LevelOf(attackFindings(res.Findings))
+	}
+	var sh *shield
 	switch {
 	case err != nil:
 		reason = "inspection failed: " + err.Error()
-	case res.Level >= rp.BlockLevel && rp.BlockLevel > 0:
+	case !c.Trusted && level >= rp.BlockLevel && rp.BlockLevel > 0:
 		reason = "content at threat level " + res.Level.String()
 	case hasSecret(res.Findings):
 		reason = "secret in content"
+		if rp.Redact {
+			// The secrets (and PII) of this text replaced, or — if that cannot be done — blocked.
+			sh = g.shieldFor(ctx, "llm."+c.Role, dir, raw, res.Findings)
+			var text string
+			if sh.shown != nil && json.Unmarshal(sh.shown, &text) == nil {
+				cd.Text, decision, verb = text, string(ResultRedact), "redacted"
+			}
+		}
 	default:
 		cd.Action = ResultPass
 		return cd
@@ -70,18 +94,37 @@ func (g *Guard) CheckContent(ctx context.Context, c Content, rp ResultPolicy) (c
 	// failed, with every flagged value whole.
 	secrets := whole(secretsOf(res.Findings))
 	if err == nil {
-		secrets = g.shieldFor(ctx, "llm."+c.Role, dir, raw, res.Findings).secrets
+		if sh == nil {
+			sh = g.shieldFor(ctx, "llm."+c.Role, dir, raw, res.Findings)
+		}
+		secrets = sh.secrets
 	}
 	rec := &ledger.Record{Kind: ledger.KindDecision, Time: g.now(), DecisionID: cd.ID, RequestID: c.RequestID, Source: c.Source,
-		Tool: "llm.content." + c.Role, Params: raw, ParamsSize: len(raw), Decision: "deny", ThreatLevel: res.Level,
-		Findings: ledgerFindings(res.Findings), Reason: "content blocked: " + reason, Secrets: secrets}
+		Tool: "llm.content." + c.Role, Params: raw, ParamsSize: len(raw), Decision: decision, ThreatLevel: res.Level,
+		Findings: ledgerFindings(res.Findings), Reason: "content " + verb + ": " + reason, Secrets: secrets}
 	if c.Agent != nil {
 		rec.Agent = &ledger.Principal{ID: c.Agent.ID, Verified: true, Method: string(c.Agent.Method)}
 	}
 	if _, lerr := g.appendRecord(ctx, rec); lerr != nil {
 		cd.Err = fmt.Errorf("ledger append: %w", lerr)
+		cd.Text = ""
+		return cd
+	}
+	if decision == string(ResultRedact) {
+		cd.Action = ResultRedact
 	}
 	return cd
+}
+
+// attackFindings are the findings that are not data redaction can replace (secrets, PII).
+func attackFindings(fs []inspect.Finding) []inspect.Finding {
+	var out []inspect.Finding
+	for _, f := range fs {
+		if !strings.HasPrefix(f.Kind, "secret.") && !strings.HasPrefix(f.Kind, "pii.") {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 func hasSecret(fs []inspect.Finding) bool {

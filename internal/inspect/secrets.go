@@ -333,6 +333,9 @@ func secretAt(s string, i int, p string, r *secretRule, emit secretEmit) bool {
 	if len(m) > 2 && m[2] >= 0 && m[3] > m[2] {
 		start, stop = i+m[2], i+m[3]
 	}
+	if documentationSample(s[start:stop]) {
+		return false
+	}
 	if r.check != nil {
 		last := ""
 		if g := len(m) - 2; m[g] >= 0 {
@@ -551,6 +554,35 @@ func shannon(s string) float64 {
 		}
 	}
 	return h
+}
+
+// documentationSample reports a vendor-shaped token that stands for a key in documentation rather
+// than being one: the samples AWS publishes (AKIAIOSFODNN7EXAMPLE, wJalr…EXAMPLEKEY — every one
+// carries EXAMPLE, which 16 random base-32 characters spell with odds near 1e-10), and tokens
+// padded with a placeholder run (sk-XXXX…, ghp_0000…, <YOUR_KEY>). A run of four identical X, x or
+// 0 occurs in a random 40-character base-62 key about once in 10^5, so recall barely moves while a
+// system prompt or README that quotes a sample is no longer refused as leaking a credential.
+func documentationSample(tok string) bool {
+	if strings.Contains(tok, "EXAMPLE") || strings.Contains(tok, "<") {
+		return true
+	}
+	run, prev := 0, byte(0)
+	for i := 0; i < len(tok); i++ {
+		c := tok[i]
+		switch {
+		case c != 'X' && c != 'x' && c != '0':
+			run = 0
+		case c == prev:
+			run++
+		default:
+			run = 1
+		}
+		prev = c
+		if run >= 4 {
+			return true
+		}
+	}
+	return false
 }
 
 // secretPlaceholder reports values that stand for a secret rather than being one.

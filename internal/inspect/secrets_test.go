@@ -58,6 +58,17 @@ func TestSecretDetector(t *testing.T) {
 		{"uuid is not a secret", "id", "3f2b8c1e-9a4d-4e6f-8b2a-1c3d5e7f9a0b", nil},
 		{"git sha is not a secret", "commit", "9fceb02d0ae598e95dc970b74767f19372d61af8", nil},
 		{"prose", "text", "The token ring network used a password-less login.", nil},
+		// Documentation samples and placeholders stand for a key; a system prompt or a README that
+		// quotes them must not be refused as leaking one.
+		{"aws documented sample key id", "prompt", "e.g. " + "AKIA" + "IOSFODNN7" + "EXAMPLE", nil},
+		{"aws documented sample secret", "prompt", "aws_secret_access_key = " + "wJalrXUtnFEMI/K7MDENG/bPxRfiCY" + "EXAMPLEKEY", nil},
+		{"aws sample key id with the session prefix", "prompt", "ASIA" + "IOSFODNN7" + "EXAMPLE", nil},
+		{"openai placeholder run", "prompt", "export OPENAI_API_KEY=sk-" + strings.Repeat("X", 48), nil},
+		{"openai project placeholder tail", "prompt", "sk-proj-" + fakeToken("", 16, alnum) + "XXXX" + fakeToken("", 8, alnum), nil},
+		{"openai lowercase placeholder run", "prompt", "sk-proj-" + strings.Repeat("x", 40), nil},
+		{"github zero run", "prompt", "ghp_" + strings.Repeat("0", 36), nil},
+		{"stripe placeholder", "prompt", "sk_live_" + "<YOUR_KEY>" + fakeToken("", 20, alnum), nil},
+		{"a real-shaped key beside a sample is still found", "prompt", "AKIA" + "IOSFODNN7" + "EXAMPLE or " + fakeToken("AKIA", 16, "ABCDEFGHJKLMNPQRSTUVWXYZ234567"), high(KindSecretAWS)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

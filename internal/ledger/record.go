@@ -147,7 +147,7 @@ type Record struct {
 
 	PolicyVersion string       `json:"policy_version,omitempty"`
 	Policy        *Policy      `json:"policy,omitempty"`
-	Decision      string       `json:"decision,omitempty"`    // allow, deny, constrain, log
+	Decision      string       `json:"decision,omitempty"`    // allow, deny, constrain, log (redact: LLM conversation text sent with its secrets replaced)
 	Enforcement   string       `json:"enforcement,omitempty"` // enforced, monitor (dry run), ...
 	Reason        string       `json:"reason,omitempty"`
 	ThreatLevel   threat.Level `json:"threat_level,omitempty"`

@@ -51,13 +51,21 @@ func (chatCodec) request(mc *modelCall, req object) (bool, error) {
 	msgsChanged := false
 	for _, m := range msgs {
 		role, _ := m.str("role")
-		switch role {
-		case "system", "developer", "user", "tool":
-		default:
-			continue
-		}
 		id, _ := m.str("tool_call_id")
-		c, err := mc.inspectValue(m, "content", role, id, "text")
+		var c bool
+		switch role {
+		case "assistant":
+			continue // the model's own output, checked when it was produced
+		case "user":
+			c, err = mc.inspectValue(m, "content", role, "", chatUserParts)
+		case "system", "developer", "tool":
+			c, err = mc.inspectValue(m, "content", role, id, chatTextParts)
+		case "function":
+			// The deprecated function-call result: a tool result all the same.
+			c, err = mc.inspectValue(m, "content", "tool", "", chatTextParts)
+		default:
+			return false, unsupported("a message of role %q", role)
+		}
 		if err != nil {
 			return false, err
 		}
@@ -354,15 +362,22 @@ func (s *chatStream) toolDeltas(chunk object, idx int, c *chatChoice, delta obje
 			p.typ = t
 		}
 		if fn, _ := tc.obj("function"); fn != nil {
-			n, _ := fn.str("name")
-			p.name += n
+			// A non-empty name replaces the one held, as the openai-node SDK's stream accumulator
+			// does: some OpenAI-compatible servers repeat the whole name in every delta, which
+			// appending would turn into "get_weatherget_weather". Whatever the name ends up as is
+			// what is decided and what the agent receives (the call is re-synthesised), so the
+			// SDKs that append instead never see a fragment.
+			if n, _ := fn.str("name"); n != "" {
+				p.name = n
+			}
 			a, _ := fn.str("arguments")
 			p.args.WriteString(a)
 			s.held += int64(len(a))
 		}
 		if cu, _ := tc.obj("custom"); cu != nil {
-			n, _ := cu.str("name")
-			p.name += n
+			if n, _ := cu.str("name"); n != "" {
+				p.name = n
+			}
 			in, _ := cu.str("input")
 			p.args.WriteString(in)
 			s.held += int64(len(in))

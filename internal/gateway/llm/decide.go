@@ -111,8 +111,11 @@ func (mc *modelCall) inspect(role, toolCallID, text string) (string, error) {
 		return v.Text, nil
 	default:
 		what := "the " + role + " content"
-		if role == "tool" {
+		switch role {
+		case "tool":
 			what = "a tool result"
+		case "document":
+			what = "an attached document"
 		}
 		return "", &httpError{status: http.StatusBadRequest, code: codeContentBlocked,
 			msg: fmt.Sprintf("%s in the conversation was blocked by policy (decision %s).%s", what, v.DecisionID, reason(v.Message))}
@@ -132,62 +135,4 @@ func joinNotices(existing string, notices []string) string {
 		return n
 	}
 	return existing + "\n\n" + n
-}
-
-// inspectParts inspects the text parts of a content array (types in textTypes) in place.
-func (mc *modelCall) inspectParts(parts []object, role, toolCallID string, textTypes ...string) (bool, error) {
-	changed := false
-	for _, p := range parts {
-		t, _ := p.str("type")
-		isText := false
-		for _, tt := range textTypes {
-			isText = isText || t == tt
-		}
-		if !isText {
-			continue
-		}
-		text, ok := p.str("text")
-		if !ok {
-			continue
-		}
-		got, err := mc.inspect(role, toolCallID, text)
-		if err != nil {
-			return false, err
-		}
-		if got != text {
-			p.set("text", got)
-			changed = true
-		}
-	}
-	return changed, nil
-}
-
-// inspectValue inspects a content value that is either a string or an array of parts, and
-// stores it back into o[key] if redacted.
-func (mc *modelCall) inspectValue(o object, key, role, toolCallID string, textTypes ...string) (bool, error) {
-	v, ok := o[key]
-	if !ok || isNull(v) {
-		return false, nil
-	}
-	if s, ok := o.str(key); ok {
-		got, err := mc.inspect(role, toolCallID, s)
-		if err != nil {
-			return false, err
-		}
-		if got != s {
-			o.set(key, got)
-			return true, nil
-		}
-		return false, nil
-	}
-	parts, err := o.objs(key)
-	if err != nil {
-		return false, badRequest("%s: must be a string or an array of content parts", key)
-	}
-	changed, err := mc.inspectParts(parts, role, toolCallID, textTypes...)
-	if err != nil || !changed {
-		return false, err
-	}
-	o.set(key, parts)
-	return true, nil
 }

@@ -17,6 +17,7 @@ const (
 	codeNotFound         = "not_found"
 	codeTooLarge         = "request_too_large"
 	codeContentBlocked   = "content_blocked"
+	codeContentUnknown   = "content_unsupported"
 	codeToolUnavailable  = "tool_unavailable"
 	codeCheckerFailed    = "policy_check_failed"
 	codeUpstreamTimeout  = "upstream_timeout"

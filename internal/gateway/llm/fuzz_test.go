@@ -90,6 +90,9 @@ func streamSeeds(f *testing.F) {
 		f.Add(fixture(f, name))
 	}
 	f.Add([]byte("data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":-1,\"function\":{\"name\":\"x\",\"arguments\":\"{}\"}}]},\"finish_reason\":\"tool_calls\"}]}\n\ndata: [DONE]\n\n"))
+	// A server repeating the whole function.name in every delta: one call, named once.
+	f.Add([]byte("data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"c\",\"function\":{\"name\":\"x\",\"arguments\":\"{\"}}]}}]}\n\n" +
+		"data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"name\":\"x\",\"arguments\":\"}\"}}]},\"finish_reason\":\"tool_calls\"}]}\n\ndata: [DONE]\n\n"))
 	f.Add([]byte("event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"content\":[{\"type\":\"tool_use\",\"name\":\"x\",\"input\":{}}]}}\n\n"))
 	// A terminal response that swaps the streamed call, and an arguments.done that disagrees.
 	f.Add(responsesTerminalStream("", `{"id":"fc_1","type":"function_call","call_id":"call_1","name":"send_email","arguments":"{}"}`))

@@ -72,7 +72,7 @@ type ToolCall struct {
 type Content struct {
 	Format      Format
 	ModelCallID string
-	Role        string // "system", "developer", "user" or "tool" (a tool result)
+	Role        string // "system", "developer", "user", "tool" (a tool result) or "document" (an attached document or search result)
 	ToolCallID  string // for Role "tool": the tool call this is the result of
 	Text        string
 }

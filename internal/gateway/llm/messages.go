@@ -38,7 +38,7 @@ func (messagesCodec) request(mc *modelCall, req object) (bool, error) {
 			req.set("tools", kept)
 		}
 	}
-	c, err := mc.inspectValue(req, "system", "system", "", "text")
+	c, err := mc.inspectValue(req, "system", "system", "", msgsTextBlocks)
 	if err != nil {
 		return false, err
 	}
@@ -49,11 +49,15 @@ func (messagesCodec) request(mc *modelCall, req object) (bool, error) {
 	}
 	msgsChanged := false
 	for _, m := range msgs {
-		if role, _ := m.str("role"); role != "user" {
-			continue // assistant turns are the model's own output
+		switch role, _ := m.str("role"); role {
+		case "assistant":
+			continue // the model's own output
+		case "user":
+		default:
+			return false, unsupported("a message of role %q", role)
 		}
 		if _, ok := m.str("content"); ok {
-			c, err := mc.inspectValue(m, "content", "user", "", "text")
+			c, err := mc.inspectString(m, "content", "user", "")
 			if err != nil {
 				return false, err
 			}
@@ -68,12 +72,11 @@ func (messagesCodec) request(mc *modelCall, req object) (bool, error) {
 		for _, b := range blocks {
 			typ, _ := b.str("type")
 			var c bool
-			switch typ {
-			case "text":
-				c, err = mc.inspectParts([]object{b}, "user", "", "text")
-			case "tool_result":
+			if typ == "tool_result" {
 				id, _ := b.str("tool_use_id")
-				c, err = mc.inspectValue(b, "content", "tool", id, "text")
+				c, err = mc.inspectValue(b, "content", "tool", id, msgsResultBlocks)
+			} else {
+				c, err = mc.inspectParts([]object{b}, "user", "", msgsUserBlocks)
 			}
 			if err != nil {
 				return false, err

@@ -105,13 +105,18 @@ func (responsesCodec) request(mc *modelCall, req object) (bool, error) {
 			req.set("tools", kept)
 		}
 	}
-	c, err := mc.inspectValue(req, "instructions", "system", "")
+	c, err := mc.inspectValue(req, "instructions", "system", "", respInputParts)
 	if err != nil {
 		return false, err
 	}
 	changed = changed || c
+	if c, err := mc.inspectPromptVariables(req); err != nil {
+		return false, err
+	} else if c {
+		changed = true
+	}
 	if _, ok := req.str("input"); ok {
-		c, err := mc.inspectValue(req, "input", "user", "")
+		c, err := mc.inspectString(req, "input", "user", "")
 		return changed || c, err
 	}
 	items, err := req.objs("input")
@@ -120,16 +125,7 @@ func (responsesCodec) request(mc *modelCall, req object) (bool, error) {
 	}
 	itemsChanged := false
 	for _, it := range items {
-		typ, _ := it.str("type")
-		role, _ := it.str("role")
-		var c bool
-		switch {
-		case (typ == "" || typ == "message") && (role == "user" || role == "system" || role == "developer"):
-			c, err = mc.inspectValue(it, "content", role, "", "input_text")
-		case typ == "function_call_output" || typ == "custom_tool_call_output":
-			id, _ := it.str("call_id")
-			c, err = mc.inspectValue(it, "output", "tool", id, "input_text")
-		}
+		c, err := mc.inspectInputItem(it)
 		if err != nil {
 			return false, err
 		}
@@ -138,6 +134,111 @@ func (responsesCodec) request(mc *modelCall, req object) (bool, error) {
 	if itemsChanged {
 		req.set("input", items)
 		changed = true
+	}
+	return changed, nil
+}
+
+// modelItems are input items that replay what the model itself produced (checked when it was
+// produced) or carry no text: they pass uninspected. Every other type is inspected below or refused.
+var modelItems = map[string]bool{
+	"function_call": true, "custom_tool_call": true, "computer_call": true, "local_shell_call": true,
+	"shell_call": true, "apply_patch_call": true, "web_search_call": true, "image_generation_call": true,
+	"reasoning": true, "item_reference": true, "mcp_approval_request": true, "compaction": true,
+	// A screenshot; its acknowledged_safety_checks repeat what the model's computer_call carried.
+	"computer_call_output": true,
+}
+
+// inspectInputItem inspects one Responses input item: every text that goes back to the model.
+func (mc *modelCall) inspectInputItem(it object) (bool, error) {
+	typ, _ := it.str("type")
+	role, _ := it.str("role")
+	callID, _ := it.str("call_id")
+	switch {
+	case typ == "" || typ == "message":
+		switch role {
+		case "assistant":
+			return false, nil // the model's own output
+		case "user", "system", "developer":
+			return mc.inspectValue(it, "content", role, "", respInputParts)
+		default:
+			return false, unsupported("a message of role %q", role)
+		}
+	case typ == "function_call_output" || typ == "custom_tool_call_output":
+		return mc.inspectValue(it, "output", "tool", callID, respInputParts)
+	case typ == "local_shell_call_output" || typ == "apply_patch_call_output":
+		if callID == "" {
+			callID, _ = it.str("id")
+		}
+		return mc.inspectString(it, "output", "tool", callID)
+	case typ == "shell_call_output":
+		return mc.inspectObjects(it, "output", "tool", callID, "stdout", "stderr")
+	case typ == "mcp_call":
+		// Replayed by the client, so its output is whatever the client says the server returned.
+		id, _ := it.str("id")
+		c1, err := mc.inspectString(it, "output", "tool", id)
+		if err != nil {
+			return false, err
+		}
+		c2, err := mc.inspectString(it, "error", "tool", id)
+		return c1 || c2, err
+	case typ == "mcp_list_tools":
+		id, _ := it.str("id")
+		if _, err := mc.inspectString(it, "error", "tool", id); err != nil {
+			return false, err
+		}
+		return false, mc.inspectRaw("tool", id, it["tools"])
+	case typ == "mcp_approval_response":
+		return mc.inspectString(it, "reason", "user", "")
+	case typ == "code_interpreter_call":
+		id, _ := it.str("id")
+		return mc.inspectObjects(it, "outputs", "tool", id, "logs")
+	case typ == "file_search_call":
+		id, _ := it.str("id")
+		return mc.inspectObjects(it, "results", "tool", id, "text")
+	case modelItems[typ]:
+		return false, nil
+	default:
+		return false, unsupported("an input item of type %q", typ)
+	}
+}
+
+// inspectPromptVariables inspects the values of a reusable prompt's variables: strings, or input
+// parts, substituted into the prompt the model reads.
+func (mc *modelCall) inspectPromptVariables(req object) (bool, error) {
+	p, err := req.obj("prompt")
+	if err != nil {
+		return false, badRequest("prompt: must be an object")
+	}
+	if p == nil {
+		return false, nil
+	}
+	vars, err := p.obj("variables")
+	if err != nil {
+		return false, badRequest("prompt.variables: must be an object")
+	}
+	changed := false
+	for k, v := range vars {
+		var c bool
+		if _, ok := vars.str(k); ok {
+			c, err = mc.inspectString(vars, k, "user", "")
+		} else {
+			part, perr := parseObject(v)
+			if perr != nil {
+				return false, unsupported("prompt variable %q", k)
+			}
+			c, err = mc.inspectParts([]object{part}, "user", "", respInputParts)
+			if c {
+				vars[k] = part.bytes()
+			}
+		}
+		if err != nil {
+			return false, err
+		}
+		changed = changed || c
+	}
+	if changed {
+		p.set("variables", vars)
+		req.set("prompt", p)
 	}
 	return changed, nil
 }
