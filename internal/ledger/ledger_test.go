@@ -123,8 +123,9 @@ func TestAppendSeatChangesHands(t *testing.T) {
 	var mu sync.Mutex
 	seen := map[uint64]bool{}
 	var wg sync.WaitGroup
-	stop := make(chan struct{})
+	stop, stopped := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(stopped)
 		for {
 			select {
 			case <-stop:
@@ -159,7 +160,10 @@ func TestAppendSeatChangesHands(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	// The checkpointing goroutine must be gone before Close: a Checkpoint that races Close
+	// fails with "ledger closed", and one left running outlives the test.
 	close(stop)
+	<-stopped
 	mustClose(t, l)
 	for s := uint64(1); s <= callers*each; s++ {
 		if !seen[s] {
