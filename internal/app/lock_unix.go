@@ -58,8 +58,8 @@ func readPID(f *os.File) int {
 	b := make([]byte, 32)
 	n, _ := f.ReadAt(b, 0)
 	pid, err := strconv.Atoi(strings.TrimSpace(string(b[:n])))
-	if err != nil {
-		return 0
+	if err != nil || pid <= 0 {
+		return 0 // not a pid: the message then names no holder
 	}
 	return pid
 }
