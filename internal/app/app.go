@@ -66,6 +66,7 @@ type App struct {
 	mcp         *mcpgw.Gateway
 
 	stopTracing func(context.Context) error
+	unlock      func() // the data directory's writer lock, released last
 
 	closeOnce sync.Once
 	cancel    context.CancelFunc // ends Serve's background work
@@ -85,6 +86,11 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 	}()
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	// Before anything in it is opened: a second gateway on this directory must not touch the
+	// ledger, the keys or the approvals the first one writes.
+	if a.unlock, err = lockDataDir(cfg.DataDir); err != nil {
+		return nil, err
 	}
 	if a.stopTracing, err = startTracing(ctx, cfg.Tracing); err != nil {
 		return nil, err
@@ -318,6 +324,9 @@ func (a *App) Close(ctx context.Context) {
 			if err := a.stopTracing(ctx); err != nil {
 				a.log.Warn("flush traces", slog.Any("error", err))
 			}
+		}
+		if a.unlock != nil {
+			a.unlock() // after the ledger's last record and the stores' close
 		}
 	})
 }

@@ -115,6 +115,10 @@ func (a *App) MCPGateway(ctx context.Context, ups []mcpgw.Upstream) (*mcpgw.Gate
 		RelayLogs:    cfg.MCP.LogsRelayed(),
 		Logger:       a.log.With(slog.String("component", "mcp")),
 	}, ups)
+	var ue *mcpgw.UpstreamError
+	if errors.As(err, &ue) {
+		return nil, err // names the upstream and the cause already
+	}
 	if err != nil {
 		return nil, fmt.Errorf("mcp gateway: %w", err)
 	}

@@ -211,14 +211,16 @@ func connectPostgres(ctx context.Context, pc config.PostgresConfig, create bool)
 
 // OpenLedgerStore opens the existing ledger cfg's gateway writes, for reading (`portcullis
 // audit`): the SQLite file in dataDir, or PostgreSQL with store.ledger: postgres. It never
-// creates a ledger. Closing the store closes its connections.
+// creates a ledger, nor anything else: the SQLite file is opened read-only (the directory may be
+// a copy the auditor cannot write), and without the data directory's writer lock, so it can be
+// read beside a live gateway. Closing the store closes its connections.
 func OpenLedgerStore(ctx context.Context, cfg *config.Config, dataDir string) (ledger.Store, error) {
 	if cfg.Store.Ledger != config.StorePostgres {
 		path := filepath.Join(dataDir, LedgerFile)
 		if _, err := os.Stat(path); err != nil {
 			return nil, fmt.Errorf("%s: cannot read the ledger: %w", path, err)
 		}
-		return sqlite.OpenLedger(path)
+		return sqlite.OpenLedgerReadOnly(path, DataDirInUse(dataDir))
 	}
 	pool, err := connectPostgres(ctx, cfg.Store.Postgres, false)
 	if err != nil {

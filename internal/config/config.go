@@ -77,8 +77,7 @@ type StoreConfig struct {
 	Behavior string `yaml:"behavior"`
 	// Nonces of signed requests (replay protection): file (a journal in data_dir/nonces/, the
 	// default: they survive a restart at the cost of one short write per signed request), sqlite
-	// (data_dir/nonces.db: also shared by several processes on one data directory, at about
-	// 200 µs of CPU per signed request), memory (forgotten on restart: a request signed before it
+	// (data_dir/nonces.db, at about 200 µs of CPU per signed request), memory (forgotten on restart: a request signed before it
 	// can be replayed once after it, within its signature window) or redis.
 	Nonces string `yaml:"nonces"`
 

@@ -21,6 +21,8 @@ import (
 	"iter"
 	"log/slog"
 	"maps"
+	"net"
+	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -313,13 +315,15 @@ func New(ctx context.Context, o Options, ups []Upstream) (g *Gateway, err error)
 	if o.CallTimeout <= 0 {
 		o.CallTimeout = 60 * time.Second
 	}
-	g = &Gateway{o: o, byKey: map[string]*upstream{}, log: o.Logger, resources: map[string]*upstream{}, scanned: map[string]bool{},
+	// Not the named result: every error return sets that to nil before the deferred Close runs,
+	// and closing nil panicked — a typo in an upstream's command printed a stack trace.
+	gw := &Gateway{o: o, byKey: map[string]*upstream{}, log: o.Logger, resources: map[string]*upstream{}, scanned: map[string]bool{},
 		defOK: map[string]bool{}, scannedUp: map[*upstream]bool{}, callers: map[*sdk.ServerSession]Caller{},
 		done: make(chan struct{}), logs: newLogRelay(o.RelayLogs && o.Inspector != nil)}
+	g = gw
 	defer func() {
 		if err != nil {
-			_ = g.Close()
-			g = nil
+			_ = gw.Close() // the upstreams already connected
 		}
 	}()
 	for _, u := range ups {
@@ -349,7 +353,7 @@ func New(ctx context.Context, o Options, ups []Upstream) (g *Gateway, err error)
 		}
 		cs, err := client.Connect(ctx, t, upstreamSession)
 		if err != nil {
-			return nil, fmt.Errorf("mcp: connect upstream %q: %w", u.Name, err)
+			return nil, &UpstreamError{Name: u.Name, Err: err}
 		}
 		up := &upstream{name: u.Name, client: client, mk: u.NewTransport, cs: cs, init: cs.InitializeResult()}
 		up.mu.Lock()
@@ -359,6 +363,37 @@ func New(ctx context.Context, o Options, ups []Upstream) (g *Gateway, err error)
 		g.byKey[u.Name] = up
 	}
 	return g, nil
+}
+
+// UpstreamError is an upstream that could not be reached at start: its command did not run, its
+// URL did not answer, or it did not complete the MCP handshake.
+type UpstreamError struct {
+	Name string // "" for the stdio wrapper's one unnamed upstream
+	Err  error
+}
+
+func (e *UpstreamError) Error() string {
+	if e.Name == "" {
+		return "mcp upstream: " + rootCause(e.Err).Error()
+	}
+	return fmt.Sprintf("mcp upstream %q: %s", e.Name, rootCause(e.Err).Error())
+}
+
+func (e *UpstreamError) Unwrap() error { return e.Err }
+
+// rootCause is the innermost error a user can act on: the SDK wraps an exec or dial error in
+// layers ("connect: calling initialize: ...") that name its internals, not the mistake. An
+// *exec.Error or a *net.OpError stops the unwrapping (they say what and where).
+func rootCause(err error) error {
+	var ee *exec.Error
+	if errors.As(err, &ee) {
+		return ee
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		return oe
+	}
+	return err
 }
 
 // Close disconnects every upstream (a stdio child is terminated).

@@ -10,7 +10,10 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 
@@ -53,6 +56,12 @@ type Ledger struct {
 	checkpointing atomic.Bool   // one WAL checkpoint at a time
 	w             *ledgerWriter // Commit's connection, opened on first use (walMu)
 	wg            sync.WaitGroup
+
+	// readOnly: opened by OpenLedgerReadOnly; Close then neither checkpoints nor truncates.
+	readOnly bool
+	// snapshotDir is the private copy a read-only open reads instead of a WAL it must not
+	// touch; removed by Close.
+	snapshotDir string
 }
 
 var _ ledger.Store = (*Ledger)(nil)
@@ -85,6 +94,93 @@ func OpenLedger(path string) (*Ledger, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// OpenLedgerReadOnly opens an existing ledger for reading (the audit commands) and never creates
+// or writes a file where it lies — an auditor may hold a copy they cannot write, and reading it
+// must not change it. live says a gateway has it open now (it holds the data directory's
+// lock): the ledger is then read through that gateway's WAL index (mode=ro), as SQLite readers
+// beside a writer do. Otherwise nothing else touches the files:
+//   - without a WAL (a gateway that stopped cleanly truncates it), the database file is read as
+//     immutable: no locks, no -shm, no -wal;
+//   - with one (a copy of a live directory, or a gateway that crashed), its frames hold committed
+//     records, but reading a WAL means building its index in a -shm beside it; the database and
+//     its WAL are copied into a private temporary directory and read there.
+func OpenLedgerReadOnly(path string, live bool) (*Ledger, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("open sqlite ledger store %s: %w", path, err)
+	}
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Set("mode", "ro")
+	s := &Ledger{path: path, readOnly: true}
+	open := path
+	switch wal, err := os.Stat(path + "-wal"); {
+	case live:
+	case err == nil && wal.Size() > 0:
+		dir, err := snapshotWAL(path)
+		if err != nil {
+			return nil, fmt.Errorf("open sqlite ledger store %s: copy with its WAL: %w", path, err)
+		}
+		s.snapshotDir, open = dir, filepath.Join(dir, filepath.Base(path))
+	default:
+		q.Set("immutable", "1")
+	}
+	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: open}).EscapedPath()+"?"+q.Encode())
+	if err != nil {
+		s.removeSnapshot()
+		return nil, fmt.Errorf("open sqlite ledger store %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(4)
+	s.db = db
+	var v int
+	if err := db.QueryRow("SELECT CAST(value AS INTEGER) FROM ledger_meta WHERE key = 'schema_version'").Scan(&v); err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("open sqlite ledger store %s: not a ledger: %w", path, err)
+	}
+	if v != schemaVersion {
+		_ = s.Close()
+		return nil, fmt.Errorf("open sqlite ledger store %s: schema version %d, this binary knows %d", path, v, schemaVersion)
+	}
+	return s, nil
+}
+
+// snapshotWAL copies the database at path and its WAL into a new private directory.
+func snapshotWAL(path string) (string, error) {
+	dir, err := os.MkdirTemp("", "portcullis-audit-")
+	if err != nil {
+		return "", err
+	}
+	for _, suffix := range []string{"", "-wal"} {
+		if err := copyFile(path+suffix, filepath.Join(dir, filepath.Base(path)+suffix)); err != nil {
+			_ = os.RemoveAll(dir)
+			return "", err
+		}
+	}
+	return dir, nil
+}
+
+func copyFile(from, to string) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+func (s *Ledger) removeSnapshot() {
+	if s.snapshotDir != "" {
+		_ = os.RemoveAll(s.snapshotDir)
+	}
 }
 
 func (s *Ledger) migrate() error {
@@ -293,7 +389,11 @@ func (s *Ledger) Close() error {
 		s.w = nil
 	}
 	s.walMu.Unlock()
-	_, _ = s.db.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+	if s.readOnly {
+		defer s.removeSnapshot()
+	} else {
+		_, _ = s.db.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close sqlite ledger store: %w", err)
 	}
