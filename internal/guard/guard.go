@@ -561,6 +561,29 @@ var (
 // constrain handles a CONSTRAIN decision: with an approval ID it tries to redeem the grant; a call
 // that the grant does not bind, or no approval ID at all, opens a new approval request.
 //
+// redemption is what recordRedemption's hook did: whether the decision record was written, or
+// why it could not be.
+type redemption struct {
+	written bool
+	err     error
+}
+
+// recordRedemption is the hook a redemption runs before the grant's consumption commits: the call
+// was approved exactly as it is, so it runs once, and the record that says so is written first —
+// a record that cannot be written aborts the redemption and never costs the grant.
+func (g *Guard) recordRedemption(ctx context.Context, d *Decision, rec *ledger.Record, reason string, out *redemption) func(approval.Request) error {
+	return func(granted approval.Request) error {
+		d.Action, d.ApprovalID = policy.Allow, granted.ID
+		rec.Approval = approvalDetails(granted)
+		rec.Reason = reason
+		if out.err = g.record(ctx, d, rec); out.err != nil {
+			return out.err
+		}
+		out.written = true
+		return nil
+	}
+}
+
 // A grant is redeemed in the same step as the decision record: the record is written inside the
 // redemption, before it commits (redeemed is then true and the decision is recorded). A record
 // that cannot be written aborts the redemption, so the grant stays usable for a retry.
@@ -577,22 +600,9 @@ func (g *Guard) constrain(ctx context.Context, d *Decision, rec *ledger.Record, 
 	key := approval.Key{Agent: agent.ID, User: userID, UserVerified: verified,
 		Tool: req.Tool, ParamsDigest: digest, PolicyVersion: version, Rule: pd.Rule, Required: pd.Approval.Required}
 	if req.ApprovalID != "" {
-		var recErr error
-		written := false
-		_, err := g.approvals.RedeemWith(ctx, req.ApprovalID, approval.Key{Agent: agent.ID, User: userID, UserVerified: verified,
-			Tool: req.Tool, ParamsDigest: digest, PolicyVersion: version, Rule: pd.Rule, Required: pd.Approval.Required},
-			func(granted approval.Request) error {
-				// Approved for this exact call: it runs once. The record says why, and is
-				// written before the grant's consumption commits.
-				d.Action, d.ApprovalID = policy.Allow, granted.ID
-				rec.Approval = approvalDetails(granted)
-				rec.Reason = "approved grant redeemed"
-				if recErr = g.record(ctx, d, rec); recErr != nil {
-					return recErr
-				}
-				written = true
-				return nil
-			})
+		var red redemption
+		_, err := g.approvals.RedeemWith(ctx, req.ApprovalID, key, g.recordRedemption(ctx, d, rec, "approved grant redeemed", &red))
+		written, recErr := red.written, red.err
 		switch {
 		case err == nil:
 			return true, nil
@@ -634,20 +644,9 @@ func (g *Guard) constrain(ctx context.Context, d *Decision, rec *ledger.Record, 
 		}
 	}
 	if req.ApprovalID == "" && req.MatchApproval {
-		var recErr error
-		written := false
-		ar, how, err := g.approvals.RequestMatching(ctx, in, key, func(granted approval.Request) error {
-			// As with an approval ID: the record is written before the grant's consumption
-			// commits, so a record that cannot be written never costs the grant.
-			d.Action, d.ApprovalID = policy.Allow, granted.ID
-			rec.Approval = approvalDetails(granted)
-			rec.Reason = "approved grant redeemed (matched by call)"
-			if recErr = g.record(ctx, d, rec); recErr != nil {
-				return recErr
-			}
-			written = true
-			return nil
-		})
+		var red redemption
+		ar, how, err := g.approvals.RequestMatching(ctx, in, key, g.recordRedemption(ctx, d, rec, "approved grant redeemed (matched by call)", &red))
+		written, recErr := red.written, red.err
 		switch {
 		case err == nil:
 		case written:
