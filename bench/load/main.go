@@ -87,7 +87,8 @@ func run(duration, warmup time.Duration, concurrency int, keyAuth bool, cpuProfi
 	cfg = bytes.Replace(cfg, []byte("      roles: [reporting]\n"),
 		[]byte("      roles: [reporting]\n      signing_keys:\n        - id: load-key\n          public_key: "+pub+"\n"), 1)
 	cfg = bytes.Replace(cfg, []byte("level: info"), []byte("level: warn"), 1)
-	cfg = bytes.Replace(cfg, []byte("max_wait: 60s\n"), []byte("max_wait: 60s\nlimits:\n  max_concurrency_per_agent: 4096\n"), 1)
+	// A top-level section of its own, at the end, wherever the default's sections end.
+	cfg = append(bytes.TrimRight(cfg, "\n"), []byte("\nlimits:\n  max_concurrency_per_agent: 4096\n")...)
 	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
 		return err
 	}
