@@ -409,31 +409,53 @@ func strictDecode(body []byte, v any) error {
 	return nil
 }
 
-// statusFor maps a guard denial code to an HTTP status.
+// statusFor maps a denial code to an HTTP status. The table names every code the guard and
+// identity can give (TestStatusForIsExhaustive keeps it so); a code it does not know is a bug,
+// answered 500 rather than guessed as a failed login.
 func statusFor(code string) int {
-	switch {
-	case code == guard.CodeMalformed || code == guard.CodeDuplicateKey || code == guard.CodeInvalidToolName ||
-		code == identity.Code(identity.ErrAmbiguous):
-		// An ambiguous request (two credentials, two Authorization headers) is malformed, not
-		// a failed login: it is refused whatever the credentials are worth.
-		return http.StatusBadRequest
-	case code == guard.CodeUserInvalid || strings.HasPrefix(code, "user_"):
-		return http.StatusForbidden
-	case code == "unknown_decision":
-		return http.StatusNotFound
-	case code == guard.CodeTooManyPending:
-		return http.StatusTooManyRequests
-	case code == guard.CodeOutcomeReported:
-		return http.StatusConflict
-	case code == guard.CodeLedger || code == guard.CodeNoPolicy || code == guard.CodeBehavior ||
-		code == guard.CodeApproval || code == guard.CodeInspection:
-		return http.StatusServiceUnavailable
-	case code == guard.CodeInternal:
-		return http.StatusInternalServerError
-	default:
-		// Everything else comes from identity: missing, expired, revoked, forged, replayed credentials.
-		return http.StatusUnauthorized
+	if st, ok := statusOf[code]; ok {
+		return st
 	}
+	return http.StatusInternalServerError
+}
+
+var statusOf = map[string]int{
+	// Malformed requests. An ambiguous request (two credentials, two Authorization headers) is
+	// malformed, not a failed login: it is refused whatever the credentials are worth.
+	guard.CodeMalformed:                           http.StatusBadRequest,
+	guard.CodeDuplicateKey:                        http.StatusBadRequest,
+	guard.CodeInvalidToolName:                     http.StatusBadRequest,
+	identity.Code(identity.ErrAmbiguous):          http.StatusBadRequest,
+	identity.Code(identity.ErrMalformed):          http.StatusUnauthorized,
+	guard.CodeUnauthenticated:                     http.StatusUnauthorized,
+	identity.Code(identity.ErrMissing):            http.StatusUnauthorized,
+	identity.Code(identity.ErrInvalid):            http.StatusUnauthorized,
+	identity.Code(identity.ErrExpired):            http.StatusUnauthorized,
+	identity.Code(identity.ErrNotYetValid):        http.StatusUnauthorized,
+	identity.Code(identity.ErrRevoked):            http.StatusUnauthorized,
+	identity.Code(identity.ErrWrongAudience):      http.StatusUnauthorized,
+	identity.Code(identity.ErrLifetime):           http.StatusUnauthorized,
+	identity.Code(identity.ErrReplay):             http.StatusUnauthorized,
+	identity.Code(identity.ErrStale):              http.StatusUnauthorized,
+	identity.Code(identity.ErrUnknownAgent):       http.StatusUnauthorized,
+	identity.Code(identity.ErrAgentMismatch):      http.StatusUnauthorized,
+	identity.Code(identity.ErrKeyNotFound):        http.StatusUnauthorized,
+	identity.Code(identity.ErrKeyLimit):           http.StatusUnauthorized,
+	identity.Code(nil):                            http.StatusUnauthorized, // identity_error: unclassified, still a failed login
+	guard.CodeUserInvalid:                         http.StatusForbidden,
+	identity.Code(identity.ErrUserInvalid):        http.StatusForbidden,
+	identity.Code(identity.ErrUntrustedAssertion): http.StatusForbidden,
+	"unknown_decision":                            http.StatusNotFound,
+	guard.CodeOutcomeReported:                     http.StatusConflict,
+	guard.CodeTooManyPending:                      http.StatusTooManyRequests,
+	// The gateway cannot decide safely now: a store, the policy or a detector is down.
+	identity.Code(identity.ErrUnavailable): http.StatusServiceUnavailable,
+	guard.CodeLedger:                       http.StatusServiceUnavailable,
+	guard.CodeNoPolicy:                     http.StatusServiceUnavailable,
+	guard.CodeBehavior:                     http.StatusServiceUnavailable,
+	guard.CodeApproval:                     http.StatusServiceUnavailable,
+	guard.CodeInspection:                   http.StatusServiceUnavailable,
+	guard.CodeInternal:                     http.StatusInternalServerError,
 }
 
 // publicMessage is the text an error answer carries: the status only, never the internal cause.
