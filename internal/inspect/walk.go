@@ -7,6 +7,8 @@ import (
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/portcullis-ai/portcullis/internal/jsonx"
 )
 
 // ErrMalformed is returned (wrapped) when the inspected data is not valid JSON or not valid UTF-8.
@@ -106,47 +108,11 @@ func (w *walker) literal(lit string) error {
 }
 
 func (w *walker) number() error {
-	s, i := w.src, w.pos
-	if i < len(s) && s[i] == '-' {
-		i++
+	end, bad := jsonx.ScanNumber(w.src, w.pos)
+	w.pos = end
+	if bad != "" {
+		return w.errorf("%s", bad)
 	}
-	switch {
-	case i < len(s) && s[i] == '0':
-		i++
-	case i < len(s) && s[i] >= '1' && s[i] <= '9':
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-	default:
-		w.pos = i
-		return w.errorf("invalid number")
-	}
-	if i < len(s) && s[i] == '.' {
-		i++
-		start := i
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-		if i == start {
-			w.pos = i
-			return w.errorf("invalid number: no digits after '.'")
-		}
-	}
-	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
-		i++
-		if i < len(s) && (s[i] == '+' || s[i] == '-') {
-			i++
-		}
-		start := i
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-		if i == start {
-			w.pos = i
-			return w.errorf("invalid number: no digits in exponent")
-		}
-	}
-	w.pos = i
 	return nil
 }
 

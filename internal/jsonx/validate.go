@@ -301,46 +301,52 @@ func (v *validator) literal(lit string) error {
 }
 
 func (v *validator) number() error {
-	b, i := v.b, v.i
-	if i < len(b) && b[i] == '-' {
+	end, bad := ScanNumber(v.b, v.i)
+	v.i = end
+	if bad != "" {
+		return v.syntax(bad)
+	}
+	return nil
+}
+
+// ScanNumber reads the JSON number that starts at s[i] (RFC 8259 grammar) and returns where it
+// ends; bad says what is wrong when it is not a number, and end is then where reading stopped.
+// The inspection walk and Validate share it, so both read numbers alike.
+func ScanNumber[T string | []byte](s T, i int) (end int, bad string) {
+	digits := func() {
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+	}
+	if i < len(s) && s[i] == '-' {
 		i++
 	}
 	switch {
-	case i < len(b) && b[i] == '0':
+	case i < len(s) && s[i] == '0':
 		i++
-	case i < len(b) && b[i] >= '1' && b[i] <= '9':
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
+	case i < len(s) && s[i] >= '1' && s[i] <= '9':
+		digits()
 	default:
-		v.i = i
-		return v.syntax("invalid number")
+		return i, "invalid number"
 	}
-	if i < len(b) && b[i] == '.' {
+	if i < len(s) && s[i] == '.' {
 		i++
-		if i >= len(b) || b[i] < '0' || b[i] > '9' {
-			v.i = i
-			return v.syntax("invalid number: no digits after '.'")
+		if i >= len(s) || s[i] < '0' || s[i] > '9' {
+			return i, "invalid number: no digits after '.'"
 		}
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
+		digits()
 	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
 		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
 			i++
 		}
-		if i >= len(b) || b[i] < '0' || b[i] > '9' {
-			v.i = i
-			return v.syntax("invalid number: no digits in the exponent")
+		if i >= len(s) || s[i] < '0' || s[i] > '9' {
+			return i, "invalid number: no digits in the exponent"
 		}
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
+		digits()
 	}
-	v.i = i
-	return nil
+	return i, ""
 }
 
 // str reads the string at v.i. With decode it returns the string's value (escapes decoded);
