@@ -31,9 +31,17 @@ rules:
 // scoped to the demo agent only. It returns the gateway, other-agent's key and the approver's key.
 func floodGateway(t *testing.T, edit func(*config.Config)) (g *gateway, otherKey, approverKey string) {
 	t.Helper()
+	return otherAgentGateway(t, holdEverything, []string{DemoAgent}, edit)
+}
+
+// otherAgentGateway is a gateway with a second agent, other-agent, governed by policy, and an
+// approver, alice@example.com, scoped to approverAgents; edit changes the configuration further.
+// It returns the gateway, other-agent's key and the approver's key.
+func otherAgentGateway(t *testing.T, policy string, approverAgents []string, edit func(*config.Config)) (g *gateway, otherKey, approverKey string) {
+	t.Helper()
 	g = newGatewayWith(t, func(cfg *config.Config) {
 		ctx := context.Background()
-		if err := os.WriteFile(filepath.Join(cfg.Policies[0], "other-agent.yaml"), []byte(holdEverything), 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(cfg.Policies[0], "other-agent.yaml"), []byte(policy), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		ks, err := identity.OpenFileKeyStore(filepath.Join(cfg.DataDir, identity.KeyFileName))
@@ -51,7 +59,7 @@ func floodGateway(t *testing.T, edit func(*config.Config)) (g *gateway, otherKey
 			t.Fatal(err)
 		}
 		cfg.Approvals.Approvers = []config.ApproverConfig{{ID: "alice@example.com",
-			Scopes: []approval.Scope{{Agents: []string{DemoAgent}, Tools: []string{".*"}}}}}
+			Scopes: []approval.Scope{{Agents: approverAgents, Tools: []string{".*"}}}}}
 		if edit != nil {
 			edit(cfg)
 		}

@@ -8,11 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/portcullis-ai/portcullis/internal/approval"
 	"github.com/portcullis-ai/portcullis/internal/config"
-	"github.com/portcullis-ai/portcullis/internal/identity"
 	"github.com/portcullis-ai/portcullis/internal/ledger"
 )
 
@@ -35,33 +33,11 @@ rules:
 `
 
 // redactionGateway is a gateway on a SQLite data directory where other-agent's calls all wait
-// for approval, and an approver who sees every request.
+// for approval, and an approver who sees every request; it logs at debug, so that the log can be
+// searched for secrets too.
 func redactionGateway(t *testing.T) (g *gateway, otherKey, approverKey string) {
 	t.Helper()
-	g = newGatewayWith(t, func(cfg *config.Config) {
-		ctx := context.Background()
-		if err := os.WriteFile(filepath.Join(cfg.Policies[0], "other-agent.yaml"), []byte(holdAndExplain), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		ks, err := identity.OpenFileKeyStore(filepath.Join(cfg.DataDir, identity.KeyFileName))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if otherKey, _, err = identity.CreateAPIKey(ctx, ks, "other-agent", "test", time.Now(), 0); err != nil {
-			t.Fatal(err)
-		}
-		aks, err := identity.OpenFileKeyStore(filepath.Join(cfg.DataDir, ApproverKeysFile))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if approverKey, _, err = identity.CreateAPIKey(ctx, aks, "alice@example.com", "test", time.Now(), 0); err != nil {
-			t.Fatal(err)
-		}
-		cfg.Approvals.Approvers = []config.ApproverConfig{{ID: "alice@example.com",
-			Scopes: []approval.Scope{{Agents: []string{".*"}, Tools: []string{".*"}}}}}
-		cfg.Log.Level = "debug"
-	})
-	return g, otherKey, approverKey
+	return otherAgentGateway(t, holdAndExplain, []string{".*"}, func(cfg *config.Config) { cfg.Log.Level = "debug" })
 }
 
 // A fake key appended to an attacker's URL must not blind the approver to the URL: only the key
