@@ -221,6 +221,9 @@ func (g *Guard) requestRecord(d *Decision, req Request, at time.Time) *ledger.Re
 // the agent the request claimed to be, unverified.
 func (g *Guard) denyUnauthenticated(ctx context.Context, d *Decision, rec *ledger.Record, req Request, err error) *Decision {
 	rec.Agent = &ledger.Principal{ID: req.Credentials.ClaimedAgent, Verified: false}
+	// Nothing inspected the parameters, so nothing knows which of them are secrets (an agent
+	// whose key just expired still sends real ones): they are withheld, their hash kept.
+	rec.ParamsDropped = "caller not authenticated: parameters not inspected, withheld"
 	return g.deny(ctx, d, rec, nil, CodeUnauthenticated, fmt.Errorf("authenticate agent: %w", err), identity.Code(err))
 }
 

@@ -604,3 +604,26 @@ func TestCheckResultSizeAndRedactionCount(t *testing.T) {
 		})
 	}
 }
+
+// An unauthenticated call's parameters were never inspected, so nothing knows which of them hold
+// secrets: they are withheld from the record, which keeps their hash and size. Before, they were
+// stored as sent — a live key sent by an agent whose own credential had just expired was on disk.
+func TestUnauthenticatedParamsWithheld(t *testing.T) {
+	h := newHarness(t, nil)
+	const secret = "ghp_R2d2C3poR2d2C3poR2d2C3poR2d2C3poAbCd"
+	req := h.call("fetch_sales_data", `{"note":"`+secret+`","region":"us"}`)
+	req.Credentials.APIKey = h.key[:len(h.key)-2] + "xx" // forged
+	d := h.g.Check(context.Background(), req)
+	if d.Action != policy.Deny || d.Seq == 0 {
+		t.Fatalf("forged key: %v (seq %d), want a recorded DENY", d.Action, d.Seq)
+	}
+	rec := h.recordOf(t, d.ID, "decision")
+	if rec.Params != nil || rec.ParamsDropped == "" || rec.ParamsHash == "" || rec.ParamsSize != len(req.Params) {
+		t.Fatalf("record params %s, dropped %q, hash %q, size %d: want withheld with hash and size", rec.Params, rec.ParamsDropped, rec.ParamsHash, rec.ParamsSize)
+	}
+	for _, data := range h.records(t) {
+		if strings.Contains(data, secret) {
+			t.Fatalf("the secret is in the ledger: %s", data)
+		}
+	}
+}

@@ -107,6 +107,11 @@ func (rd *redaction) apply(r *Record, extraPaths []string) {
 		return
 	}
 	r.ParamsSize = len(raw)
+	if r.ParamsDropped != "" {
+		// The writer withholds them (it says why): only their hash is kept.
+		r.ParamsHash = rd.rawHash(raw)
+		return
+	}
 	if len(raw) > rd.maxBytes {
 		r.ParamsDropped = fmt.Sprintf("parameters of %d bytes exceed the %d byte limit", len(raw), rd.maxBytes)
 		r.ParamsHash = rd.rawHash(raw)
