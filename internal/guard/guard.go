@@ -394,7 +394,7 @@ func (g *Guard) Check(ctx context.Context, req Request) (d *Decision) {
 	// them: the policy would decide on one reading and the tool might run on the other.
 	params, err := decodeParams(req.Params)
 	if err != nil {
-		rec.Params, rec.ParamsDropped = nil, "malformed"
+		rec.ParamsDropped = "malformed" // withheld by the ledger, their hash kept
 		code := CodeMalformed
 		if errors.Is(err, jsonx.ErrDuplicateKey) {
 			code = CodeDuplicateKey
@@ -410,7 +410,7 @@ func (g *Guard) Check(ctx context.Context, req Request) (d *Decision) {
 		if errors.Is(err, inspect.ErrMalformed) {
 			code = CodeMalformed
 			// Malformed parameters are stored as a digest only: they may not even be JSON.
-			rec.Params, rec.ParamsDropped = nil, "malformed"
+			rec.ParamsDropped = "malformed" // withheld by the ledger, their hash kept
 		}
 		return g.deny(ctx, d, rec, sh, code, fmt.Errorf("inspect params: %w", err), "")
 	}
