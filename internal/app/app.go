@@ -182,6 +182,7 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 		Approvals:               a.approvals,
 		Ledger:                  a.ledger,
 		ToolClassificationsFrom: func() map[string]string { return a.rt.Load().classes },
+		ResultPolicyFrom:        func() guard.ResultPolicy { return a.rt.Load().results },
 		ApprovalExpiry:          cfg.Approvals.Expiry,
 		RecordTimeout:           recordTimeout,
 	})
@@ -213,19 +214,19 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 		Approvals: a.approvals,
 		Limits: server.Limits{MaxApprovalWait: cfg.Approvals.MaxWait, MaxBodyBytes: cfg.Limits.MaxBodyBytes, MaxDepth: cfg.Limits.MaxDepth, MaxParams: cfg.Limits.MaxParams,
 			MaxConcurrencyPerAgent: cfg.Limits.MaxConcurrencyPerAgent, DecisionTimeout: time.Duration(cfg.Limits.DecisionTimeoutMillis) * time.Millisecond},
-		ResultPolicy: a.resultPolicy(),
-		Ready:        a.ready,
-		Metrics:      a.metrics,
-		Logger:       log,
+		Ready:   a.ready,
+		Metrics: a.metrics,
+		Logger:  log,
 	})
 	a.server.RegisterApprovals(a.approvals, a.approvers, cfg.Approvals.MaxWait)
 	return a, nil
 }
 
-// resultPolicy says how tool results and conversation content are treated.
-func (a *App) resultPolicy() guard.ResultPolicy {
-	return guard.ResultPolicy{BlockLevel: a.cfg.ResultBlock(), Redact: a.cfg.Inspection.RedactResults == nil || *a.cfg.Inspection.RedactResults,
-		MaxBytes: int(a.cfg.Limits.MaxOutcomeResultBytes)}
+// resultPolicy says how tool results, notices, conversation content and tool definitions are
+// treated under cfg: part of the hot-reloaded run-time state the guard reads.
+func resultPolicy(cfg *config.Config) guard.ResultPolicy {
+	return guard.ResultPolicy{BlockLevel: cfg.ResultBlock(), Redact: cfg.Inspection.RedactResults == nil || *cfg.Inspection.RedactResults,
+		MaxBytes: int(cfg.Limits.MaxOutcomeResultBytes)}
 }
 
 // inspectMaxBytes is the inspection engine's input cap: at least its default, and at least

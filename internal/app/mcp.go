@@ -23,7 +23,6 @@ import (
 	mcpgw "github.com/portcullis-ai/portcullis/internal/gateway/mcp"
 	"github.com/portcullis-ai/portcullis/internal/gateway/mcp/stdioconn"
 	"github.com/portcullis-ai/portcullis/internal/identity"
-	"github.com/portcullis-ai/portcullis/internal/inspect"
 )
 
 // PinsFile holds the MCP tool definition pins in the data directory.
@@ -94,20 +93,12 @@ func UpstreamCommand(name string, args, env []string, stderr *os.File) sdk.Trans
 	return &stdioconn.Command{Cmd: cmd, TerminateDuration: time.Second}
 }
 
-// MCPGateway connects to upstreams and governs them with this app's guard, approvals, policies
-// and ledger. The caller closes it.
+// MCPGateway connects to upstreams and governs them with this app's guard. The caller closes it.
 func (a *App) MCPGateway(ctx context.Context, ups []mcpgw.Upstream) (*mcpgw.Gateway, error) {
 	cfg := a.cfg
-	detectors := inspect.DetectorConfig{PathRoots: cfg.Inspection.Roots, ShellTools: cfg.Inspection.ShellTools}
 	gw, err := mcpgw.New(ctx, mcpgw.Options{
 		Guard:        a.guard,
-		Approvals:    a.approvals,
-		Policies:     a.policies,
-		Auth:         a.auth,
-		Inspector:    inspect.New(inspect.Config{MaxBytes: inspectMaxBytes(cfg), DetectorConfig: detectors, AllowedHosts: cfg.Inspection.AllowedHosts}),
-		Ledger:       a.ledger,
 		Pins:         mcpgw.OpenPins(filepath.Join(cfg.DataDir, PinsFile)),
-		ResultPolicy: a.resultPolicy(),
 		ApprovalWait: cfg.MCP.ApprovalWait,
 		CallTimeout:  cfg.MCP.CallTimeout,
 		Sampling:     cfg.MCP.ServerRequests.SamplingAllowed(),

@@ -33,6 +33,8 @@ type runtimeState struct {
 	policies  *policy.Set
 	classes   map[string]string
 	approvers map[string]config.ApproverConfig // exact ID → approver
+	// results is the guard's result policy (guard.Options.ResultPolicyFrom).
+	results guard.ResultPolicy
 }
 
 // The reloader's timing: a set is read after settle quiet, then again settle later, and loaded
@@ -72,7 +74,8 @@ func (p currentPolicies) Current() *policy.Set { return p.rt.Load().policies }
 // configuration file and the policy paths with one reloader (package watch): a change is loaded
 // only when every file is closed by its writer and reads the same twice across the settle
 // interval, and configuration and policy are swapped together. What can change at run time —
-// agents, roles, issuers, tool classifications, approvers and their logins, policies — is swapped in; a change to
+// agents, roles, issuers, tool classifications, approvers and their logins, the result policy
+// (inspection.result_block_level, inspection.redact_results), policies — is swapped in; a change to
 // anything else (listen address, data directory, the policy paths, limits) is reported as needing
 // a restart. A set with any error is rejected whole and the running one keeps serving.
 func (a *App) startReloader(ctx context.Context, cfg *config.Config) error {
@@ -146,6 +149,9 @@ func (a *App) apply(ctx context.Context, snap watch.Snapshot, hasCfg bool) error
 			return fmt.Errorf("%w: %w", errConfigRejected, err)
 		}
 		next.Identity, next.Tools, next.Approvals.Approvers, next.Approvals.Logins = loaded.Identity, loaded.Tools, loaded.Approvals.Approvers, loaded.Approvals.Logins
+		// The result policy is guard state: how results are blocked and redacted changes with
+		// the file (the result size cap sizes the inspector, and needs a restart).
+		next.Inspection.ResultBlockLevel, next.Inspection.RedactResults = loaded.Inspection.ResultBlockLevel, loaded.Inspection.RedactResults
 		if !reflect.DeepEqual(&next, loaded) {
 			a.log.Warn("configuration changed beyond identity, tools and approvers; restart to apply the rest")
 		}
@@ -186,7 +192,8 @@ func (a *App) newState(ctx context.Context, cfg *config.Config, set *policy.Set)
 	for _, ap := range cfg.Approvals.Approvers {
 		appr[ap.ID] = ap
 	}
-	return &runtimeState{cfg: cfg, verifier: v, logins: l, stop: cancel, policies: set, classes: classes, approvers: appr}, nil
+	return &runtimeState{cfg: cfg, verifier: v, logins: l, stop: cancel, policies: set, classes: classes, approvers: appr,
+		results: resultPolicy(cfg)}, nil
 }
 
 // reload reads and applies the configuration and policies now, stable or not: an operator asked.

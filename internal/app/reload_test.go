@@ -224,3 +224,40 @@ func TestReloadIgnoresHalfWrittenConfig(t *testing.T) {
 		return status == 200
 	})
 }
+
+// The result policy is guard state in the run-time snapshot: turning redaction off in the
+// configuration file applies to the next result without a restart.
+func TestReloadSwapsResultPolicy(t *testing.T) {
+	g := newGateway(t)
+	secret := "sk_test_" + "Zq8vR2mN4pL6tY1xW3cB5dFh"
+	outcome := func() string {
+		t.Helper()
+		_, d := g.post("/v1/decide", g.key, []byte(`{"tool":"fetch_customer_names","params":{"limit":2}}`))
+		if d.Decision != "ALLOW" {
+			t.Fatalf("setup: %+v", d)
+		}
+		_, o := g.post("/v1/outcome", g.key, []byte(`{"decision_id":"`+d.DecisionID+`","ran":true,"success":true,"result":{"note":"key `+secret+`"}}`))
+		return o.Action
+	}
+	if got := outcome(); got != "redact" {
+		t.Fatalf("before: %s, want redact", got)
+	}
+	cfgPath := filepath.Join(g.dir, ConfigFile)
+	orig, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := bytes.Replace(orig, []byte("redact_results: true"), []byte("redact_results: false"), 1)
+	if bytes.Equal(next, orig) {
+		t.Fatal("the test configuration changed; update the replacement")
+	}
+	if err := os.WriteFile(cfgPath, next, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.app.reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := outcome(); got != "pass" {
+		t.Errorf("after turning redaction off: %s, want pass", got)
+	}
+}

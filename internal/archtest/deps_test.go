@@ -34,11 +34,12 @@ var forbiddenForEngines = []string{
 type pkg struct {
 	ImportPath string
 	Deps       []string
+	Imports    []string
 }
 
 func listDeps(t *testing.T, pattern string) []pkg {
 	t.Helper()
-	out, err := exec.Command("go", "list", "-deps=false", "-json=ImportPath,Deps", pattern).Output()
+	out, err := exec.Command("go", "list", "-deps=false", "-json=ImportPath,Deps,Imports", pattern).Output()
 	if err != nil {
 		var stderr string
 		if ee, ok := err.(*exec.ExitError); ok {
@@ -90,6 +91,90 @@ func TestSDKIsPublic(t *testing.T) {
 		for _, d := range p.Deps {
 			if strings.HasPrefix(d, module+"/internal/") {
 				t.Errorf("%s depends on %s: the sdk must not import internal packages", p.ImportPath, d)
+			}
+		}
+	}
+}
+
+// transportMay are the packages of the module a transport (internal/gateway/...) may import,
+// besides its own subpackages: the guard's port, the agent type and the decision path's JSON.
+var transportMay = map[string]bool{
+	module + "/internal/guard":    true,
+	module + "/internal/identity": true,
+	module + "/internal/jsonx":    true,
+}
+
+// Transports reach the decision path through the guard's port only: no policy, inspection,
+// approval, ledger or threat engine, no store, server or app. Imports are read directly, not
+// through Deps: the guard itself imports the engines.
+func TestTransportsUseOnlyGuard(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("go command not on PATH")
+	}
+	checked := 0
+	for _, p := range listDeps(t, module+"/internal/gateway/...") {
+		checked++
+		for _, imp := range transportViolations(p) {
+			t.Errorf("%s imports %s: a transport may import only guard, identity, jsonx and its own subpackages (see docs/ARCHITECTURE.md)", p.ImportPath, imp)
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no transport package listed")
+	}
+}
+
+// transportViolations are the imports of transport package p that the rule forbids.
+func transportViolations(p pkg) []string {
+	var bad []string
+	for _, imp := range p.Imports {
+		if !strings.HasPrefix(imp, module+"/") || transportMay[imp] {
+			continue
+		}
+		// Its own subpackages: gateway/mcp may import gateway/mcp/stdioconn.
+		root := p.ImportPath
+		if rest, ok := strings.CutPrefix(root, module+"/internal/gateway/"); ok {
+			first, _, _ := strings.Cut(rest, "/")
+			root = module + "/internal/gateway/" + first
+		}
+		if imp == root || strings.HasPrefix(imp, root+"/") {
+			continue
+		}
+		bad = append(bad, imp)
+	}
+	return bad
+}
+
+// The rule itself: gateway/mcp importing policy (or another transport) is a violation.
+func TestTransportRule(t *testing.T) {
+	mcp := module + "/internal/gateway/mcp"
+	cases := []struct {
+		imports []string
+		bad     int
+	}{
+		{[]string{module + "/internal/guard", module + "/internal/identity", module + "/internal/jsonx", mcp + "/stdioconn", "context"}, 0},
+		{[]string{module + "/internal/policy"}, 1},
+		{[]string{module + "/internal/ledger", module + "/internal/inspect", module + "/internal/approval", module + "/internal/threat"}, 4},
+		{[]string{module + "/internal/gateway/llm"}, 1},
+		{[]string{module + "/internal/guard/x"}, 1},
+	}
+	for _, tc := range cases {
+		if got := transportViolations(pkg{ImportPath: mcp, Imports: tc.imports}); len(got) != tc.bad {
+			t.Errorf("imports %v: violations %v, want %d", tc.imports, got, tc.bad)
+		}
+	}
+}
+
+// The guard is below every transport: it never reaches one, the server, app or cli.
+func TestGuardBelowTransports(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("go command not on PATH")
+	}
+	for _, p := range listDeps(t, module+"/internal/guard/...") {
+		for _, d := range p.Deps {
+			for _, f := range []string{module + "/internal/gateway", module + "/internal/server", module + "/internal/app", module + "/internal/cli", module + "/internal/store"} {
+				if d == f || strings.HasPrefix(d, f+"/") {
+					t.Errorf("%s depends on %s: the guard must not reach %s", p.ImportPath, d, f)
+				}
 			}
 		}
 	}

@@ -46,10 +46,16 @@ type ContentDecision struct {
 // tool result — when rp.Redact is set, and blocked otherwise: a credential in a prompt has left
 // the building once the provider has it. PII is recorded and passed, unless it reaches the block
 // level. Only redacted and blocked content is recorded (every model call repeats the conversation
-// so far; recording each pass would record the same text again and again); a failure to record
-// blocks.
-func (g *Guard) CheckContent(ctx context.Context, c Content, rp ResultPolicy) (cd *ContentDecision) {
+// so far; recording each pass would record the same text again and again); a failure to record,
+// or a panic, blocks.
+func (g *Guard) CheckContent(ctx context.Context, c Content) (cd *ContentDecision) {
+	defer func() {
+		if p := recover(); p != nil {
+			cd = &ContentDecision{Action: ResultBlock, Err: fmt.Errorf("guard: panic: %v", p)}
+		}
+	}()
 	cd = &ContentDecision{Action: ResultBlock}
+	rp := g.resultPolicy()
 	dir := inspect.Request
 	if c.Role == "tool" || c.Role == "document" {
 		dir = inspect.Response // third-party text: where indirect prompt injection lives

@@ -36,7 +36,7 @@ func TestCheckContentTrustAndRedaction(t *testing.T) {
 		{"injection and secret in a tool result", "tool", false, quote + " " + token, redact, ResultBlock},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cd := h.g.CheckContent(ctx, Content{Source: "llm", Role: tc.role, Trusted: tc.trusted, Text: tc.text}, tc.rp)
+			cd := withRP(h.g, tc.rp).CheckContent(ctx, Content{Source: "llm", Role: tc.role, Trusted: tc.trusted, Text: tc.text})
 			if cd.Err != nil || cd.Action != tc.want {
 				t.Fatalf("action %v err %v, want %v (findings %v)", cd.Action, cd.Err, tc.want, findingKinds(cd.Findings))
 			}

@@ -82,6 +82,8 @@ type Approvals interface {
 	// then aborts it and the grant stays usable.
 	RedeemWith(ctx context.Context, id string, k approval.Key, then func(approval.Request) error) (approval.Request, error)
 	Get(ctx context.Context, id string) (approval.Request, error)
+	// Wait blocks until the request is resolved or ctx ends (Request.Hold).
+	Wait(ctx context.Context, id string) (approval.Request, error)
 }
 
 // Ledger appends records durably (ledger.Ledger).
@@ -104,6 +106,10 @@ type Guard struct {
 	toolClass atomic.Pointer[map[string]string]
 	// toolClassFrom, when set, replaces toolClass (Options.ToolClassificationsFrom).
 	toolClassFrom func() map[string]string
+	// results is how results, notices, content and definitions are treated; swapped whole on
+	// reload (SetResultPolicy), or served by resultsFrom (Options.ResultPolicyFrom).
+	results     atomic.Pointer[ResultPolicy]
+	resultsFrom func() ResultPolicy
 	// recent binds outcomes to the allowed decisions they report on.
 	recent *recentDecisions
 	// approvalExpiry is the default pending lifetime of approval requests.
@@ -129,6 +135,12 @@ type Options struct {
 	// ToolClassifications: a caller that swaps its whole run-time configuration as one snapshot
 	// serves the classifications from that same snapshot, so they never lag its other parts.
 	ToolClassificationsFrom func() map[string]string
+	// ResultPolicy says how tool results, notices, conversation content and tool definitions
+	// are treated (block level, redaction, size cap).
+	ResultPolicy ResultPolicy
+	// ResultPolicyFrom, when set, is asked on every result instead of ResultPolicy: the result
+	// policy is then part of the caller's hot-reloaded run-time snapshot.
+	ResultPolicyFrom func() ResultPolicy
 	// ApprovalExpiry is how long a CONSTRAIN request stays pending when its rule does not say
 	// (approvals.expiry); zero: the approval engine's default.
 	ApprovalExpiry time.Duration
@@ -155,11 +167,13 @@ func New(o Options) (*Guard, error) {
 	}
 	g := &Guard{auth: o.Auth, inspector: o.Inspector, behavior: o.Behavior, policies: o.Policies,
 		approvals: o.Approvals, ledger: o.Ledger, now: now, recent: newRecentDecisions(100_000, time.Hour),
-		approvalExpiry: o.ApprovalExpiry, toolClassFrom: o.ToolClassificationsFrom, recordTimeout: o.RecordTimeout}
+		approvalExpiry: o.ApprovalExpiry, toolClassFrom: o.ToolClassificationsFrom, recordTimeout: o.RecordTimeout,
+		resultsFrom: o.ResultPolicyFrom}
 	if g.recordTimeout <= 0 {
 		g.recordTimeout = DefaultRecordTimeout
 	}
 	g.SetToolClassifications(o.ToolClassifications)
+	g.SetResultPolicy(o.ResultPolicy)
 	return g, nil
 }
 
@@ -235,6 +249,17 @@ func (g *Guard) SetToolClassifications(m map[string]string) {
 	g.toolClass.Store(&m)
 }
 
+// SetResultPolicy replaces the result policy (configuration reload).
+func (g *Guard) SetResultPolicy(rp ResultPolicy) { g.results.Store(&rp) }
+
+// resultPolicy is the result policy in force.
+func (g *Guard) resultPolicy() ResultPolicy {
+	if g.resultsFrom != nil {
+		return g.resultsFrom()
+	}
+	return *g.results.Load()
+}
+
 func (g *Guard) toolClassifications() map[string]string {
 	if g.toolClassFrom != nil {
 		return g.toolClassFrom()
@@ -267,6 +292,11 @@ type Request struct {
 	// and canonical parameters digest), or joins its pending request, before opening a new one.
 	// Transports that can carry the ID (HTTP, MCP, SDK) leave it false and pass ApprovalID.
 	MatchApproval bool
+	// Hold, for a transport that keeps its caller waiting (the MCP gateway), holds a CONSTRAIN
+	// up to this long for the approval: approved in time, the call is decided again with the
+	// approval ID and runs once; denied or expired, that refusal is decided and recorded. Zero
+	// answers CONSTRAIN at once.
+	Hold time.Duration
 }
 
 // Decision is what Check returns. Message is the only text meant for the agent: it never names
@@ -303,6 +333,9 @@ type Steps struct {
 // Allowed reports whether the tool may run: ALLOW and LOG.
 func (d *Decision) Allowed() bool { return d.Action == policy.Allow || d.Action == policy.Log }
 
+// Pending reports a call held for approval: CONSTRAIN with the approval request to retry with.
+func (d *Decision) Pending() bool { return d.Action == policy.Constrain && d.ApprovalID != "" }
+
 // Stable codes for denials that are not the policy's own.
 const (
 	CodeUnauthenticated = "unauthenticated"
@@ -329,8 +362,28 @@ const (
 )
 
 // Check decides one tool call. It never returns a nil Decision; on any failure the decision is
-// DENY with Code and Err set. The caller may run the tool only when d.Allowed().
-func (g *Guard) Check(ctx context.Context, req Request) (d *Decision) {
+// DENY with Code and Err set. The caller may run the tool only when d.Allowed(). With req.Hold, a
+// CONSTRAIN waits for its approval and is decided again once resolved.
+func (g *Guard) Check(ctx context.Context, req Request) *Decision {
+	d := g.decide(ctx, req)
+	if req.Hold <= 0 || !d.Pending() || g.approvals == nil || req.ApprovalID != "" {
+		return d
+	}
+	wctx, cancel := context.WithTimeout(ctx, req.Hold)
+	_, err := g.approvals.Wait(wctx, d.ApprovalID)
+	cancel()
+	if err != nil || ctx.Err() != nil {
+		// Not resolved in time, or the caller went away: nothing runs, the request stays pending.
+		return d
+	}
+	// Resolved in time. Deciding again with the approval ID redeems an approved grant (the call
+	// runs once) or records the refusal of a denied or expired one.
+	req.ApprovalID = d.ApprovalID
+	return g.decide(ctx, req)
+}
+
+// decide is one pass of the pipeline for req.
+func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 	start := g.now()
 	// The name is checked before anything uses it: a name that is not a tool name never reaches
 	// a span, a record, a log line or a metric label whole, whoever sent it.

@@ -37,8 +37,9 @@ type Notice struct {
 // record: allow or deny, the reason saying which); recording every passing line would fill the
 // ledger with a chatty server's debug output. Any failure — inspecting, redacting, recording a
 // redaction, a panic — blocks.
-func (g *Guard) CheckNotice(ctx context.Context, n Notice, rp ResultPolicy) (rd *ResultDecision) {
+func (g *Guard) CheckNotice(ctx context.Context, n Notice) (rd *ResultDecision) {
 	rd = &ResultDecision{Action: ResultBlock}
+	rp := g.resultPolicy()
 	defer func() {
 		if p := recover(); p != nil {
 			rd = &ResultDecision{Action: ResultBlock, Code: CodeInternal, Err: fmt.Errorf("guard: panic: %v", p)}

@@ -59,6 +59,11 @@ type Outcome struct {
 	DurationMS int64
 	// Result is the tool's result as JSON (an object, array or string); nil when not reported.
 	Result json.RawMessage
+	// Unredacted: the result is forwarded as it is or withheld, never redacted — it is what a
+	// user typed into its requester's own form (an MCP elicitation's answer), which must reach
+	// it as typed. It is still inspected and blocked at the block level, and the record is
+	// redacted like any other.
+	Unredacted bool
 }
 
 // ResultDecision is the answer to an Outcome.
@@ -86,10 +91,14 @@ const CodeOutcomeReported = "outcome_already_reported"
 
 // CheckResult inspects a tool's result in the response direction (indirect prompt injection
 // arrives here), decides pass, redact or block, and records a tool_result record under the
-// decision's ID. Any failure blocks: a result that cannot be inspected or recorded never reaches
-// the agent.
-func (g *Guard) CheckResult(ctx context.Context, o Outcome, rp ResultPolicy) (rd *ResultDecision) {
+// decision's ID, under the result policy in force. Any failure blocks: a result that cannot be
+// inspected or recorded never reaches the agent.
+func (g *Guard) CheckResult(ctx context.Context, o Outcome) (rd *ResultDecision) {
 	rd = &ResultDecision{Action: ResultBlock}
+	rp := g.resultPolicy()
+	if o.Unredacted {
+		rp.Redact = false
+	}
 	// A reported tool name is checked like a called one, and never recorded whole when invalid.
 	nameErr := error(nil)
 	tool := o.Tool

@@ -87,8 +87,8 @@ func TestCheckRefusesInvalidToolNames(t *testing.T) {
 	if !ok.Allowed() {
 		t.Fatalf("setup: %v %q", ok.Action, ok.Code)
 	}
-	rd := h.g.CheckResult(ctx, Outcome{DecisionID: ok.ID, Source: "test", Credentials: identity.Credentials{APIKey: h.key},
-		Tool: huge, Ran: true, Success: true}, ResultPolicy{})
+	rd := withRP(h.g, ResultPolicy{}).CheckResult(ctx, Outcome{DecisionID: ok.ID, Source: "test", Credentials: identity.Credentials{APIKey: h.key},
+		Tool: huge, Ran: true, Success: true})
 	if rd.Action != ResultBlock || rd.Code != CodeInvalidToolName {
 		t.Fatalf("outcome with a 500 KB tool name: %v %q", rd.Action, rd.Code)
 	}

@@ -33,7 +33,7 @@ import (
 type Decider interface {
 	Admit(ctx context.Context, req guard.Request) (*identity.Agent, *guard.Decision)
 	Check(ctx context.Context, req guard.Request) *guard.Decision
-	CheckResult(ctx context.Context, o guard.Outcome, rp guard.ResultPolicy) *guard.ResultDecision
+	CheckResult(ctx context.Context, o guard.Outcome) *guard.ResultDecision
 }
 
 // ApprovalWaiter long-polls an approval request until it resolves (approval.Engine).
@@ -55,10 +55,9 @@ type Limits struct {
 
 // Options assemble a Server.
 type Options struct {
-	Decider      Decider
-	Approvals    ApprovalWaiter // may be nil: wait_seconds is then ignored
-	Limits       Limits
-	ResultPolicy guard.ResultPolicy
+	Decider   Decider
+	Approvals ApprovalWaiter // may be nil: wait_seconds is then ignored
+	Limits    Limits
 	// Ready reports whether the gateway can decide: a policy is loaded and the ledger is writable.
 	Ready   func() error
 	Metrics *Metrics
@@ -284,8 +283,7 @@ func (s *Server) handleOutcome(w http.ResponseWriter, r *http.Request) {
 	}
 	creds := identity.CredentialsFromRequest(r, body)
 	rd := s.o.Decider.CheckResult(r.Context(), guard.Outcome{DecisionID: req.DecisionID, Source: "http", Credentials: creds,
-		Tool: req.Tool, Ran: req.Ran, Success: req.Success, Error: req.Error, DurationMS: req.DurationMS, Result: req.Result},
-		s.o.ResultPolicy)
+		Tool: req.Tool, Ran: req.Ran, Success: req.Success, Error: req.Error, DurationMS: req.DurationMS, Result: req.Result})
 	s.metrics.results.WithLabelValues(string(rd.Action)).Inc()
 	resp := outcomeResponse{DecisionID: req.DecisionID, Action: string(rd.Action), Result: rd.Result}
 	status := http.StatusOK

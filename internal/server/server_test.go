@@ -34,7 +34,7 @@ func (b *blockingDecider) Check(ctx context.Context, req guard.Request) *guard.D
 	return &guard.Decision{ID: "dec_test", Action: policy.Allow}
 }
 
-func (b *blockingDecider) CheckResult(context.Context, guard.Outcome, guard.ResultPolicy) *guard.ResultDecision {
+func (b *blockingDecider) CheckResult(context.Context, guard.Outcome) *guard.ResultDecision {
 	return &guard.ResultDecision{Action: guard.ResultPass}
 }
 

@@ -7,9 +7,10 @@
 // offered to the model, inspecting the conversation going to the model, rewriting model
 // responses whose tool calls are denied or held for approval, and keeping streams valid for
 // the official SDKs while text flows through unbuffered. It owns no decision: every decision
-// is asked of a Checker, a small interface declared here and implemented by the decision
-// pipeline (guard). It must not import the engine packages (policy, inspect, identity,
-// ledger, approval, guard) nor any store: only the Checker interface joins it to them.
+// is asked of a Checker, a small interface declared here; Guarded implements it over the
+// guard's port (guard.Port). Of the module it imports only guard, identity (the agent type)
+// and jsonx — no engine (policy, inspect, ledger, approval) and no store
+// (internal/archtest enforces it).
 //
 // Fail closed: a Checker error, malformed arguments from the model, a malformed or cut-off
 // upstream response or an upstream timeout never lets a tool call through.

@@ -7,9 +7,10 @@
 // configured, and then each is decided like a call (serverreq.go); their log messages reach the
 // agent a line can be attributed to, inspected like results (logs.go).
 //
-// It owns the MCP wiring only. It must not import stores, app, cli or the HTTP server: the
-// composition root hands it the guard, the approvals engine, the policies and the ledger through
-// the small interfaces declared here.
+// It owns the MCP wiring only. Of the decision path it knows the guard's port (guard.Port) and
+// nothing else: no policy, inspection, approval or ledger, no store, app, cli or HTTP server
+// (internal/archtest enforces it). Listing, scanning definitions and recording what the gateway
+// decides on its own all go through the port.
 package mcp
 
 import (
@@ -31,47 +32,10 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/portcullis-ai/portcullis/internal/approval"
 	"github.com/portcullis-ai/portcullis/internal/guard"
 	"github.com/portcullis-ai/portcullis/internal/identity"
-	"github.com/portcullis-ai/portcullis/internal/inspect"
 	"github.com/portcullis-ai/portcullis/internal/jsonx"
-	"github.com/portcullis-ai/portcullis/internal/ledger"
-	"github.com/portcullis-ai/portcullis/internal/policy"
-	"github.com/portcullis-ai/portcullis/internal/threat"
 )
-
-// Guard decides calls and results (guard.Guard).
-type Guard interface {
-	Check(ctx context.Context, req guard.Request) *guard.Decision
-	CheckResult(ctx context.Context, o guard.Outcome, rp guard.ResultPolicy) *guard.ResultDecision
-	CheckNotice(ctx context.Context, n guard.Notice, rp guard.ResultPolicy) *guard.ResultDecision
-}
-
-// Approvals waits for a held call's approval (approval.Engine).
-type Approvals interface {
-	Wait(ctx context.Context, id string) (approval.Request, error)
-}
-
-// Policies serves the current policy set (policy.Watcher).
-type Policies interface {
-	Current() *policy.Set
-}
-
-// Authenticator proves who the agent is, for list requests that reach no decision (identity.Verifier).
-type Authenticator interface {
-	Verify(ctx context.Context, creds identity.Credentials) (*identity.Agent, error)
-}
-
-// Inspector scans tool definitions in the response direction (inspect.Engine).
-type Inspector interface {
-	Inspect(ctx context.Context, tool string, dir inspect.Direction, raw json.RawMessage) (inspect.Result, error)
-}
-
-// Ledger records pinning events (ledger.Ledger).
-type Ledger interface {
-	Append(ctx context.Context, r *ledger.Record, secretPaths ...string) (uint64, error)
-}
 
 // Reserved tool names: resources and prompts are governed by the same policy under these names.
 const (
@@ -122,19 +86,14 @@ type Upstream struct {
 	NewTransport func() sdk.Transport
 }
 
-// Options configure a Gateway. Guard, Policies, Auth and Ledger are required.
+// Options configure a Gateway. Guard is required.
 type Options struct {
-	Guard     Guard
-	Approvals Approvals // nil: CONSTRAIN answers pending at once
-	Policies  Policies
-	Auth      Authenticator
-	Inspector Inspector // nil: definitions are not scanned
-	Ledger    Ledger
-	Pins      *PinStore // nil: definitions are not pinned
-	// ResultPolicy decides results and scanned definitions (block level, redaction).
-	ResultPolicy guard.ResultPolicy
+	// Guard decides every call, result, log line and listing, scans definitions and records
+	// what the gateway decides on its own; its result policy treats results and definitions.
+	Guard guard.Port
+	Pins  *PinStore // nil: definitions are not pinned
 	// ApprovalWait is how long a CONSTRAIN call is held waiting for approval before the agent is
-	// told it is pending.
+	// told it is pending (0: answered pending at once).
 	ApprovalWait time.Duration
 	// CallTimeout bounds one forwarded call (default 60s): a hung upstream yields an error.
 	CallTimeout time.Duration
@@ -151,8 +110,8 @@ type Options struct {
 
 	// RelayLogs passes upstreams' log messages (notifications/message) to the agent session a
 	// line can be attributed to (logs.go), at the level that session set with logging/setLevel,
-	// each line through guard.CheckNotice. Off, or without an Inspector, upstreams are never
-	// asked for logs and none is relayed; logging/setLevel is answered either way.
+	// each line through guard.CheckNotice. Off, upstreams are never asked for logs and none is
+	// relayed; logging/setLevel is answered either way.
 	RelayLogs bool
 }
 
@@ -304,8 +263,8 @@ func (g *Gateway) watch(u *upstream, cs *sdk.ClientSession) {
 // New connects to every upstream. On error, whatever connected is closed.
 func New(ctx context.Context, o Options, ups []Upstream) (g *Gateway, err error) {
 	switch {
-	case o.Guard == nil, o.Policies == nil, o.Auth == nil, o.Ledger == nil:
-		return nil, errors.New("mcp: gateway needs a guard, policies, an authenticator and a ledger")
+	case o.Guard == nil:
+		return nil, errors.New("mcp: gateway needs a guard")
 	case len(ups) == 0:
 		return nil, errors.New("mcp: no upstream servers")
 	}
@@ -319,7 +278,7 @@ func New(ctx context.Context, o Options, ups []Upstream) (g *Gateway, err error)
 	// and closing nil panicked — a typo in an upstream's command printed a stack trace.
 	gw := &Gateway{o: o, byKey: map[string]*upstream{}, log: o.Logger, resources: map[string]*upstream{}, scanned: map[string]bool{},
 		defOK: map[string]bool{}, scannedUp: map[*upstream]bool{}, callers: map[*sdk.ServerSession]Caller{},
-		done: make(chan struct{}), logs: newLogRelay(o.RelayLogs && o.Inspector != nil)}
+		done: make(chan struct{}), logs: newLogRelay(o.RelayLogs)}
 	g = gw
 	defer func() {
 		if err != nil {
@@ -510,7 +469,7 @@ func (g *Gateway) Server(creds CredentialsFunc) *sdk.Server {
 			}
 			switch r := req.(type) {
 			case *sdk.ListToolsRequest:
-				return g.listTools(ctx, creds(req))
+				return g.listTools(ctx, creds(req), req)
 			case *sdk.CallToolRequest:
 				return g.callTool(ctx, creds(req), r)
 			case *sdk.ListResourcesRequest:
@@ -552,7 +511,7 @@ func (g *Gateway) toolsChanged(ctx context.Context) {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.o.CallTimeout)
 		defer cancel()
 		for _, u := range g.ups {
-			g.scan(sctx, u)
+			g.scan(sctx, nil, u)
 		}
 		g.relayListChanged()
 	}()
@@ -613,15 +572,16 @@ func (g *Gateway) relayProgress(_ context.Context, req *sdk.ProgressNotification
 	_ = sink.session.NotifyProgress(sink.ctx, &sdk.ProgressNotificationParams{ProgressToken: sink.token, Progress: req.Params.Progress, Total: req.Params.Total})
 }
 
-// scan lists u's tools and runs each definition through scanning and pinning.
-func (g *Gateway) scan(ctx context.Context, u *upstream) {
+// scan lists u's tools and runs each definition through scanning and pinning; agent (nil when
+// none asked) is whom the records name.
+func (g *Gateway) scan(ctx context.Context, agent *identity.Agent, u *upstream) {
 	tools, err := g.upstreamTools(ctx, u)
 	if err != nil {
 		g.log.Warn("upstream tools unavailable", slog.String("upstream", u.name), slog.Any("error", err))
 		return
 	}
 	for _, t := range tools {
-		g.definitionOK(ctx, g.qualify(u, t.Name), t)
+		g.definitionOK(ctx, agent, g.qualify(u, t.Name), t)
 	}
 	g.mu.Lock()
 	g.scannedUp[u] = true
@@ -630,12 +590,12 @@ func (g *Gateway) scan(ctx context.Context, u *upstream) {
 
 // usable reports whether a tool's last seen definition passed scanning and pinning; an upstream
 // not yet scanned in this process is scanned first.
-func (g *Gateway) usable(ctx context.Context, u *upstream, name string) bool {
+func (g *Gateway) usable(ctx context.Context, agent *identity.Agent, u *upstream, name string) bool {
 	g.mu.Lock()
 	done := g.scannedUp[u]
 	g.mu.Unlock()
 	if !done {
-		g.scan(ctx, u)
+		g.scan(ctx, agent, u)
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -647,7 +607,8 @@ func (g *Gateway) agent(ctx context.Context, c Caller) (*identity.Agent, error) 
 	if c.Agent != nil {
 		return c.Agent, nil
 	}
-	a, err := g.o.Auth.Verify(ctx, c.Credentials)
+	// The guard records a credential that fails: an attempt with a bad one is evidence.
+	a, err := g.o.Guard.Authenticate(ctx, "mcp", c.Credentials)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrUnauthenticated, identity.Code(err))
 	}
@@ -709,13 +670,17 @@ func (g *Gateway) upstreamTools(ctx context.Context, u *upstream) ([]*sdk.Tool, 
 	return out, nil
 }
 
-func (g *Gateway) listTools(ctx context.Context, c Caller) (*sdk.ListToolsResult, error) {
+func (g *Gateway) listTools(ctx context.Context, c Caller, r sdk.Request) (*sdk.ListToolsResult, error) {
 	a, err := g.agent(ctx, c)
 	if err != nil {
 		return nil, err
 	}
-	set := g.o.Policies.Current()
-	res := &sdk.ListToolsResult{Tools: []*sdk.Tool{}}
+	type offered struct {
+		name string
+		tool *sdk.Tool
+	}
+	var all []offered
+	var names []string
 	for _, u := range g.ups {
 		tools, err := g.upstreamTools(ctx, u)
 		if err != nil {
@@ -724,52 +689,62 @@ func (g *Gateway) listTools(ctx context.Context, c Caller) (*sdk.ListToolsResult
 		}
 		for _, t := range tools {
 			name := g.qualify(u, t.Name)
-			// A name guard.Check would refuse is not offered: the agent could never call it.
-			if reserved(name) || guard.ValidToolName(name) != nil || !set.MayAllow(a.ID, name) {
+			if reserved(name) {
 				continue
 			}
-			if !g.definitionOK(ctx, name, t) {
-				continue
-			}
-			c := *t
-			c.Name = name
-			res.Tools = append(res.Tools, &c)
+			all = append(all, offered{name, t})
+			names = append(names, name)
 		}
+	}
+	// The policy narrows the list in the guard, which records what it hid.
+	visible, err := g.o.Guard.VisibleTools(ctx, guard.Listing{Source: "mcp", RequestID: requestID(r), Agent: a, Tools: names})
+	if err != nil {
+		return nil, fmt.Errorf("mcp: tool list unavailable: %w", err)
+	}
+	shown := make(map[string]bool, len(visible))
+	for _, n := range visible {
+		shown[n] = true
+	}
+	res := &sdk.ListToolsResult{Tools: []*sdk.Tool{}}
+	for _, o := range all {
+		if !shown[o.name] || !g.definitionOK(ctx, a, o.name, o.tool) {
+			continue
+		}
+		c := *o.tool
+		c.Name = o.name
+		res.Tools = append(res.Tools, &c)
 	}
 	return res, nil
 }
 
 // definitionOK scans and pins one tool definition; false hides and blocks the tool.
-func (g *Gateway) definitionOK(ctx context.Context, name string, t *sdk.Tool) bool {
-	ok := g.checkDefinition(ctx, name, t)
+func (g *Gateway) definitionOK(ctx context.Context, agent *identity.Agent, name string, t *sdk.Tool) bool {
+	ok := g.checkDefinition(ctx, agent, name, t)
 	g.mu.Lock()
 	g.defOK[name] = ok
 	g.mu.Unlock()
 	return ok
 }
 
-func (g *Gateway) checkDefinition(ctx context.Context, name string, t *sdk.Tool) bool {
+func (g *Gateway) checkDefinition(ctx context.Context, agent *identity.Agent, name string, t *sdk.Tool) bool {
 	def, hash, err := Definition(t)
 	if err != nil {
 		g.log.Warn("tool definition unreadable", slog.String("tool", name), slog.Any("error", err))
 		return false
 	}
-	if g.o.Inspector != nil && g.o.ResultPolicy.BlockLevel > threat.None {
-		res, err := g.o.Inspector.Inspect(ctx, name, inspect.Response, def)
-		if err != nil || res.Level >= g.o.ResultPolicy.BlockLevel {
-			g.mu.Lock()
-			seen := g.scanned[hash]
-			g.scanned[hash] = true
-			g.mu.Unlock()
-			if !seen {
-				reason := "tool_definition_suspicious"
-				if err != nil {
-					reason += ": " + err.Error()
-				}
-				g.record(ctx, name, "deny", reason, "definition sha256:"+hash, res)
+	if rd := g.o.Guard.CheckDefinition(ctx, guard.Definition{Source: "mcp", Tool: name, Data: def}); rd.Action != guard.ResultPass {
+		g.mu.Lock()
+		seen := g.scanned[hash]
+		g.scanned[hash] = true
+		g.mu.Unlock()
+		if !seen {
+			reason := "tool_definition_suspicious"
+			if rd.Err != nil {
+				reason += ": " + rd.Err.Error()
 			}
-			return false
+			g.record(ctx, Caller{Agent: agent}, name, guard.EventDeny, reason, "definition sha256:"+hash, rd)
 		}
+		return false
 	}
 	if g.o.Pins == nil {
 		return true
@@ -781,30 +756,26 @@ func (g *Gateway) checkDefinition(ctx context.Context, name string, t *sdk.Tool)
 	}
 	switch st {
 	case PinNew:
-		g.record(ctx, name, "log", "tool_pinned", "definition sha256:"+hash, inspect.Result{})
+		g.record(ctx, Caller{Agent: agent}, name, guard.EventLog, "tool_pinned", "definition sha256:"+hash, nil)
 	case PinChanged:
-		g.record(ctx, name, "deny", "tool_definition_changed", "definition sha256:"+hash, inspect.Result{})
+		g.record(ctx, Caller{Agent: agent}, name, guard.EventDeny, "tool_definition_changed", "definition sha256:"+hash, nil)
 	case PinApproved:
-		g.record(ctx, name, "log", "tool_pin_approved", "definition sha256:"+hash, inspect.Result{})
+		g.record(ctx, Caller{Agent: agent}, name, guard.EventLog, "tool_pin_approved", "definition sha256:"+hash, nil)
 	}
 	return st == PinNew || st == PinSame || st == PinApproved
 }
 
-// record writes a decision the gateway made without the guard (a blocked definition, an
-// unroutable server request).
-func (g *Gateway) record(ctx context.Context, tool, decision, reason, msg string, res inspect.Result) {
-	tool = guard.RecordedToolName(tool) // an upstream's names are bounded in the record like an agent's
-	rec := &ledger.Record{Kind: ledger.KindDecision, Time: time.Now(), DecisionID: guard.NewDecisionID(), Source: "mcp",
-		Tool: tool, Decision: decision, Reason: reason, Message: msg, ThreatLevel: res.Level}
-	for _, f := range res.Findings {
-		rec.Findings = append(rec.Findings, ledger.Finding{Kind: f.Kind, Severity: f.Severity, Path: f.Path, Score: f.Score})
+// record writes, through the guard, a decision the gateway made on its own knowledge (a blocked
+// definition, an unroutable server request), naming the agent of c when known (the guard
+// bounds the tool name and writes on its own bounded context). scanned, when set, is the
+// definition scan whose findings the record carries.
+func (g *Gateway) record(ctx context.Context, c Caller, tool, decision, reason, msg string, scanned *guard.ResultDecision) {
+	e := guard.Event{Source: "mcp", Agent: c.Agent, Tool: tool, Decision: decision, Reason: reason, Message: msg}
+	if scanned != nil {
+		e.Level, e.Findings = scanned.Level, scanned.Findings
 	}
-	// Bounded on its own context: the record outlives the caller, but a ledger that does not
-	// answer must not hold this goroutine for good.
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), guard.DefaultRecordTimeout)
-	defer cancel()
-	if _, err := g.o.Ledger.Append(rctx, rec); err != nil {
-		g.log.Error("record tool definition event", slog.String("tool", tool), slog.String("reason", reason), slog.Any("error", err))
+	if err := g.o.Guard.RecordEvent(ctx, e); err != nil {
+		g.log.Error("record gateway event", slog.String("tool", guard.RecordedToolName(tool)), slog.String("reason", reason), slog.Any("error", err))
 	}
 }
 
@@ -858,29 +829,15 @@ func splitApproval(args json.RawMessage, meta sdk.Meta) (json.RawMessage, string
 	return args, id, nil
 }
 
-// decide runs guard.Check and, for CONSTRAIN, holds the call up to ApprovalWait for a human.
-// It returns the decision under which the call may run, or the result to answer with.
+// decide runs guard.Check, which holds a CONSTRAIN up to ApprovalWait for a human. It returns
+// the decision under which the call may run, or the result to answer with.
 func (g *Gateway) decide(ctx context.Context, req guard.Request) (*guard.Decision, *sdk.CallToolResult) {
+	req.Hold = g.o.ApprovalWait
 	d := g.o.Guard.Check(ctx, req)
-	if d.Action == policy.Constrain && d.ApprovalID != "" && g.o.Approvals != nil && g.o.ApprovalWait > 0 {
-		wctx, cancel := context.WithTimeout(ctx, g.o.ApprovalWait)
-		_, err := g.o.Approvals.Wait(wctx, d.ApprovalID)
-		cancel()
-		if ctx.Err() != nil {
-			// The agent went away while waiting: nothing runs; the request stays pending.
-			return nil, errorResult(pendingMessage(d.ApprovalID))
-		}
-		if err == nil {
-			// Resolved in time. Deciding again with the approval ID redeems an approved grant
-			// (the call runs once) or records the refusal of a denied or expired one.
-			req.ApprovalID = d.ApprovalID
-			d = g.o.Guard.Check(ctx, req)
-		}
-	}
 	switch {
 	case d.Allowed():
 		return d, nil
-	case d.Action == policy.Constrain && d.ApprovalID != "":
+	case d.Pending():
 		return nil, errorResult(pendingMessage(d.ApprovalID))
 	default:
 		return nil, errorResult(msgUnavailable)
@@ -928,8 +885,8 @@ func (g *Gateway) callTool(ctx context.Context, c Caller, r *sdk.CallToolRequest
 	// Definitions first: a tool whose definition changed or looks poisoned is blocked whatever
 	// the policy says, and the call is not even decided. A name that is not a valid tool name
 	// goes straight to guard.Check, which refuses it and records it cut — never whole.
-	if known && guard.ValidToolName(name) == nil && !g.usable(ctx, u, name) {
-		g.record(ctx, name, "deny", "tool_blocked: definition changed or suspicious; call refused until re-approved", "definition sha256:", inspect.Result{})
+	if known && guard.ValidToolName(name) == nil && !g.usable(ctx, c.Agent, u, name) {
+		g.record(ctx, c, name, guard.EventDeny, "tool_blocked: definition changed or suspicious; call refused until re-approved", "definition sha256:", nil)
 		return errorResult(msgUnavailable), nil
 	}
 	d, answer := g.decide(ctx, guard.Request{RequestID: requestID(r), Source: "mcp", Credentials: c.Credentials, Agent: c.Agent, UserToken: c.UserToken, Tool: name, Params: args, ApprovalID: approvalID})
@@ -1008,15 +965,15 @@ func (g *Gateway) outcome(ctx context.Context, d *guard.Decision, tool string, r
 }
 
 func (g *Gateway) outcomeDur(ctx context.Context, d *guard.Decision, tool string, ran, ok bool, errMsg string, result json.RawMessage, dur time.Duration) *guard.ResultDecision {
-	return g.outcomeWith(ctx, d, tool, ran, ok, errMsg, result, dur, g.o.ResultPolicy)
+	return g.outcomeWith(ctx, d, tool, ran, ok, errMsg, result, dur, false)
 }
 
-func (g *Gateway) outcomeWith(ctx context.Context, d *guard.Decision, tool string, ran, ok bool, errMsg string, result json.RawMessage, dur time.Duration, rp guard.ResultPolicy) *guard.ResultDecision {
+// outcomeWith reports the outcome of d's call; unredacted forwards its result whole or not at
+// all (guard.Outcome.Unredacted).
+func (g *Gateway) outcomeWith(ctx context.Context, d *guard.Decision, tool string, ran, ok bool, errMsg string, result json.RawMessage, dur time.Duration, unredacted bool) *guard.ResultDecision {
 	return g.o.Guard.CheckResult(context.WithoutCancel(ctx), guard.Outcome{DecisionID: d.ID, Source: "mcp", Agent: d.Agent, Tool: tool,
-		Ran: ran, Success: ok, Error: errMsg, DurationMS: dur.Milliseconds(), Result: result}, rp)
+		Ran: ran, Success: ok, Error: errMsg, DurationMS: dur.Milliseconds(), Result: result, Unredacted: unredacted})
 }
-
-var _ Guard = (*guard.Guard)(nil)
 
 // maxListed bounds what one upstream may contribute to one listing.
 const maxListed = 10_000
@@ -1030,7 +987,11 @@ func collect[T any](ctx context.Context, g *Gateway, c Caller, reserved string, 
 	if err != nil {
 		return err
 	}
-	if !g.o.Policies.Current().MayAllow(a.ID, reserved) {
+	visible, err := g.o.Guard.VisibleTools(ctx, guard.Listing{Source: "mcp", Agent: a, Tools: []string{reserved}})
+	if err != nil {
+		return fmt.Errorf("mcp: listing unavailable: %w", err)
+	}
+	if len(visible) == 0 {
 		return nil
 	}
 	for _, u := range g.ups {
@@ -1151,11 +1112,11 @@ func governed[T any](ctx context.Context, g *Gateway, c Caller, r sdk.Request, t
 // guard.CheckResult under the decision's ID and the gateway's result policy: withheld or
 // redacted like a tool's result.
 func forward[T any](ctx context.Context, g *Gateway, d *guard.Decision, tool string, call func(context.Context) (T, error)) (T, error) {
-	return forwardWith(ctx, g, d, tool, g.o.ResultPolicy, call)
+	return forwardWith(ctx, g, d, tool, false, call)
 }
 
-// forwardWith is forward under result policy rp.
-func forwardWith[T any](ctx context.Context, g *Gateway, d *guard.Decision, tool string, rp guard.ResultPolicy, call func(context.Context) (T, error)) (T, error) {
+// forwardWith is forward; unredacted forwards the result whole or not at all.
+func forwardWith[T any](ctx context.Context, g *Gateway, d *guard.Decision, tool string, unredacted bool, call func(context.Context) (T, error)) (T, error) {
 	var zero T
 	cctx, cancel := context.WithTimeout(ctx, g.o.CallTimeout)
 	defer cancel()
@@ -1163,16 +1124,16 @@ func forwardWith[T any](ctx context.Context, g *Gateway, d *guard.Decision, tool
 	res, err := call(cctx)
 	dur := time.Since(start)
 	if err != nil {
-		g.outcomeWith(ctx, d, tool, true, false, err.Error(), nil, dur, rp)
+		g.outcomeWith(ctx, d, tool, true, false, err.Error(), nil, dur, unredacted)
 		return zero, errors.New("mcp: " + msgFailed)
 	}
 	inspected, blobs := stripBlobs(res)
 	raw, err := json.Marshal(inspected)
 	if err != nil {
-		g.outcomeWith(ctx, d, tool, true, false, "unencodable result", nil, dur, rp)
+		g.outcomeWith(ctx, d, tool, true, false, "unencodable result", nil, dur, unredacted)
 		return zero, errors.New("mcp: " + msgWithheld)
 	}
-	rd := g.outcomeWith(ctx, d, tool, true, true, "", raw, dur, rp)
+	rd := g.outcomeWith(ctx, d, tool, true, true, "", raw, dur, unredacted)
 	switch rd.Action {
 	case guard.ResultPass:
 		return res, nil

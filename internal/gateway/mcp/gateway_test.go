@@ -177,7 +177,8 @@ func newHarnessWith(t testing.TB, wait, timeout time.Duration, store ledger.Stor
 	}
 	pols := staticPolicies{set}
 	ins := inspect.New(inspect.Config{})
-	g, err := guard.New(guard.Options{Auth: ver, Inspector: ins, Policies: pols, Approvals: appr, Ledger: led})
+	g, err := guard.New(guard.Options{Auth: ver, Inspector: ins, Policies: pols, Approvals: appr, Ledger: led,
+		ResultPolicy: guard.ResultPolicy{BlockLevel: threat.High, Redact: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,9 +280,7 @@ func newHarnessWith(t testing.TB, wait, timeout time.Duration, store ledger.Stor
 		return len(upSessions)
 	}
 
-	o := Options{Guard: g, Approvals: appr, Policies: pols, Auth: ver, Inspector: ins, Ledger: led,
-		Pins: OpenPins(t.TempDir() + "/pins.json"), ResultPolicy: guard.ResultPolicy{BlockLevel: threat.High, Redact: true},
-		ApprovalWait: wait, CallTimeout: timeout}
+	o := Options{Guard: g, Pins: OpenPins(t.TempDir() + "/pins.json"), ApprovalWait: wait, CallTimeout: timeout}
 	if hc.gateway != nil {
 		hc.gateway(&o)
 	}
@@ -400,6 +399,25 @@ func TestListFiltersAndScans(t *testing.T) {
 		if !strings.Contains(joined, want) {
 			t.Errorf("ledger lacks %s:\n%s", want, joined)
 		}
+	}
+	// The gateway's own records go through the guard, naming the agent that listed; the list
+	// the policy narrowed is on the record too, with what it hid and the policy's version.
+	listed := false
+	for _, r := range h.records(t) {
+		switch {
+		case r.Tool == "up__echo" && r.Reason == "tool_pinned", r.Tool == "up__poisoned" && strings.HasPrefix(r.Reason, "tool_definition_suspicious"):
+			if r.Agent == nil || r.Agent.ID != "agent-1" || !r.Agent.Verified {
+				t.Errorf("%s %s names agent %+v, want agent-1", r.Tool, r.Reason, r.Agent)
+			}
+		case r.Tool == guard.ListTool:
+			listed = true
+			if r.Agent == nil || r.Agent.ID != "agent-1" || r.PolicyVersion == "" || !strings.Contains(r.Reason, "up__never") || strings.Contains(r.Reason, "up__echo") {
+				t.Errorf("narrowed list recorded as %+v (agent %+v)", r, r.Agent)
+			}
+		}
+	}
+	if !listed {
+		t.Errorf("the narrowed tool list is not on the record")
 	}
 }
 

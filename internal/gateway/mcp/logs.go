@@ -312,7 +312,7 @@ func (g *Gateway) relayLog(ctx context.Context, server string, r *sdk.LoggingMes
 	}
 	msg := "upstream " + server
 	rd := g.o.Guard.CheckNotice(ctx, guard.Notice{Source: "mcp", Agent: c.Agent, Credentials: c.Credentials, Tool: ToolLoggingMessage,
-		RequestID: ss.ID(), Data: raw, Message: msg}, g.o.ResultPolicy)
+		RequestID: ss.ID(), Data: raw, Message: msg})
 	var line logLine
 	if rd.Action == guard.ResultRedact || rd.Action == guard.ResultPass {
 		if err := json.Unmarshal(rd.Result, &line); err != nil {

@@ -12,7 +12,6 @@ import (
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/portcullis-ai/portcullis/internal/guard"
-	"github.com/portcullis-ai/portcullis/internal/inspect"
 )
 
 // Server-initiated requests: an upstream asking the agent's model (sampling/createMessage) or
@@ -114,7 +113,7 @@ func relayed[T any](ctx context.Context, g *Gateway, server, tool string, params
 	ss, c, why := g.soleAgent(has)
 	if ss == nil {
 		g.log.Warn("server request refused", slog.String("tool", tool), slog.String("upstream", server), slog.String("reason", why))
-		g.record(ctx, tool, "deny", "server_request_unroutable: "+why, "upstream "+server, inspect.Result{})
+		g.record(ctx, Caller{}, tool, guard.EventDeny, "server_request_unroutable: "+why, "upstream "+server, nil)
 		return zero, errUnroutable
 	}
 	raw, err := withServer(params, server)
@@ -128,14 +127,11 @@ func relayed[T any](ctx context.Context, g *Gateway, server, tool string, params
 		// ID, and learns nothing of why.
 		return zero, errors.New("mcp: " + msgRefused)
 	}
-	rp := g.o.ResultPolicy
-	if tool == ToolElicitationCreate {
-		// The answer is what the user typed into the upstream's own form, for that upstream: an
-		// address the form asked for must reach it as typed. It is still inspected (an answer at
-		// the block level is withheld) and redacted in the ledger like any result.
-		rp.Redact = false
-	}
-	return forwardWith(ctx, g, d, tool, rp, func(ctx context.Context) (T, error) { return call(ctx, ss) })
+	// An elicitation's answer is what the user typed into the upstream's own form, for that
+	// upstream: an address the form asked for must reach it as typed. It is still inspected (an
+	// answer at the block level is withheld) and redacted in the ledger like any result.
+	unredacted := tool == ToolElicitationCreate
+	return forwardWith(ctx, g, d, tool, unredacted, func(ctx context.Context) (T, error) { return call(ctx, ss) })
 }
 
 // withServer encodes params (a JSON object) with "server" set to the upstream's name.

@@ -1,0 +1,127 @@
+package llm
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/portcullis-ai/portcullis/internal/guard"
+	"github.com/portcullis-ai/portcullis/internal/identity"
+)
+
+// UserTokenHeader carries the invoking user's token on model calls through the LLM gateway (the
+// provider formats have no place for it).
+const UserTokenHeader = "X-Portcullis-User-Token"
+
+// Guarded is the Checker of a gateway in front of the guard's port: every question goes to the
+// guard — authentication (a failure recorded), the tools offered (narrowed by the policy, and
+// recorded when narrowed), each proposed call (guard.Check, its approval matched by the call
+// itself, as the model cannot carry an approval ID) and each piece of conversation text
+// (guard.CheckContent under the guard's result policy). trusted reports the roles whose text the
+// operator wrote (llm.trusted_roles); nil trusts none.
+func Guarded(p guard.Port, trusted func(role string) bool) Checker {
+	if trusted == nil {
+		trusted = func(string) bool { return false }
+	}
+	return &portChecker{p: p, trusted: trusted}
+}
+
+type portChecker struct {
+	p       guard.Port
+	trusted func(role string) bool
+}
+
+// principal is the Caller's Principal: the agent the guard authenticated and the user's token.
+type principal struct {
+	agent     *identity.Agent
+	userToken string
+}
+
+var errNoPrincipal = errors.New("llm: caller was not authenticated by this checker")
+
+func principalOf(c Caller) (*principal, error) {
+	p, ok := c.Principal.(*principal)
+	if !ok || p == nil || p.agent == nil {
+		return nil, errNoPrincipal
+	}
+	return p, nil
+}
+
+func (c *portChecker) Authenticate(r *http.Request) (Caller, error) {
+	var body []byte
+	if r.Header.Get("Signature-Input") != "" {
+		// A signed request binds its body (Content-Digest): read it to verify, then hand the
+		// same bytes on to the gateway.
+		b, err := io.ReadAll(io.LimitReader(r.Body, DefaultMaxRequestBytes+1))
+		if err != nil {
+			return Caller{}, fmt.Errorf("read body: %w", err)
+		}
+		body = b
+		r.Body = io.NopCloser(bytes.NewReader(b))
+	}
+	agent, err := c.p.Authenticate(r.Context(), "llm", identity.CredentialsFromRequest(r, body))
+	if errors.Is(err, identity.ErrAmbiguous) {
+		return Caller{}, fmt.Errorf("%w: %w", ErrAmbiguousCredentials, err)
+	}
+	if err != nil {
+		return Caller{}, err
+	}
+	return Caller{AgentID: agent.ID, Principal: &principal{agent: agent, userToken: r.Header.Get(UserTokenHeader)}}, nil
+}
+
+// AllowedTools offers the model only the tools the agent's policy could ever let it call.
+func (c *portChecker) AllowedTools(ctx context.Context, caller Caller, names []string) ([]string, error) {
+	p, err := principalOf(caller)
+	if err != nil {
+		return nil, err
+	}
+	return c.p.VisibleTools(ctx, guard.Listing{Source: "llm", Agent: p.agent, Tools: names})
+}
+
+func (c *portChecker) CheckToolCall(ctx context.Context, caller Caller, call ToolCall) (Verdict, error) {
+	p, err := principalOf(caller)
+	if err != nil {
+		return Verdict{}, err
+	}
+	d := c.p.Check(ctx, guard.Request{RequestID: call.ModelCallID + "/" + call.CallID, Source: "llm", Agent: p.agent,
+		UserToken: p.userToken, Tool: call.Name, Params: call.Arguments,
+		// The model cannot carry an approval ID: its identical re-proposal is matched to the
+		// approval by the call itself (joins the pending request; redeems the grant once).
+		MatchApproval: true})
+	// Arguments the guard refused as unreadable (a repeated key: the model's JSON could be read
+	// two ways) are denied, and the agent is told the arguments were malformed.
+	v := Verdict{DecisionID: d.ID, ApprovalID: d.ApprovalID, Message: d.Message,
+		Malformed: d.Code == guard.CodeDuplicateKey || d.Code == guard.CodeMalformed}
+	switch {
+	case d.Allowed():
+		v.Action = Allow
+	case d.Pending():
+		v.Action = Constrain
+	default:
+		v.Action = Deny
+	}
+	return v, nil
+}
+
+func (c *portChecker) InspectContent(ctx context.Context, caller Caller, content Content) (ContentVerdict, error) {
+	p, err := principalOf(caller)
+	if err != nil {
+		return ContentVerdict{}, err
+	}
+	cd := c.p.CheckContent(ctx, guard.Content{Source: "llm", Agent: p.agent, Role: content.Role, Text: content.Text,
+		Trusted: c.trusted(content.Role), RequestID: content.ModelCallID})
+	if cd.Err != nil {
+		return ContentVerdict{}, cd.Err
+	}
+	switch cd.Action {
+	case guard.ResultPass:
+		return ContentVerdict{Action: Pass}, nil
+	case guard.ResultRedact:
+		return ContentVerdict{Action: Redact, Text: cd.Text, DecisionID: cd.ID}, nil
+	default:
+		return ContentVerdict{Action: Block, DecisionID: cd.ID, Message: "the conversation carries content the gateway does not forward"}, nil
+	}
+}
