@@ -90,6 +90,11 @@ type cpolicy struct {
 	bhZone         *zoneClock
 	levels         map[string]int
 	toolClass      map[string]int
+	// hasDryRun: some rule is a dry run, so Decide also combines with the dry-run rules.
+	hasDryRun bool
+	// windows are the distinct call-count windows the policy's time_context conditions read,
+	// ascending (Windows).
+	windows []time.Duration
 }
 
 // cands is the rules whose tool patterns (and not_tool patterns) cover one tool name, in file order.
@@ -229,6 +234,7 @@ type crule struct {
 	approval    ApprovalSettings
 	enforcement string
 	pos         Pos
+	posStr      string // pos.String(), for traces
 	tools       []matcher
 	not         []matcher
 	exactOnly   bool
@@ -258,6 +264,9 @@ type ccond struct {
 	kind ConditionKind
 	pos  Pos
 	src  *Condition
+	// posStr is pos.String() and ref "rule/kind@pos", the condition's name in decision records:
+	// built once here, not per decision.
+	posStr, ref string
 
 	// parameter and user attribute
 	path     []string
@@ -390,6 +399,8 @@ func compilePolicy(p *Policy) (*cpolicy, error) {
 		cr := &cp.rules[i]
 		cr.name, cr.action, cr.threat, cr.enforcement, cr.pos = r.Name, r.Action, r.Threat, r.Enforcement, r.Pos
 		cr.dryRun = r.DryRun
+		cr.posStr = r.Pos.String()
+		cp.hasDryRun = cp.hasDryRun || r.DryRun
 		if r.Approval != nil {
 			cr.approval = *r.Approval
 		}
@@ -417,8 +428,14 @@ func compilePolicy(p *Policy) (*cpolicy, error) {
 		}
 		cr.conds = make([]ccond, len(r.Conditions))
 		for j, c := range r.Conditions {
-			if err := compileCond(&cr.conds[j], c, p, cp); err != nil {
+			cc := &cr.conds[j]
+			if err := compileCond(cc, c, p, cp); err != nil {
 				bad(c.Pos, fmt.Sprintf("rules[%d].conditions[%d]", i, j), "%v", err)
+			}
+			cc.posStr = c.Pos.String()
+			cc.ref = r.Name + "/" + c.Kind.String() + "@" + cc.posStr
+			for _, w := range cc.callCounts() {
+				cp.addWindow(time.Duration(w.WindowMinutes) * time.Minute)
 			}
 		}
 	}
