@@ -2,6 +2,10 @@ package guard
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -154,5 +158,30 @@ func TestRecordQuotesDecidingConditions(t *testing.T) {
 	if rec.Policy == nil || rec.Policy.NoMatch != "default_action" || len(rec.Policy.Conditions) != 1 ||
 		rec.Policy.Conditions[0].Expr != "high_risk_api_call/threat_score@test.yaml:25:9" || rec.Policy.Conditions[0].Result {
 		t.Errorf("default denial's policy section: %+v", rec.Policy)
+	}
+}
+
+// The policy version recorded with decisions and bound into grants is the digest of the files'
+// bytes: replicas that mount the same files at different paths agree on it (a strict-version
+// grant approved on one runs on the other), and anyone can recompute it with sha256sum.
+func TestVersionIsTheFilesDigest(t *testing.T) {
+	data := []byte(testPolicy)
+	var versions []string
+	for _, dir := range []string{t.TempDir(), t.TempDir()} {
+		p := filepath.Join(dir, "agents.yaml")
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		set, err := policy.Load(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		versions = append(versions, Version(set))
+	}
+	sum := sha256.Sum256(data)
+	list := sha256.Sum256([]byte(hex.EncodeToString(sum[:]) + "  agents.yaml\n"))
+	want := "sha256:" + hex.EncodeToString(list[:])[:16]
+	if versions[0] != want || versions[1] != want {
+		t.Errorf("versions %v, want %s for both", versions, want)
 	}
 }

@@ -1,13 +1,10 @@
 package guard
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 
 	"github.com/portcullis-ai/portcullis/internal/approval"
 	"github.com/portcullis-ai/portcullis/internal/identity"
@@ -117,28 +114,6 @@ func isFinal(err error) bool {
 
 func isMismatch(err error) bool { return errors.Is(err, approval.ErrMismatch) }
 
-// lastVersion caches the version of the most recent set: sets are immutable and replaced whole on
-// reload, so one entry suffices and nothing pins old sets.
-var lastVersion struct {
-	sync.Mutex
-	set *policy.Set
-	v   string
-}
-
-// Version identifies a compiled policy set: a digest of its parsed policies. It is recorded with
-// every decision and approval, so an auditor can tell which policy decided.
-func Version(s *policy.Set) string {
-	lastVersion.Lock()
-	defer lastVersion.Unlock()
-	if lastVersion.set == s {
-		return lastVersion.v
-	}
-	h := sha256.New()
-	enc := json.NewEncoder(h)
-	for _, f := range s.Files() {
-		_ = enc.Encode(f.Policies) // encoding parsed structs cannot fail; a failure would only weaken the digest
-	}
-	v := "sha256:" + hex.EncodeToString(h.Sum(nil))[:16]
-	lastVersion.set, lastVersion.v = s, v
-	return v
-}
+// Version identifies a compiled policy set by the bytes of its files (policy.Set.Version). It is
+// recorded with every decision and approval, so an auditor can tell which policy decided.
+func Version(s *policy.Set) string { return s.Version() }

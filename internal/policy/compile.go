@@ -1,8 +1,12 @@
 package policy
 
 import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"regexp/syntax"
 	"slices"
@@ -18,9 +22,10 @@ import (
 // Set is a compiled, immutable policy set: one policy per agent, indexed for evaluation.
 // It is safe for concurrent use; a reload builds a new Set and swaps it atomically.
 type Set struct {
-	files  []*File
-	agents map[string]*cpolicy
-	rules  int
+	files   []*File
+	agents  map[string]*cpolicy
+	rules   int
+	version string
 }
 
 // Load parses and compiles the policy files and directories named.
@@ -332,7 +337,32 @@ func Compile(files ...*File) (*Set, error) {
 	if len(errs) > 0 {
 		return nil, errs
 	}
+	s.version = version(files)
 	return s, nil
+}
+
+// Version identifies the set by the bytes of its files, and nothing else: it changes exactly
+// when a file's bytes change or a file is added, removed or renamed — a blank line or a comment
+// is a change, but a new Portcullis release, another directory or a restart is not. It is
+// "sha256:" and the first 16 hex digits of the SHA-256 of the files' `sha256sum` listing
+// (the hex digest of each file, two spaces, its base name, a newline) in byte order of the
+// lines' names, so an auditor recomputes it from the files with standard tools:
+//
+//	cd policies && sha256sum *.yaml | LC_ALL=C sort -k2 | sha256sum | cut -c1-16
+func (s *Set) Version() string { return s.version }
+
+func version(files []*File) string {
+	type entry struct{ name, sum string }
+	list := make([]entry, len(files))
+	for i, f := range files {
+		list[i] = entry{filepath.Base(f.Name), hex.EncodeToString(f.sum[:])}
+	}
+	slices.SortFunc(list, func(a, b entry) int { return cmp.Or(strings.Compare(a.name, b.name), strings.Compare(a.sum, b.sum)) })
+	h := sha256.New()
+	for _, e := range list {
+		fmt.Fprintf(h, "%s  %s\n", e.sum, e.name)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))[:16]
 }
 
 func loadLoc(name, fallback string) (*time.Location, error) {

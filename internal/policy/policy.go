@@ -152,6 +152,7 @@ func (l ErrorList) Unwrap() []error {
 type File struct {
 	Name     string
 	Policies []*Policy
+	sum      [32]byte // SHA-256 of the file's bytes (Parse); the set's Version is built from it
 }
 
 // Policy governs one agent.
