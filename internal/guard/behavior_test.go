@@ -185,3 +185,37 @@ func TestVersionIsTheFilesDigest(t *testing.T) {
 		t.Errorf("versions %v, want %s for both", versions, want)
 	}
 }
+
+// A window longer than the store keeps (the language allows a week, the memory store 24 hours)
+// cannot be counted, so the calls whose rules read it are denied — and only those: the agent's
+// other tools keep working.
+func TestUncountableWindowDeniesOnlyItsTools(t *testing.T) {
+	h, _ := rateHarness(t, nil)
+	f, err := policy.Parse("weekly.yaml", []byte(`
+agent_id: report-generator-v1
+rules:
+  - name: tools
+    tool: ".*"
+    action: ALLOW
+  - name: weekly_archive_limit
+    tool: "archive_.*"
+    action: DENY
+    conditions:
+      - time_context:
+          call_count_exceeds: {window_minutes: 10080, threshold: 50}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := policy.Compile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.g.policies = staticPolicies{set}
+	if d := h.g.Check(context.Background(), h.call("export_customer_data", `{}`)); d.Action != policy.Allow {
+		t.Errorf("a tool without the long window: %v %s (%v)", d.Action, d.Code, d.Err)
+	}
+	if d := h.g.Check(context.Background(), h.call("archive_reports", `{}`)); d.Action != policy.Deny || d.Code != CodeBehavior {
+		t.Errorf("a tool whose rule reads an uncountable window: %v %q, want DENY %s", d.Action, d.Code, CodeBehavior)
+	}
+}

@@ -51,7 +51,7 @@ type Inspector interface {
 }
 
 // Behavior records the call and returns what continuous verification knows about it. windows
-// are the call-count windows the policy reads for the agent (policy.Set.Windows): they are
+// are the call-count windows the policy reads for the call (policy.Set.Windows): they are
 // counted in the same atomic store call that records this one, on the clock of at.
 type Behavior interface {
 	Observe(ctx context.Context, agent, tool string, paramsSize int, at time.Time, windows []time.Duration) (Signals, error)
@@ -484,7 +484,7 @@ func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 	// read the baseline, raise anomalies.
 	var sig Signals
 	if g.behavior != nil {
-		sig, err = g.behavior.Observe(ctx, agent.ID, req.Tool, len(req.Params), start, set.Windows(agent.ID))
+		sig, err = g.behavior.Observe(ctx, agent.ID, req.Tool, len(req.Params), start, set.Windows(agent.ID, req.Tool))
 		if err != nil {
 			return g.deny(ctx, d, rec, sh, CodeBehavior, fmt.Errorf("behaviour: %w", err), "")
 		}

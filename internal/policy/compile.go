@@ -97,14 +97,13 @@ type cpolicy struct {
 	toolClass      map[string]int
 	// hasDryRun: some rule is a dry run, so Decide also combines with the dry-run rules.
 	hasDryRun bool
-	// windows are the distinct call-count windows the policy's time_context conditions read,
-	// ascending (Windows).
-	windows []time.Duration
 }
 
 // cands is the rules whose tool patterns (and not_tool patterns) cover one tool name, in file order.
 type cands struct {
 	idx []int32
+	// windows are the distinct call-count windows these rules' conditions read, ascending.
+	windows []time.Duration
 }
 
 type matchKind uint8
@@ -464,9 +463,6 @@ func compilePolicy(p *Policy) (*cpolicy, error) {
 			}
 			cc.posStr = c.Pos.String()
 			cc.ref = r.Name + "/" + c.Kind.String() + "@" + cc.posStr
-			for _, w := range cc.callCounts() {
-				cp.addWindow(time.Duration(w.WindowMinutes) * time.Minute)
-			}
 		}
 	}
 	if len(errs) > 0 {
@@ -569,6 +565,13 @@ func (cp *cpolicy) compute(tool string) *cands {
 		c.idx = append(c.idx, i)
 	}
 	c.idx = append(c.idx, ex[j:]...)
+	for _, i := range c.idx {
+		for k := range cp.rules[i].conds {
+			for _, w := range cp.rules[i].conds[k].callCounts() {
+				c.addWindow(time.Duration(w.WindowMinutes) * time.Minute)
+			}
+		}
+	}
 	return c
 }
 

@@ -142,15 +142,15 @@ func (v *Verdict) Conditions(req *Request, f func(RecordedCondition)) {
 }
 
 // Windows returns the call-count windows (time_context call_count_exceeds and
-// or_call_count_exceeds) that agentID's policy reads, distinct and ascending: what the behaviour
-// step counts atomically with recording the call, so no condition needs a count of its own. Do
-// not modify the result.
-func (s *Set) Windows(agentID string) []time.Duration {
+// or_call_count_exceeds) that the rules of agentID's policy covering tool read, distinct and
+// ascending: what the behaviour step counts atomically with recording the call, so that no
+// condition needs a count of its own. Do not modify the result.
+func (s *Set) Windows(agentID, tool string) []time.Duration {
 	if s == nil {
 		return nil
 	}
 	if p := s.agents[agentID]; p != nil {
-		return p.windows
+		return p.candidates(tool).windows
 	}
 	return nil
 }
@@ -165,10 +165,10 @@ func (cc *ccond) callCounts() []*CallCount {
 	return out
 }
 
-func (cp *cpolicy) addWindow(w time.Duration) {
-	i, found := slices.BinarySearch(cp.windows, w)
+func (c *cands) addWindow(w time.Duration) {
+	i, found := slices.BinarySearch(c.windows, w)
 	if !found {
-		cp.windows = slices.Insert(cp.windows, i, w)
+		c.windows = slices.Insert(c.windows, i, w)
 	}
 }
 

@@ -108,8 +108,8 @@ func TestDecideDoesNotAllocate(t *testing.T) {
 	}
 }
 
-// TestWindowsCompiled: the call-count windows of an agent's policy are compiled once, distinct
-// and ascending, from both call-count forms; an unknown agent reads none.
+// TestWindowsCompiled: the call-count windows the rules covering a tool read are compiled once,
+// distinct and ascending, from both call-count forms; other tools' windows are not counted.
 func TestWindowsCompiled(t *testing.T) {
 	f, err := Parse("w.yaml", []byte(`agent_id: a
 rules:
@@ -119,7 +119,7 @@ rules:
     conditions:
       - time_context:
           unusual_hour: true
-          or_call_count_exceeds: {window_minutes: 60, threshold: 100}
+          or_call_count_exceeds: {window_minutes: 1, threshold: 100}
           call_count_exceeds: {window_minutes: 1, threshold: 10}
   - name: slow
     tool: send
@@ -127,6 +127,12 @@ rules:
     conditions:
       - time_context:
           call_count_exceeds: {window_minutes: 60, threshold: 500}
+  - name: weekly
+    tool: "archive_.*"
+    action: DENY
+    conditions:
+      - time_context:
+          or_call_count_exceeds: {window_minutes: 10080, threshold: 5}
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -135,10 +141,16 @@ rules:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := set.Windows("a"), []time.Duration{time.Minute, time.Hour}; !slices.Equal(got, want) {
-		t.Errorf("Windows(a) = %v, want %v", got, want)
+	for tool, want := range map[string][]time.Duration{
+		"send":        {time.Minute, time.Hour},
+		"read":        {time.Minute},
+		"archive_old": {time.Minute, 7 * 24 * time.Hour},
+	} {
+		if got := set.Windows("a", tool); !slices.Equal(got, want) {
+			t.Errorf("Windows(a, %s) = %v, want %v", tool, got, want)
+		}
 	}
-	if got := set.Windows("nobody"); got != nil {
+	if got := set.Windows("nobody", "send"); got != nil {
 		t.Errorf("Windows(nobody) = %v", got)
 	}
 }
