@@ -1,7 +1,8 @@
 // Package policy owns the Portcullis policy language: strict YAML parsing with file:line:col
 // positions (parse.go), compilation into an immutable, indexed *Set (compile.go), the
-// allocation-free decision path (eval.go), on-demand explanations (explain.go), CEL `expr`
-// conditions (cel.go) and hot reload of a policy set from disk (reload.go).
+// allocation-free decision path (eval.go) and the gateway's form of it with the conditions its
+// record quotes (decide.go), on-demand explanations (explain.go), CEL `expr` conditions (cel.go)
+// and hot reload of a policy set from disk (reload.go).
 //
 // The contract is docs/policy-language.md. In short: a request from an agent is checked against
 // that agent's policy; the most restrictive applicable rule wins (DENY > CONSTRAIN > LOG > ALLOW);
