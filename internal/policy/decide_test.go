@@ -157,14 +157,14 @@ rules:
 
 // TestDecideRecoversToDeny: a panic inside evaluation denies, and the record then quotes nothing.
 func TestDecideRecoversToDeny(t *testing.T) {
-	set := seedSet(t)
 	req := &Request{Agent: Agent{ID: "report-generator-v1"}, Tool: "fetch_sales_data",
 		Params: map[string]any{"query_type": "monthly"}, History: panicHistory{}, Time: time.Date(2026, 3, 10, 14, 0, 0, 0, time.UTC)}
 	f, err := Parse("p.yaml", []byte("agent_id: report-generator-v1\ndefault_action: ALLOW\nrules:\n  - name: r\n    tool: fetch_sales_data\n    action: DENY\n    conditions:\n      - time_context:\n          call_count_exceeds: {window_minutes: 1, threshold: 1}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if set, err = Compile(f); err != nil {
+	set, err := Compile(f)
+	if err != nil {
 		t.Fatal(err)
 	}
 	v := set.Decide(req)
