@@ -59,10 +59,10 @@ func (s *countingStore) Count(ctx context.Context, agent, tool string, window ti
 	return s.Store.Count(ctx, agent, tool, window, now)
 }
 
-func rateHarness(t *testing.T, now func() time.Time) (*harness, *countingStore) {
+// compiledSet parses and compiles one policy file.
+func compiledSet(t *testing.T, src string) *policy.Set {
 	t.Helper()
-	h := newHarness(t, nil)
-	f, err := policy.Parse("rate.yaml", []byte(ratePolicy))
+	f, err := policy.Parse("rate.yaml", []byte(src))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,8 +70,14 @@ func rateHarness(t *testing.T, now func() time.Time) (*harness, *countingStore) 
 	if err != nil {
 		t.Fatal(err)
 	}
+	return set
+}
+
+func rateHarness(t *testing.T, now func() time.Time) (*harness, *countingStore) {
+	t.Helper()
+	h := newHarness(t, nil)
 	st := &countingStore{Store: behavior.NewMemoryStore(behavior.MemoryOptions{})}
-	h.g.policies = staticPolicies{set}
+	h.g.policies = staticPolicies{compiledSet(t, ratePolicy)}
 	h.g.behavior = Tracked(behavior.NewTracker(st, behavior.DefaultConfig()))
 	if now != nil {
 		h.g.now = now
@@ -191,7 +197,7 @@ func TestVersionIsTheFilesDigest(t *testing.T) {
 // other tools keep working.
 func TestUncountableWindowDeniesOnlyItsTools(t *testing.T) {
 	h, _ := rateHarness(t, nil)
-	f, err := policy.Parse("weekly.yaml", []byte(`
+	h.g.policies = staticPolicies{compiledSet(t, `
 agent_id: report-generator-v1
 rules:
   - name: tools
@@ -203,15 +209,7 @@ rules:
     conditions:
       - time_context:
           call_count_exceeds: {window_minutes: 10080, threshold: 50}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, err := policy.Compile(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.g.policies = staticPolicies{set}
+`)}
 	if d := h.g.Check(context.Background(), h.call("export_customer_data", `{}`)); d.Action != policy.Allow {
 		t.Errorf("a tool without the long window: %v %s (%v)", d.Action, d.Code, d.Err)
 	}

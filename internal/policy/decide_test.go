@@ -24,14 +24,7 @@ func TestPropertyDecideAgreesWithExplain(t *testing.T) {
 		for strings.Contains(src, "DRY") {
 			src = strings.Replace(src, "DRY", []string{"true", "false"}[r.IntN(2)], 1)
 		}
-		f, err := Parse("rand.yaml", []byte(src))
-		if err != nil {
-			t.Fatalf("generated policy does not parse: %v\n%s", err, src)
-		}
-		set, err := Compile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
+		set := mustSet(t, src)
 		for range 10 {
 			req := randomRequest(r)
 			for lvl := range 5 {
@@ -111,7 +104,7 @@ func TestDecideDoesNotAllocate(t *testing.T) {
 // TestWindowsCompiled: the call-count windows the rules covering a tool read are compiled once,
 // distinct and ascending, from both call-count forms; other tools' windows are not counted.
 func TestWindowsCompiled(t *testing.T) {
-	f, err := Parse("w.yaml", []byte(`agent_id: a
+	set := mustSet(t, `agent_id: a
 rules:
   - name: burst
     tool: ".*"
@@ -133,14 +126,7 @@ rules:
     conditions:
       - time_context:
           or_call_count_exceeds: {window_minutes: 10080, threshold: 5}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, err := Compile(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	for tool, want := range map[string][]time.Duration{
 		"send":        {time.Minute, time.Hour},
 		"read":        {time.Minute},
@@ -159,14 +145,7 @@ rules:
 func TestDecideRecoversToDeny(t *testing.T) {
 	req := &Request{Agent: Agent{ID: "report-generator-v1"}, Tool: "fetch_sales_data",
 		Params: map[string]any{"query_type": "monthly"}, History: panicHistory{}, Time: time.Date(2026, 3, 10, 14, 0, 0, 0, time.UTC)}
-	f, err := Parse("p.yaml", []byte("agent_id: report-generator-v1\ndefault_action: ALLOW\nrules:\n  - name: r\n    tool: fetch_sales_data\n    action: DENY\n    conditions:\n      - time_context:\n          call_count_exceeds: {window_minutes: 1, threshold: 1}\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, err := Compile(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := mustSet(t, "agent_id: report-generator-v1\ndefault_action: ALLOW\nrules:\n  - name: r\n    tool: fetch_sales_data\n    action: DENY\n    conditions:\n      - time_context:\n          call_count_exceeds: {window_minutes: 1, threshold: 1}\n")
 	v := set.Decide(req)
 	if v.Action != Deny || v.Reason != "internal_error" {
 		t.Fatalf("Decide after a panic = %+v, %q", v.Decision, v.Reason)
