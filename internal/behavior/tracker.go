@@ -195,15 +195,6 @@ func (t *Tracker) Observe(ctx context.Context, c Call, windows []time.Duration) 
 	return o, nil
 }
 
-// Count returns the calls agent made to tool in the window ending now, without recording.
-func (t *Tracker) Count(ctx context.Context, agent, tool string, window time.Duration) (int, error) {
-	n, err := t.store.Count(ctx, agent, tool, window, time.Now())
-	if err != nil {
-		return 0, fmt.Errorf("behavior: count %s/%s: %w", agent, tool, err)
-	}
-	return n, nil
-}
-
 func clamp01(x float64) float64 {
 	if math.IsNaN(x) || x < 0 {
 		return 0

@@ -15,23 +15,22 @@ func Tracked(t *behavior.Tracker) Behavior { return trackerBehavior{t} }
 
 type trackerBehavior struct{ t *behavior.Tracker }
 
-func (b trackerBehavior) Observe(ctx context.Context, agent, tool string, size int, at time.Time) (Signals, error) {
-	obs, err := b.t.Observe(ctx, behavior.Call{Agent: agent, Tool: tool, At: at, ParamSize: size}, nil)
+func (b trackerBehavior) Observe(ctx context.Context, agent, tool string, size int, at time.Time, windows []time.Duration) (Signals, error) {
+	obs, err := b.t.Observe(ctx, behavior.Call{Agent: agent, Tool: tool, At: at, ParamSize: size}, windows)
 	if err != nil {
 		return Signals{}, err
 	}
-	h := &trackedHistory{ctx: ctx, t: b.t, agent: agent, obs: obs}
+	h := &trackedHistory{obs: obs}
 	return Signals{History: h, Anomalies: obs.Findings, Err: h.error}, nil
 }
 
-// trackedHistory answers the policy engine's questions from the tracker. The policy asks for
-// windows only its rules know, so counts are read on demand; a store failure cannot be returned
-// through policy.History, so it is kept and Check denies after evaluation (fail closed).
+// trackedHistory answers the policy engine's questions from one observation: the store counted
+// every window the policy reads (Policies' Windows) in the same atomic call that recorded this
+// one, on the guard's clock. A window it did not count cannot be answered — the policy set and
+// its windows come from the same snapshot, so that is a defect — and it is kept as an error:
+// Check denies after evaluation (fail closed), since policy.History cannot return one.
 type trackedHistory struct {
-	ctx   context.Context
-	t     *behavior.Tracker
-	agent string
-	obs   *behavior.Observation
+	obs *behavior.Observation
 
 	mu  sync.Mutex
 	err error
@@ -39,17 +38,13 @@ type trackedHistory struct {
 
 var _ policy.History = (*trackedHistory)(nil)
 
-func (h *trackedHistory) CallCount(tool string, window time.Duration, _ time.Time) int {
+func (h *trackedHistory) CallCount(_ string, window time.Duration, _ time.Time) int {
 	n, ok := h.obs.CallCount(window)
 	if !ok {
-		var err error
-		n, err = h.t.Count(h.ctx, h.agent, tool, window)
-		if err != nil {
-			h.mu.Lock()
-			h.err = fmt.Errorf("count calls in %v: %w", window, err)
-			h.mu.Unlock()
-			return 0
-		}
+		h.mu.Lock()
+		h.err = fmt.Errorf("calls in %v were not counted with the call", window)
+		h.mu.Unlock()
+		return 0
 	}
 	// The tracker's counts include the call being decided; the policy adds it itself.
 	if n > 0 {

@@ -1,13 +1,10 @@
 package guard
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 
 	"github.com/portcullis-ai/portcullis/internal/approval"
 	"github.com/portcullis-ai/portcullis/internal/identity"
@@ -69,44 +66,31 @@ func ledgerFindings(fs []inspect.Finding) []ledger.Finding {
 	return out
 }
 
-// ledgerPolicy turns the explanation into the record's policy section: the deciding rule, or why
-// no rule decided, and every condition evaluated with its result. Details quote parameters only
-// as sh shows them, and errors are scrubbed of what sh removed.
-func ledgerPolicy(version string, ex policy.Explanation, sh *shield) *ledger.Policy {
-	p := &ledger.Policy{Version: version, Rule: ex.Rule}
-	if ex.Rule == "" {
-		p.NoMatch = ex.Reason
+// ledgerPolicy turns the verdict into the record's policy section — the deciding rule, or why no
+// rule decided, and the conditions the verdict quotes with their results — and, for a CONSTRAIN,
+// the deciding rule's conditions for the approver's screen. Details quote parameters only as sh
+// shows them (req.Display), and errors are scrubbed of what sh removed.
+func ledgerPolicy(version string, v *policy.Verdict, req *policy.Request, sh *shield) (*ledger.Policy, []approval.Condition) {
+	p := &ledger.Policy{Version: version, Rule: v.Rule}
+	if v.Rule == "" {
+		p.NoMatch = v.Reason
 	}
-	for _, r := range ex.Rules {
-		for _, c := range r.Conditions {
-			detail := c.Detail
-			if c.Error != "" {
-				detail = strings.TrimSpace(detail + " error: " + c.Error)
-			}
-			detail = sh.scrub(detail)
-			p.Conditions = append(p.Conditions, ledger.Condition{Expr: r.Rule + "/" + c.Kind + "@" + c.Pos, Result: c.Result, Detail: detail})
+	var forApprovers []approval.Condition
+	v.Conditions(req, func(c policy.RecordedCondition) {
+		detail := c.Detail
+		if c.Error != "" {
+			detail = strings.TrimSpace(detail + " error: " + c.Error)
 		}
-	}
-	return p
-}
-
-// approvalConditions are the constraining rule's conditions, for the approver's screen, redacted
-// like the record's.
-func approvalConditions(ex policy.Explanation, sh *shield) []approval.Condition {
-	var out []approval.Condition
-	for _, r := range ex.Rules {
-		if r.Rule != ex.Rule {
-			continue
-		}
-		for _, c := range r.Conditions {
+		p.Conditions = append(p.Conditions, ledger.Condition{Expr: c.Ref, Result: c.Result, Detail: sh.scrub(detail)})
+		if v.Action == policy.Constrain && c.Rule == v.Rule {
 			text := c.Kind
 			if c.Detail != "" {
 				text += ": " + c.Detail
 			}
-			out = append(out, approval.Condition{Text: sh.scrub(text), Result: c.Result})
+			forApprovers = append(forApprovers, approval.Condition{Text: sh.scrub(text), Result: c.Result})
 		}
-	}
-	return out
+	})
+	return p, forApprovers
 }
 
 func approvalDetails(r approval.Request) *ledger.Approval {
@@ -130,28 +114,6 @@ func isFinal(err error) bool {
 
 func isMismatch(err error) bool { return errors.Is(err, approval.ErrMismatch) }
 
-// lastVersion caches the version of the most recent set: sets are immutable and replaced whole on
-// reload, so one entry suffices and nothing pins old sets.
-var lastVersion struct {
-	sync.Mutex
-	set *policy.Set
-	v   string
-}
-
-// Version identifies a compiled policy set: a digest of its parsed policies. It is recorded with
-// every decision and approval, so an auditor can tell which policy decided.
-func Version(s *policy.Set) string {
-	lastVersion.Lock()
-	defer lastVersion.Unlock()
-	if lastVersion.set == s {
-		return lastVersion.v
-	}
-	h := sha256.New()
-	enc := json.NewEncoder(h)
-	for _, f := range s.Files() {
-		_ = enc.Encode(f.Policies) // encoding parsed structs cannot fail; a failure would only weaken the digest
-	}
-	v := "sha256:" + hex.EncodeToString(h.Sum(nil))[:16]
-	lastVersion.set, lastVersion.v = s, v
-	return v
-}
+// Version identifies a compiled policy set by the bytes of its files (policy.Set.Version). It is
+// recorded with every decision and approval, so an auditor can tell which policy decided.
+func Version(s *policy.Set) string { return s.Version() }

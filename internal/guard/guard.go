@@ -50,9 +50,11 @@ type Inspector interface {
 	Inspect(ctx context.Context, tool string, dir inspect.Direction, raw json.RawMessage) (inspect.Result, error)
 }
 
-// Behavior records the call and returns what continuous verification knows about it.
+// Behavior records the call and returns what continuous verification knows about it. windows
+// are the call-count windows the policy reads for the call (policy.Set.Windows): they are
+// counted in the same atomic store call that records this one, on the clock of at.
 type Behavior interface {
-	Observe(ctx context.Context, agent, tool string, paramsSize int, at time.Time) (Signals, error)
+	Observe(ctx context.Context, agent, tool string, paramsSize int, at time.Time, windows []time.Duration) (Signals, error)
 }
 
 // Signals is the behaviour step's output: the history the policy's time_context conditions read
@@ -471,10 +473,18 @@ func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 	rec.Secrets = sh.secrets
 	step(&d.Steps.Inspect)
 
-	// 4. Behaviour: count the call, read the baseline, raise anomalies.
+	// The policy set current at this moment: its windows are counted in step 4, and it decides
+	// in step 5.
+	set := g.policies.Current()
+	if set == nil {
+		return g.deny(ctx, d, rec, sh, CodeNoPolicy, policy.ErrNoSet, "")
+	}
+
+	// 4. Behaviour: count the call and every window the policy reads (one atomic store call),
+	// read the baseline, raise anomalies.
 	var sig Signals
 	if g.behavior != nil {
-		sig, err = g.behavior.Observe(ctx, agent.ID, req.Tool, len(req.Params), start)
+		sig, err = g.behavior.Observe(ctx, agent.ID, req.Tool, len(req.Params), start, set.Windows(agent.ID, req.Tool))
 		if err != nil {
 			return g.deny(ctx, d, rec, sh, CodeBehavior, fmt.Errorf("behaviour: %w", err), "")
 		}
@@ -490,11 +500,7 @@ func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 
 	step(&d.Steps.Behavior)
 
-	// 5. Evaluate the policy current at this moment.
-	set := g.policies.Current()
-	if set == nil {
-		return g.deny(ctx, d, rec, sh, CodeNoPolicy, policy.ErrNoSet, "")
-	}
+	// 5. Evaluate the policy.
 	version := Version(set)
 	rec.PolicyVersion = version
 	preq := &policy.Request{
@@ -509,20 +515,20 @@ func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 		History:            sig.History,
 		Display:            sh.display(),
 	}
-	// The record needs every condition's result, so the explanation is computed anyway; its
-	// decision is the engine's (a property test keeps Explain and Evaluate in agreement), and
-	// evaluating twice would only double the policy step.
-	ex := set.Explain(preq)
-	pd := ex.Decision
+	// The decision comes from the engine's allocation-free path; the record's conditions (those
+	// of the deciding and the dry-run rules) are quoted after it, only for the record.
+	v := set.Decide(preq)
+	pd := v.Decision
 	if sig.Err != nil {
 		if err := sig.Err(); err != nil {
 			return g.deny(ctx, d, rec, sh, CodeBehavior, fmt.Errorf("behaviour history: %w", err), "")
 		}
 	}
 	d.Action, d.Rule, d.Enforcement = pd.Action, pd.Rule, pd.Enforcement
-	rec.Policy = ledgerPolicy(version, ex, sh)
+	var conds []approval.Condition
+	rec.Policy, conds = ledgerPolicy(version, &v, preq, sh)
 	rec.Enforcement = pd.Enforcement
-	if w := ex.WouldHave; w != nil && w.Action.StricterThan(pd.Action) {
+	if w := &v.WouldHave; v.Shadowed && w.Action.StricterThan(pd.Action) {
 		// Shadow mode: a dry-run rule would have tightened this call. It is not enforced, but it
 		// is on the record, and an ALLOW it would have stopped is flagged as LOG.
 		rec.Reason = fmt.Sprintf("dry run: rule %q would have decided %s", w.Rule, w.Action)
@@ -539,7 +545,7 @@ func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 		if g.approvals == nil {
 			return g.deny(ctx, d, rec, sh, CodeApproval, errors.New("no approval queue configured"), "")
 		}
-		redeemed, err := g.constrain(ctx, d, rec, req, agent, user, pd, ex, version, sh)
+		redeemed, err := g.constrain(ctx, d, rec, req, agent, user, pd, conds, version, sh)
 		switch {
 		case errors.Is(err, errRecordAfterRedeem):
 			// The decision record (allow) was written, then the grant's consumption did not
@@ -644,7 +650,7 @@ func (g *Guard) recordRedemption(ctx context.Context, d *Decision, rec *ledger.R
 // redemption, before it commits (redeemed is then true and the decision is recorded). A record
 // that cannot be written aborts the redemption, so the grant stays usable for a retry.
 func (g *Guard) constrain(ctx context.Context, d *Decision, rec *ledger.Record, req Request,
-	agent *identity.Agent, user *identity.User, pd policy.Decision, ex policy.Explanation, version string, sh *shield) (redeemed bool, _ error) {
+	agent *identity.Agent, user *identity.User, pd policy.Decision, conds []approval.Condition, version string, sh *shield) (redeemed bool, _ error) {
 	digest, err := approval.Digest(req.Params)
 	if err != nil {
 		return false, fmt.Errorf("digest params: %w", err)
@@ -688,7 +694,7 @@ func (g *Guard) constrain(ctx context.Context, d *Decision, rec *ledger.Record, 
 	}
 	in := approval.Input{DecisionID: d.ID, Agent: agent.ID, User: userID, UserVerified: verified, Tool: req.Tool,
 		Params: req.Params, ParamsDigest: digest, RedactedParams: sh.paramsForApprovers(),
-		Rule: pd.Rule, Conditions: approvalConditions(ex, sh), ThreatLevel: d.Level, Findings: d.Findings,
+		Rule: pd.Rule, Conditions: conds, ThreatLevel: d.Level, Findings: d.Findings,
 		PolicyVersion: version, Labels: map[string]string{"source": req.Source},
 		Required: pd.Approval.Required, Expiry: pd.Approval.Expiry, GrantTTL: pd.Approval.GrantTTL}
 	if in.Expiry == 0 {

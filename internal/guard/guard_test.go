@@ -12,7 +12,6 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/portcullis-ai/portcullis/internal/approval"
-	"github.com/portcullis-ai/portcullis/internal/behavior"
 	"github.com/portcullis-ai/portcullis/internal/identity"
 	"github.com/portcullis-ai/portcullis/internal/inspect"
 	"github.com/portcullis-ai/portcullis/internal/ledger"
@@ -478,31 +477,10 @@ func TestShadowRuleAndTwoPersonApproval(t *testing.T) {
 	}
 }
 
+// The 6th call in the hour exceeds the policy's 5, on the guard's default (wall) clock.
 func TestCallCountWindowThroughBehaviour(t *testing.T) {
-	h := newHarness(t, nil)
+	h, _ := rateHarness(t, nil)
 	ctx := context.Background()
-	f, err := policy.Parse("rate.yaml", []byte(`
-agent_id: report-generator-v1
-rules:
-  - name: export
-    tool: export_customer_data
-    action: ALLOW
-  - name: bulk_exports_need_approval
-    tool: export_customer_data
-    action: CONSTRAIN
-    conditions:
-      - time_context:
-          call_count_exceeds: {window_minutes: 60, threshold: 5}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, err := policy.Compile(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.g.policies = staticPolicies{set}
-	h.g.behavior = Tracked(behavior.NewTracker(behavior.NewMemoryStore(behavior.MemoryOptions{}), behavior.DefaultConfig()))
 	for i := 1; i <= 6; i++ {
 		d := h.g.Check(ctx, h.call("export_customer_data", `{"rows":10}`))
 		want := policy.Allow

@@ -142,6 +142,21 @@ func BenchmarkExplain(b *testing.B) {
 	loop(b, func() { set.Explain(req) })
 }
 
+// BenchmarkDecide is the gateway's policy step on the seed's first policy: the decision (Decide,
+// which allocates nothing) and the conditions its record quotes (one string each).
+func BenchmarkDecide(b *testing.B) {
+	set := seedSet(b)
+	req := &Request{Agent: Agent{ID: "report-generator-v1"}, Tool: "fetch_sales_data",
+		Params: map[string]any{"query_type": "monthly", "date_range_days": 30.0}, Time: time.Date(2026, 3, 10, 14, 0, 0, 0, time.UTC)}
+	b.Run("decision", func(b *testing.B) { loop(b, func() { set.Decide(req) }) })
+	b.Run("record", func(b *testing.B) {
+		loop(b, func() {
+			v := set.Decide(req)
+			v.Conditions(req, func(RecordedCondition) {})
+		})
+	})
+}
+
 // BenchmarkEvaluateParallel measures throughput with every core evaluating.
 func BenchmarkEvaluateParallel(b *testing.B) {
 	set := seedSet(b)

@@ -1,8 +1,12 @@
 package policy
 
 import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"regexp/syntax"
 	"slices"
@@ -18,9 +22,10 @@ import (
 // Set is a compiled, immutable policy set: one policy per agent, indexed for evaluation.
 // It is safe for concurrent use; a reload builds a new Set and swaps it atomically.
 type Set struct {
-	files  []*File
-	agents map[string]*cpolicy
-	rules  int
+	files   []*File
+	agents  map[string]*cpolicy
+	rules   int
+	version string
 }
 
 // Load parses and compiles the policy files and directories named.
@@ -90,11 +95,15 @@ type cpolicy struct {
 	bhZone         *zoneClock
 	levels         map[string]int
 	toolClass      map[string]int
+	// hasDryRun: some rule is a dry run, so Decide also combines with the dry-run rules.
+	hasDryRun bool
 }
 
 // cands is the rules whose tool patterns (and not_tool patterns) cover one tool name, in file order.
 type cands struct {
 	idx []int32
+	// windows are the distinct call-count windows these rules' conditions read, ascending.
+	windows []time.Duration
 }
 
 type matchKind uint8
@@ -229,6 +238,7 @@ type crule struct {
 	approval    ApprovalSettings
 	enforcement string
 	pos         Pos
+	posStr      string // pos.String(), for traces
 	tools       []matcher
 	not         []matcher
 	exactOnly   bool
@@ -258,6 +268,9 @@ type ccond struct {
 	kind ConditionKind
 	pos  Pos
 	src  *Condition
+	// posStr is pos.String() and ref "rule/kind@pos", the condition's name in decision records:
+	// built once here, not per decision.
+	posStr, ref string
 
 	// parameter and user attribute
 	path     []string
@@ -323,7 +336,32 @@ func Compile(files ...*File) (*Set, error) {
 	if len(errs) > 0 {
 		return nil, errs
 	}
+	s.version = version(files)
 	return s, nil
+}
+
+// Version identifies the set by the bytes of its files, and nothing else: it changes exactly
+// when a file's bytes change or a file is added, removed or renamed — a blank line or a comment
+// is a change, but a new Portcullis release, another directory or a restart is not. It is
+// "sha256:" and the first 16 hex digits of the SHA-256 of the files' `sha256sum` listing
+// (the hex digest of each file, two spaces, its base name, a newline) in byte order of the
+// lines' names, so an auditor recomputes it from the files with standard tools:
+//
+//	cd policies && sha256sum *.yaml | LC_ALL=C sort -k2 | sha256sum | cut -c1-16
+func (s *Set) Version() string { return s.version }
+
+func version(files []*File) string {
+	type entry struct{ name, sum string }
+	list := make([]entry, len(files))
+	for i, f := range files {
+		list[i] = entry{filepath.Base(f.Name), hex.EncodeToString(f.sum[:])}
+	}
+	slices.SortFunc(list, func(a, b entry) int { return cmp.Or(strings.Compare(a.name, b.name), strings.Compare(a.sum, b.sum)) })
+	h := sha256.New()
+	for _, e := range list {
+		fmt.Fprintf(h, "%s  %s\n", e.sum, e.name)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))[:16]
 }
 
 func loadLoc(name, fallback string) (*time.Location, error) {
@@ -390,6 +428,8 @@ func compilePolicy(p *Policy) (*cpolicy, error) {
 		cr := &cp.rules[i]
 		cr.name, cr.action, cr.threat, cr.enforcement, cr.pos = r.Name, r.Action, r.Threat, r.Enforcement, r.Pos
 		cr.dryRun = r.DryRun
+		cr.posStr = r.Pos.String()
+		cp.hasDryRun = cp.hasDryRun || r.DryRun
 		if r.Approval != nil {
 			cr.approval = *r.Approval
 		}
@@ -417,9 +457,12 @@ func compilePolicy(p *Policy) (*cpolicy, error) {
 		}
 		cr.conds = make([]ccond, len(r.Conditions))
 		for j, c := range r.Conditions {
-			if err := compileCond(&cr.conds[j], c, p, cp); err != nil {
+			cc := &cr.conds[j]
+			if err := compileCond(cc, c, p, cp); err != nil {
 				bad(c.Pos, fmt.Sprintf("rules[%d].conditions[%d]", i, j), "%v", err)
 			}
+			cc.posStr = c.Pos.String()
+			cc.ref = r.Name + "/" + c.Kind.String() + "@" + cc.posStr
 		}
 	}
 	if len(errs) > 0 {
@@ -522,6 +565,13 @@ func (cp *cpolicy) compute(tool string) *cands {
 		c.idx = append(c.idx, i)
 	}
 	c.idx = append(c.idx, ex[j:]...)
+	for _, i := range c.idx {
+		for k := range cp.rules[i].conds {
+			for _, w := range cp.rules[i].conds[k].callCounts() {
+				c.addWindow(time.Duration(w.WindowMinutes) * time.Minute)
+			}
+		}
+	}
 	return c
 }
 

@@ -28,47 +28,7 @@ func (s *Set) Evaluate(req *Request) (d Decision) {
 	if now.IsZero() {
 		now = time.Now()
 	}
-	c := p.candidates(req.Tool)
-
-	// Step 1: the base decision from rules that do not read threat signals.
-	base, baseIdx := p.def, int32(-1)
-	for _, i := range c.idx {
-		r := &p.rules[i]
-		if r.threat || r.dryRun {
-			continue
-		}
-		if baseIdx >= 0 && !r.action.StricterThan(base) {
-			continue // cannot change the decision; ties go to the earlier rule
-		}
-		if p.applies(r, req, now, nil) {
-			base, baseIdx = r.action, i
-			if base == Deny {
-				break
-			}
-		}
-	}
-	// Step 2: threat rules can only tighten, and never touch a DENY.
-	cur, curIdx := base, baseIdx
-	if cur != Deny {
-		for _, i := range c.idx {
-			r := &p.rules[i]
-			if !r.threat || r.dryRun {
-				continue
-			}
-			stricter := r.action.StricterThan(cur)
-			earlierTie := r.action == cur && curIdx >= 0 && i < curIdx
-			if !stricter && !earlierTie {
-				continue
-			}
-			if p.applies(r, req, now, nil) {
-				cur, curIdx = r.action, i
-				if cur == Deny {
-					break
-				}
-			}
-		}
-	}
-	return p.decision(cur, curIdx)
+	return p.decision(p.combine(p.candidates(req.Tool), req, now, false))
 }
 
 func (p *cpolicy) decision(a Action, idx int32) Decision {

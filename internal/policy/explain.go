@@ -38,7 +38,7 @@ func (s *Set) Explain(req *Request) (ex Explanation) {
 	var hits []hit
 	for _, i := range c.idx {
 		r := &p.rules[i]
-		tr := RuleTrace{Rule: r.name, Pos: r.pos.String(), Action: r.action, Threat: r.threat, DryRun: r.dryRun, Conditions: []ConditionTrace{}}
+		tr := RuleTrace{Rule: r.name, Pos: r.posStr, Action: r.action, Threat: r.threat, DryRun: r.dryRun, Conditions: []ConditionTrace{}}
 		tr.Applies = p.applies(r, req, now, &tr)
 		ex.Rules = append(ex.Rules, tr)
 		if tr.Applies {
@@ -85,7 +85,7 @@ func (s *Set) Explain(req *Request) (ex Explanation) {
 }
 
 func (p *cpolicy) traceCond(cc *ccond, req *Request, now time.Time, ok, errored bool) ConditionTrace {
-	t := ConditionTrace{Kind: cc.kind.String(), Pos: cc.pos.String(), Result: ok}
+	t := ConditionTrace{Kind: cc.kind.String(), Pos: cc.posStr, Result: ok}
 	if errored {
 		t.Error = "could not be evaluated; counted as holding for a restricting rule, not holding for an ALLOW rule"
 		if cc.kind == KindExpr {
@@ -102,16 +102,28 @@ func (p *cpolicy) traceCond(cc *ccond, req *Request, now time.Time, ok, errored 
 func (p *cpolicy) detail(cc *ccond, req *Request, now time.Time) string {
 	switch cc.kind {
 	case KindParameter:
+		// The common kinds are written into one buffer: a record quotes them on every decision.
+		var buf [128]byte
+		b := append(buf[:0], "parameter "...)
+		b = append(b, cc.src.Parameter.Path...)
 		v, found := lookup(req.Params, cc.path)
 		if !found {
-			return fmt.Sprintf("parameter %s is missing", strings.Join(cc.path, "."))
+			return string(append(b, " is missing"...))
 		}
-		return fmt.Sprintf("parameter %s = %s", strings.Join(cc.path, "."), short(shown(req, cc.path, v)))
+		return string(appendShort(append(b, " = "...), shown(req, cc.path, v)))
 	case KindTimeOfDay:
+		var buf [128]byte
 		l := now.In(cc.loc)
-		return fmt.Sprintf("local time %s %s in %s; window [%s, %s)", l.Weekday().String()[:3], l.Format("15:04"), cc.loc, cc.start, cc.end)
+		b := append(buf[:0], "local time "...)
+		b = append(b, l.Weekday().String()[:3]...)
+		b = appendClock(append(b, ' '), l.Hour()*60+l.Minute())
+		b = append(b, " in "...)
+		b = append(b, cc.loc.String()...)
+		b = appendClock(append(b, "; window ["...), int(cc.start))
+		b = appendClock(append(b, ", "...), int(cc.end))
+		return string(append(b, ')'))
 	case KindThreatScore:
-		return fmt.Sprintf("threat level %s, needs at least %s", req.Threat, cc.level)
+		return "threat level " + req.Threat.String() + ", needs at least " + cc.level.String()
 	case KindUserPermission:
 		return fmt.Sprintf("user has %s: %v, must_have: %v", cc.perm, req.User != nil && hasString(req.User.Permissions, cc.perm), cc.mustHave)
 	case KindTimeContext:

@@ -1,7 +1,8 @@
 // Package policy owns the Portcullis policy language: strict YAML parsing with file:line:col
 // positions (parse.go), compilation into an immutable, indexed *Set (compile.go), the
-// allocation-free decision path (eval.go), on-demand explanations (explain.go), CEL `expr`
-// conditions (cel.go) and hot reload of a policy set from disk (reload.go).
+// allocation-free decision path (eval.go) and the gateway's form of it with the conditions its
+// record quotes (decide.go), on-demand explanations (explain.go), CEL `expr` conditions (cel.go)
+// and hot reload of a policy set from disk (reload.go).
 //
 // The contract is docs/policy-language.md. In short: a request from an agent is checked against
 // that agent's policy; the most restrictive applicable rule wins (DENY > CONSTRAIN > LOG > ALLOW);
@@ -152,6 +153,7 @@ func (l ErrorList) Unwrap() []error {
 type File struct {
 	Name     string
 	Policies []*Policy
+	sum      [32]byte // SHA-256 of the file's bytes (Parse); the set's Version is built from it
 }
 
 // Policy governs one agent.
