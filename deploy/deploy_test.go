@@ -432,7 +432,15 @@ func TestStaticBuildServesTheManifestConfiguration(t *testing.T) {
 	if err := serve.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = serve.Process.Signal(os.Interrupt); _ = serve.Wait() }()
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			_ = serve.Process.Signal(os.Interrupt)
+			_ = serve.Wait()
+		}
+	}
+	defer stop()
 	var probeOut []byte
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		probeOut, err = exec.Command(probe, "-timeout", "2s", "http://"+addr+"/readyz").CombinedOutput()
@@ -440,6 +448,7 @@ func TestStaticBuildServesTheManifestConfiguration(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
+			stop()
 			t.Fatalf("the probe never passed: %v %s\nserve:\n%s", err, probeOut, out.String())
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -447,6 +456,7 @@ func TestStaticBuildServesTheManifestConfiguration(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, "data", "ledger.db")); err != nil {
 		t.Errorf("the gateway did not keep its ledger in the manifest's data directory: %v", err)
 	}
+	stop() // out is the process's until it has exited
 	if bytes.Contains(out.Bytes(), []byte("WARN")) {
 		t.Errorf("the manifest's configuration warns:\n%s", out.String())
 	}
