@@ -353,7 +353,7 @@ func TestMCPHTTPGatewayApproveOnce(t *testing.T) {
 	d.stop(t)
 	auditVerify(t, dir)
 	code, out, _ := cli(t, nil, "audit", "search", "--data", dir, "--tool", "fs__write_file")
-	if code != 0 || !strings.Contains(out, "approved grant redeemed") {
+	if code != 0 || !strings.Contains(out, "approval consumed") {
 		t.Errorf("audit search lacks the redeemed grant (exit %d): %s", code, out)
 	}
 }

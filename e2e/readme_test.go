@@ -76,6 +76,19 @@ func TestReadmeQuickStart(t *testing.T) {
 			if st.want != nil {
 				expectOutput(t, line, lastOut, st.want)
 			}
+		case strings.HasPrefix(line, "PORTCULLIS_API_KEY=$KEY go run ./examples/orchestrator"):
+			cmd := exec.Command(goBuild(t, "../examples/orchestrator"))
+			cmd.Dir = root
+			cmd.Env = append(os.Environ(), "PORTCULLIS_API_KEY="+vars["KEY"], "PORTCULLIS_URL="+d.url)
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("README command %q: %v\n%s", line, err, out)
+			}
+			if st.want == nil {
+				t.Fatalf("README line %q shows no output", line)
+			}
+			expectOutput(t, line, string(out), st.want)
+			ran["orchestrator"] = true
 		case strings.HasPrefix(line, "curl "):
 			m := curlRe.FindStringSubmatch(line)
 			if m == nil || !strings.Contains(line, `-H "Authorization: Bearer $KEY"`) {
@@ -109,7 +122,7 @@ func TestReadmeQuickStart(t *testing.T) {
 		}
 	}
 	// The story the quick start tells: decisions, a held call approved by a person, the ledger.
-	for _, c := range []string{"curl", "approvals keys", "approvals list", "approvals approve", "audit verify"} {
+	for _, c := range []string{"curl", "approvals keys", "approvals list", "approvals approve", "audit verify", "orchestrator"} {
 		if !ran[c] {
 			t.Errorf("the README quick start no longer runs %q", c)
 		}
@@ -119,7 +132,8 @@ func TestReadmeQuickStart(t *testing.T) {
 	}
 }
 
-var curlRe = regexp.MustCompile(`^curl .*--json '(.*)' localhost:8080/v1/decide$`)
+// The README's curl lines send JSON the way every curl can (`--json` needs curl 7.82 or later).
+var curlRe = regexp.MustCompile(`^curl -s -H "Authorization: Bearer \$KEY" -H 'Content-Type: application/json' -d '(.*)' localhost:8080/v1/decide$`)
 
 // step is one command of the quick start and the output the README shows under it (nil: none).
 type step struct {

@@ -116,6 +116,10 @@ type Input struct {
 	Expiry         time.Duration // pending lifetime; 0 means DefaultExpiry
 	GrantTTL       time.Duration // approved-grant lifetime; 0 means DefaultGrantTTL
 	Labels         map[string]string
+	// Opened, when set, runs inside the new request's transaction before its approval_requested
+	// event is recorded: the pipeline writes the decision that opens the request there, so the
+	// ledger holds the decision first and the request after it. An error aborts the request.
+	Opened func(created Request) error
 }
 
 // Request creates a durable pending approval request for a CONSTRAIN decision and returns it.
@@ -179,6 +183,11 @@ func (e *Engine) Request(ctx context.Context, in Input) (Request, error) {
 	c, cancel := e.begin(ctx)
 	defer cancel()
 	err = c.end(e.store.Create(c.ctx, r, func(stored Request) error {
+		if in.Opened != nil {
+			if err := in.Opened(stored.Clone()); err != nil {
+				return err
+			}
+		}
 		return c.record(Event{
 			Kind: KindRequested, ApprovalID: r.ID, DecisionID: r.DecisionID, To: Pending,
 			Actor: r.Agent, At: now, PolicyVersion: r.PolicyVersion, Request: stored,
@@ -312,11 +321,12 @@ func (e *Engine) Redeem(ctx context.Context, id string, k Key) (Request, error) 
 	return e.RedeemWith(ctx, id, k, nil)
 }
 
-// RedeemWith is Redeem with then, which runs inside the store's transaction after the
-// approval_consumed event is recorded and before the consumption commits; an error from it
-// aborts the redemption and the grant stays usable. The guard writes the decision record of the
-// redeeming call there: the grant is consumed in the same step as the record that says the call
-// may run, so a record that cannot be written never costs the grant.
+// RedeemWith is Redeem with then, which runs inside the store's transaction before the
+// approval_consumed event is recorded and the consumption commits; an error from it aborts the
+// redemption and the grant stays usable. The guard writes the decision record of the redeeming
+// call there: the grant is consumed in the same step as the record that says the call may run
+// (the decision first, then the consumption it causes), so a record that cannot be written never
+// costs the grant.
 func (e *Engine) RedeemWith(ctx context.Context, id string, k Key, then func(granted Request) error) (Request, error) {
 	expired := false
 	c, cancel := e.begin(ctx)
@@ -339,13 +349,12 @@ func (e *Engine) RedeemWith(ctx context.Context, id string, k Key, then func(gra
 			Actor: k.Agent, At: now, PolicyVersion: k.PolicyVersion, Request: r.Clone(),
 		}
 		ev.Request.Revision++
-		if err := c.record(ev); err != nil {
-			return err
-		}
 		if then != nil {
-			return then(ev.Request)
+			if err := then(ev.Request); err != nil {
+				return err
+			}
 		}
-		return nil
+		return c.record(ev)
 	})
 	if err = c.end(err); err != nil {
 		return Request{}, fmt.Errorf("redeem %s: %w", id, err)

@@ -396,7 +396,7 @@ func auditSearch(ctx context.Context, std Stdio, args []string) int {
 			*user != "" && (r.User == nil || r.User.ID != *user),
 			*tool != "" && r.Tool != *tool,
 			*decision != "" && r.Decision != *decision,
-			*kind != "" && string(r.Kind) != *kind,
+			*kind != "" && string(r.Event()) != *kind, // older ledgers' spellings read as today's
 			*decisionID != "" && r.DecisionID != *decisionID,
 			!after.IsZero() && r.Time.Before(after):
 			return nil

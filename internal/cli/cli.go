@@ -11,9 +11,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"runtime/debug"
 	"sort"
 	"strings"
+
+	"github.com/portcullis-ai/portcullis/internal/version"
 )
 
 // Stdio carries a command's standard streams.
@@ -88,10 +89,6 @@ func problem(w io.Writer, msg, hint string) {
 }
 
 func runVersion(_ context.Context, std Stdio, _ []string) int {
-	v := "(devel)"
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		v = bi.Main.Version
-	}
-	fmt.Fprintf(std.Out, "portcullis %s\n", v)
+	fmt.Fprintln(std.Out, version.Get())
 	return exitOK
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/portcullis-ai/portcullis/internal/approval"
 	"github.com/portcullis-ai/portcullis/internal/ledger"
@@ -13,19 +14,22 @@ import (
 // commits it (the approval engine aborts the change when this fails): what an approver saw and
 // did is on the record, or it did not happen.
 //
-// The ledger knows two approval kinds, as the contract lists them: approval_requested, and
-// approval_resolved for everything after (votes, approval, denial, expiry, the grant's use), with
-// the event's own kind in the record's reason.
+// Each event is a record of its own kind (approval_requested, approval_vote, approval_resolved,
+// approval_consumed, approval_aborted); approval.requested_by names the agent whose call is held,
+// approval.approver only an approver who acted.
 func ApprovalRecorder(l Ledger) approval.Recorder {
 	return approval.RecorderFunc(func(ctx context.Context, e approval.Event) error {
-		kind := ledger.KindApprovalResolved
-		if e.Kind == approval.KindRequested {
-			kind = ledger.KindApprovalRequested
+		kind := ledger.Kind(e.Kind)
+		switch kind {
+		case ledger.KindApprovalRequested, ledger.KindApprovalVote, ledger.KindApprovalResolved,
+			ledger.KindApprovalConsumed, ledger.KindApprovalAborted:
+		default:
+			return fmt.Errorf("record %s for %s: unknown approval event", e.Kind, e.ApprovalID)
 		}
 		r := e.Request
 		rec := &ledger.Record{Kind: kind, Time: e.At, DecisionID: e.DecisionID, Source: r.Labels["source"],
 			Agent: &ledger.Principal{ID: r.Agent, Verified: true}, Tool: r.Tool,
-			PolicyVersion: e.PolicyVersion, Reason: e.Kind, Decision: "constrain",
+			PolicyVersion: e.PolicyVersion, Decision: "constrain",
 			ThreatLevel: r.ThreatLevel, Findings: ledgerFindings(r.Findings)}
 		if r.User != "" {
 			method := "token"
@@ -46,11 +50,14 @@ func ApprovalRecorder(l Ledger) approval.Recorder {
 				rec.Anomalies = append(rec.Anomalies, ledger.Anomaly{Signal: s.Name, Score: s.Score})
 			}
 		}
-		a := &ledger.Approval{ID: e.ApprovalID, Result: string(e.To), Approver: e.Actor, Comment: e.Comment,
+		a := &ledger.Approval{ID: e.ApprovalID, RequestedBy: r.Agent, Result: string(e.To), Comment: e.Comment,
 			WaitMS: e.TimeToResolution.Milliseconds()}
+		if byApprover(e) {
+			a.Approver = e.Actor
+		}
 		created := r.CreatedAt
 		a.RequestedAt = &created
-		if kind == ledger.KindApprovalResolved {
+		if kind != ledger.KindApprovalRequested {
 			at := e.At
 			a.ResolvedAt = &at
 		}
@@ -60,4 +67,16 @@ func ApprovalRecorder(l Ledger) approval.Recorder {
 		}
 		return nil
 	})
+}
+
+// byApprover reports whether e's actor is an approver: a vote or a resolution (empty for
+// expiry), or the abort of one. The actor of a request or a consumption is the agent.
+func byApprover(e approval.Event) bool {
+	switch e.Kind {
+	case approval.KindVote, approval.KindResolved:
+		return true
+	case approval.KindAborted:
+		return strings.HasPrefix(e.Comment, approval.KindVote+" ") || strings.HasPrefix(e.Comment, approval.KindResolved+" ")
+	}
+	return false
 }

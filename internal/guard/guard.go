@@ -545,18 +545,18 @@ func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 		if g.approvals == nil {
 			return g.deny(ctx, d, rec, sh, CodeApproval, errors.New("no approval queue configured"), "")
 		}
-		redeemed, err := g.constrain(ctx, d, rec, req, agent, user, pd, conds, version, sh)
+		recorded, err := g.constrain(ctx, d, rec, req, agent, user, pd, conds, version, sh)
 		switch {
 		case errors.Is(err, errRecordAfterRedeem):
-			// The decision record (allow) was written, then the grant's consumption did not
-			// commit: the approval engine compensated on the record. The call must not run —
-			// the grant is still usable and would run it twice — and no second decision record
-			// may contradict the first.
+			// The decision record (allow, or constrain for a new request) was written, then the
+			// approval change did not commit: the approval engine compensated on the record. The
+			// call must not run — a grant is still usable and would run it twice — and no second
+			// decision record may contradict the first.
 			d.Action, d.Code, d.Message, d.Err = policy.Deny, CodeApproval, msgUnavailable, sh.scrubErr(err)
 			return d
 		case errors.Is(err, errRedeemRecord):
-			// The decision record could not be written, so the redemption was aborted and the
-			// grant stays usable: a retry may redeem it.
+			// The decision record could not be written, so the change was aborted: a grant
+			// stays usable (a retry may redeem it), a new request was never opened.
 			return g.deny(ctx, d, rec, sh, CodeLedger, err, "")
 		case err != nil:
 			code := CodeApproval
@@ -565,10 +565,12 @@ func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 				code = CodeTooManyPending
 			}
 			return g.deny(ctx, d, rec, sh, code, err, "")
-		case redeemed:
-			// Recorded with the redemption, in the same step.
+		case recorded:
+			// Recorded with the approval change, in the same step.
 			step(&d.Steps.Approval)
-			g.recent.add(d.ID, agent.ID, req.Tool, start)
+			if d.Allowed() {
+				g.recent.add(d.ID, agent.ID, req.Tool, start)
+			}
 			return d
 		}
 	}
@@ -612,12 +614,13 @@ func (g *Guard) record(ctx context.Context, d *Decision, rec *ledger.Record) err
 	return nil
 }
 
-// Errors of a redemption whose decision record is written inside it (constrain).
+// Errors of an approval change (a grant's consumption, a new request) whose decision record is
+// written inside it (constrain).
 var (
-	// errRedeemRecord: the decision record could not be written; the redemption was aborted.
-	errRedeemRecord = errors.New("record of the redeeming call not written")
-	// errRecordAfterRedeem: the decision record was written but the redemption did not commit.
-	errRecordAfterRedeem = errors.New("redemption not committed after its record was written")
+	// errRedeemRecord: the decision record could not be written; the change was aborted.
+	errRedeemRecord = errors.New("decision record not written")
+	// errRecordAfterRedeem: the decision record was written but the change did not commit.
+	errRecordAfterRedeem = errors.New("approval change not committed after its decision record was written")
 )
 
 // constrain handles a CONSTRAIN decision: with an approval ID it tries to redeem the grant; a call
@@ -628,11 +631,13 @@ var (
 type redemption struct {
 	written bool
 	err     error
+	opening bool // the hook was recordOpening's: a failed one leaves no request behind
 }
 
-// recordRedemption is the hook a redemption runs before the grant's consumption commits: the call
-// was approved exactly as it is, so it runs once, and the record that says so is written first —
-// a record that cannot be written aborts the redemption and never costs the grant.
+// recordRedemption is the hook a redemption runs before the grant's consumption is recorded and
+// commits: the call was approved exactly as it is, so it runs once, and the record that says so
+// is written first — a record that cannot be written aborts the redemption and never costs the
+// grant.
 func (g *Guard) recordRedemption(ctx context.Context, d *Decision, rec *ledger.Record, reason string, out *redemption) func(approval.Request) error {
 	return func(granted approval.Request) error {
 		d.Action, d.ApprovalID = policy.Allow, granted.ID
@@ -646,11 +651,29 @@ func (g *Guard) recordRedemption(ctx context.Context, d *Decision, rec *ledger.R
 	}
 }
 
-// A grant is redeemed in the same step as the decision record: the record is written inside the
-// redemption, before it commits (redeemed is then true and the decision is recorded). A record
-// that cannot be written aborts the redemption, so the grant stays usable for a retry.
+// recordOpening is the hook a new approval request runs before its approval_requested event is
+// recorded and it commits: the CONSTRAIN decision that opens the request is on the record first,
+// then the request. A decision record that cannot be written aborts the request.
+func (g *Guard) recordOpening(ctx context.Context, d *Decision, rec *ledger.Record, out *redemption) func(approval.Request) error {
+	return func(created approval.Request) error {
+		out.opening = true
+		d.ApprovalID = created.ID
+		at := created.CreatedAt
+		rec.Approval = &ledger.Approval{ID: created.ID, Result: "pending", RequestedAt: &at}
+		if out.err = g.record(ctx, d, rec); out.err != nil {
+			return out.err
+		}
+		out.written = true
+		return nil
+	}
+}
+
+// A grant is redeemed, and a new request opened, in the same step as the decision record: the
+// record is written inside the approval change, before its event is recorded and it commits
+// (recorded is then true), so the decision precedes the approval event it causes. A record that
+// cannot be written aborts the change: the grant stays usable for a retry, no request is opened.
 func (g *Guard) constrain(ctx context.Context, d *Decision, rec *ledger.Record, req Request,
-	agent *identity.Agent, user *identity.User, pd policy.Decision, conds []approval.Condition, version string, sh *shield) (redeemed bool, _ error) {
+	agent *identity.Agent, user *identity.User, pd policy.Decision, conds []approval.Condition, version string, sh *shield) (recorded bool, _ error) {
 	digest, err := approval.Digest(req.Params)
 	if err != nil {
 		return false, fmt.Errorf("digest params: %w", err)
@@ -663,7 +686,7 @@ func (g *Guard) constrain(ctx context.Context, d *Decision, rec *ledger.Record, 
 		Tool: req.Tool, ParamsDigest: digest, PolicyVersion: version, Rule: pd.Rule, Required: pd.Approval.Required}
 	if req.ApprovalID != "" {
 		var red redemption
-		_, err := g.approvals.RedeemWith(ctx, req.ApprovalID, key, g.recordRedemption(ctx, d, rec, "approved grant redeemed", &red))
+		_, err := g.approvals.RedeemWith(ctx, req.ApprovalID, key, g.recordRedemption(ctx, d, rec, "approval consumed", &red))
 		written, recErr := red.written, red.err
 		switch {
 		case err == nil:
@@ -673,7 +696,7 @@ func (g *Guard) constrain(ctx context.Context, d *Decision, rec *ledger.Record, 
 		case recErr != nil:
 			// g.record set the answer to DENY ledger_unavailable; deny records that, if it can.
 			d.ApprovalID = req.ApprovalID
-			rec.Approval = &ledger.Approval{ID: req.ApprovalID, Result: "not_redeemed"}
+			rec.Approval = &ledger.Approval{ID: req.ApprovalID, Result: "not_consumed"}
 			return false, fmt.Errorf("redeem approval %s: %w: %w", req.ApprovalID, errRedeemRecord, recErr)
 		case errors.Is(err, approval.ErrPending):
 			d.ApprovalID = req.ApprovalID
@@ -705,40 +728,48 @@ func (g *Guard) constrain(ctx context.Context, d *Decision, rec *ledger.Record, 
 			in.Signals = append(in.Signals, approval.Signal{Name: a.Kind, Score: a.Score, Detail: a.Evidence})
 		}
 	}
+	var red redemption
+	in.Opened = g.recordOpening(ctx, d, rec, &red)
 	if req.ApprovalID == "" && req.MatchApproval {
-		var red redemption
-		ar, how, err := g.approvals.RequestMatching(ctx, in, key, g.recordRedemption(ctx, d, rec, "approved grant redeemed (matched by call)", &red))
+		ar, how, err := g.approvals.RequestMatching(ctx, in, key, g.recordRedemption(ctx, d, rec, "approval consumed (matched by call)", &red))
 		written, recErr := red.written, red.err
 		switch {
 		case err == nil:
 		case written:
 			return false, fmt.Errorf("redeem matched approval: %w: %w", errRecordAfterRedeem, err)
+		case recErr != nil && red.opening:
+			d.ApprovalID, rec.Approval = "", nil
+			return false, fmt.Errorf("open approval request: %w: %w", errRedeemRecord, recErr)
 		case recErr != nil:
-			rec.Approval = &ledger.Approval{ID: d.ApprovalID, Result: "not_redeemed"}
+			rec.Approval = &ledger.Approval{ID: d.ApprovalID, Result: "not_consumed"}
 			return false, fmt.Errorf("redeem matched approval: %w: %w", errRedeemRecord, recErr)
 		default:
 			return false, fmt.Errorf("match or open approval request: %w", err)
 		}
 		d.ApprovalID = ar.ID
 		switch how {
-		case approval.Redeemed:
+		case approval.Redeemed, approval.Opened:
+			// Recorded inside the change: the consumption's or the new request's.
 			return true, nil
 		case approval.Joined:
 			// The same call is already waiting: answer with that request, open nothing.
 			rec.Approval = &ledger.Approval{ID: ar.ID, Result: "pending", RequestedAt: &ar.CreatedAt}
 			rec.Reason = "joined pending approval (matched by call)"
-		default:
-			rec.Approval = &ledger.Approval{ID: ar.ID, Result: "pending", RequestedAt: &ar.CreatedAt}
 		}
 		return false, nil
 	}
-	ar, err := g.approvals.Request(ctx, in)
-	if err != nil {
-		return false, fmt.Errorf("open approval request: %w", err)
+	_, err = g.approvals.Request(ctx, in)
+	switch {
+	case err == nil:
+		return true, nil
+	case red.written:
+		return false, fmt.Errorf("open approval request: %w: %w", errRecordAfterRedeem, err)
+	case red.err != nil:
+		// The request was never opened: the deny record names none.
+		d.ApprovalID, rec.Approval = "", nil
+		return false, fmt.Errorf("open approval request: %w: %w", errRedeemRecord, red.err)
 	}
-	d.ApprovalID = ar.ID
-	rec.Approval = &ledger.Approval{ID: ar.ID, Result: "pending", RequestedAt: &ar.CreatedAt}
-	return false, nil
+	return false, fmt.Errorf("open approval request: %w", err)
 }
 
 // deny finishes a decision that failed before the policy could decide, or that the policy could

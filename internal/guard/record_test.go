@@ -3,11 +3,12 @@ package guard
 import (
 	"context"
 	"errors"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/portcullis-ai/portcullis/internal/approval"
 	"github.com/portcullis-ai/portcullis/internal/ledger"
@@ -207,14 +208,103 @@ func TestApprovalEventCompensatedWhenStoreCommitFails(t *testing.T) {
 		if r.Approval == nil || r.Approval.ID != d.ApprovalID {
 			continue
 		}
-		switch {
-		case r.Reason == approval.KindResolved && r.Approval.Result == string(approval.Approved):
-			approved = i
-		case strings.HasPrefix(r.Reason, "approval_aborted"):
+		switch r.Event() {
+		case ledger.KindApprovalResolved:
+			if r.Approval.Result == string(approval.Approved) {
+				approved = i
+			}
+		case ledger.KindApprovalAborted:
 			aborted = i
 		}
 	}
 	if approved >= 0 && aborted < approved {
 		t.Fatalf("the ledger says approved (record %d) for a vote that never committed, with no compensating record after it (aborted at %d)", approved, aborted)
+	}
+}
+
+// The ledger reads as an audit trail of one held call: the CONSTRAIN decision, then the request
+// it opened, the approval, the redeeming call's decision, then the grant's consumption — in seq
+// order and in time order, each event under its own kind, the agent named as the requester and
+// never as an approver.
+func TestApprovalTrailReadsInOrder(t *testing.T) {
+	for name, byID := range map[string]bool{"approval id": true, "matched by call": false} {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, nil)
+			ctx := context.Background()
+			req := h.call("wire_money", `{"amount":10,"to":"acct-1"}`)
+			req.MatchApproval = !byID
+			held := h.g.Check(ctx, req)
+			if held.Action != policy.Constrain {
+				t.Fatalf("first call: %v %v", held.Action, held.Err)
+			}
+			boss := approval.Approver{ID: "alice", Kind: approval.Human, Scopes: []approval.Scope{{Agents: []string{".*"}, Tools: []string{".*"}}}}
+			if _, err := h.appr.Approve(ctx, held.ApprovalID, boss, "ok"); err != nil {
+				t.Fatal(err)
+			}
+			if byID {
+				req.ApprovalID = held.ApprovalID
+			}
+			run := h.g.Check(ctx, req)
+			if run.Action != policy.Allow {
+				t.Fatalf("approved call: %v %v", run.Action, run.Err)
+			}
+			type line struct{ kind, decision, id, requestedBy, approver, result, reason string }
+			var got []line
+			var last time.Time
+			for _, data := range h.records(t) {
+				r, err := ledger.ParseRecord([]byte(data))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r.DecisionID != held.ID && r.DecisionID != run.ID {
+					continue
+				}
+				if r.Time.Before(last) {
+					t.Errorf("seq %d (%s) at %s, before the record ahead of it (%s)", r.Seq, r.Kind, r.Time, last)
+				}
+				last = r.Time
+				l := line{kind: string(r.Kind), decision: r.Decision, id: r.DecisionID, reason: r.Reason}
+				if r.Approval != nil {
+					l.requestedBy, l.approver, l.result = r.Approval.RequestedBy, r.Approval.Approver, r.Approval.Result
+				}
+				got = append(got, l)
+			}
+			reason := "approval consumed"
+			if !byID {
+				reason += " (matched by call)"
+			}
+			want := []line{
+				{"decision", "constrain", held.ID, "", "", "pending", ""},
+				{"approval_requested", "constrain", held.ID, "report-generator-v1", "", "pending", ""},
+				{"approval_resolved", "constrain", held.ID, "report-generator-v1", "alice", "approved", ""},
+				{"decision", "allow", run.ID, "", "alice", "consumed", reason},
+				{"approval_consumed", "constrain", held.ID, "report-generator-v1", "", "consumed", ""},
+			}
+			if d := cmp.Diff(want, got, cmp.AllowUnexported(line{})); d != "" {
+				t.Errorf("the held call's trail (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+// Ledgers written before each approval event had a kind of its own filed votes, consumptions
+// and aborts under approval_resolved with the event's name in reason: they still parse, and read
+// under today's kinds.
+func TestOlderApprovalSpellingsRead(t *testing.T) {
+	for old, want := range map[string]ledger.Kind{
+		`"kind":"approval_resolved","decision_id":"dec_1","reason":"approval_consumed"`:   ledger.KindApprovalConsumed,
+		`"kind":"approval_resolved","decision_id":"dec_1","reason":"approval_vote"`:       ledger.KindApprovalVote,
+		`"kind":"approval_resolved","decision_id":"dec_1","reason":"approval_aborted"`:    ledger.KindApprovalAborted,
+		`"kind":"approval_resolved","decision_id":"dec_1","reason":"approval_resolved"`:   ledger.KindApprovalResolved,
+		`"kind":"approval_requested","decision_id":"dec_1","reason":"approval_requested"`: ledger.KindApprovalRequested,
+	} {
+		data := `{"v":1,"seq":0,"prev":"","time":"2026-01-01T00:00:00Z",` + old + `}`
+		r, err := ledger.ParseRecord([]byte(data))
+		if err != nil {
+			t.Fatalf("%s: %v", data, err)
+		}
+		if r.Event() != want {
+			t.Errorf("%s: read as %s, want %s", old, r.Event(), want)
+		}
 	}
 }

@@ -23,10 +23,19 @@ const FormatVersion = 1
 type Kind string
 
 // The record kinds. A kind is never renamed once shipped: auditors search by it.
+//
+// An approval request's life is one kind per event, the approval engine's own names:
+// approval_requested (the CONSTRAIN decision opened it), approval_vote (one approval of an N-of-M
+// request still short of N), approval_resolved (pending → approved, denied or expired),
+// approval_consumed (the grant was used by its one call, or expired unused), approval_aborted
+// (an event above whose change did not commit).
 const (
 	KindDecision          Kind = "decision"
 	KindApprovalRequested Kind = "approval_requested"
+	KindApprovalVote      Kind = "approval_vote"
 	KindApprovalResolved  Kind = "approval_resolved"
+	KindApprovalConsumed  Kind = "approval_consumed"
+	KindApprovalAborted   Kind = "approval_aborted"
 	KindToolResult        Kind = "tool_result"
 	KindStartup           Kind = "startup"
 	KindShutdown          Kind = "shutdown"
@@ -34,14 +43,34 @@ const (
 	KindKeyRotation       Kind = "key_rotation"
 )
 
+// Kinds lists every record kind, in the order docs/ledger.md lists them.
+var Kinds = []Kind{KindDecision, KindApprovalRequested, KindApprovalVote, KindApprovalResolved,
+	KindApprovalConsumed, KindApprovalAborted, KindToolResult, KindStartup, KindShutdown,
+	KindRecovery, KindKeyRotation}
+
 // Valid reports whether k is one of the known kinds.
 func (k Kind) Valid() bool {
 	switch k {
-	case KindDecision, KindApprovalRequested, KindApprovalResolved, KindToolResult,
+	case KindDecision, KindApprovalRequested, KindApprovalVote, KindApprovalResolved,
+		KindApprovalConsumed, KindApprovalAborted, KindToolResult,
 		KindStartup, KindShutdown, KindRecovery, KindKeyRotation:
 		return true
 	}
 	return false
+}
+
+// Event is the kind a reader should file r under. Ledgers written before approval votes,
+// consumptions and aborts had kinds of their own recorded them as approval_resolved with the
+// event's name in reason; Event names them as a record written today would be. Their bytes, and
+// so their hashes, are unchanged: only the reading is.
+func (r *Record) Event() Kind {
+	if r.Kind == KindApprovalResolved {
+		switch k := Kind(r.Reason); k {
+		case KindApprovalVote, KindApprovalConsumed, KindApprovalAborted:
+			return k
+		}
+	}
+	return r.Kind
 }
 
 // Principal is an agent or a user as the gateway knew it when it decided.
@@ -97,9 +126,10 @@ type Outcome struct {
 // Approval carries the human-in-the-loop details of a CONSTRAIN decision.
 type Approval struct {
 	ID          string     `json:"id,omitempty"`
-	Approvers   []string   `json:"approvers,omitempty"` // who may approve (requested)
-	Approver    string     `json:"approver,omitempty"`  // who resolved it
-	Result      string     `json:"result,omitempty"`    // approved, denied, expired
+	Approvers   []string   `json:"approvers,omitempty"`    // who may approve (requested)
+	RequestedBy string     `json:"requested_by,omitempty"` // the agent whose call is held
+	Approver    string     `json:"approver,omitempty"`     // the approver who voted, approved or denied; never the agent
+	Result      string     `json:"result,omitempty"`       // the request's state after the event: pending, approved, denied, expired, consumed
 	Comment     string     `json:"comment,omitempty"`
 	RequestedAt *time.Time `json:"requested_at,omitempty"`
 	ResolvedAt  *time.Time `json:"resolved_at,omitempty"`
@@ -148,7 +178,7 @@ type Record struct {
 	PolicyVersion string       `json:"policy_version,omitempty"`
 	Policy        *Policy      `json:"policy,omitempty"`
 	Decision      string       `json:"decision,omitempty"`    // allow, deny, constrain, log (redact: LLM conversation text sent with its secrets replaced)
-	Enforcement   string       `json:"enforcement,omitempty"` // enforced, monitor (dry run), ...
+	Enforcement   string       `json:"enforcement,omitempty"` // the policy's enforcement action for the decision: execute_tool, record_but_allow, log_and_queue_for_approval, log_and_return_error
 	Reason        string       `json:"reason,omitempty"`
 	ThreatLevel   threat.Level `json:"threat_level,omitempty"`
 	Findings      []Finding    `json:"findings,omitempty"`
