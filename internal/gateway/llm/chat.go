@@ -36,6 +36,9 @@ func (chatCodec) request(mc *modelCall, req object) (bool, error) {
 		if err := checkToolChoice(req, allowed); err != nil {
 			return false, err
 		}
+		if tc, _ := req.str("tool_choice"); tc == "required" && len(kept) == 0 {
+			return false, toolChoiceNoneLeft()
+		}
 		if len(kept) == 0 {
 			delete(req, "tools")
 			delete(req, "tool_choice")
@@ -450,3 +453,5 @@ func (s *chatStream) end(out *sseWriter) error {
 	}
 	return nil
 }
+
+func (s *chatStream) nextSeq() int { return 0 }

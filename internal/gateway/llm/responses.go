@@ -97,6 +97,9 @@ func (responsesCodec) request(mc *modelCall, req object) (bool, error) {
 				return false, toolChoiceRemoved(n)
 			}
 		}
+		if tc, _ := req.str("tool_choice"); tc == "required" && len(kept) == 0 {
+			return false, toolChoiceNoneLeft()
+		}
 		if len(kept) == 0 {
 			delete(req, "tools")
 			delete(req, "tool_choice")
@@ -117,7 +120,11 @@ func (responsesCodec) request(mc *modelCall, req object) (bool, error) {
 	}
 	if _, ok := req.str("input"); ok {
 		c, err := mc.inspectString(req, "input", "user", "")
-		return changed || c, err
+		if err != nil {
+			return false, err
+		}
+		c2, err := mc.continueConversation(req)
+		return changed || c || c2, err
 	}
 	items, err := req.objs("input")
 	if err != nil {
@@ -135,7 +142,8 @@ func (responsesCodec) request(mc *modelCall, req object) (bool, error) {
 		req.set("input", items)
 		changed = true
 	}
-	return changed, nil
+	c, err = mc.continueConversation(req)
+	return changed || c, err
 }
 
 // modelItems are input items that replay what the model itself produced (checked when it was
@@ -255,6 +263,7 @@ func (responsesCodec) response(mc *modelCall, resp object) (bool, error) {
 			continue
 		}
 		if d := mc.decide(callID, name, args); !d.keep {
+			mc.noteRemoved(it, callID, d.notice)
 			items[i] = object{}
 			for k, v := range noticeItem(noticeItemID(it, callID), d.notice, true) {
 				items[i].set(k, v)
@@ -384,6 +393,7 @@ func (s *responsesStream) event(ev sseEvent, out *sseWriter) (bool, error) {
 			s.decided[iid] = callSignature(callID, name, args)
 		}
 		if !h.decision.keep {
+			s.mc.noteRemoved(item, callID, h.decision.notice)
 			id := noticeItemID(item, callID)
 			h.replace = object{}
 			for k, v := range noticeItem(id, h.decision.notice, true) {
@@ -515,6 +525,7 @@ func (s *responsesStream) rewriteResponse(data object) (bool, error) {
 		} else if ok, callID, name, args := checkedItem(it); ok {
 			// A call in the final output that never streamed as an item: decide it now.
 			if d := s.mc.decide(callID, name, args); !d.keep {
+				s.mc.noteRemoved(it, callID, d.notice)
 				items[i] = object{}
 				for k, v := range noticeItem(noticeItemID(it, callID), d.notice, true) {
 					items[i].set(k, v)
@@ -527,6 +538,7 @@ func (s *responsesStream) rewriteResponse(data object) (bool, error) {
 		resp.set("output", items)
 		data.set("response", resp)
 	}
+	s.mc.rememberRemoved(resp)
 	return changed, nil
 }
 
@@ -587,3 +599,5 @@ func (s *responsesStream) end(out *sseWriter) error {
 	}
 	return nil
 }
+
+func (s *responsesStream) nextSeq() int { return s.seq }
