@@ -65,6 +65,9 @@ func (p *fakeProvider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if k := r.Header.Get("X-Api-Key"); k != "" {
 		p.keys[k] = true
 	}
+	if k := r.Header.Get("Api-Key"); k != "" {
+		p.keys["api-key: "+k] = true // Azure's header
+	}
 	p.mu.Unlock()
 	if r.Method == http.MethodGet && r.URL.Path == "/v1/models" {
 		w.Header().Set("Content-Type", "application/json")

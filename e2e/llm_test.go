@@ -66,7 +66,8 @@ func llmSDKs(t *testing.T) {
 }
 
 // startLLM starts serve with the LLM gateway in front of a fake provider; config is added to the
-// llm section.
+// llm section. The chat_completions upstream takes its key as Azure does, in an api-key header
+// whose value comes from the environment.
 func startLLM(t *testing.T, config string) *llmEnv {
 	t.Helper()
 	llmSDKs(t)
@@ -75,10 +76,10 @@ func startLLM(t *testing.T, config string) *llmEnv {
 	writePolicy(t, dir, llmPolicy)
 	base := fake.srv.URL + "/v1"
 	appendConfig(t, dir, "llm:\n"+config+"  upstreams:\n"+
-		"    chat_completions: {base_url: \""+base+"\", api_key_env: FAKE_PROVIDER_KEY}\n"+
+		"    chat_completions: {base_url: \""+base+"\", api_key_env: FAKE_PROVIDER_KEY, headers_env: {api-key: FAKE_AZURE_KEY}}\n"+
 		"    responses: {base_url: \""+base+"\", api_key_env: FAKE_PROVIDER_KEY}\n"+
 		"    messages: {base_url: \""+base+"\", api_key_env: FAKE_PROVIDER_KEY}\n")
-	d := startServeEnv(t, dir, []string{"FAKE_PROVIDER_KEY=" + fakeProviderKey})
+	d := startServeEnv(t, dir, []string{"FAKE_PROVIDER_KEY=" + fakeProviderKey, "FAKE_AZURE_KEY=azure-fake-key"})
 	return &llmEnv{t: t, d: d, fake: fake, dir: dir, agentKey: agentKey, approverKey: approverKey}
 }
 
@@ -229,7 +230,7 @@ func TestLLMSDKAllowedSameAsDirect(t *testing.T) {
 			t.Errorf("the provider saw the agent's key")
 		}
 	}
-	if !e.fake.keys["Bearer "+fakeProviderKey] || !e.fake.keys[fakeProviderKey] {
+	if !e.fake.keys["Bearer "+fakeProviderKey] || !e.fake.keys[fakeProviderKey] || !e.fake.keys["api-key: azure-fake-key"] {
 		t.Errorf("the provider did not see the gateway's key: %v", e.fake.keys)
 	}
 	e.fake.mu.Unlock()
