@@ -368,13 +368,9 @@ func TestLLMSDKDeniedAndDivergent(t *testing.T) {
 
 func get(t *testing.T, url string) string {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	_, body := do(t, req)
+	return body
 }
 
 var llmApprovalRe = regexp.MustCompile(`Approval ID: (apr_[a-z0-9]+)`)

@@ -2,7 +2,6 @@ package llm
 
 import (
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -47,16 +46,7 @@ func TestRemovedCallsBounded(t *testing.T) {
 func TestPreviousResponseGetsRemovedCallOutput(t *testing.T) {
 	r := jsonRig(t, "responses_two_tools.json")
 	r.checker.set("send_email", Verdict{Action: Deny, DecisionID: "dec-deny"})
-	post := func(body string) {
-		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, r.gateway.URL+"/v1/responses", strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+agentKey)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-	}
+	post := func(body string) { postGateway(t, r.gw, "/v1/responses", body) }
 	post(`{"model":"m","input":"hi"}`)
 	id := objectID(t, fixture(t, "responses_two_tools.json"))
 	callID := removedCallID(t, r)
@@ -107,29 +97,18 @@ func removedCallID(t *testing.T, r *rig) string {
 func TestAnthropicMCPServersFiltered(t *testing.T) {
 	r := jsonRig(t, "messages_one_tool.json")
 	r.checker.hidden["mcp:crm"] = true
-	req, _ := http.NewRequest(http.MethodPost, r.gateway.URL+"/v1/messages", strings.NewReader(`{"model":"m","max_tokens":9,
+	postGateway(t, r.gw, "/v1/messages", `{"model":"m","max_tokens":9,
 "messages":[{"role":"user","content":"hi"}],
 "mcp_servers":[{"type":"url","url":"https://crm.example/mcp","name":"crm"},{"type":"url","url":"https://wiki.example/mcp","name":"wiki"}],
-"tools":[{"type":"mcp_toolset","mcp_server_name":"crm"},{"type":"mcp_toolset","mcp_server_name":"wiki"}]}`))
-	req.Header.Set("X-Api-Key", agentKey)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+"tools":[{"type":"mcp_toolset","mcp_server_name":"crm"},{"type":"mcp_toolset","mcp_server_name":"wiki"}]}`)
 	sent := r.upstream.lastRequest()
 	if strings.Contains(sent, "crm") || !strings.Contains(sent, `"mcp_server_name":"wiki"`) || !strings.Contains(sent, "wiki.example") {
 		t.Errorf("sent upstream: %s", sent)
 	}
 	// Every server removed: the field goes.
 	r.checker.hidden["mcp:wiki"] = true
-	req, _ = http.NewRequest(http.MethodPost, r.gateway.URL+"/v1/messages", strings.NewReader(`{"model":"m","max_tokens":9,
-"messages":[{"role":"user","content":"hi"}],"mcp_servers":[{"type":"url","url":"https://wiki.example/mcp","name":"wiki"}]}`))
-	req.Header.Set("X-Api-Key", agentKey)
-	if resp, err = http.DefaultClient.Do(req); err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	postGateway(t, r.gw, "/v1/messages", `{"model":"m","max_tokens":9,
+"messages":[{"role":"user","content":"hi"}],"mcp_servers":[{"type":"url","url":"https://wiki.example/mcp","name":"wiki"}]}`)
 	if sent := r.upstream.lastRequest(); strings.Contains(sent, "mcp_servers") {
 		t.Errorf("sent upstream: %s", sent)
 	}

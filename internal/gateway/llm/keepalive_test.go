@@ -10,9 +10,9 @@ import (
 	"time"
 )
 
-// streamRaw posts a streamed request for format through gw in-process and returns the raw
-// server-sent events the agent received.
-func streamRaw(t *testing.T, gw http.Handler, path, body string) string {
+// postGateway posts body to path through gw in-process as the agent and returns the raw answer
+// (for a stream, the server-sent events the agent received).
+func postGateway(t *testing.T, gw http.Handler, path, body string) string {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, "http://gateway.test"+path, strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+agentKey)
@@ -62,7 +62,7 @@ func TestKeepAliveWhileACallIsHeld(t *testing.T) {
 					_, _ = io.WriteString(pw, tc.tail)
 					_ = pw.Close()
 				}()
-				got := streamRaw(t, gw, tc.path, tc.body)
+				got := postGateway(t, gw, tc.path, tc.body)
 				held, after, ok := strings.Cut(got, "get_weather")
 				if !ok {
 					t.Fatalf("the call never came: %s", got)
@@ -83,16 +83,9 @@ func TestResponsesStreamErrorSequenceNumber(t *testing.T) {
 	cut := "event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"resp_1\",\"output\":[]}}\n\n" +
 		"event: response.in_progress\ndata: {\"type\":\"response.in_progress\",\"sequence_number\":1,\"response\":{\"id\":\"resp_1\",\"output\":[]}}\n\n"
 	r := newRig(t, []byte(cut), http.StatusOK, "text/event-stream")
-	req, _ := http.NewRequest(http.MethodPost, r.gateway.URL+"/v1/responses", strings.NewReader(`{"model":"m","stream":true,"input":"hi"}`))
-	req.Header.Set("Authorization", "Bearer "+agentKey)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	b := postGateway(t, r.gw, "/v1/responses", `{"model":"m","stream":true,"input":"hi"}`)
 	var last map[string]any
-	for l := range strings.SplitSeq(string(b), "\n") {
+	for l := range strings.SplitSeq(b, "\n") {
 		if d, ok := strings.CutPrefix(l, "data: "); ok {
 			last = nil
 			_ = json.Unmarshal([]byte(d), &last)
