@@ -14,8 +14,8 @@ import (
 // notice — to the next request that continues from that response, unless the agent answered
 // the call itself.
 //
-// The memory is bounded (Config.RememberRemoved responses, removedTTL each, removedMaxCalls
-// calls per response) and keyed by agent as well as response ID: an agent naming another's
+// The memory is bounded (Config.RememberRemoved calls in all, removedMaxCalls per response, each
+// kept removedTTL; a notice is at most a few hundred bytes) and keyed by agent as well as response ID: an agent naming another's
 // response gets nothing added. It is local to one gateway process: a turn that reaches another
 // replica is sent as the agent wrote it, and the provider's own error comes back.
 
@@ -40,7 +40,8 @@ type removedEntry struct {
 // removedCalls is a bounded, expiring map from (agent, response ID) to the calls removed.
 type removedCalls struct {
 	mu    sync.Mutex
-	max   int
+	max   int // calls, over every response
+	total int
 	ttl   time.Duration
 	now   func() time.Time
 	order *list.List // oldest first
@@ -60,19 +61,27 @@ func (r *removedCalls) put(agentID, responseID string, calls []removedCall) {
 	if len(calls) > removedMaxCalls {
 		calls = calls[:removedMaxCalls]
 	}
+	if len(calls) > r.max {
+		calls = calls[:r.max]
+	}
 	k := removedKey(agentID, responseID)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if el, ok := r.byKey[k]; ok {
-		r.order.Remove(el)
-		delete(r.byKey, k)
+		r.drop(el)
 	}
 	r.byKey[k] = r.order.PushBack(&removedEntry{key: k, calls: calls, expires: r.now().Add(r.ttl)})
-	for r.order.Len() > r.max {
-		oldest := r.order.Front()
-		r.order.Remove(oldest)
-		delete(r.byKey, oldest.Value.(*removedEntry).key)
+	r.total += len(calls)
+	for r.total > r.max {
+		r.drop(r.order.Front())
 	}
+}
+
+func (r *removedCalls) drop(el *list.Element) {
+	e := el.Value.(*removedEntry)
+	r.order.Remove(el)
+	delete(r.byKey, e.key)
+	r.total -= len(e.calls)
 }
 
 func (r *removedCalls) get(agentID, responseID string) []removedCall {
@@ -85,8 +94,7 @@ func (r *removedCalls) get(agentID, responseID string) []removedCall {
 	}
 	e := el.Value.(*removedEntry)
 	if r.now().After(e.expires) {
-		r.order.Remove(el)
-		delete(r.byKey, k)
+		r.drop(el)
 		return nil
 	}
 	return e.calls

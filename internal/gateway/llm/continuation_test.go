@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// The memory of removed calls is bounded in entries and in time, and keyed by agent.
+// The memory of removed calls is bounded in calls and in time, and keyed by agent.
 func TestRemovedCallsBounded(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	r := newRemovedCalls(2, time.Hour)
@@ -29,10 +29,17 @@ func TestRemovedCallsBounded(t *testing.T) {
 	if r.get("agent-1", "resp_2") != nil {
 		t.Error("an entry outlived its TTL")
 	}
+	big := newRemovedCalls(1000, time.Hour)
 	many := make([]removedCall, removedMaxCalls+50)
-	r.put("agent-1", "resp_many", many)
-	if n := len(r.get("agent-1", "resp_many")); n != removedMaxCalls {
+	big.put("agent-1", "resp_many", many)
+	if n := len(big.get("agent-1", "resp_many")); n != removedMaxCalls {
 		t.Errorf("%d calls kept for one response, want at most %d", n, removedMaxCalls)
+	}
+	for i := range 20 {
+		big.put("agent-1", fmt.Sprintf("resp_%d", i), many)
+	}
+	if big.total > 1000 || big.get("agent-1", "resp_many") != nil || big.get("agent-1", "resp_19") == nil {
+		t.Errorf("%d calls remembered, want at most 1000, the oldest responses dropped first", big.total)
 	}
 	off := newRemovedCalls(-1, time.Hour)
 	off.put("agent-1", "resp_x", call)

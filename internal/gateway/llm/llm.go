@@ -159,9 +159,9 @@ type Config struct {
 	// BlockedResultRefuse (the default) refuses the call with content_blocked; BlockedResultReplace
 	// sends the model a notice in place of the result, so the conversation goes on.
 	BlockedResult string
-	// RememberRemoved bounds how many Responses whose calls were removed are remembered, so that
-	// the next turn of a conversation continued with previous_response_id gets the
-	// function_call_output the provider expects (default 10000; negative: none).
+	// RememberRemoved bounds how many removed Responses calls are remembered (over all
+	// responses), so that the next turn of a conversation continued with previous_response_id
+	// gets the function_call_output the provider expects (default 20000; negative: none).
 	RememberRemoved int
 	// Observe, when set, is told the outcome of every model call: one per request.
 	Observe func(Outcome)
@@ -196,7 +196,7 @@ const (
 	DefaultTimeout           = 10 * time.Minute
 	DefaultStreamIdleTimeout = 5 * time.Minute
 	DefaultKeepAlive         = 15 * time.Second
-	DefaultRememberRemoved   = 10000
+	DefaultRememberRemoved   = 20000
 )
 
 // ErrConfig reports an invalid Config.
