@@ -77,4 +77,3 @@ func (a *App) logDecision(ctx context.Context, d *guard.Decision, elapsed time.D
 		slog.String("agent", agentID), slog.String("tool", d.Tool), slog.String("decision", d.Action.String()),
 		slog.String("code", d.Code), slog.Any("cause", d.Err), slog.Duration("elapsed", elapsed))
 }
-
