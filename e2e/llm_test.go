@@ -488,4 +488,21 @@ func TestLLMSDKBlockedResultRefusedNamesTheCall(t *testing.T) {
 	if r.Headers["x-should-retry"] != "false" {
 		t.Errorf("a refusal invites retries: %v", r.Headers)
 	}
+
+	// Results that pass are recorded too — once: the result answering the model's latest turn,
+	// not the history a later turn repeats.
+	history := map[string]any{"model": "echo", "messages": []any{
+		map[string]any{"role": "user", "content": "weather in Paris and Rome?"},
+		map[string]any{"role": "assistant", "content": nil, "tool_calls": []any{map[string]any{"id": "call_old", "type": "function", "function": map[string]any{"name": "get_weather", "arguments": `{"city":"Paris"}`}}}},
+		map[string]any{"role": "tool", "tool_call_id": "call_old", "content": "Paris: 18 C"},
+		map[string]any{"role": "assistant", "content": nil, "tool_calls": []any{map[string]any{"id": "call_new", "type": "function", "function": map[string]any{"name": "get_weather", "arguments": `{"city":"Rome"}`}}}},
+		map[string]any{"role": "tool", "tool_call_id": "call_new", "content": "Rome: 24 C"}}}
+	if r := e.call("chat", false, false, history, 0); !r.OK {
+		t.Fatalf("history: %+v", r)
+	}
+	e.d.stop(t)
+	code, out, _ := cli(t, nil, "audit", "search", "--data", e.dir, "--tool", "llm.content.tool")
+	if code != 0 || !strings.Contains(out, "/call_new") || strings.Contains(out, "/call_old") {
+		t.Errorf("passing results on the record (exit %d): want call_new once, not the history's call_old:\n%s", code, out)
+	}
 }

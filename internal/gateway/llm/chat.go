@@ -52,7 +52,9 @@ func (chatCodec) request(mc *modelCall, req object) (bool, error) {
 		return false, badRequest("messages: must be an array of message objects")
 	}
 	msgsChanged := false
-	for _, m := range msgs {
+	last := lastModelTurn(msgs, isAssistant)
+	for i, m := range msgs {
+		mc.fresh = i > last
 		role, _ := m.str("role")
 		id, _ := m.str("tool_call_id")
 		var c bool

@@ -99,7 +99,7 @@ func (mc *modelCall) inspect(role, toolCallID, text string) (string, error) {
 		return text, nil
 	}
 	v, err := mc.g.checker.InspectContent(mc.ctx, mc.caller, Content{
-		Format: mc.format, ModelCallID: mc.id, Role: role, ToolCallID: toolCallID, Text: text,
+		Format: mc.format, ModelCallID: mc.id, Role: role, ToolCallID: toolCallID, Text: text, New: mc.fresh,
 	})
 	if err != nil {
 		return "", &httpError{status: http.StatusServiceUnavailable, code: codeCheckerFailed, msg: "the conversation could not be inspected"}
@@ -128,6 +128,23 @@ func (mc *modelCall) inspect(role, toolCallID, text string) (string, error) {
 	}
 	return "", &httpError{status: http.StatusBadRequest, code: codeContentBlocked,
 		msg: fmt.Sprintf("%s in the conversation was blocked by policy (decision %s).%s", what, v.DecisionID, reason(v.Message))}
+}
+
+// lastModelTurn is the index of the last element of a conversation the model wrote (-1: none);
+// what follows it is new in this model call.
+func lastModelTurn(items []object, byModel func(object) bool) int {
+	last := -1
+	for i, it := range items {
+		if byModel(it) {
+			last = i
+		}
+	}
+	return last
+}
+
+func isAssistant(m object) bool {
+	role, _ := m.str("role")
+	return role == "assistant"
 }
 
 // toolChoiceRemoved refuses a request that forces a tool the policy removed from the offer.

@@ -77,6 +77,9 @@ type Content struct {
 	Role        string // "system", "developer", "user", "tool" (a tool result) or "document" (an attached document or search result)
 	ToolCallID  string // for Role "tool": the tool call this is the result of
 	Text        string
+	// New: the text comes after the model's latest turn in the conversation — a tool result
+	// answering it is new in this model call, not history repeated from an earlier one.
+	New bool
 }
 
 // Action is the decision on a tool call. The zero value denies.

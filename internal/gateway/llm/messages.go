@@ -118,7 +118,9 @@ func (messagesCodec) request(mc *modelCall, req object) (bool, error) {
 		return false, badRequest("messages: must be an array of message objects")
 	}
 	msgsChanged := false
-	for _, m := range msgs {
+	last := lastModelTurn(msgs, isAssistant)
+	for i, m := range msgs {
+		mc.fresh = i > last
 		switch role, _ := m.str("role"); role {
 		case "assistant":
 			continue // the model's own output

@@ -133,7 +133,7 @@ func (c *portChecker) InspectContent(ctx context.Context, caller Caller, content
 		rid += "/" + content.ToolCallID
 	}
 	cd := c.p.CheckContent(ctx, guard.Content{Source: "llm", Agent: p.agent, Role: content.Role, Text: content.Text,
-		Trusted: c.trusted(content.Role), RequestID: rid})
+		Trusted: c.trusted(content.Role), RequestID: rid, Record: content.New && content.Role == "tool"})
 	if cd.Err != nil {
 		return ContentVerdict{}, cd.Err
 	}

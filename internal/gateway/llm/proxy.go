@@ -82,6 +82,7 @@ type modelCall struct {
 	id     string
 
 	stream   bool   // the agent asked for a stream
+	fresh    bool   // the text being inspected comes after the model's latest turn (Content.New)
 	upstream bool   // the upstream was asked
 	code     string // the error code a stream that already began ended with
 	// removed are the Responses calls this model call removed (call_id → notice), remembered

@@ -131,7 +131,18 @@ func (responsesCodec) request(mc *modelCall, req object) (bool, error) {
 		return false, badRequest("input: must be a string or an array of input items")
 	}
 	itemsChanged := false
-	for _, it := range items {
+	// Continuing a stored conversation, every input item is new; otherwise what follows the
+	// model's last item (its message or a call it proposed).
+	last := -1
+	if prev, _ := req.str("previous_response_id"); prev == "" {
+		last = lastModelTurn(items, func(it object) bool {
+			typ, _ := it.str("type")
+			return (modelItems[typ] && typ != "computer_call_output" && typ != "item_reference") ||
+				((typ == "" || typ == "message") && isAssistant(it))
+		})
+	}
+	for i, it := range items {
+		mc.fresh = i > last
 		c, err := mc.inspectInputItem(it)
 		if err != nil {
 			return false, err
