@@ -72,6 +72,11 @@ func TestStartFailuresExitCleanly(t *testing.T) {
 		{"stdio wrapper command typo", func(t *testing.T, dir, key string) ([]string, []string, func()) {
 			return []string{"mcp", "--data", dir, "--", "npx-typo", "-y", "x"}, []string{"PORTCULLIS_API_KEY=" + key}, func() {}
 		}, `mcp: mcp upstream: exec: "npx-typo": executable file not found in $PATH`},
+		{"llm provider key variable unset", func(t *testing.T, dir, _ string) ([]string, []string, func()) {
+			undo := restore(t, dir)
+			appendConfig(t, dir, "llm:\n  upstreams:\n    responses:\n      base_url: http://127.0.0.1:9/v1\n      api_key_env: PORTCULLIS_E2E_UNSET_KEY\n")
+			return []string{"serve", "--data", dir, "--listen", "127.0.0.1:0"}, nil, undo
+		}, "llm.upstreams.responses.api_key_env: the environment variable PORTCULLIS_E2E_UNSET_KEY is not set"},
 		{"invalid config", func(t *testing.T, dir, _ string) ([]string, []string, func()) {
 			undo := restore(t, dir)
 			appendConfig(t, dir, "no_such_key: 1\n")

@@ -132,8 +132,11 @@ type LLMConfig struct {
 	Timeout time.Duration `yaml:"timeout"`
 	// StreamIdleTimeout is the longest silence inside a stream; default 5m.
 	StreamIdleTimeout time.Duration `yaml:"stream_idle_timeout"`
-	// MaxRequestBytes bounds a model request; default 8 MiB.
+	// MaxRequestBytes bounds a model request; default 32 MiB.
 	MaxRequestBytes int64 `yaml:"max_request_bytes"`
+	// BlockedResult is what a tool result blocked by inspection does: "refuse" (default) refuses
+	// the model call; "replace" sends the model a notice in its place.
+	BlockedResult string `yaml:"blocked_result"`
 	// TrustedRoles are the conversation roles whose text the operator writes (the application's
 	// system prompt, developer messages, Responses instructions): they are not an injection channel,
 	// so prompt-injection and other attack findings there do not block the call; secrets are
@@ -148,6 +151,9 @@ type LLMUpstream struct {
 	BaseURL   string            `yaml:"base_url"`
 	APIKeyEnv string            `yaml:"api_key_env"`
 	Headers   map[string]string `yaml:"headers"`
+	// HeadersEnv are headers whose values come from the environment, for providers that take
+	// their key in a header of their own (Azure api-key, Gemini x-goog-api-key).
+	HeadersEnv map[string]string `yaml:"headers_env"`
 }
 
 // MCPConfig configures the MCP gateway.
@@ -484,6 +490,19 @@ func (c *Config) Validate() error {
 		if !strings.HasPrefix(u.BaseURL, "https://") && !strings.HasPrefix(u.BaseURL, "http://") {
 			add(path+".base_url", "want an http(s) URL ending in /v1, got %q", u.BaseURL)
 		}
+		for h, env := range u.HeadersEnv {
+			if env == "" {
+				add(path+".headers_env."+h, "names no environment variable")
+			}
+			if _, dup := u.Headers[h]; dup {
+				add(path+".headers_env."+h, "also set in headers")
+			}
+		}
+	}
+	switch c.LLM.BlockedResult {
+	case "", "refuse", "replace":
+	default:
+		add("llm.blocked_result", "%q (want refuse or replace)", c.LLM.BlockedResult)
 	}
 	if c.LLM.TrustedRoles != nil {
 		for i, r := range *c.LLM.TrustedRoles {

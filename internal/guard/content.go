@@ -28,6 +28,10 @@ type Content struct {
 	Text    string
 	// RequestID correlates the content with its model call.
 	RequestID string
+	// Record: write a record even when the text passes. The LLM gateway sets it for a tool result
+	// new in this model call (one answering the model's latest turn), so every result the model
+	// reads is on the record once — not again with each later turn that repeats the history.
+	Record bool
 }
 
 // ContentDecision says whether the text may go to the model.
@@ -45,9 +49,9 @@ type ContentDecision struct {
 // an attack, not one). Text carrying a secret is redacted — the matched spans replaced, as in a
 // tool result — when rp.Redact is set, and blocked otherwise: a credential in a prompt has left
 // the building once the provider has it. PII is recorded and passed, unless it reaches the block
-// level. Only redacted and blocked content is recorded (every model call repeats the conversation
-// so far; recording each pass would record the same text again and again); a failure to record,
-// or a panic, blocks.
+// level. Redacted and blocked content is recorded, and passing content when c.Record says it is new
+// (every model call repeats the conversation so far; recording each pass would record the same
+// text again and again); a failure to record, or a panic, blocks.
 func (g *Guard) CheckContent(ctx context.Context, c Content) (cd *ContentDecision) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -91,9 +95,14 @@ func (g *Guard) CheckContent(ctx context.Context, c Content) (cd *ContentDecisio
 				cd.Text, decision, verb = text, string(ResultRedact), "redacted"
 			}
 		}
-	default:
+	case !c.Record:
 		cd.Action = ResultPass
 		return cd
+	default:
+		decision, verb, reason = string(ResultPass), "passed", "inspected"
+		if len(res.Findings) > 0 {
+			reason = "findings " + strings.Join(findingKinds(res.Findings), ",")
+		}
 	}
 	cd.ID = NewDecisionID()
 	// Recorded with the secret cut out, the rest of the text readable — or, when inspection
@@ -116,8 +125,11 @@ func (g *Guard) CheckContent(ctx context.Context, c Content) (cd *ContentDecisio
 		cd.Text = ""
 		return cd
 	}
-	if decision == string(ResultRedact) {
+	switch decision {
+	case string(ResultRedact):
 		cd.Action = ResultRedact
+	case string(ResultPass):
+		cd.Action = ResultPass
 	}
 	return cd
 }

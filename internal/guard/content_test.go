@@ -54,3 +54,31 @@ func TestCheckContentTrustAndRedaction(t *testing.T) {
 		}
 	}
 }
+
+// A passing tool result marked Record (new in its model call) is recorded once, with its request
+// ID; the same text repeated in a later turn's history, unmarked, is not recorded again.
+func TestCheckContentRecordsNewPassingResults(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	const result = "Paris: 18 C, light rain"
+	cd := h.g.CheckContent(ctx, Content{Source: "llm", Role: "tool", Text: result, RequestID: "mc1/call_9", Record: true})
+	if cd.Err != nil || cd.Action != ResultPass || cd.ID == "" {
+		t.Fatalf("new result: action %v id %q err %v, want a recorded pass", cd.Action, cd.ID, cd.Err)
+	}
+	again := h.g.CheckContent(ctx, Content{Source: "llm", Role: "tool", Text: result, RequestID: "mc2/call_9"})
+	if again.Err != nil || again.Action != ResultPass || again.ID != "" {
+		t.Fatalf("repeated result: action %v id %q err %v, want an unrecorded pass", again.Action, again.ID, again.Err)
+	}
+	n := 0
+	for _, rec := range h.records(t) {
+		if strings.Contains(rec, "light rain") {
+			n++
+			if !strings.Contains(rec, `"decision":"pass"`) || !strings.Contains(rec, "mc1/call_9") {
+				t.Errorf("record %s", rec)
+			}
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d records of the result, want 1", n)
+	}
+}

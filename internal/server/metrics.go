@@ -28,6 +28,8 @@ type Metrics struct {
 	undelivered *prometheus.CounterVec
 	// ReloadErrors counts rejected policy or configuration reloads.
 	ReloadErrors prometheus.Counter
+	// llmCalls counts the LLM gateway's model calls by format and outcome code.
+	llmCalls *prometheus.CounterVec
 
 	labels *boundedLabels
 }
@@ -59,9 +61,12 @@ func NewMetrics(ledgerDepth func() float64) *Metrics {
 			[]string{"decision"}),
 		ReloadErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "portcullis_reload_errors_total",
 			Help: "Policy and configuration reloads rejected (the previous version kept serving)."}),
+		llmCalls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portcullis_llm_calls_total",
+			Help: "LLM gateway model calls by wire format and outcome (ok, the gateway's error code, upstream_<status> for a provider error relayed)."},
+			[]string{"format", "code"}),
 		labels: &boundedLabels{seen: map[string]bool{}},
 	}
-	reg.MustRegister(m.decisions, m.latency, m.steps, m.rejected, m.results, m.undelivered, m.ReloadErrors)
+	reg.MustRegister(m.decisions, m.latency, m.steps, m.rejected, m.results, m.undelivered, m.ReloadErrors, m.llmCalls)
 	if ledgerDepth != nil {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "portcullis_ledger_queue_depth",
 			Help: "Records waiting for the ledger's writer."}, ledgerDepth))
@@ -119,6 +124,21 @@ func (m *Metrics) observeDecision(d *guard.Decision, elapsed time.Duration) {
 			m.steps.WithLabelValues(s.name).Observe(s.d.Seconds())
 		}
 	}
+}
+
+// ObserveDecision counts a decision made outside the decision API (a tool call the LLM or MCP
+// gateway decided), as /v1/decide counts its own.
+func (m *Metrics) ObserveDecision(d *guard.Decision, elapsed time.Duration) {
+	m.observeDecision(d, elapsed)
+}
+
+// ObserveResult counts a tool result or conversation text by the action taken on it.
+func (m *Metrics) ObserveResult(action string) { m.results.WithLabelValues(action).Inc() }
+
+// ObserveLLMCall counts one LLM gateway model call. Format and code are the gateway's own
+// values (three formats, a fixed set of codes, upstream_<status>), never caller-chosen text.
+func (m *Metrics) ObserveLLMCall(format, code string) {
+	m.llmCalls.WithLabelValues(m.labels.get("llmformat:"+format, format), m.labels.get("llmcode:"+code, code)).Inc()
 }
 
 // boundedLabels admits at most maxLabelValues distinct label values.

@@ -36,6 +36,9 @@ func (chatCodec) request(mc *modelCall, req object) (bool, error) {
 		if err := checkToolChoice(req, allowed); err != nil {
 			return false, err
 		}
+		if tc, _ := req.str("tool_choice"); tc == "required" && len(kept) == 0 {
+			return false, toolChoiceNoneLeft()
+		}
 		if len(kept) == 0 {
 			delete(req, "tools")
 			delete(req, "tool_choice")
@@ -49,7 +52,9 @@ func (chatCodec) request(mc *modelCall, req object) (bool, error) {
 		return false, badRequest("messages: must be an array of message objects")
 	}
 	msgsChanged := false
-	for _, m := range msgs {
+	last := lastModelTurn(msgs, isAssistant)
+	for i, m := range msgs {
+		mc.fresh = i > last
 		role, _ := m.str("role")
 		id, _ := m.str("tool_call_id")
 		var c bool
@@ -450,3 +455,5 @@ func (s *chatStream) end(out *sseWriter) error {
 	}
 	return nil
 }
+
+func (s *chatStream) nextSeq() int { return 0 }

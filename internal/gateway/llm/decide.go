@@ -99,7 +99,7 @@ func (mc *modelCall) inspect(role, toolCallID, text string) (string, error) {
 		return text, nil
 	}
 	v, err := mc.g.checker.InspectContent(mc.ctx, mc.caller, Content{
-		Format: mc.format, ModelCallID: mc.id, Role: role, ToolCallID: toolCallID, Text: text,
+		Format: mc.format, ModelCallID: mc.id, Role: role, ToolCallID: toolCallID, Text: text, New: mc.fresh,
 	})
 	if err != nil {
 		return "", &httpError{status: http.StatusServiceUnavailable, code: codeCheckerFailed, msg: "the conversation could not be inspected"}
@@ -109,23 +109,55 @@ func (mc *modelCall) inspect(role, toolCallID, text string) (string, error) {
 		return text, nil
 	case Redact:
 		return v.Text, nil
-	default:
-		what := "the " + role + " content"
-		switch role {
-		case "tool":
-			what = "a tool result"
-		case "document":
-			what = "an attached document"
-		}
-		return "", &httpError{status: http.StatusBadRequest, code: codeContentBlocked,
-			msg: fmt.Sprintf("%s in the conversation was blocked by policy (decision %s).%s", what, v.DecisionID, reason(v.Message))}
 	}
+	what := "the " + role + " content"
+	switch role {
+	case "tool":
+		what = "a tool result"
+		if toolCallID != "" {
+			what = "the result of tool call " + quote(toolCallID)
+		}
+		if mc.g.cfg.BlockedResult == BlockedResultReplace {
+			// The model gets a notice in place of the result and the conversation goes on: an
+			// application's loop would otherwise resend the same history, refused every turn.
+			return fmt.Sprintf("[portcullis] This tool result was withheld: it was blocked by policy (decision %s) and the model does not see it.%s",
+				v.DecisionID, reason(v.Message)), nil
+		}
+	case "document":
+		what = "an attached document"
+	}
+	return "", &httpError{status: http.StatusBadRequest, code: codeContentBlocked,
+		msg: fmt.Sprintf("%s in the conversation was blocked by policy (decision %s).%s", what, v.DecisionID, reason(v.Message))}
+}
+
+// lastModelTurn is the index of the last element of a conversation the model wrote (-1: none);
+// what follows it is new in this model call.
+func lastModelTurn(items []object, byModel func(object) bool) int {
+	last := -1
+	for i, it := range items {
+		if byModel(it) {
+			last = i
+		}
+	}
+	return last
+}
+
+func isAssistant(m object) bool {
+	role, _ := m.str("role")
+	return role == "assistant"
 }
 
 // toolChoiceRemoved refuses a request that forces a tool the policy removed from the offer.
 func toolChoiceRemoved(name string) error {
 	return &httpError{status: http.StatusBadRequest, code: codeToolUnavailable,
 		msg: fmt.Sprintf("tool_choice names the tool %s, which is not available to this agent", quote(name))}
+}
+
+// toolChoiceNoneLeft refuses a request that requires a tool call when the policy removed every
+// tool offered: dropping the requirement silently would answer a question the agent did not ask.
+func toolChoiceNoneLeft() error {
+	return &httpError{status: http.StatusBadRequest, code: codeToolUnavailable,
+		msg: "tool_choice requires a tool call, and none of the tools offered is available to this agent"}
 }
 
 // joinNotices appends notices to text already produced by the model.

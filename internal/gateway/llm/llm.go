@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -76,6 +77,9 @@ type Content struct {
 	Role        string // "system", "developer", "user", "tool" (a tool result) or "document" (an attached document or search result)
 	ToolCallID  string // for Role "tool": the tool call this is the result of
 	Text        string
+	// New: the text comes after the model's latest turn in the conversation — a tool result
+	// answering it is new in this model call, not history repeated from an earlier one.
+	New bool
 }
 
 // Action is the decision on a tool call. The zero value denies.
@@ -144,21 +148,58 @@ type Upstream struct {
 // Config configures a Gateway. Zero fields take the defaults below.
 type Config struct {
 	Upstreams         map[Format]Upstream // which upstream serves each format; a format without one answers 404
-	MaxRequestBytes   int64               // request body limit (default 8 MiB)
+	MaxRequestBytes   int64               // request body limit (default 32 MiB, what the providers take)
 	MaxResponseBytes  int64               // non-streamed response body limit, and held tool-call arguments in streams (default 32 MiB)
 	MaxEventBytes     int                 // one server-sent event line (default 8 MiB)
 	Timeout           time.Duration       // whole non-streamed call; for streams, until the response headers (default 10 min)
 	StreamIdleTimeout time.Duration       // longest silence between two stream events (default 5 min)
 	Client            *http.Client        // transport to the upstreams (default: a clone of http.DefaultTransport, no client timeout); its redirect policy is replaced: redirects are never followed
+	// KeepAlive is how long a stream to the agent may stay silent (a tool call held until its
+	// arguments are complete, an upstream that thinks) before the gateway sends an SSE comment,
+	// which every SDK ignores and every proxy counts as traffic (default 15 s).
+	KeepAlive time.Duration
+	// BlockedResult is what a tool result that inspection blocks does to the model call:
+	// BlockedResultRefuse (the default) refuses the call with content_blocked; BlockedResultReplace
+	// sends the model a notice in place of the result, so the conversation goes on.
+	BlockedResult string
+	// RememberRemoved bounds how many removed Responses calls are remembered (over all
+	// responses), so that the next turn of a conversation continued with previous_response_id
+	// gets the function_call_output the provider expects (default 20000; negative: none).
+	RememberRemoved int
+	// Observe, when set, is told the outcome of every model call: one per request.
+	Observe func(Outcome)
 }
+
+// Outcome is what became of one model call, for metrics and logs.
+type Outcome struct {
+	Format      Format
+	ModelCallID string
+	AgentID     string
+	Stream      bool
+	// Code is "ok", or the error code the agent got (gateway_unauthenticated, content_blocked,
+	// upstream_timeout, upstream_stream_incomplete, …), or "upstream_<status>" for a provider
+	// error relayed as is, or "client_gone" when the agent hung up first.
+	Code     string
+	Status   int           // the HTTP status of the answer (200 for a stream that failed after it began)
+	Upstream bool          // the upstream was asked
+	Elapsed  time.Duration // from the request to the end of the answer
+}
+
+// The values of Config.BlockedResult.
+const (
+	BlockedResultRefuse  = "refuse"
+	BlockedResultReplace = "replace"
+)
 
 // Defaults for Config.
 const (
-	DefaultMaxRequestBytes   = 8 << 20
+	DefaultMaxRequestBytes   = 32 << 20
 	DefaultMaxResponseBytes  = 32 << 20
 	DefaultMaxEventBytes     = 8 << 20
 	DefaultTimeout           = 10 * time.Minute
 	DefaultStreamIdleTimeout = 5 * time.Minute
+	DefaultKeepAlive         = 15 * time.Second
+	DefaultRememberRemoved   = 20000
 )
 
 // ErrConfig reports an invalid Config.
@@ -175,9 +216,11 @@ type Gateway struct {
 	checker   Checker
 	client    *http.Client
 	upstreams map[Format]upstream
+	removed   *removedCalls // Responses calls removed, by response ID (previous_response_id)
 }
 
 type upstream struct {
+	base    string // base URL, without a trailing slash
 	url     string // base URL + path for the format
 	key     string
 	headers map[string]string
@@ -205,7 +248,20 @@ func New(cfg Config, checker Checker) (*Gateway, error) {
 	if cfg.StreamIdleTimeout <= 0 {
 		cfg.StreamIdleTimeout = DefaultStreamIdleTimeout
 	}
-	g := &Gateway{cfg: cfg, checker: checker, upstreams: map[Format]upstream{}}
+	if cfg.KeepAlive <= 0 {
+		cfg.KeepAlive = DefaultKeepAlive
+	}
+	switch cfg.BlockedResult {
+	case "":
+		cfg.BlockedResult = BlockedResultRefuse
+	case BlockedResultRefuse, BlockedResultReplace:
+	default:
+		return nil, fmt.Errorf("%w: blocked_result: %q (want refuse or replace)", ErrConfig, cfg.BlockedResult)
+	}
+	if cfg.RememberRemoved == 0 {
+		cfg.RememberRemoved = DefaultRememberRemoved
+	}
+	g := &Gateway{cfg: cfg, checker: checker, upstreams: map[Format]upstream{}, removed: newRemovedCalls(cfg.RememberRemoved, removedTTL)}
 	if cfg.Client != nil {
 		c := *cfg.Client // a copy: the caller's client keeps its own redirect policy
 		g.client = &c
@@ -231,7 +287,7 @@ func New(cfg Config, checker Checker) (*Gateway, error) {
 				return nil, fmt.Errorf("%w: upstreams.%s.headers: %q is set from api_key", ErrConfig, f, k)
 			}
 		}
-		g.upstreams[f] = upstream{url: strings.TrimSuffix(u.BaseURL, "/") + p, key: u.APIKey, headers: u.Headers}
+		g.upstreams[f] = upstream{base: strings.TrimSuffix(u.BaseURL, "/"), url: strings.TrimSuffix(u.BaseURL, "/") + p, key: u.APIKey, headers: u.Headers}
 	}
 	return g, nil
 }
@@ -246,24 +302,80 @@ func isCredentialHeader(k string) bool {
 
 // ServeHTTP routes a request to its format by path.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &recorder{ResponseWriter: w}
 	f, ok := paths[r.URL.Path]
 	if !ok {
-		f = ChatCompletions
-		if strings.HasPrefix(r.URL.Path, "/v1/messages") {
-			f = Messages
+		f = guessFormat(r)
+	}
+	mc := &modelCall{ctx: r.Context(), g: g, format: f, id: newID()}
+	defer func() {
+		if g.cfg.Observe != nil {
+			g.cfg.Observe(Outcome{Format: f, ModelCallID: mc.id, AgentID: mc.caller.AgentID, Stream: mc.stream,
+				Code: rec.code(mc), Status: rec.status, Upstream: mc.upstream, Elapsed: time.Since(start)})
 		}
-		writeError(w, f, http.StatusNotFound, codeNotFound, "the gateway serves /v1/chat/completions, /v1/responses and /v1/messages")
-		return
+	}()
+	switch {
+	case !ok && r.Method == http.MethodGet && (r.URL.Path == "/v1/models" || strings.HasPrefix(r.URL.Path, "/v1/models/")):
+		g.models(rec, r, mc)
+	case !ok:
+		writeError(rec, f, http.StatusNotFound, codeNotFound, "the gateway serves POST /v1/chat/completions, /v1/responses and /v1/messages, and GET /v1/models")
+	case r.Method != http.MethodPost:
+		rec.Header().Set("Allow", http.MethodPost)
+		writeError(rec, f, http.StatusMethodNotAllowed, codeInvalidRequest, "use POST")
+	default:
+		up, ok := g.upstreams[f]
+		if !ok {
+			writeError(rec, f, http.StatusNotFound, codeNotFound, fmt.Sprintf("no upstream is configured for %s", f))
+			return
+		}
+		g.serve(rec, r, mc, up)
 	}
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		writeError(w, f, http.StatusMethodNotAllowed, codeInvalidRequest, "use POST")
-		return
+}
+
+// guessFormat names the provider whose error format answers a path the gateway does not serve:
+// Anthropic's SDKs send anthropic-version on every request and call paths under /v1/messages.
+func guessFormat(r *http.Request) Format {
+	if r.Header.Get("Anthropic-Version") != "" || strings.HasPrefix(r.URL.Path, "/v1/messages") {
+		return Messages
 	}
-	up, ok := g.upstreams[f]
-	if !ok {
-		writeError(w, f, http.StatusNotFound, codeNotFound, fmt.Sprintf("no upstream is configured for %s", f))
-		return
+	return ChatCompletions
+}
+
+// recorder remembers the status of the answer, for Observe.
+type recorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
 	}
-	g.serve(w, r, f, up)
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection's Flush.
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// code is the outcome code of the answer written.
+func (r *recorder) code(mc *modelCall) string {
+	switch {
+	case mc.code != "":
+		return mc.code
+	case r.Header().Get("X-Portcullis-Error") != "":
+		return r.Header().Get("X-Portcullis-Error")
+	case r.status == 0:
+		return "client_gone"
+	case r.status >= 400:
+		return "upstream_" + strconv.Itoa(r.status)
+	}
+	return "ok"
 }

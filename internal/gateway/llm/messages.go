@@ -8,13 +8,75 @@ import (
 // messagesCodec is Anthropic Messages.
 type messagesCodec struct{}
 
-// messagesToolName is a tool's name, or for Anthropic's server tools without one, its type.
+// messagesToolName is a tool's name, or for Anthropic's server tools without one, its type. An
+// mcp_toolset (the tools of a provider-run MCP server) is "mcp:<mcp_server_name>", as the
+// Responses mcp tool is "mcp:<server_label>".
 func messagesToolName(t object) string {
+	typ, _ := t.str("type")
+	if typ == "mcp_toolset" {
+		n, _ := t.str("mcp_server_name")
+		return "mcp:" + n
+	}
 	if n, _ := t.str("name"); n != "" {
 		return n
 	}
-	typ, _ := t.str("type")
 	return typ
+}
+
+// filterMCPServers keeps the provider-run MCP servers (mcp_servers, the MCP connector) the
+// policy could let the agent use, each named "mcp:<name>" as the Responses mcp tool is: the
+// provider calls their tools itself, so the offer is the only place the policy applies. An
+// mcp_toolset left naming a removed server is removed too.
+func (mc *modelCall) filterMCPServers(req object) (bool, error) {
+	servers, err := req.objs("mcp_servers")
+	if err != nil {
+		return false, badRequest("mcp_servers: must be an array of server objects")
+	}
+	if servers == nil {
+		return false, nil
+	}
+	names := make([]string, len(servers))
+	for i, sv := range servers {
+		n, _ := sv.str("name")
+		names[i] = "mcp:" + n
+	}
+	allowed, err := mc.filterTools(names)
+	if err != nil {
+		return false, err
+	}
+	kept := servers[:0:0]
+	for i, sv := range servers {
+		if allowed[names[i]] {
+			kept = append(kept, sv)
+		}
+	}
+	if len(kept) == len(servers) {
+		return false, nil
+	}
+	if len(kept) == 0 {
+		delete(req, "mcp_servers")
+	} else {
+		req.set("mcp_servers", kept)
+	}
+	// A toolset naming a server no longer sent would be refused by the provider; drop it.
+	if tools, _ := req.objs("tools"); tools != nil {
+		left := tools[:0:0]
+		for _, t := range tools {
+			if typ, _ := t.str("type"); typ == "mcp_toolset" {
+				if n, _ := t.str("mcp_server_name"); !allowed["mcp:"+n] {
+					continue
+				}
+			}
+			left = append(left, t)
+		}
+		if len(left) == 0 {
+			delete(req, "tools")
+			delete(req, "tool_choice")
+		} else if len(left) != len(tools) {
+			req.set("tools", left)
+		}
+	}
+	return true, nil
 }
 
 func (messagesCodec) request(mc *modelCall, req object) (bool, error) {
@@ -25,10 +87,13 @@ func (messagesCodec) request(mc *modelCall, req object) (bool, error) {
 	changed := removed
 	if removed {
 		if tc, _ := req.obj("tool_choice"); tc != nil {
-			if typ, _ := tc.str("type"); typ == "tool" {
+			switch typ, _ := tc.str("type"); {
+			case typ == "tool":
 				if n, _ := tc.str("name"); !allowed[n] {
 					return false, toolChoiceRemoved(n)
 				}
+			case typ == "any" && len(kept) == 0:
+				return false, toolChoiceNoneLeft()
 			}
 		}
 		if len(kept) == 0 {
@@ -37,6 +102,11 @@ func (messagesCodec) request(mc *modelCall, req object) (bool, error) {
 		} else {
 			req.set("tools", kept)
 		}
+	}
+	if c, err := mc.filterMCPServers(req); err != nil {
+		return false, err
+	} else if c {
+		changed = true
 	}
 	c, err := mc.inspectValue(req, "system", "system", "", msgsTextBlocks)
 	if err != nil {
@@ -48,7 +118,9 @@ func (messagesCodec) request(mc *modelCall, req object) (bool, error) {
 		return false, badRequest("messages: must be an array of message objects")
 	}
 	msgsChanged := false
-	for _, m := range msgs {
+	last := lastModelTurn(msgs, isAssistant)
+	for i, m := range msgs {
+		mc.fresh = i > last
 		switch role, _ := m.str("role"); role {
 		case "assistant":
 			continue // the model's own output
@@ -181,6 +253,13 @@ func (s *messagesStream) event(ev sseEvent, out *sseWriter) (bool, error) {
 	case "error":
 		out.write(ev) // relayed; held blocks are dropped
 		return true, nil
+	case "ping":
+		// A keep-alive carries nothing: forwarded at once, even while a tool_use block is held,
+		// so the agent's connection never goes silent behind a long tool input.
+		if len(data) == 1 {
+			out.write(ev)
+			return false, nil
+		}
 	case "message_start":
 		// Content arrives in blocks; a message that starts with content would bypass them.
 		if m, err := data.obj("message"); err != nil || m == nil {
@@ -353,3 +432,5 @@ func hasToolUse(o object) bool {
 	}
 	return false
 }
+
+func (s *messagesStream) nextSeq() int { return 0 }

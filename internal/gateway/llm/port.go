@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/portcullis-ai/portcullis/internal/guard"
 	"github.com/portcullis-ai/portcullis/internal/identity"
@@ -21,17 +22,27 @@ const UserTokenHeader = "X-Portcullis-User-Token"
 // recorded when narrowed), each proposed call (guard.Check, its approval matched by the call
 // itself, as the model cannot carry an approval ID) and each piece of conversation text
 // (guard.CheckContent under the guard's result policy). trusted reports the roles whose text the
-// operator wrote (llm.trusted_roles); nil trusts none.
-func Guarded(p guard.Port, trusted func(role string) bool) Checker {
+// operator wrote (llm.trusted_roles); nil trusts none. obs is told what was decided, for the
+// metrics and logs the decision API keeps of its own decisions.
+func Guarded(p guard.Port, trusted func(role string) bool, obs Observers) Checker {
 	if trusted == nil {
 		trusted = func(string) bool { return false }
 	}
-	return &portChecker{p: p, trusted: trusted}
+	return &portChecker{p: p, trusted: trusted, obs: obs}
+}
+
+// Observers are told what the guard decided on the LLM path; nil fields are not called.
+type Observers struct {
+	// Decision is each proposed tool call's decision and the time it took.
+	Decision func(ctx context.Context, d *guard.Decision, elapsed time.Duration)
+	// Content is the action taken on each piece of conversation text (pass, redact, block).
+	Content func(action string)
 }
 
 type portChecker struct {
 	p       guard.Port
 	trusted func(role string) bool
+	obs     Observers
 }
 
 // principal is the Caller's Principal: the agent the guard authenticated and the user's token.
@@ -86,11 +97,15 @@ func (c *portChecker) CheckToolCall(ctx context.Context, caller Caller, call Too
 	if err != nil {
 		return Verdict{}, err
 	}
+	start := time.Now()
 	d := c.p.Check(ctx, guard.Request{RequestID: call.ModelCallID + "/" + call.CallID, Source: "llm", Agent: p.agent,
 		UserToken: p.userToken, Tool: call.Name, Params: call.Arguments,
 		// The model cannot carry an approval ID: its identical re-proposal is matched to the
 		// approval by the call itself (joins the pending request; redeems the grant once).
 		MatchApproval: true})
+	if c.obs.Decision != nil {
+		c.obs.Decision(ctx, d, time.Since(start))
+	}
 	// Arguments the guard refused as unreadable (a repeated key: the model's JSON could be read
 	// two ways) are denied, and the agent is told the arguments were malformed.
 	v := Verdict{DecisionID: d.ID, ApprovalID: d.ApprovalID, Message: d.Message,
@@ -111,10 +126,19 @@ func (c *portChecker) InspectContent(ctx context.Context, caller Caller, content
 	if err != nil {
 		return ContentVerdict{}, err
 	}
+	// The record names the tool call a result answers, so it links to that call's own record
+	// (whose request ID is "<model call>/<tool call id>").
+	rid := content.ModelCallID
+	if content.ToolCallID != "" {
+		rid += "/" + content.ToolCallID
+	}
 	cd := c.p.CheckContent(ctx, guard.Content{Source: "llm", Agent: p.agent, Role: content.Role, Text: content.Text,
-		Trusted: c.trusted(content.Role), RequestID: content.ModelCallID})
+		Trusted: c.trusted(content.Role), RequestID: rid, Record: content.New && content.Role == "tool"})
 	if cd.Err != nil {
 		return ContentVerdict{}, cd.Err
+	}
+	if c.obs.Content != nil {
+		c.obs.Content(string(cd.Action))
 	}
 	switch cd.Action {
 	case guard.ResultPass:

@@ -11,6 +11,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -48,6 +49,9 @@ type codec interface {
 type streamer interface {
 	event(ev sseEvent, out *sseWriter) (done bool, err error)
 	end(out *sseWriter) error
+	// nextSeq is the sequence number the next event the gateway makes carries (Responses
+	// numbers its events; the other formats do not, and answer 0).
+	nextSeq() int
 }
 
 // streamError ends a stream that already started with an error event in the provider's format.
@@ -76,6 +80,15 @@ type modelCall struct {
 	format Format
 	caller Caller
 	id     string
+
+	stream   bool   // the agent asked for a stream
+	fresh    bool   // the text being inspected comes after the model's latest turn (Content.New)
+	upstream bool   // the upstream was asked
+	code     string // the error code a stream that already began ended with
+	// removed are the Responses calls this model call removed (call_id → notice), remembered
+	// under the response's ID for the conversation's next turn.
+	removed      map[string]string
+	removedOrder []removedCall
 }
 
 func newID() string {
@@ -88,17 +101,132 @@ func newID() string {
 // never credentials or cookies.
 var forwardedHeaders = []string{"Anthropic-Version", "Anthropic-Beta", "Openai-Beta", "Idempotency-Key"}
 
-// relayedHeaders are the only upstream response headers passed back to the agent.
-var relayedHeaders = []string{"Retry-After", "X-Request-Id", "Request-Id", "Openai-Processing-Ms"}
+// relayedHeaders are the upstream response headers passed back to the agent: request IDs, and
+// what the SDKs read to decide whether and when to retry.
+var relayedHeaders = []string{"Retry-After", "Retry-After-Ms", "X-Should-Retry", "X-Request-Id", "Request-Id", "Openai-Processing-Ms"}
 
-func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, f Format, up upstream) {
+// relayedPrefixes are header name prefixes relayed the same way: the providers' rate-limit state.
+var relayedPrefixes = []string{"X-Ratelimit-", "Anthropic-Ratelimit-"}
+
+func relayHeaders(w http.ResponseWriter, h http.Header) {
+	for _, k := range relayedHeaders {
+		if v := h.Get(k); v != "" {
+			w.Header().Set(k, v)
+		}
+	}
+	for k, v := range h {
+		for _, p := range relayedPrefixes {
+			if strings.HasPrefix(k, p) && len(v) > 0 {
+				w.Header().Set(k, v[0])
+			}
+		}
+	}
+}
+
+// upstreamRequest builds a request to the upstream with the provider's credential and the
+// protocol headers the agent sent, never the agent's own credential.
+func upstreamRequest(ctx context.Context, r *http.Request, method, url string, body io.Reader, f Format, up upstream) (*http.Request, error) {
+	ureq, err := http.NewRequestWithContext(ctx, method, url, body)
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range forwardedHeaders {
+		if v := r.Header.Values(h); len(v) > 0 {
+			ureq.Header[h] = v
+		}
+	}
+	for k, v := range up.headers {
+		ureq.Header.Set(k, v)
+	}
+	ureq.Header.Set("Accept", "application/json")
+	if f == Messages {
+		if ureq.Header.Get("Anthropic-Version") == "" {
+			ureq.Header.Set("Anthropic-Version", "2023-06-01")
+		}
+		if up.key != "" {
+			ureq.Header.Set("X-Api-Key", up.key)
+		}
+	} else if up.key != "" {
+		ureq.Header.Set("Authorization", "Bearer "+up.key)
+	}
+	return ureq, nil
+}
+
+// authenticate answers a refused credential; it reports whether the caller may go on.
+func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request, mc *modelCall) bool {
 	caller, err := g.checker.Authenticate(r)
 	if errors.Is(err, ErrAmbiguousCredentials) {
-		writeError(w, f, http.StatusBadRequest, codeAmbiguous, "send one gateway credential, in one header")
-		return
+		writeError(w, mc.format, http.StatusBadRequest, codeAmbiguous, "send one gateway credential, in one header")
+		return false
 	}
 	if err != nil {
-		writeError(w, f, http.StatusUnauthorized, codeAuth, "the gateway credential was not accepted")
+		writeError(w, mc.format, http.StatusUnauthorized, codeAuth, "the gateway credential was not accepted")
+		return false
+	}
+	mc.caller = caller
+	return true
+}
+
+// models passes GET /v1/models (and /v1/models/{id}) through to the upstream of the format the
+// agent's SDK speaks: the list of models carries no conversation and no tool call.
+func (g *Gateway) models(w http.ResponseWriter, r *http.Request, mc *modelCall) {
+	up, ok := g.upstreams[mc.format]
+	if !ok && mc.format == ChatCompletions {
+		up, ok = g.upstreams[Responses]
+	}
+	if !ok {
+		writeError(w, mc.format, http.StatusNotFound, codeNotFound, fmt.Sprintf("no upstream is configured for %s", mc.format))
+		return
+	}
+	if !g.authenticate(w, r, mc) {
+		return
+	}
+	ctx, cancel := context.WithCancelCause(r.Context())
+	defer cancel(context.Canceled)
+	deadline := time.AfterFunc(g.cfg.Timeout, func() { cancel(errUpstreamTimeout) })
+	defer deadline.Stop()
+	u := up.base + strings.TrimPrefix(r.URL.Path, "/v1")
+	if r.URL.RawQuery != "" {
+		u += "?" + r.URL.RawQuery
+	}
+	ureq, err := upstreamRequest(ctx, r, http.MethodGet, u, nil, mc.format, up)
+	if err != nil {
+		writeError(w, mc.format, http.StatusBadGateway, codeUpstreamFailed, "could not build the upstream request")
+		return
+	}
+	mc.upstream = true
+	resp, err := g.client.Do(ureq)
+	if err != nil {
+		g.upstreamFailed(w, mc, ctx, err)
+		return
+	}
+	defer resp.Body.Close()
+	relayHeaders(w, resp.Header)
+	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+		writeError(w, mc.format, http.StatusBadGateway, codeUpstreamRedirect, fmt.Sprintf("the upstream answered %d, a redirect; the gateway does not follow redirects", resp.StatusCode))
+		return
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		g.relayUpstreamError(w, mc, ctx, resp)
+		return
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, g.cfg.MaxResponseBytes+1))
+	if err != nil {
+		g.upstreamFailed(w, mc, ctx, err)
+		return
+	}
+	if _, perr := parseObject(raw); perr != nil || int64(len(raw)) > g.cfg.MaxResponseBytes || !utf8.Valid(raw) {
+		writeError(w, mc.format, http.StatusBadGateway, codeUpstreamMalform, "the upstream's model list is not a JSON object")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(raw)
+}
+
+func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, mc *modelCall, up upstream) {
+	f := mc.format
+	if !g.authenticate(w, r, mc) {
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.MaxRequestBytes))
@@ -126,7 +254,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, f Format, up ups
 			return
 		}
 	}
-	mc := &modelCall{ctx: r.Context(), g: g, format: f, caller: caller, id: newID()}
+	mc.stream = stream
 	w.Header().Set("X-Portcullis-Model-Call", mc.id)
 	cd := codecs[f]
 	changed, err := cd.request(mc, req)
@@ -147,47 +275,24 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, f Format, up ups
 	deadline := time.AfterFunc(g.cfg.Timeout, func() { cancel(errUpstreamTimeout) })
 	defer deadline.Stop()
 
-	ureq, err := http.NewRequestWithContext(ctx, http.MethodPost, up.url, bytes.NewReader(body))
+	ureq, err := upstreamRequest(ctx, r, http.MethodPost, up.url, bytes.NewReader(body), f, up)
 	if err != nil {
 		writeError(w, f, http.StatusBadGateway, codeUpstreamFailed, "could not build the upstream request")
 		return
 	}
-	for _, h := range forwardedHeaders {
-		if v := r.Header.Values(h); len(v) > 0 {
-			ureq.Header[h] = v
-		}
-	}
-	for k, v := range up.headers {
-		ureq.Header.Set(k, v)
-	}
 	ureq.Header.Set("Content-Type", "application/json")
 	if stream {
 		ureq.Header.Set("Accept", "text/event-stream")
-	} else {
-		ureq.Header.Set("Accept", "application/json")
-	}
-	if f == Messages {
-		if ureq.Header.Get("Anthropic-Version") == "" {
-			ureq.Header.Set("Anthropic-Version", "2023-06-01")
-		}
-		if up.key != "" {
-			ureq.Header.Set("X-Api-Key", up.key)
-		}
-	} else if up.key != "" {
-		ureq.Header.Set("Authorization", "Bearer "+up.key)
 	}
 
+	mc.upstream = true
 	resp, err := g.client.Do(ureq)
 	if err != nil {
-		g.upstreamFailed(w, f, ctx, err)
+		g.upstreamFailed(w, mc, ctx, err)
 		return
 	}
 	defer resp.Body.Close()
-	for _, h := range relayedHeaders {
-		if v := resp.Header.Get(h); v != "" {
-			w.Header().Set(h, v)
-		}
-	}
+	relayHeaders(w, resp.Header)
 	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
 		// Redirects are not followed (see New); neither is the 3xx relayed, which would hand the
 		// agent a Location its SDK might follow with the agent's own credential.
@@ -195,7 +300,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, f Format, up ups
 		return
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		g.relayUpstreamError(w, f, ctx, resp)
+		g.relayUpstreamError(w, mc, ctx, resp)
 		return
 	}
 	mediaType, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
@@ -210,7 +315,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, f Format, up ups
 	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, g.cfg.MaxResponseBytes+1))
 	if err != nil {
-		g.upstreamFailed(w, f, ctx, err)
+		g.upstreamFailed(w, mc, ctx, err)
 		return
 	}
 	if int64(len(raw)) > g.cfg.MaxResponseBytes {
@@ -230,6 +335,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, f Format, up ups
 	if rewritten {
 		raw = out.bytes()
 	}
+	mc.rememberRemoved(out)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(raw)
@@ -237,11 +343,13 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, f Format, up ups
 
 // upstreamFailed answers a transport error: 504 for the gateway's timeout, 502 otherwise.
 // When the agent itself went away there is nobody to answer.
-func (g *Gateway) upstreamFailed(w http.ResponseWriter, f Format, ctx context.Context, err error) {
+func (g *Gateway) upstreamFailed(w http.ResponseWriter, mc *modelCall, ctx context.Context, err error) {
+	f := mc.format
 	switch cause := context.Cause(ctx); {
 	case errors.Is(cause, errUpstreamTimeout):
 		writeError(w, f, http.StatusGatewayTimeout, codeUpstreamTimeout, fmt.Sprintf("the upstream did not answer within %s", g.cfg.Timeout))
 	case errors.Is(cause, context.Canceled):
+		mc.code = "client_gone"
 		return
 	default:
 		_ = err // the transport error names internal addresses; the agent gets the code only
@@ -251,10 +359,11 @@ func (g *Gateway) upstreamFailed(w http.ResponseWriter, f Format, ctx context.Co
 
 // relayUpstreamError passes a provider error through in the provider's own format when it
 // is well-formed JSON; a rejected provider key is the gateway's problem, not the agent's.
-func (g *Gateway) relayUpstreamError(w http.ResponseWriter, f Format, ctx context.Context, resp *http.Response) {
+func (g *Gateway) relayUpstreamError(w http.ResponseWriter, mc *modelCall, ctx context.Context, resp *http.Response) {
+	f := mc.format
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		g.upstreamFailed(w, f, ctx, err)
+		g.upstreamFailed(w, mc, ctx, err)
 		return
 	}
 	if resp.StatusCode == http.StatusUnauthorized {
@@ -271,7 +380,10 @@ func (g *Gateway) relayUpstreamError(w http.ResponseWriter, f Format, ctx contex
 }
 
 // serveStream copies an upstream event stream through the format's rewriter, flushing after
-// every upstream event, bounded by the idle timeout.
+// every upstream event, bounded by the idle timeout. While nothing reaches the agent for
+// KeepAlive (a tool call held until its arguments are complete, a model that thinks), an SSE
+// comment does: proxies and load balancers that cut idle connections see traffic, and every
+// SDK ignores comments.
 func (g *Gateway) serveStream(w http.ResponseWriter, mc *modelCall, cd codec, ctx context.Context, cancel context.CancelCauseFunc, body io.Reader) {
 	idle := time.AfterFunc(g.cfg.StreamIdleTimeout, func() { cancel(errStreamIdle) })
 	defer idle.Stop()
@@ -282,7 +394,6 @@ func (g *Gateway) serveStream(w http.ResponseWriter, mc *modelCall, cd codec, ct
 	out := newSSEWriter(w)
 	out.flush()
 	st := cd.stream(mc)
-	in := newSSEReader(body, g.cfg.MaxEventBytes)
 	fail := func(err error) {
 		se, ok := errors.AsType[*streamError](err)
 		if !ok {
@@ -292,6 +403,7 @@ func (g *Gateway) serveStream(w http.ResponseWriter, mc *modelCall, cd codec, ct
 			case errors.Is(cause, errUpstreamTimeout):
 				se = &streamError{http.StatusGatewayTimeout, codeUpstreamTimeout, "the upstream timed out"}
 			case errors.Is(cause, context.Canceled):
+				mc.code = "client_gone"
 				return // the agent hung up
 			case errors.Is(err, ErrEventTooLarge):
 				se = &streamError{http.StatusBadGateway, codeUpstreamMalform, err.Error()}
@@ -299,30 +411,71 @@ func (g *Gateway) serveStream(w http.ResponseWriter, mc *modelCall, cd codec, ct
 				se = &streamError{http.StatusBadGateway, codeStreamIncomplete, "the upstream stream ended before it was complete"}
 			}
 		}
-		out.write(streamErrorEvent(mc.format, se.status, se.code, se.msg, 0))
+		mc.code = se.code
+		out.write(streamErrorEvent(mc.format, se.status, se.code, se.msg, st.nextSeq()))
 		out.flush()
 	}
+	type read struct {
+		ev  sseEvent
+		err error
+	}
+	events := make(chan read)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		in := newSSEReader(body, g.cfg.MaxEventBytes)
+		for {
+			ev, err := in.next()
+			select {
+			case events <- read{ev, err}:
+			case <-stop:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	keepAlive := time.NewTicker(g.cfg.KeepAlive)
+	defer keepAlive.Stop()
 	for {
-		ev, err := in.next()
-		if err != nil {
-			if errors.Is(err, io.EOF) && ctx.Err() == nil {
+		var rd read
+		select {
+		case <-keepAlive.C:
+			if time.Since(out.last) >= g.cfg.KeepAlive {
+				out.comment("keep-alive")
+				out.flush()
+				if out.err != nil {
+					mc.code = "client_gone"
+					return
+				}
+			}
+			continue
+		case rd = <-events:
+		}
+		if rd.err != nil {
+			if errors.Is(rd.err, io.EOF) && ctx.Err() == nil {
 				if err := st.end(out); err != nil {
 					fail(err)
 				}
 				out.flush()
 				return
 			}
-			fail(err)
+			fail(rd.err)
 			return
 		}
 		idle.Reset(g.cfg.StreamIdleTimeout)
-		done, err := st.event(ev, out)
+		done, err := st.event(rd.ev, out)
 		if err != nil {
 			fail(err)
 			return
 		}
 		out.flush()
-		if out.err != nil || done {
+		if out.err != nil {
+			mc.code = "client_gone"
+			return
+		}
+		if done {
 			return
 		}
 	}

@@ -97,6 +97,9 @@ func (responsesCodec) request(mc *modelCall, req object) (bool, error) {
 				return false, toolChoiceRemoved(n)
 			}
 		}
+		if tc, _ := req.str("tool_choice"); tc == "required" && len(kept) == 0 {
+			return false, toolChoiceNoneLeft()
+		}
 		if len(kept) == 0 {
 			delete(req, "tools")
 			delete(req, "tool_choice")
@@ -117,14 +120,29 @@ func (responsesCodec) request(mc *modelCall, req object) (bool, error) {
 	}
 	if _, ok := req.str("input"); ok {
 		c, err := mc.inspectString(req, "input", "user", "")
-		return changed || c, err
+		if err != nil {
+			return false, err
+		}
+		c2, err := mc.continueConversation(req)
+		return changed || c || c2, err
 	}
 	items, err := req.objs("input")
 	if err != nil {
 		return false, badRequest("input: must be a string or an array of input items")
 	}
 	itemsChanged := false
-	for _, it := range items {
+	// Continuing a stored conversation, every input item is new; otherwise what follows the
+	// model's last item (its message or a call it proposed).
+	last := -1
+	if prev, _ := req.str("previous_response_id"); prev == "" {
+		last = lastModelTurn(items, func(it object) bool {
+			typ, _ := it.str("type")
+			return (modelItems[typ] && typ != "computer_call_output" && typ != "item_reference") ||
+				((typ == "" || typ == "message") && isAssistant(it))
+		})
+	}
+	for i, it := range items {
+		mc.fresh = i > last
 		c, err := mc.inspectInputItem(it)
 		if err != nil {
 			return false, err
@@ -135,7 +153,8 @@ func (responsesCodec) request(mc *modelCall, req object) (bool, error) {
 		req.set("input", items)
 		changed = true
 	}
-	return changed, nil
+	c, err = mc.continueConversation(req)
+	return changed || c, err
 }
 
 // modelItems are input items that replay what the model itself produced (checked when it was
@@ -255,6 +274,7 @@ func (responsesCodec) response(mc *modelCall, resp object) (bool, error) {
 			continue
 		}
 		if d := mc.decide(callID, name, args); !d.keep {
+			mc.noteRemoved(it, callID, d.notice)
 			items[i] = object{}
 			for k, v := range noticeItem(noticeItemID(it, callID), d.notice, true) {
 				items[i].set(k, v)
@@ -384,6 +404,7 @@ func (s *responsesStream) event(ev sseEvent, out *sseWriter) (bool, error) {
 			s.decided[iid] = callSignature(callID, name, args)
 		}
 		if !h.decision.keep {
+			s.mc.noteRemoved(item, callID, h.decision.notice)
 			id := noticeItemID(item, callID)
 			h.replace = object{}
 			for k, v := range noticeItem(id, h.decision.notice, true) {
@@ -515,6 +536,7 @@ func (s *responsesStream) rewriteResponse(data object) (bool, error) {
 		} else if ok, callID, name, args := checkedItem(it); ok {
 			// A call in the final output that never streamed as an item: decide it now.
 			if d := s.mc.decide(callID, name, args); !d.keep {
+				s.mc.noteRemoved(it, callID, d.notice)
 				items[i] = object{}
 				for k, v := range noticeItem(noticeItemID(it, callID), d.notice, true) {
 					items[i].set(k, v)
@@ -527,6 +549,7 @@ func (s *responsesStream) rewriteResponse(data object) (bool, error) {
 		resp.set("output", items)
 		data.set("response", resp)
 	}
+	s.mc.rememberRemoved(resp)
 	return changed, nil
 }
 
@@ -587,3 +610,5 @@ func (s *responsesStream) end(out *sseWriter) error {
 	}
 	return nil
 }
+
+func (s *responsesStream) nextSeq() int { return s.seq }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 )
 
 // sseEvent is one server-sent event: its "event:" name (may be empty) and its data lines
@@ -94,14 +95,24 @@ func (s *sseReader) line() ([]byte, error) {
 
 // sseWriter writes events to the agent, flushing each one: text deltas are never buffered.
 type sseWriter struct {
-	w   io.Writer
-	rc  *http.ResponseController
-	buf []byte
-	err error
+	w    io.Writer
+	rc   *http.ResponseController
+	buf  []byte
+	err  error
+	last time.Time // when the agent was last sent anything
 }
 
 func newSSEWriter(w http.ResponseWriter) *sseWriter {
-	return &sseWriter{w: w, rc: http.NewResponseController(w)}
+	return &sseWriter{w: w, rc: http.NewResponseController(w), last: time.Now()}
+}
+
+// comment writes an SSE comment line, which clients ignore: a keep-alive.
+func (s *sseWriter) comment(text string) {
+	if s.err != nil {
+		return
+	}
+	_, s.err = io.WriteString(s.w, ": "+text+"\n\n")
+	s.last = time.Now()
 }
 
 // write writes one event (without flushing).
@@ -123,6 +134,7 @@ func (s *sseWriter) write(ev sseEvent) {
 	b = append(b, '\n')
 	s.buf = b
 	_, s.err = s.w.Write(b)
+	s.last = time.Now()
 }
 
 // flush sends what was written to the agent now.
