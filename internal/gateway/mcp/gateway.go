@@ -24,6 +24,7 @@ import (
 	"maps"
 	"net"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -163,6 +164,8 @@ type upstream struct {
 	down    bool // cs has ended
 	closed  bool
 	lastTry time.Time
+	// connecting, while a reconnection is in flight, is closed when it ends.
+	connecting chan struct{}
 	// subs: the resource URIs the gateway subscribed to on this upstream for its agents. A new
 	// session starts with none, so they are renewed on every reconnection.
 	subs map[string]bool
@@ -180,19 +183,78 @@ var ErrUpstreamDown = errors.New("mcp: upstream unavailable")
 // restartBackoff bounds reconnection attempts to a failing upstream.
 const restartBackoff = time.Second
 
-// session returns the upstream's live session, reconnecting a restartable one that ended.
+// session returns the upstream's live session, reconnecting a restartable one that ended. The
+// upstream's mutex is never held across the connection (a child's start and handshake take up
+// to CallTimeout): one request connects, and the others for that upstream wait for it only as
+// long as their own context allows; every other upstream, and every list, goes on meanwhile.
 func (g *Gateway) session(ctx context.Context, u *upstream) (*sdk.ClientSession, error) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	switch {
-	case u.closed:
-		return nil, fmt.Errorf("%w: %q is closed", ErrUpstreamDown, u.name)
-	case !u.down:
-		return u.cs, nil
-	case u.mk == nil || time.Since(u.lastTry) < restartBackoff:
-		return nil, fmt.Errorf("%w: %q", ErrUpstreamDown, u.name)
+	return g.sessionWait(ctx, u, true)
+}
+
+// sessionNow is session for a caller that must not wait for another's reconnection (a listing
+// over every upstream): an upstream being reconnected is unavailable to it for now.
+func (g *Gateway) sessionNow(ctx context.Context, u *upstream) (*sdk.ClientSession, error) {
+	return g.sessionWait(ctx, u, false)
+}
+
+func (g *Gateway) sessionWait(ctx context.Context, u *upstream, wait bool) (*sdk.ClientSession, error) {
+	for {
+		u.mu.Lock()
+		switch {
+		case u.closed:
+			u.mu.Unlock()
+			return nil, fmt.Errorf("%w: %q is closed", ErrUpstreamDown, u.name)
+		case !u.down:
+			cs := u.cs
+			u.mu.Unlock()
+			return cs, nil
+		case u.connecting != nil:
+			ch := u.connecting
+			u.mu.Unlock()
+			if !wait {
+				return nil, fmt.Errorf("%w: %q is reconnecting", ErrUpstreamDown, u.name)
+			}
+			select {
+			case <-ch:
+				continue // connected or failed: look again
+			case <-ctx.Done():
+				return nil, fmt.Errorf("%w: %q is reconnecting: %w", ErrUpstreamDown, u.name, ctx.Err())
+			}
+		case u.mk == nil || time.Since(u.lastTry) < restartBackoff:
+			u.mu.Unlock()
+			return nil, fmt.Errorf("%w: %q", ErrUpstreamDown, u.name)
+		}
+		u.lastTry = time.Now()
+		done := make(chan struct{})
+		u.connecting = done
+		subs := slices.Collect(maps.Keys(u.subs))
+		u.mu.Unlock()
+		cs, err := g.connect(ctx, u, subs)
+		u.mu.Lock()
+		u.connecting = nil
+		close(done)
+		switch {
+		case err != nil:
+			u.mu.Unlock()
+			return nil, err
+		case u.closed:
+			// Closed while connecting: the new session is nobody's.
+			u.mu.Unlock()
+			_ = cs.Close()
+			return nil, fmt.Errorf("%w: %q is closed", ErrUpstreamDown, u.name)
+		}
+		u.cs, u.down = cs, false
+		g.watch(u, cs)
+		u.mu.Unlock()
+		return cs, nil
 	}
-	u.lastTry = time.Now()
+}
+
+// connect opens a new session to u (bounded by CallTimeout, on its own context: the request
+// that happened to trigger it may end first), asks it for the agents' log level and renews the
+// gateway's resource subscriptions subs before anyone uses it. Each subscription was decided
+// when its agent subscribed; this only restores the gateway's own upstream state.
+func (g *Gateway) connect(ctx context.Context, u *upstream, subs []string) (*sdk.ClientSession, error) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.o.CallTimeout)
 	defer cancel()
 	cs, err := u.client.Connect(cctx, u.mk(), upstreamSession)
@@ -201,11 +263,7 @@ func (g *Gateway) session(ctx context.Context, u *upstream) (*sdk.ClientSession,
 	}
 	g.log.Warn("upstream reconnected", slog.String("upstream", u.name))
 	g.askLevelAgain(cctx, u, cs)
-	u.cs, u.down = cs, false
-	g.watch(u, cs)
-	// Renew the agents' subscriptions before anyone uses the new session. Each was decided
-	// when the agent subscribed; this only restores the gateway's own upstream state.
-	for uri := range u.subs {
+	for _, uri := range subs {
 		if err := cs.Subscribe(cctx, &sdk.SubscribeParams{URI: uri}); err != nil {
 			g.log.Warn("resource subscription not renewed", slog.String("upstream", u.name), slog.String("uri", uri), slog.Any("error", err))
 		}
@@ -575,7 +633,7 @@ func (g *Gateway) relayProgress(_ context.Context, req *sdk.ProgressNotification
 // scan lists u's tools and runs each definition through scanning and pinning; agent (nil when
 // none asked) is whom the records name.
 func (g *Gateway) scan(ctx context.Context, agent *identity.Agent, u *upstream) {
-	tools, err := g.upstreamTools(ctx, u)
+	tools, err := g.upstreamTools(ctx, u, true)
 	if err != nil {
 		g.log.Warn("upstream tools unavailable", slog.String("upstream", u.name), slog.Any("error", err))
 		return
@@ -651,9 +709,10 @@ func reserved(name string) bool {
 	return false
 }
 
-// upstreamTools lists every tool of u (all pages).
-func (g *Gateway) upstreamTools(ctx context.Context, u *upstream) ([]*sdk.Tool, error) {
-	cs, err := g.session(ctx, u)
+// upstreamTools lists every tool of u (all pages); wait says whether to wait for another
+// request's reconnection of u (a scan before a call must; a listing must not).
+func (g *Gateway) upstreamTools(ctx context.Context, u *upstream, wait bool) ([]*sdk.Tool, error) {
+	cs, err := g.sessionWait(ctx, u, wait)
 	if err != nil {
 		return nil, err
 	}
@@ -682,7 +741,7 @@ func (g *Gateway) listTools(ctx context.Context, c Caller, r sdk.Request) (*sdk.
 	var all []offered
 	var names []string
 	for _, u := range g.ups {
-		tools, err := g.upstreamTools(ctx, u)
+		tools, err := g.upstreamTools(ctx, u, false)
 		if err != nil {
 			g.log.Warn("upstream tools unavailable", slog.String("upstream", u.name), slog.Any("error", err))
 			continue
@@ -998,7 +1057,7 @@ func collect[T any](ctx context.Context, g *Gateway, c Caller, reserved string, 
 		if !has(u) {
 			continue
 		}
-		cs, err := g.session(ctx, u)
+		cs, err := g.sessionNow(ctx, u)
 		if err != nil {
 			continue
 		}

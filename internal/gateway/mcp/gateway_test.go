@@ -137,6 +137,8 @@ type harnessConfig struct {
 	agent    func(*sdk.ClientOptions) // the agent client's options
 	// creds, when set, says who the agent sessions are (default: EnvCredentials with the key).
 	creds func(key string) CredentialsFunc
+	// agentSide, when set, wraps the gateway's end of the agent's transport.
+	agentSide func(sdk.Transport) sdk.Transport
 }
 
 func newHarnessWith(t testing.TB, wait, timeout time.Duration, store ledger.Store, hc harnessConfig) *harness {
@@ -298,7 +300,11 @@ func newHarnessWith(t testing.TB, wait, timeout time.Duration, store ledger.Stor
 	}
 	srv := gw.Server(creds)
 	h.srv = srv
-	gss, err := srv.Connect(ctx, gt, nil)
+	var agentSide sdk.Transport = gt
+	if hc.agentSide != nil {
+		agentSide = hc.agentSide(gt)
+	}
+	gss, err := srv.Connect(ctx, agentSide, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
