@@ -35,7 +35,6 @@ import (
 
 	"github.com/portcullis-ai/portcullis/internal/guard"
 	"github.com/portcullis-ai/portcullis/internal/identity"
-	"github.com/portcullis-ai/portcullis/internal/jsonx"
 )
 
 // Reserved tool names: resources and prompts are governed by the same policy under these names.
@@ -843,53 +842,8 @@ func errorResult(msg string) *sdk.CallToolResult {
 	return &sdk.CallToolResult{IsError: true, Content: []sdk.Content{&sdk.TextContent{Text: msg}}}
 }
 
-// validArguments checks a tools/call's arguments with the one definition of valid tool
-// arguments the guard also applies (jsonx.ValidateObject). Absent and null arguments are {}.
-func validArguments(args json.RawMessage) error {
-	if t := bytes.TrimSpace(args); len(t) == 0 || string(t) == "null" {
-		return nil
-	}
-	return jsonx.ValidateObject(args, jsonx.Limits{})
-}
-
-// splitApproval removes the approval argument from the call's arguments and returns the
-// canonical arguments (a JSON object) and the approval ID, from the arguments or from _meta.
-func splitApproval(args json.RawMessage, meta sdk.Meta) (json.RawMessage, string, error) {
-	id := ""
-	if v, ok := meta[ApprovalArg].(string); ok {
-		id = v
-	}
-	if len(args) == 0 || string(args) == "null" {
-		return json.RawMessage("{}"), id, nil
-	}
-	if t := bytes.TrimSpace(args); len(t) > 0 && t[0] == '{' && json.Valid(t) &&
-		!bytes.Contains(t, []byte(ApprovalArg)) && !bytes.Contains(t, []byte(`\u`)) {
-		// The common case: an object without the approval argument (not even escaped): a
-		// validity scan instead of a decode and a re-encode.
-		return args, id, nil
-	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(args, &m); err != nil {
-		return nil, "", fmt.Errorf("arguments must be a JSON object: %w", err)
-	}
-	if raw, ok := m[ApprovalArg]; ok {
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, "", fmt.Errorf("%s must be a string", ApprovalArg)
-		}
-		id = s
-		delete(m, ApprovalArg)
-		out, err := json.Marshal(m)
-		if err != nil {
-			return nil, "", fmt.Errorf("re-encode arguments: %w", err)
-		}
-		return out, id, nil
-	}
-	return args, id, nil
-}
-
 // decide runs guard.Check, which holds a CONSTRAIN up to ApprovalWait for a human. It returns
-// the decision under which the call may run, or the result to answer with.
+// the decision, and the result to answer with when the call may not run.
 func (g *Gateway) decide(ctx context.Context, req guard.Request) (*guard.Decision, *sdk.CallToolResult) {
 	req.Hold = g.o.ApprovalWait
 	d := g.o.Guard.Check(ctx, req)
@@ -897,9 +851,9 @@ func (g *Gateway) decide(ctx context.Context, req guard.Request) (*guard.Decisio
 	case d.Allowed():
 		return d, nil
 	case d.Pending():
-		return nil, errorResult(pendingMessage(d.ApprovalID))
+		return d, errorResult(pendingMessage(d.ApprovalID))
 	default:
-		return nil, errorResult(msgUnavailable)
+		return d, errorResult(msgUnavailable)
 	}
 }
 
@@ -925,18 +879,13 @@ func (g *Gateway) callTool(ctx context.Context, c Caller, r *sdk.CallToolRequest
 	if r.Params == nil {
 		return nil, errors.New("mcp: tools/call without params")
 	}
-	if err := validArguments(r.Params.Arguments); err != nil {
-		// Arguments that two readers could read two ways (a repeated key, exactly or up to
-		// case; invalid UTF-8) are forwarded byte for byte, so no decision can be made on them:
-		// the policy would read one value and the server might run on the other. The guard
-		// refuses them the same way and records the attempt; the agent gets invalid params.
-		g.o.Guard.Check(ctx, guard.Request{RequestID: requestID(r), Source: "mcp", Credentials: c.Credentials, Agent: c.Agent,
-			UserToken: c.UserToken, Tool: r.Params.Name, Params: r.Params.Arguments})
-		return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "invalid arguments: " + err.Error()}
-	}
-	args, approvalID, err := splitApproval(r.Params.Arguments, r.Params.Meta)
-	if err != nil {
-		return errorResult("invalid arguments: " + err.Error()), nil
+	// The arguments are read once, by the guard: strictly (arguments two readers could read two
+	// ways — a repeated key, exactly or up to case; invalid UTF-8 — are refused, since they are
+	// forwarded byte for byte and the server might run on the reading the policy did not see),
+	// with the approval argument of a retry taken out. Absent and null arguments are {}.
+	args := r.Params.Arguments
+	if t := bytes.TrimSpace(args); len(t) == 0 || string(t) == "null" {
+		args = json.RawMessage("{}")
 	}
 	name := r.Params.Name
 	u, tool, known := g.split(name)
@@ -948,10 +897,20 @@ func (g *Gateway) callTool(ctx context.Context, c Caller, r *sdk.CallToolRequest
 		g.record(ctx, c, name, guard.EventDeny, "tool_blocked: definition changed or suspicious; call refused until re-approved", "definition sha256:", nil)
 		return errorResult(msgUnavailable), nil
 	}
-	d, answer := g.decide(ctx, guard.Request{RequestID: requestID(r), Source: "mcp", Credentials: c.Credentials, Agent: c.Agent, UserToken: c.UserToken, Tool: name, Params: args, ApprovalID: approvalID})
+	d, answer := g.decide(ctx, guard.Request{RequestID: requestID(r), Source: "mcp", Credentials: c.Credentials, Agent: c.Agent, UserToken: c.UserToken,
+		Tool: name, Params: args, ApprovalID: metaApproval(r.Params.Meta), ApprovalArg: ApprovalArg})
 	if answer != nil {
+		if d.Code == guard.CodeDuplicateKey || d.Code == guard.CodeMalformed {
+			// Refused and recorded by the guard; the agent gets invalid params.
+			msg := "invalid arguments"
+			if d.Err != nil {
+				msg += ": " + strings.TrimPrefix(d.Err.Error(), "decode params: ")
+			}
+			return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: msg}
+		}
 		return answer, nil
 	}
+	args = d.Params
 	if !known {
 		g.outcome(ctx, d, name, false, "unknown tool", nil)
 		return errorResult(msgUnavailable), nil

@@ -520,50 +520,6 @@ func TestClientDisconnectsMidApproval(t *testing.T) {
 	}
 }
 
-func TestSplitApproval(t *testing.T) {
-	tests := []struct {
-		args, wantArgs, wantID string
-		wantErr                bool
-	}{
-		{``, `{}`, "", false},
-		{`{"a":1}`, `{"a":1}`, "", false},
-		{`{"a":1,"_portcullis_approval_id":"apr_x"}`, `{"a":1}`, "apr_x", false},
-		{`{"_portcullis_approval_id":5}`, ``, "", true},
-		{`[1]`, ``, "", true},
-		{`{`, ``, "", true},
-	}
-	for _, tt := range tests {
-		got, id, err := splitApproval(json.RawMessage(tt.args), nil)
-		if (err != nil) != tt.wantErr {
-			t.Errorf("%s: err %v", tt.args, err)
-			continue
-		}
-		if diff := cmp.Diff(tt.wantArgs+"|"+tt.wantID, string(got)+"|"+id); !tt.wantErr && diff != "" {
-			t.Errorf("%s (-want +got):\n%s", tt.args, diff)
-		}
-	}
-}
-
-func FuzzSplitApproval(f *testing.F) {
-	for _, s := range []string{``, `{}`, `{"_portcullis_approval_id":"a","b":[1]}`, `null`, `"x"`} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		got, _, err := splitApproval(json.RawMessage(s), nil)
-		if err == nil && !json.Valid(got) {
-			t.Fatalf("invalid arguments out: %q", got)
-		}
-		if err == nil && strings.Contains(string(got), `"`+ApprovalArg+`"`) {
-			var m map[string]json.RawMessage
-			if json.Unmarshal(got, &m) == nil {
-				if _, ok := m[ApprovalArg]; ok {
-					t.Fatalf("approval argument not stripped: %q", got)
-				}
-			}
-		}
-	})
-}
-
 func TestPinStore(t *testing.T) {
 	p := OpenPins(t.TempDir() + "/pins.json")
 	steps := []struct {

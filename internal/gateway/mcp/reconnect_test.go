@@ -29,7 +29,7 @@ func (allowPort) VisibleTools(_ context.Context, l guard.Listing) ([]string, err
 }
 
 func (allowPort) Check(_ context.Context, req guard.Request) *guard.Decision {
-	return &guard.Decision{ID: guard.NewDecisionID(), Tool: req.Tool, Action: policy.Allow, Agent: &identity.Agent{ID: "agent-1"}}
+	return &guard.Decision{ID: guard.NewDecisionID(), Tool: req.Tool, Action: policy.Allow, Agent: &identity.Agent{ID: "agent-1"}, Params: req.Params}
 }
 
 func (allowPort) CheckResult(_ context.Context, o guard.Outcome) *guard.ResultDecision {
