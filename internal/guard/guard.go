@@ -439,7 +439,7 @@ func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 		return g.denyUnauthenticated(ctx, d, rec, req, err)
 	}
 	d.Agent = agent
-	rec.Agent = &ledger.Principal{ID: agent.ID, Verified: true, Method: string(agent.Method)}
+	rec.Agent = agentPrincipal(agent)
 	// Refused after the agent is known, so the record says who sent it.
 	if nameErr != nil {
 		return g.deny(ctx, d, rec, sh, CodeInvalidToolName, nameErr, "")
