@@ -117,9 +117,7 @@ func (g *Guard) CheckContent(ctx context.Context, c Content) (cd *ContentDecisio
 	rec := &ledger.Record{Kind: ledger.KindDecision, Time: g.now(), DecisionID: cd.ID, RequestID: c.RequestID, Source: c.Source,
 		Tool: "llm.content." + c.Role, Params: raw, ParamsSize: len(raw), Decision: decision, ThreatLevel: res.Level,
 		Findings: ledgerFindings(res.Findings), Reason: "content " + verb + ": " + reason, Secrets: secrets}
-	if c.Agent != nil {
-		rec.Agent = &ledger.Principal{ID: c.Agent.ID, Verified: true, Method: string(c.Agent.Method)}
-	}
+	rec.Agent = agentPrincipal(c.Agent)
 	if _, lerr := g.appendRecord(ctx, rec); lerr != nil {
 		cd.Err = fmt.Errorf("ledger append: %w", lerr)
 		cd.Text = ""

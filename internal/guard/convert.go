@@ -24,6 +24,27 @@ func decodeParams(raw json.RawMessage) (map[string]any, error) {
 	return m, nil
 }
 
+// takeApprovalArg takes the approval argument out of the parsed parameters: req with the ID, and
+// with Params re-encoded from params without it (numbers as written). Parameters without it are
+// left exactly as received; the retry that carries it is the one that pays for an encoding.
+func takeApprovalArg(req Request, params map[string]any) (Request, error) {
+	v, ok := params[req.ApprovalArg]
+	if !ok {
+		return req, nil
+	}
+	id, ok := v.(string)
+	if !ok {
+		return req, fmt.Errorf("decode params: %s must be a string", req.ApprovalArg)
+	}
+	delete(params, req.ApprovalArg)
+	out, err := json.Marshal(params)
+	if err != nil {
+		return req, fmt.Errorf("decode params: re-encode without %s: %w", req.ApprovalArg, err)
+	}
+	req.Params, req.ApprovalID = out, id
+	return req, nil
+}
+
 func userPrincipal(u *identity.User) *ledger.Principal {
 	if u == nil {
 		return nil

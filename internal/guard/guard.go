@@ -285,6 +285,11 @@ type Request struct {
 	Tool         string
 	// Params are the call's arguments exactly as received (a JSON object).
 	Params json.RawMessage
+	// ApprovalArg, when set, names a member of Params that carries the approval ID of a retry
+	// (the MCP gateway's _portcullis_approval_id): the one strict parse of the parameters takes
+	// it out — it is never decided, digested, recorded or forwarded — and it overrides
+	// ApprovalID. A value that is not a string is malformed.
+	ApprovalArg string
 	// ApprovalID resumes a call that an earlier CONSTRAIN held: if the grant is approved and still
 	// binds this exact call, it runs once.
 	ApprovalID string
@@ -321,6 +326,9 @@ type Decision struct {
 	Findings    []inspect.Finding
 	// Seq is the ledger sequence number of the decision record.
 	Seq uint64
+	// Params are the parameters the tool may run on: as received, or without the approval
+	// argument (Request.ApprovalArg); nil when they could not be read.
+	Params json.RawMessage
 	// Err is the internal cause of a denial that was not the policy's; never shown to the agent.
 	Err error
 	// Steps times each step of the pipeline, for metrics.
@@ -368,7 +376,7 @@ const (
 // CONSTRAIN waits for its approval and is decided again once resolved.
 func (g *Guard) Check(ctx context.Context, req Request) *Decision {
 	d := g.decide(ctx, req)
-	if req.Hold <= 0 || !d.Pending() || g.approvals == nil || req.ApprovalID != "" {
+	if req.Hold <= 0 || !d.Pending() || g.approvals == nil {
 		return d
 	}
 	wctx, cancel := context.WithTimeout(ctx, req.Hold)
@@ -431,7 +439,7 @@ func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 		return g.denyUnauthenticated(ctx, d, rec, req, err)
 	}
 	d.Agent = agent
-	rec.Agent = &ledger.Principal{ID: agent.ID, Verified: true, Method: string(agent.Method)}
+	rec.Agent = agentPrincipal(agent)
 	// Refused after the agent is known, so the record says who sent it.
 	if nameErr != nil {
 		return g.deny(ctx, d, rec, sh, CodeInvalidToolName, nameErr, "")
@@ -456,6 +464,14 @@ func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 		}
 		return g.deny(ctx, d, rec, sh, code, err, "")
 	}
+	if req.ApprovalArg != "" {
+		if req, err = takeApprovalArg(req, params); err != nil {
+			rec.ParamsDropped = "malformed" // withheld by the ledger, their hash kept
+			return g.deny(ctx, d, rec, sh, CodeMalformed, err, "")
+		}
+		rec.Params, rec.ParamsSize = req.Params, len(req.Params)
+	}
+	d.Params = req.Params
 	res, err := g.inspector.Inspect(ctx, req.Tool, inspect.Request, req.Params)
 	d.Level, d.Findings = res.Level, res.Findings
 	rec.Secrets = whole(secretsOf(res.Findings))

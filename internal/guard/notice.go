@@ -79,9 +79,7 @@ func (g *Guard) CheckNotice(ctx context.Context, n Notice) (rd *ResultDecision) 
 		// redacted either way.
 		agent, _ = g.auth.Verify(ctx, n.Credentials)
 	}
-	if agent != nil {
-		rec.Agent = &ledger.Principal{ID: agent.ID, Verified: true, Method: string(agent.Method)}
-	}
+	rec.Agent = agentPrincipal(agent)
 	seq, lerr := g.appendRecord(ctx, rec)
 	if lerr != nil {
 		rd.Action, rd.Result = ResultBlock, nil

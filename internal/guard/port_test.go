@@ -193,3 +193,62 @@ func TestCheckHoldsForApproval(t *testing.T) {
 		t.Fatalf("approved in time: %v %q %q, want ALLOW with its approval", d.Action, d.Code, d.ApprovalID)
 	}
 }
+
+// TestApprovalArg: the one parse of the parameters takes a retry's approval argument out — it is
+// not decided, recorded or handed on to run — and a value that is not a string is malformed;
+// parameters without it are handed on exactly as received.
+func TestApprovalArg(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	const arg = "_portcullis_approval_id"
+	tests := []struct {
+		params, wantParams, wantCode string
+	}{
+		{`{"body" : "x",  "note":"a<b"}`, `{"body" : "x",  "note":"a<b"}`, ""},
+		{`{"body":"x","_portcullis_approval_id":"apr_nope"}`, `{"body":"x"}`, ""},
+		{`{"body":"x","\u005fportcullis_approval_id":"apr_nope"}`, `{"body":"x"}`, ""},
+		{`{"body":"x","_portcullis_approval_id":5}`, "", CodeMalformed},
+		{`{"_portcullis_approval_id":"a","_portcullis_approval_id":"b"}`, "", CodeDuplicateKey},
+	}
+	for _, tc := range tests {
+		req := h.call("save_note", tc.params)
+		req.ApprovalArg = arg
+		d := h.g.Check(ctx, req)
+		if d.Code != tc.wantCode {
+			t.Errorf("%s: code %q, want %q", tc.params, d.Code, tc.wantCode)
+			continue
+		}
+		if tc.wantCode != "" {
+			continue
+		}
+		if !d.Allowed() || string(d.Params) != tc.wantParams {
+			t.Errorf("%s: %v, params %s, want ALLOW with %s", tc.params, d.Action, d.Params, tc.wantParams)
+		}
+		if r := h.recordOf(t, d.ID, "decision"); strings.Contains(string(r.Params), "apr_nope") {
+			t.Errorf("%s: the approval argument reached the record: %s", tc.params, r.Params)
+		}
+	}
+}
+
+func FuzzApprovalArg(f *testing.F) {
+	for _, s := range []string{`{}`, `{"_portcullis_approval_id":"a","b":[1]}`, `{"a":1.50,"_portcullis_approval_id":"x"}`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		params, err := decodeParams(json.RawMessage(s))
+		if err != nil {
+			return
+		}
+		req, err := takeApprovalArg(Request{Params: json.RawMessage(s), ApprovalArg: "_portcullis_approval_id"}, params)
+		if err != nil {
+			return
+		}
+		again, err := decodeParams(req.Params)
+		if err != nil {
+			t.Fatalf("%q: parameters out unreadable: %q: %v", s, req.Params, err)
+		}
+		if _, ok := again["_portcullis_approval_id"]; ok {
+			t.Fatalf("%q: approval argument not taken out: %q", s, req.Params)
+		}
+	})
+}

@@ -135,7 +135,7 @@ func (g *Guard) CheckResult(ctx context.Context, o Outcome) (rd *ResultDecision)
 		}
 		agent = a
 	}
-	rec.Agent = &ledger.Principal{ID: agent.ID, Verified: true, Method: string(agent.Method)}
+	rec.Agent = agentPrincipal(agent)
 	if nameErr != nil {
 		return fail(CodeInvalidToolName, nameErr)
 	}

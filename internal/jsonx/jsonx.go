@@ -10,7 +10,6 @@ package jsonx
 import (
 	"bytes"
 	"errors"
-	"fmt"
 
 	segjson "github.com/segmentio/encoding/json"
 )
@@ -95,29 +94,30 @@ func stringEnd(b []byte, open int) int {
 // DecodeObject decodes a JSON object into its Go form, numbers as json.Number: the exact text,
 // because a float64 rounds integers beyond 2^53 (9007199254740993 would read as
 // 9007199254740992) while the tool that runs reads them exactly. Empty input is an empty object;
-// anything but one object is an error.
+// anything but one object is an error. It is one pass: the same reading refuses what Validate
+// refuses (a key named twice, exactly or up to case — a last-wins decoder would hand the policy
+// one reading of arguments that a first-wins tool reads otherwise; invalid UTF-8; depth) and
+// builds the value.
 func DecodeObject(raw []byte) (map[string]any, error) {
-	if len(trimSpace(raw)) == 0 {
+	t := trimSpace(raw)
+	if len(t) == 0 {
 		return map[string]any{}, nil
 	}
-	// Validate first: the decoder below takes the last of two duplicate keys, and would hand
-	// the policy one reading of arguments that a first-wins tool reads otherwise.
-	if err := ValidateObject(raw, Limits{}); err != nil {
+	if err := objectFirst(t); err != nil {
 		return nil, err
 	}
-	var v any
-	rest, err := segjson.Parse(raw, &v, segjson.UseNumber)
-	if err != nil {
+	var keys [16]seenKey
+	var stack [8]frame
+	v := validator{b: raw, maxDepth: MaxNesting, build: true, keys: keys[:0], stack: stack[:0]}
+	v.ws()
+	if err := v.value(); err != nil {
 		return nil, err
 	}
-	if len(trimSpace(rest)) != 0 {
-		return nil, errors.New("trailing data after the value")
+	v.ws()
+	if v.i != len(v.b) {
+		return nil, v.syntax("data after the value")
 	}
-	m, ok := v.(map[string]any)
-	if !ok {
-		return nil, fmt.Errorf("want a JSON object, got %s", kind(v))
-	}
-	return m, nil
+	return v.val.(map[string]any), nil
 }
 
 // DecodeStrict decodes exactly one JSON value into v, refusing what Validate refuses, unknown
@@ -141,19 +141,3 @@ func DecodeStrict(body []byte, v any) error {
 // trimSpace removes JSON's whitespace (space, tab, CR, LF) — not the wider set bytes.TrimSpace
 // knows, which would accept a form feed after the value that JSON does not.
 func trimSpace(b []byte) []byte { return bytes.Trim(b, " \t\r\n") }
-
-func kind(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case []any:
-		return "an array"
-	case string:
-		return "a string"
-	case float64, segjson.Number:
-		return "a number"
-	case bool:
-		return "a boolean"
-	}
-	return fmt.Sprintf("%T", v)
-}

@@ -189,3 +189,16 @@ func TestCountValues(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkDecodeObject reads typical tool arguments: refusal of two readings and the value, as
+// the guard reads every call's parameters.
+func BenchmarkDecodeObject(b *testing.B) {
+	raw := []byte(`{"query_type":"quarterly","region":"north","limit":500,"filters":{"from":"2026-01-01","to":"2026-03-31","tags":["a","b","c"]},"note":"report for the board \u00e9"}`)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(raw)))
+	for b.Loop() {
+		if _, err := DecodeObject(raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package jsonx
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -66,7 +67,9 @@ func Validate(b []byte, lim Limits) error {
 	if lim.MaxBytes > 0 && len(b) > lim.MaxBytes {
 		return fmt.Errorf("%w: %d bytes; the limit is %d", ErrTooLarge, len(b), lim.MaxBytes)
 	}
-	v := validator{b: b, maxDepth: lim.MaxDepth}
+	var keys [16]seenKey
+	var stack [8]frame
+	v := validator{b: b, maxDepth: lim.MaxDepth, keys: keys[:0], stack: stack[:0]}
 	v.ws()
 	if err := v.value(); err != nil {
 		return err
@@ -85,6 +88,14 @@ func ValidateObject(b []byte, lim Limits) error {
 	if len(t) == 0 {
 		return nil
 	}
+	if err := objectFirst(t); err != nil {
+		return err
+	}
+	return Validate(b, lim)
+}
+
+// objectFirst refuses a value that is not an object by its first byte (t is trimmed, not empty).
+func objectFirst(t []byte) error {
 	if t[0] != '{' {
 		got := "a number"
 		switch t[0] {
@@ -99,16 +110,20 @@ func ValidateObject(b []byte, lim Limits) error {
 		}
 		return fmt.Errorf("%w: want a JSON object, got %s", ErrSyntax, got)
 	}
-	return Validate(b, lim)
+	return nil
 }
 
-// validator is a recursive-descent checker. It decodes nothing but keys, and those only when
-// they are escaped or not plain lower-case ASCII.
+// validator is a recursive-descent checker. Checking only, it decodes nothing but keys, and
+// those only when they are escaped or not plain lower-case ASCII; building (DecodeObject), it
+// also leaves each value it read in val, in encoding/json's Go form with numbers as
+// json.Number — one pass that refuses what Validate refuses and yields the value.
 type validator struct {
 	b        []byte
 	i        int
 	depth    int
 	maxDepth int
+	build    bool
+	val      any
 	// keys holds the keys of every object being read, innermost last; each object remembers
 	// where its own start.
 	keys []seenKey
@@ -151,13 +166,17 @@ func (v *validator) value() error {
 	case c == '[':
 		return v.array()
 	case c == '"':
-		_, err := v.str(false)
+		s, err := v.str(v.build)
+		v.val = s
 		return err
 	case c == 't':
+		v.val = true
 		return v.literal("true")
 	case c == 'f':
+		v.val = false
 		return v.literal("false")
 	case c == 'n':
+		v.val = nil
 		return v.literal("null")
 	case c == '-' || c >= '0' && c <= '9':
 		return v.number()
@@ -185,10 +204,15 @@ func (v *validator) object() error {
 	start := len(v.keys)
 	var seen map[string]string // folded → first spelling, for large objects only
 	defer func() { v.keys = v.keys[:start] }()
+	var m map[string]any
+	if v.build {
+		m = map[string]any{}
+	}
 	v.ws()
 	if v.i < len(v.b) && v.b[v.i] == '}' {
 		v.i++
 		v.depth--
+		v.val = m
 		return nil
 	}
 	for {
@@ -237,6 +261,9 @@ func (v *validator) object() error {
 		if err := v.value(); err != nil {
 			return err
 		}
+		if v.build {
+			m[key] = v.val
+		}
 		v.stack = v.stack[:len(v.stack)-1]
 		v.ws()
 		if v.i >= len(v.b) {
@@ -248,6 +275,7 @@ func (v *validator) object() error {
 		case '}':
 			v.i++
 			v.depth--
+			v.val = m
 			return nil
 		default:
 			return v.syntax("want ',' or '}' in an object")
@@ -260,10 +288,15 @@ func (v *validator) array() error {
 		return err
 	}
 	v.i++ // '['
+	var arr []any
+	if v.build {
+		arr = []any{}
+	}
 	v.ws()
 	if v.i < len(v.b) && v.b[v.i] == ']' {
 		v.i++
 		v.depth--
+		v.val = arr
 		return nil
 	}
 	v.stack = append(v.stack, frame{})
@@ -273,6 +306,9 @@ func (v *validator) array() error {
 		v.ws()
 		if err := v.value(); err != nil {
 			return err
+		}
+		if v.build {
+			arr = append(arr, v.val)
 		}
 		v.ws()
 		if v.i >= len(v.b) {
@@ -285,6 +321,7 @@ func (v *validator) array() error {
 			v.i++
 			v.depth--
 			v.stack = v.stack[:top]
+			v.val = arr
 			return nil
 		default:
 			return v.syntax("want ',' or ']' in an array")
@@ -301,10 +338,14 @@ func (v *validator) literal(lit string) error {
 }
 
 func (v *validator) number() error {
+	start := v.i
 	end, bad := ScanNumber(v.b, v.i)
 	v.i = end
 	if bad != "" {
 		return v.syntax(bad)
+	}
+	if v.build {
+		v.val = json.Number(v.b[start:end])
 	}
 	return nil
 }

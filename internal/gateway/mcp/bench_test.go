@@ -174,3 +174,19 @@ func cpuTime() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkToolsCallAllocs counts the allocations (and time) of one tools/call through the
+// gateway, one client, the ledger in memory: the decision path's own work on the parameters and
+// the result (reading, inspecting, recording, forwarding) beside the SDK's on both legs.
+func BenchmarkToolsCallAllocs(b *testing.B) {
+	h := newHarnessWith(b, 0, 10*time.Second, memory.New(), harnessConfig{})
+	ctx := context.Background()
+	args := map[string]any{"text": "quarterly report for the north region, 2026"}
+	b.ReportAllocs()
+	for b.Loop() {
+		r, err := h.cs.CallTool(ctx, &sdk.CallToolParams{Name: "up__echo", Arguments: args})
+		if err != nil || r.IsError {
+			b.Fatalf("call: %v %+v", err, r)
+		}
+	}
+}

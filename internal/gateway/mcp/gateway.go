@@ -24,6 +24,7 @@ import (
 	"maps"
 	"net"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,7 +35,6 @@ import (
 
 	"github.com/portcullis-ai/portcullis/internal/guard"
 	"github.com/portcullis-ai/portcullis/internal/identity"
-	"github.com/portcullis-ai/portcullis/internal/jsonx"
 )
 
 // Reserved tool names: resources and prompts are governed by the same policy under these names.
@@ -163,6 +163,8 @@ type upstream struct {
 	down    bool // cs has ended
 	closed  bool
 	lastTry time.Time
+	// connecting, while a reconnection is in flight, is closed when it ends.
+	connecting chan struct{}
 	// subs: the resource URIs the gateway subscribed to on this upstream for its agents. A new
 	// session starts with none, so they are renewed on every reconnection.
 	subs map[string]bool
@@ -180,19 +182,78 @@ var ErrUpstreamDown = errors.New("mcp: upstream unavailable")
 // restartBackoff bounds reconnection attempts to a failing upstream.
 const restartBackoff = time.Second
 
-// session returns the upstream's live session, reconnecting a restartable one that ended.
+// session returns the upstream's live session, reconnecting a restartable one that ended. The
+// upstream's mutex is never held across the connection (a child's start and handshake take up
+// to CallTimeout): one request connects, and the others for that upstream wait for it only as
+// long as their own context allows; every other upstream, and every list, goes on meanwhile.
 func (g *Gateway) session(ctx context.Context, u *upstream) (*sdk.ClientSession, error) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	switch {
-	case u.closed:
-		return nil, fmt.Errorf("%w: %q is closed", ErrUpstreamDown, u.name)
-	case !u.down:
-		return u.cs, nil
-	case u.mk == nil || time.Since(u.lastTry) < restartBackoff:
-		return nil, fmt.Errorf("%w: %q", ErrUpstreamDown, u.name)
+	return g.sessionWait(ctx, u, true)
+}
+
+// sessionNow is session for a caller that must not wait for another's reconnection (a listing
+// over every upstream): an upstream being reconnected is unavailable to it for now.
+func (g *Gateway) sessionNow(ctx context.Context, u *upstream) (*sdk.ClientSession, error) {
+	return g.sessionWait(ctx, u, false)
+}
+
+func (g *Gateway) sessionWait(ctx context.Context, u *upstream, wait bool) (*sdk.ClientSession, error) {
+	for {
+		u.mu.Lock()
+		switch {
+		case u.closed:
+			u.mu.Unlock()
+			return nil, fmt.Errorf("%w: %q is closed", ErrUpstreamDown, u.name)
+		case !u.down:
+			cs := u.cs
+			u.mu.Unlock()
+			return cs, nil
+		case u.connecting != nil:
+			ch := u.connecting
+			u.mu.Unlock()
+			if !wait {
+				return nil, fmt.Errorf("%w: %q is reconnecting", ErrUpstreamDown, u.name)
+			}
+			select {
+			case <-ch:
+				continue // connected or failed: look again
+			case <-ctx.Done():
+				return nil, fmt.Errorf("%w: %q is reconnecting: %w", ErrUpstreamDown, u.name, ctx.Err())
+			}
+		case u.mk == nil || time.Since(u.lastTry) < restartBackoff:
+			u.mu.Unlock()
+			return nil, fmt.Errorf("%w: %q", ErrUpstreamDown, u.name)
+		}
+		u.lastTry = time.Now()
+		done := make(chan struct{})
+		u.connecting = done
+		subs := slices.Collect(maps.Keys(u.subs))
+		u.mu.Unlock()
+		cs, err := g.connect(ctx, u, subs)
+		u.mu.Lock()
+		u.connecting = nil
+		close(done)
+		switch {
+		case err != nil:
+			u.mu.Unlock()
+			return nil, err
+		case u.closed:
+			// Closed while connecting: the new session is nobody's.
+			u.mu.Unlock()
+			_ = cs.Close()
+			return nil, fmt.Errorf("%w: %q is closed", ErrUpstreamDown, u.name)
+		}
+		u.cs, u.down = cs, false
+		g.watch(u, cs)
+		u.mu.Unlock()
+		return cs, nil
 	}
-	u.lastTry = time.Now()
+}
+
+// connect opens a new session to u (bounded by CallTimeout, on its own context: the request
+// that happened to trigger it may end first), asks it for the agents' log level and renews the
+// gateway's resource subscriptions subs before anyone uses it. Each subscription was decided
+// when its agent subscribed; this only restores the gateway's own upstream state.
+func (g *Gateway) connect(ctx context.Context, u *upstream, subs []string) (*sdk.ClientSession, error) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.o.CallTimeout)
 	defer cancel()
 	cs, err := u.client.Connect(cctx, u.mk(), upstreamSession)
@@ -201,11 +262,7 @@ func (g *Gateway) session(ctx context.Context, u *upstream) (*sdk.ClientSession,
 	}
 	g.log.Warn("upstream reconnected", slog.String("upstream", u.name))
 	g.askLevelAgain(cctx, u, cs)
-	u.cs, u.down = cs, false
-	g.watch(u, cs)
-	// Renew the agents' subscriptions before anyone uses the new session. Each was decided
-	// when the agent subscribed; this only restores the gateway's own upstream state.
-	for uri := range u.subs {
+	for _, uri := range subs {
 		if err := cs.Subscribe(cctx, &sdk.SubscribeParams{URI: uri}); err != nil {
 			g.log.Warn("resource subscription not renewed", slog.String("upstream", u.name), slog.String("uri", uri), slog.Any("error", err))
 		}
@@ -575,7 +632,7 @@ func (g *Gateway) relayProgress(_ context.Context, req *sdk.ProgressNotification
 // scan lists u's tools and runs each definition through scanning and pinning; agent (nil when
 // none asked) is whom the records name.
 func (g *Gateway) scan(ctx context.Context, agent *identity.Agent, u *upstream) {
-	tools, err := g.upstreamTools(ctx, u)
+	tools, err := g.upstreamTools(ctx, u, true)
 	if err != nil {
 		g.log.Warn("upstream tools unavailable", slog.String("upstream", u.name), slog.Any("error", err))
 		return
@@ -651,9 +708,10 @@ func reserved(name string) bool {
 	return false
 }
 
-// upstreamTools lists every tool of u (all pages).
-func (g *Gateway) upstreamTools(ctx context.Context, u *upstream) ([]*sdk.Tool, error) {
-	cs, err := g.session(ctx, u)
+// upstreamTools lists every tool of u (all pages); wait says whether to wait for another
+// request's reconnection of u (a scan before a call must; a listing must not).
+func (g *Gateway) upstreamTools(ctx context.Context, u *upstream, wait bool) ([]*sdk.Tool, error) {
+	cs, err := g.sessionWait(ctx, u, wait)
 	if err != nil {
 		return nil, err
 	}
@@ -682,7 +740,7 @@ func (g *Gateway) listTools(ctx context.Context, c Caller, r sdk.Request) (*sdk.
 	var all []offered
 	var names []string
 	for _, u := range g.ups {
-		tools, err := g.upstreamTools(ctx, u)
+		tools, err := g.upstreamTools(ctx, u, false)
 		if err != nil {
 			g.log.Warn("upstream tools unavailable", slog.String("upstream", u.name), slog.Any("error", err))
 			continue
@@ -784,53 +842,8 @@ func errorResult(msg string) *sdk.CallToolResult {
 	return &sdk.CallToolResult{IsError: true, Content: []sdk.Content{&sdk.TextContent{Text: msg}}}
 }
 
-// validArguments checks a tools/call's arguments with the one definition of valid tool
-// arguments the guard also applies (jsonx.ValidateObject). Absent and null arguments are {}.
-func validArguments(args json.RawMessage) error {
-	if t := bytes.TrimSpace(args); len(t) == 0 || string(t) == "null" {
-		return nil
-	}
-	return jsonx.ValidateObject(args, jsonx.Limits{})
-}
-
-// splitApproval removes the approval argument from the call's arguments and returns the
-// canonical arguments (a JSON object) and the approval ID, from the arguments or from _meta.
-func splitApproval(args json.RawMessage, meta sdk.Meta) (json.RawMessage, string, error) {
-	id := ""
-	if v, ok := meta[ApprovalArg].(string); ok {
-		id = v
-	}
-	if len(args) == 0 || string(args) == "null" {
-		return json.RawMessage("{}"), id, nil
-	}
-	if t := bytes.TrimSpace(args); len(t) > 0 && t[0] == '{' && json.Valid(t) &&
-		!bytes.Contains(t, []byte(ApprovalArg)) && !bytes.Contains(t, []byte(`\u`)) {
-		// The common case: an object without the approval argument (not even escaped): a
-		// validity scan instead of a decode and a re-encode.
-		return args, id, nil
-	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(args, &m); err != nil {
-		return nil, "", fmt.Errorf("arguments must be a JSON object: %w", err)
-	}
-	if raw, ok := m[ApprovalArg]; ok {
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, "", fmt.Errorf("%s must be a string", ApprovalArg)
-		}
-		id = s
-		delete(m, ApprovalArg)
-		out, err := json.Marshal(m)
-		if err != nil {
-			return nil, "", fmt.Errorf("re-encode arguments: %w", err)
-		}
-		return out, id, nil
-	}
-	return args, id, nil
-}
-
 // decide runs guard.Check, which holds a CONSTRAIN up to ApprovalWait for a human. It returns
-// the decision under which the call may run, or the result to answer with.
+// the decision, and the result to answer with when the call may not run.
 func (g *Gateway) decide(ctx context.Context, req guard.Request) (*guard.Decision, *sdk.CallToolResult) {
 	req.Hold = g.o.ApprovalWait
 	d := g.o.Guard.Check(ctx, req)
@@ -838,9 +851,9 @@ func (g *Gateway) decide(ctx context.Context, req guard.Request) (*guard.Decisio
 	case d.Allowed():
 		return d, nil
 	case d.Pending():
-		return nil, errorResult(pendingMessage(d.ApprovalID))
+		return d, errorResult(pendingMessage(d.ApprovalID))
 	default:
-		return nil, errorResult(msgUnavailable)
+		return d, errorResult(msgUnavailable)
 	}
 }
 
@@ -866,18 +879,13 @@ func (g *Gateway) callTool(ctx context.Context, c Caller, r *sdk.CallToolRequest
 	if r.Params == nil {
 		return nil, errors.New("mcp: tools/call without params")
 	}
-	if err := validArguments(r.Params.Arguments); err != nil {
-		// Arguments that two readers could read two ways (a repeated key, exactly or up to
-		// case; invalid UTF-8) are forwarded byte for byte, so no decision can be made on them:
-		// the policy would read one value and the server might run on the other. The guard
-		// refuses them the same way and records the attempt; the agent gets invalid params.
-		g.o.Guard.Check(ctx, guard.Request{RequestID: requestID(r), Source: "mcp", Credentials: c.Credentials, Agent: c.Agent,
-			UserToken: c.UserToken, Tool: r.Params.Name, Params: r.Params.Arguments})
-		return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "invalid arguments: " + err.Error()}
-	}
-	args, approvalID, err := splitApproval(r.Params.Arguments, r.Params.Meta)
-	if err != nil {
-		return errorResult("invalid arguments: " + err.Error()), nil
+	// The arguments are read once, by the guard: strictly (arguments two readers could read two
+	// ways — a repeated key, exactly or up to case; invalid UTF-8 — are refused, since they are
+	// forwarded byte for byte and the server might run on the reading the policy did not see),
+	// with the approval argument of a retry taken out. Absent and null arguments are {}.
+	args := r.Params.Arguments
+	if t := bytes.TrimSpace(args); len(t) == 0 || string(t) == "null" {
+		args = json.RawMessage("{}")
 	}
 	name := r.Params.Name
 	u, tool, known := g.split(name)
@@ -889,10 +897,20 @@ func (g *Gateway) callTool(ctx context.Context, c Caller, r *sdk.CallToolRequest
 		g.record(ctx, c, name, guard.EventDeny, "tool_blocked: definition changed or suspicious; call refused until re-approved", "definition sha256:", nil)
 		return errorResult(msgUnavailable), nil
 	}
-	d, answer := g.decide(ctx, guard.Request{RequestID: requestID(r), Source: "mcp", Credentials: c.Credentials, Agent: c.Agent, UserToken: c.UserToken, Tool: name, Params: args, ApprovalID: approvalID})
+	d, answer := g.decide(ctx, guard.Request{RequestID: requestID(r), Source: "mcp", Credentials: c.Credentials, Agent: c.Agent, UserToken: c.UserToken,
+		Tool: name, Params: args, ApprovalID: metaApproval(r.Params.Meta), ApprovalArg: ApprovalArg})
 	if answer != nil {
+		if d.Code == guard.CodeDuplicateKey || d.Code == guard.CodeMalformed {
+			// Refused and recorded by the guard; the agent gets invalid params.
+			msg := "invalid arguments"
+			if d.Err != nil {
+				msg += ": " + strings.TrimPrefix(d.Err.Error(), "decode params: ")
+			}
+			return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: msg}
+		}
 		return answer, nil
 	}
+	args = d.Params
 	if !known {
 		g.outcome(ctx, d, name, false, "unknown tool", nil)
 		return errorResult(msgUnavailable), nil
@@ -998,7 +1016,7 @@ func collect[T any](ctx context.Context, g *Gateway, c Caller, reserved string, 
 		if !has(u) {
 			continue
 		}
-		cs, err := g.session(ctx, u)
+		cs, err := g.sessionNow(ctx, u)
 		if err != nil {
 			continue
 		}

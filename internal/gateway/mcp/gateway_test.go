@@ -137,6 +137,8 @@ type harnessConfig struct {
 	agent    func(*sdk.ClientOptions) // the agent client's options
 	// creds, when set, says who the agent sessions are (default: EnvCredentials with the key).
 	creds func(key string) CredentialsFunc
+	// agentSide, when set, wraps the gateway's end of the agent's transport.
+	agentSide func(sdk.Transport) sdk.Transport
 }
 
 func newHarnessWith(t testing.TB, wait, timeout time.Duration, store ledger.Store, hc harnessConfig) *harness {
@@ -298,7 +300,11 @@ func newHarnessWith(t testing.TB, wait, timeout time.Duration, store ledger.Stor
 	}
 	srv := gw.Server(creds)
 	h.srv = srv
-	gss, err := srv.Connect(ctx, gt, nil)
+	var agentSide sdk.Transport = gt
+	if hc.agentSide != nil {
+		agentSide = hc.agentSide(gt)
+	}
+	gss, err := srv.Connect(ctx, agentSide, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -512,50 +518,6 @@ func TestClientDisconnectsMidApproval(t *testing.T) {
 	if h.calls["wire"].Load() != 0 {
 		t.Error("the held call ran")
 	}
-}
-
-func TestSplitApproval(t *testing.T) {
-	tests := []struct {
-		args, wantArgs, wantID string
-		wantErr                bool
-	}{
-		{``, `{}`, "", false},
-		{`{"a":1}`, `{"a":1}`, "", false},
-		{`{"a":1,"_portcullis_approval_id":"apr_x"}`, `{"a":1}`, "apr_x", false},
-		{`{"_portcullis_approval_id":5}`, ``, "", true},
-		{`[1]`, ``, "", true},
-		{`{`, ``, "", true},
-	}
-	for _, tt := range tests {
-		got, id, err := splitApproval(json.RawMessage(tt.args), nil)
-		if (err != nil) != tt.wantErr {
-			t.Errorf("%s: err %v", tt.args, err)
-			continue
-		}
-		if diff := cmp.Diff(tt.wantArgs+"|"+tt.wantID, string(got)+"|"+id); !tt.wantErr && diff != "" {
-			t.Errorf("%s (-want +got):\n%s", tt.args, diff)
-		}
-	}
-}
-
-func FuzzSplitApproval(f *testing.F) {
-	for _, s := range []string{``, `{}`, `{"_portcullis_approval_id":"a","b":[1]}`, `null`, `"x"`} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		got, _, err := splitApproval(json.RawMessage(s), nil)
-		if err == nil && !json.Valid(got) {
-			t.Fatalf("invalid arguments out: %q", got)
-		}
-		if err == nil && strings.Contains(string(got), `"`+ApprovalArg+`"`) {
-			var m map[string]json.RawMessage
-			if json.Unmarshal(got, &m) == nil {
-				if _, ok := m[ApprovalArg]; ok {
-					t.Fatalf("approval argument not stripped: %q", got)
-				}
-			}
-		}
-	})
 }
 
 func TestPinStore(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
@@ -276,6 +277,10 @@ func (g *Gateway) logTarget(server string) (ss *sdk.ServerSession, c Caller, req
 
 var errNoRequest = errors.New("mcp: no request in flight")
 
+// logSendTimeout bounds sending one relayed line to an agent session; a line not sent in time
+// is counted undelivered. A variable so that tests can shorten it.
+var logSendTimeout = 5 * time.Second
+
 // logLine is what of a log message is inspected and relayed: the upstream's _meta is not.
 type logLine struct {
 	Logger string `json:"logger,omitempty"`
@@ -335,14 +340,20 @@ func (g *Gateway) relayLog(ctx context.Context, server string, r *sdk.LoggingMes
 		}
 	}
 	out := &sdk.LoggingMessageParams{Level: p.Level, Logger: line.Logger, Data: line.Data}
+	// Bounded: an agent that stops reading must not hold the upstream's notification handler
+	// (and with it every later line and answer of that upstream) for good.
 	err = errNoRequest
 	if reqCtx != nil {
-		err = ss.Log(reqCtx, out)
+		sctx, cancel := context.WithTimeout(reqCtx, logSendTimeout)
+		err = ss.Log(sctx, out)
+		cancel()
 	}
 	if err != nil {
 		// No request in flight, or it answered meanwhile and its stream is closed: the
 		// session's own stream.
-		err = ss.Log(context.Background(), out)
+		sctx, cancel := context.WithTimeout(context.Background(), logSendTimeout)
+		err = ss.Log(sctx, out)
+		cancel()
 	}
 	if err != nil {
 		g.logs.undelivered.Add(1)

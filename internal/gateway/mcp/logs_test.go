@@ -6,9 +6,11 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/portcullis-ai/portcullis/internal/identity"
@@ -47,24 +49,27 @@ func newLogHarness(t *testing.T, lc logConfig) *logAgent {
 	t.Helper()
 	a := &logAgent{got: make(chan *sdk.LoggingMessageParams, 64)}
 	hc := harnessConfig{
-		gateway: func(o *Options) { o.RelayLogs = lc.relay },
-		upstream: func(h *harness) {
-			sdk.AddTool(h.up, &sdk.Tool{Name: "log", Description: "Logs lines."}, func(ctx context.Context, r *sdk.CallToolRequest, in logIn) (*sdk.CallToolResult, any, error) {
-				for _, l := range in.Lines {
-					if err := r.Session.Log(ctx, &sdk.LoggingMessageParams{Level: sdk.LoggingLevel(l.Level), Logger: "tool", Data: l.Text}); err != nil {
-						return nil, nil, err
-					}
-				}
-				return textResult("logged"), nil, nil
-			})
-		},
-		agent: func(o *sdk.ClientOptions) { o.LoggingMessageHandler = a.collect },
+		gateway:  func(o *Options) { o.RelayLogs = lc.relay },
+		upstream: logTool,
+		agent:    func(o *sdk.ClientOptions) { o.LoggingMessageHandler = a.collect },
 	}
 	if lc.principals {
 		hc.creds = principals
 	}
 	a.harness = newHarnessWith(t, 0, 10*time.Second, memory.New(), hc)
 	return a
+}
+
+// logTool adds the upstream's tool log, which logs the lines it is given (logger "tool").
+func logTool(h *harness) {
+	sdk.AddTool(h.up, &sdk.Tool{Name: "log", Description: "Logs lines."}, func(ctx context.Context, r *sdk.CallToolRequest, in logIn) (*sdk.CallToolResult, any, error) {
+		for _, l := range in.Lines {
+			if err := r.Session.Log(ctx, &sdk.LoggingMessageParams{Level: sdk.LoggingLevel(l.Level), Logger: "tool", Data: l.Text}); err != nil {
+				return nil, nil, err
+			}
+		}
+		return textResult("logged"), nil, nil
+	})
 }
 
 func principals(key string) CredentialsFunc {
@@ -330,5 +335,61 @@ func TestLogsInspected(t *testing.T) {
 	}
 	if held.Decision != "deny" || !strings.HasPrefix(held.Reason, "notice withheld: threat level") || len(held.Findings) == 0 {
 		t.Errorf("withheld line's record: %+v", held)
+	}
+}
+
+// stallingTransport's connection stops taking log lines once stall is set: an agent that no
+// longer reads, behind a transport that waits (as long as it is allowed to) for room to write.
+type stallingTransport struct {
+	sdk.Transport
+	stall *atomic.Bool
+}
+
+func (t stallingTransport) Connect(ctx context.Context) (sdk.Connection, error) {
+	c, err := t.Transport.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return stallingConn{Connection: c, stall: t.stall}, nil
+}
+
+type stallingConn struct {
+	sdk.Connection
+	stall *atomic.Bool
+}
+
+func (c stallingConn) Write(ctx context.Context, msg jsonrpc.Message) error {
+	if r, ok := msg.(*jsonrpc.Request); ok && r.Method == "notifications/message" && c.stall.Load() {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return c.Connection.Write(ctx, msg)
+}
+
+// TestLogSendBounded: an agent that stops reading its session does not hold the relay (and with
+// it the upstream's notification handler) for good: sending a line is bounded, the line is
+// counted undelivered, and the call whose lines they were still answers.
+func TestLogSendBounded(t *testing.T) {
+	old := logSendTimeout
+	logSendTimeout = 100 * time.Millisecond
+	t.Cleanup(func() { logSendTimeout = old })
+	stall := &atomic.Bool{}
+	a := &logAgent{got: make(chan *sdk.LoggingMessageParams, 64)}
+	a.harness = newHarnessWith(t, 0, 10*time.Second, memory.New(), harnessConfig{
+		gateway:   func(o *Options) { o.RelayLogs = true },
+		upstream:  logTool,
+		agent:     func(o *sdk.ClientOptions) { o.LoggingMessageHandler = a.collect },
+		agentSide: func(tr sdk.Transport) sdk.Transport { return stallingTransport{Transport: tr, stall: stall} },
+	})
+	setLevel(t, a.cs, "info")
+	stall.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r, err := a.cs.CallTool(ctx, &sdk.CallToolParams{Name: "up__log", Arguments: logIn{Lines: []logInLine{{Level: "error", Text: "one"}, {Level: "error", Text: "two"}}}})
+	if err != nil || r.IsError {
+		t.Fatalf("the call whose lines the agent does not read: %v %+v", err, r)
+	}
+	if st := a.waitStats(t, func(st LogStats) bool { return st.Undelivered == 2 }); st.Undelivered != 2 || st.Relayed != 0 {
+		t.Errorf("stats %+v, want the 2 lines undelivered", st)
 	}
 }
