@@ -109,7 +109,7 @@ func openStore(ctx context.Context, std Stdio, loc *auditLoc) (ledger.Store, str
 	if path != "" {
 		c, err := config.Load(path)
 		if err != nil {
-			problem(std.Err, err.Error(), "the audit commands read the gateway's configuration to find its ledger")
+			printConfigError(std.Err, err, "the audit commands read the gateway's configuration to find its ledger")
 			return nil, "", false
 		}
 		cfg = *c

@@ -9,12 +9,15 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"sort"
 	"strings"
 
 	"github.com/portcullis-ai/portcullis/internal/version"
+	"github.com/portcullis-ai/portcullis/internal/yamlx"
 )
 
 // Stdio carries a command's standard streams.
@@ -40,6 +43,7 @@ var commands = map[string]command{
 	"keys":      {"create, list and revoke agent API keys", runKeys},
 	"inspect":   {"inspect tool-call arguments or results (JSONL) for attacks", runInspect},
 	"audit":     {"verify, export, prove and search the audit ledger", runAudit},
+	"config":    {"validate a gateway configuration file and its policies, creating nothing", runConfig},
 }
 
 // Exit codes shared by all commands.
@@ -91,4 +95,36 @@ func problem(w io.Writer, msg, hint string) {
 func runVersion(_ context.Context, std Stdio, _ []string) int {
 	fmt.Fprintln(std.Out, version.Get())
 	return exitOK
+}
+
+// isHelp reports whether arg asks for help.
+func isHelp(arg string) bool { return arg == "-h" || arg == "--help" || arg == "help" }
+
+// parseCmdFlags parses a command's flags: -h and --help print its usage to stdout and exit 0; a
+// bad flag is a usage error (exit 2). done says the command must return code now.
+func parseCmdFlags(std Stdio, fs *flag.FlagSet, args []string) (code int, done bool) {
+	out := fs.Output()
+	fs.SetOutput(io.Discard)
+	defer fs.SetOutput(out)
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fs.SetOutput(std.Out)
+		fs.Usage()
+		return exitOK, true
+	case err != nil:
+		problem(std.Err, strings.TrimPrefix(fs.Name(), "portcullis ")+": "+err.Error(), "run 'portcullis "+strings.TrimPrefix(fs.Name(), "portcullis ")+" -h' for its flags")
+		return exitUsage, true
+	}
+	return 0, false
+}
+
+// unknownSub reports an unknown subcommand of cmd, with the closest one when it is near.
+func unknownSub(w io.Writer, cmd, sub string, subs []string) int {
+	hint := "run 'portcullis " + cmd + " -h' for its commands"
+	if best := yamlx.Closest(sub, subs); best != "" {
+		hint = fmt.Sprintf("did you mean 'portcullis %s %s'?", cmd, best)
+	}
+	problem(w, fmt.Sprintf("%s: unknown command %q", cmd, sub), hint)
+	return exitUsage
 }

@@ -61,8 +61,7 @@ func runInventory(ctx context.Context, std Stdio, args []string) int {
 		}
 		cfg, err := config.Load(path)
 		if err != nil {
-			problem(std.Err, err.Error(), "pass --config or --data")
-			return exitFail
+			return printConfigError(std.Err, err, "pass --config or --data")
 		}
 		var found *config.MCPUpstream
 		for i := range cfg.MCP.Upstreams {

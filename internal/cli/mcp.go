@@ -40,6 +40,7 @@ func runMCP(ctx context.Context, std Stdio, args []string) int {
 	data := fs.String("data", dataDirDefault(), "data directory")
 	name := fs.String("name", "", "namespace the server's tools as NAME__TOOL")
 	listen := fs.String("listen", "", "also serve the HTTP API (approvals, decide) on this address, e.g. 127.0.0.1:8080")
+	allowEmpty := fs.Bool("allow-empty-policy", false, "start even when the policy paths hold no policy (every call is denied)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -59,11 +60,15 @@ func runMCP(ctx context.Context, std Stdio, args []string) int {
 	}
 	cfg, err := config.Load(path)
 	if err != nil {
-		problem(std.Err, err.Error(), "run 'portcullis serve' once to create a data directory, or pass --config")
-		return exitFail
+		return printConfigError(std.Err, err, "run 'portcullis serve' once to create a data directory, or pass --config")
 	}
 	// The HTTP gateway's upstreams are not started by the stdio wrapper: it wraps one command.
 	cfg.MCP.Upstreams = nil
+	sum, err := app.Check(cfg, *allowEmpty)
+	if err != nil {
+		return printStartCheckError(std.Err, err)
+	}
+	sum.Gateways = []string{"mcp-stdio"}
 	stderr, _ := std.Err.(*os.File)
 	if stderr == nil {
 		stderr = os.Stderr
@@ -75,6 +80,7 @@ func runMCP(ctx context.Context, std Stdio, args []string) int {
 		return exitFail
 	}
 	defer a.Close(context.WithoutCancel(ctx))
+	log.Info("gateway loaded", sum.LogAttrs()...)
 
 	// The server gets the environment the MCP client set for it, minus Portcullis' own variables.
 	// It is restarted (and its tools re-pinned) if it exits.

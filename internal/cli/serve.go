@@ -23,6 +23,7 @@ func runServe(ctx context.Context, std Stdio, args []string) int {
 	data := fs.String("data", dataDirDefault(), "data directory for the embedded default")
 	listen := fs.String("listen", "", "listen address, overriding the configuration (e.g. 127.0.0.1:0)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (for load tests)")
+	allowEmpty := fs.Bool("allow-empty-policy", false, "start even when the policy paths hold no policy (every call is denied)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -54,11 +55,16 @@ func runServe(ctx context.Context, std Stdio, args []string) int {
 	}
 	cfg, err := config.Load(path)
 	if err != nil {
-		problem(std.Err, err.Error(), "fix the file; every key is described in docs/configuration.md")
-		return exitFail
+		return printConfigError(std.Err, err, "")
 	}
 	if *listen != "" {
 		cfg.Listen = *listen
+	}
+	// Everything that can be checked is, before the data directory, its keys or its ledger are
+	// touched: a configuration that cannot run leaves nothing behind.
+	sum, err := app.Check(cfg, *allowEmpty)
+	if err != nil {
+		return printStartCheckError(std.Err, err)
 	}
 	log := newLogger(std, cfg.Log)
 	a, err := app.Open(ctx, cfg, path, log)
@@ -67,6 +73,7 @@ func runServe(ctx context.Context, std Stdio, args []string) int {
 		return exitFail
 	}
 	defer a.Close(context.WithoutCancel(ctx))
+	log.Info("gateway loaded", sum.LogAttrs()...)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		problem(std.Err, "serve: "+err.Error(), "choose another address with --listen or listen: in the configuration")
