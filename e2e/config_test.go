@@ -123,3 +123,17 @@ func TestInvalidConfigurationWritesNothing(t *testing.T) {
 		t.Errorf("config check: %d %s %s", code, out, stderr)
 	}
 }
+
+// TestServeLogsWhatItLoaded: the start log says how many policies, rules, agents and upstreams
+// were loaded and which gateways are mounted, so a gateway that loaded less than intended shows.
+func TestServeLogsWhatItLoaded(t *testing.T) {
+	dir, _, _ := initData(t)
+	d := startServe(t, dir)
+	d.stop(t)
+	logs := d.stderr.String()
+	for _, want := range []string{`"msg":"gateway loaded"`, `"policy_files":1`, `"policies":1`, `"rules":5`, `"agents":1`, `"mcp_upstreams":0`, `"gateways":["decision-api"]`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("start log lacks %s:\n%s", want, logs)
+		}
+	}
+}

@@ -89,9 +89,13 @@ func printLoadError(w io.Writer, err error) int {
 func runPolicyCheck(_ context.Context, std Stdio, args []string) int {
 	fl := flag.NewFlagSet("policy check", flag.ContinueOnError)
 	fl.SetOutput(std.Err)
-	fl.Usage = func() { fmt.Fprintln(std.Err, "Usage: portcullis policy check PATH...") }
-	if err := fl.Parse(args); err != nil {
-		return exitUsage
+	allowEmpty := fl.Bool("allow-empty", false, "accept paths that hold no policy (a set that denies every call)")
+	fl.Usage = func() {
+		fmt.Fprintln(fl.Output(), "Usage: portcullis policy check [--allow-empty] PATH...\n\nFlags:")
+		fl.PrintDefaults()
+	}
+	if code, done := parseCmdFlags(std, fl, args); done {
+		return code
 	}
 	if fl.NArg() == 0 {
 		problem(std.Err, "policy check: no path given", "portcullis policy check policies/")
@@ -100,6 +104,11 @@ func runPolicyCheck(_ context.Context, std Stdio, args []string) int {
 	set, err := policy.Load(fl.Args()...)
 	if err != nil {
 		return printLoadError(std.Err, err)
+	}
+	if len(set.Agents()) == 0 && !*allowEmpty {
+		problem(std.Err, fmt.Sprintf("policy check: no policy in %s: a gateway with this set denies every call", strings.Join(fl.Args(), ", ")),
+			"policy files are *.yaml or *.yml (not *_test.yaml); pass --allow-empty if denying everything is intended")
+		return exitFail
 	}
 	fmt.Fprintf(std.Out, "ok: %d files, %d policies, %d rules\n", len(set.Files()), len(set.Agents()), set.RuleCount())
 	return exitOK

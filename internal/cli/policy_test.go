@@ -35,6 +35,19 @@ func TestPolicyCheck(t *testing.T) {
 	if code != exitUsage {
 		t.Errorf("check without args: code %d", code)
 	}
+	// A directory with no policy (here: only a test file) would make a gateway that denies every
+	// call: refused unless asked for.
+	empty := t.TempDir()
+	if err := os.WriteFile(filepath.Join(empty, "x_test.yaml"), []byte("tests: []\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut = run(t, "", "policy", "check", empty)
+	if code != exitFail || !strings.Contains(errOut, "no policy in "+empty) || !strings.Contains(errOut, "--allow-empty") {
+		t.Errorf("check empty: code %d stderr %q", code, errOut)
+	}
+	if code, out, errOut = run(t, "", "policy", "check", "--allow-empty", empty); code != exitOK || !strings.Contains(out, "ok: 0 files") {
+		t.Errorf("check empty, allowed: code %d %q %q", code, out, errOut)
+	}
 }
 
 func TestPolicyUnknownSub(t *testing.T) {
