@@ -121,3 +121,21 @@ func TestParseOneProblemPerMistake(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+func TestChanged(t *testing.T) {
+	a, err := Parse("a.yaml", []byte("listen: 127.0.0.1:1\nlimits:\n  max_depth: 10\napprovals:\n  id_claim: email\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Parse("b.yaml", []byte("listen: 127.0.0.1:2\nlimits:\n  max_depth: 10\n  max_params: 5\napprovals:\n  id_claim: sub\nmcp:\n  upstreams: [{name: a, url: http://a/mcp}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(Changed(a, b), " ")
+	if want := "approvals.id_claim limits.max_params listen mcp.upstreams"; got != want {
+		t.Errorf("Changed = %q, want %q", got, want)
+	}
+	if c := Changed(a, a); len(c) != 0 {
+		t.Errorf("a file compared with itself changed: %v", c)
+	}
+}
