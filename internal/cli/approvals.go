@@ -43,9 +43,10 @@ func runApprovals(ctx context.Context, std Stdio, args []string) int {
 	case "keys":
 		return approverKeys(ctx, std, args[1:])
 	}
-	problem(std.Err, fmt.Sprintf("approvals: unknown subcommand %q", args[0]), "use one of: list, show, approve, deny, watch, keys")
-	return exitUsage
+	return unknownSub(std.Err, "approvals", args[0], approvalsSubs)
 }
+
+var approvalsSubs = []string{"list", "show", "approve", "deny", "watch", "keys"}
 
 func approvalsUsage(w io.Writer) {
 	fmt.Fprint(w, `Usage:
@@ -150,8 +151,8 @@ func approvalsList(ctx context.Context, std Stdio, args []string) int {
 	fs, c := approverFlags("list", std)
 	state := fs.String("state", "pending", "state to list (empty: all)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if code, done := parseCmdFlags(std, fs, args); done {
+		return code
 	}
 	path := "/v1/approvals"
 	if *state != "" {
@@ -181,8 +182,8 @@ func approvalsList(ctx context.Context, std Stdio, args []string) int {
 func approvalsShow(ctx context.Context, std Stdio, args []string) int {
 	fs, c := approverFlags("show", std)
 	wait := fs.Int("wait", 0, "wait up to this many seconds for a pending request to be resolved")
-	if err := fs.Parse(reorder(args)); err != nil {
-		return exitUsage
+	if code, done := parseCmdFlags(std, fs, reorder(args)); done {
+		return code
 	}
 	if fs.NArg() != 1 {
 		problem(std.Err, "approvals show: want exactly one approval ID", "portcullis approvals list shows the IDs")
@@ -202,8 +203,8 @@ func approvalsShow(ctx context.Context, std Stdio, args []string) int {
 func approvalsResolve(ctx context.Context, std Stdio, args []string, verb string) int {
 	fs, c := approverFlags(verb, std)
 	comment := fs.String("comment", "", "why (recorded in the ledger)")
-	if err := fs.Parse(reorder(args)); err != nil {
-		return exitUsage
+	if code, done := parseCmdFlags(std, fs, reorder(args)); done {
+		return code
 	}
 	if fs.NArg() != 1 {
 		problem(std.Err, "approvals "+verb+": want exactly one approval ID", "portcullis approvals list shows the IDs")
@@ -221,8 +222,8 @@ func approvalsResolve(ctx context.Context, std Stdio, args []string, verb string
 func approvalsWatch(ctx context.Context, std Stdio, args []string) int {
 	fs, c := approverFlags("watch", std)
 	interval := fs.Duration("interval", 2*time.Second, "how often to look")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if code, done := parseCmdFlags(std, fs, args); done {
+		return code
 	}
 	seen := map[string]bool{}
 	for {
@@ -267,8 +268,15 @@ func approverKeys(ctx context.Context, std Stdio, args []string) int {
 	case "revoke":
 		return revokeKeys(ctx, std, args[1:], approverKeyKind)
 	}
-	problem(std.Err, fmt.Sprintf("approvals keys: unknown subcommand %q", sub), "use one of: create, list, revoke (see 'portcullis approvals help')")
-	return exitUsage
+	if sub == "" || isHelp(sub) {
+		w, code := std.Out, exitOK
+		if sub == "" {
+			w, code = std.Err, exitUsage
+		}
+		fmt.Fprintln(w, "Usage: portcullis approvals keys COMMAND (create, list, revoke; see 'portcullis approvals help')")
+		return code
+	}
+	return unknownSub(std.Err, "approvals keys", sub, keysSubs)
 }
 
 var approverKeyKind = keyKind{cmd: "approvals keys", file: app.ApproverKeysFile, owner: "approver"}
@@ -280,8 +288,8 @@ func approverKeysCreate(ctx context.Context, std Stdio, args []string) int {
 	ttl := fs.Duration("ttl", 0, "lifetime of the key (0: no expiry)")
 	data := fs.String("data", dataDirDefault(), "data directory")
 	cfgFlag := fs.String("config", "", "configuration to check the approver against (default: <data>/portcullis.yaml)")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if code, done := parseCmdFlags(std, fs, args); done {
+		return code
 	}
 	if *who == "" || fs.NArg() > 0 {
 		problem(std.Err, "approvals keys create: --approver is required and no positional arguments are taken", "name the person, e.g. --approver alice@example.com")

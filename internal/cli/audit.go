@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -56,8 +55,7 @@ func runAudit(ctx context.Context, std Stdio, args []string) int {
 	}
 	c, ok := auditCommands[args[0]]
 	if !ok {
-		problem(std.Err, fmt.Sprintf("unknown audit subcommand %q", args[0]), "run 'portcullis audit help' for the list")
-		return exitUsage
+		return unknownSub(std.Err, "audit", args[0], subcommands()["audit"])
 	}
 	return c.run(ctx, std, args[1:])
 }
@@ -82,17 +80,6 @@ func auditFlags(std Stdio, name string) (*flag.FlagSet, *auditLoc) {
 	fs.StringVar(&loc.data, "data", def, "data directory (env PORTCULLIS_DATA)")
 	fs.StringVar(&loc.config, "config", "", "the gateway's configuration, whose store section says where the ledger is (default: <data>/"+app.ConfigFile+" if it exists)")
 	return fs, loc
-}
-
-func parseFlags(std Stdio, fs *flag.FlagSet, args []string) bool {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return false
-		}
-		problem(std.Err, err.Error(), "run 'portcullis audit "+strings.TrimPrefix(fs.Name(), "portcullis audit ")+" -h' for its flags")
-		return false
-	}
-	return true
 }
 
 // openStore opens the existing ledger the gateway writes — SQLite in the data directory, or
@@ -144,8 +131,8 @@ func auditVerify(ctx context.Context, std Stdio, args []string) int {
 	pubkey := fs.String("pubkey", "", "file of trusted verifier keys, one a line (default: the data directory's "+ledger.PublicKeysFile+"; an auditor should use their own copy)")
 	var trusted multiFlag
 	fs.Var(&trusted, "trusted-checkpoint", "a signed checkpoint kept outside the log (repeatable): detects rollback and forks")
-	if !parseFlags(std, fs, args) {
-		return exitUsage
+	if code, done := parseCmdFlags(std, fs, args); done {
+		return code
 	}
 	keyFile := *pubkey
 	if keyFile == "" {
@@ -209,8 +196,8 @@ func auditExport(ctx context.Context, std Stdio, args []string) int {
 	fs, loc := auditFlags(std, "export")
 	from := fs.Uint64("from-seq", 0, "first seq to export (resume from the last exported seq + 1)")
 	format := fs.String("format", "jsonl", "output format: jsonl (each line is a record's stored bytes)")
-	if !parseFlags(std, fs, args) {
-		return exitUsage
+	if code, done := parseCmdFlags(std, fs, args); done {
+		return code
 	}
 	if *format != "jsonl" {
 		problem(std.Err, fmt.Sprintf("unknown format %q", *format), "only jsonl is supported")
@@ -263,8 +250,8 @@ func latestSigned(ctx context.Context, std Stdio, st ledger.Store) ([]byte, uint
 func auditProve(ctx context.Context, std Stdio, args []string) int {
 	fs, loc := auditFlags(std, "prove")
 	seq := fs.Int64("seq", -1, "the record to prove")
-	if !parseFlags(std, fs, args) {
-		return exitUsage
+	if code, done := parseCmdFlags(std, fs, args); done {
+		return code
 	}
 	if *seq < 0 {
 		problem(std.Err, "--seq is required", "portcullis audit prove --seq N")
@@ -287,8 +274,8 @@ func auditProve(ctx context.Context, std Stdio, args []string) int {
 func auditConsistency(ctx context.Context, std Stdio, args []string) int {
 	fs, loc := auditFlags(std, "consistency")
 	old := fs.Int64("old", -1, "the older tree size (from a checkpoint you kept)")
-	if !parseFlags(std, fs, args) {
-		return exitUsage
+	if code, done := parseCmdFlags(std, fs, args); done {
+		return code
 	}
 	if *old < 0 {
 		problem(std.Err, "--old is required", "portcullis audit consistency --old SIZE")
@@ -312,8 +299,8 @@ func auditTail(ctx context.Context, std Stdio, args []string) int {
 	fs, loc := auditFlags(std, "tail")
 	n := fs.Uint64("n", 10, "how many records")
 	follow := fs.Bool("f", false, "keep printing new records until interrupted")
-	if !parseFlags(std, fs, args) {
-		return exitUsage
+	if code, done := parseCmdFlags(std, fs, args); done {
+		return code
 	}
 	st, _, ok := openStore(ctx, std, loc)
 	if !ok {
@@ -363,8 +350,8 @@ func auditSearch(ctx context.Context, std Stdio, args []string) int {
 	decisionID := fs.String("decision-id", "", "decision id (all records of one call)")
 	value := fs.String("value", "", "an HMAC from 'audit hash' to find in parameters")
 	since := fs.String("since", "", "records at or after this time: RFC 3339 or a duration ago (e.g. 1h)")
-	if !parseFlags(std, fs, args) {
-		return exitUsage
+	if code, done := parseCmdFlags(std, fs, args); done {
+		return code
 	}
 	var after time.Time
 	if *since != "" {
@@ -417,8 +404,8 @@ func auditSearch(ctx context.Context, std Stdio, args []string) int {
 
 func auditHash(_ context.Context, std Stdio, args []string) int {
 	fs, loc := auditFlags(std, "hash")
-	if !parseFlags(std, fs, args) {
-		return exitUsage
+	if code, done := parseCmdFlags(std, fs, args); done {
+		return code
 	}
 	if fs.NArg() != 1 {
 		problem(std.Err, "audit hash takes exactly one VALUE", "portcullis audit hash 'the value' (for a non-string JSON value, its compact JSON)")
@@ -435,8 +422,8 @@ func auditHash(_ context.Context, std Stdio, args []string) int {
 
 func auditCheckpoint(ctx context.Context, std Stdio, args []string) int {
 	fs, loc := auditFlags(std, "checkpoint")
-	if !parseFlags(std, fs, args) {
-		return exitUsage
+	if code, done := parseCmdFlags(std, fs, args); done {
+		return code
 	}
 	return withSigned(ctx, std, loc, func(_ ledger.Store, n []byte, _ uint64) int {
 		std.Out.Write(n)
@@ -446,8 +433,8 @@ func auditCheckpoint(ctx context.Context, std Stdio, args []string) int {
 
 func auditPubkey(_ context.Context, std Stdio, args []string) int {
 	fs, loc := auditFlags(std, "pubkey")
-	if !parseFlags(std, fs, args) {
-		return exitUsage
+	if code, done := parseCmdFlags(std, fs, args); done {
+		return code
 	}
 	keys, err := ledger.ReadPublicKeys(filepath.Join(loc.data, ledger.PublicKeysFile))
 	if err != nil {
@@ -463,8 +450,8 @@ func auditPubkey(_ context.Context, std Stdio, args []string) int {
 func auditKeygen(_ context.Context, std Stdio, args []string) int {
 	fs, loc := auditFlags(std, "keygen")
 	origin := fs.String("origin", "", "the log's origin (checkpoint first line and key name); default a fresh portcullis.ledger/<random>")
-	if !parseFlags(std, fs, args) {
-		return exitUsage
+	if code, done := parseCmdFlags(std, fs, args); done {
+		return code
 	}
 	o := *origin
 	if o == "" {

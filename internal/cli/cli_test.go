@@ -39,8 +39,69 @@ func TestHelpListsCommands(t *testing.T) {
 func TestVersionPrintsTheStamp(t *testing.T) {
 	defer func(v, c, d string) { version.Version, version.Commit, version.Date = v, c, d }(version.Version, version.Commit, version.Date)
 	version.Version, version.Commit, version.Date = "v1.2.3", "abc123", "2026-12-07T00:00:00Z"
-	code, stdout, _ := run(t, "", "version")
-	if code != exitOK || stdout != "portcullis v1.2.3 (commit abc123, built 2026-12-07T00:00:00Z, "+runtime.Version()+")\n" {
-		t.Errorf("version: code %d, stdout %q", code, stdout)
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		code, stdout, _ := run(t, "", args...)
+		if code != exitOK || stdout != "portcullis v1.2.3 (commit abc123, built 2026-12-07T00:00:00Z, "+runtime.Version()+")\n" {
+			t.Errorf("%v: code %d, stdout %q", args, code, stdout)
+		}
+	}
+}
+
+// Every command and subcommand answers -h and --help on stdout with exit 0, in one style, and
+// `help CMD [SUB]` is the same.
+func TestHelpEverywhere(t *testing.T) {
+	var cmds [][]string
+	for _, c := range commandNames() {
+		cmds = append(cmds, []string{c})
+	}
+	for c, subs := range subcommands() {
+		for _, s := range subs {
+			cmds = append(cmds, []string{c, s})
+		}
+	}
+	cmds = append(cmds, []string{"approvals", "keys", "create"}, []string{"approvals", "keys", "list"}, []string{"mcp", "pins", "list"})
+	for _, c := range cmds {
+		for _, h := range []string{"-h", "--help"} {
+			args := append(append([]string{}, c...), h)
+			code, out, errOut := run(t, "", args...)
+			if code != exitOK || !strings.Contains(out, "Usage") || strings.Contains(out, "Usage of") {
+				t.Errorf("%v: exit %d\nstdout: %s\nstderr: %s", args, code, out, errOut)
+			}
+		}
+		code, out, _ := run(t, "", append([]string{"help"}, c...)...)
+		if code != exitOK || !strings.Contains(out, "Usage") {
+			t.Errorf("help %v: exit %d\n%s", c, code, out)
+		}
+	}
+}
+
+func TestDidYouMean(t *testing.T) {
+	for args, want := range map[string]string{
+		"servre":          "did you mean 'portcullis serve'?",
+		"aprovals list":   "did you mean 'portcullis approvals'?",
+		"policy chek x":   "did you mean 'portcullis policy check'?",
+		"audit tial":      "did you mean 'portcullis audit tail'?",
+		"config chekc":    "did you mean 'portcullis config check'?",
+		"help servre":     "did you mean 'portcullis serve'?",
+		"keys rotate":     "run 'portcullis keys -h'",
+		"completion bsah": "did you mean 'portcullis completion bash'?",
+	} {
+		code, _, errOut := run(t, "", strings.Fields(args)...)
+		if code != exitUsage || !strings.Contains(errOut, "unknown command") || !strings.Contains(errOut, want) {
+			t.Errorf("%s: exit %d, stderr %q; want %q", args, code, errOut, want)
+		}
+	}
+}
+
+func TestCompletion(t *testing.T) {
+	for shell, want := range map[string]string{
+		"bash": "complete -F _portcullis portcullis",
+		"zsh":  "#compdef portcullis",
+		"fish": "__fish_seen_subcommand_from policy",
+	} {
+		code, out, _ := run(t, "", "completion", shell)
+		if code != exitOK || !strings.Contains(out, want) || !strings.Contains(out, "approvals") || !strings.Contains(out, "check deploy eval lint test") {
+			t.Errorf("%s: exit %d\n%s", shell, code, out)
+		}
 	}
 }

@@ -17,7 +17,7 @@ import (
 	mcpgw "github.com/portcullis-ai/portcullis/internal/gateway/mcp"
 )
 
-const mcpUsage = `usage:
+const mcpUsage = `Usage:
   portcullis mcp [--config FILE] [--data DIR] [--name NAME] [--listen ADDR] -- COMMAND ARGS...
   portcullis mcp pins list [--data DIR]
   portcullis mcp pins approve TOOL [--data DIR] [--by NAME]
@@ -35,14 +35,14 @@ func runMCP(ctx context.Context, std Stdio, args []string) int {
 	}
 	fs := flag.NewFlagSet("mcp", flag.ContinueOnError)
 	fs.SetOutput(std.Err)
-	fs.Usage = func() { fmt.Fprint(std.Err, mcpUsage) }
+	fs.Usage = func() { fmt.Fprint(fs.Output(), mcpUsage) }
 	cfgPath := fs.String("config", "", "configuration file (default: <data>/portcullis.yaml)")
 	data := fs.String("data", dataDirDefault(), "data directory")
 	name := fs.String("name", "", "namespace the server's tools as NAME__TOOL")
 	listen := fs.String("listen", "", "also serve the HTTP API (approvals, decide) on this address, e.g. 127.0.0.1:8080")
 	allowEmpty := fs.Bool("allow-empty-policy", false, "start even when the policy paths hold no policy (every call is denied)")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if code, done := parseCmdFlags(std, fs, args); done {
+		return code
 	}
 	if fs.NArg() == 0 {
 		problem(std.Err, "mcp: no server command", "portcullis mcp -- npx -y @modelcontextprotocol/server-filesystem /some/dir")
@@ -132,9 +132,13 @@ func stdinFile(std Stdio) (io.ReadCloser, bool) {
 }
 
 func runMCPPins(std Stdio, args []string) int {
-	if len(args) == 0 {
-		fmt.Fprint(std.Err, mcpUsage)
-		return exitUsage
+	if len(args) == 0 || isHelp(args[0]) {
+		if len(args) == 0 {
+			fmt.Fprint(std.Err, mcpUsage)
+			return exitUsage
+		}
+		fmt.Fprint(std.Out, mcpUsage)
+		return exitOK
 	}
 	sub, args := args[0], args[1:]
 	fs := flag.NewFlagSet("mcp pins "+sub, flag.ContinueOnError)
@@ -144,8 +148,8 @@ func runMCPPins(std Stdio, args []string) int {
 	// Flags may follow the tool name.
 	var pos []string
 	for len(args) > 0 {
-		if err := fs.Parse(args); err != nil {
-			return exitUsage
+		if code, done := parseCmdFlags(std, fs, args); done {
+			return code
 		}
 		if fs.NArg() == 0 {
 			break
@@ -183,6 +187,5 @@ func runMCPPins(std Stdio, args []string) int {
 		fmt.Fprintf(std.Out, "approved the new definition of %s (sha256 %s); the gateway records it in the ledger when it next sees the tool\n", pos[0], p.Hash)
 		return exitOK
 	}
-	problem(std.Err, fmt.Sprintf("mcp pins: unknown subcommand %q", sub), "want list or approve")
-	return exitUsage
+	return unknownSub(std.Err, "mcp pins", sub, []string{"list", "approve"})
 }

@@ -51,8 +51,7 @@ func runPolicy(ctx context.Context, std Stdio, args []string) int {
 	}
 	sub, ok := policySubs[args[0]]
 	if !ok {
-		problem(std.Err, fmt.Sprintf("unknown policy command %q", args[0]), "run 'portcullis policy help' for the list")
-		return exitUsage
+		return unknownSub(std.Err, "policy", args[0], subcommands()["policy"])
 	}
 	return sub.run(ctx, std, args[1:])
 }
@@ -168,11 +167,11 @@ func runPolicyEval(_ context.Context, std Stdio, args []string) int {
 	fl.Var(&pols, "policy", "policy file or directory (repeatable)")
 	input := fl.String("input", "-", "JSONL requests: a file, or - for standard input")
 	fl.Usage = func() {
-		fmt.Fprintln(std.Err, "Usage: portcullis policy eval --policy PATH [--policy PATH...] --input FILE|-")
+		fmt.Fprintln(fl.Output(), "Usage: portcullis policy eval --policy PATH [--policy PATH...] --input FILE|-")
 		fl.PrintDefaults()
 	}
-	if err := fl.Parse(args); err != nil {
-		return exitUsage
+	if code, done := parseCmdFlags(std, fl, args); done {
+		return code
 	}
 	if len(pols) == 0 {
 		problem(std.Err, "policy eval: --policy is required", "portcullis policy eval --policy policies/ --input requests.jsonl")
@@ -302,9 +301,9 @@ func runPolicyTest(_ context.Context, std Stdio, args []string) int {
 	fl := flag.NewFlagSet("policy test", flag.ContinueOnError)
 	fl.SetOutput(std.Err)
 	verbose := fl.Bool("v", false, "print passing cases too")
-	fl.Usage = func() { fmt.Fprintln(std.Err, "Usage: portcullis policy test [-v] PATH...") }
-	if err := fl.Parse(args); err != nil {
-		return exitUsage
+	fl.Usage = func() { fmt.Fprintln(fl.Output(), "Usage: portcullis policy test [-v] PATH...") }
+	if code, done := parseCmdFlags(std, fl, args); done {
+		return code
 	}
 	if fl.NArg() == 0 {
 		problem(std.Err, "policy test: no path given", "portcullis policy test policies/")

@@ -52,7 +52,7 @@ func TestPolicyCheck(t *testing.T) {
 
 func TestPolicyUnknownSub(t *testing.T) {
 	code, _, errOut := run(t, "", "policy", "frob")
-	if code != exitUsage || !strings.Contains(errOut, `unknown policy command "frob"`) {
+	if code != exitUsage || !strings.Contains(errOut, `policy: unknown command "frob"`) {
 		t.Errorf("code %d stderr %q", code, errOut)
 	}
 	code, out, _ := run(t, "", "policy", "help")

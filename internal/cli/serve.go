@@ -24,8 +24,8 @@ func runServe(ctx context.Context, std Stdio, args []string) int {
 	listen := fs.String("listen", "", "listen address, overriding the configuration (e.g. 127.0.0.1:0)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (for load tests)")
 	allowEmpty := fs.Bool("allow-empty-policy", false, "start even when the policy paths hold no policy (every call is denied)")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if code, done := parseCmdFlags(std, fs, args); done {
+		return code
 	}
 	if fs.NArg() > 0 {
 		problem(std.Err, fmt.Sprintf("serve: unexpected argument %q", fs.Arg(0)), "run 'portcullis serve -h'")
