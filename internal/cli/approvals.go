@@ -8,6 +8,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/portcullis-ai/portcullis/internal/app"
 	"github.com/portcullis-ai/portcullis/internal/approval"
+	"github.com/portcullis-ai/portcullis/internal/config"
 	"github.com/portcullis-ai/portcullis/internal/identity"
 )
 
@@ -59,8 +62,8 @@ func approvalsUsage(w io.Writer) {
   portcullis approvals keys list [--approver ID] [--json] [--data DIR]
   portcullis approvals keys revoke [--data DIR] KEY_ID
 
-Every command but 'keys' talks to the gateway at --url (default $PORTCULLIS_URL or
-http://127.0.0.1:8080) with the approver credential in --key (default $PORTCULLIS_APPROVER_KEY):
+Every command but 'keys' talks to the gateway at --url (default $PORTCULLIS_URL, else the
+listen address in --config or <--data>/portcullis.yaml, else http://127.0.0.1:8080) with the approver credential in --key (default $PORTCULLIS_APPROVER_KEY):
 an approver API key or an approver login token (approvals.issuers). Agent keys and users' tokens are refused.
 'keys' manages approver API keys in the data directory, apart from agents' keys: an approver
 holds at most two active keys; a revoked key is refused by a running gateway at its next use.
@@ -71,18 +74,18 @@ holds at most two active keys; a revoked key is refused by a running gateway at 
 // approverClient is the HTTP side of the approvals commands.
 type approverClient struct {
 	url, key string
-	http     *http.Client
+	// data and config locate the configuration whose listen address is the default --url.
+	data, config string
+	http         *http.Client
 }
 
 func approverFlags(name string, std Stdio) (*flag.FlagSet, *approverClient) {
 	fs := flag.NewFlagSet("approvals "+name, flag.ContinueOnError)
 	fs.SetOutput(std.Err)
 	c := &approverClient{http: &http.Client{Timeout: 5 * time.Minute}}
-	url := os.Getenv("PORTCULLIS_URL")
-	if url == "" {
-		url = "http://127.0.0.1:8080"
-	}
-	fs.StringVar(&c.url, "url", url, "gateway base URL")
+	fs.StringVar(&c.url, "url", os.Getenv("PORTCULLIS_URL"), "gateway base URL (default $PORTCULLIS_URL, else the configuration's listen address)")
+	fs.StringVar(&c.data, "data", dataDirDefault(), "data directory whose configuration names the gateway's listen address")
+	fs.StringVar(&c.config, "config", "", "configuration file naming the gateway's listen address (default: <data>/portcullis.yaml)")
 	fs.StringVar(&c.key, "key", os.Getenv("PORTCULLIS_APPROVER_KEY"), "approver credential")
 	return fs, c
 }
@@ -92,6 +95,13 @@ func (c *approverClient) do(ctx context.Context, std Stdio, method, path string,
 	if c.key == "" {
 		problem(std.Err, "approvals: no approver credential", "pass --key or set PORTCULLIS_APPROVER_KEY")
 		return exitUsage
+	}
+	if c.url == "" {
+		u, err := gatewayURL(c.config, c.data)
+		if err != nil {
+			return printConfigError(std.Err, err, "pass --url, set PORTCULLIS_URL, or point --config at the gateway's configuration")
+		}
+		c.url = u
 	}
 	var rd io.Reader
 	if body != nil {
@@ -351,4 +361,30 @@ func reorder(args []string) []string {
 		pos = append(pos, a)
 	}
 	return append(flags, pos...)
+}
+
+// gatewayURL is the gateway's base URL from its configuration's listen address; without a
+// configuration (none in the data directory and no --config), the default address.
+func gatewayURL(cfgFlag, dataDir string) (string, error) {
+	path, explicit := configPath(cfgFlag, dataDir)
+	listen := config.Default().Listen
+	cfg, err := config.Load(path)
+	switch {
+	case err == nil:
+		listen = cfg.Listen
+	case explicit || !errors.Is(err, fs.ErrNotExist):
+		return "", err
+	}
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", err
+	}
+	// A gateway listening on every interface is reached on this machine's loopback.
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+		if ip != nil && ip.To4() == nil {
+			host = "::1"
+		}
+	}
+	return "http://" + net.JoinHostPort(host, port), nil
 }

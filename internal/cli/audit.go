@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/portcullis-ai/portcullis/internal/app"
 	"github.com/portcullis-ai/portcullis/internal/config"
 	"github.com/portcullis-ai/portcullis/internal/ledger"
+	"github.com/portcullis-ai/portcullis/internal/yamlx"
 )
 
 // DefaultDataDir is where the gateway keeps its data unless --data or PORTCULLIS_DATA say
@@ -345,13 +347,25 @@ func auditSearch(ctx context.Context, std Stdio, args []string) int {
 	agent := fs.String("agent", "", "agent id")
 	user := fs.String("user", "", "user id")
 	tool := fs.String("tool", "", "tool name")
-	decision := fs.String("decision", "", "decision (allow, deny, constrain, log)")
-	kind := fs.String("kind", "", "record kind (decision, approval_requested, ...)")
+	decision := fs.String("decision", "", "decision: "+strings.Join(searchDecisions, ", ")+" (any case)")
+	kind := fs.String("kind", "", "record kind: "+strings.Join(searchKinds(), ", "))
 	decisionID := fs.String("decision-id", "", "decision id (all records of one call)")
 	value := fs.String("value", "", "an HMAC from 'audit hash' to find in parameters")
 	since := fs.String("since", "", "records at or after this time: RFC 3339 or a duration ago (e.g. 1h)")
 	if code, done := parseCmdFlags(std, fs, args); done {
 		return code
+	}
+	if *decision != "" && !slices.ContainsFunc(searchDecisions, func(d string) bool { return strings.EqualFold(d, *decision) }) {
+		problem(std.Err, fmt.Sprintf("audit search: unknown --decision %q", *decision), "one of "+strings.Join(searchDecisions, ", "))
+		return exitUsage
+	}
+	if *kind != "" && !ledger.Kind(*kind).Valid() {
+		hint := "one of " + strings.Join(searchKinds(), ", ")
+		if best := yamlx.Closest(*kind, searchKinds()); best != "" {
+			hint = fmt.Sprintf("did you mean %q? %s", best, hint)
+		}
+		problem(std.Err, fmt.Sprintf("audit search: unknown --kind %q", *kind), hint)
+		return exitUsage
 	}
 	var after time.Time
 	if *since != "" {
@@ -382,7 +396,7 @@ func auditSearch(ctx context.Context, std Stdio, args []string) int {
 		case *agent != "" && (r.Agent == nil || r.Agent.ID != *agent),
 			*user != "" && (r.User == nil || r.User.ID != *user),
 			*tool != "" && r.Tool != *tool,
-			*decision != "" && r.Decision != *decision,
+			*decision != "" && !strings.EqualFold(r.Decision, *decision),
 			*kind != "" && string(r.Event()) != *kind, // older ledgers' spellings read as today's
 			*decisionID != "" && r.DecisionID != *decisionID,
 			!after.IsZero() && r.Time.Before(after):
@@ -407,16 +421,29 @@ func auditHash(_ context.Context, std Stdio, args []string) int {
 	if code, done := parseCmdFlags(std, fs, args); done {
 		return code
 	}
-	if fs.NArg() != 1 {
-		problem(std.Err, "audit hash takes exactly one VALUE", "portcullis audit hash 'the value' (for a non-string JSON value, its compact JSON)")
+	if fs.NArg() > 1 {
+		problem(std.Err, "audit hash takes at most one argument", "pipe the value on stdin: printf %s 'the value' | portcullis audit hash")
 		return exitUsage
+	}
+	var value string
+	if fs.NArg() == 0 || fs.Arg(0) == "-" {
+		// The secret comes on stdin, so it stays out of the process list and the shell history.
+		b, err := io.ReadAll(io.LimitReader(std.In, 1<<20+1))
+		if err != nil || len(b) > 1<<20 {
+			problem(std.Err, "audit hash: cannot read the value from stdin (at most 1 MiB)", "printf %s 'the value' | portcullis audit hash")
+			return exitUsage
+		}
+		value = strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	} else {
+		value = fs.Arg(0)
+		fmt.Fprintln(std.Err, "warning: a value on the command line is visible in the process list and the shell history; pipe it on stdin instead")
 	}
 	keys, err := ledger.LoadKeys(loc.data)
 	if err != nil {
 		problem(std.Err, fmt.Sprintf("%s: %v", loc.data, err), "the hash key is in the data directory ("+ledger.HashKeyFile+")")
 		return exitUsage
 	}
-	fmt.Fprintln(std.Out, ledger.HashValue(keys.HashKey, fs.Arg(0)))
+	fmt.Fprintln(std.Out, ledger.HashValue(keys.HashKey, value))
 	return exitOK
 }
 
@@ -464,4 +491,17 @@ func auditKeygen(_ context.Context, std Stdio, args []string) int {
 	}
 	fmt.Fprintln(std.Out, keys.Public[len(keys.Public)-1])
 	return exitOK
+}
+
+// searchDecisions are the decisions records hold (a call's, then a tool result's: pass, redact,
+// block); --decision matches them in any case.
+var searchDecisions = []string{"allow", "deny", "constrain", "log", "pass", "redact", "block"}
+
+// searchKinds are the record kinds --kind accepts.
+func searchKinds() []string {
+	out := make([]string, len(ledger.Kinds))
+	for i, k := range ledger.Kinds {
+		out[i] = string(k)
+	}
+	return out
 }

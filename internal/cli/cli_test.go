@@ -3,10 +3,19 @@ package cli
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
 
+	"github.com/portcullis-ai/portcullis/internal/config"
 	"github.com/portcullis-ai/portcullis/internal/version"
 )
 
@@ -103,5 +112,55 @@ func TestCompletion(t *testing.T) {
 		if code != exitOK || !strings.Contains(out, want) || !strings.Contains(out, "approvals") || !strings.Contains(out, "check deploy eval lint test") {
 			t.Errorf("%s: exit %d\n%s", shell, code, out)
 		}
+	}
+}
+
+// approvals reads the gateway's address from its configuration instead of assuming :8080.
+func TestApprovalsURLFromConfiguration(t *testing.T) {
+	t.Setenv("PORTCULLIS_URL", "")
+	var got string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.URL.Path
+		w.Write([]byte(`{"approvals":[]}`))
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	port := srv.Listener.Addr().(*net.TCPAddr).Port
+	// Listening on every interface: reached on the loopback.
+	if err := os.WriteFile(filepath.Join(dir, "portcullis.yaml"), fmt.Appendf(nil, "listen: \":%d\"\n", port), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := run(t, "", "approvals", "list", "--data", dir, "--key", "pcl_x")
+	if code != exitOK || got != "/v1/approvals" {
+		t.Errorf("approvals list did not reach the configured gateway: %d %q %s", code, got, errOut)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "portcullis.yaml"), []byte("listne: x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := run(t, "", "approvals", "list", "--data", dir, "--key", "pcl_x"); code != exitFail || !strings.Contains(errOut, `did you mean "listen"`) {
+		t.Errorf("bad configuration: %d %s", code, errOut)
+	}
+}
+
+func TestWarnAllInterfaces(t *testing.T) {
+	for addr, warn := range map[string]bool{":8080": true, "0.0.0.0:8080": true, "[::]:8080": true, "127.0.0.1:8080": false, "[::1]:0": false, "10.0.0.5:80": false} {
+		var b bytes.Buffer
+		warnAllInterfaces(slog.New(slog.NewTextHandler(&b, nil)), addr)
+		if got := strings.Contains(b.String(), "every network interface"); got != warn {
+			t.Errorf("%s: warned %v, want %v: %s", addr, got, warn, b.String())
+		}
+	}
+}
+
+func TestLogFormats(t *testing.T) {
+	var b bytes.Buffer
+	newLogger(Stdio{Err: &b}, config.LogConfig{Level: "info", Format: "auto"}).Info("hello", "n", 1)
+	if !strings.HasPrefix(b.String(), `{"time":`) {
+		t.Errorf("auto, not a terminal: %q", b.String())
+	}
+	b.Reset()
+	newLogger(Stdio{Err: &b}, config.LogConfig{Level: "info", Format: "console"}).Info("hello", "n", 1)
+	if !regexp.MustCompile(`^time=\d\d:\d\d:\d\d\.\d{3} level=INFO msg=hello n=1\n$`).MatchString(b.String()) {
+		t.Errorf("console: %q", b.String())
 	}
 }

@@ -95,6 +95,7 @@ func runMCP(ctx context.Context, std Stdio, args []string) int {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if *listen != "" {
+		warnAllInterfaces(log, *listen)
 		// The HTTP API in the same process, so approvers can decide what this wrapper holds
 		// (`portcullis approvals approve` with PORTCULLIS_URL pointing here).
 		ln, err := net.Listen("tcp", *listen)

@@ -293,7 +293,9 @@ type LimitsConfig struct {
 // LogConfig configures structured logs.
 type LogConfig struct {
 	Level  string `yaml:"level"`  // debug, info, warn, error
-	Format string `yaml:"format"` // json or text
+	// Format: auto (the default: console on a terminal, JSON otherwise), json, or console (one
+	// readable line per event; "text" is the same).
+	Format string `yaml:"format"`
 }
 
 // DefaultMaxPendingPerAgent is approvals.max_pending_per_agent when not set: far more than a
@@ -326,7 +328,7 @@ func Default() Config {
 			MaxOutcomeResultBytes:  4 << 20,
 			DecisionTimeoutMillis:  5000,
 		},
-		Log: LogConfig{Level: "info", Format: "json"},
+		Log: LogConfig{Level: "info", Format: "auto"},
 		Store: StoreConfig{Ledger: StoreSQLite, Approvals: StoreSQLite, Behavior: StoreMemory, Nonces: StoreFile,
 			Postgres: PostgresConfig{MaxConns: 8}, Redis: RedisConfig{Prefix: "portcullis:"}},
 	}
@@ -587,9 +589,9 @@ func (c *Config) problems() []problem {
 		add("log.level", "want debug, info, warn or error, got %q", c.Log.Level)
 	}
 	switch c.Log.Format {
-	case "json", "text":
+	case "auto", "json", "console", "text":
 	default:
-		add("log.format", "want json or text, got %q", c.Log.Format)
+		add("log.format", "want auto, json or console, got %q", c.Log.Format)
 	}
 	return errs
 }
