@@ -292,7 +292,7 @@ type LimitsConfig struct {
 
 // LogConfig configures structured logs.
 type LogConfig struct {
-	Level  string `yaml:"level"`  // debug, info, warn, error
+	Level string `yaml:"level"` // debug, info, warn, error
 	// Format: auto (the default: console on a terminal, JSON otherwise), json, or console (one
 	// readable line per event; "text" is the same).
 	Format string `yaml:"format"`
