@@ -54,7 +54,7 @@ var approvalsSubs = []string{"list", "show", "approve", "deny", "watch", "keys"}
 func approvalsUsage(w io.Writer) {
 	fmt.Fprint(w, `Usage:
   portcullis approvals list [--state pending|approved|denied|expired|consumed] [--json]
-  portcullis approvals show ID [--wait SECONDS]
+  portcullis approvals show ID [--wait SECONDS] [--format table|json]
   portcullis approvals approve ID [--comment TEXT]
   portcullis approvals deny ID [--comment TEXT]
   portcullis approvals watch [--interval 2s]
@@ -192,8 +192,13 @@ func approvalsList(ctx context.Context, std Stdio, args []string) int {
 func approvalsShow(ctx context.Context, std Stdio, args []string) int {
 	fs, c := approverFlags("show", std)
 	wait := fs.Int("wait", 0, "wait up to this many seconds for a pending request to be resolved")
+	format := formatFlag(fs)
 	if code, done := parseCmdFlags(std, fs, reorder(args)); done {
 		return code
+	}
+	table, ok := tableOutput(std, "approvals show", *format)
+	if !ok {
+		return exitUsage
 	}
 	if fs.NArg() != 1 {
 		problem(std.Err, "approvals show: want exactly one approval ID", "portcullis approvals list shows the IDs")
@@ -206,6 +211,12 @@ func approvalsShow(ctx context.Context, std Stdio, args []string) int {
 	var r approval.Request
 	if code := c.do(ctx, std, http.MethodGet, path, nil, &r); code != exitOK {
 		return code
+	}
+	if table {
+		if err := printApproval(std.Out, r, time.Now()); err != nil {
+			return exitFail
+		}
+		return exitOK
 	}
 	return printJSON(std, r)
 }

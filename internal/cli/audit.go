@@ -301,8 +301,13 @@ func auditTail(ctx context.Context, std Stdio, args []string) int {
 	fs, loc := auditFlags(std, "tail")
 	n := fs.Uint64("n", 10, "how many records")
 	follow := fs.Bool("f", false, "keep printing new records until interrupted")
+	format := formatFlag(fs)
 	if code, done := parseCmdFlags(std, fs, args); done {
 		return code
+	}
+	printRec, flush, ok := recordPrinter(std, "audit tail", *format)
+	if !ok {
+		return exitUsage
 	}
 	st, _, ok := openStore(ctx, std, loc)
 	if !ok {
@@ -321,9 +326,11 @@ func auditTail(ctx context.Context, std Stdio, args []string) int {
 	for {
 		err := st.Scan(ctx, from, func(e ledger.Entry) error {
 			from = e.Seq + 1
-			_, err := fmt.Fprintf(std.Out, "%s\n", e.Data)
-			return err
+			return printRec(e)
 		})
+		if err == nil {
+			err = flush()
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return exitOK
@@ -352,8 +359,13 @@ func auditSearch(ctx context.Context, std Stdio, args []string) int {
 	decisionID := fs.String("decision-id", "", "decision id (all records of one call)")
 	value := fs.String("value", "", "an HMAC from 'audit hash' to find in parameters")
 	since := fs.String("since", "", "records at or after this time: RFC 3339 or a duration ago (e.g. 1h)")
+	format := formatFlag(fs)
 	if code, done := parseCmdFlags(std, fs, args); done {
 		return code
+	}
+	printRec, flush, ok := recordPrinter(std, "audit search", *format)
+	if !ok {
+		return exitUsage
 	}
 	if *decision != "" && !slices.ContainsFunc(searchDecisions, func(d string) bool { return strings.EqualFold(d, *decision) }) {
 		problem(std.Err, fmt.Sprintf("audit search: unknown --decision %q", *decision), "one of "+strings.Join(searchDecisions, ", "))
@@ -403,9 +415,11 @@ func auditSearch(ctx context.Context, std Stdio, args []string) int {
 			return nil
 		}
 		found++
-		_, err = fmt.Fprintf(std.Out, "%s\n", e.Data)
-		return err
+		return printRec(e)
 	})
+	if err == nil {
+		err = flush()
+	}
 	if err != nil {
 		problem(std.Err, fmt.Sprintf("search: %v", err), "run 'portcullis audit verify' to check the log")
 		return exitUsage
@@ -504,4 +518,21 @@ func searchKinds() []string {
 		out[i] = string(k)
 	}
 	return out
+}
+
+// recordPrinter prints ledger records as --format says: a table for a person, or each record's
+// exact stored JSON, one per line.
+func recordPrinter(std Stdio, cmd, format string) (printRec func(ledger.Entry) error, flush func() error, ok bool) {
+	table, ok := tableOutput(std, cmd, format)
+	if !ok {
+		return nil, nil, false
+	}
+	if table {
+		t := newRecordTable(std.Out)
+		return t.row, t.flush, true
+	}
+	return func(e ledger.Entry) error {
+		_, err := fmt.Fprintf(std.Out, "%s\n", e.Data)
+		return err
+	}, func() error { return nil }, true
 }

@@ -336,3 +336,26 @@ func rewriteTailSQL(t *testing.T, st *sqlite.Ledger, from uint64) {
 		}
 	}
 }
+
+// Tables for a person (--format table, the default on a terminal), the stored JSON for a
+// program (--format json, the default when piped).
+func TestAuditFormats(t *testing.T) {
+	dir := newAuditData(t, 3)
+	code, out, errOut := run(t, "", "audit", "tail", "--data", dir, "-n", "2", "--format", "table")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != exitOK || len(lines) != 3 || !strings.HasPrefix(lines[0], "SEQ  TIME") || !strings.Contains(lines[2], "shutdown") {
+		t.Errorf("tail table: %d %q %s", code, out, errOut)
+	}
+	_, piped, _ := run(t, "", "audit", "tail", "--data", dir, "-n", "2")
+	_, asJSON, _ := run(t, "", "audit", "tail", "--data", dir, "-n", "2", "--format", "json")
+	if piped != asJSON || !strings.HasPrefix(piped, `{"v":1`) {
+		t.Errorf("piped output is not the records' JSON: %q", piped)
+	}
+	code, out, _ = run(t, "", "audit", "search", "--data", dir, "--decision", "DENY", "--format", "table")
+	if code != exitOK || !strings.Contains(out, "DECISION") || !strings.Contains(out, " deny ") {
+		t.Errorf("search table: %d %q", code, out)
+	}
+	if code, _, errOut := run(t, "", "audit", "tail", "--data", dir, "--format", "xml"); code != exitUsage || !strings.Contains(errOut, "want table or json") {
+		t.Errorf("unknown format: %d %s", code, errOut)
+	}
+}

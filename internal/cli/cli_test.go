@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/portcullis-ai/portcullis/internal/config"
 	"github.com/portcullis-ai/portcullis/internal/version"
@@ -162,5 +163,27 @@ func TestLogFormats(t *testing.T) {
 	newLogger(Stdio{Err: &b}, config.LogConfig{Level: "info", Format: "console"}).Info("hello", "n", 1)
 	if !regexp.MustCompile(`^time=\d\d:\d\d:\d\d\.\d{3} level=INFO msg=hello n=1\n$`).MatchString(b.String()) {
 		t.Errorf("console: %q", b.String())
+	}
+}
+
+// approvals show for a person: one field a line, durations as durations, times relative to now.
+func TestApprovalsShowTable(t *testing.T) {
+	exp := time.Now().Add(10 * time.Minute).UTC().Format(time.RFC3339)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"id":"apr_1","agent":"a","tool":"t","params":{"x":1},"rule":"r","threat_level":"high","required_approvals":1,"grant_ttl":900000000000,"state":"pending","expires_at":%q}`, exp)
+	}))
+	defer srv.Close()
+	code, out, errOut := run(t, "", "approvals", "show", "apr_1", "--url", srv.URL, "--key", "k", "--format", "table")
+	for _, want := range []string{"ID                apr_1\n", "Grant lifetime    15m0s\n", "Threat            high\n"} {
+		if code != exitOK || !strings.Contains(out, want) {
+			t.Errorf("lacks %q: %d\n%s%s", want, code, out, errOut)
+		}
+	}
+	if !regexp.MustCompile(`Expires +\S+ \S+ \(in (9m5\ds|10m0s)\)`).MatchString(out) {
+		t.Errorf("expiry not relative to now:\n%s", out)
+	}
+	_, out, _ = run(t, "", "approvals", "show", "apr_1", "--url", srv.URL, "--key", "k")
+	if !strings.Contains(out, `"grant_ttl": 900000000000`) {
+		t.Errorf("piped output is not the API's JSON: %s", out)
 	}
 }

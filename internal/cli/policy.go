@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"text/tabwriter"
 
 	"go.yaml.in/yaml/v3"
 
@@ -166,8 +167,9 @@ func runPolicyEval(_ context.Context, std Stdio, args []string) int {
 	var pols multiFlag
 	fl.Var(&pols, "policy", "policy file or directory (repeatable)")
 	input := fl.String("input", "-", "JSONL requests: a file, or - for standard input")
+	format := formatFlag(fl)
 	fl.Usage = func() {
-		fmt.Fprintln(fl.Output(), "Usage: portcullis policy eval --policy PATH [--policy PATH...] --input FILE|-")
+		fmt.Fprintln(fl.Output(), "Usage: portcullis policy eval --policy PATH [--policy PATH...] --input FILE|- [--format table|json]")
 		fl.PrintDefaults()
 	}
 	if code, done := parseCmdFlags(std, fl, args); done {
@@ -175,6 +177,10 @@ func runPolicyEval(_ context.Context, std Stdio, args []string) int {
 	}
 	if len(pols) == 0 {
 		problem(std.Err, "policy eval: --policy is required", "portcullis policy eval --policy policies/ --input requests.jsonl")
+		return exitUsage
+	}
+	table, ok := tableOutput(std, "policy eval", *format)
+	if !ok {
 		return exitUsage
 	}
 	set, err := policy.Load(pols...)
@@ -195,6 +201,28 @@ func runPolicyEval(_ context.Context, std Stdio, args []string) int {
 	defer out.Flush()
 	enc := json.NewEncoder(out)
 	enc.SetEscapeHTML(false)
+	var tw *tabwriter.Writer
+	if table {
+		tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		defer tw.Flush()
+		fmt.Fprintln(tw, "LINE\tDECISION\tRULE\tENFORCEMENT\tREASON")
+	}
+	emit := func(n int, o *evalOutput, problem string) {
+		switch {
+		case tw == nil && problem != "":
+			_ = enc.Encode(map[string]string{"error": problem})
+		case tw == nil:
+			_ = enc.Encode(o)
+		case problem != "":
+			fmt.Fprintf(tw, "%d\tERROR\t-\t-\t%s\n", n, oneLine(problem))
+		default:
+			reason := o.Reason
+			if o.WouldHave != nil {
+				reason += fmt.Sprintf(" (dry run: would have been %s by %s)", o.WouldHave.Decision, o.WouldHave.Rule)
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", n, o.Decision, orDash(o.Rule), orDash(o.Enforcement), orDash(oneLine(reason)))
+		}
+	}
 	r := bufio.NewReaderSize(in, 64<<10)
 	bad := false
 	for n := 1; ; n++ {
@@ -208,7 +236,7 @@ func runPolicyEval(_ context.Context, std Stdio, args []string) int {
 		}
 		if tooLong {
 			bad = true
-			_ = enc.Encode(map[string]string{"error": fmt.Sprintf("line %d: longer than %d bytes", n, maxEvalLine)})
+			emit(n, nil, fmt.Sprintf("line %d: longer than %d bytes", n, maxEvalLine))
 			continue
 		}
 		if strings.TrimSpace(string(line)) == "" {
@@ -217,10 +245,10 @@ func runPolicyEval(_ context.Context, std Stdio, args []string) int {
 		o, err := evalLine(set, line)
 		if err != nil {
 			bad = true
-			_ = enc.Encode(map[string]string{"error": fmt.Sprintf("line %d: %v", n, err)})
+			emit(n, nil, fmt.Sprintf("line %d: %v", n, err))
 			continue
 		}
-		_ = enc.Encode(o)
+		emit(n, o, "")
 	}
 	if bad {
 		return exitFail

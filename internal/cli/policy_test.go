@@ -229,3 +229,13 @@ func TestPolicyEvalExactNumbers(t *testing.T) {
 		}
 	}
 }
+
+func TestPolicyEvalTable(t *testing.T) {
+	input := `{"agent":{"id":"report-generator-v1"},"tool":"fetch_sales_data","params":{"query_type":"monthly","date_range_days":90},"time":"2026-03-10T10:00:00-04:00"}` + "\nnot json\n"
+	code, out, _ := run(t, input, "policy", "eval", "--policy", seedDir+"/01_deny_by_default.yaml", "--policy", seedDir+"/02_context_aware.yaml", "--format", "table")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != exitFail || len(lines) != 3 || !strings.HasPrefix(lines[0], "LINE  DECISION  RULE") ||
+		!strings.HasPrefix(lines[1], "1     ALLOW") || !strings.HasPrefix(lines[2], "2     ERROR") {
+		t.Errorf("exit %d\n%s", code, out)
+	}
+}
