@@ -139,3 +139,25 @@ func TestChanged(t *testing.T) {
 		t.Errorf("a file compared with itself changed: %v", c)
 	}
 }
+
+// FuzzParse: any bytes are a configuration or a list of problems, never a panic, and every
+// problem has a position inside the file.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"", "listen: 127.0.0.1:1\n", "limits:\n  max_body_bytes: 8MiB\n", "approvals:\n  expiry: 2d\n  approvers: [{id: a, scopes: [{agents: [x], tools: [y]}]}]\n",
+		"a: &x [1]\nb: *x\n", "identity:\n  agents:\n    - id: a\n      signing_keys: [{id: k, public_key: x, not_after: 2027-01-01}]\n", "- 1\n- 2\n", "{{{", "tools: {a: {classification: x}, a: {}}\n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, err := Parse("f.yaml", data)
+		var list ErrorList
+		if err == nil || !errors.As(err, &list) {
+			return
+		}
+		lines := strings.Count(string(data), "\n") + strings.Count(string(data), "\r") + 2 // YAML breaks lines at either
+		for _, e := range list {
+			if e.Line < 1 || e.Line > lines || e.Col < 1 {
+				t.Errorf("position %d:%d outside the file: %v", e.Line, e.Col, e)
+			}
+		}
+	})
+}
