@@ -54,30 +54,36 @@ func runCompletion(_ context.Context, std Stdio, args []string) int {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	w := std.Out
-	switch args[0] {
-	case "bash":
-		fmt.Fprintf(w, "# bash completion for portcullis\n_portcullis() {\n  local cur=${COMP_WORDS[COMP_CWORD]}\n")
-		fmt.Fprintf(w, "  if [ \"$COMP_CWORD\" -eq 1 ]; then COMPREPLY=($(compgen -W %q -- \"$cur\")); return; fi\n", strings.Join(top, " "))
-		fmt.Fprintf(w, "  if [ \"$COMP_CWORD\" -eq 2 ]; then\n    case ${COMP_WORDS[1]} in\n")
-		for _, n := range names {
-			fmt.Fprintf(w, "      %s) COMPREPLY=($(compgen -W %q -- \"$cur\")); return;;\n", n, strings.Join(subs[n], " "))
-		}
-		fmt.Fprintf(w, "    esac\n  fi\n  COMPREPLY=($(compgen -f -- \"$cur\"))\n}\ncomplete -F _portcullis portcullis\n")
-	case "zsh":
-		fmt.Fprintf(w, "#compdef portcullis\n_portcullis() {\n  if (( CURRENT == 2 )); then compadd -- %s; return; fi\n", strings.Join(top, " "))
-		fmt.Fprintf(w, "  if (( CURRENT == 3 )); then\n    case $words[2] in\n")
-		for _, n := range names {
-			fmt.Fprintf(w, "      %s) compadd -- %s; return;;\n", n, strings.Join(subs[n], " "))
-		}
-		fmt.Fprintf(w, "    esac\n  fi\n  _files\n}\ncompdef _portcullis portcullis\n")
-	case "fish":
-		fmt.Fprintf(w, "# fish completion for portcullis\ncomplete -c portcullis -f -n __fish_use_subcommand -a %q\n", strings.Join(top, " "))
-		for _, n := range names {
-			fmt.Fprintf(w, "complete -c portcullis -f -n '__fish_seen_subcommand_from %s' -a %q\n", n, strings.Join(subs[n], " "))
-		}
-	default:
+	sh, ok := completionScripts[args[0]]
+	if !ok {
 		return unknownSub(std.Err, "completion", args[0], []string{"bash", "zsh", "fish"})
 	}
+	fmt.Fprintf(std.Out, sh.head, strings.Join(top, " "))
+	for _, n := range names {
+		fmt.Fprintf(std.Out, sh.sub, n, strings.Join(subs[n], " "))
+	}
+	fmt.Fprint(std.Out, sh.tail)
 	return exitOK
+}
+
+// completionScripts: per shell, the script's head (given the commands), one line per command
+// with subcommands (given the command and its subcommands), and its tail.
+var completionScripts = map[string]struct{ head, sub, tail string }{
+	"bash": {
+		head: "# bash completion for portcullis\n_portcullis() {\n  local cur=${COMP_WORDS[COMP_CWORD]}\n" +
+			"  if [ \"$COMP_CWORD\" -eq 1 ]; then COMPREPLY=($(compgen -W \"%s\" -- \"$cur\")); return; fi\n" +
+			"  if [ \"$COMP_CWORD\" -eq 2 ]; then\n    case ${COMP_WORDS[1]} in\n",
+		sub:  "      %s) COMPREPLY=($(compgen -W \"%s\" -- \"$cur\")); return;;\n",
+		tail: "    esac\n  fi\n  COMPREPLY=($(compgen -f -- \"$cur\"))\n}\ncomplete -F _portcullis portcullis\n",
+	},
+	"zsh": {
+		head: "#compdef portcullis\n_portcullis() {\n  if (( CURRENT == 2 )); then compadd -- %s; return; fi\n" +
+			"  if (( CURRENT == 3 )); then\n    case $words[2] in\n",
+		sub:  "      %s) compadd -- %s; return;;\n",
+		tail: "    esac\n  fi\n  _files\n}\ncompdef _portcullis portcullis\n",
+	},
+	"fish": {
+		head: "# fish completion for portcullis\ncomplete -c portcullis -f -n __fish_use_subcommand -a \"%s\"\n",
+		sub:  "complete -c portcullis -f -n '__fish_seen_subcommand_from %s' -a \"%s\"\n",
+	},
 }
