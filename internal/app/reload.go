@@ -195,6 +195,10 @@ func (a *App) apply(ctx context.Context, snap watch.Snapshot, hasCfg bool) error
 		// Said once per change: the next reload compares with this reading of the file.
 		a.log.Warn("configuration changed where a reload does not apply it; restart to apply these keys", slog.Any("keys", restart))
 	}
+	if len(set.Agents()) == 0 {
+		// Applied, not refused: denying everything is the fail-closed reading of "no policy".
+		a.log.Warn("the reloaded policy set holds no policy: every call is denied")
+	}
 	a.log.Info("configuration and policy reloaded", slog.Int("rules", set.RuleCount()), slog.String("version", guard.Version(set)))
 	return nil
 }

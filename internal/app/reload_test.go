@@ -299,3 +299,21 @@ func TestReloadNamesTheKeysThatNeedARestart(t *testing.T) {
 		t.Errorf("%d restart warnings, want 1", n)
 	}
 }
+
+// Policies removed while serving: the empty set is applied (every call denied, fail closed)
+// and the log says so, rather than a silent deny-everything gateway.
+func TestReloadToNoPolicyWarns(t *testing.T) {
+	g := newGateway(t)
+	if err := os.Remove(filepath.Join(g.dir, "policies", "report-generator-v1.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.app.reload(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(g.logBuf(), "the reloaded policy set holds no policy") {
+		t.Errorf("no warning:\n%s", g.logBuf())
+	}
+	if _, d := g.post("/v1/decide", g.key, []byte(`{"tool":"fetch_customer_names","params":{"limit":2}}`)); d.Decision != "DENY" {
+		t.Errorf("with no policy: %+v", d)
+	}
+}
