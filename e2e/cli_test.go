@@ -14,7 +14,7 @@ import (
 func TestCLIConsistency(t *testing.T) {
 	for _, args := range [][]string{{"version"}, {"--version"}} {
 		code, out, _ := cli(t, nil, args...)
-		if code != 0 || !regexp.MustCompile(`^portcullis \S+\ncommit:  \S+.*\nbuilt:   \S+\ngo:      go1\.\d+`).MatchString(out) {
+		if code != 0 || !regexp.MustCompile(`^portcullis \S+ \(commit \S+, built \S+, go1\.\d+`).MatchString(out) {
 			t.Errorf("%v: exit %d\n%s", args, code, out)
 		}
 	}

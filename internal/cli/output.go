@@ -82,7 +82,7 @@ func (t *recordTable) row(e ledger.Entry) error {
 	if r.ThreatLevel != 0 {
 		threat = r.ThreatLevel.String()
 	}
-	_, err = fmt.Fprintf(t.tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, r.Time.Local().Format(time.DateTime), r.Kind,
+	_, err = fmt.Fprintf(t.tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, r.Time.Local().Format(time.DateTime), r.Event(),
 		agent, user, orDash(r.Tool), orDash(r.Decision), threat, orDash(oneLine(detail)))
 	return err
 }

@@ -51,25 +51,13 @@ func (e *Error) Is(target error) bool { return target == ErrInvalid }
 // ErrorList is every problem found in a file; a file with any is never used.
 type ErrorList []*Error
 
-func (l ErrorList) Error() string {
-	parts := make([]string, len(l))
-	for i, e := range l {
-		parts[i] = e.Error()
-	}
-	return strings.Join(parts, "\n")
-}
+func (l ErrorList) Error() string { return yamlx.Lines(l) }
 
 // Is makes an ErrorList match ErrInvalid.
 func (l ErrorList) Is(target error) bool { return target == ErrInvalid }
 
 // Unwrap returns the individual errors.
-func (l ErrorList) Unwrap() []error {
-	out := make([]error, len(l))
-	for i, e := range l {
-		out[i] = e
-	}
-	return out
-}
+func (l ErrorList) Unwrap() []error { return yamlx.Errors(l) }
 
 const docsHint = "see docs/configuration.md for every key and its values"
 

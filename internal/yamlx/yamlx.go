@@ -141,3 +141,21 @@ func Clip(s string) string {
 	}
 	return s
 }
+
+// Errors is a list of a reader's problems as []error, for an error list's Unwrap.
+func Errors[E error](list []E) []error {
+	out := make([]error, len(list))
+	for i, e := range list {
+		out[i] = e
+	}
+	return out
+}
+
+// Lines is a list of a reader's problems as one message, a problem a line.
+func Lines[E error](list []E) string {
+	parts := make([]string, len(list))
+	for i, e := range list {
+		parts[i] = e.Error()
+	}
+	return strings.Join(parts, "\n")
+}
