@@ -17,11 +17,11 @@ package policy
 import (
 	"errors"
 	"fmt"
-	"github.com/portcullis-ai/portcullis/internal/yamlx"
 	"strings"
 	"time"
 
 	"github.com/portcullis-ai/portcullis/internal/threat"
+	"github.com/portcullis-ai/portcullis/internal/yamlx"
 )
 
 // Action is a decision (or a rule's action). Values are ordered from the most to the least
