@@ -7,7 +7,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"reflect"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -28,9 +29,12 @@ type runtimeState struct {
 	verifier *identity.Verifier
 	// logins verify approvers' tokens; built with the identity above, whose audiences they
 	// refuse, so the two are only ever served together.
-	logins    *identity.ApproverLogins
-	stop      context.CancelFunc // ends the JWKS refresh of verifier and logins
-	policies  *policy.Set
+	logins   *identity.ApproverLogins
+	stop     context.CancelFunc // ends the JWKS refresh of verifier and logins
+	policies *policy.Set
+	// file is the configuration file as last read, before any command-line override: a reload
+	// compares the file with the file, so that a --listen flag is not taken for a change.
+	file      *config.Config
 	classes   map[string]string
 	approvers map[string]config.ApproverConfig // exact ID → approver
 	// results is the guard's result policy (guard.Options.ResultPolicyFrom).
@@ -124,7 +128,11 @@ func (a *App) startReloader(ctx context.Context, cfg *config.Config) error {
 // applyInitial builds the first state from the configuration the caller loaded (and possibly
 // adjusted) and the policy files as read.
 func (a *App) applyInitial(ctx context.Context, cfg *config.Config, snap watch.Snapshot, hasCfg bool) error {
+	file := cfg
 	if hasCfg {
+		if f, err := config.LoadData(snap[0].Name, snap[0].Data); err == nil {
+			file = f
+		}
 		snap = snap[1:]
 	}
 	set, err := policy.LoadSources(policy.Sources(snap))
@@ -135,14 +143,31 @@ func (a *App) applyInitial(ctx context.Context, cfg *config.Config, snap watch.S
 	if err != nil {
 		return err
 	}
+	st.file = file
 	a.rt.Store(st)
 	return nil
+}
+
+// reloadable are the configuration's keys a reload applies; a change anywhere else needs a restart.
+var reloadable = []string{"identity", "tools", "approvals.approvers", "approvals.issuers", "approvals.id_claim",
+	"inspection.result_block_level", "inspection.redact_results"}
+
+// needRestart names the keys changed between two readings of the file that a reload does not apply.
+func needRestart(before, after *config.Config) []string {
+	var out []string
+	for _, k := range config.Changed(before, after) {
+		if !slices.ContainsFunc(reloadable, func(r string) bool { return k == r || strings.HasPrefix(k, r+".") }) {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // apply builds the next state from a stable snapshot and swaps it in whole, or rejects it whole.
 func (a *App) apply(ctx context.Context, snap watch.Snapshot, hasCfg bool) error {
 	cur := a.rt.Load()
-	next := *cur.cfg
+	next, file := *cur.cfg, cur.file
+	var restart []string
 	if hasCfg {
 		loaded, err := config.LoadData(snap[0].Name, snap[0].Data)
 		if err != nil {
@@ -152,9 +177,7 @@ func (a *App) apply(ctx context.Context, snap watch.Snapshot, hasCfg bool) error
 		// The result policy is guard state: how results are blocked and redacted changes with
 		// the file (the result size cap sizes the inspector, and needs a restart).
 		next.Inspection.ResultBlockLevel, next.Inspection.RedactResults = loaded.Inspection.ResultBlockLevel, loaded.Inspection.RedactResults
-		if !reflect.DeepEqual(&next, loaded) {
-			a.log.Warn("configuration changed beyond identity, tools and approvers; restart to apply the rest")
-		}
+		restart, file = needRestart(cur.file, loaded), loaded
 		snap = snap[1:]
 	}
 	set, err := policy.LoadSources(policy.Sources(snap))
@@ -165,8 +188,17 @@ func (a *App) apply(ctx context.Context, snap watch.Snapshot, hasCfg bool) error
 	if err != nil {
 		return fmt.Errorf("%w: %w", errConfigRejected, err)
 	}
+	st.file = file
 	a.rt.Store(st)
 	cur.stop() // in-flight checks hold the old verifier and logins; only their background refresh ends
+	if len(restart) > 0 {
+		// Said once per change: the next reload compares with this reading of the file.
+		a.log.Warn("configuration changed where a reload does not apply it; restart to apply these keys", slog.Any("keys", restart))
+	}
+	if len(set.Agents()) == 0 {
+		// Applied, not refused: denying everything is the fail-closed reading of "no policy".
+		a.log.Warn("the reloaded policy set holds no policy: every call is denied")
+	}
 	a.log.Info("configuration and policy reloaded", slog.Int("rules", set.RuleCount()), slog.String("version", guard.Version(set)))
 	return nil
 }

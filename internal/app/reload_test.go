@@ -261,3 +261,59 @@ func TestReloadSwapsResultPolicy(t *testing.T) {
 		t.Errorf("after turning redaction off: %s, want pass", got)
 	}
 }
+
+// A reload compares the file with the file: settings overridden at start (--listen, here the
+// listen address and a body limit) are not changes, a reloadable change is applied without a
+// restart warning, and a change that needs a restart is named by its keys.
+func TestReloadNamesTheKeysThatNeedARestart(t *testing.T) {
+	g := newGatewayWith(t, func(cfg *config.Config) { cfg.Listen = "127.0.0.1:0" })
+	cfgPath := g.app.cfgPath
+	orig, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rewrite := func(b []byte) {
+		t.Helper()
+		if err := os.WriteFile(cfgPath, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.app.reload(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	withAgent := bytes.Replace(orig, []byte("      roles: [reporting]\n"), []byte("      roles: [reporting]\n    - id: third-agent\n"), 1)
+	rewrite(withAgent)
+	if agents := len(g.app.rt.Load().cfg.Identity.Agents); agents != 3 {
+		t.Fatalf("the new agent was not applied: %d agents", agents)
+	}
+	if logs := g.logBuf(); strings.Contains(logs, "restart") {
+		t.Fatalf("a reloadable change warned of a restart:\n%s", logs)
+	}
+	rewrite(append(withAgent, "limits:\n  max_depth: 10\ntracing:\n  service_name: gw-2\n"...))
+	waitUntil(t, "the restart warning", func() bool { return strings.Contains(g.logBuf(), "restart") })
+	logs := g.logBuf()
+	if !strings.Contains(logs, `"keys":["limits.max_depth","tracing.service_name"]`) || strings.Contains(logs, "listen") || strings.Contains(logs, "max_body_bytes") {
+		t.Errorf("restart warning does not name exactly the changed keys:\n%s", logs)
+	}
+	if n := strings.Count(logs, "restart"); n != 1 {
+		t.Errorf("%d restart warnings, want 1", n)
+	}
+}
+
+// Policies removed while serving: the empty set is applied (every call denied, fail closed)
+// and the log says so, rather than a silent deny-everything gateway.
+func TestReloadToNoPolicyWarns(t *testing.T) {
+	g := newGateway(t)
+	if err := os.Remove(filepath.Join(g.dir, "policies", "report-generator-v1.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.app.reload(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(g.logBuf(), "the reloaded policy set holds no policy") {
+		t.Errorf("no warning:\n%s", g.logBuf())
+	}
+	if _, d := g.post("/v1/decide", g.key, []byte(`{"tool":"fetch_customer_names","params":{"limit":2}}`)); d.Decision != "DENY" {
+		t.Errorf("with no policy: %+v", d)
+	}
+}

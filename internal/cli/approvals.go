@@ -8,6 +8,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/portcullis-ai/portcullis/internal/app"
 	"github.com/portcullis-ai/portcullis/internal/approval"
+	"github.com/portcullis-ai/portcullis/internal/config"
 	"github.com/portcullis-ai/portcullis/internal/identity"
 )
 
@@ -43,14 +46,15 @@ func runApprovals(ctx context.Context, std Stdio, args []string) int {
 	case "keys":
 		return approverKeys(ctx, std, args[1:])
 	}
-	problem(std.Err, fmt.Sprintf("approvals: unknown subcommand %q", args[0]), "use one of: list, show, approve, deny, watch, keys")
-	return exitUsage
+	return unknownSub(std.Err, "approvals", args[0], approvalsSubs)
 }
+
+var approvalsSubs = []string{"list", "show", "approve", "deny", "watch", "keys"}
 
 func approvalsUsage(w io.Writer) {
 	fmt.Fprint(w, `Usage:
   portcullis approvals list [--state pending|approved|denied|expired|consumed] [--json]
-  portcullis approvals show ID [--wait SECONDS]
+  portcullis approvals show ID [--wait SECONDS] [--format table|json]
   portcullis approvals approve ID [--comment TEXT]
   portcullis approvals deny ID [--comment TEXT]
   portcullis approvals watch [--interval 2s]
@@ -58,8 +62,8 @@ func approvalsUsage(w io.Writer) {
   portcullis approvals keys list [--approver ID] [--json] [--data DIR]
   portcullis approvals keys revoke [--data DIR] KEY_ID
 
-Every command but 'keys' talks to the gateway at --url (default $PORTCULLIS_URL or
-http://127.0.0.1:8080) with the approver credential in --key (default $PORTCULLIS_APPROVER_KEY):
+Every command but 'keys' talks to the gateway at --url (default $PORTCULLIS_URL, else the
+listen address in --config or <--data>/portcullis.yaml, else http://127.0.0.1:8080) with the approver credential in --key (default $PORTCULLIS_APPROVER_KEY):
 an approver API key or an approver login token (approvals.issuers). Agent keys and users' tokens are refused.
 'keys' manages approver API keys in the data directory, apart from agents' keys: an approver
 holds at most two active keys; a revoked key is refused by a running gateway at its next use.
@@ -70,18 +74,18 @@ holds at most two active keys; a revoked key is refused by a running gateway at 
 // approverClient is the HTTP side of the approvals commands.
 type approverClient struct {
 	url, key string
-	http     *http.Client
+	// data and config locate the configuration whose listen address is the default --url.
+	data, config string
+	http         *http.Client
 }
 
 func approverFlags(name string, std Stdio) (*flag.FlagSet, *approverClient) {
 	fs := flag.NewFlagSet("approvals "+name, flag.ContinueOnError)
 	fs.SetOutput(std.Err)
 	c := &approverClient{http: &http.Client{Timeout: 5 * time.Minute}}
-	url := os.Getenv("PORTCULLIS_URL")
-	if url == "" {
-		url = "http://127.0.0.1:8080"
-	}
-	fs.StringVar(&c.url, "url", url, "gateway base URL")
+	fs.StringVar(&c.url, "url", os.Getenv("PORTCULLIS_URL"), "gateway base URL (default $PORTCULLIS_URL, else the configuration's listen address)")
+	fs.StringVar(&c.data, "data", dataDirDefault(), "data directory whose configuration names the gateway's listen address")
+	fs.StringVar(&c.config, "config", "", "configuration file naming the gateway's listen address (default: <data>/portcullis.yaml)")
 	fs.StringVar(&c.key, "key", os.Getenv("PORTCULLIS_APPROVER_KEY"), "approver credential")
 	return fs, c
 }
@@ -91,6 +95,13 @@ func (c *approverClient) do(ctx context.Context, std Stdio, method, path string,
 	if c.key == "" {
 		problem(std.Err, "approvals: no approver credential", "pass --key or set PORTCULLIS_APPROVER_KEY")
 		return exitUsage
+	}
+	if c.url == "" {
+		u, err := gatewayURL(c.config, c.data)
+		if err != nil {
+			return printConfigError(std.Err, err, "pass --url, set PORTCULLIS_URL, or point --config at the gateway's configuration")
+		}
+		c.url = u
 	}
 	var rd io.Reader
 	if body != nil {
@@ -150,8 +161,8 @@ func approvalsList(ctx context.Context, std Stdio, args []string) int {
 	fs, c := approverFlags("list", std)
 	state := fs.String("state", "pending", "state to list (empty: all)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if code, done := parseCmdFlags(std, fs, args); done {
+		return code
 	}
 	path := "/v1/approvals"
 	if *state != "" {
@@ -181,7 +192,12 @@ func approvalsList(ctx context.Context, std Stdio, args []string) int {
 func approvalsShow(ctx context.Context, std Stdio, args []string) int {
 	fs, c := approverFlags("show", std)
 	wait := fs.Int("wait", 0, "wait up to this many seconds for a pending request to be resolved")
-	if err := fs.Parse(reorder(args)); err != nil {
+	format := formatFlag(fs)
+	if code, done := parseCmdFlags(std, fs, reorder(args)); done {
+		return code
+	}
+	table, ok := tableOutput(std, "approvals show", *format)
+	if !ok {
 		return exitUsage
 	}
 	if fs.NArg() != 1 {
@@ -196,14 +212,20 @@ func approvalsShow(ctx context.Context, std Stdio, args []string) int {
 	if code := c.do(ctx, std, http.MethodGet, path, nil, &r); code != exitOK {
 		return code
 	}
+	if table {
+		if err := printApproval(std.Out, r, time.Now()); err != nil {
+			return exitFail
+		}
+		return exitOK
+	}
 	return printJSON(std, r)
 }
 
 func approvalsResolve(ctx context.Context, std Stdio, args []string, verb string) int {
 	fs, c := approverFlags(verb, std)
 	comment := fs.String("comment", "", "why (recorded in the ledger)")
-	if err := fs.Parse(reorder(args)); err != nil {
-		return exitUsage
+	if code, done := parseCmdFlags(std, fs, reorder(args)); done {
+		return code
 	}
 	if fs.NArg() != 1 {
 		problem(std.Err, "approvals "+verb+": want exactly one approval ID", "portcullis approvals list shows the IDs")
@@ -221,8 +243,8 @@ func approvalsResolve(ctx context.Context, std Stdio, args []string, verb string
 func approvalsWatch(ctx context.Context, std Stdio, args []string) int {
 	fs, c := approverFlags("watch", std)
 	interval := fs.Duration("interval", 2*time.Second, "how often to look")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if code, done := parseCmdFlags(std, fs, args); done {
+		return code
 	}
 	seen := map[string]bool{}
 	for {
@@ -267,8 +289,15 @@ func approverKeys(ctx context.Context, std Stdio, args []string) int {
 	case "revoke":
 		return revokeKeys(ctx, std, args[1:], approverKeyKind)
 	}
-	problem(std.Err, fmt.Sprintf("approvals keys: unknown subcommand %q", sub), "use one of: create, list, revoke (see 'portcullis approvals help')")
-	return exitUsage
+	if sub == "" || isHelp(sub) {
+		w, code := std.Out, exitOK
+		if sub == "" {
+			w, code = std.Err, exitUsage
+		}
+		fmt.Fprintln(w, "Usage: portcullis approvals keys COMMAND (create, list, revoke; see 'portcullis approvals help')")
+		return code
+	}
+	return unknownSub(std.Err, "approvals keys", sub, keysSubs)
 }
 
 var approverKeyKind = keyKind{cmd: "approvals keys", file: app.ApproverKeysFile, owner: "approver"}
@@ -280,8 +309,8 @@ func approverKeysCreate(ctx context.Context, std Stdio, args []string) int {
 	ttl := fs.Duration("ttl", 0, "lifetime of the key (0: no expiry)")
 	data := fs.String("data", dataDirDefault(), "data directory")
 	cfgFlag := fs.String("config", "", "configuration to check the approver against (default: <data>/portcullis.yaml)")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if code, done := parseCmdFlags(std, fs, args); done {
+		return code
 	}
 	if *who == "" || fs.NArg() > 0 {
 		problem(std.Err, "approvals keys create: --approver is required and no positional arguments are taken", "name the person, e.g. --approver alice@example.com")
@@ -343,4 +372,30 @@ func reorder(args []string) []string {
 		pos = append(pos, a)
 	}
 	return append(flags, pos...)
+}
+
+// gatewayURL is the gateway's base URL from its configuration's listen address; without a
+// configuration (none in the data directory and no --config), the default address.
+func gatewayURL(cfgFlag, dataDir string) (string, error) {
+	path, explicit := configPath(cfgFlag, dataDir)
+	listen := config.Default().Listen
+	cfg, err := config.Load(path)
+	switch {
+	case err == nil:
+		listen = cfg.Listen
+	case explicit || !errors.Is(err, fs.ErrNotExist):
+		return "", err
+	}
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", err
+	}
+	// A gateway listening on every interface is reached on this machine's loopback.
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+		if ip != nil && ip.To4() == nil {
+			host = "::1"
+		}
+	}
+	return "http://" + net.JoinHostPort(host, port), nil
 }

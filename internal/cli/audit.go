@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,6 +18,7 @@ import (
 	"github.com/portcullis-ai/portcullis/internal/app"
 	"github.com/portcullis-ai/portcullis/internal/config"
 	"github.com/portcullis-ai/portcullis/internal/ledger"
+	"github.com/portcullis-ai/portcullis/internal/yamlx"
 )
 
 // DefaultDataDir is where the gateway keeps its data unless --data or PORTCULLIS_DATA say
@@ -56,8 +57,7 @@ func runAudit(ctx context.Context, std Stdio, args []string) int {
 	}
 	c, ok := auditCommands[args[0]]
 	if !ok {
-		problem(std.Err, fmt.Sprintf("unknown audit subcommand %q", args[0]), "run 'portcullis audit help' for the list")
-		return exitUsage
+		return unknownSub(std.Err, "audit", args[0], subcommands()["audit"])
 	}
 	return c.run(ctx, std, args[1:])
 }
@@ -84,17 +84,6 @@ func auditFlags(std Stdio, name string) (*flag.FlagSet, *auditLoc) {
 	return fs, loc
 }
 
-func parseFlags(std Stdio, fs *flag.FlagSet, args []string) bool {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return false
-		}
-		problem(std.Err, err.Error(), "run 'portcullis audit "+strings.TrimPrefix(fs.Name(), "portcullis audit ")+" -h' for its flags")
-		return false
-	}
-	return true
-}
-
 // openStore opens the existing ledger the gateway writes — SQLite in the data directory, or
 // PostgreSQL when its configuration's store.ledger says so — and names it for messages. It
 // never creates one.
@@ -109,7 +98,7 @@ func openStore(ctx context.Context, std Stdio, loc *auditLoc) (ledger.Store, str
 	if path != "" {
 		c, err := config.Load(path)
 		if err != nil {
-			problem(std.Err, err.Error(), "the audit commands read the gateway's configuration to find its ledger")
+			printConfigError(std.Err, err, "the audit commands read the gateway's configuration to find its ledger")
 			return nil, "", false
 		}
 		cfg = *c
@@ -144,8 +133,8 @@ func auditVerify(ctx context.Context, std Stdio, args []string) int {
 	pubkey := fs.String("pubkey", "", "file of trusted verifier keys, one a line (default: the data directory's "+ledger.PublicKeysFile+"; an auditor should use their own copy)")
 	var trusted multiFlag
 	fs.Var(&trusted, "trusted-checkpoint", "a signed checkpoint kept outside the log (repeatable): detects rollback and forks")
-	if !parseFlags(std, fs, args) {
-		return exitUsage
+	if code, done := parseCmdFlags(std, fs, args); done {
+		return code
 	}
 	keyFile := *pubkey
 	if keyFile == "" {
@@ -209,8 +198,8 @@ func auditExport(ctx context.Context, std Stdio, args []string) int {
 	fs, loc := auditFlags(std, "export")
 	from := fs.Uint64("from-seq", 0, "first seq to export (resume from the last exported seq + 1)")
 	format := fs.String("format", "jsonl", "output format: jsonl (each line is a record's stored bytes)")
-	if !parseFlags(std, fs, args) {
-		return exitUsage
+	if code, done := parseCmdFlags(std, fs, args); done {
+		return code
 	}
 	if *format != "jsonl" {
 		problem(std.Err, fmt.Sprintf("unknown format %q", *format), "only jsonl is supported")
@@ -263,8 +252,8 @@ func latestSigned(ctx context.Context, std Stdio, st ledger.Store) ([]byte, uint
 func auditProve(ctx context.Context, std Stdio, args []string) int {
 	fs, loc := auditFlags(std, "prove")
 	seq := fs.Int64("seq", -1, "the record to prove")
-	if !parseFlags(std, fs, args) {
-		return exitUsage
+	if code, done := parseCmdFlags(std, fs, args); done {
+		return code
 	}
 	if *seq < 0 {
 		problem(std.Err, "--seq is required", "portcullis audit prove --seq N")
@@ -287,8 +276,8 @@ func auditProve(ctx context.Context, std Stdio, args []string) int {
 func auditConsistency(ctx context.Context, std Stdio, args []string) int {
 	fs, loc := auditFlags(std, "consistency")
 	old := fs.Int64("old", -1, "the older tree size (from a checkpoint you kept)")
-	if !parseFlags(std, fs, args) {
-		return exitUsage
+	if code, done := parseCmdFlags(std, fs, args); done {
+		return code
 	}
 	if *old < 0 {
 		problem(std.Err, "--old is required", "portcullis audit consistency --old SIZE")
@@ -312,7 +301,12 @@ func auditTail(ctx context.Context, std Stdio, args []string) int {
 	fs, loc := auditFlags(std, "tail")
 	n := fs.Uint64("n", 10, "how many records")
 	follow := fs.Bool("f", false, "keep printing new records until interrupted")
-	if !parseFlags(std, fs, args) {
+	format := formatFlag(fs)
+	if code, done := parseCmdFlags(std, fs, args); done {
+		return code
+	}
+	printRec, flush, ok := recordPrinter(std, "audit tail", *format)
+	if !ok {
 		return exitUsage
 	}
 	st, _, ok := openStore(ctx, std, loc)
@@ -332,9 +326,11 @@ func auditTail(ctx context.Context, std Stdio, args []string) int {
 	for {
 		err := st.Scan(ctx, from, func(e ledger.Entry) error {
 			from = e.Seq + 1
-			_, err := fmt.Fprintf(std.Out, "%s\n", e.Data)
-			return err
+			return printRec(e)
 		})
+		if err == nil {
+			err = flush()
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return exitOK
@@ -358,12 +354,29 @@ func auditSearch(ctx context.Context, std Stdio, args []string) int {
 	agent := fs.String("agent", "", "agent id")
 	user := fs.String("user", "", "user id")
 	tool := fs.String("tool", "", "tool name")
-	decision := fs.String("decision", "", "decision (allow, deny, constrain, log)")
-	kind := fs.String("kind", "", "record kind (decision, approval_requested, ...)")
+	decision := fs.String("decision", "", "decision: "+strings.Join(searchDecisions, ", ")+" (any case)")
+	kind := fs.String("kind", "", "record kind: "+strings.Join(searchKinds(), ", "))
 	decisionID := fs.String("decision-id", "", "decision id (all records of one call)")
 	value := fs.String("value", "", "an HMAC from 'audit hash' to find in parameters")
 	since := fs.String("since", "", "records at or after this time: RFC 3339 or a duration ago (e.g. 1h)")
-	if !parseFlags(std, fs, args) {
+	format := formatFlag(fs)
+	if code, done := parseCmdFlags(std, fs, args); done {
+		return code
+	}
+	printRec, flush, ok := recordPrinter(std, "audit search", *format)
+	if !ok {
+		return exitUsage
+	}
+	if *decision != "" && !slices.ContainsFunc(searchDecisions, func(d string) bool { return strings.EqualFold(d, *decision) }) {
+		problem(std.Err, fmt.Sprintf("audit search: unknown --decision %q", *decision), "one of "+strings.Join(searchDecisions, ", "))
+		return exitUsage
+	}
+	if *kind != "" && !ledger.Kind(*kind).Valid() {
+		hint := "one of " + strings.Join(searchKinds(), ", ")
+		if best := yamlx.Closest(*kind, searchKinds()); best != "" {
+			hint = fmt.Sprintf("did you mean %q? %s", best, hint)
+		}
+		problem(std.Err, fmt.Sprintf("audit search: unknown --kind %q", *kind), hint)
 		return exitUsage
 	}
 	var after time.Time
@@ -395,16 +408,18 @@ func auditSearch(ctx context.Context, std Stdio, args []string) int {
 		case *agent != "" && (r.Agent == nil || r.Agent.ID != *agent),
 			*user != "" && (r.User == nil || r.User.ID != *user),
 			*tool != "" && r.Tool != *tool,
-			*decision != "" && r.Decision != *decision,
+			*decision != "" && !strings.EqualFold(r.Decision, *decision),
 			*kind != "" && string(r.Event()) != *kind, // older ledgers' spellings read as today's
 			*decisionID != "" && r.DecisionID != *decisionID,
 			!after.IsZero() && r.Time.Before(after):
 			return nil
 		}
 		found++
-		_, err = fmt.Fprintf(std.Out, "%s\n", e.Data)
-		return err
+		return printRec(e)
 	})
+	if err == nil {
+		err = flush()
+	}
 	if err != nil {
 		problem(std.Err, fmt.Sprintf("search: %v", err), "run 'portcullis audit verify' to check the log")
 		return exitUsage
@@ -417,26 +432,39 @@ func auditSearch(ctx context.Context, std Stdio, args []string) int {
 
 func auditHash(_ context.Context, std Stdio, args []string) int {
 	fs, loc := auditFlags(std, "hash")
-	if !parseFlags(std, fs, args) {
+	if code, done := parseCmdFlags(std, fs, args); done {
+		return code
+	}
+	if fs.NArg() > 1 {
+		problem(std.Err, "audit hash takes at most one argument", "pipe the value on stdin: printf %s 'the value' | portcullis audit hash")
 		return exitUsage
 	}
-	if fs.NArg() != 1 {
-		problem(std.Err, "audit hash takes exactly one VALUE", "portcullis audit hash 'the value' (for a non-string JSON value, its compact JSON)")
-		return exitUsage
+	var value string
+	if fs.NArg() == 0 || fs.Arg(0) == "-" {
+		// The secret comes on stdin, so it stays out of the process list and the shell history.
+		b, err := io.ReadAll(io.LimitReader(std.In, 1<<20+1))
+		if err != nil || len(b) > 1<<20 {
+			problem(std.Err, "audit hash: cannot read the value from stdin (at most 1 MiB)", "printf %s 'the value' | portcullis audit hash")
+			return exitUsage
+		}
+		value = strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	} else {
+		value = fs.Arg(0)
+		fmt.Fprintln(std.Err, "warning: a value on the command line is visible in the process list and the shell history; pipe it on stdin instead")
 	}
 	keys, err := ledger.LoadKeys(loc.data)
 	if err != nil {
 		problem(std.Err, fmt.Sprintf("%s: %v", loc.data, err), "the hash key is in the data directory ("+ledger.HashKeyFile+")")
 		return exitUsage
 	}
-	fmt.Fprintln(std.Out, ledger.HashValue(keys.HashKey, fs.Arg(0)))
+	fmt.Fprintln(std.Out, ledger.HashValue(keys.HashKey, value))
 	return exitOK
 }
 
 func auditCheckpoint(ctx context.Context, std Stdio, args []string) int {
 	fs, loc := auditFlags(std, "checkpoint")
-	if !parseFlags(std, fs, args) {
-		return exitUsage
+	if code, done := parseCmdFlags(std, fs, args); done {
+		return code
 	}
 	return withSigned(ctx, std, loc, func(_ ledger.Store, n []byte, _ uint64) int {
 		std.Out.Write(n)
@@ -446,8 +474,8 @@ func auditCheckpoint(ctx context.Context, std Stdio, args []string) int {
 
 func auditPubkey(_ context.Context, std Stdio, args []string) int {
 	fs, loc := auditFlags(std, "pubkey")
-	if !parseFlags(std, fs, args) {
-		return exitUsage
+	if code, done := parseCmdFlags(std, fs, args); done {
+		return code
 	}
 	keys, err := ledger.ReadPublicKeys(filepath.Join(loc.data, ledger.PublicKeysFile))
 	if err != nil {
@@ -463,8 +491,8 @@ func auditPubkey(_ context.Context, std Stdio, args []string) int {
 func auditKeygen(_ context.Context, std Stdio, args []string) int {
 	fs, loc := auditFlags(std, "keygen")
 	origin := fs.String("origin", "", "the log's origin (checkpoint first line and key name); default a fresh portcullis.ledger/<random>")
-	if !parseFlags(std, fs, args) {
-		return exitUsage
+	if code, done := parseCmdFlags(std, fs, args); done {
+		return code
 	}
 	o := *origin
 	if o == "" {
@@ -477,4 +505,34 @@ func auditKeygen(_ context.Context, std Stdio, args []string) int {
 	}
 	fmt.Fprintln(std.Out, keys.Public[len(keys.Public)-1])
 	return exitOK
+}
+
+// searchDecisions are the decisions records hold (a call's, then a tool result's: pass, redact,
+// block); --decision matches them in any case.
+var searchDecisions = []string{"allow", "deny", "constrain", "log", "pass", "redact", "block"}
+
+// searchKinds are the record kinds --kind accepts.
+func searchKinds() []string {
+	out := make([]string, len(ledger.Kinds))
+	for i, k := range ledger.Kinds {
+		out[i] = string(k)
+	}
+	return out
+}
+
+// recordPrinter prints ledger records as --format says: a table for a person, or each record's
+// exact stored JSON, one per line.
+func recordPrinter(std Stdio, cmd, format string) (printRec func(ledger.Entry) error, flush func() error, ok bool) {
+	table, ok := tableOutput(std, cmd, format)
+	if !ok {
+		return nil, nil, false
+	}
+	if table {
+		t := newRecordTable(std.Out)
+		return t.row, t.flush, true
+	}
+	return func(e ledger.Entry) error {
+		_, err := fmt.Fprintf(std.Out, "%s\n", e.Data)
+		return err
+	}, func() error { return nil }, true
 }

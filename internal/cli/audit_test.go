@@ -196,7 +196,10 @@ func TestAuditSearchTailHash(t *testing.T) {
 	if out != "" {
 		t.Errorf("search in the future found %q", out)
 	}
-	code, h, _ := run(t, "", "audit", "hash", "--data", dir, "abc-secret-123")
+	code, h, errs := run(t, "", "audit", "hash", "--data", dir, "abc-secret-123")
+	if !strings.Contains(errs, "pipe it on stdin") {
+		t.Errorf("a secret on the command line was not warned about: %q", errs)
+	}
 	h = strings.TrimSpace(h)
 	if code != exitOK || !strings.HasPrefix(h, ledger.HashPrefix) {
 		t.Fatalf("hash: %d %q", code, h)
@@ -211,6 +214,26 @@ func TestAuditSearchTailHash(t *testing.T) {
 	}
 	if code, _, errs := run(t, "", "audit", "search", "--data", dir, "--since", "yesterday"); code != exitUsage || !strings.Contains(errs, "hint:") {
 		t.Errorf("bad --since: %d %s", code, errs)
+	}
+	// Decisions match in any case; an unknown kind is refused with the kinds, not answered with
+	// nothing.
+	_, out, _ = run(t, "", "audit", "search", "--data", dir, "--agent", "agent-b", "--decision", "DENY")
+	if n := strings.Count(out, "\n"); n != 3 {
+		t.Errorf("--decision DENY found %d records, want 3", n)
+	}
+	code, out, errs = run(t, "", "audit", "search", "--data", dir, "--kind", "decisions")
+	if code != exitUsage || out != "" || !strings.Contains(errs, `unknown --kind "decisions"`) || !strings.Contains(errs, `did you mean "decision"?`) || !strings.Contains(errs, "approval_requested") {
+		t.Errorf("unknown kind: %d %q %s", code, out, errs)
+	}
+	if code, _, errs := run(t, "", "audit", "search", "--data", dir, "--decision", "allowed"); code != exitUsage || !strings.Contains(errs, "constrain") {
+		t.Errorf("unknown decision: %d %s", code, errs)
+	}
+	// The secret on stdin (no argument, or "-") hashes to what the argument did, without the warning.
+	for _, args := range [][]string{{"audit", "hash", "--data", dir}, {"audit", "hash", "--data", dir, "-"}} {
+		code, got, errs := run(t, "abc-secret-123\n", args...)
+		if code != exitOK || strings.TrimSpace(got) != h || errs != "" {
+			t.Errorf("%v: %d %q %q, want %q", args, code, got, errs, h)
+		}
 	}
 }
 
@@ -311,5 +334,28 @@ func rewriteTailSQL(t *testing.T, st *sqlite.Ledger, from uint64) {
 		if _, err := st.DB().Exec(`UPDATE ledger_records SET data = ? WHERE seq = ?`, recs[i], r.Seq); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// Tables for a person (--format table, the default on a terminal), the stored JSON for a
+// program (--format json, the default when piped).
+func TestAuditFormats(t *testing.T) {
+	dir := newAuditData(t, 3)
+	code, out, errOut := run(t, "", "audit", "tail", "--data", dir, "-n", "2", "--format", "table")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != exitOK || len(lines) != 3 || !strings.HasPrefix(lines[0], "SEQ  TIME") || !strings.Contains(lines[2], "shutdown") {
+		t.Errorf("tail table: %d %q %s", code, out, errOut)
+	}
+	_, piped, _ := run(t, "", "audit", "tail", "--data", dir, "-n", "2")
+	_, asJSON, _ := run(t, "", "audit", "tail", "--data", dir, "-n", "2", "--format", "json")
+	if piped != asJSON || !strings.HasPrefix(piped, `{"v":1`) {
+		t.Errorf("piped output is not the records' JSON: %q", piped)
+	}
+	code, out, _ = run(t, "", "audit", "search", "--data", dir, "--decision", "DENY", "--format", "table")
+	if code != exitOK || !strings.Contains(out, "DECISION") || !strings.Contains(out, " deny ") {
+		t.Errorf("search table: %d %q", code, out)
+	}
+	if code, _, errOut := run(t, "", "audit", "tail", "--data", dir, "--format", "xml"); code != exitUsage || !strings.Contains(errOut, "want table or json") {
+		t.Errorf("unknown format: %d %s", code, errOut)
 	}
 }

@@ -41,16 +41,13 @@ func runInspect(ctx context.Context, std Stdio, args []string) int {
 	failAt := fset.String("fail-at", "", "exit 1 when any line's level is at least this (none|low|medium|high|critical)")
 	maxBytes := fset.Int("max-bytes", 4<<20, "largest input line in bytes")
 	fset.Usage = func() {
-		fmt.Fprintln(std.Err, "Usage: portcullis inspect [--direction request|response] [--roots DIR,...] [--fail-at LEVEL] [FILE|-]")
-		fmt.Fprintln(std.Err, "\nReads one JSON object per line, {\"tool\":…,\"params\":{…}} or {\"tool\":…,\"result\":…},")
-		fmt.Fprintln(std.Err, "and prints one {\"level\":…,\"findings\":[…]} line per input line, in order.")
+		fmt.Fprintln(fset.Output(), "Usage: portcullis inspect [--direction request|response] [--roots DIR,...] [--fail-at LEVEL] [FILE|-]")
+		fmt.Fprintln(fset.Output(), "\nReads one JSON object per line, {\"tool\":…,\"params\":{…}} or {\"tool\":…,\"result\":…},")
+		fmt.Fprintln(fset.Output(), "and prints one {\"level\":…,\"findings\":[…]} line per input line, in order.")
 		fset.PrintDefaults()
 	}
-	if err := fset.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	if code, done := parseCmdFlags(std, fset, args); done {
+		return code
 	}
 	var dir *inspect.Direction
 	switch *dirFlag {

@@ -19,7 +19,7 @@ import (
 	"github.com/portcullis-ai/portcullis/internal/gateway/mcp/stdioconn"
 )
 
-const inventoryUsage = `usage:
+const inventoryUsage = `Usage:
   portcullis inventory [--agent ID] [--prefix NAME__] [--out FILE] -- COMMAND ARGS...
   portcullis inventory [--agent ID] [--prefix NAME__] [--out FILE] --url URL
   portcullis inventory [--agent ID] [--out FILE] --upstream NAME [--config FILE | --data DIR]
@@ -33,7 +33,7 @@ a starter deny-by-default policy (to --out, default stdout after the table).
 func runInventory(ctx context.Context, std Stdio, args []string) int {
 	fs := flag.NewFlagSet("inventory", flag.ContinueOnError)
 	fs.SetOutput(std.Err)
-	fs.Usage = func() { fmt.Fprint(std.Err, inventoryUsage) }
+	fs.Usage = func() { fmt.Fprint(fs.Output(), inventoryUsage) }
 	agent := fs.String("agent", "my-agent", "agent_id of the starter policy")
 	prefix := fs.String("prefix", "", "prefix tool names as the gateway will (e.g. fs__ for an upstream named fs)")
 	out := fs.String("out", "", "write the starter policy to this file")
@@ -42,8 +42,8 @@ func runInventory(ctx context.Context, std Stdio, args []string) int {
 	upstream := fs.String("upstream", "", "an upstream named in the configuration's mcp: section")
 	cfgPath := fs.String("config", "", "configuration file for --upstream (default: <data>/portcullis.yaml)")
 	data := fs.String("data", dataDirDefault(), "data directory for --upstream")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if code, done := parseCmdFlags(std, fs, args); done {
+		return code
 	}
 	// --upstream "" is a choice too: the sole upstream left unnamed in the configuration.
 	upstreamSet := false
@@ -61,8 +61,7 @@ func runInventory(ctx context.Context, std Stdio, args []string) int {
 		}
 		cfg, err := config.Load(path)
 		if err != nil {
-			problem(std.Err, err.Error(), "pass --config or --data")
-			return exitFail
+			return printConfigError(std.Err, err, "pass --config or --data")
 		}
 		var found *config.MCPUpstream
 		for i := range cfg.MCP.Upstreams {

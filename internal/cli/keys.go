@@ -45,9 +45,10 @@ func runKeys(ctx context.Context, std Stdio, args []string) int {
 	case "revoke":
 		return keysRevoke(ctx, std, args[1:])
 	}
-	problem(std.Err, fmt.Sprintf("keys: unknown subcommand %q", args[0]), "use one of: create, list, revoke")
-	return exitUsage
+	return unknownSub(std.Err, "keys", args[0], keysSubs)
 }
+
+var keysSubs = []string{"create", "list", "revoke"}
 
 func keysUsage(w io.Writer) {
 	fmt.Fprint(w, `Usage:
@@ -75,8 +76,8 @@ func keysCreate(ctx context.Context, std Stdio, args []string) int {
 	ttl := fs.Duration("ttl", 0, "lifetime of the key, e.g. 720h (0: no expiry)")
 	label := fs.String("label", "", "a note to recognise the key by in 'keys list'")
 	cfgFlag := fs.String("config", "", "configuration to check the agent against (default: <data>/portcullis.yaml)")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if code, done := parseCmdFlags(std, fs, args); done {
+		return code
 	}
 	if *agent == "" || fs.NArg() > 0 {
 		problem(std.Err, "keys create: --agent is required and no positional arguments are taken", "portcullis keys create --agent report-generator-v1")
@@ -141,8 +142,8 @@ func listKeys(ctx context.Context, std Stdio, args []string, k keyKind) int {
 	data := fs.String("data", dataDirDefault(), "data directory")
 	owner := fs.String(k.owner, "", "only this "+k.owner+"'s keys")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if code, done := parseCmdFlags(std, fs, args); done {
+		return code
 	}
 	if fs.NArg() > 0 {
 		problem(std.Err, k.cmd+" list: no positional arguments are taken", "filter with --"+k.owner+" ID")
@@ -192,8 +193,8 @@ func revokeKeys(ctx context.Context, std Stdio, args []string, k keyKind) int {
 	fs := flag.NewFlagSet(k.cmd+" revoke", flag.ContinueOnError)
 	fs.SetOutput(std.Err)
 	data := fs.String("data", dataDirDefault(), "data directory")
-	if err := fs.Parse(reorder(args)); err != nil {
-		return exitUsage
+	if code, done := parseCmdFlags(std, fs, reorder(args)); done {
+		return code
 	}
 	if fs.NArg() != 1 {
 		problem(std.Err, k.cmd+" revoke: exactly one KEY_ID is required", "the id is the second part of pcl_<id>_...; see 'portcullis "+k.cmd+" list'")

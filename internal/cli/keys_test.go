@@ -78,7 +78,7 @@ func TestKeysProblems(t *testing.T) {
 		want string
 	}{
 		{[]string{"keys"}, exitUsage, ""},
-		{[]string{"keys", "rotate"}, exitUsage, `keys: unknown subcommand "rotate"`},
+		{[]string{"keys", "rotate"}, exitUsage, `keys: unknown command "rotate"`},
 		{[]string{"keys", "create"}, exitUsage, "keys create: --agent is required"},
 		{[]string{"keys", "create", "--agent", "bad agent"}, exitUsage, "must match"},
 		{[]string{"keys", "create", "--agent", "a", "--ttl", "-1h"}, exitUsage, "--ttl must not be negative"},
@@ -132,7 +132,7 @@ func TestApproverKeysLifecycle(t *testing.T) {
 		stderr   string // a substring of stderr
 		notInOut string
 	}{
-		{"unknown subcommand", []string{"approvals", "keys", "rotate"}, exitUsage, "", `unknown subcommand "rotate"`, ""},
+		{"unknown subcommand", []string{"approvals", "keys", "rotate"}, exitUsage, "", `unknown command "rotate"`, ""},
 		{"no subcommand", []string{"approvals", "keys"}, exitUsage, "", "create, list, revoke", ""},
 		{"list", []string{"approvals", "keys", "list", "--data", dir}, exitOK, id0, "", ""},
 		{"list one approver", []string{"approvals", "keys", "list", "--data", dir, "--approver", "bob"}, exitOK, "APPROVER", "", id0},

@@ -17,7 +17,7 @@ import (
 	mcpgw "github.com/portcullis-ai/portcullis/internal/gateway/mcp"
 )
 
-const mcpUsage = `usage:
+const mcpUsage = `Usage:
   portcullis mcp [--config FILE] [--data DIR] [--name NAME] [--listen ADDR] -- COMMAND ARGS...
   portcullis mcp pins list [--data DIR]
   portcullis mcp pins approve TOOL [--data DIR] [--by NAME]
@@ -35,13 +35,14 @@ func runMCP(ctx context.Context, std Stdio, args []string) int {
 	}
 	fs := flag.NewFlagSet("mcp", flag.ContinueOnError)
 	fs.SetOutput(std.Err)
-	fs.Usage = func() { fmt.Fprint(std.Err, mcpUsage) }
+	fs.Usage = func() { fmt.Fprint(fs.Output(), mcpUsage) }
 	cfgPath := fs.String("config", "", "configuration file (default: <data>/portcullis.yaml)")
 	data := fs.String("data", dataDirDefault(), "data directory")
 	name := fs.String("name", "", "namespace the server's tools as NAME__TOOL")
 	listen := fs.String("listen", "", "also serve the HTTP API (approvals, decide) on this address, e.g. 127.0.0.1:8080")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	allowEmpty := fs.Bool("allow-empty-policy", false, "start even when the policy paths hold no policy (every call is denied)")
+	if code, done := parseCmdFlags(std, fs, args); done {
+		return code
 	}
 	if fs.NArg() == 0 {
 		problem(std.Err, "mcp: no server command", "portcullis mcp -- npx -y @modelcontextprotocol/server-filesystem /some/dir")
@@ -59,11 +60,15 @@ func runMCP(ctx context.Context, std Stdio, args []string) int {
 	}
 	cfg, err := config.Load(path)
 	if err != nil {
-		problem(std.Err, err.Error(), "run 'portcullis serve' once to create a data directory, or pass --config")
-		return exitFail
+		return printConfigError(std.Err, err, "run 'portcullis serve' once to create a data directory, or pass --config")
 	}
 	// The HTTP gateway's upstreams are not started by the stdio wrapper: it wraps one command.
 	cfg.MCP.Upstreams = nil
+	sum, err := app.Check(cfg, *allowEmpty)
+	if err != nil {
+		return printStartCheckError(std.Err, err)
+	}
+	sum.Gateways = []string{"mcp-stdio"}
 	stderr, _ := std.Err.(*os.File)
 	if stderr == nil {
 		stderr = os.Stderr
@@ -75,6 +80,7 @@ func runMCP(ctx context.Context, std Stdio, args []string) int {
 		return exitFail
 	}
 	defer a.Close(context.WithoutCancel(ctx))
+	log.Info("gateway loaded", sum.LogAttrs()...)
 
 	// The server gets the environment the MCP client set for it, minus Portcullis' own variables.
 	// It is restarted (and its tools re-pinned) if it exits.
@@ -89,6 +95,7 @@ func runMCP(ctx context.Context, std Stdio, args []string) int {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if *listen != "" {
+		warnAllInterfaces(log, *listen)
 		// The HTTP API in the same process, so approvers can decide what this wrapper holds
 		// (`portcullis approvals approve` with PORTCULLIS_URL pointing here).
 		ln, err := net.Listen("tcp", *listen)
@@ -126,9 +133,13 @@ func stdinFile(std Stdio) (io.ReadCloser, bool) {
 }
 
 func runMCPPins(std Stdio, args []string) int {
-	if len(args) == 0 {
-		fmt.Fprint(std.Err, mcpUsage)
-		return exitUsage
+	if len(args) == 0 || isHelp(args[0]) {
+		if len(args) == 0 {
+			fmt.Fprint(std.Err, mcpUsage)
+			return exitUsage
+		}
+		fmt.Fprint(std.Out, mcpUsage)
+		return exitOK
 	}
 	sub, args := args[0], args[1:]
 	fs := flag.NewFlagSet("mcp pins "+sub, flag.ContinueOnError)
@@ -138,8 +149,8 @@ func runMCPPins(std Stdio, args []string) int {
 	// Flags may follow the tool name.
 	var pos []string
 	for len(args) > 0 {
-		if err := fs.Parse(args); err != nil {
-			return exitUsage
+		if code, done := parseCmdFlags(std, fs, args); done {
+			return code
 		}
 		if fs.NArg() == 0 {
 			break
@@ -177,6 +188,5 @@ func runMCPPins(std Stdio, args []string) int {
 		fmt.Fprintf(std.Out, "approved the new definition of %s (sha256 %s); the gateway records it in the ledger when it next sees the tool\n", pos[0], p.Hash)
 		return exitOK
 	}
-	problem(std.Err, fmt.Sprintf("mcp pins: unknown subcommand %q", sub), "want list or approve")
-	return exitUsage
+	return unknownSub(std.Err, "mcp pins", sub, []string{"list", "approve"})
 }

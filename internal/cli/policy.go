@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"text/tabwriter"
 
 	"go.yaml.in/yaml/v3"
 
@@ -51,8 +52,7 @@ func runPolicy(ctx context.Context, std Stdio, args []string) int {
 	}
 	sub, ok := policySubs[args[0]]
 	if !ok {
-		problem(std.Err, fmt.Sprintf("unknown policy command %q", args[0]), "run 'portcullis policy help' for the list")
-		return exitUsage
+		return unknownSub(std.Err, "policy", args[0], subcommands()["policy"])
 	}
 	return sub.run(ctx, std, args[1:])
 }
@@ -89,9 +89,13 @@ func printLoadError(w io.Writer, err error) int {
 func runPolicyCheck(_ context.Context, std Stdio, args []string) int {
 	fl := flag.NewFlagSet("policy check", flag.ContinueOnError)
 	fl.SetOutput(std.Err)
-	fl.Usage = func() { fmt.Fprintln(std.Err, "Usage: portcullis policy check PATH...") }
-	if err := fl.Parse(args); err != nil {
-		return exitUsage
+	allowEmpty := fl.Bool("allow-empty", false, "accept paths that hold no policy (a set that denies every call)")
+	fl.Usage = func() {
+		fmt.Fprintln(fl.Output(), "Usage: portcullis policy check [--allow-empty] PATH...\n\nFlags:")
+		fl.PrintDefaults()
+	}
+	if code, done := parseCmdFlags(std, fl, args); done {
+		return code
 	}
 	if fl.NArg() == 0 {
 		problem(std.Err, "policy check: no path given", "portcullis policy check policies/")
@@ -100,6 +104,11 @@ func runPolicyCheck(_ context.Context, std Stdio, args []string) int {
 	set, err := policy.Load(fl.Args()...)
 	if err != nil {
 		return printLoadError(std.Err, err)
+	}
+	if len(set.Agents()) == 0 && !*allowEmpty {
+		problem(std.Err, fmt.Sprintf("policy check: no policy in %s: a gateway with this set denies every call", strings.Join(fl.Args(), ", ")),
+			"policy files are *.yaml or *.yml (not *_test.yaml); pass --allow-empty if denying everything is intended")
+		return exitFail
 	}
 	fmt.Fprintf(std.Out, "ok: %d files, %d policies, %d rules\n", len(set.Files()), len(set.Agents()), set.RuleCount())
 	return exitOK
@@ -158,15 +167,20 @@ func runPolicyEval(_ context.Context, std Stdio, args []string) int {
 	var pols multiFlag
 	fl.Var(&pols, "policy", "policy file or directory (repeatable)")
 	input := fl.String("input", "-", "JSONL requests: a file, or - for standard input")
+	format := formatFlag(fl)
 	fl.Usage = func() {
-		fmt.Fprintln(std.Err, "Usage: portcullis policy eval --policy PATH [--policy PATH...] --input FILE|-")
+		fmt.Fprintln(fl.Output(), "Usage: portcullis policy eval --policy PATH [--policy PATH...] --input FILE|- [--format table|json]")
 		fl.PrintDefaults()
 	}
-	if err := fl.Parse(args); err != nil {
-		return exitUsage
+	if code, done := parseCmdFlags(std, fl, args); done {
+		return code
 	}
 	if len(pols) == 0 {
 		problem(std.Err, "policy eval: --policy is required", "portcullis policy eval --policy policies/ --input requests.jsonl")
+		return exitUsage
+	}
+	table, ok := tableOutput(std, "policy eval", *format)
+	if !ok {
 		return exitUsage
 	}
 	set, err := policy.Load(pols...)
@@ -187,6 +201,28 @@ func runPolicyEval(_ context.Context, std Stdio, args []string) int {
 	defer out.Flush()
 	enc := json.NewEncoder(out)
 	enc.SetEscapeHTML(false)
+	var tw *tabwriter.Writer
+	if table {
+		tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		defer tw.Flush()
+		fmt.Fprintln(tw, "LINE\tDECISION\tRULE\tENFORCEMENT\tREASON")
+	}
+	emit := func(n int, o *evalOutput, problem string) {
+		switch {
+		case tw == nil && problem != "":
+			_ = enc.Encode(map[string]string{"error": problem})
+		case tw == nil:
+			_ = enc.Encode(o)
+		case problem != "":
+			fmt.Fprintf(tw, "%d\tERROR\t-\t-\t%s\n", n, oneLine(problem))
+		default:
+			reason := o.Reason
+			if o.WouldHave != nil {
+				reason += fmt.Sprintf(" (dry run: would have been %s by %s)", o.WouldHave.Decision, o.WouldHave.Rule)
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", n, o.Decision, orDash(o.Rule), orDash(o.Enforcement), orDash(oneLine(reason)))
+		}
+	}
 	r := bufio.NewReaderSize(in, 64<<10)
 	bad := false
 	for n := 1; ; n++ {
@@ -200,7 +236,7 @@ func runPolicyEval(_ context.Context, std Stdio, args []string) int {
 		}
 		if tooLong {
 			bad = true
-			_ = enc.Encode(map[string]string{"error": fmt.Sprintf("line %d: longer than %d bytes", n, maxEvalLine)})
+			emit(n, nil, fmt.Sprintf("line %d: longer than %d bytes", n, maxEvalLine))
 			continue
 		}
 		if strings.TrimSpace(string(line)) == "" {
@@ -209,10 +245,10 @@ func runPolicyEval(_ context.Context, std Stdio, args []string) int {
 		o, err := evalLine(set, line)
 		if err != nil {
 			bad = true
-			_ = enc.Encode(map[string]string{"error": fmt.Sprintf("line %d: %v", n, err)})
+			emit(n, nil, fmt.Sprintf("line %d: %v", n, err))
 			continue
 		}
-		_ = enc.Encode(o)
+		emit(n, o, "")
 	}
 	if bad {
 		return exitFail
@@ -293,9 +329,9 @@ func runPolicyTest(_ context.Context, std Stdio, args []string) int {
 	fl := flag.NewFlagSet("policy test", flag.ContinueOnError)
 	fl.SetOutput(std.Err)
 	verbose := fl.Bool("v", false, "print passing cases too")
-	fl.Usage = func() { fmt.Fprintln(std.Err, "Usage: portcullis policy test [-v] PATH...") }
-	if err := fl.Parse(args); err != nil {
-		return exitUsage
+	fl.Usage = func() { fmt.Fprintln(fl.Output(), "Usage: portcullis policy test [-v] PATH...") }
+	if code, done := parseCmdFlags(std, fl, args); done {
+		return code
 	}
 	if fl.NArg() == 0 {
 		problem(std.Err, "policy test: no path given", "portcullis policy test policies/")

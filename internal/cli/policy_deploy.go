@@ -24,8 +24,8 @@ func init() {
 // directory (same file system, ignored by the reloader), fsynced, renamed over the target, and the
 // directory is fsynced so the rename survives a crash.
 func runPolicyDeploy(_ context.Context, std Stdio, args []string) int {
-	usage := func() {
-		fmt.Fprintln(std.Err, "Usage: portcullis policy deploy FILE... --to DIR")
+	usage := func(w io.Writer) {
+		fmt.Fprintln(w, "Usage: portcullis policy deploy FILE... --to DIR")
 	}
 	var dir string
 	var files []string
@@ -33,7 +33,7 @@ func runPolicyDeploy(_ context.Context, std Stdio, args []string) int {
 		a := args[i]
 		switch {
 		case a == "-h" || a == "--help":
-			usage()
+			usage(std.Out)
 			return exitOK
 		case a == "--to" || a == "-to":
 			if i+1 >= len(args) {

@@ -35,11 +35,11 @@ func runPolicyLint(_ context.Context, std Stdio, args []string) int {
 	failOn := fl.String("fail-on", "warning", "lowest severity that makes lint exit 1: info, warning or error")
 	format := fl.String("format", "text", "output format: text, or json (one finding per line)")
 	fl.Usage = func() {
-		fmt.Fprintln(std.Err, "Usage: portcullis policy lint [--fail-on info|warning|error] [--format text|json] PATH...")
+		fmt.Fprintln(fl.Output(), "Usage: portcullis policy lint [--fail-on info|warning|error] [--format text|json] PATH...")
 		fl.PrintDefaults()
 	}
-	if err := fl.Parse(args); err != nil {
-		return exitUsage
+	if code, done := parseCmdFlags(std, fl, args); done {
+		return code
 	}
 	threshold, err := policy.ParseLintSeverity(*failOn)
 	if err != nil {

@@ -35,11 +35,24 @@ func TestPolicyCheck(t *testing.T) {
 	if code != exitUsage {
 		t.Errorf("check without args: code %d", code)
 	}
+	// A directory with no policy (here: only a test file) would make a gateway that denies every
+	// call: refused unless asked for.
+	empty := t.TempDir()
+	if err := os.WriteFile(filepath.Join(empty, "x_test.yaml"), []byte("tests: []\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut = run(t, "", "policy", "check", empty)
+	if code != exitFail || !strings.Contains(errOut, "no policy in "+empty) || !strings.Contains(errOut, "--allow-empty") {
+		t.Errorf("check empty: code %d stderr %q", code, errOut)
+	}
+	if code, out, errOut = run(t, "", "policy", "check", "--allow-empty", empty); code != exitOK || !strings.Contains(out, "ok: 0 files") {
+		t.Errorf("check empty, allowed: code %d %q %q", code, out, errOut)
+	}
 }
 
 func TestPolicyUnknownSub(t *testing.T) {
 	code, _, errOut := run(t, "", "policy", "frob")
-	if code != exitUsage || !strings.Contains(errOut, `unknown policy command "frob"`) {
+	if code != exitUsage || !strings.Contains(errOut, `policy: unknown command "frob"`) {
 		t.Errorf("code %d stderr %q", code, errOut)
 	}
 	code, out, _ := run(t, "", "policy", "help")
@@ -214,5 +227,15 @@ func TestPolicyEvalExactNumbers(t *testing.T) {
 		if !strings.Contains(out, tc.want) {
 			t.Errorf("amount %s: %q %q, want %s", tc.amount, out, errOut, tc.want)
 		}
+	}
+}
+
+func TestPolicyEvalTable(t *testing.T) {
+	input := `{"agent":{"id":"report-generator-v1"},"tool":"fetch_sales_data","params":{"query_type":"monthly","date_range_days":90},"time":"2026-03-10T10:00:00-04:00"}` + "\nnot json\n"
+	code, out, _ := run(t, input, "policy", "eval", "--policy", seedDir+"/01_deny_by_default.yaml", "--policy", seedDir+"/02_context_aware.yaml", "--format", "table")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != exitFail || len(lines) != 3 || !strings.HasPrefix(lines[0], "LINE  DECISION  RULE") ||
+		!strings.HasPrefix(lines[1], "1     ALLOW") || !strings.HasPrefix(lines[2], "2     ERROR") {
+		t.Errorf("exit %d\n%s", code, out)
 	}
 }

@@ -4,11 +4,14 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
 	"runtime/debug"
 	"runtime/pprof"
+
+	"golang.org/x/term"
 
 	"github.com/portcullis-ai/portcullis/internal/app"
 	"github.com/portcullis-ai/portcullis/internal/config"
@@ -23,8 +26,9 @@ func runServe(ctx context.Context, std Stdio, args []string) int {
 	data := fs.String("data", dataDirDefault(), "data directory for the embedded default")
 	listen := fs.String("listen", "", "listen address, overriding the configuration (e.g. 127.0.0.1:0)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (for load tests)")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	allowEmpty := fs.Bool("allow-empty-policy", false, "start even when the policy paths hold no policy (every call is denied)")
+	if code, done := parseCmdFlags(std, fs, args); done {
+		return code
 	}
 	if fs.NArg() > 0 {
 		problem(std.Err, fmt.Sprintf("serve: unexpected argument %q", fs.Arg(0)), "run 'portcullis serve -h'")
@@ -54,19 +58,26 @@ func runServe(ctx context.Context, std Stdio, args []string) int {
 	}
 	cfg, err := config.Load(path)
 	if err != nil {
-		problem(std.Err, err.Error(), "fix the file; every key is described in docs/configuration.md")
-		return exitFail
+		return printConfigError(std.Err, err, "")
 	}
 	if *listen != "" {
 		cfg.Listen = *listen
 	}
+	// Everything that can be checked is, before the data directory, its keys or its ledger are
+	// touched: a configuration that cannot run leaves nothing behind.
+	sum, err := app.Check(cfg, *allowEmpty)
+	if err != nil {
+		return printStartCheckError(std.Err, err)
+	}
 	log := newLogger(std, cfg.Log)
+	warnAllInterfaces(log, cfg.Listen)
 	a, err := app.Open(ctx, cfg, path, log)
 	if err != nil {
 		problem(std.Err, "serve: "+err.Error(), "the gateway refuses to start rather than run without a policy or a writable ledger")
 		return exitFail
 	}
 	defer a.Close(context.WithoutCancel(ctx))
+	log.Info("gateway loaded", sum.LogAttrs()...)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		problem(std.Err, "serve: "+err.Error(), "choose another address with --listen or listen: in the configuration")
@@ -110,12 +121,39 @@ func startCPUProfile(path string) (func(), error) {
 	}, nil
 }
 
+// newLogger writes logs to stderr: JSON for machines, or one readable line per event for a
+// person (log.format: console, or auto on a terminal).
 func newLogger(std Stdio, c config.LogConfig) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(c.Level)) // validated by config
 	opts := &slog.HandlerOptions{Level: level}
-	if c.Format == "text" {
+	if c.Format == "console" || c.Format == "text" || (c.Format == "auto" && isTerminal(std.Err)) {
+		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.TimeKey {
+				return slog.String(slog.TimeKey, a.Value.Time().Format("15:04:05.000"))
+			}
+			return a
+		}
 		return slog.New(slog.NewTextHandler(std.Err, opts))
 	}
 	return slog.New(slog.NewJSONHandler(std.Err, opts))
+}
+
+// isTerminal reports whether w is a terminal (a person reads it).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// warnAllInterfaces says so when addr accepts connections from every network, which a
+// --listen :8080 does without looking like it.
+func warnAllInterfaces(log *slog.Logger, addr string) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		log.Warn("listening on every network interface: anyone who can reach this machine can call the API; use 127.0.0.1:"+port+" for this machine only",
+			slog.String("listen", addr))
+	}
 }

@@ -4,7 +4,6 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -17,8 +16,6 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
-
-	"go.yaml.in/yaml/v3"
 
 	"github.com/portcullis-ai/portcullis/internal/approval"
 	"github.com/portcullis-ai/portcullis/internal/identity"
@@ -295,8 +292,10 @@ type LimitsConfig struct {
 
 // LogConfig configures structured logs.
 type LogConfig struct {
-	Level  string `yaml:"level"`  // debug, info, warn, error
-	Format string `yaml:"format"` // json or text
+	Level string `yaml:"level"` // debug, info, warn, error
+	// Format: auto (the default: console on a terminal, JSON otherwise), json, or console (one
+	// readable line per event; "text" is the same).
+	Format string `yaml:"format"`
 }
 
 // DefaultMaxPendingPerAgent is approvals.max_pending_per_agent when not set: far more than a
@@ -329,7 +328,7 @@ func Default() Config {
 			MaxOutcomeResultBytes:  4 << 20,
 			DecisionTimeoutMillis:  5000,
 		},
-		Log: LogConfig{Level: "info", Format: "json"},
+		Log: LogConfig{Level: "info", Format: "auto"},
 		Store: StoreConfig{Ledger: StoreSQLite, Approvals: StoreSQLite, Behavior: StoreMemory, Nonces: StoreFile,
 			Postgres: PostgresConfig{MaxConns: 8}, Redis: RedisConfig{Prefix: "portcullis:"}},
 	}
@@ -341,7 +340,13 @@ var ErrInvalid = errors.New("invalid configuration")
 // Load reads and validates a configuration file. Relative paths in it are made absolute against
 // the file's directory, so the gateway behaves the same whatever its working directory.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	defer f.Close()
+	// One byte over the limit is enough for Parse to refuse the file.
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
@@ -359,44 +364,43 @@ func LoadData(path string, data []byte) (*Config, error) {
 	return c, nil
 }
 
-// Parse decodes data over the defaults, strictly, and validates the result. name is used in messages.
-func Parse(name string, data []byte) (*Config, error) {
-	c := Default()
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%s: %w: %s", name, ErrInvalid, yamlMessage(err))
-	}
-	var extra any
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%s: %w: only one YAML document is allowed", name, ErrInvalid)
-	}
-	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: %w: %v", name, ErrInvalid, err)
-	}
-	return &c, nil
-}
-
-// yamlMessage turns yaml.v3's "yaml: unmarshal errors:\n  line 3: field x not found in type
-// config.Config" into one line per problem, keeping the line numbers.
-func yamlMessage(err error) string {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	msg = strings.TrimPrefix(msg, "unmarshal errors:\n")
-	lines := strings.Split(msg, "\n")
-	for i, l := range lines {
-		lines[i] = strings.TrimSpace(l)
-	}
-	return strings.Join(lines, "; ")
-}
-
 // mcpName: upstream names prefix tool names ("<name>__<tool>"), so they hold no underscore.
 var mcpName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$`)
 
 // Validate checks every field, naming the field path in each message; all problems are reported.
 func (c *Config) Validate() error {
 	var errs []error
+	for _, p := range c.problems() {
+		errs = append(errs, fmt.Errorf("%s: %s", p.path, p.msg))
+	}
+	return errors.Join(errs...)
+}
+
+// problem is one failed check of Validate: the key path and what is wrong.
+type problem struct{ path, msg string }
+
+// problemLines splits an error of another package's validation, one "path: message" per line,
+// into problems under prefix.
+func problemLines(prefix string, err error) []problem {
+	var out []problem
+	for _, line := range strings.Split(err.Error(), "\n") {
+		path, msg, ok := strings.Cut(line, ": ")
+		if !ok || strings.ContainsAny(path, " \"") {
+			out = append(out, problem{prefix, line})
+			continue
+		}
+		if prefix != "" && !strings.HasPrefix(path, prefix+".") && path != prefix {
+			path = prefix + "." + path
+		}
+		out = append(out, problem{path, msg})
+	}
+	return out
+}
+
+func (c *Config) problems() []problem {
+	var errs []problem
 	add := func(path, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
+		errs = append(errs, problem{path, fmt.Sprintf(format, args...)})
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		add("listen", "want host:port, got %q", c.Listen)
@@ -413,7 +417,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	if err := c.Identity.Validate(); err != nil {
-		add("identity", "%v", err)
+		errs = append(errs, problemLines("identity", err)...)
 	}
 	for name, t := range c.Tools {
 		if t.Classification == "" {
@@ -433,9 +437,7 @@ func (c *Config) Validate() error {
 		add("approvals.max_pending_per_agent", "want a number in [1, 100000], got %d", c.Approvals.MaxPendingPerAgent)
 	}
 	if err := identity.ValidateApproverLogins("approvals", c.Approvals.Logins, c.Identity); err != nil {
-		for _, line := range strings.Split(err.Error(), "\n") {
-			errs = append(errs, errors.New(line))
-		}
+		errs = append(errs, problemLines("", err)...)
 	}
 	issuers := map[string]bool{}
 	for _, is := range c.Approvals.Logins.Issuers {
@@ -587,11 +589,11 @@ func (c *Config) Validate() error {
 		add("log.level", "want debug, info, warn or error, got %q", c.Log.Level)
 	}
 	switch c.Log.Format {
-	case "json", "text":
+	case "auto", "json", "console", "text":
 	default:
-		add("log.format", "want json or text, got %q", c.Log.Format)
+		add("log.format", "want auto, json or console, got %q", c.Log.Format)
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // validApproverID: IDs are compared exactly, so none may hide a difference a reader cannot see.

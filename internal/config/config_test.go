@@ -46,9 +46,9 @@ func TestParseErrors(t *testing.T) {
 		name, yaml string
 		want       []string // substrings the error must contain
 	}{
-		{"unknown key", "listen: 127.0.0.1:1\nlisten_addr: x\n", []string{"line 2", "listen_addr"}},
-		{"unknown nested key", "limits:\n  max_body: 10\n", []string{"line 2", "max_body"}},
-		{"wrong type", "limits:\n  max_depth: deep\n", []string{"line 2"}},
+		{"unknown key", "listen: 127.0.0.1:1\nlisten_addr: x\n", []string{"gw.yaml:2:", "listen_addr"}},
+		{"unknown nested key", "limits:\n  max_body: 10\n", []string{"gw.yaml:2:", "max_body"}},
+		{"wrong type", "limits:\n  max_depth: deep\n", []string{"gw.yaml:2:"}},
 		{"bad listen", "listen: nowhere\n", []string{"listen:"}},
 		{"field paths", "limits:\n  max_depth: 0\n  max_params: -1\n", []string{"limits.max_depth", "limits.max_params"}},
 		{"bad level", "inspection:\n  result_block_level: severe\n", []string{"inspection.result_block_level"}},
@@ -58,10 +58,10 @@ func TestParseErrors(t *testing.T) {
 		{"two documents", "listen: 127.0.0.1:1\n---\nlisten: 127.0.0.1:2\n", []string{"one YAML document"}},
 		{"tool classification", "tools:\n  fetch: {}\n", []string{"tools.fetch.classification"}},
 		{"server request value", "mcp:\n  server_requests:\n    sampling: yes\n    elicitation: Allow\n", []string{"mcp.server_requests.sampling", "mcp.server_requests.elicitation"}},
-		{"server request kind", "mcp:\n  server_requests:\n    roots: allow\n", []string{"line 3", "roots"}},
+		{"server request kind", "mcp:\n  server_requests:\n    roots: allow\n", []string{"gw.yaml:3:", "roots"}},
 		{"store kinds", "store:\n  ledger: mysql\n  nonces: postgres\n", []string{"store.ledger", "store.nonces"}},
 		{"store secrets come from the environment", "store:\n  ledger: postgres\n  behavior: redis\n", []string{"store.postgres.dsn_env", "store.redis.url_env"}},
-		{"store dsn in the file", "store:\n  postgres:\n    dsn: postgres://u:secret@db/x\n", []string{"line 3", "dsn"}},
+		{"store dsn in the file", "store:\n  postgres:\n    dsn: postgres://u:secret@db/x\n", []string{"gw.yaml:3:", "dsn"}},
 		{"store schema", "store:\n  postgres:\n    schema: Portcullis-Prod\n", []string{"store.postgres.schema"}},
 		// A users issuer's audience would let a token agents carry log an approver in.
 		{"approvals issuer shares a users audience", approvalsIdP("portcullis-users", "audiences: [portcullis-users]"),
@@ -98,7 +98,7 @@ func TestParseErrors(t *testing.T) {
 					t.Errorf("error %q lacks %q", err, w)
 				}
 			}
-			if !strings.HasPrefix(err.Error(), "gw.yaml: ") {
+			if !strings.HasPrefix(err.Error(), "gw.yaml:") {
 				t.Errorf("error %q does not name the file", err)
 			}
 		})

@@ -19,6 +19,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/portcullis-ai/portcullis/internal/threat"
+	"github.com/portcullis-ai/portcullis/internal/yamlx"
 
 	// Time zone data is embedded so that time conditions work on machines without tzdata.
 	_ "time/tzdata"
@@ -266,20 +267,9 @@ func Parse(name string, data []byte) (*File, error) {
 	return f, nil
 }
 
-var yamlLineRE = regexp.MustCompile(`line (\d+)(?:, column (\d+))?`)
-
 func (p *parser) syntaxError(err error) *Error {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	pos := Pos{File: p.file, Line: 1, Col: 1}
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		pos.Line, _ = strconv.Atoi(m[1])
-		if m[2] != "" {
-			pos.Col, _ = strconv.Atoi(m[2])
-		}
-		msg = strings.TrimSpace(yamlLineRE.ReplaceAllString(msg, ""))
-		msg = strings.TrimPrefix(strings.TrimPrefix(msg, ":"), " ")
-	}
-	return &Error{Pos: pos, Msg: "YAML syntax error: " + msg, Hint: "check the indentation and quoting on this line and the one before"}
+	line, col, msg := yamlx.SyntaxError(err)
+	return &Error{Pos: Pos{File: p.file, Line: line, Col: col}, Msg: "YAML syntax error: " + msg, Hint: "check the indentation and quoting on this line and the one before"}
 }
 
 type parser struct {
@@ -299,22 +289,9 @@ func (p *parser) errorf(n *yaml.Node, key, hint, format string, args ...any) {
 // checkShape rejects what the policy language never needs and what could make loading
 // expensive: aliases and anchors (billion-laughs), custom tags, and deep nesting.
 func (p *parser) checkShape(n *yaml.Node, depth int) bool {
-	if depth > DefaultLimits.MaxDepth {
-		p.errorf(n, "", "a policy needs only a few levels of nesting", "nesting deeper than %d levels", DefaultLimits.MaxDepth)
+	if e := yamlx.CheckShape(n, depth, DefaultLimits.MaxDepth, "policies"); e != nil {
+		p.errorf(e.Node, "", e.Hint, "%s", e.Msg)
 		return false
-	}
-	if n.Kind == yaml.AliasNode || n.Anchor != "" {
-		p.errorf(n, "", "write the value out; anchors and aliases make policies hard to review", "YAML anchors and aliases are not allowed in policies")
-		return false
-	}
-	if n.Tag != "" && !strings.HasPrefix(n.Tag, "!!") {
-		p.errorf(n, "", "remove the tag", "custom YAML tag %s is not allowed", n.Tag)
-		return false
-	}
-	for _, c := range n.Content {
-		if !p.checkShape(c, depth+1) {
-			return false
-		}
 	}
 	return true
 }
@@ -327,7 +304,7 @@ type kv struct {
 // fields returns a mapping's entries, reporting duplicate and unknown keys (allowed nil: any key).
 func (p *parser) fields(n *yaml.Node, path string, allowed []string) ([]kv, bool) {
 	if n.Kind != yaml.MappingNode {
-		p.errorf(n, path, "", "want a mapping (key: value lines), got %s", describe(n))
+		p.errorf(n, path, "", "want a mapping (key: value lines), got %s", yamlx.Describe(n))
 		return nil, false
 	}
 	out := make([]kv, 0, len(n.Content)/2)
@@ -350,7 +327,7 @@ func (p *parser) fields(n *yaml.Node, path string, allowed []string) ([]kv, bool
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if k.Kind != yaml.ScalarNode {
-			p.errorf(k, path, "keys are plain names", "a key must be a string, got %s", describe(k))
+			p.errorf(k, path, "keys are plain names", "a key must be a string, got %s", yamlx.Describe(k))
 			ok = false
 			continue
 		}
@@ -364,7 +341,7 @@ func (p *parser) fields(n *yaml.Node, path string, allowed []string) ([]kv, bool
 			seen[key] = true
 		}
 		if allowed != nil && !contains(allowed, key) {
-			p.errorf(k, join(path, key), unknownHint(key, allowed), "unknown key %q", key)
+			p.errorf(k, join(path, key), yamlx.UnknownHint(key, allowed), "unknown key %q", key)
 			ok = false
 			continue
 		}
@@ -389,76 +366,9 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func unknownHint(key string, allowed []string) string {
-	best, bestD := "", 1<<30
-	for _, a := range allowed {
-		if d := editDistance(key, a); d < bestD {
-			best, bestD = a, d
-		}
-	}
-	if bestD <= 3 && bestD < len(key) {
-		return fmt.Sprintf("did you mean %q? allowed here: %s", best, strings.Join(allowed, ", "))
-	}
-	return "allowed here: " + strings.Join(allowed, ", ")
-}
-
-func editDistance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return 1 << 20
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			c := 1
-			if a[i-1] == b[j-1] {
-				c = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+c)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
-
-func describe(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		switch n.Tag {
-		case "!!str":
-			return fmt.Sprintf("the string %q", clip(n.Value))
-		case "!!int":
-			return "the integer " + clip(n.Value)
-		case "!!float":
-			return "the number " + clip(n.Value)
-		case "!!bool":
-			return "the boolean " + n.Value
-		case "!!null":
-			return "nothing (null)"
-		}
-		return fmt.Sprintf("%s %q", n.Tag, clip(n.Value))
-	}
-	return "an unexpected node"
-}
-
-func clip(s string) string {
-	if len(s) > 40 {
-		return s[:40] + "…"
-	}
-	return s
-}
-
 func (p *parser) str(n *yaml.Node, path string) (string, bool) {
 	if n.Kind != yaml.ScalarNode || n.Tag != "!!str" {
-		p.errorf(n, path, "quote the value if it looks like a number or boolean", "want a string, got %s", describe(n))
+		p.errorf(n, path, "quote the value if it looks like a number or boolean", "want a string, got %s", yamlx.Describe(n))
 		return "", false
 	}
 	return n.Value, true
@@ -476,7 +386,7 @@ func (p *parser) nonEmpty(n *yaml.Node, path string) (string, bool) {
 
 func (p *parser) boolean(n *yaml.Node, path string) (bool, bool) {
 	if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" {
-		p.errorf(n, path, "write true or false without quotes", "want true or false, got %s", describe(n))
+		p.errorf(n, path, "write true or false without quotes", "want true or false, got %s", yamlx.Describe(n))
 		return false, false
 	}
 	var b bool
@@ -494,7 +404,7 @@ func (p *parser) boolean(n *yaml.Node, path string) (bool, bool) {
 // still a decimal number, and is compared exactly too.
 func (p *parser) number(n *yaml.Node, path string) (Number, bool) {
 	bad := func() (Number, bool) {
-		p.errorf(n, path, "write a finite decimal number, e.g. 90", "invalid number %q", clip(n.Value))
+		p.errorf(n, path, "write a finite decimal number, e.g. 90", "invalid number %q", yamlx.Clip(n.Value))
 		return Number{}, false
 	}
 	plainStr := n.Kind == yaml.ScalarNode && n.Tag == "!!str" && n.Style == 0
@@ -504,13 +414,13 @@ func (p *parser) number(n *yaml.Node, path string) (Number, bool) {
 		}
 	}
 	if n.Kind != yaml.ScalarNode || (n.Tag != "!!int" && n.Tag != "!!float") {
-		p.errorf(n, path, "write a number without quotes, e.g. 90", "want a number, got %s", describe(n))
+		p.errorf(n, path, "write a number without quotes, e.g. 90", "want a number, got %s", yamlx.Describe(n))
 		return Number{}, false
 	}
 	text := strings.ReplaceAll(n.Value, "_", "")
 	if d := strings.TrimLeft(text, "+-"); len(d) > 1 && d[0] == '0' && d[1] >= '0' && d[1] <= '9' {
 		// YAML 1.1 reads 017 as octal 15, YAML 1.2 as 17: refuse to guess.
-		p.errorf(n, path, "write 17 for seventeen, or 0o17 for octal", "ambiguous number %q (leading zero)", clip(n.Value))
+		p.errorf(n, path, "write 17 for seventeen, or 0o17 for octal", "ambiguous number %q (leading zero)", yamlx.Clip(n.Value))
 		return Number{}, false
 	}
 	if x, err := ParseNumber(text); err == nil {
@@ -533,12 +443,12 @@ func (p *parser) number(n *yaml.Node, path string) (Number, bool) {
 
 func (p *parser) integer(n *yaml.Node, path string, lo, hi int) (int, bool) {
 	if n.Kind != yaml.ScalarNode || n.Tag != "!!int" {
-		p.errorf(n, path, "write a whole number without quotes", "want an integer, got %s", describe(n))
+		p.errorf(n, path, "write a whole number without quotes", "want an integer, got %s", yamlx.Describe(n))
 		return 0, false
 	}
 	var i int64
 	if err := n.Decode(&i); err != nil || i < int64(lo) || i > int64(hi) {
-		p.errorf(n, path, fmt.Sprintf("use a whole number from %d to %d", lo, hi), "integer %s out of range", clip(n.Value))
+		p.errorf(n, path, fmt.Sprintf("use a whole number from %d to %d", lo, hi), "integer %s out of range", yamlx.Clip(n.Value))
 		return 0, false
 	}
 	return int(i), true
@@ -554,7 +464,7 @@ func (p *parser) strList(n *yaml.Node, path string) ([]string, bool) {
 		return []string{s}, true
 	}
 	if n.Kind != yaml.SequenceNode || len(n.Content) == 0 {
-		p.errorf(n, path, "", "want a string or a non-empty list of strings, got %s", describe(n))
+		p.errorf(n, path, "", "want a string or a non-empty list of strings, got %s", yamlx.Describe(n))
 		return nil, false
 	}
 	out := make([]string, 0, len(n.Content))
@@ -569,7 +479,7 @@ func (p *parser) strList(n *yaml.Node, path string) ([]string, bool) {
 
 func (p *parser) scalar(n *yaml.Node, path string) (any, bool) {
 	if n.Kind != yaml.ScalarNode {
-		p.errorf(n, path, "", "want a string, number or boolean, got %s", describe(n))
+		p.errorf(n, path, "", "want a string, number or boolean, got %s", yamlx.Describe(n))
 		return nil, false
 	}
 	switch n.Tag {
@@ -580,7 +490,7 @@ func (p *parser) scalar(n *yaml.Node, path string) (any, bool) {
 	case "!!int", "!!float":
 		return p.number(n, path)
 	}
-	p.errorf(n, path, "", "want a string, number or boolean, got %s", describe(n))
+	p.errorf(n, path, "", "want a string, number or boolean, got %s", yamlx.Describe(n))
 	return nil, false
 }
 
@@ -613,7 +523,7 @@ func (p *parser) pattern(n *yaml.Node, path string, whole bool) (Pattern, bool) 
 	}
 	if err != nil {
 		msg := strings.TrimPrefix(err.Error(), "error parsing regexp: ")
-		p.errorf(n, path, "patterns are RE2 (no look-around or back-references); escape literal dots as \\\\. inside double quotes", "invalid regular expression %q: %s", clip(s), msg)
+		p.errorf(n, path, "patterns are RE2 (no look-around or back-references); escape literal dots as \\\\. inside double quotes", "invalid regular expression %q: %s", yamlx.Clip(s), msg)
 		return Pattern{}, false
 	}
 	return Pattern{Pos: p.pos(n), Source: s}, true
@@ -656,18 +566,18 @@ func (p *parser) patterns(n *yaml.Node, path string) ([]Pattern, bool) {
 func (p *parser) clock(n *yaml.Node, path string, allow24 bool) (Clock, bool) {
 	hint := `write "HH:MM" in quotes, 24-hour clock, e.g. "09:00"`
 	if n.Kind != yaml.ScalarNode || (n.Tag != "!!str" && n.Tag != "!!int") {
-		p.errorf(n, path, hint, "want a time of day, got %s", describe(n))
+		p.errorf(n, path, hint, "want a time of day, got %s", yamlx.Describe(n))
 		return 0, false
 	}
 	s := n.Value
 	if len(s) != 5 || s[2] != ':' {
-		p.errorf(n, path, hint, "invalid time of day %q", clip(s))
+		p.errorf(n, path, hint, "invalid time of day %q", yamlx.Clip(s))
 		return 0, false
 	}
 	h, err1 := strconv.Atoi(s[:2])
 	m, err2 := strconv.Atoi(s[3:])
 	if err1 != nil || err2 != nil || h < 0 || m < 0 || m > 59 || h > 24 || (h == 24 && (m != 0 || !allow24)) {
-		p.errorf(n, path, hint, "invalid time of day %q", clip(s))
+		p.errorf(n, path, hint, "invalid time of day %q", yamlx.Clip(s))
 		return 0, false
 	}
 	return Clock(h*60 + m), true
@@ -679,7 +589,7 @@ func (p *parser) timezone(n *yaml.Node, path string) (string, bool) {
 		return "", false
 	}
 	if _, err := time.LoadLocation(s); err != nil || s == "Local" {
-		p.errorf(n, path, `use an IANA time zone name such as "America/New_York" or "UTC"`, "unknown time zone %q", clip(s))
+		p.errorf(n, path, `use an IANA time zone name such as "America/New_York" or "UTC"`, "unknown time zone %q", yamlx.Clip(s))
 		return "", false
 	}
 	return s, true
@@ -705,7 +615,7 @@ func (p *parser) days(n *yaml.Node, path string) ([]time.Weekday, bool) {
 			if n.Kind == yaml.SequenceNode && i < len(n.Content) {
 				elem = n.Content[i]
 			}
-			p.errorf(elem, fmt.Sprintf("%s[%d]", path, i), "use mon, tue, wed, thu, fri, sat, sun", "unknown day %q", clip(s))
+			p.errorf(elem, fmt.Sprintf("%s[%d]", path, i), "use mon, tue, wed, thu, fri, sat, sun", "unknown day %q", yamlx.Clip(s))
 			return nil, false
 		}
 		for _, x := range out {
@@ -741,7 +651,7 @@ func (p *parser) policy(n *yaml.Node) *Policy {
 			pol.Description, _ = p.str(f.v, f.key)
 		case "version":
 			if f.v.Kind != yaml.ScalarNode || f.v.Tag == "!!null" {
-				p.errorf(f.v, f.key, `e.g. version: "1.2"`, "want a version string, got %s", describe(f.v))
+				p.errorf(f.v, f.key, `e.g. version: "1.2"`, "want a version string, got %s", yamlx.Describe(f.v))
 			} else {
 				pol.Version = f.v.Value
 			}
@@ -785,7 +695,7 @@ func (p *parser) policy(n *yaml.Node) *Policy {
 		for _, f := range tfs {
 			lv, ok := p.str(f.v, "tool_classifications."+f.key)
 			if ok && !contains(levels, lv) {
-				p.errorf(f.v, "tool_classifications."+f.key, "levels: "+strings.Join(levels, ", "), "unknown classification level %q", clip(lv))
+				p.errorf(f.v, "tool_classifications."+f.key, "levels: "+strings.Join(levels, ", "), "unknown classification level %q", yamlx.Clip(lv))
 			}
 			pol.ToolClassifications[f.key] = lv
 		}
@@ -837,7 +747,7 @@ var DefaultEnforcement = [4]string{
 
 func (p *parser) enforcement(n *yaml.Node, path string) []*EnforcementEntry {
 	if n.Kind != yaml.SequenceNode {
-		p.errorf(n, path, "write a list of {decision: ALLOW, action: execute_tool} items", "want a list, got %s", describe(n))
+		p.errorf(n, path, "write a list of {decision: ALLOW, action: execute_tool} items", "want a list, got %s", yamlx.Describe(n))
 		return nil
 	}
 	var out []*EnforcementEntry
@@ -858,7 +768,7 @@ func (p *parser) enforcement(n *yaml.Node, path string) []*EnforcementEntry {
 				s, ok := p.str(f.v, ip+".action")
 				if ok {
 					if _, known := enforcementStrength[s]; !known {
-						p.errorf(f.v, ip+".action", "known actions: execute_tool, record_but_allow, log_and_queue_for_approval, log_and_return_error", "unknown enforcement action %q", clip(s))
+						p.errorf(f.v, ip+".action", "known actions: execute_tool, record_but_allow, log_and_queue_for_approval, log_and_return_error", "unknown enforcement action %q", yamlx.Clip(s))
 					} else {
 						e.Action, hasA, actNode = s, true, f.v
 					}
@@ -894,7 +804,7 @@ func (p *parser) rules(n *yaml.Node, levels []string) []*Rule {
 		return nil
 	}
 	if n.Kind != yaml.SequenceNode {
-		p.errorf(n, "rules", "rules is a list: each rule starts with '- name: ...'", "want a list, got %s", describe(n))
+		p.errorf(n, "rules", "rules is a list: each rule starts with '- name: ...'", "want a list, got %s", yamlx.Describe(n))
 		return nil
 	}
 	if len(n.Content) > DefaultLimits.MaxRules {
@@ -943,7 +853,7 @@ func (p *parser) rule(n *yaml.Node, path string, levels []string) *Rule {
 		case "enforcement":
 			s, ok := p.str(f.v, kp)
 			if ok && s != RuleRequireApproval && s != RuleRequireApprovalAndLog {
-				p.errorf(f.v, kp, "known rule enforcements: require_human_approval, require_human_approval_and_log", "unknown rule enforcement %q", clip(s))
+				p.errorf(f.v, kp, "known rule enforcements: require_human_approval, require_human_approval_and_log", "unknown rule enforcement %q", yamlx.Clip(s))
 			}
 			r.Enforcement, enfNode = s, f.v
 		case "conditions":
@@ -1008,7 +918,7 @@ func (p *parser) duration(n *yaml.Node, path string, lo, hi time.Duration) time.
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d < lo || d > hi {
-		p.errorf(n, path, fmt.Sprintf("write a duration from %v to %v, e.g. \"30m\"", lo, hi), "invalid duration %q", clip(s))
+		p.errorf(n, path, fmt.Sprintf("write a duration from %v to %v, e.g. \"30m\"", lo, hi), "invalid duration %q", yamlx.Clip(s))
 		return 0
 	}
 	return d
@@ -1060,7 +970,7 @@ func (p *parser) conditions(n *yaml.Node, path string, levels []string) []*Condi
 		return nil
 	}
 	if n.Kind != yaml.SequenceNode {
-		p.errorf(n, path, "conditions is a list; each condition starts with '- '", "want a list, got %s", describe(n))
+		p.errorf(n, path, "conditions is a list; each condition starts with '- '", "want a list, got %s", yamlx.Describe(n))
 		return nil
 	}
 	out := make([]*Condition, 0, len(n.Content))
@@ -1074,7 +984,7 @@ func (p *parser) conditions(n *yaml.Node, path string, levels []string) []*Condi
 
 func (p *parser) condition(n *yaml.Node, path string, levels []string) *Condition {
 	if n.Kind != yaml.MappingNode {
-		p.errorf(n, path, "a condition is a mapping such as '- parameter: limit' with 'max_value: 1000' under it", "want a condition mapping, got %s", describe(n))
+		p.errorf(n, path, "a condition is a mapping such as '- parameter: limit' with 'max_value: 1000' under it", "want a condition mapping, got %s", yamlx.Describe(n))
 		return nil
 	}
 	var kind ConditionKind
@@ -1094,7 +1004,7 @@ func (p *parser) condition(n *yaml.Node, path string, levels []string) *Conditio
 		if len(n.Content) > 0 {
 			first = n.Content[0].Value
 		}
-		p.errorf(n, join(path, first), unknownHint(first, sortedKinds()), "condition has no kind key (want one of %s)", kindList())
+		p.errorf(n, join(path, first), yamlx.UnknownHint(first, sortedKinds()), "condition has no kind key (want one of %s)", kindList())
 		return nil
 	}
 	before := len(p.errs)
@@ -1152,7 +1062,7 @@ func (p *parser) condition(n *yaml.Node, path string, levels []string) *Conditio
 			if validPath(s) {
 				ua.Parameter = s
 			} else {
-				p.errorf(v, join(path, "matches_parameter"), "a parameter name or a dotted path such as filter.region", "invalid parameter path %q", clip(s))
+				p.errorf(v, join(path, "matches_parameter"), "a parameter name or a dotted path such as filter.region", "invalid parameter path %q", yamlx.Clip(s))
 			}
 		}
 		c.UserAttribute = ua
@@ -1160,13 +1070,13 @@ func (p *parser) condition(n *yaml.Node, path string, levels []string) *Conditio
 		dc := &DataClassificationCond{Against: "user_clearance"}
 		if s, ok := p.nonEmpty(kv, kp); ok {
 			if s != "tool" && !contains(levels, s) {
-				p.errorf(kv, kp, "levels (lowest first): "+strings.Join(levels, ", ")+"; or tool", "unknown classification level %q", clip(s))
+				p.errorf(kv, kp, "levels (lowest first): "+strings.Join(levels, ", ")+"; or tool", "unknown classification level %q", yamlx.Clip(s))
 			}
 			dc.Level = s
 		}
 		if v := get("is_less_than_or_equal"); v != nil {
 			if s, ok := p.str(v, join(path, "is_less_than_or_equal")); ok && s != "user_clearance" {
-				p.errorf(v, join(path, "is_less_than_or_equal"), `the only comparison is against "user_clearance"`, "unknown comparison target %q", clip(s))
+				p.errorf(v, join(path, "is_less_than_or_equal"), `the only comparison is against "user_clearance"`, "unknown comparison target %q", yamlx.Clip(s))
 			}
 		}
 		c.DataClassification = dc
@@ -1176,7 +1086,7 @@ func (p *parser) condition(n *yaml.Node, path string, levels []string) *Conditio
 		}
 	case KindFindings:
 		if kv.Kind != yaml.SequenceNode {
-			p.errorf(kv, kp, "e.g. findings: [sql_injection, pii.credit_card]", "want a list of finding kinds, got %s", describe(kv))
+			p.errorf(kv, kp, "e.g. findings: [sql_injection, pii.credit_card]", "want a list of finding kinds, got %s", yamlx.Describe(kv))
 		} else if kinds, ok := p.strList(kv, kp); ok {
 			c.Findings = kinds
 		}
@@ -1204,7 +1114,7 @@ func (p *parser) paramCond(n, kv *yaml.Node, path string, get func(string) *yaml
 	pc := &ParameterCond{}
 	if s, ok := p.nonEmpty(kv, join(path, "parameter")); ok {
 		if !validPath(s) {
-			p.errorf(kv, join(path, "parameter"), "a parameter name or a dotted path such as filter.region", "invalid parameter path %q", clip(s))
+			p.errorf(kv, join(path, "parameter"), "a parameter name or a dotted path such as filter.region", "invalid parameter path %q", yamlx.Clip(s))
 		}
 		pc.Path = s
 	}
@@ -1248,7 +1158,7 @@ func (p *parser) paramCond(n, kv *yaml.Node, path string, get func(string) *yaml
 	if v := get("one_of"); v != nil {
 		ops++
 		if v.Kind != yaml.SequenceNode || len(v.Content) == 0 {
-			p.errorf(v, join(path, "one_of"), "e.g. one_of: [monthly, quarterly]", "want a non-empty list, got %s", describe(v))
+			p.errorf(v, join(path, "one_of"), "e.g. one_of: [monthly, quarterly]", "want a non-empty list, got %s", yamlx.Describe(v))
 		} else {
 			for i, c := range v.Content {
 				if x, ok := p.scalar(c, fmt.Sprintf("%s.one_of[%d]", path, i)); ok {

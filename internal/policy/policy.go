@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/portcullis-ai/portcullis/internal/threat"
+	"github.com/portcullis-ai/portcullis/internal/yamlx"
 )
 
 // Action is a decision (or a rule's action). Values are ordered from the most to the least
@@ -121,28 +122,13 @@ func (e *Error) Is(target error) bool { return target == ErrInvalid }
 // ErrorList is every problem found while loading; a set with any error is never loaded.
 type ErrorList []*Error
 
-func (l ErrorList) Error() string {
-	var b strings.Builder
-	for i, e := range l {
-		if i > 0 {
-			b.WriteByte('\n')
-		}
-		b.WriteString(e.Error())
-	}
-	return b.String()
-}
+func (l ErrorList) Error() string { return yamlx.Lines(l) }
 
 // Is makes an ErrorList match ErrInvalid.
 func (l ErrorList) Is(target error) bool { return target == ErrInvalid }
 
 // Unwrap returns the individual errors.
-func (l ErrorList) Unwrap() []error {
-	out := make([]error, len(l))
-	for i, e := range l {
-		out[i] = e
-	}
-	return out
-}
+func (l ErrorList) Unwrap() []error { return yamlx.Errors(l) }
 
 // ---------------------------------------------------------------------------------------------
 // The parsed form (AST). Every node carries the position of its first token so that tools such
