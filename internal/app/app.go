@@ -185,6 +185,10 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 		ResultPolicyFrom:        func() guard.ResultPolicy { return a.rt.Load().results },
 		ApprovalExpiry:          cfg.Approvals.Expiry,
 		RecordTimeout:           recordTimeout,
+		// Outcome tokens: keyed from the ledger's hash key, which every replica has (the
+		// copied data directory), and claimed once in the nonce store (Redis for replicas).
+		OutcomeKey:    guard.DeriveOutcomeKey(keys.HashKey),
+		OutcomeClaims: a.stores.nonces,
 	})
 	if err != nil {
 		return nil, err

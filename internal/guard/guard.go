@@ -112,8 +112,8 @@ type Guard struct {
 	// reload (SetResultPolicy), or served by resultsFrom (Options.ResultPolicyFrom).
 	results     atomic.Pointer[ResultPolicy]
 	resultsFrom func() ResultPolicy
-	// recent binds outcomes to the allowed decisions they report on.
-	recent *recentDecisions
+	// outcomes binds outcomes to the allowed decisions they report on (outcome tokens).
+	outcomes *outcomeTokens
 	// approvalExpiry is the default pending lifetime of approval requests.
 	approvalExpiry time.Duration
 	// recordTimeout bounds every record the guard writes (recordContext).
@@ -149,6 +149,14 @@ type Options struct {
 	// RecordTimeout bounds writing a record, on the guard's own context rather than the
 	// caller's (0: DefaultRecordTimeout). The application sets it to the decision timeout.
 	RecordTimeout time.Duration
+	// OutcomeKey signs the outcome tokens of allowed decisions (at least 16 bytes; replicas
+	// must share it, see DeriveOutcomeKey). Empty: a random key, good in this process only.
+	OutcomeKey []byte
+	// OutcomeTTL is how long an allowed decision's outcome may be reported (0: DefaultOutcomeTTL).
+	OutcomeTTL time.Duration
+	// OutcomeClaims records reported outcomes once (the shared nonce store for replicas);
+	// nil: in memory.
+	OutcomeClaims OutcomeClaims
 }
 
 // New checks that every required part is present.
@@ -167,8 +175,12 @@ func New(o Options) (*Guard, error) {
 	if now == nil {
 		now = time.Now
 	}
+	outcomes, err := newOutcomeTokens(o.OutcomeKey, o.OutcomeTTL, o.OutcomeClaims, now)
+	if err != nil {
+		return nil, err
+	}
 	g := &Guard{auth: o.Auth, inspector: o.Inspector, behavior: o.Behavior, policies: o.Policies,
-		approvals: o.Approvals, ledger: o.Ledger, now: now, recent: newRecentDecisions(100_000, time.Hour),
+		approvals: o.Approvals, ledger: o.Ledger, now: now, outcomes: outcomes,
 		approvalExpiry: o.ApprovalExpiry, toolClassFrom: o.ToolClassificationsFrom, recordTimeout: o.RecordTimeout,
 		resultsFrom: o.ResultPolicyFrom}
 	if g.recordTimeout <= 0 {
@@ -317,8 +329,11 @@ type Decision struct {
 	Code       string
 	Message    string
 	ApprovalID string
-	Agent      *identity.Agent
-	User       *identity.User
+	// OutcomeToken, for an allowed decision, is what the outcome of the call must present: it
+	// binds the outcome to this decision, its agent and tool, at any replica, until it expires.
+	OutcomeToken string
+	Agent        *identity.Agent
+	User         *identity.User
 	// Rule and Enforcement are for operators and the ledger, never for the agent.
 	Rule        string
 	Enforcement string
@@ -585,7 +600,7 @@ func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 			// Recorded with the approval change, in the same step.
 			step(&d.Steps.Approval)
 			if d.Allowed() {
-				g.recent.add(d.ID, agent.ID, req.Tool, start)
+				d.OutcomeToken = g.outcomes.issue(d.ID, agent.ID, req.Tool, start)
 			}
 			return d
 		}
@@ -600,7 +615,7 @@ func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 	}
 	step(&d.Steps.Ledger)
 	if d.Allowed() {
-		g.recent.add(d.ID, agent.ID, req.Tool, start)
+		d.OutcomeToken = g.outcomes.issue(d.ID, agent.ID, req.Tool, start)
 	}
 	return d
 }
