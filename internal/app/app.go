@@ -187,8 +187,9 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 		RecordTimeout:           recordTimeout,
 		// Outcome tokens: keyed from the ledger's hash key, which every replica has (the
 		// copied data directory), and claimed once in the nonce store (Redis for replicas).
-		OutcomeKey:    guard.DeriveOutcomeKey(keys.HashKey),
-		OutcomeClaims: a.stores.nonces,
+		OutcomeKey:        guard.DeriveOutcomeKey(keys.HashKey),
+		OutcomeClaims:     a.stores.nonces,
+		RequestBlockLevel: cfg.RequestBlock(),
 	})
 	if err != nil {
 		return nil, err

@@ -22,6 +22,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -118,6 +119,8 @@ type Guard struct {
 	approvalExpiry time.Duration
 	// recordTimeout bounds every record the guard writes (recordContext).
 	recordTimeout time.Duration
+	// requestBlock denies a call whose parameters inspect at or above it (None: never).
+	requestBlock threat.Level
 }
 
 // DefaultRecordTimeout is RecordTimeout when Options do not set it: the default decision timeout.
@@ -157,6 +160,10 @@ type Options struct {
 	// OutcomeClaims records reported outcomes once (the shared nonce store for replicas);
 	// nil: in memory.
 	OutcomeClaims OutcomeClaims
+	// RequestBlockLevel (inspection.request_block_level) denies a call whose parameters inspect
+	// at or above it, whatever the policy says, with reason CodeThreatBlocked. threat.None (the
+	// zero value): inspection only informs the policy.
+	RequestBlockLevel threat.Level
 }
 
 // New checks that every required part is present.
@@ -182,7 +189,7 @@ func New(o Options) (*Guard, error) {
 	g := &Guard{auth: o.Auth, inspector: o.Inspector, behavior: o.Behavior, policies: o.Policies,
 		approvals: o.Approvals, ledger: o.Ledger, now: now, outcomes: outcomes,
 		approvalExpiry: o.ApprovalExpiry, toolClassFrom: o.ToolClassificationsFrom, recordTimeout: o.RecordTimeout,
-		resultsFrom: o.ResultPolicyFrom}
+		resultsFrom: o.ResultPolicyFrom, requestBlock: o.RequestBlockLevel}
 	if g.recordTimeout <= 0 {
 		g.recordTimeout = DefaultRecordTimeout
 	}
@@ -375,6 +382,10 @@ const (
 	CodeTooManyPending = "too_many_pending_approvals"
 	CodeLedger         = "ledger_unavailable"
 	CodeInternal       = "internal_error"
+	// CodeThreatBlocked is the recorded reason of a call denied because its parameters inspect
+	// at or above inspection.request_block_level. It is not part of the agent's answer, which
+	// is a policy denial's ("the tool is unavailable").
+	CodeThreatBlocked = "threat_blocked"
 	// CodeInvalidToolName: the tool name is empty, longer than MaxToolNameLen, not UTF-8, or holds
 	// a character that is not printable (see ValidToolName).
 	CodeInvalidToolName = "invalid_tool_name"
@@ -503,6 +514,15 @@ func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 	sh = g.shieldFor(ctx, req.Tool, inspect.Request, req.Params, res.Findings)
 	rec.Secrets = sh.secrets
 	step(&d.Steps.Inspect)
+	// Inspection decides alone at the block level: such a call is denied before any policy
+	// could allow it. The agent is told what a policy denial tells it; the record says why.
+	if g.requestBlock > threat.None && res.Level >= g.requestBlock {
+		d.Err = sh.scrubErr(fmt.Errorf("request threat level %s at or above inspection.request_block_level %s (findings: %s)",
+			res.Level, g.requestBlock, strings.Join(findingKinds(res.Findings), ",")))
+		rec.Reason = CodeThreatBlocked + ": " + d.Err.Error()
+		_ = g.record(ctx, d, rec) // d.Action is DENY; a record that cannot be written: DENY ledger_unavailable
+		return d
+	}
 
 	// The policy set current at this moment: its windows are counted in step 4, and it decides
 	// in step 5.
