@@ -9,7 +9,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/portcullis-ai/portcullis/internal/identity"
@@ -67,9 +69,10 @@ type OutcomeClaims interface {
 
 // outcomeTokens issues and checks outcome tokens.
 type outcomeTokens struct {
-	key    []byte
 	ttl    time.Duration
 	claims OutcomeClaims
+	// macs are keyed HMAC states, reused: hmac.New costs a dozen allocations per decision.
+	macs sync.Pool
 }
 
 func newOutcomeTokens(key []byte, ttl time.Duration, claims OutcomeClaims, now func() time.Time) (*outcomeTokens, error) {
@@ -86,7 +89,10 @@ func newOutcomeTokens(key []byte, ttl time.Duration, claims OutcomeClaims, now f
 	if claims == nil {
 		claims = identity.NewMemoryNonceStore(now)
 	}
-	return &outcomeTokens{key: append([]byte(nil), key...), ttl: ttl, claims: claims}, nil
+	key = append([]byte(nil), key...)
+	t := &outcomeTokens{ttl: ttl, claims: claims}
+	t.macs.New = func() any { return &macState{h: hmac.New(sha256.New, key), in: make([]byte, 0, 512)} }
+	return t, nil
 }
 
 // DeriveOutcomeKey derives the outcome-token key from key material the replicas already share
@@ -98,25 +104,46 @@ func DeriveOutcomeKey(shared []byte) []byte {
 	return m.Sum(nil)
 }
 
-func (t *outcomeTokens) mac(decisionID string, payload []byte) []byte {
-	m := hmac.New(sha256.New, t.key)
-	m.Write([]byte(outcomeMACContext))
-	m.Write(binary.AppendUvarint(nil, uint64(len(decisionID))))
-	m.Write([]byte(decisionID))
-	m.Write(payload)
-	return m.Sum(nil)
+// macState is a keyed HMAC and the scratch space of one token, reused through a pool.
+type macState struct {
+	h   hash.Hash
+	in  []byte // context, decision ID, payload: the MAC's input
+	sum [sha256.Size]byte
 }
+
+// mac returns the token MAC of decisionID and payload, in st.sum.
+func (st *macState) mac(decisionID string, payload []byte) []byte {
+	in := append(st.in[:0], outcomeMACContext...)
+	in = binary.AppendUvarint(in, uint64(len(decisionID)))
+	in = append(in, decisionID...)
+	in = append(in, payload...)
+	st.in = in
+	st.h.Reset()
+	st.h.Write(in)
+	return st.h.Sum(st.sum[:0])
+}
+
+func (t *outcomeTokens) state() *macState { return t.macs.Get().(*macState) }
 
 // issue returns the token of an allowed decision.
 func (t *outcomeTokens) issue(decisionID, agent, tool string, at time.Time) string {
-	p := binary.AppendUvarint(nil, uint64(len(agent)))
+	st := t.state()
+	defer t.macs.Put(st)
+	var buf [2 * (MaxToolNameLen + binary.MaxVarintLen64 + 16)]byte
+	p := binary.AppendUvarint(buf[:0], uint64(len(agent)))
 	p = append(p, agent...)
 	p = binary.AppendUvarint(p, uint64(len(tool)))
 	p = append(p, tool...)
 	p = binary.BigEndian.AppendUint64(p, uint64(at.UnixMilli()))
 	p = binary.BigEndian.AppendUint64(p, uint64(at.Add(t.ttl).UnixMilli()))
+	mac := st.mac(decisionID, p)
 	enc := base64.RawURLEncoding
-	return outcomeTokenPrefix + enc.EncodeToString(p) + "." + enc.EncodeToString(t.mac(decisionID, p))
+	out := make([]byte, 0, len(outcomeTokenPrefix)+enc.EncodedLen(len(p))+1+enc.EncodedLen(len(mac)))
+	out = append(out, outcomeTokenPrefix...)
+	out = enc.AppendEncode(out, p)
+	out = append(out, '.')
+	out = enc.AppendEncode(out, mac)
+	return string(out)
 }
 
 // tokenClaims is what a genuine token says.
@@ -141,7 +168,9 @@ func (t *outcomeTokens) verify(decisionID, token string) (tokenClaims, error) {
 	if !ok || perr != nil || serr != nil {
 		return tokenClaims{}, fmt.Errorf("%w: not a token", ErrOutcomeToken)
 	}
-	if !hmac.Equal(got, t.mac(decisionID, p)) {
+	st := t.state()
+	defer t.macs.Put(st)
+	if !hmac.Equal(got, st.mac(decisionID, p)) {
 		return tokenClaims{}, fmt.Errorf("%w: not issued for decision %q", ErrOutcomeToken, decisionID)
 	}
 	// Genuine: the payload is ours, but is still read defensively.

@@ -171,3 +171,30 @@ func TestOutcomeKeyTooShort(t *testing.T) {
 		t.Fatal("a 5-byte key was accepted")
 	}
 }
+
+// BenchmarkOutcomeToken: what binding an outcome to its decision costs — one token issued with
+// every allowed decision, one verified with its outcome.
+//
+//	go test ./internal/guard -run '^$' -bench OutcomeToken
+func BenchmarkOutcomeToken(b *testing.B) {
+	tk, err := newOutcomeTokens(DeriveOutcomeKey([]byte("0123456789abcdef")), 0, nil, time.Now)
+	if err != nil {
+		b.Fatal(err)
+	}
+	id, at := NewDecisionID(), time.Now()
+	b.Run("issue", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = tk.issue(id, "report-generator-v1", "fetch_customer_names", at)
+		}
+	})
+	tok := tk.issue(id, "report-generator-v1", "fetch_customer_names", at)
+	b.Run("verify", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := tk.verify(id, tok); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
