@@ -6,13 +6,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/portcullis-ai/portcullis/internal/approval"
 )
@@ -21,16 +18,8 @@ import (
 // work as serve — it delivers the approval webhook of a call it holds (signed), and it hot-reloads
 // a policy deployed while it runs.
 func TestMCPStdioWrapperWithoutListen(t *testing.T) {
-	echo := echoServer(t)
 	dir, agentKey, _ := initData(t)
-	writePolicy(t, dir, `agent_id: report-generator-v1
-default_action: DENY
-rules:
-  - name: echo_with_approval
-    tool: e__echo
-    action: CONSTRAIN
-    enforcement: require_human_approval
-`)
+	writePolicy(t, dir, echoHeldPolicy)
 	secret := "an e2e webhook secret of thirty-two bytes or more"
 	notes := make(chan string, 8)
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -51,14 +40,7 @@ rules:
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.Command(binary(t), "mcp", "--data", dir, "--name", "e", "--", echo)
-	cmd.Env = append(os.Environ(), "PORTCULLIS_API_KEY="+agentKey, "PCL_E2E_WEBHOOK_SECRET="+secret)
-	stderr := &lockedBuffer{}
-	cmd.Stderr = stderr
-	cs, err := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil).Connect(ctx, &mcp.CommandTransport{Command: cmd}, nil)
-	if err != nil {
-		t.Fatalf("connect: %v\n%s", err, stderr.String())
-	}
+	cs, stderr := connectEchoWrapper(t, ctx, dir, nil, "PORTCULLIS_API_KEY="+agentKey, "PCL_E2E_WEBHOOK_SECRET="+secret)
 	defer cs.Close()
 
 	held := call(t, ctx, cs, "e__echo", map[string]any{"text": "needs a human"})

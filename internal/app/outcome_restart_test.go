@@ -3,7 +3,6 @@ package app
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -21,13 +20,7 @@ func TestOutcomeAfterRestart(t *testing.T) {
 		r := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
 		r.Header.Set("Content-Type", "application/json")
 		r.Header.Set("Authorization", "Bearer "+key)
-		w := httptest.NewRecorder()
-		a.Handler().ServeHTTP(w, r)
-		var ans answer
-		if err := json.Unmarshal(w.Body.Bytes(), &ans); err != nil {
-			t.Fatalf("non-JSON answer %d %q", w.Code, w.Body.Bytes())
-		}
-		return w.Code, ans
+		return serveAnswer(t, a, r)
 	}
 	open := func() *App {
 		a, err := Open(ctx, cfg, cfgPath, slog.New(slog.DiscardHandler))
