@@ -780,30 +780,41 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// TestMCPStdioWrapperApproval: the stdio wrapper with --listen holds a CONSTRAIN call; an
-// approver approves it with the CLI against the wrapper's own HTTP API; the retry runs once.
-func TestMCPStdioWrapperApproval(t *testing.T) {
-	echo := echoServer(t)
-	dir, agentKey, approverKey := initData(t)
-	writePolicy(t, dir, `agent_id: report-generator-v1
+// echoHeldPolicy holds every call of the echo server's echo tool (namespaced e) for approval.
+const echoHeldPolicy = `agent_id: report-generator-v1
 default_action: DENY
 rules:
   - name: echo_with_approval
     tool: e__echo
     action: CONSTRAIN
     enforcement: require_human_approval
-`)
-	appendConfig(t, dir, "mcp:\n  approval_wait: 500ms\n")
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.Command(binary(t), "mcp", "--data", dir, "--name", "e", "--listen", "127.0.0.1:0", "--", echo)
-	cmd.Env = append(os.Environ(), "PORTCULLIS_API_KEY="+agentKey)
+`
+
+// connectEchoWrapper runs `portcullis mcp --data dir --name e [flags] -- ECHO` with env added to
+// the environment, and connects an MCP client to it over stdio.
+func connectEchoWrapper(t *testing.T, ctx context.Context, dir string, flags []string, env ...string) (*mcp.ClientSession, *lockedBuffer) {
+	t.Helper()
+	args := append(append([]string{"mcp", "--data", dir, "--name", "e"}, flags...), "--", echoServer(t))
+	cmd := exec.Command(binary(t), args...)
+	cmd.Env = append(os.Environ(), env...)
 	stderr := &lockedBuffer{}
 	cmd.Stderr = stderr
 	cs, err := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil).Connect(ctx, &mcp.CommandTransport{Command: cmd}, nil)
 	if err != nil {
 		t.Fatalf("connect: %v\n%s", err, stderr.String())
 	}
+	return cs, stderr
+}
+
+// TestMCPStdioWrapperApproval: the stdio wrapper with --listen holds a CONSTRAIN call; an
+// approver approves it with the CLI against the wrapper's own HTTP API; the retry runs once.
+func TestMCPStdioWrapperApproval(t *testing.T) {
+	dir, agentKey, approverKey := initData(t)
+	writePolicy(t, dir, echoHeldPolicy)
+	appendConfig(t, dir, "mcp:\n  approval_wait: 500ms\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cs, stderr := connectEchoWrapper(t, ctx, dir, []string{"--listen", "127.0.0.1:0"}, "PORTCULLIS_API_KEY="+agentKey)
 	// The wrapper prints its listen address on stderr; the MCP handshake can finish first.
 	var m []string
 	for deadline := time.Now().Add(10 * time.Second); m == nil; time.Sleep(20 * time.Millisecond) {

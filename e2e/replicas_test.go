@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -29,53 +31,8 @@ import (
 // used at the other, once; a signed request replayed at the other replica is refused; and the
 // one ledger they wrote verifies, every decision in it exactly once.
 func TestReplicasShareStores(t *testing.T) {
-	dsn, schema := pgtest.Schema(t)
-	raddr := os.Getenv("PORTCULLIS_TEST_REDIS")
-	if raddr == "" {
-		t.Skip("PORTCULLIS_TEST_REDIS is not set: no Redis to run replicas on (e.g. PORTCULLIS_TEST_REDIS=127.0.0.1:6379)")
-	}
-	prefix := "portcullis-e2e:" + schema + ":"
-	t.Cleanup(func() {
-		rc := goredis.NewClient(&goredis.Options{Addr: raddr})
-		defer rc.Close()
-		if keys, err := rc.Keys(context.Background(), prefix+"*").Result(); err == nil && len(keys) > 0 {
-			rc.Del(context.Background(), keys...)
-		}
-	})
-	env := []string{"PCL_E2E_POSTGRES=" + dsn, "PCL_E2E_REDIS=redis://" + raddr + "/0"}
-
-	dir1, agentKey, approverKey := initData(t)
-	priv, _, pub, err := httpsig.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfgPath := filepath.Join(dir1, app.ConfigFile)
-	cfg, _ := os.ReadFile(cfgPath)
-	cfg = bytes.Replace(cfg, []byte("      roles: [reporting]\n"),
-		[]byte("      roles: [reporting]\n      signing_keys:\n        - id: e2e-key\n          public_key: "+pub+"\n"), 1)
-	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	appendConfig(t, dir1, fmt.Sprintf(`store:
-  ledger: postgres
-  approvals: postgres
-  behavior: redis
-  nonces: redis
-  postgres:
-    dsn_env: PCL_E2E_POSTGRES
-    schema: %s
-  redis:
-    url_env: PCL_E2E_REDIS
-    prefix: %q
-`, schema, prefix))
-	if code, _, stderr := cli(t, nil, "audit", "keygen", "--data", dir1); code != 0 {
-		t.Fatalf("audit keygen: %s", stderr)
-	}
-	dir2 := t.TempDir()
-	copyDir(t, dir1, dir2)
-
-	d1 := startServeEnv(t, dir1, env)
-	d2 := startServeEnv(t, dir2, env)
+	rp := startReplicas(t)
+	d1, d2, dir1, dir2, env, agentKey, approverKey, priv := rp.d1, rp.d2, rp.dir1, rp.dir2, rp.env, rp.agentKey, rp.approverKey, rp.priv
 	ctx := context.Background()
 
 	// Both replicas decide at once.
@@ -206,6 +163,147 @@ func TestReplicasShareStores(t *testing.T) {
 	if kinds["startup"] != 2 || kinds["shutdown"] != 2 || kinds["decision"] != len(ids)+6 {
 		t.Errorf("record kinds %v; want 2 startups, 2 shutdowns, %d decisions", kinds, len(ids)+6)
 	}
+}
+
+// An outcome is bound to its decision by the decision's outcome token, which any replica
+// checks: a call decided at one replica is reported at the other (no affinity), once across
+// both; a forged or missing token is refused; and a decision made before a restart is reported
+// after it.
+func TestReplicasOutcomeAtAnyReplica(t *testing.T) {
+	rp := startReplicas(t)
+	ctx := context.Background()
+	at1 := sdk.New(rp.d1.url, sdk.WithAPIKey(rp.agentKey))
+	at2 := sdk.New(rp.d2.url, sdk.WithAPIKey(rp.agentKey))
+	decide := func(c *sdk.Client, limit int) *sdk.Decision {
+		t.Helper()
+		d, err := c.Decide(ctx, sdk.DecideRequest{Tool: "fetch_customer_names", Params: map[string]any{"limit": limit}})
+		if err != nil || !d.Allowed() || d.OutcomeToken == "" {
+			t.Fatalf("decide: %+v, %v", d, err)
+		}
+		return d
+	}
+	refusedWith := func(err error, status int, code string) bool {
+		var e *sdk.Error
+		return errors.As(err, &e) && e.Status == status && e.Code == code
+	}
+
+	// Decided at replica 1, reported at replica 2 (another process: the token passed along).
+	d := decide(at1, 1)
+	res, err := at2.Outcome(ctx, sdk.OutcomeRequest{DecisionID: d.DecisionID, OutcomeToken: d.OutcomeToken, Ran: true, Success: true,
+		Result: map[string]any{"names": []string{"Ada"}}})
+	if err != nil || res.Action != "pass" {
+		t.Fatalf("outcome at the other replica: %+v, %v", res, err)
+	}
+	// Once across both: replica 1, which made the decision, refuses a second report.
+	_, err = at1.Outcome(ctx, sdk.OutcomeRequest{DecisionID: d.DecisionID, Ran: true, Success: true})
+	if !refusedWith(err, http.StatusConflict, "outcome_already_reported") {
+		t.Errorf("second report at replica 1: %v, want 409 outcome_already_reported", err)
+	}
+	// A forged token (another decision's, or its MAC changed) and no token at all are refused.
+	d2 := decide(at2, 2)
+	other := decide(at2, 3)
+	body, mac, _ := strings.Cut(d2.OutcomeToken[len("pot1."):], ".")
+	flipped := []byte(mac)
+	flipped[0] ^= 'A' ^ 'B'
+	for _, tok := range []string{other.OutcomeToken, "pot1." + body + "." + string(flipped), "none"} {
+		if tok == "none" {
+			tok = ""
+		}
+		raw, _ := json.Marshal(map[string]any{"decision_id": d2.DecisionID, "outcome_token": tok, "ran": true})
+		req, _ := http.NewRequest(http.MethodPost, rp.d1.url+"/v1/outcome", bytes.NewReader(raw))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+rp.agentKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		answer, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(answer), `"outcome_token_invalid"`) {
+			t.Errorf("token %q: %d %s, want 403 outcome_token_invalid", tok, resp.StatusCode, answer)
+		}
+	}
+	// None of them spent d2's outcome; the SDK that made the decision reports it without being
+	// handed the token.
+	if res, err := at2.Outcome(ctx, sdk.OutcomeRequest{DecisionID: d2.DecisionID, Ran: true, Success: true}); err != nil || res.Action != "pass" {
+		t.Fatalf("genuine report after the forgeries: %+v, %v", res, err)
+	}
+
+	// Decided before a restart, reported after it; reported once, still, after another.
+	before := decide(at1, 4)
+	rp.d1.stop(t)
+	d1 := startServeEnv(t, rp.dir1, rp.env)
+	after := sdk.New(d1.url, sdk.WithAPIKey(rp.agentKey))
+	o := sdk.OutcomeRequest{DecisionID: before.DecisionID, OutcomeToken: before.OutcomeToken, Ran: true, Success: true}
+	if res, err := after.Outcome(ctx, o); err != nil || res.Action != "pass" {
+		t.Fatalf("outcome after a restart: %+v, %v", res, err)
+	}
+	if _, err := at2.Outcome(ctx, o); !refusedWith(err, http.StatusConflict, "outcome_already_reported") {
+		t.Errorf("second report after the restart, at replica 2: %v", err)
+	}
+	d1.stop(t)
+	rp.d2.stop(t)
+}
+
+// replicas are two `portcullis serve` on one PostgreSQL and one Redis, provisioned as
+// docs/deployment.md says: one data directory with shared ledger keys, copied to the second.
+type replicas struct {
+	d1, d2                *daemon
+	dir1, dir2            string
+	env                   []string
+	agentKey, approverKey string
+	priv                  ed25519.PrivateKey // the demo agent's request-signing key (e2e-key)
+}
+
+func startReplicas(t *testing.T) *replicas {
+	t.Helper()
+	dsn, schema := pgtest.Schema(t)
+	raddr := os.Getenv("PORTCULLIS_TEST_REDIS")
+	if raddr == "" {
+		t.Skip("PORTCULLIS_TEST_REDIS is not set: no Redis to run replicas on (e.g. PORTCULLIS_TEST_REDIS=127.0.0.1:6379)")
+	}
+	prefix := "portcullis-e2e:" + schema + ":"
+	t.Cleanup(func() {
+		rc := goredis.NewClient(&goredis.Options{Addr: raddr})
+		defer rc.Close()
+		if keys, err := rc.Keys(context.Background(), prefix+"*").Result(); err == nil && len(keys) > 0 {
+			rc.Del(context.Background(), keys...)
+		}
+	})
+	env := []string{"PCL_E2E_POSTGRES=" + dsn, "PCL_E2E_REDIS=redis://" + raddr + "/0"}
+
+	dir1, agentKey, approverKey := initData(t)
+	priv, _, pub, err := httpsig.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir1, app.ConfigFile)
+	cfg, _ := os.ReadFile(cfgPath)
+	cfg = bytes.Replace(cfg, []byte("      roles: [reporting]\n"),
+		[]byte("      roles: [reporting]\n      signing_keys:\n        - id: e2e-key\n          public_key: "+pub+"\n"), 1)
+	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	appendConfig(t, dir1, fmt.Sprintf(`store:
+  ledger: postgres
+  approvals: postgres
+  behavior: redis
+  nonces: redis
+  postgres:
+    dsn_env: PCL_E2E_POSTGRES
+    schema: %s
+  redis:
+    url_env: PCL_E2E_REDIS
+    prefix: %q
+`, schema, prefix))
+	if code, _, stderr := cli(t, nil, "audit", "keygen", "--data", dir1); code != 0 {
+		t.Fatalf("audit keygen: %s", stderr)
+	}
+	dir2 := t.TempDir()
+	copyDir(t, dir1, dir2)
+
+	return &replicas{d1: startServeEnv(t, dir1, env), d2: startServeEnv(t, dir2, env), dir1: dir1, dir2: dir2, env: env,
+		agentKey: agentKey, approverKey: approverKey, priv: priv}
 }
 
 // copyDir copies the files of a provisioned data directory.

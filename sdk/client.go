@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/portcullis-ai/portcullis/sdk/httpsig"
@@ -36,6 +37,58 @@ type Client struct {
 	bearer string
 	signer *httpsig.Signer
 	agent  string
+
+	// tokens remembers the outcome tokens of allowed decisions until their outcome is
+	// answered, so that Outcome sends them without the caller's help.
+	tokens outcomeTokens
+}
+
+// maxRememberedTokens bounds the outcome tokens a Client keeps for decisions whose outcome it
+// has not reported; past it the oldest are forgotten (pass OutcomeRequest.OutcomeToken then).
+const maxRememberedTokens = 10_000
+
+type outcomeTokens struct {
+	mu    sync.Mutex
+	byID  map[string]string
+	order []string
+}
+
+func (t *outcomeTokens) remember(id, token string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.byID == nil {
+		t.byID = map[string]string{}
+	}
+	if len(t.order) >= 2*maxRememberedTokens {
+		// Most of order was reported and forgotten: keep only what is still remembered.
+		live := make([]string, 0, len(t.byID))
+		for _, o := range t.order {
+			if _, ok := t.byID[o]; ok {
+				live = append(live, o)
+			}
+		}
+		t.order = live
+	}
+	for len(t.order) > 0 && len(t.byID) >= maxRememberedTokens {
+		delete(t.byID, t.order[0])
+		t.order = t.order[1:]
+	}
+	if _, ok := t.byID[id]; !ok {
+		t.order = append(t.order, id)
+	}
+	t.byID[id] = token
+}
+
+func (t *outcomeTokens) lookup(id string) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.byID[id]
+}
+
+func (t *outcomeTokens) forget(id string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.byID, id) // its place in order goes when it comes first
 }
 
 // Option configures a Client.
@@ -94,6 +147,10 @@ type Decision struct {
 	DecisionID string `json:"decision_id"`
 	Message    string `json:"message,omitempty"`
 	ApprovalID string `json:"approval_id,omitempty"`
+	// OutcomeToken, on ALLOW and LOG, binds this decision's outcome to it at any replica of the
+	// gateway. Outcome sends it by itself when the same Client made the decision; an
+	// orchestrator that reports from elsewhere passes it in OutcomeRequest.OutcomeToken.
+	OutcomeToken string `json:"outcome_token,omitempty"`
 }
 
 // Allowed reports whether the tool may run (ALLOW or LOG).
@@ -128,16 +185,22 @@ func (c *Client) Decide(ctx context.Context, req DecideRequest) (*Decision, erro
 	if err := c.post(ctx, "/v1/decide", body, &d); err != nil {
 		return nil, err
 	}
+	if d.Allowed() && d.OutcomeToken != "" {
+		c.tokens.remember(d.DecisionID, d.OutcomeToken)
+	}
 	return &d, nil
 }
 
 // OutcomeRequest reports what happened after an allowed decision.
 type OutcomeRequest struct {
 	DecisionID string `json:"decision_id"`
-	Ran        bool   `json:"ran"`
-	Success    bool   `json:"success"`
-	Error      string `json:"error,omitempty"`
-	DurationMS int64  `json:"duration_ms,omitempty"`
+	// OutcomeToken is the decision's Decision.OutcomeToken; when empty, the one this Client
+	// received with the decision is sent.
+	OutcomeToken string `json:"outcome_token,omitempty"`
+	Ran          bool   `json:"ran"`
+	Success      bool   `json:"success"`
+	Error        string `json:"error,omitempty"`
+	DurationMS   int64  `json:"duration_ms,omitempty"`
 	// Result, when set, is inspected before the model sees it (indirect prompt injection, secrets, PII).
 	Result any `json:"result,omitempty"`
 }
@@ -151,9 +214,19 @@ type OutcomeResult struct {
 }
 
 // Outcome reports a tool's outcome and returns the gateway's verdict on its result.
+// The decision's outcome token is sent with it (see OutcomeRequest.OutcomeToken).
 func (c *Client) Outcome(ctx context.Context, req OutcomeRequest) (*OutcomeResult, error) {
+	if req.OutcomeToken == "" {
+		req.OutcomeToken = c.tokens.lookup(req.DecisionID)
+	}
 	var r OutcomeResult
-	if err := c.post(ctx, "/v1/outcome", req, &r); err != nil {
+	err := c.post(ctx, "/v1/outcome", req, &r)
+	if err == nil || IsDenied(err) {
+		// Answered: a decision has one outcome. After a transport failure the token is kept
+		// for a retry.
+		c.tokens.forget(req.DecisionID)
+	}
+	if err != nil {
 		return nil, err
 	}
 	return &r, nil

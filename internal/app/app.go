@@ -65,17 +65,16 @@ type App struct {
 	server      *server.Server
 	mcp         *mcpgw.Gateway
 
-	stopTracing func(context.Context) error
-	unlock      func() // the data directory's writer lock, released last
-
+	// parts are everything Open provisioned and started, stopped by Close in reverse
+	// (lifecycle.go).
+	parts     lifecycle
 	closeOnce sync.Once
-	cancel    context.CancelFunc // ends Serve's background work
-	stopBg    context.CancelFunc // ends the background work Open starts
-	bg        sync.WaitGroup
 }
 
-// Open builds every part from cfg (loaded from cfgPath, which is watched for changes). On error,
-// whatever was opened is closed again.
+// Open provisions every part from cfg (loaded from cfgPath, which is watched for changes),
+// then starts their background work — the configuration and policy reloader, approval
+// notifications across replicas, the approval webhook, the expiry sweep — whether or not the app
+// will serve HTTP. On error, whatever was opened is closed again.
 func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Logger) (_ *App, err error) {
 	// Not the named result: every error return sets that to nil before the deferred Close runs.
 	a := &App{cfg: cfg, cfgPath: cfgPath, log: log}
@@ -89,12 +88,21 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 	}
 	// Before anything in it is opened: a second gateway on this directory must not touch the
 	// ledger, the keys or the approvals the first one writes.
-	if a.unlock, err = lockDataDir(cfg.DataDir); err != nil {
+	unlock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
 		return nil, err
 	}
-	if a.stopTracing, err = startTracing(ctx, cfg.Tracing); err != nil {
+	a.parts.opened("data directory lock", func(context.Context) error { unlock(); return nil }) // released last
+	stopTracing, err := startTracing(ctx, cfg.Tracing)
+	if err != nil {
 		return nil, err
 	}
+	a.parts.opened("tracing", func(ctx context.Context) error {
+		if err := stopTracing(ctx); err != nil {
+			return fmt.Errorf("flush traces: %w", err)
+		}
+		return nil
+	})
 
 	// The ledger first: nothing may be decided that cannot be recorded.
 	keys, err := ledger.LoadKeys(cfg.DataDir)
@@ -111,6 +119,7 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 	if a.stores, err = openStores(ctx, cfg, log); err != nil {
 		return nil, err
 	}
+	a.parts.opened("stores", func(context.Context) error { a.stores.close(a.log); return nil }) // after the ledger's last records; pools last
 	a.ledgerStore = a.stores.ledger
 	a.ledger, err = ledger.Open(ctx, ledger.Options{Store: a.ledgerStore, Signer: keys.Signer, Verifiers: verifiers,
 		KeyDir: cfg.DataDir, WitnessFile: filepath.Join(cfg.DataDir, ledger.WitnessFile),
@@ -120,6 +129,13 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 	if err != nil {
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
+	// Closing writes the shutdown record and a final signed checkpoint.
+	a.parts.opened("ledger", func(ctx context.Context) error {
+		if err := a.ledger.Close(ctx); err != nil {
+			a.log.Error("close ledger", slog.Any("error", err))
+		}
+		return nil
+	})
 	a.metrics = server.NewMetrics(func() float64 { return float64(a.ledger.QueueDepth()) })
 
 	// Identity: API keys in the data directory, replay protection in the configured store.
@@ -129,21 +145,23 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 	// Identity, approver logins, run-time configuration and policies: one state, hot-reloaded as
 	// one; a bad reload keeps the previous state and is reported.
 	a.auth, a.policies = swappableAuth{rt: &a.rt}, currentPolicies{rt: &a.rt}
+	a.parts.opened("configuration and policy", func(context.Context) error {
+		if a.reloader != nil {
+			_ = a.reloader.Close() // waits for a reload in flight
+		}
+		if st := a.rt.Load(); st != nil {
+			st.stop() // the last verifier's and approver logins' JWKS refresh
+		}
+		return nil
+	})
 	if err := a.startReloader(ctx, cfg); err != nil {
 		return nil, err
 	}
 
 	var apprOpts []approval.Option
 	if n := a.stores.notifier; n != nil {
-		// Approvals shared by replicas: a decision at one wakes the long-polls at all of them,
-		// whether or not this process serves HTTP (the stdio wrapper does not).
-		bgCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-		a.stopBg = stop
-		a.bg.Add(1)
-		go func() {
-			defer a.bg.Done()
-			_ = n.Run(bgCtx)
-		}()
+		// Approvals shared by replicas: a decision at one wakes the long-polls at all of them.
+		a.parts.background("approval notifications", func(ctx context.Context) { _ = n.Run(ctx) })
 		apprOpts = append(apprOpts, approval.WithNotifier(n))
 	}
 	if w := cfg.Approvals.Webhook; w.URL != "" {
@@ -154,6 +172,9 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 		if err != nil {
 			return nil, fmt.Errorf("approvals.webhook: %w", err)
 		}
+		// Delivered by whatever runs the app: serve, or the stdio wrapper with or without --listen.
+		wh := a.webhook
+		a.parts.background("approval webhook", func(ctx context.Context) { _ = wh.Run(ctx) })
 		apprOpts = append(apprOpts, approval.WithAnnouncer(a.webhook))
 	}
 	apprOpts = append(apprOpts, approval.WithMaxPendingPerAgent(cfg.Approvals.MaxPendingPerAgent))
@@ -164,6 +185,9 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 	if a.approvals, err = approval.New(a.stores.approvals, guard.ApprovalRecorder(a.ledger), apprOpts...); err != nil {
 		return nil, fmt.Errorf("approvals: %w", err)
 	}
+	a.parts.background("approval expiry", func(ctx context.Context) {
+		_ = a.approvals.Run(ctx, 5*time.Second, func(err error) { a.log.Error("approval expiry sweep", slog.Any("error", err)) })
+	})
 	approverKeys, err := identity.OpenFileKeyStore(filepath.Join(cfg.DataDir, ApproverKeysFile))
 	if err != nil {
 		return nil, fmt.Errorf("open approver keys: %w", err)
@@ -185,6 +209,11 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 		ResultPolicyFrom:        func() guard.ResultPolicy { return a.rt.Load().results },
 		ApprovalExpiry:          cfg.Approvals.Expiry,
 		RecordTimeout:           recordTimeout,
+		// Outcome tokens: keyed from the ledger's hash key, which every replica has (the
+		// copied data directory), and claimed once in the nonce store (Redis for replicas).
+		OutcomeKey:        guard.DeriveOutcomeKey(keys.HashKey),
+		OutcomeClaims:     a.stores.nonces,
+		RequestBlockLevel: cfg.RequestBlock(),
 	})
 	if err != nil {
 		return nil, err
@@ -198,8 +227,9 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 		if a.mcp, err = a.MCPGateway(ctx, MCPUpstreams(cfg.MCP.Upstreams, os.Stderr)); err != nil {
 			return nil, err
 		}
-		mcpRoutes = a.mcpRoutes(a.mcp)
 		gw := a.mcp
+		a.parts.opened("mcp upstreams", func(context.Context) error { return gw.Close() })
+		mcpRoutes = a.mcpRoutes(a.mcp)
 		a.metrics.MCPLogs(func() map[string]uint64 { return gw.LogStats().ByOutcome() })
 	}
 	a.server = server.New(server.Options{
@@ -219,6 +249,10 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 		Logger:  log,
 	})
 	a.server.RegisterApprovals(a.approvals, a.approvers, cfg.Approvals.MaxWait)
+	// Everything is provisioned and valid: start what runs in the background.
+	if err := a.parts.start(ctx); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -256,22 +290,10 @@ func (a *App) ready() error {
 	return a.stores.ping()
 }
 
-// Serve answers HTTP on ln until ctx ends, then shuts down gracefully: in-flight requests finish,
-// the ledger writes its last checkpoint.
+// Serve answers HTTP on ln until ctx ends, then shuts down gracefully: in-flight requests
+// finish. It only serves: the background work runs from Open to Close, and Close writes the
+// ledger's last checkpoint.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
-	ctx, a.cancel = context.WithCancel(ctx)
-	if a.webhook != nil {
-		a.bg.Add(1)
-		go func() {
-			defer a.bg.Done()
-			_ = a.webhook.Run(ctx)
-		}()
-	}
-	a.bg.Add(1)
-	go func() {
-		defer a.bg.Done()
-		_ = a.approvals.Run(ctx, 5*time.Second, func(err error) { a.log.Error("approval expiry sweep", slog.Any("error", err)) })
-	}()
 	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: time.Duration(a.cfg.Limits.ReadTimeoutSeconds) * time.Second, MaxHeaderBytes: a.cfg.Limits.MaxHeaderBytes,
 		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
@@ -291,45 +313,11 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// Close stops background work and closes every store; the ledger's close writes a shutdown
-// record and a final signed checkpoint.
+// Close stops every part in the reverse order Open provisioned them: the MCP upstreams, the
+// background work, the reloader, then the ledger (its close writes a shutdown record and a final
+// signed checkpoint), the stores, tracing, and last the data directory's lock.
 func (a *App) Close(ctx context.Context) {
-	a.closeOnce.Do(func() {
-		if a.cancel != nil {
-			a.cancel()
-		}
-		if a.stopBg != nil {
-			a.stopBg()
-		}
-		a.bg.Wait()
-		if a.mcp != nil {
-			if err := a.mcp.Close(); err != nil {
-				a.log.Warn("close mcp upstreams", slog.Any("error", err))
-			}
-		}
-		if a.reloader != nil {
-			_ = a.reloader.Close() // waits for a reload in flight
-		}
-		if st := a.rt.Load(); st != nil {
-			st.stop() // the last verifier's and approver logins' JWKS refresh
-		}
-		if a.ledger != nil {
-			if err := a.ledger.Close(ctx); err != nil {
-				a.log.Error("close ledger", slog.Any("error", err))
-			}
-		}
-		if a.stores != nil {
-			a.stores.close(a.log) // after the ledger's last records; pools last
-		}
-		if a.stopTracing != nil {
-			if err := a.stopTracing(ctx); err != nil {
-				a.log.Warn("flush traces", slog.Any("error", err))
-			}
-		}
-		if a.unlock != nil {
-			a.unlock() // after the ledger's last record and the stores' close
-		}
-	})
+	a.closeOnce.Do(func() { a.parts.stop(ctx, a.log) })
 }
 
 func sensitive(extra []string) []string {

@@ -17,6 +17,18 @@ import (
 	"github.com/portcullis-ai/portcullis/sdk/httpsig"
 )
 
+// serveAnswer has the app answer r in process and decodes its JSON answer.
+func serveAnswer(t *testing.T, a *App, r *http.Request) (int, answer) {
+	t.Helper()
+	w := httptest.NewRecorder()
+	a.Handler().ServeHTTP(w, r)
+	var ans answer
+	if err := json.Unmarshal(w.Body.Bytes(), &ans); err != nil {
+		t.Fatalf("non-JSON answer %d %q", w.Code, w.Body.Bytes())
+	}
+	return w.Code, ans
+}
+
 // The attack: the nonce store was in memory, so a signed request captured before a restart was
 // accepted once more after it. Through the real app and handler: sign a request, decide, close,
 // reopen on the same data directory, replay the exact bytes — refused as a replay.
@@ -38,13 +50,7 @@ func TestSignedRequestReplayAfterRestart(t *testing.T) {
 	send := func(a *App) (int, answer) {
 		r := req.Clone(ctx)
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		w := httptest.NewRecorder()
-		a.Handler().ServeHTTP(w, r)
-		var ans answer
-		if err := json.Unmarshal(w.Body.Bytes(), &ans); err != nil {
-			t.Fatalf("non-JSON answer %d %q", w.Code, w.Body.Bytes())
-		}
-		return w.Code, ans
+		return serveAnswer(t, a, r)
 	}
 
 	a1, err := Open(ctx, cfg, cfgPath, slog.New(slog.DiscardHandler))

@@ -95,7 +95,7 @@ func TestRedactionReplacesOnlyTheSecret(t *testing.T) {
 
 	// A tool result carrying personal data (below the block level) is forwarded with the address
 	// alone replaced.
-	_, o := g.post("/v1/outcome", otherKey, []byte(`{"decision_id":"`+run.DecisionID+`","ran":true,"success":true,"result":{"body":"status ok; owner jane.roe@corp-mail.example notified"}}`))
+	_, o := g.post("/v1/outcome", otherKey, []byte(`{"decision_id":"`+run.DecisionID+`","outcome_token":"`+run.Token+`","ran":true,"success":true,"result":{"body":"status ok; owner jane.roe@corp-mail.example notified"}}`))
 	if o.Action != "redact" || string(o.Result) != `{"body":"status ok; owner [REDACTED:email] notified"}` {
 		t.Errorf("redacted result: %s %s", o.Action, o.Result)
 	}

@@ -30,7 +30,7 @@ type runtimeState struct {
 	// logins verify approvers' tokens; built with the identity above, whose audiences they
 	// refuse, so the two are only ever served together.
 	logins   *identity.ApproverLogins
-	stop     context.CancelFunc // ends the JWKS refresh of verifier and logins
+	stop     func() // ends the JWKS refresh of verifier and logins, and waits for it
 	policies *policy.Set
 	// file is the configuration file as last read, before any command-line override: a reload
 	// compares the file with the file, so that a --listen flag is not taken for a change.
@@ -214,8 +214,8 @@ func (a *App) newState(ctx context.Context, cfg *config.Config, set *policy.Set)
 		return nil, fmt.Errorf("approvals: %w", err)
 	}
 	bg, cancel := context.WithCancel(ctx)
-	v.Start(bg)
-	l.Start(bg)
+	waitV, waitL := v.Start(bg), l.Start(bg)
+	stop := func() { cancel(); waitV(); waitL() } // returns once every refresh has ended
 	classes := make(map[string]string, len(cfg.Tools))
 	for name, t := range cfg.Tools {
 		classes[name] = t.Classification
@@ -224,7 +224,7 @@ func (a *App) newState(ctx context.Context, cfg *config.Config, set *policy.Set)
 	for _, ap := range cfg.Approvals.Approvers {
 		appr[ap.ID] = ap
 	}
-	return &runtimeState{cfg: cfg, verifier: v, logins: l, stop: cancel, policies: set, classes: classes, approvers: appr,
+	return &runtimeState{cfg: cfg, verifier: v, logins: l, stop: stop, policies: set, classes: classes, approvers: appr,
 		results: resultPolicy(cfg)}, nil
 }
 

@@ -236,7 +236,7 @@ func TestReloadSwapsResultPolicy(t *testing.T) {
 		if d.Decision != "ALLOW" {
 			t.Fatalf("setup: %+v", d)
 		}
-		_, o := g.post("/v1/outcome", g.key, []byte(`{"decision_id":"`+d.DecisionID+`","ran":true,"success":true,"result":{"note":"key `+secret+`"}}`))
+		_, o := g.post("/v1/outcome", g.key, []byte(`{"decision_id":"`+d.DecisionID+`","outcome_token":"`+d.Token+`","ran":true,"success":true,"result":{"note":"key `+secret+`"}}`))
 		return o.Action
 	}
 	if got := outcome(); got != "redact" {

@@ -6,7 +6,9 @@ import (
 	"flag"
 	"fmt"
 
+	"github.com/portcullis-ai/portcullis/internal/config"
 	"github.com/portcullis-ai/portcullis/internal/policy"
+	"github.com/portcullis-ai/portcullis/internal/threat"
 )
 
 func init() {
@@ -34,8 +36,10 @@ func runPolicyLint(_ context.Context, std Stdio, args []string) int {
 	fl.SetOutput(std.Err)
 	failOn := fl.String("fail-on", "warning", "lowest severity that makes lint exit 1: info, warning or error")
 	format := fl.String("format", "text", "output format: text, or json (one finding per line)")
+	cfgPath := fl.String("config", "", "the gateway configuration the policies run under (its inspection.request_block_level)")
+	blockLevel := fl.String("request-block-level", "", "inspection.request_block_level to lint for (none|low|medium|high|critical; default: --config's, else critical)")
 	fl.Usage = func() {
-		fmt.Fprintln(fl.Output(), "Usage: portcullis policy lint [--fail-on info|warning|error] [--format text|json] PATH...")
+		fmt.Fprintln(fl.Output(), "Usage: portcullis policy lint [--fail-on info|warning|error] [--format text|json] [--config FILE | --request-block-level LEVEL] PATH...")
 		fl.PrintDefaults()
 	}
 	if code, done := parseCmdFlags(std, fl, args); done {
@@ -54,12 +58,27 @@ func runPolicyLint(_ context.Context, std Stdio, args []string) int {
 		problem(std.Err, "policy lint: no path given", "portcullis policy lint policies/")
 		return exitUsage
 	}
+	opts := policy.DefaultLintOptions
+	switch {
+	case *blockLevel != "":
+		if opts.RequestBlockLevel, err = threat.ParseLevel(*blockLevel); err != nil {
+			problem(std.Err, "policy lint: --request-block-level: "+err.Error(), "use one of none, low, medium, high, critical")
+			return exitUsage
+		}
+	case *cfgPath != "":
+		cfg, err := config.Load(*cfgPath)
+		if err != nil {
+			problem(std.Err, "policy lint: "+err.Error(), "pass the gateway's portcullis.yaml, or --request-block-level")
+			return exitUsage
+		}
+		opts.RequestBlockLevel = cfg.RequestBlock()
+	}
 	set, err := policy.Load(fl.Args()...)
 	if err != nil {
 		printLoadError(std.Err, err)
 		return exitUsage
 	}
-	findings := policy.Lint(set.Files()...)
+	findings := policy.LintWith(opts, set.Files()...)
 	counts := map[policy.LintSeverity]int{}
 	failed := false
 	enc := json.NewEncoder(std.Out)

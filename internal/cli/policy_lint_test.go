@@ -17,6 +17,10 @@ func TestPolicyLint(t *testing.T) {
 	}
 	seed := "../policy/testdata/seed"
 	lint := "../policy/testdata/lint/"
+	advisory := filepath.Join(t.TempDir(), "portcullis.yaml")
+	if err := os.WriteFile(advisory, []byte("inspection:\n  request_block_level: none\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name      string
 		args      []string
@@ -38,6 +42,12 @@ func TestPolicyLint(t *testing.T) {
 		{"no path", nil, exitUsage, nil, []string{"no path given", "hint:"}, nil},
 		{"bad severity", []string{"--fail-on", "fatal", seed}, exitUsage, nil, []string{"unknown severity", "hint:"}, nil},
 		{"bad format", []string{"--format", "xml", seed}, exitUsage, nil, []string{"unknown format", "hint:"}, nil},
+		{"no threat rule passes at the default block level", []string{lint + "pl009_bad.yaml"}, exitOK, []string{"PL008 info"}, nil, []string{"PL009"}},
+		{"no threat rule warns at block level none", []string{"--request-block-level", "none", lint + "pl009_bad.yaml"}, exitFail,
+			[]string{`pl009_bad.yaml:3:5: PL009 warning: policy for "a" allows calls but no rule reads the threat level`, "pl009_bad.yaml:18:5: PL009 warning"}, nil, nil},
+		{"block level from the configuration", []string{"--config", advisory, lint + "pl009_bad.yaml"}, exitFail, []string{"PL009 warning"}, nil, nil},
+		{"threat rules satisfy PL009", []string{"--config", advisory, lint + "pl009_ok.yaml"}, exitOK, nil, nil, []string{"PL009"}},
+		{"bad block level", []string{"--request-block-level", "severe", seed}, exitUsage, nil, []string{"unknown threat level", "hint:"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -222,6 +222,9 @@ type InspectionConfig struct {
 	ResolveHosts bool `yaml:"resolve_hosts"`
 	// ResultBlockLevel: a tool result at or above this level is blocked (response direction).
 	ResultBlockLevel string `yaml:"result_block_level"`
+	// RequestBlockLevel: a call whose parameters inspect at or above this level is denied
+	// whatever the policy says (request direction); "none": inspection only informs the policy.
+	RequestBlockLevel string `yaml:"request_block_level"`
 	// RedactResults: secrets and PII found in results are replaced before the agent sees them.
 	RedactResults *bool `yaml:"redact_results"`
 }
@@ -310,8 +313,9 @@ func Default() Config {
 		DataDir:  "portcullis-data",
 		Policies: []string{"policies"},
 		Inspection: InspectionConfig{
-			ResultBlockLevel: "high",
-			RedactResults:    &redact,
+			ResultBlockLevel:  "high",
+			RequestBlockLevel: "critical",
+			RedactResults:     &redact,
 		},
 		Approvals: ApprovalsConfig{Expiry: 15 * time.Minute, MaxWait: 60 * time.Second, MaxPendingPerAgent: DefaultMaxPendingPerAgent},
 		MCP: MCPConfig{ApprovalWait: 10 * time.Second, CallTimeout: 60 * time.Second, SessionIdleTimeout: 30 * time.Minute,
@@ -426,6 +430,9 @@ func (c *Config) problems() []problem {
 	}
 	if _, err := threat.ParseLevel(c.Inspection.ResultBlockLevel); err != nil {
 		add("inspection.result_block_level", "%v", err)
+	}
+	if _, err := threat.ParseLevel(c.Inspection.RequestBlockLevel); err != nil {
+		add("inspection.request_block_level", "%v", err)
 	}
 	if c.Approvals.Expiry <= 0 || c.Approvals.Expiry > 30*24*time.Hour {
 		add("approvals.expiry", "want a duration in (0, 720h], got %v", c.Approvals.Expiry)
@@ -679,6 +686,13 @@ func (c *Config) LLMTrusted(role string) bool {
 		return role == "system" || role == "developer"
 	}
 	return slices.Contains(*c.LLM.TrustedRoles, role)
+}
+
+// RequestBlock returns the parsed request block level (validated by Validate); threat.None
+// means no call is denied for its inspection alone.
+func (c *Config) RequestBlock() threat.Level {
+	l, _ := threat.ParseLevel(c.Inspection.RequestBlockLevel)
+	return l
 }
 
 // ResultBlock returns the parsed result block level (validated by Validate).

@@ -52,6 +52,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad listen", "listen: nowhere\n", []string{"listen:"}},
 		{"field paths", "limits:\n  max_depth: 0\n  max_params: -1\n", []string{"limits.max_depth", "limits.max_params"}},
 		{"bad level", "inspection:\n  result_block_level: severe\n", []string{"inspection.result_block_level"}},
+		{"bad request level", "inspection:\n  request_block_level: severe\n", []string{"inspection.request_block_level"}},
 		{"tool results cannot be trusted", "llm:\n  trusted_roles: [system, tool, assistant]\n", []string{"llm.trusted_roles[1]", "third-party", "llm.trusted_roles[2]"}},
 		{"checkpoint contract", "ledger:\n  checkpoint_interval: 5s\n", []string{"ledger.checkpoint_interval"}},
 		{"identity validated", "identity:\n  agents:\n    - roles: [x]\n", []string{"identity"}},

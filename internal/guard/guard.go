@@ -22,6 +22,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -112,12 +113,14 @@ type Guard struct {
 	// reload (SetResultPolicy), or served by resultsFrom (Options.ResultPolicyFrom).
 	results     atomic.Pointer[ResultPolicy]
 	resultsFrom func() ResultPolicy
-	// recent binds outcomes to the allowed decisions they report on.
-	recent *recentDecisions
+	// outcomes binds outcomes to the allowed decisions they report on (outcome tokens).
+	outcomes *outcomeTokens
 	// approvalExpiry is the default pending lifetime of approval requests.
 	approvalExpiry time.Duration
 	// recordTimeout bounds every record the guard writes (recordContext).
 	recordTimeout time.Duration
+	// requestBlock denies a call whose parameters inspect at or above it (None: never).
+	requestBlock threat.Level
 }
 
 // DefaultRecordTimeout is RecordTimeout when Options do not set it: the default decision timeout.
@@ -149,6 +152,18 @@ type Options struct {
 	// RecordTimeout bounds writing a record, on the guard's own context rather than the
 	// caller's (0: DefaultRecordTimeout). The application sets it to the decision timeout.
 	RecordTimeout time.Duration
+	// OutcomeKey signs the outcome tokens of allowed decisions (at least 16 bytes; replicas
+	// must share it, see DeriveOutcomeKey). Empty: a random key, good in this process only.
+	OutcomeKey []byte
+	// OutcomeTTL is how long an allowed decision's outcome may be reported (0: DefaultOutcomeTTL).
+	OutcomeTTL time.Duration
+	// OutcomeClaims records reported outcomes once (the shared nonce store for replicas);
+	// nil: in memory.
+	OutcomeClaims OutcomeClaims
+	// RequestBlockLevel (inspection.request_block_level) denies a call whose parameters inspect
+	// at or above it, whatever the policy says, with reason CodeThreatBlocked. threat.None (the
+	// zero value): inspection only informs the policy.
+	RequestBlockLevel threat.Level
 }
 
 // New checks that every required part is present.
@@ -167,10 +182,14 @@ func New(o Options) (*Guard, error) {
 	if now == nil {
 		now = time.Now
 	}
+	outcomes, err := newOutcomeTokens(o.OutcomeKey, o.OutcomeTTL, o.OutcomeClaims, now)
+	if err != nil {
+		return nil, err
+	}
 	g := &Guard{auth: o.Auth, inspector: o.Inspector, behavior: o.Behavior, policies: o.Policies,
-		approvals: o.Approvals, ledger: o.Ledger, now: now, recent: newRecentDecisions(100_000, time.Hour),
+		approvals: o.Approvals, ledger: o.Ledger, now: now, outcomes: outcomes,
 		approvalExpiry: o.ApprovalExpiry, toolClassFrom: o.ToolClassificationsFrom, recordTimeout: o.RecordTimeout,
-		resultsFrom: o.ResultPolicyFrom}
+		resultsFrom: o.ResultPolicyFrom, requestBlock: o.RequestBlockLevel}
 	if g.recordTimeout <= 0 {
 		g.recordTimeout = DefaultRecordTimeout
 	}
@@ -317,8 +336,11 @@ type Decision struct {
 	Code       string
 	Message    string
 	ApprovalID string
-	Agent      *identity.Agent
-	User       *identity.User
+	// OutcomeToken, for an allowed decision, is what the outcome of the call must present: it
+	// binds the outcome to this decision, its agent and tool, at any replica, until it expires.
+	OutcomeToken string
+	Agent        *identity.Agent
+	User         *identity.User
 	// Rule and Enforcement are for operators and the ledger, never for the agent.
 	Rule        string
 	Enforcement string
@@ -360,6 +382,10 @@ const (
 	CodeTooManyPending = "too_many_pending_approvals"
 	CodeLedger         = "ledger_unavailable"
 	CodeInternal       = "internal_error"
+	// CodeThreatBlocked is the recorded reason of a call denied because its parameters inspect
+	// at or above inspection.request_block_level. It is not part of the agent's answer, which
+	// is a policy denial's ("the tool is unavailable").
+	CodeThreatBlocked = "threat_blocked"
 	// CodeInvalidToolName: the tool name is empty, longer than MaxToolNameLen, not UTF-8, or holds
 	// a character that is not printable (see ValidToolName).
 	CodeInvalidToolName = "invalid_tool_name"
@@ -488,6 +514,15 @@ func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 	sh = g.shieldFor(ctx, req.Tool, inspect.Request, req.Params, res.Findings)
 	rec.Secrets = sh.secrets
 	step(&d.Steps.Inspect)
+	// Inspection decides alone at the block level: such a call is denied before any policy
+	// could allow it. The agent is told what a policy denial tells it; the record says why.
+	if g.requestBlock > threat.None && res.Level >= g.requestBlock {
+		d.Err = sh.scrubErr(fmt.Errorf("request threat level %s at or above inspection.request_block_level %s (findings: %s)",
+			res.Level, g.requestBlock, strings.Join(findingKinds(res.Findings), ",")))
+		rec.Reason = CodeThreatBlocked + ": " + d.Err.Error()
+		_ = g.record(ctx, d, rec) // d.Action is DENY; a record that cannot be written: DENY ledger_unavailable
+		return d
+	}
 
 	// The policy set current at this moment: its windows are counted in step 4, and it decides
 	// in step 5.
@@ -585,7 +620,7 @@ func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 			// Recorded with the approval change, in the same step.
 			step(&d.Steps.Approval)
 			if d.Allowed() {
-				g.recent.add(d.ID, agent.ID, req.Tool, start)
+				d.OutcomeToken = g.outcomes.issue(d.ID, agent.ID, req.Tool, start)
 			}
 			return d
 		}
@@ -600,7 +635,7 @@ func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 	}
 	step(&d.Steps.Ledger)
 	if d.Allowed() {
-		g.recent.add(d.ID, agent.ID, req.Tool, start)
+		d.OutcomeToken = g.outcomes.issue(d.ID, agent.ID, req.Tool, start)
 	}
 	return d
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/portcullis-ai/portcullis/internal/identity"
 	"github.com/portcullis-ai/portcullis/internal/inspect"
@@ -51,7 +52,10 @@ type Outcome struct {
 	Credentials identity.Credentials
 	// Agent, when set, is the agent already authenticated for this decision by the transport in
 	// the same exchange (the MCP and LLM gateways); Credentials are then not verified again.
-	Agent      *identity.Agent
+	Agent *identity.Agent
+	// Token is the decision's outcome token (Decision.OutcomeToken); an outcome without a
+	// genuine, unexpired token for this decision and agent is refused.
+	Token      string
 	Tool       string
 	Ran        bool
 	Success    bool
@@ -80,7 +84,8 @@ type ResultDecision struct {
 	Redacted int
 }
 
-// ErrUnknownDecision is returned when an outcome names a decision this agent did not get.
+// ErrUnknownDecision is returned when an outcome names a decision this agent did not get
+// (CodeUnknownDecision).
 var ErrUnknownDecision = errors.New("unknown decision")
 
 // ErrOutcomeReported is returned for a second outcome of one decision (CodeOutcomeReported).
@@ -139,13 +144,11 @@ func (g *Guard) CheckResult(ctx context.Context, o Outcome) (rd *ResultDecision)
 	if nameErr != nil {
 		return fail(CodeInvalidToolName, nameErr)
 	}
-	// Scoped identities: an agent reports only on its own, recent, allowed calls, once each.
-	tool, ok, already := g.recent.claim(o.DecisionID, agent.ID, o.Tool, rec.Time)
-	switch {
-	case already:
-		return fail(CodeOutcomeReported, fmt.Errorf("%w: %q", ErrOutcomeReported, o.DecisionID))
-	case !ok:
-		return fail("unknown_decision", fmt.Errorf("%w %q for agent %s", ErrUnknownDecision, o.DecisionID, agent.ID))
+	// Scoped identities: an agent reports only on its own, recent, allowed calls, once each —
+	// at whichever replica, as its outcome token proves.
+	tool, code, err := g.claimOutcome(ctx, o, agent.ID, rec.Time)
+	if err != nil {
+		return fail(code, err)
 	}
 	o.Tool, rec.Tool = tool, tool
 
@@ -196,6 +199,37 @@ func (g *Guard) CheckResult(ctx context.Context, o Outcome) (rd *ResultDecision)
 		rec.Reason = "result findings: " + strings.Join(findingKinds(rd.Findings), ",")
 	}
 	return g.recordResult(ctx, rd, rec)
+}
+
+// CodeOutcomeClaims is the stable code of an outcome that could not be claimed because the
+// claim store did not answer: the gateway cannot know it is the first report, so it is refused.
+const CodeOutcomeClaims = "outcome_claims_unavailable"
+
+// claimOutcome checks o's token for o.DecisionID and agent, and claims the decision's one
+// outcome. It returns the decided tool, or the stable code and cause of a refusal. A token for
+// another agent, or an outcome naming another tool, does not spend the claim.
+func (g *Guard) claimOutcome(ctx context.Context, o Outcome, agent string, now time.Time) (tool, code string, err error) {
+	c, err := g.outcomes.verify(o.DecisionID, o.Token)
+	switch {
+	case err != nil:
+		return "", CodeOutcomeToken, err
+	case c.agent != agent:
+		return "", CodeUnknownDecision, fmt.Errorf("%w %q for agent %s (its token names another agent)", ErrUnknownDecision, o.DecisionID, agent)
+	case o.Tool != "" && o.Tool != c.tool:
+		return "", CodeUnknownDecision, fmt.Errorf("%w %q for agent %s and tool %q", ErrUnknownDecision, o.DecisionID, agent, o.Tool)
+	case !now.Before(c.expires):
+		return "", CodeOutcomeTokenExpired, fmt.Errorf("%w: decision %q expired at %s", ErrOutcomeTokenExpired, o.DecisionID, c.expires.UTC().Format(time.RFC3339))
+	}
+	rctx, cancel := g.recordContext(ctx)
+	defer cancel()
+	fresh, err := g.outcomes.claim(rctx, o.DecisionID, c.expires, now)
+	switch {
+	case err != nil:
+		return "", CodeOutcomeClaims, fmt.Errorf("claim outcome of %q: %w", o.DecisionID, err)
+	case !fresh:
+		return "", CodeOutcomeReported, fmt.Errorf("%w: %q", ErrOutcomeReported, o.DecisionID)
+	}
+	return c.tool, "", nil
 }
 
 func (g *Guard) recordResult(ctx context.Context, rd *ResultDecision, rec *ledger.Record) *ResultDecision {

@@ -87,7 +87,7 @@ func TestCheckRefusesInvalidToolNames(t *testing.T) {
 	if !ok.Allowed() {
 		t.Fatalf("setup: %v %q", ok.Action, ok.Code)
 	}
-	rd := withRP(h.g, ResultPolicy{}).CheckResult(ctx, Outcome{DecisionID: ok.ID, Source: "test", Credentials: identity.Credentials{APIKey: h.key},
+	rd := withRP(h.g, ResultPolicy{}).CheckResult(ctx, Outcome{DecisionID: ok.ID, Token: ok.OutcomeToken, Source: "test", Credentials: identity.Credentials{APIKey: h.key},
 		Tool: huge, Ran: true, Success: true})
 	if rd.Action != ResultBlock || rd.Code != CodeInvalidToolName {
 		t.Fatalf("outcome with a 500 KB tool name: %v %q", rd.Action, rd.Code)

@@ -155,13 +155,10 @@ func NewApproverLogins(c ApproverLoginConfig, decision Config, opt Options) (*Ap
 	return l, nil
 }
 
-// Start refreshes every JWKS in the background until ctx is cancelled.
-func (l *ApproverLogins) Start(ctx context.Context) {
-	for _, is := range l.issuers {
-		if is.remote != nil {
-			go is.remote.run(ctx)
-		}
-	}
+// Start refreshes every JWKS in the background until ctx is cancelled; the returned wait blocks,
+// once ctx is cancelled, until every refresh has ended.
+func (l *ApproverLogins) Start(ctx context.Context) (wait func()) {
+	return startRefresh(ctx, l.issuers)
 }
 
 // Login verifies token against the approvals issuers and returns who it names. A token from an

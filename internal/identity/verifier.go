@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/portcullis-ai/portcullis/sdk/httpsig"
@@ -123,15 +124,23 @@ func New(cfg Config, opt Options) (*Verifier, error) {
 
 // Start refreshes every JWKS in the background until ctx is cancelled: once at once, then every
 // refresh_interval. It does not wait for the first fetch; a token that arrives before it triggers
-// a (rate-limited) fetch of its own.
-func (v *Verifier) Start(ctx context.Context) {
-	for _, m := range []map[string]*issuer{v.issuers, v.userIssuers} {
+// a (rate-limited) fetch of its own. The returned wait blocks, once ctx is cancelled, until every
+// refresh has ended.
+func (v *Verifier) Start(ctx context.Context) (wait func()) {
+	return startRefresh(ctx, v.issuers, v.userIssuers)
+}
+
+// startRefresh runs the JWKS refresh of every remote issuer in ms; wait returns when all ended.
+func startRefresh(ctx context.Context, ms ...map[string]*issuer) (wait func()) {
+	var wg sync.WaitGroup
+	for _, m := range ms {
 		for _, is := range m {
 			if is.remote != nil {
-				go is.remote.run(ctx)
+				wg.Go(func() { is.remote.run(ctx) })
 			}
 		}
 	}
+	return wg.Wait
 }
 
 // Agent returns the declared agent id, or false. The result has no Method: it is not authenticated.

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/portcullis-ai/portcullis/internal/threat"
 )
 
 // LintSeverity ranks a lint finding.
@@ -56,7 +58,19 @@ const (
 	LintShadowed      = "PL006" // another rule decides every request this one would
 	LintAllowAll      = "PL007" // ALLOW every tool without conditions
 	LintPointlessDeny = "PL008" // DENY rule that can never change a decision under default DENY
+	LintNoThreatRule  = "PL009" // ALLOW with no threat rule while inspection.request_block_level is none
 )
+
+// LintOptions tell lint what of the gateway's configuration the policies rely on.
+type LintOptions struct {
+	// RequestBlockLevel is the gateway's inspection.request_block_level. At threat.None no call
+	// is denied for its inspection alone, so a policy that allows calls and has no rule reading
+	// the threat level lets every attack the detectors find through (PL009).
+	RequestBlockLevel threat.Level
+}
+
+// DefaultLintOptions are the gateway's defaults (request_block_level: critical).
+var DefaultLintOptions = LintOptions{RequestBlockLevel: threat.Critical}
 
 // LintFinding is one problem lint found.
 type LintFinding struct {
@@ -74,12 +88,19 @@ func (f LintFinding) String() string {
 	return fmt.Sprintf("%s: %s %s: %s", f.Pos, f.Code, f.Severity, f.Message)
 }
 
-// Lint analyses parsed policy files and returns its findings ordered by position.
-func Lint(files ...*File) []LintFinding {
+// Lint analyses parsed policy files under DefaultLintOptions and returns its findings ordered by
+// position.
+func Lint(files ...*File) []LintFinding { return LintWith(DefaultLintOptions, files...) }
+
+// LintWith analyses parsed policy files for a gateway configured as o.
+func LintWith(o LintOptions, files ...*File) []LintFinding {
 	var out []LintFinding
 	for _, f := range files {
 		for _, p := range f.Policies {
 			out = append(out, lintPolicy(p)...)
+			if o.RequestBlockLevel == threat.None {
+				out = append(out, lintNoThreatRule(p)...)
+			}
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool {
@@ -786,4 +807,37 @@ func (l *linter) partial(src string) *regexp.Regexp {
 	}
 	l.part[src] = re
 	return re
+}
+
+// ---------------------------------------------------------------------------------------------
+// PL009: inspection that nothing reads.
+
+// lintNoThreatRule reports a policy that can allow calls (an ALLOW or LOG rule, or
+// default_action ALLOW) but has no enforced rule that tightens on the threat level or findings
+// (threat_score, findings, an expr reading threat). With inspection.request_block_level none,
+// inspection is then advisory only: a call carrying SQL injection or a cloud-metadata URL runs
+// whenever its rule allows it.
+func lintNoThreatRule(p *Policy) []LintFinding {
+	var allow *Rule
+	for _, r := range p.Rules {
+		if r.DryRun {
+			continue
+		}
+		if r.Threat && (r.Action == Deny || r.Action == Constrain) {
+			return nil
+		}
+		if allow == nil && (r.Action == Allow || r.Action == Log) {
+			allow = r
+		}
+	}
+	pos, name := p.Pos, ""
+	switch {
+	case allow != nil:
+		pos, name = allow.Pos, allow.Name
+	case p.DefaultAction != Allow && p.DefaultAction != Log:
+		return nil // nothing is ever allowed
+	}
+	return []LintFinding{{Pos: pos, Code: LintNoThreatRule, Severity: LintWarning, Agent: p.AgentID, Rule: name,
+		Message: fmt.Sprintf("policy for %q allows calls but no rule reads the threat level, and inspection.request_block_level is none: inspection findings never stop a call", p.AgentID),
+		Hint:    `add a rule such as {name: high_threat, tool: ".*", action: CONSTRAIN, conditions: [{threat_score: high}]}, or set inspection.request_block_level (default critical)`}}
 }

@@ -102,7 +102,7 @@ func checkLintPositions(t *testing.T, path string, findings []LintFinding) {
 			}
 		}
 		switch fd.Code {
-		case LintShadowed, LintAllowAll, LintPointlessDeny:
+		case LintShadowed, LintAllowAll, LintPointlessDeny, LintNoThreatRule:
 			if fd.Pos.Line != start || fd.Pos.Col != 5 || fd.Pos.File != path {
 				t.Errorf("%v: want position %s:%d:5", fd, path, start)
 			}
@@ -114,6 +114,49 @@ func checkLintPositions(t *testing.T, path string, findings []LintFinding) {
 		if fd.Message == "" || fd.Hint == "" || fd.Agent == "" {
 			t.Errorf("%v: message, hint and agent must be set: %+v", fd, fd)
 		}
+	}
+}
+
+// TestLintNoThreatRule: with inspection.request_block_level none, a policy that allows calls
+// and has no enforced rule tightening on the threat level or findings is a PL009 warning at its
+// first ALLOW or LOG rule (a shadow threat rule does not count); under the default level
+// (critical) there is no such finding.
+func TestLintNoThreatRule(t *testing.T) {
+	none := LintOptions{}
+	for _, tt := range []struct {
+		file string
+		want []lintGot
+	}{
+		{"pl009_bad.yaml", []lintGot{{"PL009", LintWarning, "allow_read"}, {"PL009", LintWarning, "allow_report"}, {"PL008", LintInfo, "deny_delete"}}},
+		{"pl009_ok.yaml", []lintGot{{"PL008", LintInfo, "deny_delete"}}},
+	} {
+		path := filepath.Join("testdata", "lint", tt.file)
+		set, err := Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		findings := LintWith(none, set.Files()...)
+		var got []lintGot
+		for _, f := range findings {
+			got = append(got, lintGot{f.Code, f.Severity, f.Rule})
+		}
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("%s (-want +got):\n%s\nall: %v", tt.file, diff, findings)
+		}
+		checkLintPositions(t, path, findings)
+		for _, f := range Lint(set.Files()...) {
+			if f.Code == LintNoThreatRule {
+				t.Errorf("%s: PL009 at the default block level: %v", tt.file, f)
+			}
+		}
+	}
+	// default_action ALLOW and no rules at all: the finding points at the policy.
+	f, err := Parse("open.yaml", []byte("agent_id: open\ndefault_action: ALLOW\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := LintWith(none, f); len(got) != 1 || got[0].Code != LintNoThreatRule || got[0].Pos.Line != 1 || got[0].Agent != "open" {
+		t.Errorf("default ALLOW: %v", got)
 	}
 }
 

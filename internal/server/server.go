@@ -126,11 +126,13 @@ type decideRequest struct {
 
 // decideResponse is the answer. For DENY, Message says only that the tool is unavailable.
 type decideResponse struct {
-	Decision   string     `json:"decision"`
-	DecisionID string     `json:"decision_id,omitempty"`
-	Message    string     `json:"message,omitempty"`
-	ApprovalID string     `json:"approval_id,omitempty"`
-	Error      *errorBody `json:"error,omitempty"`
+	Decision   string `json:"decision"`
+	DecisionID string `json:"decision_id,omitempty"`
+	Message    string `json:"message,omitempty"`
+	ApprovalID string `json:"approval_id,omitempty"`
+	// OutcomeToken, on ALLOW and LOG, is what /v1/outcome must present for this decision.
+	OutcomeToken string     `json:"outcome_token,omitempty"`
+	Error        *errorBody `json:"error,omitempty"`
 }
 
 type errorBody struct {
@@ -207,7 +209,7 @@ func (s *Server) admit(ctx context.Context, req guard.Request) (*identity.Agent,
 // answer writes a decision (or a denial from Admit) as the decide response.
 func (s *Server) answer(ctx context.Context, w http.ResponseWriter, start time.Time, d *guard.Decision) {
 	s.metrics.observeDecision(d, time.Since(start))
-	resp := decideResponse{Decision: d.Action.String(), DecisionID: d.ID, Message: d.Message, ApprovalID: d.ApprovalID}
+	resp := decideResponse{Decision: d.Action.String(), DecisionID: d.ID, Message: d.Message, ApprovalID: d.ApprovalID, OutcomeToken: d.OutcomeToken}
 	status := http.StatusOK
 	if d.Code != "" {
 		status = statusFor(d.Code)
@@ -255,13 +257,16 @@ func (s *Server) waitForApproval(ctx context.Context, agentID, id string, wait t
 
 // outcomeRequest is the body of POST /v1/outcome.
 type outcomeRequest struct {
-	DecisionID string          `json:"decision_id"`
-	Tool       string          `json:"tool,omitempty"`
-	Ran        bool            `json:"ran"`
-	Success    bool            `json:"success"`
-	Error      string          `json:"error,omitempty"`
-	DurationMS int64           `json:"duration_ms,omitempty"`
-	Result     json.RawMessage `json:"result,omitempty"`
+	DecisionID string `json:"decision_id"`
+	// OutcomeToken is the decision's outcome_token: it proves, at any replica, that the
+	// decision was this agent's, for this tool, and is still open to report.
+	OutcomeToken string          `json:"outcome_token"`
+	Tool         string          `json:"tool,omitempty"`
+	Ran          bool            `json:"ran"`
+	Success      bool            `json:"success"`
+	Error        string          `json:"error,omitempty"`
+	DurationMS   int64           `json:"duration_ms,omitempty"`
+	Result       json.RawMessage `json:"result,omitempty"`
 }
 
 type outcomeResponse struct {
@@ -282,7 +287,7 @@ func (s *Server) handleOutcome(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	creds := identity.CredentialsFromRequest(r, body)
-	rd := s.o.Decider.CheckResult(r.Context(), guard.Outcome{DecisionID: req.DecisionID, Source: "http", Credentials: creds,
+	rd := s.o.Decider.CheckResult(r.Context(), guard.Outcome{DecisionID: req.DecisionID, Token: req.OutcomeToken, Source: "http", Credentials: creds,
 		Tool: req.Tool, Ran: req.Ran, Success: req.Success, Error: req.Error, DurationMS: req.DurationMS, Result: req.Result})
 	s.metrics.results.WithLabelValues(string(rd.Action)).Inc()
 	resp := outcomeResponse{DecisionID: req.DecisionID, Action: string(rd.Action), Result: rd.Result}
@@ -294,7 +299,11 @@ func (s *Server) handleOutcome(w http.ResponseWriter, r *http.Request) {
 		resp.Error = &errorBody{Code: rd.Code, Message: rd.Err.Error()}
 	default:
 		status = statusFor(rd.Code)
-		resp.Error = &errorBody{Code: rd.Code, Message: publicMessage(status)}
+		msg, ok := outcomeMessages[rd.Code]
+		if !ok {
+			msg = publicMessage(status)
+		}
+		resp.Error = &errorBody{Code: rd.Code, Message: msg}
 	}
 	if rd.Err != nil {
 		s.log.LogAttrs(r.Context(), levelFor(status), "outcome", slog.String("decision_id", req.DecisionID),
@@ -443,7 +452,9 @@ var statusOf = map[string]int{
 	guard.CodeUserInvalid:                         http.StatusForbidden,
 	identity.Code(identity.ErrUserInvalid):        http.StatusForbidden,
 	identity.Code(identity.ErrUntrustedAssertion): http.StatusForbidden,
-	"unknown_decision":                            http.StatusNotFound,
+	guard.CodeOutcomeToken:                        http.StatusForbidden,
+	guard.CodeUnknownDecision:                     http.StatusNotFound,
+	guard.CodeOutcomeTokenExpired:                 http.StatusGone,
 	guard.CodeOutcomeReported:                     http.StatusConflict,
 	guard.CodeTooManyPending:                      http.StatusTooManyRequests,
 	// The gateway cannot decide safely now: a store, the policy or a detector is down.
@@ -453,7 +464,17 @@ var statusOf = map[string]int{
 	guard.CodeBehavior:                     http.StatusServiceUnavailable,
 	guard.CodeApproval:                     http.StatusServiceUnavailable,
 	guard.CodeInspection:                   http.StatusServiceUnavailable,
+	guard.CodeOutcomeClaims:                http.StatusServiceUnavailable,
 	guard.CodeInternal:                     http.StatusInternalServerError,
+}
+
+// outcomeMessages say why an outcome was refused for its binding to the decision. They name
+// nothing the agent did not send.
+var outcomeMessages = map[string]string{
+	guard.CodeOutcomeToken:        "outcome_token is missing, malformed, or not this decision's",
+	guard.CodeOutcomeTokenExpired: "the decision is too old to report on",
+	guard.CodeUnknownDecision:     "no such allowed decision for this agent and tool",
+	guard.CodeOutcomeReported:     "this decision's outcome was already reported",
 }
 
 // publicMessage is the text an error answer carries: the status only, never the internal cause.

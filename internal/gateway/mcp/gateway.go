@@ -989,7 +989,7 @@ func (g *Gateway) outcomeDur(ctx context.Context, d *guard.Decision, tool string
 // outcomeWith reports the outcome of d's call; unredacted forwards its result whole or not at
 // all (guard.Outcome.Unredacted).
 func (g *Gateway) outcomeWith(ctx context.Context, d *guard.Decision, tool string, ran, ok bool, errMsg string, result json.RawMessage, dur time.Duration, unredacted bool) *guard.ResultDecision {
-	return g.o.Guard.CheckResult(context.WithoutCancel(ctx), guard.Outcome{DecisionID: d.ID, Source: "mcp", Agent: d.Agent, Tool: tool,
+	return g.o.Guard.CheckResult(context.WithoutCancel(ctx), guard.Outcome{DecisionID: d.ID, Token: d.OutcomeToken, Source: "mcp", Agent: d.Agent, Tool: tool,
 		Ran: ran, Success: ok, Error: errMsg, DurationMS: dur.Milliseconds(), Result: result, Unredacted: unredacted})
 }
 
