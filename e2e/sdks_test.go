@@ -1,0 +1,181 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portcullis-ai/portcullis/sdk/httpsig"
+)
+
+// sdkGateway is the embedded default with a signing key for the demo agent: it returns the data
+// directory, the agent's API key, the approver's key, the signing key id and its private seed.
+func sdkGateway(t *testing.T) (d *daemon, agentKey, approverKey, keyID, seed string) {
+	t.Helper()
+	dir, agentKey, approverKey := initData(t)
+	_, seed, pub, err := httpsig.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyID = "report-generator-sdk-test"
+	cfgPath := filepath.Join(dir, "portcullis.yaml")
+	cfg, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := bytes.Replace(cfg, []byte("      roles: [reporting]\n"),
+		[]byte("      roles: [reporting]\n      signing_keys:\n        - id: "+keyID+"\n          public_key: \""+pub+"\"\n"), 1)
+	if bytes.Equal(edited, cfg) {
+		t.Fatal("the default configuration has no demo agent to give a signing key")
+	}
+	if err := os.WriteFile(cfgPath, edited, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return startServe(t, dir), agentKey, approverKey, keyID, seed
+}
+
+// runScenario runs a client's scenario script against a fresh gateway: it approves the held
+// call the script announces and returns the script's final results.
+func runScenario(t *testing.T, name string, args ...string) (first, done map[string]any) {
+	t.Helper()
+	d, agentKey, approverKey, keyID, seed := sdkGateway(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = append(os.Environ(), "PORTCULLIS_URL="+d.url, "PORTCULLIS_API_KEY="+agentKey,
+		"PORTCULLIS_KEY_ID="+keyID, "PORTCULLIS_SIGNING_KEY="+seed)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var line map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+			t.Fatalf("%s printed %q", name, sc.Text())
+		}
+		switch {
+		case line["results"] != nil:
+			first = line["results"].(map[string]any)
+		case line["held"] != nil:
+			id, _ := line["held"].(string)
+			if line["decision"] != "CONSTRAIN" || !strings.HasPrefix(id, "apr_") {
+				t.Fatalf("held call: %v", line)
+			}
+			// The client is already waiting (wait_seconds) when the approval lands.
+			time.Sleep(300 * time.Millisecond)
+			if code, out, errs := cli(t, []string{"PORTCULLIS_URL=" + d.url, "PORTCULLIS_APPROVER_KEY=" + approverKey}, "approvals", "approve", id); code != 0 {
+				t.Fatalf("approve %s: %d %s %s", id, code, out, errs)
+			}
+		case line["done"] != nil:
+			done = line["done"].(map[string]any)
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("%s: %v\n%s", name, err, stderr.String())
+	}
+	if stderr.Len() > 0 {
+		t.Logf("%s stderr:\n%s", name, stderr.String())
+	}
+	if first == nil || done == nil {
+		t.Fatalf("%s did not finish its scenario\n%s", name, stderr.String())
+	}
+	return first, done
+}
+
+// The same scenario, in each client's language, against the real binary: signatures the client
+// made verify at the gateway, error answers arrive as typed errors with the API's codes, a
+// denied call never runs, an injected result is withheld, and a held call runs once after a
+// human approves it while the client waits.
+func checkScenario(t *testing.T, first, done map[string]any) {
+	t.Helper()
+	want := map[string]any{
+		"allow": "ALLOW", "outcome": "pass", "outcome_again": "409 outcome_already_reported",
+		"signed": "ALLOW", "signed_outcome": "redact",
+		"replay_first": float64(200), "replay_second": "signature_replayed",
+		"stranger":                 "401 credential_invalid",
+		"wrong_key":                "401 credential_invalid",
+		"agent_mismatch":           "401 agent_mismatch",
+		"malformed_params":         "400 malformed_params",
+		"invalid_tool_name":        "400 invalid_tool_name",
+		"too_deep":                 "400 too_deep",
+		"too_many_params":          "413 too_many_params",
+		"body_too_large":           "413 body_too_large",
+		"user_assertion_untrusted": "403 user_assertion_untrusted",
+		"unknown_decision":         "404 unknown_decision",
+		"deny":                     "DENY", "deny_ran": false,
+		"injected": "withheld",
+	}
+	if diff := cmpDiff(want, first); diff != "" {
+		t.Errorf("results (-want +got):\n%s", diff)
+	}
+	wantDone := map[string]any{"approved": "ALLOW", "approved_outcome": "pass", "approved_again": "DENY"}
+	for k, v := range wantDone {
+		if done[k] != v {
+			t.Errorf("%s = %v, want %v", k, done[k], v)
+		}
+	}
+}
+
+func TestSDKTypeScriptAgainstGateway(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is not installed: the TypeScript client's end-to-end test needs it")
+	}
+	first, done := runScenario(t, node, "sdk/scenario.mjs")
+	checkScenario(t, first, done)
+}
+
+func TestSDKPythonAgainstGateway(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 is not installed: the Python client's end-to-end test needs it")
+	}
+	if out, err := exec.Command(py, "-c", "import cryptography").CombinedOutput(); err != nil {
+		t.Skipf("python3 lacks the cryptography package the Python client signs with: %s", out)
+	}
+	first, done := runScenario(t, py, "sdk/scenario.py")
+	checkScenario(t, first, done)
+}
+
+// The clients' own tests (the shared RFC 9421 vectors, the scripted-server tests) run with go
+// test, so CI runs them wherever node and python3 are.
+func TestSDKTypeScriptUnit(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is not installed: the TypeScript client's tests need it")
+	}
+	cmd := exec.Command(node, "--test", "test/")
+	cmd.Dir = "../sdk/typescript"
+	if out, err := cmd.CombinedOutput(); err != nil || !bytes.Contains(out, []byte("# fail 0")) {
+		t.Fatalf("node --test: %v\n%s", err, out)
+	}
+}
+
+func TestSDKPythonUnit(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 is not installed: the Python client's tests need it")
+	}
+	if out, err := exec.Command(py, "-c", "import cryptography").CombinedOutput(); err != nil {
+		t.Skipf("python3 lacks the cryptography package the Python client signs with: %s", out)
+	}
+	cmd := exec.Command(py, "-m", "unittest", "discover", "-s", "tests")
+	cmd.Dir = "../sdk/python"
+	if out, err := cmd.CombinedOutput(); err != nil || !bytes.Contains(out, []byte("\nOK")) {
+		t.Fatalf("python3 -m unittest: %v\n%s", err, out)
+	}
+}
