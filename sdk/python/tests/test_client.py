@@ -123,5 +123,26 @@ class ClientTest(unittest.TestCase):
             Client("file:///etc/passwd", api_key="a")
 
 
+    def test_redirect_not_followed(self):
+        other = self.serve(lambda p, b, n: (200, {"decision": "ALLOW", "decision_id": "dec_x"}))
+
+        class R(BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.send_response(307)
+                self.send_header("Location", other.url + "/v1/decide")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+        srv = ThreadingHTTPServer(("127.0.0.1", 0), R)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        self.addCleanup(srv.server_close)
+        self.addCleanup(srv.shutdown)
+        with self.assertRaises(PortcullisError) as e:
+            Client(f"http://127.0.0.1:{srv.server_address[1]}", api_key="k").decide("t")
+        self.assertEqual(e.exception.status, 307)
+        self.assertEqual(other.seen, [])
+
 if __name__ == "__main__":
     unittest.main()

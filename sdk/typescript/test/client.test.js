@@ -115,3 +115,14 @@ test('exactly one credential', () => {
   assert.throws(() => new Client('http://x', { apiKey: 'a', bearerToken: 'b' }));
   assert.throws(() => new Client('file:///etc/passwd', { apiKey: 'a' }));
 });
+
+test('a redirect is not followed: the credential and the call stay with the gateway that was named', async () => {
+  const other = await serve(() => [200, { decision: 'ALLOW', decision_id: 'dec_x' }]);
+  const srv = createServer((req, res) => { res.writeHead(307, { Location: other.url + '/v1/decide' }); res.end(); });
+  await new Promise((ok) => srv.listen(0, '127.0.0.1', ok));
+  try {
+    const c = new Client(`http://127.0.0.1:${srv.address().port}`, { apiKey: 'k' });
+    await assert.rejects(c.decide({ tool: 't' }), (e) => e instanceof PortcullisError);
+    assert.equal(other.seen.length, 0);
+  } finally { srv.close(); await other.close(); }
+});
