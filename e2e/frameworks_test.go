@@ -65,10 +65,7 @@ func approveAll(ctx context.Context, t *testing.T, url, approverKey string) func
 // person, runs once and its result passes; an injected result is withheld; a result with an
 // email address reaches the model redacted.
 func TestFrameworkIntegrations(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node is not installed: the framework integrations' end-to-end tests need it")
-	}
+	node := needNode(t)
 	if _, err := os.Stat("frameworks/node_modules"); err != nil {
 		t.Skip("e2e/frameworks/node_modules is absent: npm ci --prefix e2e/frameworks (make test does it when npm is present)")
 	}

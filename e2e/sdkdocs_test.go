@@ -27,12 +27,7 @@ func TestSDKDocsExamples(t *testing.T) {
 	}
 	node, nodeErr := exec.LookPath("node")
 	_, modErr := os.Stat("frameworks/node_modules/@portcullis/sdk")
-	py, pyErr := exec.LookPath("python3")
-	if pyErr == nil {
-		if err := exec.Command(py, "-c", "import cryptography").Run(); err != nil {
-			pyErr = err
-		}
-	}
+	py, pyErr := pythonWithCryptography()
 	d, agentKey, _, keyID, seed := sdkGateway(t)
 	env := append(os.Environ(), "PORTCULLIS_URL="+d.url, "PORTCULLIS_API_KEY="+agentKey, "PORTCULLIS_KEY_ID="+keyID, "PORTCULLIS_SIGNING_KEY="+seed)
 	sdkPython, _ := filepath.Abs("../sdk/python")

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -130,23 +131,46 @@ func checkScenario(t *testing.T, first, done map[string]any) {
 	}
 }
 
-func TestSDKTypeScriptAgainstGateway(t *testing.T) {
+// pythonWithCryptography returns python3 when it can import the package the Python client signs
+// with, or the reason it cannot.
+func pythonWithCryptography() (string, error) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		return "", err
+	}
+	if out, err := exec.Command(py, "-c", "import cryptography").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("python3 lacks the cryptography package: %s", out)
+	}
+	return py, nil
+}
+
+// needNode and needPython skip a test whose runtime is absent, saying which and why.
+func needNode(t *testing.T) string {
+	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Skip("node is not installed: the TypeScript client's end-to-end test needs it")
+		t.Skipf("node is not installed: %s needs it", t.Name())
 	}
+	return node
+}
+
+func needPython(t *testing.T) string {
+	t.Helper()
+	py, err := pythonWithCryptography()
+	if err != nil {
+		t.Skipf("%s needs python3 with cryptography: %v", t.Name(), err)
+	}
+	return py
+}
+
+func TestSDKTypeScriptAgainstGateway(t *testing.T) {
+	node := needNode(t)
 	first, done := runScenario(t, node, "sdk/scenario.mjs")
 	checkScenario(t, first, done)
 }
 
 func TestSDKPythonAgainstGateway(t *testing.T) {
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 is not installed: the Python client's end-to-end test needs it")
-	}
-	if out, err := exec.Command(py, "-c", "import cryptography").CombinedOutput(); err != nil {
-		t.Skipf("python3 lacks the cryptography package the Python client signs with: %s", out)
-	}
+	py := needPython(t)
 	first, done := runScenario(t, py, "sdk/scenario.py")
 	checkScenario(t, first, done)
 }
@@ -154,10 +178,7 @@ func TestSDKPythonAgainstGateway(t *testing.T) {
 // The clients' own tests (the shared RFC 9421 vectors, the scripted-server tests) run with go
 // test, so CI runs them wherever node and python3 are.
 func TestSDKTypeScriptUnit(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node is not installed: the TypeScript client's tests need it")
-	}
+	node := needNode(t)
 	cmd := exec.Command(node, "--test", "test/")
 	cmd.Dir = "../sdk/typescript"
 	if out, err := cmd.CombinedOutput(); err != nil || !bytes.Contains(out, []byte("# fail 0")) {
@@ -166,13 +187,7 @@ func TestSDKTypeScriptUnit(t *testing.T) {
 }
 
 func TestSDKPythonUnit(t *testing.T) {
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 is not installed: the Python client's tests need it")
-	}
-	if out, err := exec.Command(py, "-c", "import cryptography").CombinedOutput(); err != nil {
-		t.Skipf("python3 lacks the cryptography package the Python client signs with: %s", out)
-	}
+	py := needPython(t)
 	cmd := exec.Command(py, "-m", "unittest", "discover", "-s", "tests")
 	cmd.Dir = "../sdk/python"
 	if out, err := cmd.CombinedOutput(); err != nil || !bytes.Contains(out, []byte("\nOK")) {
