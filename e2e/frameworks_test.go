@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -116,5 +117,24 @@ func TestFrameworkIntegrations(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The TypeScript client's hand-written declarations type-check with the TypeScript compiler: the
+// documented usage and the integrations over the frameworks' own tool types
+// (frameworks/typecheck/usage.ts), and the declarations themselves with library checks on
+// (core.ts).
+func TestSDKTypeDeclarations(t *testing.T) {
+	node := needNode(t)
+	tsc := filepath.Join("frameworks", "node_modules", "typescript", "bin", "tsc")
+	if _, err := os.Stat(tsc); err != nil {
+		t.Skip("e2e/frameworks/node_modules is absent: npm ci --prefix e2e/frameworks (make test does it when npm is present)")
+	}
+	for _, project := range []string{"typecheck/tsconfig.json", "typecheck/tsconfig.core.json"} {
+		cmd := exec.Command(node, "node_modules/typescript/bin/tsc", "-p", project)
+		cmd.Dir = "frameworks"
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("tsc -p %s: %v\n%s", project, err, out)
+		}
 	}
 }
