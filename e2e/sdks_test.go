@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -192,5 +194,101 @@ func TestSDKPythonUnit(t *testing.T) {
 	cmd.Dir = "../sdk/python"
 	if out, err := cmd.CombinedOutput(); err != nil || !bytes.Contains(out, []byte("\nOK")) {
 		t.Fatalf("python3 -m unittest: %v\n%s", err, out)
+	}
+}
+
+var (
+	backtickRe  = regexp.MustCompile("`([^`]+)`")
+	statusRe    = regexp.MustCompile(`^[45]\d\d$`)
+	statusCode  = regexp.MustCompile(`^([45]\d\d) ([a-z][a-z_]+)$`)
+	errorCodeRe = regexp.MustCompile(`^[a-z]+(_[a-z0-9]+)+$`)
+)
+
+// documentedErrors are the error answers the documentation names: each status and code of
+// docs/api.md's answer tables and prose ("`409 outcome_already_reported`"), and every code of
+// docs/identity.md's table (answered 401).
+func documentedErrors(t *testing.T) []map[string]any {
+	t.Helper()
+	seen := map[string]bool{}
+	var out []map[string]any
+	add := func(status int, code string) {
+		if !seen[code] {
+			seen[code] = true
+			out = append(out, map[string]any{"status": status, "code": code})
+		}
+	}
+	api, err := os.ReadFile("../docs/api.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(api), "\n") {
+		status := 0
+		for _, m := range backtickRe.FindAllStringSubmatch(line, -1) {
+			tok := m[1]
+			switch {
+			case statusRe.MatchString(tok):
+				status, _ = strconv.Atoi(tok)
+			case statusCode.MatchString(tok):
+				sc := statusCode.FindStringSubmatch(tok)
+				n, _ := strconv.Atoi(sc[1])
+				add(n, sc[2])
+			case status != 0 && errorCodeRe.MatchString(tok) && strings.HasPrefix(line, "|"):
+				add(status, tok)
+			}
+		}
+	}
+	identity, err := os.ReadFile("../docs/identity.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, _ := strings.Cut(string(identity), "## Error codes")
+	table, _, _ = strings.Cut(table, "\n## ")
+	for _, line := range strings.Split(table, "\n") {
+		if cell, _, ok := strings.Cut(strings.TrimPrefix(line, "| "), " |"); ok && strings.HasPrefix(line, "| `") {
+			for _, m := range backtickRe.FindAllStringSubmatch(cell, -1) {
+				add(401, m[1])
+			}
+		}
+	}
+	return out
+}
+
+// Every documented error answer reaches the caller of each client as a typed error with its
+// status and code, from decide and from outcome alike.
+func TestSDKDocumentedErrorCodes(t *testing.T) {
+	answers := documentedErrors(t)
+	if len(answers) < 30 {
+		t.Fatalf("%d documented error codes: the docs lost their tables, or this test lost its way", len(answers))
+	}
+	t.Logf("%d documented error answers", len(answers))
+	file := filepath.Join(t.TempDir(), "answers.json")
+	raw, _ := json.Marshal(answers)
+	if err := os.WriteFile(file, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{}
+	for _, a := range answers {
+		want[a["code"].(string)] = fmt.Sprintf("%d %s", a["status"], a["code"])
+	}
+	for _, c := range []struct{ lang, script string }{{"typescript", "sdk/codes.mjs"}, {"python", "sdk/codes.py"}} {
+		t.Run(c.lang, func(t *testing.T) {
+			var bin string
+			if c.lang == "typescript" {
+				bin = needNode(t)
+			} else {
+				bin = needPython(t)
+			}
+			out, err := exec.Command(bin, c.script, file).Output()
+			if err != nil {
+				t.Fatalf("%s: %v\n%s", c.script, err, out)
+			}
+			var got map[string]any
+			if err := json.Unmarshal(out, &got); err != nil {
+				t.Fatalf("%s printed %q", c.script, out)
+			}
+			if diff := cmpDiff(want, got); diff != "" {
+				t.Errorf("typed errors (-documented +surfaced):\n%s", diff)
+			}
+		})
 	}
 }
