@@ -138,9 +138,13 @@ export class Client {
     const until = Date.now() + maxWaitMs;
     for (;;) {
       signal?.throwIfAborted();
-      const left = Math.ceil((until - Date.now()) / 1000);
+      const asked = Date.now();
+      const left = Math.ceil((until - asked) / 1000);
       const d = await this.decide({ ...req, approvalId, waitSeconds: Math.max(1, Math.min(waitSeconds, left)) }, { signal });
       if (!d.pending || d.approvalId !== approvalId || Date.now() >= until) return d;
+      // A gateway that answers at once (no wait configured) is asked at most once a second.
+      const pause = Math.min(1000 - (Date.now() - asked), until - Date.now());
+      if (pause > 0) await sleep(pause, signal);
     }
   }
 

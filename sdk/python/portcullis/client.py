@@ -135,10 +135,20 @@ class Client:
         while True:
             if cancel is not None and cancel.is_set():
                 raise Cancelled("portcullis: approval wait cancelled")
-            w = wait_seconds if until is None else max(1, min(wait_seconds, int(until - time.monotonic() + 0.999)))
+            asked = time.monotonic()
+            w = wait_seconds if until is None else max(1, min(wait_seconds, int(until - asked + 0.999)))
             d = self.decide(tool, params, approval_id=approval_id, wait_seconds=w, **kw)
             if not d.pending or d.approval_id != approval_id or (until is not None and time.monotonic() >= until):
                 return d
+            # A gateway that answers at once (no wait configured) is asked at most once a second.
+            pause = 1.0 - (time.monotonic() - asked)
+            if until is not None:
+                pause = min(pause, until - time.monotonic())
+            if pause > 0:
+                if cancel is not None:
+                    cancel.wait(pause)
+                else:
+                    time.sleep(pause)
 
     def outcome(self, decision, *, ran: bool = True, success: bool = True, error: str | None = None,
                 duration_ms: int | None = None, result: Any = None, outcome_token: str | None = None) -> OutcomeResult:
@@ -253,10 +263,16 @@ class AsyncClient:
         loop = asyncio.get_running_loop()
         until = None if max_wait is None else loop.time() + max_wait
         while True:
-            w = wait_seconds if until is None else max(1, min(wait_seconds, int(until - loop.time() + 0.999)))
+            asked = loop.time()
+            w = wait_seconds if until is None else max(1, min(wait_seconds, int(until - asked + 0.999)))
             d = await self.decide(tool, params, approval_id=approval_id, wait_seconds=w, **kw)
             if not d.pending or d.approval_id != approval_id or (until is not None and loop.time() >= until):
                 return d
+            pause = 1.0 - (loop.time() - asked)
+            if until is not None:
+                pause = min(pause, until - loop.time())
+            if pause > 0:
+                await asyncio.sleep(pause)
 
     async def guard(self, tool: str, params: dict, fn, *, approval_wait: int | None = None, **kw) -> Any:
         """guard for async tools: fn(params) may return an awaitable."""

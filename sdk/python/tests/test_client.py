@@ -144,5 +144,17 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(e.exception.status, 307)
         self.assertEqual(other.seen, [])
 
+    def test_wait_is_not_a_tight_loop(self):
+        s = self.serve(lambda p, b, n: (200, {"decision": "CONSTRAIN", "decision_id": "d", "approval_id": "apr_1"}))
+        d = Client(s.url, api_key="k").wait_for_approval("t", {}, "apr_1", wait_seconds=30, max_wait=2.5)
+        self.assertEqual(d.decision, "CONSTRAIN")
+        self.assertTrue(2 <= len(s.seen) <= 4, f"{len(s.seen)} requests in 2.5 s")
+
+        async def main():
+            return await AsyncClient(s.url, api_key="k").wait_for_approval("t", {}, "apr_1", wait_seconds=30, max_wait=2.5)
+        before = len(s.seen)
+        self.assertEqual(asyncio.run(main()).decision, "CONSTRAIN")
+        self.assertTrue(2 <= len(s.seen) - before <= 4, f"{len(s.seen) - before} requests in 2.5 s")
+
 if __name__ == "__main__":
     unittest.main()

@@ -126,3 +126,13 @@ test('a redirect is not followed: the credential and the call stay with the gate
     assert.equal(other.seen.length, 0);
   } finally { srv.close(); await other.close(); }
 });
+
+test('a gateway that answers a wait at once is not asked in a tight loop', async () => {
+  const s = await serve(() => [200, { decision: 'CONSTRAIN', decision_id: 'd', approval_id: 'apr_1' }]);
+  try {
+    const c = new Client(s.url, { apiKey: 'k' });
+    const d = await c.waitForApproval({ tool: 't' }, 'apr_1', { waitSeconds: 30, maxWaitMs: 2500 });
+    assert.equal(d.decision, 'CONSTRAIN');
+    assert.ok(s.seen.length >= 2 && s.seen.length <= 4, `${s.seen.length} requests in 2.5 s`);
+  } finally { await s.close(); }
+});
