@@ -292,3 +292,60 @@ func TestSDKDocumentedErrorCodes(t *testing.T) {
 		})
 	}
 }
+
+// The clients install as packages, from the repository alone (no package index): pip builds the
+// Python client with its standard-library backend into a fresh virtual environment, and npm
+// installs the TypeScript client's packed tarball; each then imports from outside the tree.
+func TestSDKPackagesInstall(t *testing.T) {
+	t.Run("python", func(t *testing.T) {
+		py := needPython(t)
+		venv := filepath.Join(t.TempDir(), "venv")
+		if out, err := exec.Command(py, "-m", "venv", "--system-site-packages", venv).CombinedOutput(); err != nil {
+			t.Skipf("python3 cannot make a virtual environment: %v\n%s", err, out)
+		}
+		if out, err := exec.Command(filepath.Join(venv, "bin", "pip"), "install", "--no-index", "../sdk/python").CombinedOutput(); err != nil {
+			t.Fatalf("pip install: %v\n%s", err, out)
+		}
+		cmd := exec.Command(filepath.Join(venv, "bin", "python"), "-c", "import portcullis, portcullis.httpsig; print(portcullis.__file__)")
+		cmd.Dir = t.TempDir()
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), filepath.Join(venv, "lib")) {
+			t.Fatalf("import after install: %v\n%s", err, out)
+		}
+	})
+	t.Run("typescript", func(t *testing.T) {
+		node := needNode(t)
+		npm, err := exec.LookPath("npm")
+		if err != nil {
+			t.Skip("npm is not installed")
+		}
+		packDir := t.TempDir()
+		pack := exec.Command(npm, "pack", "--pack-destination", packDir, "--silent")
+		pack.Dir = "../sdk/typescript"
+		out, err := pack.Output()
+		if err != nil {
+			t.Fatalf("npm pack: %v\n%s", err, out)
+		}
+		app := t.TempDir()
+		if err := os.WriteFile(filepath.Join(app, "package.json"), []byte(`{"name":"app","private":true,"type":"module"}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		install := exec.Command(npm, "install", "--offline", "--no-audit", "--no-fund", filepath.Join(packDir, strings.TrimSpace(string(out))))
+		install.Dir = app
+		if out, err := install.CombinedOutput(); err != nil {
+			t.Fatalf("npm install: %v\n%s", err, out)
+		}
+		script := `import { Client } from '@portcullis/sdk'; import { Signer } from '@portcullis/sdk/httpsig';
+import { guardTools } from '@portcullis/sdk/integrations/ai'; import { guardTool } from '@portcullis/sdk/integrations/langchain';
+import { guardFunctionTool } from '@portcullis/sdk/integrations/openai-agents';
+console.log([Client, Signer, guardTools, guardTool, guardFunctionTool].every((f) => typeof f === 'function'));`
+		if err := os.WriteFile(filepath.Join(app, "main.mjs"), []byte(script), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		run := exec.Command(node, "main.mjs")
+		run.Dir = app
+		if out, err := run.CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "true" {
+			t.Fatalf("import after install: %v\n%s", err, out)
+		}
+	})
+}
