@@ -24,9 +24,9 @@ PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64
 test: vet staticcheck e2e-deps
 	./scripts/test.sh
 
-# The real MCP servers and the conformance suite the e2e tests drive; installed again only when a
-# lock file changes. Without npm the tests skip, and scripts/test.sh says so at the end.
-E2E_DEPS := $(if $(shell command -v npm),e2e/node_modules/.package-lock.json e2e/conformance/node_modules/.package-lock.json)
+# The real MCP servers, the conformance suite and the agent frameworks the e2e tests drive;
+# installed again only when a lock file changes. Without npm the tests skip, and scripts/test.sh says so at the end.
+E2E_DEPS := $(if $(shell command -v npm),e2e/node_modules/.package-lock.json e2e/conformance/node_modules/.package-lock.json e2e/frameworks/node_modules/.package-lock.json)
 e2e-deps: $(E2E_DEPS)
 
 e2e/node_modules/.package-lock.json: e2e/package-lock.json
@@ -34,6 +34,11 @@ e2e/node_modules/.package-lock.json: e2e/package-lock.json
 
 e2e/conformance/node_modules/.package-lock.json: e2e/conformance/package-lock.json
 	npm ci --prefix e2e/conformance --no-audit --no-fund || echo "npm ci failed: the MCP conformance tests will skip" >&2
+
+# The agent frameworks (OpenAI Agents SDK, LangChain.js, Vercel AI SDK) the TypeScript client's
+# integrations are tested with.
+e2e/frameworks/node_modules/.package-lock.json: e2e/frameworks/package-lock.json
+	npm ci --prefix e2e/frameworks --no-audit --no-fund || echo "npm ci failed: the framework integration tests will skip" >&2
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (echo "gofmt needed on:"; gofmt -l $$(git ls-files '*.go'); exit 1)

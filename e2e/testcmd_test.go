@@ -58,7 +58,7 @@ func TestTestCommandNamesSkippedSuites(t *testing.T) {
 		if (code == 0) != (goExit == "0") {
 			t.Errorf("go test exit %s, test.sh exit %d:\n%s", goExit, code, out)
 		}
-		for _, want := range []string{"NOT THE WHOLE SUITE", "e2e/node_modules is absent", "e2e/conformance/node_modules is absent", ".ci/run"} {
+		for _, want := range []string{"NOT THE WHOLE SUITE", "e2e/node_modules is absent", "e2e/conformance/node_modules is absent", "e2e/frameworks/node_modules is absent", ".ci/run"} {
 			if !strings.Contains(string(out), want) {
 				t.Errorf("test.sh output lacks %q:\n%s", want, out)
 			}

@@ -22,6 +22,9 @@ service PORTCULLIS_TEST_REDIS 6379 "127.0.0.1:6379" "Redis store tests and the t
 
 [ -d e2e/node_modules ] || skipped+=("MCP end-to-end tests against real MCP servers: e2e/node_modules is absent (npm ci --prefix e2e)")
 [ -d e2e/conformance/node_modules ] || skipped+=("MCP conformance suite: e2e/conformance/node_modules is absent (npm ci --prefix e2e/conformance)")
+[ -d e2e/frameworks/node_modules ] || skipped+=("agent framework integrations (OpenAI Agents SDK, LangChain.js, Vercel AI SDK): e2e/frameworks/node_modules is absent (npm ci --prefix e2e/frameworks)")
+command -v node >/dev/null || skipped+=("TypeScript client tests: node is not installed")
+python3 -c 'import cryptography' 2>/dev/null || skipped+=("Python client tests: python3 with the cryptography package is not installed")
 
 start=$(date +%s)
 go test -race -count=1 ./...

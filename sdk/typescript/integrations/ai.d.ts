@@ -1,0 +1,2 @@
+export { guardTools } from './types.js';
+export type { GuardOptions } from './types.js';

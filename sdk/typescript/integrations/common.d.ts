@@ -1,0 +1,2 @@
+export { deniedMessage, guarded } from './types.js';
+export type { GuardOptions } from './types.js';

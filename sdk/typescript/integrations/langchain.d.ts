@@ -1,0 +1,2 @@
+export { guardTool } from './types.js';
+export type { GuardOptions } from './types.js';

@@ -1,0 +1,2 @@
+export { guardFunctionTool } from './types.js';
+export type { GuardOptions } from './types.js';
