@@ -67,6 +67,9 @@ type Config struct {
 	// detector.
 	AllowedHosts []string
 
+	// Model configures the learned prompt-injection classifier (on by default).
+	Model ModelConfig
+
 	// Detectors replaces the built-in detector list when not nil.
 	Detectors []Detector
 	// Disabled names detector families (Detector.Name) to skip.
@@ -362,7 +365,11 @@ func (st *state) result() Result {
 // allDetectors is the built-in detector list: the text-attack detectors of this file set and,
 // once present, the data-attack detectors.
 func allDetectors(cfg *Config) []Detector {
-	return append(builtinDetectors(cfg.DetectorConfig), textDetectors()...)
+	dets := append(builtinDetectors(cfg.DetectorConfig), textDetectors()...)
+	if d := newModelDetector(cfg.Model); d != nil {
+		dets = append(dets, d)
+	}
+	return dets
 }
 
 // presenceFamilies are detector families whose findings classify data (PII present) rather than
