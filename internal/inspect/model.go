@@ -32,8 +32,9 @@ type modelDetector struct {
 func (modelDetector) Name() string { return "model" }
 
 // newModelDetector returns the classifier detector cfg asks for, or nil when it is off. An
-// embedded model that does not load, or thresholds out of range, panic: both are caught by tests
-// and configuration validation before a gateway starts.
+// embedded model that does not load, or thresholds out of range (outside (0, 1), or medium above
+// high when both are given), panic: tests and configuration validation catch both before a
+// gateway starts.
 func newModelDetector(cfg ModelConfig) Detector {
 	if cfg.Disabled {
 		return nil
@@ -49,9 +50,15 @@ func newModelDetector(cfg ModelConfig) Detector {
 		med, high := m.Thresholds()
 		if cfg.Medium > 0 {
 			med = cfg.Medium
+			if cfg.High <= 0 {
+				high = max(high, med) // one threshold set: the other follows it if it must
+			}
 		}
 		if cfg.High > 0 {
 			high = cfg.High
+			if cfg.Medium <= 0 {
+				med = min(med, high)
+			}
 		}
 		var err error
 		if m, err = m.WithThresholds(med, high); err != nil {

@@ -63,6 +63,13 @@ func TestModelConfig(t *testing.T) {
 	if fs := modelFindings(t, New(Config{Model: ModelConfig{Medium: med, High: high}}), Request, raw); len(fs) != 1 {
 		t.Fatalf("the model's own thresholds: %+v", fs)
 	}
+	// One threshold alone moves the other when it must.
+	if fs := modelFindings(t, New(Config{Model: ModelConfig{Medium: 0.99999999}}), Request, raw); len(fs) != 0 {
+		t.Fatalf("medium alone near one: %+v", fs)
+	}
+	if fs := modelFindings(t, New(Config{Model: ModelConfig{High: 0.000001}}), Request, `{"text":"What time does the pharmacy on Main Street open?"}`); len(fs) != 1 || fs[0].Severity != threat.High {
+		t.Fatalf("high alone near zero: %+v", fs)
+	}
 	defer func() {
 		if recover() == nil {
 			t.Fatal("inverted thresholds accepted")
