@@ -69,7 +69,7 @@ func pct(a, n int) string {
 	return fmt.Sprintf("%.1f%%", 100*float64(a)/float64(n))
 }
 
-func runGeneralisation(dataDir, examples string, workers int) error {
+func runGeneralisation(dataDir, examples string, workers int, rulesOnly bool) error {
 	raw, err := build.Rows(dataDir, examples)
 	if err != nil {
 		return err
@@ -126,7 +126,7 @@ func runGeneralisation(dataDir, examples string, workers int) error {
 		l := l
 		f := fold{name: l, exclude: func(r piRow) bool { return r.Lang == l }}
 		for _, r := range rows {
-			if r.Lang == l {
+			if r.Lang == l && r.File != build.OwnFile {
 				f.test = append(f.test, r)
 			}
 		}
@@ -143,6 +143,17 @@ func runGeneralisation(dataDir, examples string, workers int) error {
 		go func(fi int) {
 			defer func() { <-sem; wg.Done() }()
 			f := folds[fi]
+			if rulesOnly {
+				eng := inspect.New(inspect.Config{Model: inspect.ModelConfig{Disabled: true}})
+				for d, dir := range []inspect.Direction{inspect.Request, inspect.Response} {
+					out := make([]levels, len(f.test))
+					for i, r := range f.test {
+						out[i] = piLevels(eng, dir, r.Text)
+					}
+					results[fi][d] = out
+				}
+				return
+			}
 			var train, calib []classifier.Example
 			var calibRows []piRow
 			for _, r := range rows {
