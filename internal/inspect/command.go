@@ -83,7 +83,7 @@ func cmdBadWord(w string) bool {
 // cmdChained, cmdTemplateChars for the template probe, cmdMarkChars for the marker substrings of
 // cmdBadPossible.
 var (
-	cmdChars         = charsIn(";|&`$\n\r<() \\{")
+	cmdChars         = charsIn(";|&`$\n\r<() \\{>-'\"")
 	cmdSeparators    = charsIn(";\n\r`&|$\\{")
 	cmdTemplateChars = charsIn("{%")
 	cmdMarkChars     = charsIn("/${(<_")
@@ -250,6 +250,12 @@ func (d commandDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 		if at, what, ok := cmdBad(low, m); ok {
 			consider(Finding{Severity: threat.High, Score: 0.95, Evidence: what + ": " + excerpt(low, at)})
 			return false
+		}
+		if !codeCtx {
+			if at, what, sev, ok := cmdEvasion(low, m, shellCtx); ok {
+				consider(Finding{Severity: sev, Score: 0.9, Evidence: what + ": " + excerpt(low, at)})
+				return false
+			}
 		}
 		if !shellCtx && !codeCtx && m.has('(') && containsAny(low, cmdSinkHints) {
 			if loc := cmdCodeSink.FindStringIndex(low); loc != nil {
