@@ -240,6 +240,45 @@ func (a *analysis) phrases() {
 					found = j
 					break
 				}
+				// "Ignore the above and …", "forget everything above.": the qualifier is the object.
+				if cj&wPrior != 0 && (j == end || a.word(j+1) == "and" || toks[j].sentEnd != 0) && j <= i+3 {
+					qual, found = true, j
+					break
+				}
+			}
+			if found > 0 && !qual {
+				// Romance, Arabic, Hebrew and Swahili put the qualifier after the noun:
+				// "instructions précédentes", "التعليمات السابقة", "maagizo yote yaliyotangulia".
+				for k := found + 1; k <= min(found+2, len(toks)-1) && toks[k-1].sentEnd == 0; k++ {
+					if toks[k].cls&(wPrior|wAll) != 0 {
+						qual = true
+					}
+				}
+			}
+			from := i
+			if found < 0 {
+				// Verb-final languages put the object first: "पिछले सभी निर्देशों को अनदेखा करें",
+				// "önceki tüm talimatları unut", "دستورالعمل‌های قبلی را نادیده بگیر".
+				for j := i - 1; j >= 0 && j >= i-6 && toks[j].sentEnd == 0; j-- {
+					cj := toks[j].cls
+					if cj&wInstr != 0 {
+						found, from = i, j
+						for k := max(j-3, 0); k < i; k++ {
+							if toks[k].cls&(wPrior|wAll|wYour|wSecretish) != 0 {
+								qual = true
+							}
+						}
+						break
+					}
+				}
+			}
+			if found > 0 && from < i {
+				if qual {
+					a.add(KindOverride, threat.High, 0.9, from, found)
+				} else {
+					a.add(KindOverride, threat.Medium, 0.6, from, found)
+				}
+				continue
 			}
 			if found > 0 {
 				if qual {

@@ -47,30 +47,42 @@ func OutOfFold(ex []Example, fold []int, k int, opt Options, workers int) []Scor
 
 // ChooseThresholds picks the thresholds (logits) that keep the false-positive rate of every
 // benign set (scores by set name) at or under fpMedium and fpHigh: each threshold is the lowest
-// that every set allows, and high is at least medium.
+// that every set allows, and high is at least medium. A set too small to measure a rate (fewer
+// than 1/fp rows, where even one false positive is over the rate) is pooled with the other small
+// sets for that level, so that a few dozen rows do not set a threshold by their maximum alone.
 func ChooseThresholds(benign map[string][]Score, fpMedium, fpHigh float64) (medium, high float64) {
-	// (as logits)
 	names := make([]string, 0, len(benign))
 	for n := range benign {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	zm, zh := math.Inf(-1), math.Inf(-1)
-	for _, n := range names {
-		ls := make([]float64, len(benign[n]))
-		for i, s := range benign[n] {
-			ls[i] = s.Logit
-		}
-		sort.Sort(sort.Reverse(sort.Float64Slice(ls)))
-		at := func(fp float64) float64 {
+	level := func(fp float64) float64 {
+		z := math.Inf(-1)
+		var small []float64
+		at := func(ls []float64) float64 {
+			sort.Sort(sort.Reverse(sort.Float64Slice(ls)))
 			k := int(fp * float64(len(ls))) // this many may pass
 			if k >= len(ls) {
 				return math.Inf(-1)
 			}
 			return math.Nextafter(ls[k], math.Inf(1))
 		}
-		zm, zh = max(zm, at(fpMedium)), max(zh, at(fpHigh))
+		for _, n := range names {
+			ls := make([]float64, len(benign[n]))
+			for i, s := range benign[n] {
+				ls[i] = s.Logit
+			}
+			if float64(len(ls))*fp < 1 {
+				small = append(small, ls...)
+				continue
+			}
+			z = max(z, at(ls))
+		}
+		if len(small) > 0 {
+			z = max(z, at(small))
+		}
+		return z
 	}
-	zh = max(zh, zm)
-	return zm, zh
+	zm, zh := level(fpMedium), level(fpHigh)
+	return zm, max(zh, zm)
 }
