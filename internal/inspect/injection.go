@@ -69,6 +69,19 @@ func (d *injectionDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	if v.Homoglyphs >= 3 && len(hits) == 0 {
 		report(Finding{Kind: KindHomoglyph, Severity: threat.Low, Path: v.Path, Evidence: clipText(v.Norm, 80), Score: 0.3})
 	}
+	plainHit := false
+	for _, h := range hits {
+		plainHit = plainHit || h.sev >= threat.Medium
+	}
+	obfuscatedReadings(v, plainHit, func(name, text string) {
+		for _, h := range d.analyze(c, text, charsOf(text), tp, nil) {
+			if h.kind == KindTaskRequest || h.sev < threat.Medium {
+				continue
+			}
+			report(Finding{Kind: KindEncodedInject, Severity: max(bump(h.sev), threat.High), Path: v.Path,
+				Evidence: name + ": " + evidence(text, h.start, h.end), Score: max(h.score, 0.8)})
+		}
+	})
 	for i, layer := range v.Decoded {
 		from := v.DecodedFrom[i]
 		lh := d.analyze(c, layer, charsOf(layer), tp, nil)
