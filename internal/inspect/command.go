@@ -83,7 +83,7 @@ func cmdBadWord(w string) bool {
 // cmdChained, cmdTemplateChars for the template probe, cmdMarkChars for the marker substrings of
 // cmdBadPossible.
 var (
-	cmdChars         = charsIn(";|&`$\n\r<() \\{>-'\"")
+	cmdChars         = charsIn(";|&`$\n\r<() \\{")
 	cmdSeparators    = charsIn(";\n\r`&|$\\{")
 	cmdTemplateChars = charsIn("{%")
 	cmdMarkChars     = charsIn("/${(<_")
@@ -237,7 +237,8 @@ func (d commandDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 			}
 		}
 		m := v.readingChars(r)
-		if !m.any(cmdChars) {
+		evasion := !codeCtx && cmdEvasionPossible(r, m)
+		if !m.any(cmdChars) && !evasion {
 			return true
 		}
 		if len(r) > 8192 {
@@ -251,7 +252,7 @@ func (d commandDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 			consider(Finding{Severity: threat.High, Score: 0.95, Evidence: what + ": " + excerpt(low, at)})
 			return false
 		}
-		if !codeCtx {
+		if evasion {
 			if at, what, sev, ok := cmdEvasion(low, m, shellCtx); ok {
 				consider(Finding{Severity: sev, Score: 0.9, Evidence: what + ": " + excerpt(low, at)})
 				return false

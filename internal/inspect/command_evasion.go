@@ -24,16 +24,30 @@ var (
 	cmdArgInjection = regexp.MustCompile(`^--(?:output|upload-pack|receive-pack|exec|to-command|checkpoint-action|use-compress-program|rsh|rsync-path|unzip-command|post-file|config|eval)(?:=|\s+\S)|^-[eox]\s*['"]?(?:/|(?:ba|z)?sh\b|nc\b|python3?\b|perl\b|ruby\b|php\b)`)
 )
 
-// cmdEvasionChars are the bytes one of the spellings above needs.
-var cmdEvasionChars = charsIn("{$`<>-'\"\\")
+// cmdEvasionChars are the bytes one of the spellings above needs, but for quotes and a leading
+// '-' (cmdEvasionPossible looks at those without lower-casing the text).
+var cmdEvasionChars = charsIn("{$`<>\\")
+
+// cmdEvasionPossible is the cheap precondition of cmdEvasion on a reading r whose charSet is m.
+func cmdEvasionPossible(r string, m charSet) bool {
+	if m.any(cmdEvasionChars) || strings.HasPrefix(r, "-") {
+		return true
+	}
+	if !m.has('\'') && !m.has('"') {
+		return false
+	}
+	for i := 1; i+1 < len(r); i++ { // a quote inside a word: c''at, w"h"oami
+		if (r[i] == '\'' || r[i] == '"') && isASCIILetter(rune(r[i-1])) && (isASCIILetter(rune(r[i+1])) || r[i+1] == r[i]) {
+			return true
+		}
+	}
+	return false
+}
 
 // cmdEvasion finds a filter-evasion spelling in low (lower-cased). In a shell command (shellCtx)
 // only the spellings no task needs count: escapes that spell a command, a brace-expanded command,
 // a command name split by quotes; process substitution and options are how shells are used.
 func cmdEvasion(low string, m charSet, shellCtx bool) (int, string, threat.Level, bool) {
-	if !m.any(cmdEvasionChars) {
-		return 0, "", 0, false
-	}
 	if m.has('$') {
 		if loc := cmdANSIC.FindStringIndex(low); loc != nil {
 			return loc[0], "ANSI-C quoted escapes", threat.High, true

@@ -104,17 +104,16 @@ func unspace(t string) (string, bool) {
 var leet = [256]byte{'0': 'o', '1': 'i', '3': 'e', '4': 'a', '5': 's', '7': 't', '@': 'a', '$': 's', '!': 'i', '|': 'l'}
 
 // unleet rewrites words that mix letters with leetspeak digits ("1gn0r3 411 pr3v10u5"); it
-// reports false when no word does.
+// reports false, without allocating, when no word does.
 func unleet(t string) (string, bool) {
-	b := []byte(t)
-	changed := false
-	for i := 0; i < len(b); {
+	var b []byte
+	for i := 0; i < len(t); {
 		j := i
 		letters, subs := 0, 0
-		for j < len(b) && (isASCIILetter(rune(b[j])) || leet[b[j]] != 0) {
-			if b[j] >= '0' && b[j] <= '9' {
+		for j < len(t) && (isASCIILetter(rune(t[j])) || leet[t[j]] != 0) {
+			if t[j] >= '0' && t[j] <= '9' {
 				subs++ // symbols (@, $, !, |) count only in a word that also has a digit
-			} else if leet[b[j]] == 0 {
+			} else if leet[t[j]] == 0 {
 				letters++
 			}
 			j++
@@ -123,17 +122,22 @@ func unleet(t string) (string, bool) {
 			i++
 			continue
 		}
-		if subs > 0 && (letters > 0 || j-i >= 3) && j-i >= 3 {
+		if subs > 0 && letters > 0 && j-i >= 3 {
+			if b == nil {
+				b = []byte(t)
+			}
 			for k := i; k < j; k++ {
 				if c := leet[b[k]]; c != 0 {
 					b[k] = c
 				}
 			}
-			changed = true
 		}
 		i = j
 	}
-	return string(b), changed
+	if b == nil {
+		return "", false
+	}
+	return string(b), true
 }
 
 // rot13Words are override and extraction words in ROT13 ("ignore", "instructions", ...).
