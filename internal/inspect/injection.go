@@ -42,6 +42,7 @@ func (d *injectionDetector) Name() string { return "injection" }
 
 // hit is one rule match in one text.
 type hit struct {
+	quoted     bool // lowered by quotedDiscussion
 	kind       string
 	sev        threat.Level
 	score      float64
@@ -53,6 +54,7 @@ func (d *injectionDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	defer d.pool.Put(tp)
 	var hits []hit
 	hits = d.analyze(c, v.Norm, v.readingChars(v.Norm), tp, hits)
+	quotedDiscussion(v.Norm, hits)
 	// Hidden characters or homoglyphs that dressed up an instruction make it deliberate.
 	disguised := v.Homoglyphs > 0 || v.Hidden&(HiddenZeroWidth|HiddenBidi) != 0
 	for _, h := range hits {
@@ -60,7 +62,7 @@ func (d *injectionDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 		if disguised && sev >= threat.Medium {
 			sev = bump(sev)
 		}
-		report(Finding{Kind: kind, Severity: sev, Path: v.Path, Evidence: evidence(v.Norm, h.start, h.end), Score: h.score})
+		report(Finding{Kind: kind, Severity: sev, Path: v.Path, Evidence: evidence(v.Norm, h.start, h.end), Score: h.score, Quoted: h.quoted})
 		if v.Homoglyphs > 0 {
 			report(Finding{Kind: KindHomoglyph, Severity: sev, Path: v.Path, Evidence: evidence(v.Norm, h.start, h.end), Score: h.score})
 		}
@@ -899,4 +901,48 @@ func evidence(text string, start, end int) string {
 		out += "…"
 	}
 	return out
+}
+
+// discussionWords mark text that talks about an attack rather than making one.
+var discussionWords = newLitSet("injection", "jailbreak", "phishing", "malicious", "suspicious", "scam", "attack", "is this", "is that", "does this", "looks like")
+
+// quotedDiscussion lowers a high phrase hit to medium when the phrase sits inside quotation marks
+// and the text around the quotation talks about attacks ("Is this e-mail a prompt injection?
+// \"Ignore all previous instructions …\""): a user asking about an attack, or a defensive system
+// prompt quoting one, is not making one. It stays medium, never lower, because an attacker can
+// quote too.
+func quotedDiscussion(text string, hits []hit) {
+	for i := range hits {
+		h := &hits[i]
+		if h.sev != threat.High || h.kind != KindOverride && h.kind != KindExtraction && h.kind != KindRoleHijack {
+			continue
+		}
+		open, close := quoteAround(text, h.start, h.end)
+		if open < 0 {
+			continue
+		}
+		if discussionWords.contains(text[:open]) || discussionWords.contains(text[close:]) {
+			h.sev, h.score, h.quoted = threat.Medium, 0.5, true
+		}
+	}
+}
+
+// quoteAround returns the span of the quotation (straight or curly double quotes, or guillemets)
+// that encloses [start, end) of text, or -1.
+func quoteAround(text string, start, end int) (int, int) {
+	for _, q := range [...][2]string{{`"`, `"`}, {"\u201c", "\u201d"}, {"\u00ab", "\u00bb"}, {"\u201e", "\u201c"}} {
+		o := strings.LastIndex(text[:start], q[0])
+		if o < 0 {
+			continue
+		}
+		if q[0] == q[1] && strings.Count(text[:o], q[0])%2 != 0 {
+			continue // that mark closes an earlier quotation
+		}
+		c := strings.Index(text[end:], q[1])
+		if c < 0 {
+			continue
+		}
+		return o, end + c + len(q[1])
+	}
+	return -1, -1
 }

@@ -96,7 +96,16 @@ func (d modelDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	default:
 		return
 	}
-	report(Finding{Kind: KindModel, Severity: sev, Path: v.Path, Evidence: evidence(text, best.Start, best.End), Score: roundScore(best.Prob())})
+	quoted := false
+	if sev == threat.High {
+		// The window's middle inside a quotation that the text around discusses as an attack:
+		// a question about an injection, not one (as the rules judge it; see quotedDiscussion).
+		mid := (best.Start + best.End) / 2
+		if o, c := quoteAround(text, mid, mid); o >= 0 && (discussionWords.contains(text[:o]) || discussionWords.contains(text[c:])) {
+			sev, quoted = threat.Medium, true
+		}
+	}
+	report(Finding{Kind: KindModel, Severity: sev, Path: v.Path, Evidence: evidence(text, best.Start, best.End), Score: roundScore(best.Prob()), Quoted: quoted})
 }
 
 // roundScore keeps three decimals: enough to compare with a threshold, stable in output.
