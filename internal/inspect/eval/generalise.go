@@ -11,7 +11,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -122,7 +121,7 @@ func runGeneralisation(dataDir, examples string, workers int, rulesOnly bool) er
 			langs[r.Lang] = true
 		}
 	}
-	for _, l := range sortedSet(langs) {
+	for _, l := range build.SortedKeys(langs) {
 		l := l
 		f := fold{name: l, exclude: func(r piRow) bool { return r.Lang == l }}
 		for _, r := range rows {
@@ -144,14 +143,7 @@ func runGeneralisation(dataDir, examples string, workers int, rulesOnly bool) er
 			defer func() { <-sem; wg.Done() }()
 			f := folds[fi]
 			if rulesOnly {
-				eng := inspect.New(inspect.Config{Model: inspect.ModelConfig{Disabled: true}})
-				for d, dir := range []inspect.Direction{inspect.Request, inspect.Response} {
-					out := make([]levels, len(f.test))
-					for i, r := range f.test {
-						out[i] = piLevels(eng, dir, r.Text)
-					}
-					results[fi][d] = out
-				}
+				results[fi] = scoreFold(inspect.New(inspect.Config{Model: inspect.ModelConfig{Disabled: true}}), f.test)
 				return
 			}
 			var train, calib []classifier.Example
@@ -175,14 +167,7 @@ func runGeneralisation(dataDir, examples string, workers int, rulesOnly bool) er
 				}
 			}
 			m = m.WithLogits(classifier.ChooseThresholds(benign, build.FPMedium, build.FPHigh))
-			eng := inspect.New(inspect.Config{Model: inspect.ModelConfig{Model: m}})
-			for d, dir := range []inspect.Direction{inspect.Request, inspect.Response} {
-				out := make([]levels, len(f.test))
-				for i, r := range f.test {
-					out[i] = piLevels(eng, dir, r.Text)
-				}
-				results[fi][d] = out
-			}
+			results[fi] = scoreFold(inspect.New(inspect.Config{Model: inspect.ModelConfig{Model: m}}), f.test)
 			fmt.Fprintf(os.Stderr, "fold %s done\n", f.name)
 		}(fi)
 	}
@@ -195,6 +180,17 @@ func runGeneralisation(dataDir, examples string, workers int, rulesOnly bool) er
 		printTallies(folds[nLOSO:], results[nLOSO:], d, func(f int) string { return folds[nLOSO+f].name }, false)
 	}
 	return nil
+}
+
+// scoreFold inspects every test row in both directions.
+func scoreFold(eng *inspect.Engine, test []piRow) (out [2][]levels) {
+	for d, dir := range []inspect.Direction{inspect.Request, inspect.Response} {
+		out[d] = make([]levels, len(test))
+		for i, r := range test {
+			out[d][i] = piLevels(eng, dir, r.Text)
+		}
+	}
+	return out
 }
 
 // printTallies prints, per held-out unit, recall (attacks) and false-positive rate (benign, per
@@ -261,7 +257,7 @@ func printTallies(folds []fold, results [][2][]levels, d int, name func(int) str
 	if byFile {
 		row("**English attacks**", pooledEN)
 	}
-	for _, f := range sortedKeysOf(benignFiles) {
+	for _, f := range build.SortedKeys(benignFiles) {
 		row("**all benign**", benignFiles[f])
 	}
 }
@@ -270,13 +266,9 @@ func printTallies(folds []fold, results [][2][]levels, d int, name func(int) str
 // Only the text-attack families count (injection, exfil, model): a benign document that holds an
 // e-mail address is not a prompt-injection false alarm.
 func piLevels(eng *inspect.Engine, dir inspect.Direction, text string) levels {
-	var raw json.RawMessage
-	tool := "web_search"
+	tool, raw := "web_search", mustJSON(map[string]any{"query": text})
 	if dir == inspect.Response {
-		tool = "fetch_page"
-		raw = mustJSON(map[string]any{"content": []any{map[string]any{"type": "text", "text": text}}})
-	} else {
-		raw = mustJSON(map[string]any{"query": text})
+		tool, raw = "fetch_page", toolResult(text)
 	}
 	res, _ := eng.Inspect(context.Background(), tool, dir, raw)
 	var rules, model []inspect.Finding
@@ -289,24 +281,6 @@ func piLevels(eng *inspect.Engine, dir inspect.Direction, text string) levels {
 		}
 	}
 	return levels{inspect.LevelOf(rules), inspect.LevelOf(model), inspect.LevelOf(append(rules, model...))}
-}
-
-func sortedSet(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func sortedKeysOf[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func defaultExamples() string {

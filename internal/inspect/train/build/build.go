@@ -101,7 +101,7 @@ func Build(rows []classifier.Row, opt classifier.Options, workers int) Result {
 	zm, zh := classifier.ChooseThresholds(benign, FPMedium, FPHigh)
 	m := classifier.Train(ex, opt).WithLogits(zm, zh)
 	var rep []string
-	for _, n := range sortedKeys(benign) {
+	for _, n := range SortedKeys(benign) {
 		a, b := classifier.ChooseThresholds(map[string][]classifier.Score{n: benign[n]}, FPMedium, FPHigh)
 		rep = append(rep, fmt.Sprintf("  benign %-44s alone would allow medium at logit %.3f, high at %.3f", n, a, b))
 	}
@@ -148,7 +148,8 @@ func Exists(path string) bool {
 	return err == nil
 }
 
-func sortedKeys[V any](m map[string]V) []string {
+// SortedKeys returns the keys of m in order.
+func SortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)
