@@ -24,11 +24,20 @@ func obfuscatedReadings(v *Value, plainHit bool, fn func(name, text string)) {
 		}
 		return
 	}
-	if s, ok := unspace(t); ok {
-		fn("spaced letters", s)
+	// An instruction is words: every reading needs spaces, which one fast count rules in or out.
+	spaces := strings.Count(t, " ")
+	if spaces < 2 {
+		return
 	}
-	if s, ok := unleet(t); ok {
-		fn("leetspeak", s)
+	if spaces >= 7 {
+		if s, ok := unspace(t); ok {
+			fn("spaced letters", s)
+		}
+	}
+	if v.readingChars(t).any(digitChars) {
+		if s, ok := unleet(t); ok {
+			fn("leetspeak", s)
+		}
 	}
 	if rot13Hint(t) {
 		fn("rot13", rot13(t))
@@ -37,6 +46,8 @@ func obfuscatedReadings(v *Value, plainHit bool, fn func(name, text string)) {
 		fn("reversed", reverse(t))
 	}
 }
+
+var digitChars = charsIn("0123456789")
 
 // keyWords splits an identifier into words ("ignore_previous_instructions",
 // "ignorePreviousInstructions", "ignore-previous-instructions"); "" when it has fewer than three.
@@ -103,26 +114,43 @@ func unspace(t string) (string, bool) {
 // leet maps the digits and symbols of leetspeak to the letters they stand for.
 var leet = [256]byte{'0': 'o', '1': 'i', '3': 'e', '4': 'a', '5': 's', '7': 't', '@': 'a', '$': 's', '!': 'i', '|': 'l'}
 
+// leetClass classifies bytes for unleet: 1 a letter, 2 a digit that stands for a letter, 3 a
+// symbol that does, 0 anything else.
+var leetClass = func() (t [256]uint8) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-32] = 1, 1
+	}
+	for c := range leet {
+		if leet[c] != 0 {
+			t[c] = 3
+			if c >= '0' && c <= '9' {
+				t[c] = 2
+			}
+		}
+	}
+	return t
+}()
+
 // unleet rewrites words that mix letters with leetspeak digits ("1gn0r3 411 pr3v10u5"); it
 // reports false, without allocating, when no word does.
 func unleet(t string) (string, bool) {
 	var b []byte
 	for i := 0; i < len(t); {
-		j := i
-		letters, subs := 0, 0
-		for j < len(t) && (isASCIILetter(rune(t[j])) || leet[t[j]] != 0) {
-			if t[j] >= '0' && t[j] <= '9' {
-				subs++ // symbols (@, $, !, |) count only in a word that also has a digit
-			} else if leet[t[j]] == 0 {
-				letters++
-			}
-			j++
-		}
-		if j == i {
+		if leetClass[t[i]] == 0 {
 			i++
 			continue
 		}
-		if subs > 0 && letters > 0 && j-i >= 3 {
+		j := i
+		var seen uint8 // bit 1: a letter, bit 2: a digit
+		for j < len(t) {
+			c := leetClass[t[j]]
+			if c == 0 {
+				break
+			}
+			seen |= 1 << (c - 1) & 3 // symbols (3) set neither: they count only beside a digit
+			j++
+		}
+		if seen == 3 && j-i >= 3 {
 			if b == nil {
 				b = []byte(t)
 			}
@@ -140,10 +168,10 @@ func unleet(t string) (string, bool) {
 	return string(b), true
 }
 
-// rot13Words are override and extraction words in ROT13 ("ignore", "instructions", ...).
-var rot13Words = newLitSet("vtaber", "vafgehpgvbaf", "cerivbhf", "cebzcg", "qvfertneq", "sbetrg", "flfgrz", "eriryny")
-
-func rot13Hint(t string) bool { return rot13Words.contains(t) }
+// rot13Hint reports ROT13 of "ignore" or "instruction" in t (each a fast substring search).
+func rot13Hint(t string) bool {
+	return strings.Contains(t, "vtaber") || strings.Contains(t, "vafgehpgvba")
+}
 
 func rot13(t string) string {
 	b := []byte(t)
@@ -158,10 +186,10 @@ func rot13(t string) string {
 	return string(b)
 }
 
-// reversedWords are override and extraction words written backwards.
-var reversedWords = newLitSet("erongi", "snoitcurtsni", "suoiverp", "tpmorp", "dragersid", "tegrof", "metsys")
-
-func reversedHint(t string) bool { return reversedWords.contains(t) }
+// reversedHint reports "ignore" or "instruction" written backwards in t.
+func reversedHint(t string) bool {
+	return strings.Contains(t, "erongi") || strings.Contains(t, "noitcurtsni")
+}
 
 func reverse(t string) string {
 	b := make([]byte, 0, len(t))
