@@ -1,6 +1,8 @@
 package inspect
 
 import (
+	"strings"
+
 	"github.com/portcullis-ai/portcullis/internal/inspect/classifier"
 	"github.com/portcullis-ai/portcullis/internal/threat"
 )
@@ -20,9 +22,13 @@ type ModelConfig struct {
 	Model *classifier.Model
 }
 
-// minModelText is the shortest normalised text the classifier scores: shorter values (ids,
-// names, single words) carry too few features for a judgement.
-const minModelText = 12
+// minModelText and minModelWords bound what the classifier scores: shorter values (ids, names,
+// a tool's two-word description) carry too few features for a judgement, and the rules judge
+// short phrases better.
+const (
+	minModelText  = 16
+	minModelWords = 3
+)
 
 // modelDetector scores every string value, and every decoded reading of it, with the classifier.
 type modelDetector struct {
@@ -72,7 +78,7 @@ func (d modelDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	best, text := classifier.Score{}, ""
 	found := false
 	consider := func(t string) {
-		if len(t) < minModelText {
+		if len(t) < minModelText || strings.Count(t, " ") < minModelWords-1 {
 			return
 		}
 		s := d.m.Score(t)

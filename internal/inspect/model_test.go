@@ -3,6 +3,7 @@ package inspect
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/portcullis-ai/portcullis/internal/inspect/classifier"
@@ -111,6 +112,21 @@ func TestQuotedAttackWholeEngine(t *testing.T) {
 		}
 		if res.Level != c.want {
 			t.Errorf("%q: level %v, want %v; %+v", c.text, res.Level, c.want, res.Findings)
+		}
+	}
+}
+
+// Degenerate text is not an attack: a long run of one character (its n-grams would repeat one
+// feature without bound), and a tool's two-word description, which is too short to judge.
+func TestModelDegenerateText(t *testing.T) {
+	e := New(Config{})
+	for _, raw := range []string{
+		`{"text":"` + strings.Repeat("a", 2000) + `"}`,
+		`{"text":"` + strings.Repeat("9", 500) + ` and ` + strings.Repeat("z", 300) + `"}`,
+		`{"description":"Never answers."}`,
+	} {
+		if fs := modelFindings(t, e, Response, raw); len(fs) != 0 {
+			t.Errorf("%.40s…: %+v", raw, fs)
 		}
 	}
 }

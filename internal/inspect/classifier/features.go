@@ -12,7 +12,9 @@ package classifier
 // '0', every other ASCII byte (punctuation, white space, controls) a single separator, and bytes
 // of non-ASCII characters kept as they are. At each byte of the stream the n-grams of the last
 // 3 and 5 bytes are features; at the end of each word (a run of non-separator bytes), the word
-// and the pair (previous word, word) are features. A feature is a bucket of a 2^Bits table.
+// and the pair (previous word, word) are features. Deep inside a run of one repeated byte (past
+// maxRun: "aaaa…", a long number) no n-gram is a feature: the run would repeat one feature, which
+// the normalisation by √features multiplies without bound. A feature is a bucket of a 2^Bits table.
 const (
 	// Bits is the size of the hashed feature table: 2^Bits weights.
 	Bits = 18
@@ -81,6 +83,7 @@ type featurizer struct {
 	prev    uint64 // hash of the previous word (0 at the start)
 	lastSep bool
 	done    bool
+	same    int // how many times in a row the last byte repeated the one before
 }
 
 func newFeaturizer(s string) featurizer {
@@ -121,14 +124,21 @@ func (f *featurizer) next(buf []Feature) int {
 			}
 			f.word = (f.word ^ uint64(c)) * fnvPrime
 		}
+		if byte(f.h) == c && c != sepByte {
+			f.same++
+		} else {
+			f.same = 0
+		}
 		f.h = f.h<<8 | uint64(c)
 		f.run++
 		src := int32(f.i)
-		if f.run >= 3 {
+		if f.same >= maxRun {
+			// Deep inside a run of one byte: no n-gram (see maxRun).
+		} else if f.run >= 3 {
 			buf[n] = Feature{bucket(f.h&mask3, seed3), f.pos, src}
 			n++
 		}
-		if f.run >= 5 {
+		if f.run >= 5 && f.same < maxRun {
 			buf[n] = Feature{bucket(f.h&mask5, seed5), f.pos, src}
 			n++
 		}

@@ -159,6 +159,9 @@ func (m *Model) Level(s Score) Level {
 	return Below
 }
 
+// maxRun is how deep into a run of one repeated stream byte Score still counts n-grams.
+const maxRun = 8
+
 // Score scores every window of whole blocks (Window stream bytes, at every Block) of text — the
 // whole text when it is shorter — and returns the most suspicious one. text should be normalised
 // the way the inspection engine normalises values (Value.Norm). It does not allocate.
@@ -186,6 +189,7 @@ func (m *Model) Score(text string) Score {
 		inWord   bool
 		lastSep  = true
 		pos      int
+		same     int // how many times in a row c has repeated the previous stream byte
 	)
 	window := func(end int) {
 		var s float32
@@ -236,9 +240,16 @@ func (m *Model) Score(text string) Score {
 			}
 			word = (word ^ uint64(c)) * fnvPrime
 		}
+		if byte(h) == c && c != sepByte {
+			same++
+		} else {
+			same = 0
+		}
 		h = h<<8 | uint64(c)
 		run++
-		if run >= 5 {
+		if same >= maxRun {
+			// Deep inside a run of one byte: no n-gram (see maxRun).
+		} else if run >= 5 {
 			acc += w[bucket(h&mask3, seed3)] + w[bucket(h&mask5, seed5)]
 			cnt += 2
 		} else if run >= 3 {
