@@ -5,7 +5,7 @@ GO ?= go
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
 
-.PHONY: test vet staticcheck build static release run bench fmt tools e2e-deps
+.PHONY: test vet staticcheck build static release run bench fmt tools e2e-deps model model-check
 
 # The build stamp (internal/version), from git unless given: make release VERSION=v1.2.0. The date
 # is the commit's, so the same commit builds the same bytes.
@@ -80,3 +80,11 @@ bench:
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
+
+# The embedded prompt-injection model: rebuild it from the shared datasets, or check it is what
+# they build (PORTCULLIS_DATASETS, default ../shared/datasets).
+model:
+	$(GO) run ./internal/inspect/train
+
+model-check:
+	$(GO) run ./internal/inspect/train -check

@@ -200,7 +200,7 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 	}
 	a.guard, err = guard.New(guard.Options{
 		Auth:                    a.auth,
-		Inspector:               inspect.New(inspect.Config{MaxBytes: inspectMaxBytes(cfg), DetectorConfig: detectors, AllowedHosts: cfg.Inspection.AllowedHosts}),
+		Inspector:               inspect.New(inspect.Config{MaxBytes: inspectMaxBytes(cfg), DetectorConfig: detectors, AllowedHosts: cfg.Inspection.AllowedHosts, Model: inspectModel(cfg)}),
 		Behavior:                guard.Tracked(behavior.NewTracker(a.stores.behavior, behavior.DefaultConfig())),
 		Policies:                a.policies,
 		Approvals:               a.approvals,
@@ -266,6 +266,12 @@ func resultPolicy(cfg *config.Config) guard.ResultPolicy {
 // inspectMaxBytes is the inspection engine's input cap: at least its default, and at least
 // limits.max_outcome_result_bytes, so that a result under the configured cap is inspected rather
 // than capped (requests are bounded by limits.max_body_bytes before they reach inspection).
+// inspectModel is the classifier configuration of inspection.model.
+func inspectModel(cfg *config.Config) inspect.ModelConfig {
+	m := cfg.Inspection.Model
+	return inspect.ModelConfig{Disabled: !m.ModelEnabled(), Medium: m.Medium, High: m.High}
+}
+
 func inspectMaxBytes(cfg *config.Config) int {
 	return int(max(cfg.Limits.MaxOutcomeResultBytes, guard.DefaultMaxResultBytes))
 }

@@ -227,7 +227,22 @@ type InspectionConfig struct {
 	RequestBlockLevel string `yaml:"request_block_level"`
 	// RedactResults: secrets and PII found in results are replaced before the agent sees them.
 	RedactResults *bool `yaml:"redact_results"`
+	// Model tunes the learned prompt-injection classifier.
+	Model InspectionModelConfig `yaml:"model"`
 }
+
+// InspectionModelConfig tunes the learned prompt-injection classifier (docs/detection.md).
+type InspectionModelConfig struct {
+	// Enabled runs the classifier beside the rules (default true).
+	Enabled *bool `yaml:"enabled"`
+	// Medium and High are probability thresholds in (0, 1) replacing the model's calibrated ones
+	// (0: keep the model's own). Medium must not exceed High when both are set.
+	Medium float64 `yaml:"medium"`
+	High   float64 `yaml:"high"`
+}
+
+// ModelEnabled reports whether the classifier runs.
+func (m InspectionModelConfig) ModelEnabled() bool { return m.Enabled == nil || *m.Enabled }
 
 // ApprovalsConfig configures the CONSTRAIN queue.
 type ApprovalsConfig struct {
@@ -433,6 +448,17 @@ func (c *Config) problems() []problem {
 	}
 	if _, err := threat.ParseLevel(c.Inspection.RequestBlockLevel); err != nil {
 		add("inspection.request_block_level", "%v", err)
+	}
+	for _, th := range []struct {
+		name string
+		v    float64
+	}{{"inspection.model.medium", c.Inspection.Model.Medium}, {"inspection.model.high", c.Inspection.Model.High}} {
+		if th.v != 0 && !(th.v > 0 && th.v < 1) {
+			add(th.name, "want a probability in (0, 1), got %v", th.v)
+		}
+	}
+	if m := c.Inspection.Model; m.Medium > 0 && m.High > 0 && m.Medium > m.High {
+		add("inspection.model.medium", "%v is above inspection.model.high (%v)", m.Medium, m.High)
 	}
 	if c.Approvals.Expiry <= 0 || c.Approvals.Expiry > 30*24*time.Hour {
 		add("approvals.expiry", "want a duration in (0, 720h], got %v", c.Approvals.Expiry)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"github.com/portcullis-ai/portcullis/internal/inspect/classifier"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -117,4 +118,19 @@ func BenchmarkInspectRandom1MiB(b *testing.B) {
 		}
 	}
 	benchResult1MiB(b, string(buf))
+}
+
+// BenchmarkModelScore is the classifier alone on 64 KiB of prose.
+func BenchmarkModelScore(b *testing.B) {
+	m, err := classifier.Default()
+	if err != nil {
+		b.Fatal(err)
+	}
+	para := "the team's review found that shipping times improved, and we'd like to share the figures (see the attached sheet).\n"
+	text := strings.Repeat(para, 64<<10/len(para)+1)[:64<<10]
+	b.SetBytes(int64(len(text)))
+	b.ReportAllocs()
+	for b.Loop() {
+		m.Score(text)
+	}
 }

@@ -237,7 +237,8 @@ func (d commandDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 			}
 		}
 		m := v.readingChars(r)
-		if !m.any(cmdChars) {
+		evasion := !codeCtx && cmdEvasionPossible(r, m)
+		if !m.any(cmdChars) && !evasion {
 			return true
 		}
 		if len(r) > 8192 {
@@ -250,6 +251,12 @@ func (d commandDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 		if at, what, ok := cmdBad(low, m); ok {
 			consider(Finding{Severity: threat.High, Score: 0.95, Evidence: what + ": " + excerpt(low, at)})
 			return false
+		}
+		if evasion {
+			if at, what, sev, ok := cmdEvasion(low, m, shellCtx); ok {
+				consider(Finding{Severity: sev, Score: 0.9, Evidence: what + ": " + excerpt(low, at)})
+				return false
+			}
 		}
 		if !shellCtx && !codeCtx && m.has('(') && containsAny(low, cmdSinkHints) {
 			if loc := cmdCodeSink.FindStringIndex(low); loc != nil {

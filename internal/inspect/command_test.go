@@ -1,6 +1,8 @@
 package inspect
 
 import (
+	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -103,4 +105,54 @@ func FuzzToolMatcherContains(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Filter-evasion spellings of a command, in a file-name argument and (where no task needs them)
+// in a shell command.
+func TestCommandEvasions(t *testing.T) {
+	e := New(Config{Model: ModelConfig{Disabled: true}})
+	level := func(tool, key, val string) threat.Level {
+		t.Helper()
+		raw, err := json.Marshal(map[string]string{key: val})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, _ := e.Inspect(context.Background(), tool, Request, raw)
+		for _, f := range res.Findings {
+			if f.Kind == KindCommandInjection {
+				return f.Severity
+			}
+		}
+		return threat.None
+	}
+	for _, c := range []struct {
+		tool, key, val string
+		want           threat.Level
+	}{
+		{"read_file", "filename", ";{cat,/etc/passwd}", threat.High},
+		{"run_command", "command", "ls;{cat,/etc/passwd}", threat.High},
+		{"read_file", "filename", `$'\x69d'`, threat.High},
+		{"run_command", "command", `$'\151\144'`, threat.High},
+		{"read_file", "filename", `$(printf '\151\144')`, threat.High},
+		{"read_file", "filename", "a.txt |& sh", threat.High},
+		{"read_file", "filename", "a.txt >(sh)", threat.High},
+		{"convert", "args", "--output=/etc/cron.d/x", threat.High},
+		{"git_clone", "repo", "--upload-pack=touch /tmp/pwned", threat.High},
+		{"read_file", "filename", "a.txt; c''at /etc/passwd", threat.High},
+		{"read_file", "filename", `a.txt; c\at /etc/hosts`, threat.High},
+		{"run_command", "command", `w"h"oami`, threat.High},
+		{"read_file", "filename", "a.txt; bash -c 'id'", threat.High},
+		{"read_file", "filename", "a.txt; python3 -c 'import os'", threat.High},
+		{"read_file", "filename", "a.txt\nid", threat.High},
+		// Ordinary values stay quiet.
+		{"search", "query", "-e is the flag for a script in sed", threat.None},
+		{"search", "query", "it's Bob's {draft,final} folder", threat.None},
+		{"read_file", "filename", "O'Brien's notes (v2).txt", threat.None},
+		{"search", "query", "Tom & Jerry; the movie", threat.None},
+		{"run_command", "command", "diff <(sort a.txt) <(sort b.txt)", threat.None},
+	} {
+		if got := level(c.tool, c.key, c.val); got != c.want {
+			t.Errorf("%s %s=%q: command_injection %v, want %v", c.tool, c.key, c.val, got, c.want)
+		}
+	}
 }

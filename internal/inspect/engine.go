@@ -67,6 +67,9 @@ type Config struct {
 	// detector.
 	AllowedHosts []string
 
+	// Model configures the learned prompt-injection classifier (on by default).
+	Model ModelConfig
+
 	// Detectors replaces the built-in detector list when not nil.
 	Detectors []Detector
 	// Disabled names detector families (Detector.Name) to skip.
@@ -362,7 +365,11 @@ func (st *state) result() Result {
 // allDetectors is the built-in detector list: the text-attack detectors of this file set and,
 // once present, the data-attack detectors.
 func allDetectors(cfg *Config) []Detector {
-	return append(builtinDetectors(cfg.DetectorConfig), textDetectors()...)
+	dets := append(builtinDetectors(cfg.DetectorConfig), textDetectors()...)
+	if d := newModelDetector(cfg.Model); d != nil {
+		dets = append(dets, d)
+	}
+	return dets
 }
 
 // presenceFamilies are detector families whose findings classify data (PII present) rather than
@@ -374,14 +381,15 @@ var presenceFamilies = map[string]bool{"pii": true}
 //  1. the level is the highest severity among the findings (none without findings);
 //  2. if at least two different detector families, other than pii, each report a medium finding
 //     and nothing is above medium, the level is raised to high: independent weak signals agreeing
-//     on one call are a strong one.
+//     on one call are a strong one. A finding lowered as a quoted discussion of an attack is not
+//     an independent signal.
 func LevelOf(fs []Finding) threat.Level {
 	lvl := threat.None
 	var first string
 	independent := false
 	for _, f := range fs {
 		lvl = max(lvl, f.Severity)
-		if f.Severity == threat.Medium && !presenceFamilies[f.Detector] {
+		if f.Severity == threat.Medium && !presenceFamilies[f.Detector] && !f.Quoted {
 			switch {
 			case first == "":
 				first = f.Detector

@@ -255,8 +255,9 @@ func sampleText(n int) json.RawMessage {
 	return json.RawMessage(`{"content":[{"type":"text","text":"` + b.String() + `"}]}`)
 }
 
+// BenchmarkEngine measures the whole inspection, the engine without the learned classifier
+// ("rules") beside the engine with it ("rules+model"), in one run.
 func BenchmarkEngine(b *testing.B) {
-	e := New(Config{})
 	for _, bc := range []struct {
 		name string
 		raw  json.RawMessage
@@ -266,19 +267,26 @@ func BenchmarkEngine(b *testing.B) {
 		{"result_64KiB_values", sampleArgs(64 << 10), Response},
 		{"result_64KiB_text", sampleText(64 << 10), Response},
 	} {
-		b.Run(bc.name, func(b *testing.B) {
-			b.SetBytes(int64(len(bc.raw)))
-			b.ReportAllocs()
-			cpu := processCPU()
-			for b.Loop() {
-				if _, err := e.Inspect(context.Background(), "search", bc.dir, bc.raw); err != nil {
-					b.Fatal(err)
+		for _, ec := range []struct {
+			name string
+			cfg  Config
+		}{{"rules", Config{Model: ModelConfig{Disabled: true}}}, {"rules+model", Config{}}} {
+			e := New(ec.cfg)
+			b.Run(bc.name+"/"+ec.name, func(b *testing.B) {
+				b.SetBytes(int64(len(bc.raw)))
+				b.ReportAllocs()
+				cpu := processCPU()
+				for b.Loop() {
+					if _, err := e.Inspect(context.Background(), "search", bc.dir, bc.raw); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-			if c := processCPU() - cpu; c > 0 {
-				b.ReportMetric(float64(c)/float64(b.N)/1000, "cpu-µs/op")
-			}
-		})
+				if c := processCPU() - cpu; c > 0 {
+					b.ReportMetric(float64(c)/float64(b.N)/1000, "cpu-µs/op")
+					b.ReportMetric(float64(c)/float64(b.N)/(float64(len(bc.raw))/1024), "cpu-ns/KiB")
+				}
+			})
+		}
 	}
 }
 

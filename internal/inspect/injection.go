@@ -42,6 +42,7 @@ func (d *injectionDetector) Name() string { return "injection" }
 
 // hit is one rule match in one text.
 type hit struct {
+	quoted     bool // lowered by quotedDiscussion
 	kind       string
 	sev        threat.Level
 	score      float64
@@ -53,6 +54,7 @@ func (d *injectionDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	defer d.pool.Put(tp)
 	var hits []hit
 	hits = d.analyze(c, v.Norm, v.readingChars(v.Norm), tp, hits)
+	quotedDiscussion(v.Norm, hits)
 	// Hidden characters or homoglyphs that dressed up an instruction make it deliberate.
 	disguised := v.Homoglyphs > 0 || v.Hidden&(HiddenZeroWidth|HiddenBidi) != 0
 	for _, h := range hits {
@@ -60,7 +62,7 @@ func (d *injectionDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 		if disguised && sev >= threat.Medium {
 			sev = bump(sev)
 		}
-		report(Finding{Kind: kind, Severity: sev, Path: v.Path, Evidence: evidence(v.Norm, h.start, h.end), Score: h.score})
+		report(Finding{Kind: kind, Severity: sev, Path: v.Path, Evidence: evidence(v.Norm, h.start, h.end), Score: h.score, Quoted: h.quoted})
 		if v.Homoglyphs > 0 {
 			report(Finding{Kind: KindHomoglyph, Severity: sev, Path: v.Path, Evidence: evidence(v.Norm, h.start, h.end), Score: h.score})
 		}
@@ -69,6 +71,19 @@ func (d *injectionDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	if v.Homoglyphs >= 3 && len(hits) == 0 {
 		report(Finding{Kind: KindHomoglyph, Severity: threat.Low, Path: v.Path, Evidence: clipText(v.Norm, 80), Score: 0.3})
 	}
+	plainHit := false
+	for _, h := range hits {
+		plainHit = plainHit || h.sev >= threat.Medium
+	}
+	obfuscatedReadings(v, plainHit, func(name, text string) {
+		for _, h := range d.analyze(c, text, charsOf(text), tp, nil) {
+			if h.kind == KindTaskRequest || h.sev < threat.Medium {
+				continue
+			}
+			report(Finding{Kind: KindEncodedInject, Severity: max(bump(h.sev), threat.High), Path: v.Path,
+				Evidence: name + ": " + evidence(text, h.start, h.end), Score: max(h.score, 0.8)})
+		}
+	})
 	for i, layer := range v.Decoded {
 		from := v.DecodedFrom[i]
 		lh := d.analyze(c, layer, charsOf(layer), tp, nil)
@@ -240,6 +255,45 @@ func (a *analysis) phrases() {
 					found = j
 					break
 				}
+				// "Ignore the above and …", "forget everything above.": the qualifier is the object.
+				if cj&wPrior != 0 && (j == end || a.word(j+1) == "and" || toks[j].sentEnd != 0) && j <= i+3 {
+					qual, found = true, j
+					break
+				}
+			}
+			if found > 0 && !qual {
+				// Romance, Arabic, Hebrew and Swahili put the qualifier after the noun:
+				// "instructions précédentes", "التعليمات السابقة", "maagizo yote yaliyotangulia".
+				for k := found + 1; k <= min(found+2, len(toks)-1) && toks[k-1].sentEnd == 0; k++ {
+					if toks[k].cls&(wPrior|wAll) != 0 {
+						qual = true
+					}
+				}
+			}
+			from := i
+			if found < 0 {
+				// Verb-final languages put the object first: "पिछले सभी निर्देशों को अनदेखा करें",
+				// "önceki tüm talimatları unut", "دستورالعمل‌های قبلی را نادیده بگیر".
+				for j := i - 1; j >= 0 && j >= i-6 && toks[j].sentEnd == 0; j-- {
+					cj := toks[j].cls
+					if cj&wInstr != 0 {
+						found, from = i, j
+						for k := max(j-3, 0); k < i; k++ {
+							if toks[k].cls&(wPrior|wAll|wYour|wSecretish) != 0 {
+								qual = true
+							}
+						}
+						break
+					}
+				}
+			}
+			if found > 0 && from < i {
+				if qual {
+					a.add(KindOverride, threat.High, 0.9, from, found)
+				} else {
+					a.add(KindOverride, threat.Medium, 0.6, from, found)
+				}
+				continue
 			}
 			if found > 0 {
 				if qual {
@@ -585,8 +639,10 @@ func (a *analysis) scoreSentence(s, e int) {
 		return
 	}
 	// A task request addressed to the reader inside data: "Explain ...", "Write a poem ...",
-	// "Can you show me ...", "How do I ...?". Weak on its own: data legitimately contains
-	// imperatives and questions.
+	// "Can you show me ...", "How do I ...?". Low: documents are full of imperatives and
+	// questions (how-tos, recipes, FAQs, saved prompts, and a noun that is also a verb: "State
+	// Route 168 ..."), and at medium this rule fired on a tenth to a fifth of benign text, so
+	// medium said nothing. The learned classifier judges such text with its context.
 	n := e - s + 1
 	if n > 40 || e-f < 3 || toks[e].sentEnd == '|' {
 		return // too long to be one request, too short to be one (a table cell, a title)
@@ -596,18 +652,18 @@ func (a *analysis) scoreSentence(s, e int) {
 	terminal := end == '.' || end == '?' || end == '!' || end == ':' || e == len(toks)-1
 	// "how do I ...?", "how can I ...?": a request for help addressed to the reader.
 	if a.word(f) == "how" && (a.cls(f+1)&(wAux|wModal) != 0 || a.word(f+1) == "do") && a.word(f+2) == "i" && end == '?' && !code() {
-		a.add(KindTaskRequest, threat.Medium, 0.5, s, e)
+		a.add(KindTaskRequest, threat.Low, 0.3, s, e)
 		return
 	}
 	if firstPerson && !meObj {
 		return // "I will send the invoice.": the writer speaking, not a request to the reader
 	}
 	if imperative && terminal && (first&wTask != 0 || first&(wInsert|wReveal) != 0 && end != ':') && !code() {
-		a.add(KindTaskRequest, threat.Medium, 0.5, s, e)
+		a.add(KindTaskRequest, threat.Low, 0.3, s, e)
 		return
 	}
 	if first&wAux != 0 && a.cls(f+1)&wYou != 0 && (a.cls(f+2)&(wTask|wReveal|wInsert|wRespond) != 0 || meObj || plausibleVerb(a.word(f+2))) && !code() {
-		a.add(KindTaskRequest, threat.Medium, 0.5, s, e)
+		a.add(KindTaskRequest, threat.Low, 0.3, s, e)
 		return
 	}
 	if first&wWh != 0 && toks[e].sentEnd == '?' && n <= 20 && !code() {
@@ -845,4 +901,48 @@ func evidence(text string, start, end int) string {
 		out += "…"
 	}
 	return out
+}
+
+// discussionWords mark text that talks about an attack rather than making one.
+var discussionWords = newLitSet("injection", "jailbreak", "phishing", "malicious", "suspicious", "scam", "attack", "is this", "is that", "does this", "looks like")
+
+// quotedDiscussion lowers a high phrase hit to medium when the phrase sits inside quotation marks
+// and the text around the quotation talks about attacks ("Is this e-mail a prompt injection?
+// \"Ignore all previous instructions …\""): a user asking about an attack, or a defensive system
+// prompt quoting one, is not making one. It stays medium, never lower, because an attacker can
+// quote too.
+func quotedDiscussion(text string, hits []hit) {
+	for i := range hits {
+		h := &hits[i]
+		if h.sev != threat.High || h.kind != KindOverride && h.kind != KindExtraction && h.kind != KindRoleHijack {
+			continue
+		}
+		open, close := quoteAround(text, h.start, h.end)
+		if open < 0 {
+			continue
+		}
+		if discussionWords.contains(text[:open]) || discussionWords.contains(text[close:]) {
+			h.sev, h.score, h.quoted = threat.Medium, 0.5, true
+		}
+	}
+}
+
+// quoteAround returns the span of the quotation (straight or curly double quotes, or guillemets)
+// that encloses [start, end) of text, or -1.
+func quoteAround(text string, start, end int) (int, int) {
+	for _, q := range [...][2]string{{`"`, `"`}, {"\u201c", "\u201d"}, {"\u00ab", "\u00bb"}, {"\u201e", "\u201c"}} {
+		o := strings.LastIndex(text[:start], q[0])
+		if o < 0 {
+			continue
+		}
+		if q[0] == q[1] && strings.Count(text[:o], q[0])%2 != 0 {
+			continue // that mark closes an earlier quotation
+		}
+		c := strings.Index(text[end:], q[1])
+		if c < 0 {
+			continue
+		}
+		return o, end + c + len(q[1])
+	}
+	return -1, -1
 }

@@ -51,6 +51,10 @@ type Finding struct {
 	// serialised: they are for redaction in this process, and say nothing to a reader.
 	Spans   []Span `json:"-"`
 	TextLen int    `json:"-"`
+	// Quoted marks a finding lowered because its text is a quotation that the text around it
+	// discusses as an attack: it keeps its level but is not an independent signal for the
+	// medium→high escalation (the rules and the classifier read the same quotation).
+	Quoted bool `json:"-"`
 }
 
 // Span is a byte range [Start, End) of a value's text.

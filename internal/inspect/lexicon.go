@@ -92,7 +92,18 @@ func initLexicon() {
 		ignore ignorem esqueça esqueca esquece esqueçam desconsidere desconsiderar
 		ignorate dimentica dimenticate dimenticare trascura
 		игнорируй игнорируйте игнорировать проигнорируй забудь забудьте отбрось
-		negeer vergeet`)
+		negeer vergeet
+		zignoruj zignorujcie ignoruj zapomnij zapomnijcie pomiń pomin
+		ігноруй ігноруйте проігноруй забудь забудьте
+		ignorera glöm glom strunta
+		unut unutun yoksay
+		abaikan lupakan abaikanlah
+		अनदेखा अनदेखी भूल भूलो भूलें नज़रअंदाज़ नजरअंदाज
+		تجاهل تجاهلي تجاهلوا انس انسى اهمل أهمل
+		نادیده فراموش
+		উপেক্ষা ভুলে
+		puuza sahau
+		התעלם התעלמי שכח שכחי`)
 	addWords(wPrior, `previous prior above earlier preceding former foregoing original initial old existing
 		aforementioned preexisting pre-existing
 		anterior anteriores previa previas previo previos precedentes antiguas
@@ -101,9 +112,21 @@ func initLexicon() {
 		prévias previas anteriores acima
 		precedenti precedente sopra
 		предыдущие предыдущих прежние вышеуказанные вышеприведенные старые
-		vorige eerdere`)
+		vorige eerdere
+		poprzednie poprzednich poprzednia wcześniejsze wczesniejsze powyższe powyzsze
+		попередні попередніх
+		tidigare ovanstående ovanstaende
+		önceki onceki yukarıdaki yukaridaki
+		sebelumnya sebelum
+		पिछले पिछली पिछला पहले
+		السابقة السابق
+		قبلی
+		পূর্ববর্তী আগের
+		yaliyotangulia zilizopita
+		הקודמות הקודמים`)
 	addWords(wAll, `all any every everything each entire whole
-		todas todos toda todo toutes tous tout alle allen alles tutte tutti tutto все всё всех alle`)
+		todas todos toda todo toutes tous tout alle allen alles tutte tutti tutto все всё всех alle
+		wszystkie wszystkich всі усі alla tüm tum bütün butun semua सभी सारे जميع كل تمام همه همهٔ সমস্ত সব yote zote כל`)
 	addWords(wInstr, `instruction instructions prompt prompts rule rules direction directions directive directives
 		guideline guidelines command commands constraint constraints context programming guardrail guardrails
 		restriction restrictions policy policies guidance orders training filters safeguards limitations
@@ -114,7 +137,18 @@ func initLexicon() {
 		instrução instrucao instruções instrucoes regras orientações orientacoes
 		istruzione istruzioni regole indicazioni direttive
 		инструкции инструкций инструкциям указания указаний правила команды промпт
-		instructies regels`)
+		instructies regels
+		instrukcje instrukcji polecenia zasady reguły reguly
+		інструкції інструкцій вказівки правила
+		instruktioner instruktionerna regler reglerna
+		talimat talimatlar talimatları talimatlari talimatlarını kuralları kurallari kuralların komutları
+		instruksi perintah aturan petunjuk
+		निर्देश निर्देशों निर्देशो नियम नियमों
+		التعليمات تعليمات الأوامر الاوامر القواعد
+		دستورالعمل دستورالعملها دستورالعملهای دستورات قوانین
+		নির্দেশ নির্দেশাবলী নির্দেশনা নিয়ম
+		maagizo maelekezo
+		ההוראות הוראות הכללים`)
 	addWords(wReveal, `reveal reveals show print output repeat display tell leak dump disclose share spell recite
 		expose echo return write give list paste type translate summarize summarise state provide
 		revela muestra imprime repite dime révèle revele affiche montre répète repete dis
@@ -347,7 +381,7 @@ func tokenize(text string, toks []token) []token {
 					break
 				}
 				r2, sz2 := utf8.DecodeRuneInString(text[j:])
-				if !unicode.IsLetter(r2) && !unicode.IsDigit(r2) && !unicode.Is(unicode.Mn, r2) {
+				if !unicode.IsLetter(r2) && !unicode.IsDigit(r2) && !unicode.Is(unicode.Mn, r2) && !unicode.Is(unicode.Mc, r2) {
 					break
 				}
 				j += sz2

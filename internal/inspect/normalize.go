@@ -331,6 +331,12 @@ var confusables = map[rune]byte{
 	'ɴ': 'n', 'ʜ': 'h', 'ʟ': 'l', 'ɢ': 'g', 'ꜱ': 's', 'օ': 'o', 'ս': 'u', 'հ': 'h', 'ո': 'n', 'ց': 'g',
 }
 
+// nativeLatin reports whether r, a confusable, is a letter of a living Latin orthography: the
+// dotless ı of Turkish and Azerbaijani, the ɑ and ɩ of West African alphabets, the ǀ click of
+// Khoisan languages. It is folded for matching (so "ıgnore" still reads "ignore") but not counted
+// as a homoglyph: genuine Turkish text has one in most sentences.
+func nativeLatin(r rune) bool { return r == 'ı' || r == 'ɑ' || r == 'ɩ' || r == 'ǀ' }
+
 // foldText lower-cases t and folds confusable letters to ASCII. Folding applies to a word that
 // already mixes Latin letters with lookalikes, or to any word when the text is mostly Latin, so
 // that genuine Russian or Greek text keeps its own letters (and its own injection phrases).
@@ -383,7 +389,9 @@ func foldText(t string) (string, int) {
 			if fold {
 				if c := confusables[lr]; c != 0 {
 					b.WriteByte(c)
-					homoglyphs++
+					if !nativeLatin(lr) {
+						homoglyphs++
+					}
 					continue
 				}
 			}

@@ -101,8 +101,9 @@ func (d ssrfDetector) judge(ctx context.Context, u ssrfURL, lookupKey bool) (Fin
 		// connected to.
 		return find(threat.Low, 0.4, class+" address")
 	case class != "" && u.scheme == "":
-		// A bare address in a host parameter: the tool may connect to it. Suspicious, not proof.
-		return find(threat.Medium, 0.6, class+" address")
+		// A bare internal address in a parameter named for a host or URL ("localhost",
+		// "2130706433"): the tool connects to what it is given, so it is as good as a URL.
+		return find(threat.High, 0.8, class+" address")
 	case class != "":
 		return find(threat.High, 0.85, class+" address")
 	case dangerousSchemes[u.scheme]:
@@ -174,6 +175,21 @@ func extractURLs(s string, hostKey bool) []ssrfURL {
 	return out
 }
 
+// labelSeparators are the characters UTS #46 maps to a full stop between host labels: the
+// ideographic (U+3002), fullwidth (U+FF0E), halfwidth ideographic (U+FF61) and small (U+FE52)
+// full stops. A resolver's IDNA mapping turns "127。0。0。1" into 127.0.0.1.
+var labelSeparators = strings.NewReplacer("\u3002", ".", "\uff0e", ".", "\uff61", ".", "\ufe52", ".")
+
+// foldLabelSeparators maps every UTS #46 label separator in a host to '.'.
+func foldLabelSeparators(h string) string {
+	for i := 0; i < len(h); i++ {
+		if h[i] >= 0x80 {
+			return labelSeparators.Replace(h)
+		}
+	}
+	return h
+}
+
 func isSchemeByte(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.'
 }
@@ -181,6 +197,7 @@ func isSchemeByte(c byte) bool {
 // authorityHost extracts the host from "userinfo@host:port/path?query". Like URL parsers, the
 // last '@' before the path ends the userinfo — the classic http://trusted@evil/ confusion.
 func authorityHost(a string) string {
+	a = foldLabelSeparators(a)
 	if i := cs23.index(a); i >= 0 {
 		a = a[:i]
 	}

@@ -40,7 +40,16 @@ func TestSSRFDetector(t *testing.T) {
 		{"overflowed decimal", "url", "http://4294967297/", lvl(threat.High)},
 		{"url inside prose", "text", "please fetch http://192.168.1.10/status now", lvl(threat.High)},
 		{"bare private ip in lookup", "ip_address", "192.168.1.1", lvl(threat.Low)},
-		{"bare private host", "host", "192.168.1.1", lvl(threat.Medium)},
+		// A bare internal host in a host- or URL-named parameter is as good as a URL.
+		{"bare private host", "host", "192.168.1.1", lvl(threat.High)},
+		{"bare localhost", "host", "localhost", lvl(threat.High)},
+		{"bare decimal loopback in url", "url", "2130706433", lvl(threat.High)},
+		{"bare host with port", "server", "127.0.0.1:6379", lvl(threat.High)},
+		// UTS #46 label separators are full stops to a resolver.
+		{"ideographic full stops", "url", "http://127\u30020\u30020\u30021/admin", lvl(threat.High)},
+		{"halfwidth ideographic full stops", "url", "http://169\uff61254\uff61169\uff61254/latest/", lvl(threat.Critical)},
+		{"small full stops", "url", "http://10\ufe520\ufe520\ufe527/", lvl(threat.High)},
+		{"fullwidth full stops", "host", "192\uff0e168\uff0e0\uff0e1", lvl(threat.High)},
 		{"public url", "url", "https://api.example.com/v1/items?id=3", nil},
 		{"public ip", "url", "http://93.184.216.34/", nil},
 		{"nip.io public", "url", "http://93.184.216.34.nip.io/", nil},

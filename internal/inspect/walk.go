@@ -361,19 +361,32 @@ func (w *walker) checkUTF8(s string) error {
 }
 
 // plainKey reports whether an object key is an ordinary short identifier made of letters and
-// underscores only. Such keys cannot carry any attack a detector looks for, so they are not
-// inspected as values; every other key ("$where", "../x", a URL, anything with digits) is.
+// underscores only, of at most three words ("name", "user_id", "customerFirstName"). Such keys
+// cannot carry any attack a detector looks for, so they are not inspected as values; every other
+// key ("$where", "../x", a URL, anything with digits, a sentence spelt as an identifier such as
+// "ignore_previous_instructions") is.
 func plainKey(k string) bool {
 	if len(k) == 0 || len(k) > 32 {
 		return false
 	}
+	words := 1
 	for i := 0; i < len(k); i++ {
 		c := k[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_') {
+		switch {
+		case c >= 'a' && c <= 'z':
+		case c >= 'A' && c <= 'Z':
+			if i > 0 && k[i-1] >= 'a' && k[i-1] <= 'z' {
+				words++
+			}
+		case c == '_':
+			if i > 0 && k[i-1] != '_' {
+				words++
+			}
+		default:
 			return false
 		}
 	}
-	return true
+	return words <= 3
 }
 
 // appendKey appends the path segment for an object member: ".name" for identifiers,

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"github.com/portcullis-ai/portcullis/internal/inspect/classifier"
 	"os"
 	"path/filepath"
 	"sort"
@@ -67,28 +68,6 @@ func readLines(path string, fn func(line string) error) error {
 // toolResult wraps text the way an MCP tool result carries it.
 func toolResult(text string) json.RawMessage {
 	return mustJSON(map[string]any{"content": []any{map[string]any{"type": "text", "text": text}}})
-}
-
-// insertAt places attack at the start, the middle (at a line or sentence boundary) or the end of ctx.
-func insertAt(ctx, attack string, pos int) string {
-	switch pos {
-	case 0:
-		return attack + "\n" + ctx
-	case 2:
-		return ctx + "\n" + attack
-	}
-	mid := len(ctx) / 2
-	cut := -1
-	for _, sep := range []string{"\n", ". "} {
-		if i := strings.Index(ctx[mid:], sep); i >= 0 {
-			cut = mid + i + len(sep)
-			break
-		}
-	}
-	if cut < 0 {
-		cut = len(ctx)
-	}
-	return ctx[:cut] + " " + attack + " " + ctx[cut:]
 }
 
 func loadBIPIA(dir string) ([]suite, error) {
@@ -162,7 +141,7 @@ func loadBIPIA(dir string) ([]suite, error) {
 						}
 						c := pool[(n*7+k*13)%len(pool)]
 						for pos := 0; pos < 3; pos++ {
-							text := insertAt(c, a, pos)
+							text := classifier.Plant(c, a, pos)
 							s.cases = append(s.cases, tcase{tool: "fetch_document", dir: inspect.Response, raw: toolResult(text), positive: true, note: a})
 						}
 					}

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 
@@ -58,7 +59,17 @@ func main() {
 	show := flag.Int("show", 0, "print up to N misses (FN) and false alarms (FP) per suite to stderr")
 	only := flag.String("suite", "", "run only suites whose name contains this")
 	heldOut := flag.String("heldout", defaultHeldOutDir(), "directory of the team's own held-out sets (injection_heldout*.jsonl)")
+	pi := flag.Bool("pi", false, "run the prompt-injection generalisation protocol (leave one source / language out) instead")
+	rulesOnly := flag.Bool("rules-only", false, "with -pi: skip training, measure the rules alone (fast)")
+	examples := flag.String("examples", defaultExamples(), "the team's own training examples (with -pi)")
 	flag.Parse()
+	if *pi {
+		if err := runGeneralisation(*data, *examples, runtime.GOMAXPROCS(0), *rulesOnly); err != nil {
+			fmt.Fprintf(os.Stderr, "eval: %v\n", err)
+			os.Exit(2)
+		}
+		return
+	}
 	min, err := threat.ParseLevel(*minSev)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -1,0 +1,283 @@
+package classifier
+
+import (
+	_ "embed"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+)
+
+// The model file: a header and the weights, little-endian.
+//
+//	magic "PCPI" | version u32 | bits u32 | window u32 | bias f32 | medium f32 | high f32 | 2^bits × f32
+//
+// medium and high are the thresholds as logits.
+const (
+	magic      = "PCPI"
+	version    = 1
+	headerSize = 4 + 4 + 4 + 4 + 4 + 4 + 4
+)
+
+//go:embed model.bin
+var embedded []byte
+
+// Model is a trained classifier with its calibrated thresholds. It is immutable and safe for
+// concurrent use.
+type Model struct {
+	w    []float32
+	bias float32
+	// medium and high are probability thresholds; mediumZ and highZ the same as logits.
+	medium, high   float64
+	mediumZ, highZ float64
+}
+
+var (
+	defaultOnce  sync.Once
+	defaultModel *Model
+	defaultErr   error
+)
+
+// Default returns the embedded model.
+func Default() (*Model, error) {
+	defaultOnce.Do(func() { defaultModel, defaultErr = Parse(embedded) })
+	return defaultModel, defaultErr
+}
+
+// Embedded returns the bytes of the embedded model file.
+func Embedded() []byte { return embedded }
+
+// Parse reads a model file.
+func Parse(b []byte) (*Model, error) {
+	if len(b) < headerSize || string(b[:4]) != magic {
+		return nil, errors.New("classifier: not a model file")
+	}
+	le := binary.LittleEndian
+	if v := le.Uint32(b[4:]); v != version {
+		return nil, fmt.Errorf("classifier: model version %d, want %d", v, version)
+	}
+	if bits := le.Uint32(b[8:]); bits != Bits {
+		return nil, fmt.Errorf("classifier: model has 2^%d features, want 2^%d", bits, Bits)
+	}
+	if win := le.Uint32(b[12:]); win != Window {
+		return nil, fmt.Errorf("classifier: model window %d, want %d", win, Window)
+	}
+	if len(b) != headerSize+4<<Bits {
+		return nil, fmt.Errorf("classifier: model file of %d bytes, want %d", len(b), headerSize+4<<Bits)
+	}
+	m := &Model{bias: math.Float32frombits(le.Uint32(b[16:])), w: make([]float32, 1<<Bits)}
+	for i := range m.w {
+		m.w[i] = math.Float32frombits(le.Uint32(b[headerSize+4*i:]))
+	}
+	zm, zh := float64(math.Float32frombits(le.Uint32(b[20:]))), float64(math.Float32frombits(le.Uint32(b[24:])))
+	if !(zm <= zh) || math.IsInf(zm, 0) || math.IsInf(zh, 0) {
+		return nil, fmt.Errorf("classifier: model thresholds %v, %v are not ordered", zm, zh)
+	}
+	m.setLogits(zm, zh)
+	return m, nil
+}
+
+// Marshal encodes m as a model file.
+func (m *Model) Marshal() []byte {
+	b := make([]byte, headerSize+4<<Bits)
+	le := binary.LittleEndian
+	copy(b, magic)
+	le.PutUint32(b[4:], version)
+	le.PutUint32(b[8:], Bits)
+	le.PutUint32(b[12:], Window)
+	le.PutUint32(b[16:], math.Float32bits(m.bias))
+	le.PutUint32(b[20:], math.Float32bits(float32(m.mediumZ)))
+	le.PutUint32(b[24:], math.Float32bits(float32(m.highZ)))
+	for i, w := range m.w {
+		le.PutUint32(b[headerSize+4*i:], math.Float32bits(w))
+	}
+	return b
+}
+
+// WithThresholds returns m with other probability thresholds (sharing the weights). A threshold
+// must lie in (0, 1) and medium must not exceed high.
+func (m *Model) WithThresholds(medium, high float64) (*Model, error) {
+	if !(medium > 0 && medium < 1 && high > 0 && high < 1) || medium > high {
+		return nil, fmt.Errorf("classifier: thresholds medium %v and high %v must lie in (0, 1) with medium ≤ high", medium, high)
+	}
+	c := *m
+	c.setLogits(logit(medium), logit(high))
+	return &c, nil
+}
+
+// WithLogits is WithThresholds with the thresholds given as logits (medium ≤ high).
+func (m *Model) WithLogits(medium, high float64) *Model {
+	c := *m
+	c.setLogits(float64(float32(medium)), float64(float32(high)))
+	return &c
+}
+
+func (m *Model) setLogits(zm, zh float64) {
+	m.mediumZ, m.highZ = zm, zh
+	m.medium, m.high = 1/(1+math.Exp(-zm)), 1/(1+math.Exp(-zh))
+}
+
+// Thresholds returns the probability thresholds for medium and high.
+func (m *Model) Thresholds() (medium, high float64) { return m.medium, m.high }
+
+// Logits returns the thresholds for medium and high as logits.
+func (m *Model) Logits() (medium, high float64) { return m.mediumZ, m.highZ }
+
+func logit(p float64) float64 { return math.Log(p / (1 - p)) }
+
+// Level is what a score means under the model's thresholds.
+type Level uint8
+
+const (
+	// Below: under the medium threshold.
+	Below Level = iota
+	// Medium: at or above the medium threshold.
+	Medium
+	// High: at or above the high threshold.
+	High
+)
+
+// Score is the model's judgement of one text: the logit of its most suspicious window and where
+// that window lies in the text (byte offsets).
+type Score struct {
+	Logit      float64
+	Start, End int
+}
+
+// Prob is the score as a probability.
+func (s Score) Prob() float64 { return 1 / (1 + math.Exp(-s.Logit)) }
+
+// Level maps a score to a level under m's thresholds.
+func (m *Model) Level(s Score) Level {
+	switch {
+	case s.Logit >= m.highZ:
+		return High
+	case s.Logit >= m.mediumZ:
+		return Medium
+	}
+	return Below
+}
+
+// maxRun is how deep into a run of one repeated stream byte Score still counts n-grams.
+const maxRun = 8
+
+// Score scores every window of whole blocks (Window stream bytes, at every Block) of text — the
+// whole text when it is shorter — and returns the most suspicious one. text should be normalised
+// the way the inspection engine normalises values (Value.Norm). It does not allocate.
+//
+// It computes the features of AppendFeatures inline (one pass, no buffer); a test holds the two
+// to the same scores.
+func (m *Model) Score(text string) Score {
+	var (
+		ringSum   [blocksPerWindow]float32
+		ringCnt   [blocksPerWindow]int32
+		ringStart [blocksPerWindow]int32
+	)
+	w := m.w[:1<<Bits]
+	bias := float64(m.bias)
+	best := Score{Logit: math.Inf(-1)}
+	var (
+		acc      float32 // the current block
+		cnt      int32
+		blocks   int // closed blocks
+		blkStart int32
+		h        uint64
+		run      int
+		word     uint64
+		prev     uint64
+		inWord   bool
+		lastSep  = true
+		pos      int
+		same     int // how many times in a row c has repeated the previous stream byte
+	)
+	window := func(end int) {
+		var s float32
+		var n int32
+		for k := range ringSum {
+			s += ringSum[k]
+			n += ringCnt[k]
+		}
+		if n == 0 {
+			return
+		}
+		if z := bias + float64(s)/math.Sqrt(float64(n)); z > best.Logit {
+			start := int32(0)
+			if blocks >= blocksPerWindow {
+				start = ringStart[blocks%blocksPerWindow]
+			}
+			best = Score{Logit: z, Start: int(start), End: end}
+		}
+	}
+	closeBlock := func(end int) {
+		slot := blocks % blocksPerWindow
+		ringSum[slot], ringCnt[slot], ringStart[slot] = acc, cnt, blkStart
+		blocks++
+		acc, cnt, blkStart = 0, 0, int32(end)
+		if blocks >= blocksPerWindow {
+			window(end)
+		}
+	}
+	for i := 0; i < len(text); i++ {
+		c := streamByte[text[i]]
+		if c == 0 {
+			if lastSep {
+				continue
+			}
+			c = sepByte
+			lastSep = true
+			if inWord {
+				inWord = false
+				acc += w[bucket(word, seedWord)] + w[bucket(prev*mulHash^word, seedPair)]
+				cnt += 2
+				prev = word
+			}
+		} else {
+			lastSep = false
+			if !inWord {
+				inWord = true
+				word = fnvOffset
+			}
+			word = (word ^ uint64(c)) * fnvPrime
+		}
+		if byte(h) == c && c != sepByte {
+			same++
+		} else {
+			same = 0
+		}
+		h = h<<8 | uint64(c)
+		run++
+		if same >= maxRun {
+			// Deep inside a run of one byte: no n-gram (see maxRun).
+		} else if run >= 5 {
+			acc += w[bucket(h&mask3, seed3)] + w[bucket(h&mask5, seed5)]
+			cnt += 2
+		} else if run >= 3 {
+			acc += w[bucket(h&mask3, seed3)]
+			cnt++
+		}
+		pos++
+		if pos%Block == 0 {
+			closeBlock(i + 1)
+		}
+	}
+	if inWord {
+		acc += w[bucket(word, seedWord)] + w[bucket(prev*mulHash^word, seedPair)]
+		cnt += 2
+	}
+	if cnt > 0 || blocks < blocksPerWindow {
+		// The last, partial block closes the last window; a text shorter than a window is one.
+		slot := blocks % blocksPerWindow
+		ringSum[slot], ringCnt[slot], ringStart[slot] = acc, cnt, blkStart
+		if blocks < blocksPerWindow {
+			window(len(text))
+		} else if cnt > 0 {
+			blocks++
+			window(len(text))
+		}
+	}
+	if best.Logit == math.Inf(-1) {
+		return Score{Logit: bias, End: len(text)}
+	}
+	return best
+}
