@@ -179,3 +179,27 @@ func TestGuardBelowTransports(t *testing.T) {
 		}
 	}
 }
+
+// The console reads the approval engine and the ledger through the interfaces it declares: it
+// never reaches a store, the guard, a transport, the HTTP API's server, app or cli.
+func TestConsoleStaysOnItsAPIs(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("go command not on PATH")
+	}
+	checked := 0
+	for _, p := range listDeps(t, module+"/internal/console/...") {
+		checked++
+		for _, d := range p.Deps {
+			for _, f := range []string{module + "/internal/store", module + "/internal/guard", module + "/internal/gateway",
+				module + "/internal/server", module + "/internal/app", module + "/internal/cli", module + "/internal/config",
+				"database/sql", "modernc.org/sqlite", "github.com/jackc/pgx", "github.com/redis/go-redis"} {
+				if d == f || strings.HasPrefix(d, f+"/") {
+					t.Errorf("%s depends on %s: the console must not reach %s (see docs/ARCHITECTURE.md)", p.ImportPath, d, f)
+				}
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no console package listed")
+	}
+}

@@ -127,7 +127,7 @@ func (c *Console) queueEvents(w http.ResponseWriter, r *http.Request, s *session
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	f := readQueueFilter(r)
-	last := ""
+	last := "-" // no signature: the first look always sends the count
 	ticker := time.NewTicker(c.o.Poll)
 	defer ticker.Stop()
 	end := time.NewTimer(maxStreamLife)
