@@ -98,6 +98,35 @@ type row struct {
 	Digest string
 }
 
+// needles are byte strings every matching record's stored form contains: a record is parsed only
+// when it holds them all. Only values whose JSON form is unambiguous (plain ASCII) become needles;
+// the full match below decides.
+func (f *auditFilter) needles() [][]byte {
+	var out [][]byte
+	add := func(prefix, v string) {
+		if v == "" || !plain(v) {
+			return
+		}
+		out = append(out, []byte(prefix+v+`"`))
+	}
+	add(`"agent":{"id":"`, f.Agent)
+	add(`"user":{"id":"`, f.User)
+	add(`"tool":"`, f.Tool)
+	add(`"decision_id":"`, f.DecisionID)
+	add(`"rule":"`, f.Rule)
+	return out
+}
+
+// plain: letters, digits and punctuation no JSON encoder escapes.
+func plain(s string) bool {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("_.:@/-+ ", r)) {
+			return false
+		}
+	}
+	return true
+}
+
 func (f *auditFilter) match(p Principal, data []byte, r *ledger.Record) bool {
 	agent, user, rule := "", "", ""
 	if r.Agent != nil {
@@ -156,6 +185,7 @@ func (c *Console) search(ctx context.Context, p Principal, f auditFilter, limit,
 	}
 	var out []row
 	read := 0
+	needles := f.needles()
 	for hi > 0 && len(out) < limit && read < budget {
 		lo := uint64(0)
 		if hi > scanChunk {
@@ -167,6 +197,11 @@ func (c *Console) search(ctx context.Context, p Principal, f auditFilter, limit,
 				return errStop
 			}
 			read++
+			for _, n := range needles {
+				if !bytes.Contains(e.Data, n) {
+					return nil
+				}
+			}
 			r, err := ledger.ParseRecord(e.Data)
 			if err != nil {
 				return fmt.Errorf("record %d: %w", e.Seq, err)
