@@ -307,7 +307,8 @@ func resultMessage(code string) string {
 	case "approvals_unavailable", "record_failed", "internal":
 		return "The vote could not be recorded; nothing was approved. Try again."
 	}
-	return "The vote was not recorded (" + code + ")."
+	// A link can carry any text: only the codes above are shown as they are.
+	return "The vote was not recorded."
 }
 
 // redactedSpan matches the ledger's placeholders: [REDACTED], [REDACTED:label], and the keyed
