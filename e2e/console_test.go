@@ -153,6 +153,13 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.Navigate(d.url+"/console/audit"), chromedp.WaitVisible(chromedp.ID("q")),
 		chromedp.SendKeys(chromedp.ID("q"), "checked with the customer"), chromedp.Submit(chromedp.ID("q")),
 		chromedp.WaitVisible(chromedp.CSS("tr.rec")), shot("audit"))
+	overview := pageText(t, alice, "#counts", chromedp.Navigate(d.url+"/console/overview"), chromedp.WaitVisible(chromedp.ID("chart")), shot("overview"))
+	if !strings.Contains(overview, "Held for approval") {
+		t.Fatalf("overview: %q", overview)
+	}
+	if err := chromedp.Do(alice, chromedp.Navigate(d.url+"/console/audit?q=checked+with+the+customer"), chromedp.WaitVisible(chromedp.CSS("tr.rec"))); err != nil {
+		t.Fatal(err)
+	}
 	stored := pageText(t, alice, "#stored", chromedp.Click(chromedp.CSS("tr.rec a")), chromedp.WaitVisible(chromedp.ID("stored")), shot("record"))
 	if !strings.Contains(recs, "approved by alice") || !strings.Contains(stored, held.ApprovalID) {
 		t.Fatalf("audit explorer:\n%s\nrecord:\n%s", recs, stored)

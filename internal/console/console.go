@@ -202,6 +202,7 @@ func (c *Console) Register(mux *http.ServeMux) {
 	mux.Handle("POST "+p+"/approvals/{id}/deny", c.page(func(w http.ResponseWriter, r *http.Request, s *session, pr Principal) {
 		c.resolve(w, r, s, pr, false)
 	}))
+	mux.Handle("GET "+p+"/overview", c.page(c.overviewPage))
 	mux.Handle("GET "+p+"/audit", c.page(c.auditPage))
 	mux.Handle("GET "+p+"/audit/export", c.page(c.auditExport))
 	mux.Handle("GET "+p+"/audit/{seq}", c.page(c.recordPage))

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -474,5 +475,30 @@ func TestAuditSearchPagingExportProof(t *testing.T) {
 	var proof ledger.InclusionProof
 	if err := json.NewDecoder(resp.Body).Decode(&proof); err != nil || proof.Index != 3 || proof.Verify() != nil {
 		t.Fatalf("proof: %+v %v", proof, err)
+	}
+}
+
+func TestOverviewCountsWhatThePersonMaySee(t *testing.T) {
+	r := newRig(t, false)
+	ctx := context.Background()
+	for i, rec := range []struct{ agent, tool, decision string }{
+		{"agent-a", "delete_file", "deny"}, {"agent-a", "delete_file", "deny"}, {"agent-a", "fetch", "allow"},
+		{"other", "wire", "deny"}, {"other", "fetch", "allow"}, {"other", "fetch", "constrain"},
+	} {
+		if _, err := r.led.Append(ctx, &ledger.Record{Kind: ledger.KindDecision, DecisionID: fmt.Sprintf("dec_%d", i),
+			Agent: &ledger.Principal{ID: rec.agent}, Tool: rec.tool, Decision: rec.decision}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.hold("agent-a", "fetch", `{"q":1}`)
+	code, body, _ := r.get(r.signIn(keyAuditor), "/console/overview")
+	if code != http.StatusOK || !strings.Contains(body, `id="pending">1<`) || strings.Count(body, "<rect ") != 3 ||
+		!strings.Contains(body, "<code>delete_file</code></a></td><td>2</td>") {
+		t.Fatalf("auditor's overview: %d\n%s", code, body)
+	}
+	// Bob sees agent "other" only: its denial, none of agent-a's, and no pending request.
+	_, body, _ = r.get(r.signIn(keyBob), "/console/overview")
+	if strings.Contains(body, "delete_file") || !strings.Contains(body, "<code>wire</code>") || !strings.Contains(body, `id="pending">0<`) {
+		t.Fatalf("bob's overview:\n%s", body)
 	}
 }
