@@ -16,9 +16,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"github.com/portcullis-ai/portcullis/internal/approval"
 	"github.com/portcullis-ai/portcullis/internal/behavior"
 	"github.com/portcullis-ai/portcullis/internal/config"
+	"github.com/portcullis-ai/portcullis/internal/console"
 	mcpgw "github.com/portcullis-ai/portcullis/internal/gateway/mcp"
 	"github.com/portcullis-ai/portcullis/internal/guard"
 	"github.com/portcullis-ai/portcullis/internal/identity"
@@ -222,6 +225,10 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 	if err != nil {
 		return nil, err
 	}
+	consoleRoutes, err := a.consoleRoutes(cfg, verifiers)
+	if err != nil {
+		return nil, err
+	}
 	var mcpRoutes func(*http.ServeMux)
 	if len(cfg.MCP.Upstreams) > 0 {
 		if a.mcp, err = a.MCPGateway(ctx, MCPUpstreams(cfg.MCP.Upstreams, os.Stderr)); err != nil {
@@ -234,7 +241,7 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 	}
 	a.server = server.New(server.Options{
 		Extra: func(mux *http.ServeMux) {
-			for _, routes := range []func(*http.ServeMux){llmRoutes, mcpRoutes} {
+			for _, routes := range []func(*http.ServeMux){llmRoutes, mcpRoutes, consoleRoutes} {
 				if routes != nil {
 					routes(mux)
 				}
@@ -254,6 +261,19 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 		return nil, err
 	}
 	return a, nil
+}
+
+// consoleRoutes mounts the web console (console.enabled, console.path), or nothing.
+func (a *App) consoleRoutes(cfg *config.Config, verifiers note.Verifiers) (func(*http.ServeMux), error) {
+	if !cfg.ConsoleOn() {
+		return nil, nil
+	}
+	c, err := console.New(console.Options{Path: cfg.Console.Path, Queue: a.approvals, Auth: a.approvers, Ledger: a.ledgerStore,
+		Verifiers: verifiers, SessionTTL: cfg.Console.SessionTTL, IdleTimeout: cfg.Console.IdleTimeout, Logger: a.log})
+	if err != nil {
+		return nil, err
+	}
+	return c.Register, nil
 }
 
 // resultPolicy says how tool results, notices, conversation content and tool definitions are

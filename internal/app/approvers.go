@@ -11,6 +11,7 @@ import (
 
 	"github.com/portcullis-ai/portcullis/internal/approval"
 	"github.com/portcullis-ai/portcullis/internal/config"
+	"github.com/portcullis-ai/portcullis/internal/console"
 	"github.com/portcullis-ai/portcullis/internal/identity"
 	"github.com/portcullis-ai/portcullis/internal/server"
 )
@@ -46,31 +47,63 @@ func (a *approvers) Approver(ctx context.Context, r *http.Request) (approval.App
 	if !strings.EqualFold(scheme, "Bearer") || cred == "" {
 		return approval.Approver{}, server.ErrNotApprover
 	}
+	ap, err := a.authenticate(ctx, cred)
+	if err != nil {
+		return approval.Approver{}, err
+	}
+	return approverOf(ap), nil
+}
+
+// approverOf is the approval engine's view of a declared approver. An auditor has no scopes:
+// it approves nothing, whatever its configuration says.
+func approverOf(ap config.ApproverConfig) approval.Approver {
+	scopes := ap.Scopes
+	if ap.RoleOf() == config.RoleAuditor {
+		scopes = nil
+	}
+	return approval.Approver{ID: approval.QualifiedID(ap.Issuer, ap.ID), Name: ap.ID, Kind: approval.Human, Scopes: scopes}
+}
+
+// ConsolePrincipal signs a person in to the console with the same credentials, checked the same
+// way, as the approvals API: an approver key or an approvals issuer's token.
+func (a *approvers) ConsolePrincipal(ctx context.Context, cred string) (console.Principal, error) {
+	if cred == "" {
+		return console.Principal{}, server.ErrNotApprover
+	}
+	ap, err := a.authenticate(ctx, cred)
+	if err != nil {
+		return console.Principal{}, err
+	}
+	return console.Principal{Approver: approverOf(ap), Role: console.Role(ap.RoleOf())}, nil
+}
+
+// authenticate returns the declared approver cred proves to be.
+func (a *approvers) authenticate(ctx context.Context, cred string) (config.ApproverConfig, error) {
 	set := a.rt.Load()
 	if set == nil {
-		return approval.Approver{}, errors.Join(server.ErrNotApprover, errors.New("approvers are not loaded"))
+		return config.ApproverConfig{}, errors.Join(server.ErrNotApprover, errors.New("approvers are not loaded"))
 	}
 	var ap config.ApproverConfig
 	if strings.HasPrefix(cred, identity.APIKeyPrefix) {
 		rec, err := identity.CheckAPIKey(ctx, a.keys, cred, time.Now())
 		if err != nil {
-			return approval.Approver{}, fmt.Errorf("%w: %v", server.ErrNotApprover, err)
+			return config.ApproverConfig{}, fmt.Errorf("%w: %v", server.ErrNotApprover, err)
 		}
 		// The key store's owner field holds the approver's ID here.
 		var ok bool
 		if ap, ok = set.approvers[rec.AgentID]; !ok {
-			return approval.Approver{}, fmt.Errorf("%w: %w: key owner %q", server.ErrNotApprover, server.ErrUndeclaredApprover, rec.AgentID)
+			return config.ApproverConfig{}, fmt.Errorf("%w: %w: key owner %q", server.ErrNotApprover, server.ErrUndeclaredApprover, rec.AgentID)
 		}
 	} else {
 		login, err := set.logins.Login(ctx, cred)
 		if err != nil {
-			return approval.Approver{}, fmt.Errorf("%w: %w", server.ErrNotApprover, err)
+			return config.ApproverConfig{}, fmt.Errorf("%w: %w", server.ErrNotApprover, err)
 		}
 		var ok bool
 		ap, ok = set.approvers[login.Subject]
 		if !ok || ap.Issuer != login.Issuer {
-			return approval.Approver{}, fmt.Errorf("%w: %w: %q", server.ErrNotApprover, server.ErrUndeclaredApprover, approval.QualifiedID(login.Issuer, login.Subject))
+			return config.ApproverConfig{}, fmt.Errorf("%w: %w: %q", server.ErrNotApprover, server.ErrUndeclaredApprover, approval.QualifiedID(login.Issuer, login.Subject))
 		}
 	}
-	return approval.Approver{ID: approval.QualifiedID(ap.Issuer, ap.ID), Name: ap.ID, Kind: approval.Human, Scopes: ap.Scopes}, nil
+	return ap, nil
 }

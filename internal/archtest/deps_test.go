@@ -164,18 +164,42 @@ func TestTransportRule(t *testing.T) {
 	}
 }
 
+// keepsOff fails t for every package under pattern that depends on one of forbidden (a package
+// or a prefix of packages); it returns how many packages it checked.
+func keepsOff(t *testing.T, pattern, who string, forbidden []string) int {
+	t.Helper()
+	pkgs := listDeps(t, pattern)
+	for _, p := range pkgs {
+		for _, d := range p.Deps {
+			for _, f := range forbidden {
+				if d == f || strings.HasPrefix(d, f+"/") {
+					t.Errorf("%s depends on %s: %s must not reach %s (see docs/ARCHITECTURE.md)", p.ImportPath, d, who, f)
+				}
+			}
+		}
+	}
+	return len(pkgs)
+}
+
 // The guard is below every transport: it never reaches one, the server, app or cli.
 func TestGuardBelowTransports(t *testing.T) {
 	if _, err := exec.LookPath("go"); err != nil {
 		t.Skip("go command not on PATH")
 	}
-	for _, p := range listDeps(t, module+"/internal/guard/...") {
-		for _, d := range p.Deps {
-			for _, f := range []string{module + "/internal/gateway", module + "/internal/server", module + "/internal/app", module + "/internal/cli", module + "/internal/store"} {
-				if d == f || strings.HasPrefix(d, f+"/") {
-					t.Errorf("%s depends on %s: the guard must not reach %s", p.ImportPath, d, f)
-				}
-			}
-		}
+	keepsOff(t, module+"/internal/guard/...", "the guard", []string{module + "/internal/gateway", module + "/internal/server",
+		module + "/internal/app", module + "/internal/cli", module + "/internal/store"})
+}
+
+// The console reads the approval engine and the ledger through the interfaces it declares: it
+// never reaches a store, the guard, a transport, the HTTP API's server, app, cli or config.
+func TestConsoleStaysOnItsAPIs(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("go command not on PATH")
+	}
+	n := keepsOff(t, module+"/internal/console/...", "the console", []string{module + "/internal/store", module + "/internal/guard",
+		module + "/internal/gateway", module + "/internal/server", module + "/internal/app", module + "/internal/cli",
+		module + "/internal/config", "database/sql", "modernc.org/sqlite", "github.com/jackc/pgx", "github.com/redis/go-redis"})
+	if n == 0 {
+		t.Fatal("no console package listed")
 	}
 }

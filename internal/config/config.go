@@ -51,7 +51,31 @@ type Config struct {
 	// Store says where state lives: the embedded stores by default, PostgreSQL and Redis when
 	// several replicas act as one gateway.
 	Store StoreConfig `yaml:"store"`
+	// Console is the web console served beside the API (docs/console.md).
+	Console ConsoleConfig `yaml:"console"`
 }
+
+// ConsoleConfig configures the web console: the approvals queue and the audit explorer.
+type ConsoleConfig struct {
+	// Enabled serves the console; default true. Off, its path answers 404.
+	Enabled *bool `yaml:"enabled"`
+	// Path is where the console is mounted; default /console.
+	Path string `yaml:"path"`
+	// SessionTTL bounds a console session from sign-in; default 8h.
+	SessionTTL time.Duration `yaml:"session_ttl"`
+	// IdleTimeout ends a session unused this long; default 30m.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+}
+
+// ConsoleOn reports whether the console is served.
+func (c *Config) ConsoleOn() bool { return c.Console.Enabled == nil || *c.Console.Enabled }
+
+// Console roles (approvals.approvers[].role).
+const (
+	RoleApprover = "approver"
+	RoleAuditor  = "auditor"
+	RoleAdmin    = "admin"
+)
 
 // Store kinds.
 const (
@@ -275,6 +299,19 @@ type ApproverConfig struct {
 	// keys only. The approver is recorded as "issuer#id" (approval.QualifiedID).
 	Issuer string           `yaml:"issuer"`
 	Scopes []approval.Scope `yaml:"scopes"`
+	// Role is what the person may do: approver (default: approve within Scopes; in the console,
+	// the queue and the ledger records within Scopes), auditor (read the whole ledger in the
+	// console; approves nothing, so declares no scopes), admin (the whole ledger, and approve
+	// within Scopes).
+	Role string `yaml:"role"`
+}
+
+// RoleOf is the approver's role, approver when unset.
+func (a ApproverConfig) RoleOf() string {
+	if a.Role == "" {
+		return RoleApprover
+	}
+	return a.Role
 }
 
 // WebhookConfig configures approval notifications (Slack-compatible JSON, HMAC-signed).
@@ -335,7 +372,8 @@ func Default() Config {
 		Approvals: ApprovalsConfig{Expiry: 15 * time.Minute, MaxWait: 60 * time.Second, MaxPendingPerAgent: DefaultMaxPendingPerAgent},
 		MCP: MCPConfig{ApprovalWait: 10 * time.Second, CallTimeout: 60 * time.Second, SessionIdleTimeout: 30 * time.Minute,
 			ServerRequests: MCPServerRequests{Sampling: "deny", Elicitation: "deny"}},
-		Ledger: LedgerConfig{CheckpointInterval: time.Second, CheckpointRecords: 1000},
+		Ledger:  LedgerConfig{CheckpointInterval: time.Second, CheckpointRecords: 1000},
+		Console: ConsoleConfig{Path: "/console", SessionTTL: 8 * time.Hour, IdleTimeout: 30 * time.Minute},
 		Limits: LimitsConfig{
 			MaxBodyBytes:           1 << 20,
 			MaxDepth:               64,
@@ -495,8 +533,17 @@ func (c *Config) problems() []problem {
 		if ap.Issuer != "" && !issuers[ap.Issuer] {
 			add(path+".issuer", "%q is not one of approvals.issuers", ap.Issuer)
 		}
-		if len(ap.Scopes) == 0 {
-			add(path+".scopes", "required: scopes are granted, never implied")
+		switch ap.RoleOf() {
+		case RoleApprover, RoleAdmin:
+			if len(ap.Scopes) == 0 {
+				add(path+".scopes", "required: scopes are granted, never implied")
+			}
+		case RoleAuditor:
+			if len(ap.Scopes) > 0 {
+				add(path+".scopes", "an auditor approves nothing: remove the scopes, or make the role approver or admin")
+			}
+		default:
+			add(path+".role", "want approver, auditor or admin, got %q", ap.Role)
 		}
 		if err := approval.ValidateScopes(ap.Scopes); err != nil {
 			add(path, "%v", err)
@@ -506,6 +553,15 @@ func (c *Config) problems() []problem {
 				add(path+".id", "%q is an agent; agents never approve", ap.ID)
 			}
 		}
+	}
+	if !validConsolePath(c.Console.Path) {
+		add("console.path", "want an absolute path like /console (letters, digits, '-', '_', '/'; not / and not under /v1, /mcp or /metrics), got %q", c.Console.Path)
+	}
+	if c.Console.SessionTTL < time.Minute || c.Console.SessionTTL > 7*24*time.Hour {
+		add("console.session_ttl", "want a duration in [1m, 168h], got %v", c.Console.SessionTTL)
+	}
+	if c.Console.IdleTimeout < time.Minute || c.Console.IdleTimeout > c.Console.SessionTTL {
+		add("console.idle_timeout", "want a duration in [1m, console.session_ttl], got %v", c.Console.IdleTimeout)
 	}
 	if w := c.Approvals.Webhook; w.URL != "" {
 		if !strings.HasPrefix(w.URL, "https://") && !strings.HasPrefix(w.URL, "http://") {
@@ -725,4 +781,22 @@ func (c *Config) RequestBlock() threat.Level {
 func (c *Config) ResultBlock() threat.Level {
 	l, _ := threat.ParseLevel(c.Inspection.ResultBlockLevel)
 	return l
+}
+
+// validConsolePath: a plain absolute path that cannot shadow the API's own routes.
+func validConsolePath(p string) bool {
+	if len(p) < 2 || len(p) > 64 || p[0] != '/' || strings.HasSuffix(p, "/") || strings.Contains(p, "//") {
+		return false
+	}
+	for _, r := range p[1:] {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '/') {
+			return false
+		}
+	}
+	for _, reserved := range []string{"/v1", "/mcp", "/metrics", "/healthz", "/readyz", "/llm", "/openai", "/anthropic"} {
+		if p == reserved || strings.HasPrefix(p, reserved+"/") {
+			return false
+		}
+	}
+	return true
 }

@@ -1,0 +1,206 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/portcullis-ai/portcullis/internal/app"
+	"github.com/portcullis-ai/portcullis/sdk"
+)
+
+// chromium finds Debian's chromium, or skips the browser tests saying why.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Skip("browser tests need chromium on PATH (apt-get install -y chromium); .ci/run installs it")
+	return ""
+}
+
+// browser is one browser profile (its own cookies), driven by chromedp; its context times out a
+// minute after the browser started.
+func browser(t *testing.T, exe string) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox,
+		chromedp.WindowSize(1280, 900), chromedp.Flag("disable-gpu", true))
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelB := chromedp.NewContext(actx)
+	if err := chromedp.Do(ctx); err != nil { // starts the browser on a context without a deadline
+		cancelB()
+		cancelA()
+		t.Fatalf("start chromium: %v", err)
+	}
+	tctx, cancelC := context.WithTimeout(ctx, 60*time.Second)
+	t.Cleanup(func() { cancelC(); cancelB(); cancelA() })
+	return tctx
+}
+
+// shot writes docs/img/console-NAME.png when PORTCULLIS_UPDATE_SCREENSHOTS=1.
+func shot(name string) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		if os.Getenv("PORTCULLIS_UPDATE_SCREENSHOTS") != "1" {
+			return chromedp.Void{}, nil
+		}
+		buf, err := chromedp.FullScreenshot(100)(ctx, t)
+		if err != nil {
+			return chromedp.Void{}, err
+		}
+		return chromedp.Void{}, os.WriteFile(filepath.Join("..", "docs", "img", "console-"+name+".png"), buf, 0o644)
+	}
+}
+
+func signIn(base, key string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(
+		chromedp.Navigate(base+"/console/login"),
+		chromedp.WaitVisible(chromedp.ID("key")),
+		chromedp.SendKeys(chromedp.ID("key"), key),
+		chromedp.Submit(chromedp.ID("login")),
+		chromedp.WaitVisible(chromedp.ID("principal")),
+	)
+}
+
+// pageText runs steps, then reads the text of sel.
+func pageText(t *testing.T, ctx context.Context, sel string, steps ...chromedp.Action[chromedp.Void]) string {
+	t.Helper()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		t.Fatal(err)
+	}
+	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+	if err != nil {
+		t.Fatalf("text of %s: %v", sel, err)
+	}
+	return s
+}
+
+// The console in a real browser against the real binary: an approver sees a held call arrive
+// live, approves it with a comment, the agent's retry is ALLOWED, and the approval is in the
+// audit explorer; an auditor cannot approve; an approver out of scope cannot see the request; a
+// form posted from another origin changes nothing.
+func TestConsoleInBrowser(t *testing.T) {
+	exe := chromium(t)
+	dir, agentKey, aliceKey := initData(t)
+	cfgPath := filepath.Join(dir, app.ConfigFile)
+	cfg, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = bytes.Replace(cfg, []byte("  approvers:\n"), []byte("  approvers:\n    - id: audrey\n      role: auditor\n"+
+		"    - id: bob\n      scopes:\n        - agents: [some-other-agent]\n          tools: [\".*\"]\n"), 1)
+	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	key := func(who string) string {
+		code, out, stderr := cli(t, nil, "approvals", "keys", "create", "--approver", who, "--data", dir)
+		if code != 0 {
+			t.Fatalf("approvals keys create %s: %s", who, stderr)
+		}
+		return strings.TrimSpace(out)
+	}
+	audreyKey, bobKey := key("audrey"), key("bob")
+	d := startServe(t, dir)
+	agent := sdk.New(d.url, sdk.WithAPIKey(agentKey), sdk.WithAgentID(app.DemoAgent))
+	risky := func(n int) sdk.DecideRequest {
+		return sdk.DecideRequest{Tool: "fetch_customer_names", Params: map[string]any{"limit": 10, "filter": fmt.Sprintf("x' UNION SELECT card_number FROM payments -- %d", n)}}
+	}
+
+	// The agent's key opens nothing.
+	alice := browser(t, exe)
+	problem := pageText(t, alice, "#flash", chromedp.Navigate(d.url+"/console/login"), shot("login"),
+		chromedp.SendKeys(chromedp.ID("key"), agentKey), chromedp.Submit(chromedp.ID("login")), chromedp.WaitVisible(chromedp.ID("flash")))
+	if !strings.Contains(problem, "does not sign anyone in") {
+		t.Fatalf("agent key at sign-in: %q", problem)
+	}
+
+	// Alice signs in and watches the queue; a held call arrives without a reload.
+	if err := chromedp.Do(alice, signIn(d.url, aliceKey), chromedp.WaitVisible(chromedp.ID("queue")), chromedp.Sleep(500*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	held, err := agent.Decide(context.Background(), risky(1))
+	if err != nil || !held.Pending() {
+		t.Fatalf("risky call: %+v, %v", held, err)
+	}
+	row := chromedp.CSS(fmt.Sprintf(`tr.req[data-id="%s"] a`, held.ApprovalID))
+	grant := pageText(t, alice, "#grant", chromedp.WaitVisible(row), shot("queue"), chromedp.Click(row),
+		chromedp.WaitVisible(chromedp.ID("approve-form")), shot("request"))
+	state := pageText(t, alice, "#state", chromedp.SendKeys(chromedp.ID("comment"), "checked with the customer"),
+		chromedp.Click(chromedp.ID("approve")), chromedp.WaitVisible(chromedp.ID("flash")))
+	if !strings.Contains(grant, "fetch_customer_names") || !strings.Contains(grant, app.DemoAgent) || state != "approved" {
+		t.Fatalf("grant %q, state %q", grant, state)
+	}
+	retry := risky(1)
+	retry.ApprovalID = held.ApprovalID
+	if run, err := agent.Decide(context.Background(), retry); err != nil || !run.Allowed() {
+		t.Fatalf("the approved call's retry: %+v, %v", run, err)
+	}
+
+	// The approval is in the audit explorer; a record opens.
+	recs := pageText(t, alice, "#records",
+		chromedp.Navigate(d.url+"/console/approvals/history"), chromedp.WaitVisible(chromedp.ID("history")), shot("history"),
+		chromedp.Navigate(d.url+"/console/audit"), chromedp.WaitVisible(chromedp.ID("q")),
+		chromedp.SendKeys(chromedp.ID("q"), "checked with the customer"), chromedp.Submit(chromedp.ID("q")),
+		chromedp.WaitVisible(chromedp.CSS("tr.rec")), shot("audit"))
+	overview := pageText(t, alice, "#counts", chromedp.Navigate(d.url+"/console/overview"), chromedp.WaitVisible(chromedp.ID("chart")), shot("overview"))
+	if !strings.Contains(overview, "Held for approval") {
+		t.Fatalf("overview: %q", overview)
+	}
+	if err := chromedp.Do(alice, chromedp.Navigate(d.url+"/console/audit?q=checked+with+the+customer"), chromedp.WaitVisible(chromedp.CSS("tr.rec"))); err != nil {
+		t.Fatal(err)
+	}
+	stored := pageText(t, alice, "#stored", chromedp.Click(chromedp.CSS("tr.rec a")), chromedp.WaitVisible(chromedp.ID("stored")), shot("record"))
+	if !strings.Contains(recs, "approved by alice") || !strings.Contains(stored, held.ApprovalID) {
+		t.Fatalf("audit explorer:\n%s\nrecord:\n%s", recs, stored)
+	}
+
+	// A second held call: the auditor reads it but has no way to approve it, and a post made from
+	// its page with its own CSRF token is refused; bob, out of scope, does not see it at all.
+	held2, err := agent.Decide(context.Background(), risky(2))
+	if err != nil || !held2.Pending() {
+		t.Fatalf("second risky call: %+v, %v", held2, err)
+	}
+	page := d.url + "/console/approvals/" + held2.ApprovalID
+	audrey := browser(t, exe)
+	if err := chromedp.Do(audrey, signIn(d.url, audreyKey), chromedp.Navigate(page), chromedp.WaitVisible(chromedp.ID("no-vote"))); err != nil {
+		t.Fatal(err)
+	}
+	forms, err := chromedp.Run(audrey, chromedp.Evaluate[int](`document.querySelectorAll("#approve-form").length`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, err := chromedp.Run(audrey, chromedp.Evaluate[int](fmt.Sprintf(`fetch(%q, {method: "POST", headers: {"Content-Type": "application/x-www-form-urlencoded"},
+		body: "csrf=" + encodeURIComponent(document.querySelector("input[name=csrf]").value)}).then(r => r.status)`, page+"/approve"), chromedp.EvalAwaitPromise))
+	if err != nil || forms != 0 || status != http.StatusForbidden {
+		t.Fatalf("auditor: %d approve forms, forged post answered %d (%v)", forms, status, err)
+	}
+	bob := browser(t, exe)
+	queue := pageText(t, bob, "#queue", signIn(d.url, bobKey), chromedp.WaitVisible(chromedp.ID("queue")))
+	problem = pageText(t, bob, "#problem", chromedp.Navigate(page), chromedp.WaitVisible(chromedp.ID("problem")))
+	if strings.Contains(queue, held2.ApprovalID) || !strings.Contains(problem, "No such approval request") {
+		t.Fatalf("bob sees an out-of-scope request: queue %q, page %q", queue, problem)
+	}
+
+	// Another origin's page posts an approval form in alice's browser: refused, nothing changes.
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintf(w, `<!doctype html><form id="f" method="post" action="%s/approve"><input name="csrf" value="guess"><input name="comment" value="pwned"></form>
+<script>document.getElementById("f").submit()</script>`, page)
+	}))
+	defer evil.Close()
+	body := pageText(t, alice, "body", chromedp.Navigate(evil.URL), chromedp.Sleep(time.Second))
+	state = pageText(t, alice, "#state", chromedp.Navigate(page), chromedp.WaitVisible(chromedp.ID("state")))
+	if state != "pending" {
+		t.Fatalf("a cross-origin form changed the request: %s (page said %q)", state, body)
+	}
+}

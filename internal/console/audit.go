@@ -1,0 +1,454 @@
+package console
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/portcullis-ai/portcullis/internal/ledger"
+)
+
+// Search bounds. A page reads back from its cursor in chunks until it has a page of matches or
+// has read scanBudget records; then it offers the next page from where it stopped. A search that
+// matches rarely over a long ledger so answers in bounded time, page by page, never all at once.
+const (
+	pageSize     = 50
+	scanChunk    = 4096
+	scanBudget   = 200_000
+	exportMax    = 100_000
+	exportBudget = 2_000_000
+)
+
+// auditFilter is a search of the ledger, read from the query string.
+type auditFilter struct {
+	Agent, User, Tool, Decision, Kind, Rule, DecisionID, Text string
+	Since, Until                                              string // as typed: RFC 3339 or a duration ago
+	since, until                                              time.Time
+	Before                                                    uint64 // the page ends before this seq (0: at the end)
+	Query                                                     string // the filter (without the cursor) as a query string
+}
+
+func readAuditFilter(r *http.Request, now time.Time) (auditFilter, error) {
+	q := r.URL.Query()
+	f := auditFilter{Agent: bounded(q.Get("agent")), User: bounded(q.Get("user")), Tool: bounded(q.Get("tool")),
+		Decision: bounded(q.Get("decision")), Kind: bounded(q.Get("kind")), Rule: bounded(q.Get("rule")),
+		DecisionID: bounded(q.Get("decision_id")), Text: bounded(q.Get("q")), Since: bounded(q.Get("since")), Until: bounded(q.Get("until"))}
+	var err error
+	if f.since, err = parseWhen(f.Since, now); err != nil {
+		return f, fmt.Errorf("since: %w", err)
+	}
+	if f.until, err = parseWhen(f.Until, now); err != nil {
+		return f, fmt.Errorf("until: %w", err)
+	}
+	if b := q.Get("before"); b != "" {
+		if f.Before, err = strconv.ParseUint(b, 10, 64); err != nil {
+			return f, errors.New("before: want a record number")
+		}
+	}
+	v := url.Values{}
+	for k, s := range map[string]string{"agent": f.Agent, "user": f.User, "tool": f.Tool, "decision": f.Decision, "kind": f.Kind,
+		"rule": f.Rule, "decision_id": f.DecisionID, "q": f.Text, "since": f.Since, "until": f.Until} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	f.Query = v.Encode()
+	return f, nil
+}
+
+func encodeQuery(v url.Values) string { return v.Encode() }
+
+// parseWhen reads RFC 3339 or a duration ago ("1h"); "" is no bound.
+func parseWhen(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse("2006-01-02T15:04", s); err == nil { // a datetime-local input
+		return t.UTC(), nil
+	}
+	return time.Time{}, fmt.Errorf("%q is neither RFC 3339 nor a duration such as 1h", s)
+}
+
+// row is one record as a search lists it.
+type row struct {
+	Seq    uint64
+	R      *ledger.Record
+	Kind   ledger.Kind
+	Agent  string
+	User   string
+	Rule   string
+	Bytes  []byte
+	Digest string
+}
+
+// needles are byte strings every matching record's stored form contains: a record is parsed only
+// when it holds them all. Only values whose JSON form is unambiguous (plain ASCII) become needles;
+// the full match below decides.
+func (f *auditFilter) needles() [][]byte {
+	var out [][]byte
+	add := func(prefix, v string) {
+		if v == "" || !plain(v) {
+			return
+		}
+		out = append(out, []byte(prefix+v+`"`))
+	}
+	add(`"agent":{"id":"`, f.Agent)
+	add(`"user":{"id":"`, f.User)
+	add(`"tool":"`, f.Tool)
+	add(`"decision_id":"`, f.DecisionID)
+	add(`"rule":"`, f.Rule)
+	return out
+}
+
+// plain: letters, digits and punctuation no JSON encoder escapes.
+func plain(s string) bool {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("_.:@/-+ ", r)) {
+			return false
+		}
+	}
+	return true
+}
+
+func (f *auditFilter) match(p Principal, data []byte, r *ledger.Record) bool {
+	agent, user, rule := "", "", ""
+	if r.Agent != nil {
+		agent = r.Agent.ID
+	}
+	if r.User != nil {
+		user = r.User.ID
+	}
+	if r.Policy != nil {
+		rule = r.Policy.Rule
+	}
+	switch {
+	case !p.sees(agent, r.Tool),
+		f.Agent != "" && agent != f.Agent,
+		f.User != "" && user != f.User,
+		f.Tool != "" && r.Tool != f.Tool,
+		f.Decision != "" && !strings.EqualFold(r.Decision, f.Decision),
+		f.Kind != "" && string(r.Event()) != f.Kind,
+		f.Rule != "" && rule != f.Rule,
+		f.DecisionID != "" && r.DecisionID != f.DecisionID,
+		!f.since.IsZero() && r.Time.Before(f.since),
+		!f.until.IsZero() && r.Time.After(f.until):
+		return false
+	}
+	// Text is searched in the stored bytes: redacted values are not there to be found.
+	return f.Text == "" || bytes.Contains(bytes.ToLower(data), bytes.ToLower([]byte(f.Text)))
+}
+
+func newRow(e ledger.Entry, r *ledger.Record) row {
+	out := row{Seq: e.Seq, R: r, Kind: r.Event(), Bytes: append([]byte(nil), e.Data...)}
+	if r.Agent != nil {
+		out.Agent = r.Agent.ID
+	}
+	if r.User != nil {
+		out.User = r.User.ID
+	}
+	if r.Policy != nil {
+		out.Rule = r.Policy.Rule
+	}
+	return out
+}
+
+// errStop ends a scan early.
+var errStop = errors.New("stop")
+
+// search returns up to limit matches, newest first, ending before f.Before (or at the end), and
+// the cursor of the next page (0: no more). It reads at most budget records.
+func (c *Console) search(ctx context.Context, p Principal, f auditFilter, limit, budget int) ([]row, uint64, error) {
+	size, err := c.o.Ledger.Size(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	hi := size
+	if f.Before > 0 && f.Before < size {
+		hi = f.Before
+	}
+	var out []row
+	read := 0
+	needles := f.needles()
+	for hi > 0 && len(out) < limit && read < budget {
+		lo := uint64(0)
+		if hi > scanChunk {
+			lo = hi - scanChunk
+		}
+		var chunk []row
+		err := c.o.Ledger.Scan(ctx, lo, func(e ledger.Entry) error {
+			if e.Seq >= hi {
+				return errStop
+			}
+			read++
+			for _, n := range needles {
+				if !bytes.Contains(e.Data, n) {
+					return nil
+				}
+			}
+			r, err := ledger.ParseRecord(e.Data)
+			if err != nil {
+				return fmt.Errorf("record %d: %w", e.Seq, err)
+			}
+			if f.match(p, e.Data, r) {
+				chunk = append(chunk, newRow(e, r))
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, errStop) {
+			return nil, 0, err
+		}
+		slices.Reverse(chunk)
+		for i, x := range chunk {
+			if len(out) == limit {
+				// The next page starts after the last row shown.
+				return out, chunk[i-1].Seq, nil
+			}
+			out = append(out, x)
+		}
+		hi = lo
+	}
+	if hi == 0 {
+		return out, 0, nil
+	}
+	if len(out) == limit {
+		return out, out[len(out)-1].Seq, nil
+	}
+	return out, hi, nil
+}
+
+// banner is the ledger's state as the explorer shows it.
+type banner struct {
+	Size       uint64
+	Checkpoint uint64
+	SignedAt   string
+	Verified   bool
+	Problem    string
+	Origin     string
+	RootHash   string
+}
+
+func (c *Console) banner(ctx context.Context) banner {
+	var b banner
+	size, err := c.o.Ledger.Size(ctx)
+	if err != nil {
+		b.Problem = "the ledger cannot be read"
+		return b
+	}
+	b.Size = size
+	cp, ok, err := c.o.Ledger.LatestCheckpoint(ctx)
+	switch {
+	case err != nil:
+		b.Problem = "the latest checkpoint cannot be read"
+		return b
+	case !ok:
+		b.Problem = "no signed checkpoint yet"
+		return b
+	}
+	opened, _, err := ledger.OpenCheckpoint(cp.Note, c.o.Verifiers)
+	if err != nil {
+		b.Problem = "the latest checkpoint's signature does not verify with the ledger's keys"
+		return b
+	}
+	if opened.Size != cp.Size || opened.Size > size {
+		b.Problem = "the latest checkpoint does not match the stored records"
+		return b
+	}
+	b.Verified, b.Checkpoint, b.Origin, b.RootHash = true, opened.Size, opened.Origin, hex.EncodeToString(opened.Hash[:])
+	if t, ok, _ := opened.SignedAt(); ok {
+		b.SignedAt = t.UTC().Format("2006-01-02 15:04:05Z")
+	}
+	return b
+}
+
+type auditData struct {
+	F      auditFilter
+	Rows   []row
+	Next   uint64
+	Banner banner
+	Kinds  []ledger.Kind
+	Error  string
+}
+
+func (c *Console) auditPage(w http.ResponseWriter, r *http.Request, s *session, p Principal) {
+	d := auditData{Banner: c.banner(r.Context()), Kinds: ledger.Kinds}
+	f, err := readAuditFilter(r, c.o.Now())
+	d.F = f
+	status := http.StatusOK
+	if err != nil {
+		d.Error, status = err.Error(), http.StatusBadRequest
+	} else if d.Rows, d.Next, err = c.search(r.Context(), p, f, pageSize, scanBudget); err != nil {
+		c.log.LogAttrs(r.Context(), slog.LevelError, "console: audit search", slog.Any("error", err))
+		d.Error, status = "The ledger cannot be searched right now.", http.StatusServiceUnavailable
+	}
+	c.render(w, r, status, "audit", view{Title: "Audit", Nav: "audit", P: &p, CSRF: s.csrf, Data: d})
+}
+
+// record reads the record at seq, if p may see it.
+func (c *Console) record(ctx context.Context, p Principal, seq uint64) (row, bool, error) {
+	var out row
+	found := false
+	err := c.o.Ledger.Scan(ctx, seq, func(e ledger.Entry) error {
+		if e.Seq != seq {
+			return errStop
+		}
+		r, err := ledger.ParseRecord(e.Data)
+		if err != nil {
+			return err
+		}
+		out, found = newRow(e, r), true
+		return errStop
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return row{}, false, err
+	}
+	if !found || !p.sees(out.Agent, out.R.Tool) {
+		return row{}, false, nil
+	}
+	leaf := ledger.LeafHash(out.Bytes)
+	out.Digest = hex.EncodeToString(leaf[:])
+	return out, true, nil
+}
+
+// siblingWindow bounds how far around a record its decision's other records are looked for.
+const siblingWindow = 5000
+
+type recordData struct {
+	Row      row
+	Pretty   string
+	Siblings []row
+	Banner   banner
+	Provable bool
+}
+
+func (c *Console) recordPage(w http.ResponseWriter, r *http.Request, s *session, p Principal) {
+	seq, err := strconv.ParseUint(r.PathValue("seq"), 10, 64)
+	if err != nil {
+		c.fail(w, r, http.StatusNotFound, "No such record.")
+		return
+	}
+	x, ok, err := c.record(r.Context(), p, seq)
+	if err != nil {
+		c.fail(w, r, http.StatusServiceUnavailable, "The ledger cannot be read right now.")
+		return
+	}
+	if !ok {
+		c.fail(w, r, http.StatusNotFound, "No such record.")
+		return
+	}
+	var pretty bytes.Buffer
+	_ = json.Indent(&pretty, x.Bytes, "", "  ")
+	d := recordData{Row: x, Pretty: pretty.String(), Banner: c.banner(r.Context())}
+	d.Provable = d.Banner.Verified && seq < d.Banner.Checkpoint
+	if x.R.DecisionID != "" {
+		f := auditFilter{DecisionID: x.R.DecisionID, Before: seq + siblingWindow}
+		sib, _, err := c.search(r.Context(), p, f, 100, 2*siblingWindow)
+		if err == nil {
+			for _, s := range sib {
+				if s.Seq != seq {
+					d.Siblings = append(d.Siblings, s)
+				}
+			}
+		}
+	}
+	c.render(w, r, http.StatusOK, "record", view{Title: fmt.Sprintf("Record %d", seq), Nav: "audit", P: &p, CSRF: s.csrf, Data: d})
+}
+
+// recordProof downloads the record's inclusion proof against the latest signed checkpoint, in
+// the form `portcullis audit prove` prints.
+func (c *Console) recordProof(w http.ResponseWriter, r *http.Request, _ *session, p Principal) {
+	seq, err := strconv.ParseUint(r.PathValue("seq"), 10, 64)
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	if _, ok, err := c.record(r.Context(), p, seq); err != nil || !ok {
+		http.NotFound(w, r)
+		return
+	}
+	cp, ok, err := c.o.Ledger.LatestCheckpoint(r.Context())
+	if err != nil || !ok || seq >= cp.Size {
+		http.Error(w, "no signed checkpoint covers this record yet; try again in a moment", http.StatusConflict)
+		return
+	}
+	proof, err := ledger.ProveInclusion(r.Context(), c.o.Ledger, seq, cp.Size)
+	if err != nil {
+		http.Error(w, "the proof cannot be computed right now", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="record-%d-proof.json"`, seq))
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(struct {
+		ledger.InclusionProof
+		Checkpoint string `json:"checkpoint"`
+	}{proof, string(cp.Note)})
+}
+
+// auditExport writes the filtered view as JSON lines (each line a record's stored bytes, as
+// `portcullis audit export` writes them) or CSV, newest first, at most exportMax records.
+func (c *Console) auditExport(w http.ResponseWriter, r *http.Request, _ *session, p Principal) {
+	f, err := readAuditFilter(r, c.o.Now())
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	format := r.URL.Query().Get("format")
+	if format != "jsonl" && format != "csv" {
+		http.Error(w, "format: want jsonl or csv", http.StatusBadRequest)
+		return
+	}
+	rows, next, err := c.search(r.Context(), p, f, exportMax, exportBudget)
+	if err != nil {
+		http.Error(w, "the ledger cannot be searched right now", http.StatusServiceUnavailable)
+		return
+	}
+	if next != 0 {
+		// The view was cut: say so, and where to continue, rather than pass a part for the whole.
+		w.Header().Set("X-Portcullis-Continue-Before", strconv.FormatUint(next, 10))
+	}
+	name := "portcullis-audit." + format
+	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
+	if format == "jsonl" {
+		w.Header().Set("Content-Type", "application/jsonl")
+		for _, x := range rows {
+			_, _ = w.Write(x.Bytes)
+			_, _ = w.Write([]byte{'\n'})
+		}
+		return
+	}
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	cw := csv.NewWriter(w)
+	_ = cw.Write([]string{"seq", "time", "kind", "decision_id", "agent", "user", "tool", "decision", "rule", "threat_level", "reason"})
+	for _, x := range rows {
+		_ = cw.Write([]string{strconv.FormatUint(x.Seq, 10), x.R.Time.UTC().Format(time.RFC3339Nano), string(x.Kind), cell(x.R.DecisionID),
+			cell(x.Agent), cell(x.User), cell(x.R.Tool), cell(x.R.Decision), cell(x.Rule), x.R.ThreatLevel.String(), cell(x.R.Reason)})
+	}
+	cw.Flush()
+}
+
+// cell defuses a CSV cell a spreadsheet would run as a formula: an agent chooses tool names,
+// user names and reasons.
+func cell(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
+}

@@ -1,0 +1,313 @@
+// Package console is the web console served by `serve` under console.path: the approvals queue
+// (live over server-sent events) and the audit explorer. Pages are rendered on the server with
+// html/template; the stylesheet and the one script are embedded (go:embed), so building the
+// binary needs no JavaScript toolchain.
+//
+// Every page is authorised on the server. A person signs in with their approver key; the session
+// keeps it in memory only and re-authenticates it on every request, so a revoked key or a person
+// removed from approvals.approvers is signed out at their next click. Agents' credentials are
+// never accepted: approver keys live in a key store of their own.
+//
+// The console depends on the approval engine's types and the ledger's read side only: it
+// declares what it needs (Queue, Authenticator, ledger.Store) and app supplies it.
+package console
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/portcullis-ai/portcullis/internal/approval"
+	"github.com/portcullis-ai/portcullis/internal/ledger"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// Role is what a signed-in person may do in the console.
+type Role string
+
+const (
+	// RoleApprover sees and resolves the requests its scopes cover, and the ledger records of
+	// the agents and tools its scopes cover.
+	RoleApprover Role = "approver"
+	// RoleAuditor reads everything and changes nothing.
+	RoleAuditor Role = "auditor"
+	// RoleAdmin reads everything and approves within its scopes.
+	RoleAdmin Role = "admin"
+)
+
+// Principal is a signed-in person: the approver the approval engine checks, and their role.
+type Principal struct {
+	Approver approval.Approver
+	Role     Role
+}
+
+// readsAll: auditors and admins read every request and every record.
+func (p Principal) readsAll() bool { return p.Role == RoleAuditor || p.Role == RoleAdmin }
+
+// mayApprove: approvers and admins vote (the engine still checks scope, self-approval, agents).
+func (p Principal) mayApprove() bool { return p.Role == RoleApprover || p.Role == RoleAdmin }
+
+// sees reports whether p may see a request or record of agent and tool.
+func (p Principal) sees(agent, tool string) bool {
+	if p.readsAll() {
+		return true
+	}
+	return agent != "" && tool != "" && p.Approver.Covers(agent, tool)
+}
+
+// Authenticator turns a credential typed into the sign-in form into a person. It must refuse an
+// agent's credential and anyone not declared under approvals.approvers.
+type Authenticator interface {
+	ConsolePrincipal(ctx context.Context, credential string) (Principal, error)
+}
+
+// Queue is what the console needs of the approval engine (approval.Engine).
+type Queue interface {
+	List(ctx context.Context, f approval.Filter) ([]approval.Request, error)
+	Get(ctx context.Context, id string) (approval.Request, error)
+	Approve(ctx context.Context, id string, a approval.Approver, comment string) (approval.Request, error)
+	Deny(ctx context.Context, id string, a approval.Approver, comment string) (approval.Request, error)
+}
+
+// Options configures the console.
+type Options struct {
+	// Path is the mount point, e.g. "/console" (no trailing slash).
+	Path  string
+	Queue Queue
+	Auth  Authenticator
+	// Ledger is read (never written): search, records, inclusion proofs, the latest checkpoint.
+	Ledger ledger.Store
+	// Verifiers check the latest checkpoint's signature for the banner.
+	Verifiers note.Verifiers
+	// SessionTTL and IdleTimeout bound a session (defaults 8h and 30m).
+	SessionTTL, IdleTimeout time.Duration
+	// Poll is how often a live queue looks for changes (default 1s).
+	Poll   time.Duration
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// Console serves the console's pages.
+type Console struct {
+	o        Options
+	log      *slog.Logger
+	pages    map[string]*template.Template
+	sessions *sessions
+	streams  chan struct{} // live-queue streams in flight, bounded
+	cop      *http.CrossOriginProtection
+}
+
+// maxStreams bounds the live-queue streams open at once, across sessions.
+const maxStreams = 256
+
+// New returns the console.
+func New(o Options) (*Console, error) {
+	if o.Queue == nil || o.Auth == nil || o.Ledger == nil {
+		return nil, errors.New("console: queue, authenticator and ledger are required")
+	}
+	if !strings.HasPrefix(o.Path, "/") || strings.HasSuffix(o.Path, "/") {
+		return nil, errors.New("console: path must start with / and not end with one")
+	}
+	if o.SessionTTL <= 0 {
+		o.SessionTTL = 8 * time.Hour
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 30 * time.Minute
+	}
+	if o.Poll <= 0 {
+		o.Poll = time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &Console{o: o, log: log, sessions: newSessions(o.SessionTTL, o.IdleTimeout, o.Now),
+		streams: make(chan struct{}, maxStreams), cop: http.NewCrossOriginProtection()}
+	var err error
+	if c.pages, err = parsePages(o.Path); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func parsePages(base string) (map[string]*template.Template, error) {
+	funcs := template.FuncMap{
+		"base":     func() string { return base },
+		"params":   markRedacted,
+		"ago":      ago,
+		"dur":      duration,
+		"ts":       func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
+		"tsp":      func(t *time.Time) string { return stamp(t) },
+		"join":     strings.Join,
+		"add":      func(a, b int) int { return a + b },
+		"findings": findingKinds,
+	}
+	names, err := fs.Glob(templateFS, "templates/*.html")
+	if err != nil {
+		return nil, err
+	}
+	pages := map[string]*template.Template{}
+	for _, n := range names {
+		name := strings.TrimSuffix(strings.TrimPrefix(n, "templates/"), ".html")
+		if name == "layout" {
+			continue
+		}
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", n)
+		if err != nil {
+			return nil, err
+		}
+		pages[name] = t
+	}
+	return pages, nil
+}
+
+// Register mounts the console on mux under the configured path.
+func (c *Console) Register(mux *http.ServeMux) {
+	p := c.o.Path
+	static, _ := fs.Sub(staticFS, "static")
+	fileServer := http.StripPrefix(p+"/static/", http.FileServerFS(static))
+	mux.Handle("GET "+p+"/static/", c.headers(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-cache")
+		fileServer.ServeHTTP(w, r)
+	})))
+	mux.Handle("GET "+p+"/login", c.headers(http.HandlerFunc(c.loginPage)))
+	mux.Handle("POST "+p+"/login", c.headers(c.cop.Handler(http.HandlerFunc(c.login))))
+	mux.Handle("POST "+p+"/logout", c.page(c.logout))
+	mux.Handle("GET "+p, http.RedirectHandler(p+"/approvals", http.StatusSeeOther))
+	mux.Handle("GET "+p+"/{$}", http.RedirectHandler(p+"/approvals", http.StatusSeeOther))
+	mux.Handle("GET "+p+"/approvals", c.page(c.queuePage))
+	mux.Handle("GET "+p+"/approvals/rows", c.page(c.queueRows))
+	mux.Handle("GET "+p+"/approvals/events", c.page(c.queueEvents))
+	mux.Handle("GET "+p+"/approvals/history", c.page(c.historyPage))
+	mux.Handle("GET "+p+"/approvals/{id}", c.page(c.requestPage))
+	mux.Handle("POST "+p+"/approvals/{id}/approve", c.page(func(w http.ResponseWriter, r *http.Request, s *session, pr Principal) {
+		c.resolve(w, r, s, pr, true)
+	}))
+	mux.Handle("POST "+p+"/approvals/{id}/deny", c.page(func(w http.ResponseWriter, r *http.Request, s *session, pr Principal) {
+		c.resolve(w, r, s, pr, false)
+	}))
+	mux.Handle("GET "+p+"/overview", c.page(c.overviewPage))
+	mux.Handle("GET "+p+"/audit", c.page(c.auditPage))
+	mux.Handle("GET "+p+"/audit/export", c.page(c.auditExport))
+	mux.Handle("GET "+p+"/audit/{seq}", c.page(c.recordPage))
+	mux.Handle("GET "+p+"/audit/{seq}/proof", c.page(c.recordProof))
+	// Anything else under the path is not found, with the console's headers.
+	mux.Handle(p+"/", c.headers(http.NotFoundHandler()))
+}
+
+// csp: no inline script or style, nothing from elsewhere, no framing, forms post only here.
+const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+	"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+// headers sets the security headers every console response carries.
+func (c *Console) headers(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", csp)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		h.Set("Cross-Origin-Resource-Policy", "same-origin")
+		if h.Get("Cache-Control") == "" {
+			h.Set("Cache-Control", "no-store")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// handlerFunc is a page handler run for a signed-in person.
+type handlerFunc func(w http.ResponseWriter, r *http.Request, s *session, p Principal)
+
+// maxFormBytes bounds a form post (a comment is at most approval.MaxComment bytes).
+const maxFormBytes = 16 << 10
+
+// page authenticates the session, re-authenticates its credential, and — for a state change —
+// checks the request's origin and its CSRF token before running h.
+func (c *Console) page(h handlerFunc) http.Handler {
+	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := c.sessions.get(r, c.o.Path)
+		if s == nil {
+			c.toLogin(w, r)
+			return
+		}
+		p, err := c.o.Auth.ConsolePrincipal(r.Context(), s.credential)
+		if err != nil {
+			// The key was revoked or its owner is no longer declared: the session ends.
+			c.sessions.drop(s)
+			c.log.LogAttrs(r.Context(), slog.LevelWarn, "console session ended: credential no longer accepted", slog.Any("error", err))
+			c.toLogin(w, r)
+			return
+		}
+		if r.Method == http.MethodPost {
+			r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+			if err := r.ParseForm(); err != nil {
+				c.fail(w, r, http.StatusBadRequest, "The form could not be read.")
+				return
+			}
+			if !s.checkCSRF(r.PostForm.Get("csrf")) {
+				c.log.LogAttrs(r.Context(), slog.LevelWarn, "console: state change without a valid CSRF token refused",
+					slog.String("principal", p.Approver.ID), slog.String("path", r.URL.Path))
+				c.fail(w, r, http.StatusForbidden, "This form has expired or did not come from the console. Reload the page and try again.")
+				return
+			}
+		}
+		h(w, r, s, p)
+	})
+	return c.headers(c.cop.Handler(inner))
+}
+
+func (c *Console) toLogin(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet || strings.HasSuffix(r.URL.Path, "/events") || strings.HasSuffix(r.URL.Path, "/rows") {
+		http.Error(w, "sign in to the console", http.StatusUnauthorized)
+		return
+	}
+	http.Redirect(w, r, c.o.Path+"/login", http.StatusSeeOther)
+}
+
+// view is what every page template receives.
+type view struct {
+	Title string
+	Nav   string
+	P     *Principal
+	CSRF  string
+	Flash string
+	Data  any
+}
+
+func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, name string, v view) {
+	t, ok := c.pages[name]
+	if !ok {
+		http.Error(w, "no such page", http.StatusInternalServerError)
+		return
+	}
+	var b strings.Builder
+	if err := t.ExecuteTemplate(&b, "layout.html", v); err != nil {
+		c.log.LogAttrs(r.Context(), slog.LevelError, "console: render", slog.String("page", name), slog.Any("error", err))
+		http.Error(w, "the page could not be rendered", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(b.String()))
+}
+
+func (c *Console) fail(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	c.render(w, r, status, "error", view{Title: http.StatusText(status), Data: msg})
+}

@@ -1,0 +1,50 @@
+package console
+
+import (
+	"log/slog"
+	"net/http"
+	"strings"
+)
+
+// maxCredentialBytes bounds what the sign-in form accepts as a credential.
+const maxCredentialBytes = 4096
+
+func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
+	c.render(w, r, http.StatusOK, "login", view{Title: "Sign in"})
+}
+
+// login signs a person in with their approver key. Cross-origin posts were refused before this
+// runs (http.CrossOriginProtection): another site cannot sign a browser into its own account.
+func (c *Console) login(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		c.render(w, r, http.StatusBadRequest, "login", view{Title: "Sign in", Flash: "The form could not be read."})
+		return
+	}
+	cred := strings.TrimSpace(r.PostForm.Get("key"))
+	if cred == "" || len(cred) > maxCredentialBytes {
+		c.render(w, r, http.StatusUnauthorized, "login", view{Title: "Sign in", Flash: "Enter your approver key."})
+		return
+	}
+	p, err := c.o.Auth.ConsolePrincipal(r.Context(), cred)
+	if err != nil {
+		c.log.LogAttrs(r.Context(), slog.LevelWarn, "console sign-in refused", slog.Any("error", err))
+		// One message for every refusal: an unknown key learns nothing about who is declared.
+		c.render(w, r, http.StatusUnauthorized, "login", view{Title: "Sign in", Flash: "That key does not sign anyone in to the console."})
+		return
+	}
+	token, ok := c.sessions.create(cred)
+	if !ok {
+		c.render(w, r, http.StatusServiceUnavailable, "login", view{Title: "Sign in", Flash: "Too many sessions are open; try again later."})
+		return
+	}
+	c.log.LogAttrs(r.Context(), slog.LevelInfo, "console sign-in", slog.String("principal", p.Approver.ID), slog.String("role", string(p.Role)))
+	http.SetCookie(w, cookie(c.o.Path, token, r.TLS != nil, int(c.o.SessionTTL.Seconds())))
+	http.Redirect(w, r, c.o.Path+"/approvals", http.StatusSeeOther)
+}
+
+func (c *Console) logout(w http.ResponseWriter, r *http.Request, s *session, _ Principal) {
+	c.sessions.drop(s)
+	http.SetCookie(w, cookie(c.o.Path, "", r.TLS != nil, -1))
+	http.Redirect(w, r, c.o.Path+"/login", http.StatusSeeOther)
+}

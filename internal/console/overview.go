@@ -1,0 +1,158 @@
+package console
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/portcullis-ai/portcullis/internal/approval"
+	"github.com/portcullis-ai/portcullis/internal/ledger"
+)
+
+// overviewHours is the span the overview charts; overviewBudget bounds the records it reads.
+const (
+	overviewHours  = 24
+	overviewBudget = 200_000
+)
+
+// outcomes are the decisions the overview charts, in stacking order.
+var outcomes = []string{"allow", "log", "constrain", "deny"}
+
+type bar struct {
+	X, Y, W, H int
+	Class      string
+	Label      string
+}
+
+type toolCount struct {
+	Tool  string
+	Count int
+}
+
+type overviewData struct {
+	Pending   int
+	Totals    map[string]int
+	Bars      []bar
+	MaxHour   int
+	TopDenied []toolCount
+	Truncated bool
+	Since     time.Time
+}
+
+// overview counts the decisions p may see in the last day, per hour and outcome, and the tools
+// denied most, from the newest records back (at most overviewBudget of them).
+func (c *Console) overview(ctx context.Context, p Principal) (overviewData, error) {
+	now := c.o.Now()
+	since := now.Add(-overviewHours * time.Hour).Truncate(time.Hour)
+	d := overviewData{Totals: map[string]int{}, Since: since}
+	perHour := make([]map[string]int, overviewHours+1)
+	for i := range perHour {
+		perHour[i] = map[string]int{}
+	}
+	denied := map[string]int{}
+	size, err := c.o.Ledger.Size(ctx)
+	if err != nil {
+		return d, err
+	}
+	hi, read := size, 0
+	done := false
+	for hi > 0 && !done {
+		lo := uint64(0)
+		if hi > scanChunk {
+			lo = hi - scanChunk
+		}
+		err := c.o.Ledger.Scan(ctx, lo, func(e ledger.Entry) error {
+			if e.Seq >= hi {
+				return errStop
+			}
+			read++
+			r, err := ledger.ParseRecord(e.Data)
+			if err != nil {
+				return err
+			}
+			if r.Time.Before(since) {
+				done = true // older records are earlier still (records are appended in time order)
+				return nil
+			}
+			if r.Kind != ledger.KindDecision || !slices.Contains(outcomes, r.Decision) {
+				return nil
+			}
+			agent := ""
+			if r.Agent != nil {
+				agent = r.Agent.ID
+			}
+			if !p.sees(agent, r.Tool) {
+				return nil
+			}
+			h := min(max(int(r.Time.Sub(since)/time.Hour), 0), overviewHours)
+			perHour[h][r.Decision]++
+			d.Totals[r.Decision]++
+			if r.Decision == "deny" {
+				denied[r.Tool]++
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, errStop) {
+			return d, err
+		}
+		hi = lo
+		if read >= overviewBudget {
+			d.Truncated = hi > 0 && !done
+			break
+		}
+	}
+	for _, m := range perHour {
+		n := 0
+		for _, v := range m {
+			n += v
+		}
+		d.MaxHour = max(d.MaxHour, n)
+	}
+	// The chart: one column per hour, outcomes stacked, 600×160 drawing units.
+	const width, height, gap = 600, 160, 2
+	colW := width/(overviewHours+1) - gap
+	for i, m := range perHour {
+		y := height
+		for _, o := range outcomes {
+			if m[o] == 0 || d.MaxHour == 0 {
+				continue
+			}
+			h := max(1, m[o]*height/d.MaxHour)
+			y -= h
+			d.Bars = append(d.Bars, bar{X: i * (colW + gap), Y: y, W: colW, H: h, Class: o,
+				Label: since.Add(time.Duration(i)*time.Hour).UTC().Format("15:04") + " " + o})
+		}
+	}
+	for t, n := range denied {
+		d.TopDenied = append(d.TopDenied, toolCount{t, n})
+	}
+	slices.SortFunc(d.TopDenied, func(a, b toolCount) int {
+		if a.Count != b.Count {
+			return b.Count - a.Count
+		}
+		if a.Tool < b.Tool {
+			return -1
+		}
+		return 1
+	})
+	if len(d.TopDenied) > 10 {
+		d.TopDenied = d.TopDenied[:10]
+	}
+	reqs, err := c.o.Queue.List(ctx, approval.Filter{States: []approval.State{approval.Pending}, Limit: queueLimit, Visible: p.sees})
+	if err != nil {
+		return d, err
+	}
+	d.Pending = len(reqs)
+	return d, nil
+}
+
+func (c *Console) overviewPage(w http.ResponseWriter, r *http.Request, s *session, p Principal) {
+	d, err := c.overview(r.Context(), p)
+	if err != nil {
+		c.fail(w, r, http.StatusServiceUnavailable, "The ledger cannot be read right now.")
+		return
+	}
+	c.render(w, r, http.StatusOK, "overview", view{Title: "Overview", Nav: "overview", P: &p, CSRF: s.csrf, Data: d})
+}
