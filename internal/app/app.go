@@ -302,9 +302,6 @@ func (a *App) Handler() http.Handler { return a.server.Handler() }
 // Guard is the decision pipeline, for in-process transports.
 func (a *App) Guard() *guard.Guard { return a.guard }
 
-// Approvals is the approval engine.
-func (a *App) Approvals() *approval.Engine { return a.approvals }
-
 // ready: a policy set is loaded and the ledger can write.
 func (a *App) ready() error {
 	if st := a.rt.Load(); st == nil || st.policies == nil {

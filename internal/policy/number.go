@@ -52,17 +52,6 @@ func ParseNumber(s string) (Number, error) {
 	return n, nil
 }
 
-// NumberOf is the Number exactly equal to f, which must be finite.
-func NumberOf(f float64) Number {
-	n, err := ParseNumber(strconv.FormatFloat(f, 'g', -1, 64))
-	if err != nil || !n.exact || n.lo != f {
-		// 'g' with -1 gives the shortest text that reads back as f, not f's exact value; the
-		// exact value is a finite decimal, which big.Float prints in full.
-		n, _ = ParseNumber(new(big.Float).SetFloat64(f).Text('e', 1100))
-	}
-	return n
-}
-
 // String is the number in canonical decimal text: no exponent when it is short, e.g. "90",
 // "0.5", "-12.25", "1e+400".
 func (n Number) String() string {

@@ -4,7 +4,6 @@ package build
 
 import (
 	"fmt"
-	"os"
 	"sort"
 	"sync"
 
@@ -140,12 +139,6 @@ func Build(rows []classifier.Row, opt classifier.Options, workers int) Result {
 		rep = append(rep, fmt.Sprintf("  out of fold  %-44s attacks %5d: ≥medium %5d ≥high %5d | benign %5d: ≥medium %4d ≥high %4d", n, k[0], c[0], c[1], k[1], c[2], c[3]))
 	}
 	return Result{Model: m, Report: rep}
-}
-
-// Exists reports whether path names a file.
-func Exists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
 }
 
 // SortedKeys returns the keys of m in order.
