@@ -151,6 +151,9 @@ func (rp *replayer) needsFor(agent, tool string) *replayNeeds {
 
 // undecidable says why r cannot be re-decided under the candidate set ("" when it can).
 func (rp *replayer) undecidable(r *ledger.Record, ns *replayNeeds) string {
+	if r.Time.IsZero() {
+		return "the record holds no time" // Decide would read the clock: never guess
+	}
 	var redacted []string
 	if ns.params && len(r.Redacted) > 0 {
 		redacted = redactedPaths(r.Redacted)
