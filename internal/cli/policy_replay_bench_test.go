@@ -14,7 +14,6 @@ import (
 
 	"github.com/portcullis-ai/portcullis/internal/app"
 	"github.com/portcullis-ai/portcullis/internal/ledger"
-	"github.com/portcullis-ai/portcullis/internal/store/sqlite"
 )
 
 // replayBenchRecords is the generated ledger's size (PORTCULLIS_REPLAY_BENCH_RECORDS overrides).
@@ -36,19 +35,7 @@ func BenchmarkPolicyReplay(b *testing.B) {
 	if code := Main(ctx, []string{"audit", "keygen", "--data", dir}, strings.NewReader(""), io.Discard, io.Discard); code != exitOK {
 		b.Fatalf("keygen: exit %d", code)
 	}
-	keys, err := ledger.LoadKeys(dir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	st, err := sqlite.OpenLedger(filepath.Join(dir, LedgerDBFile))
-	if err != nil {
-		b.Fatal(err)
-	}
-	vs, _, _ := keys.Verifiers()
-	l, err := ledger.Open(ctx, ledger.Options{Store: st, Signer: keys.Signer, Verifiers: vs, HashKey: keys.HashKey})
-	if err != nil {
-		b.Fatal(err)
-	}
+	l, st := openDataLedger(b, dir, 0)
 	tools := []struct{ tool, params, dec, rule string }{
 		{"fetch_customer_names", `{"limit":%d}`, "allow", "read_customer_list"},
 		{"fetch_customer_names", `{"limit":%d,"password":"x"}`, "allow", "read_customer_list"},
