@@ -172,6 +172,20 @@ func TestPolicyReplayGatewayLedger(t *testing.T) {
 		t.Errorf("no longer firing = %+v", rep.RulesNoLonger)
 	}
 
+	// A condition on the agent's roles, which records do not hold: every call the rule covers is
+	// undecidable (7 to fetch_customer_names), the two deletes replay.
+	roles := candidate(t, pol, "      - parameter: limit\n        max_value: 1000", "      - agent_role: reporting")
+	code, out, _ = run(t, "", "policy", "replay", "--data", dir, "--policy", roles, "--format", "json", "--fail-on", "undecidable")
+	rep = replayOut(t, out)
+	if code != exitFail || rep.Undecidable != 7 || rep.Unchanged != 2 || rep.Changed != 0 {
+		t.Errorf("agent_role: code %d %+v", code, rep)
+	}
+	for why := range rep.UndecidableWhy {
+		if !strings.HasPrefix(why, "agent_role: the record holds no agent roles") {
+			t.Errorf("agent_role reason %q", why)
+		}
+	}
+
 	// Filters: one tool only; the table names the transition.
 	code, out, _ = run(t, "", "policy", "replay", "--data", dir, "--policy", loose, "--tool", "delete_file", "--format", "table")
 	if code != exitOK || !strings.Contains(out, "2 decisions replayed") || !strings.Contains(out, "DENY→ALLOW  2") {
