@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -496,7 +497,7 @@ func printReplay(w io.Writer, rep *replayReport) {
 			name string
 			m    map[string]int
 		}{{"agent", t.ByAgent}, {"tool", t.ByTool}, {"rule", t.ByRule}} {
-			for _, k := range sortedKeys(g.m) {
+			for _, k := range slices.Sorted(maps.Keys(g.m)) {
 				fmt.Fprintf(w, "  %-6s %-40s %d\n", g.name, k, g.m[k])
 			}
 		}
@@ -509,17 +510,8 @@ func printReplay(w io.Writer, rep *replayReport) {
 			continue
 		}
 		fmt.Fprintf(w, "\n%s:\n", g.name)
-		for _, k := range sortedKeys(g.m) {
+		for _, k := range slices.Sorted(maps.Keys(g.m)) {
 			fmt.Fprintf(w, "  %-60s %d  (e.g. %s)\n", k, g.m[k].Count, strings.Join(g.m[k].Examples, " "))
 		}
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	return ks
 }
