@@ -27,22 +27,30 @@ func newAuditData(t *testing.T, n int) string {
 	return dir
 }
 
-func appendDecisions(t *testing.T, dir string, n, offset int) {
-	t.Helper()
+// openDataLedger opens the SQLite ledger of the data directory dir with its keys, for writing;
+// close the store after the ledger.
+func openDataLedger(tb testing.TB, dir string, checkpointRecords int) (*ledger.Ledger, *sqlite.Ledger) {
+	tb.Helper()
 	keys, err := ledger.LoadKeys(dir)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	st, err := sqlite.OpenLedger(filepath.Join(dir, LedgerDBFile))
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	defer st.Close()
 	vs, _, _ := keys.Verifiers()
-	l, err := ledger.Open(context.Background(), ledger.Options{Store: st, Signer: keys.Signer, Verifiers: vs, HashKey: keys.HashKey, CheckpointRecords: 10})
+	l, err := ledger.Open(context.Background(), ledger.Options{Store: st, Signer: keys.Signer, Verifiers: vs, HashKey: keys.HashKey, CheckpointRecords: checkpointRecords})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
+	return l, st
+}
+
+func appendDecisions(t *testing.T, dir string, n, offset int) {
+	t.Helper()
+	l, st := openDataLedger(t, dir, 10)
+	defer st.Close()
 	for i := range n {
 		agent, dec := "agent-a", "allow"
 		if i%3 == 0 {

@@ -1,0 +1,517 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	segjson "github.com/segmentio/encoding/json"
+
+	"github.com/portcullis-ai/portcullis/internal/ledger"
+	"github.com/portcullis-ai/portcullis/internal/policy"
+)
+
+func init() {
+	registerPolicySub("replay", "re-decide recorded decisions under candidate policies: --policy DIR [--since 30d] (exit 1 on --fail-on)", runPolicyReplay)
+}
+
+// replayExamples is how many decision ids each transition keeps as examples.
+const replayExamples = 5
+
+// replayCount is a count with a few example decision ids.
+type replayCount struct {
+	Count    int      `json:"count"`
+	Examples []string `json:"examples,omitempty"`
+}
+
+func (c *replayCount) add(id string) {
+	c.Count++
+	if len(c.Examples) < replayExamples && id != "" {
+		c.Examples = append(c.Examples, id)
+	}
+}
+
+// replayTransition is one kind of change (e.g. ALLOW→DENY) broken down by agent, tool and rule.
+type replayTransition struct {
+	From    string         `json:"from"`
+	To      string         `json:"to"`
+	Count   int            `json:"count"`
+	ByAgent map[string]int `json:"by_agent"`
+	ByTool  map[string]int `json:"by_tool"`
+	// ByRule counts by the rule that decides under the candidate policies ("(default)": none).
+	ByRule   map[string]int `json:"by_rule"`
+	Examples []string       `json:"examples,omitempty"`
+}
+
+// replayReport is what `policy replay` prints.
+type replayReport struct {
+	PolicyVersion string `json:"policy_version"`
+	Scanned       uint64 `json:"records_scanned"`
+	// NotByPolicy counts decision records the policy did not decide (inspection blocks,
+	// malformed calls, LLM content): there is nothing to replay.
+	NotByPolicy int `json:"not_decided_by_policy"`
+	Replayed    int `json:"decisions_replayed"`
+	Unchanged   int `json:"unchanged"`
+	Changed     int `json:"changed"`
+	// Undecidable decisions read an input the record does not hold (a redacted parameter, the
+	// agent's roles, the user's attributes, behaviour counts): never guessed, never a transition.
+	Undecidable      int                     `json:"undecidable"`
+	UndecidableWhy   map[string]*replayCount `json:"undecidable_reasons"`
+	Transitions      []*replayTransition     `json:"transitions"`
+	RulesNewlyFiring map[string]*replayCount `json:"rules_newly_firing"`
+	RulesNoLonger    map[string]*replayCount `json:"rules_no_longer_firing"`
+	FailedOn         []string                `json:"failed_on,omitempty"`
+}
+
+// replayNeed is one condition of a considered rule that reads an input a record may not hold.
+type replayNeed struct {
+	kind  policy.ConditionKind
+	path  string // parameter path ("" when the condition reads no parameter)
+	rule  string
+	other bool // reads an input no record holds (agent roles, behaviour counts, CEL)
+}
+
+// replayNeeds is what the rules covering one agent's calls to one tool read.
+type replayNeeds struct {
+	list   []replayNeed
+	params bool // some condition reads a parameter: decode the recorded ones
+}
+
+// replayer re-decides records under a candidate set.
+type replayer struct {
+	set   *policy.Set
+	conds map[string]*policy.Condition // by position, from the set's files
+	needs map[string]*replayNeeds      // by agent "\x00" tool
+	rep   *replayReport
+	trans map[string]*replayTransition
+}
+
+func newReplayer(set *policy.Set) *replayer {
+	rp := &replayer{set: set, conds: map[string]*policy.Condition{}, needs: map[string]*replayNeeds{}, trans: map[string]*replayTransition{},
+		rep: &replayReport{PolicyVersion: set.Version(), UndecidableWhy: map[string]*replayCount{}, Transitions: []*replayTransition{},
+			RulesNewlyFiring: map[string]*replayCount{}, RulesNoLonger: map[string]*replayCount{}}}
+	for _, f := range set.Files() {
+		for _, p := range f.Policies {
+			for _, r := range p.Rules {
+				for _, c := range r.Conditions {
+					rp.conds[c.Pos.String()] = c
+				}
+			}
+		}
+	}
+	return rp
+}
+
+// needsFor lists the conditions of agent's non-dry-run rules covering tool that read an input a
+// record may lack, computed once per agent and tool.
+func (rp *replayer) needsFor(agent, tool string) *replayNeeds {
+	key := agent + "\x00" + tool
+	if n, ok := rp.needs[key]; ok {
+		return n
+	}
+	var out []replayNeed
+	params := false
+	ex := rp.set.Explain(&policy.Request{Agent: policy.Agent{ID: agent}, Tool: tool, Time: time.Unix(0, 0)})
+	for _, tr := range ex.Rules {
+		if tr.DryRun {
+			continue
+		}
+		for _, ct := range tr.Conditions {
+			c := rp.conds[ct.Pos]
+			if c == nil {
+				out = append(out, replayNeed{rule: tr.Rule, other: true}) // unknown: never guess
+				continue
+			}
+			n := replayNeed{kind: c.Kind, rule: tr.Rule}
+			params = params || c.Kind == policy.KindParameter || c.Kind == policy.KindUserAttribute || c.Kind == policy.KindExpr
+			switch c.Kind {
+			case policy.KindParameter:
+				n.path = c.Parameter.Path
+			case policy.KindUserAttribute:
+				n.path = c.UserAttribute.Parameter
+			case policy.KindUserPermission, policy.KindDataClassification:
+			case policy.KindAgentRole, policy.KindTimeContext, policy.KindExpr:
+				n.other = true
+			default:
+				continue // time of day, threat score, findings: the record holds them
+			}
+			out = append(out, n)
+		}
+	}
+	ns := &replayNeeds{list: out, params: params}
+	rp.needs[key] = ns
+	return ns
+}
+
+// undecidable says why r cannot be re-decided under the candidate set ("" when it can).
+func (rp *replayer) undecidable(r *ledger.Record, ns *replayNeeds) string {
+	if r.Time.IsZero() {
+		return "the record holds no time" // Decide would read the clock: never guess
+	}
+	var redacted []string
+	if ns.params && len(r.Redacted) > 0 {
+		redacted = redactedPaths(r.Redacted)
+	}
+	for _, n := range ns.list {
+		switch {
+		case n.other && n.kind == policy.KindAgentRole:
+			return "agent_role: the record holds no agent roles (rule " + n.rule + ")"
+		case n.other && n.kind == policy.KindTimeContext:
+			return "time_context: the record holds no behaviour counts or hour baseline (rule " + n.rule + ")"
+		case n.other:
+			return "expression: the record may not hold what it reads (rule " + n.rule + ")"
+		case n.kind == policy.KindUserPermission, n.kind == policy.KindDataClassification, n.kind == policy.KindUserAttribute:
+			if r.User != nil {
+				return n.kind.String() + ": the record holds no user permissions or attributes (rule " + n.rule + ")"
+			}
+		}
+		if n.path != "" {
+			if r.ParamsDropped != "" {
+				return "parameters withheld from the record (rule " + n.rule + ")"
+			}
+			for _, p := range redacted {
+				if p == "" || p == n.path || strings.HasPrefix(p, n.path+".") || strings.HasPrefix(n.path, p+".") {
+					return "parameter " + n.path + " is redacted (rule " + n.rule + ")"
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// redactedPaths turns the record's redacted JSON paths ($.a.b[0], $["x y"]) into the dotted
+// form policy conditions use, array indexes dropped (a condition tests every element).
+func redactedPaths(in []string) []string {
+	out := make([]string, 0, len(in))
+	for _, p := range in {
+		p = strings.TrimPrefix(p, "$")
+		var b strings.Builder
+		for p != "" {
+			switch {
+			case p[0] == '.':
+				i := strings.IndexAny(p[1:], ".[")
+				if i < 0 {
+					i = len(p) - 1
+				}
+				b.WriteString("." + p[1:1+i])
+				p = p[1+i:]
+			case strings.HasPrefix(p, `["`):
+				s, err := strconv.QuotedPrefix(p[1:])
+				if err != nil {
+					p = "" // unreadable: treat the rest as the whole value
+					break
+				}
+				k, _ := strconv.Unquote(s)
+				b.WriteString("." + k)
+				p = strings.TrimPrefix(p[1+len(s):], "]")
+			case p[0] == '[':
+				i := strings.IndexByte(p, ']')
+				if i < 0 {
+					p = ""
+					break
+				}
+				p = p[i+1:]
+			default:
+				p = ""
+			}
+		}
+		out = append(out, strings.TrimPrefix(b.String(), "."))
+	}
+	return out
+}
+
+// replay re-decides one record (a tool-call decision) and counts the result.
+func (rp *replayer) replay(r *ledger.Record) {
+	rep := rp.rep
+	rep.Replayed++
+	ns := rp.needsFor(r.Agent.ID, r.Tool)
+	if why := rp.undecidable(r, ns); why != "" {
+		rep.Undecidable++
+		c := rp.rep.UndecidableWhy[why]
+		if c == nil {
+			c = &replayCount{}
+			rp.rep.UndecidableWhy[why] = c
+		}
+		c.add(r.DecisionID)
+		return
+	}
+	req := policy.Request{Agent: policy.Agent{ID: r.Agent.ID}, Tool: r.Tool, Time: r.Time, Threat: r.ThreatLevel}
+	if r.User != nil {
+		req.User = &policy.User{ID: r.User.ID}
+	}
+	for _, f := range r.Findings {
+		req.Findings = append(req.Findings, f.Kind)
+	}
+	if ns.params && len(r.Params) > 0 {
+		// Not an object: no parameters (conditions on them do not hold). Numbers stay exact.
+		if _, err := segjson.Parse(r.Params, &req.Params, segjson.UseNumber); err != nil {
+			req.Params = nil
+		}
+	}
+	v := rp.set.Decide(&req)
+	to := v.Action
+	if v.Shadowed && v.WouldHave.Action.StricterThan(to) && to == policy.Allow {
+		to = policy.Log // as the gateway does: an ALLOW a dry-run rule would stop is flagged
+	}
+	// The policy's own decision: a CONSTRAIN whose approval was then redeemed or refused is
+	// recorded with the approval's outcome.
+	from := strings.ToUpper(r.Decision)
+	if r.Approval != nil {
+		from = policy.Constrain.String()
+	}
+	oldRule, newRule := "", v.Rule
+	if r.Policy != nil {
+		oldRule = r.Policy.Rule
+	}
+	if from == to.String() && oldRule == newRule {
+		rep.Unchanged++
+		return
+	}
+	if oldRule != newRule {
+		if newRule != "" {
+			countRule(rep.RulesNewlyFiring, r.Agent.ID+"/"+newRule, r.DecisionID)
+		}
+		if oldRule != "" {
+			countRule(rep.RulesNoLonger, r.Agent.ID+"/"+oldRule, r.DecisionID)
+		}
+	}
+	if from == to.String() {
+		rep.Unchanged++ // same decision, another rule
+		return
+	}
+	rep.Changed++
+	t := rp.trans[from+"→"+to.String()]
+	if t == nil {
+		t = &replayTransition{From: from, To: to.String(), ByAgent: map[string]int{}, ByTool: map[string]int{}, ByRule: map[string]int{}}
+		rp.trans[from+"→"+to.String()] = t
+		rep.Transitions = append(rep.Transitions, t)
+	}
+	t.Count++
+	t.ByAgent[r.Agent.ID]++
+	t.ByTool[r.Tool]++
+	if newRule == "" {
+		newRule = "(" + v.Reason + ")"
+	}
+	t.ByRule[newRule]++
+	if len(t.Examples) < replayExamples && r.DecisionID != "" {
+		t.Examples = append(t.Examples, r.DecisionID)
+	}
+}
+
+func countRule(m map[string]*replayCount, key, id string) {
+	c := m[key]
+	if c == nil {
+		c = &replayCount{}
+		m[key] = c
+	}
+	c.add(id)
+}
+
+// replayActions are the decisions a transition names in --fail-on.
+var replayActions = []string{"allow", "deny", "constrain", "log"}
+
+// parseFailOn checks --fail-on: FROM-to-TO, new-allow (anything becoming ALLOW), any-change,
+// undecidable.
+func parseFailOn(v string) ([]string, error) {
+	var out []string
+	for _, f := range strings.Split(v, ",") {
+		f = strings.ToLower(strings.TrimSpace(f))
+		if f == "" {
+			continue
+		}
+		if from, to, ok := strings.Cut(f, "-to-"); ok && slices.Contains(replayActions, from) && slices.Contains(replayActions, to) && from != to {
+			out = append(out, f)
+			continue
+		}
+		if f != "new-allow" && f != "any-change" && f != "undecidable" {
+			return nil, fmt.Errorf("unknown --fail-on %q", f)
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// failed returns the --fail-on items that occurred.
+func (rep *replayReport) failed(on []string) []string {
+	var hit []string
+	for _, f := range on {
+		ok := false
+		switch f {
+		case "any-change":
+			ok = rep.Changed > 0
+		case "undecidable":
+			ok = rep.Undecidable > 0
+		case "new-allow":
+			ok = slices.ContainsFunc(rep.Transitions, func(t *replayTransition) bool { return t.To == "ALLOW" })
+		default:
+			from, to, _ := strings.Cut(f, "-to-")
+			ok = slices.ContainsFunc(rep.Transitions, func(t *replayTransition) bool {
+				return strings.EqualFold(t.From, from) && strings.EqualFold(t.To, to)
+			})
+		}
+		if ok {
+			hit = append(hit, f)
+		}
+	}
+	return hit
+}
+
+// parseReplayTime reads --since/--until: RFC 3339, or an age such as 30d, 12h or 90m.
+func parseReplayTime(v string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	if n, ok := strings.CutSuffix(v, "d"); ok {
+		if d, err := strconv.Atoi(n); err == nil && d >= 0 && d < 100000 {
+			return now.Add(-time.Duration(d) * 24 * time.Hour), nil
+		}
+	}
+	if d, err := time.ParseDuration(v); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, fmt.Errorf("%q is neither RFC 3339 nor an age such as 30d or 12h", v)
+}
+
+// parseReplayRecord decodes a record for replay with the faster decoder: replay reads, it does
+// not verify (that is 'audit verify'), but a record that is not one is still an error.
+func parseReplayRecord(data []byte) (*ledger.Record, error) {
+	var r ledger.Record
+	rest, err := segjson.Parse(data, &r, 0)
+	if err != nil || len(bytes.TrimSpace(rest)) != 0 || r.V != ledger.FormatVersion || !r.Kind.Valid() {
+		if _, perr := ledger.ParseRecord(data); perr != nil {
+			return nil, perr // the strict parser names the problem
+		}
+		return nil, fmt.Errorf("%w: %v", ledger.ErrMalformedRecord, err)
+	}
+	return &r, nil
+}
+
+func runPolicyReplay(ctx context.Context, std Stdio, args []string) int {
+	fs, loc := auditFlags(std, "replay")
+	fs.Init("portcullis policy replay", flag.ContinueOnError)
+	var pols multiFlag
+	fs.Var(&pols, "policy", "candidate policy file or directory (repeatable)")
+	since := fs.String("since", "", "decisions at or after: RFC 3339 or an age (30d, 12h)")
+	until := fs.String("until", "", "decisions before: RFC 3339 or an age")
+	agent := fs.String("agent", "", "only this agent's decisions")
+	tool := fs.String("tool", "", "only calls to this tool")
+	format := formatFlag(fs)
+	failOn := fs.String("fail-on", "", "exit 1 when any occurs: FROM-to-TO (allow-to-deny, constrain-to-allow, ...), new-allow, any-change, undecidable")
+	if code, done := parseCmdFlags(std, fs, args); done {
+		return code
+	}
+	table, ok := tableOutput(std, "policy replay", *format)
+	if !ok {
+		return exitUsage
+	}
+	if len(pols) == 0 {
+		problem(std.Err, "policy replay: no --policy given", "portcullis policy replay --policy policies/ --since 30d")
+		return exitUsage
+	}
+	on, err := parseFailOn(*failOn)
+	if err != nil {
+		problem(std.Err, "policy replay: "+err.Error(), "e.g. --fail-on allow-to-deny,new-allow")
+		return exitUsage
+	}
+	now := time.Now()
+	var after, before time.Time
+	for _, x := range []struct {
+		v   string
+		dst *time.Time
+	}{{*since, &after}, {*until, &before}} {
+		if x.v == "" {
+			continue
+		}
+		if *x.dst, err = parseReplayTime(x.v, now); err != nil {
+			problem(std.Err, "policy replay: "+err.Error(), "e.g. --since 30d or --since 2026-11-25T10:00:00Z")
+			return exitUsage
+		}
+	}
+	set, err := policy.Load(pols...)
+	if err != nil {
+		problem(std.Err, "policy replay: the candidate policies do not load: "+err.Error(), "run 'portcullis policy check' on them")
+		return exitUsage
+	}
+	st, _, ok := openStore(ctx, std, loc)
+	if !ok {
+		return exitUsage
+	}
+	defer st.Close()
+	rp := newReplayer(set)
+	err = st.Scan(ctx, 0, func(e ledger.Entry) error {
+		rp.rep.Scanned++
+		if !bytes.Contains(e.Data, []byte(`"kind":"decision"`)) {
+			return nil // cheap skip; ParseRecord decides for the rest
+		}
+		r, err := parseReplayRecord(e.Data)
+		if err != nil {
+			return fmt.Errorf("record %d: %w", e.Seq, err)
+		}
+		switch {
+		case r.Event() != ledger.KindDecision, r.Agent == nil, r.Tool == "", r.Decision == "",
+			*agent != "" && r.Agent.ID != *agent,
+			*tool != "" && r.Tool != *tool,
+			!after.IsZero() && r.Time.Before(after),
+			!before.IsZero() && !r.Time.Before(before):
+			return nil
+		}
+		if r.Policy == nil || !slices.Contains(replayActions, strings.ToLower(r.Decision)) {
+			rp.rep.NotByPolicy++
+			return nil
+		}
+		rp.replay(r)
+		return nil
+	})
+	if err != nil {
+		problem(std.Err, "policy replay: "+err.Error(), "run 'portcullis audit verify' to check the log")
+		return exitUsage
+	}
+	rep := rp.rep
+	rep.FailedOn = rep.failed(on)
+	if table {
+		printReplay(std.Out, rep)
+	} else {
+		writeJSON(std.Out, rep)
+	}
+	if len(rep.FailedOn) > 0 {
+		fmt.Fprintf(std.Err, "policy replay: --fail-on %s occurred\n", strings.Join(rep.FailedOn, ","))
+		return exitFail
+	}
+	return exitOK
+}
+
+func printReplay(w io.Writer, rep *replayReport) {
+	fmt.Fprintf(w, "candidate policy version %s\n", rep.PolicyVersion)
+	fmt.Fprintf(w, "%d records scanned, %d not decided by policy, %d decisions replayed: %d unchanged, %d changed, %d undecidable\n",
+		rep.Scanned, rep.NotByPolicy, rep.Replayed, rep.Unchanged, rep.Changed, rep.Undecidable)
+	for _, t := range rep.Transitions {
+		fmt.Fprintf(w, "\n%s→%s  %d  (e.g. %s)\n", t.From, t.To, t.Count, strings.Join(t.Examples, " "))
+		for _, g := range []struct {
+			name string
+			m    map[string]int
+		}{{"agent", t.ByAgent}, {"tool", t.ByTool}, {"rule", t.ByRule}} {
+			for _, k := range slices.Sorted(maps.Keys(g.m)) {
+				fmt.Fprintf(w, "  %-6s %-40s %d\n", g.name, k, g.m[k])
+			}
+		}
+	}
+	for _, g := range []struct {
+		name string
+		m    map[string]*replayCount
+	}{{"rules newly firing", rep.RulesNewlyFiring}, {"rules no longer firing", rep.RulesNoLonger}, {"undecidable", rep.UndecidableWhy}} {
+		if len(g.m) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "\n%s:\n", g.name)
+		for _, k := range slices.Sorted(maps.Keys(g.m)) {
+			fmt.Fprintf(w, "  %-60s %d  (e.g. %s)\n", k, g.m[k].Count, strings.Join(g.m[k].Examples, " "))
+		}
+	}
+}

@@ -1,0 +1,216 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/portcullis-ai/portcullis/internal/app"
+	"github.com/portcullis-ai/portcullis/internal/config"
+)
+
+// replayGatewayLedger runs the real gateway over a fresh data directory, makes the calls (each
+// body a /v1/decide request) and closes it, returning the data directory and the default policy.
+func replayGatewayLedger(t *testing.T, calls []string, want []string) (dir string, pol []byte) {
+	t.Helper()
+	ctx := context.Background()
+	dir = t.TempDir()
+	cfgPath, key, err := app.Init(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := app.Open(ctx, cfg, cfgPath, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(a.Handler())
+	for i, body := range calls {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/decide", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ans struct {
+			Decision string `json:"decision"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&ans)
+		resp.Body.Close()
+		if err != nil || ans.Decision != want[i] {
+			t.Fatalf("call %d %s: decision %q (%v), want %s", i, body, ans.Decision, err, want[i])
+		}
+	}
+	srv.Close()
+	a.Close(ctx)
+	pol, err = os.ReadFile(filepath.Join(dir, "policies", app.DemoAgent+".yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, pol
+}
+
+// candidate writes the default policy with the replacements applied (each must occur).
+func candidate(t *testing.T, pol []byte, repl ...string) string {
+	t.Helper()
+	for i := 0; i < len(repl); i += 2 {
+		if !bytes.Contains(pol, []byte(repl[i])) {
+			t.Fatalf("policy has no %q", repl[i])
+		}
+		pol = bytes.Replace(pol, []byte(repl[i]), []byte(repl[i+1]), 1)
+	}
+	d := t.TempDir()
+	if err := os.WriteFile(filepath.Join(d, "p.yaml"), pol, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func replayOut(t *testing.T, stdout string) replayReport {
+	t.Helper()
+	var rep replayReport
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatalf("%v: %s", err, stdout)
+	}
+	return rep
+}
+
+func transition(rep replayReport, from, to string) *replayTransition {
+	for _, tr := range rep.Transitions {
+		if tr.From == from && tr.To == to {
+			return tr
+		}
+	}
+	return nil
+}
+
+func TestPolicyReplayGatewayLedger(t *testing.T) {
+	calls := []string{
+		`{"tool":"fetch_customer_names","params":{"limit":50}}`,
+		`{"tool":"fetch_customer_names","params":{"limit":50}}`,
+		`{"tool":"fetch_customer_names","params":{"limit":50}}`,
+		`{"tool":"fetch_customer_names","params":{"limit":500}}`,
+		`{"tool":"fetch_customer_names","params":{"limit":500}}`,
+		`{"tool":"fetch_customer_names","params":{"limit":1001}}`,
+		`{"tool":"delete_file","params":{"path":"/tmp/x"}}`,
+		`{"tool":"delete_file","params":{"path":"/tmp/y"}}`,
+		`{"tool":"fetch_customer_names","params":{"limit":5,"password":"hunter2"}}`,
+	}
+	want := []string{"ALLOW", "ALLOW", "ALLOW", "ALLOW", "ALLOW", "DENY", "DENY", "DENY", "ALLOW"}
+	dir, pol := replayGatewayLedger(t, calls, want)
+
+	// Unchanged policy: nothing changes, nothing is undecidable.
+	code, out, errs := run(t, "", "policy", "replay", "--data", dir, "--policy", filepath.Join(dir, "policies"), "--format", "json", "--fail-on", "any-change,undecidable")
+	rep := replayOut(t, out)
+	if code != exitOK || rep.Replayed != 9 || rep.Unchanged != 9 || rep.Changed != 0 || rep.Undecidable != 0 {
+		t.Fatalf("same policy: code %d %+v %s", code, rep, errs)
+	}
+
+	// Tightened: a lower limit, and a new DENY on a parameter the ledger redacted.
+	tight := candidate(t, pol, "max_value: 1000", "max_value: 100",
+		"  - name: \"write_report\"", "  - name: \"no_passwords\"\n    tool: fetch_customer_names\n    action: DENY\n    conditions:\n      - parameter: password\n        match: \".\"\n  - name: \"write_report\"")
+	code, out, errs = run(t, "", "policy", "replay", "--data", dir, "--policy", tight, "--format", "json", "--fail-on", "allow-to-deny")
+	rep = replayOut(t, out)
+	if code != exitFail || !strings.Contains(errs, "allow-to-deny") {
+		t.Errorf("tightened --fail-on allow-to-deny: code %d %s", code, errs)
+	}
+	if rep.Replayed != 9 || rep.Changed != 2 || rep.Undecidable != 1 || rep.Unchanged != 6 || len(rep.Transitions) != 1 {
+		t.Fatalf("tightened: %+v", rep)
+	}
+	tr := transition(rep, "ALLOW", "DENY")
+	if tr == nil || tr.Count != 2 || tr.ByTool["fetch_customer_names"] != 2 || tr.ByAgent[app.DemoAgent] != 2 || tr.ByRule["(default_action)"] != 2 || len(tr.Examples) != 2 {
+		t.Errorf("ALLOW→DENY = %+v", tr)
+	}
+	if c := rep.RulesNoLonger[app.DemoAgent+"/read_customer_list"]; c == nil || c.Count != 2 {
+		t.Errorf("rules no longer firing = %+v", rep.RulesNoLonger)
+	}
+	if len(rep.UndecidableWhy) != 1 {
+		t.Errorf("undecidable reasons = %+v", rep.UndecidableWhy)
+	}
+	for why, c := range rep.UndecidableWhy {
+		if !strings.Contains(why, "parameter password is redacted") || c.Count != 1 {
+			t.Errorf("undecidable: %q %+v", why, c)
+		}
+	}
+	if code, _, _ := run(t, "", "policy", "replay", "--data", dir, "--policy", tight, "--format", "json", "--fail-on", "new-allow"); code != exitOK {
+		t.Errorf("tightened --fail-on new-allow: code %d", code)
+	}
+	if code, _, _ := run(t, "", "policy", "replay", "--data", dir, "--policy", tight, "--format", "json", "--fail-on", "undecidable"); code != exitFail {
+		t.Errorf("tightened --fail-on undecidable: code %d", code)
+	}
+
+	// Loosened: a higher limit, and deletes under /tmp allowed.
+	loose := candidate(t, pol, "max_value: 1000", "max_value: 5000",
+		"  - name: \"delete_operations\"\n    tool: delete_file\n    action: DENY\n    conditions: []",
+		"  - name: \"delete_tmp\"\n    tool: delete_file\n    action: ALLOW\n    conditions:\n      - parameter: path\n        match: \"^/tmp/\"")
+	code, out, errs = run(t, "", "policy", "replay", "--data", dir, "--policy", loose, "--format", "json", "--fail-on", "new-allow,allow-to-deny")
+	rep = replayOut(t, out)
+	if code != exitFail || !strings.Contains(errs, "new-allow") || strings.Contains(errs, "allow-to-deny") {
+		t.Errorf("loosened --fail-on: code %d %s", code, errs)
+	}
+	tr = transition(rep, "DENY", "ALLOW")
+	if rep.Changed != 3 || rep.Undecidable != 0 || len(rep.Transitions) != 1 || tr == nil || tr.Count != 3 ||
+		tr.ByTool["delete_file"] != 2 || tr.ByTool["fetch_customer_names"] != 1 || tr.ByRule["delete_tmp"] != 2 || tr.ByRule["read_customer_list"] != 1 {
+		t.Fatalf("loosened: %+v %+v", rep, tr)
+	}
+	if c := rep.RulesNewlyFiring[app.DemoAgent+"/delete_tmp"]; c == nil || c.Count != 2 {
+		t.Errorf("newly firing = %+v", rep.RulesNewlyFiring)
+	}
+	if c := rep.RulesNoLonger[app.DemoAgent+"/delete_operations"]; c == nil || c.Count != 2 {
+		t.Errorf("no longer firing = %+v", rep.RulesNoLonger)
+	}
+
+	// A condition on the agent's roles, which records do not hold: every call the rule covers is
+	// undecidable (7 to fetch_customer_names), the two deletes replay.
+	roles := candidate(t, pol, "      - parameter: limit\n        max_value: 1000", "      - agent_role: reporting")
+	code, out, _ = run(t, "", "policy", "replay", "--data", dir, "--policy", roles, "--format", "json", "--fail-on", "undecidable")
+	rep = replayOut(t, out)
+	if code != exitFail || rep.Undecidable != 7 || rep.Unchanged != 2 || rep.Changed != 0 {
+		t.Errorf("agent_role: code %d %+v", code, rep)
+	}
+	for why := range rep.UndecidableWhy {
+		if !strings.HasPrefix(why, "agent_role: the record holds no agent roles") {
+			t.Errorf("agent_role reason %q", why)
+		}
+	}
+
+	// Filters: one tool only; the table names the transition.
+	code, out, _ = run(t, "", "policy", "replay", "--data", dir, "--policy", loose, "--tool", "delete_file", "--format", "table")
+	if code != exitOK || !strings.Contains(out, "2 decisions replayed") || !strings.Contains(out, "DENY→ALLOW  2") {
+		t.Errorf("--tool table: %d %s", code, out)
+	}
+	code, out, _ = run(t, "", "policy", "replay", "--data", dir, "--policy", loose, "--until", "2000-01-01T00:00:00Z", "--format", "json")
+	if rep := replayOut(t, out); code != exitOK || rep.Replayed != 0 {
+		t.Errorf("--until in the past: %d %+v", code, rep)
+	}
+	// Bad flags are usage errors, not a pass.
+	for _, args := range [][]string{{"--fail-on", "allow-to-maybe"}, {"--since", "yesterday"}, {}} {
+		a := append([]string{"policy", "replay", "--data", dir}, args...)
+		if len(args) > 0 {
+			a = append(a, "--policy", loose)
+		}
+		if code, _, _ := run(t, "", a...); code != exitUsage {
+			t.Errorf("%v: code %d, want %d", args, code, exitUsage)
+		}
+	}
+}
+
+func TestRedactedPaths(t *testing.T) {
+	got := redactedPaths([]string{"$.password", "$.a.b[3].token", `$["odd key"].x`, "$", "$[0]"})
+	want := []string{"password", "a.b.token", "odd key.x", "", ""}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
