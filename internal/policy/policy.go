@@ -164,9 +164,9 @@ type Policy struct {
 	// which return untrusted or private content, and the labels their results bring.
 	Tools map[string]*ToolDecl
 	// Labels are the custom session labels the policy declares (besides untrusted and private).
-	Labels []string
-	Rules  []*Rule
-	Enforcement         []*EnforcementEntry
+	Labels      []string
+	Rules       []*Rule
+	Enforcement []*EnforcementEntry
 }
 
 // BusinessHours is the policy's working week.
