@@ -48,8 +48,8 @@ func ValidLabel(name string) bool { return labelRE.MatchString(name) }
 // are kept for every session of that agent and user (the floor) for the session lifetime, so an
 // agent that mints session ids to push out a session it has tainted taints them all instead.
 type SessionStore interface {
-	// SessionLabels returns the labels of k (with the floor's), each name once; a session never
-	// seen has none.
+	// SessionLabels returns the labels of k (with the floor's), each name once, and renews the
+	// session's lifetime; a session never seen has none.
 	SessionLabels(ctx context.Context, k SessionKey, now time.Time) ([]Label, error)
 	// AddSessionLabels adds labels to k (a name it already has keeps its first source) and
 	// renews its lifetime.
@@ -167,8 +167,10 @@ func (m *MemorySessions) SessionLabels(_ context.Context, k SessionKey, now time
 	var out []Label
 	if s := a.sessions[sessionID{k.User, k.ID}]; m.live(s, now) {
 		out = append(out, s.labels...)
+		s.lastUsed = now // a session in use lives on
 	}
 	if f := a.floor[k.User]; m.live(f, now) {
+		f.lastUsed = now
 		for _, l := range f.labels {
 			if !hasLabel(out, l.Name) {
 				out = append(out, l)
@@ -277,3 +279,6 @@ func (m *MemorySessions) sweepLocked(now time.Time) {
 		}
 	}
 }
+
+// Options returns the store's options with their defaults filled in.
+func (m *MemorySessions) Options() SessionOptions { return m.opt }
