@@ -222,7 +222,11 @@ func sessionDetail(s *Session, cc *ccond) string {
 	} else {
 		b.WriteString("session")
 		if s.ID != "" {
-			fmt.Fprintf(&b, " %q", short(s.ID))
+			id := s.ID
+			if r := []rune(id); len(r) > 64 {
+				id = string(r[:64]) + "…"
+			}
+			fmt.Fprintf(&b, " %q", id)
 		}
 		b.WriteString(" has seen ")
 		for i, l := range s.Labels {
