@@ -79,7 +79,7 @@ type harnessOptions struct {
 	policy     string // the policy source; "" testPolicy
 }
 
-func newHarnessWith(t *testing.T, ho harnessOptions) *harness {
+func newHarnessWith(t testing.TB, ho harnessOptions) *harness {
 	t.Helper()
 	wrap := ho.wrap
 	ctx := context.Background()
