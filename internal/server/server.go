@@ -467,6 +467,8 @@ var statusOf = map[string]int{
 	guard.CodeLedger:                       http.StatusServiceUnavailable,
 	guard.CodeNoPolicy:                     http.StatusServiceUnavailable,
 	guard.CodeBehavior:                     http.StatusServiceUnavailable,
+	guard.CodeSession:                      http.StatusServiceUnavailable,
+	guard.CodeSessionInvalid:               http.StatusBadRequest,
 	guard.CodeApproval:                     http.StatusServiceUnavailable,
 	guard.CodeInspection:                   http.StatusServiceUnavailable,
 	guard.CodeOutcomeClaims:                http.StatusServiceUnavailable,
