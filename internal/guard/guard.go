@@ -117,6 +117,8 @@ type Guard struct {
 	resultsFrom func() ResultPolicy
 	// outcomes binds outcomes to the allowed decisions they report on (outcome tokens).
 	outcomes *outcomeTokens
+	// proposals are the calls models proposed, for require_proposal.
+	proposals *proposals
 	// approvalExpiry is the default pending lifetime of approval requests.
 	approvalExpiry time.Duration
 	// recordTimeout bounds every record the guard writes (recordContext).
@@ -192,6 +194,7 @@ func New(o Options) (*Guard, error) {
 	}
 	g := &Guard{auth: o.Auth, inspector: o.Inspector, behavior: o.Behavior, sessions: o.Sessions, policies: o.Policies,
 		approvals: o.Approvals, ledger: o.Ledger, now: now, outcomes: outcomes,
+		proposals:      newProposals(100_000, 24*time.Hour),
 		approvalExpiry: o.ApprovalExpiry, toolClassFrom: o.ToolClassificationsFrom, recordTimeout: o.RecordTimeout,
 		resultsFrom: o.ResultPolicyFrom, requestBlock: o.RequestBlockLevel}
 	if g.recordTimeout <= 0 {
@@ -569,6 +572,17 @@ func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 		}
 		rec.Session = &ledger.Session{ID: req.Session, Labels: sess.Labels}
 	}
+	// require_proposal: a call from another transport than the LLM gateway runs only as a model
+	// in its session proposed it. A retry with an approval ID was checked when it was held.
+	if w := set.RequireProposal(agent.ID); w > 0 && req.Source != SourceLLM && req.ApprovalID == "" {
+		k, err := proposalKeyOf(agent.ID, userID(user), req)
+		if err != nil {
+			return g.deny(ctx, d, rec, sh, CodeMalformed, err, "")
+		}
+		if !g.proposals.use(k, w, start) {
+			return g.deny(ctx, d, rec, sh, CodeNotProposed, fmt.Errorf("no model response in session %q proposed this call within %s", clipSession(req.Session), w), "")
+		}
+	}
 
 	step(&d.Steps.Behavior)
 
@@ -658,6 +672,11 @@ func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 	step(&d.Steps.Ledger)
 	if d.Allowed() {
 		d.OutcomeToken = g.outcomes.issue(d.ID, tokenClaims{agent: agent.ID, tool: req.Tool, user: userID(user), session: req.Session}, start)
+		if req.Source == SourceLLM && set.RequireProposal(agent.ID) > 0 {
+			if k, err := proposalKeyOf(agent.ID, userID(user), req); err == nil {
+				g.proposals.add(k, start)
+			}
+		}
 	}
 	return d
 }

@@ -104,3 +104,11 @@ func userID(u *identity.User) string {
 	}
 	return u.ID
 }
+
+// clipSession bounds a session ID quoted in an error.
+func clipSession(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}

@@ -718,3 +718,14 @@ func (s *Set) Tool(agent, tool string) (ToolDecl, bool) {
 	}
 	return *d, true
 }
+
+// RequireProposal is agent's policy's require_proposal window (0: not required).
+func (s *Set) RequireProposal(agent string) time.Duration {
+	if s == nil {
+		return 0
+	}
+	if p := s.agents[agent]; p != nil {
+		return p.src.RequireProposal
+	}
+	return 0
+}

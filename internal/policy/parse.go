@@ -633,7 +633,7 @@ func (p *parser) days(n *yaml.Node, path string) ([]time.Weekday, bool) {
 
 var policyKeys = []string{"agent_id", "default_action", "rules", "enforcement", "description", "version",
 	"timezone", "business_hours", "classification_levels", "tool_classifications",
-	"tools", "labels"}
+	"tools", "labels", "require_proposal"}
 
 // DefaultClassificationLevels is the scale data_classification uses when a policy sets none.
 var DefaultClassificationLevels = []string{"public", "internal", "confidential", "restricted"}
@@ -649,6 +649,8 @@ func (p *parser) policy(n *yaml.Node) *Policy {
 			toolsNode = f.v
 		case "labels":
 			pol.Labels = p.customLabels(f.v, f.key)
+		case "require_proposal":
+			pol.RequireProposal = p.duration(f.v, f.key, time.Second, 24*time.Hour)
 		case "agent_id":
 			pol.AgentID, _ = p.nonEmpty(f.v, f.key)
 		case "default_action":

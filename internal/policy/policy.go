@@ -164,9 +164,12 @@ type Policy struct {
 	// which return untrusted or private content, and the labels their results bring.
 	Tools map[string]*ToolDecl
 	// Labels are the custom session labels the policy declares (besides untrusted and private).
-	Labels      []string
-	Rules       []*Rule
-	Enforcement []*EnforcementEntry
+	Labels []string
+	// RequireProposal, when set, accepts a call that does not come from the LLM gateway only if
+	// a model response in the same session proposed it (same tool, same arguments) within it.
+	RequireProposal time.Duration
+	Rules           []*Rule
+	Enforcement     []*EnforcementEntry
 }
 
 // BusinessHours is the policy's working week.
