@@ -140,7 +140,8 @@ func (c *portChecker) InspectContent(ctx context.Context, caller Caller, content
 		rid += "/" + content.ToolCallID
 	}
 	cd := c.p.CheckContent(ctx, guard.Content{Source: "llm", Agent: p.agent, Role: content.Role, Text: content.Text,
-		Trusted: c.trusted(content.Role), RequestID: rid, Record: content.New && content.Role == "tool"})
+		Trusted: c.trusted(content.Role), RequestID: rid, Record: content.New && content.Role == "tool",
+		Session: p.session, UserToken: p.userToken})
 	if cd.Err != nil {
 		return ContentVerdict{}, cd.Err
 	}
