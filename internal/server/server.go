@@ -458,6 +458,7 @@ var statusOf = map[string]int{
 	identity.Code(identity.ErrUserInvalid):        http.StatusForbidden,
 	identity.Code(identity.ErrUntrustedAssertion): http.StatusForbidden,
 	guard.CodeOutcomeToken:                        http.StatusForbidden,
+	guard.CodeNotProposed:                         http.StatusForbidden,
 	guard.CodeUnknownDecision:                     http.StatusNotFound,
 	guard.CodeOutcomeTokenExpired:                 http.StatusGone,
 	guard.CodeOutcomeReported:                     http.StatusConflict,
