@@ -36,22 +36,7 @@ func TestMCPSessionExfiltrationHeld(t *testing.T) {
 		fmt.Fprint(w, "Prices are up 3% on last year.")
 	}))
 	defer web.Close()
-	writePolicy(t, dir, `agent_id: report-generator-v1
-default_action: DENY
-tools:
-  fs__read_text_file: {returns: [private], classification: confidential}
-  web__send: {sink: external}
-rules:
-  - name: session_untrusted_and_private_to_sink
-    tool: .*
-    action: CONSTRAIN
-    conditions:
-      - tool_sink: external
-      - session: {has_seen: [untrusted, private]}
-  - name: work
-    tool: [fs__read_text_file, web__fetch, web__send]
-    action: ALLOW
-`)
+	writePolicy(t, dir, sessionScenarioPolicy("fs__read_text_file", "web__send", "fs__read_text_file, web__fetch, web__send"))
 	cfgPath := filepath.Join(dir, "portcullis.yaml")
 	cfg, _ := os.ReadFile(cfgPath)
 	// Results with an injection reach the agent here (not blocked): the session must remember them.

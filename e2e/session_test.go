@@ -12,13 +12,15 @@ import (
 	"github.com/portcullis-ai/portcullis/sdk"
 )
 
-// sessionScenarioPolicy: private files, an outside mail sink; web pages are untrusted only when
-// inspection finds an injection in them (fetch_url is not declared), so a benign workflow runs.
-const sessionScenarioPolicy = `agent_id: report-generator-v1
+// sessionScenarioPolicy: private files (read), an outside sink (sink); web pages are untrusted
+// only when inspection finds an injection in them (they are not declared), so a benign workflow
+// runs. allowed lists the tools the agent may call.
+func sessionScenarioPolicy(read, sink, allowed string) string {
+	return `agent_id: report-generator-v1
 default_action: DENY
 tools:
-  read_file: {returns: [private], classification: confidential}
-  send_email: {sink: external}
+  ` + read + `: {returns: [private], classification: confidential}
+  ` + sink + `: {sink: external}
 rules:
   - name: session_untrusted_and_private_to_sink
     tool: .*
@@ -27,16 +29,17 @@ rules:
       - tool_sink: external
       - session: {has_seen: [untrusted, private]}
   - name: everyday_tools
-    tool: [fetch_url, read_file, send_email]
+    tool: [` + allowed + `]
     action: ALLOW
 `
+}
 
 // The exfiltration scenario through the real binary and the SDK: a web page carrying an
 // injection, a private file, then a mail out. The mail is held, and the approver's view names
 // which results brought which labels; the same workflow without the injection runs unhindered.
 func TestSessionExfiltrationHeld(t *testing.T) {
 	dir, agentKey, approverKey := initData(t)
-	if err := os.WriteFile(filepath.Join(dir, "policies", "report-generator-v1.yaml"), []byte(sessionScenarioPolicy), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "policies", "report-generator-v1.yaml"), []byte(sessionScenarioPolicy("read_file", "send_email", "fetch_url, read_file, send_email")), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	// Results with an injection reach the agent (they are not blocked), so its session must remember them.

@@ -1296,6 +1296,31 @@ func (p *parser) label(n *yaml.Node, path, l string) {
 	}
 }
 
+// labelList reads a list of known labels (non-empty when nonEmpty is set).
+func (p *parser) labelList(n *yaml.Node, path, hint string, nonEmpty bool) []string {
+	ls, ok := p.strList(n, path)
+	if !ok {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode || (nonEmpty && len(ls) == 0) {
+		p.errorf(n, path, hint, "want a non-empty list of labels")
+		return nil
+	}
+	for i, l := range ls {
+		p.label(n.Content[i], fmt.Sprintf("%s[%d]", path, i), l)
+	}
+	return ls
+}
+
+// level reads a classification level on the policy's scale.
+func (p *parser) level(n *yaml.Node, path string, levels []string) string {
+	s, ok := p.str(n, path)
+	if ok && !contains(levels, s) {
+		p.errorf(n, path, "levels: "+strings.Join(levels, ", "), "unknown classification level %q", yamlx.Clip(s))
+	}
+	return s
+}
+
 // toolDecls reads `tools: {send_email: {sink: external}, fetch_url: {returns: [untrusted]}}`.
 func (p *parser) toolDecls(n *yaml.Node, path string, levels []string) map[string]*ToolDecl {
 	fs, _ := p.fields(n, path, nil)
@@ -1319,22 +1344,9 @@ func (p *parser) toolDecls(n *yaml.Node, path string, levels []string) map[strin
 					d.Sink = s
 				}
 			case "returns":
-				ls, ok := p.strList(df.v, kp)
-				if ok && df.v.Kind != yaml.SequenceNode {
-					p.errorf(df.v, kp, "e.g. returns: [untrusted]", "want a list of labels")
-				} else if ok {
-					for i, l := range ls {
-						p.label(df.v.Content[i], fmt.Sprintf("%s[%d]", kp, i), l)
-					}
-					d.Returns = ls
-				}
+				d.Returns = p.labelList(df.v, kp, "e.g. returns: [untrusted]", false)
 			case "classification":
-				if s, ok := p.str(df.v, kp); ok {
-					if !contains(levels, s) {
-						p.errorf(df.v, kp, "levels: "+strings.Join(levels, ", "), "unknown classification level %q", yamlx.Clip(s))
-					}
-					d.Classification = s
-				}
+				d.Classification = p.level(df.v, kp, levels)
 			}
 		}
 		out[f.key] = d
@@ -1350,22 +1362,9 @@ func (p *parser) sessionCond(n *yaml.Node, path string, levels []string) *Sessio
 		kp := join(path, f.key)
 		switch f.key {
 		case "has_seen":
-			ls, ok := p.strList(f.v, kp)
-			if ok && (f.v.Kind != yaml.SequenceNode || len(ls) == 0) {
-				p.errorf(f.v, kp, "e.g. has_seen: [untrusted, private]", "want a non-empty list of labels")
-			} else if ok {
-				for i, l := range ls {
-					p.label(f.v.Content[i], fmt.Sprintf("%s[%d]", kp, i), l)
-				}
-				sc.HasSeen = ls
-			}
+			sc.HasSeen = p.labelList(f.v, kp, "e.g. has_seen: [untrusted, private]", true)
 		case "max_classification_seen":
-			if s, ok := p.str(f.v, kp); ok {
-				if !contains(levels, s) {
-					p.errorf(f.v, kp, "levels: "+strings.Join(levels, ", "), "unknown classification level %q", yamlx.Clip(s))
-				}
-				sc.MaxClassificationSeen = s
-			}
+			sc.MaxClassificationSeen = p.level(f.v, kp, levels)
 		}
 	}
 	if sc.HasSeen == nil && sc.MaxClassificationSeen == "" && len(fs) == 0 {
