@@ -139,6 +139,9 @@ type DecideRequest struct {
 	// WaitSeconds, with ApprovalID, waits (bounded by the gateway) for the approval to resolve.
 	WaitSeconds int    `json:"wait_seconds,omitempty"`
 	RequestID   string `json:"request_id,omitempty"`
+	// SessionID names the session (the conversation, the task) the call belongs to: what the
+	// agent has seen in it so far is decided on. Empty: the agent's default session.
+	SessionID string `json:"session_id,omitempty"`
 }
 
 // Decision is the gateway's answer. Run the tool only when Allowed() is true.
@@ -203,6 +206,8 @@ type OutcomeRequest struct {
 	DurationMS   int64  `json:"duration_ms,omitempty"`
 	// Result, when set, is inspected before the model sees it (indirect prompt injection, secrets, PII).
 	Result any `json:"result,omitempty"`
+	// SessionID, when set, must be the session of the decision (DecideRequest.SessionID).
+	SessionID string `json:"session_id,omitempty"`
 }
 
 // OutcomeResult says what to do with the result: "pass" (unchanged), "redact" (use Result) or

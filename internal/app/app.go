@@ -205,6 +205,7 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 		Auth:                    a.auth,
 		Inspector:               inspect.New(inspect.Config{MaxBytes: inspectMaxBytes(cfg), DetectorConfig: detectors, AllowedHosts: cfg.Inspection.AllowedHosts, Model: inspectModel(cfg)}),
 		Behavior:                guard.Tracked(behavior.NewTracker(a.stores.behavior, behavior.DefaultConfig())),
+		Sessions:                a.stores.sessions,
 		Policies:                a.policies,
 		Approvals:               a.approvals,
 		Ledger:                  a.ledger,

@@ -34,6 +34,8 @@ type stores struct {
 	// notifier wakes approval long-polls on every replica (approvals on PostgreSQL); nil otherwise.
 	notifier *postgres.ApprovalNotifier
 	behavior behavior.Store
+	// sessions keeps what each session has seen; it lives where behaviour does.
+	sessions behavior.SessionStore
 	nonces   identity.NonceStore
 
 	closers []func() error // in the order opened; closed in reverse
@@ -156,8 +158,10 @@ func openStores(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *s
 
 	if sc.Behavior == config.StoreRedis {
 		s.behavior = redis.NewBehaviorStore(rc, redis.BehaviorOptions{Prefix: sc.Redis.Prefix + "bh:"})
+		s.sessions = redis.NewSessionStore(rc, sc.Redis.Prefix+"sess:", behavior.SessionOptions{})
 	} else {
 		s.behavior = behavior.NewMemoryStore(behavior.MemoryOptions{})
+		s.sessions = behavior.NewMemorySessions(behavior.SessionOptions{})
 	}
 	switch sc.Nonces {
 	case config.StoreRedis:

@@ -168,8 +168,9 @@ func runPolicyEval(_ context.Context, std Stdio, args []string) int {
 	fl.Var(&pols, "policy", "policy file or directory (repeatable)")
 	input := fl.String("input", "-", "JSONL requests: a file, or - for standard input")
 	format := formatFlag(fl)
+	sessionLabels := fl.String("session", "", "session state for requests without their own: the labels seen, comma-separated (e.g. untrusted,private)")
 	fl.Usage = func() {
-		fmt.Fprintln(fl.Output(), "Usage: portcullis policy eval --policy PATH [--policy PATH...] --input FILE|- [--format table|json]")
+		fmt.Fprintln(fl.Output(), "Usage: portcullis policy eval --policy PATH [--policy PATH...] [--session LABELS] --input FILE|- [--format table|json]")
 		fl.PrintDefaults()
 	}
 	if code, done := parseCmdFlags(std, fl, args); done {
@@ -186,6 +187,10 @@ func runPolicyEval(_ context.Context, std Stdio, args []string) int {
 	set, err := policy.Load(pols...)
 	if err != nil {
 		return printLoadError(std.Err, err)
+	}
+	var sess *policy.Session
+	if *sessionLabels != "" {
+		sess = &policy.Session{Labels: strings.Split(*sessionLabels, ",")}
 	}
 	in := std.In
 	if *input != "-" {
@@ -242,7 +247,7 @@ func runPolicyEval(_ context.Context, std Stdio, args []string) int {
 		if strings.TrimSpace(string(line)) == "" {
 			continue
 		}
-		o, err := evalLine(set, line)
+		o, err := evalLine(set, line, sess)
 		if err != nil {
 			bad = true
 			emit(n, nil, fmt.Sprintf("line %d: %v", n, err))
@@ -290,10 +295,13 @@ func decodeAndInspect(data []byte) (*policy.Request, error) {
 	return req, nil
 }
 
-func evalLine(set *policy.Set, line []byte) (*evalOutput, error) {
+func evalLine(set *policy.Set, line []byte, sess *policy.Session) (*evalOutput, error) {
 	req, err := decodeAndInspect(line)
 	if err != nil {
 		return nil, err
+	}
+	if req.Session == nil {
+		req.Session = sess
 	}
 	ex := set.Explain(req)
 	out := &evalOutput{

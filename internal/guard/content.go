@@ -32,6 +32,11 @@ type Content struct {
 	// new in this model call (one answering the model's latest turn), so every result the model
 	// reads is on the record once — not again with each later turn that repeats the history.
 	Record bool
+	// Session and UserToken name the session the conversation belongs to: a tool result or
+	// document the model is given adds the labels its inspection finds to it (injection:
+	// untrusted; personal data or a secret: private).
+	Session   string
+	UserToken string
 }
 
 // ContentDecision says whether the text may go to the model.
@@ -97,6 +102,9 @@ func (g *Guard) CheckContent(ctx context.Context, c Content) (cd *ContentDecisio
 		}
 	case !c.Record:
 		cd.Action = ResultPass
+		if lerr := g.addContentLabels(ctx, c, res.Findings, c.RequestID); lerr != nil {
+			cd.Action, cd.Err = ResultBlock, lerr
+		}
 		return cd
 	default:
 		decision, verb, reason = string(ResultPass), "passed", "inspected"
@@ -129,7 +137,37 @@ func (g *Guard) CheckContent(ctx context.Context, c Content) (cd *ContentDecisio
 	case string(ResultPass):
 		cd.Action = ResultPass
 	}
+	if cd.Action != ResultBlock {
+		if lerr := g.addContentLabels(ctx, c, res.Findings, cd.ID); lerr != nil {
+			cd.Action, cd.Text, cd.Err = ResultBlock, "", lerr
+		}
+	}
 	return cd
+}
+
+// addContentLabels adds to c's session what inspection found in a tool result or document the
+// model is about to read. An error blocks the content: the model never reads what its session
+// cannot remember.
+func (g *Guard) addContentLabels(ctx context.Context, c Content, fs []inspect.Finding, source string) error {
+	if g.sessions == nil || c.Agent == nil || (c.Role != "tool" && c.Role != "document") {
+		return nil
+	}
+	ls := resultLabels(nil, "", "llm.content."+c.Role, source, fs)
+	if len(ls) == 0 {
+		return nil
+	}
+	user := ""
+	if c.UserToken != "" {
+		u, err := g.auth.User(ctx, c.Agent, c.UserToken, nil)
+		if err != nil {
+			return fmt.Errorf("session labels: user: %w", err)
+		}
+		user = userID(u)
+	}
+	if err := g.sessions.AddSessionLabels(ctx, sessionKey(c.Agent.ID, user, c.Session), ls, g.now()); err != nil {
+		return fmt.Errorf("session labels: %w", err)
+	}
+	return nil
 }
 
 // attackFindings are the findings that are not data redaction can replace (secrets, PII).

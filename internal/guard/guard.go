@@ -32,6 +32,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/portcullis-ai/portcullis/internal/approval"
+	"github.com/portcullis-ai/portcullis/internal/behavior"
 	"github.com/portcullis-ai/portcullis/internal/identity"
 	"github.com/portcullis-ai/portcullis/internal/inspect"
 	"github.com/portcullis-ai/portcullis/internal/jsonx"
@@ -99,7 +100,8 @@ type Ledger interface {
 type Guard struct {
 	auth      Authenticator
 	inspector Inspector
-	behavior  Behavior // may be nil: no behaviour tracking
+	behavior  Behavior              // may be nil: no behaviour tracking
+	sessions  behavior.SessionStore // may be nil: no session tracking
 	policies  Policies
 	approvals Approvals // may be nil: CONSTRAIN then stays pending-less and denies
 	ledger    Ledger
@@ -115,6 +117,8 @@ type Guard struct {
 	resultsFrom func() ResultPolicy
 	// outcomes binds outcomes to the allowed decisions they report on (outcome tokens).
 	outcomes *outcomeTokens
+	// proposals are the calls models proposed, for require_proposal.
+	proposals *proposals
 	// approvalExpiry is the default pending lifetime of approval requests.
 	approvalExpiry time.Duration
 	// recordTimeout bounds every record the guard writes (recordContext).
@@ -128,9 +132,11 @@ const DefaultRecordTimeout = 5 * time.Second
 
 // Options assemble a Guard. Auth, Inspector, Policies and Ledger are required.
 type Options struct {
-	Auth                Authenticator
-	Inspector           Inspector
-	Behavior            Behavior
+	Auth      Authenticator
+	Inspector Inspector
+	Behavior  Behavior
+	// Sessions keeps what each session has seen (session-aware enforcement); nil: none.
+	Sessions            behavior.SessionStore
 	Policies            Policies
 	Approvals           Approvals
 	Ledger              Ledger
@@ -186,8 +192,9 @@ func New(o Options) (*Guard, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &Guard{auth: o.Auth, inspector: o.Inspector, behavior: o.Behavior, policies: o.Policies,
+	g := &Guard{auth: o.Auth, inspector: o.Inspector, behavior: o.Behavior, sessions: o.Sessions, policies: o.Policies,
 		approvals: o.Approvals, ledger: o.Ledger, now: now, outcomes: outcomes,
+		proposals:      newProposals(100_000, 24*time.Hour),
 		approvalExpiry: o.ApprovalExpiry, toolClassFrom: o.ToolClassificationsFrom, recordTimeout: o.RecordTimeout,
 		resultsFrom: o.ResultPolicyFrom, requestBlock: o.RequestBlockLevel}
 	if g.recordTimeout <= 0 {
@@ -318,6 +325,10 @@ type Request struct {
 	// and canonical parameters digest), or joins its pending request, before opening a new one.
 	// Transports that can carry the ID (HTTP, MCP, SDK) leave it false and pass ApprovalID.
 	MatchApproval bool
+	// Session is the session the call belongs to (an MCP session, an LLM conversation, the
+	// decision API's session_id); "" is the agent's default session. What the session has seen
+	// is read before the policy decides, and the record names it.
+	Session string
 	// Hold, for a transport that keeps its caller waiting (the MCP gateway), holds a CONSTRAIN
 	// up to this long for the approval: approved in time, the call is decided again with the
 	// approval ID and runs once; denied or expired, that refusal is decided and recorded. Zero
@@ -377,6 +388,7 @@ const (
 	CodeDuplicateKey   = "duplicate_key"
 	CodeInspection     = "inspection_failed"
 	CodeBehavior       = "behavior_unavailable"
+	CodeSessionInvalid = "invalid_session"
 	CodeNoPolicy       = "policy_unavailable"
 	CodeApproval       = "approval_unavailable"
 	CodeTooManyPending = "too_many_pending_approvals"
@@ -549,6 +561,29 @@ func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 		}
 	}
 
+	// What the session has seen, per agent and invoking user.
+	var sess *policy.Session
+	if g.sessions != nil {
+		if len(req.Session) > MaxSessionIDBytes {
+			return g.deny(ctx, d, rec, sh, CodeSessionInvalid, fmt.Errorf("session id longer than %d bytes", MaxSessionIDBytes), "")
+		}
+		if sess, err = g.sessionState(ctx, sessionKey(agent.ID, userID(user), req.Session), start); err != nil {
+			return g.deny(ctx, d, rec, sh, CodeSession, fmt.Errorf("session: %w", err), "")
+		}
+		rec.Session = &ledger.Session{ID: req.Session, Labels: sess.Labels}
+	}
+	// require_proposal: a call from another transport than the LLM gateway runs only as a model
+	// in its session proposed it. A retry with an approval ID was checked when it was held.
+	if w := set.RequireProposal(agent.ID); w > 0 && req.Source != SourceLLM && req.ApprovalID == "" {
+		k, err := proposalKeyOf(agent.ID, userID(user), req)
+		if err != nil {
+			return g.deny(ctx, d, rec, sh, CodeMalformed, err, "")
+		}
+		if !g.proposals.use(k, w, start) {
+			return g.deny(ctx, d, rec, sh, CodeNotProposed, fmt.Errorf("no model response in session %q proposed this call within %s", clipSession(req.Session), w), "")
+		}
+	}
+
 	step(&d.Steps.Behavior)
 
 	// 5. Evaluate the policy.
@@ -564,6 +599,7 @@ func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 		Findings:           findingKinds(d.Findings),
 		ToolClassification: g.toolClassifications()[req.Tool],
 		History:            sig.History,
+		Session:            sess,
 		Display:            sh.display(),
 	}
 	// The decision comes from the engine's allocation-free path; the record's conditions (those
@@ -620,7 +656,7 @@ func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 			// Recorded with the approval change, in the same step.
 			step(&d.Steps.Approval)
 			if d.Allowed() {
-				d.OutcomeToken = g.outcomes.issue(d.ID, agent.ID, req.Tool, start)
+				d.OutcomeToken = g.outcomes.issue(d.ID, tokenClaims{agent: agent.ID, tool: req.Tool, user: userID(user), session: req.Session}, start)
 			}
 			return d
 		}
@@ -635,7 +671,12 @@ func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 	}
 	step(&d.Steps.Ledger)
 	if d.Allowed() {
-		d.OutcomeToken = g.outcomes.issue(d.ID, agent.ID, req.Tool, start)
+		d.OutcomeToken = g.outcomes.issue(d.ID, tokenClaims{agent: agent.ID, tool: req.Tool, user: userID(user), session: req.Session}, start)
+		if req.Source == SourceLLM && set.RequireProposal(agent.ID) > 0 {
+			if k, err := proposalKeyOf(agent.ID, userID(user), req); err == nil {
+				g.proposals.add(k, start)
+			}
+		}
 	}
 	return d
 }

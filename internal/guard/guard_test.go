@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -75,13 +76,15 @@ type harnessOptions struct {
 	wrapStore  func(ledger.Store) ledger.Store
 	wrapApprov func(approval.Store) approval.Store
 	guard      func(*Options)
+	policy     string // the policy source; "" testPolicy
 }
 
-func newHarnessWith(t *testing.T, ho harnessOptions) *harness {
+func newHarnessWith(t testing.TB, ho harnessOptions) *harness {
 	t.Helper()
 	wrap := ho.wrap
 	ctx := context.Background()
-	f, err := policy.Parse("test.yaml", []byte(testPolicy))
+	src := cmp.Or(ho.policy, testPolicy)
+	f, err := policy.Parse("test.yaml", []byte(src))
 	if err != nil {
 		t.Fatal(err)
 	}

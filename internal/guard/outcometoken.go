@@ -25,7 +25,8 @@ import (
 // shared claim store (the signature-nonce store: Redis for replicas, a journal on one machine).
 //
 // Format: "pot1." base64url(payload) "." base64url(mac), where payload is
-// uvarint(len(agent)) agent uvarint(len(tool)) tool int64(issued unix ms) int64(expires unix ms),
+// uvarint(len(agent)) agent uvarint(len(tool)) tool uvarint(len(user)) user uvarint(len(session))
+// session int64(issued unix ms) int64(expires unix ms),
 // and mac = HMAC-SHA256(key, "portcullis outcome token v1\x00" uvarint(len(decision ID))
 // decision ID payload). The decision ID is not carried: the outcome names it.
 
@@ -53,7 +54,7 @@ const DefaultOutcomeTTL = time.Hour
 // outcomeTokenPrefix names the format; maxOutcomeToken bounds what is decoded at all.
 const (
 	outcomeTokenPrefix = "pot1."
-	maxOutcomeToken    = 1024
+	maxOutcomeToken    = 4096
 	outcomeMACContext  = "portcullis outcome token v1\x00"
 	// claimPrefix keys the once-only claims in the shared nonce store. Signature nonces are
 	// keyed "keyid\x00nonce" with a non-empty key ID, so a key starting with a NUL never
@@ -125,15 +126,16 @@ func (st *macState) mac(decisionID string, payload []byte) []byte {
 
 func (t *outcomeTokens) state() *macState { return t.macs.Get().(*macState) }
 
-// issue returns the token of an allowed decision.
-func (t *outcomeTokens) issue(decisionID, agent, tool string, at time.Time) string {
+// issue returns the token of an allowed decision: c's agent, tool, user and session.
+func (t *outcomeTokens) issue(decisionID string, c tokenClaims, at time.Time) string {
 	st := t.state()
 	defer t.macs.Put(st)
 	var buf [2 * (MaxToolNameLen + binary.MaxVarintLen64 + 16)]byte
-	p := binary.AppendUvarint(buf[:0], uint64(len(agent)))
-	p = append(p, agent...)
-	p = binary.AppendUvarint(p, uint64(len(tool)))
-	p = append(p, tool...)
+	p := buf[:0]
+	for _, f := range []string{c.agent, c.tool, c.user, c.session} {
+		p = binary.AppendUvarint(p, uint64(len(f)))
+		p = append(p, f...)
+	}
 	p = binary.BigEndian.AppendUint64(p, uint64(at.UnixMilli()))
 	p = binary.BigEndian.AppendUint64(p, uint64(at.Add(t.ttl).UnixMilli()))
 	mac := st.mac(decisionID, p)
@@ -148,7 +150,9 @@ func (t *outcomeTokens) issue(decisionID, agent, tool string, at time.Time) stri
 
 // tokenClaims is what a genuine token says.
 type tokenClaims struct {
-	agent, tool     string
+	agent, tool string
+	// user and session name the session of the call: its result's labels go there.
+	user, session   string
 	issued, expires time.Time
 }
 
@@ -184,10 +188,12 @@ func (t *outcomeTokens) verify(decisionID, token string) (tokenClaims, error) {
 		p = p[k+int(n):]
 		return s, true
 	}
-	var okA, okT bool
+	var okA, okT, okU, okS bool
 	c.agent, okA = field()
 	c.tool, okT = field()
-	if !okA || !okT || len(p) != 16 {
+	c.user, okU = field()
+	c.session, okS = field()
+	if !okA || !okT || !okU || !okS || len(p) != 16 {
 		return tokenClaims{}, fmt.Errorf("%w: bad payload", ErrOutcomeToken)
 	}
 	c.issued = time.UnixMilli(int64(binary.BigEndian.Uint64(p[:8])))

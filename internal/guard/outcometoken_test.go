@@ -88,7 +88,7 @@ func TestOutcomeTokenRefusals(t *testing.T) {
 		{"mac changed", d.ID, flipped, "", CodeOutcomeToken},
 		{"another decision's token", d.ID, other.OutcomeToken, "", CodeOutcomeToken},
 		{"another decision ID", other.ID, d.OutcomeToken, "", CodeOutcomeToken},
-		{"another agent's token", d.ID, h.g.outcomes.issue(d.ID, "billing-agent", "fetch_sales_data", now()), "", CodeUnknownDecision},
+		{"another agent's token", d.ID, h.g.outcomes.issue(d.ID, tokenClaims{agent: "billing-agent", tool: "fetch_sales_data"}, now()), "", CodeUnknownDecision},
 		{"another tool", d.ID, d.OutcomeToken, "delete_file", CodeUnknownDecision},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -185,10 +185,10 @@ func BenchmarkOutcomeToken(b *testing.B) {
 	b.Run("issue", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			_ = tk.issue(id, "report-generator-v1", "fetch_customer_names", at)
+			_ = tk.issue(id, tokenClaims{agent: "report-generator-v1", tool: "fetch_customer_names"}, at)
 		}
 	})
-	tok := tk.issue(id, "report-generator-v1", "fetch_customer_names", at)
+	tok := tk.issue(id, tokenClaims{agent: "report-generator-v1", tool: "fetch_customer_names"}, at)
 	b.Run("verify", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {

@@ -15,7 +15,7 @@ import (
 	"github.com/portcullis-ai/portcullis/internal/threat"
 )
 
-func (h *harness) agent(t *testing.T) *identity.Agent {
+func (h *harness) agent(t testing.TB) *identity.Agent {
 	t.Helper()
 	a, err := h.g.Authenticate(context.Background(), "test", identity.Credentials{APIKey: h.key})
 	if err != nil {

@@ -63,6 +63,9 @@ type Outcome struct {
 	DurationMS int64
 	// Result is the tool's result as JSON (an object, array or string); nil when not reported.
 	Result json.RawMessage
+	// Session, when set, must be the session the decision was made in (the result's labels go
+	// to that session whatever the report says).
+	Session string
 	// Unredacted: the result is forwarded as it is or withheld, never redacted — it is what a
 	// user typed into its requester's own form (an MCP elicitation's answer), which must reach
 	// it as typed. It is still inspected and blocked at the block level, and the record is
@@ -146,15 +149,22 @@ func (g *Guard) CheckResult(ctx context.Context, o Outcome) (rd *ResultDecision)
 	}
 	// Scoped identities: an agent reports only on its own, recent, allowed calls, once each —
 	// at whichever replica, as its outcome token proves.
-	tool, code, err := g.claimOutcome(ctx, o, agent.ID, rec.Time)
+	made, code, err := g.claimOutcome(ctx, o, agent.ID, rec.Time)
 	if err != nil {
 		return fail(code, err)
 	}
+	tool = made.tool
 	o.Tool, rec.Tool = tool, tool
 
 	if len(o.Result) == 0 {
 		rd.Action = ResultPass
 		rec.Decision = string(ResultPass)
+		// Unseen is not clean: a tool that ran brings its declared labels.
+		if o.Ran {
+			if err := g.addResultLabels(ctx, rd, rec, agent.ID, made, o.Tool); err != nil {
+				return fail(CodeSession, err)
+			}
+		}
 		return g.recordResult(ctx, rd, rec)
 	}
 	// Too large to inspect is not "inspected and found harmful": withheld with its own code and
@@ -198,6 +208,10 @@ func (g *Guard) CheckResult(ctx context.Context, o Outcome) (rd *ResultDecision)
 	if len(rd.Findings) > 0 {
 		rec.Reason = "result findings: " + strings.Join(findingKinds(rd.Findings), ",")
 	}
+	// What the agent is about to see joins its session before it sees it.
+	if err := g.addResultLabels(ctx, rd, rec, agent.ID, made, o.Tool); err != nil {
+		return fail(CodeSession, err)
+	}
 	return g.recordResult(ctx, rd, rec)
 }
 
@@ -208,28 +222,31 @@ const CodeOutcomeClaims = "outcome_claims_unavailable"
 // claimOutcome checks o's token for o.DecisionID and agent, and claims the decision's one
 // outcome. It returns the decided tool, or the stable code and cause of a refusal. A token for
 // another agent, or an outcome naming another tool, does not spend the claim.
-func (g *Guard) claimOutcome(ctx context.Context, o Outcome, agent string, now time.Time) (tool, code string, err error) {
+func (g *Guard) claimOutcome(ctx context.Context, o Outcome, agent string, now time.Time) (made tokenClaims, code string, err error) {
 	c, err := g.outcomes.verify(o.DecisionID, o.Token)
 	switch {
 	case err != nil:
-		return "", CodeOutcomeToken, err
+		return c, CodeOutcomeToken, err
+	case o.Session != "" && o.Session != c.session:
+		// The result belongs to the decision's session; a report naming another is refused.
+		return c, CodeSessionInvalid, errors.New("the outcome names another session than its decision's")
 	case c.agent != agent:
-		return "", CodeUnknownDecision, fmt.Errorf("%w %q for agent %s (its token names another agent)", ErrUnknownDecision, o.DecisionID, agent)
+		return c, CodeUnknownDecision, fmt.Errorf("%w %q for agent %s (its token names another agent)", ErrUnknownDecision, o.DecisionID, agent)
 	case o.Tool != "" && o.Tool != c.tool:
-		return "", CodeUnknownDecision, fmt.Errorf("%w %q for agent %s and tool %q", ErrUnknownDecision, o.DecisionID, agent, o.Tool)
+		return c, CodeUnknownDecision, fmt.Errorf("%w %q for agent %s and tool %q", ErrUnknownDecision, o.DecisionID, agent, o.Tool)
 	case !now.Before(c.expires):
-		return "", CodeOutcomeTokenExpired, fmt.Errorf("%w: decision %q expired at %s", ErrOutcomeTokenExpired, o.DecisionID, c.expires.UTC().Format(time.RFC3339))
+		return c, CodeOutcomeTokenExpired, fmt.Errorf("%w: decision %q expired at %s", ErrOutcomeTokenExpired, o.DecisionID, c.expires.UTC().Format(time.RFC3339))
 	}
 	rctx, cancel := g.recordContext(ctx)
 	defer cancel()
 	fresh, err := g.outcomes.claim(rctx, o.DecisionID, c.expires, now)
 	switch {
 	case err != nil:
-		return "", CodeOutcomeClaims, fmt.Errorf("claim outcome of %q: %w", o.DecisionID, err)
+		return c, CodeOutcomeClaims, fmt.Errorf("claim outcome of %q: %w", o.DecisionID, err)
 	case !fresh:
-		return "", CodeOutcomeReported, fmt.Errorf("%w: %q", ErrOutcomeReported, o.DecisionID)
+		return c, CodeOutcomeReported, fmt.Errorf("%w: %q", ErrOutcomeReported, o.DecisionID)
 	}
-	return c.tool, "", nil
+	return c, "", nil
 }
 
 func (g *Guard) recordResult(ctx context.Context, rd *ResultDecision, rec *ledger.Record) *ResultDecision {

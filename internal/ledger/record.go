@@ -184,6 +184,10 @@ type Record struct {
 	Findings      []Finding    `json:"findings,omitempty"`
 	Anomalies     []Anomaly    `json:"anomalies,omitempty"`
 
+	// Session is the session the call belongs to and the labels it was decided under (or, on a
+	// tool result, the labels the result brought).
+	Session *Session `json:"session,omitempty"`
+
 	Outcome     *Outcome     `json:"outcome,omitempty"`
 	Approval    *Approval    `json:"approval,omitempty"`
 	KeyRotation *KeyRotation `json:"key_rotation,omitempty"`
@@ -193,6 +197,12 @@ type Record struct {
 	// Secrets are redaction directives for Append, applied to Params with the secret paths
 	// before anything is encoded; never encoded themselves.
 	Secrets []Secret `json:"-"`
+}
+
+// Session is a record's session: its ID ("" the agent's default session) and labels.
+type Session struct {
+	ID     string   `json:"id,omitempty"`
+	Labels []string `json:"labels,omitempty"`
 }
 
 // Errors callers branch on.

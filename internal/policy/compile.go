@@ -308,6 +308,11 @@ type ccond struct {
 
 	expr     *compiledExpr
 	findings []string
+
+	// session: hasSeen labels, all needed; minClass the classification rank (-1: not tested)
+	hasSeen  []string
+	minClass int
+	sink     string
 }
 
 // Compile builds an immutable Set from parsed files. It checks what spans files (one policy
@@ -681,8 +686,46 @@ func compileCond(cc *ccond, c *Condition, p *Policy, cp *cpolicy) error {
 		cc.expr = c.Expr.compiled
 	case KindFindings:
 		cc.findings = c.Findings
+	case KindSession:
+		cc.hasSeen, cc.minClass = c.Session.HasSeen, -1
+		if l := c.Session.MaxClassificationSeen; l != "" {
+			i, ok := cp.levels[l]
+			if !ok {
+				return fmt.Errorf("unknown classification level %q", l)
+			}
+			cc.minClass = i
+		}
+	case KindToolSink:
+		cc.sink = c.ToolSink
 	default:
 		return fmt.Errorf("unknown condition kind %d", c.Kind)
 	}
 	return nil
+}
+
+// Tool returns the declaration agent's policy makes of tool (its `tools:` entry), if any.
+func (s *Set) Tool(agent, tool string) (ToolDecl, bool) {
+	if s == nil {
+		return ToolDecl{}, false
+	}
+	p := s.agents[agent]
+	if p == nil {
+		return ToolDecl{}, false
+	}
+	d := p.src.Tools[tool]
+	if d == nil {
+		return ToolDecl{}, false
+	}
+	return *d, true
+}
+
+// RequireProposal is agent's policy's require_proposal window (0: not required).
+func (s *Set) RequireProposal(agent string) time.Duration {
+	if s == nil {
+		return 0
+	}
+	if p := s.agents[agent]; p != nil {
+		return p.src.RequireProposal
+	}
+	return 0
 }

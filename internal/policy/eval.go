@@ -119,8 +119,44 @@ func (p *cpolicy) cond(cc *ccond, req *Request, now time.Time) (ok, errored bool
 		return false, false
 	case KindExpr:
 		return evalCond(cc, req, now)
+	case KindSession:
+		return p.session(cc, req), false
+	case KindToolSink:
+		d := p.src.Tools[req.Tool]
+		return d != nil && d.Sink == cc.sink, false
 	}
 	return false, true
+}
+
+// session tests what the call's session has seen: every label of has_seen, and a classification
+// at or above max_classification_seen (a level this policy's scale does not know counts as above
+// every level: unknown data is treated as the most sensitive).
+func (p *cpolicy) session(cc *ccond, req *Request) bool {
+	if req.Session == nil {
+		return false
+	}
+	for _, want := range cc.hasSeen {
+		if !hasString(req.Session.Labels, want) {
+			return false
+		}
+	}
+	return cc.minClass < 0 || p.maxClassSeen(req.Session) >= cc.minClass
+}
+
+// maxClassSeen is the highest classification rank among the session's labels (-1: none).
+func (p *cpolicy) maxClassSeen(s *Session) int {
+	top := -1
+	for _, l := range s.Labels {
+		if len(l) <= len(ClassificationLabel) || l[:len(ClassificationLabel)] != ClassificationLabel {
+			continue
+		}
+		i, ok := p.levels[l[len(ClassificationLabel):]]
+		if !ok {
+			i = len(p.levels)
+		}
+		top = max(top, i)
+	}
+	return top
 }
 
 func hasString(list []string, s string) bool {

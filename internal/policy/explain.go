@@ -164,6 +164,14 @@ func (p *cpolicy) detail(cc *ccond, req *Request, now time.Time) string {
 		return "expr: " + cc.src.Expr.Source
 	case KindFindings:
 		return fmt.Sprintf("findings %v, any of %v", req.Findings, cc.findings)
+	case KindSession:
+		return sessionDetail(req.Session, cc)
+	case KindToolSink:
+		sink := "undeclared"
+		if d := p.src.Tools[req.Tool]; d != nil && d.Sink != "" {
+			sink = d.Sink
+		}
+		return fmt.Sprintf("tool %s sink %s, needs %s", req.Tool, sink, cc.sink)
 	}
 	return ""
 }
@@ -204,4 +212,38 @@ func short(v any) string {
 		return string(r[:80]) + "…"
 	}
 	return s
+}
+
+// sessionDetail says what the session has seen and which results brought each label.
+func sessionDetail(s *Session, cc *ccond) string {
+	var b strings.Builder
+	if s == nil || len(s.Labels) == 0 {
+		b.WriteString("session has seen nothing")
+	} else {
+		b.WriteString("session")
+		if s.ID != "" {
+			id := s.ID
+			if r := []rune(id); len(r) > 64 {
+				id = string(r[:64]) + "…"
+			}
+			fmt.Fprintf(&b, " %q", id)
+		}
+		b.WriteString(" has seen ")
+		for i, l := range s.Labels {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(l)
+			if i < len(s.Sources) && s.Sources[i] != "" {
+				fmt.Fprintf(&b, " (from %s)", s.Sources[i])
+			}
+		}
+	}
+	if len(cc.hasSeen) > 0 {
+		fmt.Fprintf(&b, "; needs all of %v", cc.hasSeen)
+	}
+	if cc.src.Session.MaxClassificationSeen != "" {
+		fmt.Fprintf(&b, "; needs classification %s or above", cc.src.Session.MaxClassificationSeen)
+	}
+	return b.String()
 }

@@ -275,6 +275,8 @@ func (p *parser) syntaxError(err error) *Error {
 type parser struct {
 	file string
 	errs ErrorList
+	// labels are the session labels the policy being parsed knows (built-in and declared).
+	labels []string
 }
 
 func (p *parser) pos(n *yaml.Node) Pos { return Pos{File: p.file, Line: n.Line, Col: n.Column} }
@@ -630,7 +632,8 @@ func (p *parser) days(n *yaml.Node, path string) ([]time.Weekday, bool) {
 }
 
 var policyKeys = []string{"agent_id", "default_action", "rules", "enforcement", "description", "version",
-	"timezone", "business_hours", "classification_levels", "tool_classifications"}
+	"timezone", "business_hours", "classification_levels", "tool_classifications",
+	"tools", "labels", "require_proposal"}
 
 // DefaultClassificationLevels is the scale data_classification uses when a policy sets none.
 var DefaultClassificationLevels = []string{"public", "internal", "confidential", "restricted"}
@@ -639,9 +642,15 @@ func (p *parser) policy(n *yaml.Node) *Policy {
 	before := len(p.errs)
 	fs, _ := p.fields(n, "", policyKeys)
 	pol := &Policy{Pos: p.pos(n)}
-	var rulesNode, tcNode *yaml.Node
+	var rulesNode, tcNode, toolsNode *yaml.Node
 	for _, f := range fs {
 		switch f.key {
+		case "tools":
+			toolsNode = f.v
+		case "labels":
+			pol.Labels = p.customLabels(f.v, f.key)
+		case "require_proposal":
+			pol.RequireProposal = p.duration(f.v, f.key, time.Second, 24*time.Hour)
 		case "agent_id":
 			pol.AgentID, _ = p.nonEmpty(f.v, f.key)
 		case "default_action":
@@ -699,6 +708,10 @@ func (p *parser) policy(n *yaml.Node) *Policy {
 			}
 			pol.ToolClassifications[f.key] = lv
 		}
+	}
+	p.labels = append([]string{LabelUntrusted, LabelPrivate}, pol.Labels...)
+	if toolsNode != nil {
+		pol.Tools = p.toolDecls(toolsNode, "tools", levels)
 	}
 	if rulesNode != nil {
 		pol.Rules = p.rules(rulesNode, levels)
@@ -880,7 +893,7 @@ func (p *parser) rule(n *yaml.Node, path string, levels []string) *Rule {
 	}
 	for _, c := range r.Conditions {
 		switch {
-		case c.Kind == KindThreatScore, c.Kind == KindFindings:
+		case c.Kind == KindThreatScore, c.Kind == KindFindings, c.Kind == KindSession:
 			r.Threat = true
 		case c.Kind == KindExpr && c.Expr.ReadsThreat:
 			r.Threat = true
@@ -928,7 +941,7 @@ var condKinds = map[string]ConditionKind{
 	"parameter": KindParameter, "time_of_day": KindTimeOfDay, "threat_score": KindThreatScore,
 	"user_permission": KindUserPermission, "time_context": KindTimeContext, "agent_role": KindAgentRole,
 	"invoking_user_attribute": KindUserAttribute, "data_classification": KindDataClassification,
-	"expr": KindExpr, "findings": KindFindings,
+	"expr": KindExpr, "findings": KindFindings, "session": KindSession, "tool_sink": KindToolSink,
 }
 
 // ConditionKeys lists, per kind, every key a condition item of that kind may hold (its kind key first).
@@ -943,12 +956,16 @@ var ConditionKeys = map[ConditionKind][]string{
 	KindDataClassification: {"data_classification", "is_less_than_or_equal"},
 	KindExpr:               {"expr"},
 	KindFindings:           {"findings"},
+	KindSession:            {"session"},
+	KindToolSink:           {"tool_sink"},
 }
 
 // Nested keys accepted inside the kind key's mapping value.
 var (
 	TimeOfDayKeys   = []string{"start", "end", "timezone", "days"}
 	TimeContextKeys = []string{"unusual_hour", "or_call_count_exceeds", "call_count_exceeds"}
+	SessionKeys     = []string{"has_seen", "max_classification_seen"}
+	ToolDeclKeys    = []string{"sink", "returns", "classification"}
 	CallCountKeys   = []string{"window_minutes", "threshold"}
 	BusinessHourKey = []string{"start", "end", "days", "timezone"}
 	PolicyKeys      = policyKeys
@@ -1089,6 +1106,15 @@ func (p *parser) condition(n *yaml.Node, path string, levels []string) *Conditio
 			p.errorf(kv, kp, "e.g. findings: [sql_injection, pii.credit_card]", "want a list of finding kinds, got %s", yamlx.Describe(kv))
 		} else if kinds, ok := p.strList(kv, kp); ok {
 			c.Findings = kinds
+		}
+	case KindSession:
+		c.Session = p.sessionCond(kv, kp, levels)
+	case KindToolSink:
+		if s, ok := p.str(kv, kp); ok {
+			if s != SinkExternal && s != SinkInternal {
+				p.errorf(kv, kp, "tool_sink: external (or internal)", "unknown sink %q", yamlx.Clip(s))
+			}
+			c.ToolSink = s
 		}
 	}
 	if len(p.errs) > before {
@@ -1234,4 +1260,115 @@ func (p *parser) callCount(n *yaml.Node, path string) *CallCount {
 		p.errorf(n, path, "write window_minutes: 60 and threshold: 5", "call count needs window_minutes and threshold")
 	}
 	return cc
+}
+
+// labelRE is the form of a custom session label.
+var labelRE = regexp.MustCompile(`^[a-z][a-z0-9_.-]{0,62}$`)
+
+// customLabels reads `labels: [customer_data, …]`: the custom session labels a policy declares.
+func (p *parser) customLabels(n *yaml.Node, path string) []string {
+	ls, ok := p.strList(n, path)
+	if !ok {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		p.errorf(n, path, "e.g. labels: [customer_data]", "want a list of labels")
+		return nil
+	}
+	for i, l := range ls {
+		kp := fmt.Sprintf("%s[%d]", path, i)
+		switch {
+		case !labelRE.MatchString(l):
+			p.errorf(n.Content[i], kp, "a label is lower case: a letter, then letters, digits, _ . or - (at most 63)", "invalid label %q", yamlx.Clip(l))
+		case l == LabelUntrusted || l == LabelPrivate:
+			p.errorf(n.Content[i], kp, "untrusted and private are built in; declare only custom labels", "label %q is built in", l)
+		case contains(ls[:i], l):
+			p.errorf(n.Content[i], kp, "list each label once", "label %q listed twice", l)
+		}
+	}
+	return ls
+}
+
+// label checks one label name against those the policy knows.
+func (p *parser) label(n *yaml.Node, path, l string) {
+	if !contains(p.labels, l) {
+		p.errorf(n, path, "known labels: "+strings.Join(p.labels, ", ")+" (declare custom ones under labels:)", "unknown label %q", yamlx.Clip(l))
+	}
+}
+
+// labelList reads a list of known labels (non-empty when nonEmpty is set).
+func (p *parser) labelList(n *yaml.Node, path, hint string, nonEmpty bool) []string {
+	ls, ok := p.strList(n, path)
+	if !ok {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode || (nonEmpty && len(ls) == 0) {
+		p.errorf(n, path, hint, "want a non-empty list of labels")
+		return nil
+	}
+	for i, l := range ls {
+		p.label(n.Content[i], fmt.Sprintf("%s[%d]", path, i), l)
+	}
+	return ls
+}
+
+// level reads a classification level on the policy's scale.
+func (p *parser) level(n *yaml.Node, path string, levels []string) string {
+	s, ok := p.str(n, path)
+	if ok && !contains(levels, s) {
+		p.errorf(n, path, "levels: "+strings.Join(levels, ", "), "unknown classification level %q", yamlx.Clip(s))
+	}
+	return s
+}
+
+// toolDecls reads `tools: {send_email: {sink: external}, fetch_url: {returns: [untrusted]}}`.
+func (p *parser) toolDecls(n *yaml.Node, path string, levels []string) map[string]*ToolDecl {
+	fs, _ := p.fields(n, path, nil)
+	out := make(map[string]*ToolDecl, len(fs))
+	for _, f := range fs {
+		tp := path + "." + f.key
+		if f.key == "" || len(f.key) > 256 {
+			p.errorf(f.v, tp, "name the tool exactly as agents call it", "invalid tool name")
+			continue
+		}
+		d := &ToolDecl{Pos: p.pos(f.v)}
+		dfs, _ := p.fields(f.v, tp, ToolDeclKeys)
+		for _, df := range dfs {
+			kp := join(tp, df.key)
+			switch df.key {
+			case "sink":
+				if s, ok := p.str(df.v, kp); ok {
+					if s != SinkExternal && s != SinkInternal {
+						p.errorf(df.v, kp, "sink: external (the tool can send data out) or internal", "unknown sink %q", yamlx.Clip(s))
+					}
+					d.Sink = s
+				}
+			case "returns":
+				d.Returns = p.labelList(df.v, kp, "e.g. returns: [untrusted]", false)
+			case "classification":
+				d.Classification = p.level(df.v, kp, levels)
+			}
+		}
+		out[f.key] = d
+	}
+	return out
+}
+
+// sessionCond reads `session: {has_seen: [untrusted, private], max_classification_seen: confidential}`.
+func (p *parser) sessionCond(n *yaml.Node, path string, levels []string) *SessionCond {
+	fs, _ := p.fields(n, path, SessionKeys)
+	sc := &SessionCond{}
+	for _, f := range fs {
+		kp := join(path, f.key)
+		switch f.key {
+		case "has_seen":
+			sc.HasSeen = p.labelList(f.v, kp, "e.g. has_seen: [untrusted, private]", true)
+		case "max_classification_seen":
+			sc.MaxClassificationSeen = p.level(f.v, kp, levels)
+		}
+	}
+	if sc.HasSeen == nil && sc.MaxClassificationSeen == "" && len(fs) == 0 {
+		p.errorf(n, path, "e.g. session: {has_seen: [untrusted, private]}", "session needs has_seen or max_classification_seen")
+	}
+	return sc
 }

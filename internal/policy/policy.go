@@ -160,8 +160,16 @@ type Policy struct {
 	// ToolClassifications declares a classification per tool name, read by
 	// `data_classification: tool` (extension; a Request may override it).
 	ToolClassifications map[string]string
-	Rules               []*Rule
-	Enforcement         []*EnforcementEntry
+	// Tools declares what tools are, for session-aware enforcement: which send data out (sink),
+	// which return untrusted or private content, and the labels their results bring.
+	Tools map[string]*ToolDecl
+	// Labels are the custom session labels the policy declares (besides untrusted and private).
+	Labels []string
+	// RequireProposal, when set, accepts a call that does not come from the LLM gateway only if
+	// a model response in the same session proposed it (same tool, same arguments) within it.
+	RequireProposal time.Duration
+	Rules           []*Rule
+	Enforcement     []*EnforcementEntry
 }
 
 // BusinessHours is the policy's working week.
@@ -172,6 +180,29 @@ type BusinessHours struct {
 	Days     []time.Weekday
 	Timezone string // "" means the policy's time zone
 }
+
+// ToolDecl is one entry of a policy's `tools:` block.
+type ToolDecl struct {
+	Pos Pos
+	// Sink is "external" when the tool can send data out of the organisation (mail, HTTP
+	// requests, writes outside configured roots), "internal" when declared not to; "" undeclared.
+	Sink string
+	// Returns are the labels the tool's results bring to the session (untrusted, private or a
+	// declared custom label).
+	Returns []string
+	// Classification is the level of the data the tool returns ("" none).
+	Classification string
+}
+
+// Session labels every policy knows.
+const (
+	LabelUntrusted = "untrusted"
+	LabelPrivate   = "private"
+	// ClassificationLabel prefixes a classification seen: "classification:confidential".
+	ClassificationLabel = "classification:"
+	SinkExternal        = "external"
+	SinkInternal        = "internal"
+)
 
 // EnforcementEntry maps a decision to what the gateway does with it.
 type EnforcementEntry struct {
@@ -228,10 +259,13 @@ const (
 	KindDataClassification
 	KindExpr
 	KindFindings
+	KindSession
+	KindToolSink
 )
 
 var kindNames = [...]string{"", "parameter", "time_of_day", "threat_score", "user_permission",
-	"time_context", "agent_role", "invoking_user_attribute", "data_classification", "expr", "findings"}
+	"time_context", "agent_role", "invoking_user_attribute", "data_classification", "expr", "findings",
+	"session", "tool_sink"}
 
 // String returns the key that introduces the kind.
 func (k ConditionKind) String() string {
@@ -257,6 +291,15 @@ type Condition struct {
 	DataClassification *DataClassificationCond
 	Expr               *ExprCond
 	Findings           []string
+	Session            *SessionCond
+	ToolSink           string
+}
+
+// SessionCond tests what the call's session has seen: every label of HasSeen, and a
+// classification at or above MaxClassificationSeen. Both given: both must hold.
+type SessionCond struct {
+	HasSeen               []string
+	MaxClassificationSeen string
 }
 
 // ParameterCond tests one parameter. All operators given must hold.
@@ -349,12 +392,23 @@ type Request struct {
 	Findings []string
 	// ToolClassification overrides the policy's declared classification of the tool ("" = none).
 	ToolClassification string
+	// Session is what the call's session has seen (nil: nothing).
+	Session *Session
 	// History supplies call counts and the hour baseline; nil means no earlier calls, no baseline.
 	History History
 	// Display, when set, gives the value Explain quotes for the parameter at path instead of the
 	// one in Params: the parameters as records and approvers may see them, with secrets and
 	// personal data replaced. Conditions always test Params; only the explanation's text changes.
 	Display func(path []string) any
+}
+
+// Session is what a call's session has seen before it: label names (ClassificationLabel and a
+// level for a classification) and, per label, where it came from (Sources[i] for Labels[i], for
+// explanations; may be shorter).
+type Session struct {
+	ID      string
+	Labels  []string
+	Sources []string
 }
 
 // Agent is the authenticated agent.

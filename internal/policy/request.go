@@ -17,7 +17,8 @@ import (
 //	 "tool":"…","params":{…},"time":"RFC 3339",
 //	 "threat_level":"none|low|medium|high|critical",
 //	 "findings":["sql_injection"],
-//	 "calls":[{"tool":"…","time":"RFC 3339"}]}
+//	 "calls":[{"tool":"…","time":"RFC 3339"}],
+//	 "session":{"id":"…","labels":["untrusted","private"]}}
 type WireRequest struct {
 	Agent struct {
 		ID              string              `json:"id"`
@@ -37,6 +38,16 @@ type WireRequest struct {
 	Findings           []string       `json:"findings"`
 	ToolClassification string         `json:"tool_classification"`
 	Calls              []WireCall     `json:"calls"`
+	// Session is what the call's session has seen before it (session conditions read it).
+	Session *WireSession `json:"session"`
+}
+
+// WireSession is a session state: its ID and the labels it has seen, with, optionally, where
+// each came from (sources[i] for labels[i]).
+type WireSession struct {
+	ID      string   `json:"id"`
+	Labels  []string `json:"labels"`
+	Sources []string `json:"sources"`
 }
 
 // WireCall is one earlier call of the agent, for call-count windows and the hour baseline.
@@ -77,6 +88,9 @@ func (w *WireRequest) Request() (*Request, bool, error) {
 		return nil, false, fmt.Errorf("decode request: tool is required")
 	}
 	r := &Request{Tool: w.Tool, Params: w.Params, Findings: w.Findings, ToolClassification: w.ToolClassification}
+	if w.Session != nil {
+		r.Session = &Session{ID: w.Session.ID, Labels: w.Session.Labels, Sources: w.Session.Sources}
+	}
 	r.Agent.ID, r.Agent.Roles, r.Agent.Permissions, r.Agent.RolePermissions = w.Agent.ID, w.Agent.Roles, w.Agent.Permissions, w.Agent.RolePermissions
 	if w.User != nil {
 		u := &User{ID: w.User.ID, Permissions: w.User.Permissions, Attributes: map[string][]string{}}

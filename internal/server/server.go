@@ -120,6 +120,9 @@ type decideRequest struct {
 	// resolved, then decides: the agent's long-poll.
 	WaitSeconds int    `json:"wait_seconds,omitempty"`
 	RequestID   string `json:"request_id,omitempty"`
+	// SessionID names the session the call belongs to (what the agent has seen so far is
+	// decided on); absent: the agent's default session.
+	SessionID string `json:"session_id,omitempty"`
 	// Context is free-form orchestrator context (session, trace); recorded nowhere else but logs.
 	Context map[string]string `json:"context,omitempty"`
 }
@@ -162,7 +165,7 @@ func (s *Server) handleDecide(w http.ResponseWriter, r *http.Request) {
 	creds := identity.CredentialsFromRequest(r, body)
 	creds.ClaimedAgent = req.AgentID
 	greq := guard.Request{RequestID: req.RequestID, Source: "http", Credentials: creds,
-		UserToken: req.UserToken, AssertedUser: req.User, Tool: req.Tool, Params: req.Params, ApprovalID: req.ApprovalID}
+		UserToken: req.UserToken, AssertedUser: req.User, Tool: req.Tool, Params: req.Params, ApprovalID: req.ApprovalID, Session: req.SessionID}
 
 	// A caller's trace context (traceparent) makes the decision a span of its trace.
 	ctx := otel.GetTextMapPropagator().Extract(r.Context(), propagation.HeaderCarrier(r.Header))
@@ -267,6 +270,8 @@ type outcomeRequest struct {
 	Error        string          `json:"error,omitempty"`
 	DurationMS   int64           `json:"duration_ms,omitempty"`
 	Result       json.RawMessage `json:"result,omitempty"`
+	// SessionID, when given, must be the session the decision was made in.
+	SessionID string `json:"session_id,omitempty"`
 }
 
 type outcomeResponse struct {
@@ -288,7 +293,7 @@ func (s *Server) handleOutcome(w http.ResponseWriter, r *http.Request) {
 	}
 	creds := identity.CredentialsFromRequest(r, body)
 	rd := s.o.Decider.CheckResult(r.Context(), guard.Outcome{DecisionID: req.DecisionID, Token: req.OutcomeToken, Source: "http", Credentials: creds,
-		Tool: req.Tool, Ran: req.Ran, Success: req.Success, Error: req.Error, DurationMS: req.DurationMS, Result: req.Result})
+		Tool: req.Tool, Ran: req.Ran, Success: req.Success, Error: req.Error, DurationMS: req.DurationMS, Result: req.Result, Session: req.SessionID})
 	s.metrics.results.WithLabelValues(string(rd.Action)).Inc()
 	resp := outcomeResponse{DecisionID: req.DecisionID, Action: string(rd.Action), Result: rd.Result}
 	status := http.StatusOK
@@ -453,6 +458,7 @@ var statusOf = map[string]int{
 	identity.Code(identity.ErrUserInvalid):        http.StatusForbidden,
 	identity.Code(identity.ErrUntrustedAssertion): http.StatusForbidden,
 	guard.CodeOutcomeToken:                        http.StatusForbidden,
+	guard.CodeNotProposed:                         http.StatusForbidden,
 	guard.CodeUnknownDecision:                     http.StatusNotFound,
 	guard.CodeOutcomeTokenExpired:                 http.StatusGone,
 	guard.CodeOutcomeReported:                     http.StatusConflict,
@@ -462,6 +468,8 @@ var statusOf = map[string]int{
 	guard.CodeLedger:                       http.StatusServiceUnavailable,
 	guard.CodeNoPolicy:                     http.StatusServiceUnavailable,
 	guard.CodeBehavior:                     http.StatusServiceUnavailable,
+	guard.CodeSession:                      http.StatusServiceUnavailable,
+	guard.CodeSessionInvalid:               http.StatusBadRequest,
 	guard.CodeApproval:                     http.StatusServiceUnavailable,
 	guard.CodeInspection:                   http.StatusServiceUnavailable,
 	guard.CodeOutcomeClaims:                http.StatusServiceUnavailable,

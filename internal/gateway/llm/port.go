@@ -17,6 +17,12 @@ import (
 // provider formats have no place for it).
 const UserTokenHeader = "X-Portcullis-User-Token"
 
+// SessionHeader names the session a model call belongs to (docs/sessions.md): the tool calls the
+// model proposes are decided under what that session has seen. An agent that also works through
+// the MCP gateway passes its MCP session ID here, so both gateways serve one session. It is
+// never forwarded to the provider.
+const SessionHeader = "Portcullis-Session"
+
 // Guarded is the Checker of a gateway in front of the guard's port: every question goes to the
 // guard — authentication (a failure recorded), the tools offered (narrowed by the policy, and
 // recorded when narrowed), each proposed call (guard.Check, its approval matched by the call
@@ -49,6 +55,7 @@ type portChecker struct {
 type principal struct {
 	agent     *identity.Agent
 	userToken string
+	session   string
 }
 
 var errNoPrincipal = errors.New("llm: caller was not authenticated by this checker")
@@ -80,7 +87,7 @@ func (c *portChecker) Authenticate(r *http.Request) (Caller, error) {
 	if err != nil {
 		return Caller{}, err
 	}
-	return Caller{AgentID: agent.ID, Principal: &principal{agent: agent, userToken: r.Header.Get(UserTokenHeader)}}, nil
+	return Caller{AgentID: agent.ID, Principal: &principal{agent: agent, userToken: r.Header.Get(UserTokenHeader), session: r.Header.Get(SessionHeader)}}, nil
 }
 
 // AllowedTools offers the model only the tools the agent's policy could ever let it call.
@@ -99,7 +106,7 @@ func (c *portChecker) CheckToolCall(ctx context.Context, caller Caller, call Too
 	}
 	start := time.Now()
 	d := c.p.Check(ctx, guard.Request{RequestID: call.ModelCallID + "/" + call.CallID, Source: "llm", Agent: p.agent,
-		UserToken: p.userToken, Tool: call.Name, Params: call.Arguments,
+		UserToken: p.userToken, Tool: call.Name, Params: call.Arguments, Session: p.session,
 		// The model cannot carry an approval ID: its identical re-proposal is matched to the
 		// approval by the call itself (joins the pending request; redeems the grant once).
 		MatchApproval: true})
@@ -133,7 +140,8 @@ func (c *portChecker) InspectContent(ctx context.Context, caller Caller, content
 		rid += "/" + content.ToolCallID
 	}
 	cd := c.p.CheckContent(ctx, guard.Content{Source: "llm", Agent: p.agent, Role: content.Role, Text: content.Text,
-		Trusted: c.trusted(content.Role), RequestID: rid, Record: content.New && content.Role == "tool"})
+		Trusted: c.trusted(content.Role), RequestID: rid, Record: content.New && content.Role == "tool",
+		Session: p.session, UserToken: p.userToken})
 	if cd.Err != nil {
 		return ContentVerdict{}, cd.Err
 	}

@@ -898,7 +898,7 @@ func (g *Gateway) callTool(ctx context.Context, c Caller, r *sdk.CallToolRequest
 		return errorResult(msgUnavailable), nil
 	}
 	d, answer := g.decide(ctx, guard.Request{RequestID: requestID(r), Source: "mcp", Credentials: c.Credentials, Agent: c.Agent, UserToken: c.UserToken,
-		Tool: name, Params: args, ApprovalID: metaApproval(r.Params.Meta), ApprovalArg: ApprovalArg})
+		Tool: name, Params: args, ApprovalID: metaApproval(r.Params.Meta), ApprovalArg: ApprovalArg, Session: sessionOf(r)})
 	if answer != nil {
 		if d.Code == guard.CodeDuplicateKey || d.Code == guard.CodeMalformed {
 			// Refused and recorded by the guard; the agent gets invalid params.
@@ -1107,7 +1107,7 @@ func governed[T any](ctx context.Context, g *Gateway, c Caller, r sdk.Request, t
 		return zero, fmt.Errorf("mcp: encode params: %w", err)
 	}
 	d, answer := g.decide(ctx, guard.Request{RequestID: requestID(r), Source: "mcp", Credentials: c.Credentials, Agent: c.Agent, UserToken: c.UserToken, Tool: tool, Params: raw,
-		ApprovalID: approvalID})
+		ApprovalID: approvalID, Session: sessionOf(r)})
 	if answer != nil {
 		return zero, errors.New("mcp: " + answer.Content[0].(*sdk.TextContent).Text)
 	}

@@ -86,3 +86,11 @@ func TestNonceStore(t *testing.T) {
 		t.Errorf("after expiry: %v %v", fresh, err)
 	}
 }
+
+func TestSessionStoreContract(t *testing.T) {
+	c := client(t)
+	prefix := "pcl:test:" + time.Now().Format("150405.000000") + ":sess:"
+	behaviortest.RunSessions(t, func(_ *testing.T, opt behavior.SessionOptions) behavior.SessionStore {
+		return NewSessionStore(c, prefix, opt)
+	})
+}

@@ -1,0 +1,71 @@
+package guard
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portcullis-ai/portcullis/internal/policy"
+)
+
+// require_proposal: a call from the MCP gateway (or the decision API) runs only if a model in the
+// same session proposed exactly that call, within the window, once per proposal.
+func TestRequireProposal(t *testing.T) {
+	now := time.Date(2026, 3, 10, 10, 0, 0, 0, time.UTC)
+	h := newHarnessWith(t, harnessOptions{
+		policy: strings.Replace(sessionPolicy, "default_action: DENY\n", "default_action: DENY\nrequire_proposal: 5m\n", 1),
+		guard:  func(o *Options) { o.Now = func() time.Time { return now } },
+	})
+	ctx := context.Background()
+	call := func(source, session, params string) *Decision {
+		r := h.call("search", params)
+		r.Source, r.Session = source, session
+		return h.g.Check(ctx, r)
+	}
+	if d := call("mcp", "s1", `{"q":"a"}`); d.Action != policy.Deny || d.Code != CodeNotProposed {
+		t.Fatalf("unproposed call: %v %s", d.Action, d.Code)
+	}
+	if d := call(SourceLLM, "s1", `{"q":"a"}`); d.Action != policy.Allow {
+		t.Fatalf("the model's proposal: %v %s", d.Action, d.Code)
+	}
+	// Another session, other arguments: not proposed.
+	if d := call("mcp", "s2", `{"q":"a"}`); d.Code != CodeNotProposed {
+		t.Errorf("call in another session: %v %s", d.Action, d.Code)
+	}
+	if d := call("mcp", "s1", `{"q":"b"}`); d.Code != CodeNotProposed {
+		t.Errorf("call with other arguments: %v %s", d.Action, d.Code)
+	}
+	// The same arguments in another key order are the same call; it runs once.
+	if d := call("mcp", "s1", ` { "q" : "a" } `); d.Action != policy.Allow {
+		t.Fatalf("the proposed call: %v %s", d.Action, d.Code)
+	}
+	if d := call("mcp", "s1", `{"q":"a"}`); d.Code != CodeNotProposed {
+		t.Errorf("a proposal used twice: %v %s", d.Action, d.Code)
+	}
+	// A proposal older than the window is not enough.
+	call(SourceLLM, "s1", `{"q":"c"}`)
+	now = now.Add(6 * time.Minute)
+	if d := call("http", "s1", `{"q":"c"}`); d.Code != CodeNotProposed {
+		t.Errorf("a stale proposal: %v %s", d.Action, d.Code)
+	}
+	if r := h.recordOf(t, call("mcp", "s9", `{}`).ID, "decision"); !strings.Contains(r.Reason, CodeNotProposed) && !strings.Contains(r.Reason, "proposed") {
+		t.Errorf("record reason: %q", r.Reason)
+	}
+}
+
+func TestProposalsBounded(t *testing.T) {
+	p := newProposals(2, time.Hour)
+	now := time.Unix(1_000_000, 0)
+	for _, tool := range []string{"a", "b", "c"} {
+		p.add(proposalKey{tool: tool}, now)
+	}
+	if len(p.m) != 2 || p.use(proposalKey{tool: "c"}, time.Minute, now) {
+		t.Fatalf("past the bound a proposal was kept: %v", p.m)
+	}
+	// Expired ones make room.
+	p.add(proposalKey{tool: "c"}, now.Add(2*time.Hour))
+	if !p.use(proposalKey{tool: "c"}, time.Minute, now.Add(2*time.Hour)) {
+		t.Fatal("expired proposals did not make room")
+	}
+}

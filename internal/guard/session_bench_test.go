@@ -1,0 +1,57 @@
+package guard
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/portcullis-ai/portcullis/internal/behavior"
+)
+
+// BenchmarkCheckSession is one whole Check (ledger on the in-memory store) with session tracking
+// off and on (the embedded store, a session that has seen two labels): the difference is the
+// added cost per call.
+func BenchmarkCheckSession(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		name := "off"
+		var store behavior.SessionStore
+		if on {
+			name = "on"
+			store = behavior.NewMemorySessions(behavior.SessionOptions{})
+		}
+		b.Run(name, func(b *testing.B) {
+			h := newHarnessWith(b, harnessOptions{policy: sessionPolicy, guard: func(o *Options) { o.Sessions = store }})
+			ctx := context.Background()
+			a := h.agent(b)
+			if store != nil {
+				_ = store.AddSessionLabels(ctx, sessionKey(a.ID, "", "s"), []behavior.Label{{Name: "untrusted"}, {Name: "private"}}, h.g.now())
+			}
+			req := h.call("search", `{"q":"prices"}`)
+			req.Agent, req.Session = a, "s"
+			b.ReportAllocs()
+			for b.Loop() {
+				if d := h.g.Check(ctx, req); !d.Allowed() {
+					b.Fatal(d.Action, d.Code, d.Err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkSessionStep is the work session tracking adds to a call, alone: reading the session's
+// labels (embedded store) into the policy's form.
+func BenchmarkSessionStep(b *testing.B) {
+	store := behavior.NewMemorySessions(behavior.SessionOptions{})
+	g := &Guard{sessions: store}
+	ctx := context.Background()
+	k := sessionKey("agent", "user", "session")
+	_ = store.AddSessionLabels(ctx, k, []behavior.Label{{Name: "untrusted", Tool: "fetch", DecisionID: "dec_1"}, {Name: "private", Tool: "read", DecisionID: "dec_2"}}, timeZero)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := g.sessionState(ctx, k, timeZero); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+var timeZero = time.Unix(1_800_000_000, 0)
