@@ -94,7 +94,15 @@ func UpstreamCommand(name string, args, env []string, stderr *os.File) sdk.Trans
 }
 
 // MCPGateway connects to upstreams and governs them with this app's guard. The caller closes it.
+// An upstream that cannot be reached fails it (the stdio wrapper: its one upstream is all it
+// serves).
 func (a *App) MCPGateway(ctx context.Context, ups []mcpgw.Upstream) (*mcpgw.Gateway, error) {
+	return a.mcpGateway(ctx, ups, false)
+}
+
+// mcpGateway is MCPGateway; startDown (serve) starts with an unreachable upstream marked down,
+// reported by /readyz and retried in the background.
+func (a *App) mcpGateway(ctx context.Context, ups []mcpgw.Upstream, startDown bool) (*mcpgw.Gateway, error) {
 	cfg := a.cfg
 	gw, err := mcpgw.New(ctx, mcpgw.Options{
 		Guard:        a.guard,
@@ -104,6 +112,7 @@ func (a *App) MCPGateway(ctx context.Context, ups []mcpgw.Upstream) (*mcpgw.Gate
 		Sampling:     cfg.MCP.ServerRequests.SamplingAllowed(),
 		Elicitation:  cfg.MCP.ServerRequests.ElicitationAllowed(),
 		RelayLogs:    cfg.MCP.LogsRelayed(),
+		StartDown:    startDown,
 		Logger:       a.log.With(slog.String("component", "mcp")),
 	}, ups)
 	var ue *mcpgw.UpstreamError

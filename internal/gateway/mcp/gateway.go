@@ -108,6 +108,12 @@ type Options struct {
 	// the agent's answer goes back through guard.CheckResult like a tool's result.
 	Sampling, Elicitation bool
 
+	// StartDown lets New succeed when a restartable upstream cannot be reached: it is marked
+	// down (Unavailable names it and the cause), logged, and retried in the background with a
+	// backoff from restartBackoff up to maxRetryBackoff until it answers. Off (the stdio
+	// wrapper, whose one upstream is everything it serves), New fails with an *UpstreamError.
+	StartDown bool
+
 	// RelayLogs passes upstreams' log messages (notifications/message) to the agent session a
 	// line can be attributed to (logs.go), at the level that session set with logging/setLevel,
 	// each line through guard.CheckNotice. Off, upstreams are never asked for logs and none is
@@ -156,9 +162,10 @@ type upstream struct {
 	name   string
 	client *sdk.Client
 	mk     func() sdk.Transport // nil: not restartable
-	init   *sdk.InitializeResult
 
 	mu      sync.Mutex
+	init    *sdk.InitializeResult // nil until the first handshake; read with initResult
+	lastErr error                 // why it is down, when it is
 	cs      *sdk.ClientSession
 	down    bool // cs has ended
 	closed  bool
@@ -234,17 +241,23 @@ func (g *Gateway) sessionWait(ctx context.Context, u *upstream, wait bool) (*sdk
 		close(done)
 		switch {
 		case err != nil:
+			u.lastErr = err
 			u.mu.Unlock()
-			return nil, err
+			return nil, fmt.Errorf("%w: reconnect %q: %v", ErrUpstreamDown, u.name, err)
 		case u.closed:
 			// Closed while connecting: the new session is nobody's.
 			u.mu.Unlock()
 			_ = cs.Close()
 			return nil, fmt.Errorf("%w: %q is closed", ErrUpstreamDown, u.name)
 		}
-		u.cs, u.down = cs, false
+		first := u.init == nil
+		u.cs, u.down, u.init, u.lastErr = cs, false, cs.InitializeResult(), nil
 		g.watch(u, cs)
 		u.mu.Unlock()
+		if first {
+			// Down since start: its tools were never offered. Tell the agents the list changed.
+			g.toolsChanged(ctx)
+		}
 		return cs, nil
 	}
 }
@@ -258,7 +271,7 @@ func (g *Gateway) connect(ctx context.Context, u *upstream, subs []string) (*sdk
 	defer cancel()
 	cs, err := u.client.Connect(cctx, u.mk(), upstreamSession)
 	if err != nil {
-		return nil, fmt.Errorf("%w: reconnect %q: %v", ErrUpstreamDown, u.name, err)
+		return nil, err
 	}
 	g.log.Warn("upstream reconnected", slog.String("upstream", u.name))
 	g.askLevelAgain(cctx, u, cs)
@@ -294,6 +307,66 @@ func (g *Gateway) reconnect(u *upstream) {
 		case <-t.C:
 		}
 	}
+}
+
+// maxRetryBackoff caps the wait between attempts to reach an upstream that was down at start.
+const maxRetryBackoff = 30 * time.Second
+
+// retryDown reconnects, in the background, an upstream that could not be reached at start:
+// attempts restartBackoff apart, doubling up to maxRetryBackoff, until it answers or the gateway
+// closes. Each failure is logged with its cause.
+func (g *Gateway) retryDown(u *upstream) {
+	defer g.wg.Done()
+	wait := restartBackoff
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.done:
+			return
+		case <-t.C:
+		}
+		u.mu.Lock()
+		want := !u.closed && u.down
+		u.mu.Unlock()
+		if !want {
+			return
+		}
+		if _, err := g.session(context.Background(), u); err == nil {
+			return
+		} else {
+			g.log.Warn("upstream still unavailable", slog.String("upstream", u.name), slog.String("error", rootCause(err).Error()), slog.Duration("retry_in", min(2*wait, maxRetryBackoff)))
+		}
+		wait = min(2*wait, maxRetryBackoff)
+		t.Reset(wait)
+	}
+}
+
+// Unavailable names each upstream that is down and why ("fs: exec: ...": its last failure),
+// in configuration order; empty when every upstream is up.
+func (g *Gateway) Unavailable() []string {
+	var out []string
+	for _, u := range g.ups {
+		u.mu.Lock()
+		down, cause := u.down && !u.closed, u.lastErr
+		u.mu.Unlock()
+		if !down {
+			continue
+		}
+		msg := "session ended"
+		if cause != nil {
+			msg = rootCause(cause).Error()
+		}
+		out = append(out, fmt.Sprintf("%q: %s", u.name, msg))
+	}
+	return out
+}
+
+// initResult is u's last handshake (nil if it never completed one).
+func (u *upstream) initResult() *sdk.InitializeResult {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.init
 }
 
 // watch marks u down when cs ends, so the next request reconnects and re-pins. Called with
@@ -368,13 +441,22 @@ func New(ctx context.Context, o Options, ups []Upstream) (g *Gateway, err error)
 			return nil, fmt.Errorf("mcp: upstream %q has no transport", u.Name)
 		}
 		cs, err := client.Connect(ctx, t, upstreamSession)
-		if err != nil {
+		if err != nil && (!o.StartDown || u.NewTransport == nil) {
 			return nil, &UpstreamError{Name: u.Name, Err: err}
 		}
-		up := &upstream{name: u.Name, client: client, mk: u.NewTransport, cs: cs, init: cs.InitializeResult()}
-		up.mu.Lock()
-		g.watch(up, cs)
-		up.mu.Unlock()
+		up := &upstream{name: u.Name, client: client, mk: u.NewTransport}
+		if err != nil {
+			// Down from the start: serve the others, say so, and keep trying.
+			g.log.Error("upstream unavailable at start; retrying in the background", slog.String("upstream", u.Name), slog.String("error", rootCause(err).Error()))
+			up.down, up.lastErr, up.lastTry = true, err, time.Now()
+			g.wg.Add(1)
+			go g.retryDown(up)
+		} else {
+			up.cs, up.init = cs, cs.InitializeResult()
+			up.mu.Lock()
+			g.watch(up, cs)
+			up.mu.Unlock()
+		}
 		g.ups = append(g.ups, up)
 		g.byKey[u.Name] = up
 	}
@@ -426,6 +508,9 @@ func (g *Gateway) Close() error {
 		u.closed = true
 		cs, down := u.cs, u.down
 		u.mu.Unlock()
+		if cs == nil {
+			continue
+		}
 		if err := cs.Close(); err != nil && !down {
 			errs = append(errs, fmt.Errorf("close upstream %q: %w", u.name, err))
 		}
@@ -493,7 +578,19 @@ func HeaderCredentials(req sdk.Request) Caller {
 func (g *Gateway) Server(creds CredentialsFunc) *sdk.Server {
 	caps := &sdk.ServerCapabilities{Tools: &sdk.ToolCapabilities{ListChanged: true}}
 	for _, u := range g.ups {
-		if ir := u.init; ir != nil && ir.Capabilities != nil {
+		ir := u.initResult()
+		if ir == nil {
+			// Down since start: what it will offer is unknown, and the agent-facing server's
+			// capabilities cannot change later. Offer resources, prompts and completions; while
+			// it is down they list nothing from it and requests for it fail.
+			if caps.Resources == nil {
+				caps.Resources = &sdk.ResourceCapabilities{}
+			}
+			caps.Resources.Subscribe = true
+			caps.Prompts, caps.Completions = &sdk.PromptCapabilities{}, &sdk.CompletionCapabilities{}
+			continue
+		}
+		if ir.Capabilities != nil {
 			if ir.Capabilities.Resources != nil {
 				if caps.Resources == nil {
 					caps.Resources = &sdk.ResourceCapabilities{}
@@ -1072,12 +1169,12 @@ func (g *Gateway) listResourceTemplates(ctx context.Context, c Caller) (*sdk.Lis
 }
 
 func hasResources(u *upstream) bool {
-	ir := u.init
+	ir := u.initResult()
 	return ir != nil && ir.Capabilities != nil && ir.Capabilities.Resources != nil
 }
 
 func hasPrompts(u *upstream) bool {
-	ir := u.init
+	ir := u.initResult()
 	return ir != nil && ir.Capabilities != nil && ir.Capabilities.Prompts != nil
 }
 

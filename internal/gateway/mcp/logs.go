@@ -101,7 +101,7 @@ func (g *Gateway) logHandler(o *sdk.ClientOptions, server string) {
 }
 
 func hasLogging(u *upstream) bool {
-	ir := u.init
+	ir := u.initResult()
 	return ir != nil && ir.Capabilities != nil && ir.Capabilities.Logging != nil
 }
 
@@ -115,8 +115,10 @@ func (g *Gateway) offerLogging(caps *sdk.ServerCapabilities, up *sdk.ServerCapab
 
 // askLevelAgain asks a reconnected upstream's session (which starts with no level) for the level
 // the agents want, if any asked.
+// Called with u.mu held.
 func (g *Gateway) askLevelAgain(ctx context.Context, u *upstream, cs *sdk.ClientSession) {
-	if lvl := g.upstreamLevel(); lvl != "" && hasLogging(u) {
+	ir := cs.InitializeResult()
+	if lvl := g.upstreamLevel(); lvl != "" && ir != nil && ir.Capabilities != nil && ir.Capabilities.Logging != nil {
 		if err := cs.SetLoggingLevel(ctx, &sdk.SetLoggingLevelParams{Level: lvl}); err != nil {
 			g.log.Warn("upstream log level not set", slog.String("upstream", u.name), slog.Any("error", err))
 		}
