@@ -129,11 +129,11 @@ type Gateway struct {
 	log   *slog.Logger
 
 	mu        sync.Mutex
-	resources map[string]*upstream // uri → upstream that listed it
-	scanned   map[string]bool      // definition hashes already scanned and recorded as suspicious
-	defOK     map[string]bool      // tool → its last seen definition passed scanning and pinning
-	scannedUp map[*upstream]bool   // upstreams whose tools were scanned in this process
-	servers   []*sdk.Server        // agent-facing servers, told when upstream tools change
+	res       resources          // resource URI → upstream (resources.go)
+	scanned   map[string]bool    // definition hashes already scanned and recorded as suspicious
+	defOK     map[string]bool    // tool → its last seen definition passed scanning and pinning
+	scannedUp map[*upstream]bool // upstreams whose tools were scanned in this process
+	servers   []*sdk.Server      // agent-facing servers, told when upstream tools change
 	closed    bool
 	wg        sync.WaitGroup // rescans, session watchers and reconnections in flight
 	done      chan struct{}  // closed by Close: stops reconnection attempts
@@ -406,7 +406,7 @@ func New(ctx context.Context, o Options, ups []Upstream) (g *Gateway, err error)
 	}
 	// Not the named result: every error return sets that to nil before the deferred Close runs,
 	// and closing nil panicked — a typo in an upstream's command printed a stack trace.
-	gw := &Gateway{o: o, byKey: map[string]*upstream{}, log: o.Logger, resources: map[string]*upstream{}, scanned: map[string]bool{},
+	gw := &Gateway{o: o, byKey: map[string]*upstream{}, log: o.Logger, scanned: map[string]bool{},
 		defOK: map[string]bool{}, scannedUp: map[*upstream]bool{}, callers: map[*sdk.ServerSession]Caller{},
 		done: make(chan struct{}), logs: newLogRelay(o.RelayLogs)}
 	g = gw
@@ -627,13 +627,13 @@ func (g *Gateway) Server(creds CredentialsFunc) *sdk.Server {
 			case *sdk.CallToolRequest:
 				return g.callTool(ctx, creds(req), r)
 			case *sdk.ListResourcesRequest:
-				return g.listResources(ctx, creds(req))
+				return g.listResources(ctx, creds(req), req)
 			case *sdk.ListResourceTemplatesRequest:
-				return g.listResourceTemplates(ctx, creds(req))
+				return g.listResourceTemplates(ctx, creds(req), req)
 			case *sdk.ReadResourceRequest:
 				return g.readResource(ctx, creds(req), r)
 			case *sdk.ListPromptsRequest:
-				return g.listPrompts(ctx, creds(req))
+				return g.listPrompts(ctx, creds(req), req)
 			case *sdk.GetPromptRequest:
 				return g.getPrompt(ctx, creds(req), r)
 			case *sdk.CompleteRequest:
@@ -1044,6 +1044,7 @@ func (g *Gateway) callTool(ctx context.Context, c Caller, r *sdk.CallToolRequest
 	rd := g.outcomeDur(ctx, d, name, true, !res.IsError, "", raw, dur)
 	switch rd.Action {
 	case guard.ResultPass:
+		g.noteLinks(u, res)
 		return res, nil
 	case guard.ResultRedact:
 		var out sdk.CallToolResult
@@ -1093,22 +1094,24 @@ func (g *Gateway) outcomeWith(ctx context.Context, d *guard.Decision, tool strin
 // maxListed bounds what one upstream may contribute to one listing.
 const maxListed = 10_000
 
-// collect runs one listing over every upstream that has the capability, for an agent the policy
-// lets use it at all (reserved names the governing tool): each upstream's items, at most
-// maxListed, go to add. An upstream that fails is logged and skipped; the listing goes on.
-func collect[T any](ctx context.Context, g *Gateway, c Caller, reserved string, has func(*upstream) bool,
-	list func(*sdk.ClientSession) iter.Seq2[T, error], add func(*upstream, T)) error {
+// listed is one item an upstream offered in a listing.
+type listed[T any] struct {
+	u    *upstream
+	item T
+}
+
+// collect runs one listing over every upstream that has the capability and keeps, for the
+// agent, the items a call of the reserved tool could be allowed on: params gives what a call
+// of an item would carry ({"server", "uri"} for a resource), judged by the policy
+// (guard.Listing.Params); a narrowed listing is recorded. Each upstream contributes at most
+// maxListed items; one that fails is logged and skipped.
+func collect[T any](ctx context.Context, g *Gateway, c Caller, r sdk.Request, reserved string, has func(*upstream) bool,
+	list func(*sdk.ClientSession) iter.Seq2[T, error], params func(*upstream, T) map[string]any) ([]listed[T], error) {
 	a, err := g.agent(ctx, c)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	visible, err := g.o.Guard.VisibleTools(ctx, guard.Listing{Source: "mcp", Agent: a, Tools: []string{reserved}})
-	if err != nil {
-		return fmt.Errorf("mcp: listing unavailable: %w", err)
-	}
-	if len(visible) == 0 {
-		return nil
-	}
+	var all []listed[T]
 	for _, u := range g.ups {
 		if !has(u) {
 			continue
@@ -1126,44 +1129,74 @@ func collect[T any](ctx context.Context, g *Gateway, c Caller, reserved string, 
 			if n++; n > maxListed {
 				break
 			}
-			add(u, item)
+			all = append(all, listed[T]{u, item})
 		}
 	}
-	return nil
+	if len(all) == 0 {
+		return nil, nil
+	}
+	l := guard.Listing{Source: "mcp", RequestID: requestID(r), Agent: a, Tools: make([]string, len(all)), Params: make([]map[string]any, len(all)), Labels: make([]string, len(all))}
+	for i, it := range all {
+		p := params(it.u, it.item)
+		l.Tools[i], l.Params[i] = reserved, p
+		// "server uri" or "server name": equal labels have equal parameters, so equal visibility.
+		what, _ := p["uri"].(string)
+		if what == "" {
+			what, _ = p["name"].(string)
+		}
+		l.Labels[i] = it.u.name + " " + what
+	}
+	visible, err := g.o.Guard.VisibleTools(ctx, l)
+	if err != nil {
+		return nil, fmt.Errorf("mcp: listing unavailable: %w", err)
+	}
+	shown := make(map[string]bool, len(visible))
+	for _, v := range visible {
+		shown[v] = true
+	}
+	out := all[:0]
+	for i, it := range all {
+		if shown[l.Labels[i]] {
+			out = append(out, it)
+		}
+	}
+	return out, nil
 }
 
-// listResources merges the upstreams' resources; reading one is decided per call.
-func (g *Gateway) listResources(ctx context.Context, c Caller) (*sdk.ListResourcesResult, error) {
-	res := &sdk.ListResourcesResult{Resources: []*sdk.Resource{}}
-	err := collect(ctx, g, c, ToolResourcesRead, hasResources,
+// listResources merges the upstreams' resources the agent's policy could let it read
+// (mcp.resources.read with {"server", "uri"}).
+func (g *Gateway) listResources(ctx context.Context, c Caller, r sdk.Request) (*sdk.ListResourcesResult, error) {
+	items, err := collect(ctx, g, c, r, ToolResourcesRead, hasResources,
 		func(cs *sdk.ClientSession) iter.Seq2[*sdk.Resource, error] { return cs.Resources(ctx, nil) },
-		func(u *upstream, r *sdk.Resource) {
-			g.mu.Lock()
-			g.resources[r.URI] = u
-			g.mu.Unlock()
-			res.Resources = append(res.Resources, r)
+		func(u *upstream, r *sdk.Resource) map[string]any {
+			return map[string]any{"server": u.name, "uri": r.URI}
 		})
 	if err != nil {
 		return nil, err
+	}
+	res := &sdk.ListResourcesResult{Resources: []*sdk.Resource{}}
+	for _, it := range items {
+		res.Resources = append(res.Resources, it.item)
 	}
 	return res, nil
 }
 
-func (g *Gateway) listResourceTemplates(ctx context.Context, c Caller) (*sdk.ListResourceTemplatesResult, error) {
-	res := &sdk.ListResourceTemplatesResult{ResourceTemplates: []*sdk.ResourceTemplate{}}
-	err := collect(ctx, g, c, ToolResourcesRead, hasResources,
+// listResourceTemplates merges the templates the policy could let the agent read through
+// (mcp.resources.read with {"server", "uri": TEMPLATE}).
+func (g *Gateway) listResourceTemplates(ctx context.Context, c Caller, r sdk.Request) (*sdk.ListResourceTemplatesResult, error) {
+	items, err := collect(ctx, g, c, r, ToolResourcesRead, hasResources,
 		func(cs *sdk.ClientSession) iter.Seq2[*sdk.ResourceTemplate, error] {
 			return cs.ResourceTemplates(ctx, nil)
 		},
-		func(u *upstream, r *sdk.ResourceTemplate) {
-			// Completions name the template: remember whose it is, as for resources.
-			g.mu.Lock()
-			g.resources[r.URITemplate] = u
-			g.mu.Unlock()
-			res.ResourceTemplates = append(res.ResourceTemplates, r)
+		func(u *upstream, r *sdk.ResourceTemplate) map[string]any {
+			return map[string]any{"server": u.name, "uri": r.URITemplate}
 		})
 	if err != nil {
 		return nil, err
+	}
+	res := &sdk.ListResourceTemplatesResult{ResourceTemplates: []*sdk.ResourceTemplate{}}
+	for _, it := range items {
+		res.ResourceTemplates = append(res.ResourceTemplates, it.item)
 	}
 	return res, nil
 }
@@ -1176,21 +1209,6 @@ func hasResources(u *upstream) bool {
 func hasPrompts(u *upstream) bool {
 	ir := u.initResult()
 	return ir != nil && ir.Capabilities != nil && ir.Capabilities.Prompts != nil
-}
-
-// resourceUpstream is the upstream that listed uri (a resource or a resource template), or the
-// only upstream; nil when none is known.
-func (g *Gateway) resourceUpstream(uri string) (*upstream, string) {
-	g.mu.Lock()
-	u := g.resources[uri]
-	g.mu.Unlock()
-	if u == nil && len(g.ups) == 1 {
-		u = g.ups[0]
-	}
-	if u == nil {
-		return nil, ""
-	}
-	return u, u.name
 }
 
 // governed decides one request that is not a tools/call under a reserved tool name and params,
@@ -1278,7 +1296,10 @@ func (g *Gateway) readResource(ctx context.Context, c Caller, r *sdk.ReadResourc
 		return nil, errors.New("mcp: resources/read without a uri")
 	}
 	uri := r.Params.URI
-	u, server := g.resourceUpstream(uri)
+	u, server, err := g.resourceFor(ctx, uri, false, r.Params.Meta)
+	if err != nil {
+		return nil, err
+	}
 	return governed(ctx, g, c, r, ToolResourcesRead, map[string]string{"server": server, "uri": uri}, metaApproval(r.Params.Meta), u, "resource", uri,
 		func(ctx context.Context, cs *sdk.ClientSession) (*sdk.ReadResourceResult, error) {
 			return cs.ReadResource(ctx, &sdk.ReadResourceParams{URI: uri})
@@ -1292,18 +1313,24 @@ func (g *Gateway) subscribe(ctx context.Context, c Caller, r *sdk.SubscribeReque
 		return errors.New("mcp: resources/subscribe without a uri")
 	}
 	uri := r.Params.URI
-	u, server := g.resourceUpstream(uri)
-	_, err := governed(ctx, g, c, r, ToolResourcesRead, map[string]any{"server": server, "uri": uri, "subscribe": true}, metaApproval(r.Params.Meta), u, "resource", uri,
+	u, server, err := g.resourceFor(ctx, uri, false, r.Params.Meta)
+	if err != nil {
+		return err
+	}
+	_, err = governed(ctx, g, c, r, ToolResourcesRead, map[string]any{"server": server, "uri": uri, "subscribe": true}, metaApproval(r.Params.Meta), u, "resource", uri,
 		func(ctx context.Context, cs *sdk.ClientSession) (struct{}, error) {
 			if err := cs.Subscribe(ctx, &sdk.SubscribeParams{URI: uri}); err != nil {
 				return struct{}{}, err
 			}
 			u.mu.Lock()
+			defer u.mu.Unlock()
 			if u.subs == nil {
 				u.subs = map[string]bool{}
 			}
+			if !u.subs[uri] && len(u.subs) >= maxSubscriptions {
+				return struct{}{}, fmt.Errorf("more than %d subscriptions on upstream %q", maxSubscriptions, u.name)
+			}
 			u.subs[uri] = true
-			u.mu.Unlock()
 			return struct{}{}, nil
 		})
 	return err
@@ -1336,7 +1363,10 @@ func (g *Gateway) complete(ctx context.Context, c Caller, r *sdk.CompleteRequest
 		}
 		tool, fwd.Ref.Name, params["name"] = ToolPromptsGet, name, name
 	case "ref/resource":
-		u, server = g.resourceUpstream(r.Params.Ref.URI)
+		var err error
+		if u, server, err = g.resourceFor(ctx, r.Params.Ref.URI, true, r.Params.Meta); err != nil {
+			return nil, err
+		}
 		tool, fwd.Ref.URI, params["uri"] = ToolResourcesRead, r.Params.Ref.URI, r.Params.Ref.URI
 	default:
 		return nil, fmt.Errorf("mcp: completion/complete: unknown ref type %q", r.Params.Ref.Type)
@@ -1348,17 +1378,22 @@ func (g *Gateway) complete(ctx context.Context, c Caller, r *sdk.CompleteRequest
 		})
 }
 
-func (g *Gateway) listPrompts(ctx context.Context, c Caller) (*sdk.ListPromptsResult, error) {
-	res := &sdk.ListPromptsResult{Prompts: []*sdk.Prompt{}}
-	err := collect(ctx, g, c, ToolPromptsGet, hasPrompts,
+// listPrompts merges the prompts (namespaced) the policy could let the agent get
+// (mcp.prompts.get with {"server", "name"}).
+func (g *Gateway) listPrompts(ctx context.Context, c Caller, r sdk.Request) (*sdk.ListPromptsResult, error) {
+	items, err := collect(ctx, g, c, r, ToolPromptsGet, hasPrompts,
 		func(cs *sdk.ClientSession) iter.Seq2[*sdk.Prompt, error] { return cs.Prompts(ctx, nil) },
-		func(u *upstream, p *sdk.Prompt) {
-			q := *p
-			q.Name = g.qualify(u, p.Name)
-			res.Prompts = append(res.Prompts, &q)
+		func(u *upstream, p *sdk.Prompt) map[string]any {
+			return map[string]any{"server": u.name, "name": p.Name}
 		})
 	if err != nil {
 		return nil, err
+	}
+	res := &sdk.ListPromptsResult{Prompts: []*sdk.Prompt{}}
+	for _, it := range items {
+		q := *it.item
+		q.Name = g.qualify(it.u, it.item.Name)
+		res.Prompts = append(res.Prompts, &q)
 	}
 	return res, nil
 }
