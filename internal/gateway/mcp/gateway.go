@@ -148,6 +148,9 @@ type Gateway struct {
 	progressSeq atomic.Uint64
 
 	logs logRelay
+	// calls: the agent sessions with requests in flight per upstream, when server requests are
+	// enabled (serverreq.go).
+	calls inflight
 }
 
 // progressSink is where one forwarded call's progress goes: the agent's session, its own token
@@ -433,6 +436,9 @@ func New(ctx context.Context, o Options, ups []Upstream) (g *Gateway, err error)
 		g.serverRequestHandlers(copts, u.Name)
 		g.logHandler(copts, u.Name)
 		client := sdk.NewClient(&sdk.Implementation{Name: "portcullis", Version: "1"}, copts)
+		if o.Elicitation {
+			client.AddReceivingMiddleware(titledMultiSelect)
+		}
 		t := u.Transport
 		if u.NewTransport != nil {
 			t = u.NewTransport()

@@ -137,8 +137,22 @@ func (g *Gateway) setLevelMiddleware(next sdk.MethodHandler) sdk.MethodHandler {
 
 // track notes a request forwarded to upstream server for agent session ss, so a line the
 // upstream logs meanwhile can be attributed to it; the returned func forgets it.
+// With server requests enabled it also notes that ss has a request in flight there
+// (serverreq.go: whose call an upstream's sampling or elicitation request belongs to).
 func (g *Gateway) track(ctx context.Context, ss *sdk.ServerSession, server string) func() {
-	if !g.logs.on || ss == nil {
+	if ss == nil {
+		return func() {}
+	}
+	endLog := g.trackLog(ctx, ss, server)
+	if !g.o.Sampling && !g.o.Elicitation {
+		return endLog
+	}
+	endCall := g.calls.begin(ss, server)
+	return func() { endCall(); endLog() }
+}
+
+func (g *Gateway) trackLog(ctx context.Context, ss *sdk.ServerSession, server string) func() {
+	if !g.logs.on {
 		return func() {}
 	}
 	c := &pendingCall{ctx: ctx, ss: ss, server: server}
