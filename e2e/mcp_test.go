@@ -842,7 +842,8 @@ func TestMCPStdioWrapperApproval(t *testing.T) {
 	if r := call(t, ctx, cs, "e__echo", args); r.IsError || !strings.Contains(text(r), "needs a human") {
 		t.Fatalf("approved call: %q", text(r))
 	}
-	if r := call(t, ctx, cs, "e__echo", args); !r.IsError {
+	// Replayed: refused, and the agent is told why (not "the tool is unavailable").
+	if r := call(t, ctx, cs, "e__echo", args); !r.IsError || !strings.Contains(text(r), "approval "+id+" cannot be used") {
 		t.Fatalf("grant used twice: %q", text(r))
 	}
 	if err := cs.Close(); err != nil {

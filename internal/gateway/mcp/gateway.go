@@ -955,9 +955,18 @@ func (g *Gateway) decide(ctx context.Context, req guard.Request) (*guard.Decisio
 		return d, nil
 	case d.Pending():
 		return d, errorResult(pendingMessage(d.ApprovalID))
+	case d.ApprovalID != "" && d.Code == "":
+		// A retry whose approval is final (already used, denied or expired: the guard denies
+		// with the approval ID and no failure code). Saying so tells the agent nothing of the
+		// policy — the approval is its own — and ends a retry loop.
+		return d, errorResult(finalApprovalMessage(d.ApprovalID))
 	default:
 		return d, errorResult(msgUnavailable)
 	}
+}
+
+func finalApprovalMessage(id string) string {
+	return fmt.Sprintf("the approval %s cannot be used: it was already used, denied or has expired. Call without %q to ask for a new approval.", id, ApprovalArg)
 }
 
 // metaApproval reads a retry's approval ID from _meta (resources/read and prompts/get have no

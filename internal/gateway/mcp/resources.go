@@ -102,7 +102,7 @@ func (g *Gateway) rebuild(ctx context.Context) *resIndex {
 		if !hasResources(u) {
 			continue
 		}
-		cs, err := g.session(ctx, u)
+		cs, err := g.sessionNow(ctx, u)
 		if err != nil {
 			continue
 		}
