@@ -2,10 +2,12 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -90,6 +92,27 @@ func TestMCPResourcesAcrossUpstreams(t *testing.T) {
 	}
 	if r, err := read(link, nil); err != nil || len(r.Contents) == 0 {
 		t.Errorf("resource link %s: %v %+v", link, err, r)
+	}
+
+	// Refusals are JSON-RPC errors with codes, speaking of the resource or prompt.
+	code := func(err error) int64 {
+		var je *jsonrpc.Error
+		if errors.As(err, &je) {
+			return je.Code
+		}
+		return 0
+	}
+	if _, err := read("demo://resource/static/document/features.md", mcp.Meta{"portcullis/upstream": "ev"}); code(err) != -32001 || !strings.Contains(err.Error(), "the resource is unavailable") {
+		t.Errorf("a denied read: %v (code %d), want -32001 the resource is unavailable", err, code(err))
+	}
+	if _, err := cs.GetPrompt(ctx, &mcp.GetPromptParams{Name: "ev__simple-prompt"}); code(err) != -32001 || !strings.Contains(err.Error(), "the prompt is unavailable") {
+		t.Errorf("a denied prompt: %v (code %d), want -32001 the prompt is unavailable", err, code(err))
+	}
+	if _, err := read("demo://nowhere/x", nil); code(err) != -32002 {
+		t.Errorf("a URI no upstream serves: %v (code %d), want -32002", err, code(err))
+	}
+	if _, err := read(dyn, nil); err != nil && code(err) != -32602 {
+		t.Errorf("a colliding URI: code %d, want -32602", code(err))
 	}
 
 	// Listings, narrowed item by item.

@@ -63,6 +63,17 @@ var (
 	ErrNoUpstream      = errors.New("mcp: no such upstream")
 )
 
+// JSON-RPC error codes of refused resources/read, resources/subscribe, prompts/get and
+// completion/complete requests (a refused tools/call is an isError result instead).
+const (
+	// CodeRefused: the policy refused the request, or it waits for approval (the message says
+	// which, and how to retry).
+	CodeRefused = -32001
+	// CodeNotFound: no upstream serves the resource, prompt or reference (MCP's "resource not
+	// found" code).
+	CodeNotFound = -32002
+)
+
 // Messages shown to agents. They reveal nothing of the policy.
 const (
 	msgUnavailable = "the tool is unavailable"
@@ -1239,11 +1250,15 @@ func governed[T any](ctx context.Context, g *Gateway, c Caller, r sdk.Request, t
 	d, answer := g.decide(ctx, guard.Request{RequestID: requestID(r), Source: "mcp", Credentials: c.Credentials, Agent: c.Agent, UserToken: c.UserToken, Tool: tool, Params: raw,
 		ApprovalID: approvalID})
 	if answer != nil {
-		return zero, errors.New("mcp: " + answer.Content[0].(*sdk.TextContent).Text)
+		msg := answer.Content[0].(*sdk.TextContent).Text
+		if msg == msgUnavailable {
+			msg = "the " + kind + " is unavailable"
+		}
+		return zero, &jsonrpc.Error{Code: CodeRefused, Message: msg}
 	}
 	if u == nil {
 		g.outcome(ctx, d, tool, false, "unknown "+kind, nil)
-		return zero, fmt.Errorf("%w for %s %q", ErrNoUpstream, kind, id)
+		return zero, &jsonrpc.Error{Code: CodeNotFound, Message: fmt.Sprintf("%v for %s %q", ErrNoUpstream, kind, id)}
 	}
 	ss, _ := r.GetSession().(*sdk.ServerSession)
 	defer g.track(ctx, ss, u.name)()

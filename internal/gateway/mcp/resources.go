@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/yosida95/uritemplate/v3"
 )
@@ -236,8 +237,10 @@ func (g *Gateway) resourceFor(ctx context.Context, uri string, template bool, me
 	switch {
 	case err == nil:
 		return u, u.name, nil
-	case errors.Is(err, ErrAmbiguousResource), meta[MetaUpstream] != nil:
-		return nil, "", err
+	case errors.Is(err, ErrAmbiguousResource):
+		return nil, "", &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: err.Error()}
+	case meta[MetaUpstream] != nil:
+		return nil, "", &jsonrpc.Error{Code: CodeNotFound, Message: err.Error()}
 	}
 	return nil, "", nil
 }
