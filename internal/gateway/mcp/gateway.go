@@ -440,6 +440,10 @@ func New(ctx context.Context, o Options, ups []Upstream) (g *Gateway, err error)
 			return nil, fmt.Errorf("mcp: duplicate upstream %q", u.Name)
 		}
 		copts := &sdk.ClientOptions{
+			// No roots: the go-sdk's default offers them, but the gateway has none of its own
+			// and does not relay the agent's. Sampling and elicitation are added only when
+			// allowed (serverRequestHandlers).
+			Capabilities:                &sdk.ClientCapabilities{},
 			ToolListChangedHandler:      func(ctx context.Context, _ *sdk.ToolListChangedRequest) { g.toolsChanged(ctx) },
 			ProgressNotificationHandler: g.relayProgress,
 			ResourceUpdatedHandler:      g.relayResourceUpdated,

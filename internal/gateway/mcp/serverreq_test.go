@@ -292,3 +292,20 @@ func TestElicitationTitledMultiSelect(t *testing.T) {
 		t.Errorf("the agent was asked %d times (upstream reported %q)", n, got)
 	}
 }
+
+// TestNoRootsAdvertisedUpstream: the gateway's client offers upstreams no roots capability (the
+// go-sdk's default offers roots with listChanged), as it cannot relay the agent's roots.
+func TestNoRootsAdvertisedUpstream(t *testing.T) {
+	h := newHarness(t, 0, 10*time.Second)
+	n := 0
+	for ss := range h.up.Sessions() {
+		n++
+		// RootsV2 is what was on the wire (the deprecated Roots value is always present).
+		if r := ss.InitializeParams().Capabilities.RootsV2; r != nil {
+			t.Errorf("the gateway's client advertised roots %+v", r)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no upstream session")
+	}
+}
