@@ -1124,6 +1124,22 @@ func (g *Gateway) outcomeWith(ctx context.Context, d *guard.Decision, tool strin
 // maxListed bounds what one upstream may contribute to one listing.
 const maxListed = 10_000
 
+// eachListed hands f at most maxListed items of one upstream's listing; a listing that fails is
+// logged and ends there.
+func eachListed[T any](g *Gateway, u *upstream, seq iter.Seq2[T, error], f func(T)) {
+	n := 0
+	for item, err := range seq {
+		if err != nil {
+			g.log.Warn("upstream listing unavailable", slog.String("upstream", u.name), slog.Any("error", err))
+			return
+		}
+		if n++; n > maxListed {
+			return
+		}
+		f(item)
+	}
+}
+
 // listed is one item an upstream offered in a listing.
 type listed[T any] struct {
 	u    *upstream
@@ -1150,17 +1166,7 @@ func collect[T any](ctx context.Context, g *Gateway, c Caller, r sdk.Request, re
 		if err != nil {
 			continue
 		}
-		n := 0
-		for item, err := range list(cs) {
-			if err != nil {
-				g.log.Warn("upstream listing unavailable", slog.String("upstream", u.name), slog.Any("error", err))
-				break
-			}
-			if n++; n > maxListed {
-				break
-			}
-			all = append(all, listed[T]{u, item})
-		}
+		eachListed(g, u, list(cs), func(item T) { all = append(all, listed[T]{u, item}) })
 	}
 	if len(all) == 0 {
 		return nil, nil

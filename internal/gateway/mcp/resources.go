@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"regexp"
 	"slices"
 	"strings"
@@ -107,34 +106,18 @@ func (g *Gateway) rebuild(ctx context.Context) *resIndex {
 		if err != nil {
 			continue
 		}
-		n := 0
-		for r, err := range cs.Resources(ctx, nil) {
-			if err != nil {
-				g.log.Warn("upstream resources unavailable", slog.String("upstream", u.name), slog.Any("error", err))
-				break
-			}
-			if n++; n > maxListed {
-				break
-			}
+		eachListed(g, u, cs.Resources(ctx, nil), func(r *sdk.Resource) {
 			idx.exact[r.URI] = appendOnce(idx.exact[r.URI], u)
-		}
-		n = 0
-		for t, err := range cs.ResourceTemplates(ctx, nil) {
-			if err != nil {
-				g.log.Warn("upstream resource templates unavailable", slog.String("upstream", u.name), slog.Any("error", err))
-				break
-			}
-			if n++; n > maxListed {
-				break
-			}
+		})
+		eachListed(g, u, cs.ResourceTemplates(ctx, nil), func(t *sdk.ResourceTemplate) {
 			if len(t.URITemplate) > maxTemplateLen {
-				continue
+				return
 			}
 			idx.tmpl[t.URITemplate] = appendOnce(idx.tmpl[t.URITemplate], u)
 			if tp, err := uritemplate.New(t.URITemplate); err == nil {
 				idx.match = append(idx.match, tmplMatch{re: tp.Regexp(), u: u})
 			}
-		}
+		})
 	}
 	return idx
 }
