@@ -242,9 +242,15 @@ func TestMCPConformanceFixture(t *testing.T) {
 	direct := startHTTPServer(t, exec.Command(fixture, "-http", "127.0.0.1:"+port, "-stateless=false"), port)
 	alone := runConformance(t, ctx, node, suite, direct)
 	stdio := "    - command: \"" + fixture + "\"\n"
+	http := "    - url: " + direct + "\n"
+	// Sampling and elicitation allowed: the suite opens a session per scenario and ends none, so
+	// these pass only if a server request goes to the session whose call is in flight.
+	const serverRequests = "  server_requests:\n    sampling: allow\n    elicitation: allow\n"
 	compareConformance(t, alone, []column{
 		{"gateway, stdio upstream", throughGateway(t, ctx, node, suite, stdio, allowAll), true},
-		{"gateway, HTTP upstream", throughGateway(t, ctx, node, suite, "    - url: "+direct+"\n", allowAll), true},
+		{"gateway, HTTP upstream", throughGateway(t, ctx, node, suite, http, allowAll), true},
+		{"stdio upstream, server requests allowed", throughGateway(t, ctx, node, suite, stdio+serverRequests, allowAll), true},
+		{"HTTP upstream, server requests allowed", throughGateway(t, ctx, node, suite, http+serverRequests, allowAll), true},
 		{"gateway, deny-by-default policy", throughGateway(t, ctx, node, suite, stdio, ""), false},
 	}, fixtureByDesign)
 }
@@ -257,11 +263,17 @@ var fixtureByDesign = map[string]string{
 	// sees it itself, but the gateway (a client that never gets the result) answers "the tool
 	// failed", which the suite counts as a failure. A resumable upstream is resumed
 	// (internal/app TestHTTPUpstreamResumesClosedStream).
-	"server-sse-polling (gateway, HTTP upstream)": "the upstream drops the call's answer; the gateway reports the failed call",
-	"tools-call-sampling":                         "server-initiated requests: by default the gateway offers upstreams no sampling capability",
-	"tools-call-elicitation":                      "server-initiated requests: by default the gateway offers upstreams no elicitation capability",
-	"elicitation-sep1034-defaults":                "server-initiated requests: by default the gateway offers upstreams no elicitation capability",
-	"elicitation-sep1330-enums":                   "server-initiated requests: by default the gateway offers upstreams no elicitation capability",
+	"server-sse-polling (gateway, HTTP upstream)":                 "the upstream drops the call's answer; the gateway reports the failed call",
+	"server-sse-polling (HTTP upstream, server requests allowed)": "the upstream drops the call's answer; the gateway reports the failed call",
+}
+
+func init() {
+	// By default the gateway offers upstreams neither sampling nor elicitation.
+	for _, col := range []string{"gateway, stdio upstream", "gateway, HTTP upstream"} {
+		for _, s := range []string{"tools-call-sampling", "tools-call-elicitation", "elicitation-sep1034-defaults", "elicitation-sep1330-enums"} {
+			fixtureByDesign[s+" ("+col+")"] = "server-initiated requests: by default the gateway offers upstreams no sampling or elicitation capability"
+		}
+	}
 }
 
 // TestMCPConformanceEverything: the same suite against @modelcontextprotocol/server-everything,

@@ -532,8 +532,14 @@ rules:
 		t.Errorf("unknown method: %s", l)
 	}
 	send(`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"e__echo","arguments":{"text":"` + strings.Repeat("x", 2<<20) + `"}}}`)
-	if l := next(`-32600`); !strings.Contains(l, "exceeds") {
+	// Answered with its id, so the client matches the error rather than waiting for its timeout.
+	if l := next(`-32600`); !strings.Contains(l, "exceeds") || !strings.Contains(l, `"id":3,`) {
 		t.Errorf("oversized message: %s", l)
+	}
+	// The TypeScript SDK writes the id last, after the params that make the line too long.
+	send(`{"method":"tools/call","params":{"name":"e__echo","arguments":{"id":1,"text":"` + strings.Repeat("x", 2<<20) + `"}},"jsonrpc":"2.0","id":"ts-5"}`)
+	if l := next(`-32600`); !strings.Contains(l, "exceeds") || !strings.Contains(l, `"id":"ts-5",`) {
+		t.Errorf("oversized message, id last: %s", l)
 	}
 	send(`{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"e__echo","arguments":{"text":"still here"}}}`)
 	if l := next(`"id":4`); !strings.Contains(l, "still here") || strings.Contains(l, `"isError":true`) {
@@ -836,7 +842,8 @@ func TestMCPStdioWrapperApproval(t *testing.T) {
 	if r := call(t, ctx, cs, "e__echo", args); r.IsError || !strings.Contains(text(r), "needs a human") {
 		t.Fatalf("approved call: %q", text(r))
 	}
-	if r := call(t, ctx, cs, "e__echo", args); !r.IsError {
+	// Replayed: refused, and the agent is told why (not "the tool is unavailable").
+	if r := call(t, ctx, cs, "e__echo", args); !r.IsError || !strings.Contains(text(r), "approval "+id+" cannot be used") {
 		t.Fatalf("grant used twice: %q", text(r))
 	}
 	if err := cs.Close(); err != nil {

@@ -43,32 +43,14 @@ func TestStartFailuresExitCleanly(t *testing.T) {
 		setup func(t *testing.T, dir, key string) (args, env []string, undo func())
 		want  string // in the one problem line
 	}{
-		{"mcp command typo", func(t *testing.T, dir, _ string) ([]string, []string, func()) {
-			undo := restore(t, dir)
-			appendConfig(t, dir, "mcp:\n  upstreams:\n    - name: fs\n      command: npx-typo\n      args: [\"-y\", \"x\"]\n")
-			return []string{"serve", "--data", dir, "--listen", "127.0.0.1:0"}, nil, undo
-		}, `serve: mcp upstream "fs": exec: "npx-typo": executable file not found in $PATH`},
-		{"mcp command missing path", func(t *testing.T, dir, _ string) ([]string, []string, func()) {
-			undo := restore(t, dir)
-			appendConfig(t, dir, "mcp:\n  upstreams:\n    - name: fs\n      command: /nonexistent/server\n")
-			return []string{"serve", "--data", dir, "--listen", "127.0.0.1:0"}, nil, undo
-		}, `serve: mcp upstream "fs": `},
-		{"mcp command exits at once", func(t *testing.T, dir, _ string) ([]string, []string, func()) {
-			undo := restore(t, dir)
-			appendConfig(t, dir, "mcp:\n  upstreams:\n    - name: fs\n      command: \"false\"\n")
-			return []string{"serve", "--data", dir, "--listen", "127.0.0.1:0"}, nil, undo
-		}, `serve: mcp upstream "fs": `},
-		{"mcp remote refuses", func(t *testing.T, dir, _ string) ([]string, []string, func()) {
-			undo := restore(t, dir)
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			addr := ln.Addr().String()
-			ln.Close() // nothing listens there now
-			appendConfig(t, dir, "mcp:\n  upstreams:\n    - name: tickets\n      url: http://"+addr+"/mcp\n")
-			return []string{"serve", "--data", dir, "--listen", "127.0.0.1:0"}, nil, undo
-		}, `serve: mcp upstream "tickets": dial tcp`},
+		// serve starts with an upstream down (TestServeStartsWithUpstreamsDown); the stdio
+		// wrapper, whose one upstream is all it serves, refuses to.
+		{"stdio wrapper command missing path", func(t *testing.T, dir, key string) ([]string, []string, func()) {
+			return []string{"mcp", "--data", dir, "--", "/nonexistent/server"}, []string{"PORTCULLIS_API_KEY=" + key}, func() {}
+		}, `mcp: mcp upstream: `},
+		{"stdio wrapper command exits at once", func(t *testing.T, dir, key string) ([]string, []string, func()) {
+			return []string{"mcp", "--data", dir, "--", "false"}, []string{"PORTCULLIS_API_KEY=" + key}, func() {}
+		}, `mcp: mcp upstream: `},
 		{"stdio wrapper command typo", func(t *testing.T, dir, key string) ([]string, []string, func()) {
 			return []string{"mcp", "--data", dir, "--", "npx-typo", "-y", "x"}, []string{"PORTCULLIS_API_KEY=" + key}, func() {}
 		}, `mcp: mcp upstream: exec: "npx-typo": executable file not found in $PATH`},

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -232,7 +233,7 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 	}
 	var mcpRoutes func(*http.ServeMux)
 	if len(cfg.MCP.Upstreams) > 0 {
-		if a.mcp, err = a.MCPGateway(ctx, MCPUpstreams(cfg.MCP.Upstreams, os.Stderr)); err != nil {
+		if a.mcp, err = a.mcpGateway(ctx, MCPUpstreams(cfg.MCP.Upstreams, os.Stderr), true); err != nil {
 			return nil, err
 		}
 		gw := a.mcp
@@ -252,9 +253,10 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 		Approvals: a.approvals,
 		Limits: server.Limits{MaxApprovalWait: cfg.Approvals.MaxWait, MaxBodyBytes: cfg.Limits.MaxBodyBytes, MaxDepth: cfg.Limits.MaxDepth, MaxParams: cfg.Limits.MaxParams,
 			MaxConcurrencyPerAgent: cfg.Limits.MaxConcurrencyPerAgent, DecisionTimeout: time.Duration(cfg.Limits.DecisionTimeoutMillis) * time.Millisecond},
-		Ready:   a.ready,
-		Metrics: a.metrics,
-		Logger:  log,
+		Ready:    a.ready,
+		Degraded: a.degraded,
+		Metrics:  a.metrics,
+		Logger:   log,
 	})
 	a.server.RegisterApprovals(a.approvals, a.approvers, cfg.Approvals.MaxWait)
 	// Everything is provisioned and valid: start what runs in the background.
@@ -312,6 +314,17 @@ func (a *App) ready() error {
 		return fmt.Errorf("ledger not writable: %w", err)
 	}
 	return a.stores.ping()
+}
+
+// degraded names the MCP upstreams that are down: the gateway decides, but their tools fail.
+func (a *App) degraded() string {
+	if a.mcp == nil {
+		return ""
+	}
+	if down := a.mcp.Unavailable(); len(down) > 0 {
+		return "mcp upstream down: " + strings.Join(down, "; ")
+	}
+	return ""
 }
 
 // Serve answers HTTP on ln until ctx ends, then shuts down gracefully: in-flight requests

@@ -28,6 +28,13 @@ import (
 // PinsFile holds the MCP tool definition pins in the data directory.
 const PinsFile = "mcp-pins.json"
 
+// mcpEventStoreBytes bounds the SSE events /mcp keeps for resumption, over all sessions.
+const mcpEventStoreBytes = 32 << 20
+
+// droppedBindingGrace is how long the messages of an /mcp request whose client hung up keep
+// the agent authenticated for it: long enough for the SDK to start handling them.
+const droppedBindingGrace = 10 * time.Second
+
 // upstreamRetries bounds reconnections of a remote upstream's event streams.
 const upstreamRetries = 2
 
@@ -94,7 +101,15 @@ func UpstreamCommand(name string, args, env []string, stderr *os.File) sdk.Trans
 }
 
 // MCPGateway connects to upstreams and governs them with this app's guard. The caller closes it.
+// An upstream that cannot be reached fails it (the stdio wrapper: its one upstream is all it
+// serves).
 func (a *App) MCPGateway(ctx context.Context, ups []mcpgw.Upstream) (*mcpgw.Gateway, error) {
+	return a.mcpGateway(ctx, ups, false)
+}
+
+// mcpGateway is MCPGateway; startDown (serve) starts with an unreachable upstream marked down,
+// reported by /readyz and retried in the background.
+func (a *App) mcpGateway(ctx context.Context, ups []mcpgw.Upstream, startDown bool) (*mcpgw.Gateway, error) {
 	cfg := a.cfg
 	gw, err := mcpgw.New(ctx, mcpgw.Options{
 		Guard:        a.guard,
@@ -104,6 +119,7 @@ func (a *App) MCPGateway(ctx context.Context, ups []mcpgw.Upstream) (*mcpgw.Gate
 		Sampling:     cfg.MCP.ServerRequests.SamplingAllowed(),
 		Elicitation:  cfg.MCP.ServerRequests.ElicitationAllowed(),
 		RelayLogs:    cfg.MCP.LogsRelayed(),
+		StartDown:    startDown,
 		Logger:       a.log.With(slog.String("component", "mcp")),
 	}, ups)
 	var ue *mcpgw.UpstreamError
@@ -124,9 +140,15 @@ func (a *App) MCPGateway(ctx context.Context, ups []mcpgw.Upstream) (*mcpgw.Gate
 func (a *App) mcpRoutes(gw *mcpgw.Gateway) func(mux *http.ServeMux) {
 	agents := &mcpgw.HTTPAgents{}
 	srv := gw.Server(agents.Credentials)
+	// Resumable streams: every SSE event gets an id, a call's stream starts with a priming
+	// event, and a client whose connection dropped resumes with Last-Event-ID on GET and gets
+	// what it missed (the call's result included). The store is bounded: past
+	// mcpEventStoreBytes the oldest events go first; a session's events go when it ends.
+	events := sdk.NewMemoryEventStore(nil)
+	events.SetMaxBytes(mcpEventStoreBytes)
 	h := sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return srv },
 		&sdk.StreamableHTTPOptions{Logger: a.log.With(slog.String("component", "mcp")), MaxRequestBodyBytes: a.cfg.Limits.MaxBodyBytes,
-			SessionTimeout: a.cfg.MCP.SessionIdleTimeout})
+			SessionTimeout: a.cfg.MCP.SessionIdleTimeout, EventStore: events})
 	sessions := &sessionOwners{owners: map[string]string{}, live: func(yield func(string) bool) {
 		for ss := range srv.Sessions() {
 			if !yield(ss.ID()) {
@@ -155,7 +177,16 @@ func (a *App) mcpRoutes(gw *mcpgw.Gateway) func(mux *http.ServeMux) {
 				}
 			}
 			r, unbind := agents.Bind(r, agent)
-			defer unbind()
+			defer func() {
+				// A client that drops its connection mid-call resumes later (Last-Event-ID):
+				// the SDK goes on handling the request's messages after this returns, so
+				// they keep their agent a while longer instead of failing as unauthenticated.
+				if r.Context().Err() != nil {
+					time.AfterFunc(droppedBindingGrace, unbind)
+					return
+				}
+				unbind()
+			}()
 			h.ServeHTTP(&sessionRecorder{ResponseWriter: w, agent: agent.ID, sessions: sessions, req: r}, r)
 		}))
 	}

@@ -49,6 +49,12 @@ type Listing struct {
 	Agent *identity.Agent
 	// Tools are the names offered, as the agent would call them.
 	Tools []string
+	// Params, when set, has one entry per name in Tools: what is known of the parameters a
+	// call of that item would carry (a listed resource's {"server", "uri"}), judged with
+	// policy.Set.MayAllowWith. Labels, when set, name the items (one per name in Tools): the
+	// record quotes them, and VisibleTools returns the visible items' labels, not their names.
+	Params []map[string]any
+	Labels []string
 }
 
 // ListTool names a narrowed tool list in the ledger.
@@ -78,12 +84,25 @@ func (g *Guard) VisibleTools(ctx context.Context, l Listing) (visible []string, 
 	}
 	visible = make([]string, 0, len(l.Tools))
 	var hidden []string
-	for _, n := range l.Tools {
+	if (l.Params != nil && len(l.Params) != len(l.Tools)) || (l.Labels != nil && len(l.Labels) != len(l.Tools)) {
+		return nil, errors.New("guard: listing with params or labels not one per tool")
+	}
+	for i, n := range l.Tools {
+		label := n
+		if l.Labels != nil {
+			label = l.Labels[i]
+		}
 		// A name Check would refuse is not offered either: the agent could never call it.
-		if ValidToolName(n) == nil && set.MayAllow(l.Agent.ID, n) {
-			visible = append(visible, n)
+		may := ValidToolName(n) == nil
+		if may && l.Params != nil {
+			may = set.MayAllowWith(l.Agent.ID, n, l.Params[i])
+		} else if may {
+			may = set.MayAllow(l.Agent.ID, n)
+		}
+		if may {
+			visible = append(visible, label)
 		} else {
-			hidden = append(hidden, n)
+			hidden = append(hidden, label)
 		}
 	}
 	if len(hidden) == 0 {
@@ -93,7 +112,11 @@ func (g *Guard) VisibleTools(ctx context.Context, l Listing) (visible []string, 
 	for _, n := range hidden[:min(len(hidden), maxHiddenNamed)] {
 		named = append(named, RecordedToolName(n))
 	}
-	reason := fmt.Sprintf("tools hidden by policy: %d of %d: %s", len(hidden), len(l.Tools), strings.Join(named, ", "))
+	what := "tools"
+	if l.Labels != nil {
+		what = "items"
+	}
+	reason := fmt.Sprintf("%s hidden by policy: %d of %d: %s", what, len(hidden), len(l.Tools), strings.Join(named, ", "))
 	if len(hidden) > maxHiddenNamed {
 		reason += ", …"
 	}

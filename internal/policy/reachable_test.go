@@ -81,3 +81,51 @@ rules:
 		t.Error("a nil set allowed a tool")
 	}
 }
+
+func TestMayAllowWith(t *testing.T) {
+	f, err := Parse("a.yaml", []byte(`agent_id: a
+default_action: DENY
+rules:
+  - name: reads
+    tool: mcp.resources.read
+    action: ALLOW
+    conditions:
+      - parameter: uri
+        match: "^test://"
+      - parameter: subscribe
+        equals: true
+  - name: no_secrets
+    tool: mcp.resources.read
+    action: DENY
+    conditions:
+      - parameter: uri
+        match: "^test://secret/"
+  - name: late
+    tool: mcp.resources.read
+    action: DENY
+    conditions:
+      - parameter: uri
+        match: "^test://late/"
+      - time_of_day: {start: "00:00", end: "01:00", timezone: UTC}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := Compile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		uri  string
+		want bool
+	}{
+		{"test://a", true},            // the uri holds; subscribe is unknown, so it may hold
+		{"file:///etc/passwd", false}, // the one opening rule's known condition fails
+		{"test://secret/k", false},    // a DENY whose every condition is known and holds
+		{"test://late/x", true},       // a DENY with a condition unknown here does not close
+	} {
+		if got := set.MayAllowWith("a", "mcp.resources.read", map[string]any{"server": "s", "uri": tc.uri}); got != tc.want {
+			t.Errorf("MayAllowWith(%s) = %v, want %v", tc.uri, got, tc.want)
+		}
+	}
+}

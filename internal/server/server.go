@@ -59,9 +59,12 @@ type Options struct {
 	Approvals ApprovalWaiter // may be nil: wait_seconds is then ignored
 	Limits    Limits
 	// Ready reports whether the gateway can decide: a policy is loaded and the ledger is writable.
-	Ready   func() error
-	Metrics *Metrics
-	Logger  *slog.Logger
+	Ready func() error
+	// Degraded, when set, names what works only in part while the gateway can still decide (an
+	// MCP upstream that is down): /readyz then answers 200 {"status": "degraded", "reason": ...}.
+	Degraded func() string
+	Metrics  *Metrics
+	Logger   *slog.Logger
 	// Extra registers further routes (approvals, MCP, LLM) on the same mux.
 	Extra func(mux *http.ServeMux)
 }
@@ -321,6 +324,12 @@ func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 	if err := s.o.Ready(); err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": err.Error()})
 		return
+	}
+	if s.o.Degraded != nil {
+		if why := s.o.Degraded(); why != "" {
+			writeJSON(w, http.StatusOK, map[string]string{"status": "degraded", "reason": why})
+			return
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }

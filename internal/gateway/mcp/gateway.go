@@ -63,6 +63,17 @@ var (
 	ErrNoUpstream      = errors.New("mcp: no such upstream")
 )
 
+// JSON-RPC error codes of refused resources/read, resources/subscribe, prompts/get and
+// completion/complete requests (a refused tools/call is an isError result instead).
+const (
+	// CodeRefused: the policy refused the request, or it waits for approval (the message says
+	// which, and how to retry).
+	CodeRefused = -32001
+	// CodeNotFound: no upstream serves the resource, prompt or reference (MCP's "resource not
+	// found" code).
+	CodeNotFound = -32002
+)
+
 // Messages shown to agents. They reveal nothing of the policy.
 const (
 	msgUnavailable = "the tool is unavailable"
@@ -108,6 +119,12 @@ type Options struct {
 	// the agent's answer goes back through guard.CheckResult like a tool's result.
 	Sampling, Elicitation bool
 
+	// StartDown lets New succeed when a restartable upstream cannot be reached: it is marked
+	// down (Unavailable names it and the cause), logged, and retried in the background with a
+	// backoff from restartBackoff up to maxRetryBackoff until it answers. Off (the stdio
+	// wrapper, whose one upstream is everything it serves), New fails with an *UpstreamError.
+	StartDown bool
+
 	// RelayLogs passes upstreams' log messages (notifications/message) to the agent session a
 	// line can be attributed to (logs.go), at the level that session set with logging/setLevel,
 	// each line through guard.CheckNotice. Off, upstreams are never asked for logs and none is
@@ -123,11 +140,11 @@ type Gateway struct {
 	log   *slog.Logger
 
 	mu        sync.Mutex
-	resources map[string]*upstream // uri → upstream that listed it
-	scanned   map[string]bool      // definition hashes already scanned and recorded as suspicious
-	defOK     map[string]bool      // tool → its last seen definition passed scanning and pinning
-	scannedUp map[*upstream]bool   // upstreams whose tools were scanned in this process
-	servers   []*sdk.Server        // agent-facing servers, told when upstream tools change
+	res       resources          // resource URI → upstream (resources.go)
+	scanned   map[string]bool    // definition hashes already scanned and recorded as suspicious
+	defOK     map[string]bool    // tool → its last seen definition passed scanning and pinning
+	scannedUp map[*upstream]bool // upstreams whose tools were scanned in this process
+	servers   []*sdk.Server      // agent-facing servers, told when upstream tools change
 	closed    bool
 	wg        sync.WaitGroup // rescans, session watchers and reconnections in flight
 	done      chan struct{}  // closed by Close: stops reconnection attempts
@@ -142,6 +159,9 @@ type Gateway struct {
 	progressSeq atomic.Uint64
 
 	logs logRelay
+	// calls: the agent sessions with requests in flight per upstream, when server requests are
+	// enabled (serverreq.go).
+	calls inflight
 }
 
 // progressSink is where one forwarded call's progress goes: the agent's session, its own token
@@ -156,9 +176,10 @@ type upstream struct {
 	name   string
 	client *sdk.Client
 	mk     func() sdk.Transport // nil: not restartable
-	init   *sdk.InitializeResult
 
 	mu      sync.Mutex
+	init    *sdk.InitializeResult // nil until the first handshake; read with initResult
+	lastErr error                 // why it is down, when it is
 	cs      *sdk.ClientSession
 	down    bool // cs has ended
 	closed  bool
@@ -234,17 +255,23 @@ func (g *Gateway) sessionWait(ctx context.Context, u *upstream, wait bool) (*sdk
 		close(done)
 		switch {
 		case err != nil:
+			u.lastErr = err
 			u.mu.Unlock()
-			return nil, err
+			return nil, fmt.Errorf("%w: reconnect %q: %v", ErrUpstreamDown, u.name, err)
 		case u.closed:
 			// Closed while connecting: the new session is nobody's.
 			u.mu.Unlock()
 			_ = cs.Close()
 			return nil, fmt.Errorf("%w: %q is closed", ErrUpstreamDown, u.name)
 		}
-		u.cs, u.down = cs, false
+		first := u.init == nil
+		u.cs, u.down, u.init, u.lastErr = cs, false, cs.InitializeResult(), nil
 		g.watch(u, cs)
 		u.mu.Unlock()
+		if first {
+			// Down since start: its tools were never offered. Tell the agents the list changed.
+			g.toolsChanged(ctx)
+		}
 		return cs, nil
 	}
 }
@@ -258,7 +285,7 @@ func (g *Gateway) connect(ctx context.Context, u *upstream, subs []string) (*sdk
 	defer cancel()
 	cs, err := u.client.Connect(cctx, u.mk(), upstreamSession)
 	if err != nil {
-		return nil, fmt.Errorf("%w: reconnect %q: %v", ErrUpstreamDown, u.name, err)
+		return nil, err
 	}
 	g.log.Warn("upstream reconnected", slog.String("upstream", u.name))
 	g.askLevelAgain(cctx, u, cs)
@@ -294,6 +321,66 @@ func (g *Gateway) reconnect(u *upstream) {
 		case <-t.C:
 		}
 	}
+}
+
+// maxRetryBackoff caps the wait between attempts to reach an upstream that was down at start.
+const maxRetryBackoff = 30 * time.Second
+
+// retryDown reconnects, in the background, an upstream that could not be reached at start:
+// attempts restartBackoff apart, doubling up to maxRetryBackoff, until it answers or the gateway
+// closes. Each failure is logged with its cause.
+func (g *Gateway) retryDown(u *upstream) {
+	defer g.wg.Done()
+	wait := restartBackoff
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.done:
+			return
+		case <-t.C:
+		}
+		u.mu.Lock()
+		want := !u.closed && u.down
+		u.mu.Unlock()
+		if !want {
+			return
+		}
+		if _, err := g.session(context.Background(), u); err == nil {
+			return
+		} else {
+			g.log.Warn("upstream still unavailable", slog.String("upstream", u.name), slog.String("error", rootCause(err).Error()), slog.Duration("retry_in", min(2*wait, maxRetryBackoff)))
+		}
+		wait = min(2*wait, maxRetryBackoff)
+		t.Reset(wait)
+	}
+}
+
+// Unavailable names each upstream that is down and why ("fs: exec: ...": its last failure),
+// in configuration order; empty when every upstream is up.
+func (g *Gateway) Unavailable() []string {
+	var out []string
+	for _, u := range g.ups {
+		u.mu.Lock()
+		down, cause := u.down && !u.closed, u.lastErr
+		u.mu.Unlock()
+		if !down {
+			continue
+		}
+		msg := "session ended"
+		if cause != nil {
+			msg = rootCause(cause).Error()
+		}
+		out = append(out, fmt.Sprintf("%q: %s", u.name, msg))
+	}
+	return out
+}
+
+// initResult is u's last handshake (nil if it never completed one).
+func (u *upstream) initResult() *sdk.InitializeResult {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.init
 }
 
 // watch marks u down when cs ends, so the next request reconnects and re-pins. Called with
@@ -333,7 +420,7 @@ func New(ctx context.Context, o Options, ups []Upstream) (g *Gateway, err error)
 	}
 	// Not the named result: every error return sets that to nil before the deferred Close runs,
 	// and closing nil panicked — a typo in an upstream's command printed a stack trace.
-	gw := &Gateway{o: o, byKey: map[string]*upstream{}, log: o.Logger, resources: map[string]*upstream{}, scanned: map[string]bool{},
+	gw := &Gateway{o: o, byKey: map[string]*upstream{}, log: o.Logger, scanned: map[string]bool{},
 		defOK: map[string]bool{}, scannedUp: map[*upstream]bool{}, callers: map[*sdk.ServerSession]Caller{},
 		done: make(chan struct{}), logs: newLogRelay(o.RelayLogs)}
 	g = gw
@@ -353,6 +440,10 @@ func New(ctx context.Context, o Options, ups []Upstream) (g *Gateway, err error)
 			return nil, fmt.Errorf("mcp: duplicate upstream %q", u.Name)
 		}
 		copts := &sdk.ClientOptions{
+			// No roots: the go-sdk's default offers them, but the gateway has none of its own
+			// and does not relay the agent's. Sampling and elicitation are added only when
+			// allowed (serverRequestHandlers).
+			Capabilities:                &sdk.ClientCapabilities{},
 			ToolListChangedHandler:      func(ctx context.Context, _ *sdk.ToolListChangedRequest) { g.toolsChanged(ctx) },
 			ProgressNotificationHandler: g.relayProgress,
 			ResourceUpdatedHandler:      g.relayResourceUpdated,
@@ -360,6 +451,9 @@ func New(ctx context.Context, o Options, ups []Upstream) (g *Gateway, err error)
 		g.serverRequestHandlers(copts, u.Name)
 		g.logHandler(copts, u.Name)
 		client := sdk.NewClient(&sdk.Implementation{Name: "portcullis", Version: "1"}, copts)
+		if o.Elicitation {
+			client.AddReceivingMiddleware(titledMultiSelect)
+		}
 		t := u.Transport
 		if u.NewTransport != nil {
 			t = u.NewTransport()
@@ -368,13 +462,22 @@ func New(ctx context.Context, o Options, ups []Upstream) (g *Gateway, err error)
 			return nil, fmt.Errorf("mcp: upstream %q has no transport", u.Name)
 		}
 		cs, err := client.Connect(ctx, t, upstreamSession)
-		if err != nil {
+		if err != nil && (!o.StartDown || u.NewTransport == nil) {
 			return nil, &UpstreamError{Name: u.Name, Err: err}
 		}
-		up := &upstream{name: u.Name, client: client, mk: u.NewTransport, cs: cs, init: cs.InitializeResult()}
-		up.mu.Lock()
-		g.watch(up, cs)
-		up.mu.Unlock()
+		up := &upstream{name: u.Name, client: client, mk: u.NewTransport}
+		if err != nil {
+			// Down from the start: serve the others, say so, and keep trying.
+			g.log.Error("upstream unavailable at start; retrying in the background", slog.String("upstream", u.Name), slog.String("error", rootCause(err).Error()))
+			up.down, up.lastErr, up.lastTry = true, err, time.Now()
+			g.wg.Add(1)
+			go g.retryDown(up)
+		} else {
+			up.cs, up.init = cs, cs.InitializeResult()
+			up.mu.Lock()
+			g.watch(up, cs)
+			up.mu.Unlock()
+		}
 		g.ups = append(g.ups, up)
 		g.byKey[u.Name] = up
 	}
@@ -426,6 +529,9 @@ func (g *Gateway) Close() error {
 		u.closed = true
 		cs, down := u.cs, u.down
 		u.mu.Unlock()
+		if cs == nil {
+			continue
+		}
 		if err := cs.Close(); err != nil && !down {
 			errs = append(errs, fmt.Errorf("close upstream %q: %w", u.name, err))
 		}
@@ -493,7 +599,19 @@ func HeaderCredentials(req sdk.Request) Caller {
 func (g *Gateway) Server(creds CredentialsFunc) *sdk.Server {
 	caps := &sdk.ServerCapabilities{Tools: &sdk.ToolCapabilities{ListChanged: true}}
 	for _, u := range g.ups {
-		if ir := u.init; ir != nil && ir.Capabilities != nil {
+		ir := u.initResult()
+		if ir == nil {
+			// Down since start: what it will offer is unknown, and the agent-facing server's
+			// capabilities cannot change later. Offer resources, prompts and completions; while
+			// it is down they list nothing from it and requests for it fail.
+			if caps.Resources == nil {
+				caps.Resources = &sdk.ResourceCapabilities{}
+			}
+			caps.Resources.Subscribe = true
+			caps.Prompts, caps.Completions = &sdk.PromptCapabilities{}, &sdk.CompletionCapabilities{}
+			continue
+		}
+		if ir.Capabilities != nil {
 			if ir.Capabilities.Resources != nil {
 				if caps.Resources == nil {
 					caps.Resources = &sdk.ResourceCapabilities{}
@@ -530,13 +648,13 @@ func (g *Gateway) Server(creds CredentialsFunc) *sdk.Server {
 			case *sdk.CallToolRequest:
 				return g.callTool(ctx, creds(req), r)
 			case *sdk.ListResourcesRequest:
-				return g.listResources(ctx, creds(req))
+				return g.listResources(ctx, creds(req), req)
 			case *sdk.ListResourceTemplatesRequest:
-				return g.listResourceTemplates(ctx, creds(req))
+				return g.listResourceTemplates(ctx, creds(req), req)
 			case *sdk.ReadResourceRequest:
 				return g.readResource(ctx, creds(req), r)
 			case *sdk.ListPromptsRequest:
-				return g.listPrompts(ctx, creds(req))
+				return g.listPrompts(ctx, creds(req), req)
 			case *sdk.GetPromptRequest:
 				return g.getPrompt(ctx, creds(req), r)
 			case *sdk.CompleteRequest:
@@ -852,9 +970,18 @@ func (g *Gateway) decide(ctx context.Context, req guard.Request) (*guard.Decisio
 		return d, nil
 	case d.Pending():
 		return d, errorResult(pendingMessage(d.ApprovalID))
+	case d.ApprovalID != "" && d.Code == "":
+		// A retry whose approval is final (already used, denied or expired: the guard denies
+		// with the approval ID and no failure code). Saying so tells the agent nothing of the
+		// policy — the approval is its own — and ends a retry loop.
+		return d, errorResult(finalApprovalMessage(d.ApprovalID))
 	default:
 		return d, errorResult(msgUnavailable)
 	}
+}
+
+func finalApprovalMessage(id string) string {
+	return fmt.Sprintf("the approval %s cannot be used: it was already used, denied or has expired. Call without %q to ask for a new approval.", id, ApprovalArg)
 }
 
 // metaApproval reads a retry's approval ID from _meta (resources/read and prompts/get have no
@@ -947,6 +1074,7 @@ func (g *Gateway) callTool(ctx context.Context, c Caller, r *sdk.CallToolRequest
 	rd := g.outcomeDur(ctx, d, name, true, !res.IsError, "", raw, dur)
 	switch rd.Action {
 	case guard.ResultPass:
+		g.noteLinks(u, res)
 		return res, nil
 	case guard.ResultRedact:
 		var out sdk.CallToolResult
@@ -996,22 +1124,40 @@ func (g *Gateway) outcomeWith(ctx context.Context, d *guard.Decision, tool strin
 // maxListed bounds what one upstream may contribute to one listing.
 const maxListed = 10_000
 
-// collect runs one listing over every upstream that has the capability, for an agent the policy
-// lets use it at all (reserved names the governing tool): each upstream's items, at most
-// maxListed, go to add. An upstream that fails is logged and skipped; the listing goes on.
-func collect[T any](ctx context.Context, g *Gateway, c Caller, reserved string, has func(*upstream) bool,
-	list func(*sdk.ClientSession) iter.Seq2[T, error], add func(*upstream, T)) error {
+// eachListed hands f at most maxListed items of one upstream's listing; a listing that fails is
+// logged and ends there.
+func eachListed[T any](g *Gateway, u *upstream, seq iter.Seq2[T, error], f func(T)) {
+	n := 0
+	for item, err := range seq {
+		if err != nil {
+			g.log.Warn("upstream listing unavailable", slog.String("upstream", u.name), slog.Any("error", err))
+			return
+		}
+		if n++; n > maxListed {
+			return
+		}
+		f(item)
+	}
+}
+
+// listed is one item an upstream offered in a listing.
+type listed[T any] struct {
+	u    *upstream
+	item T
+}
+
+// collect runs one listing over every upstream that has the capability and keeps, for the
+// agent, the items a call of the reserved tool could be allowed on: params gives what a call
+// of an item would carry ({"server", "uri"} for a resource), judged by the policy
+// (guard.Listing.Params); a narrowed listing is recorded. Each upstream contributes at most
+// maxListed items; one that fails is logged and skipped.
+func collect[T any](ctx context.Context, g *Gateway, c Caller, r sdk.Request, reserved string, has func(*upstream) bool,
+	list func(*sdk.ClientSession) iter.Seq2[T, error], params func(*upstream, T) map[string]any) ([]listed[T], error) {
 	a, err := g.agent(ctx, c)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	visible, err := g.o.Guard.VisibleTools(ctx, guard.Listing{Source: "mcp", Agent: a, Tools: []string{reserved}})
-	if err != nil {
-		return fmt.Errorf("mcp: listing unavailable: %w", err)
-	}
-	if len(visible) == 0 {
-		return nil
-	}
+	var all []listed[T]
 	for _, u := range g.ups {
 		if !has(u) {
 			continue
@@ -1020,80 +1166,85 @@ func collect[T any](ctx context.Context, g *Gateway, c Caller, reserved string, 
 		if err != nil {
 			continue
 		}
-		n := 0
-		for item, err := range list(cs) {
-			if err != nil {
-				g.log.Warn("upstream listing unavailable", slog.String("upstream", u.name), slog.Any("error", err))
-				break
-			}
-			if n++; n > maxListed {
-				break
-			}
-			add(u, item)
+		eachListed(g, u, list(cs), func(item T) { all = append(all, listed[T]{u, item}) })
+	}
+	if len(all) == 0 {
+		return nil, nil
+	}
+	l := guard.Listing{Source: "mcp", RequestID: requestID(r), Agent: a, Tools: make([]string, len(all)), Params: make([]map[string]any, len(all)), Labels: make([]string, len(all))}
+	for i, it := range all {
+		p := params(it.u, it.item)
+		l.Tools[i], l.Params[i] = reserved, p
+		// "server uri" or "server name": equal labels have equal parameters, so equal visibility.
+		what, _ := p["uri"].(string)
+		if what == "" {
+			what, _ = p["name"].(string)
+		}
+		l.Labels[i] = it.u.name + " " + what
+	}
+	visible, err := g.o.Guard.VisibleTools(ctx, l)
+	if err != nil {
+		return nil, fmt.Errorf("mcp: listing unavailable: %w", err)
+	}
+	shown := make(map[string]bool, len(visible))
+	for _, v := range visible {
+		shown[v] = true
+	}
+	out := all[:0]
+	for i, it := range all {
+		if shown[l.Labels[i]] {
+			out = append(out, it)
 		}
 	}
-	return nil
+	return out, nil
 }
 
-// listResources merges the upstreams' resources; reading one is decided per call.
-func (g *Gateway) listResources(ctx context.Context, c Caller) (*sdk.ListResourcesResult, error) {
-	res := &sdk.ListResourcesResult{Resources: []*sdk.Resource{}}
-	err := collect(ctx, g, c, ToolResourcesRead, hasResources,
+// listResources merges the upstreams' resources the agent's policy could let it read
+// (mcp.resources.read with {"server", "uri"}).
+func (g *Gateway) listResources(ctx context.Context, c Caller, r sdk.Request) (*sdk.ListResourcesResult, error) {
+	items, err := collect(ctx, g, c, r, ToolResourcesRead, hasResources,
 		func(cs *sdk.ClientSession) iter.Seq2[*sdk.Resource, error] { return cs.Resources(ctx, nil) },
-		func(u *upstream, r *sdk.Resource) {
-			g.mu.Lock()
-			g.resources[r.URI] = u
-			g.mu.Unlock()
-			res.Resources = append(res.Resources, r)
+		func(u *upstream, r *sdk.Resource) map[string]any {
+			return map[string]any{"server": u.name, "uri": r.URI}
 		})
 	if err != nil {
 		return nil, err
+	}
+	res := &sdk.ListResourcesResult{Resources: []*sdk.Resource{}}
+	for _, it := range items {
+		res.Resources = append(res.Resources, it.item)
 	}
 	return res, nil
 }
 
-func (g *Gateway) listResourceTemplates(ctx context.Context, c Caller) (*sdk.ListResourceTemplatesResult, error) {
-	res := &sdk.ListResourceTemplatesResult{ResourceTemplates: []*sdk.ResourceTemplate{}}
-	err := collect(ctx, g, c, ToolResourcesRead, hasResources,
+// listResourceTemplates merges the templates the policy could let the agent read through
+// (mcp.resources.read with {"server", "uri": TEMPLATE}).
+func (g *Gateway) listResourceTemplates(ctx context.Context, c Caller, r sdk.Request) (*sdk.ListResourceTemplatesResult, error) {
+	items, err := collect(ctx, g, c, r, ToolResourcesRead, hasResources,
 		func(cs *sdk.ClientSession) iter.Seq2[*sdk.ResourceTemplate, error] {
 			return cs.ResourceTemplates(ctx, nil)
 		},
-		func(u *upstream, r *sdk.ResourceTemplate) {
-			// Completions name the template: remember whose it is, as for resources.
-			g.mu.Lock()
-			g.resources[r.URITemplate] = u
-			g.mu.Unlock()
-			res.ResourceTemplates = append(res.ResourceTemplates, r)
+		func(u *upstream, r *sdk.ResourceTemplate) map[string]any {
+			return map[string]any{"server": u.name, "uri": r.URITemplate}
 		})
 	if err != nil {
 		return nil, err
+	}
+	res := &sdk.ListResourceTemplatesResult{ResourceTemplates: []*sdk.ResourceTemplate{}}
+	for _, it := range items {
+		res.ResourceTemplates = append(res.ResourceTemplates, it.item)
 	}
 	return res, nil
 }
 
 func hasResources(u *upstream) bool {
-	ir := u.init
+	ir := u.initResult()
 	return ir != nil && ir.Capabilities != nil && ir.Capabilities.Resources != nil
 }
 
 func hasPrompts(u *upstream) bool {
-	ir := u.init
+	ir := u.initResult()
 	return ir != nil && ir.Capabilities != nil && ir.Capabilities.Prompts != nil
-}
-
-// resourceUpstream is the upstream that listed uri (a resource or a resource template), or the
-// only upstream; nil when none is known.
-func (g *Gateway) resourceUpstream(uri string) (*upstream, string) {
-	g.mu.Lock()
-	u := g.resources[uri]
-	g.mu.Unlock()
-	if u == nil && len(g.ups) == 1 {
-		u = g.ups[0]
-	}
-	if u == nil {
-		return nil, ""
-	}
-	return u, u.name
 }
 
 // governed decides one request that is not a tools/call under a reserved tool name and params,
@@ -1109,11 +1260,15 @@ func governed[T any](ctx context.Context, g *Gateway, c Caller, r sdk.Request, t
 	d, answer := g.decide(ctx, guard.Request{RequestID: requestID(r), Source: "mcp", Credentials: c.Credentials, Agent: c.Agent, UserToken: c.UserToken, Tool: tool, Params: raw,
 		ApprovalID: approvalID, Session: sessionOf(r)})
 	if answer != nil {
-		return zero, errors.New("mcp: " + answer.Content[0].(*sdk.TextContent).Text)
+		msg := answer.Content[0].(*sdk.TextContent).Text
+		if msg == msgUnavailable {
+			msg = "the " + kind + " is unavailable"
+		}
+		return zero, &jsonrpc.Error{Code: CodeRefused, Message: msg}
 	}
 	if u == nil {
 		g.outcome(ctx, d, tool, false, "unknown "+kind, nil)
-		return zero, fmt.Errorf("%w for %s %q", ErrNoUpstream, kind, id)
+		return zero, &jsonrpc.Error{Code: CodeNotFound, Message: fmt.Sprintf("%v for %s %q", ErrNoUpstream, kind, id)}
 	}
 	ss, _ := r.GetSession().(*sdk.ServerSession)
 	defer g.track(ctx, ss, u.name)()
@@ -1181,7 +1336,10 @@ func (g *Gateway) readResource(ctx context.Context, c Caller, r *sdk.ReadResourc
 		return nil, errors.New("mcp: resources/read without a uri")
 	}
 	uri := r.Params.URI
-	u, server := g.resourceUpstream(uri)
+	u, server, err := g.resourceFor(ctx, uri, false, r.Params.Meta)
+	if err != nil {
+		return nil, err
+	}
 	return governed(ctx, g, c, r, ToolResourcesRead, map[string]string{"server": server, "uri": uri}, metaApproval(r.Params.Meta), u, "resource", uri,
 		func(ctx context.Context, cs *sdk.ClientSession) (*sdk.ReadResourceResult, error) {
 			return cs.ReadResource(ctx, &sdk.ReadResourceParams{URI: uri})
@@ -1195,18 +1353,24 @@ func (g *Gateway) subscribe(ctx context.Context, c Caller, r *sdk.SubscribeReque
 		return errors.New("mcp: resources/subscribe without a uri")
 	}
 	uri := r.Params.URI
-	u, server := g.resourceUpstream(uri)
-	_, err := governed(ctx, g, c, r, ToolResourcesRead, map[string]any{"server": server, "uri": uri, "subscribe": true}, metaApproval(r.Params.Meta), u, "resource", uri,
+	u, server, err := g.resourceFor(ctx, uri, false, r.Params.Meta)
+	if err != nil {
+		return err
+	}
+	_, err = governed(ctx, g, c, r, ToolResourcesRead, map[string]any{"server": server, "uri": uri, "subscribe": true}, metaApproval(r.Params.Meta), u, "resource", uri,
 		func(ctx context.Context, cs *sdk.ClientSession) (struct{}, error) {
 			if err := cs.Subscribe(ctx, &sdk.SubscribeParams{URI: uri}); err != nil {
 				return struct{}{}, err
 			}
 			u.mu.Lock()
+			defer u.mu.Unlock()
 			if u.subs == nil {
 				u.subs = map[string]bool{}
 			}
+			if !u.subs[uri] && len(u.subs) >= maxSubscriptions {
+				return struct{}{}, fmt.Errorf("more than %d subscriptions on upstream %q", maxSubscriptions, u.name)
+			}
 			u.subs[uri] = true
-			u.mu.Unlock()
 			return struct{}{}, nil
 		})
 	return err
@@ -1239,7 +1403,10 @@ func (g *Gateway) complete(ctx context.Context, c Caller, r *sdk.CompleteRequest
 		}
 		tool, fwd.Ref.Name, params["name"] = ToolPromptsGet, name, name
 	case "ref/resource":
-		u, server = g.resourceUpstream(r.Params.Ref.URI)
+		var err error
+		if u, server, err = g.resourceFor(ctx, r.Params.Ref.URI, true, r.Params.Meta); err != nil {
+			return nil, err
+		}
 		tool, fwd.Ref.URI, params["uri"] = ToolResourcesRead, r.Params.Ref.URI, r.Params.Ref.URI
 	default:
 		return nil, fmt.Errorf("mcp: completion/complete: unknown ref type %q", r.Params.Ref.Type)
@@ -1251,17 +1418,22 @@ func (g *Gateway) complete(ctx context.Context, c Caller, r *sdk.CompleteRequest
 		})
 }
 
-func (g *Gateway) listPrompts(ctx context.Context, c Caller) (*sdk.ListPromptsResult, error) {
-	res := &sdk.ListPromptsResult{Prompts: []*sdk.Prompt{}}
-	err := collect(ctx, g, c, ToolPromptsGet, hasPrompts,
+// listPrompts merges the prompts (namespaced) the policy could let the agent get
+// (mcp.prompts.get with {"server", "name"}).
+func (g *Gateway) listPrompts(ctx context.Context, c Caller, r sdk.Request) (*sdk.ListPromptsResult, error) {
+	items, err := collect(ctx, g, c, r, ToolPromptsGet, hasPrompts,
 		func(cs *sdk.ClientSession) iter.Seq2[*sdk.Prompt, error] { return cs.Prompts(ctx, nil) },
-		func(u *upstream, p *sdk.Prompt) {
-			q := *p
-			q.Name = g.qualify(u, p.Name)
-			res.Prompts = append(res.Prompts, &q)
+		func(u *upstream, p *sdk.Prompt) map[string]any {
+			return map[string]any{"server": u.name, "name": p.Name}
 		})
 	if err != nil {
 		return nil, err
+	}
+	res := &sdk.ListPromptsResult{Prompts: []*sdk.Prompt{}}
+	for _, it := range items {
+		q := *it.item
+		q.Name = g.qualify(it.u, it.item.Name)
+		res.Prompts = append(res.Prompts, &q)
 	}
 	return res, nil
 }

@@ -101,7 +101,7 @@ func (g *Gateway) logHandler(o *sdk.ClientOptions, server string) {
 }
 
 func hasLogging(u *upstream) bool {
-	ir := u.init
+	ir := u.initResult()
 	return ir != nil && ir.Capabilities != nil && ir.Capabilities.Logging != nil
 }
 
@@ -115,8 +115,10 @@ func (g *Gateway) offerLogging(caps *sdk.ServerCapabilities, up *sdk.ServerCapab
 
 // askLevelAgain asks a reconnected upstream's session (which starts with no level) for the level
 // the agents want, if any asked.
+// Called with u.mu held.
 func (g *Gateway) askLevelAgain(ctx context.Context, u *upstream, cs *sdk.ClientSession) {
-	if lvl := g.upstreamLevel(); lvl != "" && hasLogging(u) {
+	ir := cs.InitializeResult()
+	if lvl := g.upstreamLevel(); lvl != "" && ir != nil && ir.Capabilities != nil && ir.Capabilities.Logging != nil {
 		if err := cs.SetLoggingLevel(ctx, &sdk.SetLoggingLevelParams{Level: lvl}); err != nil {
 			g.log.Warn("upstream log level not set", slog.String("upstream", u.name), slog.Any("error", err))
 		}
@@ -135,8 +137,22 @@ func (g *Gateway) setLevelMiddleware(next sdk.MethodHandler) sdk.MethodHandler {
 
 // track notes a request forwarded to upstream server for agent session ss, so a line the
 // upstream logs meanwhile can be attributed to it; the returned func forgets it.
+// With server requests enabled it also notes that ss has a request in flight there
+// (serverreq.go: whose call an upstream's sampling or elicitation request belongs to).
 func (g *Gateway) track(ctx context.Context, ss *sdk.ServerSession, server string) func() {
-	if !g.logs.on || ss == nil {
+	if ss == nil {
+		return func() {}
+	}
+	endLog := g.trackLog(ctx, ss, server)
+	if !g.o.Sampling && !g.o.Elicitation {
+		return endLog
+	}
+	endCall := g.calls.begin(ss, server)
+	return func() { endCall(); endLog() }
+}
+
+func (g *Gateway) trackLog(ctx context.Context, ss *sdk.ServerSession, server string) func() {
+	if !g.logs.on {
 		return func() {}
 	}
 	c := &pendingCall{ctx: ctx, ss: ss, server: server}

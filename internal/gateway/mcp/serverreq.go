@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -28,10 +29,56 @@ func (g *Gateway) serverRequestHandlers(o *sdk.ClientOptions, server string) {
 		}
 	}
 	if g.o.Elicitation {
+		// Titled multi-selects (SEP-1330) in the shape the SDK's check takes: clientMiddleware.
 		o.ElicitationHandler = func(ctx context.Context, r *sdk.ElicitRequest) (*sdk.ElicitResult, error) {
 			return g.elicitation(ctx, server, r)
 		}
 	}
+}
+
+// titledMultiSelect is client middleware that rewrites a SEP-1330 titled multi-select written
+// with "type": "string" beside its anyOf items (as the conformance fixture writes it) into the
+// canonical shape, items {"anyOf": [{"const", "title"}...]} — the same choices — before the
+// SDK's schema check, which takes a typed items schema for an untitled enum and refuses it.
+func titledMultiSelect(next sdk.MethodHandler) sdk.MethodHandler {
+	return func(ctx context.Context, method string, req sdk.Request) (sdk.Result, error) {
+		if r, ok := req.(*sdk.ElicitRequest); ok && r.Params != nil {
+			r.Params.RequestedSchema = canonicalTitledEnums(r.Params.RequestedSchema)
+		}
+		return next(ctx, method, req)
+	}
+}
+
+// canonicalTitledEnums returns schema with each array property whose items are
+// {"type": "string", "anyOf": [...]} and no enum rewritten to items {"anyOf": [...]}.
+// Anything else is returned as it is.
+func canonicalTitledEnums(schema any) any {
+	var m map[string]any
+	switch s := schema.(type) {
+	case map[string]any:
+		m = s
+	case json.RawMessage:
+		if json.Unmarshal(s, &m) != nil {
+			return schema
+		}
+	default:
+		return schema
+	}
+	props, _ := m["properties"].(map[string]any)
+	for _, p := range props {
+		pm, _ := p.(map[string]any)
+		if pm == nil || pm["type"] != "array" {
+			continue
+		}
+		items, _ := pm["items"].(map[string]any)
+		if items == nil || items["type"] != "string" || items["enum"] != nil {
+			continue
+		}
+		if anyOf, ok := items["anyOf"].([]any); ok && len(anyOf) > 0 {
+			delete(items, "type")
+		}
+	}
+	return m
 }
 
 // noteCaller remembers who the agent session that sent req is, so that a server-initiated
@@ -79,16 +126,66 @@ func (g *Gateway) agentSessions() []*sdk.ServerSession {
 	return out
 }
 
+// inflight counts, per upstream, the agent sessions with a request forwarded to it and not yet
+// answered: a server-initiated request from that upstream belongs to one of their calls.
+type inflight struct {
+	mu sync.Mutex
+	by map[string]map[*sdk.ServerSession]int // upstream → session → requests in flight
+}
+
+// begin notes a request of ss in flight on upstream server; the returned func ends it.
+func (f *inflight) begin(ss *sdk.ServerSession, server string) func() {
+	f.mu.Lock()
+	if f.by == nil {
+		f.by = map[string]map[*sdk.ServerSession]int{}
+	}
+	if f.by[server] == nil {
+		f.by[server] = map[*sdk.ServerSession]int{}
+	}
+	f.by[server][ss]++
+	f.mu.Unlock()
+	return func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.by[server][ss]--; f.by[server][ss] <= 0 {
+			delete(f.by[server], ss)
+		}
+		if len(f.by[server]) == 0 {
+			delete(f.by, server)
+		}
+	}
+}
+
+// sessions are the agent sessions with a request in flight on server.
+func (f *inflight) sessions(server string) []*sdk.ServerSession {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]*sdk.ServerSession, 0, len(f.by[server]))
+	for ss := range f.by[server] {
+		out = append(out, ss)
+	}
+	return out
+}
+
 // errUnroutable: a server-initiated request has no single agent to go to.
 var errUnroutable = errors.New("mcp: the request was refused: no single agent session to route it to")
 
-// soleAgent is the agent session a server-initiated request goes to: the only one attached,
-// known and offering the capability (has). Otherwise the request is refused: the upstream
-// session is shared, and the request does not say which agent's call caused it.
-func (g *Gateway) soleAgent(has func(*sdk.ClientCapabilities) bool) (*sdk.ServerSession, Caller, string) {
-	live := g.agentSessions()
-	if len(live) != 1 {
-		return nil, Caller{}, fmt.Sprintf("%d agent sessions attached", len(live))
+// soleAgent is the agent session a server-initiated request from upstream server goes to: the
+// one session with a request in flight on that upstream (the call the request belongs to), or,
+// with none in flight, the only session attached — if it is known and offers the capability
+// (has). Otherwise the request is refused: the upstream session is shared, and the request does
+// not say which agent's call caused it. Idle sessions of the same or other agents (clients that
+// exit without ending theirs) do not count while a call is in flight.
+func (g *Gateway) soleAgent(server string, has func(*sdk.ClientCapabilities) bool) (*sdk.ServerSession, Caller, string) {
+	live := g.calls.sessions(server)
+	switch {
+	case len(live) > 1:
+		return nil, Caller{}, fmt.Sprintf("%d agent sessions have requests in flight on the upstream", len(live))
+	case len(live) == 0:
+		live = g.agentSessions()
+		if len(live) != 1 {
+			return nil, Caller{}, fmt.Sprintf("no request in flight on the upstream and %d agent sessions attached", len(live))
+		}
 	}
 	ss := live[0]
 	g.mu.Lock()
@@ -110,7 +207,7 @@ func (g *Gateway) soleAgent(has func(*sdk.ClientCapabilities) bool) (*sdk.Server
 func relayed[T any](ctx context.Context, g *Gateway, server, tool string, params any, has func(*sdk.ClientCapabilities) bool,
 	call func(context.Context, *sdk.ServerSession) (T, error)) (T, error) {
 	var zero T
-	ss, c, why := g.soleAgent(has)
+	ss, c, why := g.soleAgent(server, has)
 	if ss == nil {
 		g.log.Warn("server request refused", slog.String("tool", tool), slog.String("upstream", server), slog.String("reason", why))
 		g.record(ctx, Caller{}, tool, guard.EventDeny, "server_request_unroutable: "+why, "upstream "+server, nil)

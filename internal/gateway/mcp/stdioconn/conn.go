@@ -129,13 +129,19 @@ func (c *Conn) SessionID() string { return "" }
 func (c *Conn) readLoop(r io.Reader) {
 	br := bufio.NewReaderSize(r, 64*1024)
 	for {
-		line, err := readLine(br, c.maxLine)
+		var sc *idScan
+		if c.answer {
+			sc = &idScan{}
+		}
+		line, err := readLine(br, c.maxLine, sc)
 		if errors.Is(err, errLineTooLong) {
 			if !c.answer {
 				c.deliver(decoded{err: fmt.Errorf("reading message: %w", err)})
 				return
 			}
-			if c.answerError(jsonrpc.CodeInvalidRequest, fmt.Sprintf("message exceeds %d bytes", c.maxLine)) != nil {
+			// Answered with the request's id when it can be read from the stream, so the
+			// client matches the error instead of waiting for its own timeout.
+			if c.answerErrorID(sc.id(), jsonrpc.CodeInvalidRequest, fmt.Sprintf("message exceeds %d bytes", c.maxLine)) != nil {
 				return
 			}
 			continue
@@ -187,14 +193,22 @@ var errLineTooLong = errors.New("message line too long")
 // readLine reads one line without its newline into a new slice that the decoded message may
 // keep, never holding more than max bytes of it: a longer line is consumed to its end and
 // reported as errLineTooLong.
-func readLine(br *bufio.Reader, max int) ([]byte, error) {
+func readLine(br *bufio.Reader, max int, sc *idScan) ([]byte, error) {
 	var buf []byte
 	tooLong := false
 	for {
 		chunk, err := br.ReadSlice('\n')
+		if tooLong && sc != nil {
+			sc.feed(chunk)
+		}
 		if !tooLong {
 			switch {
 			case len(buf)+len(chunk) > max+1: // +1: the newline itself
+				if sc != nil {
+					// Only a line too long to decode is scanned for its id, once.
+					sc.feed(buf)
+					sc.feed(chunk)
+				}
 				tooLong, buf = true, nil
 			case buf == nil && err == nil:
 				// The whole line is in the buffer: one allocation of exactly its size.
@@ -394,8 +408,16 @@ func (c *Conn) writeLine(data []byte) error {
 // answerError tells the peer that a line was refused. JSON-RPC answers a message whose id could
 // not be read with a null id.
 func (c *Conn) answerError(code int64, msg string) error {
+	return c.answerErrorID(nil, code, msg)
+}
+
+// answerErrorID is answerError with the request's id (nil: null).
+func (c *Conn) answerErrorID(id json.RawMessage, code int64, msg string) error {
+	if id == nil {
+		id = json.RawMessage("null")
+	}
 	m, _ := json.Marshal(msg)
-	return c.writeLine(fmt.Appendf(nil, `{"jsonrpc":"2.0","id":null,"error":{"code":%d,"message":%s}}`, code, m))
+	return c.writeLine(fmt.Appendf(nil, `{"jsonrpc":"2.0","id":%s,"error":{"code":%d,"message":%s}}`, id, code, m))
 }
 
 // Close implements sdk.Connection: it unblocks Read at once, then closes the closer (which may

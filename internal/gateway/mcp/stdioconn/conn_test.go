@@ -167,7 +167,8 @@ func TestConnBadLinesAnswered(t *testing.T) {
 	for _, want := range []struct {
 		code int64
 		text string
-	}{{-32700, "parse error"}, {-32600, "exceeds 100 bytes"}, {-32600, "only by case"}, {-32600, "duplicate"}, {-32600, "object"}} {
+		id   string // an oversized line is answered with its id
+	}{{-32700, "parse error", "null"}, {-32600, "exceeds 100 bytes", "1"}, {-32600, "only by case", "null"}, {-32600, "duplicate", "null"}, {-32600, "object", "null"}} {
 		l := p.next(t)
 		var resp struct {
 			JSONRPC string          `json:"jsonrpc"`
@@ -177,7 +178,7 @@ func TestConnBadLinesAnswered(t *testing.T) {
 		if err := json.Unmarshal([]byte(l), &resp); err != nil {
 			t.Fatalf("answer %q: %v", l, err)
 		}
-		if resp.JSONRPC != "2.0" || string(resp.ID) != "null" || resp.Error.Code != want.code || !strings.Contains(resp.Error.Message, want.text) {
+		if resp.JSONRPC != "2.0" || string(resp.ID) != want.id || resp.Error.Code != want.code || !strings.Contains(resp.Error.Message, want.text) {
 			t.Errorf("answer %s, want code %d containing %q", l, want.code, want.text)
 		}
 	}
