@@ -118,7 +118,7 @@ func checkScenario(t *testing.T, first, done map[string]any) {
 		"too_many_params":          "413 too_many_params",
 		"body_too_large":           "413 body_too_large",
 		"user_assertion_untrusted": "403 user_assertion_untrusted",
-		"unknown_decision":         "404 unknown_decision",
+		"outcome_without_token":    "403 outcome_token_invalid",
 		"deny":                     "DENY", "deny_ran": false,
 		"injected": "withheld",
 	}

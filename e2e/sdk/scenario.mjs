@@ -39,7 +39,8 @@ r.too_deep = await codeOf(agent.decide({ tool: 'fetch_customer_names', params: d
 r.too_many_params = await codeOf(agent.decide({ tool: 'fetch_customer_names', params: { ids: Array.from({ length: 20000 }, (_, i) => i) } }));
 r.body_too_large = await codeOf(agent.decide({ tool: 'fetch_customer_names', params: { x: 'a'.repeat(4 << 20) } }));
 r.user_assertion_untrusted = await codeOf(agent.decide({ tool: 'fetch_customer_names', user: { id: 'mallory' } }));
-r.unknown_decision = await codeOf(agent.outcome({ decision: 'dec_00000000000000000000000000' }));
+// An outcome for a decision this client never made carries no token: refused before any lookup.
+r.outcome_without_token = await codeOf(agent.outcome({ decision: 'dec_00000000000000000000000000' }));
 // DENY never runs.
 let ran = false;
 r.deny = await agent.guard('delete_file', { path: '/reports/q1.pdf' }, () => { ran = true; }).then(() => 'ran', (e) => e instanceof DeniedError ? e.decision.decision : String(e));

@@ -68,7 +68,8 @@ r["too_deep"] = code_of(lambda: agent.decide("fetch_customer_names", deep))
 r["too_many_params"] = code_of(lambda: agent.decide("fetch_customer_names", {"ids": list(range(20000))}))
 r["body_too_large"] = code_of(lambda: agent.decide("fetch_customer_names", {"x": "a" * (4 << 20)}))
 r["user_assertion_untrusted"] = code_of(lambda: agent.decide("fetch_customer_names", user={"id": "mallory"}))
-r["unknown_decision"] = code_of(lambda: agent.outcome("dec_00000000000000000000000000"))
+# An outcome for a decision this client never made carries no token: refused before any lookup.
+r["outcome_without_token"] = code_of(lambda: agent.outcome("dec_00000000000000000000000000"))
 ran = []
 try:
     agent.guard("delete_file", {"path": "/reports/q1.pdf"}, lambda p: ran.append(1))
