@@ -189,6 +189,12 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 	if a.approvals, err = approval.New(a.stores.approvals, guard.ApprovalRecorder(a.ledger), apprOpts...); err != nil {
 		return nil, fmt.Errorf("approvals: %w", err)
 	}
+	if sw, ok := a.stores.nonces.(interface {
+		RunSweeper(context.Context, time.Duration)
+	}); ok {
+		// Expired nonces are freed on a timer, not only when the next signed request comes.
+		a.parts.background("nonce sweep", func(ctx context.Context) { sw.RunSweeper(ctx, nonceSweepInterval) })
+	}
 	a.parts.background("approval expiry", func(ctx context.Context) {
 		_ = a.approvals.Run(ctx, 5*time.Second, func(err error) { a.log.Error("approval expiry sweep", slog.Any("error", err)) })
 	})
@@ -326,6 +332,9 @@ func (a *App) degraded() string {
 	}
 	return ""
 }
+
+// nonceSweepInterval is how often the in-process nonce stores free expired nonces.
+const nonceSweepInterval = 5 * time.Second
 
 // Serve answers HTTP on ln until ctx ends, then shuts down gracefully: in-flight requests
 // finish. It only serves: the background work runs from Open to Close, and Close writes the

@@ -343,7 +343,17 @@ type LimitsConfig struct {
 	MaxHeaderBytes         int   `yaml:"max_header_bytes"`
 	MaxOutcomeResultBytes  int64 `yaml:"max_outcome_result_bytes"`
 	DecisionTimeoutMillis  int   `yaml:"decision_timeout_ms"`
+	// MemoryLimitMiB is the process's soft memory limit (the Go runtime's GOMEMLIMIT), in MiB:
+	// 0 (the default) means three quarters of the container's memory limit when there is one,
+	// else DefaultMemoryLimitMiB; -1 means no limit. The GOMEMLIMIT environment variable, when
+	// set, overrides it.
+	MemoryLimitMiB int64 `yaml:"memory_limit_mib"`
 }
+
+// DefaultMemoryLimitMiB is limits.memory_limit_mib's fallback outside a container with a
+// memory limit: far above the gateway's working set (tens of MiB), low enough that the collector
+// bounds a burst's garbage instead of letting GOGC multiply the heap.
+const DefaultMemoryLimitMiB = 1024
 
 // LogConfig configures structured logs.
 type LogConfig struct {
@@ -636,6 +646,9 @@ func (c *Config) problems() []problem {
 		if p.v <= 0 {
 			add(p.path, "must be positive, got %d", p.v)
 		}
+	}
+	if l.MemoryLimitMiB < -1 || (l.MemoryLimitMiB > 0 && l.MemoryLimitMiB < 64) || l.MemoryLimitMiB > 1<<30 {
+		add("limits.memory_limit_mib", "want 0 (automatic), -1 (none) or 64..%d MiB, got %d", 1<<30, l.MemoryLimitMiB)
 	}
 	names := map[string]bool{}
 	for i, u := range c.MCP.Upstreams {
