@@ -209,8 +209,9 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 		detectors.Resolver = net.DefaultResolver
 	}
 	a.guard, err = guard.New(guard.Options{
-		Auth:                    a.auth,
-		Inspector:               inspect.New(inspect.Config{MaxBytes: inspectMaxBytes(cfg), DetectorConfig: detectors, AllowedHosts: cfg.Inspection.AllowedHosts, Model: inspectModel(cfg)}),
+		Auth: a.auth,
+		Inspector: inspect.New(inspect.Config{MaxBytes: inspectMaxBytes(cfg), DetectorConfig: detectors, AllowedHosts: cfg.Inspection.AllowedHosts,
+			Model: inspectModel(cfg), TimeBudget: cfg.Inspection.TimeBudget}),
 		Behavior:                guard.Tracked(behavior.NewTracker(a.stores.behavior, behavior.DefaultConfig())),
 		Sessions:                a.stores.sessions,
 		Policies:                a.policies,

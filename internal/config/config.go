@@ -253,6 +253,10 @@ type InspectionConfig struct {
 	RedactResults *bool `yaml:"redact_results"`
 	// Model tunes the learned prompt-injection classifier.
 	Model InspectionModelConfig `yaml:"model"`
+	// TimeBudget is the wall-clock guard of one inspection (0: inspect.DefaultTimeBudget, 30s). The
+	// verdict-deciding caps are counted in the input; a scan the guard stops is reported as
+	// inspection_timeout.
+	TimeBudget time.Duration `yaml:"time_budget"`
 }
 
 // InspectionModelConfig tunes the learned prompt-injection classifier (docs/detection.md).
@@ -646,6 +650,9 @@ func (c *Config) problems() []problem {
 		if p.v <= 0 {
 			add(p.path, "must be positive, got %d", p.v)
 		}
+	}
+	if t := c.Inspection.TimeBudget; t < 0 || t > 10*time.Minute {
+		add("inspection.time_budget", "want 0 (the default, 30s) up to 10m, got %v", t)
 	}
 	if l.MemoryLimitMiB < -1 || (l.MemoryLimitMiB > 0 && l.MemoryLimitMiB < 64) || l.MemoryLimitMiB > 1<<30 {
 		add("limits.memory_limit_mib", "want 0 (automatic), -1 (none) or 64..%d MiB, got %d", 1<<30, l.MemoryLimitMiB)
