@@ -343,7 +343,7 @@ const nonceSweepInterval = 5 * time.Second
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: time.Duration(a.cfg.Limits.ReadTimeoutSeconds) * time.Second, MaxHeaderBytes: a.cfg.Limits.MaxHeaderBytes,
-		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
+		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn), Protocols: server.Protocols(ln.Addr())}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	a.log.Info("portcullis serving", slog.String("addr", ln.Addr().String()), slog.String("data_dir", a.cfg.DataDir))
