@@ -129,7 +129,7 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 		KeyDir: cfg.DataDir, WitnessFile: filepath.Join(cfg.DataDir, ledger.WitnessFile),
 		HashKey: keys.HashKey, SensitiveParams: sensitive(cfg.Ledger.SensitiveParams),
 		CheckpointInterval: cfg.Ledger.CheckpointInterval, CheckpointRecords: cfg.Ledger.CheckpointRecords,
-		Message: "portcullis serve"})
+		RelaxedResults: cfg.Ledger.ResultDurability == "relaxed", Message: "portcullis serve"})
 	if err != nil {
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}

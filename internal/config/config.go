@@ -333,6 +333,11 @@ type LedgerConfig struct {
 	SensitiveParams []string `yaml:"sensitive_params"`
 	// CheckpointInterval and CheckpointRecords: a signed checkpoint at least this often.
 	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+	// ResultDurability is when a tool result's record must be on disk: "sync" (the default:
+	// before the result is released) or "relaxed" (written to the embedded store's log before
+	// release, on disk within 200 ms; a process crash loses nothing, a power loss at most that).
+	// Decisions are always on disk before the call is forwarded.
+	ResultDurability string `yaml:"result_durability"`
 	CheckpointRecords  int           `yaml:"checkpoint_records"`
 }
 
@@ -386,7 +391,7 @@ func Default() Config {
 		Approvals: ApprovalsConfig{Expiry: 15 * time.Minute, MaxWait: 60 * time.Second, MaxPendingPerAgent: DefaultMaxPendingPerAgent},
 		MCP: MCPConfig{ApprovalWait: 10 * time.Second, CallTimeout: 60 * time.Second, SessionIdleTimeout: 30 * time.Minute,
 			ServerRequests: MCPServerRequests{Sampling: "deny", Elicitation: "deny"}},
-		Ledger:  LedgerConfig{CheckpointInterval: time.Second, CheckpointRecords: 1000},
+		Ledger:  LedgerConfig{CheckpointInterval: time.Second, CheckpointRecords: 1000, ResultDurability: "sync"},
 		Console: ConsoleConfig{Path: "/console", SessionTTL: 8 * time.Hour, IdleTimeout: 30 * time.Minute},
 		Limits: LimitsConfig{
 			MaxBodyBytes:           1 << 20,
@@ -631,6 +636,9 @@ func (c *Config) problems() []problem {
 	}
 	if c.Ledger.CheckpointInterval <= 0 || c.Ledger.CheckpointInterval > time.Second {
 		add("ledger.checkpoint_interval", "want a duration in (0, 1s] (the ledger contract checkpoints at least every second), got %v", c.Ledger.CheckpointInterval)
+	}
+	if d := c.Ledger.ResultDurability; d != "" && d != "sync" && d != "relaxed" {
+		add("ledger.result_durability", "want sync or relaxed, got %q", d)
 	}
 	if c.Ledger.CheckpointRecords <= 0 || c.Ledger.CheckpointRecords > 1000 {
 		add("ledger.checkpoint_records", "want 1..1000, got %d", c.Ledger.CheckpointRecords)
