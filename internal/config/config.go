@@ -333,12 +333,12 @@ type LedgerConfig struct {
 	SensitiveParams []string `yaml:"sensitive_params"`
 	// CheckpointInterval and CheckpointRecords: a signed checkpoint at least this often.
 	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+	CheckpointRecords  int           `yaml:"checkpoint_records"`
 	// ResultDurability is when a tool result's record must be on disk: "sync" (the default:
 	// before the result is released) or "relaxed" (written to the embedded store's log before
 	// release, on disk within 200 ms; a process crash loses nothing, a power loss at most that).
 	// Decisions are always on disk before the call is forwarded.
 	ResultDurability string `yaml:"result_durability"`
-	CheckpointRecords  int           `yaml:"checkpoint_records"`
 }
 
 // LimitsConfig bounds requests; each limit answers with a clear 4xx.

@@ -125,14 +125,14 @@ func (p *pending) take(now time.Time) bool {
 type Ledger struct {
 	opts   Options
 	st     Store
+	redact *redaction
+	now    func() time.Time
 	// relaxed is st when tool results may be committed without waiting for the disk
 	// (Options.RelaxedResults); unsynced is set while a relaxed commit is not yet on disk, and
 	// batchRelaxed while the batch being committed holds only relaxed records (seat holder only).
 	relaxed      RelaxedStore
 	unsynced     atomic.Bool
 	batchRelaxed bool
-	redact *redaction
-	now    func() time.Time
 
 	q    chan *pending
 	ctl  chan func()
