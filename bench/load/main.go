@@ -42,7 +42,6 @@ import (
 	"time"
 
 	"github.com/portcullis-ai/portcullis/bench/internal/proc"
-	"github.com/portcullis-ai/portcullis/internal/app"
 	"github.com/portcullis-ai/portcullis/sdk/httpsig"
 )
 
@@ -88,21 +87,8 @@ func run(duration, warmup time.Duration, concurrency int, keyAuth bool, cpuProfi
 		return fmt.Errorf("build: %v\n%s", err, out)
 	}
 	dataDir := filepath.Join(tmp, "data")
-	cfgPath, apiKey, err := app.Init(context.Background(), dataDir)
+	cfgPath, apiKey, priv, err := proc.InitGateway(context.Background(), dataDir, "load-key")
 	if err != nil {
-		return err
-	}
-	priv, _, pub, err := httpsig.GenerateKey()
-	if err != nil {
-		return err
-	}
-	cfg, _ := os.ReadFile(cfgPath)
-	cfg = bytes.Replace(cfg, []byte("      roles: [reporting]\n"),
-		[]byte("      roles: [reporting]\n      signing_keys:\n        - id: load-key\n          public_key: "+pub+"\n"), 1)
-	cfg = bytes.Replace(cfg, []byte("level: info"), []byte("level: warn"), 1)
-	// A top-level section of its own, at the end, wherever the default's sections end.
-	cfg = append(bytes.TrimRight(cfg, "\n"), []byte("\nlimits:\n  max_concurrency_per_agent: 4096\n")...)
-	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
 		return err
 	}
 

@@ -84,20 +84,8 @@ func run(ctx context.Context, c config, out io.Writer) ([]sample, error) {
 		}
 	}
 	dataDir := filepath.Join(tmp, "data")
-	cfgPath, apiKey, err := app.Init(ctx, dataDir)
+	_, apiKey, priv, err := proc.InitGateway(ctx, dataDir, "soak-key")
 	if err != nil {
-		return nil, err
-	}
-	priv, _, pub, err := httpsig.GenerateKey()
-	if err != nil {
-		return nil, err
-	}
-	cfg, _ := os.ReadFile(cfgPath)
-	cfg = bytes.Replace(cfg, []byte("      roles: [reporting]\n"),
-		[]byte("      roles: [reporting]\n      signing_keys:\n        - id: soak-key\n          public_key: "+pub+"\n"), 1)
-	cfg = bytes.Replace(cfg, []byte("level: info"), []byte("level: warn"), 1)
-	cfg = append(bytes.TrimRight(cfg, "\n"), []byte("\nlimits:\n  max_concurrency_per_agent: 4096\n")...)
-	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
 		return nil, err
 	}
 	srv := exec.Command(bin, "serve", "--data", dataDir, "--listen", "127.0.0.1:0")

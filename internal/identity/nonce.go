@@ -151,10 +151,11 @@ func (m *MemoryNonceStore) Sweep() {
 
 // RunSweeper calls Sweep every interval until ctx is done.
 func (m *MemoryNonceStore) RunSweeper(ctx context.Context, interval time.Duration) {
-	runSweeper(ctx, interval, m.Sweep)
+	every(ctx, interval, m.Sweep)
 }
 
-func runSweeper(ctx context.Context, interval time.Duration, sweep func()) {
+// every calls f every interval until ctx is done.
+func every(ctx context.Context, interval time.Duration, f func()) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -162,7 +163,7 @@ func runSweeper(ctx context.Context, interval time.Duration, sweep func()) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			sweep()
+			f()
 		}
 	}
 }

@@ -212,7 +212,7 @@ func (s *FileNonceStore) Sweep() {
 
 // RunSweeper calls Sweep every interval until ctx is done.
 func (s *FileNonceStore) RunSweeper(ctx context.Context, interval time.Duration) {
-	runSweeper(ctx, interval, s.Sweep)
+	every(ctx, interval, s.Sweep)
 }
 
 // Close closes the journal; later Use calls fail.
