@@ -136,17 +136,26 @@ func run(ctx context.Context, c config, out io.Writer) ([]sample, error) {
 		if path == "/v1/decide" && !signed && i%4 == 1 {
 			// An allowed API-key call reports its outcome with a result to inspect.
 			var d struct {
-				DecisionID string `json:"decision_id"`
+				DecisionID   string `json:"decision_id"`
+				OutcomeToken string `json:"outcome_token"`
 			}
 			if json.Unmarshal(raw, &d) == nil && d.DecisionID != "" {
-				ob, _ := json.Marshal(map[string]any{"decision_id": d.DecisionID, "ran": true, "success": true,
+				ob, _ := json.Marshal(map[string]any{"decision_id": d.DecisionID, "outcome_token": d.OutcomeToken, "ran": true, "success": true,
 					"result": map[string]any{"rows": []string{"Acme Corp", "Globex", "Initech"}}})
 				oreq, _ := http.NewRequest(http.MethodPost, base+"/v1/outcome", bytes.NewReader(ob))
 				oreq.Header.Set("Content-Type", "application/json")
 				oreq.Header.Set("Authorization", "Bearer "+apiKey)
-				if r, err := client.Do(oreq); err == nil {
-					_, _ = io.Copy(io.Discard, r.Body)
-					r.Body.Close()
+				r, err := client.Do(oreq)
+				if err != nil {
+					failures.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				ob, _ = io.ReadAll(r.Body)
+				r.Body.Close()
+				if r.StatusCode != http.StatusOK {
+					failures.Add(1)
+					firstErr.CompareAndSwap(nil, fmt.Errorf("/v1/outcome: %d %s", r.StatusCode, ob))
 				}
 			}
 		}
