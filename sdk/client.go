@@ -194,6 +194,74 @@ func (c *Client) Decide(ctx context.Context, req DecideRequest) (*Decision, erro
 	return &d, nil
 }
 
+// BatchResult is one call's answer in a batch: a Decision, or the error /v1/decide would have
+// answered for that call alone (then Decision is nil: treat it as a denial).
+type BatchResult struct {
+	Decision *Decision
+	Err      error
+}
+
+// MaxBatchCalls is the most calls the gateway decides in one batch.
+const MaxBatchCalls = 64
+
+// DecideBatch asks the gateway about several tool calls in one authenticated request (parallel
+// tool calls of one model turn): each is decided, recorded and answered on its own, in order.
+// WaitSeconds is not allowed in a batch. An error (transport, authentication, a malformed batch)
+// means no call was decided: treat every call as denied.
+func (c *Client) DecideBatch(ctx context.Context, reqs []DecideRequest) ([]BatchResult, error) {
+	if len(reqs) == 0 || len(reqs) > MaxBatchCalls {
+		return nil, fmt.Errorf("portcullis: a batch holds 1 to %d calls, got %d", MaxBatchCalls, len(reqs))
+	}
+	type call struct {
+		DecideRequest
+		WaitSeconds int `json:"wait_seconds,omitempty"`
+	}
+	calls := make([]call, len(reqs))
+	for i, r := range reqs {
+		if r.WaitSeconds != 0 {
+			return nil, fmt.Errorf("portcullis: call %d: wait_seconds is not allowed in a batch", i)
+		}
+		if r.Params == nil {
+			r.Params = map[string]any{}
+		}
+		calls[i] = call{DecideRequest: r}
+	}
+	body := struct {
+		AgentID string `json:"agent_id,omitempty"`
+		Calls   []call `json:"calls"`
+	}{c.agent, calls}
+	var resp struct {
+		Results []struct {
+			Status int `json:"status"`
+			Decision
+			Error *struct {
+				Code    string `json:"code"`
+				Message string `json:"message"`
+			} `json:"error"`
+		} `json:"results"`
+	}
+	if err := c.post(ctx, "/v1/decide/batch", body, &resp); err != nil {
+		return nil, err
+	}
+	if len(resp.Results) != len(reqs) {
+		return nil, fmt.Errorf("portcullis: %d answers for %d calls", len(resp.Results), len(reqs))
+	}
+	out := make([]BatchResult, len(reqs))
+	for i, r := range resp.Results {
+		if r.Status != http.StatusOK || r.Error != nil {
+			e := &Error{Status: r.Status, DecisionID: r.DecisionID}
+			if r.Error != nil {
+				e.Code, e.Message = r.Error.Code, r.Error.Message
+			}
+			out[i].Err = e
+			continue
+		}
+		d := r.Decision
+		out[i].Decision = &d
+	}
+	return out, nil
+}
+
 // OutcomeRequest reports what happened after an allowed decision.
 type OutcomeRequest struct {
 	DecisionID string `json:"decision_id"`

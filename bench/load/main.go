@@ -6,6 +6,8 @@
 //
 //	go run ./bench/load -duration 20s -concurrency 64
 //	go run ./bench/load -store shared -replicas 2    # replicas on PostgreSQL and Redis
+//	go run ./bench/load -api-key -batch 8            # 8 calls per POST /v1/decide/batch
+//	go run ./bench/load -api-key -trivial            # the floor: a trivial Go HTTP server
 //
 // It starts the gateway itself (built from this checkout) in a temporary data directory and
 // sends traffic only to 127.0.0.1. With -store shared, the ledger and approvals live in a fresh
@@ -40,7 +42,6 @@ import (
 	"time"
 
 	"github.com/portcullis-ai/portcullis/bench/internal/proc"
-	"github.com/portcullis-ai/portcullis/internal/app"
 	"github.com/portcullis-ai/portcullis/sdk/httpsig"
 )
 
@@ -53,11 +54,22 @@ func main() {
 	presign := flag.Int("requests", 0, "requests signed before the run (default: 9,000 per second of warm-up and run)")
 	store := flag.String("store", "embedded", "embedded (SQLite, memory) or shared (PostgreSQL from $PORTCULLIS_TEST_POSTGRES, Redis from $PORTCULLIS_TEST_REDIS)")
 	replicas := flag.Int("replicas", 1, "gateways to run, the clients spread over them (more than one needs -store shared)")
+	batch := flag.Int("batch", 0, "calls per request, sent to /v1/decide/batch (0: one call per /v1/decide)")
+	trivial := flag.Bool("trivial", false, "send the same requests to a trivial Go HTTP server (reads the body, answers ALLOW) instead of the gateway: the floor")
+	serveTrivial := flag.Bool("serve-trivial", false, "run the trivial server (started by -trivial)")
 	flag.Parse()
+	if *serveTrivial {
+		if err := runTrivial(); err != nil {
+			fmt.Fprintln(os.Stderr, "load:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *store != "embedded" && *store != "shared" || *replicas < 1 || *replicas > 1 && *store != "shared" {
 		fmt.Fprintln(os.Stderr, "load: -store is embedded or shared; -replicas above 1 needs -store shared")
 		os.Exit(2)
 	}
+	shape = loadShape{batch: *batch, trivial: *trivial}
 	if err := run(*duration, *warmup, *concurrency, *keyAuth, *cpuProfile, *presign, *store, *replicas); err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
 		os.Exit(1)
@@ -75,21 +87,8 @@ func run(duration, warmup time.Duration, concurrency int, keyAuth bool, cpuProfi
 		return fmt.Errorf("build: %v\n%s", err, out)
 	}
 	dataDir := filepath.Join(tmp, "data")
-	cfgPath, apiKey, err := app.Init(context.Background(), dataDir)
+	cfgPath, apiKey, priv, err := proc.InitGateway(context.Background(), dataDir, "load-key")
 	if err != nil {
-		return err
-	}
-	priv, _, pub, err := httpsig.GenerateKey()
-	if err != nil {
-		return err
-	}
-	cfg, _ := os.ReadFile(cfgPath)
-	cfg = bytes.Replace(cfg, []byte("      roles: [reporting]\n"),
-		[]byte("      roles: [reporting]\n      signing_keys:\n        - id: load-key\n          public_key: "+pub+"\n"), 1)
-	cfg = bytes.Replace(cfg, []byte("level: info"), []byte("level: warn"), 1)
-	// A top-level section of its own, at the end, wherever the default's sections end.
-	cfg = append(bytes.TrimRight(cfg, "\n"), []byte("\nlimits:\n  max_concurrency_per_agent: 4096\n")...)
-	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
 		return err
 	}
 
@@ -132,6 +131,13 @@ func run(duration, warmup time.Duration, concurrency int, keyAuth bool, cpuProfi
 			args = append(args, "--cpuprofile", abs)
 		}
 		srv := exec.Command(bin, args...)
+		if shape.trivial {
+			self, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			srv = exec.Command(self, "-serve-trivial")
+		}
 		srv.Env = append(os.Environ(), env...)
 		stdout, _ := srv.StdoutPipe()
 		srv.Stderr = io.Discard
@@ -146,7 +152,12 @@ func run(duration, warmup time.Duration, concurrency int, keyAuth bool, cpuProfi
 		bases = append(bases, base)
 	}
 
-	body := requestBody()
+	body, path := requestBody(), "/v1/decide"
+	calls := 1
+	if shape.batch > 0 {
+		calls = shape.batch
+		body, path = batchBody(body, calls), "/v1/decide/batch"
+	}
 	// Every request names the first gateway's authority: replicas answer for one, as behind a
 	// load balancer, so a signed request is good at any of them — once.
 	host := strings.TrimPrefix(bases[0], "http://")
@@ -158,13 +169,16 @@ func run(duration, warmup time.Duration, concurrency int, keyAuth bool, cpuProfi
 	if count <= 0 {
 		count = int((warmup + duration).Seconds() * 9000)
 	}
-	wire, err := prepare(count+1, body, host, keyAuth, apiKey, &httpsig.Signer{KeyID: "load-key", Key: priv})
+	wire, err := prepare(count/calls+1, body, host+path, keyAuth, apiKey, &httpsig.Signer{KeyID: "load-key", Key: priv})
 	if err != nil {
 		return err
 	}
 	var next atomic.Int64
 	take := func() ([]byte, bool) {
 		i := next.Add(1) - 1
+		if keyAuth {
+			i %= int64(len(wire)) // API-key requests carry no nonce: they can be sent again
+		}
 		if int(i) >= len(wire) {
 			return nil, false
 		}
@@ -192,7 +206,7 @@ func run(duration, warmup time.Duration, concurrency int, keyAuth bool, cpuProfi
 		if err != nil {
 			return 0, err
 		}
-		if status != 200 || !bytes.Contains(raw, []byte(`"decision":"ALLOW"`)) {
+		if status != 200 || bytes.Count(raw, []byte(`"decision":"ALLOW"`)) != calls {
 			return elapsed, fmt.Errorf("status %d: %s", status, raw)
 		}
 		return elapsed, nil
@@ -203,6 +217,10 @@ func run(duration, warmup time.Duration, concurrency int, keyAuth bool, cpuProfi
 
 	// Warm up, then measure.
 	blast(send, concurrency, warmup)
+	scrapeAll := scrapeAll
+	if shape.trivial {
+		scrapeAll = func([]string) (metrics, error) { return metrics{}, nil }
+	}
 	before, err := scrapeAll(bases)
 	if err != nil {
 		return err
@@ -227,15 +245,24 @@ func run(duration, warmup time.Duration, concurrency int, keyAuth bool, cpuProfi
 	if keyAuth {
 		auth = "API key"
 	}
-	fmt.Printf("auth: %s; params: %d bytes; concurrency: %d; measured: %s after %s warm-up\n", auth, len(body), concurrency, duration, warmup)
+	fmt.Printf("auth: %s; body: %d bytes; concurrency: %d; measured: %s after %s warm-up\n", auth, len(body), concurrency, duration, warmup)
 	stores := "embedded (SQLite ledger and approvals, memory behaviour, a nonce journal)"
 	if store == "shared" {
 		stores = "shared (PostgreSQL ledger and approvals, Redis behaviour and nonces, on this machine)"
 	}
-	fmt.Printf("gateways: %d; stores: %s\n\n", replicas, stores)
+	fmt.Printf("gateways: %d; stores: %s\n", replicas, stores)
+	switch {
+	case shape.trivial:
+		fmt.Printf("server: a trivial Go HTTP server (reads the body, answers ALLOW), not the gateway\n")
+	case shape.batch > 0:
+		fmt.Printf("requests: POST /v1/decide/batch, %d calls each; figures are per decided call\n", shape.batch)
+	}
+	fmt.Println()
+	reqs := n
+	n *= calls
 	fmt.Printf("| decisions | errors | throughput (decisions/s) | p50 | p90 | p99 | max |\n|---|---|---|---|---|---|---|\n")
-	fmt.Printf("| %d | %d | %.0f | %s | %s | %s | %s |\n\n", n, errs, float64(n)/elapsed.Seconds(),
-		pct(lat, 0.50), pct(lat, 0.90), pct(lat, 0.99), lat[n-1].Round(time.Microsecond))
+	fmt.Printf("| %d (%d requests) | %d | %.0f | %s | %s | %s | %s |\n\n", n, reqs, errs, float64(n)/elapsed.Seconds(),
+		pct(lat, 0.50), pct(lat, 0.90), pct(lat, 0.99), lat[reqs-1].Round(time.Microsecond))
 	if firstErr != nil {
 		fmt.Printf("first error: %v\n\n", firstErr)
 	}
@@ -250,6 +277,9 @@ func run(duration, warmup time.Duration, concurrency int, keyAuth bool, cpuProfi
 			(srvCPU / time.Duration(n)).Round(time.Microsecond), (genCPU / time.Duration(n)).Round(time.Microsecond),
 			runtime.NumCPU(), float64(runtime.NumCPU())*float64(n)/(srvCPU+genCPU).Seconds(), uncounted)
 	}
+	if shape.trivial {
+		return nil
+	}
 	fmt.Printf("Server-side time per step (from portcullis_pipeline_step_duration_seconds, p50/p99 interpolated in histogram buckets):\n\n")
 	fmt.Printf("| step | mean | p50 | p99 |\n|---|---|---|---|\n")
 	for _, step := range []string{"auth", "inspect", "behavior", "policy", "approval", "ledger"} {
@@ -259,6 +289,42 @@ func run(duration, warmup time.Duration, concurrency int, keyAuth bool, cpuProfi
 	total := after.hist("portcullis_decision_duration_seconds", `decision="ALLOW"`).minus(before.hist("portcullis_decision_duration_seconds", `decision="ALLOW"`))
 	fmt.Printf("| whole request (server) | %s | %s | %s |\n", secs(total.mean()), secs(total.quantile(0.5)), secs(total.quantile(0.99)))
 	return nil
+}
+
+// loadShape is what the requests are and where they go (flags -batch, -trivial).
+type loadShape struct {
+	batch   int
+	trivial bool
+}
+
+var shape loadShape
+
+// batchBody is n copies of one call's body in a /v1/decide/batch envelope.
+func batchBody(call []byte, n int) []byte {
+	b := []byte(`{"calls":[`)
+	for i := range n {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, call...)
+	}
+	return append(b, "]}"...)
+}
+
+// runTrivial is the floor the gateway is compared with: net/http reading each body and answering
+// a fixed decision, nothing else.
+func runTrivial() error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("trivial server listening on http://%s\n", ln.Addr())
+	answer := []byte(`{"decision":"ALLOW","decision_id":"dec_trivial"}` + "\n")
+	return http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(answer)
+	}))
 }
 
 // requestBody is a benign call of the seed policy's fetch_customer_names with a 1 KiB argument set.
@@ -326,14 +392,14 @@ func blast(send func() (time.Duration, error), n int, d time.Duration) blastResu
 var errExhausted = errors.New("no pre-signed request left")
 
 // prepare signs n requests (each with its own nonce) and serialises them as HTTP/1.1 messages.
-func prepare(n int, body []byte, host string, keyAuth bool, apiKey string, signer *httpsig.Signer) ([][]byte, error) {
+func prepare(n int, body []byte, hostPath string, keyAuth bool, apiKey string, signer *httpsig.Signer) ([][]byte, error) {
 	out := make([][]byte, n)
 	workers := runtime.NumCPU()
 	errc := make(chan error, workers)
 	for w := range workers {
 		go func() {
 			for i := w; i < n; i += workers {
-				req, _ := http.NewRequest(http.MethodPost, "http://"+host+"/v1/decide", bytes.NewReader(body))
+				req, _ := http.NewRequest(http.MethodPost, "http://"+hostPath, bytes.NewReader(body))
 				req.Header.Set("Content-Type", "application/json")
 				req.Header.Set("User-Agent", "portcullis-load")
 				if keyAuth {

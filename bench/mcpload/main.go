@@ -55,6 +55,7 @@ func main() {
 	modes := flag.String("modes", "stdio,http", "comma-separated: stdio (the wrapper), http (serve, stdio upstream), http-http (serve, HTTP upstream)")
 	loads := flag.String("loads", "1,paced,closed", "comma-separated workloads of the http modes: 1 (one client), paced (at -rate), paced=N (at N calls/s), closed")
 	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write each serve gateway's CPU profile (whole run) to PREFIX-N.pprof")
+	flag.StringVar(&c.durability, "result-durability", "", "ledger.result_durability of the gateways: sync (the default) or relaxed")
 	flag.Var(&c.envs, "gateway-env", `extra environment of a gateway, e.g. "GOGC=800" or "GOGC=off GOMEMLIMIT=512MiB"; repeat for several gateways side by side ("" is the default)`)
 	flag.Parse()
 	c.modes, c.loads = strings.Split(*modes, ","), strings.Split(*loads, ",")
@@ -72,6 +73,7 @@ type config struct {
 	rate             float64
 	modes, loads     []string
 	envs             envList
+	durability       string // ledger.result_durability of every gateway ("": the default, sync)
 	out              io.Writer
 }
 
@@ -129,7 +131,7 @@ func run(ctx context.Context, c config) ([]row, error) {
 		}
 		defer os.RemoveAll(tmp)
 	}
-	l := &lab{tmp: tmp, bin: c.bin, echo: c.echo, cpuProfile: c.cpuProfile}
+	l := &lab{tmp: tmp, bin: c.bin, echo: c.echo, cpuProfile: c.cpuProfile, durability: c.durability}
 	defer l.close()
 	var err error
 	if l.bin == "" {

@@ -40,6 +40,8 @@ type lab struct {
 	// cpuProfile, if set, is the prefix of the serve gateways' CPU profiles.
 	cpuProfile string
 	profiles   int
+	// durability is ledger.result_durability ("": not set, the default).
+	durability string
 }
 
 func (l *lab) close() {
@@ -94,6 +96,9 @@ rules:
 	// one agent: the per-agent concurrency limit (default 64) is not what is measured.
 	cfg = bytes.Replace(cfg, []byte("level: info"), []byte("level: warn"), 1)
 	cfg = append(cfg, "\nlimits:\n  max_concurrency_per_agent: 4096\n"...)
+	if l.durability != "" {
+		cfg = append(cfg, "ledger:\n  result_durability: "+l.durability+"\n"...)
+	}
 	// call_timeout below the clients' own 30 s: a call the upstream never answers then comes back
 	// as the gateway's error result, with its log line, telling it apart from a stall in the
 	// gateway itself.

@@ -129,7 +129,7 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 		KeyDir: cfg.DataDir, WitnessFile: filepath.Join(cfg.DataDir, ledger.WitnessFile),
 		HashKey: keys.HashKey, SensitiveParams: sensitive(cfg.Ledger.SensitiveParams),
 		CheckpointInterval: cfg.Ledger.CheckpointInterval, CheckpointRecords: cfg.Ledger.CheckpointRecords,
-		Message: "portcullis serve"})
+		RelaxedResults: cfg.Ledger.ResultDurability == "relaxed", Message: "portcullis serve"})
 	if err != nil {
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
@@ -189,6 +189,12 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 	if a.approvals, err = approval.New(a.stores.approvals, guard.ApprovalRecorder(a.ledger), apprOpts...); err != nil {
 		return nil, fmt.Errorf("approvals: %w", err)
 	}
+	if sw, ok := a.stores.nonces.(interface {
+		RunSweeper(context.Context, time.Duration)
+	}); ok {
+		// Expired nonces are freed on a timer, not only when the next signed request comes.
+		a.parts.background("nonce sweep", func(ctx context.Context) { sw.RunSweeper(ctx, nonceSweepInterval) })
+	}
 	a.parts.background("approval expiry", func(ctx context.Context) {
 		_ = a.approvals.Run(ctx, 5*time.Second, func(err error) { a.log.Error("approval expiry sweep", slog.Any("error", err)) })
 	})
@@ -203,8 +209,9 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 		detectors.Resolver = net.DefaultResolver
 	}
 	a.guard, err = guard.New(guard.Options{
-		Auth:                    a.auth,
-		Inspector:               inspect.New(inspect.Config{MaxBytes: inspectMaxBytes(cfg), DetectorConfig: detectors, AllowedHosts: cfg.Inspection.AllowedHosts, Model: inspectModel(cfg)}),
+		Auth: a.auth,
+		Inspector: inspect.New(inspect.Config{MaxBytes: inspectMaxBytes(cfg), DetectorConfig: detectors, AllowedHosts: cfg.Inspection.AllowedHosts,
+			Model: inspectModel(cfg), TimeBudget: cfg.Inspection.TimeBudget}),
 		Behavior:                guard.Tracked(behavior.NewTracker(a.stores.behavior, behavior.DefaultConfig())),
 		Sessions:                a.stores.sessions,
 		Policies:                a.policies,
@@ -327,13 +334,16 @@ func (a *App) degraded() string {
 	return ""
 }
 
+// nonceSweepInterval is how often the in-process nonce stores free expired nonces.
+const nonceSweepInterval = 5 * time.Second
+
 // Serve answers HTTP on ln until ctx ends, then shuts down gracefully: in-flight requests
 // finish. It only serves: the background work runs from Open to Close, and Close writes the
 // ledger's last checkpoint.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: time.Duration(a.cfg.Limits.ReadTimeoutSeconds) * time.Second, MaxHeaderBytes: a.cfg.Limits.MaxHeaderBytes,
-		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
+		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn), Protocols: server.Protocols(ln.Addr())}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	a.log.Info("portcullis serving", slog.String("addr", ln.Addr().String()), slog.String("data_dir", a.cfg.DataDir))

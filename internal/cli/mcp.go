@@ -62,6 +62,7 @@ func runMCP(ctx context.Context, std Stdio, args []string) int {
 	if err != nil {
 		return printConfigError(std.Err, err, "run 'portcullis serve' once to create a data directory, or pass --config")
 	}
+	tuneMemory(cfg.Limits.MemoryLimitMiB, cgroupMemoryFiles)
 	// The HTTP gateway's upstreams are not started by the stdio wrapper: it wraps one command.
 	cfg.MCP.Upstreams = nil
 	sum, err := app.Check(cfg, *allowEmpty)

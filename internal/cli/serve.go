@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"runtime/debug"
 	"runtime/pprof"
+	"strconv"
+	"strings"
 
 	"golang.org/x/term"
 
@@ -69,6 +72,7 @@ func runServe(ctx context.Context, std Stdio, args []string) int {
 	if err != nil {
 		return printStartCheckError(std.Err, err)
 	}
+	tuneMemory(cfg.Limits.MemoryLimitMiB, cgroupMemoryFiles)
 	log := newLogger(std, cfg.Log)
 	warnAllInterfaces(log, cfg.Listen)
 	a, err := app.Open(ctx, cfg, path, log)
@@ -102,6 +106,53 @@ func tuneGC() {
 	if _, set := os.LookupEnv("GOGC"); !set {
 		debug.SetGCPercent(defaultGCPercent)
 	}
+}
+
+// cgroupMemoryFiles hold the container's memory limit (cgroup v2, then v1).
+var cgroupMemoryFiles = []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}
+
+// tuneMemory sets the process's soft memory limit from limits.memory_limit_mib (see
+// config.LimitsConfig) unless GOMEMLIMIT is set. With a limit the collector runs harder as the
+// heap nears it, so GOGC's headroom never grows the process past it; it returns the limit set in
+// bytes (0: none, -1: left to GOMEMLIMIT).
+func tuneMemory(mib int64, cgroupFiles []string) int64 {
+	if _, set := os.LookupEnv("GOMEMLIMIT"); set {
+		return -1
+	}
+	var limit int64
+	switch {
+	case mib > 0:
+		limit = mib << 20
+	case mib == 0:
+		limit = config.DefaultMemoryLimitMiB << 20
+		if c := cgroupMemoryLimit(cgroupFiles); c > 0 {
+			limit = c / 4 * 3
+		}
+	default:
+		limit = math.MaxInt64
+	}
+	debug.SetMemoryLimit(limit)
+	if limit == math.MaxInt64 {
+		return 0
+	}
+	return limit
+}
+
+// cgroupMemoryLimit reads the first file of files holding a number ("max" and absurd values,
+// meaning no limit, give 0).
+func cgroupMemoryLimit(files []string) int64 {
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+		if err != nil || n <= 0 || n >= 1<<60 {
+			return 0
+		}
+		return n
+	}
+	return 0
 }
 
 // startCPUProfile profiles the process until the returned function runs (at shutdown), so a load

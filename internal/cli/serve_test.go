@@ -2,12 +2,15 @@ package cli
 
 import (
 	"context"
+	"math"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"testing"
 
 	"github.com/portcullis-ai/portcullis/internal/app"
+	"github.com/portcullis-ai/portcullis/internal/config"
 )
 
 // Without GOGC the gateway raises the collector's target; with GOGC set, the operator decides.
@@ -24,6 +27,48 @@ func TestTuneGC(t *testing.T) {
 	tuneGC()
 	if got := debug.SetGCPercent(100); got != 100 {
 		t.Errorf("GOGC=100: GC percent %d, want 100 (the operator's choice)", got)
+	}
+}
+
+// The memory limit: the configured value, else three quarters of the container's limit, else
+// the default; none with -1; GOMEMLIMIT, when set, decides.
+func TestTuneMemory(t *testing.T) {
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
+	t.Setenv("GOMEMLIMIT", "")
+	os.Unsetenv("GOMEMLIMIT")
+	dir := t.TempDir()
+	cg := filepath.Join(dir, "memory.max")
+	none := []string{filepath.Join(dir, "absent")}
+	if err := os.WriteFile(cg, []byte("2147483648\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	unlimited := filepath.Join(dir, "unlimited")
+	if err := os.WriteFile(unlimited, []byte("max\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name  string
+		mib   int64
+		files []string
+		want  int64
+	}{
+		{"configured", 256, []string{cg}, 256 << 20},
+		{"container", 0, []string{cg}, 1536 << 20},
+		{"no container", 0, none, config.DefaultMemoryLimitMiB << 20},
+		{"container without limit", 0, []string{unlimited}, config.DefaultMemoryLimitMiB << 20},
+		{"none", -1, []string{cg}, math.MaxInt64},
+	} {
+		debug.SetMemoryLimit(math.MaxInt64)
+		tuneMemory(c.mib, c.files)
+		if got := debug.SetMemoryLimit(-1); got != c.want {
+			t.Errorf("%s: memory limit %d, want %d", c.name, got, c.want)
+		}
+	}
+	t.Setenv("GOMEMLIMIT", "300MiB")
+	debug.SetMemoryLimit(math.MaxInt64)
+	tuneMemory(256, []string{cg})
+	if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
+		t.Errorf("GOMEMLIMIT set: memory limit changed to %d", got)
 	}
 }
 

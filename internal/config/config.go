@@ -253,6 +253,10 @@ type InspectionConfig struct {
 	RedactResults *bool `yaml:"redact_results"`
 	// Model tunes the learned prompt-injection classifier.
 	Model InspectionModelConfig `yaml:"model"`
+	// TimeBudget is the wall-clock guard of one inspection (0: inspect.DefaultTimeBudget, 30s). The
+	// verdict-deciding caps are counted in the input; a scan the guard stops is reported as
+	// inspection_timeout.
+	TimeBudget time.Duration `yaml:"time_budget"`
 }
 
 // InspectionModelConfig tunes the learned prompt-injection classifier (docs/detection.md).
@@ -330,6 +334,11 @@ type LedgerConfig struct {
 	// CheckpointInterval and CheckpointRecords: a signed checkpoint at least this often.
 	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
 	CheckpointRecords  int           `yaml:"checkpoint_records"`
+	// ResultDurability is when a tool result's record must be on disk: "sync" (the default:
+	// before the result is released) or "relaxed" (written to the embedded store's log before
+	// release, on disk within 200 ms; a process crash loses nothing, a power loss at most that).
+	// Decisions are always on disk before the call is forwarded.
+	ResultDurability string `yaml:"result_durability"`
 }
 
 // LimitsConfig bounds requests; each limit answers with a clear 4xx.
@@ -343,7 +352,17 @@ type LimitsConfig struct {
 	MaxHeaderBytes         int   `yaml:"max_header_bytes"`
 	MaxOutcomeResultBytes  int64 `yaml:"max_outcome_result_bytes"`
 	DecisionTimeoutMillis  int   `yaml:"decision_timeout_ms"`
+	// MemoryLimitMiB is the process's soft memory limit (the Go runtime's GOMEMLIMIT), in MiB:
+	// 0 (the default) means three quarters of the container's memory limit when there is one,
+	// else DefaultMemoryLimitMiB; -1 means no limit. The GOMEMLIMIT environment variable, when
+	// set, overrides it.
+	MemoryLimitMiB int64 `yaml:"memory_limit_mib"`
 }
+
+// DefaultMemoryLimitMiB is limits.memory_limit_mib's fallback outside a container with a
+// memory limit: far above the gateway's working set (tens of MiB), low enough that the collector
+// bounds a burst's garbage instead of letting GOGC multiply the heap.
+const DefaultMemoryLimitMiB = 1024
 
 // LogConfig configures structured logs.
 type LogConfig struct {
@@ -372,7 +391,7 @@ func Default() Config {
 		Approvals: ApprovalsConfig{Expiry: 15 * time.Minute, MaxWait: 60 * time.Second, MaxPendingPerAgent: DefaultMaxPendingPerAgent},
 		MCP: MCPConfig{ApprovalWait: 10 * time.Second, CallTimeout: 60 * time.Second, SessionIdleTimeout: 30 * time.Minute,
 			ServerRequests: MCPServerRequests{Sampling: "deny", Elicitation: "deny"}},
-		Ledger:  LedgerConfig{CheckpointInterval: time.Second, CheckpointRecords: 1000},
+		Ledger:  LedgerConfig{CheckpointInterval: time.Second, CheckpointRecords: 1000, ResultDurability: "sync"},
 		Console: ConsoleConfig{Path: "/console", SessionTTL: 8 * time.Hour, IdleTimeout: 30 * time.Minute},
 		Limits: LimitsConfig{
 			MaxBodyBytes:           1 << 20,
@@ -618,6 +637,9 @@ func (c *Config) problems() []problem {
 	if c.Ledger.CheckpointInterval <= 0 || c.Ledger.CheckpointInterval > time.Second {
 		add("ledger.checkpoint_interval", "want a duration in (0, 1s] (the ledger contract checkpoints at least every second), got %v", c.Ledger.CheckpointInterval)
 	}
+	if d := c.Ledger.ResultDurability; d != "" && d != "sync" && d != "relaxed" {
+		add("ledger.result_durability", "want sync or relaxed, got %q", d)
+	}
 	if c.Ledger.CheckpointRecords <= 0 || c.Ledger.CheckpointRecords > 1000 {
 		add("ledger.checkpoint_records", "want 1..1000, got %d", c.Ledger.CheckpointRecords)
 	}
@@ -636,6 +658,12 @@ func (c *Config) problems() []problem {
 		if p.v <= 0 {
 			add(p.path, "must be positive, got %d", p.v)
 		}
+	}
+	if t := c.Inspection.TimeBudget; t < 0 || t > 10*time.Minute {
+		add("inspection.time_budget", "want 0 (the default, 30s) up to 10m, got %v", t)
+	}
+	if l.MemoryLimitMiB < -1 || (l.MemoryLimitMiB > 0 && l.MemoryLimitMiB < 64) || l.MemoryLimitMiB > 1<<30 {
+		add("limits.memory_limit_mib", "want 0 (automatic), -1 (none) or 64..%d MiB, got %d", 1<<30, l.MemoryLimitMiB)
 	}
 	names := map[string]bool{}
 	for i, u := range c.MCP.Upstreams {

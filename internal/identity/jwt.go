@@ -284,16 +284,7 @@ func (j *jwks) fetch(ctx context.Context) ([]verificationKey, error) {
 // run refreshes every j.every until ctx ends.
 func (j *jwks) run(ctx context.Context) {
 	_ = j.refresh(ctx, false)
-	t := time.NewTicker(j.every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			_ = j.refresh(ctx, false)
-		}
-	}
+	every(ctx, j.every, func() { _ = j.refresh(ctx, false) })
 }
 
 // claimStrings reads a claim that may be a string or a list of strings. A space-separated

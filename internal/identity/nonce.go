@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"hash/maphash"
 	"sync"
 	"time"
 )
@@ -15,21 +16,33 @@ type NonceStore interface {
 	Use(ctx context.Context, key string, ttl time.Duration) (fresh bool, err error)
 }
 
-// MemoryNonceStore is a NonceStore in memory. Entries expire after their ttl; expired entries
-// are swept incrementally, so memory is bounded by the number of requests per replay window.
+// MemoryNonceStore is a NonceStore in memory, laid out for size: a nonce is kept as a 16-byte
+// keyed digest (two 64-bit maphash values under seeds drawn at start), in the set of the
+// expiry bucket its expiry falls in (buckets NonceBucketWidth wide). A nonce is remembered
+// until the end of its bucket — at least its ttl, at most NonceBucketWidth longer — and a
+// bucket whose end has passed is dropped whole, by the next Use or by Sweep on a timer
+// (RunSweeper), so an idle gateway frees its nonces too. About 20–40 bytes per nonce
+// (BenchmarkNonceStoreBytes), whatever the nonce's length.
+//
+// A digest collision can only make a fresh nonce look used (the request is refused); a replay
+// has the same key, hence the same digest, and is always caught. The seeds are secret to the
+// process, so collisions cannot be aimed.
 type MemoryNonceStore struct {
-	now func() time.Time
+	now   func() time.Time
+	seeds [2]maphash.Seed
 
 	mu      sync.Mutex
-	seen    map[string]time.Time // key → expiry
-	queue   []nonceEntry         // insertion order, for sweeping
-	head    int
+	buckets []nonceBucket // ascending end; every end is a multiple of width
+	count   int
 	maxSize int
+	width   time.Duration
 }
 
-type nonceEntry struct {
-	key    string
-	expiry time.Time
+type nonceDigest [2]uint64
+
+type nonceBucket struct {
+	end int64 // unix nanoseconds; the bucket holds expiries in [end-width, end)
+	set map[nonceDigest]struct{}
 }
 
 var _ NonceStore = (*MemoryNonceStore)(nil)
@@ -39,62 +52,119 @@ var _ NonceStore = (*MemoryNonceStore)(nil)
 // than old ones forgotten early (which would reopen the replay window).
 const DefaultMaxNonces = 4 << 20
 
+// NonceBucketWidth is the granularity of expiry: a nonce is remembered until the end of the
+// NonceBucketWidth-wide slot its expiry falls in. Wider buckets mean fewer sets to probe per
+// Use and a longer over-retention; 15 s gives 23 sets for the 5½-minute signature window.
+const NonceBucketWidth = 15 * time.Second
+
 // NewMemoryNonceStore returns a store using now for expiry (time.Now if nil).
 func NewMemoryNonceStore(now func() time.Time) *MemoryNonceStore {
 	if now == nil {
 		now = time.Now
 	}
-	return &MemoryNonceStore{now: now, seen: map[string]time.Time{}, maxSize: DefaultMaxNonces}
+	return &MemoryNonceStore{now: now, seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
+		maxSize: DefaultMaxNonces, width: NonceBucketWidth}
+}
+
+func (m *MemoryNonceStore) digest(key string) nonceDigest {
+	return nonceDigest{maphash.String(m.seeds[0], key), maphash.String(m.seeds[1], key)}
 }
 
 func (m *MemoryNonceStore) Use(_ context.Context, key string, ttl time.Duration) (bool, error) {
+	d := m.digest(key)
 	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.sweep(now, 64)
-	if exp, ok := m.seen[key]; ok && now.Before(exp) {
+	m.sweep(now)
+	if m.has(d) {
 		return false, nil
 	}
-	if len(m.seen) >= m.maxSize {
-		m.sweep(now, len(m.queue))
-		if len(m.seen) >= m.maxSize {
-			return false, ErrUnavailable
+	if m.count >= m.maxSize {
+		return false, ErrUnavailable
+	}
+	m.add(d, now.Add(ttl))
+	return true, nil
+}
+
+// has reports whether d is in a live bucket (newest first: a replay is usually recent). Called
+// with m.mu held, after sweep.
+func (m *MemoryNonceStore) has(d nonceDigest) bool {
+	for i := len(m.buckets) - 1; i >= 0; i-- {
+		if _, ok := m.buckets[i].set[d]; ok {
+			return true
 		}
 	}
-	exp := now.Add(ttl)
-	m.seen[key] = exp
-	m.queue = append(m.queue, nonceEntry{key, exp})
-	return true, nil
+	return false
+}
+
+// add puts d in the bucket of exp. Called with m.mu held.
+func (m *MemoryNonceStore) add(d nonceDigest, exp time.Time) {
+	w := int64(m.width)
+	end := (exp.UnixNano()/w + 1) * w
+	i := len(m.buckets)
+	for i > 0 && m.buckets[i-1].end > end {
+		i--
+	}
+	if i == 0 || m.buckets[i-1].end != end {
+		m.buckets = append(m.buckets, nonceBucket{})
+		copy(m.buckets[i+1:], m.buckets[i:])
+		m.buckets[i] = nonceBucket{end: end, set: map[nonceDigest]struct{}{}}
+	} else {
+		i--
+	}
+	m.buckets[i].set[d] = struct{}{}
+	m.count++
 }
 
 // restore remembers key until exp, as loaded from a journal at start.
 func (m *MemoryNonceStore) restore(key string, exp time.Time) {
+	d := m.digest(key)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if old, ok := m.seen[key]; ok && !exp.After(old) {
-		return
+	if m.has(d) {
+		return // an entry of a later bucket remembers it at least as long
 	}
-	m.seen[key] = exp
-	m.queue = append(m.queue, nonceEntry{key, exp})
+	m.add(d, exp)
 }
 
-// sweep drops up to n expired entries from the head of the queue. TTLs are equal for one
-// verifier, so the queue is in expiry order and the sweep stops at the first live entry.
-func (m *MemoryNonceStore) sweep(now time.Time, n int) {
-	for ; n > 0 && m.head < len(m.queue); n-- {
-		e := m.queue[m.head]
-		if now.Before(e.expiry) {
-			break
-		}
-		if exp, ok := m.seen[e.key]; ok && !now.Before(exp) {
-			delete(m.seen, e.key)
-		}
-		m.queue[m.head] = nonceEntry{}
-		m.head++
+// sweep drops the buckets whose end has passed. Called with m.mu held; O(buckets).
+func (m *MemoryNonceStore) sweep(now time.Time) {
+	t := now.UnixNano()
+	n := 0
+	for n < len(m.buckets) && m.buckets[n].end <= t {
+		m.count -= len(m.buckets[n].set)
+		m.buckets[n] = nonceBucket{}
+		n++
 	}
-	if m.head > 1024 && m.head > len(m.queue)/2 {
-		m.queue = append(m.queue[:0:0], m.queue[m.head:]...)
-		m.head = 0
+	if n > 0 {
+		m.buckets = append(m.buckets[:0], m.buckets[n:]...)
+	}
+}
+
+// Sweep frees the nonces whose bucket has expired.
+func (m *MemoryNonceStore) Sweep() {
+	now := m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sweep(now)
+}
+
+// RunSweeper calls Sweep every interval until ctx is done.
+func (m *MemoryNonceStore) RunSweeper(ctx context.Context, interval time.Duration) {
+	every(ctx, interval, m.Sweep)
+}
+
+// every calls f every interval until ctx is done.
+func every(ctx context.Context, interval time.Duration, f func()) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			f()
+		}
 	}
 }
 
@@ -102,5 +172,5 @@ func (m *MemoryNonceStore) sweep(now time.Time, n int) {
 func (m *MemoryNonceStore) Len() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return len(m.seen)
+	return m.count
 }

@@ -15,7 +15,7 @@ import (
 )
 
 // FileNonceStore is a NonceStore that survives a restart of the process: the nonces are checked
-// in memory (a MemoryNonceStore) and every fresh one is appended to a journal in dir before Use
+// in memory (a MemoryNonceStore, compact digests) and every fresh one is appended to a journal in dir before Use
 // returns, so a request signed before a restart is still a replay after it.
 //
 // Why a journal and not a database table: a nonce is written once per signed request, on the
@@ -198,6 +198,22 @@ func (s *FileNonceStore) dropExpired() {
 
 // Len is the number of remembered nonces.
 func (s *FileNonceStore) Len() int { return s.mem.Len() }
+
+// Sweep frees the nonces whose bucket has expired and deletes the journal files whose nonces all
+// have, so an idle gateway gives back memory and disk too.
+func (s *FileNonceStore) Sweep() {
+	s.mem.Sweep()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.width > 0 && !s.closed {
+		s.dropExpired()
+	}
+}
+
+// RunSweeper calls Sweep every interval until ctx is done.
+func (s *FileNonceStore) RunSweeper(ctx context.Context, interval time.Duration) {
+	every(ctx, interval, s.Sweep)
+}
 
 // Close closes the journal; later Use calls fail.
 func (s *FileNonceStore) Close() error {

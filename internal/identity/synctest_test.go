@@ -2,7 +2,9 @@ package identity
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"path/filepath"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -82,7 +84,8 @@ func TestMemoryNonceStoreExpiry(t *testing.T) {
 		if use("a") {
 			t.Error("nonce forgotten before its ttl")
 		}
-		time.Sleep(time.Nanosecond)
+		// Remembered until the end of its expiry bucket: at most one bucket width longer.
+		time.Sleep(NonceBucketWidth + time.Nanosecond)
 		if !use("b") {
 			t.Error("fresh nonce refused")
 		}
@@ -98,6 +101,65 @@ func TestMemoryNonceStoreExpiry(t *testing.T) {
 		time.Sleep(2 * time.Minute)
 		if !use("c") {
 			t.Error("store did not make room after expiry")
+		}
+	})
+}
+
+// An idle store frees its nonces on the sweeper's timer, without a Use to trigger it; and the
+// file store deletes the journal files of expired buckets with them.
+func TestNonceStoresSweepWhenIdle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		m := NewMemoryNonceStore(nil)
+		f, err := OpenFileNonceStore(t.TempDir(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		for i := range 1000 {
+			k := fmt.Sprint("n", i)
+			if ok, err := m.Use(ctx, k, time.Minute); !ok || err != nil {
+				t.Fatal(ok, err)
+			}
+			if ok, err := f.Use(ctx, k, time.Minute); !ok || err != nil {
+				t.Fatal(ok, err)
+			}
+		}
+		go m.RunSweeper(ctx, 5*time.Second)
+		go f.RunSweeper(ctx, 5*time.Second)
+		time.Sleep(time.Minute + NonceBucketWidth + 5*time.Second)
+		synctest.Wait()
+		if m.Len() != 0 || f.Len() != 0 {
+			t.Errorf("idle stores kept nonces past their expiry: memory %d, file %d", m.Len(), f.Len())
+		}
+		// The journal of the expired bucket is gone too (the sweep, not a rotation, deleted it).
+		if names, _ := filepath.Glob(filepath.Join(f.dir, nonceFilePrefix+"*")); len(names) > 1 {
+			t.Errorf("expired journal files kept: %v", names)
+		}
+		cancel()
+		synctest.Wait()
+	})
+}
+
+// The store refuses (fail closed) beyond its bound and counts across buckets.
+func TestMemoryNonceStoreBoundAcrossBuckets(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := NewMemoryNonceStore(nil)
+		s.maxSize = 3
+		ctx := context.Background()
+		for _, k := range []string{"a", "b", "c"} {
+			if ok, err := s.Use(ctx, k, time.Minute); !ok || err != nil {
+				t.Fatal(k, ok, err)
+			}
+			time.Sleep(NonceBucketWidth) // each in its own bucket
+		}
+		if _, err := s.Use(ctx, "d", time.Minute); Code(err) != "identity_unavailable" {
+			t.Errorf("over the bound: %v", err)
+		}
+		for _, k := range []string{"a", "b", "c"} {
+			if ok, _ := s.Use(ctx, k, time.Minute); ok {
+				t.Errorf("%s: replay accepted", k)
+			}
 		}
 	})
 }

@@ -1,7 +1,6 @@
 package inspect
 
 import (
-	"regexp"
 	"strings"
 
 	"github.com/portcullis-ai/portcullis/internal/threat"
@@ -38,23 +37,23 @@ func (commandDetector) Name() string { return "command" }
 // only when one of the hints (plain substrings) occurs, which keeps ordinary text cheap.
 type cmdBadRule struct {
 	hints []string
-	re    *regexp.Regexp // nil: a hint alone is proof
+	re    *lazyRE // nil: a hint alone is proof
 	what  string
 }
 
 var cmdBadRules = []cmdBadRule{
 	{[]string{"/dev/tcp/", "/dev/udp/"}, nil, "reverse shell via /dev/tcp"},
-	{[]string{"${ifs}", "$ifs"}, regexp.MustCompile(`\$\{ifs\}|\$ifs\b`), "IFS filter evasion"},
-	{[]string{"() {", "(){"}, regexp.MustCompile(`\(\)\s*\{\s*:?\s*;\s*\}\s*;`), "Shellshock function definition"},
-	{[]string{"nc ", "ncat", "netcat", "nc.exe"}, regexp.MustCompile(`\bn(?:et)?cat\b[^\n|;&]*\s-[a-z]*[ec]\s|\bnc(?:\.exe)?\s[^\n|;&]*\s-[a-z]*[ec]\s`), "netcat with -e"},
-	{[]string{"mkfifo"}, regexp.MustCompile(`\bmkfifo\b.*\b(?:nc|sh)\b`), "named-pipe reverse shell"},
-	{[]string{"curl", "wget"}, regexp.MustCompile(`\b(?:curl|wget)\b[^|;&\n]*\|\s*(?:ba|z)?sh\b`), "download piped to a shell"},
-	{[]string{"base64"}, regexp.MustCompile(`\bbase64\s+(?:-d|--decode)\b[^|;&\n]*\|\s*(?:ba|z)?sh\b`), "decoded payload piped to a shell"},
-	{[]string{"bash -i", "sh -i"}, regexp.MustCompile(`\b(?:ba)?sh\s+-i\b`), "interactive shell"},
-	{[]string{"<!--"}, regexp.MustCompile(`<!--\s*#\s*exec\b`), "server-side include exec"},
-	{[]string{"powershell"}, regexp.MustCompile(`\bpowershell(?:\.exe)?\s+[^\n]*-(?:enc|encodedcommand|e)\s`), "encoded PowerShell"},
-	{[]string{"rm -"}, regexp.MustCompile(`\brm\s+-[a-z]*r[a-z]*f?\s+/(?:\s|$|\*)`), "recursive delete of /"},
-	{[]string{"socat"}, regexp.MustCompile(`\bsocat\b[^\n]*exec:`), "socat exec"},
+	{[]string{"${ifs}", "$ifs"}, lazyRegexp(`\$\{ifs\}|\$ifs\b`), "IFS filter evasion"},
+	{[]string{"() {", "(){"}, lazyRegexp(`\(\)\s*\{\s*:?\s*;\s*\}\s*;`), "Shellshock function definition"},
+	{[]string{"nc ", "ncat", "netcat", "nc.exe"}, lazyRegexp(`\bn(?:et)?cat\b[^\n|;&]*\s-[a-z]*[ec]\s|\bnc(?:\.exe)?\s[^\n|;&]*\s-[a-z]*[ec]\s`), "netcat with -e"},
+	{[]string{"mkfifo"}, lazyRegexp(`\bmkfifo\b.*\b(?:nc|sh)\b`), "named-pipe reverse shell"},
+	{[]string{"curl", "wget"}, lazyRegexp(`\b(?:curl|wget)\b[^|;&\n]*\|\s*(?:ba|z)?sh\b`), "download piped to a shell"},
+	{[]string{"base64"}, lazyRegexp(`\bbase64\s+(?:-d|--decode)\b[^|;&\n]*\|\s*(?:ba|z)?sh\b`), "decoded payload piped to a shell"},
+	{[]string{"bash -i", "sh -i"}, lazyRegexp(`\b(?:ba)?sh\s+-i\b`), "interactive shell"},
+	{[]string{"<!--"}, lazyRegexp(`<!--\s*#\s*exec\b`), "server-side include exec"},
+	{[]string{"powershell"}, lazyRegexp(`\bpowershell(?:\.exe)?\s+[^\n]*-(?:enc|encodedcommand|e)\s`), "encoded PowerShell"},
+	{[]string{"rm -"}, lazyRegexp(`\brm\s+-[a-z]*r[a-z]*f?\s+/(?:\s|$|\*)`), "recursive delete of /"},
+	{[]string{"socat"}, lazyRegexp(`\bsocat\b[^\n]*exec:`), "socat exec"},
 	{[]string{"${@", "{$_get", "{$_post", "{$_request", "{$_server", "{$_cookie"}, nil, "PHP code injection"},
 	{[]string{"phpinfo(", "phpversion("}, nil, "PHP code injection"},
 	{[]string{"__class__", "__subclasses__", "__globals__", "__builtins__", "__import__", "__mro__"}, nil, "template/code injection via Python internals"},
@@ -62,11 +61,11 @@ var cmdBadRules = []cmdBadRule{
 
 // cmdTemplateProbe matches the arithmetic probes of server-side template injection: {{7*7}},
 // ${7*7}, <%= 7*7 %>, #{7*7}.
-var cmdTemplateProbe = regexp.MustCompile(`(?:\{\{|\$\{|<%=|#\{)\s*\d+\s*[*+]\s*\d+\s*(?:\}\}|\}|%>)`)
+var cmdTemplateProbe = lazyRegexp(`(?:\{\{|\$\{|<%=|#\{)\s*\d+\s*[*+]\s*\d+\s*(?:\}\}|\}|%>)`)
 
 // cmdCodeSink matches code-execution calls in interpreted languages; cmdSinkHints guard it.
 var (
-	cmdCodeSink  = regexp.MustCompile(`\b(?:system|exec|shell_exec|passthru|popen|proc_open|eval|assert|os\.system|subprocess\.\w+|runtime\.getruntime\(\)\.exec)\s*\(\s*['"]`)
+	cmdCodeSink  = lazyRegexp(`\b(?:system|exec|shell_exec|passthru|popen|proc_open|eval|assert|os\.system|subprocess\.\w+|runtime\.getruntime\(\)\.exec)\s*\(\s*['"]`)
 	cmdSinkHints = []string{"system", "exec", "passthru", "popen", "proc_open", "eval", "assert", "subprocess"}
 )
 

@@ -1,7 +1,6 @@
 package inspect
 
 import (
-	"regexp"
 	"strings"
 
 	"github.com/portcullis-ai/portcullis/internal/threat"
@@ -11,17 +10,17 @@ import (
 // argument (a file name, a host, a search term), and most have none in a shell command either.
 var (
 	// {cat,/etc/passwd}: brace expansion runs "cat /etc/passwd" without a space.
-	cmdBraceExpansion = regexp.MustCompile("(?:^|[;&|\n`(]\\s*|\\$\\(\\s*)\\{[a-z0-9_./-]+,[^}\\s]*\\}")
+	cmdBraceExpansion = lazyRegexp("(?:^|[;&|\n`(]\\s*|\\$\\(\\s*)\\{[a-z0-9_./-]+,[^}\\s]*\\}")
 	// $'\x69d', $'\151\144', $'\u0069d': ANSI-C quoting spells a command in escapes.
-	cmdANSIC = regexp.MustCompile(`\$'[^']*\\(?:x[0-9a-f]{1,2}|[0-7]{2,3}|u[0-9a-f]{4})`)
+	cmdANSIC = lazyRegexp(`\$'[^']*\\(?:x[0-9a-f]{1,2}|[0-7]{2,3}|u[0-9a-f]{4})`)
 	// $(printf '\151\144'), `printf "\x69d"`: a command built from escapes at run time.
-	cmdPrintfEscape = regexp.MustCompile("(?:\\$\\(|`)\\s*(?:printf|echo\\s+-e)\\s+['\"]?\\\\(?:x[0-9a-f]|[0-7]{2})")
+	cmdPrintfEscape = lazyRegexp("(?:\\$\\(|`)\\s*(?:printf|echo\\s+-e)\\s+['\"]?\\\\(?:x[0-9a-f]|[0-7]{2})")
 	// >(sh), <(curl …): process substitution.
-	cmdProcessSubst = regexp.MustCompile(`[<>]\(\s*[a-z/.$]`)
+	cmdProcessSubst = lazyRegexp(`[<>]\(\s*[a-z/.$]`)
 	// Options that make a program write, fetch or run what the caller chooses: passed as the
 	// first thing of an ordinary argument, they are argument injection (git's --upload-pack,
 	// curl's --output, tar's --to-command, rsync's -e, zip's -T/--unzip-command …).
-	cmdArgInjection = regexp.MustCompile(`^--(?:output|upload-pack|receive-pack|exec|to-command|checkpoint-action|use-compress-program|rsh|rsync-path|unzip-command|post-file|config|eval)(?:=|\s+\S)|^-[eox]\s*['"]?(?:/|(?:ba|z)?sh\b|nc\b|python3?\b|perl\b|ruby\b|php\b)`)
+	cmdArgInjection = lazyRegexp(`^--(?:output|upload-pack|receive-pack|exec|to-command|checkpoint-action|use-compress-program|rsh|rsync-path|unzip-command|post-file|config|eval)(?:=|\s+\S)|^-[eox]\s*['"]?(?:/|(?:ba|z)?sh\b|nc\b|python3?\b|perl\b|ruby\b|php\b)`)
 )
 
 // cmdEvasionChars are the bytes one of the spellings above needs, but for quotes and a leading

@@ -16,8 +16,13 @@ import (
 
 // Finding kinds reported by the engine itself (detectors define their own).
 const (
-	// KindCapped: a cap (size, depth, values, decoded bytes, time) stopped or shortened the scan.
+	// KindCapped: a work cap (size, depth, values, decoded bytes, work) stopped or shortened the
+	// scan. Work caps depend only on the input, so a capped input is capped on any machine.
 	KindCapped = "inspection_capped"
+	// KindTimeout: the wall-clock guard (Config.TimeBudget) stopped the scan. Unlike the work
+	// caps it depends on the machine and its load; it is a last resort, reported apart so that an
+	// operator can tell a starved gateway from an oversized input.
+	KindTimeout = "inspection_timeout"
 	// KindMalformed: the data was not valid JSON or not valid UTF-8.
 	KindMalformed = "malformed_input"
 	// KindInternalError: a detector failed (panicked); the call was not fully inspected.
@@ -47,7 +52,13 @@ type Config struct {
 	MaxDecodedBytes int
 	// Limits bounds decoding per value (default DefaultLimits).
 	Limits Limits
-	// TimeBudget caps the wall time of one Inspect call (default 50 ms).
+	// MaxWork caps the bytes the detectors are given per call: every string's bytes (keys and
+	// values) plus its decoded readings (default MaxBytes + MaxDecodedBytes). Like the other
+	// caps it is counted in the input, not in time, so it gives the same verdict on any machine.
+	MaxWork int
+	// TimeBudget is the wall-clock guard of one Inspect call (default DefaultTimeBudget), a last
+	// resort against a detector that runs away: the work caps bound the normal cost, and a
+	// scan stopped by the clock is reported as inspection_timeout.
 	TimeBudget time.Duration
 	// CapSeverity is the severity of an inspection_capped finding (default high): a capped scan is
 	// never a silent pass.
@@ -76,6 +87,11 @@ type Config struct {
 	Disabled []string
 }
 
+// DefaultTimeBudget is Config.TimeBudget's default: far above what the work caps allow on a
+// loaded machine (the largest default input takes well under a second idle), so that load never
+// changes a verdict, and short enough to end a runaway scan.
+const DefaultTimeBudget = 30 * time.Second
+
 func (c *Config) withDefaults() {
 	// Zero or negative caps mean the default: a cap can be raised, never switched off.
 	def := func(p *int, v int) {
@@ -95,8 +111,9 @@ func (c *Config) withDefaults() {
 	def(&c.Limits.MaxDecodedBytes, DefaultLimits.MaxDecodedBytes)
 	def(&c.Limits.MaxDecodeDepth, DefaultLimits.MaxDecodeDepth)
 	def(&c.Limits.MinBlob, DefaultLimits.MinBlob)
+	def(&c.MaxWork, c.MaxBytes+c.MaxDecodedBytes)
 	if c.TimeBudget <= 0 {
-		c.TimeBudget = 50 * time.Millisecond
+		c.TimeBudget = DefaultTimeBudget
 	}
 	if c.CapSeverity == threat.None {
 		c.CapSeverity = threat.High
@@ -113,7 +130,8 @@ type CallDetector interface {
 type Result struct {
 	Level    threat.Level `json:"level"`
 	Findings []Finding    `json:"findings"`
-	// Capped is true when any cap shortened the scan (an inspection_capped finding is present).
+	// Capped is true when any cap shortened the scan (an inspection_capped or inspection_timeout
+	// finding is present).
 	Capped bool `json:"capped,omitempty"`
 }
 
@@ -211,6 +229,7 @@ type state struct {
 	capped   bool
 	values   int
 	decoded  int
+	work     int // bytes given to the detectors: strings and their decoded readings
 	lim      Limits
 	deadline time.Time
 	ctx      context.Context
@@ -315,9 +334,17 @@ func (st *state) visit(path []byte, key, s string, isKey bool) error {
 			return errStop
 		}
 		if time.Now().After(st.deadline) {
-			st.capFinding(string(path), fmt.Sprintf("time budget %v exceeded after %d strings; rest not inspected", cfg.TimeBudget, st.values))
+			st.capped = true
+			st.det = "engine"
+			st.report(Finding{Kind: KindTimeout, Severity: cfg.CapSeverity, Path: string(path), Score: 1,
+				Evidence: fmt.Sprintf("wall-clock guard %v reached after %d strings; rest not inspected", cfg.TimeBudget, st.values)})
 			return errStop
 		}
+	}
+	st.work += len(s)
+	if st.work > cfg.MaxWork {
+		st.capFinding(string(path), fmt.Sprintf("more than %d bytes of work; rest not inspected", cfg.MaxWork))
+		return errStop
 	}
 	v := &st.sc.val
 	lim := &st.lim // in the (already heap-allocated) state: no allocation per value
@@ -340,6 +367,7 @@ func (st *state) visit(path []byte, key, s string, isKey bool) error {
 	}
 	for _, d := range v.Decoded {
 		st.decoded += len(d)
+		st.work += len(d)
 	}
 	for i, d := range st.e.detectors {
 		st.det = st.e.names[i]

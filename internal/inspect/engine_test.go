@@ -153,8 +153,8 @@ func TestInspectTimeBudget(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !res.Capped || !hasKind(res.Findings, KindCapped) {
-			t.Errorf("slow scan not capped: %+v", res)
+		if !res.Capped || !hasKind(res.Findings, KindTimeout) || hasKind(res.Findings, KindCapped) {
+			t.Errorf("slow scan not reported as a timeout: %+v", res)
 		}
 	})
 }

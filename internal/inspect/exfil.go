@@ -3,7 +3,6 @@ package inspect
 import (
 	"fmt"
 	"net/url"
-	"regexp"
 	"strings"
 
 	"github.com/portcullis-ai/portcullis/internal/threat"
@@ -177,7 +176,7 @@ var exfilParams = map[string]bool{
 	"session": true, "memory": true, "context": true, "prompt": true, "summary": true, "email": false, "p": true,
 }
 
-var placeholder = regexp.MustCompile(`\{\{?[A-Za-z_ ]{2,40}\}?\}|\$\{?[A-Z][A-Z0-9_]{2,}\}?|\[[A-Z][A-Z_ ]{3,}\]|<[A-Z][A-Z_ ]{3,}>|\b[A-Z]{3,}_[A-Z_]{3,}\b`)
+var placeholder = lazyRegexp(`\{\{?[A-Za-z_ ]{2,40}\}?\}|\$\{?[A-Z][A-Z0-9_]{2,}\}?|\[[A-Z][A-Z_ ]{3,}\]|<[A-Z][A-Z_ ]{3,}>|\b[A-Z]{3,}_[A-Z_]{3,}\b`)
 
 // dataInURL decides whether a URL carries data: a long high-entropy or encoded query value, a
 // parameter named for data with a substantial value, a template placeholder to be filled with
@@ -280,14 +279,14 @@ func longestBlob(s string) (int, int) {
 // Code that moves local secrets to the network: a source of sensitive data and a network sink in
 // the same value. Looked for in the normalised text so spacing and case tricks do not matter.
 var (
-	codeSink   = regexp.MustCompile(`requests\.(?:post|get|put)\s*\(|urllib\.request|urlopen\s*\(|http\.client|httpx\.|socket\.(?:socket|connect|create_connection)|\bcurl\s+-|\bwget\s+|\bfetch\s*\(|xmlhttprequest|navigator\.sendbeacon|smtplib|ftplib|paramiko|\bscp\s+\S+\s+\S+@|\bnc\s+-|invoke-webrequest|net\.webclient`)
-	codeSource = regexp.MustCompile(`os\.environ|getenv\s*\(|process\.env|document\.cookie|cookiejar|\bcookies\b|/etc/passwd|/etc/shadow|\.ssh/|id_rsa|\.aws/credentials|\.bash_history|keychain|login data|browser_history|clipboard|pyperclip|imagegrab|screenshot|pyautogui\.screenshot|getasynckeystate|pynput|keyboard\.on_press|keylog`)
-	codeHarm   = regexp.MustCompile(`pynput\.keyboard|keyboard\.on_press|getasynckeystate|setwindowshookex|\bkeylog|imagegrab\.grab|\bdd\s+if=/dev/(?:zero|random|urandom)\s+of=/dev/|\brm\s+-(?:rf|fr)\s+(?:/|~|\*)|mkfs\.|:\(\)\s*\{\s*:\|:&\s*\};:|xmrig|minerd|stratum\+tcp|cryptonight|cryptomine|while\s+true:\s*os\.fork|shutil\.rmtree\(\s*["']/|format\s+c:|vssadmin\s+delete\s+shadows|\.encrypt\(.*for\s+\w+\s+in\s+os\.walk|os\.walk\(.*\.encrypt|os\.remove\(\s*["']/(?:lib|usr|etc|bin|boot|sbin)|systemctl\s+(?:stop|disable|mask)\s|/etc/init\.d/|rc\.local|\bcrontab\s+-|>>\s*~?/?\S*\.bashrc|iptables\s+-f|kill\s+-9\s+-1|chmod\s+-?r?\s*777\s+/`)
+	codeSink   = lazyRegexp(`requests\.(?:post|get|put)\s*\(|urllib\.request|urlopen\s*\(|http\.client|httpx\.|socket\.(?:socket|connect|create_connection)|\bcurl\s+-|\bwget\s+|\bfetch\s*\(|xmlhttprequest|navigator\.sendbeacon|smtplib|ftplib|paramiko|\bscp\s+\S+\s+\S+@|\bnc\s+-|invoke-webrequest|net\.webclient`)
+	codeSource = lazyRegexp(`os\.environ|getenv\s*\(|process\.env|document\.cookie|cookiejar|\bcookies\b|/etc/passwd|/etc/shadow|\.ssh/|id_rsa|\.aws/credentials|\.bash_history|keychain|login data|browser_history|clipboard|pyperclip|imagegrab|screenshot|pyautogui\.screenshot|getasynckeystate|pynput|keyboard\.on_press|keylog`)
+	codeHarm   = lazyRegexp(`pynput\.keyboard|keyboard\.on_press|getasynckeystate|setwindowshookex|\bkeylog|imagegrab\.grab|\bdd\s+if=/dev/(?:zero|random|urandom)\s+of=/dev/|\brm\s+-(?:rf|fr)\s+(?:/|~|\*)|mkfs\.|:\(\)\s*\{\s*:\|:&\s*\};:|xmrig|minerd|stratum\+tcp|cryptonight|cryptomine|while\s+true:\s*os\.fork|shutil\.rmtree\(\s*["']/|format\s+c:|vssadmin\s+delete\s+shadows|\.encrypt\(.*for\s+\w+\s+in\s+os\.walk|os\.walk\(.*\.encrypt|os\.remove\(\s*["']/(?:lib|usr|etc|bin|boot|sbin)|systemctl\s+(?:stop|disable|mask)\s|/etc/init\.d/|rc\.local|\bcrontab\s+-|>>\s*~?/?\S*\.bashrc|iptables\s+-f|kill\s+-9\s+-1|chmod\s+-?r?\s*777\s+/`)
 	// Download and execute: something fetched from the network is made executable or run.
-	codeFetch = regexp.MustCompile(`\bcurl\s|\bwget\b|requests\.get\s*\(|urlopen\s*\(|urlretrieve\s*\(|invoke-webrequest|downloadstring|downloadfile`)
-	codeExec  = regexp.MustCompile(`chmod\s+\+x|\|\s*(?:ba|z)?sh\b|subprocess\.|os\.system\s*\(|\bexec\s*\(|\beval\s*\(|os\.popen|iex\b|invoke-expression|start-process`)
+	codeFetch = lazyRegexp(`\bcurl\s|\bwget\b|requests\.get\s*\(|urlopen\s*\(|urlretrieve\s*\(|invoke-webrequest|downloadstring|downloadfile`)
+	codeExec  = lazyRegexp(`chmod\s+\+x|\|\s*(?:ba|z)?sh\b|subprocess\.|os\.system\s*\(|\bexec\s*\(|\beval\s*\(|os\.popen|iex\b|invoke-expression|start-process`)
 	// Host reconnaissance whose result goes to the network.
-	codeCollect = regexp.MustCompile(`psutil\.|platform\.uname|usb\.core|socket\.gethostname|getpass\.getuser|os\.listdir|glob\.glob|subprocess\.check_output|os\.popen|scapy|sniff\(|wifi|bluetooth`)
+	codeCollect = lazyRegexp(`psutil\.|platform\.uname|usb\.core|socket\.gethostname|getpass\.getuser|os\.listdir|glob\.glob|subprocess\.check_output|os\.popen|scapy|sniff\(|wifi|bluetooth`)
 )
 
 // hasCall reports a call-like parenthesis, "name(", as opposed to prose's " (".
@@ -358,7 +357,7 @@ var (
 
 // findNear is re.FindStringIndex(s), bounded on long strings to windows around lits (every
 // match of re contains one of lits).
-func findNear(re *regexp.Regexp, lits *litSet, s string) []int {
+func findNear(re *lazyRE, lits *litSet, s string) []int {
 	if len(s) <= codeLong {
 		return re.FindStringIndex(s)
 	}

@@ -3,7 +3,6 @@ package inspect
 import (
 	"context"
 	"encoding/json"
-	"regexp"
 	"strings"
 	"testing"
 
@@ -172,7 +171,7 @@ func FuzzFindNear(f *testing.F) {
 		p := int(at) * 3 % (len(pad) + 1)
 		s := strings.ToLower(pad[:p] + "\n" + code + "\n" + pad[p:])
 		for _, tc := range []struct {
-			re   *regexp.Regexp
+			re   *lazyRE
 			lits *litSet
 		}{{codeSink, sinkLits}, {codeHarm, harmLits}, {codeFetch, fetchLits}, {codeExec, execLits}, {codeSource, sourceLits}, {codeCollect, collectLits}} {
 			whole := tc.re.FindStringIndex(s)

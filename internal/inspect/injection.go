@@ -1,7 +1,6 @@
 package inspect
 
 import (
-	"regexp"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -797,7 +796,7 @@ var roleWords = []struct {
 	{"instructions", true}, {"instruction", true}, {"response", true},
 }
 
-var fakeCall = regexp.MustCompile(`"(?:name|function|tool|tool_name)"\s*:\s*"[^"]{1,64}"\s*,\s*"(?:arguments|parameters|args|input)"\s*:|"(?:tool_calls|function_call|tool_use)"\s*:`)
+var fakeCall = lazyRegexp(`"(?:name|function|tool|tool_name)"\s*:\s*"[^"]{1,64}"\s*,\s*"(?:arguments|parameters|args|input)"\s*:|"(?:tool_calls|function_call|tool_use)"\s*:`)
 
 // markup finds chat-template tokens, role labels and fake tool calls.
 func markup(c *Call, text string, chars charSet, hits []hit) []hit {
@@ -853,14 +852,14 @@ func isSpecialTokenName(s string) bool {
 var cjkRules = []struct {
 	kind string
 	sev  threat.Level
-	re   *regexp.Regexp
+	re   *lazyRE
 }{
-	{KindOverride, threat.High, regexp.MustCompile(`(?:忽略|无视|忽视|不要理会|不要遵守|忘记|忘掉|無視|忽略掉)[^。！？\n]{0,12}(?:指令|指示|说明|規則|规则|提示|命令|要求|設定|设定)`)},
-	{KindOverride, threat.High, regexp.MustCompile(`(?:以前|前|上記|上述|これまで)の[^。！？\n]{0,8}(?:指示|命令|指令|ルール)を[^。！？\n]{0,6}(?:無視|忘れ)`)},
-	{KindOverride, threat.High, regexp.MustCompile(`(?:이전|위의|모든)[^.!?\n]{0,8}(?:지시|명령|지침|규칙)[^.!?\n]{0,6}(?:무시|잊어)`)},
-	{KindExtraction, threat.High, regexp.MustCompile(`(?:系统提示|系統提示|システムプロンプト|시스템 프롬프트|初始指令|隐藏指令)`)},
-	{KindRoleHijack, threat.Medium, regexp.MustCompile(`(?:你现在是|你現在是|从现在开始你|從現在開始你|あなたは今から|今からあなたは|너는 이제|당신은 이제)`)},
-	{KindIndirect, threat.High, regexp.MustCompile(`(?:在你的|在您的)(?:回答|回复|答复|输出)中|(?:あなたの)?(?:回答|返答|応答)に[^。！？\n]{0,20}(?:含め|追加|加え)`)},
+	{KindOverride, threat.High, lazyRegexp(`(?:忽略|无视|忽视|不要理会|不要遵守|忘记|忘掉|無視|忽略掉)[^。！？\n]{0,12}(?:指令|指示|说明|規則|规则|提示|命令|要求|設定|设定)`)},
+	{KindOverride, threat.High, lazyRegexp(`(?:以前|前|上記|上述|これまで)の[^。！？\n]{0,8}(?:指示|命令|指令|ルール)を[^。！？\n]{0,6}(?:無視|忘れ)`)},
+	{KindOverride, threat.High, lazyRegexp(`(?:이전|위의|모든)[^.!?\n]{0,8}(?:지시|명령|지침|규칙)[^.!?\n]{0,6}(?:무시|잊어)`)},
+	{KindExtraction, threat.High, lazyRegexp(`(?:系统提示|系統提示|システムプロンプト|시스템 프롬프트|初始指令|隐藏指令)`)},
+	{KindRoleHijack, threat.Medium, lazyRegexp(`(?:你现在是|你現在是|从现在开始你|從現在開始你|あなたは今から|今からあなたは|너는 이제|당신은 이제)`)},
+	{KindIndirect, threat.High, lazyRegexp(`(?:在你的|在您的)(?:回答|回复|答复|输出)中|(?:あなたの)?(?:回答|返答|応答)に[^。！？\n]{0,20}(?:含め|追加|加え)`)},
 }
 
 func cjk(text string, hits []hit) []hit {

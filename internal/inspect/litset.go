@@ -1,12 +1,17 @@
 package inspect
 
-import "strings"
+import (
+	"strings"
+	"sync"
+)
 
 // litSet finds any of a fixed set of literal strings in one pass (an Aho–Corasick automaton
 // compiled to a dense DFA over the bytes that occur in the literals). Go's regexp package has no
 // DFA, and a loop of strings.Contains rescans the text once per literal; on a 64 KiB tool result
-// both cost milliseconds, this costs one table lookup per byte.
+// both cost milliseconds, this costs one table lookup per byte. The automaton is built on first
+// use, so a process that never inspects does not build the detectors' sets at start.
 type litSet struct {
+	once    sync.Once
 	class   [256]uint8 // byte → column; 0 is "a byte no literal contains"
 	ncls    int
 	next    []int32 // state*ncls + class → state
@@ -17,7 +22,12 @@ type litSet struct {
 }
 
 func newLitSet(lits ...string) *litSet {
-	ls := &litSet{lits: lits, ncls: 1, minSize: 1 << 30}
+	return &litSet{lits: lits}
+}
+
+func (ls *litSet) build() {
+	lits := ls.lits
+	ls.ncls, ls.minSize = 1, 1<<30
 	for _, l := range lits {
 		if l != "" && len(ls.starts) <= 3 && !strings.Contains(string(ls.starts), l[:1]) {
 			ls.starts = append(ls.starts, l[0])
@@ -81,11 +91,11 @@ func newLitSet(lits ...string) *litSet {
 			}
 		}
 	}
-	return ls
 }
 
 // find returns the end offset and the literal of the first match in s.
 func (ls *litSet) find(s string) (end int, lit string, ok bool) {
+	ls.once.Do(ls.build)
 	if len(s) < ls.minSize {
 		return 0, "", false
 	}

@@ -1,7 +1,6 @@
 package inspect
 
 import (
-	"regexp"
 	"strings"
 
 	"github.com/portcullis-ai/portcullis/internal/threat"
@@ -33,11 +32,11 @@ var nosqlChars = charsIn("$'\"|;")
 
 var (
 	// password[$ne]=1, user[$regex]=.*
-	nosqlBracket = regexp.MustCompile(`\[\s*\$([a-z]+)\s*\]\s*=`)
+	nosqlBracket = lazyRegexp(`\[\s*\$([a-z]+)\s*\]\s*=`)
 	// {"$gt": ""} or { $ne: 1 } or , $where: '...'
-	nosqlJSONOp = regexp.MustCompile(`(?:^|[{,\[(]|['"]\s*,)\s*["']?\$([a-z]+)["']?\s*:`)
+	nosqlJSONOp = lazyRegexp(`(?:^|[{,\[(]|['"]\s*,)\s*["']?\$([a-z]+)["']?\s*:`)
 	// Server-side JavaScript after a quote break-out.
-	nosqlJS = regexp.MustCompile(`['"]\s*(?:;|&&|\|\|)\s*(?:return\b|this\.|sleep\s*\(|while\s*\(|it\s*=|db\.|var\s|[a-z0-9'"]+\s*==)|\bthis\.[a-z_]+\.match\s*\(|\bdb\.[a-z_]+\.(?:insert|find|drop|remove|update|mapreduce)\s*\(|\|\|\s*1\s*==\s*1|\breturn\s*\(?\s*true\b`)
+	nosqlJS = lazyRegexp(`['"]\s*(?:;|&&|\|\|)\s*(?:return\b|this\.|sleep\s*\(|while\s*\(|it\s*=|db\.|var\s|[a-z0-9'"]+\s*==)|\bthis\.[a-z_]+\.match\s*\(|\bdb\.[a-z_]+\.(?:insert|find|drop|remove|update|mapreduce)\s*\(|\|\|\s*1\s*==\s*1|\breturn\s*\(?\s*true\b`)
 )
 
 func (nosqlDetector) Inspect(c *Call, v *Value, report func(Finding)) {

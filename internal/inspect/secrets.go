@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"math"
-	"regexp"
 	"strings"
 
 	"github.com/portcullis-ai/portcullis/internal/threat"
@@ -45,82 +44,82 @@ func (secretDetector) Name() string { return "secrets" }
 type secretRule struct {
 	prefixes []string
 	kind     string
-	re       *regexp.Regexp // anchored at the prefix's position; the match is the secret
+	re       *lazyRE // anchored at the prefix's position; the match is the secret
 	sev      threat.Level
 	what     string
 	check    func(string) bool
-	back     *regexp.Regexp // when set, must match the text right before the prefix (ends in $)
+	back     *lazyRE // when set, must match the text right before the prefix (ends in $)
 }
 
 var secretRules = []secretRule{
-	{[]string{"AKIA", "ASIA", "ABIA", "ACCA"}, KindSecretAWS, regexp.MustCompile(`^A[KSBC][IC]A[0-9A-Z]{16}\b`), threat.High, "AWS access key ID", nil, nil},
-	{[]string{"aws_secret_access_key", "AWS_SECRET_ACCESS_KEY", "SecretAccessKey", "aws_secret_key"}, KindSecretAWS, regexp.MustCompile(`^(?i:aws_secret_access_key|secretaccesskey|aws_secret_key)["']?\s*[:=]\s*["']?([A-Za-z0-9/+]{40})\b`), threat.High, "AWS secret access key", nil, nil},
-	{[]string{"ghp_", "gho_", "ghu_", "ghs_", "ghr_"}, KindSecretGitHub, regexp.MustCompile(`^gh[pousr]_[A-Za-z0-9]{36,251}\b`), threat.High, "GitHub token", nil, nil},
-	{[]string{"github_pat_"}, KindSecretGitHub, regexp.MustCompile(`^github_pat_[A-Za-z0-9_]{50,}`), threat.High, "GitHub fine-grained token", nil, nil},
-	{[]string{"xoxb-", "xoxp-", "xoxa-", "xoxr-", "xoxs-", "xoxe-", "xoxe.", "xapp-"}, KindSecretSlack, regexp.MustCompile(`^xox[bpaerse][.-][A-Za-z0-9-]{10,}|^xapp-\d-[A-Za-z0-9-]{10,}`), threat.High, "Slack token", nil, nil},
-	{[]string{"hooks.slack.com/"}, KindSecretSlack, regexp.MustCompile(`^hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]{20,}`), threat.High, "Slack webhook", nil, nil},
-	{[]string{"-----BEGIN "}, KindSecretPrivateKey, regexp.MustCompile(`^-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----`), threat.High, "PEM private key", nil, nil},
-	{[]string{"PuTTY-User-Key-File-"}, KindSecretPrivateKey, regexp.MustCompile(`^PuTTY-User-Key-File-\d`), threat.High, "PuTTY private key", nil, nil},
-	{[]string{"AGE-SECRET-KEY-1"}, KindSecretPrivateKey, regexp.MustCompile(`^AGE-SECRET-KEY-1[0-9A-Z]{58}`), threat.High, "age identity", nil, nil},
-	{[]string{"eyJ"}, KindSecretJWT, regexp.MustCompile(`^eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*`), threat.High, "JSON Web Token", validJWT, nil},
-	{[]string{"AIza"}, KindSecretGCP, regexp.MustCompile(`^AIza[0-9A-Za-z_-]{35}`), threat.High, "Google API key", nil, nil},
-	{[]string{"ya29."}, KindSecretGCP, regexp.MustCompile(`^ya29\.[0-9A-Za-z_-]{20,}`), threat.High, "Google OAuth access token", nil, nil},
-	{[]string{"GOCSPX-"}, KindSecretGCP, regexp.MustCompile(`^GOCSPX-[0-9A-Za-z_-]{28}`), threat.High, "Google OAuth client secret", nil, nil},
-	{[]string{"service_account"}, KindSecretGCP, regexp.MustCompile(`^service_account"[\s\S]{0,1000}"private_key"\s*:\s*"-----BEGIN`), threat.High, "GCP service-account key", nil, nil},
-	{[]string{"sk_live_", "rk_live_"}, KindSecretStripe, regexp.MustCompile(`^[sr]k_live_[0-9A-Za-z]{16,}`), threat.High, "Stripe live key", nil, nil},
-	{[]string{"sk_test_", "rk_test_"}, KindSecretStripe, regexp.MustCompile(`^[sr]k_test_[0-9A-Za-z]{16,}`), threat.Medium, "Stripe test key", nil, nil},
-	{[]string{"sk-ant-"}, KindSecretAnthropic, regexp.MustCompile(`^sk-ant-(?:api|admin|sid)\d\d-[A-Za-z0-9_-]{32,}`), threat.High, "Anthropic API key", nil, nil},
-	{[]string{"sk-"}, KindSecretOpenAI, regexp.MustCompile(`^sk-(?:(?:proj|svcacct|admin|None)-[A-Za-z0-9_-]{20,}|[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20}|[A-Za-z0-9]{48}\b)`), threat.High, "OpenAI API key", nil, nil},
+	{[]string{"AKIA", "ASIA", "ABIA", "ACCA"}, KindSecretAWS, lazyRegexp(`^A[KSBC][IC]A[0-9A-Z]{16}\b`), threat.High, "AWS access key ID", nil, nil},
+	{[]string{"aws_secret_access_key", "AWS_SECRET_ACCESS_KEY", "SecretAccessKey", "aws_secret_key"}, KindSecretAWS, lazyRegexp(`^(?i:aws_secret_access_key|secretaccesskey|aws_secret_key)["']?\s*[:=]\s*["']?([A-Za-z0-9/+]{40})\b`), threat.High, "AWS secret access key", nil, nil},
+	{[]string{"ghp_", "gho_", "ghu_", "ghs_", "ghr_"}, KindSecretGitHub, lazyRegexp(`^gh[pousr]_[A-Za-z0-9]{36,251}\b`), threat.High, "GitHub token", nil, nil},
+	{[]string{"github_pat_"}, KindSecretGitHub, lazyRegexp(`^github_pat_[A-Za-z0-9_]{50,}`), threat.High, "GitHub fine-grained token", nil, nil},
+	{[]string{"xoxb-", "xoxp-", "xoxa-", "xoxr-", "xoxs-", "xoxe-", "xoxe.", "xapp-"}, KindSecretSlack, lazyRegexp(`^xox[bpaerse][.-][A-Za-z0-9-]{10,}|^xapp-\d-[A-Za-z0-9-]{10,}`), threat.High, "Slack token", nil, nil},
+	{[]string{"hooks.slack.com/"}, KindSecretSlack, lazyRegexp(`^hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]{20,}`), threat.High, "Slack webhook", nil, nil},
+	{[]string{"-----BEGIN "}, KindSecretPrivateKey, lazyRegexp(`^-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----`), threat.High, "PEM private key", nil, nil},
+	{[]string{"PuTTY-User-Key-File-"}, KindSecretPrivateKey, lazyRegexp(`^PuTTY-User-Key-File-\d`), threat.High, "PuTTY private key", nil, nil},
+	{[]string{"AGE-SECRET-KEY-1"}, KindSecretPrivateKey, lazyRegexp(`^AGE-SECRET-KEY-1[0-9A-Z]{58}`), threat.High, "age identity", nil, nil},
+	{[]string{"eyJ"}, KindSecretJWT, lazyRegexp(`^eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*`), threat.High, "JSON Web Token", validJWT, nil},
+	{[]string{"AIza"}, KindSecretGCP, lazyRegexp(`^AIza[0-9A-Za-z_-]{35}`), threat.High, "Google API key", nil, nil},
+	{[]string{"ya29."}, KindSecretGCP, lazyRegexp(`^ya29\.[0-9A-Za-z_-]{20,}`), threat.High, "Google OAuth access token", nil, nil},
+	{[]string{"GOCSPX-"}, KindSecretGCP, lazyRegexp(`^GOCSPX-[0-9A-Za-z_-]{28}`), threat.High, "Google OAuth client secret", nil, nil},
+	{[]string{"service_account"}, KindSecretGCP, lazyRegexp(`^service_account"[\s\S]{0,1000}"private_key"\s*:\s*"-----BEGIN`), threat.High, "GCP service-account key", nil, nil},
+	{[]string{"sk_live_", "rk_live_"}, KindSecretStripe, lazyRegexp(`^[sr]k_live_[0-9A-Za-z]{16,}`), threat.High, "Stripe live key", nil, nil},
+	{[]string{"sk_test_", "rk_test_"}, KindSecretStripe, lazyRegexp(`^[sr]k_test_[0-9A-Za-z]{16,}`), threat.Medium, "Stripe test key", nil, nil},
+	{[]string{"sk-ant-"}, KindSecretAnthropic, lazyRegexp(`^sk-ant-(?:api|admin|sid)\d\d-[A-Za-z0-9_-]{32,}`), threat.High, "Anthropic API key", nil, nil},
+	{[]string{"sk-"}, KindSecretOpenAI, lazyRegexp(`^sk-(?:(?:proj|svcacct|admin|None)-[A-Za-z0-9_-]{20,}|[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20}|[A-Za-z0-9]{48}\b)`), threat.High, "OpenAI API key", nil, nil},
 	// Other vendors whose tokens carry a fixed, unambiguous prefix.
-	{[]string{"glpat-", "glptt-", "glrt-", "GR1348941"}, KindSecretVendor, regexp.MustCompile(`^(?:glpat-|glptt-|glrt-|GR1348941)[0-9A-Za-z_-]{20,}`), threat.High, "GitLab token", nil, nil},
-	{[]string{"npm_"}, KindSecretVendor, regexp.MustCompile(`^npm_[A-Za-z0-9]{36}\b`), threat.High, "npm token", nil, nil},
-	{[]string{"pypi-AgE"}, KindSecretVendor, regexp.MustCompile(`^pypi-AgE[A-Za-z0-9_-]{50,}`), threat.High, "PyPI token", nil, nil},
-	{[]string{"hf_"}, KindSecretVendor, regexp.MustCompile(`^hf_[A-Za-z]{34}\b`), threat.High, "Hugging Face token", nil, nil},
-	{[]string{"SG."}, KindSecretVendor, regexp.MustCompile(`^SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}`), threat.High, "SendGrid key", nil, nil},
-	{[]string{"shpat_", "shpss_", "shpca_", "shppa_"}, KindSecretVendor, regexp.MustCompile(`^shp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}`), threat.High, "Shopify token", nil, nil},
-	{[]string{"dop_v1_", "doo_v1_", "dor_v1_"}, KindSecretVendor, regexp.MustCompile(`^do[opr]_v1_[a-f0-9]{64}`), threat.High, "DigitalOcean token", nil, nil},
-	{[]string{"dp.st.", "dp.pt.", "dp.ct.", "dp.scim.", "dp.audit.", "dp.sa."}, KindSecretVendor, regexp.MustCompile(`^dp\.(?:st|pt|ct|scim|audit|sa)\.[A-Za-z0-9._-]{40,}`), threat.High, "Doppler token", nil, nil},
-	{[]string{"dapi"}, KindSecretVendor, regexp.MustCompile(`^dapi[a-f0-9]{32}(?:-\d)?\b`), threat.High, "Databricks token", nil, nil},
-	{[]string{"dckr_pat_"}, KindSecretVendor, regexp.MustCompile(`^dckr_pat_[A-Za-z0-9_-]{27}`), threat.High, "Docker Hub token", nil, nil},
-	{[]string{"glsa_", "glc_"}, KindSecretVendor, regexp.MustCompile(`^(?:glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}|glc_[A-Za-z0-9+/]{32,}={0,2})`), threat.High, "Grafana token", nil, nil},
-	{[]string{"hvs.", "hvb.", "hvr."}, KindSecretVendor, regexp.MustCompile(`^hv[sbr]\.[A-Za-z0-9_-]{24,}`), threat.High, "Vault token", nil, nil},
-	{[]string{"NRAK-", "NRII-", "NRAA-", "NRJS-"}, KindSecretVendor, regexp.MustCompile(`^NR(?:AK|II|AA|JS)-[A-Za-z0-9]{20,}`), threat.High, "New Relic key", nil, nil},
-	{[]string{"sq0atp-", "sq0csp-", "EAAA"}, KindSecretVendor, regexp.MustCompile(`^(?:sq0atp-[0-9A-Za-z_-]{22}|sq0csp-[0-9A-Za-z_-]{43}|EAAA[0-9A-Za-z_-]{60})`), threat.High, "Square token", nil, nil},
-	{[]string{"figd_"}, KindSecretVendor, regexp.MustCompile(`^figd_[A-Za-z0-9_-]{40}`), threat.High, "Figma token", nil, nil},
-	{[]string{"tvly-"}, KindSecretVendor, regexp.MustCompile(`^tvly-(?:dev-|prod-)?[A-Za-z0-9]{32}`), threat.High, "Tavily key", nil, nil},
-	{[]string{"gsk_"}, KindSecretVendor, regexp.MustCompile(`^gsk_[A-Za-z0-9]{52}`), threat.High, "Groq key", nil, nil},
-	{[]string{"ATATT3"}, KindSecretVendor, regexp.MustCompile(`^ATATT3[A-Za-z0-9_=-]{100,}`), threat.High, "Atlassian token", nil, nil},
-	{[]string{"sgp_", "sgph_"}, KindSecretVendor, regexp.MustCompile(`^sgph?_[a-f0-9]{16}_[a-f0-9]{40}|^sgp_[a-f0-9]{40}`), threat.High, "Sourcegraph token", nil, nil},
-	{[]string{"rubygems_"}, KindSecretVendor, regexp.MustCompile(`^rubygems_[a-f0-9]{48}`), threat.High, "RubyGems key", nil, nil},
-	{[]string{"cio"}, KindSecretVendor, regexp.MustCompile(`^cio[A-Za-z0-9]{32}\b`), threat.High, "crates.io token", nil, nil},
-	{[]string{"PMAK-"}, KindSecretVendor, regexp.MustCompile(`^PMAK-[a-f0-9]{24}-[a-f0-9]{34}`), threat.High, "Postman key", nil, nil},
-	{[]string{"aio_"}, KindSecretVendor, regexp.MustCompile(`^aio_[A-Za-z0-9]{28}\b`), threat.High, "Adafruit IO key", nil, nil},
-	{[]string{"odt_"}, KindSecretVendor, regexp.MustCompile(`^odt_[A-Za-z0-9]{32,}`), threat.High, "Dependency-Track key", nil, nil},
-	{[]string{"jina_"}, KindSecretVendor, regexp.MustCompile(`^jina_[a-f0-9]{32}[A-Za-z0-9_-]{30}`), threat.High, "Jina key", nil, nil},
-	{[]string{"oy2"}, KindSecretVendor, regexp.MustCompile(`^oy2[a-z0-9]{43}\b`), threat.High, "NuGet key", nil, nil},
-	{[]string{"live_"}, KindSecretVendor, regexp.MustCompile(`^live_\d{6,}_[A-Za-z0-9]{30}\b`), threat.High, "Twitch stream key", nil, nil},
-	{[]string{"key-"}, KindSecretVendor, regexp.MustCompile(`^key-[a-f0-9]{32}\b`), threat.High, "Mailgun key", nil, nil},
-	{[]string{"-us"}, KindSecretVendor, regexp.MustCompile(`^-us\d{1,2}\b`), threat.High, "Mailchimp key", nil, regexp.MustCompile(`[a-f0-9]{32}$`)},
-	{[]string{"NRAL"}, KindSecretVendor, regexp.MustCompile(`^NRAL\b`), threat.High, "New Relic license key", nil, regexp.MustCompile(`\b[a-z0-9]{36}$`)},
-	{[]string{"NRIQ-", "NRIK-", "NRRA-"}, KindSecretVendor, regexp.MustCompile(`^NR(?:IQ|IK|RA)-[A-Za-z0-9_-]{27,}`), threat.High, "New Relic key", nil, nil},
-	{[]string{"sgp_local_"}, KindSecretVendor, regexp.MustCompile(`^sgp_local_[a-f0-9]{40}`), threat.High, "Sourcegraph token", nil, nil},
-	{[]string{"SK"}, KindSecretVendor, regexp.MustCompile(`^SK[a-f0-9]{32}\b`), threat.High, "Twilio API key", nil, nil},
-	{[]string{"eyJrIjoi"}, KindSecretVendor, regexp.MustCompile(`^eyJrIjoi[A-Za-z0-9+/_-]{40,}={0,2}`), threat.High, "Grafana API key", nil, nil},
-	{[]string{"webhook.office.com/", "outlook.office.com/webhook/"}, KindSecretVendor, regexp.MustCompile(`^(?:[a-z0-9-]+\.)?(?:webhook\.office\.com/webhookb2|outlook\.office\.com/webhook)/[A-Za-z0-9@/-]{60,}`), threat.High, "Microsoft Teams webhook", nil, nil},
-	{[]string{":AA"}, KindSecretVendor, regexp.MustCompile(`^:AA[A-Za-z0-9_-]{32,33}\b`), threat.High, "Telegram bot token", nil, regexp.MustCompile(`\b\d{8,10}$`)},
-	{[]string{"00D"}, KindSecretVendor, regexp.MustCompile(`^00D[A-Za-z0-9]{12}![A-Za-z0-9._]{80,}`), threat.High, "Salesforce token", nil, nil},
-	{[]string{"AccountKey=", "SharedAccessKey=", "accountkey="}, KindSecretURL, regexp.MustCompile(`^(?i:accountkey|sharedaccesskey)=([A-Za-z0-9+/]{30,}={0,2})`), threat.High, "Azure storage key", nil, nil},
-	{[]string{"Password=", "password=", "PASSWORD=", "Pwd=", "pwd=", "PWD=", "Password =", "password ="}, KindSecretURL, regexp.MustCompile(`^(?i:password|pwd)\s*=\s*([^;'"\s]{3,64});`), threat.High, "password in connection string", connPasswordReal, nil},
-	{[]string{"machine "}, KindSecretGeneric, regexp.MustCompile(`^machine\s+\S+\s+login\s+\S+\s+password\s+(\S{4,})`), threat.High, "netrc password", nil, nil},
-	{[]string{"Bearer ", "bearer ", "Basic ", "SSWS ", "Token ", "token "}, KindSecretGeneric, regexp.MustCompile(`^(?:[Bb]earer|Basic|SSWS|[Tt]oken)\s+([A-Za-z0-9._~+/-]{16,}=*)`), threat.High, "authorization header credential", authHeaderReal, nil},
-	{[]string{"-Password ", "-password ", "-p "}, KindSecretGeneric, regexp.MustCompile(`^-(?:[Pp]assword|p)\s+([^\s$%"'-][^\s"']{3,})`), threat.High, "password on a command line", cliPasswordReal, nil},
-	{[]string{"://"}, KindSecretURL, regexp.MustCompile(`^://[^/\s:@"'<>]{1,64}:([^/\s@"'<>]{3,128})@[A-Za-z0-9.-]`), threat.High, "credentials in URL", urlPasswordReal, nil},
-	{[]string{"$2a$", "$2b$", "$2y$", "$1$", "$5$", "$6$", "$krb5asrep$", "$8$", "$9$"}, KindSecretPasswordHash, regexp.MustCompile(`^\$(?:2[aby]\$\d\d\$[./A-Za-z0-9]{53}|1\$[./A-Za-z0-9]{1,8}\$[./A-Za-z0-9]{22}|[56]\$(?:rounds=\d+\$)?[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{43,86}|krb5asrep\$23\$[^\s]{40,}|[89]\$[./A-Za-z0-9]{14}\$[./A-Za-z0-9]{43})`), threat.Medium, "password hash", nil, nil},
+	{[]string{"glpat-", "glptt-", "glrt-", "GR1348941"}, KindSecretVendor, lazyRegexp(`^(?:glpat-|glptt-|glrt-|GR1348941)[0-9A-Za-z_-]{20,}`), threat.High, "GitLab token", nil, nil},
+	{[]string{"npm_"}, KindSecretVendor, lazyRegexp(`^npm_[A-Za-z0-9]{36}\b`), threat.High, "npm token", nil, nil},
+	{[]string{"pypi-AgE"}, KindSecretVendor, lazyRegexp(`^pypi-AgE[A-Za-z0-9_-]{50,}`), threat.High, "PyPI token", nil, nil},
+	{[]string{"hf_"}, KindSecretVendor, lazyRegexp(`^hf_[A-Za-z]{34}\b`), threat.High, "Hugging Face token", nil, nil},
+	{[]string{"SG."}, KindSecretVendor, lazyRegexp(`^SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}`), threat.High, "SendGrid key", nil, nil},
+	{[]string{"shpat_", "shpss_", "shpca_", "shppa_"}, KindSecretVendor, lazyRegexp(`^shp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}`), threat.High, "Shopify token", nil, nil},
+	{[]string{"dop_v1_", "doo_v1_", "dor_v1_"}, KindSecretVendor, lazyRegexp(`^do[opr]_v1_[a-f0-9]{64}`), threat.High, "DigitalOcean token", nil, nil},
+	{[]string{"dp.st.", "dp.pt.", "dp.ct.", "dp.scim.", "dp.audit.", "dp.sa."}, KindSecretVendor, lazyRegexp(`^dp\.(?:st|pt|ct|scim|audit|sa)\.[A-Za-z0-9._-]{40,}`), threat.High, "Doppler token", nil, nil},
+	{[]string{"dapi"}, KindSecretVendor, lazyRegexp(`^dapi[a-f0-9]{32}(?:-\d)?\b`), threat.High, "Databricks token", nil, nil},
+	{[]string{"dckr_pat_"}, KindSecretVendor, lazyRegexp(`^dckr_pat_[A-Za-z0-9_-]{27}`), threat.High, "Docker Hub token", nil, nil},
+	{[]string{"glsa_", "glc_"}, KindSecretVendor, lazyRegexp(`^(?:glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}|glc_[A-Za-z0-9+/]{32,}={0,2})`), threat.High, "Grafana token", nil, nil},
+	{[]string{"hvs.", "hvb.", "hvr."}, KindSecretVendor, lazyRegexp(`^hv[sbr]\.[A-Za-z0-9_-]{24,}`), threat.High, "Vault token", nil, nil},
+	{[]string{"NRAK-", "NRII-", "NRAA-", "NRJS-"}, KindSecretVendor, lazyRegexp(`^NR(?:AK|II|AA|JS)-[A-Za-z0-9]{20,}`), threat.High, "New Relic key", nil, nil},
+	{[]string{"sq0atp-", "sq0csp-", "EAAA"}, KindSecretVendor, lazyRegexp(`^(?:sq0atp-[0-9A-Za-z_-]{22}|sq0csp-[0-9A-Za-z_-]{43}|EAAA[0-9A-Za-z_-]{60})`), threat.High, "Square token", nil, nil},
+	{[]string{"figd_"}, KindSecretVendor, lazyRegexp(`^figd_[A-Za-z0-9_-]{40}`), threat.High, "Figma token", nil, nil},
+	{[]string{"tvly-"}, KindSecretVendor, lazyRegexp(`^tvly-(?:dev-|prod-)?[A-Za-z0-9]{32}`), threat.High, "Tavily key", nil, nil},
+	{[]string{"gsk_"}, KindSecretVendor, lazyRegexp(`^gsk_[A-Za-z0-9]{52}`), threat.High, "Groq key", nil, nil},
+	{[]string{"ATATT3"}, KindSecretVendor, lazyRegexp(`^ATATT3[A-Za-z0-9_=-]{100,}`), threat.High, "Atlassian token", nil, nil},
+	{[]string{"sgp_", "sgph_"}, KindSecretVendor, lazyRegexp(`^sgph?_[a-f0-9]{16}_[a-f0-9]{40}|^sgp_[a-f0-9]{40}`), threat.High, "Sourcegraph token", nil, nil},
+	{[]string{"rubygems_"}, KindSecretVendor, lazyRegexp(`^rubygems_[a-f0-9]{48}`), threat.High, "RubyGems key", nil, nil},
+	{[]string{"cio"}, KindSecretVendor, lazyRegexp(`^cio[A-Za-z0-9]{32}\b`), threat.High, "crates.io token", nil, nil},
+	{[]string{"PMAK-"}, KindSecretVendor, lazyRegexp(`^PMAK-[a-f0-9]{24}-[a-f0-9]{34}`), threat.High, "Postman key", nil, nil},
+	{[]string{"aio_"}, KindSecretVendor, lazyRegexp(`^aio_[A-Za-z0-9]{28}\b`), threat.High, "Adafruit IO key", nil, nil},
+	{[]string{"odt_"}, KindSecretVendor, lazyRegexp(`^odt_[A-Za-z0-9]{32,}`), threat.High, "Dependency-Track key", nil, nil},
+	{[]string{"jina_"}, KindSecretVendor, lazyRegexp(`^jina_[a-f0-9]{32}[A-Za-z0-9_-]{30}`), threat.High, "Jina key", nil, nil},
+	{[]string{"oy2"}, KindSecretVendor, lazyRegexp(`^oy2[a-z0-9]{43}\b`), threat.High, "NuGet key", nil, nil},
+	{[]string{"live_"}, KindSecretVendor, lazyRegexp(`^live_\d{6,}_[A-Za-z0-9]{30}\b`), threat.High, "Twitch stream key", nil, nil},
+	{[]string{"key-"}, KindSecretVendor, lazyRegexp(`^key-[a-f0-9]{32}\b`), threat.High, "Mailgun key", nil, nil},
+	{[]string{"-us"}, KindSecretVendor, lazyRegexp(`^-us\d{1,2}\b`), threat.High, "Mailchimp key", nil, lazyRegexp(`[a-f0-9]{32}$`)},
+	{[]string{"NRAL"}, KindSecretVendor, lazyRegexp(`^NRAL\b`), threat.High, "New Relic license key", nil, lazyRegexp(`\b[a-z0-9]{36}$`)},
+	{[]string{"NRIQ-", "NRIK-", "NRRA-"}, KindSecretVendor, lazyRegexp(`^NR(?:IQ|IK|RA)-[A-Za-z0-9_-]{27,}`), threat.High, "New Relic key", nil, nil},
+	{[]string{"sgp_local_"}, KindSecretVendor, lazyRegexp(`^sgp_local_[a-f0-9]{40}`), threat.High, "Sourcegraph token", nil, nil},
+	{[]string{"SK"}, KindSecretVendor, lazyRegexp(`^SK[a-f0-9]{32}\b`), threat.High, "Twilio API key", nil, nil},
+	{[]string{"eyJrIjoi"}, KindSecretVendor, lazyRegexp(`^eyJrIjoi[A-Za-z0-9+/_-]{40,}={0,2}`), threat.High, "Grafana API key", nil, nil},
+	{[]string{"webhook.office.com/", "outlook.office.com/webhook/"}, KindSecretVendor, lazyRegexp(`^(?:[a-z0-9-]+\.)?(?:webhook\.office\.com/webhookb2|outlook\.office\.com/webhook)/[A-Za-z0-9@/-]{60,}`), threat.High, "Microsoft Teams webhook", nil, nil},
+	{[]string{":AA"}, KindSecretVendor, lazyRegexp(`^:AA[A-Za-z0-9_-]{32,33}\b`), threat.High, "Telegram bot token", nil, lazyRegexp(`\b\d{8,10}$`)},
+	{[]string{"00D"}, KindSecretVendor, lazyRegexp(`^00D[A-Za-z0-9]{12}![A-Za-z0-9._]{80,}`), threat.High, "Salesforce token", nil, nil},
+	{[]string{"AccountKey=", "SharedAccessKey=", "accountkey="}, KindSecretURL, lazyRegexp(`^(?i:accountkey|sharedaccesskey)=([A-Za-z0-9+/]{30,}={0,2})`), threat.High, "Azure storage key", nil, nil},
+	{[]string{"Password=", "password=", "PASSWORD=", "Pwd=", "pwd=", "PWD=", "Password =", "password ="}, KindSecretURL, lazyRegexp(`^(?i:password|pwd)\s*=\s*([^;'"\s]{3,64});`), threat.High, "password in connection string", connPasswordReal, nil},
+	{[]string{"machine "}, KindSecretGeneric, lazyRegexp(`^machine\s+\S+\s+login\s+\S+\s+password\s+(\S{4,})`), threat.High, "netrc password", nil, nil},
+	{[]string{"Bearer ", "bearer ", "Basic ", "SSWS ", "Token ", "token "}, KindSecretGeneric, lazyRegexp(`^(?:[Bb]earer|Basic|SSWS|[Tt]oken)\s+([A-Za-z0-9._~+/-]{16,}=*)`), threat.High, "authorization header credential", authHeaderReal, nil},
+	{[]string{"-Password ", "-password ", "-p "}, KindSecretGeneric, lazyRegexp(`^-(?:[Pp]assword|p)\s+([^\s$%"'-][^\s"']{3,})`), threat.High, "password on a command line", cliPasswordReal, nil},
+	{[]string{"://"}, KindSecretURL, lazyRegexp(`^://[^/\s:@"'<>]{1,64}:([^/\s@"'<>]{3,128})@[A-Za-z0-9.-]`), threat.High, "credentials in URL", urlPasswordReal, nil},
+	{[]string{"$2a$", "$2b$", "$2y$", "$1$", "$5$", "$6$", "$krb5asrep$", "$8$", "$9$"}, KindSecretPasswordHash, lazyRegexp(`^\$(?:2[aby]\$\d\d\$[./A-Za-z0-9]{53}|1\$[./A-Za-z0-9]{1,8}\$[./A-Za-z0-9]{22}|[56]\$(?:rounds=\d+\$)?[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{43,86}|krb5asrep\$23\$[^\s]{40,}|[89]\$[./A-Za-z0-9]{14}\$[./A-Za-z0-9]{43})`), threat.Medium, "password hash", nil, nil},
 }
 
 // secretGeneric matches an assignment to a credential-named key: password = "...", "api_key": "...",
 // token => '...', secret: ... The name may be part of a longer identifier (db_password, CLIENT_SECRET).
-var secretGeneric = regexp.MustCompile(`(?i)([a-z0-9_.-]*(?:passw(?:or)?d|passwd|pwd|pass\b|secret|token|api|key|auth|credential|login)[a-z0-9_]*)["']?\s*(?::=|=>|==|!=|[:=]|\s(?:['"]))\s*("[^"\n]{4,200}"|'[^'\n]{4,200}'|[^\s"',;&)]{6,200})`)
+var secretGeneric = lazyRegexp(`(?i)([a-z0-9_.-]*(?:passw(?:or)?d|passwd|pwd|pass\b|secret|token|api|key|auth|credential|login)[a-z0-9_]*)["']?\s*(?::=|=>|==|!=|[:=]|\s(?:['"]))\s*("[^"\n]{4,200}"|'[^'\n]{4,200}'|[^\s"',;&)]{6,200})`)
 
 // maxSecretScan bounds the bytes scanned per value.
 const maxSecretScan = 256 << 10

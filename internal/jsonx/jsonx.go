@@ -125,7 +125,19 @@ func DecodeObject(raw []byte) (map[string]any, error) {
 // decoder would match it case-insensitively otherwise, and a body naming both would be read
 // one way here and another way by any reader that matches exactly).
 func DecodeStrict(body []byte, v any) error {
-	if err := Validate(body, Limits{}); err != nil {
+	return decodeStrict(body, v, Limits{})
+}
+
+// DecodeEnvelope is DecodeStrict for an object whose members hold values the caller validates
+// one by one (json.RawMessage): it refuses duplicate keys in the outermost object only, so that a
+// duplicate inside one of those values is that value's error alone. Everything else (syntax,
+// UTF-8, depth, unknown fields) is checked over the whole body.
+func DecodeEnvelope(body []byte, v any) error {
+	return decodeStrict(body, v, Limits{KeysDepth: 1})
+}
+
+func decodeStrict(body []byte, v any, lim Limits) error {
+	if err := Validate(body, lim); err != nil {
 		return err
 	}
 	rest, err := segjson.Parse(body, v, segjson.DisallowUnknownFields|segjson.DontMatchCaseInsensitiveStructFields)

@@ -30,6 +30,10 @@ var (
 type Limits struct {
 	MaxDepth int
 	MaxBytes int
+	// KeysDepth, when positive, looks for duplicate keys only in objects nested at most this
+	// deep (1: the outermost object). For an envelope whose deeper values are each validated on
+	// their own (the calls of a batch), so that one bad value is refused alone.
+	KeysDepth int
 }
 
 // DuplicateKeyError names an object member whose key repeats an earlier key of the same object.
@@ -69,7 +73,7 @@ func Validate(b []byte, lim Limits) error {
 	}
 	var keys [16]seenKey
 	var stack [8]frame
-	v := validator{b: b, maxDepth: lim.MaxDepth, keys: keys[:0], stack: stack[:0]}
+	v := validator{b: b, maxDepth: lim.MaxDepth, keysDepth: lim.KeysDepth, keys: keys[:0], stack: stack[:0]}
 	v.ws()
 	if err := v.value(); err != nil {
 		return err
@@ -118,12 +122,13 @@ func objectFirst(t []byte) error {
 // also leaves each value it read in val, in encoding/json's Go form with numbers as
 // json.Number — one pass that refuses what Validate refuses and yields the value.
 type validator struct {
-	b        []byte
-	i        int
-	depth    int
-	maxDepth int
-	build    bool
-	val      any
+	b         []byte
+	i         int
+	depth     int
+	maxDepth  int
+	keysDepth int // see Limits.KeysDepth
+	build     bool
+	val       any
 	// keys holds the keys of every object being read, innermost last; each object remembers
 	// where its own start.
 	keys []seenKey
@@ -224,32 +229,34 @@ func (v *validator) object() error {
 		if err != nil {
 			return err
 		}
-		folded := fold(key)
-		first, dup := "", false
-		if seen != nil {
-			first, dup = seen[folded]
-		} else {
-			for _, k := range v.keys[start:] {
-				if k.folded == folded {
-					first, dup = k.key, true
-					break
+		if v.keysDepth <= 0 || v.depth <= v.keysDepth {
+			folded := fold(key)
+			first, dup := "", false
+			if seen != nil {
+				first, dup = seen[folded]
+			} else {
+				for _, k := range v.keys[start:] {
+					if k.folded == folded {
+						first, dup = k.key, true
+						break
+					}
 				}
 			}
-		}
-		if dup {
-			return &DuplicateKeyError{Path: v.path(key), Key: key, First: first}
-		}
-		switch {
-		case seen != nil:
-			seen[folded] = key
-		case len(v.keys)-start < smallObject:
-			v.keys = append(v.keys, seenKey{folded: folded, key: key})
-		default:
-			seen = make(map[string]string, 4*smallObject)
-			for _, k := range v.keys[start:] {
-				seen[k.folded] = k.key
+			if dup {
+				return &DuplicateKeyError{Path: v.path(key), Key: key, First: first}
 			}
-			seen[folded] = key
+			switch {
+			case seen != nil:
+				seen[folded] = key
+			case len(v.keys)-start < smallObject:
+				v.keys = append(v.keys, seenKey{folded: folded, key: key})
+			default:
+				seen = make(map[string]string, 4*smallObject)
+				for _, k := range v.keys[start:] {
+					seen[k.folded] = k.key
+				}
+				seen[folded] = key
+			}
 		}
 		v.ws()
 		if v.i >= len(v.b) || v.b[v.i] != ':' {

@@ -20,6 +20,7 @@ const (
 	DefaultCheckpointInterval = time.Second
 	DefaultCheckpointRecords  = 1000
 	DefaultLinger             = 2 * time.Millisecond
+	DefaultRelaxedSyncBound   = 200 * time.Millisecond
 )
 
 // Errors callers branch on.
@@ -63,6 +64,16 @@ type Options struct {
 	// carried more records than are queued (0: DefaultLinger; negative: never).
 	Linger time.Duration
 
+	// RelaxedResults commits tool_result records without waiting for the disk when the store
+	// can (a RelaxedStore; never a shared store): the record is in the store's log before Append
+	// returns — a process crash loses nothing — and on disk within RelaxedSyncBound, or sooner
+	// with the next durable commit; a power loss may lose at most that bound's results.
+	// Decisions and every other kind are always durable before Append returns.
+	RelaxedResults bool
+	// RelaxedSyncBound bounds how long a relaxed record waits for the disk (0:
+	// DefaultRelaxedSyncBound).
+	RelaxedSyncBound time.Duration
+
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 	// Message is written in the startup record (e.g. the binary's version).
@@ -77,6 +88,8 @@ type result struct {
 type pending struct {
 	body []byte
 	done chan result
+	// relaxed: the record may be committed without waiting for the disk (Options.RelaxedResults).
+	relaxed bool
 	// deadline is the appending caller's deadline (zero: none). A batch's commit is bounded by
 	// the earliest deadline among its records, so a caller whose record was taken into a batch
 	// can wait for that batch's answer — the truth about its record — and still return near
@@ -114,6 +127,12 @@ type Ledger struct {
 	st     Store
 	redact *redaction
 	now    func() time.Time
+	// relaxed is st when tool results may be committed without waiting for the disk
+	// (Options.RelaxedResults); unsynced is set while a relaxed commit is not yet on disk, and
+	// batchRelaxed while the batch being committed holds only relaxed records (seat holder only).
+	relaxed      RelaxedStore
+	unsynced     atomic.Bool
+	batchRelaxed bool
 
 	q    chan *pending
 	ctl  chan func()
@@ -175,6 +194,9 @@ func Open(ctx context.Context, opts Options) (*Ledger, error) {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = DefaultMaxBatch
 	}
+	if opts.RelaxedSyncBound <= 0 {
+		opts.RelaxedSyncBound = DefaultRelaxedSyncBound
+	}
 	if opts.CheckpointInterval <= 0 {
 		opts.CheckpointInterval = DefaultCheckpointInterval
 	}
@@ -215,6 +237,9 @@ func Open(ctx context.Context, opts Options) (*Ledger, error) {
 		}
 		l.start()
 		return l, nil
+	}
+	if rs, ok := opts.Store.(RelaxedStore); ok && opts.RelaxedResults {
+		l.relaxed = rs
 	}
 	rec, err := l.recover(ctx)
 	if err != nil {
@@ -468,7 +493,7 @@ func (l *Ledger) Append(ctx context.Context, r *Record, secretPaths ...string) (
 			return 0, fmt.Errorf("append: %w", err)
 		}
 	}
-	p := &pending{body: body, done: make(chan result, 1)}
+	p := &pending{body: body, done: make(chan result, 1), relaxed: l.relaxed != nil && r.Kind == KindToolResult}
 	p.deadline, _ = ctx.Deadline()
 	l.mu.RLock()
 	if l.closed {
@@ -548,6 +573,12 @@ func (l *Ledger) run() {
 	defer close(l.done)
 	tick := time.NewTicker(l.opts.CheckpointInterval / 4)
 	defer tick.Stop()
+	var syncC <-chan time.Time // relaxed commits made durable within RelaxedSyncBound
+	if l.relaxed != nil {
+		st := time.NewTicker(l.opts.RelaxedSyncBound / 2)
+		defer st.Stop()
+		syncC = st.C
+	}
 	idle := time.NewTimer(holdSeat)
 	defer idle.Stop()
 	held := false
@@ -573,6 +604,12 @@ func (l *Ledger) run() {
 				l.commitBatch(nil)
 			}
 			idle.Reset(holdSeat)
+		case <-syncC:
+			if l.unsynced.Load() {
+				take()
+				l.syncRelaxed()
+				idle.Reset(holdSeat)
+			}
 		case <-idle.C:
 			if held {
 				held = false
@@ -581,6 +618,7 @@ func (l *Ledger) run() {
 		case <-l.stop:
 			take()
 			l.drain(nil)
+			l.syncRelaxed()
 			return // keeping the seat: nothing may commit after the last drain
 		}
 	}
@@ -621,7 +659,7 @@ func (l *Ledger) runBatch(p *pending) {
 			}
 		}
 		clear(l.batch) // answered: keep no caller's record alive
-		l.batchDeadline = time.Time{}
+		l.batchDeadline, l.batchRelaxed = time.Time{}, false
 	}()
 	l.batch = l.fill(l.batch)
 	l.commitBatch(l.batch)
@@ -684,17 +722,35 @@ func (l *Ledger) fill(batch []*pending) []*pending {
 	return batch
 }
 
+// syncRelaxed makes the relaxed commits durable (the caller holds the seat). A failed sync is
+// the ledger's failure, as a failed commit is: the records may not be on disk.
+func (l *Ledger) syncRelaxed() {
+	if !l.unsynced.Load() {
+		return
+	}
+	ctx, cancel := l.commitContext()
+	defer cancel()
+	if err := guarded(func() error { return l.relaxed.Sync(ctx) }); err != nil {
+		l.needResync = true
+		l.fail(fmt.Errorf("%w: sync of relaxed records: %v", ErrNotDurable, err))
+		return
+	}
+	l.unsynced.Store(false)
+}
+
 // commitBatch commits batch (possibly empty: a checkpoint alone) and answers its callers.
 func (l *Ledger) commitBatch(batch []*pending) {
 	bodies := make([][]byte, len(batch))
+	l.batchRelaxed = len(batch) > 0
 	for i, p := range batch {
+		l.batchRelaxed = l.batchRelaxed && p.relaxed
 		bodies[i] = p.body
 		if !p.deadline.IsZero() && (l.batchDeadline.IsZero() || p.deadline.Before(l.batchDeadline)) {
 			l.batchDeadline = p.deadline
 		}
 	}
 	first, err := l.commit(bodies, false)
-	l.batchDeadline = time.Time{}
+	l.batchDeadline, l.batchRelaxed = time.Time{}, false
 	for i, p := range batch {
 		if err != nil {
 			p.done <- result{err: err}
@@ -761,7 +817,12 @@ func (l *Ledger) commitOnce(bodies [][]byte, forceCheckpoint bool) (uint64, erro
 	}
 	ctx, cancel := l.commitContext()
 	t0 := time.Now()
-	err = guarded(func() error { return l.st.Commit(ctx, entries, cp) })
+	relaxed := l.batchRelaxed && l.relaxed != nil
+	if relaxed {
+		err = guarded(func() error { return l.relaxed.CommitRelaxed(ctx, entries, cp) })
+	} else {
+		err = guarded(func() error { return l.st.Commit(ctx, entries, cp) })
+	}
 	cancel()
 	l.committed(time.Since(t0), len(entries), buf)
 	if err != nil {
@@ -770,6 +831,8 @@ func (l *Ledger) commitOnce(bodies [][]byte, forceCheckpoint bool) (uint64, erro
 		return 0, fmt.Errorf("%w: %v", ErrNotDurable, err)
 	}
 	l.batches.Add(1)
+	// A durable commit makes the relaxed ones before it durable too (the store syncs its log).
+	l.unsynced.Store(relaxed)
 	l.adopt(next)
 	if cp != nil && l.wit != nil {
 		l.wit.offer(cp.Note)

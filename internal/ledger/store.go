@@ -23,6 +23,15 @@ type StoredCheckpoint struct {
 	Frontier []byte
 }
 
+// RelaxedStore is a Store that can also commit without waiting for the disk: CommitRelaxed is
+// Commit (one atomic commit, visible when it returns nil) whose write has reached the operating
+// system but not necessarily the disk — it survives the process being killed, not a power loss —
+// until the next Commit or Sync makes it, and everything before it, durable.
+type RelaxedStore interface {
+	CommitRelaxed(ctx context.Context, recs []Entry, cp *StoredCheckpoint) error
+	Sync(ctx context.Context) error
+}
+
 // Store keeps records and checkpoints durably. Implementations live in internal/store/...
 // and must pass internal/store/storetest unchanged.
 type Store interface {

@@ -93,6 +93,7 @@ func New(o Options) *Server {
 	}
 	s := &Server{o: o, log: log, metrics: m, slots: newAgentSlots(o.Limits.MaxConcurrencyPerAgent), mux: http.NewServeMux()}
 	s.mux.HandleFunc("POST /v1/decide", s.handleDecide)
+	s.mux.HandleFunc("POST /v1/decide/batch", s.handleDecideBatch)
 	s.mux.HandleFunc("POST /v1/outcome", s.handleOutcome)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -214,6 +215,12 @@ func (s *Server) admit(ctx context.Context, req guard.Request) (*identity.Agent,
 
 // answer writes a decision (or a denial from Admit) as the decide response.
 func (s *Server) answer(ctx context.Context, w http.ResponseWriter, start time.Time, d *guard.Decision) {
+	status, resp := s.response(ctx, start, d)
+	writeJSON(w, status, resp)
+}
+
+// response is a decision's HTTP status and body, observed in the metrics and the log.
+func (s *Server) response(ctx context.Context, start time.Time, d *guard.Decision) (int, decideResponse) {
 	s.metrics.observeDecision(d, time.Since(start))
 	resp := decideResponse{Decision: d.Action.String(), DecisionID: d.ID, Message: d.Message, ApprovalID: d.ApprovalID, OutcomeToken: d.OutcomeToken}
 	status := http.StatusOK
@@ -241,7 +248,7 @@ func (s *Server) answer(ctx context.Context, w http.ResponseWriter, start time.T
 		s.log.LogAttrs(context.WithoutCancel(ctx), slog.LevelWarn, "decision not delivered: the caller left before the answer",
 			slog.String("decision_id", d.ID), slog.String("decision", resp.Decision), slog.Any("cause", err))
 	}
-	writeJSON(w, status, resp)
+	return status, resp
 }
 
 // waitForApproval blocks until the approval resolves, the wait ends or the client goes away. It
@@ -401,18 +408,9 @@ func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) ([]by
 }
 
 // rejectBody answers a body strictDecode refused, with the code of what was wrong.
+// A duplicate key's message names the JSON path of the repeated key.
 func (s *Server) rejectBody(w http.ResponseWriter, err error) {
-	code := "bad_request"
-	switch {
-	case errors.Is(err, jsonx.ErrDuplicateKey):
-		// The message names the JSON path of the repeated key.
-		code = "duplicate_key"
-	case errors.Is(err, jsonx.ErrInvalidUTF8):
-		code = "invalid_utf8"
-	case errors.Is(err, jsonx.ErrTooDeep):
-		code = "too_deep"
-	}
-	s.reject(w, http.StatusBadRequest, code, err.Error())
+	s.reject(w, http.StatusBadRequest, bodyCode(err), err.Error())
 }
 
 func (s *Server) reject(w http.ResponseWriter, status int, code, msg string) {

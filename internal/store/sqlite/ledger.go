@@ -208,6 +208,31 @@ func (s *Ledger) migrate() error {
 // before Commit returns, so nothing of it is visible; if even the rollback fails, the
 // connection is discarded (closing it rolls back) and the next commit opens another.
 func (s *Ledger) Commit(ctx context.Context, recs []ledger.Entry, cp *ledger.StoredCheckpoint) error {
+	return s.commit(ctx, recs, cp, false)
+}
+
+var _ ledger.RelaxedStore = (*Ledger)(nil)
+
+// CommitRelaxed implements ledger.RelaxedStore: the same transaction under synchronous=NORMAL,
+// so its WAL frames are written (in the page cache: a killed process loses nothing) but not
+// fsynced until the next FULL commit or Sync.
+func (s *Ledger) CommitRelaxed(ctx context.Context, recs []ledger.Entry, cp *ledger.StoredCheckpoint) error {
+	return s.commit(ctx, recs, cp, true)
+}
+
+// Sync implements ledger.RelaxedStore: a WAL checkpoint, which fsyncs the WAL (every relaxed
+// commit in it) before copying it into the database file.
+func (s *Ledger) Sync(ctx context.Context) error {
+	s.walMu.Lock()
+	defer s.walMu.Unlock()
+	var busy, logFrames, done int
+	if err := s.db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logFrames, &done); err != nil {
+		return fmt.Errorf("sqlite ledger sync: %w", err)
+	}
+	return nil
+}
+
+func (s *Ledger) commit(ctx context.Context, recs []ledger.Entry, cp *ledger.StoredCheckpoint, relaxed bool) error {
 	s.walMu.Lock()
 	defer s.walMu.Unlock()
 	if err := ctx.Err(); err != nil {
@@ -221,6 +246,21 @@ func (s *Ledger) Commit(ctx context.Context, recs []ledger.Entry, cp *ledger.Sto
 		s.w = w
 	}
 	w := s.w
+	if relaxed {
+		if _, err := w.conn.ExecContext(ctx, "PRAGMA synchronous=NORMAL"); err != nil {
+			w.close()
+			s.w = nil
+			return fmt.Errorf("sqlite ledger commit: %w", err)
+		}
+		defer func() {
+			// Back to FULL for every other commit; a connection that cannot be put back is
+			// discarded (the next one opens with FULL from its DSN).
+			if _, err := w.conn.ExecContext(context.WithoutCancel(ctx), "PRAGMA synchronous=FULL"); err != nil && s.w == w {
+				w.close()
+				s.w = nil
+			}
+		}()
+	}
 	err := w.conn.Raw(func(dc any) error { return w.commitBatch(ctx, dc, recs, cp) })
 	if err != nil {
 		if w.broken || errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) {
