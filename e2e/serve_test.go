@@ -52,7 +52,7 @@ func binary(t *testing.T) string {
 type daemon struct {
 	cmd    *exec.Cmd
 	url    string
-	stderr *bytes.Buffer
+	stderr *lockedBuffer // written by the child's copier while a test reads it
 	done   chan error
 
 	mu     sync.Mutex
@@ -82,7 +82,7 @@ func startServeEnv(t *testing.T, dataDir string, env []string) *daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{cmd: cmd, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
+	d := &daemon{cmd: cmd, stderr: &lockedBuffer{}, done: make(chan error, 1)}
 	cmd.Stderr = d.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

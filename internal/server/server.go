@@ -240,7 +240,7 @@ func (s *Server) response(ctx context.Context, start time.Time, d *guard.Decisio
 	s.log.LogAttrs(ctx, levelFor(status), "decision", slog.String("decision_id", d.ID), slog.String("agent", agentID),
 		slog.String("tool", d.Tool), slog.String("decision", resp.Decision), slog.String("code", d.Code),
 		slog.Any("cause", d.Err), slog.Duration("elapsed", time.Since(start)))
-	if err := ctx.Err(); err != nil {
+	if err := callerGone(ctx); err != nil {
 		// The decision is on the record (the guard writes it on its own context, whatever the
 		// caller's deadline); the caller is gone or out of time, so the answer — which, if it
 		// can still be written, is that record's decision — may never arrive.
@@ -551,4 +551,17 @@ func (a *agentSlots) acquire(key string) (release func(), ok bool) {
 		}
 		a.mu.Unlock()
 	}, true
+}
+
+// callerGone is ctx.Err(), or DeadlineExceeded once the deadline has passed even if the
+// context's timer has not fired yet: on a starved machine the timer runs late, and a decision
+// answered after its deadline is not delivered in time whatever the timer says.
+func callerGone(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
