@@ -82,6 +82,9 @@ var (
 	ErrTooManyPending = errors.New("approval: too many pending requests for this agent")
 )
 
+// CodeTooManyPending is Code(ErrTooManyPending); the guard denies the call with it too.
+const CodeTooManyPending = "too_many_pending_approvals"
+
 // Code returns a stable string code for err, for API responses and ledger records.
 func Code(err error) string {
 	for _, c := range []struct {
@@ -94,7 +97,7 @@ func Code(err error) string {
 		{ErrMismatch, "mismatch"}, {ErrSelfApproval, "self_approval"},
 		{ErrAgentApprover, "agent_approver"}, {ErrOutOfScope, "out_of_scope"},
 		{ErrDuplicateVote, "duplicate_vote"}, {ErrRecord, "record_failed"},
-		{ErrPolicyDenied, "policy_denied"}, {ErrTooManyPending, "too_many_pending_approvals"},
+		{ErrPolicyDenied, "policy_denied"}, {ErrTooManyPending, CodeTooManyPending},
 	} {
 		if errors.Is(err, c.err) {
 			return c.code

@@ -391,7 +391,7 @@ const (
 	CodeSessionInvalid = "invalid_session"
 	CodeNoPolicy       = "policy_unavailable"
 	CodeApproval       = "approval_unavailable"
-	CodeTooManyPending = "too_many_pending_approvals"
+	CodeTooManyPending = approval.CodeTooManyPending
 	CodeLedger         = "ledger_unavailable"
 	CodeInternal       = "internal_error"
 	// CodeThreatBlocked is the recorded reason of a call denied because its parameters inspect

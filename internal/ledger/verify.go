@@ -9,6 +9,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/proof"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -145,273 +146,367 @@ func (k *keyring) open(msg []byte) (Checkpoint, string, error) {
 // A returned error means the log could not be read; a tampered log is a Report with
 // Intact false.
 func Verify(ctx context.Context, st Store, opts VerifyOptions) (Report, error) {
-	var rep Report
-	_, list, err := ParseVerifiers(opts.Keys)
-	if err != nil {
-		return rep, fmt.Errorf("verify: %w", err)
+	v := &verification{ctx: ctx, st: st, opts: opts}
+	for _, step := range []func() error{
+		v.keys,
+		v.snapshot,
+		v.storedCheckpoints,
+		v.trustedCheckpoints,
+		v.records,
+		v.tail,
+	} {
+		if err := step(); err != nil {
+			return v.rep, err
+		}
 	}
-	ring := &keyring{trusted: map[[2]any]note.Verifier{}, candidates: map[[2]any]note.Verifier{}}
-	for _, v := range list {
-		ring.trusted[keyID(v)] = v
-	}
-	trustedOnly := note.VerifierList(list...)
+	return v.report(), nil
+}
 
+// verification is the state of one Verify run, in the order its steps fill it.
+type verification struct {
+	ctx  context.Context
+	st   Store
+	opts VerifyOptions
+	rep  Report
+
+	// keys: the trusted keys, and the candidates key_rotation records name.
+	ring        *keyring
+	trustedOnly note.Verifiers
+
+	// snapshot: the log's size when verification began, and the first problem found.
+	total uint64
+	first finding
+
+	// storedCheckpoints: the stored checkpoints by size.
+	at map[uint64][]storedCP
+
+	// trustedCheckpoints: the auditor's checkpoints by size, and the consistency proofs from
+	// each to the log's current tree.
+	trustedAt map[uint64][]Checkpoint
+	coll      *nodeCollector
+	consists  []consist
+
+	// records: the tree of the records read so far.
+	tree     *compact.Range
+	lastLeaf [32]byte
+	latest   *Checkpoint
+	i        uint64 // records read and checked
+	broken   int64  // a record whose prev link failed, awaiting the next record
+}
+
+// storedCP is a stored checkpoint: its place in commit order, its note and its unverified body.
+type storedCP struct {
+	i   int
+	msg []byte
+	c   Checkpoint
+}
+
+// consist is a trusted checkpoint with the nodes of its consistency proof.
+type consist struct {
+	c     Checkpoint
+	nodes proof.Nodes
+}
+
+// errStopped ends the record scan at the first problem.
+var errStopped = errors.New("stopped")
+
+// rotationKind marks a key_rotation record in its encoding.
+var rotationKind = []byte(`"kind":"key_rotation"`)
+
+// note records a problem at seq; the earliest one is the report's.
+func (v *verification) note(seq uint64, code, reason string) {
+	if seq < v.first.seq {
+		v.first = finding{seq, code, reason}
+	}
+}
+
+// keys parses the trusted keys.
+func (v *verification) keys() error {
+	_, list, err := ParseVerifiers(v.opts.Keys)
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	v.ring = &keyring{trusted: map[[2]any]note.Verifier{}, candidates: map[[2]any]note.Verifier{}}
+	for _, k := range list {
+		v.ring.trusted[keyID(k)] = k
+	}
+	v.trustedOnly = note.VerifierList(list...)
+	return nil
+}
+
+// snapshot fixes the time and the log's size the verification is of.
+func (v *verification) snapshot() error {
 	// The log is verified as it was when its size was read: a live gateway keeps appending,
 	// and records and checkpoints committed since are not part of this verification.
 	snapshot := time.Now()
-	if opts.Now != nil {
-		snapshot = opts.Now()
+	if v.opts.Now != nil {
+		snapshot = v.opts.Now()
 	}
-	opts.Now = func() time.Time { return snapshot }
-	total, err := st.Size(ctx)
+	v.opts.Now = func() time.Time { return snapshot }
+	total, err := v.st.Size(v.ctx)
 	if err != nil {
-		return rep, fmt.Errorf("verify: %w", err)
+		return fmt.Errorf("verify: %w", err)
 	}
-	rep.Records = total
-	first := finding{seq: math.MaxUint64}
-	note1 := func(seq uint64, code, reason string) {
-		if seq < first.seq {
-			first = finding{seq, code, reason}
-		}
-	}
+	v.total = total
+	v.rep.Records = total
+	v.first = finding{seq: math.MaxUint64}
+	return nil
+}
 
-	// Stored checkpoints, in commit order: bodies first (signatures are checked in the pass,
-	// once any key_rotation records they cover have been read).
-	type storedCP struct {
-		i   int
-		msg []byte
-		c   Checkpoint
-	}
-	at := map[uint64][]storedCP{}
+// storedCheckpoints reads the stored checkpoints, in commit order: bodies first (signatures
+// are checked in the pass, once any key_rotation records they cover have been read).
+func (v *verification) storedCheckpoints() error {
+	v.at = map[uint64][]storedCP{}
 	var prevSize uint64
 	var beyond []storedCP // checkpoints past the size read: newer than the snapshot, or truncation
 	n := 0
-	err = st.Checkpoints(ctx, func(cp StoredCheckpoint) error {
+	err := v.st.Checkpoints(v.ctx, func(cp StoredCheckpoint) error {
 		n++
 		msg := append([]byte(nil), cp.Note...)
 		c, err := parseUnverified(msg)
 		if err != nil {
-			note1(prevSize, ProblemMalformedCheckpoint, fmt.Sprintf("checkpoint #%d: %v", n, err))
+			v.note(prevSize, ProblemMalformedCheckpoint, fmt.Sprintf("checkpoint #%d: %v", n, err))
 			return nil
 		}
 		if c.Size < prevSize {
-			note1(c.Size, ProblemCheckpointsDecrease, fmt.Sprintf("checkpoint #%d has size %d, below the previous checkpoint's %d", n, c.Size, prevSize))
+			v.note(c.Size, ProblemCheckpointsDecrease, fmt.Sprintf("checkpoint #%d has size %d, below the previous checkpoint's %d", n, c.Size, prevSize))
 		}
-		if c.Size > total {
+		if c.Size > v.total {
 			beyond = append(beyond, storedCP{n, msg, c})
 		}
 		prevSize = max(prevSize, c.Size)
-		at[c.Size] = append(at[c.Size], storedCP{n, msg, c})
+		v.at[c.Size] = append(v.at[c.Size], storedCP{n, msg, c})
 		return nil
 	})
 	if err != nil {
-		return rep, fmt.Errorf("verify: %w", err)
+		return fmt.Errorf("verify: %w", err)
 	}
 	if len(beyond) > 0 {
 		// A checkpoint commits with its records: one beyond the log's size now means records
 		// were removed; one beyond only the size read first was committed since (a live log).
-		now, err := st.Size(ctx)
+		now, err := v.st.Size(v.ctx)
 		if err != nil {
-			return rep, fmt.Errorf("verify: %w", err)
+			return fmt.Errorf("verify: %w", err)
 		}
 		for _, b := range beyond {
 			if b.c.Size > now {
-				note1(total, ProblemTruncated, fmt.Sprintf("checkpoint #%d signs %d records but the log has %d: records were removed", b.i, b.c.Size, now))
+				v.note(v.total, ProblemTruncated, fmt.Sprintf("checkpoint #%d signs %d records but the log has %d: records were removed", b.i, b.c.Size, now))
 			}
 		}
 	}
+	return nil
+}
 
-	// Externally kept checkpoints: the auditor's; they must verify with the given keys alone.
-	trustedAt := map[uint64][]Checkpoint{}
-	coll := newNodeCollector()
-	type consist struct {
-		c     Checkpoint
-		nodes proof.Nodes
-	}
-	var consists []consist
-	for i, msg := range opts.Trusted {
-		c, _, err := OpenCheckpoint(msg, trustedOnly)
+// trustedCheckpoints opens the externally kept checkpoints: the auditor's; they must verify
+// with the given keys alone.
+func (v *verification) trustedCheckpoints() error {
+	v.trustedAt = map[uint64][]Checkpoint{}
+	v.coll = newNodeCollector()
+	for i, msg := range v.opts.Trusted {
+		c, _, err := OpenCheckpoint(msg, v.trustedOnly)
 		if err != nil {
-			return rep, fmt.Errorf("verify: trusted checkpoint %d: %w", i+1, err)
+			return fmt.Errorf("verify: trusted checkpoint %d: %w", i+1, err)
 		}
-		rep.Trusted = append(rep.Trusted, info(c))
-		if c.Size > total {
-			note1(total, ProblemRollback, fmt.Sprintf("a trusted checkpoint signs %d records but the log has %d: the log was rolled back", c.Size, total))
+		v.rep.Trusted = append(v.rep.Trusted, info(c))
+		if c.Size > v.total {
+			v.note(v.total, ProblemRollback, fmt.Sprintf("a trusted checkpoint signs %d records but the log has %d: the log was rolled back", c.Size, v.total))
 			continue
 		}
-		trustedAt[c.Size] = append(trustedAt[c.Size], c)
-		nodes, err := proof.Consistency(c.Size, total)
+		v.trustedAt[c.Size] = append(v.trustedAt[c.Size], c)
+		nodes, err := proof.Consistency(c.Size, v.total)
 		if err != nil {
-			return rep, fmt.Errorf("verify: %w", err)
+			return fmt.Errorf("verify: %w", err)
 		}
-		coll.add(nodes.IDs)
-		consists = append(consists, consist{c, nodes})
+		v.coll.add(nodes.IDs)
+		v.consists = append(v.consists, consist{c, nodes})
 	}
+	return nil
+}
 
-	tree := factory.NewEmptyRange(0)
-	var lastLeaf [32]byte
-	var latest *Checkpoint
-	// checkAt checks every checkpoint of the current tree size.
-	checkAt := func(size uint64) {
-		if len(at[size]) == 0 && len(trustedAt[size]) == 0 {
-			return
-		}
-		root := rootOf(tree)
-		bad := uint64(0)
-		if size > 0 {
-			bad = size - 1
-		}
-		for _, s := range at[size] {
-			c, code, err := ring.open(s.msg)
-			if err != nil {
-				note1(bad, code, fmt.Sprintf("checkpoint #%d (size %d): %v", s.i, size, err))
-				continue
-			}
-			rep.CheckpointsChecked++
-			if _, _, err := c.SignedAt(); err != nil {
-				note1(bad, ProblemMalformedCheckpoint, fmt.Sprintf("checkpoint #%d (size %d): %v", s.i, size, err))
-				continue
-			}
-			if c.Hash != root {
-				note1(bad, ProblemRootMismatch, fmt.Sprintf("checkpoint #%d: the root of the first %d records does not match the signed root (records before %d were changed)", s.i, size, size))
-				continue
-			}
-			if latest == nil || c.Size >= latest.Size {
-				cc := c
-				latest = &cc
-			}
-		}
-		for _, c := range trustedAt[size] {
-			if c.Hash != root {
-				note1(bad, ProblemFork, fmt.Sprintf("the log's root at size %d differs from a trusted checkpoint's: the log forked or was rewritten", size))
-			}
-		}
+// checkAt checks every checkpoint of the current tree size.
+func (v *verification) checkAt(size uint64) {
+	if len(v.at[size]) == 0 && len(v.trustedAt[size]) == 0 {
+		return
 	}
-	checkAt(0)
-	rotation := []byte(`"kind":"key_rotation"`)
-	errStopped := errors.New("stopped")
-	i := uint64(0)
-	broken := int64(-1) // a record whose prev link failed, awaiting the next record
-	err = scanPipelined(ctx, st, func(e Entry) error {
-		if i >= first.seq || e.Seq >= total {
-			return errStopped
-		}
-		if e.Seq != i {
-			note1(i, ProblemMissingRecord, fmt.Sprintf("record %d is missing (the next stored is %d)", i, e.Seq))
-			return errStopped
-		}
-		h, err := ParseHeader(e.Data)
+	root := rootOf(v.tree)
+	bad := uint64(0)
+	if size > 0 {
+		bad = size - 1
+	}
+	for _, s := range v.at[size] {
+		c, code, err := v.ring.open(s.msg)
 		if err != nil {
-			note1(i, ProblemMalformedRecord, fmt.Sprintf("record %d: %v", i, err))
-			return errStopped
+			v.note(bad, code, fmt.Sprintf("checkpoint #%d (size %d): %v", s.i, size, err))
+			continue
 		}
-		if h.Seq != i {
-			note1(i, ProblemSeqMismatch, fmt.Sprintf("record stored at %d says seq %d: records were inserted, duplicated or reordered", i, h.Seq))
-			return errStopped
+		v.rep.CheckpointsChecked++
+		if _, _, err := c.SignedAt(); err != nil {
+			v.note(bad, ProblemMalformedCheckpoint, fmt.Sprintf("checkpoint #%d (size %d): %v", s.i, size, err))
+			continue
 		}
-		if broken >= 0 {
-			// Record i-1's link was broken. If record i still links to i-1, the bytes of i-1
-			// are authentic and its own prev was changed; else the record before it was.
-			b := uint64(broken)
-			if !h.HasPrev || h.Prev != lastLeaf {
-				note1(b, ProblemPrevMismatch, fmt.Sprintf("record %d: its prev was changed (it no longer matches the hash of record %d, while record %d still links to it)", b, b-1, b+1))
-			} else {
-				note1(b-1, ProblemPrevMismatch, fmt.Sprintf("record %d was changed: its hash no longer matches the prev of record %d", b-1, b))
-			}
-			return errStopped
+		if c.Hash != root {
+			v.note(bad, ProblemRootMismatch, fmt.Sprintf("checkpoint #%d: the root of the first %d records does not match the signed root (records before %d were changed)", s.i, size, size))
+			continue
 		}
-		if i == 0 && h.HasPrev {
-			note1(0, ProblemPrevMismatch, "record 0 has a prev")
-			return errStopped
+		if v.latest == nil || c.Size >= v.latest.Size {
+			cc := c
+			v.latest = &cc
 		}
-		if i > 0 && (!h.HasPrev || h.Prev != lastLeaf) {
-			// Read one more record to tell which of the two was changed.
-			broken = int64(i)
+	}
+	for _, c := range v.trustedAt[size] {
+		if c.Hash != root {
+			v.note(bad, ProblemFork, fmt.Sprintf("the log's root at size %d differs from a trusted checkpoint's: the log forked or was rewritten", size))
 		}
-		// The kind is the fifth field of the canonical encoding, well inside the first 256
-		// bytes; an authentic record cannot hide it further in (any change breaks the hashes).
-		if bytes.Contains(e.Data[:min(len(e.Data), 256)], rotation) {
-			r, err := ParseRecord(e.Data)
-			if err != nil {
-				note1(i, ProblemMalformedRecord, fmt.Sprintf("record %d: %v", i, err))
-				return errStopped
-			}
-			if r.KeyRotation != nil {
-				for _, k := range []string{r.KeyRotation.OldKey, r.KeyRotation.NewKey} {
-					if v, err := note.NewVerifier(k); err == nil {
-						ring.candidates[keyID(v)] = v
-					}
-				}
-			}
-		}
-		leaf := LeafHash(e.Data) // a fresh array: the range keeps the slice it is given
-		lastLeaf = leaf
-		if err := tree.Append(leaf[:], coll.visit); err != nil {
-			return err
-		}
-		i++
-		if broken < 0 {
-			checkAt(i)
-		}
-		if opts.Progress != nil && i%65536 == 0 {
-			opts.Progress(i, total)
-		}
-		return nil
-	})
+	}
+}
+
+// records reads every record up to the snapshot's size, checking each and the checkpoints of
+// each tree size on the way, then the trusted checkpoints' consistency with the whole.
+func (v *verification) records() error {
+	v.tree = factory.NewEmptyRange(0)
+	v.broken = -1
+	v.checkAt(0)
+	err := scanPipelined(v.ctx, v.st, v.record)
 	if err != nil && !errors.Is(err, errStopped) {
-		return rep, fmt.Errorf("verify: read records: %w", err)
+		return fmt.Errorf("verify: read records: %w", err)
 	}
-	if broken >= 0 && first.seq == math.MaxUint64 {
-		b := uint64(broken)
-		note1(b-1, ProblemPrevMismatch, fmt.Sprintf("record %d or the prev of record %d (the last) was changed: they no longer link", b-1, b))
+	if v.broken >= 0 && v.first.seq == math.MaxUint64 {
+		b := uint64(v.broken)
+		v.note(b-1, ProblemPrevMismatch, fmt.Sprintf("record %d or the prev of record %d (the last) was changed: they no longer link", b-1, b))
 	}
-	rep.RecordsChecked = i
-	if i < total && i < first.seq {
-		note1(i, ProblemMissingRecord, fmt.Sprintf("record %d is missing (the log claims %d records)", i, total))
+	v.rep.RecordsChecked = v.i
+	if v.i < v.total && v.i < v.first.seq {
+		v.note(v.i, ProblemMissingRecord, fmt.Sprintf("record %d is missing (the log claims %d records)", v.i, v.total))
 	}
-	if first.seq == math.MaxUint64 {
-		// The whole log was read: each trusted checkpoint must be consistent with it.
-		root := rootOf(tree)
-		for _, c := range consists {
-			hs, err := coll.proof(c.nodes)
-			if err == nil {
-				err = proof.VerifyConsistency(hasher, c.c.Size, total, hs, c.c.Hash[:], root[:])
-			}
-			if err != nil {
-				bad := uint64(0)
-				if c.c.Size > 0 {
-					bad = c.c.Size - 1
+	if v.first.seq == math.MaxUint64 {
+		v.consistency()
+	}
+	return nil
+}
+
+// record checks one record: its seq, its prev link, a key rotation it carries; and adds it to
+// the tree. It returns errStopped at the first problem.
+func (v *verification) record(e Entry) error {
+	i := v.i
+	if i >= v.first.seq || e.Seq >= v.total {
+		return errStopped
+	}
+	if e.Seq != i {
+		v.note(i, ProblemMissingRecord, fmt.Sprintf("record %d is missing (the next stored is %d)", i, e.Seq))
+		return errStopped
+	}
+	h, err := ParseHeader(e.Data)
+	if err != nil {
+		v.note(i, ProblemMalformedRecord, fmt.Sprintf("record %d: %v", i, err))
+		return errStopped
+	}
+	if h.Seq != i {
+		v.note(i, ProblemSeqMismatch, fmt.Sprintf("record stored at %d says seq %d: records were inserted, duplicated or reordered", i, h.Seq))
+		return errStopped
+	}
+	if v.broken >= 0 {
+		// Record i-1's link was broken. If record i still links to i-1, the bytes of i-1
+		// are authentic and its own prev was changed; else the record before it was.
+		b := uint64(v.broken)
+		if !h.HasPrev || h.Prev != v.lastLeaf {
+			v.note(b, ProblemPrevMismatch, fmt.Sprintf("record %d: its prev was changed (it no longer matches the hash of record %d, while record %d still links to it)", b, b-1, b+1))
+		} else {
+			v.note(b-1, ProblemPrevMismatch, fmt.Sprintf("record %d was changed: its hash no longer matches the prev of record %d", b-1, b))
+		}
+		return errStopped
+	}
+	if i == 0 && h.HasPrev {
+		v.note(0, ProblemPrevMismatch, "record 0 has a prev")
+		return errStopped
+	}
+	if i > 0 && (!h.HasPrev || h.Prev != v.lastLeaf) {
+		// Read one more record to tell which of the two was changed.
+		v.broken = int64(i)
+	}
+	// The kind is the fifth field of the canonical encoding, well inside the first 256
+	// bytes; an authentic record cannot hide it further in (any change breaks the hashes).
+	if bytes.Contains(e.Data[:min(len(e.Data), 256)], rotationKind) {
+		r, err := ParseRecord(e.Data)
+		if err != nil {
+			v.note(i, ProblemMalformedRecord, fmt.Sprintf("record %d: %v", i, err))
+			return errStopped
+		}
+		if r.KeyRotation != nil {
+			for _, k := range []string{r.KeyRotation.OldKey, r.KeyRotation.NewKey} {
+				if kv, err := note.NewVerifier(k); err == nil {
+					v.ring.candidates[keyID(kv)] = kv
 				}
-				note1(bad, ProblemFork, fmt.Sprintf("no consistency from the trusted checkpoint of size %d to the log: %v", c.c.Size, err))
 			}
 		}
 	}
-	if first.seq == math.MaxUint64 && i > 0 {
-		// Everything read is authentic as far as the checkpoints go; what they do not cover
-		// must be what the cadence leaves unsigned, no more.
-		if f, err := checkUnsignedTail(ctx, st, latest, i, opts); err != nil {
-			return rep, fmt.Errorf("verify: %w", err)
-		} else if f != nil {
-			note1(f.seq, f.code, f.reason)
+	leaf := LeafHash(e.Data) // a fresh array: the range keeps the slice it is given
+	v.lastLeaf = leaf
+	if err := v.tree.Append(leaf[:], v.coll.visit); err != nil {
+		return err
+	}
+	v.i++
+	if v.broken < 0 {
+		v.checkAt(v.i)
+	}
+	if v.opts.Progress != nil && v.i%65536 == 0 {
+		v.opts.Progress(v.i, v.total)
+	}
+	return nil
+}
+
+// consistency checks, once the whole log was read, that each trusted checkpoint is
+// consistent with it.
+func (v *verification) consistency() {
+	root := rootOf(v.tree)
+	for _, c := range v.consists {
+		hs, err := v.coll.proof(c.nodes)
+		if err == nil {
+			err = proof.VerifyConsistency(hasher, c.c.Size, v.total, hs, c.c.Hash[:], root[:])
+		}
+		if err != nil {
+			bad := uint64(0)
+			if c.c.Size > 0 {
+				bad = c.c.Size - 1
+			}
+			v.note(bad, ProblemFork, fmt.Sprintf("no consistency from the trusted checkpoint of size %d to the log: %v", c.c.Size, err))
 		}
 	}
-	if opts.Progress != nil {
-		opts.Progress(i, total)
+}
+
+// tail checks, when everything read is authentic as far as the checkpoints go, that what they
+// do not cover is what the cadence leaves unsigned, no more.
+func (v *verification) tail() error {
+	if v.first.seq == math.MaxUint64 && v.i > 0 {
+		if f, err := checkUnsignedTail(v.ctx, v.st, v.latest, v.i, v.opts); err != nil {
+			return fmt.Errorf("verify: %w", err)
+		} else if f != nil {
+			v.note(f.seq, f.code, f.reason)
+		}
 	}
-	if latest != nil {
-		li := info(*latest)
+	return nil
+}
+
+// report completes the report: the latest checkpoint, what it leaves unsigned, and the first
+// problem, if any.
+func (v *verification) report() Report {
+	if v.opts.Progress != nil {
+		v.opts.Progress(v.i, v.total)
+	}
+	rep := v.rep
+	if v.latest != nil {
+		li := info(*v.latest)
 		rep.LatestCheckpoint = &li
-		rep.UnsignedRecords = i - latest.Size
+		rep.UnsignedRecords = v.i - v.latest.Size
 	} else {
-		rep.UnsignedRecords = i
+		rep.UnsignedRecords = v.i
 	}
-	if first.seq != math.MaxUint64 {
-		s := first.seq
-		rep.FirstBadSeq, rep.Problem, rep.Reason = &s, first.code, first.reason
-		return rep, nil
+	if v.first.seq != math.MaxUint64 {
+		s := v.first.seq
+		rep.FirstBadSeq, rep.Problem, rep.Reason = &s, v.first.code, v.first.reason
+		return rep
 	}
 	rep.Intact = true
-	return rep, nil
+	return rep
 }
 
 // scanPipelined is st.Scan with the store's reading on one goroutine and fn on the caller's,

@@ -1,5 +1,6 @@
 // Package policy owns the Portcullis policy language: strict YAML parsing with file:line:col
-// positions (parse.go), compilation into an immutable, indexed *Set (compile.go), the
+// positions (files.go reads and bounds the files, parse.go parses policies and rules with the
+// YAML node helpers of nodes.go, conditions.go their conditions), compilation into an immutable, indexed *Set (compile.go), the
 // allocation-free decision path (eval.go) and the gateway's form of it with the conditions its
 // record quotes (decide.go), on-demand explanations (explain.go), CEL `expr` conditions (cel.go)
 // and hot reload of a policy set from disk (reload.go).

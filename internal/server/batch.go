@@ -145,7 +145,7 @@ func (s *Server) batchReject(status int, code, msg string) batchResult {
 func bodyCode(err error) string {
 	switch {
 	case errors.Is(err, jsonx.ErrDuplicateKey):
-		return "duplicate_key"
+		return guard.CodeDuplicateKey
 	case errors.Is(err, jsonx.ErrInvalidUTF8):
 		return "invalid_utf8"
 	case errors.Is(err, jsonx.ErrTooDeep):
