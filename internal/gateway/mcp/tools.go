@@ -235,7 +235,7 @@ func (g *Gateway) callTool(ctx context.Context, c Caller, r *sdk.CallToolRequest
 			p.SetProgressToken(id)
 		}
 		defer g.track(ctx, r.Session, u.name)()
-		res, err = cs.CallTool(cctx, p)
+		res, err = retryLost(cctx, g, u, cs, func(cs *sdk.ClientSession) (*sdk.CallToolResult, error) { return cs.CallTool(cctx, p) })
 	}
 	dur := time.Since(start)
 	if err != nil {
