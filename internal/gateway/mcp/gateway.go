@@ -207,11 +207,16 @@ func New(ctx context.Context, o Options, ups []Upstream) (g *Gateway, err error)
 		if t == nil {
 			return nil, fmt.Errorf("mcp: upstream %q has no transport", u.Name)
 		}
-		cs, err := client.Connect(ctx, t, upstreamSession)
+		tasks := &taskTools{}
+		var mk func() sdk.Transport
+		if u.NewTransport != nil {
+			mk = func() sdk.Transport { return taskTransport{next: u.NewTransport(), tt: tasks} }
+		}
+		cs, err := client.Connect(ctx, taskTransport{next: t, tt: tasks}, upstreamSession)
 		if err != nil && (!o.StartDown || u.NewTransport == nil) {
 			return nil, &UpstreamError{Name: u.Name, Err: err}
 		}
-		up := &upstream{name: u.Name, client: client, mk: u.NewTransport}
+		up := &upstream{name: u.Name, client: client, mk: mk, tasks: tasks}
 		if err != nil {
 			// Down from the start: serve the others, say so, and keep trying.
 			g.log.Error("upstream unavailable at start; retrying in the background", slog.String("upstream", u.Name), slog.String("error", rootCause(err).Error()))

@@ -33,6 +33,7 @@ type upstream struct {
 	name   string
 	client *sdk.Client
 	mk     func() sdk.Transport // nil: not restartable
+	tasks  *taskTools           // which of its tools require MCP tasks (tasks.go)
 
 	mu      sync.Mutex
 	init    *sdk.InitializeResult // nil until the first handshake; read with initResult
