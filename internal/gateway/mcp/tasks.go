@@ -26,6 +26,9 @@ type taskTools struct {
 // requires reports whether the upstream's tool name requires a task; first says whether this is
 // the first time it is asked for that tool (to log it once).
 func (tt *taskTools) requires(name string) (req, first bool) {
+	if tt == nil {
+		return false, false
+	}
 	tt.mu.Lock()
 	defer tt.mu.Unlock()
 	if !tt.required[name] {
