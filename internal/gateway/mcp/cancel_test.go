@@ -20,14 +20,7 @@ type rawAgent struct {
 
 func newRawAgent(t *testing.T, h *harness) *rawAgent {
 	t.Helper()
-	inR, inW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	inR, inW, outR, outW := osPipes(t)
 	ss, err := h.srv.Connect(context.Background(), NewStdioTransport(inR, outW, 0), nil)
 	if err != nil {
 		t.Fatal(err)

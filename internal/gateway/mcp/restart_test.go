@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -71,20 +72,7 @@ func TestRemoteUpstreamRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	at, gt := sdk.NewInMemoryTransports()
-	gss, err := gw.Server(EnvCredentials("k", "")).Connect(ctx, gt, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs, err := sdk.NewClient(&sdk.Implementation{Name: "agent", Version: "1"}, nil).Connect(ctx, at, &sdk.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cs.Close()
-		_ = gss.Wait()
-		_ = gw.Close()
-	})
+	cs := connectAgent(t, gw)
 	call := func(text string) {
 		t.Helper()
 		r, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: "remote__echo", Arguments: map[string]any{"text": text}})
@@ -105,4 +93,40 @@ func TestRemoteUpstreamRestart(t *testing.T) {
 	if _, err := cs.GetPrompt(ctx, &sdk.GetPromptParams{Name: "remote__greet"}); err != nil {
 		t.Errorf("prompt after a restart: %v", err)
 	}
+}
+
+// connectAgent connects an agent (key "k") to gw over in-memory transports; the cleanup ends
+// the agent's session and then closes gw.
+func connectAgent(t *testing.T, gw *Gateway) *sdk.ClientSession {
+	t.Helper()
+	ctx := context.Background()
+	at, gt := sdk.NewInMemoryTransports()
+	gss, err := gw.Server(EnvCredentials("k", "")).Connect(ctx, gt, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := sdk.NewClient(&sdk.Implementation{Name: "agent", Version: "1"}, nil).Connect(ctx, at, &sdk.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cs.Close()
+		_ = gss.Wait()
+		_ = gw.Close()
+	})
+	return cs
+}
+
+// osPipes are two OS pipes, (aR, aW) and (bR, bW).
+func osPipes(t *testing.T) (aR, aW, bR, bW *os.File) {
+	t.Helper()
+	aR, aW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bR, bW, err = os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return aR, aW, bR, bW
 }

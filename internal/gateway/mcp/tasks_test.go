@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -22,14 +21,7 @@ import (
 // server cannot: tool definitions with execution.taskSupport.
 func rawToolServer(t *testing.T, tools string) sdk.Transport {
 	t.Helper()
-	inR, inW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	inR, inW, outR, outW := osPipes(t)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -80,20 +72,7 @@ func TestTaskRequiredToolHidden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	at, gt := sdk.NewInMemoryTransports()
-	gss, err := gw.Server(EnvCredentials("k", "")).Connect(ctx, gt, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs, err := sdk.NewClient(&sdk.Implementation{Name: "agent", Version: "1"}, nil).Connect(ctx, at, &sdk.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cs.Close()
-		_ = gss.Wait()
-		_ = gw.Close()
-	})
+	cs := connectAgent(t, gw)
 	for range 2 {
 		res, err := cs.ListTools(ctx, nil)
 		if err != nil {
