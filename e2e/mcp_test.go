@@ -729,6 +729,11 @@ func TestMCPRemoteUpstream(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "ev__echo") || !strings.Contains(out, "default_action: DENY") {
 		t.Fatalf("inventory --url: %d %s %s", code, out, stderr)
 	}
+	// get-env dumps the environment; the server annotates it read-only, but its name says what
+	// it reads, so it is not ranked low (and is not ALLOWed by the starter policy).
+	if !regexp.MustCompile(`(?m)^high\s+ev__get-env\b`).MatchString(out) || strings.Contains(out, "read_ev__get-env") {
+		t.Errorf("inventory ranks get-env:\n%s", out)
+	}
 
 	dir, agentKey, _ := initData(t)
 	writePolicy(t, dir, `agent_id: report-generator-v1

@@ -60,6 +60,7 @@ type App struct {
 	approvers   *approvers
 	webhook     *approval.Webhook
 	rt          atomic.Pointer[runtimeState] // configuration and policy in force, swapped whole
+	servedAddr  atomic.Pointer[string]       // the address Serve listens on (listen may say port 0)
 	reloader    *watch.Watcher
 	policies    currentPolicies
 	auth        swappableAuth
@@ -344,6 +345,8 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: time.Duration(a.cfg.Limits.ReadTimeoutSeconds) * time.Second, MaxHeaderBytes: a.cfg.Limits.MaxHeaderBytes,
 		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn), Protocols: server.Protocols(ln.Addr())}
+	addr := ln.Addr().String()
+	a.servedAddr.Store(&addr)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	a.log.Info("portcullis serving", slog.String("addr", ln.Addr().String()), slog.String("data_dir", a.cfg.DataDir))

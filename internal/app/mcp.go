@@ -9,6 +9,7 @@ import (
 	"io"
 	"iter"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -163,7 +164,11 @@ func (a *App) mcpRoutes(gw *mcpgw.Gateway) func(mux *http.ServeMux) {
 			agent, status, msg := a.mcpAuthenticate(w, r)
 			if agent == nil {
 				if status == http.StatusUnauthorized {
-					w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer resource_metadata=%q`, a.resourceBase(r)+"/.well-known/oauth-protected-resource/mcp"))
+					if base, ok := a.resourceBase(); ok {
+						w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer resource_metadata=%q`, base+"/.well-known/oauth-protected-resource/mcp"))
+					} else {
+						w.Header().Set("WWW-Authenticate", "Bearer")
+					}
 				}
 				http.Error(w, msg, status)
 				return
@@ -311,27 +316,43 @@ func (s *sessionRecorder) Flush() {
 	}
 }
 
-func (a *App) resourceBase(r *http.Request) string {
+func (a *App) resourceBase() (string, bool) {
 	if u := a.cfg.MCP.ResourceURL; u != "" {
-		return strings.TrimSuffix(strings.TrimSuffix(u, "/"), "/mcp")
+		return strings.TrimSuffix(strings.TrimSuffix(u, "/"), "/mcp"), true
 	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
+	// Never the request's Host header: whoever sends the request would choose the URL the
+	// metadata announces. Without resource_url the gateway's own address stands in, when it
+	// names one host and port; a wildcard listen address names none, and then there is no
+	// metadata at all.
+	addr := a.cfg.Listen
+	if p := a.servedAddr.Load(); p != nil {
+		addr = *p
 	}
-	return scheme + "://" + r.Host
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" || port == "" || port == "0" {
+		return "", false
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		return "", false
+	}
+	return "http://" + net.JoinHostPort(host, port), true
 }
 
 // protectedResource is the OAuth 2.0 Protected Resource Metadata (RFC 9728) the MCP
 // authorization spec points clients to: which issuers' tokens /mcp accepts.
 func (a *App) protectedResource(w http.ResponseWriter, r *http.Request) {
+	base, ok := a.resourceBase()
+	if !ok {
+		http.Error(w, "no protected-resource metadata: set mcp.resource_url", http.StatusNotFound)
+		return
+	}
 	issuers := []string{}
 	for _, is := range a.rt.Load().cfg.Identity.JWTIssuers {
 		issuers = append(issuers, is.Issuer)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]any{
-		"resource":                 a.resourceBase(r) + "/mcp",
+		"resource":                 base + "/mcp",
 		"authorization_servers":    issuers,
 		"bearer_methods_supported": []string{"header"},
 		"resource_name":            "Portcullis MCP gateway",

@@ -114,6 +114,12 @@ func (g *Gateway) Server(creds CredentialsFunc) *sdk.Server {
 				g.noteCaller(req, creds)
 			}
 			switch r := req.(type) {
+			case *sdk.ServerRequest[*sdk.InitializeParams]:
+				res, err := next(ctx, method, req)
+				if ir, ok := res.(*sdk.InitializeResult); ok && err == nil {
+					ir.Instructions = g.instructions(ctx)
+				}
+				return res, err
 			case *sdk.ListToolsRequest:
 				return g.listTools(ctx, creds(req), req)
 			case *sdk.CallToolRequest:

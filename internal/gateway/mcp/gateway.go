@@ -119,6 +119,7 @@ type Gateway struct {
 	mu        sync.Mutex
 	res       resources          // resource URI → upstream (resources.go)
 	scanned   map[string]bool    // definition hashes already scanned and recorded as suspicious
+	instrOK   map[string]bool    // upstream instructions scanned: whether they pass
 	defOK     map[string]bool    // tool → its last seen definition passed scanning and pinning
 	scannedUp map[*upstream]bool // upstreams whose tools were scanned in this process
 	servers   []*sdk.Server      // agent-facing servers, told when upstream tools change
@@ -165,7 +166,7 @@ func New(ctx context.Context, o Options, ups []Upstream) (g *Gateway, err error)
 	}
 	// Not the named result: every error return sets that to nil before the deferred Close runs,
 	// and closing nil panicked — a typo in an upstream's command printed a stack trace.
-	gw := &Gateway{o: o, byKey: map[string]*upstream{}, log: o.Logger, scanned: map[string]bool{},
+	gw := &Gateway{o: o, byKey: map[string]*upstream{}, log: o.Logger, scanned: map[string]bool{}, instrOK: map[string]bool{},
 		defOK: map[string]bool{}, scannedUp: map[*upstream]bool{}, callers: map[*sdk.ServerSession]Caller{},
 		done: make(chan struct{}), logs: newLogRelay(o.RelayLogs)}
 	g = gw
@@ -206,11 +207,16 @@ func New(ctx context.Context, o Options, ups []Upstream) (g *Gateway, err error)
 		if t == nil {
 			return nil, fmt.Errorf("mcp: upstream %q has no transport", u.Name)
 		}
-		cs, err := client.Connect(ctx, t, upstreamSession)
+		tasks := &taskTools{}
+		var mk func() sdk.Transport
+		if u.NewTransport != nil {
+			mk = func() sdk.Transport { return taskTransport{next: u.NewTransport(), tt: tasks} }
+		}
+		cs, err := client.Connect(ctx, taskTransport{next: t, tt: tasks}, upstreamSession)
 		if err != nil && (!o.StartDown || u.NewTransport == nil) {
 			return nil, &UpstreamError{Name: u.Name, Err: err}
 		}
-		up := &upstream{name: u.Name, client: client, mk: u.NewTransport}
+		up := &upstream{name: u.Name, client: client, mk: mk, tasks: tasks}
 		if err != nil {
 			// Down from the start: serve the others, say so, and keep trying.
 			g.log.Error("upstream unavailable at start; retrying in the background", slog.String("upstream", u.Name), slog.String("error", rootCause(err).Error()))

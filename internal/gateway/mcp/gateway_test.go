@@ -139,6 +139,8 @@ type harnessConfig struct {
 	creds func(key string) CredentialsFunc
 	// agentSide, when set, wraps the gateway's end of the agent's transport.
 	agentSide func(sdk.Transport) sdk.Transport
+	// instructions are the upstream server's initialize instructions.
+	instructions string
 }
 
 func newHarnessWith(t testing.TB, wait, timeout time.Duration, store ledger.Store, hc harnessConfig) *harness {
@@ -189,6 +191,7 @@ func newHarnessWith(t testing.TB, wait, timeout time.Duration, store ledger.Stor
 	h := &harness{appr: appr, store: store, calls: map[string]*atomic.Int32{}, changed: make(chan struct{}, 16),
 		progressSeen: make(chan struct{}, 16), updated: make(chan string, 16), progressToken: make(chan any, 1)}
 	up := sdk.NewServer(&sdk.Implementation{Name: "up", Version: "1"}, &sdk.ServerOptions{
+		Instructions: hc.instructions,
 		SubscribeHandler: func(_ context.Context, r *sdk.SubscribeRequest) error {
 			h.upMu.Lock()
 			defer h.upMu.Unlock()

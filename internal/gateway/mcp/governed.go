@@ -172,7 +172,7 @@ func governed[T any](ctx context.Context, g *Gateway, c Caller, r sdk.Request, t
 		if err != nil {
 			return zero, err
 		}
-		return call(ctx, cs)
+		return retryLost(ctx, g, u, cs, func(cs *sdk.ClientSession) (T, error) { return call(ctx, cs) })
 	})
 }
 

@@ -1,6 +1,7 @@
 package mcp
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"regexp"
@@ -57,19 +58,71 @@ var dangerousName = regexp.MustCompile(`(?i)(^|[_.-])(exec|execute|shell|bash|ru
 
 // RiskOf ranks one tool.
 func RiskOf(t *sdk.Tool) Risk {
+	r, _ := Assess(t)
+	return r
+}
+
+// Words in a tool's name, description or input schema that say more than its annotations do.
+// The annotations are the server's claims: a tool annotated read-only that dumps the environment
+// or runs a command is ranked by what it says it does.
+var (
+	// secretName: a name that reads secrets or the environment (get-env, printEnv, read_secret).
+	secretName = regexp.MustCompile(`(?i)(^|[_.-])(env|environ|environment|envvars?|secrets?|credentials?|creds|passwords?|passwd|token|apikeys?|api_keys?|private_keys?|ssh|cookies?|keychain|vault)($|[_.-])`)
+	// secretText: a description or schema that speaks of them.
+	secretText = regexp.MustCompile(`(?i)\b(environment variables?|env vars?|secrets?|credentials?|passwords?|api[ _-]?keys?|private keys?|access tokens?|auth(entication)? tokens?|bearer tokens?|ssh keys?|session cookies?)\b`)
+	// execText: a description that says the tool runs commands or code.
+	execText = regexp.MustCompile(`(?i)\b(execut(e|es|ing)|runs?|running|evaluat(e|es|ing)|spawn(s|ing)?)\b[^.]{0,40}\b(commands?|shell|scripts?|code|processes|programs?)\b|\barbitrary (code|commands?)\b`)
+	// execSchema: an input property that is a command or a script.
+	execSchema = regexp.MustCompile(`(?i)"(command|cmd|commandline|command_line|script|shell)"\s*:`)
+	// writeName: a name that says it changes something.
+	writeName = regexp.MustCompile(`(?i)(^|[_.-])(write|update|create|set|put|post|send|move|rename|upload|edit|modify|insert|patch|transfer|pay|grant|revoke|add|append|replace|reset|install)($|[_.-])`)
+	// camelBoundary splits camelCase names into words for the name patterns.
+	camelBoundary = regexp.MustCompile(`([a-z0-9])([A-Z])`)
+)
+
+// Assess ranks one tool and says what, beyond its annotations, raised the rank ("" when nothing
+// did). The annotations set a floor only when nothing in the name, description or input schema
+// says the tool is riskier: a read-only claim never lowers a tool that says it runs commands,
+// reads secrets or writes.
+func Assess(t *sdk.Tool) (Risk, string) {
 	h := HintsOf(t)
-	switch {
-	case dangerousName.MatchString(t.Name):
-		return RiskCritical
-	case h.ReadOnly:
-		return RiskLow
-	case h.Destructive && h.OpenWorld:
-		return RiskCritical
-	case h.Destructive || h.OpenWorld:
-		return RiskHigh
-	default:
-		return RiskMedium
+	name := camelBoundary.ReplaceAllString(t.Name, "${1}_${2}")
+	schema := ""
+	if t.InputSchema != nil {
+		if b, err := json.Marshal(t.InputSchema); err == nil {
+			schema = string(b)
+		}
 	}
+	text := t.Description + " " + schema
+	switch {
+	case dangerousName.MatchString(name):
+		return RiskCritical, "name says it runs code or deletes"
+	case execText.MatchString(text) || execSchema.MatchString(schema):
+		return RiskCritical, "description or input says it runs commands or code"
+	}
+	var r Risk
+	switch {
+	case h.ReadOnly:
+		r = RiskLow
+	case h.Destructive && h.OpenWorld:
+		r = RiskCritical
+	case h.Destructive || h.OpenWorld:
+		r = RiskHigh
+	default:
+		r = RiskMedium
+	}
+	if r >= RiskHigh {
+		return r, ""
+	}
+	switch {
+	case secretName.MatchString(name):
+		return RiskHigh, "name says it reads secrets or the environment"
+	case secretText.MatchString(text):
+		return RiskHigh, "description or input speaks of secrets or the environment"
+	case h.ReadOnly && writeName.MatchString(name):
+		return RiskHigh, "name says it writes, though annotated read-only"
+	}
+	return r, ""
 }
 
 // InventoryItem is one tool, ranked.
@@ -78,13 +131,16 @@ type InventoryItem struct {
 	Name  string // as the policy names it (namespaced when a prefix is given)
 	Hints Hints
 	Risk  Risk
+	// Why says what beyond the annotations set Risk ("" when they alone did).
+	Why string
 }
 
 // Inventory ranks tools, riskiest first (then by name).
 func Inventory(tools []*sdk.Tool, prefix string) []InventoryItem {
 	out := make([]InventoryItem, 0, len(tools))
 	for _, t := range tools {
-		out = append(out, InventoryItem{Tool: t, Name: prefix + t.Name, Hints: HintsOf(t), Risk: RiskOf(t)})
+		r, why := Assess(t)
+		out = append(out, InventoryItem{Tool: t, Name: prefix + t.Name, Hints: HintsOf(t), Risk: r, Why: why})
 	}
 	sort.SliceStable(out, func(i, j int) bool {
 		if out[i].Risk != out[j].Risk {
@@ -119,7 +175,11 @@ func WritePolicy(w io.Writer, agentID, source string, items []InventoryItem, now
 			continue
 		}
 		q := sq(regexp.QuoteMeta(it.Name))
-		fmt.Fprintf(&b, "  # %s risk: %s\n", it.Risk, oneLine(it.Tool.Description))
+		if it.Why != "" {
+			fmt.Fprintf(&b, "  # %s risk (%s): %s\n", it.Risk, it.Why, oneLine(it.Tool.Description))
+		} else {
+			fmt.Fprintf(&b, "  # %s risk: %s\n", it.Risk, oneLine(it.Tool.Description))
+		}
 		switch it.Risk {
 		case RiskLow:
 			fmt.Fprintf(&b, "  - name: %s\n    tool: %s\n    action: ALLOW\n", sq("read_"+it.Name), q)

@@ -27,6 +27,19 @@ func TestRiskOf(t *testing.T) {
 		{&sdk.Tool{Name: "run_shell", Annotations: &sdk.ToolAnnotations{ReadOnlyHint: true}}, RiskCritical},
 		{&sdk.Tool{Name: "delete-file", Annotations: &sdk.ToolAnnotations{ReadOnlyHint: true}}, RiskCritical},
 		{&sdk.Tool{Name: "runner_status", Annotations: &sdk.ToolAnnotations{ReadOnlyHint: true}}, RiskLow},
+		// Annotations are the server's claims: a read-only claim does not lower what the
+		// name, description or schema says.
+		{&sdk.Tool{Name: "get-env", Description: "Returns all environment variables.", Annotations: &sdk.ToolAnnotations{ReadOnlyHint: true}}, RiskHigh},
+		{&sdk.Tool{Name: "get-env", Annotations: &sdk.ToolAnnotations{ReadOnlyHint: true}}, RiskHigh},
+		{&sdk.Tool{Name: "printEnv", Annotations: &sdk.ToolAnnotations{ReadOnlyHint: true}}, RiskHigh},
+		{&sdk.Tool{Name: "lookup", Description: "Looks up the API key of a service.", Annotations: &sdk.ToolAnnotations{ReadOnlyHint: true}}, RiskHigh},
+		{&sdk.Tool{Name: "status", Description: "Executes a shell command and returns its output.", Annotations: &sdk.ToolAnnotations{ReadOnlyHint: true}}, RiskCritical},
+		{&sdk.Tool{Name: "inspect", InputSchema: map[string]any{"type": "object", "properties": map[string]any{"command": map[string]any{"type": "string"}}},
+			Annotations: &sdk.ToolAnnotations{ReadOnlyHint: true}}, RiskCritical},
+		{&sdk.Tool{Name: "update_record", Annotations: &sdk.ToolAnnotations{ReadOnlyHint: true}}, RiskHigh},
+		{&sdk.Tool{Name: "read_file", Description: "Reads a file's contents.", InputSchema: map[string]any{"type": "object", "properties": map[string]any{"path": map[string]any{"type": "string"}}},
+			Annotations: &sdk.ToolAnnotations{ReadOnlyHint: true}}, RiskLow},
+		{&sdk.Tool{Name: "list_directory", Description: "Lists the entries of a directory.", Annotations: &sdk.ToolAnnotations{ReadOnlyHint: true}}, RiskLow},
 	}
 	for _, tt := range tests {
 		if diff := cmp.Diff(tt.want.String(), RiskOf(tt.tool).String()); diff != "" {

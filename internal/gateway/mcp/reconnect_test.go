@@ -114,25 +114,14 @@ func TestReconnectBlocksNoOne(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	at, gt := sdk.NewInMemoryTransports()
-	gss, err := gw.Server(EnvCredentials("k", "")).Connect(ctx, gt, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs, err := sdk.NewClient(&sdk.Implementation{Name: "agent", Version: "1"}, nil).Connect(ctx, at, &sdk.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cs.Close()
-		_ = gss.Wait()
-		_ = gw.Close()
+	t.Cleanup(func() { // after the agent's session and the gateway end
 		mu.Lock()
 		defer mu.Unlock()
 		for _, ss := range sessions {
 			_ = ss.Close()
 		}
 	})
+	cs := connectAgent(t, gw)
 	call := func(ctx context.Context, name string) (string, error) {
 		r, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: name, Arguments: map[string]any{"text": name}})
 		if err != nil {

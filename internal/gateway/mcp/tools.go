@@ -94,6 +94,12 @@ func (g *Gateway) listTools(ctx context.Context, c Caller, r sdk.Request) (*sdk.
 			if reserved(name) {
 				continue
 			}
+			if req, first := u.tasks.requires(t.Name); req {
+				if first {
+					g.log.Warn("tool not listed: it requires MCP tasks (execution.taskSupport \"required\"), which the gateway does not proxy", slog.String("tool", name))
+				}
+				continue
+			}
 			all = append(all, offered{name, t})
 			names = append(names, name)
 		}
@@ -235,7 +241,7 @@ func (g *Gateway) callTool(ctx context.Context, c Caller, r *sdk.CallToolRequest
 			p.SetProgressToken(id)
 		}
 		defer g.track(ctx, r.Session, u.name)()
-		res, err = cs.CallTool(cctx, p)
+		res, err = retryLost(cctx, g, u, cs, func(cs *sdk.ClientSession) (*sdk.CallToolResult, error) { return cs.CallTool(cctx, p) })
 	}
 	dur := time.Since(start)
 	if err != nil {

@@ -33,6 +33,7 @@ type upstream struct {
 	name   string
 	client *sdk.Client
 	mk     func() sdk.Transport // nil: not restartable
+	tasks  *taskTools           // which of its tools require MCP tasks (tasks.go)
 
 	mu      sync.Mutex
 	init    *sdk.InitializeResult // nil until the first handshake; read with initResult
@@ -152,6 +153,32 @@ func (g *Gateway) connect(ctx context.Context, u *upstream, subs []string) (*sdk
 		}
 	}
 	return cs, nil
+}
+
+// retryLost runs call on cs and, if the upstream answered that it does not know cs's session
+// (HTTP 404 to a request carrying its session id: a remote server that restarted), drops cs,
+// reconnects and runs call once more on the new session. Only that answer is retried: the
+// server refused the request before running it, so running it again cannot run it twice. Any
+// other failure — a timeout, a reset connection, an error result — may come after the request
+// ran, and is returned as it is.
+func retryLost[T any](ctx context.Context, g *Gateway, u *upstream, cs *sdk.ClientSession, call func(*sdk.ClientSession) (T, error)) (T, error) {
+	res, err := call(cs)
+	if err == nil || !errors.Is(err, sdk.ErrSessionMissing) {
+		return res, err
+	}
+	u.mu.Lock()
+	if u.cs == cs && !u.closed {
+		// The session is gone for certain: reconnect now, not after the restart backoff.
+		u.down, u.lastTry = true, time.Time{}
+	}
+	u.mu.Unlock()
+	_ = cs.Close()
+	next, serr := g.session(ctx, u)
+	if serr != nil {
+		return res, err
+	}
+	g.log.Info("upstream lost its session (restarted?): reconnected, request sent again", slog.String("upstream", u.name))
+	return call(next)
 }
 
 // reconnect brings back, without waiting for the next request, an upstream that agents hold

@@ -88,6 +88,13 @@ type Conn struct {
 	// responses go back as one array as JSON-RPC requires.
 	batchMu sync.Mutex
 	batches map[jsonrpc.ID]*batch
+
+	// inflight holds, on an agent-facing connection, the ids of the requests read and not yet
+	// answered, each true once the peer cancelled it (notifications/cancelled): such a request
+	// is not answered (MCP: the receiver of a cancellation should not respond). Only ids in
+	// flight are recorded, so a flood of cancellations for made-up ids grows nothing.
+	inflightMu sync.Mutex
+	inflight   map[jsonrpc.ID]bool
 }
 
 var _ sdk.Connection = (*Conn)(nil)
@@ -254,6 +261,9 @@ func (c *Conn) Read(ctx context.Context) (jsonrpc.Message, error) {
 		}
 		err := c.accept(d)
 		if err == nil {
+			if c.answer {
+				c.track(d.msgs)
+			}
 			c.queue = d.msgs[1:]
 			return d.msgs[0], nil
 		}
@@ -264,6 +274,53 @@ func (c *Conn) Read(ctx context.Context) (jsonrpc.Message, error) {
 			return nil, werr
 		}
 	}
+}
+
+// track records the requests in msgs as in flight and marks those a cancellation in msgs
+// names as cancelled. initialize cannot be cancelled (MCP), so it is not tracked.
+func (c *Conn) track(msgs []jsonrpc.Message) {
+	c.inflightMu.Lock()
+	defer c.inflightMu.Unlock()
+	for _, m := range msgs {
+		req, ok := m.(*jsonrpc.Request)
+		if !ok {
+			continue
+		}
+		if req.ID.IsValid() {
+			if req.Method != "initialize" {
+				if c.inflight == nil {
+					c.inflight = map[jsonrpc.ID]bool{}
+				}
+				c.inflight[req.ID] = false
+			}
+			continue
+		}
+		if req.Method != "notifications/cancelled" {
+			continue
+		}
+		var p struct {
+			RequestID any `json:"requestId"`
+		}
+		if json.Unmarshal(req.Params, &p) != nil {
+			continue
+		}
+		id, err := jsonrpc.MakeID(p.RequestID)
+		if err != nil || !id.IsValid() {
+			continue
+		}
+		if _, ok := c.inflight[id]; ok {
+			c.inflight[id] = true
+		}
+	}
+}
+
+// answered forgets resp's request and reports whether the peer cancelled it.
+func (c *Conn) answered(resp *jsonrpc.Response) (cancelled bool) {
+	c.inflightMu.Lock()
+	defer c.inflightMu.Unlock()
+	cancelled = c.inflight[resp.ID]
+	delete(c.inflight, resp.ID)
+	return cancelled
 }
 
 // batchCutoff is the first protocol version without JSON-RPC batches.
@@ -326,11 +383,15 @@ func (c *Conn) Write(ctx context.Context, msg jsonrpc.Message) error {
 	}
 	if resp, ok := msg.(*jsonrpc.Response); ok {
 		c.noteInitialized(resp)
-		if complete, inBatch := c.updateBatch(resp); inBatch {
-			if complete == nil {
+		cancelled := c.answered(resp)
+		if complete, inBatch := c.updateBatch(resp, cancelled); inBatch {
+			if len(complete) == 0 {
 				return nil
 			}
 			return c.writeBatch(complete)
+		}
+		if cancelled {
+			return nil
 		}
 	}
 	data, err := jsonrpc.EncodeMessage(msg)
@@ -357,21 +418,29 @@ func (c *Conn) noteInitialized(resp *jsonrpc.Response) {
 }
 
 // updateBatch records resp if it answers a request of a batch; it returns the batch's
-// responses once they are all in.
-func (c *Conn) updateBatch(resp *jsonrpc.Response) (complete []*jsonrpc.Response, inBatch bool) {
+// responses once they are all in, without those to cancelled requests (none at all when every
+// request was cancelled: JSON-RPC sends no empty array).
+func (c *Conn) updateBatch(resp *jsonrpc.Response, cancelled bool) (complete []*jsonrpc.Response, inBatch bool) {
 	c.batchMu.Lock()
 	defer c.batchMu.Unlock()
 	b, ok := c.batches[resp.ID]
 	if !ok {
 		return nil, false
 	}
-	b.responses[b.pending[resp.ID]] = resp
+	if !cancelled {
+		b.responses[b.pending[resp.ID]] = resp
+	}
 	delete(b.pending, resp.ID)
 	delete(c.batches, resp.ID)
 	if len(b.pending) > 0 {
 		return nil, true
 	}
-	return b.responses, true
+	for _, r := range b.responses {
+		if r != nil {
+			complete = append(complete, r)
+		}
+	}
+	return complete, true
 }
 
 func (c *Conn) writeBatch(resps []*jsonrpc.Response) error {

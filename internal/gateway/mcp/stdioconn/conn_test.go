@@ -468,3 +468,42 @@ func FuzzConn(f *testing.F) {
 		}
 	})
 }
+
+// TestConnCancelledNotAnswered: on an agent-facing connection the answer to a request the peer
+// cancelled is not written, alone or in a batch (a batch whose every request was cancelled gets
+// no answer at all, never an empty array); a cancellation naming no request in flight changes
+// nothing, so a later request reusing an id is answered.
+func TestConnCancelledNotAnswered(t *testing.T) {
+	ctx := context.Background()
+	c, p := newConn(t, Options{AnswerBadLines: true})
+	write := func(id any, result string) {
+		t.Helper()
+		if err := c.Write(ctx, &jsonrpc.Response{ID: mustID(t, id), Result: json.RawMessage(result)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Batches are for protocol versions before 2025-06-18 only; nothing was negotiated here.
+	p.send(t, `[{"jsonrpc":"2.0","id":1,"method":"a"},{"jsonrpc":"2.0","id":2,"method":"b"}]`,
+		`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1}}`,
+		`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7}}`)
+	for range 4 {
+		read(t, c)
+	}
+	write(float64(1), `1`)
+	write(float64(2), `2`)
+	if l, want := p.next(t), `[{"jsonrpc":"2.0","id":2,"result":2}]`; l != want {
+		t.Errorf("batch answer %s, want %s", l, want)
+	}
+	p.send(t, `[{"jsonrpc":"2.0","id":3,"method":"a"}]`, `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":3}}`,
+		`{"jsonrpc":"2.0","id":"s","method":"a"}`, `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"s"}}`,
+		`{"jsonrpc":"2.0","id":7,"method":"a"}`)
+	for range 5 {
+		read(t, c)
+	}
+	write(float64(3), `3`)
+	write("s", `4`)
+	write(float64(7), `7`)
+	if l, want := p.next(t), `{"jsonrpc":"2.0","id":7,"result":7}`; l != want {
+		t.Errorf("first line after cancelled answers %s, want %s", l, want)
+	}
+}
