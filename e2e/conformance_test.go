@@ -270,7 +270,7 @@ func compareConformance(t *testing.T, alone map[string]bool, cols []column, byDe
 func TestMCPConformanceFixture(t *testing.T) {
 	node, suite := conformanceSuite(t)
 	fixture := conformanceFixture(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 
 	port := freePort(t)
@@ -317,7 +317,7 @@ func init() {
 func TestMCPConformanceEverything(t *testing.T) {
 	node, suite := conformanceSuite(t)
 	everything := everythingServer(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 
 	direct := startEverythingHTTP(t)

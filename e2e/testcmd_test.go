@@ -64,7 +64,7 @@ func TestTestCommandNamesSkippedSuites(t *testing.T) {
 			}
 		}
 		log, _ := os.ReadFile(filepath.Join(root, "go.log"))
-		if !strings.Contains(string(log), "go test -race -count=1 ./...") {
+		if !strings.Contains(string(log), "go test -race -count=1 -timeout 30m ./...") {
 			t.Errorf("test.sh did not run the race-enabled suite; it ran:\n%s", log)
 		}
 	}

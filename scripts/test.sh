@@ -27,7 +27,7 @@ command -v node >/dev/null || skipped+=("TypeScript client tests: node is not in
 python3 -c 'import cryptography' 2>/dev/null || skipped+=("Python client tests: python3 with the cryptography package is not installed")
 
 start=$(date +%s)
-go test -race -count=1 ./...
+go test -race -count=1 -timeout 30m ./...
 rc=$?
 # The policy engine's equivalence with OPA and cedar-go (a nested module, so neither enters the
 # product's go.mod): same decisions on thousands of random requests. -mod=mod lets it follow the
