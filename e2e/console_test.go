@@ -152,6 +152,9 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.Navigate(d.url+"/console/approvals/history"), chromedp.WaitVisible(chromedp.ID("history")), shot("history"),
 		chromedp.Navigate(d.url+"/console/audit"), chromedp.WaitVisible(chromedp.ID("q")),
 		chromedp.SendKeys(chromedp.ID("q"), "checked with the customer"), chromedp.Submit(chromedp.ID("q")),
+		// The page before the search lists records too: wait for the results page, whose search
+		// box carries the text as its attribute (typing sets only the old box's property).
+		chromedp.WaitVisible(chromedp.CSS(`#q[value="checked with the customer"]`)),
 		chromedp.WaitVisible(chromedp.CSS("tr.rec")), shot("audit"))
 	overview := pageText(t, alice, "#counts", chromedp.Navigate(d.url+"/console/overview"), chromedp.WaitVisible(chromedp.ID("chart")), shot("overview"))
 	if !strings.Contains(overview, "Held for approval") {
