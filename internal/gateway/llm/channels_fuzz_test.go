@@ -1,11 +1,7 @@
 package llm
 
 import (
-	"bytes"
 	"encoding/json"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -76,26 +72,7 @@ func FuzzRequestChannels(f *testing.F) {
 			return
 		}
 		var forwarded [][]byte
-		gw, err := New(Config{
-			Upstreams: map[Format]Upstream{
-				ChatCompletions: {BaseURL: "http://upstream.test/v1"},
-				Responses:       {BaseURL: "http://upstream.test/v1"},
-				Messages:        {BaseURL: "http://upstream.test/v1"},
-			},
-			MaxRequestBytes: 1 << 16,
-			Client: &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
-				b, _ := io.ReadAll(r.Body)
-				forwarded = append(forwarded, b)
-				return &http.Response{StatusCode: 500, Header: http.Header{}, Body: io.NopCloser(strings.NewReader("{}")), Request: r}, nil
-			})},
-		}, newChecker())
-		if err != nil {
-			t.Fatal(err)
-		}
-		req := httptest.NewRequest(http.MethodPost, "http://gateway.test/", bytes.NewReader(body))
-		req.URL.Path = path
-		req.Header.Set("Authorization", "Bearer "+agentKey)
-		gw.ServeHTTP(httptest.NewRecorder(), req)
+		fuzzServe(t, path, body, &forwarded)
 		for _, b := range forwarded {
 			var v any
 			if json.Unmarshal(b, &v) != nil {

@@ -170,31 +170,12 @@ func FuzzRequest(f *testing.F) {
 		if !strings.HasPrefix(path, "/") {
 			return
 		}
-		forwarded := 0
-		gw, err := New(Config{
-			Upstreams: map[Format]Upstream{
-				ChatCompletions: {BaseURL: "http://upstream.test/v1"},
-				Responses:       {BaseURL: "http://upstream.test/v1"},
-				Messages:        {BaseURL: "http://upstream.test/v1"},
-			},
-			MaxRequestBytes: 1 << 16,
-			Client: &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
-				forwarded++
-				return &http.Response{StatusCode: 500, Header: http.Header{}, Body: io.NopCloser(strings.NewReader("{}")), Request: r}, nil
-			})},
-		}, newChecker())
-		if err != nil {
-			t.Fatal(err)
-		}
-		req := httptest.NewRequest(http.MethodPost, "http://gateway.test/", bytes.NewReader(body))
-		req.URL.Path = path
-		req.Header.Set("Authorization", "Bearer "+agentKey)
-		rec := httptest.NewRecorder()
-		gw.ServeHTTP(rec, req)
+		var forwarded [][]byte
+		rec := fuzzServe(t, path, body, &forwarded)
 		if rec.Code == http.StatusOK {
 			t.Fatalf("a request to an upstream that answers 500 succeeded: %s", rec.Body)
 		}
-		if forwarded > 0 && !bytes.HasPrefix(bytes.TrimSpace(body), []byte("{")) {
+		if len(forwarded) > 0 && !bytes.HasPrefix(bytes.TrimSpace(body), []byte("{")) {
 			t.Fatalf("a body that is not a JSON object was forwarded: %q", body)
 		}
 	})
@@ -241,4 +222,32 @@ func FuzzSSEReader(f *testing.F) {
 			}
 		}
 	})
+}
+
+// fuzzServe sends body to path through a gateway whose every upstream answers 500, appends each
+// body the gateway forwarded upstream to *forwarded, and returns the gateway's answer.
+func fuzzServe(t *testing.T, path string, body []byte, forwarded *[][]byte) *httptest.ResponseRecorder {
+	t.Helper()
+	gw, err := New(Config{
+		Upstreams: map[Format]Upstream{
+			ChatCompletions: {BaseURL: "http://upstream.test/v1"},
+			Responses:       {BaseURL: "http://upstream.test/v1"},
+			Messages:        {BaseURL: "http://upstream.test/v1"},
+		},
+		MaxRequestBytes: 1 << 16,
+		Client: &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			b, _ := io.ReadAll(r.Body)
+			*forwarded = append(*forwarded, b)
+			return &http.Response{StatusCode: 500, Header: http.Header{}, Body: io.NopCloser(strings.NewReader("{}")), Request: r}, nil
+		})},
+	}, newChecker())
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest(http.MethodPost, "http://gateway.test/", bytes.NewReader(body))
+	req.URL.Path = path
+	req.Header.Set("Authorization", "Bearer "+agentKey)
+	rec := httptest.NewRecorder()
+	gw.ServeHTTP(rec, req)
+	return rec
 }
