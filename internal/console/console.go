@@ -20,6 +20,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -90,6 +91,9 @@ type Options struct {
 	Auth  Authenticator
 	// Ledger is read (never written): search, records, inclusion proofs, the latest checkpoint.
 	Ledger ledger.Store
+	// Agents lists the declared agents for the agents page; nil: it lists the agents the ledger
+	// saw.
+	Agents AgentDirectory
 	// Verifiers check the latest checkpoint's signature for the banner.
 	Verifiers note.Verifiers
 	// SessionTTL and IdleTimeout bound a session (defaults 8h and 30m).
@@ -157,6 +161,8 @@ func parsePages(base string) (map[string]*template.Template, error) {
 		"join":     strings.Join,
 		"add":      func(a, b int) int { return a + b },
 		"findings": findingKinds,
+		"seg":      url.PathEscape,
+		"rows":     func(title, id string, rows []row) rowList { return rowList{title, id, rows} },
 	}
 	names, err := fs.Glob(templateFS, "templates/*.html")
 	if err != nil {
@@ -203,6 +209,8 @@ func (c *Console) Register(mux *http.ServeMux) {
 		c.resolve(w, r, s, pr, false)
 	}))
 	mux.Handle("GET "+p+"/overview", c.page(c.overviewPage))
+	mux.Handle("GET "+p+"/agents", c.page(c.agentsPage))
+	mux.Handle("GET "+p+"/agents/{id}", c.page(c.agentPage))
 	mux.Handle("GET "+p+"/audit", c.page(c.auditPage))
 	mux.Handle("GET "+p+"/audit/export", c.page(c.auditExport))
 	mux.Handle("GET "+p+"/audit/{seq}", c.page(c.recordPage))
@@ -281,6 +289,12 @@ func (c *Console) toLogin(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, c.o.Path+"/login", http.StatusSeeOther)
 }
 
+// rowList is a titled table of records (the agent page's sections).
+type rowList struct {
+	Title, ID string
+	Rows      []row
+}
+
 // view is what every page template receives.
 type view struct {
 	Title string
@@ -289,6 +303,8 @@ type view struct {
 	CSRF  string
 	Flash string
 	Data  any
+	// Menu entries shown only to the roles whose pages they open.
+	ShowAgents, ShowPolicies bool
 }
 
 func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, name string, v view) {
@@ -296,6 +312,9 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, nam
 	if !ok {
 		http.Error(w, "no such page", http.StatusInternalServerError)
 		return
+	}
+	if v.P != nil {
+		v.ShowAgents, v.ShowPolicies = v.P.readsAll(), v.P.Role == RoleAdmin
 	}
 	var b strings.Builder
 	if err := t.ExecuteTemplate(&b, "layout.html", v); err != nil {

@@ -65,6 +65,19 @@ const (
 	keyAgent   = "pcl_agent"   // an agent's key: not in the approvers' store
 )
 
+// directory declares agent-a, with an API key and a signing key, and agent-idle, which made no
+// call.
+var directory = fakeDirectory{
+	{ID: "agent-a", Roles: []string{"support"}, Credentials: []Credential{
+		{Kind: "api key", ID: "pcl_k1", Label: "laptop", Created: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Status: "active"},
+		{Kind: "signing key", ID: "sig-2026", Status: "active"}}},
+	{ID: "agent-idle"},
+}
+
+type fakeDirectory []DeclaredAgent
+
+func (f fakeDirectory) ConsoleAgents(context.Context) ([]DeclaredAgent, error) { return f, nil }
+
 func newRig(t *testing.T, tlsOn bool) *rig {
 	t.Helper()
 	ctx := context.Background()
@@ -92,7 +105,8 @@ func newRig(t *testing.T, tlsOn bool) *rig {
 		keyBob:     human("bob", "approver", approval.Scope{Agents: []string{"other"}, Tools: []string{".*"}}),
 		keyAuditor: human("audrey", "auditor"),
 	}}
-	c, err := New(Options{Path: "/console", Queue: eng, Auth: auth, Ledger: st, Verifiers: vs, Poll: 20 * time.Millisecond})
+	c, err := New(Options{Path: "/console", Queue: eng, Auth: auth, Ledger: st, Verifiers: vs, Poll: 20 * time.Millisecond,
+		Agents: directory})
 	if err != nil {
 		t.Fatal(err)
 	}
