@@ -280,7 +280,7 @@ func (a *App) consoleRoutes(cfg *config.Config, verifiers note.Verifiers) (func(
 		return nil, nil
 	}
 	c, err := console.New(console.Options{Path: cfg.Console.Path, Queue: a.approvals, Auth: a.approvers, Ledger: a.ledgerStore,
-		Agents: consoleAgents{rt: &a.rt, keys: a.keys, now: time.Now},
+		Agents:    consoleAgents{rt: &a.rt, keys: a.keys, now: time.Now},
 		Verifiers: verifiers, SessionTTL: cfg.Console.SessionTTL, IdleTimeout: cfg.Console.IdleTimeout, Logger: a.log})
 	if err != nil {
 		return nil, err
