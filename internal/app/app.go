@@ -28,6 +28,7 @@ import (
 	"github.com/portcullis-ai/portcullis/internal/identity"
 	"github.com/portcullis-ai/portcullis/internal/inspect"
 	"github.com/portcullis-ai/portcullis/internal/ledger"
+	"github.com/portcullis-ai/portcullis/internal/policy"
 	"github.com/portcullis-ai/portcullis/internal/server"
 	"github.com/portcullis-ai/portcullis/internal/watch"
 )
@@ -280,7 +281,14 @@ func (a *App) consoleRoutes(cfg *config.Config, verifiers note.Verifiers) (func(
 		return nil, nil
 	}
 	c, err := console.New(console.Options{Path: cfg.Console.Path, Queue: a.approvals, Auth: a.approvers, Ledger: a.ledgerStore,
-		Agents:    consoleAgents{rt: &a.rt, keys: a.keys, now: time.Now},
+		Agents: consoleAgents{rt: &a.rt, keys: a.keys, now: time.Now},
+		Policies: func() console.PolicyState {
+			st := a.rt.Load()
+			if st == nil {
+				return console.PolicyState{}
+			}
+			return console.PolicyState{Set: st.policies, Lint: policy.LintOptions{RequestBlockLevel: st.cfg.RequestBlock()}}
+		},
 		Verifiers: verifiers, SessionTTL: cfg.Console.SessionTTL, IdleTimeout: cfg.Console.IdleTimeout, Logger: a.log})
 	if err != nil {
 		return nil, err

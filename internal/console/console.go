@@ -94,6 +94,9 @@ type Options struct {
 	// Agents lists the declared agents for the agents page; nil: it lists the agents the ledger
 	// saw.
 	Agents AgentDirectory
+	// Policies is the policy set in force, for the policies page; nil: that page says none is
+	// loaded.
+	Policies func() PolicyState
 	// Verifiers check the latest checkpoint's signature for the banner.
 	Verifiers note.Verifiers
 	// SessionTTL and IdleTimeout bound a session (defaults 8h and 30m).
@@ -211,6 +214,7 @@ func (c *Console) Register(mux *http.ServeMux) {
 	mux.Handle("GET "+p+"/overview", c.page(c.overviewPage))
 	mux.Handle("GET "+p+"/agents", c.page(c.agentsPage))
 	mux.Handle("GET "+p+"/agents/{id}", c.page(c.agentPage))
+	mux.Handle("GET "+p+"/policies", c.page(c.policiesPage))
 	mux.Handle("GET "+p+"/audit", c.page(c.auditPage))
 	mux.Handle("GET "+p+"/audit/export", c.page(c.auditExport))
 	mux.Handle("GET "+p+"/audit/{seq}", c.page(c.recordPage))

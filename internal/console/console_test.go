@@ -63,6 +63,7 @@ const (
 	keyBob     = "pcl_bob"     // approver of agent "other" only
 	keyAuditor = "pcl_auditor" // auditor
 	keyAgent   = "pcl_agent"   // an agent's key: not in the approvers' store
+	keyAdmin   = "pcl_admin"   // admin, approves agent-a's calls
 )
 
 // directory declares agent-a, with an API key and a signing key, and agent-idle, which made no
@@ -104,9 +105,10 @@ func newRig(t *testing.T, tlsOn bool) *rig {
 		keyAlice:   human("alice", "approver", all),
 		keyBob:     human("bob", "approver", approval.Scope{Agents: []string{"other"}, Tools: []string{".*"}}),
 		keyAuditor: human("audrey", "auditor"),
+		keyAdmin:   human("adam", "admin", approval.Scope{Agents: []string{"agent-a"}, Tools: []string{".*"}}),
 	}}
 	c, err := New(Options{Path: "/console", Queue: eng, Auth: auth, Ledger: st, Verifiers: vs, Poll: 20 * time.Millisecond,
-		Agents: directory})
+		Agents: directory, Policies: func() PolicyState { return PolicyState{Set: rigPolicies(t)} }})
 	if err != nil {
 		t.Fatal(err)
 	}
