@@ -99,6 +99,8 @@ type Options struct {
 	Policies func() PolicyState
 	// Verifiers check the latest checkpoint's signature for the banner.
 	Verifiers note.Verifiers
+	// OIDC, when set, signs people in through an OpenID Connect provider beside approver keys.
+	OIDC *OIDCOptions
 	// SessionTTL and IdleTimeout bound a session (defaults 8h and 30m).
 	SessionTTL, IdleTimeout time.Duration
 	// Poll is how often a live queue looks for changes (default 1s).
@@ -115,6 +117,7 @@ type Console struct {
 	sessions *sessions
 	streams  chan struct{} // live-queue streams in flight, bounded
 	cop      *http.CrossOriginProtection
+	oidc     *oidcClient // nil: no OIDC sign-in
 }
 
 // maxStreams bounds the live-queue streams open at once, across sessions.
@@ -147,6 +150,11 @@ func New(o Options) (*Console, error) {
 	c := &Console{o: o, log: log, sessions: newSessions(o.SessionTTL, o.IdleTimeout, o.Now),
 		streams: make(chan struct{}, maxStreams), cop: http.NewCrossOriginProtection()}
 	var err error
+	if o.OIDC != nil {
+		if c.oidc, err = newOIDCClient(*o.OIDC); err != nil {
+			return nil, err
+		}
+	}
 	if c.pages, err = parsePages(o.Path); err != nil {
 		return nil, err
 	}
@@ -198,6 +206,10 @@ func (c *Console) Register(mux *http.ServeMux) {
 	mux.Handle("GET "+p+"/login", c.headers(http.HandlerFunc(c.loginPage)))
 	mux.Handle("POST "+p+"/login", c.headers(c.cop.Handler(http.HandlerFunc(c.login))))
 	mux.Handle("POST "+p+"/logout", c.page(c.logout))
+	if c.oidc != nil {
+		mux.Handle("GET "+p+"/oidc/start", c.headers(http.HandlerFunc(c.oidcStart)))
+		mux.Handle("GET "+p+"/oidc/callback", c.headers(http.HandlerFunc(c.oidcCallback)))
+	}
 	mux.Handle("GET "+p, http.RedirectHandler(p+"/approvals", http.StatusSeeOther))
 	mux.Handle("GET "+p+"/{$}", http.RedirectHandler(p+"/approvals", http.StatusSeeOther))
 	mux.Handle("GET "+p+"/approvals", c.page(c.queuePage))
@@ -259,7 +271,7 @@ func (c *Console) page(h handlerFunc) http.Handler {
 			c.toLogin(w, r)
 			return
 		}
-		p, err := c.o.Auth.ConsolePrincipal(r.Context(), s.credential)
+		p, err := c.principal(r.Context(), s)
 		if err != nil {
 			// The key was revoked or its owner is no longer declared: the session ends.
 			c.sessions.drop(s)
@@ -283,6 +295,17 @@ func (c *Console) page(h handlerFunc) http.Handler {
 		h(w, r, s, p)
 	})
 	return c.headers(c.cop.Handler(inner))
+}
+
+// principal checks a session's credential or OIDC identity again, as at sign-in.
+func (c *Console) principal(ctx context.Context, s *session) (Principal, error) {
+	if s.oidc != nil {
+		if c.oidc == nil {
+			return Principal{}, errors.New("OIDC sign-in is not configured")
+		}
+		return c.oidc.o.Auth.ConsoleOIDCPrincipal(ctx, *s.oidc)
+	}
+	return c.o.Auth.ConsolePrincipal(ctx, s.credential)
 }
 
 func (c *Console) toLogin(w http.ResponseWriter, r *http.Request) {
