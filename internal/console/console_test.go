@@ -79,7 +79,10 @@ type fakeDirectory []DeclaredAgent
 
 func (f fakeDirectory) ConsoleAgents(context.Context) ([]DeclaredAgent, error) { return f, nil }
 
-func newRig(t *testing.T, tlsOn bool) *rig {
+func newRig(t *testing.T, tlsOn bool) *rig { return newRigWith(t, tlsOn, nil) }
+
+// newRigWith is newRig with its options changed by edit, which is told the console's base URL.
+func newRigWith(t *testing.T, tlsOn bool, edit func(o *Options, base string)) *rig {
 	t.Helper()
 	ctx := context.Background()
 	keys, err := ledger.GenerateKeys(t.TempDir(), "portcullis.test/console")
@@ -107,13 +110,9 @@ func newRig(t *testing.T, tlsOn bool) *rig {
 		keyAuditor: human("audrey", "auditor"),
 		keyAdmin:   human("adam", "admin", approval.Scope{Agents: []string{"agent-a"}, Tools: []string{".*"}}),
 	}}
-	c, err := New(Options{Path: "/console", Queue: eng, Auth: auth, Ledger: st, Verifiers: vs, Poll: 20 * time.Millisecond,
-		Agents: directory, Policies: func() PolicyState { return PolicyState{Set: rigPolicies(t)} }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	opts := Options{Path: "/console", Queue: eng, Auth: auth, Ledger: st, Verifiers: vs, Poll: 20 * time.Millisecond,
+		Agents: directory, Policies: func() PolicyState { return PolicyState{Set: rigPolicies(t)} }}
 	mux := http.NewServeMux()
-	c.Register(mux)
 	var srv *httptest.Server
 	if tlsOn {
 		srv = httptest.NewTLSServer(mux)
@@ -121,6 +120,14 @@ func newRig(t *testing.T, tlsOn bool) *rig {
 		srv = httptest.NewServer(mux)
 	}
 	t.Cleanup(srv.Close)
+	if edit != nil {
+		edit(&opts, srv.URL)
+	}
+	c, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Register(mux)
 	return &rig{t: t, srv: srv, engine: eng, led: led, auth: auth}
 }
 

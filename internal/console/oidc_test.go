@@ -1,0 +1,353 @@
+package console
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/portcullis-ai/portcullis/internal/approval"
+)
+
+// provider is a small OpenID Connect provider built from the specifications: discovery (OpenID
+// Connect Discovery 1.0), a JWKS, an authorization endpoint that consents at once for the
+// configured person, and a token endpoint that checks the client secret, the redirect URI, the
+// one-use code and the PKCE verifier (RFC 7636 S256) before it signs an ID token (OpenID Connect
+// Core 1.0 §2). Tests change the next ID token's claims, or its key, to forge one.
+type provider struct {
+	t   *testing.T
+	srv *httptest.Server
+	key *rsa.PrivateKey
+
+	mu       sync.Mutex
+	codes    map[string]authz
+	claims   map[string]any                 // the person's claims besides iss, aud, exp, iat, nonce
+	edit     func(c jwt.MapClaims, iss string) // changes the next ID token's claims
+	signWith *rsa.PrivateKey                // signs the next ID token instead of key
+	pkceSeen int                            // token requests whose verifier matched
+}
+
+type authz struct {
+	challenge, nonce, redirect string
+}
+
+const (
+	clientID     = "portcullis-console"
+	clientSecret = "s3cret"
+)
+
+func newProvider(t *testing.T) *provider {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &provider{t: t, key: key, codes: map[string]authz{}, claims: map[string]any{"sub": "alice-sub"}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, map[string]any{"issuer": p.srv.URL, "authorization_endpoint": p.srv.URL + "/authorize",
+			"token_endpoint": p.srv.URL + "/token", "jwks_uri": p.srv.URL + "/jwks",
+			"response_types_supported": []string{"code"}, "subject_types_supported": []string{"public"},
+			"id_token_signing_alg_values_supported": []string{"RS256"}, "code_challenge_methods_supported": []string{"S256"}})
+	})
+	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, map[string]any{"keys": []map[string]string{{"kty": "RSA", "kid": "k1", "use": "sig", "alg": "RS256",
+			"n": base64.RawURLEncoding.EncodeToString(key.N.Bytes()),
+			"e": base64.RawURLEncoding.EncodeToString(big.NewInt(int64(key.E)).Bytes())}}})
+	})
+	mux.HandleFunc("GET /authorize", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		if q.Get("response_type") != "code" || q.Get("client_id") != clientID || q.Get("code_challenge_method") != "S256" ||
+			q.Get("code_challenge") == "" || !strings.Contains(q.Get("scope"), "openid") || q.Get("nonce") == "" {
+			http.Error(w, "bad authorization request: "+r.URL.RawQuery, http.StatusBadRequest)
+			return
+		}
+		code := randomToken()
+		p.mu.Lock()
+		p.codes[code] = authz{challenge: q.Get("code_challenge"), nonce: q.Get("nonce"), redirect: q.Get("redirect_uri")}
+		p.mu.Unlock()
+		http.Redirect(w, r, q.Get("redirect_uri")+"?"+url.Values{"code": {code}, "state": {q.Get("state")}}.Encode(), http.StatusFound)
+	})
+	mux.HandleFunc("POST /token", p.token)
+	p.srv = httptest.NewServer(mux)
+	t.Cleanup(p.srv.Close)
+	return p
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (p *provider) token(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	id, secret, ok := r.BasicAuth()
+	if !ok {
+		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	}
+	if id != clientID || secret != clientSecret {
+		w.WriteHeader(http.StatusUnauthorized)
+		writeJSON(w, map[string]string{"error": "invalid_client"})
+		return
+	}
+	p.mu.Lock()
+	a, ok := p.codes[r.PostForm.Get("code")]
+	delete(p.codes, r.PostForm.Get("code")) // one use
+	sum := sha256.Sum256([]byte(r.PostForm.Get("code_verifier")))
+	pkce := base64.RawURLEncoding.EncodeToString(sum[:]) == a.challenge
+	if pkce {
+		p.pkceSeen++
+	}
+	edit, signer := p.edit, p.key
+	if p.signWith != nil {
+		signer = p.signWith
+	}
+	claims := jwt.MapClaims{"iss": p.srv.URL, "aud": clientID, "iat": time.Now().Unix(), "exp": time.Now().Add(5 * time.Minute).Unix(), "nonce": a.nonce}
+	for k, v := range p.claims {
+		claims[k] = v
+	}
+	p.mu.Unlock()
+	if !ok || !pkce || r.PostForm.Get("grant_type") != "authorization_code" || r.PostForm.Get("redirect_uri") != a.redirect {
+		w.WriteHeader(http.StatusBadRequest)
+		writeJSON(w, map[string]string{"error": "invalid_grant"})
+		return
+	}
+	if edit != nil {
+		edit(claims, p.srv.URL)
+	}
+	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
+	tok.Header["kid"] = "k1"
+	raw, err := tok.SignedString(signer)
+	if err != nil {
+		p.t.Error(err)
+	}
+	writeJSON(w, map[string]any{"access_token": "at-" + randomToken(), "token_type": "Bearer", "expires_in": 300, "id_token": raw})
+}
+
+// set changes what the provider does for the next sign-ins.
+func (p *provider) set(f func(p *provider)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	f(p)
+}
+
+// fakeOIDCAuth signs in the subjects it declares, and anyone a role was mapped for.
+type fakeOIDCAuth struct {
+	mu       sync.Mutex
+	declared map[string]Principal
+}
+
+func (f *fakeOIDCAuth) ConsoleOIDCPrincipal(_ context.Context, id OIDCIdentity) (Principal, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if p, ok := f.declared[id.Subject]; ok {
+		return p, nil
+	}
+	if id.Role != "" {
+		return human(approval.QualifiedID(id.Issuer, id.Subject), string(id.Role)), nil
+	}
+	return Principal{}, errors.New("not declared")
+}
+
+// oidcRig is a console whose OIDC client signs in at p; decisionAud is an audience the decision
+// path accepts from p.
+func oidcRig(t *testing.T, p *provider, subjectClaim string) (*rig, *fakeOIDCAuth) {
+	auth := &fakeOIDCAuth{declared: map[string]Principal{"alice-sub": human("idp#alice-sub", "approver", all)}}
+	r := newRigWith(t, false, func(o *Options, base string) {
+		o.OIDC = &OIDCOptions{Issuer: p.srv.URL, ClientID: clientID, ClientSecret: clientSecret, RedirectURL: base + "/console/oidc/callback",
+			SubjectClaim: subjectClaim, RoleClaim: "groups", Roles: map[Role][]string{RoleAuditor: {"audit"}, RoleAdmin: {"secops"}},
+			RefusedAudiences: func() []string { return []string{"portcullis-agents"} }, Auth: auth}
+	})
+	return r, auth
+}
+
+// oidcSignIn runs the whole round trip in browser c: start, the provider's consent, the
+// callback. It returns the callback's status and page.
+func (r *rig) oidcSignIn(c *http.Client, tamper func(callback *url.URL)) (int, string) {
+	r.t.Helper()
+	resp, err := c.Get(r.srv.URL + "/console/oidc/start")
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		r.t.Fatalf("start: %d", resp.StatusCode)
+	}
+	resp, err = c.Get(resp.Header.Get("Location")) // the provider
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound {
+		r.t.Fatalf("authorize: %d", resp.StatusCode)
+	}
+	cb, _ := url.Parse(resp.Header.Get("Location"))
+	if tamper != nil {
+		tamper(cb)
+	}
+	code, body, _ := r.get(c, strings.TrimPrefix(cb.String(), r.srv.URL))
+	return code, body
+}
+
+func TestOIDCSignIn(t *testing.T) {
+	p := newProvider(t)
+	r, auth := oidcRig(t, p, "")
+	_, login, _ := r.get(r.client(), "/console/login")
+	if !strings.Contains(login, `id="oidc-start"`) {
+		t.Fatalf("the sign-in page offers no OIDC sign-in:\n%s", login)
+	}
+	c := r.client()
+	if code, _ := r.oidcSignIn(c, nil); code != http.StatusSeeOther {
+		t.Fatalf("sign-in: %d", code)
+	}
+	code, body, _ := r.get(c, "/console/approvals")
+	if code != http.StatusOK || !strings.Contains(body, `id="principal">idp#alice-sub<`) {
+		t.Fatalf("after sign-in: %d\n%s", code, body)
+	}
+	if p.pkceSeen != 1 {
+		t.Fatalf("the provider verified %d PKCE verifiers, want 1", p.pkceSeen)
+	}
+	// The session is checked again on every request: removed from the declarations, signed out.
+	auth.mu.Lock()
+	delete(auth.declared, "alice-sub")
+	auth.mu.Unlock()
+	if code, _, h := r.get(c, "/console/approvals"); code != http.StatusSeeOther || h.Get("Location") != "/console/login" {
+		t.Fatalf("after removal: %d %s", code, h.Get("Location"))
+	}
+
+	// A role mapped from the token's groups claim signs in someone not declared.
+	p.set(func(p *provider) { p.claims = map[string]any{"sub": "erin", "groups": []string{"staff", "audit"}} })
+	c = r.client()
+	if code, _ := r.oidcSignIn(c, nil); code != http.StatusSeeOther {
+		t.Fatalf("mapped sign-in: %d", code)
+	}
+	if _, body, _ := r.get(c, "/console/approvals"); !strings.Contains(body, `<span class="role">auditor</span>`) {
+		t.Fatalf("erin is not an auditor:\n%s", body)
+	}
+	// Neither declared nor mapped: nobody.
+	p.set(func(p *provider) { p.claims = map[string]any{"sub": "mallory", "groups": "staff"} })
+	if code, body := r.oidcSignIn(r.client(), nil); code != http.StatusUnauthorized || !strings.Contains(body, "does not sign anyone in") {
+		t.Fatalf("undeclared person: %d\n%s", code, body)
+	}
+}
+
+// Every forged, stale, misdirected or replayed sign-in is refused, and none opens a session.
+func TestOIDCRefusesForgedTokensAndFlows(t *testing.T) {
+	other, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name     string
+		edit     func(c jwt.MapClaims, iss string)
+		signWith *rsa.PrivateKey
+		tamper   func(cb *url.URL)
+	}{
+		{name: "signed by another key", signWith: other},
+		{name: "expired", edit: func(c jwt.MapClaims, _ string) { c["exp"] = time.Now().Add(-time.Minute).Unix() }},
+		{name: "wrong audience", edit: func(c jwt.MapClaims, _ string) { c["aud"] = "someone-else" }},
+		{name: "wrong issuer", edit: func(c jwt.MapClaims, iss string) { c["iss"] = iss + "/other" }},
+		{name: "wrong nonce", edit: func(c jwt.MapClaims, _ string) { c["nonce"] = "replayed-nonce" }},
+		{name: "no nonce", edit: func(c jwt.MapClaims, _ string) { delete(c, "nonce") }},
+		// A token the decision path would accept as an agent's, even one issued to the console.
+		{name: "decision-path audience", edit: func(c jwt.MapClaims, _ string) {
+			c["aud"], c["azp"] = []string{clientID, "portcullis-agents"}, clientID
+		}},
+		{name: "two audiences, issued to another client", edit: func(c jwt.MapClaims, _ string) {
+			c["aud"], c["azp"] = []string{clientID, "dashboard"}, "dashboard"
+		}},
+		{name: "state changed", tamper: func(cb *url.URL) {
+			q := cb.Query()
+			q.Set("state", "attacker-state")
+			cb.RawQuery = q.Encode()
+		}},
+		{name: "code changed", tamper: func(cb *url.URL) {
+			q := cb.Query()
+			q.Set("code", "attacker-code")
+			cb.RawQuery = q.Encode()
+		}},
+		{name: "provider error", tamper: func(cb *url.URL) { cb.RawQuery = url.Values{"error": {"access_denied"}, "state": {cb.Query().Get("state")}}.Encode() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newProvider(t)
+			r, _ := oidcRig(t, p, "")
+			p.set(func(p *provider) { p.edit, p.signWith = tc.edit, tc.signWith })
+			c := r.client()
+			code, body := r.oidcSignIn(c, tc.tamper)
+			if code != http.StatusUnauthorized || !strings.Contains(body, `id="flash"`) {
+				t.Fatalf("callback: %d\n%s", code, body)
+			}
+			if code, _, _ := r.get(c, "/console/approvals"); code != http.StatusSeeOther {
+				t.Fatalf("a refused sign-in opened a session: %d", code)
+			}
+		})
+	}
+}
+
+// The callback is bound to the browser that started the sign-in, once.
+func TestOIDCCallbackBoundToItsBrowser(t *testing.T) {
+	p := newProvider(t)
+	r, _ := oidcRig(t, p, "")
+	var callback *url.URL
+	c := r.client()
+	// The victim's browser (c) starts a sign-in; the callback URL is carried to another browser.
+	if code, _ := r.oidcSignIn(c, func(cb *url.URL) { cp := *cb; callback = &cp; cb.RawQuery = "" }); code != http.StatusUnauthorized {
+		t.Fatalf("callback without code: %d", code)
+	}
+	if code, _, _ := r.get(r.client(), strings.TrimPrefix(callback.String(), r.srv.URL)); code != http.StatusUnauthorized {
+		t.Fatalf("the callback in a browser that did not start the sign-in: %d", code)
+	}
+	// A forged state cookie: its signature does not hold.
+	forged := r.client()
+	u, _ := url.Parse(r.srv.URL + "/console/oidc/")
+	f, _ := json.Marshal(flight{State: callback.Query().Get("state"), Nonce: "n", Verifier: "v", Expires: time.Now().Add(time.Hour).Unix()})
+	forged.Jar.SetCookies(u, []*http.Cookie{{Name: oidcCookie, Value: base64.RawURLEncoding.EncodeToString(f) + ".AAAA", Path: "/console/oidc/"}})
+	if code, _, _ := r.get(forged, strings.TrimPrefix(callback.String(), r.srv.URL)); code != http.StatusUnauthorized {
+		t.Fatalf("a forged state cookie: %d", code)
+	}
+	// A good sign-in's callback replayed in the same browser: the state cookie was used up.
+	c = r.client()
+	var good *url.URL
+	if code, _ := r.oidcSignIn(c, func(cb *url.URL) { good = cb }); code != http.StatusSeeOther {
+		t.Fatalf("sign-in: %d", code)
+	}
+	if code, _, _ := r.get(c, strings.TrimPrefix(good.String(), r.srv.URL)); code != http.StatusUnauthorized {
+		t.Fatalf("a replayed callback: %d", code)
+	}
+}
+
+// With the email as the subject, an email the provider has not verified signs no one in.
+func TestOIDCEmailSubjectMustBeVerified(t *testing.T) {
+	p := newProvider(t)
+	r, auth := oidcRig(t, p, "email")
+	auth.declared["alice@example.com"] = human("idp#alice@example.com", "approver", all)
+	for _, tc := range []struct {
+		claims map[string]any
+		want   int
+	}{
+		{map[string]any{"sub": "1", "email": "alice@example.com"}, http.StatusUnauthorized},
+		{map[string]any{"sub": "1", "email": "alice@example.com", "email_verified": false}, http.StatusUnauthorized},
+		{map[string]any{"sub": "1", "email": "alice@example.com", "email_verified": "true"}, http.StatusUnauthorized},
+		{map[string]any{"sub": "1", "email": "alice@example.com", "email_verified": true}, http.StatusSeeOther},
+	} {
+		p.set(func(p *provider) { p.claims = tc.claims })
+		if code, body := r.oidcSignIn(r.client(), nil); code != tc.want {
+			t.Errorf("%v: %d, want %d\n%s", tc.claims, code, tc.want, body)
+		}
+	}
+}
