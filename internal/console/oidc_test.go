@@ -34,10 +34,10 @@ type provider struct {
 
 	mu       sync.Mutex
 	codes    map[string]authz
-	claims   map[string]any                 // the person's claims besides iss, aud, exp, iat, nonce
+	claims   map[string]any                    // the person's claims besides iss, aud, exp, iat, nonce
 	edit     func(c jwt.MapClaims, iss string) // changes the next ID token's claims
-	signWith *rsa.PrivateKey                // signs the next ID token instead of key
-	pkceSeen int                            // token requests whose verifier matched
+	signWith *rsa.PrivateKey                   // signs the next ID token instead of key
+	pkceSeen int                               // token requests whose verifier matched
 }
 
 type authz struct {
@@ -281,7 +281,9 @@ func TestOIDCRefusesForgedTokensAndFlows(t *testing.T) {
 			q.Set("code", "attacker-code")
 			cb.RawQuery = q.Encode()
 		}},
-		{name: "provider error", tamper: func(cb *url.URL) { cb.RawQuery = url.Values{"error": {"access_denied"}, "state": {cb.Query().Get("state")}}.Encode() }},
+		{name: "provider error", tamper: func(cb *url.URL) {
+			cb.RawQuery = url.Values{"error": {"access_denied"}, "state": {cb.Query().Get("state")}}.Encode()
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := newProvider(t)
