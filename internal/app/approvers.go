@@ -123,6 +123,13 @@ func (a *approvers) ConsoleOIDCPrincipal(_ context.Context, id console.OIDCIdent
 	if !oc.On() || id.Issuer != oc.Issuer {
 		return console.Principal{}, fmt.Errorf("%w: issuer %q is not console.oidc.issuer", server.ErrNotApprover, id.Issuer)
 	}
+	for _, ag := range set.cfg.Identity.Agents {
+		if approval.SamePerson(ag.ID, id.Subject) {
+			// An account named like an agent: whoever holds it, it does not approve that
+			// agent's calls, nor anyone's.
+			return console.Principal{}, fmt.Errorf("%w: %q names an agent", server.ErrNotApprover, id.Subject)
+		}
+	}
 	ap, declared := set.approvers[id.Subject]
 	if declared && ap.Issuer != id.Issuer {
 		declared = false // the same name from another issuer, or an approver-key holder: not this person
