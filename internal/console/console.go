@@ -1,15 +1,19 @@
 // Package console is the web console served by `serve` under console.path: the approvals queue
-// (live over server-sent events) and the audit explorer. Pages are rendered on the server with
+// (live over server-sent events), the audit explorer, and the overview, agents and policies pages.
+// Pages are rendered on the server with
 // html/template; the stylesheet and the one script are embedded (go:embed), so building the
 // binary needs no JavaScript toolchain.
 //
-// Every page is authorised on the server. A person signs in with their approver key; the session
-// keeps it in memory only and re-authenticates it on every request, so a revoked key or a person
-// removed from approvals.approvers is signed out at their next click. Agents' credentials are
-// never accepted: approver keys live in a key store of their own.
+// Every page is authorised on the server. A person signs in with their approver key (or through
+// an OpenID Connect provider, oidc.go); the session keeps the key (or the verified identity) in
+// memory only and checks it again on every request, so a revoked key or a person removed from
+// approvals.approvers is signed out at their next click. Agents' credentials are never accepted:
+// approver keys live in a key store of their own, and the OIDC client refuses the decision path's
+// audiences.
 //
-// The console depends on the approval engine's types and the ledger's read side only: it
-// declares what it needs (Queue, Authenticator, ledger.Store) and app supplies it.
+// The console depends on the approval engine's types, the ledger's read side and the policy
+// package's read side only: it declares what it needs (Queue, Authenticator, OIDCAuthenticator,
+// AgentDirectory, ledger.Store, PolicyState) and app supplies it.
 package console
 
 import (
