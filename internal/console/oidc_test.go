@@ -4,13 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"math/big"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -20,130 +17,13 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/portcullis-ai/portcullis/internal/approval"
+	"github.com/portcullis-ai/portcullis/internal/console/oidctest"
 )
 
-// provider is a small OpenID Connect provider built from the specifications: discovery (OpenID
-// Connect Discovery 1.0), a JWKS, an authorization endpoint that consents at once for the
-// configured person, and a token endpoint that checks the client secret, the redirect URI, the
-// one-use code and the PKCE verifier (RFC 7636 S256) before it signs an ID token (OpenID Connect
-// Core 1.0 §2). Tests change the next ID token's claims, or its key, to forge one.
-type provider struct {
-	t   *testing.T
-	srv *httptest.Server
-	key *rsa.PrivateKey
-
-	mu       sync.Mutex
-	codes    map[string]authz
-	claims   map[string]any                    // the person's claims besides iss, aud, exp, iat, nonce
-	edit     func(c jwt.MapClaims, iss string) // changes the next ID token's claims
-	signWith *rsa.PrivateKey                   // signs the next ID token instead of key
-	pkceSeen int                               // token requests whose verifier matched
-}
-
-type authz struct {
-	challenge, nonce, redirect string
-}
-
-const (
-	clientID     = "portcullis-console"
-	clientSecret = "s3cret"
-)
-
-func newProvider(t *testing.T) *provider {
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &provider{t: t, key: key, codes: map[string]authz{}, claims: map[string]any{"sub": "alice-sub"}}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, map[string]any{"issuer": p.srv.URL, "authorization_endpoint": p.srv.URL + "/authorize",
-			"token_endpoint": p.srv.URL + "/token", "jwks_uri": p.srv.URL + "/jwks",
-			"response_types_supported": []string{"code"}, "subject_types_supported": []string{"public"},
-			"id_token_signing_alg_values_supported": []string{"RS256"}, "code_challenge_methods_supported": []string{"S256"}})
-	})
-	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, map[string]any{"keys": []map[string]string{{"kty": "RSA", "kid": "k1", "use": "sig", "alg": "RS256",
-			"n": base64.RawURLEncoding.EncodeToString(key.N.Bytes()),
-			"e": base64.RawURLEncoding.EncodeToString(big.NewInt(int64(key.E)).Bytes())}}})
-	})
-	mux.HandleFunc("GET /authorize", func(w http.ResponseWriter, r *http.Request) {
-		q := r.URL.Query()
-		if q.Get("response_type") != "code" || q.Get("client_id") != clientID || q.Get("code_challenge_method") != "S256" ||
-			q.Get("code_challenge") == "" || !strings.Contains(q.Get("scope"), "openid") || q.Get("nonce") == "" {
-			http.Error(w, "bad authorization request: "+r.URL.RawQuery, http.StatusBadRequest)
-			return
-		}
-		code := randomToken()
-		p.mu.Lock()
-		p.codes[code] = authz{challenge: q.Get("code_challenge"), nonce: q.Get("nonce"), redirect: q.Get("redirect_uri")}
-		p.mu.Unlock()
-		http.Redirect(w, r, q.Get("redirect_uri")+"?"+url.Values{"code": {code}, "state": {q.Get("state")}}.Encode(), http.StatusFound)
-	})
-	mux.HandleFunc("POST /token", p.token)
-	p.srv = httptest.NewServer(mux)
-	t.Cleanup(p.srv.Close)
+func newProvider(t *testing.T) *oidctest.Provider {
+	p := oidctest.New("alice-sub")
+	t.Cleanup(p.Close)
 	return p
-}
-
-func writeJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func (p *provider) token(w http.ResponseWriter, r *http.Request) {
-	if err := r.ParseForm(); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	id, secret, ok := r.BasicAuth()
-	if !ok {
-		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
-	}
-	if id != clientID || secret != clientSecret {
-		w.WriteHeader(http.StatusUnauthorized)
-		writeJSON(w, map[string]string{"error": "invalid_client"})
-		return
-	}
-	p.mu.Lock()
-	a, ok := p.codes[r.PostForm.Get("code")]
-	delete(p.codes, r.PostForm.Get("code")) // one use
-	sum := sha256.Sum256([]byte(r.PostForm.Get("code_verifier")))
-	pkce := base64.RawURLEncoding.EncodeToString(sum[:]) == a.challenge
-	if pkce {
-		p.pkceSeen++
-	}
-	edit, signer := p.edit, p.key
-	if p.signWith != nil {
-		signer = p.signWith
-	}
-	claims := jwt.MapClaims{"iss": p.srv.URL, "aud": clientID, "iat": time.Now().Unix(), "exp": time.Now().Add(5 * time.Minute).Unix(), "nonce": a.nonce}
-	for k, v := range p.claims {
-		claims[k] = v
-	}
-	p.mu.Unlock()
-	if !ok || !pkce || r.PostForm.Get("grant_type") != "authorization_code" || r.PostForm.Get("redirect_uri") != a.redirect {
-		w.WriteHeader(http.StatusBadRequest)
-		writeJSON(w, map[string]string{"error": "invalid_grant"})
-		return
-	}
-	if edit != nil {
-		edit(claims, p.srv.URL)
-	}
-	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
-	tok.Header["kid"] = "k1"
-	raw, err := tok.SignedString(signer)
-	if err != nil {
-		p.t.Error(err)
-	}
-	writeJSON(w, map[string]any{"access_token": "at-" + randomToken(), "token_type": "Bearer", "expires_in": 300, "id_token": raw})
-}
-
-// set changes what the provider does for the next sign-ins.
-func (p *provider) set(f func(p *provider)) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	f(p)
 }
 
 // fakeOIDCAuth signs in the subjects it declares, and anyone a role was mapped for.
@@ -166,10 +46,10 @@ func (f *fakeOIDCAuth) ConsoleOIDCPrincipal(_ context.Context, id OIDCIdentity) 
 
 // oidcRig is a console whose OIDC client signs in at p; decisionAud is an audience the decision
 // path accepts from p.
-func oidcRig(t *testing.T, p *provider, subjectClaim string) (*rig, *fakeOIDCAuth) {
+func oidcRig(t *testing.T, p *oidctest.Provider, subjectClaim string) (*rig, *fakeOIDCAuth) {
 	auth := &fakeOIDCAuth{declared: map[string]Principal{"alice-sub": human("idp#alice-sub", "approver", all)}}
 	r := newRigWith(t, false, func(o *Options, base string) {
-		o.OIDC = &OIDCOptions{Issuer: p.srv.URL, ClientID: clientID, ClientSecret: clientSecret, RedirectURL: base + "/console/oidc/callback",
+		o.OIDC = &OIDCOptions{Issuer: p.URL(), ClientID: oidctest.ClientID, ClientSecret: oidctest.ClientSecret, RedirectURL: base + "/console/oidc/callback",
 			SubjectClaim: subjectClaim, RoleClaim: "groups", Roles: map[Role][]string{RoleAuditor: {"audit"}, RoleAdmin: {"secops"}},
 			RefusedAudiences: func() []string { return []string{"portcullis-agents"} }, Auth: auth}
 	})
@@ -219,8 +99,8 @@ func TestOIDCSignIn(t *testing.T) {
 	if code != http.StatusOK || !strings.Contains(body, `id="principal">idp#alice-sub<`) {
 		t.Fatalf("after sign-in: %d\n%s", code, body)
 	}
-	if p.pkceSeen != 1 {
-		t.Fatalf("the provider verified %d PKCE verifiers, want 1", p.pkceSeen)
+	if n := p.Verified(); n != 1 {
+		t.Fatalf("the provider verified %d PKCE verifiers, want 1", n)
 	}
 	// The session is checked again on every request: removed from the declarations, signed out.
 	auth.mu.Lock()
@@ -231,7 +111,7 @@ func TestOIDCSignIn(t *testing.T) {
 	}
 
 	// A role mapped from the token's groups claim signs in someone not declared.
-	p.set(func(p *provider) { p.claims = map[string]any{"sub": "erin", "groups": []string{"staff", "audit"}} })
+	p.SetClaims(map[string]any{"sub": "erin", "groups": []string{"staff", "audit"}})
 	c = r.client()
 	if code, _ := r.oidcSignIn(c, nil); code != http.StatusSeeOther {
 		t.Fatalf("mapped sign-in: %d", code)
@@ -240,7 +120,7 @@ func TestOIDCSignIn(t *testing.T) {
 		t.Fatalf("erin is not an auditor:\n%s", body)
 	}
 	// Neither declared nor mapped: nobody.
-	p.set(func(p *provider) { p.claims = map[string]any{"sub": "mallory", "groups": "staff"} })
+	p.SetClaims(map[string]any{"sub": "mallory", "groups": "staff"})
 	if code, body := r.oidcSignIn(r.client(), nil); code != http.StatusUnauthorized || !strings.Contains(body, "does not sign anyone in") {
 		t.Fatalf("undeclared person: %d\n%s", code, body)
 	}
@@ -266,10 +146,10 @@ func TestOIDCRefusesForgedTokensAndFlows(t *testing.T) {
 		{name: "no nonce", edit: func(c jwt.MapClaims, _ string) { delete(c, "nonce") }},
 		// A token the decision path would accept as an agent's, even one issued to the console.
 		{name: "decision-path audience", edit: func(c jwt.MapClaims, _ string) {
-			c["aud"], c["azp"] = []string{clientID, "portcullis-agents"}, clientID
+			c["aud"], c["azp"] = []string{oidctest.ClientID, "portcullis-agents"}, oidctest.ClientID
 		}},
 		{name: "two audiences, issued to another client", edit: func(c jwt.MapClaims, _ string) {
-			c["aud"], c["azp"] = []string{clientID, "dashboard"}, "dashboard"
+			c["aud"], c["azp"] = []string{oidctest.ClientID, "dashboard"}, "dashboard"
 		}},
 		{name: "state changed", tamper: func(cb *url.URL) {
 			q := cb.Query()
@@ -288,7 +168,7 @@ func TestOIDCRefusesForgedTokensAndFlows(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := newProvider(t)
 			r, _ := oidcRig(t, p, "")
-			p.set(func(p *provider) { p.edit, p.signWith = tc.edit, tc.signWith })
+			p.Forge(tc.edit, tc.signWith)
 			c := r.client()
 			code, body := r.oidcSignIn(c, tc.tamper)
 			if code != http.StatusUnauthorized || !strings.Contains(body, `id="flash"`) {
@@ -347,7 +227,7 @@ func TestOIDCEmailSubjectMustBeVerified(t *testing.T) {
 		{map[string]any{"sub": "1", "email": "alice@example.com", "email_verified": "true"}, http.StatusUnauthorized},
 		{map[string]any{"sub": "1", "email": "alice@example.com", "email_verified": true}, http.StatusSeeOther},
 	} {
-		p.set(func(p *provider) { p.claims = tc.claims })
+		p.SetClaims(tc.claims)
 		if code, body := r.oidcSignIn(r.client(), nil); code != tc.want {
 			t.Errorf("%v: %d, want %d\n%s", tc.claims, code, tc.want, body)
 		}
