@@ -334,6 +334,8 @@ type view struct {
 	CSRF  string
 	Flash string
 	Data  any
+	// Refresh, when set, sends the browser on to this URL (a meta refresh).
+	Refresh string
 	// Menu entries shown only to the roles whose pages they open.
 	ShowAgents, ShowPolicies bool
 }

@@ -200,7 +200,11 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	c.log.LogAttrs(r.Context(), slog.LevelInfo, "console sign-in", slog.String("principal", p.Approver.ID), slog.String("role", string(p.Role)), slog.String("via", "oidc"))
 	http.SetCookie(w, cookie(c.o.Path, token, r.TLS != nil, int(c.o.SessionTTL.Seconds())))
-	http.Redirect(w, r, c.o.Path+"/approvals", http.StatusSeeOther)
+	// Not a redirect: this request came through the provider's cross-site redirect, and a
+	// browser that reads SameSite with the redirect chain would not send the Strict session
+	// cookie on a redirect from here. A page of the console's own that moves on is same-site.
+	next := c.o.Path + "/approvals"
+	c.render(w, r, http.StatusOK, "signedin", view{Title: "Signed in", Refresh: next, Data: next})
 }
 
 // publicError is a refusal whose text the person may read.
