@@ -6,11 +6,9 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,28 +24,22 @@ func newProvider(t *testing.T) *oidctest.Provider {
 	return p
 }
 
-// fakeOIDCAuth signs in the subjects it declares, and anyone a role was mapped for.
-type fakeOIDCAuth struct {
-	mu       sync.Mutex
-	declared map[string]Principal
-}
+// fakeOIDCAuth signs in the subjects it declares (by subject, in fakeAuth's map), and anyone a
+// role was mapped for.
+type fakeOIDCAuth struct{ fakeAuth }
 
-func (f *fakeOIDCAuth) ConsoleOIDCPrincipal(_ context.Context, id OIDCIdentity) (Principal, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if p, ok := f.declared[id.Subject]; ok {
-		return p, nil
-	}
-	if id.Role != "" {
+func (f *fakeOIDCAuth) ConsoleOIDCPrincipal(ctx context.Context, id OIDCIdentity) (Principal, error) {
+	p, err := f.ConsolePrincipal(ctx, id.Subject)
+	if err != nil && id.Role != "" {
 		return human(approval.QualifiedID(id.Issuer, id.Subject), string(id.Role)), nil
 	}
-	return Principal{}, errors.New("not declared")
+	return p, err
 }
 
-// oidcRig is a console whose OIDC client signs in at p; decisionAud is an audience the decision
-// path accepts from p.
+// oidcRig is a console whose OIDC client signs in at p; "portcullis-agents" is an audience the
+// decision path accepts from p.
 func oidcRig(t *testing.T, p *oidctest.Provider, subjectClaim string) (*rig, *fakeOIDCAuth) {
-	auth := &fakeOIDCAuth{declared: map[string]Principal{"alice-sub": human("idp#alice-sub", "approver", all)}}
+	auth := &fakeOIDCAuth{fakeAuth{m: map[string]Principal{"alice-sub": human("idp#alice-sub", "approver", all)}}}
 	r := newRigWith(t, false, func(o *Options, base string) {
 		o.OIDC = &OIDCOptions{Issuer: p.URL(), ClientID: oidctest.ClientID, ClientSecret: oidctest.ClientSecret, RedirectURL: base + "/console/oidc/callback",
 			SubjectClaim: subjectClaim, RoleClaim: "groups", Roles: map[Role][]string{RoleAuditor: {"audit"}, RoleAdmin: {"secops"}},
@@ -105,9 +97,7 @@ func TestOIDCSignIn(t *testing.T) {
 		t.Fatalf("the provider verified %d PKCE verifiers, want 1", n)
 	}
 	// The session is checked again on every request: removed from the declarations, signed out.
-	auth.mu.Lock()
-	delete(auth.declared, "alice-sub")
-	auth.mu.Unlock()
+	auth.revoke("alice-sub")
 	if code, _, h := r.get(c, "/console/approvals"); code != http.StatusSeeOther || h.Get("Location") != "/console/login" {
 		t.Fatalf("after removal: %d %s", code, h.Get("Location"))
 	}
@@ -219,7 +209,7 @@ func TestOIDCCallbackBoundToItsBrowser(t *testing.T) {
 func TestOIDCEmailSubjectMustBeVerified(t *testing.T) {
 	p := newProvider(t)
 	r, auth := oidcRig(t, p, "email")
-	auth.declared["alice@example.com"] = human("idp#alice@example.com", "approver", all)
+	auth.m["alice@example.com"] = human("idp#alice@example.com", "approver", all)
 	for _, tc := range []struct {
 		claims map[string]any
 		want   int
