@@ -89,7 +89,7 @@ func (a *agentStats) Trend() string {
 	return "usual"
 }
 
-func (a *agentStats) add(r *ledger.Record, now time.Time) {
+func (a *agentStats) add(r *stat, now time.Time) {
 	a.Calls++
 	a.Counts[r.Decision]++
 	a.Tools[r.Tool]++
@@ -162,8 +162,8 @@ func (c *Console) agentsPage(w http.ResponseWriter, r *http.Request, s *session,
 		st.Declared = a
 		byID[id] = st
 	}
-	truncated, err := c.scanBack(r.Context(), d.Since, statsBudget, func(_ uint64, rec *ledger.Record) {
-		id := agentOf(rec)
+	truncated, err := c.scanBack(r.Context(), d.Since, statsBudget, func(_ uint64, rec *stat) {
+		id := rec.Agent.ID
 		if rec.Kind != ledger.KindDecision || id == "" || !p.sees(id, rec.Tool) {
 			return
 		}
@@ -200,20 +200,20 @@ type agentData struct {
 	AuditURL  string
 }
 
-// newest keeps the n rows of highest seq: rows arrive newest chunk first but oldest first
-// within a chunk, so the list is cut only once it is twice as long as needed.
-func newest(rows []row, x row, n int) []row {
-	rows = append(rows, x)
-	if len(rows) >= 2*n {
-		slices.SortFunc(rows, func(a, b row) int { return cmp.Compare(b.Seq, a.Seq) })
-		rows = rows[:n]
+// newest keeps the n highest seqs: they arrive newest chunk first but oldest first within a
+// chunk, so the list is cut only once it is twice as long as needed.
+func newest(seqs []uint64, seq uint64, n int) []uint64 {
+	seqs = append(seqs, seq)
+	if len(seqs) >= 2*n {
+		seqs = settle(seqs, n)
 	}
-	return rows
+	return seqs
 }
 
-func settle(rows []row, n int) []row {
-	slices.SortFunc(rows, func(a, b row) int { return cmp.Compare(b.Seq, a.Seq) })
-	return rows[:min(len(rows), n)]
+// settle is the n highest of seqs, highest first.
+func settle(seqs []uint64, n int) []uint64 {
+	slices.SortFunc(seqs, func(a, b uint64) int { return cmp.Compare(b, a) })
+	return seqs[:min(len(seqs), n)]
 }
 
 // agentPage is one agent: its credentials, calls per hour against its baseline, top tools,
@@ -227,20 +227,29 @@ func (c *Console) agentPage(w http.ResponseWriter, r *http.Request, s *session, 
 	st := newAgentStats(id)
 	st.Declared = c.declared(r.Context())[id]
 	d := agentData{A: st, Since: now.Add(-agentWindow), AuditURL: "?" + url.Values{"agent": {id}}.Encode()}
-	truncated, err := c.scanBack(r.Context(), d.Since, statsBudget, func(seq uint64, rec *ledger.Record) {
-		if rec.Kind != ledger.KindDecision || agentOf(rec) != id || !p.sees(id, rec.Tool) {
+	var recent, anomalous, denied []uint64
+	truncated, err := c.scanBack(r.Context(), d.Since, statsBudget, func(seq uint64, rec *stat) {
+		if rec.Kind != ledger.KindDecision || rec.Agent.ID != id || !p.sees(id, rec.Tool) {
 			return
 		}
 		st.add(rec, now)
-		x := newRow(ledger.Entry{Seq: seq}, rec)
-		d.Recent = newest(d.Recent, x, agentRecent)
+		recent = newest(recent, seq, agentRecent)
 		if len(rec.Anomalies) > 0 {
-			d.Anomalous = newest(d.Anomalous, x, agentRecent)
+			anomalous = newest(anomalous, seq, agentRecent)
 		}
 		if rec.Decision == "deny" {
-			d.Denied = newest(d.Denied, x, agentRecent)
+			denied = newest(denied, seq, agentRecent)
 		}
 	})
+	if err == nil {
+		d.Recent, err = c.rowsAt(r.Context(), p, settle(recent, agentRecent))
+	}
+	if err == nil {
+		d.Anomalous, err = c.rowsAt(r.Context(), p, settle(anomalous, agentRecent))
+	}
+	if err == nil {
+		d.Denied, err = c.rowsAt(r.Context(), p, settle(denied, agentRecent))
+	}
 	if err != nil {
 		c.log.LogAttrs(r.Context(), slog.LevelError, "console: agent", slog.Any("error", err))
 		c.fail(w, r, http.StatusServiceUnavailable, "The ledger cannot be read right now.")
@@ -251,7 +260,6 @@ func (c *Console) agentPage(w http.ResponseWriter, r *http.Request, s *session, 
 		return
 	}
 	d.Truncated = truncated
-	d.Recent, d.Anomalous, d.Denied = settle(d.Recent, agentRecent), settle(d.Anomalous, agentRecent), settle(d.Denied, agentRecent)
 	st.TopTools = topCounts(st.Tools, 10)
 	d.Bars, d.BaselineY = hourBars(st)
 	c.render(w, r, http.StatusOK, "agent", view{Title: "Agent " + id, Nav: "agents", P: &p, CSRF: s.csrf, Data: d})

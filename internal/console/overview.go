@@ -48,8 +48,8 @@ func (c *Console) overview(ctx context.Context, p Principal) (overviewData, erro
 		perHour[i] = map[string]int{}
 	}
 	denied := map[string]int{}
-	truncated, err := c.scanBack(ctx, since, statsBudget, func(_ uint64, r *ledger.Record) {
-		if r.Kind != ledger.KindDecision || !slices.Contains(outcomes, r.Decision) || !p.sees(agentOf(r), r.Tool) {
+	truncated, err := c.scanBack(ctx, since, statsBudget, func(_ uint64, r *stat) {
+		if r.Kind != ledger.KindDecision || !slices.Contains(outcomes, r.Decision) || !p.sees(r.Agent.ID, r.Tool) {
 			return
 		}
 		h := min(max(int(r.Time.Sub(since)/time.Hour), 0), overviewHours)

@@ -108,11 +108,11 @@ func (c *Console) policiesPage(w http.ResponseWriter, r *http.Request, s *sessio
 			x.LastHit = at
 		}
 	}
-	truncated, err := c.scanBack(r.Context(), d.Since, statsBudget, func(_ uint64, rec *ledger.Record) {
-		if rec.Kind != ledger.KindDecision || rec.Policy == nil {
+	truncated, err := c.scanBack(r.Context(), d.Since, statsBudget, func(_ uint64, rec *stat) {
+		if rec.Kind != ledger.KindDecision {
 			return
 		}
-		agent := agentOf(rec)
+		agent := rec.Agent.ID
 		if x := rules[key{agent, rec.Policy.Rule}]; x != nil && !x.DryRun {
 			hit(x, rec.Time)
 		}
