@@ -316,17 +316,20 @@ func TestConsoleOIDCInBrowser(t *testing.T) {
 	}
 	cfg = bytes.Replace(cfg, []byte("  approvers:\n"), []byte(fmt.Sprintf("  approvers:\n    - id: olivia\n      issuer: %s\n"+
 		"      scopes:\n        - agents: [\".*\"]\n          tools: [\".*\"]\n", idp.URL())), 1)
-	cfg = append(cfg, fmt.Sprintf("\nconsole:\n  oidc:\n    issuer: %s\n    client_id: %s\n    client_secret_env: PORTCULLIS_CONSOLE_SECRET\n    redirect_url: %s/console/oidc/callback\n",
+	cfg = append(cfg, fmt.Sprintf("\nconsole:\n  oidc:\n    issuer: %s\n    name: Example SSO\n    client_id: %s\n    client_secret_env: PORTCULLIS_CONSOLE_SECRET\n    redirect_url: %s/console/oidc/callback\n",
 		idp.URL(), oidctest.ClientID, console)...)
 	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	startServeAt(t, dir, addr, []string{"PORTCULLIS_CONSOLE_SECRET=" + oidctest.ClientSecret})
 	b := browser(t, exe)
-	if err := chromedp.Do(b, chromedp.Navigate(console+"/console/login"), chromedp.WaitVisible(chromedp.ID("oidc-start"))); err != nil {
+	if err := chromedp.Do(b, chromedp.Navigate(console+"/console/login"), chromedp.WaitVisible(chromedp.ID("oidc-start")), shot("login-oidc")); err != nil {
 		t.Fatal(err)
 	}
 	accessible(t, b, "login with OIDC")
+	if button := pageText(t, b, "#oidc-start"); button != "Sign in with Example SSO" {
+		t.Fatalf("the sign-in button reads %q", button)
+	}
 	who := pageText(t, b, "#principal", chromedp.Click(chromedp.ID("oidc-start")), chromedp.WaitVisible(chromedp.ID("queue")))
 	if who != idp.URL()+"#olivia" || idp.Verified() != 1 {
 		t.Fatalf("signed in as %q (PKCE verified %d times)", who, idp.Verified())

@@ -326,7 +326,7 @@ func (a *App) consoleOIDC(cfg *config.Config) (*console.OIDCOptions, error) {
 	for r, values := range oc.Roles {
 		roles[console.Role(r)] = values
 	}
-	return &console.OIDCOptions{Issuer: oc.Issuer, ClientID: oc.ClientID, ClientSecret: secret, RedirectURL: oc.RedirectURL,
+	return &console.OIDCOptions{Issuer: oc.Issuer, Name: oc.Name, ClientID: oc.ClientID, ClientSecret: secret, RedirectURL: oc.RedirectURL,
 		Scopes: oc.Scopes, SubjectClaim: oc.SubjectClaim, RoleClaim: oc.RoleClaim, Roles: roles, Auth: a.approvers,
 		RefusedAudiences: func() []string {
 			if st := a.rt.Load(); st != nil {

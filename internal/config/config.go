@@ -75,6 +75,8 @@ type ConsoleOIDCConfig struct {
 	// Issuer is the provider's issuer URL (its discovery document is at
 	// Issuer/.well-known/openid-configuration).
 	Issuer string `yaml:"issuer"`
+	// Name is the provider as the sign-in button names it; default the issuer's host.
+	Name string `yaml:"name"`
 	// ClientID is the console's client at the provider: the audience its ID tokens must name.
 	// It may not be an audience the decision path accepts from the same issuer.
 	ClientID string `yaml:"client_id"`

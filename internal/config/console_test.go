@@ -53,6 +53,7 @@ func TestConsoleOIDC(t *testing.T) {
 		{strings.Replace(ok, "      auditor: [audit]\n", "      root: [audit]\n", 1), "console.oidc.roles.root"},
 		{strings.Replace(ok, "    role_claim: groups\n", "", 1), "console.oidc.role_claim"},
 		{strings.Replace(ok, "    role_claim: groups\n", "    subject_claim: name\n    role_claim: groups\n", 1), "console.oidc.subject_claim"},
+		{strings.Replace(ok, "    client_id:", "    name: \"SSO\\u0007\"\n    client_id:", 1), "console.oidc.name"},
 		// The console's client ID is an audience agents' tokens carry: refused.
 		{ok + agentsAud, "console.oidc.client_id"},
 	} {

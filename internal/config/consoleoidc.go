@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/portcullis-ai/portcullis/internal/identity"
 )
@@ -29,6 +30,9 @@ func (c *Config) validateConsoleOIDC() []problem {
 		add("client_id", "required")
 	case slices.Contains(identity.DecisionAudiences(c.Identity, o.Issuer), o.ClientID):
 		add("client_id", "%q is an audience identity accepts from %q for agents' or users' tokens: a token handed to an agent would sign a person in to the console; register the console as a client of its own", o.ClientID, o.Issuer)
+	}
+	if len(o.Name) > 64 || strings.ContainsFunc(o.Name, unicode.IsControl) {
+		add("name", "want at most 64 characters without control characters")
 	}
 	if o.ClientSecretEnv != "" && o.ClientSecretFile != "" {
 		add("client_secret_env", "set client_secret_env or client_secret_file, not both")

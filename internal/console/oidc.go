@@ -25,6 +25,7 @@ import (
 // with PKCE (RFC 7636, S256), state and nonce.
 type OIDCOptions struct {
 	Issuer       string
+	Name         string // on the sign-in button; default the issuer's host
 	ClientID     string
 	ClientSecret string // "": a public client, protected by PKCE alone
 	RedirectURL  string // the console's /oidc/callback as the provider sees it
@@ -319,8 +320,11 @@ func (oc *oidcClient) mapRole(claim any) Role {
 	return ""
 }
 
-// oidcLabel names the provider on the sign-in page: the issuer's host.
+// label names the provider on the sign-in page: its configured name, else the issuer's host.
 func (oc *oidcClient) label() string {
+	if oc.o.Name != "" {
+		return oc.o.Name
+	}
 	if u, err := url.Parse(oc.o.Issuer); err == nil && u.Host != "" {
 		return u.Host
 	}

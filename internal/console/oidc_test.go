@@ -225,3 +225,33 @@ func TestOIDCEmailSubjectMustBeVerified(t *testing.T) {
 		}
 	}
 }
+
+// The state cookie opens only as it was sealed, by this console, before it expired, and whole.
+func TestOIDCFlightCookie(t *testing.T) {
+	oc, err := newOIDCClient(OIDCOptions{Issuer: "https://idp.example.com", ClientID: "c", RedirectURL: "https://gw/console/oidc/callback", Auth: &fakeOIDCAuth{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := newOIDCClient(oc.o)
+	now := time.Now()
+	good := flight{State: "s", Nonce: "n", Verifier: "v", Expires: now.Add(time.Minute).Unix()}
+	if f, ok := oc.open(oc.seal(good), now); !ok || f != good {
+		t.Fatalf("a sealed flight does not open: %+v %v", f, ok)
+	}
+	sealed := oc.seal(good)
+	body, mac, _ := strings.Cut(sealed, ".")
+	for name, v := range map[string]string{
+		"another console's":  other.seal(good),
+		"expired":            oc.seal(flight{State: "s", Nonce: "n", Verifier: "v", Expires: now.Add(-time.Second).Unix()}),
+		"without a verifier": oc.seal(flight{State: "s", Nonce: "n", Expires: now.Add(time.Minute).Unix()}),
+		"no signature":       body,
+		"body changed":       base64.RawURLEncoding.EncodeToString([]byte(`{"s":"x","n":"n","v":"v","e":9999999999}`)) + "." + mac,
+		"not base64":         "%%%." + mac,
+		"oversized":          sealed + strings.Repeat("A", 2048),
+		"empty":              "",
+	} {
+		if _, ok := oc.open(v, now); ok {
+			t.Errorf("%s cookie opened", name)
+		}
+	}
+}
