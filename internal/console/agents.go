@@ -58,6 +58,9 @@ type agentStats struct {
 	TopTools  []toolCount
 	Anomalies int // decisions with behaviour anomalies
 	Findings  int // decisions with threat findings
+	// Verified: a credential proved the agent on at least one of its decisions. An ID only ever
+	// claimed by refused callers is anyone's to write.
+	Verified bool
 }
 
 func newAgentStats(id string) *agentStats {
@@ -91,6 +94,7 @@ func (a *agentStats) Trend() string {
 
 func (a *agentStats) add(r *stat, now time.Time) {
 	a.Calls++
+	a.Verified = a.Verified || r.Agent.Verified
 	a.Counts[r.Decision]++
 	a.Tools[r.Tool]++
 	if r.Time.After(a.LastSeen) {
@@ -147,7 +151,12 @@ type agentsData struct {
 	Agents    []*agentStats
 	Since     time.Time
 	Truncated bool
+	Hidden    int // agents past maxAgentRows, not listed
 }
+
+// maxAgentRows bounds the agents page: callers that were refused can claim any agent ID, and
+// each would otherwise be a row. Declared agents come first, then the busiest.
+const maxAgentRows = 500
 
 // agentsPage lists every agent, declared or seen in the ledger in the window, with its counts.
 func (c *Console) agentsPage(w http.ResponseWriter, r *http.Request, s *session, p Principal) {
@@ -184,7 +193,21 @@ func (c *Console) agentsPage(w http.ResponseWriter, r *http.Request, s *session,
 		st.TopTools = topCounts(st.Tools, 3)
 		d.Agents = append(d.Agents, st)
 	}
-	slices.SortFunc(d.Agents, func(a, b *agentStats) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(d.Agents, func(a, b *agentStats) int {
+		if (a.Declared != nil) != (b.Declared != nil) {
+			if a.Declared != nil {
+				return -1
+			}
+			return 1
+		}
+		if a.Calls != b.Calls {
+			return b.Calls - a.Calls
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	if len(d.Agents) > maxAgentRows {
+		d.Hidden, d.Agents = len(d.Agents)-maxAgentRows, d.Agents[:maxAgentRows]
+	}
 	c.render(w, r, http.StatusOK, "agents", view{Title: "Agents", Nav: "agents", P: &p, CSRF: s.csrf, Data: d})
 }
 

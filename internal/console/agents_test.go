@@ -11,11 +11,12 @@ import (
 	"github.com/portcullis-ai/portcullis/internal/ledger"
 )
 
-// appendDecision writes one decision record at the time given.
+// appendDecision writes one decision record at the time given; its agent is verified unless it
+// is "stray" (or starts with it): a refused caller's claim.
 func (r *rig) appendDecision(agent, tool, decision string, at time.Time, anomalies ...ledger.Anomaly) {
 	r.t.Helper()
 	if _, err := r.led.Append(context.Background(), &ledger.Record{Kind: ledger.KindDecision, Time: at,
-		DecisionID: fmt.Sprintf("dec_%s_%d", agent, at.UnixNano()), Agent: &ledger.Principal{ID: agent}, Tool: tool,
+		DecisionID: fmt.Sprintf("dec_%s_%d", agent, at.UnixNano()), Agent: &ledger.Principal{ID: agent, Verified: !strings.HasPrefix(agent, "stray")}, Tool: tool,
 		Decision: decision, Policy: &ledger.Policy{Rule: "r-" + decision}, Anomalies: anomalies}); err != nil {
 		r.t.Fatal(err)
 	}
@@ -44,7 +45,7 @@ func TestAgentsPageListsDeclaredAndSeenAgents(t *testing.T) {
 		t.Fatalf("auditor's agents page: %d\n%s", code, body)
 	}
 	for _, want := range []string{
-		`data-id="agent-a"`, `data-id="agent-idle"`, `data-id="stray"`, "(not declared)",
+		`data-id="agent-a"`, `data-id="agent-idle"`, `data-id="stray"`, "(not declared; only claimed by refused callers)",
 		// agent-a: 32 allowed, 3 denied; last hour 12 against 1.0 an hour before: above usual.
 		"<td>32</td><td>0</td><td>0</td><td>3</td>", `12 / 1.0 · above usual`,
 		"<code>fetch</code> (23), <code>delete_file</code> (12)",
@@ -97,5 +98,20 @@ func TestAgentsPageIsForAuditorsAndAdmins(t *testing.T) {
 	}
 	if _, body, _ := r.get(r.signIn(keyAuditor), "/console/approvals"); !strings.Contains(body, `href="/console/agents"`) {
 		t.Error("the auditor's menu lacks the agents page")
+	}
+}
+
+// Refused callers can claim any agent ID: the page lists the declared agents first, then the
+// busiest, and says how many it left out.
+func TestAgentsPageBoundsClaimedAgents(t *testing.T) {
+	r := newRig(t, false)
+	now := time.Now()
+	for i := range maxAgentRows + 2 {
+		r.appendDecision(fmt.Sprintf("stray-%04d", i), "x", "deny", now.Add(-time.Minute))
+	}
+	_, body, _ := r.get(r.signIn(keyAuditor), "/console/agents")
+	if n := strings.Count(body, `<tr class="agent"`); n != maxAgentRows || !strings.Contains(body, `id="hidden-agents">4 more agents`) ||
+		!strings.Contains(body, `data-id="agent-a"`) || !strings.Contains(body, `data-id="agent-idle"`) {
+		t.Fatalf("%d rows listed:\n%s", n, body[strings.Index(body, "</table>"):])
 	}
 }

@@ -22,7 +22,8 @@ type stat struct {
 	Time  time.Time   `json:"time"`
 	Kind  ledger.Kind `json:"kind"`
 	Agent struct {
-		ID string `json:"id"`
+		ID       string `json:"id"`
+		Verified bool   `json:"verified"`
 	} `json:"agent"`
 	Tool     string `json:"tool"`
 	Decision string `json:"decision"`
