@@ -50,6 +50,9 @@ type Authenticator interface {
 // Inspector finds threats in parameters and results (inspect.Engine).
 type Inspector interface {
 	Inspect(ctx context.Context, tool string, dir inspect.Direction, raw json.RawMessage) (inspect.Result, error)
+	// InspectParams inspects a call's parameters (raw) as the guard's one strict parse decoded
+	// them (params), without parsing raw again.
+	InspectParams(ctx context.Context, tool string, raw json.RawMessage, params map[string]any) (inspect.Result, error)
 }
 
 // Behavior records the call and returns what continuous verification knows about it. windows
@@ -493,7 +496,7 @@ func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 	// 3. Read, then inspect the parameters. Parameters that readers could read two ways — a
 	// repeated key, exactly or up to case; invalid UTF-8 — are refused before anything reads
 	// them: the policy would decide on one reading and the tool might run on the other.
-	params, err := decodeParams(req.Params)
+	params, err := parseParams(req.Params)
 	if err != nil {
 		rec.ParamsDropped = "malformed" // withheld by the ledger, their hash kept
 		code := CodeMalformed
@@ -510,7 +513,8 @@ func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 		rec.Params, rec.ParamsSize = req.Params, len(req.Params)
 	}
 	d.Params = req.Params
-	res, err := g.inspector.Inspect(ctx, req.Tool, inspect.Request, req.Params)
+	rec.ParamsValue = params.obj
+	res, err := g.inspector.InspectParams(ctx, req.Tool, req.Params, params.obj)
 	d.Level, d.Findings = res.Level, res.Findings
 	rec.Secrets = whole(secretsOf(res.Findings))
 	rec.ThreatLevel, rec.Findings = res.Level, ledgerFindings(res.Findings)
@@ -575,7 +579,7 @@ func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 	// require_proposal: a call from another transport than the LLM gateway runs only as a model
 	// in its session proposed it. A retry with an approval ID was checked when it was held.
 	if w := set.RequireProposal(agent.ID); w > 0 && req.Source != SourceLLM && req.ApprovalID == "" {
-		k, err := proposalKeyOf(agent.ID, userID(user), req)
+		k, err := proposalKeyOf(agent.ID, userID(user), req, params)
 		if err != nil {
 			return g.deny(ctx, d, rec, sh, CodeMalformed, err, "")
 		}
@@ -593,7 +597,7 @@ func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 		Agent:              policy.Agent{ID: agent.ID, Roles: agent.Roles, Permissions: agent.Permissions, RolePermissions: agent.RolePermissions},
 		User:               policyUser(user),
 		Tool:               req.Tool,
-		Params:             params,
+		Params:             params.obj,
 		Time:               start,
 		Threat:             d.Level,
 		Findings:           findingKinds(d.Findings),
@@ -632,7 +636,7 @@ func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 		if g.approvals == nil {
 			return g.deny(ctx, d, rec, sh, CodeApproval, errors.New("no approval queue configured"), "")
 		}
-		recorded, err := g.constrain(ctx, d, rec, req, agent, user, pd, conds, version, sh)
+		recorded, err := g.constrain(ctx, d, rec, req, params, agent, user, pd, conds, version, sh)
 		switch {
 		case errors.Is(err, errRecordAfterRedeem):
 			// The decision record (allow, or constrain for a new request) was written, then the
@@ -673,7 +677,7 @@ func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 	if d.Allowed() {
 		d.OutcomeToken = g.outcomes.issue(d.ID, tokenClaims{agent: agent.ID, tool: req.Tool, user: userID(user), session: req.Session}, start)
 		if req.Source == SourceLLM && set.RequireProposal(agent.ID) > 0 {
-			if k, err := proposalKeyOf(agent.ID, userID(user), req); err == nil {
+			if k, err := proposalKeyOf(agent.ID, userID(user), req, params); err == nil {
 				g.proposals.add(k, start)
 			}
 		}
@@ -764,11 +768,11 @@ func (g *Guard) recordOpening(ctx context.Context, d *Decision, rec *ledger.Reco
 // record is written inside the approval change, before its event is recorded and it commits
 // (recorded is then true), so the decision precedes the approval event it causes. A record that
 // cannot be written aborts the change: the grant stays usable for a retry, no request is opened.
-func (g *Guard) constrain(ctx context.Context, d *Decision, rec *ledger.Record, req Request,
+func (g *Guard) constrain(ctx context.Context, d *Decision, rec *ledger.Record, req Request, params *callParams,
 	agent *identity.Agent, user *identity.User, pd policy.Decision, conds []approval.Condition, version string, sh *shield) (recorded bool, _ error) {
-	digest, err := approval.Digest(req.Params)
+	digest, err := params.paramsDigest()
 	if err != nil {
-		return false, fmt.Errorf("digest params: %w", err)
+		return false, err
 	}
 	userID, verified := "", false
 	if user != nil {
@@ -807,8 +811,10 @@ func (g *Guard) constrain(ctx context.Context, d *Decision, rec *ledger.Record, 
 			return false, fmt.Errorf("redeem approval %s: %w", req.ApprovalID, err)
 		}
 	}
+	// The digest is the one computed from the parse above: the engine is given it, not the
+	// parameters to digest again.
 	in := approval.Input{DecisionID: d.ID, Agent: agent.ID, User: userID, UserVerified: verified, Tool: req.Tool,
-		Params: req.Params, ParamsDigest: digest, RedactedParams: sh.paramsForApprovers(),
+		ParamsDigest: digest, RedactedParams: sh.paramsForApprovers(),
 		Rule: pd.Rule, Conditions: conds, ThreatLevel: d.Level, Findings: d.Findings,
 		PolicyVersion: version, Labels: map[string]string{"source": req.Source},
 		Required: pd.Approval.Required, Expiry: pd.Approval.Expiry, GrantTTL: pd.Approval.GrantTTL}

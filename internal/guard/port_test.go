@@ -235,7 +235,7 @@ func FuzzApprovalArg(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		params, err := decodeParams(json.RawMessage(s))
+		params, err := parseParams(json.RawMessage(s))
 		if err != nil {
 			return
 		}
