@@ -37,13 +37,14 @@ type callParams struct {
 	digest string
 }
 
-// parseParams parses raw, the parameters as received.
-func parseParams(raw json.RawMessage) (*callParams, error) {
+// parse parses raw, the parameters as received, into p.
+func (p *callParams) parse(raw json.RawMessage) error {
 	obj, err := decodeParams(raw)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return &callParams{raw: raw, obj: obj}, nil
+	*p = callParams{raw: raw, obj: obj}
+	return nil
 }
 
 // paramsDigest is approval.Digest of the parameters — the canonical encoding of obj, the same

@@ -496,8 +496,8 @@ func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 	// 3. Read, then inspect the parameters. Parameters that readers could read two ways — a
 	// repeated key, exactly or up to case; invalid UTF-8 — are refused before anything reads
 	// them: the policy would decide on one reading and the tool might run on the other.
-	params, err := parseParams(req.Params)
-	if err != nil {
+	params := new(callParams)
+	if err := params.parse(req.Params); err != nil {
 		rec.ParamsDropped = "malformed" // withheld by the ledger, their hash kept
 		code := CodeMalformed
 		if errors.Is(err, jsonx.ErrDuplicateKey) {

@@ -235,8 +235,8 @@ func FuzzApprovalArg(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		params, err := parseParams(json.RawMessage(s))
-		if err != nil {
+		params := new(callParams)
+		if err := params.parse(json.RawMessage(s)); err != nil {
 			return
 		}
 		req, err := takeApprovalArg(Request{Params: json.RawMessage(s), ApprovalArg: "_portcullis_approval_id"}, params)
