@@ -76,4 +76,3 @@ func (f *fakeIdP) lastRequest() *http.Request {
 	defer f.mu.Unlock()
 	return f.last
 }
-
