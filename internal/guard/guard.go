@@ -122,6 +122,8 @@ type Guard struct {
 	outcomes *outcomeTokens
 	// proposals are the calls models proposed, for require_proposal.
 	proposals *proposals
+	// listings are the narrowed tool lists recorded recently (VisibleTools records each once).
+	listings *listings
 	// approvalExpiry is the default pending lifetime of approval requests.
 	approvalExpiry time.Duration
 	// recordTimeout bounds every record the guard writes (recordContext).
@@ -197,7 +199,7 @@ func New(o Options) (*Guard, error) {
 	}
 	g := &Guard{auth: o.Auth, inspector: o.Inspector, behavior: o.Behavior, sessions: o.Sessions, policies: o.Policies,
 		approvals: o.Approvals, ledger: o.Ledger, now: now, outcomes: outcomes,
-		proposals:      newProposals(100_000, 24*time.Hour),
+		proposals: newProposals(100_000, 24*time.Hour), listings: newListings(),
 		approvalExpiry: o.ApprovalExpiry, toolClassFrom: o.ToolClassificationsFrom, recordTimeout: o.RecordTimeout,
 		resultsFrom: o.ResultPolicyFrom, requestBlock: o.RequestBlockLevel}
 	if g.recordTimeout <= 0 {
