@@ -529,7 +529,7 @@ func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 		}
 		return g.deny(ctx, d, rec, sh, code, fmt.Errorf("inspect params: %w", err), "")
 	}
-	sh = g.shieldFor(ctx, req.Tool, inspect.Request, req.Params, res.Findings)
+	sh = g.shieldFor(ctx, req.Tool, inspect.Request, req.Params, params.obj, res.Findings)
 	rec.Secrets = sh.secrets
 	step(&d.Steps.Inspect)
 	// Inspection decides alone at the block level: such a call is denied before any policy
