@@ -283,15 +283,7 @@ func TestVisibleToolsRecordedOnce(t *testing.T) {
 	list("fetch_sales_data", "delete_file", "save_note")
 	count(2, "the first list again")
 
-	f, err := policy.Parse("test.yaml", []byte(testPolicy+"\n  - name: extra\n    tool: extra_tool\n    action: ALLOW\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, err := policy.Compile(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.g.policies = staticPolicies{set}
+	h.g.policies = staticPolicies{compiledSet(t, testPolicy+"\n  - name: extra\n    tool: extra_tool\n    action: ALLOW\n")}
 	list("fetch_sales_data", "delete_file", "save_note")
 	count(3, "a new policy version")
 
