@@ -364,8 +364,9 @@ type Decision struct {
 	Findings    []inspect.Finding
 	// Seq is the ledger sequence number of the decision record.
 	Seq uint64
-	// Params are the parameters the tool may run on: as received, or without the approval
-	// argument (Request.ApprovalArg); nil when they could not be read.
+	// Params are the parameters the tool may run on: as received, or, when the approval
+	// argument (Request.ApprovalArg) was taken out, the canonical encoding of the rest (numbers
+	// as written); nil when they could not be read.
 	Params json.RawMessage
 	// Err is the internal cause of a denial that was not the policy's; never shown to the agent.
 	Err error
