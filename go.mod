@@ -3,6 +3,7 @@ module github.com/portcullis-ai/portcullis
 go 1.26.0
 
 require (
+	github.com/MicahParks/jwkset v0.11.4
 	github.com/anthropics/anthropic-sdk-go/v2 v2.15.0
 	github.com/corazawaf/libinjection-go v0.3.5
 	github.com/coreos/go-oidc/v3 v3.21.0
@@ -10,6 +11,7 @@ require (
 	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/google/cel-go v0.31.0
 	github.com/google/go-cmp v0.7.0
+	github.com/hashicorp/golang-lru/v2 v2.0.7
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/modelcontextprotocol/go-sdk v1.8.0
 	github.com/openai/openai-go/v3 v3.98.0

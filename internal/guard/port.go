@@ -2,10 +2,15 @@ package guard
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/portcullis-ai/portcullis/internal/identity"
 	"github.com/portcullis-ai/portcullis/internal/inspect"
@@ -121,13 +126,77 @@ func (g *Guard) VisibleTools(ctx context.Context, l Listing) (visible []string, 
 		reason += ", …"
 	}
 	version := Version(set)
-	rec := &ledger.Record{Kind: ledger.KindDecision, Time: g.now(), DecisionID: NewDecisionID(), RequestID: l.RequestID,
+	at := g.now()
+	key := listingKey(l, version, hidden)
+	if g.listings.seen(key, at) {
+		// This agent was shown this very narrowing under this policy a moment ago, and it is on
+		// the record: a model call that offers the same tools again adds nothing to it.
+		return visible, nil
+	}
+	rec := &ledger.Record{Kind: ledger.KindDecision, Time: at, DecisionID: NewDecisionID(), RequestID: l.RequestID,
 		Source: l.Source, Tool: ListTool, Decision: "allow", Reason: reason, PolicyVersion: version,
 		Agent: agentPrincipal(l.Agent)}
 	if _, err := g.appendRecord(ctx, rec); err != nil {
 		return nil, fmt.Errorf("ledger append: %w", err)
 	}
+	// Remembered only once it is durable: a narrowing whose record failed is recorded next time.
+	g.listings.add(key, at)
 	return visible, nil
+}
+
+// Narrowed lists are recorded once per agent, source, policy version and hidden set within
+// listingWindow; at most listingKeys of them are remembered (least recently used forgotten
+// first, and then recorded again when seen).
+const (
+	listingKeys   = 4096
+	listingWindow = time.Hour
+)
+
+// listingKey identifies a narrowing: who was shown it, through which transport, under which
+// policy, and what it hid out of how many (a digest: the key's size does not grow with the list).
+func listingKey(l Listing, version string, hidden []string) [sha256.Size]byte {
+	h := sha256.New()
+	for _, s := range []string{l.Agent.ID, l.Source, version, strconv.Itoa(len(l.Tools)), strconv.FormatBool(l.Labels != nil)} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	for _, n := range hidden {
+		h.Write([]byte(strconv.Itoa(len(n))))
+		h.Write([]byte{':'})
+		h.Write([]byte(n))
+	}
+	var k [sha256.Size]byte
+	h.Sum(k[:0])
+	return k
+}
+
+// listings remembers the narrowings recorded recently (VisibleTools), bounded.
+type listings struct {
+	recent *lru.Cache[[sha256.Size]byte, time.Time]
+}
+
+func newListings() *listings {
+	c, err := lru.New[[sha256.Size]byte, time.Time](listingKeys)
+	if err != nil { // only for a size below one
+		panic(err)
+	}
+	return &listings{recent: c}
+}
+
+// seen reports a narrowing recorded within listingWindow before at.
+func (ls *listings) seen(k [sha256.Size]byte, at time.Time) bool {
+	if ls == nil {
+		return false
+	}
+	t, ok := ls.recent.Get(k)
+	return ok && at.Sub(t) < listingWindow && !at.Before(t)
+}
+
+// add remembers a narrowing recorded at at.
+func (ls *listings) add(k [sha256.Size]byte, at time.Time) {
+	if ls != nil {
+		ls.recent.Add(k, at)
+	}
 }
 
 // Definition is a tool's definition as an upstream offers it (its name, description and schemas

@@ -235,8 +235,8 @@ func FuzzApprovalArg(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		params, err := decodeParams(json.RawMessage(s))
-		if err != nil {
+		params := new(callParams)
+		if err := params.parse(json.RawMessage(s)); err != nil {
 			return
 		}
 		req, err := takeApprovalArg(Request{Params: json.RawMessage(s), ApprovalArg: "_portcullis_approval_id"}, params)
@@ -251,4 +251,50 @@ func FuzzApprovalArg(f *testing.F) {
 			t.Fatalf("%q: approval argument not taken out: %q", s, req.Params)
 		}
 	})
+}
+
+// TestVisibleToolsRecordedOnce: the same narrowing shown again — same agent, transport, policy
+// version and hidden set, as on every model call of the LLM gateway — is recorded once within
+// the window; a changed hidden set, a changed policy, or the window's end records it again. A
+// narrowing whose record failed is not remembered: the next list records it.
+func TestVisibleToolsRecordedOnce(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	h := newHarnessWith(t, harnessOptions{guard: func(o *Options) { o.Now = func() time.Time { return now } }})
+	ctx := context.Background()
+	agent := h.agent(t)
+	list := func(tools ...string) {
+		t.Helper()
+		if _, err := h.g.VisibleTools(ctx, Listing{Source: "llm", Agent: agent, Tools: tools}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func(want int, what string) {
+		t.Helper()
+		if got := len(h.noticeRecords(t, ListTool)); got != want {
+			t.Fatalf("%s: %d list records, want %d", what, got, want)
+		}
+	}
+	for range 50 {
+		list("fetch_sales_data", "delete_file", "save_note")
+	}
+	count(1, "50 identical lists")
+	list("fetch_sales_data", "delete_file", "save_note", "transfer")
+	count(2, "another hidden set")
+	list("fetch_sales_data", "delete_file", "save_note")
+	count(2, "the first list again")
+
+	h.g.policies = staticPolicies{compiledSet(t, testPolicy+"\n  - name: extra\n    tool: extra_tool\n    action: ALLOW\n")}
+	list("fetch_sales_data", "delete_file", "save_note")
+	count(3, "a new policy version")
+
+	now = now.Add(listingWindow)
+	list("fetch_sales_data", "delete_file", "save_note")
+	count(4, "the window's end")
+
+	failing := newHarness(t, func(Ledger) Ledger { return failingLedger{} })
+	for range 2 {
+		if _, err := failing.g.VisibleTools(ctx, Listing{Source: "llm", Agent: agent, Tools: []string{"delete_file"}}); err == nil {
+			t.Fatal("an unrecordable narrowing was remembered as recorded")
+		}
+	}
 }

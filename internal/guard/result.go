@@ -186,7 +186,7 @@ func (g *Guard) CheckResult(ctx context.Context, o Outcome) (rd *ResultDecision)
 	}
 	// The result itself goes into the record like parameters do: redacted before hashing.
 	rec.Params, rec.ParamsSize = o.Result, len(o.Result)
-	sh = g.shieldFor(ctx, o.Tool, inspect.Response, o.Result, res.Findings)
+	sh = g.shieldFor(ctx, o.Tool, inspect.Response, o.Result, nil, res.Findings)
 	rec.Secrets = sh.secrets
 
 	switch {
