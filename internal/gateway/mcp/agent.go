@@ -101,7 +101,9 @@ func (g *Gateway) Server(creds CredentialsFunc) *sdk.Server {
 	s := sdk.NewServer(&sdk.Implementation{Name: "portcullis-mcp-gateway", Version: "1"}, &sdk.ServerOptions{Capabilities: caps,
 		// The SDK keeps each agent session's subscriptions (so an update reaches only the
 		// sessions that subscribed); the gateway decides and forwards the subscription first.
-		SubscribeHandler: func(ctx context.Context, r *sdk.SubscribeRequest) error { return g.subscribe(ctx, creds(r), r) },
+		SubscribeHandler: func(ctx context.Context, r *sdk.SubscribeRequest) error {
+			return g.subscribe(ctx, subscriber(ctx, creds, r), r)
+		},
 		// Unsubscribing drops the agent session's subscription only: the upstream session is
 		// shared by every agent, another may still be subscribed.
 		UnsubscribeHandler: func(context.Context, *sdk.UnsubscribeRequest) error { return nil },
@@ -114,6 +116,11 @@ func (g *Gateway) Server(creds CredentialsFunc) *sdk.Server {
 				g.noteCaller(req, creds)
 			}
 			switch r := req.(type) {
+			case *sdk.SubscriptionsListenRequest:
+				// 2026-07-28: the SDK subscribes each URI the listen names with a request of its
+				// own making, which carries none of the HTTP request's headers; the listen's
+				// caller goes with it in the context.
+				return next(context.WithValue(ctx, listenCallerKey{}, creds(req)), method, req)
 			case *sdk.ServerRequest[*sdk.InitializeParams]:
 				res, err := next(ctx, method, req)
 				if ir, ok := res.(*sdk.InitializeResult); ok && err == nil {
@@ -151,6 +158,23 @@ func (g *Gateway) Server(creds CredentialsFunc) *sdk.Server {
 	g.servers = append(g.servers, s)
 	g.mu.Unlock()
 	return s
+}
+
+// listenCallerKey carries the caller of a subscriptions/listen request to the subscriptions the
+// SDK makes for it.
+type listenCallerKey struct{}
+
+// subscriber is who subscribes: the caller of the resources/subscribe request, or of the
+// subscriptions/listen (2026-07-28) the SDK made this subscription for. The latter's requests
+// carry no transport data (no HTTP headers), so creds would find no one and the subscription
+// would be refused; the listen's caller was authenticated like any request's.
+func subscriber(ctx context.Context, creds CredentialsFunc, r *sdk.SubscribeRequest) Caller {
+	if r.GetExtra() == nil {
+		if c, ok := ctx.Value(listenCallerKey{}).(Caller); ok {
+			return c
+		}
+	}
+	return creds(r)
 }
 
 // toolsChanged re-reads every upstream's tools when one says its list changed, so a changed
