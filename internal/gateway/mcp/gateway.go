@@ -193,6 +193,8 @@ func New(ctx context.Context, o Options, ups []Upstream) (g *Gateway, err error)
 			ToolListChangedHandler:      func(ctx context.Context, _ *sdk.ToolListChangedRequest) { g.toolsChanged(ctx) },
 			ProgressNotificationHandler: g.relayProgress,
 			ResourceUpdatedHandler:      g.relayResourceUpdated,
+			ResourceListChangedHandler:  g.relayResourcesChanged,
+			PromptListChangedHandler:    g.relayPromptsChanged,
 		}
 		g.serverRequestHandlers(copts, u.Name)
 		g.logHandler(copts, u.Name)
