@@ -36,27 +36,44 @@ func (g *Gateway) usable(ctx context.Context, agent *identity.Agent, u *upstream
 		g.scan(ctx, agent, u)
 	}
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	ok, seen := g.defOK[name]
+	t := g.held[name]
+	g.mu.Unlock()
+	if seen && !ok && t != nil {
+		// Held for an operator: approved since the last list, it is admitted now.
+		return g.definitionOK(ctx, agent, name, t)
+	}
 	return seen && ok
 }
 
 // definitionOK scans and pins one tool definition; false hides and blocks the tool.
 func (g *Gateway) definitionOK(ctx context.Context, agent *identity.Agent, name string, t *sdk.Tool) bool {
-	ok := g.checkDefinition(ctx, agent, name, t)
+	ok, held := g.checkDefinition(ctx, agent, name, t)
 	g.mu.Lock()
 	g.defOK[name] = ok
+	if held {
+		g.held[name] = t
+	} else {
+		delete(g.held, name)
+	}
 	g.mu.Unlock()
 	return ok
 }
 
-func (g *Gateway) checkDefinition(ctx context.Context, agent *identity.Agent, name string, t *sdk.Tool) bool {
+// checkDefinition reports whether the definition t may be used, and whether it is held for an
+// operator's approval.
+func (g *Gateway) checkDefinition(ctx context.Context, agent *identity.Agent, name string, t *sdk.Tool) (ok, held bool) {
 	def, hash, err := Definition(t)
 	if err != nil {
 		g.log.Warn("tool definition unreadable", slog.String("tool", name), slog.Any("error", err))
-		return false
+		return false, false
 	}
-	if rd := g.o.Guard.CheckDefinition(ctx, guard.Definition{Source: "mcp", Tool: name, Data: def}); rd.Action != guard.ResultPass {
+	rd := g.o.Guard.CheckDefinition(ctx, guard.Definition{Source: "mcp", Tool: name, Data: def})
+	if rd.Action == guard.ResultHold {
+		ok := g.holdDefinition(ctx, agent, name, def, hash, rd)
+		return ok, !ok
+	}
+	if rd.Action != guard.ResultPass {
 		g.mu.Lock()
 		seen := g.scanned[hash]
 		g.scanned[hash] = true
@@ -68,15 +85,15 @@ func (g *Gateway) checkDefinition(ctx context.Context, agent *identity.Agent, na
 			}
 			g.record(ctx, Caller{Agent: agent}, name, guard.EventDeny, reason, "definition sha256:"+hash, rd)
 		}
-		return false
+		return false, false
 	}
 	if g.o.Pins == nil {
-		return true
+		return true, false
 	}
 	st, err := g.o.Pins.Check(name, hash)
 	if err != nil {
 		g.log.Error("tool pin store", slog.String("tool", name), slog.Any("error", err))
-		return false
+		return false, false
 	}
 	switch st {
 	case PinNew:
@@ -86,5 +103,71 @@ func (g *Gateway) checkDefinition(ctx context.Context, agent *identity.Agent, na
 	case PinApproved:
 		g.record(ctx, Caller{Agent: agent}, name, guard.EventLog, "tool_pin_approved", "definition sha256:"+hash, nil)
 	}
-	return st == PinNew || st == PinSame || st == PinApproved
+	return st == PinNew || st == PinSame || st == PinApproved, false
+}
+
+// holdDefinition decides a definition the guard held: usable once an operator has approved this
+// exact definition (its hash), which is then pinned; otherwise the approval request is opened,
+// or joined, in the name of the agent that met it, and the tool is neither listed nor callable.
+// The hold is recorded when first seen and when its request is opened; a definition met with no
+// agent (a rescan) is held until an agent lists it, which opens the request.
+func (g *Gateway) holdDefinition(ctx context.Context, agent *identity.Agent, name string, def []byte, hash string, rd *guard.ResultDecision) bool {
+	ok, err := g.reviewed(name, hash)
+	if err != nil {
+		g.log.Error("tool pin store", slog.String("tool", name), slog.Any("error", err))
+		return false
+	}
+	if ok {
+		return true
+	}
+	msg := "definition sha256:" + hash
+	var h guard.HeldDefinition
+	if agent != nil {
+		h, err = g.o.Guard.HoldDefinition(ctx, guard.DefinitionHold{Source: "mcp", Agent: agent, Tool: name, Data: def,
+			Digest: "sha256:" + hash, Scan: rd})
+		if err != nil {
+			g.log.Error("tool definition held, but no approval could be asked", slog.String("tool", name), slog.Any("error", err))
+		}
+	}
+	if h.Approved {
+		if err := g.admit(name, hash); err != nil {
+			// Not pinned: the grant is spent, so the next list asks again.
+			g.log.Error("tool pin store", slog.String("tool", name), slog.Any("error", err))
+			return false
+		}
+		g.record(ctx, Caller{Agent: agent}, name, guard.EventLog, "tool_definition_approved", msg+" approval "+h.ApprovalID, rd)
+		return true
+	}
+	g.mu.Lock()
+	seen := g.scanned[hash]
+	g.scanned[hash] = true
+	g.mu.Unlock()
+	if !seen || h.Opened {
+		if h.ApprovalID != "" {
+			msg += " approval " + h.ApprovalID
+		}
+		g.record(ctx, Caller{Agent: agent}, name, guard.EventDeny, guard.CodeDefinitionHeld, msg, rd)
+	}
+	return false
+}
+
+// reviewed reports whether an operator approved hash as name's definition after it was held.
+func (g *Gateway) reviewed(name, hash string) (bool, error) {
+	if g.o.Pins != nil {
+		return g.o.Pins.Reviewed(name, hash)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.admitted[name] == hash, nil
+}
+
+// admit pins hash as name's definition, approved by an operator.
+func (g *Gateway) admit(name, hash string) error {
+	if g.o.Pins != nil {
+		return g.o.Pins.Admit(name, hash)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.admitted[name] = hash
+	return nil
 }
