@@ -27,20 +27,24 @@ func (g *Gateway) scan(ctx context.Context, agent *identity.Agent, u *upstream) 
 }
 
 // usable reports whether a tool's last seen definition passed scanning and pinning; an upstream
-// not yet scanned in this process is scanned first.
-func (g *Gateway) usable(ctx context.Context, agent *identity.Agent, u *upstream, name string) bool {
+// not yet scanned in this process is scanned first. A tool held for an operator is checked
+// again, as c's agent, so that one approved since the last list is callable now.
+func (g *Gateway) usable(ctx context.Context, c Caller, u *upstream, name string) bool {
 	g.mu.Lock()
 	done := g.scannedUp[u]
 	g.mu.Unlock()
 	if !done {
-		g.scan(ctx, agent, u)
+		g.scan(ctx, c.Agent, u)
 	}
 	g.mu.Lock()
 	ok, seen := g.defOK[name]
 	t := g.held[name]
 	g.mu.Unlock()
 	if seen && !ok && t != nil {
-		// Held for an operator: approved since the last list, it is admitted now.
+		agent, err := g.agent(ctx, c)
+		if err != nil {
+			return false
+		}
 		return g.definitionOK(ctx, agent, name, t)
 	}
 	return seen && ok
