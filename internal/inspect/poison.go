@@ -54,7 +54,7 @@ var (
 	// A preamble ordering the model about: "before using this tool", "you must first read".
 	poisonPreamble = lazyRegexp(`\b(?:before|prior to)\s+(?:using|calling|invoking|running|executing)\s+(?:this|the|any)\s+(?:tool|function)|\b(?:you|the (?:assistant|model|ai|agent|llm))\s+(?:must|should|have to|need to|are required to|is required to)\s+(?:always\s+|first\s+|now\s+|also\s+)+(?:read|open|fetch|access|send|include|call|pass|provide|attach|upload|copy)\b|\botherwise\s+the\s+tool\s+(?:will\s+not|won'?t|cannot|can'?t|does\s+not|doesn'?t)\s+work`)
 	// Keeping the user in the dark.
-	poisonSecrecy = lazyRegexp(`\b(?:do not|don'?t|never|must not|should not|shouldn'?t|avoid)\s+(?:ever\s+)?(?:mention|tell|inform|reveal|disclose|notify|alert|show|say|explain|let)\b[^.\n]{0,100}\b(?:user|human|operator)s?\b|\b(?:the\s+)?(?:user|human)s?\s+(?:must|should|need|may|can)\s*(?:not|n'?t)\s+(?:know|see|notice|find out|learn|be (?:told|informed|made aware|aware))|\bwithout\s+(?:telling|informing|notifying|alerting|asking|showing|letting)\s+(?:the\s+)?(?:user|human)|\b(?:hide|conceal|keep)\b[^.\n]{0,60}\bfrom\s+the\s+(?:user|human)|\b(?:secretly|silently|covertly|quietly)\s+(?:read|send|include|pass|forward|copy|upload|call|add|attach|bcc)\b|\bcould\s+upset\s+the\s+user|\b(?:do not|don'?t|never)\s+(?:mention|reveal|disclose)\s+(?:that|this|these|any of this)\b`)
+	poisonSecrecy = lazyRegexp(`\b(?:do not|don'?t|never|must not|should not|shouldn'?t|avoid)\s+(?:ever\s+)?(?:mention|tell|inform|reveal|disclose|notify|alert|show|say|explain|let)\b[^.\n]*\b(?:user|human|operator)s?\b|\b(?:the\s+)?(?:user|human)s?\s+(?:must|should|need|may|can)\s*(?:not|n'?t)\s+(?:know|see|notice|find out|learn|be (?:told|informed|made aware|aware))|\bwithout\s+(?:telling|informing|notifying|alerting|asking|showing|letting)\s+(?:the\s+)?(?:user|human)|\b(?:hide|conceal|keep)\b[^.\n]*\bfrom\s+the\s+(?:user|human)|\b(?:secretly|silently|covertly|quietly)\s+(?:read|send|include|pass|forward|copy|upload|call|add|attach|bcc)\b|\bcould\s+upset\s+the\s+user|\b(?:do not|don'?t|never)\s+(?:mention|reveal|disclose)\s+(?:that|this|these|any of this)\b`)
 	// Credential and secret files, and the MCP clients' own configuration (which holds other
 	// servers' keys).
 	poisonCredFile = lazyRegexp(`~/\.ssh\b|\.ssh/|\bid_(?:rsa|dsa|ecdsa|ed25519)\b|~/\.aws\b|\.aws/credentials|\.aws/config|(?:^|[\s'"\x60(/])\.env\b|\bmcp\.json\b|~/\.cursor\b|\.cursor/|claude_desktop_config\.json|\.netrc\b|\.npmrc\b|\.pypirc\b|\.git-credentials\b|\.docker/config\.json|\.kube/config\b|/etc/shadow\b|\.gnupg\b|\.bash_history\b|\.zsh_history\b|\bkeychain\b|\bwallet\.dat\b`)
@@ -66,11 +66,25 @@ var (
 	// What a tool description may ask to have passed on in a parameter: the above, or contents.
 	poisonPassWhat = lazyRegexp(`\b(?:contents?|the file|its text|private keys?|api keys?|access tokens?|passwords?|credentials?|secrets?)\b`)
 	// A tool description asking for something to be passed in a parameter.
-	poisonPassAs = lazyRegexp(`\b(?:pass|put|provide|include|insert|add|send|supply|place|fill)\b[^.\n]{0,80}\b(?:as|in|into|inside|via)\s+(?:the\s+)?['"\x60]?[a-z_][a-z0-9_]*['"\x60]?\s*(?:parameter|param|argument|arg|field)?`)
+	poisonPassAs = lazyRegexp(`\b(?:pass|put|provide|include|insert|add|send|supply|place|fill)\b[^.\n]*\b(?:as|in|into|inside|via)\s+(?:the\s+)?['"\x60]?[a-z_][a-z0-9_]*['"\x60]?\s*(?:parameter|param|argument|arg|field)?`)
 	// Instructions about another tool: "when send_email is used", "whenever you call the x tool".
 	poisonOtherTool = lazyRegexp(`\b(?:when|whenever|if|each time|every time|before|after)\s+(?:you\s+)?(?:use|call|invoke|run)?\s*(?:the\s+)?['"\x60]?([a-z][a-z0-9]*(?:[_.-][a-z0-9]+)+)['"\x60]?\s+(?:tool\s+|function\s+)?(?:is|gets|has been|are)?\s*(?:used|called|invoked|run)\b|\b(?:when|whenever|if)\s+(?:you\s+)?(?:use|call|invoke|run|using|calling|invoking)\s+(?:the\s+)?['"\x60]?([a-z][a-z0-9_.-]*)['"\x60]?\s+(?:tool|function)\b|\b(?:instead of|rather than)\s+(?:using|calling)\s+(?:the\s+)?['"\x60]?([a-z][a-z0-9]*(?:[_.-][a-z0-9]+)+)`)
 	// What shadowing does to the other tool's calls: redirect them, copy them somewhere.
-	poisonRedirect = lazyRegexp(`\b(?:always|also|secretly|silently)\s+(?:bcc|cc|blind[- ]copy)\b|\b(?:always|also|must|should)\s+(?:be\s+)?(?:bcc|cc|forward|redirect|copy|send|route|change|replace|set|add)\w*\b[^.\n]{0,80}\bto\b|\b(?:all|every|any)\s+(?:e-?mails?|messages?|requests?|payments?|transfers?|calls?)\b[^.\n]{0,60}\b(?:must|should|need to|have to|are to)\b[^.\n]{0,40}\b(?:sent|bcc'?d|cc'?d|forwarded|redirected|copied|routed)\s+to\b|\b(?:change|replace|override|set)\s+the\s+(?:recipient|destination|to address|phone number|receiver|account|email address)\b|\b(?:this|these)\s+(?:instructions?|rules?)\s+(?:also\s+|must\s+)?appl(?:y|ies)\s+to\s+(?:all|every|other)\b`)
+	poisonRedirect = lazyRegexp(`\b(?:always|also|secretly|silently)\s+(?:bcc|cc|blind[- ]copy)\b|\b(?:always|also|must|should)\s+(?:be\s+)?(?:bcc|cc|forward|redirect|copy|send|route|change|replace|set|add)\w*\b[^.\n]*\bto\b|\b(?:all|every|any)\s+(?:e-?mails?|messages?|requests?|payments?|transfers?|calls?)\b[^.\n]*\b(?:must|should|need to|have to|are to)\b[^.\n]*\b(?:sent|bcc'?d|cc'?d|forwarded|redirected|copied|routed)\s+to\b|\b(?:change|replace|override|set)\s+the\s+(?:recipient|destination|to address|phone number|receiver|account|email address)\b|\b(?:this|these)\s+(?:instructions?|rules?)\s+(?:also\s+|must\s+)?appl(?:y|ies)\s+to\s+(?:all|every|other)\b`)
+)
+
+// Literals each rule needs: a reading holding none of a rule's is not run through its pattern
+// (Go's regexp has no DFA; the automaton looks at each byte once for all of them).
+var (
+	poisonPreambleLits = newLitSet("before", "prior to", "must", "should", "have to", "need to", "required", "otherwise")
+	poisonSecrecyLits  = newLitSet("user", "human", "operator", "secretly", "silently", "covertly", "quietly", "mention", "reveal", "disclose")
+	poisonCredLits     = newLitSet(".ssh", "id_", ".aws", ".env", "mcp.json", ".cursor", "claude_desktop", ".netrc", ".npmrc", ".pypirc",
+		".git-credentials", ".docker", ".kube", "/etc/shadow", ".gnupg", "_history", "keychain", "wallet.dat")
+	poisonSideLits = newLitSet("conversation", "chat history", "messages", "system prompt", "system message", "your ", "content of", "contents of",
+		"text of", "file you", "files you", "tools", "tool")
+	poisonPassLits  = newLitSet("content", "the file", "its text", "key", "token", "password", "credential", "secret")
+	poisonPassVerbs = newLitSet("pass", "put", "provide", "include", "insert", "add", "send", "supply", "place", "fill")
+	poisonOtherLits = newLitSet("used", "called", "invoked", "run", "tool", "function", "instead of", "rather than")
 )
 
 func (poisonDetector) Inspect(c *Call, v *Value, report func(Finding)) {
@@ -93,18 +107,18 @@ func (poisonDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 		}
 		r = lowerASCII(r)
 		directive := false
-		if loc := poisonTag.FindStringIndex(r); loc != nil {
+		if loc := findIf(v.readingChars(r).has('<'), poisonTag, r); loc != nil {
 			directive = true
 			found(KindPoisonDirective, threat.Medium, 0.6, "markup addressed to the model", r, loc[0])
 		}
-		if loc := poisonPreamble.FindStringIndex(r); loc != nil {
+		if loc := findIf(poisonPreambleLits.contains(r), poisonPreamble, r); loc != nil {
 			directive = true
 			found(KindPoisonDirective, threat.Medium, 0.6, "directive to the model", r, loc[0])
 		}
-		if loc := poisonSecrecy.FindStringIndex(r); loc != nil {
+		if loc := findIf(poisonSecrecyLits.contains(r), poisonSecrecy, r); loc != nil {
 			found(KindPoisonSecrecy, threat.High, 0.9, "secrecy towards the user", r, loc[0])
 		}
-		if loc := poisonCredFile.FindStringIndex(r); loc != nil {
+		if loc := findIf(poisonCredLits.contains(r), poisonCredFile, r); loc != nil {
 			// Reading a credential file is what an SSH or cloud tool may document; an order to
 			// read it and pass it on, or one inside a parameter's description, is not.
 			sev, score := threat.Medium, 0.5
@@ -113,16 +127,30 @@ func (poisonDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 			}
 			found(KindPoisonCredential, sev, score, "credential file", r, loc[0])
 		}
-		if property {
+		side := poisonSideLits.contains(r)
+		switch {
+		case property && side:
 			if loc := poisonSideAsk.FindStringIndex(r); loc != nil {
 				found(KindPoisonSideChannel, threat.High, 0.85, "parameter asks for", r, loc[0])
 			}
-		} else if loc := poisonPassAs.FindStringIndex(r); loc != nil && (poisonSideAsk.MatchString(r[loc[0]:]) || poisonPassWhat.MatchString(r[loc[0]:])) {
-			found(KindPoisonSideChannel, threat.High, 0.85, "data passed in a parameter", r, loc[0])
+		case !property && (side || poisonPassLits.contains(r)) && poisonPassVerbs.contains(r):
+			if loc := poisonPassAs.FindStringIndex(r); loc != nil && (poisonSideAsk.MatchString(r[loc[0]:]) || poisonPassWhat.MatchString(r[loc[0]:])) {
+				found(KindPoisonSideChannel, threat.High, 0.85, "data passed in a parameter", r, loc[0])
+			}
 		}
-		poisonShadowing(c, r, found)
+		if poisonOtherLits.contains(r) {
+			poisonShadowing(c, r, found)
+		}
 		return true
 	})
+}
+
+// findIf is re.FindStringIndex(r) when the rule's literals are there (need), else nil.
+func findIf(need bool, re *lazyRE, r string) []int {
+	if !need {
+		return nil
+	}
+	return re.FindStringIndex(r)
 }
 
 // poisonShadowing reports instructions about a tool other than c's own: at high when they
