@@ -35,9 +35,11 @@ const (
 // parameter and not to tell the user reads, to them, like documentation.
 //
 // One signal alone is weak where benign tools use it too (a tag, "before using this tool", a
-// mention of ~/.ssh by an SSH tool): medium. Secrecy towards the user, a credential to read and
-// pass on, a parameter asking for file contents, instructions about another tool and hidden
-// text are what benign definitions do not do: high.
+// mention of ~/.ssh by an SSH tool): low, so that it never adds up with another detector's
+// medium into high by the level rule (the classifier, trained on data, finds many a description
+// medium). Secrecy towards the user, a credential to read and pass on, a parameter asking for
+// file contents, instructions redirecting another tool and hidden text are what benign
+// definitions do not do: high.
 type poisonDetector struct{}
 
 var _ Detector = poisonDetector{}
@@ -109,11 +111,11 @@ func (poisonDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 		directive := false
 		if loc := findIf(v.readingChars(r).has('<'), poisonTag, r); loc != nil {
 			directive = true
-			found(KindPoisonDirective, threat.Medium, 0.6, "markup addressed to the model", r, loc[0])
+			found(KindPoisonDirective, threat.Low, 0.4, "markup addressed to the model", r, loc[0])
 		}
 		if loc := findIf(poisonPreambleLits.contains(r), poisonPreamble, r); loc != nil {
 			directive = true
-			found(KindPoisonDirective, threat.Medium, 0.6, "directive to the model", r, loc[0])
+			found(KindPoisonDirective, threat.Low, 0.4, "directive to the model", r, loc[0])
 		}
 		if loc := findIf(poisonSecrecyLits.contains(r), poisonSecrecy, r); loc != nil {
 			found(KindPoisonSecrecy, threat.High, 0.9, "secrecy towards the user", r, loc[0])
@@ -121,7 +123,7 @@ func (poisonDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 		if loc := findIf(poisonCredLits.contains(r), poisonCredFile, r); loc != nil {
 			// Reading a credential file is what an SSH or cloud tool may document; an order to
 			// read it and pass it on, or one inside a parameter's description, is not.
-			sev, score := threat.Medium, 0.5
+			sev, score := threat.Low, 0.4
 			if directive || property || poisonCredRead.MatchString(r[max(0, loc[0]-80):loc[0]]) {
 				sev, score = threat.High, 0.9
 			}
@@ -154,7 +156,7 @@ func findIf(need bool, re *lazyRE, r string) []int {
 }
 
 // poisonShadowing reports instructions about a tool other than c's own: at high when they
-// redirect or copy what that tool sends, at medium when they only mention it.
+// redirect or copy what that tool sends, at low when they only mention it.
 func poisonShadowing(c *Call, r string, found func(kind string, sev threat.Level, score float64, why, text string, at int)) {
 	m := poisonOtherTool.FindStringSubmatchIndex(r)
 	if m == nil {
@@ -174,7 +176,7 @@ func poisonShadowing(c *Call, r string, found func(kind string, sev threat.Level
 		found(KindPoisonShadowing, threat.High, 0.9, "redirects another tool ("+name+")", r, m[0])
 		return
 	}
-	found(KindPoisonShadowing, threat.Medium, 0.5, "instructions about another tool ("+name+")", r, m[0])
+	found(KindPoisonShadowing, threat.Low, 0.4, "instructions about another tool ("+name+")", r, m[0])
 }
 
 // ownTool reports whether name is the tool being defined: its agent-facing name, or the name

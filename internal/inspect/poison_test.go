@@ -176,7 +176,7 @@ func FuzzPoison(f *testing.F) {
 		v.IsKey = key
 		c := &Call{Tool: "srv__t", Direction: Definition, Config: &Config{}}
 		poisonDetector{}.Inspect(c, &v, func(f Finding) {
-			if !strings.HasPrefix(f.Kind, "tool_poisoning.") || f.Severity < threat.Medium || f.Severity > threat.High {
+			if !strings.HasPrefix(f.Kind, "tool_poisoning.") || f.Severity < threat.Low || f.Severity > threat.High {
 				t.Fatalf("bad finding %+v", f)
 			}
 			if len(f.Evidence) > 200 {
