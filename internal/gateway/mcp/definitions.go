@@ -19,7 +19,8 @@ func (g *Gateway) scan(ctx context.Context, agent *identity.Agent, u *upstream) 
 		return
 	}
 	for _, t := range tools {
-		g.definitionOK(ctx, agent, g.qualify(u, t.Name), t)
+		// No approval is asked for here: the scan covers tools the agent's policy may hide.
+		g.definitionOK(ctx, agent, g.qualify(u, t.Name), t, false)
 	}
 	g.mu.Lock()
 	g.scannedUp[u] = true
@@ -45,14 +46,16 @@ func (g *Gateway) usable(ctx context.Context, c Caller, u *upstream, name string
 		if err != nil {
 			return false
 		}
-		return g.definitionOK(ctx, agent, name, t)
+		return g.definitionOK(ctx, agent, name, t, true)
 	}
 	return seen && ok
 }
 
-// definitionOK scans and pins one tool definition; false hides and blocks the tool.
-func (g *Gateway) definitionOK(ctx context.Context, agent *identity.Agent, name string, t *sdk.Tool) bool {
-	ok, held := g.checkDefinition(ctx, agent, name, t)
+// definitionOK scans and pins one tool definition; false hides and blocks the tool. ask says
+// whether a held definition's approval may be asked for in agent's name (the agent is about to
+// be shown or to call this tool).
+func (g *Gateway) definitionOK(ctx context.Context, agent *identity.Agent, name string, t *sdk.Tool, ask bool) bool {
+	ok, held := g.checkDefinition(ctx, agent, name, t, ask)
 	g.mu.Lock()
 	g.defOK[name] = ok
 	if held {
@@ -66,7 +69,7 @@ func (g *Gateway) definitionOK(ctx context.Context, agent *identity.Agent, name 
 
 // checkDefinition reports whether the definition t may be used, and whether it is held for an
 // operator's approval.
-func (g *Gateway) checkDefinition(ctx context.Context, agent *identity.Agent, name string, t *sdk.Tool) (ok, held bool) {
+func (g *Gateway) checkDefinition(ctx context.Context, agent *identity.Agent, name string, t *sdk.Tool, ask bool) (ok, held bool) {
 	def, hash, err := Definition(t)
 	if err != nil {
 		g.log.Warn("tool definition unreadable", slog.String("tool", name), slog.Any("error", err))
@@ -74,7 +77,7 @@ func (g *Gateway) checkDefinition(ctx context.Context, agent *identity.Agent, na
 	}
 	rd := g.o.Guard.CheckDefinition(ctx, guard.Definition{Source: "mcp", Tool: name, Data: def})
 	if rd.Action == guard.ResultHold {
-		ok := g.holdDefinition(ctx, agent, name, def, hash, rd)
+		ok := g.holdDefinition(ctx, agent, name, def, hash, rd, ask)
 		return ok, !ok
 	}
 	if rd.Action != guard.ResultPass {
@@ -114,8 +117,8 @@ func (g *Gateway) checkDefinition(ctx context.Context, agent *identity.Agent, na
 // exact definition (its hash), which is then pinned; otherwise the approval request is opened,
 // or joined, in the name of the agent that met it, and the tool is neither listed nor callable.
 // The hold is recorded when first seen and when its request is opened; a definition met with no
-// agent (a rescan) is held until an agent lists it, which opens the request.
-func (g *Gateway) holdDefinition(ctx context.Context, agent *identity.Agent, name string, def []byte, hash string, rd *guard.ResultDecision) bool {
+// agent or in a scan (!ask) is held until an agent lists or calls it, which opens the request.
+func (g *Gateway) holdDefinition(ctx context.Context, agent *identity.Agent, name string, def []byte, hash string, rd *guard.ResultDecision, ask bool) bool {
 	ok, err := g.reviewed(name, hash)
 	if err != nil {
 		g.log.Error("tool pin store", slog.String("tool", name), slog.Any("error", err))
@@ -126,7 +129,7 @@ func (g *Gateway) holdDefinition(ctx context.Context, agent *identity.Agent, nam
 	}
 	msg := "definition sha256:" + hash
 	var h guard.HeldDefinition
-	if agent != nil {
+	if agent != nil && ask {
 		h, err = g.o.Guard.HoldDefinition(ctx, guard.DefinitionHold{Source: "mcp", Agent: agent, Tool: name, Data: def,
 			Digest: "sha256:" + hash, Scan: rd})
 		if err != nil {

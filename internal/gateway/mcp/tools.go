@@ -115,7 +115,7 @@ func (g *Gateway) listTools(ctx context.Context, c Caller, r sdk.Request) (*sdk.
 	}
 	res := &sdk.ListToolsResult{Tools: []*sdk.Tool{}}
 	for _, o := range all {
-		if !shown[o.name] || !g.definitionOK(ctx, a, o.name, o.tool) {
+		if !shown[o.name] || !g.definitionOK(ctx, a, o.name, o.tool, true) {
 			continue
 		}
 		c := *o.tool
