@@ -2,6 +2,7 @@ package mcp
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
@@ -75,9 +76,10 @@ func (g *Gateway) checkDefinition(ctx context.Context, agent *identity.Agent, na
 		g.log.Warn("tool definition unreadable", slog.String("tool", name), slog.Any("error", err))
 		return false, false
 	}
-	rd := g.o.Guard.CheckDefinition(ctx, guard.Definition{Source: "mcp", Tool: name, Data: def})
+	data := scanned(t, def)
+	rd := g.o.Guard.CheckDefinition(ctx, guard.Definition{Source: "mcp", Tool: name, Data: data})
 	if rd.Action == guard.ResultHold {
-		ok := g.holdDefinition(ctx, agent, name, def, hash, rd, ask)
+		ok := g.holdDefinition(ctx, agent, name, data, hash, rd, ask)
 		return ok, !ok
 	}
 	if rd.Action != guard.ResultPass {
@@ -156,6 +158,31 @@ func (g *Gateway) holdDefinition(ctx context.Context, agent *identity.Agent, nam
 		g.record(ctx, Caller{Agent: agent}, name, guard.EventDeny, guard.CodeDefinitionHeld, msg, rd)
 	}
 	return false
+}
+
+// scanned is what of t is inspected, and shown to approvers: the pinned definition, plus a title
+// and an output schema when t has them (what a client may show the model beside it). They are
+// not in the pin's hash, which predates them: adding them would make every titled tool look
+// changed once.
+func scanned(t *sdk.Tool, def json.RawMessage) json.RawMessage {
+	if t.Title == "" && t.OutputSchema == nil {
+		return def
+	}
+	var m map[string]any
+	if json.Unmarshal(def, &m) != nil {
+		return def
+	}
+	if t.Title != "" {
+		m["title"] = t.Title
+	}
+	if t.OutputSchema != nil {
+		m["outputSchema"] = t.OutputSchema
+	}
+	out, err := json.Marshal(m)
+	if err != nil {
+		return def
+	}
+	return out
 }
 
 // reviewed reports whether an operator approved hash as name's definition after it was held.
