@@ -2,6 +2,8 @@ package mcp
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"log/slog"
 
@@ -121,7 +123,9 @@ func (g *Gateway) checkDefinition(ctx context.Context, agent *identity.Agent, na
 // The hold is recorded when first seen and when its request is opened; a definition met with no
 // agent or in a scan (!ask) is held until an agent lists or calls it, which opens the request.
 func (g *Gateway) holdDefinition(ctx context.Context, agent *identity.Agent, name string, def []byte, hash string, rd *guard.ResultDecision, ask bool) bool {
-	ok, err := g.reviewed(name, hash)
+	sum := sha256.Sum256(def)
+	shown := hex.EncodeToString(sum[:]) // what the approver is shown and approves: def as scanned
+	ok, err := g.reviewed(name, hash, shown)
 	if err != nil {
 		g.log.Error("tool pin store", slog.String("tool", name), slog.Any("error", err))
 		return false
@@ -139,7 +143,7 @@ func (g *Gateway) holdDefinition(ctx context.Context, agent *identity.Agent, nam
 		}
 	}
 	if h.Approved {
-		if err := g.admit(name, hash); err != nil {
+		if err := g.admit(name, hash, shown); err != nil {
 			// Not pinned: the grant is spent, so the next list asks again.
 			g.log.Error("tool pin store", slog.String("tool", name), slog.Any("error", err))
 			return false
@@ -185,23 +189,24 @@ func scanned(t *sdk.Tool, def json.RawMessage) json.RawMessage {
 	return out
 }
 
-// reviewed reports whether an operator approved hash as name's definition after it was held.
-func (g *Gateway) reviewed(name, hash string) (bool, error) {
+// reviewed reports whether an operator approved hash as name's definition, as scanned
+// (seen), after it was held.
+func (g *Gateway) reviewed(name, hash, seen string) (bool, error) {
 	if g.o.Pins != nil {
-		return g.o.Pins.Reviewed(name, hash)
+		return g.o.Pins.Reviewed(name, hash, seen)
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.admitted[name] == hash, nil
+	return g.admitted[name] == hash+"/"+seen, nil
 }
 
-// admit pins hash as name's definition, approved by an operator.
-func (g *Gateway) admit(name, hash string) error {
+// admit pins hash as name's definition, approved by an operator as scanned (seen).
+func (g *Gateway) admit(name, hash, seen string) error {
 	if g.o.Pins != nil {
-		return g.o.Pins.Admit(name, hash)
+		return g.o.Pins.Admit(name, hash, seen)
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.admitted[name] = hash
+	g.admitted[name] = hash + "/" + seen
 	return nil
 }

@@ -61,8 +61,9 @@ type Pin struct {
 	// Approved is set by Approve and cleared when the gateway has recorded the approval.
 	Approved   bool   `json:"approved,omitempty"`
 	ApprovedBy string `json:"approved_by,omitempty"`
-	// Reviewed is the hash of a definition that was held as suspicious and that an operator
-	// approved (through an approval request): usable while it is still Hash.
+	// Reviewed is the hash of what an operator approved of a definition held as suspicious
+	// (through an approval request: the definition with its title and output schema): usable
+	// while the definition is still Hash and what is scanned of it still Reviewed.
 	Reviewed string `json:"reviewed,omitempty"`
 }
 
@@ -192,9 +193,9 @@ func (p *PinStore) Approve(tool, by string) (Pin, error) {
 	return *e, nil
 }
 
-// Reviewed reports whether hash is tool's pinned definition and an operator approved it after it
-// was held as suspicious (Admit).
-func (p *PinStore) Reviewed(tool, hash string) (bool, error) {
+// Reviewed reports whether hash is tool's pinned definition and an operator approved it, as
+// scanned (reviewed), after it was held as suspicious (Admit).
+func (p *PinStore) Reviewed(tool, hash, reviewed string) (bool, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	m, err := p.load()
@@ -202,12 +203,12 @@ func (p *PinStore) Reviewed(tool, hash string) (bool, error) {
 		return false, err
 	}
 	e := m[tool]
-	return e != nil && e.Hash == hash && e.Reviewed == hash, nil
+	return e != nil && e.Hash == hash && e.Reviewed == reviewed, nil
 }
 
-// Admit pins hash as tool's definition: a held definition an operator approved. A change
-// waiting for `mcp pins approve` is superseded by it.
-func (p *PinStore) Admit(tool, hash string) error {
+// Admit pins hash as tool's definition: a held definition an operator approved, as scanned
+// (reviewed). A change waiting for `mcp pins approve` is superseded by it.
+func (p *PinStore) Admit(tool, hash, reviewed string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	m, err := p.load()
@@ -219,7 +220,7 @@ func (p *PinStore) Admit(tool, hash string) error {
 		e = &Pin{}
 		m[tool] = e
 	}
-	e.Hash, e.Reviewed, e.PinnedAt = hash, hash, time.Now().UTC()
+	e.Hash, e.Reviewed, e.PinnedAt = hash, reviewed, time.Now().UTC()
 	e.Pending, e.ChangedAt, e.Approved = "", time.Time{}, false
 	return p.save(m)
 }
