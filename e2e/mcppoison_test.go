@@ -28,7 +28,6 @@ type poisonClient struct {
 	t     *testing.T
 	cmd   *exec.Cmd
 	in    io.WriteCloser
-	out   *bufio.Scanner
 	errb  *lockedBuffer
 	lines chan string
 }
