@@ -198,12 +198,12 @@ func (d *injectionDetector) analyze(c *Call, text string, chars charSet, tp *[]t
 var (
 	// A directive naming its reader in the third person: "the assistant must now ...", "the AI
 	// should ...", "you must immediately ...", followed by an act on data.
-	plantedAddressed = lazyRegexp(`\b(?:the|this|an?|any)\s+(?:ai\s+)?(?:assistant|model|agent|llm|ai|chatbot|bot)\s+(?:must|should|shall|needs? to|is required to|has to|is instructed to|will now)\s+(?:now\s+|immediately\s+|first\s+|also\s+|always\s+)*(?:read|open|cat|load|fetch|access|send|include|upload|copy|output|print|reveal|disclose|forward|post|attach|email|ignore|disregard|call|invoke|execute|run|delete|transfer)\b|\byou\s+(?:must|should|shall|need to|are required to|have to)\s+(?:now|immediately|first|also)\s+(?:read|open|cat|load|fetch|access|send|include|upload|copy|output|print|reveal|disclose|forward|post|attach|email|ignore|disregard|call|invoke|execute|delete|transfer)\b`)
+	plantedAddressed = lazyRegexp(`\b(?:the|this|an?|any|all)\s+(?:ai\s+)?(?:assistant|model|agent|llm|ai|chatbot|bot)s?\s+(?:(?:reading|processing|seeing|viewing|receiving)\s+this(?:\s+(?:text|message|page|file|output|result|document))?\s+)?(?:must|should|shall|needs? to|is required to|has to|is instructed to|will now)\s+(?:now\s+|immediately\s+|first\s+|also\s+|always\s+)*(?:read|open|cat|load|fetch|access|send|include|upload|copy|output|print|reveal|disclose|forward|post|attach|email|ignore|disregard|call|invoke|execute|run|delete|transfer)\b|\byou\s+(?:must|should|shall|need to|are required to|have to)\s+(?:now|immediately|first|also)\s+(?:read|open|cat|load|fetch|access|send|include|upload|copy|output|print|reveal|disclose|forward|post|attach|email|ignore|disregard|call|invoke|execute|delete|transfer)\b`)
 	// The literals plantedAddressed needs: a modal, and a reader named by it.
 	plantedModals  = newLitSet("must", "should", "shall", "need", "required", "has to", "have to", "instructed", "will now")
 	plantedReaders = newLitSet("assistant", "model", "agent", "llm", "ai ", "bot", "you ")
 	// Authority the text claims for itself: "SYSTEM NOTICE:", "[admin]", "### instruction".
-	plantedAuthority = lazyRegexp(`\b(?:system|admin(?:istrator)?|security|developer|operator|important|urgent|critical|priority)\s+(?:notice|message|alert|note|instructions?|override|update|directive|command|order)\s*[:!\-\]]|\[\s*(?:system|admin|sys)\s*\]|#{2,}\s*(?:system|instructions?)\b`)
+	plantedAuthority = lazyRegexp(`\b(?:system|admin(?:istrator)?|security|developer|operator|important|urgent|critical|priority)\s+(?:notice|message|alert|note|instructions?|override|update|directive|command|order)\s*[:!\-\]]|\[\s*(?:system|admin|sys)\s*\]|#{2,}\s*(?:system|instructions?)\b|\bnote\s+(?:to|for)\s+(?:the\s+)?(?:ai|assistant|model|llm|agent)s?\s*[:!\-]`)
 )
 
 // plantedDirective finds an order addressed to the assistant in data that either claims an
