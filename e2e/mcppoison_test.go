@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -210,6 +211,9 @@ rules:
 	agent.do(map[string]any{"op": "close"})
 	d.stop(t)
 	auditVerify(t, dir)
+	if code, out, _ := cli(t, nil, "mcp", "pins", "list", "--data", dir); code != 0 || !regexp.MustCompile(`poison__add\s+reviewed`).MatchString(out) {
+		t.Errorf("mcp pins list (exit %d):\n%s", code, out)
+	}
 	code, out, _ := cli(t, nil, "audit", "search", "--data", dir, "--tool", "poison__add")
 	for _, want := range []string{"tool_definition_held", "tool_definition_approved", digest} {
 		if code != 0 || !strings.Contains(out, want) {
