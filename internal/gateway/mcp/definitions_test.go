@@ -29,6 +29,25 @@ func (h *harness) listed(t *testing.T) []string {
 	return names
 }
 
+// waitChanged waits for the agent to be told the tool list changed.
+func (h *harness) waitChanged(t *testing.T) {
+	t.Helper()
+	select {
+	case <-h.changed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the agent was not told the tool list changed")
+	}
+}
+
+// approveAll approves request id as an approver scoped to every agent and tool.
+func (h *harness) approveAll(t *testing.T, id string) {
+	t.Helper()
+	boss := approval.Approver{ID: "alice", Kind: approval.Human, Scopes: []approval.Scope{{Agents: []string{".*"}, Tools: []string{".*"}}}}
+	if _, err := h.appr.Approve(context.Background(), id, boss, "reviewed the definition"); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // definitionRequests are the approval requests for tool definitions, oldest first.
 func (h *harness) definitionRequests(t *testing.T, tool string) []approval.Request {
 	t.Helper()
@@ -88,10 +107,7 @@ func TestPoisonedTitleHeld(t *testing.T) {
 	if len(reqs) != 1 || !strings.Contains(string(reqs[0].Params), "aws/credentials") {
 		t.Fatalf("approval requests %+v", reqs)
 	}
-	boss := approval.Approver{ID: "alice", Kind: approval.Human, Scopes: []approval.Scope{{Agents: []string{".*"}, Tools: []string{".*"}}}}
-	if _, err := h.appr.Approve(context.Background(), reqs[0].ID, boss, ""); err != nil {
-		t.Fatal(err)
-	}
+	h.approveAll(t, reqs[0].ID)
 	if !slices.Contains(h.listed(t), "up__log") {
 		t.Fatal("the approved tool is not listed")
 	}
@@ -100,11 +116,7 @@ func TestPoisonedTitleHeld(t *testing.T) {
 		func(context.Context, *sdk.CallToolRequest, textIn) (*sdk.CallToolResult, any, error) {
 			return nil, nil, nil
 		})
-	select {
-	case <-h.changed:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the agent was not told the tool list changed")
-	}
+	h.waitChanged(t)
 	if slices.Contains(h.listed(t), "up__log") {
 		t.Error("a new poisoned title was listed on the old approval")
 	}
@@ -137,10 +149,7 @@ func TestPoisonedToolHeldUntilApproved(t *testing.T) {
 	if !held {
 		t.Errorf("the hold is not on the record with its approval: %v", h.reasons(t))
 	}
-	boss := approval.Approver{ID: "alice", Kind: approval.Human, Scopes: []approval.Scope{{Agents: []string{".*"}, Tools: []string{".*"}}}}
-	if _, err := h.appr.Approve(ctx, reqs[0].ID, boss, "reviewed the definition"); err != nil {
-		t.Fatal(err)
-	}
+	h.approveAll(t, reqs[0].ID)
 	// Callable at once (the call re-checks a held tool), then listed.
 	if r := h.call(t, ctx, "up__poisoned", map[string]any{"text": "x"}); r.IsError || h.calls["poisoned"].Load() != 1 {
 		t.Fatalf("approved tool: %q", resultText(r))
@@ -161,11 +170,7 @@ func TestPoisonedToolHeldUntilApproved(t *testing.T) {
 			h.calls["poisoned"].Add(1)
 			return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: "ran"}}}, nil, nil
 		})
-	select {
-	case <-h.changed:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the agent was not told the tool list changed")
-	}
+	h.waitChanged(t)
 	if slices.Contains(h.listed(t), "up__poisoned") {
 		t.Error("the changed definition was listed")
 	}
