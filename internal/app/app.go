@@ -340,7 +340,7 @@ func (a *App) consoleOIDC(cfg *config.Config) (*console.OIDCOptions, error) {
 // treated under cfg: part of the hot-reloaded run-time state the guard reads.
 func resultPolicy(cfg *config.Config) guard.ResultPolicy {
 	return guard.ResultPolicy{BlockLevel: cfg.ResultBlock(), Redact: cfg.Inspection.RedactResults == nil || *cfg.Inspection.RedactResults,
-		MaxBytes: int(cfg.Limits.MaxOutcomeResultBytes)}
+		MaxBytes: int(cfg.Limits.MaxOutcomeResultBytes), DefinitionHold: cfg.MCP.DefinitionHold()}
 }
 
 // inspectMaxBytes is the inspection engine's input cap: at least its default, and at least

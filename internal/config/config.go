@@ -234,6 +234,17 @@ type MCPConfig struct {
 	// logging/setLevel, when a line can be attributed to one agent and user, each line inspected
 	// like a tool's result (default true; see docs/mcp.md).
 	RelayLogs *bool `yaml:"relay_logs"`
+	// DefinitionHoldLevel holds a tool whose definition inspects at or above it (or at or above
+	// inspection.result_block_level, when that is lower) until an operator approves that exact
+	// definition as an approval request (default high; none: such a definition is blocked at
+	// the result block level, with no approval; see docs/mcp.md).
+	DefinitionHoldLevel string `yaml:"definition_hold_level"`
+}
+
+// DefinitionHold is mcp.definition_hold_level as a level (validated).
+func (m MCPConfig) DefinitionHold() threat.Level {
+	l, _ := threat.ParseLevel(m.DefinitionHoldLevel)
+	return l
 }
 
 // LogsRelayed reports whether upstream log messages are relayed (mcp.relay_logs, default true).
@@ -424,7 +435,7 @@ func Default() Config {
 		},
 		Approvals: ApprovalsConfig{Expiry: 15 * time.Minute, MaxWait: 60 * time.Second, MaxPendingPerAgent: DefaultMaxPendingPerAgent},
 		MCP: MCPConfig{ApprovalWait: 10 * time.Second, CallTimeout: 60 * time.Second, SessionIdleTimeout: 30 * time.Minute,
-			ServerRequests: MCPServerRequests{Sampling: "deny", Elicitation: "deny"}},
+			ServerRequests: MCPServerRequests{Sampling: "deny", Elicitation: "deny"}, DefinitionHoldLevel: "high"},
 		Ledger:  LedgerConfig{CheckpointInterval: time.Second, CheckpointRecords: 1000, ResultDurability: "sync"},
 		Console: ConsoleConfig{Path: "/console", SessionTTL: 8 * time.Hour, IdleTimeout: 30 * time.Minute},
 		Limits: LimitsConfig{
@@ -732,6 +743,9 @@ func (c *Config) problems() []problem {
 	}
 	if c.MCP.SessionIdleTimeout < time.Second || c.MCP.SessionIdleTimeout > 7*24*time.Hour {
 		add("mcp.session_idle_timeout", "want a duration in [1s, 168h], got %v", c.MCP.SessionIdleTimeout)
+	}
+	if _, err := threat.ParseLevel(c.MCP.DefinitionHoldLevel); err != nil {
+		add("mcp.definition_hold_level", "%v", err)
 	}
 	for _, k := range []struct{ path, v string }{{"mcp.server_requests.sampling", c.MCP.ServerRequests.Sampling},
 		{"mcp.server_requests.elicitation", c.MCP.ServerRequests.Elicitation}} {

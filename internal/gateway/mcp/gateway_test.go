@@ -143,6 +143,8 @@ type harnessConfig struct {
 	instructions string
 	// protocol is the revision the agent asks for (default 2025-11-25).
 	protocol string
+	// holdLevel is the guard's mcp.definition_hold_level (default none: blocked outright).
+	holdLevel threat.Level
 }
 
 func newHarnessWith(t testing.TB, wait, timeout time.Duration, store ledger.Store, hc harnessConfig) *harness {
@@ -184,7 +186,7 @@ func newHarnessWith(t testing.TB, wait, timeout time.Duration, store ledger.Stor
 	pols := staticPolicies{set}
 	ins := inspect.New(inspect.Config{})
 	g, err := guard.New(guard.Options{Auth: ver, Inspector: ins, Policies: pols, Approvals: appr, Ledger: led,
-		ResultPolicy: guard.ResultPolicy{BlockLevel: threat.High, Redact: true}})
+		ResultPolicy: guard.ResultPolicy{BlockLevel: threat.High, Redact: true, DefinitionHold: hc.holdLevel}})
 	if err != nil {
 		t.Fatal(err)
 	}
