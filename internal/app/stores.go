@@ -158,10 +158,10 @@ func openStores(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *s
 
 	if sc.Behavior == config.StoreRedis {
 		s.behavior = redis.NewBehaviorStore(rc, redis.BehaviorOptions{Prefix: sc.Redis.Prefix + "bh:"})
-		s.sessions = redis.NewSessionStore(rc, sc.Redis.Prefix+"sess:", behavior.SessionOptions{})
+		s.sessions = redis.NewSessionStore(rc, sc.Redis.Prefix+"sess:", sessionOptions(cfg.Sessions))
 	} else {
 		s.behavior = behavior.NewMemoryStore(behavior.MemoryOptions{})
-		s.sessions = behavior.NewMemorySessions(behavior.SessionOptions{})
+		s.sessions = behavior.NewMemorySessions(sessionOptions(cfg.Sessions))
 	}
 	switch sc.Nonces {
 	case config.StoreRedis:
@@ -266,4 +266,10 @@ func (s *stores) close(log *slog.Logger) {
 		}
 	}
 	s.closers = nil
+}
+
+// sessionOptions are the session store's bounds from the configuration.
+func sessionOptions(c config.SessionsConfig) behavior.SessionOptions {
+	return behavior.SessionOptions{TTL: c.IdleLifetime, MaxLabels: c.MaxLabels,
+		MaxSessionsPerAgent: c.MaxSessionsPerAgent, MaxAgents: c.MaxAgents}
 }
