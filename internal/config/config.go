@@ -408,8 +408,8 @@ func Default() Config {
 		Approvals: ApprovalsConfig{Expiry: 15 * time.Minute, MaxWait: 60 * time.Second, MaxPendingPerAgent: DefaultMaxPendingPerAgent},
 		MCP: MCPConfig{ApprovalWait: 10 * time.Second, CallTimeout: 60 * time.Second, SessionIdleTimeout: 30 * time.Minute,
 			ServerRequests: MCPServerRequests{Sampling: "deny", Elicitation: "deny"}},
-		Ledger:  LedgerConfig{CheckpointInterval: time.Second, CheckpointRecords: 1000, ResultDurability: "sync"},
-		Console: ConsoleConfig{Path: "/console", SessionTTL: 8 * time.Hour, IdleTimeout: 30 * time.Minute},
+		Ledger:   LedgerConfig{CheckpointInterval: time.Second, CheckpointRecords: 1000, ResultDurability: "sync"},
+		Console:  ConsoleConfig{Path: "/console", SessionTTL: 8 * time.Hour, IdleTimeout: 30 * time.Minute},
 		Sessions: SessionsConfig{IdleLifetime: 24 * time.Hour, MaxLabels: 64, MaxSessionsPerAgent: 1000, MaxAgents: 100_000},
 		Limits: LimitsConfig{
 			MaxBodyBytes:           1 << 20,

@@ -53,19 +53,3 @@ func TestRequireProposal(t *testing.T) {
 		t.Errorf("record reason: %q", r.Reason)
 	}
 }
-
-func TestProposalsBounded(t *testing.T) {
-	p := newProposals(2, time.Hour)
-	now := time.Unix(1_000_000, 0)
-	for _, tool := range []string{"a", "b", "c"} {
-		p.add(proposalKey{tool: tool}, now)
-	}
-	if len(p.m) != 2 || p.use(proposalKey{tool: "c"}, time.Minute, now) {
-		t.Fatalf("past the bound a proposal was kept: %v", p.m)
-	}
-	// Expired ones make room.
-	p.add(proposalKey{tool: "c"}, now.Add(2*time.Hour))
-	if !p.use(proposalKey{tool: "c"}, time.Minute, now.Add(2*time.Hour)) {
-		t.Fatal("expired proposals did not make room")
-	}
-}
