@@ -39,7 +39,7 @@ type stores struct {
 	// proposals and links live with the sessions (require_proposal; LLM conversations).
 	proposals behavior.ProposalStore
 	links     behavior.SessionLinks
-	nonces   identity.NonceStore
+	nonces    identity.NonceStore
 
 	closers []func() error // in the order opened; closed in reverse
 	// pings reach the services the stores live on, for /readyz: a replica that lost its
