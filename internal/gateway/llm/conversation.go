@@ -1,0 +1,124 @@
+package llm
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+)
+
+// A model call without a Portcullis-Session header is placed in a session by its conversation
+// (docs/sessions.md):
+//
+//   - Responses, continued with previous_response_id: the session that response was served in.
+//     The gateway links every Responses response it forwards to its session (shared by replicas
+//     through the session store); a response it does not know (never served through it, or its
+//     link ended) leaves the call in the agent's default session.
+//   - any other call: a session named by a digest of the conversation's beginning — the agent, the
+//     system (or developer, or instructions) text and the first user message — which the client
+//     resends unchanged on every turn of a stateless conversation (Chat Completions, Messages).
+//     Two conversations that begin alike share a session (stricter, never looser); a client that
+//     rewrites the beginning of its conversation starts a new one.
+
+// Conversations is implemented by a Checker that links Responses response IDs to sessions.
+type Conversations interface {
+	// LinkResponse records that responseID was served in c's session.
+	LinkResponse(ctx context.Context, c Caller, responseID string) error
+	// ContinuedSession returns the session responseID was served in; ok is false when the
+	// gateway does not know the response.
+	ContinuedSession(ctx context.Context, c Caller, responseID string) (session string, ok bool, err error)
+}
+
+// codeSession answers a model call whose session the store could not read or write.
+const codeSession = "session_unavailable"
+
+// conversationSessionPrefix starts the session ID of a conversation named by its beginning.
+const conversationSessionPrefix = "conv-"
+
+// placeInSession sets the session of a call that named none. An error refuses the call.
+func (mc *modelCall) placeInSession(req object) error {
+	if mc.caller.Session != "" {
+		return nil
+	}
+	if mc.format == Responses {
+		if prev, _ := req.str("previous_response_id"); prev != "" {
+			conv, ok := mc.g.checker.(Conversations)
+			if !ok {
+				return nil
+			}
+			s, ok, err := conv.ContinuedSession(mc.ctx, mc.caller, prev)
+			if err != nil {
+				return err
+			}
+			if ok {
+				mc.caller.Session = s
+			}
+			return nil
+		}
+	}
+	mc.caller.Session = conversationSession(mc.format, mc.caller.AgentID, req)
+	return nil
+}
+
+// linkResponse links a Responses response to the session it was served in. An error withholds
+// the response: its next turn could not be placed in the session.
+func (mc *modelCall) linkResponse(resp object) error {
+	if mc.format != Responses {
+		return nil
+	}
+	conv, ok := mc.g.checker.(Conversations)
+	if !ok {
+		return nil
+	}
+	id, _ := resp.str("id")
+	if id == "" {
+		return nil
+	}
+	return conv.LinkResponse(mc.ctx, mc.caller, id)
+}
+
+// conversationSession names a conversation by its beginning: the agent, the leading system text
+// and the first user message, each compacted JSON as sent.
+func conversationSession(f Format, agent string, req object) string {
+	h := sha256.New()
+	part := func(raw json.RawMessage) {
+		var b bytes.Buffer
+		if json.Compact(&b, raw) != nil {
+			b.Reset()
+			b.Write(raw)
+		}
+		h.Write([]byte{0})
+		h.Write(b.Bytes())
+	}
+	h.Write([]byte(f))
+	h.Write([]byte{0})
+	h.Write([]byte(agent))
+	var turns []object
+	switch f {
+	case ChatCompletions:
+		turns, _ = req.objs("messages")
+	case Messages:
+		part(req["system"])
+		turns, _ = req.objs("messages")
+	case Responses:
+		part(req["instructions"])
+		if s, ok := req["input"]; ok && len(s) > 0 && s[0] == '"' {
+			part(s)
+			return conversationSessionPrefix + hex.EncodeToString(h.Sum(nil)[:16])
+		}
+		turns, _ = req.objs("input")
+	}
+	for _, t := range turns {
+		role, _ := t.str("role")
+		if role == "system" || role == "developer" {
+			part(t["content"])
+			continue
+		}
+		if role == "user" {
+			part(t["content"])
+			break
+		}
+	}
+	return conversationSessionPrefix + hex.EncodeToString(h.Sum(nil)[:16])
+}
