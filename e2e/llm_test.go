@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -70,10 +71,27 @@ func llmSDKs(t *testing.T) {
 // whose value comes from the environment.
 func startLLM(t *testing.T, config string) *llmEnv {
 	t.Helper()
+	return startLLMWith(t, llmPolicy, config, nil)
+}
+
+// startLLMWith is startLLM with another policy, and edit (when set) applied to the configuration
+// file first.
+func startLLMWith(t *testing.T, policy, config string, edit func(cfg string) string) *llmEnv {
+	t.Helper()
 	llmSDKs(t)
 	fake := newFakeProvider(t)
 	dir, agentKey, approverKey := initData(t)
-	writePolicy(t, dir, llmPolicy)
+	writePolicy(t, dir, policy)
+	if edit != nil {
+		p := filepath.Join(dir, "portcullis.yaml")
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(edit(string(b))), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	base := fake.srv.URL + "/v1"
 	appendConfig(t, dir, "llm:\n"+config+"  upstreams:\n"+
 		"    chat_completions: {base_url: \""+base+"\", api_key_env: FAKE_PROVIDER_KEY, headers_env: {api-key: FAKE_AZURE_KEY}}\n"+
