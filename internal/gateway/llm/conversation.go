@@ -15,6 +15,8 @@ import (
 //     The gateway links every Responses response it forwards to its session (shared by replicas
 //     through the session store); a response it does not know (never served through it, or its
 //     link ended) leaves the call in the agent's default session.
+//   - Responses in a conversation the provider keeps (the conversation parameter): a session
+//     named by the agent and the conversation's ID.
 //   - any other call: a session named by a digest of the conversation's beginning — the agent, the
 //     system (or developer, or instructions) text and the first user message — which the client
 //     resends unchanged on every turn of a stateless conversation (Chat Completions, Messages).
@@ -30,6 +32,23 @@ type Conversations interface {
 	ContinuedSession(ctx context.Context, c Caller, responseID string) (session string, ok bool, err error)
 }
 
+// maxResponseIDBytes bounds a previous_response_id the gateway looks up (the session store's
+// bound on a session ID).
+const maxResponseIDBytes = 256
+
+// responsesConversation is the ID of the provider-kept conversation a Responses call names
+// ("conversation": "conv_…" or {"id": "conv_…"}), or "".
+func responsesConversation(req object) string {
+	if id, ok := req.str("conversation"); ok {
+		return id
+	}
+	if c, _ := req.obj("conversation"); c != nil {
+		id, _ := c.str("id")
+		return id
+	}
+	return ""
+}
+
 // codeSession answers a model call whose session the store could not read or write.
 const codeSession = "session_unavailable"
 
@@ -42,7 +61,12 @@ func (mc *modelCall) placeInSession(req object) error {
 		return nil
 	}
 	if mc.format == Responses {
-		if prev, _ := req.str("previous_response_id"); prev != "" {
+		// A conversation the provider keeps (the conversation parameter) is named by its ID
+		// (conversationSession), however the turn continues it.
+		if prev, _ := req.str("previous_response_id"); prev != "" && responsesConversation(req) == "" {
+			if len(prev) > maxResponseIDBytes {
+				return badRequest("previous_response_id: longer than %d bytes", maxResponseIDBytes)
+			}
 			conv, ok := mc.g.checker.(Conversations)
 			if !ok {
 				return nil
@@ -102,6 +126,10 @@ func conversationSession(f Format, agent string, req object) string {
 		part(req["system"])
 		turns, _ = req.objs("messages")
 	case Responses:
+		if id := responsesConversation(req); id != "" {
+			h.Write([]byte("\x00conversation\x00" + id))
+			return conversationSessionPrefix + hex.EncodeToString(h.Sum(nil)[:16])
+		}
 		part(req["instructions"])
 		if s, ok := req["input"]; ok && len(s) > 0 && s[0] == '"' {
 			part(s)

@@ -19,6 +19,7 @@ type convChecker struct {
 	mu       sync.Mutex
 	links    map[string]string
 	linkErr  error
+	findErr  error
 	sessions []string // of each CheckToolCall and InspectContent, in order
 }
 
@@ -57,6 +58,9 @@ func (c *convChecker) LinkResponse(_ context.Context, caller Caller, id string) 
 func (c *convChecker) ContinuedSession(_ context.Context, caller Caller, id string) (string, bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.findErr != nil {
+		return "", false, c.findErr
+	}
 	s, ok := c.links[caller.AgentID+"/"+id]
 	return s, ok, nil
 }
@@ -197,5 +201,30 @@ func TestResponsesContinuedInTheSessionOfThePreviousResponse(t *testing.T) {
 				t.Errorf("link failure: the stream completed: %s", body)
 			}
 		})
+	}
+}
+
+// A Responses conversation the provider keeps (the conversation parameter) is one session
+// whatever each turn sends; an over-long previous_response_id is refused, not looked up.
+func TestResponsesConversationParameterIsTheSession(t *testing.T) {
+	ck, srv := convRig(t, "responses_one_tool.json", "application/json")
+	convPost(t, srv, "/v1/responses", "", `{"model":"m","conversation":"conv_abc","input":"Weather in Paris?"}`)
+	s1 := one(t, ck)
+	convPost(t, srv, "/v1/responses", "", `{"model":"m","conversation":{"id":"conv_abc"},"input":[{"type":"function_call_output","call_id":"call_w1","output":"sunny"}]}`)
+	if s := one(t, ck); s != s1 || !strings.HasPrefix(s, conversationSessionPrefix) {
+		t.Errorf("the next turn of conversation conv_abc in session %q, the first in %q", s, s1)
+	}
+	convPost(t, srv, "/v1/responses", "", `{"model":"m","conversation":"conv_other","input":"Weather in Paris?"}`)
+	if s := one(t, ck); s == s1 {
+		t.Errorf("another conversation shares session %q", s)
+	}
+	if code, body := convPost(t, srv, "/v1/responses", "", `{"model":"m","previous_response_id":"`+strings.Repeat("r", 300)+`","input":"x"}`); code != http.StatusBadRequest || !strings.Contains(body, "previous_response_id") {
+		t.Errorf("over-long previous_response_id: %d %s", code, body)
+	}
+	// A session store that cannot be read refuses the call: nothing is decided on a session
+	// the gateway could not read.
+	ck.findErr = errors.New("store down")
+	if code, body := convPost(t, srv, "/v1/responses", "", `{"model":"m","previous_response_id":"resp_01","input":"x"}`); code != http.StatusServiceUnavailable || !strings.Contains(body, codeSession) {
+		t.Errorf("unreadable link: %d %s", code, body)
 	}
 }

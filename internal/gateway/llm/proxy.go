@@ -257,6 +257,10 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, mc *modelCall, u
 	mc.stream = stream
 	w.Header().Set("X-Portcullis-Model-Call", mc.id)
 	if err := mc.placeInSession(req); err != nil {
+		if he, ok := errors.AsType[*httpError](err); ok {
+			writeError(w, f, he.status, he.code, he.msg)
+			return
+		}
 		writeError(w, f, http.StatusServiceUnavailable, codeSession, "the gateway could not read the conversation's session")
 		return
 	}
