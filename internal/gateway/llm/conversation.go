@@ -103,49 +103,62 @@ func (mc *modelCall) linkResponse(resp object) error {
 }
 
 // conversationSession names a conversation by its beginning: the agent, the leading system text
-// and the first user message, each compacted JSON as sent.
+// and the first user message, each compacted JSON as sent. It reads the turns only up to the
+// first user message: its cost does not grow with the conversation.
 func conversationSession(f Format, agent string, req object) string {
 	h := sha256.New()
+	var buf bytes.Buffer
 	part := func(raw json.RawMessage) {
-		var b bytes.Buffer
-		if json.Compact(&b, raw) != nil {
-			b.Reset()
-			b.Write(raw)
+		buf.Reset()
+		if json.Compact(&buf, raw) != nil {
+			buf.Reset()
+			buf.Write(raw)
 		}
 		h.Write([]byte{0})
-		h.Write(b.Bytes())
+		h.Write(buf.Bytes())
 	}
 	h.Write([]byte(f))
 	h.Write([]byte{0})
 	h.Write([]byte(agent))
-	var turns []object
+	var turns json.RawMessage
 	switch f {
 	case ChatCompletions:
-		turns, _ = req.objs("messages")
+		turns = req["messages"]
 	case Messages:
 		part(req["system"])
-		turns, _ = req.objs("messages")
+		turns = req["messages"]
 	case Responses:
 		if id := responsesConversation(req); id != "" {
 			h.Write([]byte("\x00conversation\x00" + id))
 			return conversationSessionPrefix + hex.EncodeToString(h.Sum(nil)[:16])
 		}
 		part(req["instructions"])
-		if s, ok := req["input"]; ok && len(s) > 0 && s[0] == '"' {
+		if s := req["input"]; len(s) > 0 && s[0] == '"' {
 			part(s)
 			return conversationSessionPrefix + hex.EncodeToString(h.Sum(nil)[:16])
 		}
-		turns, _ = req.objs("input")
+		turns = req["input"]
 	}
-	for _, t := range turns {
-		role, _ := t.str("role")
-		if role == "system" || role == "developer" {
-			part(t["content"])
-			continue
-		}
-		if role == "user" {
-			part(t["content"])
-			break
+	// The system turns, then the first user turn; what is not an array of turns names nothing
+	// more (the codec refuses it).
+	d := json.NewDecoder(bytes.NewReader(turns))
+	if t, err := d.Token(); err == nil && t == json.Delim('[') {
+		for d.More() {
+			var turn struct {
+				Role    string          `json:"role"`
+				Content json.RawMessage `json:"content"`
+			}
+			if d.Decode(&turn) != nil {
+				break
+			}
+			if turn.Role == "system" || turn.Role == "developer" {
+				part(turn.Content)
+				continue
+			}
+			if turn.Role == "user" {
+				part(turn.Content)
+				break
+			}
 		}
 	}
 	return conversationSessionPrefix + hex.EncodeToString(h.Sum(nil)[:16])
