@@ -24,19 +24,7 @@ func TestLLMSessionExfiltrationHeld(t *testing.T) {
 		staff    = "Staff: Ada Lovelace, ada.lovelace@corp.example, +44 20 7946 0958, salary 120k"
 	)
 	tools := func(api string) []any {
-		var out []any
-		for _, n := range []string{"fetch_url", "read_file", "send_email"} {
-			p := map[string]any{"type": "object"}
-			switch api {
-			case "chat":
-				out = append(out, map[string]any{"type": "function", "function": map[string]any{"name": n, "parameters": p}})
-			case "responses":
-				out = append(out, map[string]any{"type": "function", "name": n, "parameters": p})
-			default:
-				out = append(out, map[string]any{"name": n, "input_schema": p})
-			}
-		}
-		return out
+		return toolsFor(api, map[string]any{"type": "object"}, "fetch_url", "read_file", "send_email")
 	}
 	// workflow runs the three turns; it returns the calls the SDK handed the application at the
 	// last one and the text of that answer.

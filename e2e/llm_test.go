@@ -131,7 +131,18 @@ func (e *llmEnv) call(api string, stream, direct bool, body map[string]any, retr
 // request is a model call offering the tools the scenarios use, in the API's own shape.
 func request(api, model string) map[string]any {
 	params := map[string]any{"type": "object", "properties": map[string]any{"city": map[string]any{"type": "string"}}}
-	names := []string{"get_weather", "send_email", "send_report"}
+	body := map[string]any{"model": model, "tools": toolsFor(api, params, "get_weather", "send_email", "send_report")}
+	switch api {
+	case "responses":
+		body["input"] = "What is the weather in Paris?"
+	default:
+		body["messages"] = []any{map[string]any{"role": "user", "content": "What is the weather in Paris?"}}
+	}
+	return body
+}
+
+// toolsFor offers the named tools, each with params, in the API's own shape.
+func toolsFor(api string, params map[string]any, names ...string) []any {
 	var tools []any
 	for _, n := range names {
 		switch api {
@@ -143,14 +154,7 @@ func request(api, model string) map[string]any {
 			tools = append(tools, map[string]any{"name": n, "input_schema": params})
 		}
 	}
-	body := map[string]any{"model": model, "tools": tools}
-	switch api {
-	case "responses":
-		body["input"] = "What is the weather in Paris?"
-	default:
-		body["messages"] = []any{map[string]any{"role": "user", "content": "What is the weather in Paris?"}}
-	}
-	return body
+	return tools
 }
 
 var apis = []string{"chat", "responses", "messages"}
