@@ -2,10 +2,12 @@ package guard
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/portcullis-ai/portcullis/internal/behavior"
 	"github.com/portcullis-ai/portcullis/internal/policy"
 )
 
@@ -51,5 +53,35 @@ func TestRequireProposal(t *testing.T) {
 	}
 	if r := h.recordOf(t, call("mcp", "s9", `{}`).ID, "decision"); !strings.Contains(r.Reason, CodeNotProposed) && !strings.Contains(r.Reason, "proposed") {
 		t.Errorf("record reason: %q", r.Reason)
+	}
+}
+
+// failingProposals is a proposal store that cannot be reached.
+type failingProposals struct{}
+
+func (failingProposals) Propose(context.Context, behavior.SessionKey, string, time.Time) error {
+	return errors.New("redis: connection refused")
+}
+
+func (failingProposals) UseProposal(context.Context, behavior.SessionKey, string, time.Duration, time.Time) (bool, error) {
+	return false, errors.New("redis: connection refused")
+}
+
+// A proposal store that cannot be read denies the call (session_unavailable), and the model's
+// own call is still decided (its proposal is then not remembered).
+func TestRequireProposalStoreFailsClosed(t *testing.T) {
+	h := newHarnessWith(t, harnessOptions{
+		policy: strings.Replace(sessionPolicy, "default_action: DENY\n", "default_action: DENY\nrequire_proposal: 5m\n", 1),
+		guard:  func(o *Options) { o.Proposals = failingProposals{} },
+	})
+	ctx := context.Background()
+	r := h.call("search", `{"q":"a"}`)
+	r.Source, r.Session = SourceLLM, "s1"
+	if d := h.g.Check(ctx, r); d.Action != policy.Allow {
+		t.Fatalf("the model's call: %v %s", d.Action, d.Code)
+	}
+	r.Source = "mcp"
+	if d := h.g.Check(ctx, r); d.Action != policy.Deny || d.Code != CodeSession {
+		t.Fatalf("with the store down: %v %s, want DENY %s", d.Action, d.Code, CodeSession)
 	}
 }
