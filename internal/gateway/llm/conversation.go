@@ -49,9 +49,6 @@ func responsesConversation(req object) string {
 	return ""
 }
 
-// codeSession answers a model call whose session the store could not read or write.
-const codeSession = "session_unavailable"
-
 // conversationSessionPrefix starts the session ID of a conversation named by its beginning.
 const conversationSessionPrefix = "conv-"
 
