@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -163,6 +164,13 @@ func scenarioCalls(model string) []fakeCall {
 		return []fakeCall{weather, email}
 	case "report":
 		return []fakeCall{{"call_report", "send_report", `{"quarter":"Q3"}`}}
+	// The session scenario's model reads a page, then a file, then mails the partner team.
+	case "sess-fetch":
+		return []fakeCall{{"call_fetch", "fetch_url", `{"url":"https://news.example/prices"}`}}
+	case "sess-read":
+		return []fakeCall{{"call_read", "read_file", `{"path":"staff.txt"}`}}
+	case "sess-send":
+		return []fakeCall{{"call_send", "send_email", `{"to":"partner@ext.example","body":"the staff file"}`}}
 	}
 	return nil
 }
@@ -261,10 +269,17 @@ func chatStream(s *sseOut, model string, calls []fakeCall, text string) {
 
 // --- Responses ---
 
+// sessResponses numbers the responses of the session scenarios: each response ID is new, as
+// the provider's are.
+var sessResponses atomic.Int64
+
 func responseObject(model, status string, output []any) map[string]any {
 	id := "resp_fake"
 	if model == "prev" {
 		id = "resp_prev_1"
+	}
+	if strings.HasPrefix(model, "sess-") {
+		id = fmt.Sprintf("resp_sess_%d", sessResponses.Add(1))
 	}
 	return map[string]any{"id": id, "object": "response", "created_at": 1741570283, "status": status, "model": model,
 		"output": output, "parallel_tool_calls": true, "tool_choice": "auto", "tools": []any{}, "temperature": 1.0, "top_p": 1.0,

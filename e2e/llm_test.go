@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -70,10 +71,27 @@ func llmSDKs(t *testing.T) {
 // whose value comes from the environment.
 func startLLM(t *testing.T, config string) *llmEnv {
 	t.Helper()
+	return startLLMWith(t, llmPolicy, config, nil)
+}
+
+// startLLMWith is startLLM with another policy, and edit (when set) applied to the configuration
+// file first.
+func startLLMWith(t *testing.T, policy, config string, edit func(cfg string) string) *llmEnv {
+	t.Helper()
 	llmSDKs(t)
 	fake := newFakeProvider(t)
 	dir, agentKey, approverKey := initData(t)
-	writePolicy(t, dir, llmPolicy)
+	writePolicy(t, dir, policy)
+	if edit != nil {
+		p := filepath.Join(dir, "portcullis.yaml")
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(edit(string(b))), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	base := fake.srv.URL + "/v1"
 	appendConfig(t, dir, "llm:\n"+config+"  upstreams:\n"+
 		"    chat_completions: {base_url: \""+base+"\", api_key_env: FAKE_PROVIDER_KEY, headers_env: {api-key: FAKE_AZURE_KEY}}\n"+
@@ -113,7 +131,18 @@ func (e *llmEnv) call(api string, stream, direct bool, body map[string]any, retr
 // request is a model call offering the tools the scenarios use, in the API's own shape.
 func request(api, model string) map[string]any {
 	params := map[string]any{"type": "object", "properties": map[string]any{"city": map[string]any{"type": "string"}}}
-	names := []string{"get_weather", "send_email", "send_report"}
+	body := map[string]any{"model": model, "tools": toolsFor(api, params, "get_weather", "send_email", "send_report")}
+	switch api {
+	case "responses":
+		body["input"] = "What is the weather in Paris?"
+	default:
+		body["messages"] = []any{map[string]any{"role": "user", "content": "What is the weather in Paris?"}}
+	}
+	return body
+}
+
+// toolsFor offers the named tools, each with params, in the API's own shape.
+func toolsFor(api string, params map[string]any, names ...string) []any {
 	var tools []any
 	for _, n := range names {
 		switch api {
@@ -125,14 +154,7 @@ func request(api, model string) map[string]any {
 			tools = append(tools, map[string]any{"name": n, "input_schema": params})
 		}
 	}
-	body := map[string]any{"model": model, "tools": tools}
-	switch api {
-	case "responses":
-		body["input"] = "What is the weather in Paris?"
-	default:
-		body["messages"] = []any{map[string]any{"role": "user", "content": "What is the weather in Paris?"}}
-	}
-	return body
+	return tools
 }
 
 var apis = []string{"chat", "responses", "messages"}

@@ -255,7 +255,7 @@ type replicas struct {
 	priv                  ed25519.PrivateKey // the demo agent's request-signing key (e2e-key)
 }
 
-func startReplicas(t *testing.T) *replicas {
+func startReplicas(t *testing.T, setup ...func(dir string)) *replicas {
 	t.Helper()
 	dsn, schema := pgtest.Schema(t)
 	raddr := os.Getenv("PORTCULLIS_TEST_REDIS")
@@ -298,6 +298,9 @@ func startReplicas(t *testing.T) *replicas {
 `, schema, prefix))
 	if code, _, stderr := cli(t, nil, "audit", "keygen", "--data", dir1); code != 0 {
 		t.Fatalf("audit keygen: %s", stderr)
+	}
+	for _, f := range setup {
+		f(dir1)
 	}
 	dir2 := t.TempDir()
 	copyDir(t, dir1, dir2)

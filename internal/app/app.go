@@ -216,6 +216,8 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 			Model: inspectModel(cfg), TimeBudget: cfg.Inspection.TimeBudget}),
 		Behavior:                guard.Tracked(behavior.NewTracker(a.stores.behavior, behavior.DefaultConfig())),
 		Sessions:                a.stores.sessions,
+		Proposals:               a.stores.proposals,
+		Links:                   a.stores.links,
 		Policies:                a.policies,
 		Approvals:               a.approvals,
 		Ledger:                  a.ledger,

@@ -36,7 +36,10 @@ type stores struct {
 	behavior behavior.Store
 	// sessions keeps what each session has seen; it lives where behaviour does.
 	sessions behavior.SessionStore
-	nonces   identity.NonceStore
+	// proposals and links live with the sessions (require_proposal; LLM conversations).
+	proposals behavior.ProposalStore
+	links     behavior.SessionLinks
+	nonces    identity.NonceStore
 
 	closers []func() error // in the order opened; closed in reverse
 	// pings reach the services the stores live on, for /readyz: a replica that lost its
@@ -158,10 +161,13 @@ func openStores(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *s
 
 	if sc.Behavior == config.StoreRedis {
 		s.behavior = redis.NewBehaviorStore(rc, redis.BehaviorOptions{Prefix: sc.Redis.Prefix + "bh:"})
-		s.sessions = redis.NewSessionStore(rc, sc.Redis.Prefix+"sess:", behavior.SessionOptions{})
+		rs := redis.NewSessionStore(rc, sc.Redis.Prefix+"sess:", sessionOptions(cfg.Sessions))
+		s.sessions, s.proposals, s.links = rs, rs, rs
 	} else {
 		s.behavior = behavior.NewMemoryStore(behavior.MemoryOptions{})
-		s.sessions = behavior.NewMemorySessions(behavior.SessionOptions{})
+		s.sessions = behavior.NewMemorySessions(sessionOptions(cfg.Sessions))
+		s.proposals = behavior.NewMemoryProposals(0, cfg.Sessions.IdleLifetime)
+		s.links = behavior.NewMemoryLinks(0, cfg.Sessions.IdleLifetime)
 	}
 	switch sc.Nonces {
 	case config.StoreRedis:
@@ -266,4 +272,10 @@ func (s *stores) close(log *slog.Logger) {
 		}
 	}
 	s.closers = nil
+}
+
+// sessionOptions are the session store's bounds from the configuration.
+func sessionOptions(c config.SessionsConfig) behavior.SessionOptions {
+	return behavior.SessionOptions{TTL: c.IdleLifetime, MaxLabels: c.MaxLabels,
+		MaxSessionsPerAgent: c.MaxSessionsPerAgent, MaxAgents: c.MaxAgents}
 }

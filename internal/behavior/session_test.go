@@ -47,3 +47,64 @@ func BenchmarkMemorySessionLabels(b *testing.B) {
 		}
 	}
 }
+
+func TestMemoryProposalsContract(t *testing.T) {
+	behaviortest.RunProposals(t, behavior.NewMemoryProposals(0, time.Hour))
+}
+
+func TestMemoryLinksContract(t *testing.T) {
+	behaviortest.RunLinks(t, behavior.NewMemoryLinks(0, time.Hour))
+}
+
+// Links end after the idle lifetime, and past the bound the least recently used goes first.
+func TestMemoryLinksBounds(t *testing.T) {
+	ctx := context.Background()
+	l := behavior.NewMemoryLinks(2, time.Hour)
+	now := time.Unix(1_000_000, 0)
+	for _, a := range []string{"r1", "r2"} {
+		if err := l.LinkSession(ctx, "a", a, "s-"+a, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok, _ := l.LinkedSession(ctx, "a", "r1", now); !ok { // r1 used: r2 is now the oldest
+		t.Fatal("r1 lost")
+	}
+	if err := l.LinkSession(ctx, "a", "r3", "s-r3", now); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := l.LinkedSession(ctx, "a", "r2", now); ok {
+		t.Error("the least recently used link was kept past the bound")
+	}
+	if _, ok, _ := l.LinkedSession(ctx, "a", "r1", now.Add(time.Hour)); !ok {
+		t.Error("a link used within its lifetime ended")
+	}
+	if _, ok, _ := l.LinkedSession(ctx, "a", "r3", now.Add(time.Hour+time.Second)); ok {
+		t.Error("an idle link outlived its lifetime")
+	}
+}
+
+// Past the bound a new proposal is refused (its call is then refused); expired ones make room.
+func TestMemoryProposalsBounded(t *testing.T) {
+	ctx := context.Background()
+	p := behavior.NewMemoryProposals(2, time.Hour)
+	now := time.Unix(1_000_000, 0)
+	k := behavior.SessionKey{Agent: "a"}
+	for _, call := range []string{"a", "b"} {
+		if err := p.Propose(ctx, k, call, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Propose(ctx, k, "c", now); !errors.Is(err, behavior.ErrCapacity) {
+		t.Fatalf("past the bound: %v", err)
+	}
+	if ok, _ := p.UseProposal(ctx, k, "c", time.Minute, now); ok {
+		t.Fatal("a proposal refused past the bound was kept")
+	}
+	later := now.Add(2 * time.Hour)
+	if err := p.Propose(ctx, k, "c", later); err != nil {
+		t.Fatalf("expired proposals did not make room: %v", err)
+	}
+	if ok, _ := p.UseProposal(ctx, k, "c", time.Minute, later); !ok {
+		t.Fatal("the proposal made room for was not kept")
+	}
+}

@@ -4,7 +4,9 @@
 // first use of a tool, parameters far larger than usual, an hour the agent rarely acts in) that
 // raise a call's threat level.
 //
-// It owns Call, Snapshot, the Store interface with its in-memory implementation, and Tracker.
+// It owns Call, Snapshot, the Store interface with its in-memory implementation, and Tracker;
+// and the session state (what each session has seen, the calls models proposed in it, the
+// links naming it) with its in-memory implementations.
 // It imports internal/inspect only for the Finding type and internal/threat for levels; it must
 // not import the policy engine, the ledger, guard, transports, HTTP, or database drivers (the
 // Redis store lives in internal/store/redis and implements Store).

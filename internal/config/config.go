@@ -53,6 +53,23 @@ type Config struct {
 	Store StoreConfig `yaml:"store"`
 	// Console is the web console served beside the API (docs/console.md).
 	Console ConsoleConfig `yaml:"console"`
+	// Sessions bounds what the gateway remembers per session (docs/sessions.md); kept where
+	// store.behavior says.
+	Sessions SessionsConfig `yaml:"sessions"`
+}
+
+// SessionsConfig bounds the session store (docs/sessions.md#storage-bounds-and-failures).
+type SessionsConfig struct {
+	// IdleLifetime: a session with no call for this long ends, with its labels. Default 24h.
+	IdleLifetime time.Duration `yaml:"idle_lifetime"`
+	// MaxLabels per session; a result that would add one more is withheld. Default 64.
+	MaxLabels int `yaml:"max_labels"`
+	// MaxSessionsPerAgent: past it the least recently used session is evicted, its labels
+	// joining every session of that agent and user. Default 1000.
+	MaxSessionsPerAgent int `yaml:"max_sessions_per_agent"`
+	// MaxAgents with sessions (the embedded store); past it results are withheld until
+	// sessions end. Default 100000.
+	MaxAgents int `yaml:"max_agents"`
 }
 
 // ConsoleConfig configures the web console: the approvals queue and the audit explorer.
@@ -436,8 +453,9 @@ func Default() Config {
 		Approvals: ApprovalsConfig{Expiry: 15 * time.Minute, MaxWait: 60 * time.Second, MaxPendingPerAgent: DefaultMaxPendingPerAgent},
 		MCP: MCPConfig{ApprovalWait: 10 * time.Second, CallTimeout: 60 * time.Second, SessionIdleTimeout: 30 * time.Minute,
 			ServerRequests: MCPServerRequests{Sampling: "deny", Elicitation: "deny"}, DefinitionHoldLevel: "high"},
-		Ledger:  LedgerConfig{CheckpointInterval: time.Second, CheckpointRecords: 1000, ResultDurability: "sync"},
-		Console: ConsoleConfig{Path: "/console", SessionTTL: 8 * time.Hour, IdleTimeout: 30 * time.Minute},
+		Ledger:   LedgerConfig{CheckpointInterval: time.Second, CheckpointRecords: 1000, ResultDurability: "sync"},
+		Console:  ConsoleConfig{Path: "/console", SessionTTL: 8 * time.Hour, IdleTimeout: 30 * time.Minute},
+		Sessions: SessionsConfig{IdleLifetime: 24 * time.Hour, MaxLabels: 64, MaxSessionsPerAgent: 1000, MaxAgents: 100_000},
 		Limits: LimitsConfig{
 			MaxBodyBytes:           1 << 20,
 			MaxDepth:               64,
@@ -754,6 +772,7 @@ func (c *Config) problems() []problem {
 		}
 	}
 	c.Store.validate(add)
+	c.Sessions.validate(add)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -785,6 +804,24 @@ var pgSchema = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
 // envName: a portable environment variable name.
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+func (s SessionsConfig) validate(add func(path, format string, args ...any)) {
+	if s.IdleLifetime < time.Minute || s.IdleLifetime > 30*24*time.Hour {
+		add("sessions.idle_lifetime", "want a duration in [1m, 720h], got %v", s.IdleLifetime)
+	}
+	for _, k := range []struct {
+		path     string
+		v, limit int
+	}{
+		{"sessions.max_labels", s.MaxLabels, 1024},
+		{"sessions.max_sessions_per_agent", s.MaxSessionsPerAgent, 1_000_000},
+		{"sessions.max_agents", s.MaxAgents, 10_000_000},
+	} {
+		if k.v < 1 || k.v > k.limit {
+			add(k.path, "want 1..%d, got %d", k.limit, k.v)
+		}
+	}
+}
 
 func (s StoreConfig) validate(add func(path, format string, args ...any)) {
 	for _, k := range []struct {

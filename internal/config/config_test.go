@@ -23,6 +23,10 @@ func TestParseDefaults(t *testing.T) {
 	if s := c.Store; s.Ledger != StoreSQLite || s.Approvals != StoreSQLite || s.Behavior != StoreMemory || s.Nonces != StoreFile || s.Uses(StorePostgres) || s.Uses(StoreRedis) {
 		t.Errorf("store defaults: %+v", s)
 	}
+	// The session bounds the store had before they were configurable.
+	if s := c.Sessions; s.IdleLifetime != 24*time.Hour || s.MaxLabels != 64 || s.MaxSessionsPerAgent != 1000 || s.MaxAgents != 100_000 {
+		t.Errorf("session defaults: %+v", s)
+	}
 	// Server-initiated requests are refused unless configured.
 	if c.MCP.ServerRequests.SamplingAllowed() || c.MCP.ServerRequests.ElicitationAllowed() {
 		t.Errorf("server requests allowed by default: %+v", c.MCP.ServerRequests)
@@ -98,6 +102,9 @@ func TestParseErrors(t *testing.T) {
 			[]string{"approvals.approvers[0].id", "'#'"}},
 		{"agent as approver in other letters", "identity:\n  agents:\n    - id: ops-bot\napprovals:\n  approvers:\n    - id: OPS-BOT\n      scopes: [{agents: [.*], tools: [.*]}]\n",
 			[]string{"approvals.approvers[0].id", "agents never approve"}},
+		{"session bounds", "sessions:\n  idle_lifetime: 10s\n  max_labels: 0\n  max_sessions_per_agent: -1\n  max_agents: 20000000\n",
+			[]string{"sessions.idle_lifetime", "sessions.max_labels", "sessions.max_sessions_per_agent", "sessions.max_agents"}},
+		{"unknown session bound", "sessions:\n  max_sessions: 5\n", []string{"gw.yaml:2:", "max_sessions"}},
 		{"unnamed upstream among several", "mcp:\n  upstreams:\n    - url: http://a/mcp\n    - name: b\n      url: http://b/mcp\n", []string{"mcp.upstreams[0].name"}},
 	}
 	for _, tc := range tests {

@@ -121,7 +121,9 @@ type Guard struct {
 	// outcomes binds outcomes to the allowed decisions they report on (outcome tokens).
 	outcomes *outcomeTokens
 	// proposals are the calls models proposed, for require_proposal.
-	proposals *proposals
+	proposals behavior.ProposalStore
+	// links name sessions by response IDs (may be nil: none).
+	links behavior.SessionLinks
 	// listings are the narrowed tool lists recorded recently (VisibleTools records each once).
 	listings *listings
 	// approvalExpiry is the default pending lifetime of approval requests.
@@ -141,7 +143,13 @@ type Options struct {
 	Inspector Inspector
 	Behavior  Behavior
 	// Sessions keeps what each session has seen (session-aware enforcement); nil: none.
-	Sessions            behavior.SessionStore
+	Sessions behavior.SessionStore
+	// Proposals remembers the calls models proposed, for require_proposal; nil: in this
+	// process only. Replicas share one (the Redis session store).
+	Proposals behavior.ProposalStore
+	// Links names sessions by the response IDs the LLM gateway served in them; nil: in this
+	// process only, when Sessions is set.
+	Links               behavior.SessionLinks
 	Policies            Policies
 	Approvals           Approvals
 	Ledger              Ledger
@@ -199,11 +207,17 @@ func New(o Options) (*Guard, error) {
 	}
 	g := &Guard{auth: o.Auth, inspector: o.Inspector, behavior: o.Behavior, sessions: o.Sessions, policies: o.Policies,
 		approvals: o.Approvals, ledger: o.Ledger, now: now, outcomes: outcomes,
-		proposals: newProposals(100_000, 24*time.Hour), listings: newListings(),
+		proposals: o.Proposals, links: o.Links, listings: newListings(),
 		approvalExpiry: o.ApprovalExpiry, toolClassFrom: o.ToolClassificationsFrom, recordTimeout: o.RecordTimeout,
 		resultsFrom: o.ResultPolicyFrom, requestBlock: o.RequestBlockLevel}
 	if g.recordTimeout <= 0 {
 		g.recordTimeout = DefaultRecordTimeout
+	}
+	if g.proposals == nil {
+		g.proposals = behavior.NewMemoryProposals(0, 24*time.Hour)
+	}
+	if g.links == nil && g.sessions != nil {
+		g.links = behavior.NewMemoryLinks(0, 0)
 	}
 	g.SetToolClassifications(o.ToolClassifications)
 	g.SetResultPolicy(o.ResultPolicy)
@@ -582,11 +596,15 @@ func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 	// require_proposal: a call from another transport than the LLM gateway runs only as a model
 	// in its session proposed it. A retry with an approval ID was checked when it was held.
 	if w := set.RequireProposal(agent.ID); w > 0 && req.Source != SourceLLM && req.ApprovalID == "" {
-		k, err := proposalKeyOf(agent.ID, userID(user), req, params)
+		call, err := proposedCall(req, params)
 		if err != nil {
 			return g.deny(ctx, d, rec, sh, CodeMalformed, err, "")
 		}
-		if !g.proposals.use(k, w, start) {
+		ok, err := g.proposals.UseProposal(ctx, sessionKey(agent.ID, userID(user), req.Session), call, w, start)
+		if err != nil {
+			return g.deny(ctx, d, rec, sh, CodeSession, fmt.Errorf("proposals: %w", err), "")
+		}
+		if !ok {
 			return g.deny(ctx, d, rec, sh, CodeNotProposed, fmt.Errorf("no model response in session %q proposed this call within %s", clipSession(req.Session), w), "")
 		}
 	}
@@ -680,8 +698,10 @@ func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 	if d.Allowed() {
 		d.OutcomeToken = g.outcomes.issue(d.ID, tokenClaims{agent: agent.ID, tool: req.Tool, user: userID(user), session: req.Session}, start)
 		if req.Source == SourceLLM && set.RequireProposal(agent.ID) > 0 {
-			if k, err := proposalKeyOf(agent.ID, userID(user), req, params); err == nil {
-				g.proposals.add(k, start)
+			// A proposal the store could not keep is not remembered: its call from another
+			// transport is then refused (fail closed), and the model's own call stands.
+			if call, err := proposedCall(req, params); err == nil {
+				_ = g.proposals.Propose(ctx, sessionKey(agent.ID, userID(user), req.Session), call, start)
 			}
 		}
 	}

@@ -43,6 +43,10 @@ type Port interface {
 	// HoldDefinition opens, joins or redeems an operator's approval of a definition that
 	// CheckDefinition held.
 	HoldDefinition(ctx context.Context, h DefinitionHold) (HeldDefinition, error)
+	// LinkSession names the agent's session by alias (the LLM gateway's response IDs), and
+	// LinkedSession follows such a name; ok is false for a name never linked or whose link ended.
+	LinkSession(ctx context.Context, agent *identity.Agent, alias, session string) error
+	LinkedSession(ctx context.Context, agent *identity.Agent, alias string) (session string, ok bool, err error)
 	// RecordEvent records a decision the transport made on its own knowledge (a tool whose
 	// definition changed is blocked; a server request with nowhere to go is refused).
 	RecordEvent(ctx context.Context, e Event) error

@@ -2,10 +2,12 @@ package guard
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/portcullis-ai/portcullis/internal/behavior"
 	"github.com/portcullis-ai/portcullis/internal/policy"
 )
 
@@ -54,18 +56,32 @@ func TestRequireProposal(t *testing.T) {
 	}
 }
 
-func TestProposalsBounded(t *testing.T) {
-	p := newProposals(2, time.Hour)
-	now := time.Unix(1_000_000, 0)
-	for _, tool := range []string{"a", "b", "c"} {
-		p.add(proposalKey{tool: tool}, now)
+// failingProposals is a proposal store that cannot be reached.
+type failingProposals struct{}
+
+func (failingProposals) Propose(context.Context, behavior.SessionKey, string, time.Time) error {
+	return errors.New("redis: connection refused")
+}
+
+func (failingProposals) UseProposal(context.Context, behavior.SessionKey, string, time.Duration, time.Time) (bool, error) {
+	return false, errors.New("redis: connection refused")
+}
+
+// A proposal store that cannot be read denies the call (session_unavailable), and the model's
+// own call is still decided (its proposal is then not remembered).
+func TestRequireProposalStoreFailsClosed(t *testing.T) {
+	h := newHarnessWith(t, harnessOptions{
+		policy: strings.Replace(sessionPolicy, "default_action: DENY\n", "default_action: DENY\nrequire_proposal: 5m\n", 1),
+		guard:  func(o *Options) { o.Proposals = failingProposals{} },
+	})
+	ctx := context.Background()
+	r := h.call("search", `{"q":"a"}`)
+	r.Source, r.Session = SourceLLM, "s1"
+	if d := h.g.Check(ctx, r); d.Action != policy.Allow {
+		t.Fatalf("the model's call: %v %s", d.Action, d.Code)
 	}
-	if len(p.m) != 2 || p.use(proposalKey{tool: "c"}, time.Minute, now) {
-		t.Fatalf("past the bound a proposal was kept: %v", p.m)
-	}
-	// Expired ones make room.
-	p.add(proposalKey{tool: "c"}, now.Add(2*time.Hour))
-	if !p.use(proposalKey{tool: "c"}, time.Minute, now.Add(2*time.Hour)) {
-		t.Fatal("expired proposals did not make room")
+	r.Source = "mcp"
+	if d := h.g.Check(ctx, r); d.Action != policy.Deny || d.Code != CodeSession {
+		t.Fatalf("with the store down: %v %s, want DENY %s", d.Action, d.Code, CodeSession)
 	}
 }

@@ -55,3 +55,35 @@ func BenchmarkSessionStep(b *testing.B) {
 }
 
 var timeZero = time.Unix(1_800_000_000, 0)
+
+// BenchmarkSessionProposal is what require_proposal adds to a pair of calls on the embedded
+// store: the model's call remembered (digest of its arguments and Propose), then the matching
+// call from another transport spent (digest and UseProposal).
+func BenchmarkSessionProposal(b *testing.B) {
+	store := behavior.NewMemoryProposals(0, time.Hour)
+	ctx := context.Background()
+	k := sessionKey("agent", "user", "session")
+	req := Request{Tool: "send_email", Params: []byte(`{"to":"bob@example.com","body":"the Q3 report, as discussed"}`)}
+	b.ReportAllocs()
+	for b.Loop() {
+		var p callParams // each call's one parse, as the guard makes it
+		if err := p.parse(req.Params); err != nil {
+			b.Fatal(err)
+		}
+		call, err := proposedCall(req, &p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := store.Propose(ctx, k, call, timeZero); err != nil {
+			b.Fatal(err)
+		}
+		var q callParams
+		if err := q.parse(req.Params); err != nil {
+			b.Fatal(err)
+		}
+		call, _ = proposedCall(req, &q)
+		if ok, err := store.UseProposal(ctx, k, call, time.Minute, timeZero); err != nil || !ok {
+			b.Fatal(ok, err)
+		}
+	}
+}

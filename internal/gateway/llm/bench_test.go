@@ -186,3 +186,25 @@ func BenchmarkStreamTextChunk(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkConversationSession is what placing a header-less Chat Completions call in its
+// conversation's session costs: the digest of the conversation's beginning (a system message
+// and the first user message, in a 12-turn conversation).
+func BenchmarkConversationSession(b *testing.B) {
+	var msgs bytes.Buffer
+	msgs.WriteString(`{"model":"gpt-4.1","messages":[{"role":"system","content":"You are the office assistant. Answer briefly and use the tools you are given."},{"role":"user","content":"Summarise the price news and mail it to the team."}`)
+	for range 5 {
+		msgs.WriteString(`,{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"fetch_url","arguments":"{\"url\":\"https://news.example/prices\"}"}}]},{"role":"tool","tool_call_id":"call_1","content":"Prices are up 3% on last year."}`)
+	}
+	msgs.WriteString(`]}`)
+	req, err := parseObject(msgs.Bytes())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if s := conversationSession(ChatCompletions, "agent-1", req); s == "" {
+			b.Fatal("no session")
+		}
+	}
+}

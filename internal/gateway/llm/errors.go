@@ -26,6 +26,8 @@ const (
 	codeUpstreamAuth     = "upstream_credential_rejected"
 	codeUpstreamRedirect = "upstream_redirect"
 	codeStreamIncomplete = "upstream_stream_incomplete"
+	// codeSession: the session store could not read or record the conversation's session.
+	codeSession = "session_unavailable"
 )
 
 // writeError answers status with a body in the provider's error format, so the agent's SDK
@@ -34,12 +36,13 @@ const (
 // The SDKs retry 408, 409, 429 and 5xx on their own unless told not to: an error the gateway made
 // that the same request would meet again (a refused key, a redirect, a malformed upstream answer,
 // a refusal) says x-should-retry: false, so one bad request is not sent three times. Only the
-// transient ones (upstream unreachable or slow, the policy store unavailable) leave it to the SDK.
+// transient ones (upstream unreachable or slow, the policy or session store unavailable) leave it
+// to the SDK.
 func writeError(w http.ResponseWriter, f Format, status int, code, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Portcullis-Error", code)
 	switch code {
-	case codeUpstreamTimeout, codeUpstreamFailed, codeCheckerFailed:
+	case codeUpstreamTimeout, codeUpstreamFailed, codeCheckerFailed, codeSession:
 		w.Header().Del("X-Should-Retry")
 	default:
 		w.Header().Set("X-Should-Retry", "false")

@@ -56,6 +56,9 @@ var upstreamPath = map[Format]string{
 type Caller struct {
 	AgentID string // the agent, as identity knows it
 	UserID  string // the invoking user, when the credential names one
+	// Session is the session the call belongs to: the one the agent named (Portcullis-Session),
+	// or, when it named none, the one its conversation is placed in (conversation.go).
+	Session string
 	// Principal is the Checker's own record of who authenticated (opaque to the gateway): it lets
 	// one exchange be authenticated once and decided many times.
 	Principal any

@@ -55,7 +55,6 @@ type portChecker struct {
 type principal struct {
 	agent     *identity.Agent
 	userToken string
-	session   string
 }
 
 var errNoPrincipal = errors.New("llm: caller was not authenticated by this checker")
@@ -87,7 +86,7 @@ func (c *portChecker) Authenticate(r *http.Request) (Caller, error) {
 	if err != nil {
 		return Caller{}, err
 	}
-	return Caller{AgentID: agent.ID, Principal: &principal{agent: agent, userToken: r.Header.Get(UserTokenHeader), session: r.Header.Get(SessionHeader)}}, nil
+	return Caller{AgentID: agent.ID, Session: r.Header.Get(SessionHeader), Principal: &principal{agent: agent, userToken: r.Header.Get(UserTokenHeader)}}, nil
 }
 
 // AllowedTools offers the model only the tools the agent's policy could ever let it call.
@@ -106,7 +105,7 @@ func (c *portChecker) CheckToolCall(ctx context.Context, caller Caller, call Too
 	}
 	start := time.Now()
 	d := c.p.Check(ctx, guard.Request{RequestID: call.ModelCallID + "/" + call.CallID, Source: "llm", Agent: p.agent,
-		UserToken: p.userToken, Tool: call.Name, Params: call.Arguments, Session: p.session,
+		UserToken: p.userToken, Tool: call.Name, Params: call.Arguments, Session: caller.Session,
 		// The model cannot carry an approval ID: its identical re-proposal is matched to the
 		// approval by the call itself (joins the pending request; redeems the grant once).
 		MatchApproval: true})
@@ -141,7 +140,7 @@ func (c *portChecker) InspectContent(ctx context.Context, caller Caller, content
 	}
 	cd := c.p.CheckContent(ctx, guard.Content{Source: "llm", Agent: p.agent, Role: content.Role, Text: content.Text,
 		Trusted: c.trusted(content.Role), RequestID: rid, Record: content.New && content.Role == "tool",
-		Session: p.session, UserToken: p.userToken})
+		Session: caller.Session, UserToken: p.userToken})
 	if cd.Err != nil {
 		return ContentVerdict{}, cd.Err
 	}
@@ -156,4 +155,24 @@ func (c *portChecker) InspectContent(ctx context.Context, caller Caller, content
 	default:
 		return ContentVerdict{Action: Block, DecisionID: cd.ID, Message: "the conversation carries content the gateway does not forward"}, nil
 	}
+}
+
+var _ Conversations = (*portChecker)(nil)
+
+// LinkResponse implements Conversations.
+func (c *portChecker) LinkResponse(ctx context.Context, caller Caller, responseID string) error {
+	p, err := principalOf(caller)
+	if err != nil {
+		return err
+	}
+	return c.p.LinkSession(ctx, p.agent, responseID, caller.Session)
+}
+
+// ContinuedSession implements Conversations.
+func (c *portChecker) ContinuedSession(ctx context.Context, caller Caller, responseID string) (string, bool, error) {
+	p, err := principalOf(caller)
+	if err != nil {
+		return "", false, err
+	}
+	return c.p.LinkedSession(ctx, p.agent, responseID)
 }

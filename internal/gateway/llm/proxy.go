@@ -256,6 +256,14 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, mc *modelCall, u
 	}
 	mc.stream = stream
 	w.Header().Set("X-Portcullis-Model-Call", mc.id)
+	if err := mc.placeInSession(req); err != nil {
+		if he, ok := errors.AsType[*httpError](err); ok {
+			writeError(w, f, he.status, he.code, he.msg)
+			return
+		}
+		writeError(w, f, http.StatusServiceUnavailable, codeSession, "the gateway could not read the conversation's session")
+		return
+	}
 	cd := codecs[f]
 	changed, err := cd.request(mc, req)
 	if err != nil {
@@ -336,6 +344,10 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, mc *modelCall, u
 		raw = out.bytes()
 	}
 	mc.rememberRemoved(out)
+	if err := mc.linkResponse(out); err != nil {
+		writeError(w, f, http.StatusServiceUnavailable, codeSession, "the gateway could not record the conversation's session")
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(raw)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 )
@@ -550,6 +551,9 @@ func (s *responsesStream) rewriteResponse(data object) (bool, error) {
 		data.set("response", resp)
 	}
 	s.mc.rememberRemoved(resp)
+	if err := s.mc.linkResponse(resp); err != nil {
+		return false, &streamError{status: http.StatusServiceUnavailable, code: codeSession, msg: "the gateway could not record the conversation's session"}
+	}
 	return changed, nil
 }
 

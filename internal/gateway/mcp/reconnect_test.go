@@ -55,6 +55,12 @@ func (allowPort) HoldDefinition(context.Context, guard.DefinitionHold) (guard.He
 
 func (allowPort) RecordEvent(context.Context, guard.Event) error { return nil }
 
+func (allowPort) LinkSession(context.Context, *identity.Agent, string, string) error { return nil }
+
+func (allowPort) LinkedSession(context.Context, *identity.Agent, string) (string, bool, error) {
+	return "", false, nil
+}
+
 // gatedTransport's Connect waits for gate: a child that takes its time to start.
 type gatedTransport struct {
 	gate <-chan struct{}

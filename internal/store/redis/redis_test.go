@@ -94,3 +94,10 @@ func TestSessionStoreContract(t *testing.T) {
 		return NewSessionStore(c, prefix, opt)
 	})
 }
+
+func TestProposalsAndLinksContract(t *testing.T) {
+	c := client(t)
+	s := NewSessionStore(c, "pcl:test:"+time.Now().Format("150405.000000")+":sess:", behavior.SessionOptions{})
+	t.Run("proposals", func(t *testing.T) { behaviortest.RunProposals(t, s) })
+	t.Run("links", func(t *testing.T) { behaviortest.RunLinks(t, s) })
+}
