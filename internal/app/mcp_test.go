@@ -339,7 +339,11 @@ func connectRemoteUpstream(t *testing.T, url string) (context.Context, *sdk.Clie
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
-	tr := MCPUpstreams([]config.MCPUpstream{{Name: "r", URL: url}}, os.Stderr)[0].NewTransport()
+	ups, err := MCPUpstreams([]config.MCPUpstream{{Name: "r", URL: url}}, os.Stderr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := ups[0].NewTransport()
 	cs, err := sdk.NewClient(&sdk.Implementation{Name: "gw", Version: "1"}, nil).Connect(ctx, tr, nil)
 	if err != nil {
 		t.Fatal(err)
