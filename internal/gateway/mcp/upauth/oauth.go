@@ -2,10 +2,12 @@ package upauth
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -231,15 +233,9 @@ func (h *ClientCredentials) discover(ctx context.Context, challenges []oauthex.C
 	if issuer == "" {
 		return fmt.Errorf("the upstream names authorization servers %q, not the configured issuer %q", prm.AuthorizationServers, h.cfg.Issuer)
 	}
-	asm, err := auth.GetAuthServerMetadata(ctx, issuer, h.hc)
+	asm, err := h.serverMetadata(ctx, issuer)
 	if err != nil {
 		return err
-	}
-	if asm == nil || asm.TokenEndpoint == "" {
-		return fmt.Errorf("issuer %s publishes no token endpoint", issuer)
-	}
-	if !sameIssuer(asm.Issuer, h.cfg.Issuer) {
-		return fmt.Errorf("metadata of %s names issuer %q", issuer, asm.Issuer)
 	}
 	if h.cfg.AuthMethod == "" && !slices.Contains(asm.TokenEndpointAuthMethodsSupported, "client_secret_basic") &&
 		slices.Contains(asm.TokenEndpointAuthMethodsSupported, "client_secret_post") {
@@ -277,9 +273,85 @@ func prmURLs(challenges []oauthex.Challenge, endpoint string) []prmURL {
 	mu := *ru
 	mu.RawQuery = ""
 	mu.Path = "/.well-known/oauth-protected-resource/" + strings.TrimLeft(ru.Path, "/")
-	out = append(out, prmURL{mu.String(), endpoint})
+	if len(out) == 0 || out[0].url != mu.String() {
+		out = append(out, prmURL{mu.String(), endpoint})
+	}
 	mu.Path = "/.well-known/oauth-protected-resource"
 	root := *ru
 	root.Path, root.RawQuery = "", ""
 	return append(out, prmURL{mu.String(), root.String()})
+}
+
+// serverMetadata fetches issuer's metadata (RFC 8414, or OpenID Connect Discovery) at the
+// well-known locations the MCP specification lists. Not the go-sdk's reader: it refuses a server
+// that does not offer PKCE, which the authorization code grant needs and this grant does not.
+func (h *ClientCredentials) serverMetadata(ctx context.Context, issuer string) (*oauthex.AuthServerMeta, error) {
+	u, err := url.Parse(issuer)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("issuer %q is not a URL", issuer)
+	}
+	path := strings.TrimSuffix(u.Path, "/")
+	var urls []string
+	for _, wk := range []string{"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"} {
+		m := *u
+		m.Path = wk + path
+		urls = append(urls, m.String())
+	}
+	if path != "" {
+		m := *u
+		m.Path = path + "/.well-known/openid-configuration"
+		urls = append(urls, m.String())
+	}
+	var errs []error
+	for _, mu := range urls {
+		asm, err := getMetadata(ctx, h.hc, mu)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		switch {
+		case !sameIssuer(asm.Issuer, issuer):
+			return nil, fmt.Errorf("%s names issuer %q, not %q", mu, asm.Issuer, issuer)
+		case asm.TokenEndpoint == "":
+			return nil, fmt.Errorf("%s names no token_endpoint", mu)
+		}
+		te, err := url.Parse(asm.TokenEndpoint)
+		if err != nil || !(te.Scheme == "https" || te.Scheme == "http" && loopback(te.Hostname())) {
+			return nil, fmt.Errorf("%s: token_endpoint %q is neither https nor on this machine", mu, asm.TokenEndpoint)
+		}
+		return asm, nil
+	}
+	return nil, fmt.Errorf("no metadata for issuer %s: %w", issuer, errors.Join(errs...))
+}
+
+// maxMetadataBytes bounds a metadata document.
+const maxMetadataBytes = 1 << 20
+
+func getMetadata(ctx context.Context, hc *http.Client, u string) (*oauthex.AuthServerMeta, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s", u, resp.Status)
+	}
+	var asm oauthex.AuthServerMeta
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxMetadataBytes)).Decode(&asm); err != nil {
+		return nil, fmt.Errorf("%s: %w", u, err)
+	}
+	return &asm, nil
+}
+
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
