@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
@@ -82,7 +83,14 @@ func TestMCPConformanceClient(t *testing.T) {
 // warned: the suite counts both against the scenario.
 func failedChecks(t *testing.T, dir string) []string {
 	t.Helper()
-	files, _ := filepath.Glob(filepath.Join(dir, "*", "checks.json"))
+	// A scenario named auth/x saves its results under dir/auth/x-<time>/.
+	var files []string
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Name() == "checks.json" {
+			files = append(files, p)
+		}
+		return nil
+	})
 	if len(files) != 1 {
 		return []string{"no checks.json"}
 	}
@@ -159,6 +167,11 @@ func TestConformanceClientUnderTest(t *testing.T) {
 	}
 	appendConfig(t, dir, "mcp:\n  server_requests:\n    elicitation: allow\n  upstreams:\n"+up)
 	d := startServeEnv(t, dir, env)
+	t.Cleanup(func() {
+		if t.Failed() { // the suite saves this process's stderr with the scenario's results
+			fmt.Fprintf(os.Stderr, "portcullis serve's log:\n%s\n", d.stderr.String())
+		}
+	})
 	client := mcp.NewClient(&mcp.Implementation{Name: "conformance-agent", Version: "1"}, &mcp.ClientOptions{
 		// The agent's user accepts what is asked, leaving every field to its default.
 		ElicitationHandler: func(context.Context, *mcp.ElicitRequest) (*mcp.ElicitResult, error) {

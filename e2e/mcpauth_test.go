@@ -131,4 +131,3 @@ func TestMCPAuthenticatedRemoteUpstream(t *testing.T) {
 	d.stop(t)
 	auditVerify(t, dir)
 }
-
