@@ -122,7 +122,7 @@ func init() {
 		"auth/basic-cimd", "auth/scope-from-www-authenticate", "auth/scope-from-scopes-supported",
 		"auth/scope-omitted-when-undefined", "auth/scope-step-up", "auth/scope-retry-limit",
 		"auth/token-endpoint-auth-basic", "auth/token-endpoint-auth-post", "auth/token-endpoint-auth-none",
-		"auth/pre-registration", "auth/2025-03-26-oauth-metadata-backcompat", "auth/2025-03-26-oauth-endpoint-fallback",
+		"auth/2025-03-26-oauth-metadata-backcompat", "auth/2025-03-26-oauth-endpoint-fallback",
 		"auth/offline-access-scope", "auth/offline-access-not-supported"} {
 		clientByDesign[s] = "authorization code grant: needs a user at a browser; the gateway uses client credentials"
 	}
