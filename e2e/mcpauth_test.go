@@ -78,7 +78,7 @@ func TestMCPAuthenticatedRemoteUpstream(t *testing.T) {
 	defer cancel()
 
 	// Without credentials: the upstream answers 401, the gateway starts with it down.
-	dir, agentKey, _ := initData(t)
+	dir, _, _ := initData(t)
 	writePolicy(t, dir, allowAll)
 	appendConfig(t, dir, "mcp:\n  upstreams:\n    - name: saas\n      url: "+upstream+"\n")
 	d := startServe(t, dir)
@@ -89,7 +89,7 @@ func TestMCPAuthenticatedRemoteUpstream(t *testing.T) {
 
 	// With the client credentials grant: the secret in a file, the token fetched by the gateway.
 	tokens, issued := clientCredentialsEndpoint(t, "gw-client-secret", upstream, token)
-	dir, agentKey, _ = initData(t)
+	dir, agentKey, _ := initData(t)
 	writePolicy(t, dir, allowAll)
 	secret := filepath.Join(dir, "saas-client-secret")
 	if err := os.WriteFile(secret, []byte("gw-client-secret\n"), 0o600); err != nil {
