@@ -113,17 +113,9 @@ func TestMCPUpstreamOAuthClientCredentials(t *testing.T) {
 	cfg.MCP.Upstreams = []config.MCPUpstream{{Name: "saas", URL: upSrv.URL,
 		Headers: map[string]config.HeaderValue{"X-Tenant": {Value: "acme"}},
 		OAuth:   &config.MCPOAuth{TokenURL: tokens.URL + "/token", ClientID: "gw", ClientSecretFile: secretFile}}}
-	a, err := Open(ctx, cfg, cfgPath, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	gw := httptest.NewServer(a.Handler())
-	t.Cleanup(func() {
-		gw.Close()
-		a.Close(context.Background())
-	})
+	_, gwURL := serveOpened(t, cfg, cfgPath)
 	cs, err := sdk.NewClient(&sdk.Implementation{Name: "agent", Version: "1"}, nil).Connect(ctx,
-		&sdk.StreamableClientTransport{Endpoint: gw.URL + "/mcp", HTTPClient: &http.Client{Transport: agentKey{key}}, MaxRetries: -1}, nil)
+		&sdk.StreamableClientTransport{Endpoint: gwURL + "/mcp", HTTPClient: &http.Client{Transport: agentKey{key}}, MaxRetries: -1}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

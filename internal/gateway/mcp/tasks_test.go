@@ -77,15 +77,7 @@ func TestTaskRequiredToolHidden(t *testing.T) {
 	}
 	cs := connectAgent(t, gw)
 	for range 2 {
-		res, err := cs.ListTools(ctx, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var names []string
-		for _, tl := range res.Tools {
-			names = append(names, tl.Name)
-		}
-		if got := strings.Join(names, ","); got != "raw__quick,raw__maybe" {
+		if got := listedNames(t, ctx, cs); got != "raw__quick,raw__maybe" {
 			t.Errorf("listed %s, want raw__quick,raw__maybe", got)
 		}
 	}
@@ -183,15 +175,7 @@ func TestTaskTrackingOverHTTPKeepsTheStandaloneStream(t *testing.T) {
 			t.Fatal(err)
 		}
 		cs := connectAgent(t, gw)
-		res, err := cs.ListTools(ctx, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var names []string
-		for _, tl := range res.Tools {
-			names = append(names, tl.Name)
-		}
-		if got := strings.Join(names, ","); got != "raw__quick" {
+		if got := listedNames(t, ctx, cs); got != "raw__quick" {
 			t.Errorf("sse=%v: listed %s, want raw__quick", sse, got)
 		}
 		// The go-sdk client sends the GET, and waits for its answer, within the handshake.
@@ -200,4 +184,18 @@ func TestTaskTrackingOverHTTPKeepsTheStandaloneStream(t *testing.T) {
 		}
 		_ = gw.Close()
 	}
+}
+
+// listedNames is the agent's tools/list, names joined by commas.
+func listedNames(t *testing.T, ctx context.Context, cs *sdk.ClientSession) string {
+	t.Helper()
+	res, err := cs.ListTools(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tl := range res.Tools {
+		names = append(names, tl.Name)
+	}
+	return strings.Join(names, ",")
 }
