@@ -153,15 +153,22 @@ func (h *ClientCredentials) Authorize(ctx context.Context, req *http.Request, re
 			return fmt.Errorf("%s: discovery: %w", h.cfg.Path, err)
 		}
 	}
+	added := false
 	for _, c := range challenges {
 		if c.Scheme != "bearer" {
 			continue
 		}
 		for _, s := range strings.Fields(c.Params["scope"]) {
 			if !slices.Contains(h.scopes, s) {
-				h.scopes = append(h.scopes, s)
+				h.scopes, added = append(h.scopes, s), true
 			}
 		}
+	}
+	if resp.StatusCode == http.StatusForbidden && !added {
+		// Forbidden with the scopes it names already asked for: a new token would be the same
+		// token's twin, and an upstream that forbids every request would have the gateway ask
+		// the authorization server once for each of them.
+		return fmt.Errorf("%s: the upstream answered 403 Forbidden", h.cfg.Path)
 	}
 	h.log.Info("upstream refused its token: fetching a new one", slog.String("setting", h.cfg.Path), slog.Int("status", resp.StatusCode))
 	h.tok = nil

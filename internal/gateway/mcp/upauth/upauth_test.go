@@ -245,6 +245,19 @@ func TestClientCredentialsAuthorizeFetchesANewToken(t *testing.T) {
 	if tok, _ := h.Token(); tok.AccessToken != "tok-2" || ts.forms[1]["scope"] != "a b" {
 		t.Errorf("after Authorize: %v, requests %v", tok.AccessToken, ts.forms)
 	}
+	// A 403 naming no scope not yet asked for is not retried: no new token is fetched.
+	resp = &http.Response{StatusCode: 403, Header: http.Header{"Www-Authenticate": {`Bearer error="insufficient_scope", scope="a"`}}, Body: http.NoBody}
+	if err := h.Authorize(context.Background(), httptest.NewRequest("POST", "https://m/mcp", nil), resp); err == nil {
+		t.Error("a plain 403 was answered with a new token")
+	}
+	if ts.count() != 2 {
+		t.Errorf("token requests after a plain 403: %d, want 2", ts.count())
+	}
+	// A 401 always gets a new token (revoked before it expired).
+	resp = &http.Response{StatusCode: 401, Header: http.Header{}, Body: http.NoBody}
+	if err := h.Authorize(context.Background(), httptest.NewRequest("POST", "https://m/mcp", nil), resp); err != nil || ts.count() != 3 {
+		t.Errorf("401: %v, %d token requests", err, ts.count())
+	}
 }
 
 // discoveryServers is an MCP server's protected-resource metadata naming an authorization
