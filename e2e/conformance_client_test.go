@@ -126,7 +126,6 @@ func init() {
 		"auth/offline-access-scope", "auth/offline-access-not-supported"} {
 		clientByDesign[s] = "authorization code grant: needs a user at a browser; the gateway uses client credentials"
 	}
-	clientByDesign["auth/client-credentials-jwt"] = "private_key_jwt client authentication is not supported (client_secret_basic and client_secret_post are)"
 	clientByDesign["auth/cross-app-access-complete-flow"] = "SEP-990 enterprise-managed authorization (token exchange of a user's ID token) is not supported"
 }
 
@@ -143,8 +142,9 @@ func TestConformanceClientUnderTest(t *testing.T) {
 	upstream := flag.Arg(flag.NArg() - 1)
 	scenario := os.Getenv("MCP_CONFORMANCE_SCENARIO")
 	var cc struct {
-		ClientID     string `json:"client_id"`
-		ClientSecret string `json:"client_secret"`
+		ClientID      string `json:"client_id"`
+		ClientSecret  string `json:"client_secret"`
+		PrivateKeyPEM string `json:"private_key_pem"`
 	}
 	if c := os.Getenv("MCP_CONFORMANCE_CONTEXT"); c != "" {
 		if err := json.Unmarshal([]byte(c), &cc); err != nil {
@@ -157,13 +157,21 @@ func TestConformanceClientUnderTest(t *testing.T) {
 	writePolicy(t, dir, allowAll)
 	up := "    - url: " + upstream + "\n"
 	var env []string
-	if cc.ClientSecret != "" {
+	if cc.ClientSecret != "" || cc.PrivateKeyPEM != "" {
 		issuer, err := metadataIssuer(ctx, upstream)
 		if err != nil {
 			t.Fatalf("%s: %v", scenario, err)
 		}
-		up += "      oauth:\n        issuer: " + issuer + "\n        client_id: " + cc.ClientID + "\n        client_secret_env: CONFORMANCE_CLIENT_SECRET\n"
-		env = append(env, "CONFORMANCE_CLIENT_SECRET="+cc.ClientSecret)
+		up += "      oauth:\n        issuer: " + issuer + "\n        client_id: " + cc.ClientID + "\n"
+		if cc.PrivateKeyPEM != "" {
+			if err := os.WriteFile(filepath.Join(dir, "client-key.pem"), []byte(cc.PrivateKeyPEM), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			up += "        auth_method: private_key_jwt\n        private_key_file: client-key.pem\n"
+		} else {
+			up += "        client_secret_env: CONFORMANCE_CLIENT_SECRET\n"
+			env = append(env, "CONFORMANCE_CLIENT_SECRET="+cc.ClientSecret)
+		}
 	}
 	appendConfig(t, dir, "mcp:\n  server_requests:\n    elicitation: allow\n  upstreams:\n"+up)
 	d := startServeEnv(t, dir, env)

@@ -113,8 +113,12 @@ func upstreamCredentials(path string, u config.MCPUpstream, hc *http.Client, log
 	if o == nil {
 		return nil, nil
 	}
+	secret := upauth.Secret{Path: path + ".oauth", Env: o.ClientSecretEnv, File: o.ClientSecretFile}
+	if o.PrivateKeyFile != "" {
+		secret = upauth.Secret{Path: path + ".oauth.private_key_file", File: o.PrivateKeyFile}
+	}
 	return upauth.NewClientCredentials(upauth.OAuth{Path: path + ".oauth", Endpoint: u.URL, TokenURL: o.TokenURL,
-		Issuer: o.Issuer, ClientID: o.ClientID, Secret: upauth.Secret{Path: path + ".oauth", Env: o.ClientSecretEnv, File: o.ClientSecretFile},
+		Issuer: o.Issuer, ClientID: o.ClientID, Secret: secret,
 		Scopes: o.Scopes, Resource: o.Resource, Audience: o.Audience, AuthMethod: o.AuthMethod, Logger: log})
 }
 

@@ -798,6 +798,7 @@ func (c *Config) resolve(dir string) {
 		}
 		if u.OAuth != nil {
 			u.OAuth.ClientSecretFile = abs(u.OAuth.ClientSecretFile)
+			u.OAuth.PrivateKeyFile = abs(u.OAuth.PrivateKeyFile)
 		}
 	}
 	for _, is := range [][]identity.IssuerConfig{c.Identity.Users.Issuers, c.Approvals.Logins.Issuers} {

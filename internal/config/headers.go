@@ -44,6 +44,10 @@ type MCPOAuth struct {
 	// changes).
 	ClientSecretEnv  string `yaml:"client_secret_env"`
 	ClientSecretFile string `yaml:"client_secret_file"`
+	// PrivateKeyFile holds the PEM private key (EC, RSA of 2048 bits or more, or Ed25519) that
+	// signs the client's assertions with auth_method private_key_jwt (RFC 7523), in place of a
+	// secret; re-read when it changes.
+	PrivateKeyFile string `yaml:"private_key_file"`
 	// Scopes requested; empty: none named (the server's default). A 403 naming more scopes in
 	// its WWW-Authenticate challenge asks for them too.
 	Scopes []string `yaml:"scopes"`
@@ -53,7 +57,7 @@ type MCPOAuth struct {
 	// Audience is sent as the audience parameter, for servers that want one (Auth0 and others).
 	Audience string `yaml:"audience"`
 	// AuthMethod is how the client authenticates to the token endpoint: client_secret_basic
-	// (the default: RFC 6749's) or client_secret_post.
+	// (the default: RFC 6749's), client_secret_post, or private_key_jwt (a signed assertion).
 	AuthMethod string `yaml:"auth_method"`
 }
 
@@ -166,6 +170,12 @@ func (u MCPUpstream) validateCredentials(path string, add func(path, format stri
 		add(p+".client_id", "required")
 	}
 	switch {
+	case o.AuthMethod == "private_key_jwt":
+		if o.PrivateKeyFile == "" || o.ClientSecretEnv != "" || o.ClientSecretFile != "" {
+			add(p, "private_key_jwt wants private_key_file, and no client secret")
+		}
+	case o.PrivateKeyFile != "":
+		add(p+".private_key_file", "only with auth_method private_key_jwt")
 	case (o.ClientSecretEnv == "") == (o.ClientSecretFile == ""):
 		add(p, "want exactly one of client_secret_env or client_secret_file")
 	case o.ClientSecretEnv != "" && !envName.MatchString(o.ClientSecretEnv):
@@ -177,8 +187,8 @@ func (u MCPUpstream) validateCredentials(path string, add func(path, format stri
 		}
 	}
 	switch o.AuthMethod {
-	case "", "client_secret_basic", "client_secret_post":
+	case "", "client_secret_basic", "client_secret_post", "private_key_jwt":
 	default:
-		add(p+".auth_method", "want client_secret_basic or client_secret_post, got %q", o.AuthMethod)
+		add(p+".auth_method", "want client_secret_basic, client_secret_post or private_key_jwt, got %q", o.AuthMethod)
 	}
 }

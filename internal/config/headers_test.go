@@ -69,7 +69,9 @@ func TestMCPUpstreamCredentialErrors(t *testing.T) {
 		{"oauth token url with credentials", remote + "      oauth:\n        token_url: https://u:p@a/t\n        client_id: c\n        client_secret_env: S\n", []string{"oauth.token_url"}},
 		{"oauth resource", remote + "      oauth:\n        token_url: https://a/t\n        client_id: c\n        client_secret_file: /s\n        resource: \"https://m/mcp#x\"\n", []string{"oauth.resource"}},
 		{"oauth scope", remote + "      oauth:\n        token_url: https://a/t\n        client_id: c\n        client_secret_file: /s\n        scopes: [\"a b\"]\n", []string{"oauth.scopes[0]"}},
-		{"oauth auth method", remote + "      oauth:\n        token_url: https://a/t\n        client_id: c\n        client_secret_file: /s\n        auth_method: private_key_jwt\n", []string{"oauth.auth_method"}},
+		{"oauth auth method", remote + "      oauth:\n        token_url: https://a/t\n        client_id: c\n        client_secret_file: /s\n        auth_method: tls_client_auth\n", []string{"oauth.auth_method"}},
+		{"private_key_jwt without a key", remote + "      oauth:\n        token_url: https://a/t\n        client_id: c\n        client_secret_file: /s\n        auth_method: private_key_jwt\n", []string{"oauth: private_key_jwt wants private_key_file, and no client secret"}},
+		{"private key without private_key_jwt", remote + "      oauth:\n        token_url: https://a/t\n        client_id: c\n        private_key_file: /k.pem\n", []string{"oauth.private_key_file: only with auth_method private_key_jwt"}},
 		{"llm framing header", "llm:\n  upstreams:\n    chat_completions:\n      base_url: https://a/v1\n      headers: {Host: b}\n", []string{"llm.upstreams.chat_completions.headers.Host", "framing"}},
 		{"llm env name", "llm:\n  upstreams:\n    chat_completions:\n      base_url: https://a/v1\n      headers_env: {api-key: \"\"}\n", []string{"llm.upstreams.chat_completions.headers_env.api-key: want the name of an environment variable"}},
 	}

@@ -33,12 +33,14 @@ type OAuth struct {
 	// Issuer is the only authorization server a discovered token endpoint may belong to.
 	Issuer   string
 	ClientID string
-	Secret   Secret
-	Scopes   []string
+	// Secret is the client secret; with AuthMethod private_key_jwt, the private key (PEM) that
+	// signs the client's assertions (RFC 7523) instead.
+	Secret Secret
+	Scopes []string
 	// Resource is the RFC 8707 resource indicator; empty: Endpoint.
 	Resource string
 	Audience string
-	// AuthMethod: client_secret_basic (default) or client_secret_post.
+	// AuthMethod: client_secret_basic (default), client_secret_post or private_key_jwt.
 	AuthMethod string
 	// HTTPClient sends token and discovery requests; nil: a client that follows no redirect.
 	HTTPClient *http.Client
@@ -68,6 +70,7 @@ type ClientCredentials struct {
 
 	mu       sync.Mutex
 	tokenURL string // configured or discovered; "" until discovery
+	issuer   string // the discovered issuer: a client assertion's audience
 	style    oauth2.AuthStyle
 	resource string
 	scopes   []string
@@ -80,9 +83,15 @@ var _ auth.OAuthHandler = (*ClientCredentials)(nil)
 // NewClientCredentials reads the client secret once (an unset variable or a missing file fails
 // here) and, with a configured token URL, fetches nothing yet: the first request does.
 func NewClientCredentials(c OAuth) (*ClientCredentials, error) {
-	s, err := newSecret(c.Secret)
+	s, err := readSecret(&secret{src: c.Secret, pem: c.AuthMethod == methodPrivateKeyJWT})
 	if err != nil {
 		return nil, err
+	}
+	if s.pem {
+		pemKey, _ := s.get()
+		if _, _, err := signingKey(pemKey); err != nil {
+			return nil, fmt.Errorf("%s: %w", c.Secret.Path, err)
+		}
 	}
 	h := &ClientCredentials{cfg: c, secret: s, hc: c.HTTPClient, now: c.Now, log: c.Logger,
 		tokenURL: c.TokenURL, resource: c.Resource, scopes: slices.Clone(c.Scopes), style: authStyle(c.AuthMethod)}
@@ -106,7 +115,7 @@ func NewClientCredentials(c OAuth) (*ClientCredentials, error) {
 func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 func authStyle(method string) oauth2.AuthStyle {
-	if method == "client_secret_post" {
+	if method == "client_secret_post" || method == methodPrivateKeyJWT {
 		return oauth2.AuthStyleInParams
 	}
 	return oauth2.AuthStyleInHeader
@@ -183,6 +192,15 @@ func (h *ClientCredentials) fetch(ctx context.Context) (*oauth2.Token, error) {
 		return nil, err
 	}
 	params := url.Values{}
+	if h.cfg.AuthMethod == methodPrivateKeyJWT {
+		assertion, err := h.assertion(secret)
+		if err != nil {
+			return nil, err
+		}
+		params.Set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+		params.Set("client_assertion", assertion)
+		secret = ""
+	}
 	if h.resource != "" {
 		params.Set("resource", h.resource)
 	}
@@ -254,7 +272,7 @@ func (h *ClientCredentials) discover(ctx context.Context, challenges []oauthex.C
 	if len(h.cfg.Scopes) == 0 && len(h.scopes) == 0 {
 		h.scopes = slices.Clone(prm.ScopesSupported)
 	}
-	h.tokenURL = asm.TokenEndpoint
+	h.tokenURL, h.issuer = asm.TokenEndpoint, asm.Issuer
 	h.log.Info("upstream token endpoint discovered", slog.String("setting", h.cfg.Path), slog.String("token_url", h.tokenURL))
 	return nil
 }

@@ -36,6 +36,9 @@ const maxSecretBytes = 64 << 10
 // whenever its size or modification time changes.
 type secret struct {
 	src Secret
+	// pem: the value is a PEM document (a private key), not a header value: line breaks are
+	// its own.
+	pem bool
 
 	mu      sync.Mutex
 	val     string
@@ -44,8 +47,9 @@ type secret struct {
 }
 
 // newSecret reads src once, so that a missing or empty value fails the gateway's start.
-func newSecret(src Secret) (*secret, error) {
-	s := &secret{src: src}
+func newSecret(src Secret) (*secret, error) { return readSecret(&secret{src: src}) }
+
+func readSecret(s *secret) (*secret, error) {
 	if _, err := s.get(); err != nil {
 		return nil, err
 	}
@@ -67,7 +71,7 @@ func (s *secret) get() (string, error) {
 			if v == "" {
 				return "", fmt.Errorf("%s: the environment variable %s is not set", s.src.Path, s.src.Env)
 			}
-			if err := checkValue(s.src.Path, v); err != nil {
+			if err := s.check(v); err != nil {
 				return "", err
 			}
 			s.val = v
@@ -100,7 +104,7 @@ func (s *secret) file() (string, error) {
 	if v == "" {
 		return "", fmt.Errorf("%s: %s is empty", s.src.Path, s.src.File)
 	}
-	if err := checkValue(s.src.Path, v); err != nil {
+	if err := s.check(v); err != nil {
 		return "", fmt.Errorf("%w (in %s)", err, s.src.File)
 	}
 	s.val, s.modTime, s.size = v, fi.ModTime(), fi.Size()
@@ -110,9 +114,9 @@ func (s *secret) file() (string, error) {
 // errBadValue: a value that cannot be sent in a header.
 var errBadValue = errors.New("the value holds a line break or another control character")
 
-func checkValue(path, v string) error {
-	if !httpguts.ValidHeaderFieldValue(v) {
-		return fmt.Errorf("%s: %w", path, errBadValue)
+func (s *secret) check(v string) error {
+	if !s.pem && !httpguts.ValidHeaderFieldValue(v) {
+		return fmt.Errorf("%s: %w", s.src.Path, errBadValue)
 	}
 	return nil
 }

@@ -2,7 +2,12 @@ package upauth
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // recorder is a server that records the headers of each request it gets.
@@ -330,5 +337,59 @@ func TestClientCredentialsDiscoveryRefusesAnotherIssuer(t *testing.T) {
 	}
 	if ts.count() != 0 {
 		t.Errorf("the secret went to the token endpoint %d times", ts.count())
+	}
+}
+
+// With private_key_jwt the client authenticates with an assertion it signs (RFC 7523): issuer
+// and subject the client ID, audience the configured issuer; no secret is sent.
+func TestClientCredentialsPrivateKeyJWT(t *testing.T) {
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKCS8PrivateKey(priv)
+	keyFile := filepath.Join(t.TempDir(), "key.pem")
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var got jwt.MapClaims
+	var form map[string][]string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		form = r.PostForm
+		tok, err := jwt.Parse(r.PostForm.Get("client_assertion"), func(*jwt.Token) (any, error) { return &priv.PublicKey, nil },
+			jwt.WithValidMethods([]string{"ES256"}), jwt.WithAudience("https://login.example.com"))
+		if err != nil {
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = w.Write([]byte(`{"error":"invalid_client"}`))
+			return
+		}
+		got = tok.Claims.(jwt.MapClaims)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"access_token":"jwt-tok","token_type":"Bearer","expires_in":60}`))
+	}))
+	defer srv.Close()
+	h, err := NewClientCredentials(OAuth{Path: "o", Endpoint: "https://m/mcp", TokenURL: srv.URL, Issuer: "https://login.example.com", ClientID: "gw",
+		AuthMethod: "private_key_jwt", Secret: Secret{Path: "o.private_key_file", File: keyFile}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := h.Token()
+	if err != nil || tok.AccessToken != "jwt-tok" {
+		t.Fatalf("token: %v %v", tok, err)
+	}
+	if got["iss"] != "gw" || got["sub"] != "gw" || got["jti"] == "" {
+		t.Errorf("assertion claims: %v", got)
+	}
+	if form["client_assertion_type"][0] != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" || form["client_secret"] != nil || form["client_id"][0] != "gw" {
+		t.Errorf("token request: %v", form)
+	}
+	// A file that is not a key fails at start.
+	if err := os.WriteFile(keyFile, []byte("not a key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewClientCredentials(OAuth{Path: "o", Endpoint: "https://m/mcp", TokenURL: srv.URL, ClientID: "gw",
+		AuthMethod: "private_key_jwt", Secret: Secret{Path: "o.private_key_file", File: keyFile}}); err == nil || !strings.Contains(err.Error(), "o.private_key_file") {
+		t.Errorf("not a key: %v", err)
 	}
 }
