@@ -26,10 +26,16 @@ var (
 	buildErr  error
 )
 
-// binary builds cmd/portcullis once per test run.
+// binary builds cmd/portcullis once per test run; a test process another test started (the
+// conformance suite's client under test) is handed the binary already built in
+// PORTCULLIS_E2E_BIN.
 func binary(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
+		if p := os.Getenv("PORTCULLIS_E2E_BIN"); p != "" {
+			binPath = p
+			return
+		}
 		dir, err := os.MkdirTemp("", "portcullis-e2e-")
 		if err != nil {
 			buildErr = err

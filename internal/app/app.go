@@ -244,7 +244,11 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 	}
 	var mcpRoutes func(*http.ServeMux)
 	if len(cfg.MCP.Upstreams) > 0 {
-		if a.mcp, err = a.mcpGateway(ctx, MCPUpstreams(cfg.MCP.Upstreams, os.Stderr), true); err != nil {
+		ups, err := MCPUpstreams(cfg.MCP.Upstreams, os.Stderr, a.log.With(slog.String("component", "mcp")))
+		if err != nil {
+			return nil, err
+		}
+		if a.mcp, err = a.mcpGateway(ctx, ups, true); err != nil {
 			return nil, err
 		}
 		gw := a.mcp

@@ -23,6 +23,7 @@ import (
 	"github.com/portcullis-ai/portcullis/internal/config"
 	mcpgw "github.com/portcullis-ai/portcullis/internal/gateway/mcp"
 	"github.com/portcullis-ai/portcullis/internal/gateway/mcp/stdioconn"
+	"github.com/portcullis-ai/portcullis/internal/gateway/mcp/upauth"
 	"github.com/portcullis-ai/portcullis/internal/identity"
 )
 
@@ -56,16 +57,26 @@ func upstreamHTTPClient() *http.Client {
 
 // MCPUpstreams turns configured upstreams into restartable transports. Stdio children inherit nothing of the
 // environment but PATH and HOME plus what the configuration names, and write their logs to stderr.
-func MCPUpstreams(ups []config.MCPUpstream, stderr *os.File) []mcpgw.Upstream {
+// A remote upstream's credentials (headers, OAuth client credentials) are read here: a value
+// that is not set fails, naming its setting.
+func MCPUpstreams(ups []config.MCPUpstream, stderr *os.File, log *slog.Logger) ([]mcpgw.Upstream, error) {
 	out := make([]mcpgw.Upstream, 0, len(ups))
-	for _, u := range ups {
+	for i, u := range ups {
 		if u.URL != "" {
 			url, hc := u.URL, upstreamHTTPClient()
+			oauth, err := upstreamCredentials(fmt.Sprintf("mcp.upstreams[%d]", i), u, hc, log)
+			if err != nil {
+				return nil, err
+			}
 			out = append(out, mcpgw.Upstream{Name: u.Name, NewTransport: func() sdk.Transport {
 				// A few retries, not none: a server may close a call's event stream and finish
 				// the call on a resumed one (SEP-1699); without a retry that drops the whole
 				// upstream session. A server that is gone still fails within seconds.
-				return &sdk.StreamableClientTransport{Endpoint: url, HTTPClient: hc, MaxRetries: upstreamRetries}
+				t := &sdk.StreamableClientTransport{Endpoint: url, HTTPClient: hc, MaxRetries: upstreamRetries}
+				if oauth != nil {
+					t.OAuthHandler = oauth
+				}
+				return t
 			}})
 			continue
 		}
@@ -78,7 +89,37 @@ func MCPUpstreams(ups []config.MCPUpstream, stderr *os.File) []mcpgw.Upstream {
 			return UpstreamCommand(command, args, env, stderr)
 		}})
 	}
-	return out
+	return out, nil
+}
+
+// upstreamCredentials puts u's configured headers on hc's requests to it, and returns the OAuth
+// handler of its client credentials (nil without). Both are the gateway's own credentials: the
+// agent's request reaches the upstream only as the MCP message the gateway sends, never with
+// the agent's headers.
+func upstreamCredentials(path string, u config.MCPUpstream, hc *http.Client, log *slog.Logger) (*upauth.ClientCredentials, error) {
+	if len(u.Headers) > 0 {
+		var hs []upauth.Header
+		for name, v := range u.Headers {
+			hs = append(hs, upauth.Header{Name: name, Value: upauth.Secret{Path: path + ".headers." + name,
+				Env: v.ValueEnv, File: v.ValueFile, Literal: v.Value, Prefix: v.Prefix}})
+		}
+		t, err := upauth.NewHeaders(u.URL, hs, hc.Transport)
+		if err != nil {
+			return nil, err
+		}
+		hc.Transport = t
+	}
+	o := u.OAuth
+	if o == nil {
+		return nil, nil
+	}
+	secret := upauth.Secret{Path: path + ".oauth", Env: o.ClientSecretEnv, File: o.ClientSecretFile}
+	if o.PrivateKeyFile != "" {
+		secret = upauth.Secret{Path: path + ".oauth.private_key_file", File: o.PrivateKeyFile}
+	}
+	return upauth.NewClientCredentials(upauth.OAuth{Path: path + ".oauth", Endpoint: u.URL, TokenURL: o.TokenURL,
+		Issuer: o.Issuer, ClientID: o.ClientID, Secret: secret,
+		Scopes: o.Scopes, Resource: o.Resource, Audience: o.Audience, AuthMethod: o.AuthMethod, Logger: log})
 }
 
 // UpstreamCommand is the transport to an upstream server run as a child: its stdin/stdout carry

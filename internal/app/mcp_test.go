@@ -38,7 +38,6 @@ func newMCPSigned(t *testing.T) *mcpSigned { return newMCPSignedWith(t, nil) }
 // newMCPSignedWith is newMCPSigned with change applied to the configuration before serve opens.
 func newMCPSignedWith(t *testing.T, change func(*config.Config)) *mcpSigned {
 	t.Helper()
-	ctx := context.Background()
 	calls := &atomic.Int32{}
 	up := sdk.NewServer(&sdk.Implementation{Name: "up", Version: "1"}, nil)
 	type in struct {
@@ -67,7 +66,15 @@ func newMCPSignedWith(t *testing.T, change func(*config.Config)) *mcpSigned {
 	if change != nil {
 		change(cfg)
 	}
-	a, err := Open(ctx, cfg, cfgPath, slog.New(slog.DiscardHandler))
+	a, url := serveOpened(t, cfg, cfgPath)
+	return &mcpSigned{app: a, url: url + "/mcp", calls: calls, signer: &httpsig.Signer{KeyID: "agent-key-1", Key: priv}}
+}
+
+// serveOpened opens the app of cfg and serves its handler until the test ends; it returns the
+// app and the server's URL.
+func serveOpened(t *testing.T, cfg *config.Config, cfgPath string) (*App, string) {
+	t.Helper()
+	a, err := Open(context.Background(), cfg, cfgPath, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +83,7 @@ func newMCPSignedWith(t *testing.T, change func(*config.Config)) *mcpSigned {
 		gw.Close()
 		a.Close(context.Background())
 	})
-	return &mcpSigned{app: a, url: gw.URL + "/mcp", calls: calls, signer: &httpsig.Signer{KeyID: "agent-key-1", Key: priv}}
+	return a, gw.URL
 }
 
 // connect opens an MCP session whose every HTTP request the signer signs with a fresh nonce.
@@ -339,7 +346,11 @@ func connectRemoteUpstream(t *testing.T, url string) (context.Context, *sdk.Clie
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
-	tr := MCPUpstreams([]config.MCPUpstream{{Name: "r", URL: url}}, os.Stderr)[0].NewTransport()
+	ups, err := MCPUpstreams([]config.MCPUpstream{{Name: "r", URL: url}}, os.Stderr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := ups[0].NewTransport()
 	cs, err := sdk.NewClient(&sdk.Implementation{Name: "gw", Version: "1"}, nil).Connect(ctx, tr, nil)
 	if err != nil {
 		t.Fatal(err)

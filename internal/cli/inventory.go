@@ -77,7 +77,12 @@ func runInventory(ctx context.Context, std Stdio, args []string) int {
 		if stderr == nil {
 			stderr = os.Stderr
 		}
-		t = app.MCPUpstreams([]config.MCPUpstream{*found}, stderr)[0].NewTransport()
+		ups, err := app.MCPUpstreams([]config.MCPUpstream{*found}, stderr, nil)
+		if err != nil {
+			problem(std.Err, "inventory: "+err.Error(), "")
+			return exitFail
+		}
+		t = ups[0].NewTransport()
 		source = fmt.Sprintf("upstream %q of %s", found.Name, path)
 		if *prefix == "" && found.Name != "" { // an unnamed upstream's tools keep their names
 			*prefix = found.Name + mcpgw.Separator

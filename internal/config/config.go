@@ -288,6 +288,11 @@ type MCPUpstream struct {
 	Args    []string          `yaml:"args"`
 	Env     map[string]string `yaml:"env"`
 	URL     string            `yaml:"url"`
+	// Headers are sent with every request to a remote upstream, by header name; each value
+	// comes from the environment or a file (re-read when it changes), never from the agent.
+	Headers map[string]HeaderValue `yaml:"headers"`
+	// OAuth gets the remote upstream's access token with the OAuth 2.0 client credentials grant.
+	OAuth *MCPOAuth `yaml:"oauth"`
 }
 
 // ToolConfig is what configuration says about one tool.
@@ -669,9 +674,13 @@ func (c *Config) problems() []problem {
 		if !strings.HasPrefix(u.BaseURL, "https://") && !strings.HasPrefix(u.BaseURL, "http://") {
 			add(path+".base_url", "want an http(s) URL ending in /v1, got %q", u.BaseURL)
 		}
+		for h := range u.Headers {
+			checkHeaderName(path+".headers."+h, h, add)
+		}
 		for h, env := range u.HeadersEnv {
-			if env == "" {
-				add(path+".headers_env."+h, "names no environment variable")
+			checkHeaderName(path+".headers_env."+h, h, add)
+			if !envName.MatchString(env) {
+				add(path+".headers_env."+h, "want the name of an environment variable, got %q", env)
 			}
 			if _, dup := u.Headers[h]; dup {
 				add(path+".headers_env."+h, "also set in headers")
@@ -752,6 +761,7 @@ func (c *Config) problems() []problem {
 		if u.URL != "" && !strings.HasPrefix(u.URL, "https://") && !strings.HasPrefix(u.URL, "http://") {
 			add(path+".url", "want an http(s) URL, got %q", u.URL)
 		}
+		u.validateCredentials(path, add)
 	}
 	if c.MCP.ApprovalWait < 0 || c.MCP.ApprovalWait > c.Approvals.MaxWait {
 		add("mcp.approval_wait", "want a duration in [0, approvals.max_wait], got %v", c.MCP.ApprovalWait)
@@ -873,6 +883,17 @@ func (c *Config) resolve(dir string) {
 	}
 	if f := c.Console.OIDC.ClientSecretFile; f != "" {
 		c.Console.OIDC.ClientSecretFile = abs(f)
+	}
+	for i := range c.MCP.Upstreams {
+		u := &c.MCP.Upstreams[i]
+		for h, v := range u.Headers {
+			v.ValueFile = abs(v.ValueFile)
+			u.Headers[h] = v
+		}
+		if u.OAuth != nil {
+			u.OAuth.ClientSecretFile = abs(u.OAuth.ClientSecretFile)
+			u.OAuth.PrivateKeyFile = abs(u.OAuth.PrivateKeyFile)
+		}
 	}
 	for _, is := range [][]identity.IssuerConfig{c.Identity.Users.Issuers, c.Approvals.Logins.Issuers} {
 		for i := range is {

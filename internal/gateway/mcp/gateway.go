@@ -219,9 +219,9 @@ func New(ctx context.Context, o Options, ups []Upstream) (g *Gateway, err error)
 		tasks := &taskTools{}
 		var mk func() sdk.Transport
 		if u.NewTransport != nil {
-			mk = func() sdk.Transport { return taskTransport{next: u.NewTransport(), tt: tasks} }
+			mk = func() sdk.Transport { return withTaskTracking(u.NewTransport(), tasks) }
 		}
-		cs, err := client.Connect(ctx, taskTransport{next: t, tt: tasks}, upstreamSession)
+		cs, err := client.Connect(ctx, withTaskTracking(t, tasks), upstreamSession)
 		if err != nil && (!o.StartDown || u.NewTransport == nil) {
 			return nil, &UpstreamError{Name: u.Name, Err: err}
 		}
