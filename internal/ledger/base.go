@@ -45,6 +45,10 @@ type Base struct {
 	LastProof [][]byte `json:"last_proof"`
 }
 
+// ErrPruneNoCheckpoint: Prune was asked to cut the log where no stored checkpoint is, or past
+// its end.
+var ErrPruneNoCheckpoint = errors.New("ledger store: prune needs a stored checkpoint of that size")
+
 // ErrBase: a base (of the live log or of an archive) does not check out against its signed
 // checkpoint.
 var ErrBase = errors.New("ledger base")
