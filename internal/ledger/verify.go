@@ -70,19 +70,19 @@ type CheckpointInfo struct {
 
 // Report is the outcome of Verify. Intact is false exactly when FirstBadSeq is set.
 type Report struct {
-	Intact             bool             `json:"intact"`
-	Records            uint64           `json:"records"`
-	RecordsChecked     uint64           `json:"records_checked"`
-	CheckpointsChecked int              `json:"checkpoints_checked"`
-	LatestCheckpoint   *CheckpointInfo  `json:"latest_checkpoint,omitempty"`
-	UnsignedRecords    uint64           `json:"unsigned_records"` // after the latest checkpoint
+	Intact             bool            `json:"intact"`
+	Records            uint64          `json:"records"`
+	RecordsChecked     uint64          `json:"records_checked"`
+	CheckpointsChecked int             `json:"checkpoints_checked"`
+	LatestCheckpoint   *CheckpointInfo `json:"latest_checkpoint,omitempty"`
+	UnsignedRecords    uint64          `json:"unsigned_records"` // after the latest checkpoint
 	// ArchivedRecords is where the log verified begins: the records before it were archived
 	// and pruned, and the log starts from the signed checkpoint of their tree.
-	ArchivedRecords uint64 `json:"archived_records,omitempty"`
-	Trusted            []CheckpointInfo `json:"trusted_checkpoints,omitempty"`
-	FirstBadSeq        *uint64          `json:"first_bad_seq,omitempty"`
-	Problem            string           `json:"problem,omitempty"`
-	Reason             string           `json:"reason,omitempty"`
+	ArchivedRecords uint64           `json:"archived_records,omitempty"`
+	Trusted         []CheckpointInfo `json:"trusted_checkpoints,omitempty"`
+	FirstBadSeq     *uint64          `json:"first_bad_seq,omitempty"`
+	Problem         string           `json:"problem,omitempty"`
+	Reason          string           `json:"reason,omitempty"`
 }
 
 func info(c Checkpoint) CheckpointInfo {
