@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -233,7 +234,9 @@ func (a *Archive) LatestCheckpoint(context.Context) (StoredCheckpoint, bool, err
 var errReadOnlyArchive = errors.New("ledger archive: read-only")
 
 // Commit implements Store: an archive is read-only.
-func (a *Archive) Commit(context.Context, []Entry, *StoredCheckpoint) error { return errReadOnlyArchive }
+func (a *Archive) Commit(context.Context, []Entry, *StoredCheckpoint) error {
+	return errReadOnlyArchive
+}
 
 // Trim implements Store: an archive is read-only.
 func (a *Archive) Trim(context.Context, uint64) error { return errReadOnlyArchive }
@@ -445,7 +448,7 @@ func VerifyArchived(ctx context.Context, archives []*Archive, live Store, opts V
 			}
 			if o, err := b.open(vs); err != nil {
 				s := uint64(0)
-				if n, e := b.size(); e == nil {
+				if n, e := b.Size(); e == nil {
 					s = n
 				}
 				rep.Intact, rep.FirstBadSeq, rep.Problem, rep.Reason = false, &s, ProblemBaseMismatch, err.Error()
@@ -631,4 +634,55 @@ func ArchiveAndPrune(ctx context.Context, st Store, dir string, to uint64, opts 
 		return res, fmt.Errorf("archive: prune: %w", err)
 	}
 	return res, nil
+}
+
+// DefaultSegmentRecords bounds the records of one archive file unless configured.
+const DefaultSegmentRecords = 100_000
+
+// ApplyRetention archives and prunes every record r finds due now (PlanArchive up to to; 0:
+// use r), one file of at most segment records at a time (each cut at a stored checkpoint; a
+// segment may exceed it only when no checkpoint falls inside it). It returns what it did,
+// stopping at the first failure.
+func ApplyRetention(ctx context.Context, st Store, dir string, r Retention, to, segment uint64, now time.Time, opts VerifyOptions) ([]ArchiveResult, error) {
+	if segment == 0 {
+		segment = DefaultSegmentRecords
+	}
+	if to == 0 {
+		var err error
+		if to, err = PlanArchive(ctx, st, r, now, math.MaxUint64); err != nil {
+			return nil, err
+		}
+	}
+	var out []ArchiveResult
+	for {
+		from, _, err := baseSize(ctx, st)
+		if err != nil || from >= to {
+			return out, err
+		}
+		cut, first := uint64(0), uint64(0)
+		if err := st.Checkpoints(ctx, func(cp StoredCheckpoint) error {
+			if cp.Size > from && cp.Size <= to {
+				if cp.Size <= from+segment {
+					cut = max(cut, cp.Size)
+				}
+				if first == 0 || cp.Size < first {
+					first = cp.Size
+				}
+			}
+			return nil
+		}); err != nil {
+			return out, err
+		}
+		if cut == 0 {
+			cut = first
+		}
+		if cut == 0 {
+			return out, fmt.Errorf("archive up to %d: %w", to, ErrPruneNoCheckpoint)
+		}
+		res, err := ArchiveAndPrune(ctx, st, dir, cut, opts)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, res)
+	}
 }

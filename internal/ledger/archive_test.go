@@ -223,7 +223,7 @@ func wantBroken(t *testing.T, what string, intact bool, problem string, want ...
 func TestArchiveTamperDetected(t *testing.T) {
 	ctx := context.Background()
 	setup := func(t *testing.T) (*archiveEnv, []*ledger.Archive) {
-		e := newArchiveEnv(t, 58) // 60 records
+		e := newArchiveEnv(t, 58)                 // 60 records
 		for _, to := range []uint64{21, 41, 51} { // checkpoints at 1, 11, …, 51, 60
 			e.archiveTo(t, to)
 		}

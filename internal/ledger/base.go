@@ -89,8 +89,8 @@ func (b Base) open(vs note.Verifiers) (openedBase, error) {
 	return openedBase{c: c, tree: tr, lastLeaf: leaf}, nil
 }
 
-// size reads the size from the base's checkpoint without checking it.
-func (b Base) size() (uint64, error) {
+// Size reads the size from the base's checkpoint without checking it.
+func (b Base) Size() (uint64, error) {
 	c, err := parseUnverified(b.Checkpoint)
 	if err != nil {
 		return 0, fmt.Errorf("%w: %v", ErrBase, err)
@@ -112,7 +112,7 @@ func LoadBase(ctx context.Context, st Store) (*Base, error) {
 	if err := json.Unmarshal(raw, &b); err != nil {
 		return nil, fmt.Errorf("%w: stored base: %v", ErrBase, err)
 	}
-	if s, err := b.size(); err != nil {
+	if s, err := b.Size(); err != nil {
 		return nil, err
 	} else if s != size {
 		return nil, fmt.Errorf("%w: stored as the base of %d records but its checkpoint signs %d", ErrBase, size, s)
@@ -126,7 +126,7 @@ func baseSize(ctx context.Context, st Store) (uint64, *Base, error) {
 	if err != nil || b == nil {
 		return 0, nil, err
 	}
-	s, err := b.size()
+	s, err := b.Size()
 	return s, b, err
 }
 
@@ -152,7 +152,7 @@ func lastBefore(ctx context.Context, st Store, v View, size uint64, vs note.Veri
 		return nil, err
 	}
 	if b != nil {
-		if s, err := b.size(); err == nil && s == size {
+		if s, err := b.Size(); err == nil && s == size {
 			if _, err := b.open(vs); err != nil {
 				return nil, fmt.Errorf("%w: %v", ErrInconsistent, err)
 			}
