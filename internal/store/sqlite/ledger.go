@@ -60,6 +60,7 @@ type Ledger struct {
 	path string
 
 	commits         atomic.Int64
+	walBytes        atomic.Int64 // bytes committed since the last WAL checkpoint began (estimated)
 	checkpointEvery int64 // commits between WAL checkpoints (checkpointEvery; tests lower it)
 	// walMu is held by each commit and by the WAL checkpoint, so the two never overlap: a
 	// checkpoint that finishes between two commits has copied every frame, and the next commit
@@ -90,7 +91,7 @@ func OpenLedger(path string) (*Ledger, error) {
 	q := url.Values{}
 	// wal_autocheckpoint(0): the committing connection does not checkpoint inline (that would
 	// add a second fsync to some batches); a background checkpointer does (see Commit).
-	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "wal_autocheckpoint(0)"} {
+	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "wal_autocheckpoint(0)", fmt.Sprintf("journal_size_limit(%d)", walSizeLimit)} {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")
@@ -289,7 +290,13 @@ func (s *Ledger) commit(ctx context.Context, recs []ledger.Entry, cp *ledger.Sto
 		}
 		return fmt.Errorf("sqlite ledger commit: %w", err)
 	}
-	if s.commits.Add(1)%s.checkpointEvery == 0 {
+	// The WAL grows by about the records' bytes plus a few b-tree pages per commit.
+	written := int64(3 * walPage)
+	for _, r := range recs {
+		written += int64(len(r.Data)) + 16
+	}
+	if s.commits.Add(1)%s.checkpointEvery == 0 || s.walBytes.Add(written) >= walCheckpointBytes {
+		s.walBytes.Store(0)
 		s.checkpointWAL()
 	}
 	return nil
@@ -300,6 +307,23 @@ func (s *Ledger) commit(ctx context.Context, recs []ledger.Entry, cp *ledger.Sto
 // the database file's fsync slows the WAL fsyncs right after it; at 1,024 that touches about
 // one commit in a thousand, below any p99, for a WAL of at most ≈ 6 MB.
 const checkpointEvery = 1024
+
+// WALBound is the most the WAL file holds after any commit (tests check it; docs/ledger.md
+// states it): it is checkpointed once walCheckpointBytes were committed since the last
+// checkpoint (or every checkpointEvery commits), so it holds at most that much, plus the
+// largest batch (1,000 records), plus what commits add while a checkpoint waits for walMu.
+const WALBound = 16 << 20
+
+// walCheckpointBytes is how much is committed between two WAL checkpoints at most; walPage is
+// SQLite's page size (a WAL frame holds one page).
+const (
+	walCheckpointBytes = 4 << 20
+	walPage            = 4096
+)
+
+// walSizeLimit is journal_size_limit: when the WAL restarts after a checkpoint, a file grown
+// past it (by a reader that kept a checkpoint from completing, or a prune) is truncated back.
+const walSizeLimit = 8 << 20
 
 // checkpointWAL copies the WAL into the database file in the background, after the commit that
 // called it has returned (its callers are answered without waiting for it).
