@@ -639,19 +639,21 @@ func ArchiveAndPrune(ctx context.Context, st Store, dir string, to uint64, opts 
 // DefaultSegmentRecords bounds the records of one archive file unless configured.
 const DefaultSegmentRecords = 100_000
 
-// ApplyRetention archives and prunes every record r finds due now (PlanArchive up to to; 0:
-// use r), one file of at most segment records at a time (each cut at a stored checkpoint; a
+// ApplyRetention archives and prunes every record r finds due now (PlanArchive), or when to is
+// not 0 the records before the newest stored checkpoint at or below to, one file of at most segment records at a time (each cut at a stored checkpoint; a
 // segment may exceed it only when no checkpoint falls inside it). It returns what it did,
 // stopping at the first failure.
 func ApplyRetention(ctx context.Context, st Store, dir string, r Retention, to, segment uint64, now time.Time, opts VerifyOptions) ([]ArchiveResult, error) {
 	if segment == 0 {
 		segment = DefaultSegmentRecords
 	}
-	if to == 0 {
-		var err error
-		if to, err = PlanArchive(ctx, st, r, now, math.MaxUint64); err != nil {
-			return nil, err
-		}
+	limit := uint64(math.MaxUint64)
+	if to > 0 {
+		limit, r = to, Retention{MaxRecords: 1} // everything up to the newest checkpoint ≤ to
+	}
+	to, err := PlanArchive(ctx, st, r, now, limit)
+	if err != nil {
+		return nil, err
 	}
 	var out []ArchiveResult
 	for {
