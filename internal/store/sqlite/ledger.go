@@ -61,7 +61,7 @@ type Ledger struct {
 
 	commits         atomic.Int64
 	walBytes        atomic.Int64 // bytes committed since the last WAL checkpoint began (estimated)
-	checkpointEvery int64 // commits between WAL checkpoints (checkpointEvery; tests lower it)
+	checkpointEvery int64        // commits between WAL checkpoints (checkpointEvery; tests lower it)
 	// walMu is held by each commit and by the WAL checkpoint, so the two never overlap: a
 	// checkpoint that finishes between two commits has copied every frame, and the next commit
 	// then rewrites the WAL from its start (see checkpointWAL).
