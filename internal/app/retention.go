@@ -25,7 +25,7 @@ func ArchiveDir(cfg *config.Config, dataDir string) string {
 // RetentionOptions are what ledger.ApplyRetention needs from the configuration.
 func RetentionOptions(cfg *config.Config, keys []string) (ledger.Retention, ledger.VerifyOptions) {
 	r := cfg.Ledger.Retention
-	return ledger.Retention{MaxAge: r.MaxAge, MaxRecords: r.MaxRecords},
+	return ledger.Retention{MaxAge: r.MaxAge, MaxRecords: uint64(r.MaxRecords)},
 		ledger.VerifyOptions{Keys: keys, CheckpointInterval: cfg.Ledger.CheckpointInterval, CheckpointRecords: cfg.Ledger.CheckpointRecords}
 }
 
@@ -52,7 +52,7 @@ func startRetention(st ledger.Store, cfg *config.Config, keys []string, log *slo
 				return
 			case <-t.C:
 			}
-			res, err := ledger.ApplyRetention(ctx, st, dir, r, 0, cfg.Ledger.Retention.SegmentRecords, time.Now(), opts)
+			res, err := ledger.ApplyRetention(ctx, st, dir, r, 0, uint64(cfg.Ledger.Retention.SegmentRecords), time.Now(), opts)
 			for _, a := range res {
 				log.Info("ledger archived", slog.String("archive", a.Archive), slog.Uint64("from", a.From), slog.Uint64("to", a.To), slog.Int64("bytes", a.Bytes))
 			}

@@ -660,7 +660,7 @@ func auditArchive(ctx context.Context, std Stdio, args []string) int {
 		r.MaxRecords = *maxRecords
 	}
 	if *segment == 0 {
-		*segment = loc.cfg.Ledger.Retention.SegmentRecords
+		*segment = uint64(loc.cfg.Ledger.Retention.SegmentRecords)
 	}
 	if *dir == "" {
 		*dir = app.ArchiveDir(&loc.cfg, loc.data)

@@ -349,13 +349,13 @@ type LedgerConfig struct {
 // checkpoint. Archives verify on their own (`portcullis audit verify --archive`).
 type RetentionConfig struct {
 	MaxAge     time.Duration `yaml:"max_age"`
-	MaxRecords uint64        `yaml:"max_records"`
+	MaxRecords int           `yaml:"max_records"`
 	// Dir holds the archive files (default: DATA/archive).
 	Dir string `yaml:"dir"`
 	// Interval is how often the gateway checks (default 1h).
 	Interval time.Duration `yaml:"interval"`
 	// SegmentRecords bounds the records in one archive file (default 100,000).
-	SegmentRecords uint64 `yaml:"segment_records"`
+	SegmentRecords int `yaml:"segment_records"`
 }
 
 // Enabled reports whether retention archives anything.
@@ -660,8 +660,8 @@ func (c *Config) problems() []problem {
 	if d := c.Ledger.ResultDurability; d != "" && d != "sync" && d != "relaxed" {
 		add("ledger.result_durability", "want sync or relaxed, got %q", d)
 	}
-	if r := c.Ledger.Retention; r.MaxAge < 0 || r.Interval < 0 {
-		add("ledger.retention", "want durations ≥ 0, got max_age %v, interval %v", r.MaxAge, r.Interval)
+	if r := c.Ledger.Retention; r.MaxAge < 0 || r.Interval < 0 || r.MaxRecords < 0 || r.SegmentRecords < 0 {
+		add("ledger.retention", "want values ≥ 0, got max_age %v, interval %v, max_records %d, segment_records %d", r.MaxAge, r.Interval, r.MaxRecords, r.SegmentRecords)
 	} else if r.Enabled() && r.MaxAge > 0 && r.MaxAge < time.Minute {
 		add("ledger.retention.max_age", "want at least 1m (records younger than the checkpoint cadence cannot be archived), got %v", r.MaxAge)
 	}
