@@ -516,12 +516,14 @@ func (c *chain) Base(ctx context.Context) (uint64, []byte, bool, error) {
 	return c.archives[0].Base(ctx)
 }
 
-// Retention says which records are archived and pruned: those older than MaxAge, and those
-// beyond the newest MaxRecords (0: no bound of that kind), up to the newest checkpoint that
-// follows only such records.
+// Retention says which records are archived and pruned: those older than MaxAge, those beyond
+// the newest MaxRecords and those before Before (0: no bound of that kind), up to the newest
+// checkpoint that follows only such records.
 type Retention struct {
 	MaxAge     time.Duration
 	MaxRecords uint64
+	// Before archives every record before it (an explicit cut: `audit archive --to`).
+	Before uint64
 }
 
 // PlanArchive returns where retention cuts st's log now: the size of the newest stored
@@ -535,7 +537,7 @@ func PlanArchive(ctx context.Context, st Store, r Retention, now time.Time, limi
 	if err != nil {
 		return 0, err
 	}
-	cut := uint64(0)
+	cut := min(r.Before, size)
 	if r.MaxRecords > 0 && size > r.MaxRecords {
 		cut = size - r.MaxRecords
 	}
@@ -649,7 +651,7 @@ func ApplyRetention(ctx context.Context, st Store, dir string, r Retention, to, 
 	}
 	limit := uint64(math.MaxUint64)
 	if to > 0 {
-		limit, r = to, Retention{MaxRecords: 1} // everything up to the newest checkpoint ≤ to
+		limit, r = to, Retention{Before: to}
 	}
 	to, err := PlanArchive(ctx, st, r, now, limit)
 	if err != nil {
