@@ -457,3 +457,76 @@ func jsonMarshal(t *testing.T, v any) []byte {
 	}
 	return b
 }
+
+// recordLines is the records of an archive's content (what is hashed; the header and trailer
+// are checked for what they say, not for how it is spelt).
+func recordLines(content []byte) []byte {
+	var out []byte
+	for _, l := range bytes.SplitAfter(content, []byte("\n")) {
+		if bytes.HasPrefix(l, []byte(`{"v":`)) {
+			out = append(out, l...)
+		}
+	}
+	return out
+}
+
+// Whatever an archive file holds — damaged, cut short, hostile — reading and verifying it is
+// an error or a report, never a panic, and only the authentic file verifies.
+func FuzzArchiveFile(f *testing.F) {
+	dbDir := f.TempDir()
+	st, err := sqlite.OpenLedger(filepath.Join(dbDir, "ledger.db"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer st.Close()
+	e := &archiveEnv{env: newEnv(f, st), db: st, archive: filepath.Join(dbDir, "archive")}
+	l := e.open(f, func(o *ledger.Options) { o.CheckpointRecords = 10 })
+	for i := range 25 {
+		mustAppend(f, l, decision(i))
+	}
+	mustClose(f, l)
+	ctx := context.Background()
+	for _, to := range []uint64{11, 21} {
+		if _, err := ledger.ArchiveAndPrune(ctx, st, e.archive, to, e.vopts()); err != nil {
+			f.Fatal(err)
+		}
+	}
+	as, err := ledger.ListArchives(e.archive)
+	if err != nil {
+		f.Fatal(err)
+	}
+	zr, err := os.Open(as[1].Path)
+	if err != nil {
+		f.Fatal(err)
+	}
+	gr, err := gzip.NewReader(zr)
+	if err != nil {
+		f.Fatal(err)
+	}
+	var authentic bytes.Buffer
+	if _, err := authentic.ReadFrom(gr); err != nil {
+		f.Fatal(err)
+	}
+	zr.Close()
+	f.Add(authentic.Bytes())
+	f.Add([]byte(`{"archive":"portcullis-ledger-archive/1","origin":"x","from":0}` + "\n" + `{"archive_end":{},"to":0,"checkpoints":[]}` + "\n"))
+	opts := e.vopts()
+	f.Fuzz(func(t *testing.T, content []byte) {
+		path := filepath.Join(t.TempDir(), "a.jsonl.gz")
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		zw.Write(content)
+		zw.Close()
+		if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		a, err := ledger.OpenArchive(path)
+		if err != nil {
+			return
+		}
+		rep, err := ledger.VerifyArchive(context.Background(), a, opts)
+		if err == nil && rep.Report.Intact && !bytes.Equal(recordLines(content), recordLines(authentic.Bytes())) {
+			t.Fatalf("an archive with changed records verifies:\n%q", content)
+		}
+	})
+}
