@@ -177,3 +177,18 @@ func baseAt(note []byte, tree *compact.Range, c *nodeCollector, last []byte) (Ba
 	}
 	return Base{Checkpoint: bytes.Clone(note), Frontier: frontierBytes(tree), Last: bytes.Clone(last), LastProof: hs}, nil
 }
+
+// checkBase checks a pruned log's base at start, though only verification and a start right
+// at the base read it: a store whose base was changed is not written to.
+func (l *Ledger) checkBase(ctx context.Context) error {
+	b, err := LoadBase(ctx, l.st)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInconsistent, err)
+	}
+	if b != nil {
+		if _, err := b.open(l.opts.Verifiers); err != nil {
+			return fmt.Errorf("%w: the log's base (the records before it were archived): %v", ErrInconsistent, err)
+		}
+	}
+	return nil
+}

@@ -95,14 +95,8 @@ func (l *Ledger) recover(ctx context.Context) (*Recovery, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
-	// A pruned log's base is checked at every start, though only verification and a start
-	// right at the base read it: a store whose base was changed is not written to.
-	if b, err := LoadBase(ctx, l.st); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInconsistent, err)
-	} else if b != nil {
-		if _, err := b.open(l.opts.Verifiers); err != nil {
-			return nil, fmt.Errorf("%w: the log's base (the records before it were archived): %v", ErrInconsistent, err)
-		}
+	if err := l.checkBase(ctx); err != nil {
+		return nil, err
 	}
 	var lastCovered []byte
 	var latest *Checkpoint

@@ -45,6 +45,9 @@ func (l *Ledger) openShared(ctx context.Context) error {
 		}
 		latest = &c
 	}
+	if err := l.checkBase(ctx); err != nil {
+		return err
+	}
 	if err := l.checkWitness(ctx, l.st, latest); err != nil {
 		return err
 	}
