@@ -369,9 +369,9 @@ var _ ledger.Pruner = (*Ledger)(nil)
 // Prune implements ledger.Pruner. The base and the removal of the older checkpoints commit in
 // one transaction: from then on the records below the base are gone for every reader (Scan
 // starts at the base). The records themselves are then deleted in transactions of
-// pruneChunk, each followed by a WAL checkpoint, so the WAL stays within its bound however
-// much is pruned; an interrupted prune leaves only invisible rows, which the next Prune
-// deletes. The freed pages are reused by later records; the file does not shrink (VACUUM
+// pruneChunk, each followed by a WAL checkpoint, so the ledger's commits never wait long
+// behind the prune (each deletion holds the writer) and the WAL stays within its bound; an
+// interrupted prune leaves only invisible rows, which the next Prune deletes. The freed pages are reused by later records; the file does not shrink (VACUUM
 // would rewrite it whole).
 func (s *Ledger) Prune(ctx context.Context, size uint64, base []byte) error {
 	cur, err := s.setBase(ctx, size, base)
@@ -389,7 +389,7 @@ func (s *Ledger) Prune(ctx context.Context, size uint64, base []byte) error {
 	}
 }
 
-// pruneChunk is how many records one pruning transaction deletes (≈ 8 MB of WAL at 2 KB each).
+// pruneChunk is how many records one pruning transaction deletes.
 const pruneChunk = 4096
 
 // setBase stores the new base and drops the checkpoints below it; it returns the base's size.

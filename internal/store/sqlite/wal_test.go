@@ -71,3 +71,44 @@ func TestWALBoundedUnderBatching(t *testing.T) {
 	}
 	t.Logf("WAL %d bytes after %d MB of records", fi.Size(), commits*batch*len(data)>>20)
 }
+
+// Pruning a large segment deletes in chunks, each followed by a WAL checkpoint: the WAL stays
+// within its bound however many records go.
+func TestWALBoundedWhilePruning(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	s, err := OpenLedger(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const batch, commits = 1000, 30 // 60 MB of records at 2 KB each
+	data := make([]byte, 2000)
+	for c := range commits {
+		recs := make([]ledger.Entry, batch)
+		for i := range recs {
+			recs[i] = ledger.Entry{Seq: uint64(c*batch + i), Data: data}
+		}
+		var cp *ledger.StoredCheckpoint
+		if c == commits-1 {
+			cp = &ledger.StoredCheckpoint{Size: batch * commits, Note: []byte("cp"), Frontier: []byte{}}
+		}
+		if err := s.Commit(ctx, recs, cp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Prune(ctx, batch*commits, []byte("base")); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path + "-wal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() > WALBound {
+		t.Errorf("WAL is %d bytes after pruning %d records, above its bound of %d", fi.Size(), batch*commits, WALBound)
+	}
+	if n, err := s.Size(ctx); err != nil || n != batch*commits {
+		t.Fatalf("size after pruning everything: %d %v", n, err)
+	}
+	t.Logf("WAL %d bytes after pruning %d MB of records", fi.Size(), batch*commits*len(data)>>20)
+}
