@@ -45,44 +45,35 @@ func TestWALStaysBounded(t *testing.T) {
 // of 500 records grew it to the whole ≈ 1 GB written between two checkpoints; under load the
 // gateway's WAL sat at 27–30 MB).
 func TestWALBoundedUnderBatching(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "ledger.db")
-	s, err := OpenLedger(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, path := batchedLedger(t, 500, 80) // 80 MB of records at 2 KB each
 	defer s.Close()
-	const batch, commits = 500, 80 // 80 MB of records at 2 KB each
-	data := make([]byte, 2000)
-	for c := range commits {
-		recs := make([]ledger.Entry, batch)
-		for i := range recs {
-			recs[i] = ledger.Entry{Seq: uint64(c*batch + i), Data: data}
-		}
-		if err := s.Commit(context.Background(), recs, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	fi, err := os.Stat(path + "-wal")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fi.Size() > WALBound {
-		t.Errorf("WAL is %d bytes after %d commits of %d records, above its bound of %d", fi.Size(), commits, batch, WALBound)
-	}
-	t.Logf("WAL %d bytes after %d MB of records", fi.Size(), commits*batch*len(data)>>20)
+	walWithinBound(t, path, "after 80 commits of 500 records (80 MB)")
 }
 
 // Pruning a large segment deletes in chunks, each followed by a WAL checkpoint: the WAL stays
 // within its bound however many records go.
 func TestWALBoundedWhilePruning(t *testing.T) {
 	ctx := context.Background()
+	s, path := batchedLedger(t, 1000, 30) // 60 MB
+	defer s.Close()
+	if err := s.Prune(ctx, 30000, []byte("base")); err != nil {
+		t.Fatal(err)
+	}
+	walWithinBound(t, path, "after pruning 30,000 records (60 MB)")
+	if n, err := s.Size(ctx); err != nil || n != 30000 {
+		t.Fatalf("size after pruning everything: %d %v", n, err)
+	}
+}
+
+// batchedLedger is a new ledger store with commits batches of batch 2,000-byte records, the
+// last with a checkpoint of them all.
+func batchedLedger(t *testing.T, batch, commits int) (*Ledger, string) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "ledger.db")
 	s, err := OpenLedger(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	const batch, commits = 1000, 30 // 60 MB of records at 2 KB each
 	data := make([]byte, 2000)
 	for c := range commits {
 		recs := make([]ledger.Entry, batch)
@@ -91,24 +82,24 @@ func TestWALBoundedWhilePruning(t *testing.T) {
 		}
 		var cp *ledger.StoredCheckpoint
 		if c == commits-1 {
-			cp = &ledger.StoredCheckpoint{Size: batch * commits, Note: []byte("cp"), Frontier: []byte{}}
+			cp = &ledger.StoredCheckpoint{Size: uint64(batch * commits), Note: []byte("cp"), Frontier: []byte{}}
 		}
-		if err := s.Commit(ctx, recs, cp); err != nil {
+		if err := s.Commit(context.Background(), recs, cp); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.Prune(ctx, batch*commits, []byte("base")); err != nil {
-		t.Fatal(err)
-	}
+	return s, path
+}
+
+// walWithinBound fails the test when the WAL beside the database at path exceeds WALBound.
+func walWithinBound(t *testing.T, path, when string) {
+	t.Helper()
 	fi, err := os.Stat(path + "-wal")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if fi.Size() > WALBound {
-		t.Errorf("WAL is %d bytes after pruning %d records, above its bound of %d", fi.Size(), batch*commits, WALBound)
+		t.Errorf("WAL is %d bytes %s, above its bound of %d", fi.Size(), when, WALBound)
 	}
-	if n, err := s.Size(ctx); err != nil || n != batch*commits {
-		t.Fatalf("size after pruning everything: %d %v", n, err)
-	}
-	t.Logf("WAL %d bytes after pruning %d MB of records", fi.Size(), batch*commits*len(data)>>20)
+	t.Logf("WAL %d bytes %s", fi.Size(), when)
 }
