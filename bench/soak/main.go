@@ -43,6 +43,7 @@ func main() {
 	flag.DurationVar(&c.warmup, "warmup", 2*time.Minute, "time before the first sample that growth is measured from")
 	flag.IntVar(&c.rate, "rate", 2000, "requests per second")
 	flag.StringVar(&c.bin, "bin", "", "the portcullis binary (default: built from this checkout)")
+	flag.StringVar(&c.keep, "keep", "", "move the gateway's data directory here after the run (to measure its ledger, e.g. with audit archive)")
 	flag.Parse()
 	samples, err := run(context.Background(), c, os.Stdout)
 	if err != nil {
@@ -59,6 +60,7 @@ type config struct {
 	duration, interval, warmup time.Duration
 	rate                       int
 	bin                        string
+	keep                       string
 }
 
 // sample is what the gateway looked like at one moment.
@@ -76,6 +78,14 @@ func run(ctx context.Context, c config, out io.Writer) ([]sample, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
+	if c.keep != "" {
+		// Deferred before the gateway's stop, so it runs after it: the ledger is closed.
+		defer func() {
+			if err := os.Rename(filepath.Join(tmp, "data"), c.keep); err != nil {
+				fmt.Fprintln(os.Stderr, "keep the data directory:", err)
+			}
+		}()
+	}
 	bin := c.bin
 	if bin == "" {
 		bin = filepath.Join(tmp, "portcullis")

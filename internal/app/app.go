@@ -142,6 +142,10 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 		}
 		return nil
 	})
+	if cfg.Ledger.Retention.Enabled() {
+		stop := startRetention(a.ledgerStore, cfg, keys.Public, a.log)
+		a.parts.opened("ledger retention", func(context.Context) error { stop(); return nil })
+	}
 	a.metrics = server.NewMetrics(func() float64 { return float64(a.ledger.QueueDepth()) })
 
 	// Identity: API keys in the data directory, replay protection in the configured store.

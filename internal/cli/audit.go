@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -34,7 +35,8 @@ type auditCmd struct {
 }
 
 var auditCommands = map[string]auditCmd{
-	"verify":      {"check the whole log: records, links, signed checkpoints (exit 0 intact, 1 tampered, 2 cannot read)", auditVerify},
+	"verify":      {"check the whole log: records, links, signed checkpoints, archives (exit 0 intact, 1 tampered, 2 cannot read)", auditVerify},
+	"archive":     {"archive the oldest records to files that verify on their own, then prune them from the live log", auditArchive},
 	"export":      {"write records as JSON lines, exactly as stored and hashed (resumable with --from-seq)", auditExport},
 	"prove":       {"print the inclusion proof of a record against the latest checkpoint", auditProve},
 	"consistency": {"print the consistency proof from an older size to the latest checkpoint", auditConsistency},
@@ -49,7 +51,7 @@ var auditCommands = map[string]auditCmd{
 func runAudit(ctx context.Context, std Stdio, args []string) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprintln(std.Out, "Usage: portcullis audit SUBCOMMAND [FLAGS]\n\nSubcommands:")
-		for _, n := range []string{"verify", "export", "prove", "consistency", "tail", "search", "hash", "checkpoint", "pubkey", "keygen"} {
+		for _, n := range []string{"verify", "archive", "export", "prove", "consistency", "tail", "search", "hash", "checkpoint", "pubkey", "keygen"} {
 			fmt.Fprintf(std.Out, "  %-12s %s\n", n, auditCommands[n].summary)
 		}
 		fmt.Fprintf(std.Out, "\nEvery subcommand takes --data DIR (default $PORTCULLIS_DATA or %s) and --config FILE\n(default DIR/%s): a ledger on PostgreSQL is found through the configuration's store section.\n", DefaultDataDir, app.ConfigFile)
@@ -133,6 +135,7 @@ func auditVerify(ctx context.Context, std Stdio, args []string) int {
 	pubkey := fs.String("pubkey", "", "file of trusted verifier keys, one a line (default: the data directory's "+ledger.PublicKeysFile+"; an auditor should use their own copy)")
 	var trusted multiFlag
 	fs.Var(&trusted, "trusted-checkpoint", "a signed checkpoint kept outside the log (repeatable): detects rollback and forks")
+	archiveDir := fs.String("archive", "", "directory of the ledger's archives: verify each, and the whole history from them into the live log (default: the configured one, when it holds archives; \"none\": the live log alone)")
 	if code, done := parseCmdFlags(std, fs, args); done {
 		return code
 	}
@@ -180,9 +183,39 @@ func auditVerify(ctx context.Context, std Stdio, args []string) int {
 			}
 		}
 	}
+	archives, ok := openArchives(std, loc, *archiveDir)
+	if !ok {
+		return exitUsage
+	}
+	if archives != nil {
+		rep, err := ledger.VerifyArchived(ctx, archives, st, opts)
+		if err != nil {
+			problem(std.Err, fmt.Sprintf("%s: %v", name, err), "check the trusted checkpoints and keys belong to this ledger")
+			return exitUsage
+		}
+		writeJSON(std.Out, rep)
+		for _, a := range rep.Archives {
+			if !a.Report.Intact {
+				problem(std.Err, fmt.Sprintf("%s: archive tampered: first bad seq %d: %s", a.Path, *a.Report.FirstBadSeq, a.Report.Reason),
+					"do not trust that archive; compare it with a copy kept elsewhere")
+			}
+		}
+		if !rep.Log.Intact {
+			at := uint64(0)
+			if rep.Log.FirstBadSeq != nil {
+				at = *rep.Log.FirstBadSeq
+			}
+			problem(std.Err, fmt.Sprintf("%s with its archives: tampered: first bad seq %d: %s", name, at, rep.Log.Reason),
+				"do not trust records from that seq on; compare with an exported copy or a trusted checkpoint")
+		}
+		if !rep.Intact {
+			return exitFail
+		}
+		return exitOK
+	}
 	rep, err := ledger.Verify(ctx, st, opts)
 	if err != nil {
-		problem(std.Err, fmt.Sprintf("%s: %v", name, err), "check the trusted checkpoints and keys belong to this ledger")
+		problem(std.Err, fmt.Sprintf("%s: %v", name, err), "check the trusted checkpoints and keys belong to this ledger, or pass --archive")
 		return exitUsage
 	}
 	writeJSON(std.Out, rep)
@@ -252,6 +285,7 @@ func latestSigned(ctx context.Context, std Stdio, st ledger.Store) ([]byte, uint
 func auditProve(ctx context.Context, std Stdio, args []string) int {
 	fs, loc := auditFlags(std, "prove")
 	seq := fs.Int64("seq", -1, "the record to prove")
+	archiveDir := fs.String("archive", "", "directory of the ledger's archives, for an archived record (default: the configured one); it is proved against its archive's signed end")
 	if code, done := parseCmdFlags(std, fs, args); done {
 		return code
 	}
@@ -260,6 +294,22 @@ func auditProve(ctx context.Context, std Stdio, args []string) int {
 		return exitUsage
 	}
 	return withSigned(ctx, std, loc, func(st ledger.Store, n []byte, size uint64) int {
+		b, err := ledger.LoadBase(ctx, st)
+		if err != nil {
+			problem(std.Err, fmt.Sprintf("prove: %v", err), "run 'portcullis audit verify'")
+			return exitUsage
+		}
+		if b != nil {
+			from, _ := b.Size()
+			a, ok := archiveOf(std, loc, from, *archiveDir, uint64(*seq))
+			if !ok {
+				return exitUsage
+			}
+			if a != nil {
+				end, _, _ := a.LatestCheckpoint(ctx)
+				st, n, size = a, end.Note, a.To()
+			}
+		}
 		p, err := ledger.ProveInclusion(ctx, st, uint64(*seq), size)
 		if err != nil {
 			problem(std.Err, fmt.Sprintf("prove: %v", err), fmt.Sprintf("the latest checkpoint covers seq 0..%d", int64(size)-1))
@@ -535,4 +585,123 @@ func recordPrinter(std Stdio, cmd, format string) (printRec func(ledger.Entry) e
 		_, err := fmt.Fprintf(std.Out, "%s\n", e.Data)
 		return err
 	}, func() error { return nil }, true
+}
+
+// openArchives opens the archives verify reads: those in dir ("none": none), else in the
+// configured archive directory when it holds any. nil means the live log alone.
+func openArchives(std Stdio, loc *auditLoc, dir string) ([]*ledger.Archive, bool) {
+	if dir == "none" {
+		return nil, true
+	}
+	explicit := dir != ""
+	if !explicit {
+		dir = app.ArchiveDir(&loc.cfg, loc.data)
+	}
+	as, err := ledger.ListArchives(dir)
+	if err != nil {
+		problem(std.Err, fmt.Sprintf("archives in %s: %v", dir, err), "move aside a file that is not an archive of this ledger, or pass --archive none")
+		return nil, false
+	}
+	if len(as) == 0 {
+		if explicit {
+			problem(std.Err, fmt.Sprintf("no archives in %s", dir), "pass the directory 'portcullis audit archive' wrote to (ledger.retention.dir)")
+			return nil, false
+		}
+		return nil, true
+	}
+	return as, true
+}
+
+// archiveOf returns the archive holding record seq when the live log, which begins at from,
+// no longer does (nil when it does).
+func archiveOf(std Stdio, loc *auditLoc, from uint64, dir string, seq uint64) (*ledger.Archive, bool) {
+	if seq >= from {
+		return nil, true
+	}
+	if dir == "" {
+		dir = app.ArchiveDir(&loc.cfg, loc.data)
+	}
+	as, err := ledger.ListArchives(dir)
+	if err != nil {
+		problem(std.Err, fmt.Sprintf("archives in %s: %v", dir, err), "")
+		return nil, false
+	}
+	for _, a := range as {
+		if a.From() <= seq && seq < a.To() {
+			return a, true
+		}
+	}
+	problem(std.Err, fmt.Sprintf("record %d was archived and no archive in %s holds it", seq, dir), "pass --archive with the directory holding its archive")
+	return nil, false
+}
+
+func auditArchive(ctx context.Context, std Stdio, args []string) int {
+	fs, loc := auditFlags(std, "archive")
+	dir := fs.String("dir", "", "where to write the archives (default: ledger.retention.dir, else <data>/archive)")
+	maxAge := fs.Duration("max-age", 0, "archive the records older than this (default: ledger.retention.max_age)")
+	maxRecords := fs.Uint64("max-records", 0, "keep at most this many records in the live log (default: ledger.retention.max_records)")
+	to := fs.Uint64("to", 0, "archive the records before this seq instead (the size of a signed checkpoint)")
+	segment := fs.Uint64("segment-records", 0, fmt.Sprintf("records per archive file at most (default: ledger.retention.segment_records, else %d)", ledger.DefaultSegmentRecords))
+	dryRun := fs.Bool("dry-run", false, "print where the log would be cut and change nothing")
+	if code, done := parseCmdFlags(std, fs, args); done {
+		return code
+	}
+	// Read the configuration (openStore does) without opening the ledger read-only.
+	if st, _, ok := openStore(ctx, std, loc); !ok {
+		return exitUsage
+	} else {
+		st.Close()
+	}
+	r, opts := app.RetentionOptions(&loc.cfg, nil)
+	if *maxAge > 0 {
+		r.MaxAge = *maxAge
+	}
+	if *maxRecords > 0 {
+		r.MaxRecords = *maxRecords
+	}
+	if *segment == 0 {
+		*segment = uint64(loc.cfg.Ledger.Retention.SegmentRecords)
+	}
+	if *dir == "" {
+		*dir = app.ArchiveDir(&loc.cfg, loc.data)
+	}
+	if *to == 0 && r.MaxAge == 0 && r.MaxRecords == 0 {
+		problem(std.Err, "nothing says what to archive", "pass --max-age, --max-records or --to, or set ledger.retention in the configuration")
+		return exitUsage
+	}
+	keys, err := ledger.ReadPublicKeys(filepath.Join(loc.data, ledger.PublicKeysFile))
+	if err != nil || len(keys) == 0 {
+		problem(std.Err, fmt.Sprintf("cannot read the ledger's public keys: %v", err), "each archive is verified with them before anything is pruned")
+		return exitUsage
+	}
+	opts.Keys = keys
+	st, err := app.OpenLedgerStoreForArchive(ctx, &loc.cfg, loc.data)
+	if err != nil {
+		problem(std.Err, err.Error(), "a running gateway archives by itself: set ledger.retention in its configuration")
+		return exitUsage
+	}
+	defer st.Close()
+	cut := *to
+	if cut == 0 {
+		if cut, err = ledger.PlanArchive(ctx, st, r, time.Now(), math.MaxUint64); err != nil {
+			problem(std.Err, fmt.Sprintf("archive: %v", err), "")
+			return exitUsage
+		}
+	}
+	if *dryRun || cut == 0 {
+		writeJSON(std.Out, struct {
+			To     uint64 `json:"to"`
+			DryRun bool   `json:"dry_run"`
+		}{cut, *dryRun})
+		return exitOK
+	}
+	res, err := ledger.ApplyRetention(ctx, st, *dir, r, cut, *segment, time.Now(), opts)
+	writeJSON(std.Out, struct {
+		Archived []ledger.ArchiveResult `json:"archived"`
+	}{res})
+	if err != nil {
+		problem(std.Err, fmt.Sprintf("archive: %v", err), "run it again: an archive written but not pruned is verified and pruned then")
+		return exitFail
+	}
+	return exitOK
 }

@@ -406,7 +406,27 @@ type LedgerConfig struct {
 	// release, on disk within 200 ms; a process crash loses nothing, a power loss at most that).
 	// Decisions are always on disk before the call is forwarded.
 	ResultDurability string `yaml:"result_durability"`
+	// Retention archives and prunes the oldest records while the gateway runs (off unless
+	// max_age or max_records is set).
+	Retention RetentionConfig `yaml:"retention"`
 }
+
+// RetentionConfig says which records the gateway archives to files and prunes from the live
+// ledger: those older than MaxAge and those beyond the newest MaxRecords, cut at a signed
+// checkpoint. Archives verify on their own (`portcullis audit verify --archive`).
+type RetentionConfig struct {
+	MaxAge     time.Duration `yaml:"max_age"`
+	MaxRecords int           `yaml:"max_records"`
+	// Dir holds the archive files (default: DATA/archive).
+	Dir string `yaml:"dir"`
+	// Interval is how often the gateway checks (default 1h).
+	Interval time.Duration `yaml:"interval"`
+	// SegmentRecords bounds the records in one archive file (default 100,000).
+	SegmentRecords int `yaml:"segment_records"`
+}
+
+// Enabled reports whether retention archives anything.
+func (r RetentionConfig) Enabled() bool { return r.MaxAge > 0 || r.MaxRecords > 0 }
 
 // LimitsConfig bounds requests; each limit answers with a clear 4xx.
 type LimitsConfig struct {
@@ -717,6 +737,11 @@ func (c *Config) problems() []problem {
 	}
 	if d := c.Ledger.ResultDurability; d != "" && d != "sync" && d != "relaxed" {
 		add("ledger.result_durability", "want sync or relaxed, got %q", d)
+	}
+	if r := c.Ledger.Retention; r.MaxAge < 0 || r.Interval < 0 || r.MaxRecords < 0 || r.SegmentRecords < 0 {
+		add("ledger.retention", "want values ≥ 0, got max_age %v, interval %v, max_records %d, segment_records %d", r.MaxAge, r.Interval, r.MaxRecords, r.SegmentRecords)
+	} else if r.Enabled() && r.MaxAge > 0 && r.MaxAge < time.Minute {
+		add("ledger.retention.max_age", "want at least 1m (records younger than the checkpoint cadence cannot be archived), got %v", r.MaxAge)
 	}
 	if c.Ledger.CheckpointRecords <= 0 || c.Ledger.CheckpointRecords > 1000 {
 		add("ledger.checkpoint_records", "want 1..1000, got %d", c.Ledger.CheckpointRecords)

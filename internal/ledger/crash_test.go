@@ -30,6 +30,10 @@ func TestMain(m *testing.M) {
 		crashChild(dir)
 		return
 	}
+	if dir := os.Getenv(archiveChildEnv); dir != "" {
+		archiveChild(dir)
+		return
+	}
 	os.Exit(m.Run())
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -199,6 +200,14 @@ func finishRotation(dir string) error {
 // writeFileSync replaces path with data durably: a temporary file, fsync, rename, fsync of the
 // directory — a crash leaves the old file or the new one, never a torn one.
 func writeFileSync(path string, data []byte, perm os.FileMode) error {
+	return writeFileWith(path, perm, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// writeFileWith is writeFileSync with the content written by fn.
+func writeFileWith(path string, perm os.FileMode, fn func(w io.Writer) error) error {
 	// A temporary file of its own in the same directory, so that two writers never share one
 	// and the rename never crosses a file system.
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
@@ -211,7 +220,7 @@ func writeFileSync(path string, data []byte, perm os.FileMode) error {
 		f.Close()
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if _, err := f.Write(data); err != nil {
+	if err := fn(f); err != nil {
 		f.Close()
 		return fmt.Errorf("write %s: %w", path, err)
 	}

@@ -52,19 +52,14 @@ func (l *Ledger) loadCheckpoint(ctx context.Context, v View, cp StoredCheckpoint
 	// The link into the tail: the leaf hash of the last checkpointed record.
 	var last []byte
 	if c.Size > 0 {
-		if err := v.Scan(ctx, c.Size-1, func(e Entry) error {
-			if e.Seq != c.Size-1 {
-				return fmt.Errorf("%w: record %d missing", ErrInconsistent, c.Size-1)
-			}
-			h.lastLeaf = LeafHash(e.Data)
-			last = append([]byte(nil), e.Data...)
-			return errStop
-		}); err != nil && !errors.Is(err, errStop) {
+		b, err := lastBefore(ctx, l.st, v, c.Size, l.opts.Verifiers)
+		if err != nil {
 			if errors.Is(err, ErrInconsistent) {
 				return c, nil, err
 			}
 			return c, nil, fmt.Errorf("read the last checkpointed record: %w", err)
 		}
+		h.lastLeaf, last = LeafHash(b), b
 	}
 	return c, last, nil
 }
@@ -99,6 +94,9 @@ func (l *Ledger) recover(ctx context.Context) (*Recovery, error) {
 	cp, ok, err := l.st.LatestCheckpoint(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("open ledger: %w", err)
+	}
+	if err := l.checkBase(ctx); err != nil {
+		return nil, err
 	}
 	var lastCovered []byte
 	var latest *Checkpoint
@@ -242,12 +240,11 @@ func (l *Ledger) resync() error {
 	}
 	from := l.tree.End()
 	if from > 0 {
-		if err := l.st.Scan(ctx, from-1, func(e Entry) error {
-			l.lastLeaf = LeafHash(e.Data)
-			return errStop
-		}); err != nil && !errors.Is(err, errStop) {
+		b, err := lastBefore(ctx, l.st, l.st, from, l.opts.Verifiers)
+		if err != nil {
 			return fmt.Errorf("resync after a failed commit: %w", err)
 		}
+		l.lastLeaf = LeafHash(b)
 	}
 	l.size = from
 	err = l.st.Scan(ctx, from, func(e Entry) error {

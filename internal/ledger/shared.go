@@ -45,6 +45,9 @@ func (l *Ledger) openShared(ctx context.Context) error {
 		}
 		latest = &c
 	}
+	if err := l.checkBase(ctx); err != nil {
+		return err
+	}
 	if err := l.checkWitness(ctx, l.st, latest); err != nil {
 		return err
 	}
@@ -133,7 +136,7 @@ func (l *Ledger) catchUp(ctx context.Context, v View, h *head, load bool) error 
 		return err
 	}
 	var latest *Checkpoint
-	if ok && (load || (cp.Size > h.size && size-h.size > catchUpScanMax)) {
+	if ok && (load || (cp.Size > h.size && (size-h.size > catchUpScanMax || l.prunedPast(ctx, h.size)))) {
 		c, _, err := l.loadCheckpoint(ctx, v, cp, size, h)
 		if err != nil {
 			return err
@@ -182,4 +185,12 @@ func (l *Ledger) catchUp(ctx context.Context, v View, h *head, load bool) error 
 		return l.checkUnsigned(latest, h.size-h.cpSize, newest)
 	}
 	return nil
+}
+
+// prunedPast reports whether the store's records before size were archived and pruned past
+// it, so a writer whose head is at size restarts from the latest checkpoint rather than read
+// records that are gone. Asked only when another writer signed past this one's head.
+func (l *Ledger) prunedPast(ctx context.Context, size uint64) bool {
+	from, _, err := baseSize(ctx, l.st)
+	return err == nil && from > size
 }

@@ -142,3 +142,29 @@ func TestReplicaStartRefusesADamagedTail(t *testing.T) {
 		t.Errorf("the refused start changed the log: %d records, want %d", len(*recs), n)
 	}
 }
+
+// A replica whose head is behind the records another pruned (archived while it was idle)
+// restarts its head from the latest signed checkpoint instead of failing its commits.
+func TestReplicaBehindAPruneContinues(t *testing.T) {
+	ctx := context.Background()
+	st := memory.NewShared()
+	e := newEnv(t, st)
+	cp := func(o *ledger.Options) { o.CheckpointRecords = 10 }
+	busy, idle := e.open(t, cp), e.open(t, cp)
+	for i := range 50 {
+		mustAppend(t, busy, decision(i))
+	}
+	latest, _, _ := st.LatestCheckpoint(ctx)
+	opts := ledger.VerifyOptions{Keys: e.keys.Public, CheckpointRecords: 10}
+	if _, err := ledger.ArchiveAndPrune(ctx, st, t.TempDir(), latest.Size, opts); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := idle.Append(ctx, decision(50)); err != nil {
+		t.Fatalf("the idle replica's append after a prune past its head: %v", err)
+	}
+	mustClose(t, busy)
+	mustClose(t, idle)
+	if rep := e.verify(t); !rep.Intact || rep.ArchivedRecords != latest.Size {
+		t.Errorf("verify: %+v", rep)
+	}
+}

@@ -125,16 +125,61 @@ func (p ConsistencyProof) Verify() error {
 	return proof.VerifyConsistency(hasher, p.Old, p.New, p.Hashes, p.OldRoot, p.NewRoot)
 }
 
-// scanTree reads the first size records of st, appending their leaf hashes to a fresh tree and
-// calling each (if not nil) with every leaf. It returns the tree.
+// seed gives c the nodes of r, a compact range the caller starts from (a pruned log's base):
+// the proofs of the records after it need some of them, and no append computes them again.
+func (c *nodeCollector) seed(r *compact.Range) {
+	ids := compact.RangeNodes(r.Begin(), r.End(), nil)
+	for i, h := range r.Hashes() {
+		c.visit(ids[i], h)
+	}
+}
+
+// ErrArchived: a proof or a read needs records that were archived and pruned from the store;
+// the archive file holding them answers it.
+var ErrArchived = errors.New("archived")
+
+// startTree returns the tree st's log starts from: empty, or the compact range of its base
+// (checked against the base checkpoint's root; signatures are the verifier's business).
+func startTree(ctx context.Context, st Store) (*compact.Range, error) {
+	from, b, err := baseSize(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	if b == nil {
+		return factory.NewEmptyRange(0), nil
+	}
+	c, err := parseUnverified(b.Checkpoint)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBase, err)
+	}
+	r, err := rangeFromFrontier(from, b.Frontier)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBase, err)
+	}
+	if rootOf(r) != c.Hash {
+		return nil, fmt.Errorf("%w: the stored compact range does not hash to the base checkpoint's root", ErrBase)
+	}
+	return r, nil
+}
+
+// scanTree reads the first size records of st (from its base, if it was pruned), appending
+// their leaf hashes to the tree and calling each (if not nil) with every leaf. It returns the
+// tree.
 func scanTree(ctx context.Context, st Store, size uint64, c *nodeCollector, each func(seq uint64, data []byte, leaf []byte) error) (*compact.Range, error) {
-	r := factory.NewEmptyRange(0)
+	r, err := startTree(ctx, st)
+	if err != nil {
+		return nil, err
+	}
 	var visit compact.VisitFn
 	if c != nil {
+		c.seed(r)
 		visit = c.visit
 	}
+	if size < r.End() {
+		return nil, fmt.Errorf("%w: records before %d were archived", ErrArchived, r.End())
+	}
 	errDone := errors.New("done")
-	err := st.Scan(ctx, 0, func(e Entry) error {
+	err = st.Scan(ctx, r.End(), func(e Entry) error {
 		if r.End() == size {
 			return errDone
 		}
@@ -167,6 +212,11 @@ func ProveInclusion(ctx context.Context, st Store, index, size uint64) (Inclusio
 	if err != nil {
 		return InclusionProof{}, fmt.Errorf("prove inclusion: %w", err)
 	}
+	if from, _, err := baseSize(ctx, st); err != nil {
+		return InclusionProof{}, fmt.Errorf("prove inclusion: %w", err)
+	} else if index < from {
+		return InclusionProof{}, fmt.Errorf("prove inclusion of %d: %w: the live log begins at %d; the archive holding it proves it", index, ErrArchived, from)
+	}
 	c := newNodeCollector()
 	c.add(nodes.IDs)
 	var leaf []byte
@@ -195,6 +245,11 @@ func ProveConsistency(ctx context.Context, st Store, old, new uint64) (Consisten
 	nodes, err := proof.Consistency(old, new)
 	if err != nil {
 		return ConsistencyProof{}, fmt.Errorf("prove consistency: %w", err)
+	}
+	if from, _, err := baseSize(ctx, st); err != nil {
+		return ConsistencyProof{}, fmt.Errorf("prove consistency: %w", err)
+	} else if old < from {
+		return ConsistencyProof{}, fmt.Errorf("prove consistency from %d: %w: the live log begins at %d", old, ErrArchived, from)
 	}
 	c := newNodeCollector()
 	c.add(nodes.IDs)

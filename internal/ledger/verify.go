@@ -34,6 +34,12 @@ const (
 	// would have covered (see VerifyOptions): checkpoints were removed, or the gateway stopped
 	// without a shutdown and has not been restarted since.
 	ProblemUnsignedTail = "unsigned_tail"
+	// ProblemBaseMismatch: the base a pruned log begins at — its checkpoint, compact range or
+	// last archived record — does not check out against its signed root.
+	ProblemBaseMismatch = "base_mismatch"
+	// ProblemMissingArchive: the archives do not join each other or the live log (one was
+	// removed, or belongs to another ledger).
+	ProblemMissingArchive = "missing_archive"
 )
 
 // VerifyOptions say what verification trusts.
@@ -64,16 +70,19 @@ type CheckpointInfo struct {
 
 // Report is the outcome of Verify. Intact is false exactly when FirstBadSeq is set.
 type Report struct {
-	Intact             bool             `json:"intact"`
-	Records            uint64           `json:"records"`
-	RecordsChecked     uint64           `json:"records_checked"`
-	CheckpointsChecked int              `json:"checkpoints_checked"`
-	LatestCheckpoint   *CheckpointInfo  `json:"latest_checkpoint,omitempty"`
-	UnsignedRecords    uint64           `json:"unsigned_records"` // after the latest checkpoint
-	Trusted            []CheckpointInfo `json:"trusted_checkpoints,omitempty"`
-	FirstBadSeq        *uint64          `json:"first_bad_seq,omitempty"`
-	Problem            string           `json:"problem,omitempty"`
-	Reason             string           `json:"reason,omitempty"`
+	Intact             bool            `json:"intact"`
+	Records            uint64          `json:"records"`
+	RecordsChecked     uint64          `json:"records_checked"`
+	CheckpointsChecked int             `json:"checkpoints_checked"`
+	LatestCheckpoint   *CheckpointInfo `json:"latest_checkpoint,omitempty"`
+	UnsignedRecords    uint64          `json:"unsigned_records"` // after the latest checkpoint
+	// ArchivedRecords is where the log verified begins: the records before it were archived
+	// and pruned, and the log starts from the signed checkpoint of their tree.
+	ArchivedRecords uint64           `json:"archived_records,omitempty"`
+	Trusted         []CheckpointInfo `json:"trusted_checkpoints,omitempty"`
+	FirstBadSeq     *uint64          `json:"first_bad_seq,omitempty"`
+	Problem         string           `json:"problem,omitempty"`
+	Reason          string           `json:"reason,omitempty"`
 }
 
 func info(c Checkpoint) CheckpointInfo {
@@ -150,6 +159,7 @@ func Verify(ctx context.Context, st Store, opts VerifyOptions) (Report, error) {
 	for _, step := range []func() error{
 		v.keys,
 		v.snapshot,
+		v.base,
 		v.storedCheckpoints,
 		v.trustedCheckpoints,
 		v.records,
@@ -176,6 +186,13 @@ type verification struct {
 	// snapshot: the log's size when verification began, and the first problem found.
 	total uint64
 	first finding
+
+	// base: where a pruned log begins (0 when nothing was pruned), its tree there and the
+	// leaf hash of the record before; baseBad when the base does not check out.
+	start     uint64
+	startTree *compact.Range
+	startLeaf [32]byte
+	baseBad   bool
 
 	// storedCheckpoints: the stored checkpoints by size.
 	at map[uint64][]storedCP
@@ -253,6 +270,35 @@ func (v *verification) snapshot() error {
 	return nil
 }
 
+// base opens the base of a pruned log with the trusted keys (key rotations announced in the
+// archived part are not read here: the auditor gives every key, as `audit pubkey` lists them).
+func (v *verification) base() error {
+	from, b, err := baseSize(v.ctx, v.st)
+	if err != nil {
+		if errors.Is(err, ErrBase) {
+			v.note(0, ProblemBaseMismatch, err.Error())
+			v.baseBad = true
+			return nil
+		}
+		return fmt.Errorf("verify: %w", err)
+	}
+	v.startTree = factory.NewEmptyRange(0)
+	if b == nil {
+		return nil
+	}
+	v.start = from
+	v.rep.ArchivedRecords = from
+	o, err := b.open(v.trustedOnly)
+	if err != nil {
+		v.note(from, ProblemBaseMismatch, fmt.Sprintf("the base of the live log (records before %d were archived): %v", from, err))
+		v.baseBad = true
+		return nil
+	}
+	v.startTree, v.startLeaf = o.tree, o.lastLeaf
+	v.latest = &o.c
+	return nil
+}
+
 // storedCheckpoints reads the stored checkpoints, in commit order: bodies first (signatures
 // are checked in the pass, once any key_rotation records they cover have been read).
 func (v *verification) storedCheckpoints() error {
@@ -308,6 +354,10 @@ func (v *verification) trustedCheckpoints() error {
 			return fmt.Errorf("verify: trusted checkpoint %d: %w", i+1, err)
 		}
 		v.rep.Trusted = append(v.rep.Trusted, info(c))
+		if c.Size < v.start {
+			return fmt.Errorf("verify: trusted checkpoint %d: it signs %d records, which were archived (the live log begins at %d): %w; verify with the archives",
+				i+1, c.Size, v.start, ErrArchived)
+		}
 		if c.Size > v.total {
 			v.note(v.total, ProblemRollback, fmt.Sprintf("a trusted checkpoint signs %d records but the log has %d: the log was rolled back", c.Size, v.total))
 			continue
@@ -363,9 +413,13 @@ func (v *verification) checkAt(size uint64) {
 // records reads every record up to the snapshot's size, checking each and the checkpoints of
 // each tree size on the way, then the trusted checkpoints' consistency with the whole.
 func (v *verification) records() error {
-	v.tree = factory.NewEmptyRange(0)
 	v.broken = -1
-	v.checkAt(0)
+	if v.baseBad {
+		return nil
+	}
+	v.tree, v.lastLeaf, v.i = v.startTree, v.startLeaf, v.start
+	v.coll.seed(v.tree)
+	v.checkAt(v.i)
 	err := scanPipelined(v.ctx, v.st, v.record)
 	if err != nil && !errors.Is(err, errStopped) {
 		return fmt.Errorf("verify: read records: %w", err)
@@ -374,7 +428,7 @@ func (v *verification) records() error {
 		b := uint64(v.broken)
 		v.note(b-1, ProblemPrevMismatch, fmt.Sprintf("record %d or the prev of record %d (the last) was changed: they no longer link", b-1, b))
 	}
-	v.rep.RecordsChecked = v.i
+	v.rep.RecordsChecked = v.i - v.start
 	if v.i < v.total && v.i < v.first.seq {
 		v.note(v.i, ProblemMissingRecord, fmt.Sprintf("record %d is missing (the log claims %d records)", v.i, v.total))
 	}
@@ -476,7 +530,7 @@ func (v *verification) consistency() {
 // tail checks, when everything read is authentic as far as the checkpoints go, that what they
 // do not cover is what the cadence leaves unsigned, no more.
 func (v *verification) tail() error {
-	if v.first.seq == math.MaxUint64 && v.i > 0 {
+	if v.first.seq == math.MaxUint64 && v.i > v.start {
 		if f, err := checkUnsignedTail(v.ctx, v.st, v.latest, v.i, v.opts); err != nil {
 			return fmt.Errorf("verify: %w", err)
 		} else if f != nil {
@@ -497,8 +551,8 @@ func (v *verification) report() Report {
 		li := info(*v.latest)
 		rep.LatestCheckpoint = &li
 		rep.UnsignedRecords = v.i - v.latest.Size
-	} else {
-		rep.UnsignedRecords = v.i
+	} else if v.i > v.start {
+		rep.UnsignedRecords = v.i - v.start
 	}
 	if v.first.seq != math.MaxUint64 {
 		s := v.first.seq

@@ -14,7 +14,9 @@ import (
 // Store keeps records and checkpoints in memory.
 type Store struct {
 	mu     sync.RWMutex
-	recs   [][]byte
+	off    uint64   // records pruned: recs[0] is record off
+	recs   [][]byte // records from off
+	base   []byte   // the base the latest Prune kept
 	cps    []ledger.StoredCheckpoint
 	closed bool
 }
@@ -32,11 +34,11 @@ func (s *Store) Commit(_ context.Context, recs []ledger.Entry, cp *ledger.Stored
 		return fmt.Errorf("memory store commit: closed")
 	}
 	for i, r := range recs {
-		if r.Seq != uint64(len(s.recs)+i) {
+		if r.Seq != s.off+uint64(len(s.recs)+i) {
 			return fmt.Errorf("memory store commit: record %d: %w", r.Seq, ledger.ErrConflict)
 		}
 	}
-	if cp != nil && cp.Size > uint64(len(s.recs)+len(recs)) {
+	if cp != nil && cp.Size > s.off+uint64(len(s.recs)+len(recs)) {
 		return fmt.Errorf("memory store commit: checkpoint of size %d beyond the records", cp.Size)
 	}
 	for _, r := range recs {
@@ -53,18 +55,19 @@ func (s *Store) Commit(_ context.Context, recs []ledger.Entry, cp *ledger.Stored
 func (s *Store) Size(context.Context) (uint64, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return uint64(len(s.recs)), nil
+	return s.off + uint64(len(s.recs)), nil
 }
 
 // Scan implements ledger.Store.
 func (s *Store) Scan(ctx context.Context, from uint64, fn func(ledger.Entry) error) error {
 	for i := from; ; i++ {
 		s.mu.RLock()
-		if i >= uint64(len(s.recs)) {
+		i = max(i, s.off)
+		if i >= s.off+uint64(len(s.recs)) {
 			s.mu.RUnlock()
 			return nil
 		}
-		d := s.recs[i]
+		d := s.recs[i-s.off]
 		s.mu.RUnlock()
 		if err := ctx.Err(); err != nil {
 			return err
@@ -107,10 +110,49 @@ func (s *Store) Trim(_ context.Context, from uint64) error {
 			return fmt.Errorf("memory store trim from %d: %w", from, ledger.ErrTrimCheckpointed)
 		}
 	}
-	if from < uint64(len(s.recs)) {
-		s.recs = s.recs[:from]
+	if from < s.off+uint64(len(s.recs)) {
+		s.recs = s.recs[:max(from, s.off)-s.off]
 	}
 	return nil
+}
+
+var _ ledger.Pruner = (*Store)(nil)
+
+// Prune implements ledger.Pruner.
+func (s *Store) Prune(_ context.Context, size uint64, base []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if size <= s.off {
+		return nil
+	}
+	found := false
+	for _, c := range s.cps {
+		found = found || c.Size == size
+	}
+	if !found || size > s.off+uint64(len(s.recs)) {
+		return fmt.Errorf("memory store prune to %d: %w", size, ledger.ErrPruneNoCheckpoint)
+	}
+	s.recs = append([][]byte(nil), s.recs[size-s.off:]...)
+	s.off = size
+	var kept []ledger.StoredCheckpoint
+	for _, c := range s.cps {
+		if c.Size >= size {
+			kept = append(kept, c)
+		}
+	}
+	s.cps = kept
+	s.base = append([]byte(nil), base...)
+	return nil
+}
+
+// Base implements ledger.Pruner.
+func (s *Store) Base(context.Context) (uint64, []byte, bool, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.off == 0 {
+		return 0, nil, false, nil
+	}
+	return s.off, append([]byte(nil), s.base...), true, nil
 }
 
 // Close implements ledger.Store.
@@ -122,7 +164,8 @@ func (s *Store) Close() error {
 }
 
 // Raw exposes the stored records and checkpoints for tests that tamper with them. Changes
-// through the returned slices change the store.
+// through the returned slices change the store. After a Prune, (*recs)[0] is the record at the
+// base.
 func (s *Store) Raw() (recs *[][]byte, cps *[]ledger.StoredCheckpoint) {
 	return &s.recs, &s.cps
 }

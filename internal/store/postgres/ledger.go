@@ -29,12 +29,19 @@ CREATE TABLE IF NOT EXISTS ledger_checkpoints (
 	note     BYTEA NOT NULL,
 	frontier BYTEA NOT NULL
 );
+CREATE TABLE IF NOT EXISTS ledger_base (
+	id   INT PRIMARY KEY CHECK (id = 1),
+	size BIGINT NOT NULL,
+	base BYTEA NOT NULL
+);
 `
 
 // Ledger is a ledger.SharedStore in PostgreSQL (tables in the pool's search_path schema).
 type Ledger struct {
 	pool *pgxpool.Pool
 	lock int64 // the writer lock's advisory key: this ledger's table, so two schemas never contend
+	// noBase: tables made before ledger_base existed, opened by a reader (never pruned).
+	noBase bool
 }
 
 var _ ledger.SharedStore = (*Ledger)(nil)
@@ -50,10 +57,11 @@ type querier interface {
 
 func newLedger(ctx context.Context, pool *pgxpool.Pool) (*Ledger, error) {
 	var oid uint32
-	if err := pool.QueryRow(ctx, "SELECT 'ledger_records'::regclass::oid").Scan(&oid); err != nil {
+	var hasBase bool
+	if err := pool.QueryRow(ctx, "SELECT 'ledger_records'::regclass::oid, to_regclass('ledger_base') IS NOT NULL").Scan(&oid, &hasBase); err != nil {
 		return nil, fmt.Errorf("postgres ledger store: %w", err)
 	}
-	return &Ledger{pool: pool, lock: writerLockSpace<<32 | int64(oid)}, nil
+	return &Ledger{pool: pool, lock: writerLockSpace<<32 | int64(oid), noBase: !hasBase}, nil
 }
 
 // NewLedger creates the ledger tables if needed and returns the store.
@@ -118,7 +126,7 @@ func commitErr(err error) error {
 
 // insert appends recs (which must start at the current size) and cp in tx.
 func insert(ctx context.Context, tx pgx.Tx, recs []ledger.Entry, cp *ledger.StoredCheckpoint) error {
-	next, err := logSize(ctx, tx)
+	next, err := logSize(ctx, tx, false)
 	if err != nil {
 		return err
 	}
@@ -154,7 +162,7 @@ func insert(ctx context.Context, tx pgx.Tx, recs []ledger.Entry, cp *ledger.Stor
 type view struct{ tx pgx.Tx }
 
 func (v view) Size(ctx context.Context) (uint64, error) {
-	n, err := logSize(ctx, v.tx)
+	n, err := logSize(ctx, v.tx, false)
 	if err != nil {
 		return 0, fmt.Errorf("postgres ledger size: %w", err)
 	}
@@ -169,9 +177,14 @@ func (v view) LatestCheckpoint(ctx context.Context) (ledger.StoredCheckpoint, bo
 	return latestCheckpoint(ctx, v.tx)
 }
 
-func logSize(ctx context.Context, q querier) (uint64, error) {
+// logSize is the next seq: one past the highest record, or the base of a log pruned to it.
+func logSize(ctx context.Context, q querier, noBase bool) (uint64, error) {
+	sql := "SELECT GREATEST(COALESCE((SELECT MAX(seq)+1 FROM ledger_records), 0), COALESCE((SELECT size FROM ledger_base WHERE id = 1), 0))"
+	if noBase {
+		sql = "SELECT COALESCE(MAX(seq)+1, 0) FROM ledger_records"
+	}
 	var n int64
-	if err := q.QueryRow(ctx, "SELECT COALESCE(MAX(seq)+1, 0) FROM ledger_records").Scan(&n); err != nil {
+	if err := q.QueryRow(ctx, sql).Scan(&n); err != nil {
 		return 0, err
 	}
 	return uint64(n), nil
@@ -179,7 +192,7 @@ func logSize(ctx context.Context, q querier) (uint64, error) {
 
 // Size implements ledger.Store.
 func (s *Ledger) Size(ctx context.Context) (uint64, error) {
-	n, err := logSize(ctx, s.pool)
+	n, err := logSize(ctx, s.pool, s.noBase)
 	if err != nil {
 		return 0, fmt.Errorf("postgres ledger size: %w", err)
 	}
@@ -284,6 +297,64 @@ func (s *Ledger) Trim(ctx context.Context, from uint64) error {
 		return fmt.Errorf("postgres ledger trim: %w", err)
 	}
 	return nil
+}
+
+var _ ledger.Pruner = (*Ledger)(nil)
+
+// Prune implements ledger.Pruner in one transaction under the writer lock, so no replica
+// commits or catches up half-way through it.
+func (s *Ledger) Prune(ctx context.Context, size uint64, base []byte) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", s.lock); err != nil {
+			return err
+		}
+		var cur int64
+		if err := tx.QueryRow(ctx, "SELECT COALESCE((SELECT size FROM ledger_base WHERE id = 1), 0)").Scan(&cur); err != nil {
+			return err
+		}
+		if size <= uint64(cur) {
+			return nil
+		}
+		n, err := logSize(ctx, tx, false)
+		if err != nil {
+			return err
+		}
+		var cps int
+		if err := tx.QueryRow(ctx, "SELECT COUNT(*) FROM ledger_checkpoints WHERE size = $1", int64(size)).Scan(&cps); err != nil {
+			return err
+		}
+		if size > n || cps == 0 {
+			return fmt.Errorf("to %d: %w", size, ledger.ErrPruneNoCheckpoint)
+		}
+		for _, q := range []string{"DELETE FROM ledger_records WHERE seq < $1", "DELETE FROM ledger_checkpoints WHERE size < $1"} {
+			if _, err := tx.Exec(ctx, q, int64(size)); err != nil {
+				return err
+			}
+		}
+		_, err = tx.Exec(ctx, "INSERT INTO ledger_base(id, size, base) VALUES (1, $1, $2) ON CONFLICT (id) DO UPDATE SET size = EXCLUDED.size, base = EXCLUDED.base", int64(size), base)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("postgres ledger prune: %w", err)
+	}
+	return nil
+}
+
+// Base implements ledger.Pruner.
+func (s *Ledger) Base(ctx context.Context) (uint64, []byte, bool, error) {
+	if s.noBase {
+		return 0, nil, false, nil
+	}
+	var size int64
+	var b []byte
+	err := s.pool.QueryRow(ctx, "SELECT size, base FROM ledger_base WHERE id = 1").Scan(&size, &b)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil, false, nil
+	}
+	if err != nil {
+		return 0, nil, false, fmt.Errorf("postgres ledger base: %w", err)
+	}
+	return uint64(size), b, true, nil
 }
 
 // Close implements ledger.Store. The pool belongs to the caller and stays open.

@@ -40,7 +40,19 @@ CREATE TABLE IF NOT EXISTS ledger_checkpoints (
 	note     BLOB NOT NULL,
 	frontier BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS ledger_base (
+	id   INTEGER PRIMARY KEY CHECK (id = 1),
+	size INTEGER NOT NULL,
+	base BLOB NOT NULL
+);
 `
+
+// sizeSQL is the next seq: one past the highest record, or the base of a log pruned to its
+// base (ledger.Pruner).
+const sizeSQL = "SELECT MAX(COALESCE((SELECT MAX(seq)+1 FROM ledger_records), 0), COALESCE((SELECT size FROM ledger_base WHERE id = 1), 0))"
+
+// sizeSQLNoBase is sizeSQL for a ledger written before ledger_base existed, opened read-only.
+const sizeSQLNoBase = "SELECT COALESCE(MAX(seq)+1, 0) FROM ledger_records"
 
 // Ledger is a ledger.Store in one SQLite database file.
 type Ledger struct {
@@ -48,7 +60,8 @@ type Ledger struct {
 	path string
 
 	commits         atomic.Int64
-	checkpointEvery int64 // commits between WAL checkpoints (checkpointEvery; tests lower it)
+	walBytes        atomic.Int64 // bytes committed since the last WAL checkpoint began (estimated)
+	checkpointEvery int64        // commits between WAL checkpoints (checkpointEvery; tests lower it)
 	// walMu is held by each commit and by the WAL checkpoint, so the two never overlap: a
 	// checkpoint that finishes between two commits has copied every frame, and the next commit
 	// then rewrites the WAL from its start (see checkpointWAL).
@@ -57,6 +70,8 @@ type Ledger struct {
 	w             *ledgerWriter // Commit's connection, opened on first use (walMu)
 	wg            sync.WaitGroup
 
+	// noBase: a read-only ledger without the ledger_base table (never pruned).
+	noBase bool
 	// readOnly: opened by OpenLedgerReadOnly; Close then neither checkpoints nor truncates.
 	readOnly bool
 	// snapshotDir is the private copy a read-only open reads instead of a WAL it must not
@@ -76,7 +91,7 @@ func OpenLedger(path string) (*Ledger, error) {
 	q := url.Values{}
 	// wal_autocheckpoint(0): the committing connection does not checkpoint inline (that would
 	// add a second fsync to some batches); a background checkpointer does (see Commit).
-	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "wal_autocheckpoint(0)"} {
+	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "wal_autocheckpoint(0)", fmt.Sprintf("journal_size_limit(%d)", walSizeLimit)} {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")
@@ -142,6 +157,12 @@ func OpenLedgerReadOnly(path string, live bool) (*Ledger, error) {
 		_ = s.Close()
 		return nil, fmt.Errorf("open sqlite ledger store %s: schema version %d, this binary knows %d", path, v, schemaVersion)
 	}
+	var tables int
+	if err := db.QueryRow("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'ledger_base'").Scan(&tables); err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("open sqlite ledger store %s: %w", path, err)
+	}
+	s.noBase = tables == 0
 	return s, nil
 }
 
@@ -269,7 +290,13 @@ func (s *Ledger) commit(ctx context.Context, recs []ledger.Entry, cp *ledger.Sto
 		}
 		return fmt.Errorf("sqlite ledger commit: %w", err)
 	}
-	if s.commits.Add(1)%s.checkpointEvery == 0 {
+	// The WAL grows by about the records' bytes plus a few b-tree pages per commit.
+	written := int64(3 * walPage)
+	for _, r := range recs {
+		written += int64(len(r.Data)) + 16
+	}
+	if s.commits.Add(1)%s.checkpointEvery == 0 || s.walBytes.Add(written) >= walCheckpointBytes {
+		s.walBytes.Store(0)
 		s.checkpointWAL()
 	}
 	return nil
@@ -278,8 +305,26 @@ func (s *Ledger) commit(ctx context.Context, recs []ledger.Entry, cp *ledger.Sto
 // checkpointEvery is how many commits pass between WAL checkpoints. A commit that arrives while
 // one runs waits for it (≈ 1 ms per 128 commits' worth of pages on the development disk), and
 // the database file's fsync slows the WAL fsyncs right after it; at 1,024 that touches about
-// one commit in a thousand, below any p99, for a WAL of at most ≈ 6 MB.
+// one commit in a thousand, below any p99. Small commits reach it first (≈ 6 MB of WAL for
+// one-record commits); batches reach walCheckpointBytes first.
 const checkpointEvery = 1024
+
+// WALBound is the most the WAL file holds after any commit (tests check it; docs/ledger.md
+// states it): it is checkpointed once walCheckpointBytes were committed since the last
+// checkpoint (or every checkpointEvery commits), so it holds at most that much, plus the
+// largest batch (1,000 records), plus what commits add while a checkpoint waits for walMu.
+const WALBound = 16 << 20
+
+// walCheckpointBytes is how much is committed between two WAL checkpoints at most; walPage is
+// SQLite's page size (a WAL frame holds one page).
+const (
+	walCheckpointBytes = 4 << 20
+	walPage            = 4096
+)
+
+// walSizeLimit is journal_size_limit: when the WAL restarts after a checkpoint, a file grown
+// past it (by a reader that kept a checkpoint from completing, or a prune) is truncated back.
+const walSizeLimit = 8 << 20
 
 // checkpointWAL copies the WAL into the database file in the background, after the commit that
 // called it has returned (its callers are answered without waiting for it).
@@ -308,18 +353,137 @@ func (s *Ledger) checkpointWAL() {
 
 // Size implements ledger.Store: one past the highest seq.
 func (s *Ledger) Size(ctx context.Context) (uint64, error) {
+	q := sizeSQL
+	if s.noBase {
+		q = sizeSQLNoBase
+	}
 	var n int64
-	if err := s.db.QueryRowContext(ctx, "SELECT COALESCE(MAX(seq)+1, 0) FROM ledger_records").Scan(&n); err != nil {
+	if err := s.db.QueryRowContext(ctx, q).Scan(&n); err != nil {
 		return 0, fmt.Errorf("sqlite ledger size: %w", err)
 	}
 	return uint64(n), nil
 }
 
+var _ ledger.Pruner = (*Ledger)(nil)
+
+// Prune implements ledger.Pruner. The base and the removal of the older checkpoints commit in
+// one transaction: from then on the records below the base are gone for every reader (Scan
+// starts at the base). The records themselves are then deleted in transactions of
+// pruneChunk, each followed by a WAL checkpoint, so the ledger's commits never wait long
+// behind the prune (each deletion holds the writer) and the WAL stays within its bound; an
+// interrupted prune leaves only invisible rows, which the next Prune deletes. The freed pages are reused by later records; the file does not shrink (VACUUM
+// would rewrite it whole).
+func (s *Ledger) Prune(ctx context.Context, size uint64, base []byte) error {
+	cur, err := s.setBase(ctx, size, base)
+	if err != nil {
+		return err
+	}
+	for {
+		n, err := s.pruneRows(ctx, cur)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return nil
+		}
+	}
+}
+
+// pruneChunk is how many records one pruning transaction deletes.
+const pruneChunk = 4096
+
+// setBase stores the new base and drops the checkpoints below it; it returns the base's size.
+func (s *Ledger) setBase(ctx context.Context, size uint64, base []byte) (cur uint64, err error) {
+	s.walMu.Lock() // one writer: never beside a commit of the ledger writer's connection
+	defer s.walMu.Unlock()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite ledger prune: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	var c, n int64
+	if err := tx.QueryRowContext(ctx, "SELECT COALESCE((SELECT size FROM ledger_base WHERE id = 1), 0)").Scan(&c); err != nil {
+		return 0, fmt.Errorf("sqlite ledger prune: %w", err)
+	}
+	if size <= uint64(c) {
+		return uint64(c), tx.Rollback()
+	}
+	if err := tx.QueryRowContext(ctx, sizeSQL).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite ledger prune: %w", err)
+	}
+	var cps int
+	if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM ledger_checkpoints WHERE size = ?", int64(size)).Scan(&cps); err != nil {
+		return 0, fmt.Errorf("sqlite ledger prune: %w", err)
+	}
+	if size > uint64(n) || cps == 0 {
+		return 0, fmt.Errorf("sqlite ledger prune to %d: %w", size, ledger.ErrPruneNoCheckpoint)
+	}
+	if _, err := tx.ExecContext(ctx, "DELETE FROM ledger_checkpoints WHERE size < ?", int64(size)); err != nil {
+		return 0, fmt.Errorf("sqlite ledger prune: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, "INSERT INTO ledger_base(id, size, base) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET size = excluded.size, base = excluded.base", int64(size), base); err != nil {
+		return 0, fmt.Errorf("sqlite ledger prune: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("sqlite ledger prune: %w", err)
+	}
+	return size, nil
+}
+
+// pruneRows deletes up to pruneChunk records below the base, then checkpoints the WAL.
+func (s *Ledger) pruneRows(ctx context.Context, below uint64) (int64, error) {
+	s.walMu.Lock()
+	defer s.walMu.Unlock()
+	res, err := s.db.ExecContext(ctx, "DELETE FROM ledger_records WHERE seq IN (SELECT seq FROM ledger_records WHERE seq < ? ORDER BY seq LIMIT ?)", int64(below), pruneChunk)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite ledger prune: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("sqlite ledger prune: %w", err)
+	}
+	if n > 0 {
+		// Between two commits, as checkpointWAL: the next write starts the WAL over.
+		_, _ = s.db.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)")
+	}
+	return n, nil
+}
+
+// Base implements ledger.Pruner.
+func (s *Ledger) Base(ctx context.Context) (uint64, []byte, bool, error) {
+	if s.noBase {
+		return 0, nil, false, nil
+	}
+	var size int64
+	var b []byte
+	err := s.db.QueryRowContext(ctx, "SELECT size, base FROM ledger_base WHERE id = 1").Scan(&size, &b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil, false, nil
+	}
+	if err != nil {
+		return 0, nil, false, fmt.Errorf("sqlite ledger base: %w", err)
+	}
+	return uint64(size), b, true, nil
+}
+
 // scanPage bounds one read transaction, so a long verify does not pin the WAL.
 const scanPage = 8192
 
-// Scan implements ledger.Store.
+// Scan implements ledger.Store. It starts at the base at the earliest: rows an interrupted
+// Prune left below it are not part of the log.
 func (s *Ledger) Scan(ctx context.Context, from uint64, fn func(ledger.Entry) error) error {
+	if !s.noBase {
+		var b int64
+		err := s.db.QueryRowContext(ctx, "SELECT COALESCE((SELECT size FROM ledger_base WHERE id = 1), 0)").Scan(&b)
+		if err != nil {
+			return fmt.Errorf("sqlite ledger scan: %w", err)
+		}
+		from = max(from, uint64(b))
+	}
 	for {
 		n := 0
 		rows, err := s.db.QueryContext(ctx, "SELECT seq, data FROM ledger_records WHERE seq >= ? ORDER BY seq LIMIT ?", int64(from), scanPage)

@@ -67,7 +67,7 @@ func openLedgerWriter(ctx context.Context, db *sql.DB) (*ledgerWriter, error) {
 			sql string
 		}{
 			{&w.begin, "BEGIN IMMEDIATE"},
-			{&w.size, "SELECT COALESCE(MAX(seq)+1, 0) FROM ledger_records"},
+			{&w.size, sizeSQL},
 			{&w.insertCheckpoint, "INSERT INTO ledger_checkpoints(size, note, frontier) VALUES (?,?,?)"},
 			{&w.commit, "COMMIT"},
 			{&w.rollback, "ROLLBACK"},

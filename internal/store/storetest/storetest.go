@@ -62,6 +62,7 @@ func size(t *testing.T, s ledger.Store) uint64 {
 // and private to its subtest).
 func RunLedgerStore(t *testing.T, newStore func(t *testing.T) ledger.Store) {
 	ctx := context.Background()
+	runPrune(t, newStore)
 
 	t.Run("EmptyStore", func(t *testing.T) {
 		s := newStore(t)
