@@ -24,30 +24,84 @@ func obfuscatedReadings(v *Value, plainHit bool, fn func(name, text string)) {
 		}
 		return
 	}
-	// An instruction is words: every reading needs spaces, which one fast count rules in or out.
-	spaces := strings.Count(t, " ")
-	if spaces < 2 {
+	tr := obfuscationTraits(t)
+	// An instruction is words: every reading needs spaces.
+	if tr.spaces < 2 {
 		return
 	}
-	if spaces >= 7 {
+	if tr.singles >= minSpacedLetters && tr.spaces >= 7 {
 		if s, ok := unspace(t); ok {
 			fn("spaced letters", s)
 		}
 	}
-	if v.readingChars(t).any(digitChars) {
+	if tr.leet {
 		if s, ok := unleet(t); ok {
 			fn("leetspeak", s)
 		}
 	}
-	if rot13Hint(t) {
+	if tr.hint && rot13Hint(t) {
 		fn("rot13", rot13(t))
 	}
-	if reversedHint(t) {
+	if tr.hint && reversedHint(t) {
 		fn("reversed", reverse(t))
 	}
 }
 
-var digitChars = charsIn("0123456789")
+// minSpacedLetters is the shortest run of single letters unspace joins into words.
+const minSpacedLetters = 8
+
+// traits is what one pass over a text tells obfuscatedReadings about which readings can exist.
+type traits struct {
+	spaces  int  // space bytes
+	singles int  // the longest run of single ASCII letters between spaces ("i g n o r e")
+	leet    bool // a run of leetClass bytes mixing a letter and a digit (what unleet rewrites)
+	hint    bool // a 4-byte prefix of a ROT13 or reversed keyword (what the hints look for)
+}
+
+// Four-byte prefixes of the ROT13 and reversed keywords, packed the way obfuscationTraits packs
+// the last four bytes: a text without any of them needs neither substring search.
+const (
+	hintRot13Ignore      = uint32('v')<<24 | uint32('t')<<16 | uint32('a')<<8 | uint32('b')
+	hintRot13Instruction = uint32('v')<<24 | uint32('a')<<16 | uint32('f')<<8 | uint32('g')
+	hintRevIgnore        = uint32('e')<<24 | uint32('r')<<16 | uint32('o')<<8 | uint32('n')
+	hintRevInstruction   = uint32('n')<<24 | uint32('o')<<16 | uint32('i')<<8 | uint32('t')
+)
+
+// obfuscationTraits scans t once for every trait an obfuscated reading needs, so that ordinary
+// text costs one pass instead of one per reading.
+func obfuscationTraits(t string) traits {
+	var tr traits
+	var last4 uint32
+	run := 0       // single letters in a row
+	var seen uint8 // leet classes in the current leetClass run (bit 1 letter, bit 2 digit)
+	leetLen := 0   // length of the current leetClass run
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		last4 = last4<<8 | uint32(c)
+		switch last4 {
+		case hintRot13Ignore, hintRot13Instruction, hintRevIgnore, hintRevInstruction:
+			tr.hint = true
+		}
+		if c == ' ' {
+			tr.spaces++
+		} else if isASCIILetter(rune(c)) && (i == 0 || t[i-1] == ' ') && (i+1 == len(t) || t[i+1] == ' ') {
+			run++
+			tr.singles = max(tr.singles, run)
+		} else {
+			run = 0
+		}
+		if k := leetClass[c]; k != 0 {
+			seen |= 1 << (k - 1) & 3
+			leetLen++
+			if seen == 3 && leetLen >= 3 {
+				tr.leet = true
+			}
+		} else {
+			seen, leetLen = 0, 0
+		}
+	}
+	return tr
+}
 
 // keyWords splits an identifier into words ("ignore_previous_instructions",
 // "ignorePreviousInstructions", "ignore-previous-instructions"); "" when it has fewer than three.
@@ -88,7 +142,7 @@ func unspace(t string) (string, bool) {
 			run = 0
 		}
 	}
-	if singles < 8 {
+	if singles < minSpacedLetters {
 		return "", false
 	}
 	var b strings.Builder
