@@ -25,6 +25,17 @@ var errTooDeep = errors.New("nesting too deep")
 // call (the walker reuses its buffer).
 type visitFunc func(path []byte, key, s string, isKey bool) error
 
+// arrayFunc receives the string elements of an array of strings (see maxJoinElems) after their
+// own visits, with the array's path and key; path and elems are only valid during the call.
+type arrayFunc func(path []byte, key string, elems []string) error
+
+// maxJoinElems and maxJoinBytes bound the arrays whose elements are also handed over together:
+// the parts a tool might join into one string are few and short.
+const (
+	maxJoinElems = 16
+	maxJoinBytes = 1024
+)
+
 // walker is a strict, allocation-light JSON parser (RFC 8259) that yields strings with their
 // JSON paths. It is hand-written rather than encoding/json because inspection must see every
 // string exactly once, with its path, at tens of megabytes per second, and must stop at a depth cap
@@ -37,6 +48,9 @@ type walker struct {
 	path     []byte
 	key      string // the member name the next value belongs to (arrays pass their own on)
 	visit    visitFunc
+	arrays   arrayFunc // nil: none
+	str1     string    // the last string value parsed (for arrays)
+	elems    []string  // the string elements of the arrays being walked, innermost last
 	sb       strings.Builder
 }
 
@@ -44,7 +58,18 @@ type walker struct {
 // wrapping ErrMalformed for invalid input, errTooDeep when maxDepth is exceeded, or the visit
 // function's error.
 func walkJSON(src string, maxDepth int, path []byte, visit visitFunc) error {
-	w := walker{src: src, maxDepth: maxDepth, path: append(path[:0], '$'), visit: visit}
+	return walkJSONArrays(src, maxDepth, path, visit, nil, nil)
+}
+
+// walkJSONArrays is walkJSON that also calls arrays for every array of two to maxJoinElems
+// strings of at most maxJoinBytes in all. elems, when not nil, is a buffer for the elements that
+// the walk may grow and leaves grown for the next.
+func walkJSONArrays(src string, maxDepth int, path []byte, visit visitFunc, arrays arrayFunc, elems *[]string) error {
+	w := walker{src: src, maxDepth: maxDepth, path: append(path[:0], '$'), visit: visit, arrays: arrays}
+	if elems != nil {
+		w.elems = (*elems)[:0]
+		defer func() { *elems = w.elems[:0] }()
+	}
 	w.skipWS()
 	if err := w.value(); err != nil {
 		return err
@@ -85,6 +110,7 @@ func (w *walker) value() error {
 		if err != nil {
 			return err
 		}
+		w.str1 = s
 		return w.visit(w.path, w.key, s, false)
 	case c == 't':
 		return w.literal("true")
@@ -192,12 +218,23 @@ func (w *walker) array() error {
 	}
 	base := len(w.path)
 	key := w.key
+	// The string elements so far (w.elems[eb:]), while every element is a string and they stay
+	// within the joining bounds (joinable false: not this array).
+	eb := len(w.elems)
+	joinable, total := w.arrays != nil, 0
 	for i := 0; ; i++ {
 		w.path = append(strconv.AppendInt(append(w.path[:base], '['), int64(i), 10), ']')
 		w.skipWS()
 		w.key = key // elements of {"paths": [...]} are paths too
+		isStr := w.pos < len(w.src) && w.src[w.pos] == '"'
 		if err := w.value(); err != nil {
 			return err
+		}
+		if joinable {
+			total += len(w.str1)
+			if joinable = isStr && i < maxJoinElems && total <= maxJoinBytes; joinable {
+				w.elems = append(w.elems, w.str1)
+			}
 		}
 		w.skipWS()
 		if w.pos >= len(w.src) {
@@ -210,6 +247,11 @@ func (w *walker) array() error {
 			w.pos++
 			w.path = w.path[:base]
 			w.depth--
+			elems := w.elems[eb:]
+			w.elems = w.elems[:eb] // (an error ends the walk: only this return needs to restore it)
+			if joinable && i >= 1 {
+				return w.arrays(w.path, key, elems)
+			}
 			return nil
 		default:
 			return w.errorf("expected ',' or ']' in array")

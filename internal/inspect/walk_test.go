@@ -98,3 +98,24 @@ func BenchmarkWalkJSON(b *testing.B) {
 		_ = walkJSON(src, 64, path, func([]byte, string, string, bool) error { return nil })
 	}
 }
+
+// TestWalkArrays checks which arrays are handed over joined: two or more strings within the
+// bounds, at the array's own path, innermost first; mixed, nested, long or single ones are not.
+func TestWalkArrays(t *testing.T) {
+	var got []string
+	var elems []string
+	src := `{"a":["x","y"],"b":["x",1],"c":[["p","q"],"r"],"d":["only"],"e":[` +
+		strings.Repeat(`"s",`, maxJoinElems) + `"s"],"f":["` + strings.Repeat("z", maxJoinBytes) + `","t"],"g":["\u0027","--"]}`
+	err := walkJSONArrays(src, 64, nil, func([]byte, string, string, bool) error { return nil },
+		func(path []byte, key string, es []string) error {
+			got = append(got, string(path)+"="+key+":"+strings.Join(es, "|"))
+			return nil
+		}, &elems)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"$.a=a:x|y", "$.c[0]=c:p|q", "$.g=g:'|--"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("arrays (-want +got):\n%s", diff)
+	}
+}
