@@ -126,14 +126,14 @@ type CallDetector interface {
 	InspectCall(c *Call, report func(Finding))
 }
 
-// ArrayJoiner is implemented by detectors that also read the string elements of an array joined
+// arrayJoiner is implemented by detectors that also read the string elements of an array joined
 // into one value (their parts concatenated, and joined by spaces), the way a tool that builds one
 // string from a list of parts receives them: an injection split across elements is whole there.
-// JoinsArrays says whether elems are worth joining for this call (it should be cheap); the joined
-// value is then inspected by Inspect at the array's path, and only findings stronger than the
-// elements' own are kept.
-type ArrayJoiner interface {
-	JoinsArrays(c *Call, elems []string) bool
+// joinsArrays says whether elems, whose bytes fall in the classes chars, are worth joining for
+// this call; the joined value is then inspected by Inspect at the array's path, and only
+// findings stronger than the elements' own are kept.
+type arrayJoiner interface {
+	joinsArrays(c *Call, elems []string, chars charSet) bool
 }
 
 // Result is the outcome of inspecting one call.
@@ -151,7 +151,7 @@ type Engine struct {
 	detectors []Detector
 	names     []string // detectors[i].Name(), asked once rather than per value
 	callDets  []CallDetector
-	joiners   []int     // indexes in detectors of the ArrayJoiners
+	joiners   []int     // indexes in detectors of the arrayJoiners
 	pool      sync.Pool // *scratch
 }
 
@@ -179,7 +179,7 @@ func New(cfg Config) *Engine {
 		if cd, ok := d.(CallDetector); ok {
 			e.callDets = append(e.callDets, cd)
 		}
-		if _, ok := d.(ArrayJoiner); ok {
+		if _, ok := d.(arrayJoiner); ok {
 			e.joiners = append(e.joiners, len(e.detectors)-1)
 		}
 	}
@@ -256,8 +256,11 @@ type state struct {
 	// before the first value).
 	key      string
 	keyFacts factMemo
-	// joined is set while detectors read the joined elements of an array (see ArrayJoiner).
+	// joined is set while detectors read the joined elements of an array (see arrayJoiner).
 	joined bool
+	// chars holds the byte classes of the last maxJoinElems values visited (by st.values), which
+	// are an array's elements when it ends.
+	chars [maxJoinElems]charSet
 	// arena holds the lower-cased Norm strings of this call's values (never reused: findings may
 	// keep pieces of it).
 	arena byteArena
@@ -329,11 +332,7 @@ func (st *state) run(ctx context.Context, raw json.RawMessage) (Result, error) {
 		st.det = cd.(Detector).Name()
 		cd.InspectCall(st.call, st.reportFn)
 	}
-	var arrays arrayFunc
-	if len(st.e.joiners) > 0 {
-		arrays = st.visitArray
-	}
-	err := walkJSONArrays(string(raw), cfg.MaxDepth, st.sc.path, st.visit, arrays, &st.sc.elems)
+	err := walkJSONWith(string(raw), cfg.MaxDepth, st.sc.path, st, len(st.e.joiners) > 0, &st.sc.elems)
 	switch {
 	case err == nil:
 	case errors.Is(err, errTooDeep):
@@ -378,7 +377,9 @@ func (st *state) visit(path []byte, key, s string, isKey bool) error {
 		st.capFinding(string(path), fmt.Sprintf("more than %d bytes of work; rest not inspected", cfg.MaxWork))
 		return errStop
 	}
-	return st.inspect(path, key, s, isKey, nil)
+	err := st.inspect(path, key, s, isKey, nil)
+	st.chars[st.values%maxJoinElems] = st.sc.val.chars
+	return err
 }
 
 // inspect normalises s and runs the detectors over it: all of them, or those at the indexes only.
@@ -422,13 +423,17 @@ func (st *state) inspect(path []byte, key, s string, isKey bool, only []int) err
 	return nil
 }
 
-// visitArray reads the string elements of an array joined, for the ArrayJoiners that ask for it:
+// array reads the string elements of an array joined, for the arrayJoiners that ask for it:
 // concatenated, and separated by spaces. The joined strings count as work like any value.
-func (st *state) visitArray(path []byte, key string, elems []string) error {
+func (st *state) array(path []byte, key string, elems []string) error {
+	var chars charSet
+	for j := range elems {
+		chars |= st.chars[(st.values-j)%maxJoinElems] // the elements were the last values visited
+	}
 	var only [8]int
 	dets := only[:0]
 	for _, i := range st.e.joiners {
-		if st.e.detectors[i].(ArrayJoiner).JoinsArrays(st.call, elems) && len(dets) < len(only) {
+		if st.e.detectors[i].(arrayJoiner).joinsArrays(st.call, elems, chars) && len(dets) < len(only) {
 			dets = append(dets, i)
 		}
 	}

@@ -24,83 +24,99 @@ func obfuscatedReadings(v *Value, plainHit bool, fn func(name, text string)) {
 		}
 		return
 	}
-	tr := obfuscationTraits(t)
-	// An instruction is words: every reading needs spaces.
-	if tr.spaces < 2 {
+	// An instruction is words: every reading needs spaces, which one fast count rules in or out.
+	spaces := strings.Count(t, " ")
+	if spaces < 2 {
 		return
 	}
-	if tr.singles >= minSpacedLetters && tr.spaces >= 7 {
+	if spaces >= 7 && hasSpacedRun(t) {
 		if s, ok := unspace(t); ok {
 			fn("spaced letters", s)
 		}
 	}
-	if tr.leet {
+	if v.readingChars(t).any(digitChars) && hasLeetWord(t) {
 		if s, ok := unleet(t); ok {
 			fn("leetspeak", s)
 		}
 	}
-	if tr.hint && rot13Hint(t) {
-		fn("rot13", rot13(t))
-	}
-	if tr.hint && reversedHint(t) {
-		fn("reversed", reverse(t))
+	if obfuscationHints.contains(t) {
+		if rot13Hint(t) {
+			fn("rot13", rot13(t))
+		}
+		if reversedHint(t) {
+			fn("reversed", reverse(t))
+		}
 	}
 }
+
+var digitChars = charsIn("0123456789")
+
+// obfuscationHints are the keywords rot13Hint and reversedHint look for, found in one pass.
+var obfuscationHints = newLitSet("vtaber", "vafgehpgvba", "erongi", "noitcurtsni")
 
 // minSpacedLetters is the shortest run of single letters unspace joins into words.
 const minSpacedLetters = 8
 
-// traits is what one pass over a text tells obfuscatedReadings about which readings can exist.
-type traits struct {
-	spaces  int  // space bytes
-	singles int  // the longest run of single ASCII letters between spaces ("i g n o r e")
-	leet    bool // a run of leetClass bytes mixing a letter and a digit (what unleet rewrites)
-	hint    bool // a 4-byte prefix of a ROT13 or reversed keyword (what the hints look for)
+// spacedByte reports t[k] a space or a single letter between spaces: a byte of spaced-out text.
+func spacedByte(t string, k int) bool {
+	c := t[k]
+	return c == ' ' || isASCIILetter(rune(c)) && (k == 0 || t[k-1] == ' ') && (k+1 == len(t) || t[k+1] == ' ')
 }
 
-// Four-byte prefixes of the ROT13 and reversed keywords, packed the way obfuscationTraits packs
-// the last four bytes: a text without any of them needs neither substring search.
-const (
-	hintRot13Ignore      = uint32('v')<<24 | uint32('t')<<16 | uint32('a')<<8 | uint32('b')
-	hintRot13Instruction = uint32('v')<<24 | uint32('a')<<16 | uint32('f')<<8 | uint32('g')
-	hintRevIgnore        = uint32('e')<<24 | uint32('r')<<16 | uint32('o')<<8 | uint32('n')
-	hintRevInstruction   = uint32('n')<<24 | uint32('o')<<16 | uint32('i')<<8 | uint32('t')
-)
-
-// obfuscationTraits scans t once for every trait an obfuscated reading needs, so that ordinary
-// text costs one pass instead of one per reading.
-func obfuscationTraits(t string) traits {
-	var tr traits
-	var last4 uint32
-	run := 0       // single letters in a row
-	var seen uint8 // leet classes in the current leetClass run (bit 1 letter, bit 2 digit)
-	leetLen := 0   // length of the current leetClass run
-	for i := 0; i < len(t); i++ {
-		c := t[i]
-		last4 = last4<<8 | uint32(c)
-		switch last4 {
-		case hintRot13Ignore, hintRot13Instruction, hintRevIgnore, hintRevInstruction:
-			tr.hint = true
+// hasSpacedRun reports a stretch of spaced-out text holding minSpacedLetters single letters (what
+// unspace needs). Such a stretch spans at least 2·minSpacedLetters-1 bytes, so probing one byte
+// in every that many finds it: ordinary prose costs a few probes, not a pass.
+func hasSpacedRun(t string) bool {
+	const span = 2*minSpacedLetters - 1
+	for j := span - 1; j < len(t); j += span {
+		if !spacedByte(t, j) {
+			continue
 		}
-		if c == ' ' {
-			tr.spaces++
-		} else if isASCIILetter(rune(c)) && (i == 0 || t[i-1] == ' ') && (i+1 == len(t) || t[i+1] == ' ') {
-			run++
-			tr.singles = max(tr.singles, run)
-		} else {
-			run = 0
+		start, end := j, j+1
+		for start > 0 && spacedByte(t, start-1) {
+			start--
 		}
-		if k := leetClass[c]; k != 0 {
-			seen |= 1 << (k - 1) & 3
-			leetLen++
-			if seen == 3 && leetLen >= 3 {
-				tr.leet = true
+		for end < len(t) && spacedByte(t, end) {
+			end++
+		}
+		letters := 0
+		for k := start; k < end; k++ {
+			if t[k] != ' ' {
+				letters++
 			}
-		} else {
-			seen, leetLen = 0, 0
 		}
+		if letters >= minSpacedLetters {
+			return true
+		}
+		j = end - 1 // the next probe lies a span past this stretch
 	}
-	return tr
+	return false
+}
+
+// hasLeetWord reports a word unleet would rewrite: a run of at least three leetClass bytes with a
+// letter and a digit. It looks only around digits, which prose has few of.
+func hasLeetWord(t string) bool {
+	for i := 0; i < len(t); i++ {
+		if leetClass[t[i]] != 2 {
+			continue
+		}
+		start, end := i, i+1
+		for start > 0 && leetClass[t[start-1]] != 0 {
+			start--
+		}
+		for end < len(t) && leetClass[t[end]] != 0 {
+			end++
+		}
+		if end-start >= 3 {
+			for k := start; k < end; k++ {
+				if leetClass[t[k]] == 1 {
+					return true
+				}
+			}
+		}
+		i = end
+	}
+	return false
 }
 
 // keyWords splits an identifier into words ("ignore_previous_instructions",

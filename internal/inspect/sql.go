@@ -27,7 +27,7 @@ type sqlDetector struct{}
 
 var (
 	_ Detector    = sqlDetector{}
-	_ ArrayJoiner = sqlDetector{}
+	_ arrayJoiner = sqlDetector{}
 )
 
 func (sqlDetector) Name() string { return "sql" }
@@ -67,18 +67,10 @@ func (sqlDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 // quote to break out of a literal, a comparison, a comment, a statement separator, a bracket.
 var sqlJoinChars = charsIn("'\"`=<>-#;(/*")
 
-// JoinsArrays asks for an array's string elements joined (a tool may build one query from them)
+// joinsArrays asks for an array's string elements joined (a tool may build one query from them)
 // in requests, when some element holds a byte an injection needs.
-func (sqlDetector) JoinsArrays(c *Call, elems []string) bool {
-	if c.Direction == Response {
-		return false
-	}
-	for _, e := range elems {
-		if charsOf(e).any(sqlJoinChars) {
-			return true
-		}
-	}
-	return false
+func (sqlDetector) joinsArrays(c *Call, _ []string, chars charSet) bool {
+	return c.Direction == Request && chars.any(sqlJoinChars)
 }
 
 // sqlToolWords are the words isSQLTool looks for, matched in one pass.

@@ -25,9 +25,22 @@ var errTooDeep = errors.New("nesting too deep")
 // call (the walker reuses its buffer).
 type visitFunc func(path []byte, key, s string, isKey bool) error
 
-// arrayFunc receives the string elements of an array of strings (see maxJoinElems) after their
-// own visits, with the array's path and key; path and elems are only valid during the call.
-type arrayFunc func(path []byte, key string, elems []string) error
+// visitor is what a walk reports to: visit is a visitFunc; array receives the string elements of
+// an array of strings (see maxJoinElems) after their own visits, with the array's path and key
+// (path and elems are only valid during the call). An interface rather than two func values:
+// binding a method value per walk would allocate.
+type visitor interface {
+	visit(path []byte, key, s string, isKey bool) error
+	array(path []byte, key string, elems []string) error
+}
+
+// funcVisitor is a visitFunc as a visitor that wants no arrays.
+type funcVisitor visitFunc
+
+func (f funcVisitor) visit(path []byte, key, s string, isKey bool) error {
+	return f(path, key, s, isKey)
+}
+func (funcVisitor) array([]byte, string, []string) error { return nil }
 
 // maxJoinElems and maxJoinBytes bound the arrays whose elements are also handed over together:
 // the parts a tool might join into one string are few and short.
@@ -47,10 +60,10 @@ type walker struct {
 	maxDepth int
 	path     []byte
 	key      string // the member name the next value belongs to (arrays pass their own on)
-	visit    visitFunc
-	arrays   arrayFunc // nil: none
-	str1     string    // the last string value parsed (for arrays)
-	elems    []string  // the string elements of the arrays being walked, innermost last
+	v        visitor
+	arrays   bool     // v wants arrays
+	str1     string   // the last string value parsed (for arrays)
+	elems    []string // the string elements of the arrays being walked, innermost last
 	sb       strings.Builder
 }
 
@@ -58,14 +71,14 @@ type walker struct {
 // wrapping ErrMalformed for invalid input, errTooDeep when maxDepth is exceeded, or the visit
 // function's error.
 func walkJSON(src string, maxDepth int, path []byte, visit visitFunc) error {
-	return walkJSONArrays(src, maxDepth, path, visit, nil, nil)
+	return walkJSONWith(src, maxDepth, path, funcVisitor(visit), false, nil)
 }
 
-// walkJSONArrays is walkJSON that also calls arrays for every array of two to maxJoinElems
-// strings of at most maxJoinBytes in all. elems, when not nil, is a buffer for the elements that
-// the walk may grow and leaves grown for the next.
-func walkJSONArrays(src string, maxDepth int, path []byte, visit visitFunc, arrays arrayFunc, elems *[]string) error {
-	w := walker{src: src, maxDepth: maxDepth, path: append(path[:0], '$'), visit: visit, arrays: arrays}
+// walkJSONWith is walkJSON reporting to v, which also receives (v.array) every array of two to
+// maxJoinElems strings of at most maxJoinBytes in all when arrays is set. elems, when not nil, is
+// a buffer for the elements that the walk may grow and leaves grown for the next.
+func walkJSONWith(src string, maxDepth int, path []byte, v visitor, arrays bool, elems *[]string) error {
+	w := walker{src: src, maxDepth: maxDepth, path: append(path[:0], '$'), v: v, arrays: arrays}
 	if elems != nil {
 		w.elems = (*elems)[:0]
 		defer func() { *elems = w.elems[:0] }()
@@ -111,7 +124,7 @@ func (w *walker) value() error {
 			return err
 		}
 		w.str1 = s
-		return w.visit(w.path, w.key, s, false)
+		return w.v.visit(w.path, w.key, s, false)
 	case c == 't':
 		return w.literal("true")
 	case c == 'f':
@@ -173,7 +186,7 @@ func (w *walker) object() error {
 		}
 		w.path = appendKey(w.path[:base], key)
 		if !plainKey(key) {
-			if err := w.visit(w.path, key, key, true); err != nil {
+			if err := w.v.visit(w.path, key, key, true); err != nil {
 				return err
 			}
 		}
@@ -221,7 +234,7 @@ func (w *walker) array() error {
 	// The string elements so far (w.elems[eb:]), while every element is a string and they stay
 	// within the joining bounds (joinable false: not this array).
 	eb := len(w.elems)
-	joinable, total := w.arrays != nil, 0
+	joinable, total := w.arrays, 0
 	for i := 0; ; i++ {
 		w.path = append(strconv.AppendInt(append(w.path[:base], '['), int64(i), 10), ']')
 		w.skipWS()
@@ -250,7 +263,7 @@ func (w *walker) array() error {
 			elems := w.elems[eb:]
 			w.elems = w.elems[:eb] // (an error ends the walk: only this return needs to restore it)
 			if joinable && i >= 1 {
-				return w.arrays(w.path, key, elems)
+				return w.v.array(w.path, key, elems)
 			}
 			return nil
 		default:

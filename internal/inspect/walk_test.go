@@ -106,11 +106,9 @@ func TestWalkArrays(t *testing.T) {
 	var elems []string
 	src := `{"a":["x","y"],"b":["x",1],"c":[["p","q"],"r"],"d":["only"],"e":[` +
 		strings.Repeat(`"s",`, maxJoinElems) + `"s"],"f":["` + strings.Repeat("z", maxJoinBytes) + `","t"],"g":["\u0027","--"]}`
-	err := walkJSONArrays(src, 64, nil, func([]byte, string, string, bool) error { return nil },
-		func(path []byte, key string, es []string) error {
-			got = append(got, string(path)+"="+key+":"+strings.Join(es, "|"))
-			return nil
-		}, &elems)
+	err := walkJSONWith(src, 64, nil, arrayRecorder(func(path []byte, key string, es []string) {
+		got = append(got, string(path)+"="+key+":"+strings.Join(es, "|"))
+	}), true, &elems)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,4 +116,13 @@ func TestWalkArrays(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("arrays (-want +got):\n%s", diff)
 	}
+}
+
+// arrayRecorder is a visitor that ignores values and passes arrays to itself.
+type arrayRecorder func(path []byte, key string, elems []string)
+
+func (arrayRecorder) visit([]byte, string, string, bool) error { return nil }
+func (f arrayRecorder) array(path []byte, key string, elems []string) error {
+	f(path, key, elems)
+	return nil
 }
