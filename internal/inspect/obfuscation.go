@@ -96,7 +96,7 @@ func hasSpacedRun(t string) bool {
 // hasLeetWord reports a word unleet would rewrite: a run of at least three leetClass bytes with a
 // letter and a digit. It looks only around digits, which prose has few of.
 func hasLeetWord(t string) bool {
-	for i := 0; i < len(t); i++ {
+	for i := nextDigit(t, 0); i < len(t); i = nextDigit(t, i+1) {
 		if leetClass[t[i]] != 2 {
 			continue
 		}
