@@ -259,31 +259,32 @@ type stream struct {
 func (st *stream) block(w []float32, text string, i int) (int, bool) {
 	w = w[:1<<Bits]
 	acc, cnt, h, word, prev, inWord, pos, same := st.acc, st.cnt, st.h, st.word, st.prev, st.inWord, st.pos, st.same
-	closed := false
-	for ; i < len(text); i++ {
-		c := streamByte[text[i]]
+	end, closed := len(text), false
+	for k, b := range []byte(text[i:]) {
+		c := streamByte[b]
 		if c == 0 {
 			if !inWord {
 				continue // the stream's start, or a run of separators: one separator at most
 			}
-			c = sepByte
 			inWord = false
 			acc += w[bucket(word, seedWord)] + w[bucket(prev*mulHash^word, seedPair)]
 			cnt += 2
 			prev = word
+			h = h<<8 | sepByte
+			same = 0 // a separator never repeats: runs of them are one
 		} else {
 			if !inWord {
 				inWord = true
 				word = fnvOffset
 			}
 			word = (word ^ uint64(c)) * fnvPrime
+			if byte(h) == c {
+				same++
+			} else {
+				same = 0
+			}
+			h = h<<8 | uint64(c)
 		}
-		if byte(h) == c && c != sepByte {
-			same++
-		} else {
-			same = 0
-		}
-		h = h<<8 | uint64(c)
 		pos++
 		if same >= maxRun {
 			// Deep inside a run of one byte: no n-gram (see maxRun).
@@ -295,11 +296,10 @@ func (st *stream) block(w []float32, text string, i int) (int, bool) {
 			cnt++
 		}
 		if pos%Block == 0 {
-			i++
-			closed = true
+			end, closed = i+k+1, true
 			break
 		}
 	}
 	st.acc, st.cnt, st.h, st.word, st.prev, st.inWord, st.pos, st.same = acc, cnt, h, word, prev, inWord, pos, same
-	return i, closed
+	return end, closed
 }
