@@ -50,41 +50,51 @@ func inRoots(p string, roots []string) bool {
 	return false
 }
 
-// resolvePath follows every link in p (absolute, cleaned), including a last component that is a
-// link to a file not created yet; the part of p that does not exist is kept as written.
+// resolvePath follows every link in p (absolute), component by component from the root as the
+// kernel does — ".." after a link climbs from where the link led — including a last component
+// that is a link to a file not created yet; from the first component that does not exist, the
+// rest of p is kept as written. Each component costs one lstat, so the work is linear in p
+// (plus maxLinkHops link targets).
 func resolvePath(p string) (string, error) {
-	rest := ""
-	for hops := 0; ; {
-		real, err := filepath.EvalSymlinks(p)
-		if err == nil {
-			return filepath.Join(real, rest), nil
-		}
-		if !errors.Is(err, fs.ErrNotExist) {
-			return "", err
-		}
-		// p or a link on its way does not exist: a dangling link is followed by hand (writing
-		// through it creates its target), anything else is a name still to be created.
-		if fi, lerr := os.Lstat(p); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
-			if hops++; hops > maxLinkHops {
-				return "", errors.New("too many links")
-			}
-			target, err := os.Readlink(p)
-			if err != nil {
-				return "", err
-			}
-			if !filepath.IsAbs(target) {
-				target = filepath.Join(filepath.Dir(p), target)
-			}
-			p = filepath.Clean(target)
+	sep := string(filepath.Separator)
+	parts := strings.Split(p, sep)
+	resolved := sep
+	for i, hops := 0, 0; i < len(parts); i++ {
+		part := parts[i]
+		switch part {
+		case "", ".":
+			continue
+		case "..":
+			resolved = filepath.Dir(resolved)
 			continue
 		}
-		dir, base := filepath.Dir(p), filepath.Base(p)
-		if dir == p {
-			return filepath.Join(p, rest), nil
+		next := filepath.Join(resolved, part)
+		fi, err := os.Lstat(next)
+		if errors.Is(err, fs.ErrNotExist) {
+			return filepath.Join(append([]string{next}, parts[i+1:]...)...), nil
 		}
-		rest = filepath.Join(base, rest)
-		p = dir
+		if err != nil {
+			return "", err
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			resolved = next
+			continue
+		}
+		if hops++; hops > maxLinkHops {
+			return "", errors.New("too many links")
+		}
+		target, err := os.Readlink(next)
+		if err != nil {
+			return "", err
+		}
+		if filepath.IsAbs(target) {
+			resolved = sep
+		}
+		// The link's target takes its place; what followed it is read after the target.
+		parts = append(strings.Split(target, sep), parts[i+1:]...)
+		i = -1
 	}
+	return resolved, nil
 }
 
 // inspect judges raw, a path-like argument: where it leads once links are followed. A relative
@@ -98,10 +108,12 @@ func (r *linkResolver) inspect(raw string) (Finding, bool) {
 		return Finding{}, false // the server's home directory, which the gateway's may not be
 	}
 	if !filepath.IsAbs(p) {
-		p = filepath.Join(r.lexical[0], p)
+		p = r.lexical[0] + string(filepath.Separator) + p
 	}
-	p = filepath.Clean(p)
+	// Resolved as written (a ".." after a link climbs from the link's target, as the kernel
+	// reads it); judged lexically as cleaned.
 	real, err := resolvePath(p)
+	p = filepath.Clean(p)
 	if err != nil {
 		// Fail closed: a path whose links cannot be followed (a loop, no permission) could lead
 		// anywhere.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/portcullis-ai/portcullis/internal/threat"
@@ -62,6 +63,9 @@ func TestPathThroughLink(t *testing.T) {
 		{"plain file", filepath.Join(root, "docs", "a.txt"), threat.None},
 		{"file to be created", filepath.Join(root, "docs", "new", "b.txt"), threat.None},
 		{"relative plain", "docs/a.txt", threat.None},
+		// Lexically root/outside/secret.txt; the kernel climbs from the link's target instead.
+		{"up-level after a link climbs from its target", filepath.Join(root, "escape") + "/../outside/secret.txt", threat.High},
+		{"deep path not created yet", filepath.Join(root, "docs", strings.Repeat("d.d/", 700)+"x"), threat.None},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			raw, _ := json.Marshal(map[string]string{"path": tc.path})
