@@ -201,6 +201,29 @@ func TestObfuscationGates(t *testing.T) {
 			t.Fatalf("hasLeetWord(%q) = %v, unleet says %v", s, !ok, ok)
 		}
 	}
+	contains := func(t string, lits ...string) bool {
+		for _, l := range lits {
+			if strings.Contains(t, l) {
+				return true
+			}
+		}
+		return false
+	}
+	words := []string{"vtaber", "vafgehpgvba", "erongi", "noitcurtsni", "v", "g", "u", "ero", "ngi", "noitcu", "rtsni", " ", "x"}
+	for range 20000 {
+		var b strings.Builder
+		for n := r.IntN(12); n > 0; n-- {
+			w := words[r.IntN(len(words))]
+			if r.IntN(4) == 0 && len(w) > 2 {
+				w = w[r.IntN(len(w)):] // a fragment
+			}
+			b.WriteString(w)
+		}
+		s := b.String()
+		if rot13Hint(s) != contains(s, "vtaber", "vafgehpgvba") || reversedHint(s) != contains(s, "erongi", "noitcurtsni") {
+			t.Fatalf("hints disagree with a substring search on %q", s)
+		}
+	}
 	for _, s := range []string{"i g n o r e  a l l", "please i g n o r e a l l previous", "1gn0r3 411", "room 101 at 5pm"} {
 		_, a := unspace(s)
 		_, b := unleet(s)

@@ -39,20 +39,15 @@ func obfuscatedReadings(v *Value, plainHit bool, fn func(name, text string)) {
 			fn("leetspeak", s)
 		}
 	}
-	if obfuscationHints.contains(t) {
-		if rot13Hint(t) {
-			fn("rot13", rot13(t))
-		}
-		if reversedHint(t) {
-			fn("reversed", reverse(t))
-		}
+	if rot13Hint(t) {
+		fn("rot13", rot13(t))
+	}
+	if reversedHint(t) {
+		fn("reversed", reverse(t))
 	}
 }
 
 var digitChars = charsIn("0123456789")
-
-// obfuscationHints are the keywords rot13Hint and reversedHint look for, found in one pass.
-var obfuscationHints = newLitSet("vtaber", "vafgehpgvba", "erongi", "noitcurtsni")
 
 // minSpacedLetters is the shortest run of single letters unspace joins into words.
 const minSpacedLetters = 8
@@ -238,9 +233,28 @@ func unleet(t string) (string, bool) {
 	return string(b), true
 }
 
-// rot13Hint reports ROT13 of "ignore" or "instruction" in t (each a fast substring search).
+// rot13Hint reports ROT13 of "ignore" or "instruction" in t. Both start with 'v', rare in prose,
+// so one byte search (vectorised) finds every place either could start.
 func rot13Hint(t string) bool {
-	return strings.Contains(t, "vtaber") || strings.Contains(t, "vafgehpgvba")
+	return hasLitAt(t, 'v', 0, "vtaber") || hasLitAt(t, 'v', 0, "vafgehpgvba")
+}
+
+// hasLitAt reports lit in t, looking only where rare, lit's byte at offset off, occurs: a search
+// for one uncommon byte skips most of a text at vector speed, where a substring search would
+// stop at every common first letter.
+func hasLitAt(t string, rare byte, off int, lit string) bool {
+	for i := 0; i < len(t); {
+		j := strings.IndexByte(t[i:], rare)
+		if j < 0 {
+			return false
+		}
+		i += j
+		if i >= off && strings.HasPrefix(t[i-off:], lit) {
+			return true
+		}
+		i++
+	}
+	return false
 }
 
 func rot13(t string) string {
@@ -256,9 +270,10 @@ func rot13(t string) string {
 	return string(b)
 }
 
-// reversedHint reports "ignore" or "instruction" written backwards in t.
+// reversedHint reports "ignore" or "instruction" written backwards in t ("erongi", found from
+// its 'g'; "noitcurtsni", from its 'u').
 func reversedHint(t string) bool {
-	return strings.Contains(t, "erongi") || strings.Contains(t, "noitcurtsni")
+	return hasLitAt(t, 'g', 4, "erongi") || hasLitAt(t, 'u', 5, "noitcurtsni")
 }
 
 func reverse(t string) string {
