@@ -3,19 +3,23 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/portcullis-ai/portcullis/internal/app"
+	"github.com/portcullis-ai/portcullis/internal/console/oidctest"
 	"github.com/portcullis-ai/portcullis/sdk"
 )
 
@@ -35,8 +39,11 @@ func chromium(t *testing.T) string {
 // minute after the browser started.
 func browser(t *testing.T, exe string) context.Context {
 	t.Helper()
+	// CookieSameSiteConsidersRedirectChain: SameSite as RFC 6265bis words it, where a request
+	// whose redirect chain passed through another site is cross-site (Chromium's default still
+	// looks at the initiator alone). The console must work for browsers that read it so.
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox,
-		chromedp.WindowSize(1280, 900), chromedp.Flag("disable-gpu", true))
+		chromedp.WindowSize(1280, 900), chromedp.Flag("disable-gpu", true), chromedp.Flag("enable-features", "CookieSameSiteConsidersRedirectChain"))
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelB := chromedp.NewContext(actx)
 	if err := chromedp.Do(ctx); err != nil { // starts the browser on a context without a deadline
@@ -73,6 +80,45 @@ func signIn(base, key string) chromedp.Action[chromedp.Void] {
 	)
 }
 
+// axeSource is axe-core's browser build, from e2e/node_modules (npm ci --prefix e2e).
+var axeSource = sync.OnceValues(func() ([]byte, error) { return os.ReadFile(filepath.Join("node_modules", "axe-core", "axe.min.js")) })
+
+// axeViolation is what the test reports of one axe-core violation.
+type axeViolation struct {
+	ID     string   `json:"id"`
+	Impact string   `json:"impact"`
+	Help   string   `json:"help"`
+	Nodes  []string `json:"nodes"`
+}
+
+// accessible runs axe-core (WCAG 2.x A and AA rules) in the page the browser shows and fails
+// the test on any serious or critical violation. The script is evaluated through the DevTools
+// protocol, which the page's Content-Security-Policy does not govern: the console itself still
+// loads no script but its own.
+func accessible(t *testing.T, ctx context.Context, page string) {
+	t.Helper()
+	src, err := axeSource()
+	if err != nil {
+		t.Fatalf("axe-core is not installed (npm ci --prefix e2e): %v", err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](string(src)+";\ntypeof axe === 'object'")); err != nil {
+		t.Fatalf("%s: load axe-core: %v", page, err)
+	}
+	out, err := chromedp.Run(ctx, chromedp.Evaluate[string](`axe.run(document, {runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]}})
+		.then(r => JSON.stringify(r.violations.filter(v => v.impact === "serious" || v.impact === "critical")
+			.map(v => ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map(n => n.target.join(" "))}))))`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("%s: run axe-core: %v", page, err)
+	}
+	var vs []axeViolation
+	if err := json.Unmarshal([]byte(out), &vs); err != nil {
+		t.Fatalf("%s: axe-core's answer %q: %v", page, out, err)
+	}
+	for _, v := range vs {
+		t.Errorf("%s: accessibility: %s (%s): %s at %v", page, v.ID, v.Impact, v.Help, v.Nodes)
+	}
+}
+
 // pageText runs steps, then reads the text of sel.
 func pageText(t *testing.T, ctx context.Context, sel string, steps ...chromedp.Action[chromedp.Void]) string {
 	t.Helper()
@@ -99,7 +145,8 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg = bytes.Replace(cfg, []byte("  approvers:\n"), []byte("  approvers:\n    - id: audrey\n      role: auditor\n"+
-		"    - id: bob\n      scopes:\n        - agents: [some-other-agent]\n          tools: [\".*\"]\n"), 1)
+		"    - id: bob\n      scopes:\n        - agents: [some-other-agent]\n          tools: [\".*\"]\n"+
+		"    - id: ada\n      role: admin\n      scopes:\n        - agents: [some-other-agent]\n          tools: [\".*\"]\n"), 1)
 	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +157,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 		return strings.TrimSpace(out)
 	}
-	audreyKey, bobKey := key("audrey"), key("bob")
+	audreyKey, bobKey, adaKey := key("audrey"), key("bob"), key("ada")
 	d := startServe(t, dir)
 	agent := sdk.New(d.url, sdk.WithAPIKey(agentKey), sdk.WithAgentID(app.DemoAgent))
 	risky := func(n int) sdk.DecideRequest {
@@ -119,6 +166,10 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	// The agent's key opens nothing.
 	alice := browser(t, exe)
+	if err := chromedp.Do(alice, chromedp.Navigate(d.url+"/console/login"), chromedp.WaitVisible(chromedp.ID("key"))); err != nil {
+		t.Fatal(err)
+	}
+	accessible(t, alice, "login")
 	problem := pageText(t, alice, "#flash", chromedp.Navigate(d.url+"/console/login"), shot("login"),
 		chromedp.SendKeys(chromedp.ID("key"), agentKey), chromedp.Submit(chromedp.ID("login")), chromedp.WaitVisible(chromedp.ID("flash")))
 	if !strings.Contains(problem, "does not sign anyone in") {
@@ -134,8 +185,13 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("risky call: %+v, %v", held, err)
 	}
 	row := chromedp.CSS(fmt.Sprintf(`tr.req[data-id="%s"] a`, held.ApprovalID))
-	grant := pageText(t, alice, "#grant", chromedp.WaitVisible(row), shot("queue"), chromedp.Click(row),
+	if err := chromedp.Do(alice, chromedp.WaitVisible(row)); err != nil {
+		t.Fatal(err)
+	}
+	accessible(t, alice, "approvals")
+	grant := pageText(t, alice, "#grant", shot("queue"), chromedp.Click(row),
 		chromedp.WaitVisible(chromedp.ID("approve-form")), shot("request"))
+	accessible(t, alice, "request")
 	state := pageText(t, alice, "#state", chromedp.SendKeys(chromedp.ID("comment"), "checked with the customer"),
 		chromedp.Click(chromedp.ID("approve")), chromedp.WaitVisible(chromedp.ID("flash")))
 	if !strings.Contains(grant, "fetch_customer_names") || !strings.Contains(grant, app.DemoAgent) || state != "approved" {
@@ -156,7 +212,13 @@ func TestConsoleInBrowser(t *testing.T) {
 		// box carries the text as its attribute (typing sets only the old box's property).
 		chromedp.WaitVisible(chromedp.CSS(`#q[value="checked with the customer"]`)),
 		chromedp.WaitVisible(chromedp.CSS("tr.rec")), shot("audit"))
+	accessible(t, alice, "audit")
+	if err := chromedp.Do(alice, chromedp.Navigate(d.url+"/console/approvals/history"), chromedp.WaitVisible(chromedp.ID("history"))); err != nil {
+		t.Fatal(err)
+	}
+	accessible(t, alice, "history")
 	overview := pageText(t, alice, "#counts", chromedp.Navigate(d.url+"/console/overview"), chromedp.WaitVisible(chromedp.ID("chart")), shot("overview"))
+	accessible(t, alice, "overview")
 	if !strings.Contains(overview, "Held for approval") {
 		t.Fatalf("overview: %q", overview)
 	}
@@ -164,6 +226,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	stored := pageText(t, alice, "#stored", chromedp.Click(chromedp.CSS("tr.rec a")), chromedp.WaitVisible(chromedp.ID("stored")), shot("record"))
+	accessible(t, alice, "record")
 	if !strings.Contains(recs, "approved by alice") || !strings.Contains(stored, held.ApprovalID) {
 		t.Fatalf("audit explorer:\n%s\nrecord:\n%s", recs, stored)
 	}
@@ -188,6 +251,27 @@ func TestConsoleInBrowser(t *testing.T) {
 	if err != nil || forms != 0 || status != http.StatusForbidden {
 		t.Fatalf("auditor: %d approve forms, forged post answered %d (%v)", forms, status, err)
 	}
+
+	// The auditor reads the agents: the demo agent, its decisions (one held call approved and
+	// run, one held now), its API key's metadata, and a link to its records.
+	agents := pageText(t, audrey, "#agents", chromedp.Navigate(d.url+"/console/agents"), chromedp.WaitVisible(chromedp.ID("agents")), shot("agents"))
+	accessible(t, audrey, "agents")
+	agentPage := pageText(t, audrey, "main", chromedp.Click(chromedp.CSS(fmt.Sprintf(`tr.agent[data-id="%s"] a`, app.DemoAgent))),
+		chromedp.WaitVisible(chromedp.ID("rate-chart")), shot("agent"))
+	accessible(t, audrey, "agent")
+	if !strings.Contains(agents, app.DemoAgent) || !strings.Contains(agentPage, "api key") || !strings.Contains(agentPage, "fetch_customer_names") {
+		t.Fatalf("agents page:\n%s\nagent page:\n%s", agents, agentPage)
+	}
+	// Only an admin opens the policies page: the starter policy's version and its rules' hits.
+	ada := browser(t, exe)
+	rules := pageText(t, ada, "#rules", signIn(d.url, adaKey), chromedp.Navigate(d.url+"/console/policies"), chromedp.WaitVisible(chromedp.ID("rules")), shot("policies"))
+	accessible(t, ada, "policies")
+	if !strings.Contains(rules, "never fired") {
+		t.Fatalf("policies page rules:\n%s", rules)
+	}
+	if denied := pageText(t, audrey, "#problem", chromedp.Navigate(d.url+"/console/policies"), chromedp.WaitVisible(chromedp.ID("problem"))); !strings.Contains(denied, "role") {
+		t.Fatalf("an auditor opened the policies page: %q", denied)
+	}
 	bob := browser(t, exe)
 	queue := pageText(t, bob, "#queue", signIn(d.url, bobKey), chromedp.WaitVisible(chromedp.ID("queue")))
 	problem = pageText(t, bob, "#problem", chromedp.Navigate(page), chromedp.WaitVisible(chromedp.ID("problem")))
@@ -205,5 +289,49 @@ func TestConsoleInBrowser(t *testing.T) {
 	state = pageText(t, alice, "#state", chromedp.Navigate(page), chromedp.WaitVisible(chromedp.ID("state")))
 	if state != "pending" {
 		t.Fatalf("a cross-origin form changed the request: %s (page said %q)", state, body)
+	}
+}
+
+// A person signs in through their identity provider in a real browser: the console sends them
+// to the provider (authorization code with PKCE), the provider sends them back, and they land on
+// the approvals queue signed in as issuer#subject. The console is reached as localhost and the
+// provider as 127.0.0.1: two sites, as in production, so the return from the provider is a
+// cross-site navigation.
+func TestConsoleOIDCInBrowser(t *testing.T) {
+	exe := chromium(t)
+	idp := oidctest.New("olivia")
+	defer idp.Close()
+	dir, _, _ := initData(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	console := "http://localhost:" + addr[strings.LastIndex(addr, ":")+1:]
+	cfgPath := filepath.Join(dir, app.ConfigFile)
+	cfg, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = bytes.Replace(cfg, []byte("  approvers:\n"), []byte(fmt.Sprintf("  approvers:\n    - id: olivia\n      issuer: %s\n"+
+		"      scopes:\n        - agents: [\".*\"]\n          tools: [\".*\"]\n", idp.URL())), 1)
+	cfg = append(cfg, fmt.Sprintf("\nconsole:\n  oidc:\n    issuer: %s\n    name: Example SSO\n    client_id: %s\n    client_secret_env: PORTCULLIS_CONSOLE_SECRET\n    redirect_url: %s/console/oidc/callback\n",
+		idp.URL(), oidctest.ClientID, console)...)
+	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startServeAt(t, dir, addr, []string{"PORTCULLIS_CONSOLE_SECRET=" + oidctest.ClientSecret})
+	b := browser(t, exe)
+	if err := chromedp.Do(b, chromedp.Navigate(console+"/console/login"), chromedp.WaitVisible(chromedp.ID("oidc-start")), shot("login-oidc")); err != nil {
+		t.Fatal(err)
+	}
+	accessible(t, b, "login with OIDC")
+	if button := pageText(t, b, "#oidc-start"); button != "Sign in with Example SSO" {
+		t.Fatalf("the sign-in button reads %q", button)
+	}
+	who := pageText(t, b, "#principal", chromedp.Click(chromedp.ID("oidc-start")), chromedp.WaitVisible(chromedp.ID("queue")))
+	if who != idp.URL()+"#olivia" || idp.Verified() != 1 {
+		t.Fatalf("signed in as %q (PKCE verified %d times)", who, idp.Verified())
 	}
 }

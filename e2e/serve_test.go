@@ -76,7 +76,13 @@ func startServe(t *testing.T, dataDir string) *daemon {
 // startServeEnv is startServe with env added to the gateway's environment.
 func startServeEnv(t *testing.T, dataDir string, env []string) *daemon {
 	t.Helper()
-	cmd := exec.Command(binary(t), "serve", "--data", dataDir, "--listen", "127.0.0.1:0")
+	return startServeAt(t, dataDir, "127.0.0.1:0", env)
+}
+
+// startServeAt is startServeEnv listening on addr.
+func startServeAt(t *testing.T, dataDir, addr string, env []string) *daemon {
+	t.Helper()
+	cmd := exec.Command(binary(t), "serve", "--data", dataDir, "--listen", addr)
 	cmd.Env = append(os.Environ(), env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

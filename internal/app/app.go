@@ -28,6 +28,7 @@ import (
 	"github.com/portcullis-ai/portcullis/internal/identity"
 	"github.com/portcullis-ai/portcullis/internal/inspect"
 	"github.com/portcullis-ai/portcullis/internal/ledger"
+	"github.com/portcullis-ai/portcullis/internal/policy"
 	"github.com/portcullis-ai/portcullis/internal/server"
 	"github.com/portcullis-ai/portcullis/internal/watch"
 )
@@ -279,7 +280,19 @@ func (a *App) consoleRoutes(cfg *config.Config, verifiers note.Verifiers) (func(
 	if !cfg.ConsoleOn() {
 		return nil, nil
 	}
-	c, err := console.New(console.Options{Path: cfg.Console.Path, Queue: a.approvals, Auth: a.approvers, Ledger: a.ledgerStore,
+	oidcOpts, err := a.consoleOIDC(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c, err := console.New(console.Options{OIDC: oidcOpts, Path: cfg.Console.Path, Queue: a.approvals, Auth: a.approvers, Ledger: a.ledgerStore,
+		Agents: consoleAgents{rt: &a.rt, keys: a.keys, now: time.Now},
+		Policies: func() console.PolicyState {
+			st := a.rt.Load()
+			if st == nil {
+				return console.PolicyState{}
+			}
+			return console.PolicyState{Set: st.policies, Lint: policy.LintOptions{RequestBlockLevel: st.cfg.RequestBlock()}}
+		},
 		Verifiers: verifiers, SessionTTL: cfg.Console.SessionTTL, IdleTimeout: cfg.Console.IdleTimeout, Logger: a.log})
 	if err != nil {
 		return nil, err
@@ -287,11 +300,47 @@ func (a *App) consoleRoutes(cfg *config.Config, verifiers note.Verifiers) (func(
 	return c.Register, nil
 }
 
+// consoleOIDC is the console's OIDC client (console.oidc), or nil. The client secret is read
+// now, from the environment or its file.
+func (a *App) consoleOIDC(cfg *config.Config) (*console.OIDCOptions, error) {
+	oc := cfg.Console.OIDC
+	if !oc.On() {
+		return nil, nil
+	}
+	secret := ""
+	switch {
+	case oc.ClientSecretEnv != "":
+		if secret = os.Getenv(oc.ClientSecretEnv); secret == "" {
+			return nil, fmt.Errorf("console.oidc.client_secret_env: %s is not set", oc.ClientSecretEnv)
+		}
+	case oc.ClientSecretFile != "":
+		b, err := os.ReadFile(oc.ClientSecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("console.oidc.client_secret_file: %w", err)
+		}
+		if secret = strings.TrimSpace(string(b)); secret == "" {
+			return nil, fmt.Errorf("console.oidc.client_secret_file: %s is empty", oc.ClientSecretFile)
+		}
+	}
+	roles := map[console.Role][]string{}
+	for r, values := range oc.Roles {
+		roles[console.Role(r)] = values
+	}
+	return &console.OIDCOptions{Issuer: oc.Issuer, Name: oc.Name, ClientID: oc.ClientID, ClientSecret: secret, RedirectURL: oc.RedirectURL,
+		Scopes: oc.Scopes, SubjectClaim: oc.SubjectClaim, RoleClaim: oc.RoleClaim, Roles: roles, Auth: a.approvers,
+		RefusedAudiences: func() []string {
+			if st := a.rt.Load(); st != nil {
+				return identity.DecisionAudiences(st.cfg.Identity, oc.Issuer)
+			}
+			return nil
+		}}, nil
+}
+
 // resultPolicy says how tool results, notices, conversation content and tool definitions are
 // treated under cfg: part of the hot-reloaded run-time state the guard reads.
 func resultPolicy(cfg *config.Config) guard.ResultPolicy {
 	return guard.ResultPolicy{BlockLevel: cfg.ResultBlock(), Redact: cfg.Inspection.RedactResults == nil || *cfg.Inspection.RedactResults,
-		MaxBytes: int(cfg.Limits.MaxOutcomeResultBytes)}
+		MaxBytes: int(cfg.Limits.MaxOutcomeResultBytes), DefinitionHold: cfg.MCP.DefinitionHold()}
 }
 
 // inspectMaxBytes is the inspection engine's input cap: at least its default, and at least

@@ -107,3 +107,45 @@ func (a *approvers) authenticate(ctx context.Context, cred string) (config.Appro
 	}
 	return ap, nil
 }
+
+// ConsoleOIDCPrincipal signs in a person the console's OIDC client verified. Their entry in
+// approvals.approvers — the same ID under the console's issuer — gives their scopes, and their
+// role unless console.oidc.roles mapped one from the token; someone neither declared nor mapped
+// is nobody. Agents never pass: an agent's ID cannot be declared an approver, and the console's
+// client ID is never an audience the decision path accepts (config validation, and the client
+// refuses a token naming one).
+func (a *approvers) ConsoleOIDCPrincipal(_ context.Context, id console.OIDCIdentity) (console.Principal, error) {
+	set := a.rt.Load()
+	if set == nil {
+		return console.Principal{}, errors.Join(server.ErrNotApprover, errors.New("approvers are not loaded"))
+	}
+	oc := set.cfg.Console.OIDC
+	if !oc.On() || id.Issuer != oc.Issuer {
+		return console.Principal{}, fmt.Errorf("%w: issuer %q is not console.oidc.issuer", server.ErrNotApprover, id.Issuer)
+	}
+	for _, ag := range set.cfg.Identity.Agents {
+		if approval.SamePerson(ag.ID, id.Subject) {
+			// An account named like an agent: whoever holds it, it does not approve that
+			// agent's calls, nor anyone's.
+			return console.Principal{}, fmt.Errorf("%w: %q names an agent", server.ErrNotApprover, id.Subject)
+		}
+	}
+	ap, declared := set.approvers[id.Subject]
+	if declared && ap.Issuer != id.Issuer {
+		declared = false // the same name from another issuer, or an approver-key holder: not this person
+	}
+	role := config.RoleApprover
+	switch {
+	case id.Role != "":
+		role = string(id.Role)
+	case declared:
+		role = ap.RoleOf()
+	default:
+		return console.Principal{}, fmt.Errorf("%w: %w: %q", server.ErrNotApprover, server.ErrUndeclaredApprover, approval.QualifiedID(id.Issuer, id.Subject))
+	}
+	p := approval.Approver{ID: approval.QualifiedID(id.Issuer, id.Subject), Name: id.Subject, Kind: approval.Human}
+	if declared && role != config.RoleAuditor {
+		p.Scopes = ap.Scopes
+	}
+	return console.Principal{Approver: p, Role: console.Role(role)}, nil
+}

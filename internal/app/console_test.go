@@ -1,6 +1,7 @@
 package app
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -8,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-ai/portcullis/internal/approval"
 	"github.com/portcullis-ai/portcullis/internal/config"
+	"github.com/portcullis-ai/portcullis/internal/console"
 	"github.com/portcullis-ai/portcullis/internal/identity"
 )
 
@@ -77,4 +80,62 @@ func TestConsoleSwitchedOff(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("console on by default answered %d", resp.StatusCode)
 	}
+}
+
+// A person signed in through console.oidc is who their approvals.approvers entry under the
+// console's issuer says, or what console.oidc.roles mapped from their token; an approver-key
+// holder of the same name, another issuer's person and an account named like an agent are not.
+func TestConsoleOIDCPrincipalAtTheComposition(t *testing.T) {
+	const iss = "https://idp.example.com"
+	scope := []approval.Scope{{Agents: []string{".*"}, Tools: []string{".*"}}}
+	g := newGatewayWith(t, func(c *config.Config) {
+		c.Console.OIDC = config.ConsoleOIDCConfig{Issuer: iss, ClientID: "portcullis-console", RedirectURL: "https://gw.example.com/console/oidc/callback",
+			RoleClaim: "groups", Roles: map[string][]string{"auditor": {"audit"}}}
+		c.Approvals.Approvers = []config.ApproverConfig{{ID: "alice", Issuer: iss, Scopes: scope}, {ID: "bob", Scopes: scope}}
+	})
+	for _, tc := range []struct {
+		id       console.OIDCIdentity
+		role     string
+		scoped   bool
+		refused  bool
+		approver string
+	}{
+		{id: console.OIDCIdentity{Issuer: iss, Subject: "alice"}, role: "approver", scoped: true, approver: iss + "#alice"},
+		{id: console.OIDCIdentity{Issuer: iss, Subject: "alice", Role: "auditor"}, role: "auditor"},
+		{id: console.OIDCIdentity{Issuer: iss, Subject: "bob"}, refused: true}, // bob signs in with approver keys
+		{id: console.OIDCIdentity{Issuer: iss, Subject: "bob", Role: "auditor"}, role: "auditor", approver: iss + "#bob"},
+		{id: console.OIDCIdentity{Issuer: "https://other.example.com", Subject: "alice"}, refused: true},
+		{id: console.OIDCIdentity{Issuer: iss, Subject: DemoAgent, Role: "admin"}, refused: true},
+	} {
+		p, err := g.app.approvers.ConsoleOIDCPrincipal(t.Context(), tc.id)
+		switch {
+		case tc.refused && err == nil:
+			t.Errorf("%+v signed in as %+v", tc.id, p)
+		case tc.refused:
+		case err != nil:
+			t.Errorf("%+v: %v", tc.id, err)
+		case string(p.Role) != tc.role || (len(p.Approver.Scopes) > 0) != tc.scoped || tc.approver != "" && p.Approver.ID != tc.approver:
+			t.Errorf("%+v: %+v", tc.id, p)
+		}
+	}
+}
+
+// The agents page's directory lists the declared agents with their keys' metadata only.
+func TestConsoleAgentDirectory(t *testing.T) {
+	g := newGateway(t)
+	agents, err := consoleAgents{rt: &g.app.rt, keys: g.app.keys, now: time.Now}.ConsoleAgents(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range agents {
+		if a.ID != DemoAgent {
+			continue
+		}
+		if len(a.Credentials) == 0 || a.Credentials[0].Kind != "api key" || a.Credentials[0].Status != "active" ||
+			strings.Contains(fmt.Sprintf("%+v", a), g.key) {
+			t.Fatalf("the demo agent's entry: %+v", a)
+		}
+		return
+	}
+	t.Fatalf("the demo agent is not listed: %+v", agents)
 }

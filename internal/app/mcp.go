@@ -147,9 +147,12 @@ func (a *App) mcpRoutes(gw *mcpgw.Gateway) func(mux *http.ServeMux) {
 	// mcpEventStoreBytes the oldest events go first; a session's events go when it ends.
 	events := sdk.NewMemoryEventStore(nil)
 	events.SetMaxBytes(mcpEventStoreBytes)
-	h := sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return srv },
+	// A request the agent cancelled gets no answer (MCP), on its stream or on resumption: the
+	// SDK would still write one.
+	cancels := mcpgw.NewCancelledAnswers(a.cfg.Limits.MaxBodyBytes)
+	h := cancels.Handler(sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return srv },
 		&sdk.StreamableHTTPOptions{Logger: a.log.With(slog.String("component", "mcp")), MaxRequestBodyBytes: a.cfg.Limits.MaxBodyBytes,
-			SessionTimeout: a.cfg.MCP.SessionIdleTimeout, EventStore: events})
+			SessionTimeout: a.cfg.MCP.SessionIdleTimeout, EventStore: cancels.EventStore(events)}))
 	sessions := &sessionOwners{owners: map[string]string{}, live: func(yield func(string) bool) {
 		for ss := range srv.Sessions() {
 			if !yield(ss.ID()) {

@@ -2,7 +2,6 @@ package approval
 
 import (
 	"bytes"
-	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -10,6 +9,8 @@ import (
 	"slices"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/portcullis-ai/portcullis/internal/jsonx"
 )
 
 // Limits of the canonicaliser. Parameters that exceed them cannot be approved: a request whose
@@ -69,8 +70,7 @@ func Digest(params []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	sum := sha256.Sum256(c)
-	return DigestPrefix + hex.EncodeToString(sum[:]), nil
+	return DigestCanonical(c), nil
 }
 
 type canonParser struct {
@@ -114,7 +114,7 @@ func (p *canonParser) value(depth int) error {
 		if err != nil {
 			return err
 		}
-		p.out = appendCanonString(p.out, s)
+		p.out = jsonx.AppendCanonString(p.out, s)
 		return nil
 	case c == '-' || (c >= '0' && c <= '9'):
 		return p.number()
@@ -424,14 +424,14 @@ func (p *canonParser) object(depth int) error {
 		}
 		p.pos++
 	}
-	slices.SortFunc(members, func(a, b canonMember) int { return compareUTF16(a.key, b.key) })
+	slices.SortFunc(members, func(a, b canonMember) int { return jsonx.CompareUTF16(a.key, b.key) })
 	values := append([]byte(nil), p.out[base:]...)
 	out := append(p.out[:base], '{')
 	for i, m := range members {
 		if i > 0 {
 			out = append(out, ',')
 		}
-		out = appendCanonString(out, m.key)
+		out = jsonx.AppendCanonString(out, m.key)
 		out = append(out, ':')
 		out = append(out, values[m.start:m.end]...)
 	}
@@ -439,54 +439,26 @@ func (p *canonParser) object(depth int) error {
 	return nil
 }
 
-// compareUTF16 orders two strings by their UTF-16 code units (RFC 8785 §3.2.3) without
-// converting them: code-point order differs from UTF-16 order only when a character at or
-// above U+10000 (a surrogate pair, 0xD800–0xDBFF first) meets one in U+E000–U+FFFF.
-func compareUTF16(a, b string) int {
-	for a != "" && b != "" {
-		ra, na := utf8.DecodeRuneInString(a)
-		rb, nb := utf8.DecodeRuneInString(b)
-		if ra != rb {
-			return cmp.Compare(utf16First(ra), utf16First(rb))*2 + cmp.Compare(ra, rb)
-		}
-		a, b = a[na:], b[nb:]
+// CanonicalValue returns the canonical encoding of params already decoded by the one strict
+// parse of a call's parameters (jsonx.DecodeObject), size the length of the text they were
+// decoded from: the same bytes Canonicalize returns for that text, within the same limits, and
+// without reading the text a second time. The decoder refused what Canonicalize refuses
+// (duplicate keys — and, stricter, keys equal up to case —, invalid UTF-8, lone surrogates), and
+// kept every number's literal.
+func CanonicalValue(params map[string]any, size int) ([]byte, error) {
+	if size > MaxCanonicalSize {
+		return nil, fmt.Errorf("%w: %d bytes exceeds the limit of %d", ErrCanonical, size, MaxCanonicalSize)
 	}
-	return cmp.Compare(len(a), len(b))
+	out, err := jsonx.AppendCanonical(make([]byte, 0, size), params, MaxCanonicalDepth)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrCanonical, err)
+	}
+	return out, nil
 }
 
-// utf16First is the first UTF-16 code unit of r.
-func utf16First(r rune) rune {
-	if r >= 0x10000 {
-		hi, _ := utf16.EncodeRune(r)
-		return hi
-	}
-	return r
-}
-
-// appendCanonString appends s (valid UTF-8) as an RFC 8785 string literal.
-func appendCanonString(out []byte, s string) []byte {
-	const hexDigits = "0123456789abcdef"
-	out = append(out, '"')
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '"' || c == '\\':
-			out = append(out, '\\', c)
-		case c == '\b':
-			out = append(out, '\\', 'b')
-		case c == '\f':
-			out = append(out, '\\', 'f')
-		case c == '\n':
-			out = append(out, '\\', 'n')
-		case c == '\r':
-			out = append(out, '\\', 'r')
-		case c == '\t':
-			out = append(out, '\\', 't')
-		case c < 0x20:
-			out = append(out, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-		default:
-			out = append(out, c)
-		}
-	}
-	return append(out, '"')
+// DigestCanonical is Digest of parameters whose canonical encoding is c (Canonicalize,
+// CanonicalValue).
+func DigestCanonical(c []byte) string {
+	sum := sha256.Sum256(c)
+	return DigestPrefix + hex.EncodeToString(sum[:])
 }

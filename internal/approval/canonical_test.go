@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/portcullis-ai/portcullis/internal/jsonx"
 )
 
 func TestCanonicalize(t *testing.T) {
@@ -124,23 +126,6 @@ func TestCanonicalizeLargeObject(t *testing.T) {
 	}
 }
 
-func TestCompareUTF16(t *testing.T) {
-	tests := []struct {
-		a, b string
-		want int
-	}{
-		{"a", "b", -1}, {"b", "a", 1}, {"a", "a", 0}, {"a", "ab", -1},
-		{"\ufb33", "\U0001F600", 1}, // code-point order would say -1
-		{"\U0001F600", "\U0001F601", -1},
-		{"\u00e9", "\u20ac", -1},
-	}
-	for _, tt := range tests {
-		if got := compareUTF16(tt.a, tt.b); (got > 0) != (tt.want > 0) || (got < 0) != (tt.want < 0) {
-			t.Errorf("compareUTF16(%q, %q) = %d, want sign of %d", tt.a, tt.b, got, tt.want)
-		}
-	}
-}
-
 func TestCanonicalizeSizeLimit(t *testing.T) {
 	in := make([]byte, MaxCanonicalSize+1)
 	if _, err := Canonicalize(in); !errors.Is(err, ErrCanonical) {
@@ -225,4 +210,34 @@ func decodeNumbers(t *testing.T, b []byte) any {
 		t.Fatalf("decode %q: %v", b, err)
 	}
 	return v
+}
+
+// FuzzCanonicalValueMatchesText: the canonical encoding of parameters as the decision path's
+// one strict parse decoded them is the canonical encoding of their text — same bytes, so the
+// same digest — and what Canonicalize refuses (too deep) CanonicalValue refuses too.
+func FuzzCanonicalValueMatchesText(f *testing.F) {
+	for _, s := range []string{`{}`, `{"b":1,"a":[1.0,-0,2e5,"x"]}`, `{"id":9007199254740993,"s":"\u00e9\ud83d\ude00\"\n\u001f"}`,
+		`{"\ufb33":1,"\ud83d\ude00":2,"é":{"z":null,"y":true,"x":false}}`, strings.Repeat(`{"a":`, 129) + `1` + strings.Repeat(`}`, 129)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		params, err := jsonx.DecodeObject([]byte(s))
+		if err != nil || strings.TrimSpace(s) == "" {
+			return
+		}
+		want, wantErr := Canonicalize([]byte(s))
+		got, err := CanonicalValue(params, len(s))
+		if (wantErr == nil) != (err == nil) {
+			t.Fatalf("Canonicalize err = %v, CanonicalValue err = %v", wantErr, err)
+		}
+		if err != nil {
+			if !errors.Is(err, ErrCanonical) {
+				t.Fatalf("CanonicalValue err = %v, want ErrCanonical", err)
+			}
+			return
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("CanonicalValue = %s\nCanonicalize  = %s", got, want)
+		}
+	})
 }

@@ -366,6 +366,17 @@ func (e *Engine) RedeemWith(ctx context.Context, id string, k Key, then func(gra
 	return r, nil
 }
 
+// Verdict is a policy decision name as the policy language writes it. The policy engine owns
+// its own decision type; this one lets Resume take the current decision without importing it.
+type Verdict string
+
+const (
+	Allow     Verdict = "ALLOW"
+	Log       Verdict = "LOG"
+	Constrain Verdict = "CONSTRAIN"
+	Deny      Verdict = "DENY"
+)
+
 // Resume is the pipeline's resume path for a call that carries approval id, given how the
 // policy current now decides the call (the re-evaluation always happens first):
 //

@@ -20,6 +20,9 @@ type inspectLine struct {
 	Tool   string          `json:"tool"`
 	Params json.RawMessage `json:"params"`
 	Result json.RawMessage `json:"result"`
+	// Definition is a tool's definition as an MCP server lists it (name, description,
+	// inputSchema, annotations), read in the definition direction.
+	Definition json.RawMessage `json:"definition"`
 }
 
 // inspectOut is one output line. Error lines carry the input line number and the error, and are
@@ -36,13 +39,13 @@ type inspectOut struct {
 func runInspect(ctx context.Context, std Stdio, args []string) int {
 	fset := flag.NewFlagSet("inspect", flag.ContinueOnError)
 	fset.SetOutput(std.Err)
-	dirFlag := fset.String("direction", "", "request (tool arguments) or response (tool results); default: per line, response when it has \"result\"")
+	dirFlag := fset.String("direction", "", "request (tool arguments), response (tool results) or definition (tool definitions); default: per line, by the member it has")
 	roots := fset.String("roots", "", "comma-separated directories path arguments may name")
 	failAt := fset.String("fail-at", "", "exit 1 when any line's level is at least this (none|low|medium|high|critical)")
 	maxBytes := fset.Int("max-bytes", 4<<20, "largest input line in bytes")
 	fset.Usage = func() {
-		fmt.Fprintln(fset.Output(), "Usage: portcullis inspect [--direction request|response] [--roots DIR,...] [--fail-at LEVEL] [FILE|-]")
-		fmt.Fprintln(fset.Output(), "\nReads one JSON object per line, {\"tool\":…,\"params\":{…}} or {\"tool\":…,\"result\":…},")
+		fmt.Fprintln(fset.Output(), "Usage: portcullis inspect [--direction request|response|definition] [--roots DIR,...] [--fail-at LEVEL] [FILE|-]")
+		fmt.Fprintln(fset.Output(), "\nReads one JSON object per line, {\"tool\":…,\"params\":{…}}, {\"tool\":…,\"result\":…} or {\"tool\":…,\"definition\":{…}},")
 		fmt.Fprintln(fset.Output(), "and prints one {\"level\":…,\"findings\":[…]} line per input line, in order.")
 		fset.PrintDefaults()
 	}
@@ -58,8 +61,11 @@ func runInspect(ctx context.Context, std Stdio, args []string) int {
 	case "response":
 		d := inspect.Response
 		dir = &d
+	case "definition":
+		d := inspect.Definition
+		dir = &d
 	default:
-		problem(std.Err, fmt.Sprintf("inspect: unknown direction %q", *dirFlag), "use --direction request or --direction response")
+		problem(std.Err, fmt.Sprintf("inspect: unknown direction %q", *dirFlag), "use --direction request, response or definition")
 		return exitUsage
 	}
 	fail := threat.Level(255)
@@ -152,14 +158,18 @@ func inspectOne(ctx context.Context, eng *inspect.Engine, line []byte, tooLong b
 		return malformed("invalid JSON line: " + err.Error())
 	}
 	raw, d := in.Params, inspect.Request
-	if len(in.Result) > 0 && len(in.Params) == 0 {
+	switch {
+	case len(in.Params) > 0:
+	case len(in.Result) > 0:
 		raw, d = in.Result, inspect.Response
+	case len(in.Definition) > 0:
+		raw, d = in.Definition, inspect.Definition
 	}
 	if dir != nil {
 		d = *dir
 	}
 	if len(raw) == 0 {
-		return malformed(`line has neither "params" nor "result"`)
+		return malformed(`line has none of "params", "result" and "definition"`)
 	}
 	res, err := eng.Inspect(ctx, in.Tool, d, raw)
 	o := inspectOut{Level: res.Level, Findings: res.Findings}

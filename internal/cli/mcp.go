@@ -170,6 +170,9 @@ func runMCPPins(std Stdio, args []string) int {
 		fmt.Fprintf(std.Out, "%-40s %-10s %s\n", "TOOL", "STATE", "SHA-256")
 		for _, p := range list {
 			state, hash := "pinned", p.Hash
+			if p.Reviewed != "" {
+				state = "reviewed" // held as suspicious, then approved through an approval request
+			}
 			if p.Pending != "" {
 				state, hash = "CHANGED", p.Pending
 			}

@@ -128,6 +128,10 @@ func printApproval(w io.Writer, r approval.Request, now time.Time) error {
 	line("User", user)
 	line("Tool", r.Tool)
 	line("Params", string(r.Params))
+	if r.Labels["kind"] == "tool_definition" {
+		// A held tool definition: what is approved is this exact definition.
+		line("Definition", r.Labels["definition"])
+	}
 	line("Rule", r.Rule)
 	line("Threat", r.ThreatLevel.String())
 	for _, f := range r.Findings {

@@ -65,7 +65,41 @@ type ConsoleConfig struct {
 	SessionTTL time.Duration `yaml:"session_ttl"`
 	// IdleTimeout ends a session unused this long; default 30m.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// OIDC, when its issuer is set, signs people in through their identity provider
+	// (authorization code with PKCE) beside approver keys.
+	OIDC ConsoleOIDCConfig `yaml:"oidc"`
 }
+
+// ConsoleOIDCConfig is the console's OpenID Connect client.
+type ConsoleOIDCConfig struct {
+	// Issuer is the provider's issuer URL (its discovery document is at
+	// Issuer/.well-known/openid-configuration).
+	Issuer string `yaml:"issuer"`
+	// Name is the provider as the sign-in button names it; default the issuer's host.
+	Name string `yaml:"name"`
+	// ClientID is the console's client at the provider: the audience its ID tokens must name.
+	// It may not be an audience the decision path accepts from the same issuer.
+	ClientID string `yaml:"client_id"`
+	// ClientSecretEnv or ClientSecretFile holds the client secret (neither: a public client,
+	// protected by PKCE alone).
+	ClientSecretEnv  string `yaml:"client_secret_env"`
+	ClientSecretFile string `yaml:"client_secret_file"`
+	// RedirectURL is where the provider sends the browser back: the console's URL followed by
+	// /oidc/callback, e.g. https://gateway.example.com/console/oidc/callback.
+	RedirectURL string `yaml:"redirect_url"`
+	// Scopes asked for; default openid, email, profile.
+	Scopes []string `yaml:"scopes"`
+	// SubjectClaim names the person: sub (the default) or email (then email_verified must be true).
+	SubjectClaim string `yaml:"subject_claim"`
+	// RoleClaim is the claim (a string or a list of strings, e.g. groups) that Roles map from.
+	RoleClaim string `yaml:"role_claim"`
+	// Roles maps console roles (admin, auditor, approver) to values of RoleClaim; the strongest
+	// role matched wins. Empty: the person's role is their approvals.approvers entry's.
+	Roles map[string][]string `yaml:"roles"`
+}
+
+// On reports whether OIDC sign-in is configured.
+func (o ConsoleOIDCConfig) On() bool { return o.Issuer != "" }
 
 // ConsoleOn reports whether the console is served.
 func (c *Config) ConsoleOn() bool { return c.Console.Enabled == nil || *c.Console.Enabled }
@@ -200,6 +234,17 @@ type MCPConfig struct {
 	// logging/setLevel, when a line can be attributed to one agent and user, each line inspected
 	// like a tool's result (default true; see docs/mcp.md).
 	RelayLogs *bool `yaml:"relay_logs"`
+	// DefinitionHoldLevel holds a tool whose definition inspects at or above it (or at or above
+	// inspection.result_block_level, when that is lower) until an operator approves that exact
+	// definition as an approval request (default high; none: such a definition is blocked at
+	// the result block level, with no approval; see docs/mcp.md).
+	DefinitionHoldLevel string `yaml:"definition_hold_level"`
+}
+
+// DefinitionHold is mcp.definition_hold_level as a level (validated).
+func (m MCPConfig) DefinitionHold() threat.Level {
+	l, _ := threat.ParseLevel(m.DefinitionHoldLevel)
+	return l
 }
 
 // LogsRelayed reports whether upstream log messages are relayed (mcp.relay_logs, default true).
@@ -395,7 +440,7 @@ func Default() Config {
 		},
 		Approvals: ApprovalsConfig{Expiry: 15 * time.Minute, MaxWait: 60 * time.Second, MaxPendingPerAgent: DefaultMaxPendingPerAgent},
 		MCP: MCPConfig{ApprovalWait: 10 * time.Second, CallTimeout: 60 * time.Second, SessionIdleTimeout: 30 * time.Minute,
-			ServerRequests: MCPServerRequests{Sampling: "deny", Elicitation: "deny"}},
+			ServerRequests: MCPServerRequests{Sampling: "deny", Elicitation: "deny"}, DefinitionHoldLevel: "high"},
 		Ledger:  LedgerConfig{CheckpointInterval: time.Second, CheckpointRecords: 1000, ResultDurability: "sync"},
 		Console: ConsoleConfig{Path: "/console", SessionTTL: 8 * time.Hour, IdleTimeout: 30 * time.Minute},
 		Limits: LimitsConfig{
@@ -541,6 +586,9 @@ func (c *Config) problems() []problem {
 	for _, is := range c.Approvals.Logins.Issuers {
 		issuers[is.Issuer] = true
 	}
+	if c.Console.OIDC.On() {
+		issuers[c.Console.OIDC.Issuer] = true // the console's sign-in names its people too
+	}
 	seen := map[string]bool{}
 	for i, ap := range c.Approvals.Approvers {
 		path := fmt.Sprintf("approvals.approvers[%d]", i)
@@ -558,7 +606,7 @@ func (c *Config) problems() []problem {
 		}
 		seen[approval.FoldID(ap.ID)] = true
 		if ap.Issuer != "" && !issuers[ap.Issuer] {
-			add(path+".issuer", "%q is not one of approvals.issuers", ap.Issuer)
+			add(path+".issuer", "%q is not one of approvals.issuers, nor console.oidc.issuer", ap.Issuer)
 		}
 		switch ap.RoleOf() {
 		case RoleApprover, RoleAdmin:
@@ -589,6 +637,9 @@ func (c *Config) problems() []problem {
 	}
 	if c.Console.IdleTimeout < time.Minute || c.Console.IdleTimeout > c.Console.SessionTTL {
 		add("console.idle_timeout", "want a duration in [1m, console.session_ttl], got %v", c.Console.IdleTimeout)
+	}
+	if c.Console.OIDC.On() {
+		errs = append(errs, c.validateConsoleOIDC()...)
 	}
 	if w := c.Approvals.Webhook; w.URL != "" {
 		if !strings.HasPrefix(w.URL, "https://") && !strings.HasPrefix(w.URL, "http://") {
@@ -701,6 +752,9 @@ func (c *Config) problems() []problem {
 	if c.MCP.SessionIdleTimeout < time.Second || c.MCP.SessionIdleTimeout > 7*24*time.Hour {
 		add("mcp.session_idle_timeout", "want a duration in [1s, 168h], got %v", c.MCP.SessionIdleTimeout)
 	}
+	if _, err := threat.ParseLevel(c.MCP.DefinitionHoldLevel); err != nil {
+		add("mcp.definition_hold_level", "%v", err)
+	}
 	for _, k := range []struct{ path, v string }{{"mcp.server_requests.sampling", c.MCP.ServerRequests.Sampling},
 		{"mcp.server_requests.elicitation", c.MCP.ServerRequests.Elicitation}} {
 		if k.v != "deny" && k.v != "allow" {
@@ -787,6 +841,9 @@ func (c *Config) resolve(dir string) {
 		for j := range c.Identity.JWTIssuers[i].KeyFiles {
 			c.Identity.JWTIssuers[i].KeyFiles[j] = abs(c.Identity.JWTIssuers[i].KeyFiles[j])
 		}
+	}
+	if f := c.Console.OIDC.ClientSecretFile; f != "" {
+		c.Console.OIDC.ClientSecretFile = abs(f)
 	}
 	for _, is := range [][]identity.IssuerConfig{c.Identity.Users.Issuers, c.Approvals.Logins.Issuers} {
 		for i := range is {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portcullis-ai/portcullis/internal/threat"
 )
 
 func TestParseDefaults(t *testing.T) {
@@ -38,6 +40,16 @@ func TestParseDefaults(t *testing.T) {
 	}
 	if c, err := Parse("gw.yaml", []byte("mcp:\n  relay_logs: false\n")); err != nil || c.MCP.LogsRelayed() {
 		t.Errorf("relay_logs: false: %v %v", c.MCP.RelayLogs, err)
+	}
+	// Suspicious tool definitions are held at high unless said otherwise; a level is checked.
+	if c, err := Parse("empty.yaml", nil); err != nil || c.MCP.DefinitionHold() != threat.High {
+		t.Errorf("definition_hold_level default: %q %v", c.MCP.DefinitionHoldLevel, err)
+	}
+	if c, err := Parse("gw.yaml", []byte("mcp:\n  definition_hold_level: medium\n")); err != nil || c.MCP.DefinitionHold() != threat.Medium {
+		t.Errorf("definition_hold_level: medium: %v", err)
+	}
+	if _, err := Parse("gw.yaml", []byte("mcp:\n  definition_hold_level: severe\n")); err == nil || !strings.Contains(err.Error(), "mcp.definition_hold_level") {
+		t.Errorf("definition_hold_level: severe: %v", err)
 	}
 }
 

@@ -156,7 +156,7 @@ func (c *Console) queueEvents(w http.ResponseWriter, r *http.Request, s *session
 			if !c.sessions.alive(s) {
 				return
 			}
-			if np, err := c.o.Auth.ConsolePrincipal(r.Context(), s.credential); err != nil {
+			if np, err := c.principal(r.Context(), s); err != nil {
 				c.sessions.drop(s)
 				return
 			} else {

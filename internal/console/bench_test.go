@@ -18,7 +18,9 @@ import (
 
 // BenchmarkAuditSearch measures one page of the audit explorer over a SQLite ledger of
 // PORTCULLIS_CONSOLE_BENCH_RECORDS records (default 200,000): a filter that matches every tenth
-// record, and one that matches nothing (the page then reads its whole budget and stops).
+// record, and one that matches nothing (the page then reads its whole budget and stops); and the
+// statistics pages' scan (overview, agents, policies), which parses every record of its window up
+// to its 200,000-record budget.
 //
 //	PORTCULLIS_CONSOLE_BENCH_RECORDS=200000 go test -run '^$' -bench AuditSearch -benchtime 5x ./internal/console/
 func BenchmarkAuditSearch(b *testing.B) {
@@ -75,6 +77,14 @@ func BenchmarkAuditSearch(b *testing.B) {
 		b.Fatal(err)
 	}
 	p := human("audrey", "auditor")
+	b.Run("stats", func(b *testing.B) {
+		for b.Loop() {
+			n := 0
+			if _, err := c.scanBack(ctx, time.Time{}, statsBudget, func(uint64, *stat) { n++ }); err != nil || n == 0 {
+				b.Fatal(n, err)
+			}
+		}
+	})
 	for _, tc := range []struct {
 		name string
 		f    auditFilter

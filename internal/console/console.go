@@ -1,15 +1,19 @@
 // Package console is the web console served by `serve` under console.path: the approvals queue
-// (live over server-sent events) and the audit explorer. Pages are rendered on the server with
+// (live over server-sent events), the audit explorer, and the overview, agents and policies pages.
+// Pages are rendered on the server with
 // html/template; the stylesheet and the one script are embedded (go:embed), so building the
 // binary needs no JavaScript toolchain.
 //
-// Every page is authorised on the server. A person signs in with their approver key; the session
-// keeps it in memory only and re-authenticates it on every request, so a revoked key or a person
-// removed from approvals.approvers is signed out at their next click. Agents' credentials are
-// never accepted: approver keys live in a key store of their own.
+// Every page is authorised on the server. A person signs in with their approver key (or through
+// an OpenID Connect provider, oidc.go); the session keeps the key (or the verified identity) in
+// memory only and checks it again on every request, so a revoked key or a person removed from
+// approvals.approvers is signed out at their next click. Agents' credentials are never accepted:
+// approver keys live in a key store of their own, and the OIDC client refuses the decision path's
+// audiences.
 //
-// The console depends on the approval engine's types and the ledger's read side only: it
-// declares what it needs (Queue, Authenticator, ledger.Store) and app supplies it.
+// The console depends on the approval engine's types, the ledger's read side and the policy
+// package's read side only: it declares what it needs (Queue, Authenticator, OIDCAuthenticator,
+// AgentDirectory, ledger.Store, PolicyState) and app supplies it.
 package console
 
 import (
@@ -20,6 +24,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -90,8 +95,16 @@ type Options struct {
 	Auth  Authenticator
 	// Ledger is read (never written): search, records, inclusion proofs, the latest checkpoint.
 	Ledger ledger.Store
+	// Agents lists the declared agents for the agents page; nil: it lists the agents the ledger
+	// saw.
+	Agents AgentDirectory
+	// Policies is the policy set in force, for the policies page; nil: that page says none is
+	// loaded.
+	Policies func() PolicyState
 	// Verifiers check the latest checkpoint's signature for the banner.
 	Verifiers note.Verifiers
+	// OIDC, when set, signs people in through an OpenID Connect provider beside approver keys.
+	OIDC *OIDCOptions
 	// SessionTTL and IdleTimeout bound a session (defaults 8h and 30m).
 	SessionTTL, IdleTimeout time.Duration
 	// Poll is how often a live queue looks for changes (default 1s).
@@ -108,6 +121,7 @@ type Console struct {
 	sessions *sessions
 	streams  chan struct{} // live-queue streams in flight, bounded
 	cop      *http.CrossOriginProtection
+	oidc     *oidcClient // nil: no OIDC sign-in
 }
 
 // maxStreams bounds the live-queue streams open at once, across sessions.
@@ -140,6 +154,11 @@ func New(o Options) (*Console, error) {
 	c := &Console{o: o, log: log, sessions: newSessions(o.SessionTTL, o.IdleTimeout, o.Now),
 		streams: make(chan struct{}, maxStreams), cop: http.NewCrossOriginProtection()}
 	var err error
+	if o.OIDC != nil {
+		if c.oidc, err = newOIDCClient(*o.OIDC); err != nil {
+			return nil, err
+		}
+	}
 	if c.pages, err = parsePages(o.Path); err != nil {
 		return nil, err
 	}
@@ -157,6 +176,8 @@ func parsePages(base string) (map[string]*template.Template, error) {
 		"join":     strings.Join,
 		"add":      func(a, b int) int { return a + b },
 		"findings": findingKinds,
+		"seg":      url.PathEscape,
+		"rows":     func(title, id string, rows []row) rowList { return rowList{title, id, rows} },
 	}
 	names, err := fs.Glob(templateFS, "templates/*.html")
 	if err != nil {
@@ -189,6 +210,10 @@ func (c *Console) Register(mux *http.ServeMux) {
 	mux.Handle("GET "+p+"/login", c.headers(http.HandlerFunc(c.loginPage)))
 	mux.Handle("POST "+p+"/login", c.headers(c.cop.Handler(http.HandlerFunc(c.login))))
 	mux.Handle("POST "+p+"/logout", c.page(c.logout))
+	if c.oidc != nil {
+		mux.Handle("GET "+p+"/oidc/start", c.headers(http.HandlerFunc(c.oidcStart)))
+		mux.Handle("GET "+p+"/oidc/callback", c.headers(http.HandlerFunc(c.oidcCallback)))
+	}
 	mux.Handle("GET "+p, http.RedirectHandler(p+"/approvals", http.StatusSeeOther))
 	mux.Handle("GET "+p+"/{$}", http.RedirectHandler(p+"/approvals", http.StatusSeeOther))
 	mux.Handle("GET "+p+"/approvals", c.page(c.queuePage))
@@ -203,6 +228,9 @@ func (c *Console) Register(mux *http.ServeMux) {
 		c.resolve(w, r, s, pr, false)
 	}))
 	mux.Handle("GET "+p+"/overview", c.page(c.overviewPage))
+	mux.Handle("GET "+p+"/agents", c.page(c.agentsPage))
+	mux.Handle("GET "+p+"/agents/{id}", c.page(c.agentPage))
+	mux.Handle("GET "+p+"/policies", c.page(c.policiesPage))
 	mux.Handle("GET "+p+"/audit", c.page(c.auditPage))
 	mux.Handle("GET "+p+"/audit/export", c.page(c.auditExport))
 	mux.Handle("GET "+p+"/audit/{seq}", c.page(c.recordPage))
@@ -247,7 +275,7 @@ func (c *Console) page(h handlerFunc) http.Handler {
 			c.toLogin(w, r)
 			return
 		}
-		p, err := c.o.Auth.ConsolePrincipal(r.Context(), s.credential)
+		p, err := c.principal(r.Context(), s)
 		if err != nil {
 			// The key was revoked or its owner is no longer declared: the session ends.
 			c.sessions.drop(s)
@@ -273,12 +301,29 @@ func (c *Console) page(h handlerFunc) http.Handler {
 	return c.headers(c.cop.Handler(inner))
 }
 
+// principal checks a session's credential or OIDC identity again, as at sign-in.
+func (c *Console) principal(ctx context.Context, s *session) (Principal, error) {
+	if s.oidc != nil {
+		if c.oidc == nil {
+			return Principal{}, errors.New("OIDC sign-in is not configured")
+		}
+		return c.oidc.o.Auth.ConsoleOIDCPrincipal(ctx, *s.oidc)
+	}
+	return c.o.Auth.ConsolePrincipal(ctx, s.credential)
+}
+
 func (c *Console) toLogin(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet || strings.HasSuffix(r.URL.Path, "/events") || strings.HasSuffix(r.URL.Path, "/rows") {
 		http.Error(w, "sign in to the console", http.StatusUnauthorized)
 		return
 	}
 	http.Redirect(w, r, c.o.Path+"/login", http.StatusSeeOther)
+}
+
+// rowList is a titled table of records (the agent page's sections).
+type rowList struct {
+	Title, ID string
+	Rows      []row
 }
 
 // view is what every page template receives.
@@ -289,6 +334,10 @@ type view struct {
 	CSRF  string
 	Flash string
 	Data  any
+	// Refresh, when set, sends the browser on to this URL (a meta refresh).
+	Refresh string
+	// Menu entries shown only to the roles whose pages they open.
+	ShowAgents, ShowPolicies bool
 }
 
 func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, name string, v view) {
@@ -296,6 +345,9 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, nam
 	if !ok {
 		http.Error(w, "no such page", http.StatusInternalServerError)
 		return
+	}
+	if v.P != nil {
+		v.ShowAgents, v.ShowPolicies = v.P.readsAll(), v.P.Role == RoleAdmin
 	}
 	var b strings.Builder
 	if err := t.ExecuteTemplate(&b, "layout.html", v); err != nil {

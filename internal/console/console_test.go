@@ -63,9 +63,26 @@ const (
 	keyBob     = "pcl_bob"     // approver of agent "other" only
 	keyAuditor = "pcl_auditor" // auditor
 	keyAgent   = "pcl_agent"   // an agent's key: not in the approvers' store
+	keyAdmin   = "pcl_admin"   // admin, approves agent-a's calls
 )
 
-func newRig(t *testing.T, tlsOn bool) *rig {
+// directory declares agent-a, with an API key and a signing key, and agent-idle, which made no
+// call.
+var directory = fakeDirectory{
+	{ID: "agent-a", Roles: []string{"support"}, Credentials: []Credential{
+		{Kind: "api key", ID: "pcl_k1", Label: "laptop", Created: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Status: "active"},
+		{Kind: "signing key", ID: "sig-2026", Status: "active"}}},
+	{ID: "agent-idle"},
+}
+
+type fakeDirectory []DeclaredAgent
+
+func (f fakeDirectory) ConsoleAgents(context.Context) ([]DeclaredAgent, error) { return f, nil }
+
+func newRig(t *testing.T, tlsOn bool) *rig { return newRigWith(t, tlsOn, nil) }
+
+// newRigWith is newRig with its options changed by edit, which is told the console's base URL.
+func newRigWith(t *testing.T, tlsOn bool, edit func(o *Options, base string)) *rig {
 	t.Helper()
 	ctx := context.Background()
 	keys, err := ledger.GenerateKeys(t.TempDir(), "portcullis.test/console")
@@ -91,13 +108,11 @@ func newRig(t *testing.T, tlsOn bool) *rig {
 		keyAlice:   human("alice", "approver", all),
 		keyBob:     human("bob", "approver", approval.Scope{Agents: []string{"other"}, Tools: []string{".*"}}),
 		keyAuditor: human("audrey", "auditor"),
+		keyAdmin:   human("adam", "admin", approval.Scope{Agents: []string{"agent-a"}, Tools: []string{".*"}}),
 	}}
-	c, err := New(Options{Path: "/console", Queue: eng, Auth: auth, Ledger: st, Verifiers: vs, Poll: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	opts := Options{Path: "/console", Queue: eng, Auth: auth, Ledger: st, Verifiers: vs, Poll: 20 * time.Millisecond,
+		Agents: directory, Policies: func() PolicyState { return PolicyState{Set: rigPolicies(t)} }}
 	mux := http.NewServeMux()
-	c.Register(mux)
 	var srv *httptest.Server
 	if tlsOn {
 		srv = httptest.NewTLSServer(mux)
@@ -105,6 +120,14 @@ func newRig(t *testing.T, tlsOn bool) *rig {
 		srv = httptest.NewServer(mux)
 	}
 	t.Cleanup(srv.Close)
+	if edit != nil {
+		edit(&opts, srv.URL)
+	}
+	c, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Register(mux)
 	return &rig{t: t, srv: srv, engine: eng, led: led, auth: auth}
 }
 

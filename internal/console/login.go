@@ -10,7 +10,16 @@ import (
 const maxCredentialBytes = 4096
 
 func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
-	c.render(w, r, http.StatusOK, "login", view{Title: "Sign in"})
+	c.loginFail(w, r, http.StatusOK, "")
+}
+
+// loginFail renders the sign-in page with status and a message (none: the plain page).
+func (c *Console) loginFail(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	v := view{Title: "Sign in", Flash: msg}
+	if c.oidc != nil {
+		v.Data = c.oidc.label()
+	}
+	c.render(w, r, status, "login", v)
 }
 
 // login signs a person in with their approver key. Cross-origin posts were refused before this
@@ -18,24 +27,24 @@ func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
 func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	if err := r.ParseForm(); err != nil {
-		c.render(w, r, http.StatusBadRequest, "login", view{Title: "Sign in", Flash: "The form could not be read."})
+		c.loginFail(w, r, http.StatusBadRequest, "The form could not be read.")
 		return
 	}
 	cred := strings.TrimSpace(r.PostForm.Get("key"))
 	if cred == "" || len(cred) > maxCredentialBytes {
-		c.render(w, r, http.StatusUnauthorized, "login", view{Title: "Sign in", Flash: "Enter your approver key."})
+		c.loginFail(w, r, http.StatusUnauthorized, "Enter your approver key.")
 		return
 	}
 	p, err := c.o.Auth.ConsolePrincipal(r.Context(), cred)
 	if err != nil {
 		c.log.LogAttrs(r.Context(), slog.LevelWarn, "console sign-in refused", slog.Any("error", err))
 		// One message for every refusal: an unknown key learns nothing about who is declared.
-		c.render(w, r, http.StatusUnauthorized, "login", view{Title: "Sign in", Flash: "That key does not sign anyone in to the console."})
+		c.loginFail(w, r, http.StatusUnauthorized, "That key does not sign anyone in to the console.")
 		return
 	}
-	token, ok := c.sessions.create(cred)
+	token, ok := c.sessions.create(cred, nil)
 	if !ok {
-		c.render(w, r, http.StatusServiceUnavailable, "login", view{Title: "Sign in", Flash: "Too many sessions are open; try again later."})
+		c.loginFail(w, r, http.StatusServiceUnavailable, "Too many sessions are open; try again later.")
 		return
 	}
 	c.log.LogAttrs(r.Context(), slog.LevelInfo, "console sign-in", slog.String("principal", p.Approver.ID), slog.String("role", string(p.Role)))

@@ -2,7 +2,6 @@ package console
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"slices"
 	"time"
@@ -11,11 +10,8 @@ import (
 	"github.com/portcullis-ai/portcullis/internal/ledger"
 )
 
-// overviewHours is the span the overview charts; overviewBudget bounds the records it reads.
-const (
-	overviewHours  = 24
-	overviewBudget = 200_000
-)
+// overviewHours is the span the overview charts.
+const overviewHours = 24
 
 // outcomes are the decisions the overview charts, in stacking order.
 var outcomes = []string{"allow", "log", "constrain", "deny"}
@@ -52,57 +48,21 @@ func (c *Console) overview(ctx context.Context, p Principal) (overviewData, erro
 		perHour[i] = map[string]int{}
 	}
 	denied := map[string]int{}
-	size, err := c.o.Ledger.Size(ctx)
+	truncated, err := c.scanBack(ctx, since, statsBudget, func(_ uint64, r *stat) {
+		if r.Kind != ledger.KindDecision || !slices.Contains(outcomes, r.Decision) || !p.sees(r.Agent.ID, r.Tool) {
+			return
+		}
+		h := min(max(int(r.Time.Sub(since)/time.Hour), 0), overviewHours)
+		perHour[h][r.Decision]++
+		d.Totals[r.Decision]++
+		if r.Decision == "deny" {
+			denied[r.Tool]++
+		}
+	})
 	if err != nil {
 		return d, err
 	}
-	hi, read := size, 0
-	done := false
-	for hi > 0 && !done {
-		lo := uint64(0)
-		if hi > scanChunk {
-			lo = hi - scanChunk
-		}
-		err := c.o.Ledger.Scan(ctx, lo, func(e ledger.Entry) error {
-			if e.Seq >= hi {
-				return errStop
-			}
-			read++
-			r, err := ledger.ParseRecord(e.Data)
-			if err != nil {
-				return err
-			}
-			if r.Time.Before(since) {
-				done = true // older records are earlier still (records are appended in time order)
-				return nil
-			}
-			if r.Kind != ledger.KindDecision || !slices.Contains(outcomes, r.Decision) {
-				return nil
-			}
-			agent := ""
-			if r.Agent != nil {
-				agent = r.Agent.ID
-			}
-			if !p.sees(agent, r.Tool) {
-				return nil
-			}
-			h := min(max(int(r.Time.Sub(since)/time.Hour), 0), overviewHours)
-			perHour[h][r.Decision]++
-			d.Totals[r.Decision]++
-			if r.Decision == "deny" {
-				denied[r.Tool]++
-			}
-			return nil
-		})
-		if err != nil && !errors.Is(err, errStop) {
-			return d, err
-		}
-		hi = lo
-		if read >= overviewBudget {
-			d.Truncated = hi > 0 && !done
-			break
-		}
-	}
+	d.Truncated = truncated
 	for _, m := range perHour {
 		n := 0
 		for _, v := range m {
@@ -125,21 +85,7 @@ func (c *Console) overview(ctx context.Context, p Principal) (overviewData, erro
 				Label: since.Add(time.Duration(i)*time.Hour).UTC().Format("15:04") + " " + o})
 		}
 	}
-	for t, n := range denied {
-		d.TopDenied = append(d.TopDenied, toolCount{t, n})
-	}
-	slices.SortFunc(d.TopDenied, func(a, b toolCount) int {
-		if a.Count != b.Count {
-			return b.Count - a.Count
-		}
-		if a.Tool < b.Tool {
-			return -1
-		}
-		return 1
-	})
-	if len(d.TopDenied) > 10 {
-		d.TopDenied = d.TopDenied[:10]
-	}
+	d.TopDenied = topCounts(denied, 10)
 	reqs, err := c.o.Queue.List(ctx, approval.Filter{States: []approval.State{approval.Pending}, Limit: queueLimit, Visible: p.sees})
 	if err != nil {
 		return d, err

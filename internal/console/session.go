@@ -17,10 +17,12 @@ const cookieName = "portcullis_console"
 const maxSessions = 10_000
 
 // session is one signed-in browser. The credential is held in memory only, to re-authenticate it
-// on every request (a revoked key ends the session at once); it never leaves the server.
+// on every request (a revoked key ends the session at once); it never leaves the server. A
+// session signed in through OIDC holds the verified identity instead, checked again the same way.
 type session struct {
 	key        [sha256.Size]byte
 	credential string
+	oidc       *OIDCIdentity
 	csrf       string
 	created    time.Time
 	lastSeen   time.Time
@@ -49,8 +51,9 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// create starts a session for credential and returns its cookie token; false when full.
-func (ss *sessions) create(credential string) (string, bool) {
+// create starts a session for credential (or, signed in through OIDC, id) and returns its cookie
+// token; false when full.
+func (ss *sessions) create(credential string, id *OIDCIdentity) (string, bool) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	now := ss.now()
@@ -61,7 +64,7 @@ func (ss *sessions) create(credential string) (string, bool) {
 		}
 	}
 	token := randomToken()
-	s := &session{key: sha256.Sum256([]byte(token)), credential: credential, csrf: randomToken(), created: now, lastSeen: now}
+	s := &session{key: sha256.Sum256([]byte(token)), credential: credential, oidc: id, csrf: randomToken(), created: now, lastSeen: now}
 	ss.m[s.key] = s
 	return token, true
 }

@@ -94,7 +94,7 @@ func (g *Guard) CheckContent(ctx context.Context, c Content) (cd *ContentDecisio
 		reason = "secret in content"
 		if rp.Redact {
 			// The secrets (and PII) of this text replaced, or — if that cannot be done — blocked.
-			sh = g.shieldFor(ctx, "llm."+c.Role, dir, raw, res.Findings)
+			sh = g.shieldFor(ctx, "llm."+c.Role, dir, raw, nil, res.Findings)
 			var text string
 			if sh.shown != nil && json.Unmarshal(sh.shown, &text) == nil {
 				cd.Text, decision, verb = text, string(ResultRedact), "redacted"
@@ -118,7 +118,7 @@ func (g *Guard) CheckContent(ctx context.Context, c Content) (cd *ContentDecisio
 	secrets := whole(secretsOf(res.Findings))
 	if err == nil {
 		if sh == nil {
-			sh = g.shieldFor(ctx, "llm."+c.Role, dir, raw, res.Findings)
+			sh = g.shieldFor(ctx, "llm."+c.Role, dir, raw, nil, res.Findings)
 		}
 		secrets = sh.secrets
 	}

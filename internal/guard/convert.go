@@ -24,11 +24,52 @@ func decodeParams(raw json.RawMessage) (map[string]any, error) {
 	return m, nil
 }
 
-// takeApprovalArg takes the approval argument out of the parsed parameters: req with the ID, and
-// with Params re-encoded from params without it (numbers as written). Parameters without it are
-// left exactly as received; the retry that carries it is the one that pays for an encoding.
-func takeApprovalArg(req Request, params map[string]any) (Request, error) {
-	v, ok := params[req.ApprovalArg]
+// callParams is the one strict parse of a call's parameters (jsonx.DecodeObject: a repeated
+// key, exactly or up to case, invalid UTF-8 and nesting beyond its limit refused; numbers as
+// written), shared by every step that reads them: inspection walks obj, the policy decides on
+// it, the approval digest and the proposal key hash its canonical encoding, and the ledger
+// redacts and stores it. No step parses the text again.
+type callParams struct {
+	raw json.RawMessage
+	obj map[string]any
+	// canon and digest are computed once, when a step first needs them.
+	canon  []byte
+	digest string
+}
+
+// parse parses raw, the parameters as received, into p.
+func (p *callParams) parse(raw json.RawMessage) error {
+	obj, err := decodeParams(raw)
+	if err != nil {
+		return err
+	}
+	*p = callParams{raw: raw, obj: obj}
+	return nil
+}
+
+// paramsDigest is approval.Digest of the parameters — the canonical encoding of obj, the same
+// bytes Canonicalize yields for raw (approval.CanonicalValue) — computed once per call.
+func (p *callParams) paramsDigest() (string, error) {
+	if p.digest != "" {
+		return p.digest, nil
+	}
+	if p.canon == nil {
+		c, err := approval.CanonicalValue(p.obj, len(p.raw))
+		if err != nil {
+			return "", fmt.Errorf("digest params: %w", err)
+		}
+		p.canon = c
+	}
+	p.digest = approval.DigestCanonical(p.canon)
+	return p.digest, nil
+}
+
+// takeApprovalArg takes the approval argument out of the parsed parameters: req with the ID,
+// and p's text replaced by the canonical encoding of the rest (numbers as written). Parameters
+// without it are left exactly as received; the retry that carries it is the one that pays for
+// an encoding.
+func takeApprovalArg(req Request, p *callParams) (Request, error) {
+	v, ok := p.obj[req.ApprovalArg]
 	if !ok {
 		return req, nil
 	}
@@ -36,11 +77,12 @@ func takeApprovalArg(req Request, params map[string]any) (Request, error) {
 	if !ok {
 		return req, fmt.Errorf("decode params: %s must be a string", req.ApprovalArg)
 	}
-	delete(params, req.ApprovalArg)
-	out, err := json.Marshal(params)
+	delete(p.obj, req.ApprovalArg)
+	out, err := jsonx.AppendCanonical(make([]byte, 0, len(p.raw)), p.obj, jsonx.MaxNesting)
 	if err != nil {
 		return req, fmt.Errorf("decode params: re-encode without %s: %w", req.ApprovalArg, err)
 	}
+	p.raw = out
 	req.Params, req.ApprovalID = out, id
 	return req, nil
 }

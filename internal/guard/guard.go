@@ -50,6 +50,9 @@ type Authenticator interface {
 // Inspector finds threats in parameters and results (inspect.Engine).
 type Inspector interface {
 	Inspect(ctx context.Context, tool string, dir inspect.Direction, raw json.RawMessage) (inspect.Result, error)
+	// InspectParams inspects a call's parameters (raw) as the guard's one strict parse decoded
+	// them (params), without parsing raw again.
+	InspectParams(ctx context.Context, tool string, raw json.RawMessage, params map[string]any) (inspect.Result, error)
 }
 
 // Behavior records the call and returns what continuous verification knows about it. windows
@@ -119,6 +122,8 @@ type Guard struct {
 	outcomes *outcomeTokens
 	// proposals are the calls models proposed, for require_proposal.
 	proposals *proposals
+	// listings are the narrowed tool lists recorded recently (VisibleTools records each once).
+	listings *listings
 	// approvalExpiry is the default pending lifetime of approval requests.
 	approvalExpiry time.Duration
 	// recordTimeout bounds every record the guard writes (recordContext).
@@ -194,7 +199,7 @@ func New(o Options) (*Guard, error) {
 	}
 	g := &Guard{auth: o.Auth, inspector: o.Inspector, behavior: o.Behavior, sessions: o.Sessions, policies: o.Policies,
 		approvals: o.Approvals, ledger: o.Ledger, now: now, outcomes: outcomes,
-		proposals:      newProposals(100_000, 24*time.Hour),
+		proposals: newProposals(100_000, 24*time.Hour), listings: newListings(),
 		approvalExpiry: o.ApprovalExpiry, toolClassFrom: o.ToolClassificationsFrom, recordTimeout: o.RecordTimeout,
 		resultsFrom: o.ResultPolicyFrom, requestBlock: o.RequestBlockLevel}
 	if g.recordTimeout <= 0 {
@@ -359,8 +364,9 @@ type Decision struct {
 	Findings    []inspect.Finding
 	// Seq is the ledger sequence number of the decision record.
 	Seq uint64
-	// Params are the parameters the tool may run on: as received, or without the approval
-	// argument (Request.ApprovalArg); nil when they could not be read.
+	// Params are the parameters the tool may run on: as received, or, when the approval
+	// argument (Request.ApprovalArg) was taken out, the canonical encoding of the rest (numbers
+	// as written); nil when they could not be read.
 	Params json.RawMessage
 	// Err is the internal cause of a denial that was not the policy's; never shown to the agent.
 	Err error
@@ -493,8 +499,8 @@ func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 	// 3. Read, then inspect the parameters. Parameters that readers could read two ways — a
 	// repeated key, exactly or up to case; invalid UTF-8 — are refused before anything reads
 	// them: the policy would decide on one reading and the tool might run on the other.
-	params, err := decodeParams(req.Params)
-	if err != nil {
+	params := new(callParams)
+	if err := params.parse(req.Params); err != nil {
 		rec.ParamsDropped = "malformed" // withheld by the ledger, their hash kept
 		code := CodeMalformed
 		if errors.Is(err, jsonx.ErrDuplicateKey) {
@@ -510,7 +516,8 @@ func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 		rec.Params, rec.ParamsSize = req.Params, len(req.Params)
 	}
 	d.Params = req.Params
-	res, err := g.inspector.Inspect(ctx, req.Tool, inspect.Request, req.Params)
+	rec.ParamsValue = params.obj
+	res, err := g.inspector.InspectParams(ctx, req.Tool, req.Params, params.obj)
 	d.Level, d.Findings = res.Level, res.Findings
 	rec.Secrets = whole(secretsOf(res.Findings))
 	rec.ThreatLevel, rec.Findings = res.Level, ledgerFindings(res.Findings)
@@ -523,7 +530,7 @@ func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 		}
 		return g.deny(ctx, d, rec, sh, code, fmt.Errorf("inspect params: %w", err), "")
 	}
-	sh = g.shieldFor(ctx, req.Tool, inspect.Request, req.Params, res.Findings)
+	sh = g.shieldFor(ctx, req.Tool, inspect.Request, req.Params, params.obj, res.Findings)
 	rec.Secrets = sh.secrets
 	step(&d.Steps.Inspect)
 	// Inspection decides alone at the block level: such a call is denied before any policy
@@ -575,7 +582,7 @@ func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 	// require_proposal: a call from another transport than the LLM gateway runs only as a model
 	// in its session proposed it. A retry with an approval ID was checked when it was held.
 	if w := set.RequireProposal(agent.ID); w > 0 && req.Source != SourceLLM && req.ApprovalID == "" {
-		k, err := proposalKeyOf(agent.ID, userID(user), req)
+		k, err := proposalKeyOf(agent.ID, userID(user), req, params)
 		if err != nil {
 			return g.deny(ctx, d, rec, sh, CodeMalformed, err, "")
 		}
@@ -593,7 +600,7 @@ func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 		Agent:              policy.Agent{ID: agent.ID, Roles: agent.Roles, Permissions: agent.Permissions, RolePermissions: agent.RolePermissions},
 		User:               policyUser(user),
 		Tool:               req.Tool,
-		Params:             params,
+		Params:             params.obj,
 		Time:               start,
 		Threat:             d.Level,
 		Findings:           findingKinds(d.Findings),
@@ -632,7 +639,7 @@ func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 		if g.approvals == nil {
 			return g.deny(ctx, d, rec, sh, CodeApproval, errors.New("no approval queue configured"), "")
 		}
-		recorded, err := g.constrain(ctx, d, rec, req, agent, user, pd, conds, version, sh)
+		recorded, err := g.constrain(ctx, d, rec, req, params, agent, user, pd, conds, version, sh)
 		switch {
 		case errors.Is(err, errRecordAfterRedeem):
 			// The decision record (allow, or constrain for a new request) was written, then the
@@ -673,7 +680,7 @@ func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 	if d.Allowed() {
 		d.OutcomeToken = g.outcomes.issue(d.ID, tokenClaims{agent: agent.ID, tool: req.Tool, user: userID(user), session: req.Session}, start)
 		if req.Source == SourceLLM && set.RequireProposal(agent.ID) > 0 {
-			if k, err := proposalKeyOf(agent.ID, userID(user), req); err == nil {
+			if k, err := proposalKeyOf(agent.ID, userID(user), req, params); err == nil {
 				g.proposals.add(k, start)
 			}
 		}
@@ -764,11 +771,11 @@ func (g *Guard) recordOpening(ctx context.Context, d *Decision, rec *ledger.Reco
 // record is written inside the approval change, before its event is recorded and it commits
 // (recorded is then true), so the decision precedes the approval event it causes. A record that
 // cannot be written aborts the change: the grant stays usable for a retry, no request is opened.
-func (g *Guard) constrain(ctx context.Context, d *Decision, rec *ledger.Record, req Request,
+func (g *Guard) constrain(ctx context.Context, d *Decision, rec *ledger.Record, req Request, params *callParams,
 	agent *identity.Agent, user *identity.User, pd policy.Decision, conds []approval.Condition, version string, sh *shield) (recorded bool, _ error) {
-	digest, err := approval.Digest(req.Params)
+	digest, err := params.paramsDigest()
 	if err != nil {
-		return false, fmt.Errorf("digest params: %w", err)
+		return false, err
 	}
 	userID, verified := "", false
 	if user != nil {
@@ -807,8 +814,10 @@ func (g *Guard) constrain(ctx context.Context, d *Decision, rec *ledger.Record, 
 			return false, fmt.Errorf("redeem approval %s: %w", req.ApprovalID, err)
 		}
 	}
+	// The digest is the one computed from the parse above: the engine is given it, not the
+	// parameters to digest again.
 	in := approval.Input{DecisionID: d.ID, Agent: agent.ID, User: userID, UserVerified: verified, Tool: req.Tool,
-		Params: req.Params, ParamsDigest: digest, RedactedParams: sh.paramsForApprovers(),
+		ParamsDigest: digest, RedactedParams: sh.paramsForApprovers(),
 		Rule: pd.Rule, Conditions: conds, ThreatLevel: d.Level, Findings: d.Findings,
 		PolicyVersion: version, Labels: map[string]string{"source": req.Source},
 		Required: pd.Approval.Required, Expiry: pd.Approval.Expiry, GrantTTL: pd.Approval.GrantTTL}

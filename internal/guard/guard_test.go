@@ -281,6 +281,10 @@ func (panickingInspector) Inspect(context.Context, string, inspect.Direction, js
 	panic("detector bug")
 }
 
+func (panickingInspector) InspectParams(context.Context, string, json.RawMessage, map[string]any) (inspect.Result, error) {
+	panic("detector bug")
+}
+
 func TestPanicDeniesAndIsRecorded(t *testing.T) {
 	h := newHarness(t, nil)
 	h.g.inspector = panickingInspector{}

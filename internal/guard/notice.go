@@ -57,7 +57,7 @@ func (g *Guard) CheckNotice(ctx context.Context, n Notice) (rd *ResultDecision) 
 		rd.Code = CodeResultBlocked
 		reason = "notice withheld: threat level " + res.Level.String()
 	case rp.Redact && len(secrets) > 0:
-		sh := g.shieldFor(ctx, n.Tool, inspect.Response, n.Data, res.Findings)
+		sh := g.shieldFor(ctx, n.Tool, inspect.Response, n.Data, nil, res.Findings)
 		secrets = sh.secrets
 		if sh.shown == nil {
 			rd.Code, rd.Err = CodeInspection, fmt.Errorf("redact notice: %w", ledger.ErrNotRedactable)

@@ -2,11 +2,17 @@ package guard
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
+
+	"github.com/portcullis-ai/portcullis/internal/approval"
 	"github.com/portcullis-ai/portcullis/internal/identity"
 	"github.com/portcullis-ai/portcullis/internal/inspect"
 	"github.com/portcullis-ai/portcullis/internal/ledger"
@@ -34,6 +40,9 @@ type Port interface {
 	CheckContent(ctx context.Context, c Content) *ContentDecision
 	// CheckDefinition scans a tool's definition as an upstream offers it; nothing is recorded.
 	CheckDefinition(ctx context.Context, d Definition) *ResultDecision
+	// HoldDefinition opens, joins or redeems an operator's approval of a definition that
+	// CheckDefinition held.
+	HoldDefinition(ctx context.Context, h DefinitionHold) (HeldDefinition, error)
 	// RecordEvent records a decision the transport made on its own knowledge (a tool whose
 	// definition changed is blocked; a server request with nowhere to go is refused).
 	RecordEvent(ctx context.Context, e Event) error
@@ -121,13 +130,77 @@ func (g *Guard) VisibleTools(ctx context.Context, l Listing) (visible []string, 
 		reason += ", …"
 	}
 	version := Version(set)
-	rec := &ledger.Record{Kind: ledger.KindDecision, Time: g.now(), DecisionID: NewDecisionID(), RequestID: l.RequestID,
+	at := g.now()
+	key := listingKey(l, version, hidden)
+	if g.listings.seen(key, at) {
+		// This agent was shown this very narrowing under this policy a moment ago, and it is on
+		// the record: a model call that offers the same tools again adds nothing to it.
+		return visible, nil
+	}
+	rec := &ledger.Record{Kind: ledger.KindDecision, Time: at, DecisionID: NewDecisionID(), RequestID: l.RequestID,
 		Source: l.Source, Tool: ListTool, Decision: "allow", Reason: reason, PolicyVersion: version,
 		Agent: agentPrincipal(l.Agent)}
 	if _, err := g.appendRecord(ctx, rec); err != nil {
 		return nil, fmt.Errorf("ledger append: %w", err)
 	}
+	// Remembered only once it is durable: a narrowing whose record failed is recorded next time.
+	g.listings.add(key, at)
 	return visible, nil
+}
+
+// Narrowed lists are recorded once per agent, source, policy version and hidden set within
+// listingWindow; at most listingKeys of them are remembered (least recently used forgotten
+// first, and then recorded again when seen).
+const (
+	listingKeys   = 4096
+	listingWindow = time.Hour
+)
+
+// listingKey identifies a narrowing: who was shown it, through which transport, under which
+// policy, and what it hid out of how many (a digest: the key's size does not grow with the list).
+func listingKey(l Listing, version string, hidden []string) [sha256.Size]byte {
+	h := sha256.New()
+	for _, s := range []string{l.Agent.ID, l.Source, version, strconv.Itoa(len(l.Tools)), strconv.FormatBool(l.Labels != nil)} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	for _, n := range hidden {
+		h.Write([]byte(strconv.Itoa(len(n))))
+		h.Write([]byte{':'})
+		h.Write([]byte(n))
+	}
+	var k [sha256.Size]byte
+	h.Sum(k[:0])
+	return k
+}
+
+// listings remembers the narrowings recorded recently (VisibleTools), bounded.
+type listings struct {
+	recent *lru.Cache[[sha256.Size]byte, time.Time]
+}
+
+func newListings() *listings {
+	c, err := lru.New[[sha256.Size]byte, time.Time](listingKeys)
+	if err != nil { // only for a size below one
+		panic(err)
+	}
+	return &listings{recent: c}
+}
+
+// seen reports a narrowing recorded within listingWindow before at.
+func (ls *listings) seen(k [sha256.Size]byte, at time.Time) bool {
+	if ls == nil {
+		return false
+	}
+	t, ok := ls.recent.Get(k)
+	return ok && at.Sub(t) < listingWindow && !at.Before(t)
+}
+
+// add remembers a narrowing recorded at at.
+func (ls *listings) add(k [sha256.Size]byte, at time.Time) {
+	if ls != nil {
+		ls.recent.Add(k, at)
+	}
 }
 
 // Definition is a tool's definition as an upstream offers it (its name, description and schemas
@@ -139,10 +212,13 @@ type Definition struct {
 	Data json.RawMessage
 }
 
-// CheckDefinition inspects a tool definition in the response direction — a poisoned description
-// is indirect prompt injection — and blocks it at or above the result policy's block level; an
-// inspection that fails blocks. With no block level set it passes uninspected. Nothing is
-// recorded: the transport records a blocked definition once (RecordEvent), not at every list.
+// CheckDefinition inspects a tool definition (inspect.Definition: read like a result, since a
+// poisoned description is indirect prompt injection, and by the tool-poisoning rules besides).
+// At or above the result policy's hold level (or its block level, when lower) it answers
+// ResultHold: the transport withholds the tool until an operator approves that definition
+// (HoldDefinition). With no hold level, it blocks at the block level. An inspection that fails
+// blocks; with neither level set the definition passes uninspected. Nothing is recorded: the
+// transport records a held or blocked definition once (RecordEvent), not at every list.
 func (g *Guard) CheckDefinition(ctx context.Context, d Definition) (rd *ResultDecision) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -150,18 +226,106 @@ func (g *Guard) CheckDefinition(ctx context.Context, d Definition) (rd *ResultDe
 		}
 	}()
 	rp := g.resultPolicy()
-	if rp.BlockLevel <= threat.None {
+	if rp.BlockLevel <= threat.None && rp.DefinitionHold <= threat.None {
 		return &ResultDecision{Action: ResultPass}
 	}
-	res, err := g.inspector.Inspect(ctx, d.Tool, inspect.Response, d.Data)
+	res, err := g.inspector.Inspect(ctx, d.Tool, inspect.Definition, d.Data)
 	rd = &ResultDecision{Action: ResultPass, Level: res.Level, Findings: res.Findings}
+	hold := rp.DefinitionHold
+	if hold > threat.None && rp.BlockLevel > threat.None {
+		hold = min(hold, rp.BlockLevel)
+	}
 	switch {
 	case err != nil:
 		rd.Action, rd.Code, rd.Err = ResultBlock, CodeInspection, fmt.Errorf("inspect definition: %w", err)
-	case res.Level >= rp.BlockLevel:
+	case hold > threat.None && res.Level >= hold:
+		rd.Action, rd.Code = ResultHold, CodeDefinitionHeld
+	case rp.BlockLevel > threat.None && res.Level >= rp.BlockLevel:
 		rd.Action, rd.Code = ResultBlock, CodeResultBlocked
 	}
 	return rd
+}
+
+// CodeDefinitionHeld is the stable code of a tool definition withheld until an operator
+// approves it.
+const CodeDefinitionHeld = "tool_definition_held"
+
+// DefinitionRule is the rule an approval of a held tool definition names, in the product's own
+// namespace: a grant binds its rule, tool and parameters, and a definition's parameters are the
+// definition itself, so a call's approval and a definition's are never taken for each other.
+const DefinitionRule = "portcullis.tool_definition"
+
+// DefinitionHold asks for an operator's approval of one exact tool definition, held because
+// CheckDefinition answered ResultHold.
+type DefinitionHold struct {
+	Source    string
+	RequestID string
+	// Agent is the agent whose listing met the definition: the approval request is opened in
+	// its name (approvers scoped to it may decide).
+	Agent *identity.Agent
+	// Tool is the name the agent would call the tool by.
+	Tool string
+	// Data is the definition (as CheckDefinition read it); Digest, the transport's own hash of
+	// it, is shown to approvers beside it.
+	Data   json.RawMessage
+	Digest string
+	// Scan is CheckDefinition's answer: its level and findings go to the approvers.
+	Scan *ResultDecision
+}
+
+// HeldDefinition is where a held definition's approval stands.
+type HeldDefinition struct {
+	// ApprovalID is the approval request for the definition.
+	ApprovalID string
+	// Approved: an operator approved this exact definition, and the grant was consumed now;
+	// the transport may admit the definition (and pins it). Otherwise it is pending.
+	Approved bool
+	// Opened: the request was opened by this call (the transport records the hold once).
+	Opened bool
+}
+
+// HoldDefinition opens, joins or redeems the approval of one held definition. The approval's
+// parameters are the definition itself, so the grant binds its digest: a definition that changes
+// by one byte needs an approval of its own. The approval's events go to the ledger through the
+// approval engine's recorder. No approval engine, no agent, or any error: an error, and the
+// definition stays held.
+func (g *Guard) HoldDefinition(ctx context.Context, h DefinitionHold) (held HeldDefinition, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			held, err = HeldDefinition{}, fmt.Errorf("guard: panic: %v", p)
+		}
+	}()
+	switch {
+	case g.approvals == nil:
+		return HeldDefinition{}, errors.New("guard: no approval engine to hold a tool definition for")
+	case h.Agent == nil:
+		return HeldDefinition{}, errors.New("guard: tool definition held for no authenticated agent")
+	}
+	if err := ValidToolName(h.Tool); err != nil {
+		return HeldDefinition{}, err
+	}
+	digest, err := approval.Digest(h.Data)
+	if err != nil {
+		return HeldDefinition{}, fmt.Errorf("digest tool definition: %w", err)
+	}
+	version := ""
+	if set := g.policies.Current(); set != nil {
+		version = Version(set)
+	}
+	in := approval.Input{DecisionID: NewDecisionID(), Agent: h.Agent.ID, Tool: h.Tool, Params: h.Data, ParamsDigest: digest,
+		Rule: DefinitionRule, PolicyVersion: version, Expiry: g.approvalExpiry,
+		Labels: map[string]string{"source": h.Source, "kind": "tool_definition", "definition": h.Digest}}
+	if h.Scan != nil {
+		in.ThreatLevel, in.Findings = h.Scan.Level, h.Scan.Findings
+	}
+	// Approvers see the definition as the ledger would show it: a secret in it is redacted.
+	in.RedactedParams = g.shieldFor(ctx, h.Tool, inspect.Definition, h.Data, nil, in.Findings).paramsForApprovers()
+	key := approval.Key{Agent: h.Agent.ID, Tool: h.Tool, ParamsDigest: digest, PolicyVersion: version, Rule: DefinitionRule}
+	ar, how, err := g.approvals.RequestMatching(ctx, in, key, nil)
+	if err != nil {
+		return HeldDefinition{}, fmt.Errorf("hold tool definition: %w", err)
+	}
+	return HeldDefinition{ApprovalID: ar.ID, Approved: how == approval.Redeemed, Opened: how == approval.Opened}, nil
 }
 
 // The decisions an Event may record.

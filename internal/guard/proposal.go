@@ -1,11 +1,8 @@
 package guard
 
 import (
-	"fmt"
 	"sync"
 	"time"
-
-	"github.com/portcullis-ai/portcullis/internal/approval"
 )
 
 // CodeNotProposed is the stable code of a call refused under require_proposal: no model response
@@ -75,10 +72,10 @@ func (p *proposals) use(k proposalKey, window time.Duration, now time.Time) bool
 }
 
 // proposalKeyOf is the key of req's call for agent and user.
-func proposalKeyOf(agent, user string, req Request) (proposalKey, error) {
-	digest, err := approval.Digest(req.Params)
+func proposalKeyOf(agent, user string, req Request, p *callParams) (proposalKey, error) {
+	digest, err := p.paramsDigest()
 	if err != nil {
-		return proposalKey{}, fmt.Errorf("digest params: %w", err)
+		return proposalKey{}, err
 	}
 	return proposalKey{agent: agent, user: user, session: req.Session, tool: req.Tool, digest: digest}, nil
 }

@@ -38,13 +38,16 @@ type shield struct {
 // The redacted value is inspected again: anything secret or personal still found there (a second
 // credential a detector did not locate, an address a span missed) has its whole value replaced,
 // so that cutting out spans can never show more than replacing whole values did.
-func (g *Guard) shieldFor(ctx context.Context, tool string, dir inspect.Direction, raw json.RawMessage, fs []inspect.Finding) *shield {
+//
+// parsed, when set, is raw as the guard's one parse of a call's parameters decoded it: the first
+// redaction works on it rather than parsing raw again.
+func (g *Guard) shieldFor(ctx context.Context, tool string, dir inspect.Direction, raw json.RawMessage, parsed map[string]any, fs []inspect.Finding) *shield {
 	secrets := secretsOf(fs)
 	if len(secrets) == 0 {
 		return &shield{shown: raw}
 	}
 	for round := 0; ; round++ {
-		out, removed, err := ledger.RedactSecrets(raw, secrets)
+		out, removed, err := ledger.RedactSecretsIn(raw, parsed, secrets)
 		if err != nil {
 			// The ledger withholds the parameters for the same reason; show nothing either.
 			return &shield{secrets: secrets}
@@ -145,11 +148,18 @@ func (s *shield) display() func(path []string) any {
 	if s.shown == nil {
 		return func([]string) any { return withheldValue }
 	}
-	m, err := decodeParams(s.shown)
-	if err != nil {
-		return func([]string) any { return withheldValue }
-	}
+	// The redacted copy is read only if an explanation quotes a parameter.
+	var m map[string]any
+	var err error
 	return func(path []string) any {
+		if m == nil && err == nil {
+			if m, err = decodeParams(s.shown); err != nil {
+				return withheldValue
+			}
+		}
+		if err != nil {
+			return withheldValue
+		}
 		var cur any = m
 		for _, seg := range path {
 			o, ok := cur.(map[string]any)

@@ -21,6 +21,8 @@ const (
 	ResultPass   ResultAction = "pass"   // forwarded unchanged
 	ResultRedact ResultAction = "redact" // forwarded with flagged values replaced
 	ResultBlock  ResultAction = "block"  // withheld: the agent gets an error instead
+	// ResultHold: a tool definition withheld until an operator approves it (HoldDefinition).
+	ResultHold ResultAction = "hold"
 )
 
 // ResultPolicy says how results are treated: block at or above BlockLevel, else redact secrets
@@ -31,6 +33,11 @@ type ResultPolicy struct {
 	// MaxBytes caps the JSON of a result that is inspected (limits.max_outcome_result_bytes); a
 	// larger one is withheld with CodeResultTooLarge. Zero means DefaultMaxResultBytes.
 	MaxBytes int
+	// DefinitionHold (mcp.definition_hold_level) holds a tool definition scoring at or above it
+	// — or at or above BlockLevel, when that is lower — for an operator's approval instead of
+	// blocking it for good (CheckDefinition, HoldDefinition). None: definitions are blocked at
+	// BlockLevel, without an approval.
+	DefinitionHold threat.Level
 }
 
 // DefaultMaxResultBytes is the result cap when ResultPolicy.MaxBytes is zero.
@@ -186,7 +193,7 @@ func (g *Guard) CheckResult(ctx context.Context, o Outcome) (rd *ResultDecision)
 	}
 	// The result itself goes into the record like parameters do: redacted before hashing.
 	rec.Params, rec.ParamsSize = o.Result, len(o.Result)
-	sh = g.shieldFor(ctx, o.Tool, inspect.Response, o.Result, res.Findings)
+	sh = g.shieldFor(ctx, o.Tool, inspect.Response, o.Result, nil, res.Findings)
 	rec.Secrets = sh.secrets
 
 	switch {

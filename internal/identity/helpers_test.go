@@ -132,6 +132,7 @@ type fakeIdP struct {
 	doc     []byte
 	fail    bool
 	fetches atomic.Int32
+	last    *http.Request
 }
 
 func (f *fakeIdP) set(doc []byte, fail bool) {
@@ -144,6 +145,7 @@ func (f *fakeIdP) RoundTrip(r *http.Request) (*http.Response, error) {
 	f.fetches.Add(1)
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.last = r
 	if f.fail {
 		return &http.Response{StatusCode: 503, Status: "503 Service Unavailable", Body: io.NopCloser(bytes.NewReader(nil)), Request: r}, nil
 	}

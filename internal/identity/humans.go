@@ -85,6 +85,17 @@ func compileApproverLogins(path string, c ApproverLoginConfig, decision Config) 
 	return c, nil
 }
 
+// DecisionAudiences lists every audience the decision path accepts for tokens of issuer iss, as
+// a user token or as an agent's token. A sign-in for people (the console's OIDC client) must
+// neither be configured with one of them nor accept a token that names one.
+func DecisionAudiences(decision Config, iss string) []string {
+	var out []string
+	for _, d := range decisionAudiences(decision.withDefaults(), iss) {
+		out = append(out, d.auds...)
+	}
+	return out
+}
+
 type decisionAud struct {
 	path string
 	auds []string

@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -60,6 +62,7 @@ func newIssuer(cfg IssuerConfig, client *http.Client, now func() time.Time, log 
 		// would follow a key server's redirect to plain http.
 		hc := *client
 		hc.CheckRedirect = noDowngrade
+		hc.Transport = limitedTransport{base: client.Transport}
 		is.remote = &jwks{url: cfg.JWKSURL, client: &hc, every: cfg.RefreshInterval,
 			minGap: cfg.MinRefreshInterval, now: now, log: log.With("issuer", cfg.Issuer)}
 	}
@@ -210,7 +213,10 @@ func unverifiedIssuer(token string) (string, error) {
 }
 
 // jwks is a remotely published key set, refreshed in the background and on unknown kids.
-// A failed refresh never discards the last good set.
+// A failed refresh never discards the last good set. Fetching and reading the set (the HTTP
+// exchange, the JWK Set document, each JWK's key material) is github.com/MicahParks/jwkset's;
+// what is kept of it — the keys this verifier accepts (keysFromSet), when to fetch again, and
+// how often an unknown kid may cause a fetch — is decided here.
 type jwks struct {
 	url    string
 	client *http.Client
@@ -253,32 +259,92 @@ func (j *jwks) refresh(ctx context.Context, limited bool) error {
 	return nil
 }
 
+// fetch reads the set once: jwkset fetches and parses it into a storage of its own (one fetch,
+// no refresh goroutine: RefreshInterval is zero), and keysFromSet keeps what this verifier
+// accepts. The response is bounded by the client's transport (limitedTransport).
 func (j *jwks) fetch(ctx context.Context) ([]verificationKey, error) {
-	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, j.url, nil)
+	store := jwkset.NewMemoryStorage()
+	_, err := jwkset.NewStorageFromHTTP(j.url, jwkset.HTTPClientStorageOptions{
+		Client: j.client, Ctx: ctx, HTTPTimeout: fetchTimeout, Storage: store})
 	if err != nil {
 		return nil, fmt.Errorf("jwks %s: %w", j.url, err)
 	}
-	req.Header.Set("Accept", "application/jwk-set+json, application/json")
-	req.Header.Set("User-Agent", jwksUserAgent)
-	resp, err := j.client.Do(req)
+	all, err := store.KeyReadAll(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("jwks %s: %w", j.url, err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("jwks %s: status %s", j.url, resp.Status)
-	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxKeyDocSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("jwks %s: read: %w", j.url, err)
-	}
-	keys, err := parseKeyDocument(b, false)
+	keys, err := keysFromSet(all)
 	if err != nil {
 		return nil, fmt.Errorf("jwks %s: %w", j.url, err)
 	}
 	return keys, nil
+}
+
+// keysFromSet keeps the keys of a fetched set that this verifier accepts for signatures, by the
+// rules key files follow (parseJWK: use sig, no private material, RSA of 2048 bits or more, a
+// supported curve, alg fitting kty, never a symmetric key from a URL). Keys it refuses are
+// skipped; a set with no usable key is an error.
+func keysFromSet(set []jwkset.JWK) ([]verificationKey, error) {
+	var out []verificationKey
+	var skipped []string
+	for i, k := range set {
+		raw, err := json.Marshal(k.Marshal())
+		if err == nil {
+			var vk verificationKey
+			if vk, err = parseJWK(raw, false); err == nil {
+				out = append(out, vk)
+				continue
+			}
+		}
+		skipped = append(skipped, fmt.Sprintf("key %d: %v", i, err))
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("key set has no usable key (%s)", strings.Join(skipped, "; "))
+	}
+	return out, nil
+}
+
+// limitedTransport sends the set's request with the verifier's headers and bounds the response
+// it reads: a key server that sends more than maxKeyDocSize bytes fails the fetch.
+type limitedTransport struct{ base http.RoundTripper }
+
+func (t limitedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	req.Header.Set("Accept", "application/jwk-set+json, application/json")
+	req.Header.Set("User-Agent", jwksUserAgent)
+	base := t.base
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	resp, err := base.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = &cappedBody{ReadCloser: resp.Body, left: maxKeyDocSize}
+	return resp, nil
+}
+
+// errKeyDocTooLarge fails a fetch whose response exceeds maxKeyDocSize.
+var errKeyDocTooLarge = fmt.Errorf("key document larger than %d bytes", maxKeyDocSize)
+
+// cappedBody reads at most left bytes, then fails.
+type cappedBody struct {
+	io.ReadCloser
+	left int64
+}
+
+func (b *cappedBody) Read(p []byte) (int, error) {
+	if b.left < 0 {
+		return 0, errKeyDocTooLarge
+	}
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.ReadCloser.Read(p)
+	if b.left -= int64(n); b.left < 0 {
+		return 0, errKeyDocTooLarge
+	}
+	return n, err
 }
 
 // run refreshes every j.every until ctx ends.

@@ -215,7 +215,7 @@ var cmdWeak = map[string]bool{
 }
 
 func (d commandDetector) Inspect(c *Call, v *Value, report func(Finding)) {
-	if c.Direction == Response {
+	if c.Direction != Request {
 		return
 	}
 	if c.shellBy != d.shell {

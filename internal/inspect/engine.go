@@ -1,6 +1,7 @@
 package inspect
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -160,6 +161,7 @@ type scratch struct {
 	path     []byte
 	findings []Finding
 	elems    []string // the walker's array elements
+	keys     []string // walkValue's member order
 }
 
 // New builds an engine from cfg (defaults filled in).
@@ -215,6 +217,24 @@ func (e *Engine) Detectors() []string {
 // ErrCanceled when ctx ends; in both cases the Result still carries a finding explaining why,
 // and callers must deny. Caps are not errors: they yield an inspection_capped finding.
 func (e *Engine) Inspect(ctx context.Context, tool string, dir Direction, raw json.RawMessage) (res Result, err error) {
+	return e.inspect(ctx, tool, dir, raw, nil)
+}
+
+// InspectParams is Inspect of a call's parameters in the Request direction, already decoded by
+// the one strict parse of the decision path (jsonx.DecodeObject of raw): the detectors see the
+// same strings at the same paths, read from params instead of parsing raw a second time. raw
+// is still what the size caps and call-level detectors measure. Members are visited in key
+// order.
+func (e *Engine) InspectParams(ctx context.Context, tool string, raw json.RawMessage, params map[string]any) (res Result, err error) {
+	if params == nil || len(bytes.TrimSpace(raw)) == 0 {
+		// No parameters at all are not an object: the text walk refuses them as Inspect does.
+		return e.inspect(ctx, tool, Request, raw, nil)
+	}
+	return e.inspect(ctx, tool, Request, raw, params)
+}
+
+// inspect is Inspect of raw, or of params when they are set (InspectParams).
+func (e *Engine) inspect(ctx context.Context, tool string, dir Direction, raw json.RawMessage, params map[string]any) (res Result, err error) {
 	sc := e.pool.Get().(*scratch)
 	st := state{e: e, sc: sc, call: &Call{Tool: tool, Direction: dir, Size: len(raw), Config: &e.cfg, Context: ctx}}
 	defer func() {
@@ -228,10 +248,11 @@ func (e *Engine) Inspect(ctx context.Context, tool string, dir Direction, raw js
 			return
 		}
 		sc.findings = sc.findings[:0]
+		clear(sc.keys[:cap(sc.keys)]) // the keys of this call's parameters are not kept alive
 		sc.val = Value{Decoded: sc.val.Decoded[:0], DecodedFrom: sc.val.DecodedFrom[:0]}
 		e.pool.Put(sc)
 	}()
-	return st.run(ctx, raw)
+	return st.run(ctx, raw, params)
 }
 
 // state is one Inspect call in progress.
@@ -310,13 +331,13 @@ func (st *state) capFinding(path, why string) {
 	st.report(Finding{Kind: KindCapped, Severity: st.e.cfg.CapSeverity, Path: path, Evidence: why, Score: 1})
 }
 
-func (st *state) run(ctx context.Context, raw json.RawMessage) (Result, error) {
+func (st *state) run(ctx context.Context, raw json.RawMessage, params map[string]any) (Result, error) {
 	cfg := &st.e.cfg
 	if len(raw) > cfg.MaxBytes {
 		st.capFinding("$", fmt.Sprintf("input of %d bytes exceeds the %d-byte cap; not inspected", len(raw), cfg.MaxBytes))
 		return st.result(), nil
 	}
-	if !utf8.Valid(raw) {
+	if params == nil && !utf8.Valid(raw) {
 		st.det = "engine"
 		st.report(Finding{Kind: KindMalformed, Severity: threat.High, Path: "$", Evidence: "invalid UTF-8", Score: 1})
 		return st.result(), fmt.Errorf("inspect %s: %w: invalid UTF-8", st.call.Tool, ErrMalformed)
@@ -332,7 +353,12 @@ func (st *state) run(ctx context.Context, raw json.RawMessage) (Result, error) {
 		st.det = cd.(Detector).Name()
 		cd.InspectCall(st.call, st.reportFn)
 	}
-	err := walkJSONWith(string(raw), cfg.MaxDepth, st.sc.path, st, len(st.e.joiners) > 0, &st.sc.elems)
+	var err error
+	if params != nil {
+		err = walkValueWith(params, cfg.MaxDepth, st.sc.path, &st.sc.keys, st, len(st.e.joiners) > 0, &st.sc.elems)
+	} else {
+		err = walkJSONWith(string(raw), cfg.MaxDepth, st.sc.path, st, len(st.e.joiners) > 0, &st.sc.elems)
+	}
 	switch {
 	case err == nil:
 	case errors.Is(err, errTooDeep):

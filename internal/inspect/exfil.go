@@ -96,7 +96,7 @@ func (d exfilDetector) urls(c *Call, v *Value, report func(Finding)) {
 				sev = threat.Medium
 			}
 			report(Finding{Kind: KindExfilImage, Severity: sev, Path: v.Path, Evidence: clipText(u.Host+u.Path, 60) + " " + why, Score: 0.85})
-		case ctx == ctxImage && c.Direction == Response && (u.RawQuery != "" || strings.Contains(u.Path, "{")):
+		case ctx == ctxImage && c.Direction != Request && (u.RawQuery != "" || strings.Contains(u.Path, "{")):
 			// An image URL with any parameters inside a tool result is a channel waiting for data.
 			report(Finding{Kind: KindExfilImage, Severity: threat.Low, Path: v.Path, Evidence: clipText(u.Host+u.Path, 60), Score: 0.3})
 		case ctx == ctxLink && data:

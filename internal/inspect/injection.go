@@ -186,12 +186,52 @@ func (d *injectionDetector) analyze(c *Call, text string, chars charSet, tp *[]t
 	a := analysis{c: c, text: text, toks: toks}
 	a.hits = hits
 	a.phrases()
-	if c.Direction == Response {
+	if c.Direction != Request {
 		// The sentence rules find instructions addressed to the assistant inside data; in
 		// arguments such text is the user's own request and could only ever score low.
 		a.sentences()
+		a.hits = plantedDirective(text, a.hits)
 	}
 	return a.hits
+}
+
+var (
+	// A directive naming its reader in the third person: "the assistant must now ...", "the AI
+	// should ...", "you must immediately ...", followed by an act on data.
+	plantedAddressed = lazyRegexp(`\b(?:the|this|an?|any|all)\s+(?:ai\s+)?(?:assistant|model|agent|llm|ai|chatbot|bot)s?\s+(?:(?:reading|processing|seeing|viewing|receiving)\s+this(?:\s+(?:text|message|page|file|output|result|document))?\s+)?(?:must|should|shall|needs? to|is required to|has to|is instructed to|will now)\s+(?:now\s+|immediately\s+|first\s+|also\s+|always\s+)*(?:read|open|cat|load|fetch|access|send|include|upload|copy|output|print|reveal|disclose|forward|post|attach|email|ignore|disregard|call|invoke|execute|run|delete|transfer)\b|\byou\s+(?:must|should|shall|need to|are required to|have to)\s+(?:now|immediately|first|also)\s+(?:read|open|cat|load|fetch|access|send|include|upload|copy|output|print|reveal|disclose|forward|post|attach|email|ignore|disregard|call|invoke|execute|delete|transfer)\b`)
+	// The literals plantedAddressed needs: a modal, and a reader named by it.
+	plantedModals  = newLitSet("must", "should", "shall", "need", "required", "has to", "have to", "instructed", "will now")
+	plantedReaders = newLitSet("assistant", "model", "agent", "llm", "ai ", "bot", "you ")
+	// Authority the text claims for itself: "SYSTEM NOTICE:", "[admin]", "### instruction".
+	plantedAuthority = lazyRegexp(`\b(?:system|admin(?:istrator)?|security|developer|operator|important|urgent|critical|priority)\s+(?:notice|message|alert|note|instructions?|override|update|directive|command|order)\s*[:!\-\]]|\[\s*(?:system|admin|sys)\s*\]|#{2,}\s*(?:system|instructions?)\b|\bnote\s+(?:to|for)\s+(?:the\s+)?(?:ai|assistant|model|llm|agent)s?\s*[:!\-]`)
+)
+
+// plantedDirective finds an order addressed to the assistant in data that either claims an
+// authority ("SYSTEM NOTICE: the assistant must now ...") or acts on a credential file ("... must
+// read ~/.ssh/id_rsa"): a tool's result has no business ordering its reader, let alone so. Either
+// alone is common in documentation (style guides speak of what "the assistant should" do,
+// tutorials print ~/.ssh/id_rsa.pub), so only together are they high.
+func plantedDirective(text string, hits []hit) []hit {
+	if len(text) > maxPoisonText {
+		text = text[:maxPoisonText]
+	}
+	if !plantedModals.contains(text) || !plantedReaders.contains(text) {
+		return hits // every tool result passes here: the pattern runs only where it could match
+	}
+	loc := plantedAddressed.FindStringIndex(text)
+	if loc == nil {
+		return hits
+	}
+	authority := plantedAuthority.MatchString(text)
+	cred := poisonCredFile.FindStringIndex(text[loc[0]:])
+	if !authority && cred == nil {
+		return hits
+	}
+	end := loc[1]
+	if cred != nil {
+		end = max(end, loc[0]+cred[1])
+	}
+	return append(hits, hit{kind: KindIndirect, sev: threat.High, score: 0.85, start: loc[0], end: end})
 }
 
 type analysis struct {
@@ -624,7 +664,7 @@ func (a *analysis) scoreSentence(s, e int) {
 	if addrAI {
 		score += 3
 	}
-	resp := a.c.Direction == Response
+	resp := a.c.Direction != Request
 	switch {
 	case score >= 4:
 		sev := threat.High
@@ -816,7 +856,7 @@ func markup(c *Call, text string, chars charSet, hits []hit) []hit {
 			sev := threat.Low
 			if len(roles) >= 2 || roles["system"] || roles["instruction"] || roles["instructions"] {
 				sev = threat.Medium
-				if c.Direction == Response && (roles["system"] || roles["assistant"]) && len(roles) >= 2 {
+				if c.Direction != Request && (roles["system"] || roles["assistant"]) && len(roles) >= 2 {
 					sev = threat.High
 				}
 			}
@@ -826,7 +866,7 @@ func markup(c *Call, text string, chars charSet, hits []hit) []hit {
 	if chars.has('"') && strings.Contains(text, `":`) && callSet.contains(text) {
 		if loc := fakeCall.FindStringIndex(text); loc != nil {
 			sev := threat.Medium
-			if c.Direction == Response {
+			if c.Direction != Request {
 				sev = threat.High
 			}
 			hits = append(hits, hit{kind: KindFakeToolCall, sev: sev, score: 0.75, start: loc[0], end: loc[1]})

@@ -21,11 +21,18 @@ const (
 	Request Direction = iota
 	// Response is a tool's result on its way back to the agent (indirect prompt injection lives here).
 	Response
+	// Definition is a tool's definition as a server offers it (name, title, description, input
+	// schema, annotations): untrusted text for the model like a result, and read by the
+	// tool-poisoning detector besides.
+	Definition
 )
 
 func (d Direction) String() string {
-	if d == Response {
+	switch d {
+	case Response:
 		return "response"
+	case Definition:
+		return "definition"
 	}
 	return "request"
 }

@@ -40,7 +40,7 @@ var (
 )
 
 func (nosqlDetector) Inspect(c *Call, v *Value, report func(Finding)) {
-	if c.Direction == Response {
+	if c.Direction != Request {
 		return
 	}
 	dbTool := c.toolIs(factDatabaseTool, isDatabaseTool)

@@ -54,7 +54,7 @@ func (*pathDetector) Name() string { return "path" }
 const maxPathScan = 8192
 
 func (d *pathDetector) Inspect(c *Call, v *Value, report func(Finding)) {
-	if c.Direction == Response {
+	if c.Direction != Request {
 		return
 	}
 	pathKey := v.keyIs(factPathKey, isPathKey)

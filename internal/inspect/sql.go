@@ -37,7 +37,7 @@ func (sqlDetector) Name() string { return "sql" }
 const maxSQLScan = 4096
 
 func (sqlDetector) Inspect(c *Call, v *Value, report func(Finding)) {
-	if c.Direction == Response {
+	if c.Direction != Request {
 		return // a tool result is data for the agent, not input to a query
 	}
 	var best Finding

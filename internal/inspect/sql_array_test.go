@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/portcullis-ai/portcullis/internal/jsonx"
 	"github.com/portcullis-ai/portcullis/internal/threat"
 )
 
@@ -30,6 +33,18 @@ func TestSQLSplitAcrossArrayElements(t *testing.T) {
 			res, err := e.Inspect(context.Background(), "lookup", Request, json.RawMessage(tc.args))
 			if err != nil {
 				t.Fatal(err)
+			}
+			// The gateway's path: the parameters its one strict parse decoded.
+			params, err := jsonx.DecodeObject([]byte(tc.args))
+			if err != nil {
+				t.Fatal(err)
+			}
+			byParams, err := e.InspectParams(context.Background(), "lookup", json.RawMessage(tc.args), params)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(res, byParams); diff != "" {
+				t.Fatalf("InspectParams differs from Inspect (-text +params):\n%s", diff)
 			}
 			if res.Level < tc.want {
 				t.Fatalf("level %v, want %v; findings %+v", res.Level, tc.want, res.Findings)

@@ -34,7 +34,7 @@ const resolveTimeout = 250 * time.Millisecond
 const maxSSRFHosts = 16
 
 func (d ssrfDetector) Inspect(c *Call, v *Value, report func(Finding)) {
-	if c.Direction == Response {
+	if c.Direction != Request {
 		return
 	}
 	hostKey := v.keyIs(factHostKey, isHostKey)

@@ -3,6 +3,7 @@ package inspect
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf16"
@@ -461,4 +462,104 @@ func appendKey(p []byte, key string) []byte {
 	p = append(p, '[')
 	p = strconv.AppendQuote(p, key)
 	return append(p, ']')
+}
+
+// walkValue calls visit for every string value and notable object key of v, a JSON value already
+// decoded by the one strict parse of a call's parameters (jsonx.DecodeObject: map[string]any,
+// []any, string, json.Number, bool, nil), with the paths walkJSON gives them. The decoder already
+// refused what walkJSON refuses (malformed text, invalid UTF-8), so nothing is read twice.
+// Members are visited in key order (byte-wise), so a call's findings and caps do not depend on
+// the map's order; keys is scratch for that order, reused across calls.
+func walkValue(v any, maxDepth int, path []byte, keys *[]string, visit visitFunc) error {
+	return walkValueWith(v, maxDepth, path, keys, funcVisitor(visit), false, nil)
+}
+
+// walkValueWith is walkValue reporting to vis, which also receives the arrays walkJSONWith gives
+// it when arrays is set; elems is scratch for their elements, as there.
+func walkValueWith(v any, maxDepth int, path []byte, keys *[]string, vis visitor, arrays bool, elems *[]string) error {
+	w := valueWalker{maxDepth: maxDepth, path: append(path[:0], '$'), keys: keys, v: vis, arrays: arrays, elems: elems}
+	return w.value(v)
+}
+
+type valueWalker struct {
+	depth, maxDepth int
+	path            []byte
+	key             string // the member name the next value belongs to (arrays pass their own on)
+	keys            *[]string
+	v               visitor
+	arrays          bool      // v wants arrays
+	elems           *[]string // scratch for an array's elements
+}
+
+func (w *valueWalker) value(v any) error {
+	switch x := v.(type) {
+	case string:
+		return w.v.visit(w.path, w.key, x, false)
+	case map[string]any:
+		if w.depth++; w.depth > w.maxDepth {
+			return errTooDeep
+		}
+		// This object's keys sit at the end of the shared scratch while its members are walked
+		// (nested objects append theirs after them).
+		ks := *w.keys
+		base := len(ks)
+		for k := range x {
+			ks = append(ks, k)
+		}
+		slices.Sort(ks[base:])
+		*w.keys = ks
+		pathBase := len(w.path)
+		for i := base; i < len(ks); i++ {
+			key := (*w.keys)[i]
+			w.path = appendKey(w.path[:pathBase], key)
+			if !plainKey(key) {
+				if err := w.v.visit(w.path, key, key, true); err != nil {
+					return err
+				}
+			}
+			w.key = key
+			if err := w.value(x[key]); err != nil {
+				return err
+			}
+		}
+		*w.keys = (*w.keys)[:base]
+		w.path = w.path[:pathBase]
+		w.depth--
+	case []any:
+		if w.depth++; w.depth > w.maxDepth {
+			return errTooDeep
+		}
+		pathBase, key := len(w.path), w.key
+		for i, e := range x {
+			w.path = append(strconv.AppendInt(append(w.path[:pathBase], '['), int64(i), 10), ']')
+			w.key = key // elements of {"paths": [...]} are paths too
+			if err := w.value(e); err != nil {
+				return err
+			}
+		}
+		w.path = w.path[:pathBase]
+		w.depth--
+		if w.arrays {
+			return w.array(x, key)
+		}
+	}
+	return nil
+}
+
+// array hands x to the visitor as walkJSONWith does: two to maxJoinElems strings of at most
+// maxJoinBytes in all, after their own visits.
+func (w *valueWalker) array(x []any, key string) error {
+	if len(x) < 2 || len(x) > maxJoinElems {
+		return nil
+	}
+	es, total := (*w.elems)[:0], 0
+	for _, e := range x {
+		s, ok := e.(string)
+		if total += len(s); !ok || total > maxJoinBytes {
+			return nil
+		}
+		es = append(es, s)
+	}
+	*w.elems = es[:0]
+	return w.v.array(w.path, key, es)
 }

@@ -1,13 +1,17 @@
 package inspect
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
-	"github.com/google/go-cmp/cmp"
+	gocmp "github.com/google/go-cmp/cmp"
+
+	"github.com/portcullis-ai/portcullis/internal/jsonx"
 )
 
 type visited struct {
@@ -41,7 +45,7 @@ func TestWalkJSON(t *testing.T) {
 		{"$.k2", "k2", "k2", true},
 		{"$.k2", "k2", "é😀\"q", false},
 	}
-	if d := cmp.Diff(want, got); d != "" {
+	if d := gocmp.Diff(want, got); d != "" {
 		t.Errorf("walk (-want +got):\n%s", d)
 	}
 }
@@ -113,8 +117,23 @@ func TestWalkArrays(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"$.a=a:x|y", "$.c[0]=c:p|q", "$.g=g:'|--"}
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := gocmp.Diff(want, got); diff != "" {
 		t.Errorf("arrays (-want +got):\n%s", diff)
+	}
+	// The walk of the decoded parameters (the request path) hands over the same arrays.
+	params, err := jsonx.DecodeObject([]byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = nil
+	var keys []string
+	if err := walkValueWith(params, 64, nil, &keys, arrayRecorder(func(path []byte, key string, es []string) {
+		got = append(got, string(path)+"="+key+":"+strings.Join(es, "|"))
+	}), true, &elems); err != nil {
+		t.Fatal(err)
+	}
+	if diff := gocmp.Diff(want, got); diff != "" {
+		t.Errorf("arrays of the decoded parameters (-want +got):\n%s", diff)
 	}
 }
 
@@ -125,4 +144,42 @@ func (arrayRecorder) visit([]byte, string, string, bool) error { return nil }
 func (f arrayRecorder) array(path []byte, key string, elems []string) error {
 	f(path, key, elems)
 	return nil
+}
+
+// FuzzWalkValueMatchesText: walking the parameters as the decision path's one strict parse
+// decoded them visits exactly what walking their text visits (the same strings and keys at the
+// same paths), in key order instead of document order.
+func FuzzWalkValueMatchesText(f *testing.F) {
+	for _, s := range []string{`{}`, `{"a":[1,2,{"b":"c"}]}`, `{"filter":{"region":"eu","n":3},"items":["a",{"x y":"b"},null,true,-1.5e3],"$where":"1","k2":"\u00e9\ud83d\ude00\"q"}`,
+		`{"z":{"y":[["deep"]]},"a":"first","ignore_previous_instructions":"x","../x":{"":""}}`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		params, err := jsonx.DecodeObject([]byte(s))
+		if err != nil || strings.TrimSpace(s) == "" {
+			return // InspectParams walks the text of empty parameters (and refuses it)
+		}
+		byText, textErr := collect(t, s, 64)
+		var byValue []visited
+		var keys []string
+		valueErr := walkValue(params, 64, nil, &keys, func(p []byte, key, s string, isKey bool) error {
+			byValue = append(byValue, visited{string(p), key, s, isKey})
+			return nil
+		})
+		if (textErr == nil) != (valueErr == nil) {
+			t.Fatalf("text walk err = %v, value walk err = %v", textErr, valueErr)
+		}
+		if textErr != nil {
+			return
+		}
+		order := func(a, b visited) int { return cmp.Compare(a.Path+"\x00"+a.S, b.Path+"\x00"+b.S) }
+		slices.SortStableFunc(byText, order)
+		slices.SortStableFunc(byValue, order)
+		if diff := gocmp.Diff(byText, byValue); diff != "" {
+			t.Fatalf("value walk differs from text walk (-text +value):\n%s", diff)
+		}
+		if len(keys) != 0 {
+			t.Fatalf("scratch keys left: %q", keys)
+		}
+	})
 }

@@ -197,6 +197,12 @@ type Record struct {
 	// Secrets are redaction directives for Append, applied to Params with the secret paths
 	// before anything is encoded; never encoded themselves.
 	Secrets []Secret `json:"-"`
+	// ParamsValue, when set, is Params as the caller's one strict parse decoded them
+	// (jsonx.DecodeObject: duplicate keys and invalid UTF-8 refused, numbers as written).
+	// Append then redacts and stores that value in its canonical encoding (jsonx.AppendCanonical,
+	// the bytes an approval digest hashes) instead of parsing Params again; Params still give
+	// the size and the keyed hash. Never encoded; Append clears it. It is not modified.
+	ParamsValue map[string]any `json:"-"`
 }
 
 // Session is a record's session: its ID ("" the agent's default session) and labels.

@@ -7,10 +7,14 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/portcullis-ai/portcullis/internal/jsonx"
 )
 
 // Redactor reports the JSON paths ("$.a.b", "$.items[2]", `$["odd key"]`) of parameter values
@@ -100,8 +104,8 @@ func HashValue(key []byte, text string) string {
 // that are not valid JSON or are too large are dropped (with the reason), never stored raw:
 // a record must still be written for a call whose parameters cannot be redacted.
 func (rd *redaction) apply(r *Record, extraPaths []string) {
-	raw := r.Params
-	r.Params = nil
+	raw, parsed := r.Params, r.ParamsValue
+	r.Params, r.ParamsValue = nil, nil
 	r.Redacted = nil
 	if len(raw) == 0 {
 		return
@@ -117,10 +121,29 @@ func (rd *redaction) apply(r *Record, extraPaths []string) {
 		r.ParamsHash = rd.rawHash(raw)
 		return
 	}
-	if len(extraPaths) == 0 && len(r.Secrets) == 0 && rd.redactor == nil && rd.nothingToRedact(raw) {
-		// The common case: no detector flagged a value and no sensitive name can occur, so the
-		// parameters are stored as they came, compacted (which also validates them), without the
-		// decode, walk and re-encode that redaction needs.
+	nothing := len(extraPaths) == 0 && len(r.Secrets) == 0 && rd.redactor == nil && rd.nothingToRedact(raw)
+	// encode is how the (redacted) value is stored: canonically when the caller parsed it,
+	// compactly as the standard library writes it otherwise.
+	encode := json.Marshal
+	var v any
+	switch {
+	case parsed != nil && nothing:
+		// The common case, parsed once by the caller: no detector flagged a value and no
+		// sensitive name can occur, so the parameters are stored as they are, canonically.
+		out, err := jsonx.AppendCanonical(make([]byte, 0, len(raw)), parsed, jsonx.MaxNesting)
+		if err != nil {
+			r.ParamsDropped = "parameters could not be encoded"
+			r.ParamsHash = rd.rawHash(raw)
+			return
+		}
+		rd.store(r, raw, out, nil)
+		return
+	case parsed != nil:
+		v = parsed
+		encode = func(v any) ([]byte, error) { return jsonx.AppendCanonical(nil, v, jsonx.MaxNesting) }
+	case nothing:
+		// The common case for text: stored as they came, compacted (which also validates them),
+		// without the decode, walk and re-encode that redaction needs.
 		var buf bytes.Buffer
 		if err := json.Compact(&buf, raw); err != nil {
 			r.ParamsDropped = "parameters are not valid JSON"
@@ -129,19 +152,19 @@ func (rd *redaction) apply(r *Record, extraPaths []string) {
 		}
 		rd.store(r, raw, buf.Bytes(), nil)
 		return
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		r.ParamsDropped = "parameters are not valid JSON"
-		r.ParamsHash = rd.rawHash(raw)
-		return
-	}
-	if _, err := dec.Token(); err == nil {
-		r.ParamsDropped = "parameters are not valid JSON (trailing data)"
-		r.ParamsHash = rd.rawHash(raw)
-		return
+	default:
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
+		if err := dec.Decode(&v); err != nil {
+			r.ParamsDropped = "parameters are not valid JSON"
+			r.ParamsHash = rd.rawHash(raw)
+			return
+		}
+		if _, err := dec.Token(); err == nil {
+			r.ParamsDropped = "parameters are not valid JSON (trailing data)"
+			r.ParamsHash = rd.rawHash(raw)
+			return
+		}
 	}
 	d := newDirectives(r.Secrets)
 	for _, p := range extraPaths {
@@ -153,8 +176,8 @@ func (rd *redaction) apply(r *Record, extraPaths []string) {
 		}
 	}
 	var hit []string
-	v = rd.walk(v, "$", false, d, &hit)
-	out, err := json.Marshal(v)
+	v, _ = rd.walk(v, "$", false, d, &hit)
+	out, err := encode(v)
 	if err != nil { // cannot happen for values decoded from JSON; fail safe anyway
 		r.ParamsDropped = "parameters could not be re-encoded after redaction"
 		r.ParamsHash = rd.rawHash(raw)
@@ -321,36 +344,56 @@ func (d *directives) paths() map[string]bool {
 }
 
 // walk returns v with every value at a secret path or under a sensitive name replaced, and the
-// located spans of flagged strings cut out.
-func (rd *redaction) walk(v any, path string, sensitive bool, d *directives, hit *[]string) any {
+// located spans of flagged strings cut out, and whether anything was. v itself is not modified:
+// an object or array that holds a replacement is copied (the caller's parsed parameters are
+// shared with the rest of the decision).
+func (rd *redaction) walk(v any, path string, sensitive bool, d *directives, hit *[]string) (any, bool) {
 	if sensitive || d.whole[path] {
 		*hit = append(*hit, path)
-		return rd.replacement(v)
+		return rd.replacement(v), true
 	}
 	if ps := d.spans[path]; ps != nil {
 		*hit = append(*hit, path)
 		if s, ok := v.(string); ok {
 			if out, ok := rd.cut(s, ps); ok {
-				return out
+				return out, true
 			}
 		}
-		return rd.replacement(v)
+		return rd.replacement(v), true
 	}
 	switch x := v.(type) {
 	case map[string]any:
+		var out map[string]any
 		for k, e := range x {
 			p := path + "." + k
 			if !d.has(p) && !isIdent(k) {
 				p = path + "[" + strconv.Quote(k) + "]"
 			}
-			x[k] = rd.walk(e, p, rd.names[strings.ToLower(k)], d, hit)
+			if nv, changed := rd.walk(e, p, rd.names[strings.ToLower(k)], d, hit); changed {
+				if out == nil {
+					out = maps.Clone(x)
+				}
+				out[k] = nv
+			}
+		}
+		if out != nil {
+			return out, true
 		}
 	case []any:
+		var out []any
 		for i, e := range x {
-			x[i] = rd.walk(e, path+"["+strconv.Itoa(i)+"]", false, d, hit)
+			if nv, changed := rd.walk(e, path+"["+strconv.Itoa(i)+"]", false, d, hit); changed {
+				if out == nil {
+					out = slices.Clone(x)
+				}
+				out[i] = nv
+			}
+		}
+		if out != nil {
+			return out, true
 		}
 	}
-	return v
+	return v, false
 }
 
 // cut replaces the spans of s with markers naming what was there. It refuses (and the caller

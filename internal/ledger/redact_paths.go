@@ -32,11 +32,18 @@ func RedactPaths(raw json.RawMessage, paths []string) (json.RawMessage, error) {
 // other value's compact JSON), so that a caller can keep them out of free text as well. Like
 // RedactPaths it fails rather than return something that may still hold a secret.
 func RedactSecrets(raw json.RawMessage, secrets []Secret) (out json.RawMessage, removed []string, err error) {
+	return RedactSecretsIn(raw, nil, secrets)
+}
+
+// RedactSecretsIn is RedactSecrets of raw as the caller's one strict parse decoded it (parsed,
+// as Record.ParamsValue: nil to parse raw here). The result is then the canonical encoding of
+// the redacted value, and raw is not read again.
+func RedactSecretsIn(raw json.RawMessage, parsed map[string]any, secrets []Secret) (out json.RawMessage, removed []string, err error) {
 	if len(secrets) == 0 {
 		return raw, nil, nil
 	}
 	rd := newRedaction(nil, nil, nil, len(raw)+1)
-	r := &Record{Params: raw, Secrets: secrets}
+	r := &Record{Params: raw, ParamsValue: parsed, Secrets: secrets}
 	rd.collect = &removed
 	rd.apply(r, nil)
 	if r.ParamsDropped != "" {

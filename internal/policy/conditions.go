@@ -36,17 +36,17 @@ var ConditionKeys = map[ConditionKind][]string{
 	KindToolSink:           {"tool_sink"},
 }
 
-// Nested keys accepted inside the kind key's mapping value.
+// The keys of the other mappings a policy holds: inside a condition kind's value, a tool's
+// declaration, business hours, an enforcement entry. The parser refuses any other key with
+// these lists, and TestSchemaKeysMatchParser holds docs/policy.schema.json to them.
 var (
-	TimeOfDayKeys   = []string{"start", "end", "timezone", "days"}
-	TimeContextKeys = []string{"unusual_hour", "or_call_count_exceeds", "call_count_exceeds"}
-	SessionKeys     = []string{"has_seen", "max_classification_seen"}
-	ToolDeclKeys    = []string{"sink", "returns", "classification"}
-	CallCountKeys   = []string{"window_minutes", "threshold"}
-	BusinessHourKey = []string{"start", "end", "days", "timezone"}
-	PolicyKeys      = policyKeys
-	RuleKeys        = ruleKeys
-	EnforcementKeys = []string{"decision", "action"}
+	TimeOfDayKeys    = []string{"start", "end", "timezone", "days"}
+	TimeContextKeys  = []string{"unusual_hour", "or_call_count_exceeds", "call_count_exceeds"}
+	SessionKeys      = []string{"has_seen", "max_classification_seen"}
+	ToolDeclKeys     = []string{"sink", "returns", "classification"}
+	CallCountKeys    = []string{"window_minutes", "threshold"}
+	BusinessHourKeys = []string{"start", "end", "days", "timezone"}
+	EnforcementKeys  = []string{"decision", "action"}
 )
 
 func kindList() string {

@@ -325,44 +325,82 @@ func sorted(l []string) []string {
 	return out
 }
 
-// TestSchemaKeysMatchParser: the schema names exactly the keys the parser accepts, everywhere.
+// TestSchemaKeysMatchParser: docs/policy.schema.json and the parser accept exactly the same keys,
+// both ways, in every mapping of a policy. Every object of the schema that refuses other keys
+// (additionalProperties: false) is found by walking the schema, and each must be paired below
+// with the key list the parser refuses other keys with: a closed object added to the schema
+// without a list, a list whose object left the schema, or one key more or less on either side
+// fails.
 func TestSchemaKeysMatchParser(t *testing.T) {
-	root := loadSchema(t)
-	defs := root["$defs"].(map[string]any)
-	def := func(n string) map[string]any { return defs[n].(map[string]any) }
-	check := func(where string, schema map[string]any, parser []string) {
-		if diff := cmp.Diff(sorted(parser), propKeys(schema)); diff != "" {
-			t.Errorf("%s keys (-parser +schema):\n%s", where, diff)
-		}
-	}
-	check("policy", root, PolicyKeys)
-	check("rule", def("rule"), RuleKeys)
-	check("business_hours", root["properties"].(map[string]any)["business_hours"].(map[string]any), BusinessHourKey)
-	check("enforcement", root["properties"].(map[string]any)["enforcement"].(map[string]any)["items"].(map[string]any), EnforcementKeys)
-	check("call count", def("callCount"), CallCountKeys)
-	branches := def("condition")["oneOf"].([]any)
-	if len(branches) != len(ConditionKeys) {
-		t.Errorf("schema has %d condition kinds, parser %d", len(branches), len(ConditionKeys))
+	parser := map[string][]string{
+		"":                                      PolicyKeys,
+		"properties/business_hours":             BusinessHourKeys,
+		"properties/enforcement/items":          EnforcementKeys,
+		"properties/tools/additionalProperties": ToolDeclKeys,
+		"$defs/rule":                            RuleKeys,
+		"$defs/rule/properties/approval":        ApprovalKeys,
+		"$defs/callCount":                       CallCountKeys,
+		"$defs/condition/oneOf/time_of_day/properties/time_of_day":   TimeOfDayKeys,
+		"$defs/condition/oneOf/time_context/properties/time_context": TimeContextKeys,
+		"$defs/condition/oneOf/session/properties/session":           SessionKeys,
 	}
 	for kind, keys := range ConditionKeys {
-		found := false
-		for _, b := range branches {
-			bm := b.(map[string]any)
-			if asList(bm["required"])[0] != keys[0] {
-				continue
-			}
-			found = true
-			check("condition "+kind.String(), bm, keys)
-			props := bm["properties"].(map[string]any)
-			switch kind {
-			case KindTimeOfDay:
-				check("time_of_day", props["time_of_day"].(map[string]any), TimeOfDayKeys)
-			case KindTimeContext:
-				check("time_context", props["time_context"].(map[string]any), TimeContextKeys)
+		parser["$defs/condition/oneOf/"+keys[0]] = keys
+		if k := kind.String(); k != keys[0] {
+			t.Errorf("condition kind %s: its first key is %q, not its name", k, keys[0])
+		}
+	}
+	closed := map[string][]string{}
+	schemaObjects(loadSchema(t), "", closed)
+	for where, keys := range closed {
+		want, ok := parser[where]
+		if !ok {
+			t.Errorf("schema object %q refuses keys the parser has no list for: %v", where, keys)
+			continue
+		}
+		if diff := cmp.Diff(sorted(want), keys); diff != "" {
+			t.Errorf("%q keys (-parser +schema):\n%s", where, diff)
+		}
+	}
+	for where := range parser {
+		if _, ok := closed[where]; !ok {
+			t.Errorf("parser key list for %q has no closed object in the schema", where)
+		}
+	}
+}
+
+// schemaObjects collects, under their path in the schema (a oneOf branch named by its required
+// key), the sorted property names of every object schema that refuses other keys.
+func schemaObjects(s map[string]any, at string, out map[string][]string) {
+	join := func(parts ...string) string {
+		return strings.TrimPrefix(strings.Join(append([]string{at}, parts...), "/"), "/")
+	}
+	if s["additionalProperties"] == false {
+		out[at] = propKeys(s)
+	}
+	for _, group := range []string{"properties", "$defs"} {
+		m, _ := s[group].(map[string]any)
+		for k, v := range m {
+			if sub, ok := v.(map[string]any); ok {
+				schemaObjects(sub, join(group, k), out)
 			}
 		}
-		if !found {
-			t.Errorf("schema has no branch for condition kind %s", kind)
+	}
+	for _, k := range []string{"items", "additionalProperties"} {
+		if sub, ok := s[k].(map[string]any); ok {
+			schemaObjects(sub, join(k), out)
 		}
+	}
+	branches, _ := s["oneOf"].([]any)
+	for i, b := range branches {
+		sub, ok := b.(map[string]any)
+		if !ok {
+			continue
+		}
+		name := fmt.Sprint(i)
+		if req := asList(sub["required"]); len(req) > 0 {
+			name = req[0]
+		}
+		schemaObjects(sub, join("oneOf", name), out)
 	}
 }

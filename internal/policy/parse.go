@@ -88,7 +88,8 @@ type parser struct {
 	labels []string
 }
 
-var policyKeys = []string{"agent_id", "default_action", "rules", "enforcement", "description", "version",
+// PolicyKeys are the top-level keys of a policy document.
+var PolicyKeys = []string{"agent_id", "default_action", "rules", "enforcement", "description", "version",
 	"timezone", "business_hours", "classification_levels", "tool_classifications",
 	"tools", "labels", "require_proposal"}
 
@@ -97,7 +98,7 @@ var DefaultClassificationLevels = []string{"public", "internal", "confidential",
 
 func (p *parser) policy(n *yaml.Node) *Policy {
 	before := len(p.errs)
-	fs, _ := p.fields(n, "", policyKeys)
+	fs, _ := p.fields(n, "", PolicyKeys)
 	pol := &Policy{Pos: p.pos(n)}
 	var rulesNode, tcNode, toolsNode *yaml.Node
 	for _, f := range fs {
@@ -180,7 +181,7 @@ func (p *parser) policy(n *yaml.Node) *Policy {
 }
 
 func (p *parser) businessHours(n *yaml.Node, path string) *BusinessHours {
-	fs, _ := p.fields(n, path, []string{"start", "end", "days", "timezone"})
+	fs, _ := p.fields(n, path, BusinessHourKeys)
 	bh := &BusinessHours{Pos: p.pos(n), Start: 8 * 60, End: 18 * 60, Days: []time.Weekday{time.Monday, time.Tuesday, time.Wednesday, time.Thursday, time.Friday}}
 	for _, f := range fs {
 		switch f.key {
@@ -224,7 +225,7 @@ func (p *parser) enforcement(n *yaml.Node, path string) []*EnforcementEntry {
 	seen := map[Action]bool{}
 	for i, item := range n.Content {
 		ip := fmt.Sprintf("%s[%d]", path, i)
-		fs, _ := p.fields(item, ip, []string{"decision", "action"})
+		fs, _ := p.fields(item, ip, EnforcementKeys)
 		e := &EnforcementEntry{Pos: p.pos(item)}
 		var hasD, hasA bool
 		var actNode *yaml.Node
@@ -264,10 +265,11 @@ func (p *parser) enforcement(n *yaml.Node, path string) []*EnforcementEntry {
 	return out
 }
 
-var ruleKeys = []string{"name", "tool", "not_tool", "action", "conditions", "enforcement", "approval", "dry_run"}
+// RuleKeys are the keys of a rule.
+var RuleKeys = []string{"name", "tool", "not_tool", "action", "conditions", "enforcement", "approval", "dry_run"}
 
-// approvalKeys are the keys of a rule's approval terms.
-var approvalKeys = []string{"required", "expiry", "grant_ttl"}
+// ApprovalKeys are the keys of a rule's approval terms.
+var ApprovalKeys = []string{"required", "expiry", "grant_ttl"}
 
 func (p *parser) rules(n *yaml.Node, levels []string) []*Rule {
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
@@ -301,7 +303,7 @@ func (p *parser) rules(n *yaml.Node, levels []string) []*Rule {
 
 func (p *parser) rule(n *yaml.Node, path string, levels []string) *Rule {
 	before := len(p.errs)
-	fs, _ := p.fields(n, path, ruleKeys)
+	fs, _ := p.fields(n, path, RuleKeys)
 	r := &Rule{Pos: p.pos(n)}
 	var hasName, hasTool, hasAction bool
 	var enfNode, apprNode *yaml.Node
@@ -364,7 +366,7 @@ func (p *parser) rule(n *yaml.Node, path string, levels []string) *Rule {
 
 // approvalSettings reads `approval: {required: N, expiry: 30m, grant_ttl: 10m}`.
 func (p *parser) approvalSettings(n *yaml.Node, path string) *ApprovalSettings {
-	fs, _ := p.fields(n, path, approvalKeys)
+	fs, _ := p.fields(n, path, ApprovalKeys)
 	a := &ApprovalSettings{}
 	for _, f := range fs {
 		kp := join(path, f.key)

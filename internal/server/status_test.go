@@ -58,8 +58,9 @@ func TestStatusForIsExhaustive(t *testing.T) {
 		t.Fatalf("found only %d codes in the sources: %v", len(codes), codes)
 	}
 	// Codes that never reach statusFor: result actions the outcome handler answers itself, and
-	// threat_blocked, a recorded reason whose answer is a policy denial's (200 DENY).
-	notDenials := map[string]bool{"result_blocked": true, "result_too_large": true, "threat_blocked": true}
+	// threat_blocked, a recorded reason whose answer is a policy denial's (200 DENY), and
+	// tool_definition_held, a tool definition's, which only the MCP gateway meets.
+	notDenials := map[string]bool{"result_blocked": true, "result_too_large": true, "threat_blocked": true, "tool_definition_held": true}
 	for _, c := range codes {
 		if _, ok := statusOf[c]; !ok && !notDenials[c] {
 			t.Errorf("code %q has no status in statusOf", c)

@@ -76,21 +76,21 @@ func (g *Gateway) Server(creds CredentialsFunc) *sdk.Server {
 			// capabilities cannot change later. Offer resources, prompts and completions; while
 			// it is down they list nothing from it and requests for it fail.
 			if caps.Resources == nil {
-				caps.Resources = &sdk.ResourceCapabilities{}
+				caps.Resources = &sdk.ResourceCapabilities{ListChanged: true}
 			}
 			caps.Resources.Subscribe = true
-			caps.Prompts, caps.Completions = &sdk.PromptCapabilities{}, &sdk.CompletionCapabilities{}
+			caps.Prompts, caps.Completions = &sdk.PromptCapabilities{ListChanged: true}, &sdk.CompletionCapabilities{}
 			continue
 		}
 		if ir.Capabilities != nil {
 			if ir.Capabilities.Resources != nil {
 				if caps.Resources == nil {
-					caps.Resources = &sdk.ResourceCapabilities{}
+					caps.Resources = &sdk.ResourceCapabilities{ListChanged: true}
 				}
 				caps.Resources.Subscribe = caps.Resources.Subscribe || ir.Capabilities.Resources.Subscribe
 			}
 			if ir.Capabilities.Prompts != nil {
-				caps.Prompts = &sdk.PromptCapabilities{}
+				caps.Prompts = &sdk.PromptCapabilities{ListChanged: true}
 			}
 			if ir.Capabilities.Completions != nil {
 				caps.Completions = &sdk.CompletionCapabilities{}
@@ -101,7 +101,9 @@ func (g *Gateway) Server(creds CredentialsFunc) *sdk.Server {
 	s := sdk.NewServer(&sdk.Implementation{Name: "portcullis-mcp-gateway", Version: "1"}, &sdk.ServerOptions{Capabilities: caps,
 		// The SDK keeps each agent session's subscriptions (so an update reaches only the
 		// sessions that subscribed); the gateway decides and forwards the subscription first.
-		SubscribeHandler: func(ctx context.Context, r *sdk.SubscribeRequest) error { return g.subscribe(ctx, creds(r), r) },
+		SubscribeHandler: func(ctx context.Context, r *sdk.SubscribeRequest) error {
+			return g.subscribe(ctx, subscriber(ctx, creds, r), r)
+		},
 		// Unsubscribing drops the agent session's subscription only: the upstream session is
 		// shared by every agent, another may still be subscribed.
 		UnsubscribeHandler: func(context.Context, *sdk.UnsubscribeRequest) error { return nil },
@@ -114,6 +116,11 @@ func (g *Gateway) Server(creds CredentialsFunc) *sdk.Server {
 				g.noteCaller(req, creds)
 			}
 			switch r := req.(type) {
+			case *sdk.SubscriptionsListenRequest:
+				// 2026-07-28: the SDK subscribes each URI the listen names with a request of its
+				// own making, which carries none of the HTTP request's headers; the listen's
+				// caller goes with it in the context.
+				return next(context.WithValue(ctx, listenCallerKey{}, creds(req)), method, req)
 			case *sdk.ServerRequest[*sdk.InitializeParams]:
 				res, err := next(ctx, method, req)
 				if ir, ok := res.(*sdk.InitializeResult); ok && err == nil {
@@ -141,10 +148,33 @@ func (g *Gateway) Server(creds CredentialsFunc) *sdk.Server {
 		}
 	})
 	addSentinel(s)
+	if caps.Resources != nil {
+		addResourceSentinel(s)
+	}
+	if caps.Prompts != nil {
+		addPromptSentinel(s)
+	}
 	g.mu.Lock()
 	g.servers = append(g.servers, s)
 	g.mu.Unlock()
 	return s
+}
+
+// listenCallerKey carries the caller of a subscriptions/listen request to the subscriptions the
+// SDK makes for it.
+type listenCallerKey struct{}
+
+// subscriber is who subscribes: the caller of the resources/subscribe request, or of the
+// subscriptions/listen (2026-07-28) the SDK made this subscription for. The latter's requests
+// carry no transport data (no HTTP headers), so creds would find no one and the subscription
+// would be refused; the listen's caller was authenticated like any request's.
+func subscriber(ctx context.Context, creds CredentialsFunc, r *sdk.SubscribeRequest) Caller {
+	if r.GetExtra() == nil {
+		if c, ok := ctx.Value(listenCallerKey{}).(Caller); ok {
+			return c
+		}
+	}
+	return creds(r)
 }
 
 // toolsChanged re-reads every upstream's tools when one says its list changed, so a changed
@@ -169,11 +199,16 @@ func (g *Gateway) toolsChanged(ctx context.Context) {
 	}()
 }
 
-// relaySentinel is a tool registered on every agent-facing server only so that removing and
-// re-adding it makes the SDK send notifications/tools/list_changed to the agents (debounced,
-// and to new-protocol subscribers too). The agent never sees it: tools/list and tools/call are
-// answered by the gateway.
-const relaySentinel = "portcullis.internal.list_changed"
+// relaySentinel is a tool, a resource and a prompt registered on every agent-facing server only
+// so that removing and re-adding one makes the SDK send the matching
+// notifications/{tools,resources,prompts}/list_changed to the agents (debounced, and to
+// new-protocol subscribers too). The agent never sees them: listings, calls, reads and gets are
+// answered by the gateway. The resource and prompt sentinels exist only where the server offers
+// resources or prompts (registering one would make the SDK offer the capability).
+const (
+	relaySentinel         = "portcullis.internal.list_changed"
+	relayResourceSentinel = "portcullis-internal:list_changed"
+)
 
 func addSentinel(s *sdk.Server) {
 	s.AddTool(&sdk.Tool{Name: relaySentinel, InputSchema: map[string]any{"type": "object"}},
@@ -182,11 +217,45 @@ func addSentinel(s *sdk.Server) {
 		})
 }
 
+func addResourceSentinel(s *sdk.Server) {
+	s.AddResource(&sdk.Resource{URI: relayResourceSentinel, Name: relaySentinel},
+		func(context.Context, *sdk.ReadResourceRequest) (*sdk.ReadResourceResult, error) {
+			return nil, errors.New("mcp: not a resource")
+		})
+}
+
+func addPromptSentinel(s *sdk.Server) {
+	s.AddPrompt(&sdk.Prompt{Name: relaySentinel},
+		func(context.Context, *sdk.GetPromptRequest) (*sdk.GetPromptResult, error) {
+			return nil, errors.New("mcp: not a prompt")
+		})
+}
+
 // relayListChanged tells every connected agent that the tool list changed.
 func (g *Gateway) relayListChanged() {
 	for _, s := range g.agentServers() {
 		s.RemoveTools(relaySentinel)
 		addSentinel(s)
+	}
+}
+
+// relayResourcesChanged passes an upstream's notifications/resources/list_changed on to every
+// connected agent (debounced by the SDK). Nothing is re-read first: the gateway keeps no
+// resource listing of its own to refresh (a listing is merged and filtered per request, and
+// the routing index is rebuilt when a URI is not found in it).
+func (g *Gateway) relayResourcesChanged(context.Context, *sdk.ResourceListChangedRequest) {
+	for _, s := range g.agentServers() {
+		s.RemoveResources(relayResourceSentinel)
+		addResourceSentinel(s)
+	}
+}
+
+// relayPromptsChanged passes an upstream's notifications/prompts/list_changed on to every
+// connected agent, like relayResourcesChanged.
+func (g *Gateway) relayPromptsChanged(context.Context, *sdk.PromptListChangedRequest) {
+	for _, s := range g.agentServers() {
+		s.RemovePrompts(relaySentinel)
+		addPromptSentinel(s)
 	}
 }
 

@@ -127,6 +127,13 @@ type Gateway struct {
 	wg        sync.WaitGroup // rescans, session watchers and reconnections in flight
 	done      chan struct{}  // closed by Close: stops reconnection attempts
 
+	// held are the tools whose last seen definition waits for an operator's approval, as
+	// seen: a call re-checks it, so an approved tool is callable before the next list.
+	held map[string]*sdk.Tool
+	// admitted are the held definitions operators approved, tool → hash, when there is no
+	// pin store to keep them (Options.Pins nil).
+	admitted map[string]string
+
 	// callers holds, when server requests are enabled, who each agent session is (its latest
 	// request's caller): a server-initiated request is decided as that agent.
 	callers map[*sdk.ServerSession]Caller
@@ -167,7 +174,7 @@ func New(ctx context.Context, o Options, ups []Upstream) (g *Gateway, err error)
 	// Not the named result: every error return sets that to nil before the deferred Close runs,
 	// and closing nil panicked — a typo in an upstream's command printed a stack trace.
 	gw := &Gateway{o: o, byKey: map[string]*upstream{}, log: o.Logger, scanned: map[string]bool{}, instrOK: map[string]bool{},
-		defOK: map[string]bool{}, scannedUp: map[*upstream]bool{}, callers: map[*sdk.ServerSession]Caller{},
+		defOK: map[string]bool{}, held: map[string]*sdk.Tool{}, admitted: map[string]string{}, scannedUp: map[*upstream]bool{}, callers: map[*sdk.ServerSession]Caller{},
 		done: make(chan struct{}), logs: newLogRelay(o.RelayLogs)}
 	g = gw
 	defer func() {
@@ -193,6 +200,8 @@ func New(ctx context.Context, o Options, ups []Upstream) (g *Gateway, err error)
 			ToolListChangedHandler:      func(ctx context.Context, _ *sdk.ToolListChangedRequest) { g.toolsChanged(ctx) },
 			ProgressNotificationHandler: g.relayProgress,
 			ResourceUpdatedHandler:      g.relayResourceUpdated,
+			ResourceListChangedHandler:  g.relayResourcesChanged,
+			PromptListChangedHandler:    g.relayPromptsChanged,
 		}
 		g.serverRequestHandlers(copts, u.Name)
 		g.logHandler(copts, u.Name)

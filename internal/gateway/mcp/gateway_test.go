@@ -141,6 +141,10 @@ type harnessConfig struct {
 	agentSide func(sdk.Transport) sdk.Transport
 	// instructions are the upstream server's initialize instructions.
 	instructions string
+	// protocol is the revision the agent asks for (default 2025-11-25).
+	protocol string
+	// holdLevel is the guard's mcp.definition_hold_level (default none: blocked outright).
+	holdLevel threat.Level
 }
 
 func newHarnessWith(t testing.TB, wait, timeout time.Duration, store ledger.Store, hc harnessConfig) *harness {
@@ -182,7 +186,7 @@ func newHarnessWith(t testing.TB, wait, timeout time.Duration, store ledger.Stor
 	pols := staticPolicies{set}
 	ins := inspect.New(inspect.Config{})
 	g, err := guard.New(guard.Options{Auth: ver, Inspector: ins, Policies: pols, Approvals: appr, Ledger: led,
-		ResultPolicy: guard.ResultPolicy{BlockLevel: threat.High, Redact: true}})
+		ResultPolicy: guard.ResultPolicy{BlockLevel: threat.High, Redact: true, DefinitionHold: hc.holdLevel}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +335,11 @@ func newHarnessWith(t testing.TB, wait, timeout time.Duration, store ledger.Stor
 	}
 	client := sdk.NewClient(&sdk.Implementation{Name: "agent", Version: "1"}, copts)
 	// The revision today's agents speak (and the conformance suite tests).
-	h.cs, err = client.Connect(ctx, at, &sdk.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
+	protocol := "2025-11-25"
+	if hc.protocol != "" {
+		protocol = hc.protocol
+	}
+	h.cs, err = client.Connect(ctx, at, &sdk.ClientSessionOptions{ProtocolVersion: protocol})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -863,5 +871,48 @@ func TestCompletionGoverned(t *testing.T) {
 	defer h.upMu.Unlock()
 	if len(h.completed) != 1 || h.completed[0].Ref.Name != "greet" {
 		t.Errorf("completions that reached the upstream: %+v", h.completed)
+	}
+}
+
+// TestSubscribeOverListen: an agent on MCP 2026-07-28 subscribes with subscriptions/listen, and
+// the SDK subscribes each URI with a request of its own making, which carries nothing of the
+// transport's (over HTTP: no headers, so no credentials). The listen's caller decides it: an
+// allowed URI is subscribed upstream and its updates reach the agent, a URI never readable is
+// refused.
+func TestSubscribeOverListen(t *testing.T) {
+	h := newHarnessWith(t, 0, 10*time.Second, memory.New(), harnessConfig{creds: func(key string) CredentialsFunc {
+		env := EnvCredentials(key, "")
+		return func(r sdk.Request) Caller {
+			if _, made := r.(*sdk.SubscribeRequest); made {
+				return Caller{} // what HeaderCredentials finds in a request with no HTTP request
+			}
+			return env(r)
+		}
+	}, protocol: "2026-07-28"})
+	if v := h.cs.InitializeResult().ProtocolVersion; v != "2026-07-28" {
+		t.Fatalf("the agent negotiated %s, want 2026-07-28", v)
+	}
+	ctx := context.Background()
+	if err := h.cs.Subscribe(ctx, &sdk.SubscribeParams{URI: "test://doc/a"}); err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	// The listen is not awaited: the upstream's subscription says it was decided and forwarded.
+	for i := 0; ; i++ {
+		h.upMu.Lock()
+		n := len(h.subscribed)
+		h.upMu.Unlock()
+		if n > 0 {
+			break
+		}
+		if i == 1000 {
+			t.Fatal("the subscription never reached the upstream")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := h.up.ResourceUpdated(ctx, &sdk.ResourceUpdatedNotificationParams{URI: "test://doc/a"}); err != nil {
+		t.Fatal(err)
+	}
+	if uri := <-h.updated; uri != "test://doc/a" {
+		t.Errorf("update for %q", uri)
 	}
 }

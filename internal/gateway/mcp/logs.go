@@ -80,11 +80,44 @@ func newLogRelay(on bool) logRelay {
 
 // pendingCall is a request forwarded to upstream server for agent session ss; ctx is the
 // agent's request's context, which keeps a notification sent in it on that request's stream.
+// A request of the 2026-07-28 revision carries its own log level (_meta, level; "" = none):
+// such an agent has no session level and no stream but its requests'.
 type pendingCall struct {
-	ctx    context.Context
-	ss     *sdk.ServerSession
-	server string
-	seq    uint64 // orders the calls
+	ctx        context.Context
+	ss         *sdk.ServerSession
+	server     string
+	seq        uint64 // orders the calls
+	perRequest bool
+	level      sdk.LoggingLevel
+}
+
+// protocol20260728 is the first MCP revision whose requests carry their protocol version and
+// log level in _meta (SEP-2575), with no session state and no stream outside a request.
+const protocol20260728 = "2026-07-28"
+
+// requestLevel is the log level a 2026-07-28 request asks for in its _meta (none: ""), and
+// whether the request is of that revision at all.
+func requestLevel(r sdk.Request) (level sdk.LoggingLevel, perRequest bool) {
+	p := r.GetParams()
+	if p == nil {
+		return "", false
+	}
+	meta := p.GetMeta()
+	if v, _ := meta[sdk.MetaKeyProtocolVersion].(string); v < protocol20260728 {
+		return "", false
+	}
+	l, _ := meta[sdk.MetaKeyLogLevel].(string)
+	if _, ok := levelRank[sdk.LoggingLevel(l)]; !ok {
+		return "", true
+	}
+	return sdk.LoggingLevel(l), true
+}
+
+// newProtocolSession reports whether ss speaks 2026-07-28 or later: a line for it can only
+// travel on one of its requests' streams.
+func newProtocolSession(ss *sdk.ServerSession) bool {
+	ip := ss.InitializeParams()
+	return ip != nil && ip.ProtocolVersion >= protocol20260728
 }
 
 // LogStats returns how many upstream log lines went where.
@@ -135,15 +168,16 @@ func (g *Gateway) setLevelMiddleware(next sdk.MethodHandler) sdk.MethodHandler {
 	}
 }
 
-// track notes a request forwarded to upstream server for agent session ss, so a line the
-// upstream logs meanwhile can be attributed to it; the returned func forgets it.
-// With server requests enabled it also notes that ss has a request in flight there
-// (serverreq.go: whose call an upstream's sampling or elicitation request belongs to).
-func (g *Gateway) track(ctx context.Context, ss *sdk.ServerSession, server string) func() {
+// track notes request r forwarded to upstream server, so a line the upstream logs meanwhile
+// can be attributed to its agent session; the returned func forgets it. With server requests
+// enabled it also notes that the session has a request in flight there (serverreq.go: whose
+// call an upstream's sampling or elicitation request belongs to).
+func (g *Gateway) track(ctx context.Context, r sdk.Request, server string) func() {
+	ss, _ := r.GetSession().(*sdk.ServerSession)
 	if ss == nil {
 		return func() {}
 	}
-	endLog := g.trackLog(ctx, ss, server)
+	endLog := g.trackLog(ctx, r, ss, server)
 	if !g.o.Sampling && !g.o.Elicitation {
 		return endLog
 	}
@@ -151,11 +185,17 @@ func (g *Gateway) track(ctx context.Context, ss *sdk.ServerSession, server strin
 	return func() { endCall(); endLog() }
 }
 
-func (g *Gateway) trackLog(ctx context.Context, ss *sdk.ServerSession, server string) func() {
+func (g *Gateway) trackLog(ctx context.Context, r sdk.Request, ss *sdk.ServerSession, server string) func() {
 	if !g.logs.on {
 		return func() {}
 	}
 	c := &pendingCall{ctx: ctx, ss: ss, server: server}
+	c.level, c.perRequest = requestLevel(r)
+	if c.level != "" {
+		// Before the request is forwarded, so the upstream already logs at this level when
+		// it runs it.
+		g.wantLevel(ctx, ss, c.level)
+	}
 	g.logs.callsMu.Lock()
 	g.logs.seq++
 	c.seq = g.logs.seq
@@ -184,6 +224,13 @@ func (g *Gateway) setLevel(ctx context.Context, method string, r *sdk.ServerRequ
 	if err != nil || !g.logs.on || r.Session == nil {
 		return res, err
 	}
+	g.wantLevel(ctx, r.Session, r.Params.Level)
+	return res, nil
+}
+
+// wantLevel remembers the level agent session ss wants and asks every upstream that logs for
+// the lowest level any attached session wants, when that changed.
+func (g *Gateway) wantLevel(ctx context.Context, ss *sdk.ServerSession, level sdk.LoggingLevel) {
 	g.logs.mu.Lock()
 	defer g.logs.mu.Unlock()
 	alive := map[*sdk.ServerSession]bool{}
@@ -196,8 +243,8 @@ func (g *Gateway) setLevel(ctx context.Context, method string, r *sdk.ServerRequ
 			delete(g.logs.levels, s)
 		}
 	}
-	g.logs.levels[r.Session] = r.Params.Level
-	lowest := r.Params.Level
+	g.logs.levels[ss] = level
+	lowest := level
 	for _, l := range g.logs.levels {
 		if levelRank[l] < levelRank[lowest] {
 			lowest = l
@@ -207,7 +254,7 @@ func (g *Gateway) setLevel(ctx context.Context, method string, r *sdk.ServerRequ
 	g.logs.upstream = lowest
 	g.mu.Unlock()
 	if !changed {
-		return res, nil
+		return
 	}
 	for _, u := range g.ups {
 		if !hasLogging(u) {
@@ -225,7 +272,6 @@ func (g *Gateway) setLevel(ctx context.Context, method string, r *sdk.ServerRequ
 			g.log.Warn("upstream log level not set", slog.String("upstream", u.name), slog.String("level", string(lowest)), slog.Any("error", err))
 		}
 	}
-	return res, nil
 }
 
 // upstreamLevel is the level the upstreams were asked for ("" when none was), for a
@@ -237,9 +283,9 @@ func (g *Gateway) upstreamLevel() sdk.LoggingLevel {
 }
 
 // logTarget is the agent session a line from upstream server can be attributed to, who that
-// session is, and the context of its request in flight to that upstream (nil when none), which
-// keeps the line on that request's stream; why says why there is no session.
-func (g *Gateway) logTarget(server string) (ss *sdk.ServerSession, c Caller, reqCtx context.Context, why string) {
+// session is, and its request in flight to that upstream (nil when none), whose context keeps
+// the line on that request's stream; why says why there is no session.
+func (g *Gateway) logTarget(server string) (ss *sdk.ServerSession, c Caller, call *pendingCall, why string) {
 	live := g.agentSessions()
 	if len(live) == 0 {
 		return nil, Caller{}, nil, "no agent session attached"
@@ -279,7 +325,7 @@ func (g *Gateway) logTarget(server string) (ss *sdk.ServerSession, c Caller, req
 	g.logs.callsMu.Unlock()
 	if latest != nil {
 		if c, ok := callers[latest.ss]; ok {
-			return latest.ss, c, latest.ctx, ""
+			return latest.ss, c, latest, ""
 		}
 	}
 	if c, ok := callers[last]; ok {
@@ -311,15 +357,29 @@ func (g *Gateway) relayLog(ctx context.Context, server string, r *sdk.LoggingMes
 	if p == nil {
 		return
 	}
-	ss, c, reqCtx, why := g.logTarget(server)
+	ss, c, call, why := g.logTarget(server)
 	if ss == nil {
 		g.logs.unattributed.Add(1)
 		g.log.Debug("upstream log line dropped", slog.String("upstream", server), slog.String("reason", why))
 		return
 	}
+	var reqCtx context.Context
+	if call != nil {
+		reqCtx = call.ctx
+	}
 	g.mu.Lock()
 	want, ok := g.logs.levels[ss]
 	g.mu.Unlock()
+	switch {
+	case call != nil && call.perRequest:
+		// 2026-07-28: the level the request asked for (none: nothing is sent, as the SDK does).
+		want, ok = call.level, call.level != ""
+	case newProtocolSession(ss):
+		// A 2026-07-28 session has no stream outside its requests, and none is in flight to
+		// this upstream (the line came after its call returned): nowhere to send it.
+		g.logs.undelivered.Add(1)
+		return
+	}
 	if rank, known := levelRank[p.Level]; !ok || !known || rank < levelRank[want] {
 		// Below what the agent asked for (or an unknown level): the SDK would not send it
 		// either, and it need not be inspected. The upstream logs this low for another session.

@@ -61,6 +61,10 @@ type Pin struct {
 	// Approved is set by Approve and cleared when the gateway has recorded the approval.
 	Approved   bool   `json:"approved,omitempty"`
 	ApprovedBy string `json:"approved_by,omitempty"`
+	// Reviewed is the hash of what an operator approved of a definition held as suspicious
+	// (through an approval request: the definition with its title and output schema): usable
+	// while the definition is still Hash and what is scanned of it still Reviewed.
+	Reviewed string `json:"reviewed,omitempty"`
 }
 
 // PinStore keeps tool pins in a JSON file (in the data directory), rewritten atomically, so the
@@ -187,6 +191,38 @@ func (p *PinStore) Approve(tool, by string) (Pin, error) {
 		return Pin{}, err
 	}
 	return *e, nil
+}
+
+// Reviewed reports whether hash is tool's pinned definition and an operator approved it, as
+// scanned (reviewed), after it was held as suspicious (Admit).
+func (p *PinStore) Reviewed(tool, hash, reviewed string) (bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m, err := p.load()
+	if err != nil {
+		return false, err
+	}
+	e := m[tool]
+	return e != nil && e.Hash == hash && e.Reviewed == reviewed, nil
+}
+
+// Admit pins hash as tool's definition: a held definition an operator approved, as scanned
+// (reviewed). A change waiting for `mcp pins approve` is superseded by it.
+func (p *PinStore) Admit(tool, hash, reviewed string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m, err := p.load()
+	if err != nil {
+		return err
+	}
+	e := m[tool]
+	if e == nil {
+		e = &Pin{}
+		m[tool] = e
+	}
+	e.Hash, e.Reviewed, e.PinnedAt = hash, reviewed, time.Now().UTC()
+	e.Pending, e.ChangedAt, e.Approved = "", time.Time{}, false
+	return p.save(m)
 }
 
 // NamedPin is a pin with its tool's name.

@@ -2,6 +2,7 @@ package mcp
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -46,6 +47,10 @@ func (allowPort) CheckContent(context.Context, guard.Content) *guard.ContentDeci
 
 func (allowPort) CheckDefinition(context.Context, guard.Definition) *guard.ResultDecision {
 	return &guard.ResultDecision{Action: guard.ResultPass}
+}
+
+func (allowPort) HoldDefinition(context.Context, guard.DefinitionHold) (guard.HeldDefinition, error) {
+	return guard.HeldDefinition{}, errors.New("allowPort holds nothing")
 }
 
 func (allowPort) RecordEvent(context.Context, guard.Event) error { return nil }

@@ -115,7 +115,7 @@ func (g *Gateway) listTools(ctx context.Context, c Caller, r sdk.Request) (*sdk.
 	}
 	res := &sdk.ListToolsResult{Tools: []*sdk.Tool{}}
 	for _, o := range all {
-		if !shown[o.name] || !g.definitionOK(ctx, a, o.name, o.tool) {
+		if !shown[o.name] || !g.definitionOK(ctx, a, o.name, o.tool, true) {
 			continue
 		}
 		c := *o.tool
@@ -204,7 +204,7 @@ func (g *Gateway) callTool(ctx context.Context, c Caller, r *sdk.CallToolRequest
 	// Definitions first: a tool whose definition changed or looks poisoned is blocked whatever
 	// the policy says, and the call is not even decided. A name that is not a valid tool name
 	// goes straight to guard.Check, which refuses it and records it cut — never whole.
-	if known && guard.ValidToolName(name) == nil && !g.usable(ctx, c.Agent, u, name) {
+	if known && guard.ValidToolName(name) == nil && !g.usable(ctx, c, u, name) {
 		g.record(ctx, c, name, guard.EventDeny, "tool_blocked: definition changed or suspicious; call refused until re-approved", "definition sha256:", nil)
 		return errorResult(msgUnavailable), nil
 	}
@@ -240,7 +240,7 @@ func (g *Gateway) callTool(ctx context.Context, c Caller, r *sdk.CallToolRequest
 			defer g.progress.Delete(id)
 			p.SetProgressToken(id)
 		}
-		defer g.track(ctx, r.Session, u.name)()
+		defer g.track(ctx, r, u.name)()
 		res, err = retryLost(cctx, g, u, cs, func(cs *sdk.ClientSession) (*sdk.CallToolResult, error) { return cs.CallTool(cctx, p) })
 	}
 	dur := time.Since(start)
