@@ -210,7 +210,7 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 	}
 	a.approvers = &approvers{keys: approverKeys, rt: &a.rt}
 
-	detectors := inspect.DetectorConfig{PathRoots: cfg.Inspection.Roots, ShellTools: cfg.Inspection.ShellTools}
+	detectors := inspect.DetectorConfig{PathRoots: cfg.Inspection.Roots, ShellTools: cfg.Inspection.ShellTools, ResolveLinks: cfg.Inspection.ResolveLinks}
 	if cfg.Inspection.ResolveHosts {
 		detectors.Resolver = net.DefaultResolver
 	}

@@ -311,6 +311,11 @@ type InspectionConfig struct {
 	// ResolveHosts lets the SSRF detector resolve host names (DNS) to catch names that point at
 	// internal addresses. Off by default: it puts a DNS lookup on the decision path.
 	ResolveHosts bool `yaml:"resolve_hosts"`
+	// ResolveLinks lets the path detector follow links on the gateway's file system, so that a
+	// path inside Roots that leads outside them through a link is caught. Only for tool servers
+	// that share the gateway's file system (stdio servers it starts); requires Roots. Off by
+	// default: it puts file-system look-ups on the decision path.
+	ResolveLinks bool `yaml:"resolve_links"`
 	// ResultBlockLevel: a tool result at or above this level is blocked (response direction).
 	ResultBlockLevel string `yaml:"result_block_level"`
 	// RequestBlockLevel: a call whose parameters inspect at or above this level is denied
@@ -593,6 +598,9 @@ func (c *Config) problems() []problem {
 	}
 	if _, err := threat.ParseLevel(c.Inspection.RequestBlockLevel); err != nil {
 		add("inspection.request_block_level", "%v", err)
+	}
+	if c.Inspection.ResolveLinks && len(c.Inspection.Roots) == 0 {
+		add("inspection.resolve_links", "needs inspection.roots: links are resolved against them")
 	}
 	for _, th := range []struct {
 		name string

@@ -68,6 +68,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad listen", "listen: nowhere\n", []string{"listen:"}},
 		{"field paths", "limits:\n  max_depth: 0\n  max_params: -1\n", []string{"limits.max_depth", "limits.max_params"}},
 		{"bad level", "inspection:\n  result_block_level: severe\n", []string{"inspection.result_block_level"}},
+		{"links without roots", "inspection:\n  resolve_links: true\n", []string{"inspection.resolve_links", "roots"}},
 		{"bad request level", "inspection:\n  request_block_level: severe\n", []string{"inspection.request_block_level"}},
 		{"model threshold not a probability", "inspection:\n  model:\n    high: 1.5\n", []string{"inspection.model.high"}},
 		{"model threshold negative", "inspection:\n  model:\n    medium: -0.1\n", []string{"inspection.model.medium"}},

@@ -127,6 +127,16 @@ type CallDetector interface {
 	InspectCall(c *Call, report func(Finding))
 }
 
+// arrayJoiner is implemented by detectors that also read the string elements of an array joined
+// into one value (their parts concatenated, and joined by spaces), the way a tool that builds one
+// string from a list of parts receives them: an injection split across elements is whole there.
+// joinsArrays says whether elems, whose bytes fall in the classes chars, are worth joining for
+// this call; the joined value is then inspected by Inspect at the array's path, and only
+// findings stronger than the elements' own are kept.
+type arrayJoiner interface {
+	joinsArrays(c *Call, elems []string, chars charSet) bool
+}
+
 // Result is the outcome of inspecting one call.
 type Result struct {
 	Level    threat.Level `json:"level"`
@@ -142,6 +152,7 @@ type Engine struct {
 	detectors []Detector
 	names     []string // detectors[i].Name(), asked once rather than per value
 	callDets  []CallDetector
+	joiners   []int     // indexes in detectors of the arrayJoiners
 	pool      sync.Pool // *scratch
 }
 
@@ -149,6 +160,7 @@ type scratch struct {
 	val      Value
 	path     []byte
 	findings []Finding
+	elems    []string // the walker's array elements
 	keys     []string // walkValue's member order
 }
 
@@ -168,6 +180,9 @@ func New(cfg Config) *Engine {
 		e.names = append(e.names, d.Name())
 		if cd, ok := d.(CallDetector); ok {
 			e.callDets = append(e.callDets, cd)
+		}
+		if _, ok := d.(arrayJoiner); ok {
+			e.joiners = append(e.joiners, len(e.detectors)-1)
 		}
 	}
 	e.pool.New = func() any { return &scratch{path: make([]byte, 0, 64)} }
@@ -262,6 +277,11 @@ type state struct {
 	// before the first value).
 	key      string
 	keyFacts factMemo
+	// joined is set while detectors read the joined elements of an array (see arrayJoiner).
+	joined bool
+	// chars holds the byte classes of the last maxJoinElems values visited (by st.values), which
+	// are an array's elements when it ends.
+	chars [maxJoinElems]charSet
 	// arena holds the lower-cased Norm strings of this call's values (never reused: findings may
 	// keep pieces of it).
 	arena byteArena
@@ -272,6 +292,17 @@ func (st *state) report(f Finding) {
 		f.Detector = st.det
 	}
 	fs := st.sc.findings
+	if st.joined && f.Detector != "engine" {
+		// A joined array's finding counts only where its elements' findings of the same detector
+		// fell short of it; it names the array and says it was read joined.
+		for i := range fs {
+			if p := fs[i].Path; fs[i].Detector == f.Detector && fs[i].Severity >= f.Severity &&
+				len(p) > len(f.Path) && p[len(f.Path)] == '[' && p[:len(f.Path)] == f.Path {
+				return
+			}
+		}
+		f.Evidence = "array elements joined: " + f.Evidence
+	}
 	// De-duplicate: one finding per kind and path, keeping the most severe.
 	for i := range fs {
 		if fs[i].Kind == f.Kind && fs[i].Path == f.Path {
@@ -324,9 +355,9 @@ func (st *state) run(ctx context.Context, raw json.RawMessage, params map[string
 	}
 	var err error
 	if params != nil {
-		err = walkValue(params, cfg.MaxDepth, st.sc.path, &st.sc.keys, st.visit)
+		err = walkValueWith(params, cfg.MaxDepth, st.sc.path, &st.sc.keys, st, len(st.e.joiners) > 0, &st.sc.elems)
 	} else {
-		err = walkJSON(string(raw), cfg.MaxDepth, st.sc.path, st.visit)
+		err = walkJSONWith(string(raw), cfg.MaxDepth, st.sc.path, st, len(st.e.joiners) > 0, &st.sc.elems)
 	}
 	switch {
 	case err == nil:
@@ -372,6 +403,14 @@ func (st *state) visit(path []byte, key, s string, isKey bool) error {
 		st.capFinding(string(path), fmt.Sprintf("more than %d bytes of work; rest not inspected", cfg.MaxWork))
 		return errStop
 	}
+	err := st.inspect(path, key, s, isKey, nil)
+	st.chars[st.values%maxJoinElems] = st.sc.val.chars
+	return err
+}
+
+// inspect normalises s and runs the detectors over it: all of them, or those at the indexes only.
+func (st *state) inspect(path []byte, key, s string, isKey bool, only []int) error {
+	cfg := &st.e.cfg
 	v := &st.sc.val
 	lim := &st.lim // in the (already heap-allocated) state: no allocation per value
 	*lim = cfg.Limits
@@ -395,11 +434,63 @@ func (st *state) visit(path []byte, key, s string, isKey bool) error {
 		st.decoded += len(d)
 		st.work += len(d)
 	}
-	for i, d := range st.e.detectors {
-		st.det = st.e.names[i]
-		d.Inspect(st.call, v, st.reportFn)
+	if only == nil {
+		for i, d := range st.e.detectors {
+			st.det = st.e.names[i]
+			d.Inspect(st.call, v, st.reportFn)
+		}
+	} else {
+		for _, i := range only {
+			st.det = st.e.names[i]
+			st.e.detectors[i].Inspect(st.call, v, st.reportFn)
+		}
 	}
 	st.key, st.keyFacts = k, v.keyFacts
+	return nil
+}
+
+// array reads the string elements of an array joined, for the arrayJoiners that ask for it:
+// concatenated, and separated by spaces. The joined strings count as work like any value.
+func (st *state) array(path []byte, key string, elems []string) error {
+	var chars charSet
+	for j := range elems {
+		chars |= st.chars[(st.values-j)%maxJoinElems] // the elements were the last values visited
+	}
+	var only [8]int
+	dets := only[:0]
+	for _, i := range st.e.joiners {
+		if st.e.detectors[i].(arrayJoiner).joinsArrays(st.call, elems, chars) && len(dets) < len(only) {
+			dets = append(dets, i)
+		}
+	}
+	if len(dets) == 0 {
+		return nil
+	}
+	n := len(elems) - 1
+	for _, e := range elems {
+		n += len(e)
+	}
+	st.joined = true
+	defer func() { st.joined = false }()
+	for _, sep := range [...]string{"", " "} {
+		st.work += n
+		if st.work > st.e.cfg.MaxWork {
+			st.joined = false
+			st.capFinding(string(path), fmt.Sprintf("more than %d bytes of work; rest not inspected", st.e.cfg.MaxWork))
+			return errStop
+		}
+		// From the arena: findings may keep pieces of the joined text as evidence.
+		b := st.arena.alloc(n)[:0]
+		for i, e := range elems {
+			if i > 0 {
+				b = append(b, sep...)
+			}
+			b = append(b, e...)
+		}
+		if err := st.inspect(path, key, unsafe.String(unsafe.SliceData(b), len(b)), false, dets); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -218,7 +218,8 @@ func TestInspectConcurrent(t *testing.T) {
 }
 
 func FuzzInspect(f *testing.F) {
-	for _, s := range []string{`{}`, `{"a":"ignore previous instructions"}`, `[1,2`, `{"u":"http://x/?q=SWdub3Jl"}`, "\xff"} {
+	for _, s := range []string{`{}`, `{"a":"ignore previous instructions"}`, `[1,2`, `{"u":"http://x/?q=SWdub3Jl"}`, "\xff",
+		`{"a":["1' OR ","'1'='1"]}`, `[["x'",["-- "]],"' OR 1=1","\u0027--"]`} {
 		f.Add(s)
 	}
 	e := New(Config{})

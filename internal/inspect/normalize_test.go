@@ -3,6 +3,7 @@ package inspect
 import (
 	"encoding/base64"
 	"encoding/hex"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -180,4 +181,54 @@ func FuzzASCIILower(f *testing.F) {
 			t.Fatalf("asciiLower(%q) = %q, want %q", s, got, want)
 		}
 	})
+}
+
+// TestObfuscationGates holds the fast gates of obfuscatedReadings to the readings they guard:
+// hasSpacedRun and hasLeetWord are true exactly when unspace and unleet would rewrite.
+func TestObfuscationGates(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	alphabet := "ab  ge1034 5!@|x.z"
+	for range 20000 {
+		b := make([]byte, r.IntN(60))
+		for i := range b {
+			b[i] = alphabet[r.IntN(len(alphabet))]
+		}
+		s := string(b)
+		if _, ok := unspace(s); ok != hasSpacedRun(s) {
+			t.Fatalf("hasSpacedRun(%q) = %v, unspace says %v", s, !ok, ok)
+		}
+		if _, ok := unleet(s); ok != hasLeetWord(s) {
+			t.Fatalf("hasLeetWord(%q) = %v, unleet says %v", s, !ok, ok)
+		}
+	}
+	contains := func(t string, lits ...string) bool {
+		for _, l := range lits {
+			if strings.Contains(t, l) {
+				return true
+			}
+		}
+		return false
+	}
+	words := []string{"vtaber", "vafgehpgvba", "erongi", "noitcurtsni", "v", "g", "u", "ero", "ngi", "noitcu", "rtsni", " ", "x"}
+	for range 20000 {
+		var b strings.Builder
+		for n := r.IntN(12); n > 0; n-- {
+			w := words[r.IntN(len(words))]
+			if r.IntN(4) == 0 && len(w) > 2 {
+				w = w[r.IntN(len(w)):] // a fragment
+			}
+			b.WriteString(w)
+		}
+		s := b.String()
+		if rot13Hint(s) != contains(s, "vtaber", "vafgehpgvba") || reversedHint(s) != contains(s, "erongi", "noitcurtsni") {
+			t.Fatalf("hints disagree with a substring search on %q", s)
+		}
+	}
+	for _, s := range []string{"i g n o r e  a l l", "please i g n o r e a l l previous", "1gn0r3 411", "room 101 at 5pm"} {
+		_, a := unspace(s)
+		_, b := unleet(s)
+		if a != hasSpacedRun(s) || b != hasLeetWord(s) {
+			t.Errorf("%q: gates disagree", s)
+		}
+	}
 }

@@ -29,12 +29,12 @@ func obfuscatedReadings(v *Value, plainHit bool, fn func(name, text string)) {
 	if spaces < 2 {
 		return
 	}
-	if spaces >= 7 {
+	if spaces >= 7 && hasSpacedRun(t) {
 		if s, ok := unspace(t); ok {
 			fn("spaced letters", s)
 		}
 	}
-	if v.readingChars(t).any(digitChars) {
+	if v.readingChars(t).any(digitChars) && hasLeetWord(t) {
 		if s, ok := unleet(t); ok {
 			fn("leetspeak", s)
 		}
@@ -48,6 +48,71 @@ func obfuscatedReadings(v *Value, plainHit bool, fn func(name, text string)) {
 }
 
 var digitChars = charsIn("0123456789")
+
+// minSpacedLetters is the shortest run of single letters unspace joins into words.
+const minSpacedLetters = 8
+
+// spacedByte reports t[k] a space or a single letter between spaces: a byte of spaced-out text.
+func spacedByte(t string, k int) bool {
+	c := t[k]
+	return c == ' ' || isASCIILetter(rune(c)) && (k == 0 || t[k-1] == ' ') && (k+1 == len(t) || t[k+1] == ' ')
+}
+
+// hasSpacedRun reports a stretch of spaced-out text holding minSpacedLetters single letters (what
+// unspace needs). Such a stretch spans at least 2·minSpacedLetters-1 bytes, so probing one byte
+// in every that many finds it: ordinary prose costs a few probes, not a pass.
+func hasSpacedRun(t string) bool {
+	const span = 2*minSpacedLetters - 1
+	for j := span - 1; j < len(t); j += span {
+		if !spacedByte(t, j) {
+			continue
+		}
+		start, end := j, j+1
+		for start > 0 && spacedByte(t, start-1) {
+			start--
+		}
+		for end < len(t) && spacedByte(t, end) {
+			end++
+		}
+		letters := 0
+		for k := start; k < end; k++ {
+			if t[k] != ' ' {
+				letters++
+			}
+		}
+		if letters >= minSpacedLetters {
+			return true
+		}
+		j = end - 1 // the next probe lies a span past this stretch
+	}
+	return false
+}
+
+// hasLeetWord reports a word unleet would rewrite: a run of at least three leetClass bytes with a
+// letter and a digit. It looks only around digits, which prose has few of.
+func hasLeetWord(t string) bool {
+	for i := nextDigit(t, 0); i < len(t); i = nextDigit(t, i+1) {
+		if leetClass[t[i]] != 2 {
+			continue
+		}
+		start, end := i, i+1
+		for start > 0 && leetClass[t[start-1]] != 0 {
+			start--
+		}
+		for end < len(t) && leetClass[t[end]] != 0 {
+			end++
+		}
+		if end-start >= 3 {
+			for k := start; k < end; k++ {
+				if leetClass[t[k]] == 1 {
+					return true
+				}
+			}
+		}
+		i = end
+	}
+	return false
+}
 
 // keyWords splits an identifier into words ("ignore_previous_instructions",
 // "ignorePreviousInstructions", "ignore-previous-instructions"); "" when it has fewer than three.
@@ -88,7 +153,7 @@ func unspace(t string) (string, bool) {
 			run = 0
 		}
 	}
-	if singles < 8 {
+	if singles < minSpacedLetters {
 		return "", false
 	}
 	var b strings.Builder
@@ -168,9 +233,28 @@ func unleet(t string) (string, bool) {
 	return string(b), true
 }
 
-// rot13Hint reports ROT13 of "ignore" or "instruction" in t (each a fast substring search).
+// rot13Hint reports ROT13 of "ignore" or "instruction" in t. Both start with 'v', rare in prose,
+// so one byte search (vectorised) finds every place either could start.
 func rot13Hint(t string) bool {
-	return strings.Contains(t, "vtaber") || strings.Contains(t, "vafgehpgvba")
+	return hasLitAt(t, 'v', 0, "vtaber") || hasLitAt(t, 'v', 0, "vafgehpgvba")
+}
+
+// hasLitAt reports lit in t, looking only where rare, lit's byte at offset off, occurs: a search
+// for one uncommon byte skips most of a text at vector speed, where a substring search would
+// stop at every common first letter.
+func hasLitAt(t string, rare byte, off int, lit string) bool {
+	for i := 0; i < len(t); {
+		j := strings.IndexByte(t[i:], rare)
+		if j < 0 {
+			return false
+		}
+		i += j
+		if i >= off && strings.HasPrefix(t[i-off:], lit) {
+			return true
+		}
+		i++
+	}
+	return false
 }
 
 func rot13(t string) string {
@@ -186,9 +270,10 @@ func rot13(t string) string {
 	return string(b)
 }
 
-// reversedHint reports "ignore" or "instruction" written backwards in t.
+// reversedHint reports "ignore" or "instruction" written backwards in t ("erongi", found from
+// its 'g'; "noitcurtsni", from its 'u').
 func reversedHint(t string) bool {
-	return strings.Contains(t, "erongi") || strings.Contains(t, "noitcurtsni")
+	return hasLitAt(t, 'g', 4, "erongi") || hasLitAt(t, 'u', 5, "noitcurtsni")
 }
 
 func reverse(t string) string {

@@ -20,7 +20,8 @@ import (
 //     configured — an absolute path in a path-like parameter that lies outside every root;
 //   - low: a single plain "../" (agents legitimately say "cd ..").
 type pathDetector struct {
-	roots []string // cleaned, slash-separated, lower-case, each ending in "/"
+	roots []string      // cleaned, slash-separated, lower-case, each ending in "/"
+	links *linkResolver // nil: the rules are lexical only (see DetectorConfig.ResolveLinks)
 }
 
 var _ Detector = (*pathDetector)(nil)
@@ -34,6 +35,15 @@ func newPathDetector(roots []string) *pathDetector {
 			r += "/"
 		}
 		d.roots = append(d.roots, r)
+	}
+	return d
+}
+
+// newPathDetectorLinks is newPathDetector that also follows links when resolveLinks is set.
+func newPathDetectorLinks(roots []string, resolveLinks bool) *pathDetector {
+	d := newPathDetector(roots)
+	if resolveLinks {
+		d.links = newLinkResolver(roots)
 	}
 	return d
 }
@@ -61,6 +71,11 @@ func (d *pathDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 		}
 		return best.Severity < threat.High
 	})
+	if d.links != nil && pathKey && best.Severity < threat.High && !v.IsKey {
+		if f, ok := d.links.inspect(v.Raw); ok && f.Severity > best.Severity {
+			best = f
+		}
+	}
 	if best.Kind != "" {
 		best.Path = v.Path
 		report(best)

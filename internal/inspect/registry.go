@@ -48,6 +48,13 @@ type DetectorConfig struct {
 	// PathRoots are the directories file tools may touch. When set, an absolute path outside all of
 	// them is a path_traversal finding of medium severity.
 	PathRoots []string
+	// ResolveLinks makes the path detector follow links: a path argument is resolved on the
+	// gateway's own file system (relative paths against the first root), and one that leads
+	// outside every root, or to a credential or system file, through a link is a high
+	// path_traversal finding, as is one whose links cannot be followed. Only meaningful when the
+	// gateway shares the tool server's file system (a stdio server on the same host), and only
+	// with PathRoots. Off by default: it puts file-system look-ups on the decision path.
+	ResolveLinks bool
 	// Resolver resolves host names for the SSRF detector. Nil means no resolution (no network).
 	Resolver Resolver
 	// ShellTools are path.Match patterns over lower-cased tool names that run shell commands; their
@@ -79,7 +86,7 @@ func builtinDetectors(cfg DetectorConfig) []Detector {
 	}
 	return []Detector{
 		sqlDetector{},
-		newPathDetector(cfg.PathRoots),
+		newPathDetectorLinks(cfg.PathRoots, cfg.ResolveLinks),
 		nosqlDetector{},
 		newCommandDetector(shell),
 		ssrfDetector{resolver: cfg.Resolver},

@@ -25,7 +25,10 @@ import (
 // stacked statement after a comment) are reported.
 type sqlDetector struct{}
 
-var _ Detector = sqlDetector{}
+var (
+	_ Detector    = sqlDetector{}
+	_ arrayJoiner = sqlDetector{}
+)
 
 func (sqlDetector) Name() string { return "sql" }
 
@@ -58,6 +61,16 @@ func (sqlDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 		best.Path = v.Path
 		report(best)
 	}
+}
+
+// sqlJoinChars are the bytes an injection split across array elements needs in some element: a
+// quote to break out of a literal, a comparison, a comment, a statement separator, a bracket.
+var sqlJoinChars = charsIn("'\"`=<>-#;(/*")
+
+// joinsArrays asks for an array's string elements joined (a tool may build one query from them)
+// in requests, when some element holds a byte an injection needs.
+func (sqlDetector) joinsArrays(c *Call, _ []string, chars charSet) bool {
+	return c.Direction == Request && chars.any(sqlJoinChars)
 }
 
 // sqlToolWords are the words isSQLTool looks for, matched in one pass.

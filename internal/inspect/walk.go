@@ -26,6 +26,30 @@ var errTooDeep = errors.New("nesting too deep")
 // call (the walker reuses its buffer).
 type visitFunc func(path []byte, key, s string, isKey bool) error
 
+// visitor is what a walk reports to: visit is a visitFunc; array receives the string elements of
+// an array of strings (see maxJoinElems) after their own visits, with the array's path and key
+// (path and elems are only valid during the call). An interface rather than two func values:
+// binding a method value per walk would allocate.
+type visitor interface {
+	visit(path []byte, key, s string, isKey bool) error
+	array(path []byte, key string, elems []string) error
+}
+
+// funcVisitor is a visitFunc as a visitor that wants no arrays.
+type funcVisitor visitFunc
+
+func (f funcVisitor) visit(path []byte, key, s string, isKey bool) error {
+	return f(path, key, s, isKey)
+}
+func (funcVisitor) array([]byte, string, []string) error { return nil }
+
+// maxJoinElems and maxJoinBytes bound the arrays whose elements are also handed over together:
+// the parts a tool might join into one string are few and short.
+const (
+	maxJoinElems = 16
+	maxJoinBytes = 1024
+)
+
 // walker is a strict, allocation-light JSON parser (RFC 8259) that yields strings with their
 // JSON paths. It is hand-written rather than encoding/json because inspection must see every
 // string exactly once, with its path, at tens of megabytes per second, and must stop at a depth cap
@@ -37,7 +61,10 @@ type walker struct {
 	maxDepth int
 	path     []byte
 	key      string // the member name the next value belongs to (arrays pass their own on)
-	visit    visitFunc
+	v        visitor
+	arrays   bool     // v wants arrays
+	str1     string   // the last string value parsed (for arrays)
+	elems    []string // the string elements of the arrays being walked, innermost last
 	sb       strings.Builder
 }
 
@@ -45,7 +72,18 @@ type walker struct {
 // wrapping ErrMalformed for invalid input, errTooDeep when maxDepth is exceeded, or the visit
 // function's error.
 func walkJSON(src string, maxDepth int, path []byte, visit visitFunc) error {
-	w := walker{src: src, maxDepth: maxDepth, path: append(path[:0], '$'), visit: visit}
+	return walkJSONWith(src, maxDepth, path, funcVisitor(visit), false, nil)
+}
+
+// walkJSONWith is walkJSON reporting to v, which also receives (v.array) every array of two to
+// maxJoinElems strings of at most maxJoinBytes in all when arrays is set. elems, when not nil, is
+// a buffer for the elements that the walk may grow and leaves grown for the next.
+func walkJSONWith(src string, maxDepth int, path []byte, v visitor, arrays bool, elems *[]string) error {
+	w := walker{src: src, maxDepth: maxDepth, path: append(path[:0], '$'), v: v, arrays: arrays}
+	if elems != nil {
+		w.elems = (*elems)[:0]
+		defer func() { *elems = w.elems[:0] }()
+	}
 	w.skipWS()
 	if err := w.value(); err != nil {
 		return err
@@ -86,7 +124,8 @@ func (w *walker) value() error {
 		if err != nil {
 			return err
 		}
-		return w.visit(w.path, w.key, s, false)
+		w.str1 = s
+		return w.v.visit(w.path, w.key, s, false)
 	case c == 't':
 		return w.literal("true")
 	case c == 'f':
@@ -148,7 +187,7 @@ func (w *walker) object() error {
 		}
 		w.path = appendKey(w.path[:base], key)
 		if !plainKey(key) {
-			if err := w.visit(w.path, key, key, true); err != nil {
+			if err := w.v.visit(w.path, key, key, true); err != nil {
 				return err
 			}
 		}
@@ -193,12 +232,23 @@ func (w *walker) array() error {
 	}
 	base := len(w.path)
 	key := w.key
+	// The string elements so far (w.elems[eb:]), while every element is a string and they stay
+	// within the joining bounds (joinable false: not this array).
+	eb := len(w.elems)
+	joinable, total := w.arrays, 0
 	for i := 0; ; i++ {
 		w.path = append(strconv.AppendInt(append(w.path[:base], '['), int64(i), 10), ']')
 		w.skipWS()
 		w.key = key // elements of {"paths": [...]} are paths too
+		isStr := w.pos < len(w.src) && w.src[w.pos] == '"'
 		if err := w.value(); err != nil {
 			return err
+		}
+		if joinable {
+			total += len(w.str1)
+			if joinable = isStr && i < maxJoinElems && total <= maxJoinBytes; joinable {
+				w.elems = append(w.elems, w.str1)
+			}
 		}
 		w.skipWS()
 		if w.pos >= len(w.src) {
@@ -211,6 +261,11 @@ func (w *walker) array() error {
 			w.pos++
 			w.path = w.path[:base]
 			w.depth--
+			elems := w.elems[eb:]
+			w.elems = w.elems[:eb] // (an error ends the walk: only this return needs to restore it)
+			if joinable && i >= 1 {
+				return w.v.array(w.path, key, elems)
+			}
 			return nil
 		default:
 			return w.errorf("expected ',' or ']' in array")
@@ -416,7 +471,13 @@ func appendKey(p []byte, key string) []byte {
 // Members are visited in key order (byte-wise), so a call's findings and caps do not depend on
 // the map's order; keys is scratch for that order, reused across calls.
 func walkValue(v any, maxDepth int, path []byte, keys *[]string, visit visitFunc) error {
-	w := valueWalker{maxDepth: maxDepth, path: append(path[:0], '$'), keys: keys, visit: visit}
+	return walkValueWith(v, maxDepth, path, keys, funcVisitor(visit), false, nil)
+}
+
+// walkValueWith is walkValue reporting to vis, which also receives the arrays walkJSONWith gives
+// it when arrays is set; elems is scratch for their elements, as there.
+func walkValueWith(v any, maxDepth int, path []byte, keys *[]string, vis visitor, arrays bool, elems *[]string) error {
+	w := valueWalker{maxDepth: maxDepth, path: append(path[:0], '$'), keys: keys, v: vis, arrays: arrays, elems: elems}
 	return w.value(v)
 }
 
@@ -425,13 +486,15 @@ type valueWalker struct {
 	path            []byte
 	key             string // the member name the next value belongs to (arrays pass their own on)
 	keys            *[]string
-	visit           visitFunc
+	v               visitor
+	arrays          bool      // v wants arrays
+	elems           *[]string // scratch for an array's elements
 }
 
 func (w *valueWalker) value(v any) error {
 	switch x := v.(type) {
 	case string:
-		return w.visit(w.path, w.key, x, false)
+		return w.v.visit(w.path, w.key, x, false)
 	case map[string]any:
 		if w.depth++; w.depth > w.maxDepth {
 			return errTooDeep
@@ -450,7 +513,7 @@ func (w *valueWalker) value(v any) error {
 			key := (*w.keys)[i]
 			w.path = appendKey(w.path[:pathBase], key)
 			if !plainKey(key) {
-				if err := w.visit(w.path, key, key, true); err != nil {
+				if err := w.v.visit(w.path, key, key, true); err != nil {
 					return err
 				}
 			}
@@ -476,6 +539,27 @@ func (w *valueWalker) value(v any) error {
 		}
 		w.path = w.path[:pathBase]
 		w.depth--
+		if w.arrays {
+			return w.array(x, key)
+		}
 	}
 	return nil
+}
+
+// array hands x to the visitor as walkJSONWith does: two to maxJoinElems strings of at most
+// maxJoinBytes in all, after their own visits.
+func (w *valueWalker) array(x []any, key string) error {
+	if len(x) < 2 || len(x) > maxJoinElems {
+		return nil
+	}
+	es, total := (*w.elems)[:0], 0
+	for _, e := range x {
+		s, ok := e.(string)
+		if total += len(s); !ok || total > maxJoinBytes {
+			return nil
+		}
+		es = append(es, s)
+	}
+	*w.elems = es[:0]
+	return w.v.array(w.path, key, es)
 }

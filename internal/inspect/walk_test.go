@@ -103,6 +103,49 @@ func BenchmarkWalkJSON(b *testing.B) {
 	}
 }
 
+// TestWalkArrays checks which arrays are handed over joined: two or more strings within the
+// bounds, at the array's own path, innermost first; mixed, nested, long or single ones are not.
+func TestWalkArrays(t *testing.T) {
+	var got []string
+	var elems []string
+	src := `{"a":["x","y"],"b":["x",1],"c":[["p","q"],"r"],"d":["only"],"e":[` +
+		strings.Repeat(`"s",`, maxJoinElems) + `"s"],"f":["` + strings.Repeat("z", maxJoinBytes) + `","t"],"g":["\u0027","--"]}`
+	err := walkJSONWith(src, 64, nil, arrayRecorder(func(path []byte, key string, es []string) {
+		got = append(got, string(path)+"="+key+":"+strings.Join(es, "|"))
+	}), true, &elems)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"$.a=a:x|y", "$.c[0]=c:p|q", "$.g=g:'|--"}
+	if diff := gocmp.Diff(want, got); diff != "" {
+		t.Errorf("arrays (-want +got):\n%s", diff)
+	}
+	// The walk of the decoded parameters (the request path) hands over the same arrays.
+	params, err := jsonx.DecodeObject([]byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = nil
+	var keys []string
+	if err := walkValueWith(params, 64, nil, &keys, arrayRecorder(func(path []byte, key string, es []string) {
+		got = append(got, string(path)+"="+key+":"+strings.Join(es, "|"))
+	}), true, &elems); err != nil {
+		t.Fatal(err)
+	}
+	if diff := gocmp.Diff(want, got); diff != "" {
+		t.Errorf("arrays of the decoded parameters (-want +got):\n%s", diff)
+	}
+}
+
+// arrayRecorder is a visitor that ignores values and passes arrays to itself.
+type arrayRecorder func(path []byte, key string, elems []string)
+
+func (arrayRecorder) visit([]byte, string, string, bool) error { return nil }
+func (f arrayRecorder) array(path []byte, key string, elems []string) error {
+	f(path, key, elems)
+	return nil
+}
+
 // FuzzWalkValueMatchesText: walking the parameters as the decision path's one strict parse
 // decoded them visits exactly what walking their text visits (the same strings and keys at the
 // same paths), in key order instead of document order.

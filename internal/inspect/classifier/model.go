@@ -162,6 +162,50 @@ func (m *Model) Level(s Score) Level {
 // maxRun is how deep into a run of one repeated stream byte Score still counts n-grams.
 const maxRun = 8
 
+// windows is Score's ring of the last blocksPerWindow closed blocks and the best window so far.
+// It lives apart from the per-byte state: a closure over that state would keep it in memory
+// rather than in registers, and the per-byte loop is the classifier's whole cost.
+type windows struct {
+	sum        [blocksPerWindow]float32
+	cnt, start [blocksPerWindow]int32
+	blocks     int   // closed blocks
+	blkStart   int32 // where the current block starts
+	bias       float64
+	best       Score
+}
+
+// close records the current block, with feature sum acc over cnt features and ending at byte
+// end, and scores the window it completes.
+func (r *windows) close(acc float32, cnt int32, end int) {
+	slot := r.blocks % blocksPerWindow
+	r.sum[slot], r.cnt[slot], r.start[slot] = acc, cnt, r.blkStart
+	r.blkStart = int32(end)
+	r.blocks++
+	if r.blocks >= blocksPerWindow {
+		r.score(end)
+	}
+}
+
+// score scores the window of the blocks in the ring, ending at byte end.
+func (r *windows) score(end int) {
+	var s float32
+	var n int32
+	for k := range r.sum {
+		s += r.sum[k]
+		n += r.cnt[k]
+	}
+	if n == 0 {
+		return
+	}
+	if z := r.bias + float64(s)/math.Sqrt(float64(n)); z > r.best.Logit {
+		start := int32(0)
+		if r.blocks >= blocksPerWindow {
+			start = r.start[r.blocks%blocksPerWindow]
+		}
+		r.best = Score{Logit: z, Start: int(start), End: end}
+	}
+}
+
 // Score scores every window of whole blocks (Window stream bytes, at every Block) of text — the
 // whole text when it is shorter — and returns the most suspicious one. text should be normalised
 // the way the inspection engine normalises values (Value.Norm). It does not allocate.
@@ -169,115 +213,93 @@ const maxRun = 8
 // It computes the features of AppendFeatures inline (one pass, no buffer); a test holds the two
 // to the same scores.
 func (m *Model) Score(text string) Score {
-	var (
-		ringSum   [blocksPerWindow]float32
-		ringCnt   [blocksPerWindow]int32
-		ringStart [blocksPerWindow]int32
-	)
-	w := m.w[:1<<Bits]
-	bias := float64(m.bias)
-	best := Score{Logit: math.Inf(-1)}
-	var (
-		acc      float32 // the current block
-		cnt      int32
-		blocks   int // closed blocks
-		blkStart int32
-		h        uint64
-		run      int
-		word     uint64
-		prev     uint64
-		inWord   bool
-		lastSep  = true
-		pos      int
-		same     int // how many times in a row c has repeated the previous stream byte
-	)
-	window := func(end int) {
-		var s float32
-		var n int32
-		for k := range ringSum {
-			s += ringSum[k]
-			n += ringCnt[k]
-		}
-		if n == 0 {
-			return
-		}
-		if z := bias + float64(s)/math.Sqrt(float64(n)); z > best.Logit {
-			start := int32(0)
-			if blocks >= blocksPerWindow {
-				start = ringStart[blocks%blocksPerWindow]
-			}
-			best = Score{Logit: z, Start: int(start), End: end}
+	r := windows{bias: float64(m.bias), best: Score{Logit: math.Inf(-1)}}
+	var st stream
+	for i := 0; i < len(text); {
+		var closed bool
+		if i, closed = st.block(m.w, text, i); closed {
+			r.close(st.acc, st.cnt, i)
+			st.acc, st.cnt = 0, 0
 		}
 	}
-	closeBlock := func(end int) {
-		slot := blocks % blocksPerWindow
-		ringSum[slot], ringCnt[slot], ringStart[slot] = acc, cnt, blkStart
-		blocks++
-		acc, cnt, blkStart = 0, 0, int32(end)
-		if blocks >= blocksPerWindow {
-			window(end)
-		}
+	if st.inWord {
+		st.acc += m.w[bucket(st.word, seedWord)] + m.w[bucket(st.prev*mulHash^st.word, seedPair)]
+		st.cnt += 2
 	}
-	for i := 0; i < len(text); i++ {
-		c := streamByte[text[i]]
+	if st.cnt > 0 || r.blocks < blocksPerWindow {
+		// The last, partial block closes the last window; a text shorter than a window is one.
+		slot := r.blocks % blocksPerWindow
+		r.sum[slot], r.cnt[slot], r.start[slot] = st.acc, st.cnt, r.blkStart
+		if r.blocks >= blocksPerWindow {
+			r.blocks++
+		}
+		r.score(len(text))
+	}
+	if r.best.Logit == math.Inf(-1) {
+		return Score{Logit: r.bias, End: len(text)}
+	}
+	return r.best
+}
+
+// stream is Score's per-byte state between blocks.
+type stream struct {
+	acc    float32 // the current block's feature sum
+	cnt    int32   // and its feature count
+	h      uint64  // the last 8 stream bytes
+	word   uint64  // hash of the current word
+	prev   uint64  // hash of the previous word (0 at the start)
+	inWord bool    // the last stream byte was no separator
+	pos    int     // stream bytes so far
+	same   int     // how many times in a row the last byte repeated the one before
+}
+
+// block advances st over text from byte i until the stream completes a block or text ends, and
+// returns where it stopped and whether a block is complete. The loop works on local copies and
+// calls nothing, so that its state stays in registers: it is the classifier's whole cost.
+func (st *stream) block(w []float32, text string, i int) (int, bool) {
+	w = w[:1<<Bits]
+	acc, cnt, h, word, prev, inWord, pos, same := st.acc, st.cnt, st.h, st.word, st.prev, st.inWord, st.pos, st.same
+	end, closed := len(text), false
+	for k, b := range []byte(text[i:]) {
+		c := streamByte[b]
 		if c == 0 {
-			if lastSep {
-				continue
+			if !inWord {
+				continue // the stream's start, or a run of separators: one separator at most
 			}
-			c = sepByte
-			lastSep = true
-			if inWord {
-				inWord = false
-				acc += w[bucket(word, seedWord)] + w[bucket(prev*mulHash^word, seedPair)]
-				cnt += 2
-				prev = word
-			}
+			inWord = false
+			acc += w[bucket(word, seedWord)] + w[bucket(prev*mulHash^word, seedPair)]
+			cnt += 2
+			prev = word
+			h = h<<8 | sepByte
+			same = 0 // a separator never repeats: runs of them are one
 		} else {
-			lastSep = false
 			if !inWord {
 				inWord = true
 				word = fnvOffset
 			}
 			word = (word ^ uint64(c)) * fnvPrime
+			if byte(h) == c {
+				same++
+			} else {
+				same = 0
+			}
+			h = h<<8 | uint64(c)
 		}
-		if byte(h) == c && c != sepByte {
-			same++
-		} else {
-			same = 0
-		}
-		h = h<<8 | uint64(c)
-		run++
+		pos++
 		if same >= maxRun {
 			// Deep inside a run of one byte: no n-gram (see maxRun).
-		} else if run >= 5 {
+		} else if pos >= 5 {
 			acc += w[bucket(h&mask3, seed3)] + w[bucket(h&mask5, seed5)]
 			cnt += 2
-		} else if run >= 3 {
+		} else if pos >= 3 {
 			acc += w[bucket(h&mask3, seed3)]
 			cnt++
 		}
-		pos++
 		if pos%Block == 0 {
-			closeBlock(i + 1)
+			end, closed = i+k+1, true
+			break
 		}
 	}
-	if inWord {
-		acc += w[bucket(word, seedWord)] + w[bucket(prev*mulHash^word, seedPair)]
-		cnt += 2
-	}
-	if cnt > 0 || blocks < blocksPerWindow {
-		// The last, partial block closes the last window; a text shorter than a window is one.
-		slot := blocks % blocksPerWindow
-		ringSum[slot], ringCnt[slot], ringStart[slot] = acc, cnt, blkStart
-		if blocks < blocksPerWindow {
-			window(len(text))
-		} else if cnt > 0 {
-			blocks++
-			window(len(text))
-		}
-	}
-	if best.Logit == math.Inf(-1) {
-		return Score{Logit: bias, End: len(text)}
-	}
-	return best
+	st.acc, st.cnt, st.h, st.word, st.prev, st.inWord, st.pos, st.same = acc, cnt, h, word, prev, inWord, pos, same
+	return end, closed
 }
