@@ -27,14 +27,16 @@ type flowStep struct {
 	Labels []flowLabel
 }
 
-// flowLabel is a label and the result that brought it to the session, when that result is among
-// the records read (Source 0 and Known false: it came before them).
+// flowLabel is a label and the result that brought it to the session: its record when it is
+// among the records read (Known), else the tool and decision ID the decision's explanation names
+// (a session condition's reason says which results brought which labels), if any.
 type flowLabel struct {
-	Name   string
-	Known  bool
-	Source uint64 // the seq of the result that brought it
-	Tool   string // that result's tool
-	New    bool   // on a result: the session gained the label here
+	Name       string
+	Known      bool
+	Source     uint64 // the seq of the result that brought it
+	Tool       string // that result's tool
+	DecisionID string // the result's decision, from the reason, when its record was not read
+	New        bool   // on a result: the session gained the label here
 }
 
 type flowData struct {
@@ -107,12 +109,42 @@ func flow(rows []row) ([]flowStep, int) {
 			}
 			if ok {
 				l.Known, l.Source, l.Tool = true, from.Seq, from.R.Tool
+			} else {
+				l.Tool, l.DecisionID = sourceInReason(x.R.Reason, name)
 			}
 			st.Labels = append(st.Labels, l)
 		}
 		out = append(out, st)
 	}
 	return out, len(sources)
+}
+
+// sourceInReason reads "label (from tool dec_…)" in a session condition's explanation: the tool
+// and decision ID of the result that brought label ("" when the reason names none). A misread
+// only yields a search for a decision ID that finds nothing.
+func sourceInReason(reason, label string) (tool, decisionID string) {
+	needle := label + " (from "
+	for i := 0; ; {
+		j := strings.Index(reason[i:], needle)
+		if j < 0 {
+			return "", ""
+		}
+		at := i + j
+		i = at + len(needle)
+		if at > 0 && reason[at-1] != ' ' {
+			continue // the end of a longer label
+		}
+		rest := reason[i:]
+		end := strings.IndexByte(rest, ')')
+		if end < 0 {
+			return "", ""
+		}
+		tool, id, ok := strings.Cut(rest[:end], " ")
+		if !ok || !strings.HasPrefix(id, "dec_") || strings.Contains(id, " ") {
+			return "", ""
+		}
+		return tool, id
+	}
 }
 
 // clip bounds s to n bytes for a title.

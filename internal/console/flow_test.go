@@ -145,13 +145,34 @@ func TestSessionFlowIsForAuditorsAndAdmins(t *testing.T) {
 func TestSessionFlowIsBounded(t *testing.T) {
 	r := newRig(t, false)
 	first := r.appendSession(ledger.KindToolResult, "agent-a", "", "long", "fetch_url", "", "", "untrusted")
-	for range flowMax {
-		r.appendSession(ledger.KindDecision, "agent-a", "", "long", "fetch_url", "allow", "", "untrusted")
+	r.appendSession(ledger.KindDecision, "agent-a", "", "long", "fetch_url", "allow", "", "untrusted")
+	// A held decision's reason names the result that brought each label: it is linked even
+	// when that result's record was not read.
+	for range flowMax - 1 {
+		r.appendSession(ledger.KindDecision, "agent-a", "", "long", "send_email", "constrain",
+			"session has seen untrusted (from fetch_url dec_0f1e)", "untrusted")
 	}
 	_, body, _ := r.get(r.signIn(keyAuditor), "/console/sessions/long")
 	if n := strings.Count(body, `<tr class="step`); n != flowMax || !strings.Contains(body, `id="session-cut"`) ||
 		!strings.Contains(body, fmt.Sprintf(`href="/console/audit?before=%d&amp;session=long"`, first+1)) ||
-		!strings.Contains(body, "(from an older result)") {
+		!strings.Contains(body, "(from an older result)") ||
+		!strings.Contains(body, `(from <a href="/console/audit?decision_id=dec_0f1e" class="source">fetch_url dec_0f1e</a>)`) {
 		t.Errorf("%d rows:\n%.3000s", n, body)
+	}
+}
+
+func TestSourceInReason(t *testing.T) {
+	const reason = "session \"s\" has seen untrusted (from llm.content.tool dec_a1), my_private (from crm dec_b2), " +
+		"private (from read_file dec_c3), odd (from nodecision); needs all of [untrusted private]"
+	for _, c := range []struct{ label, tool, id string }{
+		{"untrusted", "llm.content.tool", "dec_a1"},
+		{"private", "read_file", "dec_c3"}, // not my_private's source
+		{"my_private", "crm", "dec_b2"},
+		{"odd", "", ""},
+		{"restricted", "", ""},
+	} {
+		if tool, id := sourceInReason(reason, c.label); tool != c.tool || id != c.id {
+			t.Errorf("%s: %q %q, want %q %q", c.label, tool, id, c.tool, c.id)
+		}
 	}
 }
