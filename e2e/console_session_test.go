@@ -56,7 +56,7 @@ func TestConsoleSessionFlowInBrowser(t *testing.T) {
 		}
 	}
 	// The untrusted label of the held send opens the fetched page's result record.
-	stored := pageText(t, b, "#stored", chromedp.Click(chromedp.CSS(`tr.step.decision:last-child a.source`)), chromedp.WaitVisible(chromedp.ID("stored")))
+	stored := pageText(t, b, "#stored", chromedp.Click(chromedp.CSS(`tr.step.call:last-child a.source`)), chromedp.WaitVisible(chromedp.ID("stored")))
 	if !strings.Contains(stored, `"kind":"tool_result"`) || !strings.Contains(stored, ids[0]) || !strings.Contains(stored, `"labels":["untrusted"]`) {
 		t.Errorf("the label's source is not the fetched page's result:\n%s", stored)
 	}

@@ -110,13 +110,29 @@ func flow(rows []row) ([]flowStep, int) {
 			if ok {
 				l.Known, l.Source, l.Tool = true, from.Seq, from.R.Tool
 			} else {
-				l.Tool, l.DecisionID = sourceInReason(x.R.Reason, name)
+				l.Tool, l.DecisionID = sourceExplained(x.R, name)
 			}
 			st.Labels = append(st.Labels, l)
 		}
 		out = append(out, st)
 	}
 	return out, len(sources)
+}
+
+// sourceExplained is the result that brought label as r's explanation names it: its reason or
+// the detail of a policy condition (a session condition's).
+func sourceExplained(r *ledger.Record, label string) (tool, decisionID string) {
+	if tool, id := sourceInReason(r.Reason, label); id != "" {
+		return tool, id
+	}
+	if r.Policy != nil {
+		for _, c := range r.Policy.Conditions {
+			if tool, id := sourceInReason(c.Detail, label); id != "" {
+				return tool, id
+			}
+		}
+	}
+	return "", ""
 }
 
 // sourceInReason reads "label (from tool dec_…)" in a session condition's explanation: the tool

@@ -145,19 +145,33 @@ func TestSessionFlowIsForAuditorsAndAdmins(t *testing.T) {
 func TestSessionFlowIsBounded(t *testing.T) {
 	r := newRig(t, false)
 	first := r.appendSession(ledger.KindToolResult, "agent-a", "", "long", "fetch_url", "", "", "untrusted")
-	r.appendSession(ledger.KindDecision, "agent-a", "", "long", "fetch_url", "allow", "", "untrusted")
 	// A held decision's reason names the result that brought each label: it is linked even
 	// when that result's record was not read.
-	for range flowMax - 1 {
+	for range flowMax - 2 {
 		r.appendSession(ledger.KindDecision, "agent-a", "", "long", "send_email", "constrain",
 			"session has seen untrusted (from fetch_url dec_0f1e)", "untrusted")
 	}
+	r.appendSession(ledger.KindDecision, "agent-a", "", "long", "fetch_url", "allow", "", "untrusted")
+	// As the guard records it: the explanation in the session condition's detail.
+	if _, err := r.led.Append(context.Background(), &ledger.Record{Kind: ledger.KindDecision, Time: time.Now(), DecisionID: "dec_held",
+		Agent: &ledger.Principal{ID: "agent-a", Verified: true}, Tool: "http_post", Decision: "constrain",
+		Policy: &ledger.Policy{Rule: "session_untrusted_and_private_to_sink", Conditions: []ledger.Condition{
+			{Expr: "tool_sink: external", Result: true, Detail: "tool http_post sink external, needs external"},
+			{Expr: "session", Result: true, Detail: `session "long" has seen untrusted (from web__fetch dec_9a9a); needs all of [untrusted]`}}},
+		Session: &ledger.Session{ID: "long", Labels: []string{"untrusted"}}}); err != nil {
+		t.Fatal(err)
+	}
 	_, body, _ := r.get(r.signIn(keyAuditor), "/console/sessions/long")
-	if n := strings.Count(body, `<tr class="step`); n != flowMax || !strings.Contains(body, `id="session-cut"`) ||
-		!strings.Contains(body, fmt.Sprintf(`href="/console/audit?before=%d&amp;session=long"`, first+1)) ||
-		!strings.Contains(body, "(from an older result)") ||
-		!strings.Contains(body, `(from <a href="/console/audit?decision_id=dec_0f1e" class="source">fetch_url dec_0f1e</a>)`) {
-		t.Errorf("%d rows:\n%.3000s", n, body)
+	if n := strings.Count(body, `<tr class="step`); n != flowMax {
+		t.Errorf("%d rows, want %d", n, flowMax)
+	}
+	for _, want := range []string{`id="session-cut"`, fmt.Sprintf(`href="/console/audit?before=%d&amp;session=long"`, first+1),
+		"(from an older result)", `(from <a href="/console/audit?decision_id=dec_0f1e" class="source">fetch_url dec_0f1e</a>)`,
+		`(from <a href="/console/audit?decision_id=dec_9a9a" class="source">web__fetch dec_9a9a</a>)</td>`,
+		"<td>session_untrusted_and_private_to_sink</td>"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the page lacks %s", want)
+		}
 	}
 }
 
