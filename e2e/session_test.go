@@ -36,12 +36,19 @@ rules:
 
 // sessionScenarioData sets up dir for the exfiltration scenario through the decision API: the
 // demo agent's policy declares read_file private and send_email an external sink, and results
-// with an injection reach the agent (they are not blocked), so its session must remember them.
+// with an injection reach the agent.
 func sessionScenarioData(t *testing.T, dir string) {
 	t.Helper()
 	if err := os.WriteFile(filepath.Join(dir, "policies", "report-generator-v1.yaml"), []byte(sessionScenarioPolicy("read_file", "send_email", "fetch_url, read_file, send_email")), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	passInjectedResults(t, dir)
+}
+
+// passInjectedResults lets results with an injection reach the agent (they are not blocked), so
+// its session must remember them.
+func passInjectedResults(t *testing.T, dir string) {
+	t.Helper()
 	cfgPath := filepath.Join(dir, "portcullis.yaml")
 	cfg, _ := os.ReadFile(cfgPath)
 	edited := bytes.Replace(cfg, []byte("result_block_level: high"), []byte("result_block_level: critical"), 1)
