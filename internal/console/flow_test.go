@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-ai/portcullis/internal/approval"
 	"github.com/portcullis-ai/portcullis/internal/ledger"
 )
 
@@ -138,6 +140,20 @@ func TestSessionFlowIsForAuditorsAndAdmins(t *testing.T) {
 	_, body, _ := r.get(r.signIn(keyAlice), fmt.Sprintf("/console/audit/%d", seq))
 	if !strings.Contains(body, `<dd id="session"><code>s1</code>`) || strings.Contains(body, "/console/sessions/") {
 		t.Errorf("the approver's record page:\n%s", body)
+	}
+	// A held call's request names its session; the admin's page links its flow.
+	req, err := r.engine.Request(context.Background(), approval.Input{DecisionID: "dec_s1", Agent: "agent-a", Tool: "send_email",
+		Params: json.RawMessage(`{}`), RedactedParams: json.RawMessage(`{}`), Rule: "session_untrusted_and_private_to_sink",
+		PolicyVersion: "v1", Required: 1, Labels: map[string]string{"session": "s1/x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := "/console/approvals/" + req.ID
+	if _, body, _ := r.get(r.signIn(keyAdmin), page); !strings.Contains(body, `<dd id="session"><code>s1/x</code> · <a href="/console/sessions/s1%2Fx">`) {
+		t.Errorf("the admin's request page:\n%s", body)
+	}
+	if _, body, _ := r.get(r.signIn(keyAlice), page); !strings.Contains(body, `<dd id="session"><code>s1/x</code></dd>`) {
+		t.Errorf("the approver's request page:\n%s", body)
 	}
 }
 
