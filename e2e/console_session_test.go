@@ -60,7 +60,12 @@ func TestConsoleSessionFlowInBrowser(t *testing.T) {
 	if !strings.Contains(stored, `"kind":"tool_result"`) || !strings.Contains(stored, ids[0]) || !strings.Contains(stored, `"labels":["untrusted"]`) {
 		t.Errorf("the label's source is not the fetched page's result:\n%s", stored)
 	}
-	// The record links back to its session.
+	// The record links back to its session, and so does the held call's request.
+	if err := chromedp.Do(b, chromedp.Click(chromedp.CSS(`#session a`)), chromedp.WaitVisible(chromedp.ID("flow")),
+		chromedp.Navigate(d.url+"/console/approvals/"+held.ApprovalID), chromedp.WaitVisible(chromedp.ID("session"))); err != nil {
+		t.Fatal(err)
+	}
+	accessible(t, b, "request with a session")
 	if err := chromedp.Do(b, chromedp.Click(chromedp.CSS(`#session a`)), chromedp.WaitVisible(chromedp.ID("flow"))); err != nil {
 		t.Fatal(err)
 	}
