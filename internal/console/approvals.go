@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -208,6 +209,8 @@ type requestData struct {
 	GrantUntil time.Time
 	Approvals  int
 	Now        time.Time
+	// SessionURL opens the flow of the call's session, for the roles that open that page.
+	SessionURL string
 }
 
 // lookup returns the request id if p may see it; out of scope reads as absent.
@@ -236,6 +239,9 @@ func (c *Console) requestPage(w http.ResponseWriter, r *http.Request, s *session
 	}
 	now := c.o.Now()
 	d := requestData{R: req, Approvals: req.Approvals(), Now: now, GrantUntil: now.Add(req.GrantTTL)}
+	if sid := req.Labels["session"]; sid != "" && p.readsAll() {
+		d.SessionURL = "/sessions/" + url.PathEscape(sid)
+	}
 	for _, v := range req.Votes {
 		if v.Approver == p.Approver.ID {
 			d.Voted = true

@@ -33,6 +33,7 @@ const (
 // auditFilter is a search of the ledger, read from the query string.
 type auditFilter struct {
 	Agent, User, Tool, Decision, Kind, Rule, DecisionID, Text string
+	Session                                                   string // the session ID records were decided in (or, on a result, brought labels to)
 	Since, Until                                              string // as typed: RFC 3339 or a duration ago
 	since, until                                              time.Time
 	Before                                                    uint64 // the page ends before this seq (0: at the end)
@@ -43,7 +44,7 @@ func readAuditFilter(r *http.Request, now time.Time) (auditFilter, error) {
 	q := r.URL.Query()
 	f := auditFilter{Agent: bounded(q.Get("agent")), User: bounded(q.Get("user")), Tool: bounded(q.Get("tool")),
 		Decision: bounded(q.Get("decision")), Kind: bounded(q.Get("kind")), Rule: bounded(q.Get("rule")),
-		DecisionID: bounded(q.Get("decision_id")), Text: bounded(q.Get("q")), Since: bounded(q.Get("since")), Until: bounded(q.Get("until"))}
+		DecisionID: bounded(q.Get("decision_id")), Session: bounded(q.Get("session")), Text: bounded(q.Get("q")), Since: bounded(q.Get("since")), Until: bounded(q.Get("until"))}
 	var err error
 	if f.since, err = parseWhen(f.Since, now); err != nil {
 		return f, fmt.Errorf("since: %w", err)
@@ -58,7 +59,7 @@ func readAuditFilter(r *http.Request, now time.Time) (auditFilter, error) {
 	}
 	v := url.Values{}
 	for k, s := range map[string]string{"agent": f.Agent, "user": f.User, "tool": f.Tool, "decision": f.Decision, "kind": f.Kind,
-		"rule": f.Rule, "decision_id": f.DecisionID, "q": f.Text, "since": f.Since, "until": f.Until} {
+		"rule": f.Rule, "decision_id": f.DecisionID, "session": f.Session, "q": f.Text, "since": f.Since, "until": f.Until} {
 		if s != "" {
 			v.Set(k, s)
 		}
@@ -114,6 +115,7 @@ func (f *auditFilter) needles() [][]byte {
 	add(`"tool":"`, f.Tool)
 	add(`"decision_id":"`, f.DecisionID)
 	add(`"rule":"`, f.Rule)
+	add(`"session":{"id":"`, f.Session)
 	return out
 }
 
@@ -128,7 +130,10 @@ func plain(s string) bool {
 }
 
 func (f *auditFilter) match(p Principal, data []byte, r *ledger.Record) bool {
-	agent, user, rule := "", "", ""
+	agent, user, rule, session := "", "", "", ""
+	if r.Session != nil {
+		session = r.Session.ID
+	}
 	if r.Agent != nil {
 		agent = r.Agent.ID
 	}
@@ -147,6 +152,7 @@ func (f *auditFilter) match(p Principal, data []byte, r *ledger.Record) bool {
 		f.Kind != "" && string(r.Event()) != f.Kind,
 		f.Rule != "" && rule != f.Rule,
 		f.DecisionID != "" && r.DecisionID != f.DecisionID,
+		f.Session != "" && session != f.Session,
 		!f.since.IsZero() && r.Time.Before(f.since),
 		!f.until.IsZero() && r.Time.After(f.until):
 		return false
@@ -284,12 +290,17 @@ type auditData struct {
 	Banner banner
 	Kinds  []ledger.Kind
 	Error  string
+	// FlowURL opens the flow of the session searched for, for the roles that open that page.
+	FlowURL string
 }
 
 func (c *Console) auditPage(w http.ResponseWriter, r *http.Request, s *session, p Principal) {
 	d := auditData{Banner: c.banner(r.Context()), Kinds: ledger.Kinds}
 	f, err := readAuditFilter(r, c.o.Now())
 	d.F = f
+	if f.Session != "" && p.readsAll() {
+		d.FlowURL = "/sessions/" + url.PathEscape(f.Session)
+	}
 	status := http.StatusOK
 	if err != nil {
 		d.Error, status = err.Error(), http.StatusBadRequest
@@ -335,6 +346,8 @@ type recordData struct {
 	Siblings []row
 	Banner   banner
 	Provable bool
+	// SessionURL opens the record's session flow: for the roles that open that page.
+	SessionURL string
 }
 
 func (c *Console) recordPage(w http.ResponseWriter, r *http.Request, s *session, p Principal) {
@@ -356,6 +369,9 @@ func (c *Console) recordPage(w http.ResponseWriter, r *http.Request, s *session,
 	_ = json.Indent(&pretty, x.Bytes, "", "  ")
 	d := recordData{Row: x, Pretty: pretty.String(), Banner: c.banner(r.Context())}
 	d.Provable = d.Banner.Verified && seq < d.Banner.Checkpoint
+	if x.R.Session != nil && x.R.Session.ID != "" && p.readsAll() {
+		d.SessionURL = "/sessions/" + url.PathEscape(x.R.Session.ID)
+	}
 	if x.R.DecisionID != "" {
 		f := auditFilter{DecisionID: x.R.DecisionID, Before: seq + siblingWindow}
 		sib, _, err := c.search(r.Context(), p, f, 100, 2*siblingWindow)

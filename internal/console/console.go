@@ -230,6 +230,7 @@ func (c *Console) Register(mux *http.ServeMux) {
 	mux.Handle("GET "+p+"/overview", c.page(c.overviewPage))
 	mux.Handle("GET "+p+"/agents", c.page(c.agentsPage))
 	mux.Handle("GET "+p+"/agents/{id}", c.page(c.agentPage))
+	mux.Handle("GET "+p+"/sessions/{id}", c.page(c.sessionPage))
 	mux.Handle("GET "+p+"/policies", c.page(c.policiesPage))
 	mux.Handle("GET "+p+"/audit", c.page(c.auditPage))
 	mux.Handle("GET "+p+"/audit/export", c.page(c.auditExport))

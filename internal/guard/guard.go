@@ -841,6 +841,10 @@ func (g *Guard) constrain(ctx context.Context, d *Decision, rec *ledger.Record, 
 		Rule: pd.Rule, Conditions: conds, ThreatLevel: d.Level, Findings: d.Findings,
 		PolicyVersion: version, Labels: map[string]string{"source": req.Source},
 		Required: pd.Approval.Required, Expiry: pd.Approval.Expiry, GrantTTL: pd.Approval.GrantTTL}
+	if req.Session != "" {
+		// The console links the request to its session's flow: what the agent had seen.
+		in.Labels["session"] = req.Session
+	}
 	if in.Expiry == 0 {
 		in.Expiry = g.approvalExpiry
 	}

@@ -77,6 +77,9 @@ func TestSessionHoldsExfiltration(t *testing.T) {
 	if held.Action != policy.Constrain || held.Rule != "session_untrusted_and_private_to_sink" {
 		t.Fatalf("sink after untrusted and private: %v (%s)", held.Action, held.Rule)
 	}
+	if req, err := h.appr.Get(ctx, held.ApprovalID); err != nil || req.Labels["session"] != "s1" {
+		t.Errorf("the approval request does not name its session: %v %v", req.Labels, err)
+	}
 	rec := h.recordOf(t, held.ID, string(ledger.KindDecision))
 	if rec.Session == nil || rec.Session.ID != "s1" || strings.Join(rec.Session.Labels, ",") != "untrusted,private,classification:confidential" {
 		t.Fatalf("record's session: %+v", rec.Session)
