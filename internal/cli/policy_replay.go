@@ -140,7 +140,7 @@ func (rp *replayer) needsFor(agent, tool string) *replayNeeds {
 			case policy.KindAgentRole, policy.KindTimeContext, policy.KindExpr:
 				n.other = true
 			default:
-				continue // time of day, threat score, findings: the record holds them
+				continue // time of day, threat score, findings, session labels: the record holds them
 			}
 			out = append(out, n)
 		}
@@ -245,6 +245,10 @@ func (rp *replayer) replay(r *ledger.Record) {
 	req := policy.Request{Agent: policy.Agent{ID: r.Agent.ID}, Tool: r.Tool, Time: r.Time, Threat: r.ThreatLevel}
 	if r.User != nil {
 		req.User = &policy.User{ID: r.User.ID}
+	}
+	if r.Session != nil {
+		// The labels the call was decided under: session conditions read them, as at the gateway.
+		req.Session = &policy.Session{ID: r.Session.ID, Labels: r.Session.Labels}
 	}
 	for _, f := range r.Findings {
 		req.Findings = append(req.Findings, f.Kind)

@@ -12,9 +12,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/portcullis-ai/portcullis/internal/app"
 	"github.com/portcullis-ai/portcullis/internal/config"
+	"github.com/portcullis-ai/portcullis/internal/ledger"
+	"github.com/portcullis-ai/portcullis/internal/policy"
 )
 
 // replayGatewayLedger runs the real gateway over a fresh data directory, makes the calls (each
@@ -212,5 +215,31 @@ func TestRedactedPaths(t *testing.T) {
 	want := []string{"password", "a.b.token", "odd key.x", "", ""}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// A decision a session rule made is re-decided under the labels the record holds: the session
+// pack's hold on a sink after untrusted and private content replays unchanged, and the same call
+// in a clean session stays allowed.
+func TestPolicyReplaySessionLabels(t *testing.T) {
+	set, err := policy.Load("../../examples/policies/session-exfiltration.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	rec := func(decision, rule string, labels ...string) *ledger.Record {
+		r := &ledger.Record{Kind: ledger.KindDecision, DecisionID: "dec_" + rule, Time: at, Agent: &ledger.Principal{ID: "research-assistant", Verified: true},
+			Tool: "send_email", Decision: decision, Policy: &ledger.Policy{Rule: rule}}
+		if labels != nil {
+			r.Session = &ledger.Session{ID: "s1", Labels: labels}
+		}
+		return r
+	}
+	rp := newReplayer(set)
+	rp.replay(rec("constrain", "session_untrusted_and_private_to_sink", "untrusted", "private"))
+	rp.replay(rec("allow", "everyday_tools", "untrusted"))
+	rp.replay(rec("allow", "everyday_tools"))
+	if rep := rp.rep; rep.Replayed != 3 || rep.Unchanged != 3 || rep.Changed != 0 || rep.Undecidable != 0 {
+		t.Fatalf("same policy over session decisions: %+v (transitions %+v)", rep, rep.Transitions)
 	}
 }
