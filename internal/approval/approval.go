@@ -76,7 +76,6 @@ var (
 	ErrOutOfScope    = errors.New("approval: approver not scoped for this agent or tool")
 	ErrDuplicateVote = errors.New("approval: approver already voted")
 	ErrRecord        = errors.New("approval: recording the event failed")
-	ErrPolicyDenied  = errors.New("approval: the current policy denies the call")
 	// ErrTooManyPending refuses a new request from an agent that already has the most pending
 	// requests it may have (WithMaxPendingPerAgent).
 	ErrTooManyPending = errors.New("approval: too many pending requests for this agent")
@@ -97,7 +96,7 @@ func Code(err error) string {
 		{ErrMismatch, "mismatch"}, {ErrSelfApproval, "self_approval"},
 		{ErrAgentApprover, "agent_approver"}, {ErrOutOfScope, "out_of_scope"},
 		{ErrDuplicateVote, "duplicate_vote"}, {ErrRecord, "record_failed"},
-		{ErrPolicyDenied, "policy_denied"}, {ErrTooManyPending, CodeTooManyPending},
+		{ErrTooManyPending, CodeTooManyPending},
 	} {
 		if errors.Is(err, c.err) {
 			return c.code

@@ -366,40 +366,6 @@ func (e *Engine) RedeemWith(ctx context.Context, id string, k Key, then func(gra
 	return r, nil
 }
 
-// Verdict is a policy decision name as the policy language writes it. The policy engine owns
-// its own decision type; this one lets Resume take the current decision without importing it.
-type Verdict string
-
-const (
-	Allow     Verdict = "ALLOW"
-	Log       Verdict = "LOG"
-	Constrain Verdict = "CONSTRAIN"
-	Deny      Verdict = "DENY"
-)
-
-// Resume is the pipeline's resume path for a call that carries approval id, given how the
-// policy current now decides the call (the re-evaluation always happens first):
-//
-//   - DENY: not run (ErrPolicyDenied); the grant is untouched and expires unused, recorded.
-//   - ALLOW or LOG: run; the policy no longer needs approval, so the grant is untouched.
-//   - CONSTRAIN: run only if Redeem consumes the grant for exactly this call.
-//
-// run is true only when the call may proceed; any error means it may not.
-func (e *Engine) Resume(ctx context.Context, id string, current Verdict, k Key) (run bool, err error) {
-	switch current {
-	case Deny:
-		return false, fmt.Errorf("resume %s: %w", id, ErrPolicyDenied)
-	case Allow, Log:
-		return true, nil
-	case Constrain:
-		if _, err := e.Redeem(ctx, id, k); err != nil {
-			return false, fmt.Errorf("resume: %w", err)
-		}
-		return true, nil
-	}
-	return false, fmt.Errorf("resume %s: %w: decision %q", id, ErrInvalid, current)
-}
-
 func (e *Engine) match(r *Request, k Key) error {
 	required := k.Required
 	if required == 0 {

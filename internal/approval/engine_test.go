@@ -353,10 +353,10 @@ func TestStrictPolicyVersion(t *testing.T) {
 	}
 }
 
-// TestPolicyChangedToDeny: the policy changes to DENY between request and approval. On resume
-// the call is re-evaluated under the current policy and denied although approved; the grant is
-// never redeemed, expires unused and the ledger says so; changing the policy back afterwards
-// does not resurrect it.
+// TestPolicyChangedToDeny: the policy changes to DENY between request and approval. The guard
+// then denies the retry without redeeming (guard's TestPolicyTurnedDenyBeforeApproval), so the grant stays
+// approved, expires unused and the ledger says so; changing the policy back afterwards does not
+// resurrect it.
 func TestPolicyChangedToDeny(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
@@ -365,19 +365,14 @@ func TestPolicyChangedToDeny(t *testing.T) {
 		if _, err := e.Approve(ctx, r.ID, alice, "ok"); err != nil {
 			t.Fatal(err)
 		}
-		k := keyFor(t, r)
-		k.PolicyVersion = "v8" // v8 denies the call
-		run, err := e.Resume(ctx, r.ID, Deny, k)
-		if run || !errors.Is(err, ErrPolicyDenied) {
-			t.Fatalf("Resume under DENY: run %v err %v", run, err)
-		}
 		if got, _ := e.Get(ctx, r.ID); got.State != Approved {
-			t.Fatalf("denied resume touched the grant: %s", got.State)
+			t.Fatalf("approved request: %s", got.State)
 		}
-		time.Sleep(DefaultGrantTTL)
+		time.Sleep(DefaultGrantTTL) // v8 denies the call: nothing redeems the grant
+		k := keyFor(t, r)
 		k.PolicyVersion = "v9" // back to CONSTRAIN, too late
-		if run, err := e.Resume(ctx, r.ID, Constrain, k); run || !errors.Is(err, ErrExpired) {
-			t.Fatalf("Resume after grant expiry: run %v err %v", run, err)
+		if _, err := e.Redeem(ctx, r.ID, k); !errors.Is(err, ErrExpired) {
+			t.Fatalf("Redeem after grant expiry: %v", err)
 		}
 		if diff := cmp.Diff([]string{
 			"approval_requested:>pending:payments-agent",
@@ -387,48 +382,6 @@ func TestPolicyChangedToDeny(t *testing.T) {
 			t.Errorf("events (-want +got):\n%s", diff)
 		}
 	})
-}
-
-func TestResume(t *testing.T) {
-	tests := []struct {
-		name    string
-		current Verdict
-		approve bool
-		wantRun bool
-		wantErr error
-		state   State // afterwards
-	}{
-		{"constrain with grant runs once", Constrain, true, true, nil, Consumed},
-		{"constrain without approval", Constrain, false, false, ErrPending, Pending},
-		{"deny", Deny, true, false, ErrPolicyDenied, Approved},
-		{"now allowed", Allow, true, true, nil, Approved},
-		{"now logged", Log, false, true, nil, Pending},
-		{"unknown decision", "MAYBE", true, false, ErrInvalid, Approved},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			ctx := context.Background()
-			e, _, _ := newTestEngine(t)
-			r := mustRequest(t, e, transferInput())
-			if tt.approve {
-				if _, err := e.Approve(ctx, r.ID, alice, ""); err != nil {
-					t.Fatal(err)
-				}
-			}
-			run, err := e.Resume(ctx, r.ID, tt.current, keyFor(t, r))
-			if run != tt.wantRun || (tt.wantErr == nil) != (err == nil) || (tt.wantErr != nil && !errors.Is(err, tt.wantErr)) {
-				t.Fatalf("Resume = %v, %v; want %v, %v", run, err, tt.wantRun, tt.wantErr)
-			}
-			if got, _ := e.Get(ctx, r.ID); got.State != tt.state {
-				t.Errorf("state afterwards %s, want %s", got.State, tt.state)
-			}
-			if tt.state == Consumed {
-				if run, err := e.Resume(ctx, r.ID, tt.current, keyFor(t, r)); run || !errors.Is(err, ErrConsumed) {
-					t.Errorf("second Resume = %v, %v; want refused with ErrConsumed", run, err)
-				}
-			}
-		})
-	}
 }
 
 var errRegistry = errors.New("registry unavailable")
