@@ -62,34 +62,43 @@ func upstreamHTTPClient() *http.Client {
 func MCPUpstreams(ups []config.MCPUpstream, stderr *os.File, log *slog.Logger) ([]mcpgw.Upstream, error) {
 	out := make([]mcpgw.Upstream, 0, len(ups))
 	for i, u := range ups {
-		if u.URL != "" {
-			url, hc := u.URL, upstreamHTTPClient()
-			oauth, err := upstreamCredentials(fmt.Sprintf("mcp.upstreams[%d]", i), u, hc, log)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, mcpgw.Upstream{Name: u.Name, NewTransport: func() sdk.Transport {
-				// A few retries, not none: a server may close a call's event stream and finish
-				// the call on a resumed one (SEP-1699); without a retry that drops the whole
-				// upstream session. A server that is gone still fails within seconds.
-				t := &sdk.StreamableClientTransport{Endpoint: url, HTTPClient: hc, MaxRetries: upstreamRetries}
-				if oauth != nil {
-					t.OAuthHandler = oauth
-				}
-				return t
-			}})
-			continue
+		up, err := MCPUpstream(i, u, stderr, log)
+		if err != nil {
+			return nil, err
 		}
-		env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
-		for k, v := range u.Env {
-			env = append(env, k+"="+v)
-		}
-		command, args := u.Command, u.Args
-		out = append(out, mcpgw.Upstream{Name: u.Name, NewTransport: func() sdk.Transport {
-			return UpstreamCommand(command, args, env, stderr)
-		}})
+		out = append(out, up)
 	}
 	return out, nil
+}
+
+// MCPUpstream is MCPUpstreams for the one upstream at index i of mcp.upstreams (errors name
+// its setting by that index).
+func MCPUpstream(i int, u config.MCPUpstream, stderr *os.File, log *slog.Logger) (mcpgw.Upstream, error) {
+	if u.URL != "" {
+		url, hc := u.URL, upstreamHTTPClient()
+		oauth, err := upstreamCredentials(fmt.Sprintf("mcp.upstreams[%d]", i), u, hc, log)
+		if err != nil {
+			return mcpgw.Upstream{}, err
+		}
+		return mcpgw.Upstream{Name: u.Name, NewTransport: func() sdk.Transport {
+			// A few retries, not none: a server may close a call's event stream and finish
+			// the call on a resumed one (SEP-1699); without a retry that drops the whole
+			// upstream session. A server that is gone still fails within seconds.
+			t := &sdk.StreamableClientTransport{Endpoint: url, HTTPClient: hc, MaxRetries: upstreamRetries}
+			if oauth != nil {
+				t.OAuthHandler = oauth
+			}
+			return t
+		}}, nil
+	}
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	for k, v := range u.Env {
+		env = append(env, k+"="+v)
+	}
+	command, args := u.Command, u.Args
+	return mcpgw.Upstream{Name: u.Name, NewTransport: func() sdk.Transport {
+		return UpstreamCommand(command, args, env, stderr)
+	}}, nil
 }
 
 // upstreamCredentials puts u's configured headers on hc's requests to it, and returns the OAuth

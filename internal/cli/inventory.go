@@ -64,9 +64,10 @@ func runInventory(ctx context.Context, std Stdio, args []string) int {
 			return printConfigError(std.Err, err, "pass --config or --data")
 		}
 		var found *config.MCPUpstream
+		at := 0
 		for i := range cfg.MCP.Upstreams {
 			if cfg.MCP.Upstreams[i].Name == *upstream {
-				found = &cfg.MCP.Upstreams[i]
+				found, at = &cfg.MCP.Upstreams[i], i
 			}
 		}
 		if found == nil {
@@ -77,12 +78,12 @@ func runInventory(ctx context.Context, std Stdio, args []string) int {
 		if stderr == nil {
 			stderr = os.Stderr
 		}
-		ups, err := app.MCPUpstreams([]config.MCPUpstream{*found}, stderr, nil)
+		up, err := app.MCPUpstream(at, *found, stderr, nil)
 		if err != nil {
 			problem(std.Err, "inventory: "+err.Error(), "")
 			return exitFail
 		}
-		t = ups[0].NewTransport()
+		t = up.NewTransport()
 		source = fmt.Sprintf("upstream %q of %s", found.Name, path)
 		if *prefix == "" && found.Name != "" { // an unnamed upstream's tools keep their names
 			*prefix = found.Name + mcpgw.Separator
