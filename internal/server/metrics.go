@@ -96,6 +96,51 @@ func (c *countsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// ExportStats is one export sink's running state (docs/export.md).
+type ExportStats struct {
+	Exported, Dropped, Lag uint64
+	Failing                bool
+}
+
+// Export exports the ledger export sinks' state, by sink: portcullis_export_records_total,
+// portcullis_export_dropped_total, portcullis_export_lag_records and portcullis_export_failing.
+func (m *Metrics) Export(stats func() map[string]ExportStats) {
+	desc := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, []string{"sink"}, nil)
+	}
+	m.reg.MustRegister(&exportCollector{stats: stats,
+		exported: desc("portcullis_export_records_total", "Ledger records delivered to the export sink."),
+		dropped:  desc("portcullis_export_dropped_total", "Ledger records never delivered to the export sink: skipped past max_lag_records or refused by its receiver."),
+		lag:      desc("portcullis_export_lag_records", "Ledger records appended but not yet delivered to the export sink."),
+		failing:  desc("portcullis_export_failing", "1 while the export sink's last attempt failed."),
+	})
+}
+
+type exportCollector struct {
+	stats                           func() map[string]ExportStats
+	exported, dropped, lag, failing *prometheus.Desc
+}
+
+func (c *exportCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.exported
+	ch <- c.dropped
+	ch <- c.lag
+	ch <- c.failing
+}
+
+func (c *exportCollector) Collect(ch chan<- prometheus.Metric) {
+	for sink, s := range c.stats() {
+		failing := 0.0
+		if s.Failing {
+			failing = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.exported, prometheus.CounterValue, float64(s.Exported), sink)
+		ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(s.Dropped), sink)
+		ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, float64(s.Lag), sink)
+		ch <- prometheus.MustNewConstMetric(c.failing, prometheus.GaugeValue, failing, sink)
+	}
+}
+
 // Handler serves the metrics in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler { return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}) }
 
