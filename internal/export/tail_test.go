@@ -343,3 +343,34 @@ func TestRunRetriesUntilTheSinkRecovers(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// pruned is a store whose records before cut were archived and pruned by retention.
+type pruned struct {
+	ledger.View
+	cut uint64
+}
+
+func (p pruned) Scan(ctx context.Context, from uint64, fn func(ledger.Entry) error) error {
+	return p.View.Scan(ctx, max(from, p.cut), fn)
+}
+
+func TestTailerSkipsRecordsPrunedBeforeExport(t *testing.T) {
+	led, st := testLedger(t)
+	rec := &recorder{fail: 1}
+	view := &pruned{View: st}
+	tl := newTailer(t, view, filepath.Join(t.TempDir(), "s.seq"), rec, nil)
+	seqs := decide(t, led, 5)
+	if _, err := tl.Step(context.Background()); err == nil {
+		t.Fatal("want the sink's failure")
+	}
+	view.cut = seqs[2] // retention ran while the sink was down
+	if err := drain(t, tl); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.seqs(); !equalSeqs(got, seqs[2:]) {
+		t.Fatalf("exported %v, want what is left, %v", got, seqs[2:])
+	}
+	if s := tl.Stats(); s.Dropped != 2 {
+		t.Fatalf("stats = %+v, want the 2 pruned records counted as dropped", s)
+	}
+}
