@@ -215,8 +215,11 @@ export:
 	d.stop(t)
 	checkExported(t, "otlp", rcv.records(), ids, secret)
 	checkExported(t, "jsonl", readJSONL(t, file), ids, secret)
-	if len(rcv.bad) > 0 {
-		t.Fatalf("receiver: %v", rcv.bad)
+	rcv.mu.Lock()
+	bad := rcv.bad
+	rcv.mu.Unlock()
+	if len(bad) > 0 {
+		t.Fatalf("receiver: %v", bad)
 	}
 	if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("export file mode %v %v, want 0600", fi.Mode().Perm(), err)

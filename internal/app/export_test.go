@@ -36,12 +36,19 @@ func TestExportSinkRunsWithTheApp(t *testing.T) {
 	if !strings.Contains(text, a.DecisionID) || strings.Count(text, "\n") != 1 || strings.Contains(text, "tok-do-not-export") {
 		t.Fatalf("export file holds %q, want the one decision %s, redacted", text, a.DecisionID)
 	}
-	resp, err := http.Get(g.srv.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
+	// The file is written before the tailer saves its position and counts the record.
+	var body []byte
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		resp, err := http.Get(g.srv.URL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(body), `portcullis_export_records_total{sink="file"} 1`) {
+			break
+		}
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
 	for _, want := range []string{`portcullis_export_records_total{sink="file"} 1`, `portcullis_export_lag_records{sink="file"}`,
 		`portcullis_export_dropped_total{sink="file"} 0`, `portcullis_export_failing{sink="file"} 0`} {
 		if !strings.Contains(string(body), want) {
