@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -93,7 +94,7 @@ func TestJSONLFileHoldsTheLedgersBytesAndRotatesBySize(t *testing.T) {
 			got = append(got, h.Seq)
 		}
 	}
-	if len(got) == 0 || !equalSeqs(got, want[len(want)-len(got):]) || len(got) == len(want) {
+	if len(got) == 0 || !slices.Equal(got, want[len(want)-len(got):]) || len(got) == len(want) {
 		t.Fatalf("files hold seqs %v, want the newest of %v in order, the oldest rotated away", got, want)
 	}
 }
@@ -225,7 +226,7 @@ func TestOTLPSendsLogRecords(t *testing.T) {
 			got = append(got, h.Seq)
 		}
 	}
-	if !equalSeqs(got, want) {
+	if !slices.Equal(got, want) {
 		t.Fatalf("receiver got %v, want %v once each, in order", got, want)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -122,18 +123,6 @@ func drain(t *testing.T, tl *export.Tailer) error {
 	return nil
 }
 
-func equalSeqs(a, b []uint64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 func TestTailerResumesAfterRestartWithoutLossOrDuplicates(t *testing.T) {
 	led, st := testLedger(t)
 	state := filepath.Join(t.TempDir(), "sink.seq")
@@ -143,7 +132,7 @@ func TestTailerResumesAfterRestartWithoutLossOrDuplicates(t *testing.T) {
 	if err := drain(t, tl); err != nil {
 		t.Fatal(err)
 	}
-	if got := first.seqs(); !equalSeqs(got, want) {
+	if got := first.seqs(); !slices.Equal(got, want) {
 		t.Fatalf("exported %v, want %v", got, want)
 	}
 	for _, it := range first.items {
@@ -167,7 +156,7 @@ func TestTailerResumesAfterRestartWithoutLossOrDuplicates(t *testing.T) {
 	if err := drain(t, tl2); err != nil {
 		t.Fatal(err)
 	}
-	if got := second.seqs(); !equalSeqs(got, more) {
+	if got := second.seqs(); !slices.Equal(got, more) {
 		t.Fatalf("after restart exported %v, want %v", got, more)
 	}
 }
@@ -181,7 +170,7 @@ func TestTailerNewSinkStartsAtTheLedgersEnd(t *testing.T) {
 	if err := drain(t, tl); err != nil {
 		t.Fatal(err)
 	}
-	if got := rec.seqs(); !equalSeqs(got, want) {
+	if got := rec.seqs(); !slices.Equal(got, want) {
 		t.Fatalf("exported %v, want only the records after the sink's first start %v", got, want)
 	}
 }
@@ -206,10 +195,10 @@ func TestTailerKindsSelectRecords(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := dec.seqs(); !equalSeqs(got, want) {
+	if got := dec.seqs(); !slices.Equal(got, want) {
 		t.Fatalf("decision sink got %v, want %v (the startup record is not a decision)", got, want)
 	}
-	if got := all.seqs(); !equalSeqs(got, append([]uint64{0}, want...)) || all.items[0].Record.Kind != ledger.KindStartup {
+	if got := all.seqs(); !slices.Equal(got, append([]uint64{0}, want...)) || all.items[0].Record.Kind != ledger.KindStartup {
 		t.Fatalf("the all-kinds sink got %v, want the startup record and %v", got, want)
 	}
 	if dec.items[0].Record.Agent.ID != "agent-1" {
@@ -240,7 +229,7 @@ func TestTailerSinkFailsThenRecoversWithoutLoss(t *testing.T) {
 	if err := drain(t, tl); err != nil {
 		t.Fatal(err)
 	}
-	if got := rec.seqs(); !equalSeqs(got, want) {
+	if got := rec.seqs(); !slices.Equal(got, want) {
 		t.Fatalf("exported %v, want each of %v once, in order", got, want)
 	}
 	if s := tl.Stats(); s.Failing || s.Lag != 0 || s.Dropped != 0 || s.Exported != 8 {
@@ -262,7 +251,7 @@ func TestTailerBacklogIsBounded(t *testing.T) {
 	if err := drain(t, tl); err != nil {
 		t.Fatal(err)
 	}
-	if got := rec.seqs(); !equalSeqs(got, seqs[6:]) {
+	if got := rec.seqs(); !slices.Equal(got, seqs[6:]) {
 		t.Fatalf("exported %v, want the newest 4 %v", got, seqs[6:])
 	}
 }
@@ -318,7 +307,7 @@ func TestTailerStateAheadOfTheLedgerFollowsTheLedger(t *testing.T) {
 	if err := drain(t, tl); err != nil {
 		t.Fatal(err)
 	}
-	if got := rec.seqs(); !equalSeqs(got, want) {
+	if got := rec.seqs(); !slices.Equal(got, want) {
 		t.Fatalf("exported %v, want %v", got, want)
 	}
 }
@@ -333,7 +322,7 @@ func TestRunRetriesUntilTheSinkRecovers(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); tl.Run(ctx) }()
 	want := decide(t, led, 2)
-	for !equalSeqs(rec.seqs(), want) {
+	for !slices.Equal(rec.seqs(), want) {
 		select {
 		case <-rec.got:
 		case <-time.After(30 * time.Second):
@@ -367,7 +356,7 @@ func TestTailerSkipsRecordsPrunedBeforeExport(t *testing.T) {
 	if err := drain(t, tl); err != nil {
 		t.Fatal(err)
 	}
-	if got := rec.seqs(); !equalSeqs(got, seqs[2:]) {
+	if got := rec.seqs(); !slices.Equal(got, seqs[2:]) {
 		t.Fatalf("exported %v, want what is left, %v", got, seqs[2:])
 	}
 	if s := tl.Stats(); s.Dropped != 2 {
