@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 
@@ -65,7 +66,16 @@ func newSink(s config.ExportSink) (export.Sink, error) {
 		}
 		return export.NewJSONL(s.Path, s.MaxBytes, maxFiles, os.Stdout)
 	case "otlp":
-		return export.NewOTLP(s.Endpoint, s.ServiceName), nil
+		headers := http.Header{}
+		for h, env := range s.HeadersEnv {
+			v := os.Getenv(env)
+			if v == "" {
+				// A receiver that refuses every batch would only drop records: refused at start.
+				return nil, fmt.Errorf("headers_env.%s: the environment variable %s is not set", h, env)
+			}
+			headers.Set(h, v)
+		}
+		return export.NewOTLP(s.Endpoint, s.ServiceName, headers), nil
 	}
 	return nil, fmt.Errorf("unknown sink type %q", s.Type)
 }

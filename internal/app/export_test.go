@@ -58,14 +58,21 @@ func TestExportSinkRunsWithTheApp(t *testing.T) {
 }
 
 func TestExportSinkThatCannotOpenFailsOpen(t *testing.T) {
-	_, cfgPath, _, cfg := initDefault(t)
-	cfg.Export.Sinks = []config.ExportSink{{Name: "file", Type: "jsonl", Path: filepath.Join(t.TempDir(), "missing", "dir", "records.jsonl")}}
-	a, err := Open(context.Background(), cfg, cfgPath, slog.New(slog.DiscardHandler))
-	if err == nil {
-		a.Close(context.Background())
-		t.Fatal("Open succeeded with an export file it cannot create")
-	}
-	if !strings.Contains(err.Error(), "export.sinks[0]") {
-		t.Fatalf("error %v does not name the sink", err)
+	for name, sink := range map[string]config.ExportSink{
+		"file in a missing directory": {Name: "file", Type: "jsonl", Path: filepath.Join(t.TempDir(), "missing", "dir", "records.jsonl")},
+		"credential not set":          {Name: "siem", Type: "otlp", Endpoint: "http://127.0.0.1:1/v1/logs", HeadersEnv: map[string]string{"Authorization": "PORTCULLIS_TEST_UNSET_OTLP_AUTH"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, cfgPath, _, cfg := initDefault(t)
+			cfg.Export.Sinks = []config.ExportSink{sink}
+			a, err := Open(context.Background(), cfg, cfgPath, slog.New(slog.DiscardHandler))
+			if err == nil {
+				a.Close(context.Background())
+				t.Fatal("Open succeeded with a sink that cannot work")
+			}
+			if !strings.Contains(err.Error(), "export.sinks[0]") {
+				t.Fatalf("error %v does not name the sink", err)
+			}
+		})
 	}
 }

@@ -84,6 +84,9 @@ type ExportSink struct {
 	Endpoint string `yaml:"endpoint"`
 	// ServiceName (otlp) is the service.name resource attribute; default "portcullis".
 	ServiceName string `yaml:"service_name"`
+	// HeadersEnv (otlp) are request headers whose values come from the environment, for
+	// receivers that take a credential: {Authorization: OTLP_AUTH}.
+	HeadersEnv map[string]string `yaml:"headers_env"`
 	// BatchRecords bounds the records read and sent at once; default 512.
 	BatchRecords int `yaml:"batch_records"`
 	// MaxLagRecords bounds how far a failing sink may fall behind; past it the oldest records
@@ -955,8 +958,8 @@ func (e ExportConfig) problems() []problem {
 				add(path+".path", "another sink writes %q", s.Path)
 			}
 			paths[s.Path] = true
-			if s.Endpoint != "" || s.ServiceName != "" {
-				add(path, "endpoint and service_name are for type otlp")
+			if s.Endpoint != "" || s.ServiceName != "" || len(s.HeadersEnv) > 0 {
+				add(path, "endpoint, service_name and headers_env are for type otlp")
 			}
 			if s.Path == "-" && s.MaxBytes > 0 {
 				add(path+".max_bytes", "stdout is not rotated")
@@ -967,6 +970,12 @@ func (e ExportConfig) problems() []problem {
 			}
 			if s.Path != "" || s.MaxBytes != 0 || s.MaxFiles != 0 {
 				add(path, "path, max_bytes and max_files are for type jsonl")
+			}
+			for h, env := range s.HeadersEnv {
+				checkHeaderName(path+".headers_env."+h, h, add)
+				if !envName.MatchString(env) {
+					add(path+".headers_env."+h, "want the name of an environment variable, got %q", env)
+				}
 			}
 		default:
 			add(path+".type", "want jsonl or otlp, got %q", s.Type)

@@ -113,6 +113,8 @@ func TestParseErrors(t *testing.T) {
 		{"export kinds", "export:\n  sinks:\n    - {name: a, type: otlp, endpoint: http://c/v1/logs, kinds: [decision, decisions]}\n", []string{"export.sinks[0].kinds[1]", "decisions"}},
 		{"export stdout not rotated", "export:\n  sinks:\n    - {name: a, type: jsonl, path: \"-\", max_bytes: 1MiB, batch_records: 20000, poll: -1s}\n",
 			[]string{"export.sinks[0].max_bytes", "export.sinks[0].batch_records", "must not be negative"}},
+		{"export headers", "export:\n  sinks:\n    - {name: a, type: otlp, endpoint: http://c/v1/logs, headers_env: {Authorization: \"not a name\", Host: H}}\n",
+			[]string{"export.sinks[0].headers_env.Authorization", "environment variable", "export.sinks[0].headers_env.Host"}},
 		{"export unknown key", "export:\n  sinks:\n    - {name: a, type: otlp, endpoint: http://c/v1/logs, headers: {}}\n", []string{"gw.yaml:3:", "headers"}},
 		{"unnamed upstream among several", "mcp:\n  upstreams:\n    - url: http://a/mcp\n    - name: b\n      url: http://b/mcp\n", []string{"mcp.upstreams[0].name"}},
 	}

@@ -24,15 +24,17 @@ import (
 type OTLP struct {
 	endpoint string
 	service  string
+	headers  http.Header
 	client   *http.Client
 }
 
-// NewOTLP sends to endpoint, the receiver's full logs URL (e.g. http://collector:4318/v1/logs).
-func NewOTLP(endpoint, serviceName string) *OTLP {
+// NewOTLP sends to endpoint, the receiver's full logs URL (e.g. http://collector:4318/v1/logs),
+// with headers (a receiver's credential) on every request.
+func NewOTLP(endpoint, serviceName string, headers http.Header) *OTLP {
 	if serviceName == "" {
 		serviceName = "portcullis"
 	}
-	return &OTLP{endpoint: endpoint, service: serviceName, client: &http.Client{Timeout: 10 * time.Second}}
+	return &OTLP{endpoint: endpoint, service: serviceName, headers: headers.Clone(), client: &http.Client{Timeout: 10 * time.Second}}
 }
 
 // Send posts the batch; a 4xx other than 408 and 429 refuses it for good (OTLP/HTTP's
@@ -45,6 +47,9 @@ func (o *OTLP) Send(ctx context.Context, items []Item) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.endpoint, bytes.NewReader(body))
 	if err != nil {
 		return Permanent(fmt.Errorf("otlp: %w", err))
+	}
+	for k, v := range o.headers {
+		req.Header[k] = v
 	}
 	req.Header.Set("Content-Type", "application/x-protobuf")
 	resp, err := o.client.Do(req)

@@ -148,6 +148,7 @@ func TestJSONLStdout(t *testing.T) {
 
 // otlpReceiver decodes OTLP/HTTP protobuf log requests as a collector does.
 type otlpReceiver struct {
+	auth   string
 	status int
 	reqs   []*collogspb.ExportLogsServiceRequest
 }
@@ -158,6 +159,7 @@ func (r *otlpReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	body, _ := io.ReadAll(req.Body)
+	r.auth = req.Header.Get("Authorization")
 	if r.status != 0 {
 		w.WriteHeader(r.status)
 		return
@@ -191,7 +193,7 @@ func TestOTLPSendsLogRecords(t *testing.T) {
 	rcv := &otlpReceiver{status: http.StatusServiceUnavailable}
 	srv := httptest.NewServer(rcv)
 	defer srv.Close()
-	sink := export.NewOTLP(srv.URL+"/v1/logs", "gw-test")
+	sink := export.NewOTLP(srv.URL+"/v1/logs", "gw-test", http.Header{"Authorization": {"Bearer otlp-token"}})
 	tl := newTailer(t, st, filepath.Join(t.TempDir(), "s.seq"), sink, nil)
 	want := decide(t, led, 5)
 	if _, err := tl.Step(context.Background()); err == nil {
@@ -229,13 +231,16 @@ func TestOTLPSendsLogRecords(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("receiver got %v, want %v once each, in order", got, want)
 	}
+	if rcv.auth != "Bearer otlp-token" {
+		t.Fatalf("receiver's credential = %q", rcv.auth)
+	}
 }
 
 func TestOTLPBadRequestIsPermanent(t *testing.T) {
 	srv := httptest.NewServer(&otlpReceiver{status: http.StatusBadRequest})
 	defer srv.Close()
 	led, st := testLedger(t)
-	tl := newTailer(t, st, filepath.Join(t.TempDir(), "s.seq"), export.NewOTLP(srv.URL+"/v1/logs", ""), nil)
+	tl := newTailer(t, st, filepath.Join(t.TempDir(), "s.seq"), export.NewOTLP(srv.URL+"/v1/logs", "", nil), nil)
 	decide(t, led, 2)
 	if err := drain(t, tl); err != nil {
 		t.Fatal(err)
