@@ -70,18 +70,18 @@ func (j *JSONL) Send(_ context.Context, items []Item) error {
 			return err
 		}
 	}
-	n, err := j.f.Write(j.buf.Bytes())
-	j.size += int64(n)
+	before := j.size
+	_, err := j.f.Write(j.buf.Bytes())
 	if err == nil {
 		err = j.f.Sync()
 	}
 	if err != nil {
-		// A short write leaves a partial line: start the next batch on a line of its own.
-		if n > 0 {
-			_, _ = j.f.WriteString("\n")
-		}
+		// The batch is sent again: cut what was written of it (a short write on a full disk
+		// would leave half a line for the shipper to choke on).
+		_ = j.f.Truncate(before)
 		return fmt.Errorf("export file: %w", err)
 	}
+	j.size += int64(j.buf.Len())
 	return nil
 }
 
