@@ -147,6 +147,9 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 		a.parts.opened("ledger retention", func(context.Context) error { stop(); return nil })
 	}
 	a.metrics = server.NewMetrics(func() float64 { return float64(a.ledger.QueueDepth()) })
+	if err := a.openExports(ctx, cfg); err != nil {
+		return nil, err
+	}
 
 	// Identity: API keys in the data directory, replay protection in the configured store.
 	if a.keys, err = identity.OpenFileKeyStore(filepath.Join(cfg.DataDir, identity.KeyFileName)); err != nil {

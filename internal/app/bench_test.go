@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -23,7 +24,18 @@ import (
 // network and without the client. Requests are signed before the timer starts.
 //
 //	go test ./internal/app -run '^$' -bench Decide -benchtime 20000x
-func BenchmarkDecide(b *testing.B) {
+func BenchmarkDecide(b *testing.B) { benchDecide(b, nil) }
+
+// BenchmarkDecideExporting is BenchmarkDecide with every decision also exported to a JSON lines
+// file: the tailer reads the committed log beside the decisions, and should not slow them.
+func BenchmarkDecideExporting(b *testing.B) {
+	file := filepath.Join(b.TempDir(), "records.jsonl")
+	benchDecide(b, func(c *config.Config) {
+		c.Export.Sinks = []config.ExportSink{{Name: "bench", Type: "jsonl", Path: file}}
+	})
+}
+
+func benchDecide(b *testing.B, edit func(*config.Config)) {
 	ctx := context.Background()
 	dir := b.TempDir()
 	cfgPath, _, err := Init(ctx, dir)
@@ -45,6 +57,9 @@ func BenchmarkDecide(b *testing.B) {
 		b.Fatal(err)
 	}
 	cfg.Limits.MaxConcurrencyPerAgent = 4096
+	if edit != nil {
+		edit(cfg)
+	}
 	a, err := Open(ctx, cfg, cfgPath, slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		b.Fatal(err)

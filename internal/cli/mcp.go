@@ -65,6 +65,12 @@ func runMCP(ctx context.Context, std Stdio, args []string) int {
 	tuneMemory(cfg.Limits.MemoryLimitMiB, cgroupMemoryFiles)
 	// The HTTP gateway's upstreams are not started by the stdio wrapper: it wraps one command.
 	cfg.MCP.Upstreams = nil
+	for _, s := range cfg.Export.Sinks {
+		if s.Type == "jsonl" && s.Path == "-" {
+			problem(std.Err, fmt.Sprintf("mcp: export sink %q writes to stdout, which is the MCP channel of the stdio wrapper", s.Name), "export to a file instead (path: /var/log/portcullis/records.jsonl)")
+			return exitFail
+		}
+	}
 	sum, err := app.Check(cfg, *allowEmpty)
 	if err != nil {
 		return printStartCheckError(std.Err, err)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/portcullis-ai/portcullis/internal/approval"
 	"github.com/portcullis-ai/portcullis/internal/identity"
+	"github.com/portcullis-ai/portcullis/internal/ledger"
 	"github.com/portcullis-ai/portcullis/internal/threat"
 )
 
@@ -56,6 +57,43 @@ type Config struct {
 	// Sessions bounds what the gateway remembers per session (docs/sessions.md); kept where
 	// store.behavior says.
 	Sessions SessionsConfig `yaml:"sessions"`
+	// Export streams ledger records to files, stdout and OTLP log receivers (docs/export.md).
+	Export ExportConfig `yaml:"export"`
+}
+
+// ExportConfig lists the export sinks; each follows the ledger on its own.
+type ExportConfig struct {
+	Sinks []ExportSink `yaml:"sinks"`
+}
+
+// ExportSink is one destination of ledger records (docs/export.md).
+type ExportSink struct {
+	// Name identifies the sink: its state file (DATA/export/NAME.seq) and its metrics label.
+	Name string `yaml:"name"`
+	// Type is jsonl (a file, or stdout with path "-") or otlp (OTLP/HTTP logs, protobuf).
+	Type string `yaml:"type"`
+	// Kinds are the record kinds sent; default [decision].
+	Kinds []string `yaml:"kinds"`
+	// Path (jsonl) is the file appended to, mode 0600, or "-" for stdout.
+	Path string `yaml:"path"`
+	// MaxBytes (jsonl file) rotates the file before it would grow past this size; 0: never.
+	MaxBytes int64 `yaml:"max_bytes"`
+	// MaxFiles (jsonl file) is how many rotated files are kept (PATH.1 … PATH.N); default 5.
+	MaxFiles int `yaml:"max_files"`
+	// Endpoint (otlp) is the receiver's logs URL, e.g. http://127.0.0.1:4318/v1/logs.
+	Endpoint string `yaml:"endpoint"`
+	// ServiceName (otlp) is the service.name resource attribute; default "portcullis".
+	ServiceName string `yaml:"service_name"`
+	// HeadersEnv (otlp) are request headers whose values come from the environment, for
+	// receivers that take a credential: {Authorization: OTLP_AUTH}.
+	HeadersEnv map[string]string `yaml:"headers_env"`
+	// BatchRecords bounds the records read and sent at once; default 512.
+	BatchRecords int `yaml:"batch_records"`
+	// MaxLagRecords bounds how far a failing sink may fall behind; past it the oldest records
+	// are skipped and counted in portcullis_export_dropped_total. Default 100000.
+	MaxLagRecords int `yaml:"max_lag_records"`
+	// Poll is how often the ledger is read for new records; default 1s.
+	Poll time.Duration `yaml:"poll"`
 }
 
 // SessionsConfig bounds the session store (docs/sessions.md#storage-bounds-and-failures).
@@ -740,6 +778,7 @@ func (c *Config) problems() []problem {
 	if r := c.Tracing.SampleRatio; r != nil && (*r < 0 || *r > 1) {
 		add("tracing.sample_ratio", "want a ratio in [0, 1], got %v", *r)
 	}
+	errs = append(errs, c.Export.problems()...)
 	if c.Ledger.CheckpointInterval <= 0 || c.Ledger.CheckpointInterval > time.Second {
 		add("ledger.checkpoint_interval", "want a duration in (0, 1s] (the ledger contract checkpoints at least every second), got %v", c.Ledger.CheckpointInterval)
 	}
@@ -897,6 +936,68 @@ func (s StoreConfig) validate(add func(path, format string, args ...any)) {
 	}
 }
 
+var exportNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+
+func (e ExportConfig) problems() []problem {
+	var errs []problem
+	add := func(path, format string, args ...any) {
+		errs = append(errs, problem{path, fmt.Sprintf(format, args...)})
+	}
+	seen := map[string]bool{}
+	paths := map[string]bool{}
+	for i, s := range e.Sinks {
+		path := fmt.Sprintf("export.sinks[%d]", i)
+		if !exportNameRE.MatchString(s.Name) {
+			add(path+".name", "want a name of lower-case letters, digits, '-' and '_' (it names the state file and the metric label), got %q", s.Name)
+		} else if seen[s.Name] {
+			add(path+".name", "duplicate sink %q", s.Name)
+		}
+		seen[s.Name] = true
+		for j, k := range s.Kinds {
+			if !ledger.Kind(k).Valid() {
+				add(fmt.Sprintf("%s.kinds[%d]", path, j), "unknown record kind %q (see docs/ledger.md)", k)
+			}
+		}
+		switch s.Type {
+		case "jsonl":
+			if s.Path == "" {
+				add(path+".path", "required: a file, or - for stdout")
+			} else if paths[s.Path] {
+				add(path+".path", "another sink writes %q", s.Path)
+			}
+			paths[s.Path] = true
+			if s.Endpoint != "" || s.ServiceName != "" || len(s.HeadersEnv) > 0 {
+				add(path, "endpoint, service_name and headers_env are for type otlp")
+			}
+			if s.Path == "-" && s.MaxBytes > 0 {
+				add(path+".max_bytes", "stdout is not rotated")
+			}
+		case "otlp":
+			if !strings.HasPrefix(s.Endpoint, "http://") && !strings.HasPrefix(s.Endpoint, "https://") {
+				add(path+".endpoint", "want the receiver's http(s) OTLP logs URL, e.g. http://127.0.0.1:4318/v1/logs, got %q", s.Endpoint)
+			}
+			if s.Path != "" || s.MaxBytes != 0 || s.MaxFiles != 0 {
+				add(path, "path, max_bytes and max_files are for type jsonl")
+			}
+			for h, env := range s.HeadersEnv {
+				checkHeaderName(path+".headers_env."+h, h, add)
+				if !envName.MatchString(env) {
+					add(path+".headers_env."+h, "want the name of an environment variable, got %q", env)
+				}
+			}
+		default:
+			add(path+".type", "want jsonl or otlp, got %q", s.Type)
+		}
+		if s.MaxBytes < 0 || s.MaxFiles < 0 || s.BatchRecords < 0 || s.MaxLagRecords < 0 || s.Poll < 0 {
+			add(path, "sizes, counts and durations must not be negative")
+		}
+		if s.BatchRecords > 10000 {
+			add(path+".batch_records", "want at most 10000, got %d", s.BatchRecords)
+		}
+	}
+	return errs
+}
+
 // resolve makes relative paths absolute against dir (the configuration file's directory).
 func (c *Config) resolve(dir string) {
 	abs := func(p string) string {
@@ -912,6 +1013,11 @@ func (c *Config) resolve(dir string) {
 	for i := range c.Identity.JWTIssuers {
 		for j := range c.Identity.JWTIssuers[i].KeyFiles {
 			c.Identity.JWTIssuers[i].KeyFiles[j] = abs(c.Identity.JWTIssuers[i].KeyFiles[j])
+		}
+	}
+	for i := range c.Export.Sinks {
+		if p := c.Export.Sinks[i].Path; p != "-" {
+			c.Export.Sinks[i].Path = abs(p)
 		}
 	}
 	if f := c.Console.OIDC.ClientSecretFile; f != "" {

@@ -106,6 +106,17 @@ func TestParseErrors(t *testing.T) {
 		{"session bounds", "sessions:\n  idle_lifetime: 10s\n  max_labels: 0\n  max_sessions_per_agent: -1\n  max_agents: 20000000\n",
 			[]string{"sessions.idle_lifetime", "sessions.max_labels", "sessions.max_sessions_per_agent", "sessions.max_agents"}},
 		{"unknown session bound", "sessions:\n  max_sessions: 5\n", []string{"gw.yaml:2:", "max_sessions"}},
+		{"export sink type and name", "export:\n  sinks:\n    - name: Bad/Name\n      type: kafka\n", []string{"export.sinks[0].name", "export.sinks[0].type"}},
+		{"export sinks named twice", "export:\n  sinks:\n    - {name: a, type: jsonl, path: /tmp/a.jsonl}\n    - {name: a, type: jsonl, path: /tmp/a.jsonl}\n",
+			[]string{"export.sinks[1].name", "duplicate sink", "export.sinks[1].path", "another sink writes"}},
+		{"export jsonl needs a path", "export:\n  sinks:\n    - {name: a, type: jsonl, endpoint: http://c:4318/v1/logs}\n", []string{"export.sinks[0].path", "for type otlp"}},
+		{"export otlp endpoint", "export:\n  sinks:\n    - {name: a, type: otlp, endpoint: collector:4318, max_bytes: 10MiB}\n", []string{"export.sinks[0].endpoint", "for type jsonl"}},
+		{"export kinds", "export:\n  sinks:\n    - {name: a, type: otlp, endpoint: http://c/v1/logs, kinds: [decision, decisions]}\n", []string{"export.sinks[0].kinds[1]", "decisions"}},
+		{"export stdout not rotated", "export:\n  sinks:\n    - {name: a, type: jsonl, path: \"-\", max_bytes: 1MiB, batch_records: 20000, poll: -1s}\n",
+			[]string{"export.sinks[0].max_bytes", "export.sinks[0].batch_records", "must not be negative"}},
+		{"export headers", "export:\n  sinks:\n    - {name: a, type: otlp, endpoint: http://c/v1/logs, headers_env: {Authorization: \"not a name\", Host: H}}\n",
+			[]string{"export.sinks[0].headers_env.Authorization", "environment variable", "export.sinks[0].headers_env.Host"}},
+		{"export unknown key", "export:\n  sinks:\n    - {name: a, type: otlp, endpoint: http://c/v1/logs, headers: {}}\n", []string{"gw.yaml:3:", "headers"}},
 		{"unnamed upstream among several", "mcp:\n  upstreams:\n    - url: http://a/mcp\n    - name: b\n      url: http://b/mcp\n", []string{"mcp.upstreams[0].name"}},
 	}
 	for _, tc := range tests {
@@ -180,5 +191,26 @@ func TestLoadResolvesPathsAgainstTheFile(t *testing.T) {
 	}
 	if k := c.Approvals.Logins.Issuers[0].KeyFiles[0]; k != filepath.Join(dir, "keys", "idp.pem") {
 		t.Errorf("approvals issuer key file not resolved: %q", k)
+	}
+}
+
+// An export file is found beside the configuration file, like every relative path in it; "-" is
+// stdout, not a file named "-".
+func TestExportPathsResolve(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "portcullis.yaml")
+	text := "policies: [p.yaml]\nexport:\n  sinks:\n    - {name: file, type: jsonl, path: logs/records.jsonl, kinds: [decision, approval_resolved]}\n    - {name: out, type: jsonl, path: \"-\"}\n"
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Export.Sinks[0].Path; got != filepath.Join(dir, "logs", "records.jsonl") {
+		t.Errorf("path = %q", got)
+	}
+	if got := c.Export.Sinks[1].Path; got != "-" {
+		t.Errorf("stdout path = %q", got)
 	}
 }

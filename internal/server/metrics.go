@@ -19,6 +19,7 @@ import (
 // metrics store, or swell every scrape, by inventing tool names.
 type Metrics struct {
 	reg       *prometheus.Registry
+	own       []prometheus.Collector
 	decisions *prometheus.CounterVec
 	latency   *prometheus.HistogramVec
 	steps     *prometheus.HistogramVec
@@ -66,18 +67,25 @@ func NewMetrics(ledgerDepth func() float64) *Metrics {
 			[]string{"format", "code"}),
 		labels: &boundedLabels{seen: map[string]bool{}},
 	}
-	reg.MustRegister(m.decisions, m.latency, m.steps, m.rejected, m.results, m.undelivered, m.ReloadErrors, m.llmCalls)
+	m.register(m.decisions, m.latency, m.steps, m.rejected, m.results, m.undelivered, m.ReloadErrors, m.llmCalls)
 	if ledgerDepth != nil {
-		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "portcullis_ledger_queue_depth",
+		m.register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "portcullis_ledger_queue_depth",
 			Help: "Records waiting for the ledger's writer."}, ledgerDepth))
 	}
 	return m
 }
 
+// register registers the gateway's own collectors, remembered so that their names can be listed
+// (examples/prometheus/alerts.yaml may use only those).
+func (m *Metrics) register(cs ...prometheus.Collector) {
+	m.reg.MustRegister(cs...)
+	m.own = append(m.own, cs...)
+}
+
 // MCPLogs exports the MCP gateway's upstream log messages by outcome,
 // portcullis_mcp_log_messages_total{outcome}; counts returns the running totals.
 func (m *Metrics) MCPLogs(counts func() map[string]uint64) {
-	m.reg.MustRegister(&countsCollector{desc: prometheus.NewDesc("portcullis_mcp_log_messages_total",
+	m.register(&countsCollector{desc: prometheus.NewDesc("portcullis_mcp_log_messages_total",
 		"Upstream MCP log messages by outcome (relayed, redacted, withheld, unattributed, filtered, undelivered).",
 		[]string{"outcome"}, nil), counts: counts})
 }
@@ -93,6 +101,51 @@ func (c *countsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 func (c *countsCollector) Collect(ch chan<- prometheus.Metric) {
 	for label, n := range c.counts() {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(n), label)
+	}
+}
+
+// ExportStats is one export sink's running state (docs/export.md).
+type ExportStats struct {
+	Exported, Dropped, Lag uint64
+	Failing                bool
+}
+
+// Export exports the ledger export sinks' state, by sink: portcullis_export_records_total,
+// portcullis_export_dropped_total, portcullis_export_lag_records and portcullis_export_failing.
+func (m *Metrics) Export(stats func() map[string]ExportStats) {
+	desc := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, []string{"sink"}, nil)
+	}
+	m.register(&exportCollector{stats: stats,
+		exported: desc("portcullis_export_records_total", "Ledger records delivered to the export sink."),
+		dropped:  desc("portcullis_export_dropped_total", "Ledger records never delivered to the export sink: skipped past max_lag_records or refused by its receiver."),
+		lag:      desc("portcullis_export_lag_records", "Ledger records appended but not yet delivered to the export sink."),
+		failing:  desc("portcullis_export_failing", "1 while the export sink's last attempt failed."),
+	})
+}
+
+type exportCollector struct {
+	stats                           func() map[string]ExportStats
+	exported, dropped, lag, failing *prometheus.Desc
+}
+
+func (c *exportCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.exported
+	ch <- c.dropped
+	ch <- c.lag
+	ch <- c.failing
+}
+
+func (c *exportCollector) Collect(ch chan<- prometheus.Metric) {
+	for sink, s := range c.stats() {
+		failing := 0.0
+		if s.Failing {
+			failing = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.exported, prometheus.CounterValue, float64(s.Exported), sink)
+		ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(s.Dropped), sink)
+		ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, float64(s.Lag), sink)
+		ch <- prometheus.MustNewConstMetric(c.failing, prometheus.GaugeValue, failing, sink)
 	}
 }
 
