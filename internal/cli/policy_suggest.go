@@ -60,7 +60,7 @@ type paramStats struct {
 
 	// strings
 	strs           map[string]bool // distinct values, up to suggestEnumMax+1
-	prefix         string
+	prefix, suffix string
 	nstr           int
 	classes        charClasses
 	minLen, maxLen int // of the part after the prefix, in runes
@@ -286,6 +286,11 @@ func (p *paramStats) value(x any) {
 // it), so one pass over the values is exact.
 func (p *paramStats) addString(v string) {
 	if p.nstr == 0 {
+		p.suffix = v
+	} else {
+		p.suffix = commonSuffix(p.suffix, v)
+	}
+	if p.nstr == 0 {
 		p.prefix = truncRunes(v, suggestPrefixMax)
 	} else if np := commonPrefix(p.prefix, v); len(np) < len(p.prefix) {
 		moved := p.prefix[len(np):]
@@ -349,7 +354,7 @@ func (c *charClasses) pattern() string {
 		}
 	}
 	for _, r := range slices.Sorted(maps.Keys(c.punct)) {
-		if r != ' ' {
+		if strings.ContainsRune(`\]-^[`, r) {
 			b.WriteByte('\\')
 		}
 		b.WriteRune(r)
@@ -373,7 +378,7 @@ func commonPrefix(a, b string) string {
 	for i < len(a) && i < len(b) && a[i] == b[i] {
 		i++
 	}
-	for i > 0 && !utf8.RuneStart(a[i]) && i < len(a) {
+	for i > 0 && i < len(a) && !utf8.RuneStart(a[i]) {
 		i--
 	}
 	return a[:i]
@@ -392,7 +397,8 @@ func yq(s string) string {
 // widen returns n moved away from zero by margin×|n| (down when down), rounded outward: to an
 // integer when every observed value was one, else to six decimals.
 func widen(n *big.Rat, margin float64, down, integer bool) string {
-	m := new(big.Rat).SetFloat64(margin)
+	// The margin as the decimal the user wrote (0.2, not the binary double nearest to it).
+	m, _ := new(big.Rat).SetString(strconv.FormatFloat(margin, 'g', -1, 64))
 	d := new(big.Rat).Mul(new(big.Rat).Abs(n), m)
 	w := new(big.Rat)
 	if down {
@@ -458,8 +464,16 @@ func (s *suggester) conditions(ts *toolStats) (conds, notes []string) {
 				notes = append(notes, fmt.Sprintf("%s: %d distinct strings, all listed", path, len(vals)))
 				continue
 			}
-			lo := int(float64(p.minLen) * (1 - s.margin))
-			hi := p.maxLen + int(float64(p.maxLen)*s.margin+0.999999)
+			// The suffix must fit after the prefix in every value; the middle's characters were
+			// gathered with the suffix in it, a superset that still covers every value.
+			suf := p.suffix
+			for utf8.RuneCountInString(suf) > min(p.minLen, suggestPrefixMax) {
+				_, n := utf8.DecodeRuneInString(suf)
+				suf = suf[n:]
+			}
+			ns := utf8.RuneCountInString(suf)
+			lo := int(float64(p.minLen-ns) * (1 - s.margin))
+			hi := (p.maxLen - ns) + int(float64(p.maxLen-ns)*s.margin+0.999999)
 			q := "*"
 			switch {
 			case hi <= suggestQuantMax && lo == hi:
@@ -469,12 +483,12 @@ func (s *suggester) conditions(ts *toolStats) (conds, notes []string) {
 			case lo > 0:
 				q = "+"
 			}
-			pat := "^" + regexp.QuoteMeta(p.prefix) + p.classes.pattern() + q + "$"
+			pat := "^" + regexp.QuoteMeta(p.prefix) + p.classes.pattern() + q + regexp.QuoteMeta(suf) + "$"
 			conds = append(conds, c, "        match: "+yq(pat))
 			if hi > suggestQuantMax {
-				conds = append(conds, fmt.Sprintf("        max_length: %d", utf8.RuneCountInString(p.prefix)+hi))
+				conds = append(conds, fmt.Sprintf("        max_length: %d", utf8.RuneCountInString(p.prefix)+hi+ns))
 			}
-			notes = append(notes, fmt.Sprintf("%s: more than %d distinct strings; after %s %d to %d characters%s", path, suggestEnumMax, yq(p.prefix), p.minLen, p.maxLen, ex))
+			notes = append(notes, fmt.Sprintf("%s: more than %d distinct strings; between %s and %s %d to %d characters%s", path, suggestEnumMax, yq(p.prefix), yq(suf), p.minLen-ns, p.maxLen-ns, ex))
 		case "number":
 			conds = append(conds, c, "        min_value: "+widen(p.lo, s.margin, true, p.allInt), "        max_value: "+widen(p.hi, s.margin, false, p.allInt))
 			notes = append(notes, fmt.Sprintf("%s: numbers from %s to %s%s", path, p.lo.RatString(), p.hi.RatString(), ex))
@@ -629,7 +643,7 @@ func (s *suggester) render(threatRule bool) []byte {
 		}
 		for _, win := range suggestWindows {
 			n := ts.busiest[win]
-			w("  # %s: at most %d calls in %d minutes seen (calls of any decision)", cm(tool), n, win)
+			w("  # %s: at most %d calls in a %d-minute window seen (calls of any decision)", cm(tool), n, win)
 			w("  - name: %s", yq(fmt.Sprintf("rate_%dm_%s", win, tool)))
 			w("    tool: %s", yq(regexp.QuoteMeta(tool)))
 			w("    action: DENY")
@@ -793,4 +807,16 @@ func countTo(rep *replayReport, to ...policy.Action) int {
 		}
 	}
 	return n
+}
+
+func commonSuffix(a, b string) string {
+	i := 0
+	for i < len(a) && i < len(b) && a[len(a)-1-i] == b[len(b)-1-i] {
+		i++
+	}
+	s := a[len(a)-i:]
+	for s != "" && !utf8.RuneStart(s[0]) {
+		s = s[1:]
+	}
+	return s
 }

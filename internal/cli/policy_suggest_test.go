@@ -1,0 +1,258 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portcullis-ai/portcullis/internal/app"
+	"github.com/portcullis-ai/portcullis/internal/ledger"
+	"github.com/portcullis-ai/portcullis/internal/policy"
+)
+
+// suggestCall is one call of the ground truth: what the agent sent and whether it was allowed.
+type suggestCall struct {
+	tool   string
+	params string
+	at     time.Time
+	dec    string
+}
+
+// suggestDecide decides one request under the suggested policy.
+func suggestDecide(t *testing.T, set *policy.Set, agent, tool, params string, at time.Time, hist policy.History) policy.Action {
+	t.Helper()
+	req := policy.Request{Agent: policy.Agent{ID: agent}, Tool: tool, Time: at, History: hist}
+	if params != "" {
+		d := json.NewDecoder(strings.NewReader(params))
+		d.UseNumber()
+		if err := d.Decode(&req.Params); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return set.Decide(&req).Action
+}
+
+func loadSuggestion(t *testing.T, data string) *policy.Set {
+	t.Helper()
+	d := t.TempDir()
+	p := filepath.Join(d, "suggested.yaml")
+	if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The same checks as the commands users run.
+	if code, out, errs := run(t, "", "policy", "check", p); code != exitOK {
+		t.Fatalf("policy check: %d %s %s\n%s", code, out, errs, data)
+	}
+	if code, out, errs := run(t, "", "policy", "lint", p); code != exitOK {
+		t.Fatalf("policy lint: %d %s %s\n%s", code, out, errs, data)
+	}
+	set, err := policy.Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
+
+// Calls made through the real gateway: the suggestion allows each allowed one, leaves the
+// denied tool and the redacted password out, and denies calls beyond what was seen.
+func TestPolicySuggestGatewayLedger(t *testing.T) {
+	calls := []string{
+		`{"tool":"fetch_customer_names","params":{"limit":50}}`,
+		`{"tool":"fetch_customer_names","params":{"limit":500}}`,
+		`{"tool":"fetch_customer_names","params":{"limit":5,"password":"hunter2"}}`,
+		`{"tool":"fetch_customer_names","params":{"limit":1001}}`,
+		`{"tool":"delete_file","params":{"path":"/tmp/x"}}`,
+	}
+	want := []string{"ALLOW", "ALLOW", "ALLOW", "DENY", "DENY"}
+	for i := range 10 {
+		calls = append(calls, fmt.Sprintf(`{"tool":"save_report","params":{"file_path":"/reports/q%d_sales-%d.pdf","file_size_bytes":%d}}`, i, i*7, 1000+i*100))
+		want = append(want, "ALLOW")
+	}
+	dir, _ := replayGatewayLedger(t, calls, want)
+	code, out, errs := run(t, "", "policy", "suggest", "--data", dir, "--agent", app.DemoAgent)
+	if code != exitOK || !strings.Contains(errs, "over 13 allowed decisions: 0 would be denied or held, 0 undecidable") {
+		t.Fatalf("suggest: %d %s\n%s", code, errs, out)
+	}
+	for _, s := range []string{
+		`password: redacted in 1 of 3 calls: not turned into a pattern`,
+		`min_value: 4`, `max_value: 600`,
+		`match: "^/reports/q[a-z0-9\\-._]{7,12}\\.pdf$"`, // prefix, characters seen, lengths 9-10 widened, suffix
+		`default_action: DENY`,
+	} {
+		if !strings.Contains(out, s) {
+			t.Errorf("suggestion lacks %q:\n%s", s, out)
+		}
+	}
+	if strings.Contains(out, "hunter2") || strings.Contains(out, "delete_file") {
+		t.Errorf("suggestion holds a redacted value or a denied tool:\n%s", out)
+	}
+	set := loadSuggestion(t, out)
+	now := time.Now()
+	for i, c := range calls {
+		var req struct {
+			Tool   string          `json:"tool"`
+			Params json.RawMessage `json:"params"`
+		}
+		if err := json.Unmarshal([]byte(c), &req); err != nil {
+			t.Fatal(err)
+		}
+		got := suggestDecide(t, set, app.DemoAgent, req.Tool, string(req.Params), now, nil)
+		if (want[i] == "ALLOW") != (got == policy.Allow) {
+			t.Errorf("%s: %s under the suggestion, %s recorded", c, got, want[i])
+		}
+	}
+	for _, c := range []struct{ tool, params string }{
+		{"fetch_customer_names", `{"limit":601}`},
+		{"fetch_customer_names", `{"limit":3}`},
+		{"save_report", `{"file_path":"/etc/passwd","file_size_bytes":1000}`},
+		{"save_report", `{"file_path":"/reports/q1_x.pdf/../../etc","file_size_bytes":1000}`},
+		{"save_report", `{"file_path":"/reports/q1_s.pdf","file_size_bytes":99999}`},
+		{"delete_file", `{"path":"/tmp/x"}`},
+		{"unknown_tool", `{}`},
+	} {
+		if got := suggestDecide(t, set, app.DemoAgent, c.tool, c.params, now, nil); got != policy.Deny {
+			t.Errorf("%s %s: %s, want DENY", c.tool, c.params, got)
+		}
+	}
+	// --out writes the same policy and the report to standard output.
+	f := filepath.Join(t.TempDir(), "s.yaml")
+	code, rep, _ := run(t, "", "policy", "suggest", "--data", dir, "--agent", app.DemoAgent, "--out", f)
+	if b, err := os.ReadFile(f); code != exitOK || err != nil || string(b) != out || !strings.Contains(rep, "0 would be denied") {
+		t.Errorf("--out: %d %v %s", code, err, rep)
+	}
+	for _, args := range [][]string{{}, {"--agent", app.DemoAgent, "--margin", "-1"}, {"--agent", app.DemoAgent, "--timezone", "Mars/Base"}, {"--agent", app.DemoAgent, "--since", "soon"}} {
+		if code, _, _ := run(t, "", append([]string{"policy", "suggest", "--data", dir}, args...)...); code != exitUsage {
+			t.Errorf("%v: code %d, want %d", args, code, exitUsage)
+		}
+	}
+	if code, _, errs := run(t, "", "policy", "suggest", "--data", dir, "--agent", "nobody"); code != exitFail || !strings.Contains(errs, "no allowed call") {
+		t.Errorf("unknown agent: %d %s", code, errs)
+	}
+}
+
+// suggestTraffic is two weeks of synthetic work of one agent in Berlin office hours, Monday to
+// Friday, with one burst, a LOG decision and a denied tool: the ground truth of the golden file.
+func suggestTraffic() []suggestCall {
+	berlin, _ := time.LoadLocation("Europe/Berlin")
+	var out []suggestCall
+	day := time.Date(2026, 11, 2, 0, 0, 0, 0, berlin) // a Monday
+	tables := []string{"orders", "customers", "invoices"}
+	n := 0
+	for d := range 14 {
+		at := day.AddDate(0, 0, d)
+		if wd := at.Weekday(); wd == time.Saturday || wd == time.Sunday {
+			continue
+		}
+		for h := 9; h < 17; h += 2 {
+			n++
+			out = append(out, suggestCall{"query_db", fmt.Sprintf(`{"table":%q,"rows":%d,"ratio":0.%d,"dry_run":true,"filter":{"region":"eu-%d"}}`, tables[n%3], 10+n*3, 1+n%9, n%2),
+				at.Add(time.Duration(h)*time.Hour + time.Duration(n%50)*time.Minute), "allow"})
+			out = append(out, suggestCall{"send_mail", fmt.Sprintf(`{"to":"user%d@example.com","subject":"Report %d"}`, n, n),
+				at.Add(time.Duration(h)*time.Hour + 30*time.Minute), map[bool]string{true: "log", false: "allow"}[n%5 == 0]})
+		}
+	}
+	burst := day.AddDate(0, 0, 3).Add(16 * time.Hour)
+	for i := range 4 {
+		out = append(out, suggestCall{"send_mail", fmt.Sprintf(`{"to":"user%d@example.com","subject":"Burst"}`, 100+i), burst.Add(time.Duration(i) * 10 * time.Second), "allow"})
+	}
+	out = append(out, suggestCall{"drop_table", `{"table":"orders"}`, day.Add(10 * time.Hour), "deny"})
+	return out
+}
+
+func suggestLedger(t *testing.T, calls []suggestCall) string {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	if _, _, err := app.Init(ctx, dir); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := run(t, "", "audit", "keygen", "--data", dir); code != exitOK {
+		t.Fatalf("keygen: %d %s", code, errs)
+	}
+	l, st := openDataLedger(t, dir, 0)
+	for i, c := range calls {
+		rule := "r_" + c.tool
+		if c.dec == "deny" {
+			rule = ""
+		}
+		_, err := l.Append(ctx, &ledger.Record{Kind: ledger.KindDecision, Time: c.at, DecisionID: fmt.Sprintf("dec_%03d", i), Source: "http",
+			Agent: &ledger.Principal{ID: "ops-agent", Verified: true, Method: "api_key"}, Tool: c.tool, Params: json.RawMessage(c.params),
+			Decision: c.dec, Policy: &ledger.Policy{Version: "sha256:x", Rule: rule}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	return dir
+}
+
+func TestPolicySuggestGolden(t *testing.T) {
+	calls := suggestTraffic()
+	dir := suggestLedger(t, calls)
+	args := []string{"policy", "suggest", "--data", dir, "--agent", "ops-agent", "--since", "2026-11-01T00:00:00Z", "--until", "2026-12-01T00:00:00Z", "--timezone", "Europe/Berlin"}
+	code, out, errs := run(t, "", args...)
+	if code != exitOK || !strings.Contains(errs, fmt.Sprintf("over %d allowed decisions: 0 would be denied or held, 0 undecidable", len(calls)-1)) {
+		t.Fatalf("suggest: %d %s\n%s", code, errs, out)
+	}
+	// Deterministic: the same ledger gives the same bytes.
+	if _, again, _ := run(t, "", args...); again != out {
+		t.Errorf("two runs differ:\n%s\n---\n%s", out, again)
+	}
+	golden := filepath.Join("testdata", "suggest_ops_agent.yaml")
+	if os.Getenv("PORTCULLIS_UPDATE_GOLDEN") != "" {
+		if err := os.WriteFile(golden, []byte(out), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil || !bytes.Equal(want, []byte(out)) {
+		t.Errorf("suggestion differs from %s (%v; PORTCULLIS_UPDATE_GOLDEN=1 rewrites it):\n%s", golden, err, out)
+	}
+
+	set := loadSuggestion(t, out)
+	for _, c := range calls {
+		got := suggestDecide(t, set, "ops-agent", c.tool, c.params, c.at, nil)
+		if (c.dec != "deny") != (got == policy.Allow) {
+			t.Errorf("%s %s at %s: %s under the suggestion, %s recorded", c.tool, c.params, c.at, got, c.dec)
+		}
+	}
+	tue := time.Date(2026, 11, 17, 10, 0, 0, 0, time.UTC) // 11:00 in Berlin
+	ok := `{"table":"orders","rows":20,"ratio":0.5,"dry_run":true,"filter":{"region":"eu-1"}}`
+	if got := suggestDecide(t, set, "ops-agent", "query_db", ok, tue, nil); got != policy.Allow {
+		t.Fatalf("an observed shape on a working day: %s", got)
+	}
+	burst := &policy.CallList{}
+	for i := range 5 {
+		burst.Calls = append(burst.Calls, policy.Call{Tool: "send_mail", Time: tue.Add(-time.Duration(i+1) * time.Second)})
+	}
+	for name, c := range map[string]struct {
+		tool, params string
+		at           time.Time
+		hist         policy.History
+	}{
+		"a table not seen":      {"query_db", strings.Replace(ok, "orders", "secrets", 1), tue, nil},
+		"too many rows":         {"query_db", strings.Replace(ok, `"rows":20`, `"rows":1000`, 1), tue, nil},
+		"a region not seen":     {"query_db", strings.Replace(ok, "eu-1", "us-1", 1), tue, nil},
+		"dry_run off":           {"query_db", strings.Replace(ok, "true", "false", 1), tue, nil},
+		"no dry_run":            {"query_db", `{"table":"orders","rows":20,"ratio":0.5,"filter":{"region":"eu-1"}}`, tue, nil},
+		"Saturday":              {"query_db", ok, tue.AddDate(0, 0, 4), nil},
+		"03:00 in Berlin":       {"query_db", ok, tue.Add(-8 * time.Hour), nil},
+		"a recipient not seen":  {"send_mail", `{"to":"boss@attacker.example","subject":"Report 1"}`, tue, nil},
+		"6 mails in one minute": {"send_mail", `{"to":"user1@example.com","subject":"Report 1"}`, tue, burst},
+		"the denied tool":       {"drop_table", `{"table":"orders"}`, tue, nil},
+		"a tool never called":   {"read_file", `{}`, tue, nil},
+	} {
+		if got := suggestDecide(t, set, "ops-agent", c.tool, c.params, c.at, c.hist); got != policy.Deny {
+			t.Errorf("%s: %s, want DENY", name, got)
+		}
+	}
+}
