@@ -384,7 +384,6 @@ func commonPrefix(a, b string) string {
 	return a[:i]
 }
 
-
 // yq quotes s as a YAML double-quoted scalar (a JSON string is one).
 func yq(s string) string {
 	var b bytes.Buffer

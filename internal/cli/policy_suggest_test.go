@@ -14,6 +14,7 @@ import (
 	"github.com/portcullis-ai/portcullis/internal/app"
 	"github.com/portcullis-ai/portcullis/internal/ledger"
 	"github.com/portcullis-ai/portcullis/internal/policy"
+	"github.com/portcullis-ai/portcullis/internal/threat"
 )
 
 // suggestCall is one call of the ground truth: what the agent sent and whether it was allowed.
@@ -254,5 +255,43 @@ func TestPolicySuggestGolden(t *testing.T) {
 		if got := suggestDecide(t, set, "ops-agent", c.tool, c.params, c.at, c.hist); got != policy.Deny {
 			t.Errorf("%s: %s, want DENY", name, got)
 		}
+	}
+}
+
+// A gateway that blocks nothing for its inspection: the suggestion holds high-threat calls (lint
+// asks for a threat rule), so a call that was allowed at a high threat level would now be held,
+// and the command says so, names the decision and exits 1.
+func TestPolicySuggestVerifyFails(t *testing.T) {
+	calls := suggestTraffic()[:6]
+	dir := suggestLedger(t, calls)
+	cfg := filepath.Join(dir, app.ConfigFile)
+	b, err := os.ReadFile(cfg)
+	if err != nil || !bytes.Contains(b, []byte("request_block_level: critical")) {
+		t.Fatalf("config: %v %s", err, b)
+	}
+	if err := os.WriteFile(cfg, bytes.Replace(b, []byte("request_block_level: critical"), []byte("request_block_level: none"), 1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"policy", "suggest", "--data", dir, "--agent", "ops-agent", "--since", "2026-11-01T00:00:00Z"}
+	code, out, errs := run(t, "", args...)
+	if code != exitOK || !strings.Contains(out, "threat_score: high") {
+		t.Fatalf("no high-threat call yet: %d %s\n%s", code, errs, out)
+	}
+	loadSuggestion(t, out)
+
+	l, st := openDataLedger(t, dir, 0)
+	_, err = l.Append(context.Background(), &ledger.Record{Kind: ledger.KindDecision, Time: calls[0].at.Add(time.Minute), DecisionID: "dec_threat", Source: "http",
+		Agent: &ledger.Principal{ID: "ops-agent", Verified: true, Method: "api_key"}, Tool: calls[0].tool, Params: json.RawMessage(calls[0].params),
+		Decision: "allow", ThreatLevel: threat.High, Policy: &ledger.Policy{Version: "sha256:x", Rule: "r_query_db"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	code, _, errs = run(t, "", args...)
+	if code != exitFail || !strings.Contains(errs, "would change allowed decisions") || !strings.Contains(errs, "ALLOW→CONSTRAIN 1 (e.g. dec_threat)") {
+		t.Errorf("an allowed call the suggestion would hold: %d %s", code, errs)
 	}
 }
