@@ -219,6 +219,12 @@ func TestPolicySuggestGolden(t *testing.T) {
 		t.Errorf("suggestion differs from %s (%v; PORTCULLIS_UPDATE_GOLDEN=1 rewrites it):\n%s", golden, err, out)
 	}
 
+	// The guide shows this suggestion as its example.
+	doc, err := os.ReadFile("../../docs/policy-lifecycle.md")
+	if err != nil || !bytes.Contains(doc, []byte("```yaml\n"+out+"```")) {
+		t.Errorf("docs/policy-lifecycle.md does not show the golden suggestion (%v)", err)
+	}
+
 	set := loadSuggestion(t, out)
 	for _, c := range calls {
 		got := suggestDecide(t, set, "ops-agent", c.tool, c.params, c.at, nil)
