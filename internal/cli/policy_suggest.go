@@ -251,6 +251,11 @@ func (p *paramStats) example(v any) {
 func (p *paramStats) value(x any) {
 	switch v := x.(type) {
 	case string:
+		if !utf8.ValidString(v) {
+			// A pattern or a listed value would have to spell bytes YAML and RE2 refuse.
+			p.unusable, p.why = true, "a string that is not valid UTF-8"
+			return
+		}
 		p.kinds["string"] = true
 		p.example(v)
 		if len(p.strs) <= suggestEnumMax {
@@ -471,7 +476,7 @@ func (s *suggester) conditions(ts *toolStats) (conds, notes []string) {
 				suf = suf[n:]
 			}
 			ns := utf8.RuneCountInString(suf)
-			lo := int(float64(p.minLen-ns) * (1 - s.margin))
+			lo := max(0, int(float64(p.minLen-ns)*(1-s.margin)))
 			hi := (p.maxLen - ns) + int(float64(p.maxLen-ns)*s.margin+0.999999)
 			q := "*"
 			switch {

@@ -301,3 +301,57 @@ func TestPolicySuggestVerifyFails(t *testing.T) {
 		t.Errorf("an allowed call the suggestion would hold: %d %s", code, errs)
 	}
 }
+
+// Parameters a condition cannot honestly cover get none, and the policy still allows every call
+// it was learned from: a dotted name, mixed types, an optional parameter, an empty list, bytes
+// nesting beyond four levels; long strings get max_length.
+func TestPolicySuggestOddParameters(t *testing.T) {
+	at := time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
+	var params []string
+	for i := range 12 {
+		p := fmt.Sprintf(`{"a.b":%d,"mixed":%s,"list":%s,"s":"%s","arr":%s,"deep":{"x":{"y":{"z":{"w":%d}}}},"long":"%s"%s}`,
+			i, map[bool]string{true: `"x"`, false: "5"}[i%2 == 0], map[bool]string{true: "[]", false: "[1]"}[i == 3],
+			map[bool]string{true: "\xff", false: "ok"}[i == 4], map[bool]string{true: `["p","q"]`, false: `"p"`}[i%3 == 0], i,
+			strings.Repeat("ab", 600+i*10), map[bool]string{true: `,"opt":1`, false: ""}[i == 5])
+		params = append(params, p)
+	}
+	s := newSuggester("odd-agent", time.UTC, 0.2)
+	for i, p := range params {
+		s.observe(&ledger.Record{Kind: ledger.KindDecision, Time: at.Add(time.Duration(i) * time.Hour), DecisionID: fmt.Sprintf("dec_%d", i),
+			Agent: &ledger.Principal{ID: "odd-agent"}, Tool: "odd", Params: json.RawMessage(p), Decision: "allow", Policy: &ledger.Policy{Rule: "r"}})
+	}
+	data := s.render(false)
+	set, err := checkSuggestion(data, policy.DefaultLintOptions)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, data)
+	}
+	out := string(data)
+	for _, want := range []string{
+		`a.b: not constrained: a name a dotted path cannot spell`,
+		`mixed: not constrained: values of several types (number, string)`,
+		`opt: not constrained: sent in 1 of 12 calls`,
+		`list: not constrained: an empty list was sent`,
+		`one_of: ["p", "q"]`,
+		// The decoder reads bytes that are not UTF-8 as U+FFFD, as replay and the gateway do.
+		`one_of: ["ok", "` + "\ufffd" + `"]`,
+		// 40 characters of prefix and suffix at most; the middle's 1,120-1,340 widened by 20 %.
+		`match: "^` + strings.Repeat("ab", 20) + `[a-z]+` + strings.Repeat("ab", 20) + `$"`,
+		`max_length: 1688`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("suggestion lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, `"deep.x.y.z.w"`) {
+		t.Errorf("a condition deeper than four levels:\n%s", out)
+	}
+	for i, p := range params {
+		if got := suggestDecide(t, set, "odd-agent", "odd", p, at.Add(time.Duration(i)*time.Hour), nil); got != policy.Allow {
+			t.Errorf("call %d: %s under the suggestion", i, got)
+		}
+	}
+	long := strings.Replace(params[1], strings.Repeat("ab", 610), strings.Repeat("ab", 1000), 1)
+	if got := suggestDecide(t, set, "odd-agent", "odd", long, at, nil); got != policy.Deny {
+		t.Errorf("a string far longer than seen: %s", got)
+	}
+}
