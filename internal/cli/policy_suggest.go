@@ -667,7 +667,7 @@ func runPolicySuggest(ctx context.Context, std Stdio, args []string) int {
 	until := fs.String("until", "", "calls before: RFC 3339 or an age")
 	out := fs.String("out", "", "write the policy to this file (default: standard output)")
 	margin := fs.Float64("margin", 0.2, "how far numeric bounds, string lengths and call rates are widened beyond what was seen (0.2: 20%)")
-	tz := fs.String("timezone", "UTC", "IANA zone of the hours the agent worked")
+	tz := fs.String("timezone", "", "IANA zone of the hours the agent worked (default: the zone of its policy in the gateway's configuration, else UTC)")
 	if code, done := parseCmdFlags(std, fs, args); done {
 		return code
 	}
@@ -679,10 +679,14 @@ func runPolicySuggest(ctx context.Context, std Stdio, args []string) int {
 		problem(std.Err, fmt.Sprintf("policy suggest: --margin %g is outside 0-10", *margin), "e.g. --margin 0.2 for 20%")
 		return exitUsage
 	}
-	zone, err := time.LoadLocation(*tz)
-	if err != nil || *tz == "" || strings.EqualFold(*tz, "local") {
-		problem(std.Err, fmt.Sprintf("policy suggest: --timezone %q is not an IANA zone", *tz), "e.g. --timezone Europe/Berlin")
-		return exitUsage
+	var zone *time.Location
+	if *tz != "" {
+		z, err := time.LoadLocation(*tz)
+		if err != nil || strings.EqualFold(*tz, "local") {
+			problem(std.Err, fmt.Sprintf("policy suggest: --timezone %q is not an IANA zone", *tz), "e.g. --timezone Europe/Berlin")
+			return exitUsage
+		}
+		zone = z
 	}
 	after, before, err := parseReplayWindow(*since, *until, time.Now())
 	if err != nil {
@@ -694,6 +698,9 @@ func runPolicySuggest(ctx context.Context, std Stdio, args []string) int {
 		return exitUsage
 	}
 	defer st.Close()
+	if zone == nil {
+		zone = policyZone(loc.cfg.Policies, *agent)
+	}
 	win := decisionFilter{agent: *agent, after: after, before: before}
 	s := newSuggester(*agent, zone, *margin)
 	if _, err := scanToolDecisions(ctx, st, win, s.observe); err != nil {
@@ -723,6 +730,27 @@ func runPolicySuggest(ctx context.Context, std Stdio, args []string) int {
 		_, _ = std.Out.Write(data)
 	}
 	return verifySuggestion(ctx, st, win, set, report, std.Err)
+}
+
+// policyZone is the time zone of agent's policy among the configured policies: the zone its
+// time conditions already speak in. UTC when there is none, or the policies do not parse (the
+// suggestion does not depend on them otherwise).
+func policyZone(paths []string, agent string) *time.Location {
+	files, err := policy.ParseFiles(paths...)
+	if err != nil {
+		return time.UTC
+	}
+	for _, f := range files {
+		for _, p := range f.Policies {
+			if p.AgentID != agent || p.Timezone == "" {
+				continue
+			}
+			if z, err := time.LoadLocation(p.Timezone); err == nil {
+				return z
+			}
+		}
+	}
+	return time.UTC
 }
 
 // checkSuggestion runs on the suggestion what 'policy check' and 'policy lint' run.

@@ -208,6 +208,13 @@ func TestPolicySuggestGolden(t *testing.T) {
 	if _, again, _ := run(t, "", args...); again != out {
 		t.Errorf("two runs differ:\n%s\n---\n%s", out, again)
 	}
+	// Without --timezone, the zone of the agent's configured policy.
+	if err := os.WriteFile(filepath.Join(dir, "policies", "ops-agent.yaml"), []byte("agent_id: ops-agent\ntimezone: Europe/Berlin\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, again, _ := run(t, "", args[:len(args)-2]...); again != out {
+		t.Errorf("the configured policy's zone is not the default:\n%s", again)
+	}
 	golden := filepath.Join("testdata", "suggest_ops_agent.yaml")
 	if os.Getenv("PORTCULLIS_UPDATE_GOLDEN") != "" {
 		if err := os.WriteFile(golden, []byte(out), 0o644); err != nil {
