@@ -36,6 +36,9 @@ const (
 	// suggestTimeMinDays is how many days the observed calls must span before the hours and days
 	// the agent worked become a time_of_day condition: a week, so every weekday had its chance.
 	suggestTimeMinDays = 7
+	// suggestSettle is how many strings fix a pattern's prefix and suffix before the rest are
+	// folded in one by one.
+	suggestSettle = 64
 	// suggestPrefixMax bounds the literal prefix and suffix of a pattern, so it stays readable.
 	suggestPrefixMax = 40
 	// suggestExamples is how many examples a comment shows.
@@ -61,9 +64,11 @@ type paramStats struct {
 	// strings
 	strs           map[string]bool // distinct values, up to suggestEnumMax+1
 	prefix, suffix string
+	pending        []string // values kept until the prefix and suffix settle
+	settled        bool
 	nstr           int
 	classes        charClasses
-	minLen, maxLen int // of the part after the prefix, in runes
+	minLen, maxLen int // of the values, in runes
 	// numbers
 	lo, hi *big.Rat
 	allInt bool
@@ -286,33 +291,82 @@ func (p *paramStats) value(x any) {
 	}
 }
 
-// addString folds v into the pattern's prefix, middle characters and middle lengths. The
-// prefix only shrinks: what leaves it joins the middle of every earlier value (they all shared
-// it), so one pass over the values is exact.
+// addString folds v into the pattern's prefix, suffix, middle characters and lengths. The
+// first values are kept until suggestSettle of them fix a prefix and a suffix that do not
+// overlap in any of them; after that both only shrink, and what leaves them joins the middle of
+// every earlier value (they all shared it), so the middle's characters are exactly those seen
+// there, in one pass and bounded memory.
 func (p *paramStats) addString(v string) {
-	if p.nstr == 0 {
-		p.suffix = v
-	} else {
-		p.suffix = commonSuffix(p.suffix, v)
-	}
-	if p.nstr == 0 {
-		p.prefix = truncRunes(v, suggestPrefixMax)
-	} else if np := commonPrefix(p.prefix, v); len(np) < len(p.prefix) {
-		moved := p.prefix[len(np):]
-		p.classes.add(moved)
-		n := utf8.RuneCountInString(moved)
-		p.minLen += n
-		p.maxLen += n
-		p.prefix = np
-	}
-	mid := v[len(p.prefix):]
-	p.classes.add(mid)
-	n := utf8.RuneCountInString(mid)
+	n := utf8.RuneCountInString(v)
 	if p.nstr == 0 || n < p.minLen {
 		p.minLen = n
 	}
 	p.maxLen = max(p.maxLen, n)
 	p.nstr++
+	if !p.settled {
+		p.pending = append(p.pending, v)
+		if len(p.pending) >= suggestSettle {
+			p.settle()
+		}
+		return
+	}
+	p.fold(v)
+}
+
+// settle fixes the prefix and suffix from the kept values and folds them.
+func (p *paramStats) settle() {
+	if p.settled || len(p.pending) == 0 {
+		return
+	}
+	p.settled = true
+	vals := p.pending
+	p.pending = nil
+	p.prefix = truncRunes(vals[0], suggestPrefixMax)
+	shortest := len(vals[0])
+	for _, v := range vals[1:] {
+		p.prefix = commonPrefix(p.prefix, v)
+		shortest = min(shortest, len(v))
+	}
+	p.suffix = truncRunesRight(vals[0][len(p.prefix):], suggestPrefixMax)
+	for _, v := range vals[1:] {
+		p.suffix = commonSuffix(p.suffix, v)
+	}
+	for len(p.prefix)+len(p.suffix) > shortest {
+		_, n := utf8.DecodeRuneInString(p.suffix)
+		p.suffix = p.suffix[n:]
+	}
+	for _, v := range vals {
+		p.classes.add(v[len(p.prefix) : len(v)-len(p.suffix)])
+	}
+}
+
+// fold adds one value once the prefix and suffix are settled.
+func (p *paramStats) fold(v string) {
+	if np := commonPrefix(p.prefix, v); len(np) < len(p.prefix) {
+		p.classes.add(p.prefix[len(np):])
+		p.prefix = np
+	}
+	ns := commonSuffix(p.suffix, v)
+	for len(p.prefix)+len(ns) > len(v) {
+		_, n := utf8.DecodeRuneInString(ns)
+		ns = ns[n:]
+	}
+	if len(ns) < len(p.suffix) {
+		p.classes.add(p.suffix[:len(p.suffix)-len(ns)])
+		p.suffix = ns
+	}
+	p.classes.add(v[len(p.prefix) : len(v)-len(p.suffix)])
+}
+
+// middle returns the pattern's suffix, the middle's characters and its length range (runes).
+func (p *paramStats) middle() (suf string, cls charClasses, lo, hi int) {
+	p.settle()
+	n := utf8.RuneCountInString(p.prefix) + utf8.RuneCountInString(p.suffix)
+	return p.suffix, p.classes, p.minLen - n, p.maxLen - n
+}
+
+func (c *charClasses) any() bool {
+	return c.lower || c.upper || c.digit || c.other || c.control || len(c.punct) > 0
 }
 
 func (c *charClasses) add(s string) {
@@ -376,6 +430,15 @@ func truncRunes(s string, n int) string {
 		n--
 	}
 	return s
+}
+
+func truncRunesRight(s string, n int) string {
+	i := len(s)
+	for ; i > 0 && n > 0; n-- {
+		_, size := utf8.DecodeLastRuneInString(s[:i])
+		i -= size
+	}
+	return s[i:]
 }
 
 func commonPrefix(a, b string) string {
@@ -468,16 +531,10 @@ func (s *suggester) conditions(ts *toolStats) (conds, notes []string) {
 				notes = append(notes, fmt.Sprintf("%s: %d distinct strings, all listed", path, len(vals)))
 				continue
 			}
-			// The suffix must fit after the prefix in every value; the middle's characters were
-			// gathered with the suffix in it, a superset that still covers every value.
-			suf := p.suffix
-			for utf8.RuneCountInString(suf) > min(p.minLen, suggestPrefixMax) {
-				_, n := utf8.DecodeRuneInString(suf)
-				suf = suf[n:]
-			}
+			suf, cls, mlo, mhi := p.middle()
 			ns := utf8.RuneCountInString(suf)
-			lo := max(0, int(float64(p.minLen-ns)*(1-s.margin)))
-			hi := (p.maxLen - ns) + int(float64(p.maxLen-ns)*s.margin+0.999999)
+			lo := max(0, int(float64(mlo)*(1-s.margin)))
+			hi := mhi + int(float64(mhi)*s.margin+0.999999)
 			q := "*"
 			switch {
 			case hi <= suggestQuantMax && lo == hi:
@@ -487,12 +544,16 @@ func (s *suggester) conditions(ts *toolStats) (conds, notes []string) {
 			case lo > 0:
 				q = "+"
 			}
-			pat := "^" + regexp.QuoteMeta(p.prefix) + p.classes.pattern() + q + regexp.QuoteMeta(suf) + "$"
+			mid := cls.pattern() + q
+			if !cls.any() {
+				mid = "" // every value is its prefix and suffix
+			}
+			pat := "^" + regexp.QuoteMeta(p.prefix) + mid + regexp.QuoteMeta(suf) + "$"
 			conds = append(conds, c, "        match: "+yq(pat))
 			if hi > suggestQuantMax {
 				conds = append(conds, fmt.Sprintf("        max_length: %d", utf8.RuneCountInString(p.prefix)+hi+ns))
 			}
-			notes = append(notes, fmt.Sprintf("%s: more than %d distinct strings; between %s and %s %d to %d characters%s", path, suggestEnumMax, yq(p.prefix), yq(suf), p.minLen-ns, p.maxLen-ns, ex))
+			notes = append(notes, fmt.Sprintf("%s: more than %d distinct strings; between %s and %s %d to %d characters%s", path, suggestEnumMax, yq(p.prefix), yq(suf), mlo, mhi, ex))
 		case "number":
 			conds = append(conds, c, "        min_value: "+widen(p.lo, s.margin, true, p.allInt), "        max_value: "+widen(p.hi, s.margin, false, p.allInt))
 			notes = append(notes, fmt.Sprintf("%s: numbers from %s to %s%s", path, p.lo.RatString(), p.hi.RatString(), ex))

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -83,7 +84,7 @@ func TestPolicySuggestGatewayLedger(t *testing.T) {
 	for _, s := range []string{
 		`password: redacted in 1 of 3 calls: not turned into a pattern`,
 		`min_value: 4`, `max_value: 600`,
-		`match: "^/reports/q[a-z0-9\\-._]{7,12}\\.pdf$"`, // prefix, characters seen, lengths 9-10 widened, suffix
+		`match: "^/reports/q[a-z0-9\\-_]{7,12}\\.pdf$"`, // prefix, characters seen, lengths 9-10 widened, suffix
 		`default_action: DENY`,
 	} {
 		if !strings.Contains(out, s) {
@@ -360,5 +361,43 @@ func TestPolicySuggestOddParameters(t *testing.T) {
 	long := strings.Replace(params[1], strings.Repeat("ab", 610), strings.Repeat("ab", 1000), 1)
 	if got := suggestDecide(t, set, "odd-agent", "odd", long, at, nil); got != policy.Deny {
 		t.Errorf("a string far longer than seen: %s", got)
+	}
+}
+
+// Past the first suggestSettle values strings are folded one by one: a later value that is
+// shorter, or ends differently, moves characters from the suffix into the middle, and the
+// pattern still covers every value and only the characters seen in the middle.
+func TestSuggestPatternStreams(t *testing.T) {
+	var vals []string
+	for i := range 200 {
+		switch {
+		case i < 150:
+			vals = append(vals, fmt.Sprintf("item-%04d.end", i))
+		case i < 190:
+			vals = append(vals, fmt.Sprintf("item-%d.end", i)) // shorter: the suffix must not overlap the prefix
+		default:
+			vals = append(vals, fmt.Sprintf("item-%dd", i)) // another ending: "d" stays the suffix
+		}
+	}
+	p := ps(&toolStats{params: map[string]*paramStats{}}, "id")
+	for _, v := range vals {
+		p.value(v)
+	}
+	suf, cls, lo, hi := p.middle()
+	if p.prefix != "item-" || suf != "d" || cls.pattern() != `[a-z0-9.]` || lo != 3 || hi != 7 {
+		t.Fatalf("prefix %q suffix %q class %s lengths %d-%d", p.prefix, suf, cls.pattern(), lo, hi)
+	}
+	s := newSuggester("a", time.UTC, 0)
+	ts := &toolStats{params: map[string]*paramStats{"id": p}, paramCalls: len(vals), calls: len(vals)}
+	p.present = len(vals)
+	conds, _ := s.conditions(ts)
+	if len(conds) != 2 || conds[1] != `        match: "^item-[a-z0-9.]{3,7}d$"` {
+		t.Fatalf("conditions %q", conds)
+	}
+	re := regexp.MustCompile(`^item-[a-z0-9.]{3,7}d$`)
+	for _, v := range vals {
+		if !re.MatchString(v) {
+			t.Errorf("%q does not match", v)
+		}
 	}
 }
