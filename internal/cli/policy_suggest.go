@@ -118,8 +118,9 @@ func allowedDecision(r *ledger.Record) bool {
 	return r.Policy != nil && r.Approval == nil && (d == policy.Allow.String() || d == policy.Log.String())
 }
 
-// callCount returns how many calls to r's tool within window end at r (r included), the way the
-// gateway's time_context counts them, then records r. Every decision counts, allowed or not.
+// callCount gives out, for each window, how many calls to r's tool within it end at r (r
+// included), the way time_context counts them, then records r in recent. Every decision
+// counts, allowed or not, as in the gateway's behaviour store.
 func callCount(recent map[string]*policy.CallList, r *ledger.Record, windows []int, out func(w, n int)) {
 	l := recent[r.Tool]
 	if l == nil {
