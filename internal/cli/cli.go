@@ -46,7 +46,7 @@ func commandTable() map[string]command {
 		"serve":      {"run the gateway (embedded default: SQLite, example policy, demo agent)", runServe},
 		"mcp":        {"put an MCP server behind the gateway (stdio wrapper); manage tool pins", runMCP},
 		"inventory":  {"list an MCP server's tools ranked by risk and write a starter policy", runInventory},
-		"policy":     {"check, evaluate, test and lint policies", runPolicy},
+		"policy":     {"check, evaluate, test and lint policies; replay them over the ledger, suggest one from it", runPolicy},
 		"keys":       {"create, list and revoke agent API keys", runKeys},
 		"inspect":    {"inspect tool-call arguments or results (JSONL) for attacks", runInspect},
 		"audit":      {"verify, export, prove and search the audit ledger", runAudit},

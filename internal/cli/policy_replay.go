@@ -91,6 +91,9 @@ type replayer struct {
 	needs map[string]*replayNeeds      // by agent "\x00" tool
 	rep   *replayReport
 	trans map[string]*replayTransition
+	// history, when set, gives each record the agent's earlier calls, so call-count conditions
+	// (time_context without unusual_hour) can be re-decided; without it they are undecidable.
+	history func(*ledger.Record) policy.History
 }
 
 func newReplayer(set *policy.Set) *replayer {
@@ -137,7 +140,12 @@ func (rp *replayer) needsFor(agent, tool string) *replayNeeds {
 			case policy.KindUserAttribute:
 				n.path = c.UserAttribute.Parameter
 			case policy.KindUserPermission, policy.KindDataClassification:
-			case policy.KindAgentRole, policy.KindTimeContext, policy.KindExpr:
+			case policy.KindTimeContext:
+				if rp.history != nil && c.TimeContext.UnusualHour == nil {
+					continue // call counts only: the history holds them
+				}
+				n.other = true
+			case policy.KindAgentRole, policy.KindExpr:
 				n.other = true
 			default:
 				continue // time of day, threat score, findings, session labels: the record holds them
@@ -249,6 +257,9 @@ func (rp *replayer) replay(r *ledger.Record) {
 	if r.Session != nil {
 		// The labels the call was decided under: session conditions read them, as at the gateway.
 		req.Session = &policy.Session{ID: r.Session.ID, Labels: r.Session.Labels}
+	}
+	if rp.history != nil {
+		req.History = rp.history(r)
 	}
 	for _, f := range r.Findings {
 		req.Findings = append(req.Findings, f.Kind)
@@ -383,6 +394,19 @@ func parseReplayTime(v string, now time.Time) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%q is neither RFC 3339 nor an age such as 30d or 12h", v)
 }
 
+// parseReplayWindow reads --since and --until (either may be empty: no bound).
+func parseReplayWindow(since, until string, now time.Time) (after, before time.Time, err error) {
+	if since != "" {
+		if after, err = parseReplayTime(since, now); err != nil {
+			return after, before, err
+		}
+	}
+	if until != "" {
+		before, err = parseReplayTime(until, now)
+	}
+	return after, before, err
+}
+
 // parseReplayRecord decodes a record for replay with the faster decoder: replay reads, it does
 // not verify (that is 'audit verify'), but a record that is not one is still an error.
 func parseReplayRecord(data []byte) (*ledger.Record, error) {
@@ -395,6 +419,41 @@ func parseReplayRecord(data []byte) (*ledger.Record, error) {
 		return nil, fmt.Errorf("%w: %v", ledger.ErrMalformedRecord, err)
 	}
 	return &r, nil
+}
+
+// decisionFilter selects tool-call decision records: of one agent and one tool when set, at
+// or after after and before before when set.
+type decisionFilter struct {
+	agent, tool   string
+	after, before time.Time
+}
+
+// scanToolDecisions streams the ledger read-only and calls fn with each tool-call decision
+// record the filter selects, in ledger order; it returns how many records it read. Records are
+// never held beyond fn, so a ledger of any size is read in constant memory.
+func scanToolDecisions(ctx context.Context, st ledger.Store, f decisionFilter, fn func(*ledger.Record)) (uint64, error) {
+	var scanned uint64
+	err := st.Scan(ctx, 0, func(e ledger.Entry) error {
+		scanned++
+		if !bytes.Contains(e.Data, []byte(`"kind":"decision"`)) {
+			return nil // cheap skip; ParseRecord decides for the rest
+		}
+		r, err := parseReplayRecord(e.Data)
+		if err != nil {
+			return fmt.Errorf("record %d: %w", e.Seq, err)
+		}
+		switch {
+		case r.Event() != ledger.KindDecision, r.Agent == nil, r.Tool == "", r.Decision == "",
+			f.agent != "" && r.Agent.ID != f.agent,
+			f.tool != "" && r.Tool != f.tool,
+			!f.after.IsZero() && r.Time.Before(f.after),
+			!f.before.IsZero() && !r.Time.Before(f.before):
+			return nil
+		}
+		fn(r)
+		return nil
+	})
+	return scanned, err
 }
 
 func runPolicyReplay(ctx context.Context, std Stdio, args []string) int {
@@ -424,19 +483,10 @@ func runPolicyReplay(ctx context.Context, std Stdio, args []string) int {
 		problem(std.Err, "policy replay: "+err.Error(), "e.g. --fail-on allow-to-deny,new-allow")
 		return exitUsage
 	}
-	now := time.Now()
-	var after, before time.Time
-	for _, x := range []struct {
-		v   string
-		dst *time.Time
-	}{{*since, &after}, {*until, &before}} {
-		if x.v == "" {
-			continue
-		}
-		if *x.dst, err = parseReplayTime(x.v, now); err != nil {
-			problem(std.Err, "policy replay: "+err.Error(), "e.g. --since 30d or --since 2026-11-25T10:00:00Z")
-			return exitUsage
-		}
+	after, before, err := parseReplayWindow(*since, *until, time.Now())
+	if err != nil {
+		problem(std.Err, "policy replay: "+err.Error(), "e.g. --since 30d or --since 2026-11-25T10:00:00Z")
+		return exitUsage
 	}
 	set, err := policy.Load(pols...)
 	if err != nil {
@@ -449,29 +499,12 @@ func runPolicyReplay(ctx context.Context, std Stdio, args []string) int {
 	}
 	defer st.Close()
 	rp := newReplayer(set)
-	err = st.Scan(ctx, 0, func(e ledger.Entry) error {
-		rp.rep.Scanned++
-		if !bytes.Contains(e.Data, []byte(`"kind":"decision"`)) {
-			return nil // cheap skip; ParseRecord decides for the rest
-		}
-		r, err := parseReplayRecord(e.Data)
-		if err != nil {
-			return fmt.Errorf("record %d: %w", e.Seq, err)
-		}
-		switch {
-		case r.Event() != ledger.KindDecision, r.Agent == nil, r.Tool == "", r.Decision == "",
-			*agent != "" && r.Agent.ID != *agent,
-			*tool != "" && r.Tool != *tool,
-			!after.IsZero() && r.Time.Before(after),
-			!before.IsZero() && !r.Time.Before(before):
-			return nil
-		}
+	rp.rep.Scanned, err = scanToolDecisions(ctx, st, decisionFilter{agent: *agent, tool: *tool, after: after, before: before}, func(r *ledger.Record) {
 		if r.Policy == nil || !slices.Contains(replayActions, strings.ToLower(r.Decision)) {
 			rp.rep.NotByPolicy++
-			return nil
+			return
 		}
 		rp.replay(r)
-		return nil
 	})
 	if err != nil {
 		problem(std.Err, "policy replay: "+err.Error(), "run 'portcullis audit verify' to check the log")
