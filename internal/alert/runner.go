@@ -1,0 +1,92 @@
+package alert
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/portcullis-ai/portcullis/internal/export"
+)
+
+// Runner drives an Engine from a ledger tailer: it is the tailer's export.Sink, so the alerts
+// follow the ledger's committed records the way an export does, resumable and off the decision
+// path. Raised alerts go to Deliver; until it succeeds they are kept and retried with the next
+// batch (the tailer retries the batch, which the engine does not count twice).
+type Runner struct {
+	// Deliver records and announces alerts. It returns nil only when all are recorded.
+	deliver func(ctx context.Context, alerts []Alert) error
+
+	mu      sync.Mutex
+	engine  *Engine
+	seen    uint64 // the next seq the engine has not observed
+	started bool
+	queued  []Alert
+}
+
+var _ export.Sink = (*Runner)(nil)
+
+// NewRunner returns a runner of e delivering through deliver.
+func NewRunner(e *Engine, deliver func(ctx context.Context, alerts []Alert) error) *Runner {
+	return &Runner{engine: e, deliver: deliver}
+}
+
+// Send observes the batch's records (each once, however often the tailer retries the batch)
+// and delivers the alerts they raise.
+func (r *Runner) Send(ctx context.Context, items []export.Item) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, it := range items {
+		if r.started && it.Seq < r.seen {
+			continue
+		}
+		r.started, r.seen = true, it.Seq+1
+		r.queued = append(r.queued, r.engine.Observe(it.Seq, it.Record)...)
+	}
+	return r.flush(ctx)
+}
+
+// Close is the sink's Close: nothing to release.
+func (r *Runner) Close() error { return nil }
+
+// Tick evaluates the time-driven rules at now and delivers what they raise.
+func (r *Runner) Tick(ctx context.Context, now time.Time) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.queued = append(r.queued, r.engine.Tick(now)...)
+	return r.flush(ctx)
+}
+
+// Verification raises the alert for a failed ledger verification.
+func (r *Runner) Verification(ctx context.Context, now time.Time, err error) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.queued = append(r.queued, r.engine.Verification(now, err)...)
+	return r.flush(ctx)
+}
+
+func (r *Runner) flush(ctx context.Context) error {
+	if len(r.queued) == 0 {
+		return nil
+	}
+	if err := r.deliver(ctx, r.queued); err != nil {
+		return err
+	}
+	r.queued = r.queued[:0]
+	return nil
+}
+
+// Run ticks every interval until ctx ends; a failed delivery is retried at the next tick.
+func (r *Runner) Run(ctx context.Context, interval time.Duration, onError func(error)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			if err := r.Tick(ctx, now); err != nil && onError != nil {
+				onError(err)
+			}
+		}
+	}
+}
