@@ -9,6 +9,7 @@
 package alert
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sort"
@@ -123,7 +124,8 @@ type Alert struct {
 
 // Record is the ledger record of a.
 func (a Alert) Record() *ledger.Record {
-	r := &ledger.Record{Time: a.Last, Kind: ledger.KindAlert, Tool: a.Tool, Message: a.Message,
+	// Its time is when it is recorded (the ledger sets it); first and last are the matches' times.
+	r := &ledger.Record{Kind: ledger.KindAlert, Tool: a.Tool, Message: a.Message,
 		Alert: &ledger.Alert{Rule: string(a.Rule), Severity: a.Severity, Count: a.Count, First: a.First.UTC(), Last: a.Last.UTC()}}
 	if a.hasSeq {
 		r.Alert.Seq = a.Seq
@@ -420,4 +422,37 @@ func (e *Engine) OpenAlerts() []string {
 	}
 	sort.Strings(out)
 	return slices.Clip(out)
+}
+
+// WebhookEvent is the machine-readable part of an alert notification.
+type WebhookEvent struct {
+	Event    string    `json:"event"` // "alert"
+	Rule     string    `json:"rule"`
+	Severity string    `json:"severity"`
+	Agent    string    `json:"agent,omitempty"`
+	Tool     string    `json:"tool,omitempty"`
+	Message  string    `json:"message"`
+	Count    int       `json:"count"`
+	First    time.Time `json:"first"`
+	Last     time.Time `json:"last"`
+	// Seq is the alert's own ledger record.
+	Seq uint64 `json:"seq"`
+	URL string `json:"url,omitempty"`
+}
+
+// WebhookPayload is the notification of a, recorded at ledger seq: Slack incoming webhooks read
+// "text"; other receivers read "portcullis". consoleURL, if set, is the console's alerts page.
+func (a Alert) WebhookPayload(seq uint64, consoleURL string) ([]byte, error) {
+	text := fmt.Sprintf("Portcullis alert [%s] %s: %s", a.Severity, a.Rule, a.Message)
+	if a.Count > 1 {
+		text += fmt.Sprintf(" (×%d)", a.Count)
+	}
+	if consoleURL != "" {
+		text += " — " + consoleURL
+	}
+	return json.Marshal(struct {
+		Text       string       `json:"text"`
+		Portcullis WebhookEvent `json:"portcullis"`
+	}{text, WebhookEvent{Event: "alert", Rule: string(a.Rule), Severity: a.Severity, Agent: a.Agent, Tool: a.Tool,
+		Message: a.Message, Count: a.Count, First: a.First.UTC(), Last: a.Last.UTC(), Seq: seq, URL: consoleURL}})
 }

@@ -183,9 +183,9 @@ func TestApprovalBacklogCount(t *testing.T) {
 func TestApprovalAgeingAndCooldown(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var got []Alert
-		r := NewRunner(New(Config{BacklogAge: 30 * time.Minute, Cooldown: 10 * time.Minute}), func(_ context.Context, as []Alert) error {
+		r := NewRunner(New(Config{BacklogAge: 30 * time.Minute, Cooldown: 10 * time.Minute}), func(_ context.Context, as []Alert) (int, error) {
 			got = append(got, as...)
-			return nil
+			return len(as), nil
 		})
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
@@ -288,12 +288,12 @@ func TestDisabledRuleAndAlertRecordsIgnored(t *testing.T) {
 func TestRunnerRetriesDeliveryWithoutRecounting(t *testing.T) {
 	fail := true
 	var got []Alert
-	r := NewRunner(New(Config{SpikeFloor: 3}), func(_ context.Context, as []Alert) error {
+	r := NewRunner(New(Config{SpikeFloor: 3}), func(_ context.Context, as []Alert) (int, error) {
 		if fail {
-			return errors.New("ledger closed")
+			return 0, errors.New("ledger closed")
 		}
 		got = append(got, as...)
-		return nil
+		return len(as), nil
 	})
 	var items []export.Item
 	for i := range 3 {

@@ -11,10 +11,11 @@ import (
 // Runner drives an Engine from a ledger tailer: it is the tailer's export.Sink, so the alerts
 // follow the ledger's committed records the way an export does, resumable and off the decision
 // path. Raised alerts go to Deliver; until it succeeds they are kept and retried with the next
-// batch (the tailer retries the batch, which the engine does not count twice).
+// batch (the tailer retries the batch, which the engine does not count twice); those recorded
+// are not delivered again.
 type Runner struct {
-	// Deliver records and announces alerts. It returns nil only when all are recorded.
-	deliver func(ctx context.Context, alerts []Alert) error
+	// deliver records and announces alerts in order and returns how many it recorded.
+	deliver func(ctx context.Context, alerts []Alert) (int, error)
 
 	mu      sync.Mutex
 	engine  *Engine
@@ -26,7 +27,7 @@ type Runner struct {
 var _ export.Sink = (*Runner)(nil)
 
 // NewRunner returns a runner of e delivering through deliver.
-func NewRunner(e *Engine, deliver func(ctx context.Context, alerts []Alert) error) *Runner {
+func NewRunner(e *Engine, deliver func(ctx context.Context, alerts []Alert) (int, error)) *Runner {
 	return &Runner{engine: e, deliver: deliver}
 }
 
@@ -68,11 +69,9 @@ func (r *Runner) flush(ctx context.Context) error {
 	if len(r.queued) == 0 {
 		return nil
 	}
-	if err := r.deliver(ctx, r.queued); err != nil {
-		return err
-	}
-	r.queued = r.queued[:0]
-	return nil
+	n, err := r.deliver(ctx, r.queued)
+	r.queued = r.queued[:copy(r.queued, r.queued[n:])]
+	return err
 }
 
 // Run ticks every interval until ctx ends; a failed delivery is retried at the next tick.
