@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -182,9 +184,19 @@ func TestApprovalBacklogCount(t *testing.T) {
 // runs the runner's ticker on the fake clock.
 func TestApprovalAgeingAndCooldown(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var got []Alert
+		var (
+			mu   sync.Mutex
+			seen []Alert
+		)
+		got := func() []Alert {
+			mu.Lock()
+			defer mu.Unlock()
+			return slices.Clone(seen)
+		}
 		r := NewRunner(New(Config{BacklogAge: 30 * time.Minute, Cooldown: 10 * time.Minute}), func(_ context.Context, as []Alert) (int, error) {
-			got = append(got, as...)
+			mu.Lock()
+			defer mu.Unlock()
+			seen = append(seen, as...)
 			return len(as), nil
 		})
 		ctx, cancel := context.WithCancel(t.Context())
@@ -194,21 +206,21 @@ func TestApprovalAgeingAndCooldown(t *testing.T) {
 		if err := r.Send(ctx, []export.Item{{Seq: 7, Record: approvalRec(start, ledger.KindApprovalRequested, "r1", "pending")}}); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(29 * time.Minute)
+		time.Sleep(29*time.Minute + 30*time.Second) // between two ticks
 		synctest.Wait()
-		if len(got) != 0 {
-			t.Fatalf("after 29m: %v", rules(got))
+		if len(got()) != 0 {
+			t.Fatalf("after 29m: %v", rules(got()))
 		}
 		time.Sleep(2 * time.Minute)
 		synctest.Wait()
-		if len(got) != 1 || got[0].Rule != RuleApprovalBacklog || !strings.Contains(got[0].Message, "r1") {
-			t.Fatalf("after 31m: %v", rules(got))
+		if len(got()) != 1 || got()[0].Rule != RuleApprovalBacklog || !strings.Contains(got()[0].Message, "r1") {
+			t.Fatalf("after 31m: %v", rules(got()))
 		}
 		// Still pending: the alert stays open, no repeat however long it lasts.
 		time.Sleep(time.Hour)
 		synctest.Wait()
-		if len(got) != 1 {
-			t.Fatalf("repeated while open: %v", rules(got))
+		if len(got()) != 1 {
+			t.Fatalf("repeated while open: %v", rules(got()))
 		}
 		// Resolved: the alert clears after the cooldown; a new ageing request raises again.
 		if err := r.Send(ctx, []export.Item{{Seq: 8, Record: approvalRec(time.Now(), ledger.KindApprovalResolved, "r1", "denied")},
@@ -217,8 +229,8 @@ func TestApprovalAgeingAndCooldown(t *testing.T) {
 		}
 		time.Sleep(31 * time.Minute)
 		synctest.Wait()
-		if len(got) != 2 || !strings.Contains(got[1].Message, "r2") {
-			t.Fatalf("after the cooldown: %v", rules(got))
+		if len(got()) != 2 || !strings.Contains(got()[1].Message, "r2") {
+			t.Fatalf("after the cooldown: %v", rules(got()))
 		}
 	})
 }

@@ -32,12 +32,12 @@ type overviewData struct {
 	// Alerts counts the alerts of the last day, shown to those who may read the alerts page.
 	Alerts     int
 	ShowAlerts bool
-	Totals    map[string]int
-	Bars      []bar
-	MaxHour   int
-	TopDenied []toolCount
-	Truncated bool
-	Since     time.Time
+	Totals     map[string]int
+	Bars       []bar
+	MaxHour    int
+	TopDenied  []toolCount
+	Truncated  bool
+	Since      time.Time
 }
 
 // overview counts the decisions p may see in the last day, per hour and outcome, and the tools
