@@ -201,7 +201,7 @@ func TestApprovalAgeingAndCooldown(t *testing.T) {
 		})
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
-		go r.Run(ctx, time.Minute, nil)
+		go r.Run(ctx, RunOptions{Tick: time.Minute})
 		start := time.Now()
 		if err := r.Send(ctx, []export.Item{{Seq: 7, Record: approvalRec(start, ledger.KindApprovalRequested, "r1", "pending")}}); err != nil {
 			t.Fatal(err)
@@ -324,4 +324,46 @@ func TestRunnerRetriesDeliveryWithoutRecounting(t *testing.T) {
 	if err := r.Send(t.Context(), items); err != nil || len(got) != 1 {
 		t.Fatalf("replayed batch raised again: %v %v", err, rules(got))
 	}
+}
+
+// The runner verifies the ledger on its schedule; a failure is one critical alert.
+func TestRunnerVerifiesOnSchedule(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var (
+			mu   sync.Mutex
+			seen []Alert
+			runs int
+		)
+		r := NewRunner(New(Config{}), func(_ context.Context, as []Alert) (int, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			seen = append(seen, as...)
+			return len(as), nil
+		})
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go r.Run(ctx, RunOptions{Tick: time.Minute, VerifyEvery: time.Hour, Verify: func(context.Context) error {
+			mu.Lock()
+			defer mu.Unlock()
+			runs++
+			if runs == 2 {
+				return errors.New("record 41: prev hash mismatch")
+			}
+			return nil
+		}})
+		time.Sleep(90 * time.Minute)
+		synctest.Wait()
+		mu.Lock()
+		if runs != 1 || len(seen) != 0 {
+			t.Fatalf("after 90m: %d verifications, alerts %v", runs, rules(seen))
+		}
+		mu.Unlock()
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		if runs != 2 || len(seen) != 1 || seen[0].Rule != RuleVerification || !strings.Contains(seen[0].Message, "prev hash mismatch") {
+			t.Fatalf("after 150m: %d verifications, alerts %v", runs, rules(seen))
+		}
+	})
 }

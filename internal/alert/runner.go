@@ -74,18 +74,43 @@ func (r *Runner) flush(ctx context.Context) error {
 	return err
 }
 
-// Run ticks every interval until ctx ends; a failed delivery is retried at the next tick.
-func (r *Runner) Run(ctx context.Context, interval time.Duration, onError func(error)) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
+// RunOptions set what Run does on its clock.
+type RunOptions struct {
+	// Tick is how often the time-driven rules are evaluated (a failed delivery is retried then).
+	Tick time.Duration
+	// Verify, when set, verifies the ledger every VerifyEvery; an error raises a
+	// ledger_verification alert.
+	Verify      func(ctx context.Context) error
+	VerifyEvery time.Duration
+	// OnError hears about deliveries that failed.
+	OnError func(error)
+}
+
+// Run evaluates the time-driven rules, and verifies the ledger, on o's schedule until ctx ends.
+// A verification runs in line: the ticks it covers are evaluated when it ends.
+func (r *Runner) Run(ctx context.Context, o RunOptions) {
+	tick := time.NewTicker(o.Tick)
+	defer tick.Stop()
+	var verify <-chan time.Time
+	if o.Verify != nil {
+		v := time.NewTicker(o.VerifyEvery)
+		defer v.Stop()
+		verify = v.C
+	}
 	for {
+		var err error
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-t.C:
-			if err := r.Tick(ctx, now); err != nil && onError != nil {
-				onError(err)
+		case now := <-tick.C:
+			err = r.Tick(ctx, now)
+		case <-verify:
+			if verr := o.Verify(ctx); verr != nil && ctx.Err() == nil {
+				err = r.Verification(ctx, time.Now(), verr)
 			}
+		}
+		if err != nil && ctx.Err() == nil && o.OnError != nil {
+			o.OnError(err)
 		}
 	}
 }

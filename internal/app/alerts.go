@@ -102,35 +102,19 @@ func (a *App) openAlerts(ctx context.Context, cfg *config.Config, keys []string)
 		return fmt.Errorf("alerts: %w", err)
 	}
 	a.parts.background("alerts", t.Run)
-	a.parts.background("alert clock", func(ctx context.Context) {
-		runner.Run(ctx, alertTick, func(err error) { a.log.Warn("alerts", slog.Any("error", err)) })
-	})
+	ro := alert.RunOptions{Tick: alertTick, OnError: func(err error) { a.log.Warn("alerts", slog.Any("error", err)) }}
 	if !disabled(ac.Disabled, alert.RuleVerification) {
 		_, opts := RetentionOptions(cfg, keys)
-		a.parts.background("alert ledger verification", func(ctx context.Context) {
-			tm := time.NewTicker(alertVerifyInterval)
-			defer tm.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-tm.C:
-				}
-				rep, err := ledger.Verify(ctx, a.ledgerStore, opts)
-				if ctx.Err() != nil {
-					return
-				}
-				if err == nil && !rep.Intact {
-					err = fmt.Errorf("%s: %s", rep.Problem, rep.Reason)
-				}
-				if err != nil {
-					if err := runner.Verification(ctx, time.Now(), err); err != nil {
-						a.log.Error("alerts: a failed ledger verification could not be recorded", slog.Any("error", err))
-					}
-				}
+		ro.VerifyEvery = alertVerifyInterval
+		ro.Verify = func(ctx context.Context) error {
+			rep, err := ledger.Verify(ctx, a.ledgerStore, opts)
+			if err == nil && !rep.Intact {
+				err = fmt.Errorf("%s: %s", rep.Problem, rep.Reason)
 			}
-		})
+			return err
+		}
 	}
+	a.parts.background("alert clock", func(ctx context.Context) { runner.Run(ctx, ro) })
 	return nil
 }
 

@@ -69,7 +69,7 @@ func TestLifecycleOrder(t *testing.T) {
 func TestOpenRegistersParts(t *testing.T) {
 	g := newGateway(t)
 	want := []string{"data directory lock", "tracing", "stores", "ledger", "configuration and policy",
-		"alerts", "alert clock", "alert ledger verification", "nonce sweep", "approval expiry"}
+		"alerts", "alert clock", "nonce sweep", "approval expiry"}
 	if got := g.app.parts.names(); !slices.Equal(got, want) {
 		t.Fatalf("parts %v, want %v", got, want)
 	}
