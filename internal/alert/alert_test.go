@@ -184,21 +184,9 @@ func TestApprovalBacklogCount(t *testing.T) {
 // runs the runner's ticker on the fake clock.
 func TestApprovalAgeingAndCooldown(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var (
-			mu   sync.Mutex
-			seen []Alert
-		)
-		got := func() []Alert {
-			mu.Lock()
-			defer mu.Unlock()
-			return slices.Clone(seen)
-		}
-		r := NewRunner(New(Config{BacklogAge: 30 * time.Minute, Cooldown: 10 * time.Minute}), func(_ context.Context, as []Alert) (int, error) {
-			mu.Lock()
-			defer mu.Unlock()
-			seen = append(seen, as...)
-			return len(as), nil
-		})
+		var c collector
+		got := c.got
+		r := NewRunner(New(Config{BacklogAge: 30 * time.Minute, Cooldown: 10 * time.Minute}), c.deliver)
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		go r.Run(ctx, RunOptions{Tick: time.Minute})
@@ -330,16 +318,11 @@ func TestRunnerRetriesDeliveryWithoutRecounting(t *testing.T) {
 func TestRunnerVerifiesOnSchedule(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var (
+			c    collector
 			mu   sync.Mutex
-			seen []Alert
 			runs int
 		)
-		r := NewRunner(New(Config{}), func(_ context.Context, as []Alert) (int, error) {
-			mu.Lock()
-			defer mu.Unlock()
-			seen = append(seen, as...)
-			return len(as), nil
-		})
+		r := NewRunner(New(Config{}), c.deliver)
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		go r.Run(ctx, RunOptions{Tick: time.Minute, VerifyEvery: time.Hour, Verify: func(context.Context) error {
@@ -354,16 +337,36 @@ func TestRunnerVerifiesOnSchedule(t *testing.T) {
 		time.Sleep(90 * time.Minute)
 		synctest.Wait()
 		mu.Lock()
-		if runs != 1 || len(seen) != 0 {
-			t.Fatalf("after 90m: %d verifications, alerts %v", runs, rules(seen))
+		if runs != 1 || len(c.got()) != 0 {
+			t.Fatalf("after 90m: %d verifications, alerts %v", runs, rules(c.got()))
 		}
 		mu.Unlock()
 		time.Sleep(time.Hour)
 		synctest.Wait()
 		mu.Lock()
 		defer mu.Unlock()
-		if runs != 2 || len(seen) != 1 || seen[0].Rule != RuleVerification || !strings.Contains(seen[0].Message, "prev hash mismatch") {
+		if seen := c.got(); runs != 2 || len(seen) != 1 || seen[0].Rule != RuleVerification || !strings.Contains(seen[0].Message, "prev hash mismatch") {
 			t.Fatalf("after 150m: %d verifications, alerts %v", runs, rules(seen))
 		}
 	})
+}
+
+// collector keeps what a runner delivers, for a test goroutine to read while the runner's clock
+// goroutine writes.
+type collector struct {
+	mu   sync.Mutex
+	seen []Alert
+}
+
+func (c *collector) deliver(_ context.Context, as []Alert) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.seen = append(c.seen, as...)
+	return len(as), nil
+}
+
+func (c *collector) got() []Alert {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.seen)
 }
