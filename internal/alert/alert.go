@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/portcullis-ai/portcullis/internal/ledger"
@@ -26,6 +27,7 @@ const (
 	RuleDenialSpike     Rule = "denial_spike"     // an agent's denials in a window far above its baseline
 	RuleFindingSpike    Rule = "finding_spike"    // an agent's threat findings in a window far above its baseline
 	RuleNewTool         Rule = "new_tool"         // an agent called a tool it never called before
+	RuleNewParameter    Rule = "new_parameter"    // an agent sent a tool a parameter it never sent it before
 	RuleUnusualHour     Rule = "unusual_hour"     // the behaviour engine flagged a call at an hour unusual for the agent
 	RuleErrorRate       Rule = "error_rate"       // an agent's tool errors in a window over the threshold
 	RuleApprovalBacklog Rule = "approval_backlog" // too many approval requests pending, or one pending too long
@@ -36,7 +38,7 @@ const (
 )
 
 // Rules lists the configurable rules.
-var Rules = []Rule{RuleDenialSpike, RuleFindingSpike, RuleNewTool, RuleUnusualHour, RuleErrorRate,
+var Rules = []Rule{RuleDenialSpike, RuleFindingSpike, RuleNewTool, RuleNewParameter, RuleUnusualHour, RuleErrorRate,
 	RuleApprovalBacklog, RuleKeyRotation, RuleVerification}
 
 // Severities.
@@ -181,11 +183,28 @@ func (c *counts) current(epoch int64) (now int, baseline float64) {
 	return c.buckets[0], float64(sum) / float64(len(c.buckets)-1)
 }
 
+// Bounds on what the engine remembers, whoever the callers claim to be: agents (the least
+// recently seen is forgotten past it), tools per agent and parameter names per tool (past them
+// nothing new is learnt), open alerts (past it new alerts are held back as by the rate limit).
+const (
+	maxAgents        = 10_000
+	maxToolsPerAgent = 1_000
+	maxParamsPerTool = 200
+	maxOpen          = 10_000
+)
+
 type agentState struct {
 	decisions         int
-	tools             map[string]bool
+	lastSeen          time.Time
+	tools             map[string]*toolState
 	denials, findings counts
 	results, errors   counts
+}
+
+// toolState is what an agent sent one tool: how often, and the top-level parameter names.
+type toolState struct {
+	calls  int
+	params map[string]bool
 }
 
 // Engine evaluates the rules over records. It is not safe for concurrent use; Runner serialises.
@@ -215,13 +234,43 @@ func New(cfg Config) *Engine {
 
 func (e *Engine) epoch(t time.Time) int64 { return t.UnixNano() / int64(e.cfg.Window) }
 
-func (e *Engine) agent(id string) *agentState {
+func (e *Engine) agent(id string, t time.Time) *agentState {
 	a := e.agents[id]
 	if a == nil {
-		a = &agentState{tools: map[string]bool{}}
+		if len(e.agents) >= maxAgents {
+			e.forgetOldestAgent()
+		}
+		a = &agentState{tools: map[string]*toolState{}}
 		e.agents[id] = a
 	}
+	a.lastSeen = maxTime(a.lastSeen, t)
 	return a
+}
+
+func (e *Engine) forgetOldestAgent() {
+	var oldest string
+	var at time.Time
+	for id, a := range e.agents {
+		if oldest == "" || a.lastSeen.Before(at) {
+			oldest, at = id, a.lastSeen
+		}
+	}
+	delete(e.agents, oldest)
+}
+
+// paramNames are the top-level names of a record's (redacted) parameters; nil when they are not
+// an object or were not stored.
+func paramNames(raw json.RawMessage) []string {
+	var m map[string]json.RawMessage
+	if len(raw) == 0 || json.Unmarshal(raw, &m) != nil {
+		return nil
+	}
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
 }
 
 // Observe feeds one record (seq is its ledger seq) and returns the alerts it raises.
@@ -249,13 +298,33 @@ func (e *Engine) Observe(seq uint64, r *ledger.Record) []Alert {
 		if agentID == "" {
 			break
 		}
-		a := e.agent(agentID)
-		if r.Tool != "" && !a.tools[r.Tool] {
-			if a.decisions >= e.cfg.NewToolAfter {
-				raise(Alert{Rule: RuleNewTool, Severity: SeverityWarning, Agent: agentID, Tool: r.Tool,
-					Message: fmt.Sprintf("agent %s called tool %s for the first time (after %d calls)", agentID, r.Tool, a.decisions)})
+		a := e.agent(agentID, t)
+		if r.Tool != "" {
+			ts := a.tools[r.Tool]
+			if ts == nil {
+				if a.decisions >= e.cfg.NewToolAfter {
+					raise(Alert{Rule: RuleNewTool, Severity: SeverityWarning, Agent: agentID, Tool: r.Tool,
+						Message: fmt.Sprintf("agent %s called tool %s for the first time (after %d calls)", agentID, r.Tool, a.decisions)})
+				}
+				ts = &toolState{params: map[string]bool{}}
+				if len(a.tools) < maxToolsPerAgent {
+					a.tools[r.Tool] = ts
+				}
 			}
-			a.tools[r.Tool] = true
+			var fresh []string
+			for _, p := range paramNames(r.Params) {
+				if !ts.params[p] {
+					fresh = append(fresh, p)
+					if len(ts.params) < maxParamsPerTool {
+						ts.params[p] = true
+					}
+				}
+			}
+			if len(fresh) > 0 && ts.calls >= e.cfg.NewToolAfter {
+				raise(Alert{Rule: RuleNewParameter, Severity: SeverityWarning, Agent: agentID, Tool: r.Tool,
+					Message: fmt.Sprintf("agent %s sent %s the parameter(s) %s, never sent in its %d calls before", agentID, r.Tool, strings.Join(fresh, ", "), ts.calls)})
+			}
+			ts.calls++
 		}
 		a.decisions++
 		if r.Decision == "deny" {
@@ -283,7 +352,7 @@ func (e *Engine) Observe(seq uint64, r *ledger.Record) []Alert {
 		if agentID == "" || r.Outcome == nil || !r.Outcome.Ran {
 			break
 		}
-		a := e.agent(agentID)
+		a := e.agent(agentID, t)
 		a.results.add(ep, 1, n)
 		if !r.Outcome.Success {
 			a.errors.add(ep, 1, n)
@@ -390,6 +459,14 @@ func (e *Engine) emit(out []Alert, a Alert) []Alert {
 	if o := e.open[k]; o != nil {
 		o.last = maxTime(o.last, a.Last)
 		o.repeats++
+		return out
+	}
+	if len(e.open) >= maxOpen {
+		// Too many distinct alerts open at once is a flood: counted, not remembered.
+		if e.held == 0 {
+			e.heldFirst = a.First
+		}
+		e.held++
 		return out
 	}
 	e.open[k] = &open{last: a.Last}

@@ -2,6 +2,7 @@ package alert
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -369,4 +370,37 @@ func (c *collector) got() []Alert {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return slices.Clone(c.seen)
+}
+
+func TestNewParameter(t *testing.T) {
+	e := New(Config{NewToolAfter: 3})
+	call := func(at time.Duration, params string) *ledger.Record {
+		r := decision(t0.Add(at), "a1", "query", "allow")
+		r.Params = json.RawMessage(params)
+		return r
+	}
+	got := feed(e, call(0, `{"sql":"[REDACTED]","limit":5}`), call(time.Minute, `{"sql":"x"}`), call(2*time.Minute, `{"limit":1,"sql":"y"}`),
+		call(3*time.Minute, `{"sql":"z","limit":2}`))
+	if len(got) != 0 {
+		t.Fatalf("known parameters raised %v", rules(got))
+	}
+	got = feed(e, call(4*time.Minute, `{"sql":"z","exfil_url":"https://x"}`))
+	if len(got) != 1 || got[0].Rule != RuleNewParameter || !strings.Contains(got[0].Message, "exfil_url") {
+		t.Fatalf("alerts %v, want new_parameter naming exfil_url", rules(got))
+	}
+}
+
+// Callers can claim any number of agent IDs: the engine remembers a bounded number, forgetting
+// the least recently seen.
+func TestAgentsBounded(t *testing.T) {
+	e := New(Config{})
+	for i := range maxAgents + 50 {
+		e.Observe(uint64(i), decision(t0.Add(time.Duration(i)*time.Millisecond), fmt.Sprint("claimed-", i), "x", "deny"))
+	}
+	if len(e.agents) != maxAgents {
+		t.Fatalf("%d agents remembered, want %d", len(e.agents), maxAgents)
+	}
+	if e.agents["claimed-0"] != nil || e.agents[fmt.Sprint("claimed-", maxAgents+49)] == nil {
+		t.Fatal("not the least recently seen forgotten")
+	}
 }

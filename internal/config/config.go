@@ -80,7 +80,8 @@ type AlertsConfig struct {
 	// baseline and at least the floor; defaults 3 and 10.
 	SpikeFactor float64 `yaml:"spike_factor"`
 	SpikeFloor  int     `yaml:"spike_floor"`
-	// NewToolAfter: a tool new to an agent alerts once the agent made this many calls; default 20.
+	// NewToolAfter: a tool new to an agent alerts once the agent made this many calls, and a
+	// parameter new to a tool once the agent called the tool this many times; default 20.
 	NewToolAfter int `yaml:"new_tool_after"`
 	// ErrorRate and ErrorMin: the share of failed tool calls in a window, and the fewest
 	// failures, that alert; defaults 0.5 and 10.
@@ -983,7 +984,7 @@ func (s StoreConfig) validate(add func(path, format string, args ...any)) {
 }
 
 // alertRules are the rule names alerts.disabled may name (alert.Rules; a test keeps them equal).
-var alertRules = []string{"denial_spike", "finding_spike", "new_tool", "unusual_hour", "error_rate",
+var alertRules = []string{"denial_spike", "finding_spike", "new_tool", "new_parameter", "unusual_hour", "error_rate",
 	"approval_backlog", "key_rotation", "ledger_verification"}
 
 func (a AlertsConfig) problems() []problem {
