@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portcullis-ai/portcullis/internal/approval"
 	"github.com/portcullis-ai/portcullis/internal/ledger"
 )
 
@@ -520,7 +521,9 @@ type WebhookEvent struct {
 // WebhookPayload is the notification of a, recorded at ledger seq: Slack incoming webhooks read
 // "text"; other receivers read "portcullis". consoleURL, if set, is the console's alerts page.
 func (a Alert) WebhookPayload(seq uint64, consoleURL string) ([]byte, error) {
-	text := fmt.Sprintf("Portcullis alert [%s] %s: %s", a.Severity, a.Rule, a.Message)
+	// The message names agents and tools that callers chose: escaped, so that "<!channel>" in
+	// an agent ID is text, not a ping.
+	text := fmt.Sprintf("Portcullis alert [%s] %s: %s", a.Severity, a.Rule, approval.SlackEscape(a.Message))
 	if a.Count > 1 {
 		text += fmt.Sprintf(" (×%d)", a.Count)
 	}

@@ -404,3 +404,25 @@ func TestAgentsBounded(t *testing.T) {
 		t.Fatal("not the least recently seen forgotten")
 	}
 }
+
+// The notification is Slack's "text" and the machine-readable event.
+func TestWebhookPayload(t *testing.T) {
+	a := Alert{Rule: RuleDenialSpike, Severity: SeverityCritical, Agent: "a1", Message: "agent <!channel>: 40 denials", Count: 3, First: t0, Last: t0.Add(time.Minute)}
+	b, err := a.WebhookPayload(42, "https://pc.example/console/alerts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Text       string       `json:"text"`
+		Portcullis WebhookEvent `json:"portcullis"`
+	}
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Text != "Portcullis alert [critical] denial_spike: agent &lt;!channel&gt;: 40 denials (×3) — https://pc.example/console/alerts" {
+		t.Errorf("text %q", got.Text)
+	}
+	if ev := got.Portcullis; ev.Event != "alert" || ev.Seq != 42 || ev.Agent != "a1" || ev.Count != 3 || !ev.Last.Equal(t0.Add(time.Minute)) {
+		t.Errorf("event %+v", ev)
+	}
+}

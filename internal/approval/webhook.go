@@ -400,11 +400,11 @@ func WebhookPayload(r Request, consoleURL string) ([]byte, error) {
 		ev.ExpiresAt.Format(time.RFC3339), slackCode(r.ID))
 	findings := "none"
 	if len(ev.Findings) > 0 {
-		findings = slackEscape(strings.Join(ev.Findings, ", "))
+		findings = SlackEscape(strings.Join(ev.Findings, ", "))
 	}
 	signals := "none"
 	if len(ev.Signals) > 0 {
-		signals = slackEscape(strings.Join(ev.Signals, ", "))
+		signals = SlackEscape(strings.Join(ev.Signals, ", "))
 	}
 	body := webhookBody{
 		Text: text,
@@ -448,10 +448,10 @@ func threatColor(r Request) string {
 	return "#439FE0"
 }
 
-// slackEscape makes agent-controlled text inert in Slack's mrkdwn: '&', '<' and '>' are the
+// SlackEscape makes agent-controlled text inert in Slack's mrkdwn: '&', '<' and '>' are the
 // control characters of links and mentions (an agent naming its tool "<https://evil|Approve>"
 // must not become a link), and long values are cut.
-func slackEscape(s string) string {
+func SlackEscape(s string) string {
 	const maxLen = 200
 	if len(s) > maxLen {
 		cut := maxLen
@@ -468,5 +468,5 @@ func slackCode(s string) string {
 	if s == "" {
 		return "(none)"
 	}
-	return "`" + strings.ReplaceAll(slackEscape(s), "`", "'") + "`"
+	return "`" + strings.ReplaceAll(SlackEscape(s), "`", "'") + "`"
 }
