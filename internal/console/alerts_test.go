@@ -46,6 +46,9 @@ func TestAlertsPageListsAlertsForAuditorsAndAdmins(t *testing.T) {
 				t.Errorf("%s: alerts page lacks %q", key, want)
 			}
 		}
+		if _, body, _ := r.get(c, "/console/audit/"+strconv.FormatUint(seq, 10)); !strings.Contains(body, `<code>alert_flood</code> (warning) ×97: 97 more alerts were held back &lt;b&gt;`) {
+			t.Errorf("%s: the alert's record page does not name the alert", key)
+		}
 		if _, body, _ := r.get(c, "/console/overview"); !strings.Contains(body, `<a href="/console/alerts" id="alert-count">2</a>`) {
 			t.Errorf("%s: overview lacks the alert count", key)
 		}
