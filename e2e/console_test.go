@@ -147,6 +147,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	cfg = bytes.Replace(cfg, []byte("  approvers:\n"), []byte("  approvers:\n    - id: audrey\n      role: auditor\n"+
 		"    - id: bob\n      scopes:\n        - agents: [some-other-agent]\n          tools: [\".*\"]\n"+
 		"    - id: ada\n      role: admin\n      scopes:\n        - agents: [some-other-agent]\n          tools: [\".*\"]\n"), 1)
+	// A low floor, so that the agent's few denials below are a spike.
+	cfg = append(cfg, "\nalerts:\n  spike_floor: 3\n"...)
 	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -162,6 +164,13 @@ func TestConsoleInBrowser(t *testing.T) {
 	agent := sdk.New(d.url, sdk.WithAPIKey(agentKey), sdk.WithAgentID(app.DemoAgent))
 	risky := func(n int) sdk.DecideRequest {
 		return sdk.DecideRequest{Tool: "fetch_customer_names", Params: map[string]any{"limit": 10, "filter": fmt.Sprintf("x' UNION SELECT card_number FROM payments -- %d", n)}}
+	}
+
+	// A burst of denials: the alert rules raise a denial spike for the auditor's alerts page.
+	for range 3 {
+		if d, err := agent.Decide(context.Background(), sdk.DecideRequest{Tool: "delete_file", Params: map[string]any{"path": "/tmp/x"}}); err != nil || d.Decision != sdk.Deny {
+			t.Fatalf("delete_file: %+v %v", d, err)
+		}
 	}
 
 	// The agent's key opens nothing.
@@ -261,6 +270,23 @@ func TestConsoleInBrowser(t *testing.T) {
 	accessible(t, audrey, "agent")
 	if !strings.Contains(agents, app.DemoAgent) || !strings.Contains(agentPage, "api key") || !strings.Contains(agentPage, "fetch_customer_names") {
 		t.Fatalf("agents page:\n%s\nagent page:\n%s", agents, agentPage)
+	}
+	// The auditor reads the alerts: the agent's denial spike (the rules read the ledger within
+	// a second or so of the denials; the page is reloaded until they have).
+	var alerts string
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		alerts = pageText(t, audrey, "#alerts", chromedp.Navigate(d.url+"/console/alerts"), chromedp.WaitVisible(chromedp.ID("alerts")))
+		if strings.Contains(alerts, "denial_spike") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if err := chromedp.Do(audrey, shot("alerts")); err != nil {
+		t.Fatal(err)
+	}
+	accessible(t, audrey, "alerts")
+	if !strings.Contains(alerts, "denial_spike") || !strings.Contains(alerts, app.DemoAgent) {
+		t.Fatalf("alerts page:\n%s", alerts)
 	}
 	// Only an admin opens the policies page: the starter policy's version and its rules' hits.
 	ada := browser(t, exe)

@@ -198,6 +198,10 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 	if a.approvals, err = approval.New(a.stores.approvals, guard.ApprovalRecorder(a.ledger), apprOpts...); err != nil {
 		return nil, fmt.Errorf("approvals: %w", err)
 	}
+	// After the webhook, which alerts are delivered through.
+	if err := a.openAlerts(ctx, cfg, keys.Public); err != nil {
+		return nil, err
+	}
 	if sw, ok := a.stores.nonces.(interface {
 		RunSweeper(context.Context, time.Duration)
 	}); ok {

@@ -175,23 +175,29 @@ func (w *Webhook) Deliver(ctx context.Context, r Request) error {
 	if err != nil {
 		return err
 	}
-	delivery := r.ID + "." + KindRequested
+	return w.Send(ctx, KindRequested, r.ID+"."+KindRequested, body)
+}
+
+// Send posts body as an event of the named kind (the event header) with the same signing,
+// delivery ID and bounded retries as an approval notification: other notifications, such as
+// alerts, reuse the endpoint and the receiver's verification.
+func (w *Webhook) Send(ctx context.Context, event, delivery string, body []byte) error {
 	var last error
 	for attempt := 1; ; attempt++ {
-		retryAfter, err := w.post(ctx, body, delivery)
+		retryAfter, err := w.post(ctx, body, delivery, event)
 		if err == nil {
 			return nil
 		}
 		last = err
 		if errors.Is(err, ErrWebhookRejected) || attempt >= w.cfg.MaxAttempts {
-			return fmt.Errorf("deliver approval webhook %s after %d attempt(s): %w", r.ID, attempt, last)
+			return fmt.Errorf("deliver webhook %s after %d attempt(s): %w", delivery, attempt, last)
 		}
 		delay := max(w.backoff(attempt), min(retryAfter, w.cfg.MaxDelay))
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("deliver approval webhook %s: %w (last error: %w)", r.ID, ctx.Err(), last)
+			return fmt.Errorf("deliver webhook %s: %w (last error: %w)", delivery, ctx.Err(), last)
 		case <-t.C:
 		}
 	}
@@ -211,7 +217,7 @@ func (w *Webhook) backoff(n int) time.Duration {
 
 // post makes one attempt. It returns the receiver's Retry-After (0 if none) and an error
 // wrapping ErrWebhookRejected for responses retrying cannot fix.
-func (w *Webhook) post(ctx context.Context, body []byte, delivery string) (time.Duration, error) {
+func (w *Webhook) post(ctx context.Context, body []byte, delivery, event string) (time.Duration, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.cfg.URL, bytes.NewReader(body))
 	if err != nil {
 		return 0, fmt.Errorf("%w: %v", ErrWebhookRejected, err)
@@ -220,7 +226,7 @@ func (w *Webhook) post(ctx context.Context, body []byte, delivery string) (time.
 	req.Header.Set("User-Agent", "portcullis-webhook/1")
 	req.Header.Set(SignatureHeader, SignWebhook(w.cfg.Secret, body, w.now()))
 	req.Header.Set(DeliveryHeader, delivery)
-	req.Header.Set(EventHeader, KindRequested)
+	req.Header.Set(EventHeader, event)
 	resp, err := w.cfg.Client.Do(req)
 	if err != nil {
 		return 0, fmt.Errorf("post: %w", err)
@@ -394,11 +400,11 @@ func WebhookPayload(r Request, consoleURL string) ([]byte, error) {
 		ev.ExpiresAt.Format(time.RFC3339), slackCode(r.ID))
 	findings := "none"
 	if len(ev.Findings) > 0 {
-		findings = slackEscape(strings.Join(ev.Findings, ", "))
+		findings = SlackEscape(strings.Join(ev.Findings, ", "))
 	}
 	signals := "none"
 	if len(ev.Signals) > 0 {
-		signals = slackEscape(strings.Join(ev.Signals, ", "))
+		signals = SlackEscape(strings.Join(ev.Signals, ", "))
 	}
 	body := webhookBody{
 		Text: text,
@@ -442,10 +448,10 @@ func threatColor(r Request) string {
 	return "#439FE0"
 }
 
-// slackEscape makes agent-controlled text inert in Slack's mrkdwn: '&', '<' and '>' are the
+// SlackEscape makes agent-controlled text inert in Slack's mrkdwn: '&', '<' and '>' are the
 // control characters of links and mentions (an agent naming its tool "<https://evil|Approve>"
 // must not become a link), and long values are cut.
-func slackEscape(s string) string {
+func SlackEscape(s string) string {
 	const maxLen = 200
 	if len(s) > maxLen {
 		cut := maxLen
@@ -462,5 +468,5 @@ func slackCode(s string) string {
 	if s == "" {
 		return "(none)"
 	}
-	return "`" + strings.ReplaceAll(slackEscape(s), "`", "'") + "`"
+	return "`" + strings.ReplaceAll(SlackEscape(s), "`", "'") + "`"
 }

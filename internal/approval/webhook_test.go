@@ -173,8 +173,8 @@ func TestSlackEscape(t *testing.T) {
 		{strings.Repeat("é", 150), strings.Repeat("é", 100) + "…"},
 	}
 	for _, tt := range tests {
-		if got := slackEscape(tt.in); got != tt.want {
-			t.Errorf("slackEscape(%q) = %q, want %q", tt.in, got, tt.want)
+		if got := SlackEscape(tt.in); got != tt.want {
+			t.Errorf("SlackEscape(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 	if got := slackCode("a`b"); got != "`a'b`" {

@@ -13,7 +13,7 @@ import (
 const module = "github.com/portcullis-ai/portcullis"
 
 // engines may import each other's leaf types but nothing above them.
-var engines = []string{"threat", "policy", "inspect", "identity", "behavior", "approval", "ledger", "export", "watch", "yamlx"}
+var engines = []string{"threat", "policy", "inspect", "identity", "behavior", "approval", "ledger", "export", "alert", "watch", "yamlx"}
 
 // forbiddenForEngines are import path prefixes an engine must never reach, directly or not.
 var forbiddenForEngines = []string{
@@ -73,11 +73,38 @@ func TestEnginesStayInward(t *testing.T) {
 			}
 			for _, d := range p.Deps {
 				for _, f := range forbiddenForEngines {
-					if strings.HasPrefix(d, f) {
+					if reaches(d, f) {
 						t.Errorf("%s depends on %s: engines must not reach %s (see docs/ARCHITECTURE.md)", p.ImportPath, d, f)
 					}
 				}
 			}
+		}
+	}
+}
+
+// reaches reports whether package path d is forbidden package f or under it. A prefix ending
+// in "/" names a tree; otherwise the match stops at a path boundary: internal/app forbids
+// internal/app/... but not internal/approval.
+func reaches(d, f string) bool {
+	if strings.HasSuffix(f, "/") {
+		return strings.HasPrefix(d, f)
+	}
+	return d == f || strings.HasPrefix(d, f+"/")
+}
+
+func TestReachesStopsAtPathBoundaries(t *testing.T) {
+	for _, c := range []struct {
+		d, f string
+		want bool
+	}{
+		{module + "/internal/app", module + "/internal/app", true},
+		{module + "/internal/app/defaults", module + "/internal/app", true},
+		{module + "/internal/approval", module + "/internal/app", false},
+		{"database/sql/driver", "database/sql", true},
+		{"github.com/modelcontextprotocol/go-sdk/mcp", "github.com/modelcontextprotocol/", true},
+	} {
+		if got := reaches(c.d, c.f); got != c.want {
+			t.Errorf("reaches(%s, %s) = %v", c.d, c.f, got)
 		}
 	}
 }

@@ -59,7 +59,53 @@ type Config struct {
 	Sessions SessionsConfig `yaml:"sessions"`
 	// Export streams ledger records to files, stdout and OTLP log receivers (docs/export.md).
 	Export ExportConfig `yaml:"export"`
+	// Alerts are the rules watching the ledger for threats (docs/console.md#alerts); on by
+	// default.
+	Alerts AlertsConfig `yaml:"alerts"`
 }
+
+// AlertsConfig sets the alert engine: which rules run and their thresholds. Zero values take
+// the defaults in docs/configuration.md.
+type AlertsConfig struct {
+	// Enabled runs the alert rules; default true.
+	Enabled *bool `yaml:"enabled"`
+	// Disabled names rules that raise nothing (docs/console.md#alerts lists them).
+	Disabled []string `yaml:"disabled"`
+	// Window is the counting window of the spike and error-rate rules; default 5m.
+	Window time.Duration `yaml:"window"`
+	// BaselineWindows: an agent's baseline is its mean count over this many windows before the
+	// current one; default 12.
+	BaselineWindows int `yaml:"baseline_windows"`
+	// SpikeFactor and SpikeFloor: a window's denials or findings are a spike over factor ×
+	// baseline and at least the floor; defaults 3 and 10.
+	SpikeFactor float64 `yaml:"spike_factor"`
+	SpikeFloor  int     `yaml:"spike_floor"`
+	// NewToolAfter: a tool new to an agent alerts once the agent made this many calls, and a
+	// parameter new to a tool once the agent called the tool this many times; default 20.
+	NewToolAfter int `yaml:"new_tool_after"`
+	// ErrorRate and ErrorMin: the share of failed tool calls in a window, and the fewest
+	// failures, that alert; defaults 0.5 and 10.
+	ErrorRate float64 `yaml:"error_rate"`
+	ErrorMin  int     `yaml:"error_min"`
+	// BacklogPending and BacklogAge: pending approval requests, and the age of the oldest, that
+	// alert; defaults 20 and 1h.
+	BacklogPending int           `yaml:"backlog_pending"`
+	BacklogAge     time.Duration `yaml:"backlog_age"`
+	// Cooldown: an open alert swallows its repeats until this long passes without one; default 15m.
+	Cooldown time.Duration `yaml:"cooldown"`
+	// MaxPerWindow caps the alerts raised per window; the rest fold into one alert_flood;
+	// default 20.
+	MaxPerWindow int `yaml:"max_per_window"`
+	// Webhook delivers each alert through approvals.webhook (signed, Slack-compatible) when
+	// that is configured; default true.
+	Webhook *bool `yaml:"webhook"`
+}
+
+// On reports whether the alert rules run.
+func (a AlertsConfig) On() bool { return a.Enabled == nil || *a.Enabled }
+
+// WebhookOn reports whether alerts go to the approvals webhook (when one is configured).
+func (a AlertsConfig) WebhookOn() bool { return a.Webhook == nil || *a.Webhook }
 
 // ExportConfig lists the export sinks; each follows the ledger on its own.
 type ExportConfig struct {
@@ -779,6 +825,7 @@ func (c *Config) problems() []problem {
 		add("tracing.sample_ratio", "want a ratio in [0, 1], got %v", *r)
 	}
 	errs = append(errs, c.Export.problems()...)
+	errs = append(errs, c.Alerts.problems()...)
 	if c.Ledger.CheckpointInterval <= 0 || c.Ledger.CheckpointInterval > time.Second {
 		add("ledger.checkpoint_interval", "want a duration in (0, 1s] (the ledger contract checkpoints at least every second), got %v", c.Ledger.CheckpointInterval)
 	}
@@ -934,6 +981,49 @@ func (s StoreConfig) validate(add func(path, format string, args ...any)) {
 	if s.Redis.Prefix == "" {
 		add("store.redis.prefix", "required: keys of different gateways must not collide")
 	}
+}
+
+// alertRules are the rule names alerts.disabled may name (alert.Rules; a test keeps them equal).
+var alertRules = []string{"denial_spike", "finding_spike", "new_tool", "new_parameter", "unusual_hour", "error_rate",
+	"approval_backlog", "key_rotation", "ledger_verification"}
+
+func (a AlertsConfig) problems() []problem {
+	var errs []problem
+	add := func(path, format string, args ...any) {
+		errs = append(errs, problem{path, fmt.Sprintf(format, args...)})
+	}
+	for i, r := range a.Disabled {
+		if !slices.Contains(alertRules, r) {
+			add(fmt.Sprintf("alerts.disabled[%d]", i), "unknown rule %q; want one of %s", r, strings.Join(alertRules, ", "))
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"window", a.Window}, {"backlog_age", a.BacklogAge}, {"cooldown", a.Cooldown}} {
+		if d.v < 0 {
+			add("alerts."+d.name, "must not be negative")
+		}
+	}
+	for _, n := range []struct {
+		name string
+		v    int
+	}{{"baseline_windows", a.BaselineWindows}, {"spike_floor", a.SpikeFloor}, {"new_tool_after", a.NewToolAfter},
+		{"error_min", a.ErrorMin}, {"backlog_pending", a.BacklogPending}, {"max_per_window", a.MaxPerWindow}} {
+		if n.v < 0 {
+			add("alerts."+n.name, "must not be negative")
+		}
+	}
+	if a.BaselineWindows > 1000 {
+		add("alerts.baseline_windows", "at most 1000 (each agent keeps a counter per window)")
+	}
+	if a.SpikeFactor < 0 {
+		add("alerts.spike_factor", "must not be negative")
+	}
+	if a.ErrorRate < 0 || a.ErrorRate > 1 {
+		add("alerts.error_rate", "want a share between 0 and 1, got %v", a.ErrorRate)
+	}
+	return errs
 }
 
 var exportNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)

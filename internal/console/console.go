@@ -228,6 +228,7 @@ func (c *Console) Register(mux *http.ServeMux) {
 		c.resolve(w, r, s, pr, false)
 	}))
 	mux.Handle("GET "+p+"/overview", c.page(c.overviewPage))
+	mux.Handle("GET "+p+"/alerts", c.page(c.alertsPage))
 	mux.Handle("GET "+p+"/agents", c.page(c.agentsPage))
 	mux.Handle("GET "+p+"/agents/{id}", c.page(c.agentPage))
 	mux.Handle("GET "+p+"/sessions/{id}", c.page(c.sessionPage))

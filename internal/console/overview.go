@@ -28,13 +28,16 @@ type toolCount struct {
 }
 
 type overviewData struct {
-	Pending   int
-	Totals    map[string]int
-	Bars      []bar
-	MaxHour   int
-	TopDenied []toolCount
-	Truncated bool
-	Since     time.Time
+	Pending int
+	// Alerts counts the alerts of the last day, shown to those who may read the alerts page.
+	Alerts     int
+	ShowAlerts bool
+	Totals     map[string]int
+	Bars       []bar
+	MaxHour    int
+	TopDenied  []toolCount
+	Truncated  bool
+	Since      time.Time
 }
 
 // overview counts the decisions p may see in the last day, per hour and outcome, and the tools
@@ -48,7 +51,12 @@ func (c *Console) overview(ctx context.Context, p Principal) (overviewData, erro
 		perHour[i] = map[string]int{}
 	}
 	denied := map[string]int{}
+	d.ShowAlerts = p.readsAll()
 	truncated, err := c.scanBack(ctx, since, statsBudget, func(_ uint64, r *stat) {
+		if r.Kind == ledger.KindAlert {
+			d.Alerts++
+			return
+		}
 		if r.Kind != ledger.KindDecision || !slices.Contains(outcomes, r.Decision) || !p.sees(r.Agent.ID, r.Tool) {
 			return
 		}

@@ -33,6 +33,9 @@ type stat struct {
 	Reason    string     `json:"reason"`
 	Anomalies []struct{} `json:"anomalies"`
 	Findings  []struct{} `json:"findings"`
+	// Alert and Message are an alert record's (the alerts page).
+	Alert   *ledger.Alert `json:"alert"`
+	Message string        `json:"message"`
 }
 
 // scanBack calls fn for every record from the newest back to since, newest chunk first (records

@@ -41,19 +41,21 @@ const (
 	KindShutdown          Kind = "shutdown"
 	KindRecovery          Kind = "recovery"
 	KindKeyRotation       Kind = "key_rotation"
+	// KindAlert is an alert raised by the alert engine watching the ledger (internal/alert).
+	KindAlert Kind = "alert"
 )
 
 // Kinds lists every record kind, in the order docs/ledger.md lists them.
 var Kinds = []Kind{KindDecision, KindApprovalRequested, KindApprovalVote, KindApprovalResolved,
 	KindApprovalConsumed, KindApprovalAborted, KindToolResult, KindStartup, KindShutdown,
-	KindRecovery, KindKeyRotation}
+	KindRecovery, KindKeyRotation, KindAlert}
 
 // Valid reports whether k is one of the known kinds.
 func (k Kind) Valid() bool {
 	switch k {
 	case KindDecision, KindApprovalRequested, KindApprovalVote, KindApprovalResolved,
 		KindApprovalConsumed, KindApprovalAborted, KindToolResult,
-		KindStartup, KindShutdown, KindRecovery, KindKeyRotation:
+		KindStartup, KindShutdown, KindRecovery, KindKeyRotation, KindAlert:
 		return true
 	}
 	return false
@@ -142,6 +144,20 @@ type KeyRotation struct {
 	NewKey string `json:"new_key"`
 }
 
+// Alert is what an alert rule saw. The record's agent and tool name what it is about (when it is
+// about one); its message is the alert's text.
+type Alert struct {
+	Rule     string `json:"rule"`
+	Severity string `json:"severity"`
+	// Count is how many times the rule matched for this alert: 1, or more when a flood of
+	// matches was folded into one alert.
+	Count int       `json:"count"`
+	First time.Time `json:"first"` // the first matching record's time
+	Last  time.Time `json:"last"`  // the last one's
+	// Seq is the ledger seq of the record that raised the alert, when one did.
+	Seq uint64 `json:"seq,omitempty"`
+}
+
 // Recovery records what start-up found after an unclean stop.
 type Recovery struct {
 	Reason      string `json:"reason"`
@@ -192,6 +208,7 @@ type Record struct {
 	Approval    *Approval    `json:"approval,omitempty"`
 	KeyRotation *KeyRotation `json:"key_rotation,omitempty"`
 	Recovery    *Recovery    `json:"recovery,omitempty"`
+	Alert       *Alert       `json:"alert,omitempty"`
 	Message     string       `json:"message,omitempty"`
 
 	// Secrets are redaction directives for Append, applied to Params with the secret paths
