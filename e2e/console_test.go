@@ -295,6 +295,12 @@ func TestConsoleInBrowser(t *testing.T) {
 	if !strings.Contains(rules, "never fired") {
 		t.Fatalf("policies page rules:\n%s", rules)
 	}
+	// A rule's place opens its file as parsed, the rule's lines marked.
+	marked := pageText(t, ada, "#source", chromedp.Click(chromedp.CSS(`#rules tbody tr.rule td:nth-child(4) a`)), chromedp.WaitVisible(chromedp.ID("source")))
+	accessible(t, ada, "policy source")
+	if !strings.Contains(marked, "name:") {
+		t.Fatalf("policy source page:\n%s", marked)
+	}
 	if denied := pageText(t, audrey, "#problem", chromedp.Navigate(d.url+"/console/policies"), chromedp.WaitVisible(chromedp.ID("problem"))); !strings.Contains(denied, "role") {
 		t.Fatalf("an auditor opened the policies page: %q", denied)
 	}

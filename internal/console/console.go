@@ -233,6 +233,7 @@ func (c *Console) Register(mux *http.ServeMux) {
 	mux.Handle("GET "+p+"/agents/{id}", c.page(c.agentPage))
 	mux.Handle("GET "+p+"/sessions/{id}", c.page(c.sessionPage))
 	mux.Handle("GET "+p+"/policies", c.page(c.policiesPage))
+	mux.Handle("GET "+p+"/policies/source", c.page(c.policySource))
 	mux.Handle("GET "+p+"/audit", c.page(c.auditPage))
 	mux.Handle("GET "+p+"/audit/export", c.page(c.auditExport))
 	mux.Handle("GET "+p+"/audit/{seq}", c.page(c.recordPage))

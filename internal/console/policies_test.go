@@ -45,7 +45,7 @@ func TestPoliciesPageShowsHitsDryRunsAndLint(t *testing.T) {
 	now := time.Now()
 	ctx := context.Background()
 	for i, rec := range []*ledger.Record{
-		{Tool: "read_file", Decision: "allow", Policy: &ledger.Policy{Rule: "allow_read"}, Time: now.Add(-2 * time.Hour)},
+		{Tool: "read_file", Decision: "allow", Policy: &ledger.Policy{Rule: "allow_read"}, Time: now.Add(-2 * time.Hour), PolicyVersion: "sha256:0123456789abcdef"},
 		{Tool: "read_file", Decision: "log", Policy: &ledger.Policy{Rule: "allow_read"}, Time: now.Add(-time.Hour),
 			Reason: `dry run: rule "watch_threats" would have decided CONSTRAIN`},
 		// Another agent's rule of the same name is not this rule.
@@ -81,7 +81,7 @@ func TestPoliciesPageShowsHitsDryRunsAndLint(t *testing.T) {
 		t.Errorf("watch_threats (dry run): %s", row)
 	}
 	// Its count links to the calls it would have changed in the audit explorer.
-	link := regexp.MustCompile(`href="([^"]+)"`).FindStringSubmatch(row)
+	link := regexp.MustCompile(`href="([^"]*/audit[^"]*)"`).FindStringSubmatch(row)
 	if link == nil {
 		t.Fatalf("watch_threats links nothing: %s", row)
 	}
@@ -94,10 +94,52 @@ func TestPoliciesPageShowsHitsDryRunsAndLint(t *testing.T) {
 			t.Errorf("policies page lacks %q", want)
 		}
 	}
+	// The reload history: each version that decided calls, newest first.
+	if i := strings.Index(body, `id="versions"`); i < 0 || !strings.Contains(body[i:], "<code>sha256:0123456789abcdef</code>") {
+		t.Errorf("the version history lacks the earlier version")
+	}
 	// Only admins open it.
 	for _, key := range []string{keyAuditor, keyAlice} {
 		if code, _, _ := r.get(r.signIn(key), "/console/policies"); code != http.StatusForbidden {
 			t.Errorf("%s: policies page answered %d", key, code)
+		}
+	}
+}
+
+// A rule's place links to its file as parsed, the rule's own lines marked; only files of the set
+// in force can be named, and only admins see them.
+func TestPolicySourceMarksTheRule(t *testing.T) {
+	r := newRig(t, false)
+	admin := r.signIn(keyAdmin)
+	_, body, _ := r.get(admin, "/console/policies")
+	link := regexp.MustCompile(`href="([^"]*/policies/source[^"]*rule=deny_delete[^"]*)"`).FindStringSubmatch(body)
+	if link == nil {
+		t.Fatalf("deny_delete's place links no source:\n%s", body)
+	}
+	code, src, _ := r.get(admin, html.UnescapeString(link[1]))
+	if code != http.StatusOK {
+		t.Fatalf("source page: %d\n%s", code, src)
+	}
+	marked := regexp.MustCompile(`<tr id="L(\d+)" class="marked">`).FindAllStringSubmatch(src, -1)
+	var lines []string
+	for _, m := range marked {
+		lines = append(lines, m[1])
+	}
+	// rigPolicy: deny_delete is lines 6-8 (its name, tool and action).
+	if got := strings.Join(lines, ","); got != "6,7,8" {
+		t.Errorf("marked lines %s, want 6,7,8:\n%s", got, src)
+	}
+	if strings.Count(src, `<tr id="L`) != strings.Count(rigPolicy, "\n") {
+		t.Errorf("the page does not show every line of the file")
+	}
+	for _, path := range []string{"/console/policies/source?file=../config.yaml", "/console/policies/source?file=other.yaml", "/console/policies/source"} {
+		if code, _, _ := r.get(admin, path); code != http.StatusNotFound {
+			t.Errorf("%s: %d, want 404", path, code)
+		}
+	}
+	for _, key := range []string{keyAuditor, keyAlice} {
+		if code, _, _ := r.get(r.signIn(key), "/console/policies/source?file=agent-a.yaml"); code != http.StatusForbidden {
+			t.Errorf("%s: source page answered %d", key, code)
 		}
 	}
 }

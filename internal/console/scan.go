@@ -30,9 +30,10 @@ type stat struct {
 	Policy   struct {
 		Rule string `json:"rule"`
 	} `json:"policy"`
-	Reason    string     `json:"reason"`
-	Anomalies []struct{} `json:"anomalies"`
-	Findings  []struct{} `json:"findings"`
+	PolicyVersion string     `json:"policy_version"`
+	Reason        string     `json:"reason"`
+	Anomalies     []struct{} `json:"anomalies"`
+	Findings      []struct{} `json:"findings"`
 	// Alert and Message are an alert record's (the alerts page).
 	Alert   *ledger.Alert `json:"alert"`
 	Message string        `json:"message"`

@@ -32,7 +32,7 @@ func Parse(name string, data []byte) (*File, error) {
 		p.errs = append(p.errs, &Error{Pos: Pos{File: name, Line: 1, Col: 1}, Msg: "file is not valid UTF-8", Hint: "save the file as UTF-8"})
 		return nil, p.errs
 	}
-	f := &File{Name: name, sum: sha256.Sum256(data)}
+	f := &File{Name: name, sum: sha256.Sum256(data), src: bytes.Clone(data)}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	seenAgents := map[string]Pos{}
 	for {

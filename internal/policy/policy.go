@@ -141,7 +141,12 @@ type File struct {
 	Name     string
 	Policies []*Policy
 	sum      [32]byte // SHA-256 of the file's bytes (Parse); the set's Version is built from it
+	src      []byte   // the file's bytes as parsed (Source)
 }
+
+// Source is the file's text exactly as it was parsed: the bytes the set's version digests, so a
+// reader shown them sees what is in force, not what is on disk now.
+func (f *File) Source() []byte { return f.src }
 
 // Policy governs one agent.
 type Policy struct {
