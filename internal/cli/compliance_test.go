@@ -1,0 +1,128 @@
+package cli
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/portcullis-ai/portcullis/internal/compliance"
+	"github.com/portcullis-ai/portcullis/internal/store/sqlite"
+)
+
+// TestComplianceReportGatewayLedger reports over a ledger the real gateway wrote: the figures
+// are the decisions it made, the ledger verifies against its signed checkpoints, and the HTML
+// is one self-contained page.
+func TestComplianceReportGatewayLedger(t *testing.T) {
+	calls := []string{
+		`{"tool":"fetch_customer_names","params":{"limit":50}}`,
+		`{"tool":"fetch_customer_names","params":{"limit":500}}`,
+		`{"tool":"fetch_customer_names","params":{"limit":1001}}`,
+		`{"tool":"delete_file","params":{"path":"/tmp/x"}}`,
+		`{"tool":"delete_file","params":{"path":"/tmp/y"}}`,
+		`{"tool":"fetch_customer_names","params":{"limit":5,"filter":"x' UNION SELECT password FROM users --"}}`,
+	}
+	want := []string{"ALLOW", "ALLOW", "DENY", "DENY", "DENY", "CONSTRAIN"}
+	dir, _ := replayGatewayLedger(t, calls, want)
+
+	code, out, errs := run(t, "", "compliance", "report", "--data", dir, "--pack", "soc2", "--format", "json")
+	if code != exitOK {
+		t.Fatalf("report: code %d: %s", code, errs)
+	}
+	var rep compliance.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("report is not JSON: %v\n%s", err, out)
+	}
+	if d := rep.Decisions; d["allow"] != 2 || d["deny"] != 3 || d["constrain"] != 1 || d["log"] != 0 {
+		t.Errorf("decisions %v, want 2 allow, 3 deny, 1 constrain", d)
+	}
+	if len(rep.PolicyVersions) != 1 || rep.PolicyVersions[0].Decisions != 6 || !strings.HasPrefix(rep.PolicyVersions[0].Version, "sha256:") {
+		t.Errorf("policy versions %+v, want the one version that made the 6 decisions", rep.PolicyVersions)
+	}
+	if len(rep.Days) != 1 || rep.Days[0].Deny != 3 {
+		t.Errorf("days %+v", rep.Days)
+	}
+	if a := rep.Approvals; a.Requested != 1 || a.Pending != 1 || a.Approved+a.Denied+a.Expired != 0 {
+		t.Errorf("approvals %+v, want the one held call pending", a)
+	}
+	if rep.Anomalies.Findings["sql_injection"] == 0 {
+		t.Errorf("findings %v, want the SQL injection", rep.Anomalies.Findings)
+	}
+	v := rep.Ledger
+	if !v.Verification.Intact || !v.Signed || v.PeriodRecords == 0 || v.Verification.CheckpointsChecked == 0 {
+		t.Errorf("ledger evidence %+v, want intact and signed", v)
+	}
+	var cc6 *compliance.ControlEvidence
+	for i := range rep.Controls {
+		if rep.Controls[i].ID == "CC6.1" {
+			cc6 = &rep.Controls[i]
+		}
+	}
+	if cc6 == nil || !strings.Contains(strings.Join(cc6.Evidence, "\n"), "6 decisions: 2 allow, 1 constrain, 3 deny") {
+		t.Errorf("CC6.1 evidence %+v", cc6)
+	}
+
+	// HTML to a file: self-contained (no external reference), with the chart.
+	html := filepath.Join(t.TempDir(), "soc2.html")
+	if code, _, errs := run(t, "", "compliance", "report", "--data", dir, "--pack", "soc2", "--out", html); code != exitOK {
+		t.Fatalf("html: %d %s", code, errs)
+	}
+	page, err := os.ReadFile(html)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"<svg", `class="deny"`, "CC8.1", "Intact.", "every one is covered by a signed checkpoint"} {
+		if !strings.Contains(string(page), s) {
+			t.Errorf("HTML lacks %q", s)
+		}
+	}
+	for _, s := range []string{"src=", "href=", "<script", "@import", "url("} {
+		if strings.Contains(string(page), s) {
+			t.Errorf("HTML refers to an external asset (%q)", s)
+		}
+	}
+
+	// A tampered ledger: the report says so and the command fails.
+	st, err := sqlite.OpenLedger(filepath.Join(dir, LedgerDBFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = st.DB().Exec(`UPDATE ledger_records SET data = CAST(replace(CAST(data AS TEXT), '"deny"', '"alow"') AS BLOB) WHERE seq = (SELECT MIN(seq) FROM ledger_records WHERE CAST(data AS TEXT) LIKE '%"deny"%')`)
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs = run(t, "", "compliance", "report", "--data", dir, "--pack", "soc2", "--format", "json")
+	if code != exitFail || !strings.Contains(errs, "does not verify") {
+		t.Fatalf("tampered: code %d, stderr %s", code, errs)
+	}
+	rep = compliance.Report{}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.Ledger.Verification.Intact || rep.Ledger.Signed {
+		t.Errorf("tampered report: %v %+v", err, rep.Ledger)
+	}
+}
+
+func TestComplianceReportUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"compliance", "report", "--pack", "nope"},
+		{"compliance", "report", "--pack", "hipaa", "--format", "pdf"},
+		{"compliance", "report", "--pack", "hipaa", "--since", "yesterday"},
+		{"compliance", "frobnicate"},
+	} {
+		if code, _, errs := run(t, "", args...); code != exitUsage || errs == "" {
+			t.Errorf("%v: code %d, stderr %q", args, code, errs)
+		}
+	}
+}
+
+// TestCompliancePacksPolicyTest runs the packs' own test files the way a user does.
+func TestCompliancePacksPolicyTest(t *testing.T) {
+	code, out, errs := run(t, "", "policy", "test", "../../examples/compliance")
+	if code != exitOK || !strings.Contains(out, " 0 failed") {
+		t.Fatalf("policy test: %d %s %s", code, out, errs)
+	}
+	if code, out, errs := run(t, "", "policy", "lint", "../../examples/compliance"); code != exitOK {
+		t.Fatalf("policy lint: %d %s %s", code, out, errs)
+	}
+}
