@@ -42,7 +42,7 @@ func dailyChart(days []Day) chart {
 		return c
 	}
 	slot := w / float64(len(days))
-	bw := max(1, slot*0.7)
+	bw := min(40, max(1, slot*0.7)) // a short period must not draw one wide slab
 	scale := (h - top - bottom) / float64(c.Max)
 	every := max(1, len(days)/8)
 	for i, d := range days {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/portcullis-ai/portcullis/internal/ledger"
+	"github.com/portcullis-ai/portcullis/internal/threat"
 )
 
 // Report is the evidence for one framework over a period. Every figure comes from the ledger
@@ -232,8 +233,8 @@ func (c *Collector) decision(r *ledger.Record) {
 	for _, f := range r.Findings {
 		c.rep.Anomalies.Findings[f.Kind]++
 	}
-	if lv := string(r.ThreatLevel); lv != "" && lv != "none" {
-		c.rep.Anomalies.Threat[lv]++
+	if r.ThreatLevel > threat.None {
+		c.rep.Anomalies.Threat[r.ThreatLevel.String()]++
 	}
 }
 
