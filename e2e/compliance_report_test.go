@@ -4,10 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,60 +12,62 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/portcullis-ai/portcullis/internal/app"
-	pcli "github.com/portcullis-ai/portcullis/internal/cli"
-	"github.com/portcullis-ai/portcullis/internal/config"
+	"github.com/portcullis-ai/portcullis/internal/compliance"
+	"github.com/portcullis-ai/portcullis/sdk"
 )
 
-// TestComplianceReportPrints renders the evidence report of a ledger the gateway wrote in
-// headless Chromium: the page loads nothing from outside, its chart is drawn, and it prints to
-// a PDF (A4), as an auditor files it.
+// TestComplianceReportPrints runs the gateway, makes decisions with the SDK, approves one held
+// call and denies another as an approver, and reports over the ledger the gateway wrote: the
+// JSON names the approver and the outcomes, and the HTML, rendered in headless Chromium, loads
+// nothing from outside, draws its chart and prints to a PDF (A4), as an auditor files it.
 func TestComplianceReportPrints(t *testing.T) {
 	exe := chromium(t)
+	dir, agentKey, approverKey := initData(t)
+	d := startServe(t, dir)
 	ctx := context.Background()
-	dir := t.TempDir()
-	cfgPath, key, err := app.Init(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
+	agent := sdk.New(d.url, sdk.WithAPIKey(agentKey), sdk.WithAgentID(app.DemoAgent))
+	if dec, err := agent.Decide(ctx, sdk.DecideRequest{Tool: "fetch_customer_names", Params: map[string]any{"limit": 10}}); err != nil || !dec.Allowed() {
+		t.Fatalf("allowed call: %+v, %v", dec, err)
 	}
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
+	if dec, err := agent.Decide(ctx, sdk.DecideRequest{Tool: "delete_file", Params: map[string]any{"path": "/reports/q1.pdf"}}); err != nil || dec.Decision != sdk.Deny {
+		t.Fatalf("delete_file: %+v, %v", dec, err)
 	}
-	a, err := app.Open(ctx, cfg, cfgPath, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(a.Handler())
-	for _, body := range []string{
-		`{"tool":"fetch_customer_names","params":{"limit":50}}`,
-		`{"tool":"delete_file","params":{"path":"/tmp/x"}}`,
-		`{"tool":"fetch_customer_names","params":{"limit":5,"filter":"x' UNION SELECT password FROM users --"}}`,
-	} {
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/decide", strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+key)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
+	approverEnv := []string{"PORTCULLIS_URL=" + d.url, "PORTCULLIS_APPROVER_KEY=" + approverKey}
+	for i, verb := range []string{"approve", "deny"} {
+		held, err := agent.Decide(ctx, sdk.DecideRequest{Tool: "fetch_customer_names",
+			Params: map[string]any{"limit": 10 + i, "filter": "x' UNION SELECT card_number FROM payments --"}})
+		if err != nil || !held.Pending() {
+			t.Fatalf("risky call: %+v, %v", held, err)
 		}
-		var ans struct{ Decision string }
-		json.NewDecoder(resp.Body).Decode(&ans)
-		resp.Body.Close()
-		if ans.Decision == "" {
-			t.Fatalf("%s: no decision", body)
+		if code, _, stderr := cli(t, approverEnv, "approvals", verb, held.ApprovalID, "--comment", "reviewed"); code != 0 {
+			t.Fatalf("approvals %s: %d %s", verb, code, stderr)
 		}
 	}
-	srv.Close()
-	a.Close(ctx)
+	d.stop(t)
 
-	out := filepath.Join(t.TempDir(), "report.html")
-	var errb bytes.Buffer
-	if code := pcli.Main(ctx, []string{"compliance", "report", "--data", dir, "--pack", "hipaa", "--out", out}, strings.NewReader(""), io.Discard, &errb); code != 0 {
-		t.Fatalf("compliance report: exit %d: %s", code, errb.String())
+	code, out, stderr := cli(t, nil, "compliance", "report", "--data", dir, "--pack", "soc2", "--format", "json")
+	if code != 0 {
+		t.Fatalf("compliance report: %d %s", code, stderr)
+	}
+	var rep compliance.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	a := rep.Approvals
+	if a.Requested != 2 || a.Approved != 1 || a.Denied != 1 || len(a.Approvers) != 1 || a.Approvers[0].Name != "alice" ||
+		a.Approvers[0].Approved != 1 || a.Approvers[0].Denied != 1 {
+		t.Errorf("approvals %+v, want alice's one approval and one denial", a)
+	}
+	if d := rep.Decisions; d["allow"] != 1 || d["deny"] != 1 || d["constrain"] != 2 || !rep.Ledger.Verification.Intact || !rep.Ledger.Signed {
+		t.Errorf("decisions %v, ledger %+v", d, rep.Ledger)
 	}
 
+	html := filepath.Join(t.TempDir(), "report.html")
+	if code, _, stderr := cli(t, nil, "compliance", "report", "--data", dir, "--pack", "hipaa", "--out", html); code != 0 {
+		t.Fatalf("compliance report: %d %s", code, stderr)
+	}
 	bctx := browser(t, exe)
-	if err := chromedp.Do(bctx, chromedp.Navigate("file://"+out), chromedp.WaitVisible(chromedp.ID("controls"))); err != nil {
+	if err := chromedp.Do(bctx, chromedp.Navigate("file://"+html), chromedp.WaitVisible(chromedp.ID("controls"))); err != nil {
 		t.Fatal(err)
 	}
 	got, err := chromedp.Run(bctx, chromedp.Evaluate[map[string]float64](`({
@@ -81,8 +79,11 @@ func TestComplianceReportPrints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got["resources"] != 0 || got["rects"] < 2 || got["chartWidth"] < 300 || got["controls"] < 10 {
+	if got["resources"] != 0 || got["rects"] < 3 || got["chartWidth"] < 300 || got["controls"] < 10 {
 		t.Errorf("rendered page: %v (want no resources loaded, a drawn chart, a row per control)", got)
+	}
+	if text, err := chromedp.Run(bctx, chromedp.Text(chromedp.ID("approvals"))); err != nil || !strings.Contains(text, "Approvals") {
+		t.Errorf("approvals heading: %q %v", text, err)
 	}
 	pdf, err := chromedp.Run(bctx, chromedp.PrintToPDF(chromedp.PDFPaper(chromedp.PaperA4), chromedp.PDFPrintBackground()))
 	if err != nil {
