@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -124,5 +125,52 @@ func TestCompliancePacksPolicyTest(t *testing.T) {
 	}
 	if code, out, errs := run(t, "", "policy", "lint", "../../examples/compliance"); code != exitOK {
 		t.Fatalf("policy lint: %d %s %s", code, out, errs)
+	}
+}
+
+// TestComplianceReportPackRules runs the gateway with the ISO 27001 pack as the agent's policy:
+// each pack rule's decisions are counted under the rule, and under its controls.
+func TestComplianceReportPackRules(t *testing.T) {
+	pack, err := os.ReadFile("../../examples/compliance/iso27001.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pack = []byte(strings.Replace(string(pack), "agent_id: workplace-agent", "agent_id: report-generator-v1", 1))
+	calls := []string{
+		`{"tool":"send_email","params":{"to":"a@example.com"}}`,
+		`{"tool":"change_dns","params":{"environment":"staging"}}`,
+		`{"tool":"change_dns","params":{"environment":"staging"}}`,
+		`{"tool":"deploy_app","params":{"environment":"production"}}`,
+		`{"tool":"deploy_app","params":{}}`,
+		`{"tool":"change_dns","params":{"environment":"staging","key":"-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA7\n-----END RSA PRIVATE KEY-----"}}`,
+	}
+	dir, _ := gatewayLedger(t, pack, calls, []string{"ALLOW", "ALLOW", "ALLOW", "CONSTRAIN", "DENY", "DENY"})
+	code, out, errs := run(t, "", "compliance", "report", "--data", dir, "--pack", "iso27001", "--format", "json")
+	if code != exitOK {
+		t.Fatalf("report: %d %s", code, errs)
+	}
+	var rep compliance.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]map[string]int{}
+	for _, r := range rep.Rules {
+		got[r.Rule] = r.Decisions
+	}
+	for rule, want := range map[string]map[string]int{
+		"outbound":                    {"allow": 1},
+		"non_production_change":       {"allow": 2},
+		"production_change_held":      {"constrain": 1},
+		"secrets_never_in_parameters": {"deny": 1},
+		"documents_within_clearance":  {},
+	} {
+		if fmt.Sprint(got[rule]) != fmt.Sprint(want) {
+			t.Errorf("rule %s: %v, want %v", rule, got[rule], want)
+		}
+	}
+	for _, c := range rep.Controls {
+		if c.ID == "A.8.32" && !strings.Contains(strings.Join(c.Evidence, "\n"), "rule production_change_held decided 1 calls (1 constrain)") {
+			t.Errorf("A.8.32 evidence: %v", c.Evidence)
+		}
 	}
 }
