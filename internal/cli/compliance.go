@@ -39,6 +39,7 @@ func complianceReport(ctx context.Context, std Stdio, args []string) int {
 	format := fs.String("format", "html", "html (printable, self-contained) or json")
 	out := fs.String("out", "", "write the report to FILE (default: standard output)")
 	pubkey := fs.String("pubkey", "", "file of trusted verifier keys, one a line (default: the data directory's "+ledger.PublicKeysFile+")")
+	archiveDir := fs.String("archive", "", "directory of the ledger's archives: verify them with the live log and count their records of the period (default: the configured one, when it holds archives; \"none\": the live log alone)")
 	if code, done := parseCmdFlags(std, fs, args); done {
 		return code
 	}
@@ -93,24 +94,56 @@ func complianceReport(ctx context.Context, std Stdio, args []string) int {
 		return exitUsage
 	}
 	defer st.Close()
+	archives, ok := openArchives(std, loc, *archiveDir)
+	if !ok {
+		return exitUsage
+	}
 	// The report is evidence only if the log it counts is the log its checkpoints sign:
 	// verify first, with the same options as 'audit verify', and put the outcome in the report.
-	ver, err := ledger.Verify(ctx, st, ledger.VerifyOptions{Keys: keys,
-		CheckpointInterval: loc.cfg.Ledger.CheckpointInterval, CheckpointRecords: loc.cfg.Ledger.CheckpointRecords})
-	if err != nil {
+	opts := ledger.VerifyOptions{Keys: keys,
+		CheckpointInterval: loc.cfg.Ledger.CheckpointInterval, CheckpointRecords: loc.cfg.Ledger.CheckpointRecords}
+	var ver ledger.Report
+	if archives != nil {
+		ar, err := ledger.VerifyArchived(ctx, archives, st, opts)
+		if err != nil {
+			problem(std.Err, fmt.Sprintf("compliance report: %s with its archives: %v", name, err), "check the keys belong to this ledger, or pass --archive none")
+			return exitUsage
+		}
+		ver = ar.Log
+		for _, a := range ar.Archives {
+			if !a.Report.Intact && ver.Intact {
+				ver = a.Report // the first archive that does not verify is what the report shows
+				ver.Reason = a.Path + ": " + ver.Reason
+			}
+		}
+	} else if ver, err = ledger.Verify(ctx, st, opts); err != nil {
 		problem(std.Err, fmt.Sprintf("compliance report: %s: %v", name, err), "check the keys belong to this ledger")
 		return exitUsage
 	}
 	c := compliance.NewCollector(f, from, to)
-	err = st.Scan(ctx, 0, func(e ledger.Entry) error {
+	next := uint64(0) // the archives end where the live log begins; never count a record twice
+	add := func(e ledger.Entry) error {
+		if e.Seq < next {
+			return nil
+		}
+		next = e.Seq + 1
 		r, err := parseReplayRecord(e.Data)
 		if err != nil {
 			return fmt.Errorf("record %d: %w", e.Seq, err)
 		}
 		c.Add(r)
 		return nil
-	})
-	if err != nil {
+	}
+	for _, a := range archives {
+		if err := a.Scan(ctx, 0, add); err != nil {
+			problem(std.Err, "compliance report: "+err.Error(), "run 'portcullis audit verify' to check the archives")
+			return exitUsage
+		}
+	}
+	if n := len(archives); n > 0 {
+		c.Archives(n, archives[n-1].To())
+	}
+	if err := st.Scan(ctx, next, add); err != nil {
 		problem(std.Err, "compliance report: "+err.Error(), "run 'portcullis audit verify' to check the log")
 		return exitUsage
 	}

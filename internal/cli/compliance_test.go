@@ -174,3 +174,42 @@ func TestComplianceReportPackRules(t *testing.T) {
 		}
 	}
 }
+
+// TestComplianceReportArchives counts the archived records of the period with the live ones,
+// once each, and verifies the archives with the live log.
+func TestComplianceReportArchives(t *testing.T) {
+	dir := newAuditData(t, 48) // 50 records
+	if code, out, errs := run(t, "", "audit", "archive", "--data", dir, "--max-records", "15", "--segment-records", "20"); code != exitOK {
+		t.Fatalf("archive: %d %s %s", code, out, errs)
+	}
+	for _, c := range []struct {
+		archive         string
+		records, seq0   uint64
+		archivedRecords uint64
+	}{{"", 50, 0, 0}, {"none", 19, 31, 31}} {
+		args := []string{"compliance", "report", "--data", dir, "--pack", "gdpr", "--format", "json", "--since", "3650d"}
+		if c.archive != "" {
+			args = append(args, "--archive", c.archive)
+		}
+		code, out, errs := run(t, "", args...)
+		var rep compliance.Report
+		if err := json.Unmarshal([]byte(out), &rep); err != nil || code != exitOK {
+			t.Fatalf("--archive %q: %d %v %s", c.archive, code, err, errs)
+		}
+		l := rep.Ledger
+		if l.PeriodRecords != c.records || l.FirstSeq == nil || *l.FirstSeq != c.seq0 || *l.LastSeq != 49 ||
+			!l.Verification.Intact || l.Verification.ArchivedRecords != c.archivedRecords {
+			t.Errorf("--archive %q: %+v", c.archive, l)
+		}
+		var retention string
+		for _, ctl := range rep.Controls {
+			if ctl.ID == "Art. 5(1)(e)" {
+				retention = strings.Join(ctl.Evidence, "\n")
+			}
+		}
+		if want := map[string]string{"": "2 archives of the records before seq 31 verified with the live log",
+			"none": "31 records archived and pruned"}[c.archive]; !strings.Contains(retention, want) {
+			t.Errorf("--archive %q: retention evidence %q, want %q", c.archive, retention, want)
+		}
+	}
+}

@@ -40,6 +40,9 @@ type LedgerEvidence struct {
 	LastSeq       *uint64       `json:"last_seq,omitempty"`
 	// Signed: every record of the period is covered by the latest signed checkpoint.
 	Signed bool `json:"signed"`
+	// Archives verified with the live log, and the seq the archived history ends before.
+	Archives   int    `json:"archives,omitempty"`
+	ArchivedTo uint64 `json:"archived_to,omitempty"`
 }
 
 // PolicyVersion is a policy set version in force during the period: when its first and last
@@ -282,6 +285,12 @@ func (c *Collector) approval(r *ledger.Record) {
 	}
 }
 
+// Archives says that n archives, holding the records before seq to, were verified with the
+// live log and fed to Add.
+func (c *Collector) Archives(n int, to uint64) {
+	c.rep.Ledger.Archives, c.rep.Ledger.ArchivedTo = n, to
+}
+
 // Finish completes the report with the ledger's verification (of the whole log, which covers
 // the period) and the evidence per control.
 func (c *Collector) Finish(v ledger.Report, now time.Time) *Report {
@@ -417,6 +426,9 @@ func (c *Collector) feature(ft string) string {
 		return fmt.Sprintf("%d decisions: %s; %d policy versions in force", rep.Decisions["allow"]+rep.Decisions["deny"]+rep.Decisions["constrain"]+rep.Decisions["log"],
 			countList(rep.Decisions), len(rep.PolicyVersions))
 	case "retention_archive":
+		if l := rep.Ledger; l.Archives > 0 {
+			return fmt.Sprintf("%d archives of the records before seq %d verified with the live log", l.Archives, l.ArchivedTo)
+		}
 		if v.ArchivedRecords > 0 {
 			return fmt.Sprintf("%d records archived and pruned; the live log starts from their signed checkpoint", v.ArchivedRecords)
 		}
