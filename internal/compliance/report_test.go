@@ -131,3 +131,33 @@ func TestCollectorApprovals(t *testing.T) {
 		}
 	}
 }
+
+// TestHTMLTampered: a ledger that does not verify is the first thing the page says, with where.
+func TestHTMLTampered(t *testing.T) {
+	m, err := Mapping()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+	c := NewCollector(m["pci-dss"], t0, t0.Add(time.Hour))
+	c.Add(&ledger.Record{Seq: 7, Time: t0, Kind: ledger.KindDecision, Decision: "deny"})
+	bad := uint64(7)
+	rep := c.Finish(ledger.Report{Intact: false, FirstBadSeq: &bad, Problem: ledger.ProblemPrevMismatch, Reason: "prev does not match"}, t0)
+	var buf bytes.Buffer
+	if err := WriteHTML(&buf, rep); err != nil {
+		t.Fatal(err)
+	}
+	page := buf.String()
+	if !strings.Contains(page, `<span class="bad">Tampered:</span> prev_mismatch at seq 7 (prev does not match)`) || strings.Contains(page, "Intact.") {
+		t.Errorf("tampered ledger not shown:\n%s", page[:min(len(page), 3000)])
+	}
+	var ev string
+	for _, ctl := range rep.Controls {
+		if ctl.ID == "10.3.2" {
+			ev = strings.Join(ctl.Evidence, "\n")
+		}
+	}
+	if !strings.Contains(ev, "ledger verification FAILED at seq 7: prev_mismatch") {
+		t.Errorf("10.3.2 evidence: %q", ev)
+	}
+}
