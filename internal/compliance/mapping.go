@@ -24,6 +24,7 @@ type Framework struct {
 	ID       string              `yaml:"-"`
 	Name     string              `yaml:"name"`
 	Pack     string              `yaml:"pack"`
+	Titles   map[string]string   `yaml:"titles"`
 	Rules    map[string][]string `yaml:"rules"`
 	Features map[string][]string `yaml:"features"`
 }
@@ -31,6 +32,7 @@ type Framework struct {
 // Control is one control identifier with what is mapped to it.
 type Control struct {
 	ID       string   `json:"id"`
+	Title    string   `json:"title"`
 	Rules    []string `json:"rules,omitempty"`
 	Features []string `json:"features,omitempty"`
 }
@@ -77,6 +79,18 @@ func parseMapping(data []byte) (map[string]*Framework, error) {
 				return nil, fmt.Errorf("control mapping: framework %q: rule %q maps to no control", id, r)
 			}
 		}
+		used := map[string]bool{}
+		for _, c := range f.Controls() {
+			used[c.ID] = true
+			if c.Title == "" {
+				return nil, fmt.Errorf("control mapping: framework %q: control %q has no title", id, c.ID)
+			}
+		}
+		for c := range f.Titles {
+			if !used[c] {
+				return nil, fmt.Errorf("control mapping: framework %q: title for %q, which nothing maps to", id, c)
+			}
+		}
 	}
 	return doc.Frameworks, nil
 }
@@ -106,7 +120,7 @@ func (f *Framework) Controls() []Control {
 	by := map[string]*Control{}
 	get := func(id string) *Control {
 		if by[id] == nil {
-			by[id] = &Control{ID: id}
+			by[id] = &Control{ID: id, Title: f.Titles[id]}
 		}
 		return by[id]
 	}

@@ -126,12 +126,18 @@ func TestMappingCoversRules(t *testing.T) {
 }
 
 func TestMappingRejectsGaps(t *testing.T) {
+	ok := "frameworks:\n  x: {name: X, pack: x.yaml, rules: {a: [\"1\"]}, features: {ledger_integrity: [\"1\"], signed_checkpoints: [\"1\"], approvals: [\"1\"], key_rotation: [\"1\"], access_control: [\"1\"], retention_archive: [\"1\"]}, titles: {\"1\": One}}\n"
+	if _, err := parseMapping([]byte(ok)); err != nil {
+		t.Fatalf("a complete mapping: %v", err)
+	}
 	for name, doc := range map[string]string{
 		"unknown key":      "frameworks:\n  x: {name: X, pack: x.yaml, rules: {a: [\"1\"]}, feature: {}}\n",
 		"missing feature":  "frameworks:\n  x: {name: X, pack: x.yaml, rules: {a: [\"1\"]}, features: {ledger_integrity: [\"1\"]}}\n",
 		"rule without ids": "frameworks:\n  x:\n    name: X\n    pack: x.yaml\n    rules: {a: []}\n",
 		"duplicate rule":   "frameworks:\n  x:\n    name: X\n    pack: x.yaml\n    rules:\n      a: [\"1\"]\n      a: [\"2\"]\n",
 		"empty":            "frameworks: {}\n",
+		"untitled control": "frameworks:\n  x: {name: X, pack: x.yaml, rules: {a: [\"1\"]}, features: {ledger_integrity: [\"1\"], signed_checkpoints: [\"1\"], approvals: [\"1\"], key_rotation: [\"1\"], access_control: [\"1\"], retention_archive: [\"2\"]}, titles: {\"1\": One}}\n",
+		"stray title":      "frameworks:\n  x: {name: X, pack: x.yaml, rules: {a: [\"1\"]}, features: {ledger_integrity: [\"1\"], signed_checkpoints: [\"1\"], approvals: [\"1\"], key_rotation: [\"1\"], access_control: [\"1\"], retention_archive: [\"1\"]}, titles: {\"1\": One, \"9\": Nine}}\n",
 	} {
 		if _, err := parseMapping([]byte(doc)); err == nil {
 			t.Errorf("%s: accepted", name)
