@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -212,4 +214,22 @@ func TestComplianceReportArchives(t *testing.T) {
 			t.Errorf("--archive %q: retention evidence %q, want %q", c.archive, retention, want)
 		}
 	}
+}
+
+// BenchmarkComplianceReport reports over the replay benchmark's generated ledger (verification
+// and the streamed scan, through the command, JSON out) and reports records/s.
+func BenchmarkComplianceReport(b *testing.B) {
+	n := replayBenchRecords
+	if v := os.Getenv("PORTCULLIS_REPLAY_BENCH_RECORDS"); v != "" {
+		fmt.Sscan(v, &n)
+	}
+	dir := benchDecisionLedger(b, n)
+	b.ResetTimer()
+	for b.Loop() {
+		if code := Main(context.Background(), []string{"compliance", "report", "--data", dir, "--pack", "soc2", "--since", "3650d", "--format", "json"},
+			strings.NewReader(""), io.Discard, io.Discard); code != exitOK {
+			b.Fatalf("exit %d", code)
+		}
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }
