@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -23,6 +24,16 @@ import (
 func TestComplianceReportPrints(t *testing.T) {
 	exe := chromium(t)
 	dir, agentKey, approverKey := initData(t)
+	// Held calls expire after 5 s, so that one can expire in the test; the others are decided
+	// well within it.
+	cfgPath := filepath.Join(dir, app.ConfigFile)
+	cfg, err := os.ReadFile(cfgPath)
+	if err != nil || !bytes.Contains(cfg, []byte("  expiry: 15m\n")) {
+		t.Fatalf("the default configuration has no approvals expiry of 15m: %v", err)
+	}
+	if err := os.WriteFile(cfgPath, bytes.Replace(cfg, []byte("  expiry: 15m\n"), []byte("  expiry: 5s\n"), 1), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	d := startServe(t, dir)
 	ctx := context.Background()
 	agent := sdk.New(d.url, sdk.WithAPIKey(agentKey), sdk.WithAgentID(app.DemoAgent))
@@ -43,6 +54,16 @@ func TestComplianceReportPrints(t *testing.T) {
 			t.Fatalf("approvals %s: %d %s", verb, code, stderr)
 		}
 	}
+	// A third held call nobody decides: once its deadline passes, reading it records the expiry.
+	abandoned, err := agent.Decide(ctx, sdk.DecideRequest{Tool: "fetch_customer_names",
+		Params: map[string]any{"limit": 20, "filter": "x' UNION SELECT card_number FROM payments --"}})
+	if err != nil || !abandoned.Pending() {
+		t.Fatalf("risky call: %+v, %v", abandoned, err)
+	}
+	time.Sleep(6 * time.Second)
+	if code, out, stderr := cli(t, approverEnv, "approvals", "show", abandoned.ApprovalID); code != 0 || !strings.Contains(out, "expired") {
+		t.Fatalf("approvals show after the deadline: %d %s %s", code, out, stderr)
+	}
 	d.stop(t)
 
 	code, out, stderr := cli(t, nil, "compliance", "report", "--data", dir, "--pack", "soc2", "--format", "json")
@@ -54,11 +75,15 @@ func TestComplianceReportPrints(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := rep.Approvals
-	if a.Requested != 2 || a.Approved != 1 || a.Denied != 1 || len(a.Approvers) != 1 || a.Approvers[0].Name != "alice" ||
+	if a.Requested != 3 || a.Approved != 1 || a.Denied != 1 || a.Expired != 1 || len(a.Approvers) != 1 || a.Approvers[0].Name != "alice" ||
 		a.Approvers[0].Approved != 1 || a.Approvers[0].Denied != 1 {
-		t.Errorf("approvals %+v, want alice's one approval and one denial", a)
+		t.Errorf("approvals %+v, want alice's one approval and one denial, and one expired", a)
 	}
-	if d := rep.Decisions; d["allow"] != 1 || d["deny"] != 1 || d["constrain"] != 2 || !rep.Ledger.Verification.Intact || !rep.Ledger.Signed {
+	if len(a.ExpiredCalls) != 1 || a.ExpiredCalls[0].ApprovalID != abandoned.ApprovalID || a.ExpiredCalls[0].DecisionID != abandoned.DecisionID ||
+		a.ExpiredCalls[0].Rule != "high_risk_api_call" || a.ExpiredCalls[0].Tool != "fetch_customer_names" {
+		t.Errorf("expired calls %+v, want %s", a.ExpiredCalls, abandoned.ApprovalID)
+	}
+	if d := rep.Decisions; d["allow"] != 1 || d["deny"] != 1 || d["constrain"] != 3 || !rep.Ledger.Verification.Intact || !rep.Ledger.Signed {
 		t.Errorf("decisions %v, ledger %+v", d, rep.Ledger)
 	}
 
