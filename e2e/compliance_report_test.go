@@ -105,12 +105,13 @@ func TestComplianceReportPrints(t *testing.T) {
 		rects: document.querySelectorAll('svg rect').length,
 		chartWidth: document.querySelector('svg').getBoundingClientRect().width,
 		controls: document.querySelectorAll('#controls ~ table tr').length,
+		overflow: document.documentElement.scrollWidth - document.documentElement.clientWidth,
 	})`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got["resources"] != 0 || got["rects"] < 3 || got["chartWidth"] < 300 || got["controls"] < 10 {
-		t.Errorf("rendered page: %v (want no resources loaded, a drawn chart, a row per control)", got)
+	if got["resources"] != 0 || got["rects"] < 3 || got["chartWidth"] < 300 || got["controls"] < 10 || got["overflow"] > 0 {
+		t.Errorf("rendered page: %v (want no resources loaded, a drawn chart, a row per control, nothing wider than the page)", got)
 	}
 	if text, err := chromedp.Run(bctx, chromedp.Text(chromedp.ID("approvals"))); err != nil || !strings.Contains(text, "Approvals") {
 		t.Errorf("approvals heading: %q %v", text, err)
