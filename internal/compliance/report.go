@@ -121,6 +121,9 @@ type AnomalyEvidence struct {
 	Findings   map[string]int `json:"findings"`
 	Threat     map[string]int `json:"threat_levels"` // decisions by threat level above none
 	Recoveries int            `json:"recoveries"`
+	// Alerts counts the alert engine's alert records by rule (an alert folding a flood of
+	// matches counts once).
+	Alerts map[string]int `json:"alerts"`
 }
 
 // ControlEvidence is what the report shows for one control identifier.
@@ -156,7 +159,7 @@ func NewCollector(f *Framework, from, to time.Time) *Collector {
 		rules: map[string]*RuleEvidence{}, appr: map[string]*approvalState{}}
 	c.rep = Report{Framework: f.ID, Name: f.Name, Pack: f.Pack, From: from, To: to,
 		Decisions:    map[string]int{"allow": 0, "deny": 0, "constrain": 0, "log": 0},
-		Anomalies:    AnomalyEvidence{Signals: map[string]int{}, Findings: map[string]int{}, Threat: map[string]int{}},
+		Anomalies:    AnomalyEvidence{Signals: map[string]int{}, Findings: map[string]int{}, Threat: map[string]int{}, Alerts: map[string]int{}},
 		KeyRotations: []KeyRotation{}}
 	for r, cs := range f.Rules {
 		c.rules[r] = &RuleEvidence{Rule: r, Controls: cs, Decisions: map[string]int{}}
@@ -187,6 +190,10 @@ func (c *Collector) Add(r *ledger.Record) {
 		}
 	case ledger.KindRecovery:
 		c.rep.Anomalies.Recoveries++
+	case ledger.KindAlert:
+		if a := r.Alert; a != nil {
+			c.rep.Anomalies.Alerts[a.Rule]++
+		}
 	}
 }
 

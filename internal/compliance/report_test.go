@@ -51,6 +51,7 @@ func TestCollectorApprovals(t *testing.T) {
 		{Time: t0.Add(time.Hour), Kind: ledger.KindDecision, Decision: "log", PolicyVersion: "sha256:bbbb", Policy: &ledger.Policy{Rule: "phi_access_by_cleared_users"}},
 		{Time: t0.Add(2 * time.Hour), Kind: ledger.KindKeyRotation, KeyRotation: &ledger.KeyRotation{OldKey: "oldkey1", NewKey: "newkey2"}},
 		{Time: t0.Add(3 * time.Hour), Kind: ledger.KindRecovery},
+		{Time: t0.Add(4 * time.Hour), Kind: ledger.KindAlert, Alert: &ledger.Alert{Rule: "denial_spike", Severity: "high", Count: 12}},
 	} {
 		if r.Seq == 0 {
 			seq++
@@ -83,7 +84,7 @@ func TestCollectorApprovals(t *testing.T) {
 	if rep.Decisions["constrain"] != 1 || rep.Decisions["log"] != 1 || rep.Decisions["deny"] != 0 || rep.Decisions["allow"] != 0 {
 		t.Errorf("decisions %v", rep.Decisions)
 	}
-	if len(rep.KeyRotations) != 1 || rep.KeyRotations[0].NewKey != "newkey2" || rep.Anomalies.Recoveries != 1 || rep.Anomalies.Signals["rate_spike"] != 1 {
+	if len(rep.KeyRotations) != 1 || rep.KeyRotations[0].NewKey != "newkey2" || rep.Anomalies.Recoveries != 1 || rep.Anomalies.Signals["rate_spike"] != 1 || rep.Anomalies.Alerts["denial_spike"] != 1 {
 		t.Errorf("rotations %+v anomalies %+v", rep.KeyRotations, rep.Anomalies)
 	}
 	if !rep.Ledger.Signed || *rep.Ledger.LastSeq >= 50 {
@@ -125,7 +126,7 @@ func TestCollectorApprovals(t *testing.T) {
 	if err := WriteHTML(&buf, rep); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"dec_a3", "newkey2", "rate_spike", "<rect class=\"constrain\"", "alice"} {
+	for _, s := range []string{"dec_a3", "newkey2", "rate_spike", "alert denial_spike", "<rect class=\"constrain\"", "alice"} {
 		if !strings.Contains(buf.String(), s) {
 			t.Errorf("HTML lacks %q", s)
 		}
