@@ -106,6 +106,25 @@ func TestComplianceReportGatewayLedger(t *testing.T) {
 	}
 }
 
+// TestComplianceReportMalformedRecord: a stored record that is not a record stops the report
+// with the seq named, rather than a report that silently skipped it.
+func TestComplianceReportMalformedRecord(t *testing.T) {
+	dir := newAuditData(t, 8)
+	st, err := sqlite.OpenLedger(filepath.Join(dir, LedgerDBFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = st.DB().Exec(`UPDATE ledger_records SET data = CAST('{"v":1,"seq":4,"kind":"decision"' AS BLOB) WHERE seq = 4`)
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := run(t, "", "compliance", "report", "--data", dir, "--pack", "soc2", "--format", "json", "--since", "3650d")
+	if code != exitUsage || out != "" || !strings.Contains(errs, "record 4") {
+		t.Fatalf("malformed record: code %d, stdout %q, stderr %s", code, out, errs)
+	}
+}
+
 func TestComplianceReportUsage(t *testing.T) {
 	for _, args := range [][]string{
 		{"compliance", "report", "--pack", "nope"},
