@@ -83,6 +83,8 @@ func complianceReport(ctx context.Context, std Stdio, args []string) int {
 	keyFile := *pubkey
 	if keyFile == "" {
 		keyFile = filepath.Join(loc.data, ledger.PublicKeysFile)
+		// As with 'audit verify': keys read from beside the log prove only that the log matches them.
+		fmt.Fprintf(std.Err, "note: trusting the public keys in %s; an auditor passes --pubkey with their own copy\n", keyFile)
 	}
 	keys, err := ledger.ReadPublicKeys(keyFile)
 	if err != nil || len(keys) == 0 {
