@@ -50,6 +50,7 @@ func commandTable() map[string]command {
 		"keys":       {"create, list and revoke agent API keys", runKeys},
 		"inspect":    {"inspect tool-call arguments or results (JSONL) for attacks", runInspect},
 		"audit":      {"verify, export, prove and search the audit ledger", runAudit},
+		"compliance": {"evidence reports for the compliance packs (HIPAA, PCI DSS, GDPR, SOC 2, ISO 27001)", runCompliance},
 		"completion": {"print a shell completion script: bash, zsh or fish", runCompletion},
 		"config":     {"validate a gateway configuration file and its policies, creating nothing", runConfig},
 	}

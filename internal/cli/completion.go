@@ -28,6 +28,7 @@ func subcommands() map[string][]string {
 		"keys":       keysSubs,
 		"mcp":        {"pins"},
 		"config":     {"check"},
+		"compliance": {"report"},
 		"completion": {"bash", "zsh", "fish"},
 	}
 }

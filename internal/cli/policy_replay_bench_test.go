@@ -28,6 +28,31 @@ func BenchmarkPolicyReplay(b *testing.B) {
 		fmt.Sscan(v, &n)
 	}
 	ctx := context.Background()
+	dir := benchDecisionLedger(b, n)
+	pol, err := os.ReadFile(filepath.Join(dir, "policies", app.DemoAgent+".yaml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cand := b.TempDir()
+	tight := strings.Replace(string(pol), "max_value: 1000", "max_value: 100", 1)
+	if err := os.WriteFile(filepath.Join(cand, "p.yaml"), []byte(tight), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if code := Main(ctx, []string{"policy", "replay", "--data", dir, "--policy", cand, "--format", "json"}, strings.NewReader(""), io.Discard, io.Discard); code != exitOK {
+			b.Fatalf("exit %d", code)
+		}
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+// benchDecisionLedger writes a data directory whose ledger holds n decision records of the
+// default agent's tools (mixed decisions, a redacted parameter in one in ten), one a second from
+// 2026-11-01.
+func benchDecisionLedger(b *testing.B, n int) string {
+	b.Helper()
+	ctx := context.Background()
 	dir := b.TempDir()
 	if _, _, err := app.Init(ctx, dir); err != nil {
 		b.Fatal(err)
@@ -69,20 +94,5 @@ func BenchmarkPolicyReplay(b *testing.B) {
 		b.Fatal(err)
 	}
 	st.Close()
-	pol, err := os.ReadFile(filepath.Join(dir, "policies", app.DemoAgent+".yaml"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	cand := b.TempDir()
-	tight := strings.Replace(string(pol), "max_value: 1000", "max_value: 100", 1)
-	if err := os.WriteFile(filepath.Join(cand, "p.yaml"), []byte(tight), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	b.ResetTimer()
-	for b.Loop() {
-		if code := Main(ctx, []string{"policy", "replay", "--data", dir, "--policy", cand, "--format", "json"}, strings.NewReader(""), io.Discard, io.Discard); code != exitOK {
-			b.Fatalf("exit %d", code)
-		}
-	}
-	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+	return dir
 }

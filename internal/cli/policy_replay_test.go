@@ -24,11 +24,23 @@ import (
 // body a /v1/decide request) and closes it, returning the data directory and the default policy.
 func replayGatewayLedger(t *testing.T, calls []string, want []string) (dir string, pol []byte) {
 	t.Helper()
+	return gatewayLedger(t, nil, calls, want)
+}
+
+// gatewayLedger is replayGatewayLedger with the demo agent's policy replaced by policy (the
+// default when nil) before the gateway starts.
+func gatewayLedger(t *testing.T, policy []byte, calls []string, want []string) (dir string, pol []byte) {
+	t.Helper()
 	ctx := context.Background()
 	dir = t.TempDir()
 	cfgPath, key, err := app.Init(ctx, dir)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if policy != nil {
+		if err := os.WriteFile(filepath.Join(dir, "policies", app.DemoAgent+".yaml"), policy, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	cfg, err := config.Load(cfgPath)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -288,6 +289,23 @@ func validateSchema(t *testing.T, name, src string) error {
 func TestSchemaValidatesSeedExamples(t *testing.T) {
 	for _, f := range []string{"01_deny_by_default.yaml", "02_context_aware.yaml", "03_abac.yaml", "04_prose.yaml"} {
 		data, err := os.ReadFile("testdata/seed/" + f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := validateSchema(t, f, string(data)); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	// The shipped examples and compliance packs are what users copy into schema-checked editors.
+	examples, err := filepath.Glob("../../examples/*/*.yaml")
+	if err != nil || len(examples) < 6 {
+		t.Fatalf("examples: %v %v", examples, err)
+	}
+	for _, f := range examples {
+		if strings.HasSuffix(f, "_test.yaml") || strings.Contains(f, "prometheus") {
+			continue
+		}
+		data, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
