@@ -139,16 +139,8 @@ func auditVerify(ctx context.Context, std Stdio, args []string) int {
 	if code, done := parseCmdFlags(std, fs, args); done {
 		return code
 	}
-	keyFile := *pubkey
-	if keyFile == "" {
-		keyFile = filepath.Join(loc.data, ledger.PublicKeysFile)
-		// Keys read from beside the log prove only that the log matches them: whoever can
-		// rewrite the log can rewrite that file too.
-		fmt.Fprintf(std.Err, "note: trusting the public keys in %s; an auditor passes --pubkey with their own copy\n", keyFile)
-	}
-	keys, err := ledger.ReadPublicKeys(keyFile)
-	if err != nil || len(keys) == 0 {
-		problem(std.Err, fmt.Sprintf("%s: cannot read public keys: %v", keyFile, err), "pass --pubkey with the output of 'portcullis audit pubkey'")
+	keys, ok := verifyKeys(std, "", *pubkey, loc.data)
+	if !ok {
 		return exitUsage
 	}
 	var cps [][]byte
@@ -704,4 +696,22 @@ func auditArchive(ctx context.Context, std Stdio, args []string) int {
 		return exitFail
 	}
 	return exitOK
+}
+
+// verifyKeys reads the public keys a verification trusts: the file pubkey names, or the one
+// beside the log in data (saying so: keys read from beside the log prove only that the log
+// matches them, since whoever can rewrite the log can rewrite that file too). ok is false after
+// a problem was printed (prefix names the command in it).
+func verifyKeys(std Stdio, prefix, pubkey, data string) (keys []string, ok bool) {
+	keyFile := pubkey
+	if keyFile == "" {
+		keyFile = filepath.Join(data, ledger.PublicKeysFile)
+		fmt.Fprintf(std.Err, "note: trusting the public keys in %s; an auditor passes --pubkey with their own copy\n", keyFile)
+	}
+	keys, err := ledger.ReadPublicKeys(keyFile)
+	if err != nil || len(keys) == 0 {
+		problem(std.Err, fmt.Sprintf("%s%s: cannot read public keys: %v", prefix, keyFile, err), "pass --pubkey with the output of 'portcullis audit pubkey'")
+		return nil, false
+	}
+	return keys, true
 }

@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -80,15 +79,8 @@ func complianceReport(ctx context.Context, std Stdio, args []string) int {
 		problem(std.Err, "compliance report: the period is empty (--since is not before --until)", "")
 		return exitUsage
 	}
-	keyFile := *pubkey
-	if keyFile == "" {
-		keyFile = filepath.Join(loc.data, ledger.PublicKeysFile)
-		// As with 'audit verify': keys read from beside the log prove only that the log matches them.
-		fmt.Fprintf(std.Err, "note: trusting the public keys in %s; an auditor passes --pubkey with their own copy\n", keyFile)
-	}
-	keys, err := ledger.ReadPublicKeys(keyFile)
-	if err != nil || len(keys) == 0 {
-		problem(std.Err, fmt.Sprintf("compliance report: %s: cannot read public keys: %v", keyFile, err), "pass --pubkey with the output of 'portcullis audit pubkey'")
+	keys, ok := verifyKeys(std, "compliance report: ", *pubkey, loc.data)
+	if !ok {
 		return exitUsage
 	}
 	st, name, ok := openStore(ctx, std, loc)

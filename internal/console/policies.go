@@ -83,12 +83,8 @@ func (c *Console) policiesPage(w http.ResponseWriter, r *http.Request, s *sessio
 	if !c.allowRole(w, r, p.Role == RoleAdmin) {
 		return
 	}
-	var st PolicyState
-	if c.o.Policies != nil {
-		st = c.o.Policies()
-	}
-	if st.Set == nil {
-		c.fail(w, r, http.StatusServiceUnavailable, "No policy set is loaded.")
+	st, ok := c.policyState(w, r)
+	if !ok {
 		return
 	}
 	d := policiesData{Version: st.Set.Version(), Window: policyWindows[0].Name}
@@ -200,12 +196,8 @@ func (c *Console) policySource(w http.ResponseWriter, r *http.Request, s *sessio
 	if !c.allowRole(w, r, p.Role == RoleAdmin) {
 		return
 	}
-	var st PolicyState
-	if c.o.Policies != nil {
-		st = c.o.Policies()
-	}
-	if st.Set == nil {
-		c.fail(w, r, http.StatusServiceUnavailable, "No policy set is loaded.")
+	st, ok := c.policyState(w, r)
+	if !ok {
 		return
 	}
 	q := r.URL.Query()
@@ -264,4 +256,16 @@ func ruleLines(f *policy.File, agent, rule string) (from, to int) {
 		to--
 	}
 	return from, to
+}
+
+// policyState is the policy set in force; ok is false (and the page answered) when none is loaded.
+func (c *Console) policyState(w http.ResponseWriter, r *http.Request) (st PolicyState, ok bool) {
+	if c.o.Policies != nil {
+		st = c.o.Policies()
+	}
+	if st.Set == nil {
+		c.fail(w, r, http.StatusServiceUnavailable, "No policy set is loaded.")
+		return st, false
+	}
+	return st, true
 }
