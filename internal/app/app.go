@@ -319,7 +319,8 @@ func (a *App) consoleRoutes(cfg *config.Config, verifiers note.Verifiers) (func(
 			if st == nil {
 				return console.PolicyState{}
 			}
-			return console.PolicyState{Set: st.policies, Lint: policy.LintOptions{RequestBlockLevel: st.cfg.RequestBlock()}}
+			return console.PolicyState{Set: st.policies, Lint: policy.LintOptions{RequestBlockLevel: st.cfg.RequestBlock()},
+				Shadow: a.shadow.Load(), ShadowTransitions: a.guard.ShadowTransitions()}
 		},
 		Verifiers: verifiers, SessionTTL: cfg.Console.SessionTTL, IdleTimeout: cfg.Console.IdleTimeout, Logger: a.log})
 	if err != nil {
