@@ -90,21 +90,21 @@ type versionRow struct {
 }
 
 type policiesData struct {
-	Version   string
+	Version string
 	// Shadow is the candidate set's version ("" none) and its transition counts, disagreements
 	// first.
 	Shadow      string
 	Transitions []shadowTransition
-	Versions  []*versionRow
-	Files     []policyFile
-	Rules     []*ruleRow
-	Unfired   int
-	DryRuns   []*ruleRow
-	Lint      []policy.LintFinding
-	Window    string
-	Windows   []string
-	Since     time.Time
-	Truncated bool
+	Versions    []*versionRow
+	Files       []policyFile
+	Rules       []*ruleRow
+	Unfired     int
+	DryRuns     []*ruleRow
+	Lint        []policy.LintFinding
+	Window      string
+	Windows     []string
+	Since       time.Time
+	Truncated   bool
 }
 
 // maxVersionRows bounds the reload history the page keeps (versions come from records, which a
