@@ -47,6 +47,9 @@ func TestPolicyShadowAndPromote(t *testing.T) {
 		}
 	}
 	write(enforced, transferLimit(5000))
+	// Enforced only: promote removes it, so the enforced directory then holds the candidate.
+	stale := filepath.Join(dir, "policies", "other-agent.yaml")
+	write(stale, "agent_id: other-agent\ndefault_action: DENY\nrules: []\n")
 	write(filepath.Join(cand, app.DemoAgent+".yaml"), transferLimit(1000))
 	cfgText, err := os.ReadFile(cfgPath)
 	if err != nil {
@@ -122,6 +125,9 @@ func TestPolicyShadowAndPromote(t *testing.T) {
 	if after, _ := os.ReadFile(enforced); !bytes.Equal(before, after) {
 		t.Fatal("a refused promote changed the enforced policy")
 	}
+	if _, err := os.Stat(stale); err != nil {
+		t.Fatalf("a refused promote removed %s: %v", stale, err)
+	}
 	if d, _ := decide(4000); d != "ALLOW" {
 		t.Fatalf("after a refused promote a transfer of 4000 = %s", d)
 	}
@@ -135,6 +141,9 @@ func TestPolicyShadowAndPromote(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(enforced); string(got) != transferLimit(1000) {
 		t.Fatalf("the enforced file after promote:\n%s", got)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Fatalf("promote left the enforced-only file %s (%v)", stale, err)
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
