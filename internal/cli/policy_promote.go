@@ -21,20 +21,16 @@ func init() {
 // the enforced files the candidate does not have: the enforced directory then holds exactly the
 // candidate. A candidate that does not load is refused and nothing is written.
 func runPolicyPromote(_ context.Context, std Stdio, args []string) int {
-	fs := flag.NewFlagSet("portcullis policy promote", flag.ContinueOnError)
-	fs.SetOutput(std.Err)
-	def := os.Getenv("PORTCULLIS_DATA")
-	if def == "" {
-		def = DefaultDataDir
-	}
-	data := fs.String("data", def, "data directory (env PORTCULLIS_DATA), whose "+app.ConfigFile+" is read")
-	cfgPath := fs.String("config", "", "the gateway's configuration (default: <data>/"+app.ConfigFile+")")
+	fs, loc := auditFlags(std, "promote")
+	fs.Init("portcullis policy promote", flag.ContinueOnError)
+	fs.Lookup("config").Usage = "the gateway's configuration, whose policies and shadow_policies are read (default: <data>/" + app.ConfigFile + ")"
 	if code, done := parseCmdFlags(std, fs, args); done {
 		return code
 	}
-	path := *cfgPath
+	path := loc.configPath()
 	if path == "" {
-		path = filepath.Join(*data, app.ConfigFile)
+		problem(std.Err, fmt.Sprintf("policy promote: no configuration: %s has no %s and no --config was given", loc.data, app.ConfigFile), "portcullis policy promote --config /etc/portcullis/portcullis.yaml")
+		return exitUsage
 	}
 	cfg, err := config.Load(path)
 	if err != nil {
