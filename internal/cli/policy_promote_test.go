@@ -3,12 +3,9 @@ package cli
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,7 +13,6 @@ import (
 	"time"
 
 	"github.com/portcullis-ai/portcullis/internal/app"
-	"github.com/portcullis-ai/portcullis/internal/config"
 	"github.com/portcullis-ai/portcullis/internal/ledger"
 )
 
@@ -56,42 +52,10 @@ func TestPolicyShadowAndPromote(t *testing.T) {
 		t.Fatal(err)
 	}
 	write(cfgPath, string(cfgText)+"shadow_policies: [candidate]\n")
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := app.Open(ctx, cfg, cfgPath, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(a.Handler())
-	closed := false
-	shut := func() {
-		if !closed {
-			closed = true
-			srv.Close()
-			a.Close(ctx)
-		}
-	}
-	t.Cleanup(shut)
+	url, shut := serveGateway(t, cfgPath)
 	decide := func(amount int) (decision, id string) {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/decide", strings.NewReader(fmt.Sprintf(`{"tool":"transfer_funds","params":{"amount":%d}}`, amount)))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+key)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var ans struct {
-			Decision   string `json:"decision"`
-			DecisionID string `json:"decision_id"`
-		}
-		if err := json.NewDecoder(resp.Body).Decode(&ans); err != nil {
-			t.Fatal(err)
-		}
-		return ans.Decision, ans.DecisionID
+		return decideAt(t, url, key, fmt.Sprintf(`{"tool":"transfer_funds","params":{"amount":%d}}`, amount))
 	}
 
 	// The candidate would deny 4000; the enforced set allows it, and that is what happens.
@@ -103,7 +67,7 @@ func TestPolicyShadowAndPromote(t *testing.T) {
 	if d != "ALLOW" {
 		t.Fatalf("transfer of 500 = %s", d)
 	}
-	resp, err := http.Get(srv.URL + "/metrics")
+	resp, err := http.Get(url + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
