@@ -142,3 +142,26 @@ func TestPolicyShadowAndPromote(t *testing.T) {
 		t.Fatalf("record of the agreeing call: %+v", r)
 	}
 }
+
+// config check (and so serve, before it opens anything) refuses a candidate that does not load.
+func TestConfigCheckRefusesABrokenShadow(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath, _, err := app.Init(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "candidate"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "candidate", "broken.yaml"), []byte("agent_id: x\nrules: [\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfgText, _ := os.ReadFile(cfgPath)
+	if err := os.WriteFile(cfgPath, append(cfgText, "shadow_policies: [candidate]\n"...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := run(t, "", "config", "check", cfgPath)
+	if code == exitOK || !strings.Contains(errs, "broken.yaml") {
+		t.Fatalf("config check of a broken candidate: exit %d\n%s\n%s", code, out, errs)
+	}
+}
