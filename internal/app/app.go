@@ -63,13 +63,17 @@ type App struct {
 	rt          atomic.Pointer[runtimeState] // configuration and policy in force, swapped whole
 	servedAddr  atomic.Pointer[string]       // the address Serve listens on (listen may say port 0)
 	reloader    *watch.Watcher
-	policies    currentPolicies
-	auth        swappableAuth
-	keys        *identity.FileKeyStore
-	guard       *guard.Guard
-	metrics     *server.Metrics
-	server      *server.Server
-	mcp         *mcpgw.Gateway
+	// shadow is the candidate policy set (shadow_policies), nil when none is configured; its
+	// own reloader swaps it, so a bad candidate never holds back the enforced set's reloads.
+	shadow         atomic.Pointer[policy.Set]
+	shadowReloader *watch.Watcher
+	policies       currentPolicies
+	auth           swappableAuth
+	keys           *identity.FileKeyStore
+	guard          *guard.Guard
+	metrics        *server.Metrics
+	server         *server.Server
+	mcp            *mcpgw.Gateway
 
 	// parts are everything Open provisioned and started, stopped by Close in reverse
 	// (lifecycle.go).
@@ -159,6 +163,9 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 	// one; a bad reload keeps the previous state and is reported.
 	a.auth, a.policies = swappableAuth{rt: &a.rt}, currentPolicies{rt: &a.rt}
 	a.parts.opened("configuration and policy", func(context.Context) error {
+		if a.shadowReloader != nil {
+			_ = a.shadowReloader.Close()
+		}
 		if a.reloader != nil {
 			_ = a.reloader.Close() // waits for a reload in flight
 		}
@@ -230,6 +237,7 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 		Proposals:               a.stores.proposals,
 		Links:                   a.stores.links,
 		Policies:                a.policies,
+		Shadow:                  shadowPolicies{&a.shadow},
 		Approvals:               a.approvals,
 		Ledger:                  a.ledger,
 		ToolClassificationsFrom: func() map[string]string { return a.rt.Load().classes },
@@ -244,6 +252,9 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 	})
 	if err != nil {
 		return nil, err
+	}
+	if len(cfg.ShadowPolicies) > 0 {
+		a.metrics.Shadow(a.guard.ShadowTransitions)
 	}
 	llmRoutes, err := a.llmRoutes(cfg.LLM)
 	if err != nil {
@@ -308,7 +319,8 @@ func (a *App) consoleRoutes(cfg *config.Config, verifiers note.Verifiers) (func(
 			if st == nil {
 				return console.PolicyState{}
 			}
-			return console.PolicyState{Set: st.policies, Lint: policy.LintOptions{RequestBlockLevel: st.cfg.RequestBlock()}}
+			return console.PolicyState{Set: st.policies, Lint: policy.LintOptions{RequestBlockLevel: st.cfg.RequestBlock()},
+				Shadow: a.shadow.Load(), ShadowTransitions: a.guard.ShadowTransitions()}
 		},
 		Verifiers: verifiers, SessionTTL: cfg.Console.SessionTTL, IdleTimeout: cfg.Console.IdleTimeout, Logger: a.log})
 	if err != nil {

@@ -48,11 +48,18 @@ func count(n int, one, many string) string {
 // Check loads what Open would from a validated configuration — the policy set — and counts what
 // the gateway will serve, opening, creating and writing nothing: serve and the stdio wrapper call
 // it before Open, so that a configuration that cannot run leaves no data directory, key or ledger
-// record behind. A set without any policy is ErrNoPolicy unless allowEmpty.
+// record behind. A set without any policy is ErrNoPolicy unless allowEmpty; a shadow_policies
+// candidate that does not load is an error as well.
 func Check(cfg *config.Config, allowEmpty bool) (Summary, error) {
 	set, err := policy.Load(cfg.Policies...)
 	if err != nil {
 		return Summary{}, err
+	}
+	if len(cfg.ShadowPolicies) > 0 {
+		// The candidate must load too: Open refuses to start with one that does not.
+		if _, err := policy.Load(cfg.ShadowPolicies...); err != nil {
+			return Summary{}, fmt.Errorf("shadow_policies: %w", err)
+		}
 	}
 	s := Summary{PolicyFiles: len(set.Files()), Policies: len(set.Agents()), Rules: set.RuleCount(),
 		Agents: len(cfg.Identity.Agents), MCPUpstreams: len(cfg.MCP.Upstreams), LLMUpstreams: len(cfg.LLM.Upstreams),

@@ -122,6 +122,53 @@ func (a *App) startReloader(ctx context.Context, cfg *config.Config) error {
 		Poll:    reloadPoll,
 	})
 	initial = false
+	if err != nil {
+		return err
+	}
+	return a.startShadowReloader(cfg)
+}
+
+// shadowPolicies serves the candidate set (guard.Options.Shadow); nil: none loaded.
+type shadowPolicies struct{ p *atomic.Pointer[policy.Set] }
+
+func (s shadowPolicies) Current() *policy.Set { return s.p.Load() }
+
+// startShadowReloader loads and watches the candidate set of shadow_policies, if any. A candidate
+// that does not load refuses the start (the operator asked for it); a bad reload keeps the
+// previous candidate, is reported like a rejected policy reload, and never touches the enforced set.
+func (a *App) startShadowReloader(cfg *config.Config) error {
+	paths := cfg.ShadowPolicies
+	if len(paths) == 0 {
+		return nil
+	}
+	dirs, err := policy.WatchDirs(paths)
+	if err != nil {
+		return fmt.Errorf("load shadow policies: %w", err)
+	}
+	initial := true
+	a.shadowReloader, err = watch.New(watch.Options{
+		Dirs:     dirs,
+		Relevant: func(name string) bool { return policy.Relevant(paths, name) },
+		Read:     func() (watch.Snapshot, error) { return policy.ReadSnapshot(paths) },
+		Apply: func(snap watch.Snapshot) error {
+			set, err := policy.LoadSources(policy.Sources(snap))
+			if err != nil {
+				if initial {
+					return fmt.Errorf("load shadow policies: %w", err)
+				}
+				return fmt.Errorf("%w: shadow: %w", errPolicyRejected, err)
+			}
+			a.shadow.Store(set)
+			if !initial {
+				a.log.Info("shadow policy reloaded", slog.Int("rules", set.RuleCount()), slog.String("version", guard.Version(set)))
+			}
+			return nil
+		},
+		OnError: a.reloadError,
+		Settle:  reloadSettle,
+		Poll:    reloadPoll,
+	})
+	initial = false
 	return err
 }
 

@@ -86,18 +86,24 @@ func auditFlags(std Stdio, name string) (*flag.FlagSet, *auditLoc) {
 	return fs, loc
 }
 
+// configPath is the gateway's configuration file: --config, else <data>/portcullis.yaml if it
+// exists, else "".
+func (loc *auditLoc) configPath() string {
+	if loc.config != "" {
+		return loc.config
+	}
+	if p := filepath.Join(loc.data, app.ConfigFile); fileExists(p) {
+		return p
+	}
+	return ""
+}
+
 // openStore opens the existing ledger the gateway writes — SQLite in the data directory, or
 // PostgreSQL when its configuration's store.ledger says so — and names it for messages. It
 // never creates one.
 func openStore(ctx context.Context, std Stdio, loc *auditLoc) (ledger.Store, string, bool) {
 	cfg := config.Default()
-	path := loc.config
-	if path == "" {
-		if p := filepath.Join(loc.data, app.ConfigFile); fileExists(p) {
-			path = p
-		}
-	}
-	if path != "" {
+	if path := loc.configPath(); path != "" {
 		c, err := config.Load(path)
 		if err != nil {
 			printConfigError(std.Err, err, "the audit commands read the gateway's configuration to find its ledger")

@@ -110,7 +110,7 @@ func TestCompletion(t *testing.T) {
 		"fish": "__fish_seen_subcommand_from policy",
 	} {
 		code, out, _ := run(t, "", "completion", shell)
-		if code != exitOK || !strings.Contains(out, want) || !strings.Contains(out, "approvals") || !strings.Contains(out, "check deploy eval lint replay suggest test") {
+		if code != exitOK || !strings.Contains(out, want) || !strings.Contains(out, "approvals") || !strings.Contains(out, "check deploy eval lint promote replay suggest test") {
 			t.Errorf("%s: exit %d\n%s", shell, code, out)
 		}
 	}

@@ -82,16 +82,31 @@ func runPolicyDeploy(_ context.Context, std Stdio, args []string) int {
 		order = append(order, base)
 	}
 
-	// The set the gateway will load: the directory as it is, with the new files in place.
+	return installPolicies(std, "policy deploy", dir, incoming, order, false)
+}
+
+// installPolicies writes incoming (by base name, in order) into the watched directory dir as
+// deploy does: the set the gateway will load — the directory with the new files in place and,
+// when replace, without the policy files incoming does not name — is checked first, then each
+// file is written beside, fsynced and renamed, and the files left out are removed last. The
+// reloader only loads a set that reads the same twice, so it never serves a mix for long, and a
+// mix that does not load is rejected while the previous set keeps serving.
+func installPolicies(std Stdio, cmd, dir string, incoming map[string][]byte, order []string, replace bool) int {
 	current, err := policy.ReadSources(dir)
 	if err != nil {
 		return printLoadError(std.Err, err)
 	}
 	var set []policy.Source
+	var stale []string
 	for _, s := range current {
-		if _, replaced := incoming[filepath.Base(s.Name)]; !replaced {
-			set = append(set, s)
+		if _, replaced := incoming[filepath.Base(s.Name)]; replaced {
+			continue
 		}
+		if replace {
+			stale = append(stale, s.Name)
+			continue
+		}
+		set = append(set, s)
 	}
 	for _, base := range order {
 		set = append(set, policy.Source{Name: filepath.Join(dir, base), Data: incoming[base]})
@@ -104,13 +119,33 @@ func runPolicyDeploy(_ context.Context, std Stdio, args []string) int {
 	for _, base := range order {
 		target := filepath.Join(dir, base)
 		if err := atomicWrite(target, incoming[base]); err != nil {
-			problem(std.Err, fmt.Sprintf("policy deploy: %v", err), "the files already renamed are in place; nothing was left half written")
+			problem(std.Err, fmt.Sprintf("%s: %v", cmd, err), "the files already renamed are in place; nothing was left half written")
 			return exitFail
 		}
 		fmt.Fprintf(std.Out, "deployed %s sha256:%x\n", target, sha256.Sum256(incoming[base]))
 	}
+	for _, name := range stale {
+		if err := removeSynced(name); err != nil {
+			problem(std.Err, fmt.Sprintf("%s: %v", cmd, err), "the new files are in place; remove the file by hand")
+			return exitFail
+		}
+		fmt.Fprintf(std.Out, "removed %s\n", name)
+	}
 	fmt.Fprintf(std.Out, "ok: %d files, %d policies, %d rules in %s\n", len(checked.Files()), len(checked.Agents()), checked.RuleCount(), dir)
 	return exitOK
+}
+
+// removeSynced removes name and fsyncs its directory, so the removal survives a crash.
+func removeSynced(name string) error {
+	if err := os.Remove(name); err != nil {
+		return err
+	}
+	d, err := os.Open(filepath.Dir(name))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 func readPolicyFile(name string) ([]byte, error) {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -42,6 +43,25 @@ func gatewayLedger(t *testing.T, policy []byte, calls []string, want []string) (
 			t.Fatal(err)
 		}
 	}
+	url, shut := serveGateway(t, cfgPath)
+	for i, body := range calls {
+		if d, _ := decideAt(t, url, key, body); d != want[i] {
+			t.Fatalf("call %d %s: decision %q, want %s", i, body, d, want[i])
+		}
+	}
+	shut()
+	pol, err = os.ReadFile(filepath.Join(dir, "policies", app.DemoAgent+".yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, pol
+}
+
+// serveGateway opens the gateway of the configuration cfgPath and serves its API; shut (also
+// run at cleanup) stops both, once.
+func serveGateway(t *testing.T, cfgPath string) (url string, shut func()) {
+	t.Helper()
+	ctx := context.Background()
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		t.Fatal(err)
@@ -51,30 +71,31 @@ func gatewayLedger(t *testing.T, policy []byte, calls []string, want []string) (
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(a.Handler())
-	for i, body := range calls {
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/decide", strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+key)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var ans struct {
-			Decision string `json:"decision"`
-		}
-		err = json.NewDecoder(resp.Body).Decode(&ans)
-		resp.Body.Close()
-		if err != nil || ans.Decision != want[i] {
-			t.Fatalf("call %d %s: decision %q (%v), want %s", i, body, ans.Decision, err, want[i])
-		}
-	}
-	srv.Close()
-	a.Close(ctx)
-	pol, err = os.ReadFile(filepath.Join(dir, "policies", app.DemoAgent+".yaml"))
+	var once sync.Once
+	shut = func() { once.Do(func() { srv.Close(); a.Close(ctx) }) }
+	t.Cleanup(shut)
+	return srv.URL, shut
+}
+
+// decideAt asks the decision API at url to decide body; it returns the decision and its ID.
+func decideAt(t *testing.T, url, key, body string) (decision, id string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url+"/v1/decide", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return dir, pol
+	defer resp.Body.Close()
+	var ans struct {
+		Decision   string `json:"decision"`
+		DecisionID string `json:"decision_id"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&ans); err != nil {
+		t.Fatalf("decide %s: %v", body, err)
+	}
+	return ans.Decision, ans.DecisionID
 }
 
 // candidate writes the default policy with the replacements applied (each must occur).

@@ -32,6 +32,10 @@ type Config struct {
 	DataDir string `yaml:"data_dir"`
 	// Policies are policy files or directories (every *.yaml / *.yml in them); hot-reloaded.
 	Policies []string `yaml:"policies"`
+	// ShadowPolicies are a candidate policy set's files or directories, loaded and hot-reloaded
+	// beside the enforced one: every call is also decided under them and a differing verdict is
+	// recorded, never enforced (shadow rollout; `portcullis policy promote` swaps them in).
+	ShadowPolicies []string `yaml:"shadow_policies"`
 	// Identity declares roles, agents, JWT issuers, signed-request bounds and user tokens.
 	Identity identity.Config `yaml:"identity"`
 	// Tools declares per-tool facts the policy reads: the classification of the data a tool touches.
@@ -669,6 +673,16 @@ func (c *Config) problems() []problem {
 			add(fmt.Sprintf("policies[%d]", i), "empty path")
 		}
 	}
+	for i, p := range c.ShadowPolicies {
+		if p == "" {
+			add(fmt.Sprintf("shadow_policies[%d]", i), "empty path")
+		}
+		for _, e := range c.Policies {
+			if p != "" && filepath.Clean(p) == filepath.Clean(e) {
+				add(fmt.Sprintf("shadow_policies[%d]", i), "the candidate set must not be the enforced one")
+			}
+		}
+	}
 	if err := c.Identity.Validate(); err != nil {
 		errs = append(errs, problemLines("identity", err)...)
 	}
@@ -1099,6 +1113,9 @@ func (c *Config) resolve(dir string) {
 	c.DataDir = abs(c.DataDir)
 	for i := range c.Policies {
 		c.Policies[i] = abs(c.Policies[i])
+	}
+	for i := range c.ShadowPolicies {
+		c.ShadowPolicies[i] = abs(c.ShadowPolicies[i])
 	}
 	for i := range c.Identity.JWTIssuers {
 		for j := range c.Identity.JWTIssuers[i].KeyFiles {

@@ -78,6 +78,8 @@ func TestParseErrors(t *testing.T) {
 		{"identity validated", "identity:\n  agents:\n    - roles: [x]\n", []string{"identity"}},
 		{"two documents", "listen: 127.0.0.1:1\n---\nlisten: 127.0.0.1:2\n", []string{"one YAML document"}},
 		{"tool classification", "tools:\n  fetch: {}\n", []string{"tools.fetch.classification"}},
+		{"shadow is the enforced set", "policies: [pol]\nshadow_policies: [cand, ./pol/]\n", []string{"shadow_policies[1]", "must not be the enforced one"}},
+		{"shadow empty path", "shadow_policies: [\"\"]\n", []string{"shadow_policies[0]", "empty path"}},
 		{"server request value", "mcp:\n  server_requests:\n    sampling: yes\n    elicitation: Allow\n", []string{"mcp.server_requests.sampling", "mcp.server_requests.elicitation"}},
 		{"server request kind", "mcp:\n  server_requests:\n    roots: allow\n", []string{"gw.yaml:3:", "roots"}},
 		{"store kinds", "store:\n  ledger: mysql\n  nonces: postgres\n", []string{"store.ledger", "store.nonces"}},
@@ -179,7 +181,7 @@ func TestLoadResolvesPathsAgainstTheFile(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "portcullis.yaml")
 	approvals := "approvals:\n  issuers:\n    - issuer: https://login.example.com/\n      algorithms: [EdDSA]\n      key_files: [keys/idp.pem]\n"
-	if err := os.WriteFile(p, []byte("data_dir: data\npolicies: [pol, /abs/pol]\n"+approvals), 0o600); err != nil {
+	if err := os.WriteFile(p, []byte("data_dir: data\npolicies: [pol, /abs/pol]\nshadow_policies: [cand]\n"+approvals), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	c, err := Load(p)
@@ -188,6 +190,9 @@ func TestLoadResolvesPathsAgainstTheFile(t *testing.T) {
 	}
 	if c.DataDir != filepath.Join(dir, "data") || c.Policies[0] != filepath.Join(dir, "pol") || c.Policies[1] != "/abs/pol" {
 		t.Errorf("paths not resolved: %q %q", c.DataDir, c.Policies)
+	}
+	if c.ShadowPolicies[0] != filepath.Join(dir, "cand") {
+		t.Errorf("shadow policy path not resolved: %q", c.ShadowPolicies)
 	}
 	if k := c.Approvals.Logins.Issuers[0].KeyFiles[0]; k != filepath.Join(dir, "keys", "idp.pem") {
 		t.Errorf("approvals issuer key file not resolved: %q", k)

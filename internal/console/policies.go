@@ -18,6 +18,10 @@ import (
 type PolicyState struct {
 	Set  *policy.Set
 	Lint policy.LintOptions
+	// Shadow is the candidate set decided beside Set, never enforced (nil: none), and
+	// ShadowTransitions the calls decided under it by transition ("ALLOW→DENY") since start.
+	Shadow            *policy.Set
+	ShadowTransitions map[string]uint64
 }
 
 // policyWindows are the spans the policies page counts rule hits over; the first is the default.
@@ -47,6 +51,37 @@ type policyFile struct {
 	Rules  int
 }
 
+type shadowTransition struct {
+	Name  string
+	Calls uint64
+	Same  bool
+}
+
+// shadowTransitions orders the counts: disagreements first, then by count and name.
+func shadowTransitions(m map[string]uint64) []shadowTransition {
+	out := make([]shadowTransition, 0, len(m))
+	for name, n := range m {
+		from, to, _ := strings.Cut(name, "→")
+		out = append(out, shadowTransition{Name: name, Calls: n, Same: from == to})
+	}
+	slices.SortFunc(out, func(a, b shadowTransition) int {
+		switch {
+		case a.Same != b.Same:
+			if a.Same {
+				return 1
+			}
+			return -1
+		case a.Calls != b.Calls:
+			if a.Calls > b.Calls {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	return out
+}
+
 // versionRow is one policy version as the ledger saw it decide: the reload history.
 type versionRow struct {
 	Version     string
@@ -55,17 +90,21 @@ type versionRow struct {
 }
 
 type policiesData struct {
-	Version   string
-	Versions  []*versionRow
-	Files     []policyFile
-	Rules     []*ruleRow
-	Unfired   int
-	DryRuns   []*ruleRow
-	Lint      []policy.LintFinding
-	Window    string
-	Windows   []string
-	Since     time.Time
-	Truncated bool
+	Version string
+	// Shadow is the candidate set's version ("" none) and its transition counts, disagreements
+	// first.
+	Shadow      string
+	Transitions []shadowTransition
+	Versions    []*versionRow
+	Files       []policyFile
+	Rules       []*ruleRow
+	Unfired     int
+	DryRuns     []*ruleRow
+	Lint        []policy.LintFinding
+	Window      string
+	Windows     []string
+	Since       time.Time
+	Truncated   bool
 }
 
 // maxVersionRows bounds the reload history the page keeps (versions come from records, which a
@@ -88,6 +127,9 @@ func (c *Console) policiesPage(w http.ResponseWriter, r *http.Request, s *sessio
 		return
 	}
 	d := policiesData{Version: st.Set.Version(), Window: policyWindows[0].Name}
+	if st.Shadow != nil {
+		d.Shadow, d.Transitions = st.Shadow.Version(), shadowTransitions(st.ShadowTransitions)
+	}
 	span := policyWindows[0].D
 	for _, pw := range policyWindows {
 		d.Windows = append(d.Windows, pw.Name)

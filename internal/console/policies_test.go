@@ -143,3 +143,32 @@ func TestPolicySourceMarksTheRule(t *testing.T) {
 		}
 	}
 }
+
+// A candidate in shadow shows with its version and its transition counts, disagreements first;
+// without one the page says nothing of shadows.
+func TestPoliciesPageShowsShadow(t *testing.T) {
+	cand, err := policy.LoadSources([]policy.Source{{Name: "agent-a.yaml", Data: []byte("agent_id: agent-a\nrules: []\n")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRigWith(t, false, func(o *Options, _ string) {
+		o.Policies = func() PolicyState {
+			return PolicyState{Set: rigPolicies(t), Shadow: cand, ShadowTransitions: map[string]uint64{"ALLOW→ALLOW": 40, "ALLOW→DENY": 3}}
+		}
+	})
+	code, body, _ := r.get(r.signIn(keyAdmin), "/console/policies")
+	if code != http.StatusOK {
+		t.Fatalf("policies page: %d\n%s", code, body)
+	}
+	if !strings.Contains(body, `<code id="shadow-version">`+cand.Version()+`</code>`) {
+		t.Errorf("the page lacks the candidate's version %s", cand.Version())
+	}
+	deny, same := strings.Index(body, "<td>ALLOW→DENY</td><td>3</td>"), strings.Index(body, "<td>ALLOW→ALLOW</td><td>40</td>")
+	if deny < 0 || same < 0 || deny > same {
+		t.Errorf("transitions missing or agreement listed first (at %d, %d)", deny, same)
+	}
+	plainRig := newRig(t, false)
+	if code, plain, _ := plainRig.get(plainRig.signIn(keyAdmin), "/console/policies"); code != http.StatusOK || strings.Contains(plain, `id="shadow"`) {
+		t.Errorf("a page without a candidate (%d) shows a shadow section", code)
+	}
+}

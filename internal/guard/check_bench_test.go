@@ -24,11 +24,15 @@ func benchParams(extra string) string {
 
 // BenchmarkCheck is one whole Check (ledger on the in-memory store) of an allowed call with
 // about 1 KiB of parameters: plain, and with a member whose name is sensitive (the ledger
-// redacts it).
+// redacts it) — and plain again with a candidate set in shadow (decided a second time).
 func BenchmarkCheck(b *testing.B) {
-	for _, c := range []struct{ name, extra string }{{"plain", ""}, {"sensitive", `"password":"hunter2",`}} {
+	shadow := func(o *Options) { o.Shadow = o.Policies }
+	for _, c := range []struct {
+		name, extra string
+		guard       func(*Options)
+	}{{"plain", "", nil}, {"sensitive", `"password":"hunter2",`, nil}, {"shadow", "", shadow}} {
 		b.Run(c.name, func(b *testing.B) {
-			h := newHarnessWith(b, harnessOptions{})
+			h := newHarnessWith(b, harnessOptions{guard: c.guard})
 			ctx := context.Background()
 			req := h.call("save_note", benchParams(c.extra))
 			req.Agent = h.agent(b)

@@ -106,9 +106,13 @@ type Guard struct {
 	behavior  Behavior              // may be nil: no behaviour tracking
 	sessions  behavior.SessionStore // may be nil: no session tracking
 	policies  Policies
-	approvals Approvals // may be nil: CONSTRAIN then stays pending-less and denies
-	ledger    Ledger
-	now       func() time.Time
+	// shadow serves the candidate set decided beside the enforced one, never enforced (nil, or
+	// a nil Current: none); shadowCounts counts enforced→candidate transitions by action.
+	shadow       Policies
+	shadowCounts [4][4]atomic.Uint64
+	approvals    Approvals // may be nil: CONSTRAIN then stays pending-less and denies
+	ledger       Ledger
+	now          func() time.Time
 	// toolClass declares data classifications per tool (data_classification: tool); swapped
 	// whole on configuration reload.
 	toolClass atomic.Pointer[map[string]string]
@@ -149,8 +153,12 @@ type Options struct {
 	Proposals behavior.ProposalStore
 	// Links names sessions by the response IDs the LLM gateway served in them; nil: in this
 	// process only, when Sessions is set.
-	Links               behavior.SessionLinks
-	Policies            Policies
+	Links    behavior.SessionLinks
+	Policies Policies
+	// Shadow, when set and its Current is not nil, is a candidate policy set: every call the
+	// enforced set decides is also decided under it, on the same request, and a verdict that
+	// differs is recorded (ledger.Record.Shadow) but never enforced.
+	Shadow              Policies
 	Approvals           Approvals
 	Ledger              Ledger
 	Now                 func() time.Time
@@ -205,7 +213,7 @@ func New(o Options) (*Guard, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &Guard{auth: o.Auth, inspector: o.Inspector, behavior: o.Behavior, sessions: o.Sessions, policies: o.Policies,
+	g := &Guard{auth: o.Auth, inspector: o.Inspector, behavior: o.Behavior, sessions: o.Sessions, policies: o.Policies, shadow: o.Shadow,
 		approvals: o.Approvals, ledger: o.Ledger, now: now, outcomes: outcomes,
 		proposals: o.Proposals, links: o.Links, listings: newListings(),
 		approvalExpiry: o.ApprovalExpiry, toolClassFrom: o.ToolClassificationsFrom, recordTimeout: o.RecordTimeout,
@@ -650,6 +658,7 @@ func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 			rec.Enforcement = pd.Enforcement
 		}
 	}
+	g.decideShadow(rec, preq, &v)
 	step(&d.Steps.Policy)
 
 	// 6. CONSTRAIN: redeem an approved grant for this exact call, or open an approval request.
@@ -965,4 +974,41 @@ func actionName(a policy.Action) string {
 	default:
 		return "deny"
 	}
+}
+
+// decideShadow decides preq under the candidate set, if one is loaded: on the allocation-free
+// path, on the request the enforced set read (nothing is inspected twice). The candidate's own
+// dry-run rules are not consulted: the candidate is itself the dry run. Only a verdict that
+// differs from the enforced one (decision or deciding rule) is recorded, to keep the ledger small;
+// every one is counted.
+func (g *Guard) decideShadow(rec *ledger.Record, preq *policy.Request, v *policy.Verdict) {
+	if g.shadow == nil {
+		return
+	}
+	cand := g.shadow.Current()
+	if cand == nil {
+		return
+	}
+	sv := cand.Decide(preq)
+	from, to := v.Decision.Action, sv.Decision.Action
+	if int(from) < len(g.shadowCounts) && int(to) < len(g.shadowCounts[0]) {
+		g.shadowCounts[from][to].Add(1)
+	}
+	if from != to || v.Decision.Rule != sv.Decision.Rule {
+		rec.Shadow = &ledger.Shadow{Version: Version(cand), Decision: actionName(to), Rule: sv.Decision.Rule}
+	}
+}
+
+// ShadowTransitions counts the calls decided under the candidate set by transition, "ALLOW→DENY"
+// (enforced decision, then the candidate's); "ALLOW→ALLOW" counts agreement.
+func (g *Guard) ShadowTransitions() map[string]uint64 {
+	out := map[string]uint64{}
+	for from := range g.shadowCounts {
+		for to := range g.shadowCounts[from] {
+			if n := g.shadowCounts[from][to].Load(); n > 0 {
+				out[policy.Action(from).String()+"→"+policy.Action(to).String()] = n
+			}
+		}
+	}
+	return out
 }

@@ -199,6 +199,9 @@ type Record struct {
 	ThreatLevel   threat.Level `json:"threat_level,omitempty"`
 	Findings      []Finding    `json:"findings,omitempty"`
 	Anomalies     []Anomaly    `json:"anomalies,omitempty"`
+	// Shadow is the candidate policy set's verdict on this call when it differs from the
+	// enforced one (policy shadow rollout, docs/policy-lifecycle.md); never enforced.
+	Shadow *Shadow `json:"shadow,omitempty"`
 
 	// Session is the session the call belongs to and the labels it was decided under (or, on a
 	// tool result, the labels the result brought).
@@ -220,6 +223,14 @@ type Record struct {
 	// the bytes an approval digest hashes) instead of parsing Params again; Params still give
 	// the size and the keyed hash. Never encoded; Append clears it. It is not modified.
 	ParamsValue map[string]any `json:"-"`
+}
+
+// Shadow is what the candidate (shadow) policy set would have decided: its version, decision
+// and deciding rule ("" for its default action).
+type Shadow struct {
+	Version  string `json:"version"`
+	Decision string `json:"decision"`
+	Rule     string `json:"rule,omitempty"`
 }
 
 // Session is a record's session: its ID ("" the agent's default session) and labels.

@@ -90,6 +90,14 @@ func (m *Metrics) MCPLogs(counts func() map[string]uint64) {
 		[]string{"outcome"}, nil), counts: counts})
 }
 
+// Shadow exports the calls decided under the candidate policy set by transition (enforced
+// decision → candidate's, "ALLOW→DENY"; agreement too), portcullis_shadow_decisions_total{transition}.
+func (m *Metrics) Shadow(counts func() map[string]uint64) {
+	m.register(&countsCollector{desc: prometheus.NewDesc("portcullis_shadow_decisions_total",
+		"Calls decided under the shadow (candidate) policy set, by transition from the enforced decision to the candidate's.",
+		[]string{"transition"}, nil), counts: counts})
+}
+
 // countsCollector exports running totals kept elsewhere as one counter per label value.
 type countsCollector struct {
 	desc   *prometheus.Desc
