@@ -119,10 +119,7 @@ var dryRunReason = regexp.MustCompile(`^dry run: rule "((?:[^"\\]|\\.)*)" would 
 // window (and those that never fired), what the dry-run rules would have changed, and the lint
 // findings. Read-only; admins only.
 func (c *Console) policiesPage(w http.ResponseWriter, r *http.Request, s *session, p Principal) {
-	if !c.allowRole(w, r, p.Role == RoleAdmin) {
-		return
-	}
-	st, ok := c.policyState(w, r)
+	st, ok := c.policyState(w, r, p)
 	if !ok {
 		return
 	}
@@ -235,10 +232,7 @@ type sourceData struct {
 // the rule asked for (agent and rule) marked. Only files of the loaded set can be named: the page
 // reads nothing from disk. Admins only, like the policies page.
 func (c *Console) policySource(w http.ResponseWriter, r *http.Request, s *session, p Principal) {
-	if !c.allowRole(w, r, p.Role == RoleAdmin) {
-		return
-	}
-	st, ok := c.policyState(w, r)
+	st, ok := c.policyState(w, r, p)
 	if !ok {
 		return
 	}
@@ -300,8 +294,12 @@ func ruleLines(f *policy.File, agent, rule string) (from, to int) {
 	return from, to
 }
 
-// policyState is the policy set in force; ok is false (and the page answered) when none is loaded.
-func (c *Console) policyState(w http.ResponseWriter, r *http.Request) (st PolicyState, ok bool) {
+// policyState is the policy set in force, for admins only; ok is false (and the page answered)
+// for anyone else or when no set is loaded.
+func (c *Console) policyState(w http.ResponseWriter, r *http.Request, p Principal) (st PolicyState, ok bool) {
+	if !c.allowRole(w, r, p.Role == RoleAdmin) {
+		return st, false
+	}
 	if c.o.Policies != nil {
 		st = c.o.Policies()
 	}
