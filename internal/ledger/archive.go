@@ -611,6 +611,17 @@ func ArchiveAndPrune(ctx context.Context, st Store, dir string, to uint64, opts 
 			a, res.Resumed = e, true
 		}
 	}
+	if a != nil {
+		// A file from this base verifies only on its own; before its end may cut the live log, it
+		// must be this store's history (its last record is the store's, byte for byte: the hash
+		// chain then covers every record before it) and end within the asked cut.
+		if a.To() > to {
+			return res, fmt.Errorf("archive: %s ends at %d, past the asked %d; nothing was pruned (archive to %d, or move the file away)", a.Path, a.To(), to, a.To())
+		}
+		if err := ownHistory(ctx, st, a); err != nil {
+			return res, fmt.Errorf("archive: %s: %w; nothing was pruned", a.Path, err)
+		}
+	}
 	if a == nil {
 		if a, err = WriteArchive(ctx, st, dir, to); err != nil {
 			return res, err
@@ -636,6 +647,25 @@ func ArchiveAndPrune(ctx context.Context, st Store, dir string, to uint64, opts 
 		return res, fmt.Errorf("archive: prune: %w", err)
 	}
 	return res, nil
+}
+
+// ownHistory checks that a's last record is the store's record at the same place.
+func ownHistory(ctx context.Context, st Store, a *Archive) error {
+	last := a.To() - 1
+	var stored []byte
+	err := st.Scan(ctx, last, func(e Entry) error {
+		if e.Seq == last {
+			stored = e.Data
+		}
+		return errStop
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return fmt.Errorf("read record %d: %w", last, err)
+	}
+	if stored == nil || !bytes.Equal(stored, a.tr.End.Last) {
+		return fmt.Errorf("its record %d is not this ledger's", last)
+	}
+	return nil
 }
 
 // DefaultSegmentRecords bounds the records of one archive file unless configured.

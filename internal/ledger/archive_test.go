@@ -530,3 +530,50 @@ func FuzzArchiveFile(f *testing.F) {
 		}
 	})
 }
+
+// Only an archive of this store's own history, ending at or before the asked cut, is taken as an
+// interrupted run's: another ledger's file signed with a trusted key, or a leftover that ends past
+// the cut, prunes nothing.
+func TestArchiveResumesOnlyItsOwnHistory(t *testing.T) {
+	ctx := context.Background()
+	other := newArchiveEnv(t, 38)
+	if err := os.MkdirAll(other.archive, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := ledger.WriteArchive(ctx, other.st, other.archive, 21)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newArchiveEnv(t, 38)
+	if err := os.MkdirAll(e.archive, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(foreign.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(e.archive, filepath.Base(foreign.Path)), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	trustBoth := ledger.VerifyOptions{Keys: append(append([]string{}, e.keys.Public...), other.keys.Public...), CheckpointRecords: 10}
+	if _, err := ledger.ArchiveAndPrune(ctx, e.st, e.archive, 21, trustBoth); err == nil {
+		t.Error("pruned over another ledger's archive")
+	}
+	if n := len(records(t, e.st)); n != 40 {
+		t.Fatalf("records left after a foreign archive: %d, want 40", n)
+	}
+
+	past := newArchiveEnv(t, 38)
+	if err := os.MkdirAll(past.archive, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ledger.WriteArchive(ctx, past.st, past.archive, 31); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ledger.ArchiveAndPrune(ctx, past.st, past.archive, 21, past.vopts()); err == nil {
+		t.Error("archiving to 21 resumed a file that ends at 31")
+	}
+	if n := len(records(t, past.st)); n != 40 {
+		t.Fatalf("records left after archiving to 21 over a file ending at 31: %d, want 40", n)
+	}
+}
