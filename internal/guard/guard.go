@@ -109,6 +109,7 @@ type Guard struct {
 	// shadow serves the candidate set decided beside the enforced one, never enforced (nil, or
 	// a nil Current: none); shadowCounts counts enforced→candidate transitions by action.
 	shadow       Policies
+	shadowFailed atomic.Uint64 // candidate decisions that panicked (counted as transition "failed")
 	shadowCounts [4][4]atomic.Uint64
 	approvals    Approvals // may be nil: CONSTRAIN then stays pending-less and denies
 	ledger       Ledger
@@ -985,6 +986,14 @@ func (g *Guard) decideShadow(rec *ledger.Record, preq *policy.Request, v *policy
 	if g.shadow == nil {
 		return
 	}
+	// The candidate is never enforced: whatever it does, a panic included, leaves the enforced
+	// decision alone and is only counted.
+	defer func() {
+		if recover() != nil {
+			rec.Shadow = nil
+			g.shadowFailed.Add(1)
+		}
+	}()
 	cand := g.shadow.Current()
 	if cand == nil {
 		return
@@ -1003,6 +1012,9 @@ func (g *Guard) decideShadow(rec *ledger.Record, preq *policy.Request, v *policy
 // (enforced decision, then the candidate's); "ALLOW→ALLOW" counts agreement.
 func (g *Guard) ShadowTransitions() map[string]uint64 {
 	out := map[string]uint64{}
+	if n := g.shadowFailed.Load(); n > 0 {
+		out["failed"] = n
+	}
 	for from := range g.shadowCounts {
 		for to := range g.shadowCounts[from] {
 			if n := g.shadowCounts[from][to].Load(); n > 0 {

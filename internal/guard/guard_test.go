@@ -620,3 +620,20 @@ func withRP(g *Guard, rp ResultPolicy) *Guard {
 	g.SetResultPolicy(rp)
 	return g
 }
+
+type panickingPolicies struct{}
+
+func (panickingPolicies) Current() *policy.Set { panic("candidate store broke") }
+
+// The candidate set is never enforced, so nothing it does — a panic included — may change the
+// enforced decision.
+func TestShadowPanicLeavesTheEnforcedDecision(t *testing.T) {
+	h := newHarness(t, nil)
+	h.g.shadow = panickingPolicies{}
+	if d := h.g.Check(context.Background(), h.call("fetch_sales_data", `{"query_type":"monthly"}`)); d.Action != policy.Allow {
+		t.Fatalf("a panicking candidate changed the enforced decision: %v %s %v", d.Action, d.Code, d.Err)
+	}
+	if n := h.g.ShadowTransitions()["failed"]; n != 1 {
+		t.Errorf("failed shadow decisions counted %d, want 1", n)
+	}
+}
