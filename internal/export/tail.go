@@ -191,6 +191,11 @@ func (t *Tailer) warn(msg string, err error) {
 	}
 }
 
+// based is a store that may have pruned its oldest records (ledger.Pruner's read side).
+type based interface {
+	Base(ctx context.Context) (size uint64, base []byte, ok bool, err error)
+}
+
 // errBatchFull stops a scan once a batch is full.
 var errBatchFull = errors.New("batch full")
 
@@ -254,6 +259,22 @@ func (t *Tailer) Step(ctx context.Context) (int, error) {
 	if err != nil && !errors.Is(err, errBatchFull) {
 		t.failing.Store(true)
 		return 0, fmt.Errorf("read ledger from %d: %w", next, err)
+	}
+	if read == 0 {
+		// Nothing left below size: retention pruned everything this sink had not reached (the
+		// live log now begins at its base). Count the gap and go on from the base.
+		if b, ok := t.o.Store.(based); ok {
+			base, _, pruned, err := b.Base(ctx)
+			if err != nil {
+				t.failing.Store(true)
+				return 0, fmt.Errorf("ledger base: %w", err)
+			}
+			if pruned && base > end {
+				t.dropped.Add(base - end)
+				t.warn("export: records pruned by retention before they were exported", fmt.Errorf("records %d to %d not exported", end, base-1))
+				end = base
+			}
+		}
 	}
 	if len(items) > 0 {
 		if err := t.o.Sink.Send(ctx, items); err != nil {

@@ -343,6 +343,11 @@ func (p pruned) Scan(ctx context.Context, from uint64, fn func(ledger.Entry) err
 	return p.View.Scan(ctx, max(from, p.cut), fn)
 }
 
+// Base is where the pruned log begins, as a pruned store reports it.
+func (p pruned) Base(context.Context) (uint64, []byte, bool, error) {
+	return p.cut, nil, p.cut > 0, nil
+}
+
 func TestTailerSkipsRecordsPrunedBeforeExport(t *testing.T) {
 	led, st := testLedger(t)
 	rec := &recorder{fail: 1}
@@ -361,5 +366,37 @@ func TestTailerSkipsRecordsPrunedBeforeExport(t *testing.T) {
 	}
 	if s := tl.Stats(); s.Dropped != 2 {
 		t.Fatalf("stats = %+v, want the 2 pruned records counted as dropped", s)
+	}
+}
+
+// Retention that pruned everything the sink had not reached leaves nothing to scan: the tailer
+// counts the gap and moves to the live log's base instead of waiting there for ever.
+func TestTailerMovesPastAWhollyPrunedBacklog(t *testing.T) {
+	led, st := testLedger(t)
+	rec := &recorder{fail: 1}
+	view := &pruned{View: st}
+	tl := newTailer(t, view, filepath.Join(t.TempDir(), "s.seq"), rec, nil)
+	decide(t, led, 5)
+	if _, err := tl.Step(context.Background()); err == nil {
+		t.Fatal("want the sink's failure")
+	}
+	size, err := st.Size(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := tl.Next()
+	view.cut = size // retention archived and pruned the whole log while the sink was down
+	if err := drain(t, tl); err != nil {
+		t.Fatal(err)
+	}
+	if s := tl.Stats(); tl.Next() != size || s.Lag != 0 || s.Dropped != size-from {
+		t.Fatalf("next %d, stats %+v; want next %d, no lag, %d dropped", tl.Next(), s, size, size-from)
+	}
+	seqs := decide(t, led, 2)
+	if err := drain(t, tl); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.seqs(); !slices.Equal(got, seqs) {
+		t.Fatalf("exported %v after the gap, want %v", got, seqs)
 	}
 }
