@@ -72,10 +72,15 @@ type replayReport struct {
 
 // replayNeed is one condition of a considered rule that reads an input a record may not hold.
 type replayNeed struct {
-	kind  policy.ConditionKind
-	path  string // parameter path ("" when the condition reads no parameter)
-	rule  string
-	other bool // reads an input no record holds (agent roles, behaviour counts, CEL)
+	kind policy.ConditionKind
+	path string // parameter path ("" when the condition reads no parameter)
+	attr string // the invoking user's attribute it reads ("" none)
+	rule string
+	// windows are the call-count windows (minutes) a time_context condition reads; unusual is
+	// whether it reads unusual_hour.
+	windows []int
+	unusual bool
+	unknown bool // the condition is not in the candidate's files: never guess
 }
 
 // replayNeeds is what the rules covering one agent's calls to one tool read.
@@ -92,14 +97,16 @@ type replayer struct {
 	rep   *replayReport
 	trans map[string]*replayTransition
 	// history, when set, gives each record the agent's earlier calls, so call-count conditions
-	// (time_context without unusual_hour) can be re-decided; without it they are undecidable.
+	// (time_context without unusual_hour) can be re-decided from it rather than from the record.
 	history func(*ledger.Record) policy.History
+	zones   map[int]*time.Location // the recorded clock offsets, by seconds east of UTC
 }
 
 func newReplayer(set *policy.Set) *replayer {
 	rp := &replayer{set: set, conds: map[string]*policy.Condition{}, needs: map[string]*replayNeeds{}, trans: map[string]*replayTransition{},
 		rep: &replayReport{PolicyVersion: set.Version(), UndecidableWhy: map[string]*replayCount{}, Transitions: []*replayTransition{},
-			RulesNewlyFiring: map[string]*replayCount{}, RulesNoLonger: map[string]*replayCount{}}}
+			RulesNewlyFiring: map[string]*replayCount{}, RulesNoLonger: map[string]*replayCount{}},
+		zones: map[int]*time.Location{}}
 	for _, f := range set.Files() {
 		for _, p := range f.Policies {
 			for _, r := range p.Rules {
@@ -129,7 +136,7 @@ func (rp *replayer) needsFor(agent, tool string) *replayNeeds {
 		for _, ct := range tr.Conditions {
 			c := rp.conds[ct.Pos]
 			if c == nil {
-				out = append(out, replayNeed{rule: tr.Rule, other: true}) // unknown: never guess
+				out = append(out, replayNeed{rule: tr.Rule, unknown: true})
 				continue
 			}
 			n := replayNeed{kind: c.Kind, rule: tr.Rule}
@@ -138,17 +145,20 @@ func (rp *replayer) needsFor(agent, tool string) *replayNeeds {
 			case policy.KindParameter:
 				n.path = c.Parameter.Path
 			case policy.KindUserAttribute:
-				n.path = c.UserAttribute.Parameter
-			case policy.KindUserPermission, policy.KindDataClassification:
+				n.path, n.attr = c.UserAttribute.Parameter, c.UserAttribute.Attribute
+			case policy.KindDataClassification:
+				n.attr = "clearance"
+			case policy.KindUserPermission, policy.KindAgentRole, policy.KindExpr:
 			case policy.KindTimeContext:
-				if rp.history != nil && c.TimeContext.UnusualHour == nil {
-					continue // call counts only: the history holds them
+				tc := c.TimeContext
+				n.unusual = tc.UnusualHour != nil
+				for _, cc := range []*policy.CallCount{tc.OrCallCountExceeds, tc.CallCountExceeds} {
+					if cc != nil {
+						n.windows = append(n.windows, cc.WindowMinutes)
+					}
 				}
-				n.other = true
-			case policy.KindAgentRole, policy.KindExpr:
-				n.other = true
 			default:
-				continue // time of day, threat score, findings, session labels: the record holds them
+				continue // time of day, threat score, findings, session labels: every record holds them
 			}
 			out = append(out, n)
 		}
@@ -158,10 +168,20 @@ func (rp *replayer) needsFor(agent, tool string) *replayNeeds {
 	return ns
 }
 
-// undecidable says why r cannot be re-decided under the candidate set ("" when it can).
+// noInputs are a record's inputs when it holds none (a version 2 record: the evaluation read none).
+var noInputs ledger.Inputs
+
+// undecidable says why r cannot be re-decided under the candidate set ("" when it can). A
+// version 1 record holds none of the evaluation's inputs beyond its time, parameters, threat,
+// findings and session; a version 2 record holds them (Record.Inputs), values redacted aside.
 func (rp *replayer) undecidable(r *ledger.Record, ns *replayNeeds) string {
 	if r.Time.IsZero() {
 		return "the record holds no time" // Decide would read the clock: never guess
+	}
+	hasInputs := r.V >= 2
+	in := r.Inputs
+	if in == nil {
+		in = &noInputs
 	}
 	var redacted []string
 	if ns.params && len(r.Redacted) > 0 {
@@ -169,15 +189,38 @@ func (rp *replayer) undecidable(r *ledger.Record, ns *replayNeeds) string {
 	}
 	for _, n := range ns.list {
 		switch {
-		case n.other && n.kind == policy.KindAgentRole:
+		case n.unknown:
+			return "a condition not found in the candidate's files (rule " + n.rule + ")"
+		case n.kind == policy.KindAgentRole && !hasInputs:
 			return "agent_role: the record holds no agent roles (rule " + n.rule + ")"
-		case n.other && n.kind == policy.KindTimeContext:
-			return "time_context: the record holds no behaviour counts or hour baseline (rule " + n.rule + ")"
-		case n.other:
-			return "expression: the record may not hold what it reads (rule " + n.rule + ")"
+		case n.kind == policy.KindTimeContext:
+			if rp.history != nil && !n.unusual {
+				continue // call counts only: the history holds them
+			}
+			if !hasInputs {
+				return "time_context: the record holds no behaviour counts or hour baseline (rule " + n.rule + ")"
+			}
+			if in.Baseline == "" {
+				continue // no behaviour tracking at the gateway: no earlier calls, no baseline, as decided
+			}
+			for _, w := range n.windows {
+				if _, ok := in.Calls[strconv.Itoa(w)]; !ok {
+					return "time_context: the record holds no count of calls in " + strconv.Itoa(w) + " minutes (rule " + n.rule + ")"
+				}
+			}
+		case n.kind == policy.KindExpr:
+			if !hasInputs {
+				return "expression: the record may not hold what it reads (rule " + n.rule + ")"
+			}
+			if r.ParamsDropped != "" || len(r.Redacted) > 0 || len(in.RedactedAttributes) > 0 {
+				return "expression: it may read a redacted value (rule " + n.rule + ")"
+			}
 		case n.kind == policy.KindUserPermission, n.kind == policy.KindDataClassification, n.kind == policy.KindUserAttribute:
-			if r.User != nil {
+			if r.User != nil && !hasInputs {
 				return n.kind.String() + ": the record holds no user permissions or attributes (rule " + n.rule + ")"
+			}
+			if n.attr != "" && slices.Contains(in.RedactedAttributes, n.attr) {
+				return "invoking_user_attribute " + n.attr + " is redacted (rule " + n.rule + ")"
 			}
 		}
 		if n.path != "" {
@@ -192,6 +235,29 @@ func (rp *replayer) undecidable(r *ledger.Record, ns *replayNeeds) string {
 		}
 	}
 	return ""
+}
+
+// recordedHistory answers the policy's behaviour questions from a version 2 record: the counts
+// of the windows the gateway counted (undecidable already rules out any other) and the hour
+// baseline's verdict, as they were at decision time — never recomputed.
+type recordedHistory struct{ in *ledger.Inputs }
+
+func (h recordedHistory) CallCount(_ string, window time.Duration, _ time.Time) int {
+	return h.in.Calls[strconv.FormatInt(int64(window/time.Minute), 10)]
+}
+
+func (h recordedHistory) UnusualHour(time.Time) (unusual, learned bool) {
+	return h.in.Baseline == ledger.BaselineUnusual, h.in.Baseline != ledger.BaselineLearning
+}
+
+// zone is the recorded clock offset's location, one per offset.
+func (rp *replayer) zone(offset int) *time.Location {
+	z := rp.zones[offset]
+	if z == nil {
+		z = time.FixedZone("", offset)
+		rp.zones[offset] = z
+	}
+	return z
 }
 
 // redactedPaths turns the record's redacted JSON paths ($.a.b[0], $["x y"]) into the dotted
@@ -254,6 +320,19 @@ func (rp *replayer) replay(r *ledger.Record) {
 	if r.User != nil {
 		req.User = &policy.User{ID: r.User.ID}
 	}
+	if in := r.Inputs; in != nil {
+		req.Agent.Roles, req.Agent.Permissions, req.Agent.RolePermissions = in.Roles, in.Permissions, in.RolePermissions
+		if req.User != nil {
+			req.User.Permissions, req.User.Attributes = in.UserPermissions, in.UserAttributes
+		}
+		req.ToolClassification = in.ToolClassification
+		if in.Baseline != "" {
+			req.History = recordedHistory{in}
+		}
+		if in.ZoneOffset != 0 {
+			req.Time = r.Time.In(rp.zone(in.ZoneOffset))
+		}
+	}
 	if r.Session != nil {
 		// The labels the call was decided under: session conditions read them, as at the gateway.
 		req.Session = &policy.Session{ID: r.Session.ID, Labels: r.Session.Labels}
@@ -261,8 +340,12 @@ func (rp *replayer) replay(r *ledger.Record) {
 	if rp.history != nil {
 		req.History = rp.history(r)
 	}
+	// The finding kinds the gateway's policy read: inspection's and the behaviour anomalies'.
 	for _, f := range r.Findings {
 		req.Findings = append(req.Findings, f.Kind)
+	}
+	for _, a := range r.Anomalies {
+		req.Findings = append(req.Findings, a.Signal)
 	}
 	if ns.params && len(r.Params) > 0 {
 		// Not an object: no parameters (conditions on them do not hold). Numbers stay exact.
@@ -412,7 +495,7 @@ func parseReplayWindow(since, until string, now time.Time) (after, before time.T
 func parseReplayRecord(data []byte) (*ledger.Record, error) {
 	var r ledger.Record
 	rest, err := segjson.Parse(data, &r, 0)
-	if err != nil || len(bytes.TrimSpace(rest)) != 0 || r.V != ledger.FormatVersion || !r.Kind.Valid() {
+	if err != nil || len(bytes.TrimSpace(rest)) != 0 || r.V < ledger.MinFormatVersion || r.V > ledger.FormatVersion || !r.Kind.Valid() {
 		if _, perr := ledger.ParseRecord(data); perr != nil {
 			return nil, perr // the strict parser names the problem
 		}
