@@ -100,6 +100,15 @@ type replayer struct {
 	// (time_context without unusual_hour) can be re-decided from it rather than from the record.
 	history func(*ledger.Record) policy.History
 	zones   map[int]*time.Location // the recorded clock offsets, by seconds east of UTC
+	// params and findings are reused from record to record (Decide keeps neither).
+	params   map[string]any
+	findings []string
+}
+
+// worker is a replayer deciding records beside rp: the same candidate set and conditions, its
+// own caches and scratch space, no report of its own (its outcomes are counted by rp).
+func (rp *replayer) worker() *replayer {
+	return &replayer{set: rp.set, conds: rp.conds, needs: map[string]*replayNeeds{}, zones: map[int]*time.Location{}, history: rp.history}
 }
 
 func newReplayer(set *policy.Set) *replayer {
@@ -301,22 +310,51 @@ func redactedPaths(in []string) []string {
 	return out
 }
 
+// replayOutcome is what re-deciding one record found. Workers decide records in parallel;
+// the report counts their outcomes in ledger order, so it does not depend on the workers.
+type replayOutcome struct {
+	skip        bool   // not a selected tool-call decision
+	notByPolicy bool   // a decision the policy did not make: nothing to replay
+	undecidable string // why it cannot be re-decided ("" it was)
+	agent, tool string
+	id          string
+	from, to    string // the recorded and the candidate's decision (upper case)
+	oldRule     string
+	newRule     string // the candidate's deciding rule; "" its default action
+	why         string // the candidate's reason when its default action decided
+}
+
+// decisionName is a recorded decision's name as a transition names it.
+func decisionName(d string) string {
+	switch d {
+	case "allow":
+		return "ALLOW"
+	case "deny":
+		return "DENY"
+	case "constrain":
+		return "CONSTRAIN"
+	case "log":
+		return "LOG"
+	}
+	return strings.ToUpper(d)
+}
+
 // replay re-decides one record (a tool-call decision) and counts the result.
 func (rp *replayer) replay(r *ledger.Record) {
-	rep := rp.rep
-	rep.Replayed++
+	var o replayOutcome
+	rp.decide(r, &o)
+	rp.count(&o)
+}
+
+// decide re-decides r under the candidate set into o. It reads only the replayer's set and
+// caches: each worker has its own replayer (worker).
+func (rp *replayer) decide(r *ledger.Record, o *replayOutcome) {
+	*o = replayOutcome{agent: r.Agent.ID, tool: r.Tool, id: r.DecisionID}
 	ns := rp.needsFor(r.Agent.ID, r.Tool)
-	if why := rp.undecidable(r, ns); why != "" {
-		rep.Undecidable++
-		c := rp.rep.UndecidableWhy[why]
-		if c == nil {
-			c = &replayCount{}
-			rp.rep.UndecidableWhy[why] = c
-		}
-		c.add(r.DecisionID)
+	if o.undecidable = rp.undecidable(r, ns); o.undecidable != "" {
 		return
 	}
-	req := policy.Request{Agent: policy.Agent{ID: r.Agent.ID}, Tool: r.Tool, Time: r.Time, Threat: r.ThreatLevel}
+	req := policy.Request{Agent: policy.Agent{ID: r.Agent.ID}, Tool: r.Tool, Time: r.Time, Threat: r.ThreatLevel, Findings: rp.findings[:0]}
 	if r.User != nil {
 		req.User = &policy.User{ID: r.User.ID}
 	}
@@ -347,8 +385,15 @@ func (rp *replayer) replay(r *ledger.Record) {
 	for _, a := range r.Anomalies {
 		req.Findings = append(req.Findings, a.Signal)
 	}
+	rp.findings = req.Findings
 	if ns.params && len(r.Params) > 0 {
 		// Not an object: no parameters (conditions on them do not hold). Numbers stay exact.
+		// The map is the replayer's, emptied for each record: Decide does not keep it.
+		if rp.params == nil {
+			rp.params = map[string]any{}
+		}
+		clear(rp.params)
+		req.Params = rp.params
 		if _, err := segjson.Parse(r.Params, &req.Params, segjson.UseNumber); err != nil {
 			req.Params = nil
 		}
@@ -360,46 +405,73 @@ func (rp *replayer) replay(r *ledger.Record) {
 	}
 	// The policy's own decision: a CONSTRAIN whose approval was then redeemed or refused is
 	// recorded with the approval's outcome.
-	from := strings.ToUpper(r.Decision)
+	o.from, o.to = decisionName(r.Decision), to.String()
 	if r.Approval != nil {
-		from = policy.Constrain.String()
+		o.from = policy.Constrain.String()
 	}
-	oldRule, newRule := "", v.Rule
+	o.newRule = v.Rule
 	if r.Policy != nil {
-		oldRule = r.Policy.Rule
+		o.oldRule = r.Policy.Rule
 	}
-	if from == to.String() && oldRule == newRule {
+	if o.newRule == "" {
+		o.why = v.Reason
+	}
+}
+
+// count adds one outcome to the report.
+func (rp *replayer) count(o *replayOutcome) {
+	rep := rp.rep
+	switch {
+	case o.skip:
+		return
+	case o.notByPolicy:
+		rep.NotByPolicy++
+		return
+	}
+	rep.Replayed++
+	if o.undecidable != "" {
+		rep.Undecidable++
+		c := rep.UndecidableWhy[o.undecidable]
+		if c == nil {
+			c = &replayCount{}
+			rep.UndecidableWhy[o.undecidable] = c
+		}
+		c.add(o.id)
+		return
+	}
+	from, to, oldRule, newRule := o.from, o.to, o.oldRule, o.newRule
+	if from == to && oldRule == newRule {
 		rep.Unchanged++
 		return
 	}
 	if oldRule != newRule {
 		if newRule != "" {
-			countRule(rep.RulesNewlyFiring, r.Agent.ID+"/"+newRule, r.DecisionID)
+			countRule(rep.RulesNewlyFiring, o.agent+"/"+newRule, o.id)
 		}
 		if oldRule != "" {
-			countRule(rep.RulesNoLonger, r.Agent.ID+"/"+oldRule, r.DecisionID)
+			countRule(rep.RulesNoLonger, o.agent+"/"+oldRule, o.id)
 		}
 	}
-	if from == to.String() {
+	if from == to {
 		rep.Unchanged++ // same decision, another rule
 		return
 	}
 	rep.Changed++
-	t := rp.trans[from+"→"+to.String()]
+	t := rp.trans[from+"→"+to]
 	if t == nil {
-		t = &replayTransition{From: from, To: to.String(), ByAgent: map[string]int{}, ByTool: map[string]int{}, ByRule: map[string]int{}}
-		rp.trans[from+"→"+to.String()] = t
+		t = &replayTransition{From: from, To: to, ByAgent: map[string]int{}, ByTool: map[string]int{}, ByRule: map[string]int{}}
+		rp.trans[from+"→"+to] = t
 		rep.Transitions = append(rep.Transitions, t)
 	}
 	t.Count++
-	t.ByAgent[r.Agent.ID]++
-	t.ByTool[r.Tool]++
+	t.ByAgent[o.agent]++
+	t.ByTool[o.tool]++
 	if newRule == "" {
-		newRule = "(" + v.Reason + ")"
+		newRule = "(" + o.why + ")"
 	}
 	t.ByRule[newRule]++
-	if len(t.Examples) < replayExamples && r.DecisionID != "" {
-		t.Examples = append(t.Examples, r.DecisionID)
+	if len(t.Examples) < replayExamples && o.id != "" {
+		t.Examples = append(t.Examples, o.id)
 	}
 }
 
@@ -582,13 +654,7 @@ func runPolicyReplay(ctx context.Context, std Stdio, args []string) int {
 	}
 	defer st.Close()
 	rp := newReplayer(set)
-	rp.rep.Scanned, err = scanToolDecisions(ctx, st, decisionFilter{agent: *agent, tool: *tool, after: after, before: before}, func(r *ledger.Record) {
-		if r.Policy == nil || !slices.Contains(replayActions, strings.ToLower(r.Decision)) {
-			rp.rep.NotByPolicy++
-			return
-		}
-		rp.replay(r)
-	})
+	rp.rep.Scanned, err = replayLedger(ctx, st, decisionFilter{agent: *agent, tool: *tool, after: after, before: before}, rp)
 	if err != nil {
 		problem(std.Err, "policy replay: "+err.Error(), "run 'portcullis audit verify' to check the log")
 		return exitUsage
