@@ -68,6 +68,14 @@ func benchDecisionLedger(b *testing.B, n int) string {
 	b.Helper()
 	ctx := context.Background()
 	dir := b.TempDir()
+	// PORTCULLIS_REPLAY_BENCH_DIR keeps the generated data directory there and reuses it, so
+	// that runs (of two builds, side by side) replay the same ledger without writing it again.
+	if d := os.Getenv("PORTCULLIS_REPLAY_BENCH_DIR"); d != "" {
+		if _, err := os.Stat(filepath.Join(d, LedgerDBFile)); err == nil {
+			return d
+		}
+		dir = d
+	}
 	if _, _, err := app.Init(ctx, dir); err != nil {
 		b.Fatal(err)
 	}
