@@ -597,15 +597,9 @@ func scanToolDecisions(ctx context.Context, st ledger.Store, f decisionFilter, f
 		if err != nil {
 			return fmt.Errorf("record %d: %w", e.Seq, err)
 		}
-		switch {
-		case r.Event() != ledger.KindDecision, r.Agent == nil, r.Tool == "", r.Decision == "",
-			f.agent != "" && r.Agent.ID != f.agent,
-			f.tool != "" && r.Tool != f.tool,
-			!f.after.IsZero() && r.Time.Before(f.after),
-			!f.before.IsZero() && !r.Time.Before(f.before):
-			return nil
+		if f.selects(r) {
+			fn(r)
 		}
-		fn(r)
 		return nil
 	})
 	return scanned, err

@@ -36,6 +36,13 @@ func replayGatewayLedger(t *testing.T, calls []string, want []string) (dir strin
 // default when nil) before the gateway starts.
 func gatewayLedger(t *testing.T, policy []byte, calls []string, want []string) (dir string, pol []byte) {
 	t.Helper()
+	return editedGatewayLedger(t, policy, nil, calls, want)
+}
+
+// editedGatewayLedger is gatewayLedger with edit, when set, run on the data directory and the
+// configuration file's path once the policy is written, before the gateway starts.
+func editedGatewayLedger(t *testing.T, policy []byte, edit func(dir, cfgPath string), calls []string, want []string) (dir string, pol []byte) {
+	t.Helper()
 	ctx := context.Background()
 	dir = t.TempDir()
 	cfgPath, key, err := app.Init(ctx, dir)
@@ -46,6 +53,9 @@ func gatewayLedger(t *testing.T, policy []byte, calls []string, want []string) (
 		if err := os.WriteFile(filepath.Join(dir, "policies", app.DemoAgent+".yaml"), policy, 0o600); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if edit != nil {
+		edit(dir, cfgPath)
 	}
 	url, shut := serveGateway(t, cfgPath)
 	for i, body := range calls {
@@ -280,34 +290,20 @@ func TestPolicyReplaySessionLabels(t *testing.T) {
 // call to fetch_customer_names counted over an hour (a rule that never fires), over the calls.
 func inputsGatewayLedger(t *testing.T, calls []string, want []string) (dir string, pol []byte) {
 	t.Helper()
-	ctx := context.Background()
-	dir = t.TempDir()
-	cfgPath, key, err := app.Init(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	edit := func(path, old, new string) []byte {
+	replace := func(path, old, new string) {
 		b, err := os.ReadFile(path)
 		if err != nil || !bytes.Contains(b, []byte(old)) {
 			t.Fatalf("%s: no %q (%v)", path, old, err)
 		}
-		b = bytes.Replace(b, []byte(old), []byte(new), 1)
-		if err := os.WriteFile(path, b, 0o600); err != nil {
+		if err := os.WriteFile(path, bytes.Replace(b, []byte(old), []byte(new), 1), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		return b
 	}
-	edit(cfgPath, "      roles: [reporting]\n", "      roles: [reporting]\n      trust_asserted_user: true\n")
-	pol = edit(filepath.Join(dir, "policies", app.DemoAgent+".yaml"), "  - name: \"read_customer_list\"",
-		"  - name: \"bulk_reads\"\n    tool: fetch_customer_names\n    action: DENY\n    conditions:\n      - time_context:\n          call_count_exceeds:\n            window_minutes: 60\n            threshold: 1000\n  - name: \"read_customer_list\"")
-	url, shut := serveGateway(t, cfgPath)
-	for i, body := range calls {
-		if d, _ := decideAt(t, url, key, body); d != want[i] {
-			t.Fatalf("call %d %s: decision %q, want %s", i, body, d, want[i])
-		}
-	}
-	shut()
-	return dir, pol
+	return editedGatewayLedger(t, nil, func(dir, cfgPath string) {
+		replace(cfgPath, "      roles: [reporting]\n", "      roles: [reporting]\n      trust_asserted_user: true\n")
+		replace(filepath.Join(dir, "policies", app.DemoAgent+".yaml"), "  - name: \"read_customer_list\"",
+			"  - name: \"bulk_reads\"\n    tool: fetch_customer_names\n    action: DENY\n    conditions:\n      - time_context:\n          call_count_exceeds:\n            window_minutes: 60\n            threshold: 1000\n  - name: \"read_customer_list\"")
+	}, calls, want)
 }
 
 // Replay decides from what a version 2 record holds of the evaluation's inputs: the agent's
