@@ -34,8 +34,16 @@ type replayCount struct {
 func (c *replayCount) add(id string) {
 	c.Count++
 	if len(c.Examples) < replayExamples && id != "" {
-		c.Examples = append(c.Examples, id)
+		c.Examples = append(c.Examples, strings.Clone(id)) // id may point into a reused buffer
 	}
+}
+
+// bump counts one under k, copying k when it is new: it may point into a reused buffer.
+func bump(m map[string]int, k string) {
+	if _, ok := m[k]; !ok {
+		k = strings.Clone(k)
+	}
+	m[k]++
 }
 
 // replayTransition is one kind of change (e.g. ALLOW→DENY) broken down by agent, tool and rule.
@@ -103,6 +111,22 @@ type replayer struct {
 	// params and findings are reused from record to record (Decide keeps neither).
 	params   map[string]any
 	findings []string
+	// names holds one copy of each agent id and tool name: a record's may point into a reused
+	// buffer, and the policy set remembers the tool names it has seen.
+	names map[string]string
+}
+
+// intern returns the replayer's own copy of s.
+func (rp *replayer) intern(s string) string {
+	if c, ok := rp.names[s]; ok {
+		return c
+	}
+	if rp.names == nil {
+		rp.names = map[string]string{}
+	}
+	c := strings.Clone(s)
+	rp.names[c] = c
+	return c
 }
 
 // worker is a replayer deciding records beside rp: the same candidate set and conditions, its
@@ -349,12 +373,13 @@ func (rp *replayer) replay(r *ledger.Record) {
 // decide re-decides r under the candidate set into o. It reads only the replayer's set and
 // caches: each worker has its own replayer (worker).
 func (rp *replayer) decide(r *ledger.Record, o *replayOutcome) {
-	*o = replayOutcome{agent: r.Agent.ID, tool: r.Tool, id: r.DecisionID}
-	ns := rp.needsFor(r.Agent.ID, r.Tool)
+	agent, tool := rp.intern(r.Agent.ID), rp.intern(r.Tool)
+	*o = replayOutcome{agent: agent, tool: tool, id: r.DecisionID}
+	ns := rp.needsFor(agent, tool)
 	if o.undecidable = rp.undecidable(r, ns); o.undecidable != "" {
 		return
 	}
-	req := policy.Request{Agent: policy.Agent{ID: r.Agent.ID}, Tool: r.Tool, Time: r.Time, Threat: r.ThreatLevel, Findings: rp.findings[:0]}
+	req := policy.Request{Agent: policy.Agent{ID: agent}, Tool: tool, Time: r.Time, Threat: r.ThreatLevel, Findings: rp.findings[:0]}
 	if r.User != nil {
 		req.User = &policy.User{ID: r.User.ID}
 	}
@@ -418,7 +443,8 @@ func (rp *replayer) decide(r *ledger.Record, o *replayOutcome) {
 	}
 }
 
-// count adds one outcome to the report.
+// count adds one outcome to the report. The outcome's strings may point into the batch's
+// buffer: whatever the report keeps of them is copied.
 func (rp *replayer) count(o *replayOutcome) {
 	rep := rp.rep
 	switch {
@@ -459,19 +485,19 @@ func (rp *replayer) count(o *replayOutcome) {
 	rep.Changed++
 	t := rp.trans[from+"→"+to]
 	if t == nil {
-		t = &replayTransition{From: from, To: to, ByAgent: map[string]int{}, ByTool: map[string]int{}, ByRule: map[string]int{}}
+		t = &replayTransition{From: strings.Clone(from), To: to, ByAgent: map[string]int{}, ByTool: map[string]int{}, ByRule: map[string]int{}}
 		rp.trans[from+"→"+to] = t
 		rep.Transitions = append(rep.Transitions, t)
 	}
 	t.Count++
-	t.ByAgent[o.agent]++
-	t.ByTool[o.tool]++
+	bump(t.ByAgent, o.agent)
+	bump(t.ByTool, o.tool)
 	if newRule == "" {
 		newRule = "(" + o.why + ")"
 	}
-	t.ByRule[newRule]++
+	bump(t.ByRule, newRule)
 	if len(t.Examples) < replayExamples && o.id != "" {
-		t.Examples = append(t.Examples, o.id)
+		t.Examples = append(t.Examples, strings.Clone(o.id))
 	}
 }
 

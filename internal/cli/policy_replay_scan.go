@@ -49,10 +49,11 @@ type replayFields struct {
 }
 
 // decodeReplay decodes what replay reads of data into r (reset first). A record that is not one
-// is an error the strict parser names.
+// is an error the strict parser names. Strings point into data (no copy): r is valid only as
+// long as data is, and what outlives the batch is copied when it is counted (replayer.count).
 func decodeReplay(data []byte, f *replayFields, r *ledger.Record) error {
 	*f = replayFields{}
-	rest, err := segjson.Parse(data, f, 0)
+	rest, err := segjson.Parse(data, f, segjson.ZeroCopy)
 	if err != nil || len(bytes.TrimSpace(rest)) != 0 || f.V < ledger.MinFormatVersion || f.V > ledger.FormatVersion || !f.Kind.Valid() {
 		if _, perr := ledger.ParseRecord(data); perr != nil {
 			return perr
