@@ -356,7 +356,7 @@ func TestAuditFormats(t *testing.T) {
 	}
 	_, piped, _ := run(t, "", "audit", "tail", "--data", dir, "-n", "2")
 	_, asJSON, _ := run(t, "", "audit", "tail", "--data", dir, "-n", "2", "--format", "json")
-	if piped != asJSON || !strings.HasPrefix(piped, `{"v":1`) {
+	if piped != asJSON || !strings.HasPrefix(piped, `{"v":2`) {
 		t.Errorf("piped output is not the records' JSON: %q", piped)
 	}
 	code, out, _ = run(t, "", "audit", "search", "--data", dir, "--decision", "DENY", "--format", "table")

@@ -34,8 +34,16 @@ type replayCount struct {
 func (c *replayCount) add(id string) {
 	c.Count++
 	if len(c.Examples) < replayExamples && id != "" {
-		c.Examples = append(c.Examples, id)
+		c.Examples = append(c.Examples, strings.Clone(id)) // id may point into a reused buffer
 	}
+}
+
+// bump counts one under k, copying k when it is new: it may point into a reused buffer.
+func bump(m map[string]int, k string) {
+	if _, ok := m[k]; !ok {
+		k = strings.Clone(k)
+	}
+	m[k]++
 }
 
 // replayTransition is one kind of change (e.g. ALLOW→DENY) broken down by agent, tool and rule.
@@ -72,10 +80,15 @@ type replayReport struct {
 
 // replayNeed is one condition of a considered rule that reads an input a record may not hold.
 type replayNeed struct {
-	kind  policy.ConditionKind
-	path  string // parameter path ("" when the condition reads no parameter)
-	rule  string
-	other bool // reads an input no record holds (agent roles, behaviour counts, CEL)
+	kind policy.ConditionKind
+	path string // parameter path ("" when the condition reads no parameter)
+	attr string // the invoking user's attribute it reads ("" none)
+	rule string
+	// windows are the call-count windows (minutes) a time_context condition reads; unusual is
+	// whether it reads unusual_hour.
+	windows []int
+	unusual bool
+	unknown bool // the condition is not in the candidate's files: never guess
 }
 
 // replayNeeds is what the rules covering one agent's calls to one tool read.
@@ -92,14 +105,41 @@ type replayer struct {
 	rep   *replayReport
 	trans map[string]*replayTransition
 	// history, when set, gives each record the agent's earlier calls, so call-count conditions
-	// (time_context without unusual_hour) can be re-decided; without it they are undecidable.
+	// (time_context without unusual_hour) can be re-decided from it rather than from the record.
 	history func(*ledger.Record) policy.History
+	zones   map[int]*time.Location // the recorded clock offsets, by seconds east of UTC
+	// params and findings are reused from record to record (Decide keeps neither).
+	params   map[string]any
+	findings []string
+	// names holds one copy of each agent id and tool name: a record's may point into a reused
+	// buffer, and the policy set remembers the tool names it has seen.
+	names map[string]string
+}
+
+// intern returns the replayer's own copy of s.
+func (rp *replayer) intern(s string) string {
+	if c, ok := rp.names[s]; ok {
+		return c
+	}
+	if rp.names == nil {
+		rp.names = map[string]string{}
+	}
+	c := strings.Clone(s)
+	rp.names[c] = c
+	return c
+}
+
+// worker is a replayer deciding records beside rp: the same candidate set and conditions, its
+// own caches and scratch space, no report of its own (its outcomes are counted by rp).
+func (rp *replayer) worker() *replayer {
+	return &replayer{set: rp.set, conds: rp.conds, needs: map[string]*replayNeeds{}, zones: map[int]*time.Location{}, history: rp.history}
 }
 
 func newReplayer(set *policy.Set) *replayer {
 	rp := &replayer{set: set, conds: map[string]*policy.Condition{}, needs: map[string]*replayNeeds{}, trans: map[string]*replayTransition{},
 		rep: &replayReport{PolicyVersion: set.Version(), UndecidableWhy: map[string]*replayCount{}, Transitions: []*replayTransition{},
-			RulesNewlyFiring: map[string]*replayCount{}, RulesNoLonger: map[string]*replayCount{}}}
+			RulesNewlyFiring: map[string]*replayCount{}, RulesNoLonger: map[string]*replayCount{}},
+		zones: map[int]*time.Location{}}
 	for _, f := range set.Files() {
 		for _, p := range f.Policies {
 			for _, r := range p.Rules {
@@ -129,7 +169,7 @@ func (rp *replayer) needsFor(agent, tool string) *replayNeeds {
 		for _, ct := range tr.Conditions {
 			c := rp.conds[ct.Pos]
 			if c == nil {
-				out = append(out, replayNeed{rule: tr.Rule, other: true}) // unknown: never guess
+				out = append(out, replayNeed{rule: tr.Rule, unknown: true})
 				continue
 			}
 			n := replayNeed{kind: c.Kind, rule: tr.Rule}
@@ -138,17 +178,20 @@ func (rp *replayer) needsFor(agent, tool string) *replayNeeds {
 			case policy.KindParameter:
 				n.path = c.Parameter.Path
 			case policy.KindUserAttribute:
-				n.path = c.UserAttribute.Parameter
-			case policy.KindUserPermission, policy.KindDataClassification:
+				n.path, n.attr = c.UserAttribute.Parameter, c.UserAttribute.Attribute
+			case policy.KindDataClassification:
+				n.attr = "clearance"
+			case policy.KindUserPermission, policy.KindAgentRole, policy.KindExpr:
 			case policy.KindTimeContext:
-				if rp.history != nil && c.TimeContext.UnusualHour == nil {
-					continue // call counts only: the history holds them
+				tc := c.TimeContext
+				n.unusual = tc.UnusualHour != nil
+				for _, cc := range []*policy.CallCount{tc.OrCallCountExceeds, tc.CallCountExceeds} {
+					if cc != nil {
+						n.windows = append(n.windows, cc.WindowMinutes)
+					}
 				}
-				n.other = true
-			case policy.KindAgentRole, policy.KindExpr:
-				n.other = true
 			default:
-				continue // time of day, threat score, findings, session labels: the record holds them
+				continue // time of day, threat score, findings, session labels: every record holds them
 			}
 			out = append(out, n)
 		}
@@ -158,10 +201,20 @@ func (rp *replayer) needsFor(agent, tool string) *replayNeeds {
 	return ns
 }
 
-// undecidable says why r cannot be re-decided under the candidate set ("" when it can).
+// noInputs are a record's inputs when it holds none (a version 2 record: the evaluation read none).
+var noInputs ledger.Inputs
+
+// undecidable says why r cannot be re-decided under the candidate set ("" when it can). A
+// version 1 record holds none of the evaluation's inputs beyond its time, parameters, threat,
+// findings and session; a version 2 record holds them (Record.Inputs), values redacted aside.
 func (rp *replayer) undecidable(r *ledger.Record, ns *replayNeeds) string {
 	if r.Time.IsZero() {
 		return "the record holds no time" // Decide would read the clock: never guess
+	}
+	hasInputs := r.V >= 2
+	in := r.Inputs
+	if in == nil {
+		in = &noInputs
 	}
 	var redacted []string
 	if ns.params && len(r.Redacted) > 0 {
@@ -169,15 +222,38 @@ func (rp *replayer) undecidable(r *ledger.Record, ns *replayNeeds) string {
 	}
 	for _, n := range ns.list {
 		switch {
-		case n.other && n.kind == policy.KindAgentRole:
+		case n.unknown:
+			return "a condition not found in the candidate's files (rule " + n.rule + ")"
+		case n.kind == policy.KindAgentRole && !hasInputs:
 			return "agent_role: the record holds no agent roles (rule " + n.rule + ")"
-		case n.other && n.kind == policy.KindTimeContext:
-			return "time_context: the record holds no behaviour counts or hour baseline (rule " + n.rule + ")"
-		case n.other:
-			return "expression: the record may not hold what it reads (rule " + n.rule + ")"
+		case n.kind == policy.KindTimeContext:
+			if rp.history != nil && !n.unusual {
+				continue // call counts only: the history holds them
+			}
+			if !hasInputs {
+				return "time_context: the record holds no behaviour counts or hour baseline (rule " + n.rule + ")"
+			}
+			if in.Baseline == "" {
+				continue // no behaviour tracking at the gateway: no earlier calls, no baseline, as decided
+			}
+			for _, w := range n.windows {
+				if _, ok := in.Calls[strconv.Itoa(w)]; !ok {
+					return "time_context: the record holds no count of calls in " + strconv.Itoa(w) + " minutes (rule " + n.rule + ")"
+				}
+			}
+		case n.kind == policy.KindExpr:
+			if !hasInputs {
+				return "expression: the record may not hold what it reads (rule " + n.rule + ")"
+			}
+			if r.ParamsDropped != "" || len(r.Redacted) > 0 || len(in.RedactedAttributes) > 0 {
+				return "expression: it may read a redacted value (rule " + n.rule + ")"
+			}
 		case n.kind == policy.KindUserPermission, n.kind == policy.KindDataClassification, n.kind == policy.KindUserAttribute:
-			if r.User != nil {
+			if r.User != nil && !hasInputs {
 				return n.kind.String() + ": the record holds no user permissions or attributes (rule " + n.rule + ")"
+			}
+			if n.attr != "" && slices.Contains(in.RedactedAttributes, n.attr) {
+				return "invoking_user_attribute " + n.attr + " is redacted (rule " + n.rule + ")"
 			}
 		}
 		if n.path != "" {
@@ -192,6 +268,29 @@ func (rp *replayer) undecidable(r *ledger.Record, ns *replayNeeds) string {
 		}
 	}
 	return ""
+}
+
+// recordedHistory answers the policy's behaviour questions from a version 2 record: the counts
+// of the windows the gateway counted (undecidable already rules out any other) and the hour
+// baseline's verdict, as they were at decision time — never recomputed.
+type recordedHistory struct{ in *ledger.Inputs }
+
+func (h recordedHistory) CallCount(_ string, window time.Duration, _ time.Time) int {
+	return h.in.Calls[strconv.FormatInt(int64(window/time.Minute), 10)]
+}
+
+func (h recordedHistory) UnusualHour(time.Time) (unusual, learned bool) {
+	return h.in.Baseline == ledger.BaselineUnusual, h.in.Baseline != ledger.BaselineLearning
+}
+
+// zone is the recorded clock offset's location, one per offset.
+func (rp *replayer) zone(offset int) *time.Location {
+	z := rp.zones[offset]
+	if z == nil {
+		z = time.FixedZone("", offset)
+		rp.zones[offset] = z
+	}
+	return z
 }
 
 // redactedPaths turns the record's redacted JSON paths ($.a.b[0], $["x y"]) into the dotted
@@ -235,24 +334,67 @@ func redactedPaths(in []string) []string {
 	return out
 }
 
+// replayOutcome is what re-deciding one record found. Workers decide records in parallel;
+// the report counts their outcomes in ledger order, so it does not depend on the workers.
+type replayOutcome struct {
+	skip        bool   // not a selected tool-call decision
+	notByPolicy bool   // a decision the policy did not make: nothing to replay
+	undecidable string // why it cannot be re-decided ("" it was)
+	agent, tool string
+	id          string
+	from, to    string // the recorded and the candidate's decision (upper case)
+	oldRule     string
+	newRule     string // the candidate's deciding rule; "" its default action
+	why         string // the candidate's reason when its default action decided
+}
+
+// decisionName is a recorded decision's name as a transition names it.
+func decisionName(d string) string {
+	switch d {
+	case "allow":
+		return "ALLOW"
+	case "deny":
+		return "DENY"
+	case "constrain":
+		return "CONSTRAIN"
+	case "log":
+		return "LOG"
+	}
+	return strings.ToUpper(d)
+}
+
 // replay re-decides one record (a tool-call decision) and counts the result.
 func (rp *replayer) replay(r *ledger.Record) {
-	rep := rp.rep
-	rep.Replayed++
-	ns := rp.needsFor(r.Agent.ID, r.Tool)
-	if why := rp.undecidable(r, ns); why != "" {
-		rep.Undecidable++
-		c := rp.rep.UndecidableWhy[why]
-		if c == nil {
-			c = &replayCount{}
-			rp.rep.UndecidableWhy[why] = c
-		}
-		c.add(r.DecisionID)
+	var o replayOutcome
+	rp.decide(r, &o)
+	rp.count(&o)
+}
+
+// decide re-decides r under the candidate set into o. It reads only the replayer's set and
+// caches: each worker has its own replayer (worker).
+func (rp *replayer) decide(r *ledger.Record, o *replayOutcome) {
+	agent, tool := rp.intern(r.Agent.ID), rp.intern(r.Tool)
+	*o = replayOutcome{agent: agent, tool: tool, id: r.DecisionID}
+	ns := rp.needsFor(agent, tool)
+	if o.undecidable = rp.undecidable(r, ns); o.undecidable != "" {
 		return
 	}
-	req := policy.Request{Agent: policy.Agent{ID: r.Agent.ID}, Tool: r.Tool, Time: r.Time, Threat: r.ThreatLevel}
+	req := policy.Request{Agent: policy.Agent{ID: agent}, Tool: tool, Time: r.Time, Threat: r.ThreatLevel, Findings: rp.findings[:0]}
 	if r.User != nil {
 		req.User = &policy.User{ID: r.User.ID}
+	}
+	if in := r.Inputs; in != nil {
+		req.Agent.Roles, req.Agent.Permissions, req.Agent.RolePermissions = in.Roles, in.Permissions, in.RolePermissions
+		if req.User != nil {
+			req.User.Permissions, req.User.Attributes = in.UserPermissions, in.UserAttributes
+		}
+		req.ToolClassification = in.ToolClassification
+		if in.Baseline != "" {
+			req.History = recordedHistory{in}
+		}
+		if in.ZoneOffset != 0 {
+			req.Time = r.Time.In(rp.zone(in.ZoneOffset))
+		}
 	}
 	if r.Session != nil {
 		// The labels the call was decided under: session conditions read them, as at the gateway.
@@ -261,11 +403,22 @@ func (rp *replayer) replay(r *ledger.Record) {
 	if rp.history != nil {
 		req.History = rp.history(r)
 	}
+	// The finding kinds the gateway's policy read: inspection's and the behaviour anomalies'.
 	for _, f := range r.Findings {
 		req.Findings = append(req.Findings, f.Kind)
 	}
+	for _, a := range r.Anomalies {
+		req.Findings = append(req.Findings, a.Signal)
+	}
+	rp.findings = req.Findings
 	if ns.params && len(r.Params) > 0 {
 		// Not an object: no parameters (conditions on them do not hold). Numbers stay exact.
+		// The map is the replayer's, emptied for each record: Decide does not keep it.
+		if rp.params == nil {
+			rp.params = map[string]any{}
+		}
+		clear(rp.params)
+		req.Params = rp.params
 		if _, err := segjson.Parse(r.Params, &req.Params, segjson.UseNumber); err != nil {
 			req.Params = nil
 		}
@@ -277,46 +430,74 @@ func (rp *replayer) replay(r *ledger.Record) {
 	}
 	// The policy's own decision: a CONSTRAIN whose approval was then redeemed or refused is
 	// recorded with the approval's outcome.
-	from := strings.ToUpper(r.Decision)
+	o.from, o.to = decisionName(r.Decision), to.String()
 	if r.Approval != nil {
-		from = policy.Constrain.String()
+		o.from = policy.Constrain.String()
 	}
-	oldRule, newRule := "", v.Rule
+	o.newRule = v.Rule
 	if r.Policy != nil {
-		oldRule = r.Policy.Rule
+		o.oldRule = r.Policy.Rule
 	}
-	if from == to.String() && oldRule == newRule {
+	if o.newRule == "" {
+		o.why = v.Reason
+	}
+}
+
+// count adds one outcome to the report. The outcome's strings may point into the batch's
+// buffer: whatever the report keeps of them is copied.
+func (rp *replayer) count(o *replayOutcome) {
+	rep := rp.rep
+	switch {
+	case o.skip:
+		return
+	case o.notByPolicy:
+		rep.NotByPolicy++
+		return
+	}
+	rep.Replayed++
+	if o.undecidable != "" {
+		rep.Undecidable++
+		c := rep.UndecidableWhy[o.undecidable]
+		if c == nil {
+			c = &replayCount{}
+			rep.UndecidableWhy[o.undecidable] = c
+		}
+		c.add(o.id)
+		return
+	}
+	from, to, oldRule, newRule := o.from, o.to, o.oldRule, o.newRule
+	if from == to && oldRule == newRule {
 		rep.Unchanged++
 		return
 	}
 	if oldRule != newRule {
 		if newRule != "" {
-			countRule(rep.RulesNewlyFiring, r.Agent.ID+"/"+newRule, r.DecisionID)
+			countRule(rep.RulesNewlyFiring, o.agent+"/"+newRule, o.id)
 		}
 		if oldRule != "" {
-			countRule(rep.RulesNoLonger, r.Agent.ID+"/"+oldRule, r.DecisionID)
+			countRule(rep.RulesNoLonger, o.agent+"/"+oldRule, o.id)
 		}
 	}
-	if from == to.String() {
+	if from == to {
 		rep.Unchanged++ // same decision, another rule
 		return
 	}
 	rep.Changed++
-	t := rp.trans[from+"→"+to.String()]
+	t := rp.trans[from+"→"+to]
 	if t == nil {
-		t = &replayTransition{From: from, To: to.String(), ByAgent: map[string]int{}, ByTool: map[string]int{}, ByRule: map[string]int{}}
-		rp.trans[from+"→"+to.String()] = t
+		t = &replayTransition{From: strings.Clone(from), To: to, ByAgent: map[string]int{}, ByTool: map[string]int{}, ByRule: map[string]int{}}
+		rp.trans[from+"→"+to] = t
 		rep.Transitions = append(rep.Transitions, t)
 	}
 	t.Count++
-	t.ByAgent[r.Agent.ID]++
-	t.ByTool[r.Tool]++
+	bump(t.ByAgent, o.agent)
+	bump(t.ByTool, o.tool)
 	if newRule == "" {
-		newRule = "(" + v.Reason + ")"
+		newRule = "(" + o.why + ")"
 	}
-	t.ByRule[newRule]++
-	if len(t.Examples) < replayExamples && r.DecisionID != "" {
-		t.Examples = append(t.Examples, r.DecisionID)
+	bump(t.ByRule, newRule)
+	if len(t.Examples) < replayExamples && o.id != "" {
+		t.Examples = append(t.Examples, strings.Clone(o.id))
 	}
 }
 
@@ -412,7 +593,7 @@ func parseReplayWindow(since, until string, now time.Time) (after, before time.T
 func parseReplayRecord(data []byte) (*ledger.Record, error) {
 	var r ledger.Record
 	rest, err := segjson.Parse(data, &r, 0)
-	if err != nil || len(bytes.TrimSpace(rest)) != 0 || r.V != ledger.FormatVersion || !r.Kind.Valid() {
+	if err != nil || len(bytes.TrimSpace(rest)) != 0 || r.V < ledger.MinFormatVersion || r.V > ledger.FormatVersion || !r.Kind.Valid() {
 		if _, perr := ledger.ParseRecord(data); perr != nil {
 			return nil, perr // the strict parser names the problem
 		}
@@ -442,15 +623,9 @@ func scanToolDecisions(ctx context.Context, st ledger.Store, f decisionFilter, f
 		if err != nil {
 			return fmt.Errorf("record %d: %w", e.Seq, err)
 		}
-		switch {
-		case r.Event() != ledger.KindDecision, r.Agent == nil, r.Tool == "", r.Decision == "",
-			f.agent != "" && r.Agent.ID != f.agent,
-			f.tool != "" && r.Tool != f.tool,
-			!f.after.IsZero() && r.Time.Before(f.after),
-			!f.before.IsZero() && !r.Time.Before(f.before):
-			return nil
+		if f.selects(r) {
+			fn(r)
 		}
-		fn(r)
 		return nil
 	})
 	return scanned, err
@@ -499,13 +674,7 @@ func runPolicyReplay(ctx context.Context, std Stdio, args []string) int {
 	}
 	defer st.Close()
 	rp := newReplayer(set)
-	rp.rep.Scanned, err = scanToolDecisions(ctx, st, decisionFilter{agent: *agent, tool: *tool, after: after, before: before}, func(r *ledger.Record) {
-		if r.Policy == nil || !slices.Contains(replayActions, strings.ToLower(r.Decision)) {
-			rp.rep.NotByPolicy++
-			return
-		}
-		rp.replay(r)
-	})
+	rp.rep.Scanned, err = replayLedger(ctx, st, decisionFilter{agent: *agent, tool: *tool, after: after, before: before}, rp)
 	if err != nil {
 		problem(std.Err, "policy replay: "+err.Error(), "run 'portcullis audit verify' to check the log")
 		return exitUsage

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +21,8 @@ import (
 	"github.com/portcullis-ai/portcullis/internal/config"
 	"github.com/portcullis-ai/portcullis/internal/ledger"
 	"github.com/portcullis-ai/portcullis/internal/policy"
+	"github.com/portcullis-ai/portcullis/internal/store/memory"
+	"github.com/portcullis-ai/portcullis/internal/store/sqlite"
 )
 
 // replayGatewayLedger runs the real gateway over a fresh data directory, makes the calls (each
@@ -32,6 +36,13 @@ func replayGatewayLedger(t *testing.T, calls []string, want []string) (dir strin
 // default when nil) before the gateway starts.
 func gatewayLedger(t *testing.T, policy []byte, calls []string, want []string) (dir string, pol []byte) {
 	t.Helper()
+	return editedGatewayLedger(t, policy, nil, calls, want)
+}
+
+// editedGatewayLedger is gatewayLedger with edit, when set, run on the data directory and the
+// configuration file's path once the policy is written, before the gateway starts.
+func editedGatewayLedger(t *testing.T, policy []byte, edit func(dir, cfgPath string), calls []string, want []string) (dir string, pol []byte) {
+	t.Helper()
 	ctx := context.Background()
 	dir = t.TempDir()
 	cfgPath, key, err := app.Init(ctx, dir)
@@ -42,6 +53,9 @@ func gatewayLedger(t *testing.T, policy []byte, calls []string, want []string) (
 		if err := os.WriteFile(filepath.Join(dir, "policies", app.DemoAgent+".yaml"), policy, 0o600); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if edit != nil {
+		edit(dir, cfgPath)
 	}
 	url, shut := serveGateway(t, cfgPath)
 	for i, body := range calls {
@@ -208,18 +222,13 @@ func TestPolicyReplayGatewayLedger(t *testing.T) {
 		t.Errorf("no longer firing = %+v", rep.RulesNoLonger)
 	}
 
-	// A condition on the agent's roles, which records do not hold: every call the rule covers is
-	// undecidable (7 to fetch_customer_names), the two deletes replay.
+	// A condition on the agent's roles, which records hold: the demo agent has reporting, so the
+	// call over the limit is now allowed and the rest are unchanged.
 	roles := candidate(t, pol, "      - parameter: limit\n        max_value: 1000", "      - agent_role: reporting")
 	code, out, _ = run(t, "", "policy", "replay", "--data", dir, "--policy", roles, "--format", "json", "--fail-on", "undecidable")
 	rep = replayOut(t, out)
-	if code != exitFail || rep.Undecidable != 7 || rep.Unchanged != 2 || rep.Changed != 0 {
+	if tr := transition(rep, "DENY", "ALLOW"); code != exitOK || rep.Undecidable != 0 || rep.Unchanged != 8 || rep.Changed != 1 || tr == nil || tr.ByRule["read_customer_list"] != 1 {
 		t.Errorf("agent_role: code %d %+v", code, rep)
-	}
-	for why := range rep.UndecidableWhy {
-		if !strings.HasPrefix(why, "agent_role: the record holds no agent roles") {
-			t.Errorf("agent_role reason %q", why)
-		}
 	}
 
 	// Filters: one tool only; the table names the transition.
@@ -274,5 +283,199 @@ func TestPolicyReplaySessionLabels(t *testing.T) {
 	rp.replay(rec("allow", "everyday_tools"))
 	if rep := rp.rep; rep.Replayed != 3 || rep.Unchanged != 3 || rep.Changed != 0 || rep.Undecidable != 0 {
 		t.Fatalf("same policy over session decisions: %+v (transitions %+v)", rep, rep.Transitions)
+	}
+}
+
+// inputsGatewayLedger runs the real gateway, its demo agent trusted to assert its user and its
+// call to fetch_customer_names counted over an hour (a rule that never fires), over the calls.
+func inputsGatewayLedger(t *testing.T, calls []string, want []string) (dir string, pol []byte) {
+	t.Helper()
+	replace := func(path, old, new string) {
+		b, err := os.ReadFile(path)
+		if err != nil || !bytes.Contains(b, []byte(old)) {
+			t.Fatalf("%s: no %q (%v)", path, old, err)
+		}
+		if err := os.WriteFile(path, bytes.Replace(b, []byte(old), []byte(new), 1), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return editedGatewayLedger(t, nil, func(dir, cfgPath string) {
+		replace(cfgPath, "      roles: [reporting]\n", "      roles: [reporting]\n      trust_asserted_user: true\n")
+		replace(filepath.Join(dir, "policies", app.DemoAgent+".yaml"), "  - name: \"read_customer_list\"",
+			"  - name: \"bulk_reads\"\n    tool: fetch_customer_names\n    action: DENY\n    conditions:\n      - time_context:\n          call_count_exceeds:\n            window_minutes: 60\n            threshold: 1000\n  - name: \"read_customer_list\"")
+	}, calls, want)
+}
+
+// Replay decides from what a version 2 record holds of the evaluation's inputs: the agent's
+// roles, the invoking user's attributes, the behaviour counts at decision time; a condition on
+// a user attribute the ledger redacted is undecidable, never guessed. Before records held them,
+// each of these was undecidable.
+func TestPolicyReplayRecordedInputs(t *testing.T) {
+	user := func(region string) string {
+		return `,"user":{"id":"alice","permissions":["crm_read"],"attributes":{"region":["` + region + `"],"session":["s-1"]}}`
+	}
+	calls := []string{
+		`{"tool":"fetch_customer_names","params":{"limit":5,"region":"eu"}` + user("eu") + `}`,
+		`{"tool":"fetch_customer_names","params":{"limit":5,"region":"us"}` + user("eu") + `}`,
+		`{"tool":"fetch_customer_names","params":{"limit":5,"region":"eu"}` + user("eu") + `}`,
+		`{"tool":"fetch_customer_names","params":{"limit":5,"region":"eu"}` + user("eu") + `}`,
+		`{"tool":"delete_file","params":{"path":"/tmp/x"}}`,
+	}
+	want := []string{"ALLOW", "ALLOW", "ALLOW", "ALLOW", "DENY"}
+	dir, pol := inputsGatewayLedger(t, calls, want)
+	replay := func(cand string) replayReport {
+		t.Helper()
+		_, out, errs := run(t, "", "policy", "replay", "--data", dir, "--policy", cand, "--format", "json")
+		if out == "" {
+			t.Fatalf("no report: %s", errs)
+		}
+		return replayOut(t, out)
+	}
+
+	// The records hold the inputs, the user attribute named like a credential redacted.
+	var seen int
+	st, err := sqlite.OpenLedger(filepath.Join(dir, LedgerDBFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	_ = st.Scan(context.Background(), 0, func(e ledger.Entry) error {
+		r, err := ledger.ParseRecord(e.Data)
+		if err != nil || r.Kind != ledger.KindDecision || r.Tool != "fetch_customer_names" {
+			return err
+		}
+		seen++
+		in := r.Inputs
+		if r.V != 2 || in == nil || !slices.Equal(in.Roles, []string{"reporting"}) || in.UserAttributes["region"][0] != "eu" ||
+			!slices.Equal(in.RedactedAttributes, []string{"session"}) || in.UserAttributes["session"][0] == "s-1" ||
+			in.Calls["60"] != seen-1 || in.Baseline != ledger.BaselineLearning {
+			t.Errorf("decision %d: v%d inputs %+v", seen, r.V, in)
+		}
+		return nil
+	})
+	if seen != 4 {
+		t.Fatalf("%d decisions to fetch_customer_names, want 4", seen)
+	}
+
+	// A role the agent has: unchanged; one it lacks: every call the rule covered now denied.
+	has := candidate(t, pol, "      - parameter: limit\n        max_value: 1000", "      - agent_role: reporting\n        has_permission: sales_read")
+	if rep := replay(has); rep.Undecidable != 0 || rep.Changed != 0 || rep.Unchanged != 5 {
+		t.Errorf("agent_role held: %+v", rep)
+	}
+	lacks := candidate(t, pol, "      - parameter: limit\n        max_value: 1000", "      - agent_role: admin")
+	if rep := replay(lacks); rep.Undecidable != 0 || rep.Changed != 4 || transition(rep, "ALLOW", "DENY") == nil {
+		t.Errorf("agent_role lacked: %+v", rep)
+	}
+
+	// The user's region must match the call's: the one call outside it is denied.
+	region := candidate(t, pol, "      - parameter: limit\n        max_value: 1000", "      - invoking_user_attribute: region\n        matches_parameter: region")
+	rep := replay(region)
+	if tr := transition(rep, "ALLOW", "DENY"); rep.Undecidable != 0 || rep.Changed != 1 || tr == nil || tr.Count != 1 {
+		t.Errorf("invoking_user_attribute region: %+v", rep)
+	}
+
+	// A tighter rate: the third and fourth calls in the hour exceed 2, as counted when they ran.
+	rate := candidate(t, pol, "            threshold: 1000", "            threshold: 2")
+	rep = replay(rate)
+	if tr := transition(rep, "ALLOW", "DENY"); rep.Undecidable != 0 || rep.Changed != 2 || tr == nil || tr.ByRule["bulk_reads"] != 2 {
+		t.Errorf("call_count_exceeds 2: %+v", rep)
+	}
+	// A window the gateway did not count cannot be decided.
+	other := candidate(t, pol, "            window_minutes: 60", "            window_minutes: 5")
+	if rep := replay(other); rep.Undecidable != 4 {
+		t.Errorf("an uncounted window: %+v", rep)
+	}
+
+	// A condition on the redacted attribute: undecidable, with the reason.
+	redacted := candidate(t, pol, "      - parameter: limit\n        max_value: 1000", "      - invoking_user_attribute: session\n        matches_parameter: region")
+	rep = replay(redacted)
+	if rep.Undecidable != 4 || rep.Changed != 0 || rep.UndecidableWhy["invoking_user_attribute session is redacted (rule read_customer_list)"] == nil {
+		t.Errorf("redacted attribute: %+v %v", rep, rep.UndecidableWhy)
+	}
+}
+
+// A version 1 record (written before records held the evaluation's inputs) still replays: a
+// condition on what it does not hold is undecidable, the rest is decided.
+func TestPolicyReplayVersion1Record(t *testing.T) {
+	set, err := policy.LoadSources([]policy.Source{{Name: "p.yaml", Data: []byte("agent_id: a\ndefault_action: DENY\nrules:\n" +
+		"  - name: by_role\n    tool: t_role\n    action: ALLOW\n    conditions:\n      - agent_role: ops\n" +
+		"  - name: by_param\n    tool: t_param\n    action: ALLOW\n    conditions:\n      - parameter: n\n        max_value: 3\n")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := newReplayer(set)
+	for _, data := range []string{
+		`{"v":1,"seq":0,"prev":"","time":"2026-01-01T00:00:00Z","kind":"decision","decision_id":"d1","agent":{"id":"a","verified":true},"tool":"t_role","decision":"allow","policy":{"rule":"by_role"},"shadow":{"version":"x","decision":"deny"}}`,
+		`{"v":1,"seq":1,"prev":"","time":"2026-01-01T00:00:00Z","kind":"decision","decision_id":"d2","agent":{"id":"a","verified":true},"tool":"t_param","params":{"n":9},"decision":"allow","policy":{"rule":"by_param"}}`,
+	} {
+		r, err := parseReplayRecord([]byte(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rp.replay(r)
+	}
+	if rep := rp.rep; rep.Replayed != 2 || rep.Undecidable != 1 || rep.Changed != 1 || rep.UndecidableWhy["agent_role: the record holds no agent roles (rule by_role)"] == nil {
+		t.Errorf("version 1 records: %+v %v", rep, rep.UndecidableWhy)
+	}
+}
+
+// The parallel replay counts in ledger order: its report is the one a single pass gives, the
+// examples included, whatever worker decided which batch; a record that is not one stops it
+// with that record's seq, after the records before it were counted.
+func TestReplayLedgerInOrder(t *testing.T) {
+	set, err := policy.LoadSources([]policy.Source{{Name: "p.yaml", Data: []byte("agent_id: a\ndefault_action: DENY\nrules:\n" +
+		"  - name: small\n    tool: t\n    action: ALLOW\n    conditions:\n      - parameter: n\n        max_value: 3\n")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 3000
+	var recs []*ledger.Record
+	st := memory.New()
+	ctx := context.Background()
+	for i := range n {
+		r := &ledger.Record{Seq: uint64(i), Kind: ledger.KindDecision, DecisionID: fmt.Sprintf("d%04d", i), Time: time.Unix(int64(i), 0),
+			Agent: &ledger.Principal{ID: "a"}, Tool: "t", Params: json.RawMessage(fmt.Sprintf(`{"n":%d}`, i%7)),
+			Decision: []string{"allow", "deny"}[i%2], Policy: &ledger.Policy{Rule: "small"}}
+		data, err := ledger.Encode(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Commit(ctx, []ledger.Entry{{Seq: uint64(i), Data: data}}, nil); err != nil {
+			t.Fatal(err)
+		}
+		back, _ := ledger.ParseRecord(data)
+		recs = append(recs, back)
+	}
+	one := newReplayer(set)
+	for _, r := range recs {
+		one.replay(r)
+	}
+	par := newReplayer(set)
+	scanned, err := replayLedger(ctx, st, decisionFilter{}, par)
+	if err != nil || scanned != n {
+		t.Fatalf("replayLedger: %d scanned, %v", scanned, err)
+	}
+	a, _ := json.Marshal(one.rep)
+	b, _ := json.Marshal(par.rep)
+	if !bytes.Equal(a, b) {
+		t.Errorf("parallel report differs from one pass:\n%s\n%s", b, a)
+	}
+	if one.rep.Changed == 0 || len(one.rep.Transitions) != 2 {
+		t.Fatalf("the ledger changes nothing: %+v", one.rep)
+	}
+
+	// A malformed record in the middle.
+	bad := memory.New()
+	err = st.Scan(ctx, 0, func(e ledger.Entry) error {
+		if e.Seq == 1700 {
+			e.Data = []byte(`{"v":2,"seq":1700,"prev":"","kind":"decision","agent":{"id":}}`)
+		}
+		return bad.Commit(ctx, []ledger.Entry{{Seq: e.Seq, Data: bytes.Clone(e.Data)}}, nil)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := replayLedger(ctx, bad, decisionFilter{}, newReplayer(set)); err == nil || !strings.Contains(err.Error(), "record 1700") {
+		t.Errorf("a malformed record: %v", err)
 	}
 }

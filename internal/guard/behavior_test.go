@@ -11,7 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/portcullis-ai/portcullis/internal/behavior"
+	"github.com/portcullis-ai/portcullis/internal/ledger"
 	"github.com/portcullis-ai/portcullis/internal/policy"
 )
 
@@ -215,5 +218,25 @@ rules:
 	}
 	if d := h.g.Check(context.Background(), h.call("archive_reports", `{}`)); d.Action != policy.Deny || d.Code != CodeBehavior {
 		t.Errorf("a tool whose rule reads an uncountable window: %v %q, want DENY %s", d.Action, d.Code, CodeBehavior)
+	}
+}
+
+// A decision records what its evaluation read of the behaviour tracker — the earlier calls in
+// every window the policy counts, the hour baseline's verdict — and the clock's zone offset, so
+// that a replay decides from the record instead of recounting.
+func TestDecisionRecordsBehaviourInputs(t *testing.T) {
+	at := time.Date(2025, 1, 6, 10, 0, 0, 0, time.FixedZone("CET", 3600))
+	h, _ := rateHarness(t, func() time.Time {
+		at = at.Add(time.Second)
+		return at
+	})
+	var last *Decision
+	for range 3 {
+		last = h.g.Check(context.Background(), h.call("export_customer_data", `{"rows":10}`))
+	}
+	r := h.recordOf(t, last.ID, "decision")
+	want := &ledger.Inputs{Calls: map[string]int{"1": 2, "60": 2}, Baseline: ledger.BaselineLearning, ZoneOffset: 3600}
+	if d := cmp.Diff(want, r.Inputs); d != "" {
+		t.Errorf("inputs (-want +got):\n%s", d)
 	}
 }

@@ -576,8 +576,9 @@ func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 	// 4. Behaviour: count the call and every window the policy reads (one atomic store call),
 	// read the baseline, raise anomalies.
 	var sig Signals
+	windows := set.Windows(agent.ID, req.Tool)
 	if g.behavior != nil {
-		sig, err = g.behavior.Observe(ctx, agent.ID, req.Tool, len(req.Params), start, set.Windows(agent.ID, req.Tool))
+		sig, err = g.behavior.Observe(ctx, agent.ID, req.Tool, len(req.Params), start, windows)
 		if err != nil {
 			return g.deny(ctx, d, rec, sh, CodeBehavior, fmt.Errorf("behaviour: %w", err), "")
 		}
@@ -648,6 +649,7 @@ func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 	d.Action, d.Rule, d.Enforcement = pd.Action, pd.Rule, pd.Enforcement
 	var conds []approval.Condition
 	rec.Policy, conds = ledgerPolicy(version, &v, preq, sh)
+	rec.Inputs = evalInputs(preq, windows)
 	rec.Enforcement = pd.Enforcement
 	if w := &v.WouldHave; v.Shadowed && w.Action.StricterThan(pd.Action) {
 		// Shadow mode: a dry-run rule would have tightened this call. It is not enforced, but it

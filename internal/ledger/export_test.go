@@ -7,3 +7,11 @@ func SetCatchUpScanMax(n uint64) (restore func()) {
 	catchUpScanMax = n
 	return func() { catchUpScanMax = old }
 }
+
+// SetWriteVersion makes the ledger write records in format version v, as a binary of that
+// version did, for the length of a test; it returns the function that restores it.
+func SetWriteVersion(v int) (restore func()) {
+	old := writeVersion
+	writeVersion = v
+	return func() { writeVersion = old }
+}

@@ -35,7 +35,7 @@ func FuzzParseRecord(f *testing.F) {
 		if rec.Seq != h.Seq || (rec.Prev != "") != h.HasPrev {
 			t.Fatalf("header %+v disagrees with record seq %d prev %q", h, rec.Seq, rec.Prev)
 		}
-		if !rec.Kind.Valid() || rec.V != ledger.FormatVersion {
+		if !rec.Kind.Valid() || rec.V != h.V || rec.V < ledger.MinFormatVersion || rec.V > ledger.FormatVersion {
 			t.Fatalf("accepted kind %q version %d", rec.Kind, rec.V)
 		}
 	})

@@ -238,6 +238,7 @@ func (l *Ledger) Append(ctx context.Context, r *Record, secretPaths ...string) (
 		return 0, fmt.Errorf("append: %w: unknown kind %q", ErrMalformedRecord, r.Kind)
 	}
 	l.redact.apply(r, secretPaths)
+	l.redact.applyInputs(r)
 	body, err := encodeBody(r)
 	if err != nil {
 		// A field JSON cannot carry (a NaN score, say) must not leave the call unrecorded:

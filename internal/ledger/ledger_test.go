@@ -18,7 +18,8 @@ import (
 
 func TestEncodeIsCanonicalMarshal(t *testing.T) {
 	r := decision(7)
-	r.V, r.Seq, r.Prev = 1, 7, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	r.V, r.Seq, r.Prev = ledger.FormatVersion, 7, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	r.Inputs = &ledger.Inputs{Roles: []string{"reader"}, UserAttributes: map[string][]string{"region": {"eu", "us"}}, Calls: map[string]int{"60": 3, "5": 1}, Baseline: ledger.BaselineUsual}
 	got, err := ledger.Encode(r)
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +53,11 @@ func TestParseRecordRejects(t *testing.T) {
 		"trailing":      string(good) + `{}`,
 		"dup seq":       `{"v":1,"seq":0,"prev":"","time":"1970-01-01T00:00:00Z","kind":"startup","seq":5}`,
 		"upper hex":     `{"v":1,"seq":1,"prev":"0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef","time":"1970-01-01T00:00:00Z","kind":"startup"}`,
-		"version 2":     `{"v":2,"seq":0,"prev":"","time":"1970-01-01T00:00:00Z","kind":"startup"}`,
+		"version 3":     `{"v":3,"seq":0,"prev":"","time":"1970-01-01T00:00:00Z","kind":"startup"}`,
+		"version 0":     `{"v":0,"seq":0,"prev":"","time":"1970-01-01T00:00:00Z","kind":"startup"}`,
+		"version 10":    `{"v":10,"seq":0,"prev":"","time":"1970-01-01T00:00:00Z","kind":"startup"}`,
+		"two versions":  `{"v":2,"seq":0,"prev":"","time":"1970-01-01T00:00:00Z","kind":"startup","v":1}`,
+		"v1 inputs":     `{"v":1,"seq":0,"prev":"","time":"1970-01-01T00:00:00Z","kind":"decision","inputs":{"roles":["a"]}}`,
 		"truncated":     string(good[:len(good)-3]),
 	}
 	if _, err := ledger.ParseRecord(good); err != nil {

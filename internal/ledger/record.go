@@ -17,7 +17,15 @@ import (
 )
 
 // FormatVersion is the record format version written in every record's "v" field.
-const FormatVersion = 1
+//
+// Version 2 added "inputs" (what a decision's policy evaluation read) and made official the
+// "shadow" field, which some version 1 records carry: a reader that knows only version 1 refuses
+// a version 2 record by its version, not by an unknown field. Version 1 records are still read
+// and verified (MinFormatVersion); they never carry "inputs".
+const FormatVersion = 2
+
+// MinFormatVersion is the oldest record format version still read.
+const MinFormatVersion = 1
 
 // Kind says what a record records.
 type Kind string
@@ -199,6 +207,9 @@ type Record struct {
 	ThreatLevel   threat.Level `json:"threat_level,omitempty"`
 	Findings      []Finding    `json:"findings,omitempty"`
 	Anomalies     []Anomaly    `json:"anomalies,omitempty"`
+	// Inputs are what the policy evaluation read that the fields above do not hold (format
+	// version 2; on decisions the policy decided), so that a replay decides from the record.
+	Inputs *Inputs `json:"inputs,omitempty"`
 	// Shadow is the candidate policy set's verdict on this call when it differs from the
 	// enforced one (policy shadow rollout, docs/policy-lifecycle.md); never enforced.
 	Shadow *Shadow `json:"shadow,omitempty"`
@@ -233,6 +244,39 @@ type Shadow struct {
 	Rule     string `json:"rule,omitempty"`
 }
 
+// Inputs are what a decision's policy evaluation read beyond the record's time, tool,
+// parameters, threat level, findings, anomalies and session: the agent's roles and permissions,
+// the invoking user's permissions and attributes, the tool's configured classification, the
+// behaviour counts and hour baseline, and the zone of the gateway's clock. Empty fields are
+// omitted; in a version 2 record an omitted field means the evaluation read nothing there (no
+// roles, no user, no behaviour tracking, a UTC clock).
+type Inputs struct {
+	Roles           []string            `json:"roles,omitempty"`
+	Permissions     []string            `json:"permissions,omitempty"`
+	RolePermissions map[string][]string `json:"role_permissions,omitempty"`
+	UserPermissions []string            `json:"user_permissions,omitempty"`
+	// UserAttributes are redacted by Append with the parameters' rules (a sensitive name's
+	// values replaced, hashed with the hash key); RedactedAttributes names those replaced.
+	UserAttributes     map[string][]string `json:"user_attributes,omitempty"`
+	RedactedAttributes []string            `json:"redacted_attributes,omitempty"`
+	ToolClassification string              `json:"tool_classification,omitempty"`
+	// Calls maps a counted window, in minutes, to the agent's calls to the tool in it before
+	// this one — the windows the enforced policy read; Baseline is the hour-of-week baseline's
+	// verdict ("learning", "usual", "unusual"). Both are set only under behaviour tracking.
+	Calls    map[string]int `json:"calls,omitempty"`
+	Baseline string         `json:"baseline,omitempty"`
+	// ZoneOffset is the gateway clock's UTC offset in seconds at the decision's time (an
+	// expression reading time.getHours() reads the clock's zone).
+	ZoneOffset int `json:"zone_offset,omitempty"`
+}
+
+// The hour baseline's verdicts in Inputs.Baseline.
+const (
+	BaselineLearning = "learning"
+	BaselineUsual    = "usual"
+	BaselineUnusual  = "unusual"
+)
+
 // Session is a record's session: its ID ("" the agent's default session) and labels.
 type Session struct {
 	ID     string   `json:"id,omitempty"`
@@ -245,15 +289,23 @@ var (
 	ErrMalformedRecord = errors.New("malformed record")
 )
 
-// emptyHeader is what json.Marshal writes for the header of a record with Seq 0 and Prev "".
-var emptyHeader = []byte(`{"v":1,"seq":0,"prev":"",`)
+// writeVersion is the format version records are written in: FormatVersion, except in tests
+// that write a log as an older binary did (SetWriteVersion).
+var writeVersion = FormatVersion
+
+// emptyHeader is what json.Marshal writes for the header of a record with Seq 0 and Prev "",
+// after the version digit.
+var emptyHeader = []byte(`,"seq":0,"prev":"",`)
 
 // encodeBody encodes everything of r after the header, starting with the first field after
 // "prev" and ending with the closing brace. It is the expensive part of encoding and runs in
 // the caller's goroutine; the single writer only prepends the header.
 func encodeBody(r *Record) ([]byte, error) {
 	c := *r
-	c.V, c.Seq, c.Prev = FormatVersion, 0, ""
+	c.V, c.Seq, c.Prev = writeVersion, 0, ""
+	if writeVersion < 2 {
+		c.Inputs = nil // version 1 had no such field
+	}
 	c.Time = c.Time.UTC()
 	// segmentio's encoder writes the same bytes as encoding/json.Marshal (HTML escaping, sorted
 	// map keys, the same number forms; TestEncodeIsCanonicalMarshal and FuzzEncodeMatchesStdlib
@@ -262,15 +314,18 @@ func encodeBody(r *Record) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode record: %w", err)
 	}
-	if !bytes.HasPrefix(b, emptyHeader) {
+	const p0 = `{"v":`
+	if len(b) < len(p0)+1 || string(b[:len(p0)]) != p0 || b[len(p0)] != byte('0'+writeVersion) || !bytes.HasPrefix(b[len(p0)+1:], emptyHeader) {
 		return nil, fmt.Errorf("encode record: unexpected header %.40q", b)
 	}
-	return b[len(emptyHeader):], nil
+	return b[len(p0)+1+len(emptyHeader):], nil
 }
 
 // appendHeader writes the canonical header for seq and prev (nil for seq 0) followed by body.
 func appendHeader(dst []byte, seq uint64, prev []byte, body []byte) []byte {
-	dst = append(dst, `{"v":1,"seq":`...)
+	dst = append(dst, `{"v":`...)
+	dst = append(dst, byte('0'+writeVersion))
+	dst = append(dst, `,"seq":`...)
 	dst = strconv.AppendUint(dst, seq, 10)
 	dst = append(dst, `,"prev":"`...)
 	dst = hex.AppendEncode(dst, prev)
@@ -306,8 +361,10 @@ func decodePrev(s string) ([]byte, error) {
 	return b, nil
 }
 
-// Header is the part of a record verification needs: its seq and the hash it links to.
+// Header is the part of a record verification needs: its format version, its seq and the hash
+// it links to.
 type Header struct {
+	V    int
 	Seq  uint64
 	Prev [sha256.Size]byte
 	// HasPrev is false for the "" prev of record 0.
@@ -319,11 +376,14 @@ type Header struct {
 // lower-case hex) so that one record has exactly one spelling.
 func ParseHeader(data []byte) (Header, error) {
 	var h Header
-	const p1, p2 = `{"v":1,"seq":`, `,"prev":"`
-	if !bytes.HasPrefix(data, []byte(p1)) {
-		return h, fmt.Errorf("%w: does not start with %s", ErrMalformedRecord, p1)
+	const p0, p1, p2 = `{"v":`, `,"seq":`, `,"prev":"`
+	if !bytes.HasPrefix(data, []byte(p0)) || len(data) < len(p0)+1+len(p1) ||
+		data[len(p0)] < '0'+MinFormatVersion || data[len(p0)] > '0'+FormatVersion ||
+		!bytes.HasPrefix(data[len(p0)+1:], []byte(p1)) {
+		return h, fmt.Errorf("%w: does not start with %s<%d to %d>%s", ErrMalformedRecord, p0, MinFormatVersion, FormatVersion, p1)
 	}
-	i := len(p1)
+	h.V = int(data[len(p0)] - '0')
+	i := len(p0) + 1 + len(p1)
 	j := i
 	for j < len(data) && data[j] >= '0' && data[j] <= '9' {
 		j++
@@ -378,8 +438,11 @@ func ParseRecord(data []byte) (*Record, error) {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%w: trailing data after the record", ErrMalformedRecord)
 	}
-	if r.V != FormatVersion {
-		return nil, fmt.Errorf("%w: format version %d, want %d", ErrMalformedRecord, r.V, FormatVersion)
+	if r.V != h.V {
+		return nil, fmt.Errorf("%w: header fields repeated with other values", ErrMalformedRecord)
+	}
+	if r.V < FormatVersion && r.Inputs != nil {
+		return nil, fmt.Errorf("%w: inputs in a format version %d record", ErrMalformedRecord, r.V)
 	}
 	if r.Seq != h.Seq || (r.Prev != "") != h.HasPrev {
 		return nil, fmt.Errorf("%w: header fields repeated with other values", ErrMalformedRecord)

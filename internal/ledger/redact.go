@@ -194,6 +194,41 @@ func (rd *redaction) apply(r *Record, extraPaths []string) {
 	rd.store(r, raw, out, hit)
 }
 
+// applyInputs redacts the invoking user's attributes in r.Inputs with the parameters' rules:
+// the values of an attribute with a sensitive name are replaced (hashed with the hash key), and
+// its name is listed in RedactedAttributes. The caller's Inputs and map are never modified: a
+// copy holds the replacements.
+func (rd *redaction) applyInputs(r *Record) {
+	in := r.Inputs
+	if in == nil || len(in.UserAttributes) == 0 {
+		return
+	}
+	var out map[string][]string
+	var hit []string
+	for k, vs := range in.UserAttributes {
+		if !rd.names[strings.ToLower(k)] {
+			continue
+		}
+		if out == nil {
+			out = maps.Clone(in.UserAttributes)
+		}
+		rv := make([]string, len(vs))
+		for i, v := range vs {
+			rv[i], _ = rd.replacement(v).(string)
+		}
+		out[k] = rv
+		hit = append(hit, k)
+	}
+	if out == nil {
+		return
+	}
+	c := *in
+	c.UserAttributes = out
+	sort.Strings(hit)
+	c.RedactedAttributes = hit
+	r.Inputs = &c
+}
+
 // store sets the record's parameters to out (raw after redaction) and their hash.
 func (rd *redaction) store(r *Record, raw, out []byte, hit []string) {
 	r.Params = out
