@@ -257,7 +257,9 @@ const CodeDefinitionHeld = "tool_definition_held"
 // DefinitionRule is the rule an approval of a held tool definition names, in the product's own
 // namespace: a grant binds its rule, tool and parameters, and a definition's parameters are the
 // definition itself, so a call's approval and a definition's are never taken for each other.
-const DefinitionRule = "portcullis.tool_definition"
+// The approval engine lets only an approver whose scope covers every agent decide it: the
+// definition it admits is the tool's, shown to every agent of the upstream.
+const DefinitionRule = approval.DefinitionRule
 
 // DefinitionHold asks for an operator's approval of one exact tool definition, held because
 // CheckDefinition answered ResultHold.
@@ -265,7 +267,8 @@ type DefinitionHold struct {
 	Source    string
 	RequestID string
 	// Agent is the agent whose listing met the definition: the approval request is opened in
-	// its name (approvers scoped to it may decide).
+	// its name, but only an approver whose scope covers every agent may decide it (the
+	// definition, once approved, is admitted for all of them).
 	Agent *identity.Agent
 	// Tool is the name the agent would call the tool by.
 	Tool string
