@@ -121,6 +121,15 @@ func (g *Guard) VisibleTools(ctx context.Context, l Listing) (visible []string, 
 	if len(hidden) == 0 {
 		return visible, nil
 	}
+	version := Version(set)
+	at := g.now()
+	key := listingKey(l, version, hidden)
+	if g.listings.seen(key, at) {
+		// This agent was shown this very narrowing under this policy a moment ago, and it is on
+		// the record: a model call that offers the same tools again adds nothing to it (and,
+		// checked first, costs no record reason: this is every tools/list after the first).
+		return visible, nil
+	}
 	named := make([]string, 0, min(len(hidden), maxHiddenNamed))
 	for _, n := range hidden[:min(len(hidden), maxHiddenNamed)] {
 		named = append(named, RecordedToolName(n))
@@ -132,14 +141,6 @@ func (g *Guard) VisibleTools(ctx context.Context, l Listing) (visible []string, 
 	reason := fmt.Sprintf("%s hidden by policy: %d of %d: %s", what, len(hidden), len(l.Tools), strings.Join(named, ", "))
 	if len(hidden) > maxHiddenNamed {
 		reason += ", …"
-	}
-	version := Version(set)
-	at := g.now()
-	key := listingKey(l, version, hidden)
-	if g.listings.seen(key, at) {
-		// This agent was shown this very narrowing under this policy a moment ago, and it is on
-		// the record: a model call that offers the same tools again adds nothing to it.
-		return visible, nil
 	}
 	rec := &ledger.Record{Kind: ledger.KindDecision, Time: at, DecisionID: NewDecisionID(), RequestID: l.RequestID,
 		Source: l.Source, Tool: ListTool, Decision: "allow", Reason: reason, PolicyVersion: version,

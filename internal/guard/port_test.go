@@ -383,3 +383,27 @@ func TestVisibleToolsRecordedOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestVisibleToolsRepeatCheap: a narrowing already on the record (every tools/list after the
+// first) builds no record reason: it costs the two lists and the key, not the hidden names'
+// formatting.
+func TestVisibleToolsRepeatCheap(t *testing.T) {
+	h := newHarnessWith(t, harnessOptions{})
+	ctx := context.Background()
+	l := Listing{Source: "llm", Agent: h.agent(t), Tools: []string{"fetch_sales_data", "delete_file", "save_note", "transfer", "wire"}}
+	if _, err := h.g.VisibleTools(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, err := h.g.VisibleTools(ctx, l); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs > visibleRepeatAllocs {
+		t.Errorf("a repeated narrowed list: %.0f allocations, want at most %d", allocs, visibleRepeatAllocs)
+	}
+}
+
+// visibleRepeatAllocs: the visible and hidden lists (2 measured; one spare for the hidden list's
+// growth). Building the record reason first cost 7.
+const visibleRepeatAllocs = 3
