@@ -273,8 +273,9 @@ type DefinitionHold struct {
 	Agent *identity.Agent
 	// Tool is the name the agent would call the tool by.
 	Tool string
-	// Data is the definition (as CheckDefinition read it); Digest, the transport's own hash of
-	// it, is shown to approvers beside it.
+	// Data is the definition (as CheckDefinition read it): approvers are shown it (redacted
+	// where a secret was found) and the grant binds its digest, which the guard computes.
+	// Digest, the transport's own hash of it, is shown beside it as a label and binds nothing.
 	Data   json.RawMessage
 	Digest string
 	// Scan is CheckDefinition's answer: its level and findings go to the approvers.
@@ -312,6 +313,10 @@ func (g *Guard) HoldDefinition(ctx context.Context, h DefinitionHold) (held Held
 	if err := ValidToolName(h.Tool); err != nil {
 		return HeldDefinition{}, err
 	}
+	// The one digest of the definition: what the grant binds and the request is matched by,
+	// computed here from the bytes approvers are shown (below), never taken from the transport
+	// (h.Digest is its own hash, of its own bytes: a label) nor computed again by the engine
+	// (the input carries the digest, not the definition).
 	digest, err := approval.Digest(h.Data)
 	if err != nil {
 		return HeldDefinition{}, fmt.Errorf("digest tool definition: %w", err)
@@ -320,7 +325,7 @@ func (g *Guard) HoldDefinition(ctx context.Context, h DefinitionHold) (held Held
 	if set := g.policies.Current(); set != nil {
 		version = Version(set)
 	}
-	in := approval.Input{DecisionID: NewDecisionID(), Agent: h.Agent.ID, Tool: h.Tool, Params: h.Data, ParamsDigest: digest,
+	in := approval.Input{DecisionID: NewDecisionID(), Agent: h.Agent.ID, Tool: h.Tool, ParamsDigest: digest,
 		Rule: DefinitionRule, PolicyVersion: version, Expiry: g.approvalExpiry,
 		Labels: map[string]string{"source": h.Source, "kind": "tool_definition", "definition": h.Digest}}
 	if h.Scan != nil {
