@@ -50,6 +50,9 @@ rules:
   - name: progress
     tool: up__progress
     action: ALLOW
+  - name: second_upstream
+    tool: slow__work
+    action: ALLOW
   - name: docs
     tool: mcp.resources.read
     action: ALLOW
@@ -154,6 +157,8 @@ type harnessConfig struct {
 	protocol string
 	// holdLevel is the guard's mcp.definition_hold_level (default none: blocked outright).
 	holdLevel threat.Level
+	// more are upstreams beside "up".
+	more []Upstream
 }
 
 func newHarnessWith(t testing.TB, wait, timeout time.Duration, store ledger.Store, hc harnessConfig) *harness {
@@ -307,7 +312,7 @@ func newHarnessWith(t testing.TB, wait, timeout time.Duration, store ledger.Stor
 	if hc.gateway != nil {
 		hc.gateway(&o)
 	}
-	gw, err := New(ctx, o, []Upstream{{Name: "up", NewTransport: connectUp}})
+	gw, err := New(ctx, o, append([]Upstream{{Name: "up", NewTransport: connectUp}}, hc.more...))
 	if err != nil {
 		t.Fatal(err)
 	}
