@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -139,7 +140,9 @@ func pendingDefinitions(t *testing.T, env []string, tool string) []map[string]an
 // callable; it waits as an approval request for that exact definition (its digest); once an
 // approver approves it with `portcullis approvals approve`, it is listed and runs; when the
 // server changes the definition, it is held again with a request of its own. Every step is in
-// the ledger.
+// the ledger. The approval admits the definition for every agent, so the demo approver, scoped to
+// the demo agent alone, may not give it: after its attempt a second agent is still not shown the
+// tool nor can call it.
 func TestMCPPoisonedToolHeldForApproval(t *testing.T) {
 	filesystemServer(t) // skips when node_modules is absent
 	dir, agentKey, approverKey := initData(t)
@@ -159,9 +162,21 @@ rules:
 		t.Fatal(err)
 	}
 	appendConfig(t, dir, "mcp:\n  upstreams:\n    - name: poison\n      command: node\n      args: [\""+server+"\", \""+desc+"\"]\n")
+	otherKey := addAgent(t, dir, "other-agent", `agent_id: other-agent
+default_action: DENY
+rules:
+  - name: fixture
+    tool: "poison__(add|echo)"
+    action: ALLOW
+`)
+	code, demoKey, stderr := cli(t, nil, "approvals", "keys", "create", "--approver", "demo-approver", "--data", dir)
+	if code != 0 {
+		t.Fatalf("approvals keys create: %d %s", code, stderr)
+	}
 	d := startServe(t, dir)
 	approver := []string{"PORTCULLIS_URL=" + d.url, "PORTCULLIS_APPROVER_KEY=" + approverKey}
 	agent := startPoisonClient(t, d.url, agentKey)
+	other := startPoisonClient(t, d.url, otherKey)
 
 	if got := agent.tools(); !slices.Equal(got, []string{"poison__echo"}) {
 		t.Fatalf("first tools/list: %v, want only poison__echo", got)
@@ -184,6 +199,18 @@ rules:
 		!strings.Contains(out, digest) || !strings.Contains(out, "id_rsa") || !strings.Contains(out, "tool_poisoning") {
 		t.Errorf("approvals show: %d %s %s", code, out, stderr)
 	}
+	// The demo approver decides for the demo agent only: not a definition every agent would get.
+	demo := []string{"PORTCULLIS_URL=" + d.url, "PORTCULLIS_APPROVER_KEY=" + strings.TrimSpace(demoKey)}
+	if code, out, stderr := cli(t, demo, "approvals", "approve", first["id"].(string), "--comment", "fine for my agent"); code == 0 || !strings.Contains(out+stderr, "out_of_scope") {
+		t.Errorf("an approver scoped to one agent approved a definition: %d %s %s", code, out, stderr)
+	}
+	agent.tools() // a grant, had there been one, would be redeemed and pinned here
+	if got := other.tools(); slices.Contains(got, "poison__add") {
+		t.Errorf("the second agent was shown a definition approved for the demo agent: %v", got)
+	}
+	if isErr, text := other.call("poison__add", map[string]any{"a": 2, "b": 3}); !isErr || text == "5" {
+		t.Errorf("the second agent called a definition approved for the demo agent: %v %q", isErr, text)
+	}
 	if code, out, stderr := cli(t, approver, "approvals", "approve", first["id"].(string), "--comment", "read the definition"); code != 0 {
 		t.Fatalf("approvals approve: %d %s %s", code, out, stderr)
 	}
@@ -193,6 +220,10 @@ rules:
 	if isErr, text := agent.call("poison__add", map[string]any{"a": 2, "b": 3}); isErr || text != "5" {
 		t.Fatalf("approved tool: %v %q", isErr, text)
 	}
+	if got := other.tools(); !slices.Contains(got, "poison__add") {
+		t.Errorf("the second agent is not shown the definition approved for every agent: %v", got)
+	}
+	other.do(map[string]any{"op": "close"})
 
 	// The rug pull: new orders under the same name.
 	if err := os.WriteFile(desc, []byte(poisonLater), 0o600); err != nil {
@@ -204,8 +235,15 @@ rules:
 	if isErr, text := agent.call("poison__add", map[string]any{"a": 2, "b": 3}); !isErr || text == "5" {
 		t.Errorf("the changed tool ran: %v %q", isErr, text)
 	}
-	again := pendingDefinitions(t, approver, "poison__add")
-	if len(again) != 1 || again[0]["id"] == first["id"] || again[0]["labels"].(map[string]any)["definition"] == digest {
+	// The second agent's request for the first definition, met before it was approved, waits
+	// until it expires; the new definition has one request of its own.
+	var again []map[string]any
+	for _, r := range pendingDefinitions(t, approver, "poison__add") {
+		if r["labels"].(map[string]any)["definition"] != digest {
+			again = append(again, r)
+		}
+	}
+	if len(again) != 1 || again[0]["id"] == first["id"] {
 		t.Errorf("pending definition approvals after the change: %v", again)
 	}
 	agent.do(map[string]any{"op": "close"})
@@ -220,6 +258,30 @@ rules:
 			t.Errorf("audit search lacks %s (exit %d):\n%s", want, code, out)
 		}
 	}
+}
+
+// addAgent declares agent id in dir's configuration with its own policy, and returns its new
+// API key.
+func addAgent(t *testing.T, dir, id, policy string) string {
+	t.Helper()
+	cfgPath := filepath.Join(dir, "portcullis.yaml")
+	cfg, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = bytes.Replace(cfg, []byte("  agents:\n"), []byte("  agents:\n    - id: "+id+"\n"), 1)
+	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "policies", id+".yaml"), []byte(policy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, key, stderr := cli(t, nil, "keys", "create", "--agent", id, "--data", dir)
+	key = strings.TrimSpace(key)
+	if code != 0 || !strings.HasPrefix(key, "pcl_") {
+		t.Fatalf("keys create: %d %q %s", code, key, stderr)
+	}
+	return key
 }
 
 // TestMCPPoisonRealServers: the real servers' tool definitions (server-filesystem,

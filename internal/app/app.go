@@ -256,6 +256,7 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 	if len(cfg.ShadowPolicies) > 0 {
 		a.metrics.Shadow(a.guard.ShadowTransitions)
 	}
+	a.metrics.ProposalsLost(a.guard.ProposalsLost)
 	llmRoutes, err := a.llmRoutes(cfg.LLM)
 	if err != nil {
 		return nil, err

@@ -3,7 +3,14 @@ package approval
 import (
 	"fmt"
 	"regexp"
+	"regexp/syntax"
 )
+
+// DefinitionRule is the rule of a request that holds no call but a tool definition (an MCP
+// tool whose definition was held as suspicious). Its agent is only the one whose list met the
+// definition: once approved, the definition is admitted for every agent of its upstream. So it
+// is decided only by an approver with a scope whose agents cover every agent (see mayApprove).
+const DefinitionRule = "portcullis.tool_definition"
 
 // PrincipalKind says what kind of identity an approver authenticated as.
 type PrincipalKind uint8
@@ -85,10 +92,19 @@ func (a Approver) mayApprove(r *Request) error {
 	if r.User != "" && (SamePerson(a.name(), r.User) || SamePerson(a.ID, r.User)) {
 		return fmt.Errorf("approver %q invoked request %s: %w", a.ID, r.ID, ErrSelfApproval)
 	}
+	every := r.Rule == DefinitionRule
 	for _, s := range a.Scopes {
 		agentOK, err := matchAny(s.Agents, r.Agent)
 		if err != nil {
 			return err
+		}
+		if agentOK && every {
+			// What is decided is what every agent is shown, not what this agent may do: a
+			// scope over some agents would decide for the others too.
+			agentOK, err = matchesEveryAgent(s.Agents)
+			if err != nil {
+				return err
+			}
 		}
 		toolOK, err := matchAny(s.Tools, r.Tool)
 		if err != nil {
@@ -98,7 +114,60 @@ func (a Approver) mayApprove(r *Request) error {
 			return nil
 		}
 	}
+	if every {
+		return fmt.Errorf("approver %q for tool definition %q: no scope covers every agent for the tool (the definition would be admitted for all of them): %w", a.ID, r.Tool, ErrOutOfScope)
+	}
 	return fmt.Errorf("approver %q for agent %q tool %q: %w", a.ID, r.Agent, r.Tool, ErrOutOfScope)
+}
+
+// matchesEveryAgent reports whether one of patterns matches every agent ID (IDs are never
+// empty and hold no line break): `.*`, `.+`, `(?s).*` and the like, alone or as one branch of an
+// alternation. It reads the pattern's structure, not a sample of IDs, so a pattern that merely
+// happens to match today's agents (`agent-.*`) does not count: tomorrow's agent would be covered
+// by an approval nobody entitled to decide for it gave.
+func matchesEveryAgent(patterns []string) (bool, error) {
+	for _, p := range patterns {
+		re, err := syntax.Parse(p, syntax.Perl)
+		if err != nil {
+			return false, fmt.Errorf("%w: approver scope pattern %q: %v", ErrInvalid, p, err)
+		}
+		if universal(re.Simplify()) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// universal reports whether re matches every non-empty string without a line break.
+func universal(re *syntax.Regexp) bool {
+	switch re.Op {
+	case syntax.OpCapture:
+		return universal(re.Sub[0])
+	case syntax.OpAlternate:
+		for _, sub := range re.Sub {
+			if universal(sub) {
+				return true
+			}
+		}
+	case syntax.OpStar, syntax.OpPlus:
+		return anyChar(re.Sub[0])
+	}
+	return false
+}
+
+// anyChar reports whether re is one character of any kind but, at most, a line break.
+func anyChar(re *syntax.Regexp) bool {
+	switch re.Op {
+	case syntax.OpAnyChar, syntax.OpAnyCharNotNL:
+		return true
+	case syntax.OpCharClass:
+		// Ranges are sorted and merged: every rune but '\n' is [0-9] ∪ [11-max], or [0-max].
+		r := re.Rune
+		full := len(r) == 2 && r[0] == 0 && r[1] == '\U0010FFFF'
+		notNL := len(r) == 4 && r[0] == 0 && r[1] == '\n'-1 && r[2] == '\n'+1 && r[3] == '\U0010FFFF'
+		return full || notNL
+	}
+	return false
 }
 
 // matchAny reports whether name fully matches one of patterns. An invalid pattern is an error

@@ -15,3 +15,10 @@ func (a Approver) Covers(agent, tool string) bool {
 	}
 	return false
 }
+
+// MayDecide reports whether the approver's scopes let them vote on r: its agent and tool, and
+// for a tool definition (DefinitionRule) every agent. A request may be visible (Covers) to an
+// approver who may not decide it.
+func (a Approver) MayDecide(r Request) bool {
+	return a.Kind == Human && a.mayApprove(&r) == nil
+}

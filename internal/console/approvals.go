@@ -247,7 +247,7 @@ func (c *Console) requestPage(w http.ResponseWriter, r *http.Request, s *session
 			d.Voted = true
 		}
 	}
-	d.CanVote = req.State == approval.Pending && p.mayApprove() && p.Approver.Covers(req.Agent, req.Tool) && !d.Voted
+	d.CanVote = req.State == approval.Pending && p.mayApprove() && p.Approver.MayDecide(req) && !d.Voted
 	flash := ""
 	if m := r.URL.Query().Get("result"); m != "" {
 		flash = resultMessage(m)

@@ -67,7 +67,8 @@ func (p *callParams) paramsDigest() (string, error) {
 // takeApprovalArg takes the approval argument out of the parsed parameters: req with the ID,
 // and p's text replaced by the canonical encoding of the rest (numbers as written). Parameters
 // without it are left exactly as received; the retry that carries it is the one that pays for
-// an encoding.
+// an encoding — one: that encoding is also the approval digest's (p.canon), so the digest the
+// grant is matched by hashes it rather than encoding the parameters again.
 func takeApprovalArg(req Request, p *callParams) (Request, error) {
 	v, ok := p.obj[req.ApprovalArg]
 	if !ok {
@@ -78,8 +79,13 @@ func takeApprovalArg(req Request, p *callParams) (Request, error) {
 		return req, fmt.Errorf("decode params: %s must be a string", req.ApprovalArg)
 	}
 	delete(p.obj, req.ApprovalArg)
-	out, err := jsonx.AppendCanonical(make([]byte, 0, len(p.raw)), p.obj, jsonx.MaxNesting)
-	if err != nil {
+	// Within the approval digest's limits, its encoding is the text; beyond them (deeper or
+	// larger than a grant may bind) the text is encoded within the parse's own, and the digest,
+	// if a step asks for it, is refused as it would be without the argument.
+	out, err := approval.CanonicalValue(p.obj, len(p.raw))
+	if err == nil {
+		p.canon = out
+	} else if out, err = jsonx.AppendCanonical(make([]byte, 0, len(p.raw)), p.obj, jsonx.MaxNesting); err != nil {
 		return req, fmt.Errorf("decode params: re-encode without %s: %w", req.ApprovalArg, err)
 	}
 	p.raw = out

@@ -111,9 +111,11 @@ type Guard struct {
 	shadow       Policies
 	shadowFailed atomic.Uint64 // candidate decisions that panicked (counted as transition "failed")
 	shadowCounts [4][4]atomic.Uint64
-	approvals    Approvals // may be nil: CONSTRAIN then stays pending-less and denies
-	ledger       Ledger
-	now          func() time.Time
+	// proposalsLost counts model proposals the proposal store failed to keep (ProposalsLost).
+	proposalsLost atomic.Uint64
+	approvals     Approvals // may be nil: CONSTRAIN then stays pending-less and denies
+	ledger        Ledger
+	now           func() time.Time
 	// toolClass declares data classifications per tool (data_classification: tool); swapped
 	// whole on configuration reload.
 	toolClass atomic.Pointer[map[string]string]
@@ -713,7 +715,9 @@ func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 			// A proposal the store could not keep is not remembered: its call from another
 			// transport is then refused (fail closed), and the model's own call stands.
 			if call, err := proposedCall(req, params); err == nil {
-				_ = g.proposals.Propose(ctx, sessionKey(agent.ID, userID(user), req.Session), call, start)
+				if err := g.proposals.Propose(ctx, sessionKey(agent.ID, userID(user), req.Session), call, start); err != nil {
+					g.proposalLost(ctx, req, agent, err)
+				}
 			}
 		}
 	}
@@ -1009,6 +1013,25 @@ func (g *Guard) decideShadow(rec *ledger.Record, preq *policy.Request, v *policy
 		rec.Shadow = &ledger.Shadow{Version: Version(cand), Decision: actionName(to), Rule: sv.Decision.Rule}
 	}
 }
+
+// CodeProposalLost is the reason of the record that a model's proposed call was allowed but
+// its proposal could not be kept for require_proposal (the store failed): the call from another
+// transport is then refused not_proposed, and this record says why.
+const CodeProposalLost = "proposal_not_kept"
+
+// proposalLost counts a proposal the store could not keep and records it, with the store's
+// error, beside the allowed call's decision (already written). The proposal stays unkept: the
+// proposed call, made elsewhere, is refused (fail closed); a record that cannot be written
+// either is still counted.
+func (g *Guard) proposalLost(ctx context.Context, req Request, agent *identity.Agent, err error) {
+	g.proposalsLost.Add(1)
+	_ = g.RecordEvent(ctx, Event{Source: req.Source, RequestID: req.RequestID, Agent: agent, Tool: req.Tool,
+		Decision: EventLog, Reason: CodeProposalLost + ": " + err.Error(), Message: "session " + clipSession(req.Session)})
+}
+
+// ProposalsLost counts the proposals of allowed model calls that the proposal store could not
+// keep (require_proposal): each makes the same call from another transport refused not_proposed.
+func (g *Guard) ProposalsLost() uint64 { return g.proposalsLost.Load() }
 
 // ShadowTransitions counts the calls decided under the candidate set by transition, "ALLOW→DENY"
 // (enforced decision, then the candidate's); "ALLOW→ALLOW" counts agreement.

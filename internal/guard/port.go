@@ -121,6 +121,15 @@ func (g *Guard) VisibleTools(ctx context.Context, l Listing) (visible []string, 
 	if len(hidden) == 0 {
 		return visible, nil
 	}
+	version := Version(set)
+	at := g.now()
+	key := listingKey(l, version, hidden)
+	if g.listings.seen(key, at) {
+		// This agent was shown this very narrowing under this policy a moment ago, and it is on
+		// the record: a model call that offers the same tools again adds nothing to it (and,
+		// checked first, costs no record reason: this is every tools/list after the first).
+		return visible, nil
+	}
 	named := make([]string, 0, min(len(hidden), maxHiddenNamed))
 	for _, n := range hidden[:min(len(hidden), maxHiddenNamed)] {
 		named = append(named, RecordedToolName(n))
@@ -132,14 +141,6 @@ func (g *Guard) VisibleTools(ctx context.Context, l Listing) (visible []string, 
 	reason := fmt.Sprintf("%s hidden by policy: %d of %d: %s", what, len(hidden), len(l.Tools), strings.Join(named, ", "))
 	if len(hidden) > maxHiddenNamed {
 		reason += ", …"
-	}
-	version := Version(set)
-	at := g.now()
-	key := listingKey(l, version, hidden)
-	if g.listings.seen(key, at) {
-		// This agent was shown this very narrowing under this policy a moment ago, and it is on
-		// the record: a model call that offers the same tools again adds nothing to it.
-		return visible, nil
 	}
 	rec := &ledger.Record{Kind: ledger.KindDecision, Time: at, DecisionID: NewDecisionID(), RequestID: l.RequestID,
 		Source: l.Source, Tool: ListTool, Decision: "allow", Reason: reason, PolicyVersion: version,
@@ -257,7 +258,9 @@ const CodeDefinitionHeld = "tool_definition_held"
 // DefinitionRule is the rule an approval of a held tool definition names, in the product's own
 // namespace: a grant binds its rule, tool and parameters, and a definition's parameters are the
 // definition itself, so a call's approval and a definition's are never taken for each other.
-const DefinitionRule = "portcullis.tool_definition"
+// The approval engine lets only an approver whose scope covers every agent decide it: the
+// definition it admits is the tool's, shown to every agent of the upstream.
+const DefinitionRule = approval.DefinitionRule
 
 // DefinitionHold asks for an operator's approval of one exact tool definition, held because
 // CheckDefinition answered ResultHold.
@@ -265,12 +268,14 @@ type DefinitionHold struct {
 	Source    string
 	RequestID string
 	// Agent is the agent whose listing met the definition: the approval request is opened in
-	// its name (approvers scoped to it may decide).
+	// its name, but only an approver whose scope covers every agent may decide it (the
+	// definition, once approved, is admitted for all of them).
 	Agent *identity.Agent
 	// Tool is the name the agent would call the tool by.
 	Tool string
-	// Data is the definition (as CheckDefinition read it); Digest, the transport's own hash of
-	// it, is shown to approvers beside it.
+	// Data is the definition (as CheckDefinition read it): approvers are shown it (redacted
+	// where a secret was found) and the grant binds its digest, which the guard computes.
+	// Digest, the transport's own hash of it, is shown beside it as a label and binds nothing.
 	Data   json.RawMessage
 	Digest string
 	// Scan is CheckDefinition's answer: its level and findings go to the approvers.
@@ -308,6 +313,10 @@ func (g *Guard) HoldDefinition(ctx context.Context, h DefinitionHold) (held Held
 	if err := ValidToolName(h.Tool); err != nil {
 		return HeldDefinition{}, err
 	}
+	// The one digest of the definition: what the grant binds and the request is matched by,
+	// computed here from the bytes approvers are shown (below), never taken from the transport
+	// (h.Digest is its own hash, of its own bytes: a label) nor computed again by the engine
+	// (the input carries the digest, not the definition).
 	digest, err := approval.Digest(h.Data)
 	if err != nil {
 		return HeldDefinition{}, fmt.Errorf("digest tool definition: %w", err)
@@ -316,7 +325,7 @@ func (g *Guard) HoldDefinition(ctx context.Context, h DefinitionHold) (held Held
 	if set := g.policies.Current(); set != nil {
 		version = Version(set)
 	}
-	in := approval.Input{DecisionID: NewDecisionID(), Agent: h.Agent.ID, Tool: h.Tool, Params: h.Data, ParamsDigest: digest,
+	in := approval.Input{DecisionID: NewDecisionID(), Agent: h.Agent.ID, Tool: h.Tool, ParamsDigest: digest,
 		Rule: DefinitionRule, PolicyVersion: version, Expiry: g.approvalExpiry,
 		Labels: map[string]string{"source": h.Source, "kind": "tool_definition", "definition": h.Digest}}
 	if h.Scan != nil {

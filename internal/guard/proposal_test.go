@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/portcullis-ai/portcullis/internal/behavior"
+	"github.com/portcullis-ai/portcullis/internal/ledger"
 	"github.com/portcullis-ai/portcullis/internal/policy"
 )
 
@@ -79,6 +80,21 @@ func TestRequireProposalStoreFailsClosed(t *testing.T) {
 	r.Source, r.Session = SourceLLM, "s1"
 	if d := h.g.Check(ctx, r); d.Action != policy.Allow {
 		t.Fatalf("the model's call: %v %s", d.Action, d.Code)
+	}
+	// The proposal the store could not keep is counted, and its failure is on the record: the
+	// not_proposed refusal that follows has an explanation an operator can find.
+	if n := h.g.ProposalsLost(); n != 1 {
+		t.Errorf("proposals lost: %d, want 1", n)
+	}
+	lost := false
+	for _, data := range h.records(t) {
+		if rec, err := ledger.ParseRecord([]byte(data)); err == nil && rec.Tool == "search" &&
+			strings.HasPrefix(rec.Reason, CodeProposalLost+": ") && strings.Contains(rec.Reason, "connection refused") {
+			lost = rec.Agent != nil && rec.Decision == EventLog
+		}
+	}
+	if !lost {
+		t.Errorf("the lost proposal is not on the record:\n%s", strings.Join(h.records(t), "\n"))
 	}
 	r.Source = "mcp"
 	if d := h.g.Check(ctx, r); d.Action != policy.Deny || d.Code != CodeSession {

@@ -175,6 +175,10 @@ func (a *approvalsAPI) resolve(w http.ResponseWriter, r *http.Request, approve b
 		req, err = a.q.Deny(r.Context(), id, ap, in.Comment)
 	}
 	if err != nil {
+		if errors.Is(err, approval.ErrOutOfScope) && a.definitionOutOfScope(r, ap, id) {
+			a.s.reject(w, http.StatusForbidden, "out_of_scope", "an approved tool definition is admitted for every agent: only an approver whose scope covers every agent (agents: [\".*\"]) for the tool may decide it")
+			return
+		}
 		status, code := approvalStatus(err)
 		a.s.reject(w, status, code, approvalMessage(code))
 		return
@@ -182,6 +186,13 @@ func (a *approvalsAPI) resolve(w http.ResponseWriter, r *http.Request, approve b
 	a.s.log.LogAttrs(r.Context(), slog.LevelInfo, "approval resolved", slog.String("approval_id", id),
 		slog.String("approver", ap.ID), slog.Bool("approve", approve), slog.String("state", string(req.State)))
 	writeJSON(w, http.StatusOK, req)
+}
+
+// definitionOutOfScope reports whether request id is a tool definition's that ap may see (and so
+// learns nothing from being told why) but not decide, since its approval would cover every agent.
+func (a *approvalsAPI) definitionOutOfScope(r *http.Request, ap approval.Approver, id string) bool {
+	req, err := a.q.Get(r.Context(), id)
+	return err == nil && req.Rule == approval.DefinitionRule && ap.Covers(req.Agent, req.Tool)
 }
 
 // approvalStatus maps the engine's errors to HTTP.

@@ -98,6 +98,15 @@ func (m *Metrics) Shadow(counts func() map[string]uint64) {
 		[]string{"transition"}, nil), counts: counts})
 }
 
+// ProposalsLost exports the allowed model calls whose proposal the proposal store could not keep
+// (require_proposal), portcullis_proposals_lost_total: each refuses that call from another
+// transport as not_proposed.
+func (m *Metrics) ProposalsLost(n func() uint64) {
+	m.register(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "portcullis_proposals_lost_total",
+		Help: "Proposals of allowed model calls the proposal store could not keep (the call from another transport is refused not_proposed)."},
+		func() float64 { return float64(n()) }))
+}
+
 // countsCollector exports running totals kept elsewhere as one counter per label value.
 type countsCollector struct {
 	desc   *prometheus.Desc

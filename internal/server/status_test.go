@@ -59,8 +59,10 @@ func TestStatusForIsExhaustive(t *testing.T) {
 	}
 	// Codes that never reach statusFor: result actions the outcome handler answers itself, and
 	// threat_blocked, a recorded reason whose answer is a policy denial's (200 DENY), and
-	// tool_definition_held, a tool definition's, which only the MCP gateway meets.
-	notDenials := map[string]bool{"result_blocked": true, "result_too_large": true, "threat_blocked": true, "tool_definition_held": true}
+	// tool_definition_held, a tool definition's, which only the MCP gateway meets, and
+	// proposal_not_kept, the reason of a log record beside an allowed call.
+	notDenials := map[string]bool{"result_blocked": true, "result_too_large": true, "threat_blocked": true, "tool_definition_held": true,
+		"proposal_not_kept": true}
 	for _, c := range codes {
 		if _, ok := statusOf[c]; !ok && !notDenials[c] {
 			t.Errorf("code %q has no status in statusOf", c)

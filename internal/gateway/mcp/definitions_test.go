@@ -2,6 +2,7 @@ package mcp
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -179,5 +180,85 @@ func TestPoisonedToolHeldUntilApproved(t *testing.T) {
 	}
 	if reqs := h.definitionRequests(t, "up__poisoned"); len(reqs) != 2 || reqs[1].State != approval.Pending || reqs[1].ParamsDigest == reqs[0].ParamsDigest {
 		t.Errorf("approval requests after the change %+v", reqs)
+	}
+}
+
+// connect opens another agent session on the harness's gateway with the API key key.
+func (h *harness) connect(t *testing.T, key string) *sdk.ClientSession {
+	t.Helper()
+	at, gt := sdk.NewInMemoryTransports()
+	gss, err := h.gw.Server(EnvCredentials(key, "")).Connect(context.Background(), gt, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := sdk.NewClient(&sdk.Implementation{Name: "agent", Version: "1"}, nil).Connect(context.Background(), at, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cs.Close()
+		_ = gss.Wait()
+	})
+	return cs
+}
+
+// sessionLists lists cs's tools.
+func sessionLists(t *testing.T, cs *sdk.ClientSession) []string {
+	t.Helper()
+	res, err := cs.ListTools(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tl := range res.Tools {
+		names = append(names, tl.Name)
+	}
+	return names
+}
+
+// TestHeldDefinitionNeedsEveryAgentsApprover: an approved definition is admitted for every agent
+// of its upstream (the pin is the tool's), so an approver whose scope covers only the agent that
+// met it may not decide it: after that approver tried, neither agent is shown or can call the
+// tool. An approver whose scope covers every agent admits it for both.
+func TestHeldDefinitionNeedsEveryAgentsApprover(t *testing.T) {
+	h := newHarnessWith(t, 0, time.Second, memory.New(), harnessConfig{holdLevel: threat.High})
+	ctx := context.Background()
+	b := h.connect(t, h.key2)
+	if slices.Contains(h.listed(t), "up__poisoned") || slices.Contains(sessionLists(t, b), "up__poisoned") {
+		t.Fatal("a held tool was listed")
+	}
+	reqs := h.definitionRequests(t, "up__poisoned")
+	if len(reqs) == 0 {
+		t.Fatal("no approval was asked for the held definition")
+	}
+	var forA approval.Request
+	for _, r := range reqs {
+		if r.Agent == "agent-1" {
+			forA = r
+		}
+	}
+	if forA.ID == "" {
+		t.Fatalf("no request in agent-1's name: %+v", reqs)
+	}
+	scopedA := approval.Approver{ID: "bob", Kind: approval.Human, Scopes: []approval.Scope{{Agents: []string{"agent-1"}, Tools: []string{".*"}}}}
+	if _, err := h.appr.Approve(ctx, forA.ID, scopedA, "looks fine for agent-1"); !errors.Is(err, approval.ErrOutOfScope) {
+		t.Errorf("an approver scoped to agent-1 decided a definition every agent would use: %v", err)
+	}
+	h.listed(t) // agent-1 lists again: a grant, had there been one, is redeemed and pinned here
+	if slices.Contains(sessionLists(t, b), "up__poisoned") {
+		t.Error("agent-2 was shown a definition only agent-1's approver approved")
+	}
+	r, err := b.CallTool(ctx, &sdk.CallToolParams{Name: "up__poisoned", Arguments: map[string]any{"text": "x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.IsError || h.calls["poisoned"].Load() != 0 {
+		t.Fatalf("agent-2 called a definition only agent-1's approver approved: %q", resultText(r))
+	}
+
+	// An approver for every agent may; the definition is then admitted for both.
+	h.approveAll(t, forA.ID)
+	if !slices.Contains(h.listed(t), "up__poisoned") || !slices.Contains(sessionLists(t, b), "up__poisoned") {
+		t.Error("the definition approved for every agent is not listed to both")
 	}
 }

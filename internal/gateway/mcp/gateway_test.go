@@ -50,6 +50,9 @@ rules:
   - name: progress
     tool: up__progress
     action: ALLOW
+  - name: second_upstream
+    tool: slow__work
+    action: ALLOW
   - name: docs
     tool: mcp.resources.read
     action: ALLOW
@@ -84,6 +87,13 @@ rules:
     conditions:
       - parameter: message
         match: "^allowed"
+---
+agent_id: agent-2
+default_action: DENY
+rules:
+  - name: echo
+    tool: "up__(echo|poisoned)"
+    action: ALLOW
 `
 
 type staticPolicies struct{ set *policy.Set }
@@ -102,8 +112,10 @@ type harness struct {
 	appr  *approval.Engine
 	store ledger.Store
 	calls map[string]*atomic.Int32
-	up    *sdk.Server
-	srv   *sdk.Server // the gateway's agent-facing server
+	// key2 is agent-2's API key (see connect).
+	key2 string
+	up   *sdk.Server
+	srv  *sdk.Server // the gateway's agent-facing server
 	// changed receives a value for each tools/list_changed the agent gets.
 	changed chan struct{}
 	// killUpstream ends the upstream's current session; upConnects counts connections.
@@ -145,6 +157,8 @@ type harnessConfig struct {
 	protocol string
 	// holdLevel is the guard's mcp.definition_hold_level (default none: blocked outright).
 	holdLevel threat.Level
+	// more are upstreams beside "up".
+	more []Upstream
 }
 
 func newHarnessWith(t testing.TB, wait, timeout time.Duration, store ledger.Store, hc harnessConfig) *harness {
@@ -163,7 +177,12 @@ func newHarnessWith(t testing.TB, wait, timeout time.Duration, store ledger.Stor
 	if err != nil {
 		t.Fatal(err)
 	}
-	ver, err := identity.New(identity.Config{Agents: []identity.AgentConfig{{ID: "agent-1"}}}, identity.Options{Keys: ks})
+	// agent-2 shares the gateway and its upstream; nothing connects it unless a test does.
+	key2, _, err := identity.CreateAPIKey(ctx, ks, "agent-2", "test", time.Now(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ver, err := identity.New(identity.Config{Agents: []identity.AgentConfig{{ID: "agent-1"}, {ID: "agent-2"}}}, identity.Options{Keys: ks})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +211,7 @@ func newHarnessWith(t testing.TB, wait, timeout time.Duration, store ledger.Stor
 	}
 
 	// The upstream: a real MCP server.
-	h := &harness{appr: appr, store: store, calls: map[string]*atomic.Int32{}, changed: make(chan struct{}, 16),
+	h := &harness{appr: appr, store: store, key2: key2, calls: map[string]*atomic.Int32{}, changed: make(chan struct{}, 16),
 		progressSeen: make(chan struct{}, 16), updated: make(chan string, 16), progressToken: make(chan any, 1)}
 	up := sdk.NewServer(&sdk.Implementation{Name: "up", Version: "1"}, &sdk.ServerOptions{
 		Instructions: hc.instructions,
@@ -293,7 +312,7 @@ func newHarnessWith(t testing.TB, wait, timeout time.Duration, store ledger.Stor
 	if hc.gateway != nil {
 		hc.gateway(&o)
 	}
-	gw, err := New(ctx, o, []Upstream{{Name: "up", NewTransport: connectUp}})
+	gw, err := New(ctx, o, append([]Upstream{{Name: "up", NewTransport: connectUp}}, hc.more...))
 	if err != nil {
 		t.Fatal(err)
 	}

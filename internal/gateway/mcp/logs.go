@@ -57,13 +57,13 @@ func (s LogStats) ByOutcome() map[string]uint64 {
 // logRelay is the gateway's state for log relaying.
 type logRelay struct {
 	on bool
-	// mu serialises level changes sent upstream, so they arrive in the order they were decided.
-	mu sync.Mutex
-
-	// Under Gateway.mu: each agent session's level (logging/setLevel), and the level the
-	// upstreams were asked for (the lowest of those; "" = never asked).
+	// Under Gateway.mu: each agent session's level (logging/setLevel, or a 2026-07-28
+	// request's), the level the upstreams are to be asked for (the lowest of those; "" = never
+	// asked), and the level each upstream's session last confirmed (sendLevel). No lock is held
+	// while an upstream is asked: one that hangs delays only the requests that need it.
 	levels   map[*sdk.ServerSession]sdk.LoggingLevel
 	upstream sdk.LoggingLevel
+	sent     map[*upstream]sentLevel
 
 	callsMu sync.Mutex
 	calls   map[*pendingCall]struct{}
@@ -74,8 +74,15 @@ type logRelay struct {
 }
 
 func newLogRelay(on bool) logRelay {
-	return logRelay{on: on, levels: map[*sdk.ServerSession]sdk.LoggingLevel{}, calls: map[*pendingCall]struct{}{},
-		last: map[string]*sdk.ServerSession{}}
+	return logRelay{on: on, levels: map[*sdk.ServerSession]sdk.LoggingLevel{}, sent: map[*upstream]sentLevel{},
+		calls: map[*pendingCall]struct{}{}, last: map[string]*sdk.ServerSession{}}
+}
+
+// sentLevel is the level an upstream's session (cs: a reconnected upstream's new session has
+// none) confirmed it logs at.
+type sentLevel struct {
+	cs    *sdk.ClientSession
+	level sdk.LoggingLevel
 }
 
 // pendingCall is a request forwarded to upstream server for agent session ss; ctx is the
@@ -154,7 +161,11 @@ func (g *Gateway) askLevelAgain(ctx context.Context, u *upstream, cs *sdk.Client
 	if lvl := g.upstreamLevel(); lvl != "" && ir != nil && ir.Capabilities != nil && ir.Capabilities.Logging != nil {
 		if err := cs.SetLoggingLevel(ctx, &sdk.SetLoggingLevelParams{Level: lvl}); err != nil {
 			g.log.Warn("upstream log level not set", slog.String("upstream", u.name), slog.Any("error", err))
+			return
 		}
+		g.mu.Lock()
+		g.logs.sent[u] = sentLevel{cs: cs, level: lvl}
+		g.mu.Unlock()
 	}
 }
 
@@ -192,9 +203,13 @@ func (g *Gateway) trackLog(ctx context.Context, r sdk.Request, ss *sdk.ServerSes
 	c := &pendingCall{ctx: ctx, ss: ss, server: server}
 	c.level, c.perRequest = requestLevel(r)
 	if c.level != "" {
-		// Before the request is forwarded, so the upstream already logs at this level when
-		// it runs it.
-		g.wantLevel(ctx, ss, c.level)
+		g.wantLevel(ss, c.level)
+	}
+	// Before the request is forwarded, so that this upstream already logs at the level wanted
+	// when it runs it: only this one (another upstream is asked before a request goes to it),
+	// and with no lock held, so an upstream that hangs holds up only its own requests.
+	if u := g.upstreamNamed(server); u != nil && hasLogging(u) {
+		g.sendLevel(ctx, u)
 	}
 	g.logs.callsMu.Lock()
 	g.logs.seq++
@@ -224,15 +239,70 @@ func (g *Gateway) setLevel(ctx context.Context, method string, r *sdk.ServerRequ
 	if err != nil || !g.logs.on || r.Session == nil {
 		return res, err
 	}
-	g.wantLevel(ctx, r.Session, r.Params.Level)
+	if g.wantLevel(r.Session, r.Params.Level) {
+		// A session's level covers lines outside its requests too: every upstream that logs
+		// is asked now, one after the other, with no lock held.
+		for _, u := range g.ups {
+			if hasLogging(u) {
+				g.sendLevel(ctx, u)
+			}
+		}
+	}
 	return res, nil
 }
 
-// wantLevel remembers the level agent session ss wants and asks every upstream that logs for
-// the lowest level any attached session wants, when that changed.
-func (g *Gateway) wantLevel(ctx context.Context, ss *sdk.ServerSession, level sdk.LoggingLevel) {
-	g.logs.mu.Lock()
-	defer g.logs.mu.Unlock()
+// upstreamNamed is the upstream called name (nil: none).
+func (g *Gateway) upstreamNamed(name string) *upstream {
+	for _, u := range g.ups {
+		if u.name == name {
+			return u
+		}
+	}
+	return nil
+}
+
+// maxLevelSends bounds how often sendLevel asks one upstream while the wanted level keeps
+// changing under it.
+const maxLevelSends = 3
+
+// sendLevel asks upstream u for the level the agents want (logs.upstream) unless its session
+// confirmed it already. No lock is held while u is asked. Concurrent senders may be answered
+// out of order, so each, once answered, looks again and asks once more if what it sent is no
+// longer what is wanted: the last one answered leaves u at the level wanted last.
+func (g *Gateway) sendLevel(ctx context.Context, u *upstream) {
+	for range maxLevelSends {
+		g.mu.Lock()
+		want, sent := g.logs.upstream, g.logs.sent[u]
+		g.mu.Unlock()
+		if want == "" {
+			return // no agent asked for a level
+		}
+		cs, err := g.session(ctx, u)
+		if err != nil {
+			g.log.Warn("upstream log level not set", slog.String("upstream", u.name), slog.Any("error", err))
+			return
+		}
+		if sent.cs == cs && sent.level == want {
+			return
+		}
+		cctx, cancel := context.WithTimeout(ctx, g.o.CallTimeout)
+		err = cs.SetLoggingLevel(cctx, &sdk.SetLoggingLevelParams{Level: want})
+		cancel()
+		if err != nil {
+			// The agent asked the gateway, which answers; an upstream that cannot follow only
+			// logs less.
+			g.log.Warn("upstream log level not set", slog.String("upstream", u.name), slog.String("level", string(want)), slog.Any("error", err))
+			return
+		}
+		g.mu.Lock()
+		g.logs.sent[u] = sentLevel{cs: cs, level: want}
+		g.mu.Unlock()
+	}
+}
+
+// wantLevel remembers the level agent session ss wants and reports whether the lowest level
+// any attached session wants — the one upstreams are asked for — changed.
+func (g *Gateway) wantLevel(ss *sdk.ServerSession, level sdk.LoggingLevel) bool {
 	alive := map[*sdk.ServerSession]bool{}
 	for _, s := range g.agentSessions() {
 		alive[s] = true
@@ -253,25 +323,7 @@ func (g *Gateway) wantLevel(ctx context.Context, ss *sdk.ServerSession, level sd
 	changed := lowest != g.logs.upstream
 	g.logs.upstream = lowest
 	g.mu.Unlock()
-	if !changed {
-		return
-	}
-	for _, u := range g.ups {
-		if !hasLogging(u) {
-			continue
-		}
-		cs, err := g.session(ctx, u)
-		if err == nil {
-			cctx, cancel := context.WithTimeout(ctx, g.o.CallTimeout)
-			err = cs.SetLoggingLevel(cctx, &sdk.SetLoggingLevelParams{Level: lowest})
-			cancel()
-		}
-		if err != nil {
-			// The agent asked the gateway, which answers; an upstream that cannot follow only
-			// logs less.
-			g.log.Warn("upstream log level not set", slog.String("upstream", u.name), slog.String("level", string(lowest)), slog.Any("error", err))
-		}
-	}
+	return changed
 }
 
 // upstreamLevel is the level the upstreams were asked for ("" when none was), for a

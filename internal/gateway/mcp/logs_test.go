@@ -393,3 +393,69 @@ func TestLogSendBounded(t *testing.T) {
 		t.Errorf("stats %+v, want the 2 lines undelivered", st)
 	}
 }
+
+// TestRequestLevelSlowUpstream: a 2026-07-28 request's log level is asked of the upstream it goes
+// to with no lock held, so an upstream that hangs on it holds up its own request only: another
+// request with a level, to another upstream, is answered meanwhile.
+func TestRequestLevelSlowUpstream(t *testing.T) {
+	entered, release := make(chan struct{}, 8), make(chan struct{})
+	slow := sdk.NewServer(&sdk.Implementation{Name: "slow", Version: "1"}, nil)
+	sdk.AddTool(slow, &sdk.Tool{Name: "work", Description: "Works."}, func(context.Context, *sdk.CallToolRequest, textIn) (*sdk.CallToolResult, any, error) {
+		return textResult("worked"), nil, nil
+	})
+	slow.AddReceivingMiddleware(func(next sdk.MethodHandler) sdk.MethodHandler {
+		return func(ctx context.Context, method string, req sdk.Request) (sdk.Result, error) {
+			if method == "logging/setLevel" {
+				entered <- struct{}{}
+				select {
+				case <-release:
+				case <-ctx.Done():
+				}
+			}
+			return next(ctx, method, req)
+		}
+	})
+	var slowSessions []*sdk.ServerSession
+	h := newHarnessWith(t, 0, 20*time.Second, memory.New(), harnessConfig{
+		gateway:  func(o *Options) { o.RelayLogs = true },
+		protocol: protocol20260728,
+		more: []Upstream{{Name: "slow", NewTransport: func() sdk.Transport {
+			st, ct := sdk.NewInMemoryTransports()
+			ss, err := slow.Connect(context.Background(), st, nil)
+			if err != nil {
+				t.Error(err)
+			}
+			slowSessions = append(slowSessions, ss)
+			return ct
+		}}},
+	})
+	t.Cleanup(func() {
+		close(release)
+		_ = h.gw.Close()
+		for _, ss := range slowSessions {
+			_ = ss.Wait()
+		}
+	})
+	debug := sdk.Meta{sdk.MetaKeyLogLevel: "debug"}
+	hung := make(chan error, 1)
+	go func() {
+		_, err := h.cs.CallTool(context.Background(), &sdk.CallToolParams{Name: "slow__work", Meta: debug})
+		hung <- err
+	}()
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the slow upstream was never asked for the request's level")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	start := time.Now()
+	r, err := h.cs.CallTool(ctx, &sdk.CallToolParams{Name: "up__echo", Arguments: map[string]any{"text": "hi"}, Meta: debug})
+	if err != nil || r.IsError || resultText(r) != "hi" {
+		t.Fatalf("a request to another upstream while one hangs: %v %+v (after %v)", err, r, time.Since(start))
+	}
+	release <- struct{}{}
+	if err := <-hung; err != nil {
+		t.Errorf("the slow upstream's request: %v", err)
+	}
+}
