@@ -9,7 +9,9 @@
 //
 // It prints one row per sample, and a verdict: goroutines and open files after warm-up must stay
 // within a small margin of their first post-warm-up sample (they are the resources a leak grows
-// without bound); memory and disk are reported for the chart in docs/benchmarks.md.
+// without bound); with -rss-margin, resident memory too. -svg draws the samples as the chart in
+// docs/benchmarks.md. The machine's load average is sampled with the rest: on a shared machine a
+// rate the gateway did not reach is read beside it.
 package main
 
 import (
@@ -44,13 +46,23 @@ func main() {
 	flag.IntVar(&c.rate, "rate", 2000, "requests per second")
 	flag.StringVar(&c.bin, "bin", "", "the portcullis binary (default: built from this checkout)")
 	flag.StringVar(&c.keep, "keep", "", "move the gateway's data directory here after the run (to measure its ledger, e.g. with audit archive)")
+	flag.Float64Var(&c.rssMargin, "rss-margin", 0, "fail when resident memory after warm-up rises more than this fraction above its first post-warm-up sample (0: report only)")
+	svg := flag.String("svg", "", "draw the samples as an SVG chart in this file")
 	flag.Parse()
 	samples, err := run(context.Background(), c, os.Stdout)
+	if *svg != "" && len(samples) > 0 {
+		// Drawn even when the run stopped early: the samples taken so far are the evidence.
+		if werr := os.WriteFile(*svg, chart(samples, c), 0o644); werr != nil {
+			fmt.Fprintln(os.Stderr, "soak:", werr)
+		}
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "soak:", err)
 		os.Exit(1)
 	}
-	if err := check(samples); err != nil {
+	after := trimWarmup(samples, c.warmup)
+	fmt.Println(verdict(after))
+	if err := check(after, c.rssMargin); err != nil {
 		fmt.Fprintln(os.Stderr, "soak:", err)
 		os.Exit(1)
 	}
@@ -61,17 +73,21 @@ type config struct {
 	rate                       int
 	bin                        string
 	keep                       string
+	rssMargin                  float64
 }
 
 // sample is what the gateway looked like at one moment.
 type sample struct {
 	at                    time.Duration
 	requests, errors      int64
+	dropped               int64   // requests the generator did not send: the gateway had 256 in flight
+	load                  float64 // the machine's one-minute load average
 	rss, heap             float64 // bytes
 	goroutines, openFiles float64
 	ledger, wal           int64 // bytes on disk
 }
 
+// run returns every sample, warm-up included.
 func run(ctx context.Context, c config, out io.Writer) ([]sample, error) {
 	tmp, err := os.MkdirTemp("", "portcullis-soak-")
 	if err != nil {
@@ -115,7 +131,7 @@ func run(ctx context.Context, c config, out io.Writer) ([]sample, error) {
 
 	signer := &httpsig.Signer{KeyID: "soak-key", Key: priv}
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-	var requests, failures atomic.Int64
+	var requests, failures, dropped atomic.Int64
 	var firstErr atomic.Value
 	send := func(i int64) {
 		path, body, signed := traffic(i)
@@ -171,7 +187,10 @@ func run(ctx context.Context, c config, out io.Writer) ([]sample, error) {
 		}
 	}
 
-	// Paced: one request every 1/rate, each on its own goroutine, at most 256 in flight.
+	// Paced by the clock, not by ticks: every millisecond the generator sends what the rate owes
+	// since the start. A ticker at 1/rate loses the ticks a busy machine does not deliver in time,
+	// and the rate offered falls below the one asked without a trace. Each request runs on its own
+	// goroutine, at most 256 in flight; beyond that a request is dropped and counted, not queued.
 	runCtx, stop := context.WithTimeout(ctx, c.duration)
 	defer stop()
 	var wg sync.WaitGroup
@@ -179,30 +198,33 @@ func run(ctx context.Context, c config, out io.Writer) ([]sample, error) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		tick := time.NewTicker(time.Second / time.Duration(max(c.rate, 1)))
+		tick := time.NewTicker(time.Millisecond)
 		defer tick.Stop()
-		for i := int64(0); ; i++ {
+		begin := time.Now()
+		for i := int64(0); ; {
 			select {
 			case <-runCtx.Done():
 				return
 			case <-tick.C:
 			}
-			select {
-			case sem <- struct{}{}:
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					defer func() { <-sem }()
-					send(i)
-				}()
-			default:
-				failures.Add(1) // the gateway is not keeping up: counted, not queued
+			for due := int64(time.Since(begin).Seconds() * float64(c.rate)); i < due; i++ {
+				select {
+				case sem <- struct{}{}:
+					wg.Add(1)
+					go func(i int64) {
+						defer wg.Done()
+						defer func() { <-sem }()
+						send(i)
+					}(i)
+				default:
+					dropped.Add(1)
+				}
 			}
 		}
 	}()
 
 	fmt.Fprintf(out, "# Portcullis soak: %d requests/s for %s, a sample every %s\n\n", c.rate, c.duration, c.interval)
-	fmt.Fprintf(out, "| minute | requests | errors | RSS MB | heap MB | goroutines | open files | ledger MB | WAL MB |\n|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(out, "| minute | requests | sent/s | errors | dropped | RSS MB | heap MB | goroutines | open files | ledger MB | WAL MB | load |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	var samples []sample
 	start := time.Now()
 	tick := time.NewTicker(c.interval)
@@ -213,21 +235,29 @@ func run(ctx context.Context, c config, out io.Writer) ([]sample, error) {
 			done = true
 		case <-tick.C:
 		}
+		if done && len(samples) > 0 && time.Since(start)-samples[len(samples)-1].at < c.interval/4 {
+			break // the last tick's sample is the end's
+		}
 		s, err := probe(base, dataDir)
 		if err != nil {
 			return samples, err
 		}
-		s.at, s.requests, s.errors = time.Since(start), requests.Load(), failures.Load()
+		s.at, s.requests, s.errors, s.dropped, s.load = time.Since(start), requests.Load(), failures.Load(), dropped.Load(), loadAverage()
+		var prev sample
+		if len(samples) > 0 {
+			prev = samples[len(samples)-1]
+		}
 		samples = append(samples, s)
-		fmt.Fprintf(out, "| %.1f | %d | %d | %.1f | %.1f | %.0f | %.0f | %.1f | %.1f |\n", s.at.Minutes(), s.requests, s.errors,
-			s.rss/1e6, s.heap/1e6, s.goroutines, s.openFiles, float64(s.ledger)/1e6, float64(s.wal)/1e6)
+		fmt.Fprintf(out, "| %.1f | %d | %.0f | %d | %d | %.1f | %.1f | %.0f | %.0f | %.1f | %.1f | %.1f |\n", s.at.Minutes(), s.requests,
+			float64(s.requests-prev.requests)/(s.at-prev.at).Seconds(), s.errors, s.dropped,
+			s.rss/1e6, s.heap/1e6, s.goroutines, s.openFiles, float64(s.ledger)/1e6, float64(s.wal)/1e6, s.load)
 	}
 	stop()
 	wg.Wait()
 	if e, ok := firstErr.Load().(error); ok {
 		fmt.Fprintf(out, "\nfirst error: %v\n", e)
 	}
-	return trimWarmup(samples, c.warmup), nil
+	return samples, nil
 }
 
 // traffic is request i of the mix: half signed decisions, then API-key decisions of which some
@@ -287,6 +317,17 @@ func probe(base, dataDir string) (sample, error) {
 	return s, nil
 }
 
+// loadAverage is the machine's one-minute load average (Linux), 0 where it cannot be read.
+func loadAverage() float64 {
+	raw, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f, _, _ := strings.Cut(string(raw), " ")
+	v, _ := strconv.ParseFloat(f, 64)
+	return v
+}
+
 func fileSize(path string) int64 {
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -310,22 +351,65 @@ const (
 	fileSlack      = 32
 )
 
-// check fails when goroutines or open files grew, from the first sample after warm-up to the
-// last ones, by more than the slack; or when more than 1% of requests failed.
-func check(s []sample) error {
+// check fails when goroutines or open files grew, from the first quarter of the samples after
+// warm-up to the last quarter, by more than the slack; when resident memory rose by more than
+// rssMargin (a fraction; 0 leaves it unchecked); or when more than 1% of requests failed or were
+// dropped. Goroutines and files are compared floor to floor (each quarter's lowest sample): at
+// thousands of requests a second the requests in flight at the moment of a sample swing them by
+// hundreds, while a leak raises the floor.
+func check(s []sample, rssMargin float64) error {
 	if len(s) < 2 {
 		return fmt.Errorf("%d samples after warm-up; need two", len(s))
 	}
 	first, last := s[0], s[len(s)-1]
+	q := max(len(s)/4, 1)
+	floor := func(s []sample, f func(sample) float64) float64 {
+		lo := f(s[0])
+		for _, x := range s[1:] {
+			lo = min(lo, f(x))
+		}
+		return lo
+	}
+	goroutines := func(x sample) float64 { return x.goroutines }
+	files := func(x sample) float64 { return x.openFiles }
 	var errs []error
-	if last.goroutines > first.goroutines+goroutineSlack {
-		errs = append(errs, fmt.Errorf("goroutines grew from %.0f to %.0f", first.goroutines, last.goroutines))
+	if a, b := floor(s[:q], goroutines), floor(s[len(s)-q:], goroutines); b > a+goroutineSlack {
+		errs = append(errs, fmt.Errorf("goroutines grew from %.0f to %.0f", a, b))
 	}
-	if last.openFiles > first.openFiles+fileSlack {
-		errs = append(errs, fmt.Errorf("open files grew from %.0f to %.0f", first.openFiles, last.openFiles))
+	if a, b := floor(s[:q], files), floor(s[len(s)-q:], files); b > a+fileSlack {
+		errs = append(errs, fmt.Errorf("open files grew from %.0f to %.0f", a, b))
 	}
-	if last.requests == 0 || float64(last.errors) > 0.01*float64(last.requests) {
-		errs = append(errs, fmt.Errorf("%d errors in %d requests", last.errors, last.requests))
+	if rssMargin > 0 && last.rss > first.rss*(1+rssMargin) {
+		errs = append(errs, fmt.Errorf("resident memory grew from %.1f MB to %.1f MB (more than %.0f%%)", first.rss/1e6, last.rss/1e6, rssMargin*100))
+	}
+	if last.requests == 0 || float64(last.errors+last.dropped) > 0.01*float64(last.requests+last.dropped) {
+		errs = append(errs, fmt.Errorf("%d errors and %d dropped in %d requests", last.errors, last.dropped, last.requests+last.dropped))
 	}
 	return errors.Join(errs...)
+}
+
+// verdict says, in one line, how the samples after warm-up moved: the rate the generator kept,
+// and each resource's first, lowest, highest and last value.
+func verdict(s []sample) string {
+	if len(s) < 2 {
+		return "verdict: too few samples after warm-up"
+	}
+	first, last := s[0], s[len(s)-1]
+	span := func(name string, f func(sample) float64, unit string) string {
+		lo, hi := f(first), f(first)
+		for _, x := range s {
+			lo, hi = min(lo, f(x)), max(hi, f(x))
+		}
+		return fmt.Sprintf("%s %.1f→%.1f%s (%.1f–%.1f, %+.1f%%)", name, f(first), f(last), unit, lo, hi, 100*(f(last)-f(first))/f(first))
+	}
+	return fmt.Sprintf("verdict after warm-up (%.1f–%.1f min): %.0f requests/s sent, %d errors, %d dropped; ",
+		first.at.Minutes(), last.at.Minutes(), float64(last.requests-first.requests)/(last.at-first.at).Seconds(),
+		last.errors-first.errors, last.dropped-first.dropped) +
+		strings.Join([]string{
+			span("RSS", func(x sample) float64 { return x.rss / 1e6 }, " MB"),
+			span("heap", func(x sample) float64 { return x.heap / 1e6 }, " MB"),
+			span("goroutines", func(x sample) float64 { return x.goroutines }, ""),
+			span("open files", func(x sample) float64 { return x.openFiles }, ""),
+			span("WAL", func(x sample) float64 { return float64(x.wal) / 1e6 }, " MB"),
+		}, "; ")
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/xml"
+	"io"
 	"os/exec"
 	"strings"
 	"testing"
@@ -25,10 +27,11 @@ func TestSoak(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	samples = trimWarmup(samples, 15*time.Second)
 	if len(samples) < 8 {
 		t.Fatalf("%d samples after warm-up, want at least 8", len(samples))
 	}
-	if err := check(samples); err != nil {
+	if err := check(samples, 0); err != nil {
 		t.Error(err)
 	}
 	if last := samples[len(samples)-1]; last.requests < 4000 {
@@ -39,8 +42,22 @@ func TestSoak(t *testing.T) {
 // The check fails on growth of goroutines or open files, and on errors; flat passes.
 func TestCheck(t *testing.T) {
 	flat := []sample{{goroutines: 40, openFiles: 20, requests: 100}, {goroutines: 60, openFiles: 25, requests: 200}}
-	if err := check(flat); err != nil {
+	if err := check(flat, 0.1); err != nil {
 		t.Errorf("flat: %v", err)
+	}
+	// Requests in flight swing goroutines and files by hundreds from one sample to the next; the
+	// floor stays: flat.
+	var swinging, leaking []sample
+	for i := range 12 {
+		g := float64(300 + 200*(i%2))
+		swinging = append(swinging, sample{goroutines: g, openFiles: g / 2, requests: int64(i+1) * 1000})
+		leaking = append(leaking, sample{goroutines: g + float64(i*20), openFiles: g / 2, requests: int64(i+1) * 1000})
+	}
+	if err := check(swinging, 0); err != nil {
+		t.Errorf("swinging: %v", err)
+	}
+	if err := check(leaking, 0); err == nil || !strings.Contains(err.Error(), "goroutines grew") {
+		t.Errorf("leaking: %v, want goroutines grew", err)
 	}
 	for name, c := range map[string]struct {
 		s    []sample
@@ -49,10 +66,47 @@ func TestCheck(t *testing.T) {
 		"goroutines": {[]sample{{goroutines: 40, openFiles: 20}, {goroutines: 400, openFiles: 20, requests: 10}}, "goroutines grew"},
 		"files":      {[]sample{{goroutines: 40, openFiles: 20}, {goroutines: 40, openFiles: 200, requests: 10}}, "open files grew"},
 		"errors":     {[]sample{{goroutines: 40, openFiles: 20}, {goroutines: 40, openFiles: 20, requests: 100, errors: 5}}, "errors"},
+		"dropped":    {[]sample{{goroutines: 40, openFiles: 20}, {goroutines: 40, openFiles: 20, requests: 100, dropped: 5}}, "5 dropped"},
+		"rss":        {[]sample{{goroutines: 40, openFiles: 20, rss: 100e6}, {goroutines: 40, openFiles: 20, requests: 10, rss: 111e6}}, "resident memory grew"},
 		"one sample": {[]sample{{goroutines: 40}}, "need two"},
 	} {
-		if err := check(c.s); err == nil || !strings.Contains(err.Error(), c.want) {
+		if err := check(c.s, 0.1); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want %q", name, err, c.want)
 		}
+	}
+}
+
+// The chart is one well-formed SVG with a line per series, drawn through every sample.
+func TestChart(t *testing.T) {
+	var s []sample
+	for i := 1; i <= 30; i++ {
+		s = append(s, sample{at: time.Duration(i) * time.Minute, requests: int64(i) * 120000, rss: 200e6, heap: 80e6,
+			goroutines: 90, openFiles: 88, ledger: int64(i) * 150e6, wal: 16e6, load: 12})
+	}
+	svg := chart(s, config{rate: 2000, duration: 30 * time.Minute, interval: time.Minute, warmup: 6 * time.Minute})
+	d := xml.NewDecoder(bytes.NewReader(svg))
+	lines := 0
+	for {
+		tok, err := d.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("not well-formed: %v", err)
+		}
+		if e, ok := tok.(xml.StartElement); ok && e.Name.Local == "polyline" {
+			lines++
+			for _, a := range e.Attr {
+				if a.Name.Local == "points" && len(strings.Fields(a.Value)) != len(s) {
+					t.Errorf("a line of %d points, want %d", len(strings.Fields(a.Value)), len(s))
+				}
+			}
+		}
+	}
+	if lines != 9 {
+		t.Errorf("%d lines, want 9", lines)
+	}
+	if !strings.Contains(string(svg), "2000 requests/s") {
+		t.Error("the title does not give the rate")
 	}
 }

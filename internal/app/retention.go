@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -56,7 +57,12 @@ func startRetention(st ledger.Store, cfg *config.Config, keys []string, log *slo
 			for _, a := range res {
 				log.Info("ledger archived", slog.String("archive", a.Archive), slog.Uint64("from", a.From), slog.Uint64("to", a.To), slog.Int64("bytes", a.Bytes))
 			}
-			if err != nil && ctx.Err() == nil {
+			switch {
+			case errors.Is(err, ledger.ErrArchiveBusy):
+				// Another replica's retention or an `audit archive` holds the ledger: it does this
+				// period's work; this one looks again at the next.
+				log.Info("ledger retention skipped: another archiver is at work", slog.Any("reason", err))
+			case err != nil && ctx.Err() == nil:
 				log.Error("ledger retention", slog.Any("error", err))
 			}
 			t.Reset(interval)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -697,6 +698,10 @@ func auditArchive(ctx context.Context, std Stdio, args []string) int {
 	writeJSON(std.Out, struct {
 		Archived []ledger.ArchiveResult `json:"archived"`
 	}{res})
+	if errors.Is(err, ledger.ErrArchiveBusy) {
+		problem(std.Err, fmt.Sprintf("archive: %v; nothing was archived", err), "one archiver at a time per ledger: a gateway's ledger.retention or another 'audit archive' is at work; run it again when it is done")
+		return exitFail
+	}
 	if err != nil {
 		problem(std.Err, fmt.Sprintf("archive: %v", err), "run it again: an archive written but not pruned is verified and pruned then")
 		return exitFail

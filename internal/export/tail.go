@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -76,7 +77,9 @@ type Tailer struct {
 	dropped  atomic.Uint64
 	lag      atomic.Uint64
 	failing  atomic.Bool
-	lastWarn time.Time
+
+	warnMu   sync.Mutex
+	lastWarn map[string]time.Time // per warning: one kind never hides another
 }
 
 // Stats are a tailer's counters for metrics.
@@ -182,13 +185,23 @@ func (t *Tailer) Run(ctx context.Context) {
 	}
 }
 
-// warn logs at most once a minute while the sink keeps failing.
+// warn logs each warning (by its message) at most once a minute while its cause lasts. Each
+// has its own minute: records pruned before they were exported are still reported while the
+// sink's failures are retried, and the other way round.
 func (t *Tailer) warn(msg string, err error) {
-	if now := time.Now(); now.Sub(t.lastWarn) >= time.Minute {
-		t.lastWarn = now
-		s := t.Stats()
-		t.o.Log.Warn(msg, slog.Any("error", err), slog.Uint64("lag", s.Lag), slog.Uint64("dropped", s.Dropped))
+	now := time.Now()
+	t.warnMu.Lock()
+	if now.Sub(t.lastWarn[msg]) < time.Minute {
+		t.warnMu.Unlock()
+		return
 	}
+	if t.lastWarn == nil {
+		t.lastWarn = map[string]time.Time{}
+	}
+	t.lastWarn[msg] = now
+	t.warnMu.Unlock()
+	s := t.Stats()
+	t.o.Log.Warn(msg, slog.Any("error", err), slog.Uint64("lag", s.Lag), slog.Uint64("dropped", s.Dropped))
 }
 
 // based is a store that may have pruned its oldest records (ledger.Pruner's read side).

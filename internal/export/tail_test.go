@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -398,5 +399,55 @@ func TestTailerMovesPastAWhollyPrunedBacklog(t *testing.T) {
 	}
 	if got := rec.seqs(); !slices.Equal(got, seqs) {
 		t.Fatalf("exported %v after the gap, want %v", got, seqs)
+	}
+}
+
+// syncBuffer is a log destination the tailer's goroutine and the test share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Records pruned before they were exported are reported even while the sink's failures are
+// being retried (each warning is limited to once a minute on its own, not one for both).
+func TestRunWarnsOfPrunedRecordsWhileRetrying(t *testing.T) {
+	led, st := testLedger(t)
+	rec := &recorder{fail: 1, got: make(chan struct{}, 1)}
+	view := &pruned{View: st}
+	var logs syncBuffer
+	tl := newTailer(t, view, filepath.Join(t.TempDir(), "s.seq"), rec, func(o *export.Options) {
+		o.Poll, o.MaxBackoff = time.Millisecond, 5*time.Millisecond
+		o.Log = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	seqs := decide(t, led, 5)
+	view.cut = seqs[2] // retention pruned two records the sink had not reached
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); tl.Run(ctx) }()
+	for !slices.Equal(rec.seqs(), seqs[2:]) {
+		select {
+		case <-rec.got:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("exported %v, want %v", rec.seqs(), seqs[2:])
+		}
+	}
+	cancel()
+	<-done
+	for _, want := range []string{"records pruned by retention before they were exported", "export failed; retrying"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("no %q warning in:\n%s", want, logs.String())
+		}
 	}
 }

@@ -584,8 +584,20 @@ type ArchiveResult struct {
 // checkpoint) into dir, verifies the file on its own with opts, and only then prunes them.
 // An archive a previous run wrote from the same base but did not prune is verified and
 // pruned instead of being written again, so a run interrupted at any point is completed by
-// the next. A file that does not verify is left for inspection and nothing is pruned.
+// the next. A file that does not verify is left for inspection and nothing is pruned. It holds
+// the store's archive lock throughout (ArchiveLocker): when another archiver holds it, it does
+// nothing and returns an *ArchiveBusyError.
 func ArchiveAndPrune(ctx context.Context, st Store, dir string, to uint64, opts VerifyOptions) (ArchiveResult, error) {
+	unlock, err := lockArchive(ctx, st)
+	if err != nil {
+		return ArchiveResult{}, err
+	}
+	defer unlock()
+	return archiveAndPrune(ctx, st, dir, to, opts)
+}
+
+// archiveAndPrune is ArchiveAndPrune under the archive lock its caller holds.
+func archiveAndPrune(ctx context.Context, st Store, dir string, to uint64, opts VerifyOptions) (ArchiveResult, error) {
 	p, ok := st.(Pruner)
 	if !ok {
 		return ArchiveResult{}, fmt.Errorf("archive: the %T store cannot prune", st)
@@ -674,8 +686,14 @@ const DefaultSegmentRecords = 100_000
 // ApplyRetention archives and prunes every record r finds due now (PlanArchive), or when to is
 // not 0 the records before the newest stored checkpoint at or below to, one file of at most segment records at a time (each cut at a stored checkpoint; a
 // segment may exceed it only when no checkpoint falls inside it). It returns what it did,
-// stopping at the first failure.
+// stopping at the first failure. It plans and archives under the store's archive lock: when
+// another archiver holds it, it does nothing and returns an *ArchiveBusyError.
 func ApplyRetention(ctx context.Context, st Store, dir string, r Retention, to, segment uint64, now time.Time, opts VerifyOptions) ([]ArchiveResult, error) {
+	unlock, err := lockArchive(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	if segment == 0 {
 		segment = DefaultSegmentRecords
 	}
@@ -683,7 +701,7 @@ func ApplyRetention(ctx context.Context, st Store, dir string, r Retention, to, 
 	if to > 0 {
 		limit, r = to, Retention{Before: to}
 	}
-	to, err := PlanArchive(ctx, st, r, now, limit)
+	to, err = PlanArchive(ctx, st, r, now, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -713,7 +731,7 @@ func ApplyRetention(ctx context.Context, st Store, dir string, r Retention, to, 
 		if cut == 0 {
 			return out, fmt.Errorf("archive up to %d: %w", to, ErrPruneNoCheckpoint)
 		}
-		res, err := ArchiveAndPrune(ctx, st, dir, cut, opts)
+		res, err := archiveAndPrune(ctx, st, dir, cut, opts)
 		if err != nil {
 			return out, err
 		}

@@ -192,3 +192,39 @@ func (l *Ledger) checkBase(ctx context.Context) error {
 	}
 	return nil
 }
+
+// ArchiveLocker is a Pruner whose archiving is one archiver's at a time: a gateway's retention
+// and `portcullis audit archive`, or the retention of two replicas of one ledger, would otherwise
+// each write an archive of the same records into its own directory and race on the prune.
+type ArchiveLocker interface {
+	// TryLockArchive takes the ledger's archive lock without waiting, and returns its release.
+	// When another archiver holds it, the error is an *ArchiveBusyError (errors.Is
+	// ErrArchiveBusy), naming the holder when the store can tell.
+	TryLockArchive(ctx context.Context) (unlock func(), err error)
+}
+
+// ErrArchiveBusy: another archiver is archiving and pruning this ledger now.
+var ErrArchiveBusy = errors.New("another archiver holds the ledger's archive lock")
+
+// ArchiveBusyError is ErrArchiveBusy with the holder, as the store describes it ("" unknown).
+type ArchiveBusyError struct{ Holder string }
+
+func (e *ArchiveBusyError) Error() string {
+	if e.Holder == "" {
+		return ErrArchiveBusy.Error()
+	}
+	return ErrArchiveBusy.Error() + " (" + e.Holder + ")"
+}
+
+// Is makes errors.Is(err, ErrArchiveBusy) true.
+func (e *ArchiveBusyError) Is(target error) bool { return target == ErrArchiveBusy }
+
+// lockArchive takes st's archive lock; a store that can prune but has none cannot be archived
+// safely, so it is refused.
+func lockArchive(ctx context.Context, st Store) (func(), error) {
+	l, ok := st.(ArchiveLocker)
+	if !ok {
+		return nil, fmt.Errorf("archive: the %T store has no archive lock", st)
+	}
+	return l.TryLockArchive(ctx)
+}

@@ -19,6 +19,8 @@ type Store struct {
 	base   []byte   // the base the latest Prune kept
 	cps    []ledger.StoredCheckpoint
 	closed bool
+	// archiving is the archive lock (ledger.ArchiveLocker), held across an archive and its prune.
+	archiving sync.Mutex
 }
 
 var _ ledger.Store = (*Store)(nil)
@@ -195,4 +197,14 @@ func (s *Shared) CommitExclusive(ctx context.Context, fn func(ledger.View) ([]le
 		return nil
 	}
 	return s.Store.Commit(ctx, recs, cp)
+}
+
+var _ ledger.ArchiveLocker = (*Store)(nil)
+
+// TryLockArchive implements ledger.ArchiveLocker: one archiver at a time in this process.
+func (s *Store) TryLockArchive(context.Context) (func(), error) {
+	if !s.archiving.TryLock() {
+		return nil, &ledger.ArchiveBusyError{}
+	}
+	return s.archiving.Unlock, nil
 }

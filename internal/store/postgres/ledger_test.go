@@ -147,3 +147,11 @@ func TestTamperedLedgerOnPostgres(t *testing.T) {
 		})
 	}
 }
+
+// Two replicas' retention at once, each into its own directory: one archiver at a time.
+func TestArchiveLock(t *testing.T) {
+	storetest.RunArchiveLock(t, func(t *testing.T) (ledger.Store, ledger.Store) {
+		a, b := replicaPair(t)
+		return a, b
+	})
+}

@@ -30,3 +30,20 @@ func TestLedgerRecovery(t *testing.T) {
 		return s
 	})
 }
+
+// Two handles on one ledger file (a gateway's retention and `audit archive`): one archiver at a time.
+func TestArchiveLock(t *testing.T) {
+	storetest.RunArchiveLock(t, func(t *testing.T) (ledger.Store, ledger.Store) {
+		path := filepath.Join(t.TempDir(), "ledger.db")
+		var out [2]ledger.Store
+		for i := range out {
+			s, err := sqlite.OpenLedger(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			out[i] = s
+		}
+		return out[0], out[1]
+	})
+}
