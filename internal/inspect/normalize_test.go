@@ -232,3 +232,36 @@ func TestObfuscationGates(t *testing.T) {
 		}
 	}
 }
+
+// hasBlobNaive is hasBlob spelt out: every maximal run of base64 characters, judged whole.
+func hasBlobNaive(s string, l int) bool {
+	for i := 0; i < len(s); {
+		if !isB64Char(s[i]) {
+			i++
+			continue
+		}
+		j := i
+		for j < len(s) && isB64Char(s[j]) {
+			j++
+		}
+		if j-i >= l && mixedClasses(s[i:j]) {
+			return true
+		}
+		i = j
+	}
+	return false
+}
+
+func FuzzHasBlob(f *testing.F) {
+	for _, s := range []string{"", "abc DEF 123", "aB3" + strings.Repeat("x", 30), strings.Repeat("word Word ", 20),
+		"!" + strings.Repeat("a1", 10) + "!", strings.Repeat("a", 19) + "B"} {
+		f.Add(s, uint8(8))
+		f.Add(s, uint8(20))
+	}
+	f.Fuzz(func(t *testing.T, s string, l uint8) {
+		n := int(l%40) + 1
+		if got, want := hasBlob(s, n), hasBlobNaive(s, n); got != want {
+			t.Fatalf("hasBlob(%q, %d) = %v, want %v", s, n, got, want)
+		}
+	})
+}
