@@ -11,9 +11,9 @@ import (
 // both cost milliseconds, this costs one table lookup per byte. The automaton is built on first
 // use, so a process that never inspects does not build the detectors' sets at start.
 type litSet struct {
-	once    sync.Once
-	class   [256]uint8 // byte → column; 0 is "a byte no literal contains"
-	ncls    int
+	once  sync.Once
+	class [256]uint8 // byte → column; 0 is "a byte no literal contains"
+	ncls  int
 	// next is the transition table: next[state*ncls + class] is the next state times ncls (the
 	// row where its transitions start), or -(state+1) for a state where a literal ends — a
 	// match, so that the loop over the text tests one sign per byte and multiplies nothing.
