@@ -111,8 +111,16 @@ func (ls *litSet) find(s string) (end int, lit string, ok bool) {
 	}
 	next, class := ls.next, &ls.class
 	row := int32(0)
+	if ls.starts == nil {
+		for i := 0; i < len(s); i++ {
+			if row = next[int(row)+int(class[s[i]])]; row < 0 {
+				return i + 1, ls.lits[ls.out[-row-1]-1], true
+			}
+		}
+		return 0, "", false
+	}
 	for i := 0; i < len(s); i++ {
-		if row == 0 && ls.starts != nil {
+		if row == 0 {
 			// At the root only a first byte can start a match: jump to the next one.
 			j := nextStart(s[i:], ls.starts)
 			if j < 0 {

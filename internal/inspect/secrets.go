@@ -196,7 +196,8 @@ func (secretDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 		// and third (secretSkip holds both), so every offset whose triple may start a prefix is
 		// tried, in order, with the full test.
 		for j := 0; j+1 < len(s); j += 2 {
-			if p := uint32(s[j])<<8 | uint32(s[j+1]); secretSkip[p>>6]&(1<<(p&63)) == 0 {
+			w := s[j : j+2]
+			if p := uint32(w[0])<<8 | uint32(w[1]); secretSkip[p>>6&1023]&(1<<(p&63)) == 0 {
 				continue
 			}
 			if j > 0 && f.has(s[j-1], s[j], s[j+1]) {
