@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -235,19 +236,11 @@ func TestObfuscationGates(t *testing.T) {
 
 // hasBlobNaive is hasBlob spelt out: every maximal run of base64 characters, judged whole.
 func hasBlobNaive(s string, l int) bool {
-	for i := 0; i < len(s); {
-		if !isB64Char(s[i]) {
-			i++
-			continue
-		}
-		j := i
-		for j < len(s) && isB64Char(s[j]) {
-			j++
-		}
-		if j-i >= l && mixedClasses(s[i:j]) {
+	notB64 := func(r rune) bool { return r >= utf8.RuneSelf || !isB64Char(byte(r)) }
+	for _, run := range strings.FieldsFunc(s, notB64) {
+		if len(run) >= l && mixedClasses(run) {
 			return true
 		}
-		i = j
 	}
 	return false
 }
