@@ -107,7 +107,17 @@ func readings(v *Value, fn func(s string) bool) {
 		n++
 		return fn(s)
 	}
-	if !try(v.Raw) || !try(v.Norm) {
+	if !try(v.Raw) {
+		return
+	}
+	if v.foldEq == foldSame && v.Norm != "" {
+		// Norm is Raw lower-cased and differs from it: no need to compare them again.
+		seen[n] = v.Norm
+		n++
+		if !fn(v.Norm) {
+			return
+		}
+	} else if !try(v.Norm) {
 		return
 	}
 	for _, d := range v.Decoded {

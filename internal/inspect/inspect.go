@@ -9,6 +9,7 @@ package inspect
 import (
 	"context"
 	"strings"
+	"unsafe"
 
 	"github.com/portcullis-ai/portcullis/internal/threat"
 )
@@ -121,6 +122,13 @@ type Value struct {
 // is Raw, or Norm of an ASCII Raw (the same bytes but for case); otherwise it scans r.
 func (v *Value) readingChars(r string) charSet {
 	if v.chars != 0 && v.chars&charNonASCII == 0 {
+		if v.foldEq == foldSame && len(r) == len(v.Norm) && unsafe.StringData(r) == unsafe.StringData(v.Norm) {
+			// Norm itself, Raw lower-cased (known without comparing the two).
+			if v.chars&charUpper != 0 {
+				return v.chars&^charUpper | charLower
+			}
+			return v.chars
+		}
 		if len(r) == len(v.Raw) && r == v.Raw {
 			return v.chars
 		}

@@ -312,8 +312,15 @@ func tokenize(text string, toks []token) []token {
 			if isWordChar(c) {
 				j := i + 1
 				for j < len(text) {
+					// Letters and digits first, in a loop of their own: most words end at a space.
+					for j < len(text) && wordChars[text[j]] {
+						j++
+					}
+					if j >= len(text) {
+						break
+					}
 					d := text[j]
-					if isWordChar(d) || d == '-' && j+1 < len(text) && isWordChar(text[j+1]) {
+					if d == '-' && j+1 < len(text) && isWordChar(text[j+1]) {
 						j++
 						continue
 					}

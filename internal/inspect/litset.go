@@ -11,10 +11,13 @@ import (
 // both cost milliseconds, this costs one table lookup per byte. The automaton is built on first
 // use, so a process that never inspects does not build the detectors' sets at start.
 type litSet struct {
-	once    sync.Once
-	class   [256]uint8 // byte → column; 0 is "a byte no literal contains"
-	ncls    int
-	next    []int32 // state*ncls + class → state
+	once  sync.Once
+	class [256]uint8 // byte → column; 0 is "a byte no literal contains"
+	ncls  int
+	// next is the transition table: next[state*ncls + class] is the next state times ncls (the
+	// row where its transitions start), or -(state+1) for a state where a literal ends — a
+	// match, so that the loop over the text tests one sign per byte and multiplies nothing.
+	next    []int32
 	out     []int32 // state → index+1 of a literal ending here (0: none)
 	lits    []string
 	minSize int
@@ -91,6 +94,13 @@ func (ls *litSet) build() {
 			}
 		}
 	}
+	for i, t := range ls.next {
+		if ls.out[t] != 0 {
+			ls.next[i] = -(t + 1)
+		} else {
+			ls.next[i] = t * int32(ls.ncls)
+		}
+	}
 }
 
 // find returns the end offset and the literal of the first match in s.
@@ -99,10 +109,18 @@ func (ls *litSet) find(s string) (end int, lit string, ok bool) {
 	if len(s) < ls.minSize {
 		return 0, "", false
 	}
-	state := int32(0)
-	n := ls.ncls
+	next, class := ls.next, &ls.class
+	row := int32(0)
+	if ls.starts == nil {
+		for i := 0; i < len(s); i++ {
+			if row = next[int(row)+int(class[s[i]])]; row < 0 {
+				return i + 1, ls.lits[ls.out[-row-1]-1], true
+			}
+		}
+		return 0, "", false
+	}
 	for i := 0; i < len(s); i++ {
-		if state == 0 && ls.starts != nil {
+		if row == 0 {
 			// At the root only a first byte can start a match: jump to the next one.
 			j := nextStart(s[i:], ls.starts)
 			if j < 0 {
@@ -110,9 +128,8 @@ func (ls *litSet) find(s string) (end int, lit string, ok bool) {
 			}
 			i += j
 		}
-		state = ls.next[int(state)*n+int(ls.class[s[i]])]
-		if o := ls.out[state]; o != 0 {
-			return i + 1, ls.lits[o-1], true
+		if row = next[int(row)+int(class[s[i]])]; row < 0 {
+			return i + 1, ls.lits[ls.out[-row-1]-1], true
 		}
 	}
 	return 0, "", false

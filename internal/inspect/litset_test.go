@@ -136,3 +136,21 @@ func FuzzSWAR(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCharsOf checks charsOf, whose eight-byte shortcut handles lower-case words and spaces,
+// against the table applied to every byte.
+func FuzzCharsOf(f *testing.F) {
+	for _, s := range []string{"", "the team met today", "        ", "abcdefgh", "abcdefg{", "`abcdefg", "aaaa aaa\x80zzzzzzzz ",
+		"The team's review found that shipping times improved, and we'd like", "zzzzzzzz{{{{{{{{        aaaaaaaa"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want := charKnown
+		for i := 0; i < len(s); i++ {
+			want |= charBits[s[i]]
+		}
+		if got := charsOf(s); got != want {
+			t.Fatalf("charsOf(%q) = %x, want %x", s, got, want)
+		}
+	})
+}

@@ -152,24 +152,29 @@ func scan(s string, minBlob int) scanFlags {
 }
 
 // hasBlob reports a run of at least l base64 characters mixing two or more of upper case, lower
-// case and digits. It probes every l-th byte: a run of length l must cover one of them.
+// case and digits. It tries windows of l bytes from their end backwards, so a byte that is not
+// base64 near a window's end (the space after a word of prose) moves the next window past it
+// without reading the bytes before: most of a text is never read.
 func hasBlob(s string, l int) bool {
-	for j := l - 1; j < len(s); {
-		if !isB64Char(s[j]) {
-			j += l
+	// Invariant: i is 0 or follows a byte that is not base64, and no run of l or more starts
+	// before i unless it was already judged.
+	for i := 0; i+l <= len(s); {
+		k := i + l - 1
+		for k >= i && b64Chars[s[k]] {
+			k--
+		}
+		if k >= i {
+			i = k + 1 // a run starting at or before k would hold s[k]
 			continue
 		}
-		start, end := j, j+1
-		for start > 0 && isB64Char(s[start-1]) {
-			start--
-		}
-		for end < len(s) && isB64Char(s[end]) {
+		end := i + l
+		for end < len(s) && b64Chars[s[end]] {
 			end++
 		}
-		if end-start >= l && mixedClasses(s[start:end]) {
+		if mixedClasses(s[i:end]) {
 			return true
 		}
-		j = end + l
+		i = end + 1
 	}
 	return false
 }
@@ -189,9 +194,15 @@ func mixedClasses(run string) bool {
 	return classes == 7 || classes == 3 || classes == 5 || classes == 6
 }
 
-func isB64Char(c byte) bool {
-	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '-' || c == '_'
-}
+func isB64Char(c byte) bool { return b64Chars[c] }
+
+// b64Chars is the set isB64Char tests, as a table.
+var b64Chars = func() (t [256]bool) {
+	for c := 0; c < 256; c++ {
+		t[c] = c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '-' || c == '_'
+	}
+	return t
+}()
 
 // hiddenClass classifies a rune that is invisible when rendered (0 for visible runes).
 func hiddenClass(r rune) Hidden {

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -231,4 +232,29 @@ func TestObfuscationGates(t *testing.T) {
 			t.Errorf("%q: gates disagree", s)
 		}
 	}
+}
+
+// hasBlobNaive is hasBlob spelt out: every maximal run of base64 characters, judged whole.
+func hasBlobNaive(s string, l int) bool {
+	notB64 := func(r rune) bool { return r >= utf8.RuneSelf || !isB64Char(byte(r)) }
+	for _, run := range strings.FieldsFunc(s, notB64) {
+		if len(run) >= l && mixedClasses(run) {
+			return true
+		}
+	}
+	return false
+}
+
+func FuzzHasBlob(f *testing.F) {
+	for _, s := range []string{"", "abc DEF 123", "aB3" + strings.Repeat("x", 30), strings.Repeat("word Word ", 20),
+		"!" + strings.Repeat("a1", 10) + "!", strings.Repeat("a", 19) + "B"} {
+		f.Add(s, uint8(8))
+		f.Add(s, uint8(20))
+	}
+	f.Fuzz(func(t *testing.T, s string, l uint8) {
+		n := int(l%40) + 1
+		if got, want := hasBlob(s, n), hasBlobNaive(s, n); got != want {
+			t.Fatalf("hasBlob(%q, %d) = %v, want %v", s, n, got, want)
+		}
+	})
 }

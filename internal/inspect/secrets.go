@@ -191,19 +191,20 @@ func (secretDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 			}
 		}
 		f := secretTriples
-		var p uint32
-		if len(s) > 0 {
-			p = uint32(s[0])
-		}
-		for i := 0; i+2 < len(s); i++ {
-			// tripleFilter.has, spelt out: this loop runs for every byte of every value. p holds
-			// the pair at i, rolled forward one byte per step.
-			p = p<<8&0xff00 | uint32(s[i+1])
-			if f.pairs[p>>6]&(1<<(p&63)) == 0 {
+		// This loop runs over every value: it reads the pairs at even offsets only. A prefix
+		// starting at an even i shows its first two bytes there, one at an odd i its second
+		// and third (secretSkip holds both), so every offset whose triple may start a prefix is
+		// tried, in order, with the full test.
+		for j := 0; j+1 < len(s); j += 2 {
+			w := s[j : j+2]
+			if p := uint32(w[0])<<8 | uint32(w[1]); secretSkip[p>>6&1023]&(1<<(p&63)) == 0 {
 				continue
 			}
-			if h := tripleHash(s[i], s[i+1], s[i+2]); f.short[p>>6]&(1<<(p&63)) != 0 || f.triples[h>>6]&(1<<(h&63)) != 0 {
-				try(i)
+			if j > 0 && f.has(s[j-1], s[j], s[j+1]) {
+				try(j - 1)
+			}
+			if j+2 < len(s) && f.has(s[j], s[j+1], s[j+2]) {
+				try(j)
 			}
 		}
 		// The last pair: only a two-byte prefix fits there.
@@ -272,6 +273,30 @@ var secretTriples = func() *tripleFilter {
 		}
 	}
 	return &f
+}()
+
+// secretSkip is a bitmap of byte pairs: the first two bytes of every prefix, and its second and
+// third (any pair starting with the second byte of a two-byte prefix). A pair at an even offset
+// outside it rules out prefixes starting there and one byte before.
+var secretSkip = func() *[1024]uint64 {
+	var m [1024]uint64
+	set := func(a, b byte) {
+		p := uint32(a)<<8 | uint32(b)
+		m[p>>6] |= 1 << (p & 63)
+	}
+	for _, r := range secretRules {
+		for _, p := range r.prefixes {
+			set(p[0], p[1])
+			if len(p) == 2 {
+				for c := 0; c < 256; c++ {
+					set(p[1], byte(c))
+				}
+			} else {
+				set(p[1], p[2])
+			}
+		}
+	}
+	return &m
 }()
 
 // tripleFilter is a set of strings' first three bytes, with false positives: a bitmap of their

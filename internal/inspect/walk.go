@@ -280,49 +280,29 @@ func (w *walker) str() (string, error) {
 	w.pos++ // opening quote
 	start := w.pos
 	s := w.src
-	i := start
-	var hi byte // OR of the bytes seen: UTF-8 needs checking only when one is non-ASCII
-	for i < len(s) {
-		// Skip eight bytes at a time while none is a quote, a backslash or a control byte.
-		for i+8 <= len(s) {
-			x := load8(s, i)
-			if hasByte(x, '"') || hasByte(x, '\\') || hasLess(x, 0x20) {
-				break
-			}
-			if x&swarHigh != 0 {
-				hi = utf8.RuneSelf
-			}
-			i += 8
-		}
-		if i >= len(s) {
-			break
-		}
-		c := s[i]
-		if c == '"' {
-			w.pos = i + 1
-			if hi < utf8.RuneSelf {
-				return s[start:i], nil
-			}
-			return s[start:i], w.checkUTF8(s[start:i])
-		}
-		hi |= c
-		if c == '\\' {
-			break
-		}
-		if c < 0x20 {
-			w.pos = i
-			return "", w.errorf("control character in string")
-		}
-		i++
-	}
+	i, nonASCII := plainRun(s, start)
 	if i >= len(s) {
 		w.pos = i
 		return "", w.errorf("unterminated string")
 	}
+	switch c := s[i]; {
+	case c == '"':
+		w.pos = i + 1
+		if !nonASCII {
+			return s[start:i], nil // ASCII is valid UTF-8
+		}
+		return s[start:i], w.checkUTF8(s[start:i])
+	case c < 0x20:
+		w.pos = i
+		return "", w.errorf("control character in string")
+	}
 	// Slow path: escapes. Size the buffer once (the decoded string is never longer than the
 	// encoded one) and copy the runs between escapes whole.
 	end := i
-	for end < len(s) && s[end] != '"' {
+	for {
+		if end, _ = plainRun(s, end); end >= len(s) || s[end] == '"' {
+			break
+		}
 		if s[end] == '\\' {
 			end++
 		}
@@ -338,15 +318,18 @@ func (w *walker) str() (string, error) {
 			w.pos = i + 1
 			out := w.sb.String()
 			w.sb = strings.Builder{}
+			if !nonASCII {
+				// Escapes decode to whole runes (\u to valid UTF-8), so only copied bytes can
+				// make the string invalid.
+				return out, nil
+			}
 			return out, w.checkUTF8(out)
 		case c < 0x20:
 			w.pos = i
 			return "", w.errorf("control character in string")
 		case c != '\\':
-			j := i + 1
-			for j < len(s) && s[j] != '"' && s[j] != '\\' && s[j] >= 0x20 {
-				j++
-			}
+			j, hi := plainRun(s, i)
+			nonASCII = nonASCII || hi
 			w.sb.WriteString(s[i:j])
 			i = j
 			continue
@@ -405,15 +388,33 @@ func (w *walker) str() (string, error) {
 }
 
 func (w *walker) checkUTF8(s string) error {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			if !utf8.ValidString(s[i:]) {
-				return w.errorf("invalid UTF-8 in string")
-			}
-			return nil
-		}
+	if !utf8.ValidString(s) {
+		return w.errorf("invalid UTF-8 in string")
 	}
 	return nil
+}
+
+// plainRun returns the end of the run of s from i that holds no quote, backslash or control
+// byte, and whether the run holds a non-ASCII byte. It reads eight bytes at a time: every
+// string of the input passes here.
+func plainRun(s string, i int) (int, bool) {
+	var hi uint64
+	for i+8 <= len(s) {
+		x := load8(s, i)
+		if hasByte(x, '"') || hasByte(x, '\\') || hasLess(x, 0x20) {
+			break
+		}
+		hi |= x
+		i += 8
+	}
+	for ; i < len(s); i++ {
+		c := s[i]
+		if c == '"' || c == '\\' || c < 0x20 {
+			break
+		}
+		hi |= uint64(c)
+	}
+	return i, hi&swarHigh != 0
 }
 
 // plainKey reports whether an object key is an ordinary short identifier made of letters and

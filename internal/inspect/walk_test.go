@@ -183,3 +183,39 @@ func FuzzWalkValueMatchesText(f *testing.F) {
 		}
 	})
 }
+
+// TestWalkStringsAroundEscapes checks the string scanner where its eight-byte skipping meets
+// escapes, non-ASCII bytes and control bytes at every offset: the decoded text, and invalid
+// UTF-8 or a control byte refused wherever it lies (before, between or after escapes).
+func TestWalkStringsAroundEscapes(t *testing.T) {
+	for pad := 0; pad < 17; pad++ {
+		p := strings.Repeat("a", pad)
+		for _, tc := range []struct {
+			src, want string
+			ok        bool
+		}{
+			{p + `x\ny` + p, p + "x\ny" + p, true},
+			{p + `\u00e9` + p + `\"` + p, p + "é" + p + `"` + p, true},
+			{p + "é" + p + `\t` + p, p + "é" + p + "\t" + p, true},
+			{p + `\ud83d\ude00` + p + "\\\\" + p, p + "😀" + p + `\` + p, true},
+			{p + `\ud83d` + p, p + "\uFFFD" + p, true},
+			{p + "\xff" + p + `\n`, "", false},
+			{p + `\n` + p + "\xc3", "", false},
+			{p + `\n` + p + "\xc3" + `\u00a9`, "", false},
+			{p + "\xc3" + p, "", false},
+			{p + `\n` + p + "\x01" + p, "", false},
+			{p + "\x1f" + p, "", false},
+		} {
+			got, err := collect(t, `["`+tc.src+`"]`, 64)
+			if !tc.ok {
+				if err == nil {
+					t.Errorf("%q: no error, got %+v", tc.src, got)
+				}
+				continue
+			}
+			if err != nil || len(got) != 1 || got[0].S != tc.want {
+				t.Errorf("%q: got %+v, %v; want %q", tc.src, got, err, tc.want)
+			}
+		}
+	}
+}
