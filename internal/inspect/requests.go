@@ -15,8 +15,10 @@ const KindDataRequest = "prompt_injection.data_request"
 var (
 	// What a request for a credential asks for.
 	credentialNouns = wordSet(`password passwords passcode passcodes credential credentials token tokens
-		key keys apikey secret secrets pin login logins contraseña contraseñas mot senha senhas passwort kennwort
+		apikey secret secrets pin login logins contraseña contraseñas senha senhas passwort kennwort
 		пароль пароли şifre sandi`)
+	// "key" is a credential only so qualified ("the API keys"; not "the keys to the flat").
+	keyQualifiers = wordSet(`api ssh access private secret activation license licence product encryption signing`)
 	// Another person's data.
 	personalNouns = wordSet(`address addresses phone number numbers email emails records record ssn salary salaries
 		birthday history diagnosis location whereabouts`)
@@ -63,6 +65,9 @@ func (a *analysis) dataRequest() {
 		for j := i + 1; j <= end; j++ {
 			wj := a.word(j)
 			cred, personal := credentialNouns[wj], personalNouns[wj]
+			if (wj == "key" || wj == "keys") && keyQualifiers[a.word(j-1)] {
+				cred = true
+			}
 			if !cred && !personal {
 				continue
 			}
