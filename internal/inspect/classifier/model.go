@@ -229,7 +229,11 @@ func (m *Model) Score(text string) Score {
 	var st stream
 	for i := 0; i < len(text); {
 		var closed bool
-		if i, closed = st.block(m.w, text, i); closed {
+		i, closed = st.block(m.w, text, i)
+		if st.pend {
+			st.pending(m.w) // before a block closes: the features belong to it
+		}
+		if closed {
 			r.close(&st, i)
 			st.acc, st.cnt, st.cacc, st.ccnt = 0, 0, 0, 0
 		}
@@ -237,7 +241,7 @@ func (m *Model) Score(text string) Score {
 	if st.inWord {
 		st.acc += m.w[bucket(st.word, seedWord)] + m.w[bucket(st.prev*mulHash^st.word, seedPair)]
 		st.cnt += 2
-		if k := wordConcept(st.word, st.stem, st.wl > st.stemAt); k != 0 {
+		if k := wordConcept(st.word, st.stem, st.pos > st.stemEnd); k != 0 {
 			st.concept(m.w, k, int32(st.pos))
 		}
 	}
@@ -267,12 +271,18 @@ type stream struct {
 	inWord bool    // the last stream byte was no separator
 	pos    int     // stream bytes so far
 	same   int     // how many times in a row the last byte repeated the one before
-	wl     int     // stream bytes of the current word
-	stemAt int     // its stem length
-	stem   uint64  // hash of its first stemAt bytes
-	cacc   float32 // the current block's concept feature sum
-	ccnt   int32   // and their count
-	con    conceptState
+	// stemEnd is the stream position where the current word's stem ends; stem is the hash of the
+	// word up to there.
+	stemEnd int
+	stem    uint64
+	// A concept lookup block left to its caller: the word's hash (or a CJK pair's key), its stem
+	// and whether the word is longer than the stem, and the stream position.
+	pend, plong, pcjk bool
+	pword, pstem      uint64
+	ppos              int32
+	cacc              float32 // the current block's concept feature sum
+	ccnt              int32   // and their count
+	con               conceptState
 }
 
 // block advances st over text from byte i until the stream completes a block or text ends, and
@@ -281,8 +291,9 @@ type stream struct {
 func (st *stream) block(w []float32, text string, i int) (int, bool) {
 	w = w[:1<<Bits]
 	acc, cnt, h, word, prev, inWord, pos, same := st.acc, st.cnt, st.h, st.word, st.prev, st.inWord, st.pos, st.same
-	wl, stemAt, stem := st.wl, st.stemAt, st.stem
+	stemEnd, stem := st.stemEnd, st.stem
 	end, closed := len(text), false
+	st.pend = false
 	for k, b := range []byte(text[i:]) {
 		c := streamByte[b]
 		if c == 0 {
@@ -292,10 +303,9 @@ func (st *stream) block(w []float32, text string, i int) (int, bool) {
 			inWord = false
 			acc += w[bucket(word, seedWord)] + w[bucket(prev*mulHash^word, seedPair)]
 			cnt += 2
-			if concepts.mayHave(word) || wl > stemAt && concepts.mayHave(stem^stemSalt) {
-				if k := wordConcept(word, stem, wl > stemAt); k != 0 {
-					st.concept(w, k, int32(pos))
-				}
+			if concepts.mayHave(word) || pos > stemEnd && concepts.mayHave(stem^stemSalt) {
+				// A word the concept lexicon may hold: looked up outside this loop (see pend).
+				st.pend, st.pword, st.pstem, st.plong, st.ppos = true, word, stem, pos > stemEnd, int32(pos)
 			}
 			prev = word
 			h = h<<8 | sepByte
@@ -304,11 +314,10 @@ func (st *stream) block(w []float32, text string, i int) (int, bool) {
 			if !inWord {
 				inWord = true
 				word = fnvOffset
-				wl, stemAt = 0, stemLen(c)
+				stemEnd = pos + stemLen(c)
 			}
 			word = (word ^ uint64(c)) * fnvPrime
-			wl++
-			if wl == stemAt {
+			if pos+1 == stemEnd {
 				stem = word
 			}
 			if byte(h) == c {
@@ -318,9 +327,7 @@ func (st *stream) block(w []float32, text string, i int) (int, bool) {
 			}
 			h = h<<8 | uint64(c)
 			if c >= 0x80 && isCJKPair(h) && concepts.mayHave(h&mask6^cjkSalt) {
-				if k := concepts.get(h&mask6 ^ cjkSalt); k != 0 {
-					st.concept(w, k, int32(pos))
-				}
+				st.pend, st.pword, st.plong, st.ppos, st.pcjk = true, h&mask6^cjkSalt, false, int32(pos), true
 			}
 		}
 		pos++
@@ -337,10 +344,31 @@ func (st *stream) block(w []float32, text string, i int) (int, bool) {
 			end, closed = i+k+1, true
 			break
 		}
+		if st.pend {
+			end = i + k + 1
+			break
+		}
 	}
 	st.acc, st.cnt, st.h, st.word, st.prev, st.inWord, st.pos, st.same = acc, cnt, h, word, prev, inWord, pos, same
-	st.wl, st.stemAt, st.stem = wl, stemAt, stem
+	st.stemEnd, st.stem = stemEnd, stem
 	return end, closed
+}
+
+// pending looks up the word (or CJK pair) block stopped at and adds its concept's features.
+// The lookup lives outside block's loop, so that the loop calls nothing (its state stays in
+// registers) and pays for concepts only at the few words the lexicon's filter admits.
+func (st *stream) pending(w []float32) {
+	st.pend = false
+	var k uint8
+	if st.pcjk {
+		st.pcjk = false
+		k = concepts.get(st.pword)
+	} else {
+		k = wordConcept(st.pword, st.pstem, st.plong)
+	}
+	if k != 0 {
+		st.concept(w, k, st.ppos)
+	}
 }
 
 // concept adds the features of concept k seen at stream position pos to the block's concept
