@@ -30,6 +30,8 @@ var (
 	// Levers: a bribe, a pretext of urgency or authority, a relative's memory.
 	leverWords = wordSet(`tip tips pay paid bribe reward dollars bucks bonus money cash urgent urgently emergency
 		fired boss auditor audit ceo grandmother grandma grandfather grandpa deceased late dying`)
+	bribeVerbs = wordSet(`tip pay bribe reward`)
+	moneyWords = wordSet(`tips paid dollars bucks bonus money cash`)
 	// Request verbs beyond the reveal class: "send me the keys", "give me the password".
 	requestVerbs = wordSet(`send give get find share tell show list provide reveal print read dump email forward
 		post leak disclose`)
@@ -51,10 +53,23 @@ func wordSet(words string) map[string]bool {
 func (a *analysis) dataRequest() {
 	toks := a.toks
 	lever := strings.IndexByte(a.text, '$') >= 0 || strings.Contains(a.text, "€")
+	// bribe: a payment offered to the reader ("I'll tip you", "pay you"); pretext: a story.
+	bribe, pretext := false, false
 	for i := range toks {
-		if !lever && leverWords[a.word(i)] {
+		w := a.word(i)
+		if leverWords[w] {
 			lever = true
+			if bribeVerbs[w] && a.word(i+1) == "you" {
+				bribe = true
+			} else if !bribeVerbs[w] && !moneyWords[w] {
+				pretext = true
+			}
 		}
+	}
+	if a.c.Direction == Request {
+		// Money in a user's own request is a budget or a price ("insurance for $50"), not a
+		// lever: there only a payment offered to the model or a pretext counts.
+		lever = bribe || pretext
 	}
 	for i := range toks {
 		w := a.word(i)
