@@ -186,6 +186,7 @@ func (d *injectionDetector) analyze(c *Call, text string, chars charSet, tp *[]t
 	a := analysis{c: c, text: text, toks: toks}
 	a.hits = hits
 	a.phrases()
+	a.dataRequest()
 	if c.Direction != Request {
 		// The sentence rules find instructions addressed to the assistant inside data; in
 		// arguments such text is the user's own request and could only ever score low.
@@ -392,6 +393,9 @@ func (a *analysis) phrases() {
 				}
 			}
 		}
+		if c&wYou != 0 {
+			a.instructionsGiven(i)
+		}
 		// Role hijack.
 		if c&wRole != 0 || c&wYou != 0 || c&wNow != 0 {
 			a.roleHijack(i, end)
@@ -418,9 +422,13 @@ func (a *analysis) roleHijack(i, end int) {
 	sEnd := min(a.sentenceEnd(i), i+40)
 	unbound := false
 	negLimits := false
+	persona := false // the role is set up to comply: "a persona who never refuses", "which stands for"
 	for j := i; j <= sEnd; j++ {
 		if toks[j].cls&wUnbound != 0 {
 			unbound = true
+		}
+		if personaCue(a, j) {
+			persona = true
 		}
 		if toks[j].cls&wNeg != 0 {
 			for k := j + 1; k <= min(sEnd, j+4); k++ {
@@ -436,7 +444,7 @@ func (a *analysis) roleHijack(i, end int) {
 	switch {
 	case c&wRole != 0:
 		// "act as", "pretend to be", "roleplay as": only an attack when the role sheds the rules.
-		if unbound || negLimits {
+		if unbound || negLimits || persona {
 			a.add(KindRoleHijack, threat.High, 0.85, i, sEnd)
 		}
 	case c&wYou != 0:
@@ -454,6 +462,11 @@ func (a *analysis) roleHijack(i, end int) {
 		k := j + 1
 		if a.word(k) == "be" {
 			k++
+		}
+		if persona && a.cls(j)&wBe != 0 {
+			// "You are DAN, a persona who never refuses …"
+			a.add(KindRoleHijack, threat.Medium, 0.6, i, sEnd)
+			return
 		}
 		switch {
 		case a.cls(k)&wNow != 0:

@@ -87,6 +87,8 @@ func initLexicon() {
 		forgetting override overrides overriding overwrite bypass bypassing overlook neglect discard dismiss abandon
 		drop scrap supersede supersedes nullify void cancel circumvent
 		ignora ignoren ignorar ignore ignora olvida olviden olvidar olvide descarta descartar omite omitir
+		ignorad olvidad olvídate olvidate olvídense desconsidera desconsideren descarten omitan
+		négligez negligez ignorare ignori dimentichi tralascia tralasciate descarte desconsiderem
 		ignorez ignorer oublie oubliez oublier
 		ignoriere ignorieren ignorier vergiss vergesst vergessen missachte missachten übergehe
 		ignore ignorem esqueça esqueca esquece esqueçam desconsidere desconsiderar

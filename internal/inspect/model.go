@@ -78,7 +78,7 @@ func (d modelDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	best, text := classifier.Score{}, ""
 	found := false
 	consider := func(t string) {
-		if len(t) < minModelText || strings.Count(t, " ") < minModelWords-1 {
+		if len(t) < minModelText || strings.Count(t, " ") < minModelWords-1 && !spaceless(t) {
 			return
 		}
 		s := d.m.Score(t)
@@ -113,6 +113,25 @@ func (d modelDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	}
 	report(Finding{Kind: KindModel, Severity: sev, Path: v.Path, Evidence: evidence(text, best.Start, best.End), Score: roundScore(best.Prob()), Quoted: quoted})
 }
+
+// spaceless reports whether t is long enough to judge although it has no spaces between words:
+// Chinese and Japanese are written without them, and a sentence of theirs is one "word" by spaces.
+// At least minSpacelessText bytes, most of the first 64 outside ASCII.
+func spaceless(t string) bool {
+	if len(t) < minSpacelessText {
+		return false
+	}
+	n, high := min(len(t), 64), 0
+	for i := 0; i < n; i++ {
+		if t[i] >= 0x80 {
+			high++
+		}
+	}
+	return 2*high >= n
+}
+
+// minSpacelessText is ten CJK characters.
+const minSpacelessText = 30
 
 // roundScore keeps three decimals: enough to compare with a threshold, stable in output.
 func roundScore(p float64) float64 {

@@ -15,23 +15,34 @@ func refScore(m *Model, text string) float64 {
 		return float64(m.bias)
 	}
 	nb := int(fs[len(fs)-1].Pos/Block) + 1
-	sums := make([]float64, nb)
-	cnts := make([]int, nb)
+	sums, csums := make([]float64, nb), make([]float64, nb)
+	cnts, ccnts := make([]int, nb), make([]int, nb)
 	for _, f := range fs {
 		b := int(f.Pos / Block)
+		if f.Index&ConceptBit != 0 {
+			csums[b] += float64(m.w[f.Index&^ConceptBit])
+			ccnts[b]++
+			continue
+		}
 		sums[b] += float64(m.w[f.Index])
 		cnts[b]++
 	}
 	best := math.Inf(-1)
 	win := func(a, b int) {
-		var s float64
-		var n int
+		var s, cs float64
+		var n, cn int
 		for i := a; i < b; i++ {
 			s += sums[i]
 			n += cnts[i]
+			cs += csums[i]
+			cn += ccnts[i]
 		}
 		if n > 0 {
-			best = max(best, float64(m.bias)+s/math.Sqrt(float64(n)))
+			z := float64(m.bias) + s/math.Sqrt(float64(n))
+			if cn > 0 {
+				z = max(z, float64(m.cbias)+cs/math.Sqrt(float64(cn)))
+			}
+			best = max(best, z)
 		}
 	}
 	if nb <= blocksPerWindow {
@@ -49,7 +60,7 @@ func refScore(m *Model, text string) float64 {
 
 func randomModel(seed uint64) *Model {
 	r := rand.New(rand.NewPCG(seed, 7))
-	m := &Model{w: make([]float32, 1<<Bits), bias: -1.5}
+	m := &Model{w: make([]float32, 1<<Bits), bias: -1.5, cbias: -2}
 	for i := range m.w {
 		m.w[i] = float32(r.NormFloat64())
 	}
@@ -59,7 +70,7 @@ func randomModel(seed uint64) *Model {
 func TestScoreMatchesTrainingFeatures(t *testing.T) {
 	m := randomModel(1)
 	r := rand.New(rand.NewPCG(2, 3))
-	words := []string{"ignore", "the", "previous", "instructions", "данные", "指示を無視", "!!", "  ", "\n", "a1b2", "é", "x", "सभी", "...", "reveal"}
+	words := []string{"ignore", "the", "previous", "instructions", "данные", "指示を無視", "上記の指示", "instrucciones", "anteriores", "проигнорируйте", "निर्देशों", "무시하고", "!!", "  ", "\n", "a1b2", "é", "x", "सभी", "...", "reveal"}
 	texts := []string{"", " ", "a", "ab", "abc", "abcd ", strings.Repeat("x", Block), strings.Repeat("ab ", Window), strings.Repeat("word ", Window/5)}
 	for i := 0; i < 400; i++ {
 		var b strings.Builder

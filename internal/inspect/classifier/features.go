@@ -29,16 +29,20 @@ const (
 )
 
 const (
-	sepByte   = ' '
-	seed3     = 0x51ed27f0a2c4d1e3
-	seed5     = 0x8c3b6a1f7d2e9b45
-	seedWord  = 0x2d358dccaa6c78a5
-	seedPair  = 0x9fb21c651e98df25
-	mulHash   = 0x9e3779b97f4a7c15
-	fnvOffset = 0xcbf29ce484222325
-	fnvPrime  = 0x100000001b3
-	mask3     = 1<<24 - 1
-	mask5     = 1<<40 - 1
+	sepByte  = ' '
+	seed3    = 0x51ed27f0a2c4d1e3
+	seed5    = 0x8c3b6a1f7d2e9b45
+	seedWord = 0x2d358dccaa6c78a5
+	seedPair = 0x9fb21c651e98df25
+	// Concept features (concepts.go).
+	seedConcept       = 0x3c6ef372fe94f82b
+	seedConceptPair   = 0xa54ff53a5f1d36f1
+	seedConceptTriple = 0x510e527fade682d1
+	mulHash           = 0x9e3779b97f4a7c15
+	fnvOffset         = 0xcbf29ce484222325
+	fnvPrime          = 0x100000001b3
+	mask3             = 1<<24 - 1
+	mask5             = 1<<40 - 1
 )
 
 // streamByte maps a byte of the normalised text to the stream: 0 for a separator.
@@ -63,7 +67,9 @@ func bucket(x, seed uint64) uint32 {
 }
 
 // Feature is one feature occurrence: its bucket and the stream position it belongs to, with Src
-// the byte offset in the text just past the byte that completed it.
+// the byte offset in the text just past the byte that completed it. A concept feature has
+// ConceptBit set in Index (its bucket is Index &^ ConceptBit): it is summed in a channel of its
+// own (see Model.Score).
 type Feature struct {
 	Index uint32
 	Pos   int32
@@ -84,6 +90,10 @@ type featurizer struct {
 	lastSep bool
 	done    bool
 	same    int // how many times in a row the last byte repeated the one before
+	wl      int // stream bytes of the current word
+	stemAt  int // its stem length (stemLen)
+	stem    uint64
+	con     conceptState
 }
 
 func newFeaturizer(s string) featurizer {
@@ -91,10 +101,10 @@ func newFeaturizer(s string) featurizer {
 }
 
 // next fills buf with the next features and returns how many; 0 means the text is done.
-// buf must hold at least 4 features.
+// buf must hold at least maxPerByte features.
 func (f *featurizer) next(buf []Feature) int {
 	n := 0
-	for n+4 <= len(buf) {
+	for n+maxPerByte <= len(buf) {
 		if f.i >= len(f.s) {
 			if f.done {
 				return n
@@ -121,8 +131,13 @@ func (f *featurizer) next(buf []Feature) int {
 			if !f.inWord {
 				f.inWord = true
 				f.word = fnvOffset
+				f.wl, f.stemAt = 0, stemLen(c)
 			}
 			f.word = (f.word ^ uint64(c)) * fnvPrime
+			f.wl++
+			if f.wl == f.stemAt {
+				f.stem = f.word
+			}
 		}
 		if byte(f.h) == c && c != sepByte {
 			f.same++
@@ -132,6 +147,11 @@ func (f *featurizer) next(buf []Feature) int {
 		f.h = f.h<<8 | uint64(c)
 		f.run++
 		src := int32(f.i)
+		if c >= 0x80 && isCJKPair(f.h) {
+			if k := concepts.get(f.h&mask6 ^ cjkSalt); k != 0 {
+				n = f.concept(buf, n, k, src)
+			}
+		}
 		if f.same >= maxRun {
 			// Deep inside a run of one byte: no n-gram (see maxRun).
 		} else if f.run >= 3 {
@@ -152,8 +172,29 @@ func (f *featurizer) endWord(buf []Feature, n int, src int32) int {
 	buf[n] = Feature{bucket(f.word, seedWord), f.pos, src}
 	buf[n+1] = Feature{bucket(f.prev*mulHash^f.word, seedPair), f.pos, src}
 	f.prev = f.word
-	return n + 2
+	n += 2
+	if k := wordConcept(f.word, f.stem, f.wl > f.stemAt); k != 0 {
+		n = f.concept(buf, n, k, src)
+	}
+	return n
 }
+
+// concept appends the features of concept k at the current stream position.
+func (f *featurizer) concept(buf []Feature, n int, k uint8, src int32) int {
+	var out [maxConceptFeatures]uint32
+	for _, b := range out[:f.con.emit(k, f.pos, &out)] {
+		buf[n] = Feature{b | ConceptBit, f.pos, src}
+		n++
+	}
+	return n
+}
+
+// ConceptBit marks a concept feature's Index.
+const ConceptBit = 1 << 31
+
+// maxPerByte bounds the features one stream byte can complete: two n-grams, a word and its pair,
+// and the concept features of the word and of a CJK pair.
+const maxPerByte = 2 + 2 + 2*maxConceptFeatures
 
 // AppendFeatures appends every feature of s to dst.
 func AppendFeatures(dst []Feature, s string) []Feature {

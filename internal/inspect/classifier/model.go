@@ -11,13 +11,13 @@ import (
 
 // The model file: a header and the weights, little-endian.
 //
-//	magic "PCPI" | version u32 | bits u32 | window u32 | bias f32 | medium f32 | high f32 | 2^bits × f32
+//	magic "PCPI" | version u32 | bits u32 | window u32 | bias f32 | medium f32 | high f32 | concept bias f32 | 2^bits × f32
 //
-// medium and high are the thresholds as logits.
+// medium and high are the thresholds as logits. Version 2 added the concept channel's bias.
 const (
 	magic      = "PCPI"
-	version    = 1
-	headerSize = 4 + 4 + 4 + 4 + 4 + 4 + 4
+	version    = 2
+	headerSize = 4 + 4 + 4 + 4 + 4 + 4 + 4 + 4
 )
 
 //go:embed model.bin
@@ -28,6 +28,8 @@ var embedded []byte
 type Model struct {
 	w    []float32
 	bias float32
+	// cbias is the concept channel's bias (see Score).
+	cbias float32
 	// medium and high are probability thresholds; mediumZ and highZ the same as logits.
 	medium, high   float64
 	mediumZ, highZ float64
@@ -66,7 +68,7 @@ func Parse(b []byte) (*Model, error) {
 	if len(b) != headerSize+4<<Bits {
 		return nil, fmt.Errorf("classifier: model file of %d bytes, want %d", len(b), headerSize+4<<Bits)
 	}
-	m := &Model{bias: math.Float32frombits(le.Uint32(b[16:])), w: make([]float32, 1<<Bits)}
+	m := &Model{bias: math.Float32frombits(le.Uint32(b[16:])), cbias: math.Float32frombits(le.Uint32(b[28:])), w: make([]float32, 1<<Bits)}
 	for i := range m.w {
 		m.w[i] = math.Float32frombits(le.Uint32(b[headerSize+4*i:]))
 	}
@@ -89,6 +91,7 @@ func (m *Model) Marshal() []byte {
 	le.PutUint32(b[16:], math.Float32bits(m.bias))
 	le.PutUint32(b[20:], math.Float32bits(float32(m.mediumZ)))
 	le.PutUint32(b[24:], math.Float32bits(float32(m.highZ)))
+	le.PutUint32(b[28:], math.Float32bits(m.cbias))
 	for i, w := range m.w {
 		le.PutUint32(b[headerSize+4*i:], math.Float32bits(w))
 	}
@@ -166,19 +169,22 @@ const maxRun = 8
 // It lives apart from the per-byte state: a closure over that state would keep it in memory
 // rather than in registers, and the per-byte loop is the classifier's whole cost.
 type windows struct {
-	sum        [blocksPerWindow]float32
+	sum, csum  [blocksPerWindow]float32
 	cnt, start [blocksPerWindow]int32
+	ccnt       [blocksPerWindow]int32
 	blocks     int   // closed blocks
 	blkStart   int32 // where the current block starts
 	bias       float64
+	cbias      float64
 	best       Score
 }
 
-// close records the current block, with feature sum acc over cnt features and ending at byte
-// end, and scores the window it completes.
-func (r *windows) close(acc float32, cnt int32, end int) {
+// close records the current block, with feature sum acc over cnt features (and the concept
+// channel's) and ending at byte end, and scores the window it completes.
+func (r *windows) close(st *stream, end int) {
 	slot := r.blocks % blocksPerWindow
-	r.sum[slot], r.cnt[slot], r.start[slot] = acc, cnt, r.blkStart
+	r.sum[slot], r.cnt[slot], r.start[slot] = st.acc, st.cnt, r.blkStart
+	r.csum[slot], r.ccnt[slot] = st.cacc, st.ccnt
 	r.blkStart = int32(end)
 	r.blocks++
 	if r.blocks >= blocksPerWindow {
@@ -188,16 +194,22 @@ func (r *windows) close(acc float32, cnt int32, end int) {
 
 // score scores the window of the blocks in the ring, ending at byte end.
 func (r *windows) score(end int) {
-	var s float32
-	var n int32
+	var s, cs float32
+	var n, cn int32
 	for k := range r.sum {
 		s += r.sum[k]
 		n += r.cnt[k]
+		cs += r.csum[k]
+		cn += r.ccnt[k]
 	}
 	if n == 0 {
 		return
 	}
-	if z := r.bias + float64(s)/math.Sqrt(float64(n)); z > r.best.Logit {
+	z := r.bias + float64(s)/math.Sqrt(float64(n))
+	if cn > 0 {
+		z = max(z, r.cbias+float64(cs)/math.Sqrt(float64(cn)))
+	}
+	if z > r.best.Logit {
 		start := int32(0)
 		if r.blocks >= blocksPerWindow {
 			start = r.start[r.blocks%blocksPerWindow]
@@ -213,23 +225,31 @@ func (r *windows) score(end int) {
 // It computes the features of AppendFeatures inline (one pass, no buffer); a test holds the two
 // to the same scores.
 func (m *Model) Score(text string) Score {
-	r := windows{bias: float64(m.bias), best: Score{Logit: math.Inf(-1)}}
+	r := windows{bias: float64(m.bias), cbias: float64(m.cbias), best: Score{Logit: math.Inf(-1)}}
 	var st stream
 	for i := 0; i < len(text); {
 		var closed bool
-		if i, closed = st.block(m.w, text, i); closed {
-			r.close(st.acc, st.cnt, i)
-			st.acc, st.cnt = 0, 0
+		i, closed = st.block(m.w, text, i)
+		if st.pend {
+			st.pending(m.w) // before a block closes: the features belong to it
+		}
+		if closed {
+			r.close(&st, i)
+			st.acc, st.cnt, st.cacc, st.ccnt = 0, 0, 0, 0
 		}
 	}
 	if st.inWord {
 		st.acc += m.w[bucket(st.word, seedWord)] + m.w[bucket(st.prev*mulHash^st.word, seedPair)]
 		st.cnt += 2
+		if k := wordConcept(st.word, st.stem, st.pos > st.stemEnd); k != 0 {
+			st.concept(m.w, k, int32(st.pos))
+		}
 	}
-	if st.cnt > 0 || r.blocks < blocksPerWindow {
+	if st.cnt > 0 || st.ccnt > 0 || r.blocks < blocksPerWindow {
 		// The last, partial block closes the last window; a text shorter than a window is one.
 		slot := r.blocks % blocksPerWindow
 		r.sum[slot], r.cnt[slot], r.start[slot] = st.acc, st.cnt, r.blkStart
+		r.csum[slot], r.ccnt[slot] = st.cacc, st.ccnt
 		if r.blocks >= blocksPerWindow {
 			r.blocks++
 		}
@@ -251,6 +271,18 @@ type stream struct {
 	inWord bool    // the last stream byte was no separator
 	pos    int     // stream bytes so far
 	same   int     // how many times in a row the last byte repeated the one before
+	// stemEnd is the stream position where the current word's stem ends; stem is the hash of the
+	// word up to there.
+	stemEnd int
+	stem    uint64
+	// A concept lookup block left to its caller: the word's hash (or a CJK pair's key), its stem
+	// and whether the word is longer than the stem, and the stream position.
+	pend, plong, pcjk bool
+	pword, pstem      uint64
+	ppos              int32
+	cacc              float32 // the current block's concept feature sum
+	ccnt              int32   // and their count
+	con               conceptState
 }
 
 // block advances st over text from byte i until the stream completes a block or text ends, and
@@ -259,7 +291,9 @@ type stream struct {
 func (st *stream) block(w []float32, text string, i int) (int, bool) {
 	w = w[:1<<Bits]
 	acc, cnt, h, word, prev, inWord, pos, same := st.acc, st.cnt, st.h, st.word, st.prev, st.inWord, st.pos, st.same
+	stemEnd, stem := st.stemEnd, st.stem
 	end, closed := len(text), false
+	st.pend = false
 	for k, b := range []byte(text[i:]) {
 		c := streamByte[b]
 		if c == 0 {
@@ -269,6 +303,10 @@ func (st *stream) block(w []float32, text string, i int) (int, bool) {
 			inWord = false
 			acc += w[bucket(word, seedWord)] + w[bucket(prev*mulHash^word, seedPair)]
 			cnt += 2
+			if concepts.mayHave(word) || pos > stemEnd && concepts.mayHave(stem^stemSalt) {
+				// A word the concept lexicon may hold: looked up outside this loop (see pend).
+				st.pend, st.pword, st.pstem, st.plong, st.ppos = true, word, stem, pos > stemEnd, int32(pos)
+			}
 			prev = word
 			h = h<<8 | sepByte
 			same = 0 // a separator never repeats: runs of them are one
@@ -276,14 +314,21 @@ func (st *stream) block(w []float32, text string, i int) (int, bool) {
 			if !inWord {
 				inWord = true
 				word = fnvOffset
+				stemEnd = pos + stemLen(c)
 			}
 			word = (word ^ uint64(c)) * fnvPrime
+			if pos+1 == stemEnd {
+				stem = word
+			}
 			if byte(h) == c {
 				same++
 			} else {
 				same = 0
 			}
 			h = h<<8 | uint64(c)
+			if c >= 0x80 && isCJKPair(h) && concepts.mayHave(h&mask6^cjkSalt) {
+				st.pend, st.pword, st.plong, st.ppos, st.pcjk = true, h&mask6^cjkSalt, false, int32(pos), true
+			}
 		}
 		pos++
 		if same >= maxRun {
@@ -299,7 +344,43 @@ func (st *stream) block(w []float32, text string, i int) (int, bool) {
 			end, closed = i+k+1, true
 			break
 		}
+		if st.pend {
+			end = i + k + 1
+			break
+		}
 	}
 	st.acc, st.cnt, st.h, st.word, st.prev, st.inWord, st.pos, st.same = acc, cnt, h, word, prev, inWord, pos, same
+	st.stemEnd, st.stem = stemEnd, stem
 	return end, closed
+}
+
+// pending looks up the word (or CJK pair) block stopped at and adds its concept's features.
+// The lookup lives outside block's loop, so that the loop calls nothing (its state stays in
+// registers) and pays for concepts only at the few words the lexicon's filter admits.
+func (st *stream) pending(w []float32) {
+	st.pend = false
+	var k uint8
+	if st.pcjk {
+		st.pcjk = false
+		k = concepts.get(st.pword)
+	} else {
+		k = wordConcept(st.pword, st.pstem, st.plong)
+	}
+	if k != 0 {
+		st.concept(w, k, st.ppos)
+	}
+}
+
+// concept adds the features of concept k seen at stream position pos to the block's concept
+// channel. It is the per-byte loop's slow path, taken at a word of the concept lexicon (and a few
+// others its filter admits).
+//
+//go:noinline
+func (st *stream) concept(w []float32, k uint8, pos int32) {
+	var out [maxConceptFeatures]uint32
+	n := st.con.emit(k, pos, &out)
+	for _, b := range out[:n] {
+		st.cacc += w[b]
+	}
+	st.ccnt += int32(n)
 }

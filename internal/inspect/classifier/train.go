@@ -93,7 +93,7 @@ func Train(examples []Example, opt Options) *Model {
 
 	w := make([]float64, 1<<Bits)
 	g2 := make([]float64, 1<<Bits)
-	var bias, gb float64
+	var bias, gb, cbias, gcb float64
 
 	// Class weights: each class carries half the total.
 	var negWins, posTexts float64
@@ -139,7 +139,7 @@ func Train(examples []Example, opt Options) *Model {
 			}
 			bi, bz := 0, math.Inf(-1)
 			for i, wn := range ws {
-				if z := windowLogit(w, bias, idx[wn.a:wn.b]); z > bz {
+				if z := windowLogit(w, bias, cbias, idx[wn.a:wn.b]); z > bz {
 					bi, bz = i, z
 				}
 			}
@@ -156,21 +156,39 @@ func Train(examples []Example, opt Options) *Model {
 				if len(fs) == 0 {
 					continue
 				}
-				scale := 1 / math.Sqrt(float64(len(fs)))
-				z := windowLogit(w, bias, fs)
+				n, cn := counts(fs)
+				// Two logistic models on one window: the byte and word n-grams, and the
+				// concepts alone (the only one that carries to a language never trained on).
+				z := bias + channelSum(w, fs, 0)/math.Sqrt(float64(max(n, 1)))
 				g := float64((sigmoid(z) - it.y) * it.weight)
-				gj := float64(g * scale)
-				for _, j := range fs {
-					g2[j] += float64(gj * gj)
-					w[j] -= float64(opt.LR*gj) / (math.Sqrt(g2[j]) + 1e-8)
+				var gj, cgj, cg float64
+				if n > 0 {
+					gj = float64(g / math.Sqrt(float64(n)))
+				}
+				if cn > 0 {
+					zc := cbias + channelSum(w, fs, ConceptBit)/math.Sqrt(float64(cn))
+					cg = float64((sigmoid(zc) - it.y) * it.weight)
+					cgj = float64(cg / math.Sqrt(float64(cn)))
+				}
+				for _, f := range fs {
+					j, d := f&^ConceptBit, gj
+					if f&ConceptBit != 0 {
+						d = cgj
+					}
+					g2[j] += float64(d * d)
+					w[j] -= float64(opt.LR*d) / (math.Sqrt(g2[j]) + 1e-8)
 					w[j] -= float64(opt.LR * opt.L2 * w[j])
 				}
 				gb += float64(g * g)
 				bias -= float64(opt.LR*g) / (math.Sqrt(gb) + 1e-8)
+				if cn > 0 {
+					gcb += float64(cg * cg)
+					cbias -= float64(opt.LR*cg) / (math.Sqrt(gcb) + 1e-8)
+				}
 			}
 		}
 	}
-	m := &Model{w: make([]float32, 1<<Bits), bias: float32(bias)}
+	m := &Model{w: make([]float32, 1<<Bits), bias: float32(bias), cbias: float32(cbias)}
 	for i, x := range w {
 		m.w[i] = float32(x)
 	}
@@ -178,12 +196,36 @@ func Train(examples []Example, opt Options) *Model {
 	return m
 }
 
-func windowLogit(w []float64, bias float64, fs []uint32) float64 {
+// windowLogit is a window's logit (Model.Score): the larger of the byte and word n-gram
+// channel's (its bias and the sum of its weights over √features) and the concept channel's.
+func windowLogit(w []float64, bias, cbias float64, fs []uint32) float64 {
+	n, cn := counts(fs)
+	z := bias + channelSum(w, fs, 0)/math.Sqrt(float64(max(n, 1)))
+	if cn > 0 {
+		z = max(z, cbias+channelSum(w, fs, ConceptBit)/math.Sqrt(float64(cn)))
+	}
+	return z
+}
+
+// counts returns how many of fs are byte and word features and how many concept features.
+func counts(fs []uint32) (n, cn int) {
+	for _, j := range fs {
+		if j&ConceptBit != 0 {
+			cn++
+		}
+	}
+	return len(fs) - cn, cn
+}
+
+// channelSum sums the weights of the features of fs in one channel (ConceptBit or 0).
+func channelSum(w []float64, fs []uint32, channel uint32) float64 {
 	var s float64
 	for _, j := range fs {
-		s += w[j]
+		if j&ConceptBit == channel {
+			s += w[j&^ConceptBit]
+		}
 	}
-	return bias + s/math.Sqrt(float64(len(fs)))
+	return s
 }
 
 // splitmix is SplitMix64: a fixed, portable sequence for the shuffle.

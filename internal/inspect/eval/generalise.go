@@ -68,7 +68,23 @@ func pct(a, n int) string {
 	return fmt.Sprintf("%.1f%%", 100*float64(a)/float64(n))
 }
 
-func runGeneralisation(dataDir, examples string, workers int, rulesOnly bool) error {
+// foldFilter keeps the folds -folds names: "sources", "languages", or a comma-separated list of
+// held-out repositories and languages; "" keeps all.
+func foldFilter(spec string) func(name string, language bool) bool {
+	if spec == "" {
+		return func(string, bool) bool { return true }
+	}
+	keep := map[string]bool{}
+	for _, n := range strings.Split(spec, ",") {
+		keep[strings.TrimSpace(n)] = true
+	}
+	return func(name string, language bool) bool {
+		return keep[name] || language && keep["languages"] || !language && keep["sources"]
+	}
+}
+
+func runGeneralisation(dataDir, examples string, workers int, rulesOnly bool, only string) error {
+	want := foldFilter(only)
 	raw, err := build.Rows(dataDir, examples)
 	if err != nil {
 		return err
@@ -100,6 +116,9 @@ func runGeneralisation(dataDir, examples string, workers int, rulesOnly bool) er
 	sort.Strings(repos)
 	var folds []fold
 	for _, repo := range repos {
+		if !want(repo, false) {
+			continue
+		}
 		repo := repo
 		f := fold{name: repo, exclude: func(r piRow) bool { return r.Repo == repo }}
 		if repo == "microsoft/BIPIA" {
@@ -122,6 +141,9 @@ func runGeneralisation(dataDir, examples string, workers int, rulesOnly bool) er
 		}
 	}
 	for _, l := range build.SortedKeys(langs) {
+		if !want(l, true) {
+			continue
+		}
 		l := l
 		f := fold{name: l, exclude: func(r piRow) bool { return r.Lang == l }}
 		for _, r := range rows {

