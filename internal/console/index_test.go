@@ -16,6 +16,8 @@ import (
 	"github.com/portcullis-ai/portcullis/internal/approval"
 	"github.com/portcullis-ai/portcullis/internal/auditindex"
 	"github.com/portcullis-ai/portcullis/internal/ledger"
+	"github.com/portcullis-ai/portcullis/internal/store/postgres"
+	"github.com/portcullis-ai/portcullis/internal/store/postgres/pgtest"
 	"github.com/portcullis-ai/portcullis/internal/store/sqlite"
 )
 
@@ -219,4 +221,150 @@ func TestIndexedSearchEqualsScan(t *testing.T) {
 	if s := ix.Stats(); s.Skipped != 0 || s.Watermark != size {
 		t.Fatalf("stats %+v", s)
 	}
+}
+
+// someFilters are a few of mixedFilters, for the tests whose point is elsewhere.
+func someFilters() []auditFilter {
+	fs := mixedFilters()
+	return []auditFilter{fs[0], fs[1], fs[5], fs[11], fs[15]}
+}
+
+func sameAsScanSome(t *testing.T, st ledger.Store, ix auditindex.Reader) {
+	t.Helper()
+	scan, indexed := newIndexed(t, st, nil), newIndexed(t, st, ix)
+	p := human("audrey", "auditor")
+	for _, f := range someFilters() {
+		want := allPages(t, scan, p, f, 400, 1<<30)
+		if got := allPages(t, indexed, p, f, 400, 1<<30); !slices.Equal(got, want) {
+			t.Errorf("%+v: the index found %d records %v…, the scan %d %v…", f, len(got), head(got), len(want), head(want))
+		}
+	}
+}
+
+// A restarted gateway's indexer resumes from the watermark its predecessor committed.
+func TestIndexResumesFromWatermark(t *testing.T) {
+	dir := t.TempDir()
+	st, err := sqlite.OpenLedger(filepath.Join(dir, "ledger.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	appendMixed(t, testKeys(t), st, 0, 6000)
+	x, ix := openIndex(t, st, dir)
+	for range 3 {
+		if _, err := ix.Step(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+	x2, ix2 := openIndex(t, st, dir)
+	s, err := x2.State(t.Context())
+	if err != nil || s.Next != 3000 {
+		t.Fatalf("reopened at %+v, %v; want 3000", s, err)
+	}
+	catchUp(t, ix2)
+	size, _ := st.Size(t.Context())
+	if got := ix2.Stats(); got.Indexed != size-3000 || got.Watermark != size {
+		t.Fatalf("the restarted indexer: %+v, want %d indexed up to %d", got, size-3000, size)
+	}
+	sameAsScanSome(t, st, x2)
+}
+
+// Retention prunes records the index holds: their rows go, and a search never offers them.
+func TestIndexAfterPruning(t *testing.T) {
+	dir := t.TempDir()
+	st, err := sqlite.OpenLedger(filepath.Join(dir, "ledger.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	keys := testKeys(t)
+	appendMixed(t, keys, st, 0, 9000)
+	x, ix := openIndex(t, st, dir)
+	catchUp(t, ix)
+	var to uint64
+	if err := st.Checkpoints(t.Context(), func(cp ledger.StoredCheckpoint) error {
+		if cp.Size > auditindex.BlockSize && cp.Size < 2*auditindex.BlockSize {
+			to = cp.Size
+		}
+		return nil
+	}); err != nil || to == 0 {
+		t.Fatalf("no checkpoint in the second block: %v", err)
+	}
+	if _, err := ledger.ArchiveAndPrune(t.Context(), st, filepath.Join(dir, "archive"), to, ledger.VerifyOptions{Keys: keys.Public}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ix.Step(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ps, err := x.Postings(t.Context(), auditindex.Term{Field: auditindex.FieldTool, Value: "fetch"}, 0, 10)
+	if err != nil || len(ps) != 0 {
+		t.Fatalf("block 0's postings after pruning: %d, %v", len(ps), err)
+	}
+	sameAsScanSome(t, st, x)
+	rows, _, err := newIndexed(t, st, x).search(t.Context(), human("audrey", "auditor"), auditFilter{Agent: "agent-rare"}, 50, 1<<30)
+	if err != nil || len(rows) != 0 {
+		t.Fatalf("a pruned record found: %d rows, %v", len(rows), err)
+	}
+}
+
+// A record that cannot be decoded is skipped and counted; the records after it are indexed.
+func TestIndexSkipsUndecodableRecord(t *testing.T) {
+	dir := t.TempDir()
+	st, err := sqlite.OpenLedger(filepath.Join(dir, "ledger.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	appendMixed(t, testKeys(t), st, 0, 100)
+	size, _ := st.Size(t.Context())
+	if err := st.Commit(t.Context(), []ledger.Entry{{Seq: size, Data: []byte(`{"kind":"decision","tool":`)},
+		{Seq: size + 1, Data: []byte(`{"kind":"decision","tool":"after"}`)}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	x, ix := openIndex(t, st, dir)
+	catchUp(t, ix)
+	s, err := x.State(t.Context())
+	if err != nil || s.Next != size+2 || s.Skipped != 1 || ix.Stats().Skipped != 1 {
+		t.Fatalf("state %+v, stats %+v, %v", s, ix.Stats(), err)
+	}
+	ps, err := x.Postings(t.Context(), auditindex.Term{Field: auditindex.FieldTool, Value: "after"}, 1<<40, 10)
+	if err != nil || len(ps) != 1 {
+		t.Fatalf("the record after the undecodable one: %d postings, %v", len(ps), err)
+	}
+}
+
+// On PostgreSQL, two replicas' indexers share the index: each batch is written once, and the
+// search through it equals the scan.
+func TestIndexedSearchEqualsScanPostgres(t *testing.T) {
+	dsn, schema := pgtest.Schema(t)
+	pool := pgtest.Pool(t, dsn, schema)
+	st, err := postgres.NewLedger(t.Context(), pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendMixed(t, testKeys(t), st, 0, 9000)
+	x, err := postgres.NewAuditIndex(t.Context(), pool, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var ixs [2]*auditindex.Indexer
+	var wg sync.WaitGroup
+	for i := range ixs {
+		ixs[i] = auditindex.New(auditindex.Options{Ledger: st, Index: x, Batch: 700, Logger: quiet})
+		wg.Go(func() { catchUp(t, ixs[i]) })
+	}
+	wg.Wait()
+	size, _ := st.Size(t.Context())
+	s, err := x.State(t.Context())
+	if err != nil || s.Next != size {
+		t.Fatalf("state %+v, %v; want %d", s, err, size)
+	}
+	if a, b := ixs[0].Stats(), ixs[1].Stats(); a.Indexed+b.Indexed != size {
+		t.Fatalf("the replicas indexed %d and %d records of %d", a.Indexed, b.Indexed, size)
+	}
+	sameAsScan(t, st, x)
 }
