@@ -30,7 +30,7 @@ const connectTimeout = 10 * time.Second
 // directory — ledger, approvals and signature nonces; behaviour in memory) or PostgreSQL and
 // Redis, shared by replicas.
 type stores struct {
-	ledger    ledger.Store
+	ledger ledger.Store
 	// auditIndex is the ledger's search index, beside it.
 	auditIndex auditindex.Store
 	approvals  approval.Store
