@@ -162,6 +162,23 @@ func (f *auditFilter) match(p Principal, data []byte, r *ledger.Record) bool {
 	return f.Text == "" || bytes.Contains(bytes.ToLower(data), bytes.ToLower([]byte(f.Text)))
 }
 
+// matchEntry reads e if it holds every needle, and returns its row when it matches.
+func (f *auditFilter) matchEntry(p Principal, needles [][]byte, e ledger.Entry) (row, bool, error) {
+	for _, n := range needles {
+		if !bytes.Contains(e.Data, n) {
+			return row{}, false, nil
+		}
+	}
+	r, err := ledger.ParseRecord(e.Data)
+	if err != nil {
+		return row{}, false, fmt.Errorf("record %d: %w", e.Seq, err)
+	}
+	if !f.match(p, e.Data, r) {
+		return row{}, false, nil
+	}
+	return newRow(e, r), true, nil
+}
+
 func newRow(e ledger.Entry, r *ledger.Record) row {
 	out := row{Seq: e.Seq, R: r, Kind: r.Event(), Bytes: append([]byte(nil), e.Data...)}
 	if r.Agent != nil {
@@ -224,32 +241,27 @@ const recordChunk = 256
 func (c *Console) searchIndex(ctx context.Context, p Principal, f auditFilter, q auditindex.Query, wm uint64, out []row, limit, budget int) ([]row, uint64, error) {
 	needles := f.needles()
 	var next uint64
-	err := auditindex.Candidates(ctx, c.o.Index, q, wm, func(seqs []uint64) (bool, error) {
-		for len(seqs) > 0 {
+	// Candidates are read a chunk at a time, across blocks: a rare term's few records a block
+	// cost one query together.
+	var pending []uint64
+	stopped := false
+	flush := func() (bool, error) {
+		for len(pending) > 0 {
 			if budget <= 0 {
-				next = seqs[0] + 1 // the next page starts with the first candidate not read
+				next = pending[0] + 1 // the next page starts with the first candidate not read
 				return false, nil
 			}
-			n := min(len(seqs), recordChunk, budget)
-			chunk := seqs[:n]
-			seqs, budget = seqs[n:], budget-n
+			n := min(len(pending), recordChunk, budget)
+			chunk := pending[:n]
+			pending, budget = pending[n:], budget-n
 			err := c.o.Index.Records(ctx, chunk, func(e ledger.Entry) error {
-				for _, n := range needles {
-					if !bytes.Contains(e.Data, n) {
-						return nil
-					}
-				}
-				r, err := ledger.ParseRecord(e.Data)
-				if err != nil {
-					return fmt.Errorf("record %d: %w", e.Seq, err)
-				}
-				if f.match(p, e.Data, r) {
-					out = append(out, newRow(e, r))
-					if len(out) == limit {
+				x, ok, err := f.matchEntry(p, needles, e)
+				if ok {
+					if out = append(out, x); len(out) == limit {
 						return errStop
 					}
 				}
-				return nil
+				return err
 			})
 			if errors.Is(err, errStop) {
 				next = out[len(out)-1].Seq
@@ -260,7 +272,19 @@ func (c *Console) searchIndex(ctx context.Context, p Principal, f auditFilter, q
 			}
 		}
 		return true, nil
+	}
+	err := auditindex.Candidates(ctx, c.o.Index, q, wm, func(seqs []uint64) (bool, error) {
+		pending = append(pending, seqs...)
+		if len(pending) < recordChunk {
+			return true, nil
+		}
+		more, err := flush()
+		stopped = !more
+		return more, err
 	})
+	if err == nil && !stopped {
+		_, err = flush()
+	}
 	if err != nil {
 		return nil, 0, err
 	}
@@ -309,19 +333,11 @@ func (c *Console) scan(ctx context.Context, p Principal, f auditFilter, lo, hi u
 				return errStop
 			}
 			read++
-			for _, n := range needles {
-				if !bytes.Contains(e.Data, n) {
-					return nil
-				}
+			x, ok, err := f.matchEntry(p, needles, e)
+			if ok {
+				chunk = append(chunk, x)
 			}
-			r, err := ledger.ParseRecord(e.Data)
-			if err != nil {
-				return fmt.Errorf("record %d: %w", e.Seq, err)
-			}
-			if f.match(p, e.Data, r) {
-				chunk = append(chunk, newRow(e, r))
-			}
-			return nil
+			return err
 		})
 		if err != nil && !errors.Is(err, errStop) {
 			return nil, 0, read, err

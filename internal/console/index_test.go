@@ -173,6 +173,17 @@ func sameAsScan(t *testing.T, st ledger.Store, ix auditindex.Reader) {
 	}
 }
 
+func tempLedger(t *testing.T) (string, *sqlite.Ledger) {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := sqlite.OpenLedger(filepath.Join(dir, "ledger.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return dir, st
+}
+
 func testKeys(t testing.TB) *ledger.Keys {
 	t.Helper()
 	keys, err := ledger.GenerateKeys(t.TempDir(), "portcullis.test/index")
@@ -195,12 +206,7 @@ func openIndex(t testing.TB, st *sqlite.Ledger, dir string) (*sqlite.AuditIndex,
 }
 
 func TestIndexedSearchEqualsScan(t *testing.T) {
-	dir := t.TempDir()
-	st, err := sqlite.OpenLedger(filepath.Join(dir, "ledger.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	dir, st := tempLedger(t)
 	keys := testKeys(t)
 	appendMixed(t, keys, st, 0, 9000)
 	t.Log("appended")
@@ -243,12 +249,7 @@ func sameAsScanSome(t *testing.T, st ledger.Store, ix auditindex.Reader) {
 
 // A restarted gateway's indexer resumes from the watermark its predecessor committed.
 func TestIndexResumesFromWatermark(t *testing.T) {
-	dir := t.TempDir()
-	st, err := sqlite.OpenLedger(filepath.Join(dir, "ledger.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	dir, st := tempLedger(t)
 	appendMixed(t, testKeys(t), st, 0, 6000)
 	x, ix := openIndex(t, st, dir)
 	for range 3 {
@@ -274,12 +275,7 @@ func TestIndexResumesFromWatermark(t *testing.T) {
 
 // Retention prunes records the index holds: their rows go, and a search never offers them.
 func TestIndexAfterPruning(t *testing.T) {
-	dir := t.TempDir()
-	st, err := sqlite.OpenLedger(filepath.Join(dir, "ledger.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	dir, st := tempLedger(t)
 	keys := testKeys(t)
 	appendMixed(t, keys, st, 0, 9000)
 	x, ix := openIndex(t, st, dir)
@@ -312,12 +308,7 @@ func TestIndexAfterPruning(t *testing.T) {
 
 // A record that cannot be decoded is skipped and counted; the records after it are indexed.
 func TestIndexSkipsUndecodableRecord(t *testing.T) {
-	dir := t.TempDir()
-	st, err := sqlite.OpenLedger(filepath.Join(dir, "ledger.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	dir, st := tempLedger(t)
 	appendMixed(t, testKeys(t), st, 0, 100)
 	size, _ := st.Size(t.Context())
 	if err := st.Commit(t.Context(), []ledger.Entry{{Seq: size, Data: []byte(`{"kind":"decision","tool":`)},
