@@ -414,16 +414,20 @@ type auditData struct {
 	Error  string
 	// FlowURL opens the flow of the session searched for, for the roles that open that page.
 	FlowURL string
+	// Scanned: the search reads the ledger back (free text alone, or no filter), a budget a page.
+	Scanned bool
+	Budget  string // scanBudget as people read it
 }
 
 func (c *Console) auditPage(w http.ResponseWriter, r *http.Request, s *session, p Principal) {
-	d := auditData{Banner: c.banner(r.Context()), Kinds: ledger.Kinds}
+	d := auditData{Banner: c.banner(r.Context()), Kinds: ledger.Kinds, Budget: "200,000"}
 	f, err := readAuditFilter(r, c.o.Now())
 	d.F = f
 	if f.Session != "" && p.readsAll() {
 		d.FlowURL = "/sessions/" + url.PathEscape(f.Session)
 	}
 	status := http.StatusOK
+	d.Scanned = c.o.Index == nil || !f.indexQuery().Indexed()
 	if err != nil {
 		d.Error, status = err.Error(), http.StatusBadRequest
 	} else if d.Rows, d.Next, err = c.search(r.Context(), p, f, pageSize, scanBudget); err != nil {
