@@ -104,7 +104,8 @@ func (ix *Indexer) Step(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := ix.drop(ctx); err != nil {
+	base, err := ix.drop(ctx)
+	if err != nil {
 		return 0, err
 	}
 	size, err := ix.o.Ledger.Size(ctx)
@@ -115,20 +116,24 @@ func (ix *Indexer) Step(ctx context.Context) (int, error) {
 		// The log is shorter than what was indexed: a torn tail was trimmed.
 		return 0, ix.reset(ctx, fmt.Sprintf("the ledger has %d records, the index covers %d", size, st.Next))
 	}
-	if size == st.Next {
+	// Records retention pruned before they were indexed are not indexed at all.
+	start := max(st.Next, base)
+	if size <= start {
 		ix.watermark.Store(st.Next)
 		return 0, nil
 	}
 	b := Batch{Postings: map[Key][]uint16{}, Spans: map[uint64]Span{}, State: st}
 	// The batch ends at a block's end, so a block's rows are rewritten by as few batches as
 	// possible.
-	end := min(size, st.Next+uint64(ix.o.Batch))
-	if e := (st.Next/BlockSize + 1) * BlockSize; st.Next%BlockSize != 0 && e < end {
+	end := min(size, start+uint64(ix.o.Batch))
+	if e := (start/BlockSize + 1) * BlockSize; start%BlockSize != 0 && e < end {
 		end = e
 	}
-	from, checked := st.Next, st.Next == 0
-	if st.Next > 0 {
-		from = st.Next - 1 // the last record indexed, to check it is still there
+	// The last record indexed is read again, to check it is still there; a pruned one cannot
+	// have changed.
+	from, checked := start, st.Next == 0 || base >= st.Next
+	if !checked {
+		from = st.Next - 1
 	}
 	n := 0
 	var r fields
@@ -191,21 +196,21 @@ func (ix *Indexer) reset(ctx context.Context, why string) error {
 	return ix.o.Index.Reset(ctx)
 }
 
-// drop removes the rows of blocks retention has pruned whole.
-func (ix *Indexer) drop(ctx context.Context) error {
+// drop removes the rows of blocks retention has pruned whole; it returns where the log begins.
+func (ix *Indexer) drop(ctx context.Context) (uint64, error) {
 	p, ok := ix.o.Ledger.(ledger.Pruner)
 	if !ok {
-		return nil
+		return 0, nil
 	}
 	base, _, ok, err := p.Base(ctx)
 	if err != nil || !ok || base/BlockSize <= ix.dropped {
-		return err
+		return base, err
 	}
 	if err := ix.o.Index.Drop(ctx, base/BlockSize); err != nil {
-		return err
+		return 0, err
 	}
 	ix.dropped = base / BlockSize
-	return nil
+	return base, nil
 }
 
 // fields is what the index reads of a record: the fields the console's search filters on,

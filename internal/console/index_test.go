@@ -300,6 +300,13 @@ func TestIndexAfterPruning(t *testing.T) {
 		t.Fatalf("block 0's postings after pruning: %d, %v", len(ps), err)
 	}
 	sameAsScanSome(t, st, x)
+	// An index built after the prune starts at the log's base.
+	x2, ix2 := openIndex(t, st, t.TempDir())
+	catchUp(t, ix2)
+	if s := ix2.Stats(); s.Indexed != s.Watermark-to {
+		t.Fatalf("an index of the pruned log: %+v, want from %d", s, to)
+	}
+	sameAsScanSome(t, st, x2)
 	rows, _, err := newIndexed(t, st, x).search(t.Context(), human("audrey", "auditor"), auditFilter{Agent: "agent-rare"}, 50, 1<<30)
 	if err != nil || len(rows) != 0 {
 		t.Fatalf("a pruned record found: %d rows, %v", len(rows), err)
