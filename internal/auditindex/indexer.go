@@ -114,7 +114,7 @@ func (ix *Indexer) Step(ctx context.Context) (int, error) {
 	}
 	if size < st.Next {
 		// The log is shorter than what was indexed: a torn tail was trimmed.
-		return 0, ix.reset(ctx, fmt.Sprintf("the ledger has %d records, the index covers %d", size, st.Next))
+		return ix.reset(ctx, fmt.Sprintf("the ledger has %d records, the index covers %d", size, st.Next))
 	}
 	// Records retention pruned before they were indexed are not indexed at all.
 	start := max(st.Next, base)
@@ -166,7 +166,7 @@ func (ix *Indexer) Step(ctx context.Context) (int, error) {
 		return nil
 	})
 	if errors.Is(err, errReplaced) {
-		return 0, ix.reset(ctx, fmt.Sprintf("record %d is not the one indexed", st.Next-1))
+		return ix.reset(ctx, fmt.Sprintf("record %d is not the one indexed", st.Next-1))
 	}
 	if err != nil && !errors.Is(err, errEnough) {
 		return 0, err
@@ -190,10 +190,14 @@ func (ix *Indexer) Step(ctx context.Context) (int, error) {
 
 var errReplaced = errors.New("replaced")
 
-func (ix *Indexer) reset(ctx context.Context, why string) error {
+// reset empties the index and indexes its first batch again.
+func (ix *Indexer) reset(ctx context.Context, why string) (int, error) {
 	ix.log.LogAttrs(ctx, slog.LevelWarn, "audit index: rebuilding the index", slog.String("why", why))
 	ix.dropped = 0
-	return ix.o.Index.Reset(ctx)
+	if err := ix.o.Index.Reset(ctx); err != nil {
+		return 0, err
+	}
+	return ix.Step(ctx)
 }
 
 // drop removes the rows of blocks retention has pruned whole; it returns where the log begins.
