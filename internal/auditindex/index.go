@@ -82,6 +82,9 @@ type Batch struct {
 	Postings map[Key][]uint16 // offsets within the block, ascending
 	Spans    map[uint64]Span
 	State    State
+	// Stored, when not nil, names every term the store holds in the watermark's block: the
+	// indexer wrote them all itself, so the store need not look up the others.
+	Stored map[Term]bool
 }
 
 // ErrConflict: the stored watermark is not where the writer started (another replica's indexer

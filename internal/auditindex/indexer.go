@@ -26,7 +26,7 @@ type Options struct {
 	// Ledger is the ledger's store, read only (a ledger.Pruner too when retention prunes it).
 	Ledger ledger.View
 	Index  Store
-	// Batch bounds the records one transaction indexes (default BlockSize).
+	// Batch bounds the records one transaction indexes (default and most: BlockSize).
 	Batch int
 	// Interval is how long the indexer waits when it has caught up (default 250ms): what a
 	// search scans beyond the watermark is about what the ledger takes in that time.
@@ -40,6 +40,11 @@ type Indexer struct {
 	log *slog.Logger
 	// dropped is the block below which this indexer has removed pruned rows.
 	dropped uint64
+	// wrote is the watermark after this indexer's last batch, and stored the terms it has
+	// written of that watermark's block: while the watermark is still there, the next batch's
+	// store knows which of its rows exist without looking each up.
+	wrote  uint64
+	stored map[Term]bool
 
 	indexed, skipped, failures atomic.Uint64
 	watermark                  atomic.Uint64
@@ -47,8 +52,8 @@ type Indexer struct {
 
 // New returns an indexer; Run runs it.
 func New(o Options) *Indexer {
-	if o.Batch <= 0 {
-		o.Batch = DefaultBatch
+	if o.Batch <= 0 || o.Batch > BlockSize {
+		o.Batch = DefaultBatch // a batch never spans two blocks
 	}
 	if o.Interval <= 0 {
 		o.Interval = DefaultInterval
@@ -177,18 +182,47 @@ func (ix *Indexer) Step(ctx context.Context) (int, error) {
 	if n == 0 {
 		return 0, nil
 	}
-	switch err := ix.o.Index.Write(ctx, st.Next, &b); {
+	if ix.stored != nil && ix.wrote == st.Next && st.Next%BlockSize != 0 {
+		b.Stored = ix.stored
+	}
+	err = ix.o.Index.Write(ctx, st.Next, &b)
+	if err != nil {
+		ix.stored = nil
+	}
+	switch {
 	case errors.Is(err, ErrConflict):
 		return n, nil // another replica indexed it: read the watermark again
 	case err != nil:
 		return 0, err
 	}
+	ix.remember(start, &b)
 	ix.indexed.Add(uint64(n))
 	ix.watermark.Store(b.State.Next)
 	return n, nil
 }
 
 var errReplaced = errors.New("replaced")
+
+// remember keeps the terms written of the block the new watermark is in, when it knows them
+// all: this batch began the block, or the batch before it knew them too.
+func (ix *Indexer) remember(start uint64, b *Batch) {
+	ix.wrote = b.State.Next
+	switch {
+	case b.State.Next%BlockSize == 0:
+		ix.stored = map[Term]bool{} // the next batch begins a block
+		return
+	case b.Stored != nil:
+		ix.stored = b.Stored
+	case start%BlockSize == 0:
+		ix.stored = map[Term]bool{}
+	default:
+		ix.stored = nil
+		return
+	}
+	for k := range b.Postings {
+		ix.stored[k.Term] = true
+	}
+}
 
 // reset empties the index and indexes its first batch again.
 func (ix *Indexer) reset(ctx context.Context, why string) (int, error) {

@@ -170,9 +170,18 @@ func (x *AuditIndex) Write(ctx context.Context, from uint64, b *auditindex.Batch
 		// Only the block the watermark is in can hold rows already (a batch ends at a block's end).
 		stored := map[auditindex.Term][]byte{}
 		if from%auditindex.BlockSize != 0 {
+			lf, lt := fields, terms
+			if b.Stored != nil { // look up only the rows the indexer knows exist
+				lf, lt = nil, nil
+				for i := range fields {
+					if b.Stored[auditindex.Term{Field: auditindex.Field(fields[i]), Value: terms[i]}] {
+						lf, lt = append(lf, fields[i]), append(lt, terms[i])
+					}
+				}
+			}
 			rows, err := tx.Query(ctx, `SELECT p.field, p.term, p.seqs FROM ledger_index_postings p
 				JOIN unnest($1::smallint[], $2::text[]) AS k(field, term) ON p.field = k.field AND p.term = k.term WHERE p.block = $3`,
-				fields, terms, int64(from/auditindex.BlockSize))
+				lf, lt, int64(from/auditindex.BlockSize))
 			if err != nil {
 				return err
 			}

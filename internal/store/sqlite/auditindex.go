@@ -201,7 +201,7 @@ func (x *AuditIndex) Write(ctx context.Context, from uint64, b *auditindex.Batch
 	partial := from % auditindex.BlockSize
 	for k, offs := range b.Postings {
 		var stored []byte
-		if partial != 0 && k.Block == from/auditindex.BlockSize {
+		if partial != 0 && k.Block == from/auditindex.BlockSize && (b.Stored == nil || b.Stored[k.Term]) {
 			if err := get.QueryRowContext(ctx, int(k.Field), k.Value, int64(k.Block)).Scan(&stored); err != nil && !errors.Is(err, sql.ErrNoRows) {
 				return fmt.Errorf("audit index write: %w", err)
 			}
