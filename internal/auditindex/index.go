@@ -32,14 +32,16 @@ type Field uint8
 
 // The indexed fields: the console's search filters, as ledger.Record holds them.
 const (
-	FieldKind       Field = 1 // Record.Event()
-	FieldAgent      Field = 2
-	FieldUser       Field = 3
-	FieldTool       Field = 4
-	FieldDecision   Field = 5 // lower case: decisions are matched regardless of case
-	FieldRule       Field = 6
-	FieldSession    Field = 7
-	FieldDecisionID Field = 8
+	FieldKind     Field = 1 // Record.Event()
+	FieldAgent    Field = 2
+	FieldUser     Field = 3
+	FieldTool     Field = 4
+	FieldDecision Field = 5 // lower case: decisions are matched regardless of case
+	FieldRule     Field = 6
+	FieldSession  Field = 7
+	// FieldDecisionID (8) is not indexed: a term per record, it was most of the rows an
+	// indexer wrote — and of its CPU — for a filter the explorer reaches from a record whose
+	// decision's other records lie close by (the record page looks around it).
 )
 
 // Term is one field's value.

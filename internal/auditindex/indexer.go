@@ -254,11 +254,10 @@ func (ix *Indexer) drop(ctx context.Context) (uint64, error) {
 // fields is what the index reads of a record: the fields the console's search filters on,
 // decoded alone (ledger.ParseRecord checks a whole record, at several times the cost).
 type fields struct {
-	Time       time.Time   `json:"time"`
-	Kind       ledger.Kind `json:"kind"`
-	Reason     string      `json:"reason"`
-	DecisionID string      `json:"decision_id"`
-	Agent      struct {
+	Time   time.Time   `json:"time"`
+	Kind   ledger.Kind `json:"kind"`
+	Reason string      `json:"reason"`
+	Agent  struct {
 		ID string `json:"id"`
 	} `json:"agent"`
 	User struct {
@@ -279,7 +278,7 @@ func (b *Batch) add(seq uint64, r *fields) {
 	blk, off := seq/BlockSize, uint16(seq%BlockSize)
 	kind := (&ledger.Record{Kind: r.Kind, Reason: r.Reason}).Event()
 	for _, t := range [...]Term{{FieldKind, string(kind)}, {FieldAgent, r.Agent.ID}, {FieldUser, r.User.ID}, {FieldTool, r.Tool},
-		{FieldDecision, strings.ToLower(r.Decision)}, {FieldRule, r.Policy.Rule}, {FieldSession, r.Session.ID}, {FieldDecisionID, r.DecisionID}} {
+		{FieldDecision, strings.ToLower(r.Decision)}, {FieldRule, r.Policy.Rule}, {FieldSession, r.Session.ID}} {
 		if t.Value == "" {
 			continue
 		}

@@ -291,14 +291,14 @@ func (c *Console) searchIndex(ctx context.Context, p Principal, f auditFilter, q
 	return out, next, nil
 }
 
-// indexQuery is what of f the index can narrow: its fields and time range (free text is
-// matched on the records read). A decision is matched regardless of case; one that is not
+// indexQuery is what of f the index can narrow: its fields but the decision ID, and its time
+// range (free text and the decision ID are matched on the records read). A decision is matched regardless of case; one that is not
 // ASCII is left to that match.
 func (f *auditFilter) indexQuery() auditindex.Query {
 	q := auditindex.Query{Since: f.since, Until: f.until}
 	for _, t := range []auditindex.Term{{Field: auditindex.FieldAgent, Value: f.Agent}, {Field: auditindex.FieldUser, Value: f.User},
 		{Field: auditindex.FieldTool, Value: f.Tool}, {Field: auditindex.FieldKind, Value: f.Kind}, {Field: auditindex.FieldRule, Value: f.Rule},
-		{Field: auditindex.FieldSession, Value: f.Session}, {Field: auditindex.FieldDecisionID, Value: f.DecisionID}} {
+		{Field: auditindex.FieldSession, Value: f.Session}} {
 		if t.Value != "" {
 			q.Terms = append(q.Terms, t)
 		}
