@@ -133,3 +133,16 @@ func nanos(t time.Time) int64 {
 }
 
 var minTime, maxTime = time.Unix(0, math.MinInt64), time.Unix(0, math.MaxInt64)
+
+// InOrder calls fn with the records of got in the order of seqs, leaving out those it lacks:
+// Reader.Records for a store that reads them in one query, in any order.
+func InOrder(seqs []uint64, got map[uint64][]byte, fn func(ledger.Entry) error) error {
+	for _, s := range seqs {
+		if d, ok := got[s]; ok {
+			if err := fn(ledger.Entry{Seq: s, Data: d}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -139,14 +139,7 @@ func (x *AuditIndex) Records(ctx context.Context, seqs []uint64, fn func(ledger.
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("audit index records: %w", err)
 	}
-	for _, s := range seqs {
-		if d, ok := got[s]; ok {
-			if err := fn(ledger.Entry{Seq: s, Data: d}); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return auditindex.InOrder(seqs, got, fn)
 }
 
 // errMoved carries auditindex.ErrConflict out of the transaction (which it rolls back).

@@ -158,14 +158,7 @@ func (x *AuditIndex) Records(ctx context.Context, seqs []uint64, fn func(ledger.
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("audit index records: %w", err)
 	}
-	for _, s := range seqs {
-		if d, ok := got[s]; ok {
-			if err := fn(ledger.Entry{Seq: s, Data: d}); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return auditindex.InOrder(seqs, got, fn)
 }
 
 // Write implements auditindex.Store: one transaction, which holds the index file's write lock
