@@ -20,6 +20,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/portcullis-ai/portcullis/internal/approval"
+	"github.com/portcullis-ai/portcullis/internal/auditindex"
 	"github.com/portcullis-ai/portcullis/internal/behavior"
 	"github.com/portcullis-ai/portcullis/internal/config"
 	"github.com/portcullis-ai/portcullis/internal/console"
@@ -41,6 +42,9 @@ const (
 	// NoncesFile keeps signed requests' nonces (store.nonces: sqlite), in its own file so that
 	// a signed request never waits on the approvals database's write lock.
 	NoncesFile = "nonces.db"
+	// AuditIndexFile is the console's search index of the ledger (auditindex), in its own file
+	// so that indexing never takes the ledger file's write lock; deleting it rebuilds it.
+	AuditIndexFile = "audit-index.db"
 	// NoncesDir holds the journal of signed requests' nonces (store.nonces: file, the default).
 	NoncesDir = "nonces"
 	// The ledger's keys (ledger.SigningKeyFile and friends), its witness (ledger.WitnessFile:
@@ -151,6 +155,9 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 		a.parts.opened("ledger retention", func(context.Context) error { stop(); return nil })
 	}
 	a.metrics = server.NewMetrics(func() float64 { return float64(a.ledger.QueueDepth()) })
+	// The console's search index follows the committed ledger in the background, never from
+	// Append: a decision never waits for it.
+	a.parts.background("audit index", auditindex.New(auditindex.Options{Ledger: a.ledgerStore, Index: a.stores.auditIndex, Logger: a.log}).Run)
 	if err := a.openExports(ctx, cfg); err != nil {
 		return nil, err
 	}
@@ -313,7 +320,7 @@ func (a *App) consoleRoutes(cfg *config.Config, verifiers note.Verifiers) (func(
 	if err != nil {
 		return nil, err
 	}
-	c, err := console.New(console.Options{OIDC: oidcOpts, Path: cfg.Console.Path, Queue: a.approvals, Auth: a.approvers, Ledger: a.ledgerStore,
+	c, err := console.New(console.Options{OIDC: oidcOpts, Path: cfg.Console.Path, Queue: a.approvals, Auth: a.approvers, Ledger: a.ledgerStore, Index: a.stores.auditIndex,
 		Agents: consoleAgents{rt: &a.rt, keys: a.keys, now: time.Now},
 		Policies: func() console.PolicyState {
 			st := a.rt.Load()

@@ -12,6 +12,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/portcullis-ai/portcullis/internal/approval"
+	"github.com/portcullis-ai/portcullis/internal/auditindex"
 	"github.com/portcullis-ai/portcullis/internal/behavior"
 	"github.com/portcullis-ai/portcullis/internal/config"
 	"github.com/portcullis-ai/portcullis/internal/identity"
@@ -29,8 +30,10 @@ const connectTimeout = 10 * time.Second
 // directory — ledger, approvals and signature nonces; behaviour in memory) or PostgreSQL and
 // Redis, shared by replicas.
 type stores struct {
-	ledger    ledger.Store
-	approvals approval.Store
+	ledger ledger.Store
+	// auditIndex is the ledger's search index, beside it.
+	auditIndex auditindex.Store
+	approvals  approval.Store
 	// notifier wakes approval long-polls on every replica (approvals on PostgreSQL); nil otherwise.
 	notifier *postgres.ApprovalNotifier
 	behavior behavior.Store
@@ -131,14 +134,24 @@ func openStores(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *s
 			return nil, fmt.Errorf("store.ledger: %w", err)
 		}
 		s.ledger = st
+		s.closers = append(s.closers, s.ledger.Close)
+		if s.auditIndex, err = postgres.NewAuditIndex(ctx, pool, st); err != nil {
+			return nil, fmt.Errorf("store.ledger: %w", err)
+		}
 	default:
 		st, err := sqlite.OpenLedger(filepath.Join(cfg.DataDir, LedgerFile))
 		if err != nil {
 			return nil, fmt.Errorf("open ledger store: %w", err)
 		}
 		s.ledger = st
+		s.closers = append(s.closers, s.ledger.Close)
+		x, err := sqlite.OpenAuditIndex(filepath.Join(cfg.DataDir, AuditIndexFile), st)
+		if err != nil {
+			return nil, err
+		}
+		s.auditIndex = x
+		s.closers = append(s.closers, x.Close)
 	}
-	s.closers = append(s.closers, s.ledger.Close)
 
 	switch sc.Approvals {
 	case config.StorePostgres:

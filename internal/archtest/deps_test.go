@@ -13,7 +13,7 @@ import (
 const module = "github.com/portcullis-ai/portcullis"
 
 // engines may import each other's leaf types but nothing above them.
-var engines = []string{"threat", "policy", "inspect", "identity", "behavior", "approval", "ledger", "export", "alert", "watch", "yamlx", "compliance"}
+var engines = []string{"threat", "policy", "inspect", "identity", "behavior", "approval", "ledger", "export", "alert", "auditindex", "watch", "yamlx", "compliance"}
 
 // forbiddenForEngines are import path prefixes an engine must never reach, directly or not.
 var forbiddenForEngines = []string{

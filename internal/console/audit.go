@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portcullis-ai/portcullis/internal/auditindex"
 	"github.com/portcullis-ai/portcullis/internal/ledger"
 )
 
@@ -161,6 +162,23 @@ func (f *auditFilter) match(p Principal, data []byte, r *ledger.Record) bool {
 	return f.Text == "" || bytes.Contains(bytes.ToLower(data), bytes.ToLower([]byte(f.Text)))
 }
 
+// matchEntry reads e if it holds every needle, and returns its row when it matches.
+func (f *auditFilter) matchEntry(p Principal, needles [][]byte, e ledger.Entry) (row, bool, error) {
+	for _, n := range needles {
+		if !bytes.Contains(e.Data, n) {
+			return row{}, false, nil
+		}
+	}
+	r, err := ledger.ParseRecord(e.Data)
+	if err != nil {
+		return row{}, false, fmt.Errorf("record %d: %w", e.Seq, err)
+	}
+	if !f.match(p, e.Data, r) {
+		return row{}, false, nil
+	}
+	return newRow(e, r), true, nil
+}
+
 func newRow(e ledger.Entry, r *ledger.Record) row {
 	out := row{Seq: e.Seq, R: r, Kind: r.Event(), Bytes: append([]byte(nil), e.Data...)}
 	if r.Agent != nil {
@@ -179,7 +197,9 @@ func newRow(e ledger.Entry, r *ledger.Record) row {
 var errStop = errors.New("stop")
 
 // search returns up to limit matches, newest first, ending before f.Before (or at the end), and
-// the cursor of the next page (0: no more). It reads at most budget records.
+// the cursor of the next page (0: no more). It reads at most budget records. With an index
+// (Options.Index) a filter it narrows reads the records the index names below its watermark,
+// and scans only the records above it; free text alone, or no filter, is a scan.
 func (c *Console) search(ctx context.Context, p Principal, f auditFilter, limit, budget int) ([]row, uint64, error) {
 	size, err := c.o.Ledger.Size(ctx)
 	if err != nil {
@@ -189,54 +209,156 @@ func (c *Console) search(ctx context.Context, p Principal, f auditFilter, limit,
 	if f.Before > 0 && f.Before < size {
 		hi = f.Before
 	}
-	var out []row
-	read := 0
+	q := f.indexQuery()
+	if c.o.Index == nil || !q.Indexed() {
+		out, next, _, err := c.scan(ctx, p, f, 0, hi, limit, budget)
+		return out, next, err
+	}
+	st, err := c.o.Index.State(ctx)
+	if err != nil {
+		// The index is a shortcut: without it the search is the bounded scan.
+		c.log.LogAttrs(ctx, slog.LevelWarn, "console: the audit index cannot be read; scanning", slog.Any("error", err))
+		out, next, _, err := c.scan(ctx, p, f, 0, hi, limit, budget)
+		return out, next, err
+	}
+	wm := min(st.Next, hi)
+	out, next, read, err := c.scan(ctx, p, f, wm, hi, limit, budget)
+	switch {
+	case err != nil || next != 0:
+		return out, next, err
+	case len(out) == limit:
+		// The page filled up right at the watermark: the index's records come next.
+		return out, out[len(out)-1].Seq, nil
+	}
+	return c.searchIndex(ctx, p, f, q, wm, out, limit, budget-read)
+}
+
+// recordChunk bounds the records read by one query of the index's candidates.
+const recordChunk = 256
+
+// searchIndex appends to out the matches below wm among the index's candidates for q, reading
+// at most budget of them.
+func (c *Console) searchIndex(ctx context.Context, p Principal, f auditFilter, q auditindex.Query, wm uint64, out []row, limit, budget int) ([]row, uint64, error) {
 	needles := f.needles()
-	for hi > 0 && len(out) < limit && read < budget {
-		lo := uint64(0)
-		if hi > scanChunk {
-			lo = hi - scanChunk
+	var next uint64
+	// Candidates are read a chunk at a time, across blocks: a rare term's few records a block
+	// cost one query together.
+	var pending []uint64
+	stopped := false
+	flush := func() (bool, error) {
+		for len(pending) > 0 {
+			if budget <= 0 {
+				next = pending[0] + 1 // the next page starts with the first candidate not read
+				return false, nil
+			}
+			n := min(len(pending), recordChunk, budget)
+			chunk := pending[:n]
+			pending, budget = pending[n:], budget-n
+			err := c.o.Index.Records(ctx, chunk, func(e ledger.Entry) error {
+				x, ok, err := f.matchEntry(p, needles, e)
+				if ok {
+					if out = append(out, x); len(out) == limit {
+						return errStop
+					}
+				}
+				return err
+			})
+			if errors.Is(err, errStop) {
+				next = out[len(out)-1].Seq
+				return false, nil
+			}
+			if err != nil {
+				return false, err
+			}
+		}
+		return true, nil
+	}
+	err := auditindex.Candidates(ctx, c.o.Index, q, wm, func(seqs []uint64) (bool, error) {
+		pending = append(pending, seqs...)
+		if len(pending) < recordChunk {
+			return true, nil
+		}
+		more, err := flush()
+		stopped = !more
+		return more, err
+	})
+	if err == nil && !stopped {
+		_, err = flush()
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	return out, next, nil
+}
+
+// indexQuery is what of f the index can narrow: its fields but the decision ID, and its time
+// range (free text and the decision ID are matched on the records read). A decision is matched regardless of case; one that is not
+// ASCII is left to that match.
+func (f *auditFilter) indexQuery() auditindex.Query {
+	q := auditindex.Query{Since: f.since, Until: f.until}
+	for _, t := range []auditindex.Term{{Field: auditindex.FieldAgent, Value: f.Agent}, {Field: auditindex.FieldUser, Value: f.User},
+		{Field: auditindex.FieldTool, Value: f.Tool}, {Field: auditindex.FieldKind, Value: f.Kind}, {Field: auditindex.FieldRule, Value: f.Rule},
+		{Field: auditindex.FieldSession, Value: f.Session}} {
+		if t.Value != "" {
+			q.Terms = append(q.Terms, t)
+		}
+	}
+	if f.Decision != "" && ascii(f.Decision) {
+		q.Terms = append(q.Terms, auditindex.Term{Field: auditindex.FieldDecision, Value: strings.ToLower(f.Decision)})
+	}
+	return q
+}
+
+func ascii(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// scan reads back from hi to lo for up to limit matches, newest first, reading at most budget
+// records. next is where the next page starts (0: lo was reached); read is how many it read.
+func (c *Console) scan(ctx context.Context, p Principal, f auditFilter, lo, hi uint64, limit, budget int) (out []row, next uint64, read int, err error) {
+	needles := f.needles()
+	for hi > lo && len(out) < limit && read < budget {
+		from := lo
+		if hi-lo > scanChunk {
+			from = hi - scanChunk
 		}
 		var chunk []row
-		err := c.o.Ledger.Scan(ctx, lo, func(e ledger.Entry) error {
+		err := c.o.Ledger.Scan(ctx, from, func(e ledger.Entry) error {
 			if e.Seq >= hi {
 				return errStop
 			}
 			read++
-			for _, n := range needles {
-				if !bytes.Contains(e.Data, n) {
-					return nil
-				}
+			x, ok, err := f.matchEntry(p, needles, e)
+			if ok {
+				chunk = append(chunk, x)
 			}
-			r, err := ledger.ParseRecord(e.Data)
-			if err != nil {
-				return fmt.Errorf("record %d: %w", e.Seq, err)
-			}
-			if f.match(p, e.Data, r) {
-				chunk = append(chunk, newRow(e, r))
-			}
-			return nil
+			return err
 		})
 		if err != nil && !errors.Is(err, errStop) {
-			return nil, 0, err
+			return nil, 0, read, err
 		}
 		slices.Reverse(chunk)
 		for i, x := range chunk {
 			if len(out) == limit {
 				// The next page starts after the last row shown.
-				return out, chunk[i-1].Seq, nil
+				return out, chunk[i-1].Seq, read, nil
 			}
 			out = append(out, x)
 		}
-		hi = lo
+		hi = from
 	}
-	if hi == 0 {
-		return out, 0, nil
+	if hi == lo {
+		return out, 0, read, nil
 	}
 	if len(out) == limit {
-		return out, out[len(out)-1].Seq, nil
+		return out, out[len(out)-1].Seq, read, nil
 	}
-	return out, hi, nil
+	return out, hi, read, nil
 }
 
 // banner is the ledger's state as the explorer shows it.
@@ -292,16 +414,20 @@ type auditData struct {
 	Error  string
 	// FlowURL opens the flow of the session searched for, for the roles that open that page.
 	FlowURL string
+	// Scanned: the search reads the ledger back (free text alone, or no filter), a budget a page.
+	Scanned bool
+	Budget  string // scanBudget as people read it
 }
 
 func (c *Console) auditPage(w http.ResponseWriter, r *http.Request, s *session, p Principal) {
-	d := auditData{Banner: c.banner(r.Context()), Kinds: ledger.Kinds}
+	d := auditData{Banner: c.banner(r.Context()), Kinds: ledger.Kinds, Budget: "200,000"}
 	f, err := readAuditFilter(r, c.o.Now())
 	d.F = f
 	if f.Session != "" && p.readsAll() {
 		d.FlowURL = "/sessions/" + url.PathEscape(f.Session)
 	}
 	status := http.StatusOK
+	d.Scanned = c.o.Index == nil || !f.indexQuery().Indexed()
 	if err != nil {
 		d.Error, status = err.Error(), http.StatusBadRequest
 	} else if d.Rows, d.Next, err = c.search(r.Context(), p, f, pageSize, scanBudget); err != nil {

@@ -31,6 +31,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/portcullis-ai/portcullis/internal/approval"
+	"github.com/portcullis-ai/portcullis/internal/auditindex"
 	"github.com/portcullis-ai/portcullis/internal/ledger"
 )
 
@@ -95,6 +96,9 @@ type Options struct {
 	Auth  Authenticator
 	// Ledger is read (never written): search, records, inclusion proofs, the latest checkpoint.
 	Ledger ledger.Store
+	// Index, when set, is the ledger's audit index (kept by an auditindex.Indexer): searches
+	// that filter by field or time read it instead of scanning. Nil: searches scan.
+	Index auditindex.Reader
 	// Agents lists the declared agents for the agents page; nil: it lists the agents the ledger
 	// saw.
 	Agents AgentDirectory

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-ai/portcullis/internal/auditindex"
 	"github.com/portcullis-ai/portcullis/internal/ledger"
 	"github.com/portcullis-ai/portcullis/internal/store/memory"
 	"github.com/portcullis-ai/portcullis/internal/store/sqlite"
@@ -31,6 +32,34 @@ func openSQLite(b *testing.B) *sqlite.Ledger {
 // durable records/s and the p50/p99 latency Append adds to a decision.
 func BenchmarkAppendDurable64(b *testing.B) { benchAppendDurable(b, 64, 0) }
 
+// BenchmarkAppendDurable64Index is BenchmarkAppendDurable64 without ("off") and with ("on") the
+// console's audit index following the same SQLite ledger in the background, as a gateway runs
+// it: its indexer reads what the ledger committed and writes its own file, so appends should
+// not notice it. Run with -count to interleave the two:
+//
+//	go test -run '^$' -bench 'AppendDurable64Index' -benchtime 30000x -count 3 ./internal/ledger/
+func BenchmarkAppendDurable64Index(b *testing.B) {
+	b.Run("off", func(b *testing.B) { benchAppendDurable(b, 64, 0) })
+	b.Run("on", func(b *testing.B) {
+		st := openSQLite(b)
+		x, err := sqlite.OpenAuditIndex(filepath.Join(b.TempDir(), "index.db"), st)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		ix := auditindex.New(auditindex.Options{Ledger: st, Index: x})
+		done := make(chan struct{})
+		go func() { defer close(done); ix.Run(ctx) }()
+		defer func() {
+			cancel()
+			<-done
+			x.Close()
+			b.ReportMetric(float64(ix.Stats().Indexed), "indexed")
+		}()
+		benchAppendDurableOn(b, st, 64, 0)
+	})
+}
+
 // BenchmarkAppendDurable1: one caller, one record per commit — the latency a single agent's
 // decision pays for durability (no batch to amortise the fsync over).
 func BenchmarkAppendDurable1(b *testing.B) { benchAppendDurable(b, 1, 0) }
@@ -42,7 +71,11 @@ func BenchmarkAppendDurable1(b *testing.B) { benchAppendDurable(b, 1, 0) }
 func BenchmarkAppendDurablePaced(b *testing.B) { benchAppendDurable(b, 64, 2000) }
 
 func benchAppendDurable(b *testing.B, callers int, rate float64) {
-	e := newEnv(b, openSQLite(b))
+	benchAppendDurableOn(b, openSQLite(b), callers, rate)
+}
+
+func benchAppendDurableOn(b *testing.B, st ledger.Store, callers int, rate float64) {
+	e := newEnv(b, st)
 	l := e.open(b, nil)
 	defer l.Close(context.Background())
 	lat := make([][]time.Duration, callers)
