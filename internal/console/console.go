@@ -126,7 +126,7 @@ type Console struct {
 	pages    map[string]*template.Template
 	sessions sessionBackend
 	grants   GrantAuthenticator // set with a SessionStore
-	streams  chan struct{} // live-queue streams in flight, bounded
+	streams  chan struct{}      // live-queue streams in flight, bounded
 	cop      *http.CrossOriginProtection
 	oidc     *oidcClient // nil: no OIDC sign-in
 }

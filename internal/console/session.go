@@ -34,9 +34,9 @@ type session struct {
 	// re-check that names someone else (a key given to another owner) ends the session.
 	principal Principal
 	signedIn  string
-	csrf     string
-	created  time.Time
-	lastSeen time.Time
+	csrf      string
+	created   time.Time
+	lastSeen  time.Time
 }
 
 func (s *session) checkCSRF(token string) bool {

@@ -86,7 +86,7 @@ func RunConsoleSessions(t *testing.T, open func(t *testing.T) func() console.Ses
 		st := open(t)()
 		create(t, st, "tok", []byte("d"), t0, time.Minute, 5*time.Minute, 10)
 		now := t0
-		for now.Add(30*time.Second).Before(t0.Add(5 * time.Minute)) {
+		for now.Add(30 * time.Second).Before(t0.Add(5 * time.Minute)) {
 			now = now.Add(30 * time.Second)
 			if touch(t, st, "tok", now, time.Minute) == nil {
 				t.Fatalf("session gone at %v, before its absolute deadline", now.Sub(t0))
