@@ -322,7 +322,8 @@ func (a *App) consoleRoutes(cfg *config.Config, verifiers note.Verifiers) (func(
 			return console.PolicyState{Set: st.policies, Lint: policy.LintOptions{RequestBlockLevel: st.cfg.RequestBlock()},
 				Shadow: a.shadow.Load(), ShadowTransitions: a.guard.ShadowTransitions()}
 		},
-		Verifiers: verifiers, SessionTTL: cfg.Console.SessionTTL, IdleTimeout: cfg.Console.IdleTimeout, Logger: a.log})
+		Verifiers: verifiers, SessionTTL: cfg.Console.SessionTTL, IdleTimeout: cfg.Console.IdleTimeout, Logger: a.log,
+		Sessions: a.stores.console})
 	if err != nil {
 		return nil, err
 	}
