@@ -57,13 +57,17 @@ func (cc *consoleClient) do(method, path string, form url.Values) (int, string, 
 }
 
 // With store.console on Redis, the session is checked again on every request through its grant
-// (a revoked approver key ends it and removes it from the store), and a store that does not
-// answer refuses with 503 — the queue, a sign-in, a sign-out — never a signed-in page.
+// (a revoked approver key ends it and removes it from the store), a session written into the
+// store by anyone but a replica signs nobody in, and a store that does not answer refuses with
+// 503 — the queue, a sign-in, a sign-out — never a signed-in page.
 func TestConsoleSessionStoreFailsClosed(t *testing.T) {
 	raddr := os.Getenv("PORTCULLIS_TEST_REDIS")
 	if raddr == "" {
 		t.Skip("PORTCULLIS_TEST_REDIS is not set: no Redis to test against (e.g. PORTCULLIS_TEST_REDIS=127.0.0.1:6379)")
 	}
+	// Run last: the Redis client's dial probe, started by a failed dial, sleeps a second before
+	// it sees its pool closed.
+	t.Cleanup(func() { time.Sleep(1500 * time.Millisecond) })
 	proxy := newTCPProxy(t, raddr)
 	t.Setenv("PCL_TEST_REDIS_URL", "redis://"+proxy.addr()+"/0")
 	g := newGatewayWith(t, func(c *config.Config) {
@@ -111,6 +115,29 @@ func TestConsoleSessionStoreFailsClosed(t *testing.T) {
 	status, _, body := cc.do("GET", "/console/approvals", nil)
 	if status != http.StatusOK {
 		t.Fatalf("queue: %d", status)
+	}
+
+	// Someone who can write the store but has no replica's data directory: alice's stored
+	// session copied under a token of their own, or a session made up from scratch, signs
+	// nobody in (and is removed).
+	st, now := g.app.stores.console, time.Now()
+	stored, err := st.Touch(t.Context(), sha256.Sum256([]byte(cc.token)), now, 0)
+	if err != nil || stored == nil {
+		t.Fatalf("alice's stored session: %q, %v", stored, err)
+	}
+	made := stored[sha256.Size:] // the data without its MAC
+	for name, data := range map[string][]byte{"alice's session copied": stored, "a session made up": made} {
+		forger := newConsoleClient(t, g.srv.URL)
+		forger.token = "forged-" + strings.ReplaceAll(name, " ", "-")
+		if ok, err := st.Create(t.Context(), sha256.Sum256([]byte(forger.token)), data, now, now.Add(time.Hour), now.Add(time.Hour), 100); err != nil || !ok {
+			t.Fatalf("planting %s: %v %v", name, ok, err)
+		}
+		if status, loc, _ := forger.do("GET", "/console/approvals", nil); status != http.StatusSeeOther || loc != "/console/login" {
+			t.Errorf("%s under another token: %d %s, want a redirect to sign in", name, status, loc)
+		}
+		if left, err := st.Touch(t.Context(), sha256.Sum256([]byte(forger.token)), now, 0); err != nil || left != nil {
+			t.Errorf("%s is still stored after its check failed: %v", name, err)
+		}
 	}
 	csrf := body[strings.Index(body, `name="csrf" value="`)+len(`name="csrf" value="`):]
 	csrf = csrf[:strings.IndexByte(csrf, '"')]

@@ -111,6 +111,9 @@ type Options struct {
 	// Sessions, when set, keeps sessions where every replica reads them; Auth must then be a
 	// GrantAuthenticator. Nil: in this process's memory.
 	Sessions SessionStore
+	// SessionKey authenticates what Sessions holds (DeriveSessionKey): the same on every replica,
+	// and never in the store. Required with Sessions.
+	SessionKey []byte
 	// SessionTTL and IdleTimeout bound a session (defaults 8h and 30m).
 	SessionTTL, IdleTimeout time.Duration
 	// Poll is how often a live queue looks for changes (default 1s).
@@ -165,8 +168,11 @@ func New(o Options) (*Console, error) {
 		if !ok {
 			return nil, errors.New("console: shared sessions need an authenticator that checks a grant again")
 		}
+		if len(o.SessionKey) < 32 {
+			return nil, errors.New("console: shared sessions need a session key of at least 32 bytes")
+		}
 		c.grants = ga
-		c.sessions = &sharedSessions{st: o.Sessions, ttl: o.SessionTTL, idle: o.IdleTimeout, now: o.Now}
+		c.sessions = &sharedSessions{st: o.Sessions, key: o.SessionKey, ttl: o.SessionTTL, idle: o.IdleTimeout, now: o.Now, log: log}
 	}
 	var err error
 	if o.OIDC != nil {

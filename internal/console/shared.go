@@ -2,10 +2,12 @@ package console
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/portcullis-ai/portcullis/internal/approval"
@@ -71,8 +73,43 @@ const storedSessionVersion = 1
 // (csrfOf), so every replica checks it without storing it.
 type sharedSessions struct {
 	st        SessionStore
+	key       []byte // Options.SessionKey
 	ttl, idle time.Duration
 	now       func() time.Time
+	log       *slog.Logger
+}
+
+// DeriveSessionKey derives the key that authenticates stored sessions from key material the
+// replicas already share (the ledger's hash key), so that no new secret has to be distributed,
+// and no other use shares the key.
+func DeriveSessionKey(shared []byte) []byte {
+	m := hmac.New(sha256.New, shared)
+	m.Write([]byte("portcullis console session key v1"))
+	return m.Sum(nil)
+}
+
+// seal prefixes data with its MAC, bound to the session's key digest: someone who can write the
+// store but holds no replica's data directory can neither make a session up under a token of
+// their choosing nor move another person's session under one.
+func (ss *sharedSessions) seal(key [sha256.Size]byte, data []byte) []byte {
+	return append(ss.mac(key, data), data...)
+}
+
+func (ss *sharedSessions) mac(key [sha256.Size]byte, data []byte) []byte {
+	m := hmac.New(sha256.New, ss.key)
+	m.Write([]byte("portcullis console session v1\x00"))
+	m.Write(key[:])
+	m.Write(data)
+	return m.Sum(nil)
+}
+
+// open returns sealed's data when its MAC holds for key.
+func (ss *sharedSessions) open(key [sha256.Size]byte, sealed []byte) ([]byte, bool) {
+	if len(sealed) < sha256.Size {
+		return nil, false
+	}
+	data := sealed[sha256.Size:]
+	return data, hmac.Equal(sealed[:sha256.Size], ss.mac(key, data))
 }
 
 func (ss *sharedSessions) create(ctx context.Context, s *session) error {
@@ -86,7 +123,7 @@ func (ss *sharedSessions) create(ctx context.Context, s *session) error {
 	if err != nil {
 		return err
 	}
-	ok, err := ss.st.Create(ctx, s.key, data, s.created, minTime(s.created.Add(ss.idle), exp), exp, maxSessions)
+	ok, err := ss.st.Create(ctx, s.key, ss.seal(s.key, data), s.created, minTime(s.created.Add(ss.idle), exp), exp, maxSessions)
 	if err != nil {
 		return fmt.Errorf("console session store: %w", err)
 	}
@@ -98,16 +135,19 @@ func (ss *sharedSessions) create(ctx context.Context, s *session) error {
 
 func (ss *sharedSessions) read(ctx context.Context, key [sha256.Size]byte, idle time.Duration) (*session, error) {
 	now := ss.now()
-	data, err := ss.st.Touch(ctx, key, now, idle)
+	sealed, err := ss.st.Touch(ctx, key, now, idle)
 	if err != nil {
 		return nil, fmt.Errorf("console session store: %w", err)
 	}
-	if data == nil {
+	if sealed == nil {
 		return nil, nil
 	}
+	data, ok := ss.open(key, sealed)
 	var st storedSession
-	if err := json.Unmarshal(data, &st); err != nil || st.V != storedSessionVersion || (st.Grant == nil && st.OIDC == nil) {
-		// Not a session this version wrote: nobody is signed in by it.
+	if !ok || json.Unmarshal(data, &st) != nil || st.V != storedSessionVersion || (st.Grant == nil && st.OIDC == nil) {
+		// Not a session a replica wrote (made up or moved in the store, or another key's):
+		// nobody is signed in by it.
+		ss.log.LogAttrs(ctx, slog.LevelWarn, "console: a stored session failed its check and was removed", slog.Bool("mac_ok", ok))
 		return nil, ss.st.Delete(ctx, key)
 	}
 	// The absolute lifetime is this replica's, counted on its clock, whatever the stored
