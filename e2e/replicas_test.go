@@ -253,6 +253,7 @@ type replicas struct {
 	env                   []string
 	agentKey, approverKey string
 	priv                  ed25519.PrivateKey // the demo agent's request-signing key (e2e-key)
+	dsn, schema, prefix   string             // where they share PostgreSQL and Redis
 }
 
 func startReplicas(t *testing.T, setup ...func(dir string)) *replicas {
@@ -306,7 +307,7 @@ func startReplicas(t *testing.T, setup ...func(dir string)) *replicas {
 	copyDir(t, dir1, dir2)
 
 	return &replicas{d1: startServeEnv(t, dir1, env), d2: startServeEnv(t, dir2, env), dir1: dir1, dir2: dir2, env: env,
-		agentKey: agentKey, approverKey: approverKey, priv: priv}
+		agentKey: agentKey, approverKey: approverKey, priv: priv, dsn: dsn, schema: schema, prefix: prefix}
 }
 
 // copyDir copies the files of a provisioned data directory.

@@ -268,7 +268,7 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 	if err != nil {
 		return nil, err
 	}
-	consoleRoutes, err := a.consoleRoutes(cfg, verifiers)
+	consoleRoutes, err := a.consoleRoutes(cfg, verifiers, keys.HashKey)
 	if err != nil {
 		return nil, err
 	}
@@ -312,7 +312,7 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 }
 
 // consoleRoutes mounts the web console (console.enabled, console.path), or nothing.
-func (a *App) consoleRoutes(cfg *config.Config, verifiers note.Verifiers) (func(*http.ServeMux), error) {
+func (a *App) consoleRoutes(cfg *config.Config, verifiers note.Verifiers, hashKey []byte) (func(*http.ServeMux), error) {
 	if !cfg.ConsoleOn() {
 		return nil, nil
 	}
@@ -330,7 +330,8 @@ func (a *App) consoleRoutes(cfg *config.Config, verifiers note.Verifiers) (func(
 			return console.PolicyState{Set: st.policies, Lint: policy.LintOptions{RequestBlockLevel: st.cfg.RequestBlock()},
 				Shadow: a.shadow.Load(), ShadowTransitions: a.guard.ShadowTransitions()}
 		},
-		Verifiers: verifiers, SessionTTL: cfg.Console.SessionTTL, IdleTimeout: cfg.Console.IdleTimeout, Logger: a.log})
+		Verifiers: verifiers, SessionTTL: cfg.Console.SessionTTL, IdleTimeout: cfg.Console.IdleTimeout, Logger: a.log,
+		Sessions: a.stores.console, SessionKey: console.DeriveSessionKey(hashKey)})
 	if err != nil {
 		return nil, err
 	}

@@ -47,7 +47,7 @@ func (a *approvers) Approver(ctx context.Context, r *http.Request) (approval.App
 	if !strings.EqualFold(scheme, "Bearer") || cred == "" {
 		return approval.Approver{}, server.ErrNotApprover
 	}
-	ap, err := a.authenticate(ctx, cred)
+	ap, _, err := a.authenticate(ctx, cred)
 	if err != nil {
 		return approval.Approver{}, err
 	}
@@ -70,42 +70,98 @@ func (a *approvers) ConsolePrincipal(ctx context.Context, cred string) (console.
 	if cred == "" {
 		return console.Principal{}, server.ErrNotApprover
 	}
-	ap, err := a.authenticate(ctx, cred)
+	p, _, err := a.ConsoleGrant(ctx, cred)
+	return p, err
+}
+
+var _ console.GrantAuthenticator = (*approvers)(nil)
+
+// ConsoleGrant signs a person in as ConsolePrincipal does, and returns what a session kept in a
+// shared store holds instead of the credential: the approver key's ID, or the issuer and
+// subject of the token with its expiry. Neither gives anyone the credential back.
+func (a *approvers) ConsoleGrant(ctx context.Context, cred string) (console.Principal, console.Grant, error) {
+	if cred == "" {
+		return console.Principal{}, console.Grant{}, server.ErrNotApprover
+	}
+	ap, g, err := a.authenticate(ctx, cred)
 	if err != nil {
-		return console.Principal{}, err
+		return console.Principal{}, console.Grant{}, err
+	}
+	return console.Principal{Approver: approverOf(ap), Role: console.Role(ap.RoleOf())}, g, nil
+}
+
+// ConsoleGrantPrincipal checks a kept grant again at now, as authenticate checks the credential
+// it came from: the key is still in the approvers' key store, active, and owned by a declared
+// approver; the token has not expired, its issuer is still an approvals issuer, and its subject
+// is still declared under that issuer.
+func (a *approvers) ConsoleGrantPrincipal(ctx context.Context, g console.Grant, now time.Time) (console.Principal, error) {
+	set := a.rt.Load()
+	if set == nil {
+		return console.Principal{}, errors.Join(server.ErrNotApprover, errors.New("approvers are not loaded"))
+	}
+	var ap config.ApproverConfig
+	var ok bool
+	switch {
+	case g.KeyID != "":
+		rec, err := a.keys.Lookup(ctx, g.KeyID)
+		if err != nil {
+			return console.Principal{}, fmt.Errorf("%w: api key %s: %v", server.ErrNotApprover, g.KeyID, err)
+		}
+		if !rec.Active(now) {
+			return console.Principal{}, fmt.Errorf("%w: api key %s is %s", server.ErrNotApprover, g.KeyID, rec.Status(now))
+		}
+		if ap, ok = set.approvers[rec.AgentID]; !ok {
+			return console.Principal{}, fmt.Errorf("%w: %w: key owner %q", server.ErrNotApprover, server.ErrUndeclaredApprover, rec.AgentID)
+		}
+	case g.Issuer != "" && g.Subject != "":
+		if !g.Until.IsZero() && !now.Before(g.Until) {
+			return console.Principal{}, fmt.Errorf("%w: the sign-in token expired at %v", server.ErrNotApprover, g.Until)
+		}
+		if set.logins == nil || !set.logins.Trusts(g.Issuer) {
+			return console.Principal{}, fmt.Errorf("%w: issuer %q is no longer an approvals issuer", server.ErrNotApprover, g.Issuer)
+		}
+		if ap, ok = set.approvers[g.Subject]; !ok || ap.Issuer != g.Issuer {
+			return console.Principal{}, fmt.Errorf("%w: %w: %q", server.ErrNotApprover, server.ErrUndeclaredApprover, approval.QualifiedID(g.Issuer, g.Subject))
+		}
+	default:
+		return console.Principal{}, fmt.Errorf("%w: an empty grant", server.ErrNotApprover)
 	}
 	return console.Principal{Approver: approverOf(ap), Role: console.Role(ap.RoleOf())}, nil
 }
 
-// authenticate returns the declared approver cred proves to be.
-func (a *approvers) authenticate(ctx context.Context, cred string) (config.ApproverConfig, error) {
+// authenticate returns the declared approver cred proves to be, and the grant that names the
+// same sign-in without the credential.
+func (a *approvers) authenticate(ctx context.Context, cred string) (config.ApproverConfig, console.Grant, error) {
 	set := a.rt.Load()
 	if set == nil {
-		return config.ApproverConfig{}, errors.Join(server.ErrNotApprover, errors.New("approvers are not loaded"))
+		return config.ApproverConfig{}, console.Grant{}, errors.Join(server.ErrNotApprover, errors.New("approvers are not loaded"))
 	}
 	var ap config.ApproverConfig
+	var g console.Grant
 	if strings.HasPrefix(cred, identity.APIKeyPrefix) {
 		rec, err := identity.CheckAPIKey(ctx, a.keys, cred, time.Now())
 		if err != nil {
-			return config.ApproverConfig{}, fmt.Errorf("%w: %v", server.ErrNotApprover, err)
+			return config.ApproverConfig{}, g, fmt.Errorf("%w: %v", server.ErrNotApprover, err)
 		}
 		// The key store's owner field holds the approver's ID here.
 		var ok bool
 		if ap, ok = set.approvers[rec.AgentID]; !ok {
-			return config.ApproverConfig{}, fmt.Errorf("%w: %w: key owner %q", server.ErrNotApprover, server.ErrUndeclaredApprover, rec.AgentID)
+			return config.ApproverConfig{}, g, fmt.Errorf("%w: %w: key owner %q", server.ErrNotApprover, server.ErrUndeclaredApprover, rec.AgentID)
 		}
+		g.KeyID = rec.ID
 	} else {
 		login, err := set.logins.Login(ctx, cred)
 		if err != nil {
-			return config.ApproverConfig{}, fmt.Errorf("%w: %w", server.ErrNotApprover, err)
+			return config.ApproverConfig{}, g, fmt.Errorf("%w: %w", server.ErrNotApprover, err)
 		}
 		var ok bool
 		ap, ok = set.approvers[login.Subject]
 		if !ok || ap.Issuer != login.Issuer {
-			return config.ApproverConfig{}, fmt.Errorf("%w: %w: %q", server.ErrNotApprover, server.ErrUndeclaredApprover, approval.QualifiedID(login.Issuer, login.Subject))
+			return config.ApproverConfig{}, g, fmt.Errorf("%w: %w: %q", server.ErrNotApprover, server.ErrUndeclaredApprover, approval.QualifiedID(login.Issuer, login.Subject))
 		}
+		g = console.Grant{Issuer: login.Issuer, Subject: login.Subject, Until: login.Expires}
 	}
-	return ap, nil
+	return ap, g, nil
 }
 
 // ConsoleOIDCPrincipal signs in a person the console's OIDC client verified. Their entry in

@@ -15,6 +15,7 @@ import (
 	"github.com/portcullis-ai/portcullis/internal/auditindex"
 	"github.com/portcullis-ai/portcullis/internal/behavior"
 	"github.com/portcullis-ai/portcullis/internal/config"
+	"github.com/portcullis-ai/portcullis/internal/console"
 	"github.com/portcullis-ai/portcullis/internal/identity"
 	"github.com/portcullis-ai/portcullis/internal/ledger"
 	"github.com/portcullis-ai/portcullis/internal/store/postgres"
@@ -43,6 +44,8 @@ type stores struct {
 	proposals behavior.ProposalStore
 	links     behavior.SessionLinks
 	nonces    identity.NonceStore
+	// console keeps the console's sign-in sessions for every replica; nil: in memory.
+	console console.SessionStore
 
 	closers []func() error // in the order opened; closed in reverse
 	// pings reach the services the stores live on, for /readyz: a replica that lost its
@@ -205,10 +208,29 @@ func openStores(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *s
 		s.closers = append(s.closers, st.Close)
 	}
 
+	switch sc.ConsoleSessions() {
+	case config.StorePostgres:
+		if !cfg.ConsoleOn() {
+			break
+		}
+		st, err := postgres.NewConsoleSessions(ctx, pool)
+		if err != nil {
+			return nil, fmt.Errorf("store.console: %w", err)
+		}
+		s.console = st
+	case config.StoreRedis:
+		if cfg.ConsoleOn() {
+			s.console = redis.NewConsoleSessions(rc, sc.Redis.Prefix)
+		}
+	}
+
 	// A shared ledger means replicas; state kept in memory is then per replica.
 	if sc.Ledger == config.StorePostgres {
 		if sc.Nonces != config.StoreRedis {
 			log.Warn("store.nonces is " + sc.Nonces + " but the ledger is shared: with several replicas a signed request can be replayed once at each; set store.nonces: redis")
+		}
+		if cfg.ConsoleOn() && sc.ConsoleSessions() == config.StoreMemory {
+			log.Warn("store.console is memory but the ledger is shared: with several replicas a person signed in at one is signed out at the others; set store.console: postgres")
 		}
 		if sc.Behavior == config.StoreMemory {
 			log.Warn("store.behavior is memory but the ledger is shared: with several replicas each counts only its own calls; set store.behavior: redis")

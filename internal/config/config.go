@@ -240,6 +240,11 @@ type StoreConfig struct {
 	// (data_dir/nonces.db, at about 200 µs of CPU per signed request), memory (forgotten on restart: a request signed before it
 	// can be replayed once after it, within its signature window) or redis.
 	Nonces string `yaml:"nonces"`
+	// Console keeps the web console's sign-in sessions: memory (each replica its own, and a
+	// restart signs everyone out), postgres or redis (every replica reads them, and they outlive
+	// a restart). Empty, the default: postgres when approvals are on PostgreSQL, else redis when
+	// behaviour is on Redis, else memory — see ConsoleSessions.
+	Console string `yaml:"console"`
 
 	Postgres PostgresConfig `yaml:"postgres"`
 	Redis    RedisConfig    `yaml:"redis"`
@@ -247,7 +252,22 @@ type StoreConfig struct {
 
 // Uses reports whether any kind of state is kept in the named store.
 func (s StoreConfig) Uses(kind string) bool {
-	return s.Ledger == kind || s.Approvals == kind || s.Behavior == kind || s.Nonces == kind
+	return s.Ledger == kind || s.Approvals == kind || s.Behavior == kind || s.Nonces == kind || s.ConsoleSessions() == kind
+}
+
+// ConsoleSessions is where the console's sessions live: store.console, or when it is empty the
+// shared store replicas already use — PostgreSQL with the approvals the console acts on, else
+// Redis with behaviour — or memory without one.
+func (s StoreConfig) ConsoleSessions() string {
+	switch {
+	case s.Console != "":
+		return s.Console
+	case s.Approvals == StorePostgres:
+		return StorePostgres
+	case s.Behavior == StoreRedis:
+		return StoreRedis
+	}
+	return StoreMemory
 }
 
 // PostgresConfig is the connection to PostgreSQL. The connection string, which may hold a
@@ -975,6 +995,7 @@ func (s StoreConfig) validate(add func(path, format string, args ...any)) {
 		{"store.approvals", s.Approvals, []string{StoreSQLite, StorePostgres}},
 		{"store.behavior", s.Behavior, []string{StoreMemory, StoreRedis}},
 		{"store.nonces", s.Nonces, []string{StoreFile, StoreSQLite, StoreMemory, StoreRedis}},
+		{"store.console", s.ConsoleSessions(), []string{StoreMemory, StorePostgres, StoreRedis}},
 	} {
 		if !slices.Contains(k.want, k.v) {
 			add(k.path, "want %s, got %q", strings.Join(k.want, " or "), k.v)

@@ -83,6 +83,8 @@ func TestParseErrors(t *testing.T) {
 		{"server request value", "mcp:\n  server_requests:\n    sampling: yes\n    elicitation: Allow\n", []string{"mcp.server_requests.sampling", "mcp.server_requests.elicitation"}},
 		{"server request kind", "mcp:\n  server_requests:\n    roots: allow\n", []string{"gw.yaml:3:", "roots"}},
 		{"store kinds", "store:\n  ledger: mysql\n  nonces: postgres\n", []string{"store.ledger", "store.nonces"}},
+		{"console store kind", "store:\n  console: sqlite\n", []string{"store.console", "want memory or postgres or redis"}},
+		{"console store needs its connection", "store:\n  console: redis\n", []string{"store.redis.url_env"}},
 		{"store secrets come from the environment", "store:\n  ledger: postgres\n  behavior: redis\n", []string{"store.postgres.dsn_env", "store.redis.url_env"}},
 		{"store dsn in the file", "store:\n  postgres:\n    dsn: postgres://u:secret@db/x\n", []string{"gw.yaml:3:", "dsn"}},
 		{"store schema", "store:\n  postgres:\n    schema: Portcullis-Prod\n", []string{"store.postgres.schema"}},
@@ -217,5 +219,27 @@ func TestExportPathsResolve(t *testing.T) {
 	}
 	if got := c.Export.Sinks[1].Path; got != "-" {
 		t.Errorf("stdout path = %q", got)
+	}
+}
+
+// store.console empty follows what replicas already share: the approvals' PostgreSQL, else the
+// behaviour's Redis, else memory; named, it is what it says.
+func TestConsoleSessionsStore(t *testing.T) {
+	for _, tc := range []struct {
+		s    StoreConfig
+		want string
+	}{
+		{StoreConfig{Approvals: StoreSQLite, Behavior: StoreMemory}, StoreMemory},
+		{StoreConfig{Approvals: StorePostgres, Behavior: StoreRedis}, StorePostgres},
+		{StoreConfig{Approvals: StoreSQLite, Behavior: StoreRedis}, StoreRedis},
+		{StoreConfig{Approvals: StorePostgres, Behavior: StoreRedis, Console: StoreRedis}, StoreRedis},
+		{StoreConfig{Approvals: StorePostgres, Console: StoreMemory}, StoreMemory},
+	} {
+		if got := tc.s.ConsoleSessions(); got != tc.want {
+			t.Errorf("%+v: ConsoleSessions() = %s, want %s", tc.s, got, tc.want)
+		}
+	}
+	if !(StoreConfig{Console: StorePostgres}).Uses(StorePostgres) {
+		t.Error("store.console: postgres does not open PostgreSQL")
 	}
 }

@@ -154,11 +154,11 @@ func (c *Console) queueEvents(w http.ResponseWriter, r *http.Request, s *session
 		}
 		if beat++; beat%15 == 0 {
 			// The person behind the stream may have been signed out, or their key revoked.
-			if !c.sessions.alive(s) {
-				return
+			if live, err := c.sessions.alive(r.Context(), s); err != nil || !live {
+				return // signed out, expired, or the store cannot say: the stream ends
 			}
 			if np, err := c.principal(r.Context(), s); err != nil {
-				c.sessions.drop(s)
+				c.endSession(r.Context(), s, err)
 				return
 			} else {
 				p = np

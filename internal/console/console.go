@@ -7,7 +7,9 @@
 // Every page is authorised on the server. A person signs in with their approver key (or through
 // an OpenID Connect provider, oidc.go); the session keeps the key (or the verified identity) in
 // memory only and checks it again on every request, so a revoked key or a person removed from
-// approvals.approvers is signed out at their next click. Agents' credentials are never accepted:
+// approvals.approvers is signed out at their next click. With a SessionStore (shared.go) the
+// session lives where every replica reads it, holding no secret: a Grant naming the key or the
+// person, checked again the same way. Agents' credentials are never accepted:
 // approver keys live in a key store of their own, and the OIDC client refuses the decision path's
 // audiences.
 //
@@ -20,6 +22,7 @@ import (
 	"context"
 	"embed"
 	"errors"
+	"fmt"
 	"html/template"
 	"io/fs"
 	"log/slog"
@@ -109,6 +112,12 @@ type Options struct {
 	Verifiers note.Verifiers
 	// OIDC, when set, signs people in through an OpenID Connect provider beside approver keys.
 	OIDC *OIDCOptions
+	// Sessions, when set, keeps sessions where every replica reads them; Auth must then be a
+	// GrantAuthenticator. Nil: in this process's memory.
+	Sessions SessionStore
+	// SessionKey authenticates what Sessions holds (DeriveSessionKey): the same on every replica,
+	// and never in the store. Required with Sessions.
+	SessionKey []byte
 	// SessionTTL and IdleTimeout bound a session (defaults 8h and 30m).
 	SessionTTL, IdleTimeout time.Duration
 	// Poll is how often a live queue looks for changes (default 1s).
@@ -122,8 +131,9 @@ type Console struct {
 	o        Options
 	log      *slog.Logger
 	pages    map[string]*template.Template
-	sessions *sessions
-	streams  chan struct{} // live-queue streams in flight, bounded
+	sessions sessionBackend
+	grants   GrantAuthenticator // set with a SessionStore
+	streams  chan struct{}      // live-queue streams in flight, bounded
 	cop      *http.CrossOriginProtection
 	oidc     *oidcClient // nil: no OIDC sign-in
 }
@@ -155,8 +165,19 @@ func New(o Options) (*Console, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Console{o: o, log: log, sessions: newSessions(o.SessionTTL, o.IdleTimeout, o.Now),
+	c := &Console{o: o, log: log, sessions: newMemorySessions(o.SessionTTL, o.IdleTimeout, o.Now),
 		streams: make(chan struct{}, maxStreams), cop: http.NewCrossOriginProtection()}
+	if o.Sessions != nil {
+		ga, ok := o.Auth.(GrantAuthenticator)
+		if !ok {
+			return nil, errors.New("console: shared sessions need an authenticator that checks a grant again")
+		}
+		if len(o.SessionKey) < 32 {
+			return nil, errors.New("console: shared sessions need a session key of at least 32 bytes")
+		}
+		c.grants = ga
+		c.sessions = &sharedSessions{st: o.Sessions, key: o.SessionKey, ttl: o.SessionTTL, idle: o.IdleTimeout, now: o.Now, log: log}
+	}
 	var err error
 	if o.OIDC != nil {
 		if c.oidc, err = newOIDCClient(*o.OIDC); err != nil {
@@ -277,7 +298,17 @@ const maxFormBytes = 16 << 10
 // checks the request's origin and its CSRF token before running h.
 func (c *Console) page(h handlerFunc) http.Handler {
 	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s := c.sessions.get(r, c.o.Path)
+		token, ok := sessionToken(r)
+		if !ok {
+			c.toLogin(w, r)
+			return
+		}
+		s, err := c.sessions.get(r.Context(), token)
+		if err != nil {
+			// Fail closed: nobody is signed in by a session that could not be read.
+			c.storeFailed(w, r, "read", err)
+			return
+		}
 		if s == nil {
 			c.toLogin(w, r)
 			return
@@ -285,8 +316,7 @@ func (c *Console) page(h handlerFunc) http.Handler {
 		p, err := c.principal(r.Context(), s)
 		if err != nil {
 			// The key was revoked or its owner is no longer declared: the session ends.
-			c.sessions.drop(s)
-			c.log.LogAttrs(r.Context(), slog.LevelWarn, "console session ended: credential no longer accepted", slog.Any("error", err))
+			c.endSession(r.Context(), s, err)
 			c.toLogin(w, r)
 			return
 		}
@@ -308,15 +338,67 @@ func (c *Console) page(h handlerFunc) http.Handler {
 	return c.headers(c.cop.Handler(inner))
 }
 
-// principal checks a session's credential or OIDC identity again, as at sign-in.
+// principal checks a session's credential, grant or OIDC identity again, as at sign-in; it must
+// still name the approver who signed in.
 func (c *Console) principal(ctx context.Context, s *session) (Principal, error) {
-	if s.oidc != nil {
+	var p Principal
+	var err error
+	switch {
+	case s.oidc != nil:
 		if c.oidc == nil {
 			return Principal{}, errors.New("OIDC sign-in is not configured")
 		}
-		return c.oidc.o.Auth.ConsoleOIDCPrincipal(ctx, *s.oidc)
+		p, err = c.oidc.o.Auth.ConsoleOIDCPrincipal(ctx, *s.oidc)
+	case s.grant != nil:
+		if c.grants == nil {
+			return Principal{}, errors.New("a grant without a session store")
+		}
+		p, err = c.grants.ConsoleGrantPrincipal(ctx, *s.grant, c.o.Now())
+	default:
+		p, err = c.o.Auth.ConsolePrincipal(ctx, s.credential)
 	}
-	return c.o.Auth.ConsolePrincipal(ctx, s.credential)
+	if err == nil && s.signedIn != "" && p.Approver.ID != s.signedIn {
+		err = fmt.Errorf("the session signed in as %q now names %q", s.signedIn, p.Approver.ID)
+	}
+	return p, err
+}
+
+// signIn starts a session for p — holding cred in memory, or g in a shared store — or for the
+// OIDC identity id, sets its cookie and reports true; on false the sign-in page was answered.
+func (c *Console) signIn(w http.ResponseWriter, r *http.Request, p Principal, cred string, g *Grant, id *OIDCIdentity) bool {
+	s, token := newSession(c.o.Now())
+	s.principal, s.signedIn, s.oidc = p, p.Approver.ID, id
+	if c.grants != nil {
+		s.grant = g
+	} else {
+		s.credential = cred
+	}
+	if err := c.sessions.create(r.Context(), s); err != nil {
+		msg := "Too many sessions are open; try again later."
+		if !errors.Is(err, errSessionsFull) {
+			c.log.LogAttrs(r.Context(), slog.LevelError, "console: session store: create", slog.Any("error", err))
+			msg = "The console cannot keep sessions right now; try again shortly."
+		}
+		c.loginFail(w, r, http.StatusServiceUnavailable, msg)
+		return false
+	}
+	http.SetCookie(w, cookie(c.o.Path, token, r.TLS != nil, int(c.o.SessionTTL.Seconds())))
+	return true
+}
+
+// endSession drops s after its credential was refused (err); a store that cannot drop it is
+// logged, and the request is refused all the same.
+func (c *Console) endSession(ctx context.Context, s *session, err error) {
+	c.log.LogAttrs(ctx, slog.LevelWarn, "console session ended: credential no longer accepted", slog.Any("error", err))
+	if err := c.sessions.drop(ctx, s); err != nil {
+		c.log.LogAttrs(ctx, slog.LevelError, "console: session store: drop", slog.Any("error", err))
+	}
+}
+
+// storeFailed answers 503 when the session store failed (op): never a signed-in page.
+func (c *Console) storeFailed(w http.ResponseWriter, r *http.Request, op string, err error) {
+	c.log.LogAttrs(r.Context(), slog.LevelError, "console: session store: "+op, slog.Any("error", err))
+	c.fail(w, r, http.StatusServiceUnavailable, "The console cannot reach its session store; try again shortly.")
 }
 
 func (c *Console) toLogin(w http.ResponseWriter, r *http.Request) {

@@ -35,25 +35,33 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		c.loginFail(w, r, http.StatusUnauthorized, "Enter your approver key.")
 		return
 	}
-	p, err := c.o.Auth.ConsolePrincipal(r.Context(), cred)
+	var p Principal
+	var g Grant
+	var err error
+	if c.grants != nil {
+		p, g, err = c.grants.ConsoleGrant(r.Context(), cred)
+	} else {
+		p, err = c.o.Auth.ConsolePrincipal(r.Context(), cred)
+	}
 	if err != nil {
 		c.log.LogAttrs(r.Context(), slog.LevelWarn, "console sign-in refused", slog.Any("error", err))
 		// One message for every refusal: an unknown key learns nothing about who is declared.
 		c.loginFail(w, r, http.StatusUnauthorized, "That key does not sign anyone in to the console.")
 		return
 	}
-	token, ok := c.sessions.create(cred, nil)
-	if !ok {
-		c.loginFail(w, r, http.StatusServiceUnavailable, "Too many sessions are open; try again later.")
+	if !c.signIn(w, r, p, cred, &g, nil) {
 		return
 	}
 	c.log.LogAttrs(r.Context(), slog.LevelInfo, "console sign-in", slog.String("principal", p.Approver.ID), slog.String("role", string(p.Role)))
-	http.SetCookie(w, cookie(c.o.Path, token, r.TLS != nil, int(c.o.SessionTTL.Seconds())))
 	http.Redirect(w, r, c.o.Path+"/approvals", http.StatusSeeOther)
 }
 
 func (c *Console) logout(w http.ResponseWriter, r *http.Request, s *session, _ Principal) {
-	c.sessions.drop(s)
+	if err := c.sessions.drop(r.Context(), s); err != nil {
+		// The session still lives in the store: say so, and keep the cookie to try again.
+		c.storeFailed(w, r, "drop", err)
+		return
+	}
 	http.SetCookie(w, cookie(c.o.Path, "", r.TLS != nil, -1))
 	http.Redirect(w, r, c.o.Path+"/login", http.StatusSeeOther)
 }

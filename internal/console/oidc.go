@@ -194,13 +194,10 @@ func (c *Console) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		c.loginFail(w, r, http.StatusUnauthorized, "Your account does not sign anyone in to the console.")
 		return
 	}
-	token, ok := c.sessions.create("", &id)
-	if !ok {
-		c.loginFail(w, r, http.StatusServiceUnavailable, "Too many sessions are open; try again later.")
+	if !c.signIn(w, r, p, "", nil, &id) {
 		return
 	}
 	c.log.LogAttrs(r.Context(), slog.LevelInfo, "console sign-in", slog.String("principal", p.Approver.ID), slog.String("role", string(p.Role)), slog.String("via", "oidc"))
-	http.SetCookie(w, cookie(c.o.Path, token, r.TLS != nil, int(c.o.SessionTTL.Seconds())))
 	// Not a redirect: this request came through the provider's cross-site redirect, and a
 	// browser that reads SameSite with the redirect chain would not send the Strict session
 	// cookie on a redirect from here. A page of the console's own that moves on is same-site.

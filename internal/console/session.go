@@ -1,10 +1,13 @@
 package console
 
 import (
+	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"sync"
 	"time"
@@ -14,33 +17,56 @@ import (
 const cookieName = "portcullis_console"
 
 // maxSessions bounds the sessions held at once: sign-ins beyond it are refused until some end.
+// In memory it is this process's bound; with a SessionStore it bounds the live sessions the
+// store holds for every replica together.
 const maxSessions = 10_000
 
-// session is one signed-in browser. The credential is held in memory only, to re-authenticate it
-// on every request (a revoked key ends the session at once); it never leaves the server. A
-// session signed in through OIDC holds the verified identity instead, checked again the same way.
+// session is one signed-in browser. In memory the credential is held to re-authenticate it on
+// every request (a revoked key ends the session at once); it never leaves the server. A session
+// kept in a shared store holds a Grant instead (never a secret), checked again the same way. A
+// session signed in through OIDC holds the verified identity, checked again the same way.
 type session struct {
 	key        [sha256.Size]byte
 	credential string
+	grant      *Grant
 	oidc       *OIDCIdentity
-	csrf       string
-	created    time.Time
-	lastSeen   time.Time
+	// principal is who signed in, as sign-in found them; signedIn is their approver ID: a
+	// re-check that names someone else (a key given to another owner) ends the session.
+	principal Principal
+	signedIn  string
+	csrf      string
+	created   time.Time
+	lastSeen  time.Time
 }
 
 func (s *session) checkCSRF(token string) bool {
 	return token != "" && subtle.ConstantTimeCompare([]byte(token), []byte(s.csrf)) == 1
 }
 
-type sessions struct {
-	mu        sync.Mutex
-	m         map[[sha256.Size]byte]*session
-	ttl, idle time.Duration
-	now       func() time.Time
+// csrfOf is the CSRF token of the session whose cookie holds token: derived from the token with
+// a one-way function, so every replica computes it from the cookie and no store keeps it, and
+// neither the page that shows it nor the store's digest of the token gives the cookie.
+func csrfOf(token string) string {
+	m := hmac.New(sha256.New, []byte(token))
+	m.Write([]byte("portcullis console csrf v1"))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-func newSessions(ttl, idle time.Duration, now func() time.Time) *sessions {
-	return &sessions{m: map[[sha256.Size]byte]*session{}, ttl: ttl, idle: idle, now: now}
+// errSessionsFull: maxSessions sessions are live.
+var errSessionsFull = errors.New("too many console sessions are open")
+
+// sessionBackend keeps sessions: memory (one process) or a SessionStore (every replica). An
+// error on a read is never read as "signed in": the console answers 503.
+type sessionBackend interface {
+	// create stores s (its key set) or returns errSessionsFull.
+	create(ctx context.Context, s *session) error
+	// get returns the live session whose cookie holds token (its idle deadline moved on), or
+	// nil.
+	get(ctx context.Context, token string) (*session, error)
+	// alive reports whether s is still live, without moving its idle deadline.
+	alive(ctx context.Context, s *session) (bool, error)
+	// drop ends s everywhere.
+	drop(ctx context.Context, s *session) error
 }
 
 func randomToken() string {
@@ -51,25 +77,49 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// create starts a session for credential (or, signed in through OIDC, id) and returns its cookie
-// token; false when full.
-func (ss *sessions) create(credential string, id *OIDCIdentity) (string, bool) {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	now := ss.now()
-	if len(ss.m) >= maxSessions {
-		ss.sweepLocked(now)
-		if len(ss.m) >= maxSessions {
-			return "", false
-		}
-	}
+// newSession starts a session and returns it with its cookie token.
+func newSession(now time.Time) (*session, string) {
 	token := randomToken()
-	s := &session{key: sha256.Sum256([]byte(token)), credential: credential, oidc: id, csrf: randomToken(), created: now, lastSeen: now}
-	ss.m[s.key] = s
-	return token, true
+	return &session{key: sha256.Sum256([]byte(token)), csrf: csrfOf(token), created: now, lastSeen: now}, token
 }
 
-func (ss *sessions) sweepLocked(now time.Time) {
+// sessionToken reads r's session cookie; false when there is none, or two (ambiguous, never
+// chosen), or one too long to be ours.
+func sessionToken(r *http.Request) (string, bool) {
+	cookies := r.CookiesNamed(cookieName)
+	if len(cookies) != 1 || cookies[0].Value == "" || len(cookies[0].Value) > 64 {
+		return "", false
+	}
+	return cookies[0].Value, true
+}
+
+// memorySessions keeps sessions in this process: a restart signs everyone out, and behind
+// several replicas a person needs to come back to the same one.
+type memorySessions struct {
+	mu        sync.Mutex
+	m         map[[sha256.Size]byte]*session
+	ttl, idle time.Duration
+	now       func() time.Time
+}
+
+func newMemorySessions(ttl, idle time.Duration, now func() time.Time) *memorySessions {
+	return &memorySessions{m: map[[sha256.Size]byte]*session{}, ttl: ttl, idle: idle, now: now}
+}
+
+func (ss *memorySessions) create(_ context.Context, s *session) error {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if len(ss.m) >= maxSessions {
+		ss.sweepLocked(ss.now())
+		if len(ss.m) >= maxSessions {
+			return errSessionsFull
+		}
+	}
+	ss.m[s.key] = s
+	return nil
+}
+
+func (ss *memorySessions) sweepLocked(now time.Time) {
 	for k, s := range ss.m {
 		if ss.expired(s, now) {
 			delete(ss.m, k)
@@ -77,44 +127,39 @@ func (ss *sessions) sweepLocked(now time.Time) {
 	}
 }
 
-func (ss *sessions) expired(s *session, now time.Time) bool {
+func (ss *memorySessions) expired(s *session, now time.Time) bool {
 	return now.Sub(s.created) >= ss.ttl || now.Sub(s.lastSeen) >= ss.idle
 }
 
-// get returns the live session r's cookie names, or nil.
-func (ss *sessions) get(r *http.Request, _ string) *session {
-	cookies := r.CookiesNamed(cookieName)
-	if len(cookies) != 1 || len(cookies[0].Value) > 64 {
-		return nil // none, or two: ambiguous, never chosen
-	}
-	key := sha256.Sum256([]byte(cookies[0].Value))
+func (ss *memorySessions) get(_ context.Context, token string) (*session, error) {
+	key := sha256.Sum256([]byte(token))
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	s, ok := ss.m[key]
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	now := ss.now()
 	if ss.expired(s, now) {
 		delete(ss.m, key)
-		return nil
+		return nil, nil
 	}
 	s.lastSeen = now
-	return s
+	return s, nil
 }
 
-// alive reports whether s is still a live session (not signed out, not expired).
-func (ss *sessions) alive(s *session) bool {
+func (ss *memorySessions) alive(_ context.Context, s *session) (bool, error) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	_, ok := ss.m[s.key]
-	return ok && !ss.expired(s, ss.now())
+	return ok && !ss.expired(s, ss.now()), nil
 }
 
-func (ss *sessions) drop(s *session) {
+func (ss *memorySessions) drop(_ context.Context, s *session) error {
 	ss.mu.Lock()
 	delete(ss.m, s.key)
 	ss.mu.Unlock()
+	return nil
 }
 
 // cookie is the session cookie: HttpOnly, SameSite=Strict, scoped to the console's path, and

@@ -133,6 +133,15 @@ type ApproverLogins struct {
 type ApproverLogin struct {
 	// Issuer is the iss of the verified token; Subject the approver's ID as that issuer states it.
 	Issuer, Subject string
+	// Expires is the token's exp; zero when it has none.
+	Expires time.Time
+}
+
+// Trusts reports whether iss is an approvals issuer: a sign-in one of them vouched for is checked
+// again against it (a session kept without the token ends when its issuer is removed).
+func (l *ApproverLogins) Trusts(iss string) bool {
+	_, ok := l.issuers[iss]
+	return ok
 }
 
 // NewApproverLogins compiles c; decision is the identity configuration of the decision path
@@ -204,5 +213,9 @@ func (l *ApproverLogins) Login(ctx context.Context, token string) (ApproverLogin
 	if sub == "" {
 		return ApproverLogin{}, fmt.Errorf("approver login: %w: claim %q is missing or not a string", ErrInvalid, l.idClaim)
 	}
-	return ApproverLogin{Issuer: iss, Subject: sub}, nil
+	login := ApproverLogin{Issuer: iss, Subject: sub}
+	if exp, err := claims.GetExpirationTime(); err == nil && exp != nil {
+		login.Expires = exp.Time
+	}
+	return login, nil
 }

@@ -33,8 +33,12 @@ func TestApproverLogins(t *testing.T) {
 		return sign(jwt.SigningMethodRS256, key, "", c)
 	}
 	got, err := l.Login(bg, token(userIss, rsaKey2, DefaultApproverAudience))
-	if err != nil || got != (ApproverLogin{Issuer: userIss, Subject: "alice@example.com"}) {
+	// Expires is the token's exp: a console session kept without the token ends with it.
+	if err != nil || got != (ApproverLogin{Issuer: userIss, Subject: "alice@example.com", Expires: time.Unix(now.Add(10*time.Minute).Unix(), 0)}) {
 		t.Fatalf("approver login: %+v %v", got, err)
+	}
+	if !l.Trusts(userIss) || l.Trusts(agentIss) {
+		t.Errorf("Trusts: %q %v, %q %v", userIss, l.Trusts(userIss), agentIss, l.Trusts(agentIss))
 	}
 	bad := []struct{ name, token, code string }{
 		{"a user token", token(userIss, rsaKey2, aud), "credential_wrong_audience"},
