@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-ai/portcullis/internal/approval"
 	"github.com/portcullis-ai/portcullis/internal/guard"
 	"github.com/portcullis-ai/portcullis/internal/identity"
 	"github.com/portcullis-ai/portcullis/internal/jsonx"
@@ -185,6 +186,10 @@ func TestWriteJSONMatchesStdlib(t *testing.T) {
 		decideResponse{Decision: "DENY", DecisionID: "dec_<&>", Message: "a\u2028b \"q\" \xff", Error: &errorBody{Code: "x", Message: "<script>"}},
 		batchResponse{Results: []batchResult{{Status: 200, decideResponse: decideResponse{Decision: "ALLOW", OutcomeToken: "t"}}, {Status: 413}}},
 		map[string]string{"status": "ok", "b": "&", "a": ""},
+		// An approval carries a time.Duration, which segmentio's encoder writes as text
+		// ("1h0m0s") where encoding/json writes nanoseconds: the CLI could not read it.
+		approval.Request{ID: "apr_1", GrantTTL: time.Hour},
+		map[string]any{"approvals": []approval.Request{{ID: "apr_2", GrantTTL: time.Minute}}},
 	} {
 		w := httptest.NewRecorder()
 		writeJSON(w, 201, v)
