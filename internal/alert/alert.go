@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	segjson "github.com/segmentio/encoding/json"
+
 	"github.com/portcullis-ai/portcullis/internal/approval"
 	"github.com/portcullis-ai/portcullis/internal/ledger"
 )
@@ -260,10 +262,11 @@ func (e *Engine) forgetOldestAgent() {
 }
 
 // paramNames are the top-level names of a record's (redacted) parameters; nil when they are not
-// an object or were not stored.
+// an object or were not stored. It runs for every committed decision: segmentio's decoder reads
+// the names as encoding/json would, for a fraction of the CPU.
 func paramNames(raw json.RawMessage) []string {
 	var m map[string]json.RawMessage
-	if len(raw) == 0 || json.Unmarshal(raw, &m) != nil {
+	if len(raw) == 0 || segjson.Unmarshal(raw, &m) != nil {
 		return nil
 	}
 	names := make([]string, 0, len(m))

@@ -2,9 +2,11 @@ package ledger_test
 
 import (
 	"context"
+	"encoding/json"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -183,3 +185,32 @@ func BenchmarkVerifySQLite(b *testing.B) { benchVerify(b, openSQLite(b)) }
 
 // BenchmarkVerifyMemory verifies the same log from memory (the verifier's own cost).
 func BenchmarkVerifyMemory(b *testing.B) { benchVerify(b, memory.New()) }
+
+// BenchmarkParseRecord reads one decision record's stored bytes (1 KiB of parameters), as the
+// alert rules' tailer does for every committed record: ParseRecord beside the encoding/json
+// reading it replaced.
+//
+//	go test ./internal/ledger -run '^$' -bench ParseRecord -benchmem -count 5
+func BenchmarkParseRecord(b *testing.B) {
+	r := decision(1)
+	r.Seq, r.Prev = 1, strings.Repeat("0f", 32)
+	r.Params = json.RawMessage(`{"notes":"` + strings.Repeat("Quarterly review list for the customer success team. ", 19) + `","limit":250}`)
+	data, err := ledger.Encode(r)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name  string
+		parse func([]byte) (*ledger.Record, error)
+	}{{"stdlib", stdlibParseRecord}, {"ParseRecord", ledger.ParseRecord}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := c.parse(data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

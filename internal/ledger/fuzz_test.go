@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -184,6 +187,65 @@ func FuzzCheckpointSignedAt(f *testing.F) {
 		}
 		if n != 1 {
 			t.Fatalf("accepted %d time lines", n)
+		}
+	})
+}
+
+// stdlibParseRecord is ParseRecord's decoding as encoding/json reads a record, the reading the
+// format is defined by: ParseRecord must accept and build exactly what it does.
+func stdlibParseRecord(data []byte) (*ledger.Record, error) {
+	if _, err := ledger.ParseHeader(data); err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var r ledger.Record
+	if err := dec.Decode(&r); err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("trailing data after the record")
+	}
+	if r.V != ledger.FormatVersion || !r.Kind.Valid() {
+		return nil, errors.New("version or kind")
+	}
+	if h, _ := ledger.ParseHeader(data); r.Seq != h.Seq || (r.Prev != "") != h.HasPrev {
+		return nil, errors.New("header fields repeated with other values")
+	}
+	return &r, nil
+}
+
+// ParseRecord decodes with segmentio's decoder (it runs once per committed record for the alert
+// rules); what it accepts and the record it builds must be encoding/json's, whatever the bytes:
+// keys in another case, repeated keys, invalid UTF-8, escapes, odd numbers, trailing space.
+func FuzzParseRecordMatchesStdlib(f *testing.F) {
+	r := decision(3)
+	r.Seq, r.Prev = 3, strings.Repeat("0f", 32)
+	r.Findings = []ledger.Finding{{Kind: "sql", Severity: threat.High, Path: "$.q", Evidence: "<b>\u2028", Score: 0.5}}
+	at := time.Date(2026, 12, 7, 1, 2, 3, 4, time.UTC)
+	r.Approval = &ledger.Approval{ID: "apr", Approvers: []string{"a", "b"}, RequestedAt: &at, WaitMS: 5}
+	r.Session = &ledger.Session{ID: "s", Labels: []string{"pii"}}
+	r.Shadow = &ledger.Shadow{Version: "v", Decision: "deny"}
+	good, _ := ledger.Encode(r)
+	f.Add(good)
+	f.Add(append(append([]byte(nil), good...), " \n\t"...))
+	f.Add(append(append([]byte(nil), good...), " {}"...))
+	f.Add(bytes.Replace(good, []byte(`"tool":`), []byte(`"TOOL":`), 1))
+	f.Add(bytes.Replace(good, []byte(`"tool":"db.query"`), []byte(`"tool":"a","tool":"b\xff\u00e9\ud800"`), 1))
+	f.Add(bytes.Replace(good, []byte(`"decision":"allow"`), []byte(`"decision":"allow","evil":1`), 1))
+	f.Add(bytes.Replace(good, []byte(`"limit":10`), []byte(`"limit":1e400,"x":[-0.0e-5,{"":null}]`), 1))
+	f.Add(bytes.Replace(good, []byte(`"params_size"`), []byte(`"threat_level":"high","params_size"`), 1))
+	f.Add([]byte(`{"v":1,"seq":0,"prev":"","time":"1970-01-01T00:00:00Z","kind":"startup","recovery":{"reason":"x","found_size":-1}}`))
+	f.Add([]byte(`{"v":1,"seq":0,"prev":"","time":"1970-01-01T00:00:00+01:00","kind":"alert","alert":{"rule":"r","severity":"s","count":1.5}}`))
+	f.Add([]byte(`{"v":1,"seq":0,"prev":"","time":null,"kind":"startup","agent":null,"params":null}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, err := ledger.ParseRecord(data)
+		want, stdErr := stdlibParseRecord(data)
+		if (err == nil) != (stdErr == nil) {
+			t.Fatalf("ParseRecord error %v, encoding/json error %v\n%q", err, stdErr, data)
+		}
+		if err == nil && !reflect.DeepEqual(got, want) {
+			t.Fatalf("ParseRecord built\n%#v\nencoding/json built\n%#v", got, want)
 		}
 	})
 }

@@ -33,6 +33,7 @@ type Metrics struct {
 	llmCalls *prometheus.CounterVec
 
 	labels *boundedLabels
+	series seriesCache
 }
 
 const (
@@ -65,7 +66,7 @@ func NewMetrics(ledgerDepth func() float64) *Metrics {
 		llmCalls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portcullis_llm_calls_total",
 			Help: "LLM gateway model calls by wire format and outcome (ok, the gateway's error code, upstream_<status> for a provider error relayed)."},
 			[]string{"format", "code"}),
-		labels: &boundedLabels{seen: map[string]bool{}},
+		labels: &boundedLabels{seen: map[labelKey]bool{}},
 	}
 	m.register(m.decisions, m.latency, m.steps, m.rejected, m.results, m.undelivered, m.ReloadErrors, m.llmCalls)
 	if ledgerDepth != nil {
@@ -172,7 +173,7 @@ func (m *Metrics) Handler() http.Handler { return promhttp.HandlerFor(m.reg, pro
 func (m *Metrics) observeDecision(d *guard.Decision, elapsed time.Duration) {
 	agent := "unauthenticated"
 	if d.Agent != nil {
-		agent = m.labels.get("agent:"+d.Agent.ID, d.Agent.ID)
+		agent = m.labels.get(labelKey{"agent", d.Agent.ID})
 	}
 	tool := "other"
 	switch {
@@ -180,20 +181,49 @@ func (m *Metrics) observeDecision(d *guard.Decision, elapsed time.Duration) {
 	case d.Code == guard.CodeInvalidToolName || guard.ValidToolName(d.Tool) != nil:
 		tool = "invalid"
 	default:
-		tool = m.labels.get("tool:"+d.Tool, d.Tool)
+		tool = m.labels.get(labelKey{"tool", d.Tool})
 	}
 	dec := d.Action.String()
-	m.decisions.WithLabelValues(agent, tool, dec).Inc()
-	m.latency.WithLabelValues(dec).Observe(elapsed.Seconds())
-	for _, s := range []struct {
+	m.series.counter(m.decisions, seriesKey{agent, tool, dec}).Inc()
+	m.series.observer(m.latency, seriesKey{"", "", dec}).Observe(elapsed.Seconds())
+	for _, s := range [...]struct {
 		name string
 		d    time.Duration
 	}{{"auth", d.Steps.Auth}, {"inspect", d.Steps.Inspect}, {"behavior", d.Steps.Behavior}, {"policy", d.Steps.Policy},
 		{"approval", d.Steps.Approval}, {"ledger", d.Steps.Ledger}} {
 		if s.d > 0 {
-			m.steps.WithLabelValues(s.name).Observe(s.d.Seconds())
+			m.series.observer(m.steps, seriesKey{"", "", s.name}).Observe(s.d.Seconds())
 		}
 	}
+}
+
+// seriesCache keeps the series a decision observes once their labels were resolved: resolving
+// labels in a vector (WithLabelValues: the values checked and hashed, a locked map lookup) cost
+// eight times per decision what the observations themselves cost. It holds the vectors' own
+// series, no others: bounded as they are (boundedLabels).
+type seriesCache struct {
+	counters, observers sync.Map // seriesKey → prometheus.Counter / prometheus.Observer
+}
+
+// seriesKey is a series' label values; the vector it belongs to follows from the cache used
+// (counters: decisions by agent, tool, decision; observers: latency by decision, steps by step,
+// which never share a value).
+type seriesKey struct{ agent, tool, last string }
+
+func (c *seriesCache) counter(v *prometheus.CounterVec, k seriesKey) prometheus.Counter {
+	if s, ok := c.counters.Load(k); ok {
+		return s.(prometheus.Counter)
+	}
+	s, _ := c.counters.LoadOrStore(k, v.WithLabelValues(k.agent, k.tool, k.last))
+	return s.(prometheus.Counter)
+}
+
+func (c *seriesCache) observer(v *prometheus.HistogramVec, k seriesKey) prometheus.Observer {
+	if s, ok := c.observers.Load(k); ok {
+		return s.(prometheus.Observer)
+	}
+	s, _ := c.observers.LoadOrStore(k, v.WithLabelValues(k.last))
+	return s.(prometheus.Observer)
 }
 
 // ObserveDecision counts a decision made outside the decision API (a tool call the LLM or MCP
@@ -208,27 +238,31 @@ func (m *Metrics) ObserveResult(action string) { m.results.WithLabelValues(actio
 // ObserveLLMCall counts one LLM gateway model call. Format and code are the gateway's own
 // values (three formats, a fixed set of codes, upstream_<status>), never caller-chosen text.
 func (m *Metrics) ObserveLLMCall(format, code string) {
-	m.llmCalls.WithLabelValues(m.labels.get("llmformat:"+format, format), m.labels.get("llmcode:"+code, code)).Inc()
+	m.llmCalls.WithLabelValues(m.labels.get(labelKey{"llmformat", format}), m.labels.get(labelKey{"llmcode", code})).Inc()
 }
 
 // boundedLabels admits at most maxLabelValues distinct label values.
 type boundedLabels struct {
 	mu   sync.Mutex
-	seen map[string]bool
+	seen map[labelKey]bool
 }
 
-func (b *boundedLabels) get(key, value string) string {
-	if len(value) > maxLabelLen {
+// labelKey is a label value and what it names ("agent", "tool", ...): the same text may be
+// both an agent's and a tool's.
+type labelKey struct{ kind, value string }
+
+func (b *boundedLabels) get(k labelKey) string {
+	if len(k.value) > maxLabelLen {
 		return "other" // defence in depth: callers pass checked names, but a label is never long
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.seen[key] {
-		return value
+	if b.seen[k] {
+		return k.value
 	}
 	if len(b.seen) >= maxLabelValues {
 		return "other"
 	}
-	b.seen[key] = true
-	return value
+	b.seen[k] = true
+	return k.value
 }

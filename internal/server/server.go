@@ -18,6 +18,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	segjson "github.com/segmentio/encoding/json"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 
@@ -517,11 +518,21 @@ func levelFor(status int) slog.Level {
 	}
 }
 
+// writeJSON answers v as JSON and a newline, as encoding/json's Encoder writes it. The decide
+// answers, written once per request and made of strings and integers only, are written by
+// segmentio's encoder, without encoding/json's reflection: the same bytes for those types
+// (TestWriteJSONMatchesStdlib). Anything else keeps encoding/json, which segmentio's does not
+// match for every type (a time.Duration as text, omitzero ignored).
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v) // the client went away; nothing to do
+	switch v.(type) {
+	case decideResponse, batchResponse:
+		_ = segjson.NewEncoder(w).Encode(v) // the client went away; nothing to do
+	default:
+		_ = json.NewEncoder(w).Encode(v)
+	}
 }
 
 // agentSlots bounds concurrent requests per authenticated agent so one agent cannot take the
