@@ -68,7 +68,7 @@ func TestLifecycleOrder(t *testing.T) {
 // Open registers every part an app has, in the order Close must undo.
 func TestOpenRegistersParts(t *testing.T) {
 	g := newGateway(t)
-	want := []string{"data directory lock", "tracing", "stores", "ledger", "configuration and policy",
+	want := []string{"data directory lock", "tracing", "stores", "ledger", "audit index", "configuration and policy",
 		"alerts", "alert clock", "nonce sweep", "approval expiry"}
 	if got := g.app.parts.names(); !slices.Equal(got, want) {
 		t.Fatalf("parts %v, want %v", got, want)

@@ -399,6 +399,9 @@ func TestVisibleToolsRecordedOnce(t *testing.T) {
 // first) builds no record reason: it costs the two lists and the key, not the hidden names'
 // formatting.
 func TestVisibleToolsRepeatCheap(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are measured without the race detector, whose instrumentation allocates")
+	}
 	h := newHarnessWith(t, harnessOptions{})
 	ctx := context.Background()
 	l := Listing{Source: "llm", Agent: h.agent(t), Tools: []string{"fetch_sales_data", "delete_file", "save_note", "transfer", "wire"}}
@@ -426,6 +429,9 @@ const holdOpenAllocs = 120
 // TestHoldDefinitionDigestsOnce: opening a definition's request digests the definition once
 // (the guard's digest is handed to the engine, which does not digest the definition again).
 func TestHoldDefinitionDigestsOnce(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are measured without the race detector, whose instrumentation allocates")
+	}
 	h := newHarness(t, nil)
 	ctx := context.Background()
 	agent := h.agent(t)
