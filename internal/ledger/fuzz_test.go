@@ -206,8 +206,14 @@ func stdlibParseRecord(data []byte) (*ledger.Record, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, errors.New("trailing data after the record")
 	}
-	if r.V != ledger.FormatVersion || !r.Kind.Valid() {
+	if r.V < ledger.MinFormatVersion || r.V > ledger.FormatVersion || !r.Kind.Valid() {
 		return nil, errors.New("version or kind")
+	}
+	if r.V < ledger.FormatVersion && r.Inputs != nil {
+		return nil, errors.New("inputs in an older format version")
+	}
+	if h, _ := ledger.ParseHeader(data); r.V != h.V {
+		return nil, errors.New("header fields repeated with other values")
 	}
 	if h, _ := ledger.ParseHeader(data); r.Seq != h.Seq || (r.Prev != "") != h.HasPrev {
 		return nil, errors.New("header fields repeated with other values")
@@ -238,6 +244,9 @@ func FuzzParseRecordMatchesStdlib(f *testing.F) {
 	f.Add([]byte(`{"v":1,"seq":0,"prev":"","time":"1970-01-01T00:00:00Z","kind":"startup","recovery":{"reason":"x","found_size":-1}}`))
 	f.Add([]byte(`{"v":1,"seq":0,"prev":"","time":"1970-01-01T00:00:00+01:00","kind":"alert","alert":{"rule":"r","severity":"s","count":1.5}}`))
 	f.Add([]byte(`{"v":1,"seq":0,"prev":"","time":null,"kind":"startup","agent":null,"params":null}`))
+	f.Add([]byte(`{"v":2,"seq":0,"prev":"","time":null,"kind":"startup","agent":null,"params":null}`))
+	f.Add([]byte(`{"v":1,"seq":0,"prev":"","time":null,"kind":"decision","inputs":{}}`))
+	f.Add([]byte(`{"v":2,"seq":0,"prev":"","time":null,"kind":"decision","v":1}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		got, err := ledger.ParseRecord(data)
 		want, stdErr := stdlibParseRecord(data)
