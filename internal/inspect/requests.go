@@ -37,6 +37,31 @@ var (
 		post leak disclose`)
 )
 
+// dataNouns filters a text's words for what every data request names — a credential (or "key")
+// or a person's data — before the rule reads anything else: most texts name neither, and the
+// filter answers for most words without hashing them.
+var dataNouns = func() *wordFilter {
+	f := new(wordFilter)
+	for _, set := range []map[string]bool{credentialNouns, personalNouns, {"key": true, "keys": true}} {
+		for w := range set {
+			f.add(w)
+		}
+	}
+	return f
+}()
+
+// namesData reports whether a word of the text is a credential noun, "key(s)" or a personal-data
+// noun: without one the rule cannot fire.
+func (a *analysis) namesData() bool {
+	for i := range a.toks {
+		w := a.word(i)
+		if dataNouns.has(w) && (credentialNouns[w] || personalNouns[w] || w == "key" || w == "keys") {
+			return true
+		}
+	}
+	return false
+}
+
 func wordSet(words string) map[string]bool {
 	m := map[string]bool{}
 	for _, w := range strings.Fields(words) {
@@ -51,6 +76,9 @@ func wordSet(words string) map[string]bool {
 // it counts only with a lever or a third party; in a tool result it is high, in arguments (with a
 // lever) medium.
 func (a *analysis) dataRequest() {
+	if !a.namesData() {
+		return
+	}
 	toks := a.toks
 	lever := strings.IndexByte(a.text, '$') >= 0 || strings.Contains(a.text, "€")
 	// bribe: a payment offered to the reader ("I'll tip you", "pay you"); pretext: a story.
