@@ -183,6 +183,12 @@ func New(o Options) (*Console, error) {
 		if c.oidc, err = newOIDCClient(*o.OIDC); err != nil {
 			return nil, err
 		}
+		if o.Sessions != nil {
+			// Behind replicas the provider's redirect may come back to another replica than
+			// the one that began the sign-in: the state cookie is then signed with a key every
+			// replica derives from the key they share, not one of this process's own.
+			c.oidc.key = oidcStateKey(o.SessionKey)
+		}
 	}
 	if c.pages, err = parsePages(o.Path); err != nil {
 		return nil, err

@@ -88,6 +88,14 @@ func DeriveSessionKey(shared []byte) []byte {
 	return m.Sum(nil)
 }
 
+// oidcStateKey derives the key that signs the OIDC sign-in's state cookie from the session key,
+// under a label of its own, so that a flight cookie and a stored session never share a key.
+func oidcStateKey(sessionKey []byte) []byte {
+	m := hmac.New(sha256.New, sessionKey)
+	m.Write([]byte("portcullis console oidc state key v1"))
+	return m.Sum(nil)
+}
+
 // seal prefixes data with its MAC, bound to the session's key digest: someone who can write the
 // store but holds no replica's data directory can neither make a session up under a token of
 // their choosing nor move another person's session under one.

@@ -5,9 +5,13 @@ import (
 	"crypto/sha256"
 	"errors"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/portcullis-ai/portcullis/internal/console/oidctest"
 )
 
 // grantAuth is fakeAuth whose grant is the credential's name: what the real one keeps is a key
@@ -86,5 +90,49 @@ func TestSharedSessionLifetimeAndFailure(t *testing.T) {
 	}
 	if len(st.m) != 0 {
 		t.Fatal("the expired session was left in the store")
+	}
+}
+
+// Behind replicas sharing sessions, the provider's redirect may reach another replica than the
+// one that began the sign-in: that replica opens the flight cookie and signs the person in.
+func TestOIDCCallbackAtAnotherReplica(t *testing.T) {
+	p := newProvider(t)
+	st := &keptStore{m: map[[sha256.Size]byte][]byte{}}
+	key := DeriveSessionKey([]byte("a ledger hash key of thirty-two bytes"))
+	auth := &fakeOIDCAuth{fakeAuth{m: map[string]Principal{"alice-sub": human("idp#alice-sub", "approver", all)}}}
+	public := ""
+	replica := func() *rig {
+		return newRigWith(t, false, func(o *Options, base string) {
+			if public == "" {
+				public = base // both replicas are reached at one public address
+			}
+			o.Auth = grantAuth{o.Auth.(*fakeAuth)}
+			o.Sessions, o.SessionKey = st, key
+			o.OIDC = &OIDCOptions{Issuer: p.URL(), ClientID: oidctest.ClientID, ClientSecret: oidctest.ClientSecret,
+				RedirectURL: public + "/console/oidc/callback", Auth: auth}
+		})
+	}
+	a, b := replica(), replica()
+	c := a.client()
+	resp, err := c.Get(a.srv.URL + "/console/oidc/start")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp, err = c.Get(resp.Header.Get("Location")); err != nil { // the provider
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	cb, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil || cb.Query().Get("code") == "" {
+		t.Fatalf("the provider did not redirect back with a code: %s %v", resp.Header.Get("Location"), err)
+	}
+	// The load balancer sends the callback to the other replica.
+	code, body, _ := b.get(c, cb.Path+"?"+cb.RawQuery)
+	if code != http.StatusOK || !strings.Contains(body, `url=/console/approvals`) {
+		t.Fatalf("callback at the other replica: %d\n%.300s", code, body)
+	}
+	if len(st.m) != 1 {
+		t.Fatalf("%d sessions stored, want 1", len(st.m))
 	}
 }
