@@ -14,8 +14,11 @@ package auditindex
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/portcullis-ai/portcullis/internal/ledger"
@@ -48,6 +51,21 @@ const (
 type Term struct {
 	Field Field
 	Value string
+}
+
+// maxStoredValue bounds a term's value as the index holds it: PostgreSQL's key entries must fit
+// a third of a page, and its TEXT holds no NUL.
+const maxStoredValue = 512
+
+// StoredValue is v as the index holds it: v itself, or its digest when v is longer than the
+// index can key on or holds a NUL. Writers and searches both pass values through it; a digest
+// that meets another value only widens the candidates, which are matched against the records.
+func StoredValue(v string) string {
+	if len(v) <= maxStoredValue && strings.IndexByte(v, 0) < 0 {
+		return v
+	}
+	sum := sha256.Sum256([]byte(v))
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 // State is the index's watermark: every record below Next is indexed (or was skipped).

@@ -282,6 +282,7 @@ func (b *Batch) add(seq uint64, r *fields) {
 		if t.Value == "" {
 			continue
 		}
+		t.Value = StoredValue(t.Value)
 		k := Key{t, blk}
 		b.Postings[k] = append(b.Postings[k], off)
 	}

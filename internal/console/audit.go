@@ -300,11 +300,12 @@ func (f *auditFilter) indexQuery() auditindex.Query {
 		{Field: auditindex.FieldTool, Value: f.Tool}, {Field: auditindex.FieldKind, Value: f.Kind}, {Field: auditindex.FieldRule, Value: f.Rule},
 		{Field: auditindex.FieldSession, Value: f.Session}} {
 		if t.Value != "" {
+			t.Value = auditindex.StoredValue(t.Value)
 			q.Terms = append(q.Terms, t)
 		}
 	}
 	if f.Decision != "" && ascii(f.Decision) {
-		q.Terms = append(q.Terms, auditindex.Term{Field: auditindex.FieldDecision, Value: strings.ToLower(f.Decision)})
+		q.Terms = append(q.Terms, auditindex.Term{Field: auditindex.FieldDecision, Value: auditindex.StoredValue(strings.ToLower(f.Decision))})
 	}
 	return q
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -387,4 +388,48 @@ func TestIndexRebuiltWhenRecordReplaced(t *testing.T) {
 		t.Fatalf("state %+v, %v; want %d", s, err, size)
 	}
 	sameAsScanSome(t, b, x)
+}
+
+// A value the PostgreSQL index cannot hold as it is — a NUL (TEXT refuses it) or one longer than
+// its primary key's entry may be — is indexed by its digest, so the record neither stops the
+// indexer for ever nor drops out of indexed search.
+func TestIndexHoldsUnstorableValuesPostgres(t *testing.T) {
+	dsn, schema := pgtest.Schema(t)
+	pool := pgtest.Pool(t, dsn, schema)
+	st, err := postgres.NewLedger(t.Context(), pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := testKeys(t)
+	vs, _, _ := keys.Verifiers()
+	led, err := ledger.Open(t.Context(), ledger.Options{Store: st, Signer: keys.Signer, Verifiers: vs, HashKey: keys.HashKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nul, long := "mallory\x00admin", strings.Repeat("t", 4000)
+	for _, r := range []*ledger.Record{
+		{Kind: ledger.KindDecision, Tool: "fetch", Agent: &ledger.Principal{ID: "agent-1"}, User: &ledger.Principal{ID: nul}, Decision: "allow"},
+		{Kind: ledger.KindDecision, Tool: long, Agent: &ledger.Principal{ID: "agent-1"}, Decision: "deny"},
+		{Kind: ledger.KindDecision, Tool: "fetch", Agent: &ledger.Principal{ID: "agent-2"}, Decision: "allow"},
+	} {
+		if _, err := led.Append(t.Context(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := led.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	x, err := postgres.NewAuditIndex(t.Context(), pool, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	catchUp(t, auditindex.New(auditindex.Options{Ledger: st, Index: x, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}))
+	indexed, scan := newIndexed(t, st, x), newIndexed(t, st, nil)
+	for _, f := range []auditFilter{{User: nul}, {Tool: long}, {Agent: "agent-2"}} {
+		p := human("audrey", "auditor")
+		got, want := allPages(t, indexed, p, f, 50, 1<<30), allPages(t, scan, p, f, 50, 1<<30)
+		if len(want) != 1 || !slices.Equal(got, want) {
+			t.Errorf("filter %.40q: the index found %v, the scan %v", fmt.Sprint(f), got, want)
+		}
+	}
 }
