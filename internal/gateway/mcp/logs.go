@@ -288,15 +288,19 @@ func (g *Gateway) sendLevel(ctx context.Context, u *upstream) {
 		cctx, cancel := context.WithTimeout(ctx, g.o.CallTimeout)
 		err = cs.SetLoggingLevel(cctx, &sdk.SetLoggingLevelParams{Level: want})
 		cancel()
+		// A refusal is remembered like an answer: asked again before every request, an
+		// upstream that cannot follow (or hangs) would hold each of them up to the call
+		// timeout, and answer the same. It is asked again when the level wanted changes or it
+		// reconnects.
+		g.mu.Lock()
+		g.logs.sent[u] = sentLevel{cs: cs, level: want}
+		g.mu.Unlock()
 		if err != nil {
 			// The agent asked the gateway, which answers; an upstream that cannot follow only
 			// logs less.
 			g.log.Warn("upstream log level not set", slog.String("upstream", u.name), slog.String("level", string(want)), slog.Any("error", err))
 			return
 		}
-		g.mu.Lock()
-		g.logs.sent[u] = sentLevel{cs: cs, level: want}
-		g.mu.Unlock()
 	}
 }
 

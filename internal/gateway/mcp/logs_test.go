@@ -4,6 +4,7 @@ package mcp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -457,5 +458,49 @@ func TestRequestLevelSlowUpstream(t *testing.T) {
 	release <- struct{}{}
 	if err := <-hung; err != nil {
 		t.Errorf("the slow upstream's request: %v", err)
+	}
+}
+
+// An upstream that refuses logging/setLevel is asked once per wanted level, not before every
+// request: each ask can wait the call timeout, and the answer will not change.
+func TestRefusedLevelNotAskedAgain(t *testing.T) {
+	var asked atomic.Int32
+	refusing := sdk.NewServer(&sdk.Implementation{Name: "refusing", Version: "1"}, nil)
+	sdk.AddTool(refusing, &sdk.Tool{Name: "work", Description: "Works."}, func(context.Context, *sdk.CallToolRequest, textIn) (*sdk.CallToolResult, any, error) {
+		return textResult("worked"), nil, nil
+	})
+	refusing.AddReceivingMiddleware(func(next sdk.MethodHandler) sdk.MethodHandler {
+		return func(ctx context.Context, method string, req sdk.Request) (sdk.Result, error) {
+			if method == "logging/setLevel" {
+				asked.Add(1)
+				return nil, errors.New("levels are not supported")
+			}
+			return next(ctx, method, req)
+		}
+	})
+	h := newHarnessWith(t, 0, 20*time.Second, memory.New(), harnessConfig{
+		gateway:  func(o *Options) { o.RelayLogs = true },
+		protocol: protocol20260728,
+		// "slow": the name the harness policy allows slow__work for.
+		more: []Upstream{{Name: "slow", NewTransport: func() sdk.Transport {
+			st, ct := sdk.NewInMemoryTransports()
+			if _, err := refusing.Connect(context.Background(), st, nil); err != nil {
+				t.Error(err)
+			}
+			return ct
+		}}},
+	})
+	if _, err := h.cs.ListTools(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	debug := sdk.Meta{sdk.MetaKeyLogLevel: "debug"}
+	for range 3 {
+		r, err := h.cs.CallTool(context.Background(), &sdk.CallToolParams{Name: "slow__work", Arguments: map[string]any{"text": "x"}, Meta: debug})
+		if err != nil || r.IsError {
+			t.Fatalf("call: %v %s", err, resultText(r))
+		}
+	}
+	if n := asked.Load(); n != 1 {
+		t.Fatalf("the refusing upstream was asked for the level %d times in three calls, want once", n)
 	}
 }
