@@ -578,8 +578,9 @@ func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 	// 4. Behaviour: count the call and every window the policy reads (one atomic store call),
 	// read the baseline, raise anomalies.
 	var sig Signals
-	windows := set.Windows(agent.ID, req.Tool)
+	var windows []time.Duration // read only with tracking: the record's counts come from it
 	if g.behavior != nil {
+		windows = set.Windows(agent.ID, req.Tool)
 		sig, err = g.behavior.Observe(ctx, agent.ID, req.Tool, len(req.Params), start, windows)
 		if err != nil {
 			return g.deny(ctx, d, rec, sh, CodeBehavior, fmt.Errorf("behaviour: %w", err), "")
