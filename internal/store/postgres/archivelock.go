@@ -22,17 +22,26 @@ var _ ledger.ArchiveLocker = (*Ledger)(nil)
 // the next one names the holder.
 func (s *Ledger) TryLockArchive(ctx context.Context) (func(), error) {
 	key := archiveLockSpace<<32 | s.lock&0xffffffff
-	conn, err := s.pool.Acquire(ctx)
+	pc, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("postgres archive lock: %w", err)
 	}
+	// Taken out of the pool for as long as the lock is held (the whole archive run), so that the
+	// pool — whose max_conns may be 1 — keeps serving the ledger, the approvals and the archiver's
+	// own queries; closed at the release, which also ends the lock.
+	conn := pc.Hijack()
+	closeConn := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = conn.Close(ctx)
+	}
 	var got bool
 	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", key).Scan(&got); err != nil {
-		conn.Release()
+		closeConn()
 		return nil, fmt.Errorf("postgres archive lock: %w", err)
 	}
 	if !got {
-		conn.Release()
+		closeConn()
 		var holder string
 		err := s.pool.QueryRow(ctx, `SELECT format('PostgreSQL session %s, %s, from %s, since %s', a.pid,
 				COALESCE(NULLIF(a.application_name, ''), 'no application name'), COALESCE(host(a.client_addr), 'a local socket'),
@@ -49,17 +58,5 @@ func (s *Ledger) TryLockArchive(ctx context.Context) (func(), error) {
 	host, _ := os.Hostname()
 	_, _ = conn.Exec(ctx, "SELECT set_config('application_name', $1, false)",
 		fmt.Sprintf("portcullis archiver pid %d on %s since %s", os.Getpid(), host, time.Now().UTC().Format(time.RFC3339)))
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_, err := conn.Exec(ctx, "SELECT pg_advisory_unlock($1)", key)
-		if err == nil {
-			_, err = conn.Exec(ctx, "RESET application_name")
-		}
-		if err != nil {
-			// A session that cannot say it unlocked is closed: its end releases the lock.
-			_ = conn.Conn().Close(ctx)
-		}
-		conn.Release()
-	}, nil
+	return closeConn, nil
 }

@@ -8,6 +8,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/portcullis-ai/portcullis/internal/ledger"
 	"github.com/portcullis-ai/portcullis/internal/store/postgres/pgtest"
@@ -154,4 +157,47 @@ func TestArchiveLock(t *testing.T) {
 		a, b := replicaPair(t)
 		return a, b
 	})
+}
+
+// The archive lock's session is set apart from the pool: a small pool (max_conns: 1 is valid)
+// still serves the ledger, the approvals and the archiver's own queries while it is held.
+func TestArchiveLockLeavesThePool(t *testing.T) {
+	dsn, schema := pgtest.Schema(t)
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	cfg.MaxConns = 1
+	pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	st, err := NewLedger(t.Context(), pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release, err := st.TryLockArchive(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	released := false
+	defer func() { // before pool.Close, which waits for every connection to come back
+		if !released {
+			release()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel()
+	if _, err := st.Size(ctx); err != nil {
+		t.Fatalf("the ledger with the archive lock held: %v", err)
+	}
+	release()
+	released = true
+	again, err := st.TryLockArchive(t.Context())
+	if err != nil {
+		t.Fatalf("the lock was not released: %v", err)
+	}
+	again()
 }
