@@ -390,7 +390,7 @@ func (st *stream) block(w []float32, text string, i int) (int, bool) {
 	acc, cnt, h, word, pos := st.acc, st.cnt, st.h, st.word, st.pos
 	stemEnd := st.stemEnd
 	st.pend = false
-	for j := i; j < len(text); j++ {
+	for j := i; uint(j) < uint(len(text)); j++ { // (uint: the one comparison is also the bounds check)
 		c := streamByte[text[j]]
 		if c == 0 {
 			if !inWordByte(h) {
