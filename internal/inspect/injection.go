@@ -628,7 +628,7 @@ func (a *analysis) scoreSentence(s, e int) {
 		if c&wFirstPerson != 0 && a.word(j) != "me" {
 			firstPerson = true
 		}
-		if a.word(j) == "me" && j > s && a.cls(j-1)&(wTask|wReveal) != 0 {
+		if j > s && a.cls(j-1)&(wTask|wReveal) != 0 && a.word(j) == "me" { // the word last: it costs most
 			meObj = true
 		}
 	}

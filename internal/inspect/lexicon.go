@@ -315,7 +315,8 @@ func tokenize(text string, toks []token) []token {
 				j := i + 1
 				for j < len(text) {
 					// Letters and digits first, in a loop of their own: most words end at a space.
-					for j < len(text) && wordChars[text[j]] {
+					// (uint: the one comparison is also the bounds check)
+					for uint(j) < uint(len(text)) && wordChars[text[j]] {
 						j++
 					}
 					if j >= len(text) {
@@ -353,6 +354,10 @@ func tokenize(text string, toks []token) []token {
 				}
 				newSentence = false
 				i = j
+				if i < len(text) && text[i] == ' ' {
+					// The space after a word: nothing for the switch below, one pass of the loop saved.
+					i++
+				}
 				continue
 			}
 			switch c {

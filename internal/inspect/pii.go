@@ -279,9 +279,19 @@ func afterMonth(before string) bool {
 	if len(w) < 3 || k > 0 && isAlnum(b[k-1]) {
 		return false
 	}
+	return isMonth(w)
+}
+
+// isMonth reports whether w, ASCII letters, is a month's name, abbreviated or whole, in any case.
+func isMonth(w string) bool {
+	if len(w) < 3 {
+		return false
+	}
+	// |0x20 folds the case of an ASCII letter as EqualFold would, without a call per month.
+	a, b1, c := w[0]|0x20, w[1]|0x20, w[2]|0x20
 	for _, m := range months {
-		if strings.EqualFold(w[:3], m) && (len(w) == 3 || len(w) > 3 && strings.EqualFold(w, monthName(m))) {
-			return true
+		if a == m[0] && b1 == m[1] && c == m[2] {
+			return len(w) == 3 || strings.EqualFold(w, monthName(m))
 		}
 	}
 	return false

@@ -91,3 +91,35 @@ func FuzzPIIDetector(f *testing.F) {
 }
 
 func BenchmarkPII(b *testing.B) { benchDetector(b, piiDetector{}) }
+
+// TestIsMonthFoldsLikeEqualFold holds isMonth to its definition with strings.EqualFold per month,
+// over month names and near misses in every case.
+func TestIsMonthFoldsLikeEqualFold(t *testing.T) {
+	ref := func(w string) bool {
+		for _, m := range months {
+			if strings.EqualFold(w[:3], m) && (len(w) == 3 || strings.EqualFold(w, monthName(m))) {
+				return true
+			}
+		}
+		return false
+	}
+	n := 0
+	for _, w := range []string{"jan", "January", "FEB", "february", "Mar", "march", "marc", "marches", "apr", "APRIL", "may", "MAY",
+		"mAy", "jun", "June", "jul", "july", "aug", "August", "sep", "sept", "September", "oct", "October", "nov", "NOVEMBER",
+		"dec", "December", "decembers", "xmar", "mab", "the", "Monday"} {
+		if got, want := isMonth(w), ref(w); got != want {
+			t.Errorf("isMonth(%q) = %v, want %v", w, got, want)
+		}
+		if isMonth(w) {
+			n++
+		}
+	}
+	if n < 20 {
+		t.Fatalf("only %d month names recognised", n)
+	}
+	for s, want := range map[string]bool{"on March ": true, "on mar, ": true, "due 1mar ": false, "on March": false, "on March   ": false, "on Marc ": false} {
+		if got := afterMonth(s); got != want {
+			t.Errorf("afterMonth(%q) = %v, want %v", s, got, want)
+		}
+	}
+}

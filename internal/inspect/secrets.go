@@ -195,11 +195,12 @@ func (secretDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 		// starting at an even i shows its first two bytes there, one at an odd i its second
 		// and third (secretSkip holds both), so every offset whose triple may start a prefix is
 		// tried, in order, with the full test.
-		for j := 0; j+1 < len(s); j += 2 {
-			w := s[j : j+2]
-			if p := uint32(w[0])<<8 | uint32(w[1]); secretSkip[p>>6&1023]&(1<<(p&63)) == 0 {
+		// k is the pair's second byte: indexing by it leaves the compiler no bounds to check.
+		for k := 1; k < len(s); k += 2 {
+			if p := uint32(s[k-1])<<8 | uint32(s[k]); secretSkip[p>>6&1023]&(1<<(p&63)) == 0 {
 				continue
 			}
+			j := k - 1
 			if j > 0 && f.has(s[j-1], s[j], s[j+1]) {
 				try(j - 1)
 			}
@@ -277,9 +278,9 @@ var secretTriples = func() *tripleFilter {
 
 // secretSkip is a bitmap of byte pairs: the first two bytes of every prefix, and its second and
 // third (any pair starting with the second byte of a two-byte prefix). A pair at an even offset
-// outside it rules out prefixes starting there and one byte before.
-var secretSkip = func() *[1024]uint64 {
-	var m [1024]uint64
+// outside it rules out prefixes starting there and one byte before. An array, not a pointer to
+// one: the scan reads it at every pair, and a pointer is one more load and nil check there.
+var secretSkip = func() (m [1024]uint64) {
 	set := func(a, b byte) {
 		p := uint32(a)<<8 | uint32(b)
 		m[p>>6] |= 1 << (p & 63)
@@ -296,7 +297,7 @@ var secretSkip = func() *[1024]uint64 {
 			}
 		}
 	}
-	return &m
+	return m
 }()
 
 // tripleFilter is a set of strings' first three bytes, with false positives: a bitmap of their

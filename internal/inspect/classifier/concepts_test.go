@@ -2,6 +2,7 @@ package classifier
 
 import (
 	"fmt"
+	"math/bits"
 	"strings"
 	"testing"
 )
@@ -60,5 +61,17 @@ func TestConceptLexicon(t *testing.T) {
 		if got := concepts.get(cjkKey(c.pair)); got != c.want {
 			t.Errorf("%q: concept %d, want %d", c.pair, got, c.want)
 		}
+	}
+}
+
+// TestConceptFilterSparse keeps the concept filter sparse as the lexicon grows: a word outside the
+// lexicon that passes it costs Score's byte loop a return and a table lookup.
+func TestConceptFilterSparse(t *testing.T) {
+	set := 0
+	for _, w := range concepts.filter {
+		set += bits.OnesCount64(w)
+	}
+	if frac := float64(set) / float64(len(concepts.filter)*64); frac > 0.04 {
+		t.Fatalf("%.1f%% of the concept filter's bits are set: raise conceptFilterBits", 100*frac)
 	}
 }

@@ -162,7 +162,9 @@ func (m *Model) Level(s Score) Level {
 	return Below
 }
 
-// maxRun is how deep into a run of one repeated stream byte Score still counts n-grams.
+// maxRun is how deep into a run of one repeated stream byte Score still counts n-grams. block
+// tells such a run by the last eight stream bytes not changing at a byte (see there): the
+// constant is the featurizer's definition.
 const maxRun = 8
 
 // windows is Score's ring of the last blocksPerWindow closed blocks and the best window so far.
@@ -192,18 +194,36 @@ func (r *windows) close(st *stream, end int) {
 	}
 }
 
+// score's unrolled sums are for a ring of eight blocks: this fails to compile for another.
+var _ = [1]struct{}{}[blocksPerWindow-8]
+
 // score scores the window of the blocks in the ring, ending at byte end.
 func (r *windows) score(end int) {
+	// The loop over the ring, unrolled (it runs at every block): the sums keep the loop's order,
+	// from zero, slot by slot, so the float32 results are the same to the bit.
 	var s, cs float32
-	var n, cn int32
-	for k := range r.sum {
-		s += r.sum[k]
-		n += r.cnt[k]
-		cs += r.csum[k]
-		cn += r.ccnt[k]
-	}
+	s += r.sum[0]
+	s += r.sum[1]
+	s += r.sum[2]
+	s += r.sum[3]
+	s += r.sum[4]
+	s += r.sum[5]
+	s += r.sum[6]
+	s += r.sum[7]
+	n := r.cnt[0] + r.cnt[1] + r.cnt[2] + r.cnt[3] + r.cnt[4] + r.cnt[5] + r.cnt[6] + r.cnt[7]
 	if n == 0 {
 		return
+	}
+	cn := r.ccnt[0] + r.ccnt[1] + r.ccnt[2] + r.ccnt[3] + r.ccnt[4] + r.ccnt[5] + r.ccnt[6] + r.ccnt[7]
+	if cn > 0 {
+		cs += r.csum[0]
+		cs += r.csum[1]
+		cs += r.csum[2]
+		cs += r.csum[3]
+		cs += r.csum[4]
+		cs += r.csum[5]
+		cs += r.csum[6]
+		cs += r.csum[7]
 	}
 	z := r.bias + float64(s)/math.Sqrt(float64(n))
 	if cn > 0 {
@@ -229,7 +249,11 @@ func (m *Model) Score(text string) Score {
 	var st stream
 	for i := 0; i < len(text); {
 		var closed bool
-		i, closed = st.block(m.w, text, i)
+		if st.pos < ngramStart {
+			i, closed = st.blockStart(m.w, text, i)
+		} else {
+			i, closed = st.block(m.w, text, i)
+		}
 		if st.pend {
 			st.pending(m.w) // before a block closes: the features belong to it
 		}
@@ -238,39 +262,42 @@ func (m *Model) Score(text string) Score {
 			st.acc, st.cnt, st.cacc, st.ccnt = 0, 0, 0, 0
 		}
 	}
-	if st.inWord {
-		st.acc += m.w[bucket(st.word, seedWord)] + m.w[bucket(st.prev*mulHash^st.word, seedPair)]
+	return st.finish(m.w, &r, len(text))
+}
+
+// finish adds the features of a word the text ends in, closes the last, partial block (the last
+// window; a text shorter than a window is one) and returns the best window of a text of n bytes.
+func (st *stream) finish(w []float32, r *windows, n int) Score {
+	if st.inWord() {
+		st.acc += w[bucket(st.word, seedWord)] + w[bucket(st.prev*mulHash^st.word, seedPair)]
 		st.cnt += 2
 		if k := wordConcept(st.word, st.stem, st.pos > st.stemEnd); k != 0 {
-			st.concept(m.w, k, int32(st.pos))
+			st.concept(w, k, int32(st.pos))
 		}
 	}
 	if st.cnt > 0 || st.ccnt > 0 || r.blocks < blocksPerWindow {
-		// The last, partial block closes the last window; a text shorter than a window is one.
 		slot := r.blocks % blocksPerWindow
 		r.sum[slot], r.cnt[slot], r.start[slot] = st.acc, st.cnt, r.blkStart
 		r.csum[slot], r.ccnt[slot] = st.cacc, st.ccnt
 		if r.blocks >= blocksPerWindow {
 			r.blocks++
 		}
-		r.score(len(text))
+		r.score(n)
 	}
 	if r.best.Logit == math.Inf(-1) {
-		return Score{Logit: r.bias, End: len(text)}
+		return Score{Logit: r.bias, End: n}
 	}
 	return r.best
 }
 
 // stream is Score's per-byte state between blocks.
 type stream struct {
-	acc    float32 // the current block's feature sum
-	cnt    int32   // and its feature count
-	h      uint64  // the last 8 stream bytes
-	word   uint64  // hash of the current word
-	prev   uint64  // hash of the previous word (0 at the start)
-	inWord bool    // the last stream byte was no separator
-	pos    int     // stream bytes so far
-	same   int     // how many times in a row the last byte repeated the one before
+	acc  float32 // the current block's feature sum
+	cnt  int32   // and its feature count
+	h    uint64  // the last 8 stream bytes
+	word uint64  // hash of the current word
+	prev uint64  // hash of the previous word (0 at the start)
+	pos  int     // stream bytes so far
 	// stemEnd is the stream position where the current word's stem ends; stem is the hash of the
 	// word up to there.
 	stemEnd int
@@ -285,34 +312,40 @@ type stream struct {
 	con               conceptState
 }
 
-// block advances st over text from byte i until the stream completes a block or text ends, and
-// returns where it stopped and whether a block is complete. The loop works on local copies and
-// calls nothing, so that its state stays in registers: it is the classifier's whole cost.
-func (st *stream) block(w []float32, text string, i int) (int, bool) {
+// inWord reports whether the last stream byte was no separator. The last byte of h is a
+// separator, or 0 before the first stream byte: the only two bytes the mask below takes to
+// sepByte (a stream byte is a lower-case letter, '0' or a byte of 0x80 and above).
+func (st *stream) inWord() bool { return inWordByte(st.h) }
+
+func inWordByte(h uint64) bool { return byte(h)|sepByte != sepByte }
+
+// ngramStart is the stream position from which every stream byte completes a 3-gram and a
+// 5-gram; blockStart takes the stream there, block takes it on.
+const ngramStart = 5
+
+// blockStart is block for the first ngramStart stream bytes, where an n-gram needs as many
+// bytes before it: it stops at the stream byte that completes the first 5-gram.
+func (st *stream) blockStart(w []float32, text string, i int) (int, bool) {
 	w = w[:1<<Bits]
-	acc, cnt, h, word, prev, inWord, pos, same := st.acc, st.cnt, st.h, st.word, st.prev, st.inWord, st.pos, st.same
+	acc, cnt, h, word, prev, pos := st.acc, st.cnt, st.h, st.word, st.prev, st.pos
 	stemEnd, stem := st.stemEnd, st.stem
-	end, closed := len(text), false
+	end := len(text)
 	st.pend = false
-	for k, b := range []byte(text[i:]) {
-		c := streamByte[b]
+	for j := i; j < len(text); j++ {
+		c := streamByte[text[j]]
 		if c == 0 {
-			if !inWord {
+			if !inWordByte(h) {
 				continue // the stream's start, or a run of separators: one separator at most
 			}
-			inWord = false
 			acc += w[bucket(word, seedWord)] + w[bucket(prev*mulHash^word, seedPair)]
 			cnt += 2
 			if concepts.mayHave(word) || pos > stemEnd && concepts.mayHave(stem^stemSalt) {
-				// A word the concept lexicon may hold: looked up outside this loop (see pend).
 				st.pend, st.pword, st.pstem, st.plong, st.ppos = true, word, stem, pos > stemEnd, int32(pos)
 			}
 			prev = word
 			h = h<<8 | sepByte
-			same = 0 // a separator never repeats: runs of them are one
 		} else {
-			if !inWord {
-				inWord = true
+			if !inWordByte(h) {
 				word = fnvOffset
 				stemEnd = pos + stemLen(c)
 			}
@@ -320,38 +353,92 @@ func (st *stream) block(w []float32, text string, i int) (int, bool) {
 			if pos+1 == stemEnd {
 				stem = word
 			}
-			if byte(h) == c {
-				same++
-			} else {
-				same = 0
-			}
 			h = h<<8 | uint64(c)
 			if c >= 0x80 && isCJKPair(h) && concepts.mayHave(h&mask6^cjkSalt) {
 				st.pend, st.pword, st.plong, st.ppos, st.pcjk = true, h&mask6^cjkSalt, false, int32(pos), true
 			}
 		}
+		// No run of one byte is maxRun long yet (see block).
 		pos++
-		if same >= maxRun {
-			// Deep inside a run of one byte: no n-gram (see maxRun).
-		} else if pos >= 5 {
+		if pos >= 5 {
 			acc += w[bucket(h&mask3, seed3)] + w[bucket(h&mask5, seed5)]
 			cnt += 2
 		} else if pos >= 3 {
 			acc += w[bucket(h&mask3, seed3)]
 			cnt++
 		}
-		if pos%Block == 0 {
-			end, closed = i+k+1, true
-			break
-		}
-		if st.pend {
-			end = i + k + 1
+		if st.pend || pos == ngramStart {
+			// Block is no multiple of ngramStart: no block closes here.
+			end = j + 1
 			break
 		}
 	}
-	st.acc, st.cnt, st.h, st.word, st.prev, st.inWord, st.pos, st.same = acc, cnt, h, word, prev, inWord, pos, same
+	st.acc, st.cnt, st.h, st.word, st.prev, st.pos = acc, cnt, h, word, prev, pos
 	st.stemEnd, st.stem = stemEnd, stem
-	return end, closed
+	return end, false
+}
+
+// block advances st over text from byte i until the stream completes a block or text ends, and
+// returns where it stopped and whether a block is complete. It needs st.pos ≥ ngramStart
+// (blockStart). The loop works on local copies and calls nothing, so that its state stays in
+// registers: it is the classifier's whole cost. Its state is kept small for the same reason:
+// whether the stream is inside a word is the last byte of h (inWordByte), and the depth of a
+// run of one byte is not counted: the run is maxRun deep exactly when a byte leaves the last
+// eight stream bytes unchanged (nine equal bytes; separators never repeat).
+func (st *stream) block(w []float32, text string, i int) (int, bool) {
+	w = w[:1<<Bits]
+	acc, cnt, h, word, pos := st.acc, st.cnt, st.h, st.word, st.pos
+	stemEnd := st.stemEnd
+	st.pend = false
+	for j := i; uint(j) < uint(len(text)); j++ { // (uint: the one comparison is also the bounds check)
+		c := streamByte[text[j]]
+		if c == 0 {
+			if !inWordByte(h) {
+				continue // a run of separators: one separator at most
+			}
+			prev := st.prev
+			acc += w[bucket(word, seedWord)] + w[bucket(prev*mulHash^word, seedPair)]
+			st.prev = word
+			h = h<<8 | sepByte
+			acc += w[bucket(h&mask3, seed3)] + w[bucket(h&mask5, seed5)]
+			cnt += 4
+			pos++
+			if concepts.mayHave(word) || pos > stemEnd+1 && concepts.mayHave(st.stem^stemSalt) {
+				// A word the concept lexicon may hold: looked up outside this loop (see pend).
+				st.pend, st.pword, st.pstem, st.plong, st.ppos = true, word, st.stem, pos > stemEnd+1, int32(pos-1)
+			}
+			if pos%Block == 0 || st.pend {
+				st.acc, st.cnt, st.h, st.word, st.pos, st.stemEnd = acc, cnt, h, word, pos, stemEnd
+				return j + 1, pos%Block == 0
+			}
+			continue
+		}
+		if !inWordByte(h) {
+			word = fnvOffset
+			stemEnd = pos + stemLen(c)
+		}
+		word = (word ^ uint64(c)) * fnvPrime
+		pos++
+		if pos == stemEnd {
+			st.stem = word
+		}
+		if hn := h<<8 | uint64(c); hn != h {
+			h = hn
+			acc += w[bucket(h&mask3, seed3)] + w[bucket(h&mask5, seed5)]
+			cnt += 2
+		}
+		if c >= 0x80 && isCJKPair(h) && concepts.mayHave(h&mask6^cjkSalt) {
+			st.pend, st.pword, st.plong, st.ppos, st.pcjk = true, h&mask6^cjkSalt, false, int32(pos-1), true
+			st.acc, st.cnt, st.h, st.word, st.pos, st.stemEnd = acc, cnt, h, word, pos, stemEnd
+			return j + 1, pos%Block == 0
+		}
+		if pos%Block == 0 {
+			st.acc, st.cnt, st.h, st.word, st.pos, st.stemEnd = acc, cnt, h, word, pos, stemEnd
+			return j + 1, true
+		}
+	}
+	st.acc, st.cnt, st.h, st.word, st.pos, st.stemEnd = acc, cnt, h, word, pos, stemEnd
+	return len(text), false
 }
 
 // pending looks up the word (or CJK pair) block stopped at and adds its concept's features.
