@@ -29,6 +29,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
@@ -136,6 +137,8 @@ type Console struct {
 	streams  chan struct{}      // live-queue streams in flight, bounded
 	cop      *http.CrossOriginProtection
 	oidc     *oidcClient // nil: no OIDC sign-in
+	// refused counts the shared sessions this replica could not verify (SessionsRefused).
+	refused atomic.Uint64
 }
 
 // maxStreams bounds the live-queue streams open at once, across sessions.
@@ -176,7 +179,7 @@ func New(o Options) (*Console, error) {
 			return nil, errors.New("console: shared sessions need a session key of at least 32 bytes")
 		}
 		c.grants = ga
-		c.sessions = &sharedSessions{st: o.Sessions, key: o.SessionKey, ttl: o.SessionTTL, idle: o.IdleTimeout, now: o.Now, log: log}
+		c.sessions = &sharedSessions{st: o.Sessions, key: o.SessionKey, ttl: o.SessionTTL, idle: o.IdleTimeout, now: o.Now, refuse: c.refuse}
 	}
 	var err error
 	if o.OIDC != nil {
@@ -320,6 +323,11 @@ func (c *Console) page(h handlerFunc) http.Handler {
 			return
 		}
 		p, err := c.principal(r.Context(), s)
+		if errors.Is(err, errNotHere) {
+			c.refuse(r.Context(), err.Error())
+			c.toLogin(w, r)
+			return
+		}
 		if err != nil {
 			// The key was revoked or its owner is no longer declared: the session ends.
 			c.endSession(r.Context(), s, err)
@@ -352,12 +360,12 @@ func (c *Console) principal(ctx context.Context, s *session) (Principal, error) 
 	switch {
 	case s.oidc != nil:
 		if c.oidc == nil {
-			return Principal{}, errors.New("OIDC sign-in is not configured")
+			return Principal{}, fmt.Errorf("%w: OIDC sign-in is not configured here", errNotHere)
 		}
 		p, err = c.oidc.o.Auth.ConsoleOIDCPrincipal(ctx, *s.oidc)
 	case s.grant != nil:
 		if c.grants == nil {
-			return Principal{}, errors.New("a grant without a session store")
+			return Principal{}, fmt.Errorf("%w: a grant without a session store", errNotHere)
 		}
 		p, err = c.grants.ConsoleGrantPrincipal(ctx, *s.grant, c.o.Now())
 	default:
@@ -368,6 +376,26 @@ func (c *Console) principal(ctx context.Context, s *session) (Principal, error) 
 	}
 	return p, err
 }
+
+// errNotHere: a shared session this replica cannot check (an OIDC sign-in where OIDC is not
+// configured). The person is not signed in here, but the session is not this replica's to end:
+// the replicas that can check it still serve it.
+var errNotHere = errors.New("the session cannot be checked on this replica")
+
+// refuse counts a shared session this replica cannot verify or check (why) and logs the first:
+// every request of that person would log it again, and the counter says how often.
+func (c *Console) refuse(ctx context.Context, why string) {
+	level := slog.LevelDebug
+	if c.refused.Add(1) == 1 {
+		level = slog.LevelWarn
+	}
+	c.log.LogAttrs(ctx, level, "console: a stored session cannot be verified on this replica; it is refused here and left for the replicas that can (a hash key or OIDC configuration that differs between replicas?)",
+		slog.String("why", why))
+}
+
+// SessionsRefused counts the shared sessions this replica refused because it cannot verify
+// them (sealed under another hash key, or an OIDC sign-in where OIDC is not configured).
+func (c *Console) SessionsRefused() uint64 { return c.refused.Load() }
 
 // signIn starts a session for p — holding cred in memory, or g in a shared store — or for the
 // OIDC identity id, sets its cookie and reports true; on false the sign-in page was answered.

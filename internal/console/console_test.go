@@ -56,6 +56,7 @@ type rig struct {
 	engine *approval.Engine
 	led    *ledger.Ledger
 	auth   *fakeAuth
+	c      *Console
 }
 
 const (
@@ -128,7 +129,7 @@ func newRigWith(t *testing.T, tlsOn bool, edit func(o *Options, base string)) *r
 		t.Fatal(err)
 	}
 	c.Register(mux)
-	return &rig{t: t, srv: srv, engine: eng, led: led, auth: auth}
+	return &rig{t: t, srv: srv, engine: eng, led: led, auth: auth, c: c}
 }
 
 // hold opens a pending request for agent's call of tool.

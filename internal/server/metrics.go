@@ -108,6 +108,16 @@ func (m *Metrics) ProposalsLost(n func() uint64) {
 		func() float64 { return float64(n()) }))
 }
 
+// ConsoleSessionsRefused exports the shared console sessions this replica refused because it
+// cannot verify them, portcullis_console_sessions_refused_total: sealed under another hash key
+// or signed in through OIDC where it is not configured. Above zero, the replicas' configurations
+// differ; the sessions are left for the replicas that verify them.
+func (m *Metrics) ConsoleSessionsRefused(n func() uint64) {
+	m.register(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "portcullis_console_sessions_refused_total",
+		Help: "Shared console sessions this replica cannot verify (another hash key, or OIDC not configured here): refused here, left for the replicas that can."},
+		func() float64 { return float64(n()) }))
+}
+
 // countsCollector exports running totals kept elsewhere as one counter per label value.
 type countsCollector struct {
 	desc   *prometheus.Desc
