@@ -421,7 +421,7 @@ type auditData struct {
 }
 
 func (c *Console) auditPage(w http.ResponseWriter, r *http.Request, s *session, p Principal) {
-	d := auditData{Banner: c.banner(r.Context()), Kinds: ledger.Kinds, Budget: "200,000"}
+	d := auditData{Banner: c.banner(r.Context()), Kinds: ledger.Kinds, Budget: grouped(scanBudget)}
 	f, err := readAuditFilter(r, c.o.Now())
 	d.F = f
 	if f.Session != "" && p.readsAll() {

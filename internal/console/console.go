@@ -28,6 +28,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -212,6 +213,9 @@ func parsePages(base string) (map[string]*template.Template, error) {
 		"findings": findingKinds,
 		"seg":      url.PathEscape,
 		"rows":     func(title, id string, rows []row) rowList { return rowList{title, id, rows} },
+		// statsBudget as people read it: the pages say how far back they read from the
+		// constant itself, so a new budget needs no edit of the pages.
+		"statsBudget": func() string { return grouped(statsBudget) },
 	}
 	names, err := fs.Glob(templateFS, "templates/*.html")
 	if err != nil {
@@ -441,6 +445,20 @@ func (c *Console) toLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, c.o.Path+"/login", http.StatusSeeOther)
+}
+
+// grouped writes n (not negative) with its thousands grouped, as the pages show counts:
+// 200000 is "200,000".
+func grouped(n int) string {
+	s := strconv.Itoa(n)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
 }
 
 // rowList is a titled table of records (the agent page's sections).

@@ -526,3 +526,22 @@ func TestOverviewCountsWhatThePersonMaySee(t *testing.T) {
 		t.Fatalf("bob's overview:\n%s", body)
 	}
 }
+
+// The pages say how many records a search or a statistic reads from the budgets themselves.
+func TestBudgetsShownFromTheirConstants(t *testing.T) {
+	for n, want := range map[int]string{0: "0", 7: "7", 999: "999", 1000: "1,000", 65536: "65,536", 200000: "200,000", 1234567: "1,234,567"} {
+		if got := grouped(n); got != want {
+			t.Errorf("grouped(%d) = %q, want %q", n, got, want)
+		}
+	}
+	r := newRig(t, false)
+	now := time.Now()
+	for i := range pageSize + 5 {
+		r.appendDecision("agent-a", "fetch", "allow", now.Add(time.Duration(i)*time.Millisecond))
+	}
+	c := r.signIn(keyAuditor)
+	_, body, _ := r.get(c, "/console/audit?q=fetch")
+	if want := "at most " + grouped(scanBudget) + " records a page"; !strings.Contains(body, want) {
+		t.Fatalf("the audit page of a scanned search does not say %q:\n%.2000s", want, body)
+	}
+}
