@@ -290,7 +290,7 @@ func TestIndexAfterPruning(t *testing.T) {
 	}); err != nil || to == 0 {
 		t.Fatalf("no checkpoint in the second block: %v", err)
 	}
-	if _, err := ledger.ArchiveAndPrune(t.Context(), st, filepath.Join(dir, "archive"), to, ledger.VerifyOptions{Keys: keys.Public}); err != nil {
+	if _, err := ledger.ApplyRetention(t.Context(), st, filepath.Join(dir, "archive"), ledger.Retention{}, to, to, time.Now(), ledger.VerifyOptions{Keys: keys.Public}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ix.Step(t.Context()); err != nil {
