@@ -335,6 +335,9 @@ func (a *App) consoleRoutes(cfg *config.Config, verifiers note.Verifiers, hashKe
 	if err != nil {
 		return nil, err
 	}
+	if a.stores.console != nil {
+		a.metrics.ConsoleSessionsRefused(c.SessionsRefused)
+	}
 	return c.Register, nil
 }
 

@@ -76,6 +76,10 @@ type State struct {
 	Last []byte
 	// Skipped counts the records that could not be decoded, and so are not in the index.
 	Skipped uint64
+	// Generation counts the index's resets. What a writer learnt of the stored rows (which
+	// terms a block holds) is true of one generation only: another replica may have emptied and
+	// rebuilt the index since, up to the same watermark, from other records.
+	Generation uint64
 }
 
 // Posting is one term's records in one block.
@@ -107,9 +111,13 @@ type Batch struct {
 	Stored map[Term]bool
 }
 
-// ErrConflict: the stored watermark is not where the writer started (another replica's indexer
-// wrote the batch first). Nothing was written.
+// ErrConflict: the stored watermark or generation is not where the writer started (another
+// replica's indexer wrote the batch first, or rebuilt the index). Nothing was written.
 var ErrConflict = errors.New("audit index: the watermark moved")
+
+// ErrDamaged: a stored posting row cannot be read (Decode). The index can be rebuilt from the
+// ledger; an Indexer that meets it on a write resets the index and does so.
+var ErrDamaged = errors.New("audit index: malformed posting")
 
 // Reader is the index as a search reads it.
 type Reader interface {
@@ -128,12 +136,13 @@ type Reader interface {
 // PostgreSQL (internal/store/...).
 type Store interface {
 	Reader
-	// Write commits b in one transaction if the stored watermark is still from; otherwise it
-	// fails with ErrConflict and writes nothing. Writers of the same range are serialised (one
+	// Write commits b in one transaction if the stored watermark is still from and the stored
+	// generation still b.State.Generation; otherwise it fails with ErrConflict and writes
+	// nothing. A stored posting it cannot merge with fails it with an error wrapping ErrDamaged. Writers of the same range are serialised (one
 	// replica's indexer at a time), and a batch merges by union, so writing one twice changes
 	// nothing.
 	Write(ctx context.Context, from uint64, b *Batch) error
-	// Reset empties the index (the watermark back to 0).
+	// Reset empties the index (the watermark back to 0) and moves the generation on.
 	Reset(ctx context.Context) error
 	// Drop removes the rows of blocks below block (records pruned by retention).
 	Drop(ctx context.Context, block uint64) error

@@ -40,14 +40,15 @@ type Indexer struct {
 	log *slog.Logger
 	// dropped is the block below which this indexer has removed pruned rows.
 	dropped uint64
-	// wrote is the watermark after this indexer's last batch, and stored the terms it has
-	// written of that watermark's block: while the watermark is still there, the next batch's
-	// store knows which of its rows exist without looking each up.
-	wrote  uint64
-	stored map[Term]bool
+	// wrote and gen are the watermark and generation after this indexer's last batch, and
+	// stored the terms it has written of that watermark's block: while the watermark is still
+	// there in the same generation, the next batch's store knows which of its rows exist
+	// without looking each up.
+	wrote, gen uint64
+	stored     map[Term]bool
 
-	indexed, skipped, failures atomic.Uint64
-	watermark                  atomic.Uint64
+	indexed, skipped, failures, rebuilds atomic.Uint64
+	watermark                            atomic.Uint64
 }
 
 // New returns an indexer; Run runs it.
@@ -64,14 +65,16 @@ func New(o Options) *Indexer {
 	return &Indexer{o: o, log: o.Logger}
 }
 
-// Stats are the indexer's counters since it started, and its watermark.
+// Stats are the indexer's counters since it started, and its watermark. Rebuilds counts the
+// times it emptied the index to build it again (a torn tail, a record replaced, a damaged row).
 type Stats struct {
-	Indexed, Skipped, Failures, Watermark uint64
+	Indexed, Skipped, Failures, Rebuilds, Watermark uint64
 }
 
 // Stats returns the counters.
 func (ix *Indexer) Stats() Stats {
-	return Stats{Indexed: ix.indexed.Load(), Skipped: ix.skipped.Load(), Failures: ix.failures.Load(), Watermark: ix.watermark.Load()}
+	return Stats{Indexed: ix.indexed.Load(), Skipped: ix.skipped.Load(), Failures: ix.failures.Load(),
+		Rebuilds: ix.rebuilds.Load(), Watermark: ix.watermark.Load()}
 }
 
 // Run indexes until ctx ends: batch after batch while records wait, then every Interval. A
@@ -104,7 +107,11 @@ func (ix *Indexer) Run(ctx context.Context) {
 var errEnough = errors.New("enough")
 
 // Step indexes one batch of the records after the watermark and returns how many it read.
-func (ix *Indexer) Step(ctx context.Context) (int, error) {
+func (ix *Indexer) Step(ctx context.Context) (int, error) { return ix.step(ctx, true) }
+
+// step is Step; mayReset is false for the batch right after a reset, which never resets again
+// (an empty index holds nothing damaged: what goes wrong then is reported, not looped on).
+func (ix *Indexer) step(ctx context.Context, mayReset bool) (int, error) {
 	st, err := ix.o.Index.State(ctx)
 	if err != nil {
 		return 0, err
@@ -119,7 +126,7 @@ func (ix *Indexer) Step(ctx context.Context) (int, error) {
 	}
 	if size < st.Next {
 		// The log is shorter than what was indexed: a torn tail was trimmed.
-		return ix.reset(ctx, fmt.Sprintf("the ledger has %d records, the index covers %d", size, st.Next))
+		return ix.reset(ctx, mayReset, fmt.Sprintf("the ledger has %d records, the index covers %d", size, st.Next))
 	}
 	// Records retention pruned before they were indexed are not indexed at all.
 	start := max(st.Next, base)
@@ -171,7 +178,7 @@ func (ix *Indexer) Step(ctx context.Context) (int, error) {
 		return nil
 	})
 	if errors.Is(err, errReplaced) {
-		return ix.reset(ctx, fmt.Sprintf("record %d is not the one indexed", st.Next-1))
+		return ix.reset(ctx, mayReset, fmt.Sprintf("record %d is not the one indexed", st.Next-1))
 	}
 	if err != nil && !errors.Is(err, errEnough) {
 		return 0, err
@@ -182,7 +189,7 @@ func (ix *Indexer) Step(ctx context.Context) (int, error) {
 	if n == 0 {
 		return 0, nil
 	}
-	if ix.stored != nil && ix.wrote == st.Next && st.Next%BlockSize != 0 {
+	if ix.stored != nil && ix.wrote == st.Next && ix.gen == st.Generation && st.Next%BlockSize != 0 {
 		b.Stored = ix.stored
 	}
 	err = ix.o.Index.Write(ctx, st.Next, &b)
@@ -192,6 +199,9 @@ func (ix *Indexer) Step(ctx context.Context) (int, error) {
 	switch {
 	case errors.Is(err, ErrConflict):
 		return n, nil // another replica indexed it: read the watermark again
+	case errors.Is(err, ErrDamaged):
+		// Every batch into that block would fail on the row: the index is built again.
+		return ix.reset(ctx, mayReset, err.Error())
 	case err != nil:
 		return 0, err
 	}
@@ -206,7 +216,7 @@ var errReplaced = errors.New("replaced")
 // remember keeps the terms written of the block the new watermark is in, when it knows them
 // all: this batch began the block, or the batch before it knew them too.
 func (ix *Indexer) remember(start uint64, b *Batch) {
-	ix.wrote = b.State.Next
+	ix.wrote, ix.gen = b.State.Next, b.State.Generation
 	switch {
 	case b.State.Next%BlockSize == 0:
 		ix.stored = map[Term]bool{} // the next batch begins a block
@@ -224,14 +234,18 @@ func (ix *Indexer) remember(start uint64, b *Batch) {
 	}
 }
 
-// reset empties the index and indexes its first batch again.
-func (ix *Indexer) reset(ctx context.Context, why string) (int, error) {
+// reset empties the index and indexes its first batch again; logged and counted.
+func (ix *Indexer) reset(ctx context.Context, may bool, why string) (int, error) {
+	if !may {
+		return 0, fmt.Errorf("audit index: the index needs rebuilding again right after a rebuild: %s", why)
+	}
 	ix.log.LogAttrs(ctx, slog.LevelWarn, "audit index: rebuilding the index", slog.String("why", why))
-	ix.dropped = 0
+	ix.rebuilds.Add(1)
+	ix.dropped, ix.stored = 0, nil
 	if err := ix.o.Index.Reset(ctx); err != nil {
 		return 0, err
 	}
-	return ix.Step(ctx)
+	return ix.step(ctx, false)
 }
 
 // drop removes the rows of blocks retention has pruned whole; it returns where the log begins.

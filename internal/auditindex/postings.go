@@ -2,7 +2,6 @@ package auditindex
 
 import (
 	"encoding/binary"
-	"errors"
 	"math/bits"
 )
 
@@ -15,8 +14,6 @@ const (
 	formBitmap = 1
 	bitmapLen  = BlockSize / 8
 )
-
-var errPosting = errors.New("audit index: malformed posting")
 
 // Encode returns the blob of offs (ascending, distinct, below BlockSize).
 func Encode(offs []uint16) []byte {
@@ -40,12 +37,12 @@ func Encode(offs []uint16) []byte {
 // Decode appends the offsets of blob to dst, ascending.
 func Decode(dst []uint16, blob []byte) ([]uint16, error) {
 	if len(blob) == 0 {
-		return dst, errPosting
+		return dst, ErrDamaged
 	}
 	switch blob[0] {
 	case formBitmap:
 		if len(blob) != 1+bitmapLen {
-			return dst, errPosting
+			return dst, ErrDamaged
 		}
 		for i, w := range blob[1:] {
 			for w != 0 {
@@ -59,18 +56,18 @@ func Decode(dst []uint16, blob []byte) ([]uint16, error) {
 		for b := blob[1:]; len(b) > 0; {
 			d, n := binary.Uvarint(b)
 			if n <= 0 || d == 0 || d > BlockSize {
-				return dst, errPosting
+				return dst, ErrDamaged
 			}
 			prev += int(d)
 			if prev >= BlockSize {
-				return dst, errPosting
+				return dst, ErrDamaged
 			}
 			dst = append(dst, uint16(prev))
 			b = b[n:]
 		}
 		return dst, nil
 	}
-	return dst, errPosting
+	return dst, ErrDamaged
 }
 
 // Merge returns the union of two ascending offset lists.

@@ -157,12 +157,14 @@ func (c *Console) queueEvents(w http.ResponseWriter, r *http.Request, s *session
 			if live, err := c.sessions.alive(r.Context(), s); err != nil || !live {
 				return // signed out, expired, or the store cannot say: the stream ends
 			}
-			if np, err := c.principal(r.Context(), s); err != nil {
-				c.endSession(r.Context(), s, err)
+			np, err := c.principal(r.Context(), s)
+			if err != nil {
+				if !errors.Is(err, errNotHere) { // not this replica's to end
+					c.endSession(r.Context(), s, err)
+				}
 				return
-			} else {
-				p = np
 			}
+			p = np
 			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil || rc.Flush() != nil {
 				return
 			}

@@ -230,7 +230,14 @@ func (c *Console) search(ctx context.Context, p Principal, f auditFilter, limit,
 		// The page filled up right at the watermark: the index's records come next.
 		return out, out[len(out)-1].Seq, nil
 	}
-	return c.searchIndex(ctx, p, f, q, wm, out, limit, budget-read)
+	res, next, err := c.searchIndex(ctx, p, f, q, wm, out, limit, budget-read)
+	if err != nil && ctx.Err() == nil {
+		// A row that cannot be read (auditindex.ErrDamaged, until the indexer rebuilds) or an
+		// index that stopped answering: the search is still the bounded scan.
+		c.log.LogAttrs(ctx, slog.LevelWarn, "console: the audit index cannot be read; scanning", slog.Any("error", err))
+		res, next, _, err = c.scan(ctx, p, f, 0, hi, limit, budget)
+	}
+	return res, next, err
 }
 
 // recordChunk bounds the records read by one query of the index's candidates.
@@ -421,7 +428,7 @@ type auditData struct {
 }
 
 func (c *Console) auditPage(w http.ResponseWriter, r *http.Request, s *session, p Principal) {
-	d := auditData{Banner: c.banner(r.Context()), Kinds: ledger.Kinds, Budget: "200,000"}
+	d := auditData{Banner: c.banner(r.Context()), Kinds: ledger.Kinds, Budget: grouped(scanBudget)}
 	f, err := readAuditFilter(r, c.o.Now())
 	d.F = f
 	if f.Session != "" && p.readsAll() {

@@ -28,7 +28,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
@@ -136,6 +138,8 @@ type Console struct {
 	streams  chan struct{}      // live-queue streams in flight, bounded
 	cop      *http.CrossOriginProtection
 	oidc     *oidcClient // nil: no OIDC sign-in
+	// refused counts the shared sessions this replica could not verify (SessionsRefused).
+	refused atomic.Uint64
 }
 
 // maxStreams bounds the live-queue streams open at once, across sessions.
@@ -176,7 +180,7 @@ func New(o Options) (*Console, error) {
 			return nil, errors.New("console: shared sessions need a session key of at least 32 bytes")
 		}
 		c.grants = ga
-		c.sessions = &sharedSessions{st: o.Sessions, key: o.SessionKey, ttl: o.SessionTTL, idle: o.IdleTimeout, now: o.Now, log: log}
+		c.sessions = &sharedSessions{st: o.Sessions, key: o.SessionKey, ttl: o.SessionTTL, idle: o.IdleTimeout, now: o.Now, refuse: c.refuse}
 	}
 	var err error
 	if o.OIDC != nil {
@@ -209,6 +213,9 @@ func parsePages(base string) (map[string]*template.Template, error) {
 		"findings": findingKinds,
 		"seg":      url.PathEscape,
 		"rows":     func(title, id string, rows []row) rowList { return rowList{title, id, rows} },
+		// statsBudget as people read it: the pages say how far back they read from the
+		// constant itself, so a new budget needs no edit of the pages.
+		"statsBudget": func() string { return grouped(statsBudget) },
 	}
 	names, err := fs.Glob(templateFS, "templates/*.html")
 	if err != nil {
@@ -320,6 +327,11 @@ func (c *Console) page(h handlerFunc) http.Handler {
 			return
 		}
 		p, err := c.principal(r.Context(), s)
+		if errors.Is(err, errNotHere) {
+			c.refuse(r.Context(), err.Error())
+			c.toLogin(w, r)
+			return
+		}
 		if err != nil {
 			// The key was revoked or its owner is no longer declared: the session ends.
 			c.endSession(r.Context(), s, err)
@@ -352,12 +364,12 @@ func (c *Console) principal(ctx context.Context, s *session) (Principal, error) 
 	switch {
 	case s.oidc != nil:
 		if c.oidc == nil {
-			return Principal{}, errors.New("OIDC sign-in is not configured")
+			return Principal{}, fmt.Errorf("%w: OIDC sign-in is not configured here", errNotHere)
 		}
 		p, err = c.oidc.o.Auth.ConsoleOIDCPrincipal(ctx, *s.oidc)
 	case s.grant != nil:
 		if c.grants == nil {
-			return Principal{}, errors.New("a grant without a session store")
+			return Principal{}, fmt.Errorf("%w: a grant without a session store", errNotHere)
 		}
 		p, err = c.grants.ConsoleGrantPrincipal(ctx, *s.grant, c.o.Now())
 	default:
@@ -368,6 +380,26 @@ func (c *Console) principal(ctx context.Context, s *session) (Principal, error) 
 	}
 	return p, err
 }
+
+// errNotHere: a shared session this replica cannot check (an OIDC sign-in where OIDC is not
+// configured). The person is not signed in here, but the session is not this replica's to end:
+// the replicas that can check it still serve it.
+var errNotHere = errors.New("the session cannot be checked on this replica")
+
+// refuse counts a shared session this replica cannot verify or check (why) and logs the first:
+// every request of that person would log it again, and the counter says how often.
+func (c *Console) refuse(ctx context.Context, why string) {
+	level := slog.LevelDebug
+	if c.refused.Add(1) == 1 {
+		level = slog.LevelWarn
+	}
+	c.log.LogAttrs(ctx, level, "console: a stored session cannot be verified on this replica; it is refused here and left for the replicas that can (a hash key or OIDC configuration that differs between replicas?)",
+		slog.String("why", why))
+}
+
+// SessionsRefused counts the shared sessions this replica refused because it cannot verify
+// them (sealed under another hash key, or an OIDC sign-in where OIDC is not configured).
+func (c *Console) SessionsRefused() uint64 { return c.refused.Load() }
 
 // signIn starts a session for p — holding cred in memory, or g in a shared store — or for the
 // OIDC identity id, sets its cookie and reports true; on false the sign-in page was answered.
@@ -413,6 +445,20 @@ func (c *Console) toLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, c.o.Path+"/login", http.StatusSeeOther)
+}
+
+// grouped writes n (not negative) with its thousands grouped, as the pages show counts:
+// 200000 is "200,000".
+func grouped(n int) string {
+	s := strconv.Itoa(n)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
 }
 
 // rowList is a titled table of records (the agent page's sections).

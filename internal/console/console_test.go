@@ -56,6 +56,7 @@ type rig struct {
 	engine *approval.Engine
 	led    *ledger.Ledger
 	auth   *fakeAuth
+	c      *Console
 }
 
 const (
@@ -128,7 +129,7 @@ func newRigWith(t *testing.T, tlsOn bool, edit func(o *Options, base string)) *r
 		t.Fatal(err)
 	}
 	c.Register(mux)
-	return &rig{t: t, srv: srv, engine: eng, led: led, auth: auth}
+	return &rig{t: t, srv: srv, engine: eng, led: led, auth: auth, c: c}
 }
 
 // hold opens a pending request for agent's call of tool.
@@ -523,5 +524,24 @@ func TestOverviewCountsWhatThePersonMaySee(t *testing.T) {
 	_, body, _ = r.get(r.signIn(keyBob), "/console/overview")
 	if strings.Contains(body, "delete_file") || !strings.Contains(body, "<code>wire</code>") || !strings.Contains(body, `id="pending">0<`) {
 		t.Fatalf("bob's overview:\n%s", body)
+	}
+}
+
+// The pages say how many records a search or a statistic reads from the budgets themselves.
+func TestBudgetsShownFromTheirConstants(t *testing.T) {
+	for n, want := range map[int]string{0: "0", 7: "7", 999: "999", 1000: "1,000", 65536: "65,536", 200000: "200,000", 1234567: "1,234,567"} {
+		if got := grouped(n); got != want {
+			t.Errorf("grouped(%d) = %q, want %q", n, got, want)
+		}
+	}
+	r := newRig(t, false)
+	now := time.Now()
+	for i := range pageSize + 5 {
+		r.appendDecision("agent-a", "fetch", "allow", now.Add(time.Duration(i)*time.Millisecond))
+	}
+	c := r.signIn(keyAuditor)
+	_, body, _ := r.get(c, "/console/audit?q=fetch")
+	if want := "at most " + grouped(scanBudget) + " records a page"; !strings.Contains(body, want) {
+		t.Fatalf("the audit page of a scanned search does not say %q:\n%.2000s", want, body)
 	}
 }

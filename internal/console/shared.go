@@ -7,10 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
-
-	"github.com/portcullis-ai/portcullis/internal/approval"
 )
 
 // SessionStore keeps signed-in sessions where every replica reads them (store/postgres,
@@ -54,17 +51,22 @@ type GrantAuthenticator interface {
 	ConsoleGrantPrincipal(ctx context.Context, g Grant, now time.Time) (Principal, error)
 }
 
-// storedSession is a session's data in a SessionStore. The principal at sign-in is kept for
-// what the store's reader sees (who, which role and scopes); every request checks the grant
-// again and acts on that answer, never on the stored one.
+// storedSession is a session's data in a SessionStore: how to check its person again (Grant or
+// OIDC) and who they were at sign-in (Approver.ID, which a re-check must still name). Role,
+// scopes and the like are not kept: every request checks the grant again and acts on that
+// answer, so a stored copy could only go stale. Rows written when the whole approval.Approver
+// and the role were kept still read: the extra fields are ignored.
 type storedSession struct {
-	V        int               `json:"v"`
-	Approver approval.Approver `json:"approver"`
-	Role     Role              `json:"role"`
-	Grant    *Grant            `json:"grant,omitempty"`
-	OIDC     *OIDCIdentity     `json:"oidc,omitempty"`
-	Created  time.Time         `json:"created"`
-	Expires  time.Time         `json:"expires"`
+	V        int `json:"v"`
+	Approver struct {
+		ID string
+	} `json:"approver"`
+	Grant   *Grant        `json:"grant,omitempty"`
+	OIDC    *OIDCIdentity `json:"oidc,omitempty"`
+	Created time.Time     `json:"created"`
+	// Expires is the signing-in replica's absolute deadline, kept so that a replica configured
+	// with a longer session_ttl does not stretch it.
+	Expires time.Time `json:"expires"`
 }
 
 const storedSessionVersion = 1
@@ -76,7 +78,8 @@ type sharedSessions struct {
 	key       []byte // Options.SessionKey
 	ttl, idle time.Duration
 	now       func() time.Time
-	log       *slog.Logger
+	// refuse counts (and logs) a stored session this replica cannot verify.
+	refuse func(ctx context.Context, why string)
 }
 
 // DeriveSessionKey derives the key that authenticates stored sessions from key material the
@@ -126,8 +129,9 @@ func (ss *sharedSessions) create(ctx context.Context, s *session) error {
 		return errors.New("console: a shared session needs a grant or an OIDC identity")
 	}
 	exp := s.created.Add(ss.ttl)
-	data, err := json.Marshal(storedSession{V: storedSessionVersion, Approver: s.principal.Approver, Role: s.principal.Role,
-		Grant: s.grant, OIDC: s.oidc, Created: s.created, Expires: exp})
+	st := storedSession{V: storedSessionVersion, Grant: s.grant, OIDC: s.oidc, Created: s.created, Expires: exp}
+	st.Approver.ID = s.principal.Approver.ID
+	data, err := json.Marshal(st)
 	if err != nil {
 		return err
 	}
@@ -151,12 +155,21 @@ func (ss *sharedSessions) read(ctx context.Context, key [sha256.Size]byte, idle 
 		return nil, nil
 	}
 	data, ok := ss.open(key, sealed)
+	if !ok {
+		// Not sealed with this replica's key: a session made up or moved in the store, or one
+		// a replica with another hash key wrote (mid-rotation, misconfigured). Nobody is signed
+		// in by it here; but a forgery and another key's session look alike, so it is left in
+		// place — deleting it would sign a person out of the replicas that verify it. The
+		// store's own deadlines collect it.
+		ss.refuse(ctx, "its seal does not verify under this replica's key")
+		return nil, nil
+	}
 	var st storedSession
-	if !ok || json.Unmarshal(data, &st) != nil || st.V != storedSessionVersion || (st.Grant == nil && st.OIDC == nil) {
-		// Not a session a replica wrote (made up or moved in the store, or another key's):
-		// nobody is signed in by it.
-		ss.log.LogAttrs(ctx, slog.LevelWarn, "console: a stored session failed its check and was removed", slog.Bool("mac_ok", ok))
-		return nil, ss.st.Delete(ctx, key)
+	if json.Unmarshal(data, &st) != nil || st.V != storedSessionVersion || (st.Grant == nil && st.OIDC == nil) {
+		// Sealed with this key, so a replica wrote it, in a form this one does not read (a
+		// newer version): not signed in here, and not this replica's to end.
+		ss.refuse(ctx, "its form is not one this replica reads")
+		return nil, nil
 	}
 	// The absolute lifetime is this replica's, counted on its clock, whatever the stored
 	// deadline says.

@@ -136,3 +136,138 @@ func TestOIDCCallbackAtAnotherReplica(t *testing.T) {
 		t.Fatalf("%d sessions stored, want 1", len(st.m))
 	}
 }
+
+// A replica whose hash key differs from the one that signed a person in (mid-rotation, or
+// misconfigured) cannot verify the stored session: it treats the person as not signed in there,
+// counts it, and leaves the row to the replicas that verify it — it must not sign them out of
+// every replica.
+func TestSharedSessionOfAnotherKeyIsLeftInPlace(t *testing.T) {
+	st := &keptStore{m: map[[sha256.Size]byte][]byte{}}
+	replica := func(hashKey string) *rig {
+		return newRigWith(t, false, func(o *Options, _ string) {
+			o.Auth = grantAuth{o.Auth.(*fakeAuth)}
+			o.Sessions, o.SessionKey = st, DeriveSessionKey([]byte(hashKey))
+		})
+	}
+	a, b := replica("a ledger hash key of thirty-two bytes"), replica("another hash key, of thirty-two bytes")
+	c := a.signIn(keyAlice)
+	refusedAndLeft(t, st, a, b, c, 3)
+}
+
+// A replica without OIDC configured cannot check an OIDC session again: it does not end it for
+// the replicas that can.
+func TestOIDCSessionAtAReplicaWithoutOIDC(t *testing.T) {
+	p := newProvider(t)
+	st := &keptStore{m: map[[sha256.Size]byte][]byte{}}
+	key := DeriveSessionKey([]byte("a ledger hash key of thirty-two bytes"))
+	auth := &fakeOIDCAuth{fakeAuth{m: map[string]Principal{"alice-sub": human("idp#alice-sub", "approver", all)}}}
+	a := newRigWith(t, false, func(o *Options, base string) {
+		o.Auth = grantAuth{o.Auth.(*fakeAuth)}
+		o.Sessions, o.SessionKey = st, key
+		o.OIDC = &OIDCOptions{Issuer: p.URL(), ClientID: oidctest.ClientID, ClientSecret: oidctest.ClientSecret,
+			RedirectURL: base + "/console/oidc/callback", Auth: auth}
+	})
+	b := newRigWith(t, false, func(o *Options, _ string) {
+		o.Auth = grantAuth{o.Auth.(*fakeAuth)}
+		o.Sessions, o.SessionKey = st, key
+	})
+	c := a.client()
+	resp, err := c.Get(a.srv.URL + "/console/oidc/start")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp, err = c.Get(resp.Header.Get("Location")); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	cb := resp.Header.Get("Location")
+	if resp, err = c.Get(cb); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if code, _, _ := a.get(c, "/console/approvals"); code != http.StatusOK {
+		t.Fatalf("signed in through OIDC: %d", code)
+	}
+	refusedAndLeft(t, st, a, b, c, 1)
+}
+
+// refusedAndLeft checks that replica b, reached n times with the session c signed in at a,
+// refuses it each time without ending it: the row stays, a still serves it, and b counts it.
+func refusedAndLeft(t *testing.T, st *keptStore, a, b *rig, c *http.Client, n int) {
+	t.Helper()
+	// One public address: the cookie goes to both replicas.
+	c.Jar.SetCookies(mustURL(t, b.srv.URL+"/console/"), c.Jar.Cookies(mustURL(t, a.srv.URL+"/console/")))
+	for range n {
+		if code, _, hdr := b.get(c, "/console/approvals"); code != http.StatusSeeOther || hdr.Get("Location") != "/console/login" {
+			t.Fatalf("at the replica that cannot verify the session: %d %s, want a redirect to sign in", code, hdr.Get("Location"))
+		}
+	}
+	if len(st.m) != 1 {
+		t.Fatalf("%d sessions stored after a replica that cannot verify it read it, want 1 (left in place)", len(st.m))
+	}
+	if code, _, _ := a.get(c, "/console/approvals"); code != http.StatusOK {
+		t.Fatalf("at the replica that signed the person in, after the other read the session: %d", code)
+	}
+	if got := b.c.SessionsRefused(); got != uint64(n) {
+		t.Fatalf("SessionsRefused at the replica that cannot verify = %d, want %d", got, n)
+	}
+	if got := a.c.SessionsRefused(); got != 0 {
+		t.Fatalf("SessionsRefused at the replica that verifies the session = %d, want 0", got)
+	}
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// A stored session keeps how to check its person again and who they were, not their role or
+// scopes: those come from the grant on every request. A row of the earlier form, which kept
+// them, still reads — and its stored role never wins over the grant's.
+func TestSharedSessionKeepsNoRoleOrScopes(t *testing.T) {
+	st := &keptStore{m: map[[sha256.Size]byte][]byte{}}
+	key := DeriveSessionKey([]byte("a ledger hash key of thirty-two bytes"))
+	r := newRigWith(t, false, func(o *Options, _ string) {
+		o.Auth = grantAuth{o.Auth.(*fakeAuth)}
+		o.Sessions, o.SessionKey = st, key
+	})
+	r.signIn(keyBob)
+	if len(st.m) != 1 {
+		t.Fatalf("%d sessions stored", len(st.m))
+	}
+	for _, sealed := range st.m {
+		data := string(sealed[sha256.Size:])
+		for _, field := range []string{`"role"`, `"Scopes"`, `"Kind"`, `"Name"`} {
+			if strings.Contains(data, field) {
+				t.Errorf("the stored session keeps %s, which no reader uses: %s", field, data)
+			}
+		}
+		if !strings.Contains(data, `"approver":{"ID":"bob"}`) {
+			t.Errorf("the stored session does not name who signed in: %s", data)
+		}
+	}
+
+	// A row of the earlier form for bob's grant, claiming admin of everything.
+	token := "an-earlier-replica's-session"
+	k := sha256.Sum256([]byte(token))
+	now := time.Now()
+	old := `{"v":1,"approver":{"ID":"bob","Name":"","Kind":1,"Scopes":[{"agents":[".*"],"tools":[".*"]}]},"role":"admin",` +
+		`"grant":{"key_id":"id-` + keyBob + `"},"created":"` + now.Format(time.RFC3339Nano) + `","expires":"` + now.Add(time.Hour).Format(time.RFC3339Nano) + `"}`
+	ss := &sharedSessions{key: key}
+	st.m[k] = ss.seal(k, []byte(old))
+	r.hold("agent-a", "wire", `{"amount":1}`)
+	c := r.client()
+	c.Jar.SetCookies(mustURL(t, r.srv.URL+"/console/"), []*http.Cookie{{Name: cookieName, Value: token, Path: "/console"}})
+	code, body, _ := r.get(c, "/console/approvals")
+	if code != http.StatusOK || !strings.Contains(body, `id="principal">bob<`) {
+		t.Fatalf("a session of the earlier form: %d %.300s", code, body)
+	}
+	if strings.Contains(body, "agent-a") {
+		t.Fatal("the earlier row's stored role and scopes won over the grant's: bob sees agent-a's request")
+	}
+}

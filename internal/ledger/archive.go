@@ -570,7 +570,7 @@ func PlanArchive(ctx context.Context, st Store, r Retention, now time.Time, limi
 	return to, nil
 }
 
-// ArchiveResult says what ArchiveAndPrune did.
+// ArchiveResult says what one archive step of ApplyRetention did.
 type ArchiveResult struct {
 	Archive  string `json:"archive,omitempty"`
 	From     uint64 `json:"from"`
@@ -580,23 +580,12 @@ type ArchiveResult struct {
 	Verified bool   `json:"verified"`
 }
 
-// ArchiveAndPrune archives st's records from its base up to to (the size of a stored
-// checkpoint) into dir, verifies the file on its own with opts, and only then prunes them.
-// An archive a previous run wrote from the same base but did not prune is verified and
-// pruned instead of being written again, so a run interrupted at any point is completed by
-// the next. A file that does not verify is left for inspection and nothing is pruned. It holds
-// the store's archive lock throughout (ArchiveLocker): when another archiver holds it, it does
-// nothing and returns an *ArchiveBusyError.
-func ArchiveAndPrune(ctx context.Context, st Store, dir string, to uint64, opts VerifyOptions) (ArchiveResult, error) {
-	unlock, err := lockArchive(ctx, st)
-	if err != nil {
-		return ArchiveResult{}, err
-	}
-	defer unlock()
-	return archiveAndPrune(ctx, st, dir, to, opts)
-}
-
-// archiveAndPrune is ArchiveAndPrune under the archive lock its caller holds.
+// archiveAndPrune archives st's records from its base up to to (the size of a stored
+// checkpoint) into dir, verifies the file on its own with opts, and only then prunes them: one
+// step of ApplyRetention, under the archive lock its caller holds. An archive a previous run
+// wrote from the same base but did not prune is verified and pruned instead of being written
+// again, so a run interrupted at any point is completed by the next. A file that does not
+// verify is left for inspection and nothing is pruned.
 func archiveAndPrune(ctx context.Context, st Store, dir string, to uint64, opts VerifyOptions) (ArchiveResult, error) {
 	p, ok := st.(Pruner)
 	if !ok {

@@ -452,46 +452,66 @@ func ParseRecord(data []byte) (*Record, error) {
 // last of a repeated key, invalid UTF-8 as U+FFFD, no unknown field, nothing after the value):
 // the reading the format is defined by. Every committed record is read again by the alert rules'
 // tailer, so it runs once per decision: segmentio's decoder reads the record (several times
-// faster), and the times, which it parses more leniently than time.Time does, are read again by
-// time.Time's own parser and taken from there. Whatever the fast reading refuses is read by
-// encoding/json, whose verdict and error stand. FuzzParseRecordMatchesStdlib holds the two to
-// the same records and the same refusals.
+// faster) in one pass, into recordRead, whose times are read by time.Time's own parser (segmentio
+// parses times more leniently). Whatever the fast reading refuses is read by encoding/json,
+// whose verdict and error stand. FuzzParseRecordMatchesStdlib holds the two to the same records
+// and the same refusals.
 func decodeRecord(data []byte) (*Record, error) {
-	var r Record
-	var times recordTimes
-	if rest, err := segjson.Parse(data, &r, segjson.DisallowUnknownFields); err == nil && onlySpace(rest) {
-		if rest, err := segjson.Parse(data, &times, 0); err == nil && onlySpace(rest) {
-			times.apply(&r)
-			return &r, nil
-		}
+	rr := new(recordRead)
+	if rest, err := segjson.Parse(data, rr, segjson.DisallowUnknownFields); err == nil && onlySpace(rest) {
+		return rr.record(), nil
 	}
-	r = Record{}
+	r := new(Record)
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&r); err != nil {
+	if err := dec.Decode(r); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformedRecord, err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%w: trailing data after the record", ErrMalformedRecord)
 	}
-	return &r, nil
+	return r, nil
 }
 
 // onlySpace reports whether b holds nothing but JSON whitespace.
 func onlySpace(b []byte) bool { return len(bytes.Trim(b, " \t\r\n")) == 0 }
 
-// recordTimes are the time-valued members of a Record (TestRecordTimesCoverRecord keeps the list
-// whole), each read by time.Time's UnmarshalJSON.
-type recordTimes struct {
-	Time     stdTime `json:"time"`
-	Approval *struct {
-		RequestedAt *stdTime `json:"requested_at"`
-		ResolvedAt  *stdTime `json:"resolved_at"`
-	} `json:"approval"`
-	Alert *struct {
-		First stdTime `json:"first"`
-		Last  stdTime `json:"last"`
-	} `json:"alert"`
+// recordRead is a Record as the fast reading decodes it: the record embedded, and its
+// time-valued members (TestRecordTimesCoverRecord keeps the list whole) shadowed by fields of
+// the same JSON names one level up, which win over the embedded ones as encoding/json's rules
+// (and segmentio's) say, and are read by time.Time's UnmarshalJSON.
+type recordRead struct {
+	Record
+	Time     stdTime       `json:"time"`
+	Approval *approvalRead `json:"approval"`
+	Alert    *alertRead    `json:"alert"`
+}
+
+type approvalRead struct {
+	Approval
+	RequestedAt *stdTime `json:"requested_at"`
+	ResolvedAt  *stdTime `json:"resolved_at"`
+}
+
+type alertRead struct {
+	Alert
+	First stdTime `json:"first"`
+	Last  stdTime `json:"last"`
+}
+
+// record returns the record read, its times put in place.
+func (rr *recordRead) record() *Record {
+	r := &rr.Record
+	r.Time = rr.Time.t
+	if a := rr.Approval; a != nil {
+		a.Approval.RequestedAt, a.Approval.ResolvedAt = a.RequestedAt.ptr(), a.ResolvedAt.ptr()
+		r.Approval = &a.Approval
+	}
+	if a := rr.Alert; a != nil {
+		a.Alert.First, a.Alert.Last = a.First.t, a.Last.t
+		r.Alert = &a.Alert
+	}
+	return r
 }
 
 // stdTime is a time.Time read by time.Time's own parser: a distinct type, so segmentio's decoder
@@ -499,17 +519,6 @@ type recordTimes struct {
 type stdTime struct{ t time.Time }
 
 func (s *stdTime) UnmarshalJSON(b []byte) error { return s.t.UnmarshalJSON(b) }
-
-// apply puts the times as time.Time read them into r, which the same bytes were decoded into.
-func (rt *recordTimes) apply(r *Record) {
-	r.Time = rt.Time.t
-	if a := rt.Approval; a != nil && r.Approval != nil {
-		r.Approval.RequestedAt, r.Approval.ResolvedAt = a.RequestedAt.ptr(), a.ResolvedAt.ptr()
-	}
-	if a := rt.Alert; a != nil && r.Alert != nil {
-		r.Alert.First, r.Alert.Last = a.First.t, a.Last.t
-	}
-}
 
 func (s *stdTime) ptr() *time.Time {
 	if s == nil {

@@ -33,7 +33,9 @@ type Metrics struct {
 	llmCalls *prometheus.CounterVec
 
 	labels *boundedLabels
-	series seriesCache
+	// The series a decision observes, each vector's in a cache of its own.
+	decisionSeries            seriesCache[decisionKey, prometheus.Counter]
+	latencySeries, stepSeries seriesCache[string, prometheus.Observer]
 }
 
 const (
@@ -68,6 +70,11 @@ func NewMetrics(ledgerDepth func() float64) *Metrics {
 			[]string{"format", "code"}),
 		labels: &boundedLabels{seen: map[labelKey]bool{}},
 	}
+	m.decisionSeries.resolve = func(k decisionKey) prometheus.Counter {
+		return m.decisions.WithLabelValues(k.agent, k.tool, k.decision)
+	}
+	m.latencySeries.resolve = func(decision string) prometheus.Observer { return m.latency.WithLabelValues(decision) }
+	m.stepSeries.resolve = func(step string) prometheus.Observer { return m.steps.WithLabelValues(step) }
 	m.register(m.decisions, m.latency, m.steps, m.rejected, m.results, m.undelivered, m.ReloadErrors, m.llmCalls)
 	if ledgerDepth != nil {
 		m.register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "portcullis_ledger_queue_depth",
@@ -105,6 +112,16 @@ func (m *Metrics) Shadow(counts func() map[string]uint64) {
 func (m *Metrics) ProposalsLost(n func() uint64) {
 	m.register(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "portcullis_proposals_lost_total",
 		Help: "Proposals of allowed model calls the proposal store could not keep (the call from another transport is refused not_proposed)."},
+		func() float64 { return float64(n()) }))
+}
+
+// ConsoleSessionsRefused exports the shared console sessions this replica refused because it
+// cannot verify them, portcullis_console_sessions_refused_total: sealed under another hash key
+// or signed in through OIDC where it is not configured. Above zero, the replicas' configurations
+// differ; the sessions are left for the replicas that verify them.
+func (m *Metrics) ConsoleSessionsRefused(n func() uint64) {
+	m.register(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "portcullis_console_sessions_refused_total",
+		Help: "Shared console sessions this replica cannot verify (another hash key, or OIDC not configured here): refused here, left for the replicas that can."},
 		func() float64 { return float64(n()) }))
 }
 
@@ -184,47 +201,39 @@ func (m *Metrics) observeDecision(d *guard.Decision, elapsed time.Duration) {
 		tool = m.labels.get(labelKey{"tool", d.Tool})
 	}
 	dec := d.Action.String()
-	m.series.counter(m.decisions, seriesKey{agent, tool, dec}).Inc()
-	m.series.observer(m.latency, seriesKey{"", "", dec}).Observe(elapsed.Seconds())
+	m.decisionSeries.get(decisionKey{agent, tool, dec}).Inc()
+	m.latencySeries.get(dec).Observe(elapsed.Seconds())
 	for _, s := range [...]struct {
 		name string
 		d    time.Duration
 	}{{"auth", d.Steps.Auth}, {"inspect", d.Steps.Inspect}, {"behavior", d.Steps.Behavior}, {"policy", d.Steps.Policy},
 		{"approval", d.Steps.Approval}, {"ledger", d.Steps.Ledger}} {
 		if s.d > 0 {
-			m.series.observer(m.steps, seriesKey{"", "", s.name}).Observe(s.d.Seconds())
+			m.stepSeries.get(s.name).Observe(s.d.Seconds())
 		}
 	}
 }
 
-// seriesCache keeps the series a decision observes once their labels were resolved: resolving
-// labels in a vector (WithLabelValues: the values checked and hashed, a locked map lookup) cost
-// eight times per decision what the observations themselves cost. It holds the vectors' own
+// seriesCache keeps one vector's series by their label values once resolved: resolving labels
+// in a vector (WithLabelValues: the values checked and hashed, a locked map lookup) cost eight
+// times per decision what the observations themselves cost. Each vector has a cache of its own,
+// so that two vectors' series of the same label values never meet. It holds the vector's own
 // series, no others: bounded as they are (boundedLabels).
-type seriesCache struct {
-	counters, observers sync.Map // seriesKey → prometheus.Counter / prometheus.Observer
+type seriesCache[K comparable, S any] struct {
+	m       sync.Map // K → S
+	resolve func(K) S
 }
 
-// seriesKey is a series' label values; the vector it belongs to follows from the cache used
-// (counters: decisions by agent, tool, decision; observers: latency by decision, steps by step,
-// which never share a value).
-type seriesKey struct{ agent, tool, last string }
-
-func (c *seriesCache) counter(v *prometheus.CounterVec, k seriesKey) prometheus.Counter {
-	if s, ok := c.counters.Load(k); ok {
-		return s.(prometheus.Counter)
+func (c *seriesCache[K, S]) get(k K) S {
+	if s, ok := c.m.Load(k); ok {
+		return s.(S)
 	}
-	s, _ := c.counters.LoadOrStore(k, v.WithLabelValues(k.agent, k.tool, k.last))
-	return s.(prometheus.Counter)
+	s, _ := c.m.LoadOrStore(k, c.resolve(k))
+	return s.(S)
 }
 
-func (c *seriesCache) observer(v *prometheus.HistogramVec, k seriesKey) prometheus.Observer {
-	if s, ok := c.observers.Load(k); ok {
-		return s.(prometheus.Observer)
-	}
-	s, _ := c.observers.LoadOrStore(k, v.WithLabelValues(k.last))
-	return s.(prometheus.Observer)
-}
+// decisionKey is a decision series' label values.
+type decisionKey struct{ agent, tool, decision string }
 
 // ObserveDecision counts a decision made outside the decision API (a tool call the LLM or MCP
 // gateway decided), as /v1/decide counts its own.

@@ -232,3 +232,18 @@ func BenchmarkWriteJSON(b *testing.B) {
 		writeJSON(w, 200, resp)
 	}
 }
+
+// The latency and step histograms keep their series apart, whatever label values they share: a
+// step's time never lands in the latency histogram of a decision of the same name.
+func TestSeriesOfOneValueStayInTheirVectors(t *testing.T) {
+	m := NewMetrics(nil)
+	m.latencySeries.get("auth").Observe(1)
+	m.stepSeries.get("auth").Observe(1)
+	m.stepSeries.get("auth").Observe(1)
+	if got := gathered(t, m, "portcullis_pipeline_step_duration_seconds", "auth"); got != 2 {
+		t.Errorf("step auth observed %v times, want 2", got)
+	}
+	if got := gathered(t, m, "portcullis_decision_duration_seconds", "auth"); got != 1 {
+		t.Errorf("latency auth observed %v times, want 1", got)
+	}
+}

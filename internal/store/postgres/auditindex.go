@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS ledger_index_spans (
 	min_time BIGINT NOT NULL,
 	max_time BIGINT NOT NULL
 );
+ALTER TABLE ledger_index_state ADD COLUMN IF NOT EXISTS generation BIGINT NOT NULL DEFAULT 0;
 INSERT INTO ledger_index_state(id, next, last, skipped) VALUES (1, 0, NULL, 0) ON CONFLICT (id) DO NOTHING;
 `
 
@@ -61,11 +62,11 @@ func NewAuditIndex(ctx context.Context, pool *pgxpool.Pool, led *Ledger) (*Audit
 // State implements auditindex.Reader.
 func (x *AuditIndex) State(ctx context.Context) (auditindex.State, error) {
 	var st auditindex.State
-	var next, skipped int64
-	if err := x.pool.QueryRow(ctx, "SELECT next, last, skipped FROM ledger_index_state WHERE id = 1").Scan(&next, &st.Last, &skipped); err != nil {
+	var next, skipped, gen int64
+	if err := x.pool.QueryRow(ctx, "SELECT next, last, skipped, generation FROM ledger_index_state WHERE id = 1").Scan(&next, &st.Last, &skipped, &gen); err != nil {
 		return st, fmt.Errorf("audit index state: %w", err)
 	}
-	st.Next, st.Skipped = uint64(next), uint64(skipped)
+	st.Next, st.Skipped, st.Generation = uint64(next), uint64(skipped), uint64(gen)
 	return st, nil
 }
 
@@ -148,11 +149,11 @@ var errMoved = auditindex.ErrConflict
 // Write implements auditindex.Store.
 func (x *AuditIndex) Write(ctx context.Context, from uint64, b *auditindex.Batch) error {
 	err := pgx.BeginFunc(ctx, x.pool, func(tx pgx.Tx) error {
-		var next int64
-		if err := tx.QueryRow(ctx, "SELECT next FROM ledger_index_state WHERE id = 1 FOR UPDATE").Scan(&next); err != nil {
+		var next, gen int64
+		if err := tx.QueryRow(ctx, "SELECT next, generation FROM ledger_index_state WHERE id = 1 FOR UPDATE").Scan(&next, &gen); err != nil {
 			return err
 		}
-		if uint64(next) != from {
+		if uint64(next) != from || uint64(gen) != b.State.Generation {
 			return errMoved
 		}
 		n := len(b.Postings)
@@ -237,7 +238,7 @@ func (x *AuditIndex) Write(ctx context.Context, from uint64, b *auditindex.Batch
 // The watermark's row lock first, so a reset never interleaves with another replica's batch.
 func (x *AuditIndex) Reset(ctx context.Context) error {
 	return x.exec(ctx, "audit index reset", nil, "SELECT 1 FROM ledger_index_state WHERE id = 1 FOR UPDATE",
-		"DELETE FROM ledger_index_postings", "DELETE FROM ledger_index_spans", "UPDATE ledger_index_state SET next = 0, last = NULL, skipped = 0 WHERE id = 1")
+		"DELETE FROM ledger_index_postings", "DELETE FROM ledger_index_spans", "UPDATE ledger_index_state SET next = 0, last = NULL, skipped = 0, generation = generation + 1 WHERE id = 1")
 }
 
 // Drop implements auditindex.Store.

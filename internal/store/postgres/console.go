@@ -79,21 +79,19 @@ func (s *ConsoleSessions) Create(ctx context.Context, key [sha256.Size]byte, dat
 }
 
 // Touch returns the live session's data, moving its idle deadline when idle > 0; an expired one
-// is deleted.
+// is deleted. One statement, one round trip, hit or miss: the expired row's DELETE rides along
+// in a CTE (a row is either live or expired, so the two never touch the same row).
 func (s *ConsoleSessions) Touch(ctx context.Context, key [sha256.Size]byte, now time.Time, idle time.Duration) ([]byte, error) {
 	n := now.UnixNano()
 	var data []byte
 	var err error
 	if idle > 0 {
-		err = s.pool.QueryRow(ctx, `UPDATE console_sessions SET idle_until = LEAST($3::BIGINT, expires_at)
+		err = s.pool.QueryRow(ctx, touchGone+`UPDATE console_sessions SET idle_until = LEAST($3::BIGINT, expires_at)
 			WHERE key = $1 AND idle_until > $2 AND expires_at > $2 RETURNING data`, key[:], n, now.Add(idle).UnixNano()).Scan(&data)
 	} else {
-		err = s.pool.QueryRow(ctx, "SELECT data FROM console_sessions WHERE key = $1 AND idle_until > $2 AND expires_at > $2", key[:], n).Scan(&data)
+		err = s.pool.QueryRow(ctx, touchGone+"SELECT data FROM console_sessions WHERE key = $1 AND idle_until > $2 AND expires_at > $2", key[:], n).Scan(&data)
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
-		if _, err := s.pool.Exec(ctx, "DELETE FROM console_sessions WHERE key = $1 AND (idle_until <= $2 OR expires_at <= $2)", key[:], n); err != nil {
-			return nil, fmt.Errorf("postgres console sessions: %w", err)
-		}
 		return nil, nil
 	}
 	if err != nil {
@@ -101,6 +99,9 @@ func (s *ConsoleSessions) Touch(ctx context.Context, key [sha256.Size]byte, now 
 	}
 	return data, nil
 }
+
+// touchGone deletes the session under $1 if it is past a deadline at $2.
+const touchGone = "WITH gone AS (DELETE FROM console_sessions WHERE key = $1 AND (idle_until <= $2 OR expires_at <= $2)) "
 
 // Delete removes the session under key.
 func (s *ConsoleSessions) Delete(ctx context.Context, key [sha256.Size]byte) error {

@@ -23,7 +23,8 @@ CREATE TABLE IF NOT EXISTS index_state (
 	id      INTEGER PRIMARY KEY CHECK (id = 1),
 	next    INTEGER NOT NULL,
 	last    BLOB,
-	skipped INTEGER NOT NULL
+	skipped INTEGER NOT NULL,
+	generation INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS index_postings (
 	field INTEGER NOT NULL,
@@ -64,6 +65,18 @@ func OpenAuditIndex(path string, led *Ledger) (*AuditIndex, error) {
 		db.Close()
 		return nil, fmt.Errorf("open audit index %s: %w", path, err)
 	}
+	// An index file made before the generation was kept gains it (at 0).
+	var hasGen bool
+	if err := db.QueryRow("SELECT count(*) > 0 FROM pragma_table_info('index_state') WHERE name = 'generation'").Scan(&hasGen); err == nil && !hasGen {
+		_, err = db.Exec("ALTER TABLE index_state ADD COLUMN generation INTEGER NOT NULL DEFAULT 0")
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("open audit index %s: add the generation: %w", path, err)
+		}
+	} else if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open audit index %s: %w", path, err)
+	}
 	return &AuditIndex{db: db, led: led}, nil
 }
 
@@ -73,11 +86,11 @@ func (x *AuditIndex) Close() error { return x.db.Close() }
 // State implements auditindex.Reader.
 func (x *AuditIndex) State(ctx context.Context) (auditindex.State, error) {
 	var st auditindex.State
-	var next, skipped int64
-	if err := x.db.QueryRowContext(ctx, "SELECT next, last, skipped FROM index_state WHERE id = 1").Scan(&next, &st.Last, &skipped); err != nil {
+	var next, skipped, gen int64
+	if err := x.db.QueryRowContext(ctx, "SELECT next, last, skipped, generation FROM index_state WHERE id = 1").Scan(&next, &st.Last, &skipped, &gen); err != nil {
 		return st, fmt.Errorf("audit index state: %w", err)
 	}
-	st.Next, st.Skipped = uint64(next), uint64(skipped)
+	st.Next, st.Skipped, st.Generation = uint64(next), uint64(skipped), uint64(gen)
 	return st, nil
 }
 
@@ -173,11 +186,11 @@ func (x *AuditIndex) Write(ctx context.Context, from uint64, b *auditindex.Batch
 			_ = tx.Rollback()
 		}
 	}()
-	var next int64
-	if err := tx.QueryRowContext(ctx, "SELECT next FROM index_state WHERE id = 1").Scan(&next); err != nil {
+	var next, gen int64
+	if err := tx.QueryRowContext(ctx, "SELECT next, generation FROM index_state WHERE id = 1").Scan(&next, &gen); err != nil {
 		return fmt.Errorf("audit index write: %w", err)
 	}
-	if uint64(next) != from {
+	if uint64(next) != from || uint64(gen) != b.State.Generation {
 		return auditindex.ErrConflict
 	}
 	get, err := tx.PrepareContext(ctx, "SELECT seqs FROM index_postings WHERE field = ? AND term = ? AND block = ?")
@@ -227,7 +240,7 @@ func (x *AuditIndex) Write(ctx context.Context, from uint64, b *auditindex.Batch
 // Reset implements auditindex.Store.
 func (x *AuditIndex) Reset(ctx context.Context) error {
 	return x.exec(ctx, "audit index reset", []string{"DELETE FROM index_postings", "DELETE FROM index_spans",
-		"UPDATE index_state SET next = 0, last = NULL, skipped = 0 WHERE id = 1"})
+		"UPDATE index_state SET next = 0, last = NULL, skipped = 0, generation = generation + 1 WHERE id = 1"})
 }
 
 // Drop implements auditindex.Store.
