@@ -122,7 +122,11 @@ func objectFirst(t []byte) error {
 // also leaves each value it read in val, in encoding/json's Go form with numbers as
 // json.Number — one pass that refuses what Validate refuses and yields the value.
 type validator struct {
-	b         []byte
+	b []byte
+	// src, when building, is b copied once into a string: the strings, keys and numbers built
+	// without escapes are slices of it rather than one allocation each (most of a document's
+	// allocations). They keep src alive as long as any of them is.
+	src       string
 	i         int
 	depth     int
 	maxDepth  int
@@ -134,6 +138,9 @@ type validator struct {
 	keys []seenKey
 	// stack is the path to the value being read, for error messages only.
 	stack []frame
+	// fields, when not nil (DecodeFields), receives the outermost object's members in order
+	// instead of a map.
+	fields *[]Field
 }
 
 // seenKey is a key as folded for comparison, and as written for messages.
@@ -210,7 +217,8 @@ func (v *validator) object() error {
 	var seen map[string]string // folded → first spelling, for large objects only
 	defer func() { v.keys = v.keys[:start] }()
 	var m map[string]any
-	if v.build {
+	top := v.fields != nil && v.depth == 1 // DecodeFields' outermost object: members, not a map
+	if v.build && !top {
 		m = map[string]any{}
 	}
 	v.ws()
@@ -265,10 +273,14 @@ func (v *validator) object() error {
 		v.i++
 		v.ws()
 		v.stack = append(v.stack, frame{key: key, isKey: true})
+		at := v.i
 		if err := v.value(); err != nil {
 			return err
 		}
-		if v.build {
+		switch {
+		case top:
+			*v.fields = append(*v.fields, Field{Key: key, Raw: v.b[at:v.i:v.i], Value: v.val})
+		case v.build:
 			m[key] = v.val
 		}
 		v.stack = v.stack[:len(v.stack)-1]
@@ -352,7 +364,7 @@ func (v *validator) number() error {
 		return v.syntax(bad)
 	}
 	if v.build {
-		v.val = json.Number(v.b[start:end])
+		v.val = json.Number(v.src[start:end])
 	}
 	return nil
 }
@@ -414,6 +426,9 @@ func (v *validator) str(decode bool) (string, error) {
 					return "", fmt.Errorf("%w: in the string at offset %d", ErrInvalidUTF8, start-1)
 				}
 				if decode {
+					if v.src != "" {
+						return v.src[start : v.i-1], nil
+					}
 					return string(seg), nil
 				}
 				return "", nil
