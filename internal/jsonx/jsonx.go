@@ -119,13 +119,8 @@ func buildObject(raw []byte, fields *[]Field) (any, error) {
 	var keys [16]seenKey
 	var stack [8]frame
 	v := validator{b: raw, src: string(raw), maxDepth: MaxNesting, build: true, keys: keys[:0], stack: stack[:0], fields: fields}
-	v.ws()
-	if err := v.value(); err != nil {
+	if err := v.document(); err != nil {
 		return nil, err
-	}
-	v.ws()
-	if v.i != len(v.b) {
-		return nil, v.syntax("data after the value")
 	}
 	return v.val, nil
 }
@@ -156,6 +151,32 @@ func DecodeFields(raw []byte) ([]Field, error) {
 		return nil, err
 	}
 	return fields, nil
+}
+
+// ObjectKeys returns the member names of a JSON object, in order, escapes decoded, without
+// decoding the values: Validate's pass (the same refusals, with the default Limits) that keeps
+// the outermost keys.
+func ObjectKeys(raw []byte) ([]string, error) {
+	t := trimSpace(raw)
+	if len(t) == 0 {
+		return nil, fmt.Errorf("%w: want a JSON object, got nothing", ErrSyntax)
+	}
+	if err := objectFirst(t); err != nil {
+		return nil, err
+	}
+	var fields [16]Field
+	members := fields[:0]
+	var keys [16]seenKey
+	var stack [8]frame
+	v := validator{b: raw, maxDepth: MaxNesting, keys: keys[:0], stack: stack[:0], fields: &members}
+	if err := v.document(); err != nil {
+		return nil, err
+	}
+	names := make([]string, len(members))
+	for i, f := range members {
+		names[i] = f.Key
+	}
+	return names, nil
 }
 
 // DecodeStrict decodes exactly one JSON value into v, refusing what Validate refuses, unknown

@@ -277,3 +277,15 @@ func TestDecodeFields(t *testing.T) {
 		t.Errorf("duplicate inside a member: %v, want the path $.params.limit", err)
 	}
 }
+
+func TestObjectKeys(t *testing.T) {
+	got, err := ObjectKeys([]byte(` {"b":{"x":1,"y":[2]},"\u0061":"s","c":null} `))
+	if diff := cmp.Diff([]string{"b", "a", "c"}, got); err != nil || diff != "" {
+		t.Fatalf("ObjectKeys: %v (-want +got):\n%s", err, diff)
+	}
+	for _, bad := range []string{``, `[]`, `null`, `{"a":1,"a":2}`, `{"a":{"b":1,"B":2}}`, `{"a":1}x`, "{\"a\":\"\xff\"}"} {
+		if _, err := ObjectKeys([]byte(bad)); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
