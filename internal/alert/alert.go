@@ -19,6 +19,7 @@ import (
 	segjson "github.com/segmentio/encoding/json"
 
 	"github.com/portcullis-ai/portcullis/internal/approval"
+	"github.com/portcullis-ai/portcullis/internal/jsonx"
 	"github.com/portcullis-ai/portcullis/internal/ledger"
 )
 
@@ -262,11 +263,20 @@ func (e *Engine) forgetOldestAgent() {
 }
 
 // paramNames are the top-level names of a record's (redacted) parameters; nil when they are not
-// an object or were not stored. It runs for every committed decision: segmentio's decoder reads
-// the names as encoding/json would, for a fraction of the CPU.
+// an object or were not stored. It runs for every committed decision, so the names are read
+// without decoding the values (jsonx.ObjectKeys); what that strict reading refuses (a repeated
+// name, invalid UTF-8, not an object) is read as encoding/json would read it, by segmentio's
+// decoder.
 func paramNames(raw json.RawMessage) []string {
+	if len(raw) == 0 {
+		return nil
+	}
+	if names, err := jsonx.ObjectKeys(raw); err == nil {
+		sort.Strings(names)
+		return names
+	}
 	var m map[string]json.RawMessage
-	if len(raw) == 0 || segjson.Unmarshal(raw, &m) != nil {
+	if segjson.Unmarshal(raw, &m) != nil {
 		return nil
 	}
 	names := make([]string, 0, len(m))

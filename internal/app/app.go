@@ -166,6 +166,7 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 	if a.keys, err = identity.OpenFileKeyStore(filepath.Join(cfg.DataDir, identity.KeyFileName)); err != nil {
 		return nil, fmt.Errorf("open api keys: %w", err)
 	}
+	a.parts.opened("api keys", func(context.Context) error { return a.keys.Close() })
 	// Identity, approver logins, run-time configuration and policies: one state, hot-reloaded as
 	// one; a bad reload keeps the previous state and is reported.
 	a.auth, a.policies = swappableAuth{rt: &a.rt}, currentPolicies{rt: &a.rt}
@@ -229,6 +230,7 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 	if err != nil {
 		return nil, fmt.Errorf("open approver keys: %w", err)
 	}
+	a.parts.opened("approver keys", func(context.Context) error { return approverKeys.Close() })
 	a.approvers = &approvers{keys: approverKeys, rt: &a.rt}
 
 	detectors := inspect.DetectorConfig{PathRoots: cfg.Inspection.Roots, ShellTools: cfg.Inspection.ShellTools, ResolveLinks: cfg.Inspection.ResolveLinks}

@@ -68,8 +68,8 @@ func TestLifecycleOrder(t *testing.T) {
 // Open registers every part an app has, in the order Close must undo.
 func TestOpenRegistersParts(t *testing.T) {
 	g := newGateway(t)
-	want := []string{"data directory lock", "tracing", "stores", "ledger", "audit index", "configuration and policy",
-		"alerts", "alert clock", "nonce sweep", "approval expiry"}
+	want := []string{"data directory lock", "tracing", "stores", "ledger", "audit index", "api keys", "configuration and policy",
+		"alerts", "alert clock", "nonce sweep", "approval expiry", "approver keys"}
 	if got := g.app.parts.names(); !slices.Equal(got, want) {
 		t.Fatalf("parts %v, want %v", got, want)
 	}

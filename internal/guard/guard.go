@@ -341,6 +341,13 @@ type Request struct {
 	Tool         string
 	// Params are the call's arguments exactly as received (a JSON object).
 	Params json.RawMessage
+	// ParamsValue, when not nil, is Params as jsonx.DecodeObject reads them, read by a transport
+	// that decoded the whole request in one pass (jsonx.DecodeFields): the guard then decides on
+	// it without parsing Params again. It must be exactly that reading of Params — the policy
+	// decides on it while the tool runs on Params — and the guard takes it over (a step may change
+	// it). It serves one pass of the pipeline: a call held (Hold) and decided again is parsed
+	// again from Params.
+	ParamsValue map[string]any
 	// ApprovalArg, when set, names a member of Params that carries the approval ID of a retry
 	// (the MCP gateway's _portcullis_approval_id): the one strict parse of the parameters takes
 	// it out — it is never decided, digested, recorded or forwarded — and it overrides
@@ -456,8 +463,9 @@ func (g *Guard) Check(ctx context.Context, req Request) *Decision {
 		return d
 	}
 	// Resolved in time. Deciding again with the approval ID redeems an approved grant (the call
-	// runs once) or records the refusal of a denied or expired one.
-	req.ApprovalID = d.ApprovalID
+	// runs once) or records the refusal of a denied or expired one. The first pass owned the
+	// parsed parameters (it may have changed them): this one parses Params afresh.
+	req.ApprovalID, req.ParamsValue = d.ApprovalID, nil
 	return g.decide(ctx, req)
 }
 
@@ -525,7 +533,10 @@ func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 	// repeated key, exactly or up to case; invalid UTF-8 — are refused before anything reads
 	// them: the policy would decide on one reading and the tool might run on the other.
 	params := new(callParams)
-	if err := params.parse(req.Params); err != nil {
+	if req.ParamsValue != nil {
+		// Already read strictly, in the transport's one pass over its request.
+		*params = callParams{raw: req.Params, obj: req.ParamsValue}
+	} else if err := params.parse(req.Params); err != nil {
 		rec.ParamsDropped = "malformed" // withheld by the ledger, their hash kept
 		code := CodeMalformed
 		if errors.Is(err, jsonx.ErrDuplicateKey) {

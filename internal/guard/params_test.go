@@ -3,6 +3,7 @@ package guard
 import (
 	"context"
 	"encoding/json"
+	"reflect"
 	"testing"
 
 	"github.com/portcullis-ai/portcullis/internal/approval"
@@ -14,6 +15,7 @@ import (
 type countingInspector struct {
 	Inspector
 	text, parsed int
+	last         map[string]any // the parameters InspectParams was last given
 }
 
 func (c *countingInspector) Inspect(ctx context.Context, tool string, dir inspect.Direction, raw json.RawMessage) (inspect.Result, error) {
@@ -25,6 +27,7 @@ func (c *countingInspector) Inspect(ctx context.Context, tool string, dir inspec
 
 func (c *countingInspector) InspectParams(ctx context.Context, tool string, raw json.RawMessage, params map[string]any) (inspect.Result, error) {
 	c.parsed++
+	c.last = params
 	if params == nil {
 		panic("InspectParams without the parsed parameters")
 	}
@@ -89,5 +92,29 @@ func TestParamsParsedOnce(t *testing.T) {
 	}
 	if ins.text != 0 {
 		t.Errorf("inspection parsed the text of %d calls", ins.text)
+	}
+}
+
+// A transport that decoded the whole request in one pass hands the guard the parameters' value
+// with their text (Request.ParamsValue): the guard decides on that value instead of parsing the
+// text again; without it, the guard parses the text.
+func TestParamsValueIsNotParsedAgain(t *testing.T) {
+	h := newHarness(t, nil)
+	ins := &countingInspector{Inspector: h.g.inspector}
+	h.g.inspector = ins
+	const params = `{"title":"q3","body":"numbers"}`
+	value := map[string]any{"title": "q3", "body": "numbers"}
+	req := h.call("save_note", params)
+	req.ParamsValue = value
+	d := h.g.Check(context.Background(), req)
+	if !d.Allowed() || string(d.Params) != params {
+		t.Fatalf("save_note: %v %s %v, params %s", d.Action, d.Code, d.Err, d.Params)
+	}
+	if ins.parsed != 1 || reflect.ValueOf(ins.last).UnsafePointer() != reflect.ValueOf(value).UnsafePointer() {
+		t.Errorf("inspection was given %v, want the transport's value itself", ins.last)
+	}
+	if d = h.g.Check(context.Background(), h.call("save_note", params)); !d.Allowed() || ins.last == nil ||
+		reflect.ValueOf(ins.last).UnsafePointer() == reflect.ValueOf(value).UnsafePointer() {
+		t.Errorf("without a value: %v %s, inspected %v", d.Action, d.Code, ins.last)
 	}
 }

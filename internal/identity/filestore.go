@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -16,10 +17,17 @@ import (
 // FileKeyStore keeps API key records in one JSON file (mode 0600) in the data directory: the
 // embedded default, with no database. Writers (the server, `portcullis keys`) serialise on an
 // advisory lock file and replace the file atomically (write, fsync, rename, fsync directory).
-// Readers see a change at the next Lookup: each Lookup stats the file and reloads it when it is
-// a different file than the one loaded, so a revocation by the CLI takes effect immediately.
+// Readers see a change at the next Lookup: each Lookup checks the file and reloads it when it is
+// a different file than the one loaded, so a revocation by the CLI takes effect immediately. On
+// Linux the check is a read of an inotify watch on the file, which finds nothing until the file
+// is written, replaced or removed; the file is then stat'ed as elsewhere on every Lookup.
 type FileKeyStore struct {
 	path string
+
+	// fresh serialises the check: a Lookup that took a change event holds it until the keys it
+	// reloads are in place, so no Lookup that starts after a change answers from before it.
+	fresh sync.Mutex
+	watch *keyWatch // nil: no watch (not Linux, or closed); stat on every Lookup
 
 	mu     sync.RWMutex
 	keys   map[string]KeyRecord
@@ -40,15 +48,53 @@ const maxKeyFileSize = 16 << 20
 
 // OpenFileKeyStore opens (without creating) the key file at path.
 func OpenFileKeyStore(path string) (*FileKeyStore, error) {
-	s := &FileKeyStore{path: path, keys: map[string]KeyRecord{}}
+	s := &FileKeyStore{path: path, keys: map[string]KeyRecord{}, watch: newKeyWatch()}
 	if err := s.refresh(); err != nil {
+		s.Close()
 		return nil, err
+	}
+	if w := s.watch; w != nil {
+		// A store its owner never closes (a CLI command, a test) gives the descriptor back when
+		// it is collected; Close does it at once.
+		runtime.AddCleanup(s, func(w *keyWatch) { w.close() }, w)
 	}
 	return s, nil
 }
 
+// Close releases the file watch; the store keeps working, stat'ing the file on every Lookup.
+func (s *FileKeyStore) Close() error {
+	s.fresh.Lock()
+	defer s.fresh.Unlock()
+	if s.watch != nil {
+		s.watch.close()
+		s.watch = nil
+	}
+	return nil
+}
+
 // refresh reloads the file if it changed since it was loaded.
 func (s *FileKeyStore) refresh() error {
+	s.fresh.Lock()
+	defer s.fresh.Unlock()
+	if s.watch != nil {
+		if s.watch.quiet() {
+			return nil
+		}
+		s.watch.arm(s.path)
+	}
+	// With a watch, only a change (or the first check) comes here: the file is read whatever its
+	// stat says, so that a rewrite that keeps its size and time is not missed either.
+	if err := s.reload(s.watch != nil); err != nil {
+		if s.watch != nil {
+			s.watch.armed = false // checked again on the next Lookup: a bad file stays an error
+		}
+		return err
+	}
+	return nil
+}
+
+// reload stats the file and reads it again when it is not the file loaded, or with force.
+func (s *FileKeyStore) reload(force bool) error {
 	fi, err := os.Stat(s.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		s.mu.Lock()
@@ -60,7 +106,7 @@ func (s *FileKeyStore) refresh() error {
 		return fmt.Errorf("api key file: %w", err)
 	}
 	s.mu.RLock()
-	same := s.loaded != nil && os.SameFile(s.loaded, fi) && s.loaded.ModTime().Equal(fi.ModTime()) && s.loaded.Size() == fi.Size()
+	same := !force && s.loaded != nil && os.SameFile(s.loaded, fi) && s.loaded.ModTime().Equal(fi.ModTime()) && s.loaded.Size() == fi.Size()
 	s.mu.RUnlock()
 	if same {
 		return nil

@@ -10,6 +10,7 @@ package jsonx
 import (
 	"bytes"
 	"errors"
+	"fmt"
 
 	segjson "github.com/segmentio/encoding/json"
 )
@@ -99,25 +100,83 @@ func stringEnd(b []byte, open int) int {
 // one reading of arguments that a first-wins tool reads otherwise; invalid UTF-8; depth) and
 // builds the value.
 func DecodeObject(raw []byte) (map[string]any, error) {
-	t := trimSpace(raw)
-	if len(t) == 0 {
+	if len(trimSpace(raw)) == 0 {
 		return map[string]any{}, nil
 	}
-	if err := objectFirst(t); err != nil {
+	v, err := buildObject(raw, nil)
+	if err != nil {
+		return nil, err
+	}
+	return v.(map[string]any), nil
+}
+
+// buildObject is DecodeObject's pass over raw (not empty); with fields, the outermost object's
+// members go there instead of into a map.
+func buildObject(raw []byte, fields *[]Field) (any, error) {
+	if err := objectFirst(trimSpace(raw)); err != nil {
 		return nil, err
 	}
 	var keys [16]seenKey
 	var stack [8]frame
-	v := validator{b: raw, maxDepth: MaxNesting, build: true, keys: keys[:0], stack: stack[:0]}
-	v.ws()
-	if err := v.value(); err != nil {
+	v := validator{b: raw, src: string(raw), maxDepth: MaxNesting, build: true, keys: keys[:0], stack: stack[:0], fields: fields}
+	if err := v.document(); err != nil {
 		return nil, err
 	}
-	v.ws()
-	if v.i != len(v.b) {
-		return nil, v.syntax("data after the value")
+	return v.val, nil
+}
+
+// Field is one member of the object DecodeFields read.
+type Field struct {
+	// Key is the member's name, its escapes decoded.
+	Key string
+	// Raw is the member's value exactly as written: a slice of the input, not a copy.
+	Raw []byte
+	// Value is Raw decoded as DecodeObject decodes a value (objects as map[string]any, numbers
+	// as json.Number).
+	Value any
+}
+
+// DecodeFields decodes a JSON object in the one pass DecodeObject makes, refusing what it
+// refuses, and returns the object's members in order, each with its exact text and its decoded
+// value. A request body is read this way once: the caller takes each member it knows, and a
+// member whose value it must also keep as text (a call's parameters, forwarded and recorded as
+// received) is not parsed a second time to be decoded. Unlike DecodeObject, empty input is an
+// error: a body must be an object.
+func DecodeFields(raw []byte) ([]Field, error) {
+	if len(trimSpace(raw)) == 0 {
+		return nil, fmt.Errorf("%w: want a JSON object, got nothing", ErrSyntax)
 	}
-	return v.val.(map[string]any), nil
+	fields := make([]Field, 0, 8)
+	if _, err := buildObject(raw, &fields); err != nil {
+		return nil, err
+	}
+	return fields, nil
+}
+
+// ObjectKeys returns the member names of a JSON object, in order, escapes decoded, without
+// decoding the values: Validate's pass (the same refusals, with the default Limits) that keeps
+// the outermost keys.
+func ObjectKeys(raw []byte) ([]string, error) {
+	t := trimSpace(raw)
+	if len(t) == 0 {
+		return nil, fmt.Errorf("%w: want a JSON object, got nothing", ErrSyntax)
+	}
+	if err := objectFirst(t); err != nil {
+		return nil, err
+	}
+	var fields [16]Field
+	members := fields[:0]
+	var keys [16]seenKey
+	var stack [8]frame
+	v := validator{b: raw, maxDepth: MaxNesting, keys: keys[:0], stack: stack[:0], fields: &members}
+	if err := v.document(); err != nil {
+		return nil, err
+	}
+	names := make([]string, len(members))
+	for i, f := range members {
+		names[i] = f.Key
+	}
+	return names, nil
 }
 
 // DecodeStrict decodes exactly one JSON value into v, refusing what Validate refuses, unknown

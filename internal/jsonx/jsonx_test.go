@@ -202,3 +202,90 @@ func BenchmarkDecodeObject(b *testing.B) {
 		}
 	}
 }
+
+// DecodeFields is DecodeObject's reading, member by member: it refuses exactly what DecodeObject
+// refuses (empty input aside), its members make DecodeObject's map, and each member's text is
+// the exact slice of the input that DecodeObject decodes to that member's value.
+func FuzzDecodeFieldsMatchesDecodeObject(f *testing.F) {
+	for _, s := range seeds {
+		f.Add([]byte(s))
+	}
+	f.Add([]byte(` { "tool" : "t" , "params" : { "a" : [ 1 , 2 ] } , "\u0074ool2" : null } `))
+	f.Add([]byte(`{"a":{"b":1,"b":2}}`))
+	f.Add([]byte(`{"a":1,"A":2}`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		fields, err := DecodeFields(raw)
+		if len(trimSpace(raw)) == 0 {
+			if err == nil {
+				t.Fatal("empty input accepted")
+			}
+			return
+		}
+		want, wantErr := DecodeObject(raw)
+		if (err == nil) != (wantErr == nil) || (err != nil && err.Error() != wantErr.Error()) {
+			t.Fatalf("%q: DecodeFields error %v, DecodeObject error %v", raw, err, wantErr)
+		}
+		if err != nil {
+			return
+		}
+		got := map[string]any{}
+		for _, fl := range fields {
+			if _, dup := got[fl.Key]; dup {
+				t.Fatalf("%q: member %q twice", raw, fl.Key)
+			}
+			got[fl.Key] = fl.Value
+			one, err := DecodeObject([]byte(`{"v":` + string(fl.Raw) + `}`))
+			if err != nil {
+				t.Fatalf("%q: member %q text %q does not decode: %v", raw, fl.Key, fl.Raw, err)
+			}
+			if diff := cmp.Diff(one["v"], fl.Value); diff != "" {
+				t.Fatalf("%q: member %q text %q decodes otherwise (-text +value):\n%s", raw, fl.Key, fl.Raw, diff)
+			}
+			if !bytes.Contains(raw, fl.Raw) {
+				t.Fatalf("%q: member %q text %q is not the input's", raw, fl.Key, fl.Raw)
+			}
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Fatalf("%q: members differ from DecodeObject (-object +fields):\n%s", raw, diff)
+		}
+	})
+}
+
+func TestDecodeFields(t *testing.T) {
+	raw := []byte(` {"tool":"t", "params" : {"x":[1,2]},"\u006e":null} `)
+	got, err := DecodeFields(raw)
+	want := []Field{
+		{Key: "tool", Raw: []byte(`"t"`), Value: "t"},
+		{Key: "params", Raw: []byte(`{"x":[1,2]}`), Value: map[string]any{"x": []any{json.Number("1"), json.Number("2")}}},
+		{Key: "n", Raw: []byte(`null`), Value: nil},
+	}
+	if diff := cmp.Diff(want, got); err != nil || diff != "" {
+		t.Fatalf("DecodeFields: %v (-want +got):\n%s", err, diff)
+	}
+	// The text is the input's own bytes, not a copy: a caller keeps it without copying.
+	if &got[1].Raw[0] != &raw[bytes.IndexByte(raw, '{')+len(`{"tool":"t", "params" : `)] {
+		t.Error("params text is a copy")
+	}
+	for _, bad := range []string{``, ` `, `[]`, `"x"`, `{"a":1}x`, `{"a":1,"a":2}`, `{"a":{"b":1,"B":2}}`, `{"a":`} {
+		if _, err := DecodeFields([]byte(bad)); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	_, err = DecodeFields([]byte(`{"params":{"limit":1,"limit":2}}`))
+	var dup *DuplicateKeyError
+	if !errors.As(err, &dup) || dup.Path != "$.params.limit" {
+		t.Errorf("duplicate inside a member: %v, want the path $.params.limit", err)
+	}
+}
+
+func TestObjectKeys(t *testing.T) {
+	got, err := ObjectKeys([]byte(` {"b":{"x":1,"y":[2]},"\u0061":"s","c":null} `))
+	if diff := cmp.Diff([]string{"b", "a", "c"}, got); err != nil || diff != "" {
+		t.Fatalf("ObjectKeys: %v (-want +got):\n%s", err, diff)
+	}
+	for _, bad := range []string{``, `[]`, `null`, `{"a":1,"a":2}`, `{"a":{"b":1,"B":2}}`, `{"a":1}x`, "{\"a\":\"\xff\"}"} {
+		if _, err := ObjectKeys([]byte(bad)); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

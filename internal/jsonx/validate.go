@@ -1,6 +1,7 @@
 package jsonx
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -74,6 +75,11 @@ func Validate(b []byte, lim Limits) error {
 	var keys [16]seenKey
 	var stack [8]frame
 	v := validator{b: b, maxDepth: lim.MaxDepth, keysDepth: lim.KeysDepth, keys: keys[:0], stack: stack[:0]}
+	return v.document()
+}
+
+// document reads the whole input as one value, with nothing but whitespace around it.
+func (v *validator) document() error {
 	v.ws()
 	if err := v.value(); err != nil {
 		return err
@@ -122,7 +128,11 @@ func objectFirst(t []byte) error {
 // also leaves each value it read in val, in encoding/json's Go form with numbers as
 // json.Number — one pass that refuses what Validate refuses and yields the value.
 type validator struct {
-	b         []byte
+	b []byte
+	// src, when building, is b copied once into a string: the strings, keys and numbers built
+	// without escapes are slices of it rather than one allocation each (most of a document's
+	// allocations). They keep src alive as long as any of them is.
+	src       string
 	i         int
 	depth     int
 	maxDepth  int
@@ -134,6 +144,9 @@ type validator struct {
 	keys []seenKey
 	// stack is the path to the value being read, for error messages only.
 	stack []frame
+	// fields, when not nil (DecodeFields, ObjectKeys), receives the outermost object's members
+	// in order instead of a map.
+	fields *[]Field
 }
 
 // seenKey is a key as folded for comparison, and as written for messages.
@@ -210,7 +223,8 @@ func (v *validator) object() error {
 	var seen map[string]string // folded → first spelling, for large objects only
 	defer func() { v.keys = v.keys[:start] }()
 	var m map[string]any
-	if v.build {
+	top := v.fields != nil && v.depth == 1 // DecodeFields' outermost object: members, not a map
+	if v.build && !top {
 		m = map[string]any{}
 	}
 	v.ws()
@@ -265,10 +279,16 @@ func (v *validator) object() error {
 		v.i++
 		v.ws()
 		v.stack = append(v.stack, frame{key: key, isKey: true})
+		at := v.i
 		if err := v.value(); err != nil {
 			return err
 		}
-		if v.build {
+		switch {
+		case top && v.build:
+			*v.fields = append(*v.fields, Field{Key: key, Raw: v.b[at:v.i:v.i], Value: v.val})
+		case top:
+			*v.fields = append(*v.fields, Field{Key: key, Raw: v.b[at:v.i:v.i]})
+		case v.build:
 			m[key] = v.val
 		}
 		v.stack = v.stack[:len(v.stack)-1]
@@ -352,7 +372,7 @@ func (v *validator) number() error {
 		return v.syntax(bad)
 	}
 	if v.build {
-		v.val = json.Number(v.b[start:end])
+		v.val = json.Number(v.src[start:end])
 	}
 	return nil
 }
@@ -404,6 +424,13 @@ func (v *validator) str(decode bool) (string, error) {
 	start := v.i
 	plain := true // no escapes so far
 	for v.i < len(v.b) {
+		// Most of a document is string bytes that need no attention: skip them eight at a time.
+		for v.i+8 <= len(v.b) && !hasStringSpecial(binary.LittleEndian.Uint64(v.b[v.i:])) {
+			v.i += 8
+		}
+		if v.i >= len(v.b) {
+			break
+		}
 		c := v.b[v.i]
 		switch {
 		case c == '"':
@@ -414,6 +441,9 @@ func (v *validator) str(decode bool) (string, error) {
 					return "", fmt.Errorf("%w: in the string at offset %d", ErrInvalidUTF8, start-1)
 				}
 				if decode {
+					if v.src != "" {
+						return v.src[start : v.i-1], nil
+					}
 					return string(seg), nil
 				}
 				return "", nil
@@ -443,6 +473,15 @@ func (v *validator) str(decode bool) (string, error) {
 		}
 	}
 	return "", v.syntax("unterminated string")
+}
+
+// hasStringSpecial reports whether any of the eight bytes in x ends a string or needs a look:
+// a quote, a backslash or a control character (below 0x20). Exact, from the classic tests for a
+// zero byte ((y - 0x01..) &^ y & 0x80..) and for a byte below n ((x - n×0x01..) &^ x & 0x80..).
+func hasStringSpecial(x uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	quote, backslash := x^(ones*'"'), x^(ones*'\\')
+	return ((x-ones*0x20)&^x|(quote-ones)&^quote|(backslash-ones)&^backslash)&highs != 0
 }
 
 // unescape decodes the escaped string seg (its syntax already checked), refusing invalid UTF-8

@@ -2,6 +2,7 @@ package jsonx
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"io"
@@ -202,6 +203,26 @@ func hasFoldedDuplicate(t *testing.T, b []byte) bool {
 			valueDone()
 		default:
 			valueDone()
+		}
+	}
+}
+
+// hasStringSpecial finds a quote, a backslash or a control byte at every position of a word, and
+// nothing else, whatever the other bytes are.
+func TestHasStringSpecial(t *testing.T) {
+	for pos := range 8 {
+		for c := range 256 {
+			for _, fill := range []byte{'a', 0x7f, 0x80, 0xff, ' ', '!', '#', '[', ']'} {
+				var w [8]byte
+				for i := range w {
+					w[i] = fill
+				}
+				w[pos] = byte(c)
+				want := c == '"' || c == '\\' || c < 0x20
+				if got := hasStringSpecial(binary.LittleEndian.Uint64(w[:])); got != want {
+					t.Fatalf("byte %#x at %d among %#x: %v, want %v", c, pos, fill, got, want)
+				}
+			}
 		}
 	}
 }

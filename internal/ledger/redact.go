@@ -7,11 +7,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"maps"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/portcullis-ai/portcullis/internal/jsonx"
@@ -78,6 +80,8 @@ type redaction struct {
 	// collect, when set, receives every text removed (RedactSecrets: one redaction per call,
 	// never the ledger's shared one).
 	collect *[]string
+	// hashes holds keyed hashes of hashKey for rawHash to reuse.
+	hashes sync.Pool
 }
 
 func newRedaction(names []string, r Redactor, hashKey []byte, maxBytes int) *redaction {
@@ -97,7 +101,16 @@ func newRedaction(names []string, r Redactor, hashKey []byte, maxBytes int) *red
 func HashValue(key []byte, text string) string {
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte(text))
-	return HashPrefix + hex.EncodeToString(m.Sum(nil))
+	return hashText(m)
+}
+
+// hashText is HashValue's text for what m has hashed, in one allocation.
+func hashText(m hash.Hash) string {
+	var sum [sha256.Size]byte
+	var out [len(HashPrefix) + 2*sha256.Size]byte
+	copy(out[:], HashPrefix)
+	hex.Encode(out[len(HashPrefix):], m.Sum(sum[:0]))
+	return string(out[:])
 }
 
 // apply redacts r.Params in place and fills ParamsSize, ParamsHash and Redacted. Parameters
@@ -299,7 +312,17 @@ func (rd *redaction) rawHash(raw []byte) string {
 	if rd.hashKey == nil {
 		return ""
 	}
-	return HashValue(rd.hashKey, string(raw))
+	// Every record's parameters are hashed: the keyed hash is reused (its key schedule is the
+	// same for every record) and the text hashed where it lies, not copied into a string.
+	m, _ := rd.hashes.Get().(hash.Hash)
+	if m == nil {
+		m = hmac.New(sha256.New, rd.hashKey)
+	}
+	m.Reset()
+	m.Write(raw)
+	s := hashText(m)
+	rd.hashes.Put(m)
+	return s
 }
 
 func (rd *redaction) replacement(v any) any {

@@ -36,18 +36,6 @@ type batchRequest struct {
 	Calls []json.RawMessage `json:"calls"`
 }
 
-// batchCall is one call of a batch: a decide request without the agent (the batch's) and without
-// wait_seconds (a batch does not long-poll).
-type batchCall struct {
-	Tool       string                 `json:"tool"`
-	Params     json.RawMessage        `json:"params"`
-	UserToken  string                 `json:"user_token,omitempty"`
-	User       *identity.AssertedUser `json:"user,omitempty"`
-	ApprovalID string                 `json:"approval_id,omitempty"`
-	RequestID  string                 `json:"request_id,omitempty"`
-	Context    map[string]string      `json:"context,omitempty"`
-}
-
 // batchResult is one call's answer: its HTTP status as /v1/decide would give it, and its body.
 type batchResult struct {
 	Status int `json:"status"`
@@ -107,8 +95,8 @@ func (s *Server) handleDecideBatch(w http.ResponseWriter, r *http.Request) {
 // call's denial: the others are decided regardless.
 func (s *Server) decideBatchCall(ctx context.Context, creds identity.Credentials, agent *identity.Agent, raw json.RawMessage) batchResult {
 	start := time.Now()
-	var c batchCall
-	if err := strictDecode(raw, &c); err != nil {
+	c, params, err := decodeCall(raw, true)
+	if err != nil {
 		return s.batchReject(http.StatusBadRequest, bodyCode(err), err.Error())
 	}
 	if c.Tool == "" {
@@ -131,7 +119,7 @@ func (s *Server) decideBatchCall(ctx context.Context, creds identity.Credentials
 		defer cancel()
 	}
 	greq := guard.Request{RequestID: c.RequestID, Source: "http", Credentials: creds, Agent: agent,
-		UserToken: c.UserToken, AssertedUser: c.User, Tool: c.Tool, Params: c.Params, ApprovalID: c.ApprovalID}
+		UserToken: c.UserToken, AssertedUser: c.User, Tool: c.Tool, Params: c.Params, ParamsValue: params, ApprovalID: c.ApprovalID}
 	status, resp := s.response(ctx, start, s.o.Decider.Check(ctx, greq))
 	return batchResult{Status: status, decideResponse: resp}
 }

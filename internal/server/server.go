@@ -150,9 +150,13 @@ type errorBody struct {
 
 func (s *Server) handleDecide(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	var req decideRequest
-	body, ok := s.decodeBody(w, r, &req)
+	body, ok := s.readBody(w, r)
 	if !ok {
+		return
+	}
+	req, params, err := decodeCall(body, false)
+	if err != nil {
+		s.rejectBody(w, err)
 		return
 	}
 	if req.Tool == "" {
@@ -170,7 +174,7 @@ func (s *Server) handleDecide(w http.ResponseWriter, r *http.Request) {
 	creds := identity.CredentialsFromRequest(r, body)
 	creds.ClaimedAgent = req.AgentID
 	greq := guard.Request{RequestID: req.RequestID, Source: "http", Credentials: creds,
-		UserToken: req.UserToken, AssertedUser: req.User, Tool: req.Tool, Params: req.Params, ApprovalID: req.ApprovalID, Session: req.SessionID}
+		UserToken: req.UserToken, AssertedUser: req.User, Tool: req.Tool, Params: req.Params, ParamsValue: params, ApprovalID: req.ApprovalID, Session: req.SessionID}
 
 	// A caller's trace context (traceparent) makes the decision a span of its trace.
 	ctx := otel.GetTextMapPropagator().Extract(r.Context(), propagation.HeaderCarrier(r.Header))

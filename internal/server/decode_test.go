@@ -1,0 +1,99 @@
+package server
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/portcullis-ai/portcullis/internal/identity"
+	"github.com/portcullis-ai/portcullis/internal/jsonx"
+)
+
+// batchCall is the shape a batch call had when it was decoded by the strict struct decoder: a
+// decide request without the agent (the batch's), wait_seconds (a batch does not long-poll) and
+// session_id. decodeCall must read every body as that decoder did.
+type batchCall struct {
+	Tool       string                 `json:"tool"`
+	Params     json.RawMessage        `json:"params"`
+	UserToken  string                 `json:"user_token,omitempty"`
+	User       *identity.AssertedUser `json:"user,omitempty"`
+	ApprovalID string                 `json:"approval_id,omitempty"`
+	RequestID  string                 `json:"request_id,omitempty"`
+	Context    map[string]string      `json:"context,omitempty"`
+}
+
+var decodeSeeds = []string{
+	`{"tool":"t","params":{"a":[1,2.50,{"b":null}],"s":"x\u00e9"}}`,
+	` { "tool" : "t" , "params" : { "a" : 1 } } `,
+	`{"tool":"t"}`, `{"tool":null}`, `{"tool":"t","params":null}`, `{"tool":"t","params":[1]}`, `{"tool":"t","params":"x"}`,
+	`{"\u0074ool":"t","params":{}}`, `{"Tool":"t"}`, `{"tool":"t","TOOL":"u"}`, `{"tool":"t","tool":"u"}`,
+	`{"tool":"t","params":{"limit":1,"limit":2}}`, `{"tool":"t","params":{"limit":1,"LIMIT":2}}`,
+	`{"tool":5}`, `{"tool":["t"]}`, `{"tool":"t","extra":1}`, `{"tool":"t"} {}`, `{"tool":"t"}x`, `{"tool":`, ``, `[]`, `"t"`,
+	`{"tool":"t","agent_id":"a","session_id":"s","wait_seconds":3,"approval_id":"ap","request_id":"r","user_token":"tok"}`,
+	`{"tool":"t","wait_seconds":1.0}`, `{"tool":"t","wait_seconds":"1"}`, `{"tool":"t","wait_seconds":null}`, `{"tool":"t","wait_seconds":99999999999999999999}`,
+	`{"tool":"t","user":{"id":"u","email":"u@example.com"}}`, `{"tool":"t","user":{"id":"u","bogus":1}}`, `{"tool":"t","user":null}`, `{"tool":"t","user":"u"}`,
+	`{"tool":"t","context":{"a":"b"}}`, `{"tool":"t","context":{"a":1}}`, `{"tool":"t","context":{"a":"b","a":"c"}}`, `{"tool":"t","context":null}`,
+	`{"tool":"t","agent_id":7}`, `{"tool":"t","session_id":{}}`, `{"tool":"t","params":{"a":"\ud800"}}`,
+}
+
+// decodeCall reads every body as the strict struct decoder read it: the same refusals, with
+// the same code, and the same request. Its parameters' value is DecodeObject's reading of
+// their text (the guard's own), for objects, and absent otherwise.
+func FuzzDecodeCallMatchesStrictDecode(f *testing.F) {
+	for _, s := range decodeSeeds {
+		f.Add([]byte(s), false)
+		f.Add([]byte(s), true)
+	}
+	f.Fuzz(func(t *testing.T, raw []byte, batch bool) {
+		got, params, err := decodeCall(raw, batch)
+		var want decideRequest
+		var wantErr error
+		if batch {
+			var c batchCall
+			wantErr = strictDecode(raw, &c)
+			want = decideRequest{Tool: c.Tool, Params: c.Params, UserToken: c.UserToken, User: c.User, ApprovalID: c.ApprovalID, RequestID: c.RequestID, Context: c.Context}
+		} else {
+			wantErr = strictDecode(raw, &want)
+		}
+		if (err == nil) != (wantErr == nil) {
+			t.Fatalf("%q (batch %v): error %v, the strict decoder's %v", raw, batch, err, wantErr)
+		}
+		if err != nil {
+			if bodyCode(err) != bodyCode(wantErr) {
+				t.Fatalf("%q (batch %v): code %s (%v), the strict decoder's %s (%v)", raw, batch, bodyCode(err), err, bodyCode(wantErr), wantErr)
+			}
+			return
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Fatalf("%q (batch %v): read otherwise (-strict +decodeCall):\n%s", raw, batch, diff)
+		}
+		obj, objErr := jsonx.DecodeObject(got.Params)
+		switch {
+		case params == nil:
+			if len(got.Params) != 0 && objErr == nil {
+				t.Fatalf("%q: params %s are an object but no value came with them", raw, got.Params)
+			}
+		case objErr != nil:
+			t.Fatalf("%q: a value came with params %s that DecodeObject refuses: %v", raw, got.Params, objErr)
+		default:
+			if diff := cmp.Diff(obj, params); diff != "" {
+				t.Fatalf("%q: params value differs from DecodeObject's (-DecodeObject +decodeCall):\n%s", raw, diff)
+			}
+		}
+	})
+}
+
+// BenchmarkDecodeCall reads the 1 KiB decide body bench/load sends, as handleDecide does.
+func BenchmarkDecodeCall(b *testing.B) {
+	body := []byte(`{"tool":"fetch_customer_names","params":{"fields":["name","country","renewal_date","account_manager","plan","seats"],"limit":250,"notes":"` +
+		"Quarterly review list for the customer success team. Quarterly review list for the customer success team. Quarterly review list for the customer success team. " +
+		`","segment":"enterprise accounts renewed in the last quarter","sort":{"by":"renewal_date","order":"desc"}}}`)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if _, params, err := decodeCall(body, false); err != nil || params == nil {
+			b.Fatal(err)
+		}
+	}
+}
