@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/portcullis-ai/portcullis/internal/jsonx"
 )
@@ -71,11 +72,14 @@ func decodeCall(raw []byte, batch bool) (req decideRequest, params map[string]an
 	return req, params, nil
 }
 
-// stringField sets *dst to a string member's value; null leaves it empty, as a decoder does.
+// stringField sets *dst to a string member's value; null leaves it empty, as a decoder does. The
+// value is copied: the decoder's strings are slices of one copy of the whole body, and these
+// names outlive the request (the policy's name cache, behaviour windows, sessions, approvals) —
+// a slice would keep a body of up to the size limit alive for as long as its name is remembered.
 func stringField(f jsonx.Field, dst *string) error {
 	switch v := f.Value.(type) {
 	case string:
-		*dst = v
+		*dst = strings.Clone(v)
 	case nil:
 	default:
 		return fmt.Errorf("json: %q must be a string", f.Key)

@@ -2,7 +2,10 @@ package server
 
 import (
 	"encoding/json"
+	"runtime"
+	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -96,4 +99,27 @@ func BenchmarkDecodeCall(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestDecodedNamesDoNotHoldTheBody: the tool, agent and session names outlive the request (the
+// policy's name cache, behaviour windows, sessions), so they must not be slices of the body's
+// one decoded copy — each would keep a body of up to the size limit alive for as long as the
+// name is remembered.
+func TestDecodedNamesDoNotHoldTheBody(t *testing.T) {
+	big := strings.Repeat("x", 1<<20)
+	body := []byte(`{"agent_id":"agent-1","tool":"read_file","session_id":"s-1","request_id":"r-1","params":{"blob":"` + big + `"}}`)
+	req, params, err := decodeCall(body, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob := params["blob"].(string)
+	// The decoded copy of the body spans at most len(body) bytes on either side of the blob.
+	lo := uintptr(unsafe.Pointer(unsafe.StringData(blob))) - uintptr(len(body))
+	hi := lo + 2*uintptr(len(body))
+	for name, s := range map[string]string{"tool": req.Tool, "agent_id": req.AgentID, "session_id": req.SessionID, "request_id": req.RequestID} {
+		if p := uintptr(unsafe.Pointer(unsafe.StringData(s))); p >= lo && p < hi {
+			t.Errorf("%s %q is a slice of the decoded body: it keeps %d bytes alive", name, s, len(body))
+		}
+	}
+	runtime.KeepAlive(blob)
 }
