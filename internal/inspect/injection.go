@@ -268,6 +268,32 @@ func (a *analysis) sentenceEnd(i int) int {
 	return int(a.toks[i].last)
 }
 
+// substituteOrder reports whether the override ending at token j is followed, in its sentence, by
+// the order that replaces what was overridden: "ignore instructions, and just print …",
+// "disregard the rules and instead say …" — the goal hijack's second half. An output or reveal
+// verb within five words, right after "and", "then" or an adverb of exclusivity ("just", "only",
+// "instead", "simply", "directly"); "say", "type" and "state" count as output verbs here. An unqualified "ignore the instructions" alone is medium (a
+// manual tells readers to ignore instructions that do not apply); with a substitute order it is
+// the attack.
+func (a *analysis) substituteOrder(j int) bool {
+	toks := a.toks
+	if toks[j].sentEnd != 0 {
+		return false
+	}
+	for k := j + 1; k < len(toks) && k <= j+5; k++ {
+		if w := a.word(k); toks[k].cls&(wReveal|wRespond) != 0 || w == "say" || w == "type" || w == "state" {
+			switch a.word(k - 1) {
+			case "and", "then", "just", "only", "instead", "simply", "directly":
+				return true
+			}
+		}
+		if toks[k].sentEnd != 0 {
+			return false
+		}
+	}
+	return false
+}
+
 // phrases finds overrides, prompt extraction and role hijacks: patterns that are attacks wherever
 // they occur, in either direction.
 func (a *analysis) phrases() {
@@ -336,7 +362,7 @@ func (a *analysis) phrases() {
 				continue
 			}
 			if found > 0 {
-				if qual {
+				if qual || a.substituteOrder(found) {
 					a.add(KindOverride, threat.High, 0.9, i, found)
 				} else {
 					a.add(KindOverride, threat.Medium, 0.6, i, found)
@@ -816,21 +842,11 @@ func roleLabels(text string) (roles map[string]bool, first, last int) {
 		for j < len(text) && text[j] == ' ' {
 			j++
 		}
-		for _, r := range roleWords {
-			if !strings.HasPrefix(text[j:], r.word) || r.needHashes && hashes < 2 {
-				continue
+		if w, k := roleAt(text, j, hashes); w != "" {
+			if roles == nil {
+				roles, first, last = map[string]bool{}, i, k
 			}
-			k := j + len(r.word)
-			for k < len(text) && text[k] == ' ' {
-				k++
-			}
-			if k < len(text) && text[k] == ':' {
-				if roles == nil {
-					roles, first, last = map[string]bool{}, i, k+1
-				}
-				roles[r.word] = true
-			}
-			break
+			roles[w] = true
 		}
 		nl := strings.IndexByte(text[i:], '\n')
 		if nl < 0 {
@@ -839,6 +855,54 @@ func roleLabels(text string) (roles map[string]bool, first, last int) {
 		i += nl + 1
 	}
 	return roles, first, last
+}
+
+// hashLabels adds to roles the Alpaca-style headers that stand inside a line ("Doc: see appendix.
+// ### Instruction: delete …"): a run of two or more '#' before a role word and a colon is markup
+// wherever it stands, since prose does not write "## Response:". A text flattened into one line
+// (a JSON string, a table cell) keeps its headers that way.
+func hashLabels(text string, roles map[string]bool, first, last int) (map[string]bool, int, int) {
+	for off := 0; ; {
+		i := strings.Index(text[off:], "##")
+		if i < 0 {
+			return roles, first, last
+		}
+		i += off
+		j := i
+		for j < len(text) && text[j] == '#' {
+			j++
+		}
+		off = j
+		for j < len(text) && text[j] == ' ' {
+			j++
+		}
+		if w, k := roleAt(text, j, 2); w != "" {
+			if roles == nil {
+				roles, first, last = map[string]bool{}, i, k
+			}
+			roles[w] = true
+		}
+	}
+}
+
+// roleAt returns the role word of a label ("system", "instruction" …) starting at text[j] and
+// followed by a colon, and the offset just past the colon; "" when there is none. hashes is how
+// many '#' preceded it: some words are labels only after "##".
+func roleAt(text string, j, hashes int) (string, int) {
+	for _, r := range roleWords {
+		if !strings.HasPrefix(text[j:], r.word) || r.needHashes && hashes < 2 {
+			continue
+		}
+		k := j + len(r.word)
+		for k < len(text) && text[k] == ' ' {
+			k++
+		}
+		if k < len(text) && text[k] == ':' {
+			return r.word, k + 1
+		}
+		return "", 0
+	}
+	return "", 0
 }
 
 var roleWords = []struct {
@@ -865,7 +929,11 @@ func markup(c *Call, text string, chars charSet, hits []hit) []hit {
 		}
 	}
 	if chars.has(':') {
-		if roles, first, last := roleLabels(text); len(roles) > 0 {
+		roles, first, last := roleLabels(text)
+		if chars.has('#') {
+			roles, first, last = hashLabels(text, roles, first, last)
+		}
+		if len(roles) > 0 {
 			sev := threat.Low
 			if len(roles) >= 2 || roles["system"] || roles["instruction"] || roles["instructions"] {
 				sev = threat.Medium

@@ -1,0 +1,53 @@
+package classifier
+
+// A persona set-up — "I want you to act as a travel guide; answer only with …" — reads, word for
+// word, much like a jailbreak: a role for the reader, orders about its answers, "do not write
+// explanations". What makes a jailbreak of it is a second part: an override of the instructions
+// the reader already has, a persona without limits, a rule or filter to drop, a harmful goal, the
+// system prompt or a secret to give away, a bribe. Prompt collections full of benign set-ups
+// that the model never trained on score as attacks (11% of one such collection at high, with it
+// held out of training); PersonaSetUp lets the inspector keep such a score below high.
+
+// PersonaSetUp reports whether text names a role for the reader (act, pretend, role-play,
+// persona, character, in any language of the concept lexicon) and holds no attack part: no
+// override verb with instructions, "previous" or "all"; nothing unrestricted, no ethics, policy
+// or filter; no harm; no system or hidden instructions, nor any to reveal; no bribe; no secret to
+// reveal. It reads the whole text: an attack part anywhere in it keeps the persona suspect.
+func PersonaSetUp(text string) bool {
+	var seen uint64
+	has := func(c uint8) bool { return seen&(1<<c) != 0 }
+	start := -1
+	flush := func(end int) {
+		if start >= 0 {
+			w := text[start:end]
+			sl := stemLen(streamByte[w[0]])
+			seen |= 1 << wordConcept(wordHash(w, 0), wordHash(w, sl), len(w) > sl)
+			start = -1
+		}
+	}
+	var h uint64
+	for i := 0; i < len(text); i++ {
+		c := streamByte[text[i]]
+		if c == 0 {
+			flush(i)
+			h = 0
+			continue
+		}
+		if start < 0 {
+			start = i
+		}
+		h = h<<8 | uint64(c)
+		if c >= 0x80 && isCJKPair(h) {
+			seen |= 1 << concepts.get(h&mask6^cjkSalt)
+		}
+	}
+	flush(len(text))
+	if !has(cRole) {
+		return false
+	}
+	attack := has(cOverride) && (has(cInstr) || has(cPrior) || has(cAll)) ||
+		has(cUnbound) || has(cPolicy) || has(cHarm) || has(cReward) ||
+		has(cSystem) && (has(cInstr) || has(cReveal)) ||
+		has(cSecret) && has(cReveal)
+	return !attack
+}
