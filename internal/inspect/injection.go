@@ -270,22 +270,26 @@ func (a *analysis) sentenceEnd(i int) int {
 
 // substituteOrder reports whether the override ending at token j is followed, in its sentence, by
 // the order that replaces what was overridden: "ignore instructions, and just print …",
-// "disregard the rules and instead say …" — the goal hijack's second half. An output or reveal
-// verb within five words, right after "and", "then" or an adverb of exclusivity ("just", "only",
-// "instead", "simply", "directly"); "say", "type" and "state" count as output verbs here. An unqualified "ignore the instructions" alone is medium (a
-// manual tells readers to ignore instructions that do not apply); with a substitute order it is
-// the attack.
+// "disregard the rules and instead say …", "تجاهل … وأخرج مباشرة" — the goal hijack's second half.
+// An output or reveal verb within five words, right after a conjunction or an adverb of
+// exclusivity ("and", "just", "only", "instead", "directly", in the languages of substituteCues),
+// or with the conjunction written on it (Arabic "وأخرج"); "say", "type" and "state" count as
+// output verbs here. An unqualified "ignore the instructions" alone is medium (a manual tells
+// readers to ignore instructions that do not apply); with a substitute order it is the attack.
 func (a *analysis) substituteOrder(j int) bool {
 	toks := a.toks
 	if toks[j].sentEnd != 0 {
 		return false
 	}
 	for k := j + 1; k < len(toks) && k <= j+5; k++ {
-		if w := a.word(k); toks[k].cls&(wReveal|wRespond) != 0 || w == "say" || w == "type" || w == "state" {
-			switch a.word(k - 1) {
-			case "and", "then", "just", "only", "instead", "simply", "directly":
+		w := a.word(k)
+		if toks[k].cls&(wReveal|wRespond) != 0 || w == "say" || w == "type" || w == "state" {
+			if substituteCues[a.word(k-1)] {
 				return true
 			}
+		}
+		if rest, ok := strings.CutPrefix(w, "و"); ok && len(rest) > 0 && lexTab.get(rest)&wReveal != 0 {
+			return true
 		}
 		if toks[k].sentEnd != 0 {
 			return false
@@ -293,6 +297,40 @@ func (a *analysis) substituteOrder(j int) bool {
 	}
 	return false
 }
+
+// substituteCues are the words that introduce a substitute order: "and", "then" and adverbs of
+// exclusivity, in the languages of the override lexicon.
+var substituteCues = func() map[string]bool {
+	m := map[string]bool{}
+	for _, w := range strings.Fields(`and then just only instead simply directly merely
+		y luego solo sólo solamente únicamente simplemente directamente
+		et puis seulement juste simplement directement uniquement
+		und dann nur einfach direkt stattdessen lediglich
+		e então apenas somente simplesmente diretamente ed poi solo soltanto semplicemente direttamente
+		и затем только просто прямо вместо лишь en dan alleen gewoon i tylko po prostu
+		och bara ve sadece yalnızca doğrudan dan hanya langsung saja
+		और फिर बस केवल सिर्फ सीधे सीधा মাত্র এবং তারপর শুধু শুধুমাত্র কেবল সরাসরি
+		ثم فقط مباشرة و`) {
+		m[w] = true
+	}
+	return m
+}()
+
+// questionNouns name the task a user gave: overriding one ("ignore the above question and just
+// output …") is a hijack only with a substitute order, since "ignore my previous question" is
+// also what a user says of their own.
+var questionNouns = func() map[string]bool {
+	m := map[string]bool{}
+	for _, w := range strings.Fields(`question questions task request query
+		pregunta preguntas tarea question questions tâche demande frage fragen aufgabe
+		pergunta perguntas tarefa domanda domande compito вопрос вопросы вопросу задание задачу
+		vraag pytanie soru görev pertanyaan tugas
+		प्रश्न प्रश्नों सवाल सवालों अनुरोध কাজ প্রশ্ন প্রশ্নটি প্রশ্নগুলি প্রশ্নের
+		السؤال سؤال الأسئلة الاسئلة أسئلة الطلب المهمة`) {
+		m[w] = true
+	}
+	return m
+}()
 
 // phrases finds overrides, prompt extraction and role hijacks: patterns that are attacks wherever
 // they occur, in either direction.
@@ -333,6 +371,26 @@ func (a *analysis) phrases() {
 				for k := found + 1; k <= min(found+2, len(toks)-1) && toks[k-1].sentEnd == 0; k++ {
 					if toks[k].cls&(wPrior|wAll) != 0 {
 						qual = true
+					}
+				}
+			}
+			if found < 0 {
+				// "Ignore the above question and just output …": a question is the object only
+				// when the substitute order follows (see questionNouns).
+				for j := i + 1; j <= end; j++ {
+					if questionNouns[a.word(j)] {
+						if a.substituteOrder(j) {
+							a.add(KindOverride, threat.High, 0.85, i, j)
+						}
+						break
+					}
+				}
+				for j := i - 1; j >= 0 && j >= i-6 && toks[j].sentEnd == 0; j-- {
+					if questionNouns[a.word(j)] {
+						if a.substituteOrder(i) {
+							a.add(KindOverride, threat.High, 0.85, j, i)
+						}
+						break
 					}
 				}
 			}
