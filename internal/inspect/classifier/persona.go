@@ -1,5 +1,7 @@
 package classifier
 
+import "strings"
+
 // A persona set-up — "I want you to act as a travel guide; answer only with …" — reads, word for
 // word, much like a jailbreak: a role for the reader, orders about its answers, "do not write
 // explanations". What makes a jailbreak of it is a second part: an override of the instructions
@@ -12,16 +14,19 @@ package classifier
 // persona, character, in any language of the concept lexicon) and holds no attack part: no
 // override verb with instructions, "previous" or "all"; nothing unrestricted, no ethics, policy
 // or filter; no harm; no system or hidden instructions, nor any to reveal; no bribe; no secret to
-// reveal. It reads the whole text: an attack part anywhere in it keeps the persona suspect.
+// reveal; none of the words by which a persona is told to drop its guard (jailbreakCues). It
+// reads the whole text: an attack part anywhere in it keeps the persona suspect.
 func PersonaSetUp(text string) bool {
 	var seen uint64
 	has := func(c uint8) bool { return seen&(1<<c) != 0 }
 	start := -1
+	cue := false
 	flush := func(end int) {
 		if start >= 0 {
 			w := text[start:end]
 			sl := stemLen(streamByte[w[0]])
 			seen |= 1 << wordConcept(wordHash(w, 0), wordHash(w, sl), len(w) > sl)
+			cue = cue || jailbreakCues[w]
 			start = -1
 		}
 	}
@@ -45,9 +50,24 @@ func PersonaSetUp(text string) bool {
 	if !has(cRole) {
 		return false
 	}
-	attack := has(cOverride) && (has(cInstr) || has(cPrior) || has(cAll)) ||
+	attack := cue || has(cOverride) && (has(cInstr) || has(cPrior) || has(cAll)) ||
 		has(cUnbound) || has(cPolicy) || has(cHarm) || has(cReward) ||
 		has(cSystem) && (has(cInstr) || has(cReveal)) ||
 		has(cSecret) && has(cReveal)
 	return !attack
 }
+
+// jailbreakCues are words a persona jailbreak uses to take the model's guard down — its filters,
+// refusals, disclaimers, what it must not say — and a benign persona has no reason to mention.
+// They are not concepts of the classifier (which would change its features); the persona check
+// alone reads them, in the lower case of the normalised text.
+var jailbreakCues = func() map[string]bool {
+	m := map[string]bool{}
+	for _, w := range strings.Fields(`filter filters filtered filtering unfiltered censor censors censored
+		censoring refuse refuses refused refusing refusal refusals disclaimer disclaimers moralizing
+		moralising profanity profane nsfw explicit offensive immoral opposite obscene vulgar swear
+		swearing`) {
+		m[w] = true
+	}
+	return m
+}()
