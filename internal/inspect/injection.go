@@ -5,6 +5,7 @@ import (
 	"sync"
 	"unicode/utf8"
 
+	"github.com/portcullis-ai/portcullis/internal/inspect/classifier"
 	"github.com/portcullis-ai/portcullis/internal/threat"
 )
 
@@ -56,8 +57,24 @@ func (d *injectionDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	quotedDiscussion(v.Norm, hits)
 	// Hidden characters or homoglyphs that dressed up an instruction make it deliberate.
 	disguised := v.Homoglyphs > 0 || v.Hidden&(HiddenZeroWidth|HiddenBidi) != 0
+	persona := -1 // unknown until a finding needs it
 	for _, h := range hits {
 		sev, kind := h.sev, h.kind
+		if sev == threat.High && (kind == KindIndirect || kind == KindDataRequest) {
+			// A persona set-up returned by a tool ("act as a note-taking assistant … use the
+			// following format for your responses") orders the reader about, as a planted
+			// instruction does, but without an attack part it is a prompt being passed on:
+			// medium, as the classifier judges it (classifier.PersonaSetUp).
+			if persona < 0 {
+				persona = 0
+				if classifier.PersonaSetUp(v.Norm) {
+					persona = 1
+				}
+			}
+			if persona == 1 {
+				sev = threat.Medium
+			}
+		}
 		if disguised && sev >= threat.Medium {
 			sev = bump(sev)
 		}
