@@ -64,10 +64,11 @@ func (d *injectionDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 			// A persona set-up returned by a tool ("act as a note-taking assistant … use the
 			// following format for your responses") orders the reader about, as a planted
 			// instruction does, but without an attack part it is a prompt being passed on:
-			// medium, as the classifier judges it (classifier.PersonaSetUp).
+			// medium, as the classifier judges it. Only a text that opens with the set-up
+			// (classifier.PersonaOpening): a document that mentions a role is not one.
 			if persona < 0 {
 				persona = 0
-				if classifier.PersonaSetUp(v.Norm) {
+				if classifier.PersonaOpening(v.Norm) {
 					persona = 1
 				}
 			}

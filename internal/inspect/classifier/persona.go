@@ -16,8 +16,19 @@ import "strings"
 // or filter; no harm; no system or hidden instructions, nor any to reveal; no bribe; no secret to
 // reveal; none of the words by which a persona is told to drop its guard (jailbreakCues). It
 // reads the whole text: an attack part anywhere in it keeps the persona suspect.
-func PersonaSetUp(text string) bool {
+func PersonaSetUp(text string) bool { return personaSetUp(text, len(text)) }
+
+// PersonaOpening is PersonaSetUp for a text that opens with the set-up: the role is named in its
+// first openingBytes bytes. A long document that mentions a character or a role somewhere is not
+// a persona set-up, and a planted instruction in it is not excused by the mention.
+func PersonaOpening(text string) bool { return personaSetUp(text, openingBytes) }
+
+// openingBytes is about the first two sentences of a set-up ("I want you to act as …").
+const openingBytes = 160
+
+func personaSetUp(text string, roleWithin int) bool {
 	var seen uint64
+	roleSeen := false
 	has := func(c uint8) bool { return seen&(1<<c) != 0 }
 	start := -1
 	cue := false
@@ -25,7 +36,9 @@ func PersonaSetUp(text string) bool {
 		if start >= 0 {
 			w := text[start:end]
 			sl := stemLen(streamByte[w[0]])
-			seen |= 1 << wordConcept(wordHash(w, 0), wordHash(w, sl), len(w) > sl)
+			c := wordConcept(wordHash(w, 0), wordHash(w, sl), len(w) > sl)
+			seen |= 1 << c
+			roleSeen = roleSeen || c == cRole && start < roleWithin
 			cue = cue || jailbreakCues[w]
 			start = -1
 		}
@@ -43,11 +56,13 @@ func PersonaSetUp(text string) bool {
 		}
 		h = h<<8 | uint64(c)
 		if c >= 0x80 && isCJKPair(h) {
-			seen |= 1 << concepts.get(h&mask6^cjkSalt)
+			k := concepts.get(h&mask6 ^ cjkSalt)
+			seen |= 1 << k
+			roleSeen = roleSeen || k == cRole && i < roleWithin
 		}
 	}
 	flush(len(text))
-	if !has(cRole) {
+	if !roleSeen {
 		return false
 	}
 	attack := cue || has(cOverride) && (has(cInstr) || has(cPrior) || has(cAll)) ||
