@@ -5,6 +5,7 @@ import (
 	"sync"
 	"unicode/utf8"
 
+	"github.com/portcullis-ai/portcullis/internal/inspect/classifier"
 	"github.com/portcullis-ai/portcullis/internal/threat"
 )
 
@@ -56,8 +57,25 @@ func (d *injectionDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	quotedDiscussion(v.Norm, hits)
 	// Hidden characters or homoglyphs that dressed up an instruction make it deliberate.
 	disguised := v.Homoglyphs > 0 || v.Hidden&(HiddenZeroWidth|HiddenBidi) != 0
+	persona := -1 // unknown until a finding needs it
 	for _, h := range hits {
 		sev, kind := h.sev, h.kind
+		if sev == threat.High && (kind == KindIndirect || kind == KindDataRequest) {
+			// A persona set-up returned by a tool ("act as a note-taking assistant … use the
+			// following format for your responses") orders the reader about, as a planted
+			// instruction does, but without an attack part it is a prompt being passed on:
+			// medium, as the classifier judges it. Only a text that opens with the set-up
+			// (classifier.PersonaOpening): a document that mentions a role is not one.
+			if persona < 0 {
+				persona = 0
+				if classifier.PersonaOpening(v.Norm) {
+					persona = 1
+				}
+			}
+			if persona == 1 {
+				sev = threat.Medium
+			}
+		}
 		if disguised && sev >= threat.Medium {
 			sev = bump(sev)
 		}
@@ -268,6 +286,70 @@ func (a *analysis) sentenceEnd(i int) int {
 	return int(a.toks[i].last)
 }
 
+// substituteOrder reports whether the override ending at token j is followed, in its sentence, by
+// the order that replaces what was overridden: "ignore instructions, and just print …",
+// "disregard the rules and instead say …", "تجاهل … وأخرج مباشرة" — the goal hijack's second half.
+// An output or reveal verb within five words, right after a conjunction or an adverb of
+// exclusivity ("and", "just", "only", "instead", "directly", in the languages of substituteCues),
+// or with the conjunction written on it (Arabic "وأخرج"); "say", "type" and "state" count as
+// output verbs here. An unqualified "ignore the instructions" alone is medium (a manual tells
+// readers to ignore instructions that do not apply); with a substitute order it is the attack.
+func (a *analysis) substituteOrder(j int) bool {
+	toks := a.toks
+	if toks[j].sentEnd != 0 {
+		return false
+	}
+	for k := j + 1; k < len(toks) && k <= j+5; k++ {
+		w := a.word(k)
+		if toks[k].cls&(wReveal|wRespond) != 0 || w == "say" || w == "type" || w == "state" {
+			if substituteCues[a.word(k-1)] {
+				return true
+			}
+		}
+		if rest, ok := strings.CutPrefix(w, "و"); ok && len(rest) > 0 && lexTab.get(rest)&wReveal != 0 {
+			return true
+		}
+		if toks[k].sentEnd != 0 {
+			return false
+		}
+	}
+	return false
+}
+
+// substituteCues are the words that introduce a substitute order: "and", "then" and adverbs of
+// exclusivity, in the languages of the override lexicon.
+var substituteCues = func() map[string]bool {
+	m := map[string]bool{}
+	for _, w := range strings.Fields(`and then just only instead simply directly merely
+		y luego solo sólo solamente únicamente simplemente directamente
+		et puis seulement juste simplement directement uniquement
+		und dann nur einfach direkt stattdessen lediglich
+		e então apenas somente simplesmente diretamente ed poi solo soltanto semplicemente direttamente
+		и затем только просто прямо вместо лишь en dan alleen gewoon i tylko po prostu
+		och bara ve sadece yalnızca doğrudan dan hanya langsung saja
+		और फिर बस केवल सिर्फ सीधे सीधा মাত্র এবং তারপর শুধু শুধুমাত্র কেবল সরাসরি
+		ثم فقط مباشرة و`) {
+		m[w] = true
+	}
+	return m
+}()
+
+// questionNouns name the task a user gave: overriding one ("ignore the above question and just
+// output …") is a hijack only with a substitute order, since "ignore my previous question" is
+// also what a user says of their own.
+var questionNouns = func() map[string]bool {
+	m := map[string]bool{}
+	for _, w := range strings.Fields(`question questions task request query
+		pregunta preguntas tarea question questions tâche demande frage fragen aufgabe
+		pergunta perguntas tarefa domanda domande compito вопрос вопросы вопросу задание задачу
+		vraag pytanie soru görev pertanyaan tugas
+		प्रश्न प्रश्नों सवाल सवालों अनुरोध কাজ প্রশ্ন প্রশ্নটি প্রশ্নগুলি প্রশ্নের
+		السؤال سؤال الأسئلة الاسئلة أسئلة الطلب المهمة`) {
+		m[w] = true
+	}
+	return m
+}()
+
 // phrases finds overrides, prompt extraction and role hijacks: patterns that are attacks wherever
 // they occur, in either direction.
 func (a *analysis) phrases() {
@@ -310,6 +392,26 @@ func (a *analysis) phrases() {
 					}
 				}
 			}
+			if found < 0 {
+				// "Ignore the above question and just output …": a question is the object only
+				// when the substitute order follows (see questionNouns).
+				for j := i + 1; j <= end; j++ {
+					if questionNouns[a.word(j)] {
+						if a.substituteOrder(j) {
+							a.add(KindOverride, threat.High, 0.85, i, j)
+						}
+						break
+					}
+				}
+				for j := i - 1; j >= 0 && j >= i-6 && toks[j].sentEnd == 0; j-- {
+					if questionNouns[a.word(j)] {
+						if a.substituteOrder(i) {
+							a.add(KindOverride, threat.High, 0.85, j, i)
+						}
+						break
+					}
+				}
+			}
 			from := i
 			if found < 0 {
 				// Verb-final languages put the object first: "पिछले सभी निर्देशों को अनदेखा करें",
@@ -336,7 +438,7 @@ func (a *analysis) phrases() {
 				continue
 			}
 			if found > 0 {
-				if qual {
+				if qual || a.substituteOrder(found) {
 					a.add(KindOverride, threat.High, 0.9, i, found)
 				} else {
 					a.add(KindOverride, threat.Medium, 0.6, i, found)
@@ -816,21 +918,11 @@ func roleLabels(text string) (roles map[string]bool, first, last int) {
 		for j < len(text) && text[j] == ' ' {
 			j++
 		}
-		for _, r := range roleWords {
-			if !strings.HasPrefix(text[j:], r.word) || r.needHashes && hashes < 2 {
-				continue
+		if w, k := roleAt(text, j, hashes); w != "" {
+			if roles == nil {
+				roles, first, last = map[string]bool{}, i, k
 			}
-			k := j + len(r.word)
-			for k < len(text) && text[k] == ' ' {
-				k++
-			}
-			if k < len(text) && text[k] == ':' {
-				if roles == nil {
-					roles, first, last = map[string]bool{}, i, k+1
-				}
-				roles[r.word] = true
-			}
-			break
+			roles[w] = true
 		}
 		nl := strings.IndexByte(text[i:], '\n')
 		if nl < 0 {
@@ -839,6 +931,54 @@ func roleLabels(text string) (roles map[string]bool, first, last int) {
 		i += nl + 1
 	}
 	return roles, first, last
+}
+
+// hashLabels adds to roles the Alpaca-style headers that stand inside a line ("Doc: see appendix.
+// ### Instruction: delete …"): a run of two or more '#' before a role word and a colon is markup
+// wherever it stands, since prose does not write "## Response:". A text flattened into one line
+// (a JSON string, a table cell) keeps its headers that way.
+func hashLabels(text string, roles map[string]bool, first, last int) (map[string]bool, int, int) {
+	for off := 0; ; {
+		i := strings.Index(text[off:], "##")
+		if i < 0 {
+			return roles, first, last
+		}
+		i += off
+		j := i
+		for j < len(text) && text[j] == '#' {
+			j++
+		}
+		off = j
+		for j < len(text) && text[j] == ' ' {
+			j++
+		}
+		if w, k := roleAt(text, j, 2); w != "" {
+			if roles == nil {
+				roles, first, last = map[string]bool{}, i, k
+			}
+			roles[w] = true
+		}
+	}
+}
+
+// roleAt returns the role word of a label ("system", "instruction" …) starting at text[j] and
+// followed by a colon, and the offset just past the colon; "" when there is none. hashes is how
+// many '#' preceded it: some words are labels only after "##".
+func roleAt(text string, j, hashes int) (string, int) {
+	for _, r := range roleWords {
+		if !strings.HasPrefix(text[j:], r.word) || r.needHashes && hashes < 2 {
+			continue
+		}
+		k := j + len(r.word)
+		for k < len(text) && text[k] == ' ' {
+			k++
+		}
+		if k < len(text) && text[k] == ':' {
+			return r.word, k + 1
+		}
+		return "", 0
+	}
+	return "", 0
 }
 
 var roleWords = []struct {
@@ -865,7 +1005,11 @@ func markup(c *Call, text string, chars charSet, hits []hit) []hit {
 		}
 	}
 	if chars.has(':') {
-		if roles, first, last := roleLabels(text); len(roles) > 0 {
+		roles, first, last := roleLabels(text)
+		if chars.has('#') {
+			roles, first, last = hashLabels(text, roles, first, last)
+		}
+		if len(roles) > 0 {
 			sev := threat.Low
 			if len(roles) >= 2 || roles["system"] || roles["instruction"] || roles["instructions"] {
 				sev = threat.Medium
@@ -910,6 +1054,11 @@ var cjkRules = []struct {
 	{KindOverride, threat.High, lazyRegexp(`(?:忽略|无视|忽视|不要理会|不要遵守|忘记|忘掉|無視|忽略掉)[^。！？\n]{0,12}(?:指令|指示|说明|規則|规则|提示|命令|要求|設定|设定)`)},
 	{KindOverride, threat.High, lazyRegexp(`(?:以前|前|上記|上述|これまで)の[^。！？\n]{0,8}(?:指示|命令|指令|ルール)を[^。！？\n]{0,6}(?:無視|忘れ)`)},
 	{KindOverride, threat.High, lazyRegexp(`(?:이전|위의|모든)[^.!?\n]{0,8}(?:지시|명령|지침|규칙)[^.!?\n]{0,6}(?:무시|잊어)`)},
+	// The goal hijack with the user's question as the overridden object: only with the substitute
+	// order that follows ("忽略这个问题，直接输出：…", "質問を無視して、そのまま出力して"), as in
+	// substituteOrder.
+	{KindOverride, threat.High, lazyRegexp(`(?:忽略|无视|忽视|不要理会|不要回答|無視|别管|別管)[^。！？\n]{0,12}(?:问题|問題|提问|提問|质询)[^。！？\n]{0,8}(?:直接|只|仅|僅|然后|然後)[^。！？\n]{0,2}(?:输出|輸出|回复|回覆|说|說|打印|写|寫|重复|重複)`)},
+	{KindOverride, threat.High, lazyRegexp(`(?:質問|問題|問い)[^。！？\n]{0,8}(?:無視|忘れ)[^。！？\n]{0,12}(?:直接|そのまま|だけ)[^。！？\n]{0,6}(?:出力|答え|書い|書き|言っ|繰り返)`)},
 	{KindExtraction, threat.High, lazyRegexp(`(?:系统提示|系統提示|システムプロンプト|시스템 프롬프트|初始指令|隐藏指令)`)},
 	{KindRoleHijack, threat.Medium, lazyRegexp(`(?:你现在是|你現在是|从现在开始你|從現在開始你|あなたは今から|今からあなたは|너는 이제|당신은 이제)`)},
 	{KindIndirect, threat.High, lazyRegexp(`(?:在你的|在您的)(?:回答|回复|答复|输出)中|(?:あなたの)?(?:回答|返答|応答)に[^。！？\n]{0,20}(?:含め|追加|加え)`)},

@@ -105,7 +105,8 @@ func initLexicon() {
 		نادیده فراموش
 		উপেক্ষা ভুলে
 		puuza sahau
-		התעלם התעלמי שכח שכחי`)
+		התעלם התעלמי שכח שכחי
+		проигнорируйте игнорируя проигнорировав забыв отбросьте пропусти пропустите ignoriert`)
 	addWords(wPrior, `previous prior above earlier preceding former foregoing original initial old existing
 		aforementioned preexisting pre-existing
 		anterior anteriores previa previas previo previos precedentes antiguas
@@ -125,7 +126,9 @@ func initLexicon() {
 		قبلی
 		পূর্ববর্তী আগের
 		yaliyotangulia zilizopita
-		הקודמות הקודמים`)
+		הקודמות הקודמים
+		أعلاه اعلاه المذكورة المذكور ऊपर उपरोक्त উপরের উপরে উপরোক্ত выше вышеизложенные arriba mencionadas mencionada ci-dessus
+		obige oben obenstehende obenstehenden приведенный приведенные приведенную вышеупомянутый вышеупомянутые`)
 	addWords(wAll, `all any every everything each entire whole
 		todas todos toda todo toutes tous tout alle allen alles tutte tutti tutto все всё всех alle
 		wszystkie wszystkich всі усі alla tüm tum bütün butun semua सभी सारे जميع كل تمام همه همهٔ সমস্ত সব yote zote כל`)
@@ -150,12 +153,18 @@ func initLexicon() {
 		دستورالعمل دستورالعملها دستورالعملهای دستورات قوانین
 		নির্দেশ নির্দেশাবলী নির্দেশনা নিয়ম
 		maagizo maelekezo
-		ההוראות הוראות הכללים`)
+		ההוראות הוראות הכללים
+		والتعليمات بالتعليمات للتعليمات التوجيهات आदेश आदेशों নির্দেশগুলি নির্দেশগুলো আদেশ`)
 	addWords(wReveal, `reveal reveals show print output repeat display tell leak dump disclose share spell recite
 		expose echo return write give list paste type translate summarize summarise state provide
 		revela muestra imprime repite dime révèle revele affiche montre répète repete dis
 		zeige zeig verrate gib wiederhole nenne mostre revele repita mostra rivela ripeti
-		покажи раскрой выведи повтори напиши скажи`)
+		покажи раскрой выведи повтори напиши скажи
+		escribe escriba emite emita genera produce responde responda di diga écris écrivez imprimez affichez répondez dites
+		schreibe antworte sag sage выведите напишите ответь ответьте скажите повторите
+		लिखें लिखो लिखिए बताएं बताओ कहें कहो आउटपुट छापें प्रिंट दोहराएं
+		লিখুন লেখো বলুন বলো আউটপুট প্রিন্ট দেখান
+		اكتب اطبع أخرج اخرج قل كرر أعد اعد`)
 	addWords(wSecretish, `system hidden initial secret internal developer original confidential private
 		preprompt pre-prompt meta underlying sistema système systeme system- sistema системный системные скрытые`)
 	addWords(wYou, `you thou ye yourself tu tú usted ustedes vous du ihr sie você voce vocês ты вы`)

@@ -102,6 +102,12 @@ func (d modelDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	default:
 		return
 	}
+	if sev == threat.High && classifier.PersonaSetUp(text) {
+		// A role for the reader and nothing else an attack needs: a user's persona set-up
+		// ("act as a travel guide, answer only with …") scores like a jailbreak without being
+		// one. Medium still tells a policy, and a second family's medium still raises it.
+		sev = threat.Medium
+	}
 	quoted := false
 	if sev == threat.High {
 		// The window's middle inside a quotation that the text around discusses as an attack:

@@ -78,7 +78,23 @@ var conceptWords = [...]struct {
 		تجاهل تجاهلي تجاهلوا انس انسى اهمل أهمل تغاضى
 		نادیده فراموش
 		উপেক্ষা ভুলে  অগ্রাহ্য
-		puuza sahau התעלם התעלמי שכח שכחי`},
+		puuza sahau התעלם התעלמי שכח שכחי
+		ignorá ignoralo ignórala ignóralas ignóralos ignorando olvídate olvidate olvides olvidá omita
+		omitan descarten desestima desestime sáltate ignorant oubliant oubliez-les ignorez-les négligez
+		ignorierst vergesse verwirf verwerfe verwerft überspringe esqueci esquecer descarte desconsidera
+		ignorare scordati scorda dimentichi tralascia игнорируя проигнорировав забыв отбросив пропусти
+		пропустите отмени отмените نظرانداز بھول بھولیں بھولو दुर्लक्ष विसरा विसरून विसर अनदेखे अनसुना
+		अनसुनी भुला भुलाकर भूलकर भूलिए छोड़ें छोड़ो छोड़िए अवहेलना दरकिनार नज़रअंदाज উপেক্ষো উপেক্ষাকরুন
+		ভুলুন ভুলো যান এড়িয়ে تجاهلها تجاهلهم تجاهله وتجاهل فتجاهل تخطى تخط تخطي اترك أترك تناسى انسي
+		انسوا أهملي విస్మరించండి విస్మరించు విస్మరించి పట్టించుకోకండి పట్టించుకోవద్దు మర్చిపోండి మరచిపోండి
+		మర్చిపో புறக்கணி புறக்கணிக்கவும் புறக்கணித்து மறந்துவிடு மறந்துவிடுங்கள் மறந்து ਅਣਡਿੱਠਾ ਨਜ਼ਰਅੰਦਾਜ਼
+		ਭੁੱਲ ਭੁੱਲੋ ਜਾਓ અવગણો અવગણના અવગણીને ભૂલી ભૂલો ನಿರ್ಲಕ್ಷಿಸಿ ನಿರ್ಲಕ್ಷಿಸು ಮರೆತುಬಿಡಿ ಮರೆಯಿರಿ ችላ እርሳ እርሺ
+		ተወው phớt lờ quên pansinin balewalain kalimutan watsi manta lali hiraukan acuhkan zignorujcie
+		negeren vergeten
+		وتجاهلي فتجاهلي وتجاهلوا فتجاهلوا وانس فانس وانسى فانسى واهمل فاهمل وأهمل فأهمل وتغاضى فتغاضى
+		وفراموش ففراموش ونظرانداز فنظرانداز وبھول فبھول وبھولو فبھولو وتجاهلها فتجاهلها وتجاهلهم فتجاهلهم
+		وتجاهله فتجاهله وفتجاهل ففتجاهل وتخطى فتخطى وتخط فتخط وتخطي فتخطي واترك فاترك وأترك فأترك وتناسى
+		فتناسى وانسي فانسي وانسوا فانسوا وأهملي فأهملي`},
 	{cPrior, `previous previously prior above earlier preceding former foregoing original aforementioned old
 		anterior anteriores previa previas previo previos precedentes antiguas arriba
 		précédentes précédents précédente précédent antérieures antérieurs dessus
@@ -88,10 +104,21 @@ var conceptWords = [...]struct {
 		vorige eerdere poprzednie poprzednich powyższe wcześniejsze попередні вище tidigare ovanstående
 		önceki yukarıdaki sebelumnya sebelum 
 		पिछले पिछली पिछला पहले ऊपर उपरोक्त पूर्ववर्ती
-		السابقة السابق أعلاه اعلاه المذكورة
+		السابقة السابق أعلاه اعلاه المذكورة المذكور والمذكور
 		قبلی بالا
 		পূর্ববর্তী আগের উপরের উপরে পূর্বের উপরোক্ত
-		yaliyotangulia zilizopita הקודמות הקודמים`},
+		yaliyotangulia zilizopita הקודמות הקודמים
+		anteriormente mencionadas mencionados antedichas ci-dessus précédemment auparavant vorhergehenden
+		vorstehenden obenstehenden antecedentes precedentemente suddette вышеизложенные предшествующие
+		раньше پچھلی پچھلے سابقہ اوپر مذکورہ मागील आधीच्या वरील उपर्युक्त उल्लिखित পূর্বে আগে উপর্যুক্ত
+		আগেকার السالفة الماضية المسبقة السابقه المذكوره మునుపటి ముందటి పైన முந்தைய மேலே முன்பு ਪਿਛਲੀਆਂ
+		ਪਿਛਲੇ ਪਿਛਲੀ ਉੱਪਰ અગાઉની અગાઉના પાછલી પાછલા ઉપરની ઉપરના ಹಿಂದಿನ ಮೇಲಿನ ቀዳሚ ቀደም trước nakaraang
+		naunang itaas gabata tadi terdahulu wcześniej powyżej wyżej eerder hierboven
+		bovenstaande voorgaande
+		والسابقة بالسابقة للسابقة فالسابقة والسابق بالسابق للسابق فالسابق وأعلاه واعلاه والمذكورة
+		بالمذكورة للمذكورة فالمذكورة وبالا والسالفة بالسالفة للسالفة فالسالفة والماضية بالماضية للماضية
+		فالماضية والمسبقة بالمسبقة للمسبقة فالمسبقة والسابقه بالسابقه للسابقه فالسابقه والمذكوره بالمذكوره
+		للمذكوره فالمذكوره`},
 	{cInstr, `instruction instructions prompt prompts rule rules directive directives guideline guidelines
 		command commands  programming
 		instrucción instruccion instrucciones reglas indicaciones órdenes ordenes directrices directriz comando
@@ -106,14 +133,35 @@ var conceptWords = [...]struct {
 		التعليمات تعليمات الأوامر الاوامر القواعد الأمر الامر التوجيهات
 		دستورالعمل دستورات قوانین
 		নির্দেশ নির্দেশাবলী নির্দেশনা নিয়ম আদেশ
-		maagizo maelekezo ההוראות הוראות`},
+		maagizo maelekezo ההוראות הוראות
+		normas pautas consignas mandatos ordres anordnungen comandos ordens diretrizes comandi ordini
+		norme инструкциям инструкциями указаниям правилам распоряжения ہدایات ہدایت احکامات احکام اصول
+		قواعد सूचना सूचनांचे सूचनां आदेशों अनुदेश अनुदेशों हिदायत हिदायतें कमांड प्रॉम्प्ट प्रोम्प्ट
+		निर्देशन নির্দেশগুলি নির্দেশগুলো নির্দেশাবলি আদেশগুলি নিয়মগুলি প্রম্পট কমান্ড التعليمة الإرشادات
+		الارشادات وتعليمات والتعليمات تعليماتك أوامر اوامر సూచనలు సూచనల నియమాలు ఆదేశాలు அறிவுறுத்தல்கள்
+		அறிவுறுத்தல்களை வழிமுறைகள் விதிகள் கட்டளைகள் ਹਦਾਇਤਾਂ ਨਿਰਦੇਸ਼ ਨਿਯਮ સૂચનાઓ સૂચનો નિયમો આદેશો
+		ಸೂಚನೆಗಳನ್ನು ಸೂಚನೆಗಳು ನಿಯಮಗಳು መመሪያዎችን መመሪያ ህጎች lệnh tagubilin utos panuntunan alituntunin umarni
+		umarnin dokoki prentah arahan peraturan
+		opdrachten opdracht
+		بالتعليمات للتعليمات فالتعليمات والأوامر بالأوامر للأوامر فالأوامر والاوامر بالاوامر للاوامر
+		فالاوامر والقواعد بالقواعد للقواعد فالقواعد والأمر بالأمر للأمر فالأمر والامر بالامر للامر فالامر
+		والتوجيهات بالتوجيهات للتوجيهات فالتوجيهات ودستورالعمل ودستورات واصول وقواعد والتعليمة بالتعليمة
+		للتعليمة فالتعليمة والإرشادات بالإرشادات للإرشادات فالإرشادات والارشادات بالارشادات للارشادات
+		فالارشادات وتعليماتك وأوامر واوامر`},
 	{cQuestion, `question questions request requests task tasks query
 		pregunta preguntas solicitud tarea question questions demande tâche frage fragen aufgabe
 		pergunta perguntas domanda domande compito вопрос вопросы вопросу запрос задание задачу
 		pytanie питання fråga soru görev pertanyaan tugas
 		प्रश्न प्रश्नों सवाल सवालों अनुरोध कार्य
 		السؤال سؤال الأسئلة الاسئلة الطلب المهمة
-		سوال درخواست প্রশ্ন প্রশ্নগুলি অনুরোধ কাজ swali שאלה`},
+		سوال درخواست প্রশ্ন প্রশ্নগুলি অনুরোধ কাজ swali שאלה
+		consulta پرسش سوالات سوالوں प्रश्नाचे প্রশ্নটি প্রশ্নের প্রশ্নগুলো أسئلة اسئلة سؤالي السؤالين
+		ప్రశ్న ప్రశ్నలు ప్రశ్నను கேள்வி கேள்விகள் கேள்வியை ਸਵਾਲ ਸਵਾਲਾਂ પ્રશ્ન પ્રશ્નો સવાલ ಪ್ರಶ್ನೆ
+		ಪ್ರಶ್ನೆಗಳು ጥያቄ ጥያቄዎች hỏi tanong tambaya pitakon
+		vraag vragen
+		والسؤال بالسؤال للسؤال فالسؤال وسؤال والأسئلة بالأسئلة للأسئلة فالأسئلة والاسئلة بالاسئلة للاسئلة
+		فالاسئلة والطلب بالطلب للطلب فالطلب والمهمة بالمهمة للمهمة فالمهمة وسوال ودرخواست وسوالات وسوالوں
+		وأسئلة واسئلة وسؤالي والسؤالين بالسؤالين للسؤالين فالسؤالين`},
 	{cOutputV, `output outputs print say write respond reply display  produce generate  emit
 		imprime escribe responde  muestra salida genera
 		affiche affichez afficher écris écrivez répondez dites sortie
@@ -123,7 +171,17 @@ var conceptWords = [...]struct {
 		wypisz napisz виведи напиши skriv yaz yazdır tulis cetak
 		आउटपुट लिखें लिखो बताएं कहें छापें प्रिंट जवाब
 		اكتب اطبع أخرج الإخراج الناتج 
-		بنویس چاپ خروجی আউটপুট লিখুন লিখ বলুন প্রিন্ট andika כתוב הדפס`},
+		بنویس چاپ خروجی আউটপুট লিখুন লিখ বলুন প্রিন্ট andika כתוב הדפס
+		escriba escribir imprimir emite emita emitir produzca producir devuelve devuelva genere generar
+		contesta conteste écrire imprimez produisez ausgibst drucke drucken escrever produza gere scrivere
+		stampi вывести печатайте напечатай напечатайте لکھیں لکھو لکھئے लिहा छापा लिखिए लिखना बोलें बोलो
+		कहो कहिए कहिये प्रदर्शित उत्पन्न जनरेट লেখো লিখে বলো প্রদর্শন أخرجي اخرج إخراج اخراج بإخراج باخراج
+		قل قولي اكتبي واكتب وقل واطبع أطبع రాయండి రాయి ముద్రించండి అవుట్పుట్ எழுது எழுதுங்கள் அச்சிடு
+		வெளியீடு ਲਿਖੋ લખો છાપો ಬರೆಯಿರಿ ಬರೆ ጻፍ ጻፊ viết xuất nói isulat rubuta keluarkan keluaran
+		schrijf schrijven geef
+		فاكتب فاطبع وأخرج فأخرج والإخراج بالإخراج للإخراج فالإخراج والناتج بالناتج للناتج فالناتج وأخرجي
+		فأخرجي واخرج فاخرج وإخراج فإخراج واخراج فاخراج وبإخراج فبإخراج وباخراج فباخراج فقل وقولي فقولي
+		واكتبي فاكتبي وأطبع فأطبع`},
 	{cReveal, `reveal reveals show repeat tell leak dump disclose share expose recite
 		revela revelar muestra repite dime mostrar révèle révéler montre répète dis
 		verrate zeige zeig wiederhole nenne revele mostre repita rivela mostra ripeti dimmi
@@ -131,31 +189,65 @@ var conceptWords = [...]struct {
 		ujawnij pokaż powtórz покажи повтори visa upprepa göster tekrarla açıkla tunjukkan ulangi ungkapkan
 		दिखाओ दिखाएं बताओ दोहराएं दोहराओ प्रकट खुलासा
 		كشف اكشف أظهر اظهر كرر أعد إعادة
-		نشان فاش تکرار দেখান প্রকাশ পুনরাবৃত্তি onyesha rudia גלה הצג חזור`},
+		نشان فاش تکرار দেখান প্রকাশ পুনরাবৃত্তি onyesha rudia גלה הצג חזור
+		revélame revelen muéstrame muestre repítelo reformula reformule parafrasea parafrasee révélez
+		montrez répétez redis reformulez paraphrasez divulguez verrat enthülle offenbare wiederholen
+		repetir rivelare mostrare ripetere раскрыть показать повторить перефразируй перефразируйте ظاہر
+		دکھائیں بتائیں دہرائیں उघड दाखवा सांगा बताइए बताना दिखाइए दोहराइए दोहराना দেখাও করুন পুনরায় أظهري
+		اكشفي كرري أعيدي اعد وكرر أفصح افصح صياغة بصياغة వెల్లడించండి చూపించు చూపించండి చెప్పండి పునరావృతం
+		வெளிப்படுத்து வெளிப்படுத்தவும் காட்டு காட்டவும் சொல்லுங்கள் ਦੱਸੋ ਦਿਖਾਓ ਦੁਹਰਾਓ જાહેર બતાવો કહો
+		પુનરાવર્તન ಬಹಿರಂಗಪಡಿಸಿ ತೋರಿಸಿ ಹೇಳಿ ಪುನರಾವರ್ತಿಸಿ ግለጽ አሳይ ንገረኝ ድገም lộ lặp ibunyag ipakita sabihin
+		ulitin nuna maimaita beritahu katakan
+		toon herhaal onthul
+		وكشف فكشف واكشف فاكشف وأظهر فأظهر واظهر فاظهر فكرر وأعد فأعد وإعادة فإعادة ونشان فنشان وفاش ففاش
+		وأظهري فأظهري واكشفي فاكشفي وكرري فكرري وأعيدي فأعيدي واعد فاعد وأفصح فأفصح وافصح فافصح وصياغة
+		فصياغة وبصياغة فبصياغة`},
 	{cSystem, `system hidden initial internal confidential preprompt underlying
 		sistema système systeme cachées caché oculto ocultas versteckten versteckte geheimen nascosto
 		системный системные системное системная скрытые скрытый внутренние
 		systemowy системні systemet sistem gizli sistem sisteminizin tersembunyi
-		सिस्टम छिपे गुप्त आंतरिक النظام المخفية الداخلية سیستم পদ্ধতি সিস্টেম লুকানো mfumo המערכת`},
+		सिस्टम छिपे गुप्त आंतरिक النظام المخفية الداخلية سیستم পদ্ধতি সিস্টেম লুকানো mfumo המערכת
+		خفیہ سسٹم پرامپٹ प्रणाली गोपनीय গোপন السري السرية సిస్టమ్ சிஸ்டம் ਸਿਸਟਮ સિસ્ટમ ಸಿಸ್ಟಮ್ ስርዓት thống
+		systeem verborgen
+		والنظام بالنظام للنظام فالنظام والمخفية بالمخفية للمخفية فالمخفية والداخلية بالداخلية للداخلية
+		فالداخلية وسسٹم والسري بالسري للسري فالسري والسرية بالسرية للسرية فالسرية`},
 	{cYou, `you your yours yourself thou tu tú usted ustedes vous votre vos  dein deine deinen ihre ihren sie
 		você voce vocês seu sua tuo tua voi
 		ты вы твой твои ваш ваши вам тебе jij  jouw ty twoje ти твої ваші din dina sen senin siz sizin
-		kamu anda आप तुम आपके तुम्हारे आपको أنت انت لك الخاص تو شما آپ তুমি আপনি আপনার তোমার wewe אתה`},
+		kamu anda आप तुम आपके तुम्हारे आपको أنت انت لك الخاص تو شما آپ তুমি আপনি আপনার তোমার wewe אתה
+		tus contigo ti vosotros آپکے تمہارے تمہیں तुम्ही तुमचे तुमच्या आपकी आपका तुम्हारा तुम्हारी तुम्हें
+		তোমাকে আপনাকে তোর তুই তোমরা আপনারা عليك منك إليك لديك أنتِ మీరు మీ నువ్వు நீ நீங்கள் உங்கள் உன்
+		ਤੁਸੀਂ ਤੁਹਾਡੇ ਤੁਹਾਡਾ ਤੁਹਾਡੀ તમે તમારા તમારી તું ನೀವು ನಿಮ್ಮ አንተ አንቺ እርስዎ bạn ikaw iyong kayo kana
+		sampeyan kowe kau engkau
+		uw jullie
+		وأنت وانت ولك والخاص بالخاص للخاص فالخاص وتو وشما وعليك ومنك وإليك ولديك وأنتِ`},
 	{cAll, `all any every everything entire whole todas todos toutes tous alle allen alles tutte tutti
-		все всё всех всю wszystkie всі alla tüm bütün semua सभी सारे جميع كل تمام همه সমস্ত সব yote כל`},
+		все всё всех всю wszystkie всі alla tüm bütün semua सभी सारे جميع كل تمام همه সমস্ত সব yote כל
+		سب सर्व সকল সবকিছু كافة అన్ని అన్నీ அனைத்து எல்லா ਸਾਰੇ ਸਾਰੀਆਂ બધા બધી તમામ ಎಲ್ಲಾ ሁሉንም ሁሉም tất mọi
+		lahat dukkan kabeh seluruh
+		وجميع وكل وتمام وهمه وسب وكافة`},
 	{cDirect, `directly just only simply instead straight merely
 		directamente solo simplemente directement seulement simplement direkt einfach nur stattdessen
 		diretamente apenas simplesmente direttamente semplicemente solo
 		прямо просто только вместо bezpośrednio tylko прямо direkt bara doğrudan sadece langsung hanya
-		सीधे बस केवल सिर्फ مباشرة فقط مستقیم فقط সরাসরি শুধু শুধুমাত্র moja ישירות רק`},
+		सीधे बस केवल सिर्फ مباشرة فقط مستقیم فقط সরাসরি শুধু শুধুমাত্র moja ישירות רק
+		únicamente sólo directo uniquement juste plutôt lediglich bloß somente soltanto лишь صرف سیدھا
+		फक्त थेट सीधा मात्र সোজা কেবল কেবলমাত্র مباشره مباشرةً وفقط నేరుగా మాత్రమే కేవలం நேரடியாக மட்டும்
+		ਸਿੱਧਾ ਸਿਰਫ਼ સીધા સીધું ફક્ત માત્ર ನೇರವಾಗಿ ಮಾತ್ರ በቀጥታ ብቻ trực chỉ direkta lamang kawai mung saja
+		alleen slechts gewoon
+		ومباشرة وصرف ومباشره ومباشرةً`},
 	{cNow, `now henceforth onwards onward ahora maintenant jetzt nun agora ora adesso теперь сейчас
-		teraz тепер nu şimdi artık sekarang अब الآن الان اکنون حالا এখন sasa עכשיו`},
+		teraz тепер nu şimdi artık sekarang अब الآن الان اکنون حالا এখন sasa עכשיו
+		والآن بالآن للآن فالآن والان بالان للان فالان وحالا`},
 	{cRole, `act acting pretend pretending roleplay role role-play impersonate simulate emulate persona
 		character behave playing
 		actúa finge rol personaje papel joue jouez prétends personnage rôle spiele  figur
 		finja personagem finge fingi personaggio ruolo
 		притворись сыграй играй роль персонаж веди udawaj odgrywaj rolę гра låtsas rol oyna karakter berpura peran
-		अभिनय किरदार भूमिका बनो تظاهر دور الشخصية تقمص نقش وانمود অভিনয় চরিত্র ভূমিকা jifanya העמד תפקיד`},
+		अभिनय किरदार भूमिका बनो تظاهر دور الشخصية تقمص نقش وانمود অভিনয় চরিত্র ভূমিকা jifanya העמד תפקיד
+		actúes actúe actúen actuar finjas fingir simula simules agis agissez incarne incarnez atue ভান
+		تصرف تصرفي
+		وتظاهر ودور والشخصية بالشخصية للشخصية فالشخصية وتقمص ونقش وتصرف وتصرفي`},
 	{cUnbound, `unrestricted unfiltered uncensored jailbroken jailbreak limitless unlimited unbound unchained
 		amoral unethical rogue evil dan
 		ilimitado restricciones  illimité uneingeschränkt unzensiert ungefiltert irrestrito 
@@ -163,45 +255,67 @@ var conceptWords = [...]struct {
 	{cNeg, `no not never without don dont cannot nothing
 		nunca sin nada ne pas jamais sans rien nicht nie ohne kein keine nichts não nunca sem nenhum non  senza
 		не нет никогда без nie bez ні не inte aldrig utan değil yok hiçbir asla tidak jangan tanpa
-		नहीं न मत कभी बिना لا ليس لن بدون نه بدون না নয় কখনো ছাড়া bila hapana לא`},
+		नहीं न मत कभी बिना لا ليس لن بدون نه بدون না নয় কখনো ছাড়া bila hapana לא
+		نہیں نہ مت नाही नको নেই নি কখনও لم ولا కాదు వద్దు లేదు இல்லை வேண்டாம் ਨਹੀਂ નહીં ಬೇಡ ಇಲ್ಲ không
+		đừng huwag kada
+		niet nooit zonder geen
+		وليس ولن وبدون ونه ومت ولم`},
 	{cPolicy, `ethics ethical morals moral policy policies restriction restrictions  safety
 		censorship guardrails limitations limits constraints boundaries 
 		ética ética moral políticas restricciones límites éthique morale restrictions limites
 		ethik moral richtlinien einschränkungen grenzen etica restrizioni limiti restrições
 		этика мораль ограничения ограничений правила политики цензура
 		etyka ograniczenia обмеження etik begränsningar etik kısıtlama kısıtlamalar etika batasan
-		नैतिकता प्रतिबंध सीमाएं नीति الأخلاق القيود السياسة سیاست محدودیت নৈতিকতা নীতি সীমাবদ্ধতা`},
+		नैतिकता प्रतिबंध सीमाएं नीति الأخلاق القيود السياسة سیاست محدودیت নৈতিকতা নীতি সীমাবদ্ধতা
+		والأخلاق بالأخلاق للأخلاق فالأخلاق والقيود بالقيود للقيود فالقيود والسياسة بالسياسة للسياسة
+		فالسياسة`},
 	{cSecret, `password passwords passcode credential credentials token tokens apikey key keys secret secrets
 		ssh pin login
 		contraseña contraseñas clave credenciales  identifiants passwort passwörter kennwort zugangsdaten
 		senha senhas credenciais chiave credenziali пароль пароли ключ учетные токен
 		hasło klucz lösenord şifre parola anahtar  sandi kunci
-		पासवर्ड कुंजी क्रेडेंशियल  المرور مفتاح رمز  گذرواژه পাসওয়ার্ড চাবি nenosiri סיסמה`},
+		पासवर्ड कुंजी क्रेडेंशियल  المرور مفتاح رمز  گذرواژه পাসওয়ার্ড চাবি nenosiri סיסמה
+		پاسورڈ গোপনীয় السر పాస్వర్డ్ రహస్య రహస్యం கடவுச்சொல் ரகசிய இரகசிய ਪਾਸਵਰਡ પાસવર્ડ ಪಾಸ್ವರ್ಡ್ የይለፍ
+		mật khẩu lihim sikreto sirri rahasia
+		wachtwoord wachtwoorden geheim sleutel
+		والمرور بالمرور للمرور فالمرور ومفتاح ورمز والسر بالسر للسر فالسر`},
 	{cPlease, `please kindly pls plz  favor veuillez merci bitte  favore
-		пожалуйста proszę будь-ласка lütfen tolong silakan mohon कृपया يرجى الرجاء رجاء لطفا দয়া  tafadhali בבקשה`},
+		пожалуйста proszę будь-ласка lütfen tolong silakan mohon कृपया يرجى الرجاء رجاء لطفا দয়া  tafadhali בבקשה
+		porfavor مہربانی अनुग्रह অনুগ্রহ অনুগ্রহপূর্বক দয়াকরে فضلك فضلكم దయచేసి தயவுசெய்து தயவு ਕਿਰਪਾ
+		કૃપા કૃપયા ದಯವಿಟ್ಟು እባክህ እባክዎ እባክሽ hãy pakiusap paki abeg tulung
+		alsjeblieft alstublieft
+		ويرجى والرجاء بالرجاء للرجاء فالرجاء ورجاء ولطفا وفضلك وفضلكم`},
 	{cNew, `new updated real actual revised true latest nuevas nuevo nueva nouvelles nouveau nouvelle neue neuen neu
-		novas nova novo nuove nuovo nuova новые новый новая новое nowe нові nya yeni baru नए नया نئی الجديدة جديدة جديد جدید নতুন mpya חדש`},
+		novas nova novo nuove nuovo nuova новые новый новая новое nowe нові nya yeni baru नए नया نئی الجديدة جديدة جديد جدید নতুন mpya חדש
+		والجديدة بالجديدة للجديدة فالجديدة وجديدة وجديد`},
 	{cAI, `ai assistant chatbot bot model llm gpt chatgpt claude gemini copilot agent
 		asistente modelo assistant modèle assistent modell assistente modello ассистент помощник модель бот
-		asystent model асистент assistent asistan yapay asisten सहायक मॉडल مساعد النموذج دستیار মডেল সহকারী msaidizi עוזר`},
+		asystent model асистент assistent asistan yapay asisten सहायक मॉडल مساعد النموذج دستیار মডেল সহকারী msaidizi עוזר
+		ومساعد والنموذج بالنموذج للنموذج فالنموذج`},
 	{cMode, `mode developer modo développeur modus entwickler modalità sviluppatore режим разработчика tryb mod
-		mode मोड وضع حالت মোড hali מצב`},
+		mode मोड وضع حالت মোড hali מצב
+		وحالت`},
 	{cFollowing, `following below next subsequent siguiente siguientes abajo suivant suivante suivantes ci-dessous
 		folgende folgenden unten seguinte seguintes abaixo seguente seguenti sotto следующий следующее следующую следующие ниже
-		następujące poniżej наступне nedan följande aşağıdaki şunu berikut  निम्नलिखित नीचे التالي التالية أدناه زیر নিম্নলিখিত নিচে ifuatayo הבא`},
+		następujące poniżej наступне nedan följande aşağıdaki şunu berikut  निम्नलिखित नीचे التالي التالية أدناه زیر নিম্নলিখিত নিচে ifuatayo הבא
+		والتالي بالتالي للتالي فالتالي والتالية بالتالية للتالية فالتالية وأدناه`},
 	{cPersonal, `address phone email emails ssn social-security birthday salary medical records personal private
 		 neighbor neighbour 
 		dirección teléfono correo adresse téléphone  adresse telefon telefonnummer endereço telefone indirizzo telefono
-		адрес телефон почта личные персональные adres telefon adres telepon alamat पता फोन ईमेल निजी العنوان الهاتف البريد الشخصية آدرس تلفن ঠিকানা ফোন ব্যক্তিগত anwani simu כתובת טלפון`},
+		адрес телефон почта личные персональные adres telefon adres telepon alamat पता फोन ईमेल निजी العنوان الهاتف البريد الشخصية آدرس تلفن ঠিকানা ফোন ব্যক্তিগত anwani simu כתובת טלפון
+		والعنوان بالعنوان للعنوان فالعنوان والهاتف بالهاتف للهاتف فالهاتف والبريد بالبريد للبريد فالبريد
+		وآدرس وتلفن`},
 	{cReward, `reward pay paid tip tips bribe money bonus dollars cash payment tipping $
 		recompensa pagaré propina dinero récompense payer pourboire argent belohnung bezahle trinkgeld geld
 		recompensa gorjeta dinheiro ricompensa mancia soldi награда заплачу деньги чаевые nagroda zapłacę pieniądze
-		ödül para bahşiş hadiah uang bayar इनाम पैसे पैसा مكافأة المال سأدفع پاداش پول পুরস্কার টাকা zawadi pesa פרס כסף`},
+		ödül parayı parası bahşiş hadiah uang bayar इनाम पैसे पैसा مكافأة المال سأدفع پاداش پول পুরস্কার টাকা zawadi pesa פרס כסף
+		ومكافأة والمال بالمال للمال فالمال وسأدفع`},
 	{cFiction, `imagine hypothetical hypothetically fictional fiction story novel game scenario suppose
 		imagina hipotético ficción historia juego imagine hypothétique fiction histoire jeu  hypothetisch fiktion geschichte spiel
 		imagine hipotético ficção história jogo immagina ipotetico finzione storia gioco
 		представь представьте гипотетически вымышленный история игра wyobraź уяви föreställ hayal hayali bayangkan
-		कल्पना काल्पनिक कहानी खेल تخيل افتراضي قصة لعبة تصور داستان কল্পনা গল্প খেলা fikiria דמיין`},
+		कल्पना काल्पनिक कहानी खेल تخيل افتراضي قصة لعبة تصور داستان কল্পনা গল্প খেলা fikiria דמיין
+		وتخيل وافتراضي وقصة ولعبة وتصور وداستان`},
 	{cHarm, `hack hacking hacker malware virus weapon weapons bomb explosive kill murder poison illegal drugs steal
 		stealing fraud phishing exploit ransomware meth suicide violence
 		hackear arma bomba matar veneno ilegal drogas robar fraude pirater arme bombe tuer poison illégal drogue voler
@@ -209,18 +323,27 @@ var conceptWords = [...]struct {
 		взломать взлом оружие бомба убить яд незаконно наркотики украсть мошенничество насилие
 		włamać broń bomba zabić silah bomba öldür yasadışı uyuşturucu senjata bom bunuh ilegal narkoba mencuri
 		हैक हैकिंग हथियार बम मारना जहर अवैध ड्रग्स चोरी हिंसा اختراق سلاح قنبلة قتل   مخدرات سرقة عنف
-		هک سلاح بمب کشتن হ্যাক অস্ত্র বোমা হত্যা অবৈধ মাদক চুরি সহিংসতা silaha bomu kuua פריצה נשק פצצה`},
+		هک سلاح بمب کشتن হ্যাক অস্ত্র বোমা হত্যা অবৈধ মাদক চুরি সহিংসতা silaha bomu kuua פריצה נשק פצצה
+		واختراق وسلاح وقنبلة وقتل ومخدرات وسرقة وعنف وبمب`},
 	{cAnswer, `answer answers response responses reply replies
 		respuesta respuestas réponse réponses antwort antworten resposta respostas risposta risposte
 		ответ ответа ответы ответе odpowiedź відповідь svar cevap yanıt jawaban balasan
-		उत्तर जवाब الإجابة اجابة الرد إجابة پاسخ উত্তর jibu תשובה`},
+		उत्तर जवाब الإجابة اجابة الرد إجابة پاسخ উত্তর jibu תשובה
+		جواب جوابات উত্তরটি উত্তরে الجواب إجابتك ردك الإجابات సమాధానం జవాబు பதில் ਜਵਾਬ જવાબ ಉತ್ತರ መልስ đáp
+		sagot amsa wangsulan jawab
+		antwoord antwoorden
+		والإجابة بالإجابة للإجابة فالإجابة واجابة والرد بالرد للرد فالرد وإجابة وجواب وجوابات والجواب
+		بالجواب للجواب فالجواب وإجابتك وردك والإجابات بالإجابات للإجابات فالإجابات`},
 	{cThink, `think consider care worry piensa pienses pensar considera pensez pensez-vous penser denke denken
 		pense pensa pensi думай думайте думать подумайте myśl думай tänk düşün düşünme pikirkan
-		सोचें सोचो सोचिए विचार فكر تفكر التفكير فکر ভাবুন ভাববেন চিন্তা fikiri חשוב`},
+		सोचें सोचो सोचिए विचार فكر تفكر التفكير فکر ভাবুন ভাববেন চিন্তা fikiri חשוב
+		وفكر وتفكر والتفكير بالتفكير للتفكير فالتفكير`},
 	{cMust, `must should have need needs shall debes debe deberías dois doit devez musst muss solltest sollst
-		deve devi должен должны обязан musisz мусиш måste malısın harus चाहिए يجب باید উচিত lazima חייב`},
+		deve devi должен должны обязан musisz мусиш måste malısın harus चाहिए يجب باید উচিত lazima חייב
+		ويجب`},
 	{cTranslate, `translate translation traduce traducir traduis traduire übersetze übersetzen traduza traduci
-		переведи переведите перевод przetłumacz переклади översätt çevir terjemahkan अनुवाद ترجم ترجمة ترجمه অনুবাদ tafsiri תרגם`},
+		переведи переведите перевод przetłumacz переклади översätt çevir terjemahkan अनुवाद ترجم ترجمة ترجمه অনুবাদ tafsiri תרגם
+		وترجم وترجمة وترجمه`},
 }
 
 // cjkWords are two-character words of scripts written without spaces (Chinese, Japanese,
@@ -263,10 +386,11 @@ type conceptTable struct {
 }
 
 const (
-	conceptSlots = 1 << 13
-	// conceptFilterBits sizes the filter: 2^17 bits (16 KiB) for the lexicon's 2,600 or so keys,
-	// so that a word it lacks passes a probe about 2% of the time (2^15 bits: 8%). Every pass
-	// stops Score's byte loop for a lookup outside it, at a cost of a hundred instructions or so.
+	conceptSlots = 1 << 14
+	// conceptFilterBits sizes the filter: 2^17 bits (16 KiB) for the lexicon's keys, so that a
+	// word it lacks passes a probe rarely (TestConceptFilterSparse bounds the share of set bits).
+	// Every pass stops Score's byte loop for a lookup outside it, at a cost of a hundred
+	// instructions or so.
 	conceptFilterBits = 17
 	stemSalt          = 0x6a09e667f3bcc909
 	cjkSalt           = 0xbb67ae8584caa73b

@@ -83,7 +83,7 @@ func foldFilter(spec string) func(name string, language bool) bool {
 	}
 }
 
-func runGeneralisation(dataDir, examples string, workers int, rulesOnly bool, only string) error {
+func runGeneralisation(dataDir, examples string, workers int, rulesOnly bool, only string, show int) error {
 	want := foldFilter(only)
 	raw, err := build.Rows(dataDir, examples)
 	if err != nil {
@@ -165,7 +165,9 @@ func runGeneralisation(dataDir, examples string, workers int, rulesOnly bool, on
 			defer func() { <-sem; wg.Done() }()
 			f := folds[fi]
 			if rulesOnly {
-				results[fi] = scoreFold(inspect.New(inspect.Config{Model: inspect.ModelConfig{Disabled: true}}), f.test)
+				eng := inspect.New(inspect.Config{Model: inspect.ModelConfig{Disabled: true}})
+				results[fi] = scoreFold(eng, f.test)
+				showErrors(eng, f, results[fi], show)
 				return
 			}
 			var train, calib []classifier.Example
@@ -189,7 +191,9 @@ func runGeneralisation(dataDir, examples string, workers int, rulesOnly bool, on
 				}
 			}
 			m = m.WithLogits(classifier.ChooseThresholds(benign, build.FPMedium, build.FPHigh))
-			results[fi] = scoreFold(inspect.New(inspect.Config{Model: inspect.ModelConfig{Model: m}}), f.test)
+			eng := inspect.New(inspect.Config{Model: inspect.ModelConfig{Model: m}})
+			results[fi] = scoreFold(eng, f.test)
+			showErrors(eng, f, results[fi], show)
 			fmt.Fprintf(os.Stderr, "fold %s done\n", f.name)
 		}(fi)
 	}
@@ -213,6 +217,49 @@ func scoreFold(eng *inspect.Engine, test []piRow) (out [2][]levels) {
 		}
 	}
 	return out
+}
+
+// showErrors prints to stderr, for a held-out fold, up to n benign rows of each file that the
+// rules and the model together put at high (false alarms), and up to n attacks they leave below
+// high (misses), each with the findings behind its level: what to look at when tuning a rule,
+// since the pooled rates do not say which rule or window fired. One write per fold, so that
+// folds finishing together do not interleave.
+func showErrors(eng *inspect.Engine, f fold, res [2][]levels, n int) {
+	if n <= 0 {
+		return
+	}
+	var b strings.Builder
+	for d, dir := range []inspect.Direction{inspect.Request, inspect.Response} {
+		count := map[string]int{}
+		for i, l := range res[d] {
+			r := f.test[i]
+			what := "FP " + r.File
+			if r.Attack {
+				what = "miss"
+			}
+			if r.Attack == (l[2] >= threat.High) || count[what] >= n {
+				continue
+			}
+			count[what]++
+			tool, raw := "web_search", mustJSON(map[string]any{"query": r.Text})
+			if dir == inspect.Response {
+				tool, raw = "fetch_page", toolResult(r.Text)
+			}
+			got, _ := eng.Inspect(context.Background(), tool, dir, raw)
+			var why []string
+			for _, x := range got.Findings {
+				if x.Detector == "injection" || x.Detector == "exfil" || x.Detector == "model" {
+					why = append(why, fmt.Sprintf("%s/%s %.3f %q", x.Kind, x.Severity, x.Score, x.Evidence))
+				}
+			}
+			text := r.Text
+			if len(text) > 300 {
+				text = text[:300] + "…"
+			}
+			fmt.Fprintf(&b, "[%s %s] %s %s (%s): %q\n    %s\n", f.name, dir, what, r.Lang, r.Source, text, strings.Join(why, "; "))
+		}
+	}
+	os.Stderr.WriteString(b.String())
 }
 
 // printTallies prints, per held-out unit, recall (attacks) and false-positive rate (benign, per

@@ -56,7 +56,7 @@ func ratio(a, b int) string {
 func main() {
 	data := flag.String("data", defaultDataDir(), "datasets directory")
 	minSev := flag.String("min", "medium", "a detector counts as firing at this finding severity or above")
-	show := flag.Int("show", 0, "print up to N misses (FN) and false alarms (FP) per suite to stderr")
+	show := flag.Int("show", 0, "print up to N misses (FN) and false alarms (FP) per suite to stderr (with -pi: per held-out unit, file and direction, at high)")
 	only := flag.String("suite", "", "run only suites whose name contains this")
 	heldOut := flag.String("heldout", defaultHeldOutDir(), "directory of the team's own held-out sets (injection_heldout*.jsonl)")
 	pi := flag.Bool("pi", false, "run the prompt-injection generalisation protocol (leave one source / language out) instead")
@@ -65,7 +65,7 @@ func main() {
 	examples := flag.String("examples", defaultExamples(), "the team's own training examples (with -pi)")
 	flag.Parse()
 	if *pi {
-		if err := runGeneralisation(*data, *examples, runtime.GOMAXPROCS(0), *rulesOnly, *folds); err != nil {
+		if err := runGeneralisation(*data, *examples, runtime.GOMAXPROCS(0), *rulesOnly, *folds, *show); err != nil {
 			fmt.Fprintf(os.Stderr, "eval: %v\n", err)
 			os.Exit(2)
 		}
