@@ -14,7 +14,9 @@
 // envelope (the quarter's highest sample), since a sample lands anywhere in the collector's
 // cycle. -env passes settings to the gateway's environment (GOGC=200, GOMEMLIMIT=512MiB) so that
 // runs differing in one setting can be compared; each row gives the gateway's CPU time per
-// request sent since the previous one. -svg draws the samples as the chart in docs/benchmarks.md.
+// request sent since the previous one, the heap live at the last collection (what a leak in the
+// Go heap raises) and the memory the Go runtime holds from the OS (RSS less that is the binary's
+// pages and memory outside the Go heap). -svg draws the samples as the chart in docs/benchmarks.md.
 // The machine's load average is sampled with the rest: on a shared machine a rate the gateway
 // did not reach, or a CPU time per request, is read beside it.
 package main
@@ -99,6 +101,7 @@ type sample struct {
 	goHeld                float64 // bytes the Go runtime holds from the OS (heap not yet returned, stacks, metadata)
 	cpu                   float64 // the gateway's CPU seconds (user and system) since it started
 	gogc, memLimit        float64 // the collector's settings in force (GOGC percent, memory limit in bytes)
+	live                  float64 // the heap live at the last collection, in bytes: its next target over 1+GOGC/100
 	goroutines, openFiles float64
 	ledger, wal           int64 // bytes on disk
 }
@@ -270,12 +273,12 @@ func run(ctx context.Context, c config, out io.Writer) ([]sample, error) {
 		if len(samples) == 0 {
 			// The settings in force, read back from the gateway: what -env asked is confirmed.
 			fmt.Fprintf(out, "\ngateway: GOGC %.0f, memory limit %.0f MiB\n\n", s.gogc, s.memLimit/(1<<20))
-			fmt.Fprintf(out, "| minute | requests | sent/s | errors | dropped | RSS MB | heap MB | Go held MB | CPU µs/req | goroutines | open files | ledger MB | WAL MB | load |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+			fmt.Fprintf(out, "| minute | requests | sent/s | errors | dropped | RSS MB | heap MB | live heap MB | Go held MB | CPU µs/req | goroutines | open files | ledger MB | WAL MB | load |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 		}
 		samples = append(samples, s)
-		fmt.Fprintf(out, "| %.1f | %d | %.0f | %d | %d | %.1f | %.1f | %.1f | %.0f | %.0f | %.0f | %.1f | %.1f | %.1f |\n", s.at.Minutes(), s.requests,
+		fmt.Fprintf(out, "| %.1f | %d | %.0f | %d | %d | %.1f | %.1f | %.1f | %.1f | %.0f | %.0f | %.0f | %.1f | %.1f | %.1f |\n", s.at.Minutes(), s.requests,
 			float64(s.requests-prev.requests)/(s.at-prev.at).Seconds(), s.errors, s.dropped,
-			s.rss/1e6, s.heap/1e6, s.goHeld/1e6, cpuPerRequest(prev, s), s.goroutines, s.openFiles, float64(s.ledger)/1e6, float64(s.wal)/1e6, s.load)
+			s.rss/1e6, s.heap/1e6, s.live/1e6, s.goHeld/1e6, cpuPerRequest(prev, s), s.goroutines, s.openFiles, float64(s.ledger)/1e6, float64(s.wal)/1e6, s.load)
 	}
 	stop()
 	wg.Wait()
@@ -314,7 +317,7 @@ func probe(base, dataDir string) (sample, error) {
 		return sample{}, err
 	}
 	var s sample
-	var goSys, released float64
+	var goSys, released, nextGC float64
 	for _, line := range strings.Split(string(raw), "\n") {
 		name, val, ok := strings.Cut(line, " ")
 		if !ok || strings.HasPrefix(line, "#") {
@@ -339,6 +342,8 @@ func probe(base, dataDir string) (sample, error) {
 			goSys = v
 		case "go_memstats_heap_released_bytes":
 			released = v
+		case "go_memstats_next_gc_bytes":
+			nextGC = v
 		case "go_gc_gogc_percent":
 			s.gogc = v
 		case "go_gc_gomemlimit_bytes":
@@ -349,6 +354,10 @@ func probe(base, dataDir string) (sample, error) {
 		return s, errors.New("metrics without go_goroutines or process_open_fds")
 	}
 	s.goHeld = goSys - released
+	if s.gogc > 0 {
+		// Near the memory limit the target is lower than GOGC's, and so is this estimate.
+		s.live = nextGC / (1 + s.gogc/100)
+	}
 	s.ledger = fileSize(filepath.Join(dataDir, app.LedgerFile))
 	s.wal = fileSize(filepath.Join(dataDir, app.LedgerFile+"-wal"))
 	return s, nil
