@@ -51,8 +51,8 @@ func (l *lab) close() {
 }
 
 // gatewayEnv is this process's environment minus the collector settings, plus the variant's:
-// the "default" variant must run with portcullis's own default (GOGC=400), whatever the
-// environment this tool was started in.
+// the "default" variant must run with portcullis's own default (defaultGCPercent in
+// internal/cli), whatever the environment this tool was started in.
 func gatewayEnv(variant string, extra ...string) []string {
 	var env []string
 	for _, kv := range os.Environ() {

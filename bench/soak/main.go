@@ -7,11 +7,18 @@
 //	go run ./bench/soak -duration 30m -rate 2000 -interval 1m     # by hand
 //	go test ./bench/soak                                          # the 60-second check
 //
-// It prints one row per sample, and a verdict: goroutines and open files after warm-up must stay
-// within a small margin of their first post-warm-up sample (they are the resources a leak grows
-// without bound); with -rss-margin, resident memory too. -svg draws the samples as the chart in
-// docs/benchmarks.md. The machine's load average is sampled with the rest: on a shared machine a
-// rate the gateway did not reach is read beside it.
+// It prints one row per sample, and a verdict: goroutines and open files after warm-up must not
+// grow (they are the resources a leak grows without bound); with -rss-margin, resident memory
+// must not either. Each is compared like with like between the first and the last quarter of the
+// samples after warm-up: goroutines and files by their floor, resident memory by its upper
+// envelope (the quarter's highest sample), since a sample lands anywhere in the collector's
+// cycle. -env passes settings to the gateway's environment (GOGC=200, GOMEMLIMIT=512MiB) so that
+// runs differing in one setting can be compared; each row gives the gateway's CPU time per
+// request sent since the previous one, the heap live at the last collection (what a leak in the
+// Go heap raises) and the memory the Go runtime holds from the OS (RSS less that is the binary's
+// pages and memory outside the Go heap). -svg draws the samples as the chart in docs/benchmarks.md.
+// The machine's load average is sampled with the rest: on a shared machine a rate the gateway
+// did not reach, or a CPU time per request, is read beside it.
 package main
 
 import (
@@ -47,6 +54,13 @@ func main() {
 	flag.StringVar(&c.bin, "bin", "", "the portcullis binary (default: built from this checkout)")
 	flag.StringVar(&c.keep, "keep", "", "move the gateway's data directory here after the run (to measure its ledger, e.g. with audit archive)")
 	flag.Float64Var(&c.rssMargin, "rss-margin", 0, "fail when resident memory after warm-up rises more than this fraction above its first post-warm-up sample (0: report only)")
+	flag.Func("env", "`NAME=VALUE` added to the gateway's environment (repeatable), e.g. GOGC=200", func(v string) error {
+		if name, _, ok := strings.Cut(v, "="); !ok || name == "" {
+			return fmt.Errorf("%q is not NAME=VALUE", v)
+		}
+		c.env = append(c.env, v)
+		return nil
+	})
 	svg := flag.String("svg", "", "draw the samples as an SVG chart in this file")
 	flag.Parse()
 	samples, err := run(context.Background(), c, os.Stdout)
@@ -74,6 +88,7 @@ type config struct {
 	bin                        string
 	keep                       string
 	rssMargin                  float64
+	env                        []string // NAME=VALUE added to the gateway's environment
 }
 
 // sample is what the gateway looked like at one moment.
@@ -83,6 +98,10 @@ type sample struct {
 	dropped               int64   // requests the generator did not send: the gateway had 256 in flight
 	load                  float64 // the machine's one-minute load average
 	rss, heap             float64 // bytes
+	goHeld                float64 // bytes the Go runtime holds from the OS (heap not yet returned, stacks, metadata)
+	cpu                   float64 // the gateway's CPU seconds (user and system) since it started
+	gogc, memLimit        float64 // the collector's settings in force (GOGC percent, memory limit in bytes)
+	live                  float64 // the heap live at the last collection, in bytes: its next target over 1+GOGC/100
 	goroutines, openFiles float64
 	ledger, wal           int64 // bytes on disk
 }
@@ -117,6 +136,7 @@ func run(ctx context.Context, c config, out io.Writer) ([]sample, error) {
 	srv := exec.Command(bin, "serve", "--data", dataDir, "--listen", "127.0.0.1:0")
 	stdout, _ := srv.StdoutPipe()
 	srv.Stderr = io.Discard
+	srv.Env = append(os.Environ(), c.env...)
 	if err := srv.Start(); err != nil {
 		return nil, err
 	}
@@ -223,8 +243,11 @@ func run(ctx context.Context, c config, out io.Writer) ([]sample, error) {
 		}
 	}()
 
-	fmt.Fprintf(out, "# Portcullis soak: %d requests/s for %s, a sample every %s\n\n", c.rate, c.duration, c.interval)
-	fmt.Fprintf(out, "| minute | requests | sent/s | errors | dropped | RSS MB | heap MB | goroutines | open files | ledger MB | WAL MB | load |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(out, "# Portcullis soak: %d requests/s for %s, a sample every %s", c.rate, c.duration, c.interval)
+	if len(c.env) > 0 {
+		fmt.Fprintf(out, "; gateway environment %s", strings.Join(c.env, " "))
+	}
+	fmt.Fprintln(out)
 	var samples []sample
 	start := time.Now()
 	tick := time.NewTicker(c.interval)
@@ -247,10 +270,15 @@ func run(ctx context.Context, c config, out io.Writer) ([]sample, error) {
 		if len(samples) > 0 {
 			prev = samples[len(samples)-1]
 		}
+		if len(samples) == 0 {
+			// The settings in force, read back from the gateway: what -env asked is confirmed.
+			fmt.Fprintf(out, "\ngateway: GOGC %.0f, memory limit %.0f MiB\n\n", s.gogc, s.memLimit/(1<<20))
+			fmt.Fprintf(out, "| minute | requests | sent/s | errors | dropped | RSS MB | heap MB | live heap MB | Go held MB | CPU µs/req | goroutines | open files | ledger MB | WAL MB | load |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		}
 		samples = append(samples, s)
-		fmt.Fprintf(out, "| %.1f | %d | %.0f | %d | %d | %.1f | %.1f | %.0f | %.0f | %.1f | %.1f | %.1f |\n", s.at.Minutes(), s.requests,
+		fmt.Fprintf(out, "| %.1f | %d | %.0f | %d | %d | %.1f | %.1f | %.1f | %.1f | %.0f | %.0f | %.0f | %.1f | %.1f | %.1f |\n", s.at.Minutes(), s.requests,
 			float64(s.requests-prev.requests)/(s.at-prev.at).Seconds(), s.errors, s.dropped,
-			s.rss/1e6, s.heap/1e6, s.goroutines, s.openFiles, float64(s.ledger)/1e6, float64(s.wal)/1e6, s.load)
+			s.rss/1e6, s.heap/1e6, s.live/1e6, s.goHeld/1e6, cpuPerRequest(prev, s), s.goroutines, s.openFiles, float64(s.ledger)/1e6, float64(s.wal)/1e6, s.load)
 	}
 	stop()
 	wg.Wait()
@@ -289,6 +317,7 @@ func probe(base, dataDir string) (sample, error) {
 		return sample{}, err
 	}
 	var s sample
+	var goSys, released, nextGC float64
 	for _, line := range strings.Split(string(raw), "\n") {
 		name, val, ok := strings.Cut(line, " ")
 		if !ok || strings.HasPrefix(line, "#") {
@@ -307,10 +336,27 @@ func probe(base, dataDir string) (sample, error) {
 			s.goroutines = v
 		case "process_open_fds":
 			s.openFiles = v
+		case "process_cpu_seconds_total":
+			s.cpu = v
+		case "go_memstats_sys_bytes":
+			goSys = v
+		case "go_memstats_heap_released_bytes":
+			released = v
+		case "go_memstats_next_gc_bytes":
+			nextGC = v
+		case "go_gc_gogc_percent":
+			s.gogc = v
+		case "go_gc_gomemlimit_bytes":
+			s.memLimit = v
 		}
 	}
 	if s.goroutines == 0 || s.openFiles == 0 {
 		return s, errors.New("metrics without go_goroutines or process_open_fds")
+	}
+	s.goHeld = goSys - released
+	if s.gogc > 0 {
+		// Near the memory limit the target is lower than GOGC's, and so is this estimate.
+		s.live = nextGC / (1 + s.gogc/100)
 	}
 	s.ledger = fileSize(filepath.Join(dataDir, app.LedgerFile))
 	s.wal = fileSize(filepath.Join(dataDir, app.LedgerFile+"-wal"))
@@ -326,6 +372,14 @@ func loadAverage() float64 {
 	f, _, _ := strings.Cut(string(raw), " ")
 	v, _ := strconv.ParseFloat(f, 64)
 	return v
+}
+
+// cpuPerRequest is the gateway's CPU time per request sent between two samples, in µs.
+func cpuPerRequest(a, b sample) float64 {
+	if b.requests <= a.requests {
+		return 0
+	}
+	return (b.cpu - a.cpu) / float64(b.requests-a.requests) * 1e6
 }
 
 func fileSize(path string) int64 {
@@ -352,35 +406,28 @@ const (
 )
 
 // check fails when goroutines or open files grew, from the first quarter of the samples after
-// warm-up to the last quarter, by more than the slack; when resident memory rose by more than
-// rssMargin (a fraction; 0 leaves it unchecked); or when more than 1% of requests failed or were
-// dropped. Goroutines and files are compared floor to floor (each quarter's lowest sample): at
-// thousands of requests a second the requests in flight at the moment of a sample swing them by
-// hundreds, while a leak raises the floor.
+// warm-up to the last quarter, by more than the slack; when resident memory's upper envelope rose
+// by more than rssMargin (a fraction; 0 leaves it unchecked); or when more than 1% of requests
+// failed or were dropped. Goroutines and files are compared floor to floor (each quarter's
+// lowest sample): at thousands of requests a second the requests in flight at the moment of a
+// sample swing them by hundreds, while a leak raises the floor. Resident memory is compared peak
+// to peak (each quarter's highest sample): it rises with the heap between collections and falls
+// only as the runtime returns memory, so one sample may be taken at a trough and the next at a
+// peak; the peaks are what a growth raises, and what a memory limit must hold.
 func check(s []sample, rssMargin float64) error {
 	if len(s) < 2 {
 		return fmt.Errorf("%d samples after warm-up; need two", len(s))
 	}
-	first, last := s[0], s[len(s)-1]
-	q := max(len(s)/4, 1)
-	floor := func(s []sample, f func(sample) float64) float64 {
-		lo := f(s[0])
-		for _, x := range s[1:] {
-			lo = min(lo, f(x))
-		}
-		return lo
-	}
-	goroutines := func(x sample) float64 { return x.goroutines }
-	files := func(x sample) float64 { return x.openFiles }
+	last := s[len(s)-1]
 	var errs []error
-	if a, b := floor(s[:q], goroutines), floor(s[len(s)-q:], goroutines); b > a+goroutineSlack {
+	if a, b := quarterFloors(s, goroutines); b > a+goroutineSlack {
 		errs = append(errs, fmt.Errorf("goroutines grew from %.0f to %.0f", a, b))
 	}
-	if a, b := floor(s[:q], files), floor(s[len(s)-q:], files); b > a+fileSlack {
+	if a, b := quarterFloors(s, openFiles); b > a+fileSlack {
 		errs = append(errs, fmt.Errorf("open files grew from %.0f to %.0f", a, b))
 	}
-	if rssMargin > 0 && last.rss > first.rss*(1+rssMargin) {
-		errs = append(errs, fmt.Errorf("resident memory grew from %.1f MB to %.1f MB (more than %.0f%%)", first.rss/1e6, last.rss/1e6, rssMargin*100))
+	if a, b := quarterPeaks(s, rssMB); rssMargin > 0 && b > a*(1+rssMargin) {
+		errs = append(errs, fmt.Errorf("resident memory's peak grew from %.1f MB in the first quarter to %.1f MB in the last (more than %.0f%%)", a, b, rssMargin*100))
 	}
 	if last.requests == 0 || float64(last.errors+last.dropped) > 0.01*float64(last.requests+last.dropped) {
 		errs = append(errs, fmt.Errorf("%d errors and %d dropped in %d requests", last.errors, last.dropped, last.requests+last.dropped))
@@ -388,8 +435,51 @@ func check(s []sample, rssMargin float64) error {
 	return errors.Join(errs...)
 }
 
+func goroutines(x sample) float64 { return x.goroutines }
+func openFiles(x sample) float64  { return x.openFiles }
+func rssMB(x sample) float64      { return x.rss / 1e6 }
+
+// quarter is the k-th (0–3) of four consecutive runs of s, as equal as can be and each of at
+// least one sample (with fewer than four samples, neighbouring quarters share one).
+func quarter(s []sample, k int) []sample {
+	lo, hi := k*len(s)/4, (k+1)*len(s)/4
+	return s[lo:max(hi, lo+1)]
+}
+
+// quarterFloors is f's lowest value in the first quarter of s and in the last.
+func quarterFloors(s []sample, f func(sample) float64) (first, last float64) {
+	lowest := func(s []sample) float64 {
+		lo := f(s[0])
+		for _, x := range s[1:] {
+			lo = min(lo, f(x))
+		}
+		return lo
+	}
+	return lowest(quarter(s, 0)), lowest(quarter(s, 3))
+}
+
+// quarterPeaks is f's highest value in the first quarter of s and in the last.
+func quarterPeaks(s []sample, f func(sample) float64) (first, last float64) {
+	p := peaks(s, f)
+	return p[0], p[3]
+}
+
+// peaks is f's highest value in each quarter of s: its upper envelope.
+func peaks(s []sample, f func(sample) float64) [4]float64 {
+	var p [4]float64
+	for k := range p {
+		q := quarter(s, k)
+		p[k] = f(q[0])
+		for _, x := range q[1:] {
+			p[k] = max(p[k], f(x))
+		}
+	}
+	return p
+}
+
 // verdict says, in one line, how the samples after warm-up moved: the rate the generator kept,
-// and each resource's first, lowest, highest and last value.
+// the gateway's CPU time per request, resident memory's peak in each quarter, and each
+// resource's first, lowest, highest and last value.
 func verdict(s []sample) string {
 	if len(s) < 2 {
 		return "verdict: too few samples after warm-up"
@@ -402,11 +492,14 @@ func verdict(s []sample) string {
 		}
 		return fmt.Sprintf("%s %.1f→%.1f%s (%.1f–%.1f, %+.1f%%)", name, f(first), f(last), unit, lo, hi, 100*(f(last)-f(first))/f(first))
 	}
-	return fmt.Sprintf("verdict after warm-up (%.1f–%.1f min): %.0f requests/s sent, %d errors, %d dropped; ",
+	env := peaks(s, rssMB)
+	return fmt.Sprintf("verdict after warm-up (%.1f–%.1f min): %.0f requests/s sent, %d errors, %d dropped, gateway CPU %.0f µs/request; "+
+		"RSS peak per quarter %.1f / %.1f / %.1f / %.1f MB (%+.1f%% first to last); ",
 		first.at.Minutes(), last.at.Minutes(), float64(last.requests-first.requests)/(last.at-first.at).Seconds(),
-		last.errors-first.errors, last.dropped-first.dropped) +
+		last.errors-first.errors, last.dropped-first.dropped, cpuPerRequest(first, last),
+		env[0], env[1], env[2], env[3], 100*(env[3]-env[0])/env[0]) +
 		strings.Join([]string{
-			span("RSS", func(x sample) float64 { return x.rss / 1e6 }, " MB"),
+			span("RSS", rssMB, " MB"),
 			span("heap", func(x sample) float64 { return x.heap / 1e6 }, " MB"),
 			span("goroutines", func(x sample) float64 { return x.goroutines }, ""),
 			span("open files", func(x sample) float64 { return x.openFiles }, ""),

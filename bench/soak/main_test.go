@@ -12,7 +12,9 @@ import (
 )
 
 // The 60-second soak: a real gateway under steady mixed traffic (signed decisions, approvals,
-// batches, inspected outcomes) must not grow its goroutines or open files.
+// batches, inspected outcomes) must not grow its goroutines or open files. The gateway runs with
+// GOGC and GOMEMLIMIT in its environment, which must override its own defaults (read back from
+// its metrics).
 func TestSoak(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the soak runs for a minute; -short skips it")
@@ -22,7 +24,7 @@ func TestSoak(t *testing.T) {
 	}
 	var out bytes.Buffer
 	samples, err := run(context.Background(), config{duration: 60 * time.Second, interval: 5 * time.Second,
-		warmup: 15 * time.Second, rate: 100}, &out)
+		warmup: 15 * time.Second, rate: 100, env: []string{"GOGC=150", "GOMEMLIMIT=700MiB"}}, &out)
 	t.Log("\n" + out.String())
 	if err != nil {
 		t.Fatal(err)
@@ -34,8 +36,15 @@ func TestSoak(t *testing.T) {
 	if err := check(samples, 0); err != nil {
 		t.Error(err)
 	}
-	if last := samples[len(samples)-1]; last.requests < 4000 {
+	last := samples[len(samples)-1]
+	if last.requests < 4000 {
 		t.Errorf("%d requests in a minute at 100/s", last.requests)
+	}
+	if last.gogc != 150 || last.memLimit != 700<<20 {
+		t.Errorf("gateway GOGC %.0f, memory limit %.0f; want 150 and %d from its environment", last.gogc, last.memLimit, 700<<20)
+	}
+	if last.cpu <= 0 || cpuPerRequest(samples[0], last) <= 0 {
+		t.Errorf("gateway CPU %.2f s, %.0f µs per request: not read", last.cpu, cpuPerRequest(samples[0], last))
 	}
 }
 
@@ -59,6 +68,24 @@ func TestCheck(t *testing.T) {
 	if err := check(leaking, 0); err == nil || !strings.Contains(err.Error(), "goroutines grew") {
 		t.Errorf("leaking: %v, want goroutines grew", err)
 	}
+	// Resident memory rises between collections and falls as memory is returned: a run whose
+	// first sample after warm-up is a trough and whose last is a peak did not grow; one whose
+	// peaks climb did.
+	var sawtooth, climbing []sample
+	for i := range 16 {
+		rss := float64(100+60*(i%2)) * 1e6
+		sawtooth = append(sawtooth, sample{goroutines: 40, openFiles: 20, requests: int64(i+1) * 1000, rss: rss})
+		climbing = append(climbing, sample{goroutines: 40, openFiles: 20, requests: int64(i+1) * 1000, rss: rss + float64(i)*3e6})
+	}
+	if err := check(sawtooth, 0.1); err != nil {
+		t.Errorf("sawtooth: %v", err)
+	}
+	if err := check(climbing, 0.1); err == nil || !strings.Contains(err.Error(), "resident memory") {
+		t.Errorf("climbing: %v, want resident memory grew", err)
+	}
+	if got := peaks(climbing, rssMB); got != [4]float64{169, 181, 193, 205} {
+		t.Errorf("climbing: peaks per quarter %v", got)
+	}
 	for name, c := range map[string]struct {
 		s    []sample
 		want string
@@ -67,7 +94,7 @@ func TestCheck(t *testing.T) {
 		"files":      {[]sample{{goroutines: 40, openFiles: 20}, {goroutines: 40, openFiles: 200, requests: 10}}, "open files grew"},
 		"errors":     {[]sample{{goroutines: 40, openFiles: 20}, {goroutines: 40, openFiles: 20, requests: 100, errors: 5}}, "errors"},
 		"dropped":    {[]sample{{goroutines: 40, openFiles: 20}, {goroutines: 40, openFiles: 20, requests: 100, dropped: 5}}, "5 dropped"},
-		"rss":        {[]sample{{goroutines: 40, openFiles: 20, rss: 100e6}, {goroutines: 40, openFiles: 20, requests: 10, rss: 111e6}}, "resident memory grew"},
+		"rss":        {[]sample{{goroutines: 40, openFiles: 20, rss: 100e6}, {goroutines: 40, openFiles: 20, requests: 10, rss: 111e6}}, "resident memory's peak grew"},
 		"one sample": {[]sample{{goroutines: 40}}, "need two"},
 	} {
 		if err := check(c.s, 0.1); err == nil || !strings.Contains(err.Error(), c.want) {

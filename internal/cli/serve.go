@@ -97,10 +97,14 @@ func runServe(ctx context.Context, std Stdio, args []string) int {
 
 // defaultGCPercent is the garbage collector's target when GOGC is not set. The gateway's live
 // heap is small and its garbage short-lived — the MCP SDK allocates a 32 KiB decode buffer for
-// every JSON-RPC message — so at Go's default of 100 the collector runs all the time. 400 trades
-// a few tens of megabytes of heap for about a quarter less CPU per MCP call (see the MCP gateway
-// section of docs/benchmarks.md). GOGC, when set, still decides.
-const defaultGCPercent = 400
+// every JSON-RPC message — so at Go's default of 100 the collector runs often: a signed decision
+// costs 11% more instructions than at 200. Above 200 the instructions saved are none on decisions
+// and ≈ 13% of an MCP call's, while the heap's headroom, and with it resident memory, keeps
+// growing: at 400 the heap grows to five times what is live between collections, about a quarter
+// more RSS than at 200 (docs/benchmarks.md, "Steady state"). The gateway decides more than it
+// proxies MCP, and runs for months: 200. GOGC, when set, still
+// decides; the memory limit (tuneMemory) caps the headroom whatever the target.
+const defaultGCPercent = 200
 
 func tuneGC() {
 	if _, set := os.LookupEnv("GOGC"); !set {

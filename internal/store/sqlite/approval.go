@@ -8,7 +8,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"sync"
 
@@ -55,14 +54,11 @@ func OpenApprovals(ctx context.Context, path string) (*Approvals, error) {
 	if path == "" {
 		return nil, fmt.Errorf("open approvals: empty database path")
 	}
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(10000)")
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(FULL)")
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	db, err := sql.Open("sqlite", dsn(path, nil, "busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)"))
 	if err != nil {
 		return nil, fmt.Errorf("open approvals %s: %w", path, err)
 	}
+	bound(db, approvalConns)
 	a, err := NewApprovals(ctx, db)
 	if err != nil {
 		db.Close()

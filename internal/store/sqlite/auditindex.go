@@ -51,16 +51,11 @@ var _ auditindex.Store = (*AuditIndex)(nil)
 
 // OpenAuditIndex opens (creating if needed) the index at path for the ledger led.
 func OpenAuditIndex(path string, led *Ledger) (*AuditIndex, error) {
-	q := url.Values{}
-	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)"} {
-		q.Add("_pragma", p)
-	}
-	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+"?"+q.Encode())
+	db, err := sql.Open("sqlite", dsn(path, url.Values{"_txlock": {"immediate"}}, "busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)"))
 	if err != nil {
 		return nil, fmt.Errorf("open audit index %s: %w", path, err)
 	}
-	db.SetMaxOpenConns(4)
+	bound(db, auditIndexConns)
 	if _, err := db.Exec(auditIndexSchema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open audit index %s: %w", path, err)

@@ -88,21 +88,14 @@ var _ ledger.Store = (*Ledger)(nil)
 // sync to WAL checkpoints), and the ledger acknowledges a record only as durable.
 // The group commit amortises that one fsync over a whole batch.
 func OpenLedger(path string) (*Ledger, error) {
-	q := url.Values{}
 	// wal_autocheckpoint(0): the committing connection does not checkpoint inline (that would
 	// add a second fsync to some batches); a background checkpointer does (see Commit).
-	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "wal_autocheckpoint(0)", fmt.Sprintf("journal_size_limit(%d)", walSizeLimit)} {
-		q.Add("_pragma", p)
-	}
-	q.Set("_txlock", "immediate")
-	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
-	db, err := sql.Open("sqlite", dsn)
+	db, err := sql.Open("sqlite", dsn(path, url.Values{"_txlock": {"immediate"}},
+		"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "wal_autocheckpoint(0)", fmt.Sprintf("journal_size_limit(%d)", walSizeLimit)))
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite ledger store %s: %w", path, err)
 	}
-	// One connection is Commit's for the store's life (ledger_writer.go); four for readers.
-	db.SetMaxOpenConns(5)
-	db.SetMaxIdleConns(5)
+	bound(db, ledgerConns)
 	s := &Ledger{db: db, path: path, checkpointEvery: checkpointEvery}
 	if err := s.migrate(); err != nil {
 		db.Close()
@@ -125,9 +118,7 @@ func OpenLedgerReadOnly(path string, live bool) (*Ledger, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("open sqlite ledger store %s: %w", path, err)
 	}
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(10000)")
-	q.Set("mode", "ro")
+	q := url.Values{"mode": {"ro"}}
 	s := &Ledger{path: path, readOnly: true}
 	open := path
 	switch wal, err := os.Stat(path + "-wal"); {
@@ -141,12 +132,12 @@ func OpenLedgerReadOnly(path string, live bool) (*Ledger, error) {
 	default:
 		q.Set("immutable", "1")
 	}
-	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: open}).EscapedPath()+"?"+q.Encode())
+	db, err := sql.Open("sqlite", dsn(open, q, "busy_timeout(10000)"))
 	if err != nil {
 		s.removeSnapshot()
 		return nil, fmt.Errorf("open sqlite ledger store %s: %w", path, err)
 	}
-	db.SetMaxOpenConns(4)
+	bound(db, ledgerConns-1)
 	s.db = db
 	var v int
 	if err := db.QueryRow("SELECT CAST(value AS INTEGER) FROM ledger_meta WHERE key = 'schema_version'").Scan(&v); err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"net/url"
 	"sync"
 	"time"
 
@@ -59,14 +58,11 @@ func OpenNonces(ctx context.Context, path string, now func() time.Time) (*Nonces
 	if path == "" {
 		return nil, fmt.Errorf("open nonces: empty database path")
 	}
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(10000)")
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(NORMAL)")
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	db, err := sql.Open("sqlite", dsn(path, nil, "busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)"))
 	if err != nil {
 		return nil, fmt.Errorf("open nonces %s: %w", path, err)
 	}
+	bound(db, nonceConns)
 	n, err := NewNonces(ctx, db, now)
 	if err != nil {
 		db.Close()
