@@ -152,7 +152,7 @@ func run(ctx context.Context, c config, out io.Writer) ([]sample, error) {
 	signer := &httpsig.Signer{KeyID: "soak-key", Key: priv}
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	var requests, failures, dropped atomic.Int64
-	var firstErr atomic.Value
+	var firstErr firstError
 	send := func(i int64) {
 		path, body, signed := traffic(i)
 		req, _ := http.NewRequest(http.MethodPost, base+path, bytes.NewReader(body))
@@ -169,14 +169,14 @@ func run(ctx context.Context, c config, out io.Writer) ([]sample, error) {
 		requests.Add(1)
 		if err != nil {
 			failures.Add(1)
-			firstErr.CompareAndSwap(nil, err)
+			firstErr.keep(err)
 			return
 		}
 		raw, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusTooManyRequests {
 			failures.Add(1)
-			firstErr.CompareAndSwap(nil, fmt.Errorf("%s: %d %s", path, resp.StatusCode, raw))
+			firstErr.keep(fmt.Errorf("%s: %d %s", path, resp.StatusCode, raw))
 			return
 		}
 		if path == "/v1/decide" && !signed && i%4 == 1 {
@@ -194,14 +194,14 @@ func run(ctx context.Context, c config, out io.Writer) ([]sample, error) {
 				r, err := client.Do(oreq)
 				if err != nil {
 					failures.Add(1)
-					firstErr.CompareAndSwap(nil, err)
+					firstErr.keep(err)
 					return
 				}
 				ob, _ = io.ReadAll(r.Body)
 				r.Body.Close()
 				if r.StatusCode != http.StatusOK {
 					failures.Add(1)
-					firstErr.CompareAndSwap(nil, fmt.Errorf("/v1/outcome: %d %s", r.StatusCode, ob))
+					firstErr.keep(fmt.Errorf("/v1/outcome: %d %s", r.StatusCode, ob))
 				}
 			}
 		}
@@ -282,10 +282,24 @@ func run(ctx context.Context, c config, out io.Writer) ([]sample, error) {
 	}
 	stop()
 	wg.Wait()
-	if e, ok := firstErr.Load().(error); ok {
+	if e := firstErr.get(); e != nil {
 		fmt.Fprintf(out, "\nfirst error: %v\n", e)
 	}
 	return samples, nil
+}
+
+// firstError keeps the first error of many goroutines. An atomic.Value would not do: it panics
+// when a second error of another concrete type is offered, which ended runs at their first
+// mix of a transport error and an HTTP one.
+type firstError struct{ p atomic.Pointer[error] }
+
+func (f *firstError) keep(err error) { f.p.CompareAndSwap(nil, &err) }
+
+func (f *firstError) get() error {
+	if p := f.p.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // traffic is request i of the mix: half signed decisions, then API-key decisions of which some

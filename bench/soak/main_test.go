@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
+	"fmt"
 	"io"
+	"net/url"
 	"os/exec"
 	"strings"
 	"testing"
@@ -135,5 +137,20 @@ func TestChart(t *testing.T) {
 	}
 	if !strings.Contains(string(svg), "2000 requests/s") {
 		t.Error("the title does not give the rate")
+	}
+}
+
+// The first error is kept whatever the concrete types of the errors that follow it.
+func TestFirstErrorMixedTypes(t *testing.T) {
+	var f firstError
+	if f.get() != nil {
+		t.Fatal("an error before any was kept")
+	}
+	first := fmt.Errorf("/v1/decide: %d", 500)
+	f.keep(first)
+	f.keep(&url.Error{Op: "Post", URL: "http://x", Err: io.EOF})
+	f.keep(io.EOF)
+	if f.get() != first {
+		t.Fatalf("kept %v, want %v", f.get(), first)
 	}
 }

@@ -47,6 +47,8 @@ const (
 	AuditIndexFile = "audit-index.db"
 	// NoncesDir holds the journal of signed requests' nonces (store.nonces: file, the default).
 	NoncesDir = "nonces"
+	// OutcomeClaimsDir holds the journal of the outcomes reported (store.nonces: file).
+	OutcomeClaimsDir = "outcome-claims"
 	// The ledger's keys (ledger.SigningKeyFile and friends), its witness (ledger.WitnessFile:
 	// the latest checkpoint it signed, kept outside the store) and the API key file
 	// (identity.KeyFileName) live in the data directory too.
@@ -223,6 +225,11 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 		// Expired nonces are freed on a timer, not only when the next signed request comes.
 		a.parts.background("nonce sweep", func(ctx context.Context) { sw.RunSweeper(ctx, nonceSweepInterval) })
 	}
+	if sw, ok := a.stores.claims.(interface {
+		RunSweeper(context.Context, time.Duration)
+	}); ok && a.stores.claims != a.stores.nonces {
+		a.parts.background("outcome claim sweep", func(ctx context.Context) { sw.RunSweeper(ctx, nonceSweepInterval) })
+	}
 	a.parts.background("approval expiry", func(ctx context.Context) {
 		_ = a.approvals.Run(ctx, 5*time.Second, func(err error) { a.log.Error("approval expiry sweep", slog.Any("error", err)) })
 	})
@@ -254,9 +261,9 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 		ApprovalExpiry:          cfg.Approvals.Expiry,
 		RecordTimeout:           recordTimeout,
 		// Outcome tokens: keyed from the ledger's hash key, which every replica has (the
-		// copied data directory), and claimed once in the nonce store (Redis for replicas).
+		// copied data directory), and claimed once in the claim store (Redis for replicas).
 		OutcomeKey:        guard.DeriveOutcomeKey(keys.HashKey),
-		OutcomeClaims:     a.stores.nonces,
+		OutcomeClaims:     a.stores.claims,
 		RequestBlockLevel: cfg.RequestBlock(),
 	})
 	if err != nil {

@@ -69,7 +69,7 @@ func TestLifecycleOrder(t *testing.T) {
 func TestOpenRegistersParts(t *testing.T) {
 	g := newGateway(t)
 	want := []string{"data directory lock", "tracing", "stores", "ledger", "audit index", "api keys", "configuration and policy",
-		"alerts", "alert clock", "nonce sweep", "approval expiry", "approver keys"}
+		"alerts", "alert clock", "nonce sweep", "outcome claim sweep", "approval expiry", "approver keys"}
 	if got := g.app.parts.names(); !slices.Equal(got, want) {
 		t.Fatalf("parts %v, want %v", got, want)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/portcullis-ai/portcullis/internal/behavior"
 	"github.com/portcullis-ai/portcullis/internal/config"
 	"github.com/portcullis-ai/portcullis/internal/console"
+	"github.com/portcullis-ai/portcullis/internal/guard"
 	"github.com/portcullis-ai/portcullis/internal/identity"
 	"github.com/portcullis-ai/portcullis/internal/ledger"
 	"github.com/portcullis-ai/portcullis/internal/store/postgres"
@@ -44,6 +45,12 @@ type stores struct {
 	proposals behavior.ProposalStore
 	links     behavior.SessionLinks
 	nonces    identity.NonceStore
+	// claims records the outcomes reported (once each, for an outcome token's hour). In
+	// process it is a store of its own: claims outlive signature nonces twelvefold, and in one
+	// store they would take the signatures' capacity (a full store refuses every signed
+	// request) and multiply the buckets each signature is looked up in. Redis and SQLite keep
+	// both in one keyspace with native expiry and no in-process cap.
+	claims identity.NonceStore
 	// console keeps the console's sign-in sessions for every replica; nil: in memory.
 	console console.SessionStore
 
@@ -52,6 +59,10 @@ type stores struct {
 	// database or Redis denies every call, and a load balancer should stop sending it any.
 	pings []servicePing
 }
+
+// claimJournalWidth is the time one file of the outcome-claim journal covers: claims live up to
+// an outcome token's hour and a minute, so about thirteen files.
+const claimJournalWidth = 5 * time.Minute
 
 // servicePing checks that one service answers.
 type servicePing struct {
@@ -190,6 +201,7 @@ func openStores(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *s
 		s.nonces = redis.NewNonceStore(rc, sc.Redis.Prefix+"nonce:")
 	case config.StoreMemory:
 		s.nonces = identity.NewMemoryNonceStore(nil)
+		s.claims = identity.NewMemoryNonceStore(nil)
 	case config.StoreSQLite:
 		// Durable and shared by the processes on one data directory.
 		st, err := sqlite.OpenNonces(ctx, filepath.Join(cfg.DataDir, NoncesFile), nil)
@@ -206,6 +218,20 @@ func openStores(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *s
 		}
 		s.nonces = st
 		s.closers = append(s.closers, st.Close)
+		ct, err := identity.OpenFileNonceStoreWidth(filepath.Join(cfg.DataDir, OutcomeClaimsDir), claimJournalWidth, nil)
+		if err != nil {
+			return nil, fmt.Errorf("open outcome claims: %w", err)
+		}
+		s.claims = ct
+		s.closers = append(s.closers, ct.Close)
+		// Claims journaled with the signature nonces (before they had their own directory)
+		// still count until they expire: an outcome reported then is not reported again.
+		if err := ct.Adopt(filepath.Join(cfg.DataDir, NoncesDir), guard.IsOutcomeClaim); err != nil {
+			return nil, fmt.Errorf("open outcome claims: %w", err)
+		}
+	}
+	if s.claims == nil {
+		s.claims = s.nonces
 	}
 
 	switch sc.ConsoleSessions() {

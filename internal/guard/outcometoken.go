@@ -62,6 +62,9 @@ const (
 	claimPrefix = "\x00outcome\x00"
 )
 
+// IsOutcomeClaim reports whether a nonce-store key is an outcome claim, not a signature nonce.
+func IsOutcomeClaim(key string) bool { return strings.HasPrefix(key, claimPrefix) }
+
 // OutcomeClaims records that a decision's outcome was reported (identity.NonceStore): one
 // atomic check-and-set, shared by replicas.
 type OutcomeClaims interface {

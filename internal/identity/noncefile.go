@@ -53,13 +53,21 @@ const nonceFilePrefix, nonceFileSuffix = "nonces-", ".log"
 // that have not expired, and deletes the files whose nonces all have. now is the clock (time.Now
 // if nil).
 func OpenFileNonceStore(dir string, now func() time.Time) (*FileNonceStore, error) {
+	return OpenFileNonceStoreWidth(dir, 0, now)
+}
+
+// OpenFileNonceStoreWidth is OpenFileNonceStore with journal files width wide (0: the ttl of the
+// first Use). A store whose ttls vary needs a fixed width: a file's name is its bucket index,
+// read back with the width of the process reading it, and under another width a file of live
+// entries looks long expired and is deleted.
+func OpenFileNonceStoreWidth(dir string, width time.Duration, now func() time.Time) (*FileNonceStore, error) {
 	if now == nil {
 		now = time.Now
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open nonce journal: %w", err)
 	}
-	s := &FileNonceStore{dir: dir, mem: NewMemoryNonceStore(now), now: now}
+	s := &FileNonceStore{dir: dir, mem: NewMemoryNonceStore(now), now: now, width: width}
 	names, err := filepath.Glob(filepath.Join(dir, nonceFilePrefix+"*"+nonceFileSuffix))
 	if err != nil {
 		return nil, fmt.Errorf("open nonce journal: %w", err)
@@ -79,8 +87,30 @@ func OpenFileNonceStore(dir string, now func() time.Time) (*FileNonceStore, erro
 	return s, nil
 }
 
+// Adopt remembers the live entries of another journal directory whose key keep accepts,
+// without journaling them again: while they live their files stay in that directory, read at
+// every start. It carries entries over when keys move to a store of their own.
+func (s *FileNonceStore) Adopt(dir string, keep func(key string) bool) error {
+	names, err := filepath.Glob(filepath.Join(dir, nonceFilePrefix+"*"+nonceFileSuffix))
+	if err != nil {
+		return fmt.Errorf("adopt nonce journal: %w", err)
+	}
+	t := s.now()
+	for _, name := range names {
+		if _, err := s.loadIf(name, t, keep); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("adopt nonce journal: %w", err)
+		}
+	}
+	return nil
+}
+
 // load reads one journal file into memory and returns how many of its nonces are still live.
 func (s *FileNonceStore) load(name string, now time.Time) (int, error) {
+	return s.loadIf(name, now, nil)
+}
+
+// loadIf is load of the entries keep accepts (all when keep is nil).
+func (s *FileNonceStore) loadIf(name string, now time.Time, keep func(string) bool) (int, error) {
 	b, err := os.ReadFile(name)
 	if err != nil {
 		return 0, err
@@ -94,7 +124,7 @@ func (s *FileNonceStore) load(name string, now time.Time) (int, error) {
 		line := b[:i]
 		b = b[i+1:]
 		exp, key, ok := parseNonceLine(line)
-		if !ok || !now.Before(exp) {
+		if !ok || !now.Before(exp) || (keep != nil && !keep(key)) {
 			continue
 		}
 		s.mem.restore(key, exp)

@@ -174,3 +174,70 @@ func FuzzParseNonceLine(f *testing.F) {
 		}
 	})
 }
+
+// A store whose ttls vary (outcome claims: up to an hour and a minute, less the time the
+// outcome took to come) keeps its entries across restarts only with a fixed file width: with
+// the first Use's ttl as the width, the next process reads the previous one's file names under
+// another width, finds them long expired, and deletes live entries at its first rotation.
+func TestFileNonceStoreFixedWidthAcrossRestarts(t *testing.T) {
+	dir := t.TempDir()
+	var clock atomic.Int64
+	clock.Store(time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC).UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()) }
+	ctx := context.Background()
+	open := func() *FileNonceStore {
+		s, err := OpenFileNonceStoreWidth(dir, 5*time.Minute, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := open()
+	if fresh, err := s.Use(ctx, "\x00claim\x00a", 61*time.Minute); !fresh || err != nil {
+		t.Fatalf("first use: %v %v", fresh, err)
+	}
+	s.Close()
+	// The next process's first entry has another ttl and rotates to a new file.
+	clock.Add(int64(time.Minute))
+	s = open()
+	if fresh, err := s.Use(ctx, "\x00claim\x00b", 2*time.Minute); !fresh || err != nil {
+		t.Fatalf("use after a restart: %v %v", fresh, err)
+	}
+	s.Close()
+	clock.Add(int64(time.Minute))
+	s = open()
+	defer s.Close()
+	if fresh, err := s.Use(ctx, "\x00claim\x00a", time.Hour); fresh || err != nil {
+		t.Fatalf("an entry of an hour, two restarts later: fresh=%v err=%v (forgotten)", fresh, err)
+	}
+}
+
+// Adopt carries over the live entries of another journal that keep accepts, and only those.
+func TestFileNonceStoreAdopt(t *testing.T) {
+	ctx := context.Background()
+	oldDir, newDir := t.TempDir(), t.TempDir()
+	old, err := OpenFileNonceStore(oldDir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"\x00claim\x00a", "key\x00nonce"} {
+		if _, err := old.Use(ctx, k, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old.Close()
+	s, err := OpenFileNonceStore(newDir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Adopt(oldDir, func(k string) bool { return k[0] == 0 }); err != nil {
+		t.Fatal(err)
+	}
+	if fresh, _ := s.Use(ctx, "\x00claim\x00a", time.Hour); fresh {
+		t.Error("an adopted entry is fresh")
+	}
+	if fresh, _ := s.Use(ctx, "key\x00nonce", time.Hour); !fresh {
+		t.Error("an entry keep refused was adopted")
+	}
+}
