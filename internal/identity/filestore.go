@@ -20,7 +20,8 @@ import (
 // Readers see a change at the next Lookup: each Lookup checks the file and reloads it when it is
 // a different file than the one loaded, so a revocation by the CLI takes effect immediately. On
 // Linux the check is a read of an inotify watch on the file, which finds nothing until the file
-// is written, replaced or removed; the file is then stat'ed as elsewhere on every Lookup.
+// is written, replaced or removed (not for a path through a symbolic link or on a network
+// filesystem, which a watch cannot follow: those are stat'ed on every Lookup, as elsewhere).
 type FileKeyStore struct {
 	path string
 

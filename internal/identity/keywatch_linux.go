@@ -2,6 +2,7 @@ package identity
 
 import (
 	"errors"
+	"path/filepath"
 	"syscall"
 )
 
@@ -53,11 +54,50 @@ func (w *keyWatch) quiet() bool {
 }
 
 // arm watches the file now at path, before it is read: a change after this is an event, a change
-// before it is in what is read. A file that does not exist is not watched (the store stats).
+// before it is in what is read. A path the watch cannot follow is not watched (the store stats it
+// on every Lookup): one that does not exist, one on a filesystem whose changes may come from
+// elsewhere (NFS, SMB, FUSE: inotify sees only this kernel's writes), and one with a symbolic link
+// anywhere on it — inotify watches the file the path resolves to, so replacing the link (a write
+// and rename over it, an `ln -sfn` swap of a secret mount's directory) changes what the path
+// names without an event on the watched file.
 func (w *keyWatch) arm(path string) {
-	const mask = syscall.IN_MODIFY | syscall.IN_ATTRIB | syscall.IN_CLOSE_WRITE | syscall.IN_MOVE_SELF | syscall.IN_DELETE_SELF
-	_, err := syscall.InotifyAddWatch(w.fd, path, mask)
-	w.armed = err == nil
+	w.armed = false
+	if !watchable(path) {
+		return
+	}
+	const mask = syscall.IN_MODIFY | syscall.IN_ATTRIB | syscall.IN_CLOSE_WRITE | syscall.IN_MOVE_SELF | syscall.IN_DELETE_SELF | syscall.IN_DONT_FOLLOW
+	if _, err := syscall.InotifyAddWatch(w.fd, path, mask); err != nil {
+		return
+	}
+	// Made a link between the check and the watch: the watch is on the link, not the file.
+	w.armed = watchable(path)
+}
+
+// watchable reports whether path names a regular file by no symbolic link, on a local filesystem.
+func watchable(path string) bool {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return false
+	}
+	if real, err := filepath.EvalSymlinks(abs); err != nil || real != abs {
+		return false
+	}
+	var st syscall.Statfs_t
+	if syscall.Statfs(abs, &st) != nil {
+		return false
+	}
+	switch uint32(st.Type) {
+	case 0xEF53, // ext2, ext3, ext4
+		0x58465342, // xfs
+		0x9123683E, // btrfs
+		0x01021994, // tmpfs
+		0x858458F6, // ramfs
+		0x794C7630, // overlayfs (a container's root)
+		0x2FC12FC1, // zfs
+		0xF2F52010: // f2fs
+		return true
+	}
+	return false
 }
 
 // close releases the descriptor once (Close, then the store's cleanup, may both ask).

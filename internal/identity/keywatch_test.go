@@ -118,3 +118,103 @@ func indexOf(b []byte, s string) int {
 	}
 	panic("not found: " + s)
 }
+
+// TestKeyFileThroughSymlinkRevoked: inotify watches the file a path resolves to, not the path.
+// When the key file is reached through a symbolic link (a secret mount, a ConfigMap's ..data
+// link, a data directory that is itself a link), a revocation that replaces the path — the
+// store's own write and rename replaces the link, an `ln -sfn` swap repoints it — leaves the
+// watched file untouched, and a watch would never see it. Such a path is stat'ed on every
+// Lookup instead, as on other systems.
+func TestKeyFileThroughSymlinkRevoked(t *testing.T) {
+	bg := context.Background()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		// layout makes the key file's path (a link somewhere on it) and returns it with the
+		// file the link resolves to.
+		layout func(t *testing.T, dir string) (path, target string)
+		// replace puts the revoked file (written at src) in place the way this layout is updated.
+		replace func(t *testing.T, path, target, src string)
+	}{
+		{"link to the file, replaced by rename",
+			func(t *testing.T, dir string) (string, string) {
+				target := filepath.Join(dir, "mounted.json")
+				path := filepath.Join(dir, KeyFileName)
+				mustSymlink(t, target, path)
+				return path, target
+			},
+			func(t *testing.T, path, _, src string) { mustRename(t, src, path) }},
+		{"link to a directory, swapped",
+			func(t *testing.T, dir string) (string, string) {
+				mustMkdir(t, filepath.Join(dir, "v1"))
+				mustSymlink(t, "v1", filepath.Join(dir, "data"))
+				return filepath.Join(dir, "data", KeyFileName), filepath.Join(dir, "v1", KeyFileName)
+			},
+			func(t *testing.T, path, target, src string) {
+				dir := filepath.Dir(filepath.Dir(target))
+				mustMkdir(t, filepath.Join(dir, "v2"))
+				mustRename(t, src, filepath.Join(dir, "v2", KeyFileName))
+				mustSymlink(t, "v2", filepath.Join(dir, "data.new"))
+				mustRename(t, filepath.Join(dir, "data.new"), filepath.Join(dir, "data"))
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path, target := tc.layout(t, dir)
+			// The revoked version is prepared through a store of its own on a plain file.
+			plain := filepath.Join(t.TempDir(), KeyFileName)
+			w, err := OpenFileKeyStore(plain)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			key, rec, err := CreateAPIKey(bg, w, "agent-1", "first", t0, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := os.ReadFile(plain)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(target, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			s, err := OpenFileKeyStore(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if _, err := checkAPIKey(bg, s, key, t0); err != nil {
+				t.Fatalf("fresh key: %v", err)
+			}
+			if err := w.Revoke(bg, rec.ID, t0); err != nil {
+				t.Fatal(err)
+			}
+			tc.replace(t, path, target, plain)
+			if _, err := checkAPIKey(bg, s, key, t0.Add(time.Minute)); !errors.Is(err, ErrRevoked) {
+				t.Errorf("after the revocation replaced the path: %v, want revoked", err)
+			}
+		})
+	}
+}
+
+func mustSymlink(t *testing.T, old, new string) {
+	t.Helper()
+	if err := os.Symlink(old, new); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustRename(t *testing.T, old, new string) {
+	t.Helper()
+	if err := os.Rename(old, new); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustMkdir(t *testing.T, dir string) {
+	t.Helper()
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+}
