@@ -247,7 +247,7 @@ func (c *Console) Register(mux *http.ServeMux) {
 	})))
 	mux.Handle("GET "+p+"/login", c.headers(http.HandlerFunc(c.loginPage)))
 	mux.Handle("POST "+p+"/login", c.headers(c.cop.Handler(http.HandlerFunc(c.login))))
-	mux.Handle("POST "+p+"/logout", c.page(c.logout))
+	mux.Handle("POST "+p+"/logout", c.headers(c.cop.Handler(http.HandlerFunc(c.logout))))
 	if c.oidc != nil {
 		mux.Handle("GET "+p+"/oidc/start", c.headers(http.HandlerFunc(c.oidcStart)))
 		mux.Handle("GET "+p+"/oidc/callback", c.headers(http.HandlerFunc(c.oidcCallback)))
@@ -336,6 +336,11 @@ func (c *Console) page(h handlerFunc) http.Handler {
 			// The key was revoked or its owner is no longer declared: the session ends.
 			c.endSession(r.Context(), s, err)
 			c.toLogin(w, r)
+			return
+		}
+		// Verified here: only now is the session in use, and its idle deadline moves on.
+		if err := c.sessions.touch(r.Context(), s); err != nil {
+			c.storeFailed(w, r, "touch", err)
 			return
 		}
 		if r.Method == http.MethodPost {

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"crypto/sha256"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -56,7 +57,27 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, c.o.Path+"/approvals", http.StatusSeeOther)
 }
 
-func (c *Console) logout(w http.ResponseWriter, r *http.Request, s *session, _ Principal) {
+// logout ends the session whose cookie the request carries. It is not a page: a replica that
+// cannot verify the session (another hash key, no OIDC here) must still let its holder sign out
+// — the cookie proves whose session it is, and the CSRF token is derived from the cookie alone —
+// or the person would believe themselves signed out while the cookie still worked elsewhere.
+func (c *Console) logout(w http.ResponseWriter, r *http.Request) {
+	token, ok := sessionToken(r)
+	if !ok {
+		c.toLogin(w, r)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		c.fail(w, r, http.StatusBadRequest, "The form could not be read.")
+		return
+	}
+	s := &session{key: sha256.Sum256([]byte(token)), csrf: csrfOf(token)}
+	if !s.checkCSRF(r.PostForm.Get("csrf")) {
+		c.log.LogAttrs(r.Context(), slog.LevelWarn, "console: sign-out without a valid CSRF token refused", slog.String("path", r.URL.Path))
+		c.fail(w, r, http.StatusForbidden, "This form has expired or did not come from the console. Reload the page and try again.")
+		return
+	}
 	if err := c.sessions.drop(r.Context(), s); err != nil {
 		// The session still lives in the store: say so, and keep the cookie to try again.
 		c.storeFailed(w, r, "drop", err)

@@ -60,9 +60,11 @@ var errSessionsFull = errors.New("too many console sessions are open")
 type sessionBackend interface {
 	// create stores s (its key set) or returns errSessionsFull.
 	create(ctx context.Context, s *session) error
-	// get returns the live session whose cookie holds token (its idle deadline moved on), or
-	// nil.
+	// get returns the live session whose cookie holds token, or nil. It does not move the idle
+	// deadline: only a request this replica verified does, by touch.
 	get(ctx context.Context, token string) (*session, error)
+	// touch moves s's idle deadline on, after this replica verified it.
+	touch(ctx context.Context, s *session) error
 	// alive reports whether s is still live, without moving its idle deadline.
 	alive(ctx context.Context, s *session) (bool, error)
 	// drop ends s everywhere.
@@ -144,8 +146,14 @@ func (ss *memorySessions) get(_ context.Context, token string) (*session, error)
 		delete(ss.m, key)
 		return nil, nil
 	}
-	s.lastSeen = now
 	return s, nil
+}
+
+func (ss *memorySessions) touch(_ context.Context, s *session) error {
+	ss.mu.Lock()
+	s.lastSeen = ss.now()
+	ss.mu.Unlock()
+	return nil
 }
 
 func (ss *memorySessions) alive(_ context.Context, s *session) (bool, error) {

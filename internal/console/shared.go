@@ -180,11 +180,20 @@ func (ss *sharedSessions) read(ctx context.Context, key [sha256.Size]byte, idle 
 }
 
 func (ss *sharedSessions) get(ctx context.Context, token string) (*session, error) {
-	s, err := ss.read(ctx, sha256.Sum256([]byte(token)), ss.idle)
+	s, err := ss.read(ctx, sha256.Sum256([]byte(token)), 0)
 	if s != nil {
 		s.csrf = csrfOf(token)
 	}
 	return s, err
+}
+
+// touch moves the idle deadline on in the store; a session gone since it was read is not an
+// error (the request it served was verified; the next one finds nothing).
+func (ss *sharedSessions) touch(ctx context.Context, s *session) error {
+	if _, err := ss.st.Touch(ctx, s.key, ss.now(), ss.idle); err != nil {
+		return fmt.Errorf("console session store: %w", err)
+	}
+	return nil
 }
 
 func (ss *sharedSessions) alive(ctx context.Context, s *session) (bool, error) {

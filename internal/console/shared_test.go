@@ -30,9 +30,10 @@ func (g grantAuth) ConsoleGrantPrincipal(ctx context.Context, gr Grant, _ time.T
 // keptStore keeps sessions and never expires them itself — a store whose deadlines a replica
 // with a longer session_ttl wrote — and fails every call while broken is set.
 type keptStore struct {
-	mu     sync.Mutex
-	m      map[[sha256.Size]byte][]byte
-	broken bool
+	mu       sync.Mutex
+	m        map[[sha256.Size]byte][]byte
+	broken   bool
+	extended int // Touch calls that moved an idle deadline
 }
 
 func (k *keptStore) err() error {
@@ -49,9 +50,12 @@ func (k *keptStore) Create(_ context.Context, key [sha256.Size]byte, data []byte
 	return true, k.err()
 }
 
-func (k *keptStore) Touch(_ context.Context, key [sha256.Size]byte, _ time.Time, _ time.Duration) ([]byte, error) {
+func (k *keptStore) Touch(_ context.Context, key [sha256.Size]byte, _ time.Time, idle time.Duration) ([]byte, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if idle > 0 && k.m[key] != nil {
+		k.extended++
+	}
 	return k.m[key], k.err()
 }
 
@@ -142,16 +146,61 @@ func TestOIDCCallbackAtAnotherReplica(t *testing.T) {
 // counts it, and leaves the row to the replicas that verify it — it must not sign them out of
 // every replica.
 func TestSharedSessionOfAnotherKeyIsLeftInPlace(t *testing.T) {
-	st := &keptStore{m: map[[sha256.Size]byte][]byte{}}
+	st, a, b := twoKeys(t)
+	c := a.signIn(keyAlice)
+	refusedAndLeft(t, st, a, b, c, 3)
+}
+
+// twoKeys is a shared session store and two replicas of it with different hash keys.
+func twoKeys(t *testing.T) (st *keptStore, a, b *rig) {
+	st = &keptStore{m: map[[sha256.Size]byte][]byte{}}
 	replica := func(hashKey string) *rig {
 		return newRigWith(t, false, func(o *Options, _ string) {
 			o.Auth = grantAuth{o.Auth.(*fakeAuth)}
 			o.Sessions, o.SessionKey = st, DeriveSessionKey([]byte(hashKey))
 		})
 	}
-	a, b := replica("a ledger hash key of thirty-two bytes"), replica("another hash key, of thirty-two bytes")
+	return st, replica("a ledger hash key of thirty-two bytes"), replica("another hash key, of thirty-two bytes")
+}
+
+// A replica that cannot verify a session does not move its idle deadline (requests there would
+// keep a stolen or forgotten cookie alive however long it went unused where it is valid), and
+// does not keep its holder from signing out there: the cookie proves whose the session is, and
+// its CSRF token is derived from the cookie alone.
+func TestRefusedSessionNotExtendedButSignsOut(t *testing.T) {
+	st, a, b := twoKeys(t)
 	c := a.signIn(keyAlice)
-	refusedAndLeft(t, st, a, b, c, 3)
+	csrf := a.csrf(c, "/console/approvals")
+	c.Jar.SetCookies(mustURL(t, b.srv.URL+"/console/"), c.Jar.Cookies(mustURL(t, a.srv.URL+"/console/")))
+	st.mu.Lock()
+	st.extended = 0
+	st.mu.Unlock()
+	for range 3 {
+		if code, _, _ := b.get(c, "/console/approvals"); code != http.StatusSeeOther {
+			t.Fatalf("at the replica that cannot verify the session: %d, want a redirect to sign in", code)
+		}
+	}
+	if st.extended != 0 {
+		t.Errorf("the replica that refused the session moved its idle deadline %d times", st.extended)
+	}
+	if code, _, _ := a.get(c, "/console/approvals"); code != http.StatusOK || st.extended != 1 {
+		t.Errorf("at the replica that verifies it: %d, idle deadline moved %d times, want 200 and once", code, st.extended)
+	}
+
+	// Signing out without the CSRF token is refused and ends nothing.
+	resp := b.post(c, "/console/logout", url.Values{}, b.srv.URL)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || len(st.m) != 1 {
+		t.Fatalf("sign-out without a CSRF token: %d, %d sessions stored; want 403 and the session kept", resp.StatusCode, len(st.m))
+	}
+	resp = b.post(c, "/console/logout", url.Values{"csrf": {csrf}}, b.srv.URL)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/console/login" {
+		t.Fatalf("sign-out at the replica that cannot verify the session: %d %s, want a redirect to sign in", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if len(st.m) != 0 {
+		t.Fatalf("%d sessions stored after their holder signed out, want 0", len(st.m))
+	}
 }
 
 // A replica without OIDC configured cannot check an OIDC session again: it does not end it for
