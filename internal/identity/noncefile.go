@@ -87,21 +87,43 @@ func OpenFileNonceStoreWidth(dir string, width time.Duration, now func() time.Ti
 	return s, nil
 }
 
-// Adopt remembers the live entries of another journal directory whose key keep accepts,
-// without journaling them again: while they live their files stay in that directory, read at
-// every start. It carries entries over when keys move to a store of their own.
+// Adopt remembers the live entries of another journal directory whose key keep accepts, and
+// journals them again in this store's own files: it carries entries over when keys move to a
+// store of their own. Journaled here, they outlive the other directory's files, which its own
+// store may delete by its own bucket width (as long expired) once it rotates; an entry adopted at
+// every start is written again each time, which costs a line, not a second use.
 func (s *FileNonceStore) Adopt(dir string, keep func(key string) bool) error {
 	names, err := filepath.Glob(filepath.Join(dir, nonceFilePrefix+"*"+nonceFileSuffix))
 	if err != nil {
 		return fmt.Errorf("adopt nonce journal: %w", err)
 	}
 	t := s.now()
+	var adopted []journalEntry
 	for _, name := range names {
-		if _, err := s.loadIf(name, t, keep); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if _, err := s.loadIf(name, t, func(key string, exp time.Time) bool {
+			if !keep(key) {
+				return false
+			}
+			adopted = append(adopted, journalEntry{key, exp})
+			return true
+		}); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("adopt nonce journal: %w", err)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range adopted {
+		if err := s.journalLocked(e.key, e.exp, e.exp.Sub(t)); err != nil {
 			return fmt.Errorf("adopt nonce journal: %w", err)
 		}
 	}
 	return nil
+}
+
+// journalEntry is one live line of a journal.
+type journalEntry struct {
+	key string
+	exp time.Time
 }
 
 // load reads one journal file into memory and returns how many of its nonces are still live.
@@ -110,7 +132,7 @@ func (s *FileNonceStore) load(name string, now time.Time) (int, error) {
 }
 
 // loadIf is load of the entries keep accepts (all when keep is nil).
-func (s *FileNonceStore) loadIf(name string, now time.Time, keep func(string) bool) (int, error) {
+func (s *FileNonceStore) loadIf(name string, now time.Time, keep func(key string, exp time.Time) bool) (int, error) {
 	b, err := os.ReadFile(name)
 	if err != nil {
 		return 0, err
@@ -124,7 +146,7 @@ func (s *FileNonceStore) loadIf(name string, now time.Time, keep func(string) bo
 		line := b[:i]
 		b = b[i+1:]
 		exp, key, ok := parseNonceLine(line)
-		if !ok || !now.Before(exp) || (keep != nil && !keep(key)) {
+		if !ok || !now.Before(exp) || (keep != nil && !keep(key, exp)) {
 			continue
 		}
 		s.mem.restore(key, exp)
@@ -167,17 +189,23 @@ func (s *FileNonceStore) Use(ctx context.Context, key string, ttl time.Duration)
 	if s.closed {
 		return false, fmt.Errorf("nonce journal closed: %w", ErrUnavailable)
 	}
-	if err := s.rotate(exp, ttl); err != nil {
+	if err := s.journalLocked(key, exp, ttl); err != nil {
 		return false, fmt.Errorf("nonce journal: %v: %w", err, ErrUnavailable)
+	}
+	return true, nil
+}
+
+// journalLocked appends key, live until exp, to the file of exp's bucket. Called with s.mu held.
+func (s *FileNonceStore) journalLocked(key string, exp time.Time, ttl time.Duration) error {
+	if err := s.rotate(exp, ttl); err != nil {
+		return err
 	}
 	s.buf = strconv.AppendInt(s.buf[:0], exp.UnixNano(), 10)
 	s.buf = append(s.buf, ' ')
 	s.buf = base64.RawURLEncoding.AppendEncode(s.buf, []byte(key))
 	s.buf = append(s.buf, '\n')
-	if _, err := s.f.Write(s.buf); err != nil {
-		return false, fmt.Errorf("nonce journal: %v: %w", err, ErrUnavailable)
-	}
-	return true, nil
+	_, err := s.f.Write(s.buf)
+	return err
 }
 
 // rotate makes s.f the journal file of exp's bucket, deleting the files whose bucket has wholly

@@ -241,3 +241,53 @@ func TestFileNonceStoreAdopt(t *testing.T) {
 		t.Error("an entry keep refused was adopted")
 	}
 }
+
+// An upgrade: the old journal held claims (an hour) and signature nonces (minutes) together,
+// its files named by the width of the first Use — here a claim's hour. The signature store,
+// opened on that directory after the upgrade, rotates at its own width and deletes those files
+// as long expired; an adopted claim must still be refused after the next restart, so adoption
+// journals it in the claims' own directory.
+func TestFileNonceStoreAdoptedSurvivesSecondRestart(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	sigDir, claimDir := t.TempDir(), t.TempDir()
+	const claim = "\x00claim\x00a"
+	isClaim := func(k string) bool { return k[0] == 0 }
+	old, err := OpenFileNonceStore(sigDir, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fresh, err := old.Use(ctx, claim, time.Hour); err != nil || !fresh {
+		t.Fatal(fresh, err)
+	}
+	old.Close()
+	start := func() (sig, claims *FileNonceStore) {
+		t.Helper()
+		sig, err := OpenFileNonceStore(sigDir, clock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		claims, err = OpenFileNonceStoreWidth(claimDir, 5*time.Minute, clock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := claims.Adopt(sigDir, isClaim); err != nil {
+			t.Fatal(err)
+		}
+		return sig, claims
+	}
+	sig, claims := start()
+	now = now.Add(time.Minute)
+	if _, err := sig.Use(ctx, "key\x00nonce-1", 330*time.Second); err != nil { // rotates at its width
+		t.Fatal(err)
+	}
+	sig.Close()
+	claims.Close()
+	sig, claims = start()
+	defer sig.Close()
+	defer claims.Close()
+	if fresh, err := claims.Use(ctx, claim, time.Hour); err != nil || fresh {
+		t.Fatalf("a claim adopted before the last restart, within its hour: fresh=%v err=%v, want refused", fresh, err)
+	}
+}
