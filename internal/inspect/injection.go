@@ -60,12 +60,15 @@ func (d *injectionDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	persona := -1 // unknown until a finding needs it
 	for _, h := range hits {
 		sev, kind := h.sev, h.kind
-		if sev == threat.High && (kind == KindIndirect || kind == KindDataRequest) {
+		if sev == threat.High && kind == KindIndirect {
 			// A persona set-up returned by a tool ("act as a note-taking assistant … use the
 			// following format for your responses") orders the reader about, as a planted
 			// instruction does, but without an attack part it is a prompt being passed on:
 			// medium, as the classifier judges it. Only a text that opens with the set-up
-			// (classifier.PersonaOpening): a document that mentions a role is not one.
+			// (classifier.PersonaOpening): a document that mentions a role is not one. A request
+			// for data (another person's, credentials) is never excused so: the opening test
+			// reads a bag of role words ("act", "role", "character"), which a planted request
+			// can open with as easily as a prompt.
 			if persona < 0 {
 				persona = 0
 				if classifier.PersonaOpening(v.Norm) {
