@@ -410,7 +410,7 @@ func (c *Console) SessionsRefused() uint64 { return c.refused.Load() }
 // OIDC identity id, sets its cookie and reports true; on false the sign-in page was answered.
 func (c *Console) signIn(w http.ResponseWriter, r *http.Request, p Principal, cred string, g *Grant, id *OIDCIdentity) bool {
 	s, token := newSession(c.o.Now())
-	s.principal, s.signedIn, s.oidc = p, p.Approver.ID, id
+	s.signedIn, s.oidc = p.Approver.ID, id
 	if c.grants != nil {
 		s.grant = g
 	} else {

@@ -30,13 +30,12 @@ type session struct {
 	credential string
 	grant      *Grant
 	oidc       *OIDCIdentity
-	// principal is who signed in, as sign-in found them; signedIn is their approver ID: a
-	// re-check that names someone else (a key given to another owner) ends the session.
-	principal Principal
-	signedIn  string
-	csrf      string
-	created   time.Time
-	lastSeen  time.Time
+	// signedIn is the approver ID of who signed in: a re-check that names someone else (a key
+	// given to another owner) ends the session.
+	signedIn string
+	csrf     string
+	created  time.Time
+	lastSeen time.Time
 }
 
 func (s *session) checkCSRF(token string) bool {

@@ -130,7 +130,7 @@ func (ss *sharedSessions) create(ctx context.Context, s *session) error {
 	}
 	exp := s.created.Add(ss.ttl)
 	st := storedSession{V: storedSessionVersion, Grant: s.grant, OIDC: s.oidc, Created: s.created, Expires: exp}
-	st.Approver.ID = s.principal.Approver.ID
+	st.Approver.ID = s.signedIn
 	data, err := json.Marshal(st)
 	if err != nil {
 		return err
