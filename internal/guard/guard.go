@@ -655,6 +655,9 @@ func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 	// of the deciding and the dry-run rules) are quoted after it, only for the record.
 	v := set.Decide(preq)
 	pd := v.Decision
+	// The record's inputs read the same history: read before its error is checked, so that a
+	// window it could not count denies rather than being recorded as a count of 0.
+	inputs := evalInputs(preq, windows)
 	if sig.Err != nil {
 		if err := sig.Err(); err != nil {
 			return g.deny(ctx, d, rec, sh, CodeBehavior, fmt.Errorf("behaviour history: %w", err), "")
@@ -663,7 +666,7 @@ func (g *Guard) decide(ctx context.Context, req Request) (d *Decision) {
 	d.Action, d.Rule, d.Enforcement = pd.Action, pd.Rule, pd.Enforcement
 	var conds []approval.Condition
 	rec.Policy, conds = ledgerPolicy(version, &v, preq, sh)
-	rec.Inputs = evalInputs(preq, windows)
+	rec.Inputs = inputs
 	rec.Enforcement = pd.Enforcement
 	if w := &v.WouldHave; v.Shadowed && w.Action.StricterThan(pd.Action) {
 		// Shadow mode: a dry-run rule would have tightened this call. It is not enforced, but it
