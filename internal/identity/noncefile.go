@@ -112,6 +112,15 @@ func (s *FileNonceStore) Adopt(dir string, keep func(key string) bool) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return fmt.Errorf("adopt nonce journal: closed: %w", ErrUnavailable)
+	}
+	if s.width == 0 && len(adopted) > 0 {
+		// Entries of varying lifetimes need files of a fixed width (OpenFileNonceStoreWidth):
+		// the first one's remaining lifetime would set it, and later files would be read back
+		// under another width as long expired.
+		return errors.New("adopt nonce journal: the store has no fixed file width")
+	}
 	for _, e := range adopted {
 		if err := s.journalLocked(e.key, e.exp, e.exp.Sub(t)); err != nil {
 			return fmt.Errorf("adopt nonce journal: %w", err)

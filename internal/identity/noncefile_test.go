@@ -226,7 +226,7 @@ func TestFileNonceStoreAdopt(t *testing.T) {
 		}
 	}
 	old.Close()
-	s, err := OpenFileNonceStore(newDir, nil)
+	s, err := OpenFileNonceStoreWidth(newDir, 5*time.Minute, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
