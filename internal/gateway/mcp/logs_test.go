@@ -504,3 +504,59 @@ func TestRefusedLevelNotAskedAgain(t *testing.T) {
 		t.Fatalf("the refusing upstream was asked for the level %d times in three calls, want once", n)
 	}
 }
+
+// A request whose agent gave up while its level was being asked did not get an answer from the
+// upstream: the level is not remembered as sent, and the next request asks again. Remembered, the
+// upstream would keep logging at its old level, its lines lost, until the wanted level changed.
+func TestAbandonedLevelAskedAgain(t *testing.T) {
+	var asked atomic.Int32
+	entered := make(chan struct{}, 1)
+	slow := sdk.NewServer(&sdk.Implementation{Name: "slow", Version: "1"}, nil)
+	sdk.AddTool(slow, &sdk.Tool{Name: "work", Description: "Works."}, func(context.Context, *sdk.CallToolRequest, textIn) (*sdk.CallToolResult, any, error) {
+		return textResult("worked"), nil, nil
+	})
+	slow.AddReceivingMiddleware(func(next sdk.MethodHandler) sdk.MethodHandler {
+		return func(ctx context.Context, method string, req sdk.Request) (sdk.Result, error) {
+			if method == "logging/setLevel" && asked.Add(1) == 1 {
+				entered <- struct{}{}
+				select { // the first ask hangs until it is cancelled
+				case <-ctx.Done():
+				case <-time.After(10 * time.Second):
+				}
+			}
+			return next(ctx, method, req)
+		}
+	})
+	h := newHarnessWith(t, 0, 20*time.Second, memory.New(), harnessConfig{
+		gateway:  func(o *Options) { o.RelayLogs = true },
+		protocol: protocol20260728,
+		more: []Upstream{{Name: "slow", NewTransport: func() sdk.Transport {
+			st, ct := sdk.NewInMemoryTransports()
+			if _, err := slow.Connect(context.Background(), st, nil); err != nil {
+				t.Error(err)
+			}
+			return ct
+		}}},
+	})
+	debug := sdk.Meta{sdk.MetaKeyLogLevel: "debug"}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = h.cs.CallTool(ctx, &sdk.CallToolParams{Name: "slow__work", Arguments: map[string]any{"text": "x"}, Meta: debug})
+	}()
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the upstream was never asked for the request's level")
+	}
+	cancel()
+	<-done
+	r, err := h.cs.CallTool(context.Background(), &sdk.CallToolParams{Name: "slow__work", Arguments: map[string]any{"text": "x"}, Meta: debug})
+	if err != nil || r.IsError {
+		t.Fatalf("call: %v %s", err, resultText(r))
+	}
+	if n := asked.Load(); n != 2 {
+		t.Fatalf("the upstream was asked for the level %d times, want 2: the abandoned ask was remembered as sent", n)
+	}
+}
