@@ -217,9 +217,7 @@ func (c *Console) search(ctx context.Context, p Principal, f auditFilter, limit,
 	st, err := c.o.Index.State(ctx)
 	if err != nil {
 		// The index is a shortcut: without it the search is the bounded scan.
-		c.log.LogAttrs(ctx, slog.LevelWarn, "console: the audit index cannot be read; scanning", slog.Any("error", err))
-		out, next, _, err := c.scan(ctx, p, f, 0, hi, limit, budget)
-		return out, next, err
+		return c.scanInstead(ctx, p, f, err, nil, hi, limit, budget)
 	}
 	wm := min(st.Next, hi)
 	out, next, read, err := c.scan(ctx, p, f, wm, hi, limit, budget)
@@ -233,11 +231,19 @@ func (c *Console) search(ctx context.Context, p Principal, f auditFilter, limit,
 	res, next, err := c.searchIndex(ctx, p, f, q, wm, out, limit, budget-read)
 	if err != nil && ctx.Err() == nil {
 		// A row that cannot be read (auditindex.ErrDamaged, until the indexer rebuilds) or an
-		// index that stopped answering: the search is still the bounded scan.
-		c.log.LogAttrs(ctx, slog.LevelWarn, "console: the audit index cannot be read; scanning", slog.Any("error", err))
-		res, next, _, err = c.scan(ctx, p, f, 0, hi, limit, budget)
+		// index that stopped answering: the rest of the search, below the watermark, is the
+		// bounded scan, with what is left of the budget.
+		return c.scanInstead(ctx, p, f, err, out, wm, limit, budget-read)
 	}
 	return res, next, err
+}
+
+// scanInstead is the search's bounded scan of the records below hi when the index cannot be
+// read (ixErr), after the rows found above hi.
+func (c *Console) scanInstead(ctx context.Context, p Principal, f auditFilter, ixErr error, found []row, hi uint64, limit, budget int) ([]row, uint64, error) {
+	c.log.LogAttrs(ctx, slog.LevelWarn, "console: the audit index cannot be read; scanning", slog.Any("error", ixErr))
+	more, next, _, err := c.scan(ctx, p, f, 0, hi, limit-len(found), budget)
+	return append(found, more...), next, err
 }
 
 // recordChunk bounds the records read by one query of the index's candidates.

@@ -338,7 +338,9 @@ func (c *Console) page(h handlerFunc) http.Handler {
 			c.toLogin(w, r)
 			return
 		}
-		// Verified here: only now is the session in use, and its idle deadline moves on.
+		// Verified here: only now is the session in use, and its idle deadline moves on. With a
+		// shared store that is a second round trip after get's read, the price of not letting a
+		// replica that refuses the session keep it alive (console requests are few).
 		if err := c.sessions.touch(r.Context(), s); err != nil {
 			c.storeFailed(w, r, "touch", err)
 			return

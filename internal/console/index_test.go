@@ -457,3 +457,58 @@ func TestSearchScansPastADamagedPosting(t *testing.T) {
 		t.Fatalf("with agent-3's row damaged the search found %d records %v…, the scan %d", len(got), head(got), len(want))
 	}
 }
+
+// countingStore counts the records a search reads.
+type countingStore struct {
+	ledger.Store
+	read *atomic.Int64
+}
+
+func (c countingStore) Scan(ctx context.Context, from uint64, fn func(e ledger.Entry) error) error {
+	return c.Store.Scan(ctx, from, func(e ledger.Entry) error {
+		c.read.Add(1)
+		return fn(e)
+	})
+}
+
+// A search whose index fails falls back to the scan of what lies below the watermark only: the
+// records above it were read already, and reading them again took the page past its budget.
+func TestSearchFallbackReadsEachRecordOnce(t *testing.T) {
+	dir, st := tempLedger(t)
+	keys := testKeys(t)
+	appendMixed(t, keys, st, 0, 600)
+	x, ix := openIndex(t, st, dir)
+	catchUp(t, ix)
+	appendMixed(t, keys, st, 600, 300) // above the watermark
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := db.Exec("UPDATE index_postings SET seqs = ? WHERE field = ? AND term = ?", []byte{7}, int(auditindex.FieldAgent), "agent-3")
+	db.Close()
+	if n, _ := res.RowsAffected(); err != nil || n != 1 {
+		t.Fatalf("damaging agent-3's row: %v", err)
+	}
+	var read atomic.Int64
+	c := newIndexed(t, countingStore{st, &read}, x)
+	p := human("audrey", "auditor")
+	got, _, err := c.search(context.Background(), p, auditFilter{Agent: "agent-3"}, 1000, 1<<30)
+	if err != nil || len(got) == 0 {
+		t.Fatalf("search: %d rows, %v", len(got), err)
+	}
+	want := allPages(t, newIndexed(t, st, nil), p, auditFilter{Agent: "agent-3"}, 1000, 1<<30)
+	if !slices.Equal(rowSeqs(got), want) {
+		t.Fatalf("the fallback found %v…, the scan %v…", head(rowSeqs(got)), head(want))
+	}
+	if n := read.Load(); n > 900+16 { // each record once, and one past the end of each chunk read
+		t.Fatalf("the search read %d records of a 900-record ledger: some twice", n)
+	}
+}
+
+func rowSeqs(rows []row) []uint64 {
+	out := make([]uint64, len(rows))
+	for i, r := range rows {
+		out[i] = r.Seq
+	}
+	return out
+}
