@@ -283,6 +283,21 @@ func (h recordedHistory) UnusualHour(time.Time) (unusual, learned bool) {
 	return h.in.Baseline == ledger.BaselineUnusual, h.in.Baseline != ledger.BaselineLearning
 }
 
+// recountedHistory is a recount of the agent's calls (policy suggest's windows, which the
+// gateway may not have counted) with the record's hour baseline, which no recount rebuilds.
+type recountedHistory struct {
+	counts policy.History
+	rec    recordedHistory
+}
+
+func (h recountedHistory) CallCount(tool string, window time.Duration, at time.Time) int {
+	return h.counts.CallCount(tool, window, at)
+}
+
+func (h recountedHistory) UnusualHour(t time.Time) (unusual, learned bool) {
+	return h.rec.UnusualHour(t)
+}
+
 // zone is the recorded clock offset's location, one per offset.
 func (rp *replayer) zone(offset int) *time.Location {
 	z := rp.zones[offset]
@@ -401,7 +416,11 @@ func (rp *replayer) decide(r *ledger.Record, o *replayOutcome) {
 		req.Session = &policy.Session{ID: r.Session.ID, Labels: r.Session.Labels}
 	}
 	if rp.history != nil {
-		req.History = rp.history(r)
+		h := rp.history(r)
+		if in := r.Inputs; in != nil && in.Baseline != "" {
+			h = recountedHistory{h, recordedHistory{in}}
+		}
+		req.History = h
 	}
 	// The finding kinds the gateway's policy read: inspection's and the behaviour anomalies'.
 	for _, f := range r.Findings {

@@ -479,3 +479,26 @@ func TestReplayLedgerInOrder(t *testing.T) {
 		t.Errorf("a malformed record: %v", err)
 	}
 }
+
+// With recounted call history (policy suggest's), a version 2 record's hour baseline still
+// answers unusual_hour: the recount holds calls only, and its "no baseline learned" would turn a
+// call the gateway saw at an unusual hour into a usual one.
+func TestPolicyReplayRecountKeepsRecordedBaseline(t *testing.T) {
+	set, err := policy.LoadSources([]policy.Source{{Name: "p.yaml", Data: []byte("agent_id: a\ndefault_action: ALLOW\nrules:\n" +
+		"  - name: odd_hour\n    tool: t\n    action: DENY\n    conditions:\n      - time_context:\n          unusual_hour: true\n")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := newReplayer(set)
+	rp.history = func(*ledger.Record) policy.History { return &policy.CallList{} }
+	// Wednesday 10:00 UTC, inside business hours: only the learned baseline calls it unusual.
+	r, err := parseReplayRecord([]byte(`{"v":2,"seq":0,"prev":"","time":"2026-01-07T10:00:00Z","kind":"decision","decision_id":"d1","agent":{"id":"a","verified":true},"tool":"t","decision":"deny","policy":{"rule":"odd_hour"},"inputs":{"baseline":"unusual"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var o replayOutcome
+	rp.decide(r, &o)
+	if o.undecidable != "" || o.to != "DENY" {
+		t.Errorf("replayed with recounted calls: %q (undecidable %q), want DENY from the recorded baseline", o.to, o.undecidable)
+	}
+}
