@@ -94,17 +94,18 @@ func (a Approver) mayApprove(r *Request) error {
 	}
 	every := r.Rule == DefinitionRule
 	for _, s := range a.Scopes {
-		agentOK, err := matchAny(s.Agents, r.Agent)
+		var agentOK bool
+		var err error
+		if every {
+			// What is decided is what every agent is shown, not what this agent may do: a
+			// scope over some agents would decide for the others too. One over every agent
+			// covers this one.
+			agentOK, err = matchesEveryAgent(s.Agents)
+		} else {
+			agentOK, err = matchAny(s.Agents, r.Agent)
+		}
 		if err != nil {
 			return err
-		}
-		if agentOK && every {
-			// What is decided is what every agent is shown, not what this agent may do: a
-			// scope over some agents would decide for the others too.
-			agentOK, err = matchesEveryAgent(s.Agents)
-			if err != nil {
-				return err
-			}
 		}
 		toolOK, err := matchAny(s.Tools, r.Tool)
 		if err != nil {

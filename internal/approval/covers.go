@@ -20,5 +20,5 @@ func (a Approver) Covers(agent, tool string) bool {
 // for a tool definition (DefinitionRule) every agent. A request may be visible (Covers) to an
 // approver who may not decide it.
 func (a Approver) MayDecide(r Request) bool {
-	return a.Kind == Human && a.mayApprove(&r) == nil
+	return a.mayApprove(&r) == nil
 }
