@@ -165,7 +165,7 @@ func governed[T any](ctx context.Context, g *Gateway, c Caller, r sdk.Request, t
 		g.outcome(ctx, d, tool, false, "unknown "+kind, nil)
 		return zero, &jsonrpc.Error{Code: CodeNotFound, Message: fmt.Sprintf("%v for %s %q", ErrNoUpstream, kind, id)}
 	}
-	defer g.track(ctx, r, u.name)()
+	defer g.track(ctx, r, u)()
 	return forward(ctx, g, d, tool, func(ctx context.Context) (T, error) {
 		cs, err := g.session(ctx, u)
 		if err != nil {

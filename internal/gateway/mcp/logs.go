@@ -183,23 +183,24 @@ func (g *Gateway) setLevelMiddleware(next sdk.MethodHandler) sdk.MethodHandler {
 // can be attributed to its agent session; the returned func forgets it. With server requests
 // enabled it also notes that the session has a request in flight there (serverreq.go: whose
 // call an upstream's sampling or elicitation request belongs to).
-func (g *Gateway) track(ctx context.Context, r sdk.Request, server string) func() {
+func (g *Gateway) track(ctx context.Context, r sdk.Request, u *upstream) func() {
 	ss, _ := r.GetSession().(*sdk.ServerSession)
 	if ss == nil {
 		return func() {}
 	}
-	endLog := g.trackLog(ctx, r, ss, server)
+	endLog := g.trackLog(ctx, r, ss, u)
 	if !g.o.Sampling && !g.o.Elicitation {
 		return endLog
 	}
-	endCall := g.calls.begin(ss, server)
+	endCall := g.calls.begin(ss, u.name)
 	return func() { endCall(); endLog() }
 }
 
-func (g *Gateway) trackLog(ctx context.Context, r sdk.Request, ss *sdk.ServerSession, server string) func() {
+func (g *Gateway) trackLog(ctx context.Context, r sdk.Request, ss *sdk.ServerSession, u *upstream) func() {
 	if !g.logs.on {
 		return func() {}
 	}
+	server := u.name
 	c := &pendingCall{ctx: ctx, ss: ss, server: server}
 	c.level, c.perRequest = requestLevel(r)
 	if c.level != "" {
@@ -208,7 +209,7 @@ func (g *Gateway) trackLog(ctx context.Context, r sdk.Request, ss *sdk.ServerSes
 	// Before the request is forwarded, so that this upstream already logs at the level wanted
 	// when it runs it: only this one (another upstream is asked before a request goes to it),
 	// and with no lock held, so an upstream that hangs holds up only its own requests.
-	if u := g.upstreamNamed(server); u != nil && hasLogging(u) {
+	if hasLogging(u) {
 		g.sendLevel(ctx, u)
 	}
 	g.logs.callsMu.Lock()
@@ -249,16 +250,6 @@ func (g *Gateway) setLevel(ctx context.Context, method string, r *sdk.ServerRequ
 		}
 	}
 	return res, nil
-}
-
-// upstreamNamed is the upstream called name (nil: none).
-func (g *Gateway) upstreamNamed(name string) *upstream {
-	for _, u := range g.ups {
-		if u.name == name {
-			return u
-		}
-	}
-	return nil
 }
 
 // maxLevelSends bounds how often sendLevel asks one upstream while the wanted level keeps

@@ -240,7 +240,7 @@ func (g *Gateway) callTool(ctx context.Context, c Caller, r *sdk.CallToolRequest
 			defer g.progress.Delete(id)
 			p.SetProgressToken(id)
 		}
-		defer g.track(ctx, r, u.name)()
+		defer g.track(ctx, r, u)()
 		res, err = retryLost(cctx, g, u, cs, func(cs *sdk.ClientSession) (*sdk.CallToolResult, error) { return cs.CallTool(cctx, p) })
 	}
 	dur := time.Since(start)
