@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"html"
 	"math"
+	"runtime"
+	"strconv"
 )
 
 // series is one line of a panel: its name, colour and value at each sample.
@@ -37,7 +39,7 @@ var panels = []panel{
 		{"sent/s", "#17becf", func(p, s sample) float64 { return rate(p, s, s.requests-p.requests) }},
 		{"dropped/s", "#e377c2", func(p, s sample) float64 { return rate(p, s, s.dropped-p.dropped) }},
 	}},
-	{"machine load average (1 min; 2 cores)", []series{
+	{"machine load average (1 min; " + strconv.Itoa(runtime.NumCPU()) + " cores)", []series{
 		{"load", "#7f7f7f", func(_, s sample) float64 { return s.load }},
 	}},
 }

@@ -504,7 +504,11 @@ func verdict(s []sample) string {
 		for _, x := range s {
 			lo, hi = min(lo, f(x)), max(hi, f(x))
 		}
-		return fmt.Sprintf("%s %.1f→%.1f%s (%.1f–%.1f, %+.1f%%)", name, f(first), f(last), unit, lo, hi, 100*(f(last)-f(first))/f(first))
+		change := "" // a first sample of 0 (an empty WAL) has no relative change
+		if f(first) > 0 {
+			change = fmt.Sprintf(", %+.1f%%", 100*(f(last)-f(first))/f(first))
+		}
+		return fmt.Sprintf("%s %.1f→%.1f%s (%.1f–%.1f%s)", name, f(first), f(last), unit, lo, hi, change)
 	}
 	env := peaks(s, rssMB)
 	return fmt.Sprintf("verdict after warm-up (%.1f–%.1f min): %.0f requests/s sent, %d errors, %d dropped, gateway CPU %.0f µs/request; "+
