@@ -612,13 +612,23 @@ func parseReplayWindow(since, until string, now time.Time) (after, before time.T
 func parseReplayRecord(data []byte) (*ledger.Record, error) {
 	var r ledger.Record
 	rest, err := segjson.Parse(data, &r, 0)
-	if err != nil || len(bytes.TrimSpace(rest)) != 0 || r.V < ledger.MinFormatVersion || r.V > ledger.FormatVersion || !r.Kind.Valid() {
-		if _, perr := ledger.ParseRecord(data); perr != nil {
-			return nil, perr // the strict parser names the problem
-		}
-		return nil, fmt.Errorf("%w: %v", ledger.ErrMalformedRecord, err)
+	if err := checkParsed(data, rest, err, r.V, r.Kind); err != nil {
+		return nil, err
 	}
 	return &r, nil
+}
+
+// checkParsed is the check of a record read by the fast decoder: the parse (err, rest) whole
+// and clean, the version (v) one this build reads, the kind (k) known. What it refuses is read
+// again by the strict parser, which names the problem.
+func checkParsed(data, rest []byte, err error, v int, k ledger.Kind) error {
+	if err != nil || len(bytes.TrimSpace(rest)) != 0 || v < ledger.MinFormatVersion || v > ledger.FormatVersion || !k.Valid() {
+		if _, perr := ledger.ParseRecord(data); perr != nil {
+			return perr
+		}
+		return fmt.Errorf("%w: %v", ledger.ErrMalformedRecord, err)
+	}
+	return nil
 }
 
 // decisionFilter selects tool-call decision records: of one agent and one tool when set, at
