@@ -282,7 +282,11 @@ func (g *Gateway) sendLevel(ctx context.Context, u *upstream) {
 		// A refusal is remembered like an answer: asked again before every request, an
 		// upstream that cannot follow (or hangs) would hold each of them up to the call
 		// timeout, and answer the same. It is asked again when the level wanted changes or it
-		// reconnects.
+		// reconnects. An ask cut short because the agent's own request ended got no answer
+		// at all: it is not remembered, and the next request asks again.
+		if err != nil && ctx.Err() != nil {
+			return
+		}
 		g.mu.Lock()
 		g.logs.sent[u] = sentLevel{cs: cs, level: want}
 		g.mu.Unlock()
