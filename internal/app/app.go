@@ -159,7 +159,9 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 	a.metrics = server.NewMetrics(func() float64 { return float64(a.ledger.QueueDepth()) })
 	// The console's search index follows the committed ledger in the background, never from
 	// Append: a decision never waits for it.
-	a.parts.background("audit index", auditindex.New(auditindex.Options{Ledger: a.ledgerStore, Index: a.stores.auditIndex, Logger: a.log}).Run)
+	indexer := auditindex.New(auditindex.Options{Ledger: a.ledgerStore, Index: a.stores.auditIndex, Logger: a.log})
+	a.metrics.AuditIndex(indexer.Stats)
+	a.parts.background("audit index", indexer.Run)
 	if err := a.openExports(ctx, cfg); err != nil {
 		return nil, err
 	}

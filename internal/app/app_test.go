@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -275,6 +276,49 @@ func TestMetricsExposed(t *testing.T) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
+}
+
+// The audit indexer, a background worker like the export sinks, has its statistics on /metrics:
+// after a decision the index catches up and says so (records indexed, watermark), and its
+// failures, rebuilds and records left out are exported from zero.
+func TestMetricsExportAuditIndex(t *testing.T) {
+	g := newGateway(t)
+	g.post("/v1/decide", g.key, []byte(`{"tool":"fetch_customer_names","params":{"limit":50}}`))
+	var body string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get(g.srv.URL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		body = string(b)
+		if metricValue(body, "portcullis_audit_index_records_total") >= 1 && metricValue(body, "portcullis_audit_index_watermark") >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the audit index's statistics did not show an indexed record within 10s:\n%s", grepLines(body, "portcullis_audit_index"))
+		}
+	}
+	for _, name := range []string{"portcullis_audit_index_skipped_total", "portcullis_audit_index_failures_total", "portcullis_audit_index_rebuilds_total"} {
+		if v := metricValue(body, name); v != 0 {
+			t.Errorf("%s = %v, want 0", name, v)
+		}
+	}
+}
+
+// metricValue is the value of the unlabelled series name in a scrape, or -1 when it is missing.
+func metricValue(scrape, name string) float64 {
+	for line := range strings.Lines(scrape) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return -1
+			}
+			return f
+		}
+	}
+	return -1
 }
 
 // The configuration file is watched: a new agent is accepted without a restart, and a broken file

@@ -105,7 +105,12 @@ func (a *approvers) ConsoleGrantPrincipal(ctx context.Context, g console.Grant, 
 	case g.KeyID != "":
 		rec, err := a.keys.Lookup(ctx, g.KeyID)
 		if err != nil {
-			return console.Principal{}, fmt.Errorf("%w: api key %s: %v", server.ErrNotApprover, g.KeyID, err)
+			// A key a replica signed the person in with is missing here (this replica's key file
+			// is another copy, or not yet updated) or the store cannot be read: this replica cannot
+			// check the session, which is not the same as the key being revoked — a revocation
+			// keeps the record, marked. The request is refused here; the shared session is left
+			// to the replicas that hold the key.
+			return console.Principal{}, fmt.Errorf("%w: %w: api key %s: %w", server.ErrNotApprover, console.ErrNotHere, g.KeyID, err)
 		}
 		if !rec.Active(now) {
 			return console.Principal{}, fmt.Errorf("%w: api key %s is %s", server.ErrNotApprover, g.KeyID, rec.Status(now))

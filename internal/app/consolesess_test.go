@@ -205,3 +205,80 @@ func TestConsoleGrantOfALoginToken(t *testing.T) {
 		}
 	}
 }
+
+// A replica whose approver key store does not hold a signed-in person's key (its copy of the
+// key file not yet updated, or another file) cannot check the session: it refuses the request
+// there and leaves the shared session to the replicas that know the key — it does not sign the
+// person out of all of them. A revoked key (the record kept, marked revoked) still ends it.
+func TestConsoleSessionOfAKeyUnknownHereIsLeftInPlace(t *testing.T) {
+	raddr := os.Getenv("PORTCULLIS_TEST_REDIS")
+	if raddr == "" {
+		t.Skip("PORTCULLIS_TEST_REDIS is not set: no Redis to test against (e.g. PORTCULLIS_TEST_REDIS=127.0.0.1:6379)")
+	}
+	t.Setenv("PCL_TEST_REDIS_URL", "redis://"+raddr+"/0")
+	g := newGatewayWith(t, func(c *config.Config) {
+		c.Store.Console = config.StoreRedis
+		c.Store.Redis = config.RedisConfig{URLEnv: "PCL_TEST_REDIS_URL", Prefix: "pcl:test:consoleunknown:" + time.Now().Format("150405.000000000") + ":"}
+		c.Approvals.Approvers = []config.ApproverConfig{{ID: "alice", Scopes: allScopes}}
+	})
+	path := filepath.Join(g.dir, ApproverKeysFile)
+	ks, err := identity.OpenFileKeyStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _, err := identity.CreateAPIKey(t.Context(), ks, "alice", "test", time.Now(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := newConsoleClient(t, g.srv.URL)
+	if status, loc, body := cc.do("POST", "/console/login", url.Values{"key": {key}}); status != http.StatusSeeOther || cc.token == "" {
+		t.Fatalf("sign-in: %d %s %.200s", status, loc, body)
+	}
+	stored := func() []byte {
+		t.Helper()
+		data, err := g.app.stores.console.Touch(t.Context(), sha256.Sum256([]byte(cc.token)), time.Now(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+
+	// This replica's key file loses the key: what a replica whose copy lacks it sees.
+	known, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeKeyFile(t, path, []byte(`{"version": 1, "keys": []}`))
+	if status, loc, _ := cc.do("GET", "/console/approvals", nil); status != http.StatusSeeOther || loc != "/console/login" {
+		t.Fatalf("queue where the key is unknown: %d %s, want a redirect to sign in", status, loc)
+	}
+	if stored() == nil {
+		t.Fatal("a replica that does not know the key ended the shared session for every replica")
+	}
+	resp, err := http.Get(g.srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), "portcullis_console_sessions_refused_total 1") {
+		t.Error("the refusal is not counted in portcullis_console_sessions_refused_total")
+	}
+	// The key known again (the replicas that hold it): the same session serves.
+	writeKeyFile(t, path, known)
+	if status, _, body := cc.do("GET", "/console/approvals", nil); status != http.StatusOK || !strings.Contains(body, `id="principal">alice<`) {
+		t.Fatalf("queue where the key is known: %d %.300s", status, body)
+	}
+}
+
+// writeKeyFile replaces the key file at path whole, as an operator's copy would.
+func writeKeyFile(t *testing.T, path string, data []byte) {
+	t.Helper()
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}

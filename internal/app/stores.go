@@ -117,7 +117,7 @@ func openStores(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *s
 	}()
 	sc := cfg.Store
 	var pool *pgxpool.Pool
-	if sc.Uses(config.StorePostgres) {
+	if cfg.Uses(config.StorePostgres) {
 		if pool, err = connectPostgres(ctx, sc.Postgres, true); err != nil {
 			return nil, err
 		}
@@ -125,7 +125,7 @@ func openStores(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *s
 		s.pings = append(s.pings, servicePing{"store.postgres", pool.Ping})
 	}
 	var rc *goredis.Client
-	if sc.Uses(config.StoreRedis) {
+	if cfg.Uses(config.StoreRedis) {
 		u, err := fromEnv("store.redis.url_env", sc.Redis.URLEnv)
 		if err != nil {
 			return nil, err

@@ -344,3 +344,29 @@ func TestReadyzBoundedWhenRedisBlackholed(t *testing.T) {
 		t.Errorf("readyz took %v; documented %v", took, readyTimeout)
 	}
 }
+
+// store.console names PostgreSQL or Redis while the console is off: nothing keeps state there,
+// so the gateway starts with the service unreachable (it would otherwise refuse to start, or
+// later report not ready, for a feature that is off).
+func TestConsoleOffOpensNoConsoleStore(t *testing.T) {
+	for _, kind := range []string{config.StorePostgres, config.StoreRedis} {
+		t.Run(kind, func(t *testing.T) {
+			t.Setenv("PCL_TEST_DSN", "postgres://portcullis@127.0.0.1:1/ledger?connect_timeout=1")
+			t.Setenv("PCL_TEST_REDIS_URL", "redis://127.0.0.1:1/0")
+			ctx := context.Background()
+			_, cfgPath, _, cfg := initDefault(t)
+			off := false
+			cfg.Console.Enabled = &off
+			cfg.Store.Console = kind
+			cfg.Store.Postgres.DSNEnv, cfg.Store.Redis.URLEnv = "PCL_TEST_DSN", "PCL_TEST_REDIS_URL"
+			a, err := Open(ctx, cfg, cfgPath, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			if err != nil {
+				t.Fatalf("the console is off, yet start needs store.console's %s: %v", kind, err)
+			}
+			defer a.Close(ctx)
+			if n := len(a.stores.pings); n != 0 {
+				t.Errorf("readiness checks %d services the configuration does not use", n)
+			}
+		})
+	}
+}

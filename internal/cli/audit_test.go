@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/portcullis-ai/portcullis/internal/ledger"
+	"github.com/portcullis-ai/portcullis/internal/ledger/ledgertest"
 	"github.com/portcullis-ai/portcullis/internal/store/sqlite"
 )
 
@@ -39,12 +40,7 @@ func openDataLedger(tb testing.TB, dir string, checkpointRecords int) (*ledger.L
 	if err != nil {
 		tb.Fatal(err)
 	}
-	vs, _, _ := keys.Verifiers()
-	l, err := ledger.Open(context.Background(), ledger.Options{Store: st, Signer: keys.Signer, Verifiers: vs, HashKey: keys.HashKey, CheckpointRecords: checkpointRecords})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return l, st
+	return ledgertest.Open(tb, st, keys, ledger.Options{CheckpointRecords: checkpointRecords}), st
 }
 
 func appendDecisions(t *testing.T, dir string, n, offset int) {

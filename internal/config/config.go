@@ -250,9 +250,17 @@ type StoreConfig struct {
 	Redis    RedisConfig    `yaml:"redis"`
 }
 
-// Uses reports whether any kind of state is kept in the named store.
-func (s StoreConfig) Uses(kind string) bool {
-	return s.Ledger == kind || s.Approvals == kind || s.Behavior == kind || s.Nonces == kind || s.ConsoleSessions() == kind
+// Uses reports whether any kind of state is kept in the named store: the services a gateway
+// opens at start and requires to be ready. The console's sessions count only while the console
+// is served — a service named for a feature that is off must not stop the gateway starting.
+func (c *Config) Uses(kind string) bool {
+	return c.Store.uses(kind, c.ConsoleOn())
+}
+
+// uses is Uses on the store section alone; console says whether the console is served.
+func (s StoreConfig) uses(kind string, console bool) bool {
+	return s.Ledger == kind || s.Approvals == kind || s.Behavior == kind || s.Nonces == kind ||
+		(console && s.ConsoleSessions() == kind)
 }
 
 // ConsoleSessions is where the console's sessions live: store.console, or when it is empty the
@@ -934,7 +942,7 @@ func (c *Config) problems() []problem {
 			add(k.path, "want deny or allow, got %q", k.v)
 		}
 	}
-	c.Store.validate(add)
+	c.Store.validate(add, c.ConsoleOn())
 	c.Sessions.validate(add)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
@@ -986,7 +994,7 @@ func (s SessionsConfig) validate(add func(path, format string, args ...any)) {
 	}
 }
 
-func (s StoreConfig) validate(add func(path, format string, args ...any)) {
+func (s StoreConfig) validate(add func(path, format string, args ...any), console bool) {
 	for _, k := range []struct {
 		path, v string
 		want    []string
@@ -1001,7 +1009,7 @@ func (s StoreConfig) validate(add func(path, format string, args ...any)) {
 			add(k.path, "want %s, got %q", strings.Join(k.want, " or "), k.v)
 		}
 	}
-	if s.Uses(StorePostgres) && !envName.MatchString(s.Postgres.DSNEnv) {
+	if s.uses(StorePostgres, console) && !envName.MatchString(s.Postgres.DSNEnv) {
 		add("store.postgres.dsn_env", "want the name of the environment variable holding the connection string, got %q", s.Postgres.DSNEnv)
 	}
 	if s.Postgres.Schema != "" && !pgSchema.MatchString(s.Postgres.Schema) {
@@ -1010,7 +1018,7 @@ func (s StoreConfig) validate(add func(path, format string, args ...any)) {
 	if s.Postgres.MaxConns < 1 || s.Postgres.MaxConns > 1000 {
 		add("store.postgres.max_conns", "want 1..1000, got %d", s.Postgres.MaxConns)
 	}
-	if s.Uses(StoreRedis) && !envName.MatchString(s.Redis.URLEnv) {
+	if s.uses(StoreRedis, console) && !envName.MatchString(s.Redis.URLEnv) {
 		add("store.redis.url_env", "want the name of the environment variable holding the redis:// URL, got %q", s.Redis.URLEnv)
 	}
 	if s.Redis.Prefix == "" {

@@ -20,7 +20,7 @@ func TestParseDefaults(t *testing.T) {
 		t.Errorf("defaults not applied: %+v", c)
 	}
 	// The embedded stores unless configured: nothing else needs to run.
-	if s := c.Store; s.Ledger != StoreSQLite || s.Approvals != StoreSQLite || s.Behavior != StoreMemory || s.Nonces != StoreFile || s.Uses(StorePostgres) || s.Uses(StoreRedis) {
+	if s := c.Store; s.Ledger != StoreSQLite || s.Approvals != StoreSQLite || s.Behavior != StoreMemory || s.Nonces != StoreFile || c.Uses(StorePostgres) || c.Uses(StoreRedis) {
 		t.Errorf("store defaults: %+v", s)
 	}
 	// The session bounds the store had before they were configurable.
@@ -239,7 +239,30 @@ func TestConsoleSessionsStore(t *testing.T) {
 			t.Errorf("%+v: ConsoleSessions() = %s, want %s", tc.s, got, tc.want)
 		}
 	}
-	if !(StoreConfig{Console: StorePostgres}).Uses(StorePostgres) {
+	if c := (Config{Store: StoreConfig{Console: StorePostgres}}); !c.Uses(StorePostgres) {
 		t.Error("store.console: postgres does not open PostgreSQL")
+	}
+}
+
+// With the console off its sessions are kept nowhere: store.console alone does not make the
+// configuration require PostgreSQL's or Redis's environment variable.
+func TestConsoleOffRequiresNoConsoleStore(t *testing.T) {
+	for _, kind := range []string{StorePostgres, StoreRedis} {
+		c := Default()
+		off := false
+		c.Console.Enabled = &off
+		c.Store.Console = kind
+		c.Store.Postgres.DSNEnv, c.Store.Redis.URLEnv = "", ""
+		if err := c.Validate(); err != nil {
+			t.Errorf("store.console: %s with the console off: %v", kind, err)
+		}
+		if c.Uses(kind) {
+			t.Errorf("store.console: %s with the console off counts as using %s", kind, kind)
+		}
+		on := true
+		c.Console.Enabled = &on
+		if !c.Uses(kind) {
+			t.Errorf("store.console: %s with the console on does not use %s", kind, kind)
+		}
 	}
 }

@@ -159,7 +159,7 @@ func (c *Console) queueEvents(w http.ResponseWriter, r *http.Request, s *session
 			}
 			np, err := c.principal(r.Context(), s)
 			if err != nil {
-				if !errors.Is(err, errNotHere) { // not this replica's to end
+				if !errors.Is(err, ErrNotHere) { // not this replica's to end
 					c.endSession(r.Context(), s, err)
 				}
 				return

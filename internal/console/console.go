@@ -327,7 +327,7 @@ func (c *Console) page(h handlerFunc) http.Handler {
 			return
 		}
 		p, err := c.principal(r.Context(), s)
-		if errors.Is(err, errNotHere) {
+		if errors.Is(err, ErrNotHere) {
 			c.refuse(r.Context(), err.Error())
 			c.toLogin(w, r)
 			return
@@ -371,12 +371,12 @@ func (c *Console) principal(ctx context.Context, s *session) (Principal, error) 
 	switch {
 	case s.oidc != nil:
 		if c.oidc == nil {
-			return Principal{}, fmt.Errorf("%w: OIDC sign-in is not configured here", errNotHere)
+			return Principal{}, fmt.Errorf("%w: OIDC sign-in is not configured here", ErrNotHere)
 		}
 		p, err = c.oidc.o.Auth.ConsoleOIDCPrincipal(ctx, *s.oidc)
 	case s.grant != nil:
 		if c.grants == nil {
-			return Principal{}, fmt.Errorf("%w: a grant without a session store", errNotHere)
+			return Principal{}, fmt.Errorf("%w: a grant without a session store", ErrNotHere)
 		}
 		p, err = c.grants.ConsoleGrantPrincipal(ctx, *s.grant, c.o.Now())
 	default:
@@ -388,10 +388,12 @@ func (c *Console) principal(ctx context.Context, s *session) (Principal, error) 
 	return p, err
 }
 
-// errNotHere: a shared session this replica cannot check (an OIDC sign-in where OIDC is not
-// configured). The person is not signed in here, but the session is not this replica's to end:
-// the replicas that can check it still serve it.
-var errNotHere = errors.New("the session cannot be checked on this replica")
+// ErrNotHere: a shared session this replica cannot check (an OIDC sign-in where OIDC is not
+// configured, an approver key this replica's key store does not hold). The person is not signed
+// in here, but the session is not this replica's to end: the replicas that can check it still
+// serve it. A GrantAuthenticator wraps it for what its replica cannot answer; a refusal without
+// it (a key revoked, an approver no longer declared) ends the session everywhere.
+var ErrNotHere = errors.New("the session cannot be checked on this replica")
 
 // refuse counts a shared session this replica cannot verify or check (why) and logs the first:
 // every request of that person would log it again, and the counter says how often.
@@ -400,7 +402,7 @@ func (c *Console) refuse(ctx context.Context, why string) {
 	if c.refused.Add(1) == 1 {
 		level = slog.LevelWarn
 	}
-	c.log.LogAttrs(ctx, level, "console: a stored session cannot be verified on this replica; it is refused here and left for the replicas that can (a hash key or OIDC configuration that differs between replicas?)",
+	c.log.LogAttrs(ctx, level, "console: a stored session cannot be verified on this replica; it is refused here and left for the replicas that can (a hash key, OIDC configuration or approver key file that differs between replicas?)",
 		slog.String("why", why))
 }
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/portcullis-ai/portcullis/internal/approval"
 	"github.com/portcullis-ai/portcullis/internal/ledger"
+	"github.com/portcullis-ai/portcullis/internal/ledger/ledgertest"
 	"github.com/portcullis-ai/portcullis/internal/store/memory"
 )
 
@@ -85,22 +86,10 @@ func newRig(t *testing.T, tlsOn bool) *rig { return newRigWith(t, tlsOn, nil) }
 // newRigWith is newRig with its options changed by edit, which is told the console's base URL.
 func newRigWith(t *testing.T, tlsOn bool, edit func(o *Options, base string)) *rig {
 	t.Helper()
-	ctx := context.Background()
-	keys, err := ledger.GenerateKeys(t.TempDir(), "portcullis.test/console")
-	if err != nil {
-		t.Fatal(err)
-	}
-	vs, _, err := keys.Verifiers()
-	if err != nil {
-		t.Fatal(err)
-	}
+	keys := ledgertest.Keys(t)
+	vs := ledgertest.Verifiers(t, keys)
 	st := memory.New()
-	led, err := ledger.Open(ctx, ledger.Options{Store: st, Signer: keys.Signer, Verifiers: vs, HashKey: keys.HashKey,
-		CheckpointInterval: 10 * time.Millisecond, CheckpointRecords: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = led.Close(context.Background()) })
+	led := ledgertest.Open(t, st, keys, ledger.Options{CheckpointInterval: 10 * time.Millisecond, CheckpointRecords: 10})
 	eng, err := approval.New(approval.NewMemory(), approval.RecorderFunc(func(context.Context, approval.Event) error { return nil }))
 	if err != nil {
 		t.Fatal(err)

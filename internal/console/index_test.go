@@ -18,6 +18,7 @@ import (
 	"github.com/portcullis-ai/portcullis/internal/approval"
 	"github.com/portcullis-ai/portcullis/internal/auditindex"
 	"github.com/portcullis-ai/portcullis/internal/ledger"
+	"github.com/portcullis-ai/portcullis/internal/ledger/ledgertest"
 	"github.com/portcullis-ai/portcullis/internal/store/postgres"
 	"github.com/portcullis-ai/portcullis/internal/store/postgres/pgtest"
 	"github.com/portcullis-ai/portcullis/internal/store/sqlite"
@@ -31,16 +32,11 @@ var t0 = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 func appendMixed(t testing.TB, keys *ledger.Keys, st ledger.Store, from, n int) {
 	t.Helper()
 	ctx := context.Background()
-	vs, _, _ := keys.Verifiers()
 	var clock atomic.Int64
 	clock.Store(int64(from))
 	// Appended by many goroutines, the records' times are not quite in seq order, as a busy
 	// gateway's are not.
-	led, err := ledger.Open(ctx, ledger.Options{Store: st, Signer: keys.Signer, Verifiers: vs, HashKey: keys.HashKey,
-		Now: func() time.Time { return t0.Add(time.Duration(clock.Add(1)) * time.Second) }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	led := ledgertest.Open(t, st, keys, ledger.Options{Now: func() time.Time { return t0.Add(time.Duration(clock.Add(1)) * time.Second) }})
 	decisions := []string{"allow", "deny", "ALLOW", "constrain"}
 	var wg sync.WaitGroup
 	const workers = 32
@@ -127,11 +123,7 @@ func newIndexed(t testing.TB, st ledger.Store, ix auditindex.Reader) *Console {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := ledger.GenerateKeys(t.TempDir(), "portcullis.test/index")
-	if err != nil {
-		t.Fatal(err)
-	}
-	vs, _, _ := keys.Verifiers()
+	vs := ledgertest.Verifiers(t, ledgertest.Keys(t))
 	c, err := New(Options{Path: "/console", Queue: eng, Auth: &fakeAuth{}, Ledger: st, Index: ix, Verifiers: vs})
 	if err != nil {
 		t.Fatal(err)
@@ -186,15 +178,6 @@ func tempLedger(t *testing.T) (string, *sqlite.Ledger) {
 	return dir, st
 }
 
-func testKeys(t testing.TB) *ledger.Keys {
-	t.Helper()
-	keys, err := ledger.GenerateKeys(t.TempDir(), "portcullis.test/index")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return keys
-}
-
 func head(s []uint64) []uint64 { return s[:min(len(s), 8)] }
 
 func openIndex(t testing.TB, st *sqlite.Ledger, dir string) (*sqlite.AuditIndex, *auditindex.Indexer) {
@@ -209,7 +192,7 @@ func openIndex(t testing.TB, st *sqlite.Ledger, dir string) (*sqlite.AuditIndex,
 
 func TestIndexedSearchEqualsScan(t *testing.T) {
 	dir, st := tempLedger(t)
-	keys := testKeys(t)
+	keys := ledgertest.Keys(t)
 	appendMixed(t, keys, st, 0, 9000)
 	t.Log("appended")
 	x, ix := openIndex(t, st, dir)
@@ -252,7 +235,7 @@ func sameAsScanSome(t *testing.T, st ledger.Store, ix auditindex.Reader) {
 // A restarted gateway's indexer resumes from the watermark its predecessor committed.
 func TestIndexResumesFromWatermark(t *testing.T) {
 	dir, st := tempLedger(t)
-	appendMixed(t, testKeys(t), st, 0, 6000)
+	appendMixed(t, ledgertest.Keys(t), st, 0, 6000)
 	x, ix := openIndex(t, st, dir)
 	for range 3 {
 		if _, err := ix.Step(t.Context()); err != nil {
@@ -278,7 +261,7 @@ func TestIndexResumesFromWatermark(t *testing.T) {
 // Retention prunes records the index holds: their rows go, and a search never offers them.
 func TestIndexAfterPruning(t *testing.T) {
 	dir, st := tempLedger(t)
-	keys := testKeys(t)
+	keys := ledgertest.Keys(t)
 	appendMixed(t, keys, st, 0, 9000)
 	x, ix := openIndex(t, st, dir)
 	catchUp(t, ix)
@@ -318,7 +301,7 @@ func TestIndexAfterPruning(t *testing.T) {
 // A record that cannot be decoded is skipped and counted; the records after it are indexed.
 func TestIndexSkipsUndecodableRecord(t *testing.T) {
 	dir, st := tempLedger(t)
-	appendMixed(t, testKeys(t), st, 0, 100)
+	appendMixed(t, ledgertest.Keys(t), st, 0, 100)
 	size, _ := st.Size(t.Context())
 	if err := st.Commit(t.Context(), []ledger.Entry{{Seq: size, Data: []byte(`{"kind":"decision","tool":`)},
 		{Seq: size + 1, Data: []byte(`{"kind":"decision","tool":"after"}`)}}, nil); err != nil {
@@ -345,7 +328,7 @@ func TestIndexedSearchEqualsScanPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	appendMixed(t, testKeys(t), st, 0, 9000)
+	appendMixed(t, ledgertest.Keys(t), st, 0, 9000)
 	x, err := postgres.NewAuditIndex(t.Context(), pool, st)
 	if err != nil {
 		t.Fatal(err)
@@ -374,7 +357,7 @@ func TestIndexedSearchEqualsScanPostgres(t *testing.T) {
 func TestIndexRebuiltWhenRecordReplaced(t *testing.T) {
 	_, a := tempLedger(t)
 	dir, b := tempLedger(t)
-	keys := testKeys(t)
+	keys := ledgertest.Keys(t)
 	appendMixed(t, keys, a, 0, 300)
 	appendMixed(t, keys, b, 1000, 400)
 	x, ix := openIndex(t, a, dir)
@@ -401,12 +384,7 @@ func TestIndexHoldsUnstorableValuesPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := testKeys(t)
-	vs, _, _ := keys.Verifiers()
-	led, err := ledger.Open(t.Context(), ledger.Options{Store: st, Signer: keys.Signer, Verifiers: vs, HashKey: keys.HashKey})
-	if err != nil {
-		t.Fatal(err)
-	}
+	led := ledgertest.Open(t, st, nil, ledger.Options{})
 	nul, long := "mallory\x00admin", strings.Repeat("t", 4000)
 	for _, r := range []*ledger.Record{
 		{Kind: ledger.KindDecision, Tool: "fetch", Agent: &ledger.Principal{ID: "agent-1"}, User: &ledger.Principal{ID: nul}, Decision: "allow"},
@@ -439,7 +417,7 @@ func TestIndexHoldsUnstorableValuesPostgres(t *testing.T) {
 // indexer rebuilds the index, the search is the bounded scan, and finds what the scan finds.
 func TestSearchScansPastADamagedPosting(t *testing.T) {
 	dir, st := tempLedger(t)
-	appendMixed(t, testKeys(t), st, 0, 600)
+	appendMixed(t, ledgertest.Keys(t), st, 0, 600)
 	x, ix := openIndex(t, st, dir)
 	catchUp(t, ix)
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "index.db"))
@@ -475,7 +453,7 @@ func (c countingStore) Scan(ctx context.Context, from uint64, fn func(e ledger.E
 // records above it were read already, and reading them again took the page past its budget.
 func TestSearchFallbackReadsEachRecordOnce(t *testing.T) {
 	dir, st := tempLedger(t)
-	keys := testKeys(t)
+	keys := ledgertest.Keys(t)
 	appendMixed(t, keys, st, 0, 600)
 	x, ix := openIndex(t, st, dir)
 	catchUp(t, ix)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/portcullis-ai/portcullis/internal/export"
 	"github.com/portcullis-ai/portcullis/internal/ledger"
+	"github.com/portcullis-ai/portcullis/internal/ledger/ledgertest"
 	"github.com/portcullis-ai/portcullis/internal/store/memory"
 )
 
@@ -24,22 +25,8 @@ const secret = "hunter2-s3cr3t"
 // testLedger is a real ledger over a memory store, as the gateway writes it.
 func testLedger(t *testing.T) (*ledger.Ledger, *memory.Store) {
 	t.Helper()
-	ctx := context.Background()
-	keys, err := ledger.GenerateKeys(t.TempDir(), ledger.NewOrigin())
-	if err != nil {
-		t.Fatal(err)
-	}
-	vs, _, err := keys.Verifiers()
-	if err != nil {
-		t.Fatal(err)
-	}
 	st := memory.New()
-	led, err := ledger.Open(ctx, ledger.Options{Store: st, Signer: keys.Signer, Verifiers: vs, HashKey: keys.HashKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = led.Close(context.Background()) })
-	return led, st
+	return ledgertest.Open(t, st, nil, ledger.Options{}), st
 }
 
 // decide appends n decision records whose params carry a secret, returning their seqs.

@@ -16,6 +16,7 @@ import (
 	"github.com/portcullis-ai/portcullis/internal/identity"
 	"github.com/portcullis-ai/portcullis/internal/inspect"
 	"github.com/portcullis-ai/portcullis/internal/ledger"
+	"github.com/portcullis-ai/portcullis/internal/ledger/ledgertest"
 	"github.com/portcullis-ai/portcullis/internal/policy"
 	"github.com/portcullis-ai/portcullis/internal/store/memory"
 	"github.com/portcullis-ai/portcullis/internal/threat"
@@ -102,24 +103,12 @@ func newHarnessWith(t testing.TB, ho harnessOptions) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := ledger.GenerateKeys(t.TempDir(), "portcullis.test/ledger")
-	if err != nil {
-		t.Fatal(err)
-	}
-	vs, _, err := keys.Verifiers()
-	if err != nil {
-		t.Fatal(err)
-	}
 	store := memory.New()
 	var lst ledger.Store = store
 	if ho.wrapStore != nil {
 		lst = ho.wrapStore(store)
 	}
-	led, err := ledger.Open(ctx, ledger.Options{Store: lst, Signer: keys.Signer, Verifiers: vs, HashKey: keys.HashKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = led.Close(context.Background()) })
+	led := ledgertest.Open(t, lst, nil, ledger.Options{})
 	var l Ledger = led
 	if wrap != nil {
 		l = wrap(led)

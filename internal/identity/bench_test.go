@@ -151,3 +151,44 @@ func mustEnv(b *testing.B) *env {
 }
 
 func writeFile(path string, b []byte) error { return os.WriteFile(path, b, 0o600) }
+
+// BenchmarkFileKeyStoreLookupParallel: lookups from every CPU on one key file (-cpu 1,2 shows
+// whether they wait on each other), watched and, through a symbolic link, stat'ed.
+func BenchmarkFileKeyStoreLookupParallel(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		link bool
+	}{{"watched", false}, {"stat", true}} {
+		b.Run(tc.name, func(b *testing.B) {
+			dir := b.TempDir()
+			path := filepath.Join(dir, KeyFileName)
+			if tc.link { // a linked directory: the store's own writes keep the link
+				if err := os.Mkdir(filepath.Join(dir, "v1"), 0o700); err != nil {
+					b.Fatal(err)
+				}
+				if err := os.Symlink("v1", filepath.Join(dir, "data")); err != nil {
+					b.Fatal(err)
+				}
+				path = filepath.Join(dir, "data", KeyFileName)
+			}
+			fs, err := OpenFileKeyStore(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer fs.Close()
+			_, rec, err := CreateAPIKey(bg, fs, "report-generator", "", time.Now(), 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := fs.Lookup(bg, rec.ID); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -19,20 +20,37 @@ import (
 // advisory lock file and replace the file atomically (write, fsync, rename, fsync directory).
 // Readers see a change at the next Lookup: each Lookup checks the file and reloads it when it is
 // a different file than the one loaded, so a revocation by the CLI takes effect immediately. On
-// Linux the check is a read of an inotify watch on the file, which finds nothing until the file
+// Linux the check is a poll of an inotify watch on the file, which finds nothing until the file
 // is written, replaced or removed (not for a path through a symbolic link or on a network
 // filesystem, which a watch cannot follow: those are stat'ed on every Lookup, as elsewhere).
+// A check that finds nothing changed takes no lock: concurrent verifications never wait on one
+// another; only a change is serialised, and reloaded once.
 type FileKeyStore struct {
 	path string
 
-	// fresh serialises the check: a Lookup that took a change event holds it until the keys it
-	// reloads are in place, so no Lookup that starts after a change answers from before it.
+	// fresh serialises the slow check — taking a change event off the watch, arming it, a stat
+	// that found another file — and the reload: a Lookup that saw a change holds it until the
+	// keys it reloads are in place, so no Lookup that starts after a change answers from before it.
 	fresh sync.Mutex
-	watch *keyWatch // nil: no watch (not Linux, or closed); stat on every Lookup
+	// reloading is set under fresh before a change event is taken off the watch, and cleared once
+	// the keys it announced are in place (or the watch disarmed on a bad file): a Lookup that finds
+	// the watch quiet while it is set may have found it quiet only because that event was taken,
+	// and waits on fresh.
+	reloading atomic.Bool
+	// watchMu keeps Close from releasing the watch's descriptor while lookups poll it. Lookups
+	// only read-hold it, so they never wait on each other; Close holds fresh too.
+	watchMu sync.RWMutex
+	watch   *keyWatch // nil: no watch (not Linux, or closed); stat on every Lookup
 
-	mu     sync.RWMutex
+	snap atomic.Pointer[keySnapshot] // the keys in place; nil until the first check
+}
+
+// keySnapshot is the key file as last loaded, replaced whole on a reload.
+type keySnapshot struct {
 	keys   map[string]KeyRecord
 	loaded os.FileInfo // the file keys came from; nil when it did not exist
+	// watched: loaded with the watch armed on the file, so the watch (not a stat) tells a change.
+	watched bool
 }
 
 var _ KeyStore = (*FileKeyStore)(nil)
@@ -49,7 +67,7 @@ const maxKeyFileSize = 16 << 20
 
 // OpenFileKeyStore opens (without creating) the key file at path.
 func OpenFileKeyStore(path string) (*FileKeyStore, error) {
-	s := &FileKeyStore{path: path, keys: map[string]KeyRecord{}, watch: newKeyWatch()}
+	s := &FileKeyStore{path: path, watch: newKeyWatch()}
 	if err := s.refresh(); err != nil {
 		s.Close()
 		return nil, err
@@ -66,6 +84,8 @@ func OpenFileKeyStore(path string) (*FileKeyStore, error) {
 func (s *FileKeyStore) Close() error {
 	s.fresh.Lock()
 	defer s.fresh.Unlock()
+	s.watchMu.Lock()
+	defer s.watchMu.Unlock()
 	if s.watch != nil {
 		s.watch.close()
 		s.watch = nil
@@ -73,52 +93,102 @@ func (s *FileKeyStore) Close() error {
 	return nil
 }
 
+// current returns the keys as of now: without a lock when the check finds the file unchanged
+// since it was loaded, else after reloading it under fresh.
+func (s *FileKeyStore) current() (*keySnapshot, error) {
+	if snap := s.unchanged(); snap != nil {
+		return snap, nil
+	}
+	if err := s.refresh(); err != nil {
+		return nil, err
+	}
+	return s.snap.Load(), nil
+}
+
+// unchanged returns the keys in place when they are the file's as of now, or nil when that takes
+// the slow check. Watched: no event is queued, no reload is under way, and the watch is still
+// armed — in that order, so that an event another Lookup has just taken (it sets reloading first)
+// or a watch it disarmed on a bad file (before clearing reloading) is never read as quiet.
+// Unwatched (no watch, or a path it cannot follow): a stat finds the file loaded.
+func (s *FileKeyStore) unchanged() *keySnapshot {
+	s.watchMu.RLock()
+	defer s.watchMu.RUnlock()
+	w := s.watch
+	if w != nil && w.armed.Load() {
+		if w.changed() || s.reloading.Load() || !w.armed.Load() {
+			return nil
+		}
+		if snap := s.snap.Load(); snap != nil && snap.watched {
+			return snap
+		}
+		return nil
+	}
+	snap := s.snap.Load()
+	if snap == nil || snap.watched && w != nil {
+		return nil // not loaded yet, or the watch was disarmed by a change or a bad file
+	}
+	if fi, err := os.Stat(s.path); !sameFile(snap.loaded, fi, err) {
+		return nil
+	}
+	return snap
+}
+
+// sameFile reports whether fi (or err) of a stat is the file loaded.
+func sameFile(loaded, fi os.FileInfo, err error) bool {
+	if loaded == nil {
+		return errors.Is(err, fs.ErrNotExist)
+	}
+	return err == nil && os.SameFile(loaded, fi) && loaded.ModTime().Equal(fi.ModTime()) && loaded.Size() == fi.Size()
+}
+
 // refresh reloads the file if it changed since it was loaded.
 func (s *FileKeyStore) refresh() error {
 	s.fresh.Lock()
 	defer s.fresh.Unlock()
-	if s.watch != nil {
-		if s.watch.quiet() {
-			return nil
-		}
-		s.watch.arm(s.path)
+	w := s.watch
+	if w == nil {
+		return s.reload(false, false)
 	}
-	// With a watch, only a change (or the first check) comes here: the file is read whatever its
-	// stat says, so that a rewrite that keeps its size and time is not missed either.
-	if err := s.reload(s.watch != nil); err != nil {
-		if s.watch != nil {
-			s.watch.armed = false // checked again on the next Lookup: a bad file stays an error
-		}
+	s.reloading.Store(true)
+	defer s.reloading.Store(false)
+	if w.quiet() {
+		return nil
+	}
+	w.arm(s.path)
+	// Watched, only a change (or the first check) comes here: the file is read whatever its stat
+	// says, so that a rewrite that keeps its size and time is not missed either. A path the watch
+	// cannot follow is compared by stat, as without a watch.
+	armed := w.armed.Load()
+	if err := s.reload(armed, armed); err != nil {
+		w.armed.Store(false) // checked again on the next Lookup: a bad file stays an error
 		return err
 	}
 	return nil
 }
 
-// reload stats the file and reads it again when it is not the file loaded, or with force.
-func (s *FileKeyStore) reload(force bool) error {
+// reload stats the file and reads it again when it is not the file loaded, or with force;
+// watched records whether the watch was armed before the read.
+func (s *FileKeyStore) reload(force, watched bool) error {
 	fi, err := os.Stat(s.path)
 	if errors.Is(err, fs.ErrNotExist) {
-		s.mu.Lock()
-		s.keys, s.loaded = map[string]KeyRecord{}, nil
-		s.mu.Unlock()
+		s.snap.Store(&keySnapshot{keys: map[string]KeyRecord{}, watched: watched})
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("api key file: %w", err)
 	}
-	s.mu.RLock()
-	same := !force && s.loaded != nil && os.SameFile(s.loaded, fi) && s.loaded.ModTime().Equal(fi.ModTime()) && s.loaded.Size() == fi.Size()
-	s.mu.RUnlock()
-	if same {
+	old := s.snap.Load()
+	if !force && old != nil && sameFile(old.loaded, fi, nil) {
+		if old.watched != watched {
+			s.snap.Store(&keySnapshot{keys: old.keys, loaded: old.loaded, watched: watched})
+		}
 		return nil
 	}
 	keys, err := readKeyFile(s.path)
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	s.keys, s.loaded = keys, fi
-	s.mu.Unlock()
+	s.snap.Store(&keySnapshot{keys: keys, loaded: fi, watched: watched})
 	return nil
 }
 
@@ -216,12 +286,11 @@ func (s *FileKeyStore) update(fn func(keys map[string]KeyRecord) error) error {
 }
 
 func (s *FileKeyStore) Lookup(_ context.Context, id string) (KeyRecord, error) {
-	if err := s.refresh(); err != nil {
+	snap, err := s.current()
+	if err != nil {
 		return KeyRecord{}, err
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	rec, ok := s.keys[id]
+	rec, ok := snap.keys[id]
 	if !ok {
 		return KeyRecord{}, ErrKeyNotFound
 	}
@@ -233,12 +302,11 @@ func (s *FileKeyStore) Insert(_ context.Context, rec KeyRecord, now time.Time) e
 }
 
 func (s *FileKeyStore) List(_ context.Context, agentID string) ([]KeyRecord, error) {
-	if err := s.refresh(); err != nil {
+	snap, err := s.current()
+	if err != nil {
 		return nil, err
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return listRecords(s.keys, agentID), nil
+	return listRecords(snap.keys, agentID), nil
 }
 
 func (s *FileKeyStore) Revoke(_ context.Context, id string, at time.Time) error {

@@ -3,18 +3,35 @@ package identity
 import (
 	"errors"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // keyWatch tells whether the key file may have changed, without a system call on the path: an
-// inotify instance on the file's inode, read without blocking. The kernel queues an event before
-// the writer's write, rename or unlink returns, so a read after that sees it: a revocation by
-// another process is seen by the next lookup, as with a stat, at the cost of one read that finds
-// nothing instead of a path lookup and a stat structure.
+// inotify instance on the file's inode, polled without blocking. The kernel queues an event before
+// the writer's write, rename or unlink returns, so a poll after that sees it: a revocation by
+// another process is seen by the next lookup, as with a stat, at the cost of one poll that finds
+// nothing instead of a path lookup and a stat structure. changed may run on many goroutines at
+// once (it only looks); quiet, arm and close run under the store's fresh lock.
 type keyWatch struct {
 	fd    int
-	armed bool // a watch is on the file as last loaded
+	armed atomic.Bool // a watch is on the file as last loaded
 	buf   [4096]byte
+}
+
+// changed reports whether an event is queued (or the poll failed), leaving it queued: the Lookup
+// that goes on to take it (quiet, under the store's lock) reloads before anyone answers.
+func (w *keyWatch) changed() bool {
+	fds := [1]unix.PollFd{{Fd: int32(w.fd), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(fds[:], 0)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		return err != nil || n != 0
+	}
 }
 
 // newKeyWatch returns a watch, or nil when inotify is unavailable (the store then stats).
@@ -29,7 +46,7 @@ func newKeyWatch() *keyWatch {
 // quiet reports whether nothing happened to the watched file since the last call: armed, and a
 // read finds no event. Any event, a full queue or a failed read is "maybe changed".
 func (w *keyWatch) quiet() bool {
-	if !w.armed {
+	if !w.armed.Load() {
 		return false
 	}
 	for {
@@ -40,7 +57,7 @@ func (w *keyWatch) quiet() bool {
 		case errors.Is(err, syscall.EAGAIN):
 			return true
 		case err != nil || n <= 0:
-			w.armed = false
+			w.armed.Store(false)
 			return false
 		}
 		// Events: drain the rest so the next call starts empty, and report a change.
@@ -61,7 +78,7 @@ func (w *keyWatch) quiet() bool {
 // and rename over it, an `ln -sfn` swap of a secret mount's directory) changes what the path
 // names without an event on the watched file.
 func (w *keyWatch) arm(path string) {
-	w.armed = false
+	w.armed.Store(false)
 	if !watchable(path) {
 		return
 	}
@@ -70,7 +87,7 @@ func (w *keyWatch) arm(path string) {
 		return
 	}
 	// Made a link between the check and the watch: the watch is on the link, not the file.
-	w.armed = watchable(path)
+	w.armed.Store(watchable(path))
 }
 
 // watchable reports whether path names a regular file by no symbolic link, on a local filesystem.
@@ -104,6 +121,7 @@ func watchable(path string) bool {
 func (w *keyWatch) close() {
 	if w.fd >= 0 {
 		syscall.Close(w.fd)
-		w.fd, w.armed = -1, false
+		w.fd = -1
+		w.armed.Store(false)
 	}
 }

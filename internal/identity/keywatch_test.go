@@ -34,7 +34,7 @@ func TestKeyFileChangesSeenAtNextLookup(t *testing.T) {
 	if _, err := checkAPIKey(bg, s1, key, t0); err != nil {
 		t.Fatalf("fresh key: %v", err)
 	}
-	if s1.watch == nil || !s1.watch.armed {
+	if s1.watch == nil || !s1.watch.armed.Load() {
 		t.Fatal("the key file is not watched")
 	}
 

@@ -9,6 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/portcullis-ai/portcullis/internal/auditindex"
 )
 
 var (
@@ -22,6 +24,7 @@ func ownMetricNames(t *testing.T) map[string]bool {
 	m := NewMetrics(func() float64 { return 0 })
 	m.MCPLogs(func() map[string]uint64 { return nil })
 	m.Export(func() map[string]ExportStats { return nil })
+	m.AuditIndex(func() auditindex.Stats { return auditindex.Stats{} })
 	names := map[string]bool{}
 	ch := make(chan *prometheus.Desc, 64)
 	for _, c := range m.own {

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/portcullis-ai/portcullis/internal/auditindex"
 	"github.com/portcullis-ai/portcullis/internal/guard"
 )
 
@@ -123,6 +124,47 @@ func (m *Metrics) ConsoleSessionsRefused(n func() uint64) {
 	m.register(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "portcullis_console_sessions_refused_total",
 		Help: "Shared console sessions this replica cannot verify (another hash key, or OIDC not configured here): refused here, left for the replicas that can."},
 		func() float64 { return float64(n()) }))
+}
+
+// AuditIndex exports the audit indexer's statistics (the console's search index, kept up with
+// the committed ledger in the background): portcullis_audit_index_records_total,
+// portcullis_audit_index_skipped_total, portcullis_audit_index_failures_total,
+// portcullis_audit_index_rebuilds_total and portcullis_audit_index_watermark.
+func (m *Metrics) AuditIndex(stats func() auditindex.Stats) {
+	m.register(&auditIndexCollector{stats: stats,
+		indexed: prometheus.NewDesc("portcullis_audit_index_records_total",
+			"Ledger records the audit index took in since the gateway started.", nil, nil),
+		skipped: prometheus.NewDesc("portcullis_audit_index_skipped_total",
+			"Ledger records left out of the audit index because they could not be decoded (each logged).", nil, nil),
+		failures: prometheus.NewDesc("portcullis_audit_index_failures_total",
+			"Audit index batches that failed and were tried again; the ledger is never touched.", nil, nil),
+		rebuilds: prometheus.NewDesc("portcullis_audit_index_rebuilds_total",
+			"Times the audit index was emptied and rebuilt from the ledger (a torn tail, a record replaced, a damaged row).", nil, nil),
+		watermark: prometheus.NewDesc("portcullis_audit_index_watermark",
+			"The ledger sequence number the audit index has reached: records below it are indexed, those above are scanned by a search.", nil, nil),
+	})
+}
+
+type auditIndexCollector struct {
+	stats                                           func() auditindex.Stats
+	indexed, skipped, failures, rebuilds, watermark *prometheus.Desc
+}
+
+func (c *auditIndexCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.indexed
+	ch <- c.skipped
+	ch <- c.failures
+	ch <- c.rebuilds
+	ch <- c.watermark
+}
+
+func (c *auditIndexCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.stats() // one read: the values of one scrape agree with each other
+	ch <- prometheus.MustNewConstMetric(c.indexed, prometheus.CounterValue, float64(s.Indexed))
+	ch <- prometheus.MustNewConstMetric(c.skipped, prometheus.CounterValue, float64(s.Skipped))
+	ch <- prometheus.MustNewConstMetric(c.failures, prometheus.CounterValue, float64(s.Failures))
+	ch <- prometheus.MustNewConstMetric(c.rebuilds, prometheus.CounterValue, float64(s.Rebuilds))
+	ch <- prometheus.MustNewConstMetric(c.watermark, prometheus.GaugeValue, float64(s.Watermark))
 }
 
 // countsCollector exports running totals kept elsewhere as one counter per label value.

@@ -18,6 +18,7 @@ import (
 	"github.com/portcullis-ai/portcullis/internal/identity"
 	"github.com/portcullis-ai/portcullis/internal/inspect"
 	"github.com/portcullis-ai/portcullis/internal/ledger"
+	"github.com/portcullis-ai/portcullis/internal/ledger/ledgertest"
 	"github.com/portcullis-ai/portcullis/internal/policy"
 	"github.com/portcullis-ai/portcullis/internal/store/memory"
 	"github.com/portcullis-ai/portcullis/sdk/httpsig"
@@ -124,24 +125,12 @@ func realPipeline(t *testing.T, ver *identity.Verifier, set *policy.Set) (*guard
 // returned store is the in-memory one underneath.
 func realPipelineWith(t *testing.T, ver *identity.Verifier, set *policy.Set, wrapStore func(ledger.Store) ledger.Store) (*guard.Guard, *approval.Engine, *memory.Store) {
 	t.Helper()
-	keys, err := ledger.GenerateKeys(t.TempDir(), "portcullis.test/ledger")
-	if err != nil {
-		t.Fatal(err)
-	}
-	vs, _, err := keys.Verifiers()
-	if err != nil {
-		t.Fatal(err)
-	}
 	store := memory.New()
 	var lst ledger.Store = store
 	if wrapStore != nil {
 		lst = wrapStore(store)
 	}
-	led, err := ledger.Open(context.Background(), ledger.Options{Store: lst, Signer: keys.Signer, Verifiers: vs, HashKey: keys.HashKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = led.Close(context.Background()) })
+	led := ledgertest.Open(t, lst, nil, ledger.Options{})
 	appr, err := approval.New(approval.NewMemory(), guard.ApprovalRecorder(led))
 	if err != nil {
 		t.Fatal(err)

@@ -26,6 +26,7 @@ import (
 	"github.com/portcullis-ai/portcullis/internal/identity"
 	"github.com/portcullis-ai/portcullis/internal/inspect"
 	"github.com/portcullis-ai/portcullis/internal/ledger"
+	"github.com/portcullis-ai/portcullis/internal/ledger/ledgertest"
 	"github.com/portcullis-ai/portcullis/internal/policy"
 	"github.com/portcullis-ai/portcullis/internal/store/memory"
 	"github.com/portcullis-ai/portcullis/internal/threat"
@@ -186,18 +187,7 @@ func newHarnessWith(t testing.TB, wait, timeout time.Duration, store ledger.Stor
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := ledger.GenerateKeys(t.TempDir(), "portcullis.test/ledger")
-	if err != nil {
-		t.Fatal(err)
-	}
-	vs, _, err := keys.Verifiers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	led, err := ledger.Open(ctx, ledger.Options{Store: store, Signer: keys.Signer, Verifiers: vs, HashKey: keys.HashKey})
-	if err != nil {
-		t.Fatal(err)
-	}
+	led := ledgertest.Open(t, store, nil, ledger.Options{})
 	appr, err := approval.New(approval.NewMemory(), guard.ApprovalRecorder(led))
 	if err != nil {
 		t.Fatal(err)

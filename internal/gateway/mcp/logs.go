@@ -154,18 +154,11 @@ func (g *Gateway) offerLogging(caps *sdk.ServerCapabilities, up *sdk.ServerCapab
 }
 
 // askLevelAgain asks a reconnected upstream's session (which starts with no level) for the level
-// the agents want, if any asked.
-// Called with u.mu held.
+// the agents want, if any asked, the way sendLevel asks (askLevel).
 func (g *Gateway) askLevelAgain(ctx context.Context, u *upstream, cs *sdk.ClientSession) {
 	ir := cs.InitializeResult()
 	if lvl := g.upstreamLevel(); lvl != "" && ir != nil && ir.Capabilities != nil && ir.Capabilities.Logging != nil {
-		if err := cs.SetLoggingLevel(ctx, &sdk.SetLoggingLevelParams{Level: lvl}); err != nil {
-			g.log.Warn("upstream log level not set", slog.String("upstream", u.name), slog.Any("error", err))
-			return
-		}
-		g.mu.Lock()
-		g.logs.sent[u] = sentLevel{cs: cs, level: lvl}
-		g.mu.Unlock()
+		g.askLevel(ctx, u, cs, lvl)
 	}
 }
 
@@ -276,27 +269,36 @@ func (g *Gateway) sendLevel(ctx context.Context, u *upstream) {
 		if sent.cs == cs && sent.level == want {
 			return
 		}
-		cctx, cancel := context.WithTimeout(ctx, g.o.CallTimeout)
-		err = cs.SetLoggingLevel(cctx, &sdk.SetLoggingLevelParams{Level: want})
-		cancel()
-		// A refusal is remembered like an answer: asked again before every request, an
-		// upstream that cannot follow (or hangs) would hold each of them up to the call
-		// timeout, and answer the same. It is asked again when the level wanted changes or it
-		// reconnects. An ask cut short because the agent's own request ended got no answer
-		// at all: it is not remembered, and the next request asks again.
-		if err != nil && ctx.Err() != nil {
-			return
-		}
-		g.mu.Lock()
-		g.logs.sent[u] = sentLevel{cs: cs, level: want}
-		g.mu.Unlock()
-		if err != nil {
-			// The agent asked the gateway, which answers; an upstream that cannot follow only
-			// logs less.
-			g.log.Warn("upstream log level not set", slog.String("upstream", u.name), slog.String("level", string(want)), slog.Any("error", err))
+		if !g.askLevel(ctx, u, cs, want) {
 			return
 		}
 	}
+}
+
+// askLevel asks u's session cs for level want, bounded by the call timeout, and remembers the
+// answer; it reports whether cs now logs at want. The one path for every ask (a request's, a
+// reconnection's), so that a refusal is handled alike. A refusal is remembered like an answer:
+// asked again before every request, an upstream that cannot follow (or hangs) would hold each of
+// them up to the call timeout, and answer the same. It is asked again when the level wanted
+// changes or it reconnects. An ask cut short because ctx ended (the agent's own request ended)
+// got no answer at all: it is not remembered, and the next request asks again.
+func (g *Gateway) askLevel(ctx context.Context, u *upstream, cs *sdk.ClientSession, want sdk.LoggingLevel) bool {
+	cctx, cancel := context.WithTimeout(ctx, g.o.CallTimeout)
+	err := cs.SetLoggingLevel(cctx, &sdk.SetLoggingLevelParams{Level: want})
+	cancel()
+	if err != nil && ctx.Err() != nil {
+		return false
+	}
+	g.mu.Lock()
+	g.logs.sent[u] = sentLevel{cs: cs, level: want}
+	g.mu.Unlock()
+	if err != nil {
+		// The agent asked the gateway, which answers; an upstream that cannot follow only
+		// logs less.
+		g.log.Warn("upstream log level not set", slog.String("upstream", u.name), slog.String("level", string(want)), slog.Any("error", err))
+		return false
+	}
+	return true
 }
 
 // wantLevel remembers the level agent session ss wants and reports whether the lowest level

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -461,10 +462,10 @@ func TestRequestLevelSlowUpstream(t *testing.T) {
 	}
 }
 
-// An upstream that refuses logging/setLevel is asked once per wanted level, not before every
-// request: each ask can wait the call timeout, and the answer will not change.
-func TestRefusedLevelNotAskedAgain(t *testing.T) {
-	var asked atomic.Int32
+// levelRefusingServer is an upstream with one tool, work, that refuses every logging/setLevel
+// and counts the asks.
+func levelRefusingServer() (*sdk.Server, *atomic.Int32) {
+	asked := new(atomic.Int32)
 	refusing := sdk.NewServer(&sdk.Implementation{Name: "refusing", Version: "1"}, nil)
 	sdk.AddTool(refusing, &sdk.Tool{Name: "work", Description: "Works."}, func(context.Context, *sdk.CallToolRequest, textIn) (*sdk.CallToolResult, any, error) {
 		return textResult("worked"), nil, nil
@@ -478,6 +479,13 @@ func TestRefusedLevelNotAskedAgain(t *testing.T) {
 			return next(ctx, method, req)
 		}
 	})
+	return refusing, asked
+}
+
+// An upstream that refuses logging/setLevel is asked once per wanted level, not before every
+// request: each ask can wait the call timeout, and the answer will not change.
+func TestRefusedLevelNotAskedAgain(t *testing.T) {
+	refusing, asked := levelRefusingServer()
 	h := newHarnessWith(t, 0, 20*time.Second, memory.New(), harnessConfig{
 		gateway:  func(o *Options) { o.RelayLogs = true },
 		protocol: protocol20260728,
@@ -558,5 +566,67 @@ func TestAbandonedLevelAskedAgain(t *testing.T) {
 	}
 	if n := asked.Load(); n != 2 {
 		t.Fatalf("the upstream was asked for the level %d times, want 2: the abandoned ask was remembered as sent", n)
+	}
+}
+
+// A refusal of logging/setLevel is remembered the same way whoever asked: a request asking before
+// it is forwarded, or the reconnection of an upstream asking its new session for the level the
+// agents want. Forgotten at the reconnection, the next request asked the refusing upstream again,
+// waiting on it up to the call timeout for the same answer.
+func TestRefusedLevelNotAskedAgainAfterReconnect(t *testing.T) {
+	refusing, asked := levelRefusingServer()
+	var mu sync.Mutex
+	var sessions []*sdk.ServerSession
+	h := newHarnessWith(t, 0, 20*time.Second, memory.New(), harnessConfig{
+		gateway:  func(o *Options) { o.RelayLogs = true },
+		protocol: protocol20260728,
+		more: []Upstream{{Name: "slow", NewTransport: func() sdk.Transport {
+			st, ct := sdk.NewInMemoryTransports()
+			ss, err := refusing.Connect(context.Background(), st, nil)
+			if err != nil {
+				t.Error(err)
+			}
+			mu.Lock()
+			sessions = append(sessions, ss)
+			mu.Unlock()
+			return ct
+		}}},
+	})
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, ss := range sessions {
+			_ = ss.Close()
+		}
+	})
+	debug := sdk.Meta{sdk.MetaKeyLogLevel: "debug"}
+	call := func() {
+		t.Helper()
+		r, err := h.cs.CallTool(context.Background(), &sdk.CallToolParams{Name: "slow__work", Arguments: map[string]any{"text": "x"}, Meta: debug})
+		if err != nil || r.IsError {
+			t.Fatalf("call: %v %s", err, resultText(r))
+		}
+	}
+	call()
+	if n := asked.Load(); n != 1 {
+		t.Fatalf("asked %d times before the reconnection, want once", n)
+	}
+
+	// The upstream's session ends; the next request reconnects it, and the new session is asked
+	// once — refused, and remembered as asked.
+	mu.Lock()
+	_ = sessions[len(sessions)-1].Close()
+	mu.Unlock()
+	time.Sleep(restartBackoff + 100*time.Millisecond)
+	call()
+	call()
+	mu.Lock()
+	n := len(sessions)
+	mu.Unlock()
+	if n != 2 {
+		t.Fatalf("%d upstream sessions, want 2: the upstream was not reconnected", n)
+	}
+	if n := asked.Load(); n != 2 {
+		t.Fatalf("the refusing upstream was asked %d times in all, want twice (once per session): a refusal at the reconnection was not remembered", n)
 	}
 }
