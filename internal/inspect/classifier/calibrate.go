@@ -51,12 +51,19 @@ func OutOfFold(ex []Example, fold []int, k int, opt Options, workers int) []Scor
 // than 1/fp rows, where even one false positive is over the rate) is pooled with the other small
 // sets for that level, so that a few dozen rows do not set a threshold by their maximum alone.
 func ChooseThresholds(benign map[string][]Score, fpMedium, fpHigh float64) (medium, high float64) {
-	names := make([]string, 0, len(benign))
-	for n := range benign {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	level := func(fp float64) float64 {
+	return ChooseThresholdsFor(benign, benign, fpMedium, fpHigh)
+}
+
+// ChooseThresholdsFor is ChooseThresholds with the high threshold chosen on scores of its own:
+// forHigh holds the benign scores as the inspector can report them at high (see HighScore),
+// forMedium every benign score.
+func ChooseThresholdsFor(forMedium, forHigh map[string][]Score, fpMedium, fpHigh float64) (medium, high float64) {
+	level := func(benign map[string][]Score, fp float64) float64 {
+		names := make([]string, 0, len(benign))
+		for n := range benign {
+			names = append(names, n)
+		}
+		sort.Strings(names)
 		z := math.Inf(-1)
 		var small []float64
 		at := func(ls []float64) float64 {
@@ -83,6 +90,17 @@ func ChooseThresholds(benign map[string][]Score, fpMedium, fpHigh float64) (medi
 		}
 		return z
 	}
-	zm, zh := level(fpMedium), level(fpHigh)
+	zm, zh := level(forMedium, fpMedium), level(forHigh, fpHigh)
 	return zm, max(zh, zm)
+}
+
+// HighScore is s as a candidate for a false alarm at high: a persona set-up with no attack part
+// (PersonaSetUp) is reported at medium whatever its score, so it cannot set the high threshold.
+// Without this, a collection of role-play prompts set it — the benign rows that score highest
+// are set-ups the inspector already keeps at medium — and every attack paid for them.
+func HighScore(text string, s Score) Score {
+	if PersonaSetUp(text) {
+		s.Logit = math.Inf(-1)
+	}
+	return s
 }

@@ -9,6 +9,18 @@ import (
 type Example struct {
 	Text   string
 	Attack bool
+	// Weight is how much the example counts against the others of its class (0 means 1): the
+	// corpus holds template families of hundreds of expansions beside single prompts, and a family
+	// weighted by its size teaches its template rather than what attacks share.
+	Weight float64
+}
+
+// weight is e's Weight, 1 when unset.
+func (e Example) weight() float64 {
+	if e.Weight > 0 {
+		return e.Weight
+	}
+	return 1
 }
 
 // Options tune training. The zero value means the defaults.
@@ -95,15 +107,15 @@ func Train(examples []Example, opt Options) *Model {
 	g2 := make([]float64, 1<<Bits)
 	var bias, gb, cbias, gcb float64
 
-	// Class weights: each class carries half the total.
+	// Class weights: each class carries half the total (each example counted by its weight).
 	var negWins, posTexts float64
 	for t, ex := range examples {
 		if ex.Attack {
 			if first[t+1] > first[t] {
-				posTexts++
+				posTexts += ex.weight()
 			}
 		} else {
-			negWins += float64(first[t+1] - first[t])
+			negWins += float64(float64(first[t+1]-first[t]) * ex.weight())
 		}
 	}
 	if negWins == 0 || posTexts == 0 {
@@ -125,15 +137,16 @@ func Train(examples []Example, opt Options) *Model {
 			if len(ws) == 0 {
 				continue
 			}
+			ew := ex.weight()
 			if !ex.Attack {
 				for i := range ws {
-					items = append(items, item{first[t] + int32(i), 0, 1})
+					items = append(items, item{first[t] + int32(i), 0, ew})
 				}
 				continue
 			}
 			if round == 0 {
 				for i := range ws {
-					items = append(items, item{first[t] + int32(i), 1, posWeight / float64(len(ws))})
+					items = append(items, item{first[t] + int32(i), 1, float64(posWeight*ew) / float64(len(ws))})
 				}
 				continue
 			}
@@ -143,7 +156,7 @@ func Train(examples []Example, opt Options) *Model {
 					bi, bz = i, z
 				}
 			}
-			items = append(items, item{first[t] + int32(bi), 1, posWeight})
+			items = append(items, item{first[t] + int32(bi), 1, float64(posWeight * ew)})
 		}
 		for epoch := 0; epoch < opt.Epochs; epoch++ {
 			for i := len(items) - 1; i > 0; i-- {

@@ -83,7 +83,7 @@ func foldFilter(spec string) func(name string, language bool) bool {
 	}
 }
 
-func runGeneralisation(dataDir, examples string, workers int, rulesOnly bool, only string, show int) error {
+func runGeneralisation(dataDir, examples string, workers int, rulesOnly bool, only string, show int, opt classifier.Options) error {
 	want := foldFilter(only)
 	raw, err := build.Rows(dataDir, examples)
 	if err != nil {
@@ -170,27 +170,33 @@ func runGeneralisation(dataDir, examples string, workers int, rulesOnly bool, on
 				showErrors(eng, f, results[fi], show)
 				return
 			}
-			var train, calib []classifier.Example
+			var train []classifier.Row
+			var calib []classifier.Example
 			var calibRows []piRow
 			for _, r := range rows {
 				if f.exclude(r) {
 					continue
 				}
-				ex := classifier.Example{Text: r.norm, Attack: r.Attack}
 				if classifier.FoldOf(r.Group(), build.Folds) == 0 {
-					calib, calibRows = append(calib, ex), append(calibRows, r)
+					calib, calibRows = append(calib, classifier.Example{Text: r.norm, Attack: r.Attack}), append(calibRows, r)
 				} else {
-					train = append(train, ex)
+					tr := r.Row
+					tr.Text = r.norm
+					train = append(train, tr)
 				}
 			}
-			m := classifier.Train(train, classifier.Options{})
-			benign := map[string][]classifier.Score{}
+			// Weighted as the embedded model's training weighs its rows (build.Examples).
+			m := classifier.Train(build.Examples(train), opt)
+			benign, benignHigh := map[string][]classifier.Score{}, map[string][]classifier.Score{}
 			for i, r := range calibRows {
 				if !r.Attack && r.File != build.OwnFile {
-					benign[r.File] = append(benign[r.File], m.Score(calib[i].Text))
+					s := m.Score(calib[i].Text)
+					benign[r.File] = append(benign[r.File], s)
+					// As the embedded model's are (build.Build): see classifier.HighScore.
+					benignHigh[r.File] = append(benignHigh[r.File], classifier.HighScore(calib[i].Text, s))
 				}
 			}
-			m = m.WithLogits(classifier.ChooseThresholds(benign, build.FPMedium, build.FPHigh))
+			m = m.WithLogits(classifier.ChooseThresholdsFor(benign, benignHigh, build.FPMedium, build.FPHigh))
 			eng := inspect.New(inspect.Config{Model: inspect.ModelConfig{Model: m}})
 			results[fi] = scoreFold(eng, f.test)
 			showErrors(eng, f, results[fi], show)

