@@ -24,7 +24,18 @@ const secret = "hunter2-s3cr3t"
 // testLedger is a real ledger over a memory store, as the gateway writes it.
 func testLedger(t *testing.T) (*ledger.Ledger, *memory.Store) {
 	t.Helper()
-	ctx := context.Background()
+	st := memory.New()
+	led, err := ledger.Open(context.Background(), ledgerOptions(t, st))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = led.Close(context.Background()) })
+	return led, st
+}
+
+// ledgerOptions are a ledger's options on st with new keys.
+func ledgerOptions(t *testing.T, st ledger.Store) ledger.Options {
+	t.Helper()
 	keys, err := ledger.GenerateKeys(t.TempDir(), ledger.NewOrigin())
 	if err != nil {
 		t.Fatal(err)
@@ -33,13 +44,7 @@ func testLedger(t *testing.T) (*ledger.Ledger, *memory.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := memory.New()
-	led, err := ledger.Open(ctx, ledger.Options{Store: st, Signer: keys.Signer, Verifiers: vs, HashKey: keys.HashKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = led.Close(context.Background()) })
-	return led, st
+	return ledger.Options{Store: st, Signer: keys.Signer, Verifiers: vs, HashKey: keys.HashKey}
 }
 
 // decide appends n decision records whose params carry a secret, returning their seqs.
@@ -448,6 +453,71 @@ func TestRunWarnsOfPrunedRecordsWhileRetrying(t *testing.T) {
 	for _, want := range []string{"records pruned by retention before they were exported", "export failed; retrying"} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("no %q warning in:\n%s", want, logs.String())
+		}
+	}
+}
+
+// A tailer following the ledger through memory (ledger.Follow) sends every decision once, in
+// order: its own process's records from memory, a replica's from the store, the records that
+// overflowed the bounded memory from the store, and after a restart (a new process, an empty
+// memory) from where its state file says.
+func TestTailerFollowingMissesAndRepeatsNothing(t *testing.T) {
+	ctx := context.Background()
+	st := memory.NewShared()
+	opts := ledgerOptions(t, st)
+	open := func(recent *ledger.Recent) *ledger.Ledger {
+		o := opts
+		o.Recent = recent
+		l, err := ledger.Open(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	state := filepath.Join(t.TempDir(), "sink.seq")
+	got := &recorder{}
+	recent := ledger.NewRecent(5, 1<<20)
+	a, replica := open(recent), open(nil)
+	defer func() { _ = replica.Close(ctx) }()
+	f := ledger.Follow(st, recent)
+	tl := newTailer(t, f, state, got, nil)
+	var want []uint64
+	for range 3 {
+		want = append(want, decide(t, a, 2)...)
+		want = append(want, decide(t, replica, 1)...)
+		if err := drain(t, tl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want = append(want, decide(t, a, 9)...) // more than memory holds, before the tailer reads
+	if err := drain(t, tl); err != nil {
+		t.Fatal(err)
+	}
+	if f.Stats().Memory == 0 {
+		t.Fatal("no record came from memory")
+	}
+	// A restart: new process, new memory, the same state file; records committed while the
+	// tailer was down are read from the store.
+	if err := a.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, decide(t, replica, 2)...)
+	recent = ledger.NewRecent(5, 1<<20)
+	a = open(recent)
+	defer func() { _ = a.Close(ctx) }()
+	tl = newTailer(t, ledger.Follow(st, recent), state, got, nil)
+	want = append(want, decide(t, a, 4)...)
+	if err := drain(t, tl); err != nil {
+		t.Fatal(err)
+	}
+	if s := got.seqs(); !slices.Equal(s, want) {
+		t.Fatalf("exported %v, want %v", s, want)
+	}
+	for _, it := range got.items {
+		var stored []byte
+		_ = st.Scan(ctx, it.Seq, func(e ledger.Entry) error { stored = bytes.Clone(e.Data); return errors.New("one") })
+		if !bytes.Equal(it.Data, stored) {
+			t.Fatalf("seq %d: exported bytes differ from the ledger's", it.Seq)
 		}
 	}
 }
