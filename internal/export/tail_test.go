@@ -11,7 +11,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/portcullis-ai/portcullis/internal/export"
@@ -520,4 +522,52 @@ func TestTailerFollowingMissesAndRepeatsNothing(t *testing.T) {
 			t.Fatalf("seq %d: exported bytes differ from the ledger's", it.Seq)
 		}
 	}
+}
+
+// sizeCounter counts the reads of the store's size: the tailer reads it once a step.
+type sizeCounter struct {
+	ledger.View
+	sizes atomic.Int64
+}
+
+func (v *sizeCounter) Size(ctx context.Context) (uint64, error) {
+	v.sizes.Add(1)
+	return v.View.Size(ctx)
+}
+
+// A tailer that read less than a full batch has caught up: it waits a poll before reading again
+// (under load, each step then takes what a poll brought), and goes on at once only after a
+// full batch.
+func TestRunCaughtUpWaitsAPoll(t *testing.T) {
+	led, st := testLedger(t)
+	decide(t, led, 6) // with the startup record, 7 records: batches of 3, 3 and 1
+	size, err := st.Size(context.Background())
+	if err != nil || size != 7 {
+		t.Fatalf("ledger size %d (%v), want 7", size, err)
+	}
+	state := filepath.Join(t.TempDir(), "s.seq")
+	if err := os.WriteFile(state, []byte("0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	synctest.Test(t, func(t *testing.T) {
+		v := &sizeCounter{View: st}
+		rec := &recorder{}
+		tl := newTailer(t, v, state, rec, func(o *export.Options) { o.Poll = time.Minute; o.Kinds = nil })
+		v.sizes.Store(0)
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go tl.Run(ctx)
+		synctest.Wait()
+		if got := len(rec.seqs()); got != 7 {
+			t.Fatalf("exported %d records, want 7", got)
+		}
+		if n := v.sizes.Load(); n != 3 {
+			t.Fatalf("%d steps before the first poll, want 3 (two full batches, then the last record)", n)
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if n := v.sizes.Load(); n != 4 {
+			t.Fatalf("%d steps after a poll, want 4", n)
+		}
+	})
 }
