@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -195,4 +196,47 @@ func TestFollowerScanStopsWhenTheReaderDoes(t *testing.T) {
 	if !errors.Is(err, stop) || n != 3 {
 		t.Fatalf("scan returned %v after %d records, want the reader's error after 3", err, n)
 	}
+}
+
+// A follower reading while callers append concurrently (the commit filling Recent, records
+// evicted under it) gets every record once, in order, with the store's bytes.
+func TestFollowerWhileAppending(t *testing.T) {
+	e := newEnv(t, singleWriter{memory.New()})
+	recent := ledger.NewRecent(16, 1<<20)
+	l := e.open(t, func(o *ledger.Options) { o.Recent = recent })
+	defer l.Close(context.Background())
+	start, err := e.st.Size(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := ledger.Follow(e.st, recent)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 50 {
+				if _, err := l.Append(context.Background(), decision(100*g+i)); err != nil {
+					t.Error(err) // not Fatal: this is not the test's goroutine
+					return
+				}
+			}
+		})
+	}
+	go func() { wg.Wait(); close(done) }()
+	var got []seqData
+	next := start
+	for finished := false; !finished; {
+		select {
+		case <-done:
+			finished = true
+		default:
+		}
+		part := follow(t, f, next)
+		if len(part) > 0 {
+			next = part[len(part)-1].seq + 1
+		}
+		got = append(got, part...)
+	}
+	got = append(got, follow(t, f, next)...)
+	checkSameAsStore(t, e.st, start, got)
 }
