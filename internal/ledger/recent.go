@@ -20,7 +20,7 @@ const (
 // store, so a slow reader costs a store read, never unbounded memory, and nothing is missed.
 // It holds one contiguous run of seqs: a gap (another writer's records) starts it afresh.
 // A commit's records share one copy of their bytes, so the memory held may exceed the byte
-// bound by at most one commit's records (ledger.max_batch of them) until they are all evicted.
+// bound by at most one commit's records (up to Options.MaxBatch of them) until they are all evicted.
 type Recent struct {
 	maxRecords, maxBytes int
 
