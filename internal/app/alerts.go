@@ -96,7 +96,7 @@ func (a *App) openAlerts(ctx context.Context, cfg *config.Config, keys []string)
 		return len(alerts), nil
 	}
 	runner := alert.NewRunner(alert.New(ecfg), deliver)
-	t, err := export.New(ctx, export.Options{Name: "alerts", Store: a.ledgerStore, Sink: runner, Kinds: alertKinds,
+	t, err := export.New(ctx, export.Options{Name: "alerts", Store: a.follow(), Sink: runner, Kinds: alertKinds,
 		StateFile: filepath.Join(cfg.DataDir, AlertsStateFile), Log: a.log})
 	if err != nil {
 		return fmt.Errorf("alerts: %w", err)

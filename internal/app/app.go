@@ -62,13 +62,16 @@ type App struct {
 
 	stores      *stores
 	ledgerStore ledger.Store
-	ledger      *ledger.Ledger
-	approvals   *approval.Engine
-	approvers   *approvers
-	webhook     *approval.Webhook
-	rt          atomic.Pointer[runtimeState] // configuration and policy in force, swapped whole
-	servedAddr  atomic.Pointer[string]       // the address Serve listens on (listen may say port 0)
-	reloader    *watch.Watcher
+	// recent keeps the records this process committed last, for the readers that follow the
+	// log here (alert rules, audit index, exports): they take them from memory, not the store.
+	recent     *ledger.Recent
+	ledger     *ledger.Ledger
+	approvals  *approval.Engine
+	approvers  *approvers
+	webhook    *approval.Webhook
+	rt         atomic.Pointer[runtimeState] // configuration and policy in force, swapped whole
+	servedAddr atomic.Pointer[string]       // the address Serve listens on (listen may say port 0)
+	reloader   *watch.Watcher
 	// shadow is the candidate policy set (shadow_policies), nil when none is configured; its
 	// own reloader swaps it, so a bad candidate never holds back the enforced set's reloads.
 	shadow         atomic.Pointer[policy.Set]
@@ -137,7 +140,8 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 	}
 	a.parts.opened("stores", func(context.Context) error { a.stores.close(a.log); return nil }) // after the ledger's last records; pools last
 	a.ledgerStore = a.stores.ledger
-	a.ledger, err = ledger.Open(ctx, ledger.Options{Store: a.ledgerStore, Signer: keys.Signer, Verifiers: verifiers,
+	a.recent = ledger.NewRecent(0, 0)
+	a.ledger, err = ledger.Open(ctx, ledger.Options{Store: a.ledgerStore, Recent: a.recent, Signer: keys.Signer, Verifiers: verifiers,
 		KeyDir: cfg.DataDir, WitnessFile: filepath.Join(cfg.DataDir, ledger.WitnessFile),
 		HashKey: keys.HashKey, SensitiveParams: sensitive(cfg.Ledger.SensitiveParams),
 		CheckpointInterval: cfg.Ledger.CheckpointInterval, CheckpointRecords: cfg.Ledger.CheckpointRecords,
@@ -158,8 +162,8 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 	}
 	a.metrics = server.NewMetrics(func() float64 { return float64(a.ledger.QueueDepth()) })
 	// The console's search index follows the committed ledger in the background, never from
-	// Append: a decision never waits for it.
-	indexer := auditindex.New(auditindex.Options{Ledger: a.ledgerStore, Index: a.stores.auditIndex, Logger: a.log})
+	// Append: a decision never waits for it. It takes this process's records from memory.
+	indexer := auditindex.New(auditindex.Options{Ledger: a.follow(), Index: a.stores.auditIndex, Logger: a.log})
 	a.metrics.AuditIndex(indexer.Stats)
 	a.parts.background("audit index", indexer.Run)
 	if err := a.openExports(ctx, cfg); err != nil {
@@ -477,3 +481,8 @@ func sensitive(extra []string) []string {
 	}
 	return append(append([]string{}, ledger.DefaultSensitiveParams...), extra...)
 }
+
+// follow is a view of the ledger's store for one reader that follows the log: the records this
+// process committed come from memory while it holds them, the rest (older ones, a replica's)
+// from the store. Each reader has its own, since it remembers the size its reader last read.
+func (a *App) follow() *ledger.Follower { return ledger.Follow(a.ledgerStore, a.recent) }

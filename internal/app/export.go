@@ -36,7 +36,7 @@ func (a *App) openExports(ctx context.Context, cfg *config.Config) error {
 				kinds = append(kinds, ledger.Kind(k))
 			}
 		}
-		t, err := export.New(ctx, export.Options{Name: s.Name, Store: a.ledgerStore, Sink: sink, Kinds: kinds,
+		t, err := export.New(ctx, export.Options{Name: s.Name, Store: a.follow(), Sink: sink, Kinds: kinds,
 			StateFile: filepath.Join(cfg.DataDir, ExportDir, s.Name+".seq"),
 			Batch:     s.BatchRecords, MaxLag: uint64(s.MaxLagRecords), Poll: s.Poll, Log: a.log})
 		if err != nil {

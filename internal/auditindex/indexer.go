@@ -46,6 +46,10 @@ type Indexer struct {
 	// without looking each up.
 	wrote, gen uint64
 	stored     map[Term]bool
+	// behind is set by a step that left records it knew of unindexed (its batch ended at a
+	// block's end or the batch limit, or another replica moved the watermark): Run goes on at
+	// once rather than wait an interval.
+	behind bool
 
 	indexed, skipped, failures, rebuilds atomic.Uint64
 	watermark                            atomic.Uint64
@@ -77,7 +81,8 @@ func (ix *Indexer) Stats() Stats {
 		Rebuilds: ix.rebuilds.Load(), Watermark: ix.watermark.Load()}
 }
 
-// Run indexes until ctx ends: batch after batch while records wait, then every Interval. A
+// Run indexes until ctx ends: batch after batch while the records it knows of wait, then,
+// once it has caught up, every Interval. A
 // failed batch is logged, counted and tried again (with backoff); it never touches the ledger.
 func (ix *Indexer) Run(ctx context.Context) {
 	wait := time.Duration(0)
@@ -87,7 +92,7 @@ func (ix *Indexer) Run(ctx context.Context) {
 			return
 		case <-time.After(wait):
 		}
-		n, err := ix.Step(ctx)
+		_, err := ix.Step(ctx)
 		switch {
 		case ctx.Err() != nil:
 			return
@@ -95,7 +100,10 @@ func (ix *Indexer) Run(ctx context.Context) {
 			ix.failures.Add(1)
 			ix.log.LogAttrs(ctx, slog.LevelWarn, "audit index: batch failed", slog.Any("error", err))
 			wait = min(max(2*wait, ix.o.Interval), 30*time.Second)
-		case n == 0:
+		case !ix.behind:
+			// Caught up (nothing read, or all it knew of): wait an interval, so that under steady load
+			// each batch — a transaction on the index — takes what an interval brought rather
+			// than the few records committed since the last one.
 			wait = ix.o.Interval
 		default:
 			wait = 0
@@ -112,6 +120,7 @@ func (ix *Indexer) Step(ctx context.Context) (int, error) { return ix.step(ctx, 
 // step is Step; mayReset is false for the batch right after a reset, which never resets again
 // (an empty index holds nothing damaged: what goes wrong then is reported, not looped on).
 func (ix *Indexer) step(ctx context.Context, mayReset bool) (int, error) {
+	ix.behind = false
 	st, err := ix.o.Index.State(ctx)
 	if err != nil {
 		return 0, err
@@ -198,6 +207,7 @@ func (ix *Indexer) step(ctx context.Context, mayReset bool) (int, error) {
 	}
 	switch {
 	case errors.Is(err, ErrConflict):
+		ix.behind = true
 		return n, nil // another replica indexed it: read the watermark again
 	case errors.Is(err, ErrDamaged):
 		// Every batch into that block would fail on the row: the index is built again.
@@ -206,6 +216,7 @@ func (ix *Indexer) step(ctx context.Context, mayReset bool) (int, error) {
 		return 0, err
 	}
 	ix.remember(start, &b)
+	ix.behind = b.State.Next < size
 	ix.indexed.Add(uint64(n))
 	ix.watermark.Store(b.State.Next)
 	return n, nil

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/portcullis-ai/portcullis/internal/auditindex"
 	"github.com/portcullis-ai/portcullis/internal/ledger"
@@ -234,4 +236,50 @@ func TestSQLiteIndexOfAnEarlierVersionOpens(t *testing.T) {
 	if st, err := x.State(t.Context()); err != nil || st.Next != 0 || st.Generation != 1 {
 		t.Fatalf("state after a reset: %+v, %v", st, err)
 	}
+}
+
+// sizeCounter counts the reads of the ledger's size: the indexer reads it once a step.
+type sizeCounter struct {
+	ledger.View
+	sizes atomic.Int64
+}
+
+func (v *sizeCounter) Size(ctx context.Context) (uint64, error) {
+	v.sizes.Add(1)
+	return v.View.Size(ctx)
+}
+
+// Run goes on at once while records it knows of wait — after a full batch, and after a batch
+// that ended at a block's end — and once it has caught up waits an interval, so that under
+// steady load a batch takes what an interval brought.
+func TestRunWaitsAnIntervalOnceCaughtUp(t *testing.T) {
+	dir := t.TempDir()
+	led := sqliteLedger(t, dir)
+	x, err := sqlite.OpenAuditIndex(filepath.Join(dir, "index.db"), led)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { x.Close() })
+	total := auditindex.BlockSize + auditindex.BlockSize/2
+	commit(t, led, 0, total, func(int) string { return "a" })
+	batch := auditindex.BlockSize - 10 // batches end at batch, at the block's end, then at the log's end
+	synctest.Test(t, func(t *testing.T) {
+		v := &sizeCounter{View: led}
+		ix := auditindex.New(auditindex.Options{Ledger: v, Index: x, Batch: batch, Interval: time.Minute, Logger: quiet()})
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go ix.Run(ctx)
+		synctest.Wait()
+		if s := ix.Stats(); s.Watermark != uint64(total) {
+			t.Fatalf("watermark %d, want %d", s.Watermark, total)
+		}
+		if n := v.sizes.Load(); n != 3 {
+			t.Fatalf("%d steps before the first interval, want 3 (to the batch limit, to the block's end, to the log's end)", n)
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if n := v.sizes.Load(); n != 4 {
+			t.Fatalf("%d steps after an interval, want 4", n)
+		}
+	})
 }

@@ -169,9 +169,13 @@ func (t *Tailer) Run(ctx context.Context) {
 			t.warn("export failed; retrying", err)
 		default:
 			backoff = 0
-			if n > 0 {
-				wait = 0 // more may be waiting
+			if n >= t.o.Batch {
+				wait = 0 // a full batch: more may be waiting
 			}
+			// Otherwise the tailer has caught up: it waits a poll before it reads again, so
+			// under steady load each step takes what a poll brought, and the per-step costs
+			// (the store's size, the state file's fsync) are paid once a poll, not once for
+			// every few records.
 		}
 		if wait > 0 {
 			tm := time.NewTimer(wait)

@@ -11,7 +11,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/portcullis-ai/portcullis/internal/export"
@@ -437,4 +439,111 @@ func TestRunWarnsOfPrunedRecordsWhileRetrying(t *testing.T) {
 			t.Errorf("no %q warning in:\n%s", want, logs.String())
 		}
 	}
+}
+
+// A tailer following the ledger through memory (ledger.Follow) sends every decision once, in
+// order: its own process's records from memory, a replica's from the store, the records that
+// overflowed the bounded memory from the store, and after a restart (a new process, an empty
+// memory) from where its state file says.
+func TestTailerFollowingMissesAndRepeatsNothing(t *testing.T) {
+	ctx := context.Background()
+	st := memory.NewShared()
+	keys := ledgertest.Keys(t)
+	open := func(recent *ledger.Recent) *ledger.Ledger {
+		return ledgertest.Open(t, st, keys, ledger.Options{Recent: recent})
+	}
+	state := filepath.Join(t.TempDir(), "sink.seq")
+	got := &recorder{}
+	recent := ledger.NewRecent(5, 1<<20)
+	a, replica := open(recent), open(nil)
+	defer func() { _ = replica.Close(ctx) }()
+	f := ledger.Follow(st, recent)
+	tl := newTailer(t, f, state, got, nil)
+	var want []uint64
+	for range 3 {
+		want = append(want, decide(t, a, 2)...)
+		want = append(want, decide(t, replica, 1)...)
+		if err := drain(t, tl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want = append(want, decide(t, a, 9)...) // more than memory holds, before the tailer reads
+	if err := drain(t, tl); err != nil {
+		t.Fatal(err)
+	}
+	if f.Stats().Memory == 0 {
+		t.Fatal("no record came from memory")
+	}
+	// A restart: new process, new memory, the same state file; records committed while the
+	// tailer was down are read from the store.
+	if err := a.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, decide(t, replica, 2)...)
+	recent = ledger.NewRecent(5, 1<<20)
+	a = open(recent)
+	defer func() { _ = a.Close(ctx) }()
+	tl = newTailer(t, ledger.Follow(st, recent), state, got, nil)
+	want = append(want, decide(t, a, 4)...)
+	if err := drain(t, tl); err != nil {
+		t.Fatal(err)
+	}
+	if s := got.seqs(); !slices.Equal(s, want) {
+		t.Fatalf("exported %v, want %v", s, want)
+	}
+	for _, it := range got.items {
+		var stored []byte
+		_ = st.Scan(ctx, it.Seq, func(e ledger.Entry) error { stored = bytes.Clone(e.Data); return errors.New("one") })
+		if !bytes.Equal(it.Data, stored) {
+			t.Fatalf("seq %d: exported bytes differ from the ledger's", it.Seq)
+		}
+	}
+}
+
+// sizeCounter counts the reads of the store's size: the tailer reads it once a step.
+type sizeCounter struct {
+	ledger.View
+	sizes atomic.Int64
+}
+
+func (v *sizeCounter) Size(ctx context.Context) (uint64, error) {
+	v.sizes.Add(1)
+	return v.View.Size(ctx)
+}
+
+// A tailer that read less than a full batch has caught up: it waits a poll before reading again
+// (under load, each step then takes what a poll brought), and goes on at once only after a
+// full batch.
+func TestRunCaughtUpWaitsAPoll(t *testing.T) {
+	led, st := testLedger(t)
+	decide(t, led, 6) // with the startup record, 7 records: batches of 3, 3 and 1
+	size, err := st.Size(context.Background())
+	if err != nil || size != 7 {
+		t.Fatalf("ledger size %d (%v), want 7", size, err)
+	}
+	state := filepath.Join(t.TempDir(), "s.seq")
+	if err := os.WriteFile(state, []byte("0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	synctest.Test(t, func(t *testing.T) {
+		v := &sizeCounter{View: st}
+		rec := &recorder{}
+		tl := newTailer(t, v, state, rec, func(o *export.Options) { o.Poll = time.Minute; o.Kinds = nil })
+		v.sizes.Store(0)
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go tl.Run(ctx)
+		synctest.Wait()
+		if got := len(rec.seqs()); got != 7 {
+			t.Fatalf("exported %d records, want 7", got)
+		}
+		if n := v.sizes.Load(); n != 3 {
+			t.Fatalf("%d steps before the first poll, want 3 (two full batches, then the last record)", n)
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if n := v.sizes.Load(); n != 4 {
+			t.Fatalf("%d steps after a poll, want 4", n)
+		}
+	})
 }

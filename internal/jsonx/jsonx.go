@@ -103,7 +103,7 @@ func DecodeObject(raw []byte) (map[string]any, error) {
 	if len(trimSpace(raw)) == 0 {
 		return map[string]any{}, nil
 	}
-	v, err := buildObject(raw, nil)
+	v, err := buildObject(raw, nil, MaxNesting)
 	if err != nil {
 		return nil, err
 	}
@@ -112,13 +112,13 @@ func DecodeObject(raw []byte) (map[string]any, error) {
 
 // buildObject is DecodeObject's pass over raw (not empty); with fields, the outermost object's
 // members go there instead of into a map.
-func buildObject(raw []byte, fields *[]Field) (any, error) {
+func buildObject(raw []byte, fields *[]Field, maxDepth int) (any, error) {
 	if err := objectFirst(trimSpace(raw)); err != nil {
 		return nil, err
 	}
 	var keys [16]seenKey
 	var stack [8]frame
-	v := validator{b: raw, src: string(raw), maxDepth: MaxNesting, build: true, keys: keys[:0], stack: stack[:0], fields: fields}
+	v := validator{b: raw, src: string(raw), maxDepth: maxDepth, build: true, keys: keys[:0], stack: stack[:0], fields: fields}
 	if err := v.document(); err != nil {
 		return nil, err
 	}
@@ -142,12 +142,21 @@ type Field struct {
 // member whose value it must also keep as text (a call's parameters, forwarded and recorded as
 // received) is not parsed a second time to be decoded. Unlike DecodeObject, empty input is an
 // error: a body must be an object.
-func DecodeFields(raw []byte) ([]Field, error) {
+func DecodeFields(raw []byte) ([]Field, error) { return DecodeFieldsDepth(raw, MaxNesting) }
+
+// DecodeFieldsDepth is DecodeFields refusing nesting deeper than maxDepth (the top-level object
+// is 1, as Depth counts; <= 0 or above MaxNesting: MaxNesting). A request body read this way
+// needs no separate scan for its depth: one that succeeds is nested no deeper than maxDepth,
+// and valid UTF-8 throughout.
+func DecodeFieldsDepth(raw []byte, maxDepth int) ([]Field, error) {
+	if maxDepth <= 0 || maxDepth > MaxNesting {
+		maxDepth = MaxNesting
+	}
 	if len(trimSpace(raw)) == 0 {
 		return nil, fmt.Errorf("%w: want a JSON object, got nothing", ErrSyntax)
 	}
 	fields := make([]Field, 0, 8)
-	if _, err := buildObject(raw, &fields); err != nil {
+	if _, err := buildObject(raw, &fields, maxDepth); err != nil {
 		return nil, err
 	}
 	return fields, nil
@@ -193,6 +202,15 @@ func DecodeStrict(body []byte, v any) error {
 // UTF-8, depth, unknown fields) is checked over the whole body.
 func DecodeEnvelope(body []byte, v any) error {
 	return decodeStrict(body, v, Limits{KeysDepth: 1})
+}
+
+// DecodeEnvelopeDepth is DecodeEnvelope refusing nesting deeper than maxDepth (<= 0 or above
+// MaxNesting: MaxNesting): a body it accepts is nested no deeper, and valid UTF-8 throughout.
+func DecodeEnvelopeDepth(body []byte, v any, maxDepth int) error {
+	if maxDepth <= 0 || maxDepth > MaxNesting {
+		maxDepth = MaxNesting
+	}
+	return decodeStrict(body, v, Limits{KeysDepth: 1, MaxDepth: maxDepth})
 }
 
 func decodeStrict(body []byte, v any, lim Limits) error {

@@ -72,6 +72,10 @@ type Options struct {
 	// DefaultRelaxedSyncBound).
 	RelaxedSyncBound time.Duration
 
+	// Recent, when set, keeps a copy of each record this ledger commits, for the readers that
+	// follow the log in this process (Follow).
+	Recent *Recent
+
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 	// Message is written in the startup record (e.g. the binary's version).

@@ -66,6 +66,7 @@ func (l *Ledger) commitShared(bodies [][]byte, forceCheckpoint bool) (uint64, er
 		wrote   bool
 		signed  *StoredCheckpoint
 		buf     []byte
+		ours    []Entry
 	)
 	ctx, cancel := l.commitContext()
 	t0 := time.Now()
@@ -88,7 +89,7 @@ func (l *Ledger) commitShared(bodies [][]byte, forceCheckpoint bool) (uint64, er
 			}
 			first = next.size + uint64(len(bs)-len(bodies))
 			entries, cp, b, err := l.encode(&next, bs, forceCheckpoint)
-			records, wrote, signed, buf = len(entries), len(entries) > 0 || cp != nil, cp, b
+			records, wrote, signed, buf, ours = len(entries), len(entries) > 0 || cp != nil, cp, b, entries
 			return entries, cp, err
 		})
 	})
@@ -104,6 +105,7 @@ func (l *Ledger) commitShared(bodies [][]byte, forceCheckpoint bool) (uint64, er
 		l.batches.Add(1)
 	}
 	l.adopt(next)
+	l.opts.Recent.add(ours) // the other writers' records are read from the store
 	l.headLoaded = true
 	if signed != nil && l.wit != nil {
 		l.wit.offer(signed.Note)

@@ -335,6 +335,7 @@ func (l *Ledger) commitOnce(bodies [][]byte, forceCheckpoint bool) (uint64, erro
 	// A durable commit makes the relaxed ones before it durable too (the store syncs its log).
 	l.unsynced.Store(relaxed)
 	l.adopt(next)
+	l.opts.Recent.add(entries) // before l.buf, which entries are slices of, is written again
 	if cp != nil && l.wit != nil {
 		l.wit.offer(cp.Note)
 	}

@@ -48,13 +48,13 @@ type batchResponse struct {
 
 func (s *Server) handleDecideBatch(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	body, ok := s.readBody(w, r)
+	body, ok := s.readRaw(w, r)
 	if !ok {
 		return
 	}
-	var req batchRequest
-	if err := jsonx.DecodeEnvelope(body, &req); err != nil {
-		s.rejectBody(w, fmt.Errorf("invalid JSON body: %w", err))
+	req, rf := readBatch(body, s.o.Limits.MaxDepth)
+	if rf != nil {
+		s.reject(w, http.StatusBadRequest, rf.code, rf.msg)
 		return
 	}
 	switch n := len(req.Calls); {
@@ -89,6 +89,24 @@ func (s *Server) handleDecideBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	wg.Wait()
 	writeJSON(w, http.StatusOK, batchResponse{Results: results})
+}
+
+// readBatch reads a batch's envelope: checkBody's checks, then DecodeEnvelope, in one pass as
+// readDecide reads a decide body (the checks run only for a body that pass refused).
+func readBatch(body []byte, maxDepth int) (batchRequest, *refusal) {
+	var req batchRequest
+	err := jsonx.DecodeEnvelopeDepth(body, &req, maxDepth)
+	if err == nil {
+		return req, nil
+	}
+	if rf := bodyRefusal(body, maxDepth); rf != nil {
+		return batchRequest{}, rf
+	}
+	if e := jsonx.DecodeEnvelope(body, &batchRequest{}); e != nil {
+		err = e
+	}
+	err = fmt.Errorf("invalid JSON body: %w", err)
+	return batchRequest{}, &refusal{bodyCode(err), err.Error()}
 }
 
 // decideBatchCall validates, decides and answers one call of a batch. Every failure is this

@@ -18,12 +18,17 @@ import (
 // is nil when the parameters are absent or not an object: the guard then reads req.Params itself
 // (absent: {}; not an object: a recorded malformed_params denial, as before).
 func decodeCall(raw []byte, batch bool) (req decideRequest, params map[string]any, err error) {
+	return decodeCallDepth(raw, batch, jsonx.MaxNesting)
+}
+
+// decodeCallDepth is decodeCall refusing nesting deeper than maxDepth in the same pass.
+func decodeCallDepth(raw []byte, batch bool, maxDepth int) (req decideRequest, params map[string]any, err error) {
 	if t := bytes.TrimLeft(raw, " \t\r\n"); len(t) == 0 || t[0] != '{' {
 		// Not an object: the strict decoder says why (null sets nothing, and the request's own
 		// checks refuse it), with the code it gives.
 		return req, nil, strictDecode(raw, &req)
 	}
-	fields, err := jsonx.DecodeFields(raw)
+	fields, err := jsonx.DecodeFieldsDepth(raw, maxDepth)
 	if err != nil {
 		return req, nil, fmt.Errorf("invalid JSON body: %w", err)
 	}

@@ -2,7 +2,9 @@ package server
 
 import (
 	"encoding/json"
+	"fmt"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"unsafe"
@@ -122,4 +124,63 @@ func TestDecodedNamesDoNotHoldTheBody(t *testing.T) {
 		}
 	}
 	runtime.KeepAlive(blob)
+}
+
+// bodySeeds add to decodeSeeds bodies that the UTF-8 and depth checks refuse, alone or with
+// another defect that the decoder would name otherwise.
+var bodySeeds = []string{
+	"{\"tool\":\"t\xff\"}", "{\"tool\":\"t\"}\xff", "\xff{\"tool\":\"t\"}", "{\"tool\":\"t\",\"tool\":\"\xc3\"}",
+	`{"tool":"t","params":{"a":{"b":{"c":{}}}}}`, `{"tool":"t","params":{"a":[[[[1]]]]}}`, `{"tool":"t","params":{"a":{"b":{"c":{}}}},"tool":"u"}`,
+	`{"tool":"t","params":{"a":{"b":{"c":{"d":1,"d":2}}}}}`, `{"tool":"t","params":[[[[[`, `{"tool":"t","params":{"s":"[[[[[["}}`,
+	"{\"tool\":\"t\",\"params\":{\"a\":[[[[\xff]]]]}}", `{"calls":[{"tool":"t","params":{"a":{"b":{}}}}]}`, `{"calls":[],"calls":[]}`,
+	`{"calls":[{"tool":"t"}],"agent_id":"a"}`, `{"calls":[{"tool":"t","tool":"u"}]}`, `{"calls":[{"tool":"t"}]} x`,
+}
+
+// readDecide and readBatch read each body in one pass, the checks only after it refused: they
+// must refuse exactly what the checks and then the decoder refused, with the same code and
+// message, and read the rest the same.
+func FuzzReadBodyMatchesChecksThenDecode(f *testing.F) {
+	for _, s := range append(slices.Clone(decodeSeeds), bodySeeds...) {
+		for _, d := range []int{3, 4, 5, 64} {
+			f.Add([]byte(s), d)
+		}
+	}
+	f.Fuzz(func(t *testing.T, body []byte, maxDepth int) {
+		maxDepth = 1 + (maxDepth%64+64)%64
+		req, params, rf := readDecide(body, maxDepth)
+		want := bodyRefusal(body, maxDepth)
+		var wantReq decideRequest
+		var wantParams map[string]any
+		if want == nil {
+			var err error
+			if wantReq, wantParams, err = decodeCall(body, false); err != nil {
+				want = &refusal{bodyCode(err), err.Error()}
+			}
+		}
+		if diff := cmp.Diff(want, rf, cmp.AllowUnexported(refusal{})); diff != "" {
+			t.Fatalf("%q (max depth %d): decide refusal differs (-checks then decode +one pass):\n%s", body, maxDepth, diff)
+		}
+		if diff := cmp.Diff(wantReq, req); diff != "" {
+			t.Fatalf("%q: read otherwise (-checks then decode +one pass):\n%s", body, diff)
+		}
+		if diff := cmp.Diff(wantParams, params); diff != "" {
+			t.Fatalf("%q: params read otherwise (-checks then decode +one pass):\n%s", body, diff)
+		}
+
+		env, rf := readBatch(body, maxDepth)
+		want = bodyRefusal(body, maxDepth)
+		var wantEnv batchRequest
+		if want == nil {
+			if err := jsonx.DecodeEnvelope(body, &wantEnv); err != nil {
+				err = fmt.Errorf("invalid JSON body: %w", err)
+				want, wantEnv = &refusal{bodyCode(err), err.Error()}, batchRequest{}
+			}
+		}
+		if diff := cmp.Diff(want, rf, cmp.AllowUnexported(refusal{})); diff != "" {
+			t.Fatalf("%q (max depth %d): batch refusal differs (-checks then decode +one pass):\n%s", body, maxDepth, diff)
+		}
+		if diff := cmp.Diff(wantEnv, env); diff != "" {
+			t.Fatalf("%q: envelope read otherwise (-checks then decode +one pass):\n%s", body, diff)
+		}
+	})
 }

@@ -150,13 +150,13 @@ type errorBody struct {
 
 func (s *Server) handleDecide(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	body, ok := s.readBody(w, r)
+	body, ok := s.readRaw(w, r)
 	if !ok {
 		return
 	}
-	req, params, err := decodeCall(body, false)
-	if err != nil {
-		s.rejectBody(w, err)
+	req, params, rf := readDecide(body, s.o.Limits.MaxDepth)
+	if rf != nil {
+		s.reject(w, http.StatusBadRequest, rf.code, rf.msg)
 		return
 	}
 	if req.Tool == "" {
@@ -348,6 +348,15 @@ func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 
 // readBody reads a bounded body and checks it is valid UTF-8 and not nested deeper than allowed.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	body, ok := s.readRaw(w, r)
+	if !ok || !s.checkBody(w, body) {
+		return nil, false
+	}
+	return body, true
+}
+
+// readRaw reads a bounded JSON body, not yet checked.
+func (s *Server) readRaw(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	if !jsonMediaType(r.Header.Values("Content-Type")) {
 		s.reject(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "send application/json")
 		return nil, false
@@ -362,15 +371,49 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool)
 		}
 		return nil, false
 	}
-	if !utf8.Valid(body) {
-		s.reject(w, http.StatusBadRequest, "invalid_utf8", "the body is not valid UTF-8")
-		return nil, false
-	}
-	if d := jsonx.Depth(body); d > s.o.Limits.MaxDepth {
-		s.reject(w, http.StatusBadRequest, "too_deep", fmt.Sprintf("JSON nested %d deep; the limit is %d", d, s.o.Limits.MaxDepth))
-		return nil, false
-	}
 	return body, true
+}
+
+// checkBody refuses (answering 400) a body that is not valid UTF-8 or is nested deeper than
+// allowed.
+func (s *Server) checkBody(w http.ResponseWriter, body []byte) bool {
+	if rf := bodyRefusal(body, s.o.Limits.MaxDepth); rf != nil {
+		s.reject(w, http.StatusBadRequest, rf.code, rf.msg)
+		return false
+	}
+	return true
+}
+
+// refusal is why a body was refused: its code and message.
+type refusal struct{ code, msg string }
+
+// bodyRefusal is checkBody's verdict: nil, or why body is refused.
+func bodyRefusal(body []byte, maxDepth int) *refusal {
+	if !utf8.Valid(body) {
+		return &refusal{"invalid_utf8", "the body is not valid UTF-8"}
+	}
+	if d := jsonx.Depth(body); d > maxDepth {
+		return &refusal{"too_deep", fmt.Sprintf("JSON nested %d deep; the limit is %d", d, maxDepth)}
+	}
+	return nil
+}
+
+// readDecide reads a decide body: checkBody's checks, then decodeCall. One pass does both — a
+// body decodeCallDepth accepts is valid UTF-8 and no deeper than maxDepth — so the checks run
+// only for a body it refused: they, then the decoder as before, give such a body the code it
+// always got, whatever else is wrong with it.
+func readDecide(body []byte, maxDepth int) (decideRequest, map[string]any, *refusal) {
+	req, params, err := decodeCallDepth(body, false, maxDepth)
+	if err == nil {
+		return req, params, nil
+	}
+	if rf := bodyRefusal(body, maxDepth); rf != nil {
+		return decideRequest{}, nil, rf
+	}
+	if _, _, e := decodeCall(body, false); e != nil {
+		err = e
+	}
+	return decideRequest{}, nil, &refusal{bodyCode(err), err.Error()}
 }
 
 // jsonMediaType accepts a request without Content-Type, or with exactly one that is
