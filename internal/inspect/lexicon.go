@@ -264,11 +264,16 @@ func initLexicon() {
 		siguiente suivant suivante folgende folgenden seguinte seguente следующий следующую`)
 	addWords(wSnippet, `code snippet block excerpt section script command link url text sentence line lines message note
 		paragraph statement headline phrase tip reminder statement word words signature disclaimer`)
-	addWords(wRole, `act pretend roleplay role-play impersonate simulate behave become emulate`)
+	addWords(wRole, `act pretend roleplay role-play impersonate simulate behave become emulate
+		actúa actua actúe finge finja interpreta agis agissez jouez spiele verhalte aja finja atue
+		agisci fingi immagina притворись притворитесь представь представьте действуй действуйте
+		уяви удавай поводься udawaj wciel davran bertindak berperan berpura-pura अभिनय تظاهر تظاهري تصرف`)
 	addWords(wNow, `now henceforth onwards onward forth ahora maintenant jetzt nun agora ora adesso теперь`)
+	addWords(wUnbound, `ilimitado ilimitada illimité illimitée ungefiltert unzensiert uneingeschränkt illimitato
+		неограниченный неограниченная нефильтрованный безграничный необмежений`)
 	addWords(wUnbound, `unrestricted unfiltered uncensored jailbroken jailbreak jailbreaking unlimited unbound evil rogue
 		amoral unethical limitless unchained unshackled unmoderated lawless`)
-	addWords(wNeg, `no without not never free sin sans ohne sem senza без`)
+	addWords(wNeg, `no without not never free sin sans ohne sem senza без bez tanpa बिना بدون`)
 	addWords(wModal, `should could must will can may might shall would need needs`)
 	addWords(wWhen, `when whenever before after while once cuando quand wenn quando когда`)
 	addWords(wRespond, `answer answering respond responding reply replying summarize summarizing write writing generate
