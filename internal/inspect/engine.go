@@ -526,15 +526,15 @@ var presenceFamilies = map[string]bool{"pii": true}
 //  1. the level is the highest severity among the findings (none without findings);
 //  2. if at least two different detector families, other than pii, each report a medium finding
 //     and nothing is above medium, the level is raised to high: independent weak signals agreeing
-//     on one call are a strong one. A finding lowered as a quoted discussion of an attack is not
-//     an independent signal.
+//     on one call are a strong one. A finding lowered as a quoted discussion of an attack, or as a
+//     persona set-up with no attack part, is not an independent signal.
 func LevelOf(fs []Finding) threat.Level {
 	lvl := threat.None
 	var first string
 	independent := false
 	for _, f := range fs {
 		lvl = max(lvl, f.Severity)
-		if f.Severity == threat.Medium && !presenceFamilies[f.Detector] && !f.Quoted {
+		if f.Severity == threat.Medium && !presenceFamilies[f.Detector] && !f.Quoted && !f.Persona {
 			switch {
 			case first == "":
 				first = f.Detector

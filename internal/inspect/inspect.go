@@ -63,6 +63,10 @@ type Finding struct {
 	// discusses as an attack: it keeps its level but is not an independent signal for the
 	// medium→high escalation (the rules and the classifier read the same quotation).
 	Quoted bool `json:"-"`
+	// Persona marks a rules finding lowered because the text opens with a persona set-up and
+	// holds no attack part: its evidence is the set-up itself, which the classifier weighs in the
+	// same text (and caps likewise), so it is not an independent signal for the escalation either.
+	Persona bool `json:"-"`
 }
 
 // Span is a byte range [Start, End) of a value's text.

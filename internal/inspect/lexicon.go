@@ -107,6 +107,25 @@ func initLexicon() {
 		puuza sahau
 		התעלם התעלמי שכח שכחי
 		проигнорируйте игнорируя проигнорировав забыв отбросьте пропусти пропустите ignoriert`)
+	// Override verbs of more of the most spoken languages (written from knowledge of each
+	// language, not from evaluation rows): Spanish clitic forms ("ignóralas"), "haz caso omiso";
+	// Portuguese, Italian, Dutch, Indonesian and Malay, Turkish "görmezden (gel)", Urdu, Persian,
+	// Vietnamese "phớt lờ", Tagalog, Tamil, Telugu, Marathi, Punjabi, Gujarati; Hindi's loanword.
+	addWords(wOverride, `ignóralas ignoralas ignóralos ignoralos ignóralo ignoralo olvídalas olvidalas olvídalo olvidalo
+		olvídalos olvidalos omiso desconsidera descartem esqueçam ignorem ignorai esquecer
+		ignoratele dimenticale tralasciare trascurate negeren vergeten
+		lupakanlah hiraukan acuhkan
+		görmezden unutunuz unutsun yoksayın yoksayin
+		نظرانداز بھول بھولیں بھولو بھولئے
+		فراموشش
+		phớt lờ quên
+		kalimutan balewalain
+		புறக்கணி புறக்கணிக்கவும் புறக்கணியுங்கள் மறந்துவிடு மறந்துவிடுங்கள் மறந்து
+		విస్మరించు విస్మరించండి మర్చిపో మర్చిపోండి పట్టించుకోకు పట్టించుకోవద్దు
+		दुर्लक्ष विसरा विसरून विसर
+		ਅਣਡਿੱਠਾ ਨਜ਼ਰਅੰਦਾਜ਼ ਭੁੱਲ
+		અવગણો અવગણના ભૂલી
+		इग्नोर`)
 	addWords(wPrior, `previous prior above earlier preceding former foregoing original initial old existing
 		aforementioned preexisting pre-existing
 		anterior anteriores previa previas previo previos precedentes antiguas
@@ -129,9 +148,26 @@ func initLexicon() {
 		הקודמות הקודמים
 		أعلاه اعلاه المذكورة المذكور ऊपर उपरोक्त উপরের উপরে উপরোক্ত выше вышеизложенные arriba mencionadas mencionada ci-dessus
 		obige oben obenstehende obenstehenden приведенный приведенные приведенную вышеупомянутый вышеупомянутые`)
+	addWords(wPrior, `anterior antes anteriormente previamente arriba вышеуказанное вышесказанное вышеизложенное
+		ранее прежде раньше вище вищезазначені вищенаведені попередньо
+		voorgaande bovenstaande bovenstaand eerder
+		dotychczasowe dotychczasowych wcześniej wczesniej
+		terdahulu atas tadi
+		evvelki yukarıda yukarida
+		پچھلی پچھلے سابقہ گزشتہ اوپر
+		قبلی پیشین بالا
+		trước trên
+		nakaraang naunang itaas
+		முந்தைய மேலே முன்பு முன்னைய
+		మునుపటి గత పైన
+		मागील आधीच्या आधीचे पूर्वीच्या वरील पूर्व
+		ਪਿਛਲੀਆਂ ਪਿਛਲੇ ਪਿਛਲੀ ਉੱਪਰ
+		અગાઉની અગાઉના પાછલી પહેલાંની ઉપરની
+		awali iliyopita yaliyopita juu`)
 	addWords(wAll, `all any every everything each entire whole
 		todas todos toda todo toutes tous tout alle allen alles tutte tutti tutto все всё всех alle
 		wszystkie wszystkich всі усі alla tüm tum bütün butun semua सभी सारे जميع كل تمام همه همهٔ সমস্ত সব yote zote כל`)
+	addWords(wAll, `seluruh hepsi tất mọi lahat wote سب سبھی அனைத்து எல்லா அனைத்தையும் అన్ని అన్నీ सर्व ਸਾਰੀਆਂ ਸਾਰੇ બધી બધા`)
 	addWords(wInstr, `instruction instructions prompt prompts rule rules direction directions directive directives
 		guideline guidelines command commands constraint constraints context programming guardrail guardrails
 		restriction restrictions policy policies guidance orders training filters safeguards limitations
@@ -155,6 +191,21 @@ func initLexicon() {
 		maagizo maelekezo
 		ההוראות הוראות הכללים
 		والتعليمات بالتعليمات للتعليمات التوجيهات आदेश आदेशों নির্দেশগুলি নির্দেশগুলো আদেশ`)
+	addWords(wInstr, `instructie richtlijnen opdrachten aanwijzingen
+		polecenie wytyczne wytycznych instrukcjami instrukcjom настанови команди правил
+		arahan
+		talimatı talimatlara talimatlar yönergeler yönergeleri direktifler direktifleri kurallar komutlar
+		ہدایات ہدایت هدایات احکامات قواعد اصول
+		راهنمایی دستورها
+		dẫn lệnh thị tắc
+		tagubilin instruksyon panuto utos
+		அறிவுறுத்தல்கள் அறிவுறுத்தல்களை வழிமுறைகள் வழிமுறைகளை கட்டளைகள் கட்டளைகளை விதிகள் விதிகளை
+		அறிவுறுத்தல்களையும் வழிமுறைகளையும் கட்டளைகளையும் விதிகளையும்
+		సూచనలు సూచనలను ఆదేశాలు ఆదేశాలను నియమాలు నియమాలను
+		सूचना सूचनांकडे सूचनांना सूचनांचे नियमांकडे हिदायतें हिदायतों निर्देशन
+		ਹਦਾਇਤਾਂ ਨਿਰਦੇਸ਼ਾਂ ਨਿਰਦੇਸ਼
+		સૂચનાઓ સૂચનાઓને નિયમો
+		amri sheria kanuni`)
 	addWords(wReveal, `reveal reveals show print output repeat display tell leak dump disclose share spell recite
 		expose echo return write give list paste type translate summarize summarise state provide
 		revela muestra imprime repite dime révèle revele affiche montre répète repete dis
@@ -165,6 +216,21 @@ func initLexicon() {
 		लिखें लिखो लिखिए बताएं बताओ कहें कहो आउटपुट छापें प्रिंट दोहराएं
 		লিখুন লেখো বলুন বলো আউটপুট প্রিন্ট দেখান
 		اكتب اطبع أخرج اخرج قل كرر أعد اعد`)
+	addWords(wReveal, `escreva imprima diga responda exiba scrivi stampa dimmi rispondi
+		toon schrijf herhaal zeg geef napisz wypisz pokaż pokaz powtórz powtorz powiedz wyświetl wyswietl
+		розкрий надрукуй
+		tampilkan tuliskan tulis cetak katakan ulangi berikan jawab
+		yaz yazın yazin göster gösterin söyle söyleyin tekrarla yazdır yazdir
+		لکھیں لکھو بتائیں بتاؤ دکھائیں دکھاؤ دہرائیں
+		بنویس بنویسید بگو بگویید چاپ
+		viết nói
+		isulat ipakita sabihin ulitin
+		எழுது எழுதுங்கள் காட்டு காட்டுங்கள் சொல் சொல்லுங்கள் அச்சிடு
+		రాయండి రాయి చూపించు చూపండి చెప్పు చెప్పండి ముద్రించు
+		लिहा दाखवा सांगा छापा दिखाएं दिखाओ बताइए लिखिये
+		ਲਿਖੋ ਦੱਸੋ ਦਿਖਾਓ
+		લખો બતાવો કહો
+		andika onyesha sema rudia`)
 	addWords(wSecretish, `system hidden initial secret internal developer original confidential private
 		preprompt pre-prompt meta underlying sistema système systeme system- sistema системный системные скрытые`)
 	addWords(wYou, `you thou ye yourself tu tú usted ustedes vous du ihr sie você voce vocês ты вы`)
@@ -198,11 +264,16 @@ func initLexicon() {
 		siguiente suivant suivante folgende folgenden seguinte seguente следующий следующую`)
 	addWords(wSnippet, `code snippet block excerpt section script command link url text sentence line lines message note
 		paragraph statement headline phrase tip reminder statement word words signature disclaimer`)
-	addWords(wRole, `act pretend roleplay role-play impersonate simulate behave become emulate`)
+	addWords(wRole, `act pretend roleplay role-play impersonate simulate behave become emulate
+		actúa actua actúe finge finja interpreta agis agissez jouez spiele verhalte aja finja atue
+		agisci fingi immagina притворись притворитесь представь представьте действуй действуйте
+		уяви удавай поводься udawaj wciel davran bertindak berperan berpura-pura अभिनय تظاهر تظاهري تصرف`)
 	addWords(wNow, `now henceforth onwards onward forth ahora maintenant jetzt nun agora ora adesso теперь`)
+	addWords(wUnbound, `ilimitado ilimitada illimité illimitée ungefiltert unzensiert uneingeschränkt illimitato
+		неограниченный неограниченная нефильтрованный безграничный необмежений`)
 	addWords(wUnbound, `unrestricted unfiltered uncensored jailbroken jailbreak jailbreaking unlimited unbound evil rogue
 		amoral unethical limitless unchained unshackled unmoderated lawless`)
-	addWords(wNeg, `no without not never free sin sans ohne sem senza без`)
+	addWords(wNeg, `no without not never free sin sans ohne sem senza без bez tanpa बिना بدون`)
 	addWords(wModal, `should could must will can may might shall would need needs`)
 	addWords(wWhen, `when whenever before after while once cuando quand wenn quando когда`)
 	addWords(wRespond, `answer answering respond responding reply replying summarize summarizing write writing generate
@@ -217,6 +288,10 @@ func initLexicon() {
 		preprompt pre-prompt rules instrucciones consignes anweisungen instruktionen instruções instrucoes
 		istruzioni инструкции промпт`)
 	addWords(wSpecial, `follow following obey mode anything`)
+	// Heads of the negated idioms that mean "ignore" (see negatedIdiom).
+	for w := range negatedIdioms {
+		addWords(wSpecial, w)
+	}
 	addWords(wPrep, `in to into within at inside throughout en dans in na nella в`)
 	lexTab.build(lexicon)
 }
