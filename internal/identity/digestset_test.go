@@ -1,15 +1,19 @@
 package identity
 
 import (
+	"context"
 	"math/rand/v2"
+	"runtime"
+	"strconv"
 	"testing"
+	"time"
 )
 
-// wordSet agrees with a map on every member and non-member through its growth, including digests
+// A digest set agrees with a map on every member and non-member through its growth, including digests
 // that share their low bits (one probe chain) and the largest value; wordDigest never yields the
 // empty marker.
-func TestWordSet(t *testing.T) {
-	s := newWordSet()
+func TestDigestSet(t *testing.T) {
+	s := newDigestSet(func(d uint64) uint64 { return d })
 	ref := map[uint64]bool{}
 	r := rand.New(rand.NewPCG(1, 2))
 	for i := range 20_000 {
@@ -70,4 +74,37 @@ func TestWordSet(t *testing.T) {
 	if wordDigest(0) == 0 {
 		t.Error("wordDigest(0) is the empty marker")
 	}
+}
+
+// At a steady rate, past one signature window, a remembered nonce costs at most 30 bytes of heap:
+// its 16-byte digest in a table sized to its bucket (a Go map of the same digests held ≈ 56).
+func TestNonceStoreSteadyBytes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fills 200,000 nonces")
+	}
+	clock := time.Unix(1_000_000, 0)
+	s := NewMemoryNonceStore(func() time.Time { return clock })
+	ctx := context.Background()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	n := 0
+	for range 400 { // seconds: the 5½-minute window filled, and turned over
+		for range 500 {
+			k := "agent-key-1\x00" + strconv.FormatUint(uint64(n)*0x9e3779b97f4a7c15, 36)
+			n++
+			if fresh, err := s.Use(ctx, k, 330*time.Second); !fresh || err != nil {
+				t.Fatalf("Use: %v %v", fresh, err)
+			}
+		}
+		clock = clock.Add(time.Second)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	per := float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(s.Len())
+	t.Logf("%d nonces live, %.1f B each", s.Len(), per)
+	if per > 30 {
+		t.Errorf("%.1f B of heap per nonce at a steady rate, want at most 30", per)
+	}
+	runtime.KeepAlive(s)
 }

@@ -21,8 +21,10 @@ type NonceStore interface {
 // expiry bucket its expiry falls in (buckets NonceBucketWidth wide). A nonce is remembered
 // until the end of its bucket — at least its ttl, at most NonceBucketWidth longer — and a
 // bucket whose end has passed is dropped whole, by the next Use or by Sweep on a timer
-// (RunSweeper), so an idle gateway frees its nonces too. About 20–40 bytes per nonce
-// (BenchmarkNonceStoreBytes), whatever the nonce's length.
+// (RunSweeper), so an idle gateway frees its nonces too. Each bucket's set is an open-addressed
+// table (digestSet) sized to its nonces once the next bucket opens: ≈ 22 bytes per nonce at a
+// steady rate (TestNonceStoreSteadyBytes), up to 43 in the bucket still filling
+// (BenchmarkNonceStoreBytes, one bucket: 34), whatever the nonce's length.
 //
 // A digest collision can only make a fresh nonce look used (the request is refused); a replay
 // has the same key, hence the same digest, and is always caught. The seeds are secret to the
@@ -32,7 +34,7 @@ type MemoryNonceStore struct{ digestStore[nonceDigest] }
 
 // MemoryClaimStore is MemoryNonceStore for outcome claims (the once-only record that a
 // decision's outcome was reported), with 8-byte keyed digests in buckets ClaimBucketWidth wide,
-// each an open-addressed table of words (wordSet), compacted once the next bucket opens: ≈ 11
+// each an open-addressed table of words (digestSet), compacted once the next bucket opens: ≈ 11
 // bytes per claim at a steady rate (500 claims a second for 15 minutes: 11.0 B), up to 21 in the
 // bucket still filling (BenchmarkClaimStoreBytes, one bucket: 17). Claims live for the outcome TTL (an
 // hour by default), twelve times a signature nonce's window, so they are most of what the
@@ -53,7 +55,7 @@ type MemoryClaimStore struct{ digestStore[uint64] }
 type digestStore[D comparable] struct {
 	now    func() time.Time
 	digest func(key string) D
-	newSet func() digestSet[D]
+	first  func(D) uint64 // the word of a digest that places it in a bucket's table
 
 	mu      sync.Mutex
 	buckets []digestBucket[D] // ascending end; every end is a multiple of width
@@ -66,7 +68,7 @@ type nonceDigest [2]uint64
 
 type digestBucket[D comparable] struct {
 	end int64 // unix nanoseconds; the bucket holds expiries in [end-width, end)
-	set digestSet[D]
+	set *digestSet[D]
 }
 
 var (
@@ -97,8 +99,8 @@ const ClaimBucketWidth = time.Minute
 func NewMemoryNonceStore(now func() time.Time) *MemoryNonceStore {
 	seeds := [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}
 	return &MemoryNonceStore{newDigestStore(now, NonceBucketWidth, DefaultMaxNonces, func(key string) nonceDigest {
-		return nonceDigest{maphash.String(seeds[0], key), maphash.String(seeds[1], key)}
-	}, func() digestSet[nonceDigest] { return mapSet[nonceDigest]{} })}
+		return nonceDigest{wordDigest(maphash.String(seeds[0], key)), maphash.String(seeds[1], key)}
+	}, func(d nonceDigest) uint64 { return d[0] })}
 }
 
 // NewMemoryClaimStore returns a claim store using now for expiry (time.Now if nil).
@@ -106,14 +108,14 @@ func NewMemoryClaimStore(now func() time.Time) *MemoryClaimStore {
 	seed := maphash.MakeSeed()
 	return &MemoryClaimStore{newDigestStore(now, ClaimBucketWidth, DefaultMaxClaims, func(key string) uint64 {
 		return wordDigest(maphash.String(seed, key))
-	}, func() digestSet[uint64] { return newWordSet() })}
+	}, func(d uint64) uint64 { return d })}
 }
 
-func newDigestStore[D comparable](now func() time.Time, width time.Duration, maxSize int, digest func(string) D, newSet func() digestSet[D]) digestStore[D] {
+func newDigestStore[D comparable](now func() time.Time, width time.Duration, maxSize int, digest func(string) D, first func(D) uint64) digestStore[D] {
 	if now == nil {
 		now = time.Now
 	}
-	return digestStore[D]{now: now, digest: digest, newSet: newSet, maxSize: maxSize, width: width}
+	return digestStore[D]{now: now, digest: digest, first: first, maxSize: maxSize, width: width}
 }
 
 func (m *digestStore[D]) Use(_ context.Context, key string, ttl time.Duration) (bool, error) {
@@ -154,13 +156,11 @@ func (m *digestStore[D]) add(d D, exp time.Time) {
 	if i == 0 || m.buckets[i-1].end != end {
 		m.buckets = append(m.buckets, digestBucket[D]{})
 		copy(m.buckets[i+1:], m.buckets[i:])
-		m.buckets[i] = digestBucket[D]{end: end, set: m.newSet()}
+		m.buckets[i] = digestBucket[D]{end: end, set: newDigestSet(m.first)}
 		if i > 0 && i == len(m.buckets)-1 {
 			// The newest bucket before this one has (mostly) stopped filling: its table can be
-			// sized to what it holds (wordSet; once a bucket width).
-			if c, ok := m.buckets[i-1].set.(interface{ compact() }); ok {
-				c.compact()
-			}
+			// sized to what it holds (once a bucket width).
+			m.buckets[i-1].set.compact()
 		}
 	} else {
 		i--
