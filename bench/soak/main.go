@@ -49,7 +49,9 @@ func main() {
 	var c config
 	flag.DurationVar(&c.duration, "duration", 30*time.Minute, "how long to run")
 	flag.DurationVar(&c.interval, "interval", time.Minute, "time between samples")
-	flag.DurationVar(&c.warmup, "warmup", 2*time.Minute, "time before the first sample that growth is measured from")
+	flag.DurationVar(&c.warmup, "warmup", 0, "time before the first sample that growth is measured from (0: the longest lifetime of what the gateway remembers, see longestLifetime)")
+	flag.DurationVar(&c.outcomeTTL, "outcome-ttl", 5*time.Minute, "the gateway's limits.outcome_ttl: how long an outcome may be reported, and its claim remembered")
+	flag.StringVar(&c.heapProfiles, "heap-profiles", "", "directory: the gateway writes a heap profile there at each sample after warm-up (heap.1, heap.2, …; diff two with go tool pprof -base)")
 	flag.IntVar(&c.rate, "rate", 2000, "requests per second")
 	flag.StringVar(&c.bin, "bin", "", "the portcullis binary (default: built from this checkout)")
 	flag.StringVar(&c.keep, "keep", "", "move the gateway's data directory here after the run (to measure its ledger, e.g. with audit archive)")
@@ -63,6 +65,11 @@ func main() {
 	})
 	svg := flag.String("svg", "", "draw the samples as an SVG chart in this file")
 	flag.Parse()
+	if c.warmup == 0 {
+		c.warmup = longestLifetime(c.outcomeTTL)
+	} else if l := longestLifetime(c.outcomeTTL); c.warmup < l {
+		fmt.Fprintf(os.Stderr, "soak: warning: the warm-up %v is shorter than the longest lifetime of what the gateway remembers (%v): memory will still be filling when growth is measured\n", c.warmup, l)
+	}
 	samples, err := run(context.Background(), c, os.Stdout)
 	if *svg != "" && len(samples) > 0 {
 		// Drawn even when the run stopped early: the samples taken so far are the evidence.
@@ -89,6 +96,29 @@ type config struct {
 	keep                       string
 	rssMargin                  float64
 	env                        []string // NAME=VALUE added to the gateway's environment
+	// outcomeTTL is the gateway's limits.outcome_ttl (0: its default).
+	outcomeTTL time.Duration
+	// heapProfiles, when set, is where the gateway writes a heap profile at each sample after
+	// warm-up.
+	heapProfiles string
+}
+
+// Lifetimes of what the gateway remembers per request, beyond the outcome claims': a signature
+// nonce lives for the signature window (5 minutes of skew and age, plus 30 seconds) and up to one
+// expiry bucket (15 s) more. An outcome claim lives for the outcome TTL and a minute, and up to
+// one claim bucket (a minute) more.
+const (
+	nonceLifetime      = 5*time.Minute + 30*time.Second + 15*time.Second
+	claimExtraLifetime = 2 * time.Minute
+)
+
+// longestLifetime is the warm-up a soak needs before memory can be flat: until the first things
+// remembered are forgotten, every store only fills, and growth measured then is that filling.
+func longestLifetime(outcomeTTL time.Duration) time.Duration {
+	if outcomeTTL == 0 {
+		outcomeTTL = time.Hour // the gateway's default
+	}
+	return max(nonceLifetime, outcomeTTL+claimExtraLifetime) + time.Minute
 }
 
 // sample is what the gateway looked like at one moment.
@@ -129,11 +159,24 @@ func run(ctx context.Context, c config, out io.Writer) ([]sample, error) {
 		}
 	}
 	dataDir := filepath.Join(tmp, "data")
-	_, apiKey, priv, err := proc.InitGateway(ctx, dataDir, "soak-key")
+	cfgPath, apiKey, priv, err := proc.InitGateway(ctx, dataDir, "soak-key")
 	if err != nil {
 		return nil, err
 	}
-	srv := exec.Command(bin, "serve", "--data", dataDir, "--listen", "127.0.0.1:0")
+	if c.outcomeTTL > 0 {
+		// limits is the configuration's last section (proc.InitGateway).
+		if err := appendFile(cfgPath, fmt.Sprintf("  outcome_ttl: %s\n", c.outcomeTTL)); err != nil {
+			return nil, err
+		}
+	}
+	args := []string{"serve", "--data", dataDir, "--listen", "127.0.0.1:0"}
+	if c.heapProfiles != "" {
+		if err := os.MkdirAll(c.heapProfiles, 0o755); err != nil {
+			return nil, err
+		}
+		args = append(args, "--heapprofile", filepath.Join(c.heapProfiles, "heap"))
+	}
+	srv := exec.Command(bin, args...)
 	stdout, _ := srv.StdoutPipe()
 	srv.Stderr = io.Discard
 	srv.Env = append(os.Environ(), c.env...)
@@ -247,7 +290,13 @@ func run(ctx context.Context, c config, out io.Writer) ([]sample, error) {
 	if len(c.env) > 0 {
 		fmt.Fprintf(out, "; gateway environment %s", strings.Join(c.env, " "))
 	}
+	ttl := "the default (1h)"
+	if c.outcomeTTL > 0 {
+		ttl = c.outcomeTTL.String()
+	}
+	fmt.Fprintf(out, "; outcome TTL %s; growth measured after a warm-up of %s", ttl, c.warmup)
 	fmt.Fprintln(out)
+	profiles := 0
 	var samples []sample
 	start := time.Now()
 	tick := time.NewTicker(c.interval)
@@ -276,6 +325,13 @@ func run(ctx context.Context, c config, out io.Writer) ([]sample, error) {
 			fmt.Fprintf(out, "| minute | requests | sent/s | errors | dropped | RSS MB | heap MB | live heap MB | Go held MB | CPU µs/req | goroutines | open files | ledger MB | WAL MB | load |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 		}
 		samples = append(samples, s)
+		if c.heapProfiles != "" && s.at >= c.warmup {
+			// Written by the gateway after a collection; stderr says when, beside the table.
+			if err := srv.Process.Signal(syscall.SIGUSR1); err == nil {
+				profiles++
+				fmt.Fprintf(os.Stderr, "soak: heap profile %s.%d at minute %.1f\n", filepath.Join(c.heapProfiles, "heap"), profiles, s.at.Minutes())
+			}
+		}
 		fmt.Fprintf(out, "| %.1f | %d | %.0f | %d | %d | %.1f | %.1f | %.1f | %.1f | %.0f | %.0f | %.0f | %.1f | %.1f | %.1f |\n", s.at.Minutes(), s.requests,
 			float64(s.requests-prev.requests)/(s.at-prev.at).Seconds(), s.errors, s.dropped,
 			s.rss/1e6, s.heap/1e6, s.live/1e6, s.goHeld/1e6, cpuPerRequest(prev, s), s.goroutines, s.openFiles, float64(s.ledger)/1e6, float64(s.wal)/1e6, s.load)
@@ -394,6 +450,19 @@ func cpuPerRequest(a, b sample) float64 {
 		return 0
 	}
 	return (b.cpu - a.cpu) / float64(b.requests-a.requests) * 1e6
+}
+
+// appendFile appends text to the file at path.
+func appendFile(path, text string) error {
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(text); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func fileSize(path string) int64 {

@@ -26,10 +26,13 @@ func TestSoak(t *testing.T) {
 	}
 	var out bytes.Buffer
 	samples, err := run(context.Background(), config{duration: 60 * time.Second, interval: 5 * time.Second,
-		warmup: 15 * time.Second, rate: 100, env: []string{"GOGC=150", "GOMEMLIMIT=700MiB"}}, &out)
+		warmup: 15 * time.Second, rate: 100, env: []string{"GOGC=150", "GOMEMLIMIT=700MiB"}, outcomeTTL: time.Minute}, &out)
 	t.Log("\n" + out.String())
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "outcome TTL 1m0s") {
+		t.Error("the heading does not say the outcome TTL the gateway runs with")
 	}
 	samples = trimWarmup(samples, 15*time.Second)
 	if len(samples) < 8 {
@@ -152,5 +155,21 @@ func TestFirstErrorMixedTypes(t *testing.T) {
 	f.keep(io.EOF)
 	if f.get() != first {
 		t.Fatalf("kept %v, want %v", f.get(), first)
+	}
+}
+
+// The default warm-up outlasts everything the gateway remembers per request: outcome claims
+// (their TTL, the minute of clock slack and a claim bucket) and signature nonces (their window
+// and a nonce bucket). Growth measured sooner is a store still filling.
+func TestWarmupCoversLifetimes(t *testing.T) {
+	for _, ttl := range []time.Duration{0, time.Minute, 5 * time.Minute, 2 * time.Hour} {
+		w := longestLifetime(ttl)
+		claim := ttl
+		if claim == 0 {
+			claim = time.Hour
+		}
+		if w < claim+2*time.Minute || w < 5*time.Minute+30*time.Second+15*time.Second {
+			t.Errorf("outcome TTL %v: warm-up %v ends before what the gateway remembers is forgotten", ttl, w)
+		}
 	}
 }

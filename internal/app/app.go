@@ -270,6 +270,7 @@ func Open(ctx context.Context, cfg *config.Config, cfgPath string, log *slog.Log
 		// copied data directory), and claimed once in the claim store (Redis for replicas).
 		OutcomeKey:        guard.DeriveOutcomeKey(keys.HashKey),
 		OutcomeClaims:     a.stores.claims,
+		OutcomeTTL:        cfg.Limits.OutcomeTTL,
 		RequestBlockLevel: cfg.RequestBlock(),
 	})
 	if err != nil {

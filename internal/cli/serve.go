@@ -29,6 +29,7 @@ func runServe(ctx context.Context, std Stdio, args []string) int {
 	data := fs.String("data", dataDirDefault(), "data directory for the embedded default")
 	listen := fs.String("listen", "", "listen address, overriding the configuration (e.g. 127.0.0.1:0)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (for load tests)")
+	heapProfile := fs.String("heapprofile", "", "on SIGUSR1 write a heap profile to this path with .1, .2, … appended (for soak tests)")
 	allowEmpty := fs.Bool("allow-empty-policy", false, "start even when the policy paths hold no policy (every call is denied)")
 	if code, done := parseCmdFlags(std, fs, args); done {
 		return code
@@ -43,6 +44,16 @@ func runServe(ctx context.Context, std Stdio, args []string) int {
 		if err != nil {
 			problem(std.Err, "serve: "+err.Error(), "")
 			return exitFail
+		}
+		defer stop()
+	}
+	if *heapProfile != "" {
+		stop, ok := startHeapProfiles(ctx, *heapProfile, func(err error) {
+			fmt.Fprintln(std.Err, "serve: heap profile:", err)
+		})
+		if !ok {
+			problem(std.Err, "serve: --heapprofile needs a Unix signal (SIGUSR1), which this platform lacks", "")
+			return exitUsage
 		}
 		defer stop()
 	}

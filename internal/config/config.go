@@ -565,7 +565,21 @@ type LimitsConfig struct {
 	// else DefaultMemoryLimitMiB; -1 means no limit. The GOMEMLIMIT environment variable, when
 	// set, overrides it.
 	MemoryLimitMiB int64 `yaml:"memory_limit_mib"`
+	// OutcomeTTL is how long after an allowed decision its outcome may be reported (its outcome
+	// token's lifetime); 0 means DefaultOutcomeTTL. Each reported outcome is remembered for as
+	// long (and a minute more) so that it is accepted once: the memory it takes grows with
+	// outcomes/s × OutcomeTTL, and a gateway's memory is steady only after one OutcomeTTL.
+	OutcomeTTL time.Duration `yaml:"outcome_ttl"`
 }
+
+// DefaultOutcomeTTL is limits.outcome_ttl's default; MinOutcomeTTL and MaxOutcomeTTL bound it
+// (shorter than a minute, a tool that runs a while cannot report; longer than a day, the claims
+// an outcome leaves behind would be kept for a day's worth of outcomes).
+const (
+	DefaultOutcomeTTL = time.Hour
+	MinOutcomeTTL     = time.Minute
+	MaxOutcomeTTL     = 24 * time.Hour
+)
 
 // DefaultMemoryLimitMiB is limits.memory_limit_mib's fallback outside a container with a
 // memory limit: far above the gateway's working set (tens of MiB), low enough that the collector
@@ -903,6 +917,9 @@ func (c *Config) problems() []problem {
 	}
 	if l.MemoryLimitMiB < -1 || (l.MemoryLimitMiB > 0 && l.MemoryLimitMiB < 64) || l.MemoryLimitMiB > 1<<30 {
 		add("limits.memory_limit_mib", "want 0 (automatic), -1 (none) or 64..%d MiB, got %d", 1<<30, l.MemoryLimitMiB)
+	}
+	if t := l.OutcomeTTL; t != 0 && (t < MinOutcomeTTL || t > MaxOutcomeTTL) {
+		add("limits.outcome_ttl", "want 0 (the default, %v) or %v..%v, got %v", DefaultOutcomeTTL, MinOutcomeTTL, MaxOutcomeTTL, t)
 	}
 	names := map[string]bool{}
 	for i, u := range c.MCP.Upstreams {

@@ -82,6 +82,9 @@ func TestParseErrors(t *testing.T) {
 		{"shadow empty path", "shadow_policies: [\"\"]\n", []string{"shadow_policies[0]", "empty path"}},
 		{"server request value", "mcp:\n  server_requests:\n    sampling: yes\n    elicitation: Allow\n", []string{"mcp.server_requests.sampling", "mcp.server_requests.elicitation"}},
 		{"server request kind", "mcp:\n  server_requests:\n    roots: allow\n", []string{"gw.yaml:3:", "roots"}},
+		{"outcome ttl too short", "limits:\n  outcome_ttl: 30s\n", []string{"limits.outcome_ttl", "1m0s..24h0m0s"}},
+		{"outcome ttl too long", "limits:\n  outcome_ttl: 25h\n", []string{"limits.outcome_ttl"}},
+		{"outcome ttl negative", "limits:\n  outcome_ttl: -1m\n", []string{"limits.outcome_ttl"}},
 		{"store kinds", "store:\n  ledger: mysql\n  nonces: postgres\n", []string{"store.ledger", "store.nonces"}},
 		{"console store kind", "store:\n  console: sqlite\n", []string{"store.console", "want memory or postgres or redis"}},
 		{"console store needs its connection", "store:\n  console: redis\n", []string{"store.redis.url_env"}},
@@ -264,5 +267,16 @@ func TestConsoleOffRequiresNoConsoleStore(t *testing.T) {
 		if !c.Uses(kind) {
 			t.Errorf("store.console: %s with the console on does not use %s", kind, kind)
 		}
+	}
+}
+
+// limits.outcome_ttl is read as a duration; absent, it is 0 (the guard's hour).
+func TestOutcomeTTL(t *testing.T) {
+	c, err := Parse("gw.yaml", []byte("limits:\n  outcome_ttl: 10m\n"))
+	if err != nil || c.Limits.OutcomeTTL != 10*time.Minute {
+		t.Fatalf("outcome_ttl: 10m: %v, %v", c, err)
+	}
+	if c, err := Parse("gw.yaml", []byte("listen: 127.0.0.1:1\n")); err != nil || c.Limits.OutcomeTTL != 0 {
+		t.Fatalf("no outcome_ttl: %v", err)
 	}
 }

@@ -91,7 +91,7 @@ func newOutcomeTokens(key []byte, ttl time.Duration, claims OutcomeClaims, now f
 		ttl = DefaultOutcomeTTL
 	}
 	if claims == nil {
-		claims = identity.NewMemoryNonceStore(now)
+		claims = identity.NewMemoryClaimStore(now)
 	}
 	key = append([]byte(nil), key...)
 	t := &outcomeTokens{ttl: ttl, claims: claims}

@@ -21,18 +21,44 @@ type NonceStore interface {
 // expiry bucket its expiry falls in (buckets NonceBucketWidth wide). A nonce is remembered
 // until the end of its bucket — at least its ttl, at most NonceBucketWidth longer — and a
 // bucket whose end has passed is dropped whole, by the next Use or by Sweep on a timer
-// (RunSweeper), so an idle gateway frees its nonces too. About 20–40 bytes per nonce
-// (BenchmarkNonceStoreBytes), whatever the nonce's length.
+// (RunSweeper), so an idle gateway frees its nonces too. Each bucket's set is an open-addressed
+// table (digestSet) sized to its nonces once the next bucket opens: ≈ 22 bytes per nonce at a
+// steady rate (TestNonceStoreSteadyBytes), up to 43 in the bucket still filling
+// (BenchmarkNonceStoreBytes, one bucket: 34), whatever the nonce's length.
 //
 // A digest collision can only make a fresh nonce look used (the request is refused); a replay
 // has the same key, hence the same digest, and is always caught. The seeds are secret to the
-// process, so collisions cannot be aimed.
-type MemoryNonceStore struct {
-	now   func() time.Time
-	seeds [2]maphash.Seed
+// process, so collisions cannot be aimed. Sixteen bytes, not eight: a nonce is chosen by the
+// client, who may send as many as the rate limits allow.
+type MemoryNonceStore struct{ digestStore[nonceDigest] }
+
+// MemoryClaimStore is MemoryNonceStore for outcome claims (the once-only record that a
+// decision's outcome was reported), with 8-byte keyed digests in buckets ClaimBucketWidth wide,
+// each an open-addressed table of words (digestSet), compacted once the next bucket opens: ≈ 11
+// bytes per claim at a steady rate (500 claims a second for 15 minutes: 11.0 B), up to 21 in the
+// bucket still filling (BenchmarkClaimStoreBytes, one bucket: 17). Claims live for the outcome TTL (an
+// hour by default), twelve times a signature nonce's window, so they are most of what the
+// once-only stores hold, and their size is what the gateway's steady memory is made of.
+//
+// Why 64 bits are enough: a collision can only refuse a genuine first report of an outcome
+// (fail closed, recorded), never accept a second one — a second report of one decision has the
+// same key, hence the same digest. A claim is only looked up after its outcome token's MAC has
+// been verified, so its key is the ID of a decision this gateway made, not a value a client
+// can choose freely, and the digests are keyed by seeds secret to the process and never leave
+// it, so no one can search for a collision. With N claims live, a fresh one collides with
+// probability at most N/2^64: at the store's bound of DefaultMaxClaims (2^24) that is 2^-40,
+// under one wrongly refused outcome in a trillion; at 500 outcomes/s for an hour (1.8 M live)
+// one in ten trillion.
+type MemoryClaimStore struct{ digestStore[uint64] }
+
+// digestStore is the store both are: keyed digests of D in expiry buckets.
+type digestStore[D comparable] struct {
+	now    func() time.Time
+	digest func(key string) D
+	first  func(D) uint64 // the word of a digest that places it in a bucket's table
 
 	mu      sync.Mutex
-	buckets []nonceBucket // ascending end; every end is a multiple of width
+	buckets []digestBucket[D] // ascending end; every end is a multiple of width
 	count   int
 	maxSize int
 	width   time.Duration
@@ -40,37 +66,59 @@ type MemoryNonceStore struct {
 
 type nonceDigest [2]uint64
 
-type nonceBucket struct {
+type digestBucket[D comparable] struct {
 	end int64 // unix nanoseconds; the bucket holds expiries in [end-width, end)
-	set map[nonceDigest]struct{}
+	set *digestSet[D]
 }
 
-var _ NonceStore = (*MemoryNonceStore)(nil)
+var (
+	_ NonceStore = (*MemoryNonceStore)(nil)
+	_ NonceStore = (*MemoryClaimStore)(nil)
+)
 
 // DefaultMaxNonces bounds the in-memory store. At 5,000 signed requests/s and a 5½-minute
 // window that is 1.65 M entries; beyond the bound new nonces are refused (fail closed) rather
 // than old ones forgotten early (which would reopen the replay window).
 const DefaultMaxNonces = 4 << 20
 
+// DefaultMaxClaims bounds the claim store likewise: 16 M claims (≈ 150–300 MB) is 4,600
+// outcomes/s for the default hour; beyond it an outcome is refused, not an old claim forgotten.
+const DefaultMaxClaims = 16 << 20
+
 // NonceBucketWidth is the granularity of expiry: a nonce is remembered until the end of the
 // NonceBucketWidth-wide slot its expiry falls in. Wider buckets mean fewer sets to probe per
 // Use and a longer over-retention; 15 s gives 23 sets for the 5½-minute signature window.
 const NonceBucketWidth = 15 * time.Second
 
+// ClaimBucketWidth is NonceBucketWidth for outcome claims: 62 sets for the default hour and a
+// minute (a claim is looked up once per reported outcome, so the probes cost little), and at
+// most a minute of over-retention.
+const ClaimBucketWidth = time.Minute
+
 // NewMemoryNonceStore returns a store using now for expiry (time.Now if nil).
 func NewMemoryNonceStore(now func() time.Time) *MemoryNonceStore {
+	seeds := [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}
+	return &MemoryNonceStore{newDigestStore(now, NonceBucketWidth, DefaultMaxNonces, func(key string) nonceDigest {
+		return nonceDigest{wordDigest(maphash.String(seeds[0], key)), maphash.String(seeds[1], key)}
+	}, func(d nonceDigest) uint64 { return d[0] })}
+}
+
+// NewMemoryClaimStore returns a claim store using now for expiry (time.Now if nil).
+func NewMemoryClaimStore(now func() time.Time) *MemoryClaimStore {
+	seed := maphash.MakeSeed()
+	return &MemoryClaimStore{newDigestStore(now, ClaimBucketWidth, DefaultMaxClaims, func(key string) uint64 {
+		return wordDigest(maphash.String(seed, key))
+	}, func(d uint64) uint64 { return d })}
+}
+
+func newDigestStore[D comparable](now func() time.Time, width time.Duration, maxSize int, digest func(string) D, first func(D) uint64) digestStore[D] {
 	if now == nil {
 		now = time.Now
 	}
-	return &MemoryNonceStore{now: now, seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
-		maxSize: DefaultMaxNonces, width: NonceBucketWidth}
+	return digestStore[D]{now: now, digest: digest, first: first, maxSize: maxSize, width: width}
 }
 
-func (m *MemoryNonceStore) digest(key string) nonceDigest {
-	return nonceDigest{maphash.String(m.seeds[0], key), maphash.String(m.seeds[1], key)}
-}
-
-func (m *MemoryNonceStore) Use(_ context.Context, key string, ttl time.Duration) (bool, error) {
+func (m *digestStore[D]) Use(_ context.Context, key string, ttl time.Duration) (bool, error) {
 	d := m.digest(key)
 	now := m.now()
 	m.mu.Lock()
@@ -88,9 +136,9 @@ func (m *MemoryNonceStore) Use(_ context.Context, key string, ttl time.Duration)
 
 // has reports whether d is in a live bucket (newest first: a replay is usually recent). Called
 // with m.mu held, after sweep.
-func (m *MemoryNonceStore) has(d nonceDigest) bool {
+func (m *digestStore[D]) has(d D) bool {
 	for i := len(m.buckets) - 1; i >= 0; i-- {
-		if _, ok := m.buckets[i].set[d]; ok {
+		if m.buckets[i].set.has(d) {
 			return true
 		}
 	}
@@ -98,7 +146,7 @@ func (m *MemoryNonceStore) has(d nonceDigest) bool {
 }
 
 // add puts d in the bucket of exp. Called with m.mu held.
-func (m *MemoryNonceStore) add(d nonceDigest, exp time.Time) {
+func (m *digestStore[D]) add(d D, exp time.Time) {
 	w := int64(m.width)
 	end := (exp.UnixNano()/w + 1) * w
 	i := len(m.buckets)
@@ -106,18 +154,23 @@ func (m *MemoryNonceStore) add(d nonceDigest, exp time.Time) {
 		i--
 	}
 	if i == 0 || m.buckets[i-1].end != end {
-		m.buckets = append(m.buckets, nonceBucket{})
+		m.buckets = append(m.buckets, digestBucket[D]{})
 		copy(m.buckets[i+1:], m.buckets[i:])
-		m.buckets[i] = nonceBucket{end: end, set: map[nonceDigest]struct{}{}}
+		m.buckets[i] = digestBucket[D]{end: end, set: newDigestSet(m.first)}
+		if i > 0 && i == len(m.buckets)-1 {
+			// The newest bucket before this one has (mostly) stopped filling: its table can be
+			// sized to what it holds (once a bucket width).
+			m.buckets[i-1].set.compact()
+		}
 	} else {
 		i--
 	}
-	m.buckets[i].set[d] = struct{}{}
+	m.buckets[i].set.add(d)
 	m.count++
 }
 
 // restore remembers key until exp, as loaded from a journal at start.
-func (m *MemoryNonceStore) restore(key string, exp time.Time) {
+func (m *digestStore[D]) restore(key string, exp time.Time) {
 	d := m.digest(key)
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -128,12 +181,12 @@ func (m *MemoryNonceStore) restore(key string, exp time.Time) {
 }
 
 // sweep drops the buckets whose end has passed. Called with m.mu held; O(buckets).
-func (m *MemoryNonceStore) sweep(now time.Time) {
+func (m *digestStore[D]) sweep(now time.Time) {
 	t := now.UnixNano()
 	n := 0
 	for n < len(m.buckets) && m.buckets[n].end <= t {
-		m.count -= len(m.buckets[n].set)
-		m.buckets[n] = nonceBucket{}
+		m.count -= m.buckets[n].set.len()
+		m.buckets[n] = digestBucket[D]{}
 		n++
 	}
 	if n > 0 {
@@ -141,8 +194,8 @@ func (m *MemoryNonceStore) sweep(now time.Time) {
 	}
 }
 
-// Sweep frees the nonces whose bucket has expired.
-func (m *MemoryNonceStore) Sweep() {
+// Sweep frees the entries whose bucket has expired.
+func (m *digestStore[D]) Sweep() {
 	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -150,7 +203,7 @@ func (m *MemoryNonceStore) Sweep() {
 }
 
 // RunSweeper calls Sweep every interval until ctx is done.
-func (m *MemoryNonceStore) RunSweeper(ctx context.Context, interval time.Duration) {
+func (m *digestStore[D]) RunSweeper(ctx context.Context, interval time.Duration) {
 	every(ctx, interval, m.Sweep)
 }
 
@@ -168,8 +221,8 @@ func every(ctx context.Context, interval time.Duration, f func()) {
 	}
 }
 
-// Len is the number of remembered nonces (for metrics and tests).
-func (m *MemoryNonceStore) Len() int {
+// Len is the number of remembered entries (for metrics and tests).
+func (m *digestStore[D]) Len() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.count

@@ -34,7 +34,7 @@ import (
 // nonces (use Redis for several processes).
 type FileNonceStore struct {
 	dir string
-	mem *MemoryNonceStore
+	mem digestMemory
 	now func() time.Time
 
 	mu     sync.Mutex // guards the open journal file and its bucket
@@ -56,6 +56,14 @@ func OpenFileNonceStore(dir string, now func() time.Time) (*FileNonceStore, erro
 	return OpenFileNonceStoreWidth(dir, 0, now)
 }
 
+// digestMemory is the in-memory check behind a journal: MemoryNonceStore or MemoryClaimStore.
+type digestMemory interface {
+	NonceStore
+	restore(key string, exp time.Time)
+	Sweep()
+	Len() int
+}
+
 // OpenFileNonceStoreWidth is OpenFileNonceStore with journal files width wide (0: the ttl of the
 // first Use). A store whose ttls vary needs a fixed width: a file's name is its bucket index,
 // read back with the width of the process reading it, and under another width a file of live
@@ -64,10 +72,24 @@ func OpenFileNonceStoreWidth(dir string, width time.Duration, now func() time.Ti
 	if now == nil {
 		now = time.Now
 	}
+	return openFileStore(dir, width, now, NewMemoryNonceStore(now))
+}
+
+// OpenFileClaimStore is OpenFileNonceStoreWidth for outcome claims: the journal the same, the
+// claims in memory as 8-byte digests (MemoryClaimStore), which their hour's lifetime makes worth
+// it.
+func OpenFileClaimStore(dir string, width time.Duration, now func() time.Time) (*FileNonceStore, error) {
+	if now == nil {
+		now = time.Now
+	}
+	return openFileStore(dir, width, now, NewMemoryClaimStore(now))
+}
+
+func openFileStore(dir string, width time.Duration, now func() time.Time, mem digestMemory) (*FileNonceStore, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open nonce journal: %w", err)
 	}
-	s := &FileNonceStore{dir: dir, mem: NewMemoryNonceStore(now), now: now, width: width}
+	s := &FileNonceStore{dir: dir, mem: mem, now: now, width: width}
 	names, err := filepath.Glob(filepath.Join(dir, nonceFilePrefix+"*"+nonceFileSuffix))
 	if err != nil {
 		return nil, fmt.Errorf("open nonce journal: %w", err)

@@ -185,3 +185,41 @@ func TestSignatureReplayWindow(t *testing.T) {
 		mustCode(t, err, "signature_stale")
 	})
 }
+
+// The claim store is once-only like the nonce store, with its own buckets (a minute wide): a
+// claim is refused again until its ttl has passed, forgotten at most one bucket after, refused
+// when the store is full, and freed by the sweeper when idle.
+func TestMemoryClaimStoreExpiry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		s := NewMemoryClaimStore(nil)
+		use := func(k string) bool {
+			f, err := s.Use(ctx, k, time.Hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+		if !use("\x00outcome\x00a") || use("\x00outcome\x00a") {
+			t.Fatal("first claim not fresh or second claim fresh")
+		}
+		time.Sleep(time.Hour - time.Nanosecond)
+		if use("\x00outcome\x00a") {
+			t.Error("claim forgotten before its ttl")
+		}
+		time.Sleep(ClaimBucketWidth + time.Nanosecond)
+		if s.Len() != 1 || !use("\x00outcome\x00a") {
+			t.Errorf("claim not forgotten a bucket after its ttl (len %d)", s.Len())
+		}
+		s.maxSize = 1
+		if _, err := s.Use(ctx, "\x00outcome\x00b", time.Hour); Code(err) != "identity_unavailable" {
+			t.Errorf("full store: %v", err)
+		}
+		go s.RunSweeper(ctx, 5*time.Second)
+		time.Sleep(time.Hour + ClaimBucketWidth + 5*time.Second)
+		if s.Len() != 0 {
+			t.Errorf("idle store kept %d claims past their bucket", s.Len())
+		}
+	})
+}
