@@ -145,7 +145,7 @@ func TestKeyRevocationSeenUnderConcurrentLookups(t *testing.T) {
 
 // asNetworkFS makes the store take every directory for a network mount (NFS, SMB, FUSE) until the
 // test ends: no watch, and no trust in a stat.
-func asNetworkFS(t *testing.T) {
+func asNetworkFS(t testing.TB) {
 	was := localFS
 	localFS = func(string) bool { return false }
 	t.Cleanup(func() { localFS = was })
