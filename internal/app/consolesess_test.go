@@ -4,17 +4,21 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/portcullis-ai/portcullis/internal/config"
+	"github.com/portcullis-ai/portcullis/internal/console"
 	"github.com/portcullis-ai/portcullis/internal/identity"
+	"github.com/portcullis-ai/portcullis/internal/server"
 )
 
 // consoleClient signs in to g's console and reads its pages with the session cookie.
@@ -280,5 +284,67 @@ func writeKeyFile(t *testing.T, path string, data []byte) {
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The check behind a shared console session, without a store: a key this replica's key file does
+// not hold (or a key file it cannot read) is console.ErrNotHere — the request is refused here and
+// the session left to the replicas that hold the key — while a key revoked, or an owner no longer
+// declared, is a refusal of the session itself, which ends it everywhere.
+func TestConsoleGrantOfAKeyUnknownHereIsNotHere(t *testing.T) {
+	path := filepath.Join(t.TempDir(), ApproverKeysFile)
+	ks, err := identity.OpenFileKeyStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ks.Close()
+	rt := &atomic.Pointer[runtimeState]{}
+	rt.Store(&runtimeState{approvers: map[string]config.ApproverConfig{"alice": {ID: "alice", Scopes: allScopes}}})
+	a := &approvers{keys: ks, rt: rt}
+	now := time.Now()
+	_, rec, err := identity.CreateAPIKey(t.Context(), ks, "alice", "test", now, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, bob, err := identity.CreateAPIKey(t.Context(), ks, "bob", "test", now, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(keyID string) error {
+		t.Helper()
+		p, err := a.ConsoleGrantPrincipal(t.Context(), console.Grant{KeyID: keyID}, now)
+		if err == nil && p.Approver.Name != "alice" {
+			t.Fatalf("key %s signed in %+v, want alice", keyID, p.Approver)
+		}
+		if err != nil && !errors.Is(err, server.ErrNotApprover) {
+			t.Errorf("key %s: %v is not a refusal of the approver", keyID, err)
+		}
+		return err
+	}
+	if err := check(rec.ID); err != nil {
+		t.Fatalf("the key held here: %v", err)
+	}
+	if err := check("pk_missing"); !errors.Is(err, console.ErrNotHere) {
+		t.Errorf("a key this replica does not hold: %v, want console.ErrNotHere", err)
+	}
+	if err := check(bob.ID); err == nil || errors.Is(err, console.ErrNotHere) {
+		t.Errorf("a key whose owner is not declared: %v, want a refusal that ends the session", err)
+	}
+
+	known, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeKeyFile(t, path, []byte(`{"version": 1, "keys": [`))
+	if err := check(rec.ID); !errors.Is(err, console.ErrNotHere) {
+		t.Errorf("a key file that cannot be read: %v, want console.ErrNotHere", err)
+	}
+	writeKeyFile(t, path, known)
+
+	if err := ks.Revoke(t.Context(), rec.ID, now.Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := check(rec.ID); err == nil || errors.Is(err, console.ErrNotHere) {
+		t.Errorf("a revoked key: %v, want a refusal that ends the session", err)
 	}
 }

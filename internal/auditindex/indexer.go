@@ -75,7 +75,8 @@ type Stats struct {
 	Indexed, Skipped, Failures, Rebuilds, Watermark uint64
 }
 
-// Stats returns the counters.
+// Stats returns the counters, each loaded on its own without a lock: not one instant's values,
+// as a batch that ends during the call may be in some of them only.
 func (ix *Indexer) Stats() Stats {
 	return Stats{Indexed: ix.indexed.Load(), Skipped: ix.skipped.Load(), Failures: ix.failures.Load(),
 		Rebuilds: ix.rebuilds.Load(), Watermark: ix.watermark.Load()}

@@ -159,7 +159,10 @@ func (c *Console) queueEvents(w http.ResponseWriter, r *http.Request, s *session
 			}
 			np, err := c.principal(r.Context(), s)
 			if err != nil {
-				if !errors.Is(err, ErrNotHere) { // not this replica's to end
+				if errors.Is(err, ErrNotHere) {
+					// Not this replica's to end, but refused here: counted as a page would count it.
+					c.refuse(r.Context(), err.Error())
+				} else {
 					c.endSession(r.Context(), s, err)
 				}
 				return

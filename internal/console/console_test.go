@@ -389,18 +389,7 @@ func TestRevokedKeyEndsSession(t *testing.T) {
 func TestLiveQueueAnnouncesNewRequest(t *testing.T) {
 	r := newRig(t, false)
 	c := r.signIn(keyAlice)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	hreq, _ := http.NewRequestWithContext(ctx, http.MethodGet, r.srv.URL+"/console/approvals/events", nil)
-	resp, err := c.Do(hreq)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.Header.Get("Content-Type") != "text/event-stream" {
-		t.Fatalf("content type %q", resp.Header.Get("Content-Type"))
-	}
-	lines := bufio.NewScanner(resp.Body)
+	lines := r.liveQueue(c)
 	next := func() string {
 		for lines.Scan() {
 			if l := lines.Text(); strings.HasPrefix(l, "data: ") {
@@ -421,6 +410,24 @@ func TestLiveQueueAnnouncesNewRequest(t *testing.T) {
 	if !strings.Contains(rows, req.ID) {
 		t.Fatal("rows lack the new request")
 	}
+}
+
+// liveQueue opens the live queue's event stream as c, and returns its lines; the stream is
+// closed when the test ends.
+func (r *rig) liveQueue(c *http.Client) *bufio.Scanner {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	r.t.Cleanup(cancel)
+	hreq, _ := http.NewRequestWithContext(ctx, http.MethodGet, r.srv.URL+"/console/approvals/events", nil)
+	resp, err := c.Do(hreq)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(func() { resp.Body.Close() })
+	if resp.Header.Get("Content-Type") != "text/event-stream" {
+		r.t.Fatalf("content type %q", resp.Header.Get("Content-Type"))
+	}
+	return bufio.NewScanner(resp.Body)
 }
 
 func TestMarkRedacted(t *testing.T) {

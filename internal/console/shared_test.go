@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -318,5 +320,49 @@ func TestSharedSessionKeepsNoRoleOrScopes(t *testing.T) {
 	}
 	if strings.Contains(body, "agent-a") {
 		t.Fatal("the earlier row's stored role and scopes won over the grant's: bob sees agent-a's request")
+	}
+}
+
+// notHereAuth is grantAuth whose kept grants this replica cannot check while notHere is set (the
+// key missing from its key file): a refusal that is not the session's end.
+type notHereAuth struct {
+	grantAuth
+	notHere *atomic.Bool
+}
+
+func (n notHereAuth) ConsoleGrantPrincipal(ctx context.Context, gr Grant, now time.Time) (Principal, error) {
+	if n.notHere.Load() {
+		return Principal{}, fmt.Errorf("%w: api key %s is not in this replica's key file", ErrNotHere, gr.KeyID)
+	}
+	return n.grantAuth.ConsoleGrantPrincipal(ctx, gr, now)
+}
+
+// A live-queue stream whose session this replica can no longer check ends, leaves the session to
+// the replicas that can, and counts the refusal (portcullis_console_sessions_refused_total), as a
+// page request refused for the same reason does.
+func TestLiveQueueOfASessionNotCheckedHereCountsTheRefusal(t *testing.T) {
+	st := &keptStore{m: map[[sha256.Size]byte][]byte{}}
+	var notHere atomic.Bool
+	r := newRigWith(t, false, func(o *Options, _ string) {
+		o.Auth = notHereAuth{grantAuth{o.Auth.(*fakeAuth)}, &notHere}
+		o.Sessions, o.SessionKey = st, DeriveSessionKey([]byte("a ledger hash key of thirty-two bytes"))
+	})
+	lines := r.liveQueue(r.signIn(keyAlice))
+	if !lines.Scan() || lines.Text() != "event: queue" {
+		t.Fatalf("stream opened with %q, %v", lines.Text(), lines.Err())
+	}
+	notHere.Store(true)
+	for lines.Scan() { // until the stream's next check of the session ends it
+	}
+	if err := lines.Err(); err != nil {
+		t.Fatalf("the stream did not end: %v", err)
+	}
+	if got := r.c.SessionsRefused(); got != 1 {
+		t.Errorf("SessionsRefused after the stream ended on a session not checked here = %d, want 1", got)
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if len(st.m) != 1 {
+		t.Errorf("%d sessions stored after the stream ended, want 1 (left to the replicas that can check it)", len(st.m))
 	}
 }

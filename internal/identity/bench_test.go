@@ -153,13 +153,17 @@ func mustEnv(b *testing.B) *env {
 func writeFile(path string, b []byte) error { return os.WriteFile(path, b, 0o600) }
 
 // BenchmarkFileKeyStoreLookupParallel: lookups from every CPU on one key file (-cpu 1,2 shows
-// whether they wait on each other), watched and, through a symbolic link, stat'ed.
+// whether they wait on each other), watched, through a symbolic link stat'ed, and on what the
+// store takes for a network filesystem read.
 func BenchmarkFileKeyStoreLookupParallel(b *testing.B) {
 	for _, tc := range []struct {
-		name string
-		link bool
-	}{{"watched", false}, {"stat", true}} {
+		name          string
+		link, network bool
+	}{{"watched", false, false}, {"stat", true, false}, {"read", false, true}} {
 		b.Run(tc.name, func(b *testing.B) {
+			if tc.network {
+				asNetworkFS(b)
+			}
 			dir := b.TempDir()
 			path := filepath.Join(dir, KeyFileName)
 			if tc.link { // a linked directory: the store's own writes keep the link

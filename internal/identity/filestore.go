@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -21,8 +22,11 @@ import (
 // Readers see a change at the next Lookup: each Lookup checks the file and reloads it when it is
 // a different file than the one loaded, so a revocation by the CLI takes effect immediately. On
 // Linux the check is a poll of an inotify watch on the file, which finds nothing until the file
-// is written, replaced or removed (not for a path through a symbolic link or on a network
-// filesystem, which a watch cannot follow: those are stat'ed on every Lookup, as elsewhere).
+// is written, replaced or removed. A path through a symbolic link on a local filesystem, which a
+// watch cannot follow, is stat'ed on every Lookup. A file on a network filesystem (NFS, SMB, FUSE),
+// or anywhere the kind of filesystem cannot be told, is read on every Lookup: a stat there may be
+// answered from the client's attribute cache for a minute, while an open makes an NFS client
+// revalidate the file (close-to-open), so a revocation written by another host is seen at once.
 // A check that finds nothing changed takes no lock: concurrent verifications never wait on one
 // another; only a change is serialised, and reloaded once.
 type FileKeyStore struct {
@@ -51,6 +55,10 @@ type keySnapshot struct {
 	loaded os.FileInfo // the file keys came from; nil when it did not exist
 	// watched: loaded with the watch armed on the file, so the watch (not a stat) tells a change.
 	watched bool
+	// raw is the file's content when it is on a network filesystem (remote): each Lookup reads
+	// the file and compares, parsing only what differs.
+	raw    []byte
+	remote bool
 }
 
 var _ KeyStore = (*FileKeyStore)(nil)
@@ -109,7 +117,8 @@ func (s *FileKeyStore) current() (*keySnapshot, error) {
 // the slow check. Watched: no event is queued, no reload is under way, and the watch is still
 // armed — in that order, so that an event another Lookup has just taken (it sets reloading first)
 // or a watch it disarmed on a bad file (before clearing reloading) is never read as quiet.
-// Unwatched (no watch, or a path it cannot follow): a stat finds the file loaded.
+// Unwatched on a local filesystem (a linked path, or no watch): a stat finds the file loaded. On a
+// network filesystem: a read finds the content loaded.
 func (s *FileKeyStore) unchanged() *keySnapshot {
 	s.watchMu.RLock()
 	defer s.watchMu.RUnlock()
@@ -126,6 +135,13 @@ func (s *FileKeyStore) unchanged() *keySnapshot {
 	snap := s.snap.Load()
 	if snap == nil || snap.watched && w != nil {
 		return nil // not loaded yet, or the watch was disarmed by a change or a bad file
+	}
+	if snap.remote {
+		b, err := readKeyBytes(s.path)
+		if err != nil || (b == nil) != (snap.raw == nil) || !bytes.Equal(b, snap.raw) {
+			return nil
+		}
+		return snap
 	}
 	if fi, err := os.Stat(s.path); !sameFile(snap.loaded, fi, err) {
 		return nil
@@ -157,7 +173,7 @@ func (s *FileKeyStore) refresh() error {
 	w.arm(s.path)
 	// Watched, only a change (or the first check) comes here: the file is read whatever its stat
 	// says, so that a rewrite that keeps its size and time is not missed either. A path the watch
-	// cannot follow is compared by stat, as without a watch.
+	// cannot follow is compared by stat (or read, on a network filesystem), as without a watch.
 	armed := w.armed.Load()
 	if err := s.reload(armed, armed); err != nil {
 		w.armed.Store(false) // checked again on the next Lookup: a bad file stays an error
@@ -169,6 +185,11 @@ func (s *FileKeyStore) refresh() error {
 // reload stats the file and reads it again when it is not the file loaded, or with force;
 // watched records whether the watch was armed before the read.
 func (s *FileKeyStore) reload(force, watched bool) error {
+	// A path statfs cannot answer for (no file yet) is read too: opening a missing file costs
+	// what a stat of it does.
+	if !watched && !localFS(s.path) {
+		return s.reread()
+	}
 	fi, err := os.Stat(s.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		s.snap.Store(&keySnapshot{keys: map[string]KeyRecord{}, watched: watched})
@@ -192,17 +213,58 @@ func (s *FileKeyStore) reload(force, watched bool) error {
 	return nil
 }
 
-func readKeyFile(path string) (map[string]KeyRecord, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return map[string]KeyRecord{}, nil
+// reread reads a key file on a network filesystem and parses it when its content is not the
+// content loaded; the snapshot keeps the content for the next Lookup to compare.
+func (s *FileKeyStore) reread() error {
+	b, err := readKeyBytes(s.path)
+	if err != nil {
+		return err
 	}
+	if old := s.snap.Load(); old != nil && old.remote && (b == nil) == (old.raw == nil) && bytes.Equal(b, old.raw) {
+		return nil
+	}
+	keys := map[string]KeyRecord{}
+	if b != nil {
+		if keys, err = parseKeyFile(s.path, b); err != nil {
+			return err
+		}
+	}
+	s.snap.Store(&keySnapshot{keys: keys, raw: b, remote: true})
+	return nil
+}
+
+// readKeyBytes returns the key file's content, or nil when it does not exist.
+func readKeyBytes(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read api key file: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("read api key file: %w", err)
 	}
 	if len(b) > maxKeyFileSize {
 		return nil, fmt.Errorf("read api key file %s: larger than %d bytes", path, maxKeyFileSize)
 	}
+	if b == nil {
+		b = []byte{} // an empty file exists: it fails to parse, and is not "no file"
+	}
+	return b, nil
+}
+
+func readKeyFile(path string) (map[string]KeyRecord, error) {
+	b, err := readKeyBytes(path)
+	if err != nil || b == nil {
+		return map[string]KeyRecord{}, err
+	}
+	return parseKeyFile(path, b)
+}
+
+func parseKeyFile(path string, b []byte) (map[string]KeyRecord, error) {
 	var kf keyFile
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()

@@ -1,7 +1,9 @@
 package identity
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -11,9 +13,9 @@ import (
 	"time"
 )
 
-// keyFileLayouts are the two ways a Lookup checks the key file: a watch on a plain file, and a
-// stat on a path through a linked directory (which a watch cannot follow; the store's own writes
-// keep the link).
+// keyFileLayouts are the three ways a Lookup checks the key file: a watch on a plain file, a stat
+// on a path through a linked directory (which a watch cannot follow; the store's own writes keep
+// the link), and a read of a file on what the store takes for a network filesystem.
 var keyFileLayouts = []struct {
 	name string
 	path func(t *testing.T) string
@@ -24,6 +26,10 @@ var keyFileLayouts = []struct {
 		mustMkdir(t, filepath.Join(dir, "v1"))
 		mustSymlink(t, "v1", filepath.Join(dir, "data"))
 		return filepath.Join(dir, "data", KeyFileName)
+	}},
+	{"read", func(t *testing.T) string {
+		asNetworkFS(t)
+		return filepath.Join(t.TempDir(), KeyFileName)
 	}},
 }
 
@@ -134,5 +140,64 @@ func TestKeyRevocationSeenUnderConcurrentLookups(t *testing.T) {
 			close(stop)
 			wg.Wait()
 		})
+	}
+}
+
+// asNetworkFS makes the store take every directory for a network mount (NFS, SMB, FUSE) until the
+// test ends: no watch, and no trust in a stat.
+func asNetworkFS(t testing.TB) {
+	was := localFS
+	localFS = func(string) bool { return false }
+	t.Cleanup(func() { localFS = was })
+}
+
+// A key file on a network filesystem is read on every Lookup. A stat there is answered from the
+// client's attribute cache, so a revocation written by another host looks like no change at all:
+// same file, size and time. Here the file is rewritten in place to the same size and its time put
+// back, which is what such a stat reports; the revoked key must not keep working.
+func TestKeyFileOnNetworkFilesystemReadEveryLookup(t *testing.T) {
+	asNetworkFS(t)
+	bg := context.Background()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	path := filepath.Join(t.TempDir(), KeyFileName)
+	rec := KeyRecord{ID: "k1", AgentID: "agent-1", Hash: "00", CreatedAt: t0}
+	revoked := rec
+	revoked.RevokedAt = t0.Add(time.Minute)
+	const size = 512 // both versions padded to it: the stat cannot tell them apart
+	write := func(r KeyRecord) {
+		b, err := json.Marshal(keyFile{Version: 1, Keys: []KeyRecord{r}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, append(b, bytes.Repeat([]byte(" "), size-len(b))...), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(rec)
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenFileKeyStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got, err := s.Lookup(bg, "k1"); err != nil || !got.Active(t0) {
+		t.Fatalf("before revocation: %+v, %v", got, err)
+	}
+	write(revoked)
+	if err := os.Chtimes(path, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	if now, err := os.Stat(path); err != nil || !sameFile(fi, now, nil) {
+		t.Fatalf("the rewrite should look unchanged to a stat: %v", err)
+	}
+	got, err := s.Lookup(bg, "k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Active(t0.Add(time.Hour)) {
+		t.Fatal("a key revoked on a network filesystem still works: the lookup trusted a stat")
 	}
 }

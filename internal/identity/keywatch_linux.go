@@ -71,8 +71,8 @@ func (w *keyWatch) quiet() bool {
 }
 
 // arm watches the file now at path, before it is read: a change after this is an event, a change
-// before it is in what is read. A path the watch cannot follow is not watched (the store stats it
-// on every Lookup): one that does not exist, one on a filesystem whose changes may come from
+// before it is in what is read. A path the watch cannot follow is not watched (the store stats it,
+// or on a network filesystem reads it, on every Lookup): one that does not exist, one on a filesystem whose changes may come from
 // elsewhere (NFS, SMB, FUSE: inotify sees only this kernel's writes), and one with a symbolic link
 // anywhere on it — inotify watches the file the path resolves to, so replacing the link (a write
 // and rename over it, an `ln -sfn` swap of a secret mount's directory) changes what the path
@@ -99,8 +99,15 @@ func watchable(path string) bool {
 	if real, err := filepath.EvalSymlinks(abs); err != nil || real != abs {
 		return false
 	}
+	return localFS(abs)
+}
+
+// localFS reports whether path is on a filesystem only this kernel writes, so that a stat of it
+// is current and a watch on it sees every change. A variable so that tests can stand a local
+// directory in for a network mount.
+var localFS = func(path string) bool {
 	var st syscall.Statfs_t
-	if syscall.Statfs(abs, &st) != nil {
+	if syscall.Statfs(path, &st) != nil {
 		return false
 	}
 	switch uint32(st.Type) {
