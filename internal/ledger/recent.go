@@ -19,8 +19,10 @@ const (
 // started, records another writer (a replica on a shared store) committed — is read from the
 // store, so a slow reader costs a store read, never unbounded memory, and nothing is missed.
 // It holds one contiguous run of seqs: a gap (another writer's records) starts it afresh.
-// A commit's records share one copy of their bytes, so the memory held may exceed the byte
-// bound by at most one commit's records (up to Options.MaxBatch of them) until they are all evicted.
+// The records kept from one commit share one copy of their bytes, at most the byte bound (add
+// copies only the tail of a commit that it keeps), and that copy stays alive until its last
+// record is evicted. Eviction takes the oldest first, so only the oldest commit held can be
+// partly evicted: the memory held is below twice the byte bound (16 MiB with the defaults).
 type Recent struct {
 	maxRecords, maxBytes int
 
@@ -45,35 +47,54 @@ func NewRecent(maxRecords, maxBytes int) *Recent {
 }
 
 // add keeps a copy of entries, just committed. It runs on the committing goroutine (possibly
-// a decision's), so it only copies: one allocation for the batch's bytes.
+// a decision's), so it only copies: one allocation for the bytes of the records it keeps.
+// Only the commit's tail that fits in the bounds is copied — the records before it would be
+// evicted by the end of this call anyway — so a commit larger than the bounds neither costs
+// its whole size in copying nor keeps its whole size alive behind the few records kept.
 func (r *Recent) add(entries []Entry) {
 	if r == nil || len(entries) == 0 {
 		return
 	}
-	total := 0
-	for _, e := range entries {
-		total += len(e.Data)
+	// The records kept after this call are the longest run ending at the commit's last record
+	// that is contiguous in seq, holds no record over maxBytes and fits both bounds: eviction
+	// from the front, record by record, ends there. Find where that run starts in the commit.
+	start, total := len(entries), 0
+	for i := len(entries) - 1; i >= 0; i-- {
+		e := entries[i]
+		if len(e.Data) > r.maxBytes || len(entries)-i > r.maxRecords || total+len(e.Data) > r.maxBytes {
+			break
+		}
+		if i+1 < len(entries) && e.Seq+1 != entries[i+1].Seq {
+			break // another writer's records lie between: the run starts after them
+		}
+		start, total = i, total+len(e.Data)
 	}
+	tail := entries[start:]
 	slab := make([]byte, 0, total)
+	for _, e := range tail {
+		slab = append(slab, e.Data...)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, e := range entries {
+	if start > 0 {
+		// The run does not reach the commit's first record: whatever was held before is
+		// evicted, past a gap or a record too large to keep. Readers take those from the store.
+		r.reset()
+	}
+	off := 0
+	for _, e := range tail {
 		if r.n > 0 && e.Seq != r.first+uint64(r.n) {
 			r.reset() // not contiguous: another writer's records lie between
 		}
-		if len(e.Data) > r.maxBytes {
-			r.reset() // too large to keep: readers take it, and what follows, from the store
-			continue
-		}
-		start := len(slab)
-		slab = append(slab, e.Data...)
 		if r.n == 0 {
 			r.first = e.Seq
 		}
 		for r.n == r.maxRecords || r.bytes+len(e.Data) > r.maxBytes {
 			r.evict()
 		}
-		r.ring[(r.head+r.n)%len(r.ring)] = Entry{Seq: e.Seq, Data: slab[start:len(slab):len(slab)]}
+		end := off + len(e.Data)
+		r.ring[(r.head+r.n)%len(r.ring)] = Entry{Seq: e.Seq, Data: slab[off:end:end]}
+		off = end
 		r.n++
 		r.bytes += len(e.Data)
 	}

@@ -184,3 +184,68 @@ func FuzzReadBodyMatchesChecksThenDecode(f *testing.F) {
 		}
 	})
 }
+
+// A body the one pass refuses, and the UTF-8 and depth checks pass, is decoded once: its
+// refusal costs one decode, not a second decode that can only reach the same error. Counted in
+// allocations, which a decode makes in proportion to what it reads (and timing would not
+// measure robustly): a large body refused at its end costs readDecide or readBatch about what
+// the one pass costs alone, not twice that.
+func TestRefusedBodyIsDecodedOnce(t *testing.T) {
+	decide, batch := refusedAtTheEnd(5000)
+
+	const maxDepth = 64
+	onePass := testing.AllocsPerRun(3, func() { _, _, _ = decodeCallDepth(decide, false, maxDepth) })
+	read := testing.AllocsPerRun(3, func() {
+		if _, _, rf := readDecide(decide, maxDepth); rf == nil || rf.code != "duplicate_key" {
+			t.Fatalf("decide body: refusal %+v, want duplicate_key", rf)
+		}
+	})
+	if read > onePass*5/4 {
+		t.Errorf("refusing a decide body made %.0f allocations; its one pass alone makes %.0f", read, onePass)
+	}
+
+	onePass = testing.AllocsPerRun(3, func() { _ = jsonx.DecodeEnvelopeDepth(batch, &batchRequest{}, maxDepth) })
+	read = testing.AllocsPerRun(3, func() {
+		if _, rf := readBatch(batch, maxDepth); rf == nil || rf.code != "duplicate_key" {
+			t.Fatalf("batch body: refusal %+v, want duplicate_key", rf)
+		}
+	})
+	if read > onePass*5/4 {
+		t.Errorf("refusing a batch body made %.0f allocations; its one pass alone makes %.0f", read, onePass)
+	}
+}
+
+// refusedAtTheEnd returns a decide body and a batch body of n members each, both refused for a
+// key repeated at their end: what a sender makes the gateway read in full before refusing it.
+func refusedAtTheEnd(n int) (decide, batch []byte) {
+	var b strings.Builder
+	b.WriteString(`{"tool":"t","params":{`)
+	for i := range n {
+		fmt.Fprintf(&b, `"k%d":"value %d",`, i, i)
+	}
+	b.WriteString(`"k0":"again"}}`)
+	batch = []byte(`{"calls":[` + strings.Repeat(`{"tool":"t","params":{"a":"b"}},`, n) + `{}],"calls":[]}`)
+	return []byte(b.String()), batch
+}
+
+// BenchmarkReadRefusedBody: the cost of refusing a body of about 1 MB for a key repeated at its
+// end, before authentication.
+func BenchmarkReadRefusedBody(b *testing.B) {
+	decide, batch := refusedAtTheEnd(50000)
+	b.Run("decide", func(b *testing.B) {
+		b.SetBytes(int64(len(decide)))
+		for b.Loop() {
+			if _, _, rf := readDecide(decide, 64); rf == nil {
+				b.Fatal("accepted")
+			}
+		}
+	})
+	b.Run("batch", func(b *testing.B) {
+		b.SetBytes(int64(len(batch)))
+		for b.Loop() {
+			if _, rf := readBatch(batch, 64); rf == nil {
+				b.Fatal("accepted")
+			}
+		}
+	})
+}

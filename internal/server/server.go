@@ -400,8 +400,10 @@ func bodyRefusal(body []byte, maxDepth int) *refusal {
 
 // readDecide reads a decide body: checkBody's checks, then decodeCall. One pass does both — a
 // body decodeCallDepth accepts is valid UTF-8 and no deeper than maxDepth — so the checks run
-// only for a body it refused: they, then the decoder as before, give such a body the code it
-// always got, whatever else is wrong with it.
+// only for a body it refused, and give it the code it always got when they refuse it too.
+// When they do not, the pass's own error is the answer: on a body that is valid UTF-8 and no
+// deeper than maxDepth, decodeCall is the same decoder reaching the same error, and decoding a
+// refused body again — before authentication — would double what a sender can make it cost.
 func readDecide(body []byte, maxDepth int) (decideRequest, map[string]any, *refusal) {
 	req, params, err := decodeCallDepth(body, false, maxDepth)
 	if err == nil {
@@ -409,9 +411,6 @@ func readDecide(body []byte, maxDepth int) (decideRequest, map[string]any, *refu
 	}
 	if rf := bodyRefusal(body, maxDepth); rf != nil {
 		return decideRequest{}, nil, rf
-	}
-	if _, _, e := decodeCall(body, false); e != nil {
-		err = e
 	}
 	return decideRequest{}, nil, &refusal{bodyCode(err), err.Error()}
 }
