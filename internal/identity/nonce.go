@@ -147,8 +147,7 @@ func (m *digestStore[D]) has(d D) bool {
 
 // add puts d in the bucket of exp. Called with m.mu held.
 func (m *digestStore[D]) add(d D, exp time.Time) {
-	w := int64(m.width)
-	end := (exp.UnixNano()/w + 1) * w
+	end := m.bucketEnd(exp)
 	i := len(m.buckets)
 	for i > 0 && m.buckets[i-1].end > end {
 		i--
@@ -169,15 +168,35 @@ func (m *digestStore[D]) add(d D, exp time.Time) {
 	m.count++
 }
 
-// restore remembers key until exp, as loaded from a journal at start.
+// restore remembers key until exp, as loaded from a journal at start. Only the bucket of exp is
+// checked for the digest: a digest found in another bucket may be another key's (a collision
+// under this process's seeds) that is forgotten sooner, and skipping key for it would let key be
+// used again once that bucket is dropped. A key in two buckets costs an entry, not a second use.
 func (m *digestStore[D]) restore(key string, exp time.Time) {
 	d := m.digest(key)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.has(d) {
-		return // an entry of a later bucket remembers it at least as long
+	if b := m.bucketOf(exp); b != nil && b.set.has(d) {
+		return // the journal holds key twice (adopted again): remembered as long already
 	}
 	m.add(d, exp)
+}
+
+// bucketOf is the bucket exp falls in, nil if there is none. Called with m.mu held.
+func (m *digestStore[D]) bucketOf(exp time.Time) *digestBucket[D] {
+	end := m.bucketEnd(exp)
+	for i := len(m.buckets) - 1; i >= 0; i-- {
+		if m.buckets[i].end == end {
+			return &m.buckets[i]
+		}
+	}
+	return nil
+}
+
+// bucketEnd is the end of the bucket exp falls in.
+func (m *digestStore[D]) bucketEnd(exp time.Time) int64 {
+	w := int64(m.width)
+	return (exp.UnixNano()/w + 1) * w
 }
 
 // sweep drops the buckets whose end has passed. Called with m.mu held; O(buckets).

@@ -3,6 +3,7 @@ package identity
 import (
 	"context"
 	"encoding/base64"
+	"hash/maphash"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -289,5 +290,48 @@ func TestFileNonceStoreAdoptedSurvivesSecondRestart(t *testing.T) {
 	defer claims.Close()
 	if fresh, err := claims.Use(ctx, claim, time.Hour); err != nil || fresh {
 		t.Fatalf("a claim adopted before the last restart, within its hour: fresh=%v err=%v, want refused", fresh, err)
+	}
+}
+
+// Two keys whose digests collide under the seeds of the process that loads the journal: the
+// short-lived one loaded first must not stand in for the long-lived one, or the long-lived one
+// is forgotten with the short one's bucket and accepted a second time while still valid.
+func TestFileClaimStoreRestoreCollision(t *testing.T) {
+	dir := t.TempDir()
+	var clock atomic.Int64
+	clock.Store(time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC).UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()) }
+	ctx := context.Background()
+
+	s, err := OpenFileClaimStore(dir, ClaimBucketWidth, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fresh, err := s.Use(ctx, "short", 2*time.Minute); err != nil || !fresh {
+		t.Fatalf("first use of short: fresh=%v err=%v", fresh, err)
+	}
+	if fresh, err := s.Use(ctx, "long", time.Hour); err != nil || !fresh {
+		t.Fatalf("first use of long: fresh=%v err=%v", fresh, err)
+	}
+	s.Close()
+
+	// The next process draws seeds under which "short" and "long" collide.
+	seed := maphash.MakeSeed()
+	colliding := func(key string) uint64 {
+		if key == "short" || key == "long" {
+			return 42
+		}
+		return wordDigest(maphash.String(seed, key))
+	}
+	mem := &MemoryClaimStore{newDigestStore(now, ClaimBucketWidth, DefaultMaxClaims, colliding, func(d uint64) uint64 { return d })}
+	s, err = openFileStore(dir, ClaimBucketWidth, now, mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	clock.Add(int64(10 * time.Minute)) // past short's bucket, long still valid
+	s.Sweep()
+	if fresh, err := s.Use(ctx, "long", time.Hour); err != nil || fresh {
+		t.Fatalf("second use of long after a restart, its collider expired: fresh=%v err=%v (a replay)", fresh, err)
 	}
 }
