@@ -54,6 +54,7 @@ type MemoryClaimStore struct{ digestStore[uint64] }
 // digestStore is the store both are: keyed digests of D in expiry buckets.
 type digestStore[D comparable] struct {
 	now    func() time.Time
+	mono   func() time.Duration // time run since start, immune to clock steps; nil with an injected now
 	digest func(key string) D
 	first  func(D) uint64 // the word of a digest that places it in a bucket's table
 
@@ -62,6 +63,12 @@ type digestStore[D comparable] struct {
 	count   int
 	maxSize int
 	width   time.Duration
+	maxTTL  time.Duration // the longest lifetime added, for how long a clock step is held back
+
+	// The forgetting horizon and the clock step guard (see horizon); guarded by mu.
+	forgot    int64         // unix nanoseconds: expiries before it are forgotten
+	sweptMono time.Duration // mono at the last sweep (0: none yet)
+	stepMono  time.Duration // mono when the last forward step was seen (0: none held)
 }
 
 type nonceDigest [2]uint64
@@ -112,11 +119,19 @@ func NewMemoryClaimStore(now func() time.Time) *MemoryClaimStore {
 }
 
 func newDigestStore[D comparable](now func() time.Time, width time.Duration, maxSize int, digest func(string) D, first func(D) uint64) digestStore[D] {
+	var mono func() time.Duration
 	if now == nil {
 		now = time.Now
+		start := time.Now()
+		mono = func() time.Duration { return time.Since(start) } // monotonic: time.Now carries it
 	}
-	return digestStore[D]{now: now, digest: digest, first: first, maxSize: maxSize, width: width}
+	return digestStore[D]{now: now, mono: mono, digest: digest, first: first, maxSize: maxSize, width: width}
 }
+
+// clockStepMargin is how far the wall clock may run ahead of the monotonic clock between two
+// sweeps before it counts as stepped forward: well above NTP's slewing (at most 0.5 ms a second)
+// and the small steps it makes at start, well under any lifetime the stores hold.
+const clockStepMargin = 2 * time.Second
 
 func (m *digestStore[D]) Use(_ context.Context, key string, ttl time.Duration) (bool, error) {
 	d := m.digest(key)
@@ -131,6 +146,7 @@ func (m *digestStore[D]) Use(_ context.Context, key string, ttl time.Duration) (
 		return false, ErrUnavailable
 	}
 	m.add(d, now.Add(ttl))
+	m.maxTTL = max(m.maxTTL, ttl)
 	return true, nil
 }
 
@@ -174,8 +190,10 @@ func (m *digestStore[D]) add(d D, exp time.Time) {
 // used again once that bucket is dropped. A key in two buckets costs an entry, not a second use.
 func (m *digestStore[D]) restore(key string, exp time.Time) {
 	d := m.digest(key)
+	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.maxTTL = max(m.maxTTL, exp.Sub(now))
 	if b := m.bucketOf(exp); b != nil && b.set.has(d) {
 		return // the journal holds key twice (adopted again): remembered as long already
 	}
@@ -199,9 +217,9 @@ func (m *digestStore[D]) bucketEnd(exp time.Time) int64 {
 	return (exp.UnixNano()/w + 1) * w
 }
 
-// sweep drops the buckets whose end has passed. Called with m.mu held; O(buckets).
+// sweep drops the buckets whose end has passed the horizon. Called with m.mu held; O(buckets).
 func (m *digestStore[D]) sweep(now time.Time) {
-	t := now.UnixNano()
+	t := m.horizon(now)
 	n := 0
 	for n < len(m.buckets) && m.buckets[n].end <= t {
 		m.count -= m.buckets[n].set.len()
@@ -211,6 +229,49 @@ func (m *digestStore[D]) sweep(now time.Time) {
 	if n > 0 {
 		m.buckets = append(m.buckets[:0], m.buckets[n:]...)
 	}
+}
+
+// horizon moves and returns the time before which expiries may be forgotten: now, unless the
+// wall clock has stepped forward — run further than the monotonic clock since the last sweep,
+// by more than clockStepMargin. A step forward that is set back later (a wrong time source,
+// an operator's mistake) would otherwise drop every entry it passed, and once the clock is right
+// again their tokens are valid and their second use fresh. So after a step the horizon advances
+// with the monotonic clock only, for the longest lifetime held plus a bucket: by then every
+// entry recorded before the step has expired by the clock that recorded it, and the horizon
+// joins the wall clock again (a step that was a correction costs that much memory once). A wall
+// clock set back to where the horizon is ends the hold at once. Called with m.mu held.
+func (m *digestStore[D]) horizon(now time.Time) int64 {
+	t := now.UnixNano()
+	if m.mono == nil {
+		m.forgot = max(m.forgot, t) // an injected clock: its steps are the caller's
+		return m.forgot
+	}
+	mono := m.mono()
+	ran := int64(mono - m.sweptMono)
+	m.sweptMono = mono
+	switch {
+	case m.forgot == 0 || t <= m.forgot+ran+int64(clockStepMargin):
+		// No step (or too small to matter): the wall clock is the horizon, unless it went back.
+		m.stepMono = 0
+		m.forgot = max(m.forgot, t)
+	case m.stepMono != 0 && mono-m.stepMono > m.maxTTL+m.width:
+		m.stepMono = 0 // held long enough: all that the step passed has expired
+		m.forgot = t
+	default:
+		if m.stepMono == 0 {
+			m.stepMono = max(mono, 1)
+		}
+		m.forgot += ran
+	}
+	return m.forgot
+}
+
+// forgottenBefore is the horizon of the last sweep: entries expiring before it are forgotten,
+// and a journal file may be deleted once its bucket ends before it.
+func (m *digestStore[D]) forgottenBefore() int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.forgot
 }
 
 // Sweep frees the entries whose bucket has expired.

@@ -60,6 +60,7 @@ func OpenFileNonceStore(dir string, now func() time.Time) (*FileNonceStore, erro
 type digestMemory interface {
 	NonceStore
 	restore(key string, exp time.Time)
+	forgottenBefore() int64
 	Sweep()
 	Len() int
 }
@@ -268,11 +269,12 @@ func (s *FileNonceStore) bucketPath(b int64) string {
 	return filepath.Join(s.dir, nonceFilePrefix+strconv.FormatInt(b, 10)+nonceFileSuffix)
 }
 
-// dropExpired removes the journal files of buckets that end before now: every nonce in them has
-// expired. Errors are ignored: a file left behind is deleted at the next rotation or start.
+// dropExpired removes the journal files of buckets that end before the memory's horizon (the
+// wall clock, but held back after a step forward): every nonce in them has expired and been
+// forgotten. Errors are ignored: a file left behind is deleted at the next rotation or start.
 func (s *FileNonceStore) dropExpired() {
 	names, _ := filepath.Glob(filepath.Join(s.dir, nonceFilePrefix+"*"+nonceFileSuffix))
-	now := s.now().UnixNano()
+	now := s.mem.forgottenBefore()
 	for _, name := range names {
 		n := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(name), nonceFilePrefix), nonceFileSuffix)
 		b, err := strconv.ParseInt(n, 10, 64)

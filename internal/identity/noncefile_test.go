@@ -335,3 +335,66 @@ func TestFileClaimStoreRestoreCollision(t *testing.T) {
 		t.Fatalf("second use of long after a restart, its collider expired: fresh=%v err=%v (a replay)", fresh, err)
 	}
 }
+
+// The wall clock stepped forward past a nonce's expiry for a sweep, then set back: the nonce is
+// still used, in memory and in the journal read by the next process. Held only for the longest
+// lifetime (plus a bucket): a step that stays is then followed, and memory and files freed.
+func TestFileNonceStoreClockStepForward(t *testing.T) {
+	dir := t.TempDir()
+	t0 := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC).UnixNano()
+	var wall, mono atomic.Int64
+	wall.Store(t0)
+	mono.Store(int64(time.Second))
+	now := func() time.Time { return time.Unix(0, wall.Load()) }
+	open := func() *FileNonceStore {
+		mem := NewMemoryNonceStore(now)
+		mem.mono = func() time.Duration { return time.Duration(mono.Load()) }
+		s, err := openFileStore(dir, 0, now, mem)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	ctx := context.Background()
+	const ttl = 5 * time.Minute
+
+	s := open()
+	if fresh, err := s.Use(ctx, "k\x00n1", ttl); err != nil || !fresh {
+		t.Fatalf("first use: fresh=%v err=%v", fresh, err)
+	}
+	step := func(wallBy, monoBy time.Duration) {
+		wall.Add(int64(wallBy))
+		mono.Add(int64(monoBy))
+		s.Sweep()
+	}
+	step(5*time.Second, 5*time.Second)
+	step(time.Hour, 5*time.Second) // the step: an hour in five seconds
+	step(5*time.Second, 5*time.Second)
+	step(-time.Hour, 5*time.Second) // set back
+	if fresh, err := s.Use(ctx, "k\x00n1", ttl); err != nil || fresh {
+		t.Fatalf("use after the clock stepped forward and back: fresh=%v err=%v (a replay)", fresh, err)
+	}
+	s.Close()
+	s = open()
+	if fresh, err := s.Use(ctx, "k\x00n1", ttl); err != nil || fresh {
+		t.Fatalf("use after a restart that followed the step: fresh=%v err=%v (a replay)", fresh, err)
+	}
+
+	// A step that stays is followed once the longest lifetime and a bucket have run.
+	step(2*time.Minute, 2*time.Minute)
+	step(time.Hour, 5*time.Second)
+	if n := s.Len(); n == 0 {
+		t.Fatal("nonces forgotten at a step forward")
+	}
+	for i := 0; i < 80 && s.Len() > 0; i++ {
+		step(5*time.Second, 5*time.Second)
+	}
+	if n := s.Len(); n != 0 {
+		t.Fatalf("%d nonces still held %v after a step that stayed", n, 80*5*time.Second)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, nonceFilePrefix+"*"))
+	if len(files) > 1 {
+		t.Fatalf("journal files after the hold: %v, want at most the current bucket's", files)
+	}
+	s.Close()
+}
