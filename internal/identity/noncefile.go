@@ -70,20 +70,22 @@ type digestMemory interface {
 // read back with the width of the process reading it, and under another width a file of live
 // entries looks long expired and is deleted.
 func OpenFileNonceStoreWidth(dir string, width time.Duration, now func() time.Time) (*FileNonceStore, error) {
+	mem := NewMemoryNonceStore(now) // with now nil, on the wall clock with its step guard
 	if now == nil {
 		now = time.Now
 	}
-	return openFileStore(dir, width, now, NewMemoryNonceStore(now))
+	return openFileStore(dir, width, now, mem)
 }
 
 // OpenFileClaimStore is OpenFileNonceStoreWidth for outcome claims: the journal the same, the
 // claims in memory as 8-byte digests (MemoryClaimStore), which their hour's lifetime makes worth
-// it.
-func OpenFileClaimStore(dir string, width time.Duration, now func() time.Time) (*FileNonceStore, error) {
+// it. The store holds at most maxClaims (0: DefaultMaxClaims); beyond, Use fails.
+func OpenFileClaimStore(dir string, width time.Duration, maxClaims int, now func() time.Time) (*FileNonceStore, error) {
+	mem := NewMemoryClaimStoreMax(now, maxClaims) // with now nil, on the wall clock with its step guard
 	if now == nil {
 		now = time.Now
 	}
-	return openFileStore(dir, width, now, NewMemoryClaimStore(now))
+	return openFileStore(dir, width, now, mem)
 }
 
 func openFileStore(dir string, width time.Duration, now func() time.Time, mem digestMemory) (*FileNonceStore, error) {

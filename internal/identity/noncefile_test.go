@@ -3,6 +3,7 @@ package identity
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"hash/maphash"
 	"os"
 	"path/filepath"
@@ -303,7 +304,7 @@ func TestFileClaimStoreRestoreCollision(t *testing.T) {
 	now := func() time.Time { return time.Unix(0, clock.Load()) }
 	ctx := context.Background()
 
-	s, err := OpenFileClaimStore(dir, ClaimBucketWidth, now)
+	s, err := OpenFileClaimStore(dir, ClaimBucketWidth, 0, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -397,4 +398,44 @@ func TestFileNonceStoreClockStepForward(t *testing.T) {
 		t.Fatalf("journal files after the hold: %v, want at most the current bucket's", files)
 	}
 	s.Close()
+}
+
+// The journals the gateway opens (on the wall clock) hold clock steps back: their memory has the
+// monotonic clock to compare with. An injected clock's steps are its caller's.
+func TestFileStoresOnWallClockGuardSteps(t *testing.T) {
+	n, err := OpenFileNonceStore(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	c, err := OpenFileClaimStore(t.TempDir(), ClaimBucketWidth, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if n.mem.(*MemoryNonceStore).mono == nil || c.mem.(*MemoryClaimStore).mono == nil {
+		t.Fatal("a journal on the wall clock without the monotonic clock: a clock step forward drops its entries")
+	}
+	if m := NewMemoryNonceStore(time.Now); m.mono != nil {
+		t.Fatal("an injected clock compared with the monotonic one")
+	}
+}
+
+// limits.max_outcome_claims reaches the claim store: beyond it a claim is refused, not an old one
+// forgotten.
+func TestFileClaimStoreMax(t *testing.T) {
+	c, err := OpenFileClaimStore(t.TempDir(), ClaimBucketWidth, 1000, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	for i := range 1000 {
+		if fresh, err := c.Use(ctx, "c"+strconv.Itoa(i), time.Hour); err != nil || !fresh {
+			t.Fatalf("claim %d: fresh=%v err=%v", i, fresh, err)
+		}
+	}
+	if fresh, err := c.Use(ctx, "c1000", time.Hour); fresh || !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("claim beyond the bound: fresh=%v err=%v, want ErrUnavailable", fresh, err)
+	}
 }
