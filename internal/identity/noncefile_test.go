@@ -439,3 +439,40 @@ func TestFileClaimStoreMax(t *testing.T) {
 		t.Fatalf("claim beyond the bound: fresh=%v err=%v, want ErrUnavailable", fresh, err)
 	}
 }
+
+// The clock-step guard's state is shared by every Use and the sweeper: under both at once, on the
+// wall clock, each nonce is fresh exactly once and none is forgotten early.
+func TestFileNonceStoreSweepUnderUse(t *testing.T) {
+	s, err := OpenFileNonceStore(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	var sweeps sync.WaitGroup
+	sweeps.Go(func() {
+		for ctx.Err() == nil {
+			s.Sweep()
+		}
+	})
+	var fresh [64]atomic.Int32
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range fresh {
+				k := "kid\x00" + strconv.Itoa((i+g)%len(fresh))
+				if ok, err := s.Use(ctx, k, time.Minute); err == nil && ok {
+					fresh[(i+g)%len(fresh)].Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	cancel()
+	sweeps.Wait()
+	for i := range fresh {
+		if n := fresh[i].Load(); n != 1 {
+			t.Fatalf("nonce %d fresh %d times, want 1", i, n)
+		}
+	}
+}
