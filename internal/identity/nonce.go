@@ -21,7 +21,8 @@ type NonceStore interface {
 // expiry bucket its expiry falls in (buckets NonceBucketWidth wide). A nonce is remembered
 // until the end of its bucket — at least its ttl, at most NonceBucketWidth longer — and a
 // bucket whose end has passed is dropped whole, by the next Use or by Sweep on a timer
-// (RunSweeper), so an idle gateway frees its nonces too. Each bucket's set is an open-addressed
+// (RunSweeper), so an idle gateway frees its nonces too ("passed" by a horizon that a forward step
+// of the wall clock does not carry along at once: see horizon). Each bucket's set is an open-addressed
 // table (digestSet) sized to its nonces once the next bucket opens: ≈ 22 bytes per nonce at a
 // steady rate (TestNonceStoreSteadyBytes), up to 43 in the bucket still filling
 // (BenchmarkNonceStoreBytes, one bucket: 34), whatever the nonce's length.
@@ -35,7 +36,7 @@ type MemoryNonceStore struct{ digestStore[nonceDigest] }
 // MemoryClaimStore is MemoryNonceStore for outcome claims (the once-only record that a
 // decision's outcome was reported), with 8-byte keyed digests in buckets ClaimBucketWidth wide,
 // each an open-addressed table of words (digestSet), compacted once the next bucket opens: ≈ 11
-// bytes per claim at a steady rate (500 claims a second for 15 minutes: 11.0 B), up to 21 in the
+// bytes per claim at a steady rate (TestClaimStoreSteadyBytes: 11.0 B), up to 21 in the
 // bucket still filling (BenchmarkClaimStoreBytes, one bucket: 17). Claims live for the outcome TTL (an
 // hour by default), twelve times a signature nonce's window, so they are most of what the
 // once-only stores hold, and their size is what the gateway's steady memory is made of.
