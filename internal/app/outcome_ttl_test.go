@@ -91,3 +91,24 @@ func TestOutcomeClaimsCompact(t *testing.T) {
 		t.Errorf("%.1f B of heap per outcome claim, want at most 24", per)
 	}
 }
+
+// limits.max_outcome_claims bounds the claim store the gateway opens: past it an outcome's claim
+// is refused (the outcome is outcome_claims_unavailable), not an earlier claim forgotten.
+func TestMaxOutcomeClaimsSetting(t *testing.T) {
+	ctx := context.Background()
+	_, cfgPath, _, cfg := initDefault(t)
+	cfg.Limits.MaxOutcomeClaims = 1000
+	a, err := Open(ctx, cfg, cfgPath, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(ctx)
+	for i := range 1000 {
+		if fresh, err := a.stores.claims.Use(ctx, "\x00outcome\x00"+strconv.Itoa(i), time.Hour+time.Minute); err != nil || !fresh {
+			t.Fatalf("claim %d: %v %v", i, fresh, err)
+		}
+	}
+	if fresh, err := a.stores.claims.Use(ctx, "\x00outcome\x00x", time.Hour+time.Minute); err == nil || fresh {
+		t.Fatalf("claim past limits.max_outcome_claims: fresh=%v err=%v, want refused", fresh, err)
+	}
+}

@@ -201,7 +201,7 @@ func openStores(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *s
 		s.nonces = redis.NewNonceStore(rc, sc.Redis.Prefix+"nonce:")
 	case config.StoreMemory:
 		s.nonces = identity.NewMemoryNonceStore(nil)
-		s.claims = identity.NewMemoryClaimStore(nil)
+		s.claims = identity.NewMemoryClaimStoreMax(nil, cfg.Limits.MaxOutcomeClaims)
 	case config.StoreSQLite:
 		// Durable and shared by the processes on one data directory.
 		st, err := sqlite.OpenNonces(ctx, filepath.Join(cfg.DataDir, NoncesFile), nil)
@@ -218,7 +218,7 @@ func openStores(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *s
 		}
 		s.nonces = st
 		s.closers = append(s.closers, st.Close)
-		ct, err := identity.OpenFileClaimStore(filepath.Join(cfg.DataDir, OutcomeClaimsDir), claimJournalWidth, nil)
+		ct, err := identity.OpenFileClaimStore(filepath.Join(cfg.DataDir, OutcomeClaimsDir), claimJournalWidth, cfg.Limits.MaxOutcomeClaims, nil)
 		if err != nil {
 			return nil, fmt.Errorf("open outcome claims: %w", err)
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"sync"
@@ -51,14 +52,17 @@ func startHeapProfiles(ctx context.Context, prefix string, onErr func(error)) (s
 const heapProfileRate = 32 << 10
 
 // writeHeapProfile collects, then writes the heap profile to path (written whole or not at all:
-// a reader polling for the file never sees half of it).
+// a reader polling for the file never sees half of it). The temporary file has a random name and
+// is created exclusively, mode 0600: a fixed name could be planted beforehand as a symlink to a
+// file of the gateway's (the ledger), which the profile would then truncate, and a heap profile
+// names the gateway's code and data paths, for its operator only.
 func writeHeapProfile(path string) error {
 	runtime.GC()
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
 	if err != nil {
 		return err
 	}
+	tmp := f.Name()
 	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
 		f.Close()
 		os.Remove(tmp)

@@ -42,3 +42,36 @@ func TestHeapProfileOnSignal(t *testing.T) {
 		}
 	}
 }
+
+// A symlink planted at the temporary name a profile used to be written through is not followed:
+// the file it points to (say, the ledger) is left as it was, and the profile is the operator's
+// alone (0600).
+func TestHeapProfileIgnoresPlantedSymlink(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "ledger.db")
+	want := []byte("records the profile must not overwrite\n")
+	if err := os.WriteFile(target, want, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "heap.1")
+	if err := os.Symlink(target, path+".tmp"); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeHeapProfile(path); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(target); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("symlink target after a profile: %d bytes (%q…), %v; want it untouched", len(got), got[:min(len(got), 8)], err)
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("profile %v, want a regular file of mode 0600", fi.Mode())
+	}
+	left, _ := filepath.Glob(filepath.Join(dir, "heap.1.*.tmp"))
+	if len(left) != 0 {
+		t.Fatalf("temporary files left behind: %v", left)
+	}
+}

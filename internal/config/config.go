@@ -570,7 +570,20 @@ type LimitsConfig struct {
 	// long (and a minute more) so that it is accepted once: the memory it takes grows with
 	// outcomes/s × OutcomeTTL, and a gateway's memory is steady only after one OutcomeTTL.
 	OutcomeTTL time.Duration `yaml:"outcome_ttl"`
+	// MaxOutcomeClaims bounds the outcome claims one gateway keeps in memory (the embedded
+	// stores; Redis has its own memory): 0 means identity.DefaultMaxClaims (16 M). A full store
+	// refuses every outcome (outcome_claims_unavailable) until claims expire, so the bound must
+	// cover outcomes/s × (OutcomeTTL + 2m), and the memory it allows (≈ 11 B a claim, up to 21
+	// while a minute's bucket fills) must fit under the soft memory limit.
+	MaxOutcomeClaims int `yaml:"max_outcome_claims"`
 }
+
+// MinMaxOutcomeClaims and MaxMaxOutcomeClaims bound limits.max_outcome_claims: fewer than a
+// thousand is a gateway that refuses outcomes at a handful a second; 2^28 claims is 3–6 GB.
+const (
+	MinMaxOutcomeClaims = 1000
+	MaxMaxOutcomeClaims = 1 << 28
+)
 
 // DefaultOutcomeTTL is limits.outcome_ttl's default; MinOutcomeTTL and MaxOutcomeTTL bound it
 // (shorter than a minute, a tool that runs a while cannot report; longer than a day, the claims
@@ -920,6 +933,9 @@ func (c *Config) problems() []problem {
 	}
 	if t := l.OutcomeTTL; t != 0 && (t < MinOutcomeTTL || t > MaxOutcomeTTL) {
 		add("limits.outcome_ttl", "want 0 (the default, %v) or %v..%v, got %v", DefaultOutcomeTTL, MinOutcomeTTL, MaxOutcomeTTL, t)
+	}
+	if n := l.MaxOutcomeClaims; n != 0 && (n < MinMaxOutcomeClaims || n > MaxMaxOutcomeClaims) {
+		add("limits.max_outcome_claims", "want 0 (the default, 16777216) or %d..%d, got %d", MinMaxOutcomeClaims, MaxMaxOutcomeClaims, n)
 	}
 	names := map[string]bool{}
 	for i, u := range c.MCP.Upstreams {

@@ -85,6 +85,9 @@ func TestParseErrors(t *testing.T) {
 		{"outcome ttl too short", "limits:\n  outcome_ttl: 30s\n", []string{"limits.outcome_ttl", "1m0s..24h0m0s"}},
 		{"outcome ttl too long", "limits:\n  outcome_ttl: 25h\n", []string{"limits.outcome_ttl"}},
 		{"outcome ttl negative", "limits:\n  outcome_ttl: -1m\n", []string{"limits.outcome_ttl"}},
+		{"outcome claims too few", "limits:\n  max_outcome_claims: 999\n", []string{"limits.max_outcome_claims", "1000..268435456"}},
+		{"outcome claims too many", "limits:\n  max_outcome_claims: 268435457\n", []string{"limits.max_outcome_claims"}},
+		{"outcome claims negative", "limits:\n  max_outcome_claims: -1\n", []string{"limits.max_outcome_claims"}},
 		{"store kinds", "store:\n  ledger: mysql\n  nonces: postgres\n", []string{"store.ledger", "store.nonces"}},
 		{"console store kind", "store:\n  console: sqlite\n", []string{"store.console", "want memory or postgres or redis"}},
 		{"console store needs its connection", "store:\n  console: redis\n", []string{"store.redis.url_env"}},
@@ -275,6 +278,9 @@ func TestOutcomeTTL(t *testing.T) {
 	c, err := Parse("gw.yaml", []byte("limits:\n  outcome_ttl: 10m\n"))
 	if err != nil || c.Limits.OutcomeTTL != 10*time.Minute {
 		t.Fatalf("outcome_ttl: 10m: %v, %v", c, err)
+	}
+	if c, err := Parse("gw.yaml", []byte("limits:\n  max_outcome_claims: 2000000\n")); err != nil || c.Limits.MaxOutcomeClaims != 2_000_000 {
+		t.Fatalf("max_outcome_claims: 2000000: %v", err)
 	}
 	if c, err := Parse("gw.yaml", []byte("listen: 127.0.0.1:1\n")); err != nil || c.Limits.OutcomeTTL != 0 {
 		t.Fatalf("no outcome_ttl: %v", err)

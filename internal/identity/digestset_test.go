@@ -82,18 +82,33 @@ func TestNonceStoreSteadyBytes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fills 200,000 nonces")
 	}
+	steadyBytes(t, func(now func() time.Time) digestMemory { return NewMemoryNonceStore(now) }, 330*time.Second, 400, 30)
+}
+
+// At a steady rate, past one outcome TTL (the default hour), a remembered claim costs at most 14
+// bytes of heap: its 8-byte digest in a table of words sized to its minute's bucket.
+func TestClaimStoreSteadyBytes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fills 1.9 M claims")
+	}
+	steadyBytes(t, func(now func() time.Time) digestMemory { return NewMemoryClaimStore(now) }, time.Hour, 3800, 14)
+}
+
+// steadyBytes feeds a new store 500 keys a second, each to live ttl, for the given seconds of a
+// fake clock, and requires the heap it holds at the end to be at most limit bytes per live key.
+func steadyBytes(t *testing.T, open func(now func() time.Time) digestMemory, ttl time.Duration, seconds int, limit float64) {
 	clock := time.Unix(1_000_000, 0)
-	s := NewMemoryNonceStore(func() time.Time { return clock })
+	s := open(func() time.Time { return clock })
 	ctx := context.Background()
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	n := 0
-	for range 400 { // seconds: the 5½-minute window filled, and turned over
+	for range seconds { // the lifetime filled, and turned over
 		for range 500 {
 			k := "agent-key-1\x00" + strconv.FormatUint(uint64(n)*0x9e3779b97f4a7c15, 36)
 			n++
-			if fresh, err := s.Use(ctx, k, 330*time.Second); !fresh || err != nil {
+			if fresh, err := s.Use(ctx, k, ttl); !fresh || err != nil {
 				t.Fatalf("Use: %v %v", fresh, err)
 			}
 		}
@@ -102,9 +117,9 @@ func TestNonceStoreSteadyBytes(t *testing.T) {
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	per := float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(s.Len())
-	t.Logf("%d nonces live, %.1f B each", s.Len(), per)
-	if per > 30 {
-		t.Errorf("%.1f B of heap per nonce at a steady rate, want at most 30", per)
+	t.Logf("%d live, %.1f B each", s.Len(), per)
+	if per > limit {
+		t.Errorf("%.1f B of heap per entry at a steady rate, want at most %v", per, limit)
 	}
 	runtime.KeepAlive(s)
 }

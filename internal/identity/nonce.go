@@ -21,7 +21,8 @@ type NonceStore interface {
 // expiry bucket its expiry falls in (buckets NonceBucketWidth wide). A nonce is remembered
 // until the end of its bucket — at least its ttl, at most NonceBucketWidth longer — and a
 // bucket whose end has passed is dropped whole, by the next Use or by Sweep on a timer
-// (RunSweeper), so an idle gateway frees its nonces too. Each bucket's set is an open-addressed
+// (RunSweeper), so an idle gateway frees its nonces too ("passed" by a horizon that a forward step
+// of the wall clock does not carry along at once: see horizon). Each bucket's set is an open-addressed
 // table (digestSet) sized to its nonces once the next bucket opens: ≈ 22 bytes per nonce at a
 // steady rate (TestNonceStoreSteadyBytes), up to 43 in the bucket still filling
 // (BenchmarkNonceStoreBytes, one bucket: 34), whatever the nonce's length.
@@ -35,7 +36,7 @@ type MemoryNonceStore struct{ digestStore[nonceDigest] }
 // MemoryClaimStore is MemoryNonceStore for outcome claims (the once-only record that a
 // decision's outcome was reported), with 8-byte keyed digests in buckets ClaimBucketWidth wide,
 // each an open-addressed table of words (digestSet), compacted once the next bucket opens: ≈ 11
-// bytes per claim at a steady rate (500 claims a second for 15 minutes: 11.0 B), up to 21 in the
+// bytes per claim at a steady rate (TestClaimStoreSteadyBytes: 11.0 B), up to 21 in the
 // bucket still filling (BenchmarkClaimStoreBytes, one bucket: 17). Claims live for the outcome TTL (an
 // hour by default), twelve times a signature nonce's window, so they are most of what the
 // once-only stores hold, and their size is what the gateway's steady memory is made of.
@@ -54,6 +55,7 @@ type MemoryClaimStore struct{ digestStore[uint64] }
 // digestStore is the store both are: keyed digests of D in expiry buckets.
 type digestStore[D comparable] struct {
 	now    func() time.Time
+	mono   func() time.Duration // time run since start, immune to clock steps; nil with an injected now
 	digest func(key string) D
 	first  func(D) uint64 // the word of a digest that places it in a bucket's table
 
@@ -62,6 +64,12 @@ type digestStore[D comparable] struct {
 	count   int
 	maxSize int
 	width   time.Duration
+	maxTTL  time.Duration // the longest lifetime added, for how long a clock step is held back
+
+	// The forgetting horizon and the clock step guard (see horizon); guarded by mu.
+	forgot    int64         // unix nanoseconds: expiries before it are forgotten
+	sweptMono time.Duration // mono at the last sweep (0: none yet)
+	stepMono  time.Duration // mono when the last forward step was seen (0: none held)
 }
 
 type nonceDigest [2]uint64
@@ -81,8 +89,10 @@ var (
 // than old ones forgotten early (which would reopen the replay window).
 const DefaultMaxNonces = 4 << 20
 
-// DefaultMaxClaims bounds the claim store likewise: 16 M claims (≈ 150–300 MB) is 4,600
-// outcomes/s for the default hour; beyond it an outcome is refused, not an old claim forgotten.
+// DefaultMaxClaims bounds the claim store likewise (limits.max_outcome_claims sets another):
+// 16 M claims (≈ 180 MB at a steady rate, up to twice that while buckets fill) is 4,500
+// outcomes/s for the default hour but only 194/s at the longest outcome TTL, a day; beyond it an
+// outcome is refused, not an old claim forgotten.
 const DefaultMaxClaims = 16 << 20
 
 // NonceBucketWidth is the granularity of expiry: a nonce is remembered until the end of the
@@ -105,18 +115,34 @@ func NewMemoryNonceStore(now func() time.Time) *MemoryNonceStore {
 
 // NewMemoryClaimStore returns a claim store using now for expiry (time.Now if nil).
 func NewMemoryClaimStore(now func() time.Time) *MemoryClaimStore {
+	return NewMemoryClaimStoreMax(now, 0)
+}
+
+// NewMemoryClaimStoreMax is NewMemoryClaimStore holding at most maxClaims (0: DefaultMaxClaims).
+func NewMemoryClaimStoreMax(now func() time.Time, maxClaims int) *MemoryClaimStore {
+	if maxClaims <= 0 {
+		maxClaims = DefaultMaxClaims
+	}
 	seed := maphash.MakeSeed()
-	return &MemoryClaimStore{newDigestStore(now, ClaimBucketWidth, DefaultMaxClaims, func(key string) uint64 {
+	return &MemoryClaimStore{newDigestStore(now, ClaimBucketWidth, maxClaims, func(key string) uint64 {
 		return wordDigest(maphash.String(seed, key))
 	}, func(d uint64) uint64 { return d })}
 }
 
 func newDigestStore[D comparable](now func() time.Time, width time.Duration, maxSize int, digest func(string) D, first func(D) uint64) digestStore[D] {
+	var mono func() time.Duration
 	if now == nil {
 		now = time.Now
+		start := time.Now()
+		mono = func() time.Duration { return time.Since(start) } // monotonic: time.Now carries it
 	}
-	return digestStore[D]{now: now, digest: digest, first: first, maxSize: maxSize, width: width}
+	return digestStore[D]{now: now, mono: mono, digest: digest, first: first, maxSize: maxSize, width: width}
 }
+
+// clockStepMargin is how far the wall clock may run ahead of the monotonic clock between two
+// sweeps before it counts as stepped forward: well above NTP's slewing (at most 0.5 ms a second)
+// and the small steps it makes at start, well under any lifetime the stores hold.
+const clockStepMargin = 2 * time.Second
 
 func (m *digestStore[D]) Use(_ context.Context, key string, ttl time.Duration) (bool, error) {
 	d := m.digest(key)
@@ -131,6 +157,7 @@ func (m *digestStore[D]) Use(_ context.Context, key string, ttl time.Duration) (
 		return false, ErrUnavailable
 	}
 	m.add(d, now.Add(ttl))
+	m.maxTTL = max(m.maxTTL, ttl)
 	return true, nil
 }
 
@@ -147,8 +174,7 @@ func (m *digestStore[D]) has(d D) bool {
 
 // add puts d in the bucket of exp. Called with m.mu held.
 func (m *digestStore[D]) add(d D, exp time.Time) {
-	w := int64(m.width)
-	end := (exp.UnixNano()/w + 1) * w
+	end := m.bucketEnd(exp)
 	i := len(m.buckets)
 	for i > 0 && m.buckets[i-1].end > end {
 		i--
@@ -169,20 +195,42 @@ func (m *digestStore[D]) add(d D, exp time.Time) {
 	m.count++
 }
 
-// restore remembers key until exp, as loaded from a journal at start.
+// restore remembers key until exp, as loaded from a journal at start. Only the bucket of exp is
+// checked for the digest: a digest found in another bucket may be another key's (a collision
+// under this process's seeds) that is forgotten sooner, and skipping key for it would let key be
+// used again once that bucket is dropped. A key in two buckets costs an entry, not a second use.
 func (m *digestStore[D]) restore(key string, exp time.Time) {
 	d := m.digest(key)
+	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.has(d) {
-		return // an entry of a later bucket remembers it at least as long
+	m.maxTTL = max(m.maxTTL, exp.Sub(now))
+	if b := m.bucketOf(exp); b != nil && b.set.has(d) {
+		return // the journal holds key twice (adopted again): remembered as long already
 	}
 	m.add(d, exp)
 }
 
-// sweep drops the buckets whose end has passed. Called with m.mu held; O(buckets).
+// bucketOf is the bucket exp falls in, nil if there is none. Called with m.mu held.
+func (m *digestStore[D]) bucketOf(exp time.Time) *digestBucket[D] {
+	end := m.bucketEnd(exp)
+	for i := len(m.buckets) - 1; i >= 0; i-- {
+		if m.buckets[i].end == end {
+			return &m.buckets[i]
+		}
+	}
+	return nil
+}
+
+// bucketEnd is the end of the bucket exp falls in.
+func (m *digestStore[D]) bucketEnd(exp time.Time) int64 {
+	w := int64(m.width)
+	return (exp.UnixNano()/w + 1) * w
+}
+
+// sweep drops the buckets whose end has passed the horizon. Called with m.mu held; O(buckets).
 func (m *digestStore[D]) sweep(now time.Time) {
-	t := now.UnixNano()
+	t := m.horizon(now)
 	n := 0
 	for n < len(m.buckets) && m.buckets[n].end <= t {
 		m.count -= m.buckets[n].set.len()
@@ -192,6 +240,49 @@ func (m *digestStore[D]) sweep(now time.Time) {
 	if n > 0 {
 		m.buckets = append(m.buckets[:0], m.buckets[n:]...)
 	}
+}
+
+// horizon moves and returns the time before which expiries may be forgotten: now, unless the
+// wall clock has stepped forward — run further than the monotonic clock since the last sweep,
+// by more than clockStepMargin. A step forward that is set back later (a wrong time source,
+// an operator's mistake) would otherwise drop every entry it passed, and once the clock is right
+// again their tokens are valid and their second use fresh. So after a step the horizon advances
+// with the monotonic clock only, for the longest lifetime held plus a bucket: by then every
+// entry recorded before the step has expired by the clock that recorded it, and the horizon
+// joins the wall clock again (a step that was a correction costs that much memory once). A wall
+// clock set back to where the horizon is ends the hold at once. Called with m.mu held.
+func (m *digestStore[D]) horizon(now time.Time) int64 {
+	t := now.UnixNano()
+	if m.mono == nil {
+		m.forgot = max(m.forgot, t) // an injected clock: its steps are the caller's
+		return m.forgot
+	}
+	mono := m.mono()
+	ran := int64(mono - m.sweptMono)
+	m.sweptMono = mono
+	switch {
+	case m.forgot == 0 || t <= m.forgot+ran+int64(clockStepMargin):
+		// No step (or too small to matter): the wall clock is the horizon, unless it went back.
+		m.stepMono = 0
+		m.forgot = max(m.forgot, t)
+	case m.stepMono != 0 && mono-m.stepMono > m.maxTTL+m.width:
+		m.stepMono = 0 // held long enough: all that the step passed has expired
+		m.forgot = t
+	default:
+		if m.stepMono == 0 {
+			m.stepMono = max(mono, 1)
+		}
+		m.forgot += ran
+	}
+	return m.forgot
+}
+
+// forgottenBefore is the horizon of the last sweep: entries expiring before it are forgotten,
+// and a journal file may be deleted once its bucket ends before it.
+func (m *digestStore[D]) forgottenBefore() int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.forgot
 }
 
 // Sweep frees the entries whose bucket has expired.

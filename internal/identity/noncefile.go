@@ -60,6 +60,7 @@ func OpenFileNonceStore(dir string, now func() time.Time) (*FileNonceStore, erro
 type digestMemory interface {
 	NonceStore
 	restore(key string, exp time.Time)
+	forgottenBefore() int64
 	Sweep()
 	Len() int
 }
@@ -69,20 +70,22 @@ type digestMemory interface {
 // read back with the width of the process reading it, and under another width a file of live
 // entries looks long expired and is deleted.
 func OpenFileNonceStoreWidth(dir string, width time.Duration, now func() time.Time) (*FileNonceStore, error) {
+	mem := NewMemoryNonceStore(now) // with now nil, on the wall clock with its step guard
 	if now == nil {
 		now = time.Now
 	}
-	return openFileStore(dir, width, now, NewMemoryNonceStore(now))
+	return openFileStore(dir, width, now, mem)
 }
 
 // OpenFileClaimStore is OpenFileNonceStoreWidth for outcome claims: the journal the same, the
 // claims in memory as 8-byte digests (MemoryClaimStore), which their hour's lifetime makes worth
-// it.
-func OpenFileClaimStore(dir string, width time.Duration, now func() time.Time) (*FileNonceStore, error) {
+// it. The store holds at most maxClaims (0: DefaultMaxClaims); beyond, Use fails.
+func OpenFileClaimStore(dir string, width time.Duration, maxClaims int, now func() time.Time) (*FileNonceStore, error) {
+	mem := NewMemoryClaimStoreMax(now, maxClaims) // with now nil, on the wall clock with its step guard
 	if now == nil {
 		now = time.Now
 	}
-	return openFileStore(dir, width, now, NewMemoryClaimStore(now))
+	return openFileStore(dir, width, now, mem)
 }
 
 func openFileStore(dir string, width time.Duration, now func() time.Time, mem digestMemory) (*FileNonceStore, error) {
@@ -268,11 +271,12 @@ func (s *FileNonceStore) bucketPath(b int64) string {
 	return filepath.Join(s.dir, nonceFilePrefix+strconv.FormatInt(b, 10)+nonceFileSuffix)
 }
 
-// dropExpired removes the journal files of buckets that end before now: every nonce in them has
-// expired. Errors are ignored: a file left behind is deleted at the next rotation or start.
+// dropExpired removes the journal files of buckets that end before the memory's horizon (the
+// wall clock, but held back after a step forward): every nonce in them has expired and been
+// forgotten. Errors are ignored: a file left behind is deleted at the next rotation or start.
 func (s *FileNonceStore) dropExpired() {
 	names, _ := filepath.Glob(filepath.Join(s.dir, nonceFilePrefix+"*"+nonceFileSuffix))
-	now := s.now().UnixNano()
+	now := s.mem.forgottenBefore()
 	for _, name := range names {
 		n := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(name), nonceFilePrefix), nonceFileSuffix)
 		b, err := strconv.ParseInt(n, 10, 64)

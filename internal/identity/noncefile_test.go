@@ -3,6 +3,8 @@ package identity
 import (
 	"context"
 	"encoding/base64"
+	"errors"
+	"hash/maphash"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -289,5 +291,188 @@ func TestFileNonceStoreAdoptedSurvivesSecondRestart(t *testing.T) {
 	defer claims.Close()
 	if fresh, err := claims.Use(ctx, claim, time.Hour); err != nil || fresh {
 		t.Fatalf("a claim adopted before the last restart, within its hour: fresh=%v err=%v, want refused", fresh, err)
+	}
+}
+
+// Two keys whose digests collide under the seeds of the process that loads the journal: the
+// short-lived one loaded first must not stand in for the long-lived one, or the long-lived one
+// is forgotten with the short one's bucket and accepted a second time while still valid.
+func TestFileClaimStoreRestoreCollision(t *testing.T) {
+	dir := t.TempDir()
+	var clock atomic.Int64
+	clock.Store(time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC).UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()) }
+	ctx := context.Background()
+
+	s, err := OpenFileClaimStore(dir, ClaimBucketWidth, 0, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fresh, err := s.Use(ctx, "short", 2*time.Minute); err != nil || !fresh {
+		t.Fatalf("first use of short: fresh=%v err=%v", fresh, err)
+	}
+	if fresh, err := s.Use(ctx, "long", time.Hour); err != nil || !fresh {
+		t.Fatalf("first use of long: fresh=%v err=%v", fresh, err)
+	}
+	s.Close()
+
+	// The next process draws seeds under which "short" and "long" collide.
+	seed := maphash.MakeSeed()
+	colliding := func(key string) uint64 {
+		if key == "short" || key == "long" {
+			return 42
+		}
+		return wordDigest(maphash.String(seed, key))
+	}
+	mem := &MemoryClaimStore{newDigestStore(now, ClaimBucketWidth, DefaultMaxClaims, colliding, func(d uint64) uint64 { return d })}
+	s, err = openFileStore(dir, ClaimBucketWidth, now, mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	clock.Add(int64(10 * time.Minute)) // past short's bucket, long still valid
+	s.Sweep()
+	if fresh, err := s.Use(ctx, "long", time.Hour); err != nil || fresh {
+		t.Fatalf("second use of long after a restart, its collider expired: fresh=%v err=%v (a replay)", fresh, err)
+	}
+}
+
+// The wall clock stepped forward past a nonce's expiry for a sweep, then set back: the nonce is
+// still used, in memory and in the journal read by the next process. Held only for the longest
+// lifetime (plus a bucket): a step that stays is then followed, and memory and files freed.
+func TestFileNonceStoreClockStepForward(t *testing.T) {
+	dir := t.TempDir()
+	t0 := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC).UnixNano()
+	var wall, mono atomic.Int64
+	wall.Store(t0)
+	mono.Store(int64(time.Second))
+	now := func() time.Time { return time.Unix(0, wall.Load()) }
+	open := func() *FileNonceStore {
+		mem := NewMemoryNonceStore(now)
+		mem.mono = func() time.Duration { return time.Duration(mono.Load()) }
+		s, err := openFileStore(dir, 0, now, mem)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	ctx := context.Background()
+	const ttl = 5 * time.Minute
+
+	s := open()
+	if fresh, err := s.Use(ctx, "k\x00n1", ttl); err != nil || !fresh {
+		t.Fatalf("first use: fresh=%v err=%v", fresh, err)
+	}
+	step := func(wallBy, monoBy time.Duration) {
+		wall.Add(int64(wallBy))
+		mono.Add(int64(monoBy))
+		s.Sweep()
+	}
+	step(5*time.Second, 5*time.Second)
+	step(time.Hour, 5*time.Second) // the step: an hour in five seconds
+	step(5*time.Second, 5*time.Second)
+	step(-time.Hour, 5*time.Second) // set back
+	if fresh, err := s.Use(ctx, "k\x00n1", ttl); err != nil || fresh {
+		t.Fatalf("use after the clock stepped forward and back: fresh=%v err=%v (a replay)", fresh, err)
+	}
+	s.Close()
+	s = open()
+	if fresh, err := s.Use(ctx, "k\x00n1", ttl); err != nil || fresh {
+		t.Fatalf("use after a restart that followed the step: fresh=%v err=%v (a replay)", fresh, err)
+	}
+
+	// A step that stays is followed once the longest lifetime and a bucket have run.
+	step(2*time.Minute, 2*time.Minute)
+	step(time.Hour, 5*time.Second)
+	if n := s.Len(); n == 0 {
+		t.Fatal("nonces forgotten at a step forward")
+	}
+	for i := 0; i < 80 && s.Len() > 0; i++ {
+		step(5*time.Second, 5*time.Second)
+	}
+	if n := s.Len(); n != 0 {
+		t.Fatalf("%d nonces still held %v after a step that stayed", n, 80*5*time.Second)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, nonceFilePrefix+"*"))
+	if len(files) > 1 {
+		t.Fatalf("journal files after the hold: %v, want at most the current bucket's", files)
+	}
+	s.Close()
+}
+
+// The journals the gateway opens (on the wall clock) hold clock steps back: their memory has the
+// monotonic clock to compare with. An injected clock's steps are its caller's.
+func TestFileStoresOnWallClockGuardSteps(t *testing.T) {
+	n, err := OpenFileNonceStore(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	c, err := OpenFileClaimStore(t.TempDir(), ClaimBucketWidth, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if n.mem.(*MemoryNonceStore).mono == nil || c.mem.(*MemoryClaimStore).mono == nil {
+		t.Fatal("a journal on the wall clock without the monotonic clock: a clock step forward drops its entries")
+	}
+	if m := NewMemoryNonceStore(time.Now); m.mono != nil {
+		t.Fatal("an injected clock compared with the monotonic one")
+	}
+}
+
+// limits.max_outcome_claims reaches the claim store: beyond it a claim is refused, not an old one
+// forgotten.
+func TestFileClaimStoreMax(t *testing.T) {
+	c, err := OpenFileClaimStore(t.TempDir(), ClaimBucketWidth, 1000, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	for i := range 1000 {
+		if fresh, err := c.Use(ctx, "c"+strconv.Itoa(i), time.Hour); err != nil || !fresh {
+			t.Fatalf("claim %d: fresh=%v err=%v", i, fresh, err)
+		}
+	}
+	if fresh, err := c.Use(ctx, "c1000", time.Hour); fresh || !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("claim beyond the bound: fresh=%v err=%v, want ErrUnavailable", fresh, err)
+	}
+}
+
+// The clock-step guard's state is shared by every Use and the sweeper: under both at once, on the
+// wall clock, each nonce is fresh exactly once and none is forgotten early.
+func TestFileNonceStoreSweepUnderUse(t *testing.T) {
+	s, err := OpenFileNonceStore(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	var sweeps sync.WaitGroup
+	sweeps.Go(func() {
+		for ctx.Err() == nil {
+			s.Sweep()
+		}
+	})
+	var fresh [64]atomic.Int32
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range fresh {
+				k := "kid\x00" + strconv.Itoa((i+g)%len(fresh))
+				if ok, err := s.Use(ctx, k, time.Minute); err == nil && ok {
+					fresh[(i+g)%len(fresh)].Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	cancel()
+	sweeps.Wait()
+	for i := range fresh {
+		if n := fresh[i].Load(); n != 1 {
+			t.Fatalf("nonce %d fresh %d times, want 1", i, n)
+		}
 	}
 }
