@@ -67,7 +67,8 @@ type digestStore[D comparable] struct {
 	maxTTL  time.Duration // the longest lifetime added, for how long a clock step is held back
 
 	// The forgetting horizon and the clock step guard (see horizon); guarded by mu.
-	forgot    int64         // unix nanoseconds: expiries before it are forgotten
+	forgot    int64         // unix nanoseconds: the step guard's horizon, which may be ahead of a clock set back
+	swept     int64         // the horizon of the last sweep, min(forgot, wall clock): what was forgotten
 	sweptMono time.Duration // mono at the last sweep (0: none yet)
 	stepMono  time.Duration // mono when the last forward step was seen (0: none held)
 }
@@ -250,9 +251,20 @@ func (m *digestStore[D]) sweep(now time.Time) {
 // with the monotonic clock only, for the longest lifetime held plus a bucket: by then every
 // entry recorded before the step has expired by the clock that recorded it, and the horizon
 // joins the wall clock again (a step that was a correction costs that much memory once). A wall
-// clock set back to where the horizon is ends the hold at once. Called with m.mu held.
+// clock set back to where the horizon is ends the hold at once.
+//
+// The horizon returned is never ahead of the wall clock: after a clock is set back, an entry
+// recorded since expires by that clock, so forgetting by the guard's later horizon would drop it
+// at once and accept its second use. Held or not, nothing is forgotten that the wall clock alone
+// would keep. Called with m.mu held.
 func (m *digestStore[D]) horizon(now time.Time) int64 {
 	t := now.UnixNano()
+	m.swept = min(m.guard(t), t)
+	return m.swept
+}
+
+// guard moves the step guard's horizon to wall clock t and returns it (see horizon).
+func (m *digestStore[D]) guard(t int64) int64 {
 	if m.mono == nil {
 		m.forgot = max(m.forgot, t) // an injected clock: its steps are the caller's
 		return m.forgot
@@ -282,7 +294,7 @@ func (m *digestStore[D]) horizon(now time.Time) int64 {
 func (m *digestStore[D]) forgottenBefore() int64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.forgot
+	return m.swept
 }
 
 // Sweep frees the entries whose bucket has expired.

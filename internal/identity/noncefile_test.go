@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"hash/maphash"
 	"os"
 	"path/filepath"
@@ -473,6 +474,48 @@ func TestFileNonceStoreSweepUnderUse(t *testing.T) {
 	for i := range fresh {
 		if n := fresh[i].Load(); n != 1 {
 			t.Fatalf("nonce %d fresh %d times, want 1", i, n)
+		}
+	}
+}
+
+// A wall clock set back (NTP correcting a fast clock) must not make the store forget what it
+// records afterwards: the forgetting horizon never runs ahead of the wall clock, so an entry is
+// kept until the clock that recorded it passes its expiry. With the horizon kept at the old,
+// later time, every nonce used after a set-back larger than a lifetime was dropped at the next
+// Use and accepted again.
+func TestFileNonceStoreClockStepBack(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC).UnixNano()
+	var wall, mono atomic.Int64
+	wall.Store(t0)
+	mono.Store(int64(time.Second))
+	now := func() time.Time { return time.Unix(0, wall.Load()) }
+	mem := NewMemoryNonceStore(now)
+	mem.mono = func() time.Duration { return time.Duration(mono.Load()) }
+	s, err := openFileStore(t.TempDir(), 0, now, mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	const ttl = 5 * time.Minute
+	if _, err := s.Use(ctx, "k\x00first", ttl); err != nil {
+		t.Fatal(err)
+	}
+	step := func(wallBy, monoBy time.Duration) {
+		wall.Add(int64(wallBy))
+		mono.Add(int64(monoBy))
+		s.Sweep()
+	}
+	step(5*time.Second, 5*time.Second)
+	step(-10*time.Minute, 5*time.Second) // set back by more than a lifetime and a bucket
+	for i := range 5 {
+		key := fmt.Sprintf("k\x00n%d", i)
+		if fresh, err := s.Use(ctx, key, ttl); err != nil || !fresh {
+			t.Fatalf("first use of %q: fresh=%v err=%v", key, fresh, err)
+		}
+		step(time.Second, time.Second)
+		if fresh, err := s.Use(ctx, key, ttl); err != nil || fresh {
+			t.Fatalf("second use of %q after the clock was set back: fresh=%v err=%v (a replay)", key, fresh, err)
 		}
 	}
 }
