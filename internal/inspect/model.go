@@ -102,10 +102,12 @@ func (d modelDetector) Inspect(c *Call, v *Value, report func(Finding)) {
 	default:
 		return
 	}
-	if sev == threat.High && classifier.PersonaSetUp(text) {
+	if sev == threat.High && classifier.PersonaOpening(text) {
 		// A role for the reader and nothing else an attack needs: a user's persona set-up
 		// ("act as a travel guide, answer only with …") scores like a jailbreak without being
-		// one. Medium still tells a policy, and a second family's medium still raises it.
+		// one. Medium still tells a policy, and a second family's medium still raises it. Only
+		// a text that opens with the set-up, as the rules judge it (injection.go): a document
+		// that mentions a role somewhere does not excuse an instruction planted in it.
 		sev = threat.Medium
 	}
 	quoted := false

@@ -95,11 +95,11 @@ func ChooseThresholdsFor(forMedium, forHigh map[string][]Score, fpMedium, fpHigh
 }
 
 // HighScore is s as a candidate for a false alarm at high: a persona set-up with no attack part
-// (PersonaSetUp) is reported at medium whatever its score, so it cannot set the high threshold.
+// that opens the text (PersonaOpening) is reported at medium whatever its score, so it cannot set the high threshold.
 // Without this, a collection of role-play prompts set it — the benign rows that score highest
 // are set-ups the inspector already keeps at medium — and every attack paid for them.
 func HighScore(text string, s Score) Score {
-	if PersonaSetUp(text) {
+	if PersonaOpening(text) {
 		s.Logit = math.Inf(-1)
 	}
 	return s

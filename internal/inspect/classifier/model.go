@@ -109,11 +109,23 @@ func (m *Model) WithThresholds(medium, high float64) (*Model, error) {
 	return &c, nil
 }
 
-// WithLogits is WithThresholds with the thresholds given as logits (medium ≤ high).
+// WithLogits is WithThresholds with the thresholds given as logits (medium ≤ high). The model
+// file stores them as float32: each is rounded up, never to the nearest, because a calibrated
+// threshold lies just above the benign row that decides it (ChooseThresholdsFor), and rounding
+// down could land below that row and let it pass.
 func (m *Model) WithLogits(medium, high float64) *Model {
 	c := *m
-	c.setLogits(float64(float32(medium)), float64(float32(high)))
+	c.setLogits(ceil32(medium), ceil32(high))
 	return &c
+}
+
+// ceil32 is the least float32 at or above z, as a float64.
+func ceil32(z float64) float64 {
+	f := float32(z)
+	if float64(f) < z {
+		f = math.Nextafter32(f, float32(math.Inf(1)))
+	}
+	return float64(f)
 }
 
 func (m *Model) setLogits(zm, zh float64) {

@@ -70,7 +70,7 @@ func main() {
 	flag.IntVar(&opt.Rounds, "rounds", 0, "experiment with -pi: multiple-instance rounds (0: the default)")
 	flag.IntVar(&opt.Epochs, "epochs", 0, "experiment with -pi: passes per round (0: the default)")
 	flag.Float64Var(&opt.L2, "l2", 0, "experiment with -pi: weight decay (0: the default)")
-	flag.Float64Var(&build.GroupPower, "group-power", build.GroupPower, "experiment with -pi: an attack weighs its source group's size to the minus this (0, 0.25, 0.5, 0.75, 1)")
+	groupPowerFlag(flag.CommandLine)
 	flag.Parse()
 	if *pi {
 		if err := runGeneralisation(*data, *examples, runtime.GOMAXPROCS(0), *rulesOnly, *folds, *show, opt); err != nil {
@@ -261,4 +261,10 @@ func defaultDataDir() string {
 			return "../shared/datasets"
 		}
 	}
+}
+
+// groupPowerFlag registers -group-power on fs: a value other than the quarter steps the build
+// computes is a flag error, not a run under another power.
+func groupPowerFlag(fs *flag.FlagSet) {
+	fs.Func("group-power", "experiment with -pi: an attack weighs its source group's size to the minus this (0, 0.25, 0.5, 0.75, 1; default 0)", build.SetGroupPower)
 }

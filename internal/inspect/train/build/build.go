@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"sync"
 
 	"github.com/portcullis-ai/portcullis/internal/inspect"
@@ -75,6 +76,22 @@ func Norm(s string) string {
 // share. An experiment flag of the evaluation program sets it; the build uses this value.
 var GroupPower = 0.0
 
+// SetGroupPower sets GroupPower from a flag's text. Only the quarter steps groupWeight computes
+// are accepted: any other value would not be what the experiment asked for, so it is refused
+// rather than run as another power.
+func SetGroupPower(s string) error {
+	p, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return fmt.Errorf("group power %q is not a number", s)
+	}
+	switch p {
+	case 0, 0.25, 0.5, 0.75, 1:
+		GroupPower = p
+		return nil
+	}
+	return fmt.Errorf("group power %v: want one of 0, 0.25, 0.5, 0.75, 1", p)
+}
+
 // Examples turns rows into training examples, each attack weighted by the size of its source
 // group (GroupPower). Benign rows weigh 1: the thresholds are calibrated on them per file.
 func Examples(rows []classifier.Row) []classifier.Example {
@@ -112,8 +129,11 @@ func groupWeight(size int, power float64) float64 {
 		d = r2
 	case 0.75:
 		d = float64(r2 * r4)
-	default:
+	case 1:
 		d = s
+	default:
+		// SetGroupPower refuses other powers; running one as another would mislabel a result.
+		panic(fmt.Sprintf("build: group power %v is not a quarter step", power))
 	}
 	return 1 / d
 }

@@ -79,3 +79,29 @@ func TestEmbeddedModelIsReproducible(t *testing.T) {
 			sha256.Sum256(classifier.Embedded()), sha256.Sum256(got))
 	}
 }
+
+// A group power between the quarter steps was once run as power 1 without a word: it is refused,
+// and GroupPower keeps its value.
+func TestSetGroupPowerRefusesOtherPowers(t *testing.T) {
+	defer func(p float64) { GroupPower = p }(GroupPower)
+	GroupPower = 0
+	for _, s := range []string{"0.3", "2", "-0.25", "0.5x", "NaN"} {
+		if err := SetGroupPower(s); err == nil {
+			t.Errorf("group power %q accepted (GroupPower now %v)", s, GroupPower)
+		}
+		if GroupPower != 0 {
+			t.Fatalf("a refused group power %q set GroupPower to %v", s, GroupPower)
+		}
+	}
+	for _, p := range []string{"0", "0.25", "0.5", "0.75", "1"} {
+		if err := SetGroupPower(p); err != nil {
+			t.Errorf("group power %s refused: %v", p, err)
+		}
+	}
+	if GroupPower != 1 {
+		t.Fatalf("GroupPower %v after setting 1", GroupPower)
+	}
+	if w := groupWeight(16, 0.5); w != 0.25 {
+		t.Fatalf("a group of 16 at power 0.5 weighs %v, want 0.25", w)
+	}
+}
