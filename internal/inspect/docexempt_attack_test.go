@@ -5,8 +5,9 @@ import "testing"
 // Attacks dressed as documentation: each reads like the manual-page text that the
 // documentation-is-not-an-order exemptions let through (a code span before a sentence, a
 // caption over a code line, a described program, a "near" prompt noun, a condition, a persona
-// set-up), and each was high before those exemptions. They must stay high in a tool result,
-// with the rules alone and with the default engine.
+// set-up), and each was high before those exemptions. All but the "near" prompt noun and the
+// persona set-up are gone now, since their cues are the attacker's to write. They must stay
+// high in a tool result, with the rules alone and with the default engine.
 func TestDocumentationLookAlikeAttacksStayHigh(t *testing.T) {
 	attacks := []string{
 		// An inline code span before an order.
