@@ -14,6 +14,7 @@ import (
 
 	"github.com/portcullis-ai/portcullis/internal/auditindex"
 	"github.com/portcullis-ai/portcullis/internal/ledger"
+	"github.com/portcullis-ai/portcullis/internal/ledger/ledgertest"
 	"github.com/portcullis-ai/portcullis/internal/store/postgres"
 	"github.com/portcullis-ai/portcullis/internal/store/postgres/pgtest"
 	"github.com/portcullis-ai/portcullis/internal/store/sqlite"
@@ -238,17 +239,6 @@ func TestSQLiteIndexOfAnEarlierVersionOpens(t *testing.T) {
 	}
 }
 
-// sizeCounter counts the reads of the ledger's size: the indexer reads it once a step.
-type sizeCounter struct {
-	ledger.View
-	sizes atomic.Int64
-}
-
-func (v *sizeCounter) Size(ctx context.Context) (uint64, error) {
-	v.sizes.Add(1)
-	return v.View.Size(ctx)
-}
-
 // Run goes on at once while records it knows of wait — after a full batch, and after a batch
 // that ended at a block's end — and once it has caught up waits an interval, so that under
 // steady load a batch takes what an interval brought.
@@ -264,7 +254,7 @@ func TestRunWaitsAnIntervalOnceCaughtUp(t *testing.T) {
 	commit(t, led, 0, total, func(int) string { return "a" })
 	batch := auditindex.BlockSize - 10 // batches end at batch, at the block's end, then at the log's end
 	synctest.Test(t, func(t *testing.T) {
-		v := &sizeCounter{View: led}
+		v := &ledgertest.SizeCounter{View: led}
 		ix := auditindex.New(auditindex.Options{Ledger: v, Index: x, Batch: batch, Interval: time.Minute, Logger: quiet()})
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
@@ -273,12 +263,12 @@ func TestRunWaitsAnIntervalOnceCaughtUp(t *testing.T) {
 		if s := ix.Stats(); s.Watermark != uint64(total) {
 			t.Fatalf("watermark %d, want %d", s.Watermark, total)
 		}
-		if n := v.sizes.Load(); n != 3 {
+		if n := v.Sizes.Load(); n != 3 {
 			t.Fatalf("%d steps before the first interval, want 3 (to the batch limit, to the block's end, to the log's end)", n)
 		}
 		time.Sleep(time.Minute)
 		synctest.Wait()
-		if n := v.sizes.Load(); n != 4 {
+		if n := v.Sizes.Load(); n != 4 {
 			t.Fatalf("%d steps after an interval, want 4", n)
 		}
 	})

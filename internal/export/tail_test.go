@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -500,17 +499,6 @@ func TestTailerFollowingMissesAndRepeatsNothing(t *testing.T) {
 	}
 }
 
-// sizeCounter counts the reads of the store's size: the tailer reads it once a step.
-type sizeCounter struct {
-	ledger.View
-	sizes atomic.Int64
-}
-
-func (v *sizeCounter) Size(ctx context.Context) (uint64, error) {
-	v.sizes.Add(1)
-	return v.View.Size(ctx)
-}
-
 // A tailer that read less than a full batch has caught up: it waits a poll before reading again
 // (under load, each step then takes what a poll brought), and goes on at once only after a
 // full batch.
@@ -526,10 +514,10 @@ func TestRunCaughtUpWaitsAPoll(t *testing.T) {
 		t.Fatal(err)
 	}
 	synctest.Test(t, func(t *testing.T) {
-		v := &sizeCounter{View: st}
+		v := &ledgertest.SizeCounter{View: st}
 		rec := &recorder{}
 		tl := newTailer(t, v, state, rec, func(o *export.Options) { o.Poll = time.Minute; o.Kinds = nil })
-		v.sizes.Store(0)
+		v.Sizes.Store(0)
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		go tl.Run(ctx)
@@ -537,12 +525,12 @@ func TestRunCaughtUpWaitsAPoll(t *testing.T) {
 		if got := len(rec.seqs()); got != 7 {
 			t.Fatalf("exported %d records, want 7", got)
 		}
-		if n := v.sizes.Load(); n != 3 {
+		if n := v.Sizes.Load(); n != 3 {
 			t.Fatalf("%d steps before the first poll, want 3 (two full batches, then the last record)", n)
 		}
 		time.Sleep(time.Minute)
 		synctest.Wait()
-		if n := v.sizes.Load(); n != 4 {
+		if n := v.Sizes.Load(); n != 4 {
 			t.Fatalf("%d steps after a poll, want 4", n)
 		}
 	})

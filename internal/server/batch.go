@@ -96,15 +96,10 @@ func (s *Server) handleDecideBatch(w http.ResponseWriter, r *http.Request) {
 // they find nothing the pass's error is the answer: the body is not decoded twice).
 func readBatch(body []byte, maxDepth int) (batchRequest, *refusal) {
 	var req batchRequest
-	err := jsonx.DecodeEnvelopeDepth(body, &req, maxDepth)
-	if err == nil {
-		return req, nil
+	if err := jsonx.DecodeEnvelopeDepth(body, &req, maxDepth); err != nil {
+		return batchRequest{}, passRefusal(body, maxDepth, fmt.Errorf("invalid JSON body: %w", err))
 	}
-	if rf := bodyRefusal(body, maxDepth); rf != nil {
-		return batchRequest{}, rf
-	}
-	err = fmt.Errorf("invalid JSON body: %w", err)
-	return batchRequest{}, &refusal{bodyCode(err), err.Error()}
+	return req, nil
 }
 
 // decideBatchCall validates, decides and answers one call of a batch. Every failure is this

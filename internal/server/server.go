@@ -406,13 +406,19 @@ func bodyRefusal(body []byte, maxDepth int) *refusal {
 // refused body again — before authentication — would double what a sender can make it cost.
 func readDecide(body []byte, maxDepth int) (decideRequest, map[string]any, *refusal) {
 	req, params, err := decodeCallDepth(body, false, maxDepth)
-	if err == nil {
-		return req, params, nil
+	if err != nil {
+		return decideRequest{}, nil, passRefusal(body, maxDepth, err)
 	}
+	return req, params, nil
+}
+
+// passRefusal is the answer to a body the one-pass decoder refused with err: checkBody's code
+// when its checks refuse the body too (the code such a body always got), else err's own.
+func passRefusal(body []byte, maxDepth int, err error) *refusal {
 	if rf := bodyRefusal(body, maxDepth); rf != nil {
-		return decideRequest{}, nil, rf
+		return rf
 	}
-	return decideRequest{}, nil, &refusal{bodyCode(err), err.Error()}
+	return &refusal{bodyCode(err), err.Error()}
 }
 
 // jsonMediaType accepts a request without Content-Type, or with exactly one that is

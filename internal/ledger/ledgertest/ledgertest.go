@@ -6,6 +6,7 @@ package ledgertest
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 
 	"golang.org/x/mod/sumdb/note"
@@ -52,4 +53,17 @@ func Open(tb testing.TB, store ledger.Store, keys *ledger.Keys, o ledger.Options
 	}
 	tb.Cleanup(func() { _ = led.Close(context.Background()) })
 	return led
+}
+
+// SizeCounter is a ledger.View that counts the reads of its size: a follower of the log (a
+// tailer, the audit indexer) reads it once a step, so the count is its steps.
+type SizeCounter struct {
+	ledger.View
+	Sizes atomic.Int64
+}
+
+// Size counts the read and returns the view's size.
+func (v *SizeCounter) Size(ctx context.Context) (uint64, error) {
+	v.Sizes.Add(1)
+	return v.View.Size(ctx)
 }
